@@ -1,0 +1,57 @@
+"""The ``squall`` command line.
+
+Each verb lives in its own module under ``squall.cli`` and exposes two functions:
+
+* ``add_parser(subparsers)`` — registers the verb and its options;
+* ``run(args) -> int`` — does the work and returns the process exit code.
+
+Exit codes follow one rule across verbs: 0 success, 1 a runtime failure, 2 bad input
+(a malformed file, an unknown topology, an invalid option) with a message naming the
+thing at fault on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Verb modules, in the order ``squall --help`` lists them. Imported lazily so that
+# ``squall schedule`` does not pay for zmq and ``squall local`` does not pay for networkx.
+VERBS: dict[str, str] = {
+    "demo": "squall.cli.demo",
+    "local": "squall.cli.local",
+}
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed without a traceback, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="squall",
+        description="Squall: a Storm-like stream processor for clusters of small boards.",
+    )
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+    for name, module_name in VERBS.items():
+        module = importlib.import_module(module_name)
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"squall {args.verb}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

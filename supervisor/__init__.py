@@ -1,0 +1,1 @@
+"""The board daemon and the worker runtime that runs executors."""

@@ -1,0 +1,1 @@
+"""The user API: components, groupings, the topology DSL, validation and the serialisable spec."""
