@@ -21,6 +21,7 @@ from squall.topology.grouping import GroupingSpec
 SPEC_VERSION = 1
 DEFAULT_STREAM = "default"
 SPOUT = "spout"
+ACKER_COMPONENT = "__acker"
 BOLT = "bolt"
 
 
@@ -183,6 +184,20 @@ class TopologySpec:
         for c in self.components:
             out.extend(_split_tasks(c.name, ranges[c.name], c.par, start_id=len(out)))
         return tuple(out)
+
+    def executors_with_ackers(self, ackers: int) -> tuple[ExecutorSpec, ...]:
+        """User executors, then ``ackers`` acker executors holding one task each.
+
+        Acker tasks are numbered after every user task, so user task ids do not depend on
+        the acker count (a deliberate difference from Storm, which sorts system components
+        in with the rest).
+        """
+        users = self.executors()
+        next_task = sum(c.tasks for c in self.components) + 1
+        ackers_ = tuple(
+            ExecutorSpec(len(users) + k, ACKER_COMPONENT, next_task + k, next_task + k) for k in range(ackers)
+        )
+        return users + ackers_
 
     def subscribers(self, component: str, stream: str) -> list[tuple[ComponentSpec, InputSpec]]:
         """The bolts subscribed to ``component``'s ``stream``, with their subscription."""

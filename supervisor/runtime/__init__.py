@@ -1,0 +1,1 @@
+"""The worker runtime: executors, routing, the XOR acker and the engine that drives them."""

@@ -1,0 +1,114 @@
+"""The XOR acker (Storm's algorithm): tracks each tuple tree with one 64-bit value.
+
+Every edge of a tree gets a random 64-bit id. The spout reports the XOR of the edges it
+emitted (ACK_INIT); each bolt, when it acks a tuple, reports the tuple's edge XOR the edges it
+anchored on it (ACK_ACK). Each edge thus enters the value twice and the value is zero exactly
+when every tuple of the tree was acked — in O(1) memory per tree whatever its size.
+
+Messages may arrive in any order (an ack can beat the init across workers); a tree completes
+only once its init has arrived and its value is zero. A failure is reported to the spout as
+soon as its task is known. Entries older than the message timeout are forgotten (the spout
+times them out itself), in rotating buckets so no entry is scanned twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from squall.supervisor.runtime.messages import (
+    ACK_ACK,
+    ACK_FAIL,
+    ACK_INIT,
+    ACKER_COMPONENT,
+    TREE_COMPLETE,
+    TREE_FAILED,
+)
+from squall.supervisor.runtime.stats import ExecutorStats
+from squall.topology.spec import ExecutorSpec
+
+if TYPE_CHECKING:
+    from squall.supervisor.runtime.engine import Wiring
+
+_NO_SPOUT = -1
+
+
+class AckerExecutor:
+    kind = "acker"
+
+    def __init__(self, spec: ExecutorSpec, wiring: "Wiring", timeout_s: float) -> None:
+        self.spec = spec
+        self.component = ACKER_COMPONENT
+        self.wiring = wiring
+        self.inbox: deque = deque()
+        self.stats = ExecutorStats(ACKER_COMPONENT)
+        # root -> [xor value, spout task or _NO_SPOUT, failed]
+        self.current: dict[int, list] = {}
+        self.previous: dict[int, list] = {}
+        self.rotate_every_s = max(timeout_s, 0.001)
+        self.rotated_at = wiring.clock()
+
+    def initialize(self) -> None:
+        pass
+
+    def _entry(self, root: int) -> list | None:
+        e = self.current.get(root)
+        return e if e is not None else self.previous.get(root)
+
+    def _forget(self, root: int) -> None:
+        if self.current.pop(root, None) is None:
+            self.previous.pop(root, None)
+
+    def _notify(self, spout_task: int, kind: int, root: int) -> None:
+        self.wiring.sinks[spout_task]((spout_task, (kind, root)))
+
+    def drain(self, limit: int) -> int:
+        inbox = self.inbox
+        if not inbox:
+            return 0
+        started = time.perf_counter()
+        n = 0
+        while n < limit and inbox:
+            _task, msg = inbox.popleft()
+            n += 1
+            kind, root = msg[0], msg[1]
+            e = self._entry(root)
+            if kind == ACK_ACK:
+                if e is None:
+                    self.current[root] = [msg[2], _NO_SPOUT, False]
+                    continue
+                e[0] ^= msg[2]
+            elif kind == ACK_INIT:
+                if e is None:
+                    e = self.current[root] = [msg[2], msg[3], False]
+                else:
+                    e[0] ^= msg[2]
+                    e[1] = msg[3]
+            elif kind == ACK_FAIL:
+                if e is None:
+                    self.current[root] = [0, _NO_SPOUT, True]
+                    continue
+                e[2] = True
+            else:
+                continue
+            if e[1] == _NO_SPOUT:
+                continue
+            if e[2]:
+                self._forget(root)
+                self.stats.failed += 1
+                self._notify(e[1], TREE_FAILED, root)
+            elif e[0] == 0:
+                self._forget(root)
+                self.stats.acked += 1
+                self._notify(e[1], TREE_COMPLETE, root)
+        self.stats.executed += n
+        self.stats.busy_s += time.perf_counter() - started
+        return n
+
+    def rotate(self, now: float) -> None:
+        """Forget trees older than two rotation periods (the spout has timed them out)."""
+        if now - self.rotated_at >= self.rotate_every_s:
+            self.previous = self.current
+            self.current = {}
+            self.rotated_at = now

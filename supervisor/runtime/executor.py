@@ -1,0 +1,369 @@
+"""Spout and bolt executors: a component's tasks, their inbox, and the emit/ack/fail they use.
+
+An executor is driven by its engine from one thread: ``step()`` (spouts) or ``drain()``
+(bolts) runs a bounded batch and returns how much it did. Guarantees:
+
+* every emit is checked against its stream's declaration (unknown stream, wrong number of
+  values, direct task) and raises ``EmitError`` naming the component, stream and fields;
+* with acking on, each tuple tree is tracked by the XOR acker: a spout's ``ack(tup_id)`` is
+  called once the tree completes, ``fail(tup_id)`` when any bolt fails it or it times out;
+* a bolt that raises in ``process`` fails its input (``auto_fail``), the error is logged once
+  per task and exception type, and the executor keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from squall.supervisor.runtime.messages import (
+    ACK_ACK,
+    ACK_FAIL,
+    ACK_INIT,
+    TREE_COMPLETE,
+    TREE_FAILED,
+)
+from squall.supervisor.runtime.routing import Route
+from squall.supervisor.runtime.stats import ExecutorStats
+from squall.topology.component import TICK_STREAM, Bolt, Context, Spout, Tuple
+from squall.topology.errors import EmitError
+from squall.topology.spec import DEFAULT_STREAM, ExecutorSpec
+
+if TYPE_CHECKING:
+    from squall.supervisor.runtime.engine import Wiring
+
+log = logging.getLogger("squall.executor")
+
+
+class Executor:
+    """What spout and bolt executors share: identity, instances, inbox, stats, error logging."""
+
+    kind = "executor"
+
+    def __init__(self, spec: ExecutorSpec, cls: type, wiring: "Wiring") -> None:
+        self.spec = spec
+        self.component = spec.component
+        self.wiring = wiring
+        self.inbox: deque = deque()
+        self.stats = ExecutorStats(spec.component)
+        self.tracking = wiring.tracking
+        self._logged: set[tuple[int, str]] = set()
+        self._getrandbits = random.Random(wiring.seed * 1_000_003 + spec.id).getrandbits
+        self.instances: dict[int, Any] = {}
+        for task in spec.tasks:
+            inst = cls()
+            inst.emit = self._make_emit(task)
+            self._bind(inst, task)
+            self.instances[task] = inst
+
+    def initialize(self) -> None:
+        conf = self.wiring.spec.component_config(self.component)
+        for task, inst in self.instances.items():
+            inst.initialize(dict(conf), self.wiring.context(self.component, task))
+
+    def _bind(self, inst: Any, task: int) -> None:
+        """Attach ack/fail (bolts); spouts keep their own ack/fail callbacks."""
+
+    def _route(self, routes: dict[str, Route], stream: str | None, values: Sequence[Any]) -> Route:
+        route = routes.get(stream or DEFAULT_STREAM)
+        if route is None:
+            declared = ", ".join(repr(s) for s in routes) or "none"
+            raise EmitError(f"{self.component!r} emitted on undeclared stream {stream!r} (declared: {declared})")
+        raise EmitError(
+            f"{self.component!r} emitted {len(values)} value(s) on stream {route.stream!r}, which declares "
+            f"{route.arity} field(s): {list(route.fields)}"
+        )
+
+    def _send_to_acker(self, root: int, msg: tuple) -> None:
+        ackers = self.wiring.acker_tasks
+        task = ackers[root % len(ackers)]
+        self.wiring.sinks[task]((task, msg))
+
+    def log_error_once(self, task: int, exc: BaseException, what: str) -> None:
+        self.stats.errors += 1
+        key = (task, type(exc).__name__)
+        if key in self._logged:
+            return
+        self._logged.add(key)
+        log.error(
+            "%s %r task %d raised in %s (further %s errors of this task are counted, not logged)",
+            self.kind, self.component, task, what, type(exc).__name__, exc_info=exc,
+        )
+
+    def _make_emit(self, task: int) -> Callable[..., list[int]]:
+        raise NotImplementedError
+
+
+class BoltExecutor(Executor):
+    kind = "bolt"
+
+    def __init__(self, spec: ExecutorSpec, cls: type[Bolt], wiring: "Wiring") -> None:
+        self.current: Tuple | None = None
+        self.auto_ack = bool(cls.auto_ack)
+        self.auto_anchor = bool(cls.auto_anchor)
+        self.auto_fail = bool(cls.auto_fail)
+        super().__init__(spec, cls, wiring)
+
+    def _bind(self, inst: Any, task: int) -> None:
+        inst.ack = self.ack
+        inst.fail = self.fail
+
+    def _make_emit(self, task: int) -> Callable[..., list[int]]:
+        routes = self.wiring.routes(self.component, task)
+        default = routes.get(DEFAULT_STREAM)
+        sinks = self.wiring.sinks
+        stats = self.stats
+        emitted = stats.emitted
+        component = self.component
+        tracking = self.tracking
+        auto_anchor = self.auto_anchor
+        getrandbits = self._getrandbits
+        executor = self
+
+        def emit(values, stream=None, anchors=None, direct_task=None, tup_id=None):
+            route = default if stream is None else routes.get(stream)
+            if route is None or len(values) != route.arity:
+                executor._route(routes, stream, values)
+            if tup_id is not None:
+                raise EmitError(f"bolt {component!r}: tup_id is for spouts; bolts anchor with anchors=[...]")
+            fast = route.fast
+            targets = fast(values) if fast is not None and direct_task is None else route.targets(values, direct_task)
+            name = route.stream
+            if tracking:
+                if anchors is None:
+                    current = executor.current
+                    anchors = (current,) if auto_anchor and current is not None else ()
+                elif isinstance(anchors, Tuple):
+                    anchors = (anchors,)
+                anchored = [a for a in anchors if a.roots]
+                if anchored:
+                    fields = route.fields
+                    for t in targets:
+                        edge = getrandbits(64)
+                        roots: dict[int, int] = {}
+                        for a in anchored:
+                            for r in a.roots:
+                                roots[r] = roots.get(r, 0) ^ edge
+                            a.ack_val ^= edge
+                        sinks[t]((t, Tuple(component, name, task, values, fields, roots)))
+                    emitted[name] += 1
+                    stats.transferred += len(targets)
+                    return targets
+            tup = Tuple(component, name, task, values, route.fields)
+            for t in targets:
+                sinks[t]((t, tup))
+            emitted[name] += 1
+            stats.transferred += len(targets)
+            return targets
+
+        return emit
+
+    def ack(self, tup: Tuple) -> None:
+        if tup.done or not tup.roots:
+            return
+        tup.done = True
+        self.stats.acked += 1
+        for root, edge in tup.roots.items():
+            self._send_to_acker(root, (ACK_ACK, root, edge ^ tup.ack_val))
+
+    def fail(self, tup: Tuple) -> None:
+        if tup.done or not tup.roots:
+            return
+        tup.done = True
+        self.stats.failed += 1
+        for root in tup.roots:
+            self._send_to_acker(root, (ACK_FAIL, root))
+
+    def drain(self, limit: int) -> int:
+        """Process up to ``limit`` queued tuples; return how many."""
+        inbox = self.inbox
+        if not inbox:
+            return 0
+        started = time.perf_counter()
+        popleft = inbox.popleft
+        instances = self.instances
+        received = self.stats.received_from
+        auto_ack = self.auto_ack and self.tracking
+        n = 0
+        while n < limit and inbox:
+            task, tup = popleft()
+            n += 1
+            inst = instances[task]
+            if tup.stream == TICK_STREAM:
+                try:
+                    inst.process_tick(tup)
+                except Exception as exc:  # a user bug must not stop the executor
+                    self.log_error_once(task, exc, "process_tick")
+                continue
+            received[tup.task] += 1
+            self.current = tup
+            try:
+                inst.process(tup)
+            except Exception as exc:  # a user bug fails its tuple, never the executor
+                self.log_error_once(task, exc, "process")
+                if self.auto_fail:
+                    self.fail(tup)
+                continue
+            if auto_ack and not tup.done:
+                self.ack(tup)
+        self.current = None
+        self.stats.executed += n
+        self.stats.busy_s += time.perf_counter() - started
+        return n
+
+
+class SpoutExecutor(Executor):
+    kind = "spout"
+
+    def __init__(self, spec: ExecutorSpec, cls: type[Spout], wiring: "Wiring") -> None:
+        # root id -> (task, tup_id, emitted_at); insertion order is emission order, which
+        # makes timeout scans stop at the first young entry.
+        self.pending: dict[int, tuple[int, Any, float]] = {}
+        self.pending_by_task: dict[int, int] = {t: 0 for t in spec.tasks}
+        self.untracked_acks: list[tuple[int, Any]] = []
+        self.active = False
+        self.emit_count = 0
+        conf = wiring.spec.component_config(spec.component)
+        self.max_pending = conf.get("topology.max.spout.pending")
+        self.batch = int(conf.get("squall.spout.batch", 64))
+        super().__init__(spec, cls, wiring)
+
+    def _make_emit(self, task: int) -> Callable[..., list[int]]:
+        routes = self.wiring.routes(self.component, task)
+        default = routes.get(DEFAULT_STREAM)
+        sinks = self.wiring.sinks
+        stats = self.stats
+        emitted = stats.emitted
+        component = self.component
+        tracking = self.tracking
+        getrandbits = self._getrandbits
+        pending = self.pending
+        pending_by_task = self.pending_by_task
+        untracked_acks = self.untracked_acks
+        clock = self.wiring.clock
+        executor = self
+
+        def emit(values, stream=None, anchors=None, direct_task=None, tup_id=None):
+            route = default if stream is None else routes.get(stream)
+            if route is None or len(values) != route.arity:
+                executor._route(routes, stream, values)
+            if anchors is not None:
+                raise EmitError(f"spout {component!r}: anchors are for bolts; spouts pass tup_id=")
+            fast = route.fast
+            targets = fast(values) if fast is not None and direct_task is None else route.targets(values, direct_task)
+            name = route.stream
+            emitted[name] += 1
+            stats.transferred += len(targets)
+            executor.emit_count += 1
+            if tup_id is not None:
+                if tracking:
+                    root = getrandbits(64)
+                    xor = 0
+                    fields = route.fields
+                    for t in targets:
+                        edge = getrandbits(64)
+                        xor ^= edge
+                        sinks[t]((t, Tuple(component, name, task, values, fields, {root: edge})))
+                    pending[root] = (task, tup_id, clock())
+                    pending_by_task[task] += 1
+                    if targets:
+                        executor._send_to_acker(root, (ACK_INIT, root, xor, task))
+                    else:  # nobody subscribed: the tree is complete at once (Storm does the same)
+                        executor.inbox.append((task, (TREE_COMPLETE, root)))
+                    return targets
+                # Acking off: Storm acks at once, after next_tuple returns.
+                untracked_acks.append((task, tup_id))
+            tup = Tuple(component, name, task, values, route.fields)
+            for t in targets:
+                sinks[t]((t, tup))
+            return targets
+
+        return emit
+
+    def activate(self) -> None:
+        if not self.active:
+            self.active = True
+            for task, inst in self.instances.items():
+                self._call(task, inst.activate, "activate")
+
+    def deactivate(self) -> None:
+        if self.active:
+            self.active = False
+            for task, inst in self.instances.items():
+                self._call(task, inst.deactivate, "deactivate")
+
+    def _call(self, task: int, fn: Callable[..., Any], what: str, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # a user bug in a callback must not stop the spout
+            self.log_error_once(task, exc, what)
+
+    def step(self, allow_emit: bool = True) -> int:
+        """Deliver tree outcomes to the spout, then call next_tuple up to a batch per task."""
+        started = time.perf_counter()
+        n = self._deliver_outcomes()
+        if self.active and allow_emit:
+            max_pending = self.max_pending
+            for task, inst in self.instances.items():
+                for _ in range(self.batch):
+                    if max_pending is not None and self.pending_by_task[task] >= max_pending:
+                        break
+                    before = self.emit_count
+                    try:
+                        inst.next_tuple()
+                    except Exception as exc:  # a user bug in next_tuple must not stop the spout
+                        self.log_error_once(task, exc, "next_tuple")
+                        break
+                    if self.emit_count == before:
+                        break  # nothing to emit now; let the others run
+                    n += 1
+                if self.untracked_acks:
+                    self._ack_untracked()
+        self.stats.busy_s += time.perf_counter() - started
+        return n
+
+    def _ack_untracked(self) -> None:
+        acks, self.untracked_acks[:] = list(self.untracked_acks), []
+        for task, tup_id in acks:
+            self.stats.acked += 1
+            self._call(task, self.instances[task].ack, "ack", tup_id)
+
+    def _deliver_outcomes(self) -> int:
+        inbox = self.inbox
+        n = 0
+        now = self.wiring.clock()
+        while inbox:
+            _task, (kind, root) = inbox.popleft()
+            entry = self.pending.pop(root, None)
+            if entry is None:
+                continue  # already timed out and failed
+            task, tup_id, emitted_at = entry
+            self.pending_by_task[task] -= 1
+            n += 1
+            inst = self.instances[task]
+            if kind == TREE_COMPLETE:
+                self.stats.acked += 1
+                self.stats.record_latency(now - emitted_at)
+                self._call(task, inst.ack, "ack", tup_id)
+            elif kind == TREE_FAILED:
+                self.stats.failed += 1
+                self._call(task, inst.fail, "fail", tup_id)
+        return n
+
+    def expire(self, now: float, timeout_s: float) -> int:
+        """Fail every pending tree older than ``timeout_s``; return how many."""
+        cutoff = now - timeout_s
+        expired = []
+        for root, (_task, _tup_id, emitted_at) in self.pending.items():
+            if emitted_at > cutoff:
+                break
+            expired.append(root)
+        for root in expired:
+            task, tup_id, _ = self.pending.pop(root)
+            self.pending_by_task[task] -= 1
+            self.stats.failed += 1
+            self._call(task, self.instances[task].fail, "fail", tup_id)
+        return len(expired)

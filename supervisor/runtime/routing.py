@@ -1,0 +1,165 @@
+"""Groupings turned into choosers: for each emitted tuple, the list of target tasks.
+
+Guarantees (Storm's semantics):
+
+* fields and partial_key use a stable hash (CRC-32 of the key's canonical bytes), so the same
+  key goes to the same task in every process, on every board, in every run — unlike Python's
+  salted ``hash()``;
+* shuffle cycles through the target tasks in a shuffled order seeded by the source task, so
+  load is even and the sequence is reproducible;
+* global goes to the lowest task id; all to every task; none behaves as shuffle;
+  local_or_shuffle prefers tasks in the same worker; direct sends to the task named in the
+  emit, which must be a task of a direct subscriber.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import zlib
+from typing import Any, Callable, Sequence
+
+import msgpack
+
+from squall.topology.errors import EmitError
+from squall.topology.grouping import (
+    ALL,
+    DIRECT,
+    FIELDS,
+    GLOBAL,
+    LOCAL_OR_SHUFFLE,
+    NONE,
+    PARTIAL_KEY,
+    SHUFFLE,
+    GroupingSpec,
+)
+
+Chooser = Callable[[Sequence[Any]], list[int]]
+
+
+def stable_hash(key: Sequence[Any]) -> int:
+    """A 32-bit hash of a key that is the same in every process and run."""
+    if len(key) == 1:
+        v = key[0]
+        if isinstance(v, str):
+            return zlib.crc32(v.encode("utf-8", "surrogatepass"))
+        if isinstance(v, bytes):
+            return zlib.crc32(v)
+    return zlib.crc32(msgpack.packb(list(key), use_bin_type=True))
+
+
+def make_chooser(
+    grouping: GroupingSpec,
+    fields_index: dict[str, int],
+    target_tasks: Sequence[int],
+    source_task: int,
+    local_tasks: frozenset[int] = frozenset(),
+) -> Chooser | None:
+    """A chooser for one subscription, or None for direct grouping (the emit names the task)."""
+    tasks = sorted(target_tasks)
+    kind = grouping.type
+    if kind in (SHUFFLE, NONE):
+        return _shuffle(tasks, source_task)
+    if kind == LOCAL_OR_SHUFFLE:
+        local = [t for t in tasks if t in local_tasks]
+        return _shuffle(local or tasks, source_task)
+    if kind == FIELDS:
+        idx = [fields_index[f] for f in grouping.fields]
+        n = len(tasks)
+        if len(idx) == 1:
+            (i,) = idx
+            singles = [[t] for t in tasks]
+
+            def fields_one(values: Sequence[Any]) -> list[int]:
+                v = values[i]
+                h = zlib.crc32(v.encode("utf-8", "surrogatepass")) if isinstance(v, str) else stable_hash((v,))
+                return singles[h % n]
+
+            return fields_one
+
+        def fields_many(values: Sequence[Any]) -> list[int]:
+            return [tasks[stable_hash([values[j] for j in idx]) % n]]
+
+        return fields_many
+    if kind == PARTIAL_KEY:
+        return _partial_key([fields_index[f] for f in grouping.fields], tasks)
+    if kind == ALL:
+        return lambda _values: tasks
+    if kind == GLOBAL:
+        lowest = [tasks[0]]
+        return lambda _values: lowest
+    if kind == DIRECT:
+        return None
+    raise ValueError(f"unknown grouping {kind!r}")  # pragma: no cover - GroupingSpec validates
+
+
+def _shuffle(tasks: list[int], source_task: int) -> Chooser:
+    order = [[t] for t in tasks]
+    random.Random(source_task).shuffle(order)
+    nxt = itertools.cycle(order).__next__
+    return lambda _values: nxt()
+
+
+def _partial_key(idx: list[int], tasks: list[int]) -> Chooser:
+    """Two candidate tasks per key (two hash seeds); pick the one this sender loaded less."""
+    n = len(tasks)
+    sent = [0] * n
+
+    def choose(values: Sequence[Any]) -> list[int]:
+        data = msgpack.packb([values[j] for j in idx], use_bin_type=True)
+        a = zlib.crc32(data) % n
+        b = zlib.crc32(data, 0x9E3779B9) % n
+        k = a if sent[a] <= sent[b] else b
+        sent[k] += 1
+        return [tasks[k]]
+
+    return choose
+
+
+class Route:
+    """Where one output stream of one source task goes."""
+
+    __slots__ = ("component", "stream", "fields", "arity", "choosers", "direct_tasks", "direct", "fast")
+
+    def __init__(
+        self,
+        component: str,
+        stream: str,
+        fields: tuple[str, ...],
+        choosers: list[Chooser],
+        direct_tasks: frozenset[int],
+        direct: bool,
+    ) -> None:
+        self.component = component
+        self.stream = stream
+        self.fields = {f: i for i, f in enumerate(fields)}
+        self.arity = len(fields)
+        self.choosers = choosers
+        self.direct_tasks = direct_tasks
+        self.direct = direct
+        # The common case — one subscriber, not direct — skips every check on the hot path.
+        self.fast: Chooser | None = choosers[0] if len(choosers) == 1 and not direct else None
+
+    def targets(self, values: Sequence[Any], direct_task: int | None) -> list[int]:
+        if self.direct:
+            if direct_task is None:
+                raise EmitError(
+                    f"{self.component!r}: stream {self.stream!r} is direct, so emit needs direct_task="
+                )
+            if direct_task not in self.direct_tasks:
+                raise EmitError(
+                    f"{self.component!r}: direct_task {direct_task} does not subscribe to stream "
+                    f"{self.stream!r} (subscribed tasks: {sorted(self.direct_tasks)})"
+                )
+            return [direct_task]
+        if direct_task is not None:
+            raise EmitError(
+                f"{self.component!r}: direct_task given but stream {self.stream!r} is not declared direct"
+            )
+        choosers = self.choosers
+        if len(choosers) == 1:
+            return choosers[0](values)
+        out: list[int] = []
+        for c in choosers:
+            out.extend(c(values))
+        return out
