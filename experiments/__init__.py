@@ -1,0 +1,1 @@
+"""Reference topologies, emulated-board testbed and experiment runners."""
