@@ -1,0 +1,155 @@
+"""online: the traffic-based two-phase greedy (ETW/WTN) of Aniello, Baldoni and Querzoni.
+
+Phase 1 (this module), per topology, places executors on W' = min(W, E) workers (fewer if
+slots are short, see :func:`squall.rebalance.prepare.worker_budget`): at most M executors
+and (softly) at most gamma x total_load / W' load per worker; executor pairs by traffic
+descending go through the pair rules of :class:`squall.rebalance.greedy.PairGreedy`;
+executors with no traffic go, heaviest first, to the least-loaded worker; finally each
+empty worker takes the single executor move that costs least inter-worker traffic.
+Phase 2 is :mod:`squall.rebalance.phase2`.
+
+The gamma cap is soft: when no worker can take an executor within it, the least-loaded
+worker with room under M takes it (M is hard, and W' x M >= E always leaves room).
+
+Rescheduling: with ``current``, the same greedy runs, but every tie goes to the place an
+executor (or worker) already has, and new workers are labelled after the current worker
+they share most executors with, so unchanged groups keep their worker ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from squall.rebalance.assignment import Assignment
+from squall.rebalance.greedy import COST_DECIMALS, TOLERANCE, Level, PairGreedy
+from squall.rebalance.model import Node, Workload
+from squall.rebalance.params import SchedulerParams
+from squall.rebalance.phase2 import assemble, place_workers
+from squall.rebalance.prepare import check_load, m_cap, prepare, worker_budget
+from squall.rebalance.scorers import Scorer, best_id
+
+
+def schedule(
+    workloads: Sequence[Workload],
+    nodes: Sequence[Node],
+    params: SchedulerParams = SchedulerParams(),
+    current: Assignment | None = None,
+) -> Assignment:
+    """Place ``workloads`` on ``nodes`` minimising inter-node traffic (see module doc)."""
+    req = prepare(workloads, nodes, current)
+    check_load(req, params)
+    budget = worker_budget(req, params)
+    placed = {wl.topology: executors_to_workers(wl, budget[wl.topology], params, req.hint) for wl in req.workloads}
+    return assemble(req, placed, place_workers(req, params, placed))
+
+
+def adjacency_of(wl: Workload) -> list[dict[int, float]]:
+    """Undirected traffic by executor position: adj[i][j] = T[i,j] + T[j,i]."""
+    adj: list[dict[int, float]] = [{} for _ in wl.executors]
+    for s, d, rate in wl.traffic:
+        i, j = wl.index_of(s), wl.index_of(d)
+        adj[i][j] = adj[i].get(j, 0.0) + rate
+        adj[j][i] = adj[j].get(i, 0.0) + rate
+    return adj
+
+
+def initial_labels(topology: str, n_workers: int, hint: Assignment) -> list[int]:
+    """Label of internal worker k: the k-th current worker id, then fresh ids."""
+    current = sorted(hint.workers_of(topology))[:n_workers]
+    fresh = (x for x in range(n_workers + len(current)) if x not in set(current))
+    return current + [next(fresh) for _ in range(n_workers - len(current))]
+
+
+def executors_to_workers(
+    wl: Workload, n_workers: int, params: SchedulerParams, hint: Assignment
+) -> dict[int, int]:
+    """Phase 1 for one topology: {executor id: worker id}."""
+    n = len(wl.executors)
+    loads = np.array(wl.load_hz, dtype=float)
+    labels = initial_labels(wl.topology, n_workers, hint)
+    internal = {label: k for k, label in enumerate(labels)}
+    hint_worker = np.array(
+        [
+            internal.get(hint.worker_of(wl.topology, e.id), -1) if hint.has_executor(wl.topology, e.id) else -1
+            for e in wl.executors
+        ],
+        dtype=np.int64,
+    )
+    cap = params.gamma * float(loads.sum()) / n_workers
+    everywhere = np.ones(n_workers, dtype=bool)
+    greedy = PairGreedy(
+        loads=loads,
+        groups=np.zeros(n, dtype=np.int64),
+        adjacency=adjacency_of(wl),
+        item_limit=np.full(n_workers, m_cap(n, n_workers, params.alpha), dtype=np.int64),
+        load_limit=np.full(n_workers, cap),
+        group_limit=np.zeros(0, dtype=np.int64),
+        scale=np.ones(n_workers),
+        levels=[
+            Level("within gamma", everywhere, load_limit=True, group_limit=False),
+            Level("gamma relaxed", everywhere, load_limit=False, group_limit=False),
+        ],
+        hint=hint_worker,
+    )
+    pairs = sorted(
+        ((wl.index_of(s), wl.index_of(d), rate) for s, d, rate in wl.traffic), key=lambda p: (-p[2], p[0], p[1])
+    )
+    for i, j, _ in pairs:
+        greedy.place_pair(i, j)
+    for k in sorted(np.flatnonzero(greedy.where < 0), key=lambda k: (-loads[k], k)):
+        greedy.place_single(int(k))
+    fill_empty_workers(greedy, wl, cap, hint_worker)
+    groups = [int(w) for w in greedy.where]
+    return relabel(wl, groups, labels, hint)
+
+
+def fill_empty_workers(greedy: PairGreedy, wl: Workload, cap: float, hint_worker: np.ndarray) -> None:
+    """Each empty worker, in id order, takes the single executor move costing least
+    inter-worker traffic (an executor's traffic with its current co-workers)."""
+    n = len(wl.executors)
+    src = np.array([wl.index_of(s) for s, _, _ in wl.traffic], dtype=np.int64)
+    dst = np.array([wl.index_of(d) for _, d, _ in wl.traffic], dtype=np.int64)
+    rate = np.array([r for _, _, r in wl.traffic], dtype=float)
+    for empty in np.flatnonzero(greedy.bin_count == 0):
+        where = greedy.where
+        same = where[src] == where[dst]
+        internal = np.bincount(src[same], rate[same], n) + np.bincount(dst[same], rate[same], n)
+        movable = np.flatnonzero(greedy.bin_count[where] >= 2)
+        within = movable[greedy.loads[movable] <= cap * (1 + TOLERANCE)]
+        ids = within if within.size else movable
+        chain = (
+            Scorer("cheapest move", "the rule: least inter-worker traffic added",
+                   lambda x: np.round(internal[x], COST_DECIMALS)),
+            Scorer("current place", "a rebalance should move as little as possible",
+                   lambda x: (hint_worker[x] != empty).astype(np.int64)),
+            Scorer("from the busiest", "a move should relieve the most loaded worker",
+                   lambda x: -greedy.bin_load[where[x]]),
+            Scorer("heaviest executor", "moving more load out balances more", lambda x: -greedy.loads[x]),
+        )
+        greedy.put(best_id(ids, chain), int(empty))
+
+
+def relabel(wl: Workload, groups: list[int], labels: list[int], hint: Assignment) -> dict[int, int]:
+    """{executor id: worker id}: internal groups take the id of the current worker they
+    share most executors with (greedy matching, ties by ids), the rest fresh ids."""
+    members: dict[int, set[int]] = {}
+    for e, g in zip(wl.executors, groups):
+        members.setdefault(g, set()).add(e.id)
+    old = {w: set(hint.executors_on(wl.topology, w)) for w in hint.workers_of(wl.topology)}
+    overlaps = sorted(
+        ((len(members[g] & ex), g, w) for g in members for w, ex in old.items() if members[g] & ex),
+        key=lambda x: (-x[0], x[1], x[2]),
+    )
+    name: dict[int, int] = {}
+    taken: set[int] = set()
+    for _, g, w in overlaps:
+        if g not in name and w not in taken:
+            name[g] = w
+            taken.add(w)
+    spare = (x for x in range(len(labels) + len(old) + 1) if x not in taken)
+    for g in sorted(members):
+        if g not in name:
+            name[g] = next(spare)
+    return {e.id: name[g] for e, g in zip(wl.executors, groups)}
