@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from squall.rebalance import online, round_robin
+from squall.rebalance import offline, online, partition, round_robin
 from squall.rebalance.assignment import Assignment
 from squall.rebalance.model import Node, Workload
 from squall.rebalance.params import SchedulerParams
@@ -31,7 +31,9 @@ SCHEDULERS: dict[str, Scheduler] = {
     s.name: s
     for s in (
         Scheduler("round_robin", round_robin.schedule, False, "Storm's EvenScheduler (the baseline)"),
+        Scheduler("offline", offline.schedule, False, "topology-based, before measurements"),
         Scheduler("online", online.schedule, True, "traffic-based two-phase greedy (Aniello et al.)"),
+        Scheduler("partition", partition.schedule, True, "METIS k-way partitioning (a reference)"),
     )
 }
 
