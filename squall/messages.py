@@ -1,0 +1,235 @@
+"""Every message that crosses a socket, as typed frozen dataclasses (see ``squall.wire``).
+
+Planes and who speaks:
+
+* CLI -> Nimbus (DEALER -> ROUTER, port 6627): the ``*Request`` messages; Nimbus answers each
+  with ``Reply`` carrying the request's ``rid``.
+* Supervisor <-> Nimbus (DEALER -> ROUTER): ``RegisterSupervisor`` / ``Heartbeat`` up,
+  ``RegisterReply`` / ``SupervisorAssignment`` down; ``GetTopology`` (to fetch a spec and
+  its code bundle) is answered with ``Reply``.
+* Worker <-> its supervisor (DEALER -> ROUTER on loopback): ``WorkerHeartbeat`` up,
+  ``WorkerUpdate`` down. A worker starts from a ``WorkerLaunch`` file written by its
+  supervisor.
+* Worker -> worker (PUSH -> PULL on the slot port): tuple batches, encoded by
+  ``squall.supervisor.transfer`` (not here: the hot path has its own compact codec).
+
+Metrics are cumulative counters since the worker started; Nimbus turns differences over its
+window into rates (tuples/s, cycles/s), so a lost heartbeat loses no information.
+"""
+
+from __future__ import annotations
+
+from dataclasses import field
+from typing import Any
+
+from squall.wire import message, record
+
+# Complete-latency histogram bucket upper bounds in milliseconds (+inf implied).
+LATENCY_BUCKETS_MS: tuple[float, ...] = (
+    0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+)
+
+# -- metrics -------------------------------------------------------------------------------
+
+
+@record
+class ExecutorMetrics:
+    """Cumulative counters of one executor since its worker started."""
+
+    executor: int
+    component: str
+    emitted: int = 0
+    transferred: int = 0
+    executed: int = 0
+    acked: int = 0
+    failed: int = 0
+    errors: int = 0
+    cpu_s: float = 0.0  # CPU time spent running this executor
+    received_from: dict[int, int] = field(default_factory=dict)  # source executor -> tuples
+    latency_sum_ms: float = 0.0  # spouts: complete latency
+    latency_count: int = 0
+    latency_buckets: list[int] = field(default_factory=list)  # counts per LATENCY_BUCKETS_MS (+inf last)
+
+
+@record
+class WorkerMetrics:
+    at: float  # wall-clock time (s) the counters were read
+    clock_hz: float  # the node's clock, to turn cpu_s into cycles
+    executors: list[ExecutorMetrics]
+    sent_remote: int = 0  # tuples sent to other workers
+    rss_bytes: int = 0
+
+
+@record
+class WorkerReport:
+    """A supervisor's view of one of its workers."""
+
+    topology: str
+    port: int
+    pid: int
+    state: str  # "starting" | "running" | "failed"
+    assignment_version: int
+    restarts: int = 0
+    metrics: WorkerMetrics | None = None
+    error: str = ""
+
+
+# -- supervisor <-> nimbus ------------------------------------------------------------------
+
+
+@message
+class RegisterSupervisor:
+    supervisor_id: str
+    host: str
+    ports: list[int]
+    capacity_hz: float
+    clock_hz: float
+    cores: int
+    memory_mb: int
+    pid: int
+    cluster: str = "squall"
+
+
+@message
+class RegisterReply:
+    ok: bool
+    reason: str = ""
+    heartbeat_s: float = 1.0
+
+
+@message
+class Heartbeat:
+    supervisor_id: str
+    seq: int
+    workers: list[WorkerReport]
+    rss_bytes: int = 0
+
+
+@record
+class WorkerAssignment:
+    """One worker a supervisor must run: its topology, slot port and executors, and where
+    every executor of the topology lives (``placement``: executor id -> "host:port")."""
+
+    topology: str
+    port: int
+    executors: list[int]
+    placement: dict[int, str]
+    active: bool
+    assignment_version: int
+    conf: dict[str, Any]
+
+
+@message
+class SupervisorAssignment:
+    """The full set of workers a supervisor must run (declarative: anything else stops)."""
+
+    supervisor_id: str
+    version: int
+    workers: list[WorkerAssignment]
+
+
+# -- worker <-> supervisor ------------------------------------------------------------------
+
+
+@message
+class WorkerLaunch:
+    """Everything a worker process needs to start, written to a file by its supervisor."""
+
+    topology: str
+    node: str
+    host: str
+    port: int
+    spec: dict[str, Any]
+    bundle_dir: str
+    supervisor_endpoint: str
+    clock_hz: float
+    assignment: WorkerAssignment
+
+
+@message
+class WorkerUpdate:
+    """A live change for a running worker: new placement of the topology, activation."""
+
+    placement: dict[int, str]
+    active: bool
+    assignment_version: int
+
+
+@message
+class WorkerHeartbeat:
+    port: int
+    pid: int
+    topology: str
+    assignment_version: int
+    metrics: WorkerMetrics
+    bad_frames: int = 0
+
+
+# -- CLI -> nimbus --------------------------------------------------------------------------
+
+
+@message
+class SubmitTopology:
+    rid: int
+    name: str
+    spec: dict[str, Any]
+    bundle: bytes
+    scheduler: str = "round_robin"
+    workers: int | None = None
+    conf: dict[str, Any] = field(default_factory=dict)
+
+
+@message
+class KillTopology:
+    rid: int
+    name: str
+    wait_s: float | None = None
+
+
+@message
+class SetActive:
+    rid: int
+    name: str
+    active: bool
+
+
+@message
+class RebalanceTopology:
+    rid: int
+    name: str
+    wait_s: float | None = None
+    workers: int | None = None
+    parallelism: dict[str, int] = field(default_factory=dict)
+    scheduler: str | None = None
+
+
+@message
+class ListTopologies:
+    rid: int
+
+
+@message
+class GetAssignment:
+    rid: int
+    name: str
+
+
+@message
+class GetTopology:
+    """Spec and code bundle of a topology (supervisors fetch it before starting workers)."""
+
+    rid: int
+    name: str
+
+
+@message
+class GetCluster:
+    rid: int
+
+
+@message
+class Reply:
+    rid: int
+    ok: bool
+    error: str = ""
+    data: Any = None
