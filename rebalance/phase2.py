@@ -112,6 +112,9 @@ def place_workers(
     # heaviest first, so the big ones find room before the small ones fragment it.
     for k in sorted(np.flatnonzero(greedy.where < 0), key=lambda k: (-loads[k], k)):
         greedy.place_single(int(k))
+    unplaced = np.flatnonzero(greedy.where < 0)
+    if unplaced.size:  # cannot happen: slots were checked; guard against a silent -1 index
+        raise AssertionError(f"workers left unplaced: {[items[k] for k in unplaced]}")
     over = [items[k] for k, level in greedy.relaxed if level == OVER_CAPACITY]
     if params.strict and over:
         t, w = over[0]
