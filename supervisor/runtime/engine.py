@@ -38,8 +38,12 @@ class Wiring:
         local_tasks: frozenset[int],
         clock: Callable[[], float],
         seed: int,
+        conf: Mapping[str, Any] | None = None,
     ) -> None:
         self.spec = spec
+        # The topology config with the engine's overrides (``squall local --set``, the
+        # worker's conf); without it, overrides would reach the engine but not the components.
+        self.conf = {**spec.config, **(conf or {})}
         self.acker_tasks = acker_tasks
         self.tracking = bool(acker_tasks)
         self.local_tasks = local_tasks
@@ -48,6 +52,10 @@ class Wiring:
         self.sinks: dict[int, Sink] = {}
         self.task_ranges = spec.task_ranges()
         self.task_to_component = {t: name for name, r in self.task_ranges.items() for t in r}
+
+    def component_config(self, component: str) -> dict[str, Any]:
+        """The config a component sees: the topology's with overrides, then its own."""
+        return {**self.conf, **self.spec.component(component).config}
 
     def routes(self, component: str, task: int) -> dict[str, Route]:
         """For each output stream of ``component``, where ``task``'s tuples go."""
@@ -108,7 +116,7 @@ class Engine:
         local = [e for e in all_executors if e.id in wanted]
         local_tasks = frozenset(t for e in local for t in e.tasks)
         acker_tasks = [e.first_task for e in all_executors if e.component == ACKER_COMPONENT]
-        self.wiring = Wiring(spec, acker_tasks, local_tasks, clock, seed)
+        self.wiring = Wiring(spec, acker_tasks, local_tasks, clock, seed, self.conf)
         self.message_timeout_s = float(self.conf.get("topology.message.timeout.secs", DEFAULT_MESSAGE_TIMEOUT_S))
         self.backpressure_high = int(self.conf.get("squall.backpressure.high", 10_000))
         self.drain_limit = int(self.conf.get("squall.bolt.batch", 1_000))
@@ -217,7 +225,7 @@ class Engine:
     def _tick_schedule(self) -> list[list[Any]]:
         ticks = []
         for b in self.bolts:
-            freq = self.spec.component_config(b.component).get("topology.tick.tuple.freq.secs")
+            freq = self.wiring.component_config(b.component).get("topology.tick.tuple.freq.secs")
             if freq:
                 ticks.append([b, float(freq), self.clock() + float(freq)])
         return ticks

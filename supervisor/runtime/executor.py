@@ -60,7 +60,7 @@ class Executor:
             self.instances[task] = inst
 
     def initialize(self) -> None:
-        conf = self.wiring.spec.component_config(self.component)
+        conf = self.wiring.component_config(self.component)
         for task, inst in self.instances.items():
             inst.initialize(dict(conf), self.wiring.context(self.component, task))
 
@@ -226,7 +226,7 @@ class SpoutExecutor(Executor):
         self.untracked_acks: list[tuple[int, Any]] = []
         self.active = False
         self.emit_count = 0
-        conf = wiring.spec.component_config(spec.component)
+        conf = wiring.component_config(spec.component)
         self.max_pending = conf.get("topology.max.spout.pending")
         self.batch = int(conf.get("squall.spout.batch", 64))
         super().__init__(spec, cls, wiring)
