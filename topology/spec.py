@@ -231,7 +231,7 @@ class TopologySpec:
                 config_items=_freeze_config(data.get("config")),
                 version=version,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, TopologyError):
                 raise
             raise TopologyError(f"malformed topology spec: {exc!r}") from None

@@ -20,6 +20,8 @@ def validate(spec: TopologySpec) -> None:
         raise TopologyError(f"topology {spec.name!r} has no components")
     seen: set[str] = set()
     for c in spec.components:
+        if not isinstance(c.name, str):
+            raise TopologyError(f"component name {c.name!r} is invalid: names are strings")
         if c.name in seen:
             raise TopologyError(f"duplicate component name {c.name!r}")
         seen.add(c.name)
