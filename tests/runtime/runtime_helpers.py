@@ -35,13 +35,13 @@ def start_engine(
 
 
 def pump(engine: Engine, max_rounds: int = 10_000) -> int:
-    """Run rounds until one does nothing (every inbox empty, no spout emits); return rounds run.
+    """Run rounds until the engine is quiescent at the current clock; return rounds run.
 
-    A round that does nothing means the engine is quiescent at the current clock: bolts and
-    ackers drained their inboxes and spouts emitted nothing and received no outcome.
+    Quiescent: a round did nothing (spouts emitted nothing and received no outcome, bolts and
+    ackers had nothing queued) and no timer queued anything (tick tuples) at its end.
     """
     for rounds in range(1, max_rounds + 1):
-        if engine.run_once() == 0:
+        if engine.run_once() == 0 and not any(ex.inbox for ex in engine.executors):
             return rounds
     raise AssertionError(f"engine still busy after {max_rounds} rounds")
 
