@@ -21,6 +21,7 @@ import sys
 VERBS: dict[str, str] = {
     "demo": "squall.cli.demo",
     "local": "squall.cli.local",
+    "supervisor": "squall.cli.supervisor",
 }
 
 

@@ -1,0 +1,100 @@
+"""A client of Nimbus for the CLI and scripts: one request, one reply, bounded waits.
+
+The Nimbus address comes from the argument, then ``$SQUALL_NIMBUS``, then ``localhost:6627``.
+A Nimbus that does not answer within ``timeout_s`` raises ``NimbusUnreachable`` (the CLI
+prints it and exits 1): a command never hangs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+import zmq
+
+from squall import messages as m
+from squall.wire import WireError, decode, encode
+
+DEFAULT_NIMBUS = "localhost:6627"
+
+
+class NimbusUnreachable(ConnectionError):
+    pass
+
+
+class NimbusError(RuntimeError):
+    """Nimbus refused the request; the message is its reason."""
+
+
+def nimbus_address(explicit: str | None = None) -> str:
+    addr = explicit or os.environ.get("SQUALL_NIMBUS") or DEFAULT_NIMBUS
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"Nimbus address must be HOST:PORT, got {addr!r}")
+    return addr
+
+
+class NimbusClient:
+    def __init__(self, address: str | None = None, timeout_s: float = 5.0) -> None:
+        self.address = nimbus_address(address)
+        self.timeout_s = timeout_s
+        self._ctx = zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.connect(f"tcp://{self.address}")
+        self._rids = itertools.count(1)
+
+    def close(self) -> None:
+        self._sock.close(0)
+
+    def __enter__(self) -> "NimbusClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def call(self, make_request: Any, **fields: Any) -> Any:
+        """Send ``make_request(rid=..., **fields)``; return the reply's data or raise."""
+        rid = next(self._rids)
+        self._sock.send(encode(make_request(rid=rid, **fields)))
+        deadline_ms = int(self.timeout_s * 1000)
+        while True:
+            if not self._sock.poll(deadline_ms):
+                raise NimbusUnreachable(
+                    f"Nimbus at {self.address} did not answer within {self.timeout_s:g} s "
+                    "(is it running? set --nimbus or SQUALL_NIMBUS)"
+                )
+            try:
+                reply = decode(self._sock.recv())
+            except WireError:
+                continue
+            if isinstance(reply, m.Reply) and reply.rid == rid:
+                if not reply.ok:
+                    raise NimbusError(reply.error)
+                return reply.data
+
+    # Convenience wrappers, one per request type.
+    def submit(self, name: str, spec: dict, bundle: bytes, scheduler: str, workers: int | None, conf: dict) -> Any:
+        return self.call(m.SubmitTopology, name=name, spec=spec, bundle=bundle, scheduler=scheduler,
+                         workers=workers, conf=conf)
+
+    def list(self) -> list[dict]:
+        return self.call(m.ListTopologies)
+
+    def kill(self, name: str, wait_s: float | None = None) -> Any:
+        return self.call(m.KillTopology, name=name, wait_s=wait_s)
+
+    def set_active(self, name: str, active: bool) -> Any:
+        return self.call(m.SetActive, name=name, active=active)
+
+    def rebalance(self, name: str, wait_s: float | None = None, workers: int | None = None,
+                  parallelism: dict[str, int] | None = None, scheduler: str | None = None) -> Any:
+        return self.call(m.RebalanceTopology, name=name, wait_s=wait_s, workers=workers,
+                         parallelism=parallelism or {}, scheduler=scheduler)
+
+    def assignment(self, name: str) -> dict:
+        return self.call(m.GetAssignment, name=name)
+
+    def cluster(self) -> dict:
+        return self.call(m.GetCluster)

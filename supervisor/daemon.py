@@ -1,0 +1,265 @@
+"""The supervisor daemon: the I/O around ``SupervisorState``.
+
+It talks to Nimbus over a DEALER, to its workers over a ROUTER bound on loopback, starts
+workers as ``python -m squall.supervisor.worker LAUNCH_FILE`` and watches them. Guarantees:
+
+* no frame, however malformed, stops the daemon: bad frames are counted and logged once;
+* stopping a worker waits for its process to end (SIGTERM, then SIGKILL after a grace
+  period) before its port is reused;
+* when the daemon stops (SIGTERM, SIGINT or ``stop()``) every worker it started is stopped;
+  workers also exit by themselves if the daemon dies (they watch their parent).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import zmq
+
+from squall import messages as m
+from squall.bundle import BundleError, digest, extract_bundle
+from squall.supervisor.facts import BoardFacts
+from squall.supervisor.state import (
+    FetchTopology,
+    SendNimbus,
+    StartWorker,
+    StopWorker,
+    SupervisorState,
+    UpdateWorker,
+)
+from squall.wire import WireError, decode, encode
+
+log = logging.getLogger("squall.supervisor")
+STOP_GRACE_S = 3.0
+
+
+class SupervisorDaemon:
+    def __init__(
+        self,
+        nimbus: str,
+        facts: BoardFacts,
+        ports: list[int],
+        data_dir: Path,
+        host: str = "127.0.0.1",
+        cluster: str = "squall",
+        metrics_port: int = 0,
+    ) -> None:
+        self.nimbus = nimbus
+        self.facts = facts
+        self.ports = ports
+        self.host = host
+        self.data_dir = Path(data_dir)
+        self.metrics_port = metrics_port
+        self.state = SupervisorState(
+            registration=m.RegisterSupervisor(
+                supervisor_id=facts.supervisor_id,
+                host=host,
+                ports=list(ports),
+                capacity_hz=facts.capacity_hz,
+                clock_hz=facts.clock_hz,
+                cores=facts.cores,
+                memory_mb=facts.memory_mb,
+                pid=os.getpid(),
+                cluster=cluster,
+            )
+        )
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.topology_dirs: dict[str, Path] = {}
+        self.topology_specs: dict[str, dict] = {}
+        self.bad_frames = 0
+        self._logged_bad: set[str] = set()
+        self._rids = itertools.count(1)
+        self._fetches: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._process = psutil.Process()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def run(self) -> None:
+        (self.data_dir / "workers").mkdir(parents=True, exist_ok=True)
+        ctx = zmq.Context()
+        self.nimbus_sock = ctx.socket(zmq.DEALER)
+        self.nimbus_sock.setsockopt(zmq.LINGER, 0)
+        self.nimbus_sock.connect(f"tcp://{self.nimbus}")
+        self.worker_sock = ctx.socket(zmq.ROUTER)
+        self.worker_sock.setsockopt(zmq.LINGER, 0)
+        port = self.worker_sock.bind_to_random_port("tcp://127.0.0.1")
+        self.worker_endpoint = f"tcp://127.0.0.1:{port}"
+        if self.metrics_port:
+            from squall.supervisor.prom import serve_metrics
+
+            serve_metrics(self, self.metrics_port)
+        poller = zmq.Poller()
+        poller.register(self.nimbus_sock, zmq.POLLIN)
+        poller.register(self.worker_sock, zmq.POLLIN)
+        log.info("supervisor %s: %d slots %s, capacity %.2f GHz, Nimbus %s",
+                 self.facts.supervisor_id, len(self.ports), self.ports, self.facts.capacity_hz / 1e9, self.nimbus)
+        try:
+            while not self._stop.is_set():
+                events = dict(poller.poll(100))
+                now = time.monotonic()
+                if self.nimbus_sock in events:
+                    self._drain_nimbus(now)
+                if self.worker_sock in events:
+                    self._drain_workers(now)
+                self._reap(now)
+                self.state.rss_bytes = self._process.memory_info().rss
+                self._execute(self.state.tick(now))
+        finally:
+            for port in list(self.procs):
+                self._stop_worker(port)
+            ctx.destroy(linger=0)
+
+    # -- inbound -------------------------------------------------------------------------
+
+    def _bad(self, where: str, exc: Exception) -> None:
+        self.bad_frames += 1
+        if where not in self._logged_bad:
+            self._logged_bad.add(where)
+            log.warning("dropped a bad frame from %s: %s (further ones are counted)", where, exc)
+
+    def _drain_nimbus(self, now: float) -> None:
+        while True:
+            try:
+                frame = self.nimbus_sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                msg = decode(frame)
+            except WireError as exc:
+                self._bad("nimbus", exc)
+                continue
+            if isinstance(msg, m.RegisterReply):
+                if not msg.ok:
+                    log.warning("Nimbus refused registration: %s", msg.reason)
+                self._execute(self.state.on_register_reply(msg, now))
+            elif isinstance(msg, m.SupervisorAssignment):
+                self._execute(self.state.on_assignment(msg, now))
+            elif isinstance(msg, m.Reply):
+                self._on_fetch_reply(msg, now)
+            else:
+                self._bad("nimbus", WireError(f"unexpected {type(msg).__name__}"))
+
+    def _drain_workers(self, now: float) -> None:
+        while True:
+            try:
+                parts = self.worker_sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(parts) != 2:
+                self._bad("worker", WireError(f"{len(parts)} frame parts"))
+                continue
+            try:
+                msg = decode(parts[1])
+            except WireError as exc:
+                self._bad("worker", exc)
+                continue
+            if isinstance(msg, m.WorkerHeartbeat):
+                self._execute(self.state.on_worker_heartbeat(msg, now))
+            else:
+                self._bad("worker", WireError(f"unexpected {type(msg).__name__}"))
+
+    def _on_fetch_reply(self, reply: m.Reply, now: float) -> None:
+        topology = self._fetches.pop(reply.rid, None)
+        if topology is None:
+            return
+        if not reply.ok or not isinstance(reply.data, dict):
+            self._execute(self.state.on_topology_unavailable(topology, reply.error or "bad reply", now))
+            return
+        try:
+            bundle = reply.data["bundle"]
+            target = self.data_dir / "topologies" / f"{topology}-{digest(bundle)}"
+            extract_bundle(bundle, target)
+            self.topology_dirs[topology] = target
+            self.topology_specs[topology] = reply.data["spec"]
+        except (BundleError, KeyError, TypeError, OSError) as exc:
+            log.error("topology %s: cannot unpack its code: %s", topology, exc)
+            self._execute(self.state.on_topology_unavailable(topology, str(exc), now))
+            return
+        self._execute(self.state.on_topology_ready(topology, now))
+
+    # -- commands ------------------------------------------------------------------------
+
+    def _execute(self, commands: list[Any]) -> None:
+        for cmd in commands:
+            if isinstance(cmd, SendNimbus):
+                self.nimbus_sock.send(encode(cmd.msg))
+            elif isinstance(cmd, FetchTopology):
+                rid = next(self._rids)
+                self._fetches[rid] = cmd.topology
+                self.nimbus_sock.send(encode(m.GetTopology(rid=rid, name=cmd.topology)))
+            elif isinstance(cmd, StartWorker):
+                self._start_worker(cmd.assignment)
+            elif isinstance(cmd, StopWorker):
+                self._stop_worker(cmd.port)
+            elif isinstance(cmd, UpdateWorker):
+                self.worker_sock.send_multipart([str(cmd.port).encode(), encode(cmd.update)])
+
+    def _start_worker(self, assignment: m.WorkerAssignment) -> None:
+        port = assignment.port
+        if port in self.procs:  # never two processes on one port
+            self._stop_worker(port)
+        launch = m.WorkerLaunch(
+            topology=assignment.topology,
+            node=self.facts.supervisor_id,
+            host=self.host,
+            port=port,
+            spec=self.topology_specs[assignment.topology],
+            bundle_dir=str(self.topology_dirs[assignment.topology]),
+            supervisor_endpoint=self.worker_endpoint,
+            clock_hz=self.facts.clock_hz,
+            assignment=assignment,
+        )
+        workers_dir = self.data_dir / "workers"
+        launch_file = workers_dir / f"{port}.launch"
+        launch_file.write_bytes(encode(launch))
+        logfile = open(workers_dir / f"{port}.log", "ab")
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "squall.supervisor.worker", str(launch_file)],
+                stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT, close_fds=True,
+            )
+        finally:
+            logfile.close()
+        self.procs[port] = proc
+        log.info("started worker %s:%d (pid %d) with executors %s",
+                 assignment.topology, port, proc.pid, assignment.executors)
+        self.state.on_worker_started(port, proc.pid, time.monotonic())
+
+    def _stop_worker(self, port: int) -> None:
+        proc = self.procs.pop(port, None)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.info("stopped worker on port %d (pid %d)", port, proc.pid)
+
+    def _reap(self, now: float) -> None:
+        for port, proc in list(self.procs.items()):
+            code = proc.poll()
+            if code is not None:
+                del self.procs[port]
+                log.warning("worker on port %d (pid %d) exited with code %s", port, proc.pid, code)
+                self._execute(self.state.on_worker_exited(port, code, now))

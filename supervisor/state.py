@@ -1,0 +1,255 @@
+"""The supervisor's decisions, as a state machine: events in, commands out.
+
+The daemon (``squall.supervisor.daemon``) does the I/O — sockets, processes, files — and
+feeds this class what happened; the methods return the commands to carry out. No sockets, no
+processes, no clock reads here (time is passed in), so tests feed events and compare commands.
+
+Guarantees:
+
+* the set of workers converges on Nimbus's latest declarative ``SupervisorAssignment``: a
+  worker not in it is stopped; a worker whose topology or executors changed is restarted; a
+  worker whose placement or activation changed is updated live, without a restart;
+* a worker starts only once its topology's code is on the board (fetched once per topology);
+* a worker that dies unasked is restarted at once, then with exponential backoff while it
+  keeps dying young; after ``MAX_FAST_FAILURES`` deaths within ``FAST_FAILURE_S`` of their
+  start it is marked failed and left stopped (no crash loop), and the failure is reported;
+* a heartbeat goes to Nimbus every ``heartbeat_s`` once registered, and registration is
+  retried every ``heartbeat_s`` until Nimbus accepts it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from squall.messages import (
+    Heartbeat,
+    RegisterReply,
+    RegisterSupervisor,
+    SupervisorAssignment,
+    WorkerAssignment,
+    WorkerHeartbeat,
+    WorkerMetrics,
+    WorkerReport,
+    WorkerUpdate,
+)
+
+FAST_FAILURE_S = 10.0  # a worker that dies younger than this counts as a fast failure
+MAX_FAST_FAILURES = 5
+MAX_BACKOFF_S = 8.0
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendNimbus:
+    msg: object
+
+
+@dataclass(frozen=True)
+class FetchTopology:
+    topology: str
+
+
+@dataclass(frozen=True)
+class StartWorker:
+    assignment: WorkerAssignment
+
+
+@dataclass(frozen=True)
+class StopWorker:
+    port: int
+
+
+@dataclass(frozen=True)
+class UpdateWorker:
+    port: int
+    update: WorkerUpdate
+
+
+Command = SendNimbus | FetchTopology | StartWorker | StopWorker | UpdateWorker
+
+
+@dataclass
+class WorkerSlot:
+    """What the supervisor knows of the worker on one port."""
+
+    assignment: WorkerAssignment
+    pid: int = 0
+    state: str = "starting"  # starting | running | failed
+    started_at: float = 0.0
+    restarts: int = 0
+    fast_failures: int = 0
+    restart_at: float | None = None  # when a dead worker is due to start again
+    metrics: WorkerMetrics | None = None
+    error: str = ""
+    alive: bool = False  # a process exists for this slot
+
+
+@dataclass
+class SupervisorState:
+    registration: RegisterSupervisor
+    heartbeat_s: float = 1.0
+    registered: bool = False
+    next_register_at: float = 0.0
+    next_heartbeat_at: float = 0.0
+    seq: int = 0
+    assignment_version: int = -1
+    slots: dict[int, WorkerSlot] = field(default_factory=dict)
+    ready_topologies: set[str] = field(default_factory=set)
+    fetching: set[str] = field(default_factory=set)
+    rss_bytes: int = 0
+
+    @property
+    def supervisor_id(self) -> str:
+        return self.registration.supervisor_id
+
+    # -- nimbus ---------------------------------------------------------------------------
+
+    def on_register_reply(self, reply: RegisterReply, now: float) -> list[Command]:
+        if reply.ok:
+            self.registered = True
+            self.heartbeat_s = reply.heartbeat_s or self.heartbeat_s
+            self.next_heartbeat_at = now
+            return []
+        # Refused or forgotten (Nimbus restarted): register again at the next tick.
+        self.registered = False
+        self.next_register_at = now + self.heartbeat_s
+        return []
+
+    def on_assignment(self, msg: SupervisorAssignment, now: float) -> list[Command]:
+        if msg.supervisor_id != self.supervisor_id or msg.version < self.assignment_version:
+            return []  # not ours, or older than what we run
+        self.assignment_version = msg.version
+        desired = {w.port: w for w in msg.workers if w.port in self.registration.ports}
+        cmds: list[Command] = []
+        for port in sorted(set(self.slots) - set(desired)):
+            slot = self.slots.pop(port)
+            if slot.alive:
+                cmds.append(StopWorker(port))
+        wanted_topologies = {w.topology for w in desired.values()}
+        self.ready_topologies &= wanted_topologies  # a resubmitted topology is fetched anew
+        for port, want in sorted(desired.items()):
+            slot = self.slots.get(port)
+            if slot is not None and _same_worker(slot.assignment, want):
+                if _needs_update(slot.assignment, want) and slot.alive:
+                    cmds.append(UpdateWorker(port, WorkerUpdate(want.placement, want.active, want.assignment_version)))
+                slot.assignment = want
+                continue
+            if slot is not None and slot.alive:
+                cmds.append(StopWorker(port))
+            self.slots[port] = WorkerSlot(assignment=want, restart_at=now)
+        for topology in sorted(wanted_topologies - self.ready_topologies - self.fetching):
+            self.fetching.add(topology)
+            cmds.append(FetchTopology(topology))
+        cmds.extend(self._due_starts(now))
+        return cmds
+
+    def on_topology_ready(self, topology: str, now: float) -> list[Command]:
+        self.fetching.discard(topology)
+        self.ready_topologies.add(topology)
+        return self._due_starts(now)
+
+    def on_topology_unavailable(self, topology: str, error: str, now: float) -> list[Command]:
+        """The code could not be fetched or unpacked: its workers fail with the reason."""
+        self.fetching.discard(topology)
+        for slot in self.slots.values():
+            if slot.assignment.topology == topology and not slot.alive:
+                slot.state, slot.error, slot.restart_at = "failed", error, None
+        return []
+
+    # -- workers --------------------------------------------------------------------------
+
+    def on_worker_started(self, port: int, pid: int, now: float) -> list[Command]:
+        slot = self.slots.get(port)
+        if slot is not None:
+            slot.pid, slot.alive, slot.started_at, slot.state = pid, True, now, "starting"
+        return []
+
+    def on_worker_exited(self, port: int, returncode: int | None, now: float) -> list[Command]:
+        slot = self.slots.get(port)
+        if slot is None or not slot.alive:
+            return []
+        slot.alive = False
+        slot.pid = 0
+        slot.restarts += 1
+        slot.error = f"worker exited with code {returncode}"
+        if now - slot.started_at < FAST_FAILURE_S:
+            slot.fast_failures += 1
+        else:
+            slot.fast_failures = 0
+        if slot.fast_failures >= MAX_FAST_FAILURES:
+            slot.state, slot.restart_at = "failed", None
+            slot.error += f"; gave up after {slot.fast_failures} quick failures"
+            return []
+        # First restart at once (a killed worker is back within the heartbeat), then back off.
+        delay = 0.0 if slot.fast_failures <= 1 else min(MAX_BACKOFF_S, 0.5 * 2 ** (slot.fast_failures - 2))
+        slot.state = "starting"
+        slot.restart_at = now + delay
+        return self._due_starts(now)
+
+    def on_worker_heartbeat(self, hb: WorkerHeartbeat, now: float) -> list[Command]:
+        slot = self.slots.get(hb.port)
+        if slot is None or hb.topology != slot.assignment.topology:
+            return []
+        slot.metrics = hb.metrics
+        if slot.alive:
+            slot.state = "running"
+        if hb.assignment_version < slot.assignment.assignment_version and slot.alive:
+            a = slot.assignment
+            return [UpdateWorker(hb.port, WorkerUpdate(a.placement, a.active, a.assignment_version))]
+        return []
+
+    # -- time -------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[Command]:
+        cmds: list[Command] = []
+        if not self.registered:
+            if now >= self.next_register_at:
+                self.next_register_at = now + self.heartbeat_s
+                cmds.append(SendNimbus(self.registration))
+        elif now >= self.next_heartbeat_at:
+            self.next_heartbeat_at = now + self.heartbeat_s
+            self.seq += 1
+            cmds.append(SendNimbus(Heartbeat(self.supervisor_id, self.seq, self.reports(), self.rss_bytes)))
+        cmds.extend(self._due_starts(now))
+        return cmds
+
+    def reports(self) -> list[WorkerReport]:
+        return [
+            WorkerReport(
+                topology=s.assignment.topology,
+                port=port,
+                pid=s.pid,
+                state=s.state,
+                assignment_version=s.assignment.assignment_version,
+                restarts=s.restarts,
+                metrics=s.metrics,
+                error=s.error,
+            )
+            for port, s in sorted(self.slots.items())
+        ]
+
+    def _due_starts(self, now: float) -> list[Command]:
+        cmds: list[Command] = []
+        for port, slot in sorted(self.slots.items()):
+            if slot.alive or slot.restart_at is None or now < slot.restart_at:
+                continue
+            if slot.assignment.topology not in self.ready_topologies:
+                continue
+            slot.restart_at = None
+            slot.alive = True  # until the daemon reports the exit
+            slot.started_at = now
+            slot.state = "starting"
+            slot.metrics = None
+            cmds.append(StartWorker(slot.assignment))
+        return cmds
+
+
+def _same_worker(a: WorkerAssignment, b: WorkerAssignment) -> bool:
+    """Same process can keep running: same topology, same executors."""
+    return a.topology == b.topology and sorted(a.executors) == sorted(b.executors)
+
+
+def _needs_update(a: WorkerAssignment, b: WorkerAssignment) -> bool:
+    return a.placement != b.placement or a.active != b.active or a.assignment_version != b.assignment_version
