@@ -67,7 +67,7 @@ class AckerExecutor:
         inbox = self.inbox
         if not inbox:
             return 0
-        started = time.perf_counter()
+        started = time.thread_time()
         n = 0
         while n < limit and inbox:
             _task, msg = inbox.popleft()
@@ -103,7 +103,7 @@ class AckerExecutor:
                 self.stats.acked += 1
                 self._notify(e[1], TREE_COMPLETE, root)
         self.stats.executed += n
-        self.stats.busy_s += time.perf_counter() - started
+        self.stats.busy_s += time.thread_time() - started
         return n
 
     def rotate(self, now: float) -> None:

@@ -1,15 +1,23 @@
 """Per-executor counters: what Storm UI shows (emitted, transferred, executed, acked, failed),
-the complete latency of spouts, and the busy time and per-source receive counts that the
-cluster turns into measured load and traffic."""
+the complete latency of spouts (sum, count, a cumulative histogram over
+``squall.messages.LATENCY_BUCKETS_MS`` and recent samples), and the CPU time and per-source
+receive counts that the cluster turns into measured load and traffic.
+
+No numpy here: a worker imports this module, and numpy alone would add ~10 MB to its RSS.
+"""
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from typing import Sequence
 
-import numpy as np
+from squall.messages import LATENCY_BUCKETS_MS
 
 LATENCY_SAMPLES = 20_000  # recent complete-latency samples kept per spout executor
+_BUCKET_BOUNDS_S = tuple(b / 1e3 for b in LATENCY_BUCKETS_MS)
 
 
 @dataclass
@@ -21,16 +29,30 @@ class ExecutorStats:
     acked: int = 0
     failed: int = 0
     errors: int = 0
-    busy_s: float = 0.0
+    busy_s: float = 0.0  # CPU time (thread time) spent in this executor, not wall time
     latency_sum_s: float = 0.0
     latency_count: int = 0
     latencies_s: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
-    received_from: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    received_from: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # source task -> tuples
+    # Counts per LATENCY_BUCKETS_MS bucket (upper bound inclusive), +inf last; cumulative, so
+    # a reader never misses samples the bounded ``latencies_s`` has already dropped.
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(_BUCKET_BOUNDS_S) + 1))
 
     def record_latency(self, seconds: float) -> None:
         self.latency_sum_s += seconds
         self.latency_count += 1
         self.latencies_s.append(seconds)
+        self.latency_buckets[bisect_left(_BUCKET_BOUNDS_S, seconds)] += 1
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) with linear interpolation between closest ranks —
+    the same value as numpy's default method. ``samples`` must not be empty."""
+    ordered = sorted(samples)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 @dataclass(frozen=True)
@@ -57,7 +79,7 @@ def summarize(component: str, kind: str, stats: list[ExecutorStats]) -> Componen
     samples = [s for st in stats for s in st.latencies_s]
     count = sum(st.latency_count for st in stats)
     avg = sum(st.latency_sum_s for st in stats) / count * 1e3 if count else None
-    p99 = float(np.percentile(np.asarray(samples), 99) * 1e3) if samples else None
+    p99 = percentile(samples, 99) * 1e3 if samples else None
     return ComponentSummary(
         component=component,
         kind=kind,
