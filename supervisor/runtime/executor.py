@@ -182,7 +182,7 @@ class BoltExecutor(Executor):
         inbox = self.inbox
         if not inbox:
             return 0
-        started = time.perf_counter()
+        started = time.thread_time()
         popleft = inbox.popleft
         instances = self.instances
         received = self.stats.received_from
@@ -211,7 +211,7 @@ class BoltExecutor(Executor):
                 self.ack(tup)
         self.current = None
         self.stats.executed += n
-        self.stats.busy_s += time.perf_counter() - started
+        self.stats.busy_s += time.thread_time() - started
         return n
 
 
@@ -303,7 +303,7 @@ class SpoutExecutor(Executor):
 
     def step(self, allow_emit: bool = True) -> int:
         """Deliver tree outcomes to the spout, then call next_tuple up to a batch per task."""
-        started = time.perf_counter()
+        started = time.thread_time()
         n = self._deliver_outcomes()
         if self.active and allow_emit:
             max_pending = self.max_pending
@@ -322,7 +322,7 @@ class SpoutExecutor(Executor):
                     n += 1
                 if self.untracked_acks:
                     self._ack_untracked()
-        self.stats.busy_s += time.perf_counter() - started
+        self.stats.busy_s += time.thread_time() - started
         return n
 
     def _ack_untracked(self) -> None:
