@@ -16,12 +16,20 @@ import argparse
 import importlib
 import sys
 
-# Verb modules, in the order ``squall --help`` lists them. Imported lazily so that
+# Verb -> module, in the order ``squall --help`` lists them. A module may register several
+# verbs (it is imported once). Verb modules import their heavy dependencies inside run(), so
 # ``squall schedule`` does not pay for zmq and ``squall local`` does not pay for networkx.
 VERBS: dict[str, str] = {
     "demo": "squall.cli.demo",
     "local": "squall.cli.local",
     "supervisor": "squall.cli.supervisor",
+    "submit": "squall.cli.submit",
+    "list": "squall.cli.manage",
+    "kill": "squall.cli.manage",
+    "activate": "squall.cli.manage",
+    "deactivate": "squall.cli.manage",
+    "rebalance": "squall.cli.manage",
+    "assignment": "squall.cli.manage",
 }
 
 
@@ -36,9 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
-    for name, module_name in VERBS.items():
-        module = importlib.import_module(module_name)
-        module.add_parser(sub)
+    for module_name in dict.fromkeys(VERBS.values()):
+        importlib.import_module(module_name).add_parser(sub)
     return parser
 
 

@@ -1,0 +1,146 @@
+"""Storm's management verbs against a running Nimbus:
+
+``squall list [--json]``, ``squall kill NAME [-w SECS]``, ``squall activate NAME``,
+``squall deactivate NAME``, ``squall rebalance NAME [-w SECS] [-n WORKERS] [-e COMPONENT=PAR]
+[--scheduler S]``, ``squall assignment NAME [--json]``.
+
+Each exits 0 on success, 1 when Nimbus refuses (its reason printed) or cannot be reached
+within ``--timeout`` seconds, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable
+
+from squall.cli import UsageError
+from squall.cli.report import table
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nimbus", help="Nimbus HOST:PORT (default $SQUALL_NIMBUS or localhost:6627)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for Nimbus (default 5)")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list topologies")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=run_list)
+
+    p = sub.add_parser("kill", help="deactivate, wait, then remove a topology")
+    p.add_argument("name")
+    p.add_argument("-w", "--wait", type=float, help="seconds between deactivation and removal (default: message timeout)")
+    _common(p)
+    p.set_defaults(func=run_kill)
+
+    for verb, active in (("activate", True), ("deactivate", False)):
+        p = sub.add_parser(verb, help=f"{verb} a topology's spouts")
+        p.add_argument("name")
+        _common(p)
+        p.set_defaults(func=run_set_active, active=active)
+
+    p = sub.add_parser("rebalance", help="reassign a topology (new workers, parallelism or scheduler)")
+    p.add_argument("name")
+    p.add_argument("-w", "--wait", type=float, help="seconds deactivated before reassigning")
+    p.add_argument("-n", "--num-workers", type=int, dest="workers", help="new worker count")
+    p.add_argument("-e", "--executors", action="append", default=[], metavar="COMPONENT=PAR",
+                   help="new parallelism of a component (at most its task count)")
+    p.add_argument("--scheduler", help="switch the topology's scheduler")
+    _common(p)
+    p.set_defaults(func=run_rebalance)
+
+    p = sub.add_parser("assignment", help="where each executor runs, with measured traffic and load")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=run_assignment)
+
+
+def _call(args: argparse.Namespace, fn: Callable[[Any], Any]) -> tuple[int, Any]:
+    from squall.client import NimbusClient, NimbusError, NimbusUnreachable
+
+    try:
+        client = NimbusClient(args.nimbus, timeout_s=args.timeout)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        with client:
+            return 0, fn(client)
+    except NimbusUnreachable as exc:
+        print(f"squall {args.verb}: {exc}", file=sys.stderr)
+    except NimbusError as exc:
+        print(f"squall {args.verb}: {exc}", file=sys.stderr)
+    return 1, None
+
+
+def run_list(args: argparse.Namespace) -> int:
+    code, rows = _call(args, lambda c: c.list())
+    if code:
+        return code
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no topologies")
+    else:
+        print(table(["name", "status", "workers", "executors", "scheduler"],
+                    [(r["name"], r["status"], r["workers"], r["executors"], r["scheduler"]) for r in rows]))
+    return 0
+
+
+def run_kill(args: argparse.Namespace) -> int:
+    code, _ = _call(args, lambda c: c.kill(args.name, args.wait))
+    if not code:
+        wait = "the message timeout" if args.wait is None else f"{args.wait:g} s"
+        print(f"killing {args.name!r}: deactivated, removed after {wait}")
+    return code
+
+
+def run_set_active(args: argparse.Namespace) -> int:
+    code, _ = _call(args, lambda c: c.set_active(args.name, args.active))
+    if not code:
+        print(f"{args.name!r} {'activated' if args.active else 'deactivated'}")
+    return code
+
+
+def parse_parallelism(items: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        comp, sep, value = item.partition("=")
+        if not sep or not comp or not value.isdigit() or int(value) < 1:
+            raise UsageError(f"-e expects COMPONENT=PAR with PAR >= 1, got {item!r}")
+        out[comp] = int(value)
+    return out
+
+
+def run_rebalance(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("-n must be >= 1")
+    parallelism = parse_parallelism(args.executors)
+    code, _ = _call(args, lambda c: c.rebalance(args.name, args.wait, args.workers, parallelism, args.scheduler))
+    if not code:
+        print(f"rebalancing {args.name!r}")
+    return code
+
+
+def run_assignment(args: argparse.Namespace) -> int:
+    code, data = _call(args, lambda c: c.assignment(args.name))
+    if code:
+        return code
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    execs = data.get("executors", [])
+    print(f"topology {data.get('topology')!r}: {len(execs)} executors\n")
+    print(table(
+        ["executor", "component", "tasks", "node", "port", "pid", "load MHz"],
+        [(e["id"], e["component"], f"{e['tasks'][0]}-{e['tasks'][1]}", e["node"], e["port"], e["pid"],
+          (e["load_hz"] or 0.0) / 1e6) for e in execs],
+    ))
+    traffic = sorted(data.get("traffic", []), key=lambda r: -r[2])
+    if traffic:
+        print("\ntraffic (tuples/s, heaviest first)\n")
+        print(table(["from", "to", "tuples/s"], [(s, d, float(t)) for s, d, t in traffic[:30]]))
+    return 0

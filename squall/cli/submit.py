@@ -1,0 +1,55 @@
+"""``squall submit FILE[:Topology] [--name N] [--workers W] [--scheduler S] [--set K=V]``
+
+Validates the topology locally, bundles the code beside the file and sends both to Nimbus.
+Nimbus's refusal (an invalid topology, a name in use) is printed and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from squall.cli import UsageError
+
+SCHEDULER_NAMES = ("round_robin", "offline", "online", "partition")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("submit", help="submit a topology to Nimbus")
+    p.add_argument("target", metavar="FILE[:TOPOLOGY]")
+    p.add_argument("--name", help="topology name (default: the topology's own)")
+    p.add_argument("--workers", type=int, help="worker processes (topology.workers; default 1 or the topology's config)")
+    p.add_argument("--scheduler", default="round_robin", help=f"one of {', '.join(SCHEDULER_NAMES)} (default round_robin)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a topology config entry")
+    p.add_argument("--nimbus", help="Nimbus HOST:PORT (default $SQUALL_NIMBUS or localhost:6627)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for Nimbus (default 10)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from squall.bundle import BundleError, make_bundle
+    from squall.cli.local import parse_overrides
+    from squall.client import NimbusClient, NimbusError, NimbusUnreachable
+    from squall.topology.loader import LoadError, load_topology
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be >= 1")
+    try:
+        topology = load_topology(args.target)
+        bundle = make_bundle(Path(args.target.partition(":")[0]))
+        client = NimbusClient(args.nimbus, timeout_s=args.timeout)
+    except (LoadError, BundleError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    name = args.name or topology.spec.name
+    try:
+        with client:
+            client.submit(name, topology.spec.to_dict(), bundle, args.scheduler, args.workers,
+                          parse_overrides(args.set))
+    except NimbusUnreachable as exc:
+        print(f"squall submit: {exc}")
+        return 1
+    except NimbusError as exc:
+        print(f"squall submit: Nimbus refused {name!r}: {exc}")
+        return 1
+    print(f"submitted {name!r} ({len(topology.spec.components)} components, scheduler {args.scheduler})")
+    return 0
