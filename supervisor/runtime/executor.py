@@ -68,10 +68,11 @@ class Executor:
         """Attach ack/fail (bolts); spouts keep their own ack/fail callbacks."""
 
     def _route(self, routes: dict[str, Route], stream: str | None, values: Sequence[Any]) -> Route:
-        route = routes.get(stream or DEFAULT_STREAM)
+        name = stream or DEFAULT_STREAM
+        route = routes.get(name)
         if route is None:
             declared = ", ".join(repr(s) for s in routes) or "none"
-            raise EmitError(f"{self.component!r} emitted on undeclared stream {stream!r} (declared: {declared})")
+            raise EmitError(f"{self.component!r} emitted on undeclared stream {name!r} (declared: {declared})")
         raise EmitError(
             f"{self.component!r} emitted {len(values)} value(s) on stream {route.stream!r}, which declares "
             f"{route.arity} field(s): {list(route.fields)}"
