@@ -1,0 +1,140 @@
+"""Bad emits: every emit is checked against its stream's declaration and raises EmitError
+naming the component, the stream and its fields; inside a running topology such an error
+is a user bug that is counted and logged, and never stops the executor."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from runtime_helpers import by_task, only, pump, start_engine, summary
+from squall import Bolt, Spout, Stream, Topology, Tuple
+from squall.topology import EmitError
+from squall.topology.testing import CollectBolt, ListSpout
+
+
+class Words(Spout):
+    outputs = ["word"]
+
+
+class Count(Bolt):
+    outputs = [Stream(fields=["word", "count"]), Stream(fields=["reason"], name="errors")]
+
+    def process(self, tup: Tuple) -> None:
+        pass
+
+
+class OnlyNamed(Bolt):
+    outputs = [Stream(fields=["x"], name="side")]
+
+    def process(self, tup: Tuple) -> None:
+        pass
+
+
+class Emits(Topology):
+    words = Words.spec()
+    count = Count.spec(inputs=[words])
+    named = OnlyNamed.spec(inputs=[words])
+
+
+def _instance(component: str) -> Any:
+    engine = start_engine(Emits)
+    (inst,) = by_task(engine, component).values()
+    return inst
+
+
+def test_a_spout_emit_with_the_wrong_number_of_values_names_stream_and_fields() -> None:
+    spout = _instance("words")
+    with pytest.raises(EmitError, match=r"'words' emitted 2 value\(s\) on stream 'default', which declares "
+                                        r"1 field\(s\): \['word'\]"):
+        spout.emit(["a", "b"])
+
+
+def test_a_bolt_emit_with_the_wrong_number_of_values_names_stream_and_fields() -> None:
+    bolt = _instance("count")
+    with pytest.raises(EmitError, match=r"'count' emitted 1 value\(s\) on stream 'default', which declares "
+                                        r"2 field\(s\): \['word', 'count'\]"):
+        bolt.emit(["a"])
+    with pytest.raises(EmitError, match=r"stream 'errors', which declares 1 field\(s\): \['reason'\]"):
+        bolt.emit(["a", "b"], stream="errors")
+
+
+def test_an_emit_on_an_undeclared_stream_names_the_declared_ones() -> None:
+    bolt = _instance("count")
+    with pytest.raises(EmitError, match=r"'count' emitted on undeclared stream 'nope' "
+                                        r"\(declared: 'default', 'errors'\)"):
+        bolt.emit(["a", 1], stream="nope")
+
+
+def test_an_emit_on_the_default_stream_of_a_component_without_one_says_default() -> None:
+    bolt = _instance("named")
+    with pytest.raises(EmitError, match=r"undeclared stream 'default' \(declared: 'side'\)"):
+        bolt.emit([1])
+
+
+def test_spouts_cannot_anchor_and_bolts_cannot_pass_tup_id() -> None:
+    engine = start_engine(Emits)
+    (spout,) = by_task(engine, "words").values()
+    (bolt,) = by_task(engine, "count").values()
+    with pytest.raises(EmitError, match=r"spout 'words': anchors are for bolts"):
+        spout.emit(["a"], anchors=[])
+    with pytest.raises(EmitError, match=r"bolt 'count': tup_id is for spouts"):
+        bolt.emit(["a", 1], tup_id=3)
+
+
+def test_emit_outside_a_running_executor_raises() -> None:
+    with pytest.raises(RuntimeError, match="only available while the component runs"):
+        Words().emit(["a"])
+
+
+class BadSpout(ListSpout):
+    """Emits a wrong-arity tuple for odd items, a good one for even items."""
+
+    outputs = ["n"]
+    items = [[i] for i in range(10)]
+    max_replays = 0
+
+    def next_tuple(self) -> None:
+        if self.queue:
+            i = self.queue.pop(0)
+            values = [i, "extra"] if i % 2 else [i]
+            self.emit(values, tup_id=i)
+
+
+class BadBolt(Bolt):
+    """Forwards multiples of 3, emits a wrong-arity tuple for the others."""
+
+    outputs = ["n"]
+
+    def process(self, tup: Tuple) -> None:
+        n = tup["n"]
+        self.emit([n] if n % 3 == 0 else [n, n])
+
+
+class Faulty(Topology):
+    spout = BadSpout.spec()
+    bad = BadBolt.spec(inputs=[spout])
+    sink = CollectBolt.spec(inputs=[bad])
+
+
+def test_bad_emits_in_a_running_topology_are_counted_logged_once_and_do_not_stop_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = start_engine(Faulty)
+    with caplog.at_level(logging.ERROR, logger="squall.executor"):
+        pump(engine)
+    s = only(engine, "spout")
+    # The spout's bad emits raised before anything was sent: those items were never emitted.
+    assert summary(engine, "spout").errors == 5
+    # The bolt's bad emits failed their input tuples (auto_fail); the good ones went through.
+    assert sorted(s.acked) == [0, 6]
+    assert sorted(s.failed) == [2, 4, 8]
+    assert sorted(v[0] for v in only(engine, "sink").received) == [0, 6]
+    assert summary(engine, "bad").errors == 3
+    messages = [r.getMessage() for r in caplog.records if r.name == "squall.executor"]
+    assert len(messages) == 2, messages  # once for the spout task, once for the bolt task
+    assert any("'spout'" in m and "next_tuple" in m for m in messages)
+    assert any("'bad'" in m and "process" in m for m in messages)
+    assert all("EmitError" in m for m in messages)
