@@ -23,6 +23,7 @@ VERBS: dict[str, str] = {
     "demo": "squall.cli.demo",
     "local": "squall.cli.local",
     "supervisor": "squall.cli.supervisor",
+    "schedule": "squall.cli.schedule",
     "submit": "squall.cli.submit",
     "list": "squall.cli.manage",
     "kill": "squall.cli.manage",

@@ -1,0 +1,139 @@
+"""``squall schedule``: run a scheduler on a workload file and a nodes file, offline.
+
+Reads measured workloads (one topology or a list) and boards from JSON, prints the
+assignment and its cost as a table, or as one JSON object with ``--json``. Bad input (a
+missing or malformed file, a field of the wrong type, an unknown executor in a traffic
+row, ...) is reported as ``squall schedule: <file>: <field>: <problem>`` with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from squall.cli import UsageError
+
+PARAMS = ("alpha", "beta", "gamma", "delta", "epsilon")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "schedule",
+        help="place a measured workload on boards with a scheduler and print the cost",
+        description="Place measured workloads on nodes with one of the schedulers "
+        "(round_robin, offline, online, partition) and print the assignment and its cost.",
+    )
+    p.add_argument("--workload", required=True, metavar="W.json", help="one workload object or a list of them")
+    p.add_argument("--nodes", required=True, metavar="N.json", help='[{"id", "slots", "capacity_hz"}, ...]')
+    p.add_argument("--scheduler", default="online", help="round_robin, offline, online or partition (default online)")
+    for name in PARAMS:
+        p.add_argument(f"--{name}", type=float, default=None, help=f"scheduler parameter {name}")
+    p.add_argument("--strict", action="store_true", help="fail instead of shrinking workers or overloading a node")
+    p.add_argument("--current", metavar="A.json", help="the current assignment, to reschedule from it")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=run)
+
+
+def _load_json(path: str) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here: the other verbs must not pay for numpy at start-up.
+    from squall.rebalance import (
+        Assignment,
+        InfeasibleError,
+        InvalidInputError,
+        SchedulerParams,
+        evaluate,
+        get_scheduler,
+        nodes_from_list,
+        workloads_from_json,
+    )
+
+    try:
+        scheduler = get_scheduler(args.scheduler)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
+    given = {name: getattr(args, name) for name in PARAMS if getattr(args, name) is not None}
+    try:
+        params = SchedulerParams(**given, strict=args.strict)
+    except InvalidInputError as exc:
+        raise UsageError(f"--{exc}") from None
+    try:
+        workloads = workloads_from_json(_load_json(args.workload))
+    except InvalidInputError as exc:
+        raise UsageError(f"{args.workload}: {exc}") from None
+    try:
+        nodes = nodes_from_list(_load_json(args.nodes))
+    except InvalidInputError as exc:
+        raise UsageError(f"{args.nodes}: {exc}") from None
+    current = None
+    if args.current:
+        data = _load_json(args.current)
+        if isinstance(data, dict) and "assignment" in data:  # the output of --json
+            data = data["assignment"]
+        try:
+            current = Assignment.from_dict(data)
+        except InvalidInputError as exc:
+            raise UsageError(f"{args.current}: {exc}") from None
+    try:
+        assignment = scheduler.schedule(workloads, nodes, params, current)
+        cost = evaluate(assignment, workloads, nodes)
+    except (InfeasibleError, InvalidInputError) as exc:
+        raise UsageError(f"cannot schedule: {exc}") from None
+    scheduled = {w.topology for w in workloads}
+    rows = [r for r in assignment.to_dict() if r["topology"] in scheduled]
+    if args.json:
+        print(json.dumps({"scheduler": scheduler.name, "assignment": rows, "cost": cost.to_dict()}, indent=2))
+        return 0
+    print(render_table(scheduler.name, workloads, nodes, assignment, cost))
+    return 0
+
+
+def _hz(value: float) -> str:
+    return f"{value / 1e9:.2f} GHz"
+
+
+def render_table(name: str, workloads: Any, nodes: Any, assignment: Any, cost: Any) -> str:
+    """Per node: workers, executors by component, load vs capacity; then the cost."""
+    component = {(w.topology, e.id): e.component for w in workloads for e in w.executors}
+    loads = dict(cost.node_load_hz)
+    header = ("node", "slots", "workers", "executors", "load / capacity")
+    lines = [header]
+    for node in sorted(nodes, key=lambda n: n.id):
+        workers = assignment.workers_on(node.id)
+        counts: Counter[str] = Counter()
+        for t, w in workers:
+            for e in assignment.executors_on(t, w):
+                if (t, e) in component:
+                    counts[f"{t}/{component[(t, e)]}"] += 1
+        share = loads.get(node.id, 0.0) / node.capacity_hz
+        flag = "  OVERLOADED" if node.id in cost.overloaded else ""
+        lines.append(
+            (
+                node.id,
+                f"{len(workers)}/{node.slots}",
+                " ".join(f"{t}:{w}" for t, w in workers) or "-",
+                ", ".join(f"{c} x{k}" for c, k in sorted(counts.items())) or "-",
+                f"{_hz(loads.get(node.id, 0.0))} / {_hz(node.capacity_hz)} ({share:.0%}){flag}",
+            )
+        )
+    widths = [max(len(row[k]) for row in lines) for k in range(len(header))]
+    out = [f"scheduler: {name}"]
+    out += ["  ".join(cell.ljust(widths[k]) for k, cell in enumerate(row)).rstrip() for row in lines]
+    out.append("")
+    out.append(f"inter-node traffic:   {cost.inter_node_tps:.1f} tuples/s")
+    out.append(f"inter-worker traffic: {cost.inter_worker_tps:.1f} tuples/s")
+    out.append(f"overloaded nodes:     {', '.join(cost.overloaded) or 'none'}")
+    return "\n".join(out)
