@@ -22,6 +22,7 @@ import sys
 VERBS: dict[str, str] = {
     "demo": "squall.cli.demo",
     "local": "squall.cli.local",
+    "cluster": "squall.cli.cluster",
     "supervisor": "squall.cli.supervisor",
     "schedule": "squall.cli.schedule",
     "submit": "squall.cli.submit",

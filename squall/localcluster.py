@@ -1,0 +1,209 @@
+"""A whole cluster on this machine: Nimbus and N supervisors as separate processes on loopback.
+
+::
+
+    with LocalCluster(supervisors=3) as cluster:
+        cluster.submit("examples/wordcount.py", name="wc")
+        print(cluster.client().list())
+
+Like Storm's LocalCluster, but every daemon is a real process started the way users start
+them (``squall nimbus``, ``squall supervisor``), on free ports, with distinct node ids
+(``node-1`` ...). Guarantees: ``__enter__`` returns once Nimbus answers and every supervisor
+has registered (or raises with the daemons' logs); ``close()`` — called by ``__exit__``, at
+interpreter exit, and idempotent — stops the supervisors (which stop their workers), then
+Nimbus, and kills whatever did not stop in time, so nothing is left running.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from squall.client import NimbusClient, NimbusError, NimbusUnreachable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_port_range(count: int, attempts: int = 200) -> list[int]:
+    """``count`` consecutive ports that are free now (checked by binding each)."""
+    rng = random.Random()
+    for _ in range(attempts):
+        base = rng.randrange(20000, 60000 - count)
+        ports = list(range(base, base + count))
+        socks = []
+        try:
+            for p in ports:
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return ports
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+class LocalCluster:
+    def __init__(
+        self,
+        supervisors: int = 3,
+        slots: int = 2,
+        port: int | None = None,
+        http_port: int | None = None,
+        data_dir: str | Path | None = None,
+        capacity_hz: float | None = None,
+        log_level: str = "INFO",
+        startup_timeout_s: float = 30.0,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        if supervisors < 1 or slots < 1:
+            raise ValueError("a local cluster needs at least one supervisor with one slot")
+        self.supervisors = supervisors
+        self.slots = slots
+        self.port = port or free_port()
+        self.http_port = free_port() if http_port is None else http_port
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="squall-cluster-"))
+        self.capacity_hz = capacity_hz
+        self.log_level = log_level
+        self.startup_timeout_s = startup_timeout_s
+        self.env = {**os.environ, **(extra_env or {})}
+        self.nimbus_proc: subprocess.Popen | None = None
+        self.supervisor_procs: dict[str, subprocess.Popen] = {}
+        self._closed = False
+
+    @property
+    def nimbus_address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def node_ids(self) -> list[str]:
+        return [f"node-{i + 1}" for i in range(self.supervisors)]
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def __enter__(self) -> "LocalCluster":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.data_dir / f"{name}.log", "ab")
+        try:
+            return subprocess.Popen(
+                [sys.executable, "-m", "squall", *args],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+            )
+        finally:
+            log.close()
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        atexit.register(self.close)
+        self.nimbus_proc = self._spawn("nimbus", [
+            "nimbus", "--host", "127.0.0.1", "--port", str(self.port),
+            "--data-dir", str(self.data_dir / "nimbus"), "--http-port", str(self.http_port),
+            "--log-level", self.log_level,
+        ])
+        for node in self.node_ids:
+            self.start_supervisor(node)
+        try:
+            self.wait_ready(self.startup_timeout_s)
+        except Exception:
+            self.close()
+            raise
+
+    def start_supervisor(self, node: str) -> subprocess.Popen:
+        """Start (or restart) the supervisor of ``node`` on fresh worker ports."""
+        ports = free_port_range(self.slots)
+        args = [
+            "supervisor", "--nimbus", self.nimbus_address, "--id", node, "--slots", str(self.slots),
+            "--ports", f"{ports[0]}-{ports[-1]}", "--data-dir", str(self.data_dir / node),
+            "--log-level", self.log_level,
+        ]
+        if self.capacity_hz:
+            args += ["--capacity-hz", str(self.capacity_hz)]
+        proc = self._spawn(node, args)
+        self.supervisor_procs[node] = proc
+        return proc
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        last_error = ""
+        while time.monotonic() < deadline:
+            for name, proc in [("nimbus", self.nimbus_proc), *self.supervisor_procs.items()]:
+                if proc is not None and proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{self.log(name)[-3000:]}")
+            try:
+                with self.client(timeout_s=1.0) as c:
+                    alive = {s["id"] for s in c.cluster().get("supervisors", []) if s.get("alive")}
+                if set(self.node_ids) <= alive:
+                    return
+                last_error = f"registered so far: {sorted(alive)}"
+            except (NimbusUnreachable, NimbusError) as exc:
+                last_error = str(exc)
+            time.sleep(0.2)
+        raise TimeoutError(f"local cluster not ready after {timeout_s:g} s ({last_error})")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        procs = [*self.supervisor_procs.values()]
+        _terminate(procs)
+        _terminate([self.nimbus_proc] if self.nimbus_proc else [])
+        if self._own_dir and not os.environ.get("SQUALL_KEEP_CLUSTER_DIR"):
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def client(self, timeout_s: float = 5.0) -> NimbusClient:
+        return NimbusClient(self.nimbus_address, timeout_s=timeout_s)
+
+    def log(self, name: str) -> str:
+        path = self.data_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def submit(self, target: str, name: str | None = None, workers: int | None = None,
+               scheduler: str = "round_robin", conf: dict | None = None) -> str:
+        """Submit ``FILE[:Topology]`` as ``squall submit`` does; returns the topology name."""
+        from squall.bundle import make_bundle
+        from squall.topology.loader import load_topology
+
+        topology = load_topology(target)
+        bundle = make_bundle(Path(target.partition(":")[0]))
+        name = name or topology.spec.name
+        with self.client(timeout_s=10.0) as c:
+            c.submit(name, topology.spec.to_dict(), bundle, scheduler, workers, conf or {})
+        return name
+
+
+def _terminate(procs: list[subprocess.Popen], grace_s: float = 8.0) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
