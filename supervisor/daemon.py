@@ -37,10 +37,11 @@ from squall.supervisor.state import (
     SupervisorState,
     UpdateWorker,
 )
-from squall.wire import WireError, decode, encode
+from squall.wire import MAX_FRAME_BYTES, WireError, decode, encode
 
 log = logging.getLogger("squall.supervisor")
 STOP_GRACE_S = 3.0
+WORKER_FRAME_LIMIT = 8 * 1024 * 1024  # a heartbeat is a few kB; anything near this is hostile
 
 
 class SupervisorDaemon:
@@ -97,9 +98,11 @@ class SupervisorDaemon:
         ctx = zmq.Context()
         self.nimbus_sock = ctx.socket(zmq.DEALER)
         self.nimbus_sock.setsockopt(zmq.LINGER, 0)
+        self.nimbus_sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)  # zmq drops larger peers
         self.nimbus_sock.connect(f"tcp://{self.nimbus}")
         self.worker_sock = ctx.socket(zmq.ROUTER)
         self.worker_sock.setsockopt(zmq.LINGER, 0)
+        self.worker_sock.setsockopt(zmq.MAXMSGSIZE, WORKER_FRAME_LIMIT)
         port = self.worker_sock.bind_to_random_port("tcp://127.0.0.1")
         self.worker_endpoint = f"tcp://127.0.0.1:{port}"
         if self.metrics_port:

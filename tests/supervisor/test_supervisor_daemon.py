@@ -1,0 +1,103 @@
+"""The supervisor daemon on real sockets against a fake Nimbus: registration, heartbeats,
+and survival of garbage on both of its sockets."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import msgpack
+import pytest
+import zmq
+
+from squall import messages as m
+from squall.supervisor.daemon import SupervisorDaemon
+from squall.supervisor.facts import board_facts
+from squall.wire import decode, encode
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def fake_nimbus():
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    yield sock, port
+    ctx.destroy(linger=0)
+
+
+@pytest.fixture
+def daemon(fake_nimbus, tmp_path):
+    _, port = fake_nimbus
+    facts = board_facts("pi-test", slots=1, capacity_hz=1e9)
+    d = SupervisorDaemon(f"127.0.0.1:{port}", facts, [free_port()], tmp_path)
+    t = threading.Thread(target=d.run, daemon=True)
+    t.start()
+    yield d
+    d.stop()
+    t.join(10)
+    assert not t.is_alive()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def recv(sock: zmq.Socket, kind: type, timeout_s: float = 5.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if sock.poll(100):
+            peer, frame = sock.recv_multipart()
+            msg = decode(frame)
+            if isinstance(msg, kind):
+                return peer, msg
+    raise AssertionError(f"no {kind.__name__} within {timeout_s} s")
+
+
+def test_registers_then_heartbeats_every_second(fake_nimbus, daemon):
+    sock, _ = fake_nimbus
+    peer, reg = recv(sock, m.RegisterSupervisor)
+    assert reg.supervisor_id == "pi-test" and reg.capacity_hz == 1e9 and len(reg.ports) == 1
+    sock.send_multipart([peer, encode(m.RegisterReply(ok=True))])
+    _, hb1 = recv(sock, m.Heartbeat)
+    _, hb2 = recv(sock, m.Heartbeat)
+    assert hb2.seq == hb1.seq + 1 and hb2.rss_bytes > 0
+
+
+def test_survives_garbage_from_nimbus_and_on_its_worker_socket(fake_nimbus, daemon):
+    sock, _ = fake_nimbus
+    peer, _ = recv(sock, m.RegisterSupervisor)
+    garbage = [
+        b"",
+        b"\xff\x00garbage",
+        msgpack.packb([1, "NoSuchMessage", {}]),
+        msgpack.packb([99, "RegisterReply", {"ok": True}]),
+        msgpack.packb([1, "RegisterReply", {"ok": "yes"}]),
+        encode(m.ListTopologies(rid=1)),  # a valid message that a supervisor never expects
+        b"x" * (2 * 1024 * 1024),
+    ]
+    for frame in garbage:
+        sock.send_multipart([peer, frame])
+    ctx = zmq.Context.instance()
+    w = ctx.socket(zmq.DEALER)
+    w.setsockopt(zmq.LINGER, 0)
+    deadline = time.monotonic() + 5
+    while not hasattr(daemon, "worker_endpoint") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    w.connect(daemon.worker_endpoint)
+    for frame in garbage:
+        w.send(frame)
+    w.send_multipart([b"a", b"b", b"c"])
+    sock.send_multipart([peer, encode(m.RegisterReply(ok=True))])
+    recv(sock, m.Heartbeat)  # still alive and now registered
+    deadline = time.monotonic() + 5
+    while daemon.bad_frames < 2 * len(garbage) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert daemon.bad_frames >= 2 * len(garbage)
+    w.close(0)
