@@ -79,6 +79,7 @@ class PairGreedy:
         self.hint = hint
         n_bins = len(item_limit)
         self.where = np.full(len(loads), -1, dtype=np.int64)
+        self._where: list[int] = [-1] * len(loads)  # mirror of `where` for scalar loops
         self.bin_load = np.zeros(n_bins) if bin_load is None else bin_load.astype(float).copy()
         self.bin_count = np.zeros(n_bins, dtype=np.int64)
         self.bin_group = np.zeros((n_bins, max(1, len(group_limit))), dtype=np.int64)
@@ -134,6 +135,7 @@ class PairGreedy:
             self.bin_count[old] -= 1
             self.bin_group[old, self.groups[item]] -= 1
         self.where[item] = b
+        self._where[item] = b
         self.bin_load[b] += self.loads[item]
         self.bin_count[b] += 1
         self.bin_group[b, self.groups[item]] += 1
@@ -175,7 +177,10 @@ class PairGreedy:
         star = self.least_loaded([heavier], max_level=0)
         if star is not None and star[0] not in cands:
             cands.append(star[0])
-        choices = [c for a, b in product(cands, cands) if (c := self._choice(i, j, a, b)) is not None]
+        conn_i, conn_j = self._connection(i, j), self._connection(j, i)  # once, not per choice
+        choices = [
+            c for a, b in product(cands, cands) if (c := self._choice(i, j, a, b, conn_i, conn_j)) is not None
+        ]
         if choices:
             pick = best(choices, self.pair_chain)
             if pick.a != wi:
@@ -191,14 +196,23 @@ class PairGreedy:
         """Traffic of ``item`` with placed items other than ``other``: total, and per bin."""
         total = 0.0
         per_bin: dict[int, float] = {}
+        where = self._where  # a list: indexing numpy scalars one by one is slow here
         for n, w in self.adj[item].items():
-            b = self.where[n]
+            b = where[n]
             if n != other and b >= 0:
                 total += w
-                per_bin[int(b)] = per_bin.get(int(b), 0.0) + w
+                per_bin[b] = per_bin.get(b, 0.0) + w
         return total, per_bin
 
-    def _choice(self, i: int, j: int, a: int, b: int) -> PairChoice | None:
+    def _choice(
+        self,
+        i: int,
+        j: int,
+        a: int,
+        b: int,
+        conn_i: tuple[float, dict[int, float]],
+        conn_j: tuple[float, dict[int, float]],
+    ) -> PairChoice | None:
         wi, wj = int(self.where[i]), int(self.where[j])
         delta_load: dict[int, float] = {}
         delta_count: dict[int, int] = {}
@@ -223,8 +237,7 @@ class PairGreedy:
             if first.load_limit and delta_load[bin_] > 0:
                 if self.bin_load[bin_] + delta_load[bin_] > self.load_limit[bin_]:
                     return None
-        ti, ci = self._connection(i, j)
-        tj, cj = self._connection(j, i)
+        (ti, ci), (tj, cj) = conn_i, conn_j
         mutual = self.adj[i].get(j, 0.0)
         cost = (ti - ci.get(a, 0.0)) + (tj - cj.get(b, 0.0)) + (mutual if a != b else 0.0)
         moves = int(wi >= 0 and wi != a) + int(wj >= 0 and wj != b)
