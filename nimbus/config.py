@@ -1,0 +1,78 @@
+"""Nimbus configuration keys, their defaults, and the resolution of a topology's conf.
+
+Guarantees: :func:`resolve_topology_conf` is pure; the conf it returns holds an explicit
+``topology.workers`` (int >= 1) and ``topology.acker.executors`` (int >= 0), so every
+worker computes the same ``executors_with_ackers(n)``; it raises :class:`ConfError` with a
+message naming the key at fault and never returns a conf that cannot be stored as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+SUPERVISOR_TIMEOUT = "nimbus.supervisor.timeout.secs"
+HEARTBEAT = "nimbus.heartbeat.secs"
+BUNDLE_MAX = "nimbus.bundle.max.bytes"
+MESSAGE_TIMEOUT = "topology.message.timeout.secs"
+METRICS_WINDOW = "topology.metrics.window.secs"
+WORKERS = "topology.workers"
+ACKERS = "topology.acker.executors"
+NAME = "topology.name"
+SPEC_DIGEST = "topology.spec.digest"
+BUNDLE_DIGEST = "topology.bundle.digest"
+SCHEDULER = "topology.scheduler"
+SCHEDULER_PARAMS = "topology.scheduler.params"
+
+NIMBUS_DEFAULTS: dict[str, Any] = {
+    SUPERVISOR_TIMEOUT: 5.0,  # boards: a supervisor is presumed dead after 5 s of silence
+    HEARTBEAT: 1.0,  # what RegisterReply tells supervisors
+    BUNDLE_MAX: 32 * 1024 * 1024,  # half the wire's frame limit, so a submit always fits
+    MESSAGE_TIMEOUT: 30.0,  # default wait of kill and rebalance, like Storm
+    METRICS_WINDOW: 30.0,
+}
+
+
+class ConfError(ValueError):
+    """A conf value that cannot be used; the message names the key."""
+
+
+def number(conf: dict[str, Any], key: str, default: float, minimum: float = 0.0) -> float:
+    """``conf[key]`` as a finite float >= minimum, else ``default``."""
+    value = conf.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return default
+    return float(value) if value >= minimum else default
+
+
+def resolve_topology_conf(
+    spec_config: dict[str, Any], overrides: dict[str, Any], workers: int | None
+) -> dict[str, Any]:
+    """spec.config, overridden by ``overrides``; ``workers`` (when given) wins over both.
+
+    ``topology.acker.executors`` defaults to the worker count, as in Storm.
+    """
+    conf = dict(spec_config)
+    conf.update(overrides)
+    chosen = workers if workers is not None else conf.get(WORKERS, 1)
+    if chosen is None:
+        chosen = 1
+    if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
+        raise ConfError(f"{WORKERS} must be an integer >= 1, got {chosen!r}")
+    conf[WORKERS] = chosen
+    ackers = conf.get(ACKERS)
+    if ackers is None:
+        ackers = chosen
+    if isinstance(ackers, bool) or not isinstance(ackers, int) or ackers < 0:
+        raise ConfError(f"{ACKERS} must be an integer >= 0, got {ackers!r}")
+    conf[ACKERS] = ackers
+    params = conf.get(SCHEDULER_PARAMS, {})
+    if not isinstance(params, dict):
+        raise ConfError(f"{SCHEDULER_PARAMS} must be a mapping, got {type(params).__name__}")
+    for key, value in conf.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise ConfError(f"conf value of {key!r} is not JSON-serialisable ({type(value).__name__})") from None
+    return conf

@@ -1,0 +1,120 @@
+"""The metrics window: cumulative worker counters in, rates out.
+
+Workers report cumulative counters since they started (``WorkerMetrics``). For each worker
+(topology, node, port) the window keeps the samples received within the last
+``window_s`` seconds; a rate is the sum of the counter's increases between consecutive
+samples divided by the time between the oldest and newest sample (the worker's own
+``at`` clock, so boards need not agree on the time). A counter that goes down means the
+worker restarted: the increase across that step is the new value itself.
+
+Guarantees: rates are never negative; fewer than two samples give no rate (the executor
+is absent from the result, not zero); an executor reported by two workers (it moved) is
+taken from the one with the newest sample.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from squall.messages import ExecutorMetrics, WorkerMetrics
+
+SourceKey = tuple[str, str, int]  # (topology, node, port)
+
+
+@dataclass(frozen=True)
+class Sample:
+    received: float  # Nimbus's clock, to age samples out
+    metrics: WorkerMetrics
+
+
+@dataclass
+class Rates:
+    """Per-second rates of one topology over the window."""
+
+    load_hz: dict[int, float] = field(default_factory=dict)  # executor -> cycles/s
+    traffic: dict[tuple[int, int], float] = field(default_factory=dict)  # (src, dst) -> tuples/s
+    emitted: dict[int, float] = field(default_factory=dict)  # executor -> tuples/s
+
+
+def _increase(values: list[float]) -> float:
+    total = 0.0
+    for a, b in zip(values, values[1:]):
+        total += b - a if b >= a else b  # a drop: the worker restarted from zero
+    return total
+
+
+class MetricsWindow:
+    """Samples per worker, aged out by Nimbus's clock."""
+
+    def __init__(self) -> None:
+        self._samples: dict[SourceKey, deque[Sample]] = {}
+
+    def add(self, topology: str, node: str, port: int, metrics: WorkerMetrics, now: float, window_s: float) -> None:
+        """Record a sample; a repeat of the newest one (same ``at``) is ignored."""
+        key = (topology, node, port)
+        q = self._samples.setdefault(key, deque())
+        if q and q[-1].metrics.at == metrics.at:
+            return
+        q.append(Sample(now, metrics))
+        self._trim(key, now, window_s)
+
+    def _trim(self, key: SourceKey, now: float, window_s: float) -> None:
+        q = self._samples[key]
+        while q and now - q[0].received > window_s:
+            q.popleft()
+        if not q:
+            del self._samples[key]
+
+    def expire(self, now: float, window_s_of: dict[str, float]) -> None:
+        """Age every source out (``window_s_of``: topology -> window; unknown ones dropped)."""
+        for key in list(self._samples):
+            if key[0] not in window_s_of:
+                del self._samples[key]
+            else:
+                self._trim(key, now, window_s_of[key[0]])
+
+    def forget(self, topology: str) -> None:
+        for key in [k for k in self._samples if k[0] == topology]:
+            del self._samples[key]
+
+    def latest(self, topology: str) -> dict[int, tuple[ExecutorMetrics, str, int]]:
+        """Executor -> (its newest counters, node, port)."""
+        best: dict[int, tuple[float, ExecutorMetrics, str, int]] = {}
+        for (t, node, port), q in self._samples.items():
+            if t != topology or not q:
+                continue
+            newest = q[-1].metrics
+            for em in newest.executors:
+                if em.executor not in best or best[em.executor][0] < q[-1].received:
+                    best[em.executor] = (q[-1].received, em, node, port)
+        return {ex: (em, node, port) for ex, (_, em, node, port) in best.items()}
+
+    def rates(self, topology: str) -> Rates:
+        out = Rates()
+        newest_of: dict[int, float] = {}
+        for (t, _node, _port), q in self._samples.items():
+            if t != topology or len(q) < 2:
+                continue
+            span = q[-1].metrics.at - q[0].metrics.at
+            if span <= 0:
+                continue
+            clock = q[-1].metrics.clock_hz
+            series: dict[int, list[ExecutorMetrics]] = {}
+            for sample in q:
+                for em in sample.metrics.executors:
+                    series.setdefault(em.executor, []).append(em)
+            for ex, ems in series.items():
+                if len(ems) < 2 or newest_of.get(ex, float("-inf")) >= q[-1].received:
+                    continue
+                newest_of[ex] = q[-1].received
+                out.load_hz[ex] = _increase([e.cpu_s for e in ems]) * clock / span
+                out.emitted[ex] = _increase([float(e.emitted) for e in ems]) / span
+                for key in [k for k in out.traffic if k[1] == ex]:
+                    del out.traffic[key]  # a newer worker of this executor replaces them
+                sources = sorted({s for e in ems for s in e.received_from})
+                for src in sources:
+                    rate = _increase([float(e.received_from.get(src, 0)) for e in ems]) / span
+                    if rate > 0:
+                        out.traffic[(src, ex)] = rate
+        return out

@@ -1,0 +1,136 @@
+"""From Nimbus's records to the schedulers' inputs and back: pure functions, no I/O.
+
+* :func:`node_of` and :func:`workload_of` build ``squall.rebalance`` inputs (a node's slots
+  are its ports; a workload's executors include the ackers, with measured load and traffic
+  when the metrics window has them and zeros otherwise);
+* :func:`current_of` is the assignment in force, restricted to the given live nodes;
+* :func:`place` runs a scheduler by name for one topology and maps its worker labels to
+  concrete ports with :func:`map_ports`.
+
+Guarantees of :func:`map_ports`: every worker gets a port its node offers and no other
+topology holds there, distinct per node; a worker keeps the port of the old worker on the
+same node it shares most executors with (ties: the same label, then the lower port), so a
+reassignment moves as few workers as it can.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from squall.nimbus.metrics import Rates
+from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
+from squall.rebalance import Assignment, Executor, InfeasibleError, Node, SchedulerParams, Workload, get_scheduler
+from squall.topology.spec import TopologySpec
+
+_MIN_CAPACITY_HZ = 1.0  # a Node needs capacity > 0; a board that reports 0 still has slots
+
+
+def node_of(sup: SupervisorRecord) -> Node:
+    return Node(sup.id, len(sup.ports), max(float(sup.capacity_hz), _MIN_CAPACITY_HZ))
+
+
+def component_edges(spec: TopologySpec) -> tuple[tuple[str, str], ...]:
+    """(source component, consuming component) for every subscription."""
+    return tuple(sorted({(i.component, c.name) for c in spec.components for i in c.inputs}))
+
+
+def workload_of(rec: TopologyRecord, rates: Rates | None = None) -> Workload:
+    executors = rec.executors()
+    rates = rates or Rates()
+    ids = {e.id for e in executors}
+    return Workload(
+        topology=rec.name,
+        workers=rec.workers,
+        executors=tuple(Executor(e.id, e.component, (e.first_task, e.last_task)) for e in executors),
+        traffic=tuple((s, d, r) for (s, d), r in sorted(rates.traffic.items()) if s in ids and d in ids),
+        load_hz=tuple(rates.load_hz.get(e.id, 0.0) for e in executors),
+        edges=component_edges(rec.spec),
+    )
+
+
+def current_of(records: Iterable[TopologyRecord], live_nodes: set[str]) -> Assignment:
+    """The placed workers of ``records`` that sit on ``live_nodes``."""
+    executor_worker: dict[tuple[str, int], int] = {}
+    worker_node: dict[tuple[str, int], str] = {}
+    for rec in records:
+        for ex, slot in rec.placement.items():
+            if slot.node in live_nodes:
+                executor_worker[(rec.name, ex)] = slot.worker
+                worker_node[(rec.name, slot.worker)] = slot.node
+    return Assignment.of(executor_worker, worker_node)
+
+
+def scheduler_params(conf: Mapping[str, object]) -> SchedulerParams:
+    """The topology's ``topology.scheduler.params`` (validated at submit), else defaults."""
+    raw = conf.get("topology.scheduler.params")
+    return SchedulerParams(**raw) if isinstance(raw, dict) else SchedulerParams()
+
+
+def place(
+    rec: TopologyRecord,
+    rates: Rates | None,
+    supervisors: Mapping[str, SupervisorRecord],
+    live: set[str],
+    others: Iterable[TopologyRecord],
+    keep_current: bool,
+) -> dict[int, Slot]:
+    """A new placement for ``rec`` over the ``live`` supervisors.
+
+    ``others`` (every other placed topology) keep their workers; with ``keep_current`` the
+    scheduler gets ``rec``'s live workers as its starting point (repair after a node
+    failure), otherwise it places from scratch (submit, rebalance). Raises
+    ``InfeasibleError`` (no slot) or ``InvalidInputError`` (bad parameters).
+    """
+    others = [o for o in others if o.name != rec.name]
+    nodes = [node_of(supervisors[n]) for n in sorted(live)]
+    current = current_of(others + ([rec] if keep_current else []), live)
+    scheduler = get_scheduler(rec.scheduler)
+    result = scheduler.schedule([workload_of(rec, rates)], nodes, scheduler_params(rec.conf), current)
+    mine = result.restrict([rec.name])
+    taken: dict[str, set[int]] = {}
+    for o in others:
+        for slot in o.placement.values():
+            taken.setdefault(slot.node, set()).add(slot.port)
+    ports_of = {n: supervisors[n].ports for n in live}
+    return map_ports(rec.name, mine, rec.placement, ports_of, taken)
+
+
+def map_ports(
+    topology: str,
+    new: Assignment,
+    old: Mapping[int, Slot],
+    ports_of: Mapping[str, list[int]],
+    taken: Mapping[str, set[int]],
+) -> dict[int, Slot]:
+    """Concrete ports for the workers of ``new`` (see the module docstring)."""
+    old_workers: dict[tuple[str, int], set[int]] = {}
+    old_label: dict[tuple[str, int], int] = {}
+    for ex, slot in old.items():
+        old_workers.setdefault((slot.node, slot.port), set()).add(ex)
+        old_label[(slot.node, slot.port)] = slot.worker
+    free = {n: set(ports) - taken.get(n, set()) for n, ports in ports_of.items()}
+    workers = [(w, new.node_of_worker(topology, w), set(new.executors_on(topology, w))) for w in new.workers_of(topology)]
+    candidates = []
+    for w, node, execs in workers:
+        for (onode, port), oexecs in old_workers.items():
+            if onode != node or port not in free.get(node, ()):
+                continue
+            overlap = len(execs & oexecs)
+            same = old_label[(onode, port)] == w
+            if overlap or same:
+                candidates.append((-overlap, not same, port, w, node))
+    port_of: dict[int, int] = {}
+    for _, _, port, w, node in sorted(candidates):
+        if w not in port_of and port in free[node]:
+            port_of[w] = port
+            free[node].discard(port)
+    for w, node, _ in workers:
+        if w in port_of:
+            continue
+        if not free.get(node):
+            raise InfeasibleError(f"node {node!r} has no free port left for worker {w} of {topology!r}")
+        port_of[w] = min(free[node])
+        free[node].discard(port_of[w])
+    return {
+        ex: Slot(w, node, port_of[w]) for w, node, execs in workers for ex in execs
+    }

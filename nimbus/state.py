@@ -1,0 +1,401 @@
+"""Nimbus's decisions: a state machine from events to commands, with no I/O of its own.
+
+``handle(peer, msg, now)`` and ``tick(now)`` return the commands to carry out (today only
+:class:`Send`). Time is always passed in; nothing here reads a clock, sleeps or touches a
+socket. The only side effect is the store handed in, written in transactions.
+
+Guarantees:
+
+* it never raises on bad input: an unexpected message type is counted and ignored (or
+  answered ``Reply(ok=False)`` when it carries a ``rid``), a refused request gets a
+  ``Reply`` whose ``error`` names the fault, and an internal error is counted, logged and
+  answered instead of propagating;
+* every ``SupervisorAssignment`` is the full declarative set of the supervisor's workers,
+  with a version that grows per supervisor (persisted, so it keeps growing across
+  restarts); it is pushed on registration and whenever that set changes;
+* a topology's placement covers each of its executors exactly once, on distinct
+  (node, port) workers, and ports of one node are never shared between topologies;
+* a restarted Nimbus (a new ``NimbusState`` over the same store) pushes the stored
+  placement unchanged to supervisors as they re-register; supervisors that do not
+  re-register within the timeout are declared dead and their workers reassigned.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from squall import messages as M
+from squall.nimbus import config as C
+from squall.nimbus import views
+from squall.nimbus.metrics import MetricsWindow, Rates
+from squall.nimbus.placement import place
+from squall.nimbus.records import KILLING, REBALANCING, RUNNING, WAITING, SupervisorRecord, TopologyRecord
+from squall.nimbus.requests import RequestError, apply_rebalance, validate_rebalance, validate_submit
+from squall.nimbus.store import Store
+from squall.rebalance import InfeasibleError, InvalidInputError
+
+log = logging.getLogger("squall.nimbus")
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``msg`` to the control-plane peer ``peer`` (a ROUTER identity)."""
+
+    peer: bytes
+    msg: Any
+
+
+Command = Send
+
+
+class NimbusState:
+    """See the module docstring. ``conf`` overrides :data:`config.NIMBUS_DEFAULTS`."""
+
+    def __init__(self, store: Store, conf: dict[str, Any] | None = None) -> None:
+        self.store = store
+        self.conf: dict[str, Any] = {**C.NIMBUS_DEFAULTS, **(conf or {})}
+        self.timeout = C.number(self.conf, C.SUPERVISOR_TIMEOUT, 5.0)
+        self.topologies: dict[str, TopologyRecord] = {r.name: r for r in store.load_topologies()}
+        self.supervisors: dict[str, SupervisorRecord] = {s.id: s for s in store.load_supervisors()}
+        self.metrics = MetricsWindow()
+        self.counters: Counter[str] = Counter()
+        self.waiting_reason: dict[str, str] = {}
+        self.boot: float | None = None  # first time seen: supervisors from the store get a grace
+        self._out: list[Command] = []
+        self._capacity_changed = True
+        self._handlers = {
+            M.RegisterSupervisor: self._register, M.Heartbeat: self._heartbeat,
+            M.SubmitTopology: self._submit, M.KillTopology: self._kill, M.SetActive: self._set_active,
+            M.RebalanceTopology: self._rebalance, M.ListTopologies: self._list,
+            M.GetAssignment: self._get_assignment, M.GetTopology: self._get_topology,
+            M.GetCluster: self._get_cluster,
+        }
+
+    # -- entry points ----------------------------------------------------------------------
+
+    def handle(self, peer: bytes, msg: Any, now: float) -> list[Command]:
+        """React to one decoded message from ``peer``."""
+        if self.boot is None:
+            self.boot = now
+        self._out = []
+        handler = self._handlers.get(type(msg))
+        if handler is None:
+            self.counters["unexpected_messages"] += 1
+            if isinstance(getattr(msg, "rid", None), int):
+                self._reply(peer, msg.rid, error=f"Nimbus does not handle {type(msg).__name__}")
+            return self._flush()
+        self.counters[f"msg_{type(msg).__name__}"] += 1
+        try:
+            handler(peer, msg, now)
+        except RequestError as exc:
+            self._reply(peer, msg.rid, error=str(exc))
+        except Exception as exc:  # a bug must not kill the control plane; it is logged and answered
+            self.counters["internal_errors"] += 1
+            log.exception("internal error handling %s", type(msg).__name__)
+            if isinstance(getattr(msg, "rid", None), int):
+                self._reply(peer, msg.rid, error=f"internal error: {type(exc).__name__}: {exc}")
+        return self._flush()
+
+    def tick(self, now: float) -> list[Command]:
+        """Time passes: declare silent supervisors dead and repair their topologies, finish
+        due kills and rebalances, place waiting topologies, age the metrics window."""
+        if self.boot is None:
+            self.boot = now
+        self._out = []
+        try:
+            self._tick(now)
+        except Exception:  # as in handle: log, count, keep serving
+            self.counters["internal_errors"] += 1
+            log.exception("internal error in tick")
+        return self._flush()
+
+    def _flush(self) -> list[Command]:
+        out, self._out = self._out, []
+        return out
+
+    def _reply(self, peer: bytes, rid: int, data: Any = None, error: str = "") -> None:
+        self._out.append(Send(peer, M.Reply(rid=rid, ok=not error, error=error, data=data)))
+
+    # -- supervisors -----------------------------------------------------------------------
+
+    def live_nodes(self, now: float) -> set[str]:
+        return {s.id for s in self.supervisors.values() if s.alive(now, self.timeout)}
+
+    def _register(self, peer: bytes, m: M.RegisterSupervisor, now: float) -> None:
+        reason = _registration_fault(m)
+        old = self.supervisors.get(m.supervisor_id)
+        if not reason and old is not None and old.peer not in (None, peer) and old.alive(now, self.timeout):
+            reason = (
+                f"supervisor id {m.supervisor_id!r} is already registered from another connection and alive "
+                f"(last heartbeat {now - (old.last_seen or now):.1f} s ago); pick another id or retry after "
+                f"{self.timeout:g} s"
+            )
+        if reason:
+            self.counters["registrations_refused"] += 1
+            self._out.append(Send(peer, M.RegisterReply(ok=False, reason=reason)))
+            return
+        sup = old or SupervisorRecord(m.supervisor_id, m.host, list(m.ports), m.capacity_hz)
+        sup.host, sup.ports, sup.capacity_hz = m.host, sorted(m.ports), m.capacity_hz
+        sup.clock_hz, sup.cores, sup.memory_mb, sup.pid = m.clock_hz, m.cores, m.memory_mb, m.pid
+        sup.peer, sup.last_seen, sup.dead, sup.last_pushed = peer, now, False, None
+        self.supervisors[sup.id] = sup
+        self.store.save_supervisor(sup)
+        log.info("supervisor %s registered from %s with ports %s", sup.id, sup.host, sup.ports)
+        self._out.append(Send(peer, M.RegisterReply(ok=True, heartbeat_s=C.number(self.conf, C.HEARTBEAT, 1.0))))
+        # A board that came back with fewer ports: its topologies that lost a port are repaired.
+        lost = {r.name for r in self.topologies.values()
+                for s in r.placement.values() if s.node == sup.id and s.port not in sup.ports}
+        self._repair(sorted(lost), now)
+        self._capacity_changed = True
+        self._place_waiting(now)
+        self._push(now, force={sup.id})
+
+    def _heartbeat(self, peer: bytes, m: M.Heartbeat, now: float) -> None:
+        sup = self.supervisors.get(m.supervisor_id)
+        if sup is None or sup.peer != peer or sup.dead:
+            self.counters["heartbeats_unknown"] += 1
+            self._out.append(Send(peer, M.RegisterReply(ok=False, reason="unknown supervisor; register again")))
+            return
+        sup.last_seen = now
+        sup.reports = {(r.topology, r.port): r for r in m.workers}
+        for r in m.workers:
+            rec = self.topologies.get(r.topology)
+            if rec is not None and r.metrics is not None:
+                window = C.number(rec.conf, C.METRICS_WINDOW, C.number(self.conf, C.METRICS_WINDOW, 30.0))
+                self.metrics.add(r.topology, sup.id, r.port, r.metrics, now, window)
+
+    # -- topology requests -----------------------------------------------------------------
+
+    def _submit(self, peer: bytes, m: M.SubmitTopology, now: float) -> None:
+        if m.name in self.topologies:
+            state = self.topologies[m.name].status
+            raise RequestError(f"topology {m.name!r} already exists (status {state}); kill it first")
+        sub = validate_submit(m, int(C.number(self.conf, C.BUNDLE_MAX, 32 * 1024 * 1024)))
+        digest = self.store.put_bundle(m.bundle)
+        sub.conf[C.BUNDLE_DIGEST] = digest
+        rec = TopologyRecord(m.name, sub.spec, sub.scheduler, sub.conf, digest, len(m.bundle), now)
+        self.topologies[rec.name] = rec
+        self._schedule(rec, now, keep_current=False)
+        self._save(rec)
+        log.info("topology %s submitted: %s", rec.name, rec.status)
+        self._reply(peer, m.rid, views.topology_entry(rec))
+        self._push(now)
+
+    def _find(self, name: str) -> TopologyRecord:
+        rec = self.topologies.get(name)
+        if rec is None:
+            raise RequestError(f"no topology named {name!r}")
+        return rec
+
+    def _wait_of(self, rec: TopologyRecord, wait_s: float | None) -> float:
+        if wait_s is None:
+            return C.number(rec.conf, C.MESSAGE_TIMEOUT, C.number(self.conf, C.MESSAGE_TIMEOUT, 30.0))
+        if not math.isfinite(wait_s) or wait_s < 0:
+            raise RequestError(f"wait must be a number of seconds >= 0, got {wait_s!r}")
+        return wait_s
+
+    def _kill(self, peer: bytes, m: M.KillTopology, now: float) -> None:
+        rec = self._find(m.name)
+        wait = self._wait_of(rec, m.wait_s)
+        deadline = now + wait
+        if rec.phase == KILLING and rec.deadline is not None:
+            deadline = min(deadline, rec.deadline)
+        rec.phase, rec.deadline, rec.pending = KILLING, deadline, None
+        rec.version += 1
+        self._save(rec)
+        self._reply(peer, m.rid, views.topology_entry(rec))
+        if deadline <= now:
+            self._remove(rec)
+        self._push(now)
+
+    def _set_active(self, peer: bytes, m: M.SetActive, now: float) -> None:
+        rec = self._find(m.name)
+        if rec.phase == KILLING:
+            raise RequestError(f"topology {m.name!r} is being killed")
+        if rec.active != m.active:
+            rec.active = m.active
+            rec.version += 1
+            self._save(rec)
+        self._reply(peer, m.rid, views.topology_entry(rec))
+        self._push(now)
+
+    def _rebalance(self, peer: bytes, m: M.RebalanceTopology, now: float) -> None:
+        rec = self._find(m.name)
+        if rec.phase in (KILLING, REBALANCING):
+            raise RequestError(f"topology {m.name!r} is {rec.status}; wait for it to finish")
+        pending = validate_rebalance(rec, m)
+        wait = self._wait_of(rec, m.wait_s)
+        if rec.phase == WAITING:
+            wait = 0.0  # nothing runs, nothing to drain
+        rec.phase, rec.deadline, rec.pending = REBALANCING, now + wait, pending
+        rec.version += 1
+        self._save(rec)
+        self._reply(peer, m.rid, views.topology_entry(rec))
+        if wait <= 0:
+            self._finish_rebalance(rec, now)
+        self._push(now)
+
+    def _list(self, peer: bytes, m: M.ListTopologies, now: float) -> None:
+        self._reply(peer, m.rid, [views.topology_entry(self.topologies[n]) for n in sorted(self.topologies)])
+
+    def _get_assignment(self, peer: bytes, m: M.GetAssignment, now: float) -> None:
+        rec = self._find(m.name)
+        self._reply(peer, m.rid, views.assignment_view(rec, self.supervisors, self.rates(rec.name)))
+
+    def _get_topology(self, peer: bytes, m: M.GetTopology, now: float) -> None:
+        rec = self._find(m.name)
+        bundle = self.store.get_bundle(rec.bundle_digest)
+        if bundle is None:
+            raise RequestError(f"the code bundle of {m.name!r} ({rec.bundle_digest}) is missing from the store")
+        self._reply(peer, m.rid, views.topology_view(rec, bundle))
+
+    def _get_cluster(self, peer: bytes, m: M.GetCluster, now: float) -> None:
+        self._reply(peer, m.rid, views.cluster_view(self.supervisors, self.topologies, now, self.timeout))
+
+    def rates(self, topology: str) -> Rates:
+        return self.metrics.rates(topology)
+
+    # -- time ------------------------------------------------------------------------------
+
+    def _tick(self, now: float) -> None:
+        assert self.boot is not None
+        newly_dead = []
+        for sup in self.supervisors.values():
+            if sup.dead:
+                continue
+            silent_since = sup.last_seen if sup.last_seen is not None else self.boot
+            if now - silent_since > self.timeout:
+                sup.dead = True
+                sup.peer, sup.reports, sup.last_pushed = None, {}, None
+                newly_dead.append(sup.id)
+                log.warning("supervisor %s declared dead after %.1f s of silence", sup.id, now - silent_since)
+        if newly_dead:
+            self._capacity_changed = True
+            dead = set(newly_dead)
+            hit = {r.name for r in self.topologies.values() if any(s.node in dead for s in r.placement.values())}
+            self._repair(sorted(hit), now)
+        for rec in sorted(self.topologies.values(), key=lambda r: r.name):
+            if rec.deadline is None or rec.deadline > now:
+                continue
+            if rec.phase == KILLING:
+                self._remove(rec)
+            elif rec.phase == REBALANCING:
+                self._finish_rebalance(rec, now)
+        self._place_waiting(now)
+        self.metrics.expire(now, {
+            n: C.number(r.conf, C.METRICS_WINDOW, C.number(self.conf, C.METRICS_WINDOW, 30.0))
+            for n, r in self.topologies.items()
+        })
+        self._push(now)
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def _schedule(self, rec: TopologyRecord, now: float, keep_current: bool) -> bool:
+        """Place ``rec`` over the live supervisors; WAITING (no placement) when it cannot."""
+        live = self.live_nodes(now)
+        try:
+            if not live:
+                raise InfeasibleError("no live supervisor")
+            placement = place(rec, self.rates(rec.name), self.supervisors, live,
+                              self.topologies.values(), keep_current)
+        except (InfeasibleError, InvalidInputError) as exc:
+            if rec.placement or rec.phase != WAITING:
+                rec.version += 1
+            rec.placement, rec.phase = {}, WAITING
+            self.waiting_reason[rec.name] = str(exc)
+            log.info("topology %s waits for capacity: %s", rec.name, exc)
+            return False
+        rec.placement, rec.phase = placement, RUNNING
+        rec.version += 1
+        self.waiting_reason.pop(rec.name, None)
+        return True
+
+    def _repair(self, names: list[str], now: float) -> None:
+        """Reassign running topologies whose workers sit on dead nodes or lost ports
+        (killing and rebalancing ones are about to be removed or rescheduled anyway)."""
+        for name in names:
+            rec = self.topologies[name]
+            if rec.phase == RUNNING:
+                self._schedule(rec, now, keep_current=True)
+                self._save(rec)
+
+    def _place_waiting(self, now: float) -> None:
+        if not self._capacity_changed:
+            return
+        self._capacity_changed = False
+        for name in sorted(self.topologies):
+            rec = self.topologies[name]
+            if rec.phase == WAITING and self.live_nodes(now):
+                if self._schedule(rec, now, keep_current=False):
+                    self._save(rec)
+
+    def _finish_rebalance(self, rec: TopologyRecord, now: float) -> None:
+        if apply_rebalance(rec, rec.pending or {}):
+            self.metrics.forget(rec.name)  # executor ids changed meaning
+        rec.pending, rec.deadline = None, None
+        self._schedule(rec, now, keep_current=False)
+        self._capacity_changed = True
+        self._save(rec)
+        log.info("topology %s rebalanced: %s", rec.name, rec.status)
+
+    def _remove(self, rec: TopologyRecord) -> None:
+        del self.topologies[rec.name]
+        self.store.delete_topology(rec.name)
+        self.store.drop_bundle(rec.bundle_digest)
+        self.metrics.forget(rec.name)
+        self.waiting_reason.pop(rec.name, None)
+        self._capacity_changed = True
+        log.info("topology %s removed", rec.name)
+
+    def _save(self, rec: TopologyRecord) -> None:
+        if rec.name in self.topologies:
+            self.store.save_topology(rec)
+
+    # -- pushing assignments ---------------------------------------------------------------
+
+    def declared(self, node: str) -> list[M.WorkerAssignment]:
+        """The full set of workers ``node`` must run, by topology then port."""
+        out = []
+        for name in sorted(self.topologies):
+            rec = self.topologies[name]
+            slots = rec.worker_slots()
+            if not any(n == node for n, _ in slots):
+                continue
+            where = {ex: f"{self._host(s.node)}:{s.port}" for ex, s in sorted(rec.placement.items())}
+            for (n, port), execs in sorted(slots.items()):
+                if n == node:
+                    out.append(M.WorkerAssignment(
+                        topology=name, port=port, executors=execs, placement=where,
+                        active=rec.workers_running_active, assignment_version=rec.version, conf=dict(rec.conf),
+                    ))
+        return out
+
+    def _host(self, node: str) -> str:
+        sup = self.supervisors.get(node)
+        return sup.host if sup is not None else node
+
+    def _push(self, now: float, force: frozenset[str] | set[str] = frozenset()) -> None:
+        for sup in sorted(self.supervisors.values(), key=lambda s: s.id):
+            if sup.peer is None or not sup.alive(now, self.timeout):
+                continue
+            workers = self.declared(sup.id)
+            if sup.id not in force and workers == sup.last_pushed:
+                continue
+            sup.version += 1
+            sup.last_pushed = workers
+            self.store.save_supervisor(sup)
+            self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, workers)))
+
+
+def _registration_fault(m: M.RegisterSupervisor) -> str:
+    if not m.supervisor_id:
+        return "supervisor_id must not be empty"
+    if len(set(m.ports)) != len(m.ports) or any(not 0 < p < 65536 for p in m.ports):
+        return f"ports must be distinct TCP ports, got {m.ports}"
+    if not math.isfinite(m.capacity_hz) or m.capacity_hz < 0:
+        return f"capacity_hz must be a finite number >= 0, got {m.capacity_hz!r}"
+    return ""
