@@ -1,0 +1,338 @@
+"""The worker process: one slot (port) of one node, running its share of a topology's executors.
+
+Started by its supervisor as ``python -m squall.supervisor.worker LAUNCH_FILE``, where the file
+holds ``squall.wire.encode(WorkerLaunch(...))``. The worker
+
+* binds a PULL on ``tcp://{host}:{port}`` for tuple batches from other workers and sends its
+  own over PUSH sockets, batched per destination worker (``squall.supervisor.transfer``);
+* connects a DEALER (identity ``str(port)``) to its supervisor, sends ``WorkerHeartbeat`` with
+  cumulative metrics every ``squall.worker.heartbeat.secs`` and applies ``WorkerUpdate``
+  (placement re-routes remote tasks live; ``active`` toggles the spouts);
+* runs everything from one thread: receive a bounded number of frames, one engine round,
+  flush due batches, heartbeat when due; when idle it polls its sockets for ~1 ms instead of
+  sleeping, so a frame arriving wakes it at once;
+* never dies of bad input: a malformed frame or item, or a message it does not expect, is
+  counted (``bad_frames`` in the heartbeat), logged once and dropped;
+* exits 0 within about a second on SIGTERM/SIGINT (spouts deactivated, local queues drained
+  briefly, batches flushed, sockets closed) and exits by itself when its supervisor dies
+  (its parent pid changes), so no orphan keeps a slot.
+
+Exit codes: 0 stopped, 2 bad launch file, 3 could not start (import error, port taken).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import zmq
+
+from squall import wire
+from squall.messages import WorkerHeartbeat, WorkerLaunch, WorkerUpdate
+from squall.supervisor.runtime.engine import Engine, acker_count
+from squall.supervisor.transfer import (
+    DEFAULT_BACKLOG_FRAMES,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FLUSH_MS,
+    Outbox,
+    TupleCodec,
+)
+from squall.supervisor.worker_metrics import task_to_executor, worker_metrics
+from squall.topology.loader import resolve_class
+from squall.topology.spec import ACKER_COMPONENT, SPOUT, TopologySpec
+
+log = logging.getLogger("squall.worker")
+
+RECV_FRAMES_PER_ROUND = 64  # bounds one round's intake so spouts and timers still get a turn
+IDLE_POLL_MS = 1
+PARENT_CHECK_S = 0.2
+STOP_DRAIN_S = 0.3
+SEND_HWM = 1_000  # frames queued in ZeroMQ per destination before sends are refused
+
+
+class _WorkerEngine(Engine):
+    """The engine, plus one more reason for spouts to pause: a destination worker that is
+    refusing frames (otherwise the spouts would fill the transfer backlog and drop)."""
+
+    congested: Callable[[], bool] = staticmethod(lambda: False)
+
+    def backpressured(self) -> bool:
+        return self.congested() or super().backpressured()
+
+
+class Worker:
+    """The worker's state and loop; ``main()`` wires it to a launch file and signals."""
+
+    def __init__(self, launch: WorkerLaunch, clock: Callable[[], float] = time.monotonic) -> None:
+        self.launch = launch
+        self.clock = clock
+        a = launch.assignment
+        self.assignment_version = a.assignment_version
+        self.active = a.active
+        if launch.bundle_dir and launch.bundle_dir not in sys.path:
+            sys.path.insert(0, launch.bundle_dir)
+        self.spec = TopologySpec.from_dict(launch.spec)
+        self.conf: dict[str, Any] = {**self.spec.config, **a.conf}
+        self.all_executors = self.spec.executors_with_ackers(acker_count(self.spec, self.conf))
+        self.local_ids = frozenset(a.executors)
+        local = [e for e in self.all_executors if e.id in self.local_ids]
+        local_tasks = {t for e in local for t in e.tasks}
+        classes = {
+            e.component: resolve_class(self.spec.component(e.component).class_ref)
+            for e in local
+            if e.component != ACKER_COMPONENT
+        }
+        self.task_executor = task_to_executor(self.all_executors)
+        self.me = f"{launch.host}:{launch.port}"
+        self.bad_frames = 0
+        self._logged_bad: set[str] = set()
+        self._logged_encode: set[tuple[int, str]] = set()
+        self.stopping = False
+
+        self.ctx = zmq.Context.instance()
+        self.pull = self.ctx.socket(zmq.PULL)
+        self.pull.setsockopt(zmq.LINGER, 0)
+        self.pull.setsockopt(zmq.RCVHWM, SEND_HWM)
+        self._bind(self.pull, launch.host, launch.port)
+        self.dealer = self.ctx.socket(zmq.DEALER)
+        self.dealer.setsockopt(zmq.IDENTITY, str(launch.port).encode())
+        self.dealer.setsockopt(zmq.LINGER, 0)
+        self.dealer.setsockopt(zmq.SNDHWM, 10)  # a dead supervisor must not make heartbeats pile up
+        self.dealer.connect(launch.supervisor_endpoint)
+        self.pushes: dict[str, zmq.Socket] = {}
+        self.poller = zmq.Poller()
+        self.poller.register(self.pull, zmq.POLLIN)
+        self.poller.register(self.dealer, zmq.POLLIN)
+
+        self.outbox = Outbox(
+            self._send,
+            clock,
+            batch_size=int(self.conf.get("squall.transfer.batch.size", DEFAULT_BATCH_SIZE)),
+            flush_ms=float(self.conf.get("squall.transfer.flush.ms", DEFAULT_FLUSH_MS)),
+            backlog_frames=int(self.conf.get("squall.transfer.backlog.frames", DEFAULT_BACKLOG_FRAMES)),
+            on_error=self._encode_error,
+        )
+        self.bolt_tasks = {
+            t for e in self.all_executors if e.component != ACKER_COMPONENT
+            and self.spec.component(e.component).kind != SPOUT for t in e.tasks
+        }
+        self._place(a.placement)
+        self.engine = _WorkerEngine(
+            self.spec, classes, self.conf, executor_ids=self.local_ids, remote_sink=self._remote_sink, clock=clock
+        )
+        self.engine.congested = self.outbox.congested
+        self.codec = TupleCodec(self.spec, self.all_executors, local_tasks)
+        self.by_id = {ex.spec.id: ex for ex in self.engine.executors}
+        self.heartbeat_s = float(self.conf.get("squall.worker.heartbeat.secs", 1.0))
+        self.parent = os.getppid()
+
+    # -- setup -------------------------------------------------------------------------
+
+    @staticmethod
+    def _bind(sock: zmq.Socket, host: str, port: int) -> None:
+        try:
+            sock.bind(f"tcp://{host}:{port}")
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EADDRINUSE:
+                raise
+            # ``host`` may be a name ZeroMQ cannot bind to; the port is what identifies the slot.
+            sock.bind(f"tcp://*:{port}")
+
+    def _remote_sink(self, task: int):
+        return self.outbox.data_sink(task) if task in self.bolt_tasks else self.outbox.control_sink(task)
+
+    def _place(self, placement: dict[int, str]) -> None:
+        """Route every task not run here to its executor's worker (None: nowhere, dropped)."""
+        routes: dict[int, str | None] = {}
+        for e in self.all_executors:
+            if e.id in self.local_ids:
+                continue
+            endpoint = placement.get(e.id)
+            for t in e.tasks:
+                routes[t] = endpoint
+        self.outbox.place(routes)
+        for endpoint in set(self.pushes) - self.outbox.endpoints():
+            self.pushes.pop(endpoint).close(linger=100)
+
+    def _send(self, endpoint: str, frame: bytes) -> bool:
+        sock = self.pushes.get(endpoint)
+        if sock is None:
+            sock = self.pushes[endpoint] = self.ctx.socket(zmq.PUSH)
+            sock.setsockopt(zmq.SNDHWM, SEND_HWM)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(f"tcp://{endpoint}")
+        try:
+            sock.send(frame, zmq.NOBLOCK, copy=len(frame) < 65536)
+        except zmq.Again:
+            return False
+        return True
+
+    def _encode_error(self, item: tuple, exc: Exception) -> None:
+        source = item[2] if len(item) > 2 and isinstance(item[1], str) else None
+        ex = self.by_id.get(self.task_executor.get(source, -1)) if source is not None else None
+        stream = item[1] if isinstance(item[1], str) else "control"
+        component = ex.component if ex is not None else "?"
+        if ex is not None:
+            ex.stats.errors += 1
+        key = (source if source is not None else -1, stream)
+        if key not in self._logged_encode:
+            self._logged_encode.add(key)
+            log.error(
+                "%r emitted on stream %r a value that cannot be sent to another worker (%s); "
+                "dropped (further ones counted as errors)", component, stream, exc,
+            )
+
+    def _bad(self, what: str, n: int = 1) -> None:
+        self.bad_frames += n
+        if what not in self._logged_bad:
+            self._logged_bad.add(what)
+            log.warning("dropped %s (further ones are counted in bad_frames, not logged)", what)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        engine = self.engine
+        engine.start(activate=self.active)
+        sinks = engine.wiring.sinks
+        outbox = self.outbox
+        clock = self.clock
+        next_beat = clock()
+        next_parent_check = clock() + PARENT_CHECK_S
+        while not self.stopping:
+            got = self._receive(sinks) if not engine.backpressured() else 0
+            did = engine.run_once()
+            outbox.flush(idle=did == 0)
+            now = clock()
+            if now >= next_beat:
+                self.heartbeat()
+                next_beat = now + self.heartbeat_s
+            if now >= next_parent_check:
+                next_parent_check = now + PARENT_CHECK_S
+                if os.getppid() != self.parent:
+                    log.warning("supervisor (pid %d) is gone; worker %s exits", self.parent, self.me)
+                    self.stopping = True
+            if not did and not got:
+                self.poller.poll(IDLE_POLL_MS)
+        self.shutdown()
+
+    def _receive(self, sinks: dict) -> int:
+        got = 0
+        pull = self.pull
+        deliver = self.codec.deliver
+        for _ in range(RECV_FRAMES_PER_ROUND):
+            try:
+                frame = pull.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            n, bad = deliver(frame, sinks)
+            got += n
+            if bad:
+                self._bad("malformed tuple frames or items (or items for tasks not run here)", bad)
+        while True:
+            try:
+                parts = self.dealer.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            got += 1
+            self._control(parts[-1])
+        return got
+
+    def _control(self, frame: bytes) -> None:
+        try:
+            msg = wire.decode(frame)
+        except wire.WireError as exc:
+            self._bad(f"a malformed control frame from the supervisor ({exc})")
+            return
+        if not isinstance(msg, WorkerUpdate):
+            self._bad(f"an unexpected {type(msg).__name__} from the supervisor")
+            return
+        self.apply(msg)
+
+    def apply(self, update: WorkerUpdate) -> None:
+        """A live change: new placement of the topology's executors, activation."""
+        self.assignment_version = update.assignment_version
+        self._place(update.placement)
+        if update.active and not self.active:
+            self.engine.activate()
+        elif not update.active and self.active:
+            self.engine.deactivate()
+        self.active = update.active
+        log.info("worker %s: assignment version %d applied (active=%s)", self.me, update.assignment_version, self.active)
+
+    def heartbeat(self) -> None:
+        metrics = worker_metrics(self.engine.executors, self.task_executor, self.launch.clock_hz, self.outbox.sent_items)
+        hb = WorkerHeartbeat(
+            port=self.launch.port,
+            pid=os.getpid(),
+            topology=self.launch.topology,
+            assignment_version=self.assignment_version,
+            metrics=metrics,
+            bad_frames=self.bad_frames,
+        )
+        try:
+            self.dealer.send(wire.encode(hb), zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # supervisor not reading; the next heartbeat carries the same cumulative counters
+
+    def shutdown(self) -> None:
+        """Deactivate spouts, let local queues drain briefly, flush, close, final heartbeat."""
+        engine = self.engine
+        engine.deactivate()
+        deadline = self.clock() + STOP_DRAIN_S
+        while self.clock() < deadline and engine.run_once():
+            self.outbox.flush()
+        self.outbox.flush(idle=True)
+        self.heartbeat()
+        for sock in self.pushes.values():
+            sock.close(linger=200)  # let the last batches leave; bounded so exit stays prompt
+        self.pull.close(linger=0)
+        self.dealer.close(linger=100)
+        self.ctx.term()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if len(args) != 1:
+        print("usage: python -m squall.supervisor.worker LAUNCH_FILE", file=sys.stderr)
+        return 2
+    try:
+        launch = wire.decode(Path(args[0]).read_bytes())
+    except (OSError, wire.WireError) as exc:
+        log.error("cannot read launch file %s: %s", args[0], exc)
+        return 2
+    if not isinstance(launch, WorkerLaunch):
+        log.error("launch file %s holds a %s, not a WorkerLaunch", args[0], type(launch).__name__)
+        return 2
+    stop_requested: list[int] = []
+    holder: list[Worker] = []
+
+    def stop(signum: int, _frame: Any) -> None:
+        stop_requested.append(signum)
+        for w in holder:
+            w.stopping = True
+
+    # Before the (slow) start, so a stop during it is not lost.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        worker = Worker(launch)
+    except Exception as exc:  # import errors in user code, port taken, bad spec: report and exit
+        log.exception("worker %s:%d of %r could not start: %s", launch.host, launch.port, launch.topology, exc)
+        return 3
+    holder.append(worker)
+    worker.stopping = bool(stop_requested)
+    log.info("worker %s of %r running executors %s (pid %d)", worker.me, launch.topology,
+             sorted(worker.local_ids), os.getpid())
+    worker.run()
+    log.info("worker %s stopped", worker.me)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

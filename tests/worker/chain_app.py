@@ -1,0 +1,71 @@
+"""A user's code for the worker tests: a 3-stage chain (spout -> middle -> sink) whose classes
+live in a module of the bundle folder, as a submitted topology's do.
+
+Config keys (topology conf): ``app.rate`` tuples/s per spout task (0 = as fast as it can),
+``app.limit`` stop after this many tuples (0 = never), ``app.reliable`` emit with a tup_id,
+``app.bad_every`` every Nth tuple carries a value msgpack cannot serialise (0 = never).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from squall import Bolt, Grouping, Spout, Topology
+
+
+class Unpicklable:
+    """A value the data plane cannot send to another worker."""
+
+
+class NumberSpout(Spout):
+    outputs = ["n", "ts"]
+
+    def initialize(self, conf: dict, ctx: Any) -> None:
+        rate = float(conf.get("app.rate", 0))
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.limit = int(conf.get("app.limit", 0))
+        self.reliable = bool(conf.get("app.reliable", True))
+        self.bad_every = int(conf.get("app.bad_every", 0))
+        self.next_at = time.monotonic()
+        self.seq = 0
+
+    def next_tuple(self) -> None:
+        if self.limit and self.seq >= self.limit:
+            return
+        if self.interval:
+            now = time.monotonic()
+            if now < self.next_at:
+                return
+            self.next_at = max(self.next_at + self.interval, now - self.interval)
+        self.seq += 1
+        bad = self.bad_every and self.seq % self.bad_every == 0
+        values = [self.seq, Unpicklable() if bad else time.time()]
+        if self.reliable:
+            self.emit(values, tup_id=self.seq)
+        else:
+            self.emit(values)
+
+
+class Forward(Bolt):
+    outputs = ["n", "ts"]
+
+    def process(self, tup: Any) -> None:
+        self.emit(tup.values)
+
+
+class Sink(Bolt):
+    def initialize(self, conf: dict, ctx: Any) -> None:
+        self.seen = 0
+
+    def process(self, tup: Any) -> None:
+        self.seen += 1
+
+
+class Chain(Topology):
+    """Executors (components sorted by name): middle 0 and 1, sink 2, spout 3, ackers 4...."""
+
+    name = "chain"
+    spout = NumberSpout.spec()
+    middle = Forward.spec(inputs={spout: Grouping.SHUFFLE}, par=2)
+    sink = Sink.spec(inputs={middle: Grouping.fields("n")})
