@@ -35,6 +35,8 @@ def validate(spec: TopologySpec) -> None:
             raise TopologyError(f"component {c.name!r}: tasks ({c.tasks!r}) must be >= par ({c.par})")
         streams: set[str] = set()
         for s in c.outputs:
+            if not isinstance(s.name, str) or not all(isinstance(f, str) for f in s.fields):
+                raise TopologyError(f"component {c.name!r}: stream names and fields must be strings, got {s!r}")
             if s.name in streams:
                 raise TopologyError(f"component {c.name!r} declares stream {s.name!r} twice")
             streams.add(s.name)
@@ -50,6 +52,8 @@ def validate(spec: TopologySpec) -> None:
 
 
 def _check_input(spec: TopologySpec, bolt: str, i) -> None:
+    if not isinstance(i.component, str) or not isinstance(i.stream, str):
+        raise TopologyError(f"bolt {bolt!r}: an input names its component and stream with strings, got {i!r}")
     try:
         source = spec.component(i.component)
     except KeyError:
