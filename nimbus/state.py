@@ -67,6 +67,7 @@ class NimbusState:
         self.boot: float | None = None  # first time seen: supervisors from the store get a grace
         self._out: list[Command] = []
         self._capacity_changed = True
+        self._hidden: set[str] = set()  # topologies left out of pushes for a moment
         self._handlers = {
             M.RegisterSupervisor: self._register, M.Heartbeat: self._heartbeat,
             M.SubmitTopology: self._submit, M.KillTopology: self._kill, M.SetActive: self._set_active,
@@ -336,6 +337,11 @@ class NimbusState:
     def _finish_rebalance(self, rec: TopologyRecord, now: float) -> None:
         if apply_rebalance(rec, rec.pending or {}):
             self.metrics.forget(rec.name)  # executor ids changed meaning
+            # The spec changed: push a set without the topology first, so supervisors stop
+            # its old workers and fetch the new spec before starting the new ones.
+            self._hidden.add(rec.name)
+            self._push(now)
+            self._hidden.discard(rec.name)
         rec.pending, rec.deadline = None, None
         self._schedule(rec, now, keep_current=False)
         self._capacity_changed = True
@@ -362,6 +368,8 @@ class NimbusState:
         out = []
         for name in sorted(self.topologies):
             rec = self.topologies[name]
+            if name in self._hidden:
+                continue
             slots = rec.worker_slots()
             if not any(n == node for n, _ in slots):
                 continue

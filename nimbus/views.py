@@ -39,7 +39,7 @@ def assignment_view(
         pid = None
         if slot is not None and slot.node in supervisors:
             report = supervisors[slot.node].reports.get((rec.name, slot.port))
-            pid = report.pid if report is not None else None
+            pid = report.pid if report is not None and report.pid > 0 else None
         executors.append(
             {
                 "id": e.id,

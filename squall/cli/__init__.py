@@ -23,6 +23,7 @@ VERBS: dict[str, str] = {
     "demo": "squall.cli.demo",
     "local": "squall.cli.local",
     "cluster": "squall.cli.cluster",
+    "nimbus": "squall.cli.nimbus",
     "supervisor": "squall.cli.supervisor",
     "schedule": "squall.cli.schedule",
     "submit": "squall.cli.submit",

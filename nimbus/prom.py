@@ -1,0 +1,100 @@
+"""Prometheus metrics of Nimbus, read from its state when scraped.
+
+The state machine never imports prometheus: :class:`NimbusCollector` reads
+``NimbusState`` under the server's lock at scrape time. Metric names are ``squall_``
+prefixed; per-executor counters are the newest cumulative values the workers reported
+(they reset when a worker restarts, which Prometheus's ``rate()`` handles).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from squall.messages import LATENCY_BUCKETS_MS
+from squall.nimbus.state import NimbusState
+from squall.nimbus.views import traffic_split
+
+EXECUTOR_LABELS = ["topology", "component", "executor"]
+
+
+class NimbusCollector(Collector):
+    def __init__(self, state: NimbusState, lock: threading.Lock, clock: Any) -> None:
+        self.state = state
+        self.lock = lock
+        self.clock = clock  # () -> now, the same clock the server feeds the state
+
+    def collect(self) -> Iterator[Any]:
+        with self.lock:
+            return iter(list(self._collect(self.clock())))
+
+    def _collect(self, now: float) -> Iterator[Any]:
+        st = self.state
+        counters = {
+            name: CounterMetricFamily(f"squall_executor_{name}", f"tuples {name} (cumulative, per executor)",
+                                      labels=EXECUTOR_LABELS)
+            for name in ("emitted", "transferred", "executed", "acked", "failed")
+        }
+        load = GaugeMetricFamily("squall_executor_load_hz", "executor CPU load in cycles/s over the window",
+                                 labels=EXECUTOR_LABELS)
+        latency = HistogramMetricFamily("squall_complete_latency_ms", "spout complete latency in milliseconds",
+                                        labels=["topology", "component"])
+        inter_worker = GaugeMetricFamily("squall_topology_inter_worker_tuples_per_second",
+                                         "tuples/s crossing workers", labels=["topology"])
+        inter_node = GaugeMetricFamily("squall_topology_inter_node_tuples_per_second",
+                                       "tuples/s crossing nodes", labels=["topology"])
+        status = GaugeMetricFamily("squall_topology_status", "1 for the topology's current status",
+                                   labels=["topology", "status"])
+        worker_up = GaugeMetricFamily("squall_worker_up", "1 while the worker runs, as its supervisor reports",
+                                      labels=["topology", "node", "port"])
+        sup_up = GaugeMetricFamily("squall_supervisor_up", "1 while the supervisor heartbeats",
+                                   labels=["supervisor"])
+        for name in sorted(st.topologies):
+            rec = st.topologies[name]
+            status.add_metric([name, rec.status], 1)
+            rates = st.rates(name)
+            for ex, rate in sorted(rates.load_hz.items()):
+                comp = next((e.component for e in rec.executors() if e.id == ex), "?")
+                load.add_metric([name, comp, str(ex)], rate)
+            iw, inn = traffic_split(rec, rates)
+            inter_worker.add_metric([name], iw)
+            inter_node.add_metric([name], inn)
+            hist: dict[str, tuple[list[int], float]] = {}
+            for ex, (em, _node, _port) in sorted(st.metrics.latest(name).items()):
+                labels = [name, em.component, str(ex)]
+                for key, family in counters.items():
+                    family.add_metric(labels, getattr(em, key))
+                if em.latency_count and em.latency_buckets:
+                    counts, total = hist.get(em.component, ([0] * (len(LATENCY_BUCKETS_MS) + 1), 0.0))
+                    for k, c in enumerate(em.latency_buckets[: len(counts)]):
+                        counts[k] += c
+                    hist[em.component] = (counts, total + em.latency_sum_ms)
+            for comp, (counts, total) in sorted(hist.items()):
+                cumulative, running = [], 0
+                for bound, c in zip([*map(str, LATENCY_BUCKETS_MS), "+Inf"], counts):
+                    running += c
+                    cumulative.append((bound, running))
+                latency.add_metric([name, comp], cumulative, sum_value=total)
+            for (node, port), _execs in sorted(rec.worker_slots().items()):
+                sup = st.supervisors.get(node)
+                report = sup.reports.get((name, port)) if sup else None
+                worker_up.add_metric([name, node, str(port)], 1 if report and report.state == "running" else 0)
+        for sid in sorted(st.supervisors):
+            sup_up.add_metric([sid], 1 if st.supervisors[sid].alive(now, st.timeout) else 0)
+        internal = CounterMetricFamily("squall_nimbus_events", "messages and faults seen by Nimbus",
+                                       labels=["event"])
+        for event, count in sorted(st.counters.items()):
+            internal.add_metric([event], count)
+        yield from (*counters.values(), load, latency, inter_worker, inter_node, status, worker_up, sup_up, internal)
+
+
+def registry_for(state: NimbusState, lock: threading.Lock, clock: Any) -> CollectorRegistry:
+    """A registry holding only Nimbus's collector (not the process-global default)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NimbusCollector(state, lock, clock))
+    return registry

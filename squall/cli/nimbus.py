@@ -1,0 +1,83 @@
+"""``squall nimbus [--host H] [--port 6627] [--data-dir D] [--http-port 8080]``: the master.
+
+Binds the control plane (a ZeroMQ ROUTER) on tcp://H:PORT, serves Prometheus metrics on
+http://H:HTTP_PORT/metrics (0 = off), keeps its state under the data directory and runs
+until SIGTERM or Ctrl-C, then exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from squall.cli import UsageError
+
+DEFAULT_PORT = 6627  # Storm's
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_DATA_DIR = Path("~/.squall/nimbus")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("nimbus", help="run the master that places topologies on supervisors")
+    p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"control-plane port (default {DEFAULT_PORT})")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                   help="SQLite store and code bundles (default ~/.squall/nimbus)")
+    p.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT,
+                   help=f"Prometheus /metrics port (default {DEFAULT_HTTP_PORT}, 0 = off)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a Nimbus config entry, e.g. nimbus.supervisor.timeout.secs=5 (VALUE parsed as JSON)")
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=run)
+
+
+def parse_conf(pairs: list[str]) -> dict:
+    conf = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            conf[key] = json.loads(value)
+        except json.JSONDecodeError:
+            conf[key] = value
+    return conf
+
+
+def run(args: argparse.Namespace) -> int:
+    for name in ("port", "http_port"):
+        value = getattr(args, name)
+        if not 0 <= value < 65536 or (name == "port" and value == 0):
+            raise UsageError(f"--{name.replace('_', '-')} {value} is not a valid port")
+    conf = parse_conf(args.set)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import zmq
+
+    from squall.nimbus.server import NimbusServer
+    from squall.nimbus.state import NimbusState
+    from squall.nimbus.store import Store
+
+    data_dir = args.data_dir.expanduser()
+    try:
+        store = Store.open(data_dir)
+    except OSError as exc:
+        raise UsageError(f"cannot use data directory {str(data_dir)!r}: {exc}") from None
+    state = NimbusState(store, conf)
+    try:
+        server = NimbusServer(state, args.host, args.port, args.http_port)
+    except (zmq.ZMQError, OSError) as exc:
+        store.close()
+        logging.getLogger("squall.nimbus").error("cannot bind: %s", exc)
+        return 1
+    log = logging.getLogger("squall.nimbus")
+    log.info("data in %s; metrics on %s", data_dir,
+             f"http://{args.host}:{args.http_port}/metrics" if args.http_port else "(off)")
+    server.install_signal_handlers()
+    try:
+        server.run()
+    finally:
+        store.close()
+    log.info("nimbus stopped")
+    return 0
