@@ -1,0 +1,77 @@
+"""The metrics window: cumulative counters from heartbeats -> load and traffic rates."""
+
+from __future__ import annotations
+
+import pytest
+
+from squall import messages as M
+from squall.nimbus.metrics import MetricsWindow
+from squall.nimbus.views import traffic_split
+from tests.nimbus.nimbus_helpers import ask, heartbeat, new_state, register, submit, workers_of, pushes
+
+CLOCK = 1e9
+
+
+def metrics(at: float, cpu_s: float, received: int, emitted: int = 0, src: int = 0, dst: int = 2) -> M.WorkerMetrics:
+    return M.WorkerMetrics(at=at, clock_hz=CLOCK, executors=[
+        M.ExecutorMetrics(executor=src, component="spout", emitted=emitted),
+        M.ExecutorMetrics(executor=dst, component="stage1", cpu_s=cpu_s, received_from={src: received}),
+    ])
+
+
+def test_rates_are_counter_differences_over_the_window():
+    w = MetricsWindow()
+    for k in range(3):
+        w.add("t", "n1", 6700, metrics(10.0 * k, cpu_s=k * 1.0, received=1000 * k, emitted=500 * k), 10.0 * k, 30.0)
+    r = w.rates("t")
+    assert r.load_hz[2] == pytest.approx(0.1 * CLOCK)
+    assert r.traffic == {(0, 2): pytest.approx(100.0)}
+    assert r.emitted[0] == pytest.approx(50.0)
+
+
+def test_a_counter_decrease_is_a_worker_restart_not_a_negative_rate():
+    w = MetricsWindow()
+    for at, received in ((0, 100), (10, 200), (20, 50), (30, 150)):
+        w.add("t", "n1", 6700, metrics(at, cpu_s=0.0, received=received), at, 60.0)
+    # +100, restart (+50 counted from zero), +100 over 30 s
+    assert w.rates("t").traffic[(0, 2)] == pytest.approx(250 / 30)
+
+
+def test_one_sample_gives_no_rate_and_old_samples_age_out():
+    w = MetricsWindow()
+    w.add("t", "n1", 6700, metrics(0, 0.0, 0), 0.0, 30.0)
+    assert w.rates("t").traffic == {} and w.rates("t").load_hz == {}
+    w.add("t", "n1", 6700, metrics(10, 1.0, 1000), 10.0, 30.0)
+    w.add("t", "n1", 6700, metrics(35, 1.5, 1100), 35.0, 30.0)  # the sample of t=0 is gone
+    assert w.rates("t").traffic[(0, 2)] == pytest.approx(100 / 25)
+    w.expire(100.0, {"t": 30.0})
+    assert w.rates("t").traffic == {} and w.latest("t") == {}
+
+
+def test_a_repeated_sample_is_ignored_and_the_newest_worker_of_a_moved_executor_wins():
+    w = MetricsWindow()
+    w.add("t", "n1", 6700, metrics(0, 0.0, 0), 0.0, 30.0)
+    w.add("t", "n1", 6700, metrics(0, 0.0, 0), 1.0, 30.0)
+    w.add("t", "n1", 6700, metrics(10, 0.0, 100), 10.0, 30.0)
+    w.add("t", "n2", 6700, metrics(100, 0.0, 0), 11.0, 30.0)
+    w.add("t", "n2", 6700, metrics(110, 0.0, 500), 12.0, 30.0)
+    assert w.rates("t").traffic[(0, 2)] == pytest.approx(50.0)
+    assert w.latest("t")[2][1:] == ("n2", 6700)
+
+
+def test_heartbeats_feed_get_assignment_load_traffic_and_pids():
+    st = new_state()
+    register(st, "n1", [6700, 6701], 0.0)
+    push = pushes(submit(st, "chain", 0.0, workers=1))
+    ((node, port), execs), = workers_of(push, "chain").items()
+    for k in range(3):
+        report = M.WorkerReport("chain", port, pid=4242, state="running", assignment_version=1,
+                                metrics=metrics(10.0 * k, cpu_s=2.0 * k, received=300 * k))
+        heartbeat(st, "n1", 10.0 * k, [report])
+    a = ask(st, M.GetAssignment(2, "chain"), 20.0).data
+    by_id = {e["id"]: e for e in a["executors"]}
+    assert by_id[2]["load_hz"] == pytest.approx(0.2 * CLOCK)
+    assert by_id[2]["pid"] == 4242 and by_id[2]["node"] == "n1" and by_id[2]["port"] == port
+    assert a["traffic"] == [[0, 2, pytest.approx(30.0)]]
+    rec = st.topologies["chain"]
+    assert traffic_split(rec, st.rates("chain")) == (0.0, 0.0)  # one worker: nothing crosses
