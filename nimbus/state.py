@@ -129,7 +129,11 @@ class NimbusState:
     def _register(self, peer: bytes, m: M.RegisterSupervisor, now: float) -> None:
         reason = _registration_fault(m)
         old = self.supervisors.get(m.supervisor_id)
-        if not reason and old is not None and old.peer not in (None, peer) and old.alive(now, self.timeout):
+        # The same process (host and pid) coming back on a new connection is a reconnect, not
+        # an impostor: ZeroMQ gives a reconnected DEALER a new identity.
+        reconnect = old is not None and (old.host, old.pid) == (m.host, m.pid)
+        if not reason and old is not None and old.peer not in (None, peer) and old.alive(now, self.timeout) \
+                and not reconnect:
             reason = (
                 f"supervisor id {m.supervisor_id!r} is already registered from another connection and alive "
                 f"(last heartbeat {now - (old.last_seen or now):.1f} s ago); pick another id or retry after "

@@ -21,8 +21,8 @@ def new_state(store: Store | None = None, **conf: Any) -> NimbusState:
 
 
 def register(st: NimbusState, node: str, ports: list[int], now: float, peer: bytes | None = None,
-             capacity_hz: float = 1e9) -> list[Send]:
-    msg = M.RegisterSupervisor(node, f"host-{node}", ports, capacity_hz, 1e9, 4, 1024, 100)
+             capacity_hz: float = 1e9, pid: int = 100) -> list[Send]:
+    msg = M.RegisterSupervisor(node, f"host-{node}", ports, capacity_hz, 1e9, 4, 1024, pid)
     return st.handle(peer or peer_of(node), msg, now)
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from squall import messages as M
 from squall.nimbus.store import Store
+from squall.rebalance import SCHEDULERS
 from squall.topology.spec import TopologySpec
 from tests.nimbus.nimbus_helpers import (
     CLI, ask, chain_spec, heartbeat, new_state, peer_of, pushes, register, reply, submit, workers_of,
@@ -46,19 +47,27 @@ def test_register_is_accepted_and_gets_its_declarative_set():
 def test_a_live_id_from_another_peer_is_refused_until_it_times_out():
     st = new_state()
     register(st, "n1", PORTS, 0.0)
-    (refused,) = register(st, "n1", PORTS, 3.0, peer=b"intruder")
+    (refused,) = register(st, "n1", PORTS, 3.0, peer=b"intruder", pid=999)
     assert refused.peer == b"intruder" and not refused.msg.ok
     assert "n1" in refused.msg.reason and "already registered" in refused.msg.reason
     heartbeat(st, "n1", 4.0)
-    assert not register(st, "n1", PORTS, 8.9, peer=b"intruder")[0].msg.ok
+    assert not register(st, "n1", PORTS, 8.9, peer=b"intruder", pid=999)[0].msg.ok
     # Silent for longer than the timeout: the newcomer takes the id.
-    assert register(st, "n1", PORTS, 9.1, peer=b"intruder")[0].msg.ok
+    assert register(st, "n1", PORTS, 9.1, peer=b"intruder", pid=999)[0].msg.ok
 
 
 def test_reregistering_from_the_same_peer_is_accepted():
     st = new_state()
     register(st, "n1", PORTS, 0.0)
     assert register(st, "n1", PORTS, 1.0)[0].msg.ok
+
+
+def test_the_same_process_reconnecting_on_a_new_connection_is_accepted():
+    st = new_state()
+    register(st, "n1", PORTS, 0.0)
+    assert "register again" in heartbeat(st, "n1", 1.0, peer=b"reconnected")[0].msg.reason
+    assert register(st, "n1", PORTS, 1.1, peer=b"reconnected")[0].msg.ok  # same host and pid
+    assert heartbeat(st, "n1", 2.0, peer=b"reconnected") == []
 
 
 @pytest.mark.parametrize("ports, capacity", [([6700, 6700], 1e9), ([0], 1e9), (PORTS, float("nan"))],
@@ -98,6 +107,14 @@ def test_conf_overrides_spec_config_and_workers_wins():
     conf = next(iter(pushes(cmds).values())).workers[0].conf
     assert conf["chain.work"] == 7 and conf["topology.workers"] == 2 and conf["topology.acker.executors"] == 1
     assert_covers(pushes(cmds), "chain", 7)
+
+
+@pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
+def test_every_scheduler_places_a_fresh_submission(scheduler):
+    st = cluster(nodes=3)
+    cmds = submit(st, "chain", 1.0, workers=4, scheduler=scheduler)
+    assert reply(cmds).data["status"] == "ACTIVE"
+    assert_covers(pushes(cmds), "chain", 10)
 
 
 def test_an_invalid_spec_is_refused_naming_the_fault_and_nothing_is_stored():
