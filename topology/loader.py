@@ -56,7 +56,7 @@ def load_topology(target: str) -> type[Topology]:
         name: obj
         for name, obj in vars(module).items()
         if isinstance(obj, type) and issubclass(obj, Topology) and obj is not Topology
-        and obj.__module__ == module.__name__ and hasattr(obj, "spec") and obj.spec.components
+        and _defined_here(obj, module) and hasattr(obj, "spec") and obj.spec.components
     }
     if class_name:
         obj = getattr(module, class_name, None)
@@ -72,6 +72,16 @@ def load_topology(target: str) -> type[Topology]:
             f"{file_part}: defines several topologies ({', '.join(sorted(found))}); name one as {file_part}:NAME"
         )
     return next(iter(found.values()))
+
+
+def _defined_here(cls: type, module: object) -> bool:
+    """True for a class written in ``module`` or built there by a factory (for example
+    ``Chain = chain_topology(...)``, whose ``__module__`` is the factory's); False for a
+    topology merely imported from the module where it is reachable under its own name."""
+    if cls.__module__ == getattr(module, "__name__", None):
+        return True
+    home = sys.modules.get(cls.__module__)
+    return getattr(home, cls.__qualname__, None) is not cls
 
 
 def resolve_class(class_ref: str) -> type:
