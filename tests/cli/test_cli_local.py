@@ -86,6 +86,14 @@ def test_wordcount_example_prints_counts_for_split_and_count() -> None:
     assert number(rows["count"][executed]) == number(rows["split"][emitted])  # every word counted
 
 
+def test_the_reference_chain_example_built_by_a_factory_runs() -> None:
+    proc = squall("local", "examples/reference_chain.py", "--seconds", "0.3")
+    assert proc.returncode == 0, proc.stderr
+    assert "topology 'reference-chain' ran" in proc.stdout
+    rows = table_rows(proc.stdout)
+    assert {"spout", "stage1", "stage2"} <= set(rows)
+
+
 def test_json_output_and_config_overrides(tmp_path: Path) -> None:
     path = write(tmp_path, "app.py", TOPOLOGY_A)
     proc = squall("local", str(path), "--seconds", "0.2", "--json", "--set", "topology.acker.executors=0")
