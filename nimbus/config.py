@@ -34,6 +34,9 @@ NIMBUS_DEFAULTS: dict[str, Any] = {
 }
 
 
+MAX_WORKERS = 4096  # per topology; also bounds the default acker count (= workers)
+
+
 class ConfError(ValueError):
     """A conf value that cannot be used; the message names the key."""
 
@@ -58,14 +61,14 @@ def resolve_topology_conf(
     chosen = workers if workers is not None else conf.get(WORKERS, 1)
     if chosen is None:
         chosen = 1
-    if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
-        raise ConfError(f"{WORKERS} must be an integer >= 1, got {chosen!r}")
+    if isinstance(chosen, bool) or not isinstance(chosen, int) or not 1 <= chosen <= MAX_WORKERS:
+        raise ConfError(f"{WORKERS} must be an integer from 1 to {MAX_WORKERS}, got {chosen!r}")
     conf[WORKERS] = chosen
     ackers = conf.get(ACKERS)
     if ackers is None:
         ackers = chosen
-    if isinstance(ackers, bool) or not isinstance(ackers, int) or ackers < 0:
-        raise ConfError(f"{ACKERS} must be an integer >= 0, got {ackers!r}")
+    if isinstance(ackers, bool) or not isinstance(ackers, int) or not 0 <= ackers <= MAX_WORKERS:
+        raise ConfError(f"{ACKERS} must be an integer from 0 to {MAX_WORKERS}, got {ackers!r}")
     conf[ACKERS] = ackers
     params = conf.get(SCHEDULER_PARAMS, {})
     if not isinstance(params, dict):

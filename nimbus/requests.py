@@ -52,8 +52,8 @@ def validate_submit(m: SubmitTopology, bundle_max: int) -> Submission:
             f"invalid topology name {m.name!r}: use letters, digits, '_', '.', '-' (at most 128, "
             "not starting with a punctuation mark)"
         )
-    if m.workers is not None and m.workers < 1:
-        raise RequestError(f"workers must be >= 1, got {m.workers}")
+    if m.workers is not None and not 1 <= m.workers <= C.MAX_WORKERS:
+        raise RequestError(f"workers must be from 1 to {C.MAX_WORKERS}, got {m.workers}")
     check_scheduler(m.scheduler)
     if len(m.bundle) > bundle_max:
         raise RequestError(f"bundle of {len(m.bundle)} bytes exceeds the limit of {bundle_max} bytes")
@@ -79,16 +79,16 @@ def validate_submit(m: SubmitTopology, bundle_max: int) -> Submission:
 
 def validate_rebalance(rec: TopologyRecord, m: RebalanceTopology) -> dict[str, Any]:
     """The pending change to apply when the wait is over: {"workers", "parallelism", "scheduler"}."""
-    if m.workers is not None and m.workers < 1:
-        raise RequestError(f"workers must be >= 1, got {m.workers}")
+    if m.workers is not None and not 1 <= m.workers <= C.MAX_WORKERS:
+        raise RequestError(f"workers must be from 1 to {C.MAX_WORKERS}, got {m.workers}")
     if m.scheduler is not None:
         check_scheduler(m.scheduler)
     if m.wait_s is not None and m.wait_s < 0:
         raise RequestError(f"wait must be >= 0 seconds, got {m.wait_s:g}")
     for name, par in sorted(m.parallelism.items()):
         if name == ACKER_COMPONENT:
-            if par < 0:
-                raise RequestError(f"{ACKER_COMPONENT} executors must be >= 0, got {par}")
+            if not 0 <= par <= C.MAX_WORKERS:
+                raise RequestError(f"{ACKER_COMPONENT} executors must be from 0 to {C.MAX_WORKERS}, got {par}")
             continue
         try:
             comp = rec.spec.component(name)

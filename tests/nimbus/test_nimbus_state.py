@@ -347,3 +347,29 @@ def test_unexpected_message_types_are_counted_and_ignored():
     r = reply(st.handle(b"x", M.Reply(rid=7, ok=True), 0.0))
     assert r.rid == 7 and not r.ok and "does not handle" in r.error
     assert st.counters["unexpected_messages"] == 3
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        M.SubmitTopology(1, "", {}, b""),
+        M.SubmitTopology(1, "t", {"version": 1, "name": "t", "components": "nope"}, b""),
+        M.SubmitTopology(1, "t", chain_spec(), b"", workers=10**9),
+        M.SubmitTopology(1, "t", chain_spec(), b"", conf={"topology.workers": "two"}),
+        M.KillTopology(1, "chain", wait_s=float("nan")),
+        M.KillTopology(1, "chain", wait_s=-1.0),
+        M.RebalanceTopology(1, "chain", workers=10**9),
+        M.RebalanceTopology(1, "chain", parallelism={"__acker": 10**9}),
+        M.RebalanceTopology(1, "chain", wait_s=float("inf")),
+        M.SetActive(1, "", True),
+        M.GetAssignment(1, "\x00"),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_odd_requests_get_an_error_reply_and_never_raise(msg):
+    st = cluster(nodes=1)
+    submit(st, "chain", 0.0, rid=0)
+    r = ask(st, msg, 1.0)
+    assert not r.ok and r.error and "internal error" not in r.error
+    assert st.counters["internal_errors"] == 0
+    assert ask(st, M.ListTopologies(2), 1.0).data[0]["status"] == "ACTIVE"
