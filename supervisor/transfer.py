@@ -62,10 +62,21 @@ _ARRAY2 = b"\x92"  # msgpack fixarray header of length 2: [FRAME_VERSION, items]
 
 
 class TupleCodec:
-    """Turns received frames into inbox items for the local tasks of one worker."""
+    """Turns received frames into inbox items for the local tasks of one worker.
 
-    def __init__(self, spec: TopologySpec, executors: Iterable[ExecutorSpec], local_tasks: Iterable[int]) -> None:
-        task_kind: dict[int, str] = {}
+    ``sinks`` maps each local task to its inbox's append (the engine's ``wiring.sinks``;
+    entries for tasks not in ``local_tasks`` are ignored)."""
+
+    def __init__(
+        self,
+        spec: TopologySpec,
+        executors: Iterable[ExecutorSpec],
+        local_tasks: Iterable[int],
+        sinks: dict[int, Sink],
+    ) -> None:
+        local = set(local_tasks)
+        self._bolt_sinks: dict[int, Sink] = {}
+        self._control_sinks: dict[int, tuple[str, Sink]] = {}
         # (source task, stream) -> (component, fields index, arity); the fields dict is shared
         # by every tuple of the stream, as the engine does locally.
         self._streams: dict[tuple[int, str], tuple[str, dict[str, int], int]] = {}
@@ -80,12 +91,15 @@ class TupleCodec:
                     for t in e.tasks:
                         self._streams[(t, stream.name)] = (comp.name, fields, len(stream.fields))
             for t in e.tasks:
-                task_kind[t] = kind
-        local = set(local_tasks)
-        self._local_kind = {t: k for t, k in task_kind.items() if t in local}
+                if t not in local:
+                    continue
+                if kind is _BOLT:
+                    self._bolt_sinks[t] = sinks[t]
+                else:
+                    self._control_sinks[t] = (kind, sinks[t])
 
-    def deliver(self, frame: bytes, sinks: dict[int, Sink]) -> tuple[int, int]:
-        """Decode ``frame`` and hand each valid item to ``sinks[target]``.
+    def deliver(self, frame: bytes) -> tuple[int, int]:
+        """Decode ``frame`` and hand each valid item to its local task's sink.
 
         Returns (items delivered, items or frames dropped as bad). Never raises on bad input.
         """
@@ -95,39 +109,41 @@ class TupleCodec:
             return 0, 1
         if type(data) is not list or len(data) != 2 or data[0] != FRAME_VERSION or type(data[1]) is not list:
             return 0, 1
-        local_kind = self._local_kind
+        bolt_sinks = self._bolt_sinks
         streams = self._streams
         delivered = bad = 0
+        # The checks lean on the lookups raising for anything of the wrong shape or type (an
+        # unhashable target, a short item, an unknown task or stream): a frame of valid items,
+        # the only common case, then pays for no explicit test it does not need.
         for item in data[1]:
-            if type(item) is not list or len(item) < 3:
+            try:
+                if item[1].__class__ is str:
+                    target, stream, source, values, roots = item
+                    sink = bolt_sinks[target]
+                    component, fields, arity = streams[source, stream]
+                    if values.__class__ is not list or len(values) != arity or (
+                        roots is not None and not _valid_roots(roots)
+                    ):
+                        bad += 1
+                        continue
+                    sink((target, Tuple(component, stream, source, values, fields, roots)))
+                elif self._control(item):
+                    bad += 1
+                    continue
+            except (TypeError, ValueError, KeyError, IndexError):
                 bad += 1
                 continue
-            target, head = item[0], item[1]
-            kind = local_kind.get(target) if type(target) is int else None
-            if kind is None:
-                bad += 1
-                continue
-            if type(head) is str:
-                if kind is not _BOLT or len(item) != 5:
-                    bad += 1
-                    continue
-                _, stream, source, values, roots = item
-                meta = streams.get((source, stream)) if type(source) is int else None
-                if meta is None or type(values) is not list or len(values) != meta[2]:
-                    bad += 1
-                    continue
-                if roots is not None and not _valid_roots(roots):
-                    bad += 1
-                    continue
-                sinks[target]((target, Tuple(meta[0], stream, source, values, meta[1], roots)))
-            else:
-                shape = _CONTROL.get(head) if type(head) is int else None
-                if shape is None or shape[1] != kind or len(item) != shape[0] or not _all_ints(item):
-                    bad += 1
-                    continue
-                sinks[target]((target, tuple(item[1:])))
             delivered += 1
         return delivered, bad
+
+    def _control(self, item: list) -> bool:
+        """Deliver one acker or spout item; True if it is bad."""
+        kind, sink = self._control_sinks[item[0]]
+        shape = _CONTROL.get(item[1])
+        if shape is None or shape[1] != kind or len(item) != shape[0] or not _all_ints(item):
+            return True
+        sink((item[0], tuple(item[1:])))
+        return False
 
 
 def _valid_roots(roots: Any) -> bool:

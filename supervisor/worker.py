@@ -52,7 +52,9 @@ RECV_FRAMES_PER_ROUND = 64  # bounds one round's intake so spouts and timers sti
 IDLE_POLL_MS = 1
 PARENT_CHECK_S = 0.2
 STOP_DRAIN_S = 0.3
-SEND_HWM = 1_000  # frames queued in ZeroMQ per destination before sends are refused
+# Frames ZeroMQ may queue per socket (each side) before sends are refused. Small on purpose:
+# a frame carries up to a batch of tuples, and queued frames are RSS on a board.
+DEFAULT_HWM = 100
 
 
 class _WorkerEngine(Engine):
@@ -97,7 +99,8 @@ class Worker:
         self.ctx = zmq.Context.instance()
         self.pull = self.ctx.socket(zmq.PULL)
         self.pull.setsockopt(zmq.LINGER, 0)
-        self.pull.setsockopt(zmq.RCVHWM, SEND_HWM)
+        self.hwm = int(self.conf.get("squall.transfer.hwm", DEFAULT_HWM))
+        self.pull.setsockopt(zmq.RCVHWM, self.hwm)
         self._bind(self.pull, launch.host, launch.port)
         self.dealer = self.ctx.socket(zmq.DEALER)
         self.dealer.setsockopt(zmq.IDENTITY, str(launch.port).encode())
@@ -126,7 +129,7 @@ class Worker:
             self.spec, classes, self.conf, executor_ids=self.local_ids, remote_sink=self._remote_sink, clock=clock
         )
         self.engine.congested = self.outbox.congested
-        self.codec = TupleCodec(self.spec, self.all_executors, local_tasks)
+        self.codec = TupleCodec(self.spec, self.all_executors, local_tasks, self.engine.wiring.sinks)
         self.by_id = {ex.spec.id: ex for ex in self.engine.executors}
         self.heartbeat_s = float(self.conf.get("squall.worker.heartbeat.secs", 1.0))
         self.parent = os.getppid()
@@ -163,7 +166,7 @@ class Worker:
         sock = self.pushes.get(endpoint)
         if sock is None:
             sock = self.pushes[endpoint] = self.ctx.socket(zmq.PUSH)
-            sock.setsockopt(zmq.SNDHWM, SEND_HWM)
+            sock.setsockopt(zmq.SNDHWM, self.hwm)
             sock.setsockopt(zmq.LINGER, 0)
             sock.connect(f"tcp://{endpoint}")
         try:
@@ -198,13 +201,12 @@ class Worker:
     def run(self) -> None:
         engine = self.engine
         engine.start(activate=self.active)
-        sinks = engine.wiring.sinks
         outbox = self.outbox
         clock = self.clock
         next_beat = clock()
         next_parent_check = clock() + PARENT_CHECK_S
         while not self.stopping:
-            got = self._receive(sinks) if not engine.backpressured() else 0
+            got = self._receive() if not engine.backpressured() else 0
             did = engine.run_once()
             outbox.flush(idle=did == 0)
             now = clock()
@@ -220,7 +222,7 @@ class Worker:
                 self.poller.poll(IDLE_POLL_MS)
         self.shutdown()
 
-    def _receive(self, sinks: dict) -> int:
+    def _receive(self) -> int:
         got = 0
         pull = self.pull
         deliver = self.codec.deliver
@@ -229,7 +231,7 @@ class Worker:
                 frame = pull.recv(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            n, bad = deliver(frame, sinks)
+            n, bad = deliver(frame)
             got += n
             if bad:
                 self._bad("malformed tuple frames or items (or items for tasks not run here)", bad)

@@ -3,11 +3,14 @@ live in a module of the bundle folder, as a submitted topology's do.
 
 Config keys (topology conf): ``app.rate`` tuples/s per spout task (0 = as fast as it can),
 ``app.limit`` stop after this many tuples (0 = never), ``app.reliable`` emit with a tup_id,
-``app.bad_every`` every Nth tuple carries a value msgpack cannot serialise (0 = never).
+``app.bad_every`` every Nth tuple carries a value msgpack cannot serialise (0 = never),
+``app.report`` a file the spout writes its complete latencies to (ms, JSON list) once
+``app.limit`` trees have completed or failed.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -29,6 +32,10 @@ class NumberSpout(Spout):
         self.bad_every = int(conf.get("app.bad_every", 0))
         self.next_at = time.monotonic()
         self.seq = 0
+        self.report = conf.get("app.report")
+        self.emitted_at: dict[int, float] = {}
+        self.latencies_ms: list[float] = []
+        self.failed = 0
 
     def next_tuple(self) -> None:
         if self.limit and self.seq >= self.limit:
@@ -42,9 +49,27 @@ class NumberSpout(Spout):
         bad = self.bad_every and self.seq % self.bad_every == 0
         values = [self.seq, Unpicklable() if bad else time.time()]
         if self.reliable:
+            if self.report:
+                self.emitted_at[self.seq] = time.monotonic()
             self.emit(values, tup_id=self.seq)
         else:
             self.emit(values)
+
+    def ack(self, tup_id: Any) -> None:
+        if self.report:
+            self.latencies_ms.append((time.monotonic() - self.emitted_at.pop(tup_id)) * 1e3)
+            self._maybe_report()
+
+    def fail(self, tup_id: Any) -> None:
+        if self.report:
+            self.emitted_at.pop(tup_id, None)
+            self.failed += 1
+            self._maybe_report()
+
+    def _maybe_report(self) -> None:
+        if len(self.latencies_ms) + self.failed == self.limit:
+            with open(self.report, "w") as f:
+                json.dump({"latencies_ms": self.latencies_ms, "failed": self.failed}, f)
 
 
 class Forward(Bolt):
@@ -69,3 +94,12 @@ class Chain(Topology):
     spout = NumberSpout.spec()
     middle = Forward.spec(inputs={spout: Grouping.SHUFFLE}, par=2)
     sink = Sink.spec(inputs={middle: Grouping.fields("n")})
+
+
+class Chain3(Topology):
+    """One executor per stage. Executors: middle 0, sink 1, spout 2, ackers 3...."""
+
+    name = "chain3"
+    spout = NumberSpout.spec()
+    middle = Forward.spec(inputs={spout: Grouping.SHUFFLE})
+    sink = Sink.spec(inputs={middle: Grouping.SHUFFLE})

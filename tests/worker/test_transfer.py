@@ -41,7 +41,7 @@ class Wire:
 def receiver(local_tasks=(MIDDLE, SINK, SPOUT, ACKER)):
     got: list[tuple[int, object]] = []
     sinks = {t: got.append for t in local_tasks}
-    return TupleCodec(SPEC, EXECUTORS, local_tasks), sinks, got
+    return TupleCodec(SPEC, EXECUTORS, local_tasks, sinks), sinks, got
 
 
 def outbox(wire: Wire, clock: Clock, **kw) -> Outbox:
@@ -61,7 +61,7 @@ def test_data_tuples_round_trip_with_and_without_roots():
     codec, sinks, got = receiver()
     ((endpoint, frame),) = wire.frames
     assert endpoint == "b:1"
-    assert codec.deliver(frame, sinks) == (2, 0)
+    assert codec.deliver(frame) == (2, 0)
     (t1, a), (t2, b) = got
     assert (t1, a.component, a.stream, a.task, a.values, a.roots) == (MIDDLE, "spout", "default", SPOUT, [7, 1.5], None)
     assert (t2, b.values, b.roots, b["ts"]) == (MIDDLE, [8, "x"], {2**64 - 1: 12345}, "x")
@@ -84,7 +84,7 @@ def test_acker_items_round_trip(target, msg):
     box.control_sink(target)((target, msg))
     box.flush(idle=True)
     codec, sinks, got = receiver()
-    assert codec.deliver(wire.frames[0][1], sinks) == (1, 0)
+    assert codec.deliver(wire.frames[0][1]) == (1, 0)
     assert got == [(target, msg)]
 
 
@@ -160,7 +160,7 @@ def test_an_unserialisable_value_drops_only_its_item_and_names_its_source():
         sink((MIDDLE, Tuple("spout", "default", SPOUT, [v, 0.0], {})))
     box.flush(idle=True)
     codec, sinks, got = receiver()
-    assert codec.deliver(wire.frames[0][1], sinks) == (2, 0)
+    assert codec.deliver(wire.frames[0][1]) == (2, 0)
     assert [tup.values[0] for _, tup in got] == [1, 3]
     assert errors == [(SPOUT, "default")]
     assert encode_frame([], errors.append)[1] == 0
@@ -183,7 +183,7 @@ def frame(*items) -> bytes:
 )
 def test_malformed_frames_are_counted_not_raised(data):
     codec, sinks, got = receiver()
-    assert codec.deliver(data, sinks) == (0, 1)
+    assert codec.deliver(data) == (0, 1)
     assert got == []
 
 
@@ -215,5 +215,5 @@ def test_malformed_frames_are_counted_not_raised(data):
 def test_bad_items_are_dropped_and_good_neighbours_delivered(item):
     codec, sinks, got = receiver(local_tasks=(MIDDLE, SPOUT, ACKER))
     good = [ACKER, ACK_FAIL, 5]
-    assert codec.deliver(frame(good, item, good), sinks) == (2, 1)
+    assert codec.deliver(frame(good, item, good)) == (2, 1)
     assert got == [(ACKER, (ACK_FAIL, 5))] * 2
