@@ -168,6 +168,10 @@ class Worker:
             sock = self.pushes[endpoint] = self.ctx.socket(zmq.PUSH)
             sock.setsockopt(zmq.SNDHWM, self.hwm)
             sock.setsockopt(zmq.LINGER, 0)
+            # Peers start in any order: retry soon (not ZeroMQ's 100 ms) so the first tuples do
+            # not wait, backing off to 1 s for a peer that stays down.
+            sock.setsockopt(zmq.RECONNECT_IVL, 10)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
             sock.connect(f"tcp://{endpoint}")
         try:
             sock.send(frame, zmq.NOBLOCK, copy=len(frame) < 65536)

@@ -11,6 +11,7 @@ Config keys (topology conf): ``app.rate`` tuples/s per spout task (0 = as fast a
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -68,8 +69,10 @@ class NumberSpout(Spout):
 
     def _maybe_report(self) -> None:
         if len(self.latencies_ms) + self.failed == self.limit:
-            with open(self.report, "w") as f:
+            tmp = f"{self.report}.tmp"
+            with open(tmp, "w") as f:
                 json.dump({"latencies_ms": self.latencies_ms, "failed": self.failed}, f)
+            os.replace(tmp, self.report)  # readers see the whole report or none
 
 
 class Forward(Bolt):
