@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from squall.messages import RebalanceTopology, SubmitTopology
+from squall.messages import RebalanceTopology, RegisterSupervisor, SubmitTopology
 from squall.nimbus import config as C
 from squall.nimbus.records import TopologyRecord
 from squall.rebalance import SCHEDULERS, InvalidInputError, SchedulerParams
@@ -127,3 +128,14 @@ def apply_rebalance(rec: TopologyRecord, pending: dict[str, Any]) -> bool:
         rec.scheduler = str(pending["scheduler"])
         rec.conf[C.SCHEDULER] = rec.scheduler
     return changed
+
+
+def registration_fault(m: RegisterSupervisor) -> str:
+    """Why a registration cannot be accepted, or "" when it can."""
+    if not m.supervisor_id:
+        return "supervisor_id must not be empty"
+    if len(set(m.ports)) != len(m.ports) or any(not 0 < p < 65536 for p in m.ports):
+        return f"ports must be distinct TCP ports, got {m.ports}"
+    if not math.isfinite(m.capacity_hz) or m.capacity_hz < 0:
+        return f"capacity_hz must be a finite number >= 0, got {m.capacity_hz!r}"
+    return ""

@@ -34,7 +34,9 @@ from squall.nimbus import views
 from squall.nimbus.metrics import MetricsWindow, Rates
 from squall.nimbus.placement import place
 from squall.nimbus.records import KILLING, REBALANCING, RUNNING, WAITING, SupervisorRecord, TopologyRecord
-from squall.nimbus.requests import RequestError, apply_rebalance, validate_rebalance, validate_submit
+from squall.nimbus.requests import (
+    RequestError, apply_rebalance, registration_fault, validate_rebalance, validate_submit,
+)
 from squall.nimbus.store import Store
 from squall.rebalance import InfeasibleError, InvalidInputError
 
@@ -127,7 +129,7 @@ class NimbusState:
         return {s.id for s in self.supervisors.values() if s.alive(now, self.timeout)}
 
     def _register(self, peer: bytes, m: M.RegisterSupervisor, now: float) -> None:
-        reason = _registration_fault(m)
+        reason = registration_fault(m)
         old = self.supervisors.get(m.supervisor_id)
         # The same process (host and pid) coming back on a new connection is a reconnect, not
         # an impostor: ZeroMQ gives a reconnected DEALER a new identity.
@@ -183,8 +185,8 @@ class NimbusState:
         digest = self.store.put_bundle(m.bundle)
         sub.conf[C.BUNDLE_DIGEST] = digest
         rec = TopologyRecord(m.name, sub.spec, sub.scheduler, sub.conf, digest, len(m.bundle), now)
-        self.topologies[rec.name] = rec
         self._schedule(rec, now, keep_current=False)
+        self.topologies[rec.name] = rec
         self._save(rec)
         log.info("topology %s submitted: %s", rec.name, rec.status)
         self._reply(peer, m.rid, views.topology_entry(rec))
@@ -402,12 +404,3 @@ class NimbusState:
             self.store.save_supervisor(sup)
             self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, workers)))
 
-
-def _registration_fault(m: M.RegisterSupervisor) -> str:
-    if not m.supervisor_id:
-        return "supervisor_id must not be empty"
-    if len(set(m.ports)) != len(m.ports) or any(not 0 < p < 65536 for p in m.ports):
-        return f"ports must be distinct TCP ports, got {m.ports}"
-    if not math.isfinite(m.capacity_hz) or m.capacity_hz < 0:
-        return f"capacity_hz must be a finite number >= 0, got {m.capacity_hz!r}"
-    return ""
