@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import pytest
 
-from runtime_helpers import by_task, pump, start_engine
+from runtime_helpers import by_task, only, pump, start_engine
 from squall import Grouping, Spout, Stream, Topology
 from squall.supervisor.runtime.routing import make_chooser, stable_hash
 from squall.topology import EmitError
@@ -210,7 +210,7 @@ def test_direct_sends_each_tuple_to_the_task_named_in_the_emit() -> None:
 
 
 def _direct_spout(engine: Any) -> DirectSpout:
-    return by_task(engine, "aspout")[next(iter(by_task(engine, "aspout")))]
+    return only(engine, "aspout")
 
 
 def test_direct_emit_without_direct_task_raises() -> None:
