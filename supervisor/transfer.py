@@ -233,6 +233,11 @@ class Outbox:
             self._task_buffer[task] = buf
         for task in set(self._task_buffer) - set(task_endpoints):
             del self._task_buffer[task]
+        # Frames refused by a worker that no longer runs any task would keep the spouts
+        # paused forever (``congested``): drop and count them.
+        routed = self.endpoints()
+        for endpoint in [e for e in self._backlog if e not in routed]:
+            self.dropped_items += sum(n for _, n in self._backlog.pop(endpoint))
 
     def endpoints(self) -> set[str]:
         """The endpoints some task is currently routed to."""

@@ -66,6 +66,12 @@ class _WorkerEngine(Engine):
     def backpressured(self) -> bool:
         return self.congested() or super().backpressured()
 
+    def inboxes_full(self) -> bool:
+        """Local inboxes over the high mark: stop taking frames so senders feel the pressure.
+        Congestion is deliberately not a reason: two workers refusing each other's frames
+        while neither reads would deadlock."""
+        return super().backpressured()
+
 
 class Worker:
     """The worker's state and loop; ``main()`` wires it to a launch file and signals."""
@@ -210,7 +216,9 @@ class Worker:
         next_beat = clock()
         next_parent_check = clock() + PARENT_CHECK_S
         while not self.stopping:
-            got = self._receive() if not engine.backpressured() else 0
+            got = self._receive_control()  # always: an update may be what ends a congestion
+            if not engine.inboxes_full():
+                got += self._receive_data()
             did = engine.run_once()
             outbox.flush(idle=did == 0)
             now = clock()
@@ -226,7 +234,7 @@ class Worker:
                 self.poller.poll(IDLE_POLL_MS)
         self.shutdown()
 
-    def _receive(self) -> int:
+    def _receive_data(self) -> int:
         got = 0
         pull = self.pull
         deliver = self.codec.deliver
@@ -239,6 +247,10 @@ class Worker:
             got += n
             if bad:
                 self._bad("malformed tuple frames or items (or items for tasks not run here)", bad)
+        return got
+
+    def _receive_control(self) -> int:
+        got = 0
         while True:
             try:
                 parts = self.dealer.recv_multipart(zmq.NOBLOCK)

@@ -151,6 +151,16 @@ def test_a_refused_frame_waits_in_the_backlog_in_order_then_the_oldest_are_dropp
     assert [msgpack.unpackb(f)[1][0][2] for _, f in wire.frames] == [1, 2]
 
 
+def test_re_routing_away_from_a_refusing_worker_ends_the_congestion():
+    wire, clock = Wire(), Clock()
+    box = outbox(wire, clock, batch_size=1)
+    wire.accept = False
+    box.control_sink(ACKER)((ACKER, (ACK_FAIL, 1)))
+    assert box.congested()
+    box.place({MIDDLE: "b:1", SINK: "b:1", SPOUT: "c:1", ACKER: "c:1"})
+    assert not box.congested() and box.dropped_items == 1
+
+
 def test_an_unserialisable_value_drops_only_its_item_and_names_its_source():
     errors = []
     wire, clock = Wire(), Clock()
