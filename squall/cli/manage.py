@@ -136,11 +136,11 @@ def run_assignment(args: argparse.Namespace) -> int:
     print(f"topology {data.get('topology')!r}: {len(execs)} executors\n")
     print(table(
         ["executor", "component", "tasks", "node", "port", "pid", "load MHz"],
-        [(e["id"], e["component"], f"{e['tasks'][0]}-{e['tasks'][1]}", e["node"], e["port"], e["pid"],
+        [(str(e["id"]), e["component"], f"{e['tasks'][0]}-{e['tasks'][1]}", e["node"], str(e["port"]), str(e["pid"]),
           (e["load_hz"] or 0.0) / 1e6) for e in execs],
     ))
     traffic = sorted(data.get("traffic", []), key=lambda r: -r[2])
     if traffic:
         print("\ntraffic (tuples/s, heaviest first)\n")
-        print(table(["from", "to", "tuples/s"], [(s, d, float(t)) for s, d, t in traffic[:30]]))
+        print(table(["from", "to", "tuples/s"], [(str(s), str(d), float(t)) for s, d, t in traffic[:30]]))
     return 0
