@@ -58,6 +58,8 @@ class WorkerMetrics:
     executors: list[ExecutorMetrics]
     sent_remote: int = 0  # tuples sent to other workers
     rss_bytes: int = 0
+    received_remote: int = 0  # items received from other workers (data and acker items)
+    queued: int = 0  # items waiting in local inboxes, outbox buffers and held for moving executors
 
 
 @record
@@ -72,6 +74,8 @@ class WorkerReport:
     restarts: int = 0
     metrics: WorkerMetrics | None = None
     error: str = ""
+    paused: bool = False  # the worker confirmed its spouts are held for a migration
+    released: dict[int, bytes] = field(default_factory=dict)  # snapshots of executors it gave up
 
 
 # -- supervisor <-> nimbus ------------------------------------------------------------------
@@ -117,6 +121,10 @@ class WorkerAssignment:
     active: bool
     assignment_version: int
     conf: dict[str, Any]
+    # Live migration: ``paused`` holds the spouts (no deactivate() callback) while routes
+    # switch; ``states`` are snapshots of executors that arrive here (executor id -> bytes).
+    paused: bool = False
+    states: dict[int, bytes] = field(default_factory=dict)
 
 
 @message
@@ -148,11 +156,15 @@ class WorkerLaunch:
 
 @message
 class WorkerUpdate:
-    """A live change for a running worker: new placement of the topology, activation."""
+    """A live change for a running worker: new placement of the topology, activation, and
+    (live migration) a new set of local executors, paused spouts, states to restore."""
 
     placement: dict[int, str]
     active: bool
     assignment_version: int
+    executors: list[int] | None = None  # None: the local executors do not change
+    paused: bool = False
+    states: dict[int, bytes] = field(default_factory=dict)
 
 
 @message
@@ -163,6 +175,8 @@ class WorkerHeartbeat:
     assignment_version: int
     metrics: WorkerMetrics
     bad_frames: int = 0
+    paused: bool = False
+    released: dict[int, bytes] = field(default_factory=dict)  # executor id -> snapshot, once per removal
 
 
 # -- CLI -> nimbus --------------------------------------------------------------------------
