@@ -10,6 +10,7 @@ round-trips every valid frame.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -145,7 +146,10 @@ def _check(tp: Any, value: Any, where: str) -> Any:
         return _from_plain(tp, value, where)
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):  # no field means infinity; NaN would poison the schedulers
+                raise WireError(f"{where}: expected a finite number, got {value!r}")
+            return number
         raise WireError(f"{where}: expected a number, got {type(value).__name__}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):

@@ -1,0 +1,177 @@
+"""Hostile input at every decoder: random and mutated frames never raise anything but the
+decoder's own error, and never take a daemon's decision code down.
+
+Covers the control-plane codec (every registered message type), the data-plane tuple codec
+of workers, and the Nimbus and supervisor state machines fed whatever decodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from squall import messages as m
+from squall.experiments.reference import chain_topology
+from squall.nimbus.state import NimbusState
+from squall.nimbus.store import Store
+from squall.supervisor.runtime.engine import Engine
+from squall.supervisor.state import SupervisorState
+from squall.supervisor.transfer import TupleCodec
+from squall.wire import PROTOCOL_VERSION, WireError, decode, encode, registered
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Arbitrary msgpack-able values, nested a little: what a hostile peer can put in a frame.
+msgpack_ints = st.integers(-(2**63), 2**64 - 1)
+plain = st.recursive(
+    st.none() | st.booleans() | msgpack_ints | st.floats(allow_nan=True)
+    | st.text(max_size=20) | st.binary(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8) | msgpack_ints, inner, max_size=4),
+    max_leaves=12,
+)
+message_names = st.sampled_from(sorted(registered()))
+
+
+def _valid_examples() -> list[bytes]:
+    spec = chain_topology(3, 1).spec.to_dict()
+    wa = m.WorkerAssignment("t", 6700, [0, 1], {0: "h:1", 1: "h:2"}, True, 1, {}, states={1: b"s"})
+    metrics = m.WorkerMetrics(1.0, 1e9, [m.ExecutorMetrics(0, "spout", emitted=1, received_from={1: 2})])
+    return [
+        encode(m.RegisterSupervisor("n", "h", [1, 2], 1e9, 1e9, 4, 1024, 1)),
+        encode(m.Heartbeat("n", 1, [m.WorkerReport("t", 6700, 1, "running", 1, metrics=metrics)])),
+        encode(m.SupervisorAssignment("n", 1, [wa])),
+        encode(m.SubmitTopology(1, "t", spec, b"zip", "online", 2, {"a": 1})),
+        encode(m.WorkerUpdate({0: "h:1"}, True, 2, executors=[0], paused=True)),
+        encode(m.Reply(1, True, data={"x": [1, 2]})),
+    ]
+
+
+VALID = _valid_examples()
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_random_bytes_are_refused_with_a_wire_error(frame):
+    with pytest.raises(WireError):
+        decode(frame)
+
+
+@FUZZ
+@given(message_names, plain)
+def test_random_fields_for_every_message_type_decode_or_are_refused(name, fields):
+    frame = msgpack.packb([PROTOCOL_VERSION, name, fields], use_bin_type=True)
+    try:
+        msg = decode(frame)
+    except WireError:
+        return
+    assert type(msg).__name__ == name
+    assert decode(encode(msg)) == msg
+
+
+@FUZZ
+@given(st.sampled_from(VALID), st.data())
+def test_mutated_valid_frames_decode_or_are_refused(frame, data):
+    mutated = bytearray(frame)
+    for _ in range(data.draw(st.integers(1, 4))):
+        kind = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        pos = data.draw(st.integers(0, max(0, len(mutated) - 1)))
+        if kind == "flip" and mutated:
+            mutated[pos] ^= data.draw(st.integers(1, 255))
+        elif kind == "cut":
+            del mutated[pos:]
+        else:
+            mutated[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
+    try:
+        msg = decode(bytes(mutated))
+    except WireError:
+        return
+    assert dataclasses.is_dataclass(msg)
+
+
+def test_oversized_frames_are_refused_before_parsing():
+    with pytest.raises(WireError, match="exceeds"):
+        decode(b"\x00" * 100, max_bytes=10)
+
+
+# -- the data plane -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def codec():
+    topology = chain_topology(3, 1)
+    engine = Engine(topology.spec, topology.classes, {"topology.acker.executors": 1}, executor_ids=[1, 2, 3])
+    codec = TupleCodec(topology.spec, topology.spec.executors_with_ackers(1), engine.wiring.local_tasks,
+                       engine.wiring.sinks)
+    return codec, engine
+
+
+def _frame(items: list) -> bytes:
+    return msgpack.packb([1, items], use_bin_type=True)
+
+
+@FUZZ
+@given(st.binary(max_size=200) | plain.map(lambda v: msgpack.packb(v, use_bin_type=True)))
+def test_the_tuple_codec_never_raises_on_garbage(codec, frame):
+    c, _ = codec
+    delivered, bad = c.deliver(frame)
+    assert delivered >= 0 and bad >= 0
+
+
+@FUZZ
+@given(st.lists(st.lists(plain, max_size=6), max_size=6))
+def test_the_tuple_codec_counts_every_bad_item(codec, items):
+    c, engine = codec
+    before = sum(len(ex.inbox) for ex in engine.executors)
+    delivered, bad = c.deliver(_frame(items))
+    after = sum(len(ex.inbox) for ex in engine.executors)
+    assert delivered + bad == len(items)
+    assert after - before == delivered
+    for ex in engine.executors:
+        ex.inbox.clear()
+
+
+# -- decision code fed whatever decodes ----------------------------------------------------
+
+
+@FUZZ
+@given(message_names, plain, st.binary(max_size=8))
+def test_nimbus_state_never_raises_on_any_decodable_message(name, fields, peer):
+    try:
+        msg = decode(msgpack.packb([PROTOCOL_VERSION, name, fields], use_bin_type=True))
+    except WireError:
+        return
+    state = NimbusState(Store(":memory:"), {})
+    state.handle(peer, msg, 0.0)
+    state.tick(10.0)
+
+
+@FUZZ
+@given(st.sampled_from(VALID), message_names, plain)
+def test_supervisor_state_ignores_what_is_not_for_it(frame, name, fields):
+    reg = m.RegisterSupervisor("pi-1", "127.0.0.1", [6700], 1e9, 1e9, 1, 1024, 1)
+    state = SupervisorState(reg)
+    state.on_register_reply(m.RegisterReply(ok=True), 0.0)
+    try:
+        msg = decode(msgpack.packb([PROTOCOL_VERSION, name, fields], use_bin_type=True))
+    except WireError:
+        return
+    if isinstance(msg, m.SupervisorAssignment):
+        state.on_assignment(msg, 1.0)
+    elif isinstance(msg, m.RegisterReply):
+        state.on_register_reply(msg, 1.0)
+    elif isinstance(msg, m.WorkerHeartbeat):
+        state.on_worker_heartbeat(msg, 1.0)
+    state.tick(2.0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_numbers_are_refused(bad):
+    frame = msgpack.packb([PROTOCOL_VERSION, "RegisterSupervisor", {
+        "supervisor_id": "n", "host": "h", "ports": [1], "capacity_hz": bad, "clock_hz": 1.0,
+        "cores": 1, "memory_mb": 1, "pid": 1}])
+    with pytest.raises(WireError, match="capacity_hz"):
+        decode(frame)
