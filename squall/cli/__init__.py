@@ -27,6 +27,7 @@ VERBS: dict[str, str] = {
     "supervisor": "squall.cli.supervisor",
     "schedule": "squall.cli.schedule",
     "submit": "squall.cli.submit",
+    "keygen": "squall.cli.keygen",
     "list": "squall.cli.manage",
     "kill": "squall.cli.manage",
     "activate": "squall.cli.manage",
