@@ -19,6 +19,7 @@ from typing import Any
 
 import zmq
 
+from squall.nimbus.http_api import LoopInbox
 from squall.nimbus.state import NimbusState, Send
 from squall.wire import MAX_FRAME_BYTES, WireError, decode, encode
 
@@ -48,13 +49,11 @@ class NimbusServer:
         self._req_peers: set[bytes] = set()
         self._logged_faults: set[str] = set()
         self.http: ThreadingHTTPServer | None = None
+        self.inbox = LoopInbox()  # REST API POSTs, handled on this loop (see http_api)
         if http_port:
-            from prometheus_client import start_http_server
+            from squall.nimbus.http_api import start as start_http
 
-            from squall.nimbus.prom import registry_for
-
-            server, _thread = start_http_server(http_port, addr=host, registry=registry_for(state, self.lock, clock))
-            self.http = server
+            self.http = start_http(state, self.lock, clock, host, http_port, self.inbox)
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -72,6 +71,7 @@ class NimbusServer:
             while not self._stop.is_set():
                 if poller.poll(POLL_MS):
                     self._drain()
+                self._execute(self.inbox.drain(self._handle_local))
                 now = self.clock()
                 if now >= next_tick:
                     next_tick = now + TICK_S
@@ -112,6 +112,10 @@ class NimbusServer:
         with self.lock:
             commands = self.state.handle(peer, msg, self.clock())
         self._execute(commands)
+
+    def _handle_local(self, peer: bytes, msg: Any) -> list[Send]:
+        with self.lock:
+            return self.state.handle(peer, msg, self.clock())
 
     def _fault(self, kind: str, detail: str) -> None:
         with self.lock:

@@ -1,0 +1,419 @@
+"""Nimbus's HTTP port: Prometheus ``/metrics``, a Storm-UI-compatible REST API and the web page.
+
+Threads: the HTTP server answers on its own threads. GETs read ``NimbusState`` under the
+server's lock (the one the Prometheus collector uses). POSTs never touch the state: they are
+put on a :class:`LoopInbox`, which the server loop drains each iteration, feeding
+``NimbusState.handle`` the same request messages the CLI sends (``SetActive``,
+``KillTopology``, ``RebalanceTopology``); the HTTP thread waits for the ``Reply`` with a
+timeout.
+
+Guarantees: every error is a JSON body ``{"error", "errorMessage", "status"}`` with its
+status code, never a stack trace; a POST is refused (401 without, 403 with a wrong
+``X-Squall-Key`` header) when a cluster key is configured (``nimbus.http.key`` in Nimbus's
+conf, or ``$SQUALL_HTTP_KEY``); without a key POSTs are open, as in Storm UI.
+"""
+
+from __future__ import annotations
+
+import hmac
+import itertools
+import json
+import logging
+import os
+import queue
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import unquote, urlsplit
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from squall import __version__
+from squall import messages as M
+from squall.nimbus import http_views as V
+from squall.nimbus.history import History
+from squall.nimbus.state import NimbusState, Send
+
+log = logging.getLogger("squall.nimbus.http")
+
+KEY_CONF = "nimbus.http.key"
+KEY_ENV = "SQUALL_HTTP_KEY"
+KEY_HEADER = "X-Squall-Key"
+WEB_DIR = Path(__file__).with_name("web")
+STATIC = {"/": "index.html", "/index.html": "index.html", "/app.js": "app.js", "/style.css": "style.css"}
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".css": "text/css; charset=utf-8"}
+MAX_BODY = 64 * 1024
+REPLY_TIMEOUT_S = 10.0
+SAMPLE_S = 2.0
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# -- POSTs into the server loop ------------------------------------------------------------
+
+
+class _Pending:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.reply: M.Reply | None = None
+
+
+class LoopInbox:
+    """Requests from other threads, handled on the loop that owns the state.
+
+    ``submit`` (any thread) enqueues a request and waits for its reply; ``drain`` (the
+    server loop) handles everything queued and returns the commands meant for real peers.
+    """
+
+    PEER = b"\x00http-api"
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Any, _Pending]] = queue.SimpleQueue()
+        self._rids = itertools.count(1)
+        self._rid_lock = threading.Lock()
+
+    def submit(self, make: Callable[..., Any], timeout_s: float = REPLY_TIMEOUT_S, **fields: Any) -> M.Reply:
+        with self._rid_lock:
+            rid = next(self._rids)
+        pending = _Pending()
+        self._queue.put((make(rid=rid, **fields), pending))
+        if not pending.done.wait(timeout_s):
+            raise ApiError(504, f"Nimbus did not handle the request within {timeout_s:g} s")
+        assert pending.reply is not None
+        return pending.reply
+
+    def drain(self, handle: Callable[[bytes, Any], list[Send]]) -> list[Send]:
+        out: list[Send] = []
+        while True:
+            try:
+                msg, pending = self._queue.get_nowait()
+            except queue.Empty:
+                return out
+            for cmd in handle(self.PEER, msg):
+                if cmd.peer == self.PEER:
+                    if isinstance(cmd.msg, M.Reply) and cmd.msg.rid == msg.rid:
+                        pending.reply = cmd.msg
+                else:
+                    out.append(cmd)
+            if pending.reply is None:
+                pending.reply = M.Reply(rid=msg.rid, ok=False, error="Nimbus sent no reply")
+            pending.done.set()
+
+
+# -- the key hook --------------------------------------------------------------------------
+
+
+class KeyCheck:
+    """Compares ``X-Squall-Key`` with the configured key; off (always passes) without one."""
+
+    def __init__(self, key: str | None) -> None:
+        self.key = key or None
+
+    @classmethod
+    def from_conf(cls, conf: dict[str, Any]) -> "KeyCheck":
+        key = conf.get(KEY_CONF) or os.environ.get(KEY_ENV) or None
+        return cls(str(key) if key else None)
+
+    def check(self, headers: Any) -> None:
+        if self.key is None:
+            return
+        given = headers.get(KEY_HEADER)
+        if not given:
+            raise ApiError(401, f"this cluster has a key: send it in the {KEY_HEADER} header")
+        if not hmac.compare_digest(given.encode(), self.key.encode()):
+            raise ApiError(403, f"wrong {KEY_HEADER}")
+
+
+# -- the server ----------------------------------------------------------------------------
+
+
+class ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, addr: tuple[str, int], state: NimbusState, lock: threading.Lock, clock: Any,
+                 inbox: LoopInbox, registry: CollectorRegistry, keys: KeyCheck, sample_s: float = SAMPLE_S) -> None:
+        super().__init__(addr, Handler)
+        self.state, self.lock, self.clock, self.inbox = state, lock, clock, inbox
+        self.registry, self.keys = registry, keys
+        self.history = History()
+        self.started = clock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self.serve_forever, name="nimbus-http", daemon=True),
+                         threading.Thread(target=self._sample_loop, args=(sample_s,), name="nimbus-ui-sampler",
+                                          daemon=True)]
+
+    def start(self) -> "ApiServer":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        super().shutdown()
+
+    def _sample_loop(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            try:
+                with self.lock:
+                    self.history.sample(self.state, self.clock())
+            except Exception:  # the charts may lose a point; the sampler must keep going
+                log.exception("history sample failed")
+
+
+def start(state: NimbusState, lock: threading.Lock, clock: Any, host: str, port: int, inbox: LoopInbox,
+          sample_s: float = SAMPLE_S) -> ApiServer:
+    """Bind ``host:port`` and serve in the background (``shutdown()`` + ``server_close()`` stop it)."""
+    from squall.nimbus.prom import registry_for
+
+    keys = KeyCheck.from_conf(state.conf)
+    return ApiServer((host, port), state, lock, clock, inbox, registry_for(state, lock, clock), keys,
+                     sample_s).start()
+
+
+ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    (m, re.compile(p), h) for m, p, h in [
+        ("GET", r"/api/v1/cluster/summary", "get_cluster"),
+        ("GET", r"/api/v1/cluster/configuration", "get_configuration"),
+        ("GET", r"/api/v1/nimbus/summary", "get_nimbus"),
+        ("GET", r"/api/v1/supervisor/summary", "get_supervisors"),
+        ("GET", r"/api/v1/topology/summary", "get_topologies"),
+        ("GET", r"/api/v1/topology/(?P<id>[^/]+)", "get_topology"),
+        ("GET", r"/api/v1/topology/(?P<id>[^/]+)/placement", "get_placement"),
+        ("GET", r"/api/v1/topology/(?P<id>[^/]+)/traffic", "get_traffic"),
+        ("GET", r"/api/v1/topology/(?P<id>[^/]+)/history", "get_history"),
+        ("GET", r"/api/v1/topology/(?P<id>[^/]+)/events", "get_events"),
+        ("POST", r"/api/v1/topology/(?P<id>[^/]+)/activate", "post_activate"),
+        ("POST", r"/api/v1/topology/(?P<id>[^/]+)/deactivate", "post_deactivate"),
+        ("POST", r"/api/v1/topology/(?P<id>[^/]+)/rebalance/(?P<wait>[^/]+)", "post_rebalance"),
+        ("POST", r"/api/v1/topology/(?P<id>[^/]+)/kill/(?P<wait>[^/]+)", "post_kill"),
+    ]
+]
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: ApiServer
+    protocol_version = "HTTP/1.1"
+    server_version = "squall-nimbus"
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        log.debug("%s " + fmt, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("GET", head=True)
+
+    def _dispatch(self, method: str, head: bool = False) -> None:
+        try:
+            self._raw = self._read_body() if method == "POST" else b""
+            url = urlsplit(self.path)
+            path = url.path.rstrip("/") or "/"
+            if method == "GET" and path == "/metrics":
+                return self._metrics(head)
+            if method == "GET" and path in STATIC:
+                return self._static(STATIC[path], head)
+            allowed = set()
+            for m, pattern, name in ROUTES:
+                match = pattern.fullmatch(path)
+                if match:
+                    allowed.add(m)
+                    if m == method:
+                        args = {k: unquote(v) for k, v in match.groupdict().items()}
+                        body = getattr(self, name)(query=url.query, **args)
+                        return self._json(200, body, head)
+            if allowed:
+                raise ApiError(405, f"{method} is not allowed on {path}; use {', '.join(sorted(allowed))}")
+            raise ApiError(404, f"no such endpoint: {path}")
+        except ApiError as exc:
+            self._error(exc.status, str(exc))
+        except Exception as exc:  # a bug answers 500 as JSON; the trace goes to the log only
+            log.exception("HTTP %s %s failed", method, self.path)
+            self._error(500, f"internal error: {type(exc).__name__}")
+
+    # -- responses --
+
+    def _send(self, status: int, body: bytes, ctype: str, head: bool = False,
+              extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _json(self, status: int, data: Any, head: bool = False) -> None:
+        body = json.dumps(V.as_json_safe(data), allow_nan=False, default=str).encode()
+        self._send(status, body, "application/json", head)
+
+    def _error(self, status: int, message: str) -> None:
+        reason = self.responses.get(status, ("Error",))[0]
+        self._json(status, {"error": reason, "errorMessage": message, "status": status})
+
+    def _static(self, name: str, head: bool) -> None:
+        path = WEB_DIR / name
+        if not path.is_file():
+            raise ApiError(404, f"{name} is missing from this installation")
+        self._send(200, path.read_bytes(), CONTENT_TYPES[path.suffix], head)
+
+    def _metrics(self, head: bool) -> None:
+        encoder, ctype = choose_encoder(self.headers.get("Accept", ""))
+        self._send(200, encoder(self.server.registry), ctype, head)
+
+    # -- reads (under the lock) --
+
+    def _read(self, fn: Callable[[NimbusState, float], Any]) -> Any:
+        with self.server.lock:
+            return fn(self.server.state, self.server.clock())
+
+    @staticmethod
+    def _rec(st: NimbusState, name: str) -> Any:
+        rec = st.topologies.get(name)
+        if rec is None:
+            raise ApiError(404, f"no topology named {name!r}")
+        return rec
+
+    def get_cluster(self, query: str) -> Any:
+        return self._read(lambda st, now: V.cluster_summary(st, now, self.server.started))
+
+    def get_configuration(self, query: str) -> Any:
+        return self._read(lambda st, now: {k: v for k, v in st.conf.items() if k != KEY_CONF})
+
+    def get_nimbus(self, query: str) -> Any:
+        host, port = self.server.server_address[:2]
+        return self._read(lambda st, now: {"nimbuses": [{
+            "host": host, "port": port, "status": "Leader", "version": __version__,
+            "nimbusUpTime": V.pretty_seconds(now - self.server.started),
+            "nimbusUpTimeSeconds": int(now - self.server.started)}]})
+
+    def get_supervisors(self, query: str) -> Any:
+        return self._read(V.supervisor_summary)
+
+    def get_topologies(self, query: str) -> Any:
+        return self._read(V.topology_summary)
+
+    def get_topology(self, query: str, id: str) -> Any:
+        sys = "sys=true" in query.split("&") or "sys=1" in query.split("&")
+        return self._read(lambda st, now: V.topology_page(st, self._rec(st, id), now, self.server.history, sys))
+
+    def get_placement(self, query: str, id: str) -> Any:
+        return self._read(lambda st, now: V.placement(st, self._rec(st, id)))
+
+    def get_traffic(self, query: str, id: str) -> Any:
+        return self._read(lambda st, now: V.traffic(st, self._rec(st, id)))
+
+    def get_history(self, query: str, id: str) -> Any:
+        def build(st: NimbusState, now: float) -> Any:
+            self._rec(st, id)
+            h = self.server.history
+            return {"topology": id, "now": now, "samples": h.series(id), "placementChanges": h.marks(id)}
+        return self._read(build)
+
+    def get_events(self, query: str, id: str) -> Any:
+        marks = self._read(lambda st, now: (self._rec(st, id), self.server.history.marks(id))[1])
+        events = None
+        if hasattr(M, "GetEvents"):
+            reply = self.server.inbox.submit(M.GetEvents, name=id)
+            if reply.ok:
+                events = reply.data if isinstance(reply.data, list) else (reply.data or {}).get("events", [])
+            elif "does not handle" not in reply.error:
+                raise ApiError(404 if "no topology" in reply.error else 409, reply.error)
+        return V.events_body(id, events, marks)
+
+    # -- writes (through the loop) --
+
+    def _read_body(self) -> bytes:
+        """Read the whole body first, so an early refusal leaves the connection usable."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            raise ApiError(400, "bad Content-Length") from None
+        if length > MAX_BODY:
+            self.close_connection = True
+            raise ApiError(413, f"body larger than {MAX_BODY} bytes")
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _body(self) -> dict[str, Any]:
+        raw = self._raw
+        if not raw.strip():
+            return {}
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ApiError(400, f"body is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "body must be a JSON object")
+        return data
+
+    def _call(self, operation: str, id: str, make: Any, **fields: Any) -> Any:
+        self.server.keys.check(self.headers)
+        reply = self.server.inbox.submit(make, name=id, **fields)
+        if not reply.ok:
+            status = 404 if reply.error.startswith("no topology named") else 400
+            raise ApiError(status, reply.error)
+        return {"topologyOperation": operation, "topologyId": id, "status": "success", "topology": reply.data}
+
+    def post_activate(self, query: str, id: str) -> Any:
+        self._body()
+        return self._call("activate", id, M.SetActive, active=True)
+
+    def post_deactivate(self, query: str, id: str) -> Any:
+        self._body()
+        return self._call("deactivate", id, M.SetActive, active=False)
+
+    def post_kill(self, query: str, id: str, wait: str) -> Any:
+        self._body()
+        return self._call("kill", id, M.KillTopology, wait_s=_seconds(wait))
+
+    def post_rebalance(self, query: str, id: str, wait: str) -> Any:
+        opts = self._body().get("rebalanceOptions", {})
+        if not isinstance(opts, dict):
+            raise ApiError(400, "rebalanceOptions must be an object")
+        workers = opts.get("numWorkers")
+        if workers is not None:
+            workers = _int(workers, "numWorkers")
+        executors = opts.get("executors") or {}
+        if not isinstance(executors, dict):
+            raise ApiError(400, "rebalanceOptions.executors must map component -> parallelism")
+        par = {str(k): _int(v, f"executors.{k}") for k, v in executors.items()}
+        scheduler = opts.get("scheduler")
+        if scheduler is not None and not isinstance(scheduler, str):
+            raise ApiError(400, "rebalanceOptions.scheduler must be a string")
+        return self._call("rebalance", id, M.RebalanceTopology, wait_s=_seconds(wait), workers=workers,
+                          parallelism=par, scheduler=scheduler)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ApiError(400, f"wait time must be a number of seconds, got {text!r}") from None
+    if not 0 <= value < 1e9:
+        raise ApiError(400, f"wait time must be >= 0 seconds, got {text!r}")
+    return value
+
+
+def _int(value: Any, what: str) -> int:
+    """Storm sends parallelism as a string or a number."""
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ApiError(400, f"{what} must be an integer, got {value!r}") from None
+    if number < 1:
+        raise ApiError(400, f"{what} must be >= 1, got {number}")
+    return number
