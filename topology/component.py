@@ -152,6 +152,25 @@ class Component:
     def initialize(self, conf: dict[str, Any], ctx: Context) -> None:
         """Called once per task before any tuple; override to set up state."""
 
+    def snapshot(self) -> bytes | None:
+        """This task's state, when its executor moves to another worker (a live rebalance).
+
+        Called on the old worker after the task's last tuple there; the bytes travel (through
+        Nimbus) to the new worker, which passes them to ``restore``. Return None (the default)
+        for a component without state worth keeping: the new instance then starts from
+        ``initialize`` alone. Encode with msgpack or json, not pickle; keep it small (it rides
+        on heartbeats). If this raises, the error is logged and the task moves without state.
+        """
+        return None
+
+    def restore(self, data: bytes) -> None:
+        """Take over the state ``snapshot`` returned on the worker this task left.
+
+        Called on the new worker after ``initialize`` and before any tuple, ack or fail
+        reaches this task; never called when ``snapshot`` returned None. If this raises, the
+        error is logged and the task runs with the state ``initialize`` gave it.
+        """
+
     @classmethod
     def spec(
         cls,

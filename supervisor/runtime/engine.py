@@ -7,22 +7,35 @@ each spout emit a bounded batch, then drains the bolts in topological order, the
 timers (tick tuples, message timeouts, acker rotation) run between rounds. When any local
 inbox holds more than ``squall.backpressure.high`` items, spouts stop emitting until it
 drains (backpressure), so memory stays bounded when bolts are slower than spouts.
+
+Executors can move in and out of a running engine (live migration): ``remove_executor``
+takes one out and returns its snapshot (``squall.supervisor.runtime.snapshot``: user state
+through ``Component.snapshot``, queued items, a spout's pending trees, an acker's entries);
+``add_executor`` builds one, initializes it, restores a snapshot and starts feeding it. The
+sinks of the moved tasks switch between the local inbox and ``remote_sink`` and the routes
+that depend on locality (local_or_shuffle) are rebuilt; nothing queued is lost. ``paused``
+holds the spouts (no ``next_tuple``, no activate/deactivate callback) while bolts, ackers and
+the delivery of tree outcomes to spouts (``ack``/``fail``) go on, so the engine drains.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections import deque
 from typing import Any, Callable, Iterable, Mapping
 
+from squall.supervisor.runtime import snapshot
 from squall.supervisor.runtime.acker import AckerExecutor
 from squall.supervisor.runtime.executor import BoltExecutor, SpoutExecutor
 from squall.supervisor.runtime.routing import Route, make_chooser
 from squall.supervisor.runtime.stats import ComponentSummary, summarize
 from squall.topology.component import SYSTEM_COMPONENT, TICK_STREAM, Context, Tuple
-from squall.topology.grouping import DIRECT
+from squall.topology.grouping import DIRECT, LOCAL_OR_SHUFFLE
 from squall.topology.spec import ACKER_COMPONENT, SPOUT, ExecutorSpec, TopologySpec
 
+log = logging.getLogger("squall.engine")
 Sink = Callable[[tuple[int, Any]], None]
 DEFAULT_MESSAGE_TIMEOUT_S = 30.0
 TIMER_PERIOD_S = 0.05
@@ -52,6 +65,16 @@ class Wiring:
         self.sinks: dict[int, Sink] = {}
         self.task_ranges = spec.task_ranges()
         self.task_to_component = {t: name for name, r in self.task_ranges.items() for t in r}
+        self._stream_fields: dict[tuple[str, str], dict[str, int]] = {}
+
+    def stream_fields(self, component: str, stream: str) -> dict[str, int]:
+        """Field name -> index of a declared stream (one shared dict per stream)."""
+        key = (component, stream)
+        fields = self._stream_fields.get(key)
+        if fields is None:
+            declared = {s.name: s.fields for s in self.spec.component(component).outputs}
+            fields = self._stream_fields[key] = {f: i for i, f in enumerate(declared[stream])}
+        return fields
 
     def component_config(self, component: str) -> dict[str, Any]:
         """The config a component sees: the topology's with overrides, then its own."""
@@ -95,7 +118,11 @@ def acker_count(spec: TopologySpec, conf: Mapping[str, Any]) -> int:
 
 
 class Engine:
-    """Runs the executors of ``spec`` whose ids are in ``executor_ids`` (default: all)."""
+    """Runs the executors of ``spec`` whose ids are in ``executor_ids`` (default: all).
+
+    ``states`` (executor id -> snapshot) are restored at ``start()``, after ``initialize()``
+    and before any tuple: a worker launched to take over moved executors gets them this way.
+    """
 
     def __init__(
         self,
@@ -106,77 +133,166 @@ class Engine:
         remote_sink: Callable[[int], Sink] | None = None,
         clock: Callable[[], float] = time.monotonic,
         seed: int = 0,
+        states: Mapping[int, bytes] | None = None,
     ) -> None:
         self.spec = spec
+        self.classes = classes
         self.conf = {**spec.config, **(conf or {})}
         self.clock = clock
+        self.remote_sink = remote_sink
         ackers = acker_count(spec, self.conf)
-        all_executors = spec.executors_with_ackers(ackers)
-        wanted = set(e.id for e in all_executors) if executor_ids is None else set(executor_ids)
-        local = [e for e in all_executors if e.id in wanted]
+        self.all_executors = spec.executors_with_ackers(ackers)
+        self._executor_specs = {e.id: e for e in self.all_executors}
+        wanted = set(self._executor_specs) if executor_ids is None else set(executor_ids)
+        local = [e for e in self.all_executors if e.id in wanted]
         local_tasks = frozenset(t for e in local for t in e.tasks)
-        acker_tasks = [e.first_task for e in all_executors if e.component == ACKER_COMPONENT]
+        acker_tasks = [e.first_task for e in self.all_executors if e.component == ACKER_COMPONENT]
         self.wiring = Wiring(spec, acker_tasks, local_tasks, clock, seed, self.conf)
         self.message_timeout_s = float(self.conf.get("topology.message.timeout.secs", DEFAULT_MESSAGE_TIMEOUT_S))
         self.backpressure_high = int(self.conf.get("squall.backpressure.high", 10_000))
         self.drain_limit = int(self.conf.get("squall.bolt.batch", 1_000))
+        self._order = {name: i for i, name in enumerate(_topological_order(spec))}
+        self._locality_matters = any(
+            inp.grouping.type == LOCAL_OR_SHUFFLE for c in spec.components for inp in c.inputs
+        )
+        self.active = False
+        self.paused = False  # live migration: spouts held, everything else drains
+        self.started_at: float | None = None
+        self._states = dict(states or {})
 
         # Inboxes exist before executors, because building an executor's emit needs sinks.
-        inboxes: dict[int, deque] = {}
+        for e in self.all_executors:
+            for t in e.tasks:
+                self.wiring.sinks[t] = self._remote(t)
+        self.by_id: dict[int, Any] = {}
         for e in local:
-            box: deque = deque()
-            for t in e.tasks:
-                inboxes[t] = box
-        for e in all_executors:
-            for t in e.tasks:
-                if t in inboxes:
-                    self.wiring.sinks[t] = inboxes[t].append
-                elif remote_sink is not None:
-                    self.wiring.sinks[t] = remote_sink(t)
-                else:
-                    self.wiring.sinks[t] = _unreachable(t)
+            self._build(e, salt=0)
+        self._ticks: list[list[Any]] = []
+        self._arrange()
+        self._next_timers = 0.0
 
-        self.spouts: list[SpoutExecutor] = []
-        self.bolts: list[BoltExecutor] = []
-        self.ackers: list[AckerExecutor] = []
-        order = {name: i for i, name in enumerate(_topological_order(spec))}
-        for e in sorted(local, key=lambda e: (order.get(e.component, len(order)), e.id)):
-            if e.component == ACKER_COMPONENT:
-                ex: Any = AckerExecutor(e, self.wiring, self.message_timeout_s)
-                self.ackers.append(ex)
-            elif spec.component(e.component).kind == SPOUT:
-                ex = SpoutExecutor(e, classes[e.component], self.wiring)
-                self.spouts.append(ex)
-            else:
-                ex = BoltExecutor(e, classes[e.component], self.wiring)
-                self.bolts.append(ex)
-            ex.inbox = inboxes[e.first_task]
+    def _remote(self, task: int) -> Sink:
+        return self.remote_sink(task) if self.remote_sink is not None else _unreachable(task)
+
+    def _build(self, e: ExecutorSpec, salt: int) -> Any:
+        """Create executor ``e`` with its own inbox and point its tasks' sinks at it."""
+        box: deque = deque()
+        for t in e.tasks:
+            self.wiring.sinks[t] = box.append
+        if e.component == ACKER_COMPONENT:
+            ex: Any = AckerExecutor(e, self.wiring, self.message_timeout_s)
+        elif self.spec.component(e.component).kind == SPOUT:
+            ex = SpoutExecutor(e, self.classes[e.component], self.wiring, salt)
+        else:
+            ex = BoltExecutor(e, self.classes[e.component], self.wiring, salt)
+        ex.inbox = box
+        self.by_id[e.id] = ex
+        return ex
+
+    def _arrange(self) -> None:
+        """Order the executors (spouts, bolts from sources to sinks, ackers) and refresh the
+        lists the loop reads; tick timers of bolts that stay are kept as they are."""
+        order = self._order
+        local = sorted(self.by_id.values(), key=lambda ex: (order.get(ex.component, len(order)), ex.spec.id))
+        self.spouts: list[SpoutExecutor] = [ex for ex in local if ex.kind == "spout"]
+        self.bolts: list[BoltExecutor] = [ex for ex in local if ex.kind == "bolt"]
+        self.ackers: list[AckerExecutor] = [ex for ex in local if ex.kind == "acker"]
         self.executors = [*self.spouts, *self.bolts, *self.ackers]
         self._inboxes = [ex.inbox for ex in self.executors]
-        self._ticks = self._tick_schedule()
-        self._next_timers = 0.0
-        self.started_at: float | None = None
+        kept = {id(entry[0]): entry for entry in self._ticks}
+        self._ticks = [kept.get(id(b)) or entry for b in self.bolts for entry in self._tick_entries(b)]
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self, activate: bool = True) -> None:
         for ex in self.executors:
             ex.initialize()
-        self.started_at = self.clock()
+        now = self.clock()
+        for eid, data in self._states.items():
+            ex = self.by_id.get(eid)
+            if ex is not None:
+                self._restore(ex, data, now)
+        self._states = {}
+        self.started_at = now
         if activate:
             self.activate()
 
     def activate(self) -> None:
+        self.active = True
         for s in self.spouts:
             s.activate()
 
     def deactivate(self) -> None:
+        self.active = False
         for s in self.spouts:
             s.deactivate()
 
+    # -- live migration ----------------------------------------------------------------
+
+    def local_executor_ids(self) -> frozenset[int]:
+        return frozenset(self.by_id)
+
+    def add_executor(self, executor_id: int, state: bytes | None = None) -> None:
+        """Start running executor ``executor_id`` here: build it, ``initialize()`` it (if the
+        engine has started), restore ``state`` (a ``remove_executor`` snapshot: user state,
+        queued items, pending trees or acker entries), then switch its tasks' sinks to its
+        inbox. A spout is activated if the engine is active. A snapshot that does not decode
+        is logged and the executor starts empty."""
+        if executor_id in self.by_id:
+            raise ValueError(f"executor {executor_id} already runs in this engine")
+        e = self._executor_specs.get(executor_id)
+        if e is None:
+            raise ValueError(f"topology {self.spec.name!r} has no executor {executor_id}")
+        ex = self._build(e, salt=int.from_bytes(os.urandom(8), "big"))
+        self._relocalize()
+        self._arrange()
+        if self.started_at is None:
+            if state is not None:
+                self._states[executor_id] = state
+            return
+        ex.initialize()
+        if state is not None:
+            self._restore(ex, state, self.clock())
+        if self.active and ex.kind == "spout":
+            ex.activate()
+
+    def remove_executor(self, executor_id: int) -> bytes:
+        """Stop running executor ``executor_id`` here and return its snapshot; its tasks'
+        sinks go to ``remote_sink`` from now on. Queued items leave inside the snapshot, so
+        the caller must hand it to the new owner (``add_executor``) for nothing to be lost."""
+        ex = self.by_id.pop(executor_id, None)
+        if ex is None:
+            raise ValueError(f"executor {executor_id} does not run in this engine")
+        data = snapshot.take(ex, self.clock())
+        for t in ex.spec.tasks:
+            self.wiring.sinks[t] = self._remote(t)
+        self._relocalize()
+        self._arrange()
+        return data
+
+    def _restore(self, ex: Any, data: bytes, now: float) -> None:
+        try:
+            snapshot.restore(ex, data, now)
+        except (snapshot.SnapshotError, KeyError, TypeError, ValueError) as exc:
+            log.error("executor %d (%s): state not restored, it starts empty: %s", ex.spec.id, ex.component, exc)
+
+    def _relocalize(self) -> None:
+        self.wiring.local_tasks = frozenset(t for ex in self.by_id.values() for t in ex.spec.tasks)
+        if self._locality_matters:
+            for ex in self.by_id.values():
+                if ex.kind != "acker":
+                    ex.rebind_emits()
+
+    def queued(self) -> int:
+        """Items waiting in local inboxes."""
+        return sum(len(box) for box in self._inboxes)
+
+    # -- the loop ----------------------------------------------------------------------
+
     def run_once(self) -> int:
-        """One round: spouts emit a batch (unless backpressured), bolts and ackers drain."""
-        allow_emit = not self.backpressured()
+        """One round: spouts emit a batch (unless paused or backpressured), bolts and ackers
+        drain."""
+        allow_emit = not self.paused and not self.backpressured()
         done = 0
         for s in self.spouts:
             done += s.step(allow_emit)
@@ -222,13 +338,10 @@ class Engine:
 
     # -- timers ------------------------------------------------------------------------
 
-    def _tick_schedule(self) -> list[list[Any]]:
-        ticks = []
-        for b in self.bolts:
-            freq = self.wiring.component_config(b.component).get("topology.tick.tuple.freq.secs")
-            if freq:
-                ticks.append([b, float(freq), self.clock() + float(freq)])
-        return ticks
+    def _tick_entries(self, bolt: BoltExecutor) -> list[list[Any]]:
+        """[bolt, period, next due] for a bolt with tick tuples, else nothing."""
+        freq = self.wiring.component_config(bolt.component).get("topology.tick.tuple.freq.secs")
+        return [[bolt, float(freq), self.clock() + float(freq)]] if freq else []
 
     def run_timers(self, now: float) -> None:
         for entry in self._ticks:

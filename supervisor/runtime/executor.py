@@ -43,7 +43,7 @@ class Executor:
 
     kind = "executor"
 
-    def __init__(self, spec: ExecutorSpec, cls: type, wiring: "Wiring") -> None:
+    def __init__(self, spec: ExecutorSpec, cls: type, wiring: "Wiring", salt: int = 0) -> None:
         self.spec = spec
         self.component = spec.component
         self.wiring = wiring
@@ -51,7 +51,9 @@ class Executor:
         self.stats = ExecutorStats(spec.component)
         self.tracking = wiring.tracking
         self._logged: set[tuple[int, str]] = set()
-        self._getrandbits = random.Random(wiring.seed * 1_000_003 + spec.id).getrandbits
+        # ``salt`` differs for an executor added live (moved here), so its root and edge ids
+        # do not repeat those its previous incarnation drew for trees still in flight.
+        self._getrandbits = random.Random(wiring.seed * 1_000_003 + spec.id + (salt << 64)).getrandbits
         self.instances: dict[int, Any] = {}
         for task in spec.tasks:
             inst = cls()
@@ -66,6 +68,12 @@ class Executor:
 
     def _bind(self, inst: Any, task: int) -> None:
         """Attach ack/fail (bolts); spouts keep their own ack/fail callbacks."""
+
+    def rebind_emits(self) -> None:
+        """Rebuild every task's emit: its routes depend on which tasks are local
+        (local_or_shuffle), which changes when executors move in or out of the engine."""
+        for task, inst in self.instances.items():
+            inst.emit = self._make_emit(task)
 
     def _route(self, routes: dict[str, Route], stream: str | None, values: Sequence[Any]) -> Route:
         name = stream or DEFAULT_STREAM
@@ -101,12 +109,12 @@ class Executor:
 class BoltExecutor(Executor):
     kind = "bolt"
 
-    def __init__(self, spec: ExecutorSpec, cls: type[Bolt], wiring: "Wiring") -> None:
+    def __init__(self, spec: ExecutorSpec, cls: type[Bolt], wiring: "Wiring", salt: int = 0) -> None:
         self.current: Tuple | None = None
         self.auto_ack = bool(cls.auto_ack)
         self.auto_anchor = bool(cls.auto_anchor)
         self.auto_fail = bool(cls.auto_fail)
-        super().__init__(spec, cls, wiring)
+        super().__init__(spec, cls, wiring, salt)
 
     def _bind(self, inst: Any, task: int) -> None:
         inst.ack = self.ack
@@ -219,7 +227,7 @@ class BoltExecutor(Executor):
 class SpoutExecutor(Executor):
     kind = "spout"
 
-    def __init__(self, spec: ExecutorSpec, cls: type[Spout], wiring: "Wiring") -> None:
+    def __init__(self, spec: ExecutorSpec, cls: type[Spout], wiring: "Wiring", salt: int = 0) -> None:
         # root id -> (task, tup_id, emitted_at); insertion order is emission order, which
         # makes timeout scans stop at the first young entry.
         self.pending: dict[int, tuple[int, Any, float]] = {}
@@ -230,7 +238,7 @@ class SpoutExecutor(Executor):
         conf = wiring.component_config(spec.component)
         self.max_pending = conf.get("topology.max.spout.pending")
         self.batch = int(conf.get("squall.spout.batch", 64))
-        super().__init__(spec, cls, wiring)
+        super().__init__(spec, cls, wiring, salt)
 
     def _make_emit(self, task: int) -> Callable[..., list[int]]:
         routes = self.wiring.routes(self.component, task)

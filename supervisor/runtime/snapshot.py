@@ -1,0 +1,180 @@
+"""Executor snapshots: what an executor carries when it moves from one engine to another.
+
+A snapshot is one msgpack map (``SNAPSHOT_VERSION`` 1)::
+
+    {"v": 1, "id": executor id, "component": name, "kind": "spout" | "bolt" | "acker",
+     "tasks":   {task: user bytes or nil},          # Component.snapshot() per task
+     "inbox":   [[task, ...item], ...],             # queued, not yet processed, in order
+     "pending": [[root, task, tup_id, age_s], ...], # spouts: trees not yet complete
+     "acker":   [[root, xor, spout_task, failed, old], ...]}   # ackers: their entries
+
+Guarantees:
+
+* nothing queued is lost by a move: inbox items travel in the snapshot in their order (data
+  tuples in the wire's item layout, control items as their fields) and are queued again,
+  ahead of anything newer, on the new owner; tick tuples are not carried (the new owner
+  schedules its own);
+* a spout's pending trees keep their root ids and their *age* (monotonic clocks differ
+  between processes), so an ack arriving after the move completes the tree on the new owner,
+  which calls ``spout.ack(tup_id)`` there and records the right complete latency; tuple ids
+  travel as their own msgpack value and come back with tuples for arrays (hashable);
+* an acker's entries (both rotation generations) move as they are, so trees whose acks are
+  split across the move still complete exactly once;
+* a value msgpack cannot serialise (in a queued tuple or a tuple id) drops only its own item
+  or tree, counted in the executor's ``errors``, as does a queued item that does not fit the
+  executor on restore; a snapshot that does not decode is refused with ``SnapshotError``
+  before anything of it is applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from squall.topology.component import TICK_STREAM, Tuple
+
+if TYPE_CHECKING:
+    from squall.supervisor.runtime.executor import Executor
+
+log = logging.getLogger("squall.snapshot")
+
+SNAPSHOT_VERSION = 1
+_PACK_ERRORS = (TypeError, ValueError, OverflowError)
+
+
+class SnapshotError(ValueError):
+    """A snapshot that is not this format (or not for this executor)."""
+
+
+def take(ex: Any, now: float) -> bytes:
+    """The snapshot of executor ``ex`` (spout, bolt or acker): user state, queue, trees."""
+    tasks: dict[int, bytes | None] = {}
+    for task, inst in getattr(ex, "instances", {}).items():
+        tasks[task] = _user_snapshot(ex, task, inst)
+    doc: dict[str, Any] = {
+        "v": SNAPSHOT_VERSION,
+        "id": ex.spec.id,
+        "component": ex.component,
+        "kind": ex.kind,
+        "tasks": tasks,
+        "inbox": _packable(ex, [_inbox_item(ex.kind, item) for item in ex.inbox if not _is_tick(item)]),
+    }
+    if ex.kind == "spout":
+        pending = []
+        for root, (task, tup_id, emitted_at) in ex.pending.items():
+            try:
+                packed_id = msgpack.packb(tup_id, use_bin_type=True)
+            except _PACK_ERRORS as exc:
+                ex.log_error_once(task, exc, "snapshot (a tuple id msgpack cannot serialise)")
+                continue
+            pending.append([root, task, packed_id, max(0.0, now - emitted_at)])
+        doc["pending"] = pending
+    elif ex.kind == "acker":
+        doc["acker"] = [[root, e[0], e[1], e[2], 0] for root, e in ex.current.items()] + [
+            [root, e[0], e[1], e[2], 1] for root, e in ex.previous.items()
+        ]
+    return msgpack.packb(doc, use_bin_type=True)
+
+
+def restore(ex: Any, data: bytes, now: float) -> None:
+    """Apply a snapshot taken by ``take`` to a freshly built and initialized executor."""
+    doc = decode(data)
+    if doc["id"] != ex.spec.id or doc["kind"] != ex.kind:
+        raise SnapshotError(
+            f"snapshot of executor {doc['id']} ({doc['kind']}) given to executor {ex.spec.id} ({ex.kind})"
+        )
+    for task, blob in doc["tasks"].items():
+        inst = getattr(ex, "instances", {}).get(task)
+        if inst is None or blob is None:
+            continue
+        try:
+            inst.restore(blob)
+        except Exception as exc:  # a user bug in restore must not stop the executor
+            ex.log_error_once(task, exc, "restore")
+    if ex.kind == "spout":
+        for root, task, packed_id, age in doc.get("pending", []):
+            if task not in ex.pending_by_task:
+                continue
+            tup_id = msgpack.unpackb(packed_id, raw=False, use_list=False, strict_map_key=False)
+            ex.pending[root] = (task, tup_id, now - float(age))
+            ex.pending_by_task[task] += 1
+    elif ex.kind == "acker":
+        for root, xor, spout_task, failed, old in doc.get("acker", []):
+            (ex.previous if old else ex.current)[root] = [xor, spout_task, bool(failed)]
+        ex.rotated_at = now
+    queued = [q for q in (_restore_item(ex, item) for item in doc["inbox"]) if q is not None]
+    ex.inbox.extendleft(reversed(queued))  # ahead of anything that arrived since the move
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    """The snapshot as a map, validated for shape; raises ``SnapshotError``."""
+    try:
+        doc = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types for garbage
+        raise SnapshotError(f"not a snapshot: {exc}") from None
+    if type(doc) is not dict or doc.get("v") != SNAPSHOT_VERSION:
+        raise SnapshotError("not a snapshot (or an unknown version)")
+    for key, kind in (("id", int), ("kind", str), ("tasks", dict), ("inbox", list)):
+        if not isinstance(doc.get(key), kind):
+            raise SnapshotError(f"snapshot field {key!r} missing or not {kind.__name__}")
+    return doc
+
+
+def _user_snapshot(ex: "Executor", task: int, inst: Any) -> bytes | None:
+    try:
+        blob = inst.snapshot()
+    except Exception as exc:  # a user bug in snapshot loses that task's state, not the move
+        ex.log_error_once(task, exc, "snapshot")
+        return None
+    if blob is not None and not isinstance(blob, (bytes, bytearray)):
+        ex.log_error_once(task, TypeError(f"snapshot() returned {type(blob).__name__}, not bytes"), "snapshot")
+        return None
+    return bytes(blob) if blob is not None else None
+
+
+def _is_tick(item: tuple[int, Any]) -> bool:
+    payload = item[1]
+    return isinstance(payload, Tuple) and payload.stream == TICK_STREAM
+
+
+def _inbox_item(kind: str, item: tuple[int, Any]) -> list:
+    task, payload = item
+    if kind == "bolt":
+        return [task, payload.stream, payload.task, payload.values, payload.roots or None]
+    return [task, *payload]
+
+
+def _packable(ex: Any, items: list[list]) -> list[list]:
+    """``items`` without those msgpack cannot serialise (each counted as an error)."""
+    try:
+        msgpack.packb(items, use_bin_type=True)
+        return items
+    except _PACK_ERRORS:
+        pass
+    good = []
+    for item in items:
+        try:
+            msgpack.packb(item, use_bin_type=True)
+        except _PACK_ERRORS as exc:
+            ex.log_error_once(item[0], exc, "snapshot (a queued tuple msgpack cannot serialise)")
+            continue
+        good.append(item)
+    return good
+
+
+def _restore_item(ex: Any, item: list) -> tuple[int, Any] | None:
+    """An inbox item back from its snapshot form; None (counted) if it does not fit."""
+    if ex.kind != "bolt":
+        return item[0], tuple(item[1:])
+    try:
+        task, stream, source, values, roots = item
+        component = ex.wiring.task_to_component[source]
+        fields = ex.wiring.stream_fields(component, stream)
+        if task not in ex.instances or len(values) != len(fields):
+            raise ValueError(f"item for task {task} does not fit {ex.component!r}")
+    except (KeyError, TypeError, ValueError) as exc:
+        ex.log_error_once(ex.spec.first_task, exc, "restore (a queued tuple that does not fit)")
+        return None
+    return task, Tuple(component, stream, source, values, fields, roots)
