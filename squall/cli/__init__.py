@@ -34,6 +34,8 @@ VERBS: dict[str, str] = {
     "deactivate": "squall.cli.manage",
     "rebalance": "squall.cli.manage",
     "assignment": "squall.cli.manage",
+    "testbed": "squall.cli.testbed",
+    "experiment": "squall.cli.experiment",
 }
 
 

@@ -1,0 +1,278 @@
+"""A testbed of emulated boards on this machine, and the one interface experiments use.
+
+::
+
+    with Testbed(load_boards("examples/boards/pis.json")) as tb:
+        tb.submit("examples/reference_chain.py", scheduler="offline")
+        print(tb.client().assignment("reference-chain"))
+
+Each board is a network namespace ``<prefix>-<id>`` with one address on the bridge
+``<prefix>br`` (``<subnet>.1`` is the bridge, boards ``.2`` upwards), a veth pair
+``<prefix><i>h``/``<prefix><i>n`` whose two ends are rate-limited by tc tbf (the board's link,
+both directions), and cgroups ``<prefix>-<id>`` in the cpu (quota) and memory (limit)
+controllers. Its supervisor runs inside the namespace and the cgroups; Nimbus runs outside,
+bound on the bridge address. No delay is emulated (the kernel here has no netem).
+
+Guarantees: every object is recorded in the state file before the next is made, so a crash
+in the middle leaves a record; :func:`teardown` stops the processes and removes the recorded
+objects and any other named with the prefix, and is idempotent; ``close()`` (``__exit__``,
+and at interpreter exit) calls it. ``Testbed`` and ``LocalCluster`` share the
+:class:`Cluster` protocol, and :func:`open_cluster` picks the testbed when the machine
+allows and says why not when it falls back to loopback processes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from squall.client import NimbusClient, NimbusError, NimbusUnreachable
+from squall.experiments import netns
+from squall.experiments.boards import Board
+from squall.experiments.netns import TestbedError, TestbedUnavailable
+
+DEFAULT_PREFIX = "sqtb"
+DEFAULT_SUBNET = "10.231.0"
+
+
+class Cluster(Protocol):
+    """What an experiment needs of a cluster: LocalCluster and Testbed both provide it."""
+
+    nimbus_address: str
+
+    @property
+    def node_ids(self) -> list[str]: ...
+    def client(self, timeout_s: float = 5.0) -> NimbusClient: ...
+    def submit(self, target: str, name: str | None = None, workers: int | None = None,
+               scheduler: str = "round_robin", conf: dict | None = None) -> str: ...
+    def close(self) -> None: ...
+
+
+def state_dir(prefix: str) -> Path:
+    return Path(os.environ.get("SQUALL_TESTBED_DIR", tempfile.gettempdir())) / f"squall-testbed-{prefix}"
+
+
+def read_state(prefix: str) -> dict[str, Any] | None:
+    path = state_dir(prefix) / "state.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def teardown(prefix: str = DEFAULT_PREFIX) -> list[str]:
+    """Stop the testbed's processes and remove everything named with ``prefix``; returns what
+    was stopped or removed (empty when nothing was there). Safe to call any number of times."""
+    state = read_state(prefix) or {}
+    recorded = {int(p) for p in state.get("pids", {}).values()}
+    # A recorded pid may have been reused since a crash: only stop what is still squall.
+    pids = {p for p in recorded if netns.is_squall(p)} | netns.pids_in(prefix)
+    netns.stop_pids(pids)
+    done = [f"process {p}" for p in sorted(pids)]
+    done += netns.remove_all(prefix, state)
+    shutil.rmtree(state_dir(prefix), ignore_errors=True)
+    return done
+
+
+class Testbed:
+    def __init__(self, boards: list[Board], prefix: str = DEFAULT_PREFIX, subnet: str = DEFAULT_SUBNET,
+                 port: int = 6627, log_level: str = "INFO", startup_timeout_s: float = 40.0) -> None:
+        if not boards:
+            raise ValueError("a testbed needs at least one board")
+        if not prefix.isalnum() or len(prefix) > 8:
+            raise ValueError("prefix must be 1-8 letters or digits (link names are at most 15 characters)")
+        self.boards = list(boards)
+        self.prefix, self.subnet, self.port = prefix, subnet, port
+        self.log_level = log_level
+        self.startup_timeout_s = startup_timeout_s
+        self.dir = state_dir(prefix)
+        self.state: dict[str, Any] = {}
+        self._closed = True
+
+    # -- addresses -------------------------------------------------------------------------
+
+    @property
+    def bridge_address(self) -> str:
+        return f"{self.subnet}.1"
+
+    @property
+    def nimbus_address(self) -> str:
+        return f"{self.bridge_address}:{self.port}"
+
+    @property
+    def node_ids(self) -> list[str]:
+        return [b.id for b in self.boards]
+
+    def address_of(self, board: Board) -> str:
+        return f"{self.subnet}.{self.boards.index(board) + 2}"
+
+    def namespace_of(self, board: Board) -> str:
+        return f"{self.prefix}-{board.id}"
+
+    def describe(self) -> str:
+        lines = [f"testbed {self.prefix}: bridge {self.prefix}br {self.bridge_address}, Nimbus {self.nimbus_address}"]
+        for b in self.boards:
+            lines.append(f"  {b.id:<8} {b.board_class}  {self.address_of(b):<12} netns {self.namespace_of(b)}  "
+                         f"link {b.link_mbit:g} Mbit/s  cpu {b.cpu:g} core  memory {b.memory_mb} MB  "
+                         f"slots {b.slots}  capacity {b.capacity_hz(self.clock_hz) / 1e9:.2f} GHz")
+        return "\n".join(lines)
+
+    @property
+    def clock_hz(self) -> float:
+        from squall.supervisor.facts import read_clock_hz
+
+        return read_clock_hz()[0]
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> "Testbed":
+        self.up()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _record(self, kind: str, name: str) -> None:
+        self.state.setdefault(kind, []).append(name)
+        self._save()
+
+    def _save(self) -> None:
+        tmp = self.dir / "state.json.tmp"
+        tmp.write_text(json.dumps(self.state, indent=1))
+        tmp.replace(self.dir / "state.json")
+
+    def up(self) -> None:
+        reason = netns.unavailable_reason()
+        if reason:
+            raise TestbedUnavailable(reason)
+        if read_state(self.prefix) is not None or any(netns.leftovers(self.prefix).values()):
+            raise TestbedError(f"a testbed with prefix {self.prefix!r} is already up (or left over); "
+                               f"run `squall testbed down --prefix {self.prefix}` first")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state = {"prefix": self.prefix, "subnet": self.subnet, "nimbus": self.nimbus_address,
+                      "boards": [b.to_dict() for b in self.boards], "pids": {}}
+        self._save()
+        self._closed = False
+        atexit.register(self.close)
+        try:
+            self._make_network()
+            self._start_daemons()
+            self.wait_ready(self.startup_timeout_s)
+        except BaseException:
+            self.close()
+            raise
+
+    def _make_network(self) -> None:
+        bridge = f"{self.prefix}br"
+        self._record("links", bridge)
+        netns.add_bridge(bridge, self.bridge_address)
+        for i, b in enumerate(self.boards):
+            ns, host_end, board_end = self.namespace_of(b), f"{self.prefix}{i}h", f"{self.prefix}{i}n"
+            self._record("namespaces", ns)
+            netns.add_namespace(ns)
+            self._record("links", host_end)
+            netns.add_link(ns, host_end, board_end, bridge, self.address_of(b))
+            netns.limit_link(ns, host_end, board_end, b.link_mbit)
+            for ctl in netns.CONTROLLERS:
+                self._record("cgroups", f"{ctl}/{ns}")
+            netns.add_cgroup(ns, b.cpu, b.memory_mb)
+
+    def _spawn(self, name: str, argv: list[str]) -> int:
+        with open(self.dir / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        self.state["pids"][name] = proc.pid
+        self._save()
+        return proc.pid
+
+    def _start_daemons(self) -> None:
+        squall = [sys.executable, "-m", "squall"]
+        self._spawn("nimbus", [*squall, "nimbus", "--host", self.bridge_address, "--port", str(self.port),
+                               "--data-dir", str(self.dir / "nimbus"), "--http-port", "0",
+                               "--log-level", self.log_level])
+        clock = self.clock_hz
+        for b in self.boards:
+            ns = self.namespace_of(b)
+            self._spawn(b.id, [
+                *netns.cgroup_join_prefix(ns), "ip", "netns", "exec", ns, *squall, "supervisor",
+                "--host", self.address_of(b), "--nimbus", self.nimbus_address, "--id", b.id,
+                "--capacity-hz", f"{b.capacity_hz(clock):.6g}", "--slots", str(b.slots),
+                "--data-dir", str(self.dir / b.id), "--log-level", self.log_level,
+            ])
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            for name, pid in self.state["pids"].items():
+                if not netns._alive(pid):
+                    raise TestbedError(f"{name} exited during start-up:\n{self.log(name)[-3000:]}")
+            try:
+                with self.client(timeout_s=1.0) as c:
+                    alive = {s["id"] for s in c.cluster().get("supervisors", []) if s.get("alive")}
+                if set(self.node_ids) <= alive:
+                    return
+                last = f"registered so far: {sorted(alive)}"
+            except (NimbusUnreachable, NimbusError) as exc:
+                last = str(exc)
+            time.sleep(0.3)
+        raise TimeoutError(f"testbed not ready after {timeout_s:g} s ({last})")
+
+    def detach(self) -> None:
+        """Leave the testbed running after this process exits (``squall testbed up``);
+        ``squall testbed down`` removes it."""
+        self._closed = True
+
+    def close(self) -> list[str]:
+        if self._closed:
+            return []
+        self._closed = True
+        return teardown(self.prefix)
+
+    # -- the Cluster interface -------------------------------------------------------------
+
+    def client(self, timeout_s: float = 5.0) -> NimbusClient:
+        return NimbusClient(self.nimbus_address, timeout_s=timeout_s)
+
+    def log(self, name: str) -> str:
+        path = self.dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def submit(self, target: str, name: str | None = None, workers: int | None = None,
+               scheduler: str = "round_robin", conf: dict | None = None) -> str:
+        from squall.bundle import make_bundle
+        from squall.topology.loader import load_topology
+
+        topology = load_topology(target)
+        name = name or topology.spec.name
+        with self.client(timeout_s=10.0) as c:
+            c.submit(name, topology.spec.to_dict(), make_bundle(Path(target.partition(":")[0])),
+                     scheduler, workers, conf or {})
+        return name
+
+
+def open_cluster(boards: list[Board], prefix: str = DEFAULT_PREFIX, subnet: str = DEFAULT_SUBNET,
+                 loopback: bool = False, say: Any = print) -> Any:
+    """A started Testbed of ``boards``, or — without root, or when ``loopback`` — a
+    LocalCluster with one supervisor per board (uniform slots, no caps, no link limits)."""
+    reason = "asked for loopback processes" if loopback else netns.unavailable_reason()
+    if reason is None:
+        tb = Testbed(boards, prefix=prefix, subnet=subnet)
+        tb.up()
+        return tb
+    from squall.localcluster import LocalCluster
+
+    slots = max(1, round(sum(b.slots for b in boards) / len(boards)))
+    say(f"no emulated boards ({reason}): falling back to {len(boards)} loopback supervisors "
+        f"with {slots} slots each and no CPU, memory or link limits")
+    cluster = LocalCluster(supervisors=len(boards), slots=slots, log_level="WARNING")
+    cluster.start()
+    return cluster

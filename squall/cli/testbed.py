@@ -1,0 +1,68 @@
+"""``squall testbed up [--boards FILE] [--prefix P] [--subnet A.B.C] [--port N]`` and
+``squall testbed down [--prefix P]``: emulated boards on this machine.
+
+``up`` makes one network namespace per board (its own address on a bridge, a tc tbf rate
+limit on its link, cgroup cpu and memory caps), starts Nimbus on the bridge address and a
+supervisor inside each board, prints the layout and returns, leaving the daemons running.
+``down`` stops them and removes every namespace, link, qdisc and cgroup named with the
+prefix, also after a crash; it is safe to run again. Both need root: without it they say so
+(experiments then fall back to loopback processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from squall.cli import UsageError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("testbed", help="emulated boards: network namespaces with link, CPU and memory caps")
+    verbs = p.add_subparsers(dest="action", metavar="up|down|status")
+    verbs.required = True
+    up = verbs.add_parser("up", help="make the boards and start Nimbus and a supervisor on each")
+    up.add_argument("--boards", type=Path, help="board file (JSON; default: 2x Pi 4, a Pi 3 and a Pi 5)")
+    up.add_argument("--port", type=int, default=6627, help="Nimbus port on the bridge (default 6627)")
+    for v in (up, verbs.add_parser("down", help="stop everything and remove what up made"),
+              verbs.add_parser("status", help="what exists now with the prefix")):
+        v.add_argument("--prefix", default="sqtb", help="name prefix of every object (default sqtb)")
+    up.add_argument("--subnet", default="10.231.0", help="the bridge's /24, as A.B.C (default 10.231.0)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from squall.experiments import netns
+    from squall.experiments.boards import BoardFileError, default_boards, load_boards
+    from squall.experiments.testbed import Testbed, read_state, teardown
+
+    if not args.prefix.isalnum() or len(args.prefix) > 8:
+        raise UsageError("--prefix must be 1-8 letters or digits")
+    reason = netns.unavailable_reason()
+    if args.action == "status":
+        state = read_state(args.prefix)
+        print(f"state: {'up, Nimbus at ' + state['nimbus'] if state else 'none'}")
+        if reason is None:
+            for kind, names in netns.leftovers(args.prefix).items():
+                print(f"{kind}: {', '.join(names) or '-'}")
+        return 0
+    if reason:
+        print(f"squall testbed: {reason}; nothing done. "
+              "Experiments run on loopback processes (LocalCluster) instead.")
+        return 1
+    if args.action == "down":
+        done = teardown(args.prefix)
+        print("\n".join(f"removed {d}" for d in done) if done else "nothing to remove")
+        return 0
+    try:
+        boards = load_boards(args.boards) if args.boards else default_boards()
+    except BoardFileError as exc:
+        raise UsageError(str(exc)) from None
+    if len(args.subnet.split(".")) != 3 or not all(p.isdigit() and int(p) < 256 for p in args.subnet.split(".")):
+        raise UsageError(f"--subnet expects A.B.C, got {args.subnet!r}")
+    tb = Testbed(boards, prefix=args.prefix, subnet=args.subnet, port=args.port)
+    tb.up()
+    tb.detach()
+    print(tb.describe())
+    print(f"export SQUALL_NIMBUS={tb.nimbus_address}    # then: squall submit ..., squall testbed down")
+    return 0
