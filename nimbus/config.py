@@ -24,6 +24,13 @@ SPEC_DIGEST = "topology.spec.digest"
 BUNDLE_DIGEST = "topology.bundle.digest"
 SCHEDULER = "topology.scheduler"
 SCHEDULER_PARAMS = "topology.scheduler.params"
+# Rebalancing of running topologies (docs/rebalancing.md).
+RESCHEDULE_INTERVAL = "topology.reschedule.interval.secs"
+RESCHEDULE_TIMEOUT = "topology.reschedule.timeout.secs"
+TRAFFIC_IMPROVEMENT = "topology.traffic.improvement"
+MIGRATION_DRAIN = "topology.migration.drain.secs"
+MIGRATION_RELEASE = "topology.migration.release.secs"
+MIGRATION_ACQUIRE = "topology.migration.acquire.secs"
 
 NIMBUS_DEFAULTS: dict[str, Any] = {
     SUPERVISOR_TIMEOUT: 5.0,  # boards: a supervisor is presumed dead after 5 s of silence
@@ -31,6 +38,12 @@ NIMBUS_DEFAULTS: dict[str, Any] = {
     BUNDLE_MAX: 32 * 1024 * 1024,  # half the wire's frame limit, so a submit always fits
     MESSAGE_TIMEOUT: 30.0,  # default wait of kill and rebalance, like Storm
     METRICS_WINDOW: 30.0,
+    RESCHEDULE_INTERVAL: 10.0,  # how often the online loop asks for a proposal
+    RESCHEDULE_TIMEOUT: 60.0,  # at least this long between two applied changes
+    TRAFFIC_IMPROVEMENT: 10.0,  # percent of inter-node traffic a proposal must save
+    MIGRATION_DRAIN: 5.0,  # PAUSE: longest wait for in-flight tuples to land
+    MIGRATION_RELEASE: 5.0,  # RELEASE: longest wait for the moved executors' snapshots
+    MIGRATION_ACQUIRE: 30.0,  # ACQUIRE: longest wait for every new worker to run
 }
 
 

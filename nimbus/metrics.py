@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from squall.messages import ExecutorMetrics, WorkerMetrics
+from squall.messages import LATENCY_BUCKETS_MS, ExecutorMetrics, WorkerMetrics
 
 SourceKey = tuple[str, str, int]  # (topology, node, port)
 
@@ -35,6 +35,10 @@ class Rates:
     load_hz: dict[int, float] = field(default_factory=dict)  # executor -> cycles/s
     traffic: dict[tuple[int, int], float] = field(default_factory=dict)  # (src, dst) -> tuples/s
     emitted: dict[int, float] = field(default_factory=dict)  # executor -> tuples/s
+
+
+def _at(values: list[int], k: int) -> int:
+    return values[k] if k < len(values) else 0
 
 
 def _increase(values: list[float]) -> float:
@@ -89,6 +93,26 @@ class MetricsWindow:
                 if em.executor not in best or best[em.executor][0] < q[-1].received:
                     best[em.executor] = (q[-1].received, em, node, port)
         return {ex: (em, node, port) for ex, (_, em, node, port) in best.items()}
+
+    def latency(self, topology: str, executors: set[int]) -> tuple[float, int, list[int]]:
+        """Complete latency recorded by ``executors`` (the spouts) within the window:
+        (sum of ms, count, counts per ``LATENCY_BUCKETS_MS`` bucket with +inf last)."""
+        total, count = 0.0, 0
+        buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+        for (t, _node, _port), q in self._samples.items():
+            if t != topology or len(q) < 2:
+                continue
+            series: dict[int, list[ExecutorMetrics]] = {}
+            for sample in q:
+                for em in sample.metrics.executors:
+                    if em.executor in executors:
+                        series.setdefault(em.executor, []).append(em)
+            for ems in series.values():
+                total += _increase([e.latency_sum_ms for e in ems])
+                count += int(_increase([float(e.latency_count) for e in ems]))
+                for k in range(len(buckets)):
+                    buckets[k] += int(_increase([float(_at(e.latency_buckets, k)) for e in ems]))
+        return total, count, buckets
 
     def rates(self, topology: str) -> Rates:
         out = Rates()

@@ -73,6 +73,8 @@ def place(
     live: set[str],
     others: Iterable[TopologyRecord],
     keep_current: bool,
+    scheduler: str | None = None,
+    reserved: Mapping[str, set[int]] | None = None,
 ) -> dict[int, Slot]:
     """A new placement for ``rec`` over the ``live`` supervisors.
 
@@ -84,10 +86,9 @@ def place(
     others = [o for o in others if o.name != rec.name]
     nodes = [node_of(supervisors[n]) for n in sorted(live)]
     current = current_of(others + ([rec] if keep_current else []), live)
-    scheduler = get_scheduler(rec.scheduler)
-    result = scheduler.schedule([workload_of(rec, rates)], nodes, scheduler_params(rec.conf), current)
+    result = get_scheduler(scheduler or rec.scheduler).schedule([workload_of(rec, rates)], nodes, scheduler_params(rec.conf), current)
     mine = result.restrict([rec.name])
-    taken: dict[str, set[int]] = {}
+    taken: dict[str, set[int]] = {n: set(ports) for n, ports in (reserved or {}).items()}
     for o in others:
         for slot in o.placement.values():
             taken.setdefault(slot.node, set()).add(slot.port)

@@ -84,7 +84,9 @@ class NimbusServer:
     def close(self) -> None:
         if self.http is not None:
             self.http.shutdown()
-            self.http.server_close()
+            # Close the listening socket only: server_close() also joins request threads, and
+            # some prometheus_client versions replace the list it joins with a plain list.
+            self.http.socket.close()
             self.http = None
         self.sock.close()
         self.ctx.term()

@@ -17,7 +17,11 @@ Guarantees:
   (node, port) workers, and ports of one node are never shared between topologies;
 * a restarted Nimbus (a new ``NimbusState`` over the same store) pushes the stored
   placement unchanged to supervisors as they re-register; supervisors that do not
-  re-register within the timeout are declared dead and their workers reassigned.
+  re-register within the timeout are declared dead and their workers reassigned; a
+  migration it was in the middle of resumes from its stored phase;
+* placement changes that keep the executors (the online loop, ``rebalance -n`` or
+  ``--scheduler``, repair after a lost node) move only the executors that move, live
+  (:mod:`squall.nimbus.live`); a change of parallelism restarts the topology's workers.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ from typing import Any
 from squall import messages as M
 from squall.nimbus import config as C
 from squall.nimbus import views
+from squall.nimbus.live import LiveRebalancing, changes_executors
 from squall.nimbus.metrics import MetricsWindow, Rates
 from squall.nimbus.placement import place
+from squall.nimbus.queries import Queries
 from squall.nimbus.records import KILLING, REBALANCING, RUNNING, WAITING, SupervisorRecord, TopologyRecord
 from squall.nimbus.requests import (
     RequestError, apply_rebalance, registration_fault, validate_rebalance, validate_submit,
@@ -54,7 +60,7 @@ class Send:
 Command = Send
 
 
-class NimbusState:
+class NimbusState(LiveRebalancing, Queries):
     """See the module docstring. ``conf`` overrides :data:`config.NIMBUS_DEFAULTS`."""
 
     def __init__(self, store: Store, conf: dict[str, Any] | None = None) -> None:
@@ -73,10 +79,9 @@ class NimbusState:
         self._handlers = {
             M.RegisterSupervisor: self._register, M.Heartbeat: self._heartbeat,
             M.SubmitTopology: self._submit, M.KillTopology: self._kill, M.SetActive: self._set_active,
-            M.RebalanceTopology: self._rebalance, M.ListTopologies: self._list,
-            M.GetAssignment: self._get_assignment, M.GetTopology: self._get_topology,
-            M.GetCluster: self._get_cluster,
+            M.RebalanceTopology: self._rebalance, **self.query_handlers(),
         }
+        self._init_live()
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -174,6 +179,8 @@ class NimbusState:
             if rec is not None and r.metrics is not None:
                 window = C.number(rec.conf, C.METRICS_WINDOW, C.number(self.conf, C.METRICS_WINDOW, 30.0))
                 self.metrics.add(r.topology, sup.id, r.port, r.metrics, now, window)
+        if self.migrations:
+            self._advance_migrations(now)
 
     # -- topology requests -----------------------------------------------------------------
 
@@ -234,8 +241,13 @@ class NimbusState:
         rec = self._find(m.name)
         if rec.phase in (KILLING, REBALANCING):
             raise RequestError(f"topology {m.name!r} is {rec.status}; wait for it to finish")
+        if rec.name in self.migrations:
+            raise RequestError(f"topology {m.name!r} is migrating executors; wait for it to finish")
         pending = validate_rebalance(rec, m)
         wait = self._wait_of(rec, m.wait_s)
+        if rec.phase == RUNNING and rec.placement and not changes_executors(rec, pending):
+            self._rebalance_live(peer, m.rid, rec, pending, now)  # nothing to drain: no wait
+            return
         if rec.phase == WAITING:
             wait = 0.0  # nothing runs, nothing to drain
         rec.phase, rec.deadline, rec.pending = REBALANCING, now + wait, pending
@@ -245,23 +257,6 @@ class NimbusState:
         if wait <= 0:
             self._finish_rebalance(rec, now)
         self._push(now)
-
-    def _list(self, peer: bytes, m: M.ListTopologies, now: float) -> None:
-        self._reply(peer, m.rid, [views.topology_entry(self.topologies[n]) for n in sorted(self.topologies)])
-
-    def _get_assignment(self, peer: bytes, m: M.GetAssignment, now: float) -> None:
-        rec = self._find(m.name)
-        self._reply(peer, m.rid, views.assignment_view(rec, self.supervisors, self.rates(rec.name)))
-
-    def _get_topology(self, peer: bytes, m: M.GetTopology, now: float) -> None:
-        rec = self._find(m.name)
-        bundle = self.store.get_bundle(rec.bundle_digest)
-        if bundle is None:
-            raise RequestError(f"the code bundle of {m.name!r} ({rec.bundle_digest}) is missing from the store")
-        self._reply(peer, m.rid, views.topology_view(rec, bundle))
-
-    def _get_cluster(self, peer: bytes, m: M.GetCluster, now: float) -> None:
-        self._reply(peer, m.rid, views.cluster_view(self.supervisors, self.topologies, now, self.timeout))
 
     def rates(self, topology: str) -> Rates:
         return self.metrics.rates(topology)
@@ -293,6 +288,7 @@ class NimbusState:
             elif rec.phase == REBALANCING:
                 self._finish_rebalance(rec, now)
         self._place_waiting(now)
+        self._live_tick(now)
         self.metrics.expire(now, {
             n: C.number(r.conf, C.METRICS_WINDOW, C.number(self.conf, C.METRICS_WINDOW, 30.0))
             for n, r in self.topologies.items()
@@ -308,7 +304,7 @@ class NimbusState:
             if not live:
                 raise InfeasibleError("no live supervisor")
             placement = place(rec, self.rates(rec.name), self.supervisors, live,
-                              self.topologies.values(), keep_current)
+                              self.topologies.values(), keep_current, reserved=self.reserved(rec.name))
         except (InfeasibleError, InvalidInputError) as exc:
             if rec.placement or rec.phase != WAITING:
                 rec.version += 1
@@ -327,8 +323,7 @@ class NimbusState:
         for name in names:
             rec = self.topologies[name]
             if rec.phase == RUNNING:
-                self._schedule(rec, now, keep_current=True)
-                self._save(rec)
+                self._repair_live(rec, now)
 
     def _place_waiting(self, now: float) -> None:
         if not self._capacity_changed:
@@ -352,10 +347,13 @@ class NimbusState:
         self._schedule(rec, now, keep_current=False)
         self._capacity_changed = True
         self._save(rec)
+        self._changed(rec, now)
         log.info("topology %s rebalanced: %s", rec.name, rec.status)
 
     def _remove(self, rec: TopologyRecord) -> None:
         del self.topologies[rec.name]
+        self.migrations.pop(rec.name, None)
+        self.clocks.pop(rec.name, None)
         self.store.delete_topology(rec.name)
         self.store.drop_bundle(rec.bundle_digest)
         self.metrics.forget(rec.name)
@@ -375,6 +373,10 @@ class NimbusState:
         for name in sorted(self.topologies):
             rec = self.topologies[name]
             if name in self._hidden:
+                continue
+            migrating = self.declared_migrating(rec, node)
+            if migrating is not None:
+                out.extend(migrating)
                 continue
             slots = rec.worker_slots()
             if not any(n == node for n, _ in slots):

@@ -7,7 +7,11 @@ Guarantees:
 * bundles are content-addressed (sha256 hex digest as file name), written to a temporary
   file and renamed, so a reader never sees half a bundle;
 * ``load_topologies`` returns what ``save_topology`` stored, placements included, so a
-  restarted Nimbus pushes the same assignment it pushed before.
+  restarted Nimbus pushes the same assignment it pushed before;
+* a migration in progress (its phase, target placement and the snapshots collected so
+  far) is stored at every step, so a restarted Nimbus can finish it;
+* rebalance events are kept per topology, at most ``EVENTS_KEPT`` declined ones and
+  ``EVENTS_KEPT`` others (the oldest are dropped first), and go with the topology.
 
 ``Store(":memory:")`` keeps bundles in memory (for tests).
 """
@@ -19,12 +23,16 @@ import json
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
+
+import msgpack
 
 from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
 from squall.topology.spec import TopologySpec
 
 DB_NAME = "nimbus.db"
 BLOB_DIR = "blobs"
+EVENTS_KEPT = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topologies (
@@ -42,6 +50,14 @@ CREATE TABLE IF NOT EXISTS supervisors (
     clock_hz REAL NOT NULL, cores INTEGER NOT NULL, memory_mb INTEGER NOT NULL,
     version INTEGER NOT NULL, last_seen REAL
 );
+CREATE TABLE IF NOT EXISTS migrations (
+    topology TEXT PRIMARY KEY, record TEXT NOT NULL, states BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rebalance_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, topology TEXT NOT NULL, declined INTEGER NOT NULL, event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rebalance_events_by_topology ON rebalance_events (topology, declined, id);
+CREATE TABLE IF NOT EXISTS loop_clocks (topology TEXT PRIMARY KEY, last_change REAL NOT NULL);
 """
 
 
@@ -126,9 +142,13 @@ class Store:
             )
 
     def delete_topology(self, name: str) -> None:
+        """The topology, its placement, migration, events and loop clock, in one transaction."""
         with self._tx() as db:
             db.execute("DELETE FROM assignments WHERE topology = ?", (name,))
             db.execute("DELETE FROM topologies WHERE name = ?", (name,))
+            db.execute("DELETE FROM migrations WHERE topology = ?", (name,))
+            db.execute("DELETE FROM rebalance_events WHERE topology = ?", (name,))
+            db.execute("DELETE FROM loop_clocks WHERE topology = ?", (name,))
 
     def load_topologies(self) -> list[TopologyRecord]:
         placements: dict[str, dict[int, Slot]] = {}
@@ -150,6 +170,55 @@ class Store:
                 )
             )
         return out
+
+    # -- live rebalancing -------------------------------------------------------------------
+
+    def save_migration(self, topology: str, record: dict[str, Any], states: dict[int, bytes]) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO migrations VALUES (?,?,?)",
+                       (topology, json.dumps(record), msgpack.packb(states, use_bin_type=True)))
+
+    def delete_migration(self, topology: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM migrations WHERE topology = ?", (topology,))
+
+    def load_migrations(self) -> list[tuple[dict[str, Any], dict[int, bytes]]]:
+        rows = self._db.execute("SELECT record, states FROM migrations ORDER BY topology").fetchall()
+        return [(json.loads(r), dict(msgpack.unpackb(st, raw=False, strict_map_key=False))) for r, st in rows]
+
+    def add_event(self, topology: str, event: dict[str, Any]) -> int:
+        """Store an event (JSON-able dict with a "decision"); returns its id. Trims the
+        topology's events of the same kind (declined or not) to the newest ``EVENTS_KEPT``."""
+        declined = int(event.get("decision") == "declined")
+        with self._tx() as db:
+            cur = db.execute("INSERT INTO rebalance_events (topology, declined, event) VALUES (?,?,?)",
+                             (topology, declined, json.dumps(event)))
+            db.execute(
+                "DELETE FROM rebalance_events WHERE topology = ? AND declined = ? AND id NOT IN ("
+                " SELECT id FROM rebalance_events WHERE topology = ? AND declined = ? ORDER BY id DESC LIMIT ?)",
+                (topology, declined, topology, declined, EVENTS_KEPT),
+            )
+            return int(cur.lastrowid or 0)
+
+    def update_event(self, event_id: int, changes: dict[str, Any]) -> None:
+        with self._tx() as db:
+            row = db.execute("SELECT event FROM rebalance_events WHERE id = ?", (event_id,)).fetchone()
+            if row is not None:
+                event = {**json.loads(row[0]), **changes}
+                db.execute("UPDATE rebalance_events SET event = ? WHERE id = ?", (json.dumps(event), event_id))
+
+    def events(self, topology: str) -> list[dict[str, Any]]:
+        """The topology's events, oldest first, each with its "id"."""
+        rows = self._db.execute("SELECT id, event FROM rebalance_events WHERE topology = ? ORDER BY id",
+                                (topology,)).fetchall()
+        return [{"id": int(i), **json.loads(e)} for i, e in rows]
+
+    def save_clock(self, topology: str, last_change: float) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO loop_clocks VALUES (?,?)", (topology, last_change))
+
+    def load_clocks(self) -> dict[str, float]:
+        return {t: float(c) for t, c in self._db.execute("SELECT topology, last_change FROM loop_clocks")}
 
     # -- supervisors -----------------------------------------------------------------------
 

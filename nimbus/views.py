@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from squall.nimbus.metrics import Rates
+from squall.messages import LATENCY_BUCKETS_MS
+from squall.nimbus.metrics import MetricsWindow, Rates
 from squall.nimbus.records import SupervisorRecord, TopologyRecord
 
 
@@ -100,3 +101,51 @@ def traffic_split(rec: TopologyRecord, rates: Rates) -> tuple[float, float]:
         if a.node != b.node:
             inter_node += rate
     return inter_worker, inter_node
+
+
+def percentile_ms(buckets: list[int], q: float) -> float | None:
+    """The ``q`` quantile (0..1) of a latency histogram over ``LATENCY_BUCKETS_MS`` (+inf
+    last), interpolated linearly inside its bucket (from 0 for the first); a quantile in the
+    +inf bucket is reported as the largest finite bound. None when the histogram is empty."""
+    total = sum(buckets)
+    if total <= 0:
+        return None
+    rank = q * total
+    seen = 0
+    for k, c in enumerate(buckets):
+        if c and seen + c >= rank:
+            if k >= len(LATENCY_BUCKETS_MS):
+                return LATENCY_BUCKETS_MS[-1]
+            low = LATENCY_BUCKETS_MS[k - 1] if k else 0.0
+            return low + (LATENCY_BUCKETS_MS[k] - low) * (rank - seen) / c
+        seen += c
+    return LATENCY_BUCKETS_MS[-1]
+
+
+def stats_view(rec: TopologyRecord, metrics: MetricsWindow, window_s: float) -> dict[str, Any]:
+    """{"topology", "window_s", "inter_node_tps", "inter_worker_tps", "latency_avg_ms",
+    "latency_p99_ms", "emitted", "acked", "failed", "nodes_used", "workers"}.
+
+    Traffic figures are the measured matrix split by the current placement; latency is
+    the spouts' complete latency recorded within the window (None when none was); emitted,
+    acked and failed are the spouts' newest cumulative counters (since their workers started).
+    """
+    rates = metrics.rates(rec.name)
+    inter_worker, inter_node = traffic_split(rec, rates)
+    spouts = {c.name for c in rec.spec.spouts()}
+    spout_ids = {e.id for e in rec.executors() if e.component in spouts}
+    total, count, buckets = metrics.latency(rec.name, spout_ids)
+    latest = [em for ex, (em, _n, _p) in metrics.latest(rec.name).items() if ex in spout_ids]
+    return {
+        "topology": rec.name,
+        "window_s": window_s,
+        "inter_node_tps": inter_node,
+        "inter_worker_tps": inter_worker,
+        "latency_avg_ms": total / count if count else None,
+        "latency_p99_ms": percentile_ms(buckets, 0.99),
+        "emitted": sum(em.emitted for em in latest),
+        "acked": sum(em.acked for em in latest),
+        "failed": sum(em.failed for em in latest),
+        "nodes_used": len({s.node for s in rec.placement.values()}),
+        "workers": len(rec.worker_slots()),
+    }

@@ -247,3 +247,22 @@ class Reply:
     ok: bool
     error: str = ""
     data: Any = None
+
+
+# -- CLI -> nimbus: rebalancing ---------------------------------------------------------------
+
+
+@message
+class GetEvents:
+    """The rebalance events of a topology (applied and declined), oldest first."""
+
+    rid: int
+    name: str
+
+
+@message
+class GetStats:
+    """A topology's measured figures over its metrics window (traffic split, latency, counts)."""
+
+    rid: int
+    name: str

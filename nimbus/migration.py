@@ -1,0 +1,205 @@
+"""Live migration of a running topology's executors, as a state machine over worker reports.
+
+A :class:`Migration` goes PAUSE -> RELEASE -> ACQUIRE -> done. Nimbus pushes a new
+``SupervisorAssignment`` version at each step; :func:`declared` says what every worker of the
+topology must look like in the current phase and :func:`advance` reads the supervisors'
+``WorkerReport``s (and the clock passed in) to decide when to take the next step:
+
+1. PAUSE — same executors and placement, every worker ``paused``. Next once every worker
+   reports this version, ``paused``, ``queued == 0`` and as many remote items received as sent
+   over the topology, the same sums in two consecutive fresh reports (quiescence) — or after
+   ``drain_s``.
+2. RELEASE — moved executors leave their old workers; their placement is ``""`` (in
+   transit). Next once the old owners reported a ``released`` snapshot of each — or after
+   ``release_s`` (the missing ones move without state; noted).
+3. ACQUIRE — the target placement; each snapshot rides in ``states`` of its new worker; new
+   workers appear, emptied ones disappear; still paused. Done once every target worker
+   reports this version and ``running`` — or after ``acquire_s`` (noted).
+4. RESUME — Nimbus installs the target as the topology's placement with ``paused`` False.
+
+Guarantees: workers that hold no moved executor keep their port and executors in every
+phase; executors whose old node is gone (``lost``) are never waited for and are acquired
+without state; :meth:`Migration.to_record` / :meth:`Migration.from_record` round-trip
+everything but the in-memory quiescence probe, and a migration loaded after a restart
+restarts its phase's timer (``phase_at`` None) rather than timing out at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from squall import messages as M
+from squall.nimbus.loop import LoopConf
+from squall.nimbus.records import Slot, TopologyRecord
+
+PAUSE = "pause"
+RELEASE = "release"
+ACQUIRE = "acquire"
+DONE = "done"
+
+Where = tuple[str, int]  # (node, port)
+
+
+@dataclass
+class Migration:
+    topology: str
+    trigger: str
+    event_id: int
+    old: dict[int, Slot]
+    target: dict[int, Slot]
+    moved: tuple[int, ...]  # executors whose (node, port) changes
+    lost: tuple[int, ...] = ()  # moved executors whose old node is gone: no snapshot to wait for
+    phase: str = PAUSE
+    started_at: float = 0.0  # PAUSE pushed
+    phase_at: float | None = None  # when the phase began; None: at the next look
+    states: dict[int, bytes] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    probe: tuple[Any, ...] | None = None  # last quiescence sums and report times (not persisted)
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything but ``states`` and ``probe``, as JSON-able data."""
+        return {
+            "topology": self.topology, "trigger": self.trigger, "event_id": self.event_id,
+            "old": _slots_out(self.old), "target": _slots_out(self.target), "moved": list(self.moved),
+            "lost": list(self.lost), "phase": self.phase, "started_at": self.started_at,
+            "phase_at": self.phase_at, "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any], states: Mapping[int, bytes], restarted: bool) -> Migration:
+        return cls(
+            topology=data["topology"], trigger=data["trigger"], event_id=int(data["event_id"]),
+            old=_slots_in(data["old"]), target=_slots_in(data["target"]), moved=tuple(data["moved"]),
+            lost=tuple(data["lost"]), phase=data["phase"], started_at=float(data["started_at"]),
+            phase_at=None if restarted else data["phase_at"], states=dict(states), notes=list(data["notes"]),
+        )
+
+    # -- what is waited for ----------------------------------------------------------------
+
+    def awaited_snapshots(self) -> tuple[int, ...]:
+        lost = set(self.lost)
+        return tuple(ex for ex in self.moved if ex not in lost)
+
+    def missing_snapshots(self) -> tuple[int, ...]:
+        return tuple(ex for ex in self.awaited_snapshots() if ex not in self.states)
+
+
+def _slots_out(placement: Mapping[int, Slot]) -> dict[str, list[Any]]:
+    return {str(ex): [s.worker, s.node, s.port] for ex, s in sorted(placement.items())}
+
+
+def _slots_in(data: Mapping[str, Any]) -> dict[int, Slot]:
+    return {int(ex): Slot(int(w), str(n), int(p)) for ex, (w, n, p) in data.items()}
+
+
+def _workers(placement: Mapping[int, Slot]) -> dict[Where, list[int]]:
+    out: dict[Where, list[int]] = {}
+    for ex in sorted(placement):
+        s = placement[ex]
+        out.setdefault((s.node, s.port), []).append(ex)
+    return out
+
+
+def declared(mig: Migration, rec: TopologyRecord, host_of: Callable[[str], str]) -> dict[Where, M.WorkerAssignment]:
+    """(node, port) -> the worker the topology must run there in ``mig``'s phase (all paused)."""
+    in_transit: set[int] = set(mig.lost)
+    if mig.phase == ACQUIRE:
+        source, in_transit = mig.target, set()
+    else:
+        source = mig.old
+        if mig.phase == RELEASE:
+            in_transit |= set(mig.moved)
+    where = {ex: "" if ex in in_transit else f"{host_of(s.node)}:{s.port}" for ex, s in sorted(source.items())}
+    out = {}
+    for key, execs in sorted(_workers(source).items()):
+        mine = [ex for ex in execs if ex not in in_transit] if mig.phase == RELEASE else execs
+        states = {ex: mig.states[ex] for ex in mine if ex in mig.states} if mig.phase == ACQUIRE else {}
+        out[key] = M.WorkerAssignment(
+            topology=rec.name, port=key[1], executors=mine, placement=dict(where),
+            active=rec.workers_running_active, assignment_version=rec.version, conf=dict(rec.conf),
+            paused=True, states=states,
+        )
+    return out
+
+
+def advance(
+    mig: Migration, reports: Mapping[Where, M.WorkerReport], live: set[str], version: int, now: float, lc: LoopConf,
+) -> bool:
+    """Collect snapshots and decide whether ``mig`` takes its next step; True when it did
+    (``mig.phase`` is then the new phase, ``DONE`` at the end)."""
+    if mig.phase_at is None:
+        mig.phase_at = now
+    waited = now - mig.phase_at
+    if mig.phase == PAUSE:
+        if _quiescent(mig, reports, live, version):
+            return _next(mig, RELEASE if mig.awaited_snapshots() else ACQUIRE, now)
+        if waited >= lc.drain_s:
+            mig.notes.append(f"drain timed out after {waited:g} s; moved on with tuples in flight")
+            return _next(mig, RELEASE if mig.awaited_snapshots() else ACQUIRE, now)
+        return False
+    if mig.phase == RELEASE:
+        _collect(mig, reports)
+        if not mig.missing_snapshots():
+            return _next(mig, ACQUIRE, now)
+        if waited >= lc.release_s:
+            missing = ", ".join(map(str, mig.missing_snapshots()))
+            mig.notes.append(f"no snapshot of executor(s) {missing} after {waited:g} s; they move without state")
+            return _next(mig, ACQUIRE, now)
+        return False
+    if mig.phase == ACQUIRE:
+        expected = {k for k in _workers(mig.target) if k[0] in live}
+        if all(_reports_version(reports.get(k), version) and reports[k].state == "running" for k in expected):
+            return _next(mig, DONE, now)
+        if waited >= lc.acquire_s:
+            slow = sorted(f"{n}:{p}" for n, p in expected
+                          if not (_reports_version(reports.get((n, p)), version) and reports[(n, p)].state == "running"))
+            mig.notes.append(f"worker(s) {', '.join(slow)} not running after {waited:g} s; resumed anyway")
+            return _next(mig, DONE, now)
+    return False
+
+
+def _next(mig: Migration, phase: str, now: float) -> bool:
+    mig.phase, mig.phase_at, mig.probe = phase, now, None
+    return True
+
+
+def _reports_version(r: M.WorkerReport | None, version: int) -> bool:
+    return r is not None and r.assignment_version >= version
+
+
+def _collect(mig: Migration, reports: Mapping[Where, M.WorkerReport]) -> None:
+    """Keep every awaited snapshot the executor's old owner has handed over."""
+    for ex in mig.missing_snapshots():
+        s = mig.old[ex]
+        r = reports.get((s.node, s.port))
+        if r is not None and ex in r.released:
+            mig.states[ex] = bytes(r.released[ex])
+
+
+def _quiescent(mig: Migration, reports: Mapping[Where, M.WorkerReport], live: set[str], version: int) -> bool:
+    """Every old worker paused at ``version`` with nothing queued and the remote sums equal,
+    the same in two consecutive fresh looks. With a node lost its workers' counts are gone,
+    so only the queues are compared."""
+    expected = sorted(k for k in _workers(mig.old) if k[0] in live)
+    got = [reports.get(k) for k in expected]
+    if not all(_reports_version(r, version) and r.paused and r.metrics is not None and r.metrics.queued == 0
+               for r in got):
+        mig.probe = None
+        return False
+    ms = [r.metrics for r in got if r is not None and r.metrics is not None]
+    sums = (sum(m.sent_remote for m in ms), sum(m.received_remote for m in ms))
+    if not mig.lost and sums[0] != sums[1]:
+        mig.probe = None
+        return False
+    stamps = tuple(m.at for m in ms)
+    previous, mig.probe = mig.probe, (sums, stamps)
+    if previous is None:
+        return False
+    if previous[1] == stamps:  # nothing new reported since the last look
+        mig.probe = previous
+        return False
+    return previous[0] == sums
