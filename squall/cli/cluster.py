@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     with LocalCluster(args.supervisors, args.slots, port=args.port, http_port=args.http_port,
                       data_dir=args.data_dir) as cluster:
         print(f"Nimbus at {cluster.nimbus_address} (export SQUALL_NIMBUS={cluster.nimbus_address})")
-        if args.http_port:
-            print(f"Web UI and metrics at http://127.0.0.1:{args.http_port}/")
+        if cluster.http_port:  # Nimbus binds loopback here, so this is the page's address
+            print(f"Web UI at http://127.0.0.1:{cluster.http_port}/ (REST API under /api/v1, metrics at /metrics)")
         print(f"supervisors: {', '.join(cluster.node_ids)} ({args.slots} slots each); logs in {cluster.data_dir}")
         print("Ctrl-C stops the cluster.", flush=True)
         while not stop.wait(0.5):

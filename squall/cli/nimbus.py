@@ -1,8 +1,9 @@
 """``squall nimbus [--host H] [--port 6627] [--data-dir D] [--http-port 8080]``: the master.
 
-Binds the control plane (a ZeroMQ ROUTER) on tcp://H:PORT, serves Prometheus metrics on
-http://H:HTTP_PORT/metrics (0 = off), keeps its state under the data directory and runs
-until SIGTERM or Ctrl-C, then exits 0.
+Binds the control plane (a ZeroMQ ROUTER) on tcp://H:PORT, serves the web page, the REST API
+and Prometheus metrics on http://H:HTTP_PORT/ (0 = off; the page's address is printed at
+start), keeps its state under the data directory and runs until SIGTERM or Ctrl-C, then
+exits 0.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                    help="SQLite store and code bundles (default ~/.squall/nimbus)")
     p.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT,
-                   help=f"Prometheus /metrics port (default {DEFAULT_HTTP_PORT}, 0 = off)")
+                   help=f"web page, REST API and /metrics port (default {DEFAULT_HTTP_PORT}, 0 = off)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a Nimbus config entry, e.g. nimbus.supervisor.timeout.secs=5 (VALUE parsed as JSON)")
     p.add_argument("--log-level", default="INFO")
@@ -44,6 +45,21 @@ def parse_conf(pairs: list[str]) -> dict:
         except json.JSONDecodeError:
             conf[key] = value
     return conf
+
+
+def page_url(host: str, http_port: int) -> str:
+    """The web page's address as a browser elsewhere would reach it: a wildcard bind is
+    shown as this machine's outward address (no packet is sent to find it)."""
+    import socket
+
+    if host in ("", "0.0.0.0", "::"):
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.connect(("192.0.2.1", 9))  # TEST-NET: only picks the route's source address
+                host = s.getsockname()[0]
+        except OSError:
+            host = "127.0.0.1"
+    return f"http://{'[' + host + ']' if ':' in host else host}:{http_port}/"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     log = logging.getLogger("squall.nimbus")
     log.info("data in %s; metrics on %s", data_dir,
-             f"http://{args.host}:{args.http_port}/metrics" if args.http_port else "(off)")
+             f"{page_url(args.host, args.http_port)}metrics" if args.http_port else "(off)")
+    if args.http_port:
+        print(f"Web UI at {page_url(args.host, args.http_port)} (REST API under /api/v1, metrics at /metrics)",
+              flush=True)
     server.install_signal_handlers()
     try:
         server.run()
