@@ -27,158 +27,31 @@ Guarantees:
   task and stream. A frame the socket cannot take now (peer slow or not up yet) waits in a
   bounded backlog and is retried first; beyond the bound the oldest frames are dropped and
   counted (the acker, when on, times those trees out and the spout may replay them).
+* Live migration: a task placed at ``""`` is *in transit*. Items for it (emitted here or
+  forwarded) are held in order, up to ``hold_limit`` items (beyond that the newest are
+  dropped and counted in ``held_dropped``), and released by the ``place`` that names its new
+  owner: into that worker's buffer, or back to the caller when the task became local. An
+  item that arrives for a task this worker no longer runs is forwarded to its owner per the
+  current placement (``TupleCodec`` with ``forward``), not dropped.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
-import msgpack
+from squall.supervisor.transfer_codec import FRAME_VERSION, Sink, TupleCodec, encode_frame
 
-from squall.supervisor.runtime.messages import ACK_ACK, ACK_FAIL, ACK_INIT, TREE_COMPLETE, TREE_FAILED
-from squall.topology.component import Tuple
-from squall.topology.spec import ACKER_COMPONENT, SPOUT, ExecutorSpec, TopologySpec
+__all__ = ["FRAME_VERSION", "IN_TRANSIT", "Outbox", "TupleCodec", "encode_frame"]
 
 log = logging.getLogger("squall.transfer")
 
-FRAME_VERSION = 1
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_FLUSH_MS = 1.0
 DEFAULT_BACKLOG_FRAMES = 256
-
-Sink = Callable[[tuple[int, Any]], None]
-# control kind -> item length (target, kind, root, ...) and the receiving task kind
-_CONTROL = {
-    ACK_INIT: (5, ACKER_COMPONENT),
-    ACK_ACK: (4, ACKER_COMPONENT),
-    ACK_FAIL: (3, ACKER_COMPONENT),
-    TREE_COMPLETE: (3, SPOUT),
-    TREE_FAILED: (3, SPOUT),
-}
-_BOLT = "bolt"
-_ARRAY2 = b"\x92"  # msgpack fixarray header of length 2: [FRAME_VERSION, items]
-
-
-class TupleCodec:
-    """Turns received frames into inbox items for the local tasks of one worker.
-
-    ``sinks`` maps each local task to its inbox's append (the engine's ``wiring.sinks``;
-    entries for tasks not in ``local_tasks`` are ignored)."""
-
-    def __init__(
-        self,
-        spec: TopologySpec,
-        executors: Iterable[ExecutorSpec],
-        local_tasks: Iterable[int],
-        sinks: dict[int, Sink],
-    ) -> None:
-        local = set(local_tasks)
-        self._bolt_sinks: dict[int, Sink] = {}
-        self._control_sinks: dict[int, tuple[str, Sink]] = {}
-        # (source task, stream) -> (component, fields index, arity); the fields dict is shared
-        # by every tuple of the stream, as the engine does locally.
-        self._streams: dict[tuple[int, str], tuple[str, dict[str, int], int]] = {}
-        for e in executors:
-            if e.component == ACKER_COMPONENT:
-                kind = ACKER_COMPONENT
-            else:
-                comp = spec.component(e.component)
-                kind = SPOUT if comp.kind == SPOUT else _BOLT
-                for stream in comp.outputs:
-                    fields = {f: i for i, f in enumerate(stream.fields)}
-                    for t in e.tasks:
-                        self._streams[(t, stream.name)] = (comp.name, fields, len(stream.fields))
-            for t in e.tasks:
-                if t not in local:
-                    continue
-                if kind is _BOLT:
-                    self._bolt_sinks[t] = sinks[t]
-                else:
-                    self._control_sinks[t] = (kind, sinks[t])
-
-    def deliver(self, frame: bytes) -> tuple[int, int]:
-        """Decode ``frame`` and hand each valid item to its local task's sink.
-
-        Returns (items delivered, items or frames dropped as bad). Never raises on bad input.
-        """
-        try:
-            data = msgpack.unpackb(frame, raw=False, strict_map_key=False)
-        except Exception:  # msgpack raises several unrelated types for garbage
-            return 0, 1
-        if type(data) is not list or len(data) != 2 or data[0] != FRAME_VERSION or type(data[1]) is not list:
-            return 0, 1
-        bolt_sinks = self._bolt_sinks
-        streams = self._streams
-        delivered = bad = 0
-        # The checks lean on the lookups raising for anything of the wrong shape or type (an
-        # unhashable target, a short item, an unknown task or stream): a frame of valid items,
-        # the only common case, then pays for no explicit test it does not need.
-        for item in data[1]:
-            try:
-                if item[1].__class__ is str:
-                    target, stream, source, values, roots = item
-                    sink = bolt_sinks[target]
-                    component, fields, arity = streams[source, stream]
-                    if values.__class__ is not list or len(values) != arity or (
-                        roots is not None and not _valid_roots(roots)
-                    ):
-                        bad += 1
-                        continue
-                    sink((target, Tuple(component, stream, source, values, fields, roots)))
-                elif self._control(item):
-                    bad += 1
-                    continue
-            except (TypeError, ValueError, KeyError, IndexError):
-                bad += 1
-                continue
-            delivered += 1
-        return delivered, bad
-
-    def _control(self, item: list) -> bool:
-        """Deliver one acker or spout item; True if it is bad."""
-        kind, sink = self._control_sinks[item[0]]
-        shape = _CONTROL.get(item[1])
-        if shape is None or shape[1] != kind or len(item) != shape[0] or not _all_ints(item):
-            return True
-        sink((item[0], tuple(item[1:])))
-        return False
-
-
-def _valid_roots(roots: Any) -> bool:
-    if type(roots) is not dict or not roots:
-        return False
-    for k, v in roots.items():
-        if type(k) is not int or type(v) is not int:
-            return False
-    return True
-
-
-def _all_ints(item: list) -> bool:
-    for v in item:
-        if type(v) is not int:
-            return False
-    return True
-
-
-def encode_frame(items: list[tuple], on_error: Callable[[tuple, Exception], None]) -> tuple[bytes, int]:
-    """One frame for ``items``; returns (frame, items in it). An item msgpack cannot pack is
-    passed to ``on_error`` and left out, so one bad value never costs its neighbours."""
-    try:
-        return msgpack.packb((FRAME_VERSION, items), use_bin_type=True), len(items)
-    except (TypeError, ValueError, OverflowError):
-        pass  # find the culprits one by one; the common case above stays one C call
-    packer = msgpack.Packer(use_bin_type=True)
-    good: list[bytes] = []
-    for item in items:
-        try:
-            good.append(packer.pack(item))
-        except (TypeError, ValueError, OverflowError) as exc:
-            packer.reset()
-            on_error(item, exc)
-    head = _ARRAY2 + packer.pack(FRAME_VERSION) + packer.pack_array_header(len(good))
-    return head + b"".join(good), len(good)
+DEFAULT_HOLD_LIMIT = 200_000
+IN_TRANSIT = ""  # the placement of an executor between its old and its new worker
 
 
 class _Buffer:
@@ -206,6 +79,7 @@ class Outbox:
         flush_ms: float = DEFAULT_FLUSH_MS,
         backlog_frames: int = DEFAULT_BACKLOG_FRAMES,
         on_error: Callable[[tuple, Exception], None] | None = None,
+        hold_limit: int = DEFAULT_HOLD_LIMIT,
     ) -> None:
         self._send = send
         self._clock = clock
@@ -219,29 +93,74 @@ class Outbox:
         self.sent_items = 0  # data tuples and control items that left in frames
         self.sent_frames = 0
         self.dropped_items = 0  # items in frames dropped from a full backlog
+        # Items for tasks in transit (placed at IN_TRANSIT), in arrival order.
+        self._hold = _Buffer(IN_TRANSIT)
+        self.hold_limit = max(0, int(hold_limit))
+        self.held_dropped = 0  # items refused because the hold was full
 
     # -- placement ---------------------------------------------------------------------
 
-    def place(self, task_endpoints: dict[int, str | None]) -> None:
+    def place(self, task_endpoints: dict[int, str | None]) -> list[tuple]:
         """Route each remote task to its worker's endpoint. A task placed nowhere (None) gets
-        its items dropped and counted, not an error in the emitting component. Items buffered
-        for a worker that no longer runs them still go there (it drops what it does not run)."""
+        its items dropped and counted, not an error in the emitting component; a task placed
+        at ``IN_TRANSIT`` has its items held. Items buffered for a worker that no longer runs
+        them still go there (it forwards them to the new owner).
+
+        Held items whose task now has an endpoint join that endpoint's buffer, in order;
+        those whose task is no longer remote (it became local) are returned, in order, for
+        the caller to deliver locally; the rest stay held."""
+        hold = self._hold
         for task, endpoint in task_endpoints.items():
+            if endpoint == IN_TRANSIT:
+                self._task_buffer[task] = hold
+                continue
             buf = self._buffers.get(endpoint)
             if buf is None:
                 buf = self._buffers[endpoint] = _Buffer(endpoint)
             self._task_buffer[task] = buf
         for task in set(self._task_buffer) - set(task_endpoints):
             del self._task_buffer[task]
+        back: list[tuple] = []
+        if hold.items:
+            still: list[tuple] = []
+            for item in hold.items:
+                buf = self._task_buffer.get(item[0])
+                if buf is hold:
+                    still.append(item)
+                elif buf is None:
+                    back.append(item)
+                else:
+                    if not buf.items:
+                        buf.first_at = self._clock()
+                    buf.items.append(item)
+            hold.items = still
         # Frames refused by a worker that no longer runs any task would keep the spouts
         # paused forever (``congested``): drop and count them.
         routed = self.endpoints()
         for endpoint in [e for e in self._backlog if e not in routed]:
             self.dropped_items += sum(n for _, n in self._backlog.pop(endpoint))
+        return back
+
+    def forward(self, item: list) -> None:
+        """Send on an item received for a task that is not local (already in wire layout)."""
+        buf = self._task_buffer.get(item[0])
+        if buf is None:
+            self.dropped_items += 1
+            return
+        items = buf.items
+        if not items:
+            buf.first_at = self._clock()
+        items.append(item)
+        if len(items) >= self.batch_size:
+            self._flush_buffer(buf)
+
+    def held(self) -> int:
+        """Items held for tasks in transit."""
+        return len(self._hold.items)
 
     def endpoints(self) -> set[str]:
         """The endpoints some task is currently routed to."""
-        return {b.endpoint for b in self._task_buffer.values() if b.endpoint is not None}
+        return {b.endpoint for b in self._task_buffer.values() if b.endpoint}
 
     # -- sinks (the engine's view of a remote task) --------------------------------------
 
@@ -298,8 +217,8 @@ class Outbox:
         return self.sent_frames - before
 
     def pending(self) -> int:
-        """Items buffered or in the backlog, not yet handed to a socket."""
-        return sum(len(b.items) for b in self._buffers.values()) + sum(
+        """Items buffered, held or in the backlog, not yet handed to a socket."""
+        return len(self._hold.items) + sum(len(b.items) for b in self._buffers.values()) + sum(
             n for q in self._backlog.values() for _, n in q
         )
 
@@ -308,6 +227,15 @@ class Outbox:
         return bool(self._backlog)
 
     def _flush_buffer(self, buf: _Buffer) -> None:
+        if buf is self._hold:  # never sent; only kept within its bound
+            over = len(buf.items) - self.hold_limit
+            if over > 0:
+                if not self.held_dropped:
+                    log.warning("more than %d items held for executors in transit; dropping (counted)",
+                                self.hold_limit)
+                del buf.items[self.hold_limit:]
+                self.held_dropped += over
+            return
         items, buf.items = buf.items, []
         if buf.endpoint is None:
             self.dropped_items += len(items)

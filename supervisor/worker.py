@@ -6,8 +6,11 @@ holds ``squall.wire.encode(WorkerLaunch(...))``. The worker
 * binds a PULL on ``tcp://{host}:{port}`` for tuple batches from other workers and sends its
   own over PUSH sockets, batched per destination worker (``squall.supervisor.transfer``);
 * connects a DEALER (identity ``str(port)``) to its supervisor, sends ``WorkerHeartbeat`` with
-  cumulative metrics every ``squall.worker.heartbeat.secs`` and applies ``WorkerUpdate``
-  (placement re-routes remote tasks live; ``active`` toggles the spouts);
+  cumulative metrics every ``squall.worker.heartbeat.secs`` — and at once after applying an
+  update — and applies ``WorkerUpdate`` live: placement re-routes remote tasks; ``active``
+  toggles the spouts; ``paused`` holds them for a migration; ``executors`` moves executors
+  in (restoring ``states``) and out (their snapshots go up in ``released``) — see
+  ``squall.supervisor.worker_update`` and docs/worker.md;
 * runs everything from one thread: receive a bounded number of frames, one engine round,
   flush due batches, heartbeat when due; when idle it polls its sockets for ~1 ms instead of
   sleeping, so a frame arriving wakes it at once;
@@ -39,10 +42,12 @@ from squall.supervisor.transfer import (
     DEFAULT_BACKLOG_FRAMES,
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_MS,
+    DEFAULT_HOLD_LIMIT,
     Outbox,
     TupleCodec,
 )
 from squall.supervisor.worker_metrics import task_to_executor, worker_metrics
+from squall.supervisor.worker_update import ComponentClasses, apply_update, routes_for
 from squall.topology.loader import resolve_class
 from squall.topology.spec import ACKER_COMPONENT, SPOUT, TopologySpec
 
@@ -82,19 +87,22 @@ class Worker:
         a = launch.assignment
         self.assignment_version = a.assignment_version
         self.active = a.active
+        self.released: dict[int, bytes] = {}  # snapshots of executors moved out at this version
         if launch.bundle_dir and launch.bundle_dir not in sys.path:
             sys.path.insert(0, launch.bundle_dir)
         self.spec = TopologySpec.from_dict(launch.spec)
         self.conf: dict[str, Any] = {**self.spec.config, **a.conf}
         self.all_executors = self.spec.executors_with_ackers(acker_count(self.spec, self.conf))
-        self.local_ids = frozenset(a.executors)
+        known = {e.id for e in self.all_executors}
+        self.local_ids = frozenset(a.executors) & known
         local = [e for e in self.all_executors if e.id in self.local_ids]
         local_tasks = {t for e in local for t in e.tasks}
-        classes = {
-            e.component: resolve_class(self.spec.component(e.component).class_ref)
-            for e in local
-            if e.component != ACKER_COMPONENT
-        }
+        # Resolved now for the executors run from the start (an import error fails the
+        # launch), later for executors that move in.
+        classes = ComponentClasses(self.spec, resolve_class)
+        for e in local:
+            if e.component != ACKER_COMPONENT:
+                classes[e.component]
         self.task_executor = task_to_executor(self.all_executors)
         self.me = f"{launch.host}:{launch.port}"
         self.bad_frames = 0
@@ -125,18 +133,23 @@ class Worker:
             flush_ms=float(self.conf.get("squall.transfer.flush.ms", DEFAULT_FLUSH_MS)),
             backlog_frames=int(self.conf.get("squall.transfer.backlog.frames", DEFAULT_BACKLOG_FRAMES)),
             on_error=self._encode_error,
+            hold_limit=int(self.conf.get("squall.transfer.hold.items", DEFAULT_HOLD_LIMIT)),
         )
         self.bolt_tasks = {
             t for e in self.all_executors if e.component != ACKER_COMPONENT
             and self.spec.component(e.component).kind != SPOUT for t in e.tasks
         }
+        self.placement = dict(a.placement)
         self._place(a.placement)
         self.engine = _WorkerEngine(
-            self.spec, classes, self.conf, executor_ids=self.local_ids, remote_sink=self._remote_sink, clock=clock
+            self.spec, classes, self.conf, executor_ids=self.local_ids, remote_sink=self._remote_sink, clock=clock,
+            states=a.states,
         )
+        self.engine.paused = a.paused
         self.engine.congested = self.outbox.congested
-        self.codec = TupleCodec(self.spec, self.all_executors, local_tasks, self.engine.wiring.sinks)
-        self.by_id = {ex.spec.id: ex for ex in self.engine.executors}
+        self.codec = TupleCodec(
+            self.spec, self.all_executors, local_tasks, self.engine.wiring.sinks, forward=self.outbox.forward
+        )
         self.heartbeat_s = float(self.conf.get("squall.worker.heartbeat.secs", 1.0))
         self.parent = os.getppid()
 
@@ -155,18 +168,14 @@ class Worker:
     def _remote_sink(self, task: int):
         return self.outbox.data_sink(task) if task in self.bolt_tasks else self.outbox.control_sink(task)
 
-    def _place(self, placement: dict[int, str]) -> None:
-        """Route every task not run here to its executor's worker (None: nowhere, dropped)."""
-        routes: dict[int, str | None] = {}
-        for e in self.all_executors:
-            if e.id in self.local_ids:
-                continue
-            endpoint = placement.get(e.id)
-            for t in e.tasks:
-                routes[t] = endpoint
-        self.outbox.place(routes)
+    def _place(self, placement: dict[int, str], nowhere: frozenset[int] = frozenset()) -> list[tuple]:
+        """Route every task not run here to its executor's worker ("": in transit, held;
+        missing or in ``nowhere``: dropped and counted). Returns held items whose task is
+        local now, for the caller to deliver."""
+        back = self.outbox.place(routes_for(self.all_executors, self.local_ids, placement, nowhere))
         for endpoint in set(self.pushes) - self.outbox.endpoints():
             self.pushes.pop(endpoint).close(linger=100)
+        return back
 
     def _send(self, endpoint: str, frame: bytes) -> bool:
         sock = self.pushes.get(endpoint)
@@ -187,7 +196,7 @@ class Worker:
 
     def _encode_error(self, item: tuple, exc: Exception) -> None:
         source = item[2] if len(item) > 2 and isinstance(item[1], str) else None
-        ex = self.by_id.get(self.task_executor.get(source, -1)) if source is not None else None
+        ex = self.engine.by_id.get(self.task_executor.get(source, -1)) if source is not None else None
         stream = item[1] if isinstance(item[1], str) else "control"
         component = ex.component if ex is not None else "?"
         if ex is not None:
@@ -257,33 +266,37 @@ class Worker:
             except zmq.Again:
                 break
             got += 1
-            self._control(parts[-1])
+            if self._control(parts[-1]):
+                self.heartbeat()  # at once: a migration waits on this confirmation
         return got
 
-    def _control(self, frame: bytes) -> None:
+    def _control(self, frame: bytes) -> bool:
+        """Apply one frame from the supervisor; True if it was an update."""
         try:
             msg = wire.decode(frame)
         except wire.WireError as exc:
             self._bad(f"a malformed control frame from the supervisor ({exc})")
-            return
+            return False
         if not isinstance(msg, WorkerUpdate):
             self._bad(f"an unexpected {type(msg).__name__} from the supervisor")
-            return
+            return False
         self.apply(msg)
+        return True
 
     def apply(self, update: WorkerUpdate) -> None:
-        """A live change: new placement of the topology's executors, activation."""
-        self.assignment_version = update.assignment_version
-        self._place(update.placement)
-        if update.active and not self.active:
-            self.engine.activate()
-        elif not update.active and self.active:
-            self.engine.deactivate()
-        self.active = update.active
-        log.info("worker %s: assignment version %d applied (active=%s)", self.me, update.assignment_version, self.active)
+        """A live change: placement, activation, pause, executors in and out (see
+        ``squall.supervisor.worker_update.apply_update`` for the order and guarantees)."""
+        apply_update(self, update)
+
+    def queued(self) -> int:
+        """Items not yet processed or sent: local inboxes, outbox buffers, backlog, held."""
+        return self.engine.queued() + self.outbox.pending()
 
     def heartbeat(self) -> None:
-        metrics = worker_metrics(self.engine.executors, self.task_executor, self.launch.clock_hz, self.outbox.sent_items)
+        metrics = worker_metrics(
+            self.engine.executors, self.task_executor, self.launch.clock_hz, self.outbox.sent_items,
+            received_remote=self.codec.received, queued=self.queued(),
+        )
         hb = WorkerHeartbeat(
             port=self.launch.port,
             pid=os.getpid(),
@@ -291,6 +304,8 @@ class Worker:
             assignment_version=self.assignment_version,
             metrics=metrics,
             bad_frames=self.bad_frames,
+            paused=self.engine.paused,
+            released=dict(self.released),
         )
         try:
             self.dealer.send(wire.encode(hb), zmq.NOBLOCK)

@@ -64,12 +64,20 @@ def worker_metrics(
     task_executor: dict[int, int],
     clock_hz: float,
     sent_remote: int,
+    received_remote: int = 0,
+    queued: int = 0,
 ) -> WorkerMetrics:
-    """The whole worker's counters at this instant (``at`` is wall-clock time)."""
+    """The whole worker's counters at this instant (``at`` is wall-clock time).
+
+    ``sent_remote``/``received_remote`` are items handed to / taken from other workers'
+    sockets, cumulative; ``queued`` is a level (items not yet processed or sent). Nimbus
+    reads quiescence from them: queued 0 everywhere and sums of sent and received equal."""
     return WorkerMetrics(
         at=time.time(),
         clock_hz=float(clock_hz),
         executors=[executor_metrics(ex.spec.id, ex, task_executor) for ex in executors],
         sent_remote=sent_remote,
         rss_bytes=rss_bytes(),
+        received_remote=received_remote,
+        queued=queued,
     )

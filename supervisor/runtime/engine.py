@@ -176,16 +176,14 @@ class Engine:
 
     def _build(self, e: ExecutorSpec, salt: int) -> Any:
         """Create executor ``e`` with its own inbox and point its tasks' sinks at it."""
-        box: deque = deque()
-        for t in e.tasks:
-            self.wiring.sinks[t] = box.append
         if e.component == ACKER_COMPONENT:
             ex: Any = AckerExecutor(e, self.wiring, self.message_timeout_s)
         elif self.spec.component(e.component).kind == SPOUT:
             ex = SpoutExecutor(e, self.classes[e.component], self.wiring, salt)
         else:
             ex = BoltExecutor(e, self.classes[e.component], self.wiring, salt)
-        ex.inbox = box
+        for t in e.tasks:
+            self.wiring.sinks[t] = ex.inbox.append
         self.by_id[e.id] = ex
         return ex
 
@@ -244,13 +242,20 @@ class Engine:
         if e is None:
             raise ValueError(f"topology {self.spec.name!r} has no executor {executor_id}")
         ex = self._build(e, salt=int.from_bytes(os.urandom(8), "big"))
+        if self.started_at is not None:
+            try:
+                ex.initialize()
+            except Exception:  # the caller reports it; the engine stays as it was
+                del self.by_id[executor_id]
+                for t in e.tasks:
+                    self.wiring.sinks[t] = self._remote(t)
+                raise
         self._relocalize()
         self._arrange()
         if self.started_at is None:
             if state is not None:
                 self._states[executor_id] = state
             return
-        ex.initialize()
         if state is not None:
             self._restore(ex, state, self.clock())
         if self.active and ex.kind == "spout":
