@@ -48,10 +48,12 @@ def write_launch(
     bundle_dir: Path,
     conf: dict[str, Any] | None = None,
     active: bool = True,
+    states: dict[int, bytes] | None = None,
+    paused: bool = False,
 ) -> Path:
     assignment = WorkerAssignment(
         topology=spec.name, port=port, executors=executors, placement=placement,
-        active=active, assignment_version=1, conf=dict(conf or {}),
+        active=active, assignment_version=1, conf=dict(conf or {}), paused=paused, states=dict(states or {}),
     )
     launch = WorkerLaunch(
         topology=spec.name, node="node-test", host="127.0.0.1", port=port, spec=spec.to_dict(),
