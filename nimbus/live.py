@@ -100,6 +100,14 @@ class LiveRebalancing:
         self.store.save_clock(rec.name, now)
         self.metrics.forget(rec.name)
 
+    def _forget_live(self, name: str) -> None:
+        """A removed topology: its migration, clock and counters go (the store drops the rest)."""
+        self.migrations.pop(name, None)
+        self.clocks.pop(name, None)
+        self._last_change.pop(name, None)
+        for key in [k for k in self.rebalances if k[0] == name]:
+            del self.rebalances[key]
+
     def reserved(self, except_topology: str = "") -> dict[str, set[int]]:
         """node -> ports held by migrating topologies (old and new workers)."""
         out: dict[str, set[int]] = {}

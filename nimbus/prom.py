@@ -86,11 +86,16 @@ class NimbusCollector(Collector):
                 worker_up.add_metric([name, node, str(port)], 1 if report and report.state == "running" else 0)
         for sid in sorted(st.supervisors):
             sup_up.add_metric([sid], 1 if st.supervisors[sid].alive(now, st.timeout) else 0)
+        rebalances = CounterMetricFamily("squall_rebalances", "rebalance evaluations by outcome (applied, declined)",
+                                         labels=["topology", "outcome"])
+        for (topology, outcome), count in sorted(st.rebalances.items()):
+            rebalances.add_metric([topology, outcome], count)
         internal = CounterMetricFamily("squall_nimbus_events", "messages and faults seen by Nimbus",
                                        labels=["event"])
         for event, count in sorted(st.counters.items()):
             internal.add_metric([event], count)
-        yield from (*counters.values(), load, latency, inter_worker, inter_node, status, worker_up, sup_up, internal)
+        yield from (*counters.values(), load, latency, inter_worker, inter_node, status, worker_up, sup_up, rebalances,
+                    internal)
 
 
 def registry_for(state: NimbusState, lock: threading.Lock, clock: Any) -> CollectorRegistry:

@@ -352,8 +352,7 @@ class NimbusState(LiveRebalancing, Queries):
 
     def _remove(self, rec: TopologyRecord) -> None:
         del self.topologies[rec.name]
-        self.migrations.pop(rec.name, None)
-        self.clocks.pop(rec.name, None)
+        self._forget_live(rec.name)
         self.store.delete_topology(rec.name)
         self.store.drop_bundle(rec.bundle_digest)
         self.metrics.forget(rec.name)

@@ -98,3 +98,11 @@ class NimbusClient:
 
     def cluster(self) -> dict:
         return self.call(m.GetCluster)
+
+    def events(self, name: str) -> list[dict]:
+        """The topology's rebalance events, oldest first (see docs/rebalancing.md)."""
+        return self.call(m.GetEvents, name=name)
+
+    def stats(self, name: str) -> dict:
+        """The topology's measured figures over its metrics window (see docs/rebalancing.md)."""
+        return self.call(m.GetStats, name=name)

@@ -34,6 +34,8 @@ VERBS: dict[str, str] = {
     "deactivate": "squall.cli.manage",
     "rebalance": "squall.cli.manage",
     "assignment": "squall.cli.manage",
+    "events": "squall.cli.events",
+    "stats": "squall.cli.events",
     "testbed": "squall.cli.testbed",
     "experiment": "squall.cli.experiment",
 }

@@ -4,6 +4,11 @@
 ``squall deactivate NAME``, ``squall rebalance NAME [-w SECS] [-n WORKERS] [-e COMPONENT=PAR]
 [--scheduler S]``, ``squall assignment NAME [--json]``.
 
+``rebalance`` without a change of parallelism moves executors live (the workers keep
+running, spouts pause briefly, ``-w`` is not needed); ``--scheduler online`` also keeps the
+topology under Nimbus's traffic-aware loop. ``-e`` changes executor ids: the topology is
+deactivated for ``-w`` seconds and its workers restart.
+
 Each exits 0 on success, 1 when Nimbus refuses (its reason printed) or cannot be reached
 within ``--timeout`` seconds, 2 on bad arguments.
 """
@@ -48,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-n", "--num-workers", type=int, dest="workers", help="new worker count")
     p.add_argument("-e", "--executors", action="append", default=[], metavar="COMPONENT=PAR",
                    help="new parallelism of a component (at most its task count)")
-    p.add_argument("--scheduler", help="switch the topology's scheduler")
+    p.add_argument("--scheduler", help="switch the topology's scheduler (online: traffic-aware, rebalanced live)")
     _common(p)
     p.set_defaults(func=run_rebalance)
 

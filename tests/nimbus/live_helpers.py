@@ -1,0 +1,65 @@
+"""Synthetic workers for the live-rebalancing tests: heartbeats that report what the pushed
+assignments asked for, with metrics made from a chosen traffic matrix and load — no sockets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from squall import messages as M
+from squall.nimbus.state import NimbusState
+from tests.nimbus.nimbus_helpers import heartbeat
+
+Traffic = Mapping[tuple[int, int], float]  # (src, dst) -> tuples/s
+
+
+def worker_metrics(execs: list[int], at: float, traffic: Traffic, load_s: Mapping[int, float],
+                   queued: int = 0, sent: int = 0, received: int = 0) -> M.WorkerMetrics:
+    """Cumulative counters at time ``at`` of a worker that has run since 0 at constant rates."""
+    ems = []
+    for ex in execs:
+        received_from = {s: int(rate * at) for (s, d), rate in traffic.items() if d == ex}
+        ems.append(M.ExecutorMetrics(ex, "c", emitted=int(at * 10), cpu_s=load_s.get(ex, 0.001) * at,
+                                     received_from=received_from))
+    return M.WorkerMetrics(at=at, clock_hz=1e9, executors=ems, sent_remote=sent, received_remote=received,
+                           queued=queued)
+
+
+def report_all(st: NimbusState, now: float, traffic: Traffic | None = None, load_s: Mapping[int, float] | None = None,
+               released: Mapping[tuple[str, int], dict[int, bytes]] | None = None, state: str = "running",
+               queued: int = 0, skip: set[str] | frozenset[str] = frozenset(), follow: bool = True) -> list:
+    """Every live supervisor heartbeats its declared workers at ``now``. With ``follow`` the
+    workers confirm the version and paused flag Nimbus last declared; remote sums balance."""
+    cmds = []
+    for node in sorted(st.supervisors):
+        sup = st.supervisors[node]
+        if node in skip or sup.peer is None or sup.dead:
+            continue
+        reports = []
+        for wa in st.declared(node):
+            old = sup.reports.get((wa.topology, wa.port))
+            version = wa.assignment_version if follow or old is None else old.assignment_version
+            paused = wa.paused if follow or old is None else old.paused
+            metrics = worker_metrics(wa.executors, now, traffic or {}, load_s or {}, queued, 100, 100)
+            reports.append(M.WorkerReport(wa.topology, wa.port, 1000 + wa.port, state, version, metrics=metrics,
+                                          paused=paused, released=dict((released or {}).get((node, wa.port), {}))))
+        cmds += heartbeat(st, node, now, reports)
+    return cmds
+
+
+def run(st: NimbusState, start: float, end: float, step: float = 1.0, **kw) -> list:
+    """Heartbeat and tick every ``step`` seconds from ``start`` to ``end`` (inclusive); the commands."""
+    cmds = []
+    t = start
+    while t <= end + 1e-9:
+        cmds += report_all(st, t, **kw)
+        cmds += st.tick(t)
+        t += step
+    return cmds
+
+
+def assignments(cmds: list) -> list[M.SupervisorAssignment]:
+    return [c.msg for c in cmds if isinstance(c.msg, M.SupervisorAssignment)]
+
+
+def where(st: NimbusState, topology: str) -> dict[int, tuple[str, int]]:
+    return {ex: (s.node, s.port) for ex, s in st.topologies[topology].placement.items()}

@@ -1,0 +1,203 @@
+"""The live-migration coordinator: what each phase declares, when it moves on, timeouts,
+and a Nimbus restart in the middle — pure functions and NimbusState, no sockets."""
+
+from __future__ import annotations
+
+import pytest
+
+from squall import messages as M
+from squall.nimbus.loop import LoopConf
+from squall.nimbus.migration import ACQUIRE, DONE, PAUSE, RELEASE, Migration, advance, declared
+from squall.nimbus.records import Slot
+from squall.nimbus.store import Store
+from tests.nimbus.live_helpers import assignments, report_all, where, worker_metrics
+from tests.nimbus.nimbus_helpers import CLI, ask, new_state, register, reply, submit
+from tests.nimbus.test_nimbus_loop import CROSSING, online
+
+A, B, C, D = ("n1", 6700), ("n2", 6700), ("n2", 6701), ("n1", 6701)
+# a: 0 1 -> 0 1 2;  b: 2 3 -> gone;  c: 4 5 unchanged;  d: new, takes 3
+OLD = {0: Slot(0, *A), 1: Slot(0, *A), 2: Slot(1, *B), 3: Slot(1, *B), 4: Slot(2, *C), 5: Slot(2, *C)}
+TARGET = {0: Slot(0, *A), 1: Slot(0, *A), 2: Slot(0, *A), 3: Slot(3, *D), 4: Slot(2, *C), 5: Slot(2, *C)}
+LC = LoopConf.of({}, {})
+
+
+class Rec:
+    """The few fields of a TopologyRecord that ``declared`` reads."""
+
+    name, version, conf, workers_running_active = "t", 7, {"k": 1}, True
+
+
+def host(node: str) -> str:
+    return f"h-{node}"
+
+
+def mig(**kw) -> Migration:
+    return Migration("t", "periodic", 1, dict(OLD), dict(TARGET), (2, 3), **kw)
+
+
+def report(key, version=7, paused=True, queued=0, sent=10, received=10, at=1.0, state="running", released=None):
+    metrics = worker_metrics([], at, {}, {}, queued, sent, received)
+    return M.WorkerReport("t", key[1], 1, state, version, metrics=metrics, paused=paused, released=released or {})
+
+
+def test_pause_keeps_executors_and_placement_and_pauses_every_worker():
+    got = declared(mig(phase=PAUSE), Rec(), host)
+    assert sorted(got) == sorted([A, B, C])
+    assert {k: w.executors for k, w in got.items()} == {A: [0, 1], B: [2, 3], C: [4, 5]}
+    assert all(w.paused and w.states == {} and w.assignment_version == 7 for w in got.values())
+    assert got[A].placement == {0: "h-n1:6700", 1: "h-n1:6700", 2: "h-n2:6700", 3: "h-n2:6700",
+                                4: "h-n2:6701", 5: "h-n2:6701"}
+
+
+def test_release_takes_the_moved_executors_off_and_marks_them_in_transit():
+    got = declared(mig(phase=RELEASE), Rec(), host)
+    assert {k: w.executors for k, w in got.items()} == {A: [0, 1], B: [], C: [4, 5]}  # b stays to hand over
+    assert got[C].placement[2] == got[C].placement[3] == "" and got[C].placement[4] == "h-n2:6701"
+    assert all(w.paused for w in got.values())
+
+
+def test_acquire_installs_the_target_and_routes_each_snapshot_to_its_new_owner():
+    got = declared(mig(phase=ACQUIRE, states={2: b"two", 3: b"three"}), Rec(), host)
+    assert {k: w.executors for k, w in got.items()} == {A: [0, 1, 2], C: [4, 5], D: [3]}  # b gone, d new
+    assert got[A].states == {2: b"two"} and got[D].states == {3: b"three"} and got[C].states == {}
+    assert got[A].placement[3] == "h-n1:6701" and all(w.paused for w in got.values())
+
+
+def test_pause_moves_on_after_two_fresh_quiet_reports():
+    m = mig(phase_at=0.0)
+    live = {"n1", "n2"}
+    quiet = {k: report(k, at=1.0) for k in (A, B, C)}
+    assert not advance(m, quiet, live, 7, 1.0, LC)  # first look
+    assert not advance(m, quiet, live, 7, 1.5, LC)  # nothing new reported
+    assert advance(m, {k: report(k, at=2.0) for k in (A, B, C)}, live, 7, 2.0, LC) and m.phase == RELEASE
+
+
+@pytest.mark.parametrize("fault", [
+    {"version": 6}, {"paused": False}, {"queued": 3}, {"sent": 11},
+], ids=["old version", "not paused", "tuples queued", "tuples in flight"])
+def test_pause_waits_while_a_worker_is_not_quiet_then_times_out(fault):
+    m = mig(phase_at=0.0)
+    live = {"n1", "n2"}
+    for t in (1.0, 2.0, 3.0):
+        reports = {k: report(k, at=t, **(fault if k == B else {})) for k in (A, B, C)}
+        assert not advance(m, reports, live, 7, t, LC)
+    assert advance(m, reports, live, 7, LC.drain_s, LC) and m.phase == RELEASE
+    assert "drain timed out" in m.notes[0]
+
+
+def test_release_collects_snapshots_from_the_old_owner_only():
+    m = mig(phase=RELEASE, phase_at=0.0)
+    live = {"n1", "n2"}
+    assert not advance(m, {A: report(A, released={2: b"forged"}), B: report(B, released={2: b"two"})},
+                       live, 7, 1.0, LC)
+    assert m.states == {2: b"two"}
+    assert advance(m, {B: report(B, released={3: b"three"})}, live, 7, 2.0, LC) and m.phase == ACQUIRE
+    assert m.states == {2: b"two", 3: b"three"} and m.notes == []
+
+
+def test_release_times_out_and_moves_without_the_missing_state():
+    m = mig(phase=RELEASE, phase_at=0.0)
+    assert advance(m, {B: report(B, released={2: b"two"})}, {"n1", "n2"}, 7, LC.release_s, LC)
+    assert m.phase == ACQUIRE and m.states == {2: b"two"} and "3" in m.notes[0]
+
+
+def test_acquire_finishes_when_every_new_worker_runs_or_at_its_timeout():
+    m = mig(phase=ACQUIRE, phase_at=0.0)
+    live = {"n1", "n2"}
+    running = {k: report(k, at=1.0) for k in (A, C, D)}
+    starting = {**running, D: report(D, state="starting")}
+    assert not advance(m, starting, live, 7, 1.0, LC)
+    assert advance(m, running, live, 7, 2.0, LC) and m.phase == DONE
+    late = mig(phase=ACQUIRE, phase_at=0.0)
+    assert advance(late, starting, live, 7, LC.acquire_s, LC) and "n1:6701" in late.notes[0]
+
+
+def test_a_lost_executor_is_not_waited_for():
+    m = Migration("t", "node-lost", 1, dict(OLD), dict(TARGET), (2, 3), lost=(3,), phase=RELEASE, phase_at=0.0)
+    assert advance(m, {B: report(B, released={2: b"two"})}, {"n1", "n2"}, 7, 0.5, LC) and m.phase == ACQUIRE
+    assert declared(mig(lost=(3,), phase=PAUSE), Rec(), host)[A].placement[3] == ""
+
+
+def test_the_record_round_trips():
+    m = mig(phase=RELEASE, phase_at=3.0, started_at=1.0, notes=["x"], states={2: b"s"})
+    back = Migration.from_record(m.to_record(), m.states, restarted=False)
+    assert back == m
+    assert Migration.from_record(m.to_record(), m.states, restarted=True).phase_at is None
+
+
+# -- through NimbusState --------------------------------------------------------------------
+
+
+def test_a_whole_migration_through_nimbus_with_a_restart_in_the_middle(tmp_path):
+    db = tmp_path / "nimbus.db"
+    st = online({"topology.reschedule.timeout.secs": 0}, store=Store(db))
+    for t in range(1, 11):
+        report_all(st, float(t), traffic=CROSSING)
+        st.tick(float(t))
+    assert st.migrations["t"].phase == PAUSE  # applied at t=10
+    for t in (11.0, 12.0):  # two quiet reports: RELEASE
+        report_all(st, t, traffic=CROSSING)
+    assert st.migrations["t"].phase == RELEASE
+    released = {("n1", 6700): {2: b"state-2"}}  # executor 2 left n1:6700; 3 will be missing
+    report_all(st, 12.5, traffic=CROSSING, released=released)
+    assert st.migrations["t"].states == {2: b"state-2"}
+    versions = st.topologies["t"].version
+    st.store.close()
+
+    st2 = new_state(Store(db))  # Nimbus restarts mid-RELEASE
+    assert st2.migrations["t"].phase == RELEASE and st2.migrations["t"].states == {2: b"state-2"}
+    cmds = register(st2, "n1", [6700, 6701], 100.0) + register(st2, "n2", [6700, 6701], 100.0)
+    pushed = {sa.supervisor_id: sa for sa in assignments(cmds)}
+    workers = {(n, w.port): w for n, sa in pushed.items() for w in sa.workers}
+    assert all(w.paused and w.assignment_version == versions for w in workers.values())
+    assert workers[("n2", 6700)].placement[3] == "" and 2 not in workers[("n1", 6700)].executors
+
+    st2.tick(101.0)
+    report_all(st2, 103.0, traffic=CROSSING)
+    assert st2.migrations["t"].phase == RELEASE  # the phase timer restarted at the first look (101)
+    cmds = st2.tick(106.0)  # release timeout: on without executor 3's state
+    assert st2.migrations["t"].phase == ACQUIRE
+    acquire = {(sa.supervisor_id, w.port): w for sa in assignments(cmds) for w in sa.workers}
+    owner = next(k for k, w in acquire.items() if 2 in w.executors)
+    assert acquire[owner].states == {2: b"state-2"} and owner[0] == "n2"
+    assert all(w.paused for w in acquire.values())
+    cmds = report_all(st2, 107.0, traffic=CROSSING)
+    assert "t" not in st2.migrations
+    resumed = [w for sa in assignments(cmds) for w in sa.workers]
+    assert resumed and not any(w.paused or w.states for w in resumed)
+    assert where(st2, "t")[2] == ("n2", 6700) and where(st2, "t")[3] == ("n1", 6700)
+    e = ask(st2, M.GetEvents(1, "t"), 107.0).data[-1]
+    assert e["paused_s"] == pytest.approx(97.0) and any("3" in n for n in e["notes"])
+
+
+def test_workers_that_do_not_change_keep_running_untouched():
+    st = online({"topology.reschedule.timeout.secs": 0})
+    submit(st, "other", 0.0, workers=1, rid=2)  # another topology on the same boards
+    others_before = {n: [w for w in st.declared(n) if w.topology == "other"] for n in ("n1", "n2")}
+    for t in range(1, 11):
+        report_all(st, float(t), traffic=CROSSING)
+        st.tick(float(t))
+    assert "t" in st.migrations
+    for n in ("n1", "n2"):
+        assert [w for w in st.declared(n) if w.topology == "other"] == others_before[n]
+
+
+def test_rebalance_with_new_parallelism_keeps_the_restart_path():
+    st = new_state()
+    register(st, "n1", [6700, 6701], 0.0)
+    cmds = submit(st, "t", 0.0, workers=2)
+    assert reply(cmds).ok
+    r = ask(st, M.RebalanceTopology(2, "t", wait_s=1.0, parallelism={"stage1": 1}), 1.0)
+    assert r.data["status"] == "REBALANCING" and not st.migrations
+
+
+def test_kill_abandons_a_migration_and_closes_its_event():
+    st = online({"topology.reschedule.timeout.secs": 0})
+    for t in range(1, 11):
+        report_all(st, float(t), traffic=CROSSING)
+        st.tick(float(t))
+    assert "t" in st.migrations
+    st.handle(CLI, M.KillTopology(3, "t", wait_s=5.0), 10.5)
+    assert all(not w.paused for n in ("n1", "n2") for w in st.declared(n))
+    st.tick(11.0)
+    assert not st.migrations
