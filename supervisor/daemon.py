@@ -41,7 +41,9 @@ from squall.wire import MAX_FRAME_BYTES, WireError, decode, encode
 
 log = logging.getLogger("squall.supervisor")
 STOP_GRACE_S = 3.0
-WORKER_FRAME_LIMIT = 8 * 1024 * 1024  # a heartbeat is a few kB; anything near this is hostile
+# A heartbeat is a few kB, except one that carries the snapshots of executors the worker
+# released during a migration (user state): allow what the control plane to Nimbus allows.
+WORKER_FRAME_LIMIT = MAX_FRAME_BYTES
 
 
 class SupervisorDaemon:

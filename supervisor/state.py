@@ -7,8 +7,14 @@ processes, no clock reads here (time is passed in), so tests feed events and com
 Guarantees:
 
 * the set of workers converges on Nimbus's latest declarative ``SupervisorAssignment``: a
-  worker not in it is stopped; a worker whose topology or executors changed is restarted; a
-  worker whose placement or activation changed is updated live, without a restart;
+  worker not in it is stopped; a worker whose port now runs another topology is restarted;
+  any other change — placement, activation, pause, the executor set (with states of
+  executors moving in) — is sent to the running worker as one ``WorkerUpdate`` (live
+  migration: only moved executors move, the process keeps running);
+* each report to Nimbus carries what the worker last confirmed: its assignment version,
+  ``paused``, and the snapshots it ``released``; a worker heartbeat that brings a new
+  version, pause state or released snapshots is forwarded to Nimbus at once, not at the
+  next tick, so a migration step is not held up by the heartbeat period;
 * a worker starts only once its topology's code is on the board (fetched once per topology);
 * a worker that dies unasked is restarted at once, then with exponential backoff while it
   keeps dying young; after ``MAX_FAST_FAILURES`` deaths within ``FAST_FAILURE_S`` of their
@@ -84,6 +90,9 @@ class WorkerSlot:
     metrics: WorkerMetrics | None = None
     error: str = ""
     alive: bool = False  # a process exists for this slot
+    confirmed_version: int = 0  # the assignment version of the worker's latest heartbeat
+    paused: bool = False
+    released: dict[int, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -131,9 +140,9 @@ class SupervisorState:
         self.ready_topologies &= wanted_topologies  # a resubmitted topology is fetched anew
         for port, want in sorted(desired.items()):
             slot = self.slots.get(port)
-            if slot is not None and _same_worker(slot.assignment, want):
+            if slot is not None and slot.assignment.topology == want.topology:
                 if _needs_update(slot.assignment, want) and slot.alive:
-                    cmds.append(UpdateWorker(port, WorkerUpdate(want.placement, want.active, want.assignment_version)))
+                    cmds.append(UpdateWorker(port, _update(want)))
                 slot.assignment = want
                 continue
             if slot is not None and slot.alive:
@@ -192,13 +201,22 @@ class SupervisorState:
         slot = self.slots.get(hb.port)
         if slot is None or hb.topology != slot.assignment.topology:
             return []
+        news = (
+            slot.metrics is None
+            or hb.assignment_version != slot.confirmed_version
+            or hb.paused != slot.paused
+            or hb.released.keys() != slot.released.keys()
+        )
         slot.metrics = hb.metrics
+        slot.confirmed_version, slot.paused, slot.released = hb.assignment_version, hb.paused, dict(hb.released)
+        cmds: list[Command] = []
         if slot.alive:
             slot.state = "running"
         if hb.assignment_version < slot.assignment.assignment_version and slot.alive:
-            a = slot.assignment
-            return [UpdateWorker(hb.port, WorkerUpdate(a.placement, a.active, a.assignment_version))]
-        return []
+            cmds.append(UpdateWorker(hb.port, _update(slot.assignment)))
+        if news and self.registered:
+            cmds.append(self._heartbeat(now))
+        return cmds
 
     # -- time -------------------------------------------------------------------------------
 
@@ -209,11 +227,14 @@ class SupervisorState:
                 self.next_register_at = now + self.heartbeat_s
                 cmds.append(SendNimbus(self.registration))
         elif now >= self.next_heartbeat_at:
-            self.next_heartbeat_at = now + self.heartbeat_s
-            self.seq += 1
-            cmds.append(SendNimbus(Heartbeat(self.supervisor_id, self.seq, self.reports(), self.rss_bytes)))
+            cmds.append(self._heartbeat(now))
         cmds.extend(self._due_starts(now))
         return cmds
+
+    def _heartbeat(self, now: float) -> SendNimbus:
+        self.next_heartbeat_at = now + self.heartbeat_s
+        self.seq += 1
+        return SendNimbus(Heartbeat(self.supervisor_id, self.seq, self.reports(), self.rss_bytes))
 
     def reports(self) -> list[WorkerReport]:
         return [
@@ -222,10 +243,12 @@ class SupervisorState:
                 port=port,
                 pid=s.pid,
                 state=s.state,
-                assignment_version=s.assignment.assignment_version,
+                assignment_version=s.confirmed_version,
                 restarts=s.restarts,
                 metrics=s.metrics,
                 error=s.error,
+                paused=s.paused,
+                released=dict(s.released),
             )
             for port, s in sorted(self.slots.items())
         ]
@@ -242,14 +265,31 @@ class SupervisorState:
             slot.started_at = now
             slot.state = "starting"
             slot.metrics = None
+            slot.confirmed_version, slot.paused, slot.released = 0, False, {}
             cmds.append(StartWorker(slot.assignment))
         return cmds
 
 
-def _same_worker(a: WorkerAssignment, b: WorkerAssignment) -> bool:
-    """Same process can keep running: same topology, same executors."""
-    return a.topology == b.topology and sorted(a.executors) == sorted(b.executors)
-
-
 def _needs_update(a: WorkerAssignment, b: WorkerAssignment) -> bool:
-    return a.placement != b.placement or a.active != b.active or a.assignment_version != b.assignment_version
+    return (
+        a.placement != b.placement
+        or a.active != b.active
+        or a.assignment_version != b.assignment_version
+        or sorted(a.executors) != sorted(b.executors)
+        or a.paused != b.paused
+        or a.states != b.states
+    )
+
+
+def _update(a: WorkerAssignment) -> WorkerUpdate:
+    """The whole assignment as a live update. The executor set is always sent, so an update
+    re-sent to a worker that fell behind is idempotent: the worker moves only the
+    difference and ignores states of executors it already runs."""
+    return WorkerUpdate(
+        placement=a.placement,
+        active=a.active,
+        assignment_version=a.assignment_version,
+        executors=list(a.executors),
+        paused=a.paused,
+        states=dict(a.states),
+    )

@@ -75,25 +75,90 @@ def test_ports_not_advertised_are_ignored(state):
     assert assign(state, 1, worker(9999, [0])) == []
 
 
-def test_changed_executors_restart_but_placement_change_updates_live(state):
-    w0 = worker(6700, [0, 1])
-    assign(state, 1, w0)
+def update(w: m.WorkerAssignment) -> UpdateWorker:
+    """The live update a running worker gets for assignment ``w``: always the whole of it."""
+    return UpdateWorker(w.port, m.WorkerUpdate(
+        w.placement, w.active, w.assignment_version, executors=list(w.executors), paused=w.paused,
+        states=dict(w.states),
+    ))
+
+
+def running(state: SupervisorState, *workers: m.WorkerAssignment) -> None:
+    assign(state, 1, *workers)
     state.on_topology_ready("t", 0.0)
-    state.on_worker_started(6700, 42, 0.0)
+    for w in workers:
+        state.on_worker_started(w.port, w.port, 0.0)
+
+
+def test_changed_executors_and_placement_update_the_worker_live(state):
+    running(state, worker(6700, [0, 1]))
     moved = worker(6700, [0, 1], placement={0: "127.0.0.1:6700", 1: "127.0.0.1:6800"}, version=2)
-    assert assign(state, 2, moved) == [
-        UpdateWorker(6700, m.WorkerUpdate(moved.placement, True, 2))
-    ]
-    changed = worker(6700, [0], version=3)
-    assert assign(state, 3, changed) == [StopWorker(6700), StartWorker(changed)]
+    assert assign(state, 2, moved) == [update(moved)]
+    changed = worker(6700, [0], placement={0: "127.0.0.1:6700", 1: ""}, version=3)
+    assert assign(state, 3, changed) == [update(changed)], "an executor leaves: no restart"
+    grown = worker(6700, [0, 2], version=4)
+    assert assign(state, 4, grown) == [update(grown)], "an executor arrives: no restart"
+
+
+def test_a_port_that_changes_topology_restarts_its_worker(state):
+    running(state, worker(6700, [0, 1]))
+    other = worker(6700, [0, 1], topology="u", version=2)
+    assert assign(state, 2, other) == [StopWorker(6700), FetchTopology("u")]
+    assert state.on_topology_ready("u", 1.0) == [StartWorker(other)]
+
+
+def test_migration_steps_reach_the_worker_with_pause_and_states(state):
+    w = worker(6700, [0, 1])
+    running(state, w)
+    pause = m.WorkerAssignment(**{**w.__dict__, "assignment_version": 2, "paused": True})
+    assert assign(state, 2, pause) == [update(pause)]
+    acquire = m.WorkerAssignment(**{**pause.__dict__, "assignment_version": 3, "executors": [0, 1, 5],
+                                    "states": {5: b"counts"}})
+    (cmd,) = assign(state, 3, acquire)
+    assert cmd.update.executors == [0, 1, 5] and cmd.update.states == {5: b"counts"} and cmd.update.paused
+    assert assign(state, 3, acquire) == [], "the same version again changes nothing"
+
+
+def metrics() -> m.WorkerMetrics:
+    return m.WorkerMetrics(at=1.0, clock_hz=1e9, executors=[])
+
+
+def hb(version: int, paused: bool = False, released: dict[int, bytes] | None = None) -> m.WorkerHeartbeat:
+    return m.WorkerHeartbeat(6700, 6700, "t", version, metrics(), paused=paused, released=released or {})
+
+
+def test_reports_carry_the_workers_confirmed_version_pause_and_released_states(state):
+    running(state, worker(6700, [0, 1]))
+    state.on_worker_heartbeat(hb(1), 0.1)
+    assign(state, 2, worker(6700, [0], version=2))
+    (report,) = state.reports()
+    assert report.assignment_version == 1, "version 2 is not confirmed yet"
+    state.on_worker_heartbeat(hb(2, paused=True, released={1: b"snap"}), 0.2)
+    (report,) = state.reports()
+    assert (report.assignment_version, report.paused, report.released) == (2, True, {1: b"snap"})
+
+
+def test_news_from_a_worker_go_to_nimbus_at_once(state):
+    running(state, worker(6700, [0, 1]))
+    state.tick(0.0)
+    first = state.on_worker_heartbeat(hb(1), 0.1)
+    assert [type(c.msg) for c in first if isinstance(c, SendNimbus)] == [m.Heartbeat], "a first heartbeat"
+    assert state.on_worker_heartbeat(hb(1), 0.3) == [], "nothing new: wait for the tick"
+    assign(state, 2, worker(6700, [0], version=2))
+    cmds = state.on_worker_heartbeat(hb(2, paused=True, released={1: b"snap"}), 0.4)
+    (sent,) = [c.msg for c in cmds if isinstance(c, SendNimbus)]
+    assert sent.workers[0].released == {1: b"snap"} and sent.workers[0].assignment_version == 2
+    assert state.on_worker_heartbeat(hb(2, paused=True, released={1: b"snap"}), 0.5) == [], (
+        "the same released states again: not forwarded twice"
+    )
 
 
 def test_deactivation_is_a_live_update(state):
     assign(state, 1, worker(6700, [0]))
     state.on_topology_ready("t", 0.0)
     state.on_worker_started(6700, 42, 0.0)
-    cmds = assign(state, 2, worker(6700, [0], active=False, version=2))
-    assert cmds == [UpdateWorker(6700, m.WorkerUpdate({0: "127.0.0.1:6700"}, False, 2))]
+    off = worker(6700, [0], active=False, version=2)
+    assert assign(state, 2, off) == [update(off)]
 
 
 def test_workers_no_longer_assigned_are_stopped(state):
@@ -162,7 +227,7 @@ def test_a_worker_behind_on_its_assignment_is_updated(state):
     state.on_worker_started(6700, 42, 0.0)
     metrics = m.WorkerMetrics(at=1.0, clock_hz=1e9, executors=[])
     cmds = state.on_worker_heartbeat(m.WorkerHeartbeat(6700, 42, "t", 0, metrics), 0.5)
-    assert cmds == [UpdateWorker(6700, m.WorkerUpdate({0: "127.0.0.1:6700"}, True, 1))]
+    assert [c for c in cmds if isinstance(c, UpdateWorker)] == [update(worker(6700, [0]))]
 
 
 def test_unavailable_code_fails_the_workers_with_the_reason(state):
