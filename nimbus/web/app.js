@@ -133,7 +133,7 @@ function drawHeat(traffic) {
   const matrix = traffic.matrix.filter((_, i) => keep[i]).map((row) => row.filter((_, j) => keep[j]));
   const n = ex.length;
   const pad = 70, cell = Math.max(6, Math.min(30, Math.floor(440 / Math.max(n, 1))));
-  const W = pad + n * cell + 10, H = pad + n * cell + 22;
+  const W = pad + n * cell + 10, H = pad + n * cell + 6;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   let max = 0;
   for (const row of matrix) for (const v of row) max = Math.max(max, v);
@@ -154,8 +154,8 @@ function drawHeat(traffic) {
       "data-src": ex[i].id, "data-dst": ex[j].id, "data-rate": v.toFixed(1) }, svg);
     el("svg:title", {}, r, `${ex[i].id} → ${ex[j].id}: ${fmt(v, 1)} tuples/s${cross ? " (crosses boards)" : ""}`);
   }));
-  el("svg:text", { x: 4, y: H - 6 }, svg,
-    `total ${fmt(traffic.total, 0)}/s · inter-worker ${fmt(traffic.interWorker, 0)}/s · inter-node ${fmt(traffic.interNode, 0)}/s · outlined: crosses boards`);
+  $("heat-total").textContent = `total ${fmt(traffic.total, 0)}/s · inter-worker ${fmt(traffic.interWorker, 0)}/s · ` +
+    `inter-node ${fmt(traffic.interNode, 0)}/s · outlined cells cross boards`;
 }
 
 // -- time series ---------------------------------------------------------------------------
