@@ -7,7 +7,10 @@ processes, no clock reads here (time is passed in), so tests feed events and com
 Guarantees:
 
 * the set of workers converges on Nimbus's latest declarative ``SupervisorAssignment``: a
-  worker not in it is stopped; a worker whose port now runs another topology is restarted;
+  worker not in it is stopped; a worker whose port now runs another topology, or whose
+  topology conf changed (a parallelism rebalance changes the spec digest and the executor
+  ids in it; a worker's spec and conf are fixed for its life) is restarted, and a changed
+  spec digest has the code and spec fetched again;
   any other change — placement, activation, pause, the executor set (with states of
   executors moving in) — is sent to the running worker as one ``WorkerUpdate`` (live
   migration: only moved executors move, the process keeps running);
@@ -39,6 +42,7 @@ from squall.messages import (
     WorkerUpdate,
 )
 
+SPEC_DIGEST = "topology.spec.digest"  # set by Nimbus in every worker's conf
 FAST_FAILURE_S = 10.0  # a worker that dies younger than this counts as a fast failure
 MAX_FAST_FAILURES = 5
 MAX_BACKOFF_S = 8.0
@@ -108,6 +112,7 @@ class SupervisorState:
     ready_topologies: set[str] = field(default_factory=set)
     fetching: set[str] = field(default_factory=set)
     rss_bytes: int = 0
+    spec_digests: dict[str, object] = field(default_factory=dict)  # topology -> digest fetched
 
     @property
     def supervisor_id(self) -> str:
@@ -138,9 +143,13 @@ class SupervisorState:
                 cmds.append(StopWorker(port))
         wanted_topologies = {w.topology for w in desired.values()}
         self.ready_topologies &= wanted_topologies  # a resubmitted topology is fetched anew
+        for w in desired.values():  # a new spec (parallelism rebalance): fetch it anew
+            if self.spec_digests.setdefault(w.topology, w.conf.get(SPEC_DIGEST)) != w.conf.get(SPEC_DIGEST):
+                self.spec_digests[w.topology] = w.conf.get(SPEC_DIGEST)
+                self.ready_topologies.discard(w.topology)
         for port, want in sorted(desired.items()):
             slot = self.slots.get(port)
-            if slot is not None and slot.assignment.topology == want.topology:
+            if slot is not None and slot.assignment.topology == want.topology and slot.assignment.conf == want.conf:
                 if _needs_update(slot.assignment, want) and slot.alive:
                     cmds.append(UpdateWorker(port, _update(want)))
                 slot.assignment = want

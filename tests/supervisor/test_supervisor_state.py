@@ -107,6 +107,16 @@ def test_a_port_that_changes_topology_restarts_its_worker(state):
     assert state.on_topology_ready("u", 1.0) == [StartWorker(other)]
 
 
+def test_a_new_spec_restarts_the_worker_and_fetches_the_code_again(state):
+    w = worker(6700, [0, 1])
+    w = m.WorkerAssignment(**{**w.__dict__, "conf": {"topology.spec.digest": "aaa"}})
+    running(state, w)
+    rebalanced = m.WorkerAssignment(**{**w.__dict__, "assignment_version": 2, "executors": [0, 1, 2],
+                                       "conf": {"topology.spec.digest": "bbb"}})
+    assert assign(state, 2, rebalanced) == [StopWorker(6700), FetchTopology("t")]
+    assert state.on_topology_ready("t", 1.0) == [StartWorker(rebalanced)]
+
+
 def test_migration_steps_reach_the_worker_with_pause_and_states(state):
     w = worker(6700, [0, 1])
     running(state, w)
