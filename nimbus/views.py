@@ -132,7 +132,7 @@ def stats_view(rec: TopologyRecord, metrics: MetricsWindow, window_s: float) -> 
     """
     rates = metrics.rates(rec.name)
     inter_worker, inter_node = traffic_split(rec, rates)
-    spouts = {c.name for c in rec.spec.spouts()}
+    spouts = {c.name for c in rec.spec.spouts}
     spout_ids = {e.id for e in rec.executors() if e.component in spouts}
     total, count, buckets = metrics.latency(rec.name, spout_ids)
     latest = [em for ex, (em, _n, _p) in metrics.latest(rec.name).items() if ex in spout_ids]
