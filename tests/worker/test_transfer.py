@@ -227,3 +227,56 @@ def test_bad_items_are_dropped_and_good_neighbours_delivered(item):
     good = [ACKER, ACK_FAIL, 5]
     assert codec.deliver(frame(good, item, good)) == (2, 1)
     assert got == [(ACKER, (ACK_FAIL, 5))] * 2
+
+
+# -- live migration: hold and forward ------------------------------------------------------
+
+
+def test_items_for_a_task_in_transit_are_held_in_order_then_follow_it():
+    wire, clock = Wire(), Clock()
+    box = outbox(wire, clock)
+    sink = box.data_sink(MIDDLE)
+    box.place({MIDDLE: "", SINK: "b:1"})
+    for n in range(3):
+        sink((MIDDLE, Tuple("spout", "default", SPOUT, [n, 0.0], {})))
+    box.flush(idle=True)
+    assert wire.frames == [] and box.held() == 3 and box.pending() == 3
+    assert box.place({MIDDLE: "c:2", SINK: "b:1"}) == []
+    box.flush(idle=True)
+    ((endpoint, data),) = wire.frames
+    assert endpoint == "c:2" and [i[3][0] for i in msgpack.unpackb(data)[1]] == [0, 1, 2]
+    assert box.held() == 0 and box.sent_items == 3
+
+
+def test_held_items_for_a_task_that_became_local_come_back_to_the_caller():
+    wire, clock = Wire(), Clock()
+    box = outbox(wire, clock)
+    box.place({MIDDLE: "", SINK: "b:1"})
+    box.data_sink(MIDDLE)((MIDDLE, Tuple("spout", "default", SPOUT, [5, 0.0], {})))
+    back = box.place({SINK: "b:1"})  # MIDDLE is local now: no route
+    assert back == [(MIDDLE, "default", SPOUT, [5, 0.0], None)]
+    codec, _sinks, got = receiver()
+    assert codec.deliver_local(back) == 1 and got[0][1].values == [5, 0.0]
+
+
+def test_the_hold_is_bounded_and_counts_what_it_refuses():
+    wire, clock = Wire(), Clock()
+    box = outbox(wire, clock, batch_size=4, hold_limit=10)
+    box.place({MIDDLE: ""})
+    sink = box.data_sink(MIDDLE)
+    for n in range(25):
+        sink((MIDDLE, Tuple("spout", "default", SPOUT, [n, 0.0], {})))
+    box.flush(idle=True)
+    assert box.held() == 10 and box.held_dropped == 15 and wire.frames == []
+
+
+def test_an_item_for_a_task_not_local_is_forwarded_not_counted_bad():
+    forwarded: list = []
+    got: list = []
+    codec = TupleCodec(SPEC, EXECUTORS, (SINK,), {SINK: got.append}, forward=forwarded.append)
+    data = frame([MIDDLE, "default", SPOUT, [1, 2.0], None], [SPOUT, TREE_COMPLETE, 9], [999, "default", 4, [1], None])
+    assert codec.deliver(data) == (2, 1), "two forwarded, the unknown task is bad"
+    assert forwarded == [[MIDDLE, "default", SPOUT, [1, 2.0], None], [SPOUT, TREE_COMPLETE, 9]]
+    assert codec.received == 3 and codec.forwarded == 2 and got == []
+    bad_kind = frame([SPOUT, "default", SPOUT, [1, 2.0], None])  # a data tuple for a spout
+    assert codec.deliver(bad_kind) == (0, 1)
