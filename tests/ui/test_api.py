@@ -158,3 +158,17 @@ def test_metrics_and_the_page_share_the_port(ui_cluster):
     for asset in ("/app.js", "/style.css"):
         with urllib.request.urlopen(ui_cluster.base + asset, timeout=10) as r:
             assert r.status == 200
+
+
+def test_the_grafana_dashboard_uses_only_metrics_nimbus_serves(ui_cluster):
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = (Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text()
+    json.loads(dashboard)
+    with urllib.request.urlopen(ui_cluster.base + "/metrics", timeout=10) as r:
+        served = {line.split("{")[0].split(" ")[0] for line in r.read().decode().splitlines()
+                  if line and not line.startswith("#")}
+    used = set(re.findall(r"squall_[a-z_]+", dashboard))
+    assert used and used <= served, used - served
