@@ -120,7 +120,7 @@ def declared(mig: Migration, rec: TopologyRecord, host_of: Callable[[str], str])
         states = {ex: mig.states[ex] for ex in mine if ex in mig.states} if mig.phase == ACQUIRE else {}
         out[key] = M.WorkerAssignment(
             topology=rec.name, port=key[1], executors=mine, placement=dict(where),
-            active=rec.workers_running_active, assignment_version=rec.version, conf=dict(rec.conf),
+            active=rec.workers_running_active, assignment_version=rec.version, conf=rec.worker_conf(),
             paused=True, states=states,
         )
     return out

@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from squall.messages import WorkerReport
-from squall.nimbus.config import ACKERS, WORKERS
+from squall.nimbus.config import ACKERS, SCHEDULER, WORKERS
+
+# Keys a live rebalance changes (``rebalance -n`` / ``--scheduler``). Workers do not get
+# them: a supervisor restarts a worker whose conf changed, and these change nothing a
+# worker runs (the acker count is always explicit).
+NIMBUS_ONLY_KEYS = (WORKERS, SCHEDULER)
 from squall.topology.spec import ExecutorSpec, TopologySpec
 
 # Lifecycle phases (persisted). The user-facing status also folds in ``active``.
@@ -53,6 +58,10 @@ class TopologyRecord:
     @property
     def ackers(self) -> int:
         return int(self.conf[ACKERS])
+
+    def worker_conf(self) -> dict[str, Any]:
+        """The conf pushed to workers: ``conf`` without :data:`NIMBUS_ONLY_KEYS`."""
+        return {k: v for k, v in self.conf.items() if k not in NIMBUS_ONLY_KEYS}
 
     def executors(self) -> tuple[ExecutorSpec, ...]:
         return self.spec.executors_with_ackers(self.ackers)

@@ -385,7 +385,7 @@ class NimbusState(LiveRebalancing, Queries):
                 if n == node:
                     out.append(M.WorkerAssignment(
                         topology=name, port=port, executors=execs, placement=where,
-                        active=rec.workers_running_active, assignment_version=rec.version, conf=dict(rec.conf),
+                        active=rec.workers_running_active, assignment_version=rec.version, conf=rec.worker_conf(),
                     ))
         return out
 

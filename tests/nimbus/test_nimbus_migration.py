@@ -26,6 +26,9 @@ class Rec:
 
     name, version, conf, workers_running_active = "t", 7, {"k": 1}, True
 
+    def worker_conf(self) -> dict:
+        return dict(self.conf)
+
 
 def host(node: str) -> str:
     return f"h-{node}"
@@ -168,6 +171,14 @@ def test_a_whole_migration_through_nimbus_with_a_restart_in_the_middle(tmp_path)
     assert where(st2, "t")[2] == ("n2", 6700) and where(st2, "t")[3] == ("n1", 6700)
     e = ask(st2, M.GetEvents(1, "t"), 107.0).data[-1]
     assert e["paused_s"] == pytest.approx(97.0) and any("3" in n for n in e["notes"])
+
+
+def test_a_live_rebalance_keeps_the_conf_workers_see():
+    st = online()
+    before = {w.port: w.conf for w in st.declared("n1")}
+    r = ask(st, M.RebalanceTopology(3, "t", workers=3), 1.0)
+    assert r.ok and st.topologies["t"].workers == 3 and "t" in st.migrations
+    assert {w.port: w.conf for w in st.declared("n1") if w.port in before} == before
 
 
 def test_workers_that_do_not_change_keep_running_untouched():

@@ -96,7 +96,7 @@ def test_submit_places_every_executor_once_on_distinct_ports():
     assert_covers(push, "chain", 9)  # 6 user executors + 3 ackers (one per worker)
     w = push["n1"].workers[0]
     assert w.active and w.assignment_version >= 1
-    assert w.conf["topology.workers"] == 3 and w.conf["topology.acker.executors"] == 3
+    assert w.conf["topology.acker.executors"] == 3 and st.topologies["chain"].workers == 3
     assert w.conf["chain.reliable"] is True  # the spec's config, carried along
 
 
@@ -105,7 +105,9 @@ def test_conf_overrides_spec_config_and_workers_wins():
     cmds = submit(st, "chain", 1.0, workers=2, conf={"chain.work": 7, "topology.workers": 4,
                                                      "topology.acker.executors": 1})
     conf = next(iter(pushes(cmds).values())).workers[0].conf
-    assert conf["chain.work"] == 7 and conf["topology.workers"] == 2 and conf["topology.acker.executors"] == 1
+    assert conf["chain.work"] == 7 and conf["topology.acker.executors"] == 1
+    assert "topology.workers" not in conf  # Nimbus's business: a live rebalance changes it
+    assert ask(st, M.GetTopology(2, "chain"), 1.0).data["conf"]["topology.workers"] == 2
     assert_covers(pushes(cmds), "chain", 7)
 
 
