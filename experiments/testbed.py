@@ -242,6 +242,17 @@ class Testbed:
     def client(self, timeout_s: float = 5.0) -> NimbusClient:
         return NimbusClient(self.nimbus_address, timeout_s=timeout_s)
 
+    def link_bytes(self) -> int:
+        """Bytes the boards have sent on their links so far (received by the bridge's ends;
+        includes heartbeats to Nimbus, which are small)."""
+        total = 0
+        for i in range(len(self.boards)):
+            try:
+                total += int(Path(f"/sys/class/net/{self.prefix}{i}h/statistics/rx_bytes").read_text())
+            except (OSError, ValueError):
+                continue
+        return total
+
     def log(self, name: str) -> str:
         path = self.dir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""

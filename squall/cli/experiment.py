@@ -1,14 +1,91 @@
-"""``squall experiment NAME --out DIR [--quick]``: the seed paper's experiments."""
+"""``squall experiment timeline|stages|alpha --out DIR [--quick] [--boards FILE] [--loopback]``
+
+Runs one of the seed paper's experiments on emulated boards (``squall testbed``; without
+root, on loopback processes, said at the start), comparing round_robin, offline, online and
+partition side by side, and writes into DIR: ``NAME.csv`` (every trial and repetition),
+PNG plots and ``NAME-summary.md``. ``--quick`` runs a reduced sweep with short windows
+(for tests; a few minutes at most). Progress goes to stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from pathlib import Path
+
+from squall.cli import UsageError
+
+NAMES = ("timeline", "stages", "alpha")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("experiment", help="run a latency / inter-node traffic experiment")
+    p = sub.add_parser("experiment", help="run a latency / inter-node traffic experiment of the seed paper")
+    p.add_argument("name", choices=NAMES, help="timeline (fig. 8), stages (figs. 9-12), alpha (figs. 13-14)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the CSV, PNGs and summary")
+    p.add_argument("--quick", action="store_true", help="a reduced sweep with short windows (tests)")
+    p.add_argument("--boards", type=Path, help="board file (default: 2x Pi 4, a Pi 3 and a Pi 5)")
+    p.add_argument("--loopback", action="store_true", help="loopback processes instead of emulated boards")
+    p.add_argument("--reps", type=int, help="repetitions per point (default 1 quick, 2 full)")
+    p.add_argument("--workers", type=int, default=6, help="workers per topology (default 6)")
+    p.add_argument("--rate", type=float, help="tuples/s per spout task (default 200)")
+    p.add_argument("--topology", choices=("chain", "diamond", "wordcount"), default="chain",
+                   help="timeline only: the reference topology (default chain)")
+    p.add_argument("--prefix", default="sqtb", help="testbed name prefix (default sqtb)")
+    p.add_argument("--subnet", default="10.231.0", help="testbed bridge /24 as A.B.C (default 10.231.0)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return 1
+    from dataclasses import replace
+
+    from squall.experiments import suites
+    from squall.experiments.boards import BoardFileError, default_boards, load_boards
+    from squall.experiments.runner import FULL, QUICK, Runner
+    from squall.experiments.testbed import open_cluster
+
+    if args.reps is not None and args.reps < 1:
+        raise UsageError("--reps must be >= 1")
+    if args.workers < 1:
+        raise UsageError("--workers must be >= 1")
+    if args.rate is not None and args.rate <= 0:
+        raise UsageError("--rate must be > 0")
+    try:
+        boards = load_boards(args.boards) if args.boards else default_boards()
+    except BoardFileError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        import matplotlib  # noqa: F401  (checked before minutes of measuring)
+    except ImportError:
+        raise UsageError("plots need matplotlib: pip install 'squall[experiments]'") from None
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def say(text: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+    timing = QUICK if args.quick else FULL
+    if args.reps:
+        timing = replace(timing, reps=args.reps)
+    load = suites.Load() if args.rate is None else replace(suites.Load(), rate=args.rate)
+    started = time.monotonic()
+    cluster = open_cluster(boards, prefix=args.prefix, subnet=args.subnet, loopback=args.loopback, say=say)
+    try:
+        setup = _describe(cluster, boards, load, args.workers)
+        say(setup)
+        runner = Runner(cluster, args.out, timing, args.workers, say=say)
+        ctx = suites.Context(runner, args.out, args.quick, load, setup, say)
+        if args.name == "timeline":
+            suites.run_timeline(ctx, args.topology)
+        else:
+            suites.EXPERIMENTS[args.name](ctx)
+    finally:
+        cluster.close()
+    say(f"done in {time.monotonic() - started:.0f} s: {args.out / (args.name + '.csv')}, "
+        f"{args.out / (args.name + '-summary.md')} and PNGs")
+    return 0
+
+
+def _describe(cluster: object, boards: list, load: object, workers: int) -> str:
+    describe = getattr(cluster, "describe", None)
+    where = describe() if callable(describe) else f"loopback LocalCluster, {len(boards)} supervisors"
+    return f"Cluster:\n\n```\n{where}\n```\n\nLoad: {load}; {workers} workers per topology; acking on."

@@ -1,0 +1,184 @@
+"""One trial: submit a topology under one scheduler, let it settle, measure, kill it.
+
+How each scheduler is applied:
+
+* ``round_robin``, ``offline``: placed at submit time (``scheduler=`` of the submission).
+* ``online``, ``partition``: they need measured traffic, so the topology is submitted with
+  ``round_robin`` (Storm's default, as in the paper's figure 8), runs until its metrics window
+  is full, then ``client.rebalance(name, scheduler=...)`` asks Nimbus for a proposal from the
+  measured rates and applies it at once (a live migration). Measuring starts ``settle_s``
+  after Nimbus reports the migration done.
+
+A trial starts its clock when the sinks first report latency (workers on capped boards take
+seconds to import), not when the workers are placed. Inter-node and inter-worker traffic come
+from Nimbus's measured rates split by the current placement (``client.assignment``, sampled
+during the measurement); latency from the sinks' side channel; ``complete_ms`` is the spouts'
+complete latency as Nimbus reports it, for comparison.
+
+Trials run one at a time on the same cluster, so they never compete for boards.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from squall.client import NimbusError, NimbusUnreachable
+from squall.experiments import measure
+
+MEASURED_AFTER_REBALANCE = ("online", "partition")
+
+
+@dataclass(frozen=True)
+class Timing:
+    warmup_s: float  # after all workers run, before measuring (round_robin, offline)
+    window_s: float  # Nimbus's metrics window; online/partition rebalance once it is full
+    settle_s: float  # after the rebalanced workers run, before measuring
+    measure_s: float
+    reps: int
+    sample_every_s: float = 2.0
+
+
+QUICK = Timing(warmup_s=2.0, window_s=4.0, settle_s=2.0, measure_s=4.0, reps=1)
+# settle_s: a live migration pauses the spouts for ~2-3 s; their catch-up must drain first.
+FULL = Timing(warmup_s=4.0, window_s=6.0, settle_s=6.0, measure_s=8.0, reps=2)
+
+
+@dataclass
+class TrialResult:
+    row: dict[str, Any]
+    samples: list[tuple[float, float]]  # (seconds since the workers ran, latency s)
+    switched_at: float | None  # seconds since the workers ran, when the rebalance applied
+
+
+class Runner:
+    """Runs trials on ``cluster`` (a Testbed or LocalCluster), writing latency files under
+    ``workdir``; ``say`` reports progress."""
+
+    def __init__(self, cluster: Any, workdir: Path, timing: Timing, workers: int,
+                 say: Callable[[str], None] = print) -> None:
+        self.cluster, self.timing, self.workers, self.say = cluster, timing, workers, say
+        self.lat_dir = workdir / "latency"
+        shutil.rmtree(self.lat_dir, ignore_errors=True)  # samples of an earlier run share names
+        self.lat_dir.mkdir(parents=True)
+        self._stub = Path(tempfile.mkdtemp(prefix="squall-exp-")) / "experiment_topology.py"
+        self._stub.write_text('"""Experiment topologies: their components live in squall.experiments."""\n')
+        self._ids = itertools.count(1)
+        self.link_bytes: Callable[[], int | None] = getattr(cluster, "link_bytes", lambda: None)
+
+    def _bundle(self) -> bytes:
+        from squall.bundle import make_bundle
+
+        return make_bundle(self._stub)
+
+    def trial(self, label: str, topology: type, scheduler: str, params: dict[str, Any],
+              alpha: float | None = None, keep_timeline: bool = False) -> TrialResult:
+        t = self.timing
+        name = f"{label}-{scheduler.replace('_', '')}-{next(self._ids)}"
+        conf: dict[str, Any] = {"chain.latency_dir": str(self.lat_dir), "topology.metrics.window.secs": t.window_s}
+        if alpha is not None:
+            conf["topology.scheduler.params"] = {"alpha": alpha}
+        initial = "round_robin" if scheduler in MEASURED_AFTER_REBALANCE else scheduler
+        with self.cluster.client(timeout_s=15.0) as c:
+            c.submit(name, topology.spec.to_dict(), self._bundle(), initial, self.workers, conf)
+            try:
+                return self._run(c, name, scheduler, params, alpha, keep_timeline)
+            finally:
+                self._kill(c, name)
+
+    def _run(self, c: Any, name: str, scheduler: str, params: dict[str, Any], alpha: float | None,
+             keep_timeline: bool) -> TrialResult:
+        t = self.timing
+        self._wait_running(c, name)
+        origin = self._wait_flowing(name)
+        switched_at, event = None, {}
+        if scheduler in MEASURED_AFTER_REBALANCE:
+            time.sleep(max(t.warmup_s, t.window_s + 1.5))
+            requested = len(c.events(name))
+            c.rebalance(name, wait_s=0, scheduler=scheduler)
+            switched_at = time.time() - origin
+            event = self._wait_migrated(c, name, requested)
+            self._wait_running(c, name)
+            time.sleep(t.settle_s)
+        else:
+            time.sleep(t.warmup_s)
+        t0, bytes0 = time.time(), self.link_bytes()
+        traffic = []
+        while time.time() < t0 + t.measure_s:
+            time.sleep(min(t.sample_every_s, max(0.0, t0 + t.measure_s - time.time())))
+            traffic.append(self._sample(c, name))
+        t1, bytes1 = time.time(), self.link_bytes()
+        time.sleep(1.0)  # the sinks flush every half second
+        samples = measure.read_latencies(self.lat_dir, name)
+        row: dict[str, Any] = {"topology": name, "scheduler": scheduler, **params,
+                               "alpha": alpha if alpha is not None else "",
+                               "moved_executors": len(event.get("moved", [])),
+                               "paused_s": event.get("paused_s") or 0.0}
+        row.update(measure.latency_stats(measure.between(samples, t0, t1), t1 - t0))
+        row["complete_ms"] = measure.mean_std(s.get("latency_avg_ms") or math.nan for s in traffic)[0]
+        for key in ("inter_node_tps", "inter_worker_tps"):
+            row[key] = measure.mean_std(s.get(key, math.nan) for s in traffic)[0]
+        row["link_kbit_s"] = (bytes1 - bytes0) * 8 / 1e3 / (t1 - t0) if bytes0 is not None and bytes1 is not None else math.nan
+        row["measured_from_s"], row["measured_to_s"] = round(t0 - origin, 2), round(t1 - origin, 2)
+        kept = [(ts - origin, lat) for ts, lat in samples] if keep_timeline else []
+        return TrialResult(row, kept, switched_at)
+
+    def _sample(self, c: Any, name: str) -> dict[str, Any]:
+        """Traffic split by the current placement (from the assignment view, which every
+        Nimbus has) plus the spouts' complete latency when Nimbus's stats answer."""
+        sample: dict[str, Any] = measure.traffic_split(c.assignment(name)) or {}
+        try:
+            sample["latency_avg_ms"] = c.stats(name).get("latency_avg_ms")
+        except (NimbusError, AttributeError):
+            pass  # an older Nimbus, or one whose stats fail: the sinks' latency is the measure
+        return sample
+
+    def _wait_flowing(self, name: str, timeout_s: float = 90.0) -> float:
+        """Wait for the sinks' first samples; returns the wall time of the first one."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            samples = measure.read_latencies(self.lat_dir, name)
+            if samples:
+                return samples[0][0]
+            time.sleep(0.3)
+        raise TimeoutError(f"{name}: no tuple reached a sink within {timeout_s:g} s")
+
+    def _wait_migrated(self, c: Any, name: str, before: int, timeout_s: float = 60.0) -> dict[str, Any]:
+        """The requested rebalance's event once Nimbus finished it (declined ones at once)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            events = c.events(name)[before:]
+            if events and (events[-1].get("done_at") is not None or events[-1].get("decision") != "applied"):
+                return events[-1]
+            time.sleep(0.3)
+        self.say(f"  {name}: rebalance not finished after {timeout_s:g} s; measuring anyway")
+        return {}
+
+    def _wait_running(self, c: Any, name: str, timeout_s: float = 60.0) -> dict[int, tuple[Any, Any]]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            view = c.assignment(name)
+            if measure.all_running(view):
+                return measure.placement_of(view)
+            time.sleep(0.3)
+        raise TimeoutError(f"{name}: workers not all running after {timeout_s:g} s")
+
+    def _kill(self, c: Any, name: str, timeout_s: float = 30.0) -> None:
+        try:
+            c.kill(name, wait_s=0)
+        except (NimbusError, NimbusUnreachable) as exc:
+            self.say(f"  kill {name}: {exc}")
+            return
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(t["name"] != name for t in c.list()):
+                time.sleep(1.0)  # let the supervisors stop the workers and free the ports
+                return
+            time.sleep(0.3)
+        self.say(f"  {name} still listed {timeout_s:g} s after kill")
