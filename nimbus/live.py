@@ -226,7 +226,8 @@ class LiveRebalancing:
                 continue  # repair comes first
             clock.last_eval = now
             try:
-                proposal = propose(rec, self.rates(name), self.supervisors, live, self._others(rec), self.reserved(name))
+                proposal = propose(rec, self.rates(name), self.supervisors, live, self._others(rec),
+                                   self.reserved(name))
             except (InfeasibleError, InvalidInputError) as exc:
                 self._record(rec, now, PERIODIC, DECLINED, f"no placement: {exc}", None)
                 continue

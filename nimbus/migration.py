@@ -152,11 +152,10 @@ def advance(
         return False
     if mig.phase == ACQUIRE:
         expected = {k for k in _workers(mig.target) if k[0] in live}
-        if all(_reports_version(reports.get(k), version) and reports[k].state == "running" for k in expected):
+        if all(_running(reports.get(k), version) for k in expected):
             return _next(mig, DONE, now)
         if waited >= lc.acquire_s:
-            slow = sorted(f"{n}:{p}" for n, p in expected
-                          if not (_reports_version(reports.get((n, p)), version) and reports[(n, p)].state == "running"))
+            slow = sorted(f"{n}:{p}" for n, p in expected if not _running(reports.get((n, p)), version))
             mig.notes.append(f"worker(s) {', '.join(slow)} not running after {waited:g} s; resumed anyway")
             return _next(mig, DONE, now)
     return False
@@ -169,6 +168,10 @@ def _next(mig: Migration, phase: str, now: float) -> bool:
 
 def _reports_version(r: M.WorkerReport | None, version: int) -> bool:
     return r is not None and r.assignment_version >= version
+
+
+def _running(r: M.WorkerReport | None, version: int) -> bool:
+    return r is not None and r.assignment_version >= version and r.state == "running"
 
 
 def _collect(mig: Migration, reports: Mapping[Where, M.WorkerReport]) -> None:

@@ -86,7 +86,8 @@ def place(
     others = [o for o in others if o.name != rec.name]
     nodes = [node_of(supervisors[n]) for n in sorted(live)]
     current = current_of(others + ([rec] if keep_current else []), live)
-    result = get_scheduler(scheduler or rec.scheduler).schedule([workload_of(rec, rates)], nodes, scheduler_params(rec.conf), current)
+    schedule = get_scheduler(scheduler or rec.scheduler).schedule
+    result = schedule([workload_of(rec, rates)], nodes, scheduler_params(rec.conf), current)
     mine = result.restrict([rec.name])
     taken: dict[str, set[int]] = {n: set(ports) for n, ports in (reserved or {}).items()}
     for o in others:

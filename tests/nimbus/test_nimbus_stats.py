@@ -75,3 +75,17 @@ def test_a_lost_node_is_an_event_and_its_executors_come_back_without_pausing_the
     (e,) = ask(st, M.GetEvents(1, "t"), 5.5).data
     assert (e["trigger"], e["decision"], e["moved"], e["paused_s"]) == ("node-lost", "applied", on_n3, 0.0)
     assert "n3" in e["reason"] and not st.migrations
+
+
+def test_prometheus_counts_rebalances_by_outcome():
+    import threading
+
+    from prometheus_client import generate_latest
+
+    from squall.nimbus.prom import registry_for
+    from tests.nimbus.live_helpers import run
+
+    st = online({"topology.reschedule.timeout.secs": 0})
+    run(st, 1, 10, traffic=CROSSING)
+    text = generate_latest(registry_for(st, threading.Lock(), lambda: 10.0)).decode()
+    assert 'squall_rebalances_total{outcome="applied",topology="t"} 1.0' in text
