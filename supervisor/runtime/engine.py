@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import deque
 from typing import Any, Callable, Iterable, Mapping
 
 from squall.supervisor.runtime import snapshot
