@@ -7,7 +7,8 @@ from collections.abc import Mapping
 
 from squall import messages as M
 from squall.nimbus.state import NimbusState
-from tests.nimbus.nimbus_helpers import heartbeat
+from squall.nimbus.store import Store
+from tests.nimbus.nimbus_helpers import heartbeat, new_state, register, submit
 
 Traffic = Mapping[tuple[int, int], float]  # (src, dst) -> tuples/s
 
@@ -63,3 +64,21 @@ def assignments(cmds: list) -> list[M.SupervisorAssignment]:
 
 def where(st: NimbusState, topology: str) -> dict[int, tuple[str, int]]:
     return {ex: (s.node, s.port) for ex, s in st.topologies[topology].placement.items()}
+
+
+# Four heavy edges that all cross the two nodes under the placement chosen at submit
+# (executors 0 2 4 6 on n1, 1 3 5 7 on n2); swapping executors 2 and 3 makes them local.
+CROSSING = {(0, 3): 100.0, (1, 2): 100.0, (3, 4): 100.0, (2, 5): 100.0}
+FAST = {"topology.reschedule.timeout.secs": 20, "topology.metrics.window.secs": 10,
+        "topology.reschedule.interval.secs": 5}
+
+
+def online(conf: dict | None = None, ports: list[int] | None = None, capacity: tuple[float, float] = (1e9, 1e9),
+           store: Store | None = None) -> NimbusState:
+    st = new_state(store)
+    register(st, "n1", ports or [6700, 6701], 0.0, capacity_hz=capacity[0])
+    register(st, "n2", ports or [6700, 6701], 0.0, capacity_hz=capacity[1])
+    submit(st, "t", 0.0, workers=2, scheduler="online", conf={**FAST, **(conf or {})})
+    assert where(st, "t") == {0: ("n1", 6700), 2: ("n1", 6700), 4: ("n1", 6700), 6: ("n1", 6700),
+                              1: ("n2", 6700), 3: ("n2", 6700), 5: ("n2", 6700), 7: ("n2", 6700)}
+    return st

@@ -9,26 +9,8 @@ from squall import messages as M
 from squall.nimbus.loop import LoopClock, LoopConf, not_due
 from squall.nimbus.state import NimbusState
 from squall.nimbus.store import EVENTS_KEPT, Store
-from tests.nimbus.live_helpers import assignments, run, where
+from tests.nimbus.live_helpers import CROSSING, FAST, assignments, online, run, where
 from tests.nimbus.nimbus_helpers import CLI, ask, new_state, register, reply, submit
-
-# Four heavy edges that all cross the two nodes under the placement chosen at submit
-# (executors 0 2 4 6 on n1, 1 3 5 7 on n2); swapping executors 2 and 3 makes them local.
-CROSSING = {(0, 3): 100.0, (1, 2): 100.0, (3, 4): 100.0, (2, 5): 100.0}
-FAST = {"topology.reschedule.timeout.secs": 20, "topology.metrics.window.secs": 10,
-        "topology.reschedule.interval.secs": 5}
-
-
-def online(conf: dict | None = None, ports: list[int] | None = None, capacity: tuple[float, float] = (1e9, 1e9),
-           store: Store | None = None) -> NimbusState:
-    st = new_state(store)
-    register(st, "n1", ports or [6700, 6701], 0.0, capacity_hz=capacity[0])
-    register(st, "n2", ports or [6700, 6701], 0.0, capacity_hz=capacity[1])
-    submit(st, "t", 0.0, workers=2, scheduler="online", conf={**FAST, **(conf or {})})
-    assert where(st, "t") == {0: ("n1", 6700), 2: ("n1", 6700), 4: ("n1", 6700), 6: ("n1", 6700),
-                              1: ("n2", 6700), 3: ("n2", 6700), 5: ("n2", 6700), 7: ("n2", 6700)}
-    return st
-
 
 def events(st: NimbusState) -> list[dict]:
     return ask(st, M.GetEvents(9, "t"), 0.0).data

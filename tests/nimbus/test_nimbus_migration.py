@@ -10,9 +10,8 @@ from squall.nimbus.loop import LoopConf
 from squall.nimbus.migration import ACQUIRE, DONE, PAUSE, RELEASE, Migration, advance, declared
 from squall.nimbus.records import Slot
 from squall.nimbus.store import Store
-from tests.nimbus.live_helpers import assignments, report_all, where, worker_metrics
+from tests.nimbus.live_helpers import CROSSING, assignments, online, report_all, where, worker_metrics
 from tests.nimbus.nimbus_helpers import CLI, ask, new_state, register, reply, submit
-from tests.nimbus.test_nimbus_loop import CROSSING, online
 
 A, B, C, D = ("n1", 6700), ("n2", 6700), ("n2", 6701), ("n1", 6701)
 # a: 0 1 -> 0 1 2;  b: 2 3 -> gone;  c: 4 5 unchanged;  d: new, takes 3

@@ -7,9 +7,8 @@ import pytest
 from squall import messages as M
 from squall.messages import LATENCY_BUCKETS_MS
 from squall.nimbus.views import percentile_ms
-from tests.nimbus.live_helpers import report_all
+from tests.nimbus.live_helpers import CROSSING, online, report_all
 from tests.nimbus.nimbus_helpers import ask, heartbeat, new_state, register, submit
-from tests.nimbus.test_nimbus_loop import CROSSING, online
 
 
 def hist(**counts: int) -> list[int]:
