@@ -17,10 +17,14 @@ adds that many bytes of padding to every tuple, so link rates matter as they do 
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections import deque
 from pathlib import Path
 from typing import Any
+
+import msgpack
 
 from squall.topology.component import Bolt, Spout, Stream, Tuple
 from squall.topology.dsl import Topology
@@ -82,6 +86,10 @@ class ChainSpout(Spout):
         self.tracked = bool(conf.get("chain.reliable", True))
         self.in_flight: dict[int, list[Any]] = {}
         self.replayed = 0
+        ledger = conf.get("chain.ledger.dir")
+        self.ledger = f"{ledger}/spout-{ctx.task}.json" if ledger else None
+        self.ledger_at = 0.0
+        self.active = True
 
     def next_tuple(self) -> None:
         if self.interval:
@@ -100,12 +108,46 @@ class ChainSpout(Spout):
 
     def ack(self, tup_id: Any) -> None:
         self.in_flight.pop(tup_id, None)
+        if self.ledger:
+            self._write_ledger()
 
     def fail(self, tup_id: Any) -> None:
         values = self.in_flight.get(tup_id)
         if values is not None:
             self.replayed += 1
             self.emit(values, tup_id=tup_id)
+
+    def activate(self) -> None:
+        self.active = True
+
+    def deactivate(self) -> None:
+        self.active = False
+        if self.ledger:
+            self._write_ledger(force=True)
+
+    def _write_ledger(self, force: bool = False) -> None:
+        """The spout's own account (``chain.ledger.dir``): tuples emitted, acked, still in flight.
+        Written at most twice a second while active, at every ack once deactivated, so a
+        reader that waits for in_flight to reach 0 after deactivation gets the final count."""
+        now = time.monotonic()
+        if not force and self.active and now - self.ledger_at < 0.5:
+            return
+        self.ledger_at = now
+        record = {"emitted": self.seq, "acked": self.seq - len(self.in_flight),
+                  "in_flight": len(self.in_flight), "replayed": self.replayed}
+        tmp = f"{self.ledger}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(record, f)
+        os.replace(tmp, self.ledger)
+
+    def snapshot(self) -> bytes:
+        """Sequence and in-flight tuples move with the spout, so nothing is lost or renumbered."""
+        return msgpack.packb({"seq": self.seq, "in_flight": self.in_flight, "replayed": self.replayed})
+
+    def restore(self, data: bytes) -> None:
+        state = msgpack.unpackb(data, strict_map_key=False)
+        self.seq, self.replayed = state["seq"], state["replayed"]
+        self.in_flight = {int(k): v for k, v in state["in_flight"].items()}
 
 
 class ChainBolt(Bolt):
