@@ -3,7 +3,21 @@
 In the spirit of the frugal-Hadoop "Findex": a board's **slots** follow from its memory (a
 worker budget per slot, after a reserve for the OS and the supervisor) and are capped by its
 cores; its **capacity** is cores x clock x the usable share, in cycles/s. Both can be
-overridden. A Raspberry Pi 3 (1 GB) gets one slot; a Pi 4 or Pi 5 with 4 GB gets four.
+overridden (``--slots``, ``--capacity-hz``).
+
+Guarantees: :func:`derive_slots` and :func:`derive_capacity` are pure; a board whose memory
+does not hold the reserve plus one worker budget gets **zero** slots, never a silent one, and
+:meth:`BoardFacts.refusal` says why and how to override. What the rule gives
+(``tests/boards/test_board_facts.py``):
+
+=====================  ======  =====  =======  =====  ==========
+board                  memory  cores  clock    slots  capacity
+=====================  ======  =====  =======  =====  ==========
+Raspberry Pi Zero 2 W  512 MB  4      1.0 GHz  0      refused
+Raspberry Pi 3         1 GB    4      1.2 GHz  1      3.84 GHz
+Raspberry Pi 4 (4 GB)  4 GB    4      1.5 GHz  4      4.80 GHz
+Raspberry Pi 5 (8 GB)  8 GB    4      2.4 GHz  4      7.68 GHz
+=====================  ======  =====  =======  =====  ==========
 """
 
 from __future__ import annotations
@@ -12,8 +26,6 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
 
 RESERVE_MB = 256  # OS, supervisor and page cache headroom
 WORKER_BUDGET_MB = 512  # what one worker may use, with room for the user's code
@@ -35,19 +47,52 @@ class BoardFacts:
     def describe(self) -> str:
         return "\n".join(
             [
-                f"id           {self.supervisor_id}",
+                f"id           {self.supervisor_id}    (override: --id ID)",
                 f"cores        {self.cores}",
                 f"clock        {self.clock_hz / 1e9:.2f} GHz",
                 f"memory       {self.memory_mb} MB",
-                f"slots        {self.slots}    ({self.slots_rule})",
-                f"capacity     {self.capacity_hz / 1e9:.2f} GHz    ({self.capacity_rule})",
-                "override     --slots N, --capacity-hz X, --id ID",
+                f"slots        {self.slots}    (rule: {self.slots_rule}; override: --slots N)",
+                f"capacity     {self.capacity_hz / 1e9:.2f} GHz    "
+                f"(rule: {self.capacity_rule}; override: --capacity-hz X)",
             ]
         )
+
+    def refusal(self) -> str | None:
+        """Why a supervisor must not start on this board, or None when it may."""
+        if self.slots >= 1:
+            return None
+        return (
+            f"this board has no worker slot: {self.memory_mb} MB of memory does not hold the "
+            f"{RESERVE_MB} MB reserve plus one worker's {WORKER_BUDGET_MB} MB budget "
+            f"({RESERVE_MB + WORKER_BUDGET_MB} MB). A worker started here would push the board "
+            "into swap on its SD card. Use --slots 1 to start anyway."
+        )
+
+
+def derive_slots(memory_mb: int, cores: int, ports: int | None = None) -> tuple[int, str]:
+    """Slots from memory and cores (possibly 0), and the rule written out with its numbers."""
+    by_memory = max(0, (memory_mb - RESERVE_MB) // WORKER_BUDGET_MB)
+    slots = min(cores, by_memory)
+    rule = (
+        f"min(cores {cores}, (memory {memory_mb} MB - {RESERVE_MB} MB reserve) // {WORKER_BUDGET_MB} MB "
+        f"per worker = {by_memory})"
+    )
+    if ports is not None and ports < slots:
+        slots = ports
+        rule += f", capped by {ports} ports"
+    return slots, rule
+
+
+def derive_capacity(cores: int, clock_hz: float, clock_rule: str) -> tuple[float, str]:
+    """Usable cycles/s: cores x clock x the usable share, and the rule with its numbers."""
+    capacity = cores * clock_hz * USABLE_SHARE
+    return capacity, f"{cores} cores x {clock_hz / 1e9:.2f} GHz ({clock_rule}) x usable share {USABLE_SHARE}"
 
 
 def read_clock_hz() -> tuple[float, str]:
     """The CPU's maximum clock: cpufreq, then psutil, then /proc/cpuinfo, then a fallback."""
+    import psutil
+
     path = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
     try:
         return float(path.read_text().strip()) * 1e3, "cpufreq max"
@@ -68,31 +113,43 @@ def read_clock_hz() -> tuple[float, str]:
     return FALLBACK_CLOCK_HZ, "unknown clock, assumed 1 GHz"
 
 
+def measured_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def measured_memory_mb() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().total // (1024 * 1024))
+
+
 def board_facts(
     supervisor_id: str | None = None,
     slots: int | None = None,
     capacity_hz: float | None = None,
     ports: int | None = None,
+    *,
+    memory_mb: int | None = None,
+    cores: int | None = None,
+    clock_hz: float | None = None,
 ) -> BoardFacts:
-    """Measure the board; explicit arguments win over measurements."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    memory_mb = int(psutil.virtual_memory().total // (1024 * 1024))
-    clock_hz, clock_rule = read_clock_hz()
+    """Measure the board; explicit arguments win over measurements.
+
+    ``memory_mb``, ``cores`` and ``clock_hz`` replace the measurements (tests describe a Pi
+    this way); ``slots`` and ``capacity_hz`` replace the rules' results.
+    """
+    cores = measured_cores() if cores is None else cores
+    memory_mb = measured_memory_mb() if memory_mb is None else memory_mb
+    if clock_hz is None:
+        clock_hz, clock_rule = read_clock_hz()
+    else:
+        clock_rule = "given"
     if slots is None:
-        by_memory = max(1, (memory_mb - RESERVE_MB) // WORKER_BUDGET_MB)
-        slots = max(1, min(cores, by_memory))
-        slots_rule = (
-            f"min(cores {cores}, (memory {memory_mb} MB - {RESERVE_MB} MB reserve) / {WORKER_BUDGET_MB} MB "
-            f"per worker = {by_memory})"
-        )
-        if ports is not None and ports < slots:
-            slots = ports
-            slots_rule += f", capped by {ports} ports"
+        slots, slots_rule = derive_slots(memory_mb, cores, ports)
     else:
         slots_rule = "set by --slots"
     if capacity_hz is None:
-        capacity_hz = cores * clock_hz * USABLE_SHARE
-        capacity_rule = f"{cores} cores x {clock_hz / 1e9:.2f} GHz ({clock_rule}) x usable share {USABLE_SHARE}"
+        capacity_hz, capacity_rule = derive_capacity(cores, clock_hz, clock_rule)
     else:
         capacity_rule = "set by --capacity-hz"
     return BoardFacts(

@@ -7,9 +7,8 @@ off and then on, and prints throughput and end-to-end latency for each.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-
-import numpy as np
 
 from squall.cli import UsageError
 from squall.cli.report import table
@@ -27,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def measure(stages: int, replication: int, work: int, rate: float, reliable: bool, seconds: float) -> dict:
     """Run one chain in this process and return throughput and latencies (ms)."""
+    import numpy as np  # here, not at the top: `squall --help` on a board must not need numpy
+
     from squall.experiments.reference import chain_topology
     from squall.supervisor.runtime.engine import Engine
 
@@ -55,6 +56,11 @@ def measure(stages: int, replication: int, work: int, rate: float, reliable: boo
 
 
 def run(args: argparse.Namespace) -> int:
+    from squall.extras import missing
+
+    if (need := missing("numpy")) is not None:  # an environment fault, not bad input: exit 1
+        print(f"squall demo: {need}", file=sys.stderr)
+        return 1
     if args.seconds <= 0 or args.stages < 2 or args.replication < 1 or args.work < 0 or args.rate < 0:
         raise UsageError("need --seconds > 0, --stages >= 2, --replication >= 1, --work >= 0, --rate >= 0")
     print(

@@ -1,9 +1,11 @@
-"""``squall nimbus [--host H] [--port 6627] [--data-dir D] [--http-port 8080]``: the master.
+"""``squall nimbus [--host H] [--port 6627] [--data-dir D] [--http-port 8080] [--cluster NAME]``: the master.
 
 Binds the control plane (a ZeroMQ ROUTER) on tcp://H:PORT, serves the web page, the REST API
 and Prometheus metrics on http://H:HTTP_PORT/ (0 = off; the page's address is printed at
 start), keeps its state under the data directory and runs until SIGTERM or Ctrl-C, then
-exits 0.
+exits 0. Unless ``--no-discovery`` (or a loopback ``--host``) it answers supervisors'
+discovery beacons for its cluster on UDP ``--discovery-port`` (``squall.discovery``); a busy
+discovery port is logged, not fatal.
 """
 
 from __future__ import annotations
@@ -11,9 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from squall.cli import UsageError
+from squall.discovery import DEFAULT_CLUSTER
+from squall.discovery import DEFAULT_PORT as DISCOVERY_PORT
+
+if TYPE_CHECKING:
+    from squall.discovery import DiscoveryResponder
 
 DEFAULT_PORT = 6627  # Storm's
 DEFAULT_HTTP_PORT = 8080
@@ -30,6 +39,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"web page, REST API and /metrics port (default {DEFAULT_HTTP_PORT}, 0 = off)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a Nimbus config entry, e.g. nimbus.supervisor.timeout.secs=5 (VALUE parsed as JSON)")
+    p.add_argument("--cluster", default=DEFAULT_CLUSTER,
+                   help=f"cluster name that discovery answers for (default {DEFAULT_CLUSTER})")
+    p.add_argument("--discovery-port", type=int, default=DISCOVERY_PORT,
+                   help=f"UDP port answering supervisors' discovery beacons (default {DISCOVERY_PORT})")
+    p.add_argument("--no-discovery", action="store_true",
+                   help="do not answer discovery beacons (off anyway when --host is a loopback address)")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 
@@ -62,11 +77,50 @@ def page_url(host: str, http_port: int) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{http_port}/"
 
 
+def start_discovery(args: argparse.Namespace, log: logging.Logger) -> DiscoveryResponder | None:
+    """Answer supervisors' beacons for this cluster, unless off; a busy port only warns."""
+    from squall.discovery import DiscoveryResponder
+
+    if args.no_discovery:
+        return None
+    wildcard = args.host in ("", "0.0.0.0", "::")
+    if is_loopback(args.host):
+        log.info("discovery off: Nimbus binds %s, which no board can reach", args.host)
+        return None
+    try:
+        responder = DiscoveryResponder(args.cluster, args.port, args.discovery_port,
+                                       advertise_host="" if wildcard else args.host, http_port=args.http_port)
+    except OSError as exc:
+        log.warning("discovery off: cannot bind UDP %d: %s", args.discovery_port, exc)
+        return None
+    return responder.start()
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
+    from squall.extras import missing
+
+    if (need := missing("numpy")) is not None:  # an environment fault, not bad input: exit 1
+        print(f"squall nimbus: {need}", file=sys.stderr)
+        return 1
     for name in ("port", "http_port"):
         value = getattr(args, name)
         if not 0 <= value < 65536 or (name == "port" and value == 0):
             raise UsageError(f"--{name.replace('_', '-')} {value} is not a valid port")
+    if not 0 < args.discovery_port < 65536:
+        raise UsageError(f"--discovery-port {args.discovery_port} is not a valid port")
+    if not args.cluster or not args.cluster.isprintable() or len(args.cluster) > 100:
+        raise UsageError(f"--cluster must be a printable name of 1 to 100 characters, got {args.cluster!r}")
     conf = parse_conf(args.set)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import zmq
@@ -93,10 +147,13 @@ def run(args: argparse.Namespace) -> int:
     if args.http_port:
         print(f"Web UI at {page_url(args.host, args.http_port)} (REST API under /api/v1, metrics at /metrics)",
               flush=True)
+    responder = start_discovery(args, log)
     server.install_signal_handlers()
     try:
         server.run()
     finally:
+        if responder is not None:
+            responder.stop()
         store.close()
     log.info("nimbus stopped")
     return 0

@@ -1,28 +1,44 @@
-"""``squall supervisor --nimbus HOST:PORT [--id ID] [--slots N] [--capacity-hz X] [--ports A-B]``
+"""``squall supervisor [--nimbus HOST:PORT] [--cluster NAME] [--id ID] [--slots N] [--capacity-hz X] [--ports A-B]``
 
 The board daemon. Slots and capacity are derived from the board (``--dry-run`` shows how)
-unless given. Runs until SIGTERM or Ctrl-C, then stops its workers.
+unless given; a board with no slot by the rule refuses to start (exit 2) unless ``--slots``
+is given. Without ``--nimbus`` and ``$SQUALL_NIMBUS`` it finds the Nimbus of its cluster on
+the local network (``squall.discovery``), and then, without ``--host``, advertises the
+address of the interface that reaches Nimbus. Runs until SIGTERM or Ctrl-C, then stops its
+workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from squall.cli import UsageError
+from squall.discovery import DEFAULT_CLUSTER
+from squall.discovery import DEFAULT_PORT as DISCOVERY_PORT
 
 DEFAULT_FIRST_PORT = 6700  # Storm's supervisor.slots.ports start
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("supervisor", help="run the board daemon that starts workers")
-    p.add_argument("--nimbus", help="Nimbus HOST:PORT (default $SQUALL_NIMBUS or localhost:6627)")
+    p.add_argument("--nimbus", help="Nimbus HOST:PORT (default $SQUALL_NIMBUS, else discovered on the local network)")
+    p.add_argument("--cluster", default=DEFAULT_CLUSTER,
+                   help=f"cluster name; only a Nimbus of this cluster is accepted (default {DEFAULT_CLUSTER})")
+    p.add_argument("--discovery-port", type=int, default=DISCOVERY_PORT,
+                   help=f"UDP port of the discovery beacon (default {DISCOVERY_PORT})")
+    p.add_argument("--discovery-timeout", type=float, default=None,
+                   help="seconds to look for Nimbus before giving up with exit 1 (default: keep looking)")
+    p.add_argument("--no-discovery", action="store_true",
+                   help="do not look for Nimbus; use localhost:6627 when no address is given")
     p.add_argument("--id", dest="supervisor_id", help="node id (default: the host name)")
     p.add_argument("--slots", type=int, help="worker slots (default: from memory and cores)")
     p.add_argument("--capacity-hz", type=float, help="usable CPU in cycles/s (default: cores x clock x share)")
     p.add_argument("--ports", help="worker ports A-B (default 6700 upwards, one per slot)")
-    p.add_argument("--host", default="127.0.0.1", help="address workers bind and advertise (default 127.0.0.1)")
+    p.add_argument("--host", help="address workers bind and advertise (default: the interface that reaches "
+                   "Nimbus, 127.0.0.1 for a local Nimbus)")
     p.add_argument("--data-dir", type=Path, help="where code and worker logs go (default ~/.squall/supervisor-ID)")
     p.add_argument("--metrics-port", type=int, default=0, help="Prometheus port (default 0 = off)")
     p.add_argument("--dry-run", action="store_true", help="print what this board advertises and exit")
@@ -42,14 +58,40 @@ def parse_ports(text: str) -> list[int]:
     return list(range(a, b + 1))
 
 
-def run(args: argparse.Namespace) -> int:
+def resolve_nimbus(args: argparse.Namespace) -> str | None:
+    """--nimbus, then $SQUALL_NIMBUS, then discovery (unless --no-discovery); None = not found."""
     from squall.client import nimbus_address
+
+    explicit = args.nimbus or os.environ.get("SQUALL_NIMBUS")
+    if explicit or args.no_discovery:
+        try:
+            return nimbus_address(explicit)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    from squall.discovery import find_nimbus
+
+    log = logging.getLogger("squall.supervisor")
+    log.info("looking for the Nimbus of cluster %r (UDP broadcast to port %d)", args.cluster, args.discovery_port)
+    found = find_nimbus(args.cluster, args.discovery_port, timeout_s=args.discovery_timeout)
+    if found is None:
+        log.error("no Nimbus of cluster %r answered within %g s; give --nimbus HOST:PORT",
+                  args.cluster, args.discovery_timeout)
+        return None
+    log.info("found the Nimbus of cluster %r at %s", args.cluster, found.address)
+    return found.address
+
+
+def run(args: argparse.Namespace) -> int:
     from squall.supervisor.facts import board_facts
 
     if args.slots is not None and args.slots < 1:
         raise UsageError("--slots must be >= 1")
     if args.capacity_hz is not None and args.capacity_hz <= 0:
         raise UsageError("--capacity-hz must be > 0")
+    if not args.cluster or not args.cluster.isprintable() or len(args.cluster) > 100:
+        raise UsageError(f"--cluster must be a printable name of 1 to 100 characters, got {args.cluster!r}")
+    if not 0 < args.discovery_port < 65536:
+        raise UsageError(f"--discovery-port {args.discovery_port} is not a valid port")
     port_range = parse_ports(args.ports) if args.ports else None
     facts = board_facts(args.supervisor_id, args.slots, args.capacity_hz,
                         ports=len(port_range) if port_range else None)
@@ -61,17 +103,26 @@ def run(args: argparse.Namespace) -> int:
         ports = port_range[: facts.slots]
     if args.dry_run:
         print(facts.describe())
-        print(f"ports        {ports[0]}-{ports[-1]}")
+        print(f"ports        {f'{ports[0]}-{ports[-1]}' if ports else 'none'}    (override: --ports A-B)")
+        print(f"cluster      {args.cluster}    (override: --cluster NAME)")
+        print(f"nimbus       {args.nimbus or os.environ.get('SQUALL_NIMBUS') or 'discovered on the local network'}"
+              "    (override: --nimbus HOST:PORT)")
+    refusal = facts.refusal()
+    if refusal:
+        raise UsageError(refusal)
+    if args.dry_run:
         return 0
-    try:
-        nimbus = nimbus_address(args.nimbus)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    nimbus = resolve_nimbus(args)
+    if nimbus is None:
+        return 1
+    from squall.discovery import local_address_towards
     from squall.supervisor.daemon import SupervisorDaemon
 
+    host = args.host or local_address_towards(nimbus.rpartition(":")[0])
     data_dir = args.data_dir or Path.home() / ".squall" / f"supervisor-{facts.supervisor_id}"
-    daemon = SupervisorDaemon(nimbus, facts, ports, data_dir, host=args.host, metrics_port=args.metrics_port)
+    daemon = SupervisorDaemon(nimbus, facts, ports, data_dir, host=host, cluster=args.cluster,
+                              metrics_port=args.metrics_port)
     daemon.install_signal_handlers()
     daemon.run()
     return 0
