@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from squall.experiments import suites
     from squall.experiments.boards import BoardFileError, default_boards, load_boards
     from squall.experiments.runner import FULL, QUICK, Runner
-    from squall.experiments.testbed import open_cluster
+    from squall.experiments.testbed import TestbedError, open_cluster
 
     if args.reps is not None and args.reps < 1:
         raise UsageError("--reps must be >= 1")
@@ -68,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
         timing = replace(timing, reps=args.reps)
     load = suites.Load() if args.rate is None else replace(suites.Load(), rate=args.rate)
     started = time.monotonic()
-    cluster = open_cluster(boards, prefix=args.prefix, subnet=args.subnet, loopback=args.loopback, say=say)
+    try:
+        cluster = open_cluster(boards, prefix=args.prefix, subnet=args.subnet, loopback=args.loopback, say=say)
+    except (TestbedError, TimeoutError) as exc:
+        say(f"cannot start the cluster: {exc}")
+        return 1
     try:
         setup = _describe(cluster, boards, load, args.workers)
         say(setup)

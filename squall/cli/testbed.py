@@ -12,6 +12,7 @@ prefix, also after a crash; it is safe to run again. Both need root: without it 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from squall.cli import UsageError
@@ -34,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from squall.experiments import netns
     from squall.experiments.boards import BoardFileError, default_boards, load_boards
-    from squall.experiments.testbed import Testbed, read_state, teardown
+    from squall.experiments.testbed import Testbed, TestbedError, read_state, teardown
 
     if not args.prefix.isalnum() or len(args.prefix) > 8:
         raise UsageError("--prefix must be 1-8 letters or digits")
@@ -61,7 +62,11 @@ def run(args: argparse.Namespace) -> int:
     if len(args.subnet.split(".")) != 3 or not all(p.isdigit() and int(p) < 256 for p in args.subnet.split(".")):
         raise UsageError(f"--subnet expects A.B.C, got {args.subnet!r}")
     tb = Testbed(boards, prefix=args.prefix, subnet=args.subnet, port=args.port)
-    tb.up()
+    try:
+        tb.up()
+    except (TestbedError, TimeoutError) as exc:
+        print(f"squall testbed: {exc}", file=sys.stderr)
+        return 1
     tb.detach()
     print(tb.describe())
     print(f"export SQUALL_NIMBUS={tb.nimbus_address}    # then: squall submit ..., squall testbed down")
