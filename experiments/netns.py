@@ -18,7 +18,7 @@ from pathlib import Path
 
 CGROUP_ROOT = Path(os.environ.get("SQUALL_CGROUP_ROOT", "/sys/fs/cgroup"))
 CONTROLLERS = ("cpu", "memory")
-CFS_PERIOD_US = 100_000
+CFS_PERIOD_US = 10_000  # short periods: a capped board runs slower instead of stalling for tens of ms
 
 
 class TestbedError(RuntimeError):
