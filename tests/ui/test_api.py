@@ -45,9 +45,11 @@ def test_topology_page_has_storm_fields_with_measured_values(ui_cluster):
     def measured():
         status, topo = call(ui_cluster.base, "/api/v1/topology/wc")
         assert status == 200
-        return topo if float(topo["spouts"][0]["completeLatency"]) > 0 else None
+        measured = (float(topo["spouts"][0]["completeLatency"]) > 0 and topo["spouts"][0]["acked"] > 0
+                    and all(b["executed"] > 0 for b in topo["bolts"]))
+        return topo if measured else None
 
-    topo = eventually(measured, timeout_s=30, what="a measured complete latency")
+    topo = eventually(measured, timeout_s=30, what="measured latency and counts")
     assert [s["spoutId"] for s in topo["spouts"]] == ["sentences"]
     assert sorted(b["boltId"] for b in topo["bolts"]) == ["count", "split"]  # ackers only with ?sys=true
     for spout in topo["spouts"]:
