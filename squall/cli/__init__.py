@@ -25,6 +25,7 @@ VERBS: dict[str, str] = {
     "cluster": "squall.cli.cluster",
     "nimbus": "squall.cli.nimbus",
     "supervisor": "squall.cli.supervisor",
+    "service": "squall.cli.service",
     "schedule": "squall.cli.schedule",
     "submit": "squall.cli.submit",
     "keygen": "squall.cli.keygen",
