@@ -1,0 +1,97 @@
+"""``squall service install``: the unit's text, its quoting, and the refusals."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+
+import pytest
+
+from squall.cli import main
+from squall.cli.service import systemd_quote, unit_text
+
+ME = pwd.getpwuid(os.getuid()).pw_name
+
+
+@pytest.fixture
+def venv(tmp_path):
+    """A stand-in virtual environment: what the command checks is bin/squall."""
+    squall = tmp_path / "venv" / "bin" / "squall"
+    squall.parent.mkdir(parents=True)
+    squall.write_text("#!/bin/sh\n")
+    squall.chmod(0o755)
+    return tmp_path / "venv"
+
+
+def test_supervisor_unit_text(venv):
+    text = unit_text("supervisor", venv, "pi", "/home/pi", ["--cluster", "lab", "--slots", "2"])
+    lines = text.splitlines()
+    for line in (
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "Restart=on-failure",
+        "RestartPreventExitStatus=2",
+        "User=pi",
+        "WorkingDirectory=/home/pi",
+        f"ExecStart={venv}/bin/squall supervisor --cluster lab --slots 2",
+        "WantedBy=multi-user.target",
+    ):
+        assert line in lines, line
+
+
+def test_print_writes_nothing_and_shows_the_unit(venv, tmp_path, capsys):
+    unit_dir = tmp_path / "units"
+    assert main(["service", "install", "nimbus", "--venv", str(venv), "--user", ME, "--unit-dir", str(unit_dir),
+                 "--args", "--cluster lab --http-port 0", "--print"]) == 0
+    out = capsys.readouterr().out
+    assert f"ExecStart={venv}/bin/squall nimbus --cluster lab --http-port 0" in out
+    assert "Description=Squall Nimbus" in out
+    assert not unit_dir.exists()
+
+
+def test_install_writes_the_unit(venv, tmp_path, capsys):
+    unit_dir = tmp_path / "units"
+    assert main(["service", "install", "supervisor", "--venv", str(venv), "--user", ME,
+                 "--unit-dir", str(unit_dir)]) == 0
+    unit = unit_dir / "squall-supervisor.service"
+    assert f"ExecStart={venv}/bin/squall supervisor\n" in unit.read_text()
+    assert "systemctl enable --now squall-supervisor.service" in capsys.readouterr().out
+    if shutil.which("systemd-analyze"):  # systemd's own parser agrees with the file
+        check = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stderr
+
+
+def test_a_venv_without_squall_is_refused(tmp_path, capsys):
+    assert main(["service", "install", "supervisor", "--venv", str(tmp_path / "nope"), "--user", ME,
+                 "--unit-dir", str(tmp_path / "units")]) == 2
+    err = capsys.readouterr().err
+    assert "no virtual environment with Squall" in err and "python3 -m venv" in err
+    assert not (tmp_path / "units").exists()
+
+
+def test_an_unknown_user_is_refused(venv, capsys):
+    assert main(["service", "install", "supervisor", "--venv", str(venv), "--user", "no-such-user-x9", "--print"]) == 2
+    assert "no user 'no-such-user-x9'" in capsys.readouterr().err
+
+
+def test_unbalanced_quotes_in_args_are_refused(venv, capsys):
+    assert main(["service", "install", "supervisor", "--venv", str(venv), "--user", ME, "--args", '--id "x',
+                 "--print"]) == 2
+    assert "--args" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "word, quoted",
+    [
+        pytest.param("--slots", "--slots", id="plain words stay bare"),
+        pytest.param("lab 1", '"lab 1"', id="a space is quoted"),
+        pytest.param("50%", '"50%%"', id="percent is not a systemd specifier"),
+        pytest.param("$HOME", '"$$HOME"', id="dollar is not expanded"),
+        pytest.param('say "hi"', '"say \\"hi\\""', id="inner quotes escaped"),
+        pytest.param("", '""', id="an empty argument survives"),
+    ],
+)
+def test_systemd_quote(word, quoted):
+    assert systemd_quote(word) == quoted
