@@ -1,7 +1,11 @@
 """``squall demo``: the main job of the Quickstart.
 
-Until the cluster exists it runs the reference chain topology in this process, with acking
-off and then on, and prints throughput and end-to-end latency for each.
+It starts the embedded cluster (emulated boards when this machine allows it, otherwise four
+supervisors on loopback), runs the reference chain under Storm's ``round_robin``, lets the
+``online`` scheduler rebalance it live, and prints inter-node and inter-worker traffic,
+complete latency and tuples emitted / acked / lost, before and after
+(``squall.experiments.demo``). ``--in-process`` instead measures the engine alone: the chain
+in this process, acking off and on, throughput and latency.
 """
 
 from __future__ import annotations
@@ -15,12 +19,20 @@ from squall.cli.report import table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the reference topology and print throughput and latency")
-    p.add_argument("--seconds", type=float, default=5.0, help="seconds per run (default 5)")
-    p.add_argument("--stages", type=int, default=3, help="chain length including the spout (default 3)")
+    p = sub.add_parser("demo", help="round robin vs live online rebalancing on a local cluster")
+    p.add_argument("--window", type=float, default=15.0,
+                   help="seconds measured under each scheduler (the metrics window; default 15)")
+    p.add_argument("--loopback", action="store_true",
+                   help="loopback supervisors even when emulated boards are possible")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.add_argument("--in-process", action="store_true",
+                   help="measure the engine alone: the chain in this process, acking off and on")
+    p.add_argument("--seconds", type=float, default=5.0, help="--in-process: seconds per run (default 5)")
+    p.add_argument("--stages", type=int, help="chain length including the spout (default 4; --in-process 3)")
     p.add_argument("--replication", type=int, default=2, help="executors per stage (default 2)")
-    p.add_argument("--work", type=int, default=0, help="busy-loop iterations per tuple per bolt (default 0)")
-    p.add_argument("--rate", type=float, default=0.0, help="tuples/s per spout task, 0 = unbounded (default)")
+    p.add_argument("--work", type=int, help="busy-loop iterations per tuple per bolt (default 200; --in-process 0)")
+    p.add_argument("--rate", type=float,
+                   help="tuples/s per spout task (default 250; --in-process 0 = unbounded)")
     p.set_defaults(func=run)
 
 
@@ -56,6 +68,37 @@ def measure(stages: int, replication: int, work: int, rate: float, reliable: boo
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.in_process:
+        return run_cluster_demo(args)
+    return run_in_process(args)
+
+
+def run_cluster_demo(args: argparse.Namespace) -> int:
+    import json
+
+    from squall.experiments.demo import render, run_demo
+
+    if args.window < 5:
+        raise UsageError("--window must be at least 5 seconds")
+    stages = 4 if args.stages is None else args.stages
+    rate = 250.0 if args.rate is None else args.rate
+    work = 200 if args.work is None else args.work
+    if stages < 2 or args.replication < 1 or work < 0 or rate <= 0:
+        raise UsageError("need --stages >= 2, --replication >= 1, --work >= 0, --rate > 0")
+    result = run_demo(window_s=args.window, rate=rate, stages=stages, replication=args.replication,
+                      work=work, loopback=args.loopback)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print()
+        print(render(result))
+    return 0 if result["lost"] == 0 else 1
+
+
+def run_in_process(args: argparse.Namespace) -> int:
+    args.stages = 3 if args.stages is None else args.stages
+    args.work = 0 if args.work is None else args.work
+    args.rate = 0.0 if args.rate is None else args.rate
     from squall.extras import missing
 
     if (need := missing("numpy")) is not None:  # an environment fault, not bad input: exit 1
