@@ -238,14 +238,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def get_events(self, query: str, id: str) -> Any:
         marks = self._read(lambda st, now: (self._rec(st, id), self.server.history.marks(id))[1])
-        events = None
-        if hasattr(M, "GetEvents"):
-            reply = self.server.inbox.submit(M.GetEvents, name=id)
-            if reply.ok:
-                events = reply.data if isinstance(reply.data, list) else (reply.data or {}).get("events", [])
-            elif "does not handle" not in reply.error:
-                raise ApiError(404 if "no topology" in reply.error else 409, reply.error)
-        return V.events_body(id, events, marks)
+        reply = self.server.inbox.submit(M.GetEvents, name=id)
+        if not reply.ok:
+            raise ApiError(404 if "no topology" in reply.error else 409, reply.error)
+        return V.events_body(id, reply.data, marks)
 
     # -- writes (through the loop) --
 

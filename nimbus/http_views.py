@@ -297,12 +297,11 @@ def traffic(st: NimbusState, rec: TopologyRecord) -> dict[str, Any]:
     }
 
 
-def events_body(name: str, events: list[Any] | None, marks: list[dict[str, Any]]) -> dict[str, Any]:
-    """Rebalance events from Nimbus's store (``source: "store"``) when it has them, else
-    ``[]`` with ``source: "unavailable"``; ``placementChanges`` are the assignment version
-    changes the UI's sampler saw, whatever the store holds."""
-    return {"topology": name, "source": "store" if events is not None else "unavailable",
-            "events": list(events or []), "placementChanges": marks}
+def events_body(name: str, events: list[Any], marks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rebalance events from Nimbus's store (applied and declined, oldest first, as
+    ``squall events`` shows them); ``placementChanges`` are the assignment version changes
+    the page's sampler saw."""
+    return {"topology": name, "source": "store", "events": list(events), "placementChanges": marks}
 
 
 def as_json_safe(value: Any) -> Any:

@@ -93,8 +93,22 @@ def test_placement_traffic_history_and_events(ui_cluster):
     assert {"t", "version", "interNode", "completeLatencyMs", "emittedPerS"} <= history["samples"][-1].keys()
 
     status, events = call(base, "/api/v1/topology/wc/events")
-    assert status == 200 and events["source"] in ("store", "unavailable")
+    assert status == 200 and events["source"] == "store"
     assert isinstance(events["events"], list) and isinstance(events["placementChanges"], list)
+
+
+def test_a_rebalance_posted_through_the_api_is_served_as_an_event(ui_cluster):
+    base = ui_cluster.base
+    options = {"rebalanceOptions": {"scheduler": "online"}}
+    status, body = call(base, "/api/v1/topology/wc/rebalance/0", "POST", options, key=KEY)
+    assert status == 200, body
+
+    def requested_event():
+        events = call(base, "/api/v1/topology/wc/events")[1]["events"]
+        return [e for e in events if e["trigger"] == "requested" and e.get("done_at")]
+
+    (event, *_) = eventually(requested_event, timeout_s=60, what="the requested rebalance's event")
+    assert event["decision"] == "applied" and event["paused_s"] is not None
 
 
 @pytest.mark.parametrize("path", ["", "/placement", "/traffic", "/history", "/events"])
