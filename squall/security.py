@@ -9,17 +9,26 @@ accepts only clients presenting the cluster public key, so a peer without the se
 complete a handshake: it cannot register, submit, heartbeat or inject tuples, and cannot read
 the traffic.
 
-What this does not protect against (the threat model, in the README): a board that is
+The same secret keys the HMAC that signs discovery replies (``sign``) and derives the
+REST API token (``api_token``), so one folder configures all three.
+
+What this does not protect against (the threat model, in docs/security.md): a board that is
 itself compromised leaks the shared secret (rotate it by generating a new pair and
 restarting the cluster); traffic analysis (who talks to whom, how much); denial of service
 by flooding a port. Without keys, Squall trusts its LAN, as the Ascheduler paper assumed.
+
+Guarantees: ``secure_server``/``secure_client`` do nothing without keys, so callers need no
+branch; a context that got a server socket has one ZAP thread, which ``release(ctx)`` stops —
+call it before ``ctx.term()``, which would otherwise wait for that thread's socket forever.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +36,7 @@ import zmq
 import zmq.auth
 
 KEY_BASENAME = "cluster"
+KEYS_ENV = "SQUALL_KEYS"  # the keys folder when --keys is not given
 
 
 class KeyError_(ValueError):
@@ -73,16 +83,19 @@ def load(folder: str | Path) -> ClusterKeys:
         raise KeyError_(f"{secret_file}: not a key file ({exc})") from None
     if not secret:
         raise KeyError_(f"{secret_file}: holds no secret key")
-    return ClusterKeys(public=public, secret=secret, folder=str(folder))
+    return ClusterKeys(public=public, secret=secret, folder=str(Path(folder).expanduser().resolve()))
 
 
 def from_env(explicit: str | None = None) -> ClusterKeys | None:
     """Keys from ``--keys`` or ``$SQUALL_KEYS``; None when neither is set (no encryption)."""
-    folder = explicit or os.environ.get("SQUALL_KEYS")
-    return load(folder) if folder else None
+    folder = explicit or os.environ.get(KEYS_ENV)
+    return load(Path(folder).expanduser()) if folder else None
 
 
-_authenticators: dict[int, object] = {}
+# One ZAP handler per context (ZeroMQ asks the handler bound in the socket's own context);
+# the context is kept in the value so its id cannot be reused while the entry exists.
+_authenticators: dict[int, tuple[zmq.Context, object]] = {}
+_auth_lock = threading.Lock()
 
 
 def secure_server(sock: zmq.Socket, keys: ClusterKeys | None) -> None:
@@ -90,13 +103,14 @@ def secure_server(sock: zmq.Socket, keys: ClusterKeys | None) -> None:
     if keys is None:
         return
     ctx = sock.context
-    if id(ctx) not in _authenticators:
-        from zmq.auth.thread import ThreadAuthenticator
+    with _auth_lock:
+        if id(ctx) not in _authenticators:
+            from zmq.auth.thread import ThreadAuthenticator
 
-        auth = ThreadAuthenticator(ctx)
-        auth.start()
-        auth.configure_curve_callback(domain="*", credentials_provider=_OnlyClusterKey(keys.public))
-        _authenticators[id(ctx)] = auth
+            auth = ThreadAuthenticator(ctx, log=logging.getLogger("squall.security.zap"))
+            auth.start()
+            auth.configure_curve_callback(domain="*", credentials_provider=_OnlyClusterKey(keys.public))
+            _authenticators[id(ctx)] = (ctx, auth)
     sock.curve_server = True
     sock.curve_secretkey = keys.secret
     sock.curve_publickey = keys.public
@@ -109,6 +123,14 @@ def secure_client(sock: zmq.Socket, keys: ClusterKeys | None) -> None:
     sock.curve_serverkey = keys.public
     sock.curve_publickey = keys.public
     sock.curve_secretkey = keys.secret
+
+
+def release(ctx: zmq.Context) -> None:
+    """Stop the ZAP thread of ``ctx`` (if ``secure_server`` started one). Idempotent."""
+    with _auth_lock:
+        entry = _authenticators.pop(id(ctx), None)
+    if entry is not None:
+        entry[1].stop()  # type: ignore[attr-defined]
 
 
 class _OnlyClusterKey:
