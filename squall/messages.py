@@ -152,6 +152,7 @@ class WorkerLaunch:
     supervisor_endpoint: str
     clock_hz: float
     assignment: WorkerAssignment
+    keys_dir: str = ""  # the cluster keys folder ("" = no CURVE), see squall.security
 
 
 @message
