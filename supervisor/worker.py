@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import zmq
 
-from squall import wire
+from squall import security, wire
 from squall.messages import WorkerHeartbeat, WorkerLaunch, WorkerUpdate
 from squall.supervisor.runtime.engine import Engine, acker_count
 from squall.supervisor.transfer import (
@@ -110,16 +110,20 @@ class Worker:
         self._logged_encode: set[tuple[int, str]] = set()
         self.stopping = False
 
+        # CURVE on every socket when the supervisor passed the cluster keys (squall.security).
+        self.keys = security.load(launch.keys_dir) if launch.keys_dir else None
         self.ctx = zmq.Context.instance()
         self.pull = self.ctx.socket(zmq.PULL)
         self.pull.setsockopt(zmq.LINGER, 0)
         self.hwm = int(self.conf.get("squall.transfer.hwm", DEFAULT_HWM))
         self.pull.setsockopt(zmq.RCVHWM, self.hwm)
+        security.secure_server(self.pull, self.keys)
         self._bind(self.pull, launch.host, launch.port)
         self.dealer = self.ctx.socket(zmq.DEALER)
         self.dealer.setsockopt(zmq.IDENTITY, str(launch.port).encode())
         self.dealer.setsockopt(zmq.LINGER, 0)
         self.dealer.setsockopt(zmq.SNDHWM, 10)  # a dead supervisor must not make heartbeats pile up
+        security.secure_client(self.dealer, self.keys)
         self.dealer.connect(launch.supervisor_endpoint)
         self.pushes: dict[str, zmq.Socket] = {}
         self.poller = zmq.Poller()
@@ -187,6 +191,7 @@ class Worker:
             # not wait, backing off to 1 s for a peer that stays down.
             sock.setsockopt(zmq.RECONNECT_IVL, 10)
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+            security.secure_client(sock, self.keys)
             sock.connect(f"tcp://{endpoint}")
         try:
             sock.send(frame, zmq.NOBLOCK, copy=len(frame) < 65536)
@@ -325,6 +330,7 @@ class Worker:
             sock.close(linger=200)  # let the last batches leave; bounded so exit stays prompt
         self.pull.close(linger=0)
         self.dealer.close(linger=100)
+        security.release(self.ctx)
         self.ctx.term()
 
 
