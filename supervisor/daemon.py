@@ -28,6 +28,7 @@ import zmq
 
 from squall import messages as m
 from squall.bundle import BundleError, digest, extract_bundle
+from squall.security import ClusterKeys, release, secure_client, secure_server
 from squall.supervisor.facts import BoardFacts
 from squall.supervisor.state import (
     FetchTopology,
@@ -56,8 +57,10 @@ class SupervisorDaemon:
         host: str = "127.0.0.1",
         cluster: str = "squall",
         metrics_port: int = 0,
+        keys: ClusterKeys | None = None,
     ) -> None:
         self.nimbus = nimbus
+        self.keys = keys  # CURVE to Nimbus and to the workers, who get the folder (squall.security)
         self.facts = facts
         self.ports = ports
         self.host = host
@@ -101,10 +104,12 @@ class SupervisorDaemon:
         self.nimbus_sock = ctx.socket(zmq.DEALER)
         self.nimbus_sock.setsockopt(zmq.LINGER, 0)
         self.nimbus_sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)  # zmq drops larger peers
+        secure_client(self.nimbus_sock, self.keys)
         self.nimbus_sock.connect(f"tcp://{self.nimbus}")
         self.worker_sock = ctx.socket(zmq.ROUTER)
         self.worker_sock.setsockopt(zmq.LINGER, 0)
         self.worker_sock.setsockopt(zmq.MAXMSGSIZE, WORKER_FRAME_LIMIT)
+        secure_server(self.worker_sock, self.keys)
         port = self.worker_sock.bind_to_random_port("tcp://127.0.0.1")
         self.worker_endpoint = f"tcp://127.0.0.1:{port}"
         if self.metrics_port:
@@ -130,6 +135,7 @@ class SupervisorDaemon:
         finally:
             for port in list(self.procs):
                 self._stop_worker(port)
+            release(ctx)
             ctx.destroy(linger=0)
 
     # -- inbound -------------------------------------------------------------------------
@@ -231,6 +237,7 @@ class SupervisorDaemon:
             supervisor_endpoint=self.worker_endpoint,
             clock_hz=self.facts.clock_hz,
             assignment=assignment,
+            keys_dir=self.keys.folder if self.keys else "",
         )
         workers_dir = self.data_dir / "workers"
         launch_file = workers_dir / f"{port}.launch"
