@@ -10,7 +10,8 @@ timeout.
 Guarantees: every error is a JSON body ``{"error", "errorMessage", "status"}`` with its
 status code, never a stack trace; a POST is refused (401 without, 403 with a wrong
 ``X-Squall-Key`` header) when a cluster key is configured (``nimbus.http.key`` in Nimbus's
-conf, or ``$SQUALL_HTTP_KEY``); without a key POSTs are open, as in Storm UI.
+conf, or ``$SQUALL_HTTP_KEY``, else the cluster keys' API token when Nimbus has ``--keys``);
+without a key POSTs are open, as in Storm UI.
 """
 
 from __future__ import annotations
@@ -81,11 +82,12 @@ class ApiServer(ThreadingHTTPServer):
 
 
 def start(state: NimbusState, lock: threading.Lock, clock: Any, host: str, port: int, inbox: LoopInbox,
-          sample_s: float = SAMPLE_S) -> ApiServer:
-    """Bind ``host:port`` and serve in the background (``shutdown()`` + ``server_close()`` stop it)."""
+          sample_s: float = SAMPLE_S, api_token: str | None = None) -> ApiServer:
+    """Bind ``host:port`` and serve in the background (``shutdown()`` + ``server_close()`` stop it).
+    ``api_token`` (the cluster keys' token) guards POSTs when no explicit key is configured."""
     from squall.nimbus.prom import registry_for
 
-    keys = KeyCheck.from_conf(state.conf)
+    keys = KeyCheck.from_conf(state.conf, fallback=api_token)
     return ApiServer((host, port), state, lock, clock, inbox, registry_for(state, lock, clock), keys,
                      sample_s).start()
 

@@ -90,8 +90,10 @@ class KeyCheck:
         self.key = key or None
 
     @classmethod
-    def from_conf(cls, conf: dict[str, Any]) -> "KeyCheck":
-        key = conf.get(KEY_CONF) or os.environ.get(KEY_ENV) or None
+    def from_conf(cls, conf: dict[str, Any], fallback: str | None = None) -> "KeyCheck":
+        """The explicit key (config, then environment), else ``fallback`` (the cluster keys'
+        API token, see ``squall keygen --print-token``), else off."""
+        key = conf.get(KEY_CONF) or os.environ.get(KEY_ENV) or fallback or None
         return cls(str(key) if key else None)
 
     def check(self, headers: Any) -> None:

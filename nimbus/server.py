@@ -21,6 +21,7 @@ import zmq
 
 from squall.nimbus.http_api import LoopInbox
 from squall.nimbus.state import NimbusState, Send
+from squall.security import ClusterKeys, release, secure_server
 from squall.wire import MAX_FRAME_BYTES, WireError, decode, encode
 
 log = logging.getLogger("squall.nimbus")
@@ -33,9 +34,10 @@ FRAME_SLACK = 64 * 1024  # ZeroMQ drops a peer above MAXMSGSIZE; the codec rejec
 class NimbusServer:
     def __init__(
         self, state: NimbusState, host: str = "0.0.0.0", port: int = 6627, http_port: int = 8080,
-        clock: Any = time.time,
+        clock: Any = time.time, keys: ClusterKeys | None = None,
     ) -> None:
         self.state = state
+        self.keys = keys
         self.clock = clock
         self.lock = threading.Lock()  # the state is read by the metrics thread when scraped
         self.ctx = zmq.Context()
@@ -43,6 +45,7 @@ class NimbusServer:
         self.sock.setsockopt(zmq.LINGER, 500)
         self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES + FRAME_SLACK)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a reply to a vanished peer is dropped
+        secure_server(self.sock, keys)  # with keys, only cluster members get through (CURVE)
         self.sock.bind(f"tcp://{host}:{port}")
         self.address = f"tcp://{host}:{port}"
         self._stop = threading.Event()
@@ -53,7 +56,8 @@ class NimbusServer:
         if http_port:
             from squall.nimbus.http_api import start as start_http
 
-            self.http = start_http(state, self.lock, clock, host, http_port, self.inbox)
+            self.http = start_http(state, self.lock, clock, host, http_port, self.inbox,
+                                   api_token=keys.api_token() if keys else None)
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -89,6 +93,7 @@ class NimbusServer:
             self.http.socket.close()
             self.http = None
         self.sock.close()
+        release(self.ctx)
         self.ctx.term()
 
     def _drain(self) -> None:
