@@ -68,6 +68,11 @@ def measure(stages: int, replication: int, work: int, rate: float, reliable: boo
 
 
 def run(args: argparse.Namespace) -> int:
+    from squall.extras import missing
+
+    if (need := missing("numpy")) is not None:  # an environment fault, not bad input: exit 1
+        print(f"squall demo: {need}", file=sys.stderr)
+        return 1
     if not args.in_process:
         return run_cluster_demo(args)
     return run_in_process(args)
