@@ -2,7 +2,8 @@
 
 The Nimbus address comes from the argument, then ``$SQUALL_NIMBUS``, then ``localhost:6627``.
 A Nimbus that does not answer within ``timeout_s`` raises ``NimbusUnreachable`` (the CLI
-prints it and exits 1): a command never hangs.
+prints it and exits 1): a command never hangs. With ``keys`` the link is CURVE
+(``squall.security``); a handshake Nimbus refused (missing or wrong keys) is named as such.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import zmq
 
 from squall import messages as m
+from squall.security import ClusterKeys, secure_client
 from squall.wire import WireError, decode, encode
 
 DEFAULT_NIMBUS = "localhost:6627"
@@ -36,17 +38,45 @@ def nimbus_address(explicit: str | None = None) -> str:
 
 
 class NimbusClient:
-    def __init__(self, address: str | None = None, timeout_s: float = 5.0) -> None:
+    def __init__(self, address: str | None = None, timeout_s: float = 5.0, keys: ClusterKeys | None = None) -> None:
         self.address = nimbus_address(address)
         self.timeout_s = timeout_s
+        self.keys = keys
         self._ctx = zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
+        secure_client(self._sock, keys)
+        # Handshake events only, to tell "refused our keys" from "not there" on a timeout.
+        self._monitor = self._sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        )
         self._sock.connect(f"tcp://{self.address}")
         self._rids = itertools.count(1)
 
     def close(self) -> None:
+        self._sock.disable_monitor()
+        self._monitor.close(0)
         self._sock.close(0)
+
+    def _handshake_refused(self) -> bool:
+        refused = False
+        while self._monitor.poll(0):
+            self._monitor.recv_multipart()
+            refused = True
+        return refused
+
+    def _unreachable(self) -> NimbusUnreachable:
+        if self._handshake_refused():
+            need = ("the keys given are not the cluster's, or Nimbus runs without keys" if self.keys else
+                    "this cluster needs its keys: --keys DIR or SQUALL_KEYS")
+            return NimbusUnreachable(
+                f"could not authenticate to Nimbus at {self.address} within {self.timeout_s:g} s "
+                f"(it refused the handshake: {need})"
+            )
+        return NimbusUnreachable(
+            f"Nimbus at {self.address} did not answer within {self.timeout_s:g} s "
+            "(is it running? set --nimbus or SQUALL_NIMBUS; a cluster with keys also needs --keys or SQUALL_KEYS)"
+        )
 
     def __enter__(self) -> "NimbusClient":
         return self
@@ -61,10 +91,7 @@ class NimbusClient:
         deadline_ms = int(self.timeout_s * 1000)
         while True:
             if not self._sock.poll(deadline_ms):
-                raise NimbusUnreachable(
-                    f"Nimbus at {self.address} did not answer within {self.timeout_s:g} s "
-                    "(is it running? set --nimbus or SQUALL_NIMBUS)"
-                )
+                raise self._unreachable()
             try:
                 reply = decode(self._sock.recv())
             except WireError:
