@@ -12,6 +12,12 @@ them (``squall nimbus``, ``squall supervisor``), on free ports, with distinct no
 has registered (or raises with the daemons' logs); ``close()`` — called by ``__exit__``, at
 interpreter exit, and idempotent — stops the supervisors (which stop their workers), then
 Nimbus, and kills whatever did not stop in time, so nothing is left running.
+
+Fault injection for tests and the chaos run: ``worker_pids``, ``kill_worker`` (kill -9 of
+one worker), ``kill_board`` (kill -9 of a supervisor and its workers), ``freeze_board`` /
+``thaw_board`` (SIGSTOP / SIGCONT of them: a cut link, the processes keep their state),
+``kill_nimbus`` and ``restart_nimbus`` (same data directory, same ports). ``close()`` thaws
+frozen boards first, so it still stops everything.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from squall.client import NimbusClient, NimbusError, NimbusUnreachable
 
@@ -86,6 +94,7 @@ class LocalCluster:
         self.env = {**os.environ, **(extra_env or {})}
         self.nimbus_proc: subprocess.Popen | None = None
         self.supervisor_procs: dict[str, subprocess.Popen] = {}
+        self.frozen: dict[str, list[int]] = {}  # node -> pids stopped by freeze_board
         self._closed = False
 
     @property
@@ -118,11 +127,7 @@ class LocalCluster:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         atexit.register(self.close)
-        self.nimbus_proc = self._spawn("nimbus", [
-            "nimbus", "--host", "127.0.0.1", "--port", str(self.port),
-            "--data-dir", str(self.data_dir / "nimbus"), "--http-port", str(self.http_port),
-            "--log-level", self.log_level,
-        ])
+        self._start_nimbus()
         for node in self.node_ids:
             self.start_supervisor(node)
         try:
@@ -130,6 +135,13 @@ class LocalCluster:
         except Exception:
             self.close()
             raise
+
+    def _start_nimbus(self) -> None:
+        self.nimbus_proc = self._spawn("nimbus", [
+            "nimbus", "--host", "127.0.0.1", "--port", str(self.port),
+            "--data-dir", str(self.data_dir / "nimbus"), "--http-port", str(self.http_port),
+            "--log-level", self.log_level,
+        ])
 
     def start_supervisor(self, node: str) -> subprocess.Popen:
         """Start (or restart) the supervisor of ``node`` on fresh worker ports."""
@@ -167,6 +179,8 @@ class LocalCluster:
         if self._closed:
             return
         self._closed = True
+        for node in list(self.frozen):
+            self.thaw_board(node)
         procs = [*self.supervisor_procs.values()]
         _terminate(procs)
         _terminate([self.nimbus_proc] if self.nimbus_proc else [])
@@ -194,6 +208,99 @@ class LocalCluster:
         with self.client(timeout_s=10.0) as c:
             c.submit(name, topology.spec.to_dict(), bundle, scheduler, workers, conf or {})
         return name
+
+
+    # -- fault injection -------------------------------------------------------------------
+
+    def worker_pids(self, node: str | None = None) -> dict[tuple[str, int], int]:
+        """(node, port) -> pid of every live worker process (of ``node``, or of all nodes),
+        read from the supervisors' children (a worker's last argument is its launch file,
+        named after its port)."""
+        out: dict[tuple[str, int], int] = {}
+        for name, proc in self.supervisor_procs.items():
+            if (node is not None and name != node) or proc.poll() is not None:
+                continue
+            for child in _children(proc.pid):
+                try:
+                    cmd = child.cmdline()
+                except psutil.Error:
+                    continue
+                if len(cmd) >= 3 and cmd[-2] == "squall.supervisor.worker":
+                    out[(name, int(Path(cmd[-1]).stem))] = child.pid
+        return out
+
+    def kill_worker(self, node: str, port: int) -> int:
+        """kill -9 the worker of ``node`` on ``port``; returns its pid."""
+        pid = self.worker_pids(node)[(node, port)]
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def kill_board(self, node: str) -> list[int]:
+        """kill -9 the supervisor of ``node`` and its workers at once (a board that loses
+        power); returns the pids killed."""
+        proc = self.supervisor_procs[node]
+        pids = [proc.pid, *(c.pid for c in _children(proc.pid))]
+        for pid in pids:
+            _signal(pid, signal.SIGKILL)
+        proc.wait()
+        self.frozen.pop(node, None)
+        return pids
+
+    def freeze_board(self, node: str) -> list[int]:
+        """SIGSTOP the supervisor of ``node`` and its workers: to the rest of the cluster the
+        board is gone (no heartbeat, no tuple read), as when its link is cut."""
+        proc = self.supervisor_procs[node]
+        pids = [proc.pid, *(c.pid for c in _children(proc.pid))]
+        for pid in pids:
+            _signal(pid, signal.SIGSTOP)
+        self.frozen[node] = pids
+        return pids
+
+    def thaw_board(self, node: str) -> None:
+        """SIGCONT what ``freeze_board`` stopped."""
+        for pid in self.frozen.pop(node, []):
+            _signal(pid, signal.SIGCONT)
+
+    def kill_nimbus(self) -> int:
+        """kill -9 Nimbus; supervisors and workers keep running. Returns its pid."""
+        assert self.nimbus_proc is not None
+        pid = self.nimbus_proc.pid
+        self.nimbus_proc.kill()
+        self.nimbus_proc.wait()
+        return pid
+
+    def restart_nimbus(self, timeout_s: float | None = None) -> None:
+        """Start Nimbus again on the same data directory and ports (after ``kill_nimbus`` or
+        a stop) and return once it answers."""
+        if self.nimbus_proc is not None and self.nimbus_proc.poll() is None:
+            raise RuntimeError("Nimbus is still running")
+        self._start_nimbus()
+        deadline = time.monotonic() + (timeout_s or self.startup_timeout_s)
+        while time.monotonic() < deadline:
+            if self.nimbus_proc is not None and self.nimbus_proc.poll() is not None:
+                raise RuntimeError(f"nimbus exited with code {self.nimbus_proc.returncode}:\n"
+                                   f"{self.log('nimbus')[-3000:]}")
+            try:
+                with self.client(timeout_s=1.0) as c:
+                    c.cluster()
+                return
+            except (NimbusUnreachable, NimbusError):
+                time.sleep(0.1)
+        raise TimeoutError("Nimbus did not answer after its restart")
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass  # already gone
 
 
 def _terminate(procs: list[subprocess.Popen], grace_s: float = 8.0) -> None:
