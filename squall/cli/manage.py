@@ -21,12 +21,14 @@ import sys
 from typing import Any, Callable
 
 from squall.cli import UsageError
+from squall.cli.keygen import add_keys_option, keys_from_args
 from squall.cli.report import table
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nimbus", help="Nimbus HOST:PORT (default $SQUALL_NIMBUS or localhost:6627)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for Nimbus (default 5)")
+    add_keys_option(p)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -68,7 +70,7 @@ def _call(args: argparse.Namespace, fn: Callable[[Any], Any]) -> tuple[int, Any]
     from squall.client import NimbusClient, NimbusError, NimbusUnreachable
 
     try:
-        client = NimbusClient(args.nimbus, timeout_s=args.timeout)
+        client = NimbusClient(args.nimbus, timeout_s=args.timeout, keys=keys_from_args(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from squall.cli import UsageError
+from squall.cli.keygen import add_keys_option, keys_from_args
 from squall.discovery import DEFAULT_CLUSTER
 from squall.discovery import DEFAULT_PORT as DISCOVERY_PORT
 
@@ -45,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"UDP port answering supervisors' discovery beacons (default {DISCOVERY_PORT})")
     p.add_argument("--no-discovery", action="store_true",
                    help="do not answer discovery beacons (off anyway when --host is a loopback address)")
+    add_keys_option(p)
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 
@@ -77,8 +79,11 @@ def page_url(host: str, http_port: int) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{http_port}/"
 
 
-def start_discovery(args: argparse.Namespace, log: logging.Logger) -> DiscoveryResponder | None:
-    """Answer supervisors' beacons for this cluster, unless off; a busy port only warns."""
+def start_discovery(
+    args: argparse.Namespace, log: logging.Logger, key: bytes | None = None
+) -> DiscoveryResponder | None:
+    """Answer supervisors' beacons for this cluster, unless off; a busy port only warns.
+    With ``key`` (the cluster secret) requests must be signed and replies are."""
     from squall.discovery import DiscoveryResponder
 
     if args.no_discovery:
@@ -89,7 +94,8 @@ def start_discovery(args: argparse.Namespace, log: logging.Logger) -> DiscoveryR
         return None
     try:
         responder = DiscoveryResponder(args.cluster, args.port, args.discovery_port,
-                                       advertise_host="" if wildcard else args.host, http_port=args.http_port)
+                                       advertise_host="" if wildcard else args.host, http_port=args.http_port,
+                                       key=key)
     except OSError as exc:
         log.warning("discovery off: cannot bind UDP %d: %s", args.discovery_port, exc)
         return None
@@ -122,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.cluster or not args.cluster.isprintable() or len(args.cluster) > 100:
         raise UsageError(f"--cluster must be a printable name of 1 to 100 characters, got {args.cluster!r}")
     conf = parse_conf(args.set)
+    keys = keys_from_args(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import zmq
 
@@ -136,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot use data directory {str(data_dir)!r}: {exc}") from None
     state = NimbusState(store, conf)
     try:
-        server = NimbusServer(state, args.host, args.port, args.http_port)
+        server = NimbusServer(state, args.host, args.port, args.http_port, keys=keys)
     except (zmq.ZMQError, OSError) as exc:
         store.close()
         logging.getLogger("squall.nimbus").error("cannot bind: %s", exc)
@@ -147,7 +154,9 @@ def run(args: argparse.Namespace) -> int:
     if args.http_port:
         print(f"Web UI at {page_url(args.host, args.http_port)} (REST API under /api/v1, metrics at /metrics)",
               flush=True)
-    responder = start_discovery(args, log)
+    if keys is not None:
+        log.info("cluster keys from %s: CURVE on every link, REST API POSTs need the keys' token", keys.folder)
+    responder = start_discovery(args, log, keys.secret if keys else None)
     server.install_signal_handlers()
     try:
         server.run()

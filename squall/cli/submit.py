@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from squall.cli import UsageError
+from squall.cli.keygen import add_keys_option, keys_from_args
 
 SCHEDULER_NAMES = ("round_robin", "offline", "online", "partition")
 
@@ -23,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a topology config entry")
     p.add_argument("--nimbus", help="Nimbus HOST:PORT (default $SQUALL_NIMBUS or localhost:6627)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for Nimbus (default 10)")
+    add_keys_option(p)
     p.set_defaults(func=run)
 
 
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         topology = load_topology(args.target)
         bundle = make_bundle(Path(args.target.partition(":")[0]))
-        client = NimbusClient(args.nimbus, timeout_s=args.timeout)
+        client = NimbusClient(args.nimbus, timeout_s=args.timeout, keys=keys_from_args(args))
     except (LoadError, BundleError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     name = args.name or topology.spec.name

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from squall.cli import UsageError
+from squall.cli.keygen import add_keys_option, keys_from_args
 from squall.discovery import DEFAULT_CLUSTER
 from squall.discovery import DEFAULT_PORT as DISCOVERY_PORT
 
@@ -42,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", type=Path, help="where code and worker logs go (default ~/.squall/supervisor-ID)")
     p.add_argument("--metrics-port", type=int, default=0, help="Prometheus port (default 0 = off)")
     p.add_argument("--dry-run", action="store_true", help="print what this board advertises and exit")
+    add_keys_option(p)
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 
@@ -58,8 +60,9 @@ def parse_ports(text: str) -> list[int]:
     return list(range(a, b + 1))
 
 
-def resolve_nimbus(args: argparse.Namespace) -> str | None:
-    """--nimbus, then $SQUALL_NIMBUS, then discovery (unless --no-discovery); None = not found."""
+def resolve_nimbus(args: argparse.Namespace, key: bytes | None = None) -> str | None:
+    """--nimbus, then $SQUALL_NIMBUS, then discovery (unless --no-discovery); None = not found.
+    With ``key`` (the cluster secret) only a signed reply is accepted."""
     from squall.client import nimbus_address
 
     explicit = args.nimbus or os.environ.get("SQUALL_NIMBUS")
@@ -72,7 +75,7 @@ def resolve_nimbus(args: argparse.Namespace) -> str | None:
 
     log = logging.getLogger("squall.supervisor")
     log.info("looking for the Nimbus of cluster %r (UDP broadcast to port %d)", args.cluster, args.discovery_port)
-    found = find_nimbus(args.cluster, args.discovery_port, timeout_s=args.discovery_timeout)
+    found = find_nimbus(args.cluster, args.discovery_port, timeout_s=args.discovery_timeout, key=key)
     if found is None:
         log.error("no Nimbus of cluster %r answered within %g s; give --nimbus HOST:PORT",
                   args.cluster, args.discovery_timeout)
@@ -112,8 +115,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(refusal)
     if args.dry_run:
         return 0
+    keys = keys_from_args(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    nimbus = resolve_nimbus(args)
+    nimbus = resolve_nimbus(args, keys.secret if keys else None)
     if nimbus is None:
         return 1
     from squall.discovery import local_address_towards
@@ -122,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     host = args.host or local_address_towards(nimbus.rpartition(":")[0])
     data_dir = args.data_dir or Path.home() / ".squall" / f"supervisor-{facts.supervisor_id}"
     daemon = SupervisorDaemon(nimbus, facts, ports, data_dir, host=host, cluster=args.cluster,
-                              metrics_port=args.metrics_port)
+                              metrics_port=args.metrics_port, keys=keys)
     daemon.install_signal_handlers()
     daemon.run()
     return 0
