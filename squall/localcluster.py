@@ -38,6 +38,8 @@ from typing import Any
 import psutil
 
 from squall.client import NimbusClient, NimbusError, NimbusUnreachable
+from squall.security import KEYS_ENV
+from squall.security import load as load_keys
 
 
 def free_port() -> int:
@@ -79,6 +81,7 @@ class LocalCluster:
         log_level: str = "INFO",
         startup_timeout_s: float = 30.0,
         extra_env: dict[str, str] | None = None,
+        keys: str | Path | None = None,
     ) -> None:
         if supervisors < 1 or slots < 1:
             raise ValueError("a local cluster needs at least one supervisor with one slot")
@@ -92,6 +95,11 @@ class LocalCluster:
         self.log_level = log_level
         self.startup_timeout_s = startup_timeout_s
         self.env = {**os.environ, **(extra_env or {})}
+        # Keys (a `squall keygen` folder): every daemon and this object's clients use CURVE.
+        # Without, none does: a stray SQUALL_KEYS must not secure half of the cluster.
+        self.keys = load_keys(keys) if keys else None
+        self.env.pop(KEYS_ENV, None)
+        self._keys_args = ["--keys", self.keys.folder] if self.keys else []
         self.nimbus_proc: subprocess.Popen | None = None
         self.supervisor_procs: dict[str, subprocess.Popen] = {}
         self.frozen: dict[str, list[int]] = {}  # node -> pids stopped by freeze_board
@@ -140,7 +148,7 @@ class LocalCluster:
         self.nimbus_proc = self._spawn("nimbus", [
             "nimbus", "--host", "127.0.0.1", "--port", str(self.port),
             "--data-dir", str(self.data_dir / "nimbus"), "--http-port", str(self.http_port),
-            "--log-level", self.log_level,
+            "--log-level", self.log_level, *self._keys_args,
         ])
 
     def start_supervisor(self, node: str) -> subprocess.Popen:
@@ -149,7 +157,7 @@ class LocalCluster:
         args = [
             "supervisor", "--nimbus", self.nimbus_address, "--id", node, "--slots", str(self.slots),
             "--ports", f"{ports[0]}-{ports[-1]}", "--data-dir", str(self.data_dir / node),
-            "--log-level", self.log_level,
+            "--log-level", self.log_level, *self._keys_args,
         ]
         if self.capacity_hz:
             args += ["--capacity-hz", str(self.capacity_hz)]
@@ -190,7 +198,7 @@ class LocalCluster:
     # -- helpers -------------------------------------------------------------------------
 
     def client(self, timeout_s: float = 5.0) -> NimbusClient:
-        return NimbusClient(self.nimbus_address, timeout_s=timeout_s)
+        return NimbusClient(self.nimbus_address, timeout_s=timeout_s, keys=self.keys)
 
     def log(self, name: str) -> str:
         path = self.data_dir / f"{name}.log"
