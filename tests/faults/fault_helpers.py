@@ -1,0 +1,77 @@
+"""Shared by the fault tests: a cluster running the ledger chain, waits, and the books.
+
+Every fault test reads exact counts from the chain's ledger folder
+(:mod:`squall.ledger_topology`): ids emitted, acked (and how often), delivered to the sinks.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from squall import ledger_topology as lt
+from squall.localcluster import LocalCluster
+
+# Fast replays: a tree lost with a worker fails after this many seconds, not Storm's 30.
+FAULT_CONF = {"topology.message.timeout.secs": 4, "ledger.rate": 100}
+
+
+def eventually(check: Callable[[], Any], timeout_s: float = 20.0, interval_s: float = 0.1, what: str = "") -> Any:
+    """Poll ``check`` until it returns a truthy value (returned) or fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except AssertionError as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what or check.__name__}: last {last!r}")
+
+
+def running(cluster: LocalCluster, name: str) -> dict[tuple[str, int], tuple[int, frozenset[int]]] | None:
+    """(node, port) -> (pid, executors) once every executor's worker reports a pid, else None."""
+    with cluster.client() as c:
+        execs = c.assignment(name)["executors"]
+    if not execs or any(not e["pid"] for e in execs):
+        return None
+    out: dict[tuple[str, int], tuple[int, set[int]]] = {}
+    for e in execs:
+        out.setdefault((e["node"], e["port"]), (e["pid"], set()))[1].add(e["id"])
+    return {k: (pid, frozenset(ids)) for k, (pid, ids) in out.items()}
+
+
+
+
+def start_chain(cluster: LocalCluster, name: str, folder: Path, workers: int, **conf: Any) -> dict:
+    """Submit the ledger chain, wait until every worker runs and tuples reach the sinks."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with cluster.client(timeout_s=15) as c:
+        lt.submit(c, name, folder, workers, conf={**FAULT_CONF, **conf})
+    placed = eventually(lambda: running(cluster, name), what=f"{name} running")
+    eventually(lambda: len(lt.read_books(folder).acked) > 100, what="tuples acked")
+    return placed
+
+
+def drain(cluster: LocalCluster, name: str, folder: Path, timeout_s: float = 40.0) -> lt.Books:
+    """Deactivate ``name`` and wait until every emitted id was acked; the final books."""
+    with cluster.client() as c:
+        c.set_active(name, False)
+
+    def settled() -> lt.Books | None:
+        books = lt.read_books(folder)
+        return books if books.emitted and not books.missing else None
+
+    books = eventually(settled, timeout_s=timeout_s, interval_s=0.25, what="every emitted id acked")
+    time.sleep(0.5)  # late duplicates, if any, are counted too
+    return lt.read_books(folder)
+
+
+def assert_nothing_lost(books: lt.Books) -> None:
+    assert books.emitted, "nothing was emitted"
+    assert not books.missing, f"{len(books.missing)} emitted ids never acked: {sorted(books.missing)[:10]}"
+    assert not books.sink_missing, f"{len(books.sink_missing)} acked ids never reached a sink"
