@@ -33,6 +33,7 @@ from squall.nimbus.loop import (
     not_due, propose,
 )
 from squall.nimbus.migration import DONE, Migration, advance, declared
+from squall.nimbus.placement import place, standby_caps
 from squall.nimbus.records import RUNNING, Slot, TopologyRecord
 from squall.nimbus.requests import RequestError, apply_rebalance
 from squall.rebalance import InfeasibleError, InvalidInputError
@@ -197,7 +198,11 @@ class LiveRebalancing:
             self._finish_event(mig, now, "a node was lost mid-migration; rolled forward")
             self.store.delete_migration(rec.name)
         old = dict(rec.placement)
-        if not self._schedule(rec, now, keep_current=True):
+        standby = self._standby_target(rec, now)
+        if standby is not None:
+            rec.placement = standby
+            rec.version += 1
+        elif not self._schedule(rec, now, keep_current=True):
             self._save(rec)
             return
         target, rec.placement = rec.placement, old
@@ -205,6 +210,22 @@ class LiveRebalancing:
         moved = moved_between(old, target)
         event_id = self._record(rec, now, NODE_LOST, APPLIED, f"workers lost on {', '.join(gone)}", None, moved)
         self._move(rec, target, NODE_LOST, event_id, now)
+
+    def _standby_target(self, rec: TopologyRecord, now: float) -> dict[int, Slot] | None:
+        """The repair placement with the lost workers on standby boards (the topology's
+        alive boards without any of its workers), when they have room for all of them;
+        None otherwise (then the scheduler places over every live board)."""
+        live = self.live_nodes(now)
+        reserved = self.reserved(rec.name)
+        caps = standby_caps(rec, self.supervisors, live, self._others(rec), reserved)
+        if caps is None:
+            return None
+        try:
+            return place(rec, self.rates(rec.name), self.supervisors, live, self._others(rec), True,
+                         reserved=reserved, slot_cap=caps)
+        except (InfeasibleError, InvalidInputError) as exc:
+            log.info("topology %s: no standby placement (%s); placing over every live board", rec.name, exc)
+            return None
 
     # -- time ------------------------------------------------------------------------------
 

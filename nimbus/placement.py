@@ -5,7 +5,10 @@
   when the metrics window has them and zeros otherwise);
 * :func:`current_of` is the assignment in force, restricted to the given live nodes;
 * :func:`place` runs a scheduler by name for one topology and maps its worker labels to
-  concrete ports with :func:`map_ports`.
+  concrete ports with :func:`map_ports`;
+* :func:`standby_caps` is the standby-first rule of a repair after a lost board: the
+  workers to recreate go to the topology's standby boards (alive, free slots, none of its
+  workers) when they have room for all of them.
 
 Guarantees of :func:`map_ports`: every worker gets a port its node offers and no other
 topology holds there, distinct per node; a worker keeps the port of the old worker on the
@@ -25,8 +28,9 @@ from squall.topology.spec import TopologySpec
 _MIN_CAPACITY_HZ = 1.0  # a Node needs capacity > 0; a board that reports 0 still has slots
 
 
-def node_of(sup: SupervisorRecord) -> Node:
-    return Node(sup.id, len(sup.ports), max(float(sup.capacity_hz), _MIN_CAPACITY_HZ))
+def node_of(sup: SupervisorRecord, slot_cap: int | None = None) -> Node:
+    slots = len(sup.ports) if slot_cap is None else min(len(sup.ports), slot_cap)
+    return Node(sup.id, slots, max(float(sup.capacity_hz), _MIN_CAPACITY_HZ))
 
 
 def component_edges(spec: TopologySpec) -> tuple[tuple[str, str], ...]:
@@ -75,16 +79,19 @@ def place(
     keep_current: bool,
     scheduler: str | None = None,
     reserved: Mapping[str, set[int]] | None = None,
+    slot_cap: Mapping[str, int] | None = None,
 ) -> dict[int, Slot]:
     """A new placement for ``rec`` over the ``live`` supervisors.
 
     ``others`` (every other placed topology) keep their workers; with ``keep_current`` the
     scheduler gets ``rec``'s live workers as its starting point (repair after a node
-    failure), otherwise it places from scratch (submit, rebalance). Raises
+    failure), otherwise it places from scratch (submit, rebalance). ``slot_cap`` shows the
+    scheduler fewer slots on some nodes (:func:`standby_caps`). Raises
     ``InfeasibleError`` (no slot) or ``InvalidInputError`` (bad parameters).
     """
     others = [o for o in others if o.name != rec.name]
-    nodes = [node_of(supervisors[n]) for n in sorted(live)]
+    caps = slot_cap or {}
+    nodes = [node_of(supervisors[n], caps.get(n)) for n in sorted(live)]
     current = current_of(others + ([rec] if keep_current else []), live)
     schedule = get_scheduler(scheduler or rec.scheduler).schedule
     result = schedule([workload_of(rec, rates)], nodes, scheduler_params(rec.conf), current)
@@ -95,6 +102,45 @@ def place(
             taken.setdefault(slot.node, set()).add(slot.port)
     ports_of = {n: supervisors[n].ports for n in live}
     return map_ports(rec.name, mine, rec.placement, ports_of, taken)
+
+
+def standby_caps(
+    rec: TopologyRecord,
+    supervisors: Mapping[str, SupervisorRecord],
+    live: set[str],
+    others: Iterable[TopologyRecord],
+    reserved: Mapping[str, set[int]] | None = None,
+) -> dict[str, int] | None:
+    """Slot caps that make a repair of ``rec`` put the workers it must recreate on its
+    standby boards, or None when the rule does not apply.
+
+    A standby board is alive, has a free port (not held by another topology or a migration)
+    and runs none of ``rec``'s surviving workers — MicroSpark's standby workers, and what
+    the online scheduler's beta leaves unused. When the standby boards' free ports can take
+    every worker to recreate, each board that keeps a surviving worker is capped at the
+    workers it already runs (other topologies' and ``rec``'s survivors), so the scheduler
+    sees free slots only on standby boards. When they cannot (or there is none), None: the
+    scheduler places over every live board as it would.
+    """
+    held: dict[str, set[int]] = {n: set(ports) for n, ports in (reserved or {}).items()}
+    other_workers: dict[str, set[tuple[str, int]]] = {}
+    for o in others:
+        if o.name == rec.name:
+            continue
+        for slot in o.placement.values():
+            held.setdefault(slot.node, set()).add(slot.port)
+            other_workers.setdefault(slot.node, set()).add((o.name, slot.worker))
+    surviving: dict[str, set[int]] = {}
+    for slot in rec.placement.values():
+        if slot.node in live and slot.port in supervisors[slot.node].ports:
+            surviving.setdefault(slot.node, set()).add(slot.port)
+    need = min(rec.workers, len(rec.executors())) - sum(len(p) for p in surviving.values())
+    standby_free = sum(
+        len(set(supervisors[n].ports) - held.get(n, set())) for n in live if n not in surviving
+    )
+    if need <= 0 or not surviving or standby_free < need:
+        return None
+    return {n: len(other_workers.get(n, ())) + len(ports) for n, ports in surviving.items()}
 
 
 def map_ports(
