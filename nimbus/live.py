@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any
 from squall import messages as M
 from squall.nimbus import views
 from squall.nimbus.loop import (
-    NODE_LOST, ONLINE, PERIODIC, REQUESTED, LoopClock, LoopConf, Proposal, cost_summary, decide, moved_between,
-    not_due, propose,
+    NODE_LOST, ONLINE, PERIODIC, REQUESTED, LoopClock, LoopConf, Proposal, assignment_of, cost_summary, decide,
+    moved_between, not_due, propose,
 )
 from squall.nimbus.migration import DONE, Migration, advance, declared
-from squall.nimbus.placement import place, standby_caps
+from squall.nimbus.placement import node_of, place, spread_caps, standby_caps, workload_of
 from squall.nimbus.records import RUNNING, Slot, TopologyRecord
 from squall.nimbus.requests import RequestError, apply_rebalance
-from squall.rebalance import InfeasibleError, InvalidInputError
+from squall.rebalance import InfeasibleError, InvalidInputError, evaluate
 from squall.topology.spec import ACKER_COMPONENT
 
 if TYPE_CHECKING:
@@ -184,6 +184,7 @@ class LiveRebalancing:
         except (InfeasibleError, InvalidInputError) as exc:
             self._record(rec, now, REQUESTED, DECLINED, f"{reason}; no placement: {exc}", None)
             raise RequestError(f"cannot rebalance {rec.name!r}: {exc}") from None
+        proposal = self._spread(trial, proposal, now)
         rec.conf, rec.scheduler, rec.spec = trial.conf, trial.scheduler, trial.spec
         self._save(rec)
         self._reply(peer, rid, views.topology_entry(rec))
@@ -210,6 +211,24 @@ class LiveRebalancing:
         moved = moved_between(old, target)
         event_id = self._record(rec, now, NODE_LOST, APPLIED, f"workers lost on {', '.join(gone)}", None, moved)
         self._move(rec, target, NODE_LOST, event_id, now)
+
+    def _spread(self, trial: TopologyRecord, proposal: Proposal, now: float) -> Proposal:
+        """A requested rebalance uses a board that joined or came back: when ``proposal``
+        leaves every idle board unused, place again with the busy boards capped at an even
+        share (:func:`spread_caps`); keep ``proposal`` when that finds no placement."""
+        live, reserved = self.live_nodes(now), self.reserved(trial.name)
+        caps = spread_caps(trial, self.supervisors, live, self._others(trial), proposal.placement, reserved)
+        if caps is None:
+            return proposal
+        try:
+            placement = place(trial, self.rates(trial.name), self.supervisors, live, self._others(trial),
+                              trial.scheduler == ONLINE, reserved=reserved, slot_cap=caps)
+        except (InfeasibleError, InvalidInputError) as exc:
+            log.info("topology %s: idle boards left unused (%s)", trial.name, exc)
+            return proposal
+        nodes = [node_of(self.supervisors[n]) for n in sorted(live)]
+        proposed = evaluate(assignment_of(trial.name, placement), [workload_of(trial, self.rates(trial.name))], nodes)
+        return Proposal(placement, moved_between(trial.placement, placement), proposal.current, proposed)
 
     def _standby_target(self, rec: TopologyRecord, now: float) -> dict[int, Slot] | None:
         """The repair placement with the lost workers on standby boards (the topology's

@@ -8,7 +8,9 @@
   concrete ports with :func:`map_ports`;
 * :func:`standby_caps` is the standby-first rule of a repair after a lost board: the
   workers to recreate go to the topology's standby boards (alive, free slots, none of its
-  workers) when they have room for all of them.
+  workers) when they have room for all of them;
+* :func:`spread_caps` is the rule of a requested rebalance: a board that joined or came
+  back (idle: alive, free ports, no worker of any topology) is used.
 
 Guarantees of :func:`map_ports`: every worker gets a port its node offers and no other
 topology holds there, distinct per node; a worker keeps the port of the old worker on the
@@ -122,14 +124,7 @@ def standby_caps(
     sees free slots only on standby boards. When they cannot (or there is none), None: the
     scheduler places over every live board as it would.
     """
-    held: dict[str, set[int]] = {n: set(ports) for n, ports in (reserved or {}).items()}
-    other_workers: dict[str, set[tuple[str, int]]] = {}
-    for o in others:
-        if o.name == rec.name:
-            continue
-        for slot in o.placement.values():
-            held.setdefault(slot.node, set()).add(slot.port)
-            other_workers.setdefault(slot.node, set()).add((o.name, slot.worker))
+    held, other_workers = _held(rec, others, reserved)
     surviving: dict[str, set[int]] = {}
     for slot in rec.placement.values():
         if slot.node in live and slot.port in supervisors[slot.node].ports:
@@ -141,6 +136,47 @@ def standby_caps(
     if need <= 0 or not surviving or standby_free < need:
         return None
     return {n: len(other_workers.get(n, ())) + len(ports) for n, ports in surviving.items()}
+
+
+def spread_caps(
+    rec: TopologyRecord,
+    supervisors: Mapping[str, SupervisorRecord],
+    live: set[str],
+    others: Iterable[TopologyRecord],
+    proposed: Mapping[int, Slot],
+    reserved: Mapping[str, set[int]] | None = None,
+) -> dict[str, int] | None:
+    """Slot caps that make a requested rebalance of ``rec`` use an idle board (alive, a free
+    port, no worker of any topology: one that joined or came back), or None when the
+    ``proposed`` placement already uses one or there is none.
+
+    Each board that is not idle is capped at the workers other topologies hold there plus an
+    even share, ceil(W / boards with a free port), of ``rec``'s workers, so the scheduler
+    has to spread onto idle boards (Storm's EvenScheduler would leave them idle).
+    """
+    held, other_workers = _held(rec, others, reserved)
+    mine = {s.node for s in rec.placement.values()}
+    open_boards = [n for n in sorted(live) if set(supervisors[n].ports) - held.get(n, set())]
+    idle = [n for n in open_boards if n not in mine and not other_workers.get(n)]
+    if not idle or any(s.node in idle for s in proposed.values()):
+        return None
+    share = -(-min(rec.workers, len(rec.executors())) // len(open_boards))
+    return {n: len(other_workers.get(n, ())) + share for n in open_boards if n not in idle}
+
+
+def _held(
+    rec: TopologyRecord, others: Iterable[TopologyRecord], reserved: Mapping[str, set[int]] | None
+) -> tuple[dict[str, set[int]], dict[str, set[tuple[str, int]]]]:
+    """node -> ports held by other topologies and migrations; node -> other topologies' workers."""
+    held: dict[str, set[int]] = {n: set(ports) for n, ports in (reserved or {}).items()}
+    other_workers: dict[str, set[tuple[str, int]]] = {}
+    for o in others:
+        if o.name == rec.name:
+            continue
+        for slot in o.placement.values():
+            held.setdefault(slot.node, set()).add(slot.port)
+            other_workers.setdefault(slot.node, set()).add((o.name, slot.worker))
+    return held, other_workers
 
 
 def map_ports(

@@ -104,3 +104,16 @@ def test_standby_caps_leave_survivor_boards_only_the_slots_they_use():
     assert standby_caps(rec, st.supervisors, live, [], {}) == {"n2": 1}
     # With n3's ports all held by a migration, there is no standby room: no caps.
     assert standby_caps(rec, st.supervisors, live, [], {"n3": {6700, 6701}}) is None
+
+
+def test_a_requested_rebalance_uses_a_board_that_joined():
+    st = boot(["n1", "n3"])
+    submit(st, "round_robin", workers=2)
+    assert {n for n, _ in workers(st)} == {"n1", "n3"}
+    st.handle(b"n4", M.RegisterSupervisor("n4", "host-n4", PORTS["n4"], 1e9, 1e9, 4, 1024, 1), 1.0)
+    st.tick(1.5)
+    assert {n for n, _ in workers(st)} == {"n1", "n3"}  # joining alone changes nothing (as in Storm)
+    reply = st.handle(CLI, M.RebalanceTopology(2, "t", None), 2.0)
+    assert [c.msg.ok for c in reply if isinstance(c.msg, M.Reply)] == [True]
+    assert "n4" in {n for n, _ in workers(st)}
+    assert sorted(e for ex in workers(st).values() for e in ex) == list(range(8))
