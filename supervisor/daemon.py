@@ -211,7 +211,13 @@ class SupervisorDaemon:
     def _execute(self, commands: list[Any]) -> None:
         for cmd in commands:
             if isinstance(cmd, SendNimbus):
-                self.nimbus_sock.send(encode(cmd.msg))
+                try:
+                    # Never block the loop: with no link up (Nimbus down, or refusing our keys'
+                    # handshake) a DEALER send waits forever, and SIGTERM would not be handled.
+                    # Registration is retried each tick and heartbeats are cumulative.
+                    self.nimbus_sock.send(encode(cmd.msg), zmq.NOBLOCK)
+                except zmq.Again:
+                    log.debug("no link to Nimbus: %s dropped", type(cmd.msg).__name__)
             elif isinstance(cmd, FetchTopology):
                 rid = next(self._rids)
                 self._fetches[rid] = cmd.topology
