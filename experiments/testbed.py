@@ -242,6 +242,13 @@ class Testbed:
     def client(self, timeout_s: float = 5.0) -> NimbusClient:
         return NimbusClient(self.nimbus_address, timeout_s=timeout_s)
 
+    def keep_logs(self, dest: Path) -> None:
+        """Copy the daemons' logs (Nimbus, each supervisor, their workers) to ``dest``."""
+        for log in self.dir.rglob("*.log"):
+            target = dest / log.relative_to(self.dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, target)
+
     def link_bytes(self) -> int:
         """Bytes the boards have sent on their links so far (received by the bridge's ends;
         includes heartbeats to Nimbus, which are small)."""
@@ -271,12 +278,12 @@ class Testbed:
 
 
 def open_cluster(boards: list[Board], prefix: str = DEFAULT_PREFIX, subnet: str = DEFAULT_SUBNET,
-                 loopback: bool = False, say: Any = print) -> Any:
+                 loopback: bool = False, say: Any = print, port: int = 6627) -> Any:
     """A started Testbed of ``boards``, or — without root, or when ``loopback`` — a
     LocalCluster with one supervisor per board (uniform slots, no caps, no link limits)."""
     reason = "asked for loopback processes" if loopback else netns.unavailable_reason()
     if reason is None:
-        tb = Testbed(boards, prefix=prefix, subnet=subnet)
+        tb = Testbed(boards, prefix=prefix, subnet=subnet, port=port)
         tb.up()
         return tb
     from squall.localcluster import LocalCluster

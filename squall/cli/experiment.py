@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from squall.experiments.boards import BoardFileError, default_boards, load_boards
     from squall.experiments.runner import FULL, QUICK, Runner
     from squall.experiments.testbed import TestbedError, open_cluster
+    from squall.localcluster import free_port
 
     if args.reps is not None and args.reps < 1:
         raise UsageError("--reps must be >= 1")
@@ -69,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     load = suites.Load() if args.rate is None else replace(suites.Load(), rate=args.rate)
     started = time.monotonic()
     try:
-        cluster = open_cluster(boards, prefix=args.prefix, subnet=args.subnet, loopback=args.loopback, say=say)
+        cluster = open_cluster(boards, prefix=args.prefix, subnet=args.subnet, loopback=args.loopback, say=say,
+                               port=free_port())
     except (TestbedError, TimeoutError) as exc:
         say(f"cannot start the cluster: {exc}")
         return 1
@@ -83,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             suites.EXPERIMENTS[args.name](ctx)
     finally:
+        keep_logs = getattr(cluster, "keep_logs", None)
+        if callable(keep_logs):
+            keep_logs(args.out / "logs")
         cluster.close()
     say(f"done in {time.monotonic() - started:.0f} s: {args.out / (args.name + '.csv')}, "
         f"{args.out / (args.name + '-summary.md')} and PNGs")
