@@ -10,6 +10,7 @@ PNG plots and ``NAME-summary.md``. ``--quick`` runs a reduced sweep with short w
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -64,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     def say(text: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
+    # SIGTERM (a test timeout, `kill`) unwinds like Ctrl-C, so the testbed is always torn down.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     timing = QUICK if args.quick else FULL
     if args.reps:
         timing = replace(timing, reps=args.reps)
