@@ -1,0 +1,142 @@
+"""A local cluster started with keys, real processes: members work end to end; a client, a
+supervisor or a REST caller without the cluster key gets nothing done."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from squall import security
+from squall.localcluster import LocalCluster, free_port, free_port_range
+from tests.cluster.conftest import REPO, WORDCOUNT, eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+ENV = {k: v for k, v in os.environ.items() if k != security.KEYS_ENV}  # no stray keys
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory) -> security.ClusterKeys:
+    return security.generate(tmp_path_factory.mktemp("keys") / "cluster")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, keys):
+    with LocalCluster(supervisors=2, slots=2, data_dir=tmp_path_factory.mktemp("keyed"), keys=keys.folder) as c:
+        yield c
+
+
+def squall(*args: str, timeout: float = 60.0, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "squall", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, env={**ENV, **(env or {})})
+
+
+def test_with_keys_wordcount_runs_end_to_end(cluster, keys):
+    done = squall("submit", WORDCOUNT, "--name", "wc", "--workers", "2", "--nimbus", cluster.nimbus_address,
+                  "--keys", keys.folder)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    def flowing():
+        a = cluster.client().assignment("wc")
+        nodes = {e["node"] for e in a["executors"] if e["pid"]}
+        return a if len(nodes) == 2 and a["traffic"] and all(t > 0 for _, _, t in a["traffic"]) else None
+
+    eventually(flowing, timeout_s=40, what="wc on both nodes with measured traffic")
+    for how in (["--keys", keys.folder], []):  # --keys, then SQUALL_KEYS
+        listed = squall("list", "--json", "--nimbus", cluster.nimbus_address, *how,
+                        env={} if how else {security.KEYS_ENV: keys.folder})
+        assert listed.returncode == 0, listed.stderr
+        assert [r["name"] for r in json.loads(listed.stdout)] == ["wc"]
+
+
+@pytest.mark.parametrize("who", ["no keys", "another cluster's keys"])
+def test_a_client_without_the_cluster_key_cannot_list_or_submit(cluster, tmp_path, who):
+    extra = [] if who == "no keys" else ["--keys", security.generate(tmp_path / "other").folder]
+    started = time.monotonic()
+    listed = squall("list", "--nimbus", cluster.nimbus_address, "--timeout", "2", *extra)
+    assert listed.returncode == 1 and "could not authenticate" in listed.stderr, listed.stderr
+    submitted = squall("submit", WORDCOUNT, "--name", "intruder", "--nimbus", cluster.nimbus_address,
+                       "--timeout", "2", *extra)
+    assert submitted.returncode == 1 and "could not authenticate" in submitted.stdout, submitted.stdout
+    assert time.monotonic() - started < 30, "no hang: each command gives up at its timeout"
+    assert all(r["name"] != "intruder" for r in cluster.client().list())
+
+
+def test_a_supervisor_without_the_cluster_key_never_registers(cluster, tmp_path):
+    ports = free_port_range(1)
+    log = tmp_path / "intruder.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "squall", "supervisor", "--nimbus", cluster.nimbus_address, "--id", "intruder",
+             "--slots", "1", "--ports", f"{ports[0]}-{ports[0]}", "--data-dir", str(tmp_path / "intruder")],
+            stdout=out, stderr=subprocess.STDOUT, env=ENV,
+        )
+    try:
+        time.sleep(5)  # five heartbeat periods: a member registers within one
+        with cluster.client() as c:
+            ids = {s["id"] for s in c.cluster()["supervisors"]}
+        assert proc.poll() is None, log.read_text()
+        assert "intruder" not in ids and set(cluster.node_ids) <= ids
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def post(cluster, path: str, key: str | None) -> int:
+    req = urllib.request.Request(f"http://127.0.0.1:{cluster.http_port}/api/v1{path}", data=b"", method="POST")
+    if key is not None:
+        req.add_header("X-Squall-Key", key)
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_rest_posts_need_the_keys_api_token(cluster, keys):
+    assert post(cluster, "/topology/wc/deactivate", None) == 401
+    assert post(cluster, "/topology/wc/deactivate", "guess") == 403
+    assert post(cluster, "/topology/wc/deactivate", keys.api_token()) == 200
+    eventually(lambda: cluster.client().list()[0]["status"] == "INACTIVE", what="wc deactivated")
+    assert post(cluster, "/topology/wc/activate", keys.api_token()) == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{cluster.http_port}/api/v1/topology/summary", timeout=15) as r:
+        assert r.status == 200  # reads stay open
+
+
+def test_squall_cluster_keys_runs_a_keyed_cluster(tmp_path, keys):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "squall", "cluster", "--supervisors", "1", "--slots", "1", "--port", str(port),
+         "--http-port", "0", "--data-dir", str(tmp_path / "c"), "--keys", keys.folder],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=REPO,
+    )
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        assert any("links encrypted" in x for x in lines), "".join(lines)
+        address = f"127.0.0.1:{port}"
+        assert squall("list", "--nimbus", address, "--keys", keys.folder).returncode == 0
+        assert squall("list", "--nimbus", address, "--timeout", "1").returncode == 1
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_keys_folder_is_absolute_in_worker_launch_files(cluster, keys):
+    from squall import wire
+
+    launches = list(Path(cluster.data_dir).glob("node-*/workers/*.launch"))
+    assert launches
+    assert {wire.decode(p.read_bytes()).keys_dir for p in launches} == {keys.folder}
