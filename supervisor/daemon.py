@@ -38,6 +38,7 @@ from squall.supervisor.state import (
     SupervisorState,
     UpdateWorker,
 )
+from squall.supervisor.worker import ERROR_SUFFIX
 from squall.wire import MAX_FRAME_BYTES, WireError, decode, encode
 
 log = logging.getLogger("squall.supervisor")
@@ -248,6 +249,7 @@ class SupervisorDaemon:
         workers_dir = self.data_dir / "workers"
         launch_file = workers_dir / f"{port}.launch"
         launch_file.write_bytes(encode(launch))
+        launch_file.with_suffix(ERROR_SUFFIX).unlink(missing_ok=True)  # a reason left by an earlier run
         logfile = open(workers_dir / f"{port}.log", "ab")
         try:
             proc = subprocess.Popen(
@@ -280,4 +282,11 @@ class SupervisorDaemon:
             if code is not None:
                 del self.procs[port]
                 log.warning("worker on port %d (pid %d) exited with code %s", port, proc.pid, code)
-                self._execute(self.state.on_worker_exited(port, code, now))
+                self._execute(self.state.on_worker_exited(port, code, now, self._exit_reason(port)))
+
+    def _exit_reason(self, port: int) -> str:
+        """What the worker wrote about why it could not start ("" when nothing)."""
+        try:
+            return (self.data_dir / "workers" / f"{port}{ERROR_SUFFIX}").read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""

@@ -184,14 +184,16 @@ class SupervisorState:
             slot.pid, slot.alive, slot.started_at, slot.state = pid, True, now, "starting"
         return []
 
-    def on_worker_exited(self, port: int, returncode: int | None, now: float) -> list[Command]:
+    def on_worker_exited(self, port: int, returncode: int | None, now: float, reason: str = "") -> list[Command]:
+        """A worker ended unasked; ``reason`` is what it wrote about why it could not start
+        (an import error of the topology's code, ...), carried in the report's ``error``."""
         slot = self.slots.get(port)
         if slot is None or not slot.alive:
             return []
         slot.alive = False
         slot.pid = 0
         slot.restarts += 1
-        slot.error = f"worker exited with code {returncode}"
+        slot.error = f"worker exited with code {returncode}" + (f": {reason.strip()}" if reason.strip() else "")
         if now - slot.started_at < FAST_FAILURE_S:
             slot.fast_failures += 1
         else:

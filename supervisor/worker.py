@@ -20,7 +20,10 @@ holds ``squall.wire.encode(WorkerLaunch(...))``. The worker
   briefly, batches flushed, sockets closed) and exits by itself when its supervisor dies
   (its parent pid changes), so no orphan keeps a slot.
 
-Exit codes: 0 stopped, 2 bad launch file, 3 could not start (import error, port taken).
+Exit codes: 0 stopped, 2 bad launch file, 3 could not start (port taken, bad spec),
+``EXIT_CODE_ERROR`` (4) the topology's code does not load (import error, missing class). On
+3 and 4 the reason is also written to ``LAUNCH_FILE`` with the suffix ``.error``, where the
+supervisor reads it for its report to Nimbus.
 """
 
 from __future__ import annotations
@@ -60,6 +63,13 @@ STOP_DRAIN_S = 0.3
 # Frames ZeroMQ may queue per socket (each side) before sends are refused. Small on purpose:
 # a frame carries up to a batch of tuples, and queued frames are RSS on a board.
 DEFAULT_HWM = 100
+EXIT_CODE_ERROR = 4  # the topology's code does not load: retrying will not help
+ERROR_SUFFIX = ".error"  # next to the launch file: why the worker could not start
+ERROR_CHARS = 2000
+
+
+class CodeLoadError(Exception):
+    """A component class of the topology could not be imported or resolved."""
 
 
 class _WorkerEngine(Engine):
@@ -102,7 +112,10 @@ class Worker:
         classes = ComponentClasses(self.spec, resolve_class)
         for e in local:
             if e.component != ACKER_COMPONENT:
-                classes[e.component]
+                try:
+                    classes[e.component]
+                except Exception as exc:  # whatever the user's module raises on import
+                    raise CodeLoadError(f"component {e.component!r}: {type(exc).__name__}: {exc}") from exc
         self.task_executor = task_to_executor(self.all_executors)
         self.me = f"{launch.host}:{launch.port}"
         self.bad_frames = 0
@@ -363,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         worker = Worker(launch)
     except Exception as exc:  # import errors in user code, port taken, bad spec: report and exit
         log.exception("worker %s:%d of %r could not start: %s", launch.host, launch.port, launch.topology, exc)
-        return 3
+        _write_error(Path(args[0]), exc)
+        return EXIT_CODE_ERROR if isinstance(exc, CodeLoadError) else 3
     holder.append(worker)
     worker.stopping = bool(stop_requested)
     log.info("worker %s of %r running executors %s (pid %d)", worker.me, launch.topology,
@@ -371,6 +385,14 @@ def main(argv: list[str] | None = None) -> int:
     worker.run()
     log.info("worker %s stopped", worker.me)
     return 0
+
+
+def _write_error(launch_file: Path, exc: Exception) -> None:
+    """Leave the reason next to the launch file for the supervisor (best effort)."""
+    try:
+        launch_file.with_suffix(ERROR_SUFFIX).write_text(str(exc)[-ERROR_CHARS:] or type(exc).__name__)
+    except OSError as err:
+        log.warning("cannot write the error file of %s: %s", launch_file, err)
 
 
 if __name__ == "__main__":
