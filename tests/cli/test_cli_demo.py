@@ -1,5 +1,6 @@
-"""``squall demo``: runs the reference chain with acking off, then on, and prints one row
-for each; bad options exit 2."""
+"""``squall demo --in-process``: runs the reference chain in this process with acking off,
+then on, and prints one row for each; bad options exit 2. (The cluster demo, the default, is
+tested end to end in tests/cluster/test_demo.py.)"""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def demo(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_demo_prints_a_table_with_acking_off_and_on_rows() -> None:
-    proc = demo("--seconds", "0.5")
+    proc = demo("--in-process", "--seconds", "0.5")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("Reference chain: 3 stages x 2 executors")
@@ -32,6 +33,10 @@ def test_demo_prints_a_table_with_acking_off_and_on_rows() -> None:
 
 
 def test_demo_refuses_bad_options_with_exit_2() -> None:
-    proc = demo("--stages", "1")
+    proc = demo("--in-process", "--stages", "1")
     assert proc.returncode == 2
     assert proc.stderr.startswith("squall demo: need --seconds > 0, --stages >= 2")
+    for bad in (["--window", "1"], ["--stages", "1"], ["--rate", "0"]):
+        proc = demo(*bad)
+        assert proc.returncode == 2, bad
+        assert proc.stderr.startswith("squall demo: "), proc.stderr
