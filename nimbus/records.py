@@ -24,6 +24,7 @@ WAITING = "waiting"  # no placement yet: waiting for slots
 RUNNING = "running"
 KILLING = "killing"  # deactivated; removed at ``deadline``
 REBALANCING = "rebalancing"  # deactivated; rescheduled at ``deadline``
+FAILED = "failed"  # every worker failed to run (``error`` says why); no placement
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class TopologyRecord:
     pending: dict[str, Any] | None = None  # the rebalance request waiting for ``deadline``
     version: int = 0  # assignment version, bumped whenever placement or activation changes
     placement: dict[int, Slot] = field(default_factory=dict)
+    error: str = ""  # why the topology FAILED (the workers' reports)
 
     @property
     def workers(self) -> int:
@@ -74,6 +76,8 @@ class TopologyRecord:
             return "REBALANCING"
         if self.phase == WAITING:
             return "WAITING"
+        if self.phase == FAILED:
+            return "FAILED"
         return "ACTIVE" if self.active else "INACTIVE"
 
     @property

@@ -39,7 +39,9 @@ from squall.nimbus.live import LiveRebalancing, changes_executors
 from squall.nimbus.metrics import MetricsWindow, Rates
 from squall.nimbus.placement import place
 from squall.nimbus.queries import Queries
-from squall.nimbus.records import KILLING, REBALANCING, RUNNING, WAITING, SupervisorRecord, TopologyRecord
+from squall.nimbus.records import (
+    FAILED, KILLING, REBALANCING, RUNNING, WAITING, SupervisorRecord, TopologyRecord,
+)
 from squall.nimbus.requests import (
     RequestError, apply_rebalance, registration_fault, validate_rebalance, validate_submit,
 )
@@ -179,6 +181,7 @@ class NimbusState(LiveRebalancing, Queries):
             if rec is not None and r.metrics is not None:
                 window = C.number(rec.conf, C.METRICS_WINDOW, C.number(self.conf, C.METRICS_WINDOW, 30.0))
                 self.metrics.add(r.topology, sup.id, r.port, r.metrics, now, window)
+        self._fail_topologies(sorted({r.topology for r in m.workers if r.state == "failed"}), now)
         if self.migrations:
             self._advance_migrations(now)
 
@@ -248,8 +251,8 @@ class NimbusState(LiveRebalancing, Queries):
         if rec.phase == RUNNING and rec.placement and not changes_executors(rec, pending):
             self._rebalance_live(peer, m.rid, rec, pending, now)  # nothing to drain: no wait
             return
-        if rec.phase == WAITING:
-            wait = 0.0  # nothing runs, nothing to drain
+        if rec.phase in (WAITING, FAILED):
+            wait = 0.0  # nothing runs, nothing to drain; a failed topology is tried again
         rec.phase, rec.deadline, rec.pending = REBALANCING, now + wait, pending
         rec.version += 1
         self._save(rec)
@@ -312,10 +315,32 @@ class NimbusState(LiveRebalancing, Queries):
             self.waiting_reason[rec.name] = str(exc)
             log.info("topology %s waits for capacity: %s", rec.name, exc)
             return False
-        rec.placement, rec.phase = placement, RUNNING
+        rec.placement, rec.phase, rec.error = placement, RUNNING, ""
         rec.version += 1
         self.waiting_reason.pop(rec.name, None)
         return True
+
+    def _fail_topologies(self, names: list[str], now: float) -> None:
+        """A running topology whose every worker is reported failed by its supervisor (they
+        gave up restarting it) is FAILED: its placement is dropped, freeing the slots, and
+        the workers' errors are kept for ``squall list``. ``rebalance`` tries it again."""
+        for name in names:
+            rec = self.topologies.get(name)
+            if rec is None or rec.phase != RUNNING or not rec.placement or name in self.migrations:
+                continue
+            reports = []
+            for node, port in rec.worker_slots():
+                sup = self.supervisors.get(node)
+                reports.append(sup.reports.get((name, port)) if sup is not None else None)
+            if not all(r is not None and r.state == "failed" for r in reports):
+                continue
+            errors = list(dict.fromkeys(r.error for r in reports if r is not None and r.error))
+            rec.phase, rec.placement, rec.error = FAILED, {}, "; ".join(errors)[:4000] or "every worker failed"
+            rec.version += 1
+            self._save(rec)
+            self._capacity_changed = True
+            log.error("topology %s FAILED: %s", name, rec.error)
+            self._push(now)
 
     def _repair(self, names: list[str], now: float) -> None:
         """Reassign running topologies whose workers sit on dead nodes or lost ports

@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS topologies (
     name TEXT PRIMARY KEY, spec TEXT NOT NULL, scheduler TEXT NOT NULL, conf TEXT NOT NULL,
     bundle_digest TEXT NOT NULL, bundle_size INTEGER NOT NULL, submitted_at REAL NOT NULL,
     phase TEXT NOT NULL, active INTEGER NOT NULL, deadline REAL, pending TEXT,
-    version INTEGER NOT NULL
+    version INTEGER NOT NULL, error TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS assignments (
     topology TEXT NOT NULL, executor INTEGER NOT NULL, worker INTEGER NOT NULL,
@@ -76,6 +76,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(topologies)")}
+        if "error" not in columns:  # a store written before topologies could fail
+            self._db.execute("ALTER TABLE topologies ADD COLUMN error TEXT NOT NULL DEFAULT ''")
 
     @classmethod
     def open(cls, data_dir: str | Path) -> "Store":
@@ -128,11 +131,12 @@ class Store:
         """Upsert the topology and replace its placement, in one transaction."""
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO topologies VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO topologies (name, spec, scheduler, conf, bundle_digest, bundle_size,"
+                " submitted_at, phase, active, deadline, pending, version, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     rec.name, json.dumps(rec.spec.to_dict()), rec.scheduler, json.dumps(rec.conf),
                     rec.bundle_digest, rec.bundle_size, rec.submitted_at, rec.phase, int(rec.active),
-                    rec.deadline, None if rec.pending is None else json.dumps(rec.pending), rec.version,
+                    rec.deadline, None if rec.pending is None else json.dumps(rec.pending), rec.version, rec.error,
                 ),
             )
             db.execute("DELETE FROM assignments WHERE topology = ?", (rec.name,))
@@ -157,16 +161,16 @@ class Store:
         out = []
         rows = self._db.execute(
             "SELECT name, spec, scheduler, conf, bundle_digest, bundle_size, submitted_at, phase, active,"
-            " deadline, pending, version FROM topologies ORDER BY name"
+            " deadline, pending, version, error FROM topologies ORDER BY name"
         ).fetchall()
-        for name, spec, sched, conf, digest, size, at, phase, active, deadline, pending, version in rows:
+        for name, spec, sched, conf, digest, size, at, phase, active, deadline, pending, version, error in rows:
             out.append(
                 TopologyRecord(
                     name=name, spec=TopologySpec.from_dict(json.loads(spec)), scheduler=sched,
                     conf=json.loads(conf), bundle_digest=digest, bundle_size=int(size), submitted_at=float(at),
                     phase=phase, active=bool(active), deadline=deadline,
                     pending=None if pending is None else json.loads(pending), version=int(version),
-                    placement=placements.get(name, {}),
+                    placement=placements.get(name, {}), error=str(error or ""),
                 )
             )
         return out

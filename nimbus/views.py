@@ -15,18 +15,22 @@ from squall.nimbus.records import SupervisorRecord, TopologyRecord
 
 
 def topology_entry(rec: TopologyRecord) -> dict[str, Any]:
-    """{"name", "status", "workers", "executors", "scheduler"} — one row of ``squall list``.
+    """{"name", "status", "workers", "executors", "scheduler"} — one row of ``squall list`` —
+    plus "error" for a FAILED topology (why: its workers' errors).
 
     ``workers`` is the number of workers placed (0 while waiting), ``executors`` the
     executor count including ackers.
     """
-    return {
+    row = {
         "name": rec.name,
         "status": rec.status,
         "workers": len(rec.worker_slots()),
         "executors": len(rec.executors()),
         "scheduler": rec.scheduler,
     }
+    if rec.error:
+        row["error"] = rec.error
+    return row
 
 
 def assignment_view(

@@ -92,8 +92,9 @@ def run_list(args: argparse.Namespace) -> int:
     elif not rows:
         print("no topologies")
     else:
-        print(table(["name", "status", "workers", "executors", "scheduler"],
-                    [(r["name"], r["status"], r["workers"], r["executors"], r["scheduler"]) for r in rows]))
+        print(table(["name", "status", "workers", "executors", "scheduler", "error"],
+                    [(r["name"], r["status"], r["workers"], r["executors"], r["scheduler"],
+                      " ".join(str(r.get("error") or "").split())[:200]) for r in rows]))
     return 0
 
 
