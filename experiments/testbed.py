@@ -83,8 +83,10 @@ def teardown(prefix: str = DEFAULT_PREFIX) -> list[str]:
 
 
 class Testbed:
+    __test__ = False  # not a pytest test class despite the name
+
     def __init__(self, boards: list[Board], prefix: str = DEFAULT_PREFIX, subnet: str = DEFAULT_SUBNET,
-                 port: int = 6627, log_level: str = "INFO", startup_timeout_s: float = 40.0) -> None:
+                 port: int = 6627, log_level: str = "INFO", startup_timeout_s: float = 90.0) -> None:
         if not boards:
             raise ValueError("a testbed needs at least one board")
         if not prefix.isalnum() or len(prefix) > 8:
