@@ -124,6 +124,8 @@ class Runner:
         row["complete_ms"] = measure.mean_std(s.get("latency_avg_ms") or math.nan for s in traffic)[0]
         for key in ("inter_node_tps", "inter_worker_tps"):
             row[key] = measure.mean_std(s.get(key, math.nan) for s in traffic)[0]
+        row["nodes_used"] = traffic[-1].get("nodes_used") if traffic else ""
+        row["workers_used"] = traffic[-1].get("workers_used") if traffic else ""
         row["link_kbit_s"] = (bytes1 - bytes0) * 8 / 1e3 / (t1 - t0) if bytes0 is not None and bytes1 is not None else math.nan
         row["measured_from_s"], row["measured_to_s"] = round(t0 - origin, 2), round(t1 - origin, 2)
         kept = [(ts - origin, lat) for ts, lat in samples] if keep_timeline else []
@@ -132,7 +134,10 @@ class Runner:
     def _sample(self, c: Any, name: str) -> dict[str, Any]:
         """Traffic split by the current placement (from the assignment view, which every
         Nimbus has) plus the spouts' complete latency when Nimbus's stats answer."""
-        sample: dict[str, Any] = measure.traffic_split(c.assignment(name)) or {}
+        view = c.assignment(name)
+        sample: dict[str, Any] = measure.traffic_split(view) or {}
+        where = set(measure.placement_of(view).values())
+        sample["nodes_used"], sample["workers_used"] = len({n for n, _ in where}), len(where)
         try:
             sample["latency_avg_ms"] = c.stats(name).get("latency_avg_ms")
         except (NimbusError, AttributeError):
