@@ -39,6 +39,7 @@ VERBS: dict[str, str] = {
     "stats": "squall.cli.events",
     "testbed": "squall.cli.testbed",
     "experiment": "squall.cli.experiment",
+    "chaos": "squall.cli.chaos",
 }
 
 
