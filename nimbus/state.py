@@ -39,6 +39,7 @@ from squall.nimbus.live import LiveRebalancing, changes_executors
 from squall.nimbus.metrics import MetricsWindow, Rates
 from squall.nimbus.placement import place
 from squall.nimbus.queries import Queries
+from squall.nimbus.failures import FailedTopologies
 from squall.nimbus.records import (
     FAILED, KILLING, REBALANCING, RUNNING, WAITING, SupervisorRecord, TopologyRecord,
 )
@@ -62,7 +63,7 @@ class Send:
 Command = Send
 
 
-class NimbusState(LiveRebalancing, Queries):
+class NimbusState(LiveRebalancing, Queries, FailedTopologies):
     """See the module docstring. ``conf`` overrides :data:`config.NIMBUS_DEFAULTS`."""
 
     def __init__(self, store: Store, conf: dict[str, Any] | None = None) -> None:
@@ -319,28 +320,6 @@ class NimbusState(LiveRebalancing, Queries):
         rec.version += 1
         self.waiting_reason.pop(rec.name, None)
         return True
-
-    def _fail_topologies(self, names: list[str], now: float) -> None:
-        """A running topology whose every worker is reported failed by its supervisor (they
-        gave up restarting it) is FAILED: its placement is dropped, freeing the slots, and
-        the workers' errors are kept for ``squall list``. ``rebalance`` tries it again."""
-        for name in names:
-            rec = self.topologies.get(name)
-            if rec is None or rec.phase != RUNNING or not rec.placement or name in self.migrations:
-                continue
-            reports = []
-            for node, port in rec.worker_slots():
-                sup = self.supervisors.get(node)
-                reports.append(sup.reports.get((name, port)) if sup is not None else None)
-            if not all(r is not None and r.state == "failed" for r in reports):
-                continue
-            errors = list(dict.fromkeys(r.error for r in reports if r is not None and r.error))
-            rec.phase, rec.placement, rec.error = FAILED, {}, "; ".join(errors)[:4000] or "every worker failed"
-            rec.version += 1
-            self._save(rec)
-            self._capacity_changed = True
-            log.error("topology %s FAILED: %s", name, rec.error)
-            self._push(now)
 
     def _repair(self, names: list[str], now: float) -> None:
         """Reassign running topologies whose workers sit on dead nodes or lost ports

@@ -66,7 +66,7 @@ def drain(cluster: LocalCluster, name: str, folder: Path, timeout_s: float = 40.
         books = lt.read_books(folder)
         return books if books.emitted and not books.missing else None
 
-    books = eventually(settled, timeout_s=timeout_s, interval_s=0.25, what="every emitted id acked")
+    eventually(settled, timeout_s=timeout_s, interval_s=0.25, what="every emitted id acked")
     time.sleep(0.5)  # late duplicates, if any, are counted too
     return lt.read_books(folder)
 
