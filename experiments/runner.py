@@ -71,6 +71,7 @@ class Runner:
         self._stub.write_text('"""Experiment topologies: their components live in squall.experiments."""\n')
         self._ids = itertools.count(1)
         self.link_bytes: Callable[[], int | None] = getattr(cluster, "link_bytes", lambda: None)
+        self.throttled: Callable[[], dict[str, float]] = getattr(cluster, "throttled_s", dict)
 
     def _bundle(self) -> bytes:
         from squall.bundle import make_bundle
@@ -108,12 +109,12 @@ class Runner:
             time.sleep(t.settle_s)
         else:
             time.sleep(t.warmup_s)
-        t0, bytes0 = time.time(), self.link_bytes()
+        t0, bytes0, throttled0 = time.time(), self.link_bytes(), self.throttled()
         traffic = []
         while time.time() < t0 + t.measure_s:
             time.sleep(min(t.sample_every_s, max(0.0, t0 + t.measure_s - time.time())))
             traffic.append(self._sample(c, name))
-        t1, bytes1 = time.time(), self.link_bytes()
+        t1, bytes1, throttled1 = time.time(), self.link_bytes(), self.throttled()
         time.sleep(1.0)  # the sinks flush every half second
         samples = measure.read_latencies(self.lat_dir, name)
         row: dict[str, Any] = {"topology": name, "scheduler": scheduler, **params,
@@ -127,6 +128,10 @@ class Runner:
         row["nodes_used"] = traffic[-1].get("nodes_used") if traffic else ""
         row["workers_used"] = traffic[-1].get("workers_used") if traffic else ""
         row["link_kbit_s"] = (bytes1 - bytes0) * 8 / 1e3 / (t1 - t0) if bytes0 is not None and bytes1 is not None else math.nan
+        # Share of the measured time each board's CPU cap held it back: the busiest board's.
+        held = {b: (throttled1[b] - throttled0.get(b, 0.0)) / (t1 - t0) for b in throttled1}
+        row["throttled_max"] = round(max(held.values()), 3) if held else ""
+        row["throttled_board"] = max(held, key=held.get) if held else ""
         row["measured_from_s"], row["measured_to_s"] = round(t0 - origin, 2), round(t1 - origin, 2)
         kept = [(ts - origin, lat) for ts, lat in samples] if keep_timeline else []
         return TrialResult(row, kept, switched_at)

@@ -251,6 +251,17 @@ class Testbed:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(log, target)
 
+    def throttled_s(self) -> dict[str, float]:
+        """Seconds each board's CPU cap has held it back so far (cgroup cpu.stat)."""
+        out = {}
+        for b in self.boards:
+            try:
+                stat = (netns.CGROUP_ROOT / "cpu" / self.namespace_of(b) / "cpu.stat").read_text().split()
+                out[b.id] = int(stat[stat.index("throttled_time") + 1]) / 1e9
+            except (OSError, ValueError, IndexError):
+                continue
+        return out
+
     def link_bytes(self) -> int:
         """Bytes the boards have sent on their links so far (received by the bridge's ends;
         includes heartbeats to Nimbus, which are small)."""
