@@ -196,7 +196,7 @@ class Testbed:
         return proc.pid
 
     def _start_daemons(self) -> None:
-        squall = [sys.executable, "-m", "squall"]
+        squall = [sys.executable, "-P", "-m", "squall"]  # -P: the installed package, not a checkout in the cwd
         self._spawn("nimbus", [*squall, "nimbus", "--host", self.bridge_address, "--port", str(self.port),
                                "--data-dir", str(self.dir / "nimbus"), "--http-port", "0",
                                "--log-level", self.log_level])

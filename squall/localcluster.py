@@ -126,7 +126,7 @@ class LocalCluster:
         log = open(self.data_dir / f"{name}.log", "ab")
         try:
             return subprocess.Popen(
-                [sys.executable, "-m", "squall", *args],
+                [sys.executable, "-P", "-m", "squall", *args],  # -P: never import a checkout in the cwd
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
             )
         finally:

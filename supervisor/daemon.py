@@ -253,7 +253,7 @@ class SupervisorDaemon:
         logfile = open(workers_dir / f"{port}.log", "ab")
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "squall.supervisor.worker", str(launch_file)],
+                [sys.executable, "-P", "-m", "squall.supervisor.worker", str(launch_file)],
                 stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT, close_fds=True,
             )
         finally:
