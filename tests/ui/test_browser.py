@@ -5,7 +5,6 @@ SQUALL_UPDATE_SCREENSHOT is set)."""
 from __future__ import annotations
 
 import os
-
 import re
 import shutil
 import subprocess
