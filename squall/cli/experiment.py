@@ -10,6 +10,7 @@ PNG plots and ``NAME-summary.md``. ``--quick`` runs a reduced sweep with short w
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import signal
 import sys
 import time
@@ -56,10 +57,8 @@ def run(args: argparse.Namespace) -> int:
         boards = load_boards(args.boards) if args.boards else default_boards()
     except BoardFileError as exc:
         raise UsageError(str(exc)) from None
-    try:
-        import matplotlib  # noqa: F401  (checked before minutes of measuring)
-    except ImportError:
-        raise UsageError("plots need matplotlib: pip install 'squall[experiments]'") from None
+    if importlib.util.find_spec("matplotlib") is None:  # checked before minutes of measuring
+        raise UsageError("plots need matplotlib: pip install 'squall[experiments]'")
     args.out.mkdir(parents=True, exist_ok=True)
 
     def say(text: str) -> None:
