@@ -82,7 +82,8 @@ def timeline_topology(kind: str, load: Load) -> type:
 def run_timeline(ctx: Context, topology: str = "chain") -> list[dict[str, Any]]:
     base = ctx.runner.timing
     window = base.window_s * (1 if ctx.quick else 2.5)  # full: 15 s of round_robin first
-    # Every scheduler is measured over the same span after start, after online's switch.
+    # round_robin and offline warm up as long as online and partition wait for their window,
+    # so no scheduler is measured during the start-up transient.
     ctx.runner.timing = replace(base, window_s=window, warmup_s=window + 1.5 + base.settle_s + 2,
                                 measure_s=base.measure_s * (1 if ctx.quick else 2))
     rows, bins, switches = [], [], {}
