@@ -244,6 +244,10 @@ class Testbed:
     def client(self, timeout_s: float = 5.0) -> NimbusClient:
         return NimbusClient(self.nimbus_address, timeout_s=timeout_s)
 
+    def nimbus_alive(self) -> bool:
+        pid = self.state.get("pids", {}).get("nimbus")
+        return pid is not None and netns._alive(pid)
+
     def keep_logs(self, dest: Path) -> None:
         """Copy the daemons' logs (Nimbus, each supervisor, their workers) to ``dest``."""
         for log in self.dir.rglob("*.log"):

@@ -41,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from squall.client import NimbusUnreachable
     from squall.experiments import suites
     from squall.experiments.boards import BoardFileError, default_boards, load_boards
     from squall.experiments.runner import FULL, QUICK, Runner
@@ -82,10 +83,17 @@ def run(args: argparse.Namespace) -> int:
         say(setup)
         runner = Runner(cluster, args.out, timing, args.workers, say=say)
         ctx = suites.Context(runner, args.out, args.quick, load, setup, say)
-        if args.name == "timeline":
-            suites.run_timeline(ctx, args.topology)
-        else:
-            suites.EXPERIMENTS[args.name](ctx)
+        try:
+            if args.name == "timeline":
+                suites.run_timeline(ctx, args.topology)
+            else:
+                suites.EXPERIMENTS[args.name](ctx)
+        except NimbusUnreachable as exc:
+            alive = getattr(cluster, "nimbus_alive", lambda: None)()
+            state = {True: "its process is still running", False: "its process is gone"}.get(alive, "")
+            say(f"Nimbus stopped answering{': ' + state if state else ''} ({exc}); "
+                f"the daemons' logs are in {args.out / 'logs'}")
+            return 1
     finally:
         keep_logs = getattr(cluster, "keep_logs", None)
         if callable(keep_logs):
