@@ -189,6 +189,8 @@ def test_an_item_for_a_task_that_moved_away_is_forwarded_to_its_new_owner(env):
     finally:
         push.close(0)
     c.sup.wait_for(lambda: by_executor(c.beat(a))[3].executed == 1, 10, "the counter's output at the sink")
+    # B's heartbeat that reports the hand-over may come up to a heartbeat period later.
+    c.sup.wait_for(lambda: c.beat(b).metrics.received_remote == 1, 10, "B's report of the hand-over")
     hb_b = c.beat(b)
     assert hb_b.bad_frames == 0, "a moved task's item is handed over, not dropped"
     assert hb_b.metrics.received_remote == 1 and hb_b.metrics.sent_remote == 1
