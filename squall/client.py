@@ -37,6 +37,9 @@ def nimbus_address(explicit: str | None = None) -> str:
     return addr
 
 
+_MONITOR_IDS = itertools.count(1)
+
+
 class NimbusClient:
     def __init__(self, address: str | None = None, timeout_s: float = 5.0, keys: ClusterKeys | None = None) -> None:
         self.address = nimbus_address(address)
@@ -46,10 +49,18 @@ class NimbusClient:
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         secure_client(self._sock, keys)
-        # Handshake events only, to tell "refused our keys" from "not there" on a timeout.
-        self._monitor = self._sock.get_monitor_socket(
-            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        # Handshake events only, to tell "refused our keys" from "not there" on a timeout. The
+        # monitor's inproc address is unique per client: pyzmq's default names it after the
+        # socket's file descriptor, which a later client reuses while an unclosed client's
+        # monitor still holds the name ("Address already in use").
+        monitor_addr = f"inproc://squall-client-monitor-{os.getpid()}-{next(_MONITOR_IDS)}"
+        self._sock.monitor(
+            monitor_addr,
+            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
         )
+        self._monitor = self._ctx.socket(zmq.PAIR)
+        self._monitor.setsockopt(zmq.LINGER, 0)
+        self._monitor.connect(monitor_addr)
         self._sock.connect(f"tcp://{self.address}")
         self._rids = itertools.count(1)
 
