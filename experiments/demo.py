@@ -115,7 +115,7 @@ def run_demo(window_s: float = 15.0, rate: float = 250.0, stages: int = 4, repli
     }
     started = time.monotonic()
     # A prefix and subnet of its own, so the demo never touches an experiment's testbed.
-    cluster = open_cluster(default_boards(), prefix="sqdemo", subnet="10.232.0", loopback=loopback,
+    cluster = open_cluster(default_boards(), prefix="sqdemo", subnet="10.233.0", loopback=loopback,
                            say=lambda s: progress(s, final=True))
     try:
         nodes = len(cluster.node_ids)
