@@ -26,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_overrides(pairs: list[str]) -> dict:
+    """``--set KEY=VALUE`` pairs as a config dict; VALUE is parsed as JSON when it can be
+    (``3`` is a number, ``true`` a boolean, ``abc`` stays a string). Shared by every verb
+    that takes ``--set``."""
     conf = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

@@ -11,13 +11,13 @@ discovery port is logged, not fatal.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from squall.cli import UsageError
+from squall.cli.local import parse_overrides
 from squall.cli.keygen import add_keys_option, keys_from_args
 from squall.discovery import DEFAULT_CLUSTER
 from squall.discovery import DEFAULT_PORT as DISCOVERY_PORT
@@ -49,19 +49,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_keys_option(p)
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
-
-
-def parse_conf(pairs: list[str]) -> dict:
-    conf = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--set expects KEY=VALUE, got {pair!r}")
-        try:
-            conf[key] = json.loads(value)
-        except json.JSONDecodeError:
-            conf[key] = value
-    return conf
 
 
 def page_url(host: str, http_port: int) -> str:
@@ -127,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--discovery-port {args.discovery_port} is not a valid port")
     if not args.cluster or not args.cluster.isprintable() or len(args.cluster) > 100:
         raise UsageError(f"--cluster must be a printable name of 1 to 100 characters, got {args.cluster!r}")
-    conf = parse_conf(args.set)
+    conf = parse_overrides(args.set)
     keys = keys_from_args(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import zmq

@@ -28,7 +28,7 @@ from squall.supervisor.runtime.messages import (
 )
 from squall.supervisor.runtime.routing import Route
 from squall.supervisor.runtime.stats import ExecutorStats
-from squall.topology.component import TICK_STREAM, Bolt, Context, Spout, Tuple
+from squall.topology.component import TICK_STREAM, Bolt, Spout, Tuple
 from squall.topology.errors import EmitError
 from squall.topology.spec import DEFAULT_STREAM, ExecutorSpec
 
