@@ -31,6 +31,7 @@ TRAFFIC_IMPROVEMENT = "topology.traffic.improvement"
 MIGRATION_DRAIN = "topology.migration.drain.secs"
 MIGRATION_RELEASE = "topology.migration.release.secs"
 MIGRATION_ACQUIRE = "topology.migration.acquire.secs"
+CLUSTER = "nimbus.cluster"
 
 NIMBUS_DEFAULTS: dict[str, Any] = {
     SUPERVISOR_TIMEOUT: 5.0,  # boards: a supervisor is presumed dead after 5 s of silence
@@ -44,6 +45,7 @@ NIMBUS_DEFAULTS: dict[str, Any] = {
     MIGRATION_DRAIN: 5.0,  # PAUSE: longest wait for in-flight tuples to land
     MIGRATION_RELEASE: 5.0,  # RELEASE: longest wait for the moved executors' snapshots
     MIGRATION_ACQUIRE: 30.0,  # ACQUIRE: longest wait for every new worker to run
+    CLUSTER: "squall",  # supervisors registering for another cluster name are refused
 }
 
 

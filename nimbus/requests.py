@@ -8,6 +8,8 @@ nothing here touches the store.
 
 from __future__ import annotations
 
+import importlib.util
+
 import hashlib
 import json
 import math
@@ -42,6 +44,8 @@ def spec_digest(spec: TopologySpec) -> str:
 
 
 def check_scheduler(name: str) -> str:
+    if name == "partition" and importlib.util.find_spec("pymetis") is None:
+        raise RequestError("the partition scheduler needs pymetis on Nimbus: pip install 'squall[partition]'")
     if name not in SCHEDULERS:
         raise RequestError(f"unknown scheduler {name!r}; known: {', '.join(sorted(SCHEDULERS))}")
     return name
@@ -130,8 +134,11 @@ def apply_rebalance(rec: TopologyRecord, pending: dict[str, Any]) -> bool:
     return changed
 
 
-def registration_fault(m: RegisterSupervisor) -> str:
+def registration_fault(m: RegisterSupervisor, cluster: str) -> str:
     """Why a registration cannot be accepted, or "" when it can."""
+    if m.cluster != cluster:
+        return (f"supervisor {m.supervisor_id!r} belongs to cluster {m.cluster!r}, this Nimbus runs cluster "
+                f"{cluster!r} (start it with --cluster {cluster})")
     if not m.supervisor_id:
         return "supervisor_id must not be empty"
     if len(set(m.ports)) != len(m.ports) or any(not 0 < p < 65536 for p in m.ports):

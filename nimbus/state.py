@@ -137,7 +137,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         return {s.id for s in self.supervisors.values() if s.alive(now, self.timeout)}
 
     def _register(self, peer: bytes, m: M.RegisterSupervisor, now: float) -> None:
-        reason = registration_fault(m)
+        reason = registration_fault(m, str(self.conf[C.CLUSTER]))
         old = self.supervisors.get(m.supervisor_id)
         # The same process (host and pid) coming back on a new connection is a reconnect, not
         # an impostor: ZeroMQ gives a reconnected DEALER a new identity.

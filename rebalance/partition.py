@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from squall.rebalance.assignment import Assignment
+from squall.rebalance.errors import InvalidInputError
 from squall.rebalance.greedy import Level, PairGreedy
 from squall.rebalance.model import Node, Workload
 from squall.rebalance.online import adjacency_of, fill_empty_workers, initial_labels, relabel
@@ -51,7 +52,10 @@ def metis_parts(adjacency: list[dict[int, float]], loads: np.ndarray, n_parts: i
     if n_parts == 1 or not any(adjacency):
         # Nothing to cut (METIS needs edges to be useful): the caller's greedy balances.
         return [-1] * len(adjacency)
-    import pymetis  # lazy: importing squall.rebalance must not load the C extension
+    try:
+        import pymetis  # lazy: importing squall.rebalance must not load the C extension
+    except ImportError:
+        raise InvalidInputError("the partition scheduler needs pymetis: pip install 'squall[partition]'") from None
 
     heaviest_edge = max(w for row in adjacency for w in row.values())
     heaviest_vertex = float(loads.max()) if loads.size else 0.0

@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.cluster or not args.cluster.isprintable() or len(args.cluster) > 100:
         raise UsageError(f"--cluster must be a printable name of 1 to 100 characters, got {args.cluster!r}")
     conf = parse_overrides(args.set)
+    conf.setdefault("nimbus.cluster", args.cluster)
     keys = keys_from_args(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import zmq

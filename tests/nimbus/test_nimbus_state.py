@@ -375,3 +375,26 @@ def test_odd_requests_get_an_error_reply_and_never_raise(msg):
     assert not r.ok and r.error and "internal error" not in r.error
     assert st.counters["internal_errors"] == 0
     assert ask(st, M.ListTopologies(2), 1.0).data[0]["status"] == "ACTIVE"
+
+
+def test_a_supervisor_of_another_cluster_is_refused_with_both_names():
+    st = new_state(**{"nimbus.cluster": "lab"})
+    msg = M.RegisterSupervisor("pi-9", "host", [6700], 1e9, 1e9, 4, 1024, 7, cluster="home")
+    (cmd,) = st.handle(b"peer-pi-9", msg, 0.0)
+    assert isinstance(cmd.msg, M.RegisterReply) and not cmd.msg.ok
+    assert "'home'" in cmd.msg.reason and "'lab'" in cmd.msg.reason
+    assert "pi-9" not in st.supervisors
+    ok = st.handle(b"peer-pi-9", M.RegisterSupervisor("pi-9", "host", [6700], 1e9, 1e9, 4, 1024, 7, cluster="lab"), 0.0)
+    assert any(isinstance(c.msg, M.RegisterReply) and c.msg.ok for c in ok)
+
+
+def test_partition_without_pymetis_is_refused_with_the_install_line(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pymetis" else real(name, *a))
+    st = new_state()
+    register(st, "n1", [6700, 6701], 0.0)
+    r = reply(submit(st, "t", 0.0, scheduler="partition"))
+    assert not r.ok and "squall[partition]" in r.error
+    assert "t" not in st.topologies
