@@ -99,12 +99,16 @@ class ChainSpout(Spout):
             # Catch up at most one interval behind, so a stall does not cause a burst.
             self.next_at = max(self.next_at + self.interval, now - self.interval)
         self.seq += 1
-        values = [self.seq % KEYS, time.time(), self.pad] if self.pad else [self.seq % KEYS, time.time()]
+        values = self.make_values()
         if self.tracked:
             self.in_flight[self.seq] = values
             self.emit(values, tup_id=self.seq)
         else:
             self.emit(values)
+
+    def make_values(self) -> list[Any]:
+        """The values of tuple number ``self.seq``; subclasses emit other shapes."""
+        return [self.seq % KEYS, time.time(), self.pad] if self.pad else [self.seq % KEYS, time.time()]
 
     def ack(self, tup_id: Any) -> None:
         self.in_flight.pop(tup_id, None)
@@ -282,21 +286,9 @@ class SentenceSpout(ChainSpout):
 
     outputs = [Stream(fields=["sentence", "ts"])]
 
-    def next_tuple(self) -> None:
-        if self.interval:
-            now = time.monotonic()
-            if now < self.next_at:
-                return
-            self.next_at = max(self.next_at + self.interval, now - self.interval)
-        self.seq += 1
+    def make_values(self) -> list[Any]:
         start = self.seq % len(WORDS)
-        sentence = " ".join(WORDS[(start + i) % len(WORDS)] for i in range(8))
-        values = [sentence, time.time()]
-        if self.tracked:
-            self.in_flight[self.seq] = values
-            self.emit(values, tup_id=self.seq)
-        else:
-            self.emit(values)
+        return [" ".join(WORDS[(start + i) % len(WORDS)] for i in range(8)), time.time()]
 
 
 class SplitBolt(Bolt):

@@ -21,7 +21,7 @@ def cluster(tmp_path_factory):
         yield c
 
 
-def eventually(check: Callable[[], Any], timeout_s: float = 20.0, interval_s: float = 0.25, what: str = "") -> Any:
+def eventually(check: Callable[[], Any], timeout_s: float = 20.0, interval_s: float = 0.1, what: str = "") -> Any:
     """Poll ``check`` until it returns a truthy value (returned) or raise after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     last: Any = None

@@ -8,29 +8,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from squall import ledger_topology as lt
 from squall.localcluster import LocalCluster
 
+from tests.cluster.conftest import eventually  # noqa: F401  (re-exported for the fault tests)
+
 # Fast replays: a tree lost with a worker fails after this many seconds, not Storm's 30.
 FAULT_CONF = {"topology.message.timeout.secs": 4, "ledger.rate": 100}
-
-
-def eventually(check: Callable[[], Any], timeout_s: float = 20.0, interval_s: float = 0.1, what: str = "") -> Any:
-    """Poll ``check`` until it returns a truthy value (returned) or fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except AssertionError as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what or check.__name__}: last {last!r}")
 
 
 def running(cluster: LocalCluster, name: str) -> dict[tuple[str, int], tuple[int, frozenset[int]]] | None:
