@@ -274,6 +274,7 @@ class Testbed:
                 *netns.cgroup_join_prefix(ns), "ip", "netns", "exec", ns, *squall, "supervisor",
                 "--host", self.address_of(b), "--nimbus", self.nimbus_address, "--id", b.id,
                 "--capacity-hz", f"{b.capacity_hz(clock):.6g}", "--slots", str(b.slots),
+                "--link-mbit", f"{b.link_mbit:g}", "--link-delay-ms", f"{b.delay_ms:g}",
                 "--data-dir", str(self.dir / b.id), "--log-level", self.log_level,
             ])
 
@@ -343,6 +344,21 @@ class Testbed:
             except (OSError, ValueError):
                 continue
         return total
+
+    def link_counters(self) -> dict[str, tuple[int, int]]:
+        """Per board, (bytes it sent up its link, bytes sent down to it) so far: the bridge
+        end's receive and transmit counters."""
+        out = {}
+        for i, b in enumerate(self.boards):
+            base = Path(f"/sys/class/net/{self.prefix}{i}h/statistics")
+            try:
+                out[b.id] = (int((base / "rx_bytes").read_text()), int((base / "tx_bytes").read_text()))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def link_mbit(self) -> dict[str, float]:
+        return {b.id: b.link_mbit for b in self.boards}
 
     def log(self, name: str) -> str:
         path = self.dir / f"{name}.log"
