@@ -90,6 +90,9 @@ def test_round_trip_between_boards_is_twice_the_link_delay(clean_prefix: str):
             expected = 10.0 if {r["from"], r["to"]} == {"a", "b"} else 15.0
             assert r["expected_ms"] == expected
             assert r["median_ms"] == pytest.approx(expected, rel=0.15), r
+        with tb.client() as c:  # each supervisor registered its emulated link
+            sups = {s["id"]: s for s in c.cluster()["supervisors"]}
+        assert (sups["c"]["link_mbit"], sups["c"]["link_delay_ms"]) == (100.0, 10.0)
         relays = [pid for name, pid in read_state(clean_prefix)["pids"].items() if name.startswith("relay-")]
         assert len(relays) == 3 and all(pid in netns.pids_in(clean_prefix) for pid in relays)
     assert not [p for p in relays if netns._alive(p)]  # down stopped the relays
