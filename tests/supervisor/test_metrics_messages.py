@@ -125,3 +125,14 @@ def test_a_running_daemon_counts_a_negative_figure_as_a_bad_frame(fake_nimbus, d
     _, hb = recv(sock, m.Heartbeat)  # still alive
     assert hb.workers == []  # the refused heartbeats reported no worker
     w.close(0)
+
+
+def test_a_running_daemon_sends_the_board_figures_with_every_heartbeat(fake_nimbus, daemon):  # noqa: F811
+    sock, _ = fake_nimbus
+    peer, _ = recv(sock, m.RegisterSupervisor)
+    sock.send_multipart([peer, encode(m.RegisterReply(ok=True))])
+    _, hb1 = recv(sock, m.Heartbeat)
+    _, hb2 = recv(sock, m.Heartbeat)
+    assert hb1.board is not None and hb2.board is not None
+    assert hb2.board.at > hb1.board.at and hb2.board.cpu_s >= hb1.board.cpu_s > 0
+    assert hb2.board.cores > 0 and 0 < hb2.board.memory_used_bytes < hb2.board.memory_limit_bytes
