@@ -123,6 +123,7 @@ def run_timeline(ctx: Context, topology: str = "chain") -> list[dict[str, Any]]:
                 res = ctx.runner.trial("timeline", topo, sched, {"shape": topology, "rep": rep}, keep_timeline=True,
                                        loop=loop)
                 rows.append(res.row)
+                write_csv(ctx.out / "timeline.csv", rows)  # after every trial: an interrupted run keeps its data
                 _report(ctx, res.row)
                 if res.switched_at is not None:
                     switches.setdefault(sched, []).append(res.switched_at)
@@ -163,6 +164,7 @@ def run_stages(ctx: Context) -> list[dict[str, Any]]:
                 res = ctx.runner.trial(f"st{stages}r{repl}", topo, sched,
                                        {"stages": stages, "replication": repl, "rep": rep})
                 rows.append(res.row)
+                write_csv(ctx.out / "stages.csv", rows)  # after every trial: an interrupted run keeps its data
                 _report(ctx, res.row)
     write_csv(ctx.out / "stages.csv", rows)
     agg = measure.aggregate(rows, ["replication", "stages", "scheduler"], METRICS)
@@ -195,6 +197,7 @@ def run_alpha(ctx: Context) -> list[dict[str, Any]]:
             _progress(ctx, done, total, f"alpha={'-' if alpha is None else alpha}: {sched}, rep {rep}")
             res = ctx.runner.trial("alpha", topo, sched, {"stages": 6, "replication": 5, "rep": rep}, alpha=alpha)
             rows.append(res.row)
+            write_csv(ctx.out / "alpha.csv", rows)  # after every trial: an interrupted run keeps its data
             _report(ctx, res.row)
     write_csv(ctx.out / "alpha.csv", rows)
     agg = measure.aggregate(rows, ["alpha", "scheduler"], METRICS)
@@ -229,6 +232,7 @@ def run_payload(ctx: Context) -> list[dict[str, Any]]:
                 res = ctx.runner.trial(f"pl{payload}", topo, sched,
                                        {"stages": 4, "replication": 2, "payload": payload, "rep": rep})
                 rows.append(res.row)
+                write_csv(ctx.out / "payload.csv", rows)  # after every trial: an interrupted run keeps its data
                 _report(ctx, res.row)
                 ctx.say(f"      busiest link {res.row.get('link_util_board') or '-'} at "
                         f"{_pct(res.row.get('link_util_max'))} of its rate")

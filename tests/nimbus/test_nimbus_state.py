@@ -354,7 +354,8 @@ def test_queries_have_the_documented_shapes():
     assert set(t) == {"spec", "bundle", "conf"} and t["conf"]["topology.name"] == "chain"
     c = ask(st, M.GetCluster(4), 1.0).data
     assert set(c) == {"supervisors", "topologies"}
-    assert set(c["supervisors"][0]) == {"id", "host", "ports", "slots", "used", "capacity_hz", "alive", "last_seen"}
+    assert set(c["supervisors"][0]) == {"id", "host", "ports", "slots", "used", "capacity_hz", "link_mbit",
+                                        "link_delay_ms", "alive", "last_seen"}
     assert sum(s["used"] for s in c["supervisors"]) == 2
     assert "no topology" in ask(st, M.GetAssignment(5, "nope"), 1.0).error
 
