@@ -16,6 +16,7 @@ from squall.experiments import netns
 from squall.experiments.boards import BoardFileError, parse_boards
 from squall.experiments.linkdelay import DelayLine, LinkDelay, format_links, parse_links
 from squall.experiments.testbed import Testbed, read_state
+from squall.localcluster import free_port
 
 from .conftest import PREFIX, SUBNET
 
@@ -81,7 +82,7 @@ def test_round_trip_between_boards_is_twice_the_link_delay(clean_prefix: str):
     boards = parse_boards([{"id": "a", "class": "pi4", "delay_ms": 5, "jitter_ms": 0},
                            {"id": "b", "class": "pi4", "delay_ms": 5, "jitter_ms": 0},
                            {"id": "c", "class": "pi3", "delay_ms": 10, "jitter_ms": 0}])
-    with Testbed(boards, prefix=clean_prefix, subnet=SUBNET, port=6698) as tb:
+    with Testbed(boards, prefix=clean_prefix, subnet=SUBNET, port=free_port()) as tb:
         rules = netns.redirect_rules(tb.namespace_of(boards[0]))
         assert len(rules) == 2 and all("REDIRECT" in r for r in rules)  # one per other board
         rtts = tb.measure_rtts(count=30)
