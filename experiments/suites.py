@@ -99,19 +99,24 @@ def timeline_topology(kind: str, load: Load) -> type:
     return chain_topology(stages=4, replication=2, work=load.work, rate=load.rate, payload=load.payload)
 
 
+def timeline_loop(quick: bool) -> tuple[Loop, float]:
+    """The periodic loop's settings and the metrics window (s) of the timeline."""
+    return Loop(interval_s=2.0 if quick else 5.0, deadline_s=30.0 if quick else 90.0), (4.0 if quick else 15.0)
+
+
 def run_timeline(ctx: Context, topology: str = "chain") -> list[dict[str, Any]]:
     """Figure 8's shape: warm-up, a stable run while the metrics window fills, then the
     adaptive schedulers (online, latency) decide *by themselves* through Nimbus's periodic
     loop (interval, threshold) when to rebalance; partition, which has no loop, is asked
     once its window is full. Every switch is marked in the figure."""
     base = ctx.runner.timing
-    window = base.window_s * (1 if ctx.quick else 2.5)  # full: 15 s of measurements before any decision
-    loop = Loop(interval_s=2.0 if ctx.quick else 5.0, deadline_s=30.0 if ctx.quick else 90.0)
+    loop, window = timeline_loop(ctx.quick)  # full: 15 s of measurements before any decision
     # round_robin and offline warm up about as long as the adaptive ones wait for their first
     # decision, so no scheduler is measured during the start-up transient.
     ctx.runner.timing = replace(base, window_s=window, warmup_s=window + loop.interval_s + base.settle_s + 2,
                                 measure_s=base.measure_s * (1 if ctx.quick else 2))
-    rows, bins, switches = [], [], {}
+    rows: list[dict[str, Any]] = []
+    bins: list[dict[str, Any]] = []
     scheds = schedulers()
     total, done = base.reps * len(scheds), 0
     topo = timeline_topology(topology, ctx.load)
@@ -125,14 +130,22 @@ def run_timeline(ctx: Context, topology: str = "chain") -> list[dict[str, Any]]:
                 rows.append(res.row)
                 write_csv(ctx.out / "timeline.csv", rows)  # after every trial: an interrupted run keeps its data
                 _report(ctx, res.row)
-                if res.switched_at is not None:
-                    switches.setdefault(sched, []).append(res.switched_at)
                 for t, avg, n in measure.timeline(res.samples, 0.0):
                     bins.append({"scheduler": sched, "rep": rep, "t_s": t, "latency_avg_ms": avg, "samples": n})
+                write_csv(ctx.out / "timeline-bins.csv", bins)
     finally:
         ctx.runner.timing = base
-    write_csv(ctx.out / "timeline.csv", rows)
-    write_csv(ctx.out / "timeline-bins.csv", bins)
+    report_timeline(ctx, rows, bins, topology)
+    return rows
+
+
+def report_timeline(ctx: Context, rows: list[dict[str, Any]], bins: list[dict[str, Any]],
+                    topology: str = "chain") -> None:
+    loop, window = timeline_loop(ctx.quick)
+    switches: dict[str, list[float]] = {}
+    for r in rows:
+        if isinstance(r.get("switched_at_s"), (int, float)):
+            switches.setdefault(r["scheduler"], []).append(float(r["switched_at_s"]))
     plots.timeline(bins, switches, ctx.out / "timeline.png",
                    f"Latency over time ({topology}); dotted: when each adaptive scheduler rebalanced")
     agg = measure.aggregate(rows, ["scheduler"], METRICS)
@@ -142,7 +155,6 @@ def run_timeline(ctx: Context, topology: str = "chain") -> list[dict[str, Any]]:
               + (f", switched at {r['switched_at_s']} s, moved {r['moved_executors']} executors" if r['switched_at_s'] != "" else "")
               for r in rows if r["scheduler"] not in ("round_robin", "offline")]
     write_summary(ctx, "timeline", f"Latency over time, {topology} (figure 8)", agg, [], ["timeline.png"], notes)
-    return rows
 
 
 # -- stages (figures 9-12) ----------------------------------------------------------------------
@@ -166,10 +178,14 @@ def run_stages(ctx: Context) -> list[dict[str, Any]]:
                 rows.append(res.row)
                 write_csv(ctx.out / "stages.csv", rows)  # after every trial: an interrupted run keeps its data
                 _report(ctx, res.row)
-    write_csv(ctx.out / "stages.csv", rows)
+    report_stages(ctx, rows)
+    return rows
+
+
+def report_stages(ctx: Context, rows: list[dict[str, Any]]) -> None:
     agg = measure.aggregate(rows, ["replication", "stages", "scheduler"], METRICS)
     images = []
-    for repl in replications:
+    for repl in sorted({r["replication"] for r in rows}):
         part = [a for a in agg if a["replication"] == repl]
         for metric, label in (("latency_avg_ms", "average latency (ms)"), ("inter_node_tps", "inter-node traffic (tuples/s)")):
             name = f"stages-{metric.split('_')[0].replace('inter', 'traffic')}-r{repl}.png"
@@ -178,7 +194,6 @@ def run_stages(ctx: Context) -> list[dict[str, Any]]:
             images.append(name)
     write_summary(ctx, "stages", "Latency and inter-node traffic vs number of stages (figures 9-12)", agg,
                   ["replication", "stages"], images)
-    return rows
 
 
 # -- alpha (figures 13-14) ----------------------------------------------------------------------
@@ -199,7 +214,12 @@ def run_alpha(ctx: Context) -> list[dict[str, Any]]:
             rows.append(res.row)
             write_csv(ctx.out / "alpha.csv", rows)  # after every trial: an interrupted run keeps its data
             _report(ctx, res.row)
-    write_csv(ctx.out / "alpha.csv", rows)
+    report_alpha(ctx, rows)
+    return rows
+
+
+def report_alpha(ctx: Context, rows: list[dict[str, Any]]) -> None:
+    alphas = sorted({r["alpha"] for r in rows if isinstance(r.get("alpha"), (int, float))})
     agg = measure.aggregate(rows, ["alpha", "scheduler"], METRICS)
     # The alpha-free schedulers are drawn as flat references across the whole range.
     spread = [{**a, "alpha": x} for a in agg if a["scheduler"] in ALPHA_FREE for x in alphas]
@@ -211,7 +231,6 @@ def run_alpha(ctx: Context) -> list[dict[str, Any]]:
                     "alpha", label)
         images.append(name)
     write_summary(ctx, "alpha", "Latency and inter-node traffic vs alpha (figures 13-14)", agg, ["alpha"], images)
-    return rows
 
 
 # -- payload: links under load -------------------------------------------------------------------
@@ -219,7 +238,7 @@ def run_alpha(ctx: Context) -> list[dict[str, Any]]:
 def run_payload(ctx: Context) -> list[dict[str, Any]]:
     """Tuple padding from 64 B to 16 KiB (on the Wi-Fi board file by default), a 4-stage
     chain, replication 2: latency against the offered load of the busiest link."""
-    payloads = (64, 4096, 16384) if ctx.quick else PAYLOADS_FULL
+    payloads = (64, 16384) if ctx.quick else PAYLOADS_FULL
     reps = ctx.runner.timing.reps
     scheds = schedulers()
     total, done, rows = reps * len(payloads) * len(scheds), 0, []
@@ -236,7 +255,11 @@ def run_payload(ctx: Context) -> list[dict[str, Any]]:
                 _report(ctx, res.row)
                 ctx.say(f"      busiest link {res.row.get('link_util_board') or '-'} at "
                         f"{_pct(res.row.get('link_util_max'))} of its rate")
-    write_csv(ctx.out / "payload.csv", rows)
+    report_payload(ctx, rows)
+    return rows
+
+
+def report_payload(ctx: Context, rows: list[dict[str, Any]]) -> None:
     agg = measure.aggregate(rows, ["payload", "scheduler"], METRICS)
     images = []
     for x, name, label in (("payload", "payload-latency.png", "tuple padding (bytes)"),
@@ -246,7 +269,6 @@ def run_payload(ctx: Context) -> list[dict[str, Any]]:
         images.append(name)
     write_summary(ctx, "payload", "Links under load: latency vs tuple size and link load", agg, ["payload"], images,
                   extra_columns=(("link_util_max", "busiest link load", 2),))
-    return rows
 
 
 def _pct(value: Any) -> str:
@@ -256,6 +278,19 @@ def _pct(value: Any) -> str:
 EXPERIMENTS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "timeline": run_timeline, "stages": run_stages, "alpha": run_alpha, "payload": run_payload,
 }
+
+
+def report_only(ctx: Context, name: str) -> None:
+    """Summary and plots again from ``<out>/<name>.csv`` (and ``timeline-bins.csv``) as
+    written so far — for a run that was interrupted, or to redraw; measures nothing."""
+    rows = read_csv(ctx.out / f"{name}.csv")
+    if not rows:
+        raise FileNotFoundError(f"{ctx.out / (name + '.csv')} has no rows")
+    if name == "timeline":
+        bins_path = ctx.out / "timeline-bins.csv"
+        report_timeline(ctx, rows, read_csv(bins_path) if bins_path.exists() else [], str(rows[0].get("shape", "chain")))
+    else:
+        {"stages": report_stages, "alpha": report_alpha, "payload": report_payload}[name](ctx, rows)
 
 
 # -- summary --------------------------------------------------------------------------------------
@@ -299,8 +334,16 @@ def write_summary(ctx: Context, name: str, title: str, agg: list[dict[str, Any]]
 
 
 def _rows_of(ctx: Context, name: str) -> list[dict[str, Any]]:
-    with open(ctx.out / f"{name}.csv", newline="") as f:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    return read_csv(ctx.out / f"{name}.csv")
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV this module wrote, numbers as numbers (empty cells stay "")."""
+    try:
+        with open(path, newline="") as f:
+            return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    except FileNotFoundError:
+        return []
 
 
 def _number(text: str) -> Any:

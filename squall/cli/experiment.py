@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rate", type=float, help="tuples/s per spout task (default 200)")
     p.add_argument("--topology", choices=("chain", "diamond", "wordcount"), default="chain",
                    help="timeline only: the reference topology (default chain)")
+    p.add_argument("--report-only", action="store_true",
+                   help="measure nothing: write the summary and plots again from DIR/NAME.csv as it stands "
+                        "(after an interrupted run)")
     p.add_argument("--prefix", default="sqtb", help="testbed name prefix (default sqtb)")
     p.add_argument("--subnet", default="10.231.0", help="testbed bridge /24 as A.B.C (default 10.231.0)")
     p.set_defaults(func=run)
@@ -79,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     if args.reps:
         timing = replace(timing, reps=args.reps)
     load = suites.Load() if args.rate is None else replace(suites.Load(), rate=args.rate)
+    if args.report_only:
+        return _report_only(args, timing, load, say)
     started = time.monotonic()
     try:
         cluster = open_cluster(boards, prefix=args.prefix, subnet=args.subnet, loopback=args.loopback, say=say,
@@ -88,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         setup = _describe(cluster, boards, load, args.workers)
+        (args.out / f"{args.name}-setup.md").write_text(setup + "\n")  # for --report-only
         say(setup)
         runner = Runner(cluster, args.out, timing, args.workers, say=say)
         ctx = suites.Context(runner, args.out, args.quick, load, setup, say)
@@ -116,3 +122,21 @@ def _describe(cluster: object, boards: list, load: object, workers: int) -> str:
     describe = getattr(cluster, "describe", None)
     where = describe() if callable(describe) else f"loopback LocalCluster, {len(boards)} supervisors"
     return f"Cluster:\n\n```\n{where}\n```\n\nLoad: {load}; {workers} workers per topology; acking on."
+
+
+def _report_only(args: argparse.Namespace, timing: object, load: object, say: object) -> int:
+    """Summary and plots from the CSV a run left in --out; no cluster is started."""
+    from types import SimpleNamespace
+
+    from squall.experiments import suites
+
+    setup_file = args.out / f"{args.name}-setup.md"
+    setup = setup_file.read_text().strip() if setup_file.exists() else "(cluster: not recorded)"
+    ctx = suites.Context(SimpleNamespace(timing=timing), args.out, args.quick, load,  # type: ignore[arg-type]
+                         setup + "\n\nRedrawn with --report-only from the CSV as it stands.", say)  # type: ignore[arg-type]
+    try:
+        suites.report_only(ctx, args.name)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    say(f"wrote {args.out / (args.name + '-summary.md')} and PNGs from {args.out / (args.name + '.csv')}")
+    return 0
