@@ -158,11 +158,16 @@ class Relay:
         threading.Thread(target=self._echo_loop, daemon=True).start()
         while True:
             conn, _ = self.listener.accept()
-            try:
-                self._relay(conn)
-            except OSError:
-                self.failures += 1
-                conn.close()
+            # Connect in a thread of its own: a peer that does not answer must not hold up
+            # the connections behind it.
+            threading.Thread(target=self._relay_or_close, args=(conn,), daemon=True).start()
+
+    def _relay_or_close(self, conn: socket.socket) -> None:
+        try:
+            self._relay(conn)
+        except OSError:
+            self.failures += 1
+            conn.close()
 
     def _relay(self, conn: socket.socket) -> None:
         host, port = original_destination(conn)
