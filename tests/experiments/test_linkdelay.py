@@ -75,26 +75,33 @@ def test_board_files_take_the_link_class_defaults_and_refuse_bad_delays():
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_round_trip_between_boards_is_twice_the_link_delay(clean_prefix: str):
+    """Every pair's median round trip, less what the relays, the echo and the client cost
+    by themselves (the median of a pair of zero-delay boards, measured in the same run), is
+    delay(A) + delay(B) within 15%; and no round trip is shorter than the delays. The
+    relays' own cost is printed by `squall testbed status` and quoted in the docs: on this
+    shared 2-core machine it ranges from 0.3 ms idle to several ms when 15-20 processes
+    compete for the cores, more than 15% of a 20 ms round trip."""
     if netns.delay_unavailable_reason():
         pytest.skip(netns.delay_unavailable_reason())
-    boards = parse_boards([{"id": "a", "class": "pi4", "delay_ms": 5, "jitter_ms": 0},
-                           {"id": "b", "class": "pi4", "delay_ms": 5, "jitter_ms": 0},
-                           {"id": "c", "class": "pi3", "delay_ms": 10, "jitter_ms": 0}])
+    delays = {"a": 10, "b": 10, "c": 20, "y": 0, "z": 0}
+    boards = parse_boards([{"id": k, "class": "pi3", "delay_ms": v, "jitter_ms": 0} for k, v in delays.items()])
     with Testbed(boards, prefix=clean_prefix, subnet=SUBNET, port=free_port()) as tb:
         rules = netns.redirect_rules(tb.namespace_of(boards[0]))
-        assert len(rules) == 2 and all("REDIRECT" in r for r in rules)  # one per other board
+        assert len(rules) == 4 and all("REDIRECT" in r for r in rules)  # one per other board
         rtts = tb.measure_rtts(count=30)
-        assert len(rtts) == 6 and not [r for r in rtts if "error" in r]
+        assert len(rtts) == 20 and not [r for r in rtts if "error" in r]
+        own_cost = statistics.median(r["median_ms"] for r in rtts if {r["from"], r["to"]} == {"y", "z"})
         for r in rtts:
-            expected = 10.0 if {r["from"], r["to"]} == {"a", "b"} else 15.0
-            assert r["expected_ms"] == expected
-            assert r["median_ms"] == pytest.approx(expected, rel=0.15), r
+            assert r["expected_ms"] == delays[r["from"]] + delays[r["to"]]
+            assert r["min_ms"] >= r["expected_ms"]  # never early
+            if r["expected_ms"] > 0:
+                assert r["median_ms"] - own_cost == pytest.approx(r["expected_ms"], rel=0.15), (r, own_cost)
         with tb.client() as c:  # each supervisor registered its emulated link
             sups = {s["id"]: s for s in c.cluster()["supervisors"]}
-        assert (sups["c"]["link_mbit"], sups["c"]["link_delay_ms"]) == (100.0, 10.0)
+        assert (sups["c"]["link_mbit"], sups["c"]["link_delay_ms"]) == (100.0, 20.0)
         relays = [pid for name, pid in read_state(clean_prefix)["pids"].items() if name.startswith("relay-")]
-        assert len(relays) == 3 and all(pid in netns.pids_in(clean_prefix) for pid in relays)
+        assert len(relays) == 5 and all(pid in netns.pids_in(clean_prefix) for pid in relays)
     assert not [p for p in relays if netns._alive(p)]  # down stopped the relays
     assert netns.leftovers(clean_prefix) == {"namespaces": [], "links": [], "qdiscs": [], "cgroups": []}
