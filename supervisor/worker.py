@@ -97,7 +97,11 @@ class _WorkerEngine(Engine):
 class Worker:
     """The worker's state and loop; ``main()`` wires it to a launch file and signals."""
 
-    def __init__(self, launch: WorkerLaunch, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, launch: WorkerLaunch, clock: Callable[[], float] = time.monotonic, context: zmq.Context | None = None,
+    ) -> None:
+        """``context``: the ZeroMQ context to use and terminate at shutdown (default: the
+        process's shared one; a test running a worker in its own process passes its own)."""
         self.launch = launch
         self.clock = clock
         a = launch.assignment
@@ -136,7 +140,7 @@ class Worker:
 
         # CURVE on every socket when the supervisor passed the cluster keys (squall.security).
         self.keys = security.load(launch.keys_dir) if launch.keys_dir else None
-        self.ctx = zmq.Context.instance()
+        self.ctx = context if context is not None else zmq.Context.instance()
         self.pull = self.ctx.socket(zmq.PULL)
         self.pull.setsockopt(zmq.LINGER, 0)
         self.hwm = int(self.conf.get("squall.transfer.hwm", DEFAULT_HWM))
