@@ -38,6 +38,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -56,7 +57,7 @@ from squall.supervisor.transfer import (
     Outbox,
     TupleCodec,
 )
-from squall.supervisor.worker_metrics import TransferCounts, task_to_executor, worker_metrics
+from squall.supervisor.worker_metrics import OtherThreadsCpu, TransferCounts, task_to_executor, worker_metrics
 from squall.supervisor.worker_update import ComponentClasses, apply_update, routes_for
 from squall.topology.loader import resolve_class
 from squall.topology.spec import ACKER_COMPONENT, SPOUT, TopologySpec
@@ -132,8 +133,10 @@ class Worker:
         self.loops = 0  # iterations of the loop: an idle worker's should be few
         self.frames_received = 0
         self.bytes_received = 0
-        # Encode+send and receive+decode, wherever they happen (executors leave it out of theirs).
+        # Encode+send and receive+decode, wherever they happen (executors leave it out of theirs),
+        # plus libzmq's I/O thread, which moves the frames (set again when the loop starts).
         self.transfer_meter = CpuMeter()
+        self.io_threads = OtherThreadsCpu(threading.get_native_id())
         self._logged_bad: set[str] = set()
         self._logged_encode: set[tuple[int, str]] = set()
         self.stopping = False
@@ -255,6 +258,7 @@ class Worker:
     def run(self) -> None:
         engine = self.engine
         engine.start(activate=self.active)
+        self.io_threads.loop_tid = threading.get_native_id()
         outbox = self.outbox
         clock = self.clock
         next_beat = clock()
@@ -349,7 +353,7 @@ class Worker:
     def heartbeat(self) -> None:
         outbox = self.outbox
         transfer = TransferCounts(
-            cpu_s=self.transfer_meter.cpu_s, frames_sent=outbox.sent_frames, frames_received=self.frames_received,
+            cpu_s=self.transfer_meter.cpu_s + self.io_threads.read(), frames_sent=outbox.sent_frames, frames_received=self.frames_received,
             bytes_sent=outbox.sent_bytes, bytes_received=self.bytes_received,
         )
         metrics = worker_metrics(
