@@ -66,6 +66,8 @@ log = logging.getLogger("squall.worker")
 
 RECV_FRAMES_PER_ROUND = 64  # bounds one round's intake so spouts and timers still get a turn
 PARENT_CHECK_S = 0.2  # also the longest an idle worker blocks
+# A plain int: ``events & zmq.POLLIN`` would go through the IntFlag's Python-level __rand__.
+_POLLIN = int(zmq.POLLIN)
 STOP_DRAIN_S = 0.3
 # Frames ZeroMQ may queue per socket (each side) before sends are refused. Small on purpose:
 # a frame carries up to a batch of tuples, and queued frames are RSS on a board.
@@ -297,13 +299,15 @@ class Worker:
         if due <= now:
             return
         for sock in (self.pull, self.dealer):
-            if sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if sock.getsockopt(zmq.EVENTS) & _POLLIN:
                 return
         select.select(self._wake_fds, [], [], due - now)
 
     def _receive_data(self) -> int:
-        got = 0
         pull = self.pull
+        if not pull.getsockopt(zmq.EVENTS) & _POLLIN:
+            return 0  # cheaper than a receive that raises zmq.Again, on every round
+        got = 0
         deliver = self.codec.deliver
         meter = self.transfer_meter
         meter.start()  # once per batch of frames: receive, decode, forward
@@ -325,9 +329,10 @@ class Worker:
 
     def _receive_control(self) -> int:
         got = 0
-        while True:
+        dealer = self.dealer
+        while dealer.getsockopt(zmq.EVENTS) & _POLLIN:  # no zmq.Again raised on every round
             try:
-                parts = self.dealer.recv_multipart(zmq.NOBLOCK)
+                parts = dealer.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
             got += 1
