@@ -214,7 +214,10 @@ def _figures(stats: dict | None, assignment: dict | None, scheduler: str, event:
         "latency_p99_ms": stats.get("p99_ms", stats.get("latency_p99_ms")),
         "nodes_used": stats.get("nodes_used"),
         "workers": stats.get("workers"),
-        "predicted_latency_ms": proposed.get("calibrated_latency_ms"),
+        # The model's own prediction (not scaled by the calibration against the placement
+        # before, which carries that placement's noise): compare it with the measured one.
+        "predicted_latency_ms": proposed.get("latency_ms"),
+        "predicted_calibrated_ms": proposed.get("calibrated_latency_ms"),
         "predicted_utilisation": proposed.get("utilisation"),
         "decision": (event or {}).get("decision", "applied" if event else None),
         "moved": (event or {}).get("moved", []),
