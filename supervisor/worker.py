@@ -12,8 +12,8 @@ holds ``squall.wire.encode(WorkerLaunch(...))``. The worker
   in (restoring ``states``) and out (their snapshots go up in ``released``) — see
   ``squall.supervisor.worker_update`` and docs/worker.md;
 * runs everything from one thread: receive a bounded number of frames, one engine round,
-  flush due batches, heartbeat when due; when a round did nothing it blocks in a poll of its
-  sockets until the next thing is due — a spout's next emission (``Spout.next_tuple_due``,
+  flush due batches, heartbeat when due; when a round did nothing it blocks on its sockets
+  (``select`` on their descriptors) until the next thing is due — a spout's next emission (``Spout.next_tuple_due``,
   else 1 ms), an engine timer with work, a batch's flush, the heartbeat, the parent check —
   so a frame arriving wakes it at once and an idle worker costs (almost) no CPU;
 * measures its CPU: the process's (every thread), and the data plane's (encode and send,
@@ -365,8 +365,11 @@ class Worker:
     def heartbeat(self) -> None:
         outbox = self.outbox
         transfer = TransferCounts(
-            cpu_s=self.transfer_meter.cpu_s + self.io_threads.read(), frames_sent=outbox.sent_frames, frames_received=self.frames_received,
-            bytes_sent=outbox.sent_bytes, bytes_received=self.bytes_received,
+            cpu_s=self.transfer_meter.cpu_s + self.io_threads.read(),
+            frames_sent=outbox.sent_frames,
+            frames_received=self.frames_received,
+            bytes_sent=outbox.sent_bytes,
+            bytes_received=self.bytes_received,
         )
         metrics = worker_metrics(
             self.engine.executors, self.task_executor, self.launch.clock_hz, outbox.sent_items,
