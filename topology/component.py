@@ -207,11 +207,13 @@ class Component:
         return ComponentBuilder(cls, name=name, inputs=inputs, par=par, tasks=tasks, config=config)
 
     @classmethod
-    def output_streams(cls) -> tuple[StreamSpec, ...]:
-        """The declared outputs as stream specs: plain field names form the default stream."""
-        plain = [o for o in cls.outputs if isinstance(o, str)]
-        streams = [o.to_spec() for o in cls.outputs if isinstance(o, Stream)]
-        others = [o for o in cls.outputs if not isinstance(o, (str, Stream))]
+    def output_streams(cls, extra: Sequence[str | Stream] = ()) -> tuple[StreamSpec, ...]:
+        """The declared outputs (``outputs``, then ``extra``: heronpy's ``optional_outputs``)
+        as stream specs: plain field names form the default stream."""
+        outputs = [*(cls.outputs or ()), *extra]
+        plain = [o for o in outputs if isinstance(o, str)]
+        streams = [o.to_spec() for o in outputs if isinstance(o, Stream)]
+        others = [o for o in outputs if not isinstance(o, (str, Stream))]
         if others:
             raise TypeError(f"{cls.__name__}.outputs entries must be field names or Stream, got {others[0]!r}")
         if plain:
