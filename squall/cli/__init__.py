@@ -59,9 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def split_script_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split at the first ``--``: ``squall``'s own arguments, then those for the user's script
+    (``squall local FILE --seconds 5 -- wc`` gives the script ``sys.argv[1:] == ["wc"]``)."""
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    own, script_args = split_script_args(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(own)
+    if script_args and not getattr(args, "takes_script_args", False):
+        parser.error(f"squall {args.verb} takes no arguments after --")
+    args.script_args = script_args
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:
