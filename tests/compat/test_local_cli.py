@@ -43,7 +43,7 @@ def test_log_level_flag_hides_component_info_logs() -> None:
 
 def test_heron_builder_script_gets_the_arguments_after_the_double_dash() -> None:
     script = str(PORTED / "heron" / "heron_examples" / "half_acking_topology.py")
-    result = squall("local", script, "--seconds", "1", "--", "halfack")
+    result = squall("local", script, "--seconds", "2.5", "--", "halfack")
     assert result.returncode == 0, result.stderr
     assert "topology 'halfack' ran" in result.stdout
     spout = table_rows(result.stdout)["word_spout"]
