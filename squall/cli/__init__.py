@@ -22,6 +22,7 @@ import sys
 VERBS: dict[str, str] = {
     "demo": "squall.cli.demo",
     "local": "squall.cli.local",
+    "quickstart": "squall.cli.quickstart",
     "cluster": "squall.cli.cluster",
     "nimbus": "squall.cli.nimbus",
     "supervisor": "squall.cli.supervisor",

@@ -92,3 +92,14 @@ def test_heron_class_topology_from_its_package_runs_both_streams(cluster) -> Non
     eventually(lambda: flowing(cluster, name, "spout", "stream_aggregator") and flowing(cluster, name, "spout", "count_bolt"),
                timeout_s=60, what="both bolts receiving")
     kill(cluster, name)
+
+
+def test_a_quickstart_project_submits_unchanged(cluster, tmp_path) -> None:
+    from squall.cli import main
+
+    assert main(["quickstart", "breeze", "--dir", str(tmp_path)]) == 0
+    name = cluster.submit(str(tmp_path / "breeze" / "topologies" / "breeze.py"))
+    assert name == "Breeze"
+    stats = eventually(stats_when(cluster, name, lambda s: s["acked"] > 500), timeout_s=60, what="Breeze acking")
+    assert stats["failed"] == 0
+    kill(cluster, name)
