@@ -31,6 +31,10 @@ from squall.topology.project import LayoutError, ProjectLayout, detect_layout
 SCRIPT_MARKER = "build_and_submit"
 HANDED_OVER_ATTR = "__squall_handed_over__"
 
+# Import roots this loader put on sys.path for projects loaded in this process (see
+# _forget_shadowed); folders that were on the path already are never among them.
+_project_roots: set[Path] = set()
+
 # The topologies handed over while a script runs as __main__; None when nobody is listening.
 _handed_over: list[type[Topology]] | None = None
 
@@ -66,10 +70,13 @@ def import_file(path: Path, argv: Sequence[str] = ()) -> object:
     roots on sys.path so the user's other modules import too; class refs in the spec then
     resolve by that name on workers. ``argv`` is ``sys.argv[1:]`` while it imports."""
     layout = _layout(path)
+    _forget_shadowed(layout.import_roots)
     for root in reversed(layout.import_roots):
         folder = str(root)
         if folder in sys.path:
             sys.path.remove(folder)
+        elif root.resolve() not in _project_roots:
+            _project_roots.add(root.resolve())  # only folders this loader put on the path
         sys.path.insert(0, folder)
     name = layout.module_name
     with _receiving(argv, layout.topology_file) as received:
@@ -84,6 +91,32 @@ def import_file(path: Path, argv: Sequence[str] = ()) -> object:
         except Exception as exc:  # the user's module failed to import: show why
             sys.modules.pop(name, None)
             raise LoadError(f"{layout.topology_file}: import failed: {type(exc).__name__}: {exc}") from None
+
+
+def _forget_shadowed(roots: Sequence[Path]) -> None:
+    """Drop from ``sys.modules`` the modules an earlier project loaded in this process from its
+    own import roots under a name this project also has at the top of its roots (two
+    streamparse projects both have a ``bolts`` package), and the earlier roots from
+    ``sys.path``, so this project's code is the one imported. Modules from anywhere else (the
+    standard library, installed packages) stay; classes already loaded stay usable."""
+    resolved = [r.resolve() for r in roots]
+    earlier = [r for r in _project_roots if r not in resolved]
+    if not earlier:
+        return
+    # Their roots leave the path too: a regular package there would win over a namespace
+    # package of the same name here, wherever it sits on the path.
+    sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() not in earlier]
+    names = {p.stem for r in resolved if r.is_dir() for p in r.iterdir()
+             if (p.suffix == ".py" and p.is_file()) or (p.is_dir() and not p.name.startswith("."))}
+    for name in list(sys.modules):
+        if name.partition(".")[0] not in names:
+            continue
+        module = sys.modules[name]
+        origin = getattr(module, "__file__", None)
+        paths = [Path(origin)] if origin else [Path(p) for p in getattr(module, "__path__", [])]
+        homes = {root for p in paths for root in earlier if root in p.resolve().parents}
+        if homes and not any(root in p.resolve().parents for p in paths for root in resolved):
+            del sys.modules[name]
 
 
 def _layout(path: Path) -> ProjectLayout:

@@ -84,3 +84,29 @@ def test_a_broken_config_json_is_named(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(LayoutError, match=r"config.json: not valid JSON"):
         detect_layout(topology)
+
+
+def test_two_projects_with_the_same_package_names_load_in_one_process(tmp_path: Path) -> None:
+    from squall.topology.loader import load_topology
+
+    def project(root: Path, word: str) -> Path:
+        topology = _streamparse_project(root)
+        (root / "src" / "bolts" / "count.py").write_text(
+            "from squall import Bolt\n\n"
+            f"class Count(Bolt):\n    WORD = {word!r}\n\n    def process(self, tup):\n        pass\n"
+        )
+        topology.write_text(
+            "from squall import Topology\nfrom squall.topology.testing import ListSpout\n"
+            "from bolts.count import Count\n\n"
+            "class Words(ListSpout):\n    outputs = ['w']\n\n"
+            f"class T{word}(Topology):\n    words = Words.spec()\n    count = Count.spec(inputs=[words])\n"
+        )
+        return topology
+
+    first = load_topology(str(project(tmp_path / "one", "one")))
+    second = load_topology(str(project(tmp_path / "two", "two")))
+    assert first.classes["count"].WORD == "one" and second.classes["count"].WORD == "two"
+    import json as stdlib_json
+    import sys
+
+    assert sys.modules["json"] is stdlib_json, "modules from elsewhere stay loaded"
