@@ -80,3 +80,17 @@ def test_board_rates_from_cumulative_samples_and_a_restart():
 def test_without_board_figures_the_registration_is_used():
     prof = board_profile(None, CLOCK, 4, 1024, topology_cores=0.0)
     assert (prof.cores, prof.memory_mb, prof.background_cores) == (4.0, 1024.0, 0.0)
+
+
+def test_a_board_offers_no_more_slots_than_its_memory_holds_workers():
+    from squall.nimbus.placement import node_of
+    from squall.nimbus.profiles import BoardRates
+    from squall.nimbus.records import SupervisorRecord
+
+    rates = rates_of(sample(1.0, 0.10, 0.02), sample(11.0, 0.10, 0.02))  # workers of 30 MB
+    sup = SupervisorRecord("n1", "h", [6700, 6701, 6702, 6703], 1e9, clock_hz=CLOCK, cores=4, memory_mb=4096)
+    assert node_of(sup, rates=rates).slots == 4  # no board figures: the ports decide
+    sup.board = BoardRates(used_cores=0.1, cores=1.0, cpu_period_s=0.0, throttled_share=0.0,
+                           memory_used_mb=50.0, memory_limit_mb=70.0, source="cgroup")
+    assert node_of(sup, rates=rates).slots == 2  # 70 MB holds two 30 MB workers
+    assert node_of(sup).slots == 4  # nothing measured about workers yet
