@@ -286,6 +286,9 @@ def report_only(ctx: Context, name: str) -> None:
     rows = read_csv(ctx.out / f"{name}.csv")
     if not rows:
         raise FileNotFoundError(f"{ctx.out / (name + '.csv')} has no rows")
+    # The repetitions that ran, not those planned: an interrupted run says how many it has.
+    done = max((r["rep"] for r in rows if isinstance(r.get("rep"), int)), default=1)
+    ctx.runner.timing = replace(ctx.runner.timing, reps=done)
     if name == "timeline":
         bins_path = ctx.out / "timeline-bins.csv"
         report_timeline(ctx, rows, read_csv(bins_path) if bins_path.exists() else [], str(rows[0].get("shape", "chain")))
