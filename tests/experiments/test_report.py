@@ -43,3 +43,12 @@ def test_report_only_without_a_csv_exits_2_naming_it(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "squall", "experiment", "payload", "--report-only", "--out",
                            str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "payload.csv has no rows" in proc.stderr
+
+
+def test_an_interrupted_run_reports_the_repetitions_it_has(tmp_path: Path) -> None:
+    write_csv(tmp_path / "stages.csv", rows({"round_robin": [10.0, 12.0], "online": [5.0, 6.0]}))
+    proc = subprocess.run([sys.executable, "-m", "squall", "experiment", "stages", "--report-only", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    summary = (tmp_path / "stages-summary.md").read_text()
+    assert "2 repetition(s) per point" in summary and "(cluster: not recorded)" in summary
