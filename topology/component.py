@@ -156,9 +156,9 @@ class Component:
 
     outputs: ClassVar[Sequence[str | Stream]] = ()
 
-    # ``_squall_emit`` is bound per task by the executor (``_squall_*`` names are Squall's;
-    # components keep every other name). When a class does not override ``emit``, the
-    # executor binds the same function as ``emit`` too: an instance attribute shadows the
+    # ``_squall_emit`` (a name no user class is likely to take: a component of ours once had
+    # its own ``_emit``) is bound per task by the executor. When a class does not override ``emit``,
+    # the executor binds the same function as ``emit`` too: an instance attribute shadows the
     # method, so the hot path is a direct call with no indirection. A class that overrides
     # ``emit`` (ReliableSpout, BatchingBolt, a user's own) keeps its method, and its
     # ``super().emit(...)`` reaches ``_squall_emit``.
