@@ -19,7 +19,9 @@ A trial starts its clock when the sinks first report latency (workers on capped 
 seconds to import), not when the workers are placed. Inter-node and inter-worker traffic come
 from Nimbus's measured rates split by the current placement (``client.assignment``, sampled
 during the measurement); latency from the sinks' side channel; ``complete_ms`` is the spouts'
-complete latency as Nimbus reports it, for comparison.
+complete latency as Nimbus reports it, for comparison, and ``predicted_ms`` what the latency
+model predicts for the measured placement (``squall.rebalance.latency``), so every point
+also checks the model.
 
 Trials run one at a time on the same cluster, so they never compete for boards.
 """
@@ -175,6 +177,7 @@ class Runner:
                                "paused_s": event.get("paused_s") or 0.0}
         row.update(measure.latency_stats(measure.between(samples, t0, t1), t1 - t0))
         row["complete_ms"] = measure.mean_std(s.get("latency_avg_ms") or math.nan for s in traffic)[0]
+        row["predicted_ms"] = self._predicted_ms(c, name)
         for key in ("inter_node_tps", "inter_worker_tps"):
             row[key] = measure.mean_std(s.get(key, math.nan) for s in traffic)[0]
         row["nodes_used"] = traffic[-1].get("nodes_used") if traffic else ""
@@ -190,6 +193,22 @@ class Runner:
         row["measured_from_s"], row["measured_to_s"] = round(t0 - origin, 2), round(t1 - origin, 2)
         kept = [(ts - origin, lat) for ts, lat in samples] if keep_timeline else []
         return TrialResult(row, kept, switched_at)
+
+    @staticmethod
+    def _predicted_ms(c: Any, name: str) -> float:
+        """The latency model's prediction for the placement just measured, from the same
+        live workload Nimbus's schedulers see (NaN when it cannot price it)."""
+        from squall.rebalance import Assignment, InfeasibleError, InvalidInputError, Workload, nodes_from_list
+        from squall.rebalance.latency import predict
+
+        try:
+            model = c.stats(name)["model"]
+            workload = Workload.from_dict(model["workload"])
+            nodes = nodes_from_list(model["nodes"])
+            value = predict(Assignment.from_dict(model["current"]), [workload], nodes).latency_ms.get(name)
+        except (NimbusError, KeyError, TypeError, InfeasibleError, InvalidInputError):
+            return math.nan
+        return value if value is not None else math.nan
 
     def _sample(self, c: Any, name: str) -> dict[str, Any]:
         """Traffic split by the current placement (from the assignment view, which every
