@@ -8,9 +8,8 @@ Squall measures (``squall.rebalance.profile``). For executor ``e`` in worker ``w
   own loop overhead, ``c`` the CPU per item crossing between workers (half at each end) and
   ``X_w`` the items/s crossing ``w``'s boundary.
 * **Board utilisation**: ``rho_n = (sum(U_w) + background) / cores_n``.
-* **Time per visit**: ``T_e = s_e + l_w + Q_w``: its service, the worker loop's own CPU
-  spread over the items it moves (``l_w = o / visits of w``: spent in the same thread, on
-  their behalf), and ``Q_w``, the wait of an M/M/1 queue at the worker's one thread, slowed by the board when the board is the busier of the two:
+* **Time per visit**: ``T_e = s_e + Q_w`` where ``Q_w`` is the wait of an M/M/1 queue at
+  the worker's one thread, slowed by the board when the board is the busier of the two:
   ``Q_w = r/(1-r) x mean service of w``, ``r = max(U_w, rho_n)``; on a board capped by a
   CPU quota, plus the throttling wait ``f(rho_n) x period x (1 - quota)/2``, with the share
   of time throttled ``f`` fitted to the measured one (``f ~ rho^4``, scaled to match).

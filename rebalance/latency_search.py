@@ -283,21 +283,20 @@ class State:
         return t, self._visits_latency(w, self.worker_cores(w), rho_n, terms, throttle_wait(terms, rho_n))
 
     def _visits_latency(self, w: int, u: float, rho_n: float, terms: BoardTerms, throttle: float) -> float:
-        """The visits of worker ``w`` weighted per root tuple: service, the worker loop's own
-        CPU spread over the items it moves (it is spent on their behalf, in the same
-        thread), and the wait for that thread."""
+        """The visits of worker ``w`` weighted per root tuple: service and the wait for the
+        worker's one thread. The loop's own CPU (``o``) counts in the thread's utilisation
+        but not as per-item time: most of it is spent waking for timers and heartbeats, not
+        moving items (spread over items, it overestimated every measured point)."""
         topo = self.net.topos[self.worker_ids[w][0]]
         clock = terms.clock_hz
         visits = self.w_nav[w] + self.w_akv[w]
         if visits <= 0:
             return 0.0
-        loop_na = topo.overhead_hz * self.w_nav[w] / visits
-        loop_ak = topo.overhead_hz - loop_na
-        mean_s = (self.w_na[w] + self.w_ak[w] + topo.overhead_hz) / clock / visits
+        mean_s = (self.w_na[w] + self.w_ak[w]) / clock / visits
         wait = queue_wait(mean_s, u if u > rho_n else rho_n) + throttle
-        value = ((self.w_na[w] + loop_na) / clock + self.w_nav[w] * wait) / topo.source_rate
+        value = (self.w_na[w] / clock + self.w_nav[w] * wait) / topo.source_rate
         if topo.ack_rate > 0:
-            value += ((self.w_ak[w] + loop_ak) / clock + self.w_akv[w] * wait) / topo.ack_rate
+            value += (self.w_ak[w] / clock + self.w_akv[w] * wait) / topo.ack_rate
         return value
 
     def node_latency(self, n: int) -> dict[int, float]:
