@@ -8,9 +8,9 @@ Squall measures (``squall.rebalance.profile``). For executor ``e`` in worker ``w
   own loop overhead, ``c`` the CPU per item crossing between workers (half at each end) and
   ``X_w`` the items/s crossing ``w``'s boundary.
 * **Board utilisation**: ``rho_n = (sum(U_w) + background) / cores_n``.
-* **Time per visit**: ``T_e = s_e + Q_w`` where ``Q_w`` is the wait of an M/M/1 queue at
-  the worker's one thread, slowed by the board when the board is the busier of the two:
-  ``Q_w = r/(1-r) x mean service of w``, ``r = max(U_w, rho_n)``; on a board capped by a
+* **Time per visit**: ``T_e = s_e + Q_w`` where ``Q_w`` is the wait of an M/D/1 queue at
+  the worker's one thread (near-constant service), slowed by the board when the board is
+  the busier of the two: ``Q_w = r/(2(1-r)) x mean service of w``, ``r = max(U_w, rho_n)``; on a board capped by a
   CPU quota, plus the throttling wait ``f(rho_n) x period x (1 - quota)/2``, with the share
   of time throttled ``f`` fitted to the measured one (``f ~ rho^4``, scaled to match).
 * **Time per hop** between executors: 0 inside a worker (an in-memory queue); between
@@ -96,9 +96,16 @@ def throttle_wait(terms: BoardTerms, rho: float) -> float:
     return share * terms.throttle_wait_full_s
 
 
+SERVICE_SCV = 0.0  # squared coefficient of variation of service times (see queue_wait)
+
+
 def queue_wait(mean_service_s: float, r: float) -> float:
+    """Mean wait at a single server with utilisation ``r`` (Pollaczek-Khinchine, M/G/1):
+    ``r s (1 + scv) / (2 (1 - r))``. Service times are taken as near-constant (scv 0): an
+    executor's work per tuple varies little, and the exponential assumption (scv 1) doubled
+    the waits and overestimated every measured experiment point."""
     r = min(max(r, 0.0), SATURATED)
-    return r / (1.0 - r) * mean_service_s
+    return r * mean_service_s * (1.0 + SERVICE_SCV) / (2.0 * (1.0 - r))
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def test_utilisation_is_worker_cpu_over_the_boards_cores():
 def test_a_board_above_the_limit_is_a_violation_and_latency_grows_with_load():
     light, heavy = chain(rate=450.0, service_s=1e-3), chain(rate=550.0, service_s=1e-3)
     nodes = [board("a", cores=2.0)]
-    one = placed({0: ("a", [0, 1, 2])})
+    one = placed({0: ("a", [0]), 1: ("a", [1]), 2: ("a", [2])})  # three workers, one board
     p_light, p_heavy = predict(one, [light], nodes), predict(one, [heavy], nodes)
     assert p_light.feasible and not p_heavy.feasible  # 1.5 of 2 cores is the limit; 1.65 is over
     assert "utilisation" in p_heavy.violations[0]
