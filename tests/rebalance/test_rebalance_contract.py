@@ -49,7 +49,9 @@ def test_worker_count_is_as_asked_or_as_many_as_fit(scheduler, case):
     workloads, cluster = CASES[case]
     a = scheduler.schedule(workloads, cluster, SchedulerParams(), None)
     want = expected_workers(workloads, cluster)
-    if want is not None:
+    if not scheduler.fills_workers:  # workers is an upper bound (latency merges workers)
+        assert all(1 <= len(a.workers_of(t)) <= (want or {}).get(t, len(a.workers)) for t in a.topologies())
+    elif want is not None:
         assert {t: len(a.workers_of(t)) for t in want} == want
     else:
         assert len(a.workers) == sum(n.slots for n in cluster)
