@@ -10,18 +10,17 @@ round-trips every valid frame.
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
 import typing
-from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, TypeVar
 
 import msgpack
+
+from squall.wire_check import Invalid, validator
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024 * 1024  # bundles travel on the control plane; tuples never do
 
 _REGISTRY: dict[str, type] = {}
-_HINTS: dict[type, dict[str, Any]] = {}
 
 M = TypeVar("M")
 
@@ -72,7 +71,10 @@ def decode(frame: bytes, max_bytes: int = MAX_FRAME_BYTES) -> Any:
     cls = _REGISTRY.get(name)
     if cls is None:
         raise WireError(f"unknown message type {name[:64]!r}")
-    return _from_plain(cls, fields, name)
+    try:
+        return validator(cls)(fields)
+    except Invalid as exc:  # the path is built only now: valid frames pay for no formatting
+        raise WireError(f"{name}{exc.path()}: {exc.detail}") from None
 
 
 def _to_plain(value: Any) -> Any:
@@ -83,83 +85,6 @@ def _to_plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _to_plain(v) for k, v in value.items()}
     return value
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    hints = _HINTS.get(cls)
-    if hints is None:
-        hints = _HINTS[cls] = {
-            k: v for k, v in get_type_hints(cls).items() if get_origin(v) is not ClassVar and v is not ClassVar
-        }
-    return hints
-
-
-def _from_plain(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise WireError(f"{where}: expected a mapping of fields, got {type(data).__name__}")
-    hints = _hints(cls)
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            kwargs[f.name] = _check(hints[f.name], data[f.name], f"{where}.{f.name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise WireError(f"{where}: missing field {f.name!r}")
-    unknown = set(data) - set(hints)
-    if unknown:
-        raise WireError(f"{where}: unknown field(s) {sorted(map(str, unknown))[:5]}")
-    return cls(**kwargs)
-
-
-def _check(tp: Any, value: Any, where: str) -> Any:
-    if tp is Any:
-        return value
-    origin = get_origin(tp)
-    if origin in (Union, types.UnionType):
-        errors = []
-        for option in get_args(tp):
-            try:
-                return _check(option, value, where)
-            except WireError as exc:
-                errors.append(str(exc))
-        raise WireError(f"{where}: {value!r:.60} matches none of {tp}")
-    if tp is type(None):
-        if value is None:
-            return None
-        raise WireError(f"{where}: expected None")
-    if origin in (list, tuple) or tp in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise WireError(f"{where}: expected a list, got {type(value).__name__}")
-        args = get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise WireError(f"{where}: expected {len(args)} items, got {len(value)}")
-            return tuple(_check(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-        item = args[0] if args else Any
-        items = [_check(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple or tp is tuple else items
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise WireError(f"{where}: expected a mapping, got {type(value).__name__}")
-        kt, vt = get_args(tp) or (Any, Any)
-        return {_check(kt, k, f"{where} key"): _check(vt, v, f"{where}[{k!r:.30}]") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        return _from_plain(tp, value, where)
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-            if not math.isfinite(number):  # no field means infinity; NaN would poison the schedulers
-                raise WireError(f"{where}: expected a finite number, got {value!r}")
-            return number
-        raise WireError(f"{where}: expected a number, got {type(value).__name__}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise WireError(f"{where}: expected an integer, got {type(value).__name__}")
-    if tp in (str, bool, bytes):
-        if isinstance(value, tp) and not (tp is not bool and isinstance(value, bool)):
-            return value
-        raise WireError(f"{where}: expected {tp.__name__}, got {type(value).__name__}")
-    raise TypeError(f"{where}: unsupported annotation {tp!r}")  # a bug in a message class
 
 
 def registered() -> dict[str, type]:

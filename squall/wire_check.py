@@ -1,0 +1,221 @@
+"""Validators for the wire codec, built once per annotated type and reused for every frame.
+
+``validator(tp)`` returns a function that takes a plain (msgpack-decoded) value and returns
+it converted to ``tp`` (message dataclasses built, tuples made, ints widened to float), or
+raises :class:`Invalid` with what is wrong. The path of the fault (``.workers[0].metrics``)
+is assembled only when a fault travels up, so a valid frame pays for no string formatting —
+a Nimbus decodes hundreds of heartbeats a second, each with dozens of executor records.
+
+The checks and their messages are the codec's (see ``squall.wire``): presence and type of
+every field, no unknown fields, finite floats, no bool where a number is expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+from typing import Any, Callable, ClassVar, Union, get_args, get_origin, get_type_hints
+
+Validator = Callable[[Any], Any]
+
+_VALIDATORS: dict[Any, Validator] = {}
+
+
+class Invalid(Exception):
+    """A value that does not fit its annotation: ``detail``, at ``path()``."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self._segments: list[str] = []  # innermost first
+
+    def at(self, segment: str) -> Invalid:
+        self._segments.append(segment)
+        return self
+
+    def path(self) -> str:
+        return "".join(reversed(self._segments))
+
+
+def hints_of(cls: type) -> dict[str, Any]:
+    """The annotated fields of a dataclass (ClassVars left out)."""
+    return {k: v for k, v in get_type_hints(cls).items() if get_origin(v) is not ClassVar and v is not ClassVar}
+
+
+def validator(tp: Any) -> Validator:
+    """The validator of annotation ``tp`` (built on first use)."""
+    v = _VALIDATORS.get(tp)
+    if v is None:
+        v = _VALIDATORS[tp] = _build(tp)
+    return v
+
+
+def _lazy(tp: Any) -> Validator:
+    """A validator that builds ``tp``'s on first call (dataclasses may refer to each other)."""
+    cell: list[Validator] = []
+
+    def check(value: Any) -> Any:
+        if not cell:
+            cell.append(validator(tp))
+        return cell[0](value)
+
+    return check
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _build(tp: Any) -> Validator:
+    if tp is Any:
+        return _identity
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return _union(tp)
+    if tp is type(None):
+        def none(value: Any) -> None:
+            if value is None:
+                return None
+            raise Invalid("expected None")
+        return none
+    if origin in (list, tuple) or tp in (list, tuple):
+        return _sequence(tp, origin)
+    if origin is dict or tp is dict:
+        return _mapping(tp)
+    if dataclasses.is_dataclass(tp):
+        return _dataclass(tp)
+    if tp is float:
+        return _float
+    if tp is int:
+        return _int
+    if tp in (str, bool, bytes):
+        return _exact(tp)
+    raise TypeError(f"unsupported annotation {tp!r}")  # a bug in a message class
+
+
+def _union(tp: Any) -> Validator:
+    options = [_lazy(o) for o in get_args(tp)]
+
+    def union(value: Any) -> Any:
+        for option in options:
+            try:
+                return option(value)
+            except Invalid:
+                pass
+        raise Invalid(f"{value!r:.60} matches none of {tp}")
+
+    return union
+
+
+def _sequence(tp: Any, origin: Any) -> Validator:
+    args = get_args(tp)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        positions = [_lazy(a) for a in args]
+
+        def fixed(value: Any) -> tuple:
+            if not isinstance(value, (list, tuple)):
+                raise Invalid(f"expected a list, got {type(value).__name__}")
+            if len(positions) != len(value):
+                raise Invalid(f"expected {len(positions)} items, got {len(value)}")
+            out = []
+            for i, (check, v) in enumerate(zip(positions, value)):
+                try:
+                    out.append(check(v))
+                except Invalid as exc:
+                    raise exc.at(f"[{i}]")
+            return tuple(out)
+
+        return fixed
+    item = _lazy(args[0]) if args else _identity
+    as_tuple = origin is tuple or tp is tuple
+
+    def sequence(value: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise Invalid(f"expected a list, got {type(value).__name__}")
+        out = []
+        append = out.append
+        i = 0
+        try:
+            for v in value:
+                append(item(v))
+                i += 1
+        except Invalid as exc:
+            raise exc.at(f"[{i}]")
+        return tuple(out) if as_tuple else out
+
+    return sequence
+
+
+def _mapping(tp: Any) -> Validator:
+    kt, vt = get_args(tp) or (Any, Any)
+    key_check, value_check = _lazy(kt), _lazy(vt)
+
+    def mapping(value: Any) -> dict:
+        if not isinstance(value, dict):
+            raise Invalid(f"expected a mapping, got {type(value).__name__}")
+        out = {}
+        for k, v in value.items():
+            try:
+                ck = key_check(k)
+            except Invalid as exc:
+                raise exc.at(" key")
+            try:
+                out[ck] = value_check(v)
+            except Invalid as exc:
+                raise exc.at(f"[{k!r:.30}]")
+        return out
+
+    return mapping
+
+
+def _dataclass(cls: type) -> Validator:
+    hints = hints_of(cls)
+    known = frozenset(hints)
+    fields = [
+        (f.name, _lazy(hints[f.name]), f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        for f in dataclasses.fields(cls)
+    ]
+
+    def build(value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise Invalid(f"expected a mapping of fields, got {type(value).__name__}")
+        kwargs = {}
+        for name, check, required in fields:
+            if name in value:
+                try:
+                    kwargs[name] = check(value[name])
+                except Invalid as exc:
+                    raise exc.at(f".{name}")
+            elif required:
+                raise Invalid(f"missing field {name!r}")
+        if not known.issuperset(value):
+            unknown = set(value) - known
+            raise Invalid(f"unknown field(s) {sorted(map(str, unknown))[:5]}")
+        return cls(**kwargs)
+
+    return build
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+        if not math.isfinite(number):  # no field means infinity; NaN would poison the schedulers
+            raise Invalid(f"expected a finite number, got {value!r}")
+        return number
+    raise Invalid(f"expected a number, got {type(value).__name__}")
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise Invalid(f"expected an integer, got {type(value).__name__}")
+
+
+def _exact(tp: type) -> Validator:
+    def exact(value: Any) -> Any:
+        if isinstance(value, tp) and not (tp is not bool and isinstance(value, bool)):
+            return value
+        raise Invalid(f"expected {tp.__name__}, got {type(value).__name__}")
+
+    return exact
