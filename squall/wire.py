@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import msgpack
 
-from squall.wire_check import Invalid, validator
+from squall.wire_check import Invalid, plainer, validator
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024 * 1024  # bundles travel on the control plane; tuples never do
@@ -48,7 +48,7 @@ def encode(msg: Any) -> bytes:
     name = type(msg).__name__
     if _REGISTRY.get(name) is not type(msg):
         raise TypeError(f"{name} is not a registered message type")
-    return msgpack.packb([PROTOCOL_VERSION, name, _to_plain(msg)], use_bin_type=True)
+    return msgpack.packb([PROTOCOL_VERSION, name, plainer(type(msg))(msg)], use_bin_type=True)
 
 
 def decode(frame: bytes, max_bytes: int = MAX_FRAME_BYTES) -> Any:
@@ -75,16 +75,6 @@ def decode(frame: bytes, max_bytes: int = MAX_FRAME_BYTES) -> Any:
         return validator(cls)(fields)
     except Invalid as exc:  # the path is built only now: valid frames pay for no formatting
         raise WireError(f"{name}{exc.path()}: {exc.detail}") from None
-
-
-def _to_plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [_to_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _to_plain(v) for k, v in value.items()}
-    return value
 
 
 def registered() -> dict[str, type]:

@@ -1,10 +1,14 @@
-"""Validators for the wire codec, built once per annotated type and reused for every frame.
+"""Validators and encoders for the wire codec, built once per annotated type and reused
+for every frame.
 
 ``validator(tp)`` returns a function that takes a plain (msgpack-decoded) value and returns
 it converted to ``tp`` (message dataclasses built, tuples made, ints widened to float), or
 raises :class:`Invalid` with what is wrong. The path of the fault (``.workers[0].metrics``)
 is assembled only when a fault travels up, so a valid frame pays for no string formatting —
 a Nimbus decodes hundreds of heartbeats a second, each with dozens of executor records.
+
+``plainer(cls)`` turns a message into msgpack-ready data, passing through untouched every
+field whose annotation holds no dataclass (lists of ints, maps of str, bytes).
 
 The checks and their messages are the codec's (see ``squall.wire``): presence and type of
 every field, no unknown fields, finite floats, no bool where a number is expected.
@@ -219,3 +223,71 @@ def _exact(tp: type) -> Validator:
         raise Invalid(f"expected {tp.__name__}, got {type(value).__name__}")
 
     return exact
+
+
+# -- encoding ------------------------------------------------------------------------------
+
+Plainer = Callable[[Any], Any]
+_PLAINERS: dict[Any, Plainer | None] = {}
+
+
+def to_plain(value: Any) -> Any:
+    """Any value made of dataclasses, lists, tuples and dicts as msgpack-ready plain data
+    (the generic walk, for values annotated ``Any``)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return plainer(type(value))(value)
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    return value
+
+
+def plainer(cls: type) -> Plainer:
+    """The encoder of message dataclass ``cls``: a dict of its fields, where a field whose
+    annotation holds no dataclass and no ``Any`` is passed to msgpack as it is (a placement
+    map of thousands of entries is not walked in Python once per board)."""
+    p = _PLAINERS.get(cls)
+    if p is None:
+        p = _PLAINERS[cls] = _field_plainer(cls)
+    return p
+
+
+def _field_plainer(cls: type) -> Plainer:
+    hints = hints_of(cls)
+    fields = [(f.name, _value_plainer(hints[f.name])) for f in dataclasses.fields(cls)]
+
+    def plain(value: Any) -> dict:
+        out = {}
+        for name, convert in fields:
+            v = getattr(value, name)
+            out[name] = v if convert is None else convert(v)
+        return out
+
+    return plain
+
+
+def _value_plainer(tp: Any) -> Plainer | None:
+    """None when values of ``tp`` are already plain, else their converter."""
+    if tp is Any:
+        return to_plain
+    if dataclasses.is_dataclass(tp):
+        return lambda v: plainer(type(v))(v) if v is not None else None
+    origin = get_origin(tp)
+    args = [a for a in get_args(tp) if a is not Ellipsis]
+    if origin in (Union, types.UnionType):
+        return to_plain if any(_value_plainer(a) is not None for a in args) else None
+    if origin in (list, tuple) or tp in (list, tuple):
+        if not args:
+            return to_plain
+        item = [_value_plainer(a) for a in args]
+        if all(i is None for i in item):
+            return None
+        return lambda v: [to_plain(x) for x in v]
+    if origin is dict or tp is dict:
+        if not args:
+            return to_plain
+        if all(_value_plainer(a) is None for a in args):
+            return None
+        return lambda v: {to_plain(k): to_plain(x) for k, x in v.items()}
+    return None

@@ -59,3 +59,23 @@ def test_a_fault_is_named_by_its_path(msg, change, expected):
     with pytest.raises(WireError) as err:
         decode(frame(type(m).__name__, fields))
     assert str(err.value).startswith(expected)
+
+
+def _walk(value):
+    """The plain form by a generic walk of every dataclass, list and dict."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value):
+        return {f.name: _walk(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_walk(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _walk(v) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("make", [heartbeat, assignment], ids=["heartbeat", "assignment"])
+def test_the_per_type_encoder_writes_the_bytes_of_a_generic_walk(make):
+    msg = make()
+    assert encode(msg) == msgpack.packb([PROTOCOL_VERSION, type(msg).__name__, _walk(msg)], use_bin_type=True)
+    assert decode(encode(msg)) == msg
