@@ -15,8 +15,9 @@ snapshots of executors it gave up, so a live migration goes through). It then me
 * Nimbus's loop lag: the round trip of a small request (``ListTopologies``) sent every
   0.1 s by a probe client — the time a message waits for the loop — median and p99, with
   Nimbus's CPU (share of one core) and RSS, over ``--measure-s`` seconds of steady heartbeats;
-* time to detect a lost board: one board falls silent; until Nimbus reports it not alive
-  (the supervisor timeout is ``--timeout`` s);
+* time to detect a lost board: one board falls silent; from its last heartbeat until Nimbus
+  reports it not alive (the supervisor timeout is ``--timeout`` s; the target is within
+  timeout + 1 s);
 * time for a live rebalance: ``rebalance --scheduler online`` (on the metrics measured so
   far) until its event is done (every moved executor released and acquired).
 
@@ -46,6 +47,8 @@ WORKERS_PER_BOARD = 2
 CLOCK_HZ = 1.5e9
 SOURCES_PER_EXECUTOR = 3  # received_from entries per executor in a report
 TUPLES_PER_S = 200.0  # per executor, for the counters
+PROBE_TIMEOUT_S = 10.0
+CLIENT_TIMEOUT_S = 120.0  # the driver's own requests: a slow answer is a figure, not a failure
 
 
 def free_port() -> int:
@@ -67,10 +70,25 @@ class Board:
     registered: bool = False
     silent: bool = False
     next_heartbeat: float = 0.0
+    last_heartbeat: float = 0.0
     version: int = -1
     workers: dict[tuple[str, int], Any] = field(default_factory=dict)  # (topology, port) -> WorkerAssignment
     released: dict[tuple[str, int], dict[int, bytes]] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+
+
+_SOURCES: dict[int, list[int]] = {}
+
+
+def _sources(ex: int, placement: dict[int, str]) -> list[int]:
+    """The executors ``ex`` reports receiving from: a few, fixed per executor (a sparse
+    traffic graph, as fields or local groupings give; shuffle between stages of hundreds of
+    executors would report hundreds each)."""
+    got = _SOURCES.get(ex)
+    if got is None:
+        ids = sorted(placement)
+        got = _SOURCES[ex] = random.Random(ex).sample(ids, min(SOURCES_PER_EXECUTOR, len(ids)))
+    return got
 
 
 def _metrics(board: Board, wa: Any, now: float) -> Any:
@@ -78,11 +96,9 @@ def _metrics(board: Board, wa: Any, now: float) -> Any:
 
     age = now - board.started
     executed = int(age * TUPLES_PER_S)
-    ids = sorted(wa.placement)
     executors = []
     for ex in wa.executors:
-        rng = random.Random(ex)
-        sources = rng.sample(ids, min(SOURCES_PER_EXECUTOR, len(ids)))
+        sources = _sources(ex, wa.placement)
         executors.append(M.ExecutorMetrics(
             executor=ex, component="sim", emitted=executed, transferred=executed, executed=executed,
             acked=0, failed=0, errors=0, cpu_s=age * 0.01 * (1 + ex % 7),
@@ -105,6 +121,7 @@ def _heartbeat(board: Board, now: float) -> None:
         for (t, p), wa in sorted(board.workers.items())
     ]
     board.seq += 1
+    board.last_heartbeat = now
     board.sock.send(encode(M.Heartbeat(board.id, board.seq, reports, rss_bytes=40 << 20)))
 
 
@@ -184,6 +201,7 @@ def run_boards(ids: list[str], address: str, commands: Any, events: Any, heartbe
                 cmd, arg = commands.get_nowait()
                 if cmd == "silence" and arg in by_id:
                     by_id[arg].silent = True
+                    events.put(("silenced", arg, time.time(), by_id[arg].last_heartbeat))
                 elif cmd == "stop":
                     running = False
         except queue.Empty:
@@ -207,14 +225,19 @@ class Probe(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        from squall.client import NimbusClient
+        from squall.client import NimbusClient, NimbusUnreachable
 
-        with NimbusClient(self.address.removeprefix("tcp://"), timeout_s=30.0) as client:
-            while not self.stopped.is_set():
-                sent = time.time()
-                client.list()
-                self.samples.append((sent, time.time() - sent))
-                self.stopped.wait(self.period_s)
+        while not self.stopped.is_set():
+            with NimbusClient(self.address.removeprefix("tcp://"), timeout_s=PROBE_TIMEOUT_S) as client:
+                while not self.stopped.is_set():
+                    sent = time.time()
+                    try:
+                        client.list()
+                    except NimbusUnreachable:  # counted as a lag of at least the timeout
+                        self.samples.append((sent, time.time() - sent))
+                        break
+                    self.samples.append((sent, time.time() - sent))
+                    self.stopped.wait(self.period_s)
 
     def lag_ms(self, since: float, until: float) -> tuple[float, float, int]:
         """(median, p99, samples) of the round trips sent within [since, until], in ms."""
@@ -267,7 +290,7 @@ def run_scale(boards: int, executors: int, procs: int, measure_s: float, timeout
               heartbeat_s: float) -> Figures:
     import psutil
 
-    from squall.client import NimbusClient
+    from squall.client import NimbusClient, NimbusUnreachable
 
     fig = Figures(boards, executors)
     port = free_port()
@@ -287,7 +310,7 @@ def run_scale(boards: int, executors: int, procs: int, measure_s: float, timeout
         children = []
         probe = Probe(address)
         try:
-            with NimbusClient(address.removeprefix("tcp://"), timeout_s=30.0) as client:
+            with NimbusClient(address.removeprefix("tcp://"), timeout_s=CLIENT_TIMEOUT_S) as client:
                 client.list()  # Nimbus is up
                 for k in range(procs):
                     share = ids[k::procs]
@@ -337,10 +360,13 @@ def run_scale(boards: int, executors: int, procs: int, measure_s: float, timeout
                 victim = sorted(n for n, _ in placed_workers)[0]
                 command_queues[ids.index(victim) % procs].put(("silence", victim))
                 silenced = time.time()
-                while time.time() < silenced + timeout_s + 30:
+                last_beat: list[float] = []
+                _wait(events, time.time() + 30, lambda ev: ev[0] == "silenced" and not last_beat.append(ev[3]))
+                while time.time() < silenced + timeout_s + 60:
                     sups = {s["id"]: s for s in client.cluster()["supervisors"]}
                     if not sups[victim]["alive"]:
-                        fig.detect_s = time.time() - silenced
+                        # From its last heartbeat: the timeout counts from there.
+                        fig.detect_s = time.time() - (last_beat[0] if last_beat else silenced)
                         break
                     time.sleep(0.05)
                 time.sleep(2.0)  # the repair lands
@@ -362,6 +388,8 @@ def run_scale(boards: int, executors: int, procs: int, measure_s: float, timeout
                     time.sleep(0.1)
                 else:
                     fig.notes.append("rebalance not done within 180 s")
+        except NimbusUnreachable as exc:
+            fig.notes.append(f"stopped: Nimbus did not answer a request within {CLIENT_TIMEOUT_S:g} s ({exc})"[:160])
         finally:
             probe.stopped.set()
             for q in command_queues:
