@@ -22,11 +22,15 @@ from __future__ import annotations
 from dataclasses import field
 from typing import Any
 
-from squall.wire import message, record
+from squall.wire import NON_NEGATIVE, message, record
 
-# Complete-latency histogram bucket upper bounds in milliseconds (+inf implied).
-LATENCY_BUCKETS_MS: tuple[float, ...] = (
-    0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+# Complete-latency histogram bucket upper bounds in milliseconds (+inf implied): the R10
+# series (ten per decade, each 1.26x the last) from 0.1 ms to 40 s. Fine enough that a p99
+# read from it (interpolated inside a bucket) can show a 25% change, which is what the
+# rebalance probation compares; coarser buckets made 2.0 -> 2.1 ms look like 2 -> 5 ms.
+_R10 = (1.0, 1.25, 1.6, 2.0, 2.5, 3.2, 4.0, 5.0, 6.4, 8.0)
+LATENCY_BUCKETS_MS: tuple[float, ...] = tuple(
+    round(m * 10.0 ** e, 6) for e in range(-1, 5) for m in _R10 if m * 10.0 ** e <= 40000.0
 )
 
 # -- metrics -------------------------------------------------------------------------------
@@ -44,11 +48,15 @@ class ExecutorMetrics:
     acked: int = 0
     failed: int = 0
     errors: int = 0
-    cpu_s: float = 0.0  # CPU time spent running this executor
+    cpu_s: float = field(default=0.0, metadata=NON_NEGATIVE)  # CPU time spent running this executor
     received_from: dict[int, int] = field(default_factory=dict)  # source executor -> tuples
-    latency_sum_ms: float = 0.0  # spouts: complete latency
+    latency_sum_ms: float = field(default=0.0, metadata=NON_NEGATIVE)  # spouts: complete latency
     latency_count: int = 0
     latency_buckets: list[int] = field(default_factory=list)  # counts per LATENCY_BUCKETS_MS (+inf last)
+    # Destination executor -> control items this executor sent to it: acker items (init, ack,
+    # fail) to an acker, and an acker's tree-complete/failed notices to a spout. Counted at the
+    # sender because a control item carries no sender.
+    sent_control: dict[int, int] = field(default_factory=dict, metadata=NON_NEGATIVE)
 
 
 @record
@@ -60,6 +68,14 @@ class WorkerMetrics:
     rss_bytes: int = 0
     received_remote: int = 0  # items received from other workers (data and acker items)
     queued: int = 0  # items waiting in local inboxes, outbox buffers and held for moving executors
+    # All of the worker's CPU, and the part spent moving data (all default to 0 so a worker
+    # of an older version still decodes; Nimbus derives overhead = process - executors - transfer).
+    process_cpu_s: float = field(default=0.0, metadata=NON_NEGATIVE)  # every thread of the process
+    transfer_cpu_s: float = field(default=0.0, metadata=NON_NEGATIVE)  # encode+send, receive+decode
+    frames_sent: int = field(default=0, metadata=NON_NEGATIVE)  # data-plane frames over PUSH
+    frames_received: int = field(default=0, metadata=NON_NEGATIVE)  # data-plane frames over PULL
+    bytes_sent: int = field(default=0, metadata=NON_NEGATIVE)
+    bytes_received: int = field(default=0, metadata=NON_NEGATIVE)
 
 
 @record
@@ -76,6 +92,26 @@ class WorkerReport:
     error: str = ""
     paused: bool = False  # the worker confirmed its spouts are held for a migration
     released: dict[int, bytes] = field(default_factory=dict)  # snapshots of executors it gave up
+
+
+@record
+class BoardMetrics:
+    """A board's CPU and memory as its supervisor read them (see supervisor.board_metrics).
+
+    ``source`` is "cgroup" when the supervisor runs in a non-root cgroup and the figures are
+    that cgroup's (usage, quota, throttling, memory limit), else "system" (the whole machine).
+    """
+
+    at: float = field(metadata=NON_NEGATIVE)  # the supervisor's time.monotonic() when read
+    cpu_s: float = field(metadata=NON_NEGATIVE)  # cumulative CPU seconds used by the board
+    cores: float = field(metadata=NON_NEGATIVE)  # CPU capacity in cores (quota / period, else cores)
+    cpu_period_s: float = field(default=0.0, metadata=NON_NEGATIVE)  # cfs period; 0 = no quota
+    periods: int = field(default=0, metadata=NON_NEGATIVE)  # cpu.stat nr_periods
+    throttled_periods: int = field(default=0, metadata=NON_NEGATIVE)  # cpu.stat nr_throttled
+    throttled_s: float = field(default=0.0, metadata=NON_NEGATIVE)  # cpu.stat throttled time
+    memory_used_bytes: int = field(default=0, metadata=NON_NEGATIVE)
+    memory_limit_bytes: int = field(default=0, metadata=NON_NEGATIVE)
+    source: str = "system"  # "cgroup" | "system"
 
 
 # -- supervisor <-> nimbus ------------------------------------------------------------------
@@ -107,6 +143,7 @@ class Heartbeat:
     seq: int
     workers: list[WorkerReport]
     rss_bytes: int = 0
+    board: BoardMetrics | None = None  # None: a supervisor of an older version
 
 
 @record

@@ -10,6 +10,7 @@ round-trips every valid frame.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import Any, TypeVar
 
@@ -27,6 +28,11 @@ M = TypeVar("M")
 
 class WireError(ValueError):
     """A frame that cannot be decoded into a valid message; the message says why."""
+
+
+# Field metadata: every number in the field (a number, or the values of a list or mapping) must
+# be >= 0. Counters and CPU seconds are never negative; a negative one would poison the model.
+NON_NEGATIVE: types.MappingProxyType[str, bool] = types.MappingProxyType({"non_negative": True})
 
 
 def message(cls: type[M]) -> type[M]:
@@ -82,5 +88,5 @@ def registered() -> dict[str, type]:
     return dict(_REGISTRY)
 
 
-__all__ = ["PROTOCOL_VERSION", "WireError", "decode", "encode", "message", "record", "registered"]
+__all__ = ["NON_NEGATIVE", "PROTOCOL_VERSION", "WireError", "decode", "encode", "message", "record", "registered"]
 _ = typing  # keep typing imported for forward references evaluated by get_type_hints

@@ -11,7 +11,8 @@ a Nimbus decodes hundreds of heartbeats a second, each with dozens of executor r
 field whose annotation holds no dataclass (lists of ints, maps of str, bytes).
 
 The checks and their messages are the codec's (see ``squall.wire``): presence and type of
-every field, no unknown fields, finite floats, no bool where a number is expected.
+every field, no unknown fields, finite floats, no bool where a number is expected, no
+negative number in a field marked ``NON_NEGATIVE``, and for ``X | None`` the fault of the X.
 """
 
 from __future__ import annotations
@@ -100,8 +101,12 @@ def _build(tp: Any) -> Validator:
 
 def _union(tp: Any) -> Validator:
     options = [_lazy(o) for o in get_args(tp)]
+    not_none = [o for o in get_args(tp) if o is not type(None)]
+    only = _lazy(not_none[0]) if len(not_none) == 1 else None
 
     def union(value: Any) -> Any:
+        if only is not None and value is not None:  # X | None: say what is wrong with the X
+            return only(value)
         for option in options:
             try:
                 return option(value)
@@ -177,7 +182,8 @@ def _dataclass(cls: type) -> Validator:
     hints = hints_of(cls)
     known = frozenset(hints)
     fields = [
-        (f.name, _lazy(hints[f.name]), f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        (f.name, _lazy(hints[f.name]), f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+         bool(f.metadata.get("non_negative")))
         for f in dataclasses.fields(cls)
     ]
 
@@ -185,10 +191,12 @@ def _dataclass(cls: type) -> Validator:
         if not isinstance(value, dict):
             raise Invalid(f"expected a mapping of fields, got {type(value).__name__}")
         kwargs = {}
-        for name, check, required in fields:
+        for name, check, required, non_negative in fields:
             if name in value:
                 try:
-                    kwargs[name] = check(value[name])
+                    kwargs[name] = checked = check(value[name])
+                    if non_negative:
+                        _refuse_negative(checked)
                 except Invalid as exc:
                     raise exc.at(f".{name}")
             elif required:
@@ -199,6 +207,26 @@ def _dataclass(cls: type) -> Validator:
         return cls(**kwargs)
 
     return build
+
+
+def _refuse_negative(value: Any) -> None:
+    """Raise Invalid if the number, or any number among a list's items or a mapping's values,
+    is negative (fields with ``non_negative`` metadata: counters, CPU seconds)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise Invalid(f"must not be negative, got {value!r}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            try:
+                _refuse_negative(v)
+            except Invalid as exc:
+                raise exc.at(f"[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            try:
+                _refuse_negative(v)
+            except Invalid as exc:
+                raise exc.at(f"[{k!r:.30}]")
 
 
 def _float(value: Any) -> float:

@@ -12,8 +12,13 @@ holds ``squall.wire.encode(WorkerLaunch(...))``. The worker
   in (restoring ``states``) and out (their snapshots go up in ``released``) — see
   ``squall.supervisor.worker_update`` and docs/worker.md;
 * runs everything from one thread: receive a bounded number of frames, one engine round,
-  flush due batches, heartbeat when due; when idle it polls its sockets for ~1 ms instead of
-  sleeping, so a frame arriving wakes it at once;
+  flush due batches, heartbeat when due; when a round did nothing it blocks on its sockets
+  (``select`` on their descriptors) until the next thing is due — a spout's next emission (``Spout.next_tuple_due``,
+  else 1 ms), an engine timer with work, a batch's flush, the heartbeat, the parent check —
+  so a frame arriving wakes it at once and an idle worker costs (almost) no CPU;
+* measures its CPU: the process's (every thread), and the data plane's (encode and send,
+  receive and decode) apart from the executors', plus frames and bytes each way — all in
+  the heartbeat's ``WorkerMetrics``;
 * never dies of bad input: a malformed frame or item, or a message it does not expect, is
   counted (``bad_frames`` in the heartbeat), logged once and dropped;
 * exits 0 within about a second on SIGTERM/SIGINT (spouts deactivated, local queues drained
@@ -30,8 +35,10 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -41,6 +48,7 @@ import zmq
 from squall import security, wire
 from squall.messages import WorkerHeartbeat, WorkerLaunch, WorkerUpdate
 from squall.supervisor.runtime.engine import Engine, acker_count
+from squall.supervisor.runtime.stats import CpuMeter
 from squall.supervisor.transfer import (
     DEFAULT_BACKLOG_FRAMES,
     DEFAULT_BATCH_SIZE,
@@ -49,7 +57,7 @@ from squall.supervisor.transfer import (
     Outbox,
     TupleCodec,
 )
-from squall.supervisor.worker_metrics import task_to_executor, worker_metrics
+from squall.supervisor.worker_metrics import OtherThreadsCpu, TransferCounts, task_to_executor, worker_metrics
 from squall.supervisor.worker_update import ComponentClasses, apply_update, routes_for
 from squall.topology.loader import resolve_class
 from squall.topology.spec import ACKER_COMPONENT, SPOUT, TopologySpec
@@ -57,8 +65,9 @@ from squall.topology.spec import ACKER_COMPONENT, SPOUT, TopologySpec
 log = logging.getLogger("squall.worker")
 
 RECV_FRAMES_PER_ROUND = 64  # bounds one round's intake so spouts and timers still get a turn
-IDLE_POLL_MS = 1
-PARENT_CHECK_S = 0.2
+PARENT_CHECK_S = 0.2  # also the longest an idle worker blocks
+# A plain int: ``events & zmq.POLLIN`` would go through the IntFlag's Python-level __rand__.
+_POLLIN = int(zmq.POLLIN)
 STOP_DRAIN_S = 0.3
 # Frames ZeroMQ may queue per socket (each side) before sends are refused. Small on purpose:
 # a frame carries up to a batch of tuples, and queued frames are RSS on a board.
@@ -91,7 +100,11 @@ class _WorkerEngine(Engine):
 class Worker:
     """The worker's state and loop; ``main()`` wires it to a launch file and signals."""
 
-    def __init__(self, launch: WorkerLaunch, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, launch: WorkerLaunch, clock: Callable[[], float] = time.monotonic, context: zmq.Context | None = None,
+    ) -> None:
+        """``context``: the ZeroMQ context to use and terminate at shutdown (default: the
+        process's shared one; a test running a worker in its own process passes its own)."""
         self.launch = launch
         self.clock = clock
         a = launch.assignment
@@ -119,13 +132,20 @@ class Worker:
         self.task_executor = task_to_executor(self.all_executors)
         self.me = f"{launch.host}:{launch.port}"
         self.bad_frames = 0
+        self.loops = 0  # iterations of the loop: an idle worker's should be few
+        self.frames_received = 0
+        self.bytes_received = 0
+        # Encode+send and receive+decode, wherever they happen (executors leave it out of theirs),
+        # plus libzmq's I/O thread, which moves the frames (set again when the loop starts).
+        self.transfer_meter = CpuMeter()
+        self.io_threads = OtherThreadsCpu(threading.get_native_id())
         self._logged_bad: set[str] = set()
         self._logged_encode: set[tuple[int, str]] = set()
         self.stopping = False
 
         # CURVE on every socket when the supervisor passed the cluster keys (squall.security).
         self.keys = security.load(launch.keys_dir) if launch.keys_dir else None
-        self.ctx = zmq.Context.instance()
+        self.ctx = context if context is not None else zmq.Context.instance()
         self.pull = self.ctx.socket(zmq.PULL)
         self.pull.setsockopt(zmq.LINGER, 0)
         self.hwm = int(self.conf.get("squall.transfer.hwm", DEFAULT_HWM))
@@ -139,9 +159,9 @@ class Worker:
         security.secure_client(self.dealer, self.keys)
         self.dealer.connect(launch.supervisor_endpoint)
         self.pushes: dict[str, zmq.Socket] = {}
-        self.poller = zmq.Poller()
-        self.poller.register(self.pull, zmq.POLLIN)
-        self.poller.register(self.dealer, zmq.POLLIN)
+        # The sockets' file descriptors, to block on with a sub-millisecond timeout (ZeroMQ's
+        # poll counts whole milliseconds, too coarse for a spout paced at 1,000 tuples/s).
+        self._wake_fds = [self.pull.getsockopt(zmq.FD), self.dealer.getsockopt(zmq.FD)]
 
         self.outbox = Outbox(
             self._send,
@@ -151,6 +171,7 @@ class Worker:
             backlog_frames=int(self.conf.get("squall.transfer.backlog.frames", DEFAULT_BACKLOG_FRAMES)),
             on_error=self._encode_error,
             hold_limit=int(self.conf.get("squall.transfer.hold.items", DEFAULT_HOLD_LIMIT)),
+            meter=self.transfer_meter,
         )
         self.bolt_tasks = {
             t for e in self.all_executors if e.component != ACKER_COMPONENT
@@ -164,6 +185,7 @@ class Worker:
         )
         self.engine.paused = a.paused
         self.engine.congested = self.outbox.congested
+        self.engine.wiring.transfer_meter = self.transfer_meter
         self.codec = TupleCodec(
             self.spec, self.all_executors, local_tasks, self.engine.wiring.sinks, forward=self.outbox.forward
         )
@@ -238,11 +260,13 @@ class Worker:
     def run(self) -> None:
         engine = self.engine
         engine.start(activate=self.active)
+        self.io_threads.loop_tid = threading.get_native_id()
         outbox = self.outbox
         clock = self.clock
         next_beat = clock()
         next_parent_check = clock() + PARENT_CHECK_S
         while not self.stopping:
+            self.loops += 1
             got = self._receive_control()  # always: an update may be what ends a congestion
             if not engine.inboxes_full():
                 got += self._receive_data()
@@ -257,30 +281,58 @@ class Worker:
                 if os.getppid() != self.parent:
                     log.warning("supervisor (pid %d) is gone; worker %s exits", self.parent, self.me)
                     self.stopping = True
-            if not did and not got:
-                self.poller.poll(IDLE_POLL_MS)
+            if not did and not got and not self.stopping:
+                self._wait(now, min(next_beat, next_parent_check))
         self.shutdown()
 
+    def _wait(self, now: float, due: float) -> None:
+        """Block until a socket may have a message or the next thing is due: ``due`` (the
+        loop's own heartbeat and parent check), the engine's next round with work, the
+        outbox's next flush.
+
+        ZeroMQ's descriptors are edge-triggered: readable means "check the socket's events",
+        so a socket that already holds a message returns at once, and ``select`` then waits
+        for a change (a spurious wake-up only costs one more loop iteration)."""
+        for when in (self.engine.next_due(now), self.outbox.next_due(now)):
+            if when is not None and when < due:
+                due = when
+        if due <= now:
+            return
+        for sock in (self.pull, self.dealer):
+            if sock.getsockopt(zmq.EVENTS) & _POLLIN:
+                return
+        select.select(self._wake_fds, [], [], due - now)
+
     def _receive_data(self) -> int:
-        got = 0
         pull = self.pull
+        if not pull.getsockopt(zmq.EVENTS) & _POLLIN:
+            return 0  # cheaper than a receive that raises zmq.Again, on every round
+        got = 0
         deliver = self.codec.deliver
-        for _ in range(RECV_FRAMES_PER_ROUND):
-            try:
-                frame = pull.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            n, bad = deliver(frame)
-            got += n
-            if bad:
-                self._bad("malformed tuple frames or items (or items for tasks not run here)", bad)
+        meter = self.transfer_meter
+        meter.start()  # once per batch of frames: receive, decode, forward
+        try:
+            for _ in range(RECV_FRAMES_PER_ROUND):
+                try:
+                    frame = pull.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self.frames_received += 1
+                self.bytes_received += len(frame)
+                n, bad = deliver(frame)
+                got += n
+                if bad:
+                    self._bad("malformed tuple frames or items (or items for tasks not run here)", bad)
+        finally:
+            meter.stop()
         return got
 
     def _receive_control(self) -> int:
         got = 0
-        while True:
+        dealer = self.dealer
+        while dealer.getsockopt(zmq.EVENTS) & _POLLIN:  # no zmq.Again raised on every round
             try:
-                parts = self.dealer.recv_multipart(zmq.NOBLOCK)
+                parts = dealer.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
             got += 1
@@ -311,9 +363,17 @@ class Worker:
         return self.engine.queued() + self.outbox.pending()
 
     def heartbeat(self) -> None:
+        outbox = self.outbox
+        transfer = TransferCounts(
+            cpu_s=self.transfer_meter.cpu_s + self.io_threads.read(),
+            frames_sent=outbox.sent_frames,
+            frames_received=self.frames_received,
+            bytes_sent=outbox.sent_bytes,
+            bytes_received=self.bytes_received,
+        )
         metrics = worker_metrics(
-            self.engine.executors, self.task_executor, self.launch.clock_hz, self.outbox.sent_items,
-            received_remote=self.codec.received, queued=self.queued(),
+            self.engine.executors, self.task_executor, self.launch.clock_hz, outbox.sent_items,
+            received_remote=self.codec.received, queued=self.queued(), transfer=transfer,
         )
         hb = WorkerHeartbeat(
             port=self.launch.port,

@@ -2,7 +2,8 @@
 
 The engine counts receptions per *source task*; the cluster measures traffic between
 *executors* (the unit the scheduler places), so ``received_from`` is summed here over each
-source executor's tasks. ``cpu_s`` is the executor's CPU (thread) time, which Nimbus turns
+source executor's tasks, and ``sent_control`` (control items per destination task) over each
+destination executor's tasks. ``cpu_s`` is the executor's CPU (thread) time, which Nimbus turns
 into load in cycles/s with ``clock_hz``. Reading the counters costs O(executors + sources)
 and allocates only the message, so a heartbeat every second is negligible.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from squall.messages import ExecutorMetrics, WorkerMetrics
@@ -29,6 +31,52 @@ def rss_bytes() -> int:
         return 0
 
 
+class OtherThreadsCpu:
+    """CPU seconds of this process's threads other than the loop's — libzmq's I/O thread,
+    which does the sockets' sends and receives — from ``/proc/self/task/<tid>/schedstat``
+    (nanoseconds on CPU; ``stat``'s clock ticks where schedstat is missing). Cumulative and
+    never decreasing: a thread that ends keeps counting what it had used when last read.
+    0 where /proc is missing."""
+
+    def __init__(self, loop_tid: int, proc: str = "/proc/self/task") -> None:
+        self.loop_tid = loop_tid
+        self.proc = proc
+        self._seen: dict[str, float] = {}
+        self._retired_s = 0.0
+        self._tick_s = 1.0 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
+
+    def read(self) -> float:
+        try:
+            tids = os.listdir(self.proc)
+        except OSError:
+            return self._retired_s + sum(self._seen.values())
+        now: dict[str, float] = {}
+        for tid in tids:
+            if tid == str(self.loop_tid):
+                continue
+            seconds = self._thread_cpu_s(tid)
+            if seconds is not None:
+                now[tid] = max(seconds, self._seen.get(tid, 0.0))
+        for tid, last in self._seen.items():
+            if tid not in now:
+                self._retired_s += last
+        self._seen = now
+        return self._retired_s + sum(now.values())
+
+    def _thread_cpu_s(self, tid: str) -> float | None:
+        try:
+            with open(f"{self.proc}/{tid}/schedstat", "rb") as f:
+                return int(f.read().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            pass
+        try:
+            with open(f"{self.proc}/{tid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) * self._tick_s  # utime + stime
+        except (OSError, ValueError, IndexError):
+            return None
+
+
 def task_to_executor(executors: Iterable[ExecutorSpec]) -> dict[int, int]:
     """Every task of the topology (ackers included) -> the id of the executor holding it."""
     return {t: e.id for e in executors for t in e.tasks}
@@ -42,6 +90,11 @@ def executor_metrics(executor_id: int, ex: Any, task_executor: dict[int, int]) -
         source = task_executor.get(task)
         if source is not None:
             received[source] = received.get(source, 0) + n
+    sent_control: dict[int, int] = {}
+    for task, n in st.sent_control.items():
+        destination = task_executor.get(task)
+        if destination is not None:
+            sent_control[destination] = sent_control.get(destination, 0) + n
     return ExecutorMetrics(
         executor=executor_id,
         component=ex.component,
@@ -56,7 +109,20 @@ def executor_metrics(executor_id: int, ex: Any, task_executor: dict[int, int]) -
         latency_sum_ms=st.latency_sum_s * 1e3,
         latency_count=st.latency_count,
         latency_buckets=list(st.latency_buckets) if st.latency_count else [],
+        sent_control=sent_control,
     )
+
+
+@dataclass(frozen=True)
+class TransferCounts:
+    """The data plane's cumulative figures: CPU (thread) time spent encoding and sending,
+    receiving and decoding frames, and the frames and bytes that crossed the sockets."""
+
+    cpu_s: float = 0.0
+    frames_sent: int = 0
+    frames_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
 
 
 def worker_metrics(
@@ -66,12 +132,17 @@ def worker_metrics(
     sent_remote: int,
     received_remote: int = 0,
     queued: int = 0,
+    transfer: TransferCounts = TransferCounts(),
 ) -> WorkerMetrics:
     """The whole worker's counters at this instant (``at`` is wall-clock time).
 
     ``sent_remote``/``received_remote`` are items handed to / taken from other workers'
     sockets, cumulative; ``queued`` is a level (items not yet processed or sent). Nimbus
-    reads quiescence from them: queued 0 everywhere and sums of sent and received equal."""
+    reads quiescence from them: queued 0 everywhere and sums of sent and received equal.
+
+    ``process_cpu_s`` is the whole process's CPU (every thread: the loop, libzmq's I/O
+    thread); what neither the executors' ``cpu_s`` nor ``transfer.cpu_s`` covers is the
+    worker's overhead (the loop itself, heartbeats, the I/O thread, the interpreter)."""
     return WorkerMetrics(
         at=time.time(),
         clock_hz=float(clock_hz),
@@ -80,4 +151,10 @@ def worker_metrics(
         rss_bytes=rss_bytes(),
         received_remote=received_remote,
         queued=queued,
+        process_cpu_s=time.process_time(),
+        transfer_cpu_s=transfer.cpu_s,
+        frames_sent=transfer.frames_sent,
+        frames_received=transfer.frames_received,
+        bytes_sent=transfer.bytes_sent,
+        bytes_received=transfer.bytes_received,
     )

@@ -59,11 +59,14 @@ class AckerExecutor:
         inbox = self.inbox
         if not inbox:
             return 0
+        transfer = self.wiring.transfer_meter  # batches flushed by a notice are transfer CPU
+        transfer_before = transfer.cpu_s
         started = time.thread_time()
         popleft = inbox.popleft
         current = self.current
         previous = self.previous
         sinks = self.wiring.sinks
+        sent_control = self.stats.sent_control
         acked = failed = n = 0
         while n < limit and inbox:
             _task, msg = popleft()
@@ -98,18 +101,24 @@ class AckerExecutor:
                 if current.pop(root, None) is None:
                     previous.pop(root, None)
                 failed += 1
+                sent_control[spout_task] += 1
                 sinks[spout_task]((spout_task, (TREE_FAILED, root)))
             elif e[0] == 0:
                 if current.pop(root, None) is None:
                     previous.pop(root, None)
                 acked += 1
+                sent_control[spout_task] += 1
                 sinks[spout_task]((spout_task, (TREE_COMPLETE, root)))
         stats = self.stats
         stats.acked += acked
         stats.failed += failed
         stats.executed += n
-        stats.busy_s += time.thread_time() - started
+        stats.busy_s += time.thread_time() - started - (transfer.cpu_s - transfer_before)
         return n
+
+    def next_rotation(self) -> float | None:
+        """When ``rotate`` next has something to forget; None while no entry is kept."""
+        return self.rotated_at + self.rotate_every_s if self.current or self.previous else None
 
     def rotate(self, now: float) -> None:
         """Forget trees older than two rotation periods (the spout has timed them out)."""

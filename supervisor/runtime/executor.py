@@ -29,7 +29,7 @@ from squall.supervisor.runtime.messages import (
 )
 from squall.supervisor.runtime.routing import Route
 from squall.supervisor.runtime.stats import LATENCY_BOUNDS_S, ExecutorStats
-from squall.topology.component import TICK_STREAM, Bolt, Spout, Tuple
+from squall.topology.component import TASK_LOGGER_PREFIX, TICK_STREAM, Bolt, Spout, Tuple
 from squall.topology.errors import EmitError
 from squall.topology.spec import DEFAULT_STREAM, ExecutorSpec
 
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from squall.supervisor.runtime.engine import Wiring
 
 log = logging.getLogger("squall.executor")
+# A spout that cannot say when it next has a tuple is asked again after this long when it
+# emitted nothing (Storm's default spout wait strategy sleeps 1 ms).
+SPOUT_WAIT_S = 0.001
 
 
 class Executor:
@@ -55,10 +58,14 @@ class Executor:
         # ``salt`` differs for an executor added live (moved here), so its root and edge ids
         # do not repeat those its previous incarnation drew for trees still in flight.
         self._getrandbits = random.Random(wiring.seed * 1_000_003 + spec.id + (salt << 64)).getrandbits
+        self.first_error: tuple[int, str, BaseException] | None = None  # (task, where, error)
+        self.emit_errors = 0  # EmitError raised by the component: a bug in the topology's code
+        self._overrides_emit = cls.emit not in (Spout.emit, Bolt.emit)
         self.instances: dict[int, Any] = {}
         for task in spec.tasks:
             inst = cls()
-            inst.emit = self._make_emit(task)
+            self._identify(inst, task)
+            self._bind_emit(inst, self._make_emit(task))
             self._bind(inst, task)
             self.instances[task] = inst
 
@@ -70,11 +77,24 @@ class Executor:
     def _bind(self, inst: Any, task: int) -> None:
         """Attach ack/fail (bolts); spouts keep their own ack/fail callbacks."""
 
+    def _identify(self, inst: Any, task: int) -> None:
+        """What streamparse and heronpy components read about themselves, and their logger."""
+        inst.topology_name = self.wiring.spec.name
+        inst.component_name = self.component
+        inst.task_id = task
+        inst.logger = logging.getLogger(f"{TASK_LOGGER_PREFIX}.{self.component}.{task}")
+        inst._report_error = lambda exc, task=task: self.record_error(task, exc, "raise_exception")
+
+    def _bind_emit(self, inst: Any, emit: Callable[..., list[int]]) -> None:
+        inst._emit = emit
+        if not self._overrides_emit:
+            inst.emit = emit  # shadows the method: no indirection on the hot path
+
     def rebind_emits(self) -> None:
         """Rebuild every task's emit: its routes depend on which tasks are local
         (local_or_shuffle), which changes when executors move in or out of the engine."""
         for task, inst in self.instances.items():
-            inst.emit = self._make_emit(task)
+            self._bind_emit(inst, self._make_emit(task))
 
     def _route(self, routes: dict[str, Route], stream: str | None, values: Sequence[Any]) -> Route:
         name = stream or DEFAULT_STREAM
@@ -90,10 +110,19 @@ class Executor:
     def _send_to_acker(self, root: int, msg: tuple) -> None:
         ackers = self.wiring.acker_tasks
         task = ackers[root % len(ackers)]
+        self.stats.sent_control[task] += 1
         self.wiring.sinks[task]((task, msg))
 
-    def log_error_once(self, task: int, exc: BaseException, what: str) -> None:
+    def record_error(self, task: int, exc: BaseException, what: str) -> None:
+        """Count an error of ``task`` raised in ``what``; the first one is kept for reports."""
         self.stats.errors += 1
+        if isinstance(exc, EmitError):
+            self.emit_errors += 1
+        if self.first_error is None:
+            self.first_error = (task, what, exc)
+
+    def log_error_once(self, task: int, exc: BaseException, what: str) -> None:
+        self.record_error(task, exc, what)
         key = (task, type(exc).__name__)
         if key in self._logged:
             return
@@ -112,7 +141,8 @@ class BoltExecutor(Executor):
 
     def __init__(self, spec: ExecutorSpec, cls: type[Bolt], wiring: "Wiring", salt: int = 0) -> None:
         self.current: Tuple | None = None
-        self.auto_ack = bool(cls.auto_ack)
+        # A bolt that holds tuples past ``process`` (BatchingBolt) acks them itself.
+        self.auto_ack = bool(cls.auto_ack) and not getattr(cls, "holds_tuples", False)
         self.auto_anchor = bool(cls.auto_anchor)
         self.auto_fail = bool(cls.auto_fail)
         super().__init__(spec, cls, wiring, salt)
@@ -133,7 +163,7 @@ class BoltExecutor(Executor):
         getrandbits = self._getrandbits
         executor = self
 
-        def emit(values, stream=None, anchors=None, direct_task=None, tup_id=None):
+        def emit(values, stream=None, anchors=None, direct_task=None, need_task_ids=False, tup_id=None):
             route = default if stream is None else routes.get(stream)
             if route is None or len(values) != route.arity:
                 executor._route(routes, stream, values)
@@ -209,6 +239,8 @@ class BoltExecutor(Executor):
         inbox = self.inbox
         if not inbox:
             return 0
+        transfer = self.wiring.transfer_meter  # batches flushed from inside emit are transfer CPU
+        transfer_before = transfer.cpu_s
         started = time.thread_time()
         if self.auto_ack and self.tracking:
             n = self._drain_acking(inbox, limit)
@@ -216,7 +248,7 @@ class BoltExecutor(Executor):
             n = self._drain_plain(inbox, limit)
         self.current = None
         self.stats.executed += n
-        self.stats.busy_s += time.thread_time() - started
+        self.stats.busy_s += time.thread_time() - started - (transfer.cpu_s - transfer_before)
         return n
 
     def _drain_plain(self, inbox: deque, limit: int) -> int:
@@ -251,6 +283,7 @@ class BoltExecutor(Executor):
         instances = self.instances
         received = self.stats.received_from
         sinks = self.wiring.sinks
+        sent_control = self.stats.sent_control
         ackers = self.wiring.acker_tasks
         n_ackers = len(ackers)
         acked = 0
@@ -279,6 +312,7 @@ class BoltExecutor(Executor):
                 ack_val = tup.ack_val
                 for root, edge in roots.items():
                     a = ackers[root % n_ackers]
+                    sent_control[a] += 1
                     sinks[a]((a, (ACK_ACK, root, edge ^ ack_val)))
         self.stats.acked += acked
         return n
@@ -320,9 +354,12 @@ class SpoutExecutor(Executor):
         untracked_acks = self.untracked_acks
         clock = self.wiring.clock
         acker_tasks = self.wiring.acker_tasks
+        sent_control = stats.sent_control
         executor = self
 
-        def emit(values, stream=None, anchors=None, direct_task=None, tup_id=None):
+        # tup_id second, as in streamparse and heronpy; need_task_ids is accepted for them
+        # (the task ids are always returned).
+        def emit(values, tup_id=None, stream=None, direct_task=None, need_task_ids=False, anchors=None):
             route = default if stream is None else routes.get(stream)
             if route is None or len(values) != route.arity:
                 executor._route(routes, stream, values)
@@ -351,6 +388,7 @@ class SpoutExecutor(Executor):
                     pending_by_task[task] += 1
                     if targets:
                         a = acker_tasks[root % len(acker_tasks)]
+                        sent_control[a] += 1
                         sinks[a]((a, (ACK_INIT, root, xor, task)))
                     else:  # nobody subscribed: the tree is complete at once (Storm does the same)
                         executor.inbox.append((task, (TREE_COMPLETE, root)))
@@ -384,6 +422,8 @@ class SpoutExecutor(Executor):
 
     def step(self, allow_emit: bool = True) -> int:
         """Deliver tree outcomes to the spout, then call next_tuple up to a batch per task."""
+        transfer = self.wiring.transfer_meter  # batches flushed from inside emit are transfer CPU
+        transfer_before = transfer.cpu_s
         started = time.thread_time()
         n = self._deliver_outcomes()
         if self.active and allow_emit:
@@ -406,8 +446,31 @@ class SpoutExecutor(Executor):
                     n += 1
                 if self.untracked_acks:
                     self._ack_untracked()
-        self.stats.busy_s += time.thread_time() - started
+        self.stats.busy_s += time.thread_time() - started - (transfer.cpu_s - transfer_before)
         return n
+
+    def next_emission(self, now: float) -> float | None:
+        """When ``step`` may next get a tuple from ``next_tuple``: the earliest of the tasks'
+        ``next_tuple_due()`` (``now + SPOUT_WAIT_S`` for a task that cannot say). Tasks at
+        ``topology.max.spout.pending`` are skipped (an ack frees them, and it arrives as an
+        item); None when deactivated or every task waits for acks."""
+        if not self.active:
+            return None
+        due: float | None = None
+        max_pending = self.max_pending
+        for task, inst in self.instances.items():
+            if max_pending is not None and self.pending_by_task[task] >= max_pending:
+                continue
+            try:
+                when = inst.next_tuple_due()
+            except Exception as exc:  # a user bug costs a 1 ms wait, never the worker
+                self.log_error_once(task, exc, "next_tuple_due")
+                when = None
+            if when.__class__ not in (float, int) or when != when:  # None, NaN or not a number
+                when = now + SPOUT_WAIT_S
+            if due is None or when < due:
+                due = when
+        return due
 
     def _ack_untracked(self) -> None:
         acks, self.untracked_acks[:] = list(self.untracked_acks), []

@@ -46,7 +46,7 @@ def assignment() -> M.SupervisorAssignment:
         (heartbeat, lambda f: f["workers"][0].pop("state"), "Heartbeat.workers[0]: missing field 'state'"),
         (heartbeat, lambda f: f.update(extra=1), "Heartbeat: unknown field(s) ['extra']"),
         (heartbeat, lambda f: f["workers"][0]["metrics"].update(at=float("inf")),
-         "Heartbeat.workers[0].metrics: {"),  # an optional field: the union names itself
+         "Heartbeat.workers[0].metrics.at: expected a finite number, got inf"),  # inside X | None
         (heartbeat, lambda f: f.update(seq=float("inf")), "Heartbeat.seq: expected an integer, got float"),
     ],
     ids=["wrong type deep inside", "bool is no str", "bad key", "missing field", "unknown field",
