@@ -278,7 +278,8 @@ class BoltExecutor(Executor):
 
     def _drain_acking(self, inbox: deque, limit: int) -> int:
         """The loop with auto-ack, the ack inlined: per tuple one ACK_ACK per root to its
-        acker, without a method call or a counter update per tuple."""
+        acker (counted in ``sent_control``), without a method call; ``acked`` is added once
+        per batch."""
         popleft = inbox.popleft
         instances = self.instances
         received = self.stats.received_from
