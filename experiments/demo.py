@@ -170,6 +170,8 @@ def run_demo(window_s: float = 15.0, rate: float = 250.0, stages: int = 4, repli
                     figures[scheduler] = _figures(None, None, scheduler, event, event.get("measured_after"))
                     if event["decision"] == "rolled_back":  # measurement restarted with the move back
                         _wait("measuring after the roll-back", window_s + 2, progress)
+                        _wait("latency samples after the roll-back", 60, progress,
+                              lambda: client.stats(NAME).get("latency_avg_ms") is not None)
                 else:
                     _wait(f"measuring under {scheduler}", window_s + 2, progress)
                     figures[scheduler] = _figures(client.stats(NAME), client.assignment(NAME), scheduler, event)

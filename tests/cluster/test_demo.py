@@ -32,6 +32,8 @@ def test_demo_runs_each_scheduler_judges_each_change_and_loses_nothing():
         assert event["trigger"] == "requested"
         if event["decision"] != "declined":  # applied changes carry a prediction and a verdict
             assert event["decision"] in ("applied", "rolled_back") and "probation" in event
-            assert event["predicted"]["proposed"]["latency_ms"] is not None
             assert event["measured_after"]["count"] > 0
+    # The latency scheduler's change was priced by the model from measured rates.
+    if data["events"]["latency"]["decision"] != "declined":
+        assert data["events"]["latency"]["predicted"]["proposed"]["latency_ms"] is not None
     assert before["inter_node_tps"] > 0
