@@ -35,7 +35,10 @@ def export(rev: str, into: Path) -> Path:
     archive = subprocess.run(["git", "-C", str(repo), "archive", rev], check=True, capture_output=True).stdout
     src = into / "src"
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(src, filter="data")
+        try:
+            tar.extractall(src, filter="data")
+        except TypeError:  # Python before 3.11.4 has no extraction filters; git's own archive
+            tar.extractall(src)
     site = into / "site"
     (site).mkdir()
     (site / "squall").symlink_to(src / "squall")
