@@ -12,7 +12,9 @@ they do in the two-worker Squall run). A peer that is not installed is skipped, 
 
 Bytewax is timed from the start of the run to its end (its startup included; the tuple counts
 are chosen so startup is a small share), and each run checks that the sink counted every item.
-The machine is shared: compare figures of one run, not across runs.
+Besides items per wall second, it prints items per CPU second of every process of the run
+(this one, and the spawned ones through their rusage), which a shared machine disturbs
+less. Compare figures of one run, not across runs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import importlib.util
 import multiprocessing as mp
 import os
+import resource
 import socket
 import sys
 import tempfile
@@ -78,11 +81,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def bytewax_rate(n: int, batch: int, processes: int) -> float:
-    """Items per second through the Bytewax chain (checks the sink saw all ``n``)."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bytewax_rate(n: int, batch: int, processes: int) -> tuple[float, float]:
+    """(items per wall second, items per CPU second of every process of the run) through the
+    Bytewax chain; checks the sink saw all ``n``."""
     with tempfile.TemporaryDirectory(prefix="squall-peers-") as tmp:
         count_file = os.path.join(tmp, "count")
         started = time.perf_counter()
+        started_cpu = time.process_time() + _children_cpu()
         if processes == 1:
             from bytewax.testing import run_main
 
@@ -99,10 +109,11 @@ def bytewax_rate(n: int, batch: int, processes: int) -> float:
                 if p.exitcode != 0:
                     raise RuntimeError(f"a Bytewax process exited with {p.exitcode}")
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() + _children_cpu() - started_cpu
         seen = sum(int(line) for line in Path(count_file).read_text().split())
     if seen != n:
         raise RuntimeError(f"Bytewax sink counted {seen} of {n} items")
-    return n / elapsed
+    return n / elapsed, n / max(cpu, 1e-9)
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -114,19 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-squall-workers", action="store_true", help="skip the two-worker Squall run")
     args = parser.parse_args(argv)
     print(f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start", flush=True)
-    rows: list[tuple[str, float]] = []
+    # (name, per wall second, per CPU second or None when not measured)
+    rows: list[tuple[str, float, float | None]] = []
 
     from engine_figures import measure
 
     for acking in (False, True):
-        wall, _cpu = measure(acking, args.tuples, 3)
-        rows.append((f"Squall, one process, acking {'on' if acking else 'off'}", max(wall)))
-        print(f"{rows[-1][0]}: {rows[-1][1]:,.0f} tuples/s", flush=True)
+        wall, cpu = measure(acking, args.tuples, 3)
+        rows.append((f"Squall, one process, acking {'on' if acking else 'off'}", max(wall), max(cpu)))
+        print(f"{rows[-1][0]}: {rows[-1][1]:,.0f} tuples/s, {rows[-1][2]:,.0f} per CPU s", flush=True)
     if not args.skip_squall_workers:
         from worker_figures import measure_throughput
 
-        rows.append(("Squall, 2 worker processes, acking off", measure_throughput().tuples_per_s))
-        print(f"{rows[-1][0]}: {rows[-1][1]:,.0f} tuples/s", flush=True)
+        rows.append(("Squall, 2 worker processes, acking off", measure_throughput().tuples_per_s, None))
+        print(f"{rows[-1][0]}: {rows[-1][1]:,.0f} tuples/s (wall only)", flush=True)
 
     if importlib.util.find_spec("bytewax") is None:
         print("Bytewax: not installed, skipped (pip install bytewax to compare)", flush=True)
@@ -134,14 +146,15 @@ def main(argv: list[str] | None = None) -> int:
         for processes in (1, 2):
             for batch in (1, 1000):
                 n = (200_000 if batch == 1 else 2_000_000) // (4 if processes == 2 and batch == 1 else 1)
-                rate = bytewax_rate(n, batch, processes)
-                rows.append((f"Bytewax, {processes} process{'es' if processes > 1 else ''}, batch {batch}", rate))
-                print(f"{rows[-1][0]}: {rate:,.0f} items/s ({n:,} items)", flush=True)
+                wall, cpu = bytewax_rate(n, batch, processes)
+                rows.append((f"Bytewax, {processes} process{'es' if processes > 1 else ''}, batch {batch}", wall, cpu))
+                print(f"{rows[-1][0]}: {wall:,.0f} items/s, {cpu:,.0f} per CPU s ({n:,} items)", flush=True)
 
-    squall_one = rows[0][1]
-    print("\nratio to Squall one process, acking off:")
-    for name, rate in rows:
-        print(f"  {name:<45} {rate:>12,.0f} /s   x{rate / squall_one:.2f}")
+    _, base_wall, base_cpu = rows[0]
+    print("\nratio to Squall one process, acking off (per CPU second is the steadier on a shared machine):")
+    for name, wall, cpu in rows:
+        per_cpu = f"{cpu:>12,.0f} /CPU s  x{cpu / base_cpu:.2f}" if cpu is not None and base_cpu else "     (not measured)"
+        print(f"  {name:<45} {wall:>12,.0f} /s  x{wall / base_wall:.2f}   {per_cpu}")
     return 0
 
 
