@@ -86,7 +86,7 @@ class Executor:
         inst._report_error = lambda exc, task=task: self.record_error(task, exc, "raise_exception")
 
     def _bind_emit(self, inst: Any, emit: Callable[..., list[int]]) -> None:
-        inst._emit = emit
+        inst._squall_emit = emit
         if not self._overrides_emit:
             inst.emit = emit  # shadows the method: no indirection on the hot path
 
