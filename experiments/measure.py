@@ -121,3 +121,37 @@ def aggregate(rows: Sequence[dict[str, Any]], keys: Sequence[str], metrics: Sequ
             entry[metric], entry[f"{metric}_std"], entry["n"] = mean, std, n
         out.append(entry)
     return out
+
+
+def link_utilisation(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]],
+                     mbit: dict[str, float], seconds: float) -> dict[str, float]:
+    """Per board, the busier direction of its link as a share of the link's rate over
+    ``seconds``: counters are (bytes up, bytes down) per board."""
+    out = {}
+    for board, (up1, down1) in after.items():
+        if board not in before or not mbit.get(board) or seconds <= 0:
+            continue
+        up0, down0 = before[board]
+        busiest = max(up1 - up0, down1 - down0)
+        out[board] = busiest * 8 / (mbit[board] * 1e6 * seconds)
+    return out
+
+
+def bootstrap_ratio_ci(values: Sequence[float], base: Sequence[float], resamples: int = 2000,
+                       seed: int = 13) -> tuple[float, float, float]:
+    """mean(values) / mean(base) and its 95% bootstrap interval, resampling the repetitions
+    of each side independently (percentile method; fixed seed, so a summary is reproducible).
+    NaN when either side has no finite value or the base mean is not positive."""
+    import random
+
+    vals = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    bases = [v for v in base if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not vals or not bases or statistics.fmean(bases) <= 0:
+        return math.nan, math.nan, math.nan
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(resamples):
+        b = statistics.fmean(rng.choices(bases, k=len(bases)))
+        if b > 0:
+            ratios.append(statistics.fmean(rng.choices(vals, k=len(vals))) / b)
+    return statistics.fmean(vals) / statistics.fmean(bases), percentile(ratios, 2.5), percentile(ratios, 97.5)

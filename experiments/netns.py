@@ -51,6 +51,15 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def delay_unavailable_reason() -> str | None:
+    """Why link delay cannot be emulated here (it needs iptables' nat REDIRECT in the
+    namespaces), or None when it can."""
+    if shutil.which("iptables") is None:
+        return ("emulated link delay needs `iptables` (nat REDIRECT into the delay relay); install it, "
+                "or give every board delay_ms 0 and jitter_ms 0")
+    return None
+
+
 # -- making --------------------------------------------------------------------------------
 
 def add_bridge(name: str, address: str) -> None:
@@ -86,6 +95,21 @@ def limit_link(ns: str, host_end: str, board_end: str, mbit: float) -> None:
     bridge's end (its downlink)."""
     sh("tc", "qdisc", "replace", "dev", host_end, "root", *tbf_args(mbit))
     sh("tc", "-n", ns, "qdisc", "replace", "dev", board_end, "root", *tbf_args(mbit))
+
+
+def redirect_to_relay(ns: str, peers: list[str], relay_port: int, mark: int) -> None:
+    """In ``ns``, send every TCP connection to one of ``peers`` (the other boards' addresses)
+    to the delay relay on ``relay_port`` — except the relay's own, which carry ``mark``.
+    The rules live in the namespace and go with it."""
+    for peer in peers:
+        sh("ip", "netns", "exec", ns, "iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", f"{peer}/32",
+           "-m", "mark", "!", "--mark", str(mark), "-j", "REDIRECT", "--to-ports", str(relay_port))
+
+
+def redirect_rules(ns: str) -> list[str]:
+    """The nat OUTPUT rules in ``ns`` (iptables -S lines), for status and tests."""
+    out = sh("ip", "netns", "exec", ns, "iptables", "-w", "-t", "nat", "-S", "OUTPUT", check=False).stdout
+    return [line for line in out.splitlines() if "REDIRECT" in line]
 
 
 def add_cgroup(name: str, cpu: float, memory_mb: int) -> None:

@@ -12,6 +12,7 @@ STYLE = {
     "offline": ("tab:orange", "s", "offline"),
     "online": ("tab:blue", "^", "online"),
     "partition": ("tab:gray", "d", "partition (METIS reference)"),
+    "latency": ("tab:green", "v", "latency"),
 }
 
 
@@ -24,7 +25,8 @@ def _pyplot() -> Any:
     return plt
 
 
-def lines(agg: list[dict[str, Any]], x: str, y: str, path: Path, title: str, xlabel: str, ylabel: str) -> None:
+def lines(agg: list[dict[str, Any]], x: str, y: str, path: Path, title: str, xlabel: str, ylabel: str,
+          logx: bool = False) -> None:
     """One line per scheduler of ``y`` (mean, error bars = standard deviation) against ``x``."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
@@ -37,6 +39,8 @@ def lines(agg: list[dict[str, Any]], x: str, y: str, path: Path, title: str, xla
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if logx:
+        ax.set_xscale("log", base=2)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -45,9 +49,9 @@ def lines(agg: list[dict[str, Any]], x: str, y: str, path: Path, title: str, xla
     plt.close(fig)
 
 
-def timeline(bins: list[dict[str, Any]], switches: dict[str, float], path: Path, title: str) -> None:
+def timeline(bins: list[dict[str, Any]], switches: dict[str, list[float]], path: Path, title: str) -> None:
     """Latency per second since the workers ran, one line per scheduler (repetitions averaged
-    per second); a dotted line where online / partition rebalanced."""
+    per second); a dotted line at every repetition's rebalance of each adaptive scheduler."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     for sched, (colour, _marker, label) in STYLE.items():
@@ -58,8 +62,8 @@ def timeline(bins: list[dict[str, Any]], switches: dict[str, float], path: Path,
         if per_t:
             ts = sorted(per_t)
             ax.plot(ts, [sum(per_t[t]) / len(per_t[t]) for t in ts], color=colour, label=label, linewidth=1.2)
-        if sched in switches:
-            ax.axvline(switches[sched], color=colour, linestyle=":", linewidth=1)
+        for at in switches.get(sched, []):
+            ax.axvline(at, color=colour, linestyle=":", linewidth=1)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("seconds since the workers ran")
     ax.set_ylabel("average latency per second (ms)")

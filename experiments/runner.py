@@ -3,17 +3,25 @@
 How each scheduler is applied:
 
 * ``round_robin``, ``offline``: placed at submit time (``scheduler=`` of the submission).
-* ``online``, ``partition``: they need measured traffic, so the topology is submitted with
-  ``round_robin`` (Storm's default, as in the paper's figure 8), runs until its metrics window
-  is full, then ``client.rebalance(name, scheduler=...)`` asks Nimbus for a proposal from the
-  measured rates and applies it at once (a live migration). Measuring starts ``settle_s``
-  after Nimbus reports the migration done.
+* ``online``, ``partition``, ``latency``: they need measured traffic, so the topology is
+  submitted with ``round_robin`` (Storm's default, as in the paper's figure 8), runs until its
+  metrics window is full, then ``client.rebalance(name, scheduler=...)`` asks Nimbus for a
+  proposal from the measured rates and applies it at once (a live migration). Measuring
+  starts ``settle_s`` after Nimbus reports the migration done.
+* with ``loop=True`` (the timeline), an adaptive scheduler is instead submitted *as itself*
+  with its periodic loop on (``topology.reschedule.interval.secs``, ``...timeout.secs``,
+  ``topology.traffic.improvement``): Nimbus decides by itself when to rebalance, and the
+  trial records when it first applied a periodic rebalance (as the runner saw it, polling
+  every 0.3 s) and measures ``settle_s`` after that migration finished — or, when the loop
+  never applied one within its deadline, measures anyway and says so in the row.
 
 A trial starts its clock when the sinks first report latency (workers on capped boards take
 seconds to import), not when the workers are placed. Inter-node and inter-worker traffic come
 from Nimbus's measured rates split by the current placement (``client.assignment``, sampled
 during the measurement); latency from the sinks' side channel; ``complete_ms`` is the spouts'
-complete latency as Nimbus reports it, for comparison.
+complete latency as Nimbus reports it, for comparison, and ``predicted_ms`` what the latency
+model predicts for the measured placement (``squall.rebalance.latency``), so every point
+also checks the model.
 
 Trials run one at a time on the same cluster, so they never compete for boards.
 """
@@ -32,7 +40,23 @@ from typing import Any, Callable
 from squall.client import NimbusError, NimbusUnreachable
 from squall.experiments import measure
 
-MEASURED_AFTER_REBALANCE = ("online", "partition")
+MEASURED_AFTER_REBALANCE = ("online", "partition", "latency")
+LOOP_POLL_S = 0.3
+
+
+@dataclass(frozen=True)
+class Loop:
+    """The periodic loop's settings for a timeline trial (Nimbus's conf keys)."""
+
+    interval_s: float = 5.0
+    timeout_s: float = 0.0  # the first change may come as soon as the window is full
+    improvement_pct: float = 10.0
+    deadline_s: float = 90.0  # after the window is full, how long to wait for a decision
+
+    def conf(self) -> dict[str, float]:
+        return {"topology.reschedule.interval.secs": self.interval_s,
+                "topology.reschedule.timeout.secs": self.timeout_s,
+                "topology.traffic.improvement": self.improvement_pct}
 
 
 @dataclass(frozen=True)
@@ -47,7 +71,7 @@ class Timing:
 
 QUICK = Timing(warmup_s=2.0, window_s=4.0, settle_s=2.0, measure_s=4.0, reps=1)
 # settle_s: a live migration pauses the spouts for ~2-3 s; their catch-up must drain first.
-FULL = Timing(warmup_s=4.0, window_s=6.0, settle_s=6.0, measure_s=8.0, reps=2)
+FULL = Timing(warmup_s=4.0, window_s=6.0, settle_s=6.0, measure_s=8.0, reps=3)
 
 
 @dataclass
@@ -72,6 +96,8 @@ class Runner:
         self._ids = itertools.count(1)
         self.link_bytes: Callable[[], int | None] = getattr(cluster, "link_bytes", lambda: None)
         self.throttled: Callable[[], dict[str, float]] = getattr(cluster, "throttled_s", dict)
+        self.link_counters: Callable[[], dict[str, tuple[int, int]]] = getattr(cluster, "link_counters", dict)
+        self.link_mbit: Callable[[], dict[str, float]] = getattr(cluster, "link_mbit", dict)
 
     def _bundle(self) -> bytes:
         from squall.bundle import make_bundle
@@ -79,27 +105,53 @@ class Runner:
         return make_bundle(self._stub)
 
     def trial(self, label: str, topology: type, scheduler: str, params: dict[str, Any],
-              alpha: float | None = None, keep_timeline: bool = False) -> TrialResult:
+              alpha: float | None = None, keep_timeline: bool = False, loop: Loop | None = None) -> TrialResult:
+        """One trial; with ``loop``, an adaptive scheduler (one in MEASURED_AFTER_REBALANCE
+        other than partition, which has no loop) is submitted as itself and left to decide."""
         t = self.timing
         name = f"{label}-{scheduler.replace('_', '')}-{next(self._ids)}"
         conf: dict[str, Any] = {"chain.latency_dir": str(self.lat_dir), "topology.metrics.window.secs": t.window_s}
         if alpha is not None:
             conf["topology.scheduler.params"] = {"alpha": alpha}
-        initial = "round_robin" if scheduler in MEASURED_AFTER_REBALANCE else scheduler
+        by_loop = loop is not None and scheduler in MEASURED_AFTER_REBALANCE and scheduler != "partition"
+        if by_loop:
+            conf.update(loop.conf())
+        initial = "round_robin" if scheduler in MEASURED_AFTER_REBALANCE and not by_loop else scheduler
         with self.cluster.client(timeout_s=15.0) as c:
             c.submit(name, topology.spec.to_dict(), self._bundle(), initial, self.workers, conf)
             try:
-                return self._run(c, name, scheduler, params, alpha, keep_timeline)
+                return self._run(c, name, scheduler, params, alpha, keep_timeline, loop if by_loop else None)
             finally:
                 self._kill(c, name)
 
+    def _wait_periodic(self, c: Any, name: str, loop: Loop, origin: float) -> tuple[float | None, dict[str, Any]]:
+        """Wait for the loop's first applied periodic rebalance; (seconds since ``origin``
+        when it was seen, its event once finished), or (None, {}) after the deadline."""
+        deadline = time.monotonic() + self.timing.window_s + loop.deadline_s
+        while time.monotonic() < deadline:
+            for i, ev in enumerate(c.events(name)):
+                if ev.get("trigger") == "periodic" and ev.get("decision") == "applied":
+                    seen = time.time() - origin
+                    return seen, self._wait_migrated(c, name, i)
+            time.sleep(LOOP_POLL_S)
+        return None, {}
+
     def _run(self, c: Any, name: str, scheduler: str, params: dict[str, Any], alpha: float | None,
-             keep_timeline: bool) -> TrialResult:
+             keep_timeline: bool, loop: Loop | None = None) -> TrialResult:
         t = self.timing
         self._wait_running(c, name)
         origin = self._wait_flowing(name)
         switched_at, event = None, {}
-        if scheduler in MEASURED_AFTER_REBALANCE:
+        decided_by = ""
+        if loop is not None:
+            switched_at, event = self._wait_periodic(c, name, loop, origin)
+            decided_by = "periodic loop" if switched_at is not None else "periodic loop: no rebalance applied"
+            declined = [ev.get("reason", "") for ev in c.events(name) if ev.get("decision") != "applied"]
+            if declined:
+                decided_by += f"; {len(declined)} declined, last: {declined[-1]}"
+            self._wait_running(c, name)
+            time.sleep(t.settle_s)
+        elif scheduler in MEASURED_AFTER_REBALANCE:
             time.sleep(max(t.warmup_s, t.window_s + 1.5))
             requested = len(c.events(name))
             c.rebalance(name, wait_s=0, scheduler=scheduler)
@@ -109,20 +161,23 @@ class Runner:
             time.sleep(t.settle_s)
         else:
             time.sleep(t.warmup_s)
-        t0, bytes0, throttled0 = time.time(), self.link_bytes(), self.throttled()
+        t0, bytes0, throttled0, links0 = time.time(), self.link_bytes(), self.throttled(), self.link_counters()
         traffic = []
         while time.time() < t0 + t.measure_s:
             time.sleep(min(t.sample_every_s, max(0.0, t0 + t.measure_s - time.time())))
             traffic.append(self._sample(c, name))
-        t1, bytes1, throttled1 = time.time(), self.link_bytes(), self.throttled()
+        t1, bytes1, throttled1, links1 = time.time(), self.link_bytes(), self.throttled(), self.link_counters()
         time.sleep(1.0)  # the sinks flush every half second
         samples = measure.read_latencies(self.lat_dir, name)
         row: dict[str, Any] = {"topology": name, "scheduler": scheduler, **params,
                                "alpha": alpha if alpha is not None else "",
                                "moved_executors": len(event.get("moved", [])),
+                               "switched_at_s": round(switched_at, 2) if switched_at is not None else "",
+                               "decided_by": decided_by or ("requested" if switched_at is not None else "at submit"),
                                "paused_s": event.get("paused_s") or 0.0}
         row.update(measure.latency_stats(measure.between(samples, t0, t1), t1 - t0))
         row["complete_ms"] = measure.mean_std(s.get("latency_avg_ms") or math.nan for s in traffic)[0]
+        row["predicted_ms"] = self._predicted_ms(c, name)
         for key in ("inter_node_tps", "inter_worker_tps"):
             row[key] = measure.mean_std(s.get(key, math.nan) for s in traffic)[0]
         row["nodes_used"] = traffic[-1].get("nodes_used") if traffic else ""
@@ -132,9 +187,28 @@ class Runner:
         held = {b: (throttled1[b] - throttled0.get(b, 0.0)) / (t1 - t0) for b in throttled1}
         row["throttled_max"] = round(max(held.values()), 3) if held else ""
         row["throttled_board"] = max(held, key=held.get) if held else ""
+        util = measure.link_utilisation(links0, links1, self.link_mbit(), t1 - t0)
+        row["link_util_max"] = round(max(util.values()), 4) if util else ""
+        row["link_util_board"] = max(util, key=util.get) if util else ""
         row["measured_from_s"], row["measured_to_s"] = round(t0 - origin, 2), round(t1 - origin, 2)
         kept = [(ts - origin, lat) for ts, lat in samples] if keep_timeline else []
         return TrialResult(row, kept, switched_at)
+
+    @staticmethod
+    def _predicted_ms(c: Any, name: str) -> float:
+        """The latency model's prediction for the placement just measured, from the same
+        live workload Nimbus's schedulers see (NaN when it cannot price it)."""
+        from squall.rebalance import Assignment, InfeasibleError, InvalidInputError, Workload, nodes_from_list
+        from squall.rebalance.latency import predict
+
+        try:
+            model = c.stats(name)["model"]
+            workload = Workload.from_dict(model["workload"])
+            nodes = nodes_from_list(model["nodes"])
+            value = predict(Assignment.from_dict(model["current"]), [workload], nodes).latency_ms.get(name)
+        except (NimbusError, KeyError, TypeError, InfeasibleError, InvalidInputError):
+            return math.nan
+        return value if value is not None else math.nan
 
     def _sample(self, c: Any, name: str) -> dict[str, Any]:
         """Traffic split by the current placement (from the assignment view, which every

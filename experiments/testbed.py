@@ -11,7 +11,13 @@ Each board is a network namespace ``<prefix>-<id>`` with one address on the brid
 ``<prefix><i>h``/``<prefix><i>n`` whose two ends are rate-limited by tc tbf (the board's link,
 both directions), and cgroups ``<prefix>-<id>`` in the cpu (quota) and memory (limit)
 controllers. Its supervisor runs inside the namespace and the cgroups; Nimbus runs outside,
-bound on the bridge address. No delay is emulated (the kernel here has no netem).
+bound on the bridge address.
+
+Link delay is EMULATED in user space (the kernel here has no netem): when a board has
+``delay_ms`` or ``jitter_ms``, each board's namespace runs a delay relay
+(:mod:`squall.experiments.linkdelay`) and an iptables nat rule sends every TCP connection
+to another board through it; a round trip between two boards then takes delay(A) +
+delay(B). :meth:`Testbed.measure_rtts` times each pair's round trip through the relays.
 
 Guarantees: every object is recorded in the state file before the next is made, so a crash
 in the middle leaves a record; :func:`teardown` stops the processes and removes the recorded
@@ -121,9 +127,13 @@ class Testbed:
 
     def describe(self) -> str:
         lines = [f"testbed {self.prefix}: bridge {self.prefix}br {self.bridge_address}, Nimbus {self.nimbus_address}"]
+        if self.emulates_delay:
+            lines.append("  link delay: EMULATED by a userspace TCP relay per board (no netem in this kernel); "
+                         "a round trip between two boards = delay(A) + delay(B)")
         for b in self.boards:
             lines.append(f"  {b.id:<8} {b.board_class}  {self.address_of(b):<12} netns {self.namespace_of(b)}  "
-                         f"link {b.link_mbit:g} Mbit/s  cpu {b.cpu:g} core  memory {b.memory_mb} MB  "
+                         f"{b.link} {b.link_mbit:g} Mbit/s delay {b.delay_ms:g}±{b.jitter_ms:g} ms  "
+                         f"cpu {b.cpu:g} core  memory {b.memory_mb} MB  "
                          f"slots {b.slots}  capacity {b.capacity_hz(self.clock_hz) / 1e9:.2f} GHz")
         return "\n".join(lines)
 
@@ -166,6 +176,7 @@ class Testbed:
         atexit.register(self.close)
         try:
             self._make_network()
+            self._start_delay_relays()
             self._start_daemons()
             self.wait_ready(self.startup_timeout_s)
         except BaseException:
@@ -186,6 +197,62 @@ class Testbed:
             for ctl in netns.CONTROLLERS:
                 self._record("cgroups", f"{ctl}/{ns}")
             netns.add_cgroup(ns, b.cpu, b.memory_mb)
+
+    @property
+    def emulates_delay(self) -> bool:
+        return any(b.delay_ms > 0 or b.jitter_ms > 0 for b in self.boards)
+
+    def _start_delay_relays(self) -> None:
+        """One relay per board, in its namespace but outside its cgroups (it plays the
+        network, not the board), then the rules that send other boards' TCP through it."""
+        if not self.emulates_delay:
+            return
+        reason = netns.delay_unavailable_reason()
+        if reason:
+            raise TestbedUnavailable(reason)
+        from squall.experiments.linkdelay import RELAY_MARK, LinkDelay, format_links
+
+        links = format_links({self.address_of(b): LinkDelay(b.delay_ms, b.jitter_ms) for b in self.boards})
+        for b in self.boards:
+            ports_file = self.dir / f"relay-{b.id}.json"
+            self._spawn(f"relay-{b.id}", ["ip", "netns", "exec", self.namespace_of(b), sys.executable, "-P", "-m",
+                                          "squall.experiments.linkdelay", "serve", "--own", self.address_of(b),
+                                          "--links", links, "--ports-file", str(ports_file)])
+        deadline = time.monotonic() + 20.0
+        relays: dict[str, dict[str, int]] = {}
+        for b in self.boards:
+            ports_file = self.dir / f"relay-{b.id}.json"
+            while not ports_file.exists():
+                if time.monotonic() > deadline or not netns._alive(self.state["pids"][f"relay-{b.id}"]):
+                    raise TestbedError(f"the delay relay of {b.id} did not start:\n{self.log('relay-' + b.id)[-2000:]}")
+                time.sleep(0.05)
+            relays[b.id] = json.loads(ports_file.read_text())
+            peers = [self.address_of(o) for o in self.boards if o is not b]
+            netns.redirect_to_relay(self.namespace_of(b), peers, relays[b.id]["relay"], RELAY_MARK)
+        self.state["relays"] = relays
+        self._save()
+
+    def measure_rtts(self, count: int = 20) -> list[dict[str, Any]]:
+        """Each ordered board pair's TCP round trip through the emulated links: ``count``
+        small messages from a client in A's namespace to B's echo (median, min, max in ms),
+        and the round trip the board file asks for (delay(A) + delay(B))."""
+        relays = self.state.get("relays") or (read_state(self.prefix) or {}).get("relays") or {}
+        out = []
+        for a in self.boards:
+            for b in self.boards:
+                if a is b or b.id not in relays:
+                    continue
+                proc = subprocess.run(["ip", "netns", "exec", self.namespace_of(a), sys.executable, "-P", "-m",
+                                       "squall.experiments.linkdelay", "ping",
+                                       f"{self.address_of(b)}:{relays[b.id]['echo']}", "--count", str(count)],
+                                      capture_output=True, text=True, timeout=60)
+                row: dict[str, Any] = {"from": a.id, "to": b.id, "expected_ms": a.delay_ms + b.delay_ms}
+                if proc.returncode == 0:
+                    row.update(json.loads(proc.stdout))
+                else:
+                    row["error"] = (proc.stderr.strip().splitlines() or ["ping failed"])[-1]
+                out.append(row)
+        return out
 
     def _spawn(self, name: str, argv: list[str]) -> int:
         with open(self.dir / f"{name}.log", "ab") as log:
@@ -210,6 +277,7 @@ class Testbed:
                 *netns.cgroup_join_prefix(ns), "nsenter", f"--net=/var/run/netns/{ns}", *squall, "supervisor",
                 "--host", self.address_of(b), "--nimbus", self.nimbus_address, "--id", b.id,
                 "--capacity-hz", f"{b.capacity_hz(clock):.6g}", "--slots", str(b.slots),
+                "--link-mbit", f"{b.link_mbit:g}", "--link-delay-ms", f"{b.delay_ms:g}",
                 "--data-dir", str(self.dir / b.id), "--log-level", self.log_level,
             ])
 
@@ -279,6 +347,21 @@ class Testbed:
             except (OSError, ValueError):
                 continue
         return total
+
+    def link_counters(self) -> dict[str, tuple[int, int]]:
+        """Per board, (bytes it sent up its link, bytes sent down to it) so far: the bridge
+        end's receive and transmit counters."""
+        out = {}
+        for i, b in enumerate(self.boards):
+            base = Path(f"/sys/class/net/{self.prefix}{i}h/statistics")
+            try:
+                out[b.id] = (int((base / "rx_bytes").read_text()), int((base / "tx_bytes").read_text()))
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def link_mbit(self) -> dict[str, float]:
+        return {b.id: b.link_mbit for b in self.boards}
 
     def log(self, name: str) -> str:
         path = self.dir / f"{name}.log"

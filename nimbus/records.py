@@ -103,6 +103,8 @@ class SupervisorRecord:
     cores: int = 0
     memory_mb: int = 0
     pid: int = 0
+    link_mbit: float | None = None  # as registered; None = unknown (not kept in the store)
+    link_delay_ms: float | None = None
     version: int = 0  # the last SupervisorAssignment version pushed
     last_seen: float | None = None  # None: known from the store, not heard from yet
     peer: bytes | None = None

@@ -145,4 +145,8 @@ def registration_fault(m: RegisterSupervisor, cluster: str) -> str:
         return f"ports must be distinct TCP ports, got {m.ports}"
     if not math.isfinite(m.capacity_hz) or m.capacity_hz < 0:
         return f"capacity_hz must be a finite number >= 0, got {m.capacity_hz!r}"
+    if m.link_mbit is not None and not (math.isfinite(m.link_mbit) and m.link_mbit > 0):
+        return f"link_mbit must be a finite number > 0 or unknown (None), got {m.link_mbit!r}"
+    if m.link_delay_ms is not None and not (math.isfinite(m.link_delay_ms) and m.link_delay_ms >= 0):
+        return f"link_delay_ms must be a finite number >= 0 or unknown (None), got {m.link_delay_ms!r}"
     return ""

@@ -159,6 +159,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         sup = old or SupervisorRecord(m.supervisor_id, m.host, list(m.ports), m.capacity_hz)
         sup.host, sup.ports, sup.capacity_hz = m.host, sorted(m.ports), m.capacity_hz
         sup.clock_hz, sup.cores, sup.memory_mb, sup.pid = m.clock_hz, m.cores, m.memory_mb, m.pid
+        sup.link_mbit, sup.link_delay_ms = m.link_mbit, m.link_delay_ms
         sup.peer, sup.last_seen, sup.dead, sup.last_pushed = peer, now, False, None
         self.supervisors[sup.id] = sup
         self.store.save_supervisor(sup)

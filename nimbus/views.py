@@ -71,7 +71,8 @@ def cluster_view(
     now: float,
     timeout: float,
 ) -> dict[str, Any]:
-    """{"supervisors": [{"id","host","ports","slots","used","capacity_hz","alive","last_seen"}],
+    """{"supervisors": [{"id","host","ports","slots","used","capacity_hz","link_mbit","link_delay_ms",
+    "alive","last_seen"}],
     "topologies": [topology_entry, ...]}."""
     used: dict[str, int] = {}
     for rec in topologies.values():
@@ -85,6 +86,8 @@ def cluster_view(
             "slots": len(s.ports),
             "used": used.get(s.id, 0),
             "capacity_hz": s.capacity_hz,
+            "link_mbit": s.link_mbit,
+            "link_delay_ms": s.link_delay_ms,
             "alive": s.alive(now, timeout),
             "last_seen": s.last_seen,
         }

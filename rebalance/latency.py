@@ -8,8 +8,9 @@ Squall measures (``squall.rebalance.profile``). For executor ``e`` in worker ``w
   own loop overhead, ``c`` the CPU per item crossing between workers (half at each end) and
   ``X_w`` the items/s crossing ``w``'s boundary.
 * **Board utilisation**: ``rho_n = (sum(U_w) + background) / cores_n``.
-* **Time per visit**: ``T_e = s_e + Q_w`` where ``Q_w`` is the wait of an M/M/1 queue at
-  the worker's one thread, slowed by the board when the board is the busier of the two:
+* **Time per visit**: ``T_e = s_e + l_w + Q_w``: its service, the worker loop's own CPU
+  spread over the items it moves (``l_w = o / visits of w``: spent in the same thread, on
+  their behalf), and ``Q_w``, the wait of an M/M/1 queue at the worker's one thread, slowed by the board when the board is the busier of the two:
   ``Q_w = r/(1-r) x mean service of w``, ``r = max(U_w, rho_n)``; on a board capped by a
   CPU quota, plus the throttling wait ``f(rho_n) x period x (1 - quota)/2``, with the share
   of time throttled ``f`` fitted to the measured one (``f ~ rho^4``, scaled to match).
@@ -45,6 +46,7 @@ MAX_UTILISATION = 0.75  # hard limit on every board's predicted utilisation
 SATURATED = 0.999  # utilisation at which a queue is treated as (almost) unstable
 THROTTLE_EXPONENT = 4.0  # how steeply the share of time a quota throttles rises with load
 DEFAULT_THROTTLED_AT_FULL = 0.5  # share of time throttled at utilisation 1 with no measurement
+THROTTLED_FLOOR = 0.05  # ... and at least this much when the measurement saw no throttling
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,11 @@ def board_terms(node: Node, assumptions: set[str]) -> BoardTerms:
     scale = 0.0
     if b.cpu_period_s > 0 and b.cores < 64:
         wait_full = b.cpu_period_s * max(0.0, 1.0 - min(1.0, b.cores)) / 2.0 if b.cores < 1 else b.cpu_period_s / 4.0
-        if b.throttled_share > 0 and b.measured_utilisation > 0.05:
-            scale = min(1.0, b.throttled_share / b.measured_utilisation ** THROTTLE_EXPONENT)
+        if b.measured_utilisation > 0.05:
+            # Fitted to what the quota did at the measured load; a board that was never
+            # throttled keeps a small floor, so packing more onto it is not free.
+            fitted = b.throttled_share / b.measured_utilisation ** THROTTLE_EXPONENT
+            scale = min(1.0, max(fitted, THROTTLED_FLOOR))
         else:
             scale = DEFAULT_THROTTLED_AT_FULL
     return BoardTerms(

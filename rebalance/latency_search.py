@@ -276,19 +276,29 @@ class State:
         return own
 
     def _worker_term(self, w: int, rho_n: float) -> tuple[int, float]:
-        """Seconds this worker adds to each topology's latency (only its own topology)."""
+        """Seconds this worker adds to its topology's latency."""
         n = self.worker_node[w]
         t = self.worker_ids[w][0]
-        topo = self.net.topos[t]
         terms = self.net.terms[n]
+        return t, self._visits_latency(w, self.worker_cores(w), rho_n, terms, throttle_wait(terms, rho_n))
+
+    def _visits_latency(self, w: int, u: float, rho_n: float, terms: BoardTerms, throttle: float) -> float:
+        """The visits of worker ``w`` weighted per root tuple: service, the worker loop's own
+        CPU spread over the items it moves (it is spent on their behalf, in the same
+        thread), and the wait for that thread."""
+        topo = self.net.topos[self.worker_ids[w][0]]
         clock = terms.clock_hz
         visits = self.w_nav[w] + self.w_akv[w]
-        mean_s = (self.w_na[w] + self.w_ak[w]) / clock / visits if visits > 0 else 0.0
-        wait = queue_wait(mean_s, max(self.worker_cores(w), rho_n)) + throttle_wait(terms, rho_n)
-        value = (self.w_na[w] / clock + self.w_nav[w] * wait) / topo.source_rate
+        if visits <= 0:
+            return 0.0
+        loop_na = topo.overhead_hz * self.w_nav[w] / visits
+        loop_ak = topo.overhead_hz - loop_na
+        mean_s = (self.w_na[w] + self.w_ak[w] + topo.overhead_hz) / clock / visits
+        wait = queue_wait(mean_s, u if u > rho_n else rho_n) + throttle
+        value = ((self.w_na[w] + loop_na) / clock + self.w_nav[w] * wait) / topo.source_rate
         if topo.ack_rate > 0:
-            value += (self.w_ak[w] / clock + self.w_akv[w] * wait) / topo.ack_rate
-        return t, value
+            value += ((self.w_ak[w] + loop_ak) / clock + self.w_akv[w] * wait) / topo.ack_rate
+        return value
 
     def node_latency(self, n: int) -> dict[int, float]:
         """Seconds per topology from the board's workers and its link queues."""
@@ -385,15 +395,8 @@ class State:
         lat = 0.0
         mem = 0.0
         for w, u in zip(order, cores):
-            topo = net.topos[self.worker_ids[w][0]]
-            mem += topo.worker_mb
-            work = self.w_na[w] + self.w_ak[w]
-            visits = self.w_nav[w] + self.w_akv[w]
-            mean_s = work / clock / visits if visits > 0 else 0.0
-            wait = queue_wait(mean_s, u if u > rho_n else rho_n) + throttle
-            lat += (self.w_na[w] / clock + self.w_nav[w] * wait) / topo.source_rate
-            if topo.ack_rate > 0:
-                lat += (self.w_ak[w] / clock + self.w_akv[w] * wait) / topo.ack_rate
+            mem += net.topos[self.worker_ids[w][0]].worker_mb
+            lat += self._visits_latency(w, u, rho_n, terms, throttle)
         if terms.link_bps > 0:
             bits = self._mean_item_bits(n)
             for flow_bytes, kappa in ((self.out_bytes[n], self.out_kappa[n]), (self.in_bytes[n], self.in_kappa[n])):

@@ -128,6 +128,10 @@ class RegisterSupervisor:
     memory_mb: int
     pid: int
     cluster: str = "squall"
+    # The board's link as its operator states it (a supervisor cannot measure it); None =
+    # unknown. The testbed passes its emulated links' rate and one-way delay.
+    link_mbit: float | None = None
+    link_delay_ms: float | None = None
 
 
 @message

@@ -79,6 +79,8 @@ class SupervisorDaemon:
                 memory_mb=facts.memory_mb,
                 pid=os.getpid(),
                 cluster=cluster,
+                link_mbit=facts.link_mbit,
+                link_delay_ms=facts.link_delay_ms,
             )
         )
         self.procs: dict[int, subprocess.Popen] = {}

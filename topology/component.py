@@ -233,10 +233,10 @@ class Component:
         ``errors``, like an exception raised from ``process``."""
         about = f" while handling {tup!r}" if tup is not None else ""
         self.logger.error("%s%s", exception, about, exc_info=exception)
-        self._report_error(exception)
+        self._squall_report_error(exception)
 
     # Bound by the executor: counts a reported error in the executor's stats.
-    _report_error = staticmethod(lambda exc: None)
+    _squall_report_error = staticmethod(lambda exc: None)
 
 
 def _level_number(level: int | str | None) -> int:

@@ -1,8 +1,9 @@
 """``squall experiment timeline|stages|alpha --out DIR [--quick] [--boards FILE] [--loopback]``
 
-Runs one of the seed paper's experiments on emulated boards (``squall testbed``; without
-root, on loopback processes, said at the start), comparing round_robin, offline, online and
-partition side by side, and writes into DIR: ``NAME.csv`` (every trial and repetition),
+Runs one of the seed paper's experiments (or ``payload``, links under load) on emulated
+boards (``squall testbed``, with EMULATED link delay; without root, on loopback processes,
+said at the start), comparing round_robin, offline, online, partition and (once registered)
+latency side by side, and writes into DIR: ``NAME.csv`` (every trial and repetition),
 PNG plots and ``NAME-summary.md``. ``--quick`` runs a reduced sweep with short windows
 (for tests; a few minutes at most). Progress goes to stderr.
 """
@@ -18,21 +19,26 @@ from pathlib import Path
 
 from squall.cli import UsageError
 
-NAMES = ("timeline", "stages", "alpha")
+NAMES = ("timeline", "stages", "alpha", "payload")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="run a latency / inter-node traffic experiment of the seed paper")
-    p.add_argument("name", choices=NAMES, help="timeline (fig. 8), stages (figs. 9-12), alpha (figs. 13-14)")
+    p.add_argument("name", choices=NAMES, help="timeline (fig. 8), stages (figs. 9-12), alpha (figs. 13-14), "
+                   "payload (links under load, on the Wi-Fi board file by default)")
     p.add_argument("--out", type=Path, required=True, help="folder for the CSV, PNGs and summary")
     p.add_argument("--quick", action="store_true", help="a reduced sweep with short windows (tests)")
-    p.add_argument("--boards", type=Path, help="board file (default: 2x Pi 4, a Pi 3 and a Pi 5)")
+    p.add_argument("--boards", type=Path, help="board file (default: 2x Pi 4, one on Wi-Fi, a Pi 3 and a Pi 5; "
+                   "payload: examples/boards/wifi-mixed.json)")
     p.add_argument("--loopback", action="store_true", help="loopback processes instead of emulated boards")
-    p.add_argument("--reps", type=int, help="repetitions per point (default 1 quick, 2 full)")
+    p.add_argument("--reps", type=int, help="repetitions per point (default 1 quick, 3 full)")
     p.add_argument("--workers", type=int, default=6, help="workers per topology (default 6)")
     p.add_argument("--rate", type=float, help="tuples/s per spout task (default 200)")
     p.add_argument("--topology", choices=("chain", "diamond", "wordcount"), default="chain",
                    help="timeline only: the reference topology (default chain)")
+    p.add_argument("--report-only", action="store_true",
+                   help="measure nothing: write the summary and plots again from DIR/NAME.csv as it stands "
+                        "(after an interrupted run)")
     p.add_argument("--prefix", default="sqtb", help="testbed name prefix (default sqtb)")
     p.add_argument("--subnet", default="10.231.0", help="testbed bridge /24 as A.B.C (default 10.231.0)")
     p.set_defaults(func=run)
@@ -55,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
     if args.rate is not None and args.rate <= 0:
         raise UsageError("--rate must be > 0")
     try:
-        boards = load_boards(args.boards) if args.boards else default_boards()
+        if args.boards:
+            boards = load_boards(args.boards)
+        elif args.name == "payload":
+            boards = load_boards(suites.WIFI_BOARDS)
+        else:
+            boards = default_boards()
     except BoardFileError as exc:
         raise UsageError(str(exc)) from None
     if importlib.util.find_spec("matplotlib") is None:  # checked before minutes of measuring
@@ -71,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     if args.reps:
         timing = replace(timing, reps=args.reps)
     load = suites.Load() if args.rate is None else replace(suites.Load(), rate=args.rate)
+    if args.report_only:
+        return _report_only(args, timing, load, say)
     started = time.monotonic()
     try:
         cluster = open_cluster(boards, prefix=args.prefix, subnet=args.subnet, loopback=args.loopback, say=say,
@@ -80,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         setup = _describe(cluster, boards, load, args.workers)
+        (args.out / f"{args.name}-setup.md").write_text(setup + "\n")  # for --report-only
         say(setup)
         runner = Runner(cluster, args.out, timing, args.workers, say=say)
         ctx = suites.Context(runner, args.out, args.quick, load, setup, say)
@@ -108,3 +122,21 @@ def _describe(cluster: object, boards: list, load: object, workers: int) -> str:
     describe = getattr(cluster, "describe", None)
     where = describe() if callable(describe) else f"loopback LocalCluster, {len(boards)} supervisors"
     return f"Cluster:\n\n```\n{where}\n```\n\nLoad: {load}; {workers} workers per topology; acking on."
+
+
+def _report_only(args: argparse.Namespace, timing: object, load: object, say: object) -> int:
+    """Summary and plots from the CSV a run left in --out; no cluster is started."""
+    from types import SimpleNamespace
+
+    from squall.experiments import suites
+
+    setup_file = args.out / f"{args.name}-setup.md"
+    setup = setup_file.read_text().strip() if setup_file.exists() else "(cluster: not recorded)"
+    ctx = suites.Context(SimpleNamespace(timing=timing), args.out, args.quick, load,  # type: ignore[arg-type]
+                         setup + "\n\nRedrawn with --report-only from the CSV as it stands.", say)  # type: ignore[arg-type]
+    try:
+        suites.report_only(ctx, args.name)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    say(f"wrote {args.out / (args.name + '-summary.md')} and PNGs from {args.out / (args.name + '.csv')}")
+    return 0

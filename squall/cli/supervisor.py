@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--id", dest="supervisor_id", help="node id (default: the host name)")
     p.add_argument("--slots", type=int, help="worker slots (default: from memory and cores)")
     p.add_argument("--capacity-hz", type=float, help="usable CPU in cycles/s (default: cores x clock x share)")
+    p.add_argument("--link-mbit", type=float, help="this board's link rate in Mbit/s, if known (default: unknown)")
+    p.add_argument("--link-delay-ms", type=float,
+                   help="this board's one-way link delay in ms, if known (default: unknown)")
     p.add_argument("--ports", help="worker ports A-B (default 6700 upwards, one per slot)")
     p.add_argument("--host", help="address workers bind and advertise (default: the interface that reaches "
                    "Nimbus, 127.0.0.1 for a local Nimbus)")
@@ -95,9 +98,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--cluster must be a printable name of 1 to 100 characters, got {args.cluster!r}")
     if not 0 < args.discovery_port < 65536:
         raise UsageError(f"--discovery-port {args.discovery_port} is not a valid port")
+    if args.link_mbit is not None and not 0 < args.link_mbit <= 1e6:
+        raise UsageError(f"--link-mbit must be > 0 (Mbit/s), got {args.link_mbit:g}")
+    if args.link_delay_ms is not None and not 0 <= args.link_delay_ms <= 60_000:
+        raise UsageError(f"--link-delay-ms must be from 0 to 60000, got {args.link_delay_ms:g}")
     port_range = parse_ports(args.ports) if args.ports else None
     facts = board_facts(args.supervisor_id, args.slots, args.capacity_hz,
-                        ports=len(port_range) if port_range else None)
+                        ports=len(port_range) if port_range else None,
+                        link_mbit=args.link_mbit, link_delay_ms=args.link_delay_ms)
     if port_range is None:
         ports = list(range(DEFAULT_FIRST_PORT, DEFAULT_FIRST_PORT + facts.slots))
     else:

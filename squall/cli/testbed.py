@@ -21,7 +21,7 @@ from squall.cli import UsageError
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("testbed", help="emulated boards: network namespaces with link, CPU and memory caps")
     verbs = p.add_subparsers(dest="action", metavar="up|down|status")
-    verbs.required = True
+    verbs.required = True  # status also measures each board pair's round trip (emulated delay)
     up = verbs.add_parser("up", help="make the boards and start Nimbus and a supervisor on each")
     up.add_argument("--boards", type=Path, help="board file (JSON; default: 2x Pi 4, a Pi 3 and a Pi 5)")
     up.add_argument("--port", type=int, default=6627, help="Nimbus port on the bridge (default 6627)")
@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         if reason is None:
             for kind, names in netns.leftovers(args.prefix).items():
                 print(f"{kind}: {', '.join(names) or '-'}")
+            if state:
+                print_rtts(state)
         return 0
     if reason:
         print(f"squall testbed: {reason}; nothing done. "
@@ -69,5 +71,28 @@ def run(args: argparse.Namespace) -> int:
         return 1
     tb.detach()
     print(tb.describe())
+    if tb.emulates_delay:
+        print_rtts(tb.state)
     print(f"export SQUALL_NIMBUS={tb.nimbus_address}    # then: squall submit ..., squall testbed down")
     return 0
+
+
+def print_rtts(state: dict) -> None:
+    """Each board pair's measured round trip through the EMULATED links, against the board
+    file's delay(A) + delay(B)."""
+    from squall.experiments.boards import parse_boards
+    from squall.experiments.testbed import Testbed
+
+    if not state.get("relays"):
+        print("link delay: none emulated (every board has delay_ms 0)")
+        return
+    tb = Testbed(parse_boards(state["boards"], "state"), prefix=state["prefix"], subnet=state["subnet"])
+    tb.state = state
+    print("round trips through the EMULATED link delay (userspace relay; 20 messages of 32 B per pair):")
+    print(f"  {'from':<10} {'to':<10} {'expected':>9} {'median':>9} {'min':>9} {'max':>9}")
+    for r in tb.measure_rtts():
+        if "error" in r:
+            print(f"  {r['from']:<10} {r['to']:<10} {r['expected_ms']:>7.2f}ms  failed: {r['error']}")
+            continue
+        print(f"  {r['from']:<10} {r['to']:<10} {r['expected_ms']:>7.2f}ms {r['median_ms']:>7.2f}ms "
+              f"{r['min_ms']:>7.2f}ms {r['max_ms']:>7.2f}ms")

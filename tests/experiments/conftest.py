@@ -3,13 +3,16 @@ someone has up with the default prefix is never touched), torn down whatever the
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from squall.experiments import netns
 from squall.experiments.testbed import teardown
 
-PREFIX = "sqtt"
-SUBNET = "10.232.0"
+# Overridable, so engineers sharing a machine can run these tests at once without clashing.
+PREFIX = os.environ.get("SQUALL_TEST_PREFIX", "sqtt")
+SUBNET = os.environ.get("SQUALL_TEST_SUBNET", "10.232.0")
 
 
 def pytest_configure(config: pytest.Config) -> None:

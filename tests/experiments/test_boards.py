@@ -34,6 +34,11 @@ def test_class_defaults_and_overrides() -> None:
     assert pi5.capacity_hz(1e9) > pi3.capacity_hz(1e9)
 
 
+def test_classes_take_their_slots_from_the_findex() -> None:
+    pi3, pi4, pi5 = parse_boards([{"id": "a", "class": "pi3"}, {"id": "b", "class": "pi4"}, {"id": "c", "class": "pi5"}])
+    assert (pi3.slots, pi4.slots, pi5.slots) == (1, 2, 4)  # Findex 1 Low, 2 Med, 4 Hi
+
+
 def test_slots_follow_memory() -> None:
     (small,) = parse_boards({"boards": [{"id": "a", "class": "pi4", "memory_mb": 1024}]})
     assert small.slots == 1

@@ -44,3 +44,20 @@ def test_aggregate_gives_mean_spread_and_count() -> None:
     agg = measure.aggregate(rows, ["s"], ["v"])
     assert agg[0] == {"s": "x", "v": 2.0, "v_std": pytest.approx(math.sqrt(2)), "n": 2}
     assert agg[1]["n"] == 0 and math.isnan(agg[1]["v"])
+
+
+def test_link_utilisation_takes_the_busier_direction_of_each_link() -> None:
+    before = {"a": (0, 0), "b": (1000, 0), "c": (0, 0)}
+    after = {"a": (1_250_000, 250_000), "b": (1000, 2_500_000), "c": (5, 5)}
+    util = measure.link_utilisation(before, after, {"a": 100.0, "b": 20.0}, seconds=1.0)
+    assert util == {"a": pytest.approx(0.1), "b": pytest.approx(1.0)}  # c: rate unknown, left out
+
+
+def test_bootstrap_ratio_ci_brackets_the_ratio_and_widens_with_spread() -> None:
+    ratio, lo, hi = measure.bootstrap_ratio_ci([5.0, 5.0, 5.0], [10.0, 10.0, 10.0])
+    assert (ratio, lo, hi) == (0.5, 0.5, 0.5)  # no spread, no interval
+    ratio, lo, hi = measure.bootstrap_ratio_ci([4.0, 5.0, 6.0], [8.0, 10.0, 12.0])
+    assert ratio == pytest.approx(0.5) and lo < 0.5 < hi and lo > 0.3 and hi < 0.8
+    assert measure.bootstrap_ratio_ci([4.0, 5.0, 6.0], [8.0, 10.0, 12.0]) == (ratio, lo, hi)  # seeded
+    assert all(math.isnan(v) for v in measure.bootstrap_ratio_ci([1.0], [math.nan]))
+    assert all(math.isnan(v) for v in measure.bootstrap_ratio_ci([1.0], [0.0]))

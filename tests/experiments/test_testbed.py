@@ -63,18 +63,19 @@ def test_down_after_a_crash_finds_leftovers_by_prefix(clean_prefix: str, tmp_pat
     assert up.returncode == 0, up.stderr
     assert f"{SUBNET}.1:6698" in up.stdout
     state = read_state(clean_prefix)
-    pids = list(state["pids"].values())
+    nimbus = state["pids"]["nimbus"]
+    pids = [p for name, p in state["pids"].items() if name != "nimbus"]  # supervisors and delay relays
     again = subprocess.run([sys.executable, "-m", "squall", "testbed", "up", "--prefix", clean_prefix,
                             "--subnet", SUBNET], capture_output=True, text=True, timeout=60)
     assert again.returncode == 1 and "already up" in again.stderr
     (state_dir(clean_prefix) / "state.json").unlink()
-    os.kill(pids[0], signal.SIGKILL)  # Nimbus dies; the supervisors are orphans now
+    os.kill(nimbus, signal.SIGKILL)  # Nimbus dies; the supervisors (and relays) are orphans now
     down = subprocess.run([sys.executable, "-m", "squall", "testbed", "down", "--prefix", clean_prefix],
                           capture_output=True, text=True, timeout=90)
     assert down.returncode == 0, down.stderr
     assert "removed namespace" in down.stdout
     nothing_left(clean_prefix)
-    assert not any(netns._alive(p) for p in pids[1:])
+    assert pids and not any(netns._alive(p) for p in pids)
     second = subprocess.run([sys.executable, "-m", "squall", "testbed", "down", "--prefix", clean_prefix],
                             capture_output=True, text=True, timeout=60)
     assert second.returncode == 0 and "nothing to remove" in second.stdout

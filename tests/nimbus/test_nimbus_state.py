@@ -77,6 +77,23 @@ def test_a_malformed_registration_is_refused(ports, capacity):
     assert not cmd.msg.ok and cmd.msg.reason
 
 
+def test_a_registered_link_is_kept_and_unknown_by_default():
+    st = new_state()
+    register(st, "n1", PORTS, 0.0)
+    assert (st.supervisors["n1"].link_mbit, st.supervisors["n1"].link_delay_ms) == (None, None)
+    msg = M.RegisterSupervisor("n2", "host-n2", PORTS, 1e9, 1e9, 4, 1024, 101, link_mbit=20.0, link_delay_ms=1.5)
+    assert st.handle(peer_of("n2"), msg, 0.0)[0].msg.ok
+    assert (st.supervisors["n2"].link_mbit, st.supervisors["n2"].link_delay_ms) == (20.0, 1.5)
+
+
+@pytest.mark.parametrize("link", [{"link_mbit": 0.0}, {"link_mbit": float("inf")}, {"link_delay_ms": -1.0}],
+                         ids=["zero rate", "infinite rate", "negative delay"])
+def test_a_registration_with_an_impossible_link_is_refused(link):
+    msg = M.RegisterSupervisor("n1", "host-n1", PORTS, 1e9, 1e9, 4, 1024, 100, **link)
+    (cmd,) = new_state().handle(peer_of("n1"), msg, 0.0)
+    assert not cmd.msg.ok and next(iter(link)) in cmd.msg.reason
+
+
 def test_heartbeat_from_an_unknown_supervisor_asks_it_to_register():
     (cmd,) = heartbeat(new_state(), "ghost", 0.0)
     assert cmd.msg == M.RegisterReply(ok=False, reason="unknown supervisor; register again")
@@ -337,7 +354,8 @@ def test_queries_have_the_documented_shapes():
     assert set(t) == {"spec", "bundle", "conf"} and t["conf"]["topology.name"] == "chain"
     c = ask(st, M.GetCluster(4), 1.0).data
     assert set(c) == {"supervisors", "topologies"}
-    assert set(c["supervisors"][0]) == {"id", "host", "ports", "slots", "used", "capacity_hz", "alive", "last_seen"}
+    assert set(c["supervisors"][0]) == {"id", "host", "ports", "slots", "used", "capacity_hz", "link_mbit",
+                                        "link_delay_ms", "alive", "last_seen"}
     assert sum(s["used"] for s in c["supervisors"]) == 2
     assert "no topology" in ask(st, M.GetAssignment(5, "nope"), 1.0).error
 
