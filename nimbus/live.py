@@ -141,10 +141,19 @@ class LiveRebalancing:
 
     def declared_migrating(self, rec: TopologyRecord, node: str) -> list[M.WorkerAssignment] | None:
         """The paused workers of a migrating topology on ``node``; None when it is not migrating."""
+        per_node = self.declared_migrating_all(rec)
+        return None if per_node is None else per_node.get(node, [])
+
+    def declared_migrating_all(self, rec: TopologyRecord) -> dict[str, list[M.WorkerAssignment]] | None:
+        """node -> the workers of a migrating topology there (one pass for every node); None
+        when it is not migrating."""
         mig = self.migrations.get(rec.name)
         if mig is None or rec.phase != RUNNING:
             return None
-        return [wa for (n, _port), wa in declared(mig, rec, self._host).items() if n == node]
+        out: dict[str, list[M.WorkerAssignment]] = {}
+        for (n, _port), wa in declared(mig, rec, self._host).items():
+            out.setdefault(n, []).append(wa)
+        return out
 
     def _record(self, rec: TopologyRecord, now: float, trigger: str, decision: str, reason: str,
                 proposal: Proposal | None, moved: tuple[int, ...] = (), **extra: Any) -> int:

@@ -10,7 +10,11 @@
   workers to recreate go to the topology's standby boards (alive, free slots, none of its
   workers) when they have room for all of them;
 * :func:`spread_caps` is the rule of a requested rebalance: a board that joined or came
-  back (idle: alive, free ports, no worker of any topology) is used.
+  back (idle: alive, free ports, no worker of any topology) is used;
+* :class:`DeclaredWorkers` turns a topology's placement into the ``WorkerAssignment`` s of
+  every node in one pass, and hands back the same objects while nothing they carry changed,
+  so pushing to hundreds of boards every tick costs one pass per topology, not one per board,
+  and comparing with what was pushed last is an identity check.
 
 Guarantees of :func:`map_ports`: every worker gets a port its node offers and no other
 topology holds there, distinct per node; a worker keeps the port of the old worker on the
@@ -20,8 +24,10 @@ reassignment moves as few workers as it can.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
+from squall.messages import WorkerAssignment
 from squall.nimbus.metrics import Rates
 from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
 from squall.rebalance import Assignment, Executor, InfeasibleError, Node, SchedulerParams, Workload, get_scheduler
@@ -235,3 +241,42 @@ def map_ports(
     return {
         ex: Slot(w, node, port_of[w]) for w, node, execs in workers for ex in execs
     }
+
+
+class DeclaredWorkers:
+    """Per topology: node -> its ``WorkerAssignment`` s (by port), built once per change.
+
+    :meth:`of` returns the cached lists while the topology's placement (the same dict
+    object, its size and the record's ``version``), its activation, its worker conf and the
+    hosts of its nodes are unchanged, and rebuilds them otherwise. Every worker of one build
+    shares one ``placement`` map (executor -> "host:port"); callers must not mutate what
+    they get.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[tuple[Any, ...], dict[str, Any], dict[str, list[WorkerAssignment]]]] = {}
+
+    def of(self, rec: TopologyRecord, host_of: Callable[[str], str]) -> dict[str, list[WorkerAssignment]]:
+        nodes = {s.node for s in rec.placement.values()}
+        hosts = tuple(sorted((n, host_of(n)) for n in nodes))
+        key = (id(rec.placement), len(rec.placement), rec.version, rec.workers_running_active, hosts)
+        conf = rec.worker_conf()
+        cached = self._cache.get(rec.name)
+        if cached is not None and cached[0] == key and cached[1] == conf:
+            return cached[2]
+        host = dict(hosts)
+        where = {ex: f"{host[s.node]}:{s.port}" for ex, s in sorted(rec.placement.items())}
+        per_node: dict[str, list[WorkerAssignment]] = {}
+        for (node, port), execs in sorted(rec.worker_slots().items()):
+            per_node.setdefault(node, []).append(WorkerAssignment(
+                topology=rec.name, port=port, executors=execs, placement=where,
+                active=rec.workers_running_active, assignment_version=rec.version, conf=conf,
+            ))
+        self._cache[rec.name] = (key, conf, per_node)
+        return per_node
+
+    def retain(self, names: Iterable[str]) -> None:
+        """Keep only the entries of ``names`` (the topologies that still exist)."""
+        keep = set(names)
+        for name in [n for n in self._cache if n not in keep]:
+            del self._cache[name]

@@ -38,7 +38,7 @@ from squall.nimbus import views
 from squall.nimbus.live import LiveRebalancing, changes_executors
 from squall.nimbus.metrics import MetricsWindow
 from squall.nimbus.profiles import BoardWindow, Rates
-from squall.nimbus.placement import place
+from squall.nimbus.placement import DeclaredWorkers, place
 from squall.nimbus.queries import Queries
 from squall.nimbus.failures import FailedTopologies
 from squall.nimbus.records import (
@@ -81,6 +81,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self._out: list[Command] = []
         self._capacity_changed = True
         self._hidden: set[str] = set()  # topologies left out of pushes for a moment
+        self._declared = DeclaredWorkers()  # per-node worker sets, rebuilt only on change
         self._handlers = {
             M.RegisterSupervisor: self._register, M.Heartbeat: self._heartbeat,
             M.SubmitTopology: self._submit, M.KillTopology: self._kill, M.SetActive: self._set_active,
@@ -378,25 +379,22 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
 
     def declared(self, node: str) -> list[M.WorkerAssignment]:
         """The full set of workers ``node`` must run, by topology then port."""
-        out = []
+        return self._declared_all().get(node, [])
+
+    def _declared_all(self) -> dict[str, list[M.WorkerAssignment]]:
+        """node -> the full set of workers it must run, by topology then port: one pass per
+        topology for every node (a board's set is only read out of it)."""
+        out: dict[str, list[M.WorkerAssignment]] = {}
         for name in sorted(self.topologies):
             rec = self.topologies[name]
             if name in self._hidden:
                 continue
-            migrating = self.declared_migrating(rec, node)
-            if migrating is not None:
-                out.extend(migrating)
-                continue
-            slots = rec.worker_slots()
-            if not any(n == node for n, _ in slots):
-                continue
-            where = {ex: f"{self._host(s.node)}:{s.port}" for ex, s in sorted(rec.placement.items())}
-            for (n, port), execs in sorted(slots.items()):
-                if n == node:
-                    out.append(M.WorkerAssignment(
-                        topology=name, port=port, executors=execs, placement=where,
-                        active=rec.workers_running_active, assignment_version=rec.version, conf=rec.worker_conf(),
-                    ))
+            per_node = self.declared_migrating_all(rec)
+            if per_node is None:
+                per_node = self._declared.of(rec, self._host)
+            for node, workers in per_node.items():
+                out.setdefault(node, []).extend(workers)
+        self._declared.retain(self.topologies)
         return out
 
     def _host(self, node: str) -> str:
@@ -404,10 +402,11 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         return sup.host if sup is not None else node
 
     def _push(self, now: float, force: frozenset[str] | set[str] = frozenset()) -> None:
+        declared = self._declared_all()
         for sup in sorted(self.supervisors.values(), key=lambda s: s.id):
             if sup.peer is None or not sup.alive(now, self.timeout):
                 continue
-            workers = self.declared(sup.id)
+            workers = declared.get(sup.id, [])
             if sup.id not in force and workers == sup.last_pushed:
                 continue
             sup.version += 1

@@ -11,13 +11,21 @@ when nothing fits.
 Guarantees: deterministic (every choice ends in a fixed tie-break chain, see
 :mod:`squall.rebalance.scorers`); the item limit of a bin is never exceeded; the other
 limits are exceeded only at a relaxed level, recorded in :attr:`PairGreedy.relaxed`.
+
+Speed (the same choices, found faster): the working state is kept twice, as numpy arrays
+(read by callers and by the vectorised search over every bin) and as Python lists (scalar
+reads in the pair loop cost a tenth of numpy's); bins are kept sorted by their scaled load,
+so the least-loaded bin that fits is usually found in the first few entries instead of a
+pass over every bin; and pair placements are scored as plain tuples. Every sum is taken in
+the same order as before, so costs are bit-for-bit the ones the plain greedy computed
+(``tests/rebalance/legacy_pair_greedy.py``; an equivalence test compares the two).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import product
+from bisect import bisect_left, insort
 
 import numpy as np
 
@@ -28,6 +36,9 @@ TOLERANCE = 1e-9
 # Traffic costs are rounded to this many decimals (tuples/s) before comparing, so two
 # placements equal in exact arithmetic tie instead of being split by rounding noise.
 COST_DECIMALS = 6
+# The sorted scan of least_loaded gives up after this many bins (or this many tied at the
+# lowest load) and asks numpy instead: beyond that a vectorised pass over all bins is cheaper.
+SCAN_LIMIT = 48
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,11 @@ class PairChoice:
 
 
 class PairGreedy:
-    """Working state of one greedy run. Created, run and read by one scheduler call only."""
+    """Working state of one greedy run. Created, run and read by one scheduler call only.
+
+    Read by callers: ``where`` (bin per item, -1 unplaced), ``bin_load``, ``bin_count``,
+    ``loads`` (numpy arrays) and ``relaxed``; changed only through :meth:`put`.
+    """
 
     def __init__(
         self,
@@ -79,7 +94,6 @@ class PairGreedy:
         self.hint = hint
         n_bins = len(item_limit)
         self.where = np.full(len(loads), -1, dtype=np.int64)
-        self._where: list[int] = [-1] * len(loads)  # mirror of `where` for scalar loops
         self.bin_load = np.zeros(n_bins) if bin_load is None else bin_load.astype(float).copy()
         self.bin_count = np.zeros(n_bins, dtype=np.int64)
         self.bin_group = np.zeros((n_bins, max(1, len(group_limit))), dtype=np.int64)
@@ -92,6 +106,8 @@ class PairGreedy:
             Scorer("fewest items", "with equal (or unmeasured) load, spread by count",
                    lambda ids: self.bin_count[ids]),
         )
+        # The pair chain, in the order of the key tuple _choice returns (lower wins, then
+        # the first candidate): kept as scorers so the policy reads the same as before.
         self.pair_chain: tuple[Scorer[PairChoice], ...] = (
             Scorer("least traffic", "the objective: traffic crossing bins", lambda c: c.cost),
             Scorer("fewest moves", "equal traffic is no reason to move what is placed", lambda c: c.moves),
@@ -99,6 +115,27 @@ class PairGreedy:
             Scorer("lightest peak", "among equals, keep the busier bin lighter", lambda c: c.peak),
         )
         self._hint_hits = np.zeros(n_bins, dtype=np.int64)
+        # Python mirrors of the arrays for scalar work (same float64 values, same arithmetic).
+        self._where: list[int] = [-1] * len(loads)
+        self._loads: list[float] = [float(x) for x in loads]
+        self._groups: list[int] = [int(g) for g in groups]
+        self._hint: list[int] = [int(h) for h in hint]
+        self._item_limit: list[int] = [int(x) for x in item_limit]
+        self._load_limit: list[float] = self.load_limit.tolist()
+        self._group_limit: list[int] = [int(x) for x in group_limit]
+        self._scale: list[float] = [float(x) for x in scale]
+        self._bin_load: list[float] = self.bin_load.tolist()
+        self._bin_count: list[int] = [0] * n_bins
+        self._bin_group: list[list[int]] = [[0] * max(1, len(group_limit)) for _ in range(n_bins)]
+        self._level_bins: list[list[bool]] = [[bool(x) for x in level.bins] for level in levels]
+        # Bins that can take one more item, by (scaled load, id): the "least loaded" order,
+        # kept current by put(). A full bin fits nothing, so leaving it out keeps scans short.
+        self._by_load: list[tuple[float, int]] = sorted(
+            (self._key(b), b) for b in range(n_bins) if self._item_limit[b] > 0
+        )
+
+    def _key(self, b: int) -> float:
+        return self._bin_load[b] / self._scale[b]
 
     # --- limits -----------------------------------------------------------------------------
 
@@ -110,35 +147,107 @@ class PairGreedy:
             ok &= self.bin_group[:, group] + count <= self.group_limit[group]
         return ok
 
+    def _fits(self, k: int, b: int, load: float, count: int, group: int) -> bool:
+        """Whether bin ``b`` can take ``count`` items of ``load`` at level ``k`` (scalar
+        form of :meth:`_fitting`)."""
+        level = self.levels[k]
+        if not self._level_bins[k][b] or self._bin_count[b] + count > self._item_limit[b]:
+            return False
+        if level.load_limit and not self._bin_load[b] + load <= self._load_limit[b]:
+            return False
+        if level.group_limit and self._bin_group[b][group] + count > self._group_limit[group]:
+            return False
+        return True
+
     def least_loaded(self, items: Sequence[int], max_level: int | None = None) -> tuple[int, int] | None:
         """(bin, level) of the least-loaded bin that can take all ``items`` (same group),
         trying the levels in order up to ``max_level``; None if none can."""
-        load = float(sum(self.loads[i] for i in items))
-        group = int(self.groups[items[0]])
+        loads = self._loads
+        load = 0
+        for i in items:
+            load += loads[i]
+        load = float(load)
+        group = self._groups[items[0]]
+        last = len(self.levels) - 1 if max_level is None else max_level
+        for k in range(last + 1):
+            found = self._scan(k, items, load, group)
+            if found is None:
+                found = self._vector_search(k, items, load, group)
+            if found >= 0:
+                return found, k
+        return None
+
+    def _scan(self, k: int, items: Sequence[int], load: float, group: int) -> int | None:
+        """The bin by walking bins in load order; None when the walk would be long."""
+        count = len(items)
+        tied: list[int] = []
+        lowest = 0.0
+        fits = self._fits
+        for seen, (key, b) in enumerate(self._by_load):
+            if tied and key != lowest:
+                break
+            if seen >= SCAN_LIMIT:
+                return None
+            if fits(k, b, load, count, group):
+                if not tied:
+                    lowest = key
+                tied.append(b)
+        else:
+            if not tied:
+                return -1  # every bin seen, none fits at this level
+        if len(tied) == 1:
+            return tied[0]
+        hint = self._hint
+        hits = {b: 0 for b in tied}
+        for i in items:
+            if hint[i] in hits:
+                hits[hint[i]] += 1
+        most = max(hits.values())
+        tied = [b for b in tied if hits[b] == most]
+        bin_count = self._bin_count
+        fewest = min(bin_count[b] for b in tied)
+        return min(b for b in tied if bin_count[b] == fewest)
+
+    def _vector_search(self, k: int, items: Sequence[int], load: float, group: int) -> int:
+        """The bin by one numpy pass over every bin (the original search); -1 if none fits."""
+        ids = np.flatnonzero(self._fitting(self.levels[k], load, len(items), group))
+        if not ids.size:
+            return -1
         self._hint_hits[:] = 0
         for i in items:
-            if self.hint[i] >= 0:
-                self._hint_hits[self.hint[i]] += 1
-        last = len(self.levels) - 1 if max_level is None else max_level
-        for k, level in enumerate(self.levels[: last + 1]):
-            ids = np.flatnonzero(self._fitting(level, load, len(items), group))
-            if ids.size:
-                return best_id(ids, self.bin_chain), k
-        return None
+            if self._hint[i] >= 0:
+                self._hint_hits[self._hint[i]] += 1
+        return best_id(ids, self.bin_chain)
 
     # --- moves ------------------------------------------------------------------------------
 
+    def _change_bin(self, b: int, load: float, count: int) -> None:
+        """Add ``load`` and ``count`` to bin ``b``, keeping ``_by_load`` in order."""
+        by_load = self._by_load
+        if self._bin_count[b] < self._item_limit[b]:
+            del by_load[bisect_left(by_load, (self._key(b), b))]
+        value = self._bin_load[b] + load
+        self._bin_load[b] = value
+        self.bin_load[b] = value
+        self._bin_count[b] += count
+        self.bin_count[b] += count
+        if self._bin_count[b] < self._item_limit[b]:
+            insort(by_load, (self._key(b), b))
+
     def put(self, item: int, b: int, level: int = 0) -> None:
-        old = self.where[item]
+        load = self._loads[item]
+        group = self._groups[item]
+        old = self._where[item]
         if old >= 0:
-            self.bin_load[old] -= self.loads[item]
-            self.bin_count[old] -= 1
-            self.bin_group[old, self.groups[item]] -= 1
+            # The same float operation as before: bin_load[old] -= load.
+            self._change_bin(old, -load, -1)
+            self._bin_group[old][group] -= 1
+            self.bin_group[old, group] -= 1
         self.where[item] = b
         self._where[item] = b
-        self.bin_load[b] += self.loads[item]
-        self.bin_count[b] += 1
-        self.bin_group[b, self.groups[item]] += 1
+        self._change_bin(b, load, 1)
+        self._bin_group[b][group] += 1
+        self.bin_group[b, group] += 1
         if level > 0:
             self.relaxed.append((item, self.levels[level].name))
 
@@ -158,7 +267,8 @@ class PairGreedy:
         take the heavier one; every placement of the pair among the candidates is tried
         and the one with least traffic across bins kept (ties: :attr:`pair_chain`).
         """
-        wi, wj = self.where[i], self.where[j]
+        where = self._where
+        wi, wj = where[i], where[j]
         if wi < 0 and wj < 0:
             both = self.least_loaded([i, j], max_level=0)
             if both is not None:
@@ -166,42 +276,48 @@ class PairGreedy:
                 self.put(j, both[0])
                 return
             self.place_single(i)
-            b = int(self.where[i])
-            if self._fitting(self.levels[0], float(self.loads[j]), 1, int(self.groups[j]))[b]:
+            b = where[i]
+            if self._fits(0, b, self._loads[j], 1, self._groups[j]):
                 self.put(j, b)
             else:
                 self.place_single(j)
             return
-        heavier = i if self.loads[i] >= self.loads[j] else j
-        cands = sorted({int(w) for w in (wi, wj) if w >= 0})
+        loads = self._loads
+        heavier = i if loads[i] >= loads[j] else j
+        cands = sorted({w for w in (wi, wj) if w >= 0})
         star = self.least_loaded([heavier], max_level=0)
         if star is not None and star[0] not in cands:
             cands.append(star[0])
-        conn_i, conn_j = self._connection(i, j), self._connection(j, i)  # once, not per choice
-        choices = [
-            c for a, b in product(cands, cands) if (c := self._choice(i, j, a, b, conn_i, conn_j)) is not None
-        ]
-        if choices:
-            pick = best(choices, self.pair_chain)
-            if pick.a != wi:
-                self.put(i, pick.a)
-            if pick.b != wj:
-                self.put(j, pick.b)
+        wanted = set(cands)
+        conn_i, conn_j = self._connection(i, j, wanted), self._connection(j, i, wanted)  # once, not per choice
+        pick: tuple | None = None
+        for a in cands:
+            for b in cands:
+                key = self._choice(i, j, a, b, conn_i, conn_j)
+                if key is not None and (pick is None or key[:4] < pick[:4]):
+                    pick = key  # strictly better only: the first of equals wins, as min() did
+        if pick is not None:
+            if pick[4] != wi:
+                self.put(i, pick[4])
+            if pick[5] != wj:
+                self.put(j, pick[5])
             return
         for item in (i, j):  # nothing fits together: the placed one stays
-            if self.where[item] < 0:
+            if where[item] < 0:
                 self.place_single(item)
 
-    def _connection(self, item: int, other: int) -> tuple[float, dict[int, float]]:
-        """Traffic of ``item`` with placed items other than ``other``: total, and per bin."""
+    def _connection(self, item: int, other: int, bins: set[int]) -> tuple[float, dict[int, float]]:
+        """Traffic of ``item`` with placed items other than ``other``: the total, and per bin
+        for the ``bins`` asked about (the candidates; no other bin is ever read)."""
         total = 0.0
         per_bin: dict[int, float] = {}
-        where = self._where  # a list: indexing numpy scalars one by one is slow here
+        where = self._where
         for n, w in self.adj[item].items():
             b = where[n]
-            if n != other and b >= 0:
+            if b >= 0 and n != other:
                 total += w
-                per_bin[b] = per_bin.get(b, 0.0) + w
+                if b in bins:
+                    per_bin[b] = per_bin.get(b, 0.0) + w
         return total, per_bin
 
     def _choice(
@@ -212,36 +328,47 @@ class PairGreedy:
         b: int,
         conn_i: tuple[float, dict[int, float]],
         conn_j: tuple[float, dict[int, float]],
-    ) -> PairChoice | None:
-        wi, wj = int(self.where[i]), int(self.where[j])
+    ) -> tuple | None:
+        """(cost, moves, off_hint, peak, a, b) of placing i on a and j on b — the
+        :attr:`pair_chain` keys in order — or None if a limit of the first level breaks."""
+        where = self._where
+        loads = self._loads
+        wi, wj = where[i], where[j]
         delta_load: dict[int, float] = {}
         delta_count: dict[int, int] = {}
         for item, old, new in ((i, wi, a), (j, wj, b)):
             if old == new:
                 continue
             if old >= 0:
-                delta_load[old] = delta_load.get(old, 0.0) - self.loads[item]
+                delta_load[old] = delta_load.get(old, 0.0) - loads[item]
                 delta_count[old] = delta_count.get(old, 0) - 1
-            delta_load[new] = delta_load.get(new, 0.0) + self.loads[item]
+            delta_load[new] = delta_load.get(new, 0.0) + loads[item]
             delta_count[new] = delta_count.get(new, 0) + 1
         first = self.levels[0]
-        group = int(self.groups[i])
+        bins_ok = self._level_bins[0]
+        bin_load = self._bin_load
+        group = self._groups[i]
         for bin_, dc in delta_count.items():
             # Only what a bin gains is checked: a bin that loses items or load never breaks
             # a limit it did not break before.
             if dc > 0:
-                if self.bin_count[bin_] + dc > self.item_limit[bin_] or not first.bins[bin_]:
+                if self._bin_count[bin_] + dc > self._item_limit[bin_] or not bins_ok[bin_]:
                     return None
-                if first.group_limit and self.bin_group[bin_, group] + dc > self.group_limit[group]:
+                if first.group_limit and self._bin_group[bin_][group] + dc > self._group_limit[group]:
                     return None
             if first.load_limit and delta_load[bin_] > 0:
-                if self.bin_load[bin_] + delta_load[bin_] > self.load_limit[bin_]:
+                if bin_load[bin_] + delta_load[bin_] > self._load_limit[bin_]:
                     return None
         (ti, ci), (tj, cj) = conn_i, conn_j
         mutual = self.adj[i].get(j, 0.0)
         cost = (ti - ci.get(a, 0.0)) + (tj - cj.get(b, 0.0)) + (mutual if a != b else 0.0)
         moves = int(wi >= 0 and wi != a) + int(wj >= 0 and wj != b)
-        off_hint = int(self.hint[i] >= 0 and self.hint[i] != a) + int(self.hint[j] >= 0 and self.hint[j] != b)
-        touched = {a, b}
-        peak = max((self.bin_load[x] + delta_load.get(x, 0.0)) / self.scale[x] for x in touched)
-        return PairChoice(a, b, round(cost, COST_DECIMALS), moves, off_hint, float(peak))
+        hint = self._hint
+        off_hint = int(hint[i] >= 0 and hint[i] != a) + int(hint[j] >= 0 and hint[j] != b)
+        scale = self._scale
+        peak = (bin_load[a] + delta_load.get(a, 0.0)) / scale[a]
+        if b != a:
+            other = (bin_load[b] + delta_load.get(b, 0.0)) / scale[b]
+            if other > peak:
+                peak = other
+        return (round(cost, COST_DECIMALS), moves, off_hint, peak, a, b)

@@ -10,18 +10,18 @@ round-trips every valid frame.
 from __future__ import annotations
 
 import dataclasses
-import math
 import types
 import typing
-from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, TypeVar
 
 import msgpack
+
+from squall.wire_check import Invalid, plainer, validator
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024 * 1024  # bundles travel on the control plane; tuples never do
 
 _REGISTRY: dict[str, type] = {}
-_HINTS: dict[type, dict[str, Any]] = {}
 
 M = TypeVar("M")
 
@@ -54,7 +54,7 @@ def encode(msg: Any) -> bytes:
     name = type(msg).__name__
     if _REGISTRY.get(name) is not type(msg):
         raise TypeError(f"{name} is not a registered message type")
-    return msgpack.packb([PROTOCOL_VERSION, name, _to_plain(msg)], use_bin_type=True)
+    return msgpack.packb([PROTOCOL_VERSION, name, plainer(type(msg))(msg)], use_bin_type=True)
 
 
 def decode(frame: bytes, max_bytes: int = MAX_FRAME_BYTES) -> Any:
@@ -77,113 +77,10 @@ def decode(frame: bytes, max_bytes: int = MAX_FRAME_BYTES) -> Any:
     cls = _REGISTRY.get(name)
     if cls is None:
         raise WireError(f"unknown message type {name[:64]!r}")
-    return _from_plain(cls, fields, name)
-
-
-def _to_plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [_to_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _to_plain(v) for k, v in value.items()}
-    return value
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    hints = _HINTS.get(cls)
-    if hints is None:
-        hints = _HINTS[cls] = {
-            k: v for k, v in get_type_hints(cls).items() if get_origin(v) is not ClassVar and v is not ClassVar
-        }
-    return hints
-
-
-def _from_plain(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise WireError(f"{where}: expected a mapping of fields, got {type(data).__name__}")
-    hints = _hints(cls)
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            kwargs[f.name] = value = _check(hints[f.name], data[f.name], f"{where}.{f.name}")
-            if f.metadata.get("non_negative"):
-                _refuse_negative(value, f"{where}.{f.name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise WireError(f"{where}: missing field {f.name!r}")
-    unknown = set(data) - set(hints)
-    if unknown:
-        raise WireError(f"{where}: unknown field(s) {sorted(map(str, unknown))[:5]}")
-    return cls(**kwargs)
-
-
-def _refuse_negative(value: Any, where: str) -> None:
-    """Raise WireError if the number, or any number among a list's items or a mapping's
-    values, is negative (non-finite floats were already refused by ``_check``)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise WireError(f"{where}: must not be negative, got {value!r}")
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _refuse_negative(v, f"{where}[{i}]")
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _refuse_negative(v, f"{where}[{k!r:.30}]")
-
-
-def _check(tp: Any, value: Any, where: str) -> Any:
-    if tp is Any:
-        return value
-    origin = get_origin(tp)
-    if origin in (Union, types.UnionType):
-        options = [o for o in get_args(tp) if o is not type(None)]
-        if value is not None and len(options) == 1:  # X | None: say what is wrong with the X
-            return _check(options[0], value, where)
-        errors = []
-        for option in get_args(tp):
-            try:
-                return _check(option, value, where)
-            except WireError as exc:
-                errors.append(str(exc))
-        raise WireError(f"{where}: {value!r:.60} matches none of {tp}")
-    if tp is type(None):
-        if value is None:
-            return None
-        raise WireError(f"{where}: expected None")
-    if origin in (list, tuple) or tp in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise WireError(f"{where}: expected a list, got {type(value).__name__}")
-        args = get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise WireError(f"{where}: expected {len(args)} items, got {len(value)}")
-            return tuple(_check(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-        item = args[0] if args else Any
-        items = [_check(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple or tp is tuple else items
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise WireError(f"{where}: expected a mapping, got {type(value).__name__}")
-        kt, vt = get_args(tp) or (Any, Any)
-        return {_check(kt, k, f"{where} key"): _check(vt, v, f"{where}[{k!r:.30}]") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        return _from_plain(tp, value, where)
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-            if not math.isfinite(number):  # no field means infinity; NaN would poison the schedulers
-                raise WireError(f"{where}: expected a finite number, got {value!r}")
-            return number
-        raise WireError(f"{where}: expected a number, got {type(value).__name__}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise WireError(f"{where}: expected an integer, got {type(value).__name__}")
-    if tp in (str, bool, bytes):
-        if isinstance(value, tp) and not (tp is not bool and isinstance(value, bool)):
-            return value
-        raise WireError(f"{where}: expected {tp.__name__}, got {type(value).__name__}")
-    raise TypeError(f"{where}: unsupported annotation {tp!r}")  # a bug in a message class
+    try:
+        return validator(cls)(fields)
+    except Invalid as exc:  # the path is built only now: valid frames pay for no formatting
+        raise WireError(f"{name}{exc.path()}: {exc.detail}") from None
 
 
 def registered() -> dict[str, type]:

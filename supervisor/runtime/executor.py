@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+from bisect import bisect_left
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -27,7 +28,7 @@ from squall.supervisor.runtime.messages import (
     TREE_FAILED,
 )
 from squall.supervisor.runtime.routing import Route
-from squall.supervisor.runtime.stats import ExecutorStats
+from squall.supervisor.runtime.stats import LATENCY_BOUNDS_S, ExecutorStats
 from squall.topology.component import TASK_LOGGER_PREFIX, TICK_STREAM, Bolt, Spout, Tuple
 from squall.topology.errors import EmitError
 from squall.topology.spec import DEFAULT_STREAM, ExecutorSpec
@@ -168,16 +169,37 @@ class BoltExecutor(Executor):
                 executor._route(routes, stream, values)
             if tup_id is not None:
                 raise EmitError(f"bolt {component!r}: tup_id is for spouts; bolts anchor with anchors=[...]")
-            fast = route.fast
-            targets = fast(values) if fast is not None and direct_task is None else route.targets(values, direct_task)
+            if direct_task is None and route.pick is not None:
+                targets = route.pick()
+            elif direct_task is None and route.fast is not None:
+                targets = route.fast(values)
+            else:
+                targets = route.targets(values, direct_task)
             name = route.stream
+            emitted[name] += 1
+            stats.transferred += len(targets)
             if tracking:
                 if anchors is None:
+                    # The common case: anchored on the tuple being processed, which carries
+                    # one root (a chain): one edge per target, no lists built.
                     current = executor.current
-                    anchors = (current,) if auto_anchor and current is not None else ()
+                    if not auto_anchor or current is None or not current.roots:
+                        anchored = ()
+                    else:
+                        roots_in = current.roots
+                        if len(roots_in) == 1:
+                            (root,) = roots_in
+                            fields = route.fields
+                            for t in targets:
+                                edge = getrandbits(64)
+                                current.ack_val ^= edge
+                                sinks[t]((t, Tuple(component, name, task, values, fields, {root: edge})))
+                            return targets
+                        anchored = (current,)
                 elif isinstance(anchors, Tuple):
-                    anchors = (anchors,)
-                anchored = [a for a in anchors if a.roots]
+                    anchored = (anchors,) if anchors.roots else ()
+                else:
+                    anchored = [a for a in anchors if a.roots]
                 if anchored:
                     fields = route.fields
                     for t in targets:
@@ -188,14 +210,10 @@ class BoltExecutor(Executor):
                                 roots[r] = roots.get(r, 0) ^ edge
                             a.ack_val ^= edge
                         sinks[t]((t, Tuple(component, name, task, values, fields, roots)))
-                    emitted[name] += 1
-                    stats.transferred += len(targets)
                     return targets
             tup = Tuple(component, name, task, values, route.fields)
             for t in targets:
                 sinks[t]((t, tup))
-            emitted[name] += 1
-            stats.transferred += len(targets)
             return targets
 
         return emit
@@ -224,36 +242,87 @@ class BoltExecutor(Executor):
         transfer = self.wiring.transfer_meter  # batches flushed from inside emit are transfer CPU
         transfer_before = transfer.cpu_s
         started = time.thread_time()
+        if self.auto_ack and self.tracking:
+            n = self._drain_acking(inbox, limit)
+        else:
+            n = self._drain_plain(inbox, limit)
+        self.current = None
+        self.stats.executed += n
+        self.stats.busy_s += time.thread_time() - started - (transfer.cpu_s - transfer_before)
+        return n
+
+    def _drain_plain(self, inbox: deque, limit: int) -> int:
+        """The loop without auto-ack: each tuple is processed; ``current`` is kept only when
+        acking is on (an explicit ``ack`` needs no ``current``, auto-anchoring does)."""
         popleft = inbox.popleft
         instances = self.instances
         received = self.stats.received_from
-        auto_ack = self.auto_ack and self.tracking
+        keep_current = self.tracking
         n = 0
         while n < limit and inbox:
             task, tup = popleft()
             n += 1
-            inst = instances[task]
             if tup.stream == TICK_STREAM:
-                try:
-                    inst.process_tick(tup)
-                except Exception as exc:  # a user bug must not stop the executor
-                    self.log_error_once(task, exc, "process_tick")
+                self._tick(task, tup)
+                continue
+            received[tup.task] += 1
+            if keep_current:
+                self.current = tup
+            try:
+                instances[task].process(tup)
+            except Exception as exc:  # a user bug fails its tuple, never the executor
+                self.log_error_once(task, exc, "process")
+                if self.auto_fail:
+                    self.fail(tup)
+        return n
+
+    def _drain_acking(self, inbox: deque, limit: int) -> int:
+        """The loop with auto-ack, the ack inlined: per tuple one ACK_ACK per root to its
+        acker (counted in ``sent_control``), without a method call; ``acked`` is added once
+        per batch."""
+        popleft = inbox.popleft
+        instances = self.instances
+        received = self.stats.received_from
+        sinks = self.wiring.sinks
+        sent_control = self.stats.sent_control
+        ackers = self.wiring.acker_tasks
+        n_ackers = len(ackers)
+        acked = 0
+        n = 0
+        while n < limit and inbox:
+            task, tup = popleft()
+            n += 1
+            if tup.stream == TICK_STREAM:
+                self._tick(task, tup)
                 continue
             received[tup.task] += 1
             self.current = tup
             try:
-                inst.process(tup)
+                instances[task].process(tup)
             except Exception as exc:  # a user bug fails its tuple, never the executor
                 self.log_error_once(task, exc, "process")
                 if self.auto_fail:
                     self.fail(tup)
                 continue
-            if auto_ack and not tup.done:
-                self.ack(tup)
-        self.current = None
-        self.stats.executed += n
-        self.stats.busy_s += time.thread_time() - started - (transfer.cpu_s - transfer_before)
+            if tup.done:
+                continue
+            roots = tup.roots
+            if roots:
+                tup.done = True
+                acked += 1
+                ack_val = tup.ack_val
+                for root, edge in roots.items():
+                    a = ackers[root % n_ackers]
+                    sent_control[a] += 1
+                    sinks[a]((a, (ACK_ACK, root, edge ^ ack_val)))
+        self.stats.acked += acked
         return n
+
+    def _tick(self, task: int, tup: Tuple) -> None:
+        try:
+            self.instances[task].process_tick(tup)
+        except Exception as exc:  # a user bug must not stop the executor
+            self.log_error_once(task, exc, "process_tick")
 
 
 class SpoutExecutor(Executor):
@@ -285,6 +354,8 @@ class SpoutExecutor(Executor):
         pending_by_task = self.pending_by_task
         untracked_acks = self.untracked_acks
         clock = self.wiring.clock
+        acker_tasks = self.wiring.acker_tasks
+        sent_control = stats.sent_control
         executor = self
 
         # tup_id second, as in streamparse and heronpy; need_task_ids is accepted for them
@@ -295,8 +366,12 @@ class SpoutExecutor(Executor):
                 executor._route(routes, stream, values)
             if anchors is not None:
                 raise EmitError(f"spout {component!r}: anchors are for bolts; spouts pass tup_id=")
-            fast = route.fast
-            targets = fast(values) if fast is not None and direct_task is None else route.targets(values, direct_task)
+            if direct_task is None and route.pick is not None:
+                targets = route.pick()
+            elif direct_task is None and route.fast is not None:
+                targets = route.fast(values)
+            else:
+                targets = route.targets(values, direct_task)
             name = route.stream
             emitted[name] += 1
             stats.transferred += len(targets)
@@ -313,7 +388,9 @@ class SpoutExecutor(Executor):
                     pending[root] = (task, tup_id, clock())
                     pending_by_task[task] += 1
                     if targets:
-                        executor._send_to_acker(root, (ACK_INIT, root, xor, task))
+                        a = acker_tasks[root % len(acker_tasks)]
+                        sent_control[a] += 1
+                        sinks[a]((a, (ACK_INIT, root, xor, task)))
                     else:  # nobody subscribed: the tree is complete at once (Storm does the same)
                         executor.inbox.append((task, (TREE_COMPLETE, root)))
                     return targets
@@ -352,13 +429,16 @@ class SpoutExecutor(Executor):
         n = self._deliver_outcomes()
         if self.active and allow_emit:
             max_pending = self.max_pending
+            pending_by_task = self.pending_by_task
+            batch = range(self.batch)
             for task, inst in self.instances.items():
-                for _ in range(self.batch):
-                    if max_pending is not None and self.pending_by_task[task] >= max_pending:
+                next_tuple = inst.next_tuple
+                for _ in batch:
+                    if max_pending is not None and pending_by_task[task] >= max_pending:
                         break
                     before = self.emit_count
                     try:
-                        inst.next_tuple()
+                        next_tuple()
                     except Exception as exc:  # a user bug in next_tuple must not stop the spout
                         self.log_error_once(task, exc, "next_tuple")
                         break
@@ -400,25 +480,47 @@ class SpoutExecutor(Executor):
             self._call(task, self.instances[task].ack, "ack", tup_id)
 
     def _deliver_outcomes(self) -> int:
+        """Call ``ack``/``fail`` for every tree outcome queued; counters updated once."""
         inbox = self.inbox
+        if not inbox:
+            return 0
         n = 0
+        acked = 0
+        failed = 0
         now = self.wiring.clock()
+        popleft = inbox.popleft
+        pending_pop = self.pending.pop
+        pending_by_task = self.pending_by_task
+        instances = self.instances
+        stats = self.stats
+        latencies = stats.latencies_s.append
+        buckets = stats.latency_buckets
+        latency_sum = 0.0
         while inbox:
-            _task, (kind, root) = inbox.popleft()
-            entry = self.pending.pop(root, None)
+            _task, (kind, root) = popleft()
+            entry = pending_pop(root, None)
             if entry is None:
                 continue  # already timed out and failed
             task, tup_id, emitted_at = entry
-            self.pending_by_task[task] -= 1
+            pending_by_task[task] -= 1
             n += 1
-            inst = self.instances[task]
             if kind == TREE_COMPLETE:
-                self.stats.acked += 1
-                self.stats.record_latency(now - emitted_at)
-                self._call(task, inst.ack, "ack", tup_id)
+                acked += 1
+                latency = now - emitted_at
+                latency_sum += latency
+                latencies(latency)
+                buckets[bisect_left(LATENCY_BOUNDS_S, latency)] += 1
+                try:
+                    instances[task].ack(tup_id)
+                except Exception as exc:  # a user bug in a callback must not stop the spout
+                    self.log_error_once(task, exc, "ack")
             elif kind == TREE_FAILED:
-                self.stats.failed += 1
-                self._call(task, inst.fail, "fail", tup_id)
+                failed += 1
+                self._call(task, instances[task].fail, "fail", tup_id)
+        stats.acked += acked
+        stats.failed += failed
+        stats.latency_count += acked
+        stats.latency_sum_s += latency_sum
         return n
 
     def expire(self, now: float, timeout_s: float) -> int:

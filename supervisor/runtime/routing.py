@@ -84,10 +84,9 @@ def make_chooser(
     if kind == PARTIAL_KEY:
         return _partial_key([fields_index[f] for f in grouping.fields], tasks)
     if kind == ALL:
-        return lambda _values: tasks
+        return _constant(tasks)
     if kind == GLOBAL:
-        lowest = [tasks[0]]
-        return lambda _values: lowest
+        return _constant([tasks[0]])
     if kind == DIRECT:
         return None
     raise ValueError(f"unknown grouping {kind!r}")  # pragma: no cover - GroupingSpec validates
@@ -97,7 +96,21 @@ def _shuffle(tasks: list[int], source_task: int) -> Chooser:
     order = [[t] for t in tasks]
     random.Random(source_task).shuffle(order)
     nxt = itertools.cycle(order).__next__
-    return lambda _values: nxt()
+
+    def shuffle(_values: Sequence[Any]) -> list[int]:
+        return nxt()
+
+    # The same choice without the values and without a Python frame: ``Route.pick``.
+    shuffle.pick = nxt  # type: ignore[attr-defined]
+    return shuffle
+
+
+def _constant(targets: list[int]) -> Chooser:
+    def constant(_values: Sequence[Any]) -> list[int]:
+        return targets
+
+    constant.pick = itertools.repeat(targets).__next__  # type: ignore[attr-defined]
+    return constant
 
 
 def _partial_key(idx: list[int], tasks: list[int]) -> Chooser:
@@ -119,7 +132,7 @@ def _partial_key(idx: list[int], tasks: list[int]) -> Chooser:
 class Route:
     """Where one output stream of one source task goes."""
 
-    __slots__ = ("component", "stream", "fields", "arity", "choosers", "direct_tasks", "direct", "fast")
+    __slots__ = ("component", "stream", "fields", "arity", "choosers", "direct_tasks", "direct", "fast", "pick")
 
     def __init__(
         self,
@@ -139,6 +152,9 @@ class Route:
         self.direct = direct
         # The common case — one subscriber, not direct — skips every check on the hot path.
         self.fast: Chooser | None = choosers[0] if len(choosers) == 1 and not direct else None
+        # When that one chooser ignores the values (shuffle, all, global): a C-level callable
+        # with no arguments, one Python call less per emit.
+        self.pick: Callable[[], list[int]] | None = getattr(self.fast, "pick", None)
 
     def targets(self, values: Sequence[Any], direct_task: int | None) -> list[int]:
         if self.direct:

@@ -18,7 +18,7 @@ from typing import Sequence
 from squall.messages import LATENCY_BUCKETS_MS
 
 LATENCY_SAMPLES = 20_000  # recent complete-latency samples kept per spout executor
-_BUCKET_BOUNDS_S = tuple(b / 1e3 for b in LATENCY_BUCKETS_MS)
+LATENCY_BOUNDS_S = tuple(b / 1e3 for b in LATENCY_BUCKETS_MS)  # bucket upper bounds, seconds
 
 
 @dataclass
@@ -39,13 +39,14 @@ class ExecutorStats:
     sent_control: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     # Counts per LATENCY_BUCKETS_MS bucket (upper bound inclusive), +inf last; cumulative, so
     # a reader never misses samples the bounded ``latencies_s`` has already dropped.
-    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(_BUCKET_BOUNDS_S) + 1))
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_S) + 1))
 
     def record_latency(self, seconds: float) -> None:
+        """One complete latency (the spout's hot loop inlines the same four updates)."""
         self.latency_sum_s += seconds
         self.latency_count += 1
         self.latencies_s.append(seconds)
-        self.latency_buckets[bisect_left(_BUCKET_BOUNDS_S, seconds)] += 1
+        self.latency_buckets[bisect_left(LATENCY_BOUNDS_S, seconds)] += 1
 
 
 class CpuMeter:

@@ -1,0 +1,439 @@
+"""Nimbus at the scale of hundreds of boards: a real Nimbus process against simulated
+supervisors that are real ZeroMQ peers.
+
+    python benchmarks/scale.py --boards 50 100 250 500 --executors 5000
+
+For each board count it starts a Nimbus (``squall nimbus`` on loopback, its own temporary
+data folder), then ``--procs`` processes that each run a share of the boards: one DEALER per
+board that registers, heartbeats every second (staggered) with a report per worker it was
+assigned — realistic metrics: cumulative counters, CPU time and per-source receive counts for
+each of its executors — and obeys every assignment (reports its version, paused, and the
+snapshots of executors it gave up, so a live migration goes through). It then measures:
+
+* time to place: submit of a chain topology (``--executors`` executors over 2 workers per
+  board, round robin) until every board holds the workers the assignment gives it;
+* Nimbus's loop lag: the round trip of a small request (``ListTopologies``) sent every
+  0.1 s by a probe client — the time a message waits for the loop — median and p99, with
+  Nimbus's CPU (share of one core) and RSS, over ``--measure-s`` seconds of steady heartbeats;
+* time to detect a lost board: one board falls silent; from its last heartbeat until Nimbus
+  reports it not alive (the supervisor timeout is ``--timeout`` s; the target is within
+  timeout + 1 s);
+* time for a live rebalance: ``rebalance --scheduler online`` (on the metrics measured so
+  far) until its event is done (every moved executor released and acquired).
+
+Nothing here is timed by a test; the script prints what it measured. The machine it runs on
+also runs the simulated boards, so Nimbus's CPU share competes with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PORTS_PER_BOARD = 4
+WORKERS_PER_BOARD = 2
+CLOCK_HZ = 1.5e9
+SOURCES_PER_EXECUTOR = 3  # received_from entries per executor in a report
+TUPLES_PER_S = 200.0  # per executor, for the counters
+PROBE_TIMEOUT_S = 10.0
+CLIENT_TIMEOUT_S = 120.0  # the driver's own requests: a slow answer is a figure, not a failure
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- the simulated boards (run in child processes) -------------------------------------------
+
+
+@dataclass
+class Board:
+    """One simulated supervisor: its socket, what it was told to run, its counters."""
+
+    id: str
+    sock: Any
+    seq: int = 0
+    registered: bool = False
+    silent: bool = False
+    next_heartbeat: float = 0.0
+    last_heartbeat: float = 0.0
+    version: int = -1
+    workers: dict[tuple[str, int], Any] = field(default_factory=dict)  # (topology, port) -> WorkerAssignment
+    released: dict[tuple[str, int], dict[int, bytes]] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+
+
+_SOURCES: dict[int, list[int]] = {}
+
+
+def _sources(ex: int, placement: dict[int, str]) -> list[int]:
+    """The executors ``ex`` reports receiving from: a few, fixed per executor (a sparse
+    traffic graph, as fields or local groupings give; shuffle between stages of hundreds of
+    executors would report hundreds each)."""
+    got = _SOURCES.get(ex)
+    if got is None:
+        ids = sorted(placement)
+        got = _SOURCES[ex] = random.Random(ex).sample(ids, min(SOURCES_PER_EXECUTOR, len(ids)))
+    return got
+
+
+def _metrics(board: Board, wa: Any, now: float) -> Any:
+    from squall import messages as M
+
+    age = now - board.started
+    executed = int(age * TUPLES_PER_S)
+    executors = []
+    for ex in wa.executors:
+        sources = _sources(ex, wa.placement)
+        executors.append(M.ExecutorMetrics(
+            executor=ex, component="sim", emitted=executed, transferred=executed, executed=executed,
+            acked=0, failed=0, errors=0, cpu_s=age * 0.01 * (1 + ex % 7),
+            received_from={s: executed // len(sources) for s in sources},
+        ))
+    # Remote items: equal sums and no queue, so a live migration sees quiescence at once.
+    remote = 0 if wa.paused else executed
+    return M.WorkerMetrics(at=now, clock_hz=CLOCK_HZ, executors=executors, sent_remote=remote,
+                           received_remote=remote, rss_bytes=25 << 20, queued=0)
+
+
+def _heartbeat(board: Board, now: float) -> None:
+    from squall import messages as M
+    from squall.wire import encode
+
+    reports = [
+        M.WorkerReport(topology=t, port=p, pid=os.getpid(), state="running",
+                       assignment_version=wa.assignment_version, metrics=_metrics(board, wa, now),
+                       paused=wa.paused, released=board.released.get((t, p), {}))
+        for (t, p), wa in sorted(board.workers.items())
+    ]
+    board.seq += 1
+    board.last_heartbeat = now
+    board.sock.send(encode(M.Heartbeat(board.id, board.seq, reports, rss_bytes=40 << 20)))
+
+
+def _obey(board: Board, msg: Any, events: Any) -> None:
+    """Run what the assignment says: note executors given up (their 'snapshots')."""
+    new = {(wa.topology, wa.port): wa for wa in msg.workers}
+    released: dict[tuple[str, int], dict[int, bytes]] = {}
+    for key, wa in new.items():
+        old = board.workers.get(key)
+        if old is not None and old.assignment_version != wa.assignment_version:
+            gone = set(old.executors) - set(wa.executors)
+            if gone:
+                released[key] = {ex: b"sim-state" for ex in sorted(gone)}
+        elif old is not None:
+            released[key] = board.released.get(key, {})
+    board.workers, board.released, board.version = new, released, msg.version
+    per_topology: dict[str, int] = {}
+    for t, _ in new:
+        per_topology[t] = per_topology.get(t, 0) + 1
+    events.put(("assigned", board.id, time.time(), per_topology))
+
+
+def run_boards(ids: list[str], address: str, commands: Any, events: Any, heartbeat_s: float) -> None:
+    """A child process: run the boards ``ids`` until told to stop."""
+    import queue
+
+    import zmq
+
+    from squall import messages as M
+    from squall.wire import WireError, decode, encode
+
+    ctx = zmq.Context()
+    boards: dict[Any, Board] = {}
+    poller = zmq.Poller()
+    start = time.time()
+    for k, b in enumerate(ids):
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(address)
+        board = Board(b, sock, next_heartbeat=start + heartbeat_s * k / max(1, len(ids)))
+        boards[sock] = board
+        poller.register(sock, zmq.POLLIN)
+        sock.send(encode(M.RegisterSupervisor(
+            supervisor_id=b, host=f"sim-{b}", ports=[7000 + p for p in range(PORTS_PER_BOARD)],
+            capacity_hz=4 * CLOCK_HZ, clock_hz=CLOCK_HZ, cores=4, memory_mb=4096, pid=os.getpid(),
+        )))
+    by_id = {board.id: board for board in boards.values()}
+    running = True
+    while running:
+        for sock, _ in poller.poll(20):
+            board = boards[sock]
+            while True:
+                try:
+                    frame = sock.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                if board.silent:
+                    continue
+                try:
+                    msg = decode(frame)
+                except WireError:
+                    continue
+                if isinstance(msg, M.RegisterReply):
+                    board.registered = msg.ok
+                    events.put(("registered" if msg.ok else "refused", board.id, time.time(), msg.reason))
+                elif isinstance(msg, M.SupervisorAssignment):
+                    _obey(board, msg, events)
+        now = time.time()
+        for board in boards.values():
+            if board.registered and not board.silent and now >= board.next_heartbeat:
+                _heartbeat(board, now)
+                board.next_heartbeat += heartbeat_s
+                if board.next_heartbeat < now:  # fell behind: do not burst
+                    board.next_heartbeat = now + heartbeat_s
+        try:
+            while True:
+                cmd, arg = commands.get_nowait()
+                if cmd == "silence" and arg in by_id:
+                    by_id[arg].silent = True
+                    events.put(("silenced", arg, time.time(), by_id[arg].last_heartbeat))
+                elif cmd == "stop":
+                    running = False
+        except queue.Empty:
+            pass
+    for sock in boards:
+        sock.close()
+    ctx.term()
+
+
+# -- the driver ---------------------------------------------------------------------------------
+
+
+class Probe(threading.Thread):
+    """Sends a small request every ``period_s`` and keeps the round trips (loop lag)."""
+
+    def __init__(self, address: str, period_s: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.address = address
+        self.period_s = period_s
+        self.samples: list[tuple[float, float]] = []  # (sent at, round trip s)
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        from squall.client import NimbusClient, NimbusUnreachable
+
+        while not self.stopped.is_set():
+            with NimbusClient(self.address.removeprefix("tcp://"), timeout_s=PROBE_TIMEOUT_S) as client:
+                while not self.stopped.is_set():
+                    sent = time.time()
+                    try:
+                        client.list()
+                    except NimbusUnreachable:  # counted as a lag of at least the timeout
+                        self.samples.append((sent, time.time() - sent))
+                        break
+                    self.samples.append((sent, time.time() - sent))
+                    self.stopped.wait(self.period_s)
+
+    def lag_ms(self, since: float, until: float) -> tuple[float, float, int]:
+        """(median, p99, samples) of the round trips sent within [since, until], in ms."""
+        from squall.supervisor.runtime.stats import percentile
+
+        rtts = [r * 1e3 for at, r in list(self.samples) if since <= at <= until]
+        if not rtts:
+            return float("nan"), float("nan"), 0
+        return statistics.median(rtts), percentile(rtts, 99), len(rtts)
+
+
+@dataclass
+class Figures:
+    boards: int
+    executors: int
+    place_s: float = float("nan")
+    lag_median_ms: float = float("nan")
+    lag_p99_ms: float = float("nan")
+    lag_samples: int = 0
+    cpu_pct: float = float("nan")
+    rss_mb: float = float("nan")
+    detect_s: float = float("nan")
+    rebalance_s: float = float("nan")
+    moved: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _chain_spec(executors: int) -> dict[str, Any]:
+    from squall.experiments.reference import chain_topology
+
+    stages = 10
+    return chain_topology(stages, max(1, executors // stages)).spec.to_dict()
+
+
+def _wait(events: Any, until: float, want: Any) -> bool:
+    """Read events until ``want(event)`` returns True or ``until`` passes."""
+    import queue
+
+    while time.time() < until:
+        try:
+            ev = events.get(timeout=max(0.01, min(0.2, until - time.time())))
+        except queue.Empty:
+            continue
+        if want(ev):
+            return True
+    return False
+
+
+def run_scale(boards: int, executors: int, procs: int, measure_s: float, timeout_s: float,
+              heartbeat_s: float) -> Figures:
+    import psutil
+
+    from squall.client import NimbusClient, NimbusUnreachable
+
+    fig = Figures(boards, executors)
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="squall-scale-") as tmp:
+        nimbus = subprocess.Popen(
+            [sys.executable, "-m", "squall", "nimbus", "--host", "127.0.0.1", "--port", str(port),
+             "--http-port", "0", "--data-dir", tmp, "--no-discovery", "--log-level", "WARNING",
+             "--set", f"nimbus.supervisor.timeout.secs={timeout_s}",
+             "--set", f"nimbus.heartbeat.secs={heartbeat_s}"],
+            stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / "nimbus.log", "w"),
+        )
+        ctx = mp.get_context("spawn")
+        events = ctx.Queue()
+        command_queues = [ctx.Queue() for _ in range(procs)]
+        ids = [f"b{k:04d}" for k in range(boards)]
+        children = []
+        probe = Probe(address)
+        try:
+            with NimbusClient(address.removeprefix("tcp://"), timeout_s=CLIENT_TIMEOUT_S) as client:
+                client.list()  # Nimbus is up
+                for k in range(procs):
+                    share = ids[k::procs]
+                    p = ctx.Process(target=run_boards, args=(share, address, command_queues[k], events, heartbeat_s))
+                    p.start()
+                    children.append(p)
+                registered: set[str] = set()
+                _wait(events, time.time() + 60, lambda ev: ev[0] == "registered" and (registered.add(ev[1]) or len(registered) == boards))
+                if len(registered) < boards:
+                    fig.notes.append(f"only {len(registered)} of {boards} boards registered")
+                probe.start()
+                nimbus_proc = psutil.Process(nimbus.pid)
+
+                # Time to place.
+                holding: dict[str, int] = {}
+                submitted = time.time()
+                spec = _chain_spec(executors)
+                client.submit("scale", spec, b"not run by simulated boards", "round_robin",
+                              boards * WORKERS_PER_BOARD, {"topology.acker.executors": max(1, boards // 10)})
+                assignment = client.assignment("scale")
+                placed_workers = {(e["node"], e["port"]) for e in _rows(assignment)}
+                want = len(placed_workers)
+
+                def placed(ev: Any) -> bool:
+                    if ev[0] == "assigned":
+                        holding[ev[1]] = ev[3].get("scale", 0)
+                        if sum(holding.values()) >= want:
+                            fig.place_s = ev[2] - submitted
+                            return True
+                    return False
+
+                if not _wait(events, time.time() + 120, placed):
+                    fig.notes.append(f"placement incomplete: {sum(holding.values())} of {want} workers")
+
+                # Steady state: heartbeats with metrics, loop lag, CPU, memory.
+                time.sleep(min(3.0, measure_s))  # the first reports with metrics arrive
+                since = time.time()
+                cpu0 = sum(nimbus_proc.cpu_times()[:2])
+                time.sleep(measure_s)
+                until = time.time()
+                cpu1 = sum(nimbus_proc.cpu_times()[:2])
+                fig.cpu_pct = 100.0 * (cpu1 - cpu0) / (until - since)
+                fig.rss_mb = nimbus_proc.memory_info().rss / 2**20
+                fig.lag_median_ms, fig.lag_p99_ms, fig.lag_samples = probe.lag_ms(since, until)
+
+                # A lost board.
+                victim = sorted(n for n, _ in placed_workers)[0]
+                command_queues[ids.index(victim) % procs].put(("silence", victim))
+                silenced = time.time()
+                last_beat: list[float] = []
+                _wait(events, time.time() + 30, lambda ev: ev[0] == "silenced" and not last_beat.append(ev[3]))
+                while time.time() < silenced + timeout_s + 60:
+                    sups = {s["id"]: s for s in client.cluster()["supervisors"]}
+                    if not sups[victim]["alive"]:
+                        # From its last heartbeat: the timeout counts from there.
+                        fig.detect_s = time.time() - (last_beat[0] if last_beat else silenced)
+                        break
+                    time.sleep(0.05)
+                time.sleep(2.0)  # the repair lands
+
+                # A live rebalance with the online scheduler.
+                before = len(client.events("scale"))
+                started = time.time()
+                client.rebalance("scale", wait_s=0, scheduler="online")
+                while time.time() < started + 180:
+                    evs = client.events("scale")
+                    fresh = evs[before:]
+                    done = [e for e in fresh if e.get("done_at") is not None or e.get("decision") not in (None, "applied")]
+                    if done:
+                        fig.rebalance_s = time.time() - started
+                        fig.moved = len(done[-1].get("moved") or [])
+                        if done[-1].get("decision") != "applied":
+                            fig.notes.append(f"rebalance {done[-1].get('decision')}: {done[-1].get('reason')}")
+                        break
+                    time.sleep(0.1)
+                else:
+                    fig.notes.append("rebalance not done within 180 s")
+        except NimbusUnreachable as exc:
+            fig.notes.append(f"stopped: Nimbus did not answer a request within {CLIENT_TIMEOUT_S:g} s ({exc})"[:160])
+        finally:
+            probe.stopped.set()
+            for q in command_queues:
+                q.put(("stop", None))
+            for p in children:
+                p.join(10)
+                if p.is_alive():
+                    p.terminate()
+            nimbus.terminate()
+            try:
+                nimbus.wait(10)
+            except subprocess.TimeoutExpired:
+                nimbus.kill()
+    return fig
+
+
+def _rows(assignment: dict) -> list[dict]:
+    """Executor rows of a GetAssignment reply: {"executor", "node", "port", ...}."""
+    rows = assignment.get("executors") if isinstance(assignment, dict) else None
+    if rows is None:
+        raise SystemExit(f"unexpected assignment reply: {str(assignment)[:200]}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--boards", type=int, nargs="+", default=[50, 100, 250, 500])
+    parser.add_argument("--executors", type=int, default=5000)
+    parser.add_argument("--procs", type=int, default=4, help="processes running the simulated boards")
+    parser.add_argument("--measure-s", type=float, default=10.0)
+    parser.add_argument("--timeout", type=float, default=5.0, help="supervisor timeout (s)")
+    parser.add_argument("--heartbeat", type=float, default=1.0, help="heartbeat period (s)")
+    args = parser.parse_args(argv)
+    print(f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
+          f"{args.executors} executors, {WORKERS_PER_BOARD} workers per board", flush=True)
+    print("boards | place s | lag median ms | lag p99 ms | Nimbus CPU % | Nimbus RSS MB | "
+          "lost board detected s | live rebalance s (moved) | notes", flush=True)
+    for boards in args.boards:
+        f = run_scale(boards, args.executors, args.procs, args.measure_s, args.timeout, args.heartbeat)
+        print(f"{f.boards} | {f.place_s:.2f} | {f.lag_median_ms:.1f} | {f.lag_p99_ms:.1f} | {f.cpu_pct:.0f} | "
+              f"{f.rss_mb:.0f} | {f.detect_s:.2f} | {f.rebalance_s:.2f} ({f.moved}) | {'; '.join(f.notes)}",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
