@@ -77,8 +77,6 @@ def test_a_lost_node_is_an_event_and_its_executors_come_back_without_pausing_the
 
 
 def test_prometheus_counts_rebalances_by_outcome():
-    import threading
-
     from prometheus_client import generate_latest
 
     from squall.nimbus.prom import registry_for
@@ -86,5 +84,5 @@ def test_prometheus_counts_rebalances_by_outcome():
 
     st = online({"topology.reschedule.timeout.secs": 0})
     run(st, 1, 10, traffic=CROSSING)
-    text = generate_latest(registry_for(st, threading.Lock(), lambda: 10.0)).decode()
+    text = generate_latest(registry_for(st, lambda: 10.0)).decode()
     assert 'squall_rebalances_total{outcome="applied",topology="t"} 1.0' in text
