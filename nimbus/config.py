@@ -12,6 +12,8 @@ import json
 import math
 from typing import Any
 
+from squall.bundle import MAX_BUNDLE_BYTES
+
 SUPERVISOR_TIMEOUT = "nimbus.supervisor.timeout.secs"
 HEARTBEAT = "nimbus.heartbeat.secs"
 BUNDLE_MAX = "nimbus.bundle.max.bytes"
@@ -36,7 +38,7 @@ CLUSTER = "nimbus.cluster"
 NIMBUS_DEFAULTS: dict[str, Any] = {
     SUPERVISOR_TIMEOUT: 5.0,  # boards: a supervisor is presumed dead after 5 s of silence
     HEARTBEAT: 1.0,  # what RegisterReply tells supervisors
-    BUNDLE_MAX: 32 * 1024 * 1024,  # half the wire's frame limit, so a submit always fits
+    BUNDLE_MAX: MAX_BUNDLE_BYTES,  # the one bundle limit: what the client builds and every board unpacks
     MESSAGE_TIMEOUT: 30.0,  # default wait of kill and rebalance, like Storm
     METRICS_WINDOW: 30.0,
     RESCHEDULE_INTERVAL: 10.0,  # how often the online loop asks for a proposal

@@ -2,9 +2,9 @@
 
 Threads: the HTTP server answers on its own threads, and none of them touches
 ``NimbusState``. A GET asks the server loop, through the :class:`LoopInbox`, to render its
-body (JSON data, or the whole ``/metrics`` text) between two events; the result is kept for
-``READ_MAX_AGE_S`` so a crowd of readers costs the loop one render per route and period,
-and any write clears it. POSTs are put on the same inbox as the request messages the CLI
+body (JSON data, or the whole ``/metrics`` text) between two events; concurrent GETs of one
+route share one render (:class:`ReadCache`), so a crowd of readers costs the loop one
+render per route at a time. POSTs are put on the same inbox as the request messages the CLI
 sends (``SetActive``, ``KillTopology``, ``RebalanceTopology``); the HTTP thread waits for the
 ``Reply`` with a timeout, and a write that timed out was withdrawn, never applied later.
 
@@ -25,7 +25,6 @@ import logging
 import re
 import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
@@ -51,7 +50,6 @@ MAX_BODY = 64 * 1024
 SAMPLE_S = 2.0
 MAX_CONNECTIONS = 32  # threads serving at once; a board has little memory to spare
 IO_TIMEOUT_S = 10.0  # a client silent this long (headers, body or keep-alive) is dropped
-READ_MAX_AGE_S = 0.5  # a rendered GET body is served again for this long
 
 
 # -- the server ----------------------------------------------------------------------------
@@ -121,30 +119,43 @@ class ApiServer(ThreadingHTTPServer):
                 log.exception("history sample failed")
 
 
-class ReadCache:
-    """Rendered GET bodies by route, each reused for ``READ_MAX_AGE_S`` (monotonic time)."""
+class _Flight:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
 
-    def __init__(self, max_age_s: float = READ_MAX_AGE_S) -> None:
-        self.max_age_s = max_age_s
+
+class ReadCache:
+    """Single-flight reads: concurrent requests for one route share one render on the loop,
+    so a crowd of readers costs the loop one render per route at a time, and every reader
+    still gets a body rendered after it asked."""
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[str, tuple[float, Any]] = {}
+        self._flights: dict[str, _Flight] = {}
 
     def get(self, key: str, render: Callable[[], Any]) -> Any:
-        now = time.monotonic()
         with self._lock:
-            hit = self._items.get(key)
-            if hit is not None and now - hit[0] < self.max_age_s:
-                return hit[1]
-        value = render()
-        with self._lock:
-            if len(self._items) > 1000:  # many distinct routes: forget them all rather than grow
-                self._items.clear()
-            self._items[key] = (time.monotonic(), value)
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = _Flight()
+        assert flight is not None
+        if leader:
+            try:
+                flight.value = render()
+            except BaseException as exc:
+                flight.error = exc
+            finally:
+                with self._lock:
+                    self._flights.pop(key, None)
+                flight.done.set()
+        elif not flight.done.wait(IO_TIMEOUT_S + 5):
+            raise ApiError(504, "Nimbus did not render this page in time")
+        if flight.error is not None:
+            raise flight.error
+        return flight.value
 
 
 def start(state: NimbusState, clock: Any, host: str, port: int, inbox: LoopInbox,
@@ -351,10 +362,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _call(self, operation: str, id: str, make: Any, **fields: Any) -> Any:
         self.server.keys.check(self.headers)
-        try:
-            reply = self.server.inbox.submit(make, name=id, **fields)
-        finally:
-            self.server.reads.clear()  # the next read shows the write
+        reply = self.server.inbox.submit(make, name=id, **fields)
         if not reply.ok:
             status = 404 if reply.error.startswith("no topology named") else 400
             raise ApiError(status, reply.error)

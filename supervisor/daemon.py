@@ -39,13 +39,14 @@ from squall.supervisor.state import (
     UpdateWorker,
 )
 from squall.supervisor.worker import ERROR_SUFFIX
-from squall.wire import MAX_FRAME_BYTES, WireError, decode, encode
+from squall.wire import WireError, decode, encode, limit_of
 
 log = logging.getLogger("squall.supervisor")
 STOP_GRACE_S = 3.0
 # A heartbeat is a few kB, except one that carries the snapshots of executors the worker
 # released during a migration (user state): allow what the control plane to Nimbus allows.
-WORKER_FRAME_LIMIT = MAX_FRAME_BYTES
+WORKER_FRAME_LIMIT = limit_of("WorkerHeartbeat").frame_bytes  # what workers send up: heartbeats with snapshots
+NIMBUS_FRAME_LIMIT = limit_of("Reply").frame_bytes  # what Nimbus sends down: the largest is a bundle reply
 
 
 class SupervisorDaemon:
@@ -104,7 +105,7 @@ class SupervisorDaemon:
         ctx = zmq.Context()
         self.nimbus_sock = ctx.socket(zmq.DEALER)
         self.nimbus_sock.setsockopt(zmq.LINGER, 0)
-        self.nimbus_sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)  # zmq drops larger peers
+        self.nimbus_sock.setsockopt(zmq.MAXMSGSIZE, NIMBUS_FRAME_LIMIT)  # zmq drops larger peers
         secure_client(self.nimbus_sock, self.keys)
         self.nimbus_sock.connect(f"tcp://{self.nimbus}")
         self.worker_sock = ctx.socket(zmq.ROUTER)
