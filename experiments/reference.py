@@ -106,6 +106,11 @@ class ChainSpout(Spout):
         else:
             self.emit(values)
 
+    def next_tuple_due(self) -> float | None:
+        """Paced: the next emission instant, so the worker sleeps until then. Unpaced: None
+        (it always has a tuple, and is asked every round)."""
+        return self.next_at if self.interval else None
+
     def make_values(self) -> list[Any]:
         """The values of tuple number ``self.seq``; subclasses emit other shapes."""
         return [self.seq % KEYS, time.time(), self.pad] if self.pad else [self.seq % KEYS, time.time()]

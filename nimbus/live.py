@@ -29,14 +29,15 @@ from typing import TYPE_CHECKING, Any
 from squall import messages as M
 from squall.nimbus import views
 from squall.nimbus.loop import (
-    NODE_LOST, ONLINE, PERIODIC, REQUESTED, LoopClock, LoopConf, Proposal, assignment_of, cost_summary, decide,
-    moved_between, not_due, propose,
+    ADAPTIVE, LATENCY, NODE_LOST, PERIODIC, REQUESTED, LoopClock, LoopConf, Proposal, assignment_of, cost_summary,
+    decide, moved_between, not_due, prediction_summary, price, propose,
 )
+from squall.nimbus.probation import COOLDOWN_S, ROLLED_BACK, Measured, Probation, Rejections, verdict
 from squall.nimbus.migration import DONE, Migration, advance, declared
-from squall.nimbus.placement import node_of, place, spread_caps, standby_caps, workload_of
+from squall.nimbus.placement import map_ports, place, spread_caps, standby_caps
 from squall.nimbus.records import RUNNING, Slot, TopologyRecord
 from squall.nimbus.requests import RequestError, apply_rebalance
-from squall.rebalance import InfeasibleError, InvalidInputError, evaluate
+from squall.rebalance import InfeasibleError, InvalidInputError
 from squall.topology.spec import ACKER_COMPONENT
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ log = logging.getLogger("squall.nimbus")
 
 APPLIED = "applied"
 DECLINED = "declined"
+ROLLBACK = "rollback"  # the trigger of the move back after a failed probation
 
 
 class LiveRebalancing:
@@ -81,6 +83,10 @@ class LiveRebalancing:
         self._last_change: dict[str, float] = self.store.load_clocks()
         self.clocks: dict[str, LoopClock] = {}
         self.rebalances: Counter[tuple[str, str]] = Counter()
+        # Changes under watch, and placements rejected by a probation. Held in memory: a
+        # Nimbus restart ends the watch (the change stays), see docs/rebalancing.md.
+        self.probations: dict[str, Probation] = {}
+        self.rejections = Rejections()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -100,10 +106,22 @@ class LiveRebalancing:
         self._last_change[rec.name] = now
         self.store.save_clock(rec.name, now)
         self.metrics.forget(rec.name)
+        probation = self.probations.get(rec.name)
+        if probation is not None and probation.since is None:
+            probation.since = now  # the new placement is in force: its window starts now
+
+    def measured(self, rec: TopologyRecord) -> Measured:
+        """The topology's complete latency over the metrics window, from its spouts."""
+        spouts = {c.name for c in rec.spec.spouts}
+        ids = {e.id for e in rec.executors() if e.component in spouts}
+        total, count, buckets = self.metrics.latency(rec.name, ids)
+        return Measured(total / count if count else None, views.percentile_ms(buckets, 0.99), count)
 
     def _forget_live(self, name: str) -> None:
         """A removed topology: its migration, clock and counters go (the store drops the rest)."""
         self.migrations.pop(name, None)
+        self.probations.pop(name, None)
+        self.rejections.forget(name)
         self.clocks.pop(name, None)
         self._last_change.pop(name, None)
         for key in [k for k in self.rebalances if k[0] == name]:
@@ -143,9 +161,15 @@ class LiveRebalancing:
     # -- starting a change -----------------------------------------------------------------
 
     def _apply(self, rec: TopologyRecord, proposal: Proposal, trigger: str, reason: str, now: float) -> None:
-        """Record the applied proposal and start moving its executors (or install it when
+        """Record the applied proposal, put it on probation (the current placement and its
+        measured latency are kept) and start moving its executors (or install it when
         nothing has to move)."""
-        event_id = self._record(rec, now, trigger, APPLIED, reason, proposal, proposal.moved)
+        before = self.measured(rec)
+        event_id = self._record(rec, now, trigger, APPLIED, reason, proposal, proposal.moved,
+                                predicted=prediction_summary(proposal, rec.name, before.avg_ms),
+                                measured_before=before.to_dict())
+        if rec.placement and proposal.moved:
+            self.probations[rec.name] = Probation(event_id, dict(rec.placement), before)
         self._move(rec, proposal.placement, trigger, event_id, now)
 
     def _move(self, rec: TopologyRecord, target: dict[int, Slot], trigger: str, event_id: int, now: float) -> None:
@@ -180,7 +204,7 @@ class LiveRebalancing:
         reason = "requested: " + (", ".join(f"{k}={v}" for k, v in sorted(pending.items()) if v) or "reschedule")
         try:
             proposal = propose(trial, self.rates(rec.name), self.supervisors, self.live_nodes(now),
-                               self._others(rec), self.reserved(rec.name), keep_current=trial.scheduler == ONLINE)
+                               self._others(rec), self.reserved(rec.name), keep_current=trial.scheduler in ADAPTIVE)
         except (InfeasibleError, InvalidInputError) as exc:
             self._record(rec, now, REQUESTED, DECLINED, f"{reason}; no placement: {exc}", None)
             raise RequestError(f"cannot rebalance {rec.name!r}: {exc}") from None
@@ -193,6 +217,9 @@ class LiveRebalancing:
     def _repair_live(self, rec: TopologyRecord, now: float) -> None:
         """Reassign a running topology that lost workers (dead node or port); executors
         that were on them come back without state, survivors that move migrate live."""
+        probation = self.probations.pop(rec.name, None)
+        if probation is not None:
+            self.store.update_event(probation.event_id, {"probation": "ended: a node was lost; the failure path took over"})
         mig = self.migrations.pop(rec.name, None)
         if mig is not None:  # roll forward: the target is the placement to repair from
             rec.placement = mig.target
@@ -215,20 +242,22 @@ class LiveRebalancing:
     def _spread(self, trial: TopologyRecord, proposal: Proposal, now: float) -> Proposal:
         """A requested rebalance uses a board that joined or came back: when ``proposal``
         leaves every idle board unused, place again with the busy boards capped at an even
-        share (:func:`spread_caps`); keep ``proposal`` when that finds no placement."""
+        share (:func:`spread_caps`); keep ``proposal`` when that finds no placement. Not for
+        ``latency``: how many boards to use is what its objective decides."""
+        if trial.scheduler == LATENCY:
+            return proposal
         live, reserved = self.live_nodes(now), self.reserved(trial.name)
         caps = spread_caps(trial, self.supervisors, live, self._others(trial), proposal.placement, reserved)
         if caps is None:
             return proposal
+        rates = self.rates(trial.name)
         try:
-            placement = place(trial, self.rates(trial.name), self.supervisors, live, self._others(trial),
-                              trial.scheduler == ONLINE, reserved=reserved, slot_cap=caps)
+            placement = place(trial, rates, self.supervisors, live, self._others(trial),
+                              trial.scheduler in ADAPTIVE, reserved=reserved, slot_cap=caps)
         except (InfeasibleError, InvalidInputError) as exc:
             log.info("topology %s: idle boards left unused (%s)", trial.name, exc)
             return proposal
-        nodes = [node_of(self.supervisors[n]) for n in sorted(live)]
-        proposed = evaluate(assignment_of(trial.name, placement), [workload_of(trial, self.rates(trial.name))], nodes)
-        return Proposal(placement, moved_between(trial.placement, placement), proposal.current, proposed)
+        return price(trial, placement, rates, self.supervisors, live, self._others(trial))
 
     def _standby_target(self, rec: TopologyRecord, now: float) -> dict[int, Slot] | None:
         """The repair placement with the lost workers on standby boards (the topology's
@@ -250,13 +279,65 @@ class LiveRebalancing:
 
     def _live_tick(self, now: float) -> None:
         self._advance_migrations(now)
+        self._check_probations(now)
         self._run_loop(now)
+
+    def _check_probations(self, now: float) -> None:
+        """Judge every change whose new placement has been measured for a full window."""
+        for name in sorted(self.probations):
+            probation = self.probations[name]
+            rec = self.topologies.get(name)
+            if rec is None or rec.phase != RUNNING:
+                del self.probations[name]
+                continue
+            if probation.since is None or name in self.migrations:
+                continue
+            if now - probation.since < self.loop_conf(rec).window_s + 1.0:
+                continue
+            del self.probations[name]
+            after = self.measured(rec)
+            outcome, why = verdict(probation.before, after)
+            update: dict[str, Any] = {"measured_after": after.to_dict(), "probation": why}
+            if outcome != ROLLED_BACK:
+                self.store.update_event(probation.event_id, update)
+                log.info("topology %s: change kept after probation: %s", name, why)
+                continue
+            update["decision"] = ROLLED_BACK
+            self.store.update_event(probation.event_id, update)
+            self.rebalances[(name, ROLLED_BACK)] += 1
+            self.rejections.add(name, rec.placement, now + COOLDOWN_S)
+            self._roll_back(rec, probation, why, now)
+
+    def _roll_back(self, rec: TopologyRecord, probation: Probation, why: str, now: float) -> None:
+        """Move back to the placement before the change (on the same boards; ports may
+        differ if another topology took them meanwhile)."""
+        live = self.live_nodes(now)
+        gone = sorted({s.node for s in probation.previous.values() if s.node not in live})
+        if gone:
+            log.warning("topology %s: cannot roll back, board(s) %s gone; the failure path repairs it", rec.name, gone)
+            self._record(rec, now, ROLLBACK, DECLINED, f"{why}; the previous placement used {', '.join(gone)}, "
+                                                       "which is gone", None)
+            return
+        taken: dict[str, set[int]] = {n: set(p) for n, p in self.reserved(rec.name).items()}
+        for o in self._others(rec):
+            for slot in o.placement.values():
+                taken.setdefault(slot.node, set()).add(slot.port)
+        ports_of = {n: self.supervisors[n].ports for n in live}
+        try:
+            target = map_ports(rec.name, assignment_of(rec.name, probation.previous), rec.placement, ports_of, taken)
+        except InfeasibleError as exc:
+            self._record(rec, now, ROLLBACK, DECLINED, f"{why}; no port to move back to: {exc}", None)
+            return
+        moved = moved_between(rec.placement, target)
+        event_id = self._record(rec, now, ROLLBACK, APPLIED, why, None, moved,
+                                rolls_back=probation.event_id)
+        self._move(rec, target, ROLLBACK, event_id, now)
 
     def _run_loop(self, now: float) -> None:
         for name in sorted(self.topologies):
             rec = self.topologies[name]
-            if rec.scheduler != ONLINE or rec.phase != RUNNING or not rec.active or not rec.placement \
-                    or name in self.migrations:
+            if rec.scheduler not in ADAPTIVE or rec.phase != RUNNING or not rec.active or not rec.placement \
+                    or name in self.migrations or name in self.probations:
                 continue
             lc, clock = self.loop_conf(rec), self.clock(rec)
             if not_due(lc, clock, now) is not None:
@@ -271,11 +352,21 @@ class LiveRebalancing:
             except (InfeasibleError, InvalidInputError) as exc:
                 self._record(rec, now, PERIODIC, DECLINED, f"no placement: {exc}", None)
                 continue
-            decision = decide(proposal, now - clock.last_change, lc)
+            measured = self.measured(rec)
+            until = self.rejections.rejected(name, proposal.placement, now)
+            if until is not None:
+                self._record(rec, now, PERIODIC, DECLINED,
+                             f"the proposal was rolled back before; not again for {until - now:.0f} s", proposal,
+                             proposal.moved, predicted=prediction_summary(proposal, name, measured.avg_ms),
+                             measured_before=measured.to_dict())
+                continue
+            decision = decide(proposal, now - clock.last_change, lc, rec.scheduler, name, measured.avg_ms)
             if decision.apply:
                 self._apply(rec, proposal, PERIODIC, decision.reason, now)
             else:
-                self._record(rec, now, PERIODIC, DECLINED, decision.reason, proposal, proposal.moved)
+                self._record(rec, now, PERIODIC, DECLINED, decision.reason, proposal, proposal.moved,
+                             predicted=prediction_summary(proposal, name, measured.avg_ms),
+                             measured_before=measured.to_dict())
 
     def _advance_migrations(self, now: float) -> None:
         pushed = False

@@ -26,9 +26,20 @@ from squall.nimbus import config as C
 from squall.nimbus.metrics import Rates
 from squall.nimbus.placement import node_of, place, workload_of
 from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
-from squall.rebalance import Assignment, Cost, Decision, evaluate, should_apply
+from squall.rebalance import (
+    Assignment, Cost, Decision, InfeasibleError, InvalidInputError, Node, Workload, evaluate, should_apply,
+)
+from squall.rebalance.latency import Prediction, predict
 
 ONLINE = "online"
+LATENCY = "latency"
+ADAPTIVE = (ONLINE, LATENCY)  # schedulers the periodic loop runs for
+# A latency proposal must promise at least this much (relative and absolute) to be applied.
+LATENCY_GAIN = 0.10
+LATENCY_GAIN_MS = 0.5
+# Calibration (measured / predicted latency of the current placement) outside this range
+# means the model does not describe this topology on these boards: decline, do not guess.
+CALIBRATION_RANGE = (0.5, 2.0)
 
 # Triggers of a rebalance event.
 PERIODIC = "periodic"
@@ -92,6 +103,9 @@ class Proposal:
     moved: tuple[int, ...]  # executors whose (node, port) changes
     current: Cost | None  # None when the current placement cannot be priced (a dead node)
     proposed: Cost
+    predicted_current: Prediction | None = None  # the latency model on the current placement
+    predicted: Prediction | None = None  # ... and on the proposed one
+    assumptions: tuple[str, ...] = ()  # what the model had to do without
 
 
 def assignment_of(topology: str, placement: Mapping[int, Slot]) -> Assignment:
@@ -126,23 +140,125 @@ def propose(
     Raises ``InfeasibleError`` / ``InvalidInputError`` like :func:`placement.place`.
     """
     placement = place(rec, rates, supervisors, live, others, keep_current, scheduler=scheduler, reserved=reserved)
-    nodes = [node_of(supervisors[n]) for n in sorted(live)]
+    return price(rec, placement, rates, supervisors, live, others)
+
+
+def price(
+    rec: TopologyRecord,
+    placement: dict[int, Slot],
+    rates: Rates,
+    supervisors: Mapping[str, SupervisorRecord],
+    live: set[str],
+    others: Iterable[TopologyRecord] = (),
+) -> Proposal:
+    """``placement`` against ``rec``'s current one: traffic costs and latency predictions,
+    over the same measured workload (other topologies' workers count on their boards)."""
+    nodes = [node_of(supervisors[n], rates=rates) for n in sorted(live)]
     workload = workload_of(rec, rates)
+    foreign = [o for o in others if o.name != rec.name]
     current: Cost | None = None
+    predicted_current: Prediction | None = None
     if rec.placement and all(s.node in live for s in rec.placement.values()):
         current = evaluate(assignment_of(rec.name, rec.placement), [workload], nodes)
+        predicted_current = _predict(rec, rec.placement, workload, nodes, foreign, live)
     proposed = evaluate(assignment_of(rec.name, placement), [workload], nodes)
-    return Proposal(placement, moved_between(rec.placement, placement), current, proposed)
+    predicted = _predict(rec, placement, workload, nodes, foreign, live)
+    assumptions = predicted.assumptions if predicted is not None else ()
+    return Proposal(placement, moved_between(rec.placement, placement), current, proposed,
+                    predicted_current, predicted, assumptions)
 
 
-def decide(proposal: Proposal, since_change: float, lc: LoopConf) -> Decision:
+def _predict(rec: TopologyRecord, placement: Mapping[int, Slot], workload: Workload, nodes: list[Node],
+             others: list[TopologyRecord], live: set[str]) -> Prediction | None:
+    own = assignment_of(rec.name, placement)
+    rows_e = list(own.executors)
+    rows_w = list(own.workers)
+    for o in others:  # their workers take slots and memory on the boards they share
+        for (node, _port), execs in o.worker_slots().items():
+            if node in live:
+                label = execs[0]
+                rows_w.append((o.name, label, node))
+                rows_e.extend((o.name, ex, label) for ex in execs)
+    try:
+        return predict(Assignment(tuple(rows_e), tuple(rows_w)), [workload], nodes)
+    except (InfeasibleError, InvalidInputError):
+        return None
+
+
+def calibration(measured_avg_ms: float | None, predicted: Prediction | None, topology: str) -> float | None:
+    """measured / predicted average latency of the current placement (None: no figure)."""
+    if measured_avg_ms is None or predicted is None:
+        return None
+    value = predicted.latency_ms.get(topology)
+    if not value or value <= 0:
+        return None
+    return measured_avg_ms / value
+
+
+def decide(proposal: Proposal, since_change: float, lc: LoopConf, scheduler: str = ONLINE,
+           topology: str = "", measured_avg_ms: float | None = None) -> Decision:
     """Apply or not, and why (see the module docstring)."""
     if proposal.current is None:
         return Decision(False, "the current placement uses a node that is gone; repair comes first")
+    if scheduler == LATENCY:
+        return decide_latency(proposal, since_change, lc, topology, measured_avg_ms)
     decision = should_apply(proposal.current, proposal.proposed, since_change, lc.timeout_s, lc.improvement_pct)
     if decision.apply and not proposal.moved:
         return Decision(False, "the proposal moves no executor")
     return decision
+
+
+def decide_latency(proposal: Proposal, since_change: float, lc: LoopConf, topology: str,
+                   measured_avg_ms: float | None) -> Decision:
+    """The latency scheduler's rule: after the timeout, within the hard limits, with a
+    calibrated model, when the predicted latency drops by LATENCY_GAIN and LATENCY_GAIN_MS
+    (or the proposal relieves a board above the utilisation limit)."""
+    if since_change < lc.timeout_s:
+        return Decision(False, f"only {since_change:g} s since the last change; waiting for {lc.timeout_s:g} s")
+    if not proposal.moved:
+        return Decision(False, "the proposal moves no executor")
+    cur, new = proposal.predicted_current, proposal.predicted
+    if cur is None or new is None:
+        return Decision(False, "the latency model cannot price the placements")
+    if new.excess > cur.excess + 1e-9:
+        return Decision(False, f"the proposal breaks a hard limit: {'; '.join(new.violations)}")
+    if cur.excess > 1e-9 and new.excess < cur.excess - 1e-9:
+        return Decision(True, f"relieves {'; '.join(cur.violations)}")
+    cal = calibration(measured_avg_ms, cur, topology)
+    if cal is None:
+        return Decision(False, "no measured latency to calibrate the model against")
+    low, high = CALIBRATION_RANGE
+    if not low <= cal <= high:
+        return Decision(False, f"the model is badly calibrated here (measured/predicted = {cal:.2f}, "
+                               f"outside [{low:g}, {high:g}]): declining rather than guessing")
+    now_ms, new_ms = cur.latency_ms.get(topology), new.latency_ms.get(topology)
+    if now_ms is None or new_ms is None:
+        return Decision(False, "no measured rates to predict latency from")
+    gain_ms = (now_ms - new_ms) * cal
+    if new_ms <= now_ms * (1 - LATENCY_GAIN) and gain_ms >= LATENCY_GAIN_MS:
+        return Decision(True, f"predicted latency {now_ms * cal:.3g} -> {new_ms * cal:.3g} ms "
+                              f"({100 * (now_ms - new_ms) / now_ms:.0f}% less, calibration {cal:.2f})")
+    return Decision(False, f"predicted latency {now_ms * cal:.3g} -> {new_ms * cal:.3g} ms: less than "
+                           f"{100 * LATENCY_GAIN:g}% and {LATENCY_GAIN_MS:g} ms better")
+
+
+def prediction_summary(proposal: Proposal | None, topology: str, measured_avg_ms: float | None) -> dict[str, Any] | None:
+    """The part of the model's view an event keeps."""
+    if proposal is None or (proposal.predicted is None and proposal.predicted_current is None):
+        return None
+    cal = calibration(measured_avg_ms, proposal.predicted_current, topology)
+
+    def one(p: Prediction | None) -> dict[str, Any] | None:
+        if p is None:
+            return None
+        raw = p.latency_ms.get(topology)
+        return {"latency_ms": None if raw is None else round(raw, 4),
+                "calibrated_latency_ms": None if raw is None or cal is None else round(raw * cal, 4),
+                "utilisation": {n: round(u, 4) for n, u in sorted(p.utilisation.items())},
+                "violations": list(p.violations)}
+
+    return {"current": one(proposal.predicted_current), "proposed": one(proposal.predicted),
+            "calibration": None if cal is None else round(cal, 4), "assumptions": list(proposal.assumptions)}
 
 
 def cost_summary(cost: Cost | None) -> dict[str, Any] | None:

@@ -33,8 +33,29 @@ class Rates:
     """Per-second rates of one topology over the window."""
 
     load_hz: dict[int, float] = field(default_factory=dict)  # executor -> cycles/s
-    traffic: dict[tuple[int, int], float] = field(default_factory=dict)  # (src, dst) -> tuples/s
+    # (src, dst) -> items/s: tuples, and the acker's control items (counted at the sender)
+    traffic: dict[tuple[int, int], float] = field(default_factory=dict)
     emitted: dict[int, float] = field(default_factory=dict)  # executor -> tuples/s
+    control: dict[tuple[int, int], float] = field(default_factory=dict)  # the acker items within traffic
+    executed: dict[int, float] = field(default_factory=dict)  # executor -> items processed/s
+    cpu_cores: dict[int, float] = field(default_factory=dict)  # executor -> its own CPU, in cores
+    clock_hz: dict[int, float] = field(default_factory=dict)  # executor -> clock of its board
+    workers: dict[tuple[str, int], WorkerRates] = field(default_factory=dict)  # (node, port) -> figures
+    executor_worker: dict[int, tuple[str, int]] = field(default_factory=dict)  # executor -> (node, port)
+
+
+@dataclass(frozen=True)
+class WorkerRates:
+    """One worker's process figures over the window (CPU in cores: seconds per second)."""
+
+    process_cores: float  # every thread of the worker process
+    transfer_cores: float  # encode, send, receive and decode
+    executor_cores: float  # the sum of its executors' own CPU
+    items_crossing: float  # items/s sent to or received from other workers
+    bytes_sent: float  # data-plane bytes/s sent
+    frames_sent: float
+    rss_bytes: int
+    measured: bool  # False: an older worker that reports no process CPU
 
 
 def _at(values: list[int], k: int) -> int:
@@ -117,7 +138,8 @@ class MetricsWindow:
     def rates(self, topology: str) -> Rates:
         out = Rates()
         newest_of: dict[int, float] = {}
-        for (t, _node, _port), q in self._samples.items():
+        control: dict[tuple[int, int], float] = {}  # rows counted at the sender (acker items)
+        for (t, _node, _port), q in sorted(self._samples.items()):
             if t != topology or len(q) < 2:
                 continue
             span = q[-1].metrics.at - q[0].metrics.at
@@ -128,17 +150,46 @@ class MetricsWindow:
             for sample in q:
                 for em in sample.metrics.executors:
                     series.setdefault(em.executor, []).append(em)
+            first, last = q[0].metrics, q[-1].metrics
+            executor_cores = 0.0
             for ex, ems in series.items():
                 if len(ems) < 2 or newest_of.get(ex, float("-inf")) >= q[-1].received:
                     continue
                 newest_of[ex] = q[-1].received
-                out.load_hz[ex] = _increase([e.cpu_s for e in ems]) * clock / span
+                cores = _increase([e.cpu_s for e in ems]) / span
+                executor_cores += cores
+                out.cpu_cores[ex] = cores
+                out.clock_hz[ex] = clock
+                out.executor_worker[ex] = (_node, _port)
+                out.load_hz[ex] = cores * clock
                 out.emitted[ex] = _increase([float(e.emitted) for e in ems]) / span
+                out.executed[ex] = _increase([float(e.executed) for e in ems]) / span
                 for key in [k for k in out.traffic if k[1] == ex]:
                     del out.traffic[key]  # a newer worker of this executor replaces them
+                for key in [k for k in control if k[0] == ex]:
+                    del control[key]
                 sources = sorted({s for e in ems for s in e.received_from})
                 for src in sources:
                     rate = _increase([float(e.received_from.get(src, 0)) for e in ems]) / span
                     if rate > 0:
                         out.traffic[(src, ex)] = rate
+                # Control items (to and from ackers) are counted where they are sent.
+                for dst in sorted({d for e in ems for d in e.sent_control}):
+                    rate = _increase([float(e.sent_control.get(dst, 0)) for e in ems]) / span
+                    if rate > 0:
+                        control[(ex, dst)] = rate
+            out.workers[(_node, _port)] = WorkerRates(
+                process_cores=_increase([s.metrics.process_cpu_s for s in q]) / span,
+                transfer_cores=_increase([s.metrics.transfer_cpu_s for s in q]) / span,
+                executor_cores=executor_cores,
+                items_crossing=(_increase([float(s.metrics.sent_remote) for s in q])
+                                + _increase([float(s.metrics.received_remote) for s in q])) / span,
+                bytes_sent=_increase([float(s.metrics.bytes_sent) for s in q]) / span,
+                frames_sent=_increase([float(s.metrics.frames_sent) for s in q]) / span,
+                rss_bytes=last.rss_bytes,
+                measured=last.process_cpu_s > 0 or first.process_cpu_s > 0,
+            )
+        for key, rate in control.items():
+            out.traffic[key] = out.traffic.get(key, 0.0) + rate
+        out.control = control
         return out

@@ -25,14 +25,20 @@ from collections.abc import Iterable, Mapping
 from squall.nimbus.metrics import Rates
 from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
 from squall.rebalance import Assignment, Executor, InfeasibleError, Node, SchedulerParams, Workload, get_scheduler
-from squall.topology.spec import TopologySpec
+from squall.nimbus.profiles import board_profile, honest_load, topology_cores_by_node, workload_profile
+from squall.topology.spec import ACKER_COMPONENT, SPOUT, TopologySpec
 
 _MIN_CAPACITY_HZ = 1.0  # a Node needs capacity > 0; a board that reports 0 still has slots
 
 
-def node_of(sup: SupervisorRecord, slot_cap: int | None = None) -> Node:
+def node_of(sup: SupervisorRecord, slot_cap: int | None = None, rates: Rates | None = None) -> Node:
+    """The board as the schedulers see it; with the topology's ``rates`` its profile for
+    the latency model too (the topology's own workers' CPU is not background there)."""
     slots = len(sup.ports) if slot_cap is None else min(len(sup.ports), slot_cap)
-    return Node(sup.id, slots, max(float(sup.capacity_hz), _MIN_CAPACITY_HZ))
+    mine = topology_cores_by_node(rates).get(sup.id, 0.0) if rates is not None else 0.0
+    board = board_profile(sup.board, float(sup.clock_hz), sup.cores, sup.memory_mb, mine,
+                          float(getattr(sup, "link_mbit", 0.0) or 0.0), float(getattr(sup, "link_delay_ms", 0.0) or 0.0))
+    return Node(sup.id, slots, max(float(sup.capacity_hz), _MIN_CAPACITY_HZ), board)
 
 
 def component_edges(spec: TopologySpec) -> tuple[tuple[str, str], ...]:
@@ -41,16 +47,22 @@ def component_edges(spec: TopologySpec) -> tuple[tuple[str, str], ...]:
 
 
 def workload_of(rec: TopologyRecord, rates: Rates | None = None) -> Workload:
+    """The measured workload: traffic (tuples and acker items), the honest load (each
+    worker's whole process CPU attributed to its executors) and the latency profile."""
     executors = rec.executors()
     rates = rates or Rates()
     ids = {e.id for e in executors}
+    load = honest_load(rates)
+    spouts = [e.id for e in executors if e.component != ACKER_COMPONENT and rec.spec.component(e.component).kind == SPOUT]
+    ackers = [e.id for e in executors if e.component == ACKER_COMPONENT]
     return Workload(
         topology=rec.name,
         workers=rec.workers,
         executors=tuple(Executor(e.id, e.component, (e.first_task, e.last_task)) for e in executors),
         traffic=tuple((s, d, r) for (s, d), r in sorted(rates.traffic.items()) if s in ids and d in ids),
-        load_hz=tuple(rates.load_hz.get(e.id, 0.0) for e in executors),
+        load_hz=tuple(load.get(e.id, 0.0) for e in executors),
         edges=component_edges(rec.spec),
+        profile=workload_profile(rates, ids, spouts, ackers),
     )
 
 
@@ -93,7 +105,7 @@ def place(
     """
     others = [o for o in others if o.name != rec.name]
     caps = slot_cap or {}
-    nodes = [node_of(supervisors[n], caps.get(n)) for n in sorted(live)]
+    nodes = [node_of(supervisors[n], caps.get(n), rates) for n in sorted(live)]
     current = current_of(others + ([rec] if keep_current else []), live)
     schedule = get_scheduler(scheduler or rec.scheduler).schedule
     result = schedule([workload_of(rec, rates)], nodes, scheduler_params(rec.conf), current)

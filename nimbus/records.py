@@ -109,6 +109,7 @@ class SupervisorRecord:
     dead: bool = False
     last_pushed: Any = None  # the last declarative set pushed, to push only on change
     reports: dict[tuple[str, int], WorkerReport] = field(default_factory=dict)
+    board: Any = None  # BoardRates over the window (squall.nimbus.profiles), None until measured
 
     def alive(self, now: float, timeout: float) -> bool:
         return self.last_seen is not None and not self.dead and now - self.last_seen <= timeout

@@ -36,7 +36,8 @@ from squall import messages as M
 from squall.nimbus import config as C
 from squall.nimbus import views
 from squall.nimbus.live import LiveRebalancing, changes_executors
-from squall.nimbus.metrics import MetricsWindow, Rates
+from squall.nimbus.metrics import MetricsWindow
+from squall.nimbus.profiles import BoardWindow, Rates
 from squall.nimbus.placement import place
 from squall.nimbus.queries import Queries
 from squall.nimbus.failures import FailedTopologies
@@ -73,6 +74,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self.topologies: dict[str, TopologyRecord] = {r.name: r for r in store.load_topologies()}
         self.supervisors: dict[str, SupervisorRecord] = {s.id: s for s in store.load_supervisors()}
         self.metrics = MetricsWindow()
+        self.boards = BoardWindow()
         self.counters: Counter[str] = Counter()
         self.waiting_reason: dict[str, str] = {}
         self.boot: float | None = None  # first time seen: supervisors from the store get a grace
@@ -177,6 +179,9 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             return
         sup.last_seen = now
         sup.reports = {(r.topology, r.port): r for r in m.workers}
+        if m.board is not None:
+            self.boards.add(sup.id, m.board, now, C.number(self.conf, C.METRICS_WINDOW, 30.0))
+            sup.board = self.boards.rates(sup.id)
         for r in m.workers:
             rec = self.topologies.get(r.topology)
             if rec is not None and r.metrics is not None:

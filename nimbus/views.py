@@ -94,9 +94,14 @@ def cluster_view(
 
 
 def traffic_split(rec: TopologyRecord, rates: Rates) -> tuple[float, float]:
-    """(inter-worker, inter-node) tuples/s of a topology under its current placement."""
+    """(inter-worker, inter-node) tuples/s of a topology under its current placement
+    (data tuples only: the acker's control items are in ``rates.traffic`` for the
+    schedulers but are not tuples)."""
     inter_worker = inter_node = 0.0
     for (s, d), rate in rates.traffic.items():
+        rate -= rates.control.get((s, d), 0.0)
+        if rate <= 0:
+            continue
         a, b = rec.placement.get(s), rec.placement.get(d)
         if a is None or b is None:
             continue

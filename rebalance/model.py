@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from squall.rebalance.errors import InvalidInputError
+from squall.rebalance.profile import BoardProfile, WorkloadProfile
 
 TrafficRow = tuple[int, int, float]
 
@@ -82,6 +83,7 @@ class Node:
     id: str
     slots: int
     capacity_hz: float
+    board: BoardProfile | None = None  # what the latency model needs beyond capacity
 
     def __post_init__(self) -> None:
         _as_str(self.id, "id")
@@ -91,16 +93,23 @@ class Node:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "slots": self.slots, "capacity_hz": self.capacity_hz}
+        out: dict[str, Any] = {"id": self.id, "slots": self.slots, "capacity_hz": self.capacity_hz}
+        if self.board is not None:
+            out["board"] = self.board.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "") -> Node:
+        board = None
+        if isinstance(data, Mapping) and "board" in data:
+            board = BoardProfile.from_dict(data["board"], _join(where, "board"))
         return cls(
             id=_as_str(_get(data, "id", where), _join(where, "id")),
             slots=_as_int(_get(data, "slots", where), _join(where, "slots"), minimum=0),
             capacity_hz=_as_float(
                 _get(data, "capacity_hz", where), _join(where, "capacity_hz"), positive=True
             ),
+            board=board,
         )
 
 
@@ -164,6 +173,7 @@ class Workload:
     traffic: tuple[TrafficRow, ...]
     load_hz: tuple[float, ...]
     edges: tuple[tuple[str, str], ...] | None = None
+    profile: WorkloadProfile | None = None  # what the latency model needs beyond loads
     _index: dict[int, int] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -207,6 +217,10 @@ class Workload:
         if self.edges is not None:
             edges = tuple(sorted({(_as_str(s, "edges"), _as_str(d, "edges")) for s, d in self.edges}))
             object.__setattr__(self, "edges", edges)
+        if self.profile is not None:
+            for e in self.profile.executors:
+                if e.id not in index:
+                    raise InvalidInputError(f"topology {name!r}: profile names unknown executor {e.id}")
 
     # --- lookups ----------------------------------------------------------------------------
 
@@ -251,6 +265,8 @@ class Workload:
         }
         if self.edges is not None:
             out["edges"] = [list(e) for e in self.edges]
+        if self.profile is not None:
+            out["profile"] = self.profile.to_dict()
         return out
 
     @classmethod
@@ -308,7 +324,10 @@ class Workload:
                 if len(pair) != 2:
                     raise InvalidInputError(f"{at}: expected [src_component, dst_component]")
                 edges.append((_as_str(pair[0], f"{at}[0]"), _as_str(pair[1], f"{at}[1]")))
-        return cls(topology, workers, tuple(executors), tuple(traffic), tuple(loads), edges)
+        profile = None
+        if "profile" in data:
+            profile = WorkloadProfile.from_dict(data["profile"], _join(where, "profile"))
+        return cls(topology, workers, tuple(executors), tuple(traffic), tuple(loads), edges, profile)
 
 
 def workloads_from_json(data: Any) -> tuple[Workload, ...]:

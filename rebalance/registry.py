@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from squall.rebalance import offline, online, partition, round_robin
+from squall.rebalance import latency_search, offline, online, partition, round_robin
 from squall.rebalance.assignment import Assignment
 from squall.rebalance.model import Node, Workload
 from squall.rebalance.params import SchedulerParams
@@ -25,6 +25,9 @@ class Scheduler:
     schedule: ScheduleFn
     uses_load: bool
     summary: str
+    # False: ``workers`` is an upper bound the scheduler may stay under (``latency`` merges
+    # workers when a hop between them costs more than the parallelism gains).
+    fills_workers: bool = True
 
 
 SCHEDULERS: dict[str, Scheduler] = {
@@ -34,6 +37,8 @@ SCHEDULERS: dict[str, Scheduler] = {
         Scheduler("offline", offline.schedule, False, "topology-based, before measurements"),
         Scheduler("online", online.schedule, True, "traffic-based two-phase greedy (Aniello et al.)"),
         Scheduler("partition", partition.schedule, True, "METIS k-way partitioning (a reference)"),
+        Scheduler("latency", latency_search.schedule, True, "searches for the least predicted latency (queueing model)",
+                  fills_workers=False),
     )
 }
 

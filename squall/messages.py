@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import field
 from typing import Any
 
-from squall.wire import message, record
+from squall.wire import NON_NEGATIVE, message, record
 
 # Complete-latency histogram bucket upper bounds in milliseconds (+inf implied).
 LATENCY_BUCKETS_MS: tuple[float, ...] = (
@@ -44,11 +44,15 @@ class ExecutorMetrics:
     acked: int = 0
     failed: int = 0
     errors: int = 0
-    cpu_s: float = 0.0  # CPU time spent running this executor
+    cpu_s: float = field(default=0.0, metadata=NON_NEGATIVE)  # CPU time spent running this executor
     received_from: dict[int, int] = field(default_factory=dict)  # source executor -> tuples
-    latency_sum_ms: float = 0.0  # spouts: complete latency
+    latency_sum_ms: float = field(default=0.0, metadata=NON_NEGATIVE)  # spouts: complete latency
     latency_count: int = 0
     latency_buckets: list[int] = field(default_factory=list)  # counts per LATENCY_BUCKETS_MS (+inf last)
+    # Destination executor -> control items this executor sent to it: acker items (init, ack,
+    # fail) to an acker, and an acker's tree-complete/failed notices to a spout. Counted at the
+    # sender because a control item carries no sender.
+    sent_control: dict[int, int] = field(default_factory=dict, metadata=NON_NEGATIVE)
 
 
 @record
@@ -60,6 +64,14 @@ class WorkerMetrics:
     rss_bytes: int = 0
     received_remote: int = 0  # items received from other workers (data and acker items)
     queued: int = 0  # items waiting in local inboxes, outbox buffers and held for moving executors
+    # All of the worker's CPU, and the part spent moving data (all default to 0 so a worker
+    # of an older version still decodes; Nimbus derives overhead = process - executors - transfer).
+    process_cpu_s: float = field(default=0.0, metadata=NON_NEGATIVE)  # every thread of the process
+    transfer_cpu_s: float = field(default=0.0, metadata=NON_NEGATIVE)  # encode+send, receive+decode
+    frames_sent: int = field(default=0, metadata=NON_NEGATIVE)  # data-plane frames over PUSH
+    frames_received: int = field(default=0, metadata=NON_NEGATIVE)  # data-plane frames over PULL
+    bytes_sent: int = field(default=0, metadata=NON_NEGATIVE)
+    bytes_received: int = field(default=0, metadata=NON_NEGATIVE)
 
 
 @record
@@ -76,6 +88,26 @@ class WorkerReport:
     error: str = ""
     paused: bool = False  # the worker confirmed its spouts are held for a migration
     released: dict[int, bytes] = field(default_factory=dict)  # snapshots of executors it gave up
+
+
+@record
+class BoardMetrics:
+    """A board's CPU and memory as its supervisor read them (see supervisor.board_metrics).
+
+    ``source`` is "cgroup" when the supervisor runs in a non-root cgroup and the figures are
+    that cgroup's (usage, quota, throttling, memory limit), else "system" (the whole machine).
+    """
+
+    at: float = field(metadata=NON_NEGATIVE)  # the supervisor's time.monotonic() when read
+    cpu_s: float = field(metadata=NON_NEGATIVE)  # cumulative CPU seconds used by the board
+    cores: float = field(metadata=NON_NEGATIVE)  # CPU capacity in cores (quota / period, else cores)
+    cpu_period_s: float = field(default=0.0, metadata=NON_NEGATIVE)  # cfs period; 0 = no quota
+    periods: int = field(default=0, metadata=NON_NEGATIVE)  # cpu.stat nr_periods
+    throttled_periods: int = field(default=0, metadata=NON_NEGATIVE)  # cpu.stat nr_throttled
+    throttled_s: float = field(default=0.0, metadata=NON_NEGATIVE)  # cpu.stat throttled time
+    memory_used_bytes: int = field(default=0, metadata=NON_NEGATIVE)
+    memory_limit_bytes: int = field(default=0, metadata=NON_NEGATIVE)
+    source: str = "system"  # "cgroup" | "system"
 
 
 # -- supervisor <-> nimbus ------------------------------------------------------------------
@@ -107,6 +139,7 @@ class Heartbeat:
     seq: int
     workers: list[WorkerReport]
     rss_bytes: int = 0
+    board: BoardMetrics | None = None  # None: a supervisor of an older version
 
 
 @record

@@ -65,6 +65,11 @@ class WireError(ValueError):
     """A frame that cannot be decoded into a valid message; the message says why."""
 
 
+# Field metadata: every number in the field (a number, or the values of a list or mapping) must
+# be >= 0. Counters and CPU seconds are never negative; a negative one would poison the model.
+NON_NEGATIVE: types.MappingProxyType[str, bool] = types.MappingProxyType({"non_negative": True})
+
+
 def message(cls: type[M]) -> type[M]:
     """Class decorator: a frozen dataclass registered under its class name."""
     dc = dataclasses.dataclass(frozen=True)(cls)
@@ -186,7 +191,9 @@ def _from_plain(cls: type, data: Any, where: str) -> Any:
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in data:
-            kwargs[f.name] = _check(hints[f.name], data[f.name], f"{where}.{f.name}")
+            kwargs[f.name] = value = _check(hints[f.name], data[f.name], f"{where}.{f.name}")
+            if f.metadata.get("non_negative"):
+                _refuse_negative(value, f"{where}.{f.name}")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise WireError(f"{where}: missing field {f.name!r}")
     unknown = set(data) - set(hints)
@@ -195,11 +202,28 @@ def _from_plain(cls: type, data: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
+def _refuse_negative(value: Any, where: str) -> None:
+    """Raise WireError if the number, or any number among a list's items or a mapping's
+    values, is negative (non-finite floats were already refused by ``_check``)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise WireError(f"{where}: must not be negative, got {value!r}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _refuse_negative(v, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _refuse_negative(v, f"{where}[{k!r:.30}]")
+
+
 def _check(tp: Any, value: Any, where: str) -> Any:
     if tp is Any:
         return value
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
+        options = [o for o in get_args(tp) if o is not type(None)]
+        if value is not None and len(options) == 1:  # X | None: say what is wrong with the X
+            return _check(options[0], value, where)
         errors = []
         for option in get_args(tp):
             try:
@@ -252,6 +276,6 @@ def registered() -> dict[str, type]:
     return dict(_REGISTRY)
 
 
-__all__ = ["BUNDLE", "KIND_LIMITS", "MAX_FRAME_BYTES", "PROTOCOL_VERSION", "SMALL", "SNAPSHOTS", "Limit",
-           "WireError", "decode", "encode", "limit_of", "message", "record", "registered"]
+__all__ = ["BUNDLE", "KIND_LIMITS", "MAX_FRAME_BYTES", "NON_NEGATIVE", "PROTOCOL_VERSION", "SMALL", "SNAPSHOTS",
+           "Limit", "WireError", "decode", "encode", "limit_of", "message", "record", "registered"]
 _ = typing  # keep typing imported for forward references evaluated by get_type_hints

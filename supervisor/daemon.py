@@ -29,6 +29,7 @@ import zmq
 from squall import messages as m
 from squall.bundle import BundleError, digest, extract_bundle
 from squall.security import ClusterKeys, release, secure_client, secure_server
+from squall.supervisor.board_metrics import BoardReader
 from squall.supervisor.facts import BoardFacts
 from squall.supervisor.state import (
     FetchTopology,
@@ -90,6 +91,7 @@ class SupervisorDaemon:
         self._fetches: dict[int, str] = {}
         self._stop = threading.Event()
         self._process = psutil.Process()
+        self.state.read_board = BoardReader().read  # the board's CPU and memory, per heartbeat
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -29,8 +29,10 @@ Guarantees:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from squall.messages import (
+    BoardMetrics,
     Heartbeat,
     RegisterReply,
     RegisterSupervisor,
@@ -112,6 +114,8 @@ class SupervisorState:
     ready_topologies: set[str] = field(default_factory=set)
     fetching: set[str] = field(default_factory=set)
     rss_bytes: int = 0
+    # Reads the board's CPU and memory for each heartbeat (the daemon sets a BoardReader's).
+    read_board: Callable[[], BoardMetrics | None] | None = None
     spec_digests: dict[str, object] = field(default_factory=dict)  # topology -> digest fetched
 
     @property
@@ -245,7 +249,8 @@ class SupervisorState:
     def _heartbeat(self, now: float) -> SendNimbus:
         self.next_heartbeat_at = now + self.heartbeat_s
         self.seq += 1
-        return SendNimbus(Heartbeat(self.supervisor_id, self.seq, self.reports(), self.rss_bytes))
+        board = self.read_board() if self.read_board is not None else None
+        return SendNimbus(Heartbeat(self.supervisor_id, self.seq, self.reports(), self.rss_bytes, board))
 
     def reports(self) -> list[WorkerReport]:
         return [

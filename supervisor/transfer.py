@@ -41,6 +41,7 @@ import logging
 from collections import deque
 from typing import Any, Callable
 
+from squall.supervisor.runtime.stats import CpuMeter
 from squall.supervisor.transfer_codec import FRAME_VERSION, Sink, TupleCodec, encode_frame
 
 __all__ = ["FRAME_VERSION", "IN_TRANSIT", "MAX_DATA_FRAME_BYTES", "Outbox", "TupleCodec", "encode_frame"]
@@ -55,6 +56,7 @@ DEFAULT_HOLD_LIMIT = 200_000
 # peer that sends more), so one junk frame cannot take a worker's memory; senders drop and
 # count a bigger batch rather than break the link.
 MAX_DATA_FRAME_BYTES = 32 * 1024 * 1024
+BACKLOG_RETRY_S = 0.001  # how soon a worker that idles retries frames a peer refused
 IN_TRANSIT = ""  # the placement of an executor between its old and its new worker
 
 
@@ -73,6 +75,10 @@ class Outbox:
     ``send(endpoint, frame)`` returns False when the socket cannot take the frame now.
     ``place(task_endpoints)`` re-routes tasks live: a sink looks its task's buffer up on every
     item, so sinks handed to the engine stay valid across placement changes.
+
+    ``meter`` measures the CPU of encoding and sending frames (once per frame, wherever the
+    flush happens, including from inside a sink during an executor's call); ``sent_frames``
+    and ``sent_bytes`` count what the sockets took.
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class Outbox:
         backlog_frames: int = DEFAULT_BACKLOG_FRAMES,
         on_error: Callable[[tuple, Exception], None] | None = None,
         hold_limit: int = DEFAULT_HOLD_LIMIT,
+        meter: CpuMeter | None = None,
     ) -> None:
         self._send = send
         self._clock = clock
@@ -96,6 +103,8 @@ class Outbox:
         self._backlog: dict[str, deque[tuple[bytes, int]]] = {}
         self.sent_items = 0  # data tuples and control items that left in frames
         self.sent_frames = 0
+        self.sent_bytes = 0
+        self.meter = meter if meter is not None else CpuMeter()
         self.dropped_items = 0  # items in frames dropped from a full backlog
         # Items for tasks in transit (placed at IN_TRANSIT), in arrival order.
         self._hold = _Buffer(IN_TRANSIT)
@@ -220,6 +229,17 @@ class Outbox:
                 self._flush_buffer(buf)
         return self.sent_frames - before
 
+    def next_due(self, now: float) -> float | None:
+        """When ``flush`` next has something to send if nothing more is buffered: the oldest
+        buffered item's flush time, or ``BACKLOG_RETRY_S`` from now while a peer refuses
+        frames; None when nothing waits (held items wait for a ``place``, not for time)."""
+        due = now + BACKLOG_RETRY_S if self._backlog else None
+        flush_s = self.flush_s
+        for buf in self._buffers.values():
+            if buf.items and (due is None or buf.first_at + flush_s < due):
+                due = buf.first_at + flush_s
+        return due
+
     def pending(self) -> int:
         """Items buffered, held or in the backlog, not yet handed to a socket."""
         return len(self._hold.items) + sum(len(b.items) for b in self._buffers.values()) + sum(
@@ -244,23 +264,29 @@ class Outbox:
         if buf.endpoint is None:
             self.dropped_items += len(items)
             return
-        frame, count = encode_frame(items, self.on_error)
-        if not count:
-            return
-        if len(frame) > MAX_DATA_FRAME_BYTES:
-            if not self.dropped_items:
-                log.warning("a batch of %d bytes to %s is over the %d-byte frame limit; dropped (counted)",
-                            len(frame), buf.endpoint, MAX_DATA_FRAME_BYTES)
-            self.dropped_items += count
-            return
-        queue = self._backlog.get(buf.endpoint)
-        if queue is not None:  # keep order behind what is already waiting
-            self._enqueue(buf.endpoint, queue, frame, count)
-        elif self._send(buf.endpoint, frame):
-            self.sent_frames += 1
-            self.sent_items += count
-        else:
-            self._enqueue(buf.endpoint, self._backlog.setdefault(buf.endpoint, deque()), frame, count)
+        meter = self.meter
+        meter.start()
+        try:
+            frame, count = encode_frame(items, self.on_error)
+            if not count:
+                return
+            if len(frame) > MAX_DATA_FRAME_BYTES:
+                if not self.dropped_items:
+                    log.warning("a batch of %d bytes to %s is over the %d-byte frame limit; dropped (counted)",
+                                len(frame), buf.endpoint, MAX_DATA_FRAME_BYTES)
+                self.dropped_items += count
+                return
+            queue = self._backlog.get(buf.endpoint)
+            if queue is not None:  # keep order behind what is already waiting
+                self._enqueue(buf.endpoint, queue, frame, count)
+            elif self._send(buf.endpoint, frame):
+                self.sent_frames += 1
+                self.sent_items += count
+                self.sent_bytes += len(frame)
+            else:
+                self._enqueue(buf.endpoint, self._backlog.setdefault(buf.endpoint, deque()), frame, count)
+        finally:
+            meter.stop()
 
     def _enqueue(self, endpoint: str, queue: deque, frame: bytes, count: int) -> None:
         queue.append((frame, count))
@@ -271,17 +297,22 @@ class Outbox:
             self.dropped_items += lost
 
     def _retry_backlog(self) -> None:
-        for endpoint in list(self._backlog):
-            queue = self._backlog[endpoint]
-            while queue:
-                frame, count = queue[0]
-                if not self._send(endpoint, frame):
-                    break
-                queue.popleft()
-                self.sent_frames += 1
-                self.sent_items += count
-            if not queue:
-                del self._backlog[endpoint]
+        self.meter.start()
+        try:
+            for endpoint in list(self._backlog):
+                queue = self._backlog[endpoint]
+                while queue:
+                    frame, count = queue[0]
+                    if not self._send(endpoint, frame):
+                        break
+                    queue.popleft()
+                    self.sent_frames += 1
+                    self.sent_items += count
+                    self.sent_bytes += len(frame)
+                if not queue:
+                    del self._backlog[endpoint]
+        finally:
+            self.meter.stop()
 
 
 def _log_encode_error(item: tuple, exc: Exception) -> None:

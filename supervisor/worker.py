@@ -12,8 +12,13 @@ holds ``squall.wire.encode(WorkerLaunch(...))``. The worker
   in (restoring ``states``) and out (their snapshots go up in ``released``) — see
   ``squall.supervisor.worker_update`` and docs/worker.md;
 * runs everything from one thread: receive a bounded number of frames, one engine round,
-  flush due batches, heartbeat when due; when idle it polls its sockets for ~1 ms instead of
-  sleeping, so a frame arriving wakes it at once;
+  flush due batches, heartbeat when due; when a round did nothing it blocks in a poll of its
+  sockets until the next thing is due — a spout's next emission (``Spout.next_tuple_due``,
+  else 1 ms), an engine timer with work, a batch's flush, the heartbeat, the parent check —
+  so a frame arriving wakes it at once and an idle worker costs (almost) no CPU;
+* measures its CPU: the process's (every thread), and the data plane's (encode and send,
+  receive and decode) apart from the executors', plus frames and bytes each way — all in
+  the heartbeat's ``WorkerMetrics``;
 * never dies of bad input: a malformed frame or item, or a message it does not expect, is
   counted (``bad_frames`` in the heartbeat), logged once and dropped;
 * exits 0 within about a second on SIGTERM/SIGINT (spouts deactivated, local queues drained
@@ -29,6 +34,7 @@ supervisor reads it for its report to Nimbus.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import sys
@@ -41,6 +47,7 @@ import zmq
 from squall import security, wire
 from squall.messages import WorkerHeartbeat, WorkerLaunch, WorkerUpdate
 from squall.supervisor.runtime.engine import Engine, acker_count
+from squall.supervisor.runtime.stats import CpuMeter
 from squall.supervisor.transfer import (
     DEFAULT_BACKLOG_FRAMES,
     DEFAULT_BATCH_SIZE,
@@ -50,7 +57,7 @@ from squall.supervisor.transfer import (
     Outbox,
     TupleCodec,
 )
-from squall.supervisor.worker_metrics import task_to_executor, worker_metrics
+from squall.supervisor.worker_metrics import TransferCounts, task_to_executor, worker_metrics
 from squall.supervisor.worker_update import ComponentClasses, apply_update, routes_for
 from squall.topology.loader import resolve_class
 from squall.topology.spec import ACKER_COMPONENT, SPOUT, TopologySpec
@@ -58,8 +65,7 @@ from squall.topology.spec import ACKER_COMPONENT, SPOUT, TopologySpec
 log = logging.getLogger("squall.worker")
 
 RECV_FRAMES_PER_ROUND = 64  # bounds one round's intake so spouts and timers still get a turn
-IDLE_POLL_MS = 1
-PARENT_CHECK_S = 0.2
+PARENT_CHECK_S = 0.2  # also the longest an idle worker blocks
 STOP_DRAIN_S = 0.3
 # Frames ZeroMQ may queue per socket (each side) before sends are refused. Small on purpose:
 # a frame carries up to a batch of tuples, and queued frames are RSS on a board.
@@ -120,6 +126,11 @@ class Worker:
         self.task_executor = task_to_executor(self.all_executors)
         self.me = f"{launch.host}:{launch.port}"
         self.bad_frames = 0
+        self.loops = 0  # iterations of the loop: an idle worker's should be few
+        self.frames_received = 0
+        self.bytes_received = 0
+        # Encode+send and receive+decode, wherever they happen (executors leave it out of theirs).
+        self.transfer_meter = CpuMeter()
         self._logged_bad: set[str] = set()
         self._logged_encode: set[tuple[int, str]] = set()
         self.stopping = False
@@ -154,6 +165,7 @@ class Worker:
             backlog_frames=int(self.conf.get("squall.transfer.backlog.frames", DEFAULT_BACKLOG_FRAMES)),
             on_error=self._encode_error,
             hold_limit=int(self.conf.get("squall.transfer.hold.items", DEFAULT_HOLD_LIMIT)),
+            meter=self.transfer_meter,
         )
         self.bolt_tasks = {
             t for e in self.all_executors if e.component != ACKER_COMPONENT
@@ -167,6 +179,7 @@ class Worker:
         )
         self.engine.paused = a.paused
         self.engine.congested = self.outbox.congested
+        self.engine.wiring.transfer_meter = self.transfer_meter
         self.codec = TupleCodec(
             self.spec, self.all_executors, local_tasks, self.engine.wiring.sinks, forward=self.outbox.forward
         )
@@ -246,6 +259,7 @@ class Worker:
         next_beat = clock()
         next_parent_check = clock() + PARENT_CHECK_S
         while not self.stopping:
+            self.loops += 1
             got = self._receive_control()  # always: an update may be what ends a congestion
             if not engine.inboxes_full():
                 got += self._receive_data()
@@ -260,23 +274,41 @@ class Worker:
                 if os.getppid() != self.parent:
                     log.warning("supervisor (pid %d) is gone; worker %s exits", self.parent, self.me)
                     self.stopping = True
-            if not did and not got:
-                self.poller.poll(IDLE_POLL_MS)
+            if not did and not got and not self.stopping:
+                self._wait(now, min(next_beat, next_parent_check))
         self.shutdown()
+
+    def _wait(self, now: float, due: float) -> None:
+        """Block until a socket has a message or the next thing is due: ``due`` (the loop's
+        own heartbeat and parent check), the engine's next round with work, the outbox's next
+        flush. Rounded up to whole milliseconds (ZeroMQ's unit): up to 1 ms late, never a
+        busy loop of zero-timeout polls."""
+        for when in (self.engine.next_due(now), self.outbox.next_due(now)):
+            if when is not None and when < due:
+                due = when
+        if due > now:
+            self.poller.poll(math.ceil((due - now) * 1e3))
 
     def _receive_data(self) -> int:
         got = 0
         pull = self.pull
         deliver = self.codec.deliver
-        for _ in range(RECV_FRAMES_PER_ROUND):
-            try:
-                frame = pull.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            n, bad = deliver(frame)
-            got += n
-            if bad:
-                self._bad("malformed tuple frames or items (or items for tasks not run here)", bad)
+        meter = self.transfer_meter
+        meter.start()  # once per batch of frames: receive, decode, forward
+        try:
+            for _ in range(RECV_FRAMES_PER_ROUND):
+                try:
+                    frame = pull.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self.frames_received += 1
+                self.bytes_received += len(frame)
+                n, bad = deliver(frame)
+                got += n
+                if bad:
+                    self._bad("malformed tuple frames or items (or items for tasks not run here)", bad)
+        finally:
+            meter.stop()
         return got
 
     def _receive_control(self) -> int:
@@ -314,9 +346,14 @@ class Worker:
         return self.engine.queued() + self.outbox.pending()
 
     def heartbeat(self) -> None:
+        outbox = self.outbox
+        transfer = TransferCounts(
+            cpu_s=self.transfer_meter.cpu_s, frames_sent=outbox.sent_frames, frames_received=self.frames_received,
+            bytes_sent=outbox.sent_bytes, bytes_received=self.bytes_received,
+        )
         metrics = worker_metrics(
-            self.engine.executors, self.task_executor, self.launch.clock_hz, self.outbox.sent_items,
-            received_remote=self.codec.received, queued=self.queued(),
+            self.engine.executors, self.task_executor, self.launch.clock_hz, outbox.sent_items,
+            received_remote=self.codec.received, queued=self.queued(), transfer=transfer,
         )
         hb = WorkerHeartbeat(
             port=self.launch.port,

@@ -2,7 +2,8 @@
 
 The engine counts receptions per *source task*; the cluster measures traffic between
 *executors* (the unit the scheduler places), so ``received_from`` is summed here over each
-source executor's tasks. ``cpu_s`` is the executor's CPU (thread) time, which Nimbus turns
+source executor's tasks, and ``sent_control`` (control items per destination task) over each
+destination executor's tasks. ``cpu_s`` is the executor's CPU (thread) time, which Nimbus turns
 into load in cycles/s with ``clock_hz``. Reading the counters costs O(executors + sources)
 and allocates only the message, so a heartbeat every second is negligible.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from squall.messages import ExecutorMetrics, WorkerMetrics
@@ -42,6 +44,11 @@ def executor_metrics(executor_id: int, ex: Any, task_executor: dict[int, int]) -
         source = task_executor.get(task)
         if source is not None:
             received[source] = received.get(source, 0) + n
+    sent_control: dict[int, int] = {}
+    for task, n in st.sent_control.items():
+        destination = task_executor.get(task)
+        if destination is not None:
+            sent_control[destination] = sent_control.get(destination, 0) + n
     return ExecutorMetrics(
         executor=executor_id,
         component=ex.component,
@@ -56,7 +63,20 @@ def executor_metrics(executor_id: int, ex: Any, task_executor: dict[int, int]) -
         latency_sum_ms=st.latency_sum_s * 1e3,
         latency_count=st.latency_count,
         latency_buckets=list(st.latency_buckets) if st.latency_count else [],
+        sent_control=sent_control,
     )
+
+
+@dataclass(frozen=True)
+class TransferCounts:
+    """The data plane's cumulative figures: CPU (thread) time spent encoding and sending,
+    receiving and decoding frames, and the frames and bytes that crossed the sockets."""
+
+    cpu_s: float = 0.0
+    frames_sent: int = 0
+    frames_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
 
 
 def worker_metrics(
@@ -66,12 +86,17 @@ def worker_metrics(
     sent_remote: int,
     received_remote: int = 0,
     queued: int = 0,
+    transfer: TransferCounts = TransferCounts(),
 ) -> WorkerMetrics:
     """The whole worker's counters at this instant (``at`` is wall-clock time).
 
     ``sent_remote``/``received_remote`` are items handed to / taken from other workers'
     sockets, cumulative; ``queued`` is a level (items not yet processed or sent). Nimbus
-    reads quiescence from them: queued 0 everywhere and sums of sent and received equal."""
+    reads quiescence from them: queued 0 everywhere and sums of sent and received equal.
+
+    ``process_cpu_s`` is the whole process's CPU (every thread: the loop, libzmq's I/O
+    thread); what neither the executors' ``cpu_s`` nor ``transfer.cpu_s`` covers is the
+    worker's overhead (the loop itself, heartbeats, the I/O thread, the interpreter)."""
     return WorkerMetrics(
         at=time.time(),
         clock_hz=float(clock_hz),
@@ -80,4 +105,10 @@ def worker_metrics(
         rss_bytes=rss_bytes(),
         received_remote=received_remote,
         queued=queued,
+        process_cpu_s=time.process_time(),
+        transfer_cpu_s=transfer.cpu_s,
+        frames_sent=transfer.frames_sent,
+        frames_received=transfer.frames_received,
+        bytes_sent=transfer.bytes_sent,
+        bytes_received=transfer.bytes_received,
     )

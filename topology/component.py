@@ -207,6 +207,13 @@ class Spout(Component):
     def next_tuple(self) -> None:
         """Emit zero or more tuples; called repeatedly while the topology is active."""
 
+    def next_tuple_due(self) -> float | None:
+        """Optional: the ``time.monotonic()`` instant at which ``next_tuple`` will next have
+        something to emit (a spout that paces itself knows it), so an idle worker sleeps
+        until then instead of polling. None (the default): unknown, and the worker calls
+        ``next_tuple`` again after a short wait (1 ms, as Storm's spout wait strategy)."""
+        return None
+
     def ack(self, tup_id: Any) -> None:
         """The tuple tree rooted at ``tup_id`` was fully processed."""
 

@@ -61,12 +61,15 @@ class AckerExecutor:
             self.previous.pop(root, None)
 
     def _notify(self, spout_task: int, kind: int, root: int) -> None:
+        self.stats.sent_control[spout_task] += 1
         self.wiring.sinks[spout_task]((spout_task, (kind, root)))
 
     def drain(self, limit: int) -> int:
         inbox = self.inbox
         if not inbox:
             return 0
+        transfer = self.wiring.transfer_meter  # batches flushed from inside _notify are transfer CPU
+        transfer_before = transfer.cpu_s
         started = time.thread_time()
         n = 0
         while n < limit and inbox:
@@ -103,8 +106,12 @@ class AckerExecutor:
                 self.stats.acked += 1
                 self._notify(e[1], TREE_COMPLETE, root)
         self.stats.executed += n
-        self.stats.busy_s += time.thread_time() - started
+        self.stats.busy_s += time.thread_time() - started - (transfer.cpu_s - transfer_before)
         return n
+
+    def next_rotation(self) -> float | None:
+        """When ``rotate`` next has something to forget; None while no entry is kept."""
+        return self.rotated_at + self.rotate_every_s if self.current or self.previous else None
 
     def rotate(self, now: float) -> None:
         """Forget trees older than two rotation periods (the spout has timed them out)."""

@@ -29,7 +29,7 @@ from squall.supervisor.runtime import snapshot
 from squall.supervisor.runtime.acker import AckerExecutor
 from squall.supervisor.runtime.executor import BoltExecutor, SpoutExecutor
 from squall.supervisor.runtime.routing import Route, make_chooser
-from squall.supervisor.runtime.stats import ComponentSummary, summarize
+from squall.supervisor.runtime.stats import ComponentSummary, CpuMeter, summarize
 from squall.topology.component import SYSTEM_COMPONENT, TICK_STREAM, Context, Tuple
 from squall.topology.grouping import DIRECT, LOCAL_OR_SHUFFLE
 from squall.topology.spec import ACKER_COMPONENT, SPOUT, ExecutorSpec, TopologySpec
@@ -62,6 +62,9 @@ class Wiring:
         self.clock = clock
         self.seed = seed
         self.sinks: dict[int, Sink] = {}
+        # CPU spent moving data to other workers (a worker's transfer layer shares its meter):
+        # executors leave what it measures during their calls out of their own busy time.
+        self.transfer_meter = CpuMeter()
         self.task_ranges = spec.task_ranges()
         self.task_to_component = {t: name for name, r in self.task_ranges.items() for t in r}
         self._stream_fields: dict[tuple[str, str], dict[str, int]] = {}
@@ -310,6 +313,30 @@ class Engine:
             self.run_timers(now)
             self._next_timers = now + TIMER_PERIOD_S
         return done
+
+    def next_due(self, now: float) -> float | None:
+        """The earliest instant at which ``run_once`` has something to do if no item arrives
+        from outside: ``now`` while an inbox holds items; a spout's next emission (unless
+        paused or backpressured); the next timer that has work — a tick, a pending tree's
+        timeout, an acker rotation. None: nothing at all until an item arrives (a
+        deactivated topology with nothing in flight)."""
+        if any(self._inboxes):
+            return now
+        due: float | None = None
+        if not self.paused and not self.backpressured():
+            for s in self.spouts:
+                when = s.next_emission(now)
+                if when is not None and (due is None or when < due):
+                    due = when
+        timers = [entry[2] for entry in self._ticks]
+        timeout = self.message_timeout_s
+        timers += [next(iter(s.pending.values()))[2] + timeout for s in self.spouts if s.pending]
+        timers += [when for a in self.ackers if (when := a.next_rotation()) is not None]
+        if timers:
+            when = max(min(timers), self._next_timers)  # run_once runs timers no sooner
+            if due is None or when < due:
+                due = when
+        return due
 
     def backpressured(self) -> bool:
         high = self.backpressure_high

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from squall.supervisor.runtime.engine import Wiring
 
 log = logging.getLogger("squall.executor")
+# A spout that cannot say when it next has a tuple is asked again after this long when it
+# emitted nothing (Storm's default spout wait strategy sleeps 1 ms).
+SPOUT_WAIT_S = 0.001
 
 
 class Executor:
@@ -89,6 +92,7 @@ class Executor:
     def _send_to_acker(self, root: int, msg: tuple) -> None:
         ackers = self.wiring.acker_tasks
         task = ackers[root % len(ackers)]
+        self.stats.sent_control[task] += 1
         self.wiring.sinks[task]((task, msg))
 
     def log_error_once(self, task: int, exc: BaseException, what: str) -> None:
@@ -191,6 +195,8 @@ class BoltExecutor(Executor):
         inbox = self.inbox
         if not inbox:
             return 0
+        transfer = self.wiring.transfer_meter  # batches flushed from inside emit are transfer CPU
+        transfer_before = transfer.cpu_s
         started = time.thread_time()
         popleft = inbox.popleft
         instances = self.instances
@@ -220,7 +226,7 @@ class BoltExecutor(Executor):
                 self.ack(tup)
         self.current = None
         self.stats.executed += n
-        self.stats.busy_s += time.thread_time() - started
+        self.stats.busy_s += time.thread_time() - started - (transfer.cpu_s - transfer_before)
         return n
 
 
@@ -312,6 +318,8 @@ class SpoutExecutor(Executor):
 
     def step(self, allow_emit: bool = True) -> int:
         """Deliver tree outcomes to the spout, then call next_tuple up to a batch per task."""
+        transfer = self.wiring.transfer_meter  # batches flushed from inside emit are transfer CPU
+        transfer_before = transfer.cpu_s
         started = time.thread_time()
         n = self._deliver_outcomes()
         if self.active and allow_emit:
@@ -331,8 +339,31 @@ class SpoutExecutor(Executor):
                     n += 1
                 if self.untracked_acks:
                     self._ack_untracked()
-        self.stats.busy_s += time.thread_time() - started
+        self.stats.busy_s += time.thread_time() - started - (transfer.cpu_s - transfer_before)
         return n
+
+    def next_emission(self, now: float) -> float | None:
+        """When ``step`` may next get a tuple from ``next_tuple``: the earliest of the tasks'
+        ``next_tuple_due()`` (``now + SPOUT_WAIT_S`` for a task that cannot say). Tasks at
+        ``topology.max.spout.pending`` are skipped (an ack frees them, and it arrives as an
+        item); None when deactivated or every task waits for acks."""
+        if not self.active:
+            return None
+        due: float | None = None
+        max_pending = self.max_pending
+        for task, inst in self.instances.items():
+            if max_pending is not None and self.pending_by_task[task] >= max_pending:
+                continue
+            try:
+                when = inst.next_tuple_due()
+            except Exception as exc:  # a user bug costs a 1 ms wait, never the worker
+                self.log_error_once(task, exc, "next_tuple_due")
+                when = None
+            if when.__class__ not in (float, int) or when != when:  # None, NaN or not a number
+                when = now + SPOUT_WAIT_S
+            if due is None or when < due:
+                due = when
+        return due
 
     def _ack_untracked(self) -> None:
         acks, self.untracked_acks[:] = list(self.untracked_acks), []

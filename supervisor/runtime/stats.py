@@ -9,6 +9,7 @@ No numpy here: a worker imports this module, and numpy alone would add ~10 MB to
 from __future__ import annotations
 
 import math
+import time
 from bisect import bisect_left
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ class ExecutorStats:
     latency_count: int = 0
     latencies_s: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     received_from: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # source task -> tuples
+    # Destination task -> control items sent to it (acker items; an acker's notices to spouts).
+    sent_control: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     # Counts per LATENCY_BUCKETS_MS bucket (upper bound inclusive), +inf last; cumulative, so
     # a reader never misses samples the bounded ``latencies_s`` has already dropped.
     latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(_BUCKET_BOUNDS_S) + 1))
@@ -43,6 +46,31 @@ class ExecutorStats:
         self.latency_count += 1
         self.latencies_s.append(seconds)
         self.latency_buckets[bisect_left(_BUCKET_BOUNDS_S, seconds)] += 1
+
+
+class CpuMeter:
+    """CPU (thread) time spent in one kind of work, e.g. moving data between workers.
+
+    ``start()``/``stop()`` go around each call that does the work; they may nest (a receive
+    that forwards an item may flush a batch), and only the outermost pair counts, so nothing
+    is counted twice. ``cpu_s`` only grows. One thread only (the worker's loop thread)."""
+
+    __slots__ = ("cpu_s", "_depth", "_started")
+
+    def __init__(self) -> None:
+        self.cpu_s = 0.0
+        self._depth = 0
+        self._started = 0.0
+
+    def start(self) -> None:
+        if not self._depth:
+            self._started = time.thread_time()
+        self._depth += 1
+
+    def stop(self) -> None:
+        self._depth -= 1
+        if not self._depth:
+            self.cpu_s += time.thread_time() - self._started
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

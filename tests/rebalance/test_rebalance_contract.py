@@ -130,6 +130,9 @@ def test_random_dags_keep_the_contract(name, case, alpha, beta):
     assert s.schedule([work], cluster, params, None) == a
     want = expected_workers([work], cluster)
     if want is not None:
-        assert len(a.workers_of("t")) == want["t"]
+        if s.fills_workers:
+            assert len(a.workers_of("t")) == want["t"]
+        else:
+            assert 1 <= len(a.workers_of("t")) <= want["t"]
     if s.uses_load:  # every node here can carry the whole load alone
         assert evaluate(a, [work], cluster).overloaded == ()

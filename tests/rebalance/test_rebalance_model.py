@@ -89,7 +89,7 @@ def test_params_are_validated():
 
 
 def test_unknown_scheduler_names_the_known_ones():
-    with pytest.raises(KeyError, match="known: offline, online, partition, round_robin"):
+    with pytest.raises(KeyError, match="known: latency, offline, online, partition, round_robin"):
         get_scheduler("fastest")
 
 

@@ -1,0 +1,550 @@
+"""The ``latency`` scheduler: search placements that minimise the latency model's prediction.
+
+:class:`Network` holds the model's constants for a set of workloads on a set of nodes and
+prices a placement (:class:`State`) as a sum of per-worker, per-board and per-edge terms
+(see :mod:`squall.rebalance.latency`), so a move re-prices only what it touches.
+
+:func:`schedule` starts from several seeds — the current placement, ``online`` with
+beta = 1 (use every board it may) and ``round_robin`` — and improves each by local moves:
+an executor to another worker (a neighbour's, the least busy one, or a new worker on the
+least busy board with a free slot) and a worker to another board. Moves are tried in a
+fixed order and the best improving one is taken, so the result is deterministic. The
+objective is lexicographic: first the excess over the hard limits (board utilisation
+above ``MAX_UTILISATION``, memory), then predicted latency. The number of boards used
+falls out of it: there is no beta.
+
+Guarantees: every executor placed once; at most ``min(workers, executors)`` workers per
+topology and no more workers on a board than its free slots; a placement within the hard
+limits is returned whenever a seed or a move finds one (else the least violating one, as
+``online`` places load above capacity when it must).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from squall.rebalance import online, round_robin
+from squall.rebalance.assignment import Assignment
+from squall.rebalance.errors import InfeasibleError
+from squall.rebalance.latency import MAX_UTILISATION, BoardTerms, Prediction, board_terms, queue_wait, throttle_wait
+from squall.rebalance.model import Node, Workload
+from squall.rebalance.params import SchedulerParams
+from squall.rebalance.prepare import prepare, worker_budget
+
+MAX_PASSES = 30
+IMPROVEMENT = 1e-9  # relative: smaller gains are rounding, and taking them could cycle
+CANDIDATE_BOARDS = 8  # boards tried for a worker move on a large cluster (least busy first)
+SEARCH_EVERY_SEED_UP_TO = 400  # executors: above this only the best seed is improved
+DATA, TO_ACKER, FROM_ACKER = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class _Topo:
+    name: str
+    source_rate: float
+    ack_rate: float
+    overhead_hz: float
+    transfer_cycles: float
+    item_bytes: float
+    worker_mb: float
+    flush_s: float
+    measured: bool
+
+
+class Network:
+    """The model's constants for ``workloads`` on ``nodes`` (indices are positions)."""
+
+    def __init__(self, workloads: Sequence[Workload], nodes: Sequence[Node]) -> None:
+        self.assumptions: set[str] = set()
+        self.nodes = tuple(sorted(nodes, key=lambda n: n.id))
+        self.node_index = {n.id: k for k, n in enumerate(self.nodes)}
+        self.terms: list[BoardTerms] = [board_terms(n, self.assumptions) for n in self.nodes]
+        self.workloads = tuple(sorted(workloads, key=lambda w: w.topology))
+        self.topos: list[_Topo] = []
+        self.ex_key: list[tuple[str, int]] = []  # gid -> (topology, executor id)
+        self.ex_topo: list[int] = []
+        self.ex_cycles: list[float] = []  # cycles/s of work (rate x service cycles)
+        self.ex_rate: list[float] = []
+        self.ex_acker: list[bool] = []
+        self.gid: dict[tuple[str, int], int] = {}
+        # edges: (src gid, dst gid, rate, weight kappa, kind)
+        self.edges: list[tuple[int, int, float, float, int]] = []
+        self.adjacent: list[list[int]] = []  # gid -> edge indices
+        for t, wl in enumerate(self.workloads):
+            self._add_topology(t, wl)
+
+    def _add_topology(self, t: int, wl: Workload) -> None:
+        p = wl.profile
+        name = wl.topology
+        ackers = set(p.ackers) if p else {e.id for e in wl.executors if e.component == "__acker"}
+        rate_of: dict[int, tuple[float, float]] = {}
+        if p is not None:
+            rate_of = {e.id: (e.rate, e.service_cycles) for e in p.executors}
+        else:
+            self.assumptions.add(f"topology {name}: no profile; service from load, rates from traffic")
+            inflow: dict[int, float] = {}
+            for _s, d, r in wl.traffic:
+                inflow[d] = inflow.get(d, 0.0) + r
+            for e, load in zip(wl.executors, wl.load_hz):
+                lam = inflow.get(e.id, 0.0)
+                rate_of[e.id] = (lam, load / lam if lam > 0 else 0.0)
+        source_rate = p.source_rate if p is not None else 0.0
+        measured = source_rate > 0
+        if not measured:
+            self.assumptions.add(f"topology {name}: no source rate measured; latency is per unit rate")
+            source_rate = 1.0
+        first = len(self.ex_key)
+        for e in wl.executors:
+            lam, cycles = rate_of.get(e.id, (0.0, 0.0))
+            g = len(self.ex_key)
+            self.gid[(name, e.id)] = g
+            self.ex_key.append((name, e.id))
+            self.ex_topo.append(t)
+            self.ex_rate.append(lam)
+            self.ex_cycles.append(lam * cycles)
+            self.ex_acker.append(e.id in ackers)
+            self.adjacent.append([])
+        ack_rate = sum(self.ex_rate[g] for g in range(first, len(self.ex_key)) if self.ex_acker[g])
+        into = math.fsum(r for s, d, r in wl.traffic if d in ackers and s not in ackers)
+        out = math.fsum(r for s, d, r in wl.traffic if s in ackers and d not in ackers)
+        for s, d, r in wl.traffic:
+            gs, gd = self.gid[(name, s)], self.gid[(name, d)]
+            if d in ackers and s not in ackers:
+                kind, kappa = TO_ACKER, (1.0 / into if into > 0 else 0.0)
+            elif s in ackers and d not in ackers:
+                kind, kappa = FROM_ACKER, (1.0 / out if out > 0 else 0.0)
+            else:
+                kind, kappa = DATA, 1.0 / source_rate
+            k = len(self.edges)
+            self.edges.append((gs, gd, r, kappa, kind))
+            self.adjacent[gs].append(k)
+            self.adjacent[gd].append(k)
+        self.topos.append(_Topo(
+            name=name, source_rate=source_rate, ack_rate=ack_rate,
+            overhead_hz=p.worker_overhead_hz if p else 0.0,
+            transfer_cycles=p.transfer_cycles_per_item if p else 0.0,
+            item_bytes=p.item_bytes if p else 0.0,
+            worker_mb=p.worker_memory_mb if p else 0.0,
+            flush_s=p.flush_s if p else 0.0,
+            measured=measured,
+        ))
+
+    # -- states ------------------------------------------------------------------------
+
+    def state_of(self, assignment: Assignment, labels: Mapping[str, Sequence[int]] | None = None) -> State:
+        """A state for ``assignment`` (every executor of the workloads must be in it).
+        ``labels`` adds empty worker labels per topology (for the search to fill)."""
+        worker_ids: list[tuple[int, int]] = []  # gw -> (topology index, label)
+        gw_of: dict[tuple[int, int], int] = {}
+        worker_node: list[int] = []
+        for t, wl in enumerate(self.workloads):
+            wanted = sorted(set(assignment.workers_of(wl.topology)) | set((labels or {}).get(wl.topology, ())))
+            for label in wanted:
+                gw_of[(t, label)] = len(worker_ids)
+                worker_ids.append((t, label))
+                has = assignment.executors_on(wl.topology, label) if label in assignment.workers_of(wl.topology) else ()
+                worker_node.append(self.node_index[assignment.node_of_worker(wl.topology, label)] if has else -1)
+        exec_worker = []
+        for g, (name, ex) in enumerate(self.ex_key):
+            if not assignment.has_executor(name, ex):
+                raise InfeasibleError(f"topology {name!r}: executor {ex} is not placed")
+            exec_worker.append(gw_of[(self.ex_topo[g], assignment.worker_of(name, ex))])
+        return State(self, worker_ids, worker_node, exec_worker)
+
+    def prediction(self, state: State, extra_workers: Mapping[str, int] | None = None) -> Prediction:
+        latency: dict[str, float | None] = {}
+        per_topo = state.latency_by_topology()
+        for t, topo in enumerate(self.topos):
+            latency[topo.name] = per_topo[t] * 1e3 if topo.measured else None
+        used = {n for n in state.worker_node if n >= 0}
+        extra = extra_workers or {}
+        utilisation = {self.nodes[n].id: state.rho(n) for n in sorted(used)}
+        workers_on = {self.nodes[n].id: state.workers_count(n) + extra.get(self.nodes[n].id, 0) for n in sorted(used)}
+        violations = []
+        for n in sorted(used):
+            rho = state.rho(n)
+            if rho > MAX_UTILISATION:
+                violations.append(f"board {self.nodes[n].id}: utilisation {rho:.2f} > {MAX_UTILISATION}")
+            mem = state.memory_mb(n, extra.get(self.nodes[n].id, 0))
+            if self.terms[n].memory_mb > 0 and mem > self.terms[n].memory_mb:
+                violations.append(f"board {self.nodes[n].id}: workers need {mem:.0f} MB of {self.terms[n].memory_mb:.0f} MB")
+        return Prediction(latency, utilisation, workers_on, tuple(violations), tuple(sorted(self.assumptions)),
+                          excess=state.excess())
+
+
+class State:
+    """A placement and the aggregates that price it; moves update them in place."""
+
+    def __init__(self, net: Network, worker_ids: list[tuple[int, int]], worker_node: list[int],
+                 exec_worker: list[int]) -> None:
+        self.net = net
+        self.worker_ids = worker_ids
+        self.worker_node = worker_node
+        self.exec_worker = exec_worker
+        nw = len(worker_ids)
+        self.w_na = [0.0] * nw  # cycles/s of non-acker work
+        self.w_nav = [0.0] * nw  # non-acker visits/s
+        self.w_ak = [0.0] * nw
+        self.w_akv = [0.0] * nw
+        self.w_cross = [0.0] * nw  # items/s crossing the worker's boundary
+        self.w_count = [0] * nw
+        nn = len(net.nodes)
+        self.on_node: list[set[int]] = [set() for _ in range(nn)]
+        self.out_bytes = [0.0] * nn
+        self.in_bytes = [0.0] * nn
+        self.out_kappa = [0.0] * nn  # sum of rate x weight of edges leaving the board
+        self.in_kappa = [0.0] * nn
+        for g, w in enumerate(exec_worker):
+            self._add_exec(g, w, +1)
+        for w, n in enumerate(worker_node):
+            if n >= 0 and self.w_count[w]:
+                self.on_node[n].add(w)
+        for k in range(len(net.edges)):
+            self._edge(k, +1)
+
+    # -- aggregates --------------------------------------------------------------------
+
+    def _add_exec(self, g: int, w: int, sign: int) -> None:
+        net = self.net
+        if net.ex_acker[g]:
+            self.w_ak[w] += sign * net.ex_cycles[g]
+            self.w_akv[w] += sign * net.ex_rate[g]
+        else:
+            self.w_na[w] += sign * net.ex_cycles[g]
+            self.w_nav[w] += sign * net.ex_rate[g]
+        self.w_count[w] += sign
+
+    def _edge(self, k: int, sign: int) -> None:
+        s, d, rate, kappa, _kind = self.net.edges[k]
+        ws, wd = self.exec_worker[s], self.exec_worker[d]
+        if ws == wd:
+            return
+        self.w_cross[ws] += sign * rate
+        self.w_cross[wd] += sign * rate
+        ns, nd = self.worker_node[ws], self.worker_node[wd]
+        if ns != nd and ns >= 0 and nd >= 0:
+            b = rate * self.net.topos[self.net.ex_topo[s]].item_bytes
+            self.out_bytes[ns] += sign * b
+            self.in_bytes[nd] += sign * b
+            self.out_kappa[ns] += sign * rate * kappa
+            self.in_kappa[nd] += sign * rate * kappa
+
+    # -- pricing -----------------------------------------------------------------------
+
+    def worker_cores(self, w: int) -> float:
+        n = self.worker_node[w]
+        if n < 0 or not self.w_count[w]:
+            return 0.0
+        topo = self.net.topos[self.worker_ids[w][0]]
+        cycles = self.w_na[w] + self.w_ak[w] + topo.overhead_hz + topo.transfer_cycles * self.w_cross[w] / 2.0
+        return cycles / self.net.terms[n].clock_hz
+
+    def rho(self, n: int) -> float:
+        t = self.net.terms[n]
+        return (math.fsum(self.worker_cores(w) for w in sorted(self.on_node[n])) + t.background_cores) / t.cores
+
+    def workers_count(self, n: int) -> int:
+        return len(self.on_node[n])
+
+    def memory_mb(self, n: int, foreign: int = 0) -> float:
+        net = self.net
+        own = math.fsum(net.topos[self.worker_ids[w][0]].worker_mb for w in self.on_node[n])
+        if foreign and self.on_node[n]:
+            own += foreign * max(net.topos[self.worker_ids[w][0]].worker_mb for w in self.on_node[n])
+        return own
+
+    def _worker_term(self, w: int, rho_n: float) -> tuple[int, float]:
+        """Seconds this worker adds to each topology's latency (only its own topology)."""
+        n = self.worker_node[w]
+        t = self.worker_ids[w][0]
+        topo = self.net.topos[t]
+        terms = self.net.terms[n]
+        clock = terms.clock_hz
+        visits = self.w_nav[w] + self.w_akv[w]
+        mean_s = (self.w_na[w] + self.w_ak[w]) / clock / visits if visits > 0 else 0.0
+        wait = queue_wait(mean_s, max(self.worker_cores(w), rho_n)) + throttle_wait(terms, rho_n)
+        value = (self.w_na[w] / clock + self.w_nav[w] * wait) / topo.source_rate
+        if topo.ack_rate > 0:
+            value += (self.w_ak[w] / clock + self.w_akv[w] * wait) / topo.ack_rate
+        return t, value
+
+    def node_latency(self, n: int) -> dict[int, float]:
+        """Seconds per topology from the board's workers and its link queues."""
+        out: dict[int, float] = {}
+        if not self.on_node[n]:
+            return out
+        rho_n = self.rho(n)
+        for w in sorted(self.on_node[n]):
+            t, v = self._worker_term(w, rho_n)
+            out[t] = out.get(t, 0.0) + v
+        terms = self.net.terms[n]
+        if terms.link_bps > 0:
+            # Transmission and queueing on the board's link, each way; weights of edges that
+            # leave or enter the board are per topology only through kappa (summed here).
+            for flow_bytes, kappa in ((self.out_bytes[n], self.out_kappa[n]), (self.in_bytes[n], self.in_kappa[n])):
+                if kappa <= 0:
+                    continue
+                util = min(SAT_LINK, flow_bytes * 8.0 / terms.link_bps)
+                per_item = self._mean_item_bits(n) / terms.link_bps
+                out[-1] = out.get(-1, 0.0) + kappa * per_item / (1.0 - util)
+        return out
+
+    def _mean_item_bits(self, n: int) -> float:
+        sizes = [self.net.topos[self.worker_ids[w][0]].item_bytes for w in self.on_node[n]]
+        return 8.0 * (max(sizes) if sizes else 0.0)
+
+    def edge_delay(self, k: int) -> float:
+        s, d, rate, kappa, _kind = self.net.edges[k]
+        ws, wd = self.exec_worker[s], self.exec_worker[d]
+        if ws == wd:
+            return 0.0
+        net = self.net
+        topo = net.topos[net.ex_topo[s]]
+        ns, nd = self.worker_node[ws], self.worker_node[wd]
+        delay = topo.flush_s + topo.transfer_cycles / net.terms[nd].clock_hz
+        if ns != nd:
+            delay += net.terms[ns].link_delay_s + net.terms[nd].link_delay_s
+        return rate * kappa * delay
+
+    def latency_by_topology(self) -> list[float]:
+        out = [0.0] * len(self.net.topos)
+        links = 0.0
+        for n in range(len(self.net.nodes)):
+            for t, v in self.node_latency(n).items():
+                if t < 0:
+                    links += v
+                else:
+                    out[t] += v
+        for k, (s, _d, _r, _kappa, _kind) in enumerate(self.net.edges):
+            out[self.net.ex_topo[s]] += self.edge_delay(k)
+        if links and out:
+            # Link terms mix topologies on a shared board; they go to every topology in
+            # proportion to its share of the total (exact with one topology).
+            total = math.fsum(out) or 1.0
+            out = [v + links * (v / total) for v in out]
+        return out
+
+    def excess(self) -> float:
+        total = 0.0
+        for n, terms in enumerate(self.net.terms):
+            if not self.on_node[n]:
+                continue
+            total += max(0.0, self.rho(n) - MAX_UTILISATION)
+            if terms.memory_mb > 0:
+                total += max(0.0, self.memory_mb(n) - terms.memory_mb) / terms.memory_mb
+        return total
+
+    def objective(self) -> tuple[float, float]:
+        return (round(self.excess(), 9), math.fsum(self.latency_by_topology()))
+
+    # -- moves -------------------------------------------------------------------------
+
+    def move_executor(self, g: int, w: int) -> int:
+        """Move executor ``g`` to worker ``w`` (placed); returns its old worker."""
+        old = self.exec_worker[g]
+        if old == w:
+            return old
+        for k in self.net.adjacent[g]:
+            self._edge(k, -1)
+        self._add_exec(g, old, -1)
+        if not self.w_count[old]:
+            self.on_node[self.worker_node[old]].discard(old)
+        self.exec_worker[g] = w
+        self._add_exec(g, w, +1)
+        self.on_node[self.worker_node[w]].add(w)
+        for k in self.net.adjacent[g]:
+            self._edge(k, +1)
+        return old
+
+    def move_worker(self, w: int, n: int) -> int:
+        """Put worker ``w`` on board ``n``; returns its old board."""
+        old = self.worker_node[w]
+        if old == n:
+            return old
+        members = [g for g, x in enumerate(self.exec_worker) if x == w] if self.w_count[w] else []
+        edges = sorted({k for g in members for k in self.net.adjacent[g]})
+        for k in edges:
+            self._edge(k, -1)
+        if old >= 0:
+            self.on_node[old].discard(w)
+        self.worker_node[w] = n
+        if self.w_count[w]:
+            self.on_node[n].add(w)
+        for k in edges:
+            self._edge(k, +1)
+        return old
+
+    def to_assignment(self) -> Assignment:
+        net = self.net
+        executor_worker = {}
+        worker_node = {}
+        for g, w in enumerate(self.exec_worker):
+            t, label = self.worker_ids[w]
+            name = net.topos[t].name
+            executor_worker[(name, net.ex_key[g][1])] = label
+            worker_node[(name, label)] = net.nodes[self.worker_node[w]].id
+        return Assignment.of(executor_worker, worker_node)
+
+
+SAT_LINK = 0.999
+
+
+def schedule(
+    workloads: Sequence[Workload],
+    nodes: Sequence[Node],
+    params: SchedulerParams = SchedulerParams(),
+    current: Assignment | None = None,
+) -> Assignment:
+    """Place ``workloads`` on ``nodes`` minimising predicted latency (see module doc)."""
+    req = prepare(workloads, nodes, current)
+    budget = worker_budget(req, params)
+    net = Network(req.workloads, req.nodes)
+    seeds: list[Assignment] = []
+    names = [w.topology for w in req.workloads]
+    if all(req.hint.has_executor(w.topology, e.id) for w in req.workloads for e in w.executors):
+        if all(len(req.hint.workers_of(t)) <= budget[t] for t in names):
+            seeds.append(req.hint)
+    spread = replace(params, beta=1.0, strict=False)
+    for make in (lambda: online.schedule(req.workloads, req.nodes, spread, current),
+                 lambda: round_robin.schedule(req.workloads, req.nodes, params, current)):
+        try:
+            seeds.append(make().restrict(names))
+        except InfeasibleError:
+            continue
+    if not seeds:
+        raise InfeasibleError("no seed placement: not enough free slots")
+    free = dict(req.free)
+    scored = []
+    for seed in seeds:
+        labels = {t: _labels(seed, t, budget[t]) for t in names}
+        state = net.state_of(seed, labels)
+        scored.append((state.objective(), len(scored), state))
+    scored.sort(key=lambda x: (x[0], x[1]))
+    to_improve = [s for _, _, s in scored]
+    if len(net.ex_key) > SEARCH_EVERY_SEED_UP_TO:
+        to_improve = to_improve[:1]
+    best: tuple[tuple[float, float], int, State] | None = None
+    for k, state in enumerate(to_improve):
+        _improve(state, free)
+        key = (state.objective(), k, state)
+        if best is None or key[:2] < best[:2]:
+            best = key
+    assert best is not None
+    result = best[2].to_assignment()
+    kept = req.kept
+    return Assignment(kept.executors + result.executors, kept.workers + result.workers)
+
+
+def _labels(seed: Assignment, topology: str, budget: int) -> list[int]:
+    used = sorted(seed.workers_of(topology))
+    fresh = (x for x in range(budget + len(used)) if x not in set(used))
+    return used + [next(fresh) for _ in range(max(0, budget - len(used)))]
+
+
+def _better(new: tuple[float, float], old: tuple[float, float]) -> bool:
+    if new[0] < old[0] - 1e-12:
+        return True
+    return new[0] <= old[0] + 1e-12 and new[1] < old[1] * (1.0 - IMPROVEMENT) - 1e-15
+
+
+def _free_slots(state: State, free: Mapping[str, int]) -> list[int]:
+    return [free.get(n.id, 0) - state.workers_count(k) for k, n in enumerate(state.net.nodes)]
+
+
+def _improve(state: State, free: Mapping[str, int]) -> None:
+    net = state.net
+    for _ in range(MAX_PASSES):
+        changed = False
+        current = state.objective()
+        for g in range(len(net.ex_key)):
+            best, best_w = current, -1
+            for w in _executor_candidates(state, g, free):
+                old = state.exec_worker[g]
+                placed_here = state.worker_node[w] < 0
+                if placed_here:
+                    state.move_worker(w, _least_busy_board(state, free))
+                state.move_executor(g, w)
+                value = state.objective()
+                state.move_executor(g, old)
+                if placed_here:
+                    _unplace(state, w)
+                if _better(value, best):
+                    best, best_w = value, w
+            if best_w >= 0:
+                if state.worker_node[best_w] < 0:
+                    state.move_worker(best_w, _least_busy_board(state, free))
+                _vacate(state, g, best_w)
+                current = best
+                changed = True
+        for w in range(len(state.worker_ids)):
+            if not state.w_count[w]:
+                continue
+            best, best_n = current, -1
+            for n in _board_candidates(state, w, free):
+                old = state.move_worker(w, n)
+                value = state.objective()
+                state.move_worker(w, old)
+                if _better(value, best):
+                    best, best_n = value, n
+            if best_n >= 0:
+                state.move_worker(w, best_n)
+                current = best
+                changed = True
+        if not changed:
+            return
+
+
+def _vacate(state: State, g: int, w: int) -> None:
+    old = state.move_executor(g, w)
+    if not state.w_count[old]:
+        _unplace(state, old)
+
+
+def _unplace(state: State, w: int) -> None:
+    """An empty worker gives its board slot back (it is never started)."""
+    if state.w_count[w]:
+        return
+    n = state.worker_node[w]
+    if n >= 0:
+        state.on_node[n].discard(w)
+    state.worker_node[w] = -1
+
+
+def _executor_candidates(state: State, g: int, free: Mapping[str, int]) -> list[int]:
+    net = state.net
+    t = net.ex_topo[g]
+    mine = state.exec_worker[g]
+    out: list[int] = []
+    weights: dict[int, float] = {}
+    for k in net.adjacent[g]:
+        s, d, rate, _kappa, _kind = net.edges[k]
+        other = state.exec_worker[d if s == g else s]
+        if other != mine:
+            weights[other] = weights.get(other, 0.0) + rate
+    out.extend(sorted(weights, key=lambda w: (-weights[w], w)))
+    placed = [w for w in range(len(state.worker_ids)) if state.worker_ids[w][0] == t and state.w_count[w] and w != mine]
+    if placed:
+        out.append(min(placed, key=lambda w: (state.worker_cores(w), w)))
+    if state.w_count[mine] > 1 and any(s > 0 for s in _free_slots(state, free)):
+        empty = [w for w in range(len(state.worker_ids)) if state.worker_ids[w][0] == t and not state.w_count[w]]
+        if empty:
+            out.append(empty[0])
+    seen: set[int] = set()
+    return [w for w in out if not (w in seen or seen.add(w))]  # type: ignore[func-returns-value]
+
+
+def _least_busy_board(state: State, free: Mapping[str, int]) -> int:
+    slots = _free_slots(state, free)
+    options = [n for n in range(len(state.net.nodes)) if slots[n] > 0]
+    return min(options, key=lambda n: (state.rho(n), n))
+
+
+def _board_candidates(state: State, w: int, free: Mapping[str, int]) -> list[int]:
+    slots = _free_slots(state, free)
+    mine = state.worker_node[w]
+    options = [n for n in range(len(state.net.nodes)) if n != mine and slots[n] > 0]
+    if len(options) > CANDIDATE_BOARDS:
+        options = sorted(options, key=lambda n: (state.rho(n), n))[:CANDIDATE_BOARDS]
+    return options
