@@ -67,6 +67,7 @@ class LoopInbox:
         self._rids = itertools.count(1)
         self._rid_lock = threading.Lock()
         self.withdrawn = 0  # requests dropped because their caller timed out (a counter for tests and logs)
+        self.wake: Callable[[], None] = lambda: None  # the loop sets this to cut its poll short
 
     def submit(self, make: Callable[..., Any], timeout_s: float = REPLY_TIMEOUT_S, **fields: Any) -> M.Reply:
         with self._rid_lock:
@@ -81,6 +82,7 @@ class LoopInbox:
 
     def _await(self, pending: _Pending, timeout_s: float) -> Any:
         self._queue.put(pending)
+        self.wake()
         if not pending.done.wait(timeout_s):
             with pending.lock:
                 if not pending.taken:

@@ -19,6 +19,7 @@ clock) neither stops ticks nor declares every board dead.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -67,7 +68,13 @@ class NimbusServer:
         self._req_peers: set[bytes] = set()
         self._logged_faults: set[str] = set()
         self.http: ThreadingHTTPServer | None = None
-        self.inbox = LoopInbox()  # REST API POSTs, handled on this loop (see http_api)
+        self.inbox = LoopInbox()  # REST API reads and POSTs, handled on this loop (see http_api)
+        # A byte on this pipe wakes the poll when the inbox gets work, so HTTP callers do not
+        # wait for the poll timeout.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.inbox.wake = self._wake
         if http_port:
             from squall.nimbus.http_api import start as start_http
 
@@ -82,16 +89,29 @@ class NimbusServer:
     def stop(self) -> None:
         self._stop.set()
 
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"!")
+        except (BlockingIOError, OSError):  # full (a wake is pending anyway) or closed
+            pass
+
     def run(self) -> None:
         log.info("nimbus listening on %s", self.address)
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
         next_tick = time.monotonic()
         try:
             while not self._stop.is_set():
                 timeout_ms = max(0, min(POLL_MS, int((next_tick - time.monotonic()) * 1000) + 1))
-                if poller.poll(timeout_ms):
+                ready = dict(poller.poll(timeout_ms))
+                if self.sock in ready:
                     self._drain()
+                if self._wake_r in ready:
+                    try:
+                        os.read(self._wake_r, 4096)
+                    except BlockingIOError:
+                        pass
                 self._execute(self.inbox.drain(self._handle_local, self._read))
                 mono = time.monotonic()
                 if mono >= next_tick:
@@ -112,6 +132,11 @@ class NimbusServer:
         self.sock.close()
         release(self.ctx)
         self.ctx.term()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def _drain(self) -> None:
         for _ in range(1000):  # bounded, so ticks still happen under a flood
