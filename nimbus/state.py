@@ -47,7 +47,7 @@ from squall.nimbus.records import (
 from squall.nimbus.requests import (
     RequestError, apply_rebalance, registration_fault, validate_rebalance, validate_submit,
 )
-from squall.nimbus.store import Store
+from squall.nimbus.store import Store, StoreError
 from squall.rebalance import InfeasibleError, InvalidInputError
 
 log = logging.getLogger("squall.nimbus")
@@ -106,6 +106,10 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             handler(peer, msg, now)
         except RequestError as exc:
             self._reply(peer, msg.rid, error=str(exc))
+        except StoreError as exc:  # memory goes back to what the store holds; nothing is pushed
+            self._store_failed(exc)
+            if isinstance(getattr(msg, "rid", None), int):
+                self._reply(peer, msg.rid, error=f"Nimbus could not save the change, so nothing changed: {exc}")
         except Exception as exc:  # a bug must not kill the control plane; it is logged and answered
             self.counters["internal_errors"] += 1
             log.exception("internal error handling %s", type(msg).__name__)
@@ -121,10 +125,21 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self._out = []
         try:
             self._tick(now)
+        except StoreError as exc:
+            self._store_failed(exc)
         except Exception:  # as in handle: log, count, keep serving
             self.counters["internal_errors"] += 1
             log.exception("internal error in tick")
         return self._flush()
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """A write failed and was rolled back: topologies go back to what the store holds (so
+        memory never runs ahead of disk) and the commands computed from the change are dropped."""
+        self.counters["store_errors"] += 1
+        log.error("store write failed; topologies reloaded from the store: %s", exc)
+        self._out = []
+        self.topologies = {r.name: r for r in self.store.load_topologies()}
+        self._capacity_changed = True
 
     def _flush(self) -> list[Command]:
         out, self._out = self._out, []
@@ -360,9 +375,9 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         log.info("topology %s rebalanced: %s", rec.name, rec.status)
 
     def _remove(self, rec: TopologyRecord) -> None:
+        self.store.delete_topology(rec.name)  # first: a failed delete leaves memory as it was
         del self.topologies[rec.name]
         self._forget_live(rec.name)
-        self.store.delete_topology(rec.name)
         self.store.drop_bundle(rec.bundle_digest)
         self.metrics.forget(rec.name)
         self.waiting_reason.pop(rec.name, None)

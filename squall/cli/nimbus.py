@@ -153,19 +153,24 @@ def run(args: argparse.Namespace) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is every thread?
     from squall.nimbus.server import NimbusServer
     from squall.nimbus.state import NimbusState
-    from squall.nimbus.store import Store
+    from squall.nimbus.store import Store, StoreError
 
     data_dir = args.data_dir.expanduser()
     try:
         store = Store.open(data_dir)
+    except StoreError as exc:  # the message names the file and the fix
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot use data directory {str(data_dir)!r}: {exc}") from None
     try:
         token = http_token(data_dir, keys)
+        state = NimbusState(store, conf)  # reads every stored row: a bad one is named here
     except OSError as exc:
         store.close()
         raise UsageError(f"cannot write {data_dir / TOKEN_FILE}: {exc}") from None
-    state = NimbusState(store, conf)
+    except StoreError as exc:
+        store.close()
+        raise UsageError(str(exc)) from None
     try:
         server = NimbusServer(state, args.host, args.port, args.http_port, keys=keys, api_token=token)
     except (zmq.ZMQError, OSError) as exc:
