@@ -101,3 +101,60 @@ def test_survives_garbage_from_nimbus_and_on_its_worker_socket(fake_nimbus, daem
         time.sleep(0.05)
     assert daemon.bad_frames >= 2 * len(garbage)
     w.close(0)
+
+
+SLEEPER = ("import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+           "open(sys.argv[1], 'w').close(); time.sleep(60)")
+
+
+def test_a_slow_worker_stop_and_a_lost_fetch_never_stall_the_heartbeats(fake_nimbus, daemon, monkeypatch, tmp_path):
+    """The findings: stopping workers waited up to 3 s each inside the loop that must heartbeat
+    within 5 s (both boards of a killed topology were declared dead); the code fetch was a
+    blocking send, and a lost one was never asked again."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from squall.bundle import make_bundle
+    from squall.supervisor import daemon as daemon_module
+    from squall.topology.loader import load_topology
+
+    wordcount = str(Path(__file__).resolve().parents[2] / "examples" / "wordcount.py")
+    monkeypatch.setattr(daemon_module, "FETCH_RETRY_S", 0.5)
+    real_popen = subprocess.Popen
+    started: list[subprocess.Popen] = []
+
+    def sleeper(argv, **kw):  # a "worker" that ignores SIGTERM: only SIGKILL ends it
+        proc = real_popen([sys.executable, "-c", SLEEPER, str(tmp_path / "ignoring-sigterm")], **kw)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(daemon_module.subprocess, "Popen", sleeper)
+    sock, _ = fake_nimbus
+    peer, _ = recv(sock, m.RegisterSupervisor)
+    sock.send_multipart([peer, encode(m.RegisterReply(ok=True))])
+    port = daemon.ports[0]
+    worker = m.WorkerAssignment("wc", port, [1], {1: f"127.0.0.1:{port}"}, True, 1, {})
+    sock.send_multipart([peer, encode(m.SupervisorAssignment("pi-test", 1, [worker]))])
+    _, first = recv(sock, m.GetTopology)  # dropped: this fake Nimbus never answers it
+    _, again = recv(sock, m.GetTopology, timeout_s=5)
+    assert again.name == "wc" and again.rid != first.rid
+    topology = load_topology(wordcount)
+    reply = m.Reply(rid=again.rid, ok=True, data={"bundle": make_bundle(Path(wordcount)),
+                                                   "spec": topology.spec.to_dict()})
+    sock.send_multipart([peer, encode(reply)])
+    deadline = time.monotonic() + 10
+    while not started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started, "the worker was never started"
+    while not (tmp_path / "ignoring-sigterm").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sock.send_multipart([peer, encode(m.SupervisorAssignment("pi-test", 2, []))])  # stop it
+    beats = []
+    stop_seen = time.monotonic()
+    while time.monotonic() - stop_seen < 4.5:
+        recv(sock, m.Heartbeat, timeout_s=3)
+        beats.append(time.monotonic())
+    gaps = [b - a for a, b in zip([stop_seen, *beats], beats)]
+    assert max(gaps) < 2.0, f"a heartbeat waited {max(gaps):.1f} s while a worker stopped"
+    assert started[0].wait(5) == -9  # killed after its grace, not left running
