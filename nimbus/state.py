@@ -62,6 +62,7 @@ class Send:
 
 
 Command = Send
+RESEND_S = 5.0  # an assignment a supervisor's heartbeats do not reflect is sent again this often
 
 
 class NimbusState(LiveRebalancing, Queries, FailedTopologies):
@@ -81,6 +82,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self._out: list[Command] = []
         self._capacity_changed = True
         self._hidden: set[str] = set()  # topologies left out of pushes for a moment
+        self._pushed_at: dict[str, float] = {}  # supervisor -> when its assignment was last sent
         self._handlers = {
             M.RegisterSupervisor: self._register, M.Heartbeat: self._heartbeat,
             M.SubmitTopology: self._submit, M.KillTopology: self._kill, M.SetActive: self._set_active,
@@ -318,6 +320,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             for n, r in self.topologies.items()
         })
         self._push(now)
+        self._resend_unconfirmed(now)
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -425,7 +428,26 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             if sup.id not in force and workers == sup.last_pushed:
                 continue
             sup.version += 1
+            self.store.save_supervisor(sup)  # first: a failed save pushes nothing
             sup.last_pushed = workers
-            self.store.save_supervisor(sup)
+            self._pushed_at[sup.id] = now
             self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, workers)))
+
+    def _resend_unconfirmed(self, now: float) -> None:
+        """Reconciliation: a send may be dropped (a full queue, a reconnecting link), so an
+        assignment whose workers the supervisor's heartbeats (ones sent well after it) do not
+        list is sent again, the same version, every ``RESEND_S`` until they do (applying it
+        twice is harmless: it is declarative)."""
+        for sup in sorted(self.supervisors.values(), key=lambda s: s.id):
+            if sup.peer is None or sup.last_pushed is None or not sup.alive(now, self.timeout):
+                continue
+            declared = {(w.topology, w.port) for w in sup.last_pushed}
+            if declared == set(sup.reports):
+                continue
+            pushed_at = self._pushed_at.get(sup.id, now)
+            heard_since = (sup.last_seen or pushed_at) - pushed_at  # a heartbeat came after the send
+            if now - pushed_at >= RESEND_S and heard_since >= RESEND_S / 2:
+                self._pushed_at[sup.id] = now
+                self.counters["assignments_resent"] += 1
+                self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, sup.last_pushed)))
 
