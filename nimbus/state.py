@@ -321,6 +321,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         })
         self._push(now)
         self._resend_unconfirmed(now)
+        self._prune_boards(now)
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -432,6 +433,25 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             sup.last_pushed = workers
             self._pushed_at[sup.id] = now
             self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, workers)))
+
+    def _prune_boards(self, now: float) -> None:
+        """Forget boards silent for ``nimbus.supervisor.retention.secs`` that no placement
+        names: their row, record and series go, so registrations cannot grow without end.
+        A pruned board that comes back registers as new (its supervisor accepts the new
+        numbering of assignments after a successful registration)."""
+        assert self.boot is not None
+        retention = C.number(self.conf, C.RETENTION, 3600.0)
+        for sup in list(self.supervisors.values()):
+            silent_since = sup.last_seen if sup.last_seen is not None else self.boot
+            if not (sup.dead or sup.last_seen is None) or now - silent_since <= retention:
+                continue
+            if any(slot.node == sup.id for rec in self.topologies.values() for slot in rec.placement.values()):
+                continue
+            self.store.delete_supervisor(sup.id)
+            del self.supervisors[sup.id]
+            self._pushed_at.pop(sup.id, None)
+            self.counters["boards_pruned"] += 1
+            log.info("supervisor %s forgotten after %.0f s of silence", sup.id, now - silent_since)
 
     def _resend_unconfirmed(self, now: float) -> None:
         """Reconciliation: a send may be dropped (a full queue, a reconnecting link), so an

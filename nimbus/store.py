@@ -357,6 +357,10 @@ class Store:
                  sup.memory_mb, sup.version, sup.last_seen),
             )
 
+    def delete_supervisor(self, supervisor_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM supervisors WHERE id = ?", (supervisor_id,))
+
     def load_supervisors(self) -> list[SupervisorRecord]:
         """Supervisors seen before, with ``last_seen`` cleared: none is alive until it speaks."""
         rows = self._db.execute(

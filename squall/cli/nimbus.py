@@ -134,6 +134,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.cluster or not args.cluster.isprintable() or len(args.cluster) > 100:
         raise UsageError(f"--cluster must be a printable name of 1 to 100 characters, got {args.cluster!r}")
     conf = parse_overrides(args.set)
+    from squall.nimbus.config import ConfError, check_nimbus_conf
+
+    try:
+        check_nimbus_conf(conf)
+    except ConfError as exc:
+        raise UsageError(f"--set {exc}") from None
     conf.setdefault("nimbus.cluster", args.cluster)
     keys = keys_from_args(args)
     if args.host is None:
