@@ -8,8 +8,9 @@ discovery beacons for its cluster on UDP ``--discovery-port`` (``squall.discover
 discovery port is logged, not fatal.
 
 Protected by default: without ``--keys`` it binds 127.0.0.1, and refuses any other ``--host``
-(exit 2, saying why) unless ``--insecure`` (which also makes 0.0.0.0 the default again). REST API POSTs always need ``X-Squall-Key``: the
-keys' token, or else a random token written to ``DATA_DIR/http-token`` (mode 0600) at start.
+(exit 2, saying why) unless ``--insecure`` (which also makes 0.0.0.0 the default again).
+REST API POSTs always need ``X-Squall-Key``: the keys' token, or else a random token
+written to ``DATA_DIR/http-token`` (mode 0600) at start.
 SIGUSR1 writes every thread's stack to stderr (``faulthandler``), to see where it is stuck.
 """
 
