@@ -22,6 +22,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 NAME = "demo"
+# Measured in this order: Aniello's online first (from round robin's placement, as in the
+# paper), then latency from wherever the probation left the topology.
+ADAPTIVE_ORDER = ("online", "latency")
+DEFAULT_ADAPTIVE = "latency"  # the scheduler the Quickstart's "after" column shows
 TOPOLOGY_FILE = textwrap.dedent('''
     """The demo's topology: Aniello's reference chain."""
     from squall.experiments.reference import chain_topology
@@ -74,12 +78,39 @@ def _running(client: Any) -> bool:
     return bool(execs) and all(e["pid"] for e in execs)
 
 
-def _applied_event(client: Any) -> dict | None:
-    for event in reversed(client.events(NAME)):
-        if event["decision"] in ("applied", "declined") and event.get("trigger") == "requested":
-            if event["decision"] == "declined" or event.get("done_at"):
-                return event
+def _event(client: Any, event_id: int) -> dict | None:
+    for event in client.events(NAME):
+        if event["id"] == event_id:
+            return event
     return None
+
+
+def _requested_done(client: Any, scheduler: str, after_id: int) -> dict | None:
+    """The requested rebalance to ``scheduler`` once its move is done (or it was declined)."""
+    for event in reversed(client.events(NAME)):
+        if event["id"] <= after_id or event.get("trigger") != "requested" or scheduler not in event["reason"]:
+            continue
+        if event["decision"] == "declined" or event.get("done_at"):
+            return event
+    return None
+
+
+def _judged(client: Any, event_id: int) -> dict | None:
+    """The event once its probation judged it (kept, or rolled back and moved back)."""
+    event = _event(client, event_id)
+    if event is None or "probation" not in event:
+        return None
+    if event["decision"] != "rolled_back":
+        return event
+    for later in client.events(NAME):  # wait for the move back to finish too
+        if later.get("rolls_back") == event_id:
+            return event if later.get("done_at") or later["decision"] == "declined" else None
+    return None
+
+
+def _last_id(client: Any) -> int:
+    events = client.events(NAME)
+    return events[-1]["id"] if events else 0
 
 
 def _ledgers(folder: Path) -> dict[str, int]:
@@ -117,6 +148,8 @@ def run_demo(window_s: float = 15.0, rate: float = 250.0, stages: int = 4, repli
     # A prefix and subnet of its own, so the demo never touches an experiment's testbed.
     cluster = open_cluster(default_boards(), prefix="sqdemo", subnet="10.233.0", loopback=loopback,
                            say=lambda s: progress(s, final=True))
+    figures: dict[str, dict[str, Any]] = {}
+    events: dict[str, dict | None] = {}
     try:
         nodes = len(cluster.node_ids)
         progress(f"cluster up: Nimbus at {cluster.nimbus_address}, {nodes} boards", final=True)
@@ -124,13 +157,23 @@ def run_demo(window_s: float = 15.0, rate: float = 250.0, stages: int = 4, repli
         with cluster.client(timeout_s=10) as client:
             _wait("starting workers", 60, progress, lambda: _running(client))
             _wait("measuring under round_robin", window_s + 2, progress)
-            before = client.stats(NAME)
-            placement_before = client.assignment(NAME)
-            client.rebalance(NAME, scheduler="online")
-            event = _wait("online rebalance (live migration)", 90, progress, lambda: _applied_event(client))
-            _wait("measuring under online", window_s + 2, progress)
-            after = client.stats(NAME)
-            placement_after = client.assignment(NAME)
+            figures["round_robin"] = _figures(client.stats(NAME), client.assignment(NAME), "round_robin")
+            for scheduler in ADAPTIVE_ORDER:
+                mark = _last_id(client)
+                client.rebalance(NAME, scheduler=scheduler)
+                event = _wait(f"{scheduler} rebalance (live migration)", 90, progress,
+                              lambda s=scheduler, m=mark: _requested_done(client, s, m))
+                if event["decision"] == "applied":
+                    # The probation measures one window under the new placement and judges it.
+                    event = _wait(f"measuring under {scheduler} (probation)", window_s + 30, progress,
+                                  lambda e=event["id"]: _judged(client, e))
+                    figures[scheduler] = _figures(None, None, scheduler, event, event.get("measured_after"))
+                    if event["decision"] == "rolled_back":  # measurement restarted with the move back
+                        _wait("measuring after the roll-back", window_s + 2, progress)
+                else:
+                    _wait(f"measuring under {scheduler}", window_s + 2, progress)
+                    figures[scheduler] = _figures(client.stats(NAME), client.assignment(NAME), scheduler, event)
+                events[scheduler] = event
             client.set_active(NAME, False)
             _wait("draining in-flight tuples", 30, progress,
                   lambda: (lambda t: t["spouts"] and t["in_flight"] == 0)(_ledgers(ledger)))
@@ -143,9 +186,11 @@ def run_demo(window_s: float = 15.0, rate: float = 250.0, stages: int = 4, repli
         "nodes": nodes,
         "topology": {"stages": stages, "replication": replication, "work": work, "rate_per_spout_task": rate,
                      "workers": workers},
-        "before": _figures(before, placement_before),
-        "after": _figures(after, placement_after),
-        "event": event,
+        "before": figures["round_robin"],
+        "after": figures[DEFAULT_ADAPTIVE],
+        "schedulers": figures,
+        "event": events.get(DEFAULT_ADAPTIVE),
+        "events": events,
         "emitted": totals["emitted"],
         "acked": totals["acked"],
         "replayed": totals["replayed"],
@@ -154,46 +199,84 @@ def run_demo(window_s: float = 15.0, rate: float = 250.0, stages: int = 4, repli
     }
 
 
-def _figures(stats: dict, assignment: dict) -> dict[str, Any]:
-    return {
-        "scheduler": None,
-        "inter_node_tps": stats["inter_node_tps"],
-        "inter_worker_tps": stats["inter_worker_tps"],
-        "latency_avg_ms": stats["latency_avg_ms"],
-        "latency_p99_ms": stats["latency_p99_ms"],
+def _figures(stats: dict | None, assignment: dict | None, scheduler: str, event: dict | None = None,
+             measured: dict | None = None) -> dict[str, Any]:
+    """One scheduler's figures. Latency comes from the probation's measurement when there
+    was one (the same window that judged the change), else from the stats."""
+    stats = {**(stats or {}), **(measured or {})}
+    predicted = (event or {}).get("predicted") or {}
+    proposed = predicted.get("proposed") or {}
+    out: dict[str, Any] = {
+        "scheduler": scheduler,
+        "inter_node_tps": stats.get("inter_node_tps"),
+        "inter_worker_tps": stats.get("inter_worker_tps"),
+        "latency_avg_ms": stats.get("avg_ms", stats.get("latency_avg_ms")),
+        "latency_p99_ms": stats.get("p99_ms", stats.get("latency_p99_ms")),
         "nodes_used": stats.get("nodes_used"),
         "workers": stats.get("workers"),
-        "placement": {str(e["id"]): f"{e['node']}:{e['port']}" for e in assignment["executors"]},
+        # The model's own prediction (not scaled by the calibration against the placement
+        # before, which carries that placement's noise): compare it with the measured one.
+        "predicted_latency_ms": proposed.get("latency_ms"),
+        "predicted_calibrated_ms": proposed.get("calibrated_latency_ms"),
+        "predicted_utilisation": proposed.get("utilisation"),
+        "decision": (event or {}).get("decision", "applied" if event else None),
+        "moved": (event or {}).get("moved", []),
+        "paused_s": (event or {}).get("paused_s"),
     }
+    if assignment is not None:
+        out["placement"] = {str(e["id"]): f"{e['node']}:{e['port']}" for e in assignment["executors"]}
+    return out
 
 
 def render(result: dict[str, Any]) -> str:
     """The side-by-side table the Quickstart shows."""
     from squall.cli.report import table
 
-    b, a = result["before"], result["after"]
+    figs = result["schedulers"]
+    names = list(figs)
+    base = figs["round_robin"]
 
-    def ratio(x: float | None, y: float | None) -> str:
+    def ratio(key: str, name: str) -> str:
+        x, y = base.get(key), figs[name].get(key)
         return f"{y / x:.0%}" if x and y is not None else "-"
 
-    rows = [
-        ("inter-node traffic (tuples/s)", b["inter_node_tps"], a["inter_node_tps"], ratio(b["inter_node_tps"], a["inter_node_tps"])),
-        ("inter-worker traffic (tuples/s)", b["inter_worker_tps"], a["inter_worker_tps"], ratio(b["inter_worker_tps"], a["inter_worker_tps"])),
-        ("complete latency avg (ms)", b["latency_avg_ms"], a["latency_avg_ms"], ratio(b["latency_avg_ms"], a["latency_avg_ms"])),
-        ("complete latency p99 (ms)", b["latency_p99_ms"], a["latency_p99_ms"], ratio(b["latency_p99_ms"], a["latency_p99_ms"])),
-        ("nodes used", b["nodes_used"], a["nodes_used"], ""),
-        ("workers", b["workers"], a["workers"], ""),
-    ]
+    rows = []
+    for label, key in (("inter-node traffic (tuples/s)", "inter_node_tps"),
+                       ("inter-worker traffic (tuples/s)", "inter_worker_tps"),
+                       ("complete latency avg (ms)", "latency_avg_ms"),
+                       ("complete latency p99 (ms)", "latency_p99_ms")):
+        row: list[Any] = [label]
+        for n in names:
+            row.append(figs[n].get(key))
+            if n != "round_robin":
+                row.append(ratio(key, n))
+        rows.append(tuple(row))
+    for label, key in (("predicted latency avg (ms)", "predicted_latency_ms"), ("nodes used", "nodes_used"),
+                       ("workers", "workers")):
+        row = [label]
+        for n in names:
+            row.append(figs[n].get(key))
+            if n != "round_robin":
+                row.append("")
+        rows.append(tuple(row))
+    header = [""]
+    for n in names:
+        header.append(n)
+        if n != "round_robin":
+            header.append("vs rr")
     t = result["topology"]
-    ev = result["event"] or {}
     lines = [
         f"Reference chain: {t['stages']} stages x {t['replication']} executors, {t['workers']} workers, "
         f"{t['rate_per_spout_task']:g} tuples/s per spout task, on {result['nodes']} {result['cluster']}",
         "",
-        table(["", "round_robin", "online", "after/before"], rows),
+        table(header, rows),
         "",
-        f"rebalance: {ev.get('decision', '?')} ({ev.get('reason', '')}); moved executors {ev.get('moved', [])}; "
-        f"spouts paused {ev.get('paused_s') or 0:.2f} s",
+    ]
+    for n, ev in (result.get("events") or {}).items():
+        ev = ev or {}
+        lines.append(f"{n}: {ev.get('decision', '?')} ({ev.get('reason', '')}); moved {len(ev.get('moved') or [])} "
+                     f"executors; spouts paused {ev.get('paused_s') or 0:.2f} s; probation: {ev.get('probation', '-')}")
+    lines += [
         f"tuples: {result['emitted']:,} emitted, {result['acked']:,} acked, {result['lost']:,} lost "
         f"({result['replayed']:,} replays after failures or timeouts)",
         f"done in {result['seconds']:.0f} s",

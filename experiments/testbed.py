@@ -205,8 +205,11 @@ class Testbed:
         clock = self.clock_hz
         for b in self.boards:
             ns = self.namespace_of(b)
+            # nsenter, not `ip netns exec`: that one also remounts /sys in a mount namespace of
+            # its own, which hides /sys/fs/cgroup, so the supervisor could not read its
+            # board's quota, usage and throttling (it would report the whole machine).
             self._spawn(b.id, [
-                *netns.cgroup_join_prefix(ns), "ip", "netns", "exec", ns, *squall, "supervisor",
+                *netns.cgroup_join_prefix(ns), "nsenter", f"--net=/var/run/netns/{ns}", *squall, "supervisor",
                 "--host", self.address_of(b), "--nimbus", self.nimbus_address, "--id", b.id,
                 "--capacity-hz", f"{b.capacity_hz(clock):.6g}", "--slots", str(b.slots),
                 "--data-dir", str(self.dir / b.id), "--log-level", self.log_level, "--insecure",

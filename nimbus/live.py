@@ -297,7 +297,9 @@ class LiveRebalancing:
             del self.probations[name]
             after = self.measured(rec)
             outcome, why = verdict(probation.before, after)
-            update: dict[str, Any] = {"measured_after": after.to_dict(), "probation": why}
+            seen = views.stats_view(rec, self.metrics, self.loop_conf(rec).window_s)
+            figures = {k: seen[k] for k in ("inter_node_tps", "inter_worker_tps", "nodes_used", "workers")}
+            update: dict[str, Any] = {"measured_after": {**after.to_dict(), **figures}, "probation": why}
             if outcome != ROLLED_BACK:
                 self.store.update_event(probation.event_id, update)
                 log.info("topology %s: change kept after probation: %s", name, why)

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from squall import messages as M
 from squall.nimbus import views
-from squall.nimbus.loop import LoopConf
+from squall.nimbus.loop import LoopConf, assignment_of
+from squall.nimbus.placement import node_of, workload_of
 from squall.nimbus.requests import RequestError
 
 if TYPE_CHECKING:
@@ -65,5 +66,17 @@ class Queries:
         self._reply(peer, m.rid, self.store.events(rec.name))
 
     def _get_stats(self, peer: bytes, m: M.GetStats, now: float) -> None:
+        """The stats view, plus ``model``: the measured workload, the live boards and the
+        current assignment exactly as the schedulers see them (``squall schedule
+        --topology NAME`` reads it)."""
         rec = self._find(m.name)
-        self._reply(peer, m.rid, views.stats_view(rec, self.metrics, LoopConf.of(rec.conf, self.conf).window_s))
+        data = views.stats_view(rec, self.metrics, LoopConf.of(rec.conf, self.conf).window_s)
+        rates = self.rates(rec.name)
+        live = self.live_nodes(now)
+        data["model"] = {
+            "workload": workload_of(rec, rates).to_dict(),
+            "nodes": [node_of(self.supervisors[n], rates=rates).to_dict() for n in sorted(live)],
+            "current": assignment_of(rec.name, rec.placement).to_dict() if rec.placement else [],
+            "measured_latency_ms": data["latency_avg_ms"],
+        }
+        self._reply(peer, m.rid, data)

@@ -24,9 +24,13 @@ from typing import Any
 
 from squall.wire import NON_NEGATIVE, message, record
 
-# Complete-latency histogram bucket upper bounds in milliseconds (+inf implied).
-LATENCY_BUCKETS_MS: tuple[float, ...] = (
-    0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+# Complete-latency histogram bucket upper bounds in milliseconds (+inf implied): the R10
+# series (ten per decade, each 1.26x the last) from 0.1 ms to 40 s. Fine enough that a p99
+# read from it (interpolated inside a bucket) can show a 25% change, which is what the
+# rebalance probation compares; coarser buckets made 2.0 -> 2.1 ms look like 2 -> 5 ms.
+_R10 = (1.0, 1.25, 1.6, 2.0, 2.5, 3.2, 4.0, 5.0, 6.4, 8.0)
+LATENCY_BUCKETS_MS: tuple[float, ...] = tuple(
+    round(m * 10.0 ** e, 6) for e in range(-1, 5) for m in _R10 if m * 10.0 ** e <= 40000.0
 )
 
 # -- metrics -------------------------------------------------------------------------------

@@ -1,7 +1,11 @@
-"""``squall schedule``: run a scheduler on a workload file and a nodes file, offline.
+"""``squall schedule``: run a scheduler on a workload file and a nodes file, offline, or on
+a running topology's live measurements (``--topology NAME``: Nimbus's current workload,
+boards and assignment, exactly as its schedulers see them; nothing is applied).
 
 Reads measured workloads (one topology or a list) and boards from JSON, prints the
-assignment and its cost as a table, or as one JSON object with ``--json``. Bad input (a
+assignment and its cost as a table, or as one JSON object with ``--json``, which also
+carries the latency model's ``predicted`` figures (``predicted_latency_ms`` and per-board
+``utilisation``) for the proposed placement and, with a current one, for the current. Bad input (a
 missing or malformed file, a field of the wrong type, an unknown executor in a traffic
 row, ...) is reported as ``squall schedule: <file>: <field>: <problem>`` with exit code 2.
 """
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from squall.cli import UsageError
+from squall.cli.keygen import add_keys_option, keys_from_args
 
 PARAMS = ("alpha", "beta", "gamma", "delta", "epsilon")
 
@@ -26,9 +31,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Place measured workloads on nodes with one of the schedulers "
         "(round_robin, offline, online, partition) and print the assignment and its cost.",
     )
-    p.add_argument("--workload", required=True, metavar="W.json", help="one workload object or a list of them")
-    p.add_argument("--nodes", required=True, metavar="N.json", help='[{"id", "slots", "capacity_hz"}, ...]')
-    p.add_argument("--scheduler", default="online", help="round_robin, offline, online or partition (default online)")
+    p.add_argument("--workload", metavar="W.json", help="one workload object or a list of them")
+    p.add_argument("--nodes", metavar="N.json", help='[{"id", "slots", "capacity_hz"}, ...]')
+    p.add_argument("--topology", metavar="NAME", help="use a running topology's live workload, boards and assignment")
+    p.add_argument("--nimbus", help="with --topology: Nimbus HOST:PORT (default $SQUALL_NIMBUS or localhost:6627)")
+    add_keys_option(p)
+    p.add_argument("--scheduler", default="online",
+                   help="round_robin, offline, online, partition or latency (default online)")
     for name in PARAMS:
         p.add_argument(f"--{name}", type=float, default=None, help=f"scheduler parameter {name}")
     p.add_argument("--strict", action="store_true", help="fail instead of shrinking workers or overloading a node")
@@ -60,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         nodes_from_list,
         workloads_from_json,
     )
+    from squall.rebalance.latency import predict
 
     try:
         scheduler = get_scheduler(args.scheduler)
@@ -70,15 +80,28 @@ def run(args: argparse.Namespace) -> int:
         params = SchedulerParams(**given, strict=args.strict)
     except InvalidInputError as exc:
         raise UsageError(f"--{exc}") from None
+    live = None
+    if args.topology:
+        if args.workload or args.nodes:
+            raise UsageError("give either --topology or --workload and --nodes")
+        live = _live_model(args)
+        workload_data, nodes_data, where_w, where_n = live["workload"], live["nodes"], "live workload", "live nodes"
+    else:
+        if not (args.workload and args.nodes):
+            raise UsageError("give --workload and --nodes (or --topology NAME)")
+        workload_data, nodes_data = _load_json(args.workload), _load_json(args.nodes)
+        where_w, where_n = args.workload, args.nodes
     try:
-        workloads = workloads_from_json(_load_json(args.workload))
+        workloads = workloads_from_json(workload_data)
     except InvalidInputError as exc:
-        raise UsageError(f"{args.workload}: {exc}") from None
+        raise UsageError(f"{where_w}: {exc}") from None
     try:
-        nodes = nodes_from_list(_load_json(args.nodes))
+        nodes = nodes_from_list(nodes_data)
     except InvalidInputError as exc:
-        raise UsageError(f"{args.nodes}: {exc}") from None
+        raise UsageError(f"{where_n}: {exc}") from None
     current = None
+    if live is not None and live["current"]:
+        current = Assignment.from_dict(live["current"])
     if args.current:
         data = _load_json(args.current)
         if isinstance(data, dict) and "assignment" in data:  # the output of --json
@@ -94,11 +117,34 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot schedule: {exc}") from None
     scheduled = {w.topology for w in workloads}
     rows = [r for r in assignment.to_dict() if r["topology"] in scheduled]
+    proposed = predict(assignment, workloads, nodes).to_dict()
+    now = None
+    if current is not None and all(current.has_executor(w.topology, e.id) for w in workloads for e in w.executors):
+        now = predict(current, workloads, nodes).to_dict()
     if args.json:
-        print(json.dumps({"scheduler": scheduler.name, "assignment": rows, "cost": cost.to_dict()}, indent=2))
+        out = {"scheduler": scheduler.name, "assignment": rows, "cost": cost.to_dict(),
+               "predicted_latency_ms": proposed["predicted_latency_ms"], "utilisation": proposed["utilisation"],
+               "predicted": {"proposed": proposed, "current": now}}
+        if live is not None:
+            out["measured_latency_ms"] = live.get("measured_latency_ms")
+        print(json.dumps(out, indent=2))
         return 0
     print(render_table(scheduler.name, workloads, nodes, assignment, cost))
     return 0
+
+
+def _live_model(args: argparse.Namespace) -> dict:
+    from squall.client import NimbusClient, NimbusError, NimbusUnreachable
+
+    try:
+        with NimbusClient(args.nimbus, keys=keys_from_args(args)) as client:
+            stats = client.stats(args.topology)
+    except (NimbusUnreachable, NimbusError, ValueError) as exc:
+        raise UsageError(f"cannot read topology {args.topology!r} from Nimbus: {exc}") from None
+    model = stats.get("model") if isinstance(stats, dict) else None
+    if not isinstance(model, dict):
+        raise UsageError(f"Nimbus did not send the live model of {args.topology!r} (an older Nimbus?)")
+    return model
 
 
 def _hz(value: float) -> str:

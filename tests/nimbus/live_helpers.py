@@ -13,21 +13,43 @@ from tests.nimbus.nimbus_helpers import heartbeat, new_state, register, submit
 Traffic = Mapping[tuple[int, int], float]  # (src, dst) -> tuples/s
 
 
+LatencyCurve = list[tuple[float, float]]  # (from time, complete latency ms), ascending
+
+
+def latency_counters(curve: LatencyCurve, at: float, per_s: float = 100.0) -> tuple[float, int, list[int]]:
+    """Cumulative (sum ms, count, histogram) at ``at`` of a spout completing ``per_s``
+    trees a second whose latency follows ``curve`` (a step function)."""
+    total, count = 0.0, 0
+    buckets = [0] * (len(M.LATENCY_BUCKETS_MS) + 1)
+    for k, (start, ms) in enumerate(curve):
+        end = min(at, curve[k + 1][0]) if k + 1 < len(curve) else at
+        n = int(max(0.0, end - start) * per_s)
+        total += n * ms
+        count += n
+        buckets[next((b for b, bound in enumerate(M.LATENCY_BUCKETS_MS) if ms <= bound), len(M.LATENCY_BUCKETS_MS))] += n
+    return total, count, buckets
+
+
 def worker_metrics(execs: list[int], at: float, traffic: Traffic, load_s: Mapping[int, float],
-                   queued: int = 0, sent: int = 0, received: int = 0) -> M.WorkerMetrics:
-    """Cumulative counters at time ``at`` of a worker that has run since 0 at constant rates."""
+                   queued: int = 0, sent: int = 0, received: int = 0,
+                   latency: LatencyCurve | None = None) -> M.WorkerMetrics:
+    """Cumulative counters at time ``at`` of a worker that has run since 0 at constant rates
+    (every executor reports ``latency``; Nimbus reads it from the spouts only)."""
     ems = []
+    lat_sum, lat_count, lat_buckets = latency_counters(latency, at) if latency else (0.0, 0, [])
     for ex in execs:
         received_from = {s: int(rate * at) for (s, d), rate in traffic.items() if d == ex}
         ems.append(M.ExecutorMetrics(ex, "c", emitted=int(at * 10), cpu_s=load_s.get(ex, 0.001) * at,
-                                     received_from=received_from))
+                                     received_from=received_from, latency_sum_ms=lat_sum, latency_count=lat_count,
+                                     latency_buckets=lat_buckets))
     return M.WorkerMetrics(at=at, clock_hz=1e9, executors=ems, sent_remote=sent, received_remote=received,
                            queued=queued)
 
 
 def report_all(st: NimbusState, now: float, traffic: Traffic | None = None, load_s: Mapping[int, float] | None = None,
                released: Mapping[tuple[str, int], dict[int, bytes]] | None = None, state: str = "running",
-               queued: int = 0, skip: set[str] | frozenset[str] = frozenset(), follow: bool = True) -> list:
+               queued: int = 0, skip: set[str] | frozenset[str] = frozenset(), follow: bool = True,
+               latency: LatencyCurve | None = None) -> list:
     """Every live supervisor heartbeats its declared workers at ``now``. With ``follow`` the
     workers confirm the version and paused flag Nimbus last declared; remote sums balance."""
     cmds = []
@@ -40,7 +62,7 @@ def report_all(st: NimbusState, now: float, traffic: Traffic | None = None, load
             old = sup.reports.get((wa.topology, wa.port))
             version = wa.assignment_version if follow or old is None else old.assignment_version
             paused = wa.paused if follow or old is None else old.paused
-            metrics = worker_metrics(wa.executors, now, traffic or {}, load_s or {}, queued, 100, 100)
+            metrics = worker_metrics(wa.executors, now, traffic or {}, load_s or {}, queued, 100, 100, latency)
             reports.append(M.WorkerReport(wa.topology, wa.port, 1000 + wa.port, state, version, metrics=metrics,
                                           paused=paused, released=dict((released or {}).get((node, wa.port), {}))))
         cmds += heartbeat(st, node, now, reports)

@@ -19,11 +19,19 @@ def hist(**counts: int) -> list[int]:
     return out
 
 
+def upto(bound_ms: float) -> int:
+    """The index of the bucket whose upper bound is ``bound_ms``."""
+    return LATENCY_BUCKETS_MS.index(bound_ms)
+
+
+ONE, TWO, FIVE = upto(1.0), upto(2.0), upto(5.0)
+
+
 @pytest.mark.parametrize("buckets, q, expected", [
-    (hist(b0=100), 0.5, 0.125),  # half way through [0, 0.25]
-    (hist(b3=100), 0.99, 1.0 + 0.99 * 1.0),  # bucket (1, 2]
-    (hist(b2=50, b4=50), 0.99, 2.0 + 3.0 * 0.98),  # second half is in (2, 5]
-    (hist(b16=10), 0.99, LATENCY_BUCKETS_MS[-1]),  # the +inf bucket reports the last bound
+    (hist(b0=100), 0.5, 0.05),  # half way through [0, 0.1]
+    (hist(**{f"b{TWO}": 100}), 0.99, 1.6 + 0.99 * 0.4),  # bucket (1.6, 2]
+    (hist(**{f"b{ONE}": 50, f"b{FIVE}": 50}), 0.99, 4.0 + 1.0 * 0.98),  # second half is in (4, 5]
+    (hist(**{f"b{len(LATENCY_BUCKETS_MS)}": 10}), 0.99, LATENCY_BUCKETS_MS[-1]),  # +inf reports the last bound
     (hist(), 0.99, None),
 ], ids=["first bucket", "one bucket", "two buckets", "overflow", "empty"])
 def test_percentile_interpolates_inside_its_bucket(buckets, q, expected):
@@ -42,21 +50,22 @@ def test_stats_have_the_documented_shape_and_window_deltas():
     report_all(st, 5.0, traffic=CROSSING)
     stats = ask(st, M.GetStats(1, "t"), 5.0).data
     assert set(stats) == {"topology", "window_s", "inter_node_tps", "inter_worker_tps", "latency_avg_ms",
-                          "latency_p99_ms", "emitted", "acked", "failed", "nodes_used", "workers"}
+                          "latency_p99_ms", "emitted", "acked", "failed", "nodes_used", "workers", "model"}
+    assert set(stats["model"]) == {"workload", "nodes", "current", "measured_latency_ms"}
     assert stats["inter_node_tps"] == pytest.approx(400.0) and stats["inter_worker_tps"] == pytest.approx(400.0)
     assert (stats["nodes_used"], stats["workers"], stats["window_s"]) == (2, 2, 10.0)
     assert stats["latency_avg_ms"] is None  # no spout recorded a latency
 
     st = online()  # a fresh window
-    # Spout 0 on n1:6700 recorded 100 latencies before the window's first sample and 100 in (1, 2] ms since.
+    # Spout 0 on n1:6700 recorded 100 latencies before the window's first sample and 100 in (1.6, 2] ms since.
     def beat(at: float, lat: list[int], total: float, emitted: int) -> None:
         metrics = M.WorkerMetrics(at, 1e9, [spout_metrics(at, emitted, lat, total)])
         heartbeat(st, "n1", at, [M.WorkerReport("t", 6700, 1, "running", 1, metrics=metrics)])
 
     beat(1.0, hist(b0=100), 10.0, 100)
-    beat(3.0, hist(b0=100, b3=100), 160.0, 300)
+    beat(3.0, hist(**{"b0": 100, f"b{TWO}": 100}), 160.0, 300)
     s = ask(st, M.GetStats(2, "t"), 3.0).data
-    assert s["latency_avg_ms"] == pytest.approx(1.5) and s["latency_p99_ms"] == pytest.approx(1.99)
+    assert s["latency_avg_ms"] == pytest.approx(1.5) and s["latency_p99_ms"] == pytest.approx(1.6 + 0.99 * 0.4)
     assert (s["emitted"], s["acked"], s["failed"]) == (300, 299, 1)
     assert "no topology" in ask(st, M.GetStats(3, "nope"), 3.0).error
     assert "no topology" in ask(st, M.GetEvents(4, "nope"), 3.0).error

@@ -1,0 +1,98 @@
+"""Every rebalance on probation: the pure rules, and NimbusState rolling back a change that
+made latency worse — driven by synthetic heartbeats and ticks, no sockets."""
+
+from __future__ import annotations
+
+from squall import messages as M
+from squall.nimbus.probation import (
+    KEPT, MIN_SAMPLES, ROLLED_BACK, Measured, Rejections, signature, verdict,
+)
+from squall.nimbus.records import Slot
+from squall.nimbus.state import NimbusState
+from tests.nimbus.live_helpers import CROSSING, latency_counters, online, run, where
+from tests.nimbus.nimbus_helpers import ask
+
+
+def events(st: NimbusState) -> list[dict]:
+    return ask(st, M.GetEvents(9, "t"), 0.0).data
+
+
+# -- the rules -----------------------------------------------------------------------------
+
+def test_average_up_more_than_ten_percent_rolls_back():
+    outcome, why = verdict(Measured(2.0, 5.0, 500), Measured(2.3, 5.0, 500))
+    assert outcome == ROLLED_BACK and "average" in why
+
+
+def test_p99_up_more_than_a_quarter_rolls_back_even_when_the_average_fell():
+    outcome, why = verdict(Measured(2.0, 5.0, 500), Measured(1.5, 6.5, 500))
+    assert outcome == ROLLED_BACK and "p99" in why and "average" not in why
+
+
+def test_within_the_margins_the_change_is_kept():
+    assert verdict(Measured(2.0, 5.0, 500), Measured(2.19, 6.2, 500))[0] == KEPT
+
+
+def test_too_few_samples_keep_the_change_and_say_so():
+    outcome, why = verdict(Measured(2.0, 5.0, MIN_SAMPLES - 1), Measured(20.0, 50.0, 500))
+    assert outcome == KEPT and "too few" in why
+
+
+def test_a_rejected_placement_is_recognised_whatever_its_ports_until_the_cooldown_ends():
+    rejections = Rejections()
+    placement = {0: Slot(0, "n1", 6700), 1: Slot(0, "n1", 6700), 2: Slot(1, "n2", 6700)}
+    same_on_other_ports = {0: Slot(3, "n1", 6701), 1: Slot(3, "n1", 6701), 2: Slot(1, "n2", 6702)}
+    assert signature(placement) == signature(same_on_other_ports)
+    rejections.add("t", placement, until=100.0)
+    assert rejections.rejected("t", same_on_other_ports, 50.0) == 100.0
+    assert rejections.rejected("t", {0: Slot(0, "n2", 6700), **{k: v for k, v in placement.items() if k}}, 50.0) is None
+    assert rejections.rejected("t", placement, 100.0) is None  # the cool-down is over
+
+
+def test_the_synthetic_latency_counters_are_cumulative():
+    total, count, buckets = latency_counters([(0.0, 2.0), (10.0, 8.0)], 20.0, per_s=10)
+    assert (total, count, sum(buckets)) == (100 * 2.0 + 100 * 8.0, 200, 200)
+
+
+# -- NimbusState ---------------------------------------------------------------------------
+
+def _apply_online_change(latency_after: float) -> tuple[NimbusState, dict]:
+    """The online loop applies a change at t=20 (see test_nimbus_loop); the migration rolls
+    forward by timeouts and is done at t=28. Latency is 2 ms until t=28, then ``latency_after``."""
+    st = online()
+    curve = [(0.0, 2.0), (28.0, latency_after)]
+    run(st, 1, 20, traffic=CROSSING, latency=curve)
+    applied = events(st)[-1]
+    assert applied["decision"] == "applied" and applied["measured_before"]["count"] >= MIN_SAMPLES
+    assert applied["measured_before"]["avg_ms"] == 2.0
+    run(st, 21, 40, traffic=CROSSING, latency=curve)
+    return st, applied
+
+
+def test_a_change_that_made_latency_worse_is_rolled_back_and_not_proposed_again():
+    st, applied = _apply_online_change(latency_after=6.0)
+    moved_to = where(st, "t")
+    judged = next(e for e in events(st) if e["id"] == applied["id"])
+    assert judged["decision"] == ROLLED_BACK
+    assert judged["measured_after"]["avg_ms"] == 6.0 and "latency rose" in judged["probation"]
+    back = next(e for e in events(st) if e.get("rolls_back") == applied["id"])
+    assert back["trigger"] == "rollback" and back["decision"] == "applied"
+    assert sorted(back["moved"]) == sorted(applied["moved"])
+    assert st.rebalances[("t", ROLLED_BACK)] == 1
+
+    # The move back completes (timeouts roll it forward) and the placement is the old one.
+    curve = [(0.0, 2.0), (28.0, 6.0), (41.0, 2.0)]
+    run(st, 41, 90, traffic=CROSSING, latency=curve)
+    assert where(st, "t") != moved_to
+    later = [e for e in events(st) if e["id"] > back["id"] and e["trigger"] == "periodic"]
+    assert later, "the loop looked again after the roll-back"
+    assert all(e["decision"] == "declined" for e in later)
+    assert any("rolled back before" in e["reason"] for e in later)
+
+
+def test_a_change_that_kept_latency_is_kept():
+    st, applied = _apply_online_change(latency_after=2.1)
+    judged = next(e for e in events(st) if e["id"] == applied["id"])
+    assert judged["decision"] == "applied" and judged["measured_after"]["avg_ms"] == 2.1
+    assert not any(e.get("rolls_back") for e in events(st))
+    assert st.rebalances[("t", ROLLED_BACK)] == 0

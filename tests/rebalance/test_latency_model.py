@@ -1,0 +1,128 @@
+"""The latency model and the ``latency`` scheduler on small, hand-checkable cases.
+
+Each case states what a user of the model would expect (ids say the intent); the numbers
+are computed by hand from the formulas in ``squall.rebalance.latency``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from squall.rebalance import Assignment, Executor, InvalidInputError, Node, SchedulerParams, Workload, get_scheduler
+from squall.rebalance.latency import MAX_UTILISATION, predict
+from squall.rebalance.profile import BoardProfile, ExecutorProfile, WorkloadProfile
+
+CLOCK = 1e9
+
+
+def chain(stages: int = 3, rate: float = 100.0, service_s: float = 1e-4, workers: int = 3, overhead_cores: float = 0.0,
+          transfer_s: float = 0.0, item_bytes: float = 0.0, flush_s: float = 0.0, worker_mb: float = 0.0) -> Workload:
+    """A chain of ``stages`` single executors 0 -> 1 -> ..., no acker."""
+    execs = tuple(Executor(k, f"c{k}", (k + 1, k + 1)) for k in range(stages))
+    traffic = tuple((k, k + 1, rate) for k in range(stages - 1))
+    profile = WorkloadProfile(
+        tuple(ExecutorProfile(k, rate, service_s * CLOCK) for k in range(stages)), source_rate=rate, sources=(0,),
+        worker_overhead_hz=overhead_cores * CLOCK, transfer_cycles_per_item=transfer_s * CLOCK, item_bytes=item_bytes,
+        worker_memory_mb=worker_mb, flush_s=flush_s,
+    )
+    return Workload("t", workers, execs, traffic, tuple(rate * service_s * CLOCK for _ in execs), profile=profile)
+
+
+def board(name: str, cores: float = 1.0, slots: int = 4, **kw: float) -> Node:
+    return Node(name, slots, cores * CLOCK, BoardProfile(cores=cores, clock_hz=CLOCK, **kw))
+
+
+def placed(groups: dict[int, tuple[str, list[int]]]) -> Assignment:
+    """worker -> (node, executors)."""
+    return Assignment.of({("t", e): w for w, (_n, es) in groups.items() for e in es},
+                         {("t", w): n for w, (n, _es) in groups.items()})
+
+
+def test_one_worker_needs_no_hops_so_it_is_faster_when_the_board_is_idle():
+    wl = chain(flush_s=0.0005, transfer_s=2e-5)
+    nodes = [board("a"), board("b"), board("c")]
+    together = predict(placed({0: ("a", [0, 1, 2])}), [wl], nodes)
+    apart = predict(placed({0: ("a", [0]), 1: ("b", [1]), 2: ("c", [2])}), [wl], nodes)
+    assert together.latency_ms["t"] < apart.latency_ms["t"]
+    # Two hops each cost the batching delay and the transfer CPU (0.52 ms), less the little
+    # queueing that spreading saves at this load.
+    assert apart.latency_ms["t"] - together.latency_ms["t"] == pytest.approx(2 * 0.52, abs=0.02)
+
+
+def test_utilisation_is_worker_cpu_over_the_boards_cores():
+    wl = chain(rate=1000.0, service_s=1e-4, overhead_cores=0.05)  # 3 x 0.1 cores of work
+    p = predict(placed({0: ("a", [0, 1, 2])}), [wl], [board("a", cores=2.0)])
+    assert p.utilisation["a"] == pytest.approx((0.3 + 0.05) / 2.0)
+    assert p.feasible
+
+
+def test_a_board_above_the_limit_is_a_violation_and_latency_grows_with_load():
+    light, heavy = chain(rate=450.0, service_s=1e-3), chain(rate=550.0, service_s=1e-3)
+    nodes = [board("a", cores=2.0)]
+    one = placed({0: ("a", [0, 1, 2])})
+    p_light, p_heavy = predict(one, [light], nodes), predict(one, [heavy], nodes)
+    assert p_light.feasible and not p_heavy.feasible  # 1.5 of 2 cores is the limit; 1.65 is over
+    assert "utilisation" in p_heavy.violations[0]
+    assert p_heavy.latency_ms["t"] > p_light.latency_ms["t"]
+
+
+def test_link_delay_counts_once_per_board_link_crossed():
+    wl = chain(stages=2)
+    slow = [board("a", link_delay_ms=5.0), board("b", link_delay_ms=3.0)]
+    same = predict(placed({0: ("a", [0]), 1: ("a", [1])}), [wl], slow)
+    across = predict(placed({0: ("a", [0]), 1: ("b", [1])}), [wl], slow)
+    # 5 + 3 ms of links; the rest (queueing on one board vs two) is a few microseconds.
+    assert across.latency_ms["t"] - same.latency_ms["t"] == pytest.approx(8.0, abs=0.01)
+
+
+def test_memory_is_a_hard_limit():
+    wl = chain(worker_mb=400.0)
+    nodes = [board("pi3", memory_mb=1000.0), board("pi4", memory_mb=4000.0)]
+    p = predict(placed({0: ("pi3", [0]), 1: ("pi3", [1]), 2: ("pi3", [2])}), [wl], nodes)
+    assert any("MB" in v for v in p.violations)
+    a = get_scheduler("latency").schedule([wl], nodes, SchedulerParams(), None)
+    assert predict(a, [wl], nodes).feasible
+    assert len(a.workers_on("pi3")) <= 2
+
+
+@pytest.mark.parametrize("rate, cores, expect_boards", [
+    pytest.param(100.0, 4.0, 1, id="light load: the whole chain in one worker, no hop"),
+    pytest.param(400.0, 0.25, 3, id="small quotas: spread so no board passes the limit"),
+])
+def test_the_number_of_boards_falls_out_of_the_objective(rate, cores, expect_boards):
+    wl = chain(rate=rate, service_s=4e-4, flush_s=0.0005, transfer_s=2e-5)  # up to 0.16 cores per executor
+    nodes = [board(n, cores=cores, slots=1) for n in "abc"]
+    a = get_scheduler("latency").schedule([wl], nodes, SchedulerParams(), None)
+    p = predict(a, [wl], nodes)
+    assert len(a.nodes_used()) == expect_boards
+    assert p.feasible and max(p.utilisation.values()) <= MAX_UTILISATION
+
+
+def test_the_search_never_returns_worse_than_its_seeds():
+    wl = chain(stages=5, rate=300.0, service_s=3e-4, flush_s=0.0005, transfer_s=2e-5)
+    nodes = [board(n, cores=0.6, slots=2) for n in "abcd"]
+    latency = get_scheduler("latency").schedule([wl], nodes, SchedulerParams(), None)
+    for seed in ("round_robin", "online"):
+        other = get_scheduler(seed).schedule([wl], nodes, SchedulerParams(), None)
+        mine, theirs = predict(latency, [wl], nodes), predict(other, [wl], nodes)
+        assert (round(mine.excess, 9), mine.latency_ms["t"]) <= (round(theirs.excess, 9), theirs.latency_ms["t"])
+
+
+def test_without_profiles_the_model_says_what_it_assumed():
+    wl = Workload("t", 2, (Executor(0, "a"), Executor(1, "b")), ((0, 1, 10.0),), (1e6, 1e6))
+    p = predict(placed({0: ("n", [0]), 1: ("n", [1])}), [wl], [Node("n", 2, 1e9)])
+    assert p.latency_ms["t"] is None
+    assert any("no profile" in a for a in p.assumptions)
+
+
+def test_profiles_round_trip_and_refuse_bad_figures():
+    wl = chain()
+    node = board("a", link_mbit=100.0, link_delay_ms=2.0)
+    assert Workload.from_dict(wl.to_dict()) == wl
+    assert Node.from_dict(node.to_dict()) == node
+    with pytest.raises(InvalidInputError, match="cores"):
+        BoardProfile(cores=0.0)
+    with pytest.raises(InvalidInputError, match="rate"):
+        ExecutorProfile(1, float("nan"), 1.0)
+    with pytest.raises(InvalidInputError, match="profile.source_rate"):
+        Workload.from_dict({**wl.to_dict(), "profile": {"executors": []}})
