@@ -63,8 +63,8 @@ DAY = 86400.0
 BOUNDS: dict[str, tuple[float, float, bool]] = {
     MESSAGE_TIMEOUT: (0.001, DAY, False),
     METRICS_WINDOW: (1.0, 3600.0, False),
-    RESCHEDULE_INTERVAL: (0.0, DAY, False),
-    RESCHEDULE_TIMEOUT: (0.0, DAY, False),
+    RESCHEDULE_INTERVAL: (0.0, 1e7, False),  # ~4 months: "practically never" is a use
+    RESCHEDULE_TIMEOUT: (0.0, 1e7, False),
     TRAFFIC_IMPROVEMENT: (0.0, 100.0, False),
     MIGRATION_DRAIN: (0.0, 3600.0, False),
     MIGRATION_RELEASE: (0.0, 3600.0, False),

@@ -16,6 +16,11 @@ keys' API token, else the token Nimbus wrote to its data directory; a POST carry
 ``MAX_CONNECTIONS`` connections are served at once (others get 503 and are closed) and a
 connection silent for ``IO_TIMEOUT_S`` is closed, so slow or half-open clients cost a
 bounded number of threads.
+
+Why the standard library's server and not a server library (waitress, cheroot): what
+protects the loop is that HTTP threads never touch the state, which no library gives; the
+remaining needs (a connection cap, socket timeouts) are a semaphore and a class attribute
+here, and every board would otherwise install one more dependency for a read-mostly page.
 """
 
 from __future__ import annotations
