@@ -13,6 +13,10 @@ Guarantees:
 * rebalance events are kept per topology, at most ``EVENTS_KEPT`` declined ones and
   ``EVENTS_KEPT`` others (the oldest are dropped first), and go with the topology.
 
+* the server loop's commits never wait for the disk: in WAL mode with ``synchronous=NORMAL``
+  a commit only appends to the log, and the checkpoints that copy the log into the database
+  (the writes that fsync, seconds on a busy SD card) run on a thread of their own every
+  ``CHECKPOINT_S`` instead of inside whichever commit crosses SQLite's threshold;
 * a failed write (a full disk, a read-only file) raises :class:`StoreError` and leaves the
   file as it was (the transaction is rolled back): the caller keeps memory as it was too;
 * ``Store.open`` fails with a :class:`StoreError` whose message names the file and the fix
@@ -34,6 +38,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -46,6 +51,7 @@ DB_NAME = "nimbus.db"
 BLOB_DIR = "blobs"
 LOCK_NAME = "nimbus.lock"
 EVENTS_KEPT = 500
+CHECKPOINT_S = 2.0
 SCHEMA_VERSION = 1  # PRAGMA user_version; a file with a higher one was written by a newer Squall
 
 log = logging.getLogger("squall.nimbus.store")
@@ -101,6 +107,7 @@ class Store:
         self._memory = str(db_path) == ":memory:"
         self.path = str(db_path)
         self._lock_fd: int | None = None
+        self._checkpointer: _Checkpointer | None = None
         self._blobs: dict[str, bytes] = {}
         self._blob_dir = Path(blob_dir) if blob_dir is not None else None
         if self._blob_dir is None and not self._memory:
@@ -127,8 +134,13 @@ class Store:
             self._check_schema()
             if version < SCHEMA_VERSION:
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if not self._memory:
+                self._db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does them
+                self._checkpointer = _Checkpointer(str(db_path))
         except sqlite3.DatabaseError as exc:
             raise StoreError(_open_advice(str(db_path), exc)) from None
+        if self._checkpointer is not None:
+            self._checkpointer.start()
 
     @classmethod
     def open(cls, data_dir: str | Path) -> "Store":
@@ -150,6 +162,9 @@ class Store:
         return store
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self._db.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lock
@@ -396,6 +411,36 @@ class _Transaction:
         if exc_type is not None and issubclass(exc_type, sqlite3.Error):
             raise StoreError(f"cannot write {self._path}: {exc}") from None
         return False
+
+
+class _Checkpointer(threading.Thread):
+    """Copies the WAL into the database every ``CHECKPOINT_S`` on its own connection
+    (PASSIVE: it never waits for, nor blocks, the loop's writes); a failure is logged and
+    retried at the next period."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(name="nimbus-store-checkpoint", daemon=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._halt = threading.Event()
+        self.checkpoints = 0
+
+    def run(self) -> None:
+        while not self._halt.wait(CHECKPOINT_S):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self.checkpoints += 1
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint failed (retried in %.0f s): %s", CHECKPOINT_S, exc)
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join(10)
+        self.checkpoint()  # leave the log folded in
+        self._db.close()
 
 
 _KEY_COLUMN = {"topologies": "name", "assignments": "topology", "supervisors": "id", "migrations": "topology",

@@ -14,6 +14,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,29 @@ def test_bundles_are_checked_on_read_and_leftovers_removed(tmp_path):
     store.close()
     Store.open(tmp_path / "d").close()
     assert [p.name for p in blobs.iterdir()] == [digest]
+
+
+def test_the_loops_commits_leave_checkpoints_to_their_own_thread(tmp_path, monkeypatch):
+    """A commit that crosses SQLite's WAL threshold used to checkpoint (fsync) inline, on
+    Nimbus's loop; now the loop's connection never checkpoints and a thread does."""
+    from squall.nimbus import store as store_module
+
+    monkeypatch.setattr(store_module, "CHECKPOINT_S", 0.05)
+    store = Store.open(tmp_path / "d")
+    try:
+        assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        st = new_state(store)
+        register(st, "n1", [6700, 6701], 0.0)
+        assert reply(submit(st, "t", 0.0)).ok
+        checkpointer = store._checkpointer
+        assert checkpointer is not None
+        before = checkpointer.checkpoints
+        deadline = time.monotonic() + 10
+        while checkpointer.checkpoints < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert checkpointer.checkpoints >= before + 2
+    finally:
+        store.close()
+    again = Store.open(tmp_path / "d")
+    assert {r.name for r in again.load_topologies()} == {"t"}
+    again.close()
