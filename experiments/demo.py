@@ -113,7 +113,7 @@ def _last_id(client: Any) -> int:
     return events[-1]["id"] if events else 0
 
 
-def _ledgers(folder: Path) -> dict[str, int]:
+def read_ledgers(folder: Path) -> dict[str, int]:
     totals = {"emitted": 0, "acked": 0, "in_flight": 0, "replayed": 0, "spouts": 0}
     for path in folder.glob("spout-*.json"):
         try:
@@ -170,14 +170,16 @@ def run_demo(window_s: float = 15.0, rate: float = 250.0, stages: int = 4, repli
                     figures[scheduler] = _figures(None, None, scheduler, event, event.get("measured_after"))
                     if event["decision"] == "rolled_back":  # measurement restarted with the move back
                         _wait("measuring after the roll-back", window_s + 2, progress)
+                        _wait("latency samples after the roll-back", 60, progress,
+                              lambda: client.stats(NAME).get("latency_avg_ms") is not None)
                 else:
                     _wait(f"measuring under {scheduler}", window_s + 2, progress)
                     figures[scheduler] = _figures(client.stats(NAME), client.assignment(NAME), scheduler, event)
                 events[scheduler] = event
             client.set_active(NAME, False)
             _wait("draining in-flight tuples", 30, progress,
-                  lambda: (lambda t: t["spouts"] and t["in_flight"] == 0)(_ledgers(ledger)))
-            totals = _ledgers(ledger)
+                  lambda: (lambda t: t["spouts"] and t["in_flight"] == 0)(read_ledgers(ledger)))
+            totals = read_ledgers(ledger)
             client.kill(NAME, 0)
     finally:
         cluster.close()

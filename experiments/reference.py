@@ -33,6 +33,7 @@ from squall.topology.grouping import Grouping
 KEYS = 1024
 LATENCY_SAMPLES = 20_000
 FLUSH_EVERY_S = 0.5
+CATCH_UP_S = 0.01  # how far behind its schedule a paced spout still catches up
 
 
 class LatencyLog:
@@ -96,8 +97,9 @@ class ChainSpout(Spout):
             now = time.monotonic()
             if now < self.next_at:
                 return
-            # Catch up at most one interval behind, so a stall does not cause a burst.
-            self.next_at = max(self.next_at + self.interval, now - self.interval)
+            # Catch up at most CATCH_UP_S (or one interval) behind: a short stall (the worker
+            # woken a few ms late on a busy board) costs no tuples, a long one no big burst.
+            self.next_at = max(self.next_at + self.interval, now - max(self.interval, CATCH_UP_S))
         self.seq += 1
         values = self.make_values()
         if self.tracked:

@@ -25,6 +25,7 @@ from typing import Any
 from squall.nimbus import config as C
 from squall.nimbus.metrics import Rates
 from squall.nimbus.placement import node_of, place, workload_of
+from squall.nimbus.profiles import missing
 from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
 from squall.rebalance import (
     Assignment, Cost, Decision, InfeasibleError, InvalidInputError, Node, Workload, evaluate, should_apply,
@@ -163,7 +164,9 @@ def price(
         predicted_current = _predict(rec, rec.placement, workload, nodes, foreign, live)
     proposed = evaluate(assignment_of(rec.name, placement), [workload], nodes)
     predicted = _predict(rec, placement, workload, nodes, foreign, live)
-    assumptions = predicted.assumptions if predicted is not None else ()
+    # What the model did without, in words: older workers or boards without cgroups.
+    assumptions = tuple(missing(rates, {n: supervisors[n].board for n in sorted(live)}))
+    assumptions += predicted.assumptions if predicted is not None else ()
     return Proposal(placement, moved_between(rec.placement, placement), current, proposed,
                     predicted_current, predicted, assumptions)
 

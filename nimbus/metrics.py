@@ -52,6 +52,7 @@ class WorkerRates:
     transfer_cores: float  # encode, send, receive and decode
     executor_cores: float  # the sum of its executors' own CPU
     items_crossing: float  # items/s sent to or received from other workers
+    items_sent: float  # items/s sent to other workers
     bytes_sent: float  # data-plane bytes/s sent
     frames_sent: float
     rss_bytes: int
@@ -184,6 +185,7 @@ class MetricsWindow:
                 executor_cores=executor_cores,
                 items_crossing=(_increase([float(s.metrics.sent_remote) for s in q])
                                 + _increase([float(s.metrics.received_remote) for s in q])) / span,
+                items_sent=_increase([float(s.metrics.sent_remote) for s in q]) / span,
                 bytes_sent=_increase([float(s.metrics.bytes_sent) for s in q]) / span,
                 frames_sent=_increase([float(s.metrics.frames_sent) for s in q]) / span,
                 rss_bytes=last.rss_bytes,

@@ -38,6 +38,11 @@ def node_of(sup: SupervisorRecord, slot_cap: int | None = None, rates: Rates | N
     mine = topology_cores_by_node(rates).get(sup.id, 0.0) if rates is not None else 0.0
     board = board_profile(sup.board, float(sup.clock_hz), sup.cores, sup.memory_mb, mine,
                           float(getattr(sup, "link_mbit", 0.0) or 0.0), float(getattr(sup, "link_delay_ms", 0.0) or 0.0))
+    # Memory is a hard limit for every scheduler: no more workers than the board's memory
+    # holds at the measured worker size (a 1 GB board never gets a fifth 200 MB worker).
+    worker_mb = max((w.rss_bytes for w in rates.workers.values()), default=0) / 2**20 if rates is not None else 0.0
+    if worker_mb > 0 and sup.board is not None and board.memory_mb > 0:
+        slots = min(slots, int(board.memory_mb // worker_mb))
     return Node(sup.id, slots, max(float(sup.capacity_hz), _MIN_CAPACITY_HZ), board)
 
 

@@ -126,7 +126,7 @@ def workload_profile(rates: Rates, executor_ids: Iterable[int], sources: Iterabl
         # Each crossing item is counted once by its sender and once by its receiver, and
         # the CPU at both ends is in ``transfer``: cycles per item, both ends together.
         transfer_per_item = 2.0 * transfer * clock / crossing if crossing > 0 else 0.0
-        sent_items = sum(w.items_crossing for _, w in measured) / 2.0
+        sent_items = sum(w.items_sent for _, w in measured)
         sent_bytes = sum(w.bytes_sent for _, w in measured)
         item_bytes = sent_bytes / sent_items if sent_items > 0 else 0.0
         worker_mb = max(w.rss_bytes for _, w in measured) / MIB

@@ -33,8 +33,11 @@ from squall.rebalance.model import Node, Workload
 from squall.rebalance.params import SchedulerParams
 from squall.rebalance.prepare import prepare, worker_budget
 
-MAX_PASSES = 30
-IMPROVEMENT = 1e-9  # relative: smaller gains are rounding, and taking them could cycle
+MAX_PASSES = 12
+# A move must save this share of the predicted latency: smaller gains are within the
+# model's noise, and chasing them costs passes (and could cycle on rounding).
+IMPROVEMENT = 1e-3
+NEIGHBOUR_WORKERS = 3  # an executor is tried in the workers of its 3 busiest neighbours
 CANDIDATE_BOARDS = 8  # boards tried for a worker move on a large cluster (least busy first)
 SEARCH_EVERY_SEED_UP_TO = 400  # executors: above this only the best seed is improved
 DATA, TO_ACKER, FROM_ACKER = 0, 1, 2
@@ -61,6 +64,7 @@ class Network:
         self.nodes = tuple(sorted(nodes, key=lambda n: n.id))
         self.node_index = {n.id: k for k, n in enumerate(self.nodes)}
         self.terms: list[BoardTerms] = [board_terms(n, self.assumptions) for n in self.nodes]
+        self.has_links = any(t.link_bps > 0 for t in self.terms)
         self.workloads = tuple(sorted(workloads, key=lambda w: w.topology))
         self.topos: list[_Topo] = []
         self.ex_key: list[tuple[str, int]] = []  # gid -> (topology, executor id)
@@ -201,8 +205,20 @@ class State:
         for w, n in enumerate(worker_node):
             if n >= 0 and self.w_count[w]:
                 self.on_node[n].add(w)
+        self._link_delta: dict[tuple[int, int], float] = {}  # (board, 0 out / 1 in) -> items/s
+        self.members: list[set[int]] = [set() for _ in range(nw)]
+        for g, w in enumerate(exec_worker):
+            self.members[w].add(g)
         for k in range(len(net.edges)):
             self._edge(k, +1)
+        self._link_delta.clear()
+        # Cached terms, so a move re-prices only the boards and edges it touches.
+        terms_of = [self._node_terms(n) for n in range(nn)]
+        self.node_lat = [lat for lat, _ in terms_of]
+        self.node_exc = [exc for _, exc in terms_of]
+        self.edge_lat = [self.edge_delay(k) for k in range(len(net.edges))]
+        self.total_lat = math.fsum(self.node_lat) + math.fsum(self.edge_lat)
+        self.total_exc = math.fsum(self.node_exc)
 
     # -- aggregates --------------------------------------------------------------------
 
@@ -230,6 +246,10 @@ class State:
             self.in_bytes[nd] += sign * b
             self.out_kappa[ns] += sign * rate * kappa
             self.in_kappa[nd] += sign * rate * kappa
+            if self.net.has_links:  # net change of each board's link flows during one move
+                delta = self._link_delta
+                delta[(ns, 0)] = delta.get((ns, 0), 0.0) + sign * rate
+                delta[(nd, 1)] = delta.get((nd, 1), 0.0) + sign * rate
 
     # -- pricing -----------------------------------------------------------------------
 
@@ -326,18 +346,83 @@ class State:
             out = [v + links * (v / total) for v in out]
         return out
 
+    def _node_excess(self, n: int) -> float:
+        if not self.on_node[n]:
+            return 0.0
+        terms = self.net.terms[n]
+        out = max(0.0, self.rho(n) - MAX_UTILISATION)
+        if terms.memory_mb > 0:
+            out += max(0.0, self.memory_mb(n) - terms.memory_mb) / terms.memory_mb
+        return out
+
+    def _node_latency_sum(self, n: int) -> float:
+        return math.fsum(self.node_latency(n).values())
+
     def excess(self) -> float:
-        total = 0.0
-        for n, terms in enumerate(self.net.terms):
-            if not self.on_node[n]:
-                continue
-            total += max(0.0, self.rho(n) - MAX_UTILISATION)
-            if terms.memory_mb > 0:
-                total += max(0.0, self.memory_mb(n) - terms.memory_mb) / terms.memory_mb
-        return total
+        return math.fsum(self._node_excess(n) for n in range(len(self.net.nodes)))
 
     def objective(self) -> tuple[float, float]:
-        return (round(self.excess(), 9), math.fsum(self.latency_by_topology()))
+        """(excess over the hard limits, summed latency in s), from the cached terms."""
+        return (round(self.total_exc, 9), self.total_lat)
+
+    def _node_terms(self, n: int) -> tuple[float, float]:
+        """(latency seconds, excess) of board ``n``: the search's hot path, so the worker
+        CPU is computed once per worker and plain sums run over a sorted order."""
+        members = self.on_node[n]
+        if not members:
+            return 0.0, 0.0
+        net = self.net
+        terms = net.terms[n]
+        clock = terms.clock_hz
+        order = sorted(members)
+        cores = []
+        for w in order:
+            topo = net.topos[self.worker_ids[w][0]]
+            cores.append((self.w_na[w] + self.w_ak[w] + topo.overhead_hz
+                          + topo.transfer_cycles * self.w_cross[w] / 2.0) / clock)
+        rho_n = (sum(cores) + terms.background_cores) / terms.cores
+        throttle = throttle_wait(terms, rho_n)
+        lat = 0.0
+        mem = 0.0
+        for w, u in zip(order, cores):
+            topo = net.topos[self.worker_ids[w][0]]
+            mem += topo.worker_mb
+            work = self.w_na[w] + self.w_ak[w]
+            visits = self.w_nav[w] + self.w_akv[w]
+            mean_s = work / clock / visits if visits > 0 else 0.0
+            wait = queue_wait(mean_s, u if u > rho_n else rho_n) + throttle
+            lat += (self.w_na[w] / clock + self.w_nav[w] * wait) / topo.source_rate
+            if topo.ack_rate > 0:
+                lat += (self.w_ak[w] / clock + self.w_akv[w] * wait) / topo.ack_rate
+        if terms.link_bps > 0:
+            bits = self._mean_item_bits(n)
+            for flow_bytes, kappa in ((self.out_bytes[n], self.out_kappa[n]), (self.in_bytes[n], self.in_kappa[n])):
+                if kappa > 0:
+                    util = min(SAT_LINK, flow_bytes * 8.0 / terms.link_bps)
+                    lat += kappa * bits / terms.link_bps / (1.0 - util)
+        exc = max(0.0, rho_n - MAX_UTILISATION)
+        if terms.memory_mb > 0:
+            exc += max(0.0, mem - terms.memory_mb) / terms.memory_mb
+        return lat, exc
+
+    def _refresh(self, nodes: set[int], edges: Sequence[int]) -> None:
+        for n in nodes:
+            if n < 0:
+                continue
+            lat, exc = self._node_terms(n)
+            self.total_lat += lat - self.node_lat[n]
+            self.total_exc += exc - self.node_exc[n]
+            self.node_lat[n], self.node_exc[n] = lat, exc
+        for k in edges:
+            value = self.edge_delay(k)
+            self.total_lat += value - self.edge_lat[k]
+            self.edge_lat[k] = value
+
+    def _links_changed(self) -> set[int]:
+        """Boards whose link flows changed since the last call (the move just made)."""
+        changed = {n for (n, _way), d in self._link_delta.items() if abs(d) > 1e-12}
+        self._link_delta.clear()
+        return changed
 
     # -- moves -------------------------------------------------------------------------
 
@@ -346,16 +431,21 @@ class State:
         old = self.exec_worker[g]
         if old == w:
             return old
-        for k in self.net.adjacent[g]:
+        edges = self.net.adjacent[g]
+        touched = {self.worker_node[old], self.worker_node[w]}
+        for k in edges:
             self._edge(k, -1)
         self._add_exec(g, old, -1)
+        self.members[old].discard(g)
         if not self.w_count[old]:
             self.on_node[self.worker_node[old]].discard(old)
         self.exec_worker[g] = w
         self._add_exec(g, w, +1)
+        self.members[w].add(g)
         self.on_node[self.worker_node[w]].add(w)
-        for k in self.net.adjacent[g]:
+        for k in edges:
             self._edge(k, +1)
+        self._refresh(touched | self._links_changed(), edges)
         return old
 
     def move_worker(self, w: int, n: int) -> int:
@@ -363,17 +453,18 @@ class State:
         old = self.worker_node[w]
         if old == n:
             return old
-        members = [g for g, x in enumerate(self.exec_worker) if x == w] if self.w_count[w] else []
-        edges = sorted({k for g in members for k in self.net.adjacent[g]})
+        edges = sorted({k for g in self.members[w] for k in self.net.adjacent[g]})
+        touched = {old, n}
         for k in edges:
             self._edge(k, -1)
         if old >= 0:
             self.on_node[old].discard(w)
         self.worker_node[w] = n
-        if self.w_count[w]:
+        if self.w_count[w] and n >= 0:
             self.on_node[n].add(w)
         for k in edges:
             self._edge(k, +1)
+        self._refresh(touched | self._links_changed(), edges)
         return old
 
     def to_assignment(self) -> Assignment:
@@ -506,10 +597,7 @@ def _unplace(state: State, w: int) -> None:
     """An empty worker gives its board slot back (it is never started)."""
     if state.w_count[w]:
         return
-    n = state.worker_node[w]
-    if n >= 0:
-        state.on_node[n].discard(w)
-    state.worker_node[w] = -1
+    state.move_worker(w, -1)
 
 
 def _executor_candidates(state: State, g: int, free: Mapping[str, int]) -> list[int]:
@@ -523,7 +611,7 @@ def _executor_candidates(state: State, g: int, free: Mapping[str, int]) -> list[
         other = state.exec_worker[d if s == g else s]
         if other != mine:
             weights[other] = weights.get(other, 0.0) + rate
-    out.extend(sorted(weights, key=lambda w: (-weights[w], w)))
+    out.extend(sorted(weights, key=lambda w: (-weights[w], w))[:NEIGHBOUR_WORKERS])
     placed = [w for w in range(len(state.worker_ids)) if state.worker_ids[w][0] == t and state.w_count[w] and w != mine]
     if placed:
         out.append(min(placed, key=lambda w: (state.worker_cores(w), w)))

@@ -19,6 +19,9 @@ _USER_API = {
     "Stream": "squall.topology.component",
     "Tuple": "squall.topology.component",
     "Grouping": "squall.topology.grouping",
+    "ReliableSpout": "squall.topology.reliable",
+    "BatchingBolt": "squall.topology.batching",
+    "TicklessBatchingBolt": "squall.topology.batching",
 }
 
 __all__ = ["__version__", *_USER_API]

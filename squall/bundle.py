@@ -1,8 +1,12 @@
 """Code bundles: the user's topology code, zipped by ``squall submit`` and unpacked on boards.
 
-A bundle holds the topology file and the Python code beside it: every ``.py`` file in the
-file's folder and every package folder (a folder with ``__init__.py``) below it, recursively —
-so ``from helpers import x`` works in a worker as it did on the user's machine. Caches,
+A bundle holds the topology file and the Python code it imports, as its project layout says
+(``squall.topology.project``): for a plain file, every ``.py`` file in the file's folder and
+every package folder (a folder with ``__init__.py``) below it, recursively — so ``from
+helpers import x`` works in a worker as it did on the user's machine; for a streamparse
+project, the topologies folder and everything under ``src/``; for a package (heron's
+layout), the packages under the project root. Names in the bundle are relative to an import
+root, so the unpacked bundle is the one folder a worker puts on ``sys.path``. Caches,
 virtual environments and hidden folders are left out. Bundles are limited in size
 (``MAX_BUNDLE_BYTES``), and unpacking refuses absolute paths and ``..`` (no writes outside the
 target folder).
@@ -15,36 +19,31 @@ import io
 import zipfile
 from pathlib import Path
 
+from squall.topology.project import LayoutError, detect_layout
+
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
-_SKIP_DIRS = {"__pycache__", ".git", ".venv", "venv", "node_modules", ".tox", ".mypy_cache", ".pytest_cache"}
 
 
 class BundleError(ValueError):
     """A bundle that cannot be built or unpacked; the message names the file or limit."""
 
 
-def _package_files(folder: Path, root: Path) -> list[Path]:
-    files: list[Path] = []
-    for child in sorted(folder.iterdir()):
-        if child.name.startswith(".") or child.name in _SKIP_DIRS:
-            continue
-        if child.is_file() and child.suffix == ".py":
-            files.append(child)
-        elif child.is_dir() and (child / "__init__.py").is_file():
-            files.extend(_package_files(child, root))
-    return files
-
-
 def make_bundle(topology_file: Path) -> bytes:
-    """Zip the topology file's folder code (see module doc); deterministic bytes for the same files."""
+    """Zip the code of the topology file's project (see module doc); deterministic bytes for
+    the same files."""
     topology_file = topology_file.resolve()
     if not topology_file.is_file():
         raise BundleError(f"{topology_file}: no such file")
-    root = topology_file.parent
+    try:
+        layout = detect_layout(topology_file)
+        files = layout.bundle_files()
+    except LayoutError as exc:
+        raise BundleError(str(exc)) from None
+    root = layout.root
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path in _package_files(root, root):
-            info = zipfile.ZipInfo(str(path.relative_to(root)), date_time=(2020, 1, 1, 0, 0, 0))
+        for path, name in files:
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, path.read_bytes())
             if buf.tell() > MAX_BUNDLE_BYTES:

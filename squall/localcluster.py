@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import psutil
 
@@ -205,12 +205,13 @@ class LocalCluster:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def submit(self, target: str, name: str | None = None, workers: int | None = None,
-               scheduler: str = "round_robin", conf: dict | None = None) -> str:
-        """Submit ``FILE[:Topology]`` as ``squall submit`` does; returns the topology name."""
+               scheduler: str = "round_robin", conf: dict | None = None, args: Sequence[str] = ()) -> str:
+        """Submit ``FILE[:Topology]`` as ``squall submit`` does (``args``: the script's
+        ``sys.argv[1:]``, as after ``--``); returns the topology name."""
         from squall.bundle import make_bundle
         from squall.topology.loader import load_topology
 
-        topology = load_topology(target)
+        topology = load_topology(target, args)
         bundle = make_bundle(Path(target.partition(":")[0]))
         name = name or topology.spec.name
         with self.client(timeout_s=10.0) as c:

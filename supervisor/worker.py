@@ -12,8 +12,8 @@ holds ``squall.wire.encode(WorkerLaunch(...))``. The worker
   in (restoring ``states``) and out (their snapshots go up in ``released``) — see
   ``squall.supervisor.worker_update`` and docs/worker.md;
 * runs everything from one thread: receive a bounded number of frames, one engine round,
-  flush due batches, heartbeat when due; when a round did nothing it blocks in a poll of its
-  sockets until the next thing is due — a spout's next emission (``Spout.next_tuple_due``,
+  flush due batches, heartbeat when due; when a round did nothing it blocks on its sockets
+  (``select`` on their descriptors) until the next thing is due — a spout's next emission (``Spout.next_tuple_due``,
   else 1 ms), an engine timer with work, a batch's flush, the heartbeat, the parent check —
   so a frame arriving wakes it at once and an idle worker costs (almost) no CPU;
 * measures its CPU: the process's (every thread), and the data plane's (encode and send,
@@ -34,10 +34,11 @@ supervisor reads it for its report to Nimbus.
 from __future__ import annotations
 
 import logging
-import math
 import os
+import select
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -57,7 +58,7 @@ from squall.supervisor.transfer import (
     Outbox,
     TupleCodec,
 )
-from squall.supervisor.worker_metrics import TransferCounts, task_to_executor, worker_metrics
+from squall.supervisor.worker_metrics import OtherThreadsCpu, TransferCounts, task_to_executor, worker_metrics
 from squall.supervisor.worker_update import ComponentClasses, apply_update, routes_for
 from squall.topology.loader import resolve_class
 from squall.topology.spec import ACKER_COMPONENT, SPOUT, TopologySpec
@@ -66,6 +67,8 @@ log = logging.getLogger("squall.worker")
 
 RECV_FRAMES_PER_ROUND = 64  # bounds one round's intake so spouts and timers still get a turn
 PARENT_CHECK_S = 0.2  # also the longest an idle worker blocks
+# A plain int: ``events & zmq.POLLIN`` would go through the IntFlag's Python-level __rand__.
+_POLLIN = int(zmq.POLLIN)
 STOP_DRAIN_S = 0.3
 # Frames ZeroMQ may queue per socket (each side) before sends are refused. Small on purpose:
 # a frame carries up to a batch of tuples, and queued frames are RSS on a board.
@@ -98,7 +101,11 @@ class _WorkerEngine(Engine):
 class Worker:
     """The worker's state and loop; ``main()`` wires it to a launch file and signals."""
 
-    def __init__(self, launch: WorkerLaunch, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, launch: WorkerLaunch, clock: Callable[[], float] = time.monotonic, context: zmq.Context | None = None,
+    ) -> None:
+        """``context``: the ZeroMQ context to use and terminate at shutdown (default: the
+        process's shared one; a test running a worker in its own process passes its own)."""
         self.launch = launch
         self.clock = clock
         a = launch.assignment
@@ -129,15 +136,17 @@ class Worker:
         self.loops = 0  # iterations of the loop: an idle worker's should be few
         self.frames_received = 0
         self.bytes_received = 0
-        # Encode+send and receive+decode, wherever they happen (executors leave it out of theirs).
+        # Encode+send and receive+decode, wherever they happen (executors leave it out of theirs),
+        # plus libzmq's I/O thread, which moves the frames (set again when the loop starts).
         self.transfer_meter = CpuMeter()
+        self.io_threads = OtherThreadsCpu(threading.get_native_id())
         self._logged_bad: set[str] = set()
         self._logged_encode: set[tuple[int, str]] = set()
         self.stopping = False
 
         # CURVE on every socket when the supervisor passed the cluster keys (squall.security).
         self.keys = security.load(launch.keys_dir) if launch.keys_dir else None
-        self.ctx = zmq.Context.instance()
+        self.ctx = context if context is not None else zmq.Context.instance()
         self.pull = self.ctx.socket(zmq.PULL)
         self.pull.setsockopt(zmq.LINGER, 0)
         self.hwm = int(self.conf.get("squall.transfer.hwm", DEFAULT_HWM))
@@ -153,9 +162,9 @@ class Worker:
         security.secure_client(self.dealer, self.keys)
         self.dealer.connect(launch.supervisor_endpoint)
         self.pushes: dict[str, zmq.Socket] = {}
-        self.poller = zmq.Poller()
-        self.poller.register(self.pull, zmq.POLLIN)
-        self.poller.register(self.dealer, zmq.POLLIN)
+        # The sockets' file descriptors, to block on with a sub-millisecond timeout (ZeroMQ's
+        # poll counts whole milliseconds, too coarse for a spout paced at 1,000 tuples/s).
+        self._wake_fds = [self.pull.getsockopt(zmq.FD), self.dealer.getsockopt(zmq.FD)]
 
         self.outbox = Outbox(
             self._send,
@@ -254,6 +263,7 @@ class Worker:
     def run(self) -> None:
         engine = self.engine
         engine.start(activate=self.active)
+        self.io_threads.loop_tid = threading.get_native_id()
         outbox = self.outbox
         clock = self.clock
         next_beat = clock()
@@ -279,19 +289,28 @@ class Worker:
         self.shutdown()
 
     def _wait(self, now: float, due: float) -> None:
-        """Block until a socket has a message or the next thing is due: ``due`` (the loop's
-        own heartbeat and parent check), the engine's next round with work, the outbox's next
-        flush. Rounded up to whole milliseconds (ZeroMQ's unit): up to 1 ms late, never a
-        busy loop of zero-timeout polls."""
+        """Block until a socket may have a message or the next thing is due: ``due`` (the
+        loop's own heartbeat and parent check), the engine's next round with work, the
+        outbox's next flush.
+
+        ZeroMQ's descriptors are edge-triggered: readable means "check the socket's events",
+        so a socket that already holds a message returns at once, and ``select`` then waits
+        for a change (a spurious wake-up only costs one more loop iteration)."""
         for when in (self.engine.next_due(now), self.outbox.next_due(now)):
             if when is not None and when < due:
                 due = when
-        if due > now:
-            self.poller.poll(math.ceil((due - now) * 1e3))
+        if due <= now:
+            return
+        for sock in (self.pull, self.dealer):
+            if sock.getsockopt(zmq.EVENTS) & _POLLIN:
+                return
+        select.select(self._wake_fds, [], [], due - now)
 
     def _receive_data(self) -> int:
-        got = 0
         pull = self.pull
+        if not pull.getsockopt(zmq.EVENTS) & _POLLIN:
+            return 0  # cheaper than a receive that raises zmq.Again, on every round
+        got = 0
         deliver = self.codec.deliver
         meter = self.transfer_meter
         meter.start()  # once per batch of frames: receive, decode, forward
@@ -313,9 +332,10 @@ class Worker:
 
     def _receive_control(self) -> int:
         got = 0
-        while True:
+        dealer = self.dealer
+        while dealer.getsockopt(zmq.EVENTS) & _POLLIN:  # no zmq.Again raised on every round
             try:
-                parts = self.dealer.recv_multipart(zmq.NOBLOCK)
+                parts = dealer.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
             got += 1
@@ -348,8 +368,11 @@ class Worker:
     def heartbeat(self) -> None:
         outbox = self.outbox
         transfer = TransferCounts(
-            cpu_s=self.transfer_meter.cpu_s, frames_sent=outbox.sent_frames, frames_received=self.frames_received,
-            bytes_sent=outbox.sent_bytes, bytes_received=self.bytes_received,
+            cpu_s=self.transfer_meter.cpu_s + self.io_threads.read(),
+            frames_sent=outbox.sent_frames,
+            frames_received=self.frames_received,
+            bytes_sent=outbox.sent_bytes,
+            bytes_received=self.bytes_received,
         )
         metrics = worker_metrics(
             self.engine.executors, self.task_executor, self.launch.clock_hz, outbox.sent_items,

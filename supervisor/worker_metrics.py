@@ -31,6 +31,52 @@ def rss_bytes() -> int:
         return 0
 
 
+class OtherThreadsCpu:
+    """CPU seconds of this process's threads other than the loop's — libzmq's I/O thread,
+    which does the sockets' sends and receives — from ``/proc/self/task/<tid>/schedstat``
+    (nanoseconds on CPU; ``stat``'s clock ticks where schedstat is missing). Cumulative and
+    never decreasing: a thread that ends keeps counting what it had used when last read.
+    0 where /proc is missing."""
+
+    def __init__(self, loop_tid: int, proc: str = "/proc/self/task") -> None:
+        self.loop_tid = loop_tid
+        self.proc = proc
+        self._seen: dict[str, float] = {}
+        self._retired_s = 0.0
+        self._tick_s = 1.0 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
+
+    def read(self) -> float:
+        try:
+            tids = os.listdir(self.proc)
+        except OSError:
+            return self._retired_s + sum(self._seen.values())
+        now: dict[str, float] = {}
+        for tid in tids:
+            if tid == str(self.loop_tid):
+                continue
+            seconds = self._thread_cpu_s(tid)
+            if seconds is not None:
+                now[tid] = max(seconds, self._seen.get(tid, 0.0))
+        for tid, last in self._seen.items():
+            if tid not in now:
+                self._retired_s += last
+        self._seen = now
+        return self._retired_s + sum(now.values())
+
+    def _thread_cpu_s(self, tid: str) -> float | None:
+        try:
+            with open(f"{self.proc}/{tid}/schedstat", "rb") as f:
+                return int(f.read().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            pass
+        try:
+            with open(f"{self.proc}/{tid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) * self._tick_s  # utime + stime
+        except (OSError, ValueError, IndexError):
+            return None
+
+
 def task_to_executor(executors: Iterable[ExecutorSpec]) -> dict[int, int]:
     """Every task of the topology (ackers included) -> the id of the executor holding it."""
     return {t: e.id for e in executors for t in e.tasks}

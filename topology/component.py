@@ -13,7 +13,11 @@ The shapes are streamparse's and heronpy's::
             self.emit([tup["word"], 1])
 
 ``emit``, ``ack`` and ``fail`` of a running component are bound by the executor that runs
-it (``squall.supervisor.runtime``); outside an executor they raise.
+it (``squall.supervisor.runtime``); outside an executor they raise. The positional order of
+``emit`` is streamparse's and heronpy's: ``tup_id`` second for spouts, ``stream`` second for
+bolts. The executor also gives each instance ``topology_name``, ``component_name``,
+``task_id`` and ``logger`` (a standard logger named ``squall.task.<component>.<task>``)
+before ``initialize`` is called.
 """
 
 from __future__ import annotations
@@ -28,6 +32,13 @@ if TYPE_CHECKING:
     from squall.topology.dsl import ComponentBuilder
 
 log = logging.getLogger("squall.component")
+TASK_LOGGER_PREFIX = "squall.task"
+
+# streamparse and heronpy pass log levels by name; Storm's "trace" is below debug.
+_LEVELS = {
+    "trace": 5, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+    "warning": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL,
+}
 
 TICK_STREAM = "__tick"
 SYSTEM_COMPONENT = "__system"
@@ -145,9 +156,19 @@ class Component:
 
     outputs: ClassVar[Sequence[str | Stream]] = ()
 
-    # Bound per task by the executor; instance attributes shadow these, so the hot path is
-    # a direct call with no indirection.
-    emit = staticmethod(_unbound)
+    # ``_emit`` is bound per task by the executor. When a class does not override ``emit``,
+    # the executor binds the same function as ``emit`` too: an instance attribute shadows the
+    # method, so the hot path is a direct call with no indirection. A class that overrides
+    # ``emit`` (ReliableSpout, BatchingBolt, a user's own) keeps its method, and its
+    # ``super().emit(...)`` reaches ``_emit``.
+    _emit = staticmethod(_unbound)
+
+    # Set per task by the executor before ``initialize``; these defaults serve components
+    # built outside an executor (unit tests of a component alone).
+    topology_name: str = ""
+    component_name: str = ""
+    task_id: int = -1
+    logger: logging.Logger = log
 
     def initialize(self, conf: dict[str, Any], ctx: Context) -> None:
         """Called once per task before any tuple; override to set up state."""
@@ -186,23 +207,78 @@ class Component:
         return ComponentBuilder(cls, name=name, inputs=inputs, par=par, tasks=tasks, config=config)
 
     @classmethod
-    def output_streams(cls) -> tuple[StreamSpec, ...]:
-        """The declared outputs as stream specs: plain field names form the default stream."""
-        plain = [o for o in cls.outputs if isinstance(o, str)]
-        streams = [o.to_spec() for o in cls.outputs if isinstance(o, Stream)]
-        others = [o for o in cls.outputs if not isinstance(o, (str, Stream))]
+    def output_streams(cls, extra: Sequence[str | Stream] = ()) -> tuple[StreamSpec, ...]:
+        """The declared outputs (``outputs``, then ``extra``: heronpy's ``optional_outputs``)
+        as stream specs: plain field names form the default stream."""
+        outputs = [*(cls.outputs or ()), *extra]
+        plain = [o for o in outputs if isinstance(o, str)]
+        streams = [o.to_spec() for o in outputs if isinstance(o, Stream)]
+        others = [o for o in outputs if not isinstance(o, (str, Stream))]
         if others:
             raise TypeError(f"{cls.__name__}.outputs entries must be field names or Stream, got {others[0]!r}")
         if plain:
             streams.insert(0, StreamSpec(DEFAULT_STREAM, tuple(plain)))
         return tuple(streams)
 
-    def log(self, message: str, level: int = logging.INFO) -> None:
-        log.log(level, "%s: %s", type(self).__name__, message)
+    def log(self, message: str, level: int | str | None = None) -> None:
+        """Log ``message`` on this task's logger; ``level`` is a name as streamparse and heronpy
+        take it (``"debug"``, ``"info"``, ``"warn"``, ``"warning"``, ``"error"``,
+        ``"critical"``, ``"trace"``), a ``logging`` number, or None for info."""
+        self.logger.log(_level_number(level), "%s", message)
+
+    def raise_exception(self, exception: BaseException, tup: Any = None) -> None:
+        """Report an error without stopping the task (streamparse's ``raise_exception``):
+        logged on this task's logger with its traceback and counted in the component's
+        ``errors``, like an exception raised from ``process``."""
+        about = f" while handling {tup!r}" if tup is not None else ""
+        self.logger.error("%s%s", exception, about, exc_info=exception)
+        self._report_error(exception)
+
+    # Bound by the executor: counts a reported error in the executor's stats.
+    _report_error = staticmethod(lambda exc: None)
+
+
+def _level_number(level: int | str | None) -> int:
+    if level is None:
+        return logging.INFO
+    if isinstance(level, int):
+        return level
+    number = _LEVELS.get(str(level).lower())
+    if number is None:
+        raise ValueError(f"unknown log level {level!r} (one of {', '.join(_LEVELS)})")
+    return number
 
 
 class Spout(Component):
-    """A source of tuples. Emit with ``tup_id=...`` to have the tuple tree tracked."""
+    """A source of tuples. Emit with a ``tup_id`` to have the tuple tree tracked."""
+
+    def emit(
+        self,
+        values: Sequence[Any],
+        tup_id: Any = None,
+        stream: str | None = None,
+        direct_task: int | None = None,
+        need_task_ids: bool = False,
+    ) -> list[int]:
+        """Emit ``values`` on ``stream`` (default: the default stream); with a ``tup_id`` the
+        tree is tracked and ``ack(tup_id)`` or ``fail(tup_id)`` follows. Returns the task
+        ids the tuple went to (always, so ``need_task_ids`` is accepted and changes nothing)."""
+        return self._emit(values, tup_id, stream, direct_task, need_task_ids)
+
+    def emit_many(
+        self,
+        tuples: Sequence[Sequence[Any]],
+        tup_ids: Sequence[Any] | None = None,
+        stream: str | None = None,
+        direct_task: int | None = None,
+        need_task_ids: bool = False,
+    ) -> list[list[int]]:
+        """``emit`` each of ``tuples``, the i-th with ``tup_ids[i]`` when given; returns
+        each emit's task ids."""
+        if tup_ids is not None and len(tup_ids) != len(tuples):
+            raise ValueError(f"emit_many: {len(tuples)} tuples but {len(tup_ids)} tup_ids")
+        ids = tup_ids if tup_ids is not None else [None] * len(tuples)
+        return [self.emit(values, i, stream, direct_task, need_task_ids) for values, i in zip(tuples, ids)]
 
     def next_tuple(self) -> None:
         """Emit zero or more tuples; called repeatedly while the topology is active."""
@@ -237,6 +313,35 @@ class Bolt(Component):
 
     ack = staticmethod(_unbound)
     fail = staticmethod(_unbound)
+
+    def emit(
+        self,
+        values: Sequence[Any],
+        stream: str | None = None,
+        anchors: Any = None,
+        direct_task: int | None = None,
+        need_task_ids: bool = False,
+    ) -> list[int]:
+        """Emit ``values`` on ``stream``, anchored to ``anchors`` (default: the tuple being
+        processed, when ``auto_anchor``). Returns the task ids the tuple went to."""
+        return self._emit(values, stream, anchors, direct_task, need_task_ids)
+
+    def emit_many(
+        self,
+        tuples: Sequence[Sequence[Any]],
+        stream: str | None = None,
+        anchors: Any = None,
+        direct_task: int | None = None,
+        need_task_ids: bool = False,
+    ) -> list[list[int]]:
+        """``emit`` each of ``tuples`` with the same stream and anchors; returns each emit's
+        task ids."""
+        return [self.emit(values, stream, anchors, direct_task, need_task_ids) for values in tuples]
+
+    @staticmethod
+    def is_tick(tup: Tuple) -> bool:
+        """True for a tick tuple (heronpy's and pystorm's ``is_tick``)."""
+        return tup.stream == TICK_STREAM
 
     def process(self, tup: Tuple) -> None:
         """Handle one input tuple."""

@@ -52,6 +52,7 @@ class ComponentBuilder:
         self.par = par
         self.tasks = par if tasks is None else tasks
         self.config = dict(config or {})
+        self.extra_outputs: tuple[Any, ...] = ()  # heronpy's optional_outputs
 
     def __getitem__(self, stream: str) -> StreamRef:
         return StreamRef(self, stream)
@@ -101,7 +102,7 @@ class ComponentBuilder:
     def build(self, label: str) -> ComponentSpec:
         kind = self._kind(label)
         try:
-            outputs = self.cls.output_streams()
+            outputs = self.cls.output_streams(self.extra_outputs)
         except TypeError as exc:
             raise TopologyError(f"component {label!r}: {exc}") from None
         return ComponentSpec(

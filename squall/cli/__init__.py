@@ -22,6 +22,7 @@ import sys
 VERBS: dict[str, str] = {
     "demo": "squall.cli.demo",
     "local": "squall.cli.local",
+    "quickstart": "squall.cli.quickstart",
     "cluster": "squall.cli.cluster",
     "nimbus": "squall.cli.nimbus",
     "supervisor": "squall.cli.supervisor",
@@ -59,9 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def split_script_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split at the first ``--``: ``squall``'s own arguments, then those for the user's script
+    (``squall local FILE --seconds 5 -- wc`` gives the script ``sys.argv[1:] == ["wc"]``)."""
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    own, script_args = split_script_args(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(own)
+    if script_args and not getattr(args, "takes_script_args", False):
+        parser.error(f"squall {args.verb} takes no arguments after --")
+    args.script_args = script_args
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:

@@ -1,9 +1,10 @@
 """``squall demo``: the main job of the Quickstart.
 
 It starts the embedded cluster (emulated boards when this machine allows it, otherwise four
-supervisors on loopback), runs the reference chain under Storm's ``round_robin``, lets the
-``online`` scheduler rebalance it live, and prints inter-node and inter-worker traffic,
-complete latency and tuples emitted / acked / lost, before and after
+supervisors on loopback), runs the reference chain under Storm's ``round_robin``, then lets
+``online`` and then ``latency`` rebalance it live — each change judged by its probation and
+rolled back if latency rose — and prints inter-node and inter-worker traffic, complete
+latency (measured and predicted), boards used and tuples emitted / acked / lost for each
 (``squall.experiments.demo``). ``--in-process`` instead measures the engine alone: the chain
 in this process, acking off and on, throughput and latency.
 """
@@ -19,7 +20,7 @@ from squall.cli.report import table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="round robin vs live online rebalancing on a local cluster")
+    p = sub.add_parser("demo", help="round robin vs live online and latency rebalancing on a local cluster")
     p.add_argument("--window", type=float, default=15.0,
                    help="seconds measured under each scheduler (the metrics window; default 15)")
     p.add_argument("--loopback", action="store_true",

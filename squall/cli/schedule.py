@@ -130,7 +130,23 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(render_table(scheduler.name, workloads, nodes, assignment, cost))
+    print(render_prediction(proposed, now, live.get("measured_latency_ms") if live else None))
     return 0
+
+
+def render_prediction(proposed: dict, current: dict | None, measured_ms: float | None) -> str:
+    """The latency model's view, proposed (and current) placement."""
+    def line(label: str, p: dict) -> str:
+        latency = p["predicted_latency_ms"]
+        util = ", ".join(f"{n} {u:.0%}" for n, u in p["utilisation"].items())
+        text = f"{label}: predicted latency {'-' if latency is None else f'{latency:.3g} ms'}; utilisation {util}"
+        return text + (f"; over limits: {'; '.join(p['violations'])}" if p["violations"] else "")
+
+    out = [line("proposed", proposed)]
+    if current is not None:
+        out.append(line("current ", current) + (f"; measured {measured_ms:.3g} ms" if measured_ms else ""))
+    out += [f"assumed: {a}" for a in proposed["assumptions"]]
+    return "\n".join(out)
 
 
 def _live_model(args: argparse.Namespace) -> dict:

@@ -1,6 +1,8 @@
-"""``squall submit FILE[:Topology] [--name N] [--workers W] [--scheduler S] [--set K=V]``
+"""``squall submit FILE[:Topology] [--name N] [--workers W] [--scheduler S] [--set K=V] [-- ARGS]``
 
-Validates the topology locally, bundles the code beside the file and sends both to Nimbus.
+Validates the topology locally, bundles the code of the file's project (its layout:
+a plain file, a streamparse project, a package) and sends both to Nimbus. ``ARGS`` after
+``--`` are the script's ``sys.argv[1:]`` (a heronpy script that calls ``build_and_submit()``).
 Nimbus's refusal (an invalid topology, a name in use) is printed and the exit code is 1.
 """
 
@@ -25,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nimbus", help="Nimbus HOST:PORT (default $SQUALL_NIMBUS or localhost:6627)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for Nimbus (default 10)")
     add_keys_option(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, takes_script_args=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be >= 1")
     try:
-        topology = load_topology(args.target)
+        topology = load_topology(args.target, getattr(args, "script_args", []))
         bundle = make_bundle(Path(args.target.partition(":")[0]))
         client = NimbusClient(args.nimbus, timeout_s=args.timeout, keys=keys_from_args(args))
     except (LoadError, BundleError, ValueError) as exc:

@@ -28,7 +28,7 @@ from squall.supervisor.runtime.messages import (
 )
 from squall.supervisor.runtime.routing import Route
 from squall.supervisor.runtime.stats import ExecutorStats
-from squall.topology.component import TICK_STREAM, Bolt, Spout, Tuple
+from squall.topology.component import TASK_LOGGER_PREFIX, TICK_STREAM, Bolt, Spout, Tuple
 from squall.topology.errors import EmitError
 from squall.topology.spec import DEFAULT_STREAM, ExecutorSpec
 
@@ -57,10 +57,14 @@ class Executor:
         # ``salt`` differs for an executor added live (moved here), so its root and edge ids
         # do not repeat those its previous incarnation drew for trees still in flight.
         self._getrandbits = random.Random(wiring.seed * 1_000_003 + spec.id + (salt << 64)).getrandbits
+        self.first_error: tuple[int, str, BaseException] | None = None  # (task, where, error)
+        self.emit_errors = 0  # EmitError raised by the component: a bug in the topology's code
+        self._overrides_emit = cls.emit not in (Spout.emit, Bolt.emit)
         self.instances: dict[int, Any] = {}
         for task in spec.tasks:
             inst = cls()
-            inst.emit = self._make_emit(task)
+            self._identify(inst, task)
+            self._bind_emit(inst, self._make_emit(task))
             self._bind(inst, task)
             self.instances[task] = inst
 
@@ -72,11 +76,24 @@ class Executor:
     def _bind(self, inst: Any, task: int) -> None:
         """Attach ack/fail (bolts); spouts keep their own ack/fail callbacks."""
 
+    def _identify(self, inst: Any, task: int) -> None:
+        """What streamparse and heronpy components read about themselves, and their logger."""
+        inst.topology_name = self.wiring.spec.name
+        inst.component_name = self.component
+        inst.task_id = task
+        inst.logger = logging.getLogger(f"{TASK_LOGGER_PREFIX}.{self.component}.{task}")
+        inst._report_error = lambda exc, task=task: self.record_error(task, exc, "raise_exception")
+
+    def _bind_emit(self, inst: Any, emit: Callable[..., list[int]]) -> None:
+        inst._emit = emit
+        if not self._overrides_emit:
+            inst.emit = emit  # shadows the method: no indirection on the hot path
+
     def rebind_emits(self) -> None:
         """Rebuild every task's emit: its routes depend on which tasks are local
         (local_or_shuffle), which changes when executors move in or out of the engine."""
         for task, inst in self.instances.items():
-            inst.emit = self._make_emit(task)
+            self._bind_emit(inst, self._make_emit(task))
 
     def _route(self, routes: dict[str, Route], stream: str | None, values: Sequence[Any]) -> Route:
         name = stream or DEFAULT_STREAM
@@ -95,8 +112,16 @@ class Executor:
         self.stats.sent_control[task] += 1
         self.wiring.sinks[task]((task, msg))
 
-    def log_error_once(self, task: int, exc: BaseException, what: str) -> None:
+    def record_error(self, task: int, exc: BaseException, what: str) -> None:
+        """Count an error of ``task`` raised in ``what``; the first one is kept for reports."""
         self.stats.errors += 1
+        if isinstance(exc, EmitError):
+            self.emit_errors += 1
+        if self.first_error is None:
+            self.first_error = (task, what, exc)
+
+    def log_error_once(self, task: int, exc: BaseException, what: str) -> None:
+        self.record_error(task, exc, what)
         key = (task, type(exc).__name__)
         if key in self._logged:
             return
@@ -115,7 +140,8 @@ class BoltExecutor(Executor):
 
     def __init__(self, spec: ExecutorSpec, cls: type[Bolt], wiring: "Wiring", salt: int = 0) -> None:
         self.current: Tuple | None = None
-        self.auto_ack = bool(cls.auto_ack)
+        # A bolt that holds tuples past ``process`` (BatchingBolt) acks them itself.
+        self.auto_ack = bool(cls.auto_ack) and not getattr(cls, "holds_tuples", False)
         self.auto_anchor = bool(cls.auto_anchor)
         self.auto_fail = bool(cls.auto_fail)
         super().__init__(spec, cls, wiring, salt)
@@ -136,7 +162,7 @@ class BoltExecutor(Executor):
         getrandbits = self._getrandbits
         executor = self
 
-        def emit(values, stream=None, anchors=None, direct_task=None, tup_id=None):
+        def emit(values, stream=None, anchors=None, direct_task=None, need_task_ids=False, tup_id=None):
             route = default if stream is None else routes.get(stream)
             if route is None or len(values) != route.arity:
                 executor._route(routes, stream, values)
@@ -261,7 +287,9 @@ class SpoutExecutor(Executor):
         clock = self.wiring.clock
         executor = self
 
-        def emit(values, stream=None, anchors=None, direct_task=None, tup_id=None):
+        # tup_id second, as in streamparse and heronpy; need_task_ids is accepted for them
+        # (the task ids are always returned).
+        def emit(values, tup_id=None, stream=None, direct_task=None, need_task_ids=False, anchors=None):
             route = default if stream is None else routes.get(stream)
             if route is None or len(values) != route.arity:
                 executor._route(routes, stream, values)

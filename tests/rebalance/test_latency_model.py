@@ -126,3 +126,21 @@ def test_profiles_round_trip_and_refuse_bad_figures():
         ExecutorProfile(1, float("nan"), 1.0)
     with pytest.raises(InvalidInputError, match="profile.source_rate"):
         Workload.from_dict({**wl.to_dict(), "profile": {"executors": []}})
+
+
+def test_the_search_s_cached_terms_equal_a_fresh_pricing_after_any_moves():
+    from squall.rebalance.latency_search import Network
+
+    wl = chain(stages=6, rate=200.0, service_s=5e-4, flush_s=0.0005, transfer_s=2e-5, item_bytes=100.0)
+    nodes = [board(n, cores=0.8, slots=3, link_mbit=10.0, link_delay_ms=1.0, memory_mb=500.0) for n in "abc"]
+    start = get_scheduler("round_robin").schedule([wl], nodes, SchedulerParams(), None)
+    net = Network([wl], nodes)
+    state = net.state_of(start)
+    moves = [(0, 1), (3, 0), (5, 2), (2, 1), (4, 0)]  # (executor, worker) in a fixed, arbitrary order
+    for g, w in moves:
+        state.move_executor(g, w)
+        state.move_worker(w, (w + 1) % 3)
+    fresh = net.state_of(state.to_assignment())
+    assert state.objective()[0] == pytest.approx(fresh.objective()[0], abs=1e-9)
+    assert state.objective()[1] == pytest.approx(fresh.objective()[1], rel=1e-9)
+    assert state.objective()[1] == pytest.approx(sum(state.latency_by_topology()), rel=1e-9)

@@ -1,0 +1,1 @@
+"""heronpy's ``heronpy.api``."""
