@@ -158,3 +158,38 @@ def test_a_slow_worker_stop_and_a_lost_fetch_never_stall_the_heartbeats(fake_nim
     gaps = [b - a for a, b in zip([stop_seen, *beats], beats)]
     assert max(gaps) < 2.0, f"a heartbeat waited {max(gaps):.1f} s while a worker stopped"
     assert started[0].wait(5) == -9  # killed after its grace, not left running
+
+
+def test_old_code_is_removed_and_worker_logs_are_rotated(tmp_path, monkeypatch):
+    """The finding: extracted bundles and worker logs were never deleted."""
+    import subprocess
+
+    from squall.bundle import digest
+    from squall.supervisor import daemon as daemon_module
+
+    facts = board_facts("pi-test", slots=1, capacity_hz=1e9)
+    d = SupervisorDaemon("127.0.0.1:1", facts, [free_port()], tmp_path)
+    code = tmp_path / "topologies"
+    names = {t: f"{t}-{digest(t.encode())}" for t in ("wc", "wc-x", "old")}
+    for folder in names.values():
+        (code / folder).mkdir(parents=True)
+    d._remove_code(keep={code / names["wc"]}, prefix="wc-")  # new code for "wc" arrived
+    assert sorted(p.name for p in code.iterdir()) == sorted(names.values())  # "wc-x" is not "wc"
+    (code / f"wc-{digest(b'previous')}").mkdir()
+    d._remove_code(keep={code / names["wc"]}, prefix="wc-")
+    assert sorted(p.name for p in code.iterdir()) == sorted(names.values())
+    d._remove_code(keep=set())  # at start: nothing runs yet
+    assert list(code.iterdir()) == []
+
+    monkeypatch.setattr(daemon_module, "MAX_LOG_BYTES", 1000)
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(daemon_module.subprocess, "Popen", lambda *a, **k: real_popen(["true"], **k))
+    workers = tmp_path / "workers"
+    workers.mkdir()
+    port = d.ports[0]
+    (workers / f"{port}.log").write_bytes(b"x" * 5000)
+    d.topology_specs["wc"], d.topology_dirs["wc"] = {}, tmp_path
+    d.worker_endpoint = "tcp://127.0.0.1:1"
+    d._start_worker(m.WorkerAssignment("wc", port, [1], {}, True, 1, {}))
+    assert (workers / f"{port}.log.1").stat().st_size == 5000 and (workers / f"{port}.log").stat().st_size < 1000
+    d.procs[port].wait(10)
