@@ -156,12 +156,13 @@ class Component:
 
     outputs: ClassVar[Sequence[str | Stream]] = ()
 
-    # ``_emit`` is bound per task by the executor. When a class does not override ``emit``,
+    # ``_squall_emit`` (a name no user class is likely to take: a component of ours once had
+    # its own ``_emit``) is bound per task by the executor. When a class does not override ``emit``,
     # the executor binds the same function as ``emit`` too: an instance attribute shadows the
     # method, so the hot path is a direct call with no indirection. A class that overrides
     # ``emit`` (ReliableSpout, BatchingBolt, a user's own) keeps its method, and its
-    # ``super().emit(...)`` reaches ``_emit``.
-    _emit = staticmethod(_unbound)
+    # ``super().emit(...)`` reaches ``_squall_emit``.
+    _squall_emit = staticmethod(_unbound)
 
     # Set per task by the executor before ``initialize``; these defaults serve components
     # built outside an executor (unit tests of a component alone).
@@ -232,10 +233,10 @@ class Component:
         ``errors``, like an exception raised from ``process``."""
         about = f" while handling {tup!r}" if tup is not None else ""
         self.logger.error("%s%s", exception, about, exc_info=exception)
-        self._report_error(exception)
+        self._squall_report_error(exception)
 
     # Bound by the executor: counts a reported error in the executor's stats.
-    _report_error = staticmethod(lambda exc: None)
+    _squall_report_error = staticmethod(lambda exc: None)
 
 
 def _level_number(level: int | str | None) -> int:
@@ -263,7 +264,7 @@ class Spout(Component):
         """Emit ``values`` on ``stream`` (default: the default stream); with a ``tup_id`` the
         tree is tracked and ``ack(tup_id)`` or ``fail(tup_id)`` follows. Returns the task
         ids the tuple went to (always, so ``need_task_ids`` is accepted and changes nothing)."""
-        return self._emit(values, tup_id, stream, direct_task, need_task_ids)
+        return self._squall_emit(values, tup_id, stream, direct_task, need_task_ids)
 
     def emit_many(
         self,
@@ -324,7 +325,7 @@ class Bolt(Component):
     ) -> list[int]:
         """Emit ``values`` on ``stream``, anchored to ``anchors`` (default: the tuple being
         processed, when ``auto_anchor``). Returns the task ids the tuple went to."""
-        return self._emit(values, stream, anchors, direct_task, need_task_ids)
+        return self._squall_emit(values, stream, anchors, direct_task, need_task_ids)
 
     def emit_many(
         self,

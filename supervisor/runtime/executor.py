@@ -82,10 +82,10 @@ class Executor:
         inst.component_name = self.component
         inst.task_id = task
         inst.logger = logging.getLogger(f"{TASK_LOGGER_PREFIX}.{self.component}.{task}")
-        inst._report_error = lambda exc, task=task: self.record_error(task, exc, "raise_exception")
+        inst._squall_report_error = lambda exc, task=task: self.record_error(task, exc, "raise_exception")
 
     def _bind_emit(self, inst: Any, emit: Callable[..., list[int]]) -> None:
-        inst._emit = emit
+        inst._squall_emit = emit
         if not self._overrides_emit:
             inst.emit = emit  # shadows the method: no indirection on the hot path
 

@@ -170,3 +170,37 @@ def test_a_class_that_overrides_emit_keeps_its_method_and_reaches_the_runtime() 
     (spout,) = by_task(engine, "rec").values()
     assert spout.seen == [([7], "seven")]
     assert [v for i in by_task(engine, "sink").values() for v in i.received] == [[7]]
+
+
+class OwnHelpers(Spout):
+    """Users' own private helpers named like Squall's plumbing must keep working."""
+
+    outputs = ["n"]
+
+    def initialize(self, conf: dict, ctx: Any) -> None:
+        self.sent = False
+
+    def _emit(self, n: int) -> None:
+        self.emit([n], n)
+
+    def _report_error(self, exc: Exception) -> None:
+        raise AssertionError("never called by Squall")
+
+    def next_tuple(self) -> None:
+        if not self.sent:
+            self.sent = True
+            self._emit(5)
+            self.raise_exception(ValueError("reported"))
+
+
+class Helpers(Topology):
+    helpers = OwnHelpers.spec()
+    sink = Sink.spec(inputs=[helpers])
+
+
+def test_a_components_own_underscore_helpers_are_not_overwritten() -> None:
+    engine = start_engine(Helpers)
+    pump(engine)
+    assert [v for i in by_task(engine, "sink").values() for v in i.received] == [[5]]
+    (summary,) = [s for s in engine.summary() if s.component == "helpers"]
+    assert summary.errors == 1
