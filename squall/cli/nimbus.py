@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     import zmq
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is every thread?
+    faulthandler.enable(all_threads=True)  # a crash in C (segfault, abort) leaves every stack in the log
     from squall.nimbus.server import NimbusServer
     from squall.nimbus.state import NimbusState
     from squall.nimbus.store import Store, StoreError

@@ -165,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("squall.supervisor").warning(
             "--insecure: workers listen on %s without keys; anyone who reaches them can inject tuples", host)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is every thread?
+    faulthandler.enable(all_threads=True)  # a crash in C (segfault, abort) leaves every stack in the log
     data_dir = args.data_dir or Path.home() / ".squall" / f"supervisor-{facts.supervisor_id}"
     daemon = SupervisorDaemon(nimbus, facts, ports, data_dir, host=host, cluster=args.cluster,
                               metrics_port=args.metrics_port, keys=keys)
