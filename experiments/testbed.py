@@ -264,9 +264,11 @@ class Testbed:
 
     def _start_daemons(self) -> None:
         squall = [sys.executable, "-P", "-m", "squall"]  # -P: the installed package, not a checkout in the cwd
+        # --insecure: the daemons listen on the testbed's own bridge, which only this machine's
+        # namespaces reach, and the testbed has no cluster keys.
         self._spawn("nimbus", [*squall, "nimbus", "--host", self.bridge_address, "--port", str(self.port),
                                "--data-dir", str(self.dir / "nimbus"), "--http-port", "0",
-                               "--log-level", self.log_level])
+                               "--log-level", self.log_level, "--insecure"])
         clock = self.clock_hz
         for b in self.boards:
             ns = self.namespace_of(b)
@@ -278,7 +280,7 @@ class Testbed:
                 "--host", self.address_of(b), "--nimbus", self.nimbus_address, "--id", b.id,
                 "--capacity-hz", f"{b.capacity_hz(clock):.6g}", "--slots", str(b.slots),
                 "--link-mbit", f"{b.link_mbit:g}", "--link-delay-ms", f"{b.delay_ms:g}",
-                "--data-dir", str(self.dir / b.id), "--log-level", self.log_level,
+                "--data-dir", str(self.dir / b.id), "--log-level", self.log_level, "--insecure",
             ])
 
     def wait_ready(self, timeout_s: float) -> None:

@@ -2,8 +2,12 @@
 
 Guarantees: :func:`resolve_topology_conf` is pure; the conf it returns holds an explicit
 ``topology.workers`` (int >= 1) and ``topology.acker.executors`` (int >= 0), so every
-worker computes the same ``executors_with_ackers(n)``; it raises :class:`ConfError` with a
-message naming the key at fault and never returns a conf that cannot be stored as JSON.
+worker computes the same ``executors_with_ackers(n)``, and a ``topology.max.spout.pending``
+(``DEFAULT_MAX_SPOUT_PENDING`` unless set); it raises :class:`ConfError` with a message
+naming the key at fault and its allowed range — every numeric key in :data:`BOUNDS` has
+an upper bound too, because one absurd value (a metrics window of 1e12 s) makes every rate
+computation slower forever — and never returns a conf that cannot be stored as JSON.
+:func:`check_nimbus_conf` does the same for Nimbus's own ``--set`` entries.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
+
+from squall.bundle import MAX_BUNDLE_BYTES
 
 SUPERVISOR_TIMEOUT = "nimbus.supervisor.timeout.secs"
 HEARTBEAT = "nimbus.heartbeat.secs"
@@ -32,11 +38,14 @@ MIGRATION_DRAIN = "topology.migration.drain.secs"
 MIGRATION_RELEASE = "topology.migration.release.secs"
 MIGRATION_ACQUIRE = "topology.migration.acquire.secs"
 CLUSTER = "nimbus.cluster"
+RETENTION = "nimbus.supervisor.retention.secs"
+MAX_SPOUT_PENDING = "topology.max.spout.pending"
+DEFAULT_MAX_SPOUT_PENDING = 1000  # per spout task: bounds a worker's memory when a downstream bolt is slow
 
 NIMBUS_DEFAULTS: dict[str, Any] = {
     SUPERVISOR_TIMEOUT: 5.0,  # boards: a supervisor is presumed dead after 5 s of silence
     HEARTBEAT: 1.0,  # what RegisterReply tells supervisors
-    BUNDLE_MAX: 32 * 1024 * 1024,  # half the wire's frame limit, so a submit always fits
+    BUNDLE_MAX: MAX_BUNDLE_BYTES,  # the one bundle limit: what the client builds and every board unpacks
     MESSAGE_TIMEOUT: 30.0,  # default wait of kill and rebalance, like Storm
     METRICS_WINDOW: 30.0,
     RESCHEDULE_INTERVAL: 10.0,  # how often the online loop asks for a proposal
@@ -46,6 +55,36 @@ NIMBUS_DEFAULTS: dict[str, Any] = {
     MIGRATION_RELEASE: 5.0,  # RELEASE: longest wait for the moved executors' snapshots
     MIGRATION_ACQUIRE: 30.0,  # ACQUIRE: longest wait for every new worker to run
     CLUSTER: "squall",  # supervisors registering for another cluster name are refused
+    RETENTION: 3600.0,  # a board silent this long is forgotten (its row and series go)
+}
+
+DAY = 86400.0
+# key -> (lowest, highest, integer?): every numeric setting has both ends.
+BOUNDS: dict[str, tuple[float, float, bool]] = {
+    MESSAGE_TIMEOUT: (0.001, DAY, False),
+    METRICS_WINDOW: (1.0, 3600.0, False),
+    RESCHEDULE_INTERVAL: (0.0, 1e7, False),  # ~4 months: "practically never" is a use
+    RESCHEDULE_TIMEOUT: (0.0, 1e7, False),
+    TRAFFIC_IMPROVEMENT: (0.0, 100.0, False),
+    MIGRATION_DRAIN: (0.0, 3600.0, False),
+    MIGRATION_RELEASE: (0.0, 3600.0, False),
+    MIGRATION_ACQUIRE: (0.0, 3600.0, False),
+    MAX_SPOUT_PENDING: (1, 1_000_000, True),
+    "topology.tick.tuple.freq.secs": (0.001, DAY, False),
+    "squall.worker.heartbeat.secs": (0.05, 60.0, False),
+    "squall.transfer.hwm": (1, 1_000_000, True),
+    "squall.transfer.batch.size": (1, 65536, True),
+    "squall.transfer.flush.ms": (0.0, 10_000.0, False),
+    "squall.transfer.backlog.frames": (1, 100_000, True),
+    "squall.transfer.hold.items": (0, 10_000_000, True),
+    "squall.spout.batch": (1, 100_000, True),
+}
+NIMBUS_BOUNDS: dict[str, tuple[float, float, bool]] = {
+    SUPERVISOR_TIMEOUT: (0.5, 3600.0, False),
+    HEARTBEAT: (0.05, 60.0, False),
+    BUNDLE_MAX: (1, MAX_BUNDLE_BYTES, True),
+    RETENTION: (10.0, 30 * DAY, False),
+    **BOUNDS,  # topology keys given to Nimbus are defaults for every topology
 }
 
 
@@ -85,6 +124,8 @@ def resolve_topology_conf(
     if isinstance(ackers, bool) or not isinstance(ackers, int) or not 0 <= ackers <= MAX_WORKERS:
         raise ConfError(f"{ACKERS} must be an integer from 0 to {MAX_WORKERS}, got {ackers!r}")
     conf[ACKERS] = ackers
+    conf.setdefault(MAX_SPOUT_PENDING, DEFAULT_MAX_SPOUT_PENDING)
+    check_bounds(conf, BOUNDS)
     params = conf.get(SCHEDULER_PARAMS, {})
     if not isinstance(params, dict):
         raise ConfError(f"{SCHEDULER_PARAMS} must be a mapping, got {type(params).__name__}")
@@ -94,3 +135,25 @@ def resolve_topology_conf(
         except (TypeError, ValueError):
             raise ConfError(f"conf value of {key!r} is not JSON-serialisable ({type(value).__name__})") from None
     return conf
+
+
+def check_bounds(conf: dict[str, Any], bounds: dict[str, tuple[float, float, bool]]) -> None:
+    """Every key of ``bounds`` present in ``conf`` holds a number in its range (an integer for
+    integer keys; None means "unset" only for ``topology.max.spout.pending``, Storm's unlimited),
+    else ConfError naming the key and the range."""
+    for key, (low, high, integer) in bounds.items():
+        if key not in conf:
+            continue
+        value = conf[key]
+        kind = "an integer" if integer else "a number"
+        if value is None and key == MAX_SPOUT_PENDING:
+            raise ConfError(f"{key} must be {kind} from {low:g} to {high:g}: unlimited pending tuples let one slow "
+                            "bolt fill a worker's memory")
+        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type or not math.isfinite(value) or not low <= value <= high:
+            raise ConfError(f"{key} must be {kind} from {low:g} to {high:g}, got {value!r:.60}")
+
+
+def check_nimbus_conf(conf: dict[str, Any]) -> None:
+    """Nimbus's own settings (``squall nimbus --set``), bounded like a topology's."""
+    check_bounds(conf, NIMBUS_BOUNDS)

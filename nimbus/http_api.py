@@ -1,17 +1,26 @@
 """Nimbus's HTTP port: Prometheus ``/metrics``, a Storm-UI-compatible REST API and the web page.
 
-Threads: the HTTP server answers on its own threads. GETs read ``NimbusState`` under the
-server's lock (the one the Prometheus collector uses). POSTs never touch the state: they are
-put on a :class:`LoopInbox`, which the server loop drains each iteration, feeding
-``NimbusState.handle`` the same request messages the CLI sends (``SetActive``,
-``KillTopology``, ``RebalanceTopology``); the HTTP thread waits for the ``Reply`` with a
-timeout.
+Threads: the HTTP server answers on its own threads, and none of them touches
+``NimbusState``. A GET asks the server loop, through the :class:`LoopInbox`, to render its
+body (JSON data, or the whole ``/metrics`` text) between two events; concurrent GETs of one
+route share one render (:class:`ReadCache`), so a crowd of readers costs the loop one
+render per route at a time. POSTs are put on the same inbox as the request messages the CLI
+sends (``SetActive``, ``KillTopology``, ``RebalanceTopology``); the HTTP thread waits for the
+``Reply`` with a timeout, and a write that timed out was withdrawn, never applied later.
 
 Guarantees: every error is a JSON body ``{"error", "errorMessage", "status"}`` with its
-status code, never a stack trace; a POST is refused (401 without, 403 with a wrong
-``X-Squall-Key`` header) when a cluster key is configured (``nimbus.http.key`` in Nimbus's
-conf, or ``$SQUALL_HTTP_KEY``, else the cluster keys' API token when Nimbus has ``--keys``);
-without a key POSTs are open, as in Storm UI.
+status code, never a stack trace; every POST needs ``X-Squall-Key`` (401 without, 403 with a
+wrong one): ``nimbus.http.key`` in Nimbus's conf, or ``$SQUALL_HTTP_KEY``, else the cluster
+keys' API token, else the token Nimbus wrote to its data directory; a POST carrying an
+``Origin`` other than this server is refused (403) before anything else. At most
+``MAX_CONNECTIONS`` connections are served at once (others get 503 and are closed) and a
+connection silent for ``IO_TIMEOUT_S`` is closed, so slow or half-open clients cost a
+bounded number of threads.
+
+Why the standard library's server and not a server library (waitress, cheroot): what
+protects the loop is that HTTP threads never touch the state, which no library gives; the
+remaining needs (a connection cap, socket timeouts) are a semaphore and a class attribute
+here, and every board would otherwise install one more dependency for a read-mostly page.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,7 +42,7 @@ from squall import __version__
 from squall import messages as M
 from squall.nimbus import http_views as V
 from squall.nimbus.history import History
-from squall.nimbus.http_inbox import KEY_CONF, ApiError, KeyCheck, LoopInbox
+from squall.nimbus.http_inbox import KEY_CONF, ApiError, KeyCheck, LoopInbox, cross_origin
 from squall.nimbus.state import NimbusState
 
 log = logging.getLogger("squall.nimbus.http")
@@ -43,21 +53,30 @@ CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; c
                  ".css": "text/css; charset=utf-8"}
 MAX_BODY = 64 * 1024
 SAMPLE_S = 2.0
+MAX_CONNECTIONS = 32  # threads serving at once; a board has little memory to spare
+IO_TIMEOUT_S = 10.0  # a client silent this long (headers, body or keep-alive) is dropped
 
 
 # -- the server ----------------------------------------------------------------------------
 
 
 class ApiServer(ThreadingHTTPServer):
-    daemon_threads = True
+    """The HTTP server: one thread per connection, at most ``max_connections`` of them."""
 
-    def __init__(self, addr: tuple[str, int], state: NimbusState, lock: threading.Lock, clock: Any,
-                 inbox: LoopInbox, registry: CollectorRegistry, keys: KeyCheck, sample_s: float = SAMPLE_S) -> None:
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, addr: tuple[str, int], state: NimbusState, clock: Any, inbox: LoopInbox,
+                 registry: CollectorRegistry, keys: KeyCheck, sample_s: float = SAMPLE_S,
+                 max_connections: int | None = None) -> None:
         super().__init__(addr, Handler)
-        self.state, self.lock, self.clock, self.inbox = state, lock, clock, inbox
+        self.state, self.clock, self.inbox = state, clock, inbox
         self.registry, self.keys = registry, keys
         self.history = History()
         self.started = clock()
+        self.reads = ReadCache()
+        self.refused_connections = 0
+        self._slots = threading.BoundedSemaphore(max_connections or MAX_CONNECTIONS)
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self.serve_forever, name="nimbus-http", daemon=True),
                          threading.Thread(target=self._sample_loop, args=(sample_s,), name="nimbus-ui-sampler",
@@ -72,23 +91,87 @@ class ApiServer(ThreadingHTTPServer):
         self._stop.set()
         super().shutdown()
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve on a new thread if a slot is free, else answer 503 at once and close."""
+        if not self._slots.acquire(blocking=False):
+            self.refused_connections += 1
+            try:
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
     def _sample_loop(self, every_s: float) -> None:
         while not self._stop.wait(every_s):
             try:
-                with self.lock:
-                    self.history.sample(self.state, self.clock())
+                self.inbox.call(lambda st, now: self.history.sample(st, now))
+            except ApiError as exc:  # a busy loop: this chart point is skipped
+                log.debug("history sample skipped: %s", exc)
             except Exception:  # the charts may lose a point; the sampler must keep going
                 log.exception("history sample failed")
 
 
-def start(state: NimbusState, lock: threading.Lock, clock: Any, host: str, port: int, inbox: LoopInbox,
-          sample_s: float = SAMPLE_S, api_token: str | None = None) -> ApiServer:
+class _Flight:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class ReadCache:
+    """Single-flight reads: concurrent requests for one route share one render on the loop,
+    so a crowd of readers costs the loop one render per route at a time, and every reader
+    still gets a body rendered after it asked."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[str, _Flight] = {}
+
+    def get(self, key: str, render: Callable[[], Any]) -> Any:
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = _Flight()
+        assert flight is not None
+        if leader:
+            try:
+                flight.value = render()
+            except BaseException as exc:
+                flight.error = exc
+            finally:
+                with self._lock:
+                    self._flights.pop(key, None)
+                flight.done.set()
+        elif not flight.done.wait(IO_TIMEOUT_S + 5):
+            raise ApiError(504, "Nimbus did not render this page in time")
+        if flight.error is not None:
+            raise flight.error
+        return flight.value
+
+
+def start(state: NimbusState, clock: Any, host: str, port: int, inbox: LoopInbox,
+          sample_s: float = SAMPLE_S, api_token: str | None = None,
+          loop_lag: Callable[[], tuple[float, float]] | None = None) -> ApiServer:
     """Bind ``host:port`` and serve in the background (``shutdown()`` + ``server_close()`` stop it).
-    ``api_token`` (the cluster keys' token) guards POSTs when no explicit key is configured."""
+    ``api_token`` guards POSTs when no explicit key is configured (without any, POSTs are refused)."""
     from squall.nimbus.prom import registry_for
 
     keys = KeyCheck.from_conf(state.conf, fallback=api_token)
-    return ApiServer((host, port), state, lock, clock, inbox, registry_for(state, lock, clock), keys,
+    return ApiServer((host, port), state, clock, inbox, registry_for(state, clock, loop_lag), keys,
                      sample_s).start()
 
 __all__ = ["ApiError", "ApiServer", "KeyCheck", "LoopInbox", "start"]
@@ -117,6 +200,7 @@ class Handler(BaseHTTPRequestHandler):
     server: ApiServer
     protocol_version = "HTTP/1.1"
     server_version = "squall-nimbus"
+    timeout = IO_TIMEOUT_S  # applied to the socket in setup(): no read or write waits longer
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("%s " + fmt, self.address_string(), *args)
@@ -132,6 +216,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str, head: bool = False) -> None:
         try:
+            if method == "POST":
+                refusal = cross_origin(self.headers)
+                if refusal:
+                    self.close_connection = True
+                    raise ApiError(403, refusal)
             self._raw = self._read_body() if method == "POST" else b""
             url = urlsplit(self.path)
             path = url.path.rstrip("/") or "/"
@@ -153,6 +242,9 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, f"no such endpoint: {path}")
         except ApiError as exc:
             self._error(exc.status, str(exc))
+        except OSError as exc:  # the client went away or stalled past the timeout: nobody to answer
+            self.close_connection = True
+            log.debug("HTTP %s %s: connection dropped: %s", method, self.path, exc)
         except Exception as exc:  # a bug answers 500 as JSON; the trace goes to the log only
             log.exception("HTTP %s %s failed", method, self.path)
             self._error(500, f"internal error: {type(exc).__name__}")
@@ -187,13 +279,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def _metrics(self, head: bool) -> None:
         encoder, ctype = choose_encoder(self.headers.get("Accept", ""))
-        self._send(200, encoder(self.server.registry), ctype, head)
+        registry = self.server.registry
+        body = self.server.reads.get(f"metrics {ctype}",
+                                     lambda: self.server.inbox.call(lambda st, now: encoder(registry)))
+        self._send(200, body, ctype, head)
 
-    # -- reads (under the lock) --
+    # -- reads (rendered on the loop, see the module docstring) --
 
     def _read(self, fn: Callable[[NimbusState, float], Any]) -> Any:
-        with self.server.lock:
-            return fn(self.server.state, self.server.clock())
+        return self.server.reads.get(f"GET {self.path}", lambda: self.server.inbox.call(fn))
 
     @staticmethod
     def _rec(st: NimbusState, name: str) -> Any:

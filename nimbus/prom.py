@@ -1,16 +1,19 @@
 """Prometheus metrics of Nimbus, read from its state when scraped.
 
 The state machine never imports prometheus: :class:`NimbusCollector` reads
-``NimbusState`` under the server's lock at scrape time. Metric names are ``squall_``
+``NimbusState`` at scrape time, on the server loop's own thread (the HTTP side asks the loop
+to render, see ``http_api``), so it takes no lock. Metric names are ``squall_``
 prefixed; per-executor counters are the newest cumulative values the workers reported
 (they reset when a worker restarts, which Prometheus's ``rate()`` handles).
+
+Guarantee: a scrape costs time linear in the number of executors, supervisors and workers
+(no lookup inside a loop over the same things).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -24,14 +27,24 @@ EXECUTOR_LABELS = ["topology", "component", "executor"]
 
 
 class NimbusCollector(Collector):
-    def __init__(self, state: NimbusState, lock: threading.Lock, clock: Any) -> None:
+    def __init__(self, state: NimbusState, clock: Any,
+                 loop_lag: Callable[[], tuple[float, float]] | None = None) -> None:
         self.state = state
-        self.lock = lock
         self.clock = clock  # () -> now, the same clock the server feeds the state
+        self.loop_lag = loop_lag  # () -> (latest, max) seconds a tick ran late
 
     def collect(self) -> Iterator[Any]:
-        with self.lock:
-            return iter(list(self._collect(self.clock())))
+        families = list(self._collect(self.clock()))
+        if self.loop_lag is not None:
+            latest, worst = self.loop_lag()
+            lag = GaugeMetricFamily("squall_nimbus_loop_lag_seconds",
+                                    "how late the server loop ran its latest tick (monotonic seconds)")
+            lag.add_metric([], latest)
+            peak = GaugeMetricFamily("squall_nimbus_loop_lag_max_seconds",
+                                     "the latest tick lateness's maximum since Nimbus started")
+            peak.add_metric([], worst)
+            families += [lag, peak]
+        return iter(families)
 
     def _collect(self, now: float) -> Iterator[Any]:
         st = self.state
@@ -58,9 +71,9 @@ class NimbusCollector(Collector):
             rec = st.topologies[name]
             status.add_metric([name, rec.status], 1)
             rates = st.rates(name)
+            component_of = {e.id: e.component for e in rec.executors()}  # one pass, not one per executor
             for ex, rate in sorted(rates.load_hz.items()):
-                comp = next((e.component for e in rec.executors() if e.id == ex), "?")
-                load.add_metric([name, comp, str(ex)], rate)
+                load.add_metric([name, component_of.get(ex, "?"), str(ex)], rate)
             iw, inn = traffic_split(rec, rates)
             inter_worker.add_metric([name], iw)
             inter_node.add_metric([name], inn)
@@ -98,8 +111,9 @@ class NimbusCollector(Collector):
                     internal)
 
 
-def registry_for(state: NimbusState, lock: threading.Lock, clock: Any) -> CollectorRegistry:
+def registry_for(state: NimbusState, clock: Any,
+                 loop_lag: Callable[[], tuple[float, float]] | None = None) -> CollectorRegistry:
     """A registry holding only Nimbus's collector (not the process-global default)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NimbusCollector(state, lock, clock))
+    registry.register(NimbusCollector(state, clock, loop_lag))
     return registry

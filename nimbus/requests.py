@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from squall.bundle import MAX_BUNDLE_BYTES
 from squall.messages import RebalanceTopology, RegisterSupervisor, SubmitTopology
 from squall.nimbus import config as C
 from squall.nimbus.records import TopologyRecord
@@ -60,6 +61,7 @@ def validate_submit(m: SubmitTopology, bundle_max: int) -> Submission:
     if m.workers is not None and not 1 <= m.workers <= C.MAX_WORKERS:
         raise RequestError(f"workers must be from 1 to {C.MAX_WORKERS}, got {m.workers}")
     check_scheduler(m.scheduler)
+    bundle_max = min(bundle_max, MAX_BUNDLE_BYTES)  # never more than a board will unpack
     if len(m.bundle) > bundle_max:
         raise RequestError(f"bundle of {len(m.bundle)} bytes exceeds the limit of {bundle_max} bytes")
     data = m.spec

@@ -2,15 +2,24 @@
 
 Guarantees: a malformed, unknown or oversized frame is counted (``bad_frames``), logged
 once per kind of fault, and dropped — the loop never dies of input; ``tick`` runs about
-every ``TICK_S`` seconds; ``stop()`` (or SIGTERM/SIGINT after
+every ``TICK_S`` seconds, scheduled on the monotonic clock, and how late it ran is kept as
+the loop lag (``squall_nimbus_loop_lag_seconds``); ``stop()`` (or SIGTERM/SIGINT after
 ``install_signal_handlers``) ends ``run()`` within one poll interval, closing the socket
 and the HTTP server. Peers may be DEALERs (one frame) or REQs (empty delimiter); a reply
 goes back with the envelope its peer used.
+
+Only this loop's thread touches the state: the HTTP threads hand it requests and reads
+through the :class:`LoopInbox` and wait, so there is no lock the loop could wait on.
+
+Time: the state is fed :func:`steady_clock`, wall time read once at start and advanced by
+the monotonic clock, so a step of the system clock (NTP sync on a board without a real-time
+clock) neither stops ticks nor declares every board dead.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -31,15 +40,22 @@ POLL_MS = 100
 FRAME_SLACK = 64 * 1024  # ZeroMQ drops a peer above MAXMSGSIZE; the codec rejects above the frame limit
 
 
+def steady_clock() -> Any:
+    """A clock that reads like wall time but never steps: wall time at the call, advanced
+    by ``time.monotonic`` since. Durations measured on it are true elapsed time."""
+    wall0, mono0 = time.time(), time.monotonic()
+    return lambda: wall0 + (time.monotonic() - mono0)
+
+
 class NimbusServer:
     def __init__(
-        self, state: NimbusState, host: str = "0.0.0.0", port: int = 6627, http_port: int = 8080,
-        clock: Any = time.time, keys: ClusterKeys | None = None,
+        self, state: NimbusState, host: str = "127.0.0.1", port: int = 6627, http_port: int = 8080,
+        clock: Any = None, keys: ClusterKeys | None = None, api_token: str | None = None,
     ) -> None:
         self.state = state
         self.keys = keys
-        self.clock = clock
-        self.lock = threading.Lock()  # the state is read by the metrics thread when scraped
+        self.clock = clock if clock is not None else steady_clock()
+        self.loop_lag = (0.0, 0.0)  # (latest, max) seconds a tick ran after it was due
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 500)
@@ -52,12 +68,19 @@ class NimbusServer:
         self._req_peers: set[bytes] = set()
         self._logged_faults: set[str] = set()
         self.http: ThreadingHTTPServer | None = None
-        self.inbox = LoopInbox()  # REST API POSTs, handled on this loop (see http_api)
+        self.inbox = LoopInbox()  # REST API reads and POSTs, handled on this loop (see http_api)
+        # A byte on this pipe wakes the poll when the inbox gets work, so HTTP callers do not
+        # wait for the poll timeout.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.inbox.wake = self._wake
         if http_port:
             from squall.nimbus.http_api import start as start_http
 
-            self.http = start_http(state, self.lock, clock, host, http_port, self.inbox,
-                                   api_token=keys.api_token() if keys else None)
+            token = api_token if api_token is not None else (keys.api_token() if keys else None)
+            self.http = start_http(state, self.clock, host, http_port, self.inbox, api_token=token,
+                                   loop_lag=lambda: self.loop_lag)
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -66,22 +89,36 @@ class NimbusServer:
     def stop(self) -> None:
         self._stop.set()
 
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"!")
+        except (BlockingIOError, OSError):  # full (a wake is pending anyway) or closed
+            pass
+
     def run(self) -> None:
         log.info("nimbus listening on %s", self.address)
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
-        next_tick = 0.0
+        poller.register(self._wake_r, zmq.POLLIN)
+        next_tick = time.monotonic()
         try:
             while not self._stop.is_set():
-                if poller.poll(POLL_MS):
+                timeout_ms = max(0, min(POLL_MS, int((next_tick - time.monotonic()) * 1000) + 1))
+                ready = dict(poller.poll(timeout_ms))
+                if self.sock in ready:
                     self._drain()
-                self._execute(self.inbox.drain(self._handle_local))
-                now = self.clock()
-                if now >= next_tick:
-                    next_tick = now + TICK_S
-                    with self.lock:
-                        commands = self.state.tick(now)
-                    self._execute(commands)
+                if self._wake_r in ready:
+                    try:
+                        os.read(self._wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+                self._execute(self.inbox.drain(self._handle_local, self._read))
+                mono = time.monotonic()
+                if mono >= next_tick:
+                    late = mono - next_tick
+                    self.loop_lag = (late, max(late, self.loop_lag[1]))
+                    next_tick = max(next_tick + TICK_S, mono)  # after a stall: one tick, not a burst
+                    self._execute(self.state.tick(self.clock()))
         finally:
             self.close()
 
@@ -95,6 +132,11 @@ class NimbusServer:
         self.sock.close()
         release(self.ctx)
         self.ctx.term()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def _drain(self) -> None:
         for _ in range(1000):  # bounded, so ticks still happen under a flood
@@ -116,17 +158,17 @@ class NimbusServer:
         except WireError as exc:
             self._fault(str(exc).split(":")[0], str(exc))
             return
-        with self.lock:
-            commands = self.state.handle(peer, msg, self.clock())
-        self._execute(commands)
+        self._execute(self.state.handle(peer, msg, self.clock()))
 
     def _handle_local(self, peer: bytes, msg: Any) -> list[Send]:
-        with self.lock:
-            return self.state.handle(peer, msg, self.clock())
+        return self.state.handle(peer, msg, self.clock())
+
+    def _read(self, read: Any) -> Any:
+        """A read for an HTTP thread, run here between events (see ``http_api``)."""
+        return read(self.state, self.clock())
 
     def _fault(self, kind: str, detail: str) -> None:
-        with self.lock:
-            self.state.counters["bad_frames"] += 1
+        self.state.counters["bad_frames"] += 1
         if kind not in self._logged_faults and len(self._logged_faults) < 100:
             self._logged_faults.add(kind)
             log.warning("dropped a bad frame: %s (further ones of this kind are only counted)", detail[:200])

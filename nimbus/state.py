@@ -47,7 +47,7 @@ from squall.nimbus.records import (
 from squall.nimbus.requests import (
     RequestError, apply_rebalance, registration_fault, validate_rebalance, validate_submit,
 )
-from squall.nimbus.store import Store
+from squall.nimbus.store import Store, StoreError
 from squall.rebalance import InfeasibleError, InvalidInputError
 
 log = logging.getLogger("squall.nimbus")
@@ -62,6 +62,7 @@ class Send:
 
 
 Command = Send
+RESEND_S = 5.0  # an assignment a supervisor's heartbeats do not reflect is sent again this often
 
 
 class NimbusState(LiveRebalancing, Queries, FailedTopologies):
@@ -82,6 +83,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self._capacity_changed = True
         self._hidden: set[str] = set()  # topologies left out of pushes for a moment
         self._declared = DeclaredWorkers()  # per-node worker sets, rebuilt only on change
+        self._pushed_at: dict[str, float] = {}  # supervisor -> when its assignment was last sent
         self._handlers = {
             M.RegisterSupervisor: self._register, M.Heartbeat: self._heartbeat,
             M.SubmitTopology: self._submit, M.KillTopology: self._kill, M.SetActive: self._set_active,
@@ -107,6 +109,10 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             handler(peer, msg, now)
         except RequestError as exc:
             self._reply(peer, msg.rid, error=str(exc))
+        except StoreError as exc:  # memory goes back to what the store holds; nothing is pushed
+            self._store_failed(exc)
+            if isinstance(getattr(msg, "rid", None), int):
+                self._reply(peer, msg.rid, error=f"Nimbus could not save the change, so nothing changed: {exc}")
         except Exception as exc:  # a bug must not kill the control plane; it is logged and answered
             self.counters["internal_errors"] += 1
             log.exception("internal error handling %s", type(msg).__name__)
@@ -122,10 +128,21 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self._out = []
         try:
             self._tick(now)
+        except StoreError as exc:
+            self._store_failed(exc)
         except Exception:  # as in handle: log, count, keep serving
             self.counters["internal_errors"] += 1
             log.exception("internal error in tick")
         return self._flush()
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """A write failed and was rolled back: topologies go back to what the store holds (so
+        memory never runs ahead of disk) and the commands computed from the change are dropped."""
+        self.counters["store_errors"] += 1
+        log.error("store write failed; topologies reloaded from the store: %s", exc)
+        self._out = []
+        self.topologies = {r.name: r for r in self.store.load_topologies()}
+        self._capacity_changed = True
 
     def _flush(self) -> list[Command]:
         out, self._out = self._out, []
@@ -305,6 +322,8 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             for n, r in self.topologies.items()
         })
         self._push(now)
+        self._resend_unconfirmed(now)
+        self._prune_boards(now)
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -362,9 +381,9 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         log.info("topology %s rebalanced: %s", rec.name, rec.status)
 
     def _remove(self, rec: TopologyRecord) -> None:
+        self.store.delete_topology(rec.name)  # first: a failed delete leaves memory as it was
         del self.topologies[rec.name]
         self._forget_live(rec.name)
-        self.store.delete_topology(rec.name)
         self.store.drop_bundle(rec.bundle_digest)
         self.metrics.forget(rec.name)
         self.waiting_reason.pop(rec.name, None)
@@ -410,7 +429,45 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             if sup.id not in force and workers == sup.last_pushed:
                 continue
             sup.version += 1
+            self.store.save_supervisor(sup)  # first: a failed save pushes nothing
             sup.last_pushed = workers
-            self.store.save_supervisor(sup)
+            self._pushed_at[sup.id] = now
             self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, workers)))
+
+    def _prune_boards(self, now: float) -> None:
+        """Forget boards silent for ``nimbus.supervisor.retention.secs`` that no placement
+        names: their row, record and series go, so registrations cannot grow without end.
+        A pruned board that comes back registers as new (its supervisor accepts the new
+        numbering of assignments after a successful registration)."""
+        assert self.boot is not None
+        retention = C.number(self.conf, C.RETENTION, 3600.0)
+        for sup in list(self.supervisors.values()):
+            silent_since = sup.last_seen if sup.last_seen is not None else self.boot
+            if not (sup.dead or sup.last_seen is None) or now - silent_since <= retention:
+                continue
+            if any(slot.node == sup.id for rec in self.topologies.values() for slot in rec.placement.values()):
+                continue
+            self.store.delete_supervisor(sup.id)
+            del self.supervisors[sup.id]
+            self._pushed_at.pop(sup.id, None)
+            self.counters["boards_pruned"] += 1
+            log.info("supervisor %s forgotten after %.0f s of silence", sup.id, now - silent_since)
+
+    def _resend_unconfirmed(self, now: float) -> None:
+        """Reconciliation: a send may be dropped (a full queue, a reconnecting link), so an
+        assignment whose workers the supervisor's heartbeats (ones sent well after it) do not
+        list is sent again, the same version, every ``RESEND_S`` until they do (applying it
+        twice is harmless: it is declarative)."""
+        for sup in sorted(self.supervisors.values(), key=lambda s: s.id):
+            if sup.peer is None or sup.last_pushed is None or not sup.alive(now, self.timeout):
+                continue
+            declared = {(w.topology, w.port) for w in sup.last_pushed}
+            if declared == set(sup.reports):
+                continue
+            pushed_at = self._pushed_at.get(sup.id, now)
+            heard_since = (sup.last_seen or pushed_at) - pushed_at  # a heartbeat came after the send
+            if now - pushed_at >= RESEND_S and heard_since >= RESEND_S / 2:
+                self._pushed_at[sup.id] = now
+                self.counters["assignments_resent"] += 1
+                self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, sup.last_pushed)))
 

@@ -13,17 +13,34 @@ Guarantees:
 * rebalance events are kept per topology, at most ``EVENTS_KEPT`` declined ones and
   ``EVENTS_KEPT`` others (the oldest are dropped first), and go with the topology.
 
+* the server loop's commits never wait for the disk: in WAL mode with ``synchronous=NORMAL``
+  a commit only appends to the log, and the checkpoints that copy the log into the database
+  (the writes that fsync, seconds on a busy SD card) run on a thread of their own every
+  ``CHECKPOINT_S`` instead of inside whichever commit crosses SQLite's threshold;
+* a failed write (a full disk, a read-only file) raises :class:`StoreError` and leaves the
+  file as it was (the transaction is rolled back): the caller keeps memory as it was too;
+* ``Store.open`` fails with a :class:`StoreError` whose message names the file and the fix
+  for every way a data directory can be unusable: another Nimbus holds it (an exclusive
+  lock on ``nimbus.lock``), it is not writable, the database is corrupt or of another
+  schema, a row cannot be read; the CLI turns it into exit 2;
+* a bundle is fsynced (file and folder) before it is renamed into place, and its digest is
+  checked on every read: a bundle damaged on disk reads as missing (logged), never as other
+  code; temporary files a killed write left behind are deleted at open.
+
 ``Store(":memory:")`` keeps bundles in memory (for tests).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import sqlite3
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import msgpack
 
@@ -32,7 +49,17 @@ from squall.topology.spec import TopologySpec
 
 DB_NAME = "nimbus.db"
 BLOB_DIR = "blobs"
+LOCK_NAME = "nimbus.lock"
 EVENTS_KEPT = 500
+CHECKPOINT_S = 2.0
+SCHEMA_VERSION = 1  # PRAGMA user_version; a file with a higher one was written by a newer Squall
+
+log = logging.getLogger("squall.nimbus.store")
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """The store cannot be used or written; the message names the file and what to do."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topologies (
@@ -61,37 +88,123 @@ CREATE TABLE IF NOT EXISTS loop_clocks (topology TEXT PRIMARY KEY, last_change R
 """
 
 
+# Every column each table must have (a file of another schema lacks some).
+_COLUMNS = {
+    "topologies": {"name", "spec", "scheduler", "conf", "bundle_digest", "bundle_size", "submitted_at", "phase",
+                   "active", "deadline", "pending", "version", "error"},
+    "assignments": {"topology", "executor", "worker", "node", "port"},
+    "supervisors": {"id", "host", "ports", "capacity_hz", "clock_hz", "cores", "memory_mb", "version", "last_seen"},
+    "migrations": {"topology", "record", "states"},
+    "rebalance_events": {"id", "topology", "declined", "event"},
+    "loop_clocks": {"topology", "last_change"},
+}
+
+
 class Store:
     """SQLite tables ``topologies``, ``assignments``, ``supervisors`` and a blob folder."""
 
     def __init__(self, db_path: str | Path, blob_dir: str | Path | None = None) -> None:
         self._memory = str(db_path) == ":memory:"
+        self.path = str(db_path)
+        self._lock_fd: int | None = None
+        self._checkpointer: _Checkpointer | None = None
         self._blobs: dict[str, bytes] = {}
         self._blob_dir = Path(blob_dir) if blob_dir is not None else None
         if self._blob_dir is None and not self._memory:
             self._blob_dir = Path(db_path).parent / BLOB_DIR
         if self._blob_dir is not None:
-            self._blob_dir.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(topologies)")}
-        if "error" not in columns:  # a store written before topologies could fail
-            self._db.execute("ALTER TABLE topologies ADD COLUMN error TEXT NOT NULL DEFAULT ''")
+            try:
+                self._blob_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{self._blob_dir}: cannot create the bundle folder ({exc.strerror}); make its "
+                                 "parent writable by the user running Nimbus") from None
+            self._remove_leftovers()
+        try:
+            self._db = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{db_path}: written by a newer Squall (schema {version}, this one reads "
+                                 f"{SCHEMA_VERSION}); upgrade Squall, or move the file away to start empty")
+            self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(topologies)")}
+            if "error" not in columns:  # a store written before topologies could fail
+                self._db.execute("ALTER TABLE topologies ADD COLUMN error TEXT NOT NULL DEFAULT ''")
+            self._check_schema()
+            if version < SCHEMA_VERSION:
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if not self._memory:
+                self._db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does them
+                self._checkpointer = _Checkpointer(str(db_path))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(_open_advice(str(db_path), exc)) from None
+        if self._checkpointer is not None:
+            self._checkpointer.start()
 
     @classmethod
     def open(cls, data_dir: str | Path) -> "Store":
-        """The store of a data directory (created if missing)."""
+        """The store of a data directory (created if missing), locked for this process:
+        a second Nimbus on the same directory gets a StoreError naming the first's pid."""
         path = Path(data_dir).expanduser()
-        path.mkdir(parents=True, exist_ok=True)
-        return cls(path / DB_NAME, path / BLOB_DIR)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create the data directory ({exc.strerror}); create it, or give "
+                             "another --data-dir") from None
+        lock_fd = _lock(path)
+        try:
+            store = cls(path / DB_NAME, path / BLOB_DIR)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        store._lock_fd = lock_fd
+        return store
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self._db.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
 
     def _tx(self) -> "_Transaction":
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.path)
+
+    def _check_schema(self) -> None:
+        for table, wanted in _COLUMNS.items():
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            missing = wanted - have
+            if missing:
+                raise StoreError(f"{self.path}: table {table} lacks column(s) {sorted(missing)}: a file of another "
+                                 "program or version; move it away to start empty, or restore a backup")
+
+    def _remove_leftovers(self) -> None:
+        """Temporary files of bundle writes a kill interrupted (they are never read)."""
+        assert self._blob_dir is not None
+        for tmp in self._blob_dir.glob(".*.tmp"):
+            try:
+                tmp.unlink()
+                log.info("removed %s, left by an interrupted bundle write", tmp)
+            except OSError as exc:
+                log.warning("cannot remove %s: %s", tmp, exc)
+
+    def _read_rows(self, table: str, key_of: Callable[[tuple], str], rows: list[tuple],
+                   parse: Callable[[tuple], T]) -> list[T]:
+        """``parse`` each row; a row that cannot be read is a StoreError naming it and the fix."""
+        out = []
+        for row in rows:
+            try:
+                out.append(parse(row))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:  # JSON, a spec, a number
+                key = key_of(row)
+                raise StoreError(
+                    f"{self.path}: row {key!r} of table {table} cannot be read ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}); delete it (sqlite3 {self.path} \"DELETE FROM {table} WHERE "
+                    f"{_KEY_COLUMN[table]} = '{key}'\") or restore a backup") from None
+        return out
 
     # -- bundles ---------------------------------------------------------------------------
 
@@ -101,19 +214,36 @@ class Store:
             self._blobs[digest] = bytes(data)
             return digest
         final = self._blob_dir / digest
-        if not final.exists():
+        if not final.exists() or self.get_bundle(digest) is None:
             tmp = self._blob_dir / f".{digest}.{os.getpid()}.tmp"
-            tmp.write_bytes(data)
-            os.replace(tmp, final)
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+                os.replace(tmp, final)
+                _fsync_dir(self._blob_dir)  # and so is the rename
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise StoreError(f"cannot write bundle {final}: {exc.strerror or exc}") from None
         return digest
 
     def get_bundle(self, digest: str) -> bytes | None:
+        """The bundle, or None when missing or damaged (its content no longer has its digest)."""
         if self._blob_dir is None:
             return self._blobs.get(digest)
+        path = self._blob_dir / digest
         try:
-            return (self._blob_dir / digest).read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            log.error("cannot read bundle %s: %s", path, exc)
+            return None
+        if hashlib.sha256(data).hexdigest() != digest:
+            log.error("bundle %s is damaged (its content does not match its digest); resubmit the topology", path)
+            return None
+        return data
 
     def drop_bundle(self, digest: str) -> None:
         """Delete a bundle unless a stored topology still uses it."""
@@ -156,24 +286,30 @@ class Store:
 
     def load_topologies(self) -> list[TopologyRecord]:
         placements: dict[str, dict[int, Slot]] = {}
-        for t, ex, w, node, port in self._db.execute("SELECT topology, executor, worker, node, port FROM assignments"):
-            placements.setdefault(t, {})[int(ex)] = Slot(int(w), str(node), int(port))
-        out = []
+        rows = self._db.execute("SELECT topology, executor, worker, node, port FROM assignments").fetchall()
+
+        def place(row: tuple) -> None:
+            t, ex, w, node, port = row
+            placements.setdefault(str(t), {})[int(ex)] = Slot(int(w), str(node), int(port))
+
+        self._read_rows("assignments", lambda r: str(r[0]), rows, place)
         rows = self._db.execute(
             "SELECT name, spec, scheduler, conf, bundle_digest, bundle_size, submitted_at, phase, active,"
             " deadline, pending, version, error FROM topologies ORDER BY name"
         ).fetchall()
-        for name, spec, sched, conf, digest, size, at, phase, active, deadline, pending, version, error in rows:
-            out.append(
-                TopologyRecord(
-                    name=name, spec=TopologySpec.from_dict(json.loads(spec)), scheduler=sched,
-                    conf=json.loads(conf), bundle_digest=digest, bundle_size=int(size), submitted_at=float(at),
-                    phase=phase, active=bool(active), deadline=deadline,
-                    pending=None if pending is None else json.loads(pending), version=int(version),
-                    placement=placements.get(name, {}), error=str(error or ""),
-                )
+
+        def parse(row: tuple) -> TopologyRecord:
+            name, spec, sched, conf, digest, size, at, phase, active, deadline, pending, version, error = row
+            return TopologyRecord(
+                name=str(name), spec=TopologySpec.from_dict(json.loads(spec)), scheduler=str(sched),
+                conf=_mapping(json.loads(conf)), bundle_digest=str(digest), bundle_size=int(size),
+                submitted_at=float(at), phase=str(phase), active=bool(active),
+                deadline=None if deadline is None else float(deadline),
+                pending=None if pending is None else json.loads(pending), version=int(version),
+                placement=placements.get(name, {}), error=str(error or ""),
             )
-        return out
+
+        return self._read_rows("topologies", lambda r: str(r[0]), rows, parse)
 
     # -- live rebalancing -------------------------------------------------------------------
 
@@ -187,8 +323,9 @@ class Store:
             db.execute("DELETE FROM migrations WHERE topology = ?", (topology,))
 
     def load_migrations(self) -> list[tuple[dict[str, Any], dict[int, bytes]]]:
-        rows = self._db.execute("SELECT record, states FROM migrations ORDER BY topology").fetchall()
-        return [(json.loads(r), dict(msgpack.unpackb(st, raw=False, strict_map_key=False))) for r, st in rows]
+        rows = self._db.execute("SELECT topology, record, states FROM migrations ORDER BY topology").fetchall()
+        return self._read_rows("migrations", lambda r: str(r[0]), rows, lambda r: (
+            _mapping(json.loads(r[1])), dict(msgpack.unpackb(r[2], raw=False, strict_map_key=False))))
 
     def add_event(self, topology: str, event: dict[str, Any]) -> int:
         """Store an event (JSON-able dict with a "decision"); returns its id. Trims the
@@ -222,7 +359,8 @@ class Store:
             db.execute("INSERT OR REPLACE INTO loop_clocks VALUES (?,?)", (topology, last_change))
 
     def load_clocks(self) -> dict[str, float]:
-        return {t: float(c) for t, c in self._db.execute("SELECT topology, last_change FROM loop_clocks")}
+        rows = self._db.execute("SELECT topology, last_change FROM loop_clocks").fetchall()
+        return dict(self._read_rows("loop_clocks", lambda r: str(r[0]), rows, lambda r: (str(r[0]), float(r[1]))))
 
     # -- supervisors -----------------------------------------------------------------------
 
@@ -234,27 +372,119 @@ class Store:
                  sup.memory_mb, sup.version, sup.last_seen),
             )
 
+    def delete_supervisor(self, supervisor_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM supervisors WHERE id = ?", (supervisor_id,))
+
     def load_supervisors(self) -> list[SupervisorRecord]:
         """Supervisors seen before, with ``last_seen`` cleared: none is alive until it speaks."""
         rows = self._db.execute(
             "SELECT id, host, ports, capacity_hz, clock_hz, cores, memory_mb, version FROM supervisors ORDER BY id"
         ).fetchall()
-        return [
-            SupervisorRecord(id=i, host=h, ports=[int(p) for p in json.loads(ports)], capacity_hz=float(c),
-                             clock_hz=float(clk), cores=int(cores), memory_mb=int(mem), version=int(v))
-            for i, h, ports, c, clk, cores, mem, v in rows
-        ]
+        return self._read_rows("supervisors", lambda r: str(r[0]), rows, lambda r: SupervisorRecord(
+            id=str(r[0]), host=str(r[1]), ports=[int(p) for p in json.loads(r[2])], capacity_hz=float(r[3]),
+            clock_hz=float(r[4]), cores=int(r[5]), memory_mb=int(r[6]), version=int(r[7])))
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises."""
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises; a database error (a full
+    disk, a read-only file) becomes a StoreError after the rollback."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, path: str) -> None:
         self._db = db
+        self._path = path
 
     def __enter__(self) -> sqlite3.Connection:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write {self._path}: {exc}") from None
         return self._db
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+    def __exit__(self, exc_type: Any, exc: Any, tb: object) -> bool:
+        try:
+            self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        except sqlite3.Error as failure:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"cannot write {self._path}: {failure}") from None
+        if exc_type is not None and issubclass(exc_type, sqlite3.Error):
+            raise StoreError(f"cannot write {self._path}: {exc}") from None
+        return False
+
+
+class _Checkpointer(threading.Thread):
+    """Copies the WAL into the database every ``CHECKPOINT_S`` on its own connection
+    (PASSIVE: it never waits for, nor blocks, the loop's writes); a failure is logged and
+    retried at the next period."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(name="nimbus-store-checkpoint", daemon=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._halt = threading.Event()
+        self.checkpoints = 0
+
+    def run(self) -> None:
+        while not self._halt.wait(CHECKPOINT_S):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self.checkpoints += 1
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint failed (retried in %.0f s): %s", CHECKPOINT_S, exc)
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join(10)
+        self.checkpoint()  # leave the log folded in
+        self._db.close()
+
+
+_KEY_COLUMN = {"topologies": "name", "assignments": "topology", "supervisors": "id", "migrations": "topology",
+               "loop_clocks": "topology"}
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _lock(data_dir: Path) -> int:
+    """An exclusive lock on ``data_dir/nimbus.lock`` held until the fd closes (a crash frees it)."""
+    path = data_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"{data_dir}: not writable ({exc.strerror}); make it writable by the user running Nimbus, "
+                         "or give another --data-dir") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise StoreError(f"{data_dir} is in use by another Nimbus (pid {holder}); stop it, or give another "
+                         "--data-dir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _open_advice(path: str, exc: sqlite3.DatabaseError) -> str:
+    text = str(exc)
+    if "readonly" in text or "unable to open" in text or "disk I/O" in text:
+        return (f"{path}: cannot open it for writing ({text}); make the file and its folder writable by the user "
+                "running Nimbus, or give another --data-dir")
+    return (f"{path}: not a usable Nimbus store ({text}); move it away to start empty (topologies are then "
+            "forgotten), or restore it from a backup")

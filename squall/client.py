@@ -16,7 +16,7 @@ import zmq
 
 from squall import messages as m
 from squall.security import ClusterKeys, secure_client
-from squall.wire import WireError, decode, encode
+from squall.wire import WireError, decode, encode, limit_of
 
 DEFAULT_NIMBUS = "localhost:6627"
 
@@ -48,6 +48,7 @@ class NimbusClient:
         self._ctx = zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, limit_of("Reply").frame_bytes)  # a reply is the most it expects
         secure_client(self._sock, keys)
         # Handshake events only, to tell "refused our keys" from "not there" on a timeout. The
         # monitor's inproc address is unique per client: pyzmq's default names it after the

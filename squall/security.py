@@ -15,7 +15,12 @@ REST API token (``api_token``), so one folder configures all three.
 What this does not protect against (the threat model, in docs/security.md): a board that is
 itself compromised leaks the shared secret (rotate it by generating a new pair and
 restarting the cluster); traffic analysis (who talks to whom, how much); denial of service
-by flooding a port. Without keys, Squall trusts its LAN, as the Ascheduler paper assumed.
+by flooding a port.
+
+Protected by default (``protection_refusal``): without keys a daemon binds loopback only and
+refuses any other address unless started with ``--insecure`` — the way Redis's protected
+mode does it — because an unauthenticated control port runs any submitted code on every
+board.
 
 Guarantees: ``secure_server``/``secure_client`` do nothing without keys, so callers need no
 branch; a context that got a server socket has one ZAP thread, which ``release(ctx)`` stops —
@@ -90,6 +95,37 @@ def from_env(explicit: str | None = None) -> ClusterKeys | None:
     """Keys from ``--keys`` or ``$SQUALL_KEYS``; None when neither is set (no encryption)."""
     folder = explicit or os.environ.get(KEYS_ENV)
     return load(Path(folder).expanduser()) if folder else None
+
+
+INSECURE_FLAG = "--insecure"
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def default_bind(keys: ClusterKeys | None, insecure: bool = False) -> str:
+    """Where a daemon binds when not told: every address with keys (or ``--insecure``),
+    loopback without."""
+    return "0.0.0.0" if keys is not None or insecure else "127.0.0.1"
+
+
+def protection_refusal(what: str, host: str, keys: ClusterKeys | None, insecure: bool) -> str | None:
+    """Why ``what`` may not bind ``host`` (None when it may): without keys only loopback is
+    allowed, unless the operator said ``--insecure``."""
+    if keys is not None or insecure or is_loopback(host):
+        return None
+    return (f"{what} would listen on {host or 'every address'} without cluster keys, so anyone on the network "
+            f"could run code on every board; give --keys DIR (make them with `squall keygen --out DIR`), bind "
+            f"127.0.0.1, or accept the risk with {INSECURE_FLAG}")
 
 
 # One ZAP handler per context (ZeroMQ asks the handler bound in the socket's own context);

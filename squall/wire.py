@@ -5,21 +5,54 @@ version, the type, every field's presence and type (nested message dataclasses, 
 dicts included) and the frame size, and raises ``WireError`` naming what is wrong — so a
 daemon counts, logs and drops a bad frame instead of dying of it. ``encode(decode(f))``
 round-trips every valid frame.
+
+Bounded decoding: a frame's type is read before its fields, and the fields are decoded
+under that kind's :class:`Limit` (``limit_of``): its frame size, and a budget of decoded
+objects (every array and map, plus each of their items), enforced while msgpack builds
+them, besides msgpack's own caps on each string, binary, array and map length and on
+nesting (1024 levels). The budget is what bounds memory: one byte of msgpack can become a
+Python container of 50-250 bytes, so a size limit alone let a 2.9 MiB frame cost 207 MiB.
+Only the kinds that carry a code bundle (``SubmitTopology``, ``Reply``) or executor
+snapshots (heartbeats, assignments, updates) get big frames; every other kind gets
+``SMALL``. Peak memory of one decode stays under ``frame bytes x 2 + objects x
+BYTES_PER_OBJECT`` (measured by ``tests/faults/test_decode_bounds.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import types
-import typing
 from typing import Any, TypeVar
 
 import msgpack
 
+from squall.bundle import MAX_BUNDLE_BYTES
 from squall.wire_check import Invalid, plainer, validator
 
 PROTOCOL_VERSION = 1
-MAX_FRAME_BYTES = 64 * 1024 * 1024  # bundles travel on the control plane; tuples never do
+MiB = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Limit:
+    """What one frame of a kind may cost: its size, and decoded objects (containers + items)."""
+
+    frame_bytes: int
+    objects: int
+
+
+SMALL = Limit(1 * MiB, 20_000)  # requests and registrations
+SNAPSHOTS = Limit(16 * MiB, 100_000)  # may carry executor snapshots of a migration (~40 objects per executor)
+BUNDLE = Limit(MAX_BUNDLE_BYTES + 1 * MiB, 500_000)  # a code bundle, or a large query answer
+KIND_LIMITS: dict[str, Limit] = {
+    "SubmitTopology": BUNDLE, "Reply": BUNDLE,
+    "Heartbeat": SNAPSHOTS, "WorkerHeartbeat": SNAPSHOTS, "SupervisorAssignment": SNAPSHOTS,
+    "WorkerUpdate": SNAPSHOTS, "WorkerLaunch": SNAPSHOTS,
+}
+MAX_FRAME_BYTES = max(limit.frame_bytes for limit in (SMALL, *KIND_LIMITS.values()))  # the largest kind
+MAX_STRING_BYTES = 1 * MiB  # any one string (names, errors, conf values)
+BYTES_PER_OBJECT = 250  # a generous size of one decoded Python object (a small dict is ~230)
+HEADER_OBJECTS = 16  # the budget before the kind is known: version and type are scalars
 
 _REGISTRY: dict[str, type] = {}
 
@@ -57,30 +90,80 @@ def encode(msg: Any) -> bytes:
     return msgpack.packb([PROTOCOL_VERSION, name, plainer(type(msg))(msg)], use_bin_type=True)
 
 
+def limit_of(kind: str) -> Limit:
+    """The limits a frame of message type ``kind`` is decoded under."""
+    return KIND_LIMITS.get(kind, SMALL)
+
+
+class _Budget:
+    """Counts decoded objects as msgpack builds them and stops it past the budget."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def spend(self, container: Any) -> Any:
+        self.left -= 1 + len(container)
+        if self.left < 0:
+            raise _OverBudget
+        return container
+
+
+class _OverBudget(Exception):
+    pass
+
+
 def decode(frame: bytes, max_bytes: int = MAX_FRAME_BYTES) -> Any:
-    """Decode and validate one frame; raise WireError on anything malformed."""
+    """Decode and validate one frame; raise WireError on anything malformed or over its
+    kind's limits (or over ``max_bytes``, a socket's own cap)."""
     if not isinstance(frame, (bytes, bytearray, memoryview)):
         raise WireError(f"frame must be bytes, got {type(frame).__name__}")
-    if len(frame) > max_bytes:
-        raise WireError(f"frame of {len(frame)} bytes exceeds the limit of {max_bytes}")
+    size = len(frame)
+    if size > min(max_bytes, MAX_FRAME_BYTES):
+        raise WireError(f"frame of {size} bytes exceeds the limit of {min(max_bytes, MAX_FRAME_BYTES)}")
+    name: Any = None
     try:
-        data = msgpack.unpackb(frame, raw=False, strict_map_key=False)
-    except Exception as exc:  # msgpack raises several unrelated types for garbage
-        raise WireError(f"not a msgpack frame: {type(exc).__name__}") from None
-    if not isinstance(data, list) or len(data) != 3:
-        raise WireError("frame must be [version, type, fields]")
-    version, name, fields = data
-    if version != PROTOCOL_VERSION:
-        raise WireError(f"protocol version {version!r} not supported (expected {PROTOCOL_VERSION})")
-    if not isinstance(name, str):
-        raise WireError("message type must be a string")
-    cls = _REGISTRY.get(name)
-    if cls is None:
-        raise WireError(f"unknown message type {name[:64]!r}")
+        head = _unpacker(frame, Limit(size, HEADER_OBJECTS), _Budget(HEADER_OBJECTS))
+        if head.read_array_header() != 3:
+            raise WireError("frame must be [version, type, fields]")
+        version, name = head.unpack(), head.unpack()
+        if version != PROTOCOL_VERSION:
+            raise WireError(f"protocol version {version!r:.40} not supported (expected {PROTOCOL_VERSION})")
+        if not isinstance(name, str):
+            raise WireError("message type must be a string")
+        cls = _REGISTRY.get(name)
+        if cls is None:
+            raise WireError(f"unknown message type {name[:64]!r}")
+        limit = limit_of(name)
+        if size > limit.frame_bytes:
+            raise WireError(f"{name} frame of {size} bytes exceeds its limit of {limit.frame_bytes}")
+        start = head.tell()
+        body = _unpacker(memoryview(frame)[start:], limit, _Budget(limit.objects))
+        fields = body.unpack()
+        if start + body.tell() != size:
+            raise WireError(f"{size - start - body.tell()} bytes after the frame's end")
+    except WireError:
+        raise
+    except _OverBudget:
+        raise WireError(f"{name} frame decodes to more than {limit_of(str(name)).objects} objects") from None
+    except Exception as exc:  # msgpack raises several unrelated types for garbage (and StackError for nesting)
+        detail = f": {str(exc)[:100]}" if type(exc) is ValueError and str(exc) else ""  # e.g. a length cap
+        raise WireError(f"not a msgpack frame: {type(exc).__name__}{detail}") from None
     try:
         return validator(cls)(fields)
     except Invalid as exc:  # the path is built only now: valid frames pay for no formatting
         raise WireError(f"{name}{exc.path()}: {exc.detail}") from None
+
+
+def _unpacker(data: Any, limit: Limit, budget: _Budget) -> msgpack.Unpacker:
+    """An unpacker over ``data`` whose every length cap follows ``limit`` (an array or map
+    longer than the whole budget is refused before it is built)."""
+    unpacker = msgpack.Unpacker(
+        raw=False, strict_map_key=False, max_buffer_size=max(len(data), 1), list_hook=budget.spend,
+        object_hook=budget.spend, max_str_len=min(MAX_STRING_BYTES, limit.frame_bytes),
+        max_bin_len=limit.frame_bytes, max_array_len=limit.objects, max_map_len=limit.objects, max_ext_len=0,
+    )
+    unpacker.feed(data)
+    return unpacker
 
 
 def registered() -> dict[str, type]:
@@ -88,5 +171,5 @@ def registered() -> dict[str, type]:
     return dict(_REGISTRY)
 
 
-__all__ = ["NON_NEGATIVE", "PROTOCOL_VERSION", "WireError", "decode", "encode", "message", "record", "registered"]
-_ = typing  # keep typing imported for forward references evaluated by get_type_hints
+__all__ = ["BUNDLE", "KIND_LIMITS", "MAX_FRAME_BYTES", "NON_NEGATIVE", "PROTOCOL_VERSION", "SMALL", "SNAPSHOTS",
+           "Limit", "WireError", "decode", "encode", "limit_of", "message", "record", "registered"]

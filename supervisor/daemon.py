@@ -4,10 +4,15 @@ It talks to Nimbus over a DEALER, to its workers over a ROUTER bound on loopback
 workers as ``python -m squall.supervisor.worker LAUNCH_FILE`` and watches them. Guarantees:
 
 * no frame, however malformed, stops the daemon: bad frames are counted and logged once;
-* stopping a worker waits for its process to end (SIGTERM, then SIGKILL after a grace
-  period) before its port is reused;
+* nothing in the loop waits: stopping a worker sends SIGTERM and moves on (SIGKILL follows
+  after ``STOP_GRACE_S``, checked each iteration), and a worker for a port still held by a
+  stopping process starts once that process is gone, so the port is never shared; a code
+  fetch is sent without blocking and sent again every ``FETCH_RETRY_S`` until answered;
 * when the daemon stops (SIGTERM, SIGINT or ``stop()``) every worker it started is stopped;
-  workers also exit by themselves if the daemon dies (they watch their parent).
+  workers also exit by themselves if the daemon dies (they watch their parent);
+* disk stays bounded: extracted code of topologies no longer wanted (and of older
+  versions) is deleted, at start and when a new version arrives; a worker's log is rotated
+  at ``MAX_LOG_BYTES`` when the worker starts (one previous file kept).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,13 +46,17 @@ from squall.supervisor.state import (
     UpdateWorker,
 )
 from squall.supervisor.worker import ERROR_SUFFIX
-from squall.wire import MAX_FRAME_BYTES, WireError, decode, encode
+from squall.wire import WireError, decode, encode, limit_of
 
 log = logging.getLogger("squall.supervisor")
 STOP_GRACE_S = 3.0
+FETCH_RETRY_S = 10.0  # a code fetch unanswered this long is sent again (a lost frame, a restarted Nimbus)
+MAX_LOG_BYTES = 10 * 1024 * 1024  # per worker log, rotated when the worker starts
+DIGEST_CHARS = len(digest(b""))  # a code folder is TOPOLOGY-DIGEST: the length tells "wc-<digest>" from "wc-x-<digest>"
 # A heartbeat is a few kB, except one that carries the snapshots of executors the worker
 # released during a migration (user state): allow what the control plane to Nimbus allows.
-WORKER_FRAME_LIMIT = MAX_FRAME_BYTES
+WORKER_FRAME_LIMIT = limit_of("WorkerHeartbeat").frame_bytes  # what workers send up: heartbeats with snapshots
+NIMBUS_FRAME_LIMIT = limit_of("Reply").frame_bytes  # what Nimbus sends down: the largest is a bundle reply
 
 
 class SupervisorDaemon:
@@ -89,7 +99,10 @@ class SupervisorDaemon:
         self.bad_frames = 0
         self._logged_bad: set[str] = set()
         self._rids = itertools.count(1)
-        self._fetches: dict[int, str] = {}
+        self._fetches: dict[int, str] = {}  # rid -> topology, of fetches sent
+        self._wanted: dict[str, float | None] = {}  # topology -> when its fetch was last sent (None: not yet)
+        self._stopping: dict[int, tuple[subprocess.Popen, float]] = {}  # port -> (process, SIGKILL due)
+        self._deferred: dict[int, m.WorkerAssignment] = {}  # port -> start waiting for the old process
         self._stop = threading.Event()
         self._process = psutil.Process()
         self.state.read_board = BoardReader().read  # the board's CPU and memory, per heartbeat
@@ -108,7 +121,7 @@ class SupervisorDaemon:
         ctx = zmq.Context()
         self.nimbus_sock = ctx.socket(zmq.DEALER)
         self.nimbus_sock.setsockopt(zmq.LINGER, 0)
-        self.nimbus_sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)  # zmq drops larger peers
+        self.nimbus_sock.setsockopt(zmq.MAXMSGSIZE, NIMBUS_FRAME_LIMIT)  # zmq drops larger peers
         secure_client(self.nimbus_sock, self.keys)
         self.nimbus_sock.connect(f"tcp://{self.nimbus}")
         self.worker_sock = ctx.socket(zmq.ROUTER)
@@ -126,6 +139,7 @@ class SupervisorDaemon:
         poller.register(self.worker_sock, zmq.POLLIN)
         log.info("supervisor %s: %d slots %s, capacity %.2f GHz, Nimbus %s",
                  self.facts.supervisor_id, len(self.ports), self.ports, self.facts.capacity_hz / 1e9, self.nimbus)
+        self._remove_code(keep=set())  # no worker runs yet: code left by an earlier run is stale
         try:
             while not self._stop.is_set():
                 events = dict(poller.poll(100))
@@ -135,11 +149,14 @@ class SupervisorDaemon:
                 if self.worker_sock in events:
                     self._drain_workers(now)
                 self._reap(now)
+                self._finish_stops(now)
+                self._send_fetches(now)
                 self.state.rss_bytes = self._process.memory_info().rss
                 self._execute(self.state.tick(now))
         finally:
             for port in list(self.procs):
                 self._stop_worker(port)
+            self._finish_stops(time.monotonic(), wait=True)  # exiting: waiting is fine now
             release(ctx)
             ctx.destroy(linger=0)
 
@@ -194,8 +211,9 @@ class SupervisorDaemon:
 
     def _on_fetch_reply(self, reply: m.Reply, now: float) -> None:
         topology = self._fetches.pop(reply.rid, None)
-        if topology is None:
-            return
+        if topology is None or topology not in self._wanted:
+            return  # an answer to a fetch already answered (a retry crossed it)
+        del self._wanted[topology]
         if not reply.ok or not isinstance(reply.data, dict):
             self._execute(self.state.on_topology_unavailable(topology, reply.error or "bad reply", now))
             return
@@ -205,6 +223,7 @@ class SupervisorDaemon:
             extract_bundle(bundle, target)
             self.topology_dirs[topology] = target
             self.topology_specs[topology] = reply.data["spec"]
+            self._remove_code(keep=set(self.topology_dirs.values()), prefix=f"{topology}-")
         except (BundleError, KeyError, TypeError, OSError) as exc:
             log.error("topology %s: cannot unpack its code: %s", topology, exc)
             self._execute(self.state.on_topology_unavailable(topology, str(exc), now))
@@ -224,9 +243,8 @@ class SupervisorDaemon:
                 except zmq.Again:
                     log.debug("no link to Nimbus: %s dropped", type(cmd.msg).__name__)
             elif isinstance(cmd, FetchTopology):
-                rid = next(self._rids)
-                self._fetches[rid] = cmd.topology
-                self.nimbus_sock.send(encode(m.GetTopology(rid=rid, name=cmd.topology)))
+                self._wanted[cmd.topology] = None
+                self._send_fetches(time.monotonic())
             elif isinstance(cmd, StartWorker):
                 self._start_worker(cmd.assignment)
             elif isinstance(cmd, StopWorker):
@@ -234,10 +252,41 @@ class SupervisorDaemon:
             elif isinstance(cmd, UpdateWorker):
                 self.worker_sock.send_multipart([str(cmd.port).encode(), encode(cmd.update)])
 
+    def _send_fetches(self, now: float) -> None:
+        """Send each wanted fetch not sent yet, or unanswered for ``FETCH_RETRY_S``; never block."""
+        for topology, sent_at in list(self._wanted.items()):
+            if sent_at is not None and now - sent_at < FETCH_RETRY_S:
+                continue
+            rid = next(self._rids)
+            try:
+                self.nimbus_sock.send(encode(m.GetTopology(rid=rid, name=topology)), zmq.NOBLOCK)
+            except zmq.Again:  # no link to Nimbus now: try again next iteration
+                continue
+            if sent_at is not None:
+                log.info("topology %s: no answer to the code fetch in %.0f s; asking again", topology, now - sent_at)
+            self._fetches[rid] = topology
+            self._wanted[topology] = now
+
+    def _remove_code(self, keep: set[Path], prefix: str = "") -> None:
+        """Delete extracted code folders (of ``prefix`` topologies) not in ``keep``."""
+        root = self.data_dir / "topologies"
+        if not root.is_dir():
+            return
+        for folder in root.iterdir():
+            name = folder.name
+            ours = name.startswith(prefix) and (not prefix or len(name) == len(prefix) + DIGEST_CHARS)
+            if ours and folder not in keep and folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+                log.info("removed old code %s", folder)
+
     def _start_worker(self, assignment: m.WorkerAssignment) -> None:
         port = assignment.port
         if port in self.procs:  # never two processes on one port
             self._stop_worker(port)
+        if port in self._stopping:  # the old process still holds the port: start when it is gone
+            self._deferred[port] = assignment
+            return
+        self._deferred.pop(port, None)
         launch = m.WorkerLaunch(
             topology=assignment.topology,
             node=self.facts.supervisor_id,
@@ -254,7 +303,13 @@ class SupervisorDaemon:
         launch_file = workers_dir / f"{port}.launch"
         launch_file.write_bytes(encode(launch))
         launch_file.with_suffix(ERROR_SUFFIX).unlink(missing_ok=True)  # a reason left by an earlier run
-        logfile = open(workers_dir / f"{port}.log", "ab")
+        log_path = workers_dir / f"{port}.log"
+        try:
+            if log_path.stat().st_size > MAX_LOG_BYTES:
+                os.replace(log_path, log_path.with_suffix(".log.1"))  # keep one previous file
+        except FileNotFoundError:
+            pass
+        logfile = open(log_path, "ab")
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-P", "-m", "squall.supervisor.worker", str(launch_file)],
@@ -268,17 +323,36 @@ class SupervisorDaemon:
         self.state.on_worker_started(port, proc.pid, time.monotonic())
 
     def _stop_worker(self, port: int) -> None:
+        """SIGTERM now; ``_finish_stops`` kills it after the grace period. Never waits."""
+        self._deferred.pop(port, None)
         proc = self.procs.pop(port, None)
         if proc is None:
             return
         if proc.poll() is None:
             proc.terminate()
-            try:
-                proc.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
+            self._stopping[port] = (proc, time.monotonic() + STOP_GRACE_S)
+        else:
+            log.info("stopped worker on port %d (pid %d)", port, proc.pid)
+
+    def _finish_stops(self, now: float, wait: bool = False) -> None:
+        """Reap stopping workers, SIGKILL those past their grace, start deferred workers whose
+        port is free. With ``wait`` (the daemon exiting) block until every one is gone."""
+        for port, (proc, kill_at) in list(self._stopping.items()):
+            if wait and proc.poll() is None:
+                try:
+                    proc.wait(max(0.0, kill_at - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+            if proc.poll() is None and (wait or now >= kill_at):
                 proc.kill()
-                proc.wait()
-        log.info("stopped worker on port %d (pid %d)", port, proc.pid)
+                proc.wait()  # SIGKILL: it is gone at once
+            if proc.poll() is None:
+                continue
+            del self._stopping[port]
+            log.info("stopped worker on port %d (pid %d)", port, proc.pid)
+            deferred = self._deferred.pop(port, None)
+            if deferred is not None and not wait:
+                self._start_worker(deferred)
 
     def _reap(self, now: float) -> None:
         for port, proc in list(self.procs.items()):

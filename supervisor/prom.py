@@ -53,5 +53,7 @@ class SupervisorCollector(Collector):
 
 
 def serve_metrics(daemon: "SupervisorDaemon", port: int) -> None:
+    """Serve /metrics on the supervisor's own address (loopback unless it has keys or was
+    started ``--insecure``), not on every interface."""
     REGISTRY.register(SupervisorCollector(daemon))
-    start_http_server(port)
+    start_http_server(port, addr=daemon.host)

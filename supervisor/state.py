@@ -127,6 +127,9 @@ class SupervisorState:
     def on_register_reply(self, reply: RegisterReply, now: float) -> list[Command]:
         if reply.ok:
             self.registered = True
+            # A new registration may start a new numbering (a Nimbus that forgot this board):
+            # the full assignment it pushes next is the truth, whatever its version.
+            self.assignment_version = -1
             self.heartbeat_s = reply.heartbeat_s or self.heartbeat_s
             self.next_heartbeat_at = now
             return []

@@ -44,7 +44,7 @@ from typing import Any, Callable
 from squall.supervisor.runtime.stats import CpuMeter
 from squall.supervisor.transfer_codec import FRAME_VERSION, Sink, TupleCodec, encode_frame
 
-__all__ = ["FRAME_VERSION", "IN_TRANSIT", "Outbox", "TupleCodec", "encode_frame"]
+__all__ = ["FRAME_VERSION", "IN_TRANSIT", "MAX_DATA_FRAME_BYTES", "Outbox", "TupleCodec", "encode_frame"]
 
 log = logging.getLogger("squall.transfer")
 
@@ -52,6 +52,10 @@ DEFAULT_BATCH_SIZE = 256
 DEFAULT_FLUSH_MS = 1.0
 DEFAULT_BACKLOG_FRAMES = 256
 DEFAULT_HOLD_LIMIT = 200_000
+# The largest tuple batch: receivers set it as their PULL socket's MAXMSGSIZE (ZeroMQ drops a
+# peer that sends more), so one junk frame cannot take a worker's memory; senders drop and
+# count a bigger batch rather than break the link.
+MAX_DATA_FRAME_BYTES = 32 * 1024 * 1024
 BACKLOG_RETRY_S = 0.001  # how soon a worker that idles retries frames a peer refused
 IN_TRANSIT = ""  # the placement of an executor between its old and its new worker
 
@@ -265,6 +269,12 @@ class Outbox:
         try:
             frame, count = encode_frame(items, self.on_error)
             if not count:
+                return
+            if len(frame) > MAX_DATA_FRAME_BYTES:
+                if not self.dropped_items:
+                    log.warning("a batch of %d bytes to %s is over the %d-byte frame limit; dropped (counted)",
+                                len(frame), buf.endpoint, MAX_DATA_FRAME_BYTES)
+                self.dropped_items += count
                 return
             queue = self._backlog.get(buf.endpoint)
             if queue is not None:  # keep order behind what is already waiting

@@ -54,6 +54,7 @@ from squall.supervisor.transfer import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_MS,
     DEFAULT_HOLD_LIMIT,
+    MAX_DATA_FRAME_BYTES,
     Outbox,
     TupleCodec,
 )
@@ -150,11 +151,13 @@ class Worker:
         self.pull.setsockopt(zmq.LINGER, 0)
         self.hwm = int(self.conf.get("squall.transfer.hwm", DEFAULT_HWM))
         self.pull.setsockopt(zmq.RCVHWM, self.hwm)
+        self.pull.setsockopt(zmq.MAXMSGSIZE, MAX_DATA_FRAME_BYTES)  # one junk frame must not take our memory
         security.secure_server(self.pull, self.keys)
         self._bind(self.pull, launch.host, launch.port)
         self.dealer = self.ctx.socket(zmq.DEALER)
         self.dealer.setsockopt(zmq.IDENTITY, str(launch.port).encode())
         self.dealer.setsockopt(zmq.LINGER, 0)
+        self.dealer.setsockopt(zmq.MAXMSGSIZE, wire.limit_of("WorkerUpdate").frame_bytes)
         self.dealer.setsockopt(zmq.SNDHWM, 10)  # a dead supervisor must not make heartbeats pile up
         security.secure_client(self.dealer, self.keys)
         self.dealer.connect(launch.supervisor_endpoint)

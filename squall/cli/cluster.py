@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"supervisors: {', '.join(cluster.node_ids)} ({args.slots} slots each); logs in {cluster.data_dir}")
         if keys is not None:
             print(f"links encrypted with the keys in {keys.folder}: clients need --keys {keys.folder}")
+        elif cluster.http_port:
+            print(f"REST API POSTs need the header X-Squall-Key: {cluster.data_dir / 'nimbus' / 'http-token'}")
         print("Ctrl-C stops the cluster.", flush=True)
         while not stop.wait(0.5):
             for name, proc in [("nimbus", cluster.nimbus_proc), *cluster.supervisor_procs.items()]:

@@ -6,6 +6,12 @@ start), keeps its state under the data directory and runs until SIGTERM or Ctrl-
 exits 0. Unless ``--no-discovery`` (or a loopback ``--host``) it answers supervisors'
 discovery beacons for its cluster on UDP ``--discovery-port`` (``squall.discovery``); a busy
 discovery port is logged, not fatal.
+
+Protected by default: without ``--keys`` it binds 127.0.0.1, and refuses any other ``--host``
+(exit 2, saying why) unless ``--insecure`` (which also makes 0.0.0.0 the default again).
+REST API POSTs always need ``X-Squall-Key``: the keys' token, or else a random token
+written to ``DATA_DIR/http-token`` (mode 0600) at start.
+SIGUSR1 writes every thread's stack to stderr (``faulthandler``), to see where it is stuck.
 """
 
 from __future__ import annotations
@@ -21,9 +27,13 @@ from squall.cli.local import parse_overrides
 from squall.cli.keygen import add_keys_option, keys_from_args
 from squall.discovery import DEFAULT_CLUSTER
 from squall.discovery import DEFAULT_PORT as DISCOVERY_PORT
+from squall.security import default_bind, is_loopback, protection_refusal
 
 if TYPE_CHECKING:
     from squall.discovery import DiscoveryResponder
+    from squall.security import ClusterKeys
+
+TOKEN_FILE = "http-token"
 
 DEFAULT_PORT = 6627  # Storm's
 DEFAULT_HTTP_PORT = 8080
@@ -32,7 +42,11 @@ DEFAULT_DATA_DIR = Path("~/.squall/nimbus")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("nimbus", help="run the master that places topologies on supervisors")
-    p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    p.add_argument("--host", default=None,
+                   help="address to bind (default 0.0.0.0 with --keys or --insecure, else 127.0.0.1; another "
+                        "address without keys needs --insecure)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback --host without keys: anyone who reaches the port can run code")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"control-plane port (default {DEFAULT_PORT})")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                    help="SQLite store and code bundles (default ~/.squall/nimbus)")
@@ -89,15 +103,21 @@ def start_discovery(
     return responder.start()
 
 
-def is_loopback(host: str) -> bool:
-    import ipaddress
+def http_token(data_dir: Path, keys: ClusterKeys | None) -> str:
+    """The token REST API POSTs must carry: the keys' token, else a fresh random one written
+    to ``DATA_DIR/http-token`` (mode 0600) so a local user can read it."""
+    import os
+    import secrets
 
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    if keys is not None:
+        return keys.api_token()
+    token = secrets.token_hex(16)
+    path = data_dir / TOKEN_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.chmod(path, 0o600)  # an older file may have had other bits
+    return token
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,23 +135,52 @@ def run(args: argparse.Namespace) -> int:
     if not args.cluster or not args.cluster.isprintable() or len(args.cluster) > 100:
         raise UsageError(f"--cluster must be a printable name of 1 to 100 characters, got {args.cluster!r}")
     conf = parse_overrides(args.set)
+    from squall.nimbus.config import ConfError, check_nimbus_conf
+
+    try:
+        check_nimbus_conf(conf)
+    except ConfError as exc:
+        raise UsageError(f"--set {exc}") from None
     conf.setdefault("nimbus.cluster", args.cluster)
     keys = keys_from_args(args)
+    if args.host is None:
+        args.host = default_bind(keys, args.insecure)
+    refusal = protection_refusal("Nimbus", args.host, keys, args.insecure)
+    if refusal:
+        raise UsageError(refusal)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if keys is None and not is_loopback(args.host):
+        logging.getLogger("squall.nimbus").warning(
+            "--insecure: listening on %s without keys; anyone who reaches it can run code on every board", args.host)
+    import faulthandler
+    import signal
+
     import zmq
 
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is every thread?
+    faulthandler.enable(all_threads=True)  # a crash in C (segfault, abort) leaves every stack in the log
     from squall.nimbus.server import NimbusServer
     from squall.nimbus.state import NimbusState
-    from squall.nimbus.store import Store
+    from squall.nimbus.store import Store, StoreError
 
     data_dir = args.data_dir.expanduser()
     try:
         store = Store.open(data_dir)
+    except StoreError as exc:  # the message names the file and the fix
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot use data directory {str(data_dir)!r}: {exc}") from None
-    state = NimbusState(store, conf)
     try:
-        server = NimbusServer(state, args.host, args.port, args.http_port, keys=keys)
+        token = http_token(data_dir, keys)
+        state = NimbusState(store, conf)  # reads every stored row: a bad one is named here
+    except OSError as exc:
+        store.close()
+        raise UsageError(f"cannot write {data_dir / TOKEN_FILE}: {exc}") from None
+    except StoreError as exc:
+        store.close()
+        raise UsageError(str(exc)) from None
+    try:
+        server = NimbusServer(state, args.host, args.port, args.http_port, keys=keys, api_token=token)
     except (zmq.ZMQError, OSError) as exc:
         store.close()
         logging.getLogger("squall.nimbus").error("cannot bind: %s", exc)
@@ -144,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
               flush=True)
     if keys is not None:
         log.info("cluster keys from %s: CURVE on every link, REST API POSTs need the keys' token", keys.folder)
+    elif args.http_port:
+        log.info("REST API POSTs need the header X-Squall-Key with the token in %s", data_dir / TOKEN_FILE)
     responder = start_discovery(args, log, keys.secret if keys else None)
     server.install_signal_handlers()
     try:

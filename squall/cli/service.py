@@ -1,4 +1,4 @@
-"""``squall service install supervisor|nimbus [--venv PATH] [--user U] [--args "..."] [--print]``
+"""``squall service install supervisor|nimbus [--keys DIR] [--venv PATH] [--user U] [--args "..."] [--print]``
 
 Writes a systemd unit, so a board starts its supervisor (or Nimbus) at boot and again after
 a crash or a power cut: ``Restart=on-failure`` after ``network-online.target``, running
@@ -10,6 +10,11 @@ for a user that exists (else exit 2, saying what is wrong and how to fix it); th
 are quoted for systemd, so what ``--args`` says is what the service runs. Exit code 2 (bad
 input) is excluded from restarts: a board refusing to start (no slot, a bad option) does not
 loop.
+
+A unit carries the cluster keys: ``--keys DIR`` (default ``$SQUALL_KEYS``) is checked and
+written into ``ExecStart`` as an absolute path. A unit without keys is refused (exit 2)
+unless ``--args`` says ``--insecure``: a daemon started at boot listens on the network, and
+without keys anyone there could run code on the board.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     inst.add_argument("--user", help="user the service runs as (default: $SUDO_USER, else the current user)")
     inst.add_argument("--args", default="", dest="role_args",
                       help='arguments of `squall ROLE`, quoted as one string, e.g. --args "--cluster lab --slots 2"')
+    inst.add_argument("--keys", metavar="DIR",
+                      help="cluster keys folder the service uses (default $SQUALL_KEYS; see `squall keygen`)")
     inst.add_argument("--unit-dir", type=Path, default=DEFAULT_UNIT_DIR,
                       help=f"where the unit goes (default {DEFAULT_UNIT_DIR})")
     inst.add_argument("--print", action="store_true", dest="print_only", help="print the unit instead of writing it")
@@ -97,6 +104,30 @@ def unit_text(role: str, venv: Path, user: str, home: str, role_args: list[str])
     ])
 
 
+def with_keys(keys_dir: str | None, role_args: list[str]) -> list[str]:
+    """``role_args`` with ``--keys ABSOLUTE_DIR`` (checked loadable); refuses a keyless unit
+    unless the arguments say ``--insecure``."""
+    from squall.security import INSECURE_FLAG, KEYS_ENV, KeyError_, load
+
+    given = [a for a in role_args if a == "--keys" or a.startswith("--keys=")]
+    folder = keys_dir or os.environ.get(KEYS_ENV)
+    if given:
+        if keys_dir:
+            raise UsageError("give the keys once: --keys, or --keys inside --args, not both")
+        return role_args
+    if folder:
+        try:
+            keys = load(Path(folder).expanduser())
+        except KeyError_ as exc:
+            raise UsageError(str(exc)) from None
+        return [*role_args, "--keys", keys.folder]
+    if INSECURE_FLAG in role_args:
+        return role_args
+    raise UsageError("a service without cluster keys would let anyone on the network run code on this board; "
+                     "give --keys DIR (make them once with `squall keygen --out DIR`, copy them to every board), "
+                     f"or --args=\"{INSECURE_FLAG} ...\" to accept the risk")
+
+
 def run(args: argparse.Namespace) -> int:
     venv = args.venv or default_venv()
     if venv is None:
@@ -118,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         role_args = shlex.split(args.role_args)
     except ValueError as exc:
         raise UsageError(f"--args {args.role_args!r}: {exc}") from None
+    role_args = with_keys(args.keys, role_args)
     text = unit_text(args.role, venv, user, home, role_args)
     if args.print_only:
         sys.stdout.write(text)

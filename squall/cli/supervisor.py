@@ -6,6 +6,12 @@ is given. Without ``--nimbus`` and ``$SQUALL_NIMBUS`` it finds the Nimbus of its
 the local network (``squall.discovery``), and then, without ``--host``, advertises the
 address of the interface that reaches Nimbus. Runs until SIGTERM or Ctrl-C, then stops its
 workers.
+
+Protected by default: without ``--keys`` its workers may only listen on a loopback
+address; any other ``--host`` (given or found) is refused (exit 2, saying why) unless
+``--insecure``. Discovery without keys is spoofable (any host on the LAN can answer), so it
+is only a fallback: ``--nimbus`` or ``$SQUALL_NIMBUS`` always win, and a keyless search
+warns. SIGUSR1 writes every thread's stack to stderr.
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics-port", type=int, default=0, help="Prometheus port (default 0 = off)")
     p.add_argument("--dry-run", action="store_true", help="print what this board advertises and exit")
     add_keys_option(p)
+    p.add_argument("--insecure", action="store_true",
+                   help="allow workers to listen on a non-loopback --host without keys: anyone who reaches "
+                        "their ports can inject tuples, and a spoofed Nimbus can run code here")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 
@@ -78,6 +87,9 @@ def resolve_nimbus(args: argparse.Namespace, key: bytes | None = None) -> str | 
 
     log = logging.getLogger("squall.supervisor")
     log.info("looking for the Nimbus of cluster %r (UDP broadcast to port %d)", args.cluster, args.discovery_port)
+    if key is None:
+        log.warning("discovery without keys is spoofable: any host on this network can answer; "
+                    "give --nimbus HOST:PORT, or --keys to accept only signed replies")
     found = find_nimbus(args.cluster, args.discovery_port, timeout_s=args.discovery_timeout, key=key)
     if found is None:
         log.error("no Nimbus of cluster %r answered within %g s; give --nimbus HOST:PORT",
@@ -85,6 +97,22 @@ def resolve_nimbus(args: argparse.Namespace, key: bytes | None = None) -> str | 
         return None
     log.info("found the Nimbus of cluster %r at %s", args.cluster, found.address)
     return found.address
+
+
+def early_refusal(args: argparse.Namespace) -> None:
+    """Refuse before any search what protected mode would refuse after it (no keys, no
+    ``--insecure``): a non-loopback ``--host``, or discovery, which only finds boards' peers
+    on a network and whose keyless replies anyone can forge."""
+    from squall.security import protection_refusal
+
+    if args.host:
+        refusal = protection_refusal("this supervisor's workers", args.host, None, False)
+        if refusal:
+            raise UsageError(refusal)
+    if not (args.nimbus or os.environ.get("SQUALL_NIMBUS") or args.no_discovery):
+        raise UsageError("finding Nimbus by discovery without cluster keys would trust any host that answers on "
+                         "this network; give --nimbus HOST:PORT (127.0.0.1:6627 for a Nimbus on this machine), "
+                         "--keys DIR, or --insecure")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,14 +152,28 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 0
     keys = keys_from_args(args)
+    if keys is None and not args.insecure:
+        early_refusal(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     nimbus = resolve_nimbus(args, keys.secret if keys else None)
     if nimbus is None:
         return 1
+    import faulthandler
+    import signal
+
     from squall.discovery import local_address_towards
+    from squall.security import is_loopback, protection_refusal
     from squall.supervisor.daemon import SupervisorDaemon
 
     host = args.host or local_address_towards(nimbus.rpartition(":")[0])
+    refusal = protection_refusal("this supervisor's workers", host, keys, args.insecure)
+    if refusal:
+        raise UsageError(refusal)
+    if keys is None and not is_loopback(host):
+        logging.getLogger("squall.supervisor").warning(
+            "--insecure: workers listen on %s without keys; anyone who reaches them can inject tuples", host)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is every thread?
+    faulthandler.enable(all_threads=True)  # a crash in C (segfault, abort) leaves every stack in the log
     data_dir = args.data_dir or Path.home() / ".squall" / f"supervisor-{facts.supervisor_id}"
     daemon = SupervisorDaemon(nimbus, facts, ports, data_dir, host=host, cluster=args.cluster,
                               metrics_port=args.metrics_port, keys=keys)

@@ -136,12 +136,13 @@ def test_boards_find_the_nimbus_of_their_own_cluster(lan, tmp_path, monkeypatch)
     ns_2, addr_2 = lan.node("b2")
     logs = [tmp_path / f"{n}.log" for n in ("nimbus-alpha", "nimbus-beta", "board-1", "board-2")]
     for ns, cluster, log in ((ns_a, "alpha", logs[0]), (ns_b, "beta", logs[1])):
-        lan.start(ns, ["nimbus", "--cluster", cluster, "--http-port", "0", "--data-dir", str(tmp_path / cluster)], log)
+        lan.start(ns, ["nimbus", "--cluster", cluster, "--http-port", "0", "--data-dir", str(tmp_path / cluster),
+                       "--insecure"], log)  # keyless on purpose: the test is about discovery, not keys
     # No --nimbus, no SQUALL_NIMBUS, no --host: both found by broadcast on the bridge.
     monkeypatch.delenv("SQUALL_NIMBUS", raising=False)
     for ns, cluster, board, log in ((ns_1, "beta", "board-1", logs[2]), (ns_2, "alpha", "board-2", logs[3])):
         lan.start(ns, ["supervisor", "--cluster", cluster, "--id", board, "--slots", "1",
-                       "--data-dir", str(tmp_path / board), "--discovery-timeout", "60"], log)
+                       "--data-dir", str(tmp_path / board), "--discovery-timeout", "60", "--insecure"], log)
 
     def registered(ns: str, board: str):
         try:

@@ -41,26 +41,57 @@ def test_supervisor_unit_text(venv):
         assert line in lines, line
 
 
-def test_print_writes_nothing_and_shows_the_unit(venv, tmp_path, capsys):
+@pytest.fixture
+def keys(tmp_path_factory):
+    from squall import security
+
+    return security.generate(tmp_path_factory.mktemp("service-keys") / "k")
+
+
+@pytest.fixture(autouse=True)
+def no_keys_in_env(monkeypatch):
+    monkeypatch.delenv("SQUALL_KEYS", raising=False)
+
+
+def test_print_writes_nothing_and_shows_the_unit(venv, tmp_path, capsys, keys):
     unit_dir = tmp_path / "units"
     assert main(["service", "install", "nimbus", "--venv", str(venv), "--user", ME, "--unit-dir", str(unit_dir),
-                 "--args", "--cluster lab --http-port 0", "--print"]) == 0
+                 "--args", "--cluster lab --http-port 0", "--keys", keys.folder, "--print"]) == 0
     out = capsys.readouterr().out
-    assert f"ExecStart={venv}/bin/squall nimbus --cluster lab --http-port 0" in out
+    assert f"ExecStart={venv}/bin/squall nimbus --cluster lab --http-port 0 --keys {keys.folder}" in out
     assert "Description=Squall Nimbus" in out
     assert not unit_dir.exists()
 
 
-def test_install_writes_the_unit(venv, tmp_path, capsys):
+def test_install_writes_the_unit_with_the_keys_from_the_environment(venv, tmp_path, capsys, keys, monkeypatch):
+    monkeypatch.setenv("SQUALL_KEYS", keys.folder)
     unit_dir = tmp_path / "units"
     assert main(["service", "install", "supervisor", "--venv", str(venv), "--user", ME,
                  "--unit-dir", str(unit_dir)]) == 0
     unit = unit_dir / "squall-supervisor.service"
-    assert f"ExecStart={venv}/bin/squall supervisor\n" in unit.read_text()
+    assert f"ExecStart={venv}/bin/squall supervisor --keys {keys.folder}\n" in unit.read_text()
     assert "systemctl enable --now squall-supervisor.service" in capsys.readouterr().out
     if shutil.which("systemd-analyze"):  # systemd's own parser agrees with the file
         check = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
         assert check.returncode == 0, check.stderr
+
+
+def test_a_unit_without_keys_is_refused_unless_insecure(venv, tmp_path, capsys):
+    """The finding: `squall service install nimbus` wrote a unit with no keys, and nothing warned."""
+    unit_dir = tmp_path / "units"
+    assert main(["service", "install", "nimbus", "--venv", str(venv), "--user", ME, "--unit-dir", str(unit_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "without cluster keys" in err and "squall keygen" in err and "--insecure" in err
+    assert not unit_dir.exists()
+    assert main(["service", "install", "nimbus", "--venv", str(venv), "--user", ME, "--args=--insecure",
+                 "--print"]) == 0
+    assert f"ExecStart={venv}/bin/squall nimbus --insecure" in capsys.readouterr().out
+
+
+def test_unloadable_keys_are_refused_naming_the_file(venv, tmp_path, capsys):
+    assert main(["service", "install", "supervisor", "--venv", str(venv), "--user", ME, "--keys",
+                 str(tmp_path / "nokeys"), "--print"]) == 2
+    assert str(tmp_path / "nokeys" / "cluster.key_secret") in capsys.readouterr().err
 
 
 def test_a_venv_without_squall_is_refused(tmp_path, capsys):

@@ -31,6 +31,14 @@ def heartbeat(st: NimbusState, node: str, now: float, workers: list[M.WorkerRepo
     return st.handle(peer or peer_of(node), M.Heartbeat(node, 1, workers or []), now)
 
 
+def heartbeat_running(st: NimbusState, node: str, now: float) -> list[Send]:
+    """A heartbeat from ``node`` listing every worker last pushed to it (as a supervisor that
+    got its assignment reports them), so Nimbus has nothing to send again."""
+    pushed = st.supervisors[node].last_pushed or []
+    reports = [M.WorkerReport(w.topology, w.port, 1, "running", w.assignment_version) for w in pushed]
+    return heartbeat(st, node, now, workers=reports)
+
+
 def chain_spec(stages: int = 3, replication: int = 2) -> dict[str, Any]:
     return chain_topology(stages, replication).spec.to_dict()
 

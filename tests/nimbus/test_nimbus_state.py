@@ -9,7 +9,7 @@ from squall.nimbus.store import Store
 from squall.rebalance import SCHEDULERS
 from squall.topology.spec import TopologySpec
 from tests.nimbus.nimbus_helpers import (
-    CLI, ask, chain_spec, heartbeat, new_state, peer_of, pushes, register, reply, submit, workers_of,
+    CLI, ask, chain_spec, heartbeat, heartbeat_running, new_state, peer_of, pushes, register, reply, submit, workers_of,
 )
 
 PORTS = [6700, 6701]
@@ -218,7 +218,7 @@ def test_kill_deactivates_then_removes_after_the_wait():
     assert reply(cmds).data["status"] == "KILLED"
     assert all(not w.active for sa in pushes(cmds).values() for w in sa.workers)
     for n in ("n1", "n2"):
-        heartbeat(st, n, 11.0)
+        heartbeat_running(st, n, 11.0)
     assert st.tick(11.9) == []
     removed = pushes(st.tick(12.0))
     assert removed and all(sa.workers == [] for sa in removed.values())
@@ -290,8 +290,8 @@ def test_a_silent_supervisor_is_declared_dead_and_its_workers_move_to_the_living
     st = cluster(nodes=3)
     before = workers_of(pushes(submit(st, "chain", 0.0, workers=3)), "chain")
     assert {node for node, _ in before} == {"n1", "n2", "n3"}
-    heartbeat(st, "n1", 4.0)
-    heartbeat(st, "n2", 4.0)
+    heartbeat_running(st, "n1", 4.0)
+    heartbeat_running(st, "n2", 4.0)
     assert st.tick(5.0) == []
     after = workers_of(pushes(st.tick(5.5)), "chain")
     assert {node for node, _ in after} <= {"n1", "n2"}

@@ -140,7 +140,9 @@ def test_the_rest_key_check_falls_back_to_the_keys_token_and_an_explicit_key_win
         assert err.value.status == status
     explicit = KeyCheck.from_conf({"nimbus.http.key": "mine"}, fallback=keys.api_token())
     explicit.check({"X-Squall-Key": "mine"})
-    KeyCheck.from_conf({}, fallback=None).check({})  # no keys, no explicit key: open
+    with pytest.raises(ApiError) as closed:
+        KeyCheck.from_conf({}, fallback=None).check({})  # no key at all: closed, not open
+    assert closed.value.status == 401
 
 
 def squall(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
