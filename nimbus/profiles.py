@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from squall.messages import BoardMetrics
-from squall.nimbus.metrics import Rates, WorkerRates
+from squall.nimbus.metrics import Rates
 from squall.rebalance.profile import BoardProfile, ExecutorProfile, WorkloadProfile
 
 MIB = 1024 * 1024
@@ -178,6 +178,3 @@ def missing(rates: Rates, boards: Mapping[str, BoardRates | None]) -> list[str]:
         out.append(f"boards {', '.join(blind)} report no CPU figures: cores taken from registration")
     return out
 
-
-def worker_rates_of(rates: Rates, node: str) -> list[WorkerRates]:
-    return [w for (n, _p), w in sorted(rates.workers.items()) if n == node]

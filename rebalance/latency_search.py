@@ -275,13 +275,6 @@ class State:
             own += foreign * max(net.topos[self.worker_ids[w][0]].worker_mb for w in self.on_node[n])
         return own
 
-    def _worker_term(self, w: int, rho_n: float) -> tuple[int, float]:
-        """Seconds this worker adds to its topology's latency."""
-        n = self.worker_node[w]
-        t = self.worker_ids[w][0]
-        terms = self.net.terms[n]
-        return t, self._visits_latency(w, self.worker_cores(w), rho_n, terms, throttle_wait(terms, rho_n))
-
     def _visits_latency(self, w: int, u: float, rho_n: float, terms: BoardTerms, throttle: float) -> float:
         """The visits of worker ``w`` weighted per root tuple: service and the wait for the
         worker's one thread. The loop's own CPU (``o``) counts in the thread's utilisation
@@ -298,27 +291,6 @@ class State:
         if topo.ack_rate > 0:
             value += (self.w_ak[w] / clock + self.w_akv[w] * wait) / topo.ack_rate
         return value
-
-    def node_latency(self, n: int) -> dict[int, float]:
-        """Seconds per topology from the board's workers and its link queues."""
-        out: dict[int, float] = {}
-        if not self.on_node[n]:
-            return out
-        rho_n = self.rho(n)
-        for w in sorted(self.on_node[n]):
-            t, v = self._worker_term(w, rho_n)
-            out[t] = out.get(t, 0.0) + v
-        terms = self.net.terms[n]
-        if terms.link_bps > 0:
-            # Transmission and queueing on the board's link, each way; weights of edges that
-            # leave or enter the board are per topology only through kappa (summed here).
-            for flow_bytes, kappa in ((self.out_bytes[n], self.out_kappa[n]), (self.in_bytes[n], self.in_kappa[n])):
-                if kappa <= 0:
-                    continue
-                util = min(SAT_LINK, flow_bytes * 8.0 / terms.link_bps)
-                per_item = self._mean_item_bits(n) / terms.link_bps
-                out[-1] = out.get(-1, 0.0) + kappa * per_item / (1.0 - util)
-        return out
 
     def _mean_item_bits(self, n: int) -> float:
         sizes = [self.net.topos[self.worker_ids[w][0]].item_bytes for w in self.on_node[n]]
@@ -355,31 +327,29 @@ class State:
             out = [v + links * (v / total) for v in out]
         return out
 
-    def _node_excess(self, n: int) -> float:
-        if not self.on_node[n]:
-            return 0.0
-        terms = self.net.terms[n]
-        out = max(0.0, self.rho(n) - MAX_UTILISATION)
-        if terms.memory_mb > 0:
-            out += max(0.0, self.memory_mb(n) - terms.memory_mb) / terms.memory_mb
-        return out
-
-    def _node_latency_sum(self, n: int) -> float:
-        return math.fsum(self.node_latency(n).values())
-
     def excess(self) -> float:
-        return math.fsum(self._node_excess(n) for n in range(len(self.net.nodes)))
+        return math.fsum(self._board(n)[1] for n in range(len(self.net.nodes)))
+
+    def node_latency(self, n: int) -> dict[int, float]:
+        """Seconds per topology index from the board's workers; -1: its link queues."""
+        return self._board(n)[0]
 
     def objective(self) -> tuple[float, float]:
         """(excess over the hard limits, summed latency in s), from the cached terms."""
         return (round(self.total_exc, 9), self.total_lat)
 
     def _node_terms(self, n: int) -> tuple[float, float]:
-        """(latency seconds, excess) of board ``n``: the search's hot path, so the worker
-        CPU is computed once per worker and plain sums run over a sorted order."""
+        """(latency seconds, excess) of board ``n``, all topologies together."""
+        per_topology, exc = self._board(n)
+        return sum(per_topology.values()), exc
+
+    def _board(self, n: int) -> tuple[dict[int, float], float]:
+        """Board ``n``'s latency seconds per topology index (-1: its link queues) and its
+        excess over the hard limits. The search's hot path: each worker's CPU is computed
+        once, and sums run over a sorted order so the result is deterministic."""
         members = self.on_node[n]
         if not members:
-            return 0.0, 0.0
+            return {}, 0.0
         net = self.net
         terms = net.terms[n]
         clock = terms.clock_hz
@@ -391,17 +361,20 @@ class State:
                           + topo.transfer_cycles * self.w_cross[w] / 2.0) / clock)
         rho_n = (sum(cores) + terms.background_cores) / terms.cores
         throttle = throttle_wait(terms, rho_n)
-        lat = 0.0
+        lat: dict[int, float] = {}
         mem = 0.0
         for w, u in zip(order, cores):
-            mem += net.topos[self.worker_ids[w][0]].worker_mb
-            lat += self._visits_latency(w, u, rho_n, terms, throttle)
+            t = self.worker_ids[w][0]
+            mem += net.topos[t].worker_mb
+            lat[t] = lat.get(t, 0.0) + self._visits_latency(w, u, rho_n, terms, throttle)
         if terms.link_bps > 0:
+            # Transmission and queueing on the board's link, each way; the edges' weights
+            # (kappa) are summed over topologies, so the term is kept apart (-1).
             bits = self._mean_item_bits(n)
             for flow_bytes, kappa in ((self.out_bytes[n], self.out_kappa[n]), (self.in_bytes[n], self.in_kappa[n])):
                 if kappa > 0:
                     util = min(SAT_LINK, flow_bytes * 8.0 / terms.link_bps)
-                    lat += kappa * bits / terms.link_bps / (1.0 - util)
+                    lat[-1] = lat.get(-1, 0.0) + kappa * bits / terms.link_bps / (1.0 - util)
         exc = max(0.0, rho_n - MAX_UTILISATION)
         if terms.memory_mb > 0:
             exc += max(0.0, mem - terms.memory_mb) / terms.memory_mb
