@@ -6,6 +6,11 @@ items.
     python benchmarks/transfer_figures.py [--items 200000] [--runs 7]
     python benchmarks/against.py REV benchmarks/transfer_figures.py   # the same at REV
 
+Instructions per item, deterministic on a loaded machine: run it under ``valgrind
+--tool=cachegrind`` with ``--runs 1 --kind K`` at two ``--items`` counts (say 60000 and
+10000) and divide the difference of the ``Ir`` totals by the difference of the items
+processed (warm-up included: ``min(items, 20000)`` more per run of the script).
+
 Prints, per kind of item, the best and median CPU nanoseconds per item (``time.process_time``
 over ``--items`` items, ``--runs`` rounds after a warm-up; the best is the steadier figure on a
 shared machine). Every round checks that each item came out of the receiver as it went in, so
@@ -34,6 +39,9 @@ SPEC = Chain.spec
 EXECUTORS = SPEC.executors_with_ackers(1)  # tasks: middle 1, 2; sink 3; spout 4; acker 5
 MIDDLE, SPOUT, ACKER = 1, 4, 5
 FIELDS = {"n": 0, "ts": 1}
+
+
+KINDS = ("data, acking off", "data, acking on", "acker items")
 
 
 def remote_sink(box: Outbox, task: int) -> Callable[[tuple[int, Any]], None]:
@@ -90,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--kind", choices=KINDS, action="append", help="measure only these kinds of item")
     args = parser.parse_args(argv)
-    for kind in ("data, acking off", "data, acking on", "acker items"):
+    for kind in args.kind or KINDS:
         batch = items(kind, args.items)
         one_round(kind, batch[: min(len(batch), 20_000)])  # warm-up
         send, receive = [], []

@@ -59,22 +59,7 @@ from squall.supervisor.transfer import (
     TupleCodec,
 )
 from squall.supervisor.worker_metrics import OtherThreadsCpu, TransferCounts, task_to_executor, worker_metrics
-from squall.supervisor.worker_plan import (
-    AdoptVersion,
-    Command,
-    Confirm,
-    ControlFrame,
-    CountBad,
-    Event,
-    ExecutorsMoved,
-    MoveExecutors,
-    Route,
-    SetActive,
-    SetPaused,
-    WorkerView,
-    plan,
-    routes_for,
-)
+from squall.supervisor import worker_plan as wp
 from squall.topology.loader import resolve_class
 from squall.topology.spec import ACKER_COMPONENT, TopologySpec
 
@@ -206,7 +191,7 @@ class Worker:
             hold_limit=int(self.conf.get("squall.transfer.hold.items", DEFAULT_HOLD_LIMIT)),
             meter=self.transfer_meter,
         )
-        self.outbox.place(routes_for(self.all_executors, local_ids, a.placement))
+        self.outbox.place(wp.routes_for(self.all_executors, local_ids, a.placement))
         put = self.outbox.put
         self.engine = _WorkerEngine(
             self.spec, classes, self.conf, executor_ids=local_ids, remote_sink=lambda _task: put, clock=clock,
@@ -228,50 +213,30 @@ class Worker:
 
     # -- decisions carried out -----------------------------------------------------------
 
-    def view(self) -> WorkerView:
-        return WorkerView(self.all_executors, self.local_ids, self.assignment_version, self.active, self.engine.paused)
+    def view(self) -> wp.WorkerView:
+        return wp.WorkerView(self.all_executors, self.local_ids, self.assignment_version, self.active, self.engine.paused)
 
-    def handle(self, event: Event) -> None:
+    def handle(self, event: wp.Event) -> None:
         """Carry out ``plan``'s commands for ``event``, and for the events they lead to."""
         events = [event]
         while events:
-            for cmd in plan(self.view(), events.pop(0)):
-                follow = self._carry_out(cmd)
+            for cmd in wp.plan(self.view(), events.pop(0)):
+                follow = self._carry_out[type(cmd)](self, cmd)
                 if follow is not None:
                     events.append(follow)
 
-    def _carry_out(self, cmd: Command) -> Event | None:
-        engine = self.engine
-        if isinstance(cmd, CountBad):
-            self._bad(cmd.what, cmd.n)
-        elif isinstance(cmd, AdoptVersion):
-            if cmd.forget_released:
-                self.released = {}
-            self.assignment_version = cmd.version
-        elif isinstance(cmd, SetPaused):
-            engine.paused = cmd.paused
-        elif isinstance(cmd, MoveExecutors):
-            return self._move(cmd)
-        elif isinstance(cmd, Route):
-            back = self.outbox.place(cmd.routes)
-            self.io.keep(self.outbox.endpoints())
-            if back:
-                self.codec.deliver_local(back)
-        elif isinstance(cmd, SetActive):
-            if cmd.active:
-                engine.activate()
-            else:
-                engine.deactivate()
-            self.active = cmd.active
-        elif isinstance(cmd, Confirm):
-            log.info("worker %s: assignment version %d applied (active=%s, paused=%s, executors %s)",
-                     self.me, cmd.version, self.active, engine.paused, sorted(self.local_ids))
-            self.heartbeat()
-        else:
-            raise TypeError(f"not a worker command: {cmd!r}")
-        return None
+    def _count_bad(self, cmd: wp.CountBad) -> None:
+        self._bad(cmd.what, cmd.n)
 
-    def _move(self, cmd: MoveExecutors) -> ExecutorsMoved:
+    def _adopt_version(self, cmd: wp.AdoptVersion) -> None:
+        if cmd.forget_released:
+            self.released = {}
+        self.assignment_version = cmd.version
+
+    def _set_paused(self, cmd: wp.SetPaused) -> None:
+        self.engine.paused = cmd.paused
+
+    def _move(self, cmd: wp.MoveExecutors) -> wp.ExecutorsMoved:
         engine = self.engine
         for eid in cmd.remove:
             self.released[eid] = engine.remove_executor(eid)
@@ -285,7 +250,36 @@ class Worker:
         self.codec.set_local(engine.wiring.local_tasks)
         log.info("worker %s: executors out %s, in %s", self.me, list(cmd.remove),
                  [eid for eid, _ in cmd.add if eid not in failed])
-        return ExecutorsMoved(cmd.update, frozenset(failed))
+        return wp.ExecutorsMoved(cmd.update, frozenset(failed))
+
+    def _route(self, cmd: wp.Route) -> None:
+        back = self.outbox.place(cmd.routes)
+        self.io.keep(self.outbox.endpoints())
+        if back:  # held items whose task is local now
+            self.codec.deliver_local(back)
+
+    def _set_active(self, cmd: wp.SetActive) -> None:
+        if cmd.active:
+            self.engine.activate()
+        else:
+            self.engine.deactivate()
+        self.active = cmd.active
+
+    def _confirm(self, cmd: wp.Confirm) -> None:
+        log.info("worker %s: assignment version %d applied (active=%s, paused=%s, executors %s)",
+                 self.me, cmd.version, self.active, self.engine.paused, sorted(self.local_ids))
+        self.heartbeat()
+
+    # How each command is carried out (a missing one fails loudly, at its first use).
+    _carry_out: dict[type, Callable[[Any, Any], wp.Event | None]] = {
+        wp.CountBad: _count_bad,
+        wp.AdoptVersion: _adopt_version,
+        wp.SetPaused: _set_paused,
+        wp.MoveExecutors: _move,
+        wp.Route: _route,
+        wp.SetActive: _set_active,
+        wp.Confirm: _confirm,
+    }
 
     def _encode_error(self, item: tuple[int, Any], exc: Exception) -> None:
         source, stream = source_of(item)
@@ -373,7 +367,7 @@ class Worker:
     def _receive_control(self) -> int:
         frames = self.io.receive_control()
         for frame in frames:
-            self.handle(ControlFrame(frame))
+            self.handle(frame)
         return len(frames)
 
     def queued(self) -> int:

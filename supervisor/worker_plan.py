@@ -53,13 +53,6 @@ class WorkerView:
 
 
 @dataclass(frozen=True)
-class ControlFrame:
-    """A frame from the supervisor, as received (not yet decoded)."""
-
-    data: bytes
-
-
-@dataclass(frozen=True)
 class ExecutorsMoved:
     """``MoveExecutors`` was carried out for ``update``; ``failed`` could not be started."""
 
@@ -67,7 +60,8 @@ class ExecutorsMoved:
     failed: frozenset[int] = frozenset()
 
 
-Event = ControlFrame | ExecutorsMoved
+# A control frame from the supervisor arrives as it was received (bytes, not yet decoded).
+Event = bytes | ExecutorsMoved
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -83,13 +77,16 @@ class CountBad:
 
 @dataclass(frozen=True)
 class AdoptVersion:
+    """The assignment version the next heartbeats report; ``forget_released``: the
+    snapshots released under the previous version are done with."""
+
     version: int
-    forget_released: bool  # the snapshots released under the previous version are done with
+    forget_released: bool
 
 
 @dataclass(frozen=True)
 class SetPaused:
-    paused: bool
+    paused: bool  # spouts held (a migration drains) or free; nothing else stops
 
 
 @dataclass(frozen=True)
@@ -112,7 +109,7 @@ class Route:
 
 @dataclass(frozen=True)
 class SetActive:
-    active: bool
+    active: bool  # the spouts' activate()/deactivate() callbacks are called
 
 
 @dataclass(frozen=True)
@@ -130,8 +127,8 @@ Command = CountBad | AdoptVersion | SetPaused | MoveExecutors | Route | SetActiv
 
 def plan(view: WorkerView, event: Event) -> list[Command]:
     """The commands that follow from ``event`` for a worker in state ``view``."""
-    if isinstance(event, ControlFrame):
-        return _control(view, event.data)
+    if isinstance(event, bytes):
+        return _control(view, event)
     if isinstance(event, ExecutorsMoved):
         return _finish(view, event.update, event.failed)
     raise TypeError(f"not a worker event: {event!r}")

@@ -10,7 +10,6 @@ from squall.messages import WorkerUpdate
 from squall.supervisor.worker_plan import (
     AdoptVersion,
     Confirm,
-    ControlFrame,
     CountBad,
     ExecutorsMoved,
     MoveExecutors,
@@ -43,8 +42,9 @@ def update(version=2, placement=None, active=True, executors=None, paused=False,
                         assignment_version=version, executors=executors, paused=paused, states=dict(states or {}))
 
 
-def frame(msg) -> ControlFrame:
-    return ControlFrame(wire.encode(msg))
+def frame(msg) -> bytes:
+    """A control frame as the worker receives it."""
+    return wire.encode(msg)
 
 
 REMOTE = {4: THERE, 5: THERE}  # the routes of the tasks of executors 2 and 3
@@ -104,7 +104,7 @@ def test_executors_none_keeps_the_local_set():
     ids=["not a frame", "truncated"],
 )
 def test_a_malformed_control_frame_is_counted_and_changes_nothing(data, what):
-    (cmd,) = plan(view(), ControlFrame(data))
+    (cmd,) = plan(view(), data)
     assert isinstance(cmd, CountBad) and cmd.what.startswith(what) and cmd.n == 1
 
 
