@@ -47,6 +47,7 @@ from typing import Any, Callable, Protocol
 
 from squall import wire
 from squall.messages import WorkerHeartbeat, WorkerLaunch
+from squall.supervisor import worker_plan as wp
 from squall.supervisor.runtime.engine import Engine, acker_count
 from squall.supervisor.runtime.layout import source_of
 from squall.supervisor.runtime.stats import CpuMeter
@@ -59,7 +60,6 @@ from squall.supervisor.transfer import (
     TupleCodec,
 )
 from squall.supervisor.worker_metrics import OtherThreadsCpu, TransferCounts, task_to_executor, worker_metrics
-from squall.supervisor import worker_plan as wp
 from squall.topology.loader import resolve_class
 from squall.topology.spec import ACKER_COMPONENT, TopologySpec
 
@@ -68,7 +68,6 @@ log = logging.getLogger("squall.worker")
 RECV_FRAMES_PER_ROUND = 64  # bounds one round's intake so spouts and timers still get a turn
 PARENT_CHECK_S = 0.2  # also the longest an idle worker blocks
 STOP_DRAIN_S = 0.3
-DEFAULT_HWM = 100  # frames ZeroMQ queues per socket (``squall.transfer.hwm``)
 EXIT_CODE_ERROR = 4  # the topology's code does not load: retrying will not help
 ERROR_SUFFIX = ".error"  # next to the launch file: why the worker could not start
 ERROR_CHARS = 2000
@@ -127,7 +126,8 @@ class _WorkerEngine(Engine):
 
 def open_worker(launch: WorkerLaunch, clock: Callable[[], float] = time.monotonic, context: Any = None) -> "Worker":
     """A worker on real sockets (``context``: see ``WorkerSockets``)."""
-    from squall.supervisor.worker_io import WorkerSockets  # the one module that imports ZeroMQ
+    # Imported here, not at the top: the runtime itself (tests on a fake WorkerIO) loads no ZeroMQ.
+    from squall.supervisor.worker_io import DEFAULT_HWM, WorkerSockets
 
     conf = {**TopologySpec.from_dict(launch.spec).config, **launch.assignment.conf}  # as Worker reads it
     hwm = int(conf.get("squall.transfer.hwm", DEFAULT_HWM))
