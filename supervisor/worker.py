@@ -377,7 +377,7 @@ class Worker:
     def heartbeat(self) -> None:
         outbox, io = self.outbox, self.io
         transfer = TransferCounts(
-            cpu_s=self.transfer_meter.cpu_s + self.io_threads.read(),
+            transfer_cpu_s=self.transfer_meter.cpu_s + self.io_threads.read(),
             frames_sent=outbox.sent_frames,
             frames_received=io.frames_received,
             bytes_sent=outbox.sent_bytes,
