@@ -31,7 +31,7 @@ Guarantees:
   accepted, so a Nimbus that is behind starts a newer one;
 * a board that hears nothing from its Nimbus (no reply, ack or assignment) for
   ``nimbus_timeout_s`` looks for another: one ``ReconnectNimbus`` per silent period, after
-  which it registers again. Its workers are not touched: a change of Nimbus moves no executor.
+  which it registers again (not with a Nimbus without terms, which sends no acks). Its workers are not touched: a change of Nimbus moves no executor.
 """
 
 from __future__ import annotations
@@ -147,6 +147,9 @@ class SupervisorState:
     nimbus_timeout_s: float | None = None  # None: never look elsewhere (the daemon sets it)
     last_heard_at: float | None = None  # when Nimbus last sent anything (None: not yet)
     reconnects: int = 0
+    # False after a registration answered by a Nimbus without terms: it sends no heartbeat
+    # acks, so its silence proves nothing (the board stays, as boards did before).
+    nimbus_acks: bool = True
 
     @property
     def supervisor_id(self) -> str:
@@ -166,6 +169,7 @@ class SupervisorState:
         self.on_nimbus_heard(now)
         if reply.ok:
             self.registered = True
+            self.nimbus_acks = reply.term > 0
             if reply.term == 0:
                 # A Nimbus without terms: a new registration may start a new numbering (one
                 # that forgot this board), so what it pushes next is the truth. With terms,
@@ -296,7 +300,7 @@ class SupervisorState:
         if self.last_heard_at is None:
             self.last_heard_at = now  # the silence is counted from the first tick
         silent_s = now - self.last_heard_at
-        if self.nimbus_timeout_s is not None and silent_s >= self.nimbus_timeout_s:
+        if self.nimbus_timeout_s is not None and self.nimbus_acks and silent_s >= self.nimbus_timeout_s:
             # Look elsewhere and register there; workers keep running meanwhile.
             self.last_heard_at = now
             self.reconnects += 1
