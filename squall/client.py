@@ -76,7 +76,7 @@ class NimbusClient:
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, limit_of("Reply").frame_bytes)  # a reply is the most it expects
-        secure_client(self._sock, keys)
+        secure_client(self._sock, self.keys)
         # Handshake events only, to tell "refused our keys" from "not there" on a timeout. The
         # monitor's inproc address is unique per client: pyzmq's default names it after the
         # socket's file descriptor, which a later client reuses while an unclosed client's
