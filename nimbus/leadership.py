@@ -11,11 +11,13 @@ Boards order assignments by (term, version) and refuse an older term (see
   rolled back, or another Nimbus led meanwhile — raises the term to ``report + 1``, saved
   before anything else is sent; the caller then pushes every board its assignment again, so
   all boards follow the new term. Never silently ignored: that is the point;
-* a report of this very term with a higher assignment version than this Nimbus's numbering
-  of the board (two runs on copies of one data dir) lifts the numbering above it.
+* so is a registration reporting this very term from a board that never registered with
+  this process: another Nimbus issued that term (two fresh data dirs both start at 1), so
+  the numbers of the two cannot be compared.
 
-Guarantees: the term never decreases, is saved before it is used, and is strictly above every
-term a board has reported to this process. With replicas (later), the term will come from the
+Guarantees: the term never decreases, is saved before it is used, is strictly above every
+term a board reported to this process, and no board holds an assignment of this term from
+another Nimbus once it has registered here. With replicas (later), the term will come from the
 consensus library, and a replica that hears of a higher term steps down instead of raising.
 """
 
@@ -45,11 +47,16 @@ class Leadership:
         self.term = store.load_epoch() + 1
         store.save_epoch(self.term)  # first: a term is never used before it is saved
         self.raised = 0  # how often a board's report raised the term
+        self._registered: set[str] = set()  # boards that registered with this process
 
-    def observe(self, reported: int) -> bool:
-        """A board reports the highest term it accepted; True when that raised this term
-        (the caller must push every board's assignment again)."""
-        if reported <= self.term:
+    def observe(self, reported: int, registering: str | None = None) -> bool:
+        """A board reports the highest term it accepted (``registering``: its id, when the
+        report comes with its registration); True when that raised this term (the caller
+        must push every board's assignment again)."""
+        stranger = registering is not None and registering not in self._registered
+        if registering is not None:
+            self._registered.add(registering)
+        if reported < self.term or (reported == self.term and not stranger):
             return False
         term = reported + 1
         self.store.save_epoch(term)
@@ -58,13 +65,6 @@ class Leadership:
                     reported, self.term, term)
         self.term, self.raised = term, self.raised + 1
         return True
-
-    def next_version(self, reported_term: int, reported_version: int, version: int) -> int:
-        """This Nimbus's assignment numbering of a board (``version``), lifted above what the
-        board accepted in this same term (a copy of the data dir numbered it further)."""
-        if reported_term == self.term and reported_version > version:
-            return reported_version
-        return version
 
     def status(self) -> dict[str, Any]:
         """``squall nimbus-status --json``: a single Nimbus leads itself."""

@@ -182,8 +182,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         sup.link_mbit, sup.link_delay_ms = m.link_mbit, m.link_delay_ms
         sup.peer, sup.last_seen, sup.dead, sup.last_pushed = peer, now, False, None
         self.supervisors[sup.id] = sup
-        raised = self.leadership.observe(m.term)  # fencing: a board ahead of this Nimbus raises its term
-        sup.version = self.leadership.next_version(m.term, m.assignment_version, sup.version)
+        raised = self.leadership.observe(m.term, m.supervisor_id)  # fencing: a board ahead raises the term
         self.store.save_supervisor(sup)
         log.info("supervisor %s registered from %s with ports %s", sup.id, sup.host, sup.ports)
         self._out.append(Send(peer, M.RegisterReply(ok=True, heartbeat_s=C.number(self.conf, C.HEARTBEAT, 1.0),

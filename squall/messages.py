@@ -138,10 +138,9 @@ class RegisterSupervisor:
     # unknown. The testbed passes its emulated links' rate and one-way delay.
     link_mbit: float | None = None
     link_delay_ms: float | None = None
-    # The highest Nimbus term this board accepted an assignment of, and that assignment's
-    # version (0, -1: none yet): a Nimbus that is behind either starts a newer term.
+    # The highest Nimbus term this board accepted an assignment of (0: none yet): a Nimbus
+    # below it, or a stranger issuing the same term, starts a newer one (nimbus.leadership).
     term: int = field(default=0, metadata=NON_NEGATIVE)
-    assignment_version: int = -1
 
 
 @message

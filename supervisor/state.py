@@ -310,8 +310,7 @@ class SupervisorState:
         if not self.registered:
             if now >= self.next_register_at:
                 self.next_register_at = now + self.heartbeat_s
-                cmds.append(SendNimbus(replace(self.registration, term=self.term,
-                                               assignment_version=self.assignment_version)))
+                cmds.append(SendNimbus(replace(self.registration, term=self.term)))
         elif now >= self.next_heartbeat_at:
             cmds.append(self._heartbeat(now))
         cmds.extend(self._due_starts(now))

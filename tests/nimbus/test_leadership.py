@@ -11,9 +11,8 @@ from tests.nimbus.nimbus_helpers import CLI, new_state, peer_of, pushes
 PORTS = [6700, 6701]
 
 
-def register(st, node: str, now: float, term: int = 0, version: int = -1):
-    msg = M.RegisterSupervisor(node, f"host-{node}", PORTS, 1e9, 1e9, 4, 1024, 100, term=term,
-                               assignment_version=version)
+def register(st, node: str, now: float, term: int = 0):
+    msg = M.RegisterSupervisor(node, f"host-{node}", PORTS, 1e9, 1e9, 4, 1024, 100, term=term)
     return st.handle(peer_of(node), msg, now)
 
 
@@ -35,7 +34,7 @@ def test_every_start_is_a_new_term_saved_in_the_store(tmp_path):
 def test_a_board_ahead_raises_the_term_and_every_board_is_pushed_again():
     st = new_state()  # an empty data dir: term 1
     register(st, "n1", 0.0)
-    cmds = register(st, "n2", 0.1, term=5, version=40)  # n2 followed a Nimbus of term 5
+    cmds = register(st, "n2", 0.1, term=5)  # n2 followed a Nimbus of term 5
     reply = cmds[0].msg
     assert reply.ok and reply.term == 6 and st.leadership.term == 6
     assert st.store.load_epoch() == 6
@@ -43,20 +42,23 @@ def test_a_board_ahead_raises_the_term_and_every_board_is_pushed_again():
     assert set(pushed) == {"n1", "n2"} and all(a.term == 6 for a in pushed.values())
 
 
-def test_a_board_of_this_term_or_below_changes_nothing():
+def test_a_board_below_this_term_or_back_in_it_changes_nothing():
     st = new_state()
     register(st, "n1", 0.0)
-    cmds = register(st, "n2", 0.1, term=1, version=0)
+    register(st, "n2", 0.1)
+    cmds = register(st, "n2", 0.2, term=1)  # n2 again (declared dead, say), in this term
     assert st.leadership.term == 1 and set(pushes(cmds)) == {"n2"}
-    register(st, "n3", 0.2, term=0)
+    register(st, "n3", 0.3, term=0)
     assert st.leadership.term == 1
 
 
-def test_a_board_numbered_further_in_this_term_lifts_the_numbering_above_it():
-    """Two runs on copies of one data dir share a term: the board's version wins the tie."""
+def test_a_new_board_reporting_this_very_term_got_it_from_another_nimbus():
+    """Two fresh data dirs both start at term 1: their numbers cannot be compared."""
     st = new_state()
-    (a,) = pushes(register(st, "n1", 0.0, term=1, version=30)).values()
-    assert a.term == 1 and a.version == 31
+    register(st, "n1", 0.0)
+    cmds = register(st, "n2", 0.1, term=1)
+    assert st.leadership.term == 2
+    assert {n: a.term for n, a in pushes(cmds).items()} == {"n1": 2, "n2": 2}
 
 
 def test_a_heartbeat_is_acked_and_a_higher_term_in_it_raises_the_term():

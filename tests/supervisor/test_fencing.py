@@ -74,14 +74,14 @@ def test_within_a_term_an_older_version_is_still_ignored_but_not_counted_as_fenc
 def test_registration_and_heartbeats_report_the_highest_term_accepted():
     s = SupervisorState(registration(), nimbus_timeout_s=None)
     (first,) = s.tick(0.0)
-    assert first == SendNimbus(replace(registration(), term=0, assignment_version=-1))
+    assert first == SendNimbus(replace(registration(), term=0))
     s.on_register_reply(m.RegisterReply(ok=True, term=7), 0.1)
     s.on_assignment(m.SupervisorAssignment("pi-1", 12, [], term=7), 0.2)
     (beat,) = s.tick(1.2)
     assert isinstance(beat.msg, m.Heartbeat) and beat.msg.term == 7
     s.on_register_reply(m.RegisterReply(ok=False, reason="unknown supervisor; register again"), 1.3)
     (again,) = s.tick(2.3)
-    assert again.msg.term == 7 and again.msg.assignment_version == 12
+    assert again.msg.term == 7
 
 
 def test_a_nimbus_without_terms_still_renumbers_on_registration():
@@ -104,7 +104,7 @@ def test_a_silent_nimbus_is_left_for_another_once_per_timeout_and_workers_stay(s
     cmds = state.tick(4.0)
     assert ReconnectNimbus(3.0) in cmds
     assert not [c for c in cmds if isinstance(c, (StopWorker, StartWorker))]
-    assert SendNimbus(replace(registration(), term=3, assignment_version=1)) in cmds  # registers there
+    assert SendNimbus(replace(registration(), term=3)) in cmds  # registers there
     assert not state.registered and state.slots[6700].alive
     assert not [c for c in state.tick(6.9) if isinstance(c, ReconnectNimbus)]  # a full timeout at the new one
     assert [c for c in state.tick(7.0) if isinstance(c, ReconnectNimbus)]
