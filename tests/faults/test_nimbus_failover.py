@@ -100,4 +100,4 @@ def test_nimbus_restarted_on_the_boards_second_address_re_adopts_running_workers
         books = drain(cluster, "moving", folder)
         assert_nothing_lost(books)
         print(f"\nNimbus answered at the second address {answered_s:.2f} s after the kill, every board "
-              f"re-attached {attached_s:.2f} s after it (poll 0.1 s; a shared machine); books {books.summary()}")
+              f"re-attached {attached_s:.2f} s after the kill (poll 0.1 s; a shared machine); books {books.summary()}")
