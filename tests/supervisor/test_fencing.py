@@ -131,3 +131,20 @@ def test_a_nimbus_without_heartbeat_acks_is_not_left_for_its_silence():
     s = SupervisorState(registration(), nimbus_timeout_s=2.0)
     s.on_register_reply(m.RegisterReply(ok=True), 0.0)  # term 0: an older Nimbus, it never acks
     assert not [c for c in s.tick(60.0) if isinstance(c, ReconnectNimbus)]
+
+
+def test_the_term_refusals_and_reconnects_are_exported_as_metrics(state):
+    from types import SimpleNamespace
+
+    from squall.supervisor.prom import SupervisorCollector
+
+    assign(state, 4, 1)
+    assign(state, 2, 9)  # refused
+    state.nimbus_timeout_s = 1.0
+    state.tick(0.0)
+    state.tick(5.0)  # silent: one reconnect
+    daemon = SimpleNamespace(facts=SimpleNamespace(supervisor_id="pi-1"), state=state, bad_frames=0)
+    values = {s.name: s.value for family in SupervisorCollector(daemon).collect() for s in family.samples}
+    assert values["squall_supervisor_nimbus_term"] == 4
+    assert values["squall_supervisor_refused_assignments_total"] == 1
+    assert values["squall_supervisor_nimbus_reconnects_total"] == 1
