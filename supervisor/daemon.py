@@ -272,13 +272,15 @@ class SupervisorDaemon:
             elif isinstance(cmd, UpdateWorker):
                 self.worker_sock.send_multipart([str(cmd.port).encode(), encode(cmd.update)])
             elif isinstance(cmd, ReconnectNimbus):
-                self._next_nimbus(cmd.silent_s)
+                self._next_nimbus(cmd.silent_s, cmd.attempt)
 
     # -- finding Nimbus ------------------------------------------------------------------
 
-    def _next_nimbus(self, silent_s: float) -> None:
+    def _next_nimbus(self, silent_s: float, attempt: int) -> None:
         """Nimbus at ``self.nimbus`` fell silent: move to the next known address; after the
-        last one, ask discovery (when the addresses came from it) for a fresh list."""
+        last one, ask discovery (when the addresses came from it) for a fresh list. Logged
+        as a warning at the first attempt of a silence and every 20th (a long outage does
+        not flood the log)."""
         addresses = self.nimbus_addresses
         i = addresses.index(self.nimbus) if self.nimbus in addresses else -1
         if i + 1 >= len(addresses) and self.rediscover is not None:
@@ -287,8 +289,9 @@ class SupervisorDaemon:
                 self.nimbus_addresses = addresses = list(dict.fromkeys(found))
                 i = -1
         target = addresses[(i + 1) % len(addresses)]
-        log.warning("no word from Nimbus at %s for %.1f s; trying %s (workers keep running)",
-                    self.nimbus, silent_s, target)
+        log.log(logging.WARNING if attempt % 20 == 1 else logging.DEBUG,
+                "no word from Nimbus at %s for %.1f s; trying %s (attempt %d; workers keep running)",
+                self.nimbus, silent_s, target, attempt)
         self._switch_nimbus(target)
 
     def _switch_nimbus(self, address: str) -> None:

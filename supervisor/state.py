@@ -27,11 +27,12 @@ Guarantees:
 * fencing: assignments are ordered by (term, version). One of a higher term than any
   accepted is applied whatever its version (a new Nimbus, or one restarted on an empty
   data dir, numbers from 1 again); one of an older term is refused, counted in
-  ``refused_assignments`` and logged; registrations and heartbeats report the highest term
+  ``refused_assignments`` and logged (a warning once per stale term); registrations and heartbeats report the highest term
   accepted, so a Nimbus that is behind starts a newer one;
 * a board that hears nothing from its Nimbus (no reply, ack or assignment) for
   ``nimbus_timeout_s`` looks for another: one ``ReconnectNimbus`` per silent period, after
-  which it registers again (not with a Nimbus without terms, which sends no acks). Its workers are not touched: a change of Nimbus moves no executor.
+  which it registers again (not with a Nimbus without terms, which sends no acks). Its
+  workers are not touched: a change of Nimbus moves no executor.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class ReconnectNimbus:
     again); registration follows on the next tick."""
 
     silent_s: float
+    attempt: int = 1  # reconnects since Nimbus was last heard (1: the first)
 
 
 Command = SendNimbus | FetchTopology | StartWorker | StopWorker | UpdateWorker | ReconnectNimbus
@@ -144,9 +146,11 @@ class SupervisorState:
     spec_digests: dict[str, object] = field(default_factory=dict)  # topology -> digest fetched
     term: int = 0  # the highest Nimbus term an assignment was accepted from (fencing)
     refused_assignments: int = 0  # assignments of an older term, refused
+    last_refused_term: int = -1  # warned about once; its resends are only counted
     nimbus_timeout_s: float | None = None  # None: never look elsewhere (the daemon sets it)
     last_heard_at: float | None = None  # when Nimbus last sent anything (None: not yet)
     reconnects: int = 0
+    silent_attempts: int = 0  # reconnects since Nimbus was last heard
     # False after a registration answered by a Nimbus without terms: it sends no heartbeat
     # acks, so its silence proves nothing (the board stays, as boards did before).
     nimbus_acks: bool = True
@@ -157,16 +161,21 @@ class SupervisorState:
 
     # -- nimbus ---------------------------------------------------------------------------
 
-    def on_nimbus_heard(self, now: float) -> None:
-        """Any valid frame from Nimbus: it is alive (see ``tick``)."""
+    def on_nimbus_heard(self, now: float, term: int | None = None) -> None:
+        """A valid frame from Nimbus (of ``term``, when it states one): it is alive (see
+        ``tick``). A Nimbus of an older term is not: its acks must not keep the board from
+        looking for the current leader."""
+        if term is not None and 0 < term < self.term:
+            return
         self.last_heard_at = now
+        self.silent_attempts = 0
 
     def on_heartbeat_ack(self, ack: HeartbeatAck, now: float) -> list[Command]:
-        self.on_nimbus_heard(now)
+        self.on_nimbus_heard(now, ack.term)
         return []
 
     def on_register_reply(self, reply: RegisterReply, now: float) -> list[Command]:
-        self.on_nimbus_heard(now)
+        self.on_nimbus_heard(now, reply.term)
         if reply.ok:
             self.registered = True
             self.nimbus_acks = reply.term > 0
@@ -184,12 +193,14 @@ class SupervisorState:
         return []
 
     def on_assignment(self, msg: SupervisorAssignment, now: float) -> list[Command]:
-        self.on_nimbus_heard(now)
+        self.on_nimbus_heard(now, msg.term)
         if msg.supervisor_id != self.supervisor_id:
             return []
         if msg.term < self.term:
             self.refused_assignments += 1
-            log.warning("refused assignment version %d of term %d: this board follows term %d (a deposed or "
+            level = logging.WARNING if msg.term != self.last_refused_term else logging.DEBUG
+            self.last_refused_term = msg.term
+            log.log(level, "refused assignment version %d of term %d: this board follows term %d (a deposed or "
                         "stale Nimbus; %d refused so far)", msg.version, msg.term, self.term, self.refused_assignments)
             return []
         if msg.term == self.term and msg.version < self.assignment_version:
@@ -304,9 +315,10 @@ class SupervisorState:
             # Look elsewhere and register there; workers keep running meanwhile.
             self.last_heard_at = now
             self.reconnects += 1
+            self.silent_attempts += 1
             self.registered = False
             self.next_register_at = now
-            cmds.append(ReconnectNimbus(silent_s))
+            cmds.append(ReconnectNimbus(silent_s, self.silent_attempts))
         if not self.registered:
             if now >= self.next_register_at:
                 self.next_register_at = now + self.heartbeat_s

@@ -102,13 +102,15 @@ def test_a_silent_nimbus_is_left_for_another_once_per_timeout_and_workers_stay(s
     state.on_heartbeat_ack(m.HeartbeatAck(1, term=3), 1.0)
     assert not [c for c in state.tick(3.9) if isinstance(c, ReconnectNimbus)]  # heard 2.9 s ago
     cmds = state.tick(4.0)
-    assert ReconnectNimbus(3.0) in cmds
+    assert ReconnectNimbus(3.0, attempt=1) in cmds
     assert not [c for c in cmds if isinstance(c, (StopWorker, StartWorker))]
     assert SendNimbus(replace(registration(), term=3)) in cmds  # registers there
     assert not state.registered and state.slots[6700].alive
     assert not [c for c in state.tick(6.9) if isinstance(c, ReconnectNimbus)]  # a full timeout at the new one
-    assert [c for c in state.tick(7.0) if isinstance(c, ReconnectNimbus)]
-    assert state.reconnects == 2
+    assert [c for c in state.tick(7.0) if isinstance(c, ReconnectNimbus)] == [ReconnectNimbus(3.0, attempt=2)]
+    state.on_heartbeat_ack(m.HeartbeatAck(2, term=3), 7.5)  # heard at the new address: a new count
+    assert [c for c in state.tick(10.5) if isinstance(c, ReconnectNimbus)] == [ReconnectNimbus(3.0, attempt=1)]
+    assert state.reconnects == 3
 
 
 def test_any_frame_from_nimbus_counts_as_a_sign_of_life(state):
@@ -124,7 +126,7 @@ def test_a_board_that_never_heard_nimbus_looks_elsewhere_too():
     s = SupervisorState(registration(), nimbus_timeout_s=2.0)
     s.tick(0.0)
     assert not [c for c in s.tick(1.9) if isinstance(c, ReconnectNimbus)]
-    assert ReconnectNimbus(2.0) in s.tick(2.0)
+    assert ReconnectNimbus(2.0, attempt=1) in s.tick(2.0)
 
 
 def test_a_nimbus_without_heartbeat_acks_is_not_left_for_its_silence():
@@ -148,3 +150,11 @@ def test_the_term_refusals_and_reconnects_are_exported_as_metrics(state):
     assert values["squall_supervisor_nimbus_term"] == 4
     assert values["squall_supervisor_refused_assignments_total"] == 1
     assert values["squall_supervisor_nimbus_reconnects_total"] == 1
+
+
+def test_a_stale_nimbus_s_acks_and_assignments_do_not_keep_the_board_from_moving(state):
+    state.nimbus_timeout_s = 3.0
+    assign(state, 5, 1, now=0.0)
+    state.on_heartbeat_ack(m.HeartbeatAck(1, term=4), 2.0)  # a deposed leader, still talking
+    assign(state, 4, 9, now=2.5)
+    assert ReconnectNimbus(3.0, attempt=1) in state.tick(3.0)
