@@ -11,6 +11,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -20,6 +24,11 @@ from squall import ledger_topology as lt
 from squall.localcluster import LocalCluster, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+def squall(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "squall", *args], capture_output=True, text=True, timeout=60,
+                          env=env)
 
 
 def alive_boards(cluster: LocalCluster) -> set[str]:
@@ -67,6 +76,16 @@ def test_a_supervisor_whose_first_address_is_dead_finds_the_live_nimbus(tmp_path
         # __enter__ returned: the board registered, and only the second address answers.
         assert alive_boards(cluster) == {"node-1"}
         assert f"no word from Nimbus at {dead}" in cluster.log("node-1")
+        # Clients too: every verb takes the list, from --nimbus or SQUALL_NIMBUS.
+        live = f"127.0.0.1:{port}"
+        env = {**os.environ, "SQUALL_NIMBUS": f"{dead},{live}"}
+        shown = squall("nimbus-status", "--json", "--timeout", "1", env=env)
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout) == {
+            "leader": live, "term": 1, "replicas": [{"address": live, "role": "leader", "pid": cluster.nimbus_proc.pid}],
+        }
+        listed = squall("list", "--nimbus", f"{dead},{live}", "--timeout", "1")
+        assert listed.returncode == 0 and listed.stdout.splitlines()[0] == f"leader {live} (term 1)", listed
 
 
 def test_nimbus_restarted_on_the_boards_second_address_re_adopts_running_workers(tmp_path):
