@@ -301,7 +301,10 @@ class PairGreedy:
             return
         loads = self._loads
         heavier = i if loads[i] >= loads[j] else j
-        cands = sorted({w for w in (wi, wj) if w >= 0})
+        if wi >= 0 and wj >= 0 and wi != wj:
+            cands = [wi, wj] if wi < wj else [wj, wi]
+        else:
+            cands = [wi if wi >= 0 else wj]
         star = self.least_loaded([heavier], max_level=0)
         if star is not None and star[0] not in cands:
             cands.append(star[0])
@@ -312,16 +315,17 @@ class PairGreedy:
         # than a feasible one's can never be picked.
         mutual = self.adj[i].get(j, 0.0)
         hint_i, hint_j = self._hint[i], self._hint[j]
+        side_j = [(tj - cj.get(b, 0.0), int(wj >= 0 and wj != b), int(hint_j >= 0 and hint_j != b), b)
+                  for b in cands]
         keyed = []
         order = 0
         for a in cands:
             away_i = ti - ci.get(a, 0.0)
             moves_i = int(wi >= 0 and wi != a)
             off_i = int(hint_i >= 0 and hint_i != a)
-            for b in cands:
-                cost = away_i + (tj - cj.get(b, 0.0)) + (mutual if a != b else 0.0)
-                keyed.append((round(cost, COST_DECIMALS), moves_i + int(wj >= 0 and wj != b),
-                              off_i + int(hint_j >= 0 and hint_j != b), order, a, b))
+            for away_j, moves_j, off_j, b in side_j:
+                cost = away_i + away_j + (mutual if a != b else 0.0)
+                keyed.append((round(cost, COST_DECIMALS), moves_i + moves_j, off_i + off_j, order, a, b))
                 order += 1
         keyed.sort()
         pick: tuple | None = None
