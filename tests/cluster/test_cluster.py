@@ -15,7 +15,7 @@ import pytest
 
 from squall.client import NimbusError
 from squall.experiments.reference import chain_topology
-from tests.cluster.conftest import REPO, WORDCOUNT, eventually
+from tests.helpers import REPO, WORDCOUNT, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.cluster.conftest import REPO
+from tests.helpers import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -16,7 +16,7 @@ import pytest
 
 from squall.experiments.demo import read_ledgers
 
-from tests.cluster.conftest import eventually
+from tests.helpers import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -13,7 +13,7 @@ from typing import Any
 from squall import ledger_topology as lt
 from squall.localcluster import LocalCluster
 
-from tests.cluster.conftest import eventually  # noqa: F401  (re-exported for the fault tests)
+from tests.helpers import eventually
 
 # Fast replays: a tree lost with a worker fails after this many seconds, not Storm's 30.
 FAULT_CONF = {"topology.message.timeout.secs": 4, "ledger.rate": 100}

@@ -12,7 +12,7 @@ import textwrap
 import time
 
 import pytest
-from fault_helpers import eventually
+from tests.helpers import eventually
 
 from squall.bundle import make_bundle
 from squall.localcluster import LocalCluster

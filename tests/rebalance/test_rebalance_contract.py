@@ -7,7 +7,7 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rebalance_helpers import assert_valid, expected_workers, nodes, wl
+from tests.rebalance.rebalance_helpers import assert_valid, expected_workers, nodes, wl
 
 from squall.rebalance import SCHEDULERS, Node, SchedulerParams, Workload, evaluate, get_scheduler
 from squall.rebalance.reference import chain_workload, pi_cluster, random_workload

@@ -16,7 +16,7 @@ import pytest
 
 from squall import security
 from squall.localcluster import LocalCluster, free_port, free_port_range
-from tests.cluster.conftest import REPO, WORDCOUNT, eventually
+from tests.helpers import REPO, WORDCOUNT, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

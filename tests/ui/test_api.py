@@ -7,7 +7,8 @@ import urllib.request
 
 import pytest
 
-from tests.ui.conftest import KEY, WORDCOUNT, call, eventually
+from tests.helpers import WORDCOUNT, eventually
+from tests.ui.ui_helpers import KEY, call
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
