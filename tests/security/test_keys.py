@@ -200,7 +200,7 @@ def test_a_keyed_supervisor_rejects_unsigned_and_wrongly_signed_replies(responde
         forged = D.make_reply({"cluster": "lab", "nonce": "n1"}, "10.0.0.9", 6627, 0, key)
         assert D.accept_reply(forged, "10.0.0.9", "lab", "n1", keys.secret) is None
     good = D.make_reply({"cluster": "lab", "nonce": "n1"}, "", 6627, 0, keys.secret)
-    assert D.accept_reply(good, "10.0.0.9", "lab", "n1", keys.secret) is not None
+    assert D.accept_reply(good, "10.0.0.9", "lab", "n1", keys.secret) == D.Found("10.0.0.9", 6627, "lab", 0)
 
 
 def test_a_keyed_nimbus_ignores_a_supervisor_without_keys(responder, keys):
