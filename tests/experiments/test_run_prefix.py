@@ -26,10 +26,10 @@ def test_the_pid_reads_back_from_every_name_made_with_the_prefix(pid: int) -> No
     prefix = run_prefix(pid)
     for name in (f"{prefix}br", f"{prefix}12h", f"{prefix}-pi4-a"):
         assert owner_pid(name) == pid
-    assert len(f"{prefix}99h") <= 15  # the kernel's limit on a link name
+    assert len(prefix) <= 8 and prefix.isalnum()  # what a testbed accepts (its link names <= 15 characters)
 
 
-@pytest.mark.parametrize("name", ["sqdemo-pi4-a", "sqtb0h", "sqtbbr", "sqtt-pi4-a", "sqttbr", "sqtr12", "sqprobe1a2b3c"])
+@pytest.mark.parametrize("name", ["sqdemo-pi4-a", "sqtb0h", "sqtbbr", "sqtt-pi4-a", "sqttbr", "sqr12", "sqrobe", "sqprobe1a2b3c"])
 def test_names_of_other_testbeds_carry_no_owner(name: str) -> None:
     assert owner_pid(name) is None
 

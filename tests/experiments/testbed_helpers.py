@@ -2,13 +2,13 @@
 
 Every object a testbed makes is named with its prefix (namespaces, links, cgroups, the state
 folder), and teardown removes what starts with it; two runs sharing a prefix would tear down
-each other's boards. So by default the prefix names this run: ``sqtr`` and the pytest
-process's pid in five base-36 digits (``sqtr0004d2``: link names stay within the kernel's 15
-characters), and the subnet is one no interface here uses yet. ``SQUALL_TEST_PREFIX`` and
+each other's boards. So by default the prefix names this run: ``sqr`` and the pytest
+process's pid in five base-36 digits (``sqr0004d2``: a testbed takes at most 8 characters, so
+its link names stay within the kernel's 15), and the subnet is one no interface here uses yet. ``SQUALL_TEST_PREFIX`` and
 ``SQUALL_TEST_SUBNET`` still override both.
 
 A run killed before its fixtures tore down leaves objects with its prefix; the next run finds
-them by the ``sqtr`` mark, reads the pid back and removes them once that pid is no longer a
+them by the ``sqr`` mark, reads the pid back and removes them once that pid is no longer a
 pytest process (:func:`sweep_dead_runs`). Nothing else is touched: the demo's ``sqdemo``,
 the CLI's default ``sqtb`` and a prefix of a live run never match.
 """
@@ -26,7 +26,7 @@ import pytest
 from squall.experiments import netns
 from squall.experiments.testbed import teardown
 
-RUN_MARK = "sqtr"
+RUN_MARK = "sqr"
 PID_DIGITS = 5  # base 36: up to 60,466,175, above Linux's largest pid_max (4,194,304)
 _RUN_PREFIX = re.compile(rf"^{RUN_MARK}[0-9a-z]{{{PID_DIGITS}}}")
 _SUBNET_BASE = "10.232"
