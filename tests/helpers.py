@@ -8,8 +8,9 @@ lives here, one used by one folder lives in that folder's ``*_helpers.py``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 WORDCOUNT = str(REPO / "examples" / "wordcount.py")  # the README's topology, for cluster tests
@@ -33,4 +34,3 @@ def eventually(check: Callable[[], Any], timeout_s: float = 20.0, interval_s: fl
                 return last
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what or check.__name__}: last {last!r}")
-

@@ -29,7 +29,9 @@ def test_the_pid_reads_back_from_every_name_made_with_the_prefix(pid: int) -> No
     assert len(prefix) <= 8 and prefix.isalnum()  # what a testbed accepts (its link names <= 15 characters)
 
 
-@pytest.mark.parametrize("name", ["sqdemo-pi4-a", "sqtb0h", "sqtbbr", "sqtt-pi4-a", "sqttbr", "sqr12", "sqrobe", "sqprobe1a2b3c"])
+@pytest.mark.parametrize(
+    "name", ["sqdemo-pi4-a", "sqtb0h", "sqtbbr", "sqtt-pi4-a", "sqttbr", "sqr12", "sqrobe", "sqprobe1a2b3c"]
+)
 def test_names_of_other_testbeds_carry_no_owner(name: str) -> None:
     assert owner_pid(name) is None
 
@@ -37,8 +39,9 @@ def test_names_of_other_testbeds_carry_no_owner(name: str) -> None:
 @pytest.mark.integration
 def test_a_dead_runs_namespace_is_removed_and_a_live_runs_kept() -> None:
     needs_testbed()
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead, live = f"{run_prefix(int(gone.stdout))}-x", f"{run_prefix(os.getpid())}-x"
     for ns in (dead, live):
         netns.sh("ip", "netns", "add", ns)

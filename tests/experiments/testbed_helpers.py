@@ -4,8 +4,8 @@ Every object a testbed makes is named with its prefix (namespaces, links, cgroup
 folder), and teardown removes what starts with it; two runs sharing a prefix would tear down
 each other's boards. So by default the prefix names this run: ``sqr`` and the pytest
 process's pid in five base-36 digits (``sqr0004d2``: a testbed takes at most 8 characters, so
-its link names stay within the kernel's 15), and the subnet is one no interface here uses yet. ``SQUALL_TEST_PREFIX`` and
-``SQUALL_TEST_SUBNET`` still override both.
+its link names stay within the kernel's 15), and the subnet is one no interface here uses
+yet. ``SQUALL_TEST_PREFIX`` and ``SQUALL_TEST_SUBNET`` still override both.
 
 A run killed before its fixtures tore down leaves objects with its prefix; the next run finds
 them by the ``sqr`` mark, reads the pid back and removes them once that pid is no longer a
@@ -18,13 +18,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from squall.experiments import netns
-from squall.experiments.testbed import teardown
+from squall.experiments.testbed import state_dir, teardown
 
 RUN_MARK = "sqr"
 PID_DIGITS = 5  # base 36: up to 60,466,175, above Linux's largest pid_max (4,194,304)
@@ -51,7 +50,7 @@ def run_prefix(pid: int) -> str:
 def owner_pid(name: str) -> int | None:
     """The pid in a name made with a :func:`run_prefix` prefix, else None."""
     m = _RUN_PREFIX.match(name)
-    return int(m.group(0)[len(RUN_MARK):], 36) if m else None
+    return int(m.group(0)[len(RUN_MARK) :], 36) if m else None
 
 
 def _is_pytest(pid: int) -> bool:
@@ -81,10 +80,13 @@ def sweep_dead_runs() -> list[str]:
     prefixes removed. Needs root (the caller skips without it)."""
     left = netns.leftovers(RUN_MARK)
     names = left["namespaces"] + left["links"] + [g.split("/", 1)[1] for g in left["cgroups"]]
-    names += [p.name.removeprefix("squall-testbed-")
-              for p in Path(os.environ.get("SQUALL_TESTBED_DIR", tempfile.gettempdir())).glob(f"squall-testbed-{RUN_MARK}*")]
-    dead = {name[:len(RUN_MARK) + PID_DIGITS] for name in names
-            if (pid := owner_pid(name)) is not None and not _is_pytest(pid)}
+    marked = state_dir(RUN_MARK)  # a state folder: <temp>/squall-testbed-<prefix>
+    names += [p.name.replace(marked.name, RUN_MARK, 1) for p in marked.parent.glob(f"{marked.name}*")]
+    dead = {
+        name[: len(RUN_MARK) + PID_DIGITS]
+        for name in names
+        if (pid := owner_pid(name)) is not None and not _is_pytest(pid)
+    }
     for prefix in sorted(dead):
         teardown(prefix)
     return sorted(dead)

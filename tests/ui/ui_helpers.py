@@ -11,8 +11,9 @@ from typing import Any
 KEY = "test-cluster-key"
 
 
-def call(base: str, path: str, method: str = "GET", body: Any = None, key: str | None = None,
-         raw: bytes | None = None) -> tuple[int, Any]:
+def call(
+    base: str, path: str, method: str = "GET", body: Any = None, key: str | None = None, raw: bytes | None = None
+) -> tuple[int, Any]:
     """(status, decoded JSON body) of one request."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(base + path, data=data, method=method)
