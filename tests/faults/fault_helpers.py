@@ -57,6 +57,27 @@ def drain(cluster: LocalCluster, name: str, folder: Path, timeout_s: float = 40.
     return lt.read_books(folder)
 
 
+def heard_from_every_supervisor_for(cluster: LocalCluster, seconds: float, timeout_s: float = 60.0) -> None:
+    """Wait until Nimbus has had heartbeats from every supervisor spanning ``seconds`` more of
+    its own clock: the positive signal that Nimbus and the boards ran their loops (where a
+    restart, a reassignment or a storm would happen) for that long, however slow the machine."""
+
+    def last_seen() -> dict[str, float] | None:
+        """Supervisor id -> its latest heartbeat on Nimbus's clock, once every one has sent one."""
+        with cluster.client() as c:
+            seen = {s["id"]: s["last_seen"] for s in c.cluster()["supervisors"]}
+        return seen if seen and None not in seen.values() else None
+
+    start = eventually(last_seen, timeout_s=timeout_s, what="a heartbeat from every supervisor")
+
+    def spanned() -> bool:
+        now = last_seen() or {}
+        assert all(now.get(sid, seen) - seen >= seconds for sid, seen in start.items()), (start, now)
+        return True
+
+    eventually(spanned, timeout_s=timeout_s, interval_s=0.25, what=f"heartbeats spanning {seconds:g} s")
+
+
 def assert_nothing_lost(books: lt.Books) -> None:
     assert books.emitted, "nothing was emitted"
     assert not books.missing, f"{len(books.missing)} emitted ids never acked: {sorted(books.missing)[:10]}"
