@@ -80,6 +80,8 @@ def sink_rates_beside(path: Path) -> dict[str, str]:
 
 
 def from_jsonl(path: Path) -> list[tuple[Point, dict[str, Any]]]:
+    from squall.rebalance import InvalidInputError
+
     out = []
     beside = sink_rates_beside(path)
     with open(path) as f:
@@ -91,10 +93,15 @@ def from_jsonl(path: Path) -> list[tuple[Point, dict[str, Any]]]:
                 measured = float(record["complete_ms"])
             except (KeyError, TypeError, ValueError):
                 continue
+            try:
+                predicted = predict_ms(record)
+            except (InvalidInputError, KeyError, TypeError) as e:  # recorded by an older version
+                print(f"{path}: {record.get('topology')}: skipped, the model cannot read it ({e})", file=sys.stderr)
+                continue
             label = record.get("topology", "")
             sink = record.get("sink_tps", beside.get(label))
             source = record["model"]["workload"].get("profile", {}).get("source_rate")
-            out.append(((record["scheduler"], measured, predict_ms(record), label, steady(sink, source)), record))
+            out.append(((record["scheduler"], measured, predicted, label, steady(sink, source)), record))
     return out
 
 

@@ -11,8 +11,9 @@ Squall measures (``squall.rebalance.profile``). For executor ``e`` in worker ``w
 * **Time per visit**: ``T_e = s_e + Q_w`` where ``Q_w`` is the wait of an M/D/1 queue at
   the worker's one thread (near-constant service), slowed by the board when the board is
   the busier of the two: ``Q_w = r/(2(1-r)) x mean service of w``, ``r = max(U_w, rho_n)``.
-* **Waking**: each time an item enters a worker (from another worker, or a spout's next
-  emission) the worker's thread is woken and waits for a CPU: the board's measured mean
+* **Waking**: each time an item enters a worker from another worker the worker's thread
+  is woken and waits for a CPU (a spout's tuple is timed from its emission, after its
+  wake-up, so that wait is not the tuple's): the board's measured mean
   wait per wake-up (``cpu_wait_ms``), less what the quota's stops explain (an arrival
   during a stop, probability ``f``, waits half a stop) — what other processes take from
   the board: another program on a real board, the host's load on an emulated one.

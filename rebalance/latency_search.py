@@ -312,7 +312,9 @@ class State:
         if self.w_outk[w] > 0:
             value += self.w_outk[w] * flush_wait(topo.flush_s, mean_s, busy)
         if terms.wake_wait_s > 0:
-            value += (self.w_ink[w] + self.w_src[w] / topo.source_rate) * terms.wake_wait_s
+            # Only an item's arrival wakes the worker for a tuple already in flight: a
+            # spout's tuple is timed from its emission, after the wake-up's wait.
+            value += self.w_ink[w] * terms.wake_wait_s
         return value
 
     def _mean_item_bits(self, n: int) -> float:
