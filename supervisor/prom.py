@@ -26,6 +26,10 @@ class SupervisorCollector(Collector):
         reg = GaugeMetricFamily("squall_supervisor_registered", "1 once Nimbus accepted it", labels=["supervisor"])
         reg.add_metric([sid], 1 if d.state.registered else 0)
         yield reg
+        sent = CounterMetricFamily("squall_supervisor_registrations_sent",
+                                   "registration requests sent to Nimbus, accepted or not", labels=["supervisor"])
+        sent.add_metric([sid], d.state.registrations_sent)
+        yield sent
         bad = CounterMetricFamily("squall_supervisor_bad_frames", "frames dropped as malformed", labels=["supervisor"])
         bad.add_metric([sid], d.bad_frames)
         yield bad

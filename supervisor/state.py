@@ -134,6 +134,7 @@ class SupervisorState:
     heartbeat_s: float = 1.0
     registered: bool = False
     next_register_at: float = 0.0
+    registrations_sent: int = 0  # requests sent, accepted or not: a board that tries is seen trying
     next_heartbeat_at: float = 0.0
     seq: int = 0
     assignment_version: int = -1
@@ -322,6 +323,7 @@ class SupervisorState:
         if not self.registered:
             if now >= self.next_register_at:
                 self.next_register_at = now + self.heartbeat_s
+                self.registrations_sent += 1
                 cmds.append(SendNimbus(replace(self.registration, term=self.term)))
         elif now >= self.next_heartbeat_at:
             cmds.append(self._heartbeat(now))

@@ -64,7 +64,7 @@ def test_a_client_rejects_other_clusters_stale_nonces_and_bad_macs():
     assert D.accept_reply(reply, "10.0.0.5", "other", "n1") is None
     assert D.accept_reply(reply, "10.0.0.5", "lab", "n2") is None  # a replayed answer to another search
     keyed = D.make_reply(request(), "", 6627, 0, key=b"k")
-    assert D.accept_reply(keyed, "10.0.0.5", "lab", "n1", key=b"k") is not None
+    assert D.accept_reply(keyed, "10.0.0.5", "lab", "n1", key=b"k") == D.Found("10.0.0.5", 6627, "lab", 0)
     assert D.accept_reply(keyed, "10.0.0.5", "lab", "n1", key=b"x") is None
     assert D.accept_reply(reply, "10.0.0.5", "lab", "n1", key=b"k") is None  # unkeyed reply to a keyed client
     tampered = json.loads(keyed)

@@ -16,8 +16,7 @@ from squall.experiments.boards import BoardFileError, parse_boards
 from squall.experiments.linkdelay import DelayLine, LinkDelay, format_links, parse_links
 from squall.experiments.testbed import Testbed, read_state
 from squall.localcluster import free_port
-
-from .conftest import PREFIX, SUBNET
+from tests.experiments.testbed_helpers import SUBNET
 
 
 def relay_pair(link: LinkDelay) -> tuple[socket.socket, socket.socket, threading.Event]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,12 @@ import pytest
 import zmq
 
 from squall import messages as M
+from squall.localcluster import free_port
 from squall.wire import MAX_FRAME_BYTES, PROTOCOL_VERSION, decode, encode
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
