@@ -18,7 +18,7 @@ import sys
 import time
 
 import pytest
-from fault_helpers import assert_nothing_lost, drain, eventually, running, start_chain
+from tests.faults.fault_helpers import assert_nothing_lost, drain, eventually, running, start_chain
 
 from squall import ledger_topology as lt
 from squall.localcluster import LocalCluster, free_port
