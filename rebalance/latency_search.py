@@ -556,9 +556,10 @@ def _improve(state: State, free: Mapping[str, int]) -> None:
     for _ in range(MAX_PASSES):
         changed = False
         current = state.objective()
+        least_busy = _least_busy_workers(state)
         for g in range(len(net.ex_key)):
             best, best_w = current, -1
-            for w in _executor_candidates(state, g, free):
+            for w in _executor_candidates(state, g, free, least_busy):
                 old = state.exec_worker[g]
                 placed_here = state.worker_node[w] < 0
                 if placed_here:
@@ -607,7 +608,20 @@ def _unplace(state: State, w: int) -> None:
     state.move_worker(w, -1)
 
 
-def _executor_candidates(state: State, g: int, free: Mapping[str, int]) -> list[int]:
+def _least_busy_workers(state: State) -> dict[int, list[int]]:
+    """Per topology, its placed workers from the least busy, as at the start of a pass.
+    Taken once per pass, not per executor: a pass over 10,000 executors would otherwise
+    price every worker 10,000 times. A candidate is only proposed here; every move is
+    priced exactly before it is taken."""
+    by_topology: dict[int, list[tuple[float, int]]] = {}
+    for w, (t, _label) in enumerate(state.worker_ids):
+        if state.w_count[w]:
+            by_topology.setdefault(t, []).append((state.worker_cores(w), w))
+    return {t: [w for _c, w in sorted(rows)] for t, rows in by_topology.items()}
+
+
+def _executor_candidates(state: State, g: int, free: Mapping[str, int],
+                         least_busy: Mapping[int, Sequence[int]]) -> list[int]:
     net = state.net
     t = net.ex_topo[g]
     mine = state.exec_worker[g]
@@ -619,9 +633,10 @@ def _executor_candidates(state: State, g: int, free: Mapping[str, int]) -> list[
         if other != mine:
             weights[other] = weights.get(other, 0.0) + rate
     out.extend(sorted(weights, key=lambda w: (-weights[w], w))[:NEIGHBOUR_WORKERS])
-    placed = [w for w in range(len(state.worker_ids)) if state.worker_ids[w][0] == t and state.w_count[w] and w != mine]
-    if placed:
-        out.append(min(placed, key=lambda w: (state.worker_cores(w), w)))
+    for w in least_busy.get(t, ()):
+        if w != mine and state.w_count[w]:
+            out.append(w)
+            break
     if state.w_count[mine] > 1 and any(s > 0 for s in _free_slots(state, free)):
         empty = [w for w in range(len(state.worker_ids)) if state.worker_ids[w][0] == t and not state.w_count[w]]
         if empty:
