@@ -1,8 +1,9 @@
 """Nimbus moving or losing its state under a running cluster, with real processes:
 
 * a Nimbus restarted on an empty data dir starts a newer term than the boards followed, so
-  its topologies get placed and run (before terms, boards that had seen higher assignment
-  versions ignored it and its topologies showed ACTIVE with no worker);
+  its topologies get placed and run, and no board refuses it (before terms, boards accepted
+  its lower versions only because every successful registration reset their version check,
+  which let any Nimbus they registered with reset it, a stale one included);
 * a supervisor given two addresses, the first dead, registers with the live Nimbus;
 * Nimbus killed -9 and restarted on another port (the second address the boards hold): every
   board re-attaches on its own, and the workers run through it — same pids, same executors,
