@@ -81,6 +81,12 @@ class Network:
         self.adjacent: list[list[int]] = []  # gid -> edge indices
         for t, wl in enumerate(self.workloads):
             self._add_topology(t, wl)
+        # Per edge what a move adds or takes away: (src, dst, rate, rate x weight, bytes/s,
+        # topology), computed once instead of at every move.
+        self.edge_terms: list[tuple[int, int, float, float, float, int]] = [
+            (s, d, rate, rate * kappa, rate * self.topos[self.ex_topo[s]].item_bytes, self.ex_topo[s])
+            for s, d, rate, kappa, _kind in self.edges
+        ]
 
     def _add_topology(self, t: int, wl: Workload) -> None:
         p = wl.profile
@@ -244,28 +250,29 @@ class State:
         self.w_count[w] += sign
 
     def _edge(self, k: int, sign: int) -> None:
-        s, d, rate, kappa, _kind = self.net.edges[k]
-        ws, wd = self.exec_worker[s], self.exec_worker[d]
+        s, d, rate, rk, item_bytes, t = self.net.edge_terms[k]
+        exec_worker = self.exec_worker
+        ws, wd = exec_worker[s], exec_worker[d]
         if ws == wd:
             return
-        self.w_cross[ws] += sign * rate
-        self.w_cross[wd] += sign * rate
-        self.w_outk[ws] += sign * rate * kappa
-        self.w_ink[wd] += sign * rate * kappa
+        if sign < 0:
+            rate, rk, item_bytes = -rate, -rk, -item_bytes
+        self.w_cross[ws] += rate
+        self.w_cross[wd] += rate
+        self.w_outk[ws] += rk
+        self.w_ink[wd] += rk
         ns, nd = self.worker_node[ws], self.worker_node[wd]
         if ns != nd and ns >= 0 and nd >= 0:
             stays = self.stays_in[nd]
-            t = self.net.ex_topo[s]
-            stays[t] = stays.get(t, 0.0) + sign * rate * kappa
-            b = rate * self.net.topos[self.net.ex_topo[s]].item_bytes
-            self.out_bytes[ns] += sign * b
-            self.in_bytes[nd] += sign * b
-            self.out_kappa[ns] += sign * rate * kappa
-            self.in_kappa[nd] += sign * rate * kappa
+            stays[t] = stays.get(t, 0.0) + rk
+            self.out_bytes[ns] += item_bytes
+            self.in_bytes[nd] += item_bytes
+            self.out_kappa[ns] += rk
+            self.in_kappa[nd] += rk
             if self.net.has_links:  # net change of each board's link flows during one move
                 delta = self._link_delta
-                delta[(ns, 0)] = delta.get((ns, 0), 0.0) + sign * rate
-                delta[(nd, 1)] = delta.get((nd, 1), 0.0) + sign * rate
+                delta[(ns, 0)] = delta.get((ns, 0), 0.0) + rate
+                delta[(nd, 1)] = delta.get((nd, 1), 0.0) + rate
 
     # -- pricing -----------------------------------------------------------------------
 
