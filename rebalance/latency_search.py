@@ -338,7 +338,10 @@ class State:
         ns, nd = self.worker_node[ws], self.worker_node[wd]
         delay = topo.transfer_cycles / net.terms[nd].clock_hz
         if ns != nd:
-            delay += net.terms[ns].link_delay_s + net.terms[nd].link_delay_s
+            # A board's link delay is its share of a round trip to another board (what a
+            # ping measures: rtt(A, B) = d(A) + d(B)), so one way is half the sum. Charging
+            # the sum doubled every cross-board hop against the emulated and measured links.
+            delay += (net.terms[ns].link_delay_s + net.terms[nd].link_delay_s) / 2.0
         return rate * kappa * delay
 
     def latency_by_topology(self) -> list[float]:

@@ -49,7 +49,7 @@ class BoardProfile:
     clock_hz: float = 0.0  # the clock service cycles are divided by (0: unknown)
     memory_mb: float = 0.0  # memory the board has for workers (0: unknown, not checked)
     link_mbit: float = 0.0  # link rate each way (0: unknown, transmission time ignored)
-    link_delay_ms: float = 0.0  # one-way delay of the board's link
+    link_delay_ms: float = 0.0  # the board's share of a round trip to another board: rtt(A, B) = d(A) + d(B)
     cpu_period_s: float = 0.0  # CFS period when a quota caps the board (0: no quota)
     measured_utilisation: float = 0.0  # board CPU used / cores over the window
     throttled_share: float = 0.0  # share of the window the quota held the board stopped
