@@ -27,13 +27,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "worker"))
+from squall.supervisor.runtime.messages import ACK_ACK
+from squall.supervisor.transfer import Outbox, TupleCodec
+from squall.topology.component import Tuple
 
-from chain_app import Chain  # noqa: E402
+# The repo root, for tests.worker's user code; appended, so that ``squall`` stays the one
+# installed (or, under against.py, the older revision's).
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+from tests.worker.worker_helpers import user_module  # noqa: E402
 
-from squall.supervisor.runtime.messages import ACK_ACK  # noqa: E402
-from squall.supervisor.transfer import Outbox, TupleCodec  # noqa: E402
-from squall.topology.component import Tuple  # noqa: E402
+Chain = user_module("chain_app").Chain
 
 SPEC = Chain.spec
 EXECUTORS = SPEC.executors_with_ackers(1)  # tasks: middle 1, 2; sink 3; spout 4; acker 5

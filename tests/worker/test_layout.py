@@ -21,8 +21,9 @@ from squall.supervisor.runtime.layout import (
 )
 from squall.supervisor.runtime.messages import ACK_ACK, ACK_FAIL, ACK_INIT, TREE_COMPLETE, TREE_FAILED
 from squall.topology.component import Tuple
+from tests.worker.worker_helpers import user_module
 
-from chain_app import Chain
+Chain = user_module("chain_app").Chain
 
 SPEC = Chain.spec
 EXECUTORS = SPEC.executors_with_ackers(1)  # middle 1,2; sink 3; spout 4; acker 5 (tasks)

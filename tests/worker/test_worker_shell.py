@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 from typing import Callable
 
 import msgpack
@@ -16,10 +15,10 @@ from squall import wire
 from squall.messages import WorkerAssignment, WorkerHeartbeat, WorkerLaunch, WorkerUpdate
 from squall.supervisor.runtime.layout import FRAME_VERSION, decode_frame
 from squall.supervisor.worker import Worker
+from tests.worker.worker_helpers import APPS, user_module
 
-from chain_app import Chain
+Chain = user_module("chain_app").Chain
 
-HERE = Path(__file__).resolve().parent
 A, B = "127.0.0.1:7001", "127.0.0.1:7002"
 # Chain without ackers: middle 0 (task 1), middle 1 (task 2), sink 2 (task 3), spout 3 (task 4).
 MIDDLE_0, SPOUT = 0, 3
@@ -82,7 +81,7 @@ def launch(executors: list[int]) -> WorkerLaunch:
     assignment = WorkerAssignment(topology="chain", port=7001, executors=executors, placement=dict(PLACEMENT),
                                   active=True, assignment_version=1, conf=conf)
     return WorkerLaunch(topology="chain", node="n", host="127.0.0.1", port=7001, spec=Chain.spec.to_dict(),
-                        bundle_dir=str(HERE), supervisor_endpoint="tcp://127.0.0.1:1", clock_hz=1e9,
+                        bundle_dir=str(APPS), supervisor_endpoint="tcp://127.0.0.1:1", clock_hz=1e9,
                         assignment=assignment)
 
 
