@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from squall.config import SPEC_DIGEST  # set by Nimbus in every worker's conf
 from squall.messages import (
     BoardMetrics,
     Heartbeat,
@@ -44,7 +45,6 @@ from squall.messages import (
     WorkerUpdate,
 )
 
-SPEC_DIGEST = "topology.spec.digest"  # set by Nimbus in every worker's conf
 FAST_FAILURE_S = 10.0  # a worker that dies younger than this counts as a fast failure
 MAX_FAST_FAILURES = 5
 MAX_BACKOFF_S = 8.0
