@@ -52,11 +52,6 @@ def node_of(sup: SupervisorRecord, slot_cap: int | None = None, rates: Rates | N
     return Node(sup.id, slots, max(float(sup.capacity_hz), _MIN_CAPACITY_HZ), board)
 
 
-def component_edges(spec: TopologySpec) -> tuple[tuple[str, str], ...]:
-    """(source component, consuming component) for every subscription."""
-    return tuple(sorted({(i.component, c.name) for c in spec.components for i in c.inputs}))
-
-
 def workload_of(rec: TopologyRecord, rates: Rates | None = None) -> Workload:
     """The measured workload: traffic (tuples and acker items), the honest load (each
     worker's whole process CPU attributed to its executors) and the latency profile."""
@@ -72,7 +67,7 @@ def workload_of(rec: TopologyRecord, rates: Rates | None = None) -> Workload:
         executors=tuple(Executor(e.id, e.component, (e.first_task, e.last_task)) for e in executors),
         traffic=tuple((s, d, r) for (s, d), r in sorted(rates.traffic.items()) if s in ids and d in ids),
         load_hz=tuple(load.get(e.id, 0.0) for e in executors),
-        edges=component_edges(rec.spec),
+        edges=rec.spec.component_edges(),
         profile=workload_profile(rates, ids, spouts, ackers),
     )
 

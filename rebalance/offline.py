@@ -1,7 +1,7 @@
 """offline: the topology-based scheduler, for a topology nothing has been measured about.
 
-Components are taken in topological order (Kahn's algorithm, ties by name; a cycle is
-broken at its smallest remaining name). Each component's executors, in task order, go to
+Components are taken in topological order (:func:`squall.topology.order.topological_order`:
+layer by layer from the sources, by name within a layer, a cycle's members in one layer). Each component's executors, in task order, go to
 slots (workers) holding at most M executors (the alpha formula of the online scheduler):
 
 * before component index floor(epsilon x components): round-robin over the not-full slots
@@ -26,20 +26,7 @@ from squall.rebalance.model import Node, Workload
 from squall.rebalance.params import SchedulerParams
 from squall.rebalance.prepare import check_load, m_cap, prepare, worker_budget
 from squall.rebalance.round_robin import storm_slot_order
-
-
-def topological_order(components: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[str]:
-    """Components with every input before its consumers where the graph allows it."""
-    names = sorted(set(components))
-    preds = {c: {s for s, d in edges if d == c and s != c and s in names} for c in names}
-    order: list[str] = []
-    left = set(names)
-    while left:
-        ready = sorted(c for c in left if not preds[c] & left)
-        nxt = ready[0] if ready else min(left)  # a cycle: break it deterministically
-        order.append(nxt)
-        left.remove(nxt)
-    return order
+from squall.topology.order import topological_order
 
 
 def slots_for_topology(wl: Workload, n_slots: int, params: SchedulerParams) -> list[list[int]]:
