@@ -18,14 +18,15 @@ is capacity-blind; ``current`` is used only to keep other topologies where they 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping
 
-from squall.rebalance.assignment import Assignment, ExecutorKey, WorkerKey
+from squall.rebalance.assignment import Assignment, WorkerKey
 from squall.rebalance.errors import InfeasibleError
-from squall.rebalance.model import Node, Workload
+from squall.rebalance.model import Workload
 from squall.rebalance.params import SchedulerParams
-from squall.rebalance.prepare import check_load, m_cap, prepare, worker_budget
+from squall.rebalance.prepare import Request, m_cap
 from squall.rebalance.round_robin import storm_slot_order
+from squall.rebalance.two_phase import two_phase
 from squall.topology.order import topological_order
 
 
@@ -63,27 +64,27 @@ def slots_for_topology(wl: Workload, n_slots: int, params: SchedulerParams) -> l
     return slots
 
 
-def schedule(
-    workloads: Sequence[Workload],
-    nodes: Sequence[Node],
-    params: SchedulerParams = SchedulerParams(),
-    current: Assignment | None = None,
-) -> Assignment:
-    """Topology-based placement of ``workloads`` (see module doc)."""
-    req = prepare(workloads, nodes, current)
-    check_load(req, params)
-    budget = worker_budget(req, params)
-    free = dict(req.free)
-    executor_worker: dict[ExecutorKey, int] = {}
+def executors_to_slots(wl: Workload, n_workers: int, params: SchedulerParams, _hint: Assignment) -> dict[int, int]:
+    """Phase 1: {executor id: slot k}, by :func:`slots_for_topology` (blind to ``current``)."""
+    return {e: k for k, executors in enumerate(slots_for_topology(wl, n_workers, params)) for e in executors}
+
+
+def storm_slots(
+    request: Request, _params: SchedulerParams, placed: Mapping[str, Mapping[int, int]]
+) -> dict[WorkerKey, str]:
+    """Phase 2: slot k of each topology (name order) is the k-th of the slots still free,
+    in Storm's order, as round_robin takes them."""
+    free = dict(request.free)
     worker_node: dict[WorkerKey, str] = {}
-    for wl in req.workloads:
-        t = wl.topology
-        order = storm_slot_order(free)[: budget[t]]
-        if not order:  # worker_budget leaves at least one slot per topology
-            raise InfeasibleError(f"topology {t!r}: no free slot left")
-        for k, executors in enumerate(slots_for_topology(wl, len(order), params)):
-            worker_node[(t, k)] = order[k]
-            free[order[k]] -= 1
-            for e in executors:
-                executor_worker[(t, e)] = k
-    return Assignment.of(executor_worker, worker_node).merge(req.kept)
+    for t in sorted(placed):
+        slots = sorted(set(placed[t].values()))
+        order = storm_slot_order(free)[: len(slots)]
+        if len(order) < len(slots):  # worker_budget leaves a slot for every worker
+            raise InfeasibleError(f"topology {t!r}: {len(slots)} workers but {len(order)} free slots left")
+        for k, node in zip(slots, order):
+            worker_node[(t, k)] = node
+            free[node] -= 1
+    return worker_node
+
+
+schedule = two_phase(executors_to_slots, storm_slots, doc="Topology-based placement of ``workloads`` (see module doc).")
