@@ -32,6 +32,7 @@ from squall.rebalance.latency import MAX_UTILISATION, BoardTerms, Prediction, bo
 from squall.rebalance.model import Node, Workload
 from squall.rebalance.params import SchedulerParams
 from squall.rebalance.prepare import prepare, worker_budget
+from squall.rebalance.relabel import keep_worker_ids
 
 MAX_PASSES = 12
 # A move must save this share of the predicted latency: smaller gains are within the
@@ -498,7 +499,7 @@ def schedule(
         if best is None or key[:2] < best[:2]:
             best = key
     assert best is not None
-    result = best[2].to_assignment()
+    result = keep_worker_ids(req.hint, best[2].to_assignment())
     kept = req.kept
     return Assignment(kept.executors + result.executors, kept.workers + result.workers)
 

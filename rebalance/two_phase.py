@@ -5,8 +5,10 @@ phase 2 (workers -> nodes, all topologies together).
 The frame, in order: :func:`~squall.rebalance.prepare.prepare` (inputs sorted and checked,
 ``current`` split into hints and kept rows), :func:`~squall.rebalance.prepare.check_load`
 (strict mode), :func:`~squall.rebalance.prepare.worker_budget` (workers per topology,
-shrunk to the free slots), phase 1 for each topology in name order, phase 2, then
-:func:`~squall.rebalance.phase2.assemble` (the kept topologies added back unchanged).
+shrunk to the free slots), phase 1 for each topology in name order, phase 2,
+:func:`~squall.rebalance.phase2.assemble` (the kept topologies added back unchanged), then
+:func:`~squall.rebalance.relabel.keep_worker_ids` (worker ids that move the fewest
+executors from ``current``; a renaming, so no cost changes).
 Pure and deterministic whenever both phases are.
 """
 
@@ -19,6 +21,7 @@ from squall.rebalance.model import Node, Workload
 from squall.rebalance.params import SchedulerParams
 from squall.rebalance.phase2 import assemble, place_workers
 from squall.rebalance.prepare import Request, check_load, prepare, worker_budget
+from squall.rebalance.relabel import keep_worker_ids
 
 # (workload, workers it may use, params, hint: its current rows) -> {executor id: worker id}
 Phase1 = Callable[[Workload, int, SchedulerParams, Assignment], dict[int, int]]
@@ -41,7 +44,7 @@ def two_phase(phase1: Phase1, phase2: Phase2 = place_workers, doc: str = "") -> 
         check_load(req, params)
         budget = worker_budget(req, params)
         placed = {wl.topology: phase1(wl, budget[wl.topology], params, req.hint) for wl in req.workloads}
-        return assemble(req, placed, phase2(req, params, placed))
+        return keep_worker_ids(req.hint, assemble(req, placed, phase2(req, params, placed)))
 
     schedule.__doc__ = doc
     return schedule
