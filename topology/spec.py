@@ -104,7 +104,7 @@ class ComponentSpec:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "kind": self.kind,
+            "kind": str(self.kind),  # a plain str, not the ExecutorKind member the DSL sets
             "class": self.class_ref,
             "par": self.par,
             "tasks": self.tasks,
