@@ -9,7 +9,7 @@ from squall.nimbus.store import Store
 from squall.rebalance import SCHEDULERS
 from squall.topology.spec import TopologySpec
 from tests.nimbus.nimbus_helpers import (
-    CLI, ask, chain_spec, heartbeat, heartbeat_running, new_state, peer_of, pushes, register, reply, submit, workers_of,
+    CLI, ask, chain_spec, cyclic_chain_spec, heartbeat, heartbeat_running, new_state, peer_of, pushes, register, reply, submit, workers_of,
 )
 
 PORTS = [6700, 6701]
@@ -118,12 +118,7 @@ def test_submit_places_every_executor_once_on_distinct_ports():
 
 
 def test_a_topology_with_cycles_is_accepted_with_a_warning_naming_each_cycle():
-    spec = chain_spec()
-    stage1, stage2 = (c for c in spec["components"] if c["name"] in ("stage1", "stage2"))
-    shuffle = {"type": "shuffle", "fields": []}
-    stage1["inputs"].append({"component": "stage2", "stream": "default", "grouping": shuffle})
-    stage2["inputs"].append({"component": "stage2", "stream": "default", "grouping": shuffle})
-    cmds = submit(cluster(nodes=2), "loops", 1.0, spec=spec)
+    cmds = submit(cluster(nodes=2), "loops", 1.0, spec=cyclic_chain_spec())
     r = reply(cmds)
     assert r.ok and r.data["status"] == "ACTIVE"
     assert [w.split(" has a cycle ")[1].split(":")[0] for w in r.data["warnings"]] == [
