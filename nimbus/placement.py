@@ -32,7 +32,7 @@ from squall.nimbus.metrics import Rates
 from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
 from squall.rebalance import Assignment, Executor, InfeasibleError, Node, SchedulerParams, Workload, get_scheduler
 from squall.nimbus.profiles import board_profile, honest_load, topology_cores_by_node, workload_profile
-from squall.topology.spec import ACKER_COMPONENT, SPOUT, TopologySpec
+from squall.topology.spec import ExecutorKind
 
 _MIN_CAPACITY_HZ = 1.0  # a Node needs capacity > 0; a board that reports 0 still has slots
 
@@ -59,8 +59,8 @@ def workload_of(rec: TopologyRecord, rates: Rates | None = None) -> Workload:
     rates = rates or Rates()
     ids = {e.id for e in executors}
     load = honest_load(rates)
-    spouts = [e.id for e in executors if e.component != ACKER_COMPONENT and rec.spec.component(e.component).kind == SPOUT]
-    ackers = [e.id for e in executors if e.component == ACKER_COMPONENT]
+    spouts = [e.id for e in executors if rec.spec.kind_of(e.component) == ExecutorKind.SPOUT]
+    ackers = [e.id for e in executors if rec.spec.kind_of(e.component) == ExecutorKind.ACKER]
     return Workload(
         topology=rec.name,
         workers=rec.workers,
