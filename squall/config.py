@@ -35,9 +35,11 @@ DEFAULT_BACKPRESSURE_HIGH = 10_000  # queued items at which the spouts of a work
 WORKER_HEARTBEAT = "squall.worker.heartbeat.secs"
 DEFAULT_WORKER_HEARTBEAT_S = 1.0
 
-# -- the worker's transfer (the data plane); defaults live with the transfer -----------------
+# -- the worker's transfer (the data plane); defaults live with the transfer, but for the one
+# Nimbus reads too (the latency model prices the batching wait) -----------------------------
 TRANSFER_HWM = "squall.transfer.hwm"
 TRANSFER_BATCH_SIZE = "squall.transfer.batch.size"
 TRANSFER_FLUSH_MS = "squall.transfer.flush.ms"
+DEFAULT_TRANSFER_FLUSH_MS = 1.0  # the longest an item waits in a batch before it is sent
 TRANSFER_BACKLOG_FRAMES = "squall.transfer.backlog.frames"
 TRANSFER_HOLD_ITEMS = "squall.transfer.hold.items"
