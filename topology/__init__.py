@@ -2,11 +2,13 @@
 
 Users import it from the top level: ``from squall import Topology, Spout, Bolt, Grouping, Stream``.
 
-The names below are resolved lazily (as in ``squall``): importing one submodule, such as
+The names below are resolved lazily (:mod:`squall.lazy`, as in ``squall``): importing one submodule, such as
 ``squall.topology.order`` from the schedulers, does not load the DSL.
 """
 
 from __future__ import annotations
+
+from squall.lazy import lazy_names
 
 _NAMES = {
     "BatchingBolt": "squall.topology.batching",
@@ -25,14 +27,4 @@ _NAMES = {
 }
 
 __all__ = sorted(_NAMES)
-
-
-def __getattr__(name: str):
-    module_name = _NAMES.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'squall.topology' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _NAMES, globals())

@@ -10,21 +10,12 @@ import json
 import pytest
 
 from modules_app import Modules
-from worker_helpers import FakeSupervisor, Processes, free_port, make_bundle, write_launch
+from worker_helpers import free_port, make_bundle, write_launch
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 # Executors of Modules with one acker: numbers 0, sink 1, acker 2.
 SPOUT_SIDE, SINK_SIDE = [0], [1, 2]
-
-
-@pytest.fixture
-def env(tmp_path):
-    sup = FakeSupervisor()
-    procs = Processes(tmp_path)
-    yield tmp_path, sup, procs
-    procs.close()
-    sup.close()
 
 
 def test_a_running_worker_has_loaded_no_nimbus_only_module(env):
