@@ -56,6 +56,7 @@ class _Topo:
     item_bytes: float
     worker_mb: float
     flush_s: float
+    round_cycles: float
     measured: bool
 
 
@@ -82,6 +83,12 @@ class Network:
         self.adjacent: list[list[int]] = []  # gid -> edge indices
         for t, wl in enumerate(self.workloads):
             self._add_topology(t, wl)
+        # Per edge what a move adds or takes away: (src, dst, rate, rate x weight, bytes/s,
+        # topology), computed once instead of at every move.
+        self.edge_terms: list[tuple[int, int, float, float, float, int]] = [
+            (s, d, rate, rate * kappa, rate * self.topos[self.ex_topo[s]].item_bytes, self.ex_topo[s])
+            for s, d, rate, kappa, _kind in self.edges
+        ]
 
     def _add_topology(self, t: int, wl: Workload) -> None:
         p = wl.profile
@@ -138,6 +145,7 @@ class Network:
             item_bytes=p.item_bytes if p else 0.0,
             worker_mb=p.worker_memory_mb if p else 0.0,
             flush_s=p.flush_s if p else 0.0,
+            round_cycles=p.round_cycles if p else 0.0,
             measured=measured,
         ))
 
@@ -200,6 +208,7 @@ class State:
         self.w_akv = [0.0] * nw
         self.w_cross = [0.0] * nw  # items/s crossing the worker's boundary
         self.w_outk = [0.0] * nw  # items leaving the worker per root tuple (rate x weight)
+        self.w_ink = [0.0] * nw  # items entering the worker per root tuple
         self.w_src = [0.0] * nw  # root tuples/s its spouts emit
         self.w_count = [0] * nw
         nn = len(net.nodes)
@@ -244,27 +253,29 @@ class State:
         self.w_count[w] += sign
 
     def _edge(self, k: int, sign: int) -> None:
-        s, d, rate, kappa, _kind = self.net.edges[k]
-        ws, wd = self.exec_worker[s], self.exec_worker[d]
+        s, d, rate, rk, item_bytes, t = self.net.edge_terms[k]
+        exec_worker = self.exec_worker
+        ws, wd = exec_worker[s], exec_worker[d]
         if ws == wd:
             return
-        self.w_cross[ws] += sign * rate
-        self.w_cross[wd] += sign * rate
-        self.w_outk[ws] += sign * rate * kappa
+        if sign < 0:
+            rate, rk, item_bytes = -rate, -rk, -item_bytes
+        self.w_cross[ws] += rate
+        self.w_cross[wd] += rate
+        self.w_outk[ws] += rk
+        self.w_ink[wd] += rk
         ns, nd = self.worker_node[ws], self.worker_node[wd]
         if ns != nd and ns >= 0 and nd >= 0:
             stays = self.stays_in[nd]
-            t = self.net.ex_topo[s]
-            stays[t] = stays.get(t, 0.0) + sign * rate * kappa
-            b = rate * self.net.topos[self.net.ex_topo[s]].item_bytes
-            self.out_bytes[ns] += sign * b
-            self.in_bytes[nd] += sign * b
-            self.out_kappa[ns] += sign * rate * kappa
-            self.in_kappa[nd] += sign * rate * kappa
+            stays[t] = stays.get(t, 0.0) + rk
+            self.out_bytes[ns] += item_bytes
+            self.in_bytes[nd] += item_bytes
+            self.out_kappa[ns] += rk
+            self.in_kappa[nd] += rk
             if self.net.has_links:  # net change of each board's link flows during one move
                 delta = self._link_delta
-                delta[(ns, 0)] = delta.get((ns, 0), 0.0) + sign * rate
-                delta[(nd, 1)] = delta.get((nd, 1), 0.0) + sign * rate
+                delta[(ns, 0)] = delta.get((ns, 0), 0.0) + rate
+                delta[(nd, 1)] = delta.get((nd, 1), 0.0) + rate
 
     # -- pricing -----------------------------------------------------------------------
 
@@ -292,17 +303,17 @@ class State:
 
     def _worker_latency(self, w: int, u: float, rho_n: float, terms: BoardTerms) -> float:
         """Worker ``w``'s time per root tuple: its visits (service and the wait for the
-        worker's one thread) and its items' wait in the batch before they are sent. The
+        worker's one thread), its items' wait in the batch before they are sent, and the
+        wait for a CPU each time an item (or the spout's next emission) wakes it. The
         loop's own CPU (``o``) counts in the thread's utilisation but not as per-item
         time: most of it is spent waking for timers and heartbeats, not moving items
         (spread over items, it overestimated every measured point)."""
         topo = self.net.topos[self.worker_ids[w][0]]
-        wall = terms.stretch / terms.clock_hz  # wall seconds per cycle of service
+        wall = 1.0 / terms.clock_hz  # seconds per cycle of service
         visits = self.w_nav[w] + self.w_akv[w]
         if visits <= 0:
             return 0.0
         mean_s = (self.w_na[w] + self.w_ak[w]) * wall / visits
-        u = u * terms.stretch
         busy = u if u > rho_n else rho_n
         wait = queue_wait(mean_s, busy)
         value = (self.w_na[w] * wall + self.w_nav[w] * wait) / topo.source_rate
@@ -310,6 +321,14 @@ class State:
             value += (self.w_ak[w] * wall + self.w_akv[w] * wait) / topo.ack_rate
         if self.w_outk[w] > 0:
             value += self.w_outk[w] * flush_wait(topo.flush_s, mean_s, busy)
+        if self.w_src[w] > 0 and topo.round_cycles > 0:
+            # A tree completes in the acker, and its spout hears of it in the next round of
+            # its worker's loop: one round per root tuple, on the spout's worker.
+            value += self.w_src[w] / topo.source_rate * topo.round_cycles * wall
+        if terms.wake_wait_s > 0:
+            # Only an item's arrival wakes the worker for a tuple already in flight: a
+            # spout's tuple is timed from its emission, after the wake-up's wait.
+            value += self.w_ink[w] * terms.wake_wait_s
         return value
 
     def _mean_item_bits(self, n: int) -> float:
@@ -326,7 +345,10 @@ class State:
         ns, nd = self.worker_node[ws], self.worker_node[wd]
         delay = topo.transfer_cycles / net.terms[nd].clock_hz
         if ns != nd:
-            delay += net.terms[ns].link_delay_s + net.terms[nd].link_delay_s
+            # A board's link delay is its share of a round trip to another board (what a
+            # ping measures: rtt(A, B) = d(A) + d(B)), so one way is half the sum. Charging
+            # the sum doubled every cross-board hop against the emulated and measured links.
+            delay += (net.terms[ns].link_delay_s + net.terms[nd].link_delay_s) / 2.0
         return rate * kappa * delay
 
     def latency_by_topology(self) -> list[float]:
@@ -551,9 +573,10 @@ def _improve(state: State, free: Mapping[str, int]) -> None:
     for _ in range(MAX_PASSES):
         changed = False
         current = state.objective()
+        least_busy = _least_busy_workers(state)
         for g in range(len(net.ex_key)):
             best, best_w = current, -1
-            for w in _executor_candidates(state, g, free):
+            for w in _executor_candidates(state, g, free, least_busy):
                 old = state.exec_worker[g]
                 placed_here = state.worker_node[w] < 0
                 if placed_here:
@@ -602,7 +625,20 @@ def _unplace(state: State, w: int) -> None:
     state.move_worker(w, -1)
 
 
-def _executor_candidates(state: State, g: int, free: Mapping[str, int]) -> list[int]:
+def _least_busy_workers(state: State) -> dict[int, list[int]]:
+    """Per topology, its placed workers from the least busy, as at the start of a pass.
+    Taken once per pass, not per executor: a pass over 10,000 executors would otherwise
+    price every worker 10,000 times. A candidate is only proposed here; every move is
+    priced exactly before it is taken."""
+    by_topology: dict[int, list[tuple[float, int]]] = {}
+    for w, (t, _label) in enumerate(state.worker_ids):
+        if state.w_count[w]:
+            by_topology.setdefault(t, []).append((state.worker_cores(w), w))
+    return {t: [w for _c, w in sorted(rows)] for t, rows in by_topology.items()}
+
+
+def _executor_candidates(state: State, g: int, free: Mapping[str, int],
+                         least_busy: Mapping[int, Sequence[int]]) -> list[int]:
     net = state.net
     t = net.ex_topo[g]
     mine = state.exec_worker[g]
@@ -614,9 +650,10 @@ def _executor_candidates(state: State, g: int, free: Mapping[str, int]) -> list[
         if other != mine:
             weights[other] = weights.get(other, 0.0) + rate
     out.extend(sorted(weights, key=lambda w: (-weights[w], w))[:NEIGHBOUR_WORKERS])
-    placed = [w for w in range(len(state.worker_ids)) if state.worker_ids[w][0] == t and state.w_count[w] and w != mine]
-    if placed:
-        out.append(min(placed, key=lambda w: (state.worker_cores(w), w)))
+    for w in least_busy.get(t, ()):
+        if w != mine and state.w_count[w]:
+            out.append(w)
+            break
     if state.w_count[mine] > 1 and any(s > 0 for s in _free_slots(state, free)):
         empty = [w for w in range(len(state.worker_ids)) if state.worker_ids[w][0] == t and not state.w_count[w]]
         if empty:
