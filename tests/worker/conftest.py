@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker_helpers import FakeSupervisor, Processes
+from tests.worker.worker_helpers import FakeSupervisor, Processes
 
 
 @pytest.fixture

@@ -9,10 +9,12 @@ import json
 
 import pytest
 
-from modules_app import Modules
-from worker_helpers import free_port, make_bundle, write_launch
+from squall.localcluster import free_port
+from tests.worker.worker_helpers import make_bundle, user_module, write_launch
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+Modules = user_module("modules_app").Modules
 
 # Executors of Modules with one acker: numbers 0, sink 1, acker 2.
 SPOUT_SIDE, SINK_SIDE = [0], [1, 2]
