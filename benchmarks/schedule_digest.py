@@ -45,8 +45,13 @@ def cases() -> Iterator[Case]:
         for hetero in (False, True):
             now = chain_workload(stages, replication, workers, skew=skew)
             before = chain_workload(stages, replication, workers, skew=skew + 1.5, rate=700.0)
-            yield Case(f"chain {stages}x{replication} w{workers} skew{skew:g} {'mixed' if hetero else 'pi4'}",
-                       (now,), pi_cluster(4, hetero), SchedulerParams(), (before,))
+            yield Case(
+                f"chain {stages}x{replication} w{workers} skew{skew:g} {'mixed' if hetero else 'pi4'}",
+                (now,),
+                pi_cluster(4, hetero),
+                SchedulerParams(),
+                (before,),
+            )
     for seed in range(4):
         now = random_workload(30, 5, seed=seed)
         before = random_workload(30, 5, seed=seed + 100)
@@ -93,8 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.total:
             print(f"{name:12} {start:10} {digest:16} moved={'-' if moved is None else moved:>3}  {case}")
     if not args.total:
-        print("executors moved when rescheduling, summed over the cases: "
-              + ", ".join(f"{n} {m}" for n, m in sorted(moved_by.items())))
+        print(
+            "executors moved when rescheduling, summed over the cases: "
+            + ", ".join(f"{n} {m}" for n, m in sorted(moved_by.items()))
+        )
     print(f"total {total.hexdigest()}")
     return 0
 

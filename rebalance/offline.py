@@ -1,8 +1,9 @@
 """offline: the topology-based scheduler, for a topology nothing has been measured about.
 
-Components are taken in topological order (:func:`squall.topology.order.topological_order`:
-layer by layer from the sources, by name within a layer, a cycle's members in one layer). Each component's executors, in task order, go to
-slots (workers) holding at most M executors (the alpha formula of the online scheduler):
+Components are taken in topological order (:mod:`squall.topology.order`: layer by layer
+from the sources, by name within a layer, a cycle's members in one layer). Each
+component's executors, in task order, go to slots (workers) holding at most M executors
+(the alpha formula of the online scheduler):
 
 * before component index floor(epsilon x components): round-robin over the not-full slots
   already holding an executor of one of its input components; when there are none, over

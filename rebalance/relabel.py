@@ -46,11 +46,16 @@ def _renaming(topology: str, current: Assignment, proposal: Assignment) -> dict[
     match = _best_match(kept, len(mine))
     # A worker matched to none keeps its proposed id unless a matched worker took it; then
     # it takes the smallest id nobody holds (in the order of the proposed ids).
-    taken = set(match.values())
-    own = {w: w for w in mine if w not in match and w not in taken}
-    used = taken | set(own)
+    new_id = dict(match)
+    for w in mine:
+        if w not in new_id and w not in match.values():
+            new_id[w] = w
+    used = set(new_id.values())
     fresh = (x for x in range(len(mine) + len(used) + 1) if x not in used)
-    return {(topology, w): match.get(w, own.get(w)) if w in match or w in own else next(fresh) for w in mine}
+    for w in mine:
+        if w not in new_id:
+            new_id[w] = next(fresh)
+    return {(topology, w): new_id[w] for w in mine}
 
 
 def _best_match(kept: list[tuple[int, int, int]], n_workers: int) -> dict[int, int]:

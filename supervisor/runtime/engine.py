@@ -154,7 +154,8 @@ class Engine:
         self.message_timeout_s = float(self.conf.get(config.MESSAGE_TIMEOUT, config.DEFAULT_MESSAGE_TIMEOUT_S))
         self.backpressure_high = int(self.conf.get(config.BACKPRESSURE_HIGH, config.DEFAULT_BACKPRESSURE_HIGH))
         self.drain_limit = int(self.conf.get(config.BOLT_BATCH, config.DEFAULT_BOLT_BATCH))
-        self._order = {name: i for i, name in enumerate(topological_order((c.name for c in spec.components), spec.component_edges()))}
+        order = topological_order((c.name for c in spec.components), spec.component_edges())
+        self._order = {name: i for i, name in enumerate(order)}
         self._locality_matters = any(
             inp.grouping.type == LOCAL_OR_SHUFFLE for c in spec.components for inp in c.inputs
         )

@@ -23,10 +23,12 @@ def test_the_matching_keeps_more_than_pairing_the_largest_overlap_first():
     # Proposed worker 0 shares 3 executors with current worker 7 and 2 with current 8;
     # proposed 1 shares 2 with current 7. Largest first pairs 0-7 and keeps 3; the best
     # pairing is 0-8 and 1-7, which keeps 4.
-    current = Assignment.of({("t", e): 7 for e in (0, 1, 2, 5, 6)} | {("t", 3): 8, ("t", 4): 8},
-                            {("t", 7): "n", ("t", 8): "n"})
-    proposal = Assignment.of({("t", e): 0 for e in range(5)} | {("t", 5): 1, ("t", 6): 1},
-                             {("t", 0): "n", ("t", 1): "n"})
+    current = Assignment.of(
+        {("t", e): 7 for e in (0, 1, 2, 5, 6)} | {("t", 3): 8, ("t", 4): 8}, {("t", 7): "n", ("t", 8): "n"}
+    )
+    proposal = Assignment.of(
+        {("t", e): 0 for e in range(5)} | {("t", 5): 1, ("t", 6): 1}, {("t", 0): "n", ("t", 1): "n"}
+    )
     result = keep_worker_ids(current, proposal)
     assert len(current.moved(result)) == 3
     assert result.worker_of("t", 0) == 8 and result.worker_of("t", 5) == 7
@@ -52,8 +54,9 @@ def pairs(draw):
     for _ in range(2):
         workers = draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
         nodes = draw(st.lists(st.sampled_from("ab"), min_size=4, max_size=4))
-        rows.append(Assignment.of({("t", e): w for e, w in enumerate(workers)},
-                                  {("t", w): nodes[w] for w in set(workers)}))
+        rows.append(
+            Assignment.of({("t", e): w for e, w in enumerate(workers)}, {("t", w): nodes[w] for w in set(workers)})
+        )
     return rows[0], rows[1]
 
 
@@ -66,10 +69,14 @@ def test_the_renaming_is_the_best_of_all_renamings(pair):
     assert len(current.moved(result)) <= len(current.moved(proposal))
     mine = proposal.workers_of("t")
     best = min(
-        len(current.moved(Assignment.of(
-            {("t", e): ids[mine.index(w)] for _, e, w in proposal.executors},
-            {("t", ids[mine.index(w)]): n for _, w, n in proposal.workers},
-        )))
+        len(
+            current.moved(
+                Assignment.of(
+                    {("t", e): ids[mine.index(w)] for _, e, w in proposal.executors},
+                    {("t", ids[mine.index(w)]): n for _, w, n in proposal.workers},
+                )
+            )
+        )
         for ids in itertools.permutations(range(len(mine) + 4), len(mine))
     )
     assert len(current.moved(result)) == best

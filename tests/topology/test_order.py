@@ -24,15 +24,26 @@ from squall.topology.order import topological_layers, topological_order
     "components, edges, layers",
     [
         pytest.param("acd", [("a", "c")], [["a", "d"], ["c"]], id="a second spout joins the first layer"),
-        pytest.param(["sink", "mid", "src"], [("src", "mid"), ("mid", "sink")], [["src"], ["mid"], ["sink"]],
-                     id="a chain in order whatever the names"),
-        pytest.param("sabt", [("s", "a"), ("a", "b"), ("b", "a"), ("b", "t")], [["s"], ["a", "b"], ["t"]],
-                     id="a cycle shares one layer after its feeder"),
+        pytest.param(
+            ["sink", "mid", "src"],
+            [("src", "mid"), ("mid", "sink")],
+            [["src"], ["mid"], ["sink"]],
+            id="a chain in order whatever the names",
+        ),
+        pytest.param(
+            "sabt",
+            [("s", "a"), ("a", "b"), ("b", "a"), ("b", "t")],
+            [["s"], ["a", "b"], ["t"]],
+            id="a cycle shares one layer after its feeder",
+        ),
         pytest.param("ab", [("a", "b"), ("b", "a")], [["a", "b"]], id="a cycle with no feeder is a source layer"),
         pytest.param("ab", [("a", "a"), ("a", "b")], [["a"], ["b"]], id="a self-loop is ignored"),
-        pytest.param("sab", [("s", "a"), ("s", "b"), ("a", "b")], [["s"], ["a"], ["b"]],
-                     id="the longest path sets the layer"),
-        pytest.param("ab", [("a", "b"), ("x", "b"), ("b", "y")], [["a"], ["b"]], id="edges to unknown names are ignored"),
+        pytest.param(
+            "sab", [("s", "a"), ("s", "b"), ("a", "b")], [["s"], ["a"], ["b"]], id="the longest path sets the layer"
+        ),
+        pytest.param(
+            "ab", [("a", "b"), ("x", "b"), ("b", "y")], [["a"], ["b"]], id="edges to unknown names are ignored"
+        ),
         pytest.param("", [], [], id="no component"),
     ],
 )
@@ -44,9 +55,7 @@ def test_layers_and_order(components, edges, layers) -> None:
 def test_order_does_not_depend_on_input_order() -> None:
     edges = [("s", "a"), ("a", "b"), ("b", "a"), ("b", "t"), ("u", "t")]
     results = {
-        tuple(topological_order(comps, es))
-        for comps in itertools.permutations("sabtu")
-        for es in (edges, edges[::-1])
+        tuple(topological_order(comps, es)) for comps in itertools.permutations("sabtu") for es in (edges, edges[::-1])
     }
     assert results == {("s", "u", "a", "b", "t")}
 

@@ -26,5 +26,6 @@ def test_a_cycle_shares_a_layer_and_is_named():
     body = http_views.placement(st, rec)
     assert body["layers"] == [["spout"], ["stage1", "stage2"]]
     assert [n for layer in body["layers"] for n in layer] == topological_order(
-        [c.name for c in rec.spec.components], rec.spec.component_edges())
+        [c.name for c in rec.spec.components], rec.spec.component_edges()
+    )
     assert body["cycles"] == [["stage1", "stage2"], ["stage2"]]

@@ -27,11 +27,16 @@ def test_a_running_worker_has_loaded_no_nimbus_only_module(env):
     bundle = make_bundle(tmp, "modules_app")
     a, b = free_port(), free_port()
     placement = {e: f"127.0.0.1:{a}" for e in SPOUT_SIDE} | {e: f"127.0.0.1:{b}" for e in SINK_SIDE}
-    conf = {"topology.acker.executors": 1, "squall.worker.heartbeat.secs": 0.2, "app.report_dir": str(reports),
-            "app.every": 200}
+    conf = {
+        "topology.acker.executors": 1,
+        "squall.worker.heartbeat.secs": 0.2,
+        "app.report_dir": str(reports),
+        "app.every": 200,
+    }
     for port, executors in ((a, SPOUT_SIDE), (b, SINK_SIDE)):
-        launch = write_launch(tmp / f"w{port}.launch", Modules.spec, port, executors, placement, sup.endpoint,
-                              bundle, conf)
+        launch = write_launch(
+            tmp / f"w{port}.launch", Modules.spec, port, executors, placement, sup.endpoint, bundle, conf
+        )
         procs.worker(launch)
 
     def read() -> dict[str, dict]:
@@ -42,8 +47,11 @@ def test_a_running_worker_has_loaded_no_nimbus_only_module(env):
 
     # Both sides have handled tuples (the sink's arrive through the transfer from the
     # other process) a few reports after starting.
-    sup.wait_for(lambda: {k: d["handled"] >= 1000 for k, d in read().items()} == {"numbers": True, "sink": True},
-                 30, "1000 tuples handled on each side")
+    sup.wait_for(
+        lambda: {k: d["handled"] >= 1000 for k, d in read().items()} == {"numbers": True, "sink": True},
+        30,
+        "1000 tuples handled on each side",
+    )
     docs = read()
     assert docs["numbers"]["in_worker"] and docs["sink"]["in_worker"]
     assert docs["numbers"]["nimbus_only"] == [] and docs["sink"]["nimbus_only"] == []

@@ -20,7 +20,8 @@ NIMBUS_ONLY = ("networkx", "numpy", "pymetis", "squall.rebalance", "squall.nimbu
 def report(conf: dict, component: str, handled: int) -> None:
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in NIMBUS_ONLY or m.startswith(NIMBUS_ONLY[3:]))
     main = getattr(sys.modules["__main__"], "__spec__", None)  # the worker runs as python -m ...worker
-    doc = {"handled": handled, "nimbus_only": loaded, "in_worker": getattr(main, "name", "") == "squall.supervisor.worker"}
+    in_worker = getattr(main, "name", "") == "squall.supervisor.worker"
+    doc = {"handled": handled, "nimbus_only": loaded, "in_worker": in_worker}
     path = os.path.join(conf["app.report_dir"], f"{component}-{os.getpid()}.json")
     with open(path + ".tmp", "w") as f:
         json.dump(doc, f)
