@@ -25,13 +25,14 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from squall import config
 from squall.messages import BoardMetrics
 from squall.nimbus.metrics import Rates
 from squall.rebalance.profile import BoardProfile, ExecutorProfile, WorkloadProfile
 
 MIB = 1024 * 1024
-DEFAULT_FLUSH_S = 0.001  # the transfer's default flush delay: the longest an item waits in a batch
-FLUSH_MS_KEY = "squall.transfer.flush.ms"
+DEFAULT_FLUSH_S = config.DEFAULT_TRANSFER_FLUSH_MS / 1000.0  # the longest an item waits in a batch
+FLUSH_MS_KEY = config.TRANSFER_FLUSH_MS
 
 
 @dataclass(frozen=True)

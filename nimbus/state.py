@@ -232,7 +232,9 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self.topologies[rec.name] = rec
         self._save(rec)
         log.info("topology %s submitted: %s", rec.name, rec.status)
-        self._reply(peer, m.rid, views.topology_entry(rec))
+        for warning in sub.warnings:
+            log.warning("%s", warning)
+        self._reply(peer, m.rid, {**views.topology_entry(rec), "warnings": list(sub.warnings)})
         self._push(now)
 
     def _find(self, name: str) -> TopologyRecord:

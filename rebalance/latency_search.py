@@ -34,6 +34,7 @@ from squall.rebalance.latency import (
 from squall.rebalance.model import Node, Workload
 from squall.rebalance.params import SchedulerParams
 from squall.rebalance.prepare import prepare, worker_budget
+from squall.rebalance.relabel import keep_worker_ids
 
 MAX_PASSES = 12
 # A move must save this share of the predicted latency: smaller gains are within the
@@ -546,7 +547,7 @@ def schedule(
         if best is None or key[:2] < best[:2]:
             best = key
     assert best is not None
-    result = best[2].to_assignment()
+    result = keep_worker_ids(req.hint, best[2].to_assignment())
     kept = req.kept
     return Assignment(kept.executors + result.executors, kept.workers + result.workers)
 

@@ -41,6 +41,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from squall.config import SPEC_DIGEST  # set by Nimbus in every worker's conf
 from squall.messages import (
     BoardMetrics,
     Heartbeat,
@@ -55,7 +56,6 @@ from squall.messages import (
     WorkerUpdate,
 )
 
-SPEC_DIGEST = "topology.spec.digest"  # set by Nimbus in every worker's conf
 FAST_FAILURE_S = 10.0  # a worker that dies younger than this counts as a fast failure
 MAX_FAST_FAILURES = 5
 MAX_BACKOFF_S = 8.0

@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from squall import wire
+from squall import config, wire
 from squall.messages import WorkerHeartbeat, WorkerLaunch
 from squall.supervisor import worker_plan as wp
 from squall.supervisor.runtime.engine import Engine, acker_count
@@ -130,7 +130,7 @@ def open_worker(launch: WorkerLaunch, clock: Callable[[], float] = time.monotoni
     from squall.supervisor.worker_io import DEFAULT_HWM, WorkerSockets
 
     conf = {**TopologySpec.from_dict(launch.spec).config, **launch.assignment.conf}  # as Worker reads it
-    hwm = int(conf.get("squall.transfer.hwm", DEFAULT_HWM))
+    hwm = int(conf.get(config.TRANSFER_HWM, DEFAULT_HWM))
     io = WorkerSockets(launch.host, launch.port, launch.supervisor_endpoint, launch.keys_dir, hwm, context)
     try:
         return Worker(launch, io, clock)
@@ -184,11 +184,11 @@ class Worker:
         self.outbox = Outbox(
             io.send,
             clock,
-            batch_size=int(self.conf.get("squall.transfer.batch.size", DEFAULT_BATCH_SIZE)),
-            flush_ms=float(self.conf.get("squall.transfer.flush.ms", DEFAULT_FLUSH_MS)),
-            backlog_frames=int(self.conf.get("squall.transfer.backlog.frames", DEFAULT_BACKLOG_FRAMES)),
+            batch_size=int(self.conf.get(config.TRANSFER_BATCH_SIZE, DEFAULT_BATCH_SIZE)),
+            flush_ms=float(self.conf.get(config.TRANSFER_FLUSH_MS, DEFAULT_FLUSH_MS)),
+            backlog_frames=int(self.conf.get(config.TRANSFER_BACKLOG_FRAMES, DEFAULT_BACKLOG_FRAMES)),
             on_error=self._encode_error,
-            hold_limit=int(self.conf.get("squall.transfer.hold.items", DEFAULT_HOLD_LIMIT)),
+            hold_limit=int(self.conf.get(config.TRANSFER_HOLD_ITEMS, DEFAULT_HOLD_LIMIT)),
             meter=self.transfer_meter,
         )
         self.outbox.place(wp.routes_for(self.all_executors, local_ids, a.placement))
@@ -203,7 +203,7 @@ class Worker:
         self.codec = TupleCodec(
             self.spec, self.all_executors, self.engine.wiring.local_tasks, self.engine.wiring.sinks, forward=put
         )
-        self.heartbeat_s = float(self.conf.get("squall.worker.heartbeat.secs", 1.0))
+        self.heartbeat_s = float(self.conf.get(config.WORKER_HEARTBEAT, config.DEFAULT_WORKER_HEARTBEAT_S))
         self.parent = os.getppid()
         self._next_beat = self._next_parent_check = 0.0  # set by ``start``
 

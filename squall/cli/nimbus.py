@@ -130,7 +130,7 @@ def http_token(data_dir: Path, keys: ClusterKeys | None) -> str:
 def run(args: argparse.Namespace) -> int:
     from squall.extras import missing
 
-    if (need := missing("numpy")) is not None:  # an environment fault, not bad input: exit 1
+    if (need := missing("numpy", "networkx")) is not None:  # an environment fault, not bad input: exit 1
         print(f"squall nimbus: {need}", file=sys.stderr)
         return 1
     for name in ("port", "http_port"):

@@ -3,7 +3,8 @@
 Validates the topology locally, bundles the code of the file's project (its layout:
 a plain file, a streamparse project, a package) and sends both to Nimbus. ``ARGS`` after
 ``--`` are the script's ``sys.argv[1:]`` (a heronpy script that calls ``build_and_submit()``).
-Nimbus's refusal (an invalid topology, a name in use) is printed and the exit code is 1.
+Nimbus's refusal (an invalid topology, a name in use) is printed and the exit code is 1;
+its warnings about an accepted topology (a cycle) are printed after the confirmation.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     name = args.name or topology.spec.name
     try:
         with client:
-            client.submit(name, topology.spec.to_dict(), bundle, args.scheduler, args.workers,
-                          parse_overrides(args.set))
+            reply = client.submit(name, topology.spec.to_dict(), bundle, args.scheduler, args.workers,
+                                  parse_overrides(args.set))
     except NimbusUnreachable as exc:
         print(f"squall submit: {exc}")
         return 1
@@ -56,4 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"squall submit: Nimbus refused {name!r}: {exc}")
         return 1
     print(f"submitted {name!r} ({len(topology.spec.components)} components, scheduler {args.scheduler})")
+    # An older Nimbus replies without "warnings".
+    for warning in reply.get("warnings", []) if isinstance(reply, dict) else []:
+        print(f"warning: {warning}")
     return 0

@@ -36,20 +36,20 @@ import msgpack
 
 from squall.supervisor.runtime.messages import ACK_ACK, ACK_FAIL, ACK_INIT, TREE_COMPLETE, TREE_FAILED
 from squall.topology.component import Tuple
-from squall.topology.spec import ACKER_COMPONENT, SPOUT, ExecutorSpec, TopologySpec
+from squall.topology.spec import ACKER_COMPONENT, SPOUT, ExecutorKind, ExecutorSpec, TopologySpec
 
 FRAME_VERSION = 1
 
 Sink = Callable[[tuple[int, Any]], None]
 
 # The kinds of task, by what their inbox takes: a bolt takes tuples; a spout, the outcomes of
-# its trees; an acker, the ack messages. The same names as the executors' ``kind``.
-BOLT_TASK = "bolt"
-SPOUT_TASK = "spout"
-ACKER_TASK = "acker"
+# its trees; an acker, the ack messages. A task's kind is its executor's.
+BOLT_TASK = ExecutorKind.BOLT
+SPOUT_TASK = ExecutorKind.SPOUT
+ACKER_TASK = ExecutorKind.ACKER
 
 # control kind -> (item length with the target, the task kind it is for)
-CONTROL_SHAPES: dict[int, tuple[int, str]] = {
+CONTROL_SHAPES: dict[int, tuple[int, ExecutorKind]] = {
     ACK_INIT: (5, ACKER_TASK),
     ACK_ACK: (4, ACKER_TASK),
     ACK_FAIL: (3, ACKER_TASK),
@@ -59,9 +59,9 @@ CONTROL_SHAPES: dict[int, tuple[int, str]] = {
 _PACK_ERRORS = (TypeError, ValueError, OverflowError)
 
 
-def task_kinds(spec: TopologySpec, executors: Iterable[ExecutorSpec]) -> dict[int, str]:
+def task_kinds(spec: TopologySpec, executors: Iterable[ExecutorSpec]) -> dict[int, ExecutorKind]:
     """Every task of ``executors`` (ackers included) -> its kind."""
-    kinds: dict[int, str] = {}
+    kinds: dict[int, ExecutorKind] = {}
     for e in executors:
         if e.component == ACKER_COMPONENT:
             kind = ACKER_TASK

@@ -35,6 +35,7 @@ import msgpack
 
 from squall.supervisor.runtime import layout
 from squall.topology.component import TICK_STREAM, Tuple
+from squall.topology.spec import ExecutorKind
 
 if TYPE_CHECKING:
     from squall.supervisor.runtime.executor import Executor
@@ -65,7 +66,7 @@ def take(ex: Any, now: float) -> bytes:
             lambda item, exc: ex.log_error_once(item[0], exc, "snapshot (a queued tuple msgpack cannot serialise)"),
         ),
     }
-    if ex.kind == "spout":
+    if ex.kind == ExecutorKind.SPOUT:
         pending = []
         for root, (task, tup_id, emitted_at) in ex.pending.items():
             try:
@@ -75,7 +76,7 @@ def take(ex: Any, now: float) -> bytes:
                 continue
             pending.append([root, task, packed_id, max(0.0, now - emitted_at)])
         doc["pending"] = pending
-    elif ex.kind == "acker":
+    elif ex.kind == ExecutorKind.ACKER:
         doc["acker"] = [[root, e[0], e[1], e[2], 0] for root, e in ex.current.items()] + [
             [root, e[0], e[1], e[2], 1] for root, e in ex.previous.items()
         ]
@@ -97,14 +98,14 @@ def restore(ex: Any, data: bytes, now: float) -> None:
             inst.restore(blob)
         except Exception as exc:  # a user bug in restore must not stop the executor
             ex.log_error_once(task, exc, "restore")
-    if ex.kind == "spout":
+    if ex.kind == ExecutorKind.SPOUT:
         for root, task, packed_id, age in doc.get("pending", []):
             if task not in ex.pending_by_task:
                 continue
             tup_id = msgpack.unpackb(packed_id, raw=False, use_list=False, strict_map_key=False)
             ex.pending[root] = (task, tup_id, now - float(age))
             ex.pending_by_task[task] += 1
-    elif ex.kind == "acker":
+    elif ex.kind == ExecutorKind.ACKER:
         for root, xor, spout_task, failed, old in doc.get("acker", []):
             (ex.previous if old else ex.current)[root] = [xor, spout_task, bool(failed)]
         ex.rotated_at = now

@@ -10,7 +10,7 @@ from squall.nimbus.state import Send
 from squall.rebalance import SCHEDULERS
 from squall.topology.spec import TopologySpec
 from tests.nimbus.nimbus_helpers import (
-    CLI, ask, chain_spec, heartbeat, heartbeat_running, new_state, peer_of, pushes, register, reply, submit, workers_of,
+    CLI, ask, chain_spec, cyclic_chain_spec, heartbeat, heartbeat_running, new_state, peer_of, pushes, register, reply, submit, workers_of,
 )
 
 PORTS = [6700, 6701]
@@ -108,7 +108,7 @@ def test_submit_places_every_executor_once_on_distinct_ports():
     cmds = submit(st, "chain", 1.0, workers=3)
     r = reply(cmds)
     assert r.ok and r.data == {"name": "chain", "status": "ACTIVE", "workers": 3, "executors": 9,
-                               "scheduler": "round_robin"}
+                               "scheduler": "round_robin", "warnings": []}
     push = pushes(cmds)
     assert set(push) == {"n1", "n2"} and all(sa.version == 2 for sa in push.values())
     assert_covers(push, "chain", 9)  # 6 user executors + 3 ackers (one per worker)
@@ -116,6 +116,15 @@ def test_submit_places_every_executor_once_on_distinct_ports():
     assert w.active and w.assignment_version >= 1
     assert w.conf["topology.acker.executors"] == 3 and st.topologies["chain"].workers == 3
     assert w.conf["chain.reliable"] is True  # the spec's config, carried along
+
+
+def test_a_topology_with_cycles_is_accepted_with_a_warning_naming_each_cycle():
+    cmds = submit(cluster(nodes=2), "loops", 1.0, spec=cyclic_chain_spec())
+    r = reply(cmds)
+    assert r.ok and r.data["status"] == "ACTIVE"
+    assert [w.split(" has a cycle ")[1].split(":")[0] for w in r.data["warnings"]] == [
+        "stage1 -> stage2 -> stage1", "stage2 -> stage2"]
+    assert all("'loops'" in w for w in r.data["warnings"])
 
 
 def test_conf_overrides_spec_config_and_workers_wins():
