@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from squall import messages as M
 from squall.nimbus import views
+from squall.nimbus.commands import AddEvent, DeleteMigration, SaveClock, SaveMigration, UpdateEvent
 from squall.nimbus.loop import (
     ADAPTIVE, LATENCY, NODE_LOST, PERIODIC, REQUESTED, LoopClock, LoopConf, Proposal, assignment_of, cost_summary,
     decide, moved_between, not_due, prediction_summary, price, propose,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
     from squall.nimbus.metrics import MetricsWindow, Rates
     from squall.nimbus.records import SupervisorRecord
+    from squall.nimbus.commands import Command
     from squall.nimbus.store import Store
 
 log = logging.getLogger("squall.nimbus")
@@ -58,7 +60,7 @@ class LiveRebalancing:
     """Mixed into ``NimbusState``; see the module docstring."""
 
     if TYPE_CHECKING:  # provided by NimbusState
-        store: Store
+        _out: list[Command]
         conf: dict[str, Any]
         topologies: dict[str, TopologyRecord]
         supervisors: dict[str, SupervisorRecord]
@@ -75,12 +77,13 @@ class LiveRebalancing:
         def _host(self, node: str) -> str: ...
         def _schedule(self, rec: TopologyRecord, now: float, keep_current: bool) -> bool: ...
 
-    def _init_live(self) -> None:
+    def _init_live(self, store: Store) -> None:
+        self.last_event_id = store.last_event_id()  # events are numbered here, so the log replays alike
         self.migrations: dict[str, Migration] = {}
-        for record, states in self.store.load_migrations():
+        for record, states in store.load_migrations():
             if record["topology"] in self.topologies:
                 self.migrations[record["topology"]] = Migration.from_record(record, states, restarted=True)
-        self._last_change: dict[str, float] = self.store.load_clocks()
+        self._last_change: dict[str, float] = store.load_clocks()
         self.clocks: dict[str, LoopClock] = {}
         self.rebalances: Counter[tuple[str, str]] = Counter()
         # Changes under watch, and placements rejected by a probation. Held in memory: a
@@ -104,7 +107,7 @@ class LiveRebalancing:
         """A new placement is in force: the timeout and the measurement start afresh."""
         self.clocks[rec.name] = LoopClock(now, now)
         self._last_change[rec.name] = now
-        self.store.save_clock(rec.name, now)
+        self._out.append(SaveClock(rec.name, now))
         self.metrics.forget(rec.name)
         probation = self.probations.get(rec.name)
         if probation is not None and probation.since is None:
@@ -165,7 +168,9 @@ class LiveRebalancing:
         }
         self.rebalances[(rec.name, decision)] += 1
         log.info("topology %s: %s rebalance %s: %s", rec.name, trigger, decision, reason)
-        return self.store.add_event(rec.name, event)
+        self.last_event_id += 1
+        self._out.append(AddEvent(self.last_event_id, rec.name, event))
+        return self.last_event_id
 
     # -- starting a change -----------------------------------------------------------------
 
@@ -188,7 +193,7 @@ class LiveRebalancing:
             rec.placement = target
             rec.version += 1
             self._save(rec)
-            self.store.update_event(event_id, {"paused_s": 0.0, "done_at": now})
+            self._out.append(UpdateEvent(event_id, {"paused_s": 0.0, "done_at": now}))
             self._changed(rec, now)
             self._push(now)
             return
@@ -197,7 +202,7 @@ class LiveRebalancing:
         self.migrations[rec.name] = mig
         rec.version += 1
         self._save(rec)
-        self.store.save_migration(rec.name, mig.to_record(), mig.states)
+        self._out.append(SaveMigration(rec.name, mig.to_record(), dict(mig.states)))
         self._push(now)
 
     def _port_alive(self, slot: Slot, now: float) -> bool:
@@ -228,12 +233,13 @@ class LiveRebalancing:
         that were on them come back without state, survivors that move migrate live."""
         probation = self.probations.pop(rec.name, None)
         if probation is not None:
-            self.store.update_event(probation.event_id, {"probation": "ended: a node was lost; the failure path took over"})
+            self._out.append(UpdateEvent(probation.event_id,
+                                         {"probation": "ended: a node was lost; the failure path took over"}))
         mig = self.migrations.pop(rec.name, None)
         if mig is not None:  # roll forward: the target is the placement to repair from
             rec.placement = mig.target
             self._finish_event(mig, now, "a node was lost mid-migration; rolled forward")
-            self.store.delete_migration(rec.name)
+            self._out.append(DeleteMigration(rec.name))
         old = dict(rec.placement)
         standby = self._standby_target(rec, now)
         if standby is not None:
@@ -310,11 +316,11 @@ class LiveRebalancing:
             figures = {k: seen[k] for k in ("inter_node_tps", "inter_worker_tps", "nodes_used", "workers")}
             update: dict[str, Any] = {"measured_after": {**after.to_dict(), **figures}, "probation": why}
             if outcome != ROLLED_BACK:
-                self.store.update_event(probation.event_id, update)
+                self._out.append(UpdateEvent(probation.event_id, update))
                 log.info("topology %s: change kept after probation: %s", name, why)
                 continue
             update["decision"] = ROLLED_BACK
-            self.store.update_event(probation.event_id, update)
+            self._out.append(UpdateEvent(probation.event_id, update))
             self.rebalances[(name, ROLLED_BACK)] += 1
             self.rejections.add(name, rec.placement, now + COOLDOWN_S)
             self._roll_back(rec, probation, why, now)
@@ -386,7 +392,7 @@ class LiveRebalancing:
             rec = self.topologies.get(name)
             if rec is None or rec.phase != RUNNING:  # killed or restarting: the migration is moot
                 del self.migrations[name]
-                self.store.delete_migration(name)
+                self._out.append(DeleteMigration(name))
                 self._finish_event(mig, now, "abandoned: the topology is being killed or restarted")
                 continue
             live = self.live_nodes(now)
@@ -397,7 +403,7 @@ class LiveRebalancing:
             collected = len(mig.states)
             if not advance(mig, reports, live, rec.version, now, self.loop_conf(rec)):
                 if len(mig.states) != collected:
-                    self.store.save_migration(name, mig.to_record(), mig.states)
+                    self._out.append(SaveMigration(name, mig.to_record(), dict(mig.states)))
                 continue
             pushed = True
             if mig.phase == DONE:
@@ -405,7 +411,7 @@ class LiveRebalancing:
             else:
                 rec.version += 1
                 self._save(rec)
-                self.store.save_migration(name, mig.to_record(), mig.states)
+                self._out.append(SaveMigration(name, mig.to_record(), dict(mig.states)))
                 log.info("topology %s: migration %s", name, mig.phase)
         if pushed:
             self._push(now)
@@ -416,7 +422,7 @@ class LiveRebalancing:
         rec.placement = dict(mig.target)
         rec.version += 1
         self._save(rec)
-        self.store.delete_migration(rec.name)
+        self._out.append(DeleteMigration(rec.name))
         self._finish_event(mig, now)
         self._changed(rec, now)
         log.info("topology %s: migration done, %d executor(s) moved, spouts paused %.2f s",
@@ -424,7 +430,7 @@ class LiveRebalancing:
 
     def _finish_event(self, mig: Migration, now: float, note: str = "") -> None:
         notes = [*mig.notes, *([note] if note else [])]
-        self.store.update_event(mig.event_id, {"paused_s": now - mig.started_at, "notes": notes, "done_at": now})
+        self._out.append(UpdateEvent(mig.event_id, {"paused_s": now - mig.started_at, "notes": notes, "done_at": now}))
 
 
 def changes_executors(rec: TopologyRecord, pending: Mapping[str, Any]) -> bool:

@@ -11,21 +11,21 @@ from typing import TYPE_CHECKING, Any
 
 from squall import messages as M
 from squall.nimbus import views
+from squall.nimbus.commands import ReplyBundle, ReplyEvents
 from squall.nimbus.loop import LoopConf, assignment_of
 from squall.nimbus.placement import node_of, workload_of
-from squall.nimbus.requests import RequestError
 
 if TYPE_CHECKING:
     from squall.nimbus.metrics import MetricsWindow, Rates
     from squall.nimbus.records import SupervisorRecord, TopologyRecord
-    from squall.nimbus.store import Store
+    from squall.nimbus.commands import Command
 
 
 class Queries:
     """ListTopologies, GetAssignment, GetTopology, GetCluster, GetEvents, GetStats."""
 
     if TYPE_CHECKING:  # provided by NimbusState
-        store: Store
+        _out: list[Command]
         conf: dict[str, Any]
         topologies: dict[str, TopologyRecord]
         supervisors: dict[str, SupervisorRecord]
@@ -51,10 +51,8 @@ class Queries:
 
     def _get_topology(self, peer: bytes, m: M.GetTopology, now: float) -> None:
         rec = self._find(m.name)
-        bundle = self.store.get_bundle(rec.bundle_digest)
-        if bundle is None:
-            raise RequestError(f"the code bundle of {m.name!r} ({rec.bundle_digest}) is missing from the store")
-        self._reply(peer, m.rid, views.topology_view(rec, bundle))
+        # The bundle is in the store: the reply is completed there (a missing one is an error).
+        self._out.append(ReplyBundle(peer, m.rid, rec.name, rec.bundle_digest, views.topology_view(rec, b"")))
 
     def _get_cluster(self, peer: bytes, m: M.GetCluster, now: float) -> None:
         self._reply(peer, m.rid, views.cluster_view(self.supervisors, self.topologies, now, self.timeout))
@@ -63,7 +61,7 @@ class Queries:
         """A list of events, oldest first: {"id", "topology", "at", "trigger", "decision",
         "reason", "current", "proposed", "moved", "paused_s", "notes", "done_at"?}."""
         rec = self._find(m.name)
-        self._reply(peer, m.rid, self.store.events(rec.name))
+        self._out.append(ReplyEvents(peer, m.rid, rec.name))
 
     def _get_stats(self, peer: bytes, m: M.GetStats, now: float) -> None:
         """The stats view, plus ``model``: the measured workload, the live boards and the

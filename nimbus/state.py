@@ -1,11 +1,15 @@
 """Nimbus's decisions: a state machine from events to commands, with no I/O of its own.
 
-``handle(peer, msg, now)`` and ``tick(now)`` return the commands to carry out (today only
-:class:`Send`). Time is always passed in; nothing here reads a clock, sleeps or touches a
-socket. The only side effect is the store handed in, written in transactions.
+``on_message(peer, msg, now)`` and ``on_tick(now)`` decide: they return the commands to carry
+out (:mod:`squall.nimbus.commands`: sends, store writes, store reads) and write nothing
+themselves. Time is always passed in; nothing here reads a clock, sleeps or touches a socket.
+``handle`` and ``tick`` decide and then carry the commands out through the store handed in:
+one transaction per event, committed before any send leaves.
 
 Guarantees:
 
+* a write that fails sends nothing and changes nothing on disk; topologies go back to what
+  the store holds, and every supervisor's assignment is pushed afresh at the next change;
 * it never raises on bad input: an unexpected message type is counted and ignored (or
   answered ``Reply(ok=False)`` when it carries a ``rid``), a refused request gets a
   ``Reply`` whose ``error`` names the fault, and an internal error is counted, logged and
@@ -26,6 +30,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections import Counter
@@ -35,6 +40,9 @@ from typing import Any
 from squall import messages as M
 from squall.nimbus import config as C
 from squall.nimbus import views
+from squall.nimbus.commands import (
+    Command, DeleteSupervisor, DeleteTopology, DropBundle, PutBundle, SaveSupervisor, SaveTopology, Send,
+)
 from squall.nimbus.live import LiveRebalancing, changes_executors
 from squall.nimbus.metrics import MetricsWindow
 from squall.nimbus.profiles import BoardWindow, Rates
@@ -53,15 +61,8 @@ from squall.rebalance import InfeasibleError, InvalidInputError
 log = logging.getLogger("squall.nimbus")
 
 
-@dataclass(frozen=True)
-class Send:
-    """Send ``msg`` to the control-plane peer ``peer`` (a ROUTER identity)."""
+__all__ = ["NimbusState", "Send", "Command"]
 
-    peer: bytes
-    msg: Any
-
-
-Command = Send
 RESEND_S = 5.0  # an assignment a supervisor's heartbeats do not reflect is sent again this often
 
 
@@ -89,12 +90,34 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             M.SubmitTopology: self._submit, M.KillTopology: self._kill, M.SetActive: self._set_active,
             M.RebalanceTopology: self._rebalance, **self.query_handlers(),
         }
-        self._init_live()
+        self._init_live(store)
 
     # -- entry points ----------------------------------------------------------------------
 
-    def handle(self, peer: bytes, msg: Any, now: float) -> list[Command]:
-        """React to one decoded message from ``peer``."""
+    def handle(self, peer: bytes, msg: Any, now: float) -> list[Send]:
+        """React to one decoded message from ``peer``: decide, write, return the sends."""
+        commands = self.on_message(peer, msg, now)
+        rid = getattr(msg, "rid", None)
+        return self.carry_out(commands, peer if isinstance(rid, int) else None, rid)
+
+    def tick(self, now: float) -> list[Send]:
+        """Time passes (see :meth:`on_tick`): decide, write, return the sends."""
+        return self.carry_out(self.on_tick(now))
+
+    def carry_out(self, commands: list[Command], peer: bytes | None = None, rid: Any = None) -> list[Send]:
+        """Apply ``commands`` through the store; the sends to put on the wire. When the
+        writes fail nothing is sent but, to a request (``peer`` and ``rid``), the error."""
+        try:
+            return self.store.carry_out(commands)
+        except StoreError as exc:  # memory goes back to what the store holds; nothing is pushed
+            self._store_failed(exc)
+            if peer is None:
+                return []
+            error = f"Nimbus could not save the change, so nothing changed: {exc}"
+            return [Send(peer, M.Reply(rid=rid, ok=False, error=error))]
+
+    def on_message(self, peer: bytes, msg: Any, now: float) -> list[Command]:
+        """Decide on one decoded message from ``peer``; writes nothing itself."""
         if self.boot is None:
             self.boot = now
         self._out = []
@@ -109,10 +132,6 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             handler(peer, msg, now)
         except RequestError as exc:
             self._reply(peer, msg.rid, error=str(exc))
-        except StoreError as exc:  # memory goes back to what the store holds; nothing is pushed
-            self._store_failed(exc)
-            if isinstance(getattr(msg, "rid", None), int):
-                self._reply(peer, msg.rid, error=f"Nimbus could not save the change, so nothing changed: {exc}")
         except Exception as exc:  # a bug must not kill the control plane; it is logged and answered
             self.counters["internal_errors"] += 1
             log.exception("internal error handling %s", type(msg).__name__)
@@ -120,7 +139,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
                 self._reply(peer, msg.rid, error=f"internal error: {type(exc).__name__}: {exc}")
         return self._flush()
 
-    def tick(self, now: float) -> list[Command]:
+    def on_tick(self, now: float) -> list[Command]:
         """Time passes: declare silent supervisors dead and repair their topologies, finish
         due kills and rebalances, place waiting topologies, age the metrics window."""
         if self.boot is None:
@@ -128,8 +147,6 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self._out = []
         try:
             self._tick(now)
-        except StoreError as exc:
-            self._store_failed(exc)
         except Exception:  # as in handle: log, count, keep serving
             self.counters["internal_errors"] += 1
             log.exception("internal error in tick")
@@ -137,11 +154,13 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
 
     def _store_failed(self, exc: StoreError) -> None:
         """A write failed and was rolled back: topologies go back to what the store holds (so
-        memory never runs ahead of disk) and the commands computed from the change are dropped."""
+        memory never runs ahead of disk) and the commands computed from the change were
+        dropped, so every supervisor gets its set pushed again at the next change."""
         self.counters["store_errors"] += 1
         log.error("store write failed; topologies reloaded from the store: %s", exc)
-        self._out = []
         self.topologies = {r.name: r for r in self.store.load_topologies()}
+        for sup in self.supervisors.values():
+            sup.last_pushed = None
         self._capacity_changed = True
 
     def _flush(self) -> list[Command]:
@@ -179,7 +198,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         sup.link_mbit, sup.link_delay_ms = m.link_mbit, m.link_delay_ms
         sup.peer, sup.last_seen, sup.dead, sup.last_pushed = peer, now, False, None
         self.supervisors[sup.id] = sup
-        self.store.save_supervisor(sup)
+        self._out.append(SaveSupervisor.of(sup))
         log.info("supervisor %s registered from %s with ports %s", sup.id, sup.host, sup.ports)
         self._out.append(Send(peer, M.RegisterReply(ok=True, heartbeat_s=C.number(self.conf, C.HEARTBEAT, 1.0))))
         # A board that came back with fewer ports: its topologies that lost a port are repaired.
@@ -217,7 +236,8 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             state = self.topologies[m.name].status
             raise RequestError(f"topology {m.name!r} already exists (status {state}); kill it first")
         sub = validate_submit(m, int(C.number(self.conf, C.BUNDLE_MAX, 32 * 1024 * 1024)))
-        digest = self.store.put_bundle(m.bundle)
+        digest = hashlib.sha256(m.bundle).hexdigest()  # the store files bundles under it
+        self._out.append(PutBundle(digest, m.bundle))
         sub.conf[C.BUNDLE_DIGEST] = digest
         rec = TopologyRecord(m.name, sub.spec, sub.scheduler, sub.conf, digest, len(m.bundle), now)
         self._schedule(rec, now, keep_current=False)
@@ -381,10 +401,10 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         log.info("topology %s rebalanced: %s", rec.name, rec.status)
 
     def _remove(self, rec: TopologyRecord) -> None:
-        self.store.delete_topology(rec.name)  # first: a failed delete leaves memory as it was
+        self._out.append(DeleteTopology(rec.name))
         del self.topologies[rec.name]
         self._forget_live(rec.name)
-        self.store.drop_bundle(rec.bundle_digest)
+        self._out.append(DropBundle(rec.bundle_digest))
         self.metrics.forget(rec.name)
         self.waiting_reason.pop(rec.name, None)
         self._capacity_changed = True
@@ -392,7 +412,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
 
     def _save(self, rec: TopologyRecord) -> None:
         if rec.name in self.topologies:
-            self.store.save_topology(rec)
+            self._out.append(SaveTopology.of(rec))
 
     # -- pushing assignments ---------------------------------------------------------------
 
@@ -429,7 +449,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             if sup.id not in force and workers == sup.last_pushed:
                 continue
             sup.version += 1
-            self.store.save_supervisor(sup)  # first: a failed save pushes nothing
+            self._out.append(SaveSupervisor.of(sup))  # carried out before the send: a failed save sends nothing
             sup.last_pushed = workers
             self._pushed_at[sup.id] = now
             self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, workers)))
@@ -447,7 +467,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
                 continue
             if any(slot.node == sup.id for rec in self.topologies.values() for slot in rec.placement.values()):
                 continue
-            self.store.delete_supervisor(sup.id)
+            self._out.append(DeleteSupervisor(sup.id))
             del self.supervisors[sup.id]
             self._pushed_at.pop(sup.id, None)
             self.counters["boards_pruned"] += 1
