@@ -2,7 +2,7 @@
 migration coordinator, rebalance events, and the GetEvents / GetStats queries.
 
 A mixin so ``state.py`` stays readable: it uses the state's records, store and push, and
-adds no I/O of its own. The decisions live in :mod:`squall.nimbus.loop` (whether and what to
+adds no I/O of its own. The decisions live in :mod:`squall.nimbus.rebalance_policy` (whether and what to
 apply) and :mod:`squall.nimbus.migration` (how the move proceeds); this module enacts them.
 
 Guarantees:
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from squall import messages as M
 from squall.nimbus import views
 from squall.nimbus.commands import AddEvent, DeleteMigration, SaveClock, SaveMigration, UpdateEvent
-from squall.nimbus.loop import (
+from squall.nimbus.rebalance_policy import (
     ADAPTIVE, LATENCY, NODE_LOST, PERIODIC, REQUESTED, LoopClock, LoopConf, Proposal, assignment_of, cost_summary,
     decide, moved_between, not_due, prediction_summary, price, propose,
 )

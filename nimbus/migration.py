@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from squall import messages as M
-from squall.nimbus.loop import LoopConf
+from squall.nimbus.rebalance_policy import LoopConf
 from squall.nimbus.records import Slot, TopologyRecord
 
 PAUSE = "pause"

@@ -34,7 +34,6 @@ import hashlib
 import logging
 import math
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 from squall import messages as M
@@ -47,8 +46,8 @@ from squall.nimbus.live import LiveRebalancing, changes_executors
 from squall.nimbus.metrics import MetricsWindow
 from squall.nimbus.profiles import BoardWindow, Rates
 from squall.nimbus.placement import DeclaredWorkers, place
-from squall.nimbus.queries import Queries
-from squall.nimbus.failures import FailedTopologies
+from squall.nimbus.queries import QUERIES, find
+from squall.nimbus.failures import every_worker_failed
 from squall.nimbus.records import (
     FAILED, KILLING, REBALANCING, RUNNING, WAITING, SupervisorRecord, TopologyRecord,
 )
@@ -66,7 +65,7 @@ __all__ = ["NimbusState", "Send", "Command"]
 RESEND_S = 5.0  # an assignment a supervisor's heartbeats do not reflect is sent again this often
 
 
-class NimbusState(LiveRebalancing, Queries, FailedTopologies):
+class NimbusState(LiveRebalancing):
     """See the module docstring. ``conf`` overrides :data:`config.NIMBUS_DEFAULTS`."""
 
     def __init__(self, store: Store, conf: dict[str, Any] | None = None) -> None:
@@ -88,7 +87,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self._handlers = {
             M.RegisterSupervisor: self._register, M.Heartbeat: self._heartbeat,
             M.SubmitTopology: self._submit, M.KillTopology: self._kill, M.SetActive: self._set_active,
-            M.RebalanceTopology: self._rebalance, **self.query_handlers(),
+            M.RebalanceTopology: self._rebalance, **{kind: self._query for kind in QUERIES},
         }
         self._init_live(store)
 
@@ -248,10 +247,29 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self._push(now)
 
     def _find(self, name: str) -> TopologyRecord:
-        rec = self.topologies.get(name)
-        if rec is None:
-            raise RequestError(f"no topology named {name!r}")
-        return rec
+        return find(self.topologies, name)
+
+    def _query(self, peer: bytes, m: Any, now: float) -> None:
+        """A read-only request: answered by a function of the state (:mod:`squall.nimbus.queries`)."""
+        self._out.append(QUERIES[type(m)](self, peer, m, now))
+
+    def _fail_topologies(self, names: list[str], now: float) -> None:
+        """Running topologies whose every worker is reported failed (:func:`every_worker_failed`)
+        become FAILED: the placement is dropped, freeing the slots, and the workers' errors are
+        kept for ``squall list``. ``rebalance`` tries them again."""
+        for name in names:
+            rec = self.topologies.get(name)
+            if rec is None or rec.phase != RUNNING or name in self.migrations:
+                continue
+            error = every_worker_failed(rec, self.supervisors)
+            if error is None:
+                continue
+            rec.phase, rec.placement, rec.error = FAILED, {}, error
+            rec.version += 1
+            self._save(rec)
+            self._capacity_changed = True
+            log.error("topology %s FAILED: %s", name, rec.error)
+            self._push(now)
 
     def _wait_of(self, rec: TopologyRecord, wait_s: float | None) -> float:
         if wait_s is None:

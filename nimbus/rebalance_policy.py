@@ -1,4 +1,4 @@
-"""The online rebalancing loop's decisions, as pure functions (no clock, no I/O).
+"""The rebalancing policy: whether and what to apply, as pure functions (no clock, no I/O).
 
 For a topology with the ``online`` scheduler, Nimbus calls :func:`not_due` every tick; when
 it returns ``None`` it builds a :class:`Proposal` with :func:`propose` (the measured workload,
