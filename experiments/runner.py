@@ -29,6 +29,7 @@ Trials run one at a time on the same cluster, so they never compete for boards.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import shutil
 import tempfile
@@ -88,8 +89,10 @@ class Runner:
     def __init__(self, cluster: Any, workdir: Path, timing: Timing, workers: int,
                  say: Callable[[str], None] = print) -> None:
         self.cluster, self.timing, self.workers, self.say = cluster, timing, workers, say
+        self.out = workdir
         self.lat_dir = workdir / "latency"
         shutil.rmtree(self.lat_dir, ignore_errors=True)  # samples of an earlier run share names
+        (workdir / "models.jsonl").unlink(missing_ok=True)  # one run's trials, as the CSV
         self.lat_dir.mkdir(parents=True)
         self._stub = Path(tempfile.mkdtemp(prefix="squall-exp-")) / "experiment_topology.py"
         self._stub.write_text('"""Experiment topologies: their components live in squall.experiments."""\n')
@@ -166,6 +169,7 @@ class Runner:
         while time.time() < t0 + t.measure_s:
             time.sleep(min(t.sample_every_s, max(0.0, t0 + t.measure_s - time.time())))
             traffic.append(self._sample(c, name))
+            traffic[-1]["at"] = time.time() - t0
         t1, bytes1, throttled1, links1 = time.time(), self.link_bytes(), self.throttled(), self.link_counters()
         time.sleep(1.0)  # the sinks flush every half second
         samples = measure.read_latencies(self.lat_dir, name)
@@ -176,8 +180,14 @@ class Runner:
                                "decided_by": decided_by or ("requested" if switched_at is not None else "at submit"),
                                "paused_s": event.get("paused_s") or 0.0}
         row.update(measure.latency_stats(measure.between(samples, t0, t1), t1 - t0))
-        row["complete_ms"] = measure.mean_std(s.get("latency_avg_ms") or math.nan for s in traffic)[0]
-        row["predicted_ms"] = self._predicted_ms(c, name)
+        # Nimbus averages complete latency over its metrics window: only samples whose
+        # window lies inside the measured interval count, else a migration's catch-up or
+        # the start-up just before ``t0`` would be measured as the placement's latency.
+        inside = [s for s in traffic if s["at"] >= t.window_s - 0.5] or traffic[-1:]
+        row["complete_ms"] = measure.mean_std(s.get("latency_avg_ms") or math.nan for s in inside)[0]
+        model = self._model_inputs(c, name)
+        row["predicted_ms"] = self._predicted_ms(model, name)
+        self._record_model(row, model)
         for key in ("inter_node_tps", "inter_worker_tps"):
             row[key] = measure.mean_std(s.get(key, math.nan) for s in traffic)[0]
         row["nodes_used"] = traffic[-1].get("nodes_used") if traffic else ""
@@ -195,20 +205,44 @@ class Runner:
         return TrialResult(row, kept, switched_at)
 
     @staticmethod
-    def _predicted_ms(c: Any, name: str) -> float:
+    def _model_inputs(c: Any, name: str) -> dict[str, Any] | None:
+        """What Nimbus's schedulers see for ``name`` right now (``squall stats``'s
+        ``model``: workload profile, boards, current placement), or None."""
+        try:
+            model = c.stats(name).get("model")
+        except (NimbusError, AttributeError):
+            return None
+        return model if isinstance(model, dict) else None
+
+    @staticmethod
+    def _predicted_ms(model: dict[str, Any] | None, name: str) -> float:
         """The latency model's prediction for the placement just measured, from the same
         live workload Nimbus's schedulers see (NaN when it cannot price it)."""
         from squall.rebalance import Assignment, InfeasibleError, InvalidInputError, Workload, nodes_from_list
         from squall.rebalance.latency import predict
 
+        if model is None:
+            return math.nan
         try:
-            model = c.stats(name)["model"]
             workload = Workload.from_dict(model["workload"])
             nodes = nodes_from_list(model["nodes"])
             value = predict(Assignment.from_dict(model["current"]), [workload], nodes).latency_ms.get(name)
-        except (NimbusError, KeyError, TypeError, InfeasibleError, InvalidInputError):
+        except (KeyError, TypeError, InfeasibleError, InvalidInputError):
             return math.nan
         return value if value is not None else math.nan
+
+    def _record_model(self, row: dict[str, Any], model: dict[str, Any] | None) -> None:
+        """Append the trial's measured latency and the model's inputs to ``models.jsonl``
+        in the output folder, so a changed model can be checked against every recorded
+        trial without running it again (``benchmarks/model_calibration.py``)."""
+        if model is None:
+            return
+        keep = ("topology", "scheduler", "stages", "replication", "rep", "alpha", "payload", "complete_ms",
+                "latency_avg_ms", "latency_p50_ms", "throttled_max", "nodes_used", "workers_used")
+        record = {k: row[k] for k in keep if k in row}
+        record["model"] = model
+        with open(self.out / "models.jsonl", "a") as f:
+            f.write(json.dumps(record, default=str) + "\n")
 
     def _sample(self, c: Any, name: str) -> dict[str, Any]:
         """Traffic split by the current placement (from the assignment view, which every

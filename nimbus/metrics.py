@@ -57,6 +57,8 @@ class WorkerRates:
     frames_sent: float
     rss_bytes: int
     measured: bool  # False: an older worker that reports no process CPU
+    loop_cores: float = 0.0  # the loop thread's CPU (the executors run on it)
+    loop_wait: float = 0.0  # seconds/s the loop thread was ready to run but had no CPU
 
 
 def _at(values: list[int], k: int) -> int:
@@ -190,6 +192,8 @@ class MetricsWindow:
                 frames_sent=_increase([float(s.metrics.frames_sent) for s in q]) / span,
                 rss_bytes=last.rss_bytes,
                 measured=last.process_cpu_s > 0 or first.process_cpu_s > 0,
+                loop_cores=_increase([s.metrics.loop_cpu_s for s in q]) / span,
+                loop_wait=_increase([s.metrics.loop_wait_s for s in q]) / span,
             )
         for key, rate in control.items():
             out.traffic[key] = out.traffic.get(key, 0.0) + rate

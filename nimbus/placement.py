@@ -31,7 +31,10 @@ from squall.messages import WorkerAssignment
 from squall.nimbus.metrics import Rates
 from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
 from squall.rebalance import Assignment, Executor, InfeasibleError, Node, SchedulerParams, Workload, get_scheduler
-from squall.nimbus.profiles import board_profile, honest_load, topology_cores_by_node, workload_profile
+from squall.nimbus.profiles import (
+    DEFAULT_FLUSH_S, FLUSH_MS_KEY, board_profile, cpu_wait_by_node, honest_load, topology_cores_by_node,
+    workload_profile,
+)
 from squall.topology.spec import ACKER_COMPONENT, SPOUT, TopologySpec
 
 _MIN_CAPACITY_HZ = 1.0  # a Node needs capacity > 0; a board that reports 0 still has slots
@@ -42,8 +45,10 @@ def node_of(sup: SupervisorRecord, slot_cap: int | None = None, rates: Rates | N
     the latency model too (the topology's own workers' CPU is not background there)."""
     slots = len(sup.ports) if slot_cap is None else min(len(sup.ports), slot_cap)
     mine = topology_cores_by_node(rates).get(sup.id, 0.0) if rates is not None else 0.0
+    waited = cpu_wait_by_node(rates).get(sup.id, 0.0) if rates is not None else 0.0
     board = board_profile(sup.board, float(sup.clock_hz), sup.cores, sup.memory_mb, mine,
-                          float(getattr(sup, "link_mbit", 0.0) or 0.0), float(getattr(sup, "link_delay_ms", 0.0) or 0.0))
+                          float(getattr(sup, "link_mbit", 0.0) or 0.0), float(getattr(sup, "link_delay_ms", 0.0) or 0.0),
+                          waited)
     # Memory is a hard limit for every scheduler: no more workers than the board's memory
     # holds at the measured worker size (a 1 GB board never gets a fifth 200 MB worker).
     worker_mb = max((w.rss_bytes for w in rates.workers.values()), default=0) / 2**20 if rates is not None else 0.0
@@ -73,8 +78,17 @@ def workload_of(rec: TopologyRecord, rates: Rates | None = None) -> Workload:
         traffic=tuple((s, d, r) for (s, d), r in sorted(rates.traffic.items()) if s in ids and d in ids),
         load_hz=tuple(load.get(e.id, 0.0) for e in executors),
         edges=component_edges(rec.spec),
-        profile=workload_profile(rates, ids, spouts, ackers),
+        profile=workload_profile(rates, ids, spouts, ackers, flush_s_of(rec.conf)),
     )
+
+
+def flush_s_of(conf: dict[str, Any]) -> float:
+    """The topology's transfer flush delay in seconds (the workers' default when unset or
+    not a positive number)."""
+    value = conf.get(FLUSH_MS_KEY)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return DEFAULT_FLUSH_S
+    return min(float(value), 1e3) / 1e3
 
 
 def current_of(records: Iterable[TopologyRecord], live_nodes: set[str]) -> Assignment:

@@ -30,7 +30,8 @@ from squall.nimbus.metrics import Rates
 from squall.rebalance.profile import BoardProfile, ExecutorProfile, WorkloadProfile
 
 MIB = 1024 * 1024
-DEFAULT_FLUSH_S = 0.0005  # half the transfer's default 1 ms flush delay: the mean wait in a batch
+DEFAULT_FLUSH_S = 0.001  # the transfer's default flush delay: the longest an item waits in a batch
+FLUSH_MS_KEY = "squall.transfer.flush.ms"
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,9 @@ def honest_load(rates: Rates) -> dict[int, float]:
 
 
 def workload_profile(rates: Rates, executor_ids: Iterable[int], sources: Iterable[int],
-                     ackers: Iterable[int]) -> WorkloadProfile | None:
-    """The topology's profile, or None when the window holds no rates yet."""
+                     ackers: Iterable[int], flush_s: float = DEFAULT_FLUSH_S) -> WorkloadProfile | None:
+    """The topology's profile, or None when the window holds no rates yet. ``flush_s``:
+    the topology's flush delay (the model derives the mean wait in a batch from it)."""
     ids = sorted(executor_ids)
     if not any(ex in rates.executed for ex in ids):
         return None
@@ -134,7 +136,7 @@ def workload_profile(rates: Rates, executor_ids: Iterable[int], sources: Iterabl
     return WorkloadProfile(
         executors=tuple(execs), source_rate=source_rate, sources=source_ids, ackers=tuple(sorted(set(ackers))),
         worker_overhead_hz=overhead_hz, transfer_cycles_per_item=transfer_per_item, item_bytes=item_bytes,
-        worker_memory_mb=worker_mb, flush_s=DEFAULT_FLUSH_S,
+        worker_memory_mb=worker_mb, flush_s=flush_s,
     )
 
 
@@ -144,18 +146,22 @@ def _clock_of(rates: Rates, workers: list[tuple[str, int]]) -> float:
 
 
 def board_profile(board: BoardRates | None, clock_hz: float, cores_registered: int, memory_mb_registered: int,
-                  topology_cores: float, link_mbit: float = 0.0, link_delay_ms: float = 0.0) -> BoardProfile:
+                  topology_cores: float, link_mbit: float = 0.0, link_delay_ms: float = 0.0,
+                  cpu_wait: float = 0.0) -> BoardProfile:
     """The board as the model sees it while placing one topology whose workers use
-    ``topology_cores`` on it now (their CPU is not background: the model places it)."""
+    ``topology_cores`` on it now (their CPU is not background: the model places it);
+    ``cpu_wait``: what those workers' loop threads waited for a CPU per second they ran."""
     if board is None:
         return BoardProfile(cores=float(max(1, cores_registered)), clock_hz=clock_hz,
-                            memory_mb=float(memory_mb_registered), link_mbit=link_mbit, link_delay_ms=link_delay_ms)
+                            memory_mb=float(memory_mb_registered), link_mbit=link_mbit, link_delay_ms=link_delay_ms,
+                            cpu_wait=min(1e3, max(0.0, cpu_wait)))
     cores = board.cores if board.cores > 0 else float(max(1, cores_registered))
     memory = board.memory_limit_mb if board.memory_limit_mb > 0 else float(memory_mb_registered)
     return BoardProfile(
         cores=cores, clock_hz=clock_hz, memory_mb=memory, link_mbit=link_mbit, link_delay_ms=link_delay_ms,
         cpu_period_s=board.cpu_period_s, measured_utilisation=min(4.0, board.used_cores / cores),
         throttled_share=board.throttled_share, background_cores=max(0.0, board.used_cores - topology_cores),
+        cpu_wait=min(1e3, max(0.0, cpu_wait)),
     )
 
 
@@ -165,6 +171,18 @@ def topology_cores_by_node(rates: Rates) -> dict[str, float]:
     for (node, _port), w in rates.workers.items():
         out[node] = out.get(node, 0.0) + (w.process_cores if w.measured else w.executor_cores)
     return out
+
+
+def cpu_wait_by_node(rates: Rates) -> dict[str, float]:
+    """node -> seconds the topology's loop threads there waited for a CPU per second they
+    ran (nodes whose workers report no such figure are left out)."""
+    ran: dict[str, float] = {}
+    waited: dict[str, float] = {}
+    for (node, _port), w in rates.workers.items():
+        if w.loop_cores > 0:
+            ran[node] = ran.get(node, 0.0) + w.loop_cores
+            waited[node] = waited.get(node, 0.0) + w.loop_wait
+    return {n: waited[n] / ran[n] for n in sorted(ran)}
 
 
 def missing(rates: Rates, boards: Mapping[str, BoardRates | None]) -> list[str]:

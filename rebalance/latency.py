@@ -8,15 +8,23 @@ Squall measures (``squall.rebalance.profile``). For executor ``e`` in worker ``w
   own loop overhead, ``c`` the CPU per item crossing between workers (half at each end) and
   ``X_w`` the items/s crossing ``w``'s boundary.
 * **Board utilisation**: ``rho_n = (sum(U_w) + background) / cores_n``.
-* **Time per visit**: ``T_e = s_e + Q_w`` where ``Q_w`` is the wait of an M/D/1 queue at
+* **Time per visit**: ``T_e = k s_e + Q_w`` where ``Q_w`` is the wait of an M/D/1 queue at
   the worker's one thread (near-constant service), slowed by the board when the board is
-  the busier of the two: ``Q_w = r/(2(1-r)) x mean service of w``, ``r = max(U_w, rho_n)``; on a board capped by a
-  CPU quota, plus the throttling wait ``f(rho_n) x period x (1 - quota)/2``, with the share
-  of time throttled ``f`` fitted to the measured one (``f ~ rho^4``, scaled to match).
+  the busier of the two: ``Q_w = r/(2(1-r)) x k x mean service of w``,
+  ``r = max(k U_w, rho_n)``. ``k`` (``stretch``, 1 when not measured) is the wall time a
+  thread needs per second of CPU on the board: its measured wait for a CPU, less what the
+  quota's stops explain — what other processes take from the board.
+* **Batching**: an item that leaves its worker waits in the batch for the rest of the
+  worker's busy period (a worker sends when a round finds nothing to do), about
+  ``r/(1-r)`` mean services, at most the flush delay.
+* **Quota stops**: on a board capped by a CPU quota the share of time the quota holds the
+  board stopped ``f`` is fitted to the measured one (``f ~ rho^4``, scaled to match). A
+  stop holds the whole board, so it delays each *stay* of a root tuple on the board (a
+  stay starts at the spout or where an item enters from another board) by
+  ``f x (half a stop + the stay's time on the board)``.
 * **Time per hop** between executors: 0 inside a worker (an in-memory queue); between
-  workers, the batching delay plus the encode/decode CPU; between boards, also each
-  board's one-way link delay and the transmission time of the item on both links, queued
-  (M/M/1) by the links' load.
+  workers, the encode/decode CPU; between boards, also each board's one-way link delay
+  and the transmission time of the item on both links, queued (M/M/1) by the links' load.
 * **End to end** (Little's law over the network): the time per root tuple is the sum of
   visits and hops weighted by their rates over the source rate; acker items count their
   CPU in full but only one acker visit and one hop in and out per tree, since only the
@@ -60,6 +68,7 @@ class BoardTerms:
     throttle_wait_full_s: float  # throttling wait at utilisation 1 (0: no quota)
     throttle_scale: float
     background_cores: float
+    stretch: float = 1.0  # wall time per second of CPU a thread needs, from waits the model does not predict
 
 
 def board_terms(node: Node, assumptions: set[str]) -> BoardTerms:
@@ -85,15 +94,54 @@ def board_terms(node: Node, assumptions: set[str]) -> BoardTerms:
     return BoardTerms(
         cores=b.cores, clock_hz=clock, memory_mb=b.memory_mb, link_bps=b.link_mbit * 1e6,
         link_delay_s=b.link_delay_ms / 1e3, throttle_wait_full_s=wait_full, throttle_scale=scale,
-        background_cores=b.background_cores,
+        background_cores=b.background_cores, stretch=1.0 + outside_wait(b),
     )
 
 
-def throttle_wait(terms: BoardTerms, rho: float) -> float:
+def outside_wait(b: BoardProfile) -> float:
+    """Seconds a thread on the board waits for a CPU per second it runs, beyond the quota's
+    stops (which the model prices itself): what other processes take, on a board shared
+    with anything else or an emulated board on a busy host. Measured (``cpu_wait``); a
+    thread ready to run all along waits ``s/(1 - s)`` per second it runs when the quota
+    stops the board a share ``s`` of the time, and that part is taken out."""
+    if b.cpu_wait <= 0:
+        return 0.0
+    stopped = min(b.throttled_share, 0.99)
+    return max(0.0, b.cpu_wait - stopped / (1.0 - stopped))
+
+
+def throttle_share(terms: BoardTerms, rho: float) -> float:
+    """Predicted share of wall time board's quota holds it stopped at utilisation ``rho``."""
     if terms.throttle_wait_full_s <= 0:
         return 0.0
-    share = min(1.0, terms.throttle_scale * max(0.0, rho) ** THROTTLE_EXPONENT)
-    return share * terms.throttle_wait_full_s
+    return min(1.0, terms.throttle_scale * max(0.0, rho) ** THROTTLE_EXPONENT)
+
+
+def throttle_delay(terms: BoardTerms, share: float, stays: float, time_on_board_s: float) -> float:
+    """Delay per root tuple from a quota's stops, for ``stays`` stays on the board per root
+    tuple that spend ``time_on_board_s`` there in all (service and queueing).
+
+    A stop holds every thread of the board's cgroup at once, so it delays a stay, not each
+    visit: a tuple that arrives during a stop (probability ``share``) waits for the rest of
+    it (``throttle_wait_full_s``, half a stop), and one on the board when a stop begins
+    (stops begin ``share / stop`` times a second) waits a whole stop — ``share`` times its
+    time on the board. Pricing it per visit, as this model first did, overestimated a
+    one-worker placement (ten visits to one stay) three- to four-fold."""
+    if share <= 0:
+        return 0.0
+    return share * (stays * terms.throttle_wait_full_s + time_on_board_s)
+
+
+def flush_wait(flush_s: float, mean_service_s: float, u: float) -> float:
+    """Mean wait of an item in its sender's batch. The worker sends its batches as soon as
+    a round of its loop finds nothing to do, and at the latest ``flush_s`` after the
+    oldest item was buffered: an item waits for the rest of the worker's busy period,
+    about ``u / (1 - u)`` mean services, capped by ``flush_s``. (Taken as ``flush_s / 2``
+    whatever the load, this term alone was a third of every cross-worker prediction.)"""
+    if flush_s <= 0:
+        return 0.0
+    u = min(max(u, 0.0), SATURATED)
+    return min(flush_s, u / (1.0 - u) * mean_service_s)
 
 
 SERVICE_SCV = 0.0  # squared coefficient of variation of service times (see queue_wait)

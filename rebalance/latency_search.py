@@ -28,7 +28,9 @@ from dataclasses import dataclass, replace
 from squall.rebalance import online, round_robin
 from squall.rebalance.assignment import Assignment
 from squall.rebalance.errors import InfeasibleError
-from squall.rebalance.latency import MAX_UTILISATION, BoardTerms, Prediction, board_terms, queue_wait, throttle_wait
+from squall.rebalance.latency import (
+    MAX_UTILISATION, BoardTerms, Prediction, board_terms, flush_wait, queue_wait, throttle_delay, throttle_share,
+)
 from squall.rebalance.model import Node, Workload
 from squall.rebalance.params import SchedulerParams
 from squall.rebalance.prepare import prepare, worker_budget
@@ -72,6 +74,7 @@ class Network:
         self.ex_cycles: list[float] = []  # cycles/s of work (rate x service cycles)
         self.ex_rate: list[float] = []
         self.ex_acker: list[bool] = []
+        self.ex_source: list[bool] = []
         self.gid: dict[tuple[str, int], int] = {}
         # edges: (src gid, dst gid, rate, weight kappa, kind)
         self.edges: list[tuple[int, int, float, float, int]] = []
@@ -83,6 +86,7 @@ class Network:
         p = wl.profile
         name = wl.topology
         ackers = set(p.ackers) if p else {e.id for e in wl.executors if e.component == "__acker"}
+        sources = set(p.sources) if p else set()
         rate_of: dict[int, tuple[float, float]] = {}
         if p is not None:
             rate_of = {e.id: (e.rate, e.service_cycles) for e in p.executors}
@@ -109,6 +113,7 @@ class Network:
             self.ex_rate.append(lam)
             self.ex_cycles.append(lam * cycles)
             self.ex_acker.append(e.id in ackers)
+            self.ex_source.append(e.id in sources)
             self.adjacent.append([])
         ack_rate = sum(self.ex_rate[g] for g in range(first, len(self.ex_key)) if self.ex_acker[g])
         into = math.fsum(r for s, d, r in wl.traffic if d in ackers and s not in ackers)
@@ -193,6 +198,8 @@ class State:
         self.w_ak = [0.0] * nw
         self.w_akv = [0.0] * nw
         self.w_cross = [0.0] * nw  # items/s crossing the worker's boundary
+        self.w_outk = [0.0] * nw  # items leaving the worker per root tuple (rate x weight)
+        self.w_src = [0.0] * nw  # root tuples/s its spouts emit
         self.w_count = [0] * nw
         nn = len(net.nodes)
         self.on_node: list[set[int]] = [set() for _ in range(nn)]
@@ -200,6 +207,7 @@ class State:
         self.in_bytes = [0.0] * nn
         self.out_kappa = [0.0] * nn  # sum of rate x weight of edges leaving the board
         self.in_kappa = [0.0] * nn
+        self.stays_in: list[dict[int, float]] = [{} for _ in range(nn)]  # per topology: entries per root tuple
         for g, w in enumerate(exec_worker):
             self._add_exec(g, w, +1)
         for w, n in enumerate(worker_node):
@@ -230,6 +238,8 @@ class State:
         else:
             self.w_na[w] += sign * net.ex_cycles[g]
             self.w_nav[w] += sign * net.ex_rate[g]
+        if net.ex_source[g]:
+            self.w_src[w] += sign * net.ex_rate[g]
         self.w_count[w] += sign
 
     def _edge(self, k: int, sign: int) -> None:
@@ -239,8 +249,12 @@ class State:
             return
         self.w_cross[ws] += sign * rate
         self.w_cross[wd] += sign * rate
+        self.w_outk[ws] += sign * rate * kappa
         ns, nd = self.worker_node[ws], self.worker_node[wd]
         if ns != nd and ns >= 0 and nd >= 0:
+            stays = self.stays_in[nd]
+            t = self.net.ex_topo[s]
+            stays[t] = stays.get(t, 0.0) + sign * rate * kappa
             b = rate * self.net.topos[self.net.ex_topo[s]].item_bytes
             self.out_bytes[ns] += sign * b
             self.in_bytes[nd] += sign * b
@@ -275,21 +289,26 @@ class State:
             own += foreign * max(net.topos[self.worker_ids[w][0]].worker_mb for w in self.on_node[n])
         return own
 
-    def _visits_latency(self, w: int, u: float, rho_n: float, terms: BoardTerms, throttle: float) -> float:
-        """The visits of worker ``w`` weighted per root tuple: service and the wait for the
-        worker's one thread. The loop's own CPU (``o``) counts in the thread's utilisation
-        but not as per-item time: most of it is spent waking for timers and heartbeats, not
-        moving items (spread over items, it overestimated every measured point)."""
+    def _worker_latency(self, w: int, u: float, rho_n: float, terms: BoardTerms) -> float:
+        """Worker ``w``'s time per root tuple: its visits (service and the wait for the
+        worker's one thread) and its items' wait in the batch before they are sent. The
+        loop's own CPU (``o``) counts in the thread's utilisation but not as per-item
+        time: most of it is spent waking for timers and heartbeats, not moving items
+        (spread over items, it overestimated every measured point)."""
         topo = self.net.topos[self.worker_ids[w][0]]
-        clock = terms.clock_hz
+        wall = terms.stretch / terms.clock_hz  # wall seconds per cycle of service
         visits = self.w_nav[w] + self.w_akv[w]
         if visits <= 0:
             return 0.0
-        mean_s = (self.w_na[w] + self.w_ak[w]) / clock / visits
-        wait = queue_wait(mean_s, u if u > rho_n else rho_n) + throttle
-        value = (self.w_na[w] / clock + self.w_nav[w] * wait) / topo.source_rate
+        mean_s = (self.w_na[w] + self.w_ak[w]) * wall / visits
+        u = u * terms.stretch
+        busy = u if u > rho_n else rho_n
+        wait = queue_wait(mean_s, busy)
+        value = (self.w_na[w] * wall + self.w_nav[w] * wait) / topo.source_rate
         if topo.ack_rate > 0:
-            value += (self.w_ak[w] / clock + self.w_akv[w] * wait) / topo.ack_rate
+            value += (self.w_ak[w] * wall + self.w_akv[w] * wait) / topo.ack_rate
+        if self.w_outk[w] > 0:
+            value += self.w_outk[w] * flush_wait(topo.flush_s, mean_s, busy)
         return value
 
     def _mean_item_bits(self, n: int) -> float:
@@ -304,7 +323,7 @@ class State:
         net = self.net
         topo = net.topos[net.ex_topo[s]]
         ns, nd = self.worker_node[ws], self.worker_node[wd]
-        delay = topo.flush_s + topo.transfer_cycles / net.terms[nd].clock_hz
+        delay = topo.transfer_cycles / net.terms[nd].clock_hz
         if ns != nd:
             delay += net.terms[ns].link_delay_s + net.terms[nd].link_delay_s
         return rate * kappa * delay
@@ -360,13 +379,20 @@ class State:
             cores.append((self.w_na[w] + self.w_ak[w] + topo.overhead_hz
                           + topo.transfer_cycles * self.w_cross[w] / 2.0) / clock)
         rho_n = (sum(cores) + terms.background_cores) / terms.cores
-        throttle = throttle_wait(terms, rho_n)
         lat: dict[int, float] = {}
+        stays: dict[int, float] = {}
         mem = 0.0
         for w, u in zip(order, cores):
             t = self.worker_ids[w][0]
             mem += net.topos[t].worker_mb
-            lat[t] = lat.get(t, 0.0) + self._visits_latency(w, u, rho_n, terms, throttle)
+            lat[t] = lat.get(t, 0.0) + self._worker_latency(w, u, rho_n, terms)
+            if self.w_src[w] > 0:  # a root tuple's first stay is on its spout's board
+                stays[t] = stays.get(t, 0.0) + self.w_src[w] / net.topos[t].source_rate
+        share = throttle_share(terms, rho_n)
+        if share > 0:
+            entered = self.stays_in[n]
+            for t in sorted(lat):
+                lat[t] += throttle_delay(terms, share, stays.get(t, 0.0) + entered.get(t, 0.0), lat[t])
         if terms.link_bps > 0:
             # Transmission and queueing on the board's link, each way; the edges' weights
             # (kappa) are summed over topologies, so the term is kept apart (-1).

@@ -76,6 +76,10 @@ class WorkerMetrics:
     frames_received: int = field(default=0, metadata=NON_NEGATIVE)  # data-plane frames over PULL
     bytes_sent: int = field(default=0, metadata=NON_NEGATIVE)
     bytes_received: int = field(default=0, metadata=NON_NEGATIVE)
+    # The loop thread's (the executors') CPU and the time it was ready to run but waited for
+    # a CPU: another process, the board's own threads, or the board's quota holding it.
+    loop_cpu_s: float = field(default=0.0, metadata=NON_NEGATIVE)
+    loop_wait_s: float = field(default=0.0, metadata=NON_NEGATIVE)
 
 
 @record

@@ -377,6 +377,7 @@ class Worker:
         metrics = worker_metrics(
             self.engine.executors, self.task_executor, self.launch.clock_hz, outbox.sent_items,
             received_remote=self.codec.received, queued=self.queued(), transfer=transfer,
+            loop_tid=self.io_threads.loop_tid,
         )
         hb = WorkerHeartbeat(
             port=self.launch.port,

@@ -77,6 +77,17 @@ class OtherThreadsCpu:
             return None
 
 
+def thread_schedstat(tid: int, proc: str = "/proc/self/task") -> tuple[float, float]:
+    """(seconds on a CPU, seconds ready to run but waiting for a CPU) of thread ``tid``,
+    cumulative, from ``schedstat``; (0, 0) where the kernel does not keep it."""
+    try:
+        with open(f"{proc}/{tid}/schedstat", "rb") as f:
+            fields = f.read().split()
+        return int(fields[0]) / 1e9, int(fields[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0, 0.0
+
+
 def task_to_executor(executors: Iterable[ExecutorSpec]) -> dict[int, int]:
     """Every task of the topology (ackers included) -> the id of the executor holding it."""
     return {t: e.id for e in executors for t in e.tasks}
@@ -133,6 +144,7 @@ def worker_metrics(
     received_remote: int = 0,
     queued: int = 0,
     transfer: TransferCounts = TransferCounts(),
+    loop_tid: int | None = None,
 ) -> WorkerMetrics:
     """The whole worker's counters at this instant (``at`` is wall-clock time).
 
@@ -142,7 +154,10 @@ def worker_metrics(
 
     ``process_cpu_s`` is the whole process's CPU (every thread: the loop, libzmq's I/O
     thread); what neither the executors' ``cpu_s`` nor ``transfer.cpu_s`` covers is the
-    worker's overhead (the loop itself, heartbeats, the I/O thread, the interpreter)."""
+    worker's overhead (the loop itself, heartbeats, the I/O thread, the interpreter).
+    ``loop_cpu_s``/``loop_wait_s``: the loop thread ``loop_tid``'s CPU and its wait for a
+    CPU while ready to run (what slows every executor of the worker)."""
+    loop_cpu_s, loop_wait_s = thread_schedstat(loop_tid) if loop_tid is not None else (0.0, 0.0)
     return WorkerMetrics(
         at=time.time(),
         clock_hz=float(clock_hz),
@@ -157,4 +172,6 @@ def worker_metrics(
         frames_received=transfer.frames_received,
         bytes_sent=transfer.bytes_sent,
         bytes_received=transfer.bytes_received,
+        loop_cpu_s=loop_cpu_s,
+        loop_wait_s=loop_wait_s,
     )

@@ -94,3 +94,32 @@ def test_a_board_offers_no_more_slots_than_its_memory_holds_workers():
                            memory_used_mb=50.0, memory_limit_mb=70.0, source="cgroup")
     assert node_of(sup, rates=rates).slots == 2  # 70 MB holds two 30 MB workers
     assert node_of(sup).slots == 4  # nothing measured about workers yet
+
+
+def test_the_loop_threads_wait_for_a_cpu_per_second_they_ran_is_per_board():
+    from dataclasses import replace
+
+    from squall.nimbus.profiles import cpu_wait_by_node
+
+    def waited(at: float) -> M.WorkerMetrics:  # the loop ran 0.04 s/s and waited 0.02 s/s
+        return replace(sample(at, 0.10, 0.02), loop_cpu_s=0.04 * at, loop_wait_s=0.02 * at)
+
+    rates = rates_of(waited(1.0), waited(11.0))
+    assert cpu_wait_by_node(rates) == {"n1": pytest.approx(0.5)}
+    board = board_profile(None, CLOCK, 4, 4096, 0.1, cpu_wait=0.5)
+    assert board.cpu_wait == pytest.approx(0.5)
+    # A worker of an older version reports no loop figures: its board is left out.
+    assert cpu_wait_by_node(rates_of(sample(1.0, 0.1, 0.02), sample(11.0, 0.1, 0.02))) == {}
+
+
+def test_a_worker_reads_its_own_thread_s_cpu_and_wait():
+    import threading
+
+    from squall.supervisor.worker_metrics import thread_schedstat
+
+    before = thread_schedstat(threading.get_native_id())
+    sum(k * k for k in range(200_000))  # a few ms of CPU
+    after = thread_schedstat(threading.get_native_id())
+    if before == (0.0, 0.0):
+        pytest.skip("this kernel keeps no per-thread schedstat")
+    assert after[0] > before[0] and after[1] >= before[1]
