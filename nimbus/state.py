@@ -1,10 +1,14 @@
 """Nimbus's decisions: a state machine from events to commands, with no I/O of its own.
 
-``on_message(peer, msg, now)`` and ``on_tick(now)`` decide: they return the commands to carry
-out (:mod:`squall.nimbus.commands`: sends, store writes, store reads) and write nothing
-themselves. Time is always passed in; nothing here reads a clock, sleeps or touches a socket.
-``handle`` and ``tick`` decide and then carry the commands out through the store handed in:
-one transaction per event, committed before any send leaves.
+``step(event)`` decides on one event (:mod:`squall.nimbus.events`: a message received, or a
+tick, each with its time), as do ``on_message(peer, msg, now)`` and ``on_tick(now)``: they
+return the commands to carry out (:mod:`squall.nimbus.commands`: sends, store writes, store
+reads) and write nothing themselves. Nothing here reads a clock, sleeps or touches a socket.
+``apply(event)`` (and ``handle`` / ``tick``) decides and then carries the commands out through
+the store handed in: one transaction per event, committed before any send leaves. The same
+events in the same order give the same commands, whatever the hash seed (no clock, no
+randomness; ``tests/nimbus/test_nimbus_replay.py`` checks it), so a replicated log of events
+can drive it.
 
 Guarantees:
 
@@ -42,6 +46,7 @@ from squall.nimbus import views
 from squall.nimbus.commands import (
     Command, DeleteSupervisor, DeleteTopology, DropBundle, PutBundle, SaveSupervisor, SaveTopology, Send,
 )
+from squall.nimbus.events import Event, Received, Tick
 from squall.nimbus.live import LiveRebalancing, changes_executors
 from squall.nimbus.metrics import MetricsWindow
 from squall.nimbus.profiles import BoardWindow, Rates
@@ -93,15 +98,25 @@ class NimbusState(LiveRebalancing):
 
     # -- entry points ----------------------------------------------------------------------
 
+    def step(self, event: Event) -> list[Command]:
+        """Decide on one event; writes nothing itself (see the module docstring)."""
+        if isinstance(event, Received):
+            return self.on_message(event.peer, event.msg, event.now)
+        return self.on_tick(event.now)
+
+    def apply(self, event: Event) -> list[Send]:
+        """Decide on ``event``, carry the commands out through the store, return the sends."""
+        commands = self.step(event)
+        rid = getattr(event.msg, "rid", None) if isinstance(event, Received) else None
+        return self.carry_out(commands, event.peer if isinstance(rid, int) else None, rid)
+
     def handle(self, peer: bytes, msg: Any, now: float) -> list[Send]:
-        """React to one decoded message from ``peer``: decide, write, return the sends."""
-        commands = self.on_message(peer, msg, now)
-        rid = getattr(msg, "rid", None)
-        return self.carry_out(commands, peer if isinstance(rid, int) else None, rid)
+        """:meth:`apply` to a message from ``peer``."""
+        return self.apply(Received(peer, msg, now))
 
     def tick(self, now: float) -> list[Send]:
-        """Time passes (see :meth:`on_tick`): decide, write, return the sends."""
-        return self.carry_out(self.on_tick(now))
+        """:meth:`apply` to a tick."""
+        return self.apply(Tick(now))
 
     def carry_out(self, commands: list[Command], peer: bytes | None = None, rid: Any = None) -> list[Send]:
         """Apply ``commands`` through the store; the sends to put on the wire. When the
