@@ -47,7 +47,7 @@ class SaveTopology(Write):
         return cls(TopologyRecord(
             rec.name, rec.spec, rec.scheduler, copy.deepcopy(rec.conf), rec.bundle_digest, rec.bundle_size,
             rec.submitted_at, rec.phase, rec.active, rec.deadline, copy.deepcopy(rec.pending), rec.version,
-            dict(rec.placement), rec.error,
+            rec.placement, rec.error,  # a Placement is immutable: shared, not copied
         ))
 
 

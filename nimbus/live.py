@@ -30,13 +30,13 @@ from squall import messages as M
 from squall.nimbus import views
 from squall.nimbus.commands import AddEvent, DeleteMigration, SaveClock, SaveMigration, UpdateEvent
 from squall.nimbus.rebalance_policy import (
-    ADAPTIVE, LATENCY, NODE_LOST, PERIODIC, REQUESTED, LoopClock, LoopConf, Proposal, assignment_of, cost_summary,
-    decide, moved_between, not_due, prediction_summary, price, propose,
+    ADAPTIVE, LATENCY, NODE_LOST, PERIODIC, REQUESTED, LoopClock, LoopConf, Proposal, cost_summary, decide,
+    not_due, prediction_summary, price, propose,
 )
 from squall.nimbus.probation import COOLDOWN_S, ROLLED_BACK, Measured, Probation, Rejections, verdict
 from squall.nimbus.migration import DONE, Migration, advance, declared
 from squall.nimbus.placement import map_ports, place, spread_caps, standby_caps
-from squall.nimbus.records import RUNNING, Slot, TopologyRecord
+from squall.nimbus.records import RUNNING, Placement, Slot, TopologyRecord
 from squall.nimbus.requests import RequestError, apply_rebalance
 from squall.rebalance import InfeasibleError, InvalidInputError
 from squall.topology.spec import ACKER_COMPONENT
@@ -183,11 +183,11 @@ class LiveRebalancing:
                                 predicted=prediction_summary(proposal, rec.name, before.avg_ms),
                                 measured_before=before.to_dict())
         if rec.placement and proposal.moved:
-            self.probations[rec.name] = Probation(event_id, dict(rec.placement), before)
+            self.probations[rec.name] = Probation(event_id, rec.placement, before)
         self._move(rec, proposal.placement, trigger, event_id, now)
 
-    def _move(self, rec: TopologyRecord, target: dict[int, Slot], trigger: str, event_id: int, now: float) -> None:
-        moved = moved_between(rec.placement, target)
+    def _move(self, rec: TopologyRecord, target: Placement, trigger: str, event_id: int, now: float) -> None:
+        moved = rec.placement.moved_to(target)
         lost = tuple(ex for ex in moved if ex in rec.placement and not self._port_alive(rec.placement[ex], now))
         if set(moved) <= set(lost):  # nothing alive moves: no state to hand over, no pause needed
             rec.placement = target
@@ -197,7 +197,7 @@ class LiveRebalancing:
             self._changed(rec, now)
             self._push(now)
             return
-        mig = Migration(rec.name, trigger, event_id, dict(rec.placement), dict(target), moved, lost,
+        mig = Migration(rec.name, trigger, event_id, rec.placement, Placement.of(target), moved, lost,
                         started_at=now, phase_at=now)
         self.migrations[rec.name] = mig
         rec.version += 1
@@ -240,7 +240,7 @@ class LiveRebalancing:
             rec.placement = mig.target
             self._finish_event(mig, now, "a node was lost mid-migration; rolled forward")
             self._out.append(DeleteMigration(rec.name))
-        old = dict(rec.placement)
+        old = rec.placement
         standby = self._standby_target(rec, now)
         if standby is not None:
             rec.placement = standby
@@ -250,7 +250,7 @@ class LiveRebalancing:
             return
         target, rec.placement = rec.placement, old
         gone = sorted({s.node for s in old.values() if not self._port_alive(s, now)})
-        moved = moved_between(old, target)
+        moved = old.moved_to(target)
         event_id = self._record(rec, now, NODE_LOST, APPLIED, f"workers lost on {', '.join(gone)}", None, moved)
         self._move(rec, target, NODE_LOST, event_id, now)
 
@@ -274,7 +274,7 @@ class LiveRebalancing:
             return proposal
         return price(trial, placement, rates, self.supervisors, live, self._others(trial))
 
-    def _standby_target(self, rec: TopologyRecord, now: float) -> dict[int, Slot] | None:
+    def _standby_target(self, rec: TopologyRecord, now: float) -> Placement | None:
         """The repair placement with the lost workers on standby boards (the topology's
         alive boards without any of its workers), when they have room for all of them;
         None otherwise (then the scheduler places over every live board)."""
@@ -341,11 +341,11 @@ class LiveRebalancing:
                 taken.setdefault(slot.node, set()).add(slot.port)
         ports_of = {n: self.supervisors[n].ports for n in live}
         try:
-            target = map_ports(rec.name, assignment_of(rec.name, probation.previous), rec.placement, ports_of, taken)
+            target = map_ports(rec.name, probation.previous.assignment(rec.name), rec.placement, ports_of, taken)
         except InfeasibleError as exc:
             self._record(rec, now, ROLLBACK, DECLINED, f"{why}; no port to move back to: {exc}", None)
             return
-        moved = moved_between(rec.placement, target)
+        moved = rec.placement.moved_to(target)
         event_id = self._record(rec, now, ROLLBACK, APPLIED, why, None, moved,
                                 rolls_back=probation.event_id)
         self._move(rec, target, ROLLBACK, event_id, now)
@@ -419,7 +419,7 @@ class LiveRebalancing:
     def _finish_migration(self, rec: TopologyRecord, mig: Migration, now: float) -> None:
         """RESUME: the target becomes the placement, unpaused."""
         del self.migrations[rec.name]
-        rec.placement = dict(mig.target)
+        rec.placement = mig.target
         rec.version += 1
         self._save(rec)
         self._out.append(DeleteMigration(rec.name))

@@ -32,7 +32,7 @@ from typing import Any
 
 from squall import messages as M
 from squall.nimbus.rebalance_policy import LoopConf
-from squall.nimbus.records import Slot, TopologyRecord
+from squall.nimbus.records import Placement, Slot, TopologyRecord
 
 PAUSE = "pause"
 RELEASE = "release"
@@ -47,8 +47,8 @@ class Migration:
     topology: str
     trigger: str
     event_id: int
-    old: dict[int, Slot]
-    target: dict[int, Slot]
+    old: Placement
+    target: Placement
     moved: tuple[int, ...]  # executors whose (node, port) changes
     lost: tuple[int, ...] = ()  # moved executors whose old node is gone: no snapshot to wait for
     phase: str = PAUSE
@@ -57,6 +57,9 @@ class Migration:
     states: dict[int, bytes] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     probe: tuple[Any, ...] | None = None  # last quiescence sums and report times (not persisted)
+
+    def __post_init__(self) -> None:
+        self.old, self.target = Placement.of(self.old), Placement.of(self.target)
 
     # -- persistence -----------------------------------------------------------------------
 
@@ -92,16 +95,8 @@ def _slots_out(placement: Mapping[int, Slot]) -> dict[str, list[Any]]:
     return {str(ex): [s.worker, s.node, s.port] for ex, s in sorted(placement.items())}
 
 
-def _slots_in(data: Mapping[str, Any]) -> dict[int, Slot]:
-    return {int(ex): Slot(int(w), str(n), int(p)) for ex, (w, n, p) in data.items()}
-
-
-def _workers(placement: Mapping[int, Slot]) -> dict[Where, list[int]]:
-    out: dict[Where, list[int]] = {}
-    for ex in sorted(placement):
-        s = placement[ex]
-        out.setdefault((s.node, s.port), []).append(ex)
-    return out
+def _slots_in(data: Mapping[str, Any]) -> Placement:
+    return Placement((int(ex), Slot(int(w), str(n), int(p))) for ex, (w, n, p) in data.items())
 
 
 def declared(mig: Migration, rec: TopologyRecord, host_of: Callable[[str], str]) -> dict[Where, M.WorkerAssignment]:
@@ -115,7 +110,7 @@ def declared(mig: Migration, rec: TopologyRecord, host_of: Callable[[str], str])
             in_transit |= set(mig.moved)
     where = {ex: "" if ex in in_transit else f"{host_of(s.node)}:{s.port}" for ex, s in sorted(source.items())}
     out = {}
-    for key, execs in sorted(_workers(source).items()):
+    for key, execs in sorted(source.workers().items()):
         mine = [ex for ex in execs if ex not in in_transit] if mig.phase == RELEASE else execs
         states = {ex: mig.states[ex] for ex in mine if ex in mig.states} if mig.phase == ACQUIRE else {}
         out[key] = M.WorkerAssignment(
@@ -151,7 +146,7 @@ def advance(
             return _next(mig, ACQUIRE, now)
         return False
     if mig.phase == ACQUIRE:
-        expected = {k for k in _workers(mig.target) if k[0] in live}
+        expected = {k for k in mig.target.workers() if k[0] in live}
         if all(_running(reports.get(k), version) for k in expected):
             return _next(mig, DONE, now)
         if waited >= lc.acquire_s:
@@ -187,7 +182,7 @@ def _quiescent(mig: Migration, reports: Mapping[Where, M.WorkerReport], live: se
     """Every old worker paused at ``version`` with nothing queued and the remote sums equal,
     the same in two consecutive fresh looks. With a node lost its workers' counts are gone,
     so only the queues are compared."""
-    expected = sorted(k for k in _workers(mig.old) if k[0] in live)
+    expected = sorted(k for k in mig.old.workers() if k[0] in live)
     got = [reports.get(k) for k in expected]
     if not all(_reports_version(r, version) and r.paused and r.metrics is not None and r.metrics.queued == 0
                for r in got):

@@ -26,7 +26,7 @@ from squall.nimbus import config as C
 from squall.nimbus.metrics import Rates
 from squall.nimbus.placement import node_of, place, workload_of
 from squall.nimbus.profiles import missing
-from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
+from squall.nimbus.records import Placement, SupervisorRecord, TopologyRecord
 from squall.rebalance import (
     Assignment, Cost, Decision, InfeasibleError, InvalidInputError, Node, Workload, evaluate, should_apply,
 )
@@ -100,30 +100,13 @@ def not_due(lc: LoopConf, clock: LoopClock, now: float) -> str | None:
 class Proposal:
     """A new placement for one topology, with what it costs against the current one."""
 
-    placement: dict[int, Slot]
+    placement: Placement
     moved: tuple[int, ...]  # executors whose (node, port) changes
     current: Cost | None  # None when the current placement cannot be priced (a dead node)
     proposed: Cost
     predicted_current: Prediction | None = None  # the latency model on the current placement
     predicted: Prediction | None = None  # ... and on the proposed one
     assumptions: tuple[str, ...] = ()  # what the model had to do without
-
-
-def assignment_of(topology: str, placement: Mapping[int, Slot]) -> Assignment:
-    """``placement`` as a rebalance ``Assignment``; workers labelled by (node, port) order."""
-    label = {key: k for k, key in enumerate(sorted({(s.node, s.port) for s in placement.values()}))}
-    return Assignment.of(
-        {(topology, ex): label[(s.node, s.port)] for ex, s in placement.items()},
-        {(topology, label[(s.node, s.port)]): s.node for s in placement.values()},
-    )
-
-
-def moved_between(old: Mapping[int, Slot], new: Mapping[int, Slot]) -> tuple[int, ...]:
-    """Executors of ``new`` that run on another (node, port) than in ``old`` (or were absent)."""
-    return tuple(sorted(
-        ex for ex, s in new.items()
-        if ex not in old or (old[ex].node, old[ex].port) != (s.node, s.port)
-    ))
 
 
 def propose(
@@ -146,7 +129,7 @@ def propose(
 
 def price(
     rec: TopologyRecord,
-    placement: dict[int, Slot],
+    placement: Placement,
     rates: Rates,
     supervisors: Mapping[str, SupervisorRecord],
     live: set[str],
@@ -160,20 +143,20 @@ def price(
     current: Cost | None = None
     predicted_current: Prediction | None = None
     if rec.placement and all(s.node in live for s in rec.placement.values()):
-        current = evaluate(assignment_of(rec.name, rec.placement), [workload], nodes)
+        current = evaluate(rec.placement.assignment(rec.name), [workload], nodes)
         predicted_current = _predict(rec, rec.placement, workload, nodes, foreign, live)
-    proposed = evaluate(assignment_of(rec.name, placement), [workload], nodes)
+    proposed = evaluate(placement.assignment(rec.name), [workload], nodes)
     predicted = _predict(rec, placement, workload, nodes, foreign, live)
     # What the model did without, in words: older workers or boards without cgroups.
     assumptions = tuple(missing(rates, {n: supervisors[n].board for n in sorted(live)}))
     assumptions += predicted.assumptions if predicted is not None else ()
-    return Proposal(placement, moved_between(rec.placement, placement), current, proposed,
+    return Proposal(placement, rec.placement.moved_to(placement), current, proposed,
                     predicted_current, predicted, assumptions)
 
 
-def _predict(rec: TopologyRecord, placement: Mapping[int, Slot], workload: Workload, nodes: list[Node],
+def _predict(rec: TopologyRecord, placement: Placement, workload: Workload, nodes: list[Node],
              others: list[TopologyRecord], live: set[str]) -> Prediction | None:
-    own = assignment_of(rec.name, placement)
+    own = Placement.of(placement).assignment(rec.name)
     rows_e = list(own.executors)
     rows_w = list(own.workers)
     for o in others:  # their workers take slots and memory on the boards they share

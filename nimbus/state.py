@@ -54,6 +54,7 @@ from squall.nimbus.placement import DeclaredWorkers, place
 from squall.nimbus.queries import QUERIES, find
 from squall.nimbus.failures import every_worker_failed
 from squall.nimbus.records import (
+    NO_PLACEMENT,
     FAILED, KILLING, REBALANCING, RUNNING, WAITING, SupervisorRecord, TopologyRecord,
 )
 from squall.nimbus.requests import (
@@ -279,7 +280,7 @@ class NimbusState(LiveRebalancing):
             error = every_worker_failed(rec, self.supervisors)
             if error is None:
                 continue
-            rec.phase, rec.placement, rec.error = FAILED, {}, error
+            rec.phase, rec.placement, rec.error = FAILED, NO_PLACEMENT, error
             rec.version += 1
             self._save(rec)
             self._capacity_changed = True
@@ -391,7 +392,7 @@ class NimbusState(LiveRebalancing):
         except (InfeasibleError, InvalidInputError) as exc:
             if rec.placement or rec.phase != WAITING:
                 rec.version += 1
-            rec.placement, rec.phase = {}, WAITING
+            rec.placement, rec.phase = NO_PLACEMENT, WAITING
             self.waiting_reason[rec.name] = str(exc)
             log.info("topology %s waits for capacity: %s", rec.name, exc)
             return False

@@ -49,7 +49,7 @@ from squall.nimbus.commands import (
     AddEvent, Command, DeleteMigration, DeleteSupervisor, DeleteTopology, DropBundle, PutBundle, Read, ReplyBundle,
     ReplyEvents, SaveClock, SaveMigration, SaveSupervisor, SaveTopology, Send, UpdateEvent, Write,
 )
-from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
+from squall.nimbus.records import Placement, Slot, SupervisorRecord, TopologyRecord
 from squall.topology.spec import TopologySpec
 
 DB_NAME = "nimbus.db"
@@ -294,7 +294,7 @@ class Store:
                 submitted_at=float(at), phase=str(phase), active=bool(active),
                 deadline=None if deadline is None else float(deadline),
                 pending=None if pending is None else json.loads(pending), version=int(version),
-                placement=placements.get(name, {}), error=str(error or ""),
+                placement=Placement(placements.get(name, {})), error=str(error or ""),
             )
 
         return self._read_rows("topologies", lambda r: str(r[0]), rows, parse)

@@ -39,9 +39,10 @@ def test_a_saved_record_is_the_one_decided_not_the_one_changed_later():
     cmds = st.on_message(CLI, submit_msg(), 0.0)
     (save,) = [c for c in cmds if isinstance(c, SaveTopology)]
     version = save.record.version
+    placement = save.record.placement
     st.topologies["t"].version += 10
-    st.topologies["t"].placement.clear()
-    assert save.record.version == version and save.record.placement
+    st.topologies["t"].placement = {}
+    assert save.record.version == version and save.record.placement == placement and placement
 
 
 def test_a_kill_past_its_deadline_deletes_the_topology_then_drops_its_bundle():
