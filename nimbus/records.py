@@ -49,12 +49,13 @@ class Placement(Mapping[int, Slot]):
     """Executor id -> :class:`Slot` of one topology: immutable, equal by content (to a dict
     too), hashable, iterated by executor id ascending."""
 
-    __slots__ = ("_slots", "_hash")
+    __slots__ = ("_slots", "_hash", "_assignment")
 
     def __init__(self, slots: Mapping[int, Slot] | Iterable[tuple[int, Slot]] = ()) -> None:
         items = slots.items() if isinstance(slots, Mapping) else slots
         self._slots: dict[int, Slot] = dict(sorted(items))
         self._hash: int | None = None
+        self._assignment: tuple[str, Assignment] | None = None  # computed once: the value never changes
 
     @classmethod
     def of(cls, slots: Mapping[int, Slot]) -> Placement:
@@ -96,11 +97,15 @@ class Placement(Mapping[int, Slot]):
     def assignment(self, topology: str) -> Assignment:
         """This placement as the schedulers' :class:`~squall.rebalance.Assignment` (what
         their cost model prices); workers labelled by (node, port) order."""
+        if self._assignment is not None and self._assignment[0] == topology:
+            return self._assignment[1]
         label = {key: k for k, key in enumerate(sorted({(s.node, s.port) for s in self._slots.values()}))}
-        return Assignment.of(
+        assignment = Assignment.of(
             {(topology, ex): label[(s.node, s.port)] for ex, s in self._slots.items()},
             {(topology, label[(s.node, s.port)]): s.node for s in self._slots.values()},
         )
+        self._assignment = (topology, assignment)
+        return assignment
 
 
 NO_PLACEMENT = Placement()
