@@ -1,9 +1,13 @@
 """Live rebalancing inside :class:`squall.nimbus.state.NimbusState`: the online loop, the
-migration coordinator, rebalance events, and the GetEvents / GetStats queries.
+migration coordinator, probations and repair after a lost board.
 
-A mixin so ``state.py`` stays readable: it uses the state's records, store and push, and
-adds no I/O of its own. The decisions live in :mod:`squall.nimbus.rebalance_policy` (whether and what to
-apply) and :mod:`squall.nimbus.migration` (how the move proceeds); this module enacts them.
+Still a mixin (it enacts decisions on the state's records and pushes), but what it keeps is
+in composed parts: :class:`~squall.nimbus.migration.Migrations` (moves in progress, the
+ports they hold), :class:`~squall.nimbus.rebalance_policy.LoopClocks` (when each placement
+changed), :class:`~squall.nimbus.event_log.EventLog` (events as commands), and the
+probations. The decisions live in :mod:`squall.nimbus.rebalance_policy` (whether and what to
+apply) and :mod:`squall.nimbus.migration` (how the move proceeds). It writes nothing: every
+change to the store is a command in ``_out``.
 
 Guarantees:
 
@@ -26,15 +30,15 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from squall import messages as M
 from squall.nimbus import views
-from squall.nimbus.commands import AddEvent, DeleteMigration, SaveClock, SaveMigration, UpdateEvent
+from squall.nimbus.commands import DeleteMigration, SaveMigration
+from squall.nimbus.event_log import EventLog
 from squall.nimbus.rebalance_policy import (
-    ADAPTIVE, LATENCY, NODE_LOST, PERIODIC, REQUESTED, LoopClock, LoopConf, Proposal, cost_summary, decide,
-    not_due, prediction_summary, price, propose,
+    ADAPTIVE, LATENCY, NODE_LOST, PERIODIC, REQUESTED, LoopClock, LoopClocks, LoopConf, Proposal, cost_summary,
+    decide, not_due, prediction_summary, price, propose,
 )
 from squall.nimbus.probation import COOLDOWN_S, ROLLED_BACK, Measured, Probation, Rejections, verdict
-from squall.nimbus.migration import DONE, Migration, advance, declared
+from squall.nimbus.migration import DONE, Migration, Migrations, advance
 from squall.nimbus.placement import map_ports, place, spread_caps, standby_caps
 from squall.nimbus.records import RUNNING, Placement, Slot, TopologyRecord
 from squall.nimbus.requests import RequestError, apply_rebalance
@@ -78,14 +82,12 @@ class LiveRebalancing:
         def _schedule(self, rec: TopologyRecord, now: float, keep_current: bool) -> bool: ...
 
     def _init_live(self, store: Store) -> None:
-        self.last_event_id = store.last_event_id()  # events are numbered here, so the log replays alike
-        self.migrations: dict[str, Migration] = {}
+        self.event_log = EventLog(store.last_event_id())
+        self.migrations = Migrations()
         for record, states in store.load_migrations():
             if record["topology"] in self.topologies:
                 self.migrations[record["topology"]] = Migration.from_record(record, states, restarted=True)
-        self._last_change: dict[str, float] = store.load_clocks()
-        self.clocks: dict[str, LoopClock] = {}
-        self.rebalances: Counter[tuple[str, str]] = Counter()
+        self.loop_clocks = LoopClocks(store.load_clocks())
         # Changes under watch, and placements rejected by a probation. Held in memory: a
         # Nimbus restart ends the watch (the change stays), see docs/rebalancing.md.
         self.probations: dict[str, Probation] = {}
@@ -96,18 +98,18 @@ class LiveRebalancing:
     def loop_conf(self, rec: TopologyRecord) -> LoopConf:
         return LoopConf.of(rec.conf, self.conf)
 
+    @property
+    def rebalances(self) -> Counter[tuple[str, str]]:
+        """Evaluations by (topology, outcome), for Prometheus."""
+        return self.event_log.counts
+
     def clock(self, rec: TopologyRecord) -> LoopClock:
         """The topology's loop clock; after a restart measurement restarts at boot."""
-        if rec.name not in self.clocks:
-            last = self._last_change.get(rec.name, rec.submitted_at)
-            self.clocks[rec.name] = LoopClock(last, max(last, self.boot if self.boot is not None else last))
-        return self.clocks[rec.name]
+        return self.loop_clocks.of(rec, self.boot)
 
     def _changed(self, rec: TopologyRecord, now: float) -> None:
         """A new placement is in force: the timeout and the measurement start afresh."""
-        self.clocks[rec.name] = LoopClock(now, now)
-        self._last_change[rec.name] = now
-        self._out.append(SaveClock(rec.name, now))
+        self._out.append(self.loop_clocks.changed(rec.name, now))
         self.metrics.forget(rec.name)
         probation = self.probations.get(rec.name)
         if probation is not None and probation.since is None:
@@ -125,38 +127,15 @@ class LiveRebalancing:
         self.migrations.pop(name, None)
         self.probations.pop(name, None)
         self.rejections.forget(name)
-        self.clocks.pop(name, None)
-        self._last_change.pop(name, None)
-        for key in [k for k in self.rebalances if k[0] == name]:
-            del self.rebalances[key]
+        self.loop_clocks.forget(name)
+        self.event_log.forget(name)
 
     def reserved(self, except_topology: str = "") -> dict[str, set[int]]:
         """node -> ports held by migrating topologies (old and new workers)."""
-        out: dict[str, set[int]] = {}
-        for name, mig in self.migrations.items():
-            if name != except_topology:
-                for s in [*mig.old.values(), *mig.target.values()]:
-                    out.setdefault(s.node, set()).add(s.port)
-        return out
+        return self.migrations.reserved(except_topology)
 
     def _others(self, rec: TopologyRecord) -> Iterable[TopologyRecord]:
         return [o for o in self.topologies.values() if o.name != rec.name]
-
-    def declared_migrating(self, rec: TopologyRecord, node: str) -> list[M.WorkerAssignment] | None:
-        """The paused workers of a migrating topology on ``node``; None when it is not migrating."""
-        per_node = self.declared_migrating_all(rec)
-        return None if per_node is None else per_node.get(node, [])
-
-    def declared_migrating_all(self, rec: TopologyRecord) -> dict[str, list[M.WorkerAssignment]] | None:
-        """node -> the workers of a migrating topology there (one pass for every node); None
-        when it is not migrating."""
-        mig = self.migrations.get(rec.name)
-        if mig is None or rec.phase != RUNNING:
-            return None
-        out: dict[str, list[M.WorkerAssignment]] = {}
-        for (n, _port), wa in declared(mig, rec, self._host).items():
-            out.setdefault(n, []).append(wa)
-        return out
 
     def _record(self, rec: TopologyRecord, now: float, trigger: str, decision: str, reason: str,
                 proposal: Proposal | None, moved: tuple[int, ...] = (), **extra: Any) -> int:
@@ -166,11 +145,10 @@ class LiveRebalancing:
             "proposed": cost_summary(proposal.proposed) if proposal else None,
             "moved": list(moved), "paused_s": None, "notes": [], **extra,
         }
-        self.rebalances[(rec.name, decision)] += 1
         log.info("topology %s: %s rebalance %s: %s", rec.name, trigger, decision, reason)
-        self.last_event_id += 1
-        self._out.append(AddEvent(self.last_event_id, rec.name, event))
-        return self.last_event_id
+        add = self.event_log.add(rec.name, event)
+        self._out.append(add)
+        return add.event_id
 
     # -- starting a change -----------------------------------------------------------------
 
@@ -193,7 +171,7 @@ class LiveRebalancing:
             rec.placement = target
             rec.version += 1
             self._save(rec)
-            self._out.append(UpdateEvent(event_id, {"paused_s": 0.0, "done_at": now}))
+            self._out.append(self.event_log.update(event_id, {"paused_s": 0.0, "done_at": now}))
             self._changed(rec, now)
             self._push(now)
             return
@@ -233,7 +211,7 @@ class LiveRebalancing:
         that were on them come back without state, survivors that move migrate live."""
         probation = self.probations.pop(rec.name, None)
         if probation is not None:
-            self._out.append(UpdateEvent(probation.event_id,
+            self._out.append(self.event_log.update(probation.event_id,
                                          {"probation": "ended: a node was lost; the failure path took over"}))
         mig = self.migrations.pop(rec.name, None)
         if mig is not None:  # roll forward: the target is the placement to repair from
@@ -316,12 +294,12 @@ class LiveRebalancing:
             figures = {k: seen[k] for k in ("inter_node_tps", "inter_worker_tps", "nodes_used", "workers")}
             update: dict[str, Any] = {"measured_after": {**after.to_dict(), **figures}, "probation": why}
             if outcome != ROLLED_BACK:
-                self._out.append(UpdateEvent(probation.event_id, update))
+                self._out.append(self.event_log.update(probation.event_id, update))
                 log.info("topology %s: change kept after probation: %s", name, why)
                 continue
             update["decision"] = ROLLED_BACK
-            self._out.append(UpdateEvent(probation.event_id, update))
-            self.rebalances[(name, ROLLED_BACK)] += 1
+            self._out.append(self.event_log.update(probation.event_id, update))
+            self.event_log.count(name, ROLLED_BACK)
             self.rejections.add(name, rec.placement, now + COOLDOWN_S)
             self._roll_back(rec, probation, why, now)
 
@@ -430,7 +408,7 @@ class LiveRebalancing:
 
     def _finish_event(self, mig: Migration, now: float, note: str = "") -> None:
         notes = [*mig.notes, *([note] if note else [])]
-        self._out.append(UpdateEvent(mig.event_id, {"paused_s": now - mig.started_at, "notes": notes, "done_at": now}))
+        self._out.append(self.event_log.update(mig.event_id, {"paused_s": now - mig.started_at, "notes": notes, "done_at": now}))
 
 
 def changes_executors(rec: TopologyRecord, pending: Mapping[str, Any]) -> bool:

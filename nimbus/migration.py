@@ -32,7 +32,7 @@ from typing import Any
 
 from squall import messages as M
 from squall.nimbus.rebalance_policy import LoopConf
-from squall.nimbus.records import Placement, Slot, TopologyRecord
+from squall.nimbus.records import RUNNING, Placement, Slot, TopologyRecord
 
 PAUSE = "pause"
 RELEASE = "release"
@@ -97,6 +97,32 @@ def _slots_out(placement: Mapping[int, Slot]) -> dict[str, list[Any]]:
 
 def _slots_in(data: Mapping[str, Any]) -> Placement:
     return Placement((int(ex), Slot(int(w), str(n), int(p))) for ex, (w, n, p) in data.items())
+
+
+class Migrations(dict[str, Migration]):
+    """topology -> its migration in progress (at most one each)."""
+
+    def reserved(self, except_topology: str = "") -> dict[str, set[int]]:
+        """node -> ports held by migrating topologies (old and new workers): kept out of
+        every other placement while they move."""
+        out: dict[str, set[int]] = {}
+        for name, mig in self.items():
+            if name != except_topology:
+                for s in [*mig.old.values(), *mig.target.values()]:
+                    out.setdefault(s.node, set()).add(s.port)
+        return out
+
+    def declared_by_node(self, rec: TopologyRecord, host_of: Callable[[str], str]
+                         ) -> dict[str, list[M.WorkerAssignment]] | None:
+        """node -> the (paused) workers of ``rec`` there while it migrates, one pass for every
+        node; None when it is not migrating (or not running: a kill or restart ends it)."""
+        mig = self.get(rec.name)
+        if mig is None or rec.phase != RUNNING:
+            return None
+        out: dict[str, list[M.WorkerAssignment]] = {}
+        for (node, _port), wa in declared(mig, rec, host_of).items():
+            out.setdefault(node, []).append(wa)
+        return out
 
 
 def declared(mig: Migration, rec: TopologyRecord, host_of: Callable[[str], str]) -> dict[Where, M.WorkerAssignment]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from squall.nimbus import config as C
+from squall.nimbus.commands import SaveClock
 from squall.nimbus.metrics import Rates
 from squall.nimbus.placement import node_of, place, workload_of
 from squall.nimbus.profiles import missing
@@ -85,6 +86,32 @@ class LoopClock:
     last_change: float
     measure_since: float
     last_eval: float | None = None
+
+
+class LoopClocks:
+    """Every topology's :class:`LoopClock`. Only when a placement last changed is stored
+    (``load`` at start, :class:`~squall.nimbus.commands.SaveClock` on a change); after a
+    restart measurement restarts at the first event Nimbus sees (``boot``)."""
+
+    def __init__(self, last_change: Mapping[str, float] | None = None) -> None:
+        self._last_change: dict[str, float] = dict(last_change or {})
+        self._clocks: dict[str, LoopClock] = {}
+
+    def of(self, rec: TopologyRecord, boot: float | None) -> LoopClock:
+        if rec.name not in self._clocks:
+            last = self._last_change.get(rec.name, rec.submitted_at)
+            self._clocks[rec.name] = LoopClock(last, max(last, boot if boot is not None else last))
+        return self._clocks[rec.name]
+
+    def changed(self, topology: str, now: float) -> SaveClock:
+        """A new placement is in force at ``now``: the timeout and the measurement restart."""
+        self._clocks[topology] = LoopClock(now, now)
+        self._last_change[topology] = now
+        return SaveClock(topology, now)
+
+    def forget(self, topology: str) -> None:
+        self._clocks.pop(topology, None)
+        self._last_change.pop(topology, None)
 
 
 def not_due(lc: LoopConf, clock: LoopClock, now: float) -> str | None:

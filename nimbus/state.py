@@ -462,7 +462,7 @@ class NimbusState(LiveRebalancing):
             rec = self.topologies[name]
             if name in self._hidden:
                 continue
-            per_node = self.declared_migrating_all(rec)
+            per_node = self.migrations.declared_by_node(rec, self._host)
             if per_node is None:
                 per_node = self._declared.of(rec, self._host)
             for node, workers in per_node.items():
