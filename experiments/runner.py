@@ -238,7 +238,7 @@ class Runner:
         if model is None:
             return
         keep = ("topology", "scheduler", "stages", "replication", "rep", "alpha", "payload", "complete_ms",
-                "latency_avg_ms", "latency_p50_ms", "throttled_max", "nodes_used", "workers_used")
+                "latency_avg_ms", "latency_p50_ms", "sink_tps", "throttled_max", "nodes_used", "workers_used")
         record = {k: row[k] for k in keep if k in row}
         record["model"] = model
         with open(self.out / "models.jsonl", "a") as f:

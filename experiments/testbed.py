@@ -132,10 +132,15 @@ class Testbed:
                          "a round trip between two boards = delay(A) + delay(B)")
         for b in self.boards:
             lines.append(f"  {b.id:<8} {b.board_class}  {self.address_of(b):<12} netns {self.namespace_of(b)}  "
-                         f"{b.link} {b.link_mbit:g} Mbit/s delay {b.delay_ms:g}±{b.jitter_ms:g} ms  "
+                         f"{b.link} {b.link_mbit:g} Mbit/s delay {b.delay_ms:g}±{b.jitter_ms:g} ms"
+                         f"{self._measured_note(b)}  "
                          f"cpu {b.cpu:g} core  memory {b.memory_mb} MB  "
                          f"slots {b.slots}  capacity {b.capacity_hz(self.clock_hz) / 1e9:.2f} GHz")
         return "\n".join(lines)
+
+    def _measured_note(self, board: Board) -> str:
+        measured = self.state.get("link_delay_ms", {}).get(board.id)
+        return "" if measured is None else f" (measured {measured:.3g} ms one way, declared to Nimbus)"
 
     @property
     def clock_hz(self) -> float:
@@ -177,6 +182,7 @@ class Testbed:
         try:
             self._make_network()
             self._start_delay_relays()
+            self._measure_link_delays()
             self._start_daemons()
             self.wait_ready(self.startup_timeout_s)
         except BaseException:
@@ -232,6 +238,22 @@ class Testbed:
         self.state["relays"] = relays
         self._save()
 
+    def _measure_link_delays(self) -> None:
+        """What each board's emulated link really adds, one way: the board file's delay
+        plus the relay's own forwarding (tens of microseconds on an idle machine, more on
+        a busy one), fitted to the measured round trips. Supervisors declare it as their
+        link delay, so the latency model prices the links the experiments cross, not the
+        ones the board file asks for."""
+        if not self.emulates_delay:
+            return
+        measured = fit_one_way_delays([b.id for b in self.boards], self.measure_rtts(count=20))
+        self.state["link_delay_ms"] = measured
+        self._save()
+
+    def link_delay_ms(self, board: Board) -> float:
+        """The one-way delay ``board``'s supervisor declares: measured when emulated."""
+        return float(self.state.get("link_delay_ms", {}).get(board.id, board.delay_ms))
+
     def measure_rtts(self, count: int = 20) -> list[dict[str, Any]]:
         """Each ordered board pair's TCP round trip through the emulated links: ``count``
         small messages from a client in A's namespace to B's echo (median, min, max in ms),
@@ -279,7 +301,7 @@ class Testbed:
                 *netns.cgroup_join_prefix(ns), "nsenter", f"--net=/var/run/netns/{ns}", *squall, "supervisor",
                 "--host", self.address_of(b), "--nimbus", self.nimbus_address, "--id", b.id,
                 "--capacity-hz", f"{b.capacity_hz(clock):.6g}", "--slots", str(b.slots),
-                "--link-mbit", f"{b.link_mbit:g}", "--link-delay-ms", f"{b.delay_ms:g}",
+                "--link-mbit", f"{b.link_mbit:g}", "--link-delay-ms", f"{self.link_delay_ms(b):.4g}",
                 "--data-dir", str(self.dir / b.id), "--log-level", self.log_level, "--insecure",
             ])
 
@@ -399,3 +421,27 @@ def open_cluster(boards: list[Board], prefix: str = DEFAULT_PREFIX, subnet: str 
     cluster = LocalCluster(supervisors=len(boards), slots=slots, log_level="WARNING")
     cluster.start()
     return cluster
+
+
+def fit_one_way_delays(board_ids: list[str], rtts: list[dict[str, Any]]) -> dict[str, float]:
+    """Per board, the one-way delay d that best explains the median round trips measured
+    between board pairs (rtt(A, B) = d(A) + d(B), least squares, never below 0). A board
+    with no measured pair is left out (it keeps its board file's delay)."""
+    import numpy as np
+
+    index = {b: k for k, b in enumerate(board_ids)}
+    rows, rhs = [], []
+    for r in rtts:
+        if "median_ms" not in r or r.get("from") not in index or r.get("to") not in index:
+            continue
+        row = [0.0] * len(board_ids)
+        row[index[r["from"]]] += 1.0
+        row[index[r["to"]]] += 1.0
+        rows.append(row)
+        rhs.append(float(r["median_ms"]))
+    seen = {b for r in rtts if "median_ms" in r for b in (r.get("from"), r.get("to"))}
+    if not rows:
+        return {}
+    solution, *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
+    return {b: round(max(0.0, float(solution[k])), 4) for b, k in index.items() if b in seen}
+

@@ -59,6 +59,7 @@ class WorkerRates:
     measured: bool  # False: an older worker that reports no process CPU
     loop_cores: float = 0.0  # the loop thread's CPU (the executors run on it)
     loop_wait: float = 0.0  # seconds/s the loop thread was ready to run but had no CPU
+    loop_runs: float = 0.0  # times/s the loop thread was put on a CPU
 
 
 def _at(values: list[int], k: int) -> int:
@@ -201,6 +202,7 @@ class MetricsWindow:
                 measured=last.process_cpu_s > 0 or first.process_cpu_s > 0,
                 loop_cores=_increase([s.metrics.loop_cpu_s for s in q]) / span,
                 loop_wait=_increase([s.metrics.loop_wait_s for s in q]) / span,
+                loop_runs=_increase([float(s.metrics.loop_runs) for s in q]) / span,
             )
         for key, rate in control.items():
             out.traffic[key] = out.traffic.get(key, 0.0) + rate

@@ -147,21 +147,22 @@ def _clock_of(rates: Rates, workers: list[tuple[str, int]]) -> float:
 
 def board_profile(board: BoardRates | None, clock_hz: float, cores_registered: int, memory_mb_registered: int,
                   topology_cores: float, link_mbit: float = 0.0, link_delay_ms: float = 0.0,
-                  cpu_wait: float = 0.0) -> BoardProfile:
+                  cpu_wait_ms: float = 0.0) -> BoardProfile:
     """The board as the model sees it while placing one topology whose workers use
     ``topology_cores`` on it now (their CPU is not background: the model places it);
-    ``cpu_wait``: what those workers' loop threads waited for a CPU per second they ran."""
+    ``cpu_wait_ms``: what those workers' loop threads waited for a CPU each time they became
+    ready to run."""
     if board is None:
         return BoardProfile(cores=float(max(1, cores_registered)), clock_hz=clock_hz,
                             memory_mb=float(memory_mb_registered), link_mbit=link_mbit, link_delay_ms=link_delay_ms,
-                            cpu_wait=min(1e3, max(0.0, cpu_wait)))
+                            cpu_wait_ms=min(1e4, max(0.0, cpu_wait_ms)))
     cores = board.cores if board.cores > 0 else float(max(1, cores_registered))
     memory = board.memory_limit_mb if board.memory_limit_mb > 0 else float(memory_mb_registered)
     return BoardProfile(
         cores=cores, clock_hz=clock_hz, memory_mb=memory, link_mbit=link_mbit, link_delay_ms=link_delay_ms,
         cpu_period_s=board.cpu_period_s, measured_utilisation=min(4.0, board.used_cores / cores),
         throttled_share=board.throttled_share, background_cores=max(0.0, board.used_cores - topology_cores),
-        cpu_wait=min(1e3, max(0.0, cpu_wait)),
+        cpu_wait_ms=min(1e4, max(0.0, cpu_wait_ms)),
     )
 
 
@@ -174,15 +175,15 @@ def topology_cores_by_node(rates: Rates) -> dict[str, float]:
 
 
 def cpu_wait_by_node(rates: Rates) -> dict[str, float]:
-    """node -> seconds the topology's loop threads there waited for a CPU per second they
-    ran (nodes whose workers report no such figure are left out)."""
-    ran: dict[str, float] = {}
+    """node -> mean ms the topology's loop threads there waited for a CPU each time they
+    became ready to run (nodes whose workers report no such figure are left out)."""
+    runs: dict[str, float] = {}
     waited: dict[str, float] = {}
     for (node, _port), w in rates.workers.items():
-        if w.loop_cores > 0:
-            ran[node] = ran.get(node, 0.0) + w.loop_cores
+        if w.loop_runs > 0:
+            runs[node] = runs.get(node, 0.0) + w.loop_runs
             waited[node] = waited.get(node, 0.0) + w.loop_wait
-    return {n: waited[n] / ran[n] for n in sorted(ran)}
+    return {n: waited[n] / runs[n] * 1e3 for n in sorted(runs)}
 
 
 def missing(rates: Rates, boards: Mapping[str, BoardRates | None]) -> list[str]:

@@ -8,12 +8,15 @@ Squall measures (``squall.rebalance.profile``). For executor ``e`` in worker ``w
   own loop overhead, ``c`` the CPU per item crossing between workers (half at each end) and
   ``X_w`` the items/s crossing ``w``'s boundary.
 * **Board utilisation**: ``rho_n = (sum(U_w) + background) / cores_n``.
-* **Time per visit**: ``T_e = k s_e + Q_w`` where ``Q_w`` is the wait of an M/D/1 queue at
+* **Time per visit**: ``T_e = s_e + Q_w`` where ``Q_w`` is the wait of an M/D/1 queue at
   the worker's one thread (near-constant service), slowed by the board when the board is
-  the busier of the two: ``Q_w = r/(2(1-r)) x k x mean service of w``,
-  ``r = max(k U_w, rho_n)``. ``k`` (``stretch``, 1 when not measured) is the wall time a
-  thread needs per second of CPU on the board: its measured wait for a CPU, less what the
-  quota's stops explain — what other processes take from the board.
+  the busier of the two: ``Q_w = r/(2(1-r)) x mean service of w``, ``r = max(U_w, rho_n)``.
+* **Waking**: each time an item enters a worker from another worker the worker's thread
+  is woken and waits for a CPU (a spout's tuple is timed from its emission, after its
+  wake-up, so that wait is not the tuple's): the board's measured mean
+  wait per wake-up (``cpu_wait_ms``), less what the quota's stops explain (an arrival
+  during a stop, probability ``f``, waits half a stop) — what other processes take from
+  the board: another program on a real board, the host's load on an emulated one.
 * **Batching**: an item that leaves its worker waits in the batch for the rest of the
   worker's busy period (a worker sends when a round finds nothing to do), about
   ``r/(1-r)`` mean services, at most the flush delay.
@@ -68,7 +71,7 @@ class BoardTerms:
     throttle_wait_full_s: float  # throttling wait at utilisation 1 (0: no quota)
     throttle_scale: float
     background_cores: float
-    stretch: float = 1.0  # wall time per second of CPU a thread needs, from waits the model does not predict
+    wake_wait_s: float = 0.0  # a worker's wait for a CPU when woken, beyond the quota's stops
 
 
 def board_terms(node: Node, assumptions: set[str]) -> BoardTerms:
@@ -94,20 +97,9 @@ def board_terms(node: Node, assumptions: set[str]) -> BoardTerms:
     return BoardTerms(
         cores=b.cores, clock_hz=clock, memory_mb=b.memory_mb, link_bps=b.link_mbit * 1e6,
         link_delay_s=b.link_delay_ms / 1e3, throttle_wait_full_s=wait_full, throttle_scale=scale,
-        background_cores=b.background_cores, stretch=1.0 + outside_wait(b),
+        background_cores=b.background_cores,
+        wake_wait_s=max(0.0, b.cpu_wait_ms / 1e3 - b.throttled_share * wait_full),
     )
-
-
-def outside_wait(b: BoardProfile) -> float:
-    """Seconds a thread on the board waits for a CPU per second it runs, beyond the quota's
-    stops (which the model prices itself): what other processes take, on a board shared
-    with anything else or an emulated board on a busy host. Measured (``cpu_wait``); a
-    thread ready to run all along waits ``s/(1 - s)`` per second it runs when the quota
-    stops the board a share ``s`` of the time, and that part is taken out."""
-    if b.cpu_wait <= 0:
-        return 0.0
-    stopped = min(b.throttled_share, 0.99)
-    return max(0.0, b.cpu_wait - stopped / (1.0 - stopped))
 
 
 def throttle_share(terms: BoardTerms, rho: float) -> float:

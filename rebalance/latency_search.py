@@ -199,6 +199,7 @@ class State:
         self.w_akv = [0.0] * nw
         self.w_cross = [0.0] * nw  # items/s crossing the worker's boundary
         self.w_outk = [0.0] * nw  # items leaving the worker per root tuple (rate x weight)
+        self.w_ink = [0.0] * nw  # items entering the worker per root tuple
         self.w_src = [0.0] * nw  # root tuples/s its spouts emit
         self.w_count = [0] * nw
         nn = len(net.nodes)
@@ -250,6 +251,7 @@ class State:
         self.w_cross[ws] += sign * rate
         self.w_cross[wd] += sign * rate
         self.w_outk[ws] += sign * rate * kappa
+        self.w_ink[wd] += sign * rate * kappa
         ns, nd = self.worker_node[ws], self.worker_node[wd]
         if ns != nd and ns >= 0 and nd >= 0:
             stays = self.stays_in[nd]
@@ -291,17 +293,17 @@ class State:
 
     def _worker_latency(self, w: int, u: float, rho_n: float, terms: BoardTerms) -> float:
         """Worker ``w``'s time per root tuple: its visits (service and the wait for the
-        worker's one thread) and its items' wait in the batch before they are sent. The
+        worker's one thread), its items' wait in the batch before they are sent, and the
+        wait for a CPU each time an item (or the spout's next emission) wakes it. The
         loop's own CPU (``o``) counts in the thread's utilisation but not as per-item
         time: most of it is spent waking for timers and heartbeats, not moving items
         (spread over items, it overestimated every measured point)."""
         topo = self.net.topos[self.worker_ids[w][0]]
-        wall = terms.stretch / terms.clock_hz  # wall seconds per cycle of service
+        wall = 1.0 / terms.clock_hz  # seconds per cycle of service
         visits = self.w_nav[w] + self.w_akv[w]
         if visits <= 0:
             return 0.0
         mean_s = (self.w_na[w] + self.w_ak[w]) * wall / visits
-        u = u * terms.stretch
         busy = u if u > rho_n else rho_n
         wait = queue_wait(mean_s, busy)
         value = (self.w_na[w] * wall + self.w_nav[w] * wait) / topo.source_rate
@@ -309,6 +311,10 @@ class State:
             value += (self.w_ak[w] * wall + self.w_akv[w] * wait) / topo.ack_rate
         if self.w_outk[w] > 0:
             value += self.w_outk[w] * flush_wait(topo.flush_s, mean_s, busy)
+        if terms.wake_wait_s > 0:
+            # Only an item's arrival wakes the worker for a tuple already in flight: a
+            # spout's tuple is timed from its emission, after the wake-up's wait.
+            value += self.w_ink[w] * terms.wake_wait_s
         return value
 
     def _mean_item_bits(self, n: int) -> float:

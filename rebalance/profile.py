@@ -54,7 +54,7 @@ class BoardProfile:
     measured_utilisation: float = 0.0  # board CPU used / cores over the window
     throttled_share: float = 0.0  # share of the window the quota held the board stopped
     background_cores: float = 0.0  # CPU used on the board by what no worker accounts for
-    cpu_wait: float = 0.0  # s the workers' threads waited for a CPU per s they ran (any cause)
+    cpu_wait_ms: float = 0.0  # mean wait of a worker's thread for a CPU each time it became ready
 
     def __post_init__(self) -> None:
         for f in fields(self):

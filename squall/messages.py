@@ -80,6 +80,7 @@ class WorkerMetrics:
     # a CPU: another process, the board's own threads, or the board's quota holding it.
     loop_cpu_s: float = field(default=0.0, metadata=NON_NEGATIVE)
     loop_wait_s: float = field(default=0.0, metadata=NON_NEGATIVE)
+    loop_runs: int = field(default=0, metadata=NON_NEGATIVE)  # times it was put on a CPU
 
 
 @record

@@ -77,15 +77,15 @@ class OtherThreadsCpu:
             return None
 
 
-def thread_schedstat(tid: int, proc: str = "/proc/self/task") -> tuple[float, float]:
-    """(seconds on a CPU, seconds ready to run but waiting for a CPU) of thread ``tid``,
-    cumulative, from ``schedstat``; (0, 0) where the kernel does not keep it."""
+def thread_schedstat(tid: int, proc: str = "/proc/self/task") -> tuple[float, float, int]:
+    """(seconds on a CPU, seconds ready to run but waiting for a CPU, times put on a CPU)
+    of thread ``tid``, cumulative, from ``schedstat``; zeros where the kernel keeps none."""
     try:
         with open(f"{proc}/{tid}/schedstat", "rb") as f:
             fields = f.read().split()
-        return int(fields[0]) / 1e9, int(fields[1]) / 1e9
+        return int(fields[0]) / 1e9, int(fields[1]) / 1e9, int(fields[2])
     except (OSError, ValueError, IndexError):
-        return 0.0, 0.0
+        return 0.0, 0.0, 0
 
 
 def task_to_executor(executors: Iterable[ExecutorSpec]) -> dict[int, int]:
@@ -155,9 +155,10 @@ def worker_metrics(
     ``process_cpu_s`` is the whole process's CPU (every thread: the loop, libzmq's I/O
     thread); what neither the executors' ``cpu_s`` nor ``transfer.cpu_s`` covers is the
     worker's overhead (the loop itself, heartbeats, the I/O thread, the interpreter).
-    ``loop_cpu_s``/``loop_wait_s``: the loop thread ``loop_tid``'s CPU and its wait for a
-    CPU while ready to run (what slows every executor of the worker)."""
-    loop_cpu_s, loop_wait_s = thread_schedstat(loop_tid) if loop_tid is not None else (0.0, 0.0)
+    ``loop_cpu_s``/``loop_wait_s``/``loop_runs``: the loop thread ``loop_tid``'s CPU, its
+    wait for a CPU while ready to run (what delays every item the worker is woken for) and
+    how many times it got one."""
+    loop_cpu_s, loop_wait_s, loop_runs = thread_schedstat(loop_tid) if loop_tid is not None else (0.0, 0.0, 0)
     return WorkerMetrics(
         at=time.time(),
         clock_hz=float(clock_hz),
@@ -174,4 +175,5 @@ def worker_metrics(
         bytes_received=transfer.bytes_received,
         loop_cpu_s=loop_cpu_s,
         loop_wait_s=loop_wait_s,
+        loop_runs=loop_runs,
     )

@@ -75,6 +75,17 @@ def test_board_files_take_the_link_class_defaults_and_refuse_bad_delays():
 
 @pytest.mark.integration
 @pytest.mark.timeout(240)
+def test_one_way_delays_are_fitted_to_the_pairs_round_trips():
+    from squall.experiments.testbed import fit_one_way_delays
+
+    rtts = [{"from": a, "to": b, "median_ms": d[a] + d[b]} for d in [{"a": 1.0, "b": 2.0, "c": 4.0}]
+            for a in d for b in d if a != b]
+    assert fit_one_way_delays(["a", "b", "c"], rtts) == {"a": 1.0, "b": 2.0, "c": 4.0}
+    # A pair that failed gives no row; a board with no pair at all keeps its board file's delay.
+    rtts = [{"from": "a", "to": "b", "median_ms": 3.0}, {"from": "a", "to": "c", "error": "refused"}]
+    assert set(fit_one_way_delays(["a", "b", "c"], rtts)) == {"a", "b"}
+
+
 def test_round_trip_between_boards_is_twice_the_link_delay(clean_prefix: str):
     """For every board pair, no round trip is shorter than delay(A) + delay(B), and the
     fastest of 30 is within 15% of it: the emulated links add what the board file says.
@@ -96,9 +107,12 @@ def test_round_trip_between_boards_is_twice_the_link_delay(clean_prefix: str):
             assert r["min_ms"] >= r["expected_ms"]  # never early
             assert r["min_ms"] == pytest.approx(r["expected_ms"], rel=0.15), r
             print(f"{r['from']}->{r['to']}: expected {r['expected_ms']} ms, median {r['median_ms']:.2f} ms")
-        with tb.client() as c:  # each supervisor registered its emulated link
+        with tb.client() as c:  # each supervisor registered its emulated link, delay as measured
             sups = {s["id"]: s for s in c.cluster()["supervisors"]}
-        assert (sups["c"]["link_mbit"], sups["c"]["link_delay_ms"]) == (100.0, 40.0)
+        measured = read_state(clean_prefix)["link_delay_ms"]
+        assert sups["c"]["link_mbit"] == 100.0
+        assert sups["c"]["link_delay_ms"] == pytest.approx(measured["c"], rel=1e-3)
+        assert measured["c"] >= 0.9 * 40.0 and measured["a"] >= 0.9 * 20.0  # the board file's, plus the relay's
         relays = [pid for name, pid in read_state(clean_prefix)["pids"].items() if name.startswith("relay-")]
         assert len(relays) == 3 and all(pid in netns.pids_in(clean_prefix) for pid in relays)
     assert not [p for p in relays if netns._alive(p)]  # down stopped the relays

@@ -77,18 +77,22 @@ def test_a_quota_s_stop_delays_a_stay_on_the_board_once_not_every_visit():
     assert with_stops - without == pytest.approx(share * (half_stop * 1e3 + without), rel=0.01)
 
 
-def test_a_board_whose_threads_wait_for_a_cpu_is_slower_by_the_wait_the_quota_does_not_explain():
-    from squall.rebalance.latency import outside_wait
+def test_every_wake_up_of_a_worker_waits_for_a_cpu_as_measured_less_what_the_quota_explains():
+    from squall.rebalance.latency import board_terms
 
-    # Threads waited 1 s per s they ran; the quota stopped the board 20% of the time, which
-    # explains 0.25 s of it: 0.75 s per s is taken from the board by something else.
-    assert outside_wait(BoardProfile(cores=0.5, cpu_wait=1.0, throttled_share=0.2)) == pytest.approx(0.75)
-    assert outside_wait(BoardProfile(cores=0.5, cpu_wait=0.1, throttled_share=0.2)) == 0.0
+    # Woken threads waited 2 ms on average; the quota stopped the board 10% of the time, and
+    # an arrival during a stop waits half of it (a quarter period: 25 ms): 2 - 0.1 x 25 < 0.
+    stops = board("a", cores=1.0, cpu_period_s=0.1, measured_utilisation=0.5, throttled_share=0.1, cpu_wait_ms=2.0)
+    assert board_terms(stops, set()).wake_wait_s == 0.0
+    assert board_terms(board("a", cpu_wait_ms=2.0), set()).wake_wait_s == pytest.approx(0.002)
     wl = chain(rate=100.0, service_s=1e-4)
+    nodes, busy_host = [board("a"), board("b")], [board("a", cpu_wait_ms=1.0), board("b", cpu_wait_ms=1.0)]
     one = placed({0: ("a", [0, 1, 2])})
-    idle = predict(one, [wl], [board("a")]).latency_ms["t"]
-    busy_host = predict(one, [wl], [board("a", cpu_wait=1.0)]).latency_ms["t"]
-    assert busy_host == pytest.approx(2 * idle, rel=0.05)  # twice the wall time per visit
+    two = placed({0: ("a", [0, 1]), 1: ("b", [2])})
+    # One worker: no item wakes it (a spout's tuple is timed after its own wake-up); two
+    # workers: the second is woken once per root tuple.
+    assert predict(one, [wl], busy_host).latency_ms["t"] == pytest.approx(predict(one, [wl], nodes).latency_ms["t"])
+    assert predict(two, [wl], busy_host).latency_ms["t"] - predict(two, [wl], nodes).latency_ms["t"] == pytest.approx(1.0)
 
 
 def test_utilisation_is_worker_cpu_over_the_boards_cores():
