@@ -126,10 +126,13 @@ class NimbusState(LiveRebalancing):
             return self.store.carry_out(commands)
         except StoreError as exc:  # memory goes back to what the store holds; nothing is pushed
             self._store_failed(exc)
-            if peer is None:
-                return []
             error = f"Nimbus could not save the change, so nothing changed: {exc}"
-            return [Send(peer, M.Reply(rid=rid, ok=False, error=error))]
+        except Exception as exc:  # a bug (a value the store cannot encode): as above, and logged
+            self.counters["internal_errors"] += 1
+            log.exception("internal error carrying out %d command(s)", len(commands))
+            self._store_failed(StoreError(f"{type(exc).__name__}: {exc}"))
+            error = f"internal error, so nothing changed: {type(exc).__name__}: {exc}"
+        return [] if peer is None else [Send(peer, M.Reply(rid=rid, ok=False, error=error))]
 
     def on_message(self, peer: bytes, msg: Any, now: float) -> list[Command]:
         """Decide on one decoded message from ``peer``; writes nothing itself."""

@@ -3,6 +3,7 @@ carried out through a store, is what ``handle`` / ``tick`` did. No sockets."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 from squall import messages as M
@@ -91,3 +92,17 @@ def test_event_ids_are_given_by_the_state_and_continue_after_a_restart(tmp_path)
     second = again._record(again.topologies[rec_name], 2.0, "periodic", "declined", "another", None)
     assert second == first + 1
     again.store.close()
+
+
+def test_a_bug_while_carrying_out_is_answered_and_changes_nothing():
+    """A value the store cannot encode must not kill the loop: the transaction rolls back,
+    memory goes back to the store, the request gets an error and nothing is pushed."""
+    st = new_state()
+    register(st, "n1", [6700, 6701], 0.0)
+    st.handle(CLI, submit_msg(), 0.0)
+    cmds = st.on_message(CLI, M.KillTopology(rid=2, name="t", wait_s=30.0), 1.0)
+    broken = [SaveTopology(dataclasses.replace(c.record, conf={"x": object()})) if isinstance(c, SaveTopology) else c
+              for c in cmds]
+    (sent,) = st.carry_out(broken, CLI, 2)
+    assert not sent.msg.ok and "internal error" in sent.msg.error and st.counters["internal_errors"] == 1
+    assert st.topologies["t"].phase == "running" == st.store.load_topologies()[0].phase
