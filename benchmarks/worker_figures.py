@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "worker"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.worker's helpers
 
-from chain_app import Chain3  # noqa: E402
-from worker_helpers import FakeSupervisor, Processes, by_executor, free_port, make_bundle, write_launch  # noqa: E402
-
+from squall.localcluster import free_port  # noqa: E402
 from squall.supervisor.runtime.stats import percentile  # noqa: E402
+from tests.worker.worker_helpers import FakeSupervisor, Processes, by_executor, make_bundle, user_module, write_launch  # noqa: E402
+
+Chain3 = user_module("chain_app").Chain3
 
 MIDDLE, SINK, SPOUT, ACKER = 0, 1, 2, 3  # Chain3's executor ids with one acker
 

@@ -53,6 +53,7 @@ from squall.nimbus.profiles import BoardWindow, Rates
 from squall.nimbus.placement import DeclaredWorkers, place
 from squall.nimbus.queries import QUERIES, find
 from squall.nimbus.failures import every_worker_failed
+from squall.nimbus.leadership import Leadership
 from squall.nimbus.records import (
     NO_PLACEMENT,
     FAILED, KILLING, REBALANCING, RUNNING, WAITING, SupervisorRecord, TopologyRecord,
@@ -90,10 +91,12 @@ class NimbusState(LiveRebalancing):
         self._hidden: set[str] = set()  # topologies left out of pushes for a moment
         self._declared = DeclaredWorkers()  # per-node worker sets, rebuilt only on change
         self._pushed_at: dict[str, float] = {}  # supervisor -> when its assignment was last sent
+        self.leadership = Leadership(store)  # the term every assignment carries (fencing)
         self._handlers = {
             M.RegisterSupervisor: self._register, M.Heartbeat: self._heartbeat,
             M.SubmitTopology: self._submit, M.KillTopology: self._kill, M.SetActive: self._set_active,
             M.RebalanceTopology: self._rebalance, **{kind: self._query for kind in QUERIES},
+            M.GetNimbusStatus: lambda peer, m, now: self._reply(peer, m.rid, self.leadership.status()),
         }
         self._init_live(store)
 
@@ -216,16 +219,18 @@ class NimbusState(LiveRebalancing):
         sup.link_mbit, sup.link_delay_ms = m.link_mbit, m.link_delay_ms
         sup.peer, sup.last_seen, sup.dead, sup.last_pushed = peer, now, False, None
         self.supervisors[sup.id] = sup
+        raised = self.leadership.observe(m.term, m.supervisor_id)  # fencing: a board ahead raises the term
         self._out.append(SaveSupervisor.of(sup))
         log.info("supervisor %s registered from %s with ports %s", sup.id, sup.host, sup.ports)
-        self._out.append(Send(peer, M.RegisterReply(ok=True, heartbeat_s=C.number(self.conf, C.HEARTBEAT, 1.0))))
+        self._out.append(Send(peer, M.RegisterReply(ok=True, heartbeat_s=C.number(self.conf, C.HEARTBEAT, 1.0),
+                                                    term=self.leadership.term)))
         # A board that came back with fewer ports: its topologies that lost a port are repaired.
         lost = {r.name for r in self.topologies.values()
                 for s in r.placement.values() if s.node == sup.id and s.port not in sup.ports}
         self._repair(sorted(lost), now)
         self._capacity_changed = True
         self._place_waiting(now)
-        self._push(now, force={sup.id})
+        self._push(now, force=set(self.supervisors) if raised else {sup.id})
 
     def _heartbeat(self, peer: bytes, m: M.Heartbeat, now: float) -> None:
         sup = self.supervisors.get(m.supervisor_id)
@@ -234,6 +239,9 @@ class NimbusState(LiveRebalancing):
             self._out.append(Send(peer, M.RegisterReply(ok=False, reason="unknown supervisor; register again")))
             return
         sup.last_seen = now
+        self._out.append(Send(peer, M.HeartbeatAck(m.seq, self.leadership.term)))  # the board's proof of life
+        if self.leadership.observe(m.term):
+            self._push(now, force=set(self.supervisors))
         sup.reports = {(r.topology, r.port): r for r in m.workers}
         if m.board is not None:
             self.boards.add(sup.id, m.board, now, C.number(self.conf, C.METRICS_WINDOW, 30.0))
@@ -489,7 +497,8 @@ class NimbusState(LiveRebalancing):
             self._out.append(SaveSupervisor.of(sup))  # carried out before the send: a failed save sends nothing
             sup.last_pushed = workers
             self._pushed_at[sup.id] = now
-            self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, workers)))
+            self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, workers,
+                                                                   self.leadership.term)))
 
     def _prune_boards(self, now: float) -> None:
         """Forget boards silent for ``nimbus.supervisor.retention.secs`` that no placement
@@ -526,5 +535,6 @@ class NimbusState(LiveRebalancing):
             if now - pushed_at >= RESEND_S and heard_since >= RESEND_S / 2:
                 self._pushed_at[sup.id] = now
                 self.counters["assignments_resent"] += 1
-                self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, sup.last_pushed)))
+                self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, sup.last_pushed,
+                                                                       self.leadership.term)))
 

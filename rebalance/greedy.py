@@ -133,6 +133,11 @@ class PairGreedy:
         self._by_load: list[tuple[float, int]] = sorted(
             (self._key(b), b) for b in range(n_bins) if self._item_limit[b] > 0
         )
+        # Per item, its traffic with placed items: in all, and per bin. Kept current by
+        # put() (a move touches the moved item's neighbours only), so a pair's candidates
+        # are priced without walking both items' neighbours again for every pair.
+        self._conn_total: list[float] = [0.0] * len(loads)
+        self._conn: list[dict[int, float]] = [{} for _ in range(len(loads))]
 
     def _key(self, b: int) -> float:
         return self._bin_load[b] / self._scale[b]
@@ -245,6 +250,18 @@ class PairGreedy:
             self.bin_group[old, group] -= 1
         self.where[item] = b
         self._where[item] = b
+        conn, total = self._conn, self._conn_total
+        for n, w in self.adj[item].items():
+            per_bin = conn[n]
+            if old >= 0:
+                left = per_bin[old] - w
+                if left:
+                    per_bin[old] = left
+                else:
+                    del per_bin[old]
+            else:
+                total[n] += w
+            per_bin[b] = per_bin.get(b, 0.0) + w
         self._change_bin(b, load, 1)
         self._bin_group[b][group] += 1
         self.bin_group[b, group] += 1
@@ -284,18 +301,41 @@ class PairGreedy:
             return
         loads = self._loads
         heavier = i if loads[i] >= loads[j] else j
-        cands = sorted({w for w in (wi, wj) if w >= 0})
+        if wi >= 0 and wj >= 0 and wi != wj:
+            cands = [wi, wj] if wi < wj else [wj, wi]
+        else:
+            cands = [wi if wi >= 0 else wj]
         star = self.least_loaded([heavier], max_level=0)
         if star is not None and star[0] not in cands:
             cands.append(star[0])
         wanted = set(cands)
-        conn_i, conn_j = self._connection(i, j, wanted), self._connection(j, i, wanted)  # once, not per choice
-        pick: tuple | None = None
+        (ti, ci), (tj, cj) = self._connection(i, j, wanted), self._connection(j, i, wanted)
+        # Every placement's (cost, moves, off_hint) first — cheap — then the limits and the
+        # peak only for the best of them: a placement whose first three keys are worse
+        # than a feasible one's can never be picked.
+        mutual = self.adj[i].get(j, 0.0)
+        hint_i, hint_j = self._hint[i], self._hint[j]
+        side_j = [(tj - cj.get(b, 0.0), int(wj >= 0 and wj != b), int(hint_j >= 0 and hint_j != b), b)
+                  for b in cands]
+        keyed = []
+        order = 0
         for a in cands:
-            for b in cands:
-                key = self._choice(i, j, a, b, conn_i, conn_j)
-                if key is not None and (pick is None or key[:4] < pick[:4]):
-                    pick = key  # strictly better only: the first of equals wins, as min() did
+            away_i = ti - ci.get(a, 0.0)
+            moves_i = int(wi >= 0 and wi != a)
+            off_i = int(hint_i >= 0 and hint_i != a)
+            for away_j, moves_j, off_j, b in side_j:
+                cost = away_i + away_j + (mutual if a != b else 0.0)
+                keyed.append((round(cost, COST_DECIMALS), moves_i + moves_j, off_i + off_j, order, a, b))
+                order += 1
+        keyed.sort()
+        pick: tuple | None = None
+        for cost, moves, off_hint, _order, a, b in keyed:
+            if pick is not None and (cost, moves, off_hint) > pick[:3]:
+                break
+            peak = self._peak_if_fits(i, j, a, b)
+            # Strictly better only: the first of equals (in candidate order) wins, as min() did.
+            if peak is not None and (pick is None or peak < pick[3]):
+                pick = (cost, moves, off_hint, peak, a, b)
         if pick is not None:
             if pick[4] != wi:
                 self.put(i, pick[4])
@@ -309,28 +349,22 @@ class PairGreedy:
     def _connection(self, item: int, other: int, bins: set[int]) -> tuple[float, dict[int, float]]:
         """Traffic of ``item`` with placed items other than ``other``: the total, and per bin
         for the ``bins`` asked about (the candidates; no other bin is ever read)."""
-        total = 0.0
-        per_bin: dict[int, float] = {}
-        where = self._where
-        for n, w in self.adj[item].items():
-            b = where[n]
-            if b >= 0 and n != other:
-                total += w
-                if b in bins:
-                    per_bin[b] = per_bin.get(b, 0.0) + w
+        conn = self._conn[item]
+        total = self._conn_total[item]
+        per_bin = {b: conn[b] for b in bins if b in conn}
+        where_other = self._where[other]
+        if where_other >= 0:
+            w = self.adj[item].get(other)
+            if w is not None:
+                total -= w
+                if where_other in per_bin:
+                    per_bin[where_other] -= w
         return total, per_bin
 
-    def _choice(
-        self,
-        i: int,
-        j: int,
-        a: int,
-        b: int,
-        conn_i: tuple[float, dict[int, float]],
-        conn_j: tuple[float, dict[int, float]],
-    ) -> tuple | None:
-        """(cost, moves, off_hint, peak, a, b) of placing i on a and j on b — the
-        :attr:`pair_chain` keys in order — or None if a limit of the first level breaks."""
+    def _peak_if_fits(self, i: int, j: int, a: int, b: int) -> float | None:
+        """The busier of bins ``a`` and ``b`` (scaled load) once i is on a and j on b —
+        the last of the :attr:`pair_chain` keys — or None if a limit of the first level
+        breaks."""
         where = self._where
         loads = self._loads
         wi, wj = where[i], where[j]
@@ -359,16 +393,10 @@ class PairGreedy:
             if first.load_limit and delta_load[bin_] > 0:
                 if bin_load[bin_] + delta_load[bin_] > self._load_limit[bin_]:
                     return None
-        (ti, ci), (tj, cj) = conn_i, conn_j
-        mutual = self.adj[i].get(j, 0.0)
-        cost = (ti - ci.get(a, 0.0)) + (tj - cj.get(b, 0.0)) + (mutual if a != b else 0.0)
-        moves = int(wi >= 0 and wi != a) + int(wj >= 0 and wj != b)
-        hint = self._hint
-        off_hint = int(hint[i] >= 0 and hint[i] != a) + int(hint[j] >= 0 and hint[j] != b)
         scale = self._scale
         peak = (bin_load[a] + delta_load.get(a, 0.0)) / scale[a]
         if b != a:
             other = (bin_load[b] + delta_load.get(b, 0.0)) / scale[b]
             if other > peak:
                 peak = other
-        return (round(cost, COST_DECIMALS), moves, off_hint, peak, a, b)
+        return peak

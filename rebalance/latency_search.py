@@ -55,6 +55,7 @@ class _Topo:
     item_bytes: float
     worker_mb: float
     flush_s: float
+    round_cycles: float
     measured: bool
 
 
@@ -81,6 +82,12 @@ class Network:
         self.adjacent: list[list[int]] = []  # gid -> edge indices
         for t, wl in enumerate(self.workloads):
             self._add_topology(t, wl)
+        # Per edge what a move adds or takes away: (src, dst, rate, rate x weight, bytes/s,
+        # topology), computed once instead of at every move.
+        self.edge_terms: list[tuple[int, int, float, float, float, int]] = [
+            (s, d, rate, rate * kappa, rate * self.topos[self.ex_topo[s]].item_bytes, self.ex_topo[s])
+            for s, d, rate, kappa, _kind in self.edges
+        ]
 
     def _add_topology(self, t: int, wl: Workload) -> None:
         p = wl.profile
@@ -137,6 +144,7 @@ class Network:
             item_bytes=p.item_bytes if p else 0.0,
             worker_mb=p.worker_memory_mb if p else 0.0,
             flush_s=p.flush_s if p else 0.0,
+            round_cycles=p.round_cycles if p else 0.0,
             measured=measured,
         ))
 
@@ -244,28 +252,29 @@ class State:
         self.w_count[w] += sign
 
     def _edge(self, k: int, sign: int) -> None:
-        s, d, rate, kappa, _kind = self.net.edges[k]
-        ws, wd = self.exec_worker[s], self.exec_worker[d]
+        s, d, rate, rk, item_bytes, t = self.net.edge_terms[k]
+        exec_worker = self.exec_worker
+        ws, wd = exec_worker[s], exec_worker[d]
         if ws == wd:
             return
-        self.w_cross[ws] += sign * rate
-        self.w_cross[wd] += sign * rate
-        self.w_outk[ws] += sign * rate * kappa
-        self.w_ink[wd] += sign * rate * kappa
+        if sign < 0:
+            rate, rk, item_bytes = -rate, -rk, -item_bytes
+        self.w_cross[ws] += rate
+        self.w_cross[wd] += rate
+        self.w_outk[ws] += rk
+        self.w_ink[wd] += rk
         ns, nd = self.worker_node[ws], self.worker_node[wd]
         if ns != nd and ns >= 0 and nd >= 0:
             stays = self.stays_in[nd]
-            t = self.net.ex_topo[s]
-            stays[t] = stays.get(t, 0.0) + sign * rate * kappa
-            b = rate * self.net.topos[self.net.ex_topo[s]].item_bytes
-            self.out_bytes[ns] += sign * b
-            self.in_bytes[nd] += sign * b
-            self.out_kappa[ns] += sign * rate * kappa
-            self.in_kappa[nd] += sign * rate * kappa
+            stays[t] = stays.get(t, 0.0) + rk
+            self.out_bytes[ns] += item_bytes
+            self.in_bytes[nd] += item_bytes
+            self.out_kappa[ns] += rk
+            self.in_kappa[nd] += rk
             if self.net.has_links:  # net change of each board's link flows during one move
                 delta = self._link_delta
-                delta[(ns, 0)] = delta.get((ns, 0), 0.0) + sign * rate
-                delta[(nd, 1)] = delta.get((nd, 1), 0.0) + sign * rate
+                delta[(ns, 0)] = delta.get((ns, 0), 0.0) + rate
+                delta[(nd, 1)] = delta.get((nd, 1), 0.0) + rate
 
     # -- pricing -----------------------------------------------------------------------
 
@@ -311,6 +320,10 @@ class State:
             value += (self.w_ak[w] * wall + self.w_akv[w] * wait) / topo.ack_rate
         if self.w_outk[w] > 0:
             value += self.w_outk[w] * flush_wait(topo.flush_s, mean_s, busy)
+        if self.w_src[w] > 0 and topo.round_cycles > 0:
+            # A tree completes in the acker, and its spout hears of it in the next round of
+            # its worker's loop: one round per root tuple, on the spout's worker.
+            value += self.w_src[w] / topo.source_rate * topo.round_cycles * wall
         if terms.wake_wait_s > 0:
             # Only an item's arrival wakes the worker for a tuple already in flight: a
             # spout's tuple is timed from its emission, after the wake-up's wait.
@@ -331,7 +344,10 @@ class State:
         ns, nd = self.worker_node[ws], self.worker_node[wd]
         delay = topo.transfer_cycles / net.terms[nd].clock_hz
         if ns != nd:
-            delay += net.terms[ns].link_delay_s + net.terms[nd].link_delay_s
+            # A board's link delay is its share of a round trip to another board (what a
+            # ping measures: rtt(A, B) = d(A) + d(B)), so one way is half the sum. Charging
+            # the sum doubled every cross-board hop against the emulated and measured links.
+            delay += (net.terms[ns].link_delay_s + net.terms[nd].link_delay_s) / 2.0
         return rate * kappa * delay
 
     def latency_by_topology(self) -> list[float]:
@@ -556,9 +572,10 @@ def _improve(state: State, free: Mapping[str, int]) -> None:
     for _ in range(MAX_PASSES):
         changed = False
         current = state.objective()
+        least_busy = _least_busy_workers(state)
         for g in range(len(net.ex_key)):
             best, best_w = current, -1
-            for w in _executor_candidates(state, g, free):
+            for w in _executor_candidates(state, g, free, least_busy):
                 old = state.exec_worker[g]
                 placed_here = state.worker_node[w] < 0
                 if placed_here:
@@ -607,7 +624,20 @@ def _unplace(state: State, w: int) -> None:
     state.move_worker(w, -1)
 
 
-def _executor_candidates(state: State, g: int, free: Mapping[str, int]) -> list[int]:
+def _least_busy_workers(state: State) -> dict[int, list[int]]:
+    """Per topology, its placed workers from the least busy, as at the start of a pass.
+    Taken once per pass, not per executor: a pass over 10,000 executors would otherwise
+    price every worker 10,000 times. A candidate is only proposed here; every move is
+    priced exactly before it is taken."""
+    by_topology: dict[int, list[tuple[float, int]]] = {}
+    for w, (t, _label) in enumerate(state.worker_ids):
+        if state.w_count[w]:
+            by_topology.setdefault(t, []).append((state.worker_cores(w), w))
+    return {t: [w for _c, w in sorted(rows)] for t, rows in by_topology.items()}
+
+
+def _executor_candidates(state: State, g: int, free: Mapping[str, int],
+                         least_busy: Mapping[int, Sequence[int]]) -> list[int]:
     net = state.net
     t = net.ex_topo[g]
     mine = state.exec_worker[g]
@@ -619,9 +649,10 @@ def _executor_candidates(state: State, g: int, free: Mapping[str, int]) -> list[
         if other != mine:
             weights[other] = weights.get(other, 0.0) + rate
     out.extend(sorted(weights, key=lambda w: (-weights[w], w))[:NEIGHBOUR_WORKERS])
-    placed = [w for w in range(len(state.worker_ids)) if state.worker_ids[w][0] == t and state.w_count[w] and w != mine]
-    if placed:
-        out.append(min(placed, key=lambda w: (state.worker_cores(w), w)))
+    for w in least_busy.get(t, ()):
+        if w != mine and state.w_count[w]:
+            out.append(w)
+            break
     if state.w_count[mine] > 1 and any(s > 0 for s in _free_slots(state, free)):
         empty = [w for w in range(len(state.worker_ids)) if state.worker_ids[w][0] == t and not state.w_count[w]]
         if empty:

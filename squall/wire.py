@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from typing import Any, TypeVar
+from typing import Any, TypeVar, dataclass_transform
 
 import msgpack
 
@@ -68,6 +68,9 @@ class WireError(ValueError):
 NON_NEGATIVE: types.MappingProxyType[str, bool] = types.MappingProxyType({"non_negative": True})
 
 
+# dataclass_transform: type checkers see the fields of a decorated class as a frozen
+# dataclass's (its constructor, its immutability), as they do for @dataclass itself.
+@dataclass_transform(frozen_default=True)
 def message(cls: type[M]) -> type[M]:
     """Class decorator: a frozen dataclass registered under its class name."""
     dc = dataclasses.dataclass(frozen=True)(cls)
@@ -78,6 +81,7 @@ def message(cls: type[M]) -> type[M]:
     return dc
 
 
+@dataclass_transform(frozen_default=True)
 def record(cls: type[M]) -> type[M]:
     """Class decorator for a frozen dataclass nested inside messages (not sent on its own)."""
     return dataclasses.dataclass(frozen=True)(cls)

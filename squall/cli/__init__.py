@@ -31,6 +31,7 @@ VERBS: dict[str, str] = {
     "submit": "squall.cli.submit",
     "keygen": "squall.cli.keygen",
     "list": "squall.cli.manage",
+    "nimbus-status": "squall.cli.manage",
     "kill": "squall.cli.manage",
     "activate": "squall.cli.manage",
     "deactivate": "squall.cli.manage",

@@ -8,14 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
 
 from squall.client import NimbusError
 from squall.experiments.reference import chain_topology
-from tests.cluster.conftest import REPO, WORDCOUNT, eventually
+from tests.helpers import REPO, WORDCOUNT, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -124,14 +123,19 @@ def test_a_second_supervisor_with_a_live_id_is_refused(cluster):
     from squall.localcluster import free_port_range
 
     ports = free_port_range(1)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "squall", "supervisor", "--nimbus", cluster.nimbus_address, "--id", "node-1",
-         "--slots", "1", "--ports", f"{ports[0]}-{ports[0]}", "--data-dir", str(cluster.data_dir / "dup-node")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    log = cluster.data_dir / "dup-node.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "squall", "supervisor", "--nimbus", cluster.nimbus_address, "--id", "node-1",
+             "--slots", "1", "--ports", f"{ports[0]}-{ports[0]}", "--data-dir", str(cluster.data_dir / "dup-node")],
+            stdout=out, stderr=subprocess.STDOUT, text=True,
+        )
     try:
-        time.sleep(3)  # a few registration attempts, each refused
+        # However long the start-up takes on a loaded machine: wait for the refusal itself.
+        eventually(lambda: "refused registration" in log.read_text(), timeout_s=60,
+                   what="Nimbus refusing the second node-1")
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=10)
-    assert "refused registration" in out and "node-1" in out
+        proc.wait(timeout=10)
+    refusals = [line for line in log.read_text().splitlines() if "refused registration" in line]
+    assert refusals and all("'node-1' is already registered" in line for line in refusals), refusals

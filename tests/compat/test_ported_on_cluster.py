@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from squall.localcluster import LocalCluster
-from tests.cluster.conftest import eventually
+from tests.helpers import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 PORTED = REPO / "examples" / "ported"

@@ -1,28 +1,25 @@
-"""Fixtures of the experiments' tests: a testbed with its own prefix and subnet (so a testbed
-someone has up with the default prefix is never touched), torn down whatever the test did."""
+"""Fixtures of the experiments' tests: a testbed with this run's own prefix and subnet (see
+``testbed_helpers``: a testbed someone else has up is never touched), torn down whatever the
+test did, and the leftovers of earlier runs that died before their teardown removed."""
 
 from __future__ import annotations
-
-import os
 
 import pytest
 
 from squall.experiments import netns
 from squall.experiments.testbed import teardown
-
-# Overridable, so engineers sharing a machine can run these tests at once without clashing.
-PREFIX = os.environ.get("SQUALL_TEST_PREFIX", "sqtt")
-SUBNET = os.environ.get("SQUALL_TEST_SUBNET", "10.232.0")
+from tests.experiments.testbed_helpers import PREFIX, needs_testbed, sweep_dead_runs
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "experiment: runs a quick experiment (about a minute or two each)")
 
 
-def needs_testbed() -> None:
-    reason = netns.unavailable_reason()
-    if reason:
-        pytest.skip(f"emulated boards unavailable: {reason}")
+@pytest.fixture(scope="session", autouse=True)
+def no_dead_runs_left() -> None:
+    """Once per run, with root: remove the testbeds of test runs killed before teardown."""
+    if netns.unavailable_reason() is None:
+        sweep_dead_runs()
 
 
 @pytest.fixture

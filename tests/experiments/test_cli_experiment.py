@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PREFIX, SUBNET
+from tests.experiments.testbed_helpers import PREFIX, SUBNET
+
 
 def expected_schedulers() -> set[str]:
     from squall.experiments.suites import schedulers
@@ -63,6 +64,9 @@ def test_quick_experiment_writes_csv_plots_and_summary(name: str, csv_key: str |
     rows = list(csv.DictReader(open(tmp_path / f"{name}.csv")))
     assert {r["scheduler"] for r in rows} == expected_schedulers()
     assert all(int(r["samples"]) > 0 and float(r["latency_avg_ms"]) > 0 for r in rows)
+    # Storm's round robin spreads the chain over the boards, so its tuples cross boards; a
+    # scheduler may pack onto one board (latency does), so the others can measure zero.
+    assert all(float(r["inter_node_tps"]) > 0 for r in rows if r["scheduler"] == "round_robin"), rows
     assert all(float(r["inter_node_tps"]) >= 0 for r in rows)
     if csv_key:
         assert len({r[csv_key] for r in rows if r["scheduler"] == "online"}) == 2  # two points swept

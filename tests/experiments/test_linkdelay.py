@@ -16,8 +16,7 @@ from squall.experiments.boards import BoardFileError, parse_boards
 from squall.experiments.linkdelay import DelayLine, LinkDelay, format_links, parse_links
 from squall.experiments.testbed import Testbed, read_state
 from squall.localcluster import free_port
-
-from .conftest import PREFIX, SUBNET
+from tests.experiments.testbed_helpers import SUBNET
 
 
 def relay_pair(link: LinkDelay) -> tuple[socket.socket, socket.socket, threading.Event]:
@@ -88,11 +87,10 @@ def test_one_way_delays_are_fitted_to_the_pairs_round_trips():
 
 def test_round_trip_between_boards_is_twice_the_link_delay(clean_prefix: str):
     """For every board pair, no round trip is shorter than delay(A) + delay(B), and the
-    fastest of 30 is within 15% of it: the emulated links add what the board file says.
-    The median is printed, not asserted: on this shared 2-core machine (load average up to
-    ~23) the relays' own cost — about 0.3 ms per round trip idle, several ms under load,
-    mostly waiting for the CPU after a sleep — moves it by more than 15% of any delay a
-    Pi link has; docs/experiments.md quotes it."""
+    median of 30 is within 15% of it: the emulated links add what the board file says.
+    (The relays' own cost — about 0.3 ms per round trip idle, several ms on a loaded
+    machine — is within 15% at these delays, not at the sub-millisecond delays of wired
+    Pi links: the testbed measures it and the supervisors declare the measured delay.)"""
     if netns.delay_unavailable_reason():
         pytest.skip(netns.delay_unavailable_reason())
     delays = {"a": 20, "b": 20, "c": 40}
@@ -105,7 +103,7 @@ def test_round_trip_between_boards_is_twice_the_link_delay(clean_prefix: str):
         for r in rtts:
             assert r["expected_ms"] == delays[r["from"]] + delays[r["to"]]
             assert r["min_ms"] >= r["expected_ms"]  # never early
-            assert r["min_ms"] == pytest.approx(r["expected_ms"], rel=0.15), r
+            assert r["median_ms"] == pytest.approx(r["expected_ms"], rel=0.15), r
             print(f"{r['from']}->{r['to']}: expected {r['expected_ms']} ms, median {r['median_ms']:.2f} ms")
         with tb.client() as c:  # each supervisor registered its emulated link, delay as measured
             sups = {s["id"]: s for s in c.cluster()["supervisors"]}

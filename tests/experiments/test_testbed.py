@@ -16,8 +16,8 @@ import pytest
 from squall.experiments import netns
 from squall.experiments.boards import parse_boards
 from squall.experiments.testbed import Testbed, read_state, state_dir, teardown
-
-from .conftest import PREFIX, SUBNET
+from squall.localcluster import free_port
+from tests.experiments.testbed_helpers import PREFIX, SUBNET
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def nothing_left(prefix: str) -> None:
 
 
 def test_up_makes_every_object_and_down_removes_them(clean_prefix: str) -> None:
-    with Testbed(BOARDS, prefix=clean_prefix, subnet=SUBNET, port=6697) as tb:
+    with Testbed(BOARDS, prefix=clean_prefix, subnet=SUBNET, port=free_port()) as tb:
         left = netns.leftovers(clean_prefix)
         assert left["namespaces"] == [f"{PREFIX}-pi3-a", f"{PREFIX}-pi4-a"]
         assert left["links"] == [f"{PREFIX}0h", f"{PREFIX}1h", f"{PREFIX}br"]
@@ -57,11 +57,12 @@ def test_down_after_a_crash_finds_leftovers_by_prefix(clean_prefix: str, tmp_pat
     still removes everything named with the prefix, and stops the orphaned daemons."""
     boards = tmp_path / "boards.json"
     boards.write_text(json.dumps([b.to_dict() for b in BOARDS]))
+    port = free_port()
     up = subprocess.run([sys.executable, "-m", "squall", "testbed", "up", "--boards", str(boards),
-                         "--prefix", clean_prefix, "--subnet", SUBNET, "--port", "6698"],
+                         "--prefix", clean_prefix, "--subnet", SUBNET, "--port", str(port)],
                         capture_output=True, text=True, timeout=90)
     assert up.returncode == 0, up.stderr
-    assert f"{SUBNET}.1:6698" in up.stdout
+    assert f"{SUBNET}.1:{port}" in up.stdout
     state = read_state(clean_prefix)
     nimbus = state["pids"]["nimbus"]
     pids = [p for name, p in state["pids"].items() if name != "nimbus"]  # supervisors and delay relays

@@ -13,7 +13,7 @@ from typing import Any
 from squall import ledger_topology as lt
 from squall.localcluster import LocalCluster
 
-from tests.cluster.conftest import eventually  # noqa: F401  (re-exported for the fault tests)
+from tests.helpers import eventually
 
 # Fast replays: a tree lost with a worker fails after this many seconds, not Storm's 30.
 FAULT_CONF = {"topology.message.timeout.secs": 4, "ledger.rate": 100}
@@ -55,6 +55,27 @@ def drain(cluster: LocalCluster, name: str, folder: Path, timeout_s: float = 40.
     eventually(settled, timeout_s=timeout_s, interval_s=0.25, what="every emitted id acked")
     time.sleep(0.5)  # late duplicates, if any, are counted too
     return lt.read_books(folder)
+
+
+def heard_from_every_supervisor_for(cluster: LocalCluster, seconds: float, timeout_s: float = 60.0) -> None:
+    """Wait until Nimbus has had heartbeats from every supervisor spanning ``seconds`` more of
+    its own clock: the positive signal that Nimbus and the boards ran their loops (where a
+    restart, a reassignment or a storm would happen) for that long, however slow the machine."""
+
+    def last_seen() -> dict[str, float] | None:
+        """Supervisor id -> its latest heartbeat on Nimbus's clock, once every one has sent one."""
+        with cluster.client() as c:
+            seen = {s["id"]: s["last_seen"] for s in c.cluster()["supervisors"]}
+        return seen if seen and None not in seen.values() else None
+
+    start = eventually(last_seen, timeout_s=timeout_s, what="a heartbeat from every supervisor")
+
+    def spanned() -> bool:
+        now = last_seen() or {}
+        assert all(now.get(sid, seen) - seen >= seconds for sid, seen in start.items()), (start, now)
+        return True
+
+    eventually(spanned, timeout_s=timeout_s, interval_s=0.25, what=f"heartbeats spanning {seconds:g} s")
 
 
 def assert_nothing_lost(books: lt.Books) -> None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from fault_helpers import assert_nothing_lost, drain, eventually, running, start_chain
+from tests.faults.fault_helpers import assert_nothing_lost, drain, running, start_chain
+from tests.helpers import eventually
 
 from squall.localcluster import LocalCluster
 

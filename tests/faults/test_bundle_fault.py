@@ -12,7 +12,8 @@ import textwrap
 import time
 
 import pytest
-from fault_helpers import eventually
+from tests.faults.fault_helpers import heard_from_every_supervisor_for
+from tests.helpers import eventually
 
 from squall.bundle import make_bundle
 from squall.localcluster import LocalCluster
@@ -57,7 +58,8 @@ def test_a_bundle_that_fails_to_import_fails_its_topology_with_the_error(tmp_pat
         assert "not_installed_pkg_xyz" in row["error"] and "ModuleNotFoundError" in row["error"], row
         assert "exited with code 4" in row["error"] and "gave up" in row["error"], row
         assert row["workers"] == 0
-        time.sleep(3.0)  # no crash loop: nothing is started again
+        # No crash loop: the boards keep running for seconds after giving up and start nothing.
+        heard_from_every_supervisor_for(cluster, 3.0)
         assert cluster.worker_pids() == {}
         for node in cluster.node_ids:
             starts = re.findall(r"started worker broken:(\d+)", cluster.log(node))

@@ -21,7 +21,7 @@ from squall import wire
 from squall.bundle import MAX_BUNDLE_BYTES
 from squall.localcluster import LocalCluster
 from squall.supervisor.transfer import MAX_DATA_FRAME_BYTES
-from tests.cluster.conftest import WORDCOUNT, eventually
+from tests.helpers import WORDCOUNT, eventually
 
 MiB = 1024 * 1024
 

@@ -13,7 +13,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from fault_helpers import assert_nothing_lost, drain, eventually, running, start_chain
+from tests.faults.fault_helpers import (
+    assert_nothing_lost,
+    drain,
+    heard_from_every_supervisor_for,
+    running,
+    start_chain,
+)
+from tests.helpers import eventually
 
 from squall import ledger_topology as lt
 from squall.localcluster import LocalCluster
@@ -43,22 +50,23 @@ def test_workers_run_on_without_nimbus_and_a_restarted_nimbus_adopts_them(cluste
     with cluster.client() as c:
         events = c.events("orphan")
     cluster.kill_nimbus()
-    down_at, count = time.monotonic(), sink_total(folder)
-    time.sleep(3.0)
-    grown = sink_total(folder) - count
-    assert grown > 150, f"only {grown} tuples reached the sinks in 3 s without Nimbus"
+    count = sink_total(folder)
+    eventually(lambda: sink_total(folder) - count > 150, timeout_s=30, what="tuples reaching the sinks without Nimbus")
+    grown, restarted_at = sink_total(folder) - count, time.monotonic()
 
     cluster.restart_nimbus()
     eventually(lambda: all_alive(cluster), timeout_s=15, what="supervisors re-registered")
-    adopted_s = time.monotonic() - down_at - 3.0
-    time.sleep(6.0)  # past the supervisor timeout: a storm would show now
+    adopted_s = time.monotonic() - restarted_at
+    # Past the supervisor timeout (5 s) on Nimbus's clock, boards heard throughout: a storm
+    # (boards presumed dead, workers reassigned) would show by now.
+    heard_from_every_supervisor_for(cluster, 6.0)
     assert running(cluster, "orphan") == placed, "placement or pids changed"
     assert cluster.worker_pids() == pids, "a worker was restarted"
     with cluster.client() as c:
         assert c.events("orphan") == events, "Nimbus rebalanced after its restart"
     books = drain(cluster, "orphan", folder)
     assert_nothing_lost(books)
-    print(f"\nre-adopted {adopted_s:.2f} s after the restart; {grown} tuples in 3 s without Nimbus; "
+    print(f"\nre-adopted {adopted_s:.2f} s after the restart; {grown} tuples without Nimbus; "
           f"books {books.summary()}")
     with cluster.client() as c:
         c.kill("orphan", 0)

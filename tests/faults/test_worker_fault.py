@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from fault_helpers import assert_nothing_lost, drain, eventually, running, start_chain
+from tests.faults.fault_helpers import assert_nothing_lost, drain, running, start_chain
+from tests.helpers import eventually
 
 from squall.localcluster import LocalCluster
 from squall.topology.spec import ACKER_COMPONENT
@@ -44,8 +45,11 @@ def test_a_killed_worker_is_back_within_2_s_and_nothing_is_lost(cluster, tmp_pat
     others = [k for k, v in sorted(after.items()) if k != (node, port)
               and not any(components[x] == "spout" for x in v[1])]
     if others:
-        cluster.kill_worker(*others[0])
-    time.sleep(2.0)
+        victim, (victim_pid, _) = others[0], after[others[0]]
+        assert cluster.kill_worker(*victim) == victim_pid
+        # Its supervisor saw it die and started another: the kill took effect before the drain.
+        eventually(lambda: (lambda r: r is not None and r[victim][0] != victim_pid)(running(cluster, "crash")),
+                   what="the second killed worker restarted")
     books = drain(cluster, "crash", folder)
     assert_nothing_lost(books)
     print(f"\nworker restart {restart_s:.2f} s; books {books.summary()}; "

@@ -17,6 +17,7 @@ from squall.nimbus.events import Event, Tick
 from squall.nimbus.state import NimbusState
 from squall.nimbus.store import Store
 from squall.wire import decode, encode
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -60,7 +61,11 @@ def test_a_clock_step_keeps_ticks_and_boards(server, monkeypatch, step_s):
     beat(peer, 0.6)
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() + step_s)
-    time.sleep(1.0)  # no heartbeat for a second: under the 5 s timeout in real time
+    # No heartbeat while Nimbus ticks a few times with the stepped clock (0.5 s apart: well
+    # under the 5 s timeout in real time); a tick that read the wall clock would bury n1.
+    gap = ticks["n"]
+    eventually(lambda: ticks["n"] - gap >= 3, timeout_s=10, interval_s=0.02, what="ticks without a heartbeat")
+    assert not srv.state.supervisors["n1"].dead, "presumed dead in a gap shorter than the timeout"
     before = ticks["n"]
     beat(peer, 1.5)
     assert ticks["n"] - before >= 2, "ticks stopped"

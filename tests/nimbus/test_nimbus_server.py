@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,12 @@ import pytest
 import zmq
 
 from squall import messages as M
+from squall.localcluster import free_port
 from squall.wire import MAX_FRAME_BYTES, PROTOCOL_VERSION, decode, encode
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -101,7 +95,7 @@ def test_bad_frames_are_dropped_and_requests_still_answered(nimbus, ctx):
     req.connect(f"tcp://127.0.0.1:{port}")
     assert request(req, M.GetCluster(rid=5)).data == {"supervisors": [], "topologies": []}
     reg = request(s, M.RegisterSupervisor("n1", "127.0.0.1", [free_port()], 1e9, 1e9, 1, 512, 1))
-    assert reg == M.RegisterReply(ok=True, heartbeat_s=1.0)
+    assert reg == M.RegisterReply(ok=True, heartbeat_s=1.0, term=1)
 
     text = wait_for_http(f"http://127.0.0.1:{http_port}/metrics")
     assert 'squall_supervisor_up{supervisor="n1"} 1.0' in text

@@ -6,6 +6,7 @@ import pytest
 
 from squall import messages as M
 from squall.nimbus.store import Store
+from squall.nimbus.state import Send
 from squall.rebalance import SCHEDULERS
 from squall.topology.spec import TopologySpec
 from tests.nimbus.nimbus_helpers import (
@@ -40,8 +41,8 @@ def assert_covers(push, topology: str, executors: int) -> None:
 def test_register_is_accepted_and_gets_its_declarative_set():
     st = new_state()
     cmds = register(st, "n1", PORTS, 0.0)
-    assert cmds[0].peer == peer_of("n1") and cmds[0].msg == M.RegisterReply(ok=True, heartbeat_s=1.0)
-    assert pushes(cmds) == {"n1": M.SupervisorAssignment("n1", 1, [])}
+    assert cmds[0].peer == peer_of("n1") and cmds[0].msg == M.RegisterReply(ok=True, heartbeat_s=1.0, term=1)
+    assert pushes(cmds) == {"n1": M.SupervisorAssignment("n1", 1, [], term=1)}
 
 
 def test_a_live_id_from_another_peer_is_refused_until_it_times_out():
@@ -67,7 +68,7 @@ def test_the_same_process_reconnecting_on_a_new_connection_is_accepted():
     register(st, "n1", PORTS, 0.0)
     assert "register again" in heartbeat(st, "n1", 1.0, peer=b"reconnected")[0].msg.reason
     assert register(st, "n1", PORTS, 1.1, peer=b"reconnected")[0].msg.ok  # same host and pid
-    assert heartbeat(st, "n1", 2.0, peer=b"reconnected") == []
+    assert heartbeat(st, "n1", 2.0, peer=b"reconnected") == [Send(b"reconnected", M.HeartbeatAck(1, term=1))]
 
 
 @pytest.mark.parametrize("ports, capacity", [([6700, 6700], 1e9), ([0], 1e9), (PORTS, float("nan"))],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from rebalance_helpers import nodes, wl
+from tests.rebalance.rebalance_helpers import nodes, wl
 
 from squall.rebalance import Assignment, SchedulerParams, evaluate
 from squall.rebalance import offline, partition, round_robin

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from rebalance_helpers import nodes, wl
+from tests.rebalance.rebalance_helpers import nodes, wl
 
 from squall.rebalance import Assignment, Cost, InfeasibleError, InvalidInputError, evaluate, should_apply
 

@@ -12,7 +12,7 @@ import pytest
 from squall.rebalance import Executor, InfeasibleError, Node, SchedulerParams, Workload, online, round_robin
 from squall.rebalance.reference import random_workload
 
-import legacy_pair_greedy
+from tests.rebalance import legacy_pair_greedy
 
 
 def _both(monkeypatch: pytest.MonkeyPatch, run):

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from rebalance_helpers import nodes, wl
+from tests.rebalance.rebalance_helpers import nodes, wl
 
 from squall.rebalance import (
     Assignment,

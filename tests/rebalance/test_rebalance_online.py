@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from rebalance_helpers import assert_valid, nodes, wl
+from tests.rebalance.rebalance_helpers import assert_valid, nodes, wl
 
 from squall.rebalance import Assignment, SchedulerParams, evaluate
 from squall.rebalance.online import schedule

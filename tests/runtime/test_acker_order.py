@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime_helpers import FakeClock
+from tests.runtime.runtime_helpers import FakeClock
 from squall.supervisor.runtime.acker import AckerExecutor
 from squall.supervisor.runtime.engine import Wiring
 from squall.supervisor.runtime.messages import ACK_ACK, ACK_FAIL, ACK_INIT, TREE_COMPLETE, TREE_FAILED

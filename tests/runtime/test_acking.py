@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import pytest
 
-from runtime_helpers import FakeClock, by_task, instances, only, pump, start_engine, summary
+from tests.runtime.runtime_helpers import FakeClock, by_task, instances, only, pump, start_engine, summary
 from squall import Bolt, Grouping, Topology, Tuple
 from squall.topology.testing import CollectBolt, ListSpout
 

@@ -3,7 +3,7 @@ spouts stop emitting until it drains, so a slow bolt bounds memory instead of gr
 
 from __future__ import annotations
 
-from runtime_helpers import only, pump, start_engine
+from tests.runtime.runtime_helpers import only, pump, start_engine
 from squall import Bolt, Topology, Tuple
 from squall.topology.testing import CollectBolt, ListSpout
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runtime_helpers import by_task, only, pump, start_engine, summary
+from tests.runtime.runtime_helpers import by_task, only, pump, start_engine, summary
 from squall import Bolt, Spout, Stream, Topology, Tuple
 from squall.topology import EmitError
 from squall.topology.testing import CollectBolt, ListSpout

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime_helpers import by_task, start_engine
+from tests.runtime.runtime_helpers import by_task, start_engine
 from squall import Bolt, Spout, Topology, Tuple
 
 

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import pytest
 
-from runtime_helpers import by_task, only, pump, start_engine
+from tests.runtime.runtime_helpers import by_task, only, pump, start_engine
 from squall import Grouping, Spout, Stream, Topology
 from squall.supervisor.runtime.routing import make_chooser, stable_hash
 from squall.topology import EmitError

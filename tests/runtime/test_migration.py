@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from runtime_helpers import FakeClock
+from tests.runtime.runtime_helpers import FakeClock
 from squall import Bolt, Grouping, Spout, Topology
 from squall.supervisor.runtime import snapshot
 from squall.supervisor.runtime.engine import Engine

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runtime_helpers import FakeClock, pump, start_engine
+from tests.runtime.runtime_helpers import FakeClock, pump, start_engine
 from squall import Bolt, Grouping, Spout, Topology
 from squall.supervisor.runtime.executor import SPOUT_WAIT_S
 

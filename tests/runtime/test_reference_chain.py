@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from runtime_helpers import instances, pump, start_engine, summary
+from tests.runtime.runtime_helpers import instances, pump, start_engine, summary
 from squall.experiments.reference import chain_topology
 from squall.supervisor.runtime.engine import Engine
 from squall.topology import Grouping, TopologySpec

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runtime_helpers import FakeClock, by_task, pump, start_engine, summary
+from tests.runtime.runtime_helpers import FakeClock, by_task, pump, start_engine, summary
 from squall import Bolt, Topology, Tuple
 from squall.topology.testing import ListSpout
 

@@ -4,18 +4,16 @@ data-plane test and the CURVE cost benchmark (benchmarks/curve_cost.py)."""
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
 import zmq
 
 from squall import security, wire
+from squall.localcluster import free_port
+from tests.worker.worker_helpers import FakeSupervisor, Processes, by_executor, make_bundle, user_module, write_launch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "worker"))
-
-from chain_app import Chain3  # noqa: E402
-from worker_helpers import FakeSupervisor, Processes, by_executor, free_port, make_bundle, write_launch  # noqa: E402
+Chain3 = user_module("chain_app").Chain3
 
 MIDDLE, SINK, SPOUT = 0, 1, 2  # Chain3's executors (tasks: middle 1, sink 2, spout 3)
 MIDDLE_TASK, SPOUT_TASK = 1, 3

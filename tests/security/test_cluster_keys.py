@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import pytest
 
 from squall import security
 from squall.localcluster import LocalCluster, free_port, free_port_range
-from tests.cluster.conftest import REPO, WORDCOUNT, eventually
+from tests.helpers import REPO, WORDCOUNT, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -71,16 +72,29 @@ def test_a_client_without_the_cluster_key_cannot_list_or_submit(cluster, tmp_pat
 
 
 def test_a_supervisor_without_the_cluster_key_never_registers(cluster, tmp_path):
-    ports = free_port_range(1)
+    ports, metrics_port = free_port_range(1), free_port()
     log = tmp_path / "intruder.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "squall", "supervisor", "--nimbus", cluster.nimbus_address, "--id", "intruder",
-             "--slots", "1", "--ports", f"{ports[0]}-{ports[0]}", "--data-dir", str(tmp_path / "intruder")],
+             "--slots", "1", "--ports", f"{ports[0]}-{ports[0]}", "--data-dir", str(tmp_path / "intruder"),
+             "--metrics-port", str(metrics_port)],
             stdout=out, stderr=subprocess.STDOUT, env=ENV,
         )
+
+    def registrations_sent() -> float:
+        assert proc.poll() is None, log.read_text()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return 0.0  # not serving yet
+        found = re.search(r'squall_supervisor_registrations_sent_total\{supervisor="intruder"\} ([0-9.e+]+)', text)
+        return float(found.group(1)) if found else 0.0
+
     try:
-        time.sleep(5)  # five heartbeat periods: a member registers within one
+        # It has tried five times, a heartbeat period apart (a member registers at its first).
+        eventually(lambda: registrations_sent() >= 5, timeout_s=60, what="five registration attempts")
         with cluster.client() as c:
             ids = {s["id"] for s in c.cluster()["supervisors"]}
         assert proc.poll() is None, log.read_text()

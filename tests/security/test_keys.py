@@ -11,10 +11,14 @@ from pathlib import Path
 
 import pytest
 import zmq
+import zmq.utils.monitor
 
 from squall import discovery as D
 from squall import security
 from squall.nimbus.http_inbox import KeyCheck
+
+HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                    | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -99,12 +103,22 @@ def test_anyone_else_is_refused(server, keys, other_keys, who):
             # Knows the server's (public) key, presents its own pair: ZAP accepts only the cluster key.
             sock.curve_serverkey = keys.public
             sock.curve_publickey, sock.curve_secretkey = other_keys.public, other_keys.secret
-        sock.connect(f"tcp://127.0.0.1:{port}")
+        # The server's own account of the refusal: a failed handshake, the positive signal that
+        # the intruder reached it and was turned away (not merely that nothing came in time).
+        monitor = pull.get_monitor_socket(HANDSHAKE_FAILED)
         try:
-            sock.send(b"intruder", zmq.NOBLOCK)
-        except zmq.Again:
-            pass
-        assert pull.poll(1500) == 0
+            sock.connect(f"tcp://127.0.0.1:{port}")
+            try:
+                sock.send(b"intruder", zmq.NOBLOCK)
+            except zmq.Again:  # nothing to queue it for before a handshake succeeds
+                pass
+            assert monitor.poll(10_000), "the server saw no handshake fail"
+            event = zmq.utils.monitor.recv_monitor_message(monitor)
+            assert event["event"] & HANDSHAKE_FAILED, event
+            assert pull.poll(0) == 0
+        finally:
+            pull.disable_monitor()
+            monitor.close(0)
         sock.close(0)
     finally:
         ctx.term()
@@ -200,7 +214,7 @@ def test_a_keyed_supervisor_rejects_unsigned_and_wrongly_signed_replies(responde
         forged = D.make_reply({"cluster": "lab", "nonce": "n1"}, "10.0.0.9", 6627, 0, key)
         assert D.accept_reply(forged, "10.0.0.9", "lab", "n1", keys.secret) is None
     good = D.make_reply({"cluster": "lab", "nonce": "n1"}, "", 6627, 0, keys.secret)
-    assert D.accept_reply(good, "10.0.0.9", "lab", "n1", keys.secret) is not None
+    assert D.accept_reply(good, "10.0.0.9", "lab", "n1", keys.secret) == D.Found("10.0.0.9", 6627, "lab", 0)
 
 
 def test_a_keyed_nimbus_ignores_a_supervisor_without_keys(responder, keys):

@@ -11,8 +11,7 @@ import pytest
 
 from squall import messages as m
 from squall.wire import PROTOCOL_VERSION, WireError, decode, encode
-
-from test_supervisor_daemon import daemon, fake_nimbus, free_port, recv  # noqa: F401  (fixtures)
+from tests.supervisor.supervisor_helpers import recv
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -3,7 +3,6 @@ and survival of garbage on both of its sockets."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import msgpack
@@ -11,53 +10,13 @@ import pytest
 import zmq
 
 from squall import messages as m
+from squall.localcluster import free_port
 from squall.supervisor.daemon import SupervisorDaemon
 from squall.supervisor.facts import board_facts
-from squall.wire import decode, encode
+from squall.wire import encode
+from tests.supervisor.supervisor_helpers import recv
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def fake_nimbus():
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.ROUTER)
-    sock.setsockopt(zmq.LINGER, 0)
-    port = sock.bind_to_random_port("tcp://127.0.0.1")
-    yield sock, port
-    ctx.destroy(linger=0)
-
-
-@pytest.fixture
-def daemon(fake_nimbus, tmp_path):
-    _, port = fake_nimbus
-    facts = board_facts("pi-test", slots=1, capacity_hz=1e9)
-    d = SupervisorDaemon(f"127.0.0.1:{port}", facts, [free_port()], tmp_path)
-    t = threading.Thread(target=d.run, daemon=True)
-    t.start()
-    yield d
-    d.stop()
-    t.join(10)
-    assert not t.is_alive()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def recv(sock: zmq.Socket, kind: type, timeout_s: float = 5.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if sock.poll(100):
-            peer, frame = sock.recv_multipart()
-            msg = decode(frame)
-            if isinstance(msg, kind):
-                return peer, msg
-    raise AssertionError(f"no {kind.__name__} within {timeout_s} s")
 
 
 def test_registers_then_heartbeats_every_second(fake_nimbus, daemon):

@@ -61,6 +61,18 @@ def test_refused_registration_is_retried():
     s.on_register_reply(m.RegisterReply(ok=False, reason="id pi-1 is alive"), 0.1)
     assert not s.registered
     assert s.tick(1.2) == [SendNimbus(registration())]
+    assert s.registrations_sent == 2
+
+
+def test_registration_requests_are_counted_until_one_is_accepted():
+    s = SupervisorState(registration())
+    for now in (0.0, 0.5, 1.0, 2.0, 2.5):
+        s.tick(now)
+    assert s.registrations_sent == 3  # at 0, 1 and 2 s: one per heartbeat period
+    s.on_register_reply(m.RegisterReply(ok=True), 2.6)
+    for now in (3.0, 4.0, 5.0):
+        s.tick(now)
+    assert s.registrations_sent == 3  # heartbeats from now on, not registrations
 
 
 def test_fetches_code_once_then_starts_each_worker(state):

@@ -3,6 +3,7 @@ TopologySpec; groupings are frozen values spelled as streamparse spells them."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -79,7 +80,7 @@ def test_groupings_are_frozen_values_with_streamparse_spelling() -> None:
         "shuffle", "all", "global", "none", "direct", "local_or_shuffle"}
     assert str(Grouping.fields("a", "b")) == "fields(a, b)"
     assert GroupingSpec.from_dict(Grouping.fields("a").to_dict()) == Grouping.fields("a")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         Grouping.SHUFFLE.type = "all"  # type: ignore[misc]
 
 

@@ -1,36 +1,12 @@
-"""A real local cluster with a cluster key, shared by the API and browser tests, and a small
-JSON-over-HTTP client that never raises on an error status (tests look at the status)."""
+"""A real local cluster with a cluster key, shared by the API and browser tests."""
 
 from __future__ import annotations
-
-import json
-import urllib.error
-import urllib.request
-from typing import Any
 
 import pytest
 
 from squall.localcluster import LocalCluster
-from tests.cluster.conftest import WORDCOUNT, eventually
-
-KEY = "test-cluster-key"
-
-__all__ = ["KEY", "WORDCOUNT", "eventually", "call"]
-
-
-def call(base: str, path: str, method: str = "GET", body: Any = None, key: str | None = None,
-         raw: bytes | None = None) -> tuple[int, Any]:
-    """(status, decoded JSON body) of one request."""
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(base + path, data=data, method=method)
-    if key is not None:
-        req.add_header("X-Squall-Key", key)
-    try:
-        with urllib.request.urlopen(req, timeout=15) as r:
-            status, text = r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        status, text = exc.code, exc.read()
-    return status, json.loads(text)
+from tests.helpers import WORDCOUNT, eventually
+from tests.ui.ui_helpers import KEY, call
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.conftest import KEY, call, eventually
+from tests.helpers import eventually
+from tests.ui.ui_helpers import KEY, call
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

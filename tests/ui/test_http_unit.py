@@ -16,7 +16,7 @@ from squall.nimbus.http_api import ApiError, KeyCheck, LoopInbox
 from squall.nimbus.server import NimbusServer
 from squall.nimbus.state import NimbusState, Send
 from squall.nimbus.store import Store
-from tests.ui.conftest import call
+from tests.ui.ui_helpers import call
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,7 +14,8 @@ from squall.experiments.reference import chain_topology
 from squall.messages import WorkerMetrics
 from squall.topology.spec import ACKER_COMPONENT
 
-from worker_helpers import FakeSupervisor, Processes, by_executor, free_port, write_launch
+from squall.localcluster import free_port
+from tests.worker.worker_helpers import FakeSupervisor, Processes, by_executor, write_launch
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

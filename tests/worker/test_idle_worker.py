@@ -17,7 +17,8 @@ from squall.experiments.reference import chain_topology
 from squall.messages import WorkerLaunch, WorkerUpdate
 from squall.supervisor.worker import PARENT_CHECK_S, Worker
 
-from worker_helpers import FakeSupervisor, by_executor, free_port, write_launch
+from squall.localcluster import free_port
+from tests.worker.worker_helpers import FakeSupervisor, by_executor, write_launch
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -15,10 +15,11 @@ import pytest
 import zmq
 
 from squall.messages import WorkerUpdate
+from squall.localcluster import free_port
 from squall.supervisor.transfer import FRAME_VERSION
+from tests.worker.worker_helpers import FakeSupervisor, Processes, by_executor, make_bundle, user_module, write_launch
 
-from migrate_app import Counting
-from worker_helpers import FakeSupervisor, Processes, by_executor, free_port, make_bundle, write_launch
+Counting = user_module("migrate_app").Counting
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

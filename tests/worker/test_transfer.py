@@ -9,8 +9,11 @@ import pytest
 from squall.supervisor.runtime.messages import ACK_ACK, ACK_FAIL, ACK_INIT, TREE_COMPLETE, TREE_FAILED
 from squall.supervisor.transfer import FRAME_VERSION, Outbox, TupleCodec, encode_frame
 from squall.topology.component import Tuple
+from tests.worker.worker_helpers import user_module
 
-from chain_app import Chain, Unpicklable
+_app = user_module("chain_app")
+Chain, Unpicklable = _app.Chain, _app.Unpicklable
+
 
 SPEC = Chain.spec
 EXECUTORS = SPEC.executors_with_ackers(1)  # middle 1,2; sink 3; spout 4; acker 5 (tasks)

@@ -13,7 +13,7 @@ from squall.supervisor.transfer import BACKLOG_RETRY_S
 from squall.supervisor.worker_metrics import OtherThreadsCpu
 from squall.topology.component import Tuple
 
-from test_transfer import MIDDLE, SPOUT, Clock, Wire, outbox
+from tests.worker.test_transfer import MIDDLE, SPOUT, Clock, Wire, outbox
 
 FIELDS = {"n": 0, "ts": 1}
 

@@ -14,11 +14,12 @@ import msgpack
 import pytest
 import zmq
 
+from squall.localcluster import free_port
 from squall.supervisor.runtime.messages import ACK_FAIL
 from squall.supervisor.transfer import FRAME_VERSION
+from tests.worker.worker_helpers import FakeSupervisor, Processes, by_executor, make_bundle, pid_gone, user_module, write_launch
 
-from chain_app import Chain
-from worker_helpers import FakeSupervisor, Processes, by_executor, free_port, make_bundle, pid_gone, write_launch
+Chain = user_module("chain_app").Chain
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

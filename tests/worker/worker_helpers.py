@@ -4,10 +4,10 @@ always kills what it started."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,21 +20,26 @@ from squall import wire
 from squall.messages import WorkerAssignment, WorkerHeartbeat, WorkerLaunch, WorkerUpdate
 from squall.topology.spec import TopologySpec
 
-HERE = Path(__file__).resolve().parent
+
+# User code for the worker tests: top-level modules, as in a submitted bundle (not a package of
+# the test suite), so the class refs in their specs resolve the same in a worker's bundle.
+APPS = Path(__file__).resolve().parent / "apps"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def user_module(name: str) -> Any:
+    """The user-code module ``apps/<name>.py``, imported under its top-level name as a worker
+    imports it from its bundle folder."""
+    if str(APPS) not in sys.path:
+        sys.path.append(str(APPS))
+    return importlib.import_module(name)
 
 
 def make_bundle(tmp: Path, *modules: str) -> Path:
-    """A bundle folder holding copies of the named modules of this test folder."""
+    """A bundle folder holding copies of the named user-code modules of ``apps/``."""
     bundle = tmp / "bundle"
     bundle.mkdir(exist_ok=True)
     for m in modules:
-        shutil.copy(HERE / f"{m}.py", bundle / f"{m}.py")
+        shutil.copy(APPS / f"{m}.py", bundle / f"{m}.py")
     return bundle
 
 

@@ -1,0 +1,36 @@
+"""Helpers every test folder may use: waiting for a condition and the repo's example
+topology. (A free port: ``squall.localcluster.free_port``.)
+
+Test folders are packages (``tests.<folder>.<module>``); a helper used by more than one folder
+lives here, one used by one folder lives in that folder's ``*_helpers.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+WORDCOUNT = str(REPO / "examples" / "wordcount.py")  # the README's topology, for cluster tests
+
+
+def eventually(check: Callable[[], Any], timeout_s: float = 20.0, interval_s: float = 0.1, what: str = "") -> Any:
+    """Poll ``check`` until it returns a truthy value (returned) or raise after ``timeout_s``.
+
+    An ``AssertionError`` raised by ``check`` counts as "not yet"; the last one (or the last
+    falsy value) is in the timeout's message, so a failure says what was still missing.
+    """
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except AssertionError as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what or check.__name__}: last {last!r}")
