@@ -13,7 +13,6 @@ times them out itself), in rotating buckets so no entry is scanned twice.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -25,7 +24,7 @@ from squall.supervisor.runtime.messages import (
     TREE_COMPLETE,
     TREE_FAILED,
 )
-from squall.supervisor.runtime.stats import ExecutorStats
+from squall.supervisor.runtime.stats import BusyTimer, ExecutorStats
 from squall.topology.spec import ExecutorKind, ExecutorSpec
 
 if TYPE_CHECKING:
@@ -59,9 +58,7 @@ class AckerExecutor:
         inbox = self.inbox
         if not inbox:
             return 0
-        transfer = self.wiring.transfer_meter  # batches flushed by a notice are transfer CPU
-        transfer_before = transfer.cpu_s
-        started = time.thread_time()
+        busy = BusyTimer(self.wiring.transfer_meter)  # batches flushed by a notice are transfer CPU
         popleft = inbox.popleft
         current = self.current
         previous = self.previous
@@ -113,7 +110,7 @@ class AckerExecutor:
         stats.acked += acked
         stats.failed += failed
         stats.executed += n
-        stats.busy_s += time.thread_time() - started - (transfer.cpu_s - transfer_before)
+        stats.busy_s += busy.busy_s()
         return n
 
     def next_rotation(self) -> float | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import random
 from bisect import bisect_left
-import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
 
@@ -29,7 +28,7 @@ from squall.supervisor.runtime.messages import (
     TREE_FAILED,
 )
 from squall.supervisor.runtime.routing import Route
-from squall.supervisor.runtime.stats import LATENCY_BOUNDS_S, ExecutorStats
+from squall.supervisor.runtime.stats import LATENCY_BOUNDS_S, BusyTimer, ExecutorStats
 from squall.topology.component import TASK_LOGGER_PREFIX, TICK_STREAM, Bolt, Spout, Tuple
 from squall.topology.errors import EmitError
 from squall.topology.spec import DEFAULT_STREAM, ExecutorKind, ExecutorSpec
@@ -243,16 +242,14 @@ class BoltExecutor(Executor):
         inbox = self.inbox
         if not inbox:
             return 0
-        transfer = self.wiring.transfer_meter  # batches flushed from inside emit are transfer CPU
-        transfer_before = transfer.cpu_s
-        started = time.thread_time()
+        busy = BusyTimer(self.wiring.transfer_meter)
         if self.auto_ack and self.tracking:
             n = self._drain_acking(inbox, limit)
         else:
             n = self._drain_plain(inbox, limit)
         self.current = None
         self.stats.executed += n
-        self.stats.busy_s += time.thread_time() - started - (transfer.cpu_s - transfer_before)
+        self.stats.busy_s += busy.busy_s()
         return n
 
     def _drain_plain(self, inbox: deque, limit: int) -> int:
@@ -427,9 +424,7 @@ class SpoutExecutor(Executor):
 
     def step(self, allow_emit: bool = True) -> int:
         """Deliver tree outcomes to the spout, then call next_tuple up to a batch per task."""
-        transfer = self.wiring.transfer_meter  # batches flushed from inside emit are transfer CPU
-        transfer_before = transfer.cpu_s
-        started = time.thread_time()
+        busy = BusyTimer(self.wiring.transfer_meter)
         n = self._deliver_outcomes()
         if self.active and allow_emit:
             max_pending = self.max_pending
@@ -451,7 +446,7 @@ class SpoutExecutor(Executor):
                     n += 1
                 if self.untracked_acks:
                     self._ack_untracked()
-        self.stats.busy_s += time.thread_time() - started - (transfer.cpu_s - transfer_before)
+        self.stats.busy_s += busy.busy_s()
         return n
 
     def next_emission(self, now: float) -> float | None:

@@ -74,6 +74,23 @@ class CpuMeter:
             self.cpu_s += time.thread_time() - self._started
 
 
+class BusyTimer:
+    """The thread CPU time of one executor batch (a bolt's ``drain``, a spout's ``step``),
+    less what ``transfer`` counted meanwhile: batches flushed from inside an emit are
+    transfer CPU, measured apart, and must not be counted twice. Start it before the batch,
+    read ``busy_s()`` once after."""
+
+    __slots__ = ("_transfer", "_transfer_before", "_started")
+
+    def __init__(self, transfer: CpuMeter) -> None:
+        self._transfer = transfer
+        self._transfer_before = transfer.cpu_s
+        self._started = time.thread_time()
+
+    def busy_s(self) -> float:
+        return time.thread_time() - self._started - (self._transfer.cpu_s - self._transfer_before)
+
+
 def percentile(samples: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0..100) with linear interpolation between closest ranks —
     the same value as numpy's default method. ``samples`` must not be empty."""
