@@ -16,10 +16,7 @@ The topology is the ledger chain (squall.ledger_topology) at 100 tuples/s per sp
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +24,7 @@ from squall import ledger_topology as lt
 from squall.localcluster import LocalCluster, free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recovery_times import placed, wait  # noqa: E402  (the same waits and reads)
+from recovery_times import placed, run_and_print, wait  # noqa: E402  (the same waits, reads and table)
 
 
 def measure(repeat: int, workdir: Path) -> dict[str, list[float]]:
@@ -52,15 +49,9 @@ def measure(repeat: int, workdir: Path) -> dict[str, list[float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="squall-nimbus-move-") as tmp:
-        results = measure(args.repeat, Path(tmp))
-    print(f"{'from kill -9 to':38} {'median s':>9} {'min s':>7} {'max s':>7}   (n={args.repeat})")
-    for what, times in results.items():
-        print(f"{what:38} {statistics.median(times):9.2f} {min(times):7.2f} {max(times):7.2f}")
-    return 0
+    return run_and_print(
+        argv, __doc__, measure, repeat=5, tmp_prefix="squall-nimbus-move-", heading="from kill -9 to", width=38
+    )
 
 
 if __name__ == "__main__":

@@ -85,16 +85,34 @@ def measure(repeat: int, workdir: Path) -> dict[str, list[float]]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=3)
+def run_and_print(
+    argv: list[str] | None,
+    doc: str,
+    measure: Callable[[int, Path], dict[str, list[float]]],
+    *,
+    repeat: int,
+    tmp_prefix: str,
+    heading: str,
+    width: int,
+) -> int:
+    """The command line shared by the recovery benchmarks: ``--repeat N`` (default
+    ``repeat``), ``measure(N, a fresh temporary directory)``, then one table row per figure
+    (median, min, max in seconds) under ``heading``; ``width`` is the first column's."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=repeat)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="squall-recovery-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=tmp_prefix) as tmp:
         results = measure(args.repeat, Path(tmp))
-    print(f"{'recovery':34} {'median s':>9} {'min s':>7} {'max s':>7}   (n={args.repeat})")
+    print(f"{heading:{width}} {'median s':>9} {'min s':>7} {'max s':>7}   (n={args.repeat})")
     for what, times in results.items():
-        print(f"{what:34} {statistics.median(times):9.2f} {min(times):7.2f} {max(times):7.2f}")
+        print(f"{what:{width}} {statistics.median(times):9.2f} {min(times):7.2f} {max(times):7.2f}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_and_print(
+        argv, __doc__, measure, repeat=3, tmp_prefix="squall-recovery-", heading="recovery", width=34
+    )
 
 
 if __name__ == "__main__":
