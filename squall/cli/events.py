@@ -10,26 +10,17 @@ Exit codes as the other management verbs: 0 success, 1 refused or unreachable, 2
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
-from squall.cli.manage import _call, _common
+from squall.cli.manage import _show, add_topology_verb
 from squall.cli.report import table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("events", help="rebalance events of a topology (applied and declined)")
-    p.add_argument("name")
-    p.add_argument("--json", action="store_true")
-    _common(p)
-    p.set_defaults(func=run_events)
-
-    p = sub.add_parser("stats", help="measured traffic, latency and counts of a topology")
-    p.add_argument("name")
-    p.add_argument("--json", action="store_true")
-    _common(p)
-    p.set_defaults(func=run_stats)
+    add_topology_verb(sub, "events", "rebalance events of a topology (applied and declined)", run_events,
+                      json_option=True)
+    add_topology_verb(sub, "stats", "measured traffic, latency and counts of a topology", run_stats, json_option=True)
 
 
 def _tps(cost: dict[str, Any] | None, key: str) -> str:
@@ -37,15 +28,13 @@ def _tps(cost: dict[str, Any] | None, key: str) -> str:
 
 
 def run_events(args: argparse.Namespace) -> int:
-    code, events = _call(args, lambda c: c.events(args.name))
-    if code:
-        return code
-    if args.json:
-        print(json.dumps(events, indent=2))
-        return 0
+    return _show(args, lambda c: c.events(args.name), lambda events: _print_events(args.name, events))
+
+
+def _print_events(name: str, events: list[dict[str, Any]]) -> None:
     if not events:
-        print(f"no rebalance events for {args.name!r} yet")
-        return 0
+        print(f"no rebalance events for {name!r} yet")
+        return
     rows = []
     for e in events:
         paused = "-" if e.get("paused_s") is None else f"{e['paused_s']:.2f}"
@@ -55,17 +44,13 @@ def run_events(args: argparse.Namespace) -> int:
             str(len(e.get("moved") or [])), paused, "; ".join([e["reason"], *(e.get("notes") or [])]),
         ))
     print(table(["time", "trigger", "decision", "inter-node tuples/s", "moved", "paused s", "reason"], rows))
-    return 0
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    code, stats = _call(args, lambda c: c.stats(args.name))
-    if code:
-        return code
-    if args.json:
-        print(json.dumps(stats, indent=2))
-        return 0
+    return _show(args, lambda c: c.stats(args.name), _print_stats)
 
+
+def _print_stats(stats: dict[str, Any]) -> None:
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value:.2f} ms"
 
@@ -75,4 +60,3 @@ def run_stats(args: argparse.Namespace) -> int:
     print(f"  complete latency      avg {ms(stats['latency_avg_ms'])}, p99 {ms(stats['latency_p99_ms'])}")
     print(f"  spouts                emitted {stats['emitted']}, acked {stats['acked']}, failed {stats['failed']}")
     print(f"  placement             {stats['workers']} workers on {stats['nodes_used']} nodes")
-    return 0

@@ -34,6 +34,21 @@ def _common(p: argparse.ArgumentParser) -> None:
     add_keys_option(p)
 
 
+def add_topology_verb(
+    sub: argparse._SubParsersAction, verb: str, help: str, func: Callable[[argparse.Namespace], int],
+    json_option: bool = False, **defaults: Any,
+) -> argparse.ArgumentParser:
+    """A verb taking a topology NAME (and ``--json`` when ``json_option``) plus the options
+    every verb against Nimbus has; ``defaults`` are set on its namespace with ``func``."""
+    p = sub.add_parser(verb, help=help)
+    p.add_argument("name")
+    if json_option:
+        p.add_argument("--json", action="store_true")
+    _common(p)
+    p.set_defaults(func=func, **defaults)
+    return p
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list topologies")
     p.add_argument("--json", action="store_true")
@@ -53,10 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_kill)
 
     for verb, active in (("activate", True), ("deactivate", False)):
-        p = sub.add_parser(verb, help=f"{verb} a topology's spouts")
-        p.add_argument("name")
-        _common(p)
-        p.set_defaults(func=run_set_active, active=active)
+        add_topology_verb(sub, verb, f"{verb} a topology's spouts", run_set_active, active=active)
 
     p = sub.add_parser("rebalance", help="reassign a topology (new workers, parallelism or scheduler)")
     p.add_argument("name")
@@ -68,11 +80,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(func=run_rebalance)
 
-    p = sub.add_parser("assignment", help="where each executor runs, with measured traffic and load")
-    p.add_argument("name")
-    p.add_argument("--json", action="store_true")
-    _common(p)
-    p.set_defaults(func=run_assignment)
+    add_topology_verb(sub, "assignment", "where each executor runs, with measured traffic and load", run_assignment,
+                      json_option=True)
 
 
 def _call(args: argparse.Namespace, fn: Callable[[Any], Any]) -> tuple[int, Any]:
@@ -92,6 +101,19 @@ def _call(args: argparse.Namespace, fn: Callable[[Any], Any]) -> tuple[int, Any]
     return 1, None
 
 
+def _show(args: argparse.Namespace, fn: Callable[[Any], Any], print_text: Callable[[Any], None]) -> int:
+    """Ask Nimbus ``fn(client)`` and print the answer: as JSON with ``--json``, else with
+    ``print_text(answer)``. The exit code is ``_call``'s."""
+    code, answer = _call(args, fn)
+    if code:
+        return code
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    else:
+        print_text(answer)
+    return 0
+
+
 def _leader(client: Any) -> str:
     """"leader HOST:PORT (term N)" as the answering Nimbus states it; its address for a
     Nimbus too old to say."""
@@ -105,16 +127,13 @@ def _leader(client: Any) -> str:
 
 
 def run_nimbus_status(args: argparse.Namespace) -> int:
-    code, status = _call(args, lambda c: c.nimbus_status())
-    if code:
-        return code
-    if args.json:
-        print(json.dumps(status, indent=2))
-        return 0
+    return _show(args, lambda c: c.nimbus_status(), _print_nimbus_status)
+
+
+def _print_nimbus_status(status: dict[str, Any]) -> None:
     print(f"leader {status['leader']}, term {status['term']}\n")
     print(table(["address", "role", "pid"],
                 [(r["address"], r["role"], str(r.get("pid", ""))) for r in status.get("replicas", [])]))
-    return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -171,12 +190,10 @@ def run_rebalance(args: argparse.Namespace) -> int:
 
 
 def run_assignment(args: argparse.Namespace) -> int:
-    code, data = _call(args, lambda c: c.assignment(args.name))
-    if code:
-        return code
-    if args.json:
-        print(json.dumps(data, indent=2))
-        return 0
+    return _show(args, lambda c: c.assignment(args.name), _print_assignment)
+
+
+def _print_assignment(data: dict[str, Any]) -> None:
     execs = data.get("executors", [])
     print(f"topology {data.get('topology')!r}: {len(execs)} executors\n")
     print(table(
@@ -188,4 +205,3 @@ def run_assignment(args: argparse.Namespace) -> int:
     if traffic:
         print("\ntraffic (tuples/s, heaviest first)\n")
         print(table(["from", "to", "tuples/s"], [(str(s), str(d), float(t)) for s, d, t in traffic[:30]]))
-    return 0
