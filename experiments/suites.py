@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from squall.experiments import measure, plots
 from squall.experiments.reference import chain_topology, diamond_topology, wordcount_topology
-from squall.experiments.runner import Loop, Runner
+from squall.experiments.runner import Loop, Runner, TrialResult
 
 PAPER_SCHEDULERS = ("round_robin", "offline", "online", "partition")
 OPTIONAL_SCHEDULERS = ("latency",)  # joins every figure once registered
@@ -78,6 +78,30 @@ def _report(ctx: Context, res_row: dict[str, Any]) -> None:
             f"inter-node {res_row['inter_node_tps']:.0f} t/s, {res_row['samples']} samples")
 
 
+@dataclass
+class Trials:
+    """The trials of one suite, run one by one: each prints ``[done/total] what`` first and
+    its figures after, and its row is added to ``rows`` and the whole of ``rows`` rewritten
+    to ``<out>/<csv_name>`` at once, so an interrupted run keeps its data."""
+
+    ctx: Context
+    total: int
+    csv_name: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    done: int = 0
+
+    def run(self, what: str, label: str, topology: type, scheduler: str, params: dict[str, Any],
+            **options: Any) -> TrialResult:
+        """``Runner.trial(label, topology, scheduler, params, **options)``, recorded."""
+        self.done += 1
+        _progress(self.ctx, self.done, self.total, what)
+        res = self.ctx.runner.trial(label, topology, scheduler, params, **options)
+        self.rows.append(res.row)
+        write_csv(self.ctx.out / self.csv_name, self.rows)
+        _report(self.ctx, res.row)
+        return res
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     fields: list[str] = []
     for row in rows:
@@ -115,28 +139,22 @@ def run_timeline(ctx: Context, topology: str = "chain") -> list[dict[str, Any]]:
     # decision, so no scheduler is measured during the start-up transient.
     ctx.runner.timing = replace(base, window_s=window, warmup_s=window + loop.interval_s + base.settle_s + 2,
                                 measure_s=base.measure_s * (1 if ctx.quick else 2))
-    rows: list[dict[str, Any]] = []
     bins: list[dict[str, Any]] = []
     scheds = schedulers()
-    total, done = base.reps * len(scheds), 0
+    trials = Trials(ctx, base.reps * len(scheds), "timeline.csv")
     topo = timeline_topology(topology, ctx.load)
     try:
         for rep in range(1, base.reps + 1):
             for sched in scheds:
-                done += 1
-                _progress(ctx, done, total, f"timeline {topology}: {sched}, rep {rep}")
-                res = ctx.runner.trial("timeline", topo, sched, {"shape": topology, "rep": rep}, keep_timeline=True,
-                                       loop=loop)
-                rows.append(res.row)
-                write_csv(ctx.out / "timeline.csv", rows)  # after every trial: an interrupted run keeps its data
-                _report(ctx, res.row)
+                res = trials.run(f"timeline {topology}: {sched}, rep {rep}", "timeline", topo, sched,
+                                 {"shape": topology, "rep": rep}, keep_timeline=True, loop=loop)
                 for t, avg, n in measure.timeline(res.samples, 0.0):
                     bins.append({"scheduler": sched, "rep": rep, "t_s": t, "latency_avg_ms": avg, "samples": n})
                 write_csv(ctx.out / "timeline-bins.csv", bins)
     finally:
         ctx.runner.timing = base
-    report_timeline(ctx, rows, bins, topology)
-    return rows
+    report_timeline(ctx, trials.rows, bins, topology)
+    return trials.rows
 
 
 def report_timeline(ctx: Context, rows: list[dict[str, Any]], bins: list[dict[str, Any]],
@@ -165,21 +183,16 @@ def run_stages(ctx: Context) -> list[dict[str, Any]]:
     reps = ctx.runner.timing.reps
     points = [(r, s) for r in replications for s in stage_counts]
     scheds = schedulers()
-    total, done, rows = reps * len(points) * len(scheds), 0, []
+    trials = Trials(ctx, reps * len(points) * len(scheds), "stages.csv")
     for rep in range(1, reps + 1):
         for repl, stages in points:
             topo = chain_topology(stages=stages, replication=repl, work=ctx.load.work, rate=ctx.load.rate,
                                   payload=ctx.load.payload)
             for sched in scheds:
-                done += 1
-                _progress(ctx, done, total, f"stages={stages} replication={repl}: {sched}, rep {rep}")
-                res = ctx.runner.trial(f"st{stages}r{repl}", topo, sched,
-                                       {"stages": stages, "replication": repl, "rep": rep})
-                rows.append(res.row)
-                write_csv(ctx.out / "stages.csv", rows)  # after every trial: an interrupted run keeps its data
-                _report(ctx, res.row)
-    report_stages(ctx, rows)
-    return rows
+                trials.run(f"stages={stages} replication={repl}: {sched}, rep {rep}", f"st{stages}r{repl}", topo,
+                           sched, {"stages": stages, "replication": repl, "rep": rep})
+    report_stages(ctx, trials.rows)
+    return trials.rows
 
 
 def report_stages(ctx: Context, rows: list[dict[str, Any]]) -> None:
@@ -205,17 +218,13 @@ def run_alpha(ctx: Context) -> list[dict[str, Any]]:
                           payload=ctx.load.payload)
     scheds = schedulers()
     plan = [(s, None) for s in scheds if s in ALPHA_FREE] + [(s, a) for a in alphas for s in scheds if s not in ALPHA_FREE]
-    total, done, rows = reps * len(plan), 0, []
+    trials = Trials(ctx, reps * len(plan), "alpha.csv")
     for rep in range(1, reps + 1):
         for sched, alpha in plan:
-            done += 1
-            _progress(ctx, done, total, f"alpha={'-' if alpha is None else alpha}: {sched}, rep {rep}")
-            res = ctx.runner.trial("alpha", topo, sched, {"stages": 6, "replication": 5, "rep": rep}, alpha=alpha)
-            rows.append(res.row)
-            write_csv(ctx.out / "alpha.csv", rows)  # after every trial: an interrupted run keeps its data
-            _report(ctx, res.row)
-    report_alpha(ctx, rows)
-    return rows
+            trials.run(f"alpha={'-' if alpha is None else alpha}: {sched}, rep {rep}", "alpha", topo, sched,
+                       {"stages": 6, "replication": 5, "rep": rep}, alpha=alpha)
+    report_alpha(ctx, trials.rows)
+    return trials.rows
 
 
 def report_alpha(ctx: Context, rows: list[dict[str, Any]]) -> None:
@@ -241,22 +250,17 @@ def run_payload(ctx: Context) -> list[dict[str, Any]]:
     payloads = (64, 16384) if ctx.quick else PAYLOADS_FULL
     reps = ctx.runner.timing.reps
     scheds = schedulers()
-    total, done, rows = reps * len(payloads) * len(scheds), 0, []
+    trials = Trials(ctx, reps * len(payloads) * len(scheds), "payload.csv")
     for rep in range(1, reps + 1):
         for payload in payloads:
             topo = chain_topology(stages=4, replication=2, work=ctx.load.work, rate=ctx.load.rate, payload=payload)
             for sched in scheds:
-                done += 1
-                _progress(ctx, done, total, f"payload={payload} B: {sched}, rep {rep}")
-                res = ctx.runner.trial(f"pl{payload}", topo, sched,
-                                       {"stages": 4, "replication": 2, "payload": payload, "rep": rep})
-                rows.append(res.row)
-                write_csv(ctx.out / "payload.csv", rows)  # after every trial: an interrupted run keeps its data
-                _report(ctx, res.row)
+                res = trials.run(f"payload={payload} B: {sched}, rep {rep}", f"pl{payload}", topo, sched,
+                                 {"stages": 4, "replication": 2, "payload": payload, "rep": rep})
                 ctx.say(f"      busiest link {res.row.get('link_util_board') or '-'} at "
                         f"{_pct(res.row.get('link_util_max'))} of its rate")
-    report_payload(ctx, rows)
-    return rows
+    report_payload(ctx, trials.rows)
+    return trials.rows
 
 
 def report_payload(ctx: Context, rows: list[dict[str, Any]]) -> None:
