@@ -1,5 +1,5 @@
-"""Helpers every test folder may use: waiting for a condition and the repo's example
-topology. (A free port: ``squall.localcluster.free_port``.)
+"""Helpers every test folder may use: waiting for a condition, the repo's example
+topology, and where a cluster runs a topology's workers. (A free port: ``squall.localcluster.free_port``.)
 
 Test folders are packages (``tests.<folder>.<module>``); a helper used by more than one folder
 lives here, one used by one folder lives in that folder's ``*_helpers.py``.
@@ -10,7 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from squall.localcluster import LocalCluster
 
 REPO = Path(__file__).resolve().parents[1]
 WORDCOUNT = str(REPO / "examples" / "wordcount.py")  # the README's topology, for cluster tests
@@ -34,3 +37,15 @@ def eventually(check: Callable[[], Any], timeout_s: float = 20.0, interval_s: fl
                 return last
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what or check.__name__}: last {last!r}")
+
+
+def running_workers(cluster: LocalCluster, name: str) -> dict[tuple[str, int], tuple[int, frozenset[int]]] | None:
+    """(node, port) -> (pid, executors) once every executor's worker reports a pid, else None."""
+    with cluster.client() as c:
+        execs = c.assignment(name)["executors"]
+    if not execs or any(not e["pid"] for e in execs):
+        return None
+    out: dict[tuple[str, int], tuple[int, set[int]]] = {}
+    for e in execs:
+        out.setdefault((e["node"], e["port"]), (e["pid"], set()))[1].add(e["id"])
+    return {k: (pid, frozenset(ids)) for k, (pid, ids) in out.items()}

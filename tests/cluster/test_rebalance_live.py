@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import eventually
+from tests.helpers import eventually, running_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -115,24 +115,12 @@ def lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
-def workers(cluster, name: str) -> dict[tuple[str, int], tuple[int, frozenset[int]]] | None:
-    """(node, port) -> (pid, executors) once every executor runs, else None."""
-    with cluster.client() as c:
-        execs = c.assignment(name)["executors"]
-    if not execs or any(not e["pid"] for e in execs):
-        return None
-    out: dict[tuple[str, int], tuple[int, set[int]]] = {}
-    for e in execs:
-        out.setdefault((e["node"], e["port"]), (e["pid"], set()))[1].add(e["id"])
-    return {k: (pid, frozenset(ids)) for k, (pid, ids) in out.items()}
-
-
 def test_a_live_rebalance_mid_stream_loses_nothing(live_cluster, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     conf = {"live.total": TOTAL, "live.rate": 250.0, "live.out": str(out)}
     name = live_cluster.submit(write_topology(tmp_path), name="live", workers=3, conf=conf)
-    before = eventually(lambda: workers(live_cluster, name), what="live running")
+    before = eventually(lambda: running_workers(live_cluster, name), what="live running")
     with live_cluster.client() as c:
         eventually(lambda: c.assignment(name)["traffic"], what="measured traffic")
     eventually(lambda: sum(len(lines(out / f"spout-{t}.acked")) for t in (1, 2)) > 400, what="stream under way")
@@ -147,7 +135,7 @@ def test_a_live_rebalance_mid_stream_loses_nothing(live_cluster, tmp_path):
         done = eventually(lambda: (lambda e: e if e.get("paused_s") is not None else None)(c.events(name)[0]),
                           timeout_s=60, what="migration finished")
     assert done["paused_s"] < 30, done
-    after = eventually(lambda: workers(live_cluster, name), what="running after the move")
+    after = eventually(lambda: running_workers(live_cluster, name), what="running after the move")
     moved = set(done["moved"])
     for key, (pid, execs) in before.items():  # untouched workers kept their process
         if key in after and not execs & moved and after[key][1] == execs:
@@ -180,10 +168,10 @@ def test_a_declined_proposal_changes_nothing(live_cluster, tmp_path):
             "topology.reschedule.timeout.secs": 10**6, "topology.metrics.window.secs": 2,
             "topology.reschedule.interval.secs": 1}
     name = live_cluster.submit(write_topology(tmp_path), name="steady", workers=3, scheduler="online", conf=conf)
-    before = eventually(lambda: workers(live_cluster, name), what="steady running")
+    before = eventually(lambda: running_workers(live_cluster, name), what="steady running")
     with live_cluster.client() as c:
         declined = eventually(lambda: (lambda es: es if len(es) >= 3 else None)(c.events(name)), timeout_s=30,
                               what="three evaluations")
         assert all(e["decision"] == "declined" for e in declined), declined
-        assert workers(live_cluster, name) == before  # same ports, executors and pids
+        assert running_workers(live_cluster, name) == before  # same ports, executors and pids
         c.kill(name, 0)

@@ -13,24 +13,13 @@ from typing import Any
 from squall import ledger_topology as lt
 from squall.localcluster import LocalCluster
 
-from tests.helpers import eventually
+from tests.helpers import eventually, running_workers
 
 # Fast replays: a tree lost with a worker fails after this many seconds, not Storm's 30.
 FAULT_CONF = {"topology.message.timeout.secs": 4, "ledger.rate": 100}
 
 
-def running(cluster: LocalCluster, name: str) -> dict[tuple[str, int], tuple[int, frozenset[int]]] | None:
-    """(node, port) -> (pid, executors) once every executor's worker reports a pid, else None."""
-    with cluster.client() as c:
-        execs = c.assignment(name)["executors"]
-    if not execs or any(not e["pid"] for e in execs):
-        return None
-    out: dict[tuple[str, int], tuple[int, set[int]]] = {}
-    for e in execs:
-        out.setdefault((e["node"], e["port"]), (e["pid"], set()))[1].add(e["id"])
-    return {k: (pid, frozenset(ids)) for k, (pid, ids) in out.items()}
-
-
+running = running_workers  # the fault tests' name for it
 
 
 def start_chain(cluster: LocalCluster, name: str, folder: Path, workers: int, **conf: Any) -> dict:
