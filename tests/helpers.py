@@ -1,5 +1,5 @@
 """Helpers every test folder may use: waiting for a condition, the repo's example
-topology, and where a cluster runs a topology's workers. (A free port: ``squall.localcluster.free_port``.)
+topology, where a cluster runs a topology's workers, and a REST POST's status. (A free port: ``squall.localcluster.free_port``.)
 
 Test folders are packages (``tests.<folder>.<module>``); a helper used by more than one folder
 lives here, one used by one folder lives in that folder's ``*_helpers.py``.
@@ -8,6 +8,8 @@ lives here, one used by one folder lives in that folder's ``*_helpers.py``.
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,3 +51,17 @@ def running_workers(cluster: LocalCluster, name: str) -> dict[tuple[str, int], t
     for e in execs:
         out.setdefault((e["node"], e["port"]), (e["pid"], set()))[1].add(e["id"])
     return {k: (pid, frozenset(ids)) for k, (pid, ids) in out.items()}
+
+
+def post_status(url: str, key: str | None, timeout_s: float = 15.0) -> int:
+    """The HTTP status of an empty POST to ``url`` with ``X-Squall-Key: key`` (no header when
+    ``key`` is None). An error status is returned, not raised; an unreachable server raises
+    ``urllib.error.URLError``."""
+    req = urllib.request.Request(url, data=b"", method="POST")
+    if key is not None:
+        req.add_header("X-Squall-Key", key)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code

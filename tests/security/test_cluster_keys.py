@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 from squall import security
 from squall.localcluster import LocalCluster, free_port, free_port_range
-from tests.helpers import REPO, WORDCOUNT, eventually
+from tests.helpers import REPO, WORDCOUNT, eventually, post_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -105,14 +104,7 @@ def test_a_supervisor_without_the_cluster_key_never_registers(cluster, tmp_path)
 
 
 def post(cluster, path: str, key: str | None) -> int:
-    req = urllib.request.Request(f"http://127.0.0.1:{cluster.http_port}/api/v1{path}", data=b"", method="POST")
-    if key is not None:
-        req.add_header("X-Squall-Key", key)
-    try:
-        with urllib.request.urlopen(req, timeout=15) as r:
-            return r.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+    return post_status(f"http://127.0.0.1:{cluster.http_port}/api/v1{path}", key)
 
 
 def test_rest_posts_need_the_keys_api_token(cluster, keys):

@@ -12,13 +12,13 @@ import subprocess
 import sys
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from squall.cli import main
 from squall.localcluster import free_port
+from tests.helpers import post_status
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -100,15 +100,7 @@ def test_nimbus_without_keys_binds_loopback_and_guards_posts_with_a_token_file(t
         assert len(token) == 32 and token in token_file.read_text()
 
         def post(key: str | None) -> int:
-            req = urllib.request.Request(f"http://127.0.0.1:{http_port}/api/v1/topology/nosuch/deactivate",
-                                         data=b"", method="POST")
-            if key is not None:
-                req.add_header("X-Squall-Key", key)
-            try:
-                with urllib.request.urlopen(req, timeout=10) as r:
-                    return r.status
-            except urllib.error.HTTPError as exc:
-                return exc.code
+            return post_status(f"http://127.0.0.1:{http_port}/api/v1/topology/nosuch/deactivate", key, timeout_s=10)
 
         deadline = time.monotonic() + 20
         while True:  # the HTTP port may come up a moment after the control plane
