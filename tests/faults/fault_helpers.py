@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hypothesis import strategies as st
+
 from squall import ledger_topology as lt
 from squall.localcluster import LocalCluster
 
@@ -20,6 +22,22 @@ FAULT_CONF = {"topology.message.timeout.secs": 4, "ledger.rate": 100}
 
 
 running = running_workers  # the fault tests' name for it
+
+
+def mutate(frame: bytes, data: st.DataObject) -> bytes:
+    """``frame`` with 1 to 4 random edits drawn from ``data``: a byte flipped, the tail cut,
+    or 1 to 8 random bytes inserted."""
+    out = bytearray(frame)
+    for _ in range(data.draw(st.integers(1, 4))):
+        kind = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        pos = data.draw(st.integers(0, max(0, len(out) - 1)))
+        if kind == "flip" and out:
+            out[pos] ^= data.draw(st.integers(1, 255))
+        elif kind == "cut":
+            del out[pos:]
+        else:
+            out[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
+    return bytes(out)
 
 
 def start_chain(cluster: LocalCluster, name: str, folder: Path, workers: int, **conf: Any) -> dict:

@@ -22,6 +22,7 @@ from squall.supervisor.runtime.engine import Engine
 from squall.supervisor.state import SupervisorState
 from squall.supervisor.transfer import FRAME_VERSION, TupleCodec
 from squall.wire import PROTOCOL_VERSION, WireError, decode, encode, registered
+from tests.faults.fault_helpers import mutate
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -75,18 +76,8 @@ def test_random_fields_for_every_message_type_decode_or_are_refused(name, fields
 @FUZZ
 @given(st.sampled_from(VALID), st.data())
 def test_mutated_valid_frames_decode_or_are_refused(frame, data):
-    mutated = bytearray(frame)
-    for _ in range(data.draw(st.integers(1, 4))):
-        kind = data.draw(st.sampled_from(["flip", "cut", "insert"]))
-        pos = data.draw(st.integers(0, max(0, len(mutated) - 1)))
-        if kind == "flip" and mutated:
-            mutated[pos] ^= data.draw(st.integers(1, 255))
-        elif kind == "cut":
-            del mutated[pos:]
-        else:
-            mutated[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
     try:
-        msg = decode(bytes(mutated))
+        msg = decode(mutate(frame, data))
     except WireError:
         return
     assert dataclasses.is_dataclass(msg)

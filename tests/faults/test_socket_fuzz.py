@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from squall import messages as m
 from squall.localcluster import LocalCluster
 from squall.wire import PROTOCOL_VERSION, encode
+from tests.faults.fault_helpers import mutate
 from tests.helpers import WORDCOUNT, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -27,20 +28,6 @@ VALID = [
     encode(m.Heartbeat("fuzz", 1, [])),
     msgpack.packb([1, [[1, "default", 4, ["word"], None]]]),  # a data-plane frame
 ]
-
-
-def mutate(frame: bytes, data: st.DataObject) -> bytes:
-    out = bytearray(frame)
-    for _ in range(data.draw(st.integers(1, 3))):
-        pos = data.draw(st.integers(0, max(0, len(out) - 1)))
-        kind = data.draw(st.sampled_from(["flip", "cut", "insert"]))
-        if kind == "flip" and out:
-            out[pos] ^= data.draw(st.integers(1, 255))
-        elif kind == "cut":
-            del out[pos:]
-        else:
-            out[pos:pos] = data.draw(st.binary(min_size=1, max_size=6))
-    return bytes(out)
 
 
 frames = st.one_of(
