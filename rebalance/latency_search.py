@@ -33,7 +33,7 @@ from squall.rebalance.latency import (
 )
 from squall.rebalance.model import Node, Workload
 from squall.rebalance.params import SchedulerParams
-from squall.rebalance.prepare import prepare, worker_budget
+from squall.rebalance.prepare import Request, scheduler, worker_budget
 from squall.rebalance.relabel import keep_worker_ids
 
 MAX_PASSES = 12
@@ -506,14 +506,8 @@ class State:
 SAT_LINK = 0.999
 
 
-def schedule(
-    workloads: Sequence[Workload],
-    nodes: Sequence[Node],
-    params: SchedulerParams = SchedulerParams(),
-    current: Assignment | None = None,
-) -> Assignment:
+def _place(req: Request, params: SchedulerParams, current: Assignment | None) -> Assignment:
     """Place ``workloads`` on ``nodes`` minimising predicted latency (see module doc)."""
-    req = prepare(workloads, nodes, current)
     budget = worker_budget(req, params)
     net = Network(req.workloads, req.nodes)
     seeds: list[Assignment] = []
@@ -547,9 +541,11 @@ def schedule(
         if best is None or key[:2] < best[:2]:
             best = key
     assert best is not None
-    result = keep_worker_ids(req.hint, best[2].to_assignment())
-    kept = req.kept
-    return Assignment(kept.executors + result.executors, kept.workers + result.workers)
+    return keep_worker_ids(req.hint, best[2].to_assignment())
+
+
+# No up-front load check: above capacity it returns the least violating placement (module doc).
+schedule = scheduler(_place, load_check=False)
 
 
 def _labels(seed: Assignment, topology: str, budget: int) -> list[int]:

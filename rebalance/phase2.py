@@ -126,11 +126,9 @@ def place_workers(
     return {items[k]: node_ids[int(b)] for k, b in enumerate(greedy.where)}
 
 
-def assemble(
-    request: Request, placed: Mapping[str, Mapping[int, int]], worker_node: Mapping[WorkerKey, str]
-) -> Assignment:
-    """The final value: the scheduled topologies plus the kept ones, unchanged."""
+def assemble(placed: Mapping[str, Mapping[int, int]], worker_node: Mapping[WorkerKey, str]) -> Assignment:
+    """The scheduled topologies' rows: both phases' results in one assignment."""
     executor_worker: dict[ExecutorKey, int] = {
         (t, e): w for t, ex in placed.items() for e, w in ex.items()
     }
-    return Assignment.of(executor_worker, worker_node).merge(request.kept)
+    return Assignment.of(executor_worker, worker_node)

@@ -1,4 +1,5 @@
-"""Checks and bookkeeping every scheduler does before placing anything.
+"""Checks and bookkeeping every scheduler does before placing anything, and the frame around
+each scheduler's placement (:func:`scheduler`).
 
 Guarantees of :func:`prepare`: workloads sorted by topology name (so input order never
 matters), nodes sorted by id, duplicate names rejected, every node named in ``current``
@@ -9,13 +10,17 @@ being scheduled (hints) and the rows of the others (kept as they are, holding th
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from squall.rebalance.assignment import Assignment
 from squall.rebalance.errors import InfeasibleError, InvalidInputError
 from squall.rebalance.model import Node, Workload, check_unique_nodes, check_unique_topologies
 from squall.rebalance.params import SchedulerParams
+
+
+# The public form of every scheduler: schedule(workloads, nodes, params, current) -> Assignment.
+Schedule = Callable[[Sequence[Workload], Sequence[Node], SchedulerParams, Assignment | None], Assignment]
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,32 @@ def prepare(
         # them, and the node simply has no free slot.
         free[node] = max(0, free[node] - 1)
     return Request(ordered, node_list, hint, kept, free)
+
+
+# (request, params, current) -> the scheduled topologies' rows only (no kept topology)
+Place = Callable[["Request", SchedulerParams, Assignment | None], Assignment]
+
+
+def scheduler(place: Place, *, load_check: bool = True) -> Schedule:
+    """The scheduler ``schedule(workloads, nodes, params=SchedulerParams(), current=None)``
+    around ``place``, with ``place``'s docstring: :func:`prepare`, then :func:`check_load`
+    (unless ``load_check`` is False), then ``place``; the kept topologies' rows are added
+    back to its result unchanged. Pure and deterministic whenever ``place`` is."""
+
+    def schedule(
+        workloads: Sequence[Workload],
+        nodes: Sequence[Node],
+        params: SchedulerParams = SchedulerParams(),
+        current: Assignment | None = None,
+    ) -> Assignment:
+        req = prepare(workloads, nodes, current)
+        if load_check:
+            check_load(req, params)
+        return place(req, params, current).merge(req.kept)
+
+    schedule.__doc__ = place.__doc__
+    schedule.__module__ = place.__module__
+    return schedule
 
 
 def _fresh_rows(current: Assignment, workloads: Sequence[Workload]) -> Assignment:

@@ -13,13 +13,12 @@ may overload a node; :func:`squall.rebalance.evaluate` reports that.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from squall.rebalance.assignment import Assignment, ExecutorKey, WorkerKey
 from squall.rebalance.errors import InfeasibleError
-from squall.rebalance.model import Node, Workload
 from squall.rebalance.params import SchedulerParams
-from squall.rebalance.prepare import check_load, prepare
+from squall.rebalance.prepare import Request, scheduler
 
 
 def storm_slot_order(free: Mapping[str, int]) -> list[str]:
@@ -32,19 +31,12 @@ def storm_slot_order(free: Mapping[str, int]) -> list[str]:
     return order
 
 
-def schedule(
-    workloads: Sequence[Workload],
-    nodes: Sequence[Node],
-    params: SchedulerParams = SchedulerParams(),
-    current: Assignment | None = None,
-) -> Assignment:
+def _place(req: Request, params: SchedulerParams, current: Assignment | None) -> Assignment:
     """Storm's even scheduling of ``workloads`` on ``nodes``.
 
     Uses min(W, free slots, executors) workers per topology; with ``params.strict``
     raises :class:`InfeasibleError` when that is fewer than min(W, executors).
     """
-    req = prepare(workloads, nodes, current)
-    check_load(req, params)
     free = dict(req.free)
     for _, _, node in req.hint.workers:  # live workers of these topologies hold their slots
         free[node] = max(0, free[node] - 1)
@@ -87,4 +79,7 @@ def schedule(
                     free[node] -= 1
                 worker = opened[k]
             executor_worker[(t, e)] = worker
-    return Assignment.of(executor_worker, worker_node).merge(req.kept)
+    return Assignment.of(executor_worker, worker_node)
+
+
+schedule = scheduler(_place)
