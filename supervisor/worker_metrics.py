@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from squall.messages import ExecutorMetrics, WorkerMetrics
 from squall.topology.spec import ExecutorSpec
@@ -93,19 +93,21 @@ def task_to_executor(executors: Iterable[ExecutorSpec]) -> dict[int, int]:
     return {t: e.id for e in executors for t in e.tasks}
 
 
+def _per_executor(per_task: Mapping[int, int], task_executor: Mapping[int, int]) -> dict[int, int]:
+    """Counts per task summed per executor holding the task; tasks of no executor are dropped."""
+    out: dict[int, int] = {}
+    for task, n in per_task.items():
+        executor = task_executor.get(task)
+        if executor is not None:
+            out[executor] = out.get(executor, 0) + n
+    return out
+
+
 def executor_metrics(executor_id: int, ex: Any, task_executor: dict[int, int]) -> ExecutorMetrics:
     """One executor's counters; ``ex`` is a runtime executor (spout, bolt or acker)."""
     st = ex.stats
-    received: dict[int, int] = {}
-    for task, n in st.received_from.items():
-        source = task_executor.get(task)
-        if source is not None:
-            received[source] = received.get(source, 0) + n
-    sent_control: dict[int, int] = {}
-    for task, n in st.sent_control.items():
-        destination = task_executor.get(task)
-        if destination is not None:
-            sent_control[destination] = sent_control.get(destination, 0) + n
+    received = _per_executor(st.received_from, task_executor)
+    sent_control = _per_executor(st.sent_control, task_executor)
     return ExecutorMetrics(
         executor=executor_id,
         component=ex.component,
