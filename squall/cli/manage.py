@@ -35,12 +35,12 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_topology_verb(
-    sub: argparse._SubParsersAction, verb: str, help: str, func: Callable[[argparse.Namespace], int],
+    sub: argparse._SubParsersAction, verb: str, help_text: str, func: Callable[[argparse.Namespace], int],
     json_option: bool = False, **defaults: Any,
 ) -> argparse.ArgumentParser:
     """A verb taking a topology NAME (and ``--json`` when ``json_option``) plus the options
     every verb against Nimbus has; ``defaults`` are set on its namespace with ``func``."""
-    p = sub.add_parser(verb, help=help)
+    p = sub.add_parser(verb, help=help_text)
     p.add_argument("name")
     if json_option:
         p.add_argument("--json", action="store_true")
