@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +85,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self._hidden: set[str] = set()  # topologies left out of pushes for a moment
         self._declared = DeclaredWorkers()  # per-node worker sets, rebuilt only on change
         self._pushed_at: dict[str, float] = {}  # supervisor -> when its assignment was last sent
-        self._handlers = {
+        self._handlers: dict[type, Callable[[bytes, Any, float], None]] = {
             M.RegisterSupervisor: self._register, M.Heartbeat: self._heartbeat,
             M.SubmitTopology: self._submit, M.KillTopology: self._kill, M.SetActive: self._set_active,
             M.RebalanceTopology: self._rebalance, **self.query_handlers(),

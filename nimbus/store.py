@@ -401,7 +401,7 @@ class _Transaction:
             raise StoreError(f"cannot write {self._path}: {exc}") from None
         return self._db
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: object) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: object) -> None:
         try:
             self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
         except sqlite3.Error as failure:
@@ -410,7 +410,6 @@ class _Transaction:
             raise StoreError(f"cannot write {self._path}: {failure}") from None
         if exc_type is not None and issubclass(exc_type, sqlite3.Error):
             raise StoreError(f"cannot write {self._path}: {exc}") from None
-        return False
 
 
 class _Checkpointer(threading.Thread):
