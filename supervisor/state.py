@@ -146,8 +146,7 @@ class SupervisorState:
         desired = {w.port: w for w in msg.workers if w.port in self.registration.ports}
         cmds: list[Command] = []
         for port in sorted(set(self.slots) - set(desired)):
-            slot = self.slots.pop(port)
-            if slot.alive:
+            if self.slots.pop(port).alive:
                 cmds.append(StopWorker(port))
         wanted_topologies = {w.topology for w in desired.values()}
         self.ready_topologies &= wanted_topologies  # a resubmitted topology is fetched anew
@@ -276,7 +275,7 @@ class SupervisorState:
 
     def _due_starts(self, now: float) -> list[Command]:
         cmds: list[Command] = []
-        for port, slot in sorted(self.slots.items()):
+        for _port, slot in sorted(self.slots.items()):
             if slot.alive or slot.restart_at is None or now < slot.restart_at:
                 continue
             if slot.assignment.topology not in self.ready_topologies:

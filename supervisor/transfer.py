@@ -98,7 +98,7 @@ class Outbox:
         self.flush_s = max(0.0, float(flush_ms) / 1e3)
         self.backlog_frames = max(1, int(backlog_frames))
         self.on_error = on_error or _log_encode_error
-        self._buffers: dict[str, _Buffer] = {}
+        self._buffers: dict[str | None, _Buffer] = {}  # None: tasks placed nowhere (dropped at flush)
         self._task_buffer: dict[int, _Buffer] = {}
         self._backlog: dict[str, deque[tuple[bytes, int]]] = {}
         self.sent_items = 0  # data tuples and control items that left in frames
@@ -163,7 +163,7 @@ class Outbox:
         items = buf.items
         if not items:
             buf.first_at = self._clock()
-        items.append(item)
+        items.append(tuple(item))  # buffered items are tuples, as the sinks make them
         if len(items) >= self.batch_size:
             self._flush_buffer(buf)
 

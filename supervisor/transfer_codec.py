@@ -170,6 +170,8 @@ class TupleCodec:
                     return False
         except (TypeError, ValueError, KeyError, IndexError):
             return False
+        if self.forward is None:  # nowhere to send it (the caller checks first)
+            return False
         self.forward(item)
         self.forwarded += 1
         return True
