@@ -8,6 +8,7 @@ prints it and exits 1): a command never hangs. With ``keys`` the link is CURVE
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import os
 from typing import Any
@@ -45,7 +46,7 @@ class NimbusClient:
         self.address = nimbus_address(address)
         self.timeout_s = timeout_s
         self.keys = keys
-        self._ctx = zmq.Context.instance()
+        self._ctx: zmq.Context = zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, limit_of("Reply").frame_bytes)  # a reply is the most it expects
@@ -138,7 +139,7 @@ class NimbusClient:
     def cluster(self) -> dict:
         return self.call(m.GetCluster)
 
-    def events(self, name: str) -> list[dict]:
+    def events(self, name: str) -> builtins.list[dict]:  # builtins: ``list`` here is the method above
         """The topology's rebalance events, oldest first (see docs/rebalancing.md)."""
         return self.call(m.GetEvents, name=name)
 
