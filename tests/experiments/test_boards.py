@@ -55,7 +55,8 @@ def test_slots_follow_memory() -> None:
     ([{"id": "a", "class": "pi4", "link_mbit": "fast"}], "link_mbit must be a number"),
     ([{"id": "a", "class": "pi4", "colour": "red"}], "unknown field(s) colour"),
     ([{"id": "a", "class": "pi4"}, {"id": "a", "class": "pi3"}], "'a' appears twice"),
-], ids=["empty", "no id", "bad id", "unknown class", "class a list", "link a dict", "zero cpu", "link not a number", "unknown field", "duplicate id"])
+], ids=["empty", "no id", "bad id", "unknown class", "class a list", "link a dict", "zero cpu", "link not a number",
+        "unknown field", "duplicate id"])
 def test_bad_board_files_name_the_fault(data: object, message: str) -> None:
     with pytest.raises(BoardFileError, match=None) as exc:
         parse_boards(data, "f.json")
