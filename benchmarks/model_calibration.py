@@ -68,22 +68,10 @@ def predict_ms(record: dict[str, Any]) -> float:
     return math.nan if value is None else value
 
 
-def sink_rates_beside(path: Path) -> dict[str, str]:
-    """topology -> sink_tps from the CSVs in the same folder (records of older runs lack it)."""
-    out: dict[str, str] = {}
-    for csv_path in sorted(path.parent.glob("*.csv")):
-        with open(csv_path, newline="") as f:
-            for row in csv.DictReader(f):
-                if "topology" in row and "sink_tps" in row:
-                    out[row["topology"]] = row["sink_tps"]
-    return out
-
-
 def from_jsonl(path: Path) -> list[tuple[Point, dict[str, Any]]]:
     from squall.rebalance import InvalidInputError
 
     out = []
-    beside = sink_rates_beside(path)
     with open(path) as f:
         for line in f:
             if not line.strip():
@@ -99,7 +87,7 @@ def from_jsonl(path: Path) -> list[tuple[Point, dict[str, Any]]]:
                 print(f"{path}: {record.get('topology')}: skipped, the model cannot read it ({e})", file=sys.stderr)
                 continue
             label = record.get("topology", "")
-            sink = record.get("sink_tps", beside.get(label))
+            sink = record.get("sink_tps")  # not steady when not recorded
             source = record["model"]["workload"].get("profile", {}).get("source_rate")
             out.append(((record["scheduler"], measured, predicted, label, steady(sink, source)), record))
     return out

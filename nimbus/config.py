@@ -18,18 +18,35 @@ from typing import Any
 
 from squall.bundle import MAX_BUNDLE_BYTES
 
+# Keys the workers read too are spelled once, in squall.config, and re-exported here.
+from squall.config import (  # noqa: F401  (re-exported: nimbus code reads them as C.<KEY>)
+    ACKERS,
+    BACKPRESSURE_HIGH,
+    BOLT_BATCH,
+    BUNDLE_DIGEST,
+    DEFAULT_MAX_SPOUT_PENDING,
+    DEFAULT_MESSAGE_TIMEOUT_S,
+    MAX_SPOUT_PENDING,
+    MESSAGE_TIMEOUT,
+    NAME,
+    SCHEDULER,
+    SCHEDULER_PARAMS,
+    SPEC_DIGEST,
+    SPOUT_BATCH,
+    TICK_FREQ,
+    TRANSFER_BACKLOG_FRAMES,
+    TRANSFER_BATCH_SIZE,
+    TRANSFER_FLUSH_MS,
+    TRANSFER_HOLD_ITEMS,
+    TRANSFER_HWM,
+    WORKER_HEARTBEAT,
+    WORKERS,
+)
+
 SUPERVISOR_TIMEOUT = "nimbus.supervisor.timeout.secs"
 HEARTBEAT = "nimbus.heartbeat.secs"
 BUNDLE_MAX = "nimbus.bundle.max.bytes"
-MESSAGE_TIMEOUT = "topology.message.timeout.secs"
 METRICS_WINDOW = "topology.metrics.window.secs"
-WORKERS = "topology.workers"
-ACKERS = "topology.acker.executors"
-NAME = "topology.name"
-SPEC_DIGEST = "topology.spec.digest"
-BUNDLE_DIGEST = "topology.bundle.digest"
-SCHEDULER = "topology.scheduler"
-SCHEDULER_PARAMS = "topology.scheduler.params"
 # Rebalancing of running topologies (docs/rebalancing.md).
 RESCHEDULE_INTERVAL = "topology.reschedule.interval.secs"
 RESCHEDULE_TIMEOUT = "topology.reschedule.timeout.secs"
@@ -39,14 +56,12 @@ MIGRATION_RELEASE = "topology.migration.release.secs"
 MIGRATION_ACQUIRE = "topology.migration.acquire.secs"
 CLUSTER = "nimbus.cluster"
 RETENTION = "nimbus.supervisor.retention.secs"
-MAX_SPOUT_PENDING = "topology.max.spout.pending"
-DEFAULT_MAX_SPOUT_PENDING = 1000  # per spout task: bounds a worker's memory when a downstream bolt is slow
 
 NIMBUS_DEFAULTS: dict[str, Any] = {
     SUPERVISOR_TIMEOUT: 5.0,  # boards: a supervisor is presumed dead after 5 s of silence
     HEARTBEAT: 1.0,  # what RegisterReply tells supervisors
     BUNDLE_MAX: MAX_BUNDLE_BYTES,  # the one bundle limit: what the client builds and every board unpacks
-    MESSAGE_TIMEOUT: 30.0,  # default wait of kill and rebalance, like Storm
+    MESSAGE_TIMEOUT: DEFAULT_MESSAGE_TIMEOUT_S,  # also the default wait of kill and rebalance, like Storm
     METRICS_WINDOW: 30.0,
     RESCHEDULE_INTERVAL: 10.0,  # how often the online loop asks for a proposal
     RESCHEDULE_TIMEOUT: 60.0,  # at least this long between two applied changes
@@ -70,14 +85,16 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     MIGRATION_RELEASE: (0.0, 3600.0, False),
     MIGRATION_ACQUIRE: (0.0, 3600.0, False),
     MAX_SPOUT_PENDING: (1, 1_000_000, True),
-    "topology.tick.tuple.freq.secs": (0.001, DAY, False),
-    "squall.worker.heartbeat.secs": (0.05, 60.0, False),
-    "squall.transfer.hwm": (1, 1_000_000, True),
-    "squall.transfer.batch.size": (1, 65536, True),
-    "squall.transfer.flush.ms": (0.0, 10_000.0, False),
-    "squall.transfer.backlog.frames": (1, 100_000, True),
-    "squall.transfer.hold.items": (0, 10_000_000, True),
-    "squall.spout.batch": (1, 100_000, True),
+    TICK_FREQ: (0.001, DAY, False),
+    WORKER_HEARTBEAT: (0.05, 60.0, False),
+    TRANSFER_HWM: (1, 1_000_000, True),
+    TRANSFER_BATCH_SIZE: (1, 65536, True),
+    TRANSFER_FLUSH_MS: (0.0, 10_000.0, False),
+    TRANSFER_BACKLOG_FRAMES: (1, 100_000, True),
+    TRANSFER_HOLD_ITEMS: (0, 10_000_000, True),
+    SPOUT_BATCH: (1, 100_000, True),
+    BOLT_BATCH: (1, 1_000_000, True),
+    BACKPRESSURE_HIGH: (1, 100_000_000, True),
 }
 NIMBUS_BOUNDS: dict[str, tuple[float, float, bool]] = {
     SUPERVISOR_TIMEOUT: (0.5, 3600.0, False),

@@ -16,10 +16,12 @@ from urllib.parse import quote
 from squall import __version__
 from squall.messages import ExecutorMetrics
 from squall.nimbus import config as C
+from squall.nimbus.graph import cycles
 from squall.nimbus.history import History, delta
 from squall.nimbus.records import TopologyRecord
 from squall.nimbus.state import NimbusState
 from squall.nimbus.views import traffic_split
+from squall.topology.order import topological_layers
 from squall.topology.spec import ACKER_COMPONENT, SPOUT
 
 COUNTS = ("emitted", "transferred", "executed", "acked", "failed", "errors")
@@ -260,9 +262,13 @@ def placement(st: NimbusState, rec: TopologyRecord) -> dict[str, Any]:
     comps = [{"id": c.name, "type": c.kind, "parallelism": c.par, "tasks": c.tasks} for c in rec.spec.components]
     edges = [{"from": i.component, "to": c.name, "stream": i.stream, "grouping": i.grouping.type}
              for c in rec.spec.components for i in c.inputs]
+    # The page draws the graph in these layers (the engine's and the offline scheduler's
+    # order) rather than computing its own.
+    layers = topological_layers((c.name for c in rec.spec.components), rec.spec.component_edges())
     return {"topology": rec.name, "status": rec.status, "assignmentVersion": rec.version,
             "scheduler": rec.scheduler, "executors": execs, "workers": workers,
-            "nodes": sorted({w["node"] for w in workers}), "components": comps, "edges": edges}
+            "nodes": sorted({w["node"] for w in workers}), "components": comps, "edges": edges,
+            "layers": layers, "cycles": cycles(rec.spec)}
 
 
 def traffic(st: NimbusState, rec: TopologyRecord) -> dict[str, Any]:

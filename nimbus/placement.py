@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from squall.config import SCHEDULER_PARAMS
 from squall.messages import WorkerAssignment
 from squall.nimbus.metrics import Rates
 from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
@@ -35,7 +36,7 @@ from squall.nimbus.profiles import (
     DEFAULT_FLUSH_S, FLUSH_MS_KEY, board_profile, cpu_wait_by_node, honest_load, topology_cores_by_node,
     workload_profile,
 )
-from squall.topology.spec import ACKER_COMPONENT, SPOUT, TopologySpec
+from squall.topology.spec import ExecutorKind
 
 _MIN_CAPACITY_HZ = 1.0  # a Node needs capacity > 0; a board that reports 0 still has slots
 
@@ -57,11 +58,6 @@ def node_of(sup: SupervisorRecord, slot_cap: int | None = None, rates: Rates | N
     return Node(sup.id, slots, max(float(sup.capacity_hz), _MIN_CAPACITY_HZ), board)
 
 
-def component_edges(spec: TopologySpec) -> tuple[tuple[str, str], ...]:
-    """(source component, consuming component) for every subscription."""
-    return tuple(sorted({(i.component, c.name) for c in spec.components for i in c.inputs}))
-
-
 def workload_of(rec: TopologyRecord, rates: Rates | None = None) -> Workload:
     """The measured workload: traffic (tuples and acker items), the honest load (each
     worker's whole process CPU attributed to its executors) and the latency profile."""
@@ -69,15 +65,15 @@ def workload_of(rec: TopologyRecord, rates: Rates | None = None) -> Workload:
     rates = rates or Rates()
     ids = {e.id for e in executors}
     load = honest_load(rates)
-    spouts = [e.id for e in executors if e.component != ACKER_COMPONENT and rec.spec.component(e.component).kind == SPOUT]
-    ackers = [e.id for e in executors if e.component == ACKER_COMPONENT]
+    spouts = [e.id for e in executors if rec.spec.kind_of(e.component) == ExecutorKind.SPOUT]
+    ackers = [e.id for e in executors if rec.spec.kind_of(e.component) == ExecutorKind.ACKER]
     return Workload(
         topology=rec.name,
         workers=rec.workers,
         executors=tuple(Executor(e.id, e.component, (e.first_task, e.last_task)) for e in executors),
         traffic=tuple((s, d, r) for (s, d), r in sorted(rates.traffic.items()) if s in ids and d in ids),
         load_hz=tuple(load.get(e.id, 0.0) for e in executors),
-        edges=component_edges(rec.spec),
+        edges=rec.spec.component_edges(),
         profile=workload_profile(rates, ids, spouts, ackers, flush_s_of(rec.conf)),
     )
 
@@ -105,7 +101,7 @@ def current_of(records: Iterable[TopologyRecord], live_nodes: set[str]) -> Assig
 
 def scheduler_params(conf: Mapping[str, object]) -> SchedulerParams:
     """The topology's ``topology.scheduler.params`` (validated at submit), else defaults."""
-    raw = conf.get("topology.scheduler.params")
+    raw = conf.get(SCHEDULER_PARAMS)
     return SchedulerParams(**raw) if isinstance(raw, dict) else SchedulerParams()
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from squall.bundle import MAX_BUNDLE_BYTES
 from squall.messages import RebalanceTopology, RegisterSupervisor, SubmitTopology
 from squall.nimbus import config as C
+from squall.nimbus.graph import cycle_warnings
 from squall.nimbus.records import TopologyRecord
 from squall.rebalance import SCHEDULERS, InvalidInputError, SchedulerParams
 from squall.topology.errors import TopologyError
@@ -37,6 +38,7 @@ class Submission:
     spec: TopologySpec
     conf: dict[str, Any]
     scheduler: str
+    warnings: tuple[str, ...] = ()  # accepted, but worth telling the user (cycles)
 
 
 def spec_digest(spec: TopologySpec) -> str:
@@ -81,7 +83,7 @@ def validate_submit(m: SubmitTopology, bundle_max: int) -> Submission:
     conf[C.NAME] = m.name
     conf[C.SCHEDULER] = m.scheduler
     conf[C.SPEC_DIGEST] = spec_digest(spec)
-    return Submission(spec, conf, m.scheduler)
+    return Submission(spec, conf, m.scheduler, tuple(cycle_warnings(spec)))
 
 
 def validate_rebalance(rec: TopologyRecord, m: RebalanceTopology) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from squall.nimbus.profiles import BoardWindow, Rates
 from squall.nimbus.placement import DeclaredWorkers, place
 from squall.nimbus.queries import Queries
 from squall.nimbus.failures import FailedTopologies
+from squall.nimbus.leadership import Leadership
 from squall.nimbus.records import (
     FAILED, KILLING, REBALANCING, RUNNING, WAITING, SupervisorRecord, TopologyRecord,
 )
@@ -85,10 +86,12 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self._hidden: set[str] = set()  # topologies left out of pushes for a moment
         self._declared = DeclaredWorkers()  # per-node worker sets, rebuilt only on change
         self._pushed_at: dict[str, float] = {}  # supervisor -> when its assignment was last sent
+        self.leadership = Leadership(store)  # the term every assignment carries (fencing)
         self._handlers: dict[type, Callable[[bytes, Any, float], None]] = {
             M.RegisterSupervisor: self._register, M.Heartbeat: self._heartbeat,
             M.SubmitTopology: self._submit, M.KillTopology: self._kill, M.SetActive: self._set_active,
             M.RebalanceTopology: self._rebalance, **self.query_handlers(),
+            M.GetNimbusStatus: lambda peer, m, now: self._reply(peer, m.rid, self.leadership.status()),
         }
         self._init_live()
 
@@ -180,16 +183,18 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         sup.link_mbit, sup.link_delay_ms = m.link_mbit, m.link_delay_ms
         sup.peer, sup.last_seen, sup.dead, sup.last_pushed = peer, now, False, None
         self.supervisors[sup.id] = sup
+        raised = self.leadership.observe(m.term, m.supervisor_id)  # fencing: a board ahead raises the term
         self.store.save_supervisor(sup)
         log.info("supervisor %s registered from %s with ports %s", sup.id, sup.host, sup.ports)
-        self._out.append(Send(peer, M.RegisterReply(ok=True, heartbeat_s=C.number(self.conf, C.HEARTBEAT, 1.0))))
+        self._out.append(Send(peer, M.RegisterReply(ok=True, heartbeat_s=C.number(self.conf, C.HEARTBEAT, 1.0),
+                                                    term=self.leadership.term)))
         # A board that came back with fewer ports: its topologies that lost a port are repaired.
         lost = {r.name for r in self.topologies.values()
                 for s in r.placement.values() if s.node == sup.id and s.port not in sup.ports}
         self._repair(sorted(lost), now)
         self._capacity_changed = True
         self._place_waiting(now)
-        self._push(now, force={sup.id})
+        self._push(now, force=set(self.supervisors) if raised else {sup.id})
 
     def _heartbeat(self, peer: bytes, m: M.Heartbeat, now: float) -> None:
         sup = self.supervisors.get(m.supervisor_id)
@@ -198,6 +203,9 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             self._out.append(Send(peer, M.RegisterReply(ok=False, reason="unknown supervisor; register again")))
             return
         sup.last_seen = now
+        self._out.append(Send(peer, M.HeartbeatAck(m.seq, self.leadership.term)))  # the board's proof of life
+        if self.leadership.observe(m.term):
+            self._push(now, force=set(self.supervisors))
         sup.reports = {(r.topology, r.port): r for r in m.workers}
         if m.board is not None:
             self.boards.add(sup.id, m.board, now, C.number(self.conf, C.METRICS_WINDOW, 30.0))
@@ -225,7 +233,9 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self.topologies[rec.name] = rec
         self._save(rec)
         log.info("topology %s submitted: %s", rec.name, rec.status)
-        self._reply(peer, m.rid, views.topology_entry(rec))
+        for warning in sub.warnings:
+            log.warning("%s", warning)
+        self._reply(peer, m.rid, {**views.topology_entry(rec), "warnings": list(sub.warnings)})
         self._push(now)
 
     def _find(self, name: str) -> TopologyRecord:
@@ -433,7 +443,8 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             self.store.save_supervisor(sup)  # first: a failed save pushes nothing
             sup.last_pushed = workers
             self._pushed_at[sup.id] = now
-            self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, workers)))
+            self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, workers,
+                                                                   self.leadership.term)))
 
     def _prune_boards(self, now: float) -> None:
         """Forget boards silent for ``nimbus.supervisor.retention.secs`` that no placement
@@ -470,5 +481,6 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             if now - pushed_at >= RESEND_S and heard_since >= RESEND_S / 2:
                 self._pushed_at[sup.id] = now
                 self.counters["assignments_resent"] += 1
-                self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, sup.last_pushed)))
+                self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, sup.last_pushed,
+                                                                       self.leadership.term)))
 

@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS rebalance_events (
 );
 CREATE INDEX IF NOT EXISTS rebalance_events_by_topology ON rebalance_events (topology, declined, id);
 CREATE TABLE IF NOT EXISTS loop_clocks (topology TEXT PRIMARY KEY, last_change REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -97,6 +98,7 @@ _COLUMNS = {
     "migrations": {"topology", "record", "states"},
     "rebalance_events": {"id", "topology", "declined", "event"},
     "loop_clocks": {"topology", "last_change"},
+    "meta": {"key", "value"},
 }
 
 
@@ -362,6 +364,23 @@ class Store:
         rows = self._db.execute("SELECT topology, last_change FROM loop_clocks").fetchall()
         return dict(self._read_rows("loop_clocks", lambda r: str(r[0]), rows, lambda r: (str(r[0]), float(r[1]))))
 
+    # -- meta ------------------------------------------------------------------------------
+
+    def load_epoch(self) -> int:
+        """The Nimbus term (epoch) last saved; 0 for a new data directory."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+        if row is None:
+            return 0
+        rows = self._read_rows("meta", lambda r: "epoch", [row], lambda r: int(r[0]))
+        if rows[0] < 0:
+            raise StoreError(f"{self.path}: meta epoch {rows[0]} is negative; delete it (sqlite3 {self.path} "
+                             "\"DELETE FROM meta WHERE key = 'epoch'\") or restore a backup")
+        return rows[0]
+
+    def save_epoch(self, epoch: int) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)", (str(int(epoch)),))
+
     # -- supervisors -----------------------------------------------------------------------
 
     def save_supervisor(self, sup: SupervisorRecord) -> None:
@@ -443,7 +462,7 @@ class _Checkpointer(threading.Thread):
 
 
 _KEY_COLUMN = {"topologies": "name", "assignments": "topology", "supervisors": "id", "migrations": "topology",
-               "loop_clocks": "topology"}
+               "loop_clocks": "topology", "meta": "key"}
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -20,14 +20,18 @@ Squall measures (``squall.rebalance.profile``). For executor ``e`` in worker ``w
 * **Batching**: an item that leaves its worker waits in the batch for the rest of the
   worker's busy period (a worker sends when a round finds nothing to do), about
   ``r/(1-r)`` mean services, at most the flush delay.
+* **Completion**: the spout hears that its tree completed in the next round of its
+  worker's loop: one round's CPU (measured: the loop's own CPU per run) per root tuple.
 * **Quota stops**: on a board capped by a CPU quota the share of time the quota holds the
   board stopped ``f`` is fitted to the measured one (``f ~ rho^4``, scaled to match). A
   stop holds the whole board, so it delays each *stay* of a root tuple on the board (a
   stay starts at the spout or where an item enters from another board) by
   ``f x (half a stop + the stay's time on the board)``.
 * **Time per hop** between executors: 0 inside a worker (an in-memory queue); between
-  workers, the encode/decode CPU; between boards, also each board's one-way link delay
-  and the transmission time of the item on both links, queued (M/M/1) by the links' load.
+  workers, the encode/decode CPU; between boards, also the one-way delay between them —
+  half the sum of the two boards' link delays, each board's share of a round trip
+  (``rtt(A, B) = d(A) + d(B)``) — and the transmission time of the item on both links,
+  queued (M/M/1) by the links' load.
 * **End to end** (Little's law over the network): the time per root tuple is the sum of
   visits and hops weighted by their rates over the source rate; acker items count their
   CPU in full but only one acker visit and one hop in and out per tree, since only the

@@ -34,6 +34,7 @@ from squall.rebalance.latency import (
 from squall.rebalance.model import Node, Workload
 from squall.rebalance.params import SchedulerParams
 from squall.rebalance.prepare import prepare, worker_budget
+from squall.rebalance.relabel import keep_worker_ids
 
 MAX_PASSES = 12
 # A move must save this share of the predicted latency: smaller gains are within the
@@ -55,6 +56,7 @@ class _Topo:
     item_bytes: float
     worker_mb: float
     flush_s: float
+    round_cycles: float
     measured: bool
 
 
@@ -143,6 +145,7 @@ class Network:
             item_bytes=p.item_bytes if p else 0.0,
             worker_mb=p.worker_memory_mb if p else 0.0,
             flush_s=p.flush_s if p else 0.0,
+            round_cycles=p.round_cycles if p else 0.0,
             measured=measured,
         ))
 
@@ -320,6 +323,10 @@ class State:
             value += (self.w_ak[w] * wall + self.w_akv[w] * wait) / topo.ack_rate
         if self.w_outk[w] > 0:
             value += self.w_outk[w] * flush_wait(topo.flush_s, mean_s, busy)
+        if self.w_src[w] > 0 and topo.round_cycles > 0:
+            # A tree completes in the acker, and its spout hears of it in the next round of
+            # its worker's loop: one round per root tuple, on the spout's worker.
+            value += self.w_src[w] / topo.source_rate * topo.round_cycles * wall
         if terms.wake_wait_s > 0:
             # Only an item's arrival wakes the worker for a tuple already in flight: a
             # spout's tuple is timed from its emission, after the wake-up's wait.
@@ -340,7 +347,10 @@ class State:
         ns, nd = self.worker_node[ws], self.worker_node[wd]
         delay = topo.transfer_cycles / net.terms[nd].clock_hz
         if ns != nd:
-            delay += net.terms[ns].link_delay_s + net.terms[nd].link_delay_s
+            # A board's link delay is its share of a round trip to another board (what a
+            # ping measures: rtt(A, B) = d(A) + d(B)), so one way is half the sum. Charging
+            # the sum doubled every cross-board hop against the emulated and measured links.
+            delay += (net.terms[ns].link_delay_s + net.terms[nd].link_delay_s) / 2.0
         return rate * kappa * delay
 
     def latency_by_topology(self) -> list[float]:
@@ -539,7 +549,7 @@ def schedule(
         if best is None or key[:2] < best[:2]:
             best = key
     assert best is not None
-    result = best[2].to_assignment()
+    result = keep_worker_ids(req.hint, best[2].to_assignment())
     kept = req.kept
     return Assignment(kept.executors + result.executors, kept.workers + result.workers)
 

@@ -1,8 +1,9 @@
 """offline: the topology-based scheduler, for a topology nothing has been measured about.
 
-Components are taken in topological order (Kahn's algorithm, ties by name; a cycle is
-broken at its smallest remaining name). Each component's executors, in task order, go to
-slots (workers) holding at most M executors (the alpha formula of the online scheduler):
+Components are taken in topological order (:mod:`squall.topology.order`: layer by layer
+from the sources, by name within a layer, a cycle's members in one layer). Each
+component's executors, in task order, go to slots (workers) holding at most M executors
+(the alpha formula of the online scheduler):
 
 * before component index floor(epsilon x components): round-robin over the not-full slots
   already holding an executor of one of its input components; when there are none, over
@@ -18,28 +19,16 @@ is capacity-blind; ``current`` is used only to keep other topologies where they 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping
 
-from squall.rebalance.assignment import Assignment, ExecutorKey, WorkerKey
+from squall.rebalance.assignment import Assignment, WorkerKey
 from squall.rebalance.errors import InfeasibleError
-from squall.rebalance.model import Node, Workload
+from squall.rebalance.model import Workload
 from squall.rebalance.params import SchedulerParams
-from squall.rebalance.prepare import check_load, m_cap, prepare, worker_budget
+from squall.rebalance.prepare import Request, m_cap
 from squall.rebalance.round_robin import storm_slot_order
-
-
-def topological_order(components: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[str]:
-    """Components with every input before its consumers where the graph allows it."""
-    names = sorted(set(components))
-    preds = {c: {s for s, d in edges if d == c and s != c and s in names} for c in names}
-    order: list[str] = []
-    left = set(names)
-    while left:
-        ready = sorted(c for c in left if not preds[c] & left)
-        nxt = ready[0] if ready else min(left)  # a cycle: break it deterministically
-        order.append(nxt)
-        left.remove(nxt)
-    return order
+from squall.rebalance.two_phase import two_phase
+from squall.topology.order import topological_order
 
 
 def slots_for_topology(wl: Workload, n_slots: int, params: SchedulerParams) -> list[list[int]]:
@@ -76,27 +65,27 @@ def slots_for_topology(wl: Workload, n_slots: int, params: SchedulerParams) -> l
     return slots
 
 
-def schedule(
-    workloads: Sequence[Workload],
-    nodes: Sequence[Node],
-    params: SchedulerParams = SchedulerParams(),
-    current: Assignment | None = None,
-) -> Assignment:
-    """Topology-based placement of ``workloads`` (see module doc)."""
-    req = prepare(workloads, nodes, current)
-    check_load(req, params)
-    budget = worker_budget(req, params)
-    free = dict(req.free)
-    executor_worker: dict[ExecutorKey, int] = {}
+def executors_to_slots(wl: Workload, n_workers: int, params: SchedulerParams, _hint: Assignment) -> dict[int, int]:
+    """Phase 1: {executor id: slot k}, by :func:`slots_for_topology` (blind to ``current``)."""
+    return {e: k for k, executors in enumerate(slots_for_topology(wl, n_workers, params)) for e in executors}
+
+
+def storm_slots(
+    request: Request, _params: SchedulerParams, placed: Mapping[str, Mapping[int, int]]
+) -> dict[WorkerKey, str]:
+    """Phase 2: slot k of each topology (name order) is the k-th of the slots still free,
+    in Storm's order, as round_robin takes them."""
+    free = dict(request.free)
     worker_node: dict[WorkerKey, str] = {}
-    for wl in req.workloads:
-        t = wl.topology
-        order = storm_slot_order(free)[: budget[t]]
-        if not order:  # worker_budget leaves at least one slot per topology
-            raise InfeasibleError(f"topology {t!r}: no free slot left")
-        for k, executors in enumerate(slots_for_topology(wl, len(order), params)):
-            worker_node[(t, k)] = order[k]
-            free[order[k]] -= 1
-            for e in executors:
-                executor_worker[(t, e)] = k
-    return Assignment.of(executor_worker, worker_node).merge(req.kept)
+    for t in sorted(placed):
+        slots = sorted(set(placed[t].values()))
+        order = storm_slot_order(free)[: len(slots)]
+        if len(order) < len(slots):  # worker_budget leaves a slot for every worker
+            raise InfeasibleError(f"topology {t!r}: {len(slots)} workers but {len(order)} free slots left")
+        for k, node in zip(slots, order):
+            worker_node[(t, k)] = node
+            free[node] -= 1
+    return worker_node
+
+
+schedule = two_phase(executors_to_slots, storm_slots, doc="Topology-based placement of ``workloads`` (see module doc).")

@@ -18,31 +18,15 @@ they share most executors with, so unchanged groups keep their worker ids.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from squall.rebalance.assignment import Assignment
 from squall.rebalance.greedy import COST_DECIMALS, TOLERANCE, Level, PairGreedy
-from squall.rebalance.model import Node, Workload
+from squall.rebalance.model import Workload
 from squall.rebalance.params import SchedulerParams
-from squall.rebalance.phase2 import assemble, place_workers
-from squall.rebalance.prepare import check_load, m_cap, prepare, worker_budget
+from squall.rebalance.prepare import m_cap
 from squall.rebalance.scorers import Scorer, best_id
-
-
-def schedule(
-    workloads: Sequence[Workload],
-    nodes: Sequence[Node],
-    params: SchedulerParams = SchedulerParams(),
-    current: Assignment | None = None,
-) -> Assignment:
-    """Place ``workloads`` on ``nodes`` minimising inter-node traffic (see module doc)."""
-    req = prepare(workloads, nodes, current)
-    check_load(req, params)
-    budget = worker_budget(req, params)
-    placed = {wl.topology: executors_to_workers(wl, budget[wl.topology], params, req.hint) for wl in req.workloads}
-    return assemble(req, placed, place_workers(req, params, placed))
+from squall.rebalance.two_phase import two_phase
 
 
 def adjacency_of(wl: Workload) -> list[dict[int, float]]:
@@ -160,3 +144,8 @@ def relabel(wl: Workload, groups: list[int], labels: list[int], hint: Assignment
         if g not in name:
             name[g] = next(spare)
     return {e.id: name[g] for e, g in zip(wl.executors, groups)}
+
+
+schedule = two_phase(
+    executors_to_workers, doc="Place ``workloads`` on ``nodes`` minimising inter-node traffic (see module doc)."
+)

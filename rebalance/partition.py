@@ -14,7 +14,6 @@ honoured the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,29 +21,14 @@ import numpy as np
 from squall.rebalance.assignment import Assignment
 from squall.rebalance.errors import InvalidInputError
 from squall.rebalance.greedy import Level, PairGreedy
-from squall.rebalance.model import Node, Workload
+from squall.rebalance.model import Workload
 from squall.rebalance.online import adjacency_of, fill_empty_workers, initial_labels, relabel
 from squall.rebalance.params import SchedulerParams
-from squall.rebalance.phase2 import assemble, place_workers
-from squall.rebalance.prepare import check_load, prepare, worker_budget
+from squall.rebalance.two_phase import two_phase
 
 METIS_SEED = 0
 EDGE_SCALE = 10**6
 VERTEX_SCALE = 10**4
-
-
-def schedule(
-    workloads: Sequence[Workload],
-    nodes: Sequence[Node],
-    params: SchedulerParams = SchedulerParams(),
-    current: Assignment | None = None,
-) -> Assignment:
-    """METIS executors -> workers, then the online phase 2 (see module doc)."""
-    req = prepare(workloads, nodes, current)
-    check_load(req, params)
-    budget = worker_budget(req, params)
-    placed = {wl.topology: partition_executors(wl, budget[wl.topology], params, req.hint) for wl in req.workloads}
-    return assemble(req, placed, place_workers(req, params, placed))
 
 
 def metis_parts(adjacency: list[dict[int, float]], loads: np.ndarray, n_parts: int) -> list[int]:
@@ -110,3 +94,6 @@ def partition_executors(
         greedy.place_single(k)
     fill_empty_workers(greedy, wl, np.inf, greedy.hint)
     return relabel(wl, [int(w) for w in greedy.where], initial_labels(wl.topology, n_workers, hint), hint)
+
+
+schedule = two_phase(partition_executors, doc="METIS executors -> workers, then the online phase 2 (see module doc).")

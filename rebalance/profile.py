@@ -49,7 +49,7 @@ class BoardProfile:
     clock_hz: float = 0.0  # the clock service cycles are divided by (0: unknown)
     memory_mb: float = 0.0  # memory the board has for workers (0: unknown, not checked)
     link_mbit: float = 0.0  # link rate each way (0: unknown, transmission time ignored)
-    link_delay_ms: float = 0.0  # one-way delay of the board's link
+    link_delay_ms: float = 0.0  # the board's share of a round trip to another board: rtt(A, B) = d(A) + d(B)
     cpu_period_s: float = 0.0  # CFS period when a quota caps the board (0: no quota)
     measured_utilisation: float = 0.0  # board CPU used / cores over the window
     throttled_share: float = 0.0  # share of the window the quota held the board stopped
@@ -108,7 +108,8 @@ class WorkloadProfile:
     transfer_cycles_per_item: float = 0.0  # CPU per item crossing workers, both ends together
     item_bytes: float = 0.0  # mean bytes of an item on the wire
     worker_memory_mb: float = 0.0  # resident memory of one worker
-    flush_s: float = 0.0  # mean wait of an item in the sender's batch before it is sent
+    flush_s: float = 0.0  # the transfer's flush delay: the longest an item waits in its sender's batch
+    round_cycles: float = 0.0  # CPU of one round of a worker's loop, besides executors and transfer
 
     def __post_init__(self) -> None:
         execs = tuple(sorted(self.executors, key=lambda e: e.id))
@@ -119,7 +120,7 @@ class WorkloadProfile:
         object.__setattr__(self, "sources", tuple(sorted(set(self.sources))))
         object.__setattr__(self, "ackers", tuple(sorted(set(self.ackers))))
         for name in ("source_rate", "worker_overhead_hz", "transfer_cycles_per_item", "item_bytes",
-                     "worker_memory_mb", "flush_s"):
+                     "worker_memory_mb", "flush_s", "round_cycles"):
             object.__setattr__(self, name, _number(getattr(self, name), f"workload profile: {name}"))
 
     def of(self, executor_id: int) -> ExecutorProfile | None:
@@ -139,6 +140,7 @@ class WorkloadProfile:
             "item_bytes": self.item_bytes,
             "worker_memory_mb": self.worker_memory_mb,
             "flush_s": self.flush_s,
+            "round_cycles": self.round_cycles,
         }
 
     @classmethod
@@ -168,6 +170,7 @@ class WorkloadProfile:
 
         extra = {k: _number(data[k], f"{where}.{k}") for k in (
             "worker_overhead_hz", "transfer_cycles_per_item", "item_bytes", "worker_memory_mb", "flush_s",
+            "round_cycles",
         ) if k in data}
         return cls(tuple(execs), _number(data["source_rate"], f"{where}.source_rate"),
                    ids("sources"), ids("ackers"), **extra)

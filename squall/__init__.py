@@ -10,6 +10,8 @@ does not pay for the topology DSL, and no import of ``squall`` loads zmq.
 
 from __future__ import annotations
 
+from squall.lazy import lazy_names
+
 __version__ = "0.1.0"
 
 _USER_API = {
@@ -25,14 +27,4 @@ _USER_API = {
 }
 
 __all__ = ["__version__", *_USER_API]
-
-
-def __getattr__(name: str):
-    module_name = _USER_API.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'squall' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _USER_API, globals())

@@ -257,10 +257,20 @@ def find_nimbus(
     cluster: str = DEFAULT_CLUSTER, port: int = DEFAULT_PORT, timeout_s: float | None = None,
     key: bytes | None = None, targets: Iterable[str] | None = None, round_s: float = 1.0,
 ) -> Found | None:
-    """Search round after round until a Nimbus of ``cluster`` answers (None after ``timeout_s``).
+    """The first Nimbus of ``cluster`` that :func:`find_nimbuses` finds (None after ``timeout_s``)."""
+    found = find_nimbuses(cluster, port, timeout_s, key, targets, round_s)
+    return found[0] if found else None
 
-    A board that boots before Nimbus keeps asking (the pause grows to 10 s); when several
-    Nimbuses of the same cluster answer, the first wins and the others are logged.
+
+def find_nimbuses(
+    cluster: str = DEFAULT_CLUSTER, port: int = DEFAULT_PORT, timeout_s: float | None = None,
+    key: bytes | None = None, targets: Iterable[str] | None = None, round_s: float = 1.0,
+) -> list[Found]:
+    """Search round after round until some Nimbus of ``cluster`` answers; every one that
+    answered in that round (all replicas of the cluster), in the order they answered
+    ([] after ``timeout_s``). A board that boots before Nimbus keeps asking (the pause grows
+    to 10 s). Whether they are replicas of one cluster or rival Nimbuses, the boards'
+    fencing (terms) decides whose assignments count.
     """
     targets = list(targets) if targets is not None else None
     started = time.monotonic()
@@ -271,11 +281,11 @@ def find_nimbus(
         found = search(cluster, port, round_s, key, targets)
         if found:
             if len(found) > 1:
-                log.warning("several Nimbuses of cluster %r answered: %s; using %s", cluster,
-                            ", ".join(f.address for f in found), found[0].address)
-            return found[0]
+                log.info("%d Nimbuses of cluster %r answered: %s", len(found), cluster,
+                         ", ".join(f.address for f in found))
+            return found
         if timeout_s is not None and time.monotonic() - started >= timeout_s:
-            return None
+            return []
         if attempt == 1 or attempt % 10 == 0:
             log.info("no Nimbus of cluster %r answered on UDP %d yet; still looking", cluster, port)
         pause = min(10.0, pause + 1.0)

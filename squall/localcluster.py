@@ -16,8 +16,11 @@ Nimbus, and kills whatever did not stop in time, so nothing is left running.
 Fault injection for tests and the chaos run: ``worker_pids``, ``kill_worker`` (kill -9 of
 one worker), ``kill_board`` (kill -9 of a supervisor and its workers), ``freeze_board`` /
 ``thaw_board`` (SIGSTOP / SIGCONT of them: a cut link, the processes keep their state),
-``kill_nimbus`` and ``restart_nimbus`` (same data directory, same ports). ``close()`` thaws
-frozen boards first, so it still stops everything.
+``kill_nimbus`` and ``restart_nimbus`` (same data directory and ports, or another port or an
+empty data directory). ``close()`` thaws frozen boards first, so it still stops everything.
+
+``supervisor_nimbus`` is the address list supervisors get (``--nimbus A,B``; default: this
+Nimbus only), so a test can give them an address Nimbus will move to, or a dead one first.
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ class LocalCluster:
         startup_timeout_s: float = 30.0,
         extra_env: dict[str, str] | None = None,
         keys: str | Path | None = None,
+        supervisor_nimbus: Sequence[str] | None = None,
+        supervisor_args: Sequence[str] = (),
     ) -> None:
         if supervisors < 1 or slots < 1:
             raise ValueError("a local cluster needs at least one supervisor with one slot")
@@ -103,11 +108,19 @@ class LocalCluster:
         self.nimbus_proc: subprocess.Popen | None = None
         self.supervisor_procs: dict[str, subprocess.Popen] = {}
         self.frozen: dict[str, list[int]] = {}  # node -> pids stopped by freeze_board
+        self.supervisor_nimbus = list(supervisor_nimbus) if supervisor_nimbus else None
+        self.supervisor_args = list(supervisor_args)
+        self.nimbus_dir = self.data_dir / "nimbus"
         self._closed = False
 
     @property
     def nimbus_address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def nimbus_addresses(self) -> list[str]:
+        """Every address given to supervisors (what ``SQUALL_NIMBUS`` should hold)."""
+        return self.supervisor_nimbus or [self.nimbus_address]
 
     @property
     def node_ids(self) -> list[str]:
@@ -147,7 +160,7 @@ class LocalCluster:
     def _start_nimbus(self) -> None:
         self.nimbus_proc = self._spawn("nimbus", [
             "nimbus", "--host", "127.0.0.1", "--port", str(self.port),
-            "--data-dir", str(self.data_dir / "nimbus"), "--http-port", str(self.http_port),
+            "--data-dir", str(self.nimbus_dir), "--http-port", str(self.http_port),
             "--log-level", self.log_level, *self._keys_args,
         ])
 
@@ -155,9 +168,9 @@ class LocalCluster:
         """Start (or restart) the supervisor of ``node`` on fresh worker ports."""
         ports = free_port_range(self.slots)
         args = [
-            "supervisor", "--nimbus", self.nimbus_address, "--id", node, "--slots", str(self.slots),
+            "supervisor", "--nimbus", ",".join(self.nimbus_addresses), "--id", node, "--slots", str(self.slots),
             "--ports", f"{ports[0]}-{ports[-1]}", "--data-dir", str(self.data_dir / node),
-            "--log-level", self.log_level, *self._keys_args,
+            "--log-level", self.log_level, *self._keys_args, *self.supervisor_args,
         ]
         if self.capacity_hz:
             args += ["--capacity-hz", str(self.capacity_hz)]
@@ -278,11 +291,17 @@ class LocalCluster:
         self.nimbus_proc.wait()
         return pid
 
-    def restart_nimbus(self, timeout_s: float | None = None) -> None:
-        """Start Nimbus again on the same data directory and ports (after ``kill_nimbus`` or
-        a stop) and return once it answers."""
+    def restart_nimbus(self, timeout_s: float | None = None, port: int | None = None,
+                       data_dir: str | Path | None = None) -> None:
+        """Start Nimbus again (after ``kill_nimbus`` or a stop) and return once it answers: on
+        the same data directory and ports, or on ``port`` and/or ``data_dir`` (an empty
+        one: a Nimbus that lost its state). ``client()`` follows it."""
         if self.nimbus_proc is not None and self.nimbus_proc.poll() is None:
             raise RuntimeError("Nimbus is still running")
+        if port is not None:
+            self.port = port
+        if data_dir is not None:
+            self.nimbus_dir = Path(data_dir)
         self._start_nimbus()
         deadline = time.monotonic() + (timeout_s or self.startup_timeout_s)
         while time.monotonic() < deadline:

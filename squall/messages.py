@@ -13,6 +13,12 @@ Planes and who speaks:
 * Worker -> worker (PUSH -> PULL on the slot port): tuple batches, encoded by
   ``squall.supervisor.transfer`` (not here: the hot path has its own compact codec).
 
+Fencing (docs/failures.md): every ``SupervisorAssignment`` carries the ``term`` of the Nimbus
+that issued it; a board orders assignments by (term, version), accepts a higher term whatever
+its version and refuses an older term. Boards report the highest term they accepted in
+``RegisterSupervisor`` and ``Heartbeat``, so a Nimbus started on an empty or rolled-back data
+directory starts above it. ``term`` 0 is "sent by a Squall without terms" (old frames decode).
+
 Metrics are cumulative counters since the worker started; Nimbus turns differences over its
 window into rates (tuples/s, cycles/s), so a lost heartbeat loses no information.
 """
@@ -137,6 +143,9 @@ class RegisterSupervisor:
     # unknown. The testbed passes its emulated links' rate and one-way delay.
     link_mbit: float | None = None
     link_delay_ms: float | None = None
+    # The highest Nimbus term this board accepted an assignment of (0: none yet): a Nimbus
+    # below it, or a stranger issuing the same term, starts a newer one (nimbus.leadership).
+    term: int = field(default=0, metadata=NON_NEGATIVE)
 
 
 @message
@@ -144,6 +153,18 @@ class RegisterReply:
     ok: bool
     reason: str = ""
     heartbeat_s: float = 1.0
+    term: int = field(default=0, metadata=NON_NEGATIVE)  # the answering Nimbus's term
+    # Set by a Nimbus that is not the leader (a follower replica): register there instead.
+    leader: str = ""
+
+
+@message
+class HeartbeatAck:
+    """Nimbus's answer to each heartbeat: proof to the board that its Nimbus is alive (a board
+    that hears nothing for ``supervisor.nimbus.timeout.secs`` looks for another Nimbus)."""
+
+    seq: int
+    term: int = field(default=0, metadata=NON_NEGATIVE)
 
 
 @message
@@ -153,6 +174,7 @@ class Heartbeat:
     workers: list[WorkerReport]
     rss_bytes: int = 0
     board: BoardMetrics | None = None  # None: a supervisor of an older version
+    term: int = field(default=0, metadata=NON_NEGATIVE)  # the highest Nimbus term the board accepted
 
 
 @record
@@ -180,6 +202,7 @@ class SupervisorAssignment:
     supervisor_id: str
     version: int
     workers: list[WorkerAssignment]
+    term: int = field(default=0, metadata=NON_NEGATIVE)  # the issuing Nimbus's term: (term, version) orders
 
 
 # -- worker <-> supervisor ------------------------------------------------------------------
@@ -294,6 +317,24 @@ class Reply:
     ok: bool
     error: str = ""
     data: Any = None
+
+
+@message
+class NotLeader:
+    """The answer of a Nimbus that is not the leader to a request (``rid``): ask ``leader``
+    ("host:port"; "" while no leader is known: try the next address). Only replicas that
+    follow send it; a client follows it to the leader."""
+
+    rid: int
+    leader: str = ""
+    term: int = field(default=0, metadata=NON_NEGATIVE)
+
+
+@message
+class GetNimbusStatus:
+    """Who leads, in which term, and every replica's address, role and pid."""
+
+    rid: int
 
 
 # -- CLI -> nimbus: rebalancing ---------------------------------------------------------------

@@ -12,7 +12,11 @@ workers as ``python -m squall.supervisor.worker LAUNCH_FILE`` and watches them. 
   workers also exit by themselves if the daemon dies (they watch their parent);
 * disk stays bounded: extracted code of topologies no longer wanted (and of older
   versions) is deleted, at start and when a new version arrives; a worker's log is rotated
-  at ``MAX_LOG_BYTES`` when the worker starts (one previous file kept).
+  at ``MAX_LOG_BYTES`` when the worker starts (one previous file kept);
+* Nimbus may move: the daemon holds a list of Nimbus addresses (``nimbus``, or what
+  ``rediscover`` returns) and, when the state finds Nimbus silent for ``nimbus_timeout_s``
+  (``ReconnectNimbus``), connects to the next one and registers there; a registration refused
+  with a ``leader`` address is followed there at once. Workers are not touched.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import psutil
 import zmq
@@ -38,7 +42,9 @@ from squall.security import ClusterKeys, release, secure_client, secure_server
 from squall.supervisor.board_metrics import BoardReader
 from squall.supervisor.facts import BoardFacts
 from squall.supervisor.state import (
+    DEFAULT_NIMBUS_TIMEOUT_S,
     FetchTopology,
+    ReconnectNimbus,
     SendNimbus,
     StartWorker,
     StopWorker,
@@ -62,7 +68,7 @@ NIMBUS_FRAME_LIMIT = limit_of("Reply").frame_bytes  # what Nimbus sends down: th
 class SupervisorDaemon:
     def __init__(
         self,
-        nimbus: str,
+        nimbus: str | list[str],
         facts: BoardFacts,
         ports: list[int],
         data_dir: Path,
@@ -70,8 +76,15 @@ class SupervisorDaemon:
         cluster: str = "squall",
         metrics_port: int = 0,
         keys: ClusterKeys | None = None,
+        nimbus_timeout_s: float = DEFAULT_NIMBUS_TIMEOUT_S,
+        rediscover: Callable[[], list[str]] | None = None,
     ) -> None:
-        self.nimbus = nimbus
+        # Every address Nimbus may answer on, tried in order; ``self.nimbus`` is the current one.
+        self.nimbus_addresses = [nimbus] if isinstance(nimbus, str) else list(nimbus)
+        if not self.nimbus_addresses:
+            raise ValueError("a supervisor needs at least one Nimbus address")
+        self.nimbus = self.nimbus_addresses[0]
+        self.rediscover = rediscover  # a fresh address list when every known address fell silent
         self.keys = keys  # CURVE to Nimbus and to the workers, who get the folder (squall.security)
         self.facts = facts
         self.ports = ports
@@ -93,6 +106,7 @@ class SupervisorDaemon:
                 link_delay_ms=facts.link_delay_ms,
             )
         )
+        self.state.nimbus_timeout_s = nimbus_timeout_s
         self.procs: dict[int, subprocess.Popen] = {}
         self.topology_dirs: dict[str, Path] = {}
         self.topology_specs: dict[str, dict] = {}
@@ -180,12 +194,18 @@ class SupervisorDaemon:
                 self._bad("nimbus", exc)
                 continue
             if isinstance(msg, m.RegisterReply):
-                if not msg.ok:
+                if not msg.ok and msg.leader and msg.leader != self.nimbus:
+                    log.info("Nimbus at %s is not the leader; registering with %s", self.nimbus, msg.leader)
+                    self._switch_nimbus(msg.leader)
+                elif not msg.ok:
                     log.warning("Nimbus refused registration: %s", msg.reason)
                 self._execute(self.state.on_register_reply(msg, now))
+            elif isinstance(msg, m.HeartbeatAck):
+                self._execute(self.state.on_heartbeat_ack(msg, now))
             elif isinstance(msg, m.SupervisorAssignment):
                 self._execute(self.state.on_assignment(msg, now))
             elif isinstance(msg, m.Reply):
+                self.state.on_nimbus_heard(now)
                 self._on_fetch_reply(msg, now)
             else:
                 self._bad("nimbus", WireError(f"unexpected {type(msg).__name__}"))
@@ -251,6 +271,44 @@ class SupervisorDaemon:
                 self._stop_worker(cmd.port)
             elif isinstance(cmd, UpdateWorker):
                 self.worker_sock.send_multipart([str(cmd.port).encode(), encode(cmd.update)])
+            elif isinstance(cmd, ReconnectNimbus):
+                self._next_nimbus(cmd.silent_s, cmd.attempt)
+
+    # -- finding Nimbus ------------------------------------------------------------------
+
+    def _next_nimbus(self, silent_s: float, attempt: int) -> None:
+        """Nimbus at ``self.nimbus`` fell silent: move to the next known address; after the
+        last one, ask discovery (when the addresses came from it) for a fresh list. Logged
+        as a warning at the first attempt of a silence and every 20th (a long outage does
+        not flood the log)."""
+        addresses = self.nimbus_addresses
+        i = addresses.index(self.nimbus) if self.nimbus in addresses else -1
+        if i + 1 >= len(addresses) and self.rediscover is not None:
+            found = self.rediscover()  # one short search round; workers run on meanwhile
+            if found:
+                self.nimbus_addresses = addresses = list(dict.fromkeys(found))
+                i = -1
+        target = addresses[(i + 1) % len(addresses)]
+        log.log(logging.WARNING if attempt % 20 == 1 else logging.DEBUG,
+                "no word from Nimbus at %s for %.1f s; trying %s (attempt %d; workers keep running)",
+                self.nimbus, silent_s, target, attempt)
+        self._switch_nimbus(target)
+
+    def _switch_nimbus(self, address: str) -> None:
+        """Point the control-plane socket at ``address`` (a no-op when it already is)."""
+        if address == self.nimbus:
+            return
+        try:
+            self.nimbus_sock.disconnect(f"tcp://{self.nimbus}")
+        except zmq.ZMQError:  # never connected (a bad address) or already gone
+            pass
+        self.nimbus = address
+        if address not in self.nimbus_addresses:
+            self.nimbus_addresses.append(address)
+        self.nimbus_sock.connect(f"tcp://{address}")
+        # Fetches in flight went to the old Nimbus: ask the new one at once.
+        self._fetches.clear()
+        self._wanted = dict.fromkeys(self._wanted)
 
     def _send_fetches(self, now: float) -> None:
         """Send each wanted fetch not sent yet, or unanswered for ``FETCH_RETRY_S``; never block."""

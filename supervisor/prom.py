@@ -33,6 +33,18 @@ class SupervisorCollector(Collector):
         bad = CounterMetricFamily("squall_supervisor_bad_frames", "frames dropped as malformed", labels=["supervisor"])
         bad.add_metric([sid], d.bad_frames)
         yield bad
+        term = GaugeMetricFamily("squall_supervisor_nimbus_term", "the Nimbus term this board follows",
+                                 labels=["supervisor"])
+        term.add_metric([sid], d.state.term)
+        yield term
+        refused = CounterMetricFamily("squall_supervisor_refused_assignments",
+                                      "assignments refused for an older Nimbus term (fencing)", labels=["supervisor"])
+        refused.add_metric([sid], d.state.refused_assignments)
+        yield refused
+        moved = CounterMetricFamily("squall_supervisor_nimbus_reconnects",
+                                    "times Nimbus fell silent and another address was tried", labels=["supervisor"])
+        moved.add_metric([sid], d.state.reconnects)
+        yield moved
         wup = GaugeMetricFamily("squall_worker_up", "1 while the worker process runs",
                                 labels=["supervisor", "topology", "port"])
         restarts = CounterMetricFamily("squall_worker_restarts", "worker restarts",

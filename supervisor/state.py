@@ -23,17 +23,29 @@ Guarantees:
   keeps dying young; after ``MAX_FAST_FAILURES`` deaths within ``FAST_FAILURE_S`` of their
   start it is marked failed and left stopped (no crash loop), and the failure is reported;
 * a heartbeat goes to Nimbus every ``heartbeat_s`` once registered, and registration is
-  retried every ``heartbeat_s`` until Nimbus accepts it.
+  retried every ``heartbeat_s`` until Nimbus accepts it;
+* fencing: assignments are ordered by (term, version). One of a higher term than any
+  accepted is applied whatever its version (a new Nimbus, or one restarted on an empty
+  data dir, numbers from 1 again); one of an older term is refused, counted in
+  ``refused_assignments`` and logged (a warning once per stale term); registrations and heartbeats report the highest term
+  accepted, so a Nimbus that is behind starts a newer one;
+* a board that hears nothing from its Nimbus (no reply, ack or assignment) for
+  ``nimbus_timeout_s`` looks for another: one ``ReconnectNimbus`` per silent period, after
+  which it registers again (not with a Nimbus without terms, which sends no acks). Its
+  workers are not touched: a change of Nimbus moves no executor.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from squall.config import SPEC_DIGEST  # set by Nimbus in every worker's conf
 from squall.messages import (
     BoardMetrics,
     Heartbeat,
+    HeartbeatAck,
     RegisterReply,
     RegisterSupervisor,
     SupervisorAssignment,
@@ -44,10 +56,16 @@ from squall.messages import (
     WorkerUpdate,
 )
 
-SPEC_DIGEST = "topology.spec.digest"  # set by Nimbus in every worker's conf
 FAST_FAILURE_S = 10.0  # a worker that dies younger than this counts as a fast failure
 MAX_FAST_FAILURES = 5
 MAX_BACKOFF_S = 8.0
+# How long a board waits without a word from its Nimbus before it looks for another. Below
+# Nimbus's own supervisor timeout (5 s) minus a heartbeat, so a board re-attaches to a Nimbus
+# restarted elsewhere before that Nimbus declares it dead and moves its workers.
+NIMBUS_TIMEOUT_KEY = "supervisor.nimbus.timeout.secs"
+DEFAULT_NIMBUS_TIMEOUT_S = 3.0
+
+log = logging.getLogger("squall.supervisor")
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -79,7 +97,16 @@ class UpdateWorker:
     update: WorkerUpdate
 
 
-Command = SendNimbus | FetchTopology | StartWorker | StopWorker | UpdateWorker
+@dataclass(frozen=True)
+class ReconnectNimbus:
+    """Nimbus has been silent for the timeout: connect to the next address (or discover
+    again); registration follows on the next tick."""
+
+    silent_s: float
+    attempt: int = 1  # reconnects since Nimbus was last heard (1: the first)
+
+
+Command = SendNimbus | FetchTopology | StartWorker | StopWorker | UpdateWorker | ReconnectNimbus
 
 
 @dataclass
@@ -118,6 +145,16 @@ class SupervisorState:
     # Reads the board's CPU and memory for each heartbeat (the daemon sets a BoardReader's).
     read_board: Callable[[], BoardMetrics | None] | None = None
     spec_digests: dict[str, object] = field(default_factory=dict)  # topology -> digest fetched
+    term: int = 0  # the highest Nimbus term an assignment was accepted from (fencing)
+    refused_assignments: int = 0  # assignments of an older term, refused
+    last_refused_term: int = -1  # warned about once; its resends are only counted
+    nimbus_timeout_s: float | None = None  # None: never look elsewhere (the daemon sets it)
+    last_heard_at: float | None = None  # when Nimbus last sent anything (None: not yet)
+    reconnects: int = 0
+    silent_attempts: int = 0  # reconnects since Nimbus was last heard
+    # False after a registration answered by a Nimbus without terms: it sends no heartbeat
+    # acks, so its silence proves nothing (the board stays, as boards did before).
+    nimbus_acks: bool = True
 
     @property
     def supervisor_id(self) -> str:
@@ -125,12 +162,29 @@ class SupervisorState:
 
     # -- nimbus ---------------------------------------------------------------------------
 
+    def on_nimbus_heard(self, now: float, term: int | None = None) -> None:
+        """A valid frame from Nimbus (of ``term``, when it states one): it is alive (see
+        ``tick``). A Nimbus of an older term is not: its acks must not keep the board from
+        looking for the current leader."""
+        if term is not None and 0 < term < self.term:
+            return
+        self.last_heard_at = now
+        self.silent_attempts = 0
+
+    def on_heartbeat_ack(self, ack: HeartbeatAck, now: float) -> list[Command]:
+        self.on_nimbus_heard(now, ack.term)
+        return []
+
     def on_register_reply(self, reply: RegisterReply, now: float) -> list[Command]:
+        self.on_nimbus_heard(now, reply.term)
         if reply.ok:
             self.registered = True
-            # A new registration may start a new numbering (a Nimbus that forgot this board):
-            # the full assignment it pushes next is the truth, whatever its version.
-            self.assignment_version = -1
+            self.nimbus_acks = reply.term > 0
+            if reply.term == 0:
+                # A Nimbus without terms: a new registration may start a new numbering (one
+                # that forgot this board), so what it pushes next is the truth. With terms,
+                # a Nimbus that is behind starts a newer term instead (see on_assignment).
+                self.assignment_version = -1
             self.heartbeat_s = reply.heartbeat_s or self.heartbeat_s
             self.next_heartbeat_at = now
             return []
@@ -140,8 +194,22 @@ class SupervisorState:
         return []
 
     def on_assignment(self, msg: SupervisorAssignment, now: float) -> list[Command]:
-        if msg.supervisor_id != self.supervisor_id or msg.version < self.assignment_version:
-            return []  # not ours, or older than what we run
+        self.on_nimbus_heard(now, msg.term)
+        if msg.supervisor_id != self.supervisor_id:
+            return []
+        if msg.term < self.term:
+            self.refused_assignments += 1
+            level = logging.WARNING if msg.term != self.last_refused_term else logging.DEBUG
+            self.last_refused_term = msg.term
+            log.log(level, "refused assignment version %d of term %d: this board follows term %d (a deposed or "
+                        "stale Nimbus; %d refused so far)", msg.version, msg.term, self.term, self.refused_assignments)
+            return []
+        if msg.term == self.term and msg.version < self.assignment_version:
+            return []  # older than what we run (a resend crossed a newer one)
+        if msg.term > self.term and self.term:
+            log.info("Nimbus term %d replaces term %d: its assignment version %d is the truth",
+                     msg.term, self.term, msg.version)
+        self.term = msg.term
         self.assignment_version = msg.version
         desired = {w.port: w for w in msg.workers if w.port in self.registration.ports}
         cmds: list[Command] = []
@@ -240,11 +308,22 @@ class SupervisorState:
 
     def tick(self, now: float) -> list[Command]:
         cmds: list[Command] = []
+        if self.last_heard_at is None:
+            self.last_heard_at = now  # the silence is counted from the first tick
+        silent_s = now - self.last_heard_at
+        if self.nimbus_timeout_s is not None and self.nimbus_acks and silent_s >= self.nimbus_timeout_s:
+            # Look elsewhere and register there; workers keep running meanwhile.
+            self.last_heard_at = now
+            self.reconnects += 1
+            self.silent_attempts += 1
+            self.registered = False
+            self.next_register_at = now
+            cmds.append(ReconnectNimbus(silent_s, self.silent_attempts))
         if not self.registered:
             if now >= self.next_register_at:
                 self.next_register_at = now + self.heartbeat_s
                 self.registrations_sent += 1
-                cmds.append(SendNimbus(self.registration))
+                cmds.append(SendNimbus(replace(self.registration, term=self.term)))
         elif now >= self.next_heartbeat_at:
             cmds.append(self._heartbeat(now))
         cmds.extend(self._due_starts(now))
@@ -254,7 +333,7 @@ class SupervisorState:
         self.next_heartbeat_at = now + self.heartbeat_s
         self.seq += 1
         board = self.read_board() if self.read_board is not None else None
-        return SendNimbus(Heartbeat(self.supervisor_id, self.seq, self.reports(), self.rss_bytes, board))
+        return SendNimbus(Heartbeat(self.supervisor_id, self.seq, self.reports(), self.rss_bytes, board, self.term))
 
     def reports(self) -> list[WorkerReport]:
         return [

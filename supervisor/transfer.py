@@ -41,6 +41,7 @@ import logging
 from collections import deque
 from typing import Any, Callable
 
+from squall import config
 from squall.supervisor.runtime.stats import CpuMeter
 from squall.supervisor.transfer_codec import FRAME_VERSION, Sink, TupleCodec, encode_frame
 
@@ -49,7 +50,7 @@ __all__ = ["FRAME_VERSION", "IN_TRANSIT", "MAX_DATA_FRAME_BYTES", "Outbox", "Tup
 log = logging.getLogger("squall.transfer")
 
 DEFAULT_BATCH_SIZE = 256
-DEFAULT_FLUSH_MS = 1.0
+DEFAULT_FLUSH_MS = config.DEFAULT_TRANSFER_FLUSH_MS
 DEFAULT_BACKLOG_FRAMES = 256
 DEFAULT_HOLD_LIMIT = 200_000
 # The largest tuple batch: receivers set it as their PULL socket's MAXMSGSIZE (ZeroMQ drops a

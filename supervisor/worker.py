@@ -45,7 +45,7 @@ from typing import Any, Callable
 
 import zmq
 
-from squall import security, wire
+from squall import config, security, wire
 from squall.messages import WorkerHeartbeat, WorkerLaunch, WorkerUpdate
 from squall.supervisor.runtime.engine import Engine, acker_count
 from squall.supervisor.runtime.stats import CpuMeter
@@ -149,7 +149,7 @@ class Worker:
         self.ctx = context if context is not None else zmq.Context.instance()
         self.pull = self.ctx.socket(zmq.PULL)
         self.pull.setsockopt(zmq.LINGER, 0)
-        self.hwm = int(self.conf.get("squall.transfer.hwm", DEFAULT_HWM))
+        self.hwm = int(self.conf.get(config.TRANSFER_HWM, DEFAULT_HWM))
         self.pull.setsockopt(zmq.RCVHWM, self.hwm)
         self.pull.setsockopt(zmq.MAXMSGSIZE, MAX_DATA_FRAME_BYTES)  # one junk frame must not take our memory
         security.secure_server(self.pull, self.keys)
@@ -169,11 +169,11 @@ class Worker:
         self.outbox = Outbox(
             self._send,
             clock,
-            batch_size=int(self.conf.get("squall.transfer.batch.size", DEFAULT_BATCH_SIZE)),
-            flush_ms=float(self.conf.get("squall.transfer.flush.ms", DEFAULT_FLUSH_MS)),
-            backlog_frames=int(self.conf.get("squall.transfer.backlog.frames", DEFAULT_BACKLOG_FRAMES)),
+            batch_size=int(self.conf.get(config.TRANSFER_BATCH_SIZE, DEFAULT_BATCH_SIZE)),
+            flush_ms=float(self.conf.get(config.TRANSFER_FLUSH_MS, DEFAULT_FLUSH_MS)),
+            backlog_frames=int(self.conf.get(config.TRANSFER_BACKLOG_FRAMES, DEFAULT_BACKLOG_FRAMES)),
             on_error=self._encode_error,
-            hold_limit=int(self.conf.get("squall.transfer.hold.items", DEFAULT_HOLD_LIMIT)),
+            hold_limit=int(self.conf.get(config.TRANSFER_HOLD_ITEMS, DEFAULT_HOLD_LIMIT)),
             meter=self.transfer_meter,
         )
         self.bolt_tasks = {
@@ -192,7 +192,7 @@ class Worker:
         self.codec = TupleCodec(
             self.spec, self.all_executors, local_tasks, self.engine.wiring.sinks, forward=self.outbox.forward
         )
-        self.heartbeat_s = float(self.conf.get("squall.worker.heartbeat.secs", 1.0))
+        self.heartbeat_s = float(self.conf.get(config.WORKER_HEARTBEAT, config.DEFAULT_WORKER_HEARTBEAT_S))
         self.parent = os.getppid()
 
     # -- setup -------------------------------------------------------------------------

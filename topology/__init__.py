@@ -1,28 +1,30 @@
 """The user API: components, groupings, the topology DSL, validation and the serialisable spec.
 
 Users import it from the top level: ``from squall import Topology, Spout, Bolt, Grouping, Stream``.
+
+The names below are resolved lazily (:mod:`squall.lazy`, as in ``squall``): importing one submodule, such as
+``squall.topology.order`` from the schedulers, does not load the DSL.
 """
 
-from squall.topology.batching import BatchingBolt, TicklessBatchingBolt
-from squall.topology.component import Bolt, Context, Spout, Stream, Tuple
-from squall.topology.dsl import Topology
-from squall.topology.errors import EmitError, TopologyError
-from squall.topology.grouping import Grouping
-from squall.topology.reliable import ReliableSpout
-from squall.topology.spec import TopologySpec
+from __future__ import annotations
 
-__all__ = [
-    "BatchingBolt",
-    "Bolt",
-    "Context",
-    "EmitError",
-    "Grouping",
-    "ReliableSpout",
-    "Spout",
-    "Stream",
-    "Topology",
-    "TopologyError",
-    "TicklessBatchingBolt",
-    "TopologySpec",
-    "Tuple",
-]
+from squall.lazy import lazy_names
+
+_NAMES = {
+    "BatchingBolt": "squall.topology.batching",
+    "TicklessBatchingBolt": "squall.topology.batching",
+    "Bolt": "squall.topology.component",
+    "Context": "squall.topology.component",
+    "Spout": "squall.topology.component",
+    "Stream": "squall.topology.component",
+    "Tuple": "squall.topology.component",
+    "Topology": "squall.topology.dsl",
+    "EmitError": "squall.topology.errors",
+    "TopologyError": "squall.topology.errors",
+    "Grouping": "squall.topology.grouping",
+    "ReliableSpout": "squall.topology.reliable",
+    "TopologySpec": "squall.topology.spec",
+}
+
+__all__ = sorted(_NAMES)
+__getattr__ = lazy_names(__name__, _NAMES, globals())

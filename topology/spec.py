@@ -12,6 +12,7 @@ ranges, the first ``tasks % par`` executors holding one task more.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
@@ -20,9 +21,21 @@ from squall.topology.grouping import GroupingSpec
 
 SPEC_VERSION = 1
 DEFAULT_STREAM = "default"
-SPOUT = "spout"
 ACKER_COMPONENT = "__acker"
-BOLT = "bolt"
+
+
+class ExecutorKind(StrEnum):
+    """What an executor runs. A component is a SPOUT or a BOLT (``ComponentSpec.kind``);
+    the executors of ``ACKER_COMPONENT`` are ACKERs. Members are ``str``: they compare
+    equal to, and serialise as, "spout", "bolt" and "acker"."""
+
+    SPOUT = "spout"
+    BOLT = "bolt"
+    ACKER = "acker"
+
+
+SPOUT = ExecutorKind.SPOUT  # the two kinds a user component can have
+BOLT = ExecutorKind.BOLT
 
 
 @dataclass(frozen=True)
@@ -91,7 +104,7 @@ class ComponentSpec:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "kind": self.kind,
+            "kind": str(self.kind),  # a plain str, not the ExecutorKind member the DSL sets
             "class": self.class_ref,
             "par": self.par,
             "tasks": self.tasks,
@@ -159,6 +172,17 @@ class TopologySpec:
         conf = self.config
         conf.update(self.component(name).config)
         return conf
+
+    def kind_of(self, component: str) -> ExecutorKind:
+        """The kind of ``component``'s executors: ACKER for ``ACKER_COMPONENT``, else the
+        component's own kind (KeyError for an unknown name)."""
+        if component == ACKER_COMPONENT:
+            return ExecutorKind.ACKER
+        return ExecutorKind(self.component(component).kind)
+
+    def component_edges(self) -> tuple[tuple[str, str], ...]:
+        """(source component, consuming component) for every subscription, sorted, each once."""
+        return tuple(sorted({(i.component, c.name) for c in self.components for i in c.inputs}))
 
     @property
     def spouts(self) -> tuple[ComponentSpec, ...]:

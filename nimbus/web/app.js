@@ -64,21 +64,13 @@ function drawBoards(sups) {
 
 // -- topology graph ------------------------------------------------------------------------
 
-function depths(components, edges) {
-  const depth = {};
-  components.forEach((c) => { depth[c.id] = 0; });
-  for (let pass = 0; pass < components.length; pass++) {
-    for (const e of edges) if (depth[e.to] < depth[e.from] + 1 && e.from !== e.to) depth[e.to] = depth[e.from] + 1;
-  }
-  return depth;
-}
-
 function drawGraph(placement) {
   const svg = $("graph");
   svg.textContent = "";
-  const depth = depths(placement.components, placement.edges);
-  const columns = {};
-  for (const c of placement.components) (columns[depth[c.id]] = columns[depth[c.id]] || []).push(c);
+  // Columns are the topological layers Nimbus serves (sources first; a cycle's members share
+  // one), the same order the engine drains bolts in.
+  const byId = Object.fromEntries(placement.components.map((c) => [c.id, c]));
+  const columns = Object.fromEntries(placement.layers.map((names, d) => [d, names.map((n) => byId[n])]));
   const execsOf = {};
   for (const e of placement.executors) (execsOf[e.component] = execsOf[e.component] || []).push(e);
   const nCols = Object.keys(columns).length || 1;
@@ -92,7 +84,7 @@ function drawGraph(placement) {
       const n = (execsOf[c.id] || []).length;
       const perRow = Math.max(1, Math.floor((boxW - 10) / (2 * R + 4)));
       const h = 30 + Math.ceil(n / perRow) * (2 * R + 4);
-      pos[c.id] = { x: d * colW + (colW - boxW) / 2, y: (i + 0.5) * (H / comps.length) - h / 2, h, perRow };
+      pos[c.id] = { x: d * colW + (colW - boxW) / 2, y: (i + 0.5) * (H / comps.length) - h / 2, h, perRow, layer: d };
     });
   }
   for (const e of placement.edges) {
@@ -109,7 +101,7 @@ function drawGraph(placement) {
   el("svg:path", { d: "M0,0 L10,5 L0,10 z", fill: "#9aa3af" }, marker);
   for (const c of placement.components) {
     const p = pos[c.id];
-    const g = el("svg:g", { "data-component": c.id }, svg);
+    const g = el("svg:g", { "data-component": c.id, "data-layer": p.layer }, svg);
     el("svg:rect", { x: p.x, y: p.y, width: boxW, height: p.h, rx: 6, fill: "#fff", stroke: "#9aa3af" }, g);
     el("svg:text", { x: p.x + 6, y: p.y + 14, "font-weight": "bold" }, g, `${c.id} (${c.type}, ×${c.parallelism})`);
     (execsOf[c.id] || []).forEach((e, k) => {
@@ -251,7 +243,8 @@ async function refresh() {
       const [topo, placement, traffic, history, events] = await Promise.all([get(`topology/${id}`),
         get(`topology/${id}/placement`), get(`topology/${id}/traffic`), get(`topology/${id}/history`), get(`topology/${id}/events`)]);
       $("topo-info").textContent = `${topo.status} · ${topo.workersTotal} workers · scheduler ${topo.scheduler} · ` +
-        `assignment v${topo.assignmentVersion}` + (topo.waitingReason ? ` · waiting: ${topo.waitingReason}` : "");
+        `assignment v${topo.assignmentVersion}` + (topo.waitingReason ? ` · waiting: ${topo.waitingReason}` : "") +
+        (placement.cycles.length ? ` · cycles: ${placement.cycles.map((c) => [...c, c[0]].join(" → ")).join("; ")}` : "");
       drawGraph(placement);
       drawHeat(traffic);
       const marks = marksOf(history, events);

@@ -1,13 +1,14 @@
 """The ``squall`` command line.
 
-Each verb lives in its own module under ``squall.cli`` and exposes two functions:
+Verbs live in modules under ``squall.cli`` (``VERBS`` maps each verb to its module; one
+module may hold several, as ``manage`` holds Storm's management verbs). A module exposes
+``add_parser(subparsers)``, which registers its verbs with their options and sets each
+one's ``func(args) -> int``, the work returning the process exit code.
 
-* ``add_parser(subparsers)`` — registers the verb and its options;
-* ``run(args) -> int`` — does the work and returns the process exit code.
-
-Exit codes follow one rule across verbs: 0 success, 1 a runtime failure, 2 bad input
-(a malformed file, an unknown topology, an invalid option) with a message naming the
-thing at fault on stderr.
+Exit codes follow one rule across verbs: 0 success; 1 a runtime failure (Nimbus refused the
+request, with its reason, or could not be reached; a missing optional dependency); 2 bad
+input found before anything ran (a malformed file, an invalid option), raised as
+:class:`UsageError` and printed on stderr naming the thing at fault.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ VERBS: dict[str, str] = {
     "submit": "squall.cli.submit",
     "keygen": "squall.cli.keygen",
     "list": "squall.cli.manage",
+    "nimbus-status": "squall.cli.manage",
     "kill": "squall.cli.manage",
     "activate": "squall.cli.manage",
     "deactivate": "squall.cli.manage",

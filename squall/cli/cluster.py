@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     with LocalCluster(args.supervisors, args.slots, port=args.port, http_port=args.http_port,
                       data_dir=args.data_dir, keys=keys.folder if keys else None) as cluster:
-        print(f"Nimbus at {cluster.nimbus_address} (export SQUALL_NIMBUS={cluster.nimbus_address})")
+        print(f"Nimbus at {cluster.nimbus_address}; for the other verbs (every replica, comma-separated):")
+        print(f"export SQUALL_NIMBUS={','.join(cluster.nimbus_addresses)}")
         if cluster.http_port:  # Nimbus binds loopback here, so this is the page's address
             print(f"Web UI at http://127.0.0.1:{cluster.http_port}/ (REST API under /api/v1, metrics at /metrics)")
         print(f"supervisors: {', '.join(cluster.node_ids)} ({args.slots} slots each); logs in {cluster.data_dir}")

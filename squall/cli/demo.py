@@ -71,7 +71,7 @@ def measure(stages: int, replication: int, work: int, rate: float, reliable: boo
 def run(args: argparse.Namespace) -> int:
     from squall.extras import missing
 
-    if (need := missing("numpy")) is not None:  # an environment fault, not bad input: exit 1
+    if (need := missing("numpy", "networkx")) is not None:  # an environment fault, not bad input: exit 1
         print(f"squall demo: {need}", file=sys.stderr)
         return 1
     if not args.in_process:
@@ -107,7 +107,7 @@ def run_in_process(args: argparse.Namespace) -> int:
     args.rate = 0.0 if args.rate is None else args.rate
     from squall.extras import missing
 
-    if (need := missing("numpy")) is not None:  # an environment fault, not bad input: exit 1
+    if (need := missing("numpy", "networkx")) is not None:  # an environment fault, not bad input: exit 1
         print(f"squall demo: {need}", file=sys.stderr)
         return 1
     if args.seconds <= 0 or args.stages < 2 or args.replication < 1 or args.work < 0 or args.rate < 0:

@@ -1,6 +1,6 @@
 """Storm's management verbs against a running Nimbus:
 
-``squall list [--json]``, ``squall kill NAME [-w SECS]``, ``squall activate NAME``,
+``squall list [--json]``, ``squall nimbus-status [--json]``, ``squall kill NAME [-w SECS]``, ``squall activate NAME``,
 ``squall deactivate NAME``, ``squall rebalance NAME [-w SECS] [-n WORKERS] [-e COMPONENT=PAR]
 [--scheduler S]``, ``squall assignment NAME [--json]``.
 
@@ -8,6 +8,9 @@
 running, spouts pause briefly, ``-w`` is not needed); ``--scheduler online`` also keeps the
 topology under Nimbus's traffic-aware loop. ``-e`` changes executor ids: the topology is
 deactivated for ``-w`` seconds and its workers restart.
+
+``--nimbus A,B,C`` (or ``SQUALL_NIMBUS=A,B,C``) lists every Nimbus replica: a request goes to
+the leader among them (see ``squall.client``). ``squall list`` names the leader that answered.
 
 Each exits 0 on success, 1 when Nimbus refuses (its reason printed) or cannot be reached
 within ``--timeout`` seconds, 2 on bad arguments.
@@ -26,7 +29,7 @@ from squall.cli.report import table
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nimbus", help="Nimbus HOST:PORT (default $SQUALL_NIMBUS or localhost:6627)")
+    p.add_argument("--nimbus", help="Nimbus HOST:PORT, or every replica's as A,B,C (default $SQUALL_NIMBUS or localhost:6627)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for Nimbus (default 5)")
     add_keys_option(p)
 
@@ -36,6 +39,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     _common(p)
     p.set_defaults(func=run_list)
+
+    p = sub.add_parser("nimbus-status", help="which Nimbus leads, its term, and every replica")
+    p.add_argument("--json", action="store_true",
+                   help='print {"leader": "host:port", "term": N, "replicas": [{"address", "role", "pid"}]}')
+    _common(p)
+    p.set_defaults(func=run_nimbus_status)
 
     p = sub.add_parser("kill", help="deactivate, wait, then remove a topology")
     p.add_argument("name")
@@ -83,13 +92,41 @@ def _call(args: argparse.Namespace, fn: Callable[[Any], Any]) -> tuple[int, Any]
     return 1, None
 
 
-def run_list(args: argparse.Namespace) -> int:
-    code, rows = _call(args, lambda c: c.list())
+def _leader(client: Any) -> str:
+    """"leader HOST:PORT (term N)" as the answering Nimbus states it; its address for a
+    Nimbus too old to say."""
+    from squall.client import NimbusError
+
+    try:
+        status = client.nimbus_status()
+        return f"leader {status.get('leader') or client.address} (term {status.get('term')})"
+    except NimbusError:
+        return f"leader {client.address}"
+
+
+def run_nimbus_status(args: argparse.Namespace) -> int:
+    code, status = _call(args, lambda c: c.nimbus_status())
     if code:
         return code
     if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"leader {status['leader']}, term {status['term']}\n")
+    print(table(["address", "role", "pid"],
+                [(r["address"], r["role"], str(r.get("pid", ""))) for r in status.get("replicas", [])]))
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    code, answer = _call(args, lambda c: (c.list(), _leader(c)))
+    if code:
+        return code
+    rows, leader = answer
+    if args.json:
         print(json.dumps(rows, indent=2))
-    elif not rows:
+        return 0
+    print(leader)
+    if not rows:
         print("no topologies")
     else:
         print(table(["name", "status", "workers", "executors", "scheduler", "error"],

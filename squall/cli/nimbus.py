@@ -80,6 +80,13 @@ def page_url(host: str, http_port: int) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{http_port}/"
 
 
+def advertised_address(host: str, port: int) -> str:
+    """HOST:PORT as a client elsewhere would reach this Nimbus (a wildcard bind names this
+    machine's outward address)."""
+    url_host = page_url(host, port)[len("http://"):].rsplit(":", 1)[0]
+    return f"{url_host}:{port}"
+
+
 def start_discovery(
     args: argparse.Namespace, log: logging.Logger, key: bytes | None = None
 ) -> DiscoveryResponder | None:
@@ -123,7 +130,7 @@ def http_token(data_dir: Path, keys: ClusterKeys | None) -> str:
 def run(args: argparse.Namespace) -> int:
     from squall.extras import missing
 
-    if (need := missing("numpy")) is not None:  # an environment fault, not bad input: exit 1
+    if (need := missing("numpy", "networkx")) is not None:  # an environment fault, not bad input: exit 1
         print(f"squall nimbus: {need}", file=sys.stderr)
         return 1
     for name in ("port", "http_port"):
@@ -173,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         token = http_token(data_dir, keys)
         state = NimbusState(store, conf)  # reads every stored row: a bad one is named here
+        state.leadership.address = advertised_address(args.host, args.port)  # what nimbus-status names
     except OSError as exc:
         store.close()
         raise UsageError(f"cannot write {data_dir / TOKEN_FILE}: {exc}") from None

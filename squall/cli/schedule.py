@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workload", metavar="W.json", help="one workload object or a list of them")
     p.add_argument("--nodes", metavar="N.json", help='[{"id", "slots", "capacity_hz"}, ...]')
     p.add_argument("--topology", metavar="NAME", help="use a running topology's live workload, boards and assignment")
-    p.add_argument("--nimbus", help="with --topology: Nimbus HOST:PORT (default $SQUALL_NIMBUS or localhost:6627)")
+    p.add_argument("--nimbus", help="with --topology: Nimbus HOST:PORT or A,B,C (default $SQUALL_NIMBUS or localhost:6627)")
     add_keys_option(p)
     p.add_argument("--scheduler", default="online",
                    help="round_robin, offline, online, partition or latency (default online)")

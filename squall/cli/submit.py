@@ -3,7 +3,8 @@
 Validates the topology locally, bundles the code of the file's project (its layout:
 a plain file, a streamparse project, a package) and sends both to Nimbus. ``ARGS`` after
 ``--`` are the script's ``sys.argv[1:]`` (a heronpy script that calls ``build_and_submit()``).
-Nimbus's refusal (an invalid topology, a name in use) is printed and the exit code is 1.
+Nimbus's refusal (an invalid topology, a name in use) is printed and the exit code is 1;
+its warnings about an accepted topology (a cycle) are printed after the confirmation.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, help="worker processes (topology.workers; default 1 or the topology's config)")
     p.add_argument("--scheduler", default="round_robin", help=f"one of {', '.join(SCHEDULER_NAMES)} (default round_robin)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a topology config entry")
-    p.add_argument("--nimbus", help="Nimbus HOST:PORT (default $SQUALL_NIMBUS or localhost:6627)")
+    p.add_argument("--nimbus", help="Nimbus HOST:PORT, or every replica's as A,B,C (default $SQUALL_NIMBUS or localhost:6627)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for Nimbus (default 10)")
     add_keys_option(p)
     p.set_defaults(func=run, takes_script_args=True)
@@ -47,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     name = args.name or topology.spec.name
     try:
         with client:
-            client.submit(name, topology.spec.to_dict(), bundle, args.scheduler, args.workers,
-                          parse_overrides(args.set))
+            reply = client.submit(name, topology.spec.to_dict(), bundle, args.scheduler, args.workers,
+                                  parse_overrides(args.set))
     except NimbusUnreachable as exc:
         print(f"squall submit: {exc}")
         return 1
@@ -56,4 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"squall submit: Nimbus refused {name!r}: {exc}")
         return 1
     print(f"submitted {name!r} ({len(topology.spec.components)} components, scheduler {args.scheduler})")
+    # An older Nimbus replies without "warnings".
+    for warning in reply.get("warnings", []) if isinstance(reply, dict) else []:
+        print(f"warning: {warning}")
     return 0

@@ -1,4 +1,4 @@
-"""``squall supervisor [--nimbus HOST:PORT] [--cluster NAME] [--id ID] [--slots N] [--capacity-hz X] [--ports A-B]``
+"""``squall supervisor [--nimbus HOST:PORT[,HOST:PORT...]] [--cluster NAME] [--id ID] [--slots N] [--capacity-hz X] [--ports A-B]``
 
 The board daemon. Slots and capacity are derived from the board (``--dry-run`` shows how)
 unless given; a board with no slot by the rule refuses to start (exit 2) unless ``--slots``
@@ -6,6 +6,12 @@ is given. Without ``--nimbus`` and ``$SQUALL_NIMBUS`` it finds the Nimbus of its
 the local network (``squall.discovery``), and then, without ``--host``, advertises the
 address of the interface that reaches Nimbus. Runs until SIGTERM or Ctrl-C, then stops its
 workers.
+
+Nimbus may move (a restart elsewhere, later a new leader): ``--nimbus A,B,C`` lists every
+address it may answer on, and discovery collects every Nimbus of the cluster that answers.
+A supervisor that hears nothing from its Nimbus for ``supervisor.nimbus.timeout.secs``
+(``--set``, default 3) tries the next address, and after the last one searches again (when
+the addresses came from discovery); its workers keep running throughout.
 
 Protected by default: without ``--keys`` its workers may only listen on a loopback
 address; any other ``--host`` (given or found) is refused (exit 2, saying why) unless
@@ -20,18 +26,21 @@ import argparse
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from squall.cli import UsageError
 from squall.cli.keygen import add_keys_option, keys_from_args
 from squall.discovery import DEFAULT_CLUSTER
 from squall.discovery import DEFAULT_PORT as DISCOVERY_PORT
+from squall.supervisor.state import DEFAULT_NIMBUS_TIMEOUT_S, NIMBUS_TIMEOUT_KEY
 
 DEFAULT_FIRST_PORT = 6700  # Storm's supervisor.slots.ports start
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("supervisor", help="run the board daemon that starts workers")
-    p.add_argument("--nimbus", help="Nimbus HOST:PORT (default $SQUALL_NIMBUS, else discovered on the local network)")
+    p.add_argument("--nimbus", help="Nimbus HOST:PORT, or every address it may answer on as A,B,C "
+                   "(default $SQUALL_NIMBUS, else discovered on the local network)")
     p.add_argument("--cluster", default=DEFAULT_CLUSTER,
                    help=f"cluster name; only a Nimbus of this cluster is accepted (default {DEFAULT_CLUSTER})")
     p.add_argument("--discovery-port", type=int, default=DISCOVERY_PORT,
@@ -56,8 +65,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--insecure", action="store_true",
                    help="allow workers to listen on a non-loopback --host without keys: anyone who reaches "
                         "their ports can inject tuples, and a spoofed Nimbus can run code here")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"a supervisor setting; today {NIMBUS_TIMEOUT_KEY}=SECS: silence from Nimbus before "
+                        f"trying another address (default {DEFAULT_NIMBUS_TIMEOUT_S:g})")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
+
+
+def parse_settings(items: list[str]) -> dict[str, float]:
+    """``--set`` entries: only known keys, with a number in range (a clear error otherwise)."""
+    out: dict[str, float] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        if key != NIMBUS_TIMEOUT_KEY:
+            raise UsageError(f"--set {key!r}: unknown supervisor setting (known: {NIMBUS_TIMEOUT_KEY})")
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageError(f"--set {key}: expects seconds, got {value!r}") from None
+        if not 0.5 <= number <= 3600:
+            raise UsageError(f"--set {key}: must be from 0.5 to 3600 seconds, got {value}")
+        out[key] = number
+    return out
 
 
 def parse_ports(text: str) -> list[int]:
@@ -72,31 +103,42 @@ def parse_ports(text: str) -> list[int]:
     return list(range(a, b + 1))
 
 
-def resolve_nimbus(args: argparse.Namespace, key: bytes | None = None) -> str | None:
-    """--nimbus, then $SQUALL_NIMBUS, then discovery (unless --no-discovery); None = not found.
-    With ``key`` (the cluster secret) only a signed reply is accepted."""
-    from squall.client import nimbus_address
+def resolve_nimbus(args: argparse.Namespace, key: bytes | None = None) -> list[str] | None:
+    """--nimbus, then $SQUALL_NIMBUS, then discovery (unless --no-discovery): every address to
+    try, in order; None = not found. With ``key`` (the cluster secret) only a signed reply is
+    accepted."""
+    from squall.client import nimbus_addresses
 
     explicit = args.nimbus or os.environ.get("SQUALL_NIMBUS")
     if explicit or args.no_discovery:
         try:
-            return nimbus_address(explicit)
+            return nimbus_addresses(explicit)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    from squall.discovery import find_nimbus
+    from squall.discovery import find_nimbuses
 
     log = logging.getLogger("squall.supervisor")
     log.info("looking for the Nimbus of cluster %r (UDP broadcast to port %d)", args.cluster, args.discovery_port)
     if key is None:
         log.warning("discovery without keys is spoofable: any host on this network can answer; "
                     "give --nimbus HOST:PORT, or --keys to accept only signed replies")
-    found = find_nimbus(args.cluster, args.discovery_port, timeout_s=args.discovery_timeout, key=key)
-    if found is None:
+    found = find_nimbuses(args.cluster, args.discovery_port, timeout_s=args.discovery_timeout, key=key)
+    if not found:
         log.error("no Nimbus of cluster %r answered within %g s; give --nimbus HOST:PORT",
                   args.cluster, args.discovery_timeout)
         return None
-    log.info("found the Nimbus of cluster %r at %s", args.cluster, found.address)
-    return found.address
+    log.info("found the Nimbus of cluster %r at %s", args.cluster, ", ".join(f.address for f in found))
+    return [f.address for f in found]
+
+
+def rediscovery(args: argparse.Namespace, key: bytes | None) -> Any:
+    """For a supervisor whose addresses came from discovery: one short search round, run
+    when every known Nimbus fell silent (None when addresses were given)."""
+    if args.nimbus or os.environ.get("SQUALL_NIMBUS") or args.no_discovery:
+        return None
+    from squall.discovery import search
+
+    return lambda: [f.address for f in search(args.cluster, args.discovery_port, 0.5, key)]
 
 
 def early_refusal(args: argparse.Namespace) -> None:
@@ -130,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--link-mbit must be > 0 (Mbit/s), got {args.link_mbit:g}")
     if args.link_delay_ms is not None and not 0 <= args.link_delay_ms <= 60_000:
         raise UsageError(f"--link-delay-ms must be from 0 to 60000, got {args.link_delay_ms:g}")
+    settings = parse_settings(args.set)
     port_range = parse_ports(args.ports) if args.ports else None
     facts = board_facts(args.supervisor_id, args.slots, args.capacity_hz,
                         ports=len(port_range) if port_range else None,
@@ -155,9 +198,10 @@ def run(args: argparse.Namespace) -> int:
     if keys is None and not args.insecure:
         early_refusal(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    nimbus = resolve_nimbus(args, keys.secret if keys else None)
-    if nimbus is None:
+    nimbuses = resolve_nimbus(args, keys.secret if keys else None)
+    if nimbuses is None:
         return 1
+    nimbus = nimbuses[0]
     import faulthandler
     import signal
 
@@ -175,8 +219,10 @@ def run(args: argparse.Namespace) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is every thread?
     faulthandler.enable(all_threads=True)  # a crash in C (segfault, abort) leaves every stack in the log
     data_dir = args.data_dir or Path.home() / ".squall" / f"supervisor-{facts.supervisor_id}"
-    daemon = SupervisorDaemon(nimbus, facts, ports, data_dir, host=host, cluster=args.cluster,
-                              metrics_port=args.metrics_port, keys=keys)
+    daemon = SupervisorDaemon(nimbuses, facts, ports, data_dir, host=host, cluster=args.cluster,
+                              metrics_port=args.metrics_port, keys=keys,
+                              nimbus_timeout_s=settings.get(NIMBUS_TIMEOUT_KEY, DEFAULT_NIMBUS_TIMEOUT_S),
+                              rediscover=rediscovery(args, keys.secret if keys else None))
     daemon.install_signal_handlers()
     daemon.run()
     return 0

@@ -26,7 +26,7 @@ from squall.supervisor.runtime.messages import (
     TREE_FAILED,
 )
 from squall.supervisor.runtime.stats import ExecutorStats
-from squall.topology.spec import ExecutorSpec
+from squall.topology.spec import ExecutorKind, ExecutorSpec
 
 if TYPE_CHECKING:
     from squall.supervisor.runtime.engine import Wiring
@@ -35,7 +35,7 @@ _NO_SPOUT = -1
 
 
 class AckerExecutor:
-    kind = "acker"
+    kind = ExecutorKind.ACKER
 
     def __init__(self, spec: ExecutorSpec, wiring: "Wiring", timeout_s: float) -> None:
         self.spec = spec

@@ -25,6 +25,7 @@ import os
 import time
 from typing import Any, Callable, Iterable, Mapping
 
+from squall import config
 from squall.supervisor.runtime import snapshot
 from squall.supervisor.runtime.acker import AckerExecutor
 from squall.supervisor.runtime.executor import BoltExecutor, Executor, SpoutExecutor
@@ -32,11 +33,11 @@ from squall.supervisor.runtime.routing import Chooser, Route, make_chooser
 from squall.supervisor.runtime.stats import ComponentSummary, CpuMeter, summarize
 from squall.topology.component import SYSTEM_COMPONENT, TICK_STREAM, Context, Tuple
 from squall.topology.grouping import LOCAL_OR_SHUFFLE
-from squall.topology.spec import ACKER_COMPONENT, SPOUT, ExecutorSpec, TopologySpec
+from squall.topology.order import topological_order
+from squall.topology.spec import ACKER_COMPONENT, ExecutorKind, ExecutorSpec, TopologySpec
 
 log = logging.getLogger("squall.engine")
 Sink = Callable[[tuple[int, Any]], None]
-DEFAULT_MESSAGE_TIMEOUT_S = 30.0
 TIMER_PERIOD_S = 0.05
 
 
@@ -115,9 +116,9 @@ class Wiring:
 
 def acker_count(spec: TopologySpec, conf: Mapping[str, Any]) -> int:
     """``topology.acker.executors``; by default one per worker, as Storm does."""
-    value = conf.get("topology.acker.executors")
+    value = conf.get(config.ACKERS)
     if value is None:
-        return max(1, int(conf.get("topology.workers", 1)))
+        return max(1, int(conf.get(config.WORKERS, 1)))
     return max(0, int(value))
 
 
@@ -152,10 +153,11 @@ class Engine:
         local_tasks = frozenset(t for e in local for t in e.tasks)
         acker_tasks = [e.first_task for e in self.all_executors if e.component == ACKER_COMPONENT]
         self.wiring = Wiring(spec, acker_tasks, local_tasks, clock, seed, self.conf)
-        self.message_timeout_s = float(self.conf.get("topology.message.timeout.secs", DEFAULT_MESSAGE_TIMEOUT_S))
-        self.backpressure_high = int(self.conf.get("squall.backpressure.high", 10_000))
-        self.drain_limit = int(self.conf.get("squall.bolt.batch", 1_000))
-        self._order = {name: i for i, name in enumerate(_topological_order(spec))}
+        self.message_timeout_s = float(self.conf.get(config.MESSAGE_TIMEOUT, config.DEFAULT_MESSAGE_TIMEOUT_S))
+        self.backpressure_high = int(self.conf.get(config.BACKPRESSURE_HIGH, config.DEFAULT_BACKPRESSURE_HIGH))
+        self.drain_limit = int(self.conf.get(config.BOLT_BATCH, config.DEFAULT_BOLT_BATCH))
+        order = topological_order((c.name for c in spec.components), spec.component_edges())
+        self._order = {name: i for i, name in enumerate(order)}
         self._locality_matters = any(
             inp.grouping.type == LOCAL_OR_SHUFFLE for c in spec.components for inp in c.inputs
         )
@@ -180,9 +182,10 @@ class Engine:
 
     def _build(self, e: ExecutorSpec, salt: int) -> Any:
         """Create executor ``e`` with its own inbox and point its tasks' sinks at it."""
-        if e.component == ACKER_COMPONENT:
+        kind = self.spec.kind_of(e.component)
+        if kind == ExecutorKind.ACKER:
             ex: Any = AckerExecutor(e, self.wiring, self.message_timeout_s)
-        elif self.spec.component(e.component).kind == SPOUT:
+        elif kind == ExecutorKind.SPOUT:
             ex = SpoutExecutor(e, self.classes[e.component], self.wiring, salt)
         else:
             ex = BoltExecutor(e, self.classes[e.component], self.wiring, salt)
@@ -196,9 +199,9 @@ class Engine:
         lists the loop reads; tick timers of bolts that stay are kept as they are."""
         order = self._order
         local = sorted(self.by_id.values(), key=lambda ex: (order.get(ex.component, len(order)), ex.spec.id))
-        self.spouts: list[SpoutExecutor] = [ex for ex in local if ex.kind == "spout"]
-        self.bolts: list[BoltExecutor] = [ex for ex in local if ex.kind == "bolt"]
-        self.ackers: list[AckerExecutor] = [ex for ex in local if ex.kind == "acker"]
+        self.spouts: list[SpoutExecutor] = [ex for ex in local if ex.kind == ExecutorKind.SPOUT]
+        self.bolts: list[BoltExecutor] = [ex for ex in local if ex.kind == ExecutorKind.BOLT]
+        self.ackers: list[AckerExecutor] = [ex for ex in local if ex.kind == ExecutorKind.ACKER]
         self.executors: list[Executor | AckerExecutor] = [*self.spouts, *self.bolts, *self.ackers]
         self._inboxes = [ex.inbox for ex in self.executors]
         kept = {id(entry[0]): entry for entry in self._ticks}
@@ -262,7 +265,7 @@ class Engine:
             return
         if state is not None:
             self._restore(ex, state, self.clock())
-        if self.active and ex.kind == "spout":
+        if self.active and ex.kind == ExecutorKind.SPOUT:
             ex.activate()
 
     def remove_executor(self, executor_id: int) -> bytes:
@@ -289,7 +292,7 @@ class Engine:
         self.wiring.local_tasks = frozenset(t for ex in self.by_id.values() for t in ex.spec.tasks)
         if self._locality_matters:
             for ex in self.by_id.values():
-                if ex.kind != "acker":
+                if ex.kind != ExecutorKind.ACKER:
                     ex.rebind_emits()
 
     def queued(self) -> int:
@@ -373,7 +376,7 @@ class Engine:
 
     def _tick_entries(self, bolt: BoltExecutor) -> list[list[Any]]:
         """[bolt, period, next due] for a bolt with tick tuples, else nothing."""
-        freq = self.wiring.component_config(bolt.component).get("topology.tick.tuple.freq.secs")
+        freq = self.wiring.component_config(bolt.component).get(config.TICK_FREQ)
         return [[bolt, float(freq), self.clock() + float(freq)]] if freq else []
 
     def run_timers(self, now: float) -> None:
@@ -400,30 +403,6 @@ class Engine:
             kinds[ex.component] = ex.kind
         names = sorted(by_component, key=lambda n: (n.startswith("__"), n))
         return [summarize(n, kinds[n], by_component[n]) for n in names]
-
-
-def _topological_order(spec: TopologySpec) -> list[str]:
-    """Components from sources to sinks (cycles broken by name), so a round drains downstream
-    bolts after the ones that feed them."""
-    indegree = {c.name: 0 for c in spec.components}
-    for c in spec.components:
-        for i in c.inputs:
-            if i.component != c.name:
-                indegree[c.name] += 1
-    order: list[str] = []
-    placed: set[str] = set()
-    while len(order) < len(indegree):
-        ready = sorted(n for n, d in indegree.items() if d == 0 and n not in placed)
-        if not ready:  # a cycle: take the first unplaced name
-            ready = [sorted(n for n in indegree if n not in placed)[0]]
-        for n in ready:
-            placed.add(n)
-            order.append(n)
-            for c in spec.components:
-                for i in c.inputs:
-                    if i.component == n and c.name not in placed and c.name != n:
-                        indegree[c.name] -= 1
-    return order
 
 
 def _unreachable(task: int) -> Sink:

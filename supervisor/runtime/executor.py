@@ -18,8 +18,9 @@ import random
 from bisect import bisect_left
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
 
+from squall import config
 from squall.supervisor.runtime.messages import (
     ACK_ACK,
     ACK_FAIL,
@@ -31,7 +32,7 @@ from squall.supervisor.runtime.routing import Route
 from squall.supervisor.runtime.stats import LATENCY_BOUNDS_S, ExecutorStats
 from squall.topology.component import TASK_LOGGER_PREFIX, TICK_STREAM, Bolt, Spout, Tuple
 from squall.topology.errors import EmitError
-from squall.topology.spec import DEFAULT_STREAM, ExecutorSpec
+from squall.topology.spec import DEFAULT_STREAM, ExecutorKind, ExecutorSpec
 
 if TYPE_CHECKING:
     from squall.supervisor.runtime.engine import Wiring
@@ -45,7 +46,7 @@ SPOUT_WAIT_S = 0.001
 class Executor:
     """What spout and bolt executors share: identity, instances, inbox, stats, error logging."""
 
-    kind = "executor"
+    kind: ExecutorKind  # set by each subclass
 
     def __init__(self, spec: ExecutorSpec, cls: type[Spout] | type[Bolt], wiring: "Wiring", salt: int = 0) -> None:
         self.spec = spec
@@ -96,7 +97,10 @@ class Executor:
         for task, inst in self.instances.items():
             self._bind_emit(inst, self._make_emit(task))
 
-    def _route(self, routes: dict[str, Route], stream: str | None, values: Sequence[Any]) -> Route:
+    def _reject_emit(self, routes: dict[str, Route], stream: str | None, values: Sequence[Any]) -> NoReturn:
+        """Raise the EmitError for an emit whose stream is undeclared or whose value count is
+        not the stream's field count (the emit closures check both inline, on the hot path,
+        and call this only to build the message)."""
         name = stream or DEFAULT_STREAM
         route = routes.get(name)
         if route is None:
@@ -137,7 +141,7 @@ class Executor:
 
 
 class BoltExecutor(Executor):
-    kind = "bolt"
+    kind = ExecutorKind.BOLT
 
     def __init__(self, spec: ExecutorSpec, cls: type[Bolt], wiring: "Wiring", salt: int = 0) -> None:
         self.current: Tuple | None = None
@@ -166,7 +170,7 @@ class BoltExecutor(Executor):
         def emit(values, stream=None, anchors=None, direct_task=None, need_task_ids=False, tup_id=None):
             route = default if stream is None else routes.get(stream)
             if route is None or len(values) != route.arity:
-                executor._route(routes, stream, values)
+                executor._reject_emit(routes, stream, values)
             if tup_id is not None:
                 raise EmitError(f"bolt {component!r}: tup_id is for spouts; bolts anchor with anchors=[...]")
             if direct_task is None and route.pick is not None:
@@ -326,7 +330,7 @@ class BoltExecutor(Executor):
 
 
 class SpoutExecutor(Executor):
-    kind = "spout"
+    kind = ExecutorKind.SPOUT
 
     def __init__(self, spec: ExecutorSpec, cls: type[Spout], wiring: "Wiring", salt: int = 0) -> None:
         # root id -> (task, tup_id, emitted_at); insertion order is emission order, which
@@ -337,8 +341,8 @@ class SpoutExecutor(Executor):
         self.active = False
         self.emit_count = 0
         conf = wiring.component_config(spec.component)
-        self.max_pending = conf.get("topology.max.spout.pending")
-        self.batch = int(conf.get("squall.spout.batch", 64))
+        self.max_pending = conf.get(config.MAX_SPOUT_PENDING)
+        self.batch = int(conf.get(config.SPOUT_BATCH, config.DEFAULT_SPOUT_BATCH))
         super().__init__(spec, cls, wiring, salt)
 
     def _make_emit(self, task: int) -> Callable[..., list[int]]:
@@ -363,7 +367,7 @@ class SpoutExecutor(Executor):
         def emit(values, tup_id=None, stream=None, direct_task=None, need_task_ids=False, anchors=None):
             route = default if stream is None else routes.get(stream)
             if route is None or len(values) != route.arity:
-                executor._route(routes, stream, values)
+                executor._reject_emit(routes, stream, values)
             if anchors is not None:
                 raise EmitError(f"spout {component!r}: anchors are for bolts; spouts pass tup_id=")
             if direct_task is None and route.pick is not None:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from squall.topology.component import TICK_STREAM, Tuple
+from squall.topology.spec import ExecutorKind
 
 if TYPE_CHECKING:
     from squall.supervisor.runtime.executor import Executor
@@ -61,7 +62,7 @@ def take(ex: Any, now: float) -> bytes:
         "tasks": tasks,
         "inbox": _packable(ex, [_inbox_item(ex.kind, item) for item in ex.inbox if not _is_tick(item)]),
     }
-    if ex.kind == "spout":
+    if ex.kind == ExecutorKind.SPOUT:
         pending = []
         for root, (task, tup_id, emitted_at) in ex.pending.items():
             try:
@@ -71,7 +72,7 @@ def take(ex: Any, now: float) -> bytes:
                 continue
             pending.append([root, task, packed_id, max(0.0, now - emitted_at)])
         doc["pending"] = pending
-    elif ex.kind == "acker":
+    elif ex.kind == ExecutorKind.ACKER:
         doc["acker"] = [[root, e[0], e[1], e[2], 0] for root, e in ex.current.items()] + [
             [root, e[0], e[1], e[2], 1] for root, e in ex.previous.items()
         ]
@@ -93,14 +94,14 @@ def restore(ex: Any, data: bytes, now: float) -> None:
             inst.restore(blob)
         except Exception as exc:  # a user bug in restore must not stop the executor
             ex.log_error_once(task, exc, "restore")
-    if ex.kind == "spout":
+    if ex.kind == ExecutorKind.SPOUT:
         for root, task, packed_id, age in doc.get("pending", []):
             if task not in ex.pending_by_task:
                 continue
             tup_id = msgpack.unpackb(packed_id, raw=False, use_list=False, strict_map_key=False)
             ex.pending[root] = (task, tup_id, now - float(age))
             ex.pending_by_task[task] += 1
-    elif ex.kind == "acker":
+    elif ex.kind == ExecutorKind.ACKER:
         for root, xor, spout_task, failed, old in doc.get("acker", []):
             (ex.previous if old else ex.current)[root] = [xor, spout_task, bool(failed)]
         ex.rotated_at = now
@@ -141,7 +142,7 @@ def _is_tick(item: tuple[int, Any]) -> bool:
 
 def _inbox_item(kind: str, item: tuple[int, Any]) -> list:
     task, payload = item
-    if kind == "bolt":
+    if kind == ExecutorKind.BOLT:
         return [task, payload.stream, payload.task, payload.values, payload.roots or None]
     return [task, *payload]
 
@@ -166,7 +167,7 @@ def _packable(ex: Any, items: list[list]) -> list[list]:
 
 def _restore_item(ex: Any, item: list) -> tuple[int, Any] | None:
     """An inbox item back from its snapshot form; None (counted) if it does not fit."""
-    if ex.kind != "bolt":
+    if ex.kind != ExecutorKind.BOLT:
         return item[0], tuple(item[1:])
     try:
         task, stream, source, values, roots = item

@@ -143,3 +143,19 @@ def test_find_nimbus_gives_up_after_its_timeout():
 def test_local_address_towards():
     assert D.local_address_towards("127.0.0.1") == "127.0.0.1"
     assert D.local_address_towards("localhost") == "127.0.0.1"
+
+
+def test_find_nimbuses_returns_every_replica_of_the_cluster_that_answers():
+    """Three replicas of one cluster (on 127.0.0.1-3, one discovery port) and a Nimbus of
+    another cluster: a supervisor collects the three, so it can move among them."""
+    first = D.DiscoveryResponder("lab", 7001, port=0, bind="127.0.0.1").start()
+    port = first.port
+    others = [D.DiscoveryResponder("lab", 7000 + i, port=port, bind=f"127.0.0.{i}").start() for i in (2, 3)]
+    stranger = D.DiscoveryResponder("other", 7009, port=port, bind="127.0.0.4").start()
+    try:
+        targets = [f"127.0.0.{i}" for i in (1, 2, 3, 4)]
+        found = D.find_nimbuses("lab", port, timeout_s=3, targets=targets, round_s=0.5)
+        assert sorted(f.address for f in found) == ["127.0.0.1:7001", "127.0.0.2:7002", "127.0.0.3:7003"]
+    finally:
+        for r in (first, *others, stranger):
+            r.stop()

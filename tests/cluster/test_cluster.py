@@ -111,6 +111,43 @@ def test_invalid_and_duplicate_submissions_are_refused(cluster):
     cluster.client().kill("dup", 0)
 
 
+LOOP = """
+from squall import Bolt, Spout, Topology
+
+
+class Quiet(Spout):
+    outputs = ["x"]
+
+    def next_tuple(self):
+        pass  # emits nothing: the cycle below carries no tuple
+
+
+class Pass(Bolt):
+    outputs = ["x"]
+
+    def process(self, tup):
+        self.emit(tup.values)
+
+
+class Loop(Topology):
+    src = Quiet.spec()
+    a = Pass.spec(inputs=[src])
+    b = Pass.spec(inputs=[a])
+    a.inputs = [src, b]  # b feeds a back: a cycle, which Storm allows
+"""
+
+
+def test_a_topology_with_a_cycle_is_submitted_with_a_warning(cluster, tmp_path):
+    (tmp_path / "loop.py").write_text(LOOP)
+    result = squall("submit", str(tmp_path / "loop.py"), "--name", "loop", "--nimbus", cluster.nimbus_address)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("submitted 'loop'")
+    assert lines[1:] == ["warning: topology 'loop' has a cycle a -> b -> a: Storm allows it, but a tuple can "
+                         "circulate on it without end, and a tree anchored around it never completes"]
+    cluster.client().kill("loop", 0)
+
+
 def test_unreachable_nimbus_is_reported_quickly():
     from squall.localcluster import free_port
 

@@ -43,6 +43,16 @@ def chain_spec(stages: int = 3, replication: int = 2) -> dict[str, Any]:
     return chain_topology(stages, replication).spec.to_dict()
 
 
+def cyclic_chain_spec() -> dict[str, Any]:
+    """The chain with stage2 feeding stage1 back and subscribing to itself: two cycles."""
+    spec = chain_spec()
+    stage1, stage2 = (c for c in spec["components"] if c["name"] in ("stage1", "stage2"))
+    shuffle = {"type": "shuffle", "fields": []}
+    stage1["inputs"].append({"component": "stage2", "stream": "default", "grouping": shuffle})
+    stage2["inputs"].append({"component": "stage2", "stream": "default", "grouping": shuffle})
+    return spec
+
+
 def submit(st: NimbusState, name: str, now: float, workers: int | None = 2, spec: dict | None = None,
            scheduler: str = "round_robin", conf: dict | None = None, rid: int = 1) -> list[Send]:
     msg = M.SubmitTopology(rid, name, spec if spec is not None else chain_spec(), b"bundle-bytes", scheduler,

@@ -95,7 +95,7 @@ def test_bad_frames_are_dropped_and_requests_still_answered(nimbus, ctx):
     req.connect(f"tcp://127.0.0.1:{port}")
     assert request(req, M.GetCluster(rid=5)).data == {"supervisors": [], "topologies": []}
     reg = request(s, M.RegisterSupervisor("n1", "127.0.0.1", [free_port()], 1e9, 1e9, 1, 512, 1))
-    assert reg == M.RegisterReply(ok=True, heartbeat_s=1.0)
+    assert reg == M.RegisterReply(ok=True, heartbeat_s=1.0, term=1)
 
     text = wait_for_http(f"http://127.0.0.1:{http_port}/metrics")
     assert 'squall_supervisor_up{supervisor="n1"} 1.0' in text

@@ -6,10 +6,11 @@ import pytest
 
 from squall import messages as M
 from squall.nimbus.store import Store
+from squall.nimbus.state import Send
 from squall.rebalance import SCHEDULERS
 from squall.topology.spec import TopologySpec
 from tests.nimbus.nimbus_helpers import (
-    CLI, ask, chain_spec, heartbeat, heartbeat_running, new_state, peer_of, pushes, register, reply, submit, workers_of,
+    CLI, ask, chain_spec, cyclic_chain_spec, heartbeat, heartbeat_running, new_state, peer_of, pushes, register, reply, submit, workers_of,
 )
 
 PORTS = [6700, 6701]
@@ -40,8 +41,8 @@ def assert_covers(push, topology: str, executors: int) -> None:
 def test_register_is_accepted_and_gets_its_declarative_set():
     st = new_state()
     cmds = register(st, "n1", PORTS, 0.0)
-    assert cmds[0].peer == peer_of("n1") and cmds[0].msg == M.RegisterReply(ok=True, heartbeat_s=1.0)
-    assert pushes(cmds) == {"n1": M.SupervisorAssignment("n1", 1, [])}
+    assert cmds[0].peer == peer_of("n1") and cmds[0].msg == M.RegisterReply(ok=True, heartbeat_s=1.0, term=1)
+    assert pushes(cmds) == {"n1": M.SupervisorAssignment("n1", 1, [], term=1)}
 
 
 def test_a_live_id_from_another_peer_is_refused_until_it_times_out():
@@ -67,7 +68,7 @@ def test_the_same_process_reconnecting_on_a_new_connection_is_accepted():
     register(st, "n1", PORTS, 0.0)
     assert "register again" in heartbeat(st, "n1", 1.0, peer=b"reconnected")[0].msg.reason
     assert register(st, "n1", PORTS, 1.1, peer=b"reconnected")[0].msg.ok  # same host and pid
-    assert heartbeat(st, "n1", 2.0, peer=b"reconnected") == []
+    assert heartbeat(st, "n1", 2.0, peer=b"reconnected") == [Send(b"reconnected", M.HeartbeatAck(1, term=1))]
 
 
 @pytest.mark.parametrize("ports, capacity", [([6700, 6700], 1e9), ([0], 1e9), (PORTS, float("nan"))],
@@ -107,7 +108,7 @@ def test_submit_places_every_executor_once_on_distinct_ports():
     cmds = submit(st, "chain", 1.0, workers=3)
     r = reply(cmds)
     assert r.ok and r.data == {"name": "chain", "status": "ACTIVE", "workers": 3, "executors": 9,
-                               "scheduler": "round_robin"}
+                               "scheduler": "round_robin", "warnings": []}
     push = pushes(cmds)
     assert set(push) == {"n1", "n2"} and all(sa.version == 2 for sa in push.values())
     assert_covers(push, "chain", 9)  # 6 user executors + 3 ackers (one per worker)
@@ -115,6 +116,15 @@ def test_submit_places_every_executor_once_on_distinct_ports():
     assert w.active and w.assignment_version >= 1
     assert w.conf["topology.acker.executors"] == 3 and st.topologies["chain"].workers == 3
     assert w.conf["chain.reliable"] is True  # the spec's config, carried along
+
+
+def test_a_topology_with_cycles_is_accepted_with_a_warning_naming_each_cycle():
+    cmds = submit(cluster(nodes=2), "loops", 1.0, spec=cyclic_chain_spec())
+    r = reply(cmds)
+    assert r.ok and r.data["status"] == "ACTIVE"
+    assert [w.split(" has a cycle ")[1].split(":")[0] for w in r.data["warnings"]] == [
+        "stage1 -> stage2 -> stage1", "stage2 -> stage2"]
+    assert all("'loops'" in w for w in r.data["warnings"])
 
 
 def test_conf_overrides_spec_config_and_workers_wins():

@@ -7,7 +7,6 @@ from tests.rebalance.rebalance_helpers import nodes, wl
 
 from squall.rebalance import Assignment, SchedulerParams, evaluate
 from squall.rebalance import offline, partition, round_robin
-from squall.rebalance.offline import topological_order
 from squall.rebalance.reference import chain_workload, pi_cluster
 from squall.rebalance.round_robin import storm_slot_order
 
@@ -48,11 +47,6 @@ def test_round_robin_keeps_live_executors_and_places_only_new_ones():
     a = round_robin.schedule([w], nodes(("a", 2, 1e9), ("b", 2, 1e9)), SchedulerParams(), current)
     assert a.worker_of("t", 0) == a.worker_of("t", 1) == 4 and a.node_of("t", 0) == "a"
     assert a.worker_of("t", 2) == 5 and a.node_of("t", 2) == "b"
-
-
-def test_topological_order_puts_inputs_first_and_breaks_cycles_by_name():
-    assert topological_order(["sink", "mid", "src"], [("src", "mid"), ("mid", "sink")]) == ["src", "mid", "sink"]
-    assert topological_order(["b", "a"], [("a", "b"), ("b", "a")]) == ["a", "b"]
 
 
 def test_offline_follows_inputs_before_epsilon():

@@ -64,13 +64,13 @@ def test_an_explicit_address_wins_over_discovery(monkeypatch):
     from squall import discovery
     from squall.cli.supervisor import resolve_nimbus
 
-    monkeypatch.setattr(discovery, "find_nimbus", lambda *a, **k: pytest.fail("discovery was asked"))
+    monkeypatch.setattr(discovery, "find_nimbuses", lambda *a, **k: pytest.fail("discovery was asked"))
     args = argparse.Namespace(nimbus="10.1.2.3:6627", no_discovery=False, cluster="squall", discovery_port=6628,
                               discovery_timeout=1.0)
-    assert resolve_nimbus(args) == "10.1.2.3:6627"
-    monkeypatch.setenv("SQUALL_NIMBUS", "10.9.9.9:7000")
+    assert resolve_nimbus(args) == ["10.1.2.3:6627"]
+    monkeypatch.setenv("SQUALL_NIMBUS", "10.9.9.9:7000,10.9.9.8:7000")
     args.nimbus = None
-    assert resolve_nimbus(args) == "10.9.9.9:7000"
+    assert resolve_nimbus(args) == ["10.9.9.9:7000", "10.9.9.8:7000"]
 
 
 def wait_for_line(path: Path, text: str, proc: subprocess.Popen, timeout_s: float = 30) -> str:

@@ -80,6 +80,7 @@ def test_placement_traffic_history_and_events(ui_cluster):
     assert {(e["from"], e["to"], e["grouping"]) for e in placement["edges"]} == {
         ("sentences", "split", "shuffle"), ("split", "count", "fields")}
     assert sorted(ex for w in placement["workers"] for ex in w["executors"]) == list(range(9))
+    assert placement["layers"] == [["sentences"], ["split"], ["count"]] and placement["cycles"] == []
 
     status, traffic = call(base, "/api/v1/topology/wc/traffic")
     assert status == 200

@@ -64,6 +64,8 @@ def test_the_page_shows_boards_and_traffic_of_a_running_topology(ui_cluster, tmp
     dots = set(re.findall(r'<circle [^>]*data-node="([^"]*)"', dom))
     assert dots and dots <= set(ui_cluster.node_ids)
     assert 'data-mark="placement"' in dom  # the rebalance is marked on the charts
+    layers = dict(re.findall(r'data-component="([^"]+)" data-layer="(\d+)"', dom))
+    assert layers == {"sentences": "0", "split": "1", "count": "2"}  # the columns Nimbus serves
     assert "Nimbus unreachable" not in dom
 
     # The README's picture is refreshed only when asked, so a test run leaves the tree clean.

@@ -88,15 +88,6 @@ class Cluster:
         raise AssertionError(f"no quiescence\n{self.logs()}")
 
 
-@pytest.fixture
-def env(tmp_path):
-    sup = FakeSupervisor()
-    procs = Processes(tmp_path)
-    yield tmp_path, sup, procs
-    procs.close()
-    sup.close()
-
-
 def start(env, executors: list[list[int]], conf: dict) -> Cluster:
     tmp, sup, procs = env
     bundle = make_bundle(tmp, "migrate_app")

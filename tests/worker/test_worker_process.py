@@ -46,15 +46,6 @@ class Pair:
         return by_executor(self.beat(port))[executor]
 
 
-@pytest.fixture
-def env(tmp_path):
-    sup = FakeSupervisor()
-    procs = Processes(tmp_path)
-    yield tmp_path, sup, procs
-    procs.close()
-    sup.close()
-
-
 def start_pair(env, conf: dict, placement: dict[int, str] | None = None) -> Pair:
     tmp, sup, procs = env
     bundle = make_bundle(tmp, "chain_app")
