@@ -27,8 +27,8 @@ Guarantees:
 * fencing: assignments are ordered by (term, version). One of a higher term than any
   accepted is applied whatever its version (a new Nimbus, or one restarted on an empty
   data dir, numbers from 1 again); one of an older term is refused, counted in
-  ``refused_assignments`` and logged (a warning once per stale term); registrations and heartbeats report the highest term
-  accepted, so a Nimbus that is behind starts a newer one;
+  ``refused_assignments`` and logged (a warning once per stale term); registrations and
+  heartbeats report the highest term accepted, so a Nimbus that is behind starts a newer one;
 * a board that hears nothing from its Nimbus (no reply, ack or assignment) for
   ``nimbus_timeout_s`` looks for another: one ``ReconnectNimbus`` per silent period, after
   which it registers again (not with a Nimbus without terms, which sends no acks). Its
