@@ -17,8 +17,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from squall.cli import UsageError
+
+if TYPE_CHECKING:
+    from squall.experiments.suites import Load
 
 NAMES = ("timeline", "stages", "alpha", "payload")
 
@@ -125,7 +129,7 @@ def _describe(cluster: object, boards: list, load: object, workers: int) -> str:
     return f"Cluster:\n\n```\n{where}\n```\n\nLoad: {load}; {workers} workers per topology; acking on."
 
 
-def _report_only(args: argparse.Namespace, timing: object, load: object, say: Callable[[str], None]) -> int:
+def _report_only(args: argparse.Namespace, timing: object, load: Load, say: Callable[[str], None]) -> int:
     """Summary and plots from the CSV a run left in --out; no cluster is started."""
     from types import SimpleNamespace
 
@@ -133,8 +137,8 @@ def _report_only(args: argparse.Namespace, timing: object, load: object, say: Ca
 
     setup_file = args.out / f"{args.name}-setup.md"
     setup = setup_file.read_text().strip() if setup_file.exists() else "(cluster: not recorded)"
-    # The runner is a stand-in: a report reads and sets only its ``timing``.
-    ctx = suites.Context(SimpleNamespace(timing=timing), args.out, args.quick, load,  # type: ignore[arg-type]
+    runner: Any = SimpleNamespace(timing=timing)  # a stand-in: a report reads and sets only its ``timing``
+    ctx = suites.Context(runner, args.out, args.quick, load,
                          setup + "\n\nRedrawn with --report-only from the CSV as it stands.", say)
     try:
         suites.report_only(ctx, args.name)
