@@ -1,7 +1,8 @@
 """A small ring buffer of per-topology samples for the web page's charts (server side).
 
-``History.sample(state, now)`` is called every couple of seconds with the server's lock held;
-it keeps, per topology, up to ``points`` scalar samples (complete latency, throughput,
+``History.sample(state, now)`` is called every couple of seconds with a snapshot of the
+state, on the HTTP side's sampling thread, while page renders read it (a lock keeps the two
+apart); it keeps, per topology, up to ``points`` scalar samples (complete latency, throughput,
 inter-worker and inter-node traffic, assignment version) and the newest few per-executor
 counters, from which the REST API computes Storm's windowed fields. Memory stays bounded:
 the scalar ring is fixed-size and per-executor counters are kept for ``counter_points`` only.
@@ -10,6 +11,7 @@ Topologies that disappear are forgotten at the next sample.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,8 +46,13 @@ class History:
         self.counter_points = counter_points
         self.rate_span_s = rate_span_s
         self._tracks: dict[str, _Track] = {}
+        self._lock = threading.Lock()
 
     def sample(self, state: Any, now: float) -> None:
+        with self._lock:
+            self._sample(state, now)
+
+    def _sample(self, state: Any, now: float) -> None:
         for name in [n for n in self._tracks if n not in state.topologies]:
             del self._tracks[name]
         for name, rec in state.topologies.items():
@@ -85,16 +92,19 @@ class History:
         }
 
     def series(self, name: str) -> list[dict[str, Any]]:
-        track = self._tracks.get(name)
-        return list(track.points) if track else []
+        with self._lock:
+            track = self._tracks.get(name)
+            return list(track.points) if track else []
 
     def marks(self, name: str) -> list[dict[str, Any]]:
-        track = self._tracks.get(name)
-        return list(track.marks) if track else []
+        with self._lock:
+            track = self._tracks.get(name)
+            return list(track.marks) if track else []
 
     def span(self, name: str) -> tuple[Counters, Counters] | None:
         """(oldest, newest) per-executor counters kept, when at least two samples exist."""
-        track = self._tracks.get(name)
-        if track is None or len(track.counters) < 2:
-            return None
-        return track.counters[0][1], track.counters[-1][1]
+        with self._lock:
+            track = self._tracks.get(name)
+            if track is None or len(track.counters) < 2:
+                return None
+            return track.counters[0][1], track.counters[-1][1]

@@ -1,10 +1,12 @@
 """Nimbus's HTTP port: Prometheus ``/metrics``, a Storm-UI-compatible REST API and the web page.
 
 Threads: the HTTP server answers on its own threads, and none of them touches
-``NimbusState``. A GET asks the server loop, through the :class:`LoopInbox`, to render its
-body (JSON data, or the whole ``/metrics`` text) between two events; concurrent GETs of one
-route share one render (:class:`ReadCache`), so a crowd of readers costs the loop one
-render per route at a time. POSTs are put on the same inbox as the request messages the CLI
+``NimbusState``. A GET asks the server loop, through the :class:`LoopInbox`, for a
+:class:`~squall.nimbus.snapshot.Snapshot` taken between two events (a cheap copy, shared by
+every reader that asks meanwhile), and renders its body (JSON data, or the whole
+``/metrics`` text) from it on its own thread; concurrent GETs of one route share one render
+(:class:`ReadCache`), so a crowd of readers costs the loop one copy at a time and no
+rendering at all. POSTs are put on the same inbox as the request messages the CLI
 sends (``SetActive``, ``KillTopology``, ``RebalanceTopology``); the HTTP thread waits for the
 ``Reply`` with a timeout, and a write that timed out was withdrawn, never applied later.
 
@@ -43,6 +45,7 @@ from squall import messages as M
 from squall.nimbus import http_views as V
 from squall.nimbus.history import History
 from squall.nimbus.http_inbox import KEY_CONF, ApiError, KeyCheck, LoopInbox, cross_origin
+from squall.nimbus.snapshot import Snapshot
 from squall.nimbus.state import NimbusState
 
 log = logging.getLogger("squall.nimbus.http")
@@ -67,11 +70,11 @@ class ApiServer(ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(self, addr: tuple[str, int], state: NimbusState, clock: Any, inbox: LoopInbox,
-                 registry: CollectorRegistry, keys: KeyCheck, sample_s: float = SAMPLE_S,
+                 registry: CollectorRegistry | None, keys: KeyCheck, sample_s: float = SAMPLE_S,
                  max_connections: int | None = None) -> None:
         super().__init__(addr, Handler)
         self.state, self.clock, self.inbox = state, clock, inbox
-        self.registry, self.keys = registry, keys
+        self.registry, self.keys = registry or CollectorRegistry(auto_describe=False), keys
         self.history = History()
         self.started = clock()
         self.reads = ReadCache()
@@ -114,10 +117,22 @@ class ApiServer(ThreadingHTTPServer):
         finally:
             self._slots.release()
 
+    def snapshot(self) -> Snapshot:
+        """The state as the loop copied it after the caller asked (callers asking while a
+        copy is on its way share it)."""
+        snap = self.reads.get("snapshot", lambda: self.inbox.call(Snapshot.of))
+        assert isinstance(snap, Snapshot)
+        return snap
+
+    def snapshot_now(self) -> tuple[Snapshot, float]:
+        snap = self.snapshot()
+        return snap, snap.now
+
     def _sample_loop(self, every_s: float) -> None:
         while not self._stop.wait(every_s):
             try:
-                self.inbox.call(lambda st, now: self.history.sample(st, now))
+                snap = self.snapshot()
+                self.history.sample(snap, snap.now)
             except ApiError as exc:  # a busy loop: this chart point is skipped
                 log.debug("history sample skipped: %s", exc)
             except Exception:  # the charts may lose a point; the sampler must keep going
@@ -171,8 +186,9 @@ def start(state: NimbusState, clock: Any, host: str, port: int, inbox: LoopInbox
     from squall.nimbus.prom import registry_for
 
     keys = KeyCheck.from_conf(state.conf, fallback=api_token)
-    return ApiServer((host, port), state, clock, inbox, registry_for(state, clock, loop_lag), keys,
-                     sample_s).start()
+    server = ApiServer((host, port), state, clock, inbox, None, keys, sample_s)
+    server.registry = registry_for(state, clock, loop_lag, source=server.snapshot_now)
+    return server.start()
 
 __all__ = ["ApiError", "ApiServer", "KeyCheck", "LoopInbox", "start"]
 
@@ -280,17 +296,16 @@ class Handler(BaseHTTPRequestHandler):
     def _metrics(self, head: bool) -> None:
         encoder, ctype = choose_encoder(self.headers.get("Accept", ""))
         registry = self.server.registry
-        body = self.server.reads.get(f"metrics {ctype}",
-                                     lambda: self.server.inbox.call(lambda st, now: encoder(registry)))
+        body = self.server.reads.get(f"metrics {ctype}", lambda: encoder(registry))
         self._send(200, body, ctype, head)
 
-    # -- reads (rendered on the loop, see the module docstring) --
+    # -- reads (rendered here from a snapshot, see the module docstring) --
 
-    def _read(self, fn: Callable[[NimbusState, float], Any]) -> Any:
-        return self.server.reads.get(f"GET {self.path}", lambda: self.server.inbox.call(fn))
+    def _read(self, fn: Callable[[Snapshot, float], Any]) -> Any:
+        return self.server.reads.get(f"GET {self.path}", lambda: fn(*self.server.snapshot_now()))
 
     @staticmethod
-    def _rec(st: NimbusState, name: str) -> Any:
+    def _rec(st: Snapshot, name: str) -> Any:
         rec = st.topologies.get(name)
         if rec is None:
             raise ApiError(404, f"no topology named {name!r}")
@@ -326,7 +341,7 @@ class Handler(BaseHTTPRequestHandler):
         return self._read(lambda st, now: V.traffic(st, self._rec(st, id)))
 
     def get_history(self, query: str, id: str) -> Any:
-        def build(st: NimbusState, now: float) -> Any:
+        def build(st: Snapshot, now: float) -> Any:
             self._rec(st, id)
             h = self.server.history
             return {"topology": id, "now": now, "samples": h.series(id), "placementChanges": h.marks(id)}

@@ -16,7 +16,7 @@ import threading
 from typing import Any, Callable
 
 from squall import messages as M
-from squall.nimbus.state import Send
+from squall.nimbus.commands import Send
 
 KEY_CONF = "nimbus.http.key"
 KEY_ENV = "SQUALL_HTTP_KEY"

@@ -1,7 +1,7 @@
 """The JSON bodies of Nimbus's REST API, in Storm UI's shapes where they apply (pure).
 
-Every function reads ``NimbusState`` (the caller holds the server's lock) and returns plain
-JSON data; nothing here mutates the state, reads a clock or touches a socket. Storm's
+Every function reads a :class:`~squall.nimbus.snapshot.Snapshot` of Nimbus's state (on an
+HTTP thread; the live state is never touched here) and returns plain JSON data; nothing here mutates the state, reads a clock or touches a socket. Storm's
 latency and capacity fields are strings with three decimals, as Storm sends them; counts
 are numbers. ``docs/ui.md`` lists which fields are measured and which are approximations.
 """
@@ -19,7 +19,7 @@ from squall.nimbus import config as C
 from squall.nimbus.graph import cycles
 from squall.nimbus.history import History, delta
 from squall.nimbus.records import TopologyRecord
-from squall.nimbus.state import NimbusState
+from squall.nimbus.snapshot import Snapshot
 from squall.nimbus.views import traffic_split
 from squall.topology.order import topological_layers
 from squall.topology.spec import ACKER_COMPONENT, SPOUT
@@ -41,7 +41,7 @@ def fixed(value: float | None) -> str:
     return f"{value or 0.0:.3f}"
 
 
-def node_loads(st: NimbusState) -> dict[str, float]:
+def node_loads(st: Snapshot) -> dict[str, float]:
     """Node id -> measured CPU load (cycles/s) of every executor placed on it."""
     out: dict[str, float] = {}
     for name, rec in st.topologies.items():
@@ -52,7 +52,7 @@ def node_loads(st: NimbusState) -> dict[str, float]:
     return out
 
 
-def used_slots(st: NimbusState) -> dict[str, list[tuple[int, str]]]:
+def used_slots(st: Snapshot) -> dict[str, list[tuple[int, str]]]:
     """Node id -> [(port, topology)] of the placed workers."""
     out: dict[str, list[tuple[int, str]]] = {}
     for name, rec in st.topologies.items():
@@ -64,7 +64,7 @@ def used_slots(st: NimbusState) -> dict[str, list[tuple[int, str]]]:
 # -- cluster -------------------------------------------------------------------------------
 
 
-def cluster_summary(st: NimbusState, now: float, started: float) -> dict[str, Any]:
+def cluster_summary(st: Snapshot, now: float, started: float) -> dict[str, Any]:
     live = st.live_nodes(now)
     slots_total = sum(len(s.ports) for s in st.supervisors.values() if s.id in live)
     slots_used = sum(len(v) for n, v in used_slots(st).items() if n in live)
@@ -89,7 +89,7 @@ def cluster_summary(st: NimbusState, now: float, started: float) -> dict[str, An
     }
 
 
-def supervisor_summary(st: NimbusState, now: float) -> dict[str, Any]:
+def supervisor_summary(st: Snapshot, now: float) -> dict[str, Any]:
     loads, slots = node_loads(st), used_slots(st)
     rows = []
     for sid in sorted(st.supervisors):
@@ -134,7 +134,7 @@ def topology_row(rec: TopologyRecord, now: float) -> dict[str, Any]:
     }
 
 
-def topology_summary(st: NimbusState, now: float) -> dict[str, Any]:
+def topology_summary(st: Snapshot, now: float) -> dict[str, Any]:
     return {"topologies": [topology_row(st.topologies[n], now) for n in sorted(st.topologies)],
             "schedulerDisplayResource": False}
 
@@ -142,7 +142,7 @@ def topology_summary(st: NimbusState, now: float) -> dict[str, Any]:
 # -- one topology --------------------------------------------------------------------------
 
 
-def topology_page(st: NimbusState, rec: TopologyRecord, now: float, history: History, sys: bool) -> dict[str, Any]:
+def topology_page(st: Snapshot, rec: TopologyRecord, now: float, history: History, sys: bool) -> dict[str, Any]:
     latest = st.metrics.latest(rec.name)
     window = history.span(rec.name)  # (older, newer) counters, or None
     by_comp: dict[str, list[int]] = {}
@@ -200,7 +200,7 @@ def _latency(ems: list[ExecutorMetrics], window: Any, ids: list[int]) -> tuple[f
     return sum(m.latency_sum_ms for m in ems), sum(m.latency_count for m in ems)
 
 
-def _capacity(st: NimbusState, rec: TopologyRecord, ems: list[ExecutorMetrics], window: Any,
+def _capacity(st: Snapshot, rec: TopologyRecord, ems: list[ExecutorMetrics], window: Any,
               ids: list[int]) -> tuple[float, float]:
     """(capacity, execute latency ms): the busiest executor's CPU share of one core over the
     metrics window, and CPU ms per executed tuple (history span, else since start)."""
@@ -221,7 +221,7 @@ def _capacity(st: NimbusState, rec: TopologyRecord, ems: list[ExecutorMetrics], 
     return cap, (1000.0 * cpu / executed if executed else 0.0)
 
 
-def _workers(st: NimbusState, rec: TopologyRecord, now: float) -> list[dict[str, Any]]:
+def _workers(st: Snapshot, rec: TopologyRecord, now: float) -> list[dict[str, Any]]:
     comp_of = {e.id: e.component for e in rec.executors()}
     rows = []
     for (node, port), execs in sorted(rec.worker_slots().items()):
@@ -245,7 +245,7 @@ def _workers(st: NimbusState, rec: TopologyRecord, now: float) -> list[dict[str,
 # -- what Storm lacks ----------------------------------------------------------------------
 
 
-def placement(st: NimbusState, rec: TopologyRecord) -> dict[str, Any]:
+def placement(st: Snapshot, rec: TopologyRecord) -> dict[str, Any]:
     loads = st.rates(rec.name).load_hz
     execs = []
     for e in rec.executors():
@@ -271,7 +271,7 @@ def placement(st: NimbusState, rec: TopologyRecord) -> dict[str, Any]:
             "layers": layers, "cycles": cycles(rec.spec)}
 
 
-def traffic(st: NimbusState, rec: TopologyRecord) -> dict[str, Any]:
+def traffic(st: Snapshot, rec: TopologyRecord) -> dict[str, Any]:
     rates = st.rates(rec.name)
     execs = rec.executors()
     index = {e.id: k for k, e in enumerate(execs)}

@@ -1,9 +1,13 @@
 """Live rebalancing inside :class:`squall.nimbus.state.NimbusState`: the online loop, the
-migration coordinator, rebalance events, and the GetEvents / GetStats queries.
+migration coordinator, probations and repair after a lost board.
 
-A mixin so ``state.py`` stays readable: it uses the state's records, store and push, and
-adds no I/O of its own. The decisions live in :mod:`squall.nimbus.loop` (whether and what to
-apply) and :mod:`squall.nimbus.migration` (how the move proceeds); this module enacts them.
+Still a mixin (it enacts decisions on the state's records and pushes), but what it keeps is
+in composed parts: :class:`~squall.nimbus.migration.Migrations` (moves in progress, the
+ports they hold), :class:`~squall.nimbus.rebalance_policy.LoopClocks` (when each placement
+changed), :class:`~squall.nimbus.event_log.EventLog` (events as commands), and the
+probations. The decisions live in :mod:`squall.nimbus.rebalance_policy` (whether and what to
+apply) and :mod:`squall.nimbus.migration` (how the move proceeds). It writes nothing: every
+change to the store is a command in ``_out``.
 
 Guarantees:
 
@@ -26,16 +30,17 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from squall import messages as M
 from squall.nimbus import views
-from squall.nimbus.loop import (
-    ADAPTIVE, LATENCY, NODE_LOST, PERIODIC, REQUESTED, LoopClock, LoopConf, Proposal, assignment_of, cost_summary,
-    decide, moved_between, not_due, prediction_summary, price, propose,
+from squall.nimbus.commands import DeleteMigration, SaveMigration
+from squall.nimbus.event_log import EventLog
+from squall.nimbus.rebalance_policy import (
+    ADAPTIVE, LATENCY, NODE_LOST, PERIODIC, REQUESTED, LoopClock, LoopClocks, LoopConf, Proposal, cost_summary,
+    decide, not_due, prediction_summary, price, propose,
 )
 from squall.nimbus.probation import COOLDOWN_S, ROLLED_BACK, Measured, Probation, Rejections, verdict
-from squall.nimbus.migration import DONE, Migration, advance, declared
+from squall.nimbus.migration import DONE, Migration, Migrations, advance
 from squall.nimbus.placement import map_ports, place, spread_caps, standby_caps
-from squall.nimbus.records import RUNNING, Slot, TopologyRecord
+from squall.nimbus.records import RUNNING, Placement, Slot, TopologyRecord
 from squall.nimbus.requests import RequestError, apply_rebalance
 from squall.rebalance import InfeasibleError, InvalidInputError
 from squall.topology.spec import ACKER_COMPONENT
@@ -45,6 +50,7 @@ if TYPE_CHECKING:
 
     from squall.nimbus.metrics import MetricsWindow, Rates
     from squall.nimbus.records import SupervisorRecord
+    from squall.nimbus.commands import Command
     from squall.nimbus.store import Store
 
 log = logging.getLogger("squall.nimbus")
@@ -58,7 +64,7 @@ class LiveRebalancing:
     """Mixed into ``NimbusState``; see the module docstring."""
 
     if TYPE_CHECKING:  # provided by NimbusState
-        store: Store
+        _out: list[Command]
         conf: dict[str, Any]
         topologies: dict[str, TopologyRecord]
         supervisors: dict[str, SupervisorRecord]
@@ -75,14 +81,13 @@ class LiveRebalancing:
         def _host(self, node: str) -> str: ...
         def _schedule(self, rec: TopologyRecord, now: float, keep_current: bool) -> bool: ...
 
-    def _init_live(self) -> None:
-        self.migrations: dict[str, Migration] = {}
-        for record, states in self.store.load_migrations():
+    def _init_live(self, store: Store) -> None:
+        self.event_log = EventLog(store.last_event_id())
+        self.migrations = Migrations()
+        for record, states in store.load_migrations():
             if record["topology"] in self.topologies:
                 self.migrations[record["topology"]] = Migration.from_record(record, states, restarted=True)
-        self._last_change: dict[str, float] = self.store.load_clocks()
-        self.clocks: dict[str, LoopClock] = {}
-        self.rebalances: Counter[tuple[str, str]] = Counter()
+        self.loop_clocks = LoopClocks(store.load_clocks())
         # Changes under watch, and placements rejected by a probation. Held in memory: a
         # Nimbus restart ends the watch (the change stays), see docs/rebalancing.md.
         self.probations: dict[str, Probation] = {}
@@ -93,18 +98,18 @@ class LiveRebalancing:
     def loop_conf(self, rec: TopologyRecord) -> LoopConf:
         return LoopConf.of(rec.conf, self.conf)
 
+    @property
+    def rebalances(self) -> Counter[tuple[str, str]]:
+        """Evaluations by (topology, outcome), for Prometheus."""
+        return self.event_log.counts
+
     def clock(self, rec: TopologyRecord) -> LoopClock:
         """The topology's loop clock; after a restart measurement restarts at boot."""
-        if rec.name not in self.clocks:
-            last = self._last_change.get(rec.name, rec.submitted_at)
-            self.clocks[rec.name] = LoopClock(last, max(last, self.boot if self.boot is not None else last))
-        return self.clocks[rec.name]
+        return self.loop_clocks.of(rec, self.boot)
 
     def _changed(self, rec: TopologyRecord, now: float) -> None:
         """A new placement is in force: the timeout and the measurement start afresh."""
-        self.clocks[rec.name] = LoopClock(now, now)
-        self._last_change[rec.name] = now
-        self.store.save_clock(rec.name, now)
+        self._out.append(self.loop_clocks.changed(rec.name, now))
         self.metrics.forget(rec.name)
         probation = self.probations.get(rec.name)
         if probation is not None and probation.since is None:
@@ -122,38 +127,15 @@ class LiveRebalancing:
         self.migrations.pop(name, None)
         self.probations.pop(name, None)
         self.rejections.forget(name)
-        self.clocks.pop(name, None)
-        self._last_change.pop(name, None)
-        for key in [k for k in self.rebalances if k[0] == name]:
-            del self.rebalances[key]
+        self.loop_clocks.forget(name)
+        self.event_log.forget(name)
 
     def reserved(self, except_topology: str = "") -> dict[str, set[int]]:
         """node -> ports held by migrating topologies (old and new workers)."""
-        out: dict[str, set[int]] = {}
-        for name, mig in self.migrations.items():
-            if name != except_topology:
-                for s in [*mig.old.values(), *mig.target.values()]:
-                    out.setdefault(s.node, set()).add(s.port)
-        return out
+        return self.migrations.reserved(except_topology)
 
     def _others(self, rec: TopologyRecord) -> Iterable[TopologyRecord]:
         return [o for o in self.topologies.values() if o.name != rec.name]
-
-    def declared_migrating(self, rec: TopologyRecord, node: str) -> list[M.WorkerAssignment] | None:
-        """The paused workers of a migrating topology on ``node``; None when it is not migrating."""
-        per_node = self.declared_migrating_all(rec)
-        return None if per_node is None else per_node.get(node, [])
-
-    def declared_migrating_all(self, rec: TopologyRecord) -> dict[str, list[M.WorkerAssignment]] | None:
-        """node -> the workers of a migrating topology there (one pass for every node); None
-        when it is not migrating."""
-        mig = self.migrations.get(rec.name)
-        if mig is None or rec.phase != RUNNING:
-            return None
-        out: dict[str, list[M.WorkerAssignment]] = {}
-        for (n, _port), wa in declared(mig, rec, self._host).items():
-            out.setdefault(n, []).append(wa)
-        return out
 
     def _record(self, rec: TopologyRecord, now: float, trigger: str, decision: str, reason: str,
                 proposal: Proposal | None, moved: tuple[int, ...] = (), **extra: Any) -> int:
@@ -163,9 +145,10 @@ class LiveRebalancing:
             "proposed": cost_summary(proposal.proposed) if proposal else None,
             "moved": list(moved), "paused_s": None, "notes": [], **extra,
         }
-        self.rebalances[(rec.name, decision)] += 1
         log.info("topology %s: %s rebalance %s: %s", rec.name, trigger, decision, reason)
-        return self.store.add_event(rec.name, event)
+        add = self.event_log.add(rec.name, event)
+        self._out.append(add)
+        return add.event_id
 
     # -- starting a change -----------------------------------------------------------------
 
@@ -178,26 +161,26 @@ class LiveRebalancing:
                                 predicted=prediction_summary(proposal, rec.name, before.avg_ms),
                                 measured_before=before.to_dict())
         if rec.placement and proposal.moved:
-            self.probations[rec.name] = Probation(event_id, dict(rec.placement), before)
+            self.probations[rec.name] = Probation(event_id, rec.placement, before)
         self._move(rec, proposal.placement, trigger, event_id, now)
 
-    def _move(self, rec: TopologyRecord, target: dict[int, Slot], trigger: str, event_id: int, now: float) -> None:
-        moved = moved_between(rec.placement, target)
+    def _move(self, rec: TopologyRecord, target: Placement, trigger: str, event_id: int, now: float) -> None:
+        moved = rec.placement.moved_to(target)
         lost = tuple(ex for ex in moved if ex in rec.placement and not self._port_alive(rec.placement[ex], now))
         if set(moved) <= set(lost):  # nothing alive moves: no state to hand over, no pause needed
             rec.placement = target
             rec.version += 1
             self._save(rec)
-            self.store.update_event(event_id, {"paused_s": 0.0, "done_at": now})
+            self._out.append(self.event_log.update(event_id, {"paused_s": 0.0, "done_at": now}))
             self._changed(rec, now)
             self._push(now)
             return
-        mig = Migration(rec.name, trigger, event_id, dict(rec.placement), dict(target), moved, lost,
+        mig = Migration(rec.name, trigger, event_id, rec.placement, Placement.of(target), moved, lost,
                         started_at=now, phase_at=now)
         self.migrations[rec.name] = mig
         rec.version += 1
         self._save(rec)
-        self.store.save_migration(rec.name, mig.to_record(), mig.states)
+        self._out.append(SaveMigration(rec.name, mig.to_record(), dict(mig.states)))
         self._push(now)
 
     def _port_alive(self, slot: Slot, now: float) -> bool:
@@ -228,13 +211,14 @@ class LiveRebalancing:
         that were on them come back without state, survivors that move migrate live."""
         probation = self.probations.pop(rec.name, None)
         if probation is not None:
-            self.store.update_event(probation.event_id, {"probation": "ended: a node was lost; the failure path took over"})
+            self._out.append(self.event_log.update(probation.event_id,
+                                         {"probation": "ended: a node was lost; the failure path took over"}))
         mig = self.migrations.pop(rec.name, None)
         if mig is not None:  # roll forward: the target is the placement to repair from
             rec.placement = mig.target
             self._finish_event(mig, now, "a node was lost mid-migration; rolled forward")
-            self.store.delete_migration(rec.name)
-        old = dict(rec.placement)
+            self._out.append(DeleteMigration(rec.name))
+        old = rec.placement
         standby = self._standby_target(rec, now)
         if standby is not None:
             rec.placement = standby
@@ -244,7 +228,7 @@ class LiveRebalancing:
             return
         target, rec.placement = rec.placement, old
         gone = sorted({s.node for s in old.values() if not self._port_alive(s, now)})
-        moved = moved_between(old, target)
+        moved = old.moved_to(target)
         event_id = self._record(rec, now, NODE_LOST, APPLIED, f"workers lost on {', '.join(gone)}", None, moved)
         self._move(rec, target, NODE_LOST, event_id, now)
 
@@ -268,7 +252,7 @@ class LiveRebalancing:
             return proposal
         return price(trial, placement, rates, self.supervisors, live, self._others(trial))
 
-    def _standby_target(self, rec: TopologyRecord, now: float) -> dict[int, Slot] | None:
+    def _standby_target(self, rec: TopologyRecord, now: float) -> Placement | None:
         """The repair placement with the lost workers on standby boards (the topology's
         alive boards without any of its workers), when they have room for all of them;
         None otherwise (then the scheduler places over every live board)."""
@@ -310,12 +294,12 @@ class LiveRebalancing:
             figures = {k: seen[k] for k in ("inter_node_tps", "inter_worker_tps", "nodes_used", "workers")}
             update: dict[str, Any] = {"measured_after": {**after.to_dict(), **figures}, "probation": why}
             if outcome != ROLLED_BACK:
-                self.store.update_event(probation.event_id, update)
+                self._out.append(self.event_log.update(probation.event_id, update))
                 log.info("topology %s: change kept after probation: %s", name, why)
                 continue
             update["decision"] = ROLLED_BACK
-            self.store.update_event(probation.event_id, update)
-            self.rebalances[(name, ROLLED_BACK)] += 1
+            self._out.append(self.event_log.update(probation.event_id, update))
+            self.event_log.count(name, ROLLED_BACK)
             self.rejections.add(name, rec.placement, now + COOLDOWN_S)
             self._roll_back(rec, probation, why, now)
 
@@ -335,11 +319,11 @@ class LiveRebalancing:
                 taken.setdefault(slot.node, set()).add(slot.port)
         ports_of = {n: self.supervisors[n].ports for n in live}
         try:
-            target = map_ports(rec.name, assignment_of(rec.name, probation.previous), rec.placement, ports_of, taken)
+            target = map_ports(rec.name, probation.previous.assignment(rec.name), rec.placement, ports_of, taken)
         except InfeasibleError as exc:
             self._record(rec, now, ROLLBACK, DECLINED, f"{why}; no port to move back to: {exc}", None)
             return
-        moved = moved_between(rec.placement, target)
+        moved = rec.placement.moved_to(target)
         event_id = self._record(rec, now, ROLLBACK, APPLIED, why, None, moved,
                                 rolls_back=probation.event_id)
         self._move(rec, target, ROLLBACK, event_id, now)
@@ -386,7 +370,7 @@ class LiveRebalancing:
             rec = self.topologies.get(name)
             if rec is None or rec.phase != RUNNING:  # killed or restarting: the migration is moot
                 del self.migrations[name]
-                self.store.delete_migration(name)
+                self._out.append(DeleteMigration(name))
                 self._finish_event(mig, now, "abandoned: the topology is being killed or restarted")
                 continue
             live = self.live_nodes(now)
@@ -397,7 +381,7 @@ class LiveRebalancing:
             collected = len(mig.states)
             if not advance(mig, reports, live, rec.version, now, self.loop_conf(rec)):
                 if len(mig.states) != collected:
-                    self.store.save_migration(name, mig.to_record(), mig.states)
+                    self._out.append(SaveMigration(name, mig.to_record(), dict(mig.states)))
                 continue
             pushed = True
             if mig.phase == DONE:
@@ -405,7 +389,7 @@ class LiveRebalancing:
             else:
                 rec.version += 1
                 self._save(rec)
-                self.store.save_migration(name, mig.to_record(), mig.states)
+                self._out.append(SaveMigration(name, mig.to_record(), dict(mig.states)))
                 log.info("topology %s: migration %s", name, mig.phase)
         if pushed:
             self._push(now)
@@ -413,10 +397,10 @@ class LiveRebalancing:
     def _finish_migration(self, rec: TopologyRecord, mig: Migration, now: float) -> None:
         """RESUME: the target becomes the placement, unpaused."""
         del self.migrations[rec.name]
-        rec.placement = dict(mig.target)
+        rec.placement = mig.target
         rec.version += 1
         self._save(rec)
-        self.store.delete_migration(rec.name)
+        self._out.append(DeleteMigration(rec.name))
         self._finish_event(mig, now)
         self._changed(rec, now)
         log.info("topology %s: migration done, %d executor(s) moved, spouts paused %.2f s",
@@ -424,7 +408,7 @@ class LiveRebalancing:
 
     def _finish_event(self, mig: Migration, now: float, note: str = "") -> None:
         notes = [*mig.notes, *([note] if note else [])]
-        self.store.update_event(mig.event_id, {"paused_s": now - mig.started_at, "notes": notes, "done_at": now})
+        self._out.append(self.event_log.update(mig.event_id, {"paused_s": now - mig.started_at, "notes": notes, "done_at": now}))
 
 
 def changes_executors(rec: TopologyRecord, pending: Mapping[str, Any]) -> bool:

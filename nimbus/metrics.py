@@ -103,6 +103,13 @@ class MetricsWindow:
             else:
                 self._trim(key, now, window_s_of[key[0]])
 
+    def copy(self) -> MetricsWindow:
+        """A window with the same samples that later ``add``/``expire`` here leave unchanged
+        (the samples themselves are immutable: only the queues are copied)."""
+        out = MetricsWindow()
+        out._samples = {key: deque(q) for key, q in self._samples.items()}
+        return out
+
     def forget(self, topology: str) -> None:
         for key in [k for k in self._samples if k[0] == topology]:
             del self._samples[key]

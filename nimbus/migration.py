@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from squall import messages as M
-from squall.nimbus.loop import LoopConf
-from squall.nimbus.records import Slot, TopologyRecord
+from squall.nimbus.rebalance_policy import LoopConf
+from squall.nimbus.records import RUNNING, Placement, Slot, TopologyRecord
 
 PAUSE = "pause"
 RELEASE = "release"
@@ -47,8 +47,8 @@ class Migration:
     topology: str
     trigger: str
     event_id: int
-    old: dict[int, Slot]
-    target: dict[int, Slot]
+    old: Placement
+    target: Placement
     moved: tuple[int, ...]  # executors whose (node, port) changes
     lost: tuple[int, ...] = ()  # moved executors whose old node is gone: no snapshot to wait for
     phase: str = PAUSE
@@ -57,6 +57,9 @@ class Migration:
     states: dict[int, bytes] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     probe: tuple[Any, ...] | None = None  # last quiescence sums and report times (not persisted)
+
+    def __post_init__(self) -> None:
+        self.old, self.target = Placement.of(self.old), Placement.of(self.target)
 
     # -- persistence -----------------------------------------------------------------------
 
@@ -92,16 +95,34 @@ def _slots_out(placement: Mapping[int, Slot]) -> dict[str, list[Any]]:
     return {str(ex): [s.worker, s.node, s.port] for ex, s in sorted(placement.items())}
 
 
-def _slots_in(data: Mapping[str, Any]) -> dict[int, Slot]:
-    return {int(ex): Slot(int(w), str(n), int(p)) for ex, (w, n, p) in data.items()}
+def _slots_in(data: Mapping[str, Any]) -> Placement:
+    return Placement((int(ex), Slot(int(w), str(n), int(p))) for ex, (w, n, p) in data.items())
 
 
-def _workers(placement: Mapping[int, Slot]) -> dict[Where, list[int]]:
-    out: dict[Where, list[int]] = {}
-    for ex in sorted(placement):
-        s = placement[ex]
-        out.setdefault((s.node, s.port), []).append(ex)
-    return out
+class Migrations(dict[str, Migration]):
+    """topology -> its migration in progress (at most one each)."""
+
+    def reserved(self, except_topology: str = "") -> dict[str, set[int]]:
+        """node -> ports held by migrating topologies (old and new workers): kept out of
+        every other placement while they move."""
+        out: dict[str, set[int]] = {}
+        for name, mig in self.items():
+            if name != except_topology:
+                for s in [*mig.old.values(), *mig.target.values()]:
+                    out.setdefault(s.node, set()).add(s.port)
+        return out
+
+    def declared_by_node(self, rec: TopologyRecord, host_of: Callable[[str], str]
+                         ) -> dict[str, list[M.WorkerAssignment]] | None:
+        """node -> the (paused) workers of ``rec`` there while it migrates, one pass for every
+        node; None when it is not migrating (or not running: a kill or restart ends it)."""
+        mig = self.get(rec.name)
+        if mig is None or rec.phase != RUNNING:
+            return None
+        out: dict[str, list[M.WorkerAssignment]] = {}
+        for (node, _port), wa in declared(mig, rec, host_of).items():
+            out.setdefault(node, []).append(wa)
+        return out
 
 
 def declared(mig: Migration, rec: TopologyRecord, host_of: Callable[[str], str]) -> dict[Where, M.WorkerAssignment]:
@@ -115,7 +136,7 @@ def declared(mig: Migration, rec: TopologyRecord, host_of: Callable[[str], str])
             in_transit |= set(mig.moved)
     where = {ex: "" if ex in in_transit else f"{host_of(s.node)}:{s.port}" for ex, s in sorted(source.items())}
     out = {}
-    for key, execs in sorted(_workers(source).items()):
+    for key, execs in sorted(source.workers().items()):
         mine = [ex for ex in execs if ex not in in_transit] if mig.phase == RELEASE else execs
         states = {ex: mig.states[ex] for ex in mine if ex in mig.states} if mig.phase == ACQUIRE else {}
         out[key] = M.WorkerAssignment(
@@ -151,7 +172,7 @@ def advance(
             return _next(mig, ACQUIRE, now)
         return False
     if mig.phase == ACQUIRE:
-        expected = {k for k in _workers(mig.target) if k[0] in live}
+        expected = {k for k in mig.target.workers() if k[0] in live}
         if all(_running(reports.get(k), version) for k in expected):
             return _next(mig, DONE, now)
         if waited >= lc.acquire_s:
@@ -187,7 +208,7 @@ def _quiescent(mig: Migration, reports: Mapping[Where, M.WorkerReport], live: se
     """Every old worker paused at ``version`` with nothing queued and the remote sums equal,
     the same in two consecutive fresh looks. With a node lost its workers' counts are gone,
     so only the queues are compared."""
-    expected = sorted(k for k in _workers(mig.old) if k[0] in live)
+    expected = sorted(k for k in mig.old.workers() if k[0] in live)
     got = [reports.get(k) for k in expected]
     if not all(_reports_version(r, version) and r.paused and r.metrics is not None and r.metrics.queued == 0
                for r in got):

@@ -30,7 +30,7 @@ from typing import Any
 from squall.config import SCHEDULER_PARAMS
 from squall.messages import WorkerAssignment
 from squall.nimbus.metrics import Rates
-from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
+from squall.nimbus.records import Placement, Slot, SupervisorRecord, TopologyRecord
 from squall.rebalance import Assignment, Executor, InfeasibleError, Node, SchedulerParams, Workload, get_scheduler
 from squall.nimbus.profiles import (
     DEFAULT_FLUSH_S, FLUSH_MS_KEY, board_profile, cpu_wait_by_node, honest_load, topology_cores_by_node,
@@ -115,7 +115,7 @@ def place(
     scheduler: str | None = None,
     reserved: Mapping[str, set[int]] | None = None,
     slot_cap: Mapping[str, int] | None = None,
-) -> dict[int, Slot]:
+) -> Placement:
     """A new placement for ``rec`` over the ``live`` supervisors.
 
     ``others`` (every other placed topology) keep their workers; with ``keep_current`` the
@@ -218,7 +218,7 @@ def map_ports(
     old: Mapping[int, Slot],
     ports_of: Mapping[str, list[int]],
     taken: Mapping[str, set[int]],
-) -> dict[int, Slot]:
+) -> Placement:
     """Concrete ports for the workers of ``new`` (see the module docstring)."""
     old_workers: dict[tuple[str, int], set[int]] = {}
     old_label: dict[tuple[str, int], int] = {}
@@ -248,9 +248,7 @@ def map_ports(
             raise InfeasibleError(f"node {node!r} has no free port left for worker {w} of {topology!r}")
         port_of[w] = min(free[node])
         free[node].discard(port_of[w])
-    return {
-        ex: Slot(w, node, port_of[w]) for w, node, execs in workers for ex in execs
-    }
+    return Placement((ex, Slot(w, node, port_of[w])) for w, node, execs in workers for ex in execs)
 
 
 class DeclaredWorkers:

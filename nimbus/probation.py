@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from squall.nimbus.records import Slot
+from squall.nimbus.records import Placement, Slot
 
 AVG_WORSE = 0.10
 P99_WORSE = 0.25
@@ -53,7 +53,7 @@ class Probation:
     """A change under watch. ``since`` is when its migration completed (None: still moving)."""
 
     event_id: int
-    previous: dict[int, Slot]
+    previous: Placement
     before: Measured
     since: float | None = None
     notes: list[str] = field(default_factory=list)

@@ -1,8 +1,8 @@
 """Prometheus metrics of Nimbus, read from its state when scraped.
 
-The state machine never imports prometheus: :class:`NimbusCollector` reads
-``NimbusState`` at scrape time, on the server loop's own thread (the HTTP side asks the loop
-to render, see ``http_api``), so it takes no lock. Metric names are ``squall_``
+The state machine never imports prometheus: :class:`NimbusCollector` reads, at scrape
+time, what its ``source`` returns: on the HTTP port a snapshot of the state the loop took
+for this scrape (see ``http_api``), so it renders off the loop and takes no lock. Metric names are ``squall_``
 prefixed; per-executor counters are the newest cumulative values the workers reported
 (they reset when a worker restarts, which Prometheus's ``rate()`` handles).
 
@@ -28,13 +28,15 @@ EXECUTOR_LABELS = ["topology", "component", "executor"]
 
 class NimbusCollector(Collector):
     def __init__(self, state: NimbusState, clock: Any,
-                 loop_lag: Callable[[], tuple[float, float]] | None = None) -> None:
-        self.state = state
-        self.clock = clock  # () -> now, the same clock the server feeds the state
+                 loop_lag: Callable[[], tuple[float, float]] | None = None,
+                 source: Callable[[], tuple[Any, float]] | None = None) -> None:
+        # () -> (what to read: the state or a snapshot of it, its time)
+        self.source = source or (lambda: (state, clock()))
         self.loop_lag = loop_lag  # () -> (latest, max) seconds a tick ran late
 
     def collect(self) -> Iterator[Any]:
-        families = list(self._collect(self.clock()))
+        st, now = self.source()
+        families = list(self._collect(st, now))
         if self.loop_lag is not None:
             latest, worst = self.loop_lag()
             lag = GaugeMetricFamily("squall_nimbus_loop_lag_seconds",
@@ -46,8 +48,7 @@ class NimbusCollector(Collector):
             families += [lag, peak]
         return iter(families)
 
-    def _collect(self, now: float) -> Iterator[Any]:
-        st = self.state
+    def _collect(self, st: Any, now: float) -> Iterator[Any]:
         counters = {
             name: CounterMetricFamily(f"squall_executor_{name}", f"tuples {name} (cumulative, per executor)",
                                       labels=EXECUTOR_LABELS)
@@ -112,8 +113,10 @@ class NimbusCollector(Collector):
 
 
 def registry_for(state: NimbusState, clock: Any,
-                 loop_lag: Callable[[], tuple[float, float]] | None = None) -> CollectorRegistry:
-    """A registry holding only Nimbus's collector (not the process-global default)."""
+                 loop_lag: Callable[[], tuple[float, float]] | None = None,
+                 source: Callable[[], tuple[Any, float]] | None = None) -> CollectorRegistry:
+    """A registry holding only Nimbus's collector (not the process-global default); it reads
+    ``source()`` (a snapshot and its time) when given, else ``state`` at ``clock()``."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NimbusCollector(state, clock, loop_lag))
+    registry.register(NimbusCollector(state, clock, loop_lag, source))
     return registry

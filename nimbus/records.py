@@ -3,15 +3,21 @@
 These are the values the state machine mutates and the store persists. Guarantees: a
 ``TopologyRecord``'s ``placement`` is empty or covers every executor of
 ``executors()`` exactly once; ``status`` is derived, never stored on its own.
+
+A placement is one immutable value, :class:`Placement`, from the scheduler's answer to the
+store, the pushed assignments, the cost the policy weighs and the pages the UI serves; a
+change of placement is a new value, never an edit of the old one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from squall.messages import WorkerReport
 from squall.nimbus.config import ACKERS, SCHEDULER, WORKERS
+from squall.rebalance import Assignment
 from squall.topology.spec import ExecutorSpec, TopologySpec
 
 # Keys a live rebalance changes (``rebalance -n`` / ``--scheduler``). Workers do not get
@@ -36,6 +42,75 @@ class Slot:
     port: int
 
 
+Where = tuple[str, int]  # (node, port): one worker
+
+
+class Placement(Mapping[int, Slot]):
+    """Executor id -> :class:`Slot` of one topology: immutable, equal by content (to a dict
+    too), hashable, iterated by executor id ascending."""
+
+    __slots__ = ("_slots", "_hash", "_assignment")
+
+    def __init__(self, slots: Mapping[int, Slot] | Iterable[tuple[int, Slot]] = ()) -> None:
+        items = slots.items() if isinstance(slots, Mapping) else slots
+        self._slots: dict[int, Slot] = dict(sorted(items))
+        self._hash: int | None = None
+        self._assignment: tuple[str, Assignment] | None = None  # computed once: the value never changes
+
+    @classmethod
+    def of(cls, slots: Mapping[int, Slot]) -> Placement:
+        """``slots`` as a Placement (itself when it already is one)."""
+        return slots if isinstance(slots, Placement) else cls(slots)
+
+    def __getitem__(self, executor: int) -> Slot:
+        return self._slots[executor]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._slots)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(tuple(self._slots.items()))
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"Placement({self._slots!r})"
+
+    def workers(self) -> dict[Where, list[int]]:
+        """(node, port) -> executor ids on that worker, ascending."""
+        out: dict[Where, list[int]] = {}
+        for ex, slot in self._slots.items():
+            out.setdefault((slot.node, slot.port), []).append(ex)
+        return out
+
+    def moved_to(self, new: Mapping[int, Slot]) -> tuple[int, ...]:
+        """Executors of ``new`` that run on another (node, port) than here (or are new):
+        what a change from this placement to ``new`` has to move."""
+        return tuple(sorted(
+            ex for ex, s in new.items()
+            if ex not in self._slots or (self._slots[ex].node, self._slots[ex].port) != (s.node, s.port)
+        ))
+
+    def assignment(self, topology: str) -> Assignment:
+        """This placement as the schedulers' :class:`~squall.rebalance.Assignment` (what
+        their cost model prices); workers labelled by (node, port) order."""
+        if self._assignment is not None and self._assignment[0] == topology:
+            return self._assignment[1]
+        label = {key: k for k, key in enumerate(sorted({(s.node, s.port) for s in self._slots.values()}))}
+        assignment = Assignment.of(
+            {(topology, ex): label[(s.node, s.port)] for ex, s in self._slots.items()},
+            {(topology, label[(s.node, s.port)]): s.node for s in self._slots.values()},
+        )
+        self._assignment = (topology, assignment)
+        return assignment
+
+
+NO_PLACEMENT = Placement()
+
+
 @dataclass
 class TopologyRecord:
     name: str
@@ -50,8 +125,14 @@ class TopologyRecord:
     deadline: float | None = None  # when a kill or rebalance completes
     pending: dict[str, Any] | None = None  # the rebalance request waiting for ``deadline``
     version: int = 0  # assignment version, bumped whenever placement or activation changes
-    placement: dict[int, Slot] = field(default_factory=dict)
+    placement: Placement = NO_PLACEMENT
     error: str = ""  # why the topology FAILED (the workers' reports)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Whoever sets a placement (a scheduler's dict, a stored row), the record holds a value.
+        if name == "placement" and not isinstance(value, Placement):
+            value = Placement(value)
+        super().__setattr__(name, value)
 
     @property
     def workers(self) -> int:
@@ -86,11 +167,7 @@ class TopologyRecord:
 
     def worker_slots(self) -> dict[tuple[str, int], list[int]]:
         """(node, port) -> executor ids on that worker, ascending."""
-        out: dict[tuple[str, int], list[int]] = {}
-        for ex in sorted(self.placement):
-            slot = self.placement[ex]
-            out.setdefault((slot.node, slot.port), []).append(ex)
-        return out
+        return self.placement.workers()
 
 
 @dataclass

@@ -1,5 +1,9 @@
 """The thin loop around :class:`NimbusState`: a ZeroMQ ROUTER, a clock and an HTTP endpoint.
 
+Everything here is I/O: it reads frames and the clock, turns them into events
+(:mod:`squall.nimbus.events`) and hands each to the state, which decides and has its writes
+carried out by the store (``NimbusState.apply``); the sends that come back go on the wire.
+
 Guarantees: a malformed, unknown or oversized frame is counted (``bad_frames``), logged
 once per kind of fault, and dropped — the loop never dies of input; ``tick`` runs about
 every ``TICK_S`` seconds, scheduled on the monotonic clock, and how late it ran is kept as
@@ -29,7 +33,9 @@ from typing import Any
 import zmq
 
 from squall.nimbus.http_api import LoopInbox
-from squall.nimbus.state import NimbusState, Send
+from squall.nimbus.commands import Send
+from squall.nimbus.events import Received, Tick
+from squall.nimbus.state import NimbusState
 from squall.security import ClusterKeys, release, secure_server
 from squall.wire import MAX_FRAME_BYTES, WireError, decode, encode
 
@@ -118,7 +124,7 @@ class NimbusServer:
                     late = mono - next_tick
                     self.loop_lag = (late, max(late, self.loop_lag[1]))
                     next_tick = max(next_tick + TICK_S, mono)  # after a stall: one tick, not a burst
-                    self._execute(self.state.tick(self.clock()))
+                    self._execute(self.state.apply(Tick(self.clock())))
         finally:
             self.close()
 
@@ -158,10 +164,10 @@ class NimbusServer:
         except WireError as exc:
             self._fault(str(exc).split(":")[0], str(exc))
             return
-        self._execute(self.state.handle(peer, msg, self.clock()))
+        self._execute(self.state.apply(Received(peer, msg, self.clock())))
 
     def _handle_local(self, peer: bytes, msg: Any) -> list[Send]:
-        return self.state.handle(peer, msg, self.clock())
+        return self.state.apply(Received(peer, msg, self.clock()))
 
     def _read(self, read: Any) -> Any:
         """A read for an HTTP thread, run here between events (see ``http_api``)."""

@@ -1,11 +1,19 @@
 """Nimbus's decisions: a state machine from events to commands, with no I/O of its own.
 
-``handle(peer, msg, now)`` and ``tick(now)`` return the commands to carry out (today only
-:class:`Send`). Time is always passed in; nothing here reads a clock, sleeps or touches a
-socket. The only side effect is the store handed in, written in transactions.
+``step(event)`` decides on one event (:mod:`squall.nimbus.events`: a message received, or a
+tick, each with its time), as do ``on_message(peer, msg, now)`` and ``on_tick(now)``: they
+return the commands to carry out (:mod:`squall.nimbus.commands`: sends, store writes, store
+reads) and write nothing themselves. Nothing here reads a clock, sleeps or touches a socket.
+``apply(event)`` (and ``handle`` / ``tick``) decides and then carries the commands out through
+the store handed in: one transaction per event, committed before any send leaves. The same
+events in the same order give the same commands, whatever the hash seed (no clock, no
+randomness; ``tests/nimbus/test_nimbus_replay.py`` checks it), so a replicated log of events
+can drive it.
 
 Guarantees:
 
+* a write that fails sends nothing and changes nothing on disk; topologies go back to what
+  the store holds, and every supervisor's assignment is pushed afresh at the next change;
 * it never raises on bad input: an unexpected message type is counted and ignored (or
   answered ``Reply(ok=False)`` when it carries a ``rid``), a refused request gets a
   ``Reply`` whose ``error`` names the fault, and an internal error is counted, logged and
@@ -26,24 +34,29 @@ Guarantees:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from squall import messages as M
 from squall.nimbus import config as C
 from squall.nimbus import views
+from squall.nimbus.commands import (
+    Command, DeleteSupervisor, DeleteTopology, DropBundle, PutBundle, SaveSupervisor, SaveTopology, Send,
+)
+from squall.nimbus.events import Event, Received, Tick
 from squall.nimbus.live import LiveRebalancing, changes_executors
 from squall.nimbus.metrics import MetricsWindow
 from squall.nimbus.profiles import BoardWindow, Rates
 from squall.nimbus.placement import DeclaredWorkers, place
-from squall.nimbus.queries import Queries
-from squall.nimbus.failures import FailedTopologies
+from squall.nimbus.queries import QUERIES, find
+from squall.nimbus.failures import every_worker_failed
 from squall.nimbus.leadership import Leadership
 from squall.nimbus.records import (
+    NO_PLACEMENT,
     FAILED, KILLING, REBALANCING, RUNNING, WAITING, SupervisorRecord, TopologyRecord,
 )
 from squall.nimbus.requests import (
@@ -55,19 +68,12 @@ from squall.rebalance import InfeasibleError, InvalidInputError
 log = logging.getLogger("squall.nimbus")
 
 
-@dataclass(frozen=True)
-class Send:
-    """Send ``msg`` to the control-plane peer ``peer`` (a ROUTER identity)."""
+__all__ = ["NimbusState", "Send", "Command"]
 
-    peer: bytes
-    msg: Any
-
-
-Command = Send
 RESEND_S = 5.0  # an assignment a supervisor's heartbeats do not reflect is sent again this often
 
 
-class NimbusState(LiveRebalancing, Queries, FailedTopologies):
+class NimbusState(LiveRebalancing):
     """See the module docstring. ``conf`` overrides :data:`config.NIMBUS_DEFAULTS`."""
 
     def __init__(self, store: Store, conf: dict[str, Any] | None = None) -> None:
@@ -90,15 +96,51 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self._handlers: dict[type, Callable[[bytes, Any, float], None]] = {
             M.RegisterSupervisor: self._register, M.Heartbeat: self._heartbeat,
             M.SubmitTopology: self._submit, M.KillTopology: self._kill, M.SetActive: self._set_active,
-            M.RebalanceTopology: self._rebalance, **self.query_handlers(),
+            M.RebalanceTopology: self._rebalance, **{kind: self._query for kind in QUERIES},
             M.GetNimbusStatus: lambda peer, m, now: self._reply(peer, m.rid, self.leadership.status()),
         }
-        self._init_live()
+        self._init_live(store)
 
     # -- entry points ----------------------------------------------------------------------
 
-    def handle(self, peer: bytes, msg: Any, now: float) -> list[Command]:
-        """React to one decoded message from ``peer``."""
+    def step(self, event: Event) -> list[Command]:
+        """Decide on one event; writes nothing itself (see the module docstring)."""
+        if isinstance(event, Received):
+            return self.on_message(event.peer, event.msg, event.now)
+        return self.on_tick(event.now)
+
+    def apply(self, event: Event) -> list[Send]:
+        """Decide on ``event``, carry the commands out through the store, return the sends."""
+        commands = self.step(event)
+        rid = getattr(event.msg, "rid", None) if isinstance(event, Received) else None
+        peer = event.peer if isinstance(event, Received) and isinstance(rid, int) else None
+        return self.carry_out(commands, peer, rid)
+
+    def handle(self, peer: bytes, msg: Any, now: float) -> list[Send]:
+        """:meth:`apply` to a message from ``peer``."""
+        return self.apply(Received(peer, msg, now))
+
+    def tick(self, now: float) -> list[Send]:
+        """:meth:`apply` to a tick."""
+        return self.apply(Tick(now))
+
+    def carry_out(self, commands: list[Command], peer: bytes | None = None, rid: Any = None) -> list[Send]:
+        """Apply ``commands`` through the store; the sends to put on the wire. When the
+        writes fail nothing is sent but, to a request (``peer`` and ``rid``), the error."""
+        try:
+            return self.store.carry_out(commands)
+        except StoreError as exc:  # memory goes back to what the store holds; nothing is pushed
+            self._store_failed(exc)
+            error = f"Nimbus could not save the change, so nothing changed: {exc}"
+        except Exception as exc:  # a bug (a value the store cannot encode): as above, and logged
+            self.counters["internal_errors"] += 1
+            log.exception("internal error carrying out %d command(s)", len(commands))
+            self._store_failed(StoreError(f"{type(exc).__name__}: {exc}"))
+            error = f"internal error, so nothing changed: {type(exc).__name__}: {exc}"
+        return [] if peer is None else [Send(peer, M.Reply(rid=rid, ok=False, error=error))]
+
+    def on_message(self, peer: bytes, msg: Any, now: float) -> list[Command]:
+        """Decide on one decoded message from ``peer``; writes nothing itself."""
         if self.boot is None:
             self.boot = now
         self._out = []
@@ -113,10 +155,6 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             handler(peer, msg, now)
         except RequestError as exc:
             self._reply(peer, msg.rid, error=str(exc))
-        except StoreError as exc:  # memory goes back to what the store holds; nothing is pushed
-            self._store_failed(exc)
-            if isinstance(getattr(msg, "rid", None), int):
-                self._reply(peer, msg.rid, error=f"Nimbus could not save the change, so nothing changed: {exc}")
         except Exception as exc:  # a bug must not kill the control plane; it is logged and answered
             self.counters["internal_errors"] += 1
             log.exception("internal error handling %s", type(msg).__name__)
@@ -124,7 +162,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
                 self._reply(peer, msg.rid, error=f"internal error: {type(exc).__name__}: {exc}")
         return self._flush()
 
-    def tick(self, now: float) -> list[Command]:
+    def on_tick(self, now: float) -> list[Command]:
         """Time passes: declare silent supervisors dead and repair their topologies, finish
         due kills and rebalances, place waiting topologies, age the metrics window."""
         if self.boot is None:
@@ -132,8 +170,6 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self._out = []
         try:
             self._tick(now)
-        except StoreError as exc:
-            self._store_failed(exc)
         except Exception:  # as in handle: log, count, keep serving
             self.counters["internal_errors"] += 1
             log.exception("internal error in tick")
@@ -141,11 +177,13 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
 
     def _store_failed(self, exc: StoreError) -> None:
         """A write failed and was rolled back: topologies go back to what the store holds (so
-        memory never runs ahead of disk) and the commands computed from the change are dropped."""
+        memory never runs ahead of disk) and the commands computed from the change were
+        dropped, so every supervisor gets its set pushed again at the next change."""
         self.counters["store_errors"] += 1
         log.error("store write failed; topologies reloaded from the store: %s", exc)
-        self._out = []
         self.topologies = {r.name: r for r in self.store.load_topologies()}
+        for sup in self.supervisors.values():
+            sup.last_pushed = None
         self._capacity_changed = True
 
     def _flush(self) -> list[Command]:
@@ -184,7 +222,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         sup.peer, sup.last_seen, sup.dead, sup.last_pushed = peer, now, False, None
         self.supervisors[sup.id] = sup
         raised = self.leadership.observe(m.term, m.supervisor_id)  # fencing: a board ahead raises the term
-        self.store.save_supervisor(sup)
+        self._out.append(SaveSupervisor.of(sup))
         log.info("supervisor %s registered from %s with ports %s", sup.id, sup.host, sup.ports)
         self._out.append(Send(peer, M.RegisterReply(ok=True, heartbeat_s=C.number(self.conf, C.HEARTBEAT, 1.0),
                                                     term=self.leadership.term)))
@@ -226,7 +264,8 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             state = self.topologies[m.name].status
             raise RequestError(f"topology {m.name!r} already exists (status {state}); kill it first")
         sub = validate_submit(m, int(C.number(self.conf, C.BUNDLE_MAX, 32 * 1024 * 1024)))
-        digest = self.store.put_bundle(m.bundle)
+        digest = hashlib.sha256(m.bundle).hexdigest()  # the store files bundles under it
+        self._out.append(PutBundle(digest, m.bundle))
         sub.conf[C.BUNDLE_DIGEST] = digest
         rec = TopologyRecord(m.name, sub.spec, sub.scheduler, sub.conf, digest, len(m.bundle), now)
         self._schedule(rec, now, keep_current=False)
@@ -239,10 +278,29 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         self._push(now)
 
     def _find(self, name: str) -> TopologyRecord:
-        rec = self.topologies.get(name)
-        if rec is None:
-            raise RequestError(f"no topology named {name!r}")
-        return rec
+        return find(self.topologies, name)
+
+    def _query(self, peer: bytes, m: Any, now: float) -> None:
+        """A read-only request: answered by a function of the state (:mod:`squall.nimbus.queries`)."""
+        self._out.append(QUERIES[type(m)](self, peer, m, now))
+
+    def _fail_topologies(self, names: list[str], now: float) -> None:
+        """Running topologies whose every worker is reported failed (:func:`every_worker_failed`)
+        become FAILED: the placement is dropped, freeing the slots, and the workers' errors are
+        kept for ``squall list``. ``rebalance`` tries them again."""
+        for name in names:
+            rec = self.topologies.get(name)
+            if rec is None or rec.phase != RUNNING or name in self.migrations:
+                continue
+            error = every_worker_failed(rec, self.supervisors)
+            if error is None:
+                continue
+            rec.phase, rec.placement, rec.error = FAILED, NO_PLACEMENT, error
+            rec.version += 1
+            self._save(rec)
+            self._capacity_changed = True
+            log.error("topology %s FAILED: %s", name, rec.error)
+            self._push(now)
 
     def _wait_of(self, rec: TopologyRecord, wait_s: float | None) -> float:
         if wait_s is None:
@@ -349,7 +407,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         except (InfeasibleError, InvalidInputError) as exc:
             if rec.placement or rec.phase != WAITING:
                 rec.version += 1
-            rec.placement, rec.phase = {}, WAITING
+            rec.placement, rec.phase = NO_PLACEMENT, WAITING
             self.waiting_reason[rec.name] = str(exc)
             log.info("topology %s waits for capacity: %s", rec.name, exc)
             return False
@@ -392,10 +450,10 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
         log.info("topology %s rebalanced: %s", rec.name, rec.status)
 
     def _remove(self, rec: TopologyRecord) -> None:
-        self.store.delete_topology(rec.name)  # first: a failed delete leaves memory as it was
+        self._out.append(DeleteTopology(rec.name))
         del self.topologies[rec.name]
         self._forget_live(rec.name)
-        self.store.drop_bundle(rec.bundle_digest)
+        self._out.append(DropBundle(rec.bundle_digest))
         self.metrics.forget(rec.name)
         self.waiting_reason.pop(rec.name, None)
         self._capacity_changed = True
@@ -403,7 +461,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
 
     def _save(self, rec: TopologyRecord) -> None:
         if rec.name in self.topologies:
-            self.store.save_topology(rec)
+            self._out.append(SaveTopology.of(rec))
 
     # -- pushing assignments ---------------------------------------------------------------
 
@@ -419,7 +477,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             rec = self.topologies[name]
             if name in self._hidden:
                 continue
-            per_node = self.declared_migrating_all(rec)
+            per_node = self.migrations.declared_by_node(rec, self._host)
             if per_node is None:
                 per_node = self._declared.of(rec, self._host)
             for node, workers in per_node.items():
@@ -440,7 +498,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
             if sup.id not in force and workers == sup.last_pushed:
                 continue
             sup.version += 1
-            self.store.save_supervisor(sup)  # first: a failed save pushes nothing
+            self._out.append(SaveSupervisor.of(sup))  # carried out before the send: a failed save sends nothing
             sup.last_pushed = workers
             self._pushed_at[sup.id] = now
             self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, workers,
@@ -459,7 +517,7 @@ class NimbusState(LiveRebalancing, Queries, FailedTopologies):
                 continue
             if any(slot.node == sup.id for rec in self.topologies.values() for slot in rec.placement.values()):
                 continue
-            self.store.delete_supervisor(sup.id)
+            self._out.append(DeleteSupervisor(sup.id))
             del self.supervisors[sup.id]
             self._pushed_at.pop(sup.id, None)
             self.counters["boards_pruned"] += 1

@@ -44,7 +44,12 @@ from typing import Any, Callable, TypeVar
 
 import msgpack
 
-from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
+from squall import messages as M
+from squall.nimbus.commands import (
+    AddEvent, Command, DeleteMigration, DeleteSupervisor, DeleteTopology, DropBundle, PutBundle, Read, ReplyBundle,
+    ReplyEvents, SaveClock, SaveMigration, SaveSupervisor, SaveTopology, Send, UpdateEvent, Write,
+)
+from squall.nimbus.records import Placement, Slot, SupervisorRecord, TopologyRecord
 from squall.topology.spec import TopologySpec
 
 DB_NAME = "nimbus.db"
@@ -262,29 +267,12 @@ class Store:
     def save_topology(self, rec: TopologyRecord) -> None:
         """Upsert the topology and replace its placement, in one transaction."""
         with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO topologies (name, spec, scheduler, conf, bundle_digest, bundle_size,"
-                " submitted_at, phase, active, deadline, pending, version, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    rec.name, json.dumps(rec.spec.to_dict()), rec.scheduler, json.dumps(rec.conf),
-                    rec.bundle_digest, rec.bundle_size, rec.submitted_at, rec.phase, int(rec.active),
-                    rec.deadline, None if rec.pending is None else json.dumps(rec.pending), rec.version, rec.error,
-                ),
-            )
-            db.execute("DELETE FROM assignments WHERE topology = ?", (rec.name,))
-            db.executemany(
-                "INSERT INTO assignments VALUES (?,?,?,?,?)",
-                [(rec.name, ex, s.worker, s.node, s.port) for ex, s in sorted(rec.placement.items())],
-            )
+            _save_topology(db, rec)
 
     def delete_topology(self, name: str) -> None:
         """The topology, its placement, migration, events and loop clock, in one transaction."""
         with self._tx() as db:
-            db.execute("DELETE FROM assignments WHERE topology = ?", (name,))
-            db.execute("DELETE FROM topologies WHERE name = ?", (name,))
-            db.execute("DELETE FROM migrations WHERE topology = ?", (name,))
-            db.execute("DELETE FROM rebalance_events WHERE topology = ?", (name,))
-            db.execute("DELETE FROM loop_clocks WHERE topology = ?", (name,))
+            _delete_topology(db, name)
 
     def load_topologies(self) -> list[TopologyRecord]:
         placements: dict[str, dict[int, Slot]] = {}
@@ -308,7 +296,7 @@ class Store:
                 submitted_at=float(at), phase=str(phase), active=bool(active),
                 deadline=None if deadline is None else float(deadline),
                 pending=None if pending is None else json.loads(pending), version=int(version),
-                placement=placements.get(name, {}), error=str(error or ""),
+                placement=Placement(placements.get(name, {})), error=str(error or ""),
             )
 
         return self._read_rows("topologies", lambda r: str(r[0]), rows, parse)
@@ -317,38 +305,32 @@ class Store:
 
     def save_migration(self, topology: str, record: dict[str, Any], states: dict[int, bytes]) -> None:
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO migrations VALUES (?,?,?)",
-                       (topology, json.dumps(record), msgpack.packb(states, use_bin_type=True)))
+            _save_migration(db, topology, record, states)
 
     def delete_migration(self, topology: str) -> None:
         with self._tx() as db:
-            db.execute("DELETE FROM migrations WHERE topology = ?", (topology,))
+            _delete_migration(db, topology)
 
     def load_migrations(self) -> list[tuple[dict[str, Any], dict[int, bytes]]]:
         rows = self._db.execute("SELECT topology, record, states FROM migrations ORDER BY topology").fetchall()
         return self._read_rows("migrations", lambda r: str(r[0]), rows, lambda r: (
             _mapping(json.loads(r[1])), dict(msgpack.unpackb(r[2], raw=False, strict_map_key=False))))
 
-    def add_event(self, topology: str, event: dict[str, Any]) -> int:
-        """Store an event (JSON-able dict with a "decision"); returns its id. Trims the
-        topology's events of the same kind (declined or not) to the newest ``EVENTS_KEPT``."""
-        declined = int(event.get("decision") == "declined")
+    def add_event(self, topology: str, event: dict[str, Any], event_id: int | None = None) -> int:
+        """Store an event (JSON-able dict with a "decision"), under ``event_id`` or the next
+        free id; returns its id. Trims the topology's events of the same kind (declined or
+        not) to the newest ``EVENTS_KEPT``."""
         with self._tx() as db:
-            cur = db.execute("INSERT INTO rebalance_events (topology, declined, event) VALUES (?,?,?)",
-                             (topology, declined, json.dumps(event)))
-            db.execute(
-                "DELETE FROM rebalance_events WHERE topology = ? AND declined = ? AND id NOT IN ("
-                " SELECT id FROM rebalance_events WHERE topology = ? AND declined = ? ORDER BY id DESC LIMIT ?)",
-                (topology, declined, topology, declined, EVENTS_KEPT),
-            )
-            return int(cur.lastrowid or 0)
+            return _add_event(db, topology, event, event_id)
+
+    def last_event_id(self) -> int:
+        """The highest event id ever given (ids of deleted events are not given again)."""
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'rebalance_events'").fetchone()
+        return int(row[0]) if row is not None else 0
 
     def update_event(self, event_id: int, changes: dict[str, Any]) -> None:
         with self._tx() as db:
-            row = db.execute("SELECT event FROM rebalance_events WHERE id = ?", (event_id,)).fetchone()
-            if row is not None:
-                event = {**json.loads(row[0]), **changes}
-                db.execute("UPDATE rebalance_events SET event = ? WHERE id = ?", (json.dumps(event), event_id))
+            _update_event(db, event_id, changes)
 
     def events(self, topology: str) -> list[dict[str, Any]]:
         """The topology's events, oldest first, each with its "id"."""
@@ -358,7 +340,7 @@ class Store:
 
     def save_clock(self, topology: str, last_change: float) -> None:
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO loop_clocks VALUES (?,?)", (topology, last_change))
+            _save_clock(db, topology, last_change)
 
     def load_clocks(self) -> dict[str, float]:
         rows = self._db.execute("SELECT topology, last_change FROM loop_clocks").fetchall()
@@ -385,15 +367,11 @@ class Store:
 
     def save_supervisor(self, sup: SupervisorRecord) -> None:
         with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO supervisors VALUES (?,?,?,?,?,?,?,?,?)",
-                (sup.id, sup.host, json.dumps(sup.ports), sup.capacity_hz, sup.clock_hz, sup.cores,
-                 sup.memory_mb, sup.version, sup.last_seen),
-            )
+            _save_supervisor(db, sup)
 
     def delete_supervisor(self, supervisor_id: str) -> None:
         with self._tx() as db:
-            db.execute("DELETE FROM supervisors WHERE id = ?", (supervisor_id,))
+            _delete_supervisor(db, supervisor_id)
 
     def load_supervisors(self) -> list[SupervisorRecord]:
         """Supervisors seen before, with ``last_seen`` cleared: none is alive until it speaks."""
@@ -403,6 +381,47 @@ class Store:
         return self._read_rows("supervisors", lambda r: str(r[0]), rows, lambda r: SupervisorRecord(
             id=str(r[0]), host=str(r[1]), ports=[int(p) for p in json.loads(r[2])], capacity_hz=float(r[3]),
             clock_hz=float(r[4]), cores=int(r[5]), memory_mb=int(r[6]), version=int(r[7])))
+
+    # -- carrying out the state machine's commands ------------------------------------------
+
+    def carry_out(self, commands: list[Command]) -> list[Send]:
+        """Apply one event's :class:`~squall.nimbus.commands.Write` commands, in order, in one
+        transaction (bundles are written first, as files; unused ones dropped after the
+        commit), then answer its :class:`~squall.nimbus.commands.Read` commands; returns the
+        sends, in order, for the caller to put on the wire. A failed write raises
+        :class:`StoreError` with nothing committed, and then nothing must be sent."""
+        writes = [c for c in commands if isinstance(c, Write)]
+        for c in writes:
+            if isinstance(c, PutBundle):
+                self.put_bundle(c.data)
+        table = [c for c in writes if not isinstance(c, (PutBundle, DropBundle))]
+        if table:
+            with self._tx() as db:
+                for c in table:
+                    _WRITERS[type(c)](db, c)
+        for c in writes:
+            if isinstance(c, DropBundle):
+                try:
+                    self.drop_bundle(c.digest)
+                except (OSError, sqlite3.Error) as exc:  # committed already: a leftover file, not a failure
+                    log.warning("cannot drop bundle %s (left on disk): %s", c.digest, exc)
+        out: list[Send] = []
+        for cmd in commands:
+            if isinstance(cmd, Send):
+                out.append(cmd)
+            elif isinstance(cmd, Read):
+                out.append(self._answer(cmd))
+        return out
+
+    def _answer(self, read: Read) -> Send:
+        if isinstance(read, ReplyEvents):
+            return Send(read.peer, M.Reply(rid=read.rid, ok=True, data=self.events(read.topology)))
+        assert isinstance(read, ReplyBundle)
+        bundle = self.get_bundle(read.digest)
+        if bundle is None:
+            error = f"the code bundle of {read.topology!r} ({read.digest}) is missing from the store"
+            return Send(read.peer, M.Reply(rid=read.rid, ok=False, error=error))
+        return Send(read.peer, M.Reply(rid=read.rid, ok=True, data={**read.view, "bundle": bundle}))
 
 
 class _Transaction:
@@ -459,6 +478,88 @@ class _Checkpointer(threading.Thread):
             self.join(10)
         self.checkpoint()  # leave the log folded in
         self._db.close()
+
+
+def _save_topology(db: sqlite3.Connection, rec: TopologyRecord) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO topologies (name, spec, scheduler, conf, bundle_digest, bundle_size,"
+        " submitted_at, phase, active, deadline, pending, version, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            rec.name, json.dumps(rec.spec.to_dict()), rec.scheduler, json.dumps(rec.conf),
+            rec.bundle_digest, rec.bundle_size, rec.submitted_at, rec.phase, int(rec.active),
+            rec.deadline, None if rec.pending is None else json.dumps(rec.pending), rec.version, rec.error,
+        ),
+    )
+    db.execute("DELETE FROM assignments WHERE topology = ?", (rec.name,))
+    db.executemany(
+        "INSERT INTO assignments VALUES (?,?,?,?,?)",
+        [(rec.name, ex, s.worker, s.node, s.port) for ex, s in sorted(rec.placement.items())],
+    )
+
+
+def _delete_topology(db: sqlite3.Connection, name: str) -> None:
+    db.execute("DELETE FROM assignments WHERE topology = ?", (name,))
+    db.execute("DELETE FROM topologies WHERE name = ?", (name,))
+    db.execute("DELETE FROM migrations WHERE topology = ?", (name,))
+    db.execute("DELETE FROM rebalance_events WHERE topology = ?", (name,))
+    db.execute("DELETE FROM loop_clocks WHERE topology = ?", (name,))
+
+
+def _save_migration(db: sqlite3.Connection, topology: str, record: dict[str, Any], states: dict[int, bytes]) -> None:
+    db.execute("INSERT OR REPLACE INTO migrations VALUES (?,?,?)",
+               (topology, json.dumps(record), msgpack.packb(states, use_bin_type=True)))
+
+
+def _delete_migration(db: sqlite3.Connection, topology: str) -> None:
+    db.execute("DELETE FROM migrations WHERE topology = ?", (topology,))
+
+
+def _add_event(db: sqlite3.Connection, topology: str, event: dict[str, Any], event_id: int | None) -> int:
+    declined = int(event.get("decision") == "declined")
+    cur = db.execute("INSERT INTO rebalance_events (id, topology, declined, event) VALUES (?,?,?,?)",
+                     (event_id, topology, declined, json.dumps(event)))
+    db.execute(
+        "DELETE FROM rebalance_events WHERE topology = ? AND declined = ? AND id NOT IN ("
+        " SELECT id FROM rebalance_events WHERE topology = ? AND declined = ? ORDER BY id DESC LIMIT ?)",
+        (topology, declined, topology, declined, EVENTS_KEPT),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def _update_event(db: sqlite3.Connection, event_id: int, changes: dict[str, Any]) -> None:
+    row = db.execute("SELECT event FROM rebalance_events WHERE id = ?", (event_id,)).fetchone()
+    if row is not None:
+        event = {**json.loads(row[0]), **changes}
+        db.execute("UPDATE rebalance_events SET event = ? WHERE id = ?", (json.dumps(event), event_id))
+
+
+def _save_clock(db: sqlite3.Connection, topology: str, last_change: float) -> None:
+    db.execute("INSERT OR REPLACE INTO loop_clocks VALUES (?,?)", (topology, last_change))
+
+
+def _save_supervisor(db: sqlite3.Connection, sup: SupervisorRecord) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO supervisors VALUES (?,?,?,?,?,?,?,?,?)",
+        (sup.id, sup.host, json.dumps(sup.ports), sup.capacity_hz, sup.clock_hz, sup.cores,
+         sup.memory_mb, sup.version, sup.last_seen),
+    )
+
+
+def _delete_supervisor(db: sqlite3.Connection, supervisor_id: str) -> None:
+    db.execute("DELETE FROM supervisors WHERE id = ?", (supervisor_id,))
+
+
+_WRITERS: dict[type, Callable[[sqlite3.Connection, Any], object]] = {
+    SaveTopology: lambda db, c: _save_topology(db, c.record),
+    DeleteTopology: lambda db, c: _delete_topology(db, c.name),
+    SaveSupervisor: lambda db, c: _save_supervisor(db, c.record),
+    DeleteSupervisor: lambda db, c: _delete_supervisor(db, c.supervisor_id),
+    SaveMigration: lambda db, c: _save_migration(db, c.topology, c.record, c.states),
+    DeleteMigration: lambda db, c: _delete_migration(db, c.topology),
+    SaveClock: lambda db, c: _save_clock(db, c.topology, c.last_change),
+    AddEvent: lambda db, c: _add_event(db, c.topology, c.event, c.event_id),
+    UpdateEvent: lambda db, c: _update_event(db, c.event_id, c.changes),
+}
 
 
 _KEY_COLUMN = {"topologies": "name", "assignments": "topology", "supervisors": "id", "migrations": "topology",

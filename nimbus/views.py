@@ -12,6 +12,7 @@ from typing import Any
 from squall.messages import LATENCY_BUCKETS_MS
 from squall.nimbus.metrics import MetricsWindow, Rates
 from squall.nimbus.records import SupervisorRecord, TopologyRecord
+from squall.rebalance.cost import crossing
 
 
 def topology_entry(rec: TopologyRecord) -> dict[str, Any]:
@@ -97,22 +98,14 @@ def cluster_view(
 
 
 def traffic_split(rec: TopologyRecord, rates: Rates) -> tuple[float, float]:
-    """(inter-worker, inter-node) tuples/s of a topology under its current placement
-    (data tuples only: the acker's control items are in ``rates.traffic`` for the
-    schedulers but are not tuples)."""
-    inter_worker = inter_node = 0.0
-    for (s, d), rate in rates.traffic.items():
-        rate -= rates.control.get((s, d), 0.0)
-        if rate <= 0:
-            continue
-        a, b = rec.placement.get(s), rec.placement.get(d)
-        if a is None or b is None:
-            continue
-        if (a.node, a.port) != (b.node, b.port):
-            inter_worker += rate
-        if a.node != b.node:
-            inter_node += rate
-    return inter_worker, inter_node
+    """(inter-worker, inter-node) tuples/s of a topology under its current placement, counted
+    by the schedulers' cost model (:func:`squall.rebalance.cost.crossing`) over the same
+    placement value; data tuples only: the acker's control items are in ``rates.traffic``
+    for the schedulers but are not tuples."""
+    if not rec.placement:
+        return 0.0, 0.0
+    rows = [(s, d, rate - rates.control.get((s, d), 0.0)) for (s, d), rate in sorted(rates.traffic.items())]
+    return crossing(rec.placement.assignment(rec.name), rec.name, [r for r in rows if r[2] > 0])
 
 
 def percentile_ms(buckets: list[int], q: float) -> float | None:

@@ -1,6 +1,8 @@
 """The cost model and the rule that decides whether a proposed assignment is applied.
 
 * :func:`evaluate` turns (assignment, workloads, nodes) into a :class:`Cost`;
+* :func:`crossing` splits traffic rows into inter-worker and inter-node tuples/s by the rule
+  :func:`evaluate` prices with (what Nimbus's pages and metrics show);
 * :func:`should_apply` compares two costs and says whether Nimbus should switch, and why.
 
 Both are pure: no clock is read; the caller passes the seconds since the last change.
@@ -9,13 +11,13 @@ Both are pure: no clock is read; the caller passes the seconds since the last ch
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from squall.rebalance.assignment import Assignment
 from squall.rebalance.errors import InfeasibleError, InvalidInputError
-from squall.rebalance.model import Node, Workload
+from squall.rebalance.model import Node, TrafficRow, Workload
 
 # A node is overloaded when its load exceeds capacity by more than this relative margin:
 # loads are float sums, and a node filled exactly to capacity must not flip to
@@ -77,12 +79,7 @@ def evaluate(assignment: Assignment, workloads: Sequence[Workload], nodes: Seque
             place = (assignment.worker_of(t, ex.id), assignment.node_of(t, ex.id))
             where[ex.id] = place
             node_parts[place[1]].append(load)
-        for src, dst, rate in wl.traffic:
-            (ws, ns), (wd, nd) = where[src], where[dst]
-            if ws != wd:
-                inter_worker.append(rate)
-                if ns != nd:
-                    inter_node.append(rate)
+        _split(where, wl.traffic, inter_worker, inter_node)
     loads = {n: math.fsum(parts) for n, parts in node_parts.items()}
     over = {n: loads[n] - capacity[n] for n in loads if loads[n] > capacity[n] * (1 + OVERLOAD_TOLERANCE)}
     return Cost(
@@ -92,6 +89,33 @@ def evaluate(assignment: Assignment, workloads: Sequence[Workload], nodes: Seque
         overloaded=tuple(sorted(over)),
         overload_hz=math.fsum(over.values()),
     )
+
+
+def crossing(assignment: Assignment, topology: str, traffic: Iterable[TrafficRow]) -> tuple[float, float]:
+    """(inter-worker, inter-node) tuples/s of ``topology``'s ``traffic`` rows under
+    ``assignment``, counted as :func:`evaluate` counts them; rows with an executor the
+    assignment does not place are left out."""
+    rows = list(traffic)
+    ids = {ex for src, dst, _ in rows for ex in (src, dst)}
+    where = {ex: (assignment.worker_of(topology, ex), assignment.node_of(topology, ex))
+             for ex in ids if assignment.has_executor(topology, ex)}
+    inter_worker: list[float] = []
+    inter_node: list[float] = []
+    _split(where, rows, inter_worker, inter_node)
+    return math.fsum(inter_worker), math.fsum(inter_node)
+
+
+def _split(where: Mapping[int, tuple[int, str]], traffic: Iterable[TrafficRow], inter_worker: list[float],
+           inter_node: list[float]) -> None:
+    """Append each row's rate to the lists it crosses: another worker, and another node."""
+    for src, dst, rate in traffic:
+        a, b = where.get(src), where.get(dst)
+        if a is None or b is None:
+            continue
+        if a[0] != b[0]:
+            inter_worker.append(rate)
+            if a[1] != b[1]:
+                inter_node.append(rate)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,6 @@ class _Topo:
     item_bytes: float
     worker_mb: float
     flush_s: float
-    round_cycles: float
     measured: bool
 
 
@@ -145,7 +144,6 @@ class Network:
             item_bytes=p.item_bytes if p else 0.0,
             worker_mb=p.worker_memory_mb if p else 0.0,
             flush_s=p.flush_s if p else 0.0,
-            round_cycles=p.round_cycles if p else 0.0,
             measured=measured,
         ))
 
@@ -323,10 +321,6 @@ class State:
             value += (self.w_ak[w] * wall + self.w_akv[w] * wait) / topo.ack_rate
         if self.w_outk[w] > 0:
             value += self.w_outk[w] * flush_wait(topo.flush_s, mean_s, busy)
-        if self.w_src[w] > 0 and topo.round_cycles > 0:
-            # A tree completes in the acker, and its spout hears of it in the next round of
-            # its worker's loop: one round per root tuple, on the spout's worker.
-            value += self.w_src[w] / topo.source_rate * topo.round_cycles * wall
         if terms.wake_wait_s > 0:
             # Only an item's arrival wakes the worker for a tuple already in flight: a
             # spout's tuple is timed from its emission, after the wake-up's wait.

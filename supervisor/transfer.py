@@ -1,38 +1,29 @@
-"""The data plane between workers: a compact msgpack codec for tuple batches and the outbox
-that batches items per destination worker.
+"""The sending side of the data plane: the outbox that batches items per destination worker
+and hands each batch, encoded as one frame (``squall.supervisor.runtime.layout``), to the
+sockets' ``send``.
 
-Frame layout (one ZeroMQ message, PUSH -> the destination worker's PULL)::
-
-    msgpack([FRAME_VERSION, [item, item, ...]])
-
-    data item     [target_task, stream, source_task, values, roots]
-                  stream: str; values: list; roots: {root: edge} (uint64s) or nil (untracked)
-    control item  [target_task, kind, root, ...]      (kind: int, see runtime/messages.py)
-                  ACK_INIT [t, 0, root, xor, spout_task]  ACK_ACK [t, 1, root, xor]
-                  ACK_FAIL [t, 2, root]  TREE_COMPLETE [t, 3, root]  TREE_FAILED [t, 4, root]
-
-The second element tells the two apart (a string is a stream name, an int a control kind).
-The component and field names are not sent: the receiver knows them from the spec.
+The path of an item reads one way: an executor's emit calls the outbox's one sink (``put``)
+with the inbox item, as it would a local inbox; the outbox buffers it for its task's worker
+and, when the batch is due, encodes the batch and sends the frame.
 
 Guarantees:
 
-* ``TupleCodec.deliver`` never raises on input: a frame that is not msgpack or not the layout
-  above, and every item that is malformed, names a task this worker does not run, or does not
-  suit its target (a data tuple for a spout, an ack for a bolt, a wrong arity) is counted as
-  bad and dropped; the valid items of the same frame are delivered.
 * ``Outbox`` sends a destination's buffer as one frame when it holds ``batch_size`` items, or
   at ``flush(idle=False)`` once its oldest item is ``flush_s`` old, or at ``flush(idle=True)``
   at once (nothing else is coming this round, so waiting would only add latency).
-* A value msgpack cannot serialise drops only its own item; ``on_error`` names the source
-  task and stream. A frame the socket cannot take now (peer slow or not up yet) waits in a
-  bounded backlog and is retried first; beyond the bound the oldest frames are dropped and
-  counted (the acker, when on, times those trees out and the spout may replay them).
+* A value msgpack cannot serialise drops only its own item; ``on_error`` gets that inbox item
+  (``layout.source_of`` names its source task and stream). A frame the socket cannot take now
+  (peer slow or not up yet) waits in a bounded backlog and is retried first; beyond the bound
+  the oldest frames are dropped and counted (the acker, when on, times those trees out and
+  the spout may replay them).
 * Live migration: a task placed at ``""`` is *in transit*. Items for it (emitted here or
   forwarded) are held in order, up to ``hold_limit`` items (beyond that the newest are
   dropped and counted in ``held_dropped``), and released by the ``place`` that names its new
   owner: into that worker's buffer, or back to the caller when the task became local. An
-  item that arrives for a task this worker no longer runs is forwarded to its owner per the
-  current placement (``TupleCodec`` with ``forward``), not dropped.
+  item that arrives for a task this worker no longer runs goes through ``put`` too
+  (``TupleCodec`` with ``forward``), so it is sent on to its owner, not dropped.
+* The receiving side, ``TupleCodec``, is re-exported here: ``deliver`` never raises on input
+  (see ``squall.supervisor.transfer_codec``).
 """
 
 from __future__ import annotations
@@ -43,7 +34,8 @@ from typing import Any, Callable
 
 from squall import config
 from squall.supervisor.runtime.stats import CpuMeter
-from squall.supervisor.transfer_codec import FRAME_VERSION, Sink, TupleCodec, encode_frame
+from squall.supervisor.runtime.layout import FRAME_VERSION, Sink, encode_frame
+from squall.supervisor.transfer_codec import TupleCodec
 
 __all__ = ["FRAME_VERSION", "IN_TRANSIT", "MAX_DATA_FRAME_BYTES", "Outbox", "TupleCodec", "encode_frame"]
 
@@ -66,16 +58,19 @@ class _Buffer:
 
     def __init__(self, endpoint: str | None) -> None:
         self.endpoint = endpoint
-        self.items: list[tuple] = []
+        self.items: list[tuple[int, Any]] = []  # inbox items, in order
         self.first_at = 0.0
 
 
 class Outbox:
     """Items for tasks of other workers, batched per destination endpoint ("host:port").
 
-    ``send(endpoint, frame)`` returns False when the socket cannot take the frame now.
-    ``place(task_endpoints)`` re-routes tasks live: a sink looks its task's buffer up on every
-    item, so sinks handed to the engine stay valid across placement changes.
+    ``put((task, payload))`` is the one sink for every task of another worker (the engine's
+    ``remote_sink`` for any task; the codec's ``forward``): it takes the inbox item as is, so
+    the item layout is written once per batch, by ``layout.encode_frame``. It looks its
+    task's buffer up on every item, so it stays valid across placement changes.
+    ``send(endpoint, frame)`` (the sockets) returns False when it cannot take the frame now.
+    ``place(task_endpoints)`` re-routes tasks live.
 
     ``meter`` measures the CPU of encoding and sending frames (once per frame, wherever the
     flush happens, including from inside a sink during an executor's call); ``sent_frames``
@@ -89,7 +84,7 @@ class Outbox:
         batch_size: int = DEFAULT_BATCH_SIZE,
         flush_ms: float = DEFAULT_FLUSH_MS,
         backlog_frames: int = DEFAULT_BACKLOG_FRAMES,
-        on_error: Callable[[tuple, Exception], None] | None = None,
+        on_error: Callable[[tuple[int, Any], Exception], None] | None = None,
         hold_limit: int = DEFAULT_HOLD_LIMIT,
         meter: CpuMeter | None = None,
     ) -> None:
@@ -111,10 +106,11 @@ class Outbox:
         self._hold = _Buffer(IN_TRANSIT)
         self.hold_limit = max(0, int(hold_limit))
         self.held_dropped = 0  # items refused because the hold was full
+        self.put: Sink = self._make_put()
 
     # -- placement ---------------------------------------------------------------------
 
-    def place(self, task_endpoints: dict[int, str | None]) -> list[tuple]:
+    def place(self, task_endpoints: dict[int, str | None]) -> list[tuple[int, Any]]:
         """Route each remote task to its worker's endpoint. A task placed nowhere (None) gets
         its items dropped and counted, not an error in the emitting component; a task placed
         at ``IN_TRANSIT`` has its items held. Items buffered for a worker that no longer runs
@@ -134,9 +130,9 @@ class Outbox:
             self._task_buffer[task] = buf
         for task in set(self._task_buffer) - set(task_endpoints):
             del self._task_buffer[task]
-        back: list[tuple] = []
+        back: list[tuple[int, Any]] = []
         if hold.items:
-            still: list[tuple] = []
+            still: list[tuple[int, Any]] = []
             for item in hold.items:
                 buf = self._task_buffer.get(item[0])
                 if buf is hold:
@@ -155,19 +151,6 @@ class Outbox:
             self.dropped_items += sum(n for _, n in self._backlog.pop(endpoint))
         return back
 
-    def forward(self, item: list) -> None:
-        """Send on an item received for a task that is not local (already in wire layout)."""
-        buf = self._task_buffer.get(item[0])
-        if buf is None:
-            self.dropped_items += 1
-            return
-        items = buf.items
-        if not items:
-            buf.first_at = self._clock()
-        items.append(tuple(item))  # buffered items are tuples, as the sinks make them
-        if len(items) >= self.batch_size:
-            self._flush_buffer(buf)
-
     def held(self) -> int:
         """Items held for tasks in transit."""
         return len(self._hold.items)
@@ -176,45 +159,26 @@ class Outbox:
         """The endpoints some task is currently routed to."""
         return {b.endpoint for b in self._task_buffer.values() if b.endpoint}
 
-    # -- sinks (the engine's view of a remote task) --------------------------------------
+    # -- the sink -----------------------------------------------------------------------
 
-    def data_sink(self, task: int) -> Sink:
-        """A sink for a bolt task of another worker: takes ``(task, Tuple)``."""
+    def _make_put(self) -> Sink:
+        """The sink, as a closure: it reads its state from cells, not attributes (this is the
+        hot path of every tuple that leaves the worker)."""
         task_buffer = self._task_buffer
         clock = self._clock
         batch = self.batch_size
         flush_buffer = self._flush_buffer
 
-        def sink(item: tuple[int, Any]) -> None:
-            t, tup = item
-            buf = task_buffer[t]
+        def put(item: tuple[int, Any]) -> None:
+            buf = task_buffer[item[0]]
             items = buf.items
             if not items:
                 buf.first_at = clock()
-            items.append((t, tup.stream, tup.task, tup.values, tup.roots or None))
+            items.append(item)
             if len(items) >= batch:
                 flush_buffer(buf)
 
-        return sink
-
-    def control_sink(self, task: int) -> Sink:
-        """A sink for an acker or spout task of another worker: takes ``(task, (kind, ...))``."""
-        task_buffer = self._task_buffer
-        clock = self._clock
-        batch = self.batch_size
-        flush_buffer = self._flush_buffer
-
-        def sink(item: tuple[int, Any]) -> None:
-            t, msg = item
-            buf = task_buffer[t]
-            items = buf.items
-            if not items:
-                buf.first_at = clock()
-            items.append((t, *msg))
-            if len(items) >= batch:
-                flush_buffer(buf)
-
-        return sink
+        return put
 
     # -- flushing ----------------------------------------------------------------------
 
@@ -316,5 +280,5 @@ class Outbox:
             self.meter.stop()
 
 
-def _log_encode_error(item: tuple, exc: Exception) -> None:
+def _log_encode_error(item: tuple[int, Any], exc: Exception) -> None:
     log.error("dropped an item msgpack cannot serialise (task %s): %s", item[0], exc)

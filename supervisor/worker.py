@@ -5,12 +5,15 @@ holds ``squall.wire.encode(WorkerLaunch(...))``. The worker
 
 * binds a PULL on ``tcp://{host}:{port}`` for tuple batches from other workers and sends its
   own over PUSH sockets, batched per destination worker (``squall.supervisor.transfer``);
+  the sockets are ``squall.supervisor.worker_io``'s, the only module of the worker that
+  imports ZeroMQ, so ``Worker`` also runs on a fake ``WorkerIO`` (tests without sockets);
 * connects a DEALER (identity ``str(port)``) to its supervisor, sends ``WorkerHeartbeat`` with
   cumulative metrics every ``squall.worker.heartbeat.secs`` — and at once after applying an
   update — and applies ``WorkerUpdate`` live: placement re-routes remote tasks; ``active``
   toggles the spouts; ``paused`` holds them for a migration; ``executors`` moves executors
-  in (restoring ``states``) and out (their snapshots go up in ``released``) — see
-  ``squall.supervisor.worker_update`` and docs/worker.md;
+  in (restoring ``states``) and out (their snapshots go up in ``released``). What to do is
+  decided by ``squall.supervisor.worker_plan.plan`` (events in, commands out; the order and
+  guarantees of an update are in its docstring); ``Worker.handle`` carries it out;
 * runs everything from one thread: receive a bounded number of frames, one engine round,
   flush due batches, heartbeat when due; when a round did nothing it blocks on its sockets
   (``select`` on their descriptors) until the next thing is due — a spout's next emission (``Spout.next_tuple_due``,
@@ -35,44 +38,36 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
-import zmq
-
-from squall import config, security, wire
-from squall.messages import WorkerHeartbeat, WorkerLaunch, WorkerUpdate
+from squall import config, wire
+from squall.messages import WorkerHeartbeat, WorkerLaunch
+from squall.supervisor import worker_plan as wp
 from squall.supervisor.runtime.engine import Engine, acker_count
+from squall.supervisor.runtime.layout import source_of
 from squall.supervisor.runtime.stats import CpuMeter
 from squall.supervisor.transfer import (
     DEFAULT_BACKLOG_FRAMES,
     DEFAULT_BATCH_SIZE,
     DEFAULT_FLUSH_MS,
     DEFAULT_HOLD_LIMIT,
-    MAX_DATA_FRAME_BYTES,
     Outbox,
     TupleCodec,
 )
 from squall.supervisor.worker_metrics import OtherThreadsCpu, TransferCounts, task_to_executor, worker_metrics
-from squall.supervisor.worker_update import ComponentClasses, apply_update, routes_for
 from squall.topology.loader import resolve_class
-from squall.topology.spec import ACKER_COMPONENT, SPOUT, TopologySpec
+from squall.topology.spec import ACKER_COMPONENT, TopologySpec
 
 log = logging.getLogger("squall.worker")
 
 RECV_FRAMES_PER_ROUND = 64  # bounds one round's intake so spouts and timers still get a turn
 PARENT_CHECK_S = 0.2  # also the longest an idle worker blocks
-# A plain int: ``events & zmq.POLLIN`` would go through the IntFlag's Python-level __rand__.
-_POLLIN = int(zmq.POLLIN)
 STOP_DRAIN_S = 0.3
-# Frames ZeroMQ may queue per socket (each side) before sends are refused. Small on purpose:
-# a frame carries up to a batch of tuples, and queued frames are RSS on a board.
-DEFAULT_HWM = 100
 EXIT_CODE_ERROR = 4  # the topology's code does not load: retrying will not help
 ERROR_SUFFIX = ".error"  # next to the launch file: why the worker could not start
 ERROR_CHARS = 2000
@@ -80,6 +75,37 @@ ERROR_CHARS = 2000
 
 class CodeLoadError(Exception):
     """A component class of the topology could not be imported or resolved."""
+
+
+class WorkerIO(Protocol):
+    """The worker's sockets (``squall.supervisor.worker_io.WorkerSockets``; a test's fake)."""
+
+    frames_received: int
+    bytes_received: int
+
+    def send(self, endpoint: str, frame: bytes) -> bool: ...
+    def keep(self, endpoints: set[str]) -> None: ...
+    def data_waiting(self) -> bool: ...
+    def receive_data(self, deliver: Callable[[bytes], tuple[int, int]], limit: int) -> tuple[int, int]: ...
+    def receive_control(self) -> list[bytes]: ...
+    def send_control(self, frame: bytes) -> None: ...
+    def wait(self, seconds: float) -> None: ...
+    def close(self) -> None: ...
+
+
+class ComponentClasses(dict):
+    """Component name -> user class, resolved from the spec on first use, so executors that
+    move into a worker later find their class without the worker importing every
+    component's code at start."""
+
+    def __init__(self, spec: TopologySpec, resolve: Callable[[str], type]) -> None:
+        super().__init__()
+        self._spec = spec
+        self._resolve = resolve
+
+    def __missing__(self, component: str) -> type:
+        cls = self[component] = self._resolve(self._spec.component(component).class_ref)
+        return cls
 
 
 class _WorkerEngine(Engine):
@@ -98,15 +124,29 @@ class _WorkerEngine(Engine):
         return super().backpressured()
 
 
-class Worker:
-    """The worker's state and loop; ``main()`` wires it to a launch file and signals."""
+def open_worker(launch: WorkerLaunch, clock: Callable[[], float] = time.monotonic, context: Any = None) -> "Worker":
+    """A worker on real sockets (``context``: see ``WorkerSockets``)."""
+    # Imported here, not at the top: the runtime itself (tests on a fake WorkerIO) loads no ZeroMQ.
+    from squall.supervisor.worker_io import DEFAULT_HWM, WorkerSockets
 
-    def __init__(
-        self, launch: WorkerLaunch, clock: Callable[[], float] = time.monotonic, context: zmq.Context | None = None,
-    ) -> None:
-        """``context``: the ZeroMQ context to use and terminate at shutdown (default: the
-        process's shared one; a test running a worker in its own process passes its own)."""
+    conf = {**TopologySpec.from_dict(launch.spec).config, **launch.assignment.conf}  # as Worker reads it
+    hwm = int(conf.get(config.TRANSFER_HWM, DEFAULT_HWM))
+    io = WorkerSockets(launch.host, launch.port, launch.supervisor_endpoint, launch.keys_dir, hwm, context)
+    try:
+        return Worker(launch, io, clock)
+    except BaseException:
+        io.close()
+        raise
+
+
+class Worker:
+    """The worker's runtime — engine, outbox, codec — and its loop, over sockets it is given
+    (``io``). The decisions are ``worker_plan.plan``'s; this class carries its commands out
+    (``handle``), so it can run on a fake ``io`` in tests, without ZeroMQ."""
+
+    def __init__(self, launch: WorkerLaunch, io: WorkerIO, clock: Callable[[], float] = time.monotonic) -> None:
         self.launch = launch
+        self.io = io
         self.clock = clock
         a = launch.assignment
         self.assignment_version = a.assignment_version
@@ -116,11 +156,10 @@ class Worker:
             sys.path.insert(0, launch.bundle_dir)
         self.spec = TopologySpec.from_dict(launch.spec)
         self.conf: dict[str, Any] = {**self.spec.config, **a.conf}
-        self.all_executors = self.spec.executors_with_ackers(acker_count(self.spec, self.conf))
+        self.all_executors = tuple(self.spec.executors_with_ackers(acker_count(self.spec, self.conf)))
         known = {e.id for e in self.all_executors}
-        self.local_ids = frozenset(a.executors) & known
-        local = [e for e in self.all_executors if e.id in self.local_ids]
-        local_tasks = {t for e in local for t in e.tasks}
+        local_ids = frozenset(a.executors) & known
+        local = [e for e in self.all_executors if e.id in local_ids]
         # Resolved now for the executors run from the start (an import error fails the
         # launch), later for executors that move in.
         classes = ComponentClasses(self.spec, resolve_class)
@@ -134,8 +173,6 @@ class Worker:
         self.me = f"{launch.host}:{launch.port}"
         self.bad_frames = 0
         self.loops = 0  # iterations of the loop: an idle worker's should be few
-        self.frames_received = 0
-        self.bytes_received = 0
         # Encode+send and receive+decode, wherever they happen (executors leave it out of theirs),
         # plus libzmq's I/O thread, which moves the frames (set again when the loop starts).
         self.transfer_meter = CpuMeter()
@@ -144,30 +181,8 @@ class Worker:
         self._logged_encode: set[tuple[int, str]] = set()
         self.stopping = False
 
-        # CURVE on every socket when the supervisor passed the cluster keys (squall.security).
-        self.keys = security.load(launch.keys_dir) if launch.keys_dir else None
-        self.ctx = context if context is not None else zmq.Context.instance()
-        self.pull = self.ctx.socket(zmq.PULL)
-        self.pull.setsockopt(zmq.LINGER, 0)
-        self.hwm = int(self.conf.get(config.TRANSFER_HWM, DEFAULT_HWM))
-        self.pull.setsockopt(zmq.RCVHWM, self.hwm)
-        self.pull.setsockopt(zmq.MAXMSGSIZE, MAX_DATA_FRAME_BYTES)  # one junk frame must not take our memory
-        security.secure_server(self.pull, self.keys)
-        self._bind(self.pull, launch.host, launch.port)
-        self.dealer = self.ctx.socket(zmq.DEALER)
-        self.dealer.setsockopt(zmq.IDENTITY, str(launch.port).encode())
-        self.dealer.setsockopt(zmq.LINGER, 0)
-        self.dealer.setsockopt(zmq.MAXMSGSIZE, wire.limit_of("WorkerUpdate").frame_bytes)
-        self.dealer.setsockopt(zmq.SNDHWM, 10)  # a dead supervisor must not make heartbeats pile up
-        security.secure_client(self.dealer, self.keys)
-        self.dealer.connect(launch.supervisor_endpoint)
-        self.pushes: dict[str, zmq.Socket] = {}
-        # The sockets' file descriptors, to block on with a sub-millisecond timeout (ZeroMQ's
-        # poll counts whole milliseconds, too coarse for a spout paced at 1,000 tuples/s).
-        self._wake_fds = [self.pull.getsockopt(zmq.FD), self.dealer.getsockopt(zmq.FD)]
-
         self.outbox = Outbox(
-            self._send,
+            io.send,
             clock,
             batch_size=int(self.conf.get(config.TRANSFER_BATCH_SIZE, DEFAULT_BATCH_SIZE)),
             flush_ms=float(self.conf.get(config.TRANSFER_FLUSH_MS, DEFAULT_FLUSH_MS)),
@@ -176,71 +191,99 @@ class Worker:
             hold_limit=int(self.conf.get(config.TRANSFER_HOLD_ITEMS, DEFAULT_HOLD_LIMIT)),
             meter=self.transfer_meter,
         )
-        self.bolt_tasks = {
-            t for e in self.all_executors if e.component != ACKER_COMPONENT
-            and self.spec.component(e.component).kind != SPOUT for t in e.tasks
-        }
-        self.placement = dict(a.placement)
-        self._place(a.placement)
+        self.outbox.place(wp.routes_for(self.all_executors, local_ids, a.placement))
+        put = self.outbox.put
         self.engine = _WorkerEngine(
-            self.spec, classes, self.conf, executor_ids=self.local_ids, remote_sink=self._remote_sink, clock=clock,
+            self.spec, classes, self.conf, executor_ids=local_ids, remote_sink=lambda _task: put, clock=clock,
             states=a.states,
         )
         self.engine.paused = a.paused
         self.engine.congested = self.outbox.congested
         self.engine.wiring.transfer_meter = self.transfer_meter
         self.codec = TupleCodec(
-            self.spec, self.all_executors, local_tasks, self.engine.wiring.sinks, forward=self.outbox.forward
+            self.spec, self.all_executors, self.engine.wiring.local_tasks, self.engine.wiring.sinks, forward=put
         )
         self.heartbeat_s = float(self.conf.get(config.WORKER_HEARTBEAT, config.DEFAULT_WORKER_HEARTBEAT_S))
         self.parent = os.getppid()
+        self._next_beat = self._next_parent_check = 0.0  # set by ``start``
 
-    # -- setup -------------------------------------------------------------------------
+    @property
+    def local_ids(self) -> frozenset[int]:
+        return self.engine.local_executor_ids()
 
-    @staticmethod
-    def _bind(sock: zmq.Socket, host: str, port: int) -> None:
-        try:
-            sock.bind(f"tcp://{host}:{port}")
-        except zmq.ZMQError as exc:
-            if exc.errno == zmq.EADDRINUSE:
-                raise
-            # ``host`` may be a name ZeroMQ cannot bind to; the port is what identifies the slot.
-            sock.bind(f"tcp://*:{port}")
+    # -- decisions carried out -----------------------------------------------------------
 
-    def _remote_sink(self, task: int):
-        return self.outbox.data_sink(task) if task in self.bolt_tasks else self.outbox.control_sink(task)
+    def view(self) -> wp.WorkerView:
+        return wp.WorkerView(self.all_executors, self.local_ids, self.assignment_version, self.active, self.engine.paused)
 
-    def _place(self, placement: dict[int, str], nowhere: frozenset[int] = frozenset()) -> list[tuple]:
-        """Route every task not run here to its executor's worker ("": in transit, held;
-        missing or in ``nowhere``: dropped and counted). Returns held items whose task is
-        local now, for the caller to deliver."""
-        back = self.outbox.place(routes_for(self.all_executors, self.local_ids, placement, nowhere))
-        for endpoint in set(self.pushes) - self.outbox.endpoints():
-            self.pushes.pop(endpoint).close(linger=100)
-        return back
+    def handle(self, event: wp.Event) -> None:
+        """Carry out ``plan``'s commands for ``event``, and for the events they lead to."""
+        events = [event]
+        while events:
+            for cmd in wp.plan(self.view(), events.pop(0)):
+                follow = self._carry_out[type(cmd)](self, cmd)
+                if follow is not None:
+                    events.append(follow)
 
-    def _send(self, endpoint: str, frame: bytes) -> bool:
-        sock = self.pushes.get(endpoint)
-        if sock is None:
-            sock = self.pushes[endpoint] = self.ctx.socket(zmq.PUSH)
-            sock.setsockopt(zmq.SNDHWM, self.hwm)
-            sock.setsockopt(zmq.LINGER, 0)
-            # Peers start in any order: retry soon (not ZeroMQ's 100 ms) so the first tuples do
-            # not wait, backing off to 1 s for a peer that stays down.
-            sock.setsockopt(zmq.RECONNECT_IVL, 10)
-            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-            security.secure_client(sock, self.keys)
-            sock.connect(f"tcp://{endpoint}")
-        try:
-            sock.send(frame, zmq.NOBLOCK, copy=len(frame) < 65536)
-        except zmq.Again:
-            return False
-        return True
+    def _count_bad(self, cmd: wp.CountBad) -> None:
+        self._bad(cmd.what, cmd.n)
 
-    def _encode_error(self, item: tuple, exc: Exception) -> None:
-        source = item[2] if len(item) > 2 and isinstance(item[1], str) else None
+    def _adopt_version(self, cmd: wp.AdoptVersion) -> None:
+        if cmd.forget_released:
+            self.released = {}
+        self.assignment_version = cmd.version
+
+    def _set_paused(self, cmd: wp.SetPaused) -> None:
+        self.engine.paused = cmd.paused
+
+    def _move(self, cmd: wp.MoveExecutors) -> wp.ExecutorsMoved:
+        engine = self.engine
+        for eid in cmd.remove:
+            self.released[eid] = engine.remove_executor(eid)
+        failed: set[int] = set()
+        for eid, state in cmd.add:
+            try:
+                engine.add_executor(eid, state)
+            except Exception as exc:  # user code that fails to import or initialize: not run here
+                log.error("worker %s: executor %d cannot run here, its items are dropped: %s", self.me, eid, exc)
+                failed.add(eid)
+        self.codec.set_local(engine.wiring.local_tasks)
+        log.info("worker %s: executors out %s, in %s", self.me, list(cmd.remove),
+                 [eid for eid, _ in cmd.add if eid not in failed])
+        return wp.ExecutorsMoved(cmd.update, frozenset(failed))
+
+    def _route(self, cmd: wp.Route) -> None:
+        back = self.outbox.place(cmd.routes)
+        self.io.keep(self.outbox.endpoints())
+        if back:  # held items whose task is local now
+            self.codec.deliver_local(back)
+
+    def _set_active(self, cmd: wp.SetActive) -> None:
+        if cmd.active:
+            self.engine.activate()
+        else:
+            self.engine.deactivate()
+        self.active = cmd.active
+
+    def _confirm(self, cmd: wp.Confirm) -> None:
+        log.info("worker %s: assignment version %d applied (active=%s, paused=%s, executors %s)",
+                 self.me, cmd.version, self.active, self.engine.paused, sorted(self.local_ids))
+        self.heartbeat()
+
+    # How each command is carried out (a missing one fails loudly, at its first use).
+    _carry_out: dict[type, Callable[[Any, Any], wp.Event | None]] = {
+        wp.CountBad: _count_bad,
+        wp.AdoptVersion: _adopt_version,
+        wp.SetPaused: _set_paused,
+        wp.MoveExecutors: _move,
+        wp.Route: _route,
+        wp.SetActive: _set_active,
+        wp.Confirm: _confirm,
+    }
+
+    def _encode_error(self, item: tuple[int, Any], exc: Exception) -> None:
+        source, stream = source_of(item)
         ex = self.engine.by_id.get(self.task_executor.get(source, -1)) if source is not None else None
-        stream = item[1] if isinstance(item[1], str) else "control"
         component = ex.component if ex is not None else "?"
         if ex is not None:
             ex.stats.errors += 1
@@ -261,118 +304,84 @@ class Worker:
     # -- the loop ----------------------------------------------------------------------
 
     def run(self) -> None:
-        engine = self.engine
-        engine.start(activate=self.active)
-        self.io_threads.loop_tid = threading.get_native_id()
-        outbox = self.outbox
-        clock = self.clock
-        next_beat = clock()
-        next_parent_check = clock() + PARENT_CHECK_S
+        """Start the engine, then run rounds until stopped; an idle round blocks until the next
+        thing is due. Shuts down at the end."""
+        self.start()
         while not self.stopping:
-            self.loops += 1
-            got = self._receive_control()  # always: an update may be what ends a congestion
-            if not engine.inboxes_full():
-                got += self._receive_data()
-            did = engine.run_once()
-            outbox.flush(idle=did == 0)
-            now = clock()
-            if now >= next_beat:
-                self.heartbeat()
-                next_beat = now + self.heartbeat_s
-            if now >= next_parent_check:
-                next_parent_check = now + PARENT_CHECK_S
-                if os.getppid() != self.parent:
-                    log.warning("supervisor (pid %d) is gone; worker %s exits", self.parent, self.me)
-                    self.stopping = True
-            if not did and not got and not self.stopping:
-                self._wait(now, min(next_beat, next_parent_check))
+            if not self.round():
+                self._wait(self.clock(), min(self._next_beat, self._next_parent_check))
         self.shutdown()
+
+    def start(self) -> None:
+        self.engine.start(activate=self.active)
+        self.io_threads.loop_tid = threading.get_native_id()
+        now = self.clock()
+        self._next_beat = now
+        self._next_parent_check = now + PARENT_CHECK_S
+
+    def round(self) -> bool:
+        """One round: control frames, data frames (unless the inboxes are full), one engine
+        round, due flushes, the heartbeat and parent check when due. True if it did work (or
+        is stopping): the loop then goes on without waiting."""
+        engine = self.engine
+        self.loops += 1
+        got = self._receive_control()  # always: an update may be what ends a congestion
+        if not engine.inboxes_full():
+            got += self._receive_data()
+        did = engine.run_once()
+        self.outbox.flush(idle=did == 0)
+        now = self.clock()
+        if now >= self._next_beat:
+            self.heartbeat()
+            self._next_beat = now + self.heartbeat_s
+        if now >= self._next_parent_check:
+            self._next_parent_check = now + PARENT_CHECK_S
+            if os.getppid() != self.parent:
+                log.warning("supervisor (pid %d) is gone; worker %s exits", self.parent, self.me)
+                self.stopping = True
+        return bool(did or got or self.stopping)
 
     def _wait(self, now: float, due: float) -> None:
         """Block until a socket may have a message or the next thing is due: ``due`` (the
         loop's own heartbeat and parent check), the engine's next round with work, the
-        outbox's next flush.
-
-        ZeroMQ's descriptors are edge-triggered: readable means "check the socket's events",
-        so a socket that already holds a message returns at once, and ``select`` then waits
-        for a change (a spurious wake-up only costs one more loop iteration)."""
+        outbox's next flush."""
         for when in (self.engine.next_due(now), self.outbox.next_due(now)):
             if when is not None and when < due:
                 due = when
-        if due <= now:
-            return
-        for sock in (self.pull, self.dealer):
-            if sock.getsockopt(zmq.EVENTS) & _POLLIN:
-                return
-        select.select(self._wake_fds, [], [], due - now)
+        if due > now:
+            self.io.wait(due - now)
 
     def _receive_data(self) -> int:
-        pull = self.pull
-        if not pull.getsockopt(zmq.EVENTS) & _POLLIN:
-            return 0  # cheaper than a receive that raises zmq.Again, on every round
-        got = 0
-        deliver = self.codec.deliver
+        if not self.io.data_waiting():
+            return 0
         meter = self.transfer_meter
         meter.start()  # once per batch of frames: receive, decode, forward
         try:
-            for _ in range(RECV_FRAMES_PER_ROUND):
-                try:
-                    frame = pull.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                self.frames_received += 1
-                self.bytes_received += len(frame)
-                n, bad = deliver(frame)
-                got += n
-                if bad:
-                    self._bad("malformed tuple frames or items (or items for tasks not run here)", bad)
+            got, bad = self.io.receive_data(self.codec.deliver, RECV_FRAMES_PER_ROUND)
         finally:
             meter.stop()
+        if bad:
+            self._bad("malformed tuple frames or items (or items for tasks not run here)", bad)
         return got
 
     def _receive_control(self) -> int:
-        got = 0
-        dealer = self.dealer
-        while dealer.getsockopt(zmq.EVENTS) & _POLLIN:  # no zmq.Again raised on every round
-            try:
-                parts = dealer.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            got += 1
-            if self._control(parts[-1]):
-                self.heartbeat()  # at once: a migration waits on this confirmation
-        return got
-
-    def _control(self, frame: bytes) -> bool:
-        """Apply one frame from the supervisor; True if it was an update."""
-        try:
-            msg = wire.decode(frame)
-        except wire.WireError as exc:
-            self._bad(f"a malformed control frame from the supervisor ({exc})")
-            return False
-        if not isinstance(msg, WorkerUpdate):
-            self._bad(f"an unexpected {type(msg).__name__} from the supervisor")
-            return False
-        self.apply(msg)
-        return True
-
-    def apply(self, update: WorkerUpdate) -> None:
-        """A live change: placement, activation, pause, executors in and out (see
-        ``squall.supervisor.worker_update.apply_update`` for the order and guarantees)."""
-        apply_update(self, update)
+        frames = self.io.receive_control()
+        for frame in frames:
+            self.handle(frame)
+        return len(frames)
 
     def queued(self) -> int:
         """Items not yet processed or sent: local inboxes, outbox buffers, backlog, held."""
         return self.engine.queued() + self.outbox.pending()
 
     def heartbeat(self) -> None:
-        outbox = self.outbox
+        outbox, io = self.outbox, self.io
         transfer = TransferCounts(
-            cpu_s=self.transfer_meter.cpu_s + self.io_threads.read(),
+            transfer_cpu_s=self.transfer_meter.cpu_s + self.io_threads.read(),
             frames_sent=outbox.sent_frames,
-            frames_received=self.frames_received,
+            frames_received=io.frames_received,
             bytes_sent=outbox.sent_bytes,
-            bytes_received=self.bytes_received,
+            bytes_received=io.bytes_received,
         )
         metrics = worker_metrics(
             self.engine.executors, self.task_executor, self.launch.clock_hz, outbox.sent_items,
@@ -389,10 +398,7 @@ class Worker:
             paused=self.engine.paused,
             released=dict(self.released),
         )
-        try:
-            self.dealer.send(wire.encode(hb), zmq.NOBLOCK)
-        except zmq.Again:
-            pass  # supervisor not reading; the next heartbeat carries the same cumulative counters
+        io.send_control(wire.encode(hb))
 
     def shutdown(self) -> None:
         """Deactivate spouts, let local queues drain briefly, flush, close, final heartbeat."""
@@ -403,12 +409,7 @@ class Worker:
             self.outbox.flush()
         self.outbox.flush(idle=True)
         self.heartbeat()
-        for sock in self.pushes.values():
-            sock.close(linger=200)  # let the last batches leave; bounded so exit stays prompt
-        self.pull.close(linger=0)
-        self.dealer.close(linger=100)
-        security.release(self.ctx)
-        self.ctx.term()
+        self.io.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -437,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        worker = Worker(launch)
+        worker = open_worker(launch)
     except Exception as exc:  # import errors in user code, port taken, bad spec: report and exit
         log.exception("worker %s:%d of %r could not start: %s", launch.host, launch.port, launch.topology, exc)
         _write_error(Path(args[0]), exc)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 from squall.messages import ExecutorMetrics, WorkerMetrics
@@ -127,9 +127,10 @@ def executor_metrics(executor_id: int, ex: Any, task_executor: dict[int, int]) -
 @dataclass(frozen=True)
 class TransferCounts:
     """The data plane's cumulative figures: CPU (thread) time spent encoding and sending,
-    receiving and decoding frames, and the frames and bytes that crossed the sockets."""
+    receiving and decoding frames, and the frames and bytes that crossed the sockets. Named
+    as the ``WorkerMetrics`` fields they fill."""
 
-    cpu_s: float = 0.0
+    transfer_cpu_s: float = 0.0
     frames_sent: int = 0
     frames_received: int = 0
     bytes_sent: int = 0
@@ -153,7 +154,7 @@ def worker_metrics(
     reads quiescence from them: queued 0 everywhere and sums of sent and received equal.
 
     ``process_cpu_s`` is the whole process's CPU (every thread: the loop, libzmq's I/O
-    thread); what neither the executors' ``cpu_s`` nor ``transfer.cpu_s`` covers is the
+    thread); what neither the executors' ``cpu_s`` nor ``transfer.transfer_cpu_s`` covers is the
     worker's overhead (the loop itself, heartbeats, the I/O thread, the interpreter).
     ``loop_cpu_s``/``loop_wait_s``/``loop_runs``: the loop thread ``loop_tid``'s CPU, its
     wait for a CPU while ready to run (what delays every item the worker is woken for) and
@@ -168,11 +169,7 @@ def worker_metrics(
         received_remote=received_remote,
         queued=queued,
         process_cpu_s=time.process_time(),
-        transfer_cpu_s=transfer.cpu_s,
-        frames_sent=transfer.frames_sent,
-        frames_received=transfer.frames_received,
-        bytes_sent=transfer.bytes_sent,
-        bytes_received=transfer.bytes_received,
+        **asdict(transfer),
         loop_cpu_s=loop_cpu_s,
         loop_wait_s=loop_wait_s,
         loop_runs=loop_runs,

@@ -10,10 +10,10 @@ A snapshot is one msgpack map (``SNAPSHOT_VERSION`` 1)::
 
 Guarantees:
 
-* nothing queued is lost by a move: inbox items travel in the snapshot in their order (data
-  tuples in the wire's item layout, control items as their fields) and are queued again,
-  ahead of anything newer, on the new owner; tick tuples are not carried (the new owner
-  schedules its own);
+* nothing queued is lost by a move: inbox items travel in the snapshot in their order, in the
+  data plane's item layout (``squall.supervisor.runtime.layout``, read back with its
+  validation), and are queued again, ahead of anything newer, on the new owner; tick tuples
+  are not carried (the new owner schedules its own);
 * a spout's pending trees keep their root ids and their *age* (monotonic clocks differ
   between processes), so an ack arriving after the move completes the tree on the new owner,
   which calls ``spout.ack(tup_id)`` there and records the right complete latency; tuple ids
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
+from squall.supervisor.runtime import layout
 from squall.topology.component import TICK_STREAM, Tuple
 from squall.topology.spec import ExecutorKind
 
@@ -60,7 +61,10 @@ def take(ex: Any, now: float) -> bytes:
         "component": ex.component,
         "kind": ex.kind,
         "tasks": tasks,
-        "inbox": _packable(ex, [_inbox_item(ex.kind, item) for item in ex.inbox if not _is_tick(item)]),
+        "inbox": layout.packable(
+            [item for item in ex.inbox if not _is_tick(item)],
+            lambda item, exc: ex.log_error_once(item[0], exc, "snapshot (a queued tuple msgpack cannot serialise)"),
+        ),
     }
     if ex.kind == ExecutorKind.SPOUT:
         pending = []
@@ -105,8 +109,7 @@ def restore(ex: Any, data: bytes, now: float) -> None:
         for root, xor, spout_task, failed, old in doc.get("acker", []):
             (ex.previous if old else ex.current)[root] = [xor, spout_task, bool(failed)]
         ex.rotated_at = now
-    queued = [q for q in (_restore_item(ex, item) for item in doc["inbox"]) if q is not None]
-    ex.inbox.extendleft(reversed(queued))  # ahead of anything that arrived since the move
+    ex.inbox.extendleft(reversed(_read_inbox(ex, doc["inbox"])))  # ahead of anything that arrived since the move
 
 
 def decode(data: bytes) -> dict[str, Any]:
@@ -140,42 +143,24 @@ def _is_tick(item: tuple[int, Any]) -> bool:
     return isinstance(payload, Tuple) and payload.stream == TICK_STREAM
 
 
-def _inbox_item(kind: str, item: tuple[int, Any]) -> list:
-    task, payload = item
-    if kind == ExecutorKind.BOLT:
-        return [task, payload.stream, payload.task, payload.values, payload.roots or None]
-    return [task, *payload]
+def _read_inbox(ex: Any, items: list) -> list[tuple[int, Any]]:
+    """The queued items back as inbox items of ``ex``'s tasks; one that does not fit (not
+    the layout, another task, a stream or arity the spec does not have) is counted as an
+    error of the executor and left out."""
+    queued: list[tuple[int, Any]] = []
+    tasks = ex.spec.tasks
+    if ex.kind == layout.BOLT_TASK:
+        data, control = {t: queued.append for t in tasks if t in ex.instances}, {}
+    else:
+        data, control = {}, {t: (ex.kind, queued.append) for t in tasks}
 
+    def misfit(item: Any) -> None:
+        exc = ValueError(f"queued item {item!r:.80} does not fit {ex.component!r}")
+        if hasattr(ex, "log_error_once"):  # spouts and bolts; an acker has no user code to blame
+            ex.log_error_once(ex.spec.first_task, exc, "restore (a queued item that does not fit)")
+        else:
+            ex.stats.errors += 1
+            log.error("executor %d (%s): %s; dropped", ex.spec.id, ex.component, exc)
 
-def _packable(ex: Any, items: list[list]) -> list[list]:
-    """``items`` without those msgpack cannot serialise (each counted as an error)."""
-    try:
-        msgpack.packb(items, use_bin_type=True)
-        return items
-    except _PACK_ERRORS:
-        pass
-    good = []
-    for item in items:
-        try:
-            msgpack.packb(item, use_bin_type=True)
-        except _PACK_ERRORS as exc:
-            ex.log_error_once(item[0], exc, "snapshot (a queued tuple msgpack cannot serialise)")
-            continue
-        good.append(item)
-    return good
-
-
-def _restore_item(ex: Any, item: list) -> tuple[int, Any] | None:
-    """An inbox item back from its snapshot form; None (counted) if it does not fit."""
-    if ex.kind != ExecutorKind.BOLT:
-        return item[0], tuple(item[1:])
-    try:
-        task, stream, source, values, roots = item
-        component = ex.wiring.task_to_component[source]
-        fields = ex.wiring.stream_fields(component, stream)
-        if task not in ex.instances or len(values) != len(fields):
-            raise ValueError(f"item for task {task} does not fit {ex.component!r}")
-    except (KeyError, TypeError, ValueError) as exc:
-        ex.log_error_once(ex.spec.first_task, exc, "restore (a queued tuple that does not fit)")
-        return None
-    return task, Tuple(component, stream, source, values, fields, roots)
+    layout.ItemReader(ex.wiring.spec).read(items, data, control, on_bad=misfit)
+    return queued

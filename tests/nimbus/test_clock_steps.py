@@ -13,6 +13,7 @@ import zmq
 from squall import messages as M
 from squall.localcluster import free_port
 from squall.nimbus.server import NimbusServer
+from squall.nimbus.events import Event, Tick
 from squall.nimbus.state import NimbusState
 from squall.nimbus.store import Store
 from squall.wire import decode, encode
@@ -26,13 +27,13 @@ def server():
     port = free_port()
     srv = NimbusServer(NimbusState(Store(":memory:")), "127.0.0.1", port, 0)
     ticks = {"n": 0}
-    tick = srv.state.tick
+    apply = srv.state.apply
 
-    def counted(now: float):
-        ticks["n"] += 1
-        return tick(now)
+    def counted(event: Event):
+        ticks["n"] += isinstance(event, Tick)
+        return apply(event)
 
-    srv.state.tick = counted  # type: ignore[method-assign]
+    srv.state.apply = counted  # type: ignore[method-assign]
     loop = threading.Thread(target=srv.run, daemon=True)
     loop.start()
     ctx = zmq.Context()

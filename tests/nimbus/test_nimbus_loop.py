@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from squall import messages as M
-from squall.nimbus.loop import LoopClock, LoopConf, not_due
+from squall.nimbus.rebalance_policy import LoopClock, LoopConf, not_due
 from squall.nimbus.state import NimbusState
 from squall.nimbus.store import EVENTS_KEPT, Store
 from tests.nimbus.live_helpers import CROSSING, FAST, assignments, online, run, where

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from squall import messages as M
-from squall.nimbus.loop import LoopConf
+from squall.nimbus.rebalance_policy import LoopConf
 from squall.nimbus.migration import ACQUIRE, DONE, PAUSE, RELEASE, Migration, advance, declared
 from squall.nimbus.records import Slot
 from squall.nimbus.store import Store

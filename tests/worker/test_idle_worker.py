@@ -15,7 +15,7 @@ import zmq
 from squall import wire
 from squall.experiments.reference import chain_topology
 from squall.messages import WorkerLaunch, WorkerUpdate
-from squall.supervisor.worker import PARENT_CHECK_S, Worker
+from squall.supervisor.worker import PARENT_CHECK_S, Worker, open_worker
 
 from squall.localcluster import free_port
 from tests.worker.worker_helpers import FakeSupervisor, by_executor, write_launch
@@ -54,7 +54,7 @@ def start(tmp_path, sup: FakeSupervisor, rate: float, active: bool) -> Running:
                         {"topology.acker.executors": 1, "squall.worker.heartbeat.secs": HEARTBEAT_S}, active=active)
     launch = wire.decode(path.read_bytes())
     assert isinstance(launch, WorkerLaunch)
-    running = Running(Worker(launch, context=zmq.Context()))  # its own: shutdown terminates it
+    running = Running(open_worker(launch, context=zmq.Context()))  # its own: shutdown terminates it
     sup.wait_for(lambda: sup.last(port) is not None, 10, "the first heartbeat")
     return running
 

@@ -1,5 +1,6 @@
-"""The transfer codec and outbox, without sockets: round trips of data tuples and acker items,
-rejection of malformed input, batching by size and by delay on an injected clock."""
+"""The transfer codec and outbox, without sockets: round trips of data tuples and acker items
+through the outbox's one sink, rejection of malformed input, batching by size and by delay on
+an injected clock, holding and forwarding for live migration."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import msgpack
 import pytest
 
 from squall.supervisor.runtime.messages import ACK_ACK, ACK_FAIL, ACK_INIT, TREE_COMPLETE, TREE_FAILED
+from squall.supervisor.runtime.layout import source_of
 from squall.supervisor.transfer import FRAME_VERSION, Outbox, TupleCodec, encode_frame
 from squall.topology.component import Tuple
 from tests.worker.worker_helpers import user_module
@@ -56,7 +58,7 @@ def outbox(wire: Wire, clock: Clock, **kw) -> Outbox:
 def test_data_tuples_round_trip_with_and_without_roots():
     wire, clock = Wire(), Clock()
     box = outbox(wire, clock)
-    sink = box.data_sink(MIDDLE)
+    sink = box.put
     fields = {"n": 0, "ts": 1}
     sink((MIDDLE, Tuple("spout", "default", SPOUT, [7, 1.5], fields)))
     sink((MIDDLE, Tuple("spout", "default", SPOUT, (8, "x"), fields, {2**64 - 1: 12345})))
@@ -84,7 +86,7 @@ def test_data_tuples_round_trip_with_and_without_roots():
 def test_acker_items_round_trip(target, msg):
     wire, clock = Wire(), Clock()
     box = outbox(wire, clock)
-    box.control_sink(target)((target, msg))
+    box.put((target, msg))
     box.flush(idle=True)
     codec, sinks, got = receiver()
     assert codec.deliver(wire.frames[0][1]) == (1, 0)
@@ -94,7 +96,7 @@ def test_acker_items_round_trip(target, msg):
 def test_batches_flush_at_batch_size():
     wire, clock = Wire(), Clock()
     box = outbox(wire, clock, batch_size=3)
-    sink = box.control_sink(ACKER)
+    sink = box.put
     for i in range(7):
         sink((ACKER, (ACK_FAIL, i)))
     assert [len(msgpack.unpackb(f)[1]) for _, f in wire.frames] == [3, 3]
@@ -104,7 +106,7 @@ def test_batches_flush_at_batch_size():
 def test_batches_flush_after_delay_on_the_injected_clock():
     wire, clock = Wire(), Clock()
     box = outbox(wire, clock, batch_size=100, flush_ms=2.0)
-    sink = box.control_sink(ACKER)
+    sink = box.put
     sink((ACKER, (ACK_FAIL, 1)))
     clock.now += 0.001
     sink((ACKER, (ACK_FAIL, 2)))
@@ -117,11 +119,11 @@ def test_batches_flush_after_delay_on_the_injected_clock():
 def test_idle_flush_sends_at_once_one_frame_per_destination():
     wire, clock = Wire(), Clock()
     box = outbox(wire, clock, batch_size=100, flush_ms=1000)
-    box.control_sink(ACKER)((ACKER, (ACK_FAIL, 1)))
-    box.control_sink(SPOUT)((SPOUT, (TREE_FAILED, 1)))
-    box.control_sink(ACKER)((ACKER, (ACK_FAIL, 2)))
+    box.put((ACKER, (ACK_FAIL, 1)))
+    box.put((SPOUT, (TREE_FAILED, 1)))
+    box.put((ACKER, (ACK_FAIL, 2)))
     assert box.flush(idle=True) == 1  # both acker and spout tasks live on a:1
-    box.data_sink(MIDDLE)((MIDDLE, Tuple("spout", "default", SPOUT, [1, 2], {})))
+    box.put((MIDDLE, Tuple("spout", "default", SPOUT, [1, 2], {})))
     assert box.flush(idle=True) == 1
     assert [e for e, _ in wire.frames] == ["a:1", "b:1"]
 
@@ -129,7 +131,7 @@ def test_idle_flush_sends_at_once_one_frame_per_destination():
 def test_placement_change_reroutes_and_unplaced_tasks_are_dropped_and_counted():
     wire, clock = Wire(), Clock()
     box = outbox(wire, clock)
-    sink = box.control_sink(ACKER)
+    sink = box.put
     box.place({ACKER: "c:9"})
     sink((ACKER, (ACK_FAIL, 1)))
     box.flush(idle=True)
@@ -143,7 +145,7 @@ def test_placement_change_reroutes_and_unplaced_tasks_are_dropped_and_counted():
 def test_a_refused_frame_waits_in_the_backlog_in_order_then_the_oldest_are_dropped():
     wire, clock = Wire(), Clock()
     box = outbox(wire, clock, batch_size=1, backlog_frames=2)
-    sink = box.control_sink(ACKER)
+    sink = box.put
     wire.accept = False
     for i in range(3):
         sink((ACKER, (ACK_FAIL, i)))
@@ -158,7 +160,7 @@ def test_re_routing_away_from_a_refusing_worker_ends_the_congestion():
     wire, clock = Wire(), Clock()
     box = outbox(wire, clock, batch_size=1)
     wire.accept = False
-    box.control_sink(ACKER)((ACKER, (ACK_FAIL, 1)))
+    box.put((ACKER, (ACK_FAIL, 1)))
     assert box.congested()
     box.place({MIDDLE: "b:1", SINK: "b:1", SPOUT: "c:1", ACKER: "c:1"})
     assert not box.congested() and box.dropped_items == 1
@@ -167,8 +169,8 @@ def test_re_routing_away_from_a_refusing_worker_ends_the_congestion():
 def test_an_unserialisable_value_drops_only_its_item_and_names_its_source():
     errors = []
     wire, clock = Wire(), Clock()
-    box = outbox(wire, clock, on_error=lambda item, exc: errors.append((item[2], item[1])))
-    sink = box.data_sink(MIDDLE)
+    box = outbox(wire, clock, on_error=lambda item, exc: errors.append(source_of(item)))
+    sink = box.put
     for v in (1, Unpicklable(), 3):
         sink((MIDDLE, Tuple("spout", "default", SPOUT, [v, 0.0], {})))
     box.flush(idle=True)
@@ -238,7 +240,7 @@ def test_bad_items_are_dropped_and_good_neighbours_delivered(item):
 def test_items_for_a_task_in_transit_are_held_in_order_then_follow_it():
     wire, clock = Wire(), Clock()
     box = outbox(wire, clock)
-    sink = box.data_sink(MIDDLE)
+    sink = box.put
     box.place({MIDDLE: "", SINK: "b:1"})
     for n in range(3):
         sink((MIDDLE, Tuple("spout", "default", SPOUT, [n, 0.0], {})))
@@ -255,9 +257,9 @@ def test_held_items_for_a_task_that_became_local_come_back_to_the_caller():
     wire, clock = Wire(), Clock()
     box = outbox(wire, clock)
     box.place({MIDDLE: "", SINK: "b:1"})
-    box.data_sink(MIDDLE)((MIDDLE, Tuple("spout", "default", SPOUT, [5, 0.0], {})))
+    box.put((MIDDLE, Tuple("spout", "default", SPOUT, [5, 0.0], {})))
     back = box.place({SINK: "b:1"})  # MIDDLE is local now: no route
-    assert back == [(MIDDLE, "default", SPOUT, [5, 0.0], None)]
+    assert [(t, tup.stream, tup.task, tup.values) for t, tup in back] == [(MIDDLE, "default", SPOUT, [5, 0.0])]
     codec, _sinks, got = receiver()
     assert codec.deliver_local(back) == 1 and got[0][1].values == [5, 0.0]
 
@@ -266,7 +268,7 @@ def test_the_hold_is_bounded_and_counts_what_it_refuses():
     wire, clock = Wire(), Clock()
     box = outbox(wire, clock, batch_size=4, hold_limit=10)
     box.place({MIDDLE: ""})
-    sink = box.data_sink(MIDDLE)
+    sink = box.put
     for n in range(25):
         sink((MIDDLE, Tuple("spout", "default", SPOUT, [n, 0.0], {})))
     box.flush(idle=True)
@@ -279,7 +281,9 @@ def test_an_item_for_a_task_not_local_is_forwarded_not_counted_bad():
     codec = TupleCodec(SPEC, EXECUTORS, (SINK,), {SINK: got.append}, forward=forwarded.append)
     data = frame([MIDDLE, "default", SPOUT, [1, 2.0], None], [SPOUT, TREE_COMPLETE, 9], [999, "default", 4, [1], None])
     assert codec.deliver(data) == (2, 1), "two forwarded, the unknown task is bad"
-    assert forwarded == [[MIDDLE, "default", SPOUT, [1, 2.0], None], [SPOUT, TREE_COMPLETE, 9]]
+    (t1, tup), control = forwarded
+    assert (t1, tup.component, tup.stream, tup.task, tup.values, tup.roots) == (MIDDLE, "spout", "default", SPOUT, [1, 2.0], None)
+    assert control == (SPOUT, (TREE_COMPLETE, 9))
     assert codec.received == 3 and codec.forwarded == 2 and got == []
     bad_kind = frame([SPOUT, "default", SPOUT, [1, 2.0], None])  # a data tuple for a spout
     assert codec.deliver(bad_kind) == (0, 1)

@@ -39,7 +39,7 @@ def test_the_meter_counts_nested_measurements_once():
 def test_frames_bytes_and_cpu_of_sending_are_counted():
     wire, clock = Wire(), Clock()
     box = outbox(wire, clock)
-    sink = box.data_sink(MIDDLE)
+    sink = box.put
     for i in range(3):
         sink((MIDDLE, Tuple("spout", "default", SPOUT, [i, 1.5], FIELDS)))
     box.flush(idle=True)
@@ -51,7 +51,7 @@ def test_a_batch_flushed_from_inside_a_sink_is_metered_by_the_shared_meter():
     wire, clock = Wire(), Clock()
     meter = CpuMeter()
     box = outbox(wire, clock, batch_size=2, meter=meter)
-    sink = box.data_sink(MIDDLE)
+    sink = box.put
     sink((MIDDLE, Tuple("spout", "default", SPOUT, [1, 1.5], FIELDS)))
     assert meter.cpu_s == 0.0
     sink((MIDDLE, Tuple("spout", "default", SPOUT, [2, 1.5], FIELDS)))  # fills the batch: sent now
@@ -62,9 +62,9 @@ def test_next_flush_is_the_oldest_item_plus_the_delay_or_soon_while_refused():
     wire, clock = Wire(), Clock()
     box = outbox(wire, clock, flush_ms=5.0)
     assert box.next_due(clock()) is None, "nothing buffered: nothing due"
-    box.data_sink(MIDDLE)((MIDDLE, Tuple("spout", "default", SPOUT, [1, 1.5], FIELDS)))
+    box.put((MIDDLE, Tuple("spout", "default", SPOUT, [1, 1.5], FIELDS)))
     clock.now += 0.002
-    box.data_sink(MIDDLE)((MIDDLE, Tuple("spout", "default", SPOUT, [2, 1.5], FIELDS)))
+    box.put((MIDDLE, Tuple("spout", "default", SPOUT, [2, 1.5], FIELDS)))
     assert box.next_due(clock()) == 100.0 + 0.005
     wire.accept = False
     box.flush(idle=True)

@@ -1,4 +1,4 @@
-"""The online rebalancing loop's decisions, as pure functions (no clock, no I/O).
+"""The rebalancing policy: whether and what to apply, as pure functions (no clock, no I/O).
 
 For a topology with the ``online`` scheduler, Nimbus calls :func:`not_due` every tick; when
 it returns ``None`` it builds a :class:`Proposal` with :func:`propose` (the measured workload,
@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from squall.nimbus import config as C
+from squall.nimbus.commands import SaveClock
 from squall.nimbus.metrics import Rates
 from squall.nimbus.placement import node_of, place, workload_of
 from squall.nimbus.profiles import missing
-from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
+from squall.nimbus.records import Placement, SupervisorRecord, TopologyRecord
 from squall.rebalance import (
     Assignment, Cost, Decision, InfeasibleError, InvalidInputError, Node, Workload, evaluate, should_apply,
 )
@@ -87,6 +88,32 @@ class LoopClock:
     last_eval: float | None = None
 
 
+class LoopClocks:
+    """Every topology's :class:`LoopClock`. Only when a placement last changed is stored
+    (``load`` at start, :class:`~squall.nimbus.commands.SaveClock` on a change); after a
+    restart measurement restarts at the first event Nimbus sees (``boot``)."""
+
+    def __init__(self, last_change: Mapping[str, float] | None = None) -> None:
+        self._last_change: dict[str, float] = dict(last_change or {})
+        self._clocks: dict[str, LoopClock] = {}
+
+    def of(self, rec: TopologyRecord, boot: float | None) -> LoopClock:
+        if rec.name not in self._clocks:
+            last = self._last_change.get(rec.name, rec.submitted_at)
+            self._clocks[rec.name] = LoopClock(last, max(last, boot if boot is not None else last))
+        return self._clocks[rec.name]
+
+    def changed(self, topology: str, now: float) -> SaveClock:
+        """A new placement is in force at ``now``: the timeout and the measurement restart."""
+        self._clocks[topology] = LoopClock(now, now)
+        self._last_change[topology] = now
+        return SaveClock(topology, now)
+
+    def forget(self, topology: str) -> None:
+        self._clocks.pop(topology, None)
+        self._last_change.pop(topology, None)
+
+
 def not_due(lc: LoopConf, clock: LoopClock, now: float) -> str | None:
     """Why the loop must not evaluate now, or ``None`` when it may."""
     if clock.last_eval is not None and now - clock.last_eval < lc.interval_s:
@@ -100,30 +127,13 @@ def not_due(lc: LoopConf, clock: LoopClock, now: float) -> str | None:
 class Proposal:
     """A new placement for one topology, with what it costs against the current one."""
 
-    placement: dict[int, Slot]
+    placement: Placement
     moved: tuple[int, ...]  # executors whose (node, port) changes
     current: Cost | None  # None when the current placement cannot be priced (a dead node)
     proposed: Cost
     predicted_current: Prediction | None = None  # the latency model on the current placement
     predicted: Prediction | None = None  # ... and on the proposed one
     assumptions: tuple[str, ...] = ()  # what the model had to do without
-
-
-def assignment_of(topology: str, placement: Mapping[int, Slot]) -> Assignment:
-    """``placement`` as a rebalance ``Assignment``; workers labelled by (node, port) order."""
-    label = {key: k for k, key in enumerate(sorted({(s.node, s.port) for s in placement.values()}))}
-    return Assignment.of(
-        {(topology, ex): label[(s.node, s.port)] for ex, s in placement.items()},
-        {(topology, label[(s.node, s.port)]): s.node for s in placement.values()},
-    )
-
-
-def moved_between(old: Mapping[int, Slot], new: Mapping[int, Slot]) -> tuple[int, ...]:
-    """Executors of ``new`` that run on another (node, port) than in ``old`` (or were absent)."""
-    return tuple(sorted(
-        ex for ex, s in new.items()
-        if ex not in old or (old[ex].node, old[ex].port) != (s.node, s.port)
-    ))
 
 
 def propose(
@@ -146,7 +156,7 @@ def propose(
 
 def price(
     rec: TopologyRecord,
-    placement: dict[int, Slot],
+    placement: Placement,
     rates: Rates,
     supervisors: Mapping[str, SupervisorRecord],
     live: set[str],
@@ -160,20 +170,20 @@ def price(
     current: Cost | None = None
     predicted_current: Prediction | None = None
     if rec.placement and all(s.node in live for s in rec.placement.values()):
-        current = evaluate(assignment_of(rec.name, rec.placement), [workload], nodes)
+        current = evaluate(rec.placement.assignment(rec.name), [workload], nodes)
         predicted_current = _predict(rec, rec.placement, workload, nodes, foreign, live)
-    proposed = evaluate(assignment_of(rec.name, placement), [workload], nodes)
+    proposed = evaluate(placement.assignment(rec.name), [workload], nodes)
     predicted = _predict(rec, placement, workload, nodes, foreign, live)
     # What the model did without, in words: older workers or boards without cgroups.
     assumptions = tuple(missing(rates, {n: supervisors[n].board for n in sorted(live)}))
     assumptions += predicted.assumptions if predicted is not None else ()
-    return Proposal(placement, moved_between(rec.placement, placement), current, proposed,
+    return Proposal(placement, rec.placement.moved_to(placement), current, proposed,
                     predicted_current, predicted, assumptions)
 
 
-def _predict(rec: TopologyRecord, placement: Mapping[int, Slot], workload: Workload, nodes: list[Node],
+def _predict(rec: TopologyRecord, placement: Placement, workload: Workload, nodes: list[Node],
              others: list[TopologyRecord], live: set[str]) -> Prediction | None:
-    own = assignment_of(rec.name, placement)
+    own = Placement.of(placement).assignment(rec.name)
     rows_e = list(own.executors)
     rows_w = list(own.workers)
     for o in others:  # their workers take slots and memory on the boards they share

@@ -1,0 +1,122 @@
+"""The data plane's cost per item, without sockets: a worker's sending side (the outbox's sink,
+batching, encoding a frame) and its receiving side (decoding a frame, validating each item,
+building the tuple, handing it to the inbox), for data tuples (acking off and on) and acker
+items.
+
+    python benchmarks/transfer_figures.py [--items 200000] [--runs 7]
+    python benchmarks/against.py REV benchmarks/transfer_figures.py   # the same at REV
+
+Instructions per item, deterministic on a loaded machine: run it under ``valgrind
+--tool=cachegrind`` with ``--runs 1 --kind K`` at two ``--items`` counts (say 60000 and
+10000) and divide the difference of the ``Ir`` totals by the difference of the items
+processed (warm-up included: ``min(items, 20000)`` more per run of the script).
+
+Prints, per kind of item, the best and median CPU nanoseconds per item (``time.process_time``
+over ``--items`` items, ``--runs`` rounds after a warm-up; the best is the steadier figure on a
+shared machine). Every round checks that each item came out of the receiver as it went in, so
+a fast wrong data plane cannot print a figure. It uses only what both the old and the new
+transfer API offer (see ``remote_sink``), so ``against.py`` measures either revision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from squall.supervisor.runtime.messages import ACK_ACK
+from squall.supervisor.transfer import Outbox, TupleCodec
+from squall.topology.component import Tuple
+
+# The repo root, for tests.worker's user code; appended, so that ``squall`` stays the one
+# installed (or, under against.py, the older revision's).
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+from tests.worker.worker_helpers import user_module  # noqa: E402
+
+Chain = user_module("chain_app").Chain
+
+SPEC = Chain.spec
+EXECUTORS = SPEC.executors_with_ackers(1)  # tasks: middle 1, 2; sink 3; spout 4; acker 5
+MIDDLE, SPOUT, ACKER = 1, 4, 5
+FIELDS = {"n": 0, "ts": 1}
+
+
+KINDS = ("data, acking off", "data, acking on", "acker items")
+
+
+def remote_sink(box: Outbox, task: int) -> Callable[[tuple[int, Any]], None]:
+    """The outbox's sink for ``task``: one sink for every task (``put``), or, in revisions
+    before it, a data sink for bolt tasks and a control sink for the others."""
+    put = getattr(box, "put", None)
+    if put is not None:
+        return put
+    return box.data_sink(task) if task == MIDDLE else box.control_sink(task)
+
+
+def items(kind: str, n: int) -> list[tuple[int, Any]]:
+    if kind == "data, acking off":
+        return [(MIDDLE, Tuple("spout", "default", SPOUT, [i, 1.5], FIELDS)) for i in range(n)]
+    if kind == "data, acking on":
+        return [(MIDDLE, Tuple("spout", "default", SPOUT, [i, 1.5], FIELDS, {2**63 + i: i + 1})) for i in range(n)]
+    return [(ACKER, (ACK_ACK, 2**63 + i, i + 1)) for i in range(n)]
+
+
+def one_round(kind: str, batch: list[tuple[int, Any]]) -> tuple[float, float]:
+    """CPU seconds of sending ``batch`` and of receiving what was sent."""
+    frames: list[bytes] = []
+    box = Outbox(lambda _endpoint, frame: frames.append(frame) or True, time.monotonic, batch_size=256)
+    box.place({MIDDLE: "b:1", 2: "b:1", 3: "b:1", SPOUT: "a:1", ACKER: "a:1"})
+    sink = remote_sink(box, batch[0][0])
+    started = time.process_time()
+    for item in batch:
+        sink(item)
+    box.flush(idle=True)
+    send_s = time.process_time() - started
+    got: list[tuple[int, Any]] = []
+    codec = TupleCodec(SPEC, EXECUTORS, (MIDDLE, ACKER), {MIDDLE: got.append, ACKER: got.append})
+    started = time.process_time()
+    for frame in frames:
+        codec.deliver(frame)
+    receive_s = time.process_time() - started
+    check(kind, batch, got)
+    return send_s, receive_s
+
+
+def check(kind: str, sent: list[tuple[int, Any]], got: list[tuple[int, Any]]) -> None:
+    if len(got) != len(sent):
+        raise AssertionError(f"{kind}: {len(sent)} items sent, {len(got)} received")
+    for (t1, a), (t2, b) in ((sent[0], got[0]), (sent[-1], got[-1])):
+        same = (t1 == t2) and (
+            (a.values, a.roots or None, a.stream, a.task) == (list(b.values), b.roots, b.stream, b.task)
+            if isinstance(a, Tuple) else tuple(a) == tuple(b)
+        )
+        if not same:
+            raise AssertionError(f"{kind}: sent {(t1, a)!r}, received {(t2, b)!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--kind", choices=KINDS, action="append", help="measure only these kinds of item")
+    args = parser.parse_args(argv)
+    for kind in args.kind or KINDS:
+        batch = items(kind, args.items)
+        one_round(kind, batch[: min(len(batch), 20_000)])  # warm-up
+        send, receive = [], []
+        for _ in range(args.runs):
+            s, r = one_round(kind, batch)
+            send.append(s / len(batch) * 1e9)
+            receive.append(r / len(batch) * 1e9)
+        print(
+            f"{kind:<17} send: best {min(send):6.0f} median {statistics.median(send):6.0f} ns/item;"
+            f"  receive: best {min(receive):6.0f} median {statistics.median(receive):6.0f} ns/item"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

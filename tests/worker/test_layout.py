@@ -1,0 +1,116 @@
+"""The item layout on its own: what is written reads back the same, for every kind of item;
+what does not fit its target is counted, not delivered; an executor snapshot carries its
+queued items in the same layout and drops (and counts) one that does not fit on restore."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from squall.supervisor.runtime import snapshot
+from squall.supervisor.runtime.engine import Engine
+from squall.supervisor.runtime.layout import (
+    ACKER_TASK,
+    BOLT_TASK,
+    SPOUT_TASK,
+    ItemReader,
+    decode_frame,
+    encode_frame,
+    task_kinds,
+    write,
+)
+from squall.supervisor.runtime.messages import ACK_ACK, ACK_FAIL, ACK_INIT, TREE_COMPLETE, TREE_FAILED
+from squall.topology.component import Tuple
+from tests.worker.worker_helpers import user_module
+
+Chain = user_module("chain_app").Chain
+
+SPEC = Chain.spec
+EXECUTORS = SPEC.executors_with_ackers(1)  # middle 1,2; sink 3; spout 4; acker 5 (tasks)
+MIDDLE, SINK, SPOUT, ACKER = 1, 3, 4, 5
+FIELDS = {"n": 0, "ts": 1}
+
+
+def read_back(rows: list) -> tuple[list, int]:
+    got: list = []
+    data = {t: got.append for t in (1, 2, SINK)}
+    control = {SPOUT: (SPOUT_TASK, got.append), ACKER: (ACKER_TASK, got.append)}
+    delivered, bad = ItemReader(SPEC).read(rows, data, control)
+    assert delivered == len(got)
+    return got, bad
+
+
+def test_task_kinds_follow_the_components():
+    assert task_kinds(SPEC, EXECUTORS) == {1: BOLT_TASK, 2: BOLT_TASK, 3: BOLT_TASK, 4: SPOUT_TASK, 5: ACKER_TASK}
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        (MIDDLE, Tuple("spout", "default", SPOUT, [7, 1.5], FIELDS)),
+        (SINK, Tuple("middle", "default", 2, [8, "x"], FIELDS, {2**64 - 1: 2**63})),
+        (ACKER, (ACK_INIT, 2**63, 2**64 - 1, SPOUT)),
+        (ACKER, (ACK_ACK, 1, 99)),
+        (ACKER, (ACK_FAIL, 1)),
+        (SPOUT, (TREE_COMPLETE, 2**64 - 1)),
+        (SPOUT, (TREE_FAILED, 3)),
+    ],
+    ids=["tuple", "anchored tuple", "ack init", "ack ack", "ack fail", "tree complete", "tree failed"],
+)
+def test_what_is_written_reads_back_the_same_through_a_frame(item):
+    frame, count = encode_frame([item], on_error=pytest.fail)
+    assert count == 1
+    (got,), bad = read_back(decode_frame(frame))
+    assert bad == 0 and got[0] == item[0]
+    if isinstance(item[1], Tuple):
+        a, b = item[1], got[1]
+        assert (b.component, b.stream, b.task, b.values, b.roots, b.fields) == (
+            a.component, a.stream, a.task, a.values, a.roots, a.fields)
+    else:
+        assert got == item
+
+
+def test_an_empty_roots_map_is_written_as_untracked():
+    (row,) = write([(MIDDLE, Tuple("spout", "default", SPOUT, [1, 2.0], FIELDS, {}))])
+    assert row[4] is None
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        [SPOUT, "default", SPOUT, [1, 2.0], None],  # a tuple for a spout
+        [MIDDLE, ACK_ACK, 1, 2],  # an ack for a bolt
+        [ACKER, TREE_COMPLETE, 1],  # an outcome for the acker
+        [MIDDLE, "default", SPOUT, [1], None],  # wrong arity
+        [MIDDLE, "nostream", SPOUT, [1, 2.0], None],
+        [MIDDLE, "default", SPOUT, [1, 2.0], {}],  # empty roots: not what a writer writes
+        [ACKER, ACK_ACK, 1, 2.5],
+        [99, ACK_FAIL, 1],  # a task given no sink
+    ],
+    ids=["tuple for a spout", "ack for a bolt", "outcome for the acker", "arity", "stream",
+         "empty roots", "float in an ack", "no sink"],
+)
+def test_an_item_that_does_not_fit_its_target_is_counted_and_its_neighbours_delivered(row):
+    good = [ACKER, ACK_FAIL, 5]
+    got, bad = read_back([good, row, good])
+    assert (got, bad) == ([(ACKER, (ACK_FAIL, 5))] * 2, 1)
+
+
+def test_a_snapshot_drops_and_counts_a_queued_item_that_does_not_fit_on_restore():
+    engine = Engine(SPEC, Chain.classes, {"topology.acker.executors": 1})
+    engine.start(activate=False)
+    middle = engine.by_id[0]  # task 1
+    middle.inbox.append((MIDDLE, Tuple("spout", "default", SPOUT, [1, 2.0], FIELDS)))
+    data = engine.remove_executor(0)
+    doc = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    assert doc["inbox"] == [[MIDDLE, "default", SPOUT, [1, 2.0], None]], "the frame's item layout"
+    doc["inbox"].insert(0, [MIDDLE, "default", SPOUT, [1], None])  # wrong arity
+    engine.add_executor(0, msgpack.packb(doc, use_bin_type=True))
+    restored = engine.by_id[0]
+    assert [(t, tup.values) for t, tup in restored.inbox] == [(MIDDLE, [1, 2.0])]
+    assert restored.stats.errors == 1
+
+
+def test_a_snapshot_that_does_not_decode_is_refused_before_anything_is_applied():
+    with pytest.raises(snapshot.SnapshotError):
+        snapshot.decode(b"\x00not a snapshot")

@@ -1,0 +1,172 @@
+"""The worker runtime carrying out its decisions, on a fake ``WorkerIO``: no ZeroMQ, no
+process, one round at a time. Updates arrive as control frames; what leaves (tuple frames,
+heartbeats) is read back from the fake."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Callable
+
+import msgpack
+import pytest
+
+from squall import wire
+from squall.messages import WorkerAssignment, WorkerHeartbeat, WorkerLaunch, WorkerUpdate
+from squall.supervisor.runtime.layout import FRAME_VERSION, decode_frame
+from squall.supervisor.worker import Worker
+from tests.worker.worker_helpers import APPS, user_module
+
+Chain = user_module("chain_app").Chain
+
+A, B = "127.0.0.1:7001", "127.0.0.1:7002"
+# Chain without ackers: middle 0 (task 1), middle 1 (task 2), sink 2 (task 3), spout 3 (task 4).
+MIDDLE_0, SPOUT = 0, 3
+MIDDLE_0_TASK, MIDDLE_1_TASK, SINK_TASK, SPOUT_TASK = 1, 2, 3, 4
+PLACEMENT = {0: A, 1: B, 2: B, 3: A}
+LIMIT = 20
+
+
+class FakeIO:
+    """A worker's sockets, in memory: ``sent`` holds (endpoint, frame); ``heartbeats`` the
+    decoded control frames the worker sent; tests queue ``control_in`` and ``data_in``."""
+
+    def __init__(self) -> None:
+        self.frames_received = 0
+        self.bytes_received = 0
+        self.sent: list[tuple[str, bytes]] = []
+        self.heartbeats: list[WorkerHeartbeat] = []
+        self.control_in: list[bytes] = []
+        self.data_in: list[bytes] = []
+        self.kept: set[str] | None = None
+        self.closed = False
+
+    def send(self, endpoint: str, frame: bytes) -> bool:
+        self.sent.append((endpoint, frame))
+        return True
+
+    def keep(self, endpoints: set[str]) -> None:
+        self.kept = set(endpoints)
+
+    def data_waiting(self) -> bool:
+        return bool(self.data_in)
+
+    def receive_data(self, deliver: Callable[[bytes], tuple[int, int]], limit: int) -> tuple[int, int]:
+        got = bad = 0
+        while self.data_in and limit:
+            frame = self.data_in.pop(0)
+            self.frames_received += 1
+            n, b = deliver(frame)
+            got, bad, limit = got + n, bad + b, limit - 1
+        return got, bad
+
+    def receive_control(self) -> list[bytes]:
+        frames, self.control_in = self.control_in, []
+        return frames
+
+    def send_control(self, frame: bytes) -> None:
+        msg = wire.decode(frame)
+        assert isinstance(msg, WorkerHeartbeat)
+        self.heartbeats.append(msg)
+
+    def wait(self, seconds: float) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def launch(executors: list[int]) -> WorkerLaunch:
+    conf = {"topology.acker.executors": 0, "app.reliable": False, "app.limit": LIMIT, "squall.worker.heartbeat.secs": 3600}
+    assignment = WorkerAssignment(topology="chain", port=7001, executors=executors, placement=dict(PLACEMENT),
+                                  active=True, assignment_version=1, conf=conf)
+    return WorkerLaunch(topology="chain", node="n", host="127.0.0.1", port=7001, spec=Chain.spec.to_dict(),
+                        bundle_dir=str(APPS), supervisor_endpoint="tcp://127.0.0.1:1", clock_hz=1e9,
+                        assignment=assignment)
+
+
+@pytest.fixture
+def worker() -> tuple[Worker, FakeIO]:
+    io = FakeIO()
+    w = Worker(launch([MIDDLE_0, SPOUT]), io)
+    w.start()
+    yield w, io
+    w.shutdown()
+    assert io.closed
+
+
+def rounds(w: Worker, n: int = 5) -> None:
+    for _ in range(n):
+        w.round()
+
+
+def sent_items(io: FakeIO, endpoint: str) -> list[list]:
+    return [item for e, frame in io.sent if e == endpoint for item in decode_frame(frame) or []]
+
+
+def update(io: FakeIO, w: Worker, **kw) -> WorkerHeartbeat:
+    """Send an update as the supervisor would; returns the heartbeat that confirms it."""
+    before = len(io.heartbeats)
+    io.control_in.append(wire.encode(WorkerUpdate(**kw)))
+    w.round()
+    assert len(io.heartbeats) == before + 1, "an applied update is confirmed at once"
+    return io.heartbeats[-1]
+
+
+def test_every_tuple_for_the_other_worker_leaves_in_frames_once(worker):
+    w, io = worker
+    rounds(w)
+    items = sent_items(io, B)
+    # Half the spout's tuples go straight to middle 1 on B; the other half through middle 0
+    # here, then on to the sink on B: each of the LIMIT numbers reaches B exactly once.
+    assert {i[0] for i in items} == {MIDDLE_1_TASK, SINK_TASK}
+    assert sorted(i[3][0] for i in items) == list(range(1, LIMIT + 1))
+    assert all(e == B for e, _ in io.sent) and w.outbox.sent_items == LIMIT
+
+
+def test_an_executor_moved_out_is_released_and_items_for_it_are_held_then_follow_it(worker):
+    w, io = worker
+    rounds(w)
+    hb = update(io, w, placement={**PLACEMENT, MIDDLE_0: ""}, active=True, assignment_version=2,
+                executors=[SPOUT], paused=True)
+    assert (hb.assignment_version, hb.paused, list(hb.released)) == (2, True, [MIDDLE_0])
+    assert w.local_ids == {SPOUT} and io.kept == {B}
+
+    # A tuple for middle 0 still arrives here: it is neither bad nor lost, but held.
+    io.data_in.append(msgpack.packb([FRAME_VERSION, [[MIDDLE_0_TASK, "default", SPOUT_TASK, [99, 0.5], None]]]))
+    sent_before = len(io.sent)
+    rounds(w, 2)
+    assert (w.outbox.held(), w.codec.forwarded, w.bad_frames, len(io.sent)) == (1, 1, 0, sent_before)
+
+    hb = update(io, w, placement={**PLACEMENT, MIDDLE_0: B}, active=True, assignment_version=3,
+                executors=[SPOUT], paused=False)
+    assert (hb.assignment_version, hb.paused, hb.released) == (3, False, {}), "a new version forgets the snapshots"
+    assert [i for i in sent_items(io, B) if i[3][0] == 99] == [[MIDDLE_0_TASK, "default", SPOUT_TASK, [99, 0.5], None]]
+    assert w.outbox.held() == 0
+
+
+def test_an_executor_moved_in_takes_the_items_for_its_tasks(worker):
+    w, io = worker
+    rounds(w)
+    update(io, w, placement={**PLACEMENT, 1: A}, active=True, assignment_version=2, executors=[SPOUT, MIDDLE_0, 1])
+    io.data_in.append(msgpack.packb([FRAME_VERSION, [[MIDDLE_1_TASK, "default", SPOUT_TASK, [77, 0.5], None]]]))
+    rounds(w)
+    middle_1 = w.engine.by_id[1]
+    assert middle_1.stats.executed == 1 and w.codec.forwarded == 0
+    assert [i[3][0] for i in sent_items(io, B) if i[0] == SINK_TASK and i[2] == MIDDLE_1_TASK] == [77]
+
+
+def test_bad_control_frames_are_counted_in_the_next_heartbeat(worker):
+    w, io = worker
+    rounds(w)
+    io.control_in.extend([b"\x00not a frame", wire.encode(WorkerHeartbeat(1, 1, "t", 1, io.heartbeats[0].metrics))])
+    w.round()
+    w.heartbeat()
+    assert io.heartbeats[-1].bad_frames == 2 and io.heartbeats[-1].assignment_version == 1
+
+
+def test_the_worker_runtime_loads_no_zeromq_and_no_networkx():
+    code = ("import sys, squall.supervisor.worker, squall.supervisor.worker_plan; "
+            "print(sorted(m for m in ('zmq', 'networkx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
