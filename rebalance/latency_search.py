@@ -185,7 +185,9 @@ class Network:
                 violations.append(f"board {self.nodes[n].id}: utilisation {rho:.2f} > {MAX_UTILISATION}")
             mem = state.memory_mb(n, extra.get(self.nodes[n].id, 0))
             if self.terms[n].memory_mb > 0 and mem > self.terms[n].memory_mb:
-                violations.append(f"board {self.nodes[n].id}: workers need {mem:.0f} MB of {self.terms[n].memory_mb:.0f} MB")
+                violations.append(
+                    f"board {self.nodes[n].id}: workers need {mem:.0f} MB of {self.terms[n].memory_mb:.0f} MB"
+                )
         return Prediction(latency, utilisation, workers_on, tuple(violations), tuple(sorted(self.assumptions)),
                           excess=state.excess())
 
@@ -525,7 +527,7 @@ def schedule(
     if not seeds:
         raise InfeasibleError("no seed placement: not enough free slots")
     free = dict(req.free)
-    scored = []
+    scored: list[tuple[tuple[float, float], int, State]] = []
     for seed in seeds:
         labels = {t: _labels(seed, t, budget[t]) for t in names}
         state = net.state_of(seed, labels)
