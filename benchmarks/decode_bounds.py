@@ -48,8 +48,8 @@ def main() -> None:
     print(f"{'frame':48} {'bytes':>9} {'msgpack':>10} {'wire.decode':>12}  outcome")
     for label, (kind, fields) in FRAMES.items():
         frame = b"\x93\x01" + msgpack.packb(kind) + fields
-        before, _ = peak(lambda: msgpack.unpackb(frame, strict_map_key=False))
-        after, outcome = peak(lambda: wire.decode(frame))
+        before, _ = peak(lambda frame=frame: msgpack.unpackb(frame, strict_map_key=False))
+        after, outcome = peak(lambda frame=frame: wire.decode(frame))
         print(f"{label:48} {len(frame) / MiB:7.1f}Mi {before / MiB:8.1f}Mi {after / MiB:10.1f}Mi  {outcome}")
 
 

@@ -3,9 +3,10 @@
 
     python benchmarks/engine_figures.py [--tuples 200000] [--runs 5]
 
-Prints the best and median tuples/s (wall clock), and the best per CPU second of the process, over ``--runs`` rounds of ``--tuples`` tuples each (after
-one warm-up round). Every round checks that each tuple reached the sink and, acking on, that
-every tree was acked, so a fast wrong engine cannot print a figure. It uses only the engine's
+Prints the best and median tuples/s (wall clock), and the best per CPU second of the
+process, over ``--runs`` rounds of ``--tuples`` tuples each (after one warm-up round).
+Every round checks that each tuple reached the sink and, acking on, that every tree was
+acked, so a fast wrong engine cannot print a figure. It uses only the engine's
 public constructor, so the same file measures an older checkout for comparison
 (``PYTHONPATH`` or its own install).
 """

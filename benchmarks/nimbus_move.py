@@ -41,7 +41,7 @@ def measure(repeat: int, workdir: Path) -> dict[str, list[float]]:
             cluster.kill_nimbus()
             cluster.restart_nimbus(port=ports[(i + 1) % 2])
             out["Nimbus answering at the new address"].append(time.monotonic() - t0)
-            wait(lambda: placed(cluster, "mv") == before)  # every worker reported again, same pids
+            wait(lambda before=before: placed(cluster, "mv") == before)  # every worker reported again, same pids
             out["every worker re-adopted"].append(time.monotonic() - t0)
             if cluster.worker_pids() != pids:
                 raise AssertionError(f"round {i + 1}: a worker was restarted")

@@ -62,16 +62,17 @@ def measure(repeat: int, workdir: Path) -> dict[str, list[float]]:
             (node, port), pid = sorted(before.items())[i % len(before)]
             t0 = time.monotonic()
             cluster.kill_worker(node, port)
-            wait(lambda: cluster.worker_pids(node).get((node, port), pid) != pid, interval_s=0.005)
+            wait(lambda node=node, port=port, pid=pid: cluster.worker_pids(node).get((node, port), pid) != pid,
+                 interval_s=0.005)
             out["worker restart (process up)"].append(time.monotonic() - t0)
-            wait(lambda: (p := placed(cluster, "rt")) and p.get((node, port), pid) != pid)
+            wait(lambda node=node, port=port, pid=pid: (p := placed(cluster, "rt")) and p.get((node, port), pid) != pid)
             out["worker restart (running)"].append(time.monotonic() - t0)
         for _ in range(repeat):
             before = wait(lambda: placed(cluster, "rt"))
             node = sorted({n for n, _ in before})[0]
             t0 = time.monotonic()
             cluster.kill_board(node)
-            wait(lambda: (p := placed(cluster, "rt")) and node not in {n for n, _ in p})
+            wait(lambda node=node: (p := placed(cluster, "rt")) and node not in {n for n, _ in p})
             out["board loss -> running again"].append(time.monotonic() - t0)
         for _ in range(repeat):
             before = wait(lambda: placed(cluster, "rt"))
@@ -80,7 +81,7 @@ def measure(repeat: int, workdir: Path) -> dict[str, list[float]]:
             t0 = time.monotonic()
             cluster.restart_nimbus()
 
-            wait(lambda: placed(cluster, "rt") == before)  # every worker reported again, same pids
+            wait(lambda before=before: placed(cluster, "rt") == before)  # every worker reported again, same pids
             out["Nimbus restart -> re-adopted"].append(time.monotonic() - t0)
     return out
 

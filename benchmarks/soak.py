@@ -3,9 +3,10 @@
     python benchmarks/soak.py --minutes 60 --out soak-out
 
 Starts a ``LocalCluster`` (real Nimbus and supervisors on loopback) and, until the time is
-up, repeats a cycle: submit the reference chain at 200 tuples/s per spout task (online scheduler, reschedule every few seconds, so
-live rebalances happen), let it run, rebalance it to another worker count, deactivate and
-activate it through the REST API, kill it. A probe thread asks Nimbus every second over
+up, repeats a cycle: submit the reference chain at 200 tuples/s per spout task (online
+scheduler, reschedule every few seconds, so live rebalances happen), let it run,
+rebalance it to another worker count, deactivate and activate it through the REST API,
+kill it. A probe thread asks Nimbus every second over
 both planes — ``squall list`` on the control plane and ``/metrics`` on HTTP — and records
 how long each took, the loop lag Nimbus reports (``squall_nimbus_loop_lag_seconds``), and
 Nimbus's RSS and thread count. An answer slower than ``--stall-s`` (or none) is a stall:

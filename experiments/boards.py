@@ -126,10 +126,12 @@ def parse_board(raw: Any, where: str) -> Board:
     if not isinstance(board_id, str) or not ID_PATTERN.match(board_id):
         raise BoardFileError(f"{where}: id must be 1-20 of a-z, 0-9, '-' (starting with a letter or digit), got {board_id!r}")
     where = f"{where} ({board_id})"
-    cls = CLASSES.get(raw.get("class"))  # type: ignore[arg-type]
+    name = raw.get("class")
+    cls = CLASSES.get(name) if isinstance(name, str) else None  # a list or dict is not even a key
     if cls is None:
         raise BoardFileError(f"{where}: class must be one of {', '.join(CLASSES)}, got {raw.get('class')!r}")
-    link = LINKS.get(raw.get("link", "ethernet"))  # type: ignore[arg-type]
+    link_name = raw.get("link", "ethernet")
+    link = LINKS.get(link_name) if isinstance(link_name, str) else None
     if link is None:
         raise BoardFileError(f"{where}: link must be one of {', '.join(LINKS)}, got {raw.get('link')!r}")
     memory = int(_number(raw, "memory_mb", cls.memory_mb, where, 128, 65536))

@@ -13,6 +13,7 @@ complete latency from the spouts' histograms) and from the spouts (emitted, acke
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import tempfile
@@ -162,11 +163,11 @@ def run_demo(window_s: float = 15.0, rate: float = 250.0, stages: int = 4, repli
                 mark = _last_id(client)
                 client.rebalance(NAME, scheduler=scheduler)
                 event = _wait(f"{scheduler} rebalance (live migration)", 90, progress,
-                              lambda s=scheduler, m=mark: _requested_done(client, s, m))
+                              functools.partial(_requested_done, client, scheduler, mark))
                 if event["decision"] == "applied":
                     # The probation measures one window under the new placement and judges it.
                     event = _wait(f"measuring under {scheduler} (probation)", window_s + 30, progress,
-                                  lambda e=event["id"]: _judged(client, e))
+                                  functools.partial(_judged, client, event["id"]))
                     figures[scheduler] = _figures(None, None, scheduler, event, event.get("measured_after"))
                     if event["decision"] == "rolled_back":  # measurement restarted with the move back
                         _wait("measuring after the roll-back", window_s + 2, progress)

@@ -137,11 +137,12 @@ def link_utilisation(before: dict[str, tuple[int, int]], after: dict[str, tuple[
     return out
 
 
-def bootstrap_ratio_ci(values: Sequence[float], base: Sequence[float], resamples: int = 2000,
+def bootstrap_ratio_ci(values: Sequence[float | None], base: Sequence[float | None], resamples: int = 2000,
                        seed: int = 13) -> tuple[float, float, float]:
     """mean(values) / mean(base) and its 95% bootstrap interval, resampling the repetitions
     of each side independently (percentile method; fixed seed, so a summary is reproducible).
-    NaN when either side has no finite value or the base mean is not positive."""
+    Values that are missing (None) or not finite are left out. NaN when either side has no
+    finite value or the base mean is not positive."""
     import random
 
     vals = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]

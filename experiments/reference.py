@@ -140,6 +140,8 @@ class ChainSpout(Spout):
         """The spout's own account (``chain.ledger.dir``): tuples emitted, acked, still in flight.
         Written at most twice a second while active, at every ack once deactivated, so a
         reader that waits for in_flight to reach 0 after deactivation gets the final count."""
+        if self.ledger is None:  # no ledger folder in the conf
+            return
         now = time.monotonic()
         if not force and self.active and now - self.ledger_at < 0.5:
             return
@@ -173,7 +175,8 @@ class ChainBolt(Bolt):
         self.latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self.latency_sum = 0.0
         self.count = 0
-        self.log = LatencyLog(conf, ctx) if self.sink else None
+        # Not ``self.log``: that is Component.log, which the component keeps.
+        self.latency_log = LatencyLog(conf, ctx) if self.sink else None
 
     def process(self, tup: Tuple) -> None:
         if self.work:
@@ -184,8 +187,8 @@ class ChainBolt(Bolt):
             self.latencies.append(latency)
             self.latency_sum += latency
             self.count += 1
-            if self.log is not None:
-                self.log.add(now, latency)
+            if self.latency_log is not None:
+                self.latency_log.add(now, latency)
         else:
             self.emit(tup.values)
 

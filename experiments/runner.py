@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 from squall.client import NimbusError, NimbusUnreachable
 from squall.experiments import measure
+from squall.topology.dsl import Topology
 
 MEASURED_AFTER_REBALANCE = ("online", "partition", "latency")
 LOOP_POLL_S = 0.3
@@ -107,7 +108,7 @@ class Runner:
 
         return make_bundle(self._stub)
 
-    def trial(self, label: str, topology: type, scheduler: str, params: dict[str, Any],
+    def trial(self, label: str, topology: type[Topology], scheduler: str, params: dict[str, Any],
               alpha: float | None = None, keep_timeline: bool = False, loop: Loop | None = None) -> TrialResult:
         """One trial; with ``loop``, an adaptive scheduler (one in MEASURED_AFTER_REBALANCE
         other than partition, which has no loop) is submitted as itself and left to decide."""
@@ -117,7 +118,7 @@ class Runner:
         if alpha is not None:
             conf["topology.scheduler.params"] = {"alpha": alpha}
         by_loop = loop is not None and scheduler in MEASURED_AFTER_REBALANCE and scheduler != "partition"
-        if by_loop:
+        if loop is not None and by_loop:
             conf.update(loop.conf())
         initial = "round_robin" if scheduler in MEASURED_AFTER_REBALANCE and not by_loop else scheduler
         with self.cluster.client(timeout_s=15.0) as c:
@@ -144,7 +145,8 @@ class Runner:
         t = self.timing
         self._wait_running(c, name)
         origin = self._wait_flowing(name)
-        switched_at, event = None, {}
+        switched_at: float | None = None
+        event: dict[str, Any] = {}
         decided_by = ""
         if loop is not None:
             switched_at, event = self._wait_periodic(c, name, loop, origin)
@@ -196,10 +198,10 @@ class Runner:
         # Share of the measured time each board's CPU cap held it back: the busiest board's.
         held = {b: (throttled1[b] - throttled0.get(b, 0.0)) / (t1 - t0) for b in throttled1}
         row["throttled_max"] = round(max(held.values()), 3) if held else ""
-        row["throttled_board"] = max(held, key=held.get) if held else ""
+        row["throttled_board"] = max(held, key=lambda b: held[b]) if held else ""
         util = measure.link_utilisation(links0, links1, self.link_mbit(), t1 - t0)
         row["link_util_max"] = round(max(util.values()), 4) if util else ""
-        row["link_util_board"] = max(util, key=util.get) if util else ""
+        row["link_util_board"] = max(util, key=lambda b: util[b]) if util else ""
         row["measured_from_s"], row["measured_to_s"] = round(t0 - origin, 2), round(t1 - origin, 2)
         kept = [(ts - origin, lat) for ts, lat in samples] if keep_timeline else []
         return TrialResult(row, kept, switched_at)

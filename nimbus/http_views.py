@@ -1,9 +1,10 @@
 """The JSON bodies of Nimbus's REST API, in Storm UI's shapes where they apply (pure).
 
 Every function reads a :class:`~squall.nimbus.snapshot.Snapshot` of Nimbus's state (on an
-HTTP thread; the live state is never touched here) and returns plain JSON data; nothing here mutates the state, reads a clock or touches a socket. Storm's
-latency and capacity fields are strings with three decimals, as Storm sends them; counts
-are numbers. ``docs/ui.md`` lists which fields are measured and which are approximations.
+HTTP thread; the live state is never touched here) and returns plain JSON data; nothing
+here mutates the state, reads a clock or touches a socket. Storm's latency and capacity
+fields are strings with three decimals, as Storm sends them; counts are numbers.
+``docs/ui.md`` lists which fields are measured and which are approximations.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from squall import messages as M
 from squall.nimbus.rebalance_policy import LoopConf
@@ -187,7 +187,7 @@ def _next(mig: Migration, phase: str, now: float) -> bool:
     return True
 
 
-def _reports_version(r: M.WorkerReport | None, version: int) -> bool:
+def _reports_version(r: M.WorkerReport | None, version: int) -> TypeGuard[M.WorkerReport]:
     return r is not None and r.assignment_version >= version
 
 

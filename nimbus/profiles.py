@@ -119,15 +119,11 @@ def workload_profile(rates: Rates, executor_ids: Iterable[int], sources: Iterabl
         cycles = cores * rates.clock_hz.get(ex, 0.0) / lam if lam > 0 else 0.0
         execs.append(ExecutorProfile(ex, lam, cycles))
     measured = [(where, w) for where, w in sorted(rates.workers.items()) if w.measured]
-    overhead_hz = transfer_per_item = item_bytes = worker_mb = round_cycles = 0.0
+    overhead_hz = transfer_per_item = item_bytes = worker_mb = 0.0
     if measured:
         clock = _clock_of(rates, [where for where, _ in measured])
         overheads = [max(0.0, w.process_cores - w.executor_cores - w.transfer_cores) for _, w in measured]
         overhead_hz = sum(overheads) / len(overheads) * clock
-        # One round of the loop: its own CPU per time the loop thread ran (a run is one
-        # round, or a few when work keeps coming; the wake-ups of an idle loop are rounds).
-        per_run = [o / w.loop_runs for o, (_, w) in zip(overheads, measured) if w.loop_runs > 0]
-        round_cycles = sum(per_run) / len(per_run) * clock if per_run else 0.0
         crossing = sum(w.items_crossing for _, w in measured)
         transfer = sum(w.transfer_cores for _, w in measured)
         # Each crossing item is counted once by its sender and once by its receiver, and
@@ -141,7 +137,7 @@ def workload_profile(rates: Rates, executor_ids: Iterable[int], sources: Iterabl
     return WorkloadProfile(
         executors=tuple(execs), source_rate=source_rate, sources=source_ids, ackers=tuple(sorted(set(ackers))),
         worker_overhead_hz=overhead_hz, transfer_cycles_per_item=transfer_per_item, item_bytes=item_bytes,
-        worker_memory_mb=worker_mb, flush_s=flush_s, round_cycles=round_cycles,
+        worker_memory_mb=worker_mb, flush_s=flush_s,
     )
 
 

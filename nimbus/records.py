@@ -17,13 +17,13 @@ from typing import Any
 
 from squall.messages import WorkerReport
 from squall.nimbus.config import ACKERS, SCHEDULER, WORKERS
+from squall.rebalance import Assignment
+from squall.topology.spec import ExecutorSpec, TopologySpec
 
 # Keys a live rebalance changes (``rebalance -n`` / ``--scheduler``). Workers do not get
 # them: a supervisor restarts a worker whose conf changed, and these change nothing a
 # worker runs (the acker count is always explicit).
 NIMBUS_ONLY_KEYS = (WORKERS, SCHEDULER)
-from squall.rebalance import Assignment
-from squall.topology.spec import ExecutorSpec, TopologySpec
 
 # Lifecycle phases (persisted). The user-facing status also folds in ``active``.
 WAITING = "waiting"  # no placement yet: waiting for slots

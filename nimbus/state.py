@@ -38,6 +38,7 @@ import hashlib
 import logging
 import math
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from squall import messages as M
@@ -92,7 +93,7 @@ class NimbusState(LiveRebalancing):
         self._declared = DeclaredWorkers()  # per-node worker sets, rebuilt only on change
         self._pushed_at: dict[str, float] = {}  # supervisor -> when its assignment was last sent
         self.leadership = Leadership(store)  # the term every assignment carries (fencing)
-        self._handlers = {
+        self._handlers: dict[type, Callable[[bytes, Any, float], None]] = {
             M.RegisterSupervisor: self._register, M.Heartbeat: self._heartbeat,
             M.SubmitTopology: self._submit, M.KillTopology: self._kill, M.SetActive: self._set_active,
             M.RebalanceTopology: self._rebalance, **{kind: self._query for kind in QUERIES},
@@ -112,7 +113,8 @@ class NimbusState(LiveRebalancing):
         """Decide on ``event``, carry the commands out through the store, return the sends."""
         commands = self.step(event)
         rid = getattr(event.msg, "rid", None) if isinstance(event, Received) else None
-        return self.carry_out(commands, event.peer if isinstance(rid, int) else None, rid)
+        peer = event.peer if isinstance(event, Received) and isinstance(rid, int) else None
+        return self.carry_out(commands, peer, rid)
 
     def handle(self, peer: bytes, msg: Any, now: float) -> list[Send]:
         """:meth:`apply` to a message from ``peer``."""

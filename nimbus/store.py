@@ -406,11 +406,11 @@ class Store:
                 except (OSError, sqlite3.Error) as exc:  # committed already: a leftover file, not a failure
                     log.warning("cannot drop bundle %s (left on disk): %s", c.digest, exc)
         out: list[Send] = []
-        for c in commands:
-            if isinstance(c, Send):
-                out.append(c)
-            elif isinstance(c, Read):
-                out.append(self._answer(c))
+        for cmd in commands:
+            if isinstance(cmd, Send):
+                out.append(cmd)
+            elif isinstance(cmd, Read):
+                out.append(self._answer(cmd))
         return out
 
     def _answer(self, read: Read) -> Send:
@@ -439,7 +439,7 @@ class _Transaction:
             raise StoreError(f"cannot write {self._path}: {exc}") from None
         return self._db
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: object) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: object) -> None:
         try:
             self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
         except sqlite3.Error as failure:
@@ -448,7 +448,6 @@ class _Transaction:
             raise StoreError(f"cannot write {self._path}: {failure}") from None
         if exc_type is not None and issubclass(exc_type, sqlite3.Error):
             raise StoreError(f"cannot write {self._path}: {exc}") from None
-        return False
 
 
 class _Checkpointer(threading.Thread):

@@ -168,10 +168,9 @@ class PairGreedy:
         """(bin, level) of the least-loaded bin that can take all ``items`` (same group),
         trying the levels in order up to ``max_level``; None if none can."""
         loads = self._loads
-        load = 0
+        load = 0.0
         for i in items:
             load += loads[i]
-        load = float(load)
         group = self._groups[items[0]]
         last = len(self.levels) - 1 if max_level is None else max_level
         for k in range(last + 1):

@@ -20,8 +20,6 @@ Squall measures (``squall.rebalance.profile``). For executor ``e`` in worker ``w
 * **Batching**: an item that leaves its worker waits in the batch for the rest of the
   worker's busy period (a worker sends when a round finds nothing to do), about
   ``r/(1-r)`` mean services, at most the flush delay.
-* **Completion**: the spout hears that its tree completed in the next round of its
-  worker's loop: one round's CPU (measured: the loop's own CPU per run) per root tuple.
 * **Quota stops**: on a board capped by a CPU quota the share of time the quota holds the
   board stopped ``f`` is fitted to the measured one (``f ~ rho^4``, scaled to match). A
   stop holds the whole board, so it delays each *stay* of a root tuple on the board (a

@@ -56,7 +56,6 @@ class _Topo:
     item_bytes: float
     worker_mb: float
     flush_s: float
-    round_cycles: float
     measured: bool
 
 
@@ -145,7 +144,6 @@ class Network:
             item_bytes=p.item_bytes if p else 0.0,
             worker_mb=p.worker_memory_mb if p else 0.0,
             flush_s=p.flush_s if p else 0.0,
-            round_cycles=p.round_cycles if p else 0.0,
             measured=measured,
         ))
 
@@ -187,7 +185,9 @@ class Network:
                 violations.append(f"board {self.nodes[n].id}: utilisation {rho:.2f} > {MAX_UTILISATION}")
             mem = state.memory_mb(n, extra.get(self.nodes[n].id, 0))
             if self.terms[n].memory_mb > 0 and mem > self.terms[n].memory_mb:
-                violations.append(f"board {self.nodes[n].id}: workers need {mem:.0f} MB of {self.terms[n].memory_mb:.0f} MB")
+                violations.append(
+                    f"board {self.nodes[n].id}: workers need {mem:.0f} MB of {self.terms[n].memory_mb:.0f} MB"
+                )
         return Prediction(latency, utilisation, workers_on, tuple(violations), tuple(sorted(self.assumptions)),
                           excess=state.excess())
 
@@ -321,10 +321,6 @@ class State:
             value += (self.w_ak[w] * wall + self.w_akv[w] * wait) / topo.ack_rate
         if self.w_outk[w] > 0:
             value += self.w_outk[w] * flush_wait(topo.flush_s, mean_s, busy)
-        if self.w_src[w] > 0 and topo.round_cycles > 0:
-            # A tree completes in the acker, and its spout hears of it in the next round of
-            # its worker's loop: one round per root tuple, on the spout's worker.
-            value += self.w_src[w] / topo.source_rate * topo.round_cycles * wall
         if terms.wake_wait_s > 0:
             # Only an item's arrival wakes the worker for a tuple already in flight: a
             # spout's tuple is timed from its emission, after the wake-up's wait.
@@ -525,7 +521,7 @@ def _place(req: Request, params: SchedulerParams, current: Assignment | None) ->
     if not seeds:
         raise InfeasibleError("no seed placement: not enough free slots")
     free = dict(req.free)
-    scored = []
+    scored: list[tuple[tuple[float, float], int, State]] = []
     for seed in seeds:
         labels = {t: _labels(seed, t, budget[t]) for t in names}
         state = net.state_of(seed, labels)

@@ -327,7 +327,8 @@ class Workload:
         profile = None
         if "profile" in data:
             profile = WorkloadProfile.from_dict(data["profile"], _join(where, "profile"))
-        return cls(topology, workers, tuple(executors), tuple(traffic), tuple(loads), edges, profile)
+        return cls(topology, workers, tuple(executors), tuple(traffic), tuple(loads),
+                   None if edges is None else tuple(edges), profile)
 
 
 def workloads_from_json(data: Any) -> tuple[Workload, ...]:

@@ -103,16 +103,23 @@ def fill_empty_workers(greedy: PairGreedy, wl: Workload, cap: float, hint_worker
         movable = np.flatnonzero(greedy.bin_count[where] >= 2)
         within = movable[greedy.loads[movable] <= cap * (1 + TOLERANCE)]
         ids = within if within.size else movable
-        chain = (
-            Scorer("cheapest move", "the rule: least inter-worker traffic added",
-                   lambda x: np.round(internal[x], COST_DECIMALS)),
-            Scorer("current place", "a rebalance should move as little as possible",
-                   lambda x: (hint_worker[x] != empty).astype(np.int64)),
-            Scorer("from the busiest", "a move should relieve the most loaded worker",
-                   lambda x: -greedy.bin_load[where[x]]),
-            Scorer("heaviest executor", "moving more load out balances more", lambda x: -greedy.loads[x]),
-        )
-        greedy.put(best_id(ids, chain), int(empty))
+        greedy.put(best_id(ids, _move_chain(greedy, internal, where, hint_worker, int(empty))), int(empty))
+
+
+def _move_chain(
+    greedy: PairGreedy, internal: np.ndarray, where: np.ndarray, hint_worker: np.ndarray, empty: int
+) -> tuple[Scorer[np.ndarray], ...]:
+    """The tie-breakers choosing which executor moves into the empty worker ``empty``
+    (``internal``: each executor's traffic with its co-workers; ``where``: its worker)."""
+    return (
+        Scorer("cheapest move", "the rule: least inter-worker traffic added",
+               lambda x: np.round(internal[x], COST_DECIMALS)),
+        Scorer("current place", "a rebalance should move as little as possible",
+               lambda x: (hint_worker[x] != empty).astype(np.int64)),
+        Scorer("from the busiest", "a move should relieve the most loaded worker",
+               lambda x: -greedy.bin_load[where[x]]),
+        Scorer("heaviest executor", "moving more load out balances more", lambda x: -greedy.loads[x]),
+    )
 
 
 def relabel(wl: Workload, groups: list[int], labels: list[int], hint: Assignment) -> dict[int, int]:

@@ -28,7 +28,9 @@ from squall.rebalance.prepare import Request, delta_cap
 OVER_CAPACITY = "over capacity"
 
 
-def nodes_in_use(free: np.ndarray, capacity: np.ndarray, order: list[int], workers: int, load: float, beta: float) -> int:
+def nodes_in_use(
+    free: np.ndarray, capacity: np.ndarray, order: list[int], workers: int, load: float, beta: float
+) -> int:
     """How many nodes phase 2 uses: n_min + round(beta x (n_max - n_min)).
 
     n_max = min(nodes with a free slot, workers). n_min = the fewest nodes, taken in
@@ -118,9 +120,9 @@ def place_workers(
     over = [items[k] for k, level in greedy.relaxed if level == OVER_CAPACITY]
     if params.strict and over:
         t, w = over[0]
-        k = index[(t, w)]
+        at = index[(t, w)]
         raise InfeasibleError(
-            f"topology {t!r}: worker {w} needs {loads[k]:.4g} Hz and no node with a free slot has that "
+            f"topology {t!r}: worker {w} needs {loads[at]:.4g} Hz and no node with a free slot has that "
             f"much capacity left (largest node capacity {capacity.max():.4g} Hz)"
         )
     return {items[k]: node_ids[int(b)] for k, b in enumerate(greedy.where)}

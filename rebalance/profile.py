@@ -108,8 +108,7 @@ class WorkloadProfile:
     transfer_cycles_per_item: float = 0.0  # CPU per item crossing workers, both ends together
     item_bytes: float = 0.0  # mean bytes of an item on the wire
     worker_memory_mb: float = 0.0  # resident memory of one worker
-    flush_s: float = 0.0  # the transfer's flush delay: the longest an item waits in its sender's batch
-    round_cycles: float = 0.0  # CPU of one round of a worker's loop, besides executors and transfer
+    flush_s: float = 0.0  # mean wait of an item in the sender's batch before it is sent
 
     def __post_init__(self) -> None:
         execs = tuple(sorted(self.executors, key=lambda e: e.id))
@@ -120,7 +119,7 @@ class WorkloadProfile:
         object.__setattr__(self, "sources", tuple(sorted(set(self.sources))))
         object.__setattr__(self, "ackers", tuple(sorted(set(self.ackers))))
         for name in ("source_rate", "worker_overhead_hz", "transfer_cycles_per_item", "item_bytes",
-                     "worker_memory_mb", "flush_s", "round_cycles"):
+                     "worker_memory_mb", "flush_s"):
             object.__setattr__(self, name, _number(getattr(self, name), f"workload profile: {name}"))
 
     def of(self, executor_id: int) -> ExecutorProfile | None:
@@ -140,7 +139,6 @@ class WorkloadProfile:
             "item_bytes": self.item_bytes,
             "worker_memory_mb": self.worker_memory_mb,
             "flush_s": self.flush_s,
-            "round_cycles": self.round_cycles,
         }
 
     @classmethod
@@ -170,7 +168,6 @@ class WorkloadProfile:
 
         extra = {k: _number(data[k], f"{where}.{k}") for k in (
             "worker_overhead_hz", "transfer_cycles_per_item", "item_bytes", "worker_memory_mb", "flush_s",
-            "round_cycles",
         ) if k in data}
         return cls(tuple(execs), _number(data["source_rate"], f"{where}.source_rate"),
                    ids("sources"), ids("ackers"), **extra)

@@ -12,6 +12,7 @@ client's first choice (``address``). With ``keys`` the link is CURVE
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import os
 import time
@@ -66,7 +67,7 @@ class NimbusClient:
         self.addresses = nimbus_addresses(address)
         self.timeout_s = timeout_s
         self.keys = keys
-        self._ctx = zmq.Context.instance()
+        self._ctx: zmq.Context = zmq.Context.instance()
         self._rids = itertools.count(1)
         self._open(self.addresses[0])
 
@@ -200,7 +201,7 @@ class NimbusClient:
     def cluster(self) -> dict:
         return self.call(m.GetCluster)
 
-    def events(self, name: str) -> list[dict]:
+    def events(self, name: str) -> builtins.list[dict]:  # builtins: ``list`` here is the method above
         """The topology's rebalance events, oldest first (see docs/rebalancing.md)."""
         return self.call(m.GetEvents, name=name)
 

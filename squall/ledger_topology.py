@@ -31,7 +31,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import msgpack
 
@@ -145,18 +145,19 @@ class LedgerStage(Bolt):
 
     def initialize(self, conf: dict, ctx: Any) -> None:
         self.work = int(conf.get("ledger.work", 0))
-        self.log = None
+        # Not ``self.log``: that is Component.log, which the component keeps.
+        self.sink_file: TextIO | None = None
         if conf.get("ledger.sink"):
             folder = Path(conf["ledger.dir"])
             folder.mkdir(parents=True, exist_ok=True)
-            self.log = open(folder / f"sink-{ctx.task}.log", "a", buffering=1, encoding="ascii")
+            self.sink_file = open(folder / f"sink-{ctx.task}.log", "a", buffering=1, encoding="ascii")
 
     def process(self, tup: Tuple) -> None:
         acc = 0
         for i in range(self.work):
             acc = (acc * 31 + i) & 0xFFFF
-        if self.log is not None:
-            self.log.write(f"{tup.values[2]} {time.time():.4f}\n")
+        if self.sink_file is not None:
+            self.sink_file.write(f"{tup.values[2]} {time.time():.4f}\n")
         else:
             self.emit(tup.values)
 

@@ -36,6 +36,7 @@ class Invalid(Exception):
         self._segments: list[str] = []  # innermost first
 
     def at(self, segment: str) -> Invalid:
+        """Prefix the path with ``segment`` (outer layers add theirs as the error passes out)."""
         self._segments.append(segment)
         return self
 
@@ -88,7 +89,7 @@ def _build(tp: Any) -> Validator:
         return _sequence(tp, origin)
     if origin is dict or tp is dict:
         return _mapping(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a class, not an instance
         return _dataclass(tp)
     if tp is float:
         return _float
@@ -132,7 +133,8 @@ def _sequence(tp: Any, origin: Any) -> Validator:
                 try:
                     out.append(check(v))
                 except Invalid as exc:
-                    raise exc.at(f"[{i}]")
+                    exc.at(f"[{i}]")
+                    raise
             return tuple(out)
 
         return fixed
@@ -142,7 +144,7 @@ def _sequence(tp: Any, origin: Any) -> Validator:
     def sequence(value: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             raise Invalid(f"expected a list, got {type(value).__name__}")
-        out = []
+        out: list[Any] = []
         append = out.append
         i = 0
         try:
@@ -150,7 +152,8 @@ def _sequence(tp: Any, origin: Any) -> Validator:
                 append(item(v))
                 i += 1
         except Invalid as exc:
-            raise exc.at(f"[{i}]")
+            exc.at(f"[{i}]")
+            raise
         return tuple(out) if as_tuple else out
 
     return sequence
@@ -168,11 +171,13 @@ def _mapping(tp: Any) -> Validator:
             try:
                 ck = key_check(k)
             except Invalid as exc:
-                raise exc.at(" key")
+                exc.at(" key")
+                raise
             try:
                 out[ck] = value_check(v)
             except Invalid as exc:
-                raise exc.at(f"[{k!r:.30}]")
+                exc.at(f"[{k!r:.30}]")
+                raise
         return out
 
     return mapping
@@ -198,7 +203,8 @@ def _dataclass(cls: type) -> Validator:
                     if non_negative:
                         _refuse_negative(checked)
                 except Invalid as exc:
-                    raise exc.at(f".{name}")
+                    exc.at(f".{name}")
+                    raise
             elif required:
                 raise Invalid(f"missing field {name!r}")
         if not known.issuperset(value):
@@ -220,13 +226,15 @@ def _refuse_negative(value: Any) -> None:
             try:
                 _refuse_negative(v)
             except Invalid as exc:
-                raise exc.at(f"[{i}]")
+                exc.at(f"[{i}]")
+                raise
     elif isinstance(value, dict):
         for k, v in value.items():
             try:
                 _refuse_negative(v)
             except Invalid as exc:
-                raise exc.at(f"[{k!r:.30}]")
+                exc.at(f"[{k!r:.30}]")
+                raise
 
 
 def _float(value: Any) -> float:

@@ -27,8 +27,8 @@ Guarantees:
 * fencing: assignments are ordered by (term, version). One of a higher term than any
   accepted is applied whatever its version (a new Nimbus, or one restarted on an empty
   data dir, numbers from 1 again); one of an older term is refused, counted in
-  ``refused_assignments`` and logged (a warning once per stale term); registrations and heartbeats report the highest term
-  accepted, so a Nimbus that is behind starts a newer one;
+  ``refused_assignments`` and logged (a warning once per stale term); registrations and
+  heartbeats report the highest term accepted, so a Nimbus that is behind starts a newer one;
 * a board that hears nothing from its Nimbus (no reply, ack or assignment) for
   ``nimbus_timeout_s`` looks for another: one ``ReconnectNimbus`` per silent period, after
   which it registers again (not with a Nimbus without terms, which sends no acks). Its
@@ -214,8 +214,7 @@ class SupervisorState:
         desired = {w.port: w for w in msg.workers if w.port in self.registration.ports}
         cmds: list[Command] = []
         for port in sorted(set(self.slots) - set(desired)):
-            slot = self.slots.pop(port)
-            if slot.alive:
+            if self.slots.pop(port).alive:
                 cmds.append(StopWorker(port))
         wanted_topologies = {w.topology for w in desired.values()}
         self.ready_topologies &= wanted_topologies  # a resubmitted topology is fetched anew
@@ -355,7 +354,7 @@ class SupervisorState:
 
     def _due_starts(self, now: float) -> list[Command]:
         cmds: list[Command] = []
-        for port, slot in sorted(self.slots.items()):
+        for _port, slot in sorted(self.slots.items()):
             if slot.alive or slot.restart_at is None or now < slot.restart_at:
                 continue
             if slot.assignment.topology not in self.ready_topologies:

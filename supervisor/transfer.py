@@ -94,7 +94,7 @@ class Outbox:
         self.flush_s = max(0.0, float(flush_ms) / 1e3)
         self.backlog_frames = max(1, int(backlog_frames))
         self.on_error = on_error or _log_encode_error
-        self._buffers: dict[str, _Buffer] = {}
+        self._buffers: dict[str | None, _Buffer] = {}  # None: tasks placed nowhere (dropped at flush)
         self._task_buffer: dict[int, _Buffer] = {}
         self._backlog: dict[str, deque[tuple[bytes, int]]] = {}
         self.sent_items = 0  # data tuples and control items that left in frames

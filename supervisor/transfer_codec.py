@@ -88,4 +88,4 @@ class TupleCodec:
 
     def _forward_one(self, item: tuple[int, Any]) -> None:
         self.forwarded += 1
-        self._forward(item)  # type: ignore[misc]  (set_local routes here only with a forward)
+        self._forward(item)  # type: ignore[misc]  # set_local routes here only with a forward

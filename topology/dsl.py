@@ -39,7 +39,7 @@ class ComponentBuilder:
 
     def __init__(
         self,
-        cls: type,
+        cls: type[Component],
         name: str | None,
         inputs: Any,
         par: int,
@@ -130,6 +130,7 @@ class Topology:
         builders = [(attr, v) for attr, v in vars(cls).items() if isinstance(v, ComponentBuilder)]
         topo_name = cls.__dict__.get("name") or cls.__name__
         owners: dict[int, str] = {}
+        named: list[tuple[str, str, ComponentBuilder]] = []  # (component name, attribute, builder)
         for attr, b in builders:
             if id(b) in owners:
                 raise TopologyError(
@@ -138,25 +139,27 @@ class Topology:
             owners[id(b)] = attr
             if b.name is None:
                 b.name = attr
+            named.append((b.name, attr, b))
         seen: dict[str, str] = {}
-        for attr, b in builders:
-            if b.name in seen:
-                raise TopologyError(f"duplicate component name {b.name!r} (attributes {seen[b.name]!r} and {attr!r})")
-            seen[b.name] = attr
+        for name, attr, _ in named:
+            if name in seen:
+                raise TopologyError(f"duplicate component name {name!r} (attributes {seen[name]!r} and {attr!r})")
+            seen[name] = attr
         known = {id(b) for _, b in builders}
-        for attr, b in builders:
+        for name, _, b in named:
             for src in (b.inputs or ()):
                 src_b = src.builder if isinstance(src, StreamRef) else src
                 if isinstance(src_b, ComponentBuilder) and id(src_b) not in known:
                     raise TopologyError(
-                        f"component {b.name!r} subscribes to unknown component {src_b!r}: it is not declared in {topo_name}"
+                        f"component {name!r} subscribes to unknown component {src_b!r}: "
+                        f"it is not declared in {topo_name}"
                     )
         spec = TopologySpec(
             name=topo_name,
-            components=tuple(b.build(b.name) for _, b in builders),
+            components=tuple(b.build(name) for name, _, b in named),
             config_items=tuple(sorted(dict(cls.config).items())),
         )
         if builders or not cls.__dict__.get("__abstract__", False):
             validate(spec)
         cls.spec = spec
-        cls.classes = {b.name: b.cls for _, b in builders}
+        cls.classes = {name: b.cls for name, _, b in named}

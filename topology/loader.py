@@ -207,7 +207,9 @@ def load_topology(target: str, argv: Sequence[str] = ()) -> type[Topology]:
     if class_name:
         obj = getattr(module, class_name, None)
         if obj is None:
-            raise LoadError(f"{file_part}: no class {class_name!r} (topologies here: {', '.join(sorted(found)) or 'none'})")
+            raise LoadError(
+                f"{file_part}: no class {class_name!r} (topologies here: {', '.join(sorted(found)) or 'none'})"
+            )
         if not (isinstance(obj, type) and issubclass(obj, Topology)):
             raise LoadError(f"{file_part}: {class_name!r} is not a Topology subclass")
         return obj

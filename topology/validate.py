@@ -76,8 +76,10 @@ def _check_input(spec: TopologySpec, bolt: str, i) -> None:
     if (i.grouping.type == DIRECT) != stream.direct:
         if stream.direct:
             raise TopologyError(
-                f"bolt {bolt!r}: stream {i.stream!r} of {source.name!r} is direct, so it must be subscribed with Grouping.DIRECT"
+                f"bolt {bolt!r}: stream {i.stream!r} of {source.name!r} is direct, "
+                "so it must be subscribed with Grouping.DIRECT"
             )
         raise TopologyError(
-            f"bolt {bolt!r}: Grouping.DIRECT needs a direct stream, but {i.stream!r} of {source.name!r} is not declared direct"
+            f"bolt {bolt!r}: Grouping.DIRECT needs a direct stream, "
+            f"but {i.stream!r} of {source.name!r} is not declared direct"
         )

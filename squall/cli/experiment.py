@@ -15,9 +15,14 @@ import importlib.util
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from squall.cli import UsageError
+
+if TYPE_CHECKING:
+    from squall.experiments.suites import Load
 
 NAMES = ("timeline", "stages", "alpha", "payload")
 
@@ -104,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
                 suites.EXPERIMENTS[args.name](ctx)
         except NimbusUnreachable as exc:
             alive = getattr(cluster, "nimbus_alive", lambda: None)()
-            state = {True: "its process is still running", False: "its process is gone"}.get(alive, "")
+            state = "" if alive is None else "its process is still running" if alive else "its process is gone"
             say(f"Nimbus stopped answering{': ' + state if state else ''} ({exc}); "
                 f"the daemons' logs are in {args.out / 'logs'}")
             return 1
@@ -124,7 +129,7 @@ def _describe(cluster: object, boards: list, load: object, workers: int) -> str:
     return f"Cluster:\n\n```\n{where}\n```\n\nLoad: {load}; {workers} workers per topology; acking on."
 
 
-def _report_only(args: argparse.Namespace, timing: object, load: object, say: object) -> int:
+def _report_only(args: argparse.Namespace, timing: object, load: Load, say: Callable[[str], None]) -> int:
     """Summary and plots from the CSV a run left in --out; no cluster is started."""
     from types import SimpleNamespace
 
@@ -132,8 +137,9 @@ def _report_only(args: argparse.Namespace, timing: object, load: object, say: ob
 
     setup_file = args.out / f"{args.name}-setup.md"
     setup = setup_file.read_text().strip() if setup_file.exists() else "(cluster: not recorded)"
-    ctx = suites.Context(SimpleNamespace(timing=timing), args.out, args.quick, load,  # type: ignore[arg-type]
-                         setup + "\n\nRedrawn with --report-only from the CSV as it stands.", say)  # type: ignore[arg-type]
+    runner: Any = SimpleNamespace(timing=timing)  # a stand-in: a report reads and sets only its ``timing``
+    ctx = suites.Context(runner, args.out, args.quick, load,
+                         setup + "\n\nRedrawn with --report-only from the CSV as it stands.", say)
     try:
         suites.report_only(ctx, args.name)
     except FileNotFoundError as exc:

@@ -1,4 +1,5 @@
-"""``squall supervisor [--nimbus HOST:PORT[,HOST:PORT...]] [--cluster NAME] [--id ID] [--slots N] [--capacity-hz X] [--ports A-B]``
+"""``squall supervisor [--nimbus HOST:PORT[,HOST:PORT...]] [--cluster NAME] [--id ID]
+[--slots N] [--capacity-hz X] [--ports A-B]``
 
 The board daemon. Slots and capacity are derived from the board (``--dry-run`` shows how)
 unless given; a board with no slot by the rule refuses to start (exit 2) unless ``--slots``

@@ -28,11 +28,11 @@ from typing import Any, Callable, Iterable, Mapping
 from squall import config
 from squall.supervisor.runtime import snapshot
 from squall.supervisor.runtime.acker import AckerExecutor
-from squall.supervisor.runtime.executor import BoltExecutor, SpoutExecutor
-from squall.supervisor.runtime.routing import Route, make_chooser
+from squall.supervisor.runtime.executor import BoltExecutor, Executor, SpoutExecutor
+from squall.supervisor.runtime.routing import Chooser, Route, make_chooser
 from squall.supervisor.runtime.stats import ComponentSummary, CpuMeter, summarize
 from squall.topology.component import SYSTEM_COMPONENT, TICK_STREAM, Context, Tuple
-from squall.topology.grouping import DIRECT, LOCAL_OR_SHUFFLE
+from squall.topology.grouping import LOCAL_OR_SHUFFLE
 from squall.topology.order import topological_order
 from squall.topology.spec import ACKER_COMPONENT, ExecutorKind, ExecutorSpec, TopologySpec
 
@@ -87,17 +87,19 @@ class Wiring:
         """For each output stream of ``component``, where ``task``'s tuples go."""
         out: dict[str, Route] = {}
         for stream in self.spec.component(component).outputs:
-            choosers = []
+            choosers: list[Chooser] = []
             direct_tasks: set[int] = set()
             fields_index = {f: i for i, f in enumerate(stream.fields)}
             for sub, inp in self.spec.subscribers(component, stream.name):
                 tasks = list(self.task_ranges[sub.name])
-                if inp.grouping.type == DIRECT:
+                chooser = make_chooser(inp.grouping, fields_index, tasks, task, self.local_tasks)
+                if chooser is None:  # direct grouping: the emit names the task
                     direct_tasks.update(tasks)
                     continue
-                chooser = make_chooser(inp.grouping, fields_index, tasks, task, self.local_tasks)
                 choosers.append(chooser)
-            out[stream.name] = Route(component, stream.name, stream.fields, choosers, frozenset(direct_tasks), stream.direct)
+            out[stream.name] = Route(
+                component, stream.name, stream.fields, choosers, frozenset(direct_tasks), stream.direct
+            )
         return out
 
     def context(self, component: str, task: int) -> Context:
@@ -200,7 +202,7 @@ class Engine:
         self.spouts: list[SpoutExecutor] = [ex for ex in local if ex.kind == ExecutorKind.SPOUT]
         self.bolts: list[BoltExecutor] = [ex for ex in local if ex.kind == ExecutorKind.BOLT]
         self.ackers: list[AckerExecutor] = [ex for ex in local if ex.kind == ExecutorKind.ACKER]
-        self.executors = [*self.spouts, *self.bolts, *self.ackers]
+        self.executors: list[Executor | AckerExecutor] = [*self.spouts, *self.bolts, *self.ackers]
         self._inboxes = [ex.inbox for ex in self.executors]
         kept = {id(entry[0]): entry for entry in self._ticks}
         self._ticks = [kept.get(id(b)) or entry for b in self.bolts for entry in self._tick_entries(b)]
@@ -212,9 +214,9 @@ class Engine:
             ex.initialize()
         now = self.clock()
         for eid, data in self._states.items():
-            ex = self.by_id.get(eid)
-            if ex is not None:
-                self._restore(ex, data, now)
+            held = self.by_id.get(eid)
+            if held is not None:
+                self._restore(held, data, now)
         self._states = {}
         self.started_at = now
         if activate:

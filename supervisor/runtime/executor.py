@@ -47,7 +47,7 @@ class Executor:
 
     kind: ExecutorKind  # set by each subclass
 
-    def __init__(self, spec: ExecutorSpec, cls: type, wiring: "Wiring", salt: int = 0) -> None:
+    def __init__(self, spec: ExecutorSpec, cls: type[Spout] | type[Bolt], wiring: "Wiring", salt: int = 0) -> None:
         self.spec = spec
         self.component = spec.component
         self.wiring = wiring

@@ -49,11 +49,14 @@ def test_slots_follow_memory() -> None:
     ([{"class": "pi4"}], "boards[0]: id must be"),
     ([{"id": "Bad_Id", "class": "pi4"}], "id must be"),
     ([{"id": "a", "class": "pi9"}], "(a): class must be one of pi3, pi4, pi5"),
+    ([{"id": "a", "class": ["pi4"]}], "(a): class must be one of pi3, pi4, pi5, got ['pi4']"),
+    ([{"id": "a", "class": "pi4", "link": {"wifi": 1}}], "(a): link must be one of"),
     ([{"id": "a", "class": "pi4", "cpu": 0}], "(a): cpu must be a number"),
     ([{"id": "a", "class": "pi4", "link_mbit": "fast"}], "link_mbit must be a number"),
     ([{"id": "a", "class": "pi4", "colour": "red"}], "unknown field(s) colour"),
     ([{"id": "a", "class": "pi4"}, {"id": "a", "class": "pi3"}], "'a' appears twice"),
-], ids=["empty", "no id", "bad id", "unknown class", "zero cpu", "link not a number", "unknown field", "duplicate id"])
+], ids=["empty", "no id", "bad id", "unknown class", "class a list", "link a dict", "zero cpu", "link not a number",
+        "unknown field", "duplicate id"])
 def test_bad_board_files_name_the_fault(data: object, message: str) -> None:
     with pytest.raises(BoardFileError, match=None) as exc:
         parse_boards(data, "f.json")

@@ -106,9 +106,6 @@ def test_the_loop_threads_wait_for_a_cpu_per_second_they_ran_is_per_board():
 
     rates = rates_of(waited(1.0), waited(11.0))
     assert cpu_wait_by_node(rates) == {"n1": pytest.approx(0.1)}  # ms per wake-up
-    # The loop's own CPU (0.10 - 0.04 - 0.02 cores) over its 200 runs/s: one round.
-    p = workload_profile(rates, [0, 1, 2], sources=[0], ackers=[2])
-    assert p is not None and p.round_cycles == pytest.approx(0.04 / 200 * CLOCK)
     board = board_profile(None, CLOCK, 4, 4096, 0.1, cpu_wait_ms=0.1)
     assert board.cpu_wait_ms == pytest.approx(0.1)
     # A worker of an older version reports no loop figures: its board is left out.

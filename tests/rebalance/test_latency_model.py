@@ -95,16 +95,6 @@ def test_every_wake_up_of_a_worker_waits_for_a_cpu_as_measured_less_what_the_quo
     assert predict(two, [wl], busy_host).latency_ms["t"] - predict(two, [wl], nodes).latency_ms["t"] == pytest.approx(1.0)
 
 
-def test_a_spout_hears_of_its_completed_tree_one_loop_round_later():
-    from dataclasses import replace
-
-    wl = chain(rate=100.0, service_s=1e-4)
-    rounds = replace(wl, profile=replace(wl.profile, round_cycles=5e-5 * CLOCK))  # 50 us a round
-    one = placed({0: ("a", [0, 1, 2])})
-    without = predict(one, [wl], [board("a")]).latency_ms["t"]
-    assert predict(one, [rounds], [board("a")]).latency_ms["t"] - without == pytest.approx(0.05)
-
-
 def test_utilisation_is_worker_cpu_over_the_boards_cores():
     wl = chain(rate=1000.0, service_s=1e-4, overhead_cores=0.05)  # 3 x 0.1 cores of work
     p = predict(placed({0: ("a", [0, 1, 2])}), [wl], [board("a", cores=2.0)])

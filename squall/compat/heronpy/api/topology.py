@@ -13,12 +13,16 @@ the script (``squall.topology.loader.hand_over``) instead of writing Heron's fil
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from squall.compat.heronpy.api import api_constants as constants
 from squall.topology.dsl import ComponentBuilder
 from squall.topology.dsl import Topology as _SquallTopology
 from squall.topology.errors import TopologyError
+
+if TYPE_CHECKING:
+    from squall.compat.heronpy.api.bolt.base_bolt import BaseBolt
+    from squall.compat.heronpy.api.spout.base_spout import BaseSpout
 
 __all__ = ["Topology", "TopologyBuilder", "squall_config"]
 
@@ -87,13 +91,13 @@ class TopologyBuilder:
                 raise ValueError(f"duplicate component name {spec.name!r}")
             self._specs[spec.name] = spec
 
-    def add_spout(self, name: str, spout_cls: type, par: int, config: dict | None = None,
+    def add_spout(self, name: str, spout_cls: type[BaseSpout], par: int, config: dict | None = None,
                   optional_outputs: Any = None) -> ComponentBuilder:
         spec = spout_cls.spec(name=name, par=par, config=config, optional_outputs=optional_outputs)
         self.add_spec(spec)
         return spec
 
-    def add_bolt(self, name: str, bolt_cls: type, par: int, inputs: Any, config: dict | None = None,
+    def add_bolt(self, name: str, bolt_cls: type[BaseBolt], par: int, inputs: Any, config: dict | None = None,
                  optional_outputs: Any = None) -> ComponentBuilder:
         spec = bolt_cls.spec(name=name, par=par, inputs=inputs, config=config, optional_outputs=optional_outputs)
         self.add_spec(spec)

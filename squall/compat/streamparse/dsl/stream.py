@@ -25,7 +25,9 @@ class Grouping(_SquallGrouping):
 
     @staticmethod
     def custom_object(java_class_name: str, arg_list: Any) -> GroupingSpec:
-        raise not_in_squall(f"a custom grouping ({java_class_name})", "groupings run in Squall's Python runtime, not in a JVM")
+        raise not_in_squall(
+            f"a custom grouping ({java_class_name})", "groupings run in Squall's Python runtime, not in a JVM"
+        )
 
     @staticmethod
     def custom_serialized(java_serialized: bytes) -> GroupingSpec:

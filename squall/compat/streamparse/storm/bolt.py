@@ -24,8 +24,9 @@ class Bolt(StreamparseComponent, _SquallBolt):
         """Called once per task before any tuple; override to set up state."""
 
     @classmethod
-    def spec(cls, name: str | None = None, inputs: Any = None, par: int | None = None,
-             config: dict | None = None) -> ComponentBuilder:
+    def spec(  # type: ignore[override]  # streamparse's signature, on purpose (its users' code calls it)
+        cls, name: str | None = None, inputs: Any = None, par: int | None = None, config: dict | None = None
+    ) -> ComponentBuilder:
         """streamparse's ``Bolt.spec(name=None, inputs=None, par=None, config=None)``."""
         return cls._squall_spec(name=name, inputs=normalise_inputs(inputs), par=normalise_par(cls, par),
                                 config=config if config is not None else cls.config)

@@ -22,7 +22,9 @@ class Spout(StreamparseComponent, _SquallSpout):
         """Called once per task before ``next_tuple``; override to set up state."""
 
     @classmethod
-    def spec(cls, name: str | None = None, par: int | None = None, config: dict | None = None) -> ComponentBuilder:
+    def spec(  # type: ignore[override]  # streamparse's signature, on purpose (its users' code calls it)
+        cls, name: str | None = None, par: int | None = None, config: dict | None = None
+    ) -> ComponentBuilder:
         """streamparse's ``Spout.spec(name=None, par=None, config=None)``."""
         return ComponentBuilder(cls, name=name, inputs=None, par=normalise_par(cls, par), tasks=None,
                                 config=config if config is not None else cls.config)

@@ -25,6 +25,8 @@ class BaseBolt(BaseComponent, _SquallBolt):
     auto_fail: ClassVar[bool] = True
 
     @classmethod
-    def spec(cls, name: str | None = None, inputs: Any = None, par: int = 1, config: dict | None = None,
-             optional_outputs: Any = None) -> ComponentBuilder:
+    def spec(  # type: ignore[override]  # heronpy's signature, on purpose (its users' code calls it)
+        cls, name: str | None = None, inputs: Any = None, par: int = 1, config: dict | None = None,
+        optional_outputs: Any = None,
+    ) -> ComponentBuilder:
         return heron_builder(cls, name, inputs, par, config, optional_outputs)

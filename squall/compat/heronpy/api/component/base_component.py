@@ -8,6 +8,7 @@ from typing import Any
 
 from squall.compat._adapt import adapt_initialize
 from squall.compat.heronpy.api.topology_context import heron_context
+from squall.topology.component import Component
 from squall.topology.dsl import ComponentBuilder
 
 __all__ = ["BaseComponent", "heron_builder"]
@@ -21,7 +22,7 @@ class BaseComponent:
         adapt_initialize(cls, heron_context)
 
 
-def heron_builder(cls: type, name: str | None, inputs: Any, par: int, config: dict | None,
+def heron_builder(cls: type[Component], name: str | None, inputs: Any, par: int, config: dict | None,
                   optional_outputs: Any) -> ComponentBuilder:
     """A Squall component builder from heronpy's spec arguments."""
     from squall.compat._adapt import normalise_inputs, normalise_par

@@ -14,6 +14,7 @@ __all__ = ["BaseSpout"]
 
 class BaseSpout(BaseComponent, _SquallSpout):
     @classmethod
-    def spec(cls, name: str | None = None, par: int = 1, config: dict | None = None,
-             optional_outputs: Any = None) -> ComponentBuilder:
+    def spec(  # type: ignore[override]  # heronpy's signature, on purpose (its users' code calls it)
+        cls, name: str | None = None, par: int = 1, config: dict | None = None, optional_outputs: Any = None
+    ) -> ComponentBuilder:
         return heron_builder(cls, name, None, par, config, optional_outputs)
