@@ -25,8 +25,13 @@ BOOT = (
     "import sys; sys.meta_path[:] = [f for f in sys.meta_path "
     "if not getattr(f, '__module__', '').startswith('__editable__')]; "
 )
-SUBPACKAGES = {"nimbus": "nimbus", "supervisor": "supervisor", "topology": "topology",
-               "rebalance": "rebalance", "experiments": "experiments"}
+SUBPACKAGES = {
+    "nimbus": "nimbus",
+    "supervisor": "supervisor",
+    "topology": "topology",
+    "rebalance": "rebalance",
+    "experiments": "experiments",
+}
 
 
 def export(rev: str, into: Path) -> Path:
@@ -58,10 +63,17 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="squall-against-") as tmp:
         site = export(rev, Path(tmp))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-        check = subprocess.run([sys.executable, "-c", BOOT + "import squall.supervisor.runtime.engine as e; print(e.__file__)"],
-                               env=env, capture_output=True, text=True, cwd=tmp)
+        check = subprocess.run(
+            [sys.executable, "-c", BOOT + "import squall.supervisor.runtime.engine as e; print(e.__file__)"],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+        )
         if str(site) not in check.stdout and tmp not in check.stdout:
-            print(f"could not import the exported {rev}: {check.stdout.strip()} {check.stderr.strip()}", file=sys.stderr)
+            print(
+                f"could not import the exported {rev}: {check.stdout.strip()} {check.stderr.strip()}", file=sys.stderr
+            )
             return 1
         print(f"# {script} at {rev}", flush=True)
         run = BOOT + f"sys.argv = {[script, *rest]!r}; import runpy; runpy.run_path({script!r}, run_name='__main__')"

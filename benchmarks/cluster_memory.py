@@ -25,8 +25,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
     with LocalCluster(supervisors=2, slots=2, log_level="WARNING") as cluster:
-        name = cluster.submit(str(REPO / "examples" / "reference_chain.py"), name="mem", workers=2,
-                              conf={"chain.rate": 1000})
+        name = cluster.submit(
+            str(REPO / "examples" / "reference_chain.py"), name="mem", workers=2, conf={"chain.rate": 1000}
+        )
         time.sleep(args.seconds)
         rows = []
         nimbus = psutil.Process(cluster.nimbus_proc.pid)

@@ -86,10 +86,14 @@ def main() -> None:
             for mode, k in (("plain", None), ("curve", keys)):
                 runs[f"link {mode}"].append(link_mb_per_s(k))
     plain, curve = statistics.median(runs["plain"]), statistics.median(runs["curve"])
-    print(f"chain, median of {args.rounds}: plain {plain:,.0f} tuples/s, CURVE {curve:,.0f} tuples/s "
-          f"({100 * (curve / plain - 1):+.1f}%)")
+    print(
+        f"chain, median of {args.rounds}: plain {plain:,.0f} tuples/s, CURVE {curve:,.0f} tuples/s "
+        f"({100 * (curve / plain - 1):+.1f}%)"
+    )
     plain, curve = statistics.median(runs["link plain"]), statistics.median(runs["link curve"])
-    print(f"bare link, 4 KiB frames: plain {plain:,.0f} MB/s, CURVE {curve:,.0f} MB/s ({100 * (curve / plain - 1):+.1f}%)")
+    print(
+        f"bare link, 4 KiB frames: plain {plain:,.0f} MB/s, CURVE {curve:,.0f} MB/s ({100 * (curve / plain - 1):+.1f}%)"
+    )
 
 
 if __name__ == "__main__":

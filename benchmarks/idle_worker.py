@@ -132,12 +132,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rates", type=float, nargs="*", default=[100.0, 1000.0], help="spout rates to pace")
     args = parser.parse_args(argv)
     idle = measure_idle(args.seconds)
-    print(f"deactivated worker: {idle.core_share:.2%} of a core, {idle.wakeups_per_s:.1f} wake-ups/s "
-          f"over {idle.seconds:.1f} s")
+    print(
+        f"deactivated worker: {idle.core_share:.2%} of a core, {idle.wakeups_per_s:.1f} wake-ups/s "
+        f"over {idle.seconds:.1f} s"
+    )
     for rate in args.rates:
         p = measure_pacing(rate)
-        print(f"spout paced at {rate:,.0f}/s: {p.measured:,.1f}/s ({p.measured / rate - 1:+.1%}), "
-              f"worker {p.core_share:.1%} of a core, over {p.seconds:.1f} s")
+        print(
+            f"spout paced at {rate:,.0f}/s: {p.measured:,.1f}/s ({p.measured / rate - 1:+.1%}), "
+            f"worker {p.core_share:.1%} of a core, over {p.seconds:.1f} s"
+        )
 
 
 if __name__ == "__main__":

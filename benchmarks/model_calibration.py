@@ -27,7 +27,7 @@ import json
 import math
 import statistics
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,8 +63,9 @@ def predict_ms(record: dict[str, Any]) -> float:
 
     model = record["model"]
     workload = Workload.from_dict(model["workload"])
-    value = predict(Assignment.from_dict(model["current"]), [workload],
-                    nodes_from_list(model["nodes"])).latency_ms.get(workload.topology)
+    value = predict(Assignment.from_dict(model["current"]), [workload], nodes_from_list(model["nodes"])).latency_ms.get(
+        workload.topology
+    )
     return math.nan if value is None else value
 
 

@@ -24,8 +24,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -47,15 +48,34 @@ CLI = b"bench-cli"
 def metrics(execs: list[int], at: float) -> M.WorkerMetrics:
     """Cumulative counters of a worker running since 0: each executor receives 50 tuples/s
     from its predecessor and uses 1% of a core."""
-    ems = [M.ExecutorMetrics(ex, "c", emitted=int(at * 50), executed=int(at * 50), cpu_s=0.01 * at,
-                             received_from={ex - 1: int(at * 50)} if ex > 0 else {}) for ex in execs]
-    return M.WorkerMetrics(at=at, clock_hz=1e9, executors=ems, sent_remote=int(at * 100),
-                           received_remote=int(at * 100), process_cpu_s=0.05 * at)
+    ems = [
+        M.ExecutorMetrics(
+            ex,
+            "c",
+            emitted=int(at * 50),
+            executed=int(at * 50),
+            cpu_s=0.01 * at,
+            received_from={ex - 1: int(at * 50)} if ex > 0 else {},
+        )
+        for ex in execs
+    ]
+    return M.WorkerMetrics(
+        at=at,
+        clock_hz=1e9,
+        executors=ems,
+        sent_remote=int(at * 100),
+        received_remote=int(at * 100),
+        process_cpu_s=0.05 * at,
+    )
 
 
 def heartbeat(st: NimbusState, node: str, now: float) -> Received:
-    reports = [M.WorkerReport(w.topology, w.port, 1000 + w.port, "running", w.assignment_version,
-                              metrics=metrics(w.executors, now)) for w in st.declared(node)]
+    reports = [
+        M.WorkerReport(
+            w.topology, w.port, 1000 + w.port, "running", w.assignment_version, metrics=metrics(w.executors, now)
+        )
+        for w in st.declared(node)
+    ]
     return Received(node.encode(), M.Heartbeat(node, 1, reports), now)
 
 
@@ -80,8 +100,13 @@ def main() -> None:
         st = NimbusState(store, {})
         nodes = [f"n{k:03d}" for k in range(args.boards)]
         for node in nodes:
-            st.apply(Received(node.encode(), M.RegisterSupervisor(node, f"h-{node}", [6700, 6701, 6702, 6703], 1e9,
-                                                                  1e9, 4, 1024, 1), 0.0))
+            st.apply(
+                Received(
+                    node.encode(),
+                    M.RegisterSupervisor(node, f"h-{node}", [6700, 6701, 6702, 6703], 1e9, 1e9, 4, 1024, 1),
+                    0.0,
+                )
+            )
         spec = chain_topology(4, 4).spec.to_dict()
         for k in range(args.topologies):
             st.apply(Received(CLI, M.SubmitTopology(k + 1, f"t{k}", spec, b"code", "round_robin", 2, {}), 0.0))
@@ -125,8 +150,10 @@ def main() -> None:
     print(f"tick, carried out:                             {tick:9.0f} us")
     print(f"one HTTP read on the loop, before (render 3 pages + /metrics): {on_loop_before:9.0f} us")
     print(f"one HTTP read on the loop, now (Snapshot.of):                  {snapshot:9.0f} us")
-    print(f"  (the same 3 pages + /metrics from a fresh snapshot, on an HTTP thread: {off_loop:.0f} us; "
-          f"{len(snap.topologies)} topologies, {len(snap.supervisors)} boards copied)")
+    print(
+        f"  (the same 3 pages + /metrics from a fresh snapshot, on an HTTP thread: {off_loop:.0f} us; "
+        f"{len(snap.topologies)} topologies, {len(snap.supervisors)} boards copied)"
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,14 @@ from recovery_times import placed, run_and_print, wait  # noqa: E402  (the same 
 def measure(repeat: int, workdir: Path) -> dict[str, list[float]]:
     ports = [free_port(), free_port()]
     out: dict[str, list[float]] = {"Nimbus answering at the new address": [], "every worker re-adopted": []}
-    with LocalCluster(supervisors=3, slots=2, port=ports[0], data_dir=workdir / "cluster", log_level="WARNING",
-                      supervisor_nimbus=[f"127.0.0.1:{p}" for p in ports]) as cluster:
+    with LocalCluster(
+        supervisors=3,
+        slots=2,
+        port=ports[0],
+        data_dir=workdir / "cluster",
+        log_level="WARNING",
+        supervisor_nimbus=[f"127.0.0.1:{p}" for p in ports],
+    ) as cluster:
         with cluster.client(timeout_s=15) as c:
             lt.submit(c, "mv", workdir / "ledger", workers=3, conf={"topology.message.timeout.secs": 5})
         for i in range(repeat):

@@ -100,8 +100,10 @@ def bytewax_rate(n: int, batch: int, processes: int) -> tuple[float, float]:
         else:
             addresses = [f"127.0.0.1:{_free_port()}" for _ in range(processes)]
             ctx = mp.get_context("spawn")
-            procs = [ctx.Process(target=_bytewax_process, args=(n, batch, count_file, addresses, k))
-                     for k in range(processes)]
+            procs = [
+                ctx.Process(target=_bytewax_process, args=(n, batch, count_file, addresses, k))
+                for k in range(processes)
+            ]
             for p in procs:
                 p.start()
             for p in procs:
@@ -153,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     _, base_wall, base_cpu = rows[0]
     print("\nratio to Squall one process, acking off (per CPU second is the steadier on a shared machine):")
     for name, wall, cpu in rows:
-        per_cpu = f"{cpu:>12,.0f} /CPU s  x{cpu / base_cpu:.2f}" if cpu is not None and base_cpu else "     (not measured)"
+        per_cpu = (
+            f"{cpu:>12,.0f} /CPU s  x{cpu / base_cpu:.2f}" if cpu is not None and base_cpu else "     (not measured)"
+        )
         print(f"  {name:<45} {wall:>12,.0f} /s  x{wall / base_wall:.2f}   {per_cpu}")
     return 0
 

@@ -52,13 +52,18 @@ def main() -> None:
     args = parser.parse_args()
     table = rows(args.skew, SchedulerParams())
     if not args.summary:
-        print("| cluster | nodes | repl | stages | round_robin | offline | online | partition "
-              "| online/round_robin | online/partition |")
+        print(
+            "| cluster | nodes | repl | stages | round_robin | offline | online | partition "
+            "| online/round_robin | online/partition |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in table:
             cells = [f"{r[s]:.0f}{'*' if r[f'{s}_over'] else ''}" for s in SCHEDULERS]
-            print(f"| {r['cluster']} | {r['nodes']} | {r['repl']} | {r['stages']} | " + " | ".join(cells)
-                  + f" | {ratio(r['online'], r['round_robin']):.2f} | {ratio(r['online'], r['partition']):.2f} |")
+            print(
+                f"| {r['cluster']} | {r['nodes']} | {r['repl']} | {r['stages']} | "
+                + " | ".join(cells)
+                + f" | {ratio(r['online'], r['round_robin']):.2f} | {ratio(r['online'], r['partition']):.2f} |"
+            )
         print("\n(inter-node tuples/s; * = the assignment overloads a node)\n")
     print("| cluster | repl | online/round_robin (geo. mean) | online/partition (geo. mean) | offline/round_robin |")
     print("|---|---:|---:|---:|---:|")

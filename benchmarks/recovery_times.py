@@ -19,8 +19,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from squall import ledger_topology as lt
 from squall.client import NimbusError, NimbusUnreachable
@@ -50,8 +51,12 @@ def placed(cluster: LocalCluster, name: str) -> dict[tuple[str, int], int] | Non
 
 
 def measure(repeat: int, workdir: Path) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"worker restart (process up)": [], "worker restart (running)": [],
-                                   "board loss -> running again": [], "Nimbus restart -> re-adopted": []}
+    out: dict[str, list[float]] = {
+        "worker restart (process up)": [],
+        "worker restart (running)": [],
+        "board loss -> running again": [],
+        "Nimbus restart -> re-adopted": [],
+    }
     with LocalCluster(supervisors=3 + repeat, slots=2, data_dir=workdir / "cluster", log_level="WARNING") as cluster:
         with cluster.client(timeout_s=15) as c:
             lt.submit(c, "rt", workdir / "ledger", workers=3, conf={"topology.message.timeout.secs": 5})
@@ -62,8 +67,10 @@ def measure(repeat: int, workdir: Path) -> dict[str, list[float]]:
             (node, port), pid = sorted(before.items())[i % len(before)]
             t0 = time.monotonic()
             cluster.kill_worker(node, port)
-            wait(lambda node=node, port=port, pid=pid: cluster.worker_pids(node).get((node, port), pid) != pid,
-                 interval_s=0.005)
+            wait(
+                lambda node=node, port=port, pid=pid: cluster.worker_pids(node).get((node, port), pid) != pid,
+                interval_s=0.005,
+            )
             out["worker restart (process up)"].append(time.monotonic() - t0)
             wait(lambda node=node, port=port, pid=pid: (p := placed(cluster, "rt")) and p.get((node, port), pid) != pid)
             out["worker restart (running)"].append(time.monotonic() - t0)
@@ -111,9 +118,7 @@ def run_and_print(
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_and_print(
-        argv, __doc__, measure, repeat=3, tmp_prefix="squall-recovery-", heading="recovery", width=34
-    )
+    return run_and_print(argv, __doc__, measure, repeat=3, tmp_prefix="squall-recovery-", heading="recovery", width=34)
 
 
 if __name__ == "__main__":

@@ -99,15 +99,31 @@ def _metrics(board: Board, wa: Any, now: float) -> Any:
     executors = []
     for ex in wa.executors:
         sources = _sources(ex, wa.placement)
-        executors.append(M.ExecutorMetrics(
-            executor=ex, component="sim", emitted=executed, transferred=executed, executed=executed,
-            acked=0, failed=0, errors=0, cpu_s=age * 0.01 * (1 + ex % 7),
-            received_from={s: executed // len(sources) for s in sources},
-        ))
+        executors.append(
+            M.ExecutorMetrics(
+                executor=ex,
+                component="sim",
+                emitted=executed,
+                transferred=executed,
+                executed=executed,
+                acked=0,
+                failed=0,
+                errors=0,
+                cpu_s=age * 0.01 * (1 + ex % 7),
+                received_from={s: executed // len(sources) for s in sources},
+            )
+        )
     # Remote items: equal sums and no queue, so a live migration sees quiescence at once.
     remote = 0 if wa.paused else executed
-    return M.WorkerMetrics(at=now, clock_hz=CLOCK_HZ, executors=executors, sent_remote=remote,
-                           received_remote=remote, rss_bytes=25 << 20, queued=0)
+    return M.WorkerMetrics(
+        at=now,
+        clock_hz=CLOCK_HZ,
+        executors=executors,
+        sent_remote=remote,
+        received_remote=remote,
+        rss_bytes=25 << 20,
+        queued=0,
+    )
 
 
 def _heartbeat(board: Board, now: float) -> None:
@@ -115,9 +131,16 @@ def _heartbeat(board: Board, now: float) -> None:
     from squall.wire import encode
 
     reports = [
-        M.WorkerReport(topology=t, port=p, pid=os.getpid(), state="running",
-                       assignment_version=wa.assignment_version, metrics=_metrics(board, wa, now),
-                       paused=wa.paused, released=board.released.get((t, p), {}))
+        M.WorkerReport(
+            topology=t,
+            port=p,
+            pid=os.getpid(),
+            state="running",
+            assignment_version=wa.assignment_version,
+            metrics=_metrics(board, wa, now),
+            paused=wa.paused,
+            released=board.released.get((t, p), {}),
+        )
         for (t, p), wa in sorted(board.workers.items())
     ]
     board.seq += 1
@@ -164,10 +187,20 @@ def run_boards(ids: list[str], address: str, commands: Any, events: Any, heartbe
         board = Board(b, sock, next_heartbeat=start + heartbeat_s * k / max(1, len(ids)))
         boards[sock] = board
         poller.register(sock, zmq.POLLIN)
-        sock.send(encode(M.RegisterSupervisor(
-            supervisor_id=b, host=f"sim-{b}", ports=[7000 + p for p in range(PORTS_PER_BOARD)],
-            capacity_hz=4 * CLOCK_HZ, clock_hz=CLOCK_HZ, cores=4, memory_mb=4096, pid=os.getpid(),
-        )))
+        sock.send(
+            encode(
+                M.RegisterSupervisor(
+                    supervisor_id=b,
+                    host=f"sim-{b}",
+                    ports=[7000 + p for p in range(PORTS_PER_BOARD)],
+                    capacity_hz=4 * CLOCK_HZ,
+                    clock_hz=CLOCK_HZ,
+                    cores=4,
+                    memory_mb=4096,
+                    pid=os.getpid(),
+                )
+            )
+        )
     by_id = {board.id: board for board in boards.values()}
     running = True
     while running:
@@ -286,8 +319,9 @@ def _wait(events: Any, until: float, want: Any) -> bool:
     return False
 
 
-def run_scale(boards: int, executors: int, procs: int, measure_s: float, timeout_s: float,
-              heartbeat_s: float) -> Figures:
+def run_scale(
+    boards: int, executors: int, procs: int, measure_s: float, timeout_s: float, heartbeat_s: float
+) -> Figures:
     import psutil
 
     from squall.client import NimbusClient, NimbusUnreachable
@@ -297,11 +331,29 @@ def run_scale(boards: int, executors: int, procs: int, measure_s: float, timeout
     address = f"tcp://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="squall-scale-") as tmp:
         nimbus = subprocess.Popen(
-            [sys.executable, "-m", "squall", "nimbus", "--host", "127.0.0.1", "--port", str(port),
-             "--http-port", "0", "--data-dir", tmp, "--no-discovery", "--log-level", "WARNING",
-             "--set", f"nimbus.supervisor.timeout.secs={timeout_s}",
-             "--set", f"nimbus.heartbeat.secs={heartbeat_s}"],
-            stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / "nimbus.log", "w"),
+            [
+                sys.executable,
+                "-m",
+                "squall",
+                "nimbus",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--http-port",
+                "0",
+                "--data-dir",
+                tmp,
+                "--no-discovery",
+                "--log-level",
+                "WARNING",
+                "--set",
+                f"nimbus.supervisor.timeout.secs={timeout_s}",
+                "--set",
+                f"nimbus.heartbeat.secs={heartbeat_s}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(Path(tmp) / "nimbus.log", "w"),
         )
         ctx = mp.get_context("spawn")
         events = ctx.Queue()
@@ -318,7 +370,11 @@ def run_scale(boards: int, executors: int, procs: int, measure_s: float, timeout
                     p.start()
                     children.append(p)
                 registered: set[str] = set()
-                _wait(events, time.time() + 60, lambda ev: ev[0] == "registered" and (registered.add(ev[1]) or len(registered) == boards))
+                _wait(
+                    events,
+                    time.time() + 60,
+                    lambda ev: ev[0] == "registered" and (registered.add(ev[1]) or len(registered) == boards),
+                )
                 if len(registered) < boards:
                     fig.notes.append(f"only {len(registered)} of {boards} boards registered")
                 probe.start()
@@ -328,8 +384,14 @@ def run_scale(boards: int, executors: int, procs: int, measure_s: float, timeout
                 holding: dict[str, int] = {}
                 submitted = time.time()
                 spec = _chain_spec(executors)
-                client.submit("scale", spec, b"not run by simulated boards", "round_robin",
-                              boards * WORKERS_PER_BOARD, {"topology.acker.executors": max(1, boards // 10)})
+                client.submit(
+                    "scale",
+                    spec,
+                    b"not run by simulated boards",
+                    "round_robin",
+                    boards * WORKERS_PER_BOARD,
+                    {"topology.acker.executors": max(1, boards // 10)},
+                )
                 assignment = client.assignment("scale")
                 placed_workers = {(e["node"], e["port"]) for e in _rows(assignment)}
                 want = len(placed_workers)
@@ -378,7 +440,9 @@ def run_scale(boards: int, executors: int, procs: int, measure_s: float, timeout
                 while time.time() < started + 180:
                     evs = client.events("scale")
                     fresh = evs[before:]
-                    done = [e for e in fresh if e.get("done_at") is not None or e.get("decision") not in (None, "applied")]
+                    done = [
+                        e for e in fresh if e.get("done_at") is not None or e.get("decision") not in (None, "applied")
+                    ]
                     if done:
                         fig.rebalance_s = time.time() - started
                         fig.moved = len(done[-1].get("moved") or [])
@@ -423,15 +487,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=5.0, help="supervisor timeout (s)")
     parser.add_argument("--heartbeat", type=float, default=1.0, help="heartbeat period (s)")
     args = parser.parse_args(argv)
-    print(f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
-          f"{args.executors} executors, {WORKERS_PER_BOARD} workers per board", flush=True)
-    print("boards | place s | lag median ms | lag p99 ms | Nimbus CPU % | Nimbus RSS MB | "
-          "lost board detected s | live rebalance s (moved) | notes", flush=True)
+    print(
+        f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
+        f"{args.executors} executors, {WORKERS_PER_BOARD} workers per board",
+        flush=True,
+    )
+    print(
+        "boards | place s | lag median ms | lag p99 ms | Nimbus CPU % | Nimbus RSS MB | "
+        "lost board detected s | live rebalance s (moved) | notes",
+        flush=True,
+    )
     for boards in args.boards:
         f = run_scale(boards, args.executors, args.procs, args.measure_s, args.timeout, args.heartbeat)
-        print(f"{f.boards} | {f.place_s:.2f} | {f.lag_median_ms:.1f} | {f.lag_p99_ms:.1f} | {f.cpu_pct:.0f} | "
-              f"{f.rss_mb:.0f} | {f.detect_s:.2f} | {f.rebalance_s:.2f} ({f.moved}) | {'; '.join(f.notes)}",
-              flush=True)
+        print(
+            f"{f.boards} | {f.place_s:.2f} | {f.lag_median_ms:.1f} | {f.lag_p99_ms:.1f} | {f.cpu_pct:.0f} | "
+            f"{f.rss_mb:.0f} | {f.detect_s:.2f} | {f.rebalance_s:.2f} ({f.moved}) | {'; '.join(f.notes)}",
+            flush=True,
+        )
     return 0
 
 

@@ -45,8 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for n in args.sizes:
         wall, cpu = measure(n, args.runs)
-        print(f"online, {n:>6,} executors / {n // 10:>5,} workers / {-(-n // 40):>4,} boards: "
-              f"best {wall:7.3f} s wall, {cpu:7.3f} s CPU", flush=True)
+        print(
+            f"online, {n:>6,} executors / {n // 10:>5,} workers / {-(-n // 40):>4,} boards: "
+            f"best {wall:7.3f} s wall, {cpu:7.3f} s CPU",
+            flush=True,
+        )
     return 0
 
 

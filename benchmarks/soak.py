@@ -67,8 +67,9 @@ class Probe(threading.Thread):
                 problem = f"list: {type(exc).__name__}: {exc}"
             started = time.monotonic()
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.cluster.http_port}/metrics",
-                                            timeout=self.stall_s) as r:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.cluster.http_port}/metrics", timeout=self.stall_s
+                ) as r:
                     text = r.read().decode()
                 self.metrics_s.append(time.monotonic() - started)
                 found = LAG.search(text)
@@ -76,7 +77,7 @@ class Probe(threading.Thread):
                     self.lag_max = max(self.lag_max, float(found.group(1)))
             except (OSError, urllib.error.URLError) as exc:
                 problem = problem or f"metrics: {exc}"
-            for took in (self.list_s[-1:] + self.metrics_s[-1:]):
+            for took in self.list_s[-1:] + self.metrics_s[-1:]:
                 if took > self.stall_s and problem is None:
                     problem = f"an answer took {took:.1f} s"
             try:
@@ -112,8 +113,11 @@ def post(cluster, token: str, path: str) -> int:
 def cycle(cluster, token: str, n: int, run_s: float) -> None:
     """One round of churn; raises on anything Nimbus refused."""
     name = f"wc{n % 4}"
-    conf = {"topology.reschedule.interval.secs": 3.0, "topology.reschedule.timeout.secs": 5.0,
-            "topology.traffic.improvement": 1.0}
+    conf = {
+        "topology.reschedule.interval.secs": 3.0,
+        "topology.reschedule.timeout.secs": 5.0,
+        "topology.traffic.improvement": 1.0,
+    }
     cluster.submit(TOPOLOGY, name=name, workers=3, scheduler="online", conf=conf)
     time.sleep(run_s)
     with cluster.client(timeout_s=30) as c:
@@ -170,24 +174,37 @@ def main(argv: list[str] | None = None) -> int:
                 if time.monotonic() - last_line >= 60:
                     last_line = time.monotonic()
                     rss = probe.rss[-1] / 2**20 if probe.rss else float("nan")
-                    print(f"{(last_line - started) / 60:5.1f} min: {n} cycles, {len(probe.list_s)} probes, "
-                          f"list max {max(probe.list_s, default=0):.3f} s, loop lag max {probe.lag_max:.3f} s, "
-                          f"RSS {rss:.0f} MiB, threads max {probe.threads_max}, stalls {len(probe.stalls)}",
-                          flush=True)
+                    print(
+                        f"{(last_line - started) / 60:5.1f} min: {n} cycles, {len(probe.list_s)} probes, "
+                        f"list max {max(probe.list_s, default=0):.3f} s, loop lag max {probe.lag_max:.3f} s, "
+                        f"RSS {rss:.0f} MiB, threads max {probe.threads_max}, stalls {len(probe.stalls)}",
+                        flush=True,
+                    )
         finally:
             probe.stop.set()
             probe.join(args.stall_s * 3)
     figures = {
-        "minutes": round((time.monotonic() - started) / 60, 1), "cycles": n, "cycle_errors": errors,
-        "probes": len(probe.list_s), "stalls": probe.stalls,
-        "list_s": {"p50": percentile(probe.list_s, 0.5), "p99": percentile(probe.list_s, 0.99),
-                   "max": max(probe.list_s, default=float("nan"))},
-        "metrics_s": {"p50": percentile(probe.metrics_s, 0.5), "p99": percentile(probe.metrics_s, 0.99),
-                      "max": max(probe.metrics_s, default=float("nan"))},
+        "minutes": round((time.monotonic() - started) / 60, 1),
+        "cycles": n,
+        "cycle_errors": errors,
+        "probes": len(probe.list_s),
+        "stalls": probe.stalls,
+        "list_s": {
+            "p50": percentile(probe.list_s, 0.5),
+            "p99": percentile(probe.list_s, 0.99),
+            "max": max(probe.list_s, default=float("nan")),
+        },
+        "metrics_s": {
+            "p50": percentile(probe.metrics_s, 0.5),
+            "p99": percentile(probe.metrics_s, 0.99),
+            "max": max(probe.metrics_s, default=float("nan")),
+        },
         "loop_lag_max_s": probe.lag_max,
-        "nimbus_rss_mib": {"first": probe.rss[0] / 2**20 if probe.rss else None,
-                           "max": max(probe.rss) / 2**20 if probe.rss else None,
-                           "last": probe.rss[-1] / 2**20 if probe.rss else None},
+        "nimbus_rss_mib": {
+            "first": probe.rss[0] / 2**20 if probe.rss else None,
+            "max": max(probe.rss) / 2**20 if probe.rss else None,
+            "last": probe.rss[-1] / 2**20 if probe.rss else None,
+        },
         "nimbus_threads_max": probe.threads_max,
         "list_mean_s": statistics.fmean(probe.list_s) if probe.list_s else None,
     }

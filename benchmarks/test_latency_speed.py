@@ -33,17 +33,37 @@ def profiled(executors: int, workers: int) -> Workload:
             sources.append(e.id)
             rate = 50.0
         rows.append(ExecutorProfile(e.id, rate, 2e4))  # ~17 us per item at 1.2 GHz
-    profile = WorkloadProfile(tuple(rows), source_rate=50.0 * len(sources), sources=tuple(sources),
-                              worker_overhead_hz=0.02 * CLOCK, transfer_cycles_per_item=3e4, item_bytes=80.0,
-                              worker_memory_mb=30.0, flush_s=0.0005)
-    return Workload(base.topology, workers, base.executors, base.traffic,
-                    tuple(r.rate * r.service_cycles for r in rows), base.edges, profile)
+    profile = WorkloadProfile(
+        tuple(rows),
+        source_rate=50.0 * len(sources),
+        sources=tuple(sources),
+        worker_overhead_hz=0.02 * CLOCK,
+        transfer_cycles_per_item=3e4,
+        item_bytes=80.0,
+        worker_memory_mb=30.0,
+        flush_s=0.0005,
+    )
+    return Workload(
+        base.topology,
+        workers,
+        base.executors,
+        base.traffic,
+        tuple(r.rate * r.service_cycles for r in rows),
+        base.edges,
+        profile,
+    )
 
 
 def boards(n: int, slots: int) -> tuple[Node, ...]:
-    return tuple(Node(f"n{k:03d}", slots, 4 * CLOCK * 0.8,
-                      BoardProfile(cores=4.0, clock_hz=CLOCK, memory_mb=1024.0, link_mbit=100.0, link_delay_ms=0.3))
-                 for k in range(n))
+    return tuple(
+        Node(
+            f"n{k:03d}",
+            slots,
+            4 * CLOCK * 0.8,
+            BoardProfile(cores=4.0, clock_hz=CLOCK, memory_mb=1024.0, link_mbit=100.0, link_delay_ms=0.3),
+        )
+        for k in range(n)
+    )
 
 
 @pytest.mark.parametrize("executors, workers, nodes", SIZES, ids=[f"{e} executors" for e, _w, _n in SIZES])

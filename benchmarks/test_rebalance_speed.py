@@ -29,7 +29,9 @@ def test_online_speed(benchmark, executors):
         pytest.skip("several seconds; runs under --benchmark-enable")
     workload, nodes = case(executors)
     result = benchmark.pedantic(
-        online.schedule, args=([workload], nodes, SchedulerParams()), rounds=3 if executors <= 1_000 else 1,
+        online.schedule,
+        args=([workload], nodes, SchedulerParams()),
+        rounds=3 if executors <= 1_000 else 1,
         iterations=1,
     )
     # Correctness inside the measured case: every executor placed, workers as asked.

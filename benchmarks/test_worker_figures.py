@@ -9,7 +9,6 @@ end to end, every tree completes, a worker stays under its memory budget.
 from __future__ import annotations
 
 import pytest
-
 from worker_figures import measure_latency, measure_throughput
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -25,8 +24,10 @@ def test_worker_chain_throughput_acking_off(benchmark):
         assert mb < RSS_BUDGET_MB, f"worker {name} uses {mb:.1f} MB"
     benchmark.extra_info.update(tuples_per_s=round(result.tuples_per_s), rss_mb=result.rss_mb)
     if not benchmark.disabled:
-        print(f"\n2 workers, acking off: {result.tuples_per_s:,.0f} tuples/s; "
-              f"RSS A {result.rss_mb['A']:.1f} MB, B {result.rss_mb['B']:.1f} MB")
+        print(
+            f"\n2 workers, acking off: {result.tuples_per_s:,.0f} tuples/s; "
+            f"RSS A {result.rss_mb['A']:.1f} MB, B {result.rss_mb['B']:.1f} MB"
+        )
 
 
 def test_worker_chain_complete_latency_at_1000_per_s(benchmark):
@@ -35,5 +36,7 @@ def test_worker_chain_complete_latency_at_1000_per_s(benchmark):
     assert result.count == count and result.failed == 0
     benchmark.extra_info.update(p50_ms=round(result.p50_ms, 3), p99_ms=round(result.p99_ms, 3))
     if not benchmark.disabled:
-        print(f"\n2 workers, 1,000 tuples/s: complete latency p50 {result.p50_ms:.2f} ms, "
-              f"p99 {result.p99_ms:.2f} ms, mean {result.mean_ms:.2f} ms")
+        print(
+            f"\n2 workers, 1,000 tuples/s: complete latency p50 {result.p50_ms:.2f} ms, "
+            f"p99 {result.p99_ms:.2f} ms, mean {result.mean_ms:.2f} ms"
+        )

@@ -24,8 +24,9 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from squall.supervisor.runtime.messages import ACK_ACK
 from squall.supervisor.transfer import Outbox, TupleCodec
@@ -91,7 +92,8 @@ def check(kind: str, sent: list[tuple[int, Any]], got: list[tuple[int, Any]]) ->
     for (t1, a), (t2, b) in ((sent[0], got[0]), (sent[-1], got[-1])):
         same = (t1 == t2) and (
             (a.values, a.roots or None, a.stream, a.task) == (list(b.values), b.roots, b.stream, b.task)
-            if isinstance(a, Tuple) else tuple(a) == tuple(b)
+            if isinstance(a, Tuple)
+            else tuple(a) == tuple(b)
         )
         if not same:
             raise AssertionError(f"{kind}: sent {(t1, a)!r}, received {(t2, b)!r}")

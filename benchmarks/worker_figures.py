@@ -62,8 +62,17 @@ class TwoWorkers:
         placement = {e: f"127.0.0.1:{self.a}" for e in a_executors} | {e: f"127.0.0.1:{self.b}" for e in b_executors}
         conf = {"squall.worker.heartbeat.secs": 0.25, **conf}
         for port, executors in ((self.a, a_executors), (self.b, b_executors)):
-            launch = write_launch(tmp / f"w{port}.launch", Chain3.spec, port, executors, placement,
-                                  self.sup.endpoint, bundle, conf, active=False)
+            launch = write_launch(
+                tmp / f"w{port}.launch",
+                Chain3.spec,
+                port,
+                executors,
+                placement,
+                self.sup.endpoint,
+                bundle,
+                conf,
+                active=False,
+            )
             self.procs.worker(launch)
         # As a supervisor would: activate once every worker is up, so start-up is not measured.
         self.sup.wait_for(lambda: self.sup.last(self.a) and self.sup.last(self.b), 20, "both workers up")
@@ -80,8 +89,9 @@ class TwoWorkers:
 
 def measure_throughput(seconds: float = 5.0, warmup: float = 1.0) -> Throughput:
     with tempfile.TemporaryDirectory() as tmp:
-        w = TwoWorkers(Path(tmp), [SPOUT], [MIDDLE, SINK],
-                       {"topology.acker.executors": 0, "app.reliable": False, "app.rate": 0})
+        w = TwoWorkers(
+            Path(tmp), [SPOUT], [MIDDLE, SINK], {"topology.acker.executors": 0, "app.reliable": False, "app.rate": 0}
+        )
         try:
             w.sup.collect(warmup)
             first = w.sup.last(w.b)

@@ -97,4 +97,3 @@ class StatefulWordCount(Topology):
     sentences = Sentences.spec(par=1)
     split = SplitSentence.spec(inputs=[sentences], par=2)
     count = StatefulCounter.spec(inputs={split: Grouping.fields("word")}, par=3)
-

@@ -98,9 +98,17 @@ class Board:
         return self.cpu * clock_hz * USABLE_SHARE
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "class": self.board_class, "link": self.link, "link_mbit": self.link_mbit,
-                "delay_ms": self.delay_ms, "jitter_ms": self.jitter_ms,
-                "cpu": self.cpu, "memory_mb": self.memory_mb, "slots": self.slots}
+        return {
+            "id": self.id,
+            "class": self.board_class,
+            "link": self.link,
+            "link_mbit": self.link_mbit,
+            "delay_ms": self.delay_ms,
+            "jitter_ms": self.jitter_ms,
+            "cpu": self.cpu,
+            "memory_mb": self.memory_mb,
+            "slots": self.slots,
+        }
 
 
 def default_slots(memory_mb: int, cores: int, clock_ghz: float) -> int:
@@ -124,7 +132,9 @@ def parse_board(raw: Any, where: str) -> Board:
         raise BoardFileError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     board_id = raw.get("id")
     if not isinstance(board_id, str) or not ID_PATTERN.match(board_id):
-        raise BoardFileError(f"{where}: id must be 1-20 of a-z, 0-9, '-' (starting with a letter or digit), got {board_id!r}")
+        raise BoardFileError(
+            f"{where}: id must be 1-20 of a-z, 0-9, '-' (starting with a letter or digit), got {board_id!r}"
+        )
     where = f"{where} ({board_id})"
     name = raw.get("class")
     cls = CLASSES.get(name) if isinstance(name, str) else None  # a list or dict is not even a key
@@ -151,7 +161,7 @@ def parse_board(raw: Any, where: str) -> Board:
 def parse_boards(data: Any, source: str = "boards") -> list[Board]:
     items = data.get("boards") if isinstance(data, dict) else data
     if not isinstance(items, list) or not items:
-        raise BoardFileError(f"{source}: expected a non-empty list of boards (or {{\"boards\": [...]}})")
+        raise BoardFileError(f'{source}: expected a non-empty list of boards (or {{"boards": [...]}})')
     boards = [parse_board(raw, f"{source}: boards[{i}]") for i, raw in enumerate(items)]
     seen: set[str] = set()
     for b in boards:
@@ -182,9 +192,12 @@ DEFAULT_BOARDS_FILE = Path(__file__).resolve().parents[1] / "examples" / "boards
 def default_boards() -> list[Board]:
     """Two Pi 4 (one on Wi-Fi), a Pi 3 and a Pi 5: the shipped heterogeneous default,
     built in so an installed package needs no example folder."""
-    return parse_boards([
-        {"id": "pi4-a", "class": "pi4"},
-        {"id": "pi4-b", "class": "pi4", "link": "wifi"},
-        {"id": "pi3-a", "class": "pi3"},
-        {"id": "pi5-a", "class": "pi5"},
-    ], "default boards")
+    return parse_boards(
+        [
+            {"id": "pi4-a", "class": "pi4"},
+            {"id": "pi4-b", "class": "pi4", "link": "wifi"},
+            {"id": "pi3-a", "class": "pi3"},
+            {"id": "pi5-a", "class": "pi5"},
+        ],
+        "default boards",
+    )

@@ -19,8 +19,9 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 NAME = "demo"
 # Measured in this order: Aniello's online first (from round robin's placement, as in the
@@ -127,8 +128,15 @@ def read_ledgers(folder: Path) -> dict[str, int]:
     return totals
 
 
-def run_demo(window_s: float = 15.0, rate: float = 250.0, stages: int = 4, replication: int = 2,
-             work: int = 200, workers: int = 4, loopback: bool = False) -> dict[str, Any]:
+def run_demo(
+    window_s: float = 15.0,
+    rate: float = 250.0,
+    stages: int = 4,
+    replication: int = 2,
+    work: int = 200,
+    workers: int = 4,
+    loopback: bool = False,
+) -> dict[str, Any]:
     from squall.experiments.boards import default_boards
     from squall.experiments.testbed import open_cluster
 
@@ -147,8 +155,9 @@ def run_demo(window_s: float = 15.0, rate: float = 250.0, stages: int = 4, repli
     }
     started = time.monotonic()
     # A prefix and subnet of its own, so the demo never touches an experiment's testbed.
-    cluster = open_cluster(default_boards(), prefix="sqdemo", subnet="10.233.0", loopback=loopback,
-                           say=lambda s: progress(s, final=True))
+    cluster = open_cluster(
+        default_boards(), prefix="sqdemo", subnet="10.233.0", loopback=loopback, say=lambda s: progress(s, final=True)
+    )
     figures: dict[str, dict[str, Any]] = {}
     events: dict[str, dict | None] = {}
     try:
@@ -162,24 +171,40 @@ def run_demo(window_s: float = 15.0, rate: float = 250.0, stages: int = 4, repli
             for scheduler in ADAPTIVE_ORDER:
                 mark = _last_id(client)
                 client.rebalance(NAME, scheduler=scheduler)
-                event = _wait(f"{scheduler} rebalance (live migration)", 90, progress,
-                              functools.partial(_requested_done, client, scheduler, mark))
+                event = _wait(
+                    f"{scheduler} rebalance (live migration)",
+                    90,
+                    progress,
+                    functools.partial(_requested_done, client, scheduler, mark),
+                )
                 if event["decision"] == "applied":
                     # The probation measures one window under the new placement and judges it.
-                    event = _wait(f"measuring under {scheduler} (probation)", window_s + 30, progress,
-                                  functools.partial(_judged, client, event["id"]))
+                    event = _wait(
+                        f"measuring under {scheduler} (probation)",
+                        window_s + 30,
+                        progress,
+                        functools.partial(_judged, client, event["id"]),
+                    )
                     figures[scheduler] = _figures(None, None, scheduler, event, event.get("measured_after"))
                     if event["decision"] == "rolled_back":  # measurement restarted with the move back
                         _wait("measuring after the roll-back", window_s + 2, progress)
-                        _wait("latency samples after the roll-back", 60, progress,
-                              lambda: client.stats(NAME).get("latency_avg_ms") is not None)
+                        _wait(
+                            "latency samples after the roll-back",
+                            60,
+                            progress,
+                            lambda: client.stats(NAME).get("latency_avg_ms") is not None,
+                        )
                 else:
                     _wait(f"measuring under {scheduler}", window_s + 2, progress)
                     figures[scheduler] = _figures(client.stats(NAME), client.assignment(NAME), scheduler, event)
                 events[scheduler] = event
             client.set_active(NAME, False)
-            _wait("draining in-flight tuples", 30, progress,
-                  lambda: (lambda t: t["spouts"] and t["in_flight"] == 0)(read_ledgers(ledger)))
+            _wait(
+                "draining in-flight tuples",
+                30,
+                progress,
+                lambda: (lambda t: t["spouts"] and t["in_flight"] == 0)(read_ledgers(ledger)),
+            )
             totals = read_ledgers(ledger)
             client.kill(NAME, 0)
     finally:
@@ -187,8 +212,13 @@ def run_demo(window_s: float = 15.0, rate: float = 250.0, stages: int = 4, repli
     return {
         "cluster": "emulated boards" if type(cluster).__name__ == "Testbed" else "loopback processes",
         "nodes": nodes,
-        "topology": {"stages": stages, "replication": replication, "work": work, "rate_per_spout_task": rate,
-                     "workers": workers},
+        "topology": {
+            "stages": stages,
+            "replication": replication,
+            "work": work,
+            "rate_per_spout_task": rate,
+            "workers": workers,
+        },
         "before": figures["round_robin"],
         "after": figures[DEFAULT_ADAPTIVE],
         "schedulers": figures,
@@ -202,8 +232,9 @@ def run_demo(window_s: float = 15.0, rate: float = 250.0, stages: int = 4, repli
     }
 
 
-def _figures(stats: dict | None, assignment: dict | None, scheduler: str, event: dict | None = None,
-             measured: dict | None = None) -> dict[str, Any]:
+def _figures(
+    stats: dict | None, assignment: dict | None, scheduler: str, event: dict | None = None, measured: dict | None = None
+) -> dict[str, Any]:
     """One scheduler's figures. Latency comes from the probation's measurement when there
     was one (the same window that judged the change), else from the stats."""
     stats = {**(stats or {}), **(measured or {})}
@@ -244,18 +275,23 @@ def render(result: dict[str, Any]) -> str:
         return f"{y / x:.0%}" if x and y is not None else "-"
 
     rows = []
-    for label, key in (("inter-node traffic (tuples/s)", "inter_node_tps"),
-                       ("inter-worker traffic (tuples/s)", "inter_worker_tps"),
-                       ("complete latency avg (ms)", "latency_avg_ms"),
-                       ("complete latency p99 (ms)", "latency_p99_ms")):
+    for label, key in (
+        ("inter-node traffic (tuples/s)", "inter_node_tps"),
+        ("inter-worker traffic (tuples/s)", "inter_worker_tps"),
+        ("complete latency avg (ms)", "latency_avg_ms"),
+        ("complete latency p99 (ms)", "latency_p99_ms"),
+    ):
         row: list[Any] = [label]
         for n in names:
             row.append(figs[n].get(key))
             if n != "round_robin":
                 row.append(ratio(key, n))
         rows.append(tuple(row))
-    for label, key in (("predicted latency avg (ms)", "predicted_latency_ms"), ("nodes used", "nodes_used"),
-                       ("workers", "workers")):
+    for label, key in (
+        ("predicted latency avg (ms)", "predicted_latency_ms"),
+        ("nodes used", "nodes_used"),
+        ("workers", "workers"),
+    ):
         row = [label]
         for n in names:
             row.append(figs[n].get(key))
@@ -277,8 +313,10 @@ def render(result: dict[str, Any]) -> str:
     ]
     for n, ev in (result.get("events") or {}).items():
         ev = ev or {}
-        lines.append(f"{n}: {ev.get('decision', '?')} ({ev.get('reason', '')}); moved {len(ev.get('moved') or [])} "
-                     f"executors; spouts paused {ev.get('paused_s') or 0:.2f} s; probation: {ev.get('probation', '-')}")
+        lines.append(
+            f"{n}: {ev.get('decision', '?')} ({ev.get('reason', '')}); moved {len(ev.get('moved') or [])} "
+            f"executors; spouts paused {ev.get('paused_s') or 0:.2f} s; probation: {ev.get('probation', '-')}"
+        )
     lines += [
         f"tuples: {result['emitted']:,} emitted, {result['acked']:,} acked, {result['lost']:,} lost "
         f"({result['replayed']:,} replays after failures or timeouts)",

@@ -87,8 +87,9 @@ class DelayLine:
     link's delay, in order. Two threads: a reader stamps departure times, a writer waits for
     them (``time.sleep`` is precise to tens of microseconds, unlike an event loop's timer)."""
 
-    def __init__(self, src: socket.socket, dst: socket.socket, link: LinkDelay, rng: random.Random,
-                 on_done: Callable[[], None]) -> None:
+    def __init__(
+        self, src: socket.socket, dst: socket.socket, link: LinkDelay, rng: random.Random, on_done: Callable[[], None]
+    ) -> None:
         self.src, self.dst, self.link, self.rng = src, dst, link, rng
         self.items: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
         self.on_done = on_done
@@ -274,8 +275,11 @@ def serve_main(argv: list[str]) -> int:
     tmp = a.ports_file.with_suffix(".tmp")
     tmp.write_text(json.dumps({"relay": relay.port, "echo": relay.echo_port}))
     tmp.replace(a.ports_file)
-    print(f"EMULATED link delay relay for {a.own}: {format_links(relay.links)}; relay port {relay.port}, "
-          f"echo port {relay.echo_port}", flush=True)
+    print(
+        f"EMULATED link delay relay for {a.own}: {format_links(relay.links)}; relay port {relay.port}, "
+        f"echo port {relay.echo_port}",
+        flush=True,
+    )
     relay.serve_forever()
     return 0
 
@@ -291,12 +295,23 @@ def ping_main(argv: list[str]) -> int:
         pass
     host, _, port = a.target.rpartition(":")
     rtts = measure_rtt(host, int(port), a.count)
-    print(json.dumps({"median_ms": statistics.median(rtts) * 1e3, "min_ms": min(rtts) * 1e3,
-                      "max_ms": max(rtts) * 1e3, "count": len(rtts)}))
+    print(
+        json.dumps(
+            {
+                "median_ms": statistics.median(rtts) * 1e3,
+                "min_ms": min(rtts) * 1e3,
+                "max_ms": max(rtts) * 1e3,
+                "count": len(rtts),
+            }
+        )
+    )
     return 0
 
 
 if __name__ == "__main__":
     verb, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
-    sys.exit({"serve": serve_main, "ping": ping_main}.get(verb, lambda _: print(
-        "usage: python -m squall.experiments.linkdelay serve|ping ...", file=sys.stderr) or 2)(rest))
+    sys.exit(
+        {"serve": serve_main, "ping": ping_main}.get(
+            verb, lambda _: print("usage: python -m squall.experiments.linkdelay serve|ping ...", file=sys.stderr) or 2
+        )(rest)
+    )

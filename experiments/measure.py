@@ -61,7 +61,9 @@ def latency_stats(latencies_s: Sequence[float], seconds: float) -> dict[str, flo
     }
 
 
-def timeline(samples: Sequence[tuple[float, float]], origin: float, bin_s: float = 1.0) -> list[tuple[float, float, int]]:
+def timeline(
+    samples: Sequence[tuple[float, float]], origin: float, bin_s: float = 1.0
+) -> list[tuple[float, float, int]]:
     """(seconds since ``origin``, average latency ms, samples) per bin, bins without samples left out."""
     bins: dict[int, list[float]] = {}
     for t, lat in samples:
@@ -123,8 +125,9 @@ def aggregate(rows: Sequence[dict[str, Any]], keys: Sequence[str], metrics: Sequ
     return out
 
 
-def link_utilisation(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]],
-                     mbit: dict[str, float], seconds: float) -> dict[str, float]:
+def link_utilisation(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], mbit: dict[str, float], seconds: float
+) -> dict[str, float]:
     """Per board, the busier direction of its link as a share of the link's rate over
     ``seconds``: counters are (bytes up, bytes down) per board."""
     out = {}
@@ -137,8 +140,9 @@ def link_utilisation(before: dict[str, tuple[int, int]], after: dict[str, tuple[
     return out
 
 
-def bootstrap_ratio_ci(values: Sequence[float | None], base: Sequence[float | None], resamples: int = 2000,
-                       seed: int = 13) -> tuple[float, float, float]:
+def bootstrap_ratio_ci(
+    values: Sequence[float | None], base: Sequence[float | None], resamples: int = 2000, seed: int = 13
+) -> tuple[float, float, float]:
     """mean(values) / mean(base) and its 95% bootstrap interval, resampling the repetitions
     of each side independently (percentile method; fixed seed, so a summary is reproducible).
     Values that are missing (None) or not finite are left out. NaN when either side has no

@@ -55,12 +55,15 @@ def delay_unavailable_reason() -> str | None:
     """Why link delay cannot be emulated here (it needs iptables' nat REDIRECT in the
     namespaces), or None when it can."""
     if shutil.which("iptables") is None:
-        return ("emulated link delay needs `iptables` (nat REDIRECT into the delay relay); install it, "
-                "or give every board delay_ms 0 and jitter_ms 0")
+        return (
+            "emulated link delay needs `iptables` (nat REDIRECT into the delay relay); install it, "
+            "or give every board delay_ms 0 and jitter_ms 0"
+        )
     return None
 
 
 # -- making --------------------------------------------------------------------------------
+
 
 def add_bridge(name: str, address: str) -> None:
     sh("ip", "link", "add", name, "type", "bridge")
@@ -102,8 +105,31 @@ def redirect_to_relay(ns: str, peers: list[str], relay_port: int, mark: int) -> 
     to the delay relay on ``relay_port`` — except the relay's own, which carry ``mark``.
     The rules live in the namespace and go with it."""
     for peer in peers:
-        sh("ip", "netns", "exec", ns, "iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", f"{peer}/32",
-           "-m", "mark", "!", "--mark", str(mark), "-j", "REDIRECT", "--to-ports", str(relay_port))
+        sh(
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "iptables",
+            "-w",
+            "-t",
+            "nat",
+            "-A",
+            "OUTPUT",
+            "-p",
+            "tcp",
+            "-d",
+            f"{peer}/32",
+            "-m",
+            "mark",
+            "!",
+            "--mark",
+            str(mark),
+            "-j",
+            "REDIRECT",
+            "--to-ports",
+            str(relay_port),
+        )
 
 
 def redirect_rules(ns: str) -> list[str]:
@@ -129,6 +155,7 @@ def cgroup_join_prefix(name: str) -> list[str]:
 
 
 # -- finding and removing --------------------------------------------------------------------
+
 
 def namespaces(prefix: str) -> list[str]:
     out = sh("ip", "netns", "list", check=False).stdout
@@ -173,8 +200,12 @@ def cgroups(prefix: str) -> list[str]:
 
 def leftovers(prefix: str) -> dict[str, list[str]]:
     """Everything named with ``prefix`` that exists now (empty lists when clean)."""
-    return {"namespaces": namespaces(prefix), "links": links(prefix), "qdiscs": qdiscs(prefix),
-            "cgroups": cgroups(prefix)}
+    return {
+        "namespaces": namespaces(prefix),
+        "links": links(prefix),
+        "qdiscs": qdiscs(prefix),
+        "cgroups": cgroups(prefix),
+    }
 
 
 def pids_in(prefix: str) -> set[int]:

@@ -25,14 +25,18 @@ def _pyplot() -> Any:
     return plt
 
 
-def lines(agg: list[dict[str, Any]], x: str, y: str, path: Path, title: str, xlabel: str, ylabel: str,
-          logx: bool = False) -> None:
+def lines(
+    agg: list[dict[str, Any]], x: str, y: str, path: Path, title: str, xlabel: str, ylabel: str, logx: bool = False
+) -> None:
     """One line per scheduler of ``y`` (mean, error bars = standard deviation) against ``x``."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     for sched, (colour, marker, label) in STYLE.items():
-        pts = sorted((a[x], a[y], a.get(f"{y}_std", 0.0)) for a in agg
-                     if a["scheduler"] == sched and isinstance(a[y], float) and math.isfinite(a[y]))
+        pts = sorted(
+            (a[x], a[y], a.get(f"{y}_std", 0.0))
+            for a in agg
+            if a["scheduler"] == sched and isinstance(a[y], float) and math.isfinite(a[y])
+        )
         if pts:
             xs, ys, es = zip(*pts)
             ax.errorbar(xs, ys, yerr=es, color=colour, marker=marker, label=label, capsize=3)

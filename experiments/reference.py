@@ -146,8 +146,12 @@ class ChainSpout(Spout):
         if not force and self.active and now - self.ledger_at < 0.5:
             return
         self.ledger_at = now
-        record = {"emitted": self.seq, "acked": self.seq - len(self.in_flight),
-                  "in_flight": len(self.in_flight), "replayed": self.replayed}
+        record = {
+            "emitted": self.seq,
+            "acked": self.seq - len(self.in_flight),
+            "in_flight": len(self.in_flight),
+            "replayed": self.replayed,
+        }
         tmp = f"{self.ledger}.tmp"
         with open(tmp, "w") as f:
             json.dump(record, f)
@@ -287,8 +291,10 @@ def diamond_topology(
     return type("Diamond", (Topology,), attrs)
 
 
-WORDS = ("the quick brown fox jumps over the lazy dog while small boards count every word "
-         "that streams past in a cluster of pies").split()
+WORDS = (
+    "the quick brown fox jumps over the lazy dog while small boards count every word "
+    "that streams past in a cluster of pies"
+).split()
 
 
 class SentenceSpout(ChainSpout):
@@ -335,8 +341,14 @@ def wordcount_topology(
     spout = SentenceSpout.spec(name="sentences", par=replication)
     split = SplitBolt.spec(name="split", inputs={spout: Grouping.SHUFFLE}, par=replication)
     count = CountBolt.spec(name="count", inputs={split: Grouping.fields("word")}, par=replication)
-    return type("WordCount", (Topology,), {
-        "name": name or f"wordcount-{replication}",
-        "config": _config(0, rate, reliable),
-        "sentences": spout, "split": split, "count": count,
-    })
+    return type(
+        "WordCount",
+        (Topology,),
+        {
+            "name": name or f"wordcount-{replication}",
+            "config": _config(0, rate, reliable),
+            "sentences": spout,
+            "split": split,
+            "count": count,
+        },
+    )

@@ -34,9 +34,10 @@ import math
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from squall.client import NimbusError, NimbusUnreachable
 from squall.experiments import measure
@@ -56,9 +57,11 @@ class Loop:
     deadline_s: float = 90.0  # after the window is full, how long to wait for a decision
 
     def conf(self) -> dict[str, float]:
-        return {"topology.reschedule.interval.secs": self.interval_s,
-                "topology.reschedule.timeout.secs": self.timeout_s,
-                "topology.traffic.improvement": self.improvement_pct}
+        return {
+            "topology.reschedule.interval.secs": self.interval_s,
+            "topology.reschedule.timeout.secs": self.timeout_s,
+            "topology.traffic.improvement": self.improvement_pct,
+        }
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,9 @@ class Runner:
     """Runs trials on ``cluster`` (a Testbed or LocalCluster), writing latency files under
     ``workdir``; ``say`` reports progress."""
 
-    def __init__(self, cluster: Any, workdir: Path, timing: Timing, workers: int,
-                 say: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, cluster: Any, workdir: Path, timing: Timing, workers: int, say: Callable[[str], None] = print
+    ) -> None:
         self.cluster, self.timing, self.workers, self.say = cluster, timing, workers, say
         self.out = workdir
         self.lat_dir = workdir / "latency"
@@ -108,8 +112,16 @@ class Runner:
 
         return make_bundle(self._stub)
 
-    def trial(self, label: str, topology: type[Topology], scheduler: str, params: dict[str, Any],
-              alpha: float | None = None, keep_timeline: bool = False, loop: Loop | None = None) -> TrialResult:
+    def trial(
+        self,
+        label: str,
+        topology: type[Topology],
+        scheduler: str,
+        params: dict[str, Any],
+        alpha: float | None = None,
+        keep_timeline: bool = False,
+        loop: Loop | None = None,
+    ) -> TrialResult:
         """One trial; with ``loop``, an adaptive scheduler (one in MEASURED_AFTER_REBALANCE
         other than partition, which has no loop) is submitted as itself and left to decide."""
         t = self.timing
@@ -140,8 +152,16 @@ class Runner:
             time.sleep(LOOP_POLL_S)
         return None, {}
 
-    def _run(self, c: Any, name: str, scheduler: str, params: dict[str, Any], alpha: float | None,
-             keep_timeline: bool, loop: Loop | None = None) -> TrialResult:
+    def _run(
+        self,
+        c: Any,
+        name: str,
+        scheduler: str,
+        params: dict[str, Any],
+        alpha: float | None,
+        keep_timeline: bool,
+        loop: Loop | None = None,
+    ) -> TrialResult:
         t = self.timing
         self._wait_running(c, name)
         origin = self._wait_flowing(name)
@@ -175,12 +195,16 @@ class Runner:
         t1, bytes1, throttled1, links1 = time.time(), self.link_bytes(), self.throttled(), self.link_counters()
         time.sleep(1.0)  # the sinks flush every half second
         samples = measure.read_latencies(self.lat_dir, name)
-        row: dict[str, Any] = {"topology": name, "scheduler": scheduler, **params,
-                               "alpha": alpha if alpha is not None else "",
-                               "moved_executors": len(event.get("moved", [])),
-                               "switched_at_s": round(switched_at, 2) if switched_at is not None else "",
-                               "decided_by": decided_by or ("requested" if switched_at is not None else "at submit"),
-                               "paused_s": event.get("paused_s") or 0.0}
+        row: dict[str, Any] = {
+            "topology": name,
+            "scheduler": scheduler,
+            **params,
+            "alpha": alpha if alpha is not None else "",
+            "moved_executors": len(event.get("moved", [])),
+            "switched_at_s": round(switched_at, 2) if switched_at is not None else "",
+            "decided_by": decided_by or ("requested" if switched_at is not None else "at submit"),
+            "paused_s": event.get("paused_s") or 0.0,
+        }
         row.update(measure.latency_stats(measure.between(samples, t0, t1), t1 - t0))
         # Nimbus averages complete latency over its metrics window: only samples whose
         # window lies inside the measured interval count, else a migration's catch-up or
@@ -194,7 +218,9 @@ class Runner:
             row[key] = measure.mean_std(s.get(key, math.nan) for s in traffic)[0]
         row["nodes_used"] = traffic[-1].get("nodes_used") if traffic else ""
         row["workers_used"] = traffic[-1].get("workers_used") if traffic else ""
-        row["link_kbit_s"] = (bytes1 - bytes0) * 8 / 1e3 / (t1 - t0) if bytes0 is not None and bytes1 is not None else math.nan
+        row["link_kbit_s"] = (
+            (bytes1 - bytes0) * 8 / 1e3 / (t1 - t0) if bytes0 is not None and bytes1 is not None else math.nan
+        )
         # Share of the measured time each board's CPU cap held it back: the busiest board's.
         held = {b: (throttled1[b] - throttled0.get(b, 0.0)) / (t1 - t0) for b in throttled1}
         row["throttled_max"] = round(max(held.values()), 3) if held else ""
@@ -239,8 +265,22 @@ class Runner:
         trial without running it again (``benchmarks/model_calibration.py``)."""
         if model is None:
             return
-        keep = ("topology", "scheduler", "stages", "replication", "rep", "alpha", "payload", "complete_ms",
-                "latency_avg_ms", "latency_p50_ms", "sink_tps", "throttled_max", "nodes_used", "workers_used")
+        keep = (
+            "topology",
+            "scheduler",
+            "stages",
+            "replication",
+            "rep",
+            "alpha",
+            "payload",
+            "complete_ms",
+            "latency_avg_ms",
+            "latency_p50_ms",
+            "sink_tps",
+            "throttled_max",
+            "nodes_used",
+            "workers_used",
+        )
         record = {k: row[k] for k in keep if k in row}
         record["model"] = model
         with open(self.out / "models.jsonl", "a") as f:

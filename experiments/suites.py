@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from squall.experiments import measure, plots
 from squall.experiments.reference import chain_topology, diamond_topology, wordcount_topology
@@ -35,8 +36,15 @@ from squall.experiments.runner import Loop, Runner, TrialResult
 PAPER_SCHEDULERS = ("round_robin", "offline", "online", "partition")
 OPTIONAL_SCHEDULERS = ("latency",)  # joins every figure once registered
 ALPHA_FREE = ("round_robin", "partition", "latency")  # schedulers that do not read alpha
-METRICS = ("latency_avg_ms", "latency_p99_ms", "inter_node_tps", "inter_worker_tps", "sink_tps", "link_kbit_s",
-           "link_util_max")
+METRICS = (
+    "latency_avg_ms",
+    "latency_p99_ms",
+    "inter_node_tps",
+    "inter_worker_tps",
+    "sink_tps",
+    "link_kbit_s",
+    "link_util_max",
+)
 STAGES_FULL = (2, 3, 4, 5, 6, 7)  # figures 9-12: every stage count the paper plots
 ALPHAS_FULL = (0.0, 0.05, 0.1, 0.15, 0.2)  # figures 13-14, with the paper's optimum 0.05
 PAYLOADS_FULL = (64, 256, 1024, 4096, 8192, 16384)
@@ -74,8 +82,10 @@ def _progress(ctx: Context, done: int, total: int, what: str) -> None:
 
 
 def _report(ctx: Context, res_row: dict[str, Any]) -> None:
-    ctx.say(f"      latency avg {res_row['latency_avg_ms']:.1f} ms, p99 {res_row['latency_p99_ms']:.1f} ms, "
-            f"inter-node {res_row['inter_node_tps']:.0f} t/s, {res_row['samples']} samples")
+    ctx.say(
+        f"      latency avg {res_row['latency_avg_ms']:.1f} ms, p99 {res_row['latency_p99_ms']:.1f} ms, "
+        f"inter-node {res_row['inter_node_tps']:.0f} t/s, {res_row['samples']} samples"
+    )
 
 
 @dataclass
@@ -90,8 +100,9 @@ class Trials:
     rows: list[dict[str, Any]] = field(default_factory=list)
     done: int = 0
 
-    def run(self, what: str, label: str, topology: type, scheduler: str, params: dict[str, Any],
-            **options: Any) -> TrialResult:
+    def run(
+        self, what: str, label: str, topology: type, scheduler: str, params: dict[str, Any], **options: Any
+    ) -> TrialResult:
         """``Runner.trial(label, topology, scheduler, params, **options)``, recorded."""
         self.done += 1
         _progress(self.ctx, self.done, self.total, what)
@@ -115,6 +126,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 # -- timeline (figure 8) ------------------------------------------------------------------------
 
+
 def timeline_topology(kind: str, load: Load) -> type:
     if kind == "diamond":
         return diamond_topology(branches=2, replication=2, work=load.work, rate=load.rate)
@@ -137,8 +149,12 @@ def run_timeline(ctx: Context, topology: str = "chain") -> list[dict[str, Any]]:
     loop, window = timeline_loop(ctx.quick)  # full: 15 s of measurements before any decision
     # round_robin and offline warm up about as long as the adaptive ones wait for their first
     # decision, so no scheduler is measured during the start-up transient.
-    ctx.runner.timing = replace(base, window_s=window, warmup_s=window + loop.interval_s + base.settle_s + 2,
-                                measure_s=base.measure_s * (1 if ctx.quick else 2))
+    ctx.runner.timing = replace(
+        base,
+        window_s=window,
+        warmup_s=window + loop.interval_s + base.settle_s + 2,
+        measure_s=base.measure_s * (1 if ctx.quick else 2),
+    )
     bins: list[dict[str, Any]] = []
     scheds = schedulers()
     trials = Trials(ctx, base.reps * len(scheds), "timeline.csv")
@@ -146,8 +162,15 @@ def run_timeline(ctx: Context, topology: str = "chain") -> list[dict[str, Any]]:
     try:
         for rep in range(1, base.reps + 1):
             for sched in scheds:
-                res = trials.run(f"timeline {topology}: {sched}, rep {rep}", "timeline", topo, sched,
-                                 {"shape": topology, "rep": rep}, keep_timeline=True, loop=loop)
+                res = trials.run(
+                    f"timeline {topology}: {sched}, rep {rep}",
+                    "timeline",
+                    topo,
+                    sched,
+                    {"shape": topology, "rep": rep},
+                    keep_timeline=True,
+                    loop=loop,
+                )
                 for t, avg, n in measure.timeline(res.samples, 0.0):
                     bins.append({"scheduler": sched, "rep": rep, "t_s": t, "latency_avg_ms": avg, "samples": n})
                 write_csv(ctx.out / "timeline-bins.csv", bins)
@@ -157,25 +180,41 @@ def run_timeline(ctx: Context, topology: str = "chain") -> list[dict[str, Any]]:
     return trials.rows
 
 
-def report_timeline(ctx: Context, rows: list[dict[str, Any]], bins: list[dict[str, Any]],
-                    topology: str = "chain") -> None:
+def report_timeline(
+    ctx: Context, rows: list[dict[str, Any]], bins: list[dict[str, Any]], topology: str = "chain"
+) -> None:
     loop, window = timeline_loop(ctx.quick)
     switches: dict[str, list[float]] = {}
     for r in rows:
         if isinstance(r.get("switched_at_s"), (int, float)):
             switches.setdefault(r["scheduler"], []).append(float(r["switched_at_s"]))
-    plots.timeline(bins, switches, ctx.out / "timeline.png",
-                   f"Latency over time ({topology}); dotted: when each adaptive scheduler rebalanced")
+    plots.timeline(
+        bins,
+        switches,
+        ctx.out / "timeline.png",
+        f"Latency over time ({topology}); dotted: when each adaptive scheduler rebalanced",
+    )
     agg = measure.aggregate(rows, ["scheduler"], METRICS)
-    notes = [f"Periodic loop: interval {loop.interval_s:g} s, threshold {loop.improvement_pct:g}% of inter-node "
-             f"traffic, metrics window {window:g} s; partition (no loop) is asked once its window is full.", ""]
-    notes += [f"- {r['scheduler']} rep {r['rep']}: {r['decided_by']}"
-              + (f", switched at {r['switched_at_s']} s, moved {r['moved_executors']} executors" if r['switched_at_s'] != "" else "")
-              for r in rows if r["scheduler"] not in ("round_robin", "offline")]
+    notes = [
+        f"Periodic loop: interval {loop.interval_s:g} s, threshold {loop.improvement_pct:g}% of inter-node "
+        f"traffic, metrics window {window:g} s; partition (no loop) is asked once its window is full.",
+        "",
+    ]
+    notes += [
+        f"- {r['scheduler']} rep {r['rep']}: {r['decided_by']}"
+        + (
+            f", switched at {r['switched_at_s']} s, moved {r['moved_executors']} executors"
+            if r["switched_at_s"] != ""
+            else ""
+        )
+        for r in rows
+        if r["scheduler"] not in ("round_robin", "offline")
+    ]
     write_summary(ctx, "timeline", f"Latency over time, {topology} (figure 8)", agg, [], ["timeline.png"], notes)
 
 
 # -- stages (figures 9-12) ----------------------------------------------------------------------
+
 
 def run_stages(ctx: Context) -> list[dict[str, Any]]:
     stage_counts = (3, 5) if ctx.quick else STAGES_FULL
@@ -186,11 +225,17 @@ def run_stages(ctx: Context) -> list[dict[str, Any]]:
     trials = Trials(ctx, reps * len(points) * len(scheds), "stages.csv")
     for rep in range(1, reps + 1):
         for repl, stages in points:
-            topo = chain_topology(stages=stages, replication=repl, work=ctx.load.work, rate=ctx.load.rate,
-                                  payload=ctx.load.payload)
+            topo = chain_topology(
+                stages=stages, replication=repl, work=ctx.load.work, rate=ctx.load.rate, payload=ctx.load.payload
+            )
             for sched in scheds:
-                trials.run(f"stages={stages} replication={repl}: {sched}, rep {rep}", f"st{stages}r{repl}", topo,
-                           sched, {"stages": stages, "replication": repl, "rep": rep})
+                trials.run(
+                    f"stages={stages} replication={repl}: {sched}, rep {rep}",
+                    f"st{stages}r{repl}",
+                    topo,
+                    sched,
+                    {"stages": stages, "replication": repl, "rep": rep},
+                )
     report_stages(ctx, trials.rows)
     return trials.rows
 
@@ -200,29 +245,47 @@ def report_stages(ctx: Context, rows: list[dict[str, Any]]) -> None:
     images = []
     for repl in sorted({r["replication"] for r in rows}):
         part = [a for a in agg if a["replication"] == repl]
-        for metric, label in (("latency_avg_ms", "average latency (ms)"), ("inter_node_tps", "inter-node traffic (tuples/s)")):
+        for metric, label in (
+            ("latency_avg_ms", "average latency (ms)"),
+            ("inter_node_tps", "inter-node traffic (tuples/s)"),
+        ):
             name = f"stages-{metric.split('_')[0].replace('inter', 'traffic')}-r{repl}.png"
-            plots.lines(part, "stages", metric, ctx.out / name, f"{label} vs stages, replication {repl}",
-                        "stages", label)
+            plots.lines(
+                part, "stages", metric, ctx.out / name, f"{label} vs stages, replication {repl}", "stages", label
+            )
             images.append(name)
-    write_summary(ctx, "stages", "Latency and inter-node traffic vs number of stages (figures 9-12)", agg,
-                  ["replication", "stages"], images)
+    write_summary(
+        ctx,
+        "stages",
+        "Latency and inter-node traffic vs number of stages (figures 9-12)",
+        agg,
+        ["replication", "stages"],
+        images,
+    )
 
 
 # -- alpha (figures 13-14) ----------------------------------------------------------------------
 
+
 def run_alpha(ctx: Context) -> list[dict[str, Any]]:
     alphas = (0.0, 0.2) if ctx.quick else ALPHAS_FULL
     reps = ctx.runner.timing.reps
-    topo = chain_topology(stages=6, replication=5, work=ctx.load.work, rate=ctx.load.rate / 2,
-                          payload=ctx.load.payload)
+    topo = chain_topology(stages=6, replication=5, work=ctx.load.work, rate=ctx.load.rate / 2, payload=ctx.load.payload)
     scheds = schedulers()
-    plan = [(s, None) for s in scheds if s in ALPHA_FREE] + [(s, a) for a in alphas for s in scheds if s not in ALPHA_FREE]
+    plan = [(s, None) for s in scheds if s in ALPHA_FREE] + [
+        (s, a) for a in alphas for s in scheds if s not in ALPHA_FREE
+    ]
     trials = Trials(ctx, reps * len(plan), "alpha.csv")
     for rep in range(1, reps + 1):
         for sched, alpha in plan:
-            trials.run(f"alpha={'-' if alpha is None else alpha}: {sched}, rep {rep}", "alpha", topo, sched,
-                       {"stages": 6, "replication": 5, "rep": rep}, alpha=alpha)
+            trials.run(
+                f"alpha={'-' if alpha is None else alpha}: {sched}, rep {rep}",
+                "alpha",
+                topo,
+                sched,
+                {"stages": 6, "replication": 5, "rep": rep},
+                alpha=alpha,
+            )
     report_alpha(ctx, trials.rows)
     return trials.rows
 
@@ -234,15 +297,20 @@ def report_alpha(ctx: Context, rows: list[dict[str, Any]]) -> None:
     spread = [{**a, "alpha": x} for a in agg if a["scheduler"] in ALPHA_FREE for x in alphas]
     drawn = [a for a in agg if a["scheduler"] not in ALPHA_FREE] + spread
     images = []
-    for metric, label in (("latency_avg_ms", "average latency (ms)"), ("inter_node_tps", "inter-node traffic (tuples/s)")):
+    for metric, label in (
+        ("latency_avg_ms", "average latency (ms)"),
+        ("inter_node_tps", "inter-node traffic (tuples/s)"),
+    ):
         name = f"alpha-{'latency' if metric.startswith('latency') else 'traffic'}.png"
-        plots.lines(drawn, "alpha", metric, ctx.out / name, f"{label} vs alpha, 6 components x 5 executors",
-                    "alpha", label)
+        plots.lines(
+            drawn, "alpha", metric, ctx.out / name, f"{label} vs alpha, 6 components x 5 executors", "alpha", label
+        )
         images.append(name)
     write_summary(ctx, "alpha", "Latency and inter-node traffic vs alpha (figures 13-14)", agg, ["alpha"], images)
 
 
 # -- payload: links under load -------------------------------------------------------------------
+
 
 def run_payload(ctx: Context) -> list[dict[str, Any]]:
     """Tuple padding from 64 B to 16 KiB (on the Wi-Fi board file by default), a 4-stage
@@ -255,10 +323,17 @@ def run_payload(ctx: Context) -> list[dict[str, Any]]:
         for payload in payloads:
             topo = chain_topology(stages=4, replication=2, work=ctx.load.work, rate=ctx.load.rate, payload=payload)
             for sched in scheds:
-                res = trials.run(f"payload={payload} B: {sched}, rep {rep}", f"pl{payload}", topo, sched,
-                                 {"stages": 4, "replication": 2, "payload": payload, "rep": rep})
-                ctx.say(f"      busiest link {res.row.get('link_util_board') or '-'} at "
-                        f"{_pct(res.row.get('link_util_max'))} of its rate")
+                res = trials.run(
+                    f"payload={payload} B: {sched}, rep {rep}",
+                    f"pl{payload}",
+                    topo,
+                    sched,
+                    {"stages": 4, "replication": 2, "payload": payload, "rep": rep},
+                )
+                ctx.say(
+                    f"      busiest link {res.row.get('link_util_board') or '-'} at "
+                    f"{_pct(res.row.get('link_util_max'))} of its rate"
+                )
     report_payload(ctx, trials.rows)
     return trials.rows
 
@@ -266,13 +341,30 @@ def run_payload(ctx: Context) -> list[dict[str, Any]]:
 def report_payload(ctx: Context, rows: list[dict[str, Any]]) -> None:
     agg = measure.aggregate(rows, ["payload", "scheduler"], METRICS)
     images = []
-    for x, name, label in (("payload", "payload-latency.png", "tuple padding (bytes)"),
-                           ("link_util_max", "payload-load.png", "offered load of the busiest link (share of its rate)")):
-        plots.lines(agg, x, "latency_avg_ms", ctx.out / name, f"average latency vs {label}", label,
-                    "average latency (ms)", logx=(x == "payload"))
+    for x, name, label in (
+        ("payload", "payload-latency.png", "tuple padding (bytes)"),
+        ("link_util_max", "payload-load.png", "offered load of the busiest link (share of its rate)"),
+    ):
+        plots.lines(
+            agg,
+            x,
+            "latency_avg_ms",
+            ctx.out / name,
+            f"average latency vs {label}",
+            label,
+            "average latency (ms)",
+            logx=(x == "payload"),
+        )
         images.append(name)
-    write_summary(ctx, "payload", "Links under load: latency vs tuple size and link load", agg, ["payload"], images,
-                  extra_columns=(("link_util_max", "busiest link load", 2),))
+    write_summary(
+        ctx,
+        "payload",
+        "Links under load: latency vs tuple size and link load",
+        agg,
+        ["payload"],
+        images,
+        extra_columns=(("link_util_max", "busiest link load", 2),),
+    )
 
 
 def _pct(value: Any) -> str:
@@ -280,7 +372,10 @@ def _pct(value: Any) -> str:
 
 
 EXPERIMENTS: dict[str, Callable[..., list[dict[str, Any]]]] = {
-    "timeline": run_timeline, "stages": run_stages, "alpha": run_alpha, "payload": run_payload,
+    "timeline": run_timeline,
+    "stages": run_stages,
+    "alpha": run_alpha,
+    "payload": run_payload,
 }
 
 
@@ -295,12 +390,15 @@ def report_only(ctx: Context, name: str) -> None:
     ctx.runner.timing = replace(ctx.runner.timing, reps=done)
     if name == "timeline":
         bins_path = ctx.out / "timeline-bins.csv"
-        report_timeline(ctx, rows, read_csv(bins_path) if bins_path.exists() else [], str(rows[0].get("shape", "chain")))
+        report_timeline(
+            ctx, rows, read_csv(bins_path) if bins_path.exists() else [], str(rows[0].get("shape", "chain"))
+        )
     else:
         {"stages": report_stages, "alpha": report_alpha, "payload": report_payload}[name](ctx, rows)
 
 
 # -- summary --------------------------------------------------------------------------------------
+
 
 def _cell(a: dict[str, Any], metric: str, digits: int = 1) -> str:
     mean, std = a.get(metric, math.nan), a.get(f"{metric}_std", math.nan)
@@ -309,29 +407,72 @@ def _cell(a: dict[str, Any], metric: str, digits: int = 1) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def write_summary(ctx: Context, name: str, title: str, agg: list[dict[str, Any]], keys: list[str],
-                  images: list[str], notes: list[str] | None = None,
-                  extra_columns: tuple[tuple[str, str, int], ...] = ()) -> None:
+def write_summary(
+    ctx: Context,
+    name: str,
+    title: str,
+    agg: list[dict[str, Any]],
+    keys: list[str],
+    images: list[str],
+    notes: list[str] | None = None,
+    extra_columns: tuple[tuple[str, str, int], ...] = (),
+) -> None:
     """``<name>-summary.md``: the table of means ± std, each scheduler's latency and
     inter-node traffic as a ratio to round_robin in the same cell with a 95% bootstrap
     interval over repetitions, notes, and the figures."""
     rows = _rows_of(ctx, name)
-    lines = [f"# {title}", "", ctx.setup, "",
-             f"Mode: {'quick' if ctx.quick else 'full'}; {ctx.runner.timing.reps} repetition(s) per point; "
-             "mean ± standard deviation over repetitions. Data: "
-             f"`{name}.csv`.", "",
-             "| " + " | ".join([*keys, "scheduler", "latency avg (ms)", "latency p99 (ms)", "inter-node (t/s)",
-                                "inter-worker (t/s)", "sink (t/s)", *(c[1] for c in extra_columns), "n"]) + " |",
-             "|" + "---|" * (len(keys) + 7 + len(extra_columns))]
+    lines = [
+        f"# {title}",
+        "",
+        ctx.setup,
+        "",
+        f"Mode: {'quick' if ctx.quick else 'full'}; {ctx.runner.timing.reps} repetition(s) per point; "
+        "mean ± standard deviation over repetitions. Data: "
+        f"`{name}.csv`.",
+        "",
+        "| "
+        + " | ".join(
+            [
+                *keys,
+                "scheduler",
+                "latency avg (ms)",
+                "latency p99 (ms)",
+                "inter-node (t/s)",
+                "inter-worker (t/s)",
+                "sink (t/s)",
+                *(c[1] for c in extra_columns),
+                "n",
+            ]
+        )
+        + " |",
+        "|" + "---|" * (len(keys) + 7 + len(extra_columns)),
+    ]
     for a in agg:
-        lines.append("| " + " | ".join([*(str(a[k]) for k in keys), a["scheduler"], _cell(a, "latency_avg_ms"),
-                                        _cell(a, "latency_p99_ms"), _cell(a, "inter_node_tps", 0),
-                                        _cell(a, "inter_worker_tps", 0), _cell(a, "sink_tps", 0),
-                                        *(_cell(a, c[0], c[2]) for c in extra_columns), str(a["n"])]) + " |")
-    lines += ["", "Ratio to round_robin in the same cell (mean of the scheduler / mean of round_robin, "
-              "[95% bootstrap interval over repetitions]; < 1 is better):", "",
-              "| " + " | ".join([*keys, "scheduler", "latency avg", "inter-node traffic"]) + " |",
-              "|" + "---|" * (len(keys) + 3)]
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    *(str(a[k]) for k in keys),
+                    a["scheduler"],
+                    _cell(a, "latency_avg_ms"),
+                    _cell(a, "latency_p99_ms"),
+                    _cell(a, "inter_node_tps", 0),
+                    _cell(a, "inter_worker_tps", 0),
+                    _cell(a, "sink_tps", 0),
+                    *(_cell(a, c[0], c[2]) for c in extra_columns),
+                    str(a["n"]),
+                ]
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "Ratio to round_robin in the same cell (mean of the scheduler / mean of round_robin, "
+        "[95% bootstrap interval over repetitions]; < 1 is better):",
+        "",
+        "| " + " | ".join([*keys, "scheduler", "latency avg", "inter-node traffic"]) + " |",
+        "|" + "---|" * (len(keys) + 3),
+    ]
     for line in ratio_lines(rows, keys):
         lines.append(line)
     if notes:

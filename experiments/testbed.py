@@ -57,8 +57,14 @@ class Cluster(Protocol):
     @property
     def node_ids(self) -> list[str]: ...
     def client(self, timeout_s: float = 5.0) -> NimbusClient: ...
-    def submit(self, target: str, name: str | None = None, workers: int | None = None,
-               scheduler: str = "round_robin", conf: dict | None = None) -> str: ...
+    def submit(
+        self,
+        target: str,
+        name: str | None = None,
+        workers: int | None = None,
+        scheduler: str = "round_robin",
+        conf: dict | None = None,
+    ) -> str: ...
     def close(self) -> None: ...
 
 
@@ -91,8 +97,15 @@ def teardown(prefix: str = DEFAULT_PREFIX) -> list[str]:
 class Testbed:
     __test__ = False  # not a pytest test class despite the name
 
-    def __init__(self, boards: list[Board], prefix: str = DEFAULT_PREFIX, subnet: str = DEFAULT_SUBNET,
-                 port: int = 6627, log_level: str = "INFO", startup_timeout_s: float = 90.0) -> None:
+    def __init__(
+        self,
+        boards: list[Board],
+        prefix: str = DEFAULT_PREFIX,
+        subnet: str = DEFAULT_SUBNET,
+        port: int = 6627,
+        log_level: str = "INFO",
+        startup_timeout_s: float = 90.0,
+    ) -> None:
         if not boards:
             raise ValueError("a testbed needs at least one board")
         if not prefix.isalnum() or len(prefix) > 8:
@@ -128,14 +141,18 @@ class Testbed:
     def describe(self) -> str:
         lines = [f"testbed {self.prefix}: bridge {self.prefix}br {self.bridge_address}, Nimbus {self.nimbus_address}"]
         if self.emulates_delay:
-            lines.append("  link delay: EMULATED by a userspace TCP relay per board (no netem in this kernel); "
-                         "a round trip between two boards = delay(A) + delay(B)")
+            lines.append(
+                "  link delay: EMULATED by a userspace TCP relay per board (no netem in this kernel); "
+                "a round trip between two boards = delay(A) + delay(B)"
+            )
         for b in self.boards:
-            lines.append(f"  {b.id:<8} {b.board_class}  {self.address_of(b):<12} netns {self.namespace_of(b)}  "
-                         f"{b.link} {b.link_mbit:g} Mbit/s delay {b.delay_ms:g}±{b.jitter_ms:g} ms"
-                         f"{self._measured_note(b)}  "
-                         f"cpu {b.cpu:g} core  memory {b.memory_mb} MB  "
-                         f"slots {b.slots}  capacity {b.capacity_hz(self.clock_hz) / 1e9:.2f} GHz")
+            lines.append(
+                f"  {b.id:<8} {b.board_class}  {self.address_of(b):<12} netns {self.namespace_of(b)}  "
+                f"{b.link} {b.link_mbit:g} Mbit/s delay {b.delay_ms:g}±{b.jitter_ms:g} ms"
+                f"{self._measured_note(b)}  "
+                f"cpu {b.cpu:g} core  memory {b.memory_mb} MB  "
+                f"slots {b.slots}  capacity {b.capacity_hz(self.clock_hz) / 1e9:.2f} GHz"
+            )
         return "\n".join(lines)
 
     def _measured_note(self, board: Board) -> str:
@@ -150,7 +167,7 @@ class Testbed:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def __enter__(self) -> "Testbed":
+    def __enter__(self) -> Testbed:
         self.up()
         return self
 
@@ -171,11 +188,18 @@ class Testbed:
         if reason:
             raise TestbedUnavailable(reason)
         if read_state(self.prefix) is not None or any(netns.leftovers(self.prefix).values()):
-            raise TestbedError(f"a testbed with prefix {self.prefix!r} is already up (or left over); "
-                               f"run `squall testbed down --prefix {self.prefix}` first")
+            raise TestbedError(
+                f"a testbed with prefix {self.prefix!r} is already up (or left over); "
+                f"run `squall testbed down --prefix {self.prefix}` first"
+            )
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.state = {"prefix": self.prefix, "subnet": self.subnet, "nimbus": self.nimbus_address,
-                      "boards": [b.to_dict() for b in self.boards], "pids": {}}
+        self.state = {
+            "prefix": self.prefix,
+            "subnet": self.subnet,
+            "nimbus": self.nimbus_address,
+            "boards": [b.to_dict() for b in self.boards],
+            "pids": {},
+        }
         self._save()
         self._closed = False
         atexit.register(self.close)
@@ -221,9 +245,26 @@ class Testbed:
         links = format_links({self.address_of(b): LinkDelay(b.delay_ms, b.jitter_ms) for b in self.boards})
         for b in self.boards:
             ports_file = self.dir / f"relay-{b.id}.json"
-            self._spawn(f"relay-{b.id}", ["ip", "netns", "exec", self.namespace_of(b), sys.executable, "-P", "-m",
-                                          "squall.experiments.linkdelay", "serve", "--own", self.address_of(b),
-                                          "--links", links, "--ports-file", str(ports_file)])
+            self._spawn(
+                f"relay-{b.id}",
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    self.namespace_of(b),
+                    sys.executable,
+                    "-P",
+                    "-m",
+                    "squall.experiments.linkdelay",
+                    "serve",
+                    "--own",
+                    self.address_of(b),
+                    "--links",
+                    links,
+                    "--ports-file",
+                    str(ports_file),
+                ],
+            )
         deadline = time.monotonic() + 20.0
         relays: dict[str, dict[str, int]] = {}
         for b in self.boards:
@@ -264,10 +305,25 @@ class Testbed:
             for b in self.boards:
                 if a is b or b.id not in relays:
                     continue
-                proc = subprocess.run(["ip", "netns", "exec", self.namespace_of(a), sys.executable, "-P", "-m",
-                                       "squall.experiments.linkdelay", "ping",
-                                       f"{self.address_of(b)}:{relays[b.id]['echo']}", "--count", str(count)],
-                                      capture_output=True, text=True, timeout=60)
+                proc = subprocess.run(
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        self.namespace_of(a),
+                        sys.executable,
+                        "-P",
+                        "-m",
+                        "squall.experiments.linkdelay",
+                        "ping",
+                        f"{self.address_of(b)}:{relays[b.id]['echo']}",
+                        "--count",
+                        str(count),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
                 row: dict[str, Any] = {"from": a.id, "to": b.id, "expected_ms": a.delay_ms + b.delay_ms}
                 if proc.returncode == 0:
                     row.update(json.loads(proc.stdout))
@@ -278,8 +334,9 @@ class Testbed:
 
     def _spawn(self, name: str, argv: list[str]) -> int:
         with open(self.dir / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.state["pids"][name] = proc.pid
         self._save()
         return proc.pid
@@ -288,22 +345,59 @@ class Testbed:
         squall = [sys.executable, "-P", "-m", "squall"]  # -P: the installed package, not a checkout in the cwd
         # --insecure: the daemons listen on the testbed's own bridge, which only this machine's
         # namespaces reach, and the testbed has no cluster keys.
-        self._spawn("nimbus", [*squall, "nimbus", "--host", self.bridge_address, "--port", str(self.port),
-                               "--data-dir", str(self.dir / "nimbus"), "--http-port", "0",
-                               "--log-level", self.log_level, "--insecure"])
+        self._spawn(
+            "nimbus",
+            [
+                *squall,
+                "nimbus",
+                "--host",
+                self.bridge_address,
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.dir / "nimbus"),
+                "--http-port",
+                "0",
+                "--log-level",
+                self.log_level,
+                "--insecure",
+            ],
+        )
         clock = self.clock_hz
         for b in self.boards:
             ns = self.namespace_of(b)
             # nsenter, not `ip netns exec`: that one also remounts /sys in a mount namespace of
             # its own, which hides /sys/fs/cgroup, so the supervisor could not read its
             # board's quota, usage and throttling (it would report the whole machine).
-            self._spawn(b.id, [
-                *netns.cgroup_join_prefix(ns), "nsenter", f"--net=/var/run/netns/{ns}", *squall, "supervisor",
-                "--host", self.address_of(b), "--nimbus", self.nimbus_address, "--id", b.id,
-                "--capacity-hz", f"{b.capacity_hz(clock):.6g}", "--slots", str(b.slots),
-                "--link-mbit", f"{b.link_mbit:g}", "--link-delay-ms", f"{self.link_delay_ms(b):.4g}",
-                "--data-dir", str(self.dir / b.id), "--log-level", self.log_level, "--insecure",
-            ])
+            self._spawn(
+                b.id,
+                [
+                    *netns.cgroup_join_prefix(ns),
+                    "nsenter",
+                    f"--net=/var/run/netns/{ns}",
+                    *squall,
+                    "supervisor",
+                    "--host",
+                    self.address_of(b),
+                    "--nimbus",
+                    self.nimbus_address,
+                    "--id",
+                    b.id,
+                    "--capacity-hz",
+                    f"{b.capacity_hz(clock):.6g}",
+                    "--slots",
+                    str(b.slots),
+                    "--link-mbit",
+                    f"{b.link_mbit:g}",
+                    "--link-delay-ms",
+                    f"{self.link_delay_ms(b):.4g}",
+                    "--data-dir",
+                    str(self.dir / b.id),
+                    "--log-level",
+                    self.log_level,
+                    "--insecure",
+                ],
+            )
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -391,21 +485,39 @@ class Testbed:
         path = self.dir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def submit(self, target: str, name: str | None = None, workers: int | None = None,
-               scheduler: str = "round_robin", conf: dict | None = None) -> str:
+    def submit(
+        self,
+        target: str,
+        name: str | None = None,
+        workers: int | None = None,
+        scheduler: str = "round_robin",
+        conf: dict | None = None,
+    ) -> str:
         from squall.bundle import make_bundle
         from squall.topology.loader import load_topology
 
         topology = load_topology(target)
         name = name or topology.spec.name
         with self.client(timeout_s=10.0) as c:
-            c.submit(name, topology.spec.to_dict(), make_bundle(Path(target.partition(":")[0])),
-                     scheduler, workers, conf or {})
+            c.submit(
+                name,
+                topology.spec.to_dict(),
+                make_bundle(Path(target.partition(":")[0])),
+                scheduler,
+                workers,
+                conf or {},
+            )
         return name
 
 
-def open_cluster(boards: list[Board], prefix: str = DEFAULT_PREFIX, subnet: str = DEFAULT_SUBNET,
-                 loopback: bool = False, say: Any = print, port: int = 6627) -> Any:
+def open_cluster(
+    boards: list[Board],
+    prefix: str = DEFAULT_PREFIX,
+    subnet: str = DEFAULT_SUBNET,
+    loopback: bool = False,
+    say: Any = print,
+    port: int = 6627,
+) -> Any:
     """A started Testbed of ``boards``, or — without root, or when ``loopback`` — a
     LocalCluster with one supervisor per board (uniform slots, no caps, no link limits)."""
     reason = "asked for loopback processes" if loopback else netns.unavailable_reason()
@@ -416,8 +528,10 @@ def open_cluster(boards: list[Board], prefix: str = DEFAULT_PREFIX, subnet: str 
     from squall.localcluster import LocalCluster
 
     slots = max(1, round(sum(b.slots for b in boards) / len(boards)))
-    say(f"no emulated boards ({reason}): falling back to {len(boards)} loopback supervisors "
-        f"with {slots} slots each and no CPU, memory or link limits")
+    say(
+        f"no emulated boards ({reason}): falling back to {len(boards)} loopback supervisors "
+        f"with {slots} slots each and no CPU, memory or link limits"
+    )
     cluster = LocalCluster(supervisors=len(boards), slots=slots, log_level="WARNING")
     cluster.start()
     return cluster
@@ -444,4 +558,3 @@ def fit_one_way_delays(board_ids: list[str], rtts: list[dict[str, Any]]) -> dict
         return {}
     solution, *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
     return {b: round(max(0.0, float(solution[k])), 4) for b, k in index.items() if b in seen}
-

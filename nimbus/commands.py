@@ -44,11 +44,24 @@ class SaveTopology(Write):
     @classmethod
     def of(cls, rec: TopologyRecord) -> SaveTopology:
         # Copy the mutable parts: the record goes on changing after the decision.
-        return cls(TopologyRecord(
-            rec.name, rec.spec, rec.scheduler, copy.deepcopy(rec.conf), rec.bundle_digest, rec.bundle_size,
-            rec.submitted_at, rec.phase, rec.active, rec.deadline, copy.deepcopy(rec.pending), rec.version,
-            rec.placement, rec.error,  # a Placement is immutable: shared, not copied
-        ))
+        return cls(
+            TopologyRecord(
+                rec.name,
+                rec.spec,
+                rec.scheduler,
+                copy.deepcopy(rec.conf),
+                rec.bundle_digest,
+                rec.bundle_size,
+                rec.submitted_at,
+                rec.phase,
+                rec.active,
+                rec.deadline,
+                copy.deepcopy(rec.pending),
+                rec.version,
+                rec.placement,
+                rec.error,  # a Placement is immutable: shared, not copied
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -66,8 +79,19 @@ class SaveSupervisor(Write):
 
     @classmethod
     def of(cls, sup: SupervisorRecord) -> SaveSupervisor:
-        return cls(SupervisorRecord(sup.id, sup.host, list(sup.ports), sup.capacity_hz, sup.clock_hz, sup.cores,
-                                    sup.memory_mb, version=sup.version, last_seen=sup.last_seen))
+        return cls(
+            SupervisorRecord(
+                sup.id,
+                sup.host,
+                list(sup.ports),
+                sup.capacity_hz,
+                sup.clock_hz,
+                sup.cores,
+                sup.memory_mb,
+                version=sup.version,
+                last_seen=sup.last_seen,
+            )
+        )
 
 
 @dataclass(frozen=True)

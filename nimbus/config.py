@@ -164,8 +164,10 @@ def check_bounds(conf: dict[str, Any], bounds: dict[str, tuple[float, float, boo
         value = conf[key]
         kind = "an integer" if integer else "a number"
         if value is None and key == MAX_SPOUT_PENDING:
-            raise ConfError(f"{key} must be {kind} from {low:g} to {high:g}: unlimited pending tuples let one slow "
-                            "bolt fill a worker's memory")
+            raise ConfError(
+                f"{key} must be {kind} from {low:g} to {high:g}: unlimited pending tuples let one slow "
+                "bolt fill a worker's memory"
+            )
         ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok_type or not math.isfinite(value) or not low <= value <= high:
             raise ConfError(f"{key} must be {kind} from {low:g} to {high:g}, got {value!r:.60}")

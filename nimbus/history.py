@@ -59,7 +59,8 @@ class History:
             track = self._tracks.get(name)
             if track is None:
                 track = self._tracks[name] = _Track(
-                    deque(maxlen=self.points), deque(maxlen=self.counter_points), deque(maxlen=50))
+                    deque(maxlen=self.points), deque(maxlen=self.counter_points), deque(maxlen=50)
+                )
             if track.version is not None and rec.version != track.version:
                 track.marks.append({"t": now, "kind": "placement", "version": rec.version, "status": rec.status})
             track.version = rec.version
@@ -68,8 +69,16 @@ class History:
             latest = {ex: em for ex, (em, _n, _p) in state.metrics.latest(name).items()}
             track.counters.append((now, latest))
             iw, inn = traffic_split(rec, state.rates(name))
-            track.points.append({"t": now, "version": rec.version, "status": rec.status,
-                                 "interWorker": iw, "interNode": inn, **self._rates(track, now)})
+            track.points.append(
+                {
+                    "t": now,
+                    "version": rec.version,
+                    "status": rec.status,
+                    "interWorker": iw,
+                    "interNode": inn,
+                    **self._rates(track, now),
+                }
+            )
 
     def _rates(self, track: _Track, now: float) -> dict[str, Any]:
         """Latency and throughput over the last ``rate_span_s`` seconds of counters."""

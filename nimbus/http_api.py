@@ -30,11 +30,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from prometheus_client import CollectorRegistry
@@ -52,8 +52,11 @@ log = logging.getLogger("squall.nimbus.http")
 
 WEB_DIR = Path(__file__).with_name("web")
 STATIC = {"/": "index.html", "/index.html": "index.html", "/app.js": "app.js", "/style.css": "style.css"}
-CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                 ".css": "text/css; charset=utf-8"}
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
 MAX_BODY = 64 * 1024
 SAMPLE_S = 2.0
 MAX_CONNECTIONS = 32  # threads serving at once; a board has little memory to spare
@@ -69,9 +72,17 @@ class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, addr: tuple[str, int], state: NimbusState, clock: Any, inbox: LoopInbox,
-                 registry: CollectorRegistry | None, keys: KeyCheck, sample_s: float = SAMPLE_S,
-                 max_connections: int | None = None) -> None:
+    def __init__(
+        self,
+        addr: tuple[str, int],
+        state: NimbusState,
+        clock: Any,
+        inbox: LoopInbox,
+        registry: CollectorRegistry | None,
+        keys: KeyCheck,
+        sample_s: float = SAMPLE_S,
+        max_connections: int | None = None,
+    ) -> None:
         super().__init__(addr, Handler)
         self.state, self.clock, self.inbox = state, clock, inbox
         self.registry, self.keys = registry or CollectorRegistry(auto_describe=False), keys
@@ -81,11 +92,12 @@ class ApiServer(ThreadingHTTPServer):
         self.refused_connections = 0
         self._slots = threading.BoundedSemaphore(max_connections or MAX_CONNECTIONS)
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self.serve_forever, name="nimbus-http", daemon=True),
-                         threading.Thread(target=self._sample_loop, args=(sample_s,), name="nimbus-ui-sampler",
-                                          daemon=True)]
+        self._threads = [
+            threading.Thread(target=self.serve_forever, name="nimbus-http", daemon=True),
+            threading.Thread(target=self._sample_loop, args=(sample_s,), name="nimbus-ui-sampler", daemon=True),
+        ]
 
-    def start(self) -> "ApiServer":
+    def start(self) -> ApiServer:
         for t in self._threads:
             t.start()
         return self
@@ -178,9 +190,16 @@ class ReadCache:
         return flight.value
 
 
-def start(state: NimbusState, clock: Any, host: str, port: int, inbox: LoopInbox,
-          sample_s: float = SAMPLE_S, api_token: str | None = None,
-          loop_lag: Callable[[], tuple[float, float]] | None = None) -> ApiServer:
+def start(
+    state: NimbusState,
+    clock: Any,
+    host: str,
+    port: int,
+    inbox: LoopInbox,
+    sample_s: float = SAMPLE_S,
+    api_token: str | None = None,
+    loop_lag: Callable[[], tuple[float, float]] | None = None,
+) -> ApiServer:
     """Bind ``host:port`` and serve in the background (``shutdown()`` + ``server_close()`` stop it).
     ``api_token`` guards POSTs when no explicit key is configured (without any, POSTs are refused)."""
     from squall.nimbus.prom import registry_for
@@ -190,10 +209,12 @@ def start(state: NimbusState, clock: Any, host: str, port: int, inbox: LoopInbox
     server.registry = registry_for(state, clock, loop_lag, source=server.snapshot_now)
     return server.start()
 
+
 __all__ = ["ApiError", "ApiServer", "KeyCheck", "LoopInbox", "start"]
 
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
-    (m, re.compile(p), h) for m, p, h in [
+    (m, re.compile(p), h)
+    for m, p, h in [
         ("GET", r"/api/v1/cluster/summary", "get_cluster"),
         ("GET", r"/api/v1/cluster/configuration", "get_configuration"),
         ("GET", r"/api/v1/nimbus/summary", "get_nimbus"),
@@ -267,8 +288,9 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- responses --
 
-    def _send(self, status: int, body: bytes, ctype: str, head: bool = False,
-              extra: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, ctype: str, head: bool = False, extra: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -319,10 +341,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def get_nimbus(self, query: str) -> Any:
         host, port = self.server.server_address[:2]
-        return self._read(lambda st, now: {"nimbuses": [{
-            "host": host, "port": port, "status": "Leader", "version": __version__,
-            "nimbusUpTime": V.pretty_seconds(now - self.server.started),
-            "nimbusUpTimeSeconds": int(now - self.server.started)}]})
+        return self._read(
+            lambda st, now: {
+                "nimbuses": [
+                    {
+                        "host": host,
+                        "port": port,
+                        "status": "Leader",
+                        "version": __version__,
+                        "nimbusUpTime": V.pretty_seconds(now - self.server.started),
+                        "nimbusUpTimeSeconds": int(now - self.server.started),
+                    }
+                ]
+            }
+        )
 
     def get_supervisors(self, query: str) -> Any:
         return self._read(V.supervisor_summary)
@@ -345,6 +377,7 @@ class Handler(BaseHTTPRequestHandler):
             self._rec(st, id)
             h = self.server.history
             return {"topology": id, "now": now, "samples": h.series(id), "placementChanges": h.marks(id)}
+
         return self._read(build)
 
     def get_events(self, query: str, id: str) -> Any:
@@ -414,8 +447,15 @@ class Handler(BaseHTTPRequestHandler):
         scheduler = opts.get("scheduler")
         if scheduler is not None and not isinstance(scheduler, str):
             raise ApiError(400, "rebalanceOptions.scheduler must be a string")
-        return self._call("rebalance", id, M.RebalanceTopology, wait_s=_seconds(wait), workers=workers,
-                          parallelism=par, scheduler=scheduler)
+        return self._call(
+            "rebalance",
+            id,
+            M.RebalanceTopology,
+            wait_s=_seconds(wait),
+            workers=workers,
+            parallelism=par,
+            scheduler=scheduler,
+        )
 
 
 def _seconds(text: str) -> float:

@@ -13,7 +13,8 @@ import itertools
 import os
 import queue
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from squall import messages as M
 from squall.nimbus.commands import Send
@@ -89,15 +90,20 @@ class LoopInbox:
                     pending.withdrawn = True
                     self.withdrawn += 1
             if pending.withdrawn:
-                raise ApiError(504, f"Nimbus did not take the request within {timeout_s:g} s; it was withdrawn "
-                                    "and will not be applied")
+                raise ApiError(
+                    504,
+                    f"Nimbus did not take the request within {timeout_s:g} s; it was withdrawn and will not be applied",
+                )
             pending.done.wait()  # the loop is handling it now: report what it did
         if pending.error is not None:
             raise pending.error
         return pending.result
 
-    def drain(self, handle: Callable[[bytes, Any], list[Send]],
-              read: Callable[[Callable[[Any, float], Any]], Any] | None = None) -> list[Send]:
+    def drain(
+        self,
+        handle: Callable[[bytes, Any], list[Send]],
+        read: Callable[[Callable[[Any, float], Any]], Any] | None = None,
+    ) -> list[Send]:
         """Handle every queued request: messages through ``handle``, reads through ``read``."""
         out: list[Send] = []
         while True:
@@ -143,7 +149,7 @@ class KeyCheck:
         self.key = key or None
 
     @classmethod
-    def from_conf(cls, conf: dict[str, Any], fallback: str | None = None) -> "KeyCheck":
+    def from_conf(cls, conf: dict[str, Any], fallback: str | None = None) -> KeyCheck:
         """The explicit key (config, then environment), else ``fallback`` (the cluster keys'
         API token, see ``squall keygen --print-token``, or the token Nimbus wrote to its data
         directory), else none: every write refused."""
@@ -152,8 +158,11 @@ class KeyCheck:
 
     def check(self, headers: Any) -> None:
         if self.key is None:
-            raise ApiError(401, f"this Nimbus has no REST API key, so it takes no writes; set {KEY_CONF} "
-                                f"(or ${KEY_ENV}) and send it in the {KEY_HEADER} header")
+            raise ApiError(
+                401,
+                f"this Nimbus has no REST API key, so it takes no writes; set {KEY_CONF} "
+                f"(or ${KEY_ENV}) and send it in the {KEY_HEADER} header",
+            )
         given = headers.get(KEY_HEADER)
         if not given:
             raise ApiError(401, f"this cluster has a key: send it in the {KEY_HEADER} header")

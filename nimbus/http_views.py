@@ -98,25 +98,36 @@ def supervisor_summary(st: Snapshot, now: float) -> dict[str, Any]:
         taken = dict(slots.get(sid, []))
         load = loads.get(sid, 0.0)
         clock = s.clock_hz or (s.capacity_hz / max(1, s.cores))
-        rows.append({
-            "id": s.id, "host": s.host,
-            "uptime": None, "uptimeSeconds": None,  # Nimbus does not learn a supervisor's start time
-            "slotsTotal": len(s.ports), "slotsUsed": len(taken),
-            "totalMem": float(s.memory_mb), "usedMem": None,
-            "totalCpu": float(s.cores * 100), "usedCpu": round(100.0 * load / clock, 1) if clock else None,
-            "version": __version__,
-            "alive": s.alive(now, st.timeout),
-            "lastSeenSecondsAgo": None if s.last_seen is None else round(now - s.last_seen, 1),
-            "capacityHz": s.capacity_hz, "loadHz": load, "clockHz": s.clock_hz, "cores": s.cores,
-            "slots": [_slot_row(s, port, taken.get(port)) for port in s.ports],
-        })
+        rows.append(
+            {
+                "id": s.id,
+                "host": s.host,
+                "uptime": None,
+                "uptimeSeconds": None,  # Nimbus does not learn a supervisor's start time
+                "slotsTotal": len(s.ports),
+                "slotsUsed": len(taken),
+                "totalMem": float(s.memory_mb),
+                "usedMem": None,
+                "totalCpu": float(s.cores * 100),
+                "usedCpu": round(100.0 * load / clock, 1) if clock else None,
+                "version": __version__,
+                "alive": s.alive(now, st.timeout),
+                "lastSeenSecondsAgo": None if s.last_seen is None else round(now - s.last_seen, 1),
+                "capacityHz": s.capacity_hz,
+                "loadHz": load,
+                "clockHz": s.clock_hz,
+                "cores": s.cores,
+                "slots": [_slot_row(s, port, taken.get(port)) for port in s.ports],
+            }
+        )
     return {"supervisors": rows, "schedulerDisplayResource": False}
 
 
 def _slot_row(sup: Any, port: int, topology: str | None) -> dict[str, Any]:
     report = sup.reports.get((topology, port)) if topology else None
     return {
-        "port": port, "topology": topology,
+        "port": port,
+        "topology": topology,
         "state": report.state if report else ("assigned" if topology else "free"),
         "pid": report.pid if report and report.pid > 0 else None,
         "rssBytes": report.metrics.rss_bytes if report and report.metrics else None,
@@ -126,18 +137,27 @@ def _slot_row(sup: Any, port: int, topology: str | None) -> dict[str, Any]:
 def topology_row(rec: TopologyRecord, now: float) -> dict[str, Any]:
     execs = rec.executors()
     return {
-        "id": rec.name, "encodedId": quote(rec.name, safe=""), "name": rec.name, "status": rec.status,
-        "owner": "", "uptime": pretty_seconds(now - rec.submitted_at),
+        "id": rec.name,
+        "encodedId": quote(rec.name, safe=""),
+        "name": rec.name,
+        "status": rec.status,
+        "owner": "",
+        "uptime": pretty_seconds(now - rec.submitted_at),
         "uptimeSeconds": int(max(0.0, now - rec.submitted_at)),
         "tasksTotal": sum(e.last_task - e.first_task + 1 for e in execs),
-        "workersTotal": len(rec.worker_slots()), "executorsTotal": len(execs),
-        "replicationCount": 1, "schedulerInfo": rec.scheduler, "scheduler": rec.scheduler,
+        "workersTotal": len(rec.worker_slots()),
+        "executorsTotal": len(execs),
+        "replicationCount": 1,
+        "schedulerInfo": rec.scheduler,
+        "scheduler": rec.scheduler,
     }
 
 
 def topology_summary(st: Snapshot, now: float) -> dict[str, Any]:
-    return {"topologies": [topology_row(st.topologies[n], now) for n in sorted(st.topologies)],
-            "schedulerDisplayResource": False}
+    return {
+        "topologies": [topology_row(st.topologies[n], now) for n in sorted(st.topologies)],
+        "schedulerDisplayResource": False,
+    }
 
 
 # -- one topology --------------------------------------------------------------------------
@@ -158,35 +178,64 @@ def topology_page(st: Snapshot, rec: TopologyRecord, now: float, history: Histor
             continue
         ems = [latest[i][0] for i in ids if i in latest]
         sums = {k: sum(getattr(m, k) for m in ems) for k in COUNTS}
-        row = {"executors": len(ids), "tasks": sum(tasks_of[i] for i in ids),
-               **{k: sums[k] for k in ("emitted", "transferred", "acked", "failed")},
-               "errors": sums["errors"], "lastError": "", "errorHost": "", "errorPort": ""}
+        row = {
+            "executors": len(ids),
+            "tasks": sum(tasks_of[i] for i in ids),
+            **{k: sums[k] for k in ("emitted", "transferred", "acked", "failed")},
+            "errors": sums["errors"],
+            "lastError": "",
+            "errorHost": "",
+            "errorPort": "",
+        }
         kind = SPOUT if comp != ACKER_COMPONENT and rec.spec.component(comp).kind == SPOUT else "bolt"
         if kind == SPOUT:
             c_sum, c_n = _latency(ems, window, ids)
             lat_sum, lat_n = lat_sum + c_sum, lat_n + c_n
-            spouts.append({"spoutId": comp, "encodedSpoutId": quote(comp, safe=""), **row,
-                           "completeLatency": fixed(c_sum / c_n if c_n else 0.0)})
+            spouts.append(
+                {
+                    "spoutId": comp,
+                    "encodedSpoutId": quote(comp, safe=""),
+                    **row,
+                    "completeLatency": fixed(c_sum / c_n if c_n else 0.0),
+                }
+            )
         else:
             cap, exec_ms = _capacity(st, rec, ems, window, ids)
-            bolts.append({"boltId": comp, "encodedBoltId": quote(comp, safe=""), **row,
-                          "executed": sums["executed"], "capacity": fixed(cap),
-                          "executeLatency": fixed(exec_ms), "processLatency": fixed(exec_ms)})
+            bolts.append(
+                {
+                    "boltId": comp,
+                    "encodedBoltId": quote(comp, safe=""),
+                    **row,
+                    "executed": sums["executed"],
+                    "capacity": fixed(cap),
+                    "executeLatency": fixed(exec_ms),
+                    "processLatency": fixed(exec_ms),
+                }
+            )
         for k in COUNTS:
             totals[k] += sums[k]
     iw, inn = traffic_split(rec, st.rates(rec.name))
-    stats = {"window": ":all-time", "windowPretty": "All time",
-             **{k: totals[k] for k in ("emitted", "transferred", "acked", "failed")},
-             "completeLatency": fixed(lat_sum / lat_n if lat_n else 0.0)}
+    stats = {
+        "window": ":all-time",
+        "windowPretty": "All time",
+        **{k: totals[k] for k in ("emitted", "transferred", "acked", "failed")},
+        "completeLatency": fixed(lat_sum / lat_n if lat_n else 0.0),
+    }
     return {
         **topology_row(rec, now),
         "msgTimeout": C.number(rec.conf, C.MESSAGE_TIMEOUT, 30.0),
-        "windowHint": ":all-time", "window": ":all-time",
-        "topologyStats": [stats], "spouts": spouts, "bolts": bolts,
+        "windowHint": ":all-time",
+        "window": ":all-time",
+        "topologyStats": [stats],
+        "spouts": spouts,
+        "bolts": bolts,
         "workers": _workers(st, rec, now),
-        "interWorkerTuplesPerSecond": iw, "interNodeTuplesPerSecond": inn,
-        "assignmentVersion": rec.version, "waitingReason": st.waiting_reason.get(rec.name, ""),
-        "configuration": dict(rec.conf), "schedulerDisplayResource": False,
+        "interWorkerTuplesPerSecond": iw,
+        "interNodeTuplesPerSecond": inn,
+        "assignmentVersion": rec.version,
+        "waitingReason": st.waiting_reason.get(rec.name, ""),
+        "configuration": dict(rec.conf),
+        "schedulerDisplayResource": False,
     }
 
 
@@ -201,8 +250,9 @@ def _latency(ems: list[ExecutorMetrics], window: Any, ids: list[int]) -> tuple[f
     return sum(m.latency_sum_ms for m in ems), sum(m.latency_count for m in ems)
 
 
-def _capacity(st: Snapshot, rec: TopologyRecord, ems: list[ExecutorMetrics], window: Any,
-              ids: list[int]) -> tuple[float, float]:
+def _capacity(
+    st: Snapshot, rec: TopologyRecord, ems: list[ExecutorMetrics], window: Any, ids: list[int]
+) -> tuple[float, float]:
     """(capacity, execute latency ms): the busiest executor's CPU share of one core over the
     metrics window, and CPU ms per executed tuple (history span, else since start)."""
     loads = st.rates(rec.name).load_hz
@@ -231,15 +281,24 @@ def _workers(st: Snapshot, rec: TopologyRecord, now: float) -> list[dict[str, An
         counts: dict[str, int] = {}
         for ex in execs:
             counts[comp_of[ex]] = counts.get(comp_of[ex], 0) + 1
-        rows.append({
-            "topologyId": rec.name, "topologyName": rec.name, "supervisorId": node,
-            "host": sup.host if sup else node, "port": port, "uptime": None, "uptimeSeconds": None,
-            "executorsTotal": len(execs), "componentNumTasks": counts, "workerLogLink": "",
-            "state": report.state if report else "unknown",
-            "pid": report.pid if report and report.pid > 0 else None,
-            "rssBytes": report.metrics.rss_bytes if report and report.metrics else None,
-            "restarts": report.restarts if report else 0,
-        })
+        rows.append(
+            {
+                "topologyId": rec.name,
+                "topologyName": rec.name,
+                "supervisorId": node,
+                "host": sup.host if sup else node,
+                "port": port,
+                "uptime": None,
+                "uptimeSeconds": None,
+                "executorsTotal": len(execs),
+                "componentNumTasks": counts,
+                "workerLogLink": "",
+                "state": report.state if report else "unknown",
+                "pid": report.pid if report and report.pid > 0 else None,
+                "rssBytes": report.metrics.rss_bytes if report and report.metrics else None,
+                "restarts": report.restarts if report else 0,
+            }
+        )
     return rows
 
 
@@ -252,24 +311,44 @@ def placement(st: Snapshot, rec: TopologyRecord) -> dict[str, Any]:
     for e in rec.executors():
         slot = rec.placement.get(e.id)
         sup = st.supervisors.get(slot.node) if slot else None
-        execs.append({
-            "id": e.id, "component": e.component, "tasks": [e.first_task, e.last_task],
-            "worker": f"{slot.node}:{slot.port}" if slot else None,
-            "node": slot.node if slot else None, "host": sup.host if sup else None,
-            "port": slot.port if slot else None, "loadHz": loads.get(e.id, 0.0),
-        })
-    workers = [{"worker": f"{n}:{p}", "node": n, "port": p, "executors": ex}
-               for (n, p), ex in sorted(rec.worker_slots().items())]
+        execs.append(
+            {
+                "id": e.id,
+                "component": e.component,
+                "tasks": [e.first_task, e.last_task],
+                "worker": f"{slot.node}:{slot.port}" if slot else None,
+                "node": slot.node if slot else None,
+                "host": sup.host if sup else None,
+                "port": slot.port if slot else None,
+                "loadHz": loads.get(e.id, 0.0),
+            }
+        )
+    workers = [
+        {"worker": f"{n}:{p}", "node": n, "port": p, "executors": ex}
+        for (n, p), ex in sorted(rec.worker_slots().items())
+    ]
     comps = [{"id": c.name, "type": c.kind, "parallelism": c.par, "tasks": c.tasks} for c in rec.spec.components]
-    edges = [{"from": i.component, "to": c.name, "stream": i.stream, "grouping": i.grouping.type}
-             for c in rec.spec.components for i in c.inputs]
+    edges = [
+        {"from": i.component, "to": c.name, "stream": i.stream, "grouping": i.grouping.type}
+        for c in rec.spec.components
+        for i in c.inputs
+    ]
     # The page draws the graph in these layers (the engine's and the offline scheduler's
     # order) rather than computing its own.
     layers = topological_layers((c.name for c in rec.spec.components), rec.spec.component_edges())
-    return {"topology": rec.name, "status": rec.status, "assignmentVersion": rec.version,
-            "scheduler": rec.scheduler, "executors": execs, "workers": workers,
-            "nodes": sorted({w["node"] for w in workers}), "components": comps, "edges": edges,
-            "layers": layers, "cycles": cycles(rec.spec)}
+    return {
+        "topology": rec.name,
+        "status": rec.status,
+        "assignmentVersion": rec.version,
+        "scheduler": rec.scheduler,
+        "executors": execs,
+        "workers": workers,
+        "nodes": sorted({w["node"] for w in workers}),
+        "components": comps,
+        "edges": edges,
+        "layers": layers,
+        "cycles": cycles(rec.spec),
+    }
 
 
 def traffic(st: Snapshot, rec: TopologyRecord) -> dict[str, Any]:
@@ -290,16 +369,33 @@ def traffic(st: Snapshot, rec: TopologyRecord) -> dict[str, Any]:
     iw, inn = traffic_split(rec, rates)
     loads = node_loads(st)
     return {
-        "topology": rec.name, "assignmentVersion": rec.version, "unit": "tuples/s",
-        "executors": [{"id": e.id, "component": e.component,
-                       "node": rec.placement[e.id].node if e.id in rec.placement else None,
-                       "port": rec.placement[e.id].port if e.id in rec.placement else None} for e in execs],
-        "matrix": matrix, "pairs": [[s, d, r] for (s, d), r in sorted(rates.traffic.items())],
+        "topology": rec.name,
+        "assignmentVersion": rec.version,
+        "unit": "tuples/s",
+        "executors": [
+            {
+                "id": e.id,
+                "component": e.component,
+                "node": rec.placement[e.id].node if e.id in rec.placement else None,
+                "port": rec.placement[e.id].port if e.id in rec.placement else None,
+            }
+            for e in execs
+        ],
+        "matrix": matrix,
+        "pairs": [[s, d, r] for (s, d), r in sorted(rates.traffic.items())],
         "loadHz": [rates.load_hz.get(e.id, 0.0) for e in execs],
         "emitted": [rates.emitted.get(e.id, 0.0) for e in execs],
-        "total": sum(rates.traffic.values()), "interWorker": iw, "interNode": inn,
-        "nodes": [{"id": n, "capacityHz": st.supervisors[n].capacity_hz if n in st.supervisors else 0.0,
-                   "loadHz": loads.get(n, 0.0)} for n in nodes],
+        "total": sum(rates.traffic.values()),
+        "interWorker": iw,
+        "interNode": inn,
+        "nodes": [
+            {
+                "id": n,
+                "capacityHz": st.supervisors[n].capacity_hz if n in st.supervisors else 0.0,
+                "loadHz": loads.get(n, 0.0),
+            }
+            for n in nodes
+        ],
         "nodeMatrix": node_matrix,
     }
 

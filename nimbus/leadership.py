@@ -60,9 +60,13 @@ class Leadership:
             return False
         term = reported + 1
         self.store.save_epoch(term)
-        log.warning("a board follows term %d, above this Nimbus's %d (a new or rolled-back data dir, or another "
-                    "Nimbus led meanwhile): now term %d, every board gets its assignment again",
-                    reported, self.term, term)
+        log.warning(
+            "a board follows term %d, above this Nimbus's %d (a new or rolled-back data dir, or another "
+            "Nimbus led meanwhile): now term %d, every board gets its assignment again",
+            reported,
+            self.term,
+            term,
+        )
         self.term, self.raised = term, self.raised + 1
         return True
 

@@ -33,13 +33,26 @@ from typing import TYPE_CHECKING, Any
 from squall.nimbus import views
 from squall.nimbus.commands import DeleteMigration, SaveMigration
 from squall.nimbus.event_log import EventLog
-from squall.nimbus.rebalance_policy import (
-    ADAPTIVE, LATENCY, NODE_LOST, PERIODIC, REQUESTED, LoopClock, LoopClocks, LoopConf, Proposal, cost_summary,
-    decide, not_due, prediction_summary, price, propose,
-)
-from squall.nimbus.probation import COOLDOWN_S, ROLLED_BACK, Measured, Probation, Rejections, verdict
 from squall.nimbus.migration import DONE, Migration, Migrations, advance
 from squall.nimbus.placement import map_ports, place, spread_caps, standby_caps
+from squall.nimbus.probation import COOLDOWN_S, ROLLED_BACK, Measured, Probation, Rejections, verdict
+from squall.nimbus.rebalance_policy import (
+    ADAPTIVE,
+    LATENCY,
+    NODE_LOST,
+    PERIODIC,
+    REQUESTED,
+    LoopClock,
+    LoopClocks,
+    LoopConf,
+    Proposal,
+    cost_summary,
+    decide,
+    not_due,
+    prediction_summary,
+    price,
+    propose,
+)
 from squall.nimbus.records import RUNNING, Placement, Slot, TopologyRecord
 from squall.nimbus.requests import RequestError, apply_rebalance
 from squall.rebalance import InfeasibleError, InvalidInputError
@@ -48,9 +61,9 @@ from squall.topology.spec import ACKER_COMPONENT
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from squall.nimbus.commands import Command
     from squall.nimbus.metrics import MetricsWindow, Rates
     from squall.nimbus.records import SupervisorRecord
-    from squall.nimbus.commands import Command
     from squall.nimbus.store import Store
 
 log = logging.getLogger("squall.nimbus")
@@ -137,13 +150,29 @@ class LiveRebalancing:
     def _others(self, rec: TopologyRecord) -> Iterable[TopologyRecord]:
         return [o for o in self.topologies.values() if o.name != rec.name]
 
-    def _record(self, rec: TopologyRecord, now: float, trigger: str, decision: str, reason: str,
-                proposal: Proposal | None, moved: tuple[int, ...] = (), **extra: Any) -> int:
+    def _record(
+        self,
+        rec: TopologyRecord,
+        now: float,
+        trigger: str,
+        decision: str,
+        reason: str,
+        proposal: Proposal | None,
+        moved: tuple[int, ...] = (),
+        **extra: Any,
+    ) -> int:
         event = {
-            "topology": rec.name, "at": now, "trigger": trigger, "decision": decision, "reason": reason,
+            "topology": rec.name,
+            "at": now,
+            "trigger": trigger,
+            "decision": decision,
+            "reason": reason,
             "current": cost_summary(proposal.current) if proposal else None,
             "proposed": cost_summary(proposal.proposed) if proposal else None,
-            "moved": list(moved), "paused_s": None, "notes": [], **extra,
+            "moved": list(moved),
+            "paused_s": None,
+            "notes": [],
+            **extra,
         }
         log.info("topology %s: %s rebalance %s: %s", rec.name, trigger, decision, reason)
         add = self.event_log.add(rec.name, event)
@@ -157,9 +186,17 @@ class LiveRebalancing:
         measured latency are kept) and start moving its executors (or install it when
         nothing has to move)."""
         before = self.measured(rec)
-        event_id = self._record(rec, now, trigger, APPLIED, reason, proposal, proposal.moved,
-                                predicted=prediction_summary(proposal, rec.name, before.avg_ms),
-                                measured_before=before.to_dict())
+        event_id = self._record(
+            rec,
+            now,
+            trigger,
+            APPLIED,
+            reason,
+            proposal,
+            proposal.moved,
+            predicted=prediction_summary(proposal, rec.name, before.avg_ms),
+            measured_before=before.to_dict(),
+        )
         if rec.placement and proposal.moved:
             self.probations[rec.name] = Probation(event_id, rec.placement, before)
         self._move(rec, proposal.placement, trigger, event_id, now)
@@ -175,8 +212,9 @@ class LiveRebalancing:
             self._changed(rec, now)
             self._push(now)
             return
-        mig = Migration(rec.name, trigger, event_id, rec.placement, Placement.of(target), moved, lost,
-                        started_at=now, phase_at=now)
+        mig = Migration(
+            rec.name, trigger, event_id, rec.placement, Placement.of(target), moved, lost, started_at=now, phase_at=now
+        )
         self.migrations[rec.name] = mig
         rec.version += 1
         self._save(rec)
@@ -195,8 +233,15 @@ class LiveRebalancing:
         apply_rebalance(trial, pending)
         reason = "requested: " + (", ".join(f"{k}={v}" for k, v in sorted(pending.items()) if v) or "reschedule")
         try:
-            proposal = propose(trial, self.rates(rec.name), self.supervisors, self.live_nodes(now),
-                               self._others(rec), self.reserved(rec.name), keep_current=trial.scheduler in ADAPTIVE)
+            proposal = propose(
+                trial,
+                self.rates(rec.name),
+                self.supervisors,
+                self.live_nodes(now),
+                self._others(rec),
+                self.reserved(rec.name),
+                keep_current=trial.scheduler in ADAPTIVE,
+            )
         except (InfeasibleError, InvalidInputError) as exc:
             self._record(rec, now, REQUESTED, DECLINED, f"{reason}; no placement: {exc}", None)
             raise RequestError(f"cannot rebalance {rec.name!r}: {exc}") from None
@@ -211,8 +256,11 @@ class LiveRebalancing:
         that were on them come back without state, survivors that move migrate live."""
         probation = self.probations.pop(rec.name, None)
         if probation is not None:
-            self._out.append(self.event_log.update(probation.event_id,
-                                         {"probation": "ended: a node was lost; the failure path took over"}))
+            self._out.append(
+                self.event_log.update(
+                    probation.event_id, {"probation": "ended: a node was lost; the failure path took over"}
+                )
+            )
         mig = self.migrations.pop(rec.name, None)
         if mig is not None:  # roll forward: the target is the placement to repair from
             rec.placement = mig.target
@@ -245,8 +293,16 @@ class LiveRebalancing:
             return proposal
         rates = self.rates(trial.name)
         try:
-            placement = place(trial, rates, self.supervisors, live, self._others(trial),
-                              trial.scheduler in ADAPTIVE, reserved=reserved, slot_cap=caps)
+            placement = place(
+                trial,
+                rates,
+                self.supervisors,
+                live,
+                self._others(trial),
+                trial.scheduler in ADAPTIVE,
+                reserved=reserved,
+                slot_cap=caps,
+            )
         except (InfeasibleError, InvalidInputError) as exc:
             log.info("topology %s: idle boards left unused (%s)", trial.name, exc)
             return proposal
@@ -262,8 +318,16 @@ class LiveRebalancing:
         if caps is None:
             return None
         try:
-            return place(rec, self.rates(rec.name), self.supervisors, live, self._others(rec), True,
-                         reserved=reserved, slot_cap=caps)
+            return place(
+                rec,
+                self.rates(rec.name),
+                self.supervisors,
+                live,
+                self._others(rec),
+                True,
+                reserved=reserved,
+                slot_cap=caps,
+            )
         except (InfeasibleError, InvalidInputError) as exc:
             log.info("topology %s: no standby placement (%s); placing over every live board", rec.name, exc)
             return None
@@ -310,8 +374,14 @@ class LiveRebalancing:
         gone = sorted({s.node for s in probation.previous.values() if s.node not in live})
         if gone:
             log.warning("topology %s: cannot roll back, board(s) %s gone; the failure path repairs it", rec.name, gone)
-            self._record(rec, now, ROLLBACK, DECLINED, f"{why}; the previous placement used {', '.join(gone)}, "
-                                                       "which is gone", None)
+            self._record(
+                rec,
+                now,
+                ROLLBACK,
+                DECLINED,
+                f"{why}; the previous placement used {', '.join(gone)}, which is gone",
+                None,
+            )
             return
         taken: dict[str, set[int]] = {n: set(p) for n, p in self.reserved(rec.name).items()}
         for o in self._others(rec):
@@ -324,15 +394,20 @@ class LiveRebalancing:
             self._record(rec, now, ROLLBACK, DECLINED, f"{why}; no port to move back to: {exc}", None)
             return
         moved = rec.placement.moved_to(target)
-        event_id = self._record(rec, now, ROLLBACK, APPLIED, why, None, moved,
-                                rolls_back=probation.event_id)
+        event_id = self._record(rec, now, ROLLBACK, APPLIED, why, None, moved, rolls_back=probation.event_id)
         self._move(rec, target, ROLLBACK, event_id, now)
 
     def _run_loop(self, now: float) -> None:
         for name in sorted(self.topologies):
             rec = self.topologies[name]
-            if rec.scheduler not in ADAPTIVE or rec.phase != RUNNING or not rec.active or not rec.placement \
-                    or name in self.migrations or name in self.probations:
+            if (
+                rec.scheduler not in ADAPTIVE
+                or rec.phase != RUNNING
+                or not rec.active
+                or not rec.placement
+                or name in self.migrations
+                or name in self.probations
+            ):
                 continue
             lc, clock = self.loop_conf(rec), self.clock(rec)
             if not_due(lc, clock, now) is not None:
@@ -342,26 +417,42 @@ class LiveRebalancing:
                 continue  # repair comes first
             clock.last_eval = now
             try:
-                proposal = propose(rec, self.rates(name), self.supervisors, live, self._others(rec),
-                                   self.reserved(name))
+                proposal = propose(
+                    rec, self.rates(name), self.supervisors, live, self._others(rec), self.reserved(name)
+                )
             except (InfeasibleError, InvalidInputError) as exc:
                 self._record(rec, now, PERIODIC, DECLINED, f"no placement: {exc}", None)
                 continue
             measured = self.measured(rec)
             until = self.rejections.rejected(name, proposal.placement, now)
             if until is not None:
-                self._record(rec, now, PERIODIC, DECLINED,
-                             f"the proposal was rolled back before; not again for {until - now:.0f} s", proposal,
-                             proposal.moved, predicted=prediction_summary(proposal, name, measured.avg_ms),
-                             measured_before=measured.to_dict())
+                self._record(
+                    rec,
+                    now,
+                    PERIODIC,
+                    DECLINED,
+                    f"the proposal was rolled back before; not again for {until - now:.0f} s",
+                    proposal,
+                    proposal.moved,
+                    predicted=prediction_summary(proposal, name, measured.avg_ms),
+                    measured_before=measured.to_dict(),
+                )
                 continue
             decision = decide(proposal, now - clock.last_change, lc, rec.scheduler, name, measured.avg_ms)
             if decision.apply:
                 self._apply(rec, proposal, PERIODIC, decision.reason, now)
             else:
-                self._record(rec, now, PERIODIC, DECLINED, decision.reason, proposal, proposal.moved,
-                             predicted=prediction_summary(proposal, name, measured.avg_ms),
-                             measured_before=measured.to_dict())
+                self._record(
+                    rec,
+                    now,
+                    PERIODIC,
+                    DECLINED,
+                    decision.reason,
+                    proposal,
+                    proposal.moved,
+                    predicted=prediction_summary(proposal, name, measured.avg_ms),
+                    measured_before=measured.to_dict(),
+                )
 
     def _advance_migrations(self, now: float) -> None:
         pushed = False
@@ -375,8 +466,11 @@ class LiveRebalancing:
                 continue
             live = self.live_nodes(now)
             reports = {
-                (sup.id, port): r for sup in self.supervisors.values() if sup.id in live
-                for (topology, port), r in sup.reports.items() if topology == name
+                (sup.id, port): r
+                for sup in self.supervisors.values()
+                if sup.id in live
+                for (topology, port), r in sup.reports.items()
+                if topology == name
             }
             collected = len(mig.states)
             if not advance(mig, reports, live, rec.version, now, self.loop_conf(rec)):
@@ -403,12 +497,18 @@ class LiveRebalancing:
         self._out.append(DeleteMigration(rec.name))
         self._finish_event(mig, now)
         self._changed(rec, now)
-        log.info("topology %s: migration done, %d executor(s) moved, spouts paused %.2f s",
-                 rec.name, len(mig.moved), now - mig.started_at)
+        log.info(
+            "topology %s: migration done, %d executor(s) moved, spouts paused %.2f s",
+            rec.name,
+            len(mig.moved),
+            now - mig.started_at,
+        )
 
     def _finish_event(self, mig: Migration, now: float, note: str = "") -> None:
         notes = [*mig.notes, *([note] if note else [])]
-        self._out.append(self.event_log.update(mig.event_id, {"paused_s": now - mig.started_at, "notes": notes, "done_at": now}))
+        self._out.append(
+            self.event_log.update(mig.event_id, {"paused_s": now - mig.started_at, "notes": notes, "done_at": now})
+        )
 
 
 def changes_executors(rec: TopologyRecord, pending: Mapping[str, Any]) -> bool:
@@ -418,4 +518,3 @@ def changes_executors(rec: TopologyRecord, pending: Mapping[str, Any]) -> bool:
     if ackers is not None and ackers != rec.ackers:
         return True
     return any(rec.spec.component(name).par != par for name, par in parallelism.items())
-

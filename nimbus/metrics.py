@@ -193,8 +193,11 @@ class MetricsWindow:
                 process_cores=_increase([s.metrics.process_cpu_s for s in q]) / span,
                 transfer_cores=_increase([s.metrics.transfer_cpu_s for s in q]) / span,
                 executor_cores=executor_cores,
-                items_crossing=(_increase([float(s.metrics.sent_remote) for s in q])
-                                + _increase([float(s.metrics.received_remote) for s in q])) / span,
+                items_crossing=(
+                    _increase([float(s.metrics.sent_remote) for s in q])
+                    + _increase([float(s.metrics.received_remote) for s in q])
+                )
+                / span,
                 items_sent=_increase([float(s.metrics.sent_remote) for s in q]) / span,
                 bytes_sent=_increase([float(s.metrics.bytes_sent) for s in q]) / span,
                 frames_sent=_increase([float(s.metrics.frames_sent) for s in q]) / span,

@@ -66,19 +66,34 @@ class Migration:
     def to_record(self) -> dict[str, Any]:
         """Everything but ``states`` and ``probe``, as JSON-able data."""
         return {
-            "topology": self.topology, "trigger": self.trigger, "event_id": self.event_id,
-            "old": _slots_out(self.old), "target": _slots_out(self.target), "moved": list(self.moved),
-            "lost": list(self.lost), "phase": self.phase, "started_at": self.started_at,
-            "phase_at": self.phase_at, "notes": list(self.notes),
+            "topology": self.topology,
+            "trigger": self.trigger,
+            "event_id": self.event_id,
+            "old": _slots_out(self.old),
+            "target": _slots_out(self.target),
+            "moved": list(self.moved),
+            "lost": list(self.lost),
+            "phase": self.phase,
+            "started_at": self.started_at,
+            "phase_at": self.phase_at,
+            "notes": list(self.notes),
         }
 
     @classmethod
     def from_record(cls, data: Mapping[str, Any], states: Mapping[int, bytes], restarted: bool) -> Migration:
         return cls(
-            topology=data["topology"], trigger=data["trigger"], event_id=int(data["event_id"]),
-            old=_slots_in(data["old"]), target=_slots_in(data["target"]), moved=tuple(data["moved"]),
-            lost=tuple(data["lost"]), phase=data["phase"], started_at=float(data["started_at"]),
-            phase_at=None if restarted else data["phase_at"], states=dict(states), notes=list(data["notes"]),
+            topology=data["topology"],
+            trigger=data["trigger"],
+            event_id=int(data["event_id"]),
+            old=_slots_in(data["old"]),
+            target=_slots_in(data["target"]),
+            moved=tuple(data["moved"]),
+            lost=tuple(data["lost"]),
+            phase=data["phase"],
+            started_at=float(data["started_at"]),
+            phase_at=None if restarted else data["phase_at"],
+            states=dict(states),
+            notes=list(data["notes"]),
         )
 
     # -- what is waited for ----------------------------------------------------------------
@@ -112,8 +127,9 @@ class Migrations(dict[str, Migration]):
                     out.setdefault(s.node, set()).add(s.port)
         return out
 
-    def declared_by_node(self, rec: TopologyRecord, host_of: Callable[[str], str]
-                         ) -> dict[str, list[M.WorkerAssignment]] | None:
+    def declared_by_node(
+        self, rec: TopologyRecord, host_of: Callable[[str], str]
+    ) -> dict[str, list[M.WorkerAssignment]] | None:
         """node -> the (paused) workers of ``rec`` there while it migrates, one pass for every
         node; None when it is not migrating (or not running: a kill or restart ends it)."""
         mig = self.get(rec.name)
@@ -140,15 +156,26 @@ def declared(mig: Migration, rec: TopologyRecord, host_of: Callable[[str], str])
         mine = [ex for ex in execs if ex not in in_transit] if mig.phase == RELEASE else execs
         states = {ex: mig.states[ex] for ex in mine if ex in mig.states} if mig.phase == ACQUIRE else {}
         out[key] = M.WorkerAssignment(
-            topology=rec.name, port=key[1], executors=mine, placement=dict(where),
-            active=rec.workers_running_active, assignment_version=rec.version, conf=rec.worker_conf(),
-            paused=True, states=states,
+            topology=rec.name,
+            port=key[1],
+            executors=mine,
+            placement=dict(where),
+            active=rec.workers_running_active,
+            assignment_version=rec.version,
+            conf=rec.worker_conf(),
+            paused=True,
+            states=states,
         )
     return out
 
 
 def advance(
-    mig: Migration, reports: Mapping[Where, M.WorkerReport], live: set[str], version: int, now: float, lc: LoopConf,
+    mig: Migration,
+    reports: Mapping[Where, M.WorkerReport],
+    live: set[str],
+    version: int,
+    now: float,
+    lc: LoopConf,
 ) -> bool:
     """Collect snapshots and decide whether ``mig`` takes its next step; True when it did
     (``mig.phase`` is then the new phase, ``DONE`` at the end)."""
@@ -210,8 +237,9 @@ def _quiescent(mig: Migration, reports: Mapping[Where, M.WorkerReport], live: se
     so only the queues are compared."""
     expected = sorted(k for k in mig.old.workers() if k[0] in live)
     got = [reports.get(k) for k in expected]
-    if not all(_reports_version(r, version) and r.paused and r.metrics is not None and r.metrics.queued == 0
-               for r in got):
+    if not all(
+        _reports_version(r, version) and r.paused and r.metrics is not None and r.metrics.queued == 0 for r in got
+    ):
         mig.probe = None
         return False
     ms = [r.metrics for r in got if r is not None and r.metrics is not None]

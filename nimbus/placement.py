@@ -30,12 +30,17 @@ from typing import Any
 from squall.config import SCHEDULER_PARAMS
 from squall.messages import WorkerAssignment
 from squall.nimbus.metrics import Rates
-from squall.nimbus.records import Placement, Slot, SupervisorRecord, TopologyRecord
-from squall.rebalance import Assignment, Executor, InfeasibleError, Node, SchedulerParams, Workload, get_scheduler
 from squall.nimbus.profiles import (
-    DEFAULT_FLUSH_S, FLUSH_MS_KEY, board_profile, cpu_wait_by_node, honest_load, topology_cores_by_node,
+    DEFAULT_FLUSH_S,
+    FLUSH_MS_KEY,
+    board_profile,
+    cpu_wait_by_node,
+    honest_load,
+    topology_cores_by_node,
     workload_profile,
 )
+from squall.nimbus.records import Placement, Slot, SupervisorRecord, TopologyRecord
+from squall.rebalance import Assignment, Executor, InfeasibleError, Node, SchedulerParams, Workload, get_scheduler
 from squall.topology.spec import ExecutorKind
 
 _MIN_CAPACITY_HZ = 1.0  # a Node needs capacity > 0; a board that reports 0 still has slots
@@ -47,9 +52,16 @@ def node_of(sup: SupervisorRecord, slot_cap: int | None = None, rates: Rates | N
     slots = len(sup.ports) if slot_cap is None else min(len(sup.ports), slot_cap)
     mine = topology_cores_by_node(rates).get(sup.id, 0.0) if rates is not None else 0.0
     waited = cpu_wait_by_node(rates).get(sup.id, 0.0) if rates is not None else 0.0
-    board = board_profile(sup.board, float(sup.clock_hz), sup.cores, sup.memory_mb, mine,
-                          float(getattr(sup, "link_mbit", 0.0) or 0.0), float(getattr(sup, "link_delay_ms", 0.0) or 0.0),
-                          waited)
+    board = board_profile(
+        sup.board,
+        float(sup.clock_hz),
+        sup.cores,
+        sup.memory_mb,
+        mine,
+        float(getattr(sup, "link_mbit", 0.0) or 0.0),
+        float(getattr(sup, "link_delay_ms", 0.0) or 0.0),
+        waited,
+    )
     # Memory is a hard limit for every scheduler: no more workers than the board's memory
     # holds at the measured worker size (a 1 GB board never gets a fifth 200 MB worker).
     worker_mb = max((w.rss_bytes for w in rates.workers.values()), default=0) / 2**20 if rates is not None else 0.0
@@ -163,9 +175,7 @@ def standby_caps(
         if slot.node in live and slot.port in supervisors[slot.node].ports:
             surviving.setdefault(slot.node, set()).add(slot.port)
     need = min(rec.workers, len(rec.executors())) - sum(len(p) for p in surviving.values())
-    standby_free = sum(
-        len(set(supervisors[n].ports) - held.get(n, set())) for n in live if n not in surviving
-    )
+    standby_free = sum(len(set(supervisors[n].ports) - held.get(n, set())) for n in live if n not in surviving)
     if need <= 0 or not surviving or standby_free < need:
         return None
     return {n: len(other_workers.get(n, ())) + len(ports) for n, ports in surviving.items()}
@@ -226,7 +236,9 @@ def map_ports(
         old_workers.setdefault((slot.node, slot.port), set()).add(ex)
         old_label[(slot.node, slot.port)] = slot.worker
     free = {n: set(ports) - taken.get(n, set()) for n, ports in ports_of.items()}
-    workers = [(w, new.node_of_worker(topology, w), set(new.executors_on(topology, w))) for w in new.workers_of(topology)]
+    workers = [
+        (w, new.node_of_worker(topology, w), set(new.executors_on(topology, w))) for w in new.workers_of(topology)
+    ]
     candidates = []
     for w, node, execs in workers:
         for (onode, port), oexecs in old_workers.items():
@@ -276,10 +288,17 @@ class DeclaredWorkers:
         where = {ex: f"{host[s.node]}:{s.port}" for ex, s in sorted(rec.placement.items())}
         per_node: dict[str, list[WorkerAssignment]] = {}
         for (node, port), execs in sorted(rec.worker_slots().items()):
-            per_node.setdefault(node, []).append(WorkerAssignment(
-                topology=rec.name, port=port, executors=execs, placement=where,
-                active=rec.workers_running_active, assignment_version=rec.version, conf=conf,
-            ))
+            per_node.setdefault(node, []).append(
+                WorkerAssignment(
+                    topology=rec.name,
+                    port=port,
+                    executors=execs,
+                    placement=where,
+                    active=rec.workers_running_active,
+                    assignment_version=rec.version,
+                    conf=conf,
+                )
+            )
         self._cache[rec.name] = (key, conf, per_node)
         return per_node
 

@@ -62,7 +62,10 @@ class Probation:
 def verdict(before: Measured, after: Measured) -> tuple[str, str]:
     """(KEPT or ROLLED_BACK, why)."""
     if before.count < MIN_SAMPLES or after.count < MIN_SAMPLES:
-        return KEPT, f"too few latency samples to judge ({before.count} before, {after.count} after; need {MIN_SAMPLES})"
+        return (
+            KEPT,
+            f"too few latency samples to judge ({before.count} before, {after.count} after; need {MIN_SAMPLES})",
+        )
     worse = []
     if before.avg_ms and after.avg_ms is not None and after.avg_ms > before.avg_ms * (1 + AVG_WORSE):
         worse.append(f"average {before.avg_ms:.3g} -> {after.avg_ms:.3g} ms (> +{AVG_WORSE:.0%})")
@@ -70,8 +73,10 @@ def verdict(before: Measured, after: Measured) -> tuple[str, str]:
         worse.append(f"p99 {before.p99_ms:.3g} -> {after.p99_ms:.3g} ms (> +{P99_WORSE:.0%})")
     if worse:
         return ROLLED_BACK, "latency rose: " + "; ".join(worse)
-    return KEPT, (f"average {_fmt(before.avg_ms)} -> {_fmt(after.avg_ms)} ms, "
-                  f"p99 {_fmt(before.p99_ms)} -> {_fmt(after.p99_ms)} ms")
+    return KEPT, (
+        f"average {_fmt(before.avg_ms)} -> {_fmt(after.avg_ms)} ms, "
+        f"p99 {_fmt(before.p99_ms)} -> {_fmt(after.p99_ms)} ms"
+    )
 
 
 def _fmt(x: float | None) -> str:

@@ -78,8 +78,13 @@ class BoardWindow:
         used = max(0.0, b.cpu_s - a.cpu_s) / span
         throttled = max(0.0, b.throttled_s - a.throttled_s) / span
         return BoardRates(
-            used_cores=used, cores=b.cores, cpu_period_s=b.cpu_period_s, throttled_share=min(1.0, throttled),
-            memory_used_mb=b.memory_used_bytes / MIB, memory_limit_mb=b.memory_limit_bytes / MIB, source=b.source,
+            used_cores=used,
+            cores=b.cores,
+            cpu_period_s=b.cpu_period_s,
+            throttled_share=min(1.0, throttled),
+            memory_used_mb=b.memory_used_bytes / MIB,
+            memory_limit_mb=b.memory_limit_bytes / MIB,
+            source=b.source,
         )
 
 
@@ -102,8 +107,13 @@ def honest_load(rates: Rates) -> dict[int, float]:
     return out
 
 
-def workload_profile(rates: Rates, executor_ids: Iterable[int], sources: Iterable[int],
-                     ackers: Iterable[int], flush_s: float = DEFAULT_FLUSH_S) -> WorkloadProfile | None:
+def workload_profile(
+    rates: Rates,
+    executor_ids: Iterable[int],
+    sources: Iterable[int],
+    ackers: Iterable[int],
+    flush_s: float = DEFAULT_FLUSH_S,
+) -> WorkloadProfile | None:
     """The topology's profile, or None when the window holds no rates yet. ``flush_s``:
     the topology's flush delay (the model derives the mean wait in a batch from it)."""
     ids = sorted(executor_ids)
@@ -135,34 +145,60 @@ def workload_profile(rates: Rates, executor_ids: Iterable[int], sources: Iterabl
         worker_mb = max(w.rss_bytes for _, w in measured) / MIB
     source_rate = sum(rates.emitted.get(ex, 0.0) for ex in source_ids)
     return WorkloadProfile(
-        executors=tuple(execs), source_rate=source_rate, sources=source_ids, ackers=tuple(sorted(set(ackers))),
-        worker_overhead_hz=overhead_hz, transfer_cycles_per_item=transfer_per_item, item_bytes=item_bytes,
-        worker_memory_mb=worker_mb, flush_s=flush_s,
+        executors=tuple(execs),
+        source_rate=source_rate,
+        sources=source_ids,
+        ackers=tuple(sorted(set(ackers))),
+        worker_overhead_hz=overhead_hz,
+        transfer_cycles_per_item=transfer_per_item,
+        item_bytes=item_bytes,
+        worker_memory_mb=worker_mb,
+        flush_s=flush_s,
     )
 
 
 def _clock_of(rates: Rates, workers: list[tuple[str, int]]) -> float:
-    clocks = [rates.clock_hz[ex] for ex, where in rates.executor_worker.items() if where in workers and ex in rates.clock_hz]
+    clocks = [
+        rates.clock_hz[ex] for ex, where in rates.executor_worker.items() if where in workers and ex in rates.clock_hz
+    ]
     return max(clocks) if clocks else 0.0
 
 
-def board_profile(board: BoardRates | None, clock_hz: float, cores_registered: int, memory_mb_registered: int,
-                  topology_cores: float, link_mbit: float = 0.0, link_delay_ms: float = 0.0,
-                  cpu_wait_ms: float = 0.0) -> BoardProfile:
+def board_profile(
+    board: BoardRates | None,
+    clock_hz: float,
+    cores_registered: int,
+    memory_mb_registered: int,
+    topology_cores: float,
+    link_mbit: float = 0.0,
+    link_delay_ms: float = 0.0,
+    cpu_wait_ms: float = 0.0,
+) -> BoardProfile:
     """The board as the model sees it while placing one topology whose workers use
     ``topology_cores`` on it now (their CPU is not background: the model places it);
     ``cpu_wait_ms``: what those workers' loop threads waited for a CPU each time they became
     ready to run."""
     if board is None:
-        return BoardProfile(cores=float(max(1, cores_registered)), clock_hz=clock_hz,
-                            memory_mb=float(memory_mb_registered), link_mbit=link_mbit, link_delay_ms=link_delay_ms,
-                            cpu_wait_ms=min(1e4, max(0.0, cpu_wait_ms)))
+        return BoardProfile(
+            cores=float(max(1, cores_registered)),
+            clock_hz=clock_hz,
+            memory_mb=float(memory_mb_registered),
+            link_mbit=link_mbit,
+            link_delay_ms=link_delay_ms,
+            cpu_wait_ms=min(1e4, max(0.0, cpu_wait_ms)),
+        )
     cores = board.cores if board.cores > 0 else float(max(1, cores_registered))
     memory = board.memory_limit_mb if board.memory_limit_mb > 0 else float(memory_mb_registered)
     return BoardProfile(
-        cores=cores, clock_hz=clock_hz, memory_mb=memory, link_mbit=link_mbit, link_delay_ms=link_delay_ms,
-        cpu_period_s=board.cpu_period_s, measured_utilisation=min(4.0, board.used_cores / cores),
-        throttled_share=board.throttled_share, background_cores=max(0.0, board.used_cores - topology_cores),
+        cores=cores,
+        clock_hz=clock_hz,
+        memory_mb=memory,
+        link_mbit=link_mbit,
+        link_delay_ms=link_delay_ms,
+        cpu_period_s=board.cpu_period_s,
+        measured_utilisation=min(4.0, board.used_cores / cores),
+        throttled_share=board.throttled_share,
+        background_cores=max(0.0, board.used_cores - topology_cores),
         cpu_wait_ms=min(1e4, max(0.0, cpu_wait_ms)),
     )
 
@@ -197,4 +233,3 @@ def missing(rates: Rates, boards: Mapping[str, BoardRates | None]) -> list[str]:
     if blind:
         out.append(f"boards {', '.join(blind)} report no CPU figures: cores taken from registration")
     return out
-

@@ -12,8 +12,8 @@ Guarantee: a scrape costs time linear in the number of executors, supervisors an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -27,9 +27,13 @@ EXECUTOR_LABELS = ["topology", "component", "executor"]
 
 
 class NimbusCollector(Collector):
-    def __init__(self, state: NimbusState, clock: Any,
-                 loop_lag: Callable[[], tuple[float, float]] | None = None,
-                 source: Callable[[], tuple[Any, float]] | None = None) -> None:
+    def __init__(
+        self,
+        state: NimbusState,
+        clock: Any,
+        loop_lag: Callable[[], tuple[float, float]] | None = None,
+        source: Callable[[], tuple[Any, float]] | None = None,
+    ) -> None:
         # () -> (what to read: the state or a snapshot of it, its time)
         self.source = source or (lambda: (state, clock()))
         self.loop_lag = loop_lag  # () -> (latest, max) seconds a tick ran late
@@ -39,35 +43,45 @@ class NimbusCollector(Collector):
         families = list(self._collect(st, now))
         if self.loop_lag is not None:
             latest, worst = self.loop_lag()
-            lag = GaugeMetricFamily("squall_nimbus_loop_lag_seconds",
-                                    "how late the server loop ran its latest tick (monotonic seconds)")
+            lag = GaugeMetricFamily(
+                "squall_nimbus_loop_lag_seconds", "how late the server loop ran its latest tick (monotonic seconds)"
+            )
             lag.add_metric([], latest)
-            peak = GaugeMetricFamily("squall_nimbus_loop_lag_max_seconds",
-                                     "the latest tick lateness's maximum since Nimbus started")
+            peak = GaugeMetricFamily(
+                "squall_nimbus_loop_lag_max_seconds", "the latest tick lateness's maximum since Nimbus started"
+            )
             peak.add_metric([], worst)
             families += [lag, peak]
         return iter(families)
 
     def _collect(self, st: Any, now: float) -> Iterator[Any]:
         counters = {
-            name: CounterMetricFamily(f"squall_executor_{name}", f"tuples {name} (cumulative, per executor)",
-                                      labels=EXECUTOR_LABELS)
+            name: CounterMetricFamily(
+                f"squall_executor_{name}", f"tuples {name} (cumulative, per executor)", labels=EXECUTOR_LABELS
+            )
             for name in ("emitted", "transferred", "executed", "acked", "failed")
         }
-        load = GaugeMetricFamily("squall_executor_load_hz", "executor CPU load in cycles/s over the window",
-                                 labels=EXECUTOR_LABELS)
-        latency = HistogramMetricFamily("squall_complete_latency_ms", "spout complete latency in milliseconds",
-                                        labels=["topology", "component"])
-        inter_worker = GaugeMetricFamily("squall_topology_inter_worker_tuples_per_second",
-                                         "tuples/s crossing workers", labels=["topology"])
-        inter_node = GaugeMetricFamily("squall_topology_inter_node_tuples_per_second",
-                                       "tuples/s crossing nodes", labels=["topology"])
-        status = GaugeMetricFamily("squall_topology_status", "1 for the topology's current status",
-                                   labels=["topology", "status"])
-        worker_up = GaugeMetricFamily("squall_worker_up", "1 while the worker runs, as its supervisor reports",
-                                      labels=["topology", "node", "port"])
-        sup_up = GaugeMetricFamily("squall_supervisor_up", "1 while the supervisor heartbeats",
-                                   labels=["supervisor"])
+        load = GaugeMetricFamily(
+            "squall_executor_load_hz", "executor CPU load in cycles/s over the window", labels=EXECUTOR_LABELS
+        )
+        latency = HistogramMetricFamily(
+            "squall_complete_latency_ms", "spout complete latency in milliseconds", labels=["topology", "component"]
+        )
+        inter_worker = GaugeMetricFamily(
+            "squall_topology_inter_worker_tuples_per_second", "tuples/s crossing workers", labels=["topology"]
+        )
+        inter_node = GaugeMetricFamily(
+            "squall_topology_inter_node_tuples_per_second", "tuples/s crossing nodes", labels=["topology"]
+        )
+        status = GaugeMetricFamily(
+            "squall_topology_status", "1 for the topology's current status", labels=["topology", "status"]
+        )
+        worker_up = GaugeMetricFamily(
+            "squall_worker_up",
+            "1 while the worker runs, as its supervisor reports",
+            labels=["topology", "node", "port"],
+        )
+        sup_up = GaugeMetricFamily("squall_supervisor_up", "1 while the supervisor heartbeats", labels=["supervisor"])
         for name in sorted(st.topologies):
             rec = st.topologies[name]
             status.add_metric([name, rec.status], 1)
@@ -100,21 +114,34 @@ class NimbusCollector(Collector):
                 worker_up.add_metric([name, node, str(port)], 1 if report and report.state == "running" else 0)
         for sid in sorted(st.supervisors):
             sup_up.add_metric([sid], 1 if st.supervisors[sid].alive(now, st.timeout) else 0)
-        rebalances = CounterMetricFamily("squall_rebalances", "rebalance evaluations by outcome (applied, declined)",
-                                         labels=["topology", "outcome"])
+        rebalances = CounterMetricFamily(
+            "squall_rebalances", "rebalance evaluations by outcome (applied, declined)", labels=["topology", "outcome"]
+        )
         for (topology, outcome), count in sorted(st.rebalances.items()):
             rebalances.add_metric([topology, outcome], count)
-        internal = CounterMetricFamily("squall_nimbus_events", "messages and faults seen by Nimbus",
-                                       labels=["event"])
+        internal = CounterMetricFamily("squall_nimbus_events", "messages and faults seen by Nimbus", labels=["event"])
         for event, count in sorted(st.counters.items()):
             internal.add_metric([event], count)
-        yield from (*counters.values(), load, latency, inter_worker, inter_node, status, worker_up, sup_up, rebalances,
-                    internal)
+        yield from (
+            *counters.values(),
+            load,
+            latency,
+            inter_worker,
+            inter_node,
+            status,
+            worker_up,
+            sup_up,
+            rebalances,
+            internal,
+        )
 
 
-def registry_for(state: NimbusState, clock: Any,
-                 loop_lag: Callable[[], tuple[float, float]] | None = None,
-                 source: Callable[[], tuple[Any, float]] | None = None) -> CollectorRegistry:
+def registry_for(
+    state: NimbusState,
+    clock: Any,
+    loop_lag: Callable[[], tuple[float, float]] | None = None,
+    source: Callable[[], tuple[Any, float]] | None = None,
+) -> CollectorRegistry:
     """A registry holding only Nimbus's collector (not the process-global default); it reads
     ``source()`` (a snapshot and its time) when given, else ``state`` at ``clock()``."""
     registry = CollectorRegistry(auto_describe=False)

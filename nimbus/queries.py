@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from squall import messages as M
 from squall.nimbus import views
 from squall.nimbus.commands import Command, ReplyBundle, ReplyEvents, Send
-from squall.nimbus.rebalance_policy import LoopConf
 from squall.nimbus.placement import node_of, workload_of
+from squall.nimbus.rebalance_policy import LoopConf
 from squall.nimbus.requests import RequestError
 
 if TYPE_CHECKING:
@@ -80,6 +80,10 @@ def get_stats(st: NimbusState, peer: bytes, m: M.GetStats, now: float) -> Comman
 
 
 QUERIES: Mapping[type, Callable[[NimbusState, bytes, Any, float], Command]] = {
-    M.ListTopologies: list_topologies, M.GetAssignment: get_assignment, M.GetTopology: get_topology,
-    M.GetCluster: get_cluster, M.GetEvents: get_events, M.GetStats: get_stats,
+    M.ListTopologies: list_topologies,
+    M.GetAssignment: get_assignment,
+    M.GetTopology: get_topology,
+    M.GetCluster: get_cluster,
+    M.GetEvents: get_events,
+    M.GetStats: get_stats,
 }

@@ -29,7 +29,15 @@ from squall.nimbus.placement import node_of, place, workload_of
 from squall.nimbus.profiles import missing
 from squall.nimbus.records import Placement, SupervisorRecord, TopologyRecord
 from squall.rebalance import (
-    Assignment, Cost, Decision, InfeasibleError, InvalidInputError, Node, Workload, evaluate, should_apply,
+    Assignment,
+    Cost,
+    Decision,
+    InfeasibleError,
+    InvalidInputError,
+    Node,
+    Workload,
+    evaluate,
+    should_apply,
 )
 from squall.rebalance.latency import Prediction, predict
 
@@ -177,12 +185,19 @@ def price(
     # What the model did without, in words: older workers or boards without cgroups.
     assumptions = tuple(missing(rates, {n: supervisors[n].board for n in sorted(live)}))
     assumptions += predicted.assumptions if predicted is not None else ()
-    return Proposal(placement, rec.placement.moved_to(placement), current, proposed,
-                    predicted_current, predicted, assumptions)
+    return Proposal(
+        placement, rec.placement.moved_to(placement), current, proposed, predicted_current, predicted, assumptions
+    )
 
 
-def _predict(rec: TopologyRecord, placement: Placement, workload: Workload, nodes: list[Node],
-             others: list[TopologyRecord], live: set[str]) -> Prediction | None:
+def _predict(
+    rec: TopologyRecord,
+    placement: Placement,
+    workload: Workload,
+    nodes: list[Node],
+    others: list[TopologyRecord],
+    live: set[str],
+) -> Prediction | None:
     own = Placement.of(placement).assignment(rec.name)
     rows_e = list(own.executors)
     rows_w = list(own.workers)
@@ -208,8 +223,14 @@ def calibration(measured_avg_ms: float | None, predicted: Prediction | None, top
     return measured_avg_ms / value
 
 
-def decide(proposal: Proposal, since_change: float, lc: LoopConf, scheduler: str = ONLINE,
-           topology: str = "", measured_avg_ms: float | None = None) -> Decision:
+def decide(
+    proposal: Proposal,
+    since_change: float,
+    lc: LoopConf,
+    scheduler: str = ONLINE,
+    topology: str = "",
+    measured_avg_ms: float | None = None,
+) -> Decision:
     """Apply or not, and why (see the module docstring)."""
     if proposal.current is None:
         return Decision(False, "the current placement uses a node that is gone; repair comes first")
@@ -221,8 +242,9 @@ def decide(proposal: Proposal, since_change: float, lc: LoopConf, scheduler: str
     return decision
 
 
-def decide_latency(proposal: Proposal, since_change: float, lc: LoopConf, topology: str,
-                   measured_avg_ms: float | None) -> Decision:
+def decide_latency(
+    proposal: Proposal, since_change: float, lc: LoopConf, topology: str, measured_avg_ms: float | None
+) -> Decision:
     """The latency scheduler's rule: after the timeout, within the hard limits, with a
     calibrated model, when the predicted latency drops by LATENCY_GAIN and LATENCY_GAIN_MS
     (or the proposal relieves a board above the utilisation limit)."""
@@ -242,20 +264,31 @@ def decide_latency(proposal: Proposal, since_change: float, lc: LoopConf, topolo
         return Decision(False, "no measured latency to calibrate the model against")
     low, high = CALIBRATION_RANGE
     if not low <= cal <= high:
-        return Decision(False, f"the model is badly calibrated here (measured/predicted = {cal:.2f}, "
-                               f"outside [{low:g}, {high:g}]): declining rather than guessing")
+        return Decision(
+            False,
+            f"the model is badly calibrated here (measured/predicted = {cal:.2f}, "
+            f"outside [{low:g}, {high:g}]): declining rather than guessing",
+        )
     now_ms, new_ms = cur.latency_ms.get(topology), new.latency_ms.get(topology)
     if now_ms is None or new_ms is None:
         return Decision(False, "no measured rates to predict latency from")
     gain_ms = (now_ms - new_ms) * cal
     if new_ms <= now_ms * (1 - LATENCY_GAIN) and gain_ms >= LATENCY_GAIN_MS:
-        return Decision(True, f"predicted latency {now_ms * cal:.3g} -> {new_ms * cal:.3g} ms "
-                              f"({100 * (now_ms - new_ms) / now_ms:.0f}% less, calibration {cal:.2f})")
-    return Decision(False, f"predicted latency {now_ms * cal:.3g} -> {new_ms * cal:.3g} ms: less than "
-                           f"{100 * LATENCY_GAIN:g}% and {LATENCY_GAIN_MS:g} ms better")
+        return Decision(
+            True,
+            f"predicted latency {now_ms * cal:.3g} -> {new_ms * cal:.3g} ms "
+            f"({100 * (now_ms - new_ms) / now_ms:.0f}% less, calibration {cal:.2f})",
+        )
+    return Decision(
+        False,
+        f"predicted latency {now_ms * cal:.3g} -> {new_ms * cal:.3g} ms: less than "
+        f"{100 * LATENCY_GAIN:g}% and {LATENCY_GAIN_MS:g} ms better",
+    )
 
 
-def prediction_summary(proposal: Proposal | None, topology: str, measured_avg_ms: float | None) -> dict[str, Any] | None:
+def prediction_summary(
+    proposal: Proposal | None, topology: str, measured_avg_ms: float | None
+) -> dict[str, Any] | None:
     """The part of the model's view an event keeps."""
     if proposal is None or (proposal.predicted is None and proposal.predicted_current is None):
         return None
@@ -265,13 +298,19 @@ def prediction_summary(proposal: Proposal | None, topology: str, measured_avg_ms
         if p is None:
             return None
         raw = p.latency_ms.get(topology)
-        return {"latency_ms": None if raw is None else round(raw, 4),
-                "calibrated_latency_ms": None if raw is None or cal is None else round(raw * cal, 4),
-                "utilisation": {n: round(u, 4) for n, u in sorted(p.utilisation.items())},
-                "violations": list(p.violations)}
+        return {
+            "latency_ms": None if raw is None else round(raw, 4),
+            "calibrated_latency_ms": None if raw is None or cal is None else round(raw * cal, 4),
+            "utilisation": {n: round(u, 4) for n, u in sorted(p.utilisation.items())},
+            "violations": list(p.violations),
+        }
 
-    return {"current": one(proposal.predicted_current), "proposed": one(proposal.predicted),
-            "calibration": None if cal is None else round(cal, 4), "assumptions": list(proposal.assumptions)}
+    return {
+        "current": one(proposal.predicted_current),
+        "proposed": one(proposal.predicted),
+        "calibration": None if cal is None else round(cal, 4),
+        "assumptions": list(proposal.assumptions),
+    }
 
 
 def cost_summary(cost: Cost | None) -> dict[str, Any] | None:

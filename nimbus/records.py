@@ -89,10 +89,13 @@ class Placement(Mapping[int, Slot]):
     def moved_to(self, new: Mapping[int, Slot]) -> tuple[int, ...]:
         """Executors of ``new`` that run on another (node, port) than here (or are new):
         what a change from this placement to ``new`` has to move."""
-        return tuple(sorted(
-            ex for ex, s in new.items()
-            if ex not in self._slots or (self._slots[ex].node, self._slots[ex].port) != (s.node, s.port)
-        ))
+        return tuple(
+            sorted(
+                ex
+                for ex, s in new.items()
+                if ex not in self._slots or (self._slots[ex].node, self._slots[ex].port) != (s.node, s.port)
+            )
+        )
 
     def assignment(self, topology: str) -> Assignment:
         """This placement as the schedulers' :class:`~squall.rebalance.Assignment` (what

@@ -8,9 +8,8 @@ nothing here touches the store.
 
 from __future__ import annotations
 
-import importlib.util
-
 import hashlib
+import importlib.util
 import json
 import math
 import re
@@ -141,8 +140,10 @@ def apply_rebalance(rec: TopologyRecord, pending: dict[str, Any]) -> bool:
 def registration_fault(m: RegisterSupervisor, cluster: str) -> str:
     """Why a registration cannot be accepted, or "" when it can."""
     if m.cluster != cluster:
-        return (f"supervisor {m.supervisor_id!r} belongs to cluster {m.cluster!r}, this Nimbus runs cluster "
-                f"{cluster!r} (start it with --cluster {cluster})")
+        return (
+            f"supervisor {m.supervisor_id!r} belongs to cluster {m.cluster!r}, this Nimbus runs cluster "
+            f"{cluster!r} (start it with --cluster {cluster})"
+        )
     if not m.supervisor_id:
         return "supervisor_id must not be empty"
     if len(set(m.ports)) != len(m.ports) or any(not 0 < p < 65536 for p in m.ports):

@@ -32,9 +32,9 @@ from typing import Any
 
 import zmq
 
-from squall.nimbus.http_api import LoopInbox
 from squall.nimbus.commands import Send
 from squall.nimbus.events import Received, Tick
+from squall.nimbus.http_api import LoopInbox
 from squall.nimbus.state import NimbusState
 from squall.security import ClusterKeys, release, secure_server
 from squall.wire import MAX_FRAME_BYTES, WireError, decode, encode
@@ -55,8 +55,14 @@ def steady_clock() -> Any:
 
 class NimbusServer:
     def __init__(
-        self, state: NimbusState, host: str = "127.0.0.1", port: int = 6627, http_port: int = 8080,
-        clock: Any = None, keys: ClusterKeys | None = None, api_token: str | None = None,
+        self,
+        state: NimbusState,
+        host: str = "127.0.0.1",
+        port: int = 6627,
+        http_port: int = 8080,
+        clock: Any = None,
+        keys: ClusterKeys | None = None,
+        api_token: str | None = None,
     ) -> None:
         self.state = state
         self.keys = keys
@@ -85,8 +91,9 @@ class NimbusServer:
             from squall.nimbus.http_api import start as start_http
 
             token = api_token if api_token is not None else (keys.api_token() if keys else None)
-            self.http = start_http(state, self.clock, host, http_port, self.inbox, api_token=token,
-                                   loop_lag=lambda: self.loop_lag)
+            self.http = start_http(
+                state, self.clock, host, http_port, self.inbox, api_token=token, loop_lag=lambda: self.loop_lag
+            )
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -48,10 +48,14 @@ class Snapshot:
     def of(cls, st: NimbusState, now: float) -> Snapshot:
         """Copy what the views read from ``st``; runs on the loop, between events."""
         return cls(
-            now=now, conf=dict(st.conf), timeout=st.timeout,
+            now=now,
+            conf=dict(st.conf),
+            timeout=st.timeout,
             topologies={name: _copy_topology(rec) for name, rec in st.topologies.items()},
             supervisors={sid: copy.copy(sup) for sid, sup in st.supervisors.items()},
-            metrics=st.metrics.copy(), waiting_reason=dict(st.waiting_reason), counters=Counter(st.counters),
+            metrics=st.metrics.copy(),
+            waiting_reason=dict(st.waiting_reason),
+            counters=Counter(st.counters),
             rebalances=Counter(st.rebalances),
         )
 

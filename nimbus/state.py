@@ -45,22 +45,39 @@ from squall import messages as M
 from squall.nimbus import config as C
 from squall.nimbus import views
 from squall.nimbus.commands import (
-    Command, DeleteSupervisor, DeleteTopology, DropBundle, PutBundle, SaveSupervisor, SaveTopology, Send,
+    Command,
+    DeleteSupervisor,
+    DeleteTopology,
+    DropBundle,
+    PutBundle,
+    SaveSupervisor,
+    SaveTopology,
+    Send,
 )
 from squall.nimbus.events import Event, Received, Tick
-from squall.nimbus.live import LiveRebalancing, changes_executors
-from squall.nimbus.metrics import MetricsWindow
-from squall.nimbus.profiles import BoardWindow, Rates
-from squall.nimbus.placement import DeclaredWorkers, place
-from squall.nimbus.queries import QUERIES, find
 from squall.nimbus.failures import every_worker_failed
 from squall.nimbus.leadership import Leadership
+from squall.nimbus.live import LiveRebalancing, changes_executors
+from squall.nimbus.metrics import MetricsWindow
+from squall.nimbus.placement import DeclaredWorkers, place
+from squall.nimbus.profiles import BoardWindow, Rates
+from squall.nimbus.queries import QUERIES, find
 from squall.nimbus.records import (
+    FAILED,
+    KILLING,
     NO_PLACEMENT,
-    FAILED, KILLING, REBALANCING, RUNNING, WAITING, SupervisorRecord, TopologyRecord,
+    REBALANCING,
+    RUNNING,
+    WAITING,
+    SupervisorRecord,
+    TopologyRecord,
 )
 from squall.nimbus.requests import (
-    RequestError, apply_rebalance, registration_fault, validate_rebalance, validate_submit,
+    RequestError,
+    apply_rebalance,
+    registration_fault,
+    validate_rebalance,
+    validate_submit,
 )
 from squall.nimbus.store import Store, StoreError
 from squall.rebalance import InfeasibleError, InvalidInputError
@@ -94,9 +111,13 @@ class NimbusState(LiveRebalancing):
         self._pushed_at: dict[str, float] = {}  # supervisor -> when its assignment was last sent
         self.leadership = Leadership(store)  # the term every assignment carries (fencing)
         self._handlers: dict[type, Callable[[bytes, Any, float], None]] = {
-            M.RegisterSupervisor: self._register, M.Heartbeat: self._heartbeat,
-            M.SubmitTopology: self._submit, M.KillTopology: self._kill, M.SetActive: self._set_active,
-            M.RebalanceTopology: self._rebalance, **{kind: self._query for kind in QUERIES},
+            M.RegisterSupervisor: self._register,
+            M.Heartbeat: self._heartbeat,
+            M.SubmitTopology: self._submit,
+            M.KillTopology: self._kill,
+            M.SetActive: self._set_active,
+            M.RebalanceTopology: self._rebalance,
+            **{kind: self._query for kind in QUERIES},
             M.GetNimbusStatus: lambda peer, m, now: self._reply(peer, m.rid, self.leadership.status()),
         }
         self._init_live(store)
@@ -204,8 +225,13 @@ class NimbusState(LiveRebalancing):
         # The same process (host and pid) coming back on a new connection is a reconnect, not
         # an impostor: ZeroMQ gives a reconnected DEALER a new identity.
         reconnect = old is not None and (old.host, old.pid) == (m.host, m.pid)
-        if not reason and old is not None and old.peer not in (None, peer) and old.alive(now, self.timeout) \
-                and not reconnect:
+        if (
+            not reason
+            and old is not None
+            and old.peer not in (None, peer)
+            and old.alive(now, self.timeout)
+            and not reconnect
+        ):
             reason = (
                 f"supervisor id {m.supervisor_id!r} is already registered from another connection and alive "
                 f"(last heartbeat {now - (old.last_seen or now):.1f} s ago); pick another id or retry after "
@@ -224,11 +250,19 @@ class NimbusState(LiveRebalancing):
         raised = self.leadership.observe(m.term, m.supervisor_id)  # fencing: a board ahead raises the term
         self._out.append(SaveSupervisor.of(sup))
         log.info("supervisor %s registered from %s with ports %s", sup.id, sup.host, sup.ports)
-        self._out.append(Send(peer, M.RegisterReply(ok=True, heartbeat_s=C.number(self.conf, C.HEARTBEAT, 1.0),
-                                                    term=self.leadership.term)))
+        self._out.append(
+            Send(
+                peer,
+                M.RegisterReply(ok=True, heartbeat_s=C.number(self.conf, C.HEARTBEAT, 1.0), term=self.leadership.term),
+            )
+        )
         # A board that came back with fewer ports: its topologies that lost a port are repaired.
-        lost = {r.name for r in self.topologies.values()
-                for s in r.placement.values() if s.node == sup.id and s.port not in sup.ports}
+        lost = {
+            r.name
+            for r in self.topologies.values()
+            for s in r.placement.values()
+            if s.node == sup.id and s.port not in sup.ports
+        }
         self._repair(sorted(lost), now)
         self._capacity_changed = True
         self._place_waiting(now)
@@ -386,10 +420,13 @@ class NimbusState(LiveRebalancing):
                 self._finish_rebalance(rec, now)
         self._place_waiting(now)
         self._live_tick(now)
-        self.metrics.expire(now, {
-            n: C.number(r.conf, C.METRICS_WINDOW, C.number(self.conf, C.METRICS_WINDOW, 30.0))
-            for n, r in self.topologies.items()
-        })
+        self.metrics.expire(
+            now,
+            {
+                n: C.number(r.conf, C.METRICS_WINDOW, C.number(self.conf, C.METRICS_WINDOW, 30.0))
+                for n, r in self.topologies.items()
+            },
+        )
         self._push(now)
         self._resend_unconfirmed(now)
         self._prune_boards(now)
@@ -402,8 +439,15 @@ class NimbusState(LiveRebalancing):
         try:
             if not live:
                 raise InfeasibleError("no live supervisor")
-            placement = place(rec, self.rates(rec.name), self.supervisors, live,
-                              self.topologies.values(), keep_current, reserved=self.reserved(rec.name))
+            placement = place(
+                rec,
+                self.rates(rec.name),
+                self.supervisors,
+                live,
+                self.topologies.values(),
+                keep_current,
+                reserved=self.reserved(rec.name),
+            )
         except (InfeasibleError, InvalidInputError) as exc:
             if rec.placement or rec.phase != WAITING:
                 rec.version += 1
@@ -501,8 +545,7 @@ class NimbusState(LiveRebalancing):
             self._out.append(SaveSupervisor.of(sup))  # carried out before the send: a failed save sends nothing
             sup.last_pushed = workers
             self._pushed_at[sup.id] = now
-            self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, workers,
-                                                                   self.leadership.term)))
+            self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, workers, self.leadership.term)))
 
     def _prune_boards(self, now: float) -> None:
         """Forget boards silent for ``nimbus.supervisor.retention.secs`` that no placement
@@ -539,6 +582,6 @@ class NimbusState(LiveRebalancing):
             if now - pushed_at >= RESEND_S and heard_since >= RESEND_S / 2:
                 self._pushed_at[sup.id] = now
                 self.counters["assignments_resent"] += 1
-                self._out.append(Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, sup.last_pushed,
-                                                                       self.leadership.term)))
-
+                self._out.append(
+                    Send(sup.peer, M.SupervisorAssignment(sup.id, sup.version, sup.last_pushed, self.leadership.term))
+                )

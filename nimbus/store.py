@@ -39,15 +39,31 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import msgpack
 
 from squall import messages as M
 from squall.nimbus.commands import (
-    AddEvent, Command, DeleteMigration, DeleteSupervisor, DeleteTopology, DropBundle, PutBundle, Read, ReplyBundle,
-    ReplyEvents, SaveClock, SaveMigration, SaveSupervisor, SaveTopology, Send, UpdateEvent, Write,
+    AddEvent,
+    Command,
+    DeleteMigration,
+    DeleteSupervisor,
+    DeleteTopology,
+    DropBundle,
+    PutBundle,
+    Read,
+    ReplyBundle,
+    ReplyEvents,
+    SaveClock,
+    SaveMigration,
+    SaveSupervisor,
+    SaveTopology,
+    Send,
+    UpdateEvent,
+    Write,
 )
 from squall.nimbus.records import Placement, Slot, SupervisorRecord, TopologyRecord
 from squall.topology.spec import TopologySpec
@@ -65,6 +81,7 @@ T = TypeVar("T")
 
 class StoreError(Exception):
     """The store cannot be used or written; the message names the file and what to do."""
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topologies (
@@ -96,8 +113,21 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 # Every column each table must have (a file of another schema lacks some).
 _COLUMNS = {
-    "topologies": {"name", "spec", "scheduler", "conf", "bundle_digest", "bundle_size", "submitted_at", "phase",
-                   "active", "deadline", "pending", "version", "error"},
+    "topologies": {
+        "name",
+        "spec",
+        "scheduler",
+        "conf",
+        "bundle_digest",
+        "bundle_size",
+        "submitted_at",
+        "phase",
+        "active",
+        "deadline",
+        "pending",
+        "version",
+        "error",
+    },
     "assignments": {"topology", "executor", "worker", "node", "port"},
     "supervisors": {"id", "host", "ports", "capacity_hz", "clock_hz", "cores", "memory_mb", "version", "last_seen"},
     "migrations": {"topology", "record", "states"},
@@ -123,8 +153,10 @@ class Store:
             try:
                 self._blob_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(f"{self._blob_dir}: cannot create the bundle folder ({exc.strerror}); make its "
-                                 "parent writable by the user running Nimbus") from None
+                raise StoreError(
+                    f"{self._blob_dir}: cannot create the bundle folder ({exc.strerror}); make its "
+                    "parent writable by the user running Nimbus"
+                ) from None
             self._remove_leftovers()
         try:
             self._db = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
@@ -132,8 +164,10 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
             if version > SCHEMA_VERSION:
-                raise StoreError(f"{db_path}: written by a newer Squall (schema {version}, this one reads "
-                                 f"{SCHEMA_VERSION}); upgrade Squall, or move the file away to start empty")
+                raise StoreError(
+                    f"{db_path}: written by a newer Squall (schema {version}, this one reads "
+                    f"{SCHEMA_VERSION}); upgrade Squall, or move the file away to start empty"
+                )
             self._db.executescript(_SCHEMA)
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(topologies)")}
             if "error" not in columns:  # a store written before topologies could fail
@@ -150,15 +184,16 @@ class Store:
             self._checkpointer.start()
 
     @classmethod
-    def open(cls, data_dir: str | Path) -> "Store":
+    def open(cls, data_dir: str | Path) -> Store:
         """The store of a data directory (created if missing), locked for this process:
         a second Nimbus on the same directory gets a StoreError naming the first's pid."""
         path = Path(data_dir).expanduser()
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"{path}: cannot create the data directory ({exc.strerror}); create it, or give "
-                             "another --data-dir") from None
+            raise StoreError(
+                f"{path}: cannot create the data directory ({exc.strerror}); create it, or give another --data-dir"
+            ) from None
         lock_fd = _lock(path)
         try:
             store = cls(path / DB_NAME, path / BLOB_DIR)
@@ -177,7 +212,7 @@ class Store:
             os.close(self._lock_fd)  # releases the lock
             self._lock_fd = None
 
-    def _tx(self) -> "_Transaction":
+    def _tx(self) -> _Transaction:
         return _Transaction(self._db, self.path)
 
     def _check_schema(self) -> None:
@@ -185,8 +220,10 @@ class Store:
             have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             missing = wanted - have
             if missing:
-                raise StoreError(f"{self.path}: table {table} lacks column(s) {sorted(missing)}: a file of another "
-                                 "program or version; move it away to start empty, or restore a backup")
+                raise StoreError(
+                    f"{self.path}: table {table} lacks column(s) {sorted(missing)}: a file of another "
+                    "program or version; move it away to start empty, or restore a backup"
+                )
 
     def _remove_leftovers(self) -> None:
         """Temporary files of bundle writes a kill interrupted (they are never read)."""
@@ -198,8 +235,9 @@ class Store:
             except OSError as exc:
                 log.warning("cannot remove %s: %s", tmp, exc)
 
-    def _read_rows(self, table: str, key_of: Callable[[tuple], str], rows: list[tuple],
-                   parse: Callable[[tuple], T]) -> list[T]:
+    def _read_rows(
+        self, table: str, key_of: Callable[[tuple], str], rows: list[tuple], parse: Callable[[tuple], T]
+    ) -> list[T]:
         """``parse`` each row; a row that cannot be read is a StoreError naming it and the fix."""
         out = []
         for row in rows:
@@ -209,8 +247,9 @@ class Store:
                 key = key_of(row)
                 raise StoreError(
                     f"{self.path}: row {key!r} of table {table} cannot be read ({type(exc).__name__}: "
-                    f"{str(exc)[:200]}); delete it (sqlite3 {self.path} \"DELETE FROM {table} WHERE "
-                    f"{_KEY_COLUMN[table]} = '{key}'\") or restore a backup") from None
+                    f'{str(exc)[:200]}); delete it (sqlite3 {self.path} "DELETE FROM {table} WHERE '
+                    f"{_KEY_COLUMN[table]} = '{key}'\") or restore a backup"
+                ) from None
         return out
 
     # -- bundles ---------------------------------------------------------------------------
@@ -291,12 +330,20 @@ class Store:
         def parse(row: tuple) -> TopologyRecord:
             name, spec, sched, conf, digest, size, at, phase, active, deadline, pending, version, error = row
             return TopologyRecord(
-                name=str(name), spec=TopologySpec.from_dict(json.loads(spec)), scheduler=str(sched),
-                conf=_mapping(json.loads(conf)), bundle_digest=str(digest), bundle_size=int(size),
-                submitted_at=float(at), phase=str(phase), active=bool(active),
+                name=str(name),
+                spec=TopologySpec.from_dict(json.loads(spec)),
+                scheduler=str(sched),
+                conf=_mapping(json.loads(conf)),
+                bundle_digest=str(digest),
+                bundle_size=int(size),
+                submitted_at=float(at),
+                phase=str(phase),
+                active=bool(active),
                 deadline=None if deadline is None else float(deadline),
-                pending=None if pending is None else json.loads(pending), version=int(version),
-                placement=Placement(placements.get(name, {})), error=str(error or ""),
+                pending=None if pending is None else json.loads(pending),
+                version=int(version),
+                placement=Placement(placements.get(name, {})),
+                error=str(error or ""),
             )
 
         return self._read_rows("topologies", lambda r: str(r[0]), rows, parse)
@@ -313,8 +360,12 @@ class Store:
 
     def load_migrations(self) -> list[tuple[dict[str, Any], dict[int, bytes]]]:
         rows = self._db.execute("SELECT topology, record, states FROM migrations ORDER BY topology").fetchall()
-        return self._read_rows("migrations", lambda r: str(r[0]), rows, lambda r: (
-            _mapping(json.loads(r[1])), dict(msgpack.unpackb(r[2], raw=False, strict_map_key=False))))
+        return self._read_rows(
+            "migrations",
+            lambda r: str(r[0]),
+            rows,
+            lambda r: (_mapping(json.loads(r[1])), dict(msgpack.unpackb(r[2], raw=False, strict_map_key=False))),
+        )
 
     def add_event(self, topology: str, event: dict[str, Any], event_id: int | None = None) -> int:
         """Store an event (JSON-able dict with a "decision"), under ``event_id`` or the next
@@ -334,8 +385,9 @@ class Store:
 
     def events(self, topology: str) -> list[dict[str, Any]]:
         """The topology's events, oldest first, each with its "id"."""
-        rows = self._db.execute("SELECT id, event FROM rebalance_events WHERE topology = ? ORDER BY id",
-                                (topology,)).fetchall()
+        rows = self._db.execute(
+            "SELECT id, event FROM rebalance_events WHERE topology = ? ORDER BY id", (topology,)
+        ).fetchall()
         return [{"id": int(i), **json.loads(e)} for i, e in rows]
 
     def save_clock(self, topology: str, last_change: float) -> None:
@@ -355,8 +407,10 @@ class Store:
             return 0
         rows = self._read_rows("meta", lambda r: "epoch", [row], lambda r: int(r[0]))
         if rows[0] < 0:
-            raise StoreError(f"{self.path}: meta epoch {rows[0]} is negative; delete it (sqlite3 {self.path} "
-                             "\"DELETE FROM meta WHERE key = 'epoch'\") or restore a backup")
+            raise StoreError(
+                f"{self.path}: meta epoch {rows[0]} is negative; delete it (sqlite3 {self.path} "
+                "\"DELETE FROM meta WHERE key = 'epoch'\") or restore a backup"
+            )
         return rows[0]
 
     def save_epoch(self, epoch: int) -> None:
@@ -378,9 +432,21 @@ class Store:
         rows = self._db.execute(
             "SELECT id, host, ports, capacity_hz, clock_hz, cores, memory_mb, version FROM supervisors ORDER BY id"
         ).fetchall()
-        return self._read_rows("supervisors", lambda r: str(r[0]), rows, lambda r: SupervisorRecord(
-            id=str(r[0]), host=str(r[1]), ports=[int(p) for p in json.loads(r[2])], capacity_hz=float(r[3]),
-            clock_hz=float(r[4]), cores=int(r[5]), memory_mb=int(r[6]), version=int(r[7])))
+        return self._read_rows(
+            "supervisors",
+            lambda r: str(r[0]),
+            rows,
+            lambda r: SupervisorRecord(
+                id=str(r[0]),
+                host=str(r[1]),
+                ports=[int(p) for p in json.loads(r[2])],
+                capacity_hz=float(r[3]),
+                clock_hz=float(r[4]),
+                cores=int(r[5]),
+                memory_mb=int(r[6]),
+                version=int(r[7]),
+            ),
+        )
 
     # -- carrying out the state machine's commands ------------------------------------------
 
@@ -485,9 +551,19 @@ def _save_topology(db: sqlite3.Connection, rec: TopologyRecord) -> None:
         "INSERT OR REPLACE INTO topologies (name, spec, scheduler, conf, bundle_digest, bundle_size,"
         " submitted_at, phase, active, deadline, pending, version, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
-            rec.name, json.dumps(rec.spec.to_dict()), rec.scheduler, json.dumps(rec.conf),
-            rec.bundle_digest, rec.bundle_size, rec.submitted_at, rec.phase, int(rec.active),
-            rec.deadline, None if rec.pending is None else json.dumps(rec.pending), rec.version, rec.error,
+            rec.name,
+            json.dumps(rec.spec.to_dict()),
+            rec.scheduler,
+            json.dumps(rec.conf),
+            rec.bundle_digest,
+            rec.bundle_size,
+            rec.submitted_at,
+            rec.phase,
+            int(rec.active),
+            rec.deadline,
+            None if rec.pending is None else json.dumps(rec.pending),
+            rec.version,
+            rec.error,
         ),
     )
     db.execute("DELETE FROM assignments WHERE topology = ?", (rec.name,))
@@ -506,8 +582,10 @@ def _delete_topology(db: sqlite3.Connection, name: str) -> None:
 
 
 def _save_migration(db: sqlite3.Connection, topology: str, record: dict[str, Any], states: dict[int, bytes]) -> None:
-    db.execute("INSERT OR REPLACE INTO migrations VALUES (?,?,?)",
-               (topology, json.dumps(record), msgpack.packb(states, use_bin_type=True)))
+    db.execute(
+        "INSERT OR REPLACE INTO migrations VALUES (?,?,?)",
+        (topology, json.dumps(record), msgpack.packb(states, use_bin_type=True)),
+    )
 
 
 def _delete_migration(db: sqlite3.Connection, topology: str) -> None:
@@ -516,8 +594,10 @@ def _delete_migration(db: sqlite3.Connection, topology: str) -> None:
 
 def _add_event(db: sqlite3.Connection, topology: str, event: dict[str, Any], event_id: int | None) -> int:
     declined = int(event.get("decision") == "declined")
-    cur = db.execute("INSERT INTO rebalance_events (id, topology, declined, event) VALUES (?,?,?,?)",
-                     (event_id, topology, declined, json.dumps(event)))
+    cur = db.execute(
+        "INSERT INTO rebalance_events (id, topology, declined, event) VALUES (?,?,?,?)",
+        (event_id, topology, declined, json.dumps(event)),
+    )
     db.execute(
         "DELETE FROM rebalance_events WHERE topology = ? AND declined = ? AND id NOT IN ("
         " SELECT id FROM rebalance_events WHERE topology = ? AND declined = ? ORDER BY id DESC LIMIT ?)",
@@ -540,8 +620,17 @@ def _save_clock(db: sqlite3.Connection, topology: str, last_change: float) -> No
 def _save_supervisor(db: sqlite3.Connection, sup: SupervisorRecord) -> None:
     db.execute(
         "INSERT OR REPLACE INTO supervisors VALUES (?,?,?,?,?,?,?,?,?)",
-        (sup.id, sup.host, json.dumps(sup.ports), sup.capacity_hz, sup.clock_hz, sup.cores,
-         sup.memory_mb, sup.version, sup.last_seen),
+        (
+            sup.id,
+            sup.host,
+            json.dumps(sup.ports),
+            sup.capacity_hz,
+            sup.clock_hz,
+            sup.cores,
+            sup.memory_mb,
+            sup.version,
+            sup.last_seen,
+        ),
     )
 
 
@@ -562,8 +651,14 @@ _WRITERS: dict[type, Callable[[sqlite3.Connection, Any], object]] = {
 }
 
 
-_KEY_COLUMN = {"topologies": "name", "assignments": "topology", "supervisors": "id", "migrations": "topology",
-               "loop_clocks": "topology", "meta": "key"}
+_KEY_COLUMN = {
+    "topologies": "name",
+    "assignments": "topology",
+    "supervisors": "id",
+    "migrations": "topology",
+    "loop_clocks": "topology",
+    "meta": "key",
+}
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -586,15 +681,18 @@ def _lock(data_dir: Path) -> int:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise StoreError(f"{data_dir}: not writable ({exc.strerror}); make it writable by the user running Nimbus, "
-                         "or give another --data-dir") from None
+        raise StoreError(
+            f"{data_dir}: not writable ({exc.strerror}); make it writable by the user running Nimbus, "
+            "or give another --data-dir"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
         os.close(fd)
-        raise StoreError(f"{data_dir} is in use by another Nimbus (pid {holder}); stop it, or give another "
-                         "--data-dir") from None
+        raise StoreError(
+            f"{data_dir} is in use by another Nimbus (pid {holder}); stop it, or give another --data-dir"
+        ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
@@ -603,7 +701,11 @@ def _lock(data_dir: Path) -> int:
 def _open_advice(path: str, exc: sqlite3.DatabaseError) -> str:
     text = str(exc)
     if "readonly" in text or "unable to open" in text or "disk I/O" in text:
-        return (f"{path}: cannot open it for writing ({text}); make the file and its folder writable by the user "
-                "running Nimbus, or give another --data-dir")
-    return (f"{path}: not a usable Nimbus store ({text}); move it away to start empty (topologies are then "
-            "forgotten), or restore it from a backup")
+        return (
+            f"{path}: cannot open it for writing ({text}); make the file and its folder writable by the user "
+            "running Nimbus, or give another --data-dir"
+        )
+    return (
+        f"{path}: not a usable Nimbus store ({text}); move it away to start empty (topologies are then "
+        "forgotten), or restore it from a backup"
+    )

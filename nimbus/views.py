@@ -34,9 +34,7 @@ def topology_entry(rec: TopologyRecord) -> dict[str, Any]:
     return row
 
 
-def assignment_view(
-    rec: TopologyRecord, supervisors: Mapping[str, SupervisorRecord], rates: Rates
-) -> dict[str, Any]:
+def assignment_view(rec: TopologyRecord, supervisors: Mapping[str, SupervisorRecord], rates: Rates) -> dict[str, Any]:
     """{"topology", "executors": [{"id","component","tasks","node","port","pid","load_hz"}],
     "traffic": [[src, dst, tuples_per_s], ...]}; node/port/pid are None when unknown."""
     executors = []

@@ -97,16 +97,23 @@ def crossing(assignment: Assignment, topology: str, traffic: Iterable[TrafficRow
     assignment does not place are left out."""
     rows = list(traffic)
     ids = {ex for src, dst, _ in rows for ex in (src, dst)}
-    where = {ex: (assignment.worker_of(topology, ex), assignment.node_of(topology, ex))
-             for ex in ids if assignment.has_executor(topology, ex)}
+    where = {
+        ex: (assignment.worker_of(topology, ex), assignment.node_of(topology, ex))
+        for ex in ids
+        if assignment.has_executor(topology, ex)
+    }
     inter_worker: list[float] = []
     inter_node: list[float] = []
     _split(where, rows, inter_worker, inter_node)
     return math.fsum(inter_worker), math.fsum(inter_node)
 
 
-def _split(where: Mapping[int, tuple[int, str]], traffic: Iterable[TrafficRow], inter_worker: list[float],
-           inter_node: list[float]) -> None:
+def _split(
+    where: Mapping[int, tuple[int, str]],
+    traffic: Iterable[TrafficRow],
+    inter_worker: list[float],
+    inter_node: list[float],
+) -> None:
     """Append each row's rate to the lists it crosses: another worker, and another node."""
     for src, dst, rate in traffic:
         a, b = where.get(src), where.get(dst)
@@ -161,8 +168,7 @@ def should_apply(
     if proposed.overload_hz > current.overload_hz * (1 + OVERLOAD_TOLERANCE):
         return Decision(
             False,
-            f"proposal would overload nodes by {proposed.overload_hz:.4g} Hz "
-            f"(now {current.overload_hz:.4g} Hz)",
+            f"proposal would overload nodes by {proposed.overload_hz:.4g} Hz (now {current.overload_hz:.4g} Hz)",
         )
     if current.overload_hz > 0 and proposed.overload_hz < current.overload_hz:
         return Decision(

@@ -23,13 +23,13 @@ the same order as before, so costs are bit-for-bit the ones the plain greedy com
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Sequence
 from dataclasses import dataclass
-from bisect import bisect_left, insort
 
 import numpy as np
 
-from squall.rebalance.scorers import Scorer, best, best_id
+from squall.rebalance.scorers import Scorer, best_id
 
 # Relative slack on load limits: sums of floats must not fail a limit they meet exactly.
 TOLERANCE = 1e-9
@@ -99,12 +99,13 @@ class PairGreedy:
         self.bin_group = np.zeros((n_bins, max(1, len(group_limit))), dtype=np.int64)
         self.relaxed: list[tuple[int, str]] = []
         self.bin_chain: tuple[Scorer[np.ndarray], ...] = (
-            Scorer("least loaded", "spread CPU demand; nodes compare their share of capacity",
-                   lambda ids: self.bin_load[ids] / self.scale[ids]),
-            Scorer("current place", "a rebalance should move as little as possible",
-                   lambda ids: -self._hint_hits[ids]),
-            Scorer("fewest items", "with equal (or unmeasured) load, spread by count",
-                   lambda ids: self.bin_count[ids]),
+            Scorer(
+                "least loaded",
+                "spread CPU demand; nodes compare their share of capacity",
+                lambda ids: self.bin_load[ids] / self.scale[ids],
+            ),
+            Scorer("current place", "a rebalance should move as little as possible", lambda ids: -self._hint_hits[ids]),
+            Scorer("fewest items", "with equal (or unmeasured) load, spread by count", lambda ids: self.bin_count[ids]),
         )
         # The pair chain, in the order of the key tuple _choice returns (lower wins, then
         # the first candidate): kept as scorers so the policy reads the same as before.
@@ -314,8 +315,7 @@ class PairGreedy:
         # than a feasible one's can never be picked.
         mutual = self.adj[i].get(j, 0.0)
         hint_i, hint_j = self._hint[i], self._hint[j]
-        side_j = [(tj - cj.get(b, 0.0), int(wj >= 0 and wj != b), int(hint_j >= 0 and hint_j != b), b)
-                  for b in cands]
+        side_j = [(tj - cj.get(b, 0.0), int(wj >= 0 and wj != b), int(hint_j >= 0 and hint_j != b), b) for b in cands]
         keyed = []
         order = 0
         for a in cands:

@@ -92,13 +92,18 @@ def board_terms(node: Node, assumptions: set[str]) -> BoardTerms:
         if b.measured_utilisation > 0.05:
             # Fitted to what the quota did at the measured load; a board that was never
             # throttled keeps a small floor, so packing more onto it is not free.
-            fitted = b.throttled_share / b.measured_utilisation ** THROTTLE_EXPONENT
+            fitted = b.throttled_share / b.measured_utilisation**THROTTLE_EXPONENT
             scale = min(1.0, max(fitted, THROTTLED_FLOOR))
         else:
             scale = DEFAULT_THROTTLED_AT_FULL
     return BoardTerms(
-        cores=b.cores, clock_hz=clock, memory_mb=b.memory_mb, link_bps=b.link_mbit * 1e6,
-        link_delay_s=b.link_delay_ms / 1e3, throttle_wait_full_s=wait_full, throttle_scale=scale,
+        cores=b.cores,
+        clock_hz=clock,
+        memory_mb=b.memory_mb,
+        link_bps=b.link_mbit * 1e6,
+        link_delay_s=b.link_delay_ms / 1e3,
+        throttle_wait_full_s=wait_full,
+        throttle_scale=scale,
         background_cores=b.background_cores,
         wake_wait_s=max(0.0, b.cpu_wait_ms / 1e3 - b.throttled_share * wait_full),
     )

@@ -29,7 +29,14 @@ from squall.rebalance import online, round_robin
 from squall.rebalance.assignment import Assignment
 from squall.rebalance.errors import InfeasibleError
 from squall.rebalance.latency import (
-    MAX_UTILISATION, BoardTerms, Prediction, board_terms, flush_wait, queue_wait, throttle_delay, throttle_share,
+    MAX_UTILISATION,
+    BoardTerms,
+    Prediction,
+    board_terms,
+    flush_wait,
+    queue_wait,
+    throttle_delay,
+    throttle_share,
 )
 from squall.rebalance.model import Node, Workload
 from squall.rebalance.params import SchedulerParams
@@ -137,15 +144,19 @@ class Network:
             self.edges.append((gs, gd, r, kappa, kind))
             self.adjacent[gs].append(k)
             self.adjacent[gd].append(k)
-        self.topos.append(_Topo(
-            name=name, source_rate=source_rate, ack_rate=ack_rate,
-            overhead_hz=p.worker_overhead_hz if p else 0.0,
-            transfer_cycles=p.transfer_cycles_per_item if p else 0.0,
-            item_bytes=p.item_bytes if p else 0.0,
-            worker_mb=p.worker_memory_mb if p else 0.0,
-            flush_s=p.flush_s if p else 0.0,
-            measured=measured,
-        ))
+        self.topos.append(
+            _Topo(
+                name=name,
+                source_rate=source_rate,
+                ack_rate=ack_rate,
+                overhead_hz=p.worker_overhead_hz if p else 0.0,
+                transfer_cycles=p.transfer_cycles_per_item if p else 0.0,
+                item_bytes=p.item_bytes if p else 0.0,
+                worker_mb=p.worker_memory_mb if p else 0.0,
+                flush_s=p.flush_s if p else 0.0,
+                measured=measured,
+            )
+        )
 
     # -- states ------------------------------------------------------------------------
 
@@ -188,15 +199,17 @@ class Network:
                 violations.append(
                     f"board {self.nodes[n].id}: workers need {mem:.0f} MB of {self.terms[n].memory_mb:.0f} MB"
                 )
-        return Prediction(latency, utilisation, workers_on, tuple(violations), tuple(sorted(self.assumptions)),
-                          excess=state.excess())
+        return Prediction(
+            latency, utilisation, workers_on, tuple(violations), tuple(sorted(self.assumptions)), excess=state.excess()
+        )
 
 
 class State:
     """A placement and the aggregates that price it; moves update them in place."""
 
-    def __init__(self, net: Network, worker_ids: list[tuple[int, int]], worker_node: list[int],
-                 exec_worker: list[int]) -> None:
+    def __init__(
+        self, net: Network, worker_ids: list[tuple[int, int]], worker_node: list[int], exec_worker: list[int]
+    ) -> None:
         self.net = net
         self.worker_ids = worker_ids
         self.worker_node = worker_node
@@ -395,8 +408,9 @@ class State:
         cores = []
         for w in order:
             topo = net.topos[self.worker_ids[w][0]]
-            cores.append((self.w_na[w] + self.w_ak[w] + topo.overhead_hz
-                          + topo.transfer_cycles * self.w_cross[w] / 2.0) / clock)
+            cores.append(
+                (self.w_na[w] + self.w_ak[w] + topo.overhead_hz + topo.transfer_cycles * self.w_cross[w] / 2.0) / clock
+            )
         rho_n = (sum(cores) + terms.background_cores) / terms.cores
         lat: dict[int, float] = {}
         stays: dict[int, float] = {}
@@ -512,8 +526,10 @@ def _place(req: Request, params: SchedulerParams, current: Assignment | None) ->
         if all(len(req.hint.workers_of(t)) <= budget[t] for t in names):
             seeds.append(req.hint)
     spread = replace(params, beta=1.0, strict=False)
-    for make in (lambda: online.schedule(req.workloads, req.nodes, spread, current),
-                 lambda: round_robin.schedule(req.workloads, req.nodes, params, current)):
+    for make in (
+        lambda: online.schedule(req.workloads, req.nodes, spread, current),
+        lambda: round_robin.schedule(req.workloads, req.nodes, params, current),
+    ):
         try:
             seeds.append(make().restrict(names))
         except InfeasibleError:
@@ -629,8 +645,9 @@ def _least_busy_workers(state: State) -> dict[int, list[int]]:
     return {t: [w for _c, w in sorted(rows)] for t, rows in by_topology.items()}
 
 
-def _executor_candidates(state: State, g: int, free: Mapping[str, int],
-                         least_busy: Mapping[int, Sequence[int]]) -> list[int]:
+def _executor_candidates(
+    state: State, g: int, free: Mapping[str, int], least_busy: Mapping[int, Sequence[int]]
+) -> list[int]:
     net = state.net
     t = net.ex_topo[g]
     mine = state.exec_worker[g]

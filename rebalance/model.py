@@ -106,9 +106,7 @@ class Node:
         return cls(
             id=_as_str(_get(data, "id", where), _join(where, "id")),
             slots=_as_int(_get(data, "slots", where), _join(where, "slots"), minimum=0),
-            capacity_hz=_as_float(
-                _get(data, "capacity_hz", where), _join(where, "capacity_hz"), positive=True
-            ),
+            capacity_hz=_as_float(_get(data, "capacity_hz", where), _join(where, "capacity_hz"), positive=True),
             board=board,
         )
 
@@ -180,9 +178,7 @@ class Workload:
         name = _as_str(self.topology, "topology")
         _as_int(self.workers, f"topology {name!r}: workers", minimum=1)
         executors = tuple(self.executors)
-        loads = tuple(
-            _as_float(v, f"topology {name!r}: load_hz[{k}]") for k, v in enumerate(self.load_hz)
-        )
+        loads = tuple(_as_float(v, f"topology {name!r}: load_hz[{k}]") for k, v in enumerate(self.load_hz))
         if not executors:
             raise InvalidInputError(f"topology {name!r}: executors is empty")
         if len(loads) != len(executors):
@@ -206,9 +202,7 @@ class Workload:
             for a, b in zip(executors, executors[1:]):
                 assert a.tasks is not None and b.tasks is not None
                 if b.tasks[0] <= a.tasks[1]:
-                    raise InvalidInputError(
-                        f"topology {name!r}: task ranges of executors {a.id} and {b.id} overlap"
-                    )
+                    raise InvalidInputError(f"topology {name!r}: task ranges of executors {a.id} and {b.id} overlap")
         index = {e.id: k for k, e in enumerate(executors)}
         object.__setattr__(self, "executors", executors)
         object.__setattr__(self, "load_hz", loads)
@@ -327,8 +321,15 @@ class Workload:
         profile = None
         if "profile" in data:
             profile = WorkloadProfile.from_dict(data["profile"], _join(where, "profile"))
-        return cls(topology, workers, tuple(executors), tuple(traffic), tuple(loads),
-                   None if edges is None else tuple(edges), profile)
+        return cls(
+            topology,
+            workers,
+            tuple(executors),
+            tuple(traffic),
+            tuple(loads),
+            None if edges is None else tuple(edges),
+            profile,
+        )
 
 
 def workloads_from_json(data: Any) -> tuple[Workload, ...]:

@@ -46,9 +46,7 @@ def initial_labels(topology: str, n_workers: int, hint: Assignment) -> list[int]
     return current + [next(fresh) for _ in range(n_workers - len(current))]
 
 
-def executors_to_workers(
-    wl: Workload, n_workers: int, params: SchedulerParams, hint: Assignment
-) -> dict[int, int]:
+def executors_to_workers(wl: Workload, n_workers: int, params: SchedulerParams, hint: Assignment) -> dict[int, int]:
     """Phase 1 for one topology: {executor id: worker id}."""
     n = len(wl.executors)
     loads = np.array(wl.load_hz, dtype=float)
@@ -112,12 +110,19 @@ def _move_chain(
     """The tie-breakers choosing which executor moves into the empty worker ``empty``
     (``internal``: each executor's traffic with its co-workers; ``where``: its worker)."""
     return (
-        Scorer("cheapest move", "the rule: least inter-worker traffic added",
-               lambda x: np.round(internal[x], COST_DECIMALS)),
-        Scorer("current place", "a rebalance should move as little as possible",
-               lambda x: (hint_worker[x] != empty).astype(np.int64)),
-        Scorer("from the busiest", "a move should relieve the most loaded worker",
-               lambda x: -greedy.bin_load[where[x]]),
+        Scorer(
+            "cheapest move",
+            "the rule: least inter-worker traffic added",
+            lambda x: np.round(internal[x], COST_DECIMALS),
+        ),
+        Scorer(
+            "current place",
+            "a rebalance should move as little as possible",
+            lambda x: (hint_worker[x] != empty).astype(np.int64),
+        ),
+        Scorer(
+            "from the busiest", "a move should relieve the most loaded worker", lambda x: -greedy.bin_load[where[x]]
+        ),
         Scorer("heaviest executor", "moving more load out balances more", lambda x: -greedy.loads[x]),
     )
 

@@ -66,9 +66,7 @@ def metis_parts(adjacency: list[dict[int, float]], loads: np.ndarray, n_parts: i
     return [int(p) for p in result[1]]
 
 
-def partition_executors(
-    wl: Workload, n_workers: int, params: SchedulerParams, hint: Assignment
-) -> dict[int, int]:
+def partition_executors(wl: Workload, n_workers: int, params: SchedulerParams, hint: Assignment) -> dict[int, int]:
     """{executor id: worker id} from METIS parts."""
     loads = np.array(wl.load_hz, dtype=float)
     adjacency = adjacency_of(wl)

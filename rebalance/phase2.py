@@ -130,7 +130,5 @@ def place_workers(
 
 def assemble(placed: Mapping[str, Mapping[int, int]], worker_node: Mapping[WorkerKey, str]) -> Assignment:
     """The scheduled topologies' rows: both phases' results in one assignment."""
-    executor_worker: dict[ExecutorKey, int] = {
-        (t, e): w for t, ex in placed.items() for e, w in ex.items()
-    }
+    executor_worker: dict[ExecutorKey, int] = {(t, e): w for t, ex in placed.items() for e, w in ex.items()}
     return Assignment.of(executor_worker, worker_node)

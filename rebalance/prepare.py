@@ -18,7 +18,6 @@ from squall.rebalance.errors import InfeasibleError, InvalidInputError
 from squall.rebalance.model import Node, Workload, check_unique_nodes, check_unique_topologies
 from squall.rebalance.params import SchedulerParams
 
-
 # The public form of every scheduler: schedule(workloads, nodes, params, current) -> Assignment.
 Schedule = Callable[[Sequence[Workload], Sequence[Node], SchedulerParams, Assignment | None], Assignment]
 
@@ -32,9 +31,7 @@ class Request:
     free: dict[str, int]  # slots per node not held by kept topologies
 
 
-def prepare(
-    workloads: Sequence[Workload], nodes: Sequence[Node], current: Assignment | None
-) -> Request:
+def prepare(workloads: Sequence[Workload], nodes: Sequence[Node], current: Assignment | None) -> Request:
     if not workloads:
         raise InvalidInputError("no workload to schedule")
     if not nodes:
@@ -47,9 +44,7 @@ def prepare(
     known = {n.id for n in node_list}
     unknown = [n for n in current.nodes_used() if n not in known]
     if unknown:
-        raise InfeasibleError(
-            f"current assignment uses unknown node(s) {unknown}; known nodes are {sorted(known)}"
-        )
+        raise InfeasibleError(f"current assignment uses unknown node(s) {unknown}; known nodes are {sorted(known)}")
     names = {w.topology for w in ordered}
     kept = current.without(names)
     hint = _fresh_rows(current.restrict(names), ordered)

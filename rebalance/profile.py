@@ -118,8 +118,14 @@ class WorkloadProfile:
         object.__setattr__(self, "executors", execs)
         object.__setattr__(self, "sources", tuple(sorted(set(self.sources))))
         object.__setattr__(self, "ackers", tuple(sorted(set(self.ackers))))
-        for name in ("source_rate", "worker_overhead_hz", "transfer_cycles_per_item", "item_bytes",
-                     "worker_memory_mb", "flush_s"):
+        for name in (
+            "source_rate",
+            "worker_overhead_hz",
+            "transfer_cycles_per_item",
+            "item_bytes",
+            "worker_memory_mb",
+            "flush_s",
+        ):
             object.__setattr__(self, name, _number(getattr(self, name), f"workload profile: {name}"))
 
     def of(self, executor_id: int) -> ExecutorProfile | None:
@@ -155,8 +161,11 @@ class WorkloadProfile:
             ex_id = row[0]
             if isinstance(ex_id, bool) or not isinstance(ex_id, int):
                 raise InvalidInputError(f"{where}.executors[{k}][0]: expected an integer id, got {ex_id!r}")
-            execs.append(ExecutorProfile(ex_id, _number(row[1], f"{where}.executors[{k}][1]"),
-                                         _number(row[2], f"{where}.executors[{k}][2]")))
+            execs.append(
+                ExecutorProfile(
+                    ex_id, _number(row[1], f"{where}.executors[{k}][1]"), _number(row[2], f"{where}.executors[{k}][2]")
+                )
+            )
         if "source_rate" not in data:
             raise InvalidInputError(f"{where}.source_rate: missing field")
 
@@ -166,8 +175,17 @@ class WorkloadProfile:
                 raise InvalidInputError(f"{where}.{key}: expected a list of executor ids")
             return tuple(raw)
 
-        extra = {k: _number(data[k], f"{where}.{k}") for k in (
-            "worker_overhead_hz", "transfer_cycles_per_item", "item_bytes", "worker_memory_mb", "flush_s",
-        ) if k in data}
-        return cls(tuple(execs), _number(data["source_rate"], f"{where}.source_rate"),
-                   ids("sources"), ids("ackers"), **extra)
+        extra = {
+            k: _number(data[k], f"{where}.{k}")
+            for k in (
+                "worker_overhead_hz",
+                "transfer_cycles_per_item",
+                "item_bytes",
+                "worker_memory_mb",
+                "flush_s",
+            )
+            if k in data
+        }
+        return cls(
+            tuple(execs), _number(data["source_rate"], f"{where}.source_rate"), ids("sources"), ids("ackers"), **extra
+        )

@@ -37,8 +37,13 @@ SCHEDULERS: dict[str, Scheduler] = {
         Scheduler("offline", offline.schedule, False, "topology-based, before measurements"),
         Scheduler("online", online.schedule, True, "traffic-based two-phase greedy (Aniello et al.)"),
         Scheduler("partition", partition.schedule, True, "METIS k-way partitioning (a reference)"),
-        Scheduler("latency", latency_search.schedule, True, "searches for the least predicted latency (queueing model)",
-                  fills_workers=False),
+        Scheduler(
+            "latency",
+            latency_search.schedule,
+            True,
+            "searches for the least predicted latency (queueing model)",
+            fills_workers=False,
+        ),
     )
 }
 

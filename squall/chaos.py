@@ -24,9 +24,10 @@ from __future__ import annotations
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from squall import ledger_topology as lt
 from squall.client import NimbusError, NimbusUnreachable
@@ -66,12 +67,19 @@ class ChaosReport:
         return self.drained and not self.books.missing
 
     def summary(self) -> dict[str, Any]:
-        return {**self.books.summary(), "faults": len(self.faults), "drained": self.drained,
-                "max_sink_gap_s": round(self.max_gap_s, 2), "nothing_lost": self.ok}
+        return {
+            **self.books.summary(),
+            "faults": len(self.faults),
+            "drained": self.drained,
+            "max_sink_gap_s": round(self.max_gap_s, 2),
+            "nothing_lost": self.ok,
+        }
 
     def text(self) -> str:
-        lines = [f"chaos: {self.config.seconds:g} s, seed {self.config.seed}, {self.config.boards} boards x "
-                 f"{self.config.slots} slots, {self.config.workers} workers, {len(self.faults)} faults"]
+        lines = [
+            f"chaos: {self.config.seconds:g} s, seed {self.config.seed}, {self.config.boards} boards x "
+            f"{self.config.slots} slots, {self.config.workers} workers, {len(self.faults)} faults"
+        ]
         lines += [f"  {at:6.1f} s  {what}" for at, what in self.faults]
         s = self.summary()
         lines += [
@@ -88,8 +96,12 @@ class ChaosReport:
         return "\n".join(lines)
 
 
-def run_chaos(config: ChaosConfig, workdir: Path | None = None, say: Callable[[str], None] = lambda s: None,
-              cluster: LocalCluster | None = None) -> ChaosReport:
+def run_chaos(
+    config: ChaosConfig,
+    workdir: Path | None = None,
+    say: Callable[[str], None] = lambda s: None,
+    cluster: LocalCluster | None = None,
+) -> ChaosReport:
     """Run the chaos described by ``config`` on ``cluster`` (a fresh LocalCluster when None,
     closed at the end) and return the report."""
     seconds = min(float(config.seconds), MAX_SECONDS)
@@ -97,8 +109,9 @@ def run_chaos(config: ChaosConfig, workdir: Path | None = None, say: Callable[[s
     folder = work / "ledger"
     folder.mkdir(parents=True, exist_ok=True)
     own = cluster is None
-    cluster = cluster or LocalCluster(supervisors=config.boards, slots=config.slots, data_dir=work / "cluster",
-                                      log_level="WARNING")
+    cluster = cluster or LocalCluster(
+        supervisors=config.boards, slots=config.slots, data_dir=work / "cluster", log_level="WARNING"
+    )
     try:
         if own:
             cluster.start()
@@ -126,8 +139,9 @@ def run_chaos(config: ChaosConfig, workdir: Path | None = None, say: Callable[[s
             cluster.close()
 
 
-def _inject(cluster: LocalCluster, config: ChaosConfig, seconds: float,
-            say: Callable[[str], None]) -> tuple[list[tuple[float, str]], float]:
+def _inject(
+    cluster: LocalCluster, config: ChaosConfig, seconds: float, say: Callable[[str], None]
+) -> tuple[list[tuple[float, str]], float]:
     rng = random.Random(config.seed)
     start, start_wall = time.monotonic(), time.time()
     down: dict[str, float] = {}  # board -> when to start it again
@@ -152,8 +166,9 @@ def _inject(cluster: LocalCluster, config: ChaosConfig, seconds: float,
         time.sleep(0.1)
 
 
-def _one_fault(cluster: LocalCluster, config: ChaosConfig, rng: random.Random, down: dict[str, float],
-               now: float) -> str:
+def _one_fault(
+    cluster: LocalCluster, config: ChaosConfig, rng: random.Random, down: dict[str, float], now: float
+) -> str:
     alive = [n for n in cluster.node_ids if n not in down]
     if rng.random() < 0.4 and len(alive) > 2:
         node = rng.choice(alive)

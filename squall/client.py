@@ -62,8 +62,9 @@ _MONITOR_IDS = itertools.count(1)
 
 
 class NimbusClient:
-    def __init__(self, address: str | list[str] | None = None, timeout_s: float = 5.0,
-                 keys: ClusterKeys | None = None) -> None:
+    def __init__(
+        self, address: str | list[str] | None = None, timeout_s: float = 5.0, keys: ClusterKeys | None = None
+    ) -> None:
         self.addresses = nimbus_addresses(address)
         self.timeout_s = timeout_s
         self.keys = keys
@@ -85,7 +86,9 @@ class NimbusClient:
         monitor_addr = f"inproc://squall-client-monitor-{os.getpid()}-{next(_MONITOR_IDS)}"
         self._sock.monitor(
             monitor_addr,
-            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+            | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
         )
         self._monitor = self._ctx.socket(zmq.PAIR)
         self._monitor.setsockopt(zmq.LINGER, 0)
@@ -110,8 +113,11 @@ class NimbusClient:
 
     def _unreachable(self) -> NimbusUnreachable:
         if self._handshake_refused():
-            need = ("the keys given are not the cluster's, or Nimbus runs without keys" if self.keys else
-                    "this cluster needs its keys: --keys DIR or SQUALL_KEYS")
+            need = (
+                "the keys given are not the cluster's, or Nimbus runs without keys"
+                if self.keys
+                else "this cluster needs its keys: --keys DIR or SQUALL_KEYS"
+            )
             return NimbusUnreachable(
                 f"could not authenticate to Nimbus at {self.address} within {self.timeout_s:g} s "
                 f"(it refused the handshake: {need})"
@@ -121,7 +127,7 @@ class NimbusClient:
             "(is it running? set --nimbus or SQUALL_NIMBUS; a cluster with keys also needs --keys or SQUALL_KEYS)"
         )
 
-    def __enter__(self) -> "NimbusClient":
+    def __enter__(self) -> NimbusClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -139,8 +145,12 @@ class NimbusClient:
                 if not reply.ok:
                     raise NimbusError(reply.error)
                 return reply.data
-            if isinstance(reply, m.NotLeader) and reply.leader and redirects < MAX_REDIRECTS \
-                    and reply.leader != self.address:
+            if (
+                isinstance(reply, m.NotLeader)
+                and reply.leader
+                and redirects < MAX_REDIRECTS
+                and reply.leader != self.address
+            ):
                 redirects += 1
                 self._move_to(reply.leader)
                 continue
@@ -157,7 +167,8 @@ class NimbusClient:
                 raise NimbusUnreachable(
                     f"no Nimbus leader answered at {', '.join(tried)} within {self.timeout_s:g} s each "
                     "(are they running? set --nimbus A,B,C or SQUALL_NIMBUS; a cluster with keys also needs "
-                    "--keys or SQUALL_KEYS)" + (f"; first: {first_fault}" if first_fault else ""))
+                    "--keys or SQUALL_KEYS)" + (f"; first: {first_fault}" if first_fault else "")
+                )
             self._move_to(untried[0])
 
     def _ask(self, make_request: Any, fields: dict[str, Any]) -> m.Reply | m.NotLeader | None:
@@ -178,8 +189,9 @@ class NimbusClient:
 
     # Convenience wrappers, one per request type.
     def submit(self, name: str, spec: dict, bundle: bytes, scheduler: str, workers: int | None, conf: dict) -> Any:
-        return self.call(m.SubmitTopology, name=name, spec=spec, bundle=bundle, scheduler=scheduler,
-                         workers=workers, conf=conf)
+        return self.call(
+            m.SubmitTopology, name=name, spec=spec, bundle=bundle, scheduler=scheduler, workers=workers, conf=conf
+        )
 
     def list(self) -> list[dict]:
         return self.call(m.ListTopologies)
@@ -190,10 +202,22 @@ class NimbusClient:
     def set_active(self, name: str, active: bool) -> Any:
         return self.call(m.SetActive, name=name, active=active)
 
-    def rebalance(self, name: str, wait_s: float | None = None, workers: int | None = None,
-                  parallelism: dict[str, int] | None = None, scheduler: str | None = None) -> Any:
-        return self.call(m.RebalanceTopology, name=name, wait_s=wait_s, workers=workers,
-                         parallelism=parallelism or {}, scheduler=scheduler)
+    def rebalance(
+        self,
+        name: str,
+        wait_s: float | None = None,
+        workers: int | None = None,
+        parallelism: dict[str, int] | None = None,
+        scheduler: str | None = None,
+    ) -> Any:
+        return self.call(
+            m.RebalanceTopology,
+            name=name,
+            wait_s=wait_s,
+            workers=workers,
+            parallelism=parallelism or {},
+            scheduler=scheduler,
+        )
 
     def assignment(self, name: str) -> dict:
         return self.call(m.GetAssignment, name=name)

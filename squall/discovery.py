@@ -100,9 +100,11 @@ def parse(datagram: bytes, kind: str) -> dict[str, Any] | None:
         return None
     if kind == "nimbus":
         port, http_port, host = msg.get("port"), msg.get("http_port", 0), msg.get("host", "")
-        if not isinstance(host, str) or not all(
-            isinstance(p, int) and not isinstance(p, bool) and 0 <= p < 65536 for p in (port, http_port)
-        ) or port == 0:
+        if (
+            not isinstance(host, str)
+            or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p < 65536 for p in (port, http_port))
+            or port == 0
+        ):
             return None
     return msg
 
@@ -113,21 +115,27 @@ def make_request(cluster: str, nonce: str, key: bytes | None = None) -> bytes:
 
 def make_reply(request: dict[str, Any], host: str, port: int, http_port: int, key: bytes | None = None) -> bytes:
     return sign(
-        {"squall": "nimbus", "v": VERSION, "cluster": request["cluster"], "nonce": request["nonce"],
-         "host": host, "port": port, "http_port": http_port},
+        {
+            "squall": "nimbus",
+            "v": VERSION,
+            "cluster": request["cluster"],
+            "nonce": request["nonce"],
+            "host": host,
+            "port": port,
+            "http_port": http_port,
+        },
         key,
     )
 
 
-def accept_reply(
-    datagram: bytes, source_ip: str, cluster: str, nonce: str, key: bytes | None = None
-) -> Found | None:
+def accept_reply(datagram: bytes, source_ip: str, cluster: str, nonce: str, key: bytes | None = None) -> Found | None:
     """The Nimbus a reply names, if it answers *this* search for *this* cluster."""
     msg = parse(datagram, "nimbus")
     if msg is None or msg["cluster"] != cluster or msg["nonce"] != nonce or not verify(msg, key):
         return None
-    return Found(host=msg["host"] or source_ip, port=msg["port"], cluster=msg["cluster"],
-                 http_port=msg.get("http_port", 0))
+    return Found(
+        host=msg["host"] or source_ip, port=msg["port"], cluster=msg["cluster"], http_port=msg.get("http_port", 0)
+    )
 
 
 # -- Nimbus's side -------------------------------------------------------------------------
@@ -141,8 +149,14 @@ class DiscoveryResponder:
     """
 
     def __init__(
-        self, cluster: str, nimbus_port: int, port: int = DEFAULT_PORT, advertise_host: str = "",
-        http_port: int = 0, key: bytes | None = None, bind: str = "0.0.0.0",
+        self,
+        cluster: str,
+        nimbus_port: int,
+        port: int = DEFAULT_PORT,
+        advertise_host: str = "",
+        http_port: int = 0,
+        key: bytes | None = None,
+        bind: str = "0.0.0.0",
     ) -> None:
         self.cluster = cluster
         self.nimbus_port = nimbus_port
@@ -164,7 +178,7 @@ class DiscoveryResponder:
         self.port = self.sock.getsockname()[1]
         self._thread = threading.Thread(target=self._serve, name="squall-discovery", daemon=True)
 
-    def start(self) -> "DiscoveryResponder":
+    def start(self) -> DiscoveryResponder:
         self._thread.start()
         log.info("answering discovery for cluster %r on UDP %d", self.cluster, self.port)
         return self
@@ -186,7 +200,7 @@ class DiscoveryResponder:
         while not self._stop.is_set():
             try:
                 datagram, peer = self.sock.recvfrom(MAX_DATAGRAM + 1)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError as exc:  # the socket was closed under us
                 if not self._stop.is_set():
@@ -222,8 +236,11 @@ def broadcast_targets() -> list[str]:
 
 
 def search(
-    cluster: str = DEFAULT_CLUSTER, port: int = DEFAULT_PORT, wait_s: float = 1.0,
-    key: bytes | None = None, targets: Iterable[str] | None = None,
+    cluster: str = DEFAULT_CLUSTER,
+    port: int = DEFAULT_PORT,
+    wait_s: float = 1.0,
+    key: bytes | None = None,
+    targets: Iterable[str] | None = None,
 ) -> list[Found]:
     """One round: send a request to every target, gather answers for ``wait_s`` seconds.
 
@@ -245,7 +262,7 @@ def search(
             sock.settimeout(left)
             try:
                 datagram, (source_ip, _port) = sock.recvfrom(MAX_DATAGRAM + 1)
-            except socket.timeout:
+            except TimeoutError:
                 break
             hit = accept_reply(datagram, source_ip, cluster, nonce, key)
             if hit is not None and hit not in found:
@@ -254,8 +271,12 @@ def search(
 
 
 def find_nimbus(
-    cluster: str = DEFAULT_CLUSTER, port: int = DEFAULT_PORT, timeout_s: float | None = None,
-    key: bytes | None = None, targets: Iterable[str] | None = None, round_s: float = 1.0,
+    cluster: str = DEFAULT_CLUSTER,
+    port: int = DEFAULT_PORT,
+    timeout_s: float | None = None,
+    key: bytes | None = None,
+    targets: Iterable[str] | None = None,
+    round_s: float = 1.0,
 ) -> Found | None:
     """The first Nimbus of ``cluster`` that :func:`find_nimbuses` finds (None after ``timeout_s``)."""
     found = find_nimbuses(cluster, port, timeout_s, key, targets, round_s)
@@ -263,8 +284,12 @@ def find_nimbus(
 
 
 def find_nimbuses(
-    cluster: str = DEFAULT_CLUSTER, port: int = DEFAULT_PORT, timeout_s: float | None = None,
-    key: bytes | None = None, targets: Iterable[str] | None = None, round_s: float = 1.0,
+    cluster: str = DEFAULT_CLUSTER,
+    port: int = DEFAULT_PORT,
+    timeout_s: float | None = None,
+    key: bytes | None = None,
+    targets: Iterable[str] | None = None,
+    round_s: float = 1.0,
 ) -> list[Found]:
     """Search round after round until some Nimbus of ``cluster`` answers; every one that
     answered in that round (all replicas of the cluster), in the order they answered
@@ -281,8 +306,9 @@ def find_nimbuses(
         found = search(cluster, port, round_s, key, targets)
         if found:
             if len(found) > 1:
-                log.info("%d Nimbuses of cluster %r answered: %s", len(found), cluster,
-                         ", ".join(f.address for f in found))
+                log.info(
+                    "%d Nimbuses of cluster %r answered: %s", len(found), cluster, ", ".join(f.address for f in found)
+                )
             return found
         if timeout_s is not None and time.monotonic() - started >= timeout_s:
             return []

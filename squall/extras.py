@@ -19,5 +19,7 @@ def missing(*modules: str) -> str | None:
     if not absent:
         return None
     extras = ",".join(dict.fromkeys(EXTRA_OF.get(m, m) for m in absent))
-    return (f"{', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not installed: "
-            f"pip install 'squall[{extras}]' (a board that only runs a supervisor does not need it)")
+    return (
+        f"{', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not installed: "
+        f"pip install 'squall[{extras}]' (a board that only runs a supervisor does not need it)"
+    )

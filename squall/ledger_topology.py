@@ -172,7 +172,9 @@ def ledger_topology(stages: int = 3, replication: int = 2, name: str = "ledger-c
     for i in range(1, stages):
         grouping = Grouping.SHUFFLE if i % 2 == 1 else Grouping.fields("key")
         prev = attrs[f"stage{i}"] = LedgerStage.spec(
-            name=f"stage{i}", inputs={prev: grouping}, par=replication,
+            name=f"stage{i}",
+            inputs={prev: grouping},
+            par=replication,
             config={"ledger.sink": True} if i == stages - 1 else None,
         )
     return type("LedgerChain", (Topology,), attrs)
@@ -187,8 +189,16 @@ def bundle() -> bytes:
     return make_bundle(stub)
 
 
-def submit(client: Any, name: str, ledger_dir: Path, workers: int, stages: int = 3, replication: int = 2,
-           scheduler: str = "round_robin", conf: dict[str, Any] | None = None) -> None:
+def submit(
+    client: Any,
+    name: str,
+    ledger_dir: Path,
+    workers: int,
+    stages: int = 3,
+    replication: int = 2,
+    scheduler: str = "round_robin",
+    conf: dict[str, Any] | None = None,
+) -> None:
     """Submit the chain as ``name`` through a :class:`squall.client.NimbusClient`."""
     topology = ledger_topology(stages, replication, name)
     full = {"ledger.dir": str(ledger_dir), **(conf or {})}
@@ -235,9 +245,13 @@ class Books:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "emitted": len(self.emitted), "acked": len(self.acked), "missing": len(self.missing),
-            "acked_more_than_once": self.acked_twice, "failed_and_replayed": self.failed,
-            "sink_distinct": len(self.sink), "sink_total": sum(self.sink.values()),
+            "emitted": len(self.emitted),
+            "acked": len(self.acked),
+            "missing": len(self.missing),
+            "acked_more_than_once": self.acked_twice,
+            "failed_and_replayed": self.failed,
+            "sink_distinct": len(self.sink),
+            "sink_total": sum(self.sink.values()),
             "sink_more_than_once": self.sink_twice,
             "max_complete_latency_s": round(max(self.latencies_s, default=0.0), 3),
         }

@@ -35,8 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import psutil
 
@@ -128,7 +129,7 @@ class LocalCluster:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def __enter__(self) -> "LocalCluster":
+    def __enter__(self) -> LocalCluster:
         self.start()
         return self
 
@@ -140,7 +141,10 @@ class LocalCluster:
         try:
             return subprocess.Popen(
                 [sys.executable, "-P", "-m", "squall", *args],  # -P: never import a checkout in the cwd
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
             )
         finally:
             log.close()
@@ -158,19 +162,43 @@ class LocalCluster:
             raise
 
     def _start_nimbus(self) -> None:
-        self.nimbus_proc = self._spawn("nimbus", [
-            "nimbus", "--host", "127.0.0.1", "--port", str(self.port),
-            "--data-dir", str(self.nimbus_dir), "--http-port", str(self.http_port),
-            "--log-level", self.log_level, *self._keys_args,
-        ])
+        self.nimbus_proc = self._spawn(
+            "nimbus",
+            [
+                "nimbus",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.nimbus_dir),
+                "--http-port",
+                str(self.http_port),
+                "--log-level",
+                self.log_level,
+                *self._keys_args,
+            ],
+        )
 
     def start_supervisor(self, node: str) -> subprocess.Popen:
         """Start (or restart) the supervisor of ``node`` on fresh worker ports."""
         ports = free_port_range(self.slots)
         args = [
-            "supervisor", "--nimbus", ",".join(self.nimbus_addresses), "--id", node, "--slots", str(self.slots),
-            "--ports", f"{ports[0]}-{ports[-1]}", "--data-dir", str(self.data_dir / node),
-            "--log-level", self.log_level, *self._keys_args, *self.supervisor_args,
+            "supervisor",
+            "--nimbus",
+            ",".join(self.nimbus_addresses),
+            "--id",
+            node,
+            "--slots",
+            str(self.slots),
+            "--ports",
+            f"{ports[0]}-{ports[-1]}",
+            "--data-dir",
+            str(self.data_dir / node),
+            "--log-level",
+            self.log_level,
+            *self._keys_args,
+            *self.supervisor_args,
         ]
         if self.capacity_hz:
             args += ["--capacity-hz", str(self.capacity_hz)]
@@ -217,8 +245,15 @@ class LocalCluster:
         path = self.data_dir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def submit(self, target: str, name: str | None = None, workers: int | None = None,
-               scheduler: str = "round_robin", conf: dict | None = None, args: Sequence[str] = ()) -> str:
+    def submit(
+        self,
+        target: str,
+        name: str | None = None,
+        workers: int | None = None,
+        scheduler: str = "round_robin",
+        conf: dict | None = None,
+        args: Sequence[str] = (),
+    ) -> str:
         """Submit ``FILE[:Topology]`` as ``squall submit`` does (``args``: the script's
         ``sys.argv[1:]``, as after ``--``); returns the topology name."""
         from squall.bundle import make_bundle
@@ -230,7 +265,6 @@ class LocalCluster:
         with self.client(timeout_s=10.0) as c:
             c.submit(name, topology.spec.to_dict(), bundle, scheduler, workers, conf or {})
         return name
-
 
     # -- fault injection -------------------------------------------------------------------
 
@@ -291,8 +325,9 @@ class LocalCluster:
         self.nimbus_proc.wait()
         return pid
 
-    def restart_nimbus(self, timeout_s: float | None = None, port: int | None = None,
-                       data_dir: str | Path | None = None) -> None:
+    def restart_nimbus(
+        self, timeout_s: float | None = None, port: int | None = None, data_dir: str | Path | None = None
+    ) -> None:
         """Start Nimbus again (after ``kill_nimbus`` or a stop) and return once it answers: on
         the same data directory and ports, or on ``port`` and/or ``data_dir`` (an empty
         one: a Nimbus that lost its state). ``client()`` follows it."""
@@ -306,8 +341,9 @@ class LocalCluster:
         deadline = time.monotonic() + (timeout_s or self.startup_timeout_s)
         while time.monotonic() < deadline:
             if self.nimbus_proc is not None and self.nimbus_proc.poll() is not None:
-                raise RuntimeError(f"nimbus exited with code {self.nimbus_proc.returncode}:\n"
-                                   f"{self.log('nimbus')[-3000:]}")
+                raise RuntimeError(
+                    f"nimbus exited with code {self.nimbus_proc.returncode}:\n{self.log('nimbus')[-3000:]}"
+                )
             try:
                 with self.client(timeout_s=1.0) as c:
                     c.cluster()

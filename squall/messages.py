@@ -36,7 +36,7 @@ from squall.wire import NON_NEGATIVE, message, record
 # rebalance probation compares; coarser buckets made 2.0 -> 2.1 ms look like 2 -> 5 ms.
 _R10 = (1.0, 1.25, 1.6, 2.0, 2.5, 3.2, 4.0, 5.0, 6.4, 8.0)
 LATENCY_BUCKETS_MS: tuple[float, ...] = tuple(
-    round(m * 10.0 ** e, 6) for e in range(-1, 5) for m in _R10 if m * 10.0 ** e <= 40000.0
+    round(m * 10.0**e, 6) for e in range(-1, 5) for m in _R10 if m * 10.0**e <= 40000.0
 )
 
 # -- metrics -------------------------------------------------------------------------------

@@ -123,9 +123,11 @@ def protection_refusal(what: str, host: str, keys: ClusterKeys | None, insecure:
     allowed, unless the operator said ``--insecure``."""
     if keys is not None or insecure or is_loopback(host):
         return None
-    return (f"{what} would listen on {host or 'every address'} without cluster keys, so anyone on the network "
-            f"could run code on every board; give --keys DIR (make them with `squall keygen --out DIR`), bind "
-            f"127.0.0.1, or accept the risk with {INSECURE_FLAG}")
+    return (
+        f"{what} would listen on {host or 'every address'} without cluster keys, so anyone on the network "
+        f"could run code on every board; give --keys DIR (make them with `squall keygen --out DIR`), bind "
+        f"127.0.0.1, or accept the risk with {INSECURE_FLAG}"
+    )
 
 
 # One ZAP handler per context (ZeroMQ asks the handler bound in the socket's own context);

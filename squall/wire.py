@@ -45,9 +45,13 @@ SMALL = Limit(1 * MiB, 20_000)  # requests and registrations
 SNAPSHOTS = Limit(16 * MiB, 100_000)  # may carry executor snapshots of a migration (~40 objects per executor)
 BUNDLE = Limit(MAX_BUNDLE_BYTES + 1 * MiB, 500_000)  # a code bundle, or a large query answer
 KIND_LIMITS: dict[str, Limit] = {
-    "SubmitTopology": BUNDLE, "Reply": BUNDLE,
-    "Heartbeat": SNAPSHOTS, "WorkerHeartbeat": SNAPSHOTS, "SupervisorAssignment": SNAPSHOTS,
-    "WorkerUpdate": SNAPSHOTS, "WorkerLaunch": SNAPSHOTS,
+    "SubmitTopology": BUNDLE,
+    "Reply": BUNDLE,
+    "Heartbeat": SNAPSHOTS,
+    "WorkerHeartbeat": SNAPSHOTS,
+    "SupervisorAssignment": SNAPSHOTS,
+    "WorkerUpdate": SNAPSHOTS,
+    "WorkerLaunch": SNAPSHOTS,
 }
 MAX_FRAME_BYTES = max(limit.frame_bytes for limit in (SMALL, *KIND_LIMITS.values()))  # the largest kind
 MAX_STRING_BYTES = 1 * MiB  # any one string (names, errors, conf values)
@@ -162,9 +166,16 @@ def _unpacker(data: Any, limit: Limit, budget: _Budget) -> msgpack.Unpacker:
     """An unpacker over ``data`` whose every length cap follows ``limit`` (an array or map
     longer than the whole budget is refused before it is built)."""
     unpacker = msgpack.Unpacker(
-        raw=False, strict_map_key=False, max_buffer_size=max(len(data), 1), list_hook=budget.spend,
-        object_hook=budget.spend, max_str_len=min(MAX_STRING_BYTES, limit.frame_bytes),
-        max_bin_len=limit.frame_bytes, max_array_len=limit.objects, max_map_len=limit.objects, max_ext_len=0,
+        raw=False,
+        strict_map_key=False,
+        max_buffer_size=max(len(data), 1),
+        list_hook=budget.spend,
+        object_hook=budget.spend,
+        max_str_len=min(MAX_STRING_BYTES, limit.frame_bytes),
+        max_bin_len=limit.frame_bytes,
+        max_array_len=limit.objects,
+        max_map_len=limit.objects,
+        max_ext_len=0,
     )
     unpacker.feed(data)
     return unpacker
@@ -175,5 +186,20 @@ def registered() -> dict[str, type]:
     return dict(_REGISTRY)
 
 
-__all__ = ["BUNDLE", "KIND_LIMITS", "MAX_FRAME_BYTES", "NON_NEGATIVE", "PROTOCOL_VERSION", "SMALL", "SNAPSHOTS",
-           "Limit", "WireError", "decode", "encode", "limit_of", "message", "record", "registered"]
+__all__ = [
+    "BUNDLE",
+    "KIND_LIMITS",
+    "MAX_FRAME_BYTES",
+    "NON_NEGATIVE",
+    "PROTOCOL_VERSION",
+    "SMALL",
+    "SNAPSHOTS",
+    "Limit",
+    "WireError",
+    "decode",
+    "encode",
+    "limit_of",
+    "message",
+    "record",
+    "registered",
+]

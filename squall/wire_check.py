@@ -20,7 +20,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import types
-from typing import Any, Callable, ClassVar, Union, get_args, get_origin, get_type_hints
+from collections.abc import Callable
+from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
 Validator = Callable[[Any], Any]
 
@@ -80,10 +81,12 @@ def _build(tp: Any) -> Validator:
     if origin in (Union, types.UnionType):
         return _union(tp)
     if tp is type(None):
+
         def none(value: Any) -> None:
             if value is None:
                 return None
             raise Invalid("expected None")
+
         return none
     if origin in (list, tuple) or tp in (list, tuple):
         return _sequence(tp, origin)
@@ -187,8 +190,12 @@ def _dataclass(cls: type) -> Validator:
     hints = hints_of(cls)
     known = frozenset(hints)
     fields = [
-        (f.name, _lazy(hints[f.name]), f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-         bool(f.metadata.get("non_negative")))
+        (
+            f.name,
+            _lazy(hints[f.name]),
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            bool(f.metadata.get("non_negative")),
+        )
         for f in dataclasses.fields(cls)
     ]
 

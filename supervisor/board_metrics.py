@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import psutil
 
@@ -115,7 +115,7 @@ def find_cgroups(root: Path, pid: int | str = "self") -> CgroupDirs:
             return None
         mount_point, mount_root = mount
         if mount_root != "/" and (path == mount_root or path.startswith(mount_root + "/")):
-            path = path[len(mount_root):] or "/"  # a container's view: relative to its mount
+            path = path[len(mount_root) :] or "/"  # a container's view: relative to its mount
         if path == "/":
             return None
         return root / mount_point.lstrip("/") / path.lstrip("/")
@@ -157,9 +157,16 @@ class BoardReader:
         periods, throttled, throttled_s = self._throttling()
         used, limit = self._memory()
         return BoardMetrics(
-            at=at, cpu_s=max(0.0, cpu_s), cores=max(0.0, cores), cpu_period_s=period_s, periods=periods,
-            throttled_periods=throttled, throttled_s=throttled_s, memory_used_bytes=max(0, used),
-            memory_limit_bytes=max(0, limit), source=source,
+            at=at,
+            cpu_s=max(0.0, cpu_s),
+            cores=max(0.0, cores),
+            cpu_period_s=period_s,
+            periods=periods,
+            throttled_periods=throttled,
+            throttled_s=throttled_s,
+            memory_used_bytes=max(0, used),
+            memory_limit_bytes=max(0, limit),
+            source=source,
         )
 
     # -- CPU used --------------------------------------------------------------------------
@@ -235,13 +242,19 @@ class BoardReader:
         g = self.groups
         group = None
         if g.memory is not None:
-            group = (_read_int(g.memory / "memory.usage_in_bytes"), _read_int(g.memory / "memory.limit_in_bytes"),
-                     _keyed(g.memory / "memory.stat").get("total_inactive_file", 0))
+            group = (
+                _read_int(g.memory / "memory.usage_in_bytes"),
+                _read_int(g.memory / "memory.limit_in_bytes"),
+                _keyed(g.memory / "memory.stat").get("total_inactive_file", 0),
+            )
         elif g.unified is not None:
             limit_text = (_read(g.unified / "memory.max") or "").strip()
             limit = int(limit_text) if limit_text.isdigit() else None
-            group = (_read_int(g.unified / "memory.current"), limit,
-                     _keyed(g.unified / "memory.stat").get("inactive_file", 0))
+            group = (
+                _read_int(g.unified / "memory.current"),
+                limit,
+                _keyed(g.unified / "memory.stat").get("inactive_file", 0),
+            )
         if group is not None:
             usage, limit, inactive = group
             if usage is not None and limit is not None and 0 < limit < min(UNLIMITED_MEMORY, total.total):

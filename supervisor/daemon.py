@@ -30,8 +30,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 import zmq
@@ -151,8 +152,14 @@ class SupervisorDaemon:
         poller = zmq.Poller()
         poller.register(self.nimbus_sock, zmq.POLLIN)
         poller.register(self.worker_sock, zmq.POLLIN)
-        log.info("supervisor %s: %d slots %s, capacity %.2f GHz, Nimbus %s",
-                 self.facts.supervisor_id, len(self.ports), self.ports, self.facts.capacity_hz / 1e9, self.nimbus)
+        log.info(
+            "supervisor %s: %d slots %s, capacity %.2f GHz, Nimbus %s",
+            self.facts.supervisor_id,
+            len(self.ports),
+            self.ports,
+            self.facts.capacity_hz / 1e9,
+            self.nimbus,
+        )
         self._remove_code(keep=set())  # no worker runs yet: code left by an earlier run is stale
         try:
             while not self._stop.is_set():
@@ -289,9 +296,14 @@ class SupervisorDaemon:
                 self.nimbus_addresses = addresses = list(dict.fromkeys(found))
                 i = -1
         target = addresses[(i + 1) % len(addresses)]
-        log.log(logging.WARNING if attempt % 20 == 1 else logging.DEBUG,
-                "no word from Nimbus at %s for %.1f s; trying %s (attempt %d; workers keep running)",
-                self.nimbus, silent_s, target, attempt)
+        log.log(
+            logging.WARNING if attempt % 20 == 1 else logging.DEBUG,
+            "no word from Nimbus at %s for %.1f s; trying %s (attempt %d; workers keep running)",
+            self.nimbus,
+            silent_s,
+            target,
+            attempt,
+        )
         self._switch_nimbus(target)
 
     def _switch_nimbus(self, address: str) -> None:
@@ -371,13 +383,17 @@ class SupervisorDaemon:
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-P", "-m", "squall.supervisor.worker", str(launch_file)],
-                stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT, close_fds=True,
+                stdin=subprocess.DEVNULL,
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
+                close_fds=True,
             )
         finally:
             logfile.close()
         self.procs[port] = proc
-        log.info("started worker %s:%d (pid %d) with executors %s",
-                 assignment.topology, port, proc.pid, assignment.executors)
+        log.info(
+            "started worker %s:%d (pid %d) with executors %s", assignment.topology, port, proc.pid, assignment.executors
+        )
         self.state.on_worker_started(port, proc.pid, time.monotonic())
 
     def _stop_worker(self, port: int) -> None:

@@ -69,12 +69,24 @@ def findex_of(memory_mb: int, cores: int, clock_hz: float) -> Findex:
     if memory_mb < LOW_BELOW_MB:
         index, label, why = 1, "Low", f"memory {memory_mb} MB < {LOW_BELOW_MB} MB"
     elif memory_mb >= HI_FROM_MB and clock_hz >= HI_FROM_CLOCK_HZ:
-        index, label, why = 4, "Hi", (f"memory {memory_mb} MB >= {HI_FROM_MB} MB and clock "
-                                      f"{clock_hz / 1e9:.2f} GHz >= {HI_FROM_CLOCK_HZ / 1e9:.1f} GHz")
+        index, label, why = (
+            4,
+            "Hi",
+            (
+                f"memory {memory_mb} MB >= {HI_FROM_MB} MB and clock "
+                f"{clock_hz / 1e9:.2f} GHz >= {HI_FROM_CLOCK_HZ / 1e9:.1f} GHz"
+            ),
+        )
     else:
-        index, label, why = 2, "Med", (f"memory {memory_mb} MB, clock {clock_hz / 1e9:.2f} GHz: neither Low "
-                                       f"(< {LOW_BELOW_MB} MB) nor Hi (>= {HI_FROM_MB} MB and "
-                                       f">= {HI_FROM_CLOCK_HZ / 1e9:.1f} GHz)")
+        index, label, why = (
+            2,
+            "Med",
+            (
+                f"memory {memory_mb} MB, clock {clock_hz / 1e9:.2f} GHz: neither Low "
+                f"(< {LOW_BELOW_MB} MB) nor Hi (>= {HI_FROM_MB} MB and "
+                f">= {HI_FROM_CLOCK_HZ / 1e9:.1f} GHz)"
+            ),
+        )
     by_memory = max(0, (memory_mb - RESERVE_MB) // WORKER_BUDGET_MB)
     default = min(cores, by_memory)
     if index == 1:
@@ -83,8 +95,10 @@ def findex_of(memory_mb: int, cores: int, clock_hz: float) -> Findex:
         slots, table = min(2, default), "Findex 2 -> at most 2 slots"
     else:
         slots, table = default, "Findex 4 -> the default allocation"
-    rule = (f"{table} (Findex {index} {label}: {why}); never more than min(cores {cores}, "
-            f"(memory {memory_mb} MB - {RESERVE_MB} MB reserve) // {WORKER_BUDGET_MB} MB per worker = {by_memory})")
+    rule = (
+        f"{table} (Findex {index} {label}: {why}); never more than min(cores {cores}, "
+        f"(memory {memory_mb} MB - {RESERVE_MB} MB reserve) // {WORKER_BUDGET_MB} MB per worker = {by_memory})"
+    )
     return Findex(index, label, slots, rule)
 
 
@@ -134,8 +148,9 @@ class BoardFacts:
         )
 
 
-def derive_slots(memory_mb: int, cores: int, ports: int | None = None,
-                 clock_hz: float = FALLBACK_CLOCK_HZ) -> tuple[int, str]:
+def derive_slots(
+    memory_mb: int, cores: int, ports: int | None = None, clock_hz: float = FALLBACK_CLOCK_HZ
+) -> tuple[int, str]:
     """Slots from the Findex of memory, cores and clock (possibly 0), and the rule written
     out with its numbers."""
     fx = findex_of(memory_mb, cores, clock_hz)

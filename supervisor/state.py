@@ -38,8 +38,8 @@ Guarantees:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 from squall.config import SPEC_DIGEST  # set by Nimbus in every worker's conf
 from squall.messages import (
@@ -201,14 +201,25 @@ class SupervisorState:
             self.refused_assignments += 1
             level = logging.WARNING if msg.term != self.last_refused_term else logging.DEBUG
             self.last_refused_term = msg.term
-            log.log(level, "refused assignment version %d of term %d: this board follows term %d (a deposed or "
-                        "stale Nimbus; %d refused so far)", msg.version, msg.term, self.term, self.refused_assignments)
+            log.log(
+                level,
+                "refused assignment version %d of term %d: this board follows term %d (a deposed or "
+                "stale Nimbus; %d refused so far)",
+                msg.version,
+                msg.term,
+                self.term,
+                self.refused_assignments,
+            )
             return []
         if msg.term == self.term and msg.version < self.assignment_version:
             return []  # older than what we run (a resend crossed a newer one)
         if msg.term > self.term and self.term:
-            log.info("Nimbus term %d replaces term %d: its assignment version %d is the truth",
-                     msg.term, self.term, msg.version)
+            log.info(
+                "Nimbus term %d replaces term %d: its assignment version %d is the truth",
+                msg.term,
+                self.term,
+                msg.version,
+            )
         self.term = msg.term
         self.assignment_version = msg.version
         desired = {w.port: w for w in msg.workers if w.port in self.registration.ports}

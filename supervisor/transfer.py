@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from squall import config
-from squall.supervisor.runtime.stats import CpuMeter
 from squall.supervisor.runtime.layout import FRAME_VERSION, Sink, encode_frame
+from squall.supervisor.runtime.stats import CpuMeter
 from squall.supervisor.transfer_codec import TupleCodec
 
 __all__ = ["FRAME_VERSION", "IN_TRANSIT", "MAX_DATA_FRAME_BYTES", "Outbox", "TupleCodec", "encode_frame"]
@@ -207,8 +208,10 @@ class Outbox:
 
     def pending(self) -> int:
         """Items buffered, held or in the backlog, not yet handed to a socket."""
-        return len(self._hold.items) + sum(len(b.items) for b in self._buffers.values()) + sum(
-            n for q in self._backlog.values() for _, n in q
+        return (
+            len(self._hold.items)
+            + sum(len(b.items) for b in self._buffers.values())
+            + sum(n for q in self._backlog.values() for _, n in q)
         )
 
     def congested(self) -> bool:
@@ -220,9 +223,8 @@ class Outbox:
             over = len(buf.items) - self.hold_limit
             if over > 0:
                 if not self.held_dropped:
-                    log.warning("more than %d items held for executors in transit; dropping (counted)",
-                                self.hold_limit)
-                del buf.items[self.hold_limit:]
+                    log.warning("more than %d items held for executors in transit; dropping (counted)", self.hold_limit)
+                del buf.items[self.hold_limit :]
                 self.held_dropped += over
             return
         items, buf.items = buf.items, []
@@ -237,8 +239,12 @@ class Outbox:
                 return
             if len(frame) > MAX_DATA_FRAME_BYTES:
                 if not self.dropped_items:
-                    log.warning("a batch of %d bytes to %s is over the %d-byte frame limit; dropped (counted)",
-                                len(frame), buf.endpoint, MAX_DATA_FRAME_BYTES)
+                    log.warning(
+                        "a batch of %d bytes to %s is over the %d-byte frame limit; dropped (counted)",
+                        len(frame),
+                        buf.endpoint,
+                        MAX_DATA_FRAME_BYTES,
+                    )
                 self.dropped_items += count
                 return
             queue = self._backlog.get(buf.endpoint)

@@ -10,7 +10,8 @@ dropped, and the valid items of the same frame are delivered (or forwarded), in 
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from squall.supervisor.runtime.layout import BOLT_TASK, ItemReader, Sink, decode_frame, task_kinds
 from squall.topology.spec import ExecutorSpec, TopologySpec

@@ -42,8 +42,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from squall import config, wire
 from squall.messages import WorkerHeartbeat, WorkerLaunch
@@ -124,7 +125,7 @@ class _WorkerEngine(Engine):
         return super().backpressured()
 
 
-def open_worker(launch: WorkerLaunch, clock: Callable[[], float] = time.monotonic, context: Any = None) -> "Worker":
+def open_worker(launch: WorkerLaunch, clock: Callable[[], float] = time.monotonic, context: Any = None) -> Worker:
     """A worker on real sockets (``context``: see ``WorkerSockets``)."""
     # Imported here, not at the top: the runtime itself (tests on a fake WorkerIO) loads no ZeroMQ.
     from squall.supervisor.worker_io import DEFAULT_HWM, WorkerSockets
@@ -194,7 +195,12 @@ class Worker:
         self.outbox.place(wp.routes_for(self.all_executors, local_ids, a.placement))
         put = self.outbox.put
         self.engine = _WorkerEngine(
-            self.spec, classes, self.conf, executor_ids=local_ids, remote_sink=lambda _task: put, clock=clock,
+            self.spec,
+            classes,
+            self.conf,
+            executor_ids=local_ids,
+            remote_sink=lambda _task: put,
+            clock=clock,
             states=a.states,
         )
         self.engine.paused = a.paused
@@ -214,7 +220,9 @@ class Worker:
     # -- decisions carried out -----------------------------------------------------------
 
     def view(self) -> wp.WorkerView:
-        return wp.WorkerView(self.all_executors, self.local_ids, self.assignment_version, self.active, self.engine.paused)
+        return wp.WorkerView(
+            self.all_executors, self.local_ids, self.assignment_version, self.active, self.engine.paused
+        )
 
     def handle(self, event: wp.Event) -> None:
         """Carry out ``plan``'s commands for ``event``, and for the events they lead to."""
@@ -248,8 +256,12 @@ class Worker:
                 log.error("worker %s: executor %d cannot run here, its items are dropped: %s", self.me, eid, exc)
                 failed.add(eid)
         self.codec.set_local(engine.wiring.local_tasks)
-        log.info("worker %s: executors out %s, in %s", self.me, list(cmd.remove),
-                 [eid for eid, _ in cmd.add if eid not in failed])
+        log.info(
+            "worker %s: executors out %s, in %s",
+            self.me,
+            list(cmd.remove),
+            [eid for eid, _ in cmd.add if eid not in failed],
+        )
         return wp.ExecutorsMoved(cmd.update, frozenset(failed))
 
     def _route(self, cmd: wp.Route) -> None:
@@ -266,8 +278,14 @@ class Worker:
         self.active = cmd.active
 
     def _confirm(self, cmd: wp.Confirm) -> None:
-        log.info("worker %s: assignment version %d applied (active=%s, paused=%s, executors %s)",
-                 self.me, cmd.version, self.active, self.engine.paused, sorted(self.local_ids))
+        log.info(
+            "worker %s: assignment version %d applied (active=%s, paused=%s, executors %s)",
+            self.me,
+            cmd.version,
+            self.active,
+            self.engine.paused,
+            sorted(self.local_ids),
+        )
         self.heartbeat()
 
     # How each command is carried out (a missing one fails loudly, at its first use).
@@ -292,7 +310,10 @@ class Worker:
             self._logged_encode.add(key)
             log.error(
                 "%r emitted on stream %r a value that cannot be sent to another worker (%s); "
-                "dropped (further ones counted as errors)", component, stream, exc,
+                "dropped (further ones counted as errors)",
+                component,
+                stream,
+                exc,
             )
 
     def _bad(self, what: str, n: int = 1) -> None:
@@ -384,8 +405,13 @@ class Worker:
             bytes_received=io.bytes_received,
         )
         metrics = worker_metrics(
-            self.engine.executors, self.task_executor, self.launch.clock_hz, outbox.sent_items,
-            received_remote=self.codec.received, queued=self.queued(), transfer=transfer,
+            self.engine.executors,
+            self.task_executor,
+            self.launch.clock_hz,
+            outbox.sent_items,
+            received_remote=self.codec.received,
+            queued=self.queued(),
+            transfer=transfer,
             loop_tid=self.io_threads.loop_tid,
         )
         hb = WorkerHeartbeat(
@@ -445,8 +471,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CODE_ERROR if isinstance(exc, CodeLoadError) else 3
     holder.append(worker)
     worker.stopping = bool(stop_requested)
-    log.info("worker %s of %r running executors %s (pid %d)", worker.me, launch.topology,
-             sorted(worker.local_ids), os.getpid())
+    log.info(
+        "worker %s of %r running executors %s (pid %d)",
+        worker.me,
+        launch.topology,
+        sorted(worker.local_ids),
+        os.getpid(),
+    )
     worker.run()
     log.info("worker %s stopped", worker.me)
     return 0

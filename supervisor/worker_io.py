@@ -14,7 +14,7 @@ carries the same cumulative counters). CURVE secures every socket when keys are 
 from __future__ import annotations
 
 import select
-from typing import Callable
+from collections.abc import Callable
 
 import zmq
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from squall.messages import ExecutorMetrics, WorkerMetrics
 from squall.topology.spec import ExecutorSpec

@@ -30,8 +30,8 @@ counted as bad (``CountBad``) and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from squall import wire
 from squall.messages import WorkerUpdate

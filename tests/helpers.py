@@ -1,5 +1,6 @@
 """Helpers every test folder may use: waiting for a condition, the repo's example
-topology, where a cluster runs a topology's workers, and a REST POST's status. (A free port: ``squall.localcluster.free_port``.)
+topology, where a cluster runs a topology's workers, and a REST POST's status. (A free
+port: ``squall.localcluster.free_port``.)
 
 Test folders are packages (``tests.<folder>.<module>``); a helper used by more than one folder
 lives here, one used by one folder lives in that folder's ``*_helpers.py``.

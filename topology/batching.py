@@ -19,7 +19,8 @@ in its own component config, and they never reach user code.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any, ClassVar
 
 from squall.topology.component import Bolt, Tuple
 
@@ -42,7 +43,8 @@ class BatchingBolt(Bolt):
         if not conf.get(TICK_FREQ):
             self.logger.warning(
                 "%s gets no tick tuples (%s is not set for it): its batches will never be processed",
-                type(self).__name__, TICK_FREQ,
+                type(self).__name__,
+                TICK_FREQ,
             )
 
     def group_key(self, tup: Tuple) -> Hashable:

@@ -23,8 +23,9 @@ before ``initialize`` is called.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from squall.topology.spec import DEFAULT_STREAM, StreamSpec
 
@@ -36,8 +37,13 @@ TASK_LOGGER_PREFIX = "squall.task"
 
 # streamparse and heronpy pass log levels by name; Storm's "trace" is below debug.
 _LEVELS = {
-    "trace": 5, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-    "warning": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL,
+    "trace": 5,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
 }
 
 TICK_STREAM = "__tick"
@@ -98,8 +104,7 @@ class Tuple:
                 return self.values[self.fields[key]]
             except KeyError:
                 raise KeyError(
-                    f"stream {self.stream!r} of {self.component!r} has no field {key!r} "
-                    f"(fields: {list(self.fields)})"
+                    f"stream {self.stream!r} of {self.component!r} has no field {key!r} (fields: {list(self.fields)})"
                 ) from None
         return self.values[key]
 
@@ -201,7 +206,7 @@ class Component:
         par: int = 1,
         tasks: int | None = None,
         config: dict[str, Any] | None = None,
-    ) -> "ComponentBuilder":
+    ) -> ComponentBuilder:
         """Declare this component in a Topology class body (streamparse's ``.spec()``)."""
         from squall.topology.dsl import ComponentBuilder
 

@@ -26,7 +26,7 @@ from squall.topology.validate import validate
 class StreamRef:
     """A named stream of a declared component: ``words["errors"]``."""
 
-    def __init__(self, builder: "ComponentBuilder", stream: str) -> None:
+    def __init__(self, builder: ComponentBuilder, stream: str) -> None:
         self.builder = builder
         self.stream = stream
 
@@ -86,7 +86,7 @@ class ComponentBuilder:
             else:
                 raise TopologyError(
                     f"component {label!r}: input {src!r} is not a spout or bolt spec "
-                    "(use Component.spec(...) in the topology body, or spec[\"stream\"])"
+                    '(use Component.spec(...) in the topology body, or spec["stream"])'
                 )
             if not isinstance(grouping, GroupingSpec):
                 raise TopologyError(
@@ -147,7 +147,7 @@ class Topology:
             seen[name] = attr
         known = {id(b) for _, b in builders}
         for name, _, b in named:
-            for src in (b.inputs or ()):
+            for src in b.inputs or ():
                 src_b = src.builder if isinstance(src, StreamRef) else src
                 if isinstance(src_b, ComponentBuilder) and id(src_b) not in known:
                     raise TopologyError(

@@ -36,9 +36,7 @@ class GroupingSpec:
 
     def __post_init__(self) -> None:
         if self.type not in GROUPING_TYPES:
-            raise ValueError(
-                f"unknown grouping {self.type!r}; expected one of {', '.join(GROUPING_TYPES)}"
-            )
+            raise ValueError(f"unknown grouping {self.type!r}; expected one of {', '.join(GROUPING_TYPES)}")
         object.__setattr__(self, "fields", tuple(self.fields))
         if self.type in KEYED_TYPES and not self.fields:
             raise ValueError(f"{self.type} grouping needs at least one field")
@@ -49,7 +47,7 @@ class GroupingSpec:
         return {"type": self.type, "fields": list(self.fields)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GroupingSpec":
+    def from_dict(cls, data: dict[str, Any]) -> GroupingSpec:
         return cls(type=data["type"], fields=tuple(data.get("fields", ())))
 
     def __str__(self) -> str:

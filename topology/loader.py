@@ -20,9 +20,9 @@ import importlib
 import importlib.util
 import runpy
 import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from squall.topology.dsl import Topology
 from squall.topology.errors import TopologyError
@@ -106,8 +106,13 @@ def _forget_shadowed(roots: Sequence[Path]) -> None:
     # Their roots leave the path too: a regular package there would win over a namespace
     # package of the same name here, wherever it sits on the path.
     sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() not in earlier]
-    names = {p.stem for r in resolved if r.is_dir() for p in r.iterdir()
-             if (p.suffix == ".py" and p.is_file()) or (p.is_dir() and not p.name.startswith("."))}
+    names = {
+        p.stem
+        for r in resolved
+        if r.is_dir()
+        for p in r.iterdir()
+        if (p.suffix == ".py" and p.is_file()) or (p.is_dir() and not p.name.startswith("."))
+    }
     for name in list(sys.modules):
         if name.partition(".")[0] not in names:
             continue
@@ -201,8 +206,12 @@ def load_topology(target: str, argv: Sequence[str] = ()) -> type[Topology]:
     found = {
         name: obj
         for name, obj in vars(module).items()
-        if isinstance(obj, type) and issubclass(obj, Topology) and obj is not Topology
-        and _defined_here(obj, module) and hasattr(obj, "spec") and obj.spec.components
+        if isinstance(obj, type)
+        and issubclass(obj, Topology)
+        and obj is not Topology
+        and _defined_here(obj, module)
+        and hasattr(obj, "spec")
+        and obj.spec.components
     }
     if class_name:
         obj = getattr(module, class_name, None)

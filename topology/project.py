@@ -29,8 +29,9 @@ STREAMPARSE = "streamparse"
 PACKAGE = "package"
 FILE = "file"
 
-SKIP_DIRS = frozenset({"__pycache__", ".git", ".venv", "venv", "virtualenvs", "node_modules", ".tox",
-                       ".mypy_cache", ".pytest_cache"})
+SKIP_DIRS = frozenset(
+    {"__pycache__", ".git", ".venv", "venv", "virtualenvs", "node_modules", ".tox", ".mypy_cache", ".pytest_cache"}
+)
 
 
 class LayoutError(ValueError):

@@ -9,7 +9,8 @@ Subclasses that override ``ack`` or ``fail`` call ``super()`` to keep the bookke
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from squall.topology.component import Spout
 

@@ -50,7 +50,7 @@ class StreamSpec:
         return {"name": self.name, "fields": list(self.fields), "direct": self.direct}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "StreamSpec":
+    def from_dict(cls, data: dict[str, Any]) -> StreamSpec:
         return cls(name=data["name"], fields=tuple(data["fields"]), direct=bool(data.get("direct", False)))
 
 
@@ -66,7 +66,7 @@ class InputSpec:
         return {"component": self.component, "stream": self.stream, "grouping": self.grouping.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "InputSpec":
+    def from_dict(cls, data: dict[str, Any]) -> InputSpec:
         return cls(
             component=data["component"],
             stream=data.get("stream", DEFAULT_STREAM),
@@ -114,7 +114,7 @@ class ComponentSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ComponentSpec":
+    def from_dict(cls, data: dict[str, Any]) -> ComponentSpec:
         return cls(
             name=data["name"],
             kind=data["kind"],
@@ -241,7 +241,7 @@ class TopologySpec:
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> "TopologySpec":
+    def from_dict(cls, data: Any) -> TopologySpec:
         """Parse and validate; raises TopologyError naming the field or component at fault."""
         if not isinstance(data, dict):
             raise TopologyError(f"topology spec must be a mapping, got {type(data).__name__}")

@@ -24,8 +24,9 @@ and ``run_local`` to run a topology in this process until its input is consumed.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 from squall.topology.component import Bolt, Spout, Tuple
 from squall.topology.dsl import Topology
@@ -85,12 +86,7 @@ class LocalResult:
     engine: Any
 
     def instances(self, component: str) -> list[Any]:
-        return [
-            inst
-            for ex in self.engine.executors
-            if ex.component == component
-            for inst in ex.instances.values()
-        ]
+        return [inst for ex in self.engine.executors if ex.component == component for inst in ex.instances.values()]
 
     def collected(self, component: str) -> list[list[Any]]:
         return [v for inst in self.instances(component) for v in inst.received]

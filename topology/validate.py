@@ -57,9 +57,7 @@ def _check_input(spec: TopologySpec, bolt: str, i) -> None:
     try:
         source = spec.component(i.component)
     except KeyError:
-        raise TopologyError(
-            f"bolt {bolt!r} subscribes to unknown component {i.component!r}"
-        ) from None
+        raise TopologyError(f"bolt {bolt!r} subscribes to unknown component {i.component!r}") from None
     stream = source.stream(i.stream)
     if stream is None:
         declared = ", ".join(repr(s.name) for s in source.outputs) or "none"

@@ -67,7 +67,7 @@ def split_script_args(argv: list[str]) -> tuple[list[str], list[str]]:
     (``squall local FILE --seconds 5 -- wc`` gives the script ``sys.argv[1:] == ["wc"]``)."""
     if "--" in argv:
         i = argv.index("--")
-        return argv[:i], argv[i + 1:]
+        return argv[:i], argv[i + 1 :]
     return argv, []
 
 

@@ -30,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.seconds <= MAX_SECONDS or args.boards < 3 or args.interval <= 0:
         print(f"squall chaos: --seconds must be in (0, {MAX_SECONDS:g}], --boards >= 3, --interval > 0")
         return 2
-    config = ChaosConfig(seconds=args.seconds, seed=args.seed, boards=args.boards, interval_s=args.interval,
-                         workers=args.boards)
+    config = ChaosConfig(
+        seconds=args.seconds, seed=args.seed, boards=args.boards, interval_s=args.interval, workers=args.boards
+    )
     report = run_chaos(config, args.workdir, say=(lambda s: None) if args.json else print)
-    print(json.dumps({**report.summary(), "faults_injected": report.faults}, indent=2) if args.json
-          else report.text())
+    print(json.dumps({**report.summary(), "faults_injected": report.faults}, indent=2) if args.json else report.text())
     return 0 if report.ok else 1

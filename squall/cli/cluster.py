@@ -36,8 +36,14 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    with LocalCluster(args.supervisors, args.slots, port=args.port, http_port=args.http_port,
-                      data_dir=args.data_dir, keys=keys.folder if keys else None) as cluster:
+    with LocalCluster(
+        args.supervisors,
+        args.slots,
+        port=args.port,
+        http_port=args.http_port,
+        data_dir=args.data_dir,
+        keys=keys.folder if keys else None,
+    ) as cluster:
         print(f"Nimbus at {cluster.nimbus_address}; for the other verbs (every replica, comma-separated):")
         print(f"export SQUALL_NIMBUS={','.join(cluster.nimbus_addresses)}")
         if cluster.http_port:  # Nimbus binds loopback here, so this is the page's address

@@ -21,19 +21,26 @@ from squall.cli.report import table
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="round robin vs live online and latency rebalancing on a local cluster")
-    p.add_argument("--window", type=float, default=15.0,
-                   help="seconds measured under each scheduler (the metrics window; default 15)")
-    p.add_argument("--loopback", action="store_true",
-                   help="loopback supervisors even when emulated boards are possible")
+    p.add_argument(
+        "--window",
+        type=float,
+        default=15.0,
+        help="seconds measured under each scheduler (the metrics window; default 15)",
+    )
+    p.add_argument(
+        "--loopback", action="store_true", help="loopback supervisors even when emulated boards are possible"
+    )
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    p.add_argument("--in-process", action="store_true",
-                   help="measure the engine alone: the chain in this process, acking off and on")
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="measure the engine alone: the chain in this process, acking off and on",
+    )
     p.add_argument("--seconds", type=float, default=5.0, help="--in-process: seconds per run (default 5)")
     p.add_argument("--stages", type=int, help="chain length including the spout (default 4; --in-process 3)")
     p.add_argument("--replication", type=int, default=2, help="executors per stage (default 2)")
     p.add_argument("--work", type=int, help="busy-loop iterations per tuple per bolt (default 200; --in-process 0)")
-    p.add_argument("--rate", type=float,
-                   help="tuples/s per spout task (default 250; --in-process 0 = unbounded)")
+    p.add_argument("--rate", type=float, help="tuples/s per spout task (default 250; --in-process 0 = unbounded)")
     p.set_defaults(func=run)
 
 
@@ -91,8 +98,9 @@ def run_cluster_demo(args: argparse.Namespace) -> int:
     work = 200 if args.work is None else args.work
     if stages < 2 or args.replication < 1 or work < 0 or rate <= 0:
         raise UsageError("need --stages >= 2, --replication >= 1, --work >= 0, --rate > 0")
-    result = run_demo(window_s=args.window, rate=rate, stages=stages, replication=args.replication,
-                      work=work, loopback=args.loopback)
+    result = run_demo(
+        window_s=args.window, rate=rate, stages=stages, replication=args.replication, work=work, loopback=args.loopback
+    )
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
@@ -120,6 +128,8 @@ def run_in_process(args: argparse.Namespace) -> int:
     rows = []
     for reliable in (False, True):
         r = measure(args.stages, args.replication, args.work, args.rate, reliable, args.seconds)
-        rows.append((r["acking"], r["tuples"], r["throughput"], r["avg_ms"], r["p99_ms"], r["complete_ms"], r["failed"]))
+        rows.append(
+            (r["acking"], r["tuples"], r["throughput"], r["avg_ms"], r["p99_ms"], r["complete_ms"], r["failed"])
+        )
     print(table(["acking", "tuples at sink", "tuples/s", "avg latency ms", "p99 ms", "complete ms", "failed"], rows))
     return 0

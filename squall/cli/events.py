@@ -18,8 +18,9 @@ from squall.cli.report import table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    add_topology_verb(sub, "events", "rebalance events of a topology (applied and declined)", run_events,
-                      json_option=True)
+    add_topology_verb(
+        sub, "events", "rebalance events of a topology (applied and declined)", run_events, json_option=True
+    )
     add_topology_verb(sub, "stats", "measured traffic, latency and counts of a topology", run_stats, json_option=True)
 
 
@@ -38,11 +39,17 @@ def _print_events(name: str, events: list[dict[str, Any]]) -> None:
     rows = []
     for e in events:
         paused = "-" if e.get("paused_s") is None else f"{e['paused_s']:.2f}"
-        rows.append((
-            time.strftime("%H:%M:%S", time.localtime(e["at"])), e["trigger"], e["decision"],
-            f"{_tps(e.get('current'), 'inter_node_tps')} -> {_tps(e.get('proposed'), 'inter_node_tps')}",
-            str(len(e.get("moved") or [])), paused, "; ".join([e["reason"], *(e.get("notes") or [])]),
-        ))
+        rows.append(
+            (
+                time.strftime("%H:%M:%S", time.localtime(e["at"])),
+                e["trigger"],
+                e["decision"],
+                f"{_tps(e.get('current'), 'inter_node_tps')} -> {_tps(e.get('proposed'), 'inter_node_tps')}",
+                str(len(e.get("moved") or [])),
+                paused,
+                "; ".join([e["reason"], *(e.get("notes") or [])]),
+            )
+        )
     print(table(["time", "trigger", "decision", "inter-node tuples/s", "moved", "paused s", "reason"], rows))
 
 

@@ -29,21 +29,35 @@ NAMES = ("timeline", "stages", "alpha", "payload")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="run a latency / inter-node traffic experiment of the seed paper")
-    p.add_argument("name", choices=NAMES, help="timeline (fig. 8), stages (figs. 9-12), alpha (figs. 13-14), "
-                   "payload (links under load, on the Wi-Fi board file by default)")
+    p.add_argument(
+        "name",
+        choices=NAMES,
+        help="timeline (fig. 8), stages (figs. 9-12), alpha (figs. 13-14), "
+        "payload (links under load, on the Wi-Fi board file by default)",
+    )
     p.add_argument("--out", type=Path, required=True, help="folder for the CSV, PNGs and summary")
     p.add_argument("--quick", action="store_true", help="a reduced sweep with short windows (tests)")
-    p.add_argument("--boards", type=Path, help="board file (default: 2x Pi 4, one on Wi-Fi, a Pi 3 and a Pi 5; "
-                   "payload: examples/boards/wifi-mixed.json)")
+    p.add_argument(
+        "--boards",
+        type=Path,
+        help="board file (default: 2x Pi 4, one on Wi-Fi, a Pi 3 and a Pi 5; payload: examples/boards/wifi-mixed.json)",
+    )
     p.add_argument("--loopback", action="store_true", help="loopback processes instead of emulated boards")
     p.add_argument("--reps", type=int, help="repetitions per point (default 1 quick, 3 full)")
     p.add_argument("--workers", type=int, default=6, help="workers per topology (default 6)")
     p.add_argument("--rate", type=float, help="tuples/s per spout task (default 200)")
-    p.add_argument("--topology", choices=("chain", "diamond", "wordcount"), default="chain",
-                   help="timeline only: the reference topology (default chain)")
-    p.add_argument("--report-only", action="store_true",
-                   help="measure nothing: write the summary and plots again from DIR/NAME.csv as it stands "
-                        "(after an interrupted run)")
+    p.add_argument(
+        "--topology",
+        choices=("chain", "diamond", "wordcount"),
+        default="chain",
+        help="timeline only: the reference topology (default chain)",
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: write the summary and plots again from DIR/NAME.csv as it stands "
+        "(after an interrupted run)",
+    )
     p.add_argument("--prefix", default="sqtb", help="testbed name prefix (default sqtb)")
     p.add_argument("--subnet", default="10.231.0", help="testbed bridge /24 as A.B.C (default 10.231.0)")
     p.set_defaults(func=run)
@@ -91,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
         return _report_only(args, timing, load, say)
     started = time.monotonic()
     try:
-        cluster = open_cluster(boards, prefix=args.prefix, subnet=args.subnet, loopback=args.loopback, say=say,
-                               port=free_port())
+        cluster = open_cluster(
+            boards, prefix=args.prefix, subnet=args.subnet, loopback=args.loopback, say=say, port=free_port()
+        )
     except (TestbedError, TimeoutError) as exc:
         say(f"cannot start the cluster: {exc}")
         return 1
@@ -110,16 +125,20 @@ def run(args: argparse.Namespace) -> int:
         except NimbusUnreachable as exc:
             alive = getattr(cluster, "nimbus_alive", lambda: None)()
             state = "" if alive is None else "its process is still running" if alive else "its process is gone"
-            say(f"Nimbus stopped answering{': ' + state if state else ''} ({exc}); "
-                f"the daemons' logs are in {args.out / 'logs'}")
+            say(
+                f"Nimbus stopped answering{': ' + state if state else ''} ({exc}); "
+                f"the daemons' logs are in {args.out / 'logs'}"
+            )
             return 1
     finally:
         keep_logs = getattr(cluster, "keep_logs", None)
         if callable(keep_logs):
             keep_logs(args.out / "logs")
         cluster.close()
-    say(f"done in {time.monotonic() - started:.0f} s: {args.out / (args.name + '.csv')}, "
-        f"{args.out / (args.name + '-summary.md')} and PNGs")
+    say(
+        f"done in {time.monotonic() - started:.0f} s: {args.out / (args.name + '.csv')}, "
+        f"{args.out / (args.name + '-summary.md')} and PNGs"
+    )
     return 0
 
 
@@ -138,8 +157,9 @@ def _report_only(args: argparse.Namespace, timing: object, load: Load, say: Call
     setup_file = args.out / f"{args.name}-setup.md"
     setup = setup_file.read_text().strip() if setup_file.exists() else "(cluster: not recorded)"
     runner: Any = SimpleNamespace(timing=timing)  # a stand-in: a report reads and sets only its ``timing``
-    ctx = suites.Context(runner, args.out, args.quick, load,
-                         setup + "\n\nRedrawn with --report-only from the CSV as it stands.", say)
+    ctx = suites.Context(
+        runner, args.out, args.quick, load, setup + "\n\nRedrawn with --report-only from the CSV as it stands.", say
+    )
     try:
         suites.report_only(ctx, args.name)
     except FileNotFoundError as exc:

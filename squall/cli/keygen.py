@@ -21,8 +21,10 @@ from squall.cli import UsageError
 if TYPE_CHECKING:
     from squall.security import ClusterKeys
 
-KEYS_HELP = ("cluster keys folder from `squall keygen` (default $SQUALL_KEYS); "
-             "with keys every link is encrypted and only key holders get in")
+KEYS_HELP = (
+    "cluster keys folder from `squall keygen` (default $SQUALL_KEYS); "
+    "with keys every link is encrypted and only key holders get in"
+)
 
 
 def add_keys_option(p: argparse.ArgumentParser) -> None:
@@ -44,8 +46,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("keygen", help="make the cluster key pair for encrypted, authenticated links")
     action = p.add_mutually_exclusive_group(required=True)
     action.add_argument("--out", type=Path, help="folder to write cluster.key and cluster.key_secret")
-    action.add_argument("--print-token", nargs="?", const="", metavar="DIR",
-                        help="print the REST API token (X-Squall-Key) of the keys in DIR (default $SQUALL_KEYS)")
+    action.add_argument(
+        "--print-token",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help="print the REST API token (X-Squall-Key) of the keys in DIR (default $SQUALL_KEYS)",
+    )
     p.set_defaults(func=run)
 
 
@@ -67,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print(f"cluster key pair written to {args.out} (public key {keys.public.decode()})")
     print(f"start every daemon with --keys {args.out}, or export {KEYS_ENV}={args.out}")
-    print(f"REST API POSTs need the header X-Squall-Key: {keys.api_token()} "
-          f"(later: squall keygen --print-token {args.out})")
+    print(
+        f"REST API POSTs need the header X-Squall-Key: {keys.api_token()} "
+        f"(later: squall keygen --print-token {args.out})"
+    )
     return 0

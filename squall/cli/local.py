@@ -30,11 +30,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("local", help="run a topology in one process and print its counts")
     p.add_argument("target", metavar="FILE[:TOPOLOGY]", help="a Python file, optionally :TopologyClass")
     p.add_argument("--seconds", type=float, default=10.0, help="how long to run (default 10)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a topology config entry (VALUE parsed as JSON when it can be)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a topology config entry (VALUE parsed as JSON when it can be)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--log-level", choices=LOG_LEVELS, default="info",
-                   help="level of the components' own logs (default info; Squall's logs stay at warning)")
+    p.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="level of the components' own logs (default info; Squall's logs stay at warning)",
+    )
     p.set_defaults(func=run, takes_script_args=True)
 
 
@@ -87,9 +96,19 @@ def run(args: argparse.Namespace) -> int:
     summaries = engine.summary()
     problems = find_failures(engine)
     if args.json:
-        print(json.dumps({"topology": topology.spec.name, "seconds": elapsed,
-                          "components": [s.to_dict() for s in summaries],
-                          "failures": problems, "metrics": _registered_metrics()}, indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    "topology": topology.spec.name,
+                    "seconds": elapsed,
+                    "components": [s.to_dict() for s in summaries],
+                    "failures": problems,
+                    "metrics": _registered_metrics(),
+                },
+                indent=2,
+                default=str,
+            )
+        )
     else:
         print(f"topology {topology.spec.name!r} ran {elapsed:.1f} s in one process\n")
         print(component_table(summaries, elapsed))

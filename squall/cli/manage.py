@@ -21,7 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from squall.cli import UsageError
 from squall.cli.keygen import add_keys_option, keys_from_args
@@ -29,14 +30,20 @@ from squall.cli.report import table
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nimbus", help="Nimbus HOST:PORT, or every replica's as A,B,C (default $SQUALL_NIMBUS or localhost:6627)")
+    p.add_argument(
+        "--nimbus", help="Nimbus HOST:PORT, or every replica's as A,B,C (default $SQUALL_NIMBUS or localhost:6627)"
+    )
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for Nimbus (default 5)")
     add_keys_option(p)
 
 
 def add_topology_verb(
-    sub: argparse._SubParsersAction, verb: str, help_text: str, func: Callable[[argparse.Namespace], int],
-    json_option: bool = False, **defaults: Any,
+    sub: argparse._SubParsersAction,
+    verb: str,
+    help_text: str,
+    func: Callable[[argparse.Namespace], int],
+    json_option: bool = False,
+    **defaults: Any,
 ) -> argparse.ArgumentParser:
     """A verb taking a topology NAME (and ``--json`` when ``json_option``) plus the options
     every verb against Nimbus has; ``defaults`` are set on its namespace with ``func``."""
@@ -56,14 +63,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_list)
 
     p = sub.add_parser("nimbus-status", help="which Nimbus leads, its term, and every replica")
-    p.add_argument("--json", action="store_true",
-                   help='print {"leader": "host:port", "term": N, "replicas": [{"address", "role", "pid"}]}')
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"leader": "host:port", "term": N, "replicas": [{"address", "role", "pid"}]}',
+    )
     _common(p)
     p.set_defaults(func=run_nimbus_status)
 
     p = sub.add_parser("kill", help="deactivate, wait, then remove a topology")
     p.add_argument("name")
-    p.add_argument("-w", "--wait", type=float, help="seconds between deactivation and removal (default: message timeout)")
+    p.add_argument(
+        "-w", "--wait", type=float, help="seconds between deactivation and removal (default: message timeout)"
+    )
     _common(p)
     p.set_defaults(func=run_kill)
 
@@ -74,14 +86,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     p.add_argument("-w", "--wait", type=float, help="seconds deactivated before reassigning")
     p.add_argument("-n", "--num-workers", type=int, dest="workers", help="new worker count")
-    p.add_argument("-e", "--executors", action="append", default=[], metavar="COMPONENT=PAR",
-                   help="new parallelism of a component (at most its task count)")
+    p.add_argument(
+        "-e",
+        "--executors",
+        action="append",
+        default=[],
+        metavar="COMPONENT=PAR",
+        help="new parallelism of a component (at most its task count)",
+    )
     p.add_argument("--scheduler", help="switch the topology's scheduler (online: traffic-aware, rebalanced live)")
     _common(p)
     p.set_defaults(func=run_rebalance)
 
-    add_topology_verb(sub, "assignment", "where each executor runs, with measured traffic and load", run_assignment,
-                      json_option=True)
+    add_topology_verb(
+        sub, "assignment", "where each executor runs, with measured traffic and load", run_assignment, json_option=True
+    )
 
 
 def _call(args: argparse.Namespace, fn: Callable[[Any], Any]) -> tuple[int, Any]:
@@ -115,7 +134,7 @@ def _show(args: argparse.Namespace, fn: Callable[[Any], Any], print_text: Callab
 
 
 def _leader(client: Any) -> str:
-    """"leader HOST:PORT (term N)" as the answering Nimbus states it; its address for a
+    """ "leader HOST:PORT (term N)" as the answering Nimbus states it; its address for a
     Nimbus too old to say."""
     from squall.client import NimbusError
 
@@ -132,8 +151,12 @@ def run_nimbus_status(args: argparse.Namespace) -> int:
 
 def _print_nimbus_status(status: dict[str, Any]) -> None:
     print(f"leader {status['leader']}, term {status['term']}\n")
-    print(table(["address", "role", "pid"],
-                [(r["address"], r["role"], str(r.get("pid", ""))) for r in status.get("replicas", [])]))
+    print(
+        table(
+            ["address", "role", "pid"],
+            [(r["address"], r["role"], str(r.get("pid", ""))) for r in status.get("replicas", [])],
+        )
+    )
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -148,9 +171,22 @@ def run_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no topologies")
     else:
-        print(table(["name", "status", "workers", "executors", "scheduler", "error"],
-                    [(r["name"], r["status"], r["workers"], r["executors"], r["scheduler"],
-                      " ".join(str(r.get("error") or "").split())[:200]) for r in rows]))
+        print(
+            table(
+                ["name", "status", "workers", "executors", "scheduler", "error"],
+                [
+                    (
+                        r["name"],
+                        r["status"],
+                        r["workers"],
+                        r["executors"],
+                        r["scheduler"],
+                        " ".join(str(r.get("error") or "").split())[:200],
+                    )
+                    for r in rows
+                ],
+            )
+        )
     return 0
 
 
@@ -196,11 +232,23 @@ def run_assignment(args: argparse.Namespace) -> int:
 def _print_assignment(data: dict[str, Any]) -> None:
     execs = data.get("executors", [])
     print(f"topology {data.get('topology')!r}: {len(execs)} executors\n")
-    print(table(
-        ["executor", "component", "tasks", "node", "port", "pid", "load MHz"],
-        [(str(e["id"]), e["component"], f"{e['tasks'][0]}-{e['tasks'][1]}", e["node"], str(e["port"]), str(e["pid"]),
-          (e["load_hz"] or 0.0) / 1e6) for e in execs],
-    ))
+    print(
+        table(
+            ["executor", "component", "tasks", "node", "port", "pid", "load MHz"],
+            [
+                (
+                    str(e["id"]),
+                    e["component"],
+                    f"{e['tasks'][0]}-{e['tasks'][1]}",
+                    e["node"],
+                    str(e["port"]),
+                    str(e["pid"]),
+                    (e["load_hz"] or 0.0) / 1e6,
+                )
+                for e in execs
+            ],
+        )
+    )
     traffic = sorted(data.get("traffic", []), key=lambda r: -r[2])
     if traffic:
         print("\ntraffic (tuples/s, heaviest first)\n")

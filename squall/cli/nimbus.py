@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from squall.cli import UsageError
-from squall.cli.local import parse_overrides
 from squall.cli.keygen import add_keys_option, keys_from_args
+from squall.cli.local import parse_overrides
 from squall.discovery import DEFAULT_CLUSTER
 from squall.discovery import DEFAULT_PORT as DISCOVERY_PORT
 from squall.security import default_bind, is_loopback, protection_refusal
@@ -42,24 +42,53 @@ DEFAULT_DATA_DIR = Path("~/.squall/nimbus")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("nimbus", help="run the master that places topologies on supervisors")
-    p.add_argument("--host", default=None,
-                   help="address to bind (default 0.0.0.0 with --keys or --insecure, else 127.0.0.1; another "
-                        "address without keys needs --insecure)")
-    p.add_argument("--insecure", action="store_true",
-                   help="allow a non-loopback --host without keys: anyone who reaches the port can run code")
+    p.add_argument(
+        "--host",
+        default=None,
+        help="address to bind (default 0.0.0.0 with --keys or --insecure, else 127.0.0.1; another "
+        "address without keys needs --insecure)",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without keys: anyone who reaches the port can run code",
+    )
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"control-plane port (default {DEFAULT_PORT})")
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                   help="SQLite store and code bundles (default ~/.squall/nimbus)")
-    p.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT,
-                   help=f"web page, REST API and /metrics port (default {DEFAULT_HTTP_PORT}, 0 = off)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="a Nimbus config entry, e.g. nimbus.supervisor.timeout.secs=5 (VALUE parsed as JSON)")
-    p.add_argument("--cluster", default=DEFAULT_CLUSTER,
-                   help=f"cluster name that discovery answers for (default {DEFAULT_CLUSTER})")
-    p.add_argument("--discovery-port", type=int, default=DISCOVERY_PORT,
-                   help=f"UDP port answering supervisors' discovery beacons (default {DISCOVERY_PORT})")
-    p.add_argument("--no-discovery", action="store_true",
-                   help="do not answer discovery beacons (off anyway when --host is a loopback address)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="SQLite store and code bundles (default ~/.squall/nimbus)",
+    )
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=DEFAULT_HTTP_PORT,
+        help=f"web page, REST API and /metrics port (default {DEFAULT_HTTP_PORT}, 0 = off)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Nimbus config entry, e.g. nimbus.supervisor.timeout.secs=5 (VALUE parsed as JSON)",
+    )
+    p.add_argument(
+        "--cluster",
+        default=DEFAULT_CLUSTER,
+        help=f"cluster name that discovery answers for (default {DEFAULT_CLUSTER})",
+    )
+    p.add_argument(
+        "--discovery-port",
+        type=int,
+        default=DISCOVERY_PORT,
+        help=f"UDP port answering supervisors' discovery beacons (default {DISCOVERY_PORT})",
+    )
+    p.add_argument(
+        "--no-discovery",
+        action="store_true",
+        help="do not answer discovery beacons (off anyway when --host is a loopback address)",
+    )
     add_keys_option(p)
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
@@ -83,7 +112,7 @@ def page_url(host: str, http_port: int) -> str:
 def advertised_address(host: str, port: int) -> str:
     """HOST:PORT as a client elsewhere would reach this Nimbus (a wildcard bind names this
     machine's outward address)."""
-    url_host = page_url(host, port)[len("http://"):].rsplit(":", 1)[0]
+    url_host = page_url(host, port)[len("http://") :].rsplit(":", 1)[0]
     return f"{url_host}:{port}"
 
 
@@ -101,9 +130,14 @@ def start_discovery(
         log.info("discovery off: Nimbus binds %s, which no board can reach", args.host)
         return None
     try:
-        responder = DiscoveryResponder(args.cluster, args.port, args.discovery_port,
-                                       advertise_host="" if wildcard else args.host, http_port=args.http_port,
-                                       key=key)
+        responder = DiscoveryResponder(
+            args.cluster,
+            args.port,
+            args.discovery_port,
+            advertise_host="" if wildcard else args.host,
+            http_port=args.http_port,
+            key=key,
+        )
     except OSError as exc:
         log.warning("discovery off: cannot bind UDP %d: %s", args.discovery_port, exc)
         return None
@@ -158,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if keys is None and not is_loopback(args.host):
         logging.getLogger("squall.nimbus").warning(
-            "--insecure: listening on %s without keys; anyone who reaches it can run code on every board", args.host)
+            "--insecure: listening on %s without keys; anyone who reaches it can run code on every board", args.host
+        )
     import faulthandler
     import signal
 
@@ -194,11 +229,15 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("squall.nimbus").error("cannot bind: %s", exc)
         return 1
     log = logging.getLogger("squall.nimbus")
-    log.info("data in %s; metrics on %s", data_dir,
-             f"{page_url(args.host, args.http_port)}metrics" if args.http_port else "(off)")
+    log.info(
+        "data in %s; metrics on %s",
+        data_dir,
+        f"{page_url(args.host, args.http_port)}metrics" if args.http_port else "(off)",
+    )
     if args.http_port:
-        print(f"Web UI at {page_url(args.host, args.http_port)} (REST API under /api/v1, metrics at /metrics)",
-              flush=True)
+        print(
+            f"Web UI at {page_url(args.host, args.http_port)} (REST API under /api/v1, metrics at /metrics)", flush=True
+        )
     if keys is not None:
         log.info("cluster keys from %s: CURVE on every link, REST API POSTs need the keys' token", keys.folder)
     elif args.http_port:

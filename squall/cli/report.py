@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -51,7 +52,19 @@ def component_table(summaries: Sequence[Any], seconds: float) -> str:
         for s in summaries
     ]
     return table(
-        ["component", "kind", "exec", "emitted", "transferred", "executed", "executed/s",
-         "acked", "failed", "errors", "latency ms", "p99 ms"],
+        [
+            "component",
+            "kind",
+            "exec",
+            "emitted",
+            "transferred",
+            "executed",
+            "executed/s",
+            "acked",
+            "failed",
+            "errors",
+            "latency ms",
+            "p99 ms",
+        ],
         rows,
     )

@@ -34,10 +34,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workload", metavar="W.json", help="one workload object or a list of them")
     p.add_argument("--nodes", metavar="N.json", help='[{"id", "slots", "capacity_hz"}, ...]')
     p.add_argument("--topology", metavar="NAME", help="use a running topology's live workload, boards and assignment")
-    p.add_argument("--nimbus", help="with --topology: Nimbus HOST:PORT or A,B,C (default $SQUALL_NIMBUS or localhost:6627)")
+    p.add_argument(
+        "--nimbus", help="with --topology: Nimbus HOST:PORT or A,B,C (default $SQUALL_NIMBUS or localhost:6627)"
+    )
     add_keys_option(p)
-    p.add_argument("--scheduler", default="online",
-                   help="round_robin, offline, online, partition or latency (default online)")
+    p.add_argument(
+        "--scheduler", default="online", help="round_robin, offline, online, partition or latency (default online)"
+    )
     for name in PARAMS:
         p.add_argument(f"--{name}", type=float, default=None, help=f"scheduler parameter {name}")
     p.add_argument("--strict", action="store_true", help="fail instead of shrinking workers or overloading a node")
@@ -122,9 +125,14 @@ def run(args: argparse.Namespace) -> int:
     if current is not None and all(current.has_executor(w.topology, e.id) for w in workloads for e in w.executors):
         now = predict(current, workloads, nodes).to_dict()
     if args.json:
-        out = {"scheduler": scheduler.name, "assignment": rows, "cost": cost.to_dict(),
-               "predicted_latency_ms": proposed["predicted_latency_ms"], "utilisation": proposed["utilisation"],
-               "predicted": {"proposed": proposed, "current": now}}
+        out = {
+            "scheduler": scheduler.name,
+            "assignment": rows,
+            "cost": cost.to_dict(),
+            "predicted_latency_ms": proposed["predicted_latency_ms"],
+            "utilisation": proposed["utilisation"],
+            "predicted": {"proposed": proposed, "current": now},
+        }
         if live is not None:
             out["measured_latency_ms"] = live.get("measured_latency_ms")
         print(json.dumps(out, indent=2))
@@ -136,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
 def render_prediction(proposed: dict, current: dict | None, measured_ms: float | None) -> str:
     """The latency model's view, proposed (and current) placement."""
+
     def line(label: str, p: dict) -> str:
         latency = p["predicted_latency_ms"]
         util = ", ".join(f"{n} {u:.0%}" for n, u in p["utilisation"].items())

@@ -42,15 +42,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     actions.required = True
     inst = actions.add_parser("install", help="write squall-ROLE.service (or print it)")
     inst.add_argument("role", choices=ROLES)
-    inst.add_argument("--venv", type=Path,
-                      help="virtual environment holding bin/squall (default: the one running this command)")
+    inst.add_argument(
+        "--venv", type=Path, help="virtual environment holding bin/squall (default: the one running this command)"
+    )
     inst.add_argument("--user", help="user the service runs as (default: $SUDO_USER, else the current user)")
-    inst.add_argument("--args", default="", dest="role_args",
-                      help='arguments of `squall ROLE`, quoted as one string, e.g. --args "--cluster lab --slots 2"')
-    inst.add_argument("--keys", metavar="DIR",
-                      help="cluster keys folder the service uses (default $SQUALL_KEYS; see `squall keygen`)")
-    inst.add_argument("--unit-dir", type=Path, default=DEFAULT_UNIT_DIR,
-                      help=f"where the unit goes (default {DEFAULT_UNIT_DIR})")
+    inst.add_argument(
+        "--args",
+        default="",
+        dest="role_args",
+        help='arguments of `squall ROLE`, quoted as one string, e.g. --args "--cluster lab --slots 2"',
+    )
+    inst.add_argument(
+        "--keys", metavar="DIR", help="cluster keys folder the service uses (default $SQUALL_KEYS; see `squall keygen`)"
+    )
+    inst.add_argument(
+        "--unit-dir", type=Path, default=DEFAULT_UNIT_DIR, help=f"where the unit goes (default {DEFAULT_UNIT_DIR})"
+    )
     inst.add_argument("--print", action="store_true", dest="print_only", help="print the unit instead of writing it")
     p.set_defaults(func=run)
 
@@ -75,33 +82,35 @@ def systemd_quote(word: str) -> str:
 def unit_text(role: str, venv: Path, user: str, home: str, role_args: list[str]) -> str:
     """The unit file for ``role``; a pure function of its inputs."""
     command = " ".join(systemd_quote(w) for w in [str(venv / "bin" / "squall"), role, *role_args])
-    return "\n".join([
-        "# Written by `squall service install`; rewrite it with the same command.",
-        "[Unit]",
-        f"Description={DESCRIPTIONS[role]}",
-        # Boards often join Wi-Fi late: wait for the network, or discovery finds nothing.
-        "After=network-online.target",
-        "Wants=network-online.target",
-        "",
-        "[Service]",
-        "Type=simple",
-        f"User={user}",
-        f"WorkingDirectory={home}",
-        f"Environment=HOME={home}",
-        "Environment=PYTHONUNBUFFERED=1",
-        f"ExecStart={command}",
-        "Restart=on-failure",
-        "RestartSec=5",
-        # Exit 2 is bad input (a board without a slot, a wrong option): restarting cannot help.
-        "RestartPreventExitStatus=2",
-        # SIGTERM to squall only: it stops its workers itself, then systemd kills any left over.
-        "KillMode=mixed",
-        "TimeoutStopSec=20",
-        "",
-        "[Install]",
-        "WantedBy=multi-user.target",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Written by `squall service install`; rewrite it with the same command.",
+            "[Unit]",
+            f"Description={DESCRIPTIONS[role]}",
+            # Boards often join Wi-Fi late: wait for the network, or discovery finds nothing.
+            "After=network-online.target",
+            "Wants=network-online.target",
+            "",
+            "[Service]",
+            "Type=simple",
+            f"User={user}",
+            f"WorkingDirectory={home}",
+            f"Environment=HOME={home}",
+            "Environment=PYTHONUNBUFFERED=1",
+            f"ExecStart={command}",
+            "Restart=on-failure",
+            "RestartSec=5",
+            # Exit 2 is bad input (a board without a slot, a wrong option): restarting cannot help.
+            "RestartPreventExitStatus=2",
+            # SIGTERM to squall only: it stops its workers itself, then systemd kills any left over.
+            "KillMode=mixed",
+            "TimeoutStopSec=20",
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+            "",
+        ]
+    )
 
 
 def with_keys(keys_dir: str | None, role_args: list[str]) -> list[str]:
@@ -123,9 +132,11 @@ def with_keys(keys_dir: str | None, role_args: list[str]) -> list[str]:
         return [*role_args, "--keys", keys.folder]
     if INSECURE_FLAG in role_args:
         return role_args
-    raise UsageError("a service without cluster keys would let anyone on the network run code on this board; "
-                     "give --keys DIR (make them once with `squall keygen --out DIR`, copy them to every board), "
-                     f"or --args=\"{INSECURE_FLAG} ...\" to accept the risk")
+    raise UsageError(
+        "a service without cluster keys would let anyone on the network run code on this board; "
+        "give --keys DIR (make them once with `squall keygen --out DIR`, copy them to every board), "
+        f'or --args="{INSECURE_FLAG} ..." to accept the risk'
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -162,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"squall service: cannot write {path}: {exc} (run it as root, or use --print)", file=sys.stderr)
         return 1
-    print(f"wrote {path}\nstart it now and at every boot with:\n"
-          f"  sudo systemctl daemon-reload && sudo systemctl enable --now {name}\n"
-          f"follow its log with:\n  journalctl -u {name} -f")
+    print(
+        f"wrote {path}\nstart it now and at every boot with:\n"
+        f"  sudo systemctl daemon-reload && sudo systemctl enable --now {name}\n"
+        f"follow its log with:\n  journalctl -u {name} -f"
+    )
     return 0

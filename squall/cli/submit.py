@@ -22,10 +22,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit", help="submit a topology to Nimbus")
     p.add_argument("target", metavar="FILE[:TOPOLOGY]")
     p.add_argument("--name", help="topology name (default: the topology's own)")
-    p.add_argument("--workers", type=int, help="worker processes (topology.workers; default 1 or the topology's config)")
-    p.add_argument("--scheduler", default="round_robin", help=f"one of {', '.join(SCHEDULER_NAMES)} (default round_robin)")
+    p.add_argument(
+        "--workers", type=int, help="worker processes (topology.workers; default 1 or the topology's config)"
+    )
+    p.add_argument(
+        "--scheduler", default="round_robin", help=f"one of {', '.join(SCHEDULER_NAMES)} (default round_robin)"
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a topology config entry")
-    p.add_argument("--nimbus", help="Nimbus HOST:PORT, or every replica's as A,B,C (default $SQUALL_NIMBUS or localhost:6627)")
+    p.add_argument(
+        "--nimbus", help="Nimbus HOST:PORT, or every replica's as A,B,C (default $SQUALL_NIMBUS or localhost:6627)"
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for Nimbus (default 10)")
     add_keys_option(p)
     p.set_defaults(func=run, takes_script_args=True)
@@ -48,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
     name = args.name or topology.spec.name
     try:
         with client:
-            reply = client.submit(name, topology.spec.to_dict(), bundle, args.scheduler, args.workers,
-                                  parse_overrides(args.set))
+            reply = client.submit(
+                name, topology.spec.to_dict(), bundle, args.scheduler, args.workers, parse_overrides(args.set)
+            )
     except NimbusUnreachable as exc:
         print(f"squall submit: {exc}")
         return 1

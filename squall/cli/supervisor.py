@@ -40,35 +40,64 @@ DEFAULT_FIRST_PORT = 6700  # Storm's supervisor.slots.ports start
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("supervisor", help="run the board daemon that starts workers")
-    p.add_argument("--nimbus", help="Nimbus HOST:PORT, or every address it may answer on as A,B,C "
-                   "(default $SQUALL_NIMBUS, else discovered on the local network)")
-    p.add_argument("--cluster", default=DEFAULT_CLUSTER,
-                   help=f"cluster name; only a Nimbus of this cluster is accepted (default {DEFAULT_CLUSTER})")
-    p.add_argument("--discovery-port", type=int, default=DISCOVERY_PORT,
-                   help=f"UDP port of the discovery beacon (default {DISCOVERY_PORT})")
-    p.add_argument("--discovery-timeout", type=float, default=None,
-                   help="seconds to look for Nimbus before giving up with exit 1 (default: keep looking)")
-    p.add_argument("--no-discovery", action="store_true",
-                   help="do not look for Nimbus; use localhost:6627 when no address is given")
+    p.add_argument(
+        "--nimbus",
+        help="Nimbus HOST:PORT, or every address it may answer on as A,B,C "
+        "(default $SQUALL_NIMBUS, else discovered on the local network)",
+    )
+    p.add_argument(
+        "--cluster",
+        default=DEFAULT_CLUSTER,
+        help=f"cluster name; only a Nimbus of this cluster is accepted (default {DEFAULT_CLUSTER})",
+    )
+    p.add_argument(
+        "--discovery-port",
+        type=int,
+        default=DISCOVERY_PORT,
+        help=f"UDP port of the discovery beacon (default {DISCOVERY_PORT})",
+    )
+    p.add_argument(
+        "--discovery-timeout",
+        type=float,
+        default=None,
+        help="seconds to look for Nimbus before giving up with exit 1 (default: keep looking)",
+    )
+    p.add_argument(
+        "--no-discovery",
+        action="store_true",
+        help="do not look for Nimbus; use localhost:6627 when no address is given",
+    )
     p.add_argument("--id", dest="supervisor_id", help="node id (default: the host name)")
     p.add_argument("--slots", type=int, help="worker slots (default: from memory and cores)")
     p.add_argument("--capacity-hz", type=float, help="usable CPU in cycles/s (default: cores x clock x share)")
     p.add_argument("--link-mbit", type=float, help="this board's link rate in Mbit/s, if known (default: unknown)")
-    p.add_argument("--link-delay-ms", type=float,
-                   help="this board's one-way link delay in ms, if known (default: unknown)")
+    p.add_argument(
+        "--link-delay-ms", type=float, help="this board's one-way link delay in ms, if known (default: unknown)"
+    )
     p.add_argument("--ports", help="worker ports A-B (default 6700 upwards, one per slot)")
-    p.add_argument("--host", help="address workers bind and advertise (default: the interface that reaches "
-                   "Nimbus, 127.0.0.1 for a local Nimbus)")
+    p.add_argument(
+        "--host",
+        help="address workers bind and advertise (default: the interface that reaches "
+        "Nimbus, 127.0.0.1 for a local Nimbus)",
+    )
     p.add_argument("--data-dir", type=Path, help="where code and worker logs go (default ~/.squall/supervisor-ID)")
     p.add_argument("--metrics-port", type=int, default=0, help="Prometheus port (default 0 = off)")
     p.add_argument("--dry-run", action="store_true", help="print what this board advertises and exit")
     add_keys_option(p)
-    p.add_argument("--insecure", action="store_true",
-                   help="allow workers to listen on a non-loopback --host without keys: anyone who reaches "
-                        "their ports can inject tuples, and a spoofed Nimbus can run code here")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"a supervisor setting; today {NIMBUS_TIMEOUT_KEY}=SECS: silence from Nimbus before "
-                        f"trying another address (default {DEFAULT_NIMBUS_TIMEOUT_S:g})")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow workers to listen on a non-loopback --host without keys: anyone who reaches "
+        "their ports can inject tuples, and a spoofed Nimbus can run code here",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a supervisor setting; today {NIMBUS_TIMEOUT_KEY}=SECS: silence from Nimbus before "
+        f"trying another address (default {DEFAULT_NIMBUS_TIMEOUT_S:g})",
+    )
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 
@@ -121,12 +150,17 @@ def resolve_nimbus(args: argparse.Namespace, key: bytes | None = None) -> list[s
     log = logging.getLogger("squall.supervisor")
     log.info("looking for the Nimbus of cluster %r (UDP broadcast to port %d)", args.cluster, args.discovery_port)
     if key is None:
-        log.warning("discovery without keys is spoofable: any host on this network can answer; "
-                    "give --nimbus HOST:PORT, or --keys to accept only signed replies")
+        log.warning(
+            "discovery without keys is spoofable: any host on this network can answer; "
+            "give --nimbus HOST:PORT, or --keys to accept only signed replies"
+        )
     found = find_nimbuses(args.cluster, args.discovery_port, timeout_s=args.discovery_timeout, key=key)
     if not found:
-        log.error("no Nimbus of cluster %r answered within %g s; give --nimbus HOST:PORT",
-                  args.cluster, args.discovery_timeout)
+        log.error(
+            "no Nimbus of cluster %r answered within %g s; give --nimbus HOST:PORT",
+            args.cluster,
+            args.discovery_timeout,
+        )
         return None
     log.info("found the Nimbus of cluster %r at %s", args.cluster, ", ".join(f.address for f in found))
     return [f.address for f in found]
@@ -153,9 +187,11 @@ def early_refusal(args: argparse.Namespace) -> None:
         if refusal:
             raise UsageError(refusal)
     if not (args.nimbus or os.environ.get("SQUALL_NIMBUS") or args.no_discovery):
-        raise UsageError("finding Nimbus by discovery without cluster keys would trust any host that answers on "
-                         "this network; give --nimbus HOST:PORT (127.0.0.1:6627 for a Nimbus on this machine), "
-                         "--keys DIR, or --insecure")
+        raise UsageError(
+            "finding Nimbus by discovery without cluster keys would trust any host that answers on "
+            "this network; give --nimbus HOST:PORT (127.0.0.1:6627 for a Nimbus on this machine), "
+            "--keys DIR, or --insecure"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -175,9 +211,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--link-delay-ms must be from 0 to 60000, got {args.link_delay_ms:g}")
     settings = parse_settings(args.set)
     port_range = parse_ports(args.ports) if args.ports else None
-    facts = board_facts(args.supervisor_id, args.slots, args.capacity_hz,
-                        ports=len(port_range) if port_range else None,
-                        link_mbit=args.link_mbit, link_delay_ms=args.link_delay_ms)
+    facts = board_facts(
+        args.supervisor_id,
+        args.slots,
+        args.capacity_hz,
+        ports=len(port_range) if port_range else None,
+        link_mbit=args.link_mbit,
+        link_delay_ms=args.link_delay_ms,
+    )
     if port_range is None:
         ports = list(range(DEFAULT_FIRST_PORT, DEFAULT_FIRST_PORT + facts.slots))
     else:
@@ -188,8 +229,10 @@ def run(args: argparse.Namespace) -> int:
         print(facts.describe())
         print(f"ports        {f'{ports[0]}-{ports[-1]}' if ports else 'none'}    (override: --ports A-B)")
         print(f"cluster      {args.cluster}    (override: --cluster NAME)")
-        print(f"nimbus       {args.nimbus or os.environ.get('SQUALL_NIMBUS') or 'discovered on the local network'}"
-              "    (override: --nimbus HOST:PORT)")
+        print(
+            f"nimbus       {args.nimbus or os.environ.get('SQUALL_NIMBUS') or 'discovered on the local network'}"
+            "    (override: --nimbus HOST:PORT)"
+        )
     refusal = facts.refusal()
     if refusal:
         raise UsageError(refusal)
@@ -216,14 +259,23 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(refusal)
     if keys is None and not is_loopback(host):
         logging.getLogger("squall.supervisor").warning(
-            "--insecure: workers listen on %s without keys; anyone who reaches them can inject tuples", host)
+            "--insecure: workers listen on %s without keys; anyone who reaches them can inject tuples", host
+        )
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where is every thread?
     faulthandler.enable(all_threads=True)  # a crash in C (segfault, abort) leaves every stack in the log
     data_dir = args.data_dir or Path.home() / ".squall" / f"supervisor-{facts.supervisor_id}"
-    daemon = SupervisorDaemon(nimbuses, facts, ports, data_dir, host=host, cluster=args.cluster,
-                              metrics_port=args.metrics_port, keys=keys,
-                              nimbus_timeout_s=settings.get(NIMBUS_TIMEOUT_KEY, DEFAULT_NIMBUS_TIMEOUT_S),
-                              rediscover=rediscovery(args, keys.secret if keys else None))
+    daemon = SupervisorDaemon(
+        nimbuses,
+        facts,
+        ports,
+        data_dir,
+        host=host,
+        cluster=args.cluster,
+        metrics_port=args.metrics_port,
+        keys=keys,
+        nimbus_timeout_s=settings.get(NIMBUS_TIMEOUT_KEY, DEFAULT_NIMBUS_TIMEOUT_S),
+        rediscover=rediscovery(args, keys.secret if keys else None),
+    )
     daemon.install_signal_handlers()
     daemon.run()
     return 0

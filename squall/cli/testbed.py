@@ -25,8 +25,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     up = verbs.add_parser("up", help="make the boards and start Nimbus and a supervisor on each")
     up.add_argument("--boards", type=Path, help="board file (JSON; default: 2x Pi 4, a Pi 3 and a Pi 5)")
     up.add_argument("--port", type=int, default=6627, help="Nimbus port on the bridge (default 6627)")
-    for v in (up, verbs.add_parser("down", help="stop everything and remove what up made"),
-              verbs.add_parser("status", help="what exists now with the prefix")):
+    for v in (
+        up,
+        verbs.add_parser("down", help="stop everything and remove what up made"),
+        verbs.add_parser("status", help="what exists now with the prefix"),
+    ):
         v.add_argument("--prefix", default="sqtb", help="name prefix of every object (default sqtb)")
     up.add_argument("--subnet", default="10.231.0", help="the bridge's /24, as A.B.C (default 10.231.0)")
     p.set_defaults(func=run)
@@ -50,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
                 print_rtts(state)
         return 0
     if reason:
-        print(f"squall testbed: {reason}; nothing done. "
-              "Experiments run on loopback processes (LocalCluster) instead.")
+        print(f"squall testbed: {reason}; nothing done. Experiments run on loopback processes (LocalCluster) instead.")
         return 1
     if args.action == "down":
         done = teardown(args.prefix)
@@ -94,5 +96,7 @@ def print_rtts(state: dict) -> None:
         if "error" in r:
             print(f"  {r['from']:<10} {r['to']:<10} {r['expected_ms']:>7.2f}ms  failed: {r['error']}")
             continue
-        print(f"  {r['from']:<10} {r['to']:<10} {r['expected_ms']:>7.2f}ms {r['median_ms']:>7.2f}ms "
-              f"{r['min_ms']:>7.2f}ms {r['max_ms']:>7.2f}ms")
+        print(
+            f"  {r['from']:<10} {r['to']:<10} {r['expected_ms']:>7.2f}ms {r['median_ms']:>7.2f}ms "
+            f"{r['min_ms']:>7.2f}ms {r['max_ms']:>7.2f}ms"
+        )

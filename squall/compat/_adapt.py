@@ -5,7 +5,8 @@ arguments, and the component kinds Squall does not have."""
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from squall.topology.component import Context
 from squall.topology.dsl import ComponentBuilder, StreamRef

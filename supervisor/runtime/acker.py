@@ -36,7 +36,7 @@ _NO_SPOUT = -1
 class AckerExecutor:
     kind = ExecutorKind.ACKER
 
-    def __init__(self, spec: ExecutorSpec, wiring: "Wiring", timeout_s: float) -> None:
+    def __init__(self, spec: ExecutorSpec, wiring: Wiring, timeout_s: float) -> None:
         self.spec = spec
         self.component = ACKER_COMPONENT
         self.wiring = wiring

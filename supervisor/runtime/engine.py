@@ -23,7 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from squall import config
 from squall.supervisor.runtime import snapshot
@@ -158,9 +159,7 @@ class Engine:
         self.drain_limit = int(self.conf.get(config.BOLT_BATCH, config.DEFAULT_BOLT_BATCH))
         order = topological_order((c.name for c in spec.components), spec.component_edges())
         self._order = {name: i for i, name in enumerate(order)}
-        self._locality_matters = any(
-            inp.grouping.type == LOCAL_OR_SHUFFLE for c in spec.components for inp in c.inputs
-        )
+        self._locality_matters = any(inp.grouping.type == LOCAL_OR_SHUFFLE for c in spec.components for inp in c.inputs)
         self.active = False
         self.paused = False  # live migration: spouts held, everything else drains
         self.started_at: float | None = None

@@ -17,7 +17,8 @@ import logging
 import random
 from bisect import bisect_left
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from squall import config
 from squall.supervisor.runtime.messages import (
@@ -47,7 +48,7 @@ class Executor:
 
     kind: ExecutorKind  # set by each subclass
 
-    def __init__(self, spec: ExecutorSpec, cls: type[Spout] | type[Bolt], wiring: "Wiring", salt: int = 0) -> None:
+    def __init__(self, spec: ExecutorSpec, cls: type[Spout] | type[Bolt], wiring: Wiring, salt: int = 0) -> None:
         self.spec = spec
         self.component = spec.component
         self.wiring = wiring
@@ -132,7 +133,12 @@ class Executor:
         self._logged.add(key)
         log.error(
             "%s %r task %d raised in %s (further %s errors of this task are counted, not logged)",
-            self.kind, self.component, task, what, type(exc).__name__, exc_info=exc,
+            self.kind,
+            self.component,
+            task,
+            what,
+            type(exc).__name__,
+            exc_info=exc,
         )
 
     def _make_emit(self, task: int) -> Callable[..., list[int]]:
@@ -142,7 +148,7 @@ class Executor:
 class BoltExecutor(Executor):
     kind = ExecutorKind.BOLT
 
-    def __init__(self, spec: ExecutorSpec, cls: type[Bolt], wiring: "Wiring", salt: int = 0) -> None:
+    def __init__(self, spec: ExecutorSpec, cls: type[Bolt], wiring: Wiring, salt: int = 0) -> None:
         self.current: Tuple | None = None
         # A bolt that holds tuples past ``process`` (BatchingBolt) acks them itself.
         self.auto_ack = bool(cls.auto_ack) and not getattr(cls, "holds_tuples", False)
@@ -329,7 +335,7 @@ class BoltExecutor(Executor):
 class SpoutExecutor(Executor):
     kind = ExecutorKind.SPOUT
 
-    def __init__(self, spec: ExecutorSpec, cls: type[Spout], wiring: "Wiring", salt: int = 0) -> None:
+    def __init__(self, spec: ExecutorSpec, cls: type[Spout], wiring: Wiring, salt: int = 0) -> None:
         # root id -> (task, tup_id, emitted_at); insertion order is emission order, which
         # makes timeout scans stop at the first young entry.
         self.pending: dict[int, tuple[int, Any, float]] = {}

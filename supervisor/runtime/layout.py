@@ -30,7 +30,8 @@ Guarantees:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import msgpack
 
@@ -114,7 +115,9 @@ def packable(items: list[tuple[int, Any]], on_error: Callable[[tuple[int, Any], 
     return good
 
 
-def encode_frame(items: list[tuple[int, Any]], on_error: Callable[[tuple[int, Any], Exception], None]) -> tuple[bytes, int]:
+def encode_frame(
+    items: list[tuple[int, Any]], on_error: Callable[[tuple[int, Any], Exception], None]
+) -> tuple[bytes, int]:
     """One frame for the inbox items ``items``; returns (frame, items in it). An item msgpack
     cannot pack is passed to ``on_error`` and left out (``packable``)."""
     rows = write(items)
@@ -183,8 +186,10 @@ class ItemReader:
                     target, stream, source, values, roots = item
                     sink = data_sinks[target]
                     component, fields, arity = streams[stream][source]
-                    if values.__class__ is not list or len(values) != arity or (
-                        roots is not None and not _valid_roots(roots)
+                    if (
+                        values.__class__ is not list
+                        or len(values) != arity
+                        or (roots is not None and not _valid_roots(roots))
                     ):
                         raise ValueError
                     sink((target, Tuple(component, stream, source, values, fields, roots)))

@@ -17,7 +17,8 @@ from __future__ import annotations
 import itertools
 import random
 import zlib
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgpack
 
@@ -159,9 +160,7 @@ class Route:
     def targets(self, values: Sequence[Any], direct_task: int | None) -> list[int]:
         if self.direct:
             if direct_task is None:
-                raise EmitError(
-                    f"{self.component!r}: stream {self.stream!r} is direct, so emit needs direct_task="
-                )
+                raise EmitError(f"{self.component!r}: stream {self.stream!r} is direct, so emit needs direct_task=")
             if direct_task not in self.direct_tasks:
                 raise EmitError(
                     f"{self.component!r}: direct_task {direct_task} does not subscribe to stream "
@@ -169,9 +168,7 @@ class Route:
                 )
             return [direct_task]
         if direct_task is not None:
-            raise EmitError(
-                f"{self.component!r}: direct_task given but stream {self.stream!r} is not declared direct"
-            )
+            raise EmitError(f"{self.component!r}: direct_task given but stream {self.stream!r} is not declared direct")
         choosers = self.choosers
         if len(choosers) == 1:
             return choosers[0](values)

@@ -126,7 +126,7 @@ def decode(data: bytes) -> dict[str, Any]:
     return doc
 
 
-def _user_snapshot(ex: "Executor", task: int, inst: Any) -> bytes | None:
+def _user_snapshot(ex: Executor, task: int, inst: Any) -> bytes | None:
     try:
         blob = inst.snapshot()
     except Exception as exc:  # a user bug in snapshot loses that task's state, not the move

@@ -12,8 +12,8 @@ import math
 import time
 from bisect import bisect_left
 from collections import defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from squall.messages import LATENCY_BUCKETS_MS
 

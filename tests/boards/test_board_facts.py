@@ -87,6 +87,13 @@ def test_dry_run_shows_rule_and_overrides(capsys, monkeypatch):
     monkeypatch.delenv("SQUALL_NIMBUS", raising=False)
     assert main(["supervisor", "--dry-run", "--cluster", "lab"]) == 0
     out = capsys.readouterr().out
-    for needle in ("findex       ", "rule: Findex", "never more than min(cores", "override: --slots N", "override: --ports A-B", "cluster      lab",
-                   "discovered on the local network"):
+    for needle in (
+        "findex       ",
+        "rule: Findex",
+        "never more than min(cores",
+        "override: --slots N",
+        "override: --ports A-B",
+        "cluster      lab",
+        "discovered on the local network",
+    ):
         assert needle in out

@@ -25,8 +25,13 @@ print(" ".join(sorted(m for m in {mods!r} if m in sys.modules)))
 
 
 def test_board_import_paths_load_no_nimbus_only_dependency():
-    out = subprocess.run([sys.executable, "-c", BOARD_IMPORTS.format(mods=NIMBUS_ONLY)],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", BOARD_IMPORTS.format(mods=NIMBUS_ONLY)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert out.strip() == "", f"a board would need {out.strip()}"
 
 

@@ -19,8 +19,9 @@ def responder():
     started: list[D.DiscoveryResponder] = []
 
     def start(cluster: str, nimbus_port: int = 6627, key: bytes | None = None, host: str = "") -> D.DiscoveryResponder:
-        r = D.DiscoveryResponder(cluster, nimbus_port, port=0, advertise_host=host, http_port=8080, key=key,
-                                 bind="127.0.0.1").start()
+        r = D.DiscoveryResponder(
+            cluster, nimbus_port, port=0, advertise_host=host, http_port=8080, key=key, bind="127.0.0.1"
+        ).start()
         started.append(r)
         return r
 
@@ -105,7 +106,7 @@ def test_two_nimbuses_answering_everyone_are_told_apart_by_cluster():
             while not stop.is_set():
                 try:
                     data, peer = sock.recvfrom(2048)
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 req = json.loads(data)
                 sock.sendto(D.make_reply({**req, "cluster": cluster}, "", nimbus_port, 0), peer)

@@ -67,15 +67,24 @@ class Lan:
 
     def start(self, ns: str, args: list[str], log: Path) -> subprocess.Popen:
         out = open(log, "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "squall", *args],
-                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-m", "squall", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         out.close()
         self.procs.append(proc)
         return proc
 
     def run(self, ns: str, code: str) -> str:
-        return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code],
-                              capture_output=True, text=True, timeout=30, check=True).stdout
+        return subprocess.run(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
 
     def destroy(self) -> None:
         for proc in self.procs:
@@ -113,8 +122,11 @@ def lan():
 
 
 def supervisors_of(lan: Lan, ns: str) -> list[dict]:
-    out = lan.run(ns, "import json; from squall.client import NimbusClient\n"
-                      "print(json.dumps(NimbusClient('127.0.0.1:6627').cluster()['supervisors']))")
+    out = lan.run(
+        ns,
+        "import json; from squall.client import NimbusClient\n"
+        "print(json.dumps(NimbusClient('127.0.0.1:6627').cluster()['supervisors']))",
+    )
     return json.loads(out)
 
 
@@ -136,13 +148,32 @@ def test_boards_find_the_nimbus_of_their_own_cluster(lan, tmp_path, monkeypatch)
     ns_2, addr_2 = lan.node("b2")
     logs = [tmp_path / f"{n}.log" for n in ("nimbus-alpha", "nimbus-beta", "board-1", "board-2")]
     for ns, cluster, log in ((ns_a, "alpha", logs[0]), (ns_b, "beta", logs[1])):
-        lan.start(ns, ["nimbus", "--cluster", cluster, "--http-port", "0", "--data-dir", str(tmp_path / cluster),
-                       "--insecure"], log)  # keyless on purpose: the test is about discovery, not keys
+        lan.start(
+            ns,
+            ["nimbus", "--cluster", cluster, "--http-port", "0", "--data-dir", str(tmp_path / cluster), "--insecure"],
+            log,
+        )  # keyless on purpose: the test is about discovery, not keys
     # No --nimbus, no SQUALL_NIMBUS, no --host: both found by broadcast on the bridge.
     monkeypatch.delenv("SQUALL_NIMBUS", raising=False)
     for ns, cluster, board, log in ((ns_1, "beta", "board-1", logs[2]), (ns_2, "alpha", "board-2", logs[3])):
-        lan.start(ns, ["supervisor", "--cluster", cluster, "--id", board, "--slots", "1",
-                       "--data-dir", str(tmp_path / board), "--discovery-timeout", "60", "--insecure"], log)
+        lan.start(
+            ns,
+            [
+                "supervisor",
+                "--cluster",
+                cluster,
+                "--id",
+                board,
+                "--slots",
+                "1",
+                "--data-dir",
+                str(tmp_path / board),
+                "--discovery-timeout",
+                "60",
+                "--insecure",
+            ],
+            log,
+        )
 
     def registered(ns: str, board: str):
         try:

@@ -55,8 +55,27 @@ def no_keys_in_env(monkeypatch):
 
 def test_print_writes_nothing_and_shows_the_unit(venv, tmp_path, capsys, keys):
     unit_dir = tmp_path / "units"
-    assert main(["service", "install", "nimbus", "--venv", str(venv), "--user", ME, "--unit-dir", str(unit_dir),
-                 "--args", "--cluster lab --http-port 0", "--keys", keys.folder, "--print"]) == 0
+    assert (
+        main(
+            [
+                "service",
+                "install",
+                "nimbus",
+                "--venv",
+                str(venv),
+                "--user",
+                ME,
+                "--unit-dir",
+                str(unit_dir),
+                "--args",
+                "--cluster lab --http-port 0",
+                "--keys",
+                keys.folder,
+                "--print",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"ExecStart={venv}/bin/squall nimbus --cluster lab --http-port 0 --keys {keys.folder}" in out
     assert "Description=Squall Nimbus" in out
@@ -66,8 +85,9 @@ def test_print_writes_nothing_and_shows_the_unit(venv, tmp_path, capsys, keys):
 def test_install_writes_the_unit_with_the_keys_from_the_environment(venv, tmp_path, capsys, keys, monkeypatch):
     monkeypatch.setenv("SQUALL_KEYS", keys.folder)
     unit_dir = tmp_path / "units"
-    assert main(["service", "install", "supervisor", "--venv", str(venv), "--user", ME,
-                 "--unit-dir", str(unit_dir)]) == 0
+    assert (
+        main(["service", "install", "supervisor", "--venv", str(venv), "--user", ME, "--unit-dir", str(unit_dir)]) == 0
+    )
     unit = unit_dir / "squall-supervisor.service"
     assert f"ExecStart={venv}/bin/squall supervisor --keys {keys.folder}\n" in unit.read_text()
     assert "systemctl enable --now squall-supervisor.service" in capsys.readouterr().out
@@ -83,20 +103,50 @@ def test_a_unit_without_keys_is_refused_unless_insecure(venv, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "without cluster keys" in err and "squall keygen" in err and "--insecure" in err
     assert not unit_dir.exists()
-    assert main(["service", "install", "nimbus", "--venv", str(venv), "--user", ME, "--args=--insecure",
-                 "--print"]) == 0
+    assert (
+        main(["service", "install", "nimbus", "--venv", str(venv), "--user", ME, "--args=--insecure", "--print"]) == 0
+    )
     assert f"ExecStart={venv}/bin/squall nimbus --insecure" in capsys.readouterr().out
 
 
 def test_unloadable_keys_are_refused_naming_the_file(venv, tmp_path, capsys):
-    assert main(["service", "install", "supervisor", "--venv", str(venv), "--user", ME, "--keys",
-                 str(tmp_path / "nokeys"), "--print"]) == 2
+    assert (
+        main(
+            [
+                "service",
+                "install",
+                "supervisor",
+                "--venv",
+                str(venv),
+                "--user",
+                ME,
+                "--keys",
+                str(tmp_path / "nokeys"),
+                "--print",
+            ]
+        )
+        == 2
+    )
     assert str(tmp_path / "nokeys" / "cluster.key_secret") in capsys.readouterr().err
 
 
 def test_a_venv_without_squall_is_refused(tmp_path, capsys):
-    assert main(["service", "install", "supervisor", "--venv", str(tmp_path / "nope"), "--user", ME,
-                 "--unit-dir", str(tmp_path / "units")]) == 2
+    assert (
+        main(
+            [
+                "service",
+                "install",
+                "supervisor",
+                "--venv",
+                str(tmp_path / "nope"),
+                "--user",
+                ME,
+                "--unit-dir",
+                str(tmp_path / "units"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "no virtual environment with Squall" in err and "python3 -m venv" in err
     assert not (tmp_path / "units").exists()
@@ -108,8 +158,10 @@ def test_an_unknown_user_is_refused(venv, capsys):
 
 
 def test_unbalanced_quotes_in_args_are_refused(venv, capsys):
-    assert main(["service", "install", "supervisor", "--venv", str(venv), "--user", ME, "--args", '--id "x',
-                 "--print"]) == 2
+    assert (
+        main(["service", "install", "supervisor", "--venv", str(venv), "--user", ME, "--args", '--id "x', "--print"])
+        == 2
+    )
     assert "--args" in capsys.readouterr().err
 
 

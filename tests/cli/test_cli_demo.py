@@ -12,8 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def demo(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "squall", "demo", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "squall", "demo", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_demo_prints_a_table_with_acking_off_and_on_rows() -> None:
@@ -23,7 +24,7 @@ def test_demo_prints_a_table_with_acking_off_and_on_rows() -> None:
     assert lines[0].startswith("Reference chain: 3 stages x 2 executors")
     header = next(i for i, line in enumerate(lines) if line.startswith("acking"))
     assert "tuples at sink" in lines[header] and "p99 ms" in lines[header]
-    rows = [line.split() for line in lines[header + 2:] if line.strip()]
+    rows = [line.split() for line in lines[header + 2 :] if line.strip()]
     assert [r[0] for r in rows] == ["off", "on"]
     for row in rows:
         assert float(row[1].replace(",", "")) > 0, row  # tuples reached the sink

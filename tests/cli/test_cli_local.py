@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-TOPOLOGY_A = '''
+TOPOLOGY_A = """
 from squall import Bolt, Spout, Topology
 from squall.topology.testing import CollectBolt, ListSpout
 
@@ -27,20 +27,19 @@ class Items(ListSpout):
 class A(Topology):
     items = Items.spec()
     sink = CollectBolt.spec(inputs=[items])
-'''
+"""
 
-TOPOLOGY_B = '''
+TOPOLOGY_B = """
 
 class B(Topology):
     items = Items.spec()
     other = CollectBolt.spec(inputs=[items])
-'''
+"""
 
 
 def squall(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run ``python -m squall ARGS`` and return the finished process (text output)."""
-    return subprocess.run([sys.executable, "-m", "squall", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "squall", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def write(tmp_path: Path, name: str, source: str) -> Path:
@@ -53,7 +52,7 @@ def table_rows(stdout: str) -> dict[str, list[str]]:
     """Component table rows by component name (numbers with thousands separators)."""
     lines = stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("component"))
-    return {line.split()[0]: line.split() for line in lines[start + 2:] if line.strip()}
+    return {line.split()[0]: line.split() for line in lines[start + 2 :] if line.strip()}
 
 
 def number(cell: str) -> float:

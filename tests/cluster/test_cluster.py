@@ -21,8 +21,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 def squall(*args: str, timeout: float = 30.0, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "squall", *args], capture_output=True, text=True, timeout=timeout,
-        cwd=REPO, env={**os.environ, **(env or {})},
+        [sys.executable, "-m", "squall", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -74,8 +78,10 @@ def test_submit_runs_across_three_nodes_with_live_traffic_and_load(cluster):
     killed = squall("kill", "wc", "-w", "0", "--nimbus", cluster.nimbus_address)
     assert killed.returncode == 0, killed.stderr
     eventually(lambda: all(r["name"] != "wc" for r in cluster.client().list()), what="wc gone from list")
-    eventually(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-                               for p in pids), what="wc workers stopped")
+    eventually(
+        lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids),
+        what="wc workers stopped",
+    )
 
 
 def test_rebalance_changes_workers_and_parallelism(cluster):
@@ -143,8 +149,10 @@ def test_a_topology_with_a_cycle_is_submitted_with_a_warning(cluster, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("submitted 'loop'")
-    assert lines[1:] == ["warning: topology 'loop' has a cycle a -> b -> a: Storm allows it, but a tuple can "
-                         "circulate on it without end, and a tree anchored around it never completes"]
+    assert lines[1:] == [
+        "warning: topology 'loop' has a cycle a -> b -> a: Storm allows it, but a tuple can "
+        "circulate on it without end, and a tree anchored around it never completes"
+    ]
     cluster.client().kill("loop", 0)
 
 
@@ -163,14 +171,31 @@ def test_a_second_supervisor_with_a_live_id_is_refused(cluster):
     log = cluster.data_dir / "dup-node.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "squall", "supervisor", "--nimbus", cluster.nimbus_address, "--id", "node-1",
-             "--slots", "1", "--ports", f"{ports[0]}-{ports[0]}", "--data-dir", str(cluster.data_dir / "dup-node")],
-            stdout=out, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "squall",
+                "supervisor",
+                "--nimbus",
+                cluster.nimbus_address,
+                "--id",
+                "node-1",
+                "--slots",
+                "1",
+                "--ports",
+                f"{ports[0]}-{ports[0]}",
+                "--data-dir",
+                str(cluster.data_dir / "dup-node"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     try:
         # However long the start-up takes on a loaded machine: wait for the refusal itself.
-        eventually(lambda: "refused registration" in log.read_text(), timeout_s=60,
-                   what="Nimbus refusing the second node-1")
+        eventually(
+            lambda: "refused registration" in log.read_text(), timeout_s=60, what="Nimbus refusing the second node-1"
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -16,7 +16,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 def test_demo_runs_each_scheduler_judges_each_change_and_loses_nothing():
     result = subprocess.run(
         [sys.executable, "-m", "squall", "demo", "--window", "6", "--loopback", "--json"],
-        capture_output=True, text=True, timeout=200, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=200,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     data = json.loads(result.stdout)

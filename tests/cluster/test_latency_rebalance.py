@@ -15,7 +15,6 @@ import psutil
 import pytest
 
 from squall.experiments.demo import read_ledgers
-
 from tests.helpers import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -38,8 +37,13 @@ def chain(tmp_path):
     ledger = tmp_path / "ledger"
     ledger.mkdir()
     with LocalCluster(supervisors=3, slots=2, data_dir=tmp_path / "cluster") as c:
-        conf = {"chain.rate": 300, "topology.metrics.window.secs": WINDOW, "topology.max.spout.pending": 500,
-                "topology.message.timeout.secs": 10, "chain.ledger.dir": str(ledger)}
+        conf = {
+            "chain.rate": 300,
+            "topology.metrics.window.secs": WINDOW,
+            "topology.max.spout.pending": 500,
+            "topology.message.timeout.secs": 10,
+            "chain.ledger.dir": str(ledger),
+        }
         c.ledger = ledger
         c.submit(str(path), name="lat", workers=3, scheduler="round_robin", conf=conf)
         yield c
@@ -91,11 +95,19 @@ def test_a_latency_rebalance_is_predicted_judged_and_loses_nothing(chain):
         assert event["predicted"]["proposed"]["latency_ms"] > 0
         assert event["measured_before"]["count"] > 0 and event["measured_after"]["count"] > 0
         if event["decision"] == "rolled_back":
-            eventually(lambda: any(e.get("rolls_back") == event["id"] and e.get("done_at")
-                                   for e in client.events("lat")), 60, 0.5, what="the move back")
+            eventually(
+                lambda: any(e.get("rolls_back") == event["id"] and e.get("done_at") for e in client.events("lat")),
+                60,
+                0.5,
+                what="the move back",
+            )
         client.set_active("lat", False)
         # The spouts' own ledgers: every tuple emitted was acked (replays after a failure
         # or timeout would show in "replayed").
-        totals = eventually(lambda: (lambda t: t if t["spouts"] and t["in_flight"] == 0 else None)(
-            read_ledgers(chain.ledger)), 40, 0.5, what="every tree finished")
+        totals = eventually(
+            lambda: (lambda t: t if t["spouts"] and t["in_flight"] == 0 else None)(read_ledgers(chain.ledger)),
+            40,
+            0.5,
+            what="every tree finished",
+        )
         assert totals["emitted"] > 0 and totals["emitted"] == totals["acked"]

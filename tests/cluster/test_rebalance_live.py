@@ -132,8 +132,11 @@ def test_a_live_rebalance_mid_stream_loses_nothing(live_cluster, tmp_path):
         (event,) = c.events(name)
         assert (event["trigger"], event["decision"]) == ("requested", "applied")
         assert event["moved"], "the online proposal moved no executor"
-        done = eventually(lambda: (lambda e: e if e.get("paused_s") is not None else None)(c.events(name)[0]),
-                          timeout_s=60, what="migration finished")
+        done = eventually(
+            lambda: (lambda e: e if e.get("paused_s") is not None else None)(c.events(name)[0]),
+            timeout_s=60,
+            what="migration finished",
+        )
     assert done["paused_s"] < 30, done
     after = eventually(lambda: running_workers(live_cluster, name), what="running after the move")
     moved = set(done["moved"])
@@ -143,8 +146,11 @@ def test_a_live_rebalance_mid_stream_loses_nothing(live_cluster, tmp_path):
 
     ids = {t: {t * 1_000_000 + k for k in range(TOTAL)} for t in (1, 2)}  # spout tasks are 1 and 2
     for t in (1, 2):
-        eventually(lambda t=t: set(map(int, lines(out / f"spout-{t}.acked"))) >= ids[t], timeout_s=90,
-                   what=f"every tuple of spout task {t} acked")
+        eventually(
+            lambda t=t: set(map(int, lines(out / f"spout-{t}.acked"))) >= ids[t],
+            timeout_s=90,
+            what=f"every tuple of spout task {t} acked",
+        )
     all_ids = ids[1] | ids[2]
     seen: list[int] = []
     for sink in out.glob("sink-*.log"):
@@ -164,14 +170,20 @@ def test_a_live_rebalance_mid_stream_loses_nothing(live_cluster, tmp_path):
 def test_a_declined_proposal_changes_nothing(live_cluster, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    conf = {"live.total": 10**6, "live.rate": 100.0, "live.out": str(out),
-            "topology.reschedule.timeout.secs": 10**6, "topology.metrics.window.secs": 2,
-            "topology.reschedule.interval.secs": 1}
+    conf = {
+        "live.total": 10**6,
+        "live.rate": 100.0,
+        "live.out": str(out),
+        "topology.reschedule.timeout.secs": 10**6,
+        "topology.metrics.window.secs": 2,
+        "topology.reschedule.interval.secs": 1,
+    }
     name = live_cluster.submit(write_topology(tmp_path), name="steady", workers=3, scheduler="online", conf=conf)
     before = eventually(lambda: running_workers(live_cluster, name), what="steady running")
     with live_cluster.client() as c:
-        declined = eventually(lambda: (lambda es: es if len(es) >= 3 else None)(c.events(name)), timeout_s=30,
-                              what="three evaluations")
+        declined = eventually(
+            lambda: (lambda es: es if len(es) >= 3 else None)(c.events(name)), timeout_s=30, what="three evaluations"
+        )
         assert all(e["decision"] == "declined" for e in declined), declined
         assert running_workers(live_cluster, name) == before  # same ports, executors and pids
         c.kill(name, 0)

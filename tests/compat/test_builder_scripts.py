@@ -14,7 +14,7 @@ import pytest
 
 from squall.topology.loader import LoadError, load_topology
 
-SCRIPT = '''
+SCRIPT = """
 import sys
 
 from squall.compat.heronpy.api.bolt.bolt import Bolt
@@ -40,7 +40,7 @@ if __name__ == '__main__':
   letters = builder.add_spout("letters", Letters, par=1)
   builder.add_bolt("sink", {sink}, par=2, inputs={{letters: Grouping.SHUFFLE}})
   builder.build_and_submit()
-'''
+"""
 
 
 def write(tmp_path: Path, extra: str = "", sink: str = "Sink") -> Path:
@@ -60,7 +60,9 @@ def test_classes_defined_in_the_script_are_named_by_the_module_workers_import(tm
 
 def test_a_class_defined_inside_the_main_block_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, sink="Hidden")
-    text = path.read_text().replace("  builder = TopologyBuilder", "  class Hidden(Sink):\n    pass\n\n  builder = TopologyBuilder")
+    text = path.read_text().replace(
+        "  builder = TopologyBuilder", "  class Hidden(Sink):\n    pass\n\n  builder = TopologyBuilder"
+    )
     path.write_text(text)
     with pytest.raises(LoadError, match=r"component 'sink' uses class 'Hidden' defined inside"):
         load_topology(str(path), ["letters"])
@@ -76,10 +78,12 @@ def test_build_and_submit_outside_squall_says_how_to_run_the_file(tmp_path: Path
 def test_a_file_that_never_mentions_build_and_submit_is_not_run_as_main(tmp_path: Path) -> None:
     path = tmp_path / "tool.py"
     marker = tmp_path / "ran"
-    path.write_text(textwrap.dedent(f'''
+    path.write_text(
+        textwrap.dedent(f"""
         if __name__ == "__main__":
             open({str(marker)!r}, "w").close()
-    '''))
+    """)
+    )
     with pytest.raises(LoadError, match="defines no topology"):
         load_topology(str(path))
     assert not marker.exists()

@@ -73,7 +73,9 @@ def test_emit_many_emits_each_tuple_and_returns_each_emits_task_ids() -> None:
     received = sorted(v for i in by_task(engine, "sink").values() for v in i.received)
     assert received == sorted([[n] for n in (0, 2, 4)] + [[n + 100] for n in (0, 2, 4)])
     (spout,) = by_task(engine, "numbers").values()
-    assert sorted(spout.acked) == [0, 1, 2, 3, 4, 5], "odd trees have no subscriber; even ones complete through both emits"
+    assert sorted(spout.acked) == [0, 1, 2, 3, 4, 5], (
+        "odd trees have no subscriber; even ones complete through both emits"
+    )
 
 
 def test_spout_emit_many_pairs_each_tuple_with_its_id() -> None:
@@ -126,8 +128,9 @@ def test_logger_is_named_after_component_and_task_and_log_takes_level_names(capl
     records = [r for r in caplog.records if r.name.startswith("squall.task.talker.")]
     assert {r.name for r in records} <= {"squall.task.talker.2", "squall.task.talker.3"}
     assert any(r.levelno == logging.WARNING and r.getMessage() == "got 0" for r in records)
-    assert any(r.getMessage().startswith("info from talker task ") and r.getMessage().endswith(" of Talk")
-               for r in records)
+    assert any(
+        r.getMessage().startswith("info from talker task ") and r.getMessage().endswith(" of Talk") for r in records
+    )
     reported = [r for r in records if r.levelno == logging.ERROR]
     assert len(reported) == 1 and "four is reported" in reported[0].getMessage() and reported[0].exc_info
     (summary,) = [s for s in engine.summary() if s.component == "talker"]

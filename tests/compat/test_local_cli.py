@@ -20,8 +20,7 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def squall(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "squall", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "squall", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def test_streamparse_project_runs_with_component_logs_at_info() -> None:
@@ -34,8 +33,9 @@ def test_streamparse_project_runs_with_component_logs_at_info() -> None:
 
 
 def test_log_level_flag_hides_component_info_logs() -> None:
-    result = squall("local", str(PORTED / "wordcount" / "topologies" / "wordcount.py"), "--seconds", "1",
-                    "--log-level", "warning")
+    result = squall(
+        "local", str(PORTED / "wordcount" / "topologies" / "wordcount.py"), "--seconds", "1", "--log-level", "warning"
+    )
     assert result.returncode == 0, result.stderr
     assert "words so far" not in result.stderr
     assert number(table_rows(result.stdout)["count_bolt"][5]) > 0
@@ -55,15 +55,16 @@ def test_heron_builder_script_gets_the_arguments_after_the_double_dash() -> None
 
 
 def test_heron_global_metrics_are_printed_at_the_end() -> None:
-    result = squall("local", str(PORTED / "heron" / "heron_examples" / "word_count_topology.py"),
-                    "--seconds", "1", "--", "wc")
+    result = squall(
+        "local", str(PORTED / "heron" / "heron_examples" / "word_count_topology.py"), "--seconds", "1", "--", "wc"
+    )
     assert result.returncode == 0, result.stderr
     executed = number(table_rows(result.stdout)["word_spout"][3])
     (line,) = [x for x in result.stdout.splitlines() if x.startswith("metrics: ")]
     assert f"'count': {int(executed)}" in line, "one count per word, as the bolt counted"
 
 
-FAILING = '''
+FAILING = """
 from squall import Bolt, Spout, Stream, Topology
 
 
@@ -85,25 +86,34 @@ class {bolt_class}
 class T(Topology):
     numbers = Numbers.spec()
     bolt = Faulty.spec(inputs=[numbers])
-'''
+"""
 
 CASES = {
-    "undeclared stream": ('''Faulty(Bolt):
+    "undeclared stream": (
+        """Faulty(Bolt):
     outputs = ["n"]
 
     def process(self, tup):
         self.emit([tup["n"]], "nope")
-''', "bad emit(s); first error in task 1 (process): EmitError: 'bolt' emitted on undeclared stream 'nope'"),
-    "wrong arity": ('''Faulty(Bolt):
+""",
+        "bad emit(s); first error in task 1 (process): EmitError: 'bolt' emitted on undeclared stream 'nope'",
+    ),
+    "wrong arity": (
+        """Faulty(Bolt):
     outputs = ["n"]
 
     def process(self, tup):
         self.emit([tup["n"], 2])
-''', "EmitError: 'bolt' emitted 2 value(s) on stream 'default', which declares 1 field(s)"),
-    "raises on every tuple": ('''Faulty(Bolt):
+""",
+        "EmitError: 'bolt' emitted 2 value(s) on stream 'default', which declares 1 field(s)",
+    ),
+    "raises on every tuple": (
+        """Faulty(Bolt):
     def process(self, tup):
         raise ValueError("no")
-''', "raised on every tuple (50 errors, 50 tuples); first error in task 1 (process): ValueError: no"),
+""",
+        "raised on every tuple (50 errors, 50 tuples); first error in task 1 (process): ValueError: no",
+    ),
 }
 
 
@@ -120,7 +130,8 @@ def test_a_broken_component_makes_squall_local_exit_1_with_the_first_error(tmp_p
 
 def test_a_spout_that_only_raises_fails_and_occasional_errors_do_not(tmp_path: Path) -> None:
     spout_only_raises = tmp_path / "spout.py"
-    spout_only_raises.write_text(textwrap.dedent('''
+    spout_only_raises.write_text(
+        textwrap.dedent("""
         from squall import Spout, Topology
         from squall.topology.testing import CollectBolt
 
@@ -133,17 +144,22 @@ def test_a_spout_that_only_raises_fails_and_occasional_errors_do_not(tmp_path: P
         class T(Topology):
             broken = Broken.spec()
             sink = CollectBolt.spec(inputs=[broken])
-    '''))
+    """)
+    )
     result = squall("local", str(spout_only_raises), "--seconds", "1")
     assert result.returncode == 1
     assert "spout 'broken': raised" in result.stderr and "RuntimeError: no source" in result.stderr
 
     sometimes = tmp_path / "sometimes.py"
-    sometimes.write_text(FAILING.format(bolt_class='''Faulty(Bolt):
+    sometimes.write_text(
+        FAILING.format(
+            bolt_class="""Faulty(Bolt):
     def process(self, tup):
         if tup["n"] % 10 == 0:
             raise ValueError("a tenth")
-'''))
+"""
+        )
+    )
     result = squall("local", str(sometimes), "--seconds", "1")
     assert result.returncode == 0, result.stderr
     assert number(table_rows(result.stdout)["bolt"][9]) == 5, "the errors are counted, the run is sound"
@@ -151,10 +167,14 @@ def test_a_spout_that_only_raises_fails_and_occasional_errors_do_not(tmp_path: P
 
 def test_a_component_whose_initialize_raises_exits_1(tmp_path: Path) -> None:
     path = tmp_path / "init.py"
-    path.write_text(FAILING.format(bolt_class='''Faulty(Bolt):
+    path.write_text(
+        FAILING.format(
+            bolt_class="""Faulty(Bolt):
     def initialize(self, conf, ctx):
         raise OSError("database unreachable")
-'''))
+"""
+        )
+    )
     result = squall("local", str(path), "--seconds", "1")
     assert result.returncode == 1
     assert "a component failed to start: OSError: database unreachable" in result.stderr

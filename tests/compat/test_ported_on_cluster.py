@@ -29,8 +29,14 @@ def cluster(tmp_path_factory):
 
 
 def squall(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "squall", *args], capture_output=True, text=True, timeout=60,
-                          cwd=REPO, env=dict(os.environ))
+    return subprocess.run(
+        [sys.executable, "-m", "squall", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=dict(os.environ),
+    )
 
 
 def flowing(cluster, name: str, src: str, dst: str):
@@ -49,6 +55,7 @@ def stats_when(cluster, name: str, check):
         with cluster.client() as c:
             s = c.stats(name)
         return s if check(s) else None
+
     return probe
 
 
@@ -59,11 +66,20 @@ def kill(cluster, name: str) -> None:
 
 
 def test_streamparse_project_submits_with_its_layout_and_runs(cluster) -> None:
-    result = squall("submit", str(PORTED / "wordcount" / "topologies" / "wordcount.py"), "--name", "spwc",
-                    "--nimbus", cluster.nimbus_address)
+    result = squall(
+        "submit",
+        str(PORTED / "wordcount" / "topologies" / "wordcount.py"),
+        "--name",
+        "spwc",
+        "--nimbus",
+        cluster.nimbus_address,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    eventually(lambda: flowing(cluster, "spwc", "word_spout", "count_bolt"), timeout_s=60,
-               what="words flowing from word_spout to count_bolt (bolts and spouts imported from src/ on the worker)")
+    eventually(
+        lambda: flowing(cluster, "spwc", "word_spout", "count_bolt"),
+        timeout_s=60,
+        what="words flowing from word_spout to count_bolt (bolts and spouts imported from src/ on the worker)",
+    )
     kill(cluster, "spwc")
 
 
@@ -71,8 +87,7 @@ def test_heron_word_count_script_submits_with_its_argument_and_acks_every_tree(c
     result = squall("submit", str(HERON / "word_count_topology.py"), "--nimbus", cluster.nimbus_address, "--", "hwc")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "submitted 'hwc'" in result.stdout
-    stats = eventually(stats_when(cluster, "hwc", lambda s: s["acked"] > 500), timeout_s=60,
-                       what="hwc acking trees")
+    stats = eventually(stats_when(cluster, "hwc", lambda s: s["acked"] > 500), timeout_s=60, what="hwc acking trees")
     assert stats["failed"] == 0, "the count bolt acks every tuple"
     kill(cluster, "hwc")
 
@@ -80,8 +95,11 @@ def test_heron_word_count_script_submits_with_its_argument_and_acks_every_tree(c
 def test_heron_half_acking_fails_half_the_trees_across_processes(cluster) -> None:
     name = cluster.submit(str(HERON / "half_acking_topology.py"), args=["halfack"], workers=2)
     assert name == "halfack"
-    stats = eventually(stats_when(cluster, name, lambda s: s["acked"] > 500 and s["failed"] > 500), timeout_s=60,
-                       what="halfack acking and failing")
+    stats = eventually(
+        stats_when(cluster, name, lambda s: s["acked"] > 500 and s["failed"] > 500),
+        timeout_s=60,
+        what="halfack acking and failing",
+    )
     # Counters are sampled per spout executor at slightly different moments: close, not equal.
     assert 0.8 < stats["acked"] / stats["failed"] < 1.25
     kill(cluster, name)
@@ -89,8 +107,11 @@ def test_heron_half_acking_fails_half_the_trees_across_processes(cluster) -> Non
 
 def test_heron_class_topology_from_its_package_runs_both_streams(cluster) -> None:
     name = cluster.submit(str(HERON / "multi_stream_topology.py"), name="hms")
-    eventually(lambda: flowing(cluster, name, "spout", "stream_aggregator") and flowing(cluster, name, "spout", "count_bolt"),
-               timeout_s=60, what="both bolts receiving")
+    eventually(
+        lambda: flowing(cluster, name, "spout", "stream_aggregator") and flowing(cluster, name, "spout", "count_bolt"),
+        timeout_s=60,
+        what="both bolts receiving",
+    )
     kill(cluster, name)
 
 

@@ -27,7 +27,11 @@ def test_streamparse_project_puts_src_and_topologies_on_the_path_and_in_the_bund
     assert layout.kind == STREAMPARSE and layout.module_name == "wordcount"
     assert layout.import_roots == (PORTED / "wordcount" / "src", PORTED / "wordcount" / "topologies")
     assert names(make_bundle(PORTED / "wordcount" / "topologies" / "wordcount.py")) == {
-        "wordcount.py", "bolts/__init__.py", "bolts/wordcount.py", "spouts/__init__.py", "spouts/words.py",
+        "wordcount.py",
+        "bolts/__init__.py",
+        "bolts/wordcount.py",
+        "spouts/__init__.py",
+        "spouts/words.py",
     }
 
 
@@ -37,8 +41,12 @@ def test_a_topology_in_a_package_imports_by_its_dotted_path_from_the_project_roo
     assert layout.module_name == "heron_examples.word_count_topology"
     assert layout.import_roots == (PORTED / "heron",)
     bundled = names(make_bundle(PORTED / "heron" / "heron_examples" / "word_count_topology.py"))
-    assert {"heron_examples/__init__.py", "heron_examples/word_count_topology.py",
-            "heron_examples/spout/word_spout.py", "heron_examples/bolt/count_bolt.py"} <= bundled
+    assert {
+        "heron_examples/__init__.py",
+        "heron_examples/word_count_topology.py",
+        "heron_examples/spout/word_spout.py",
+        "heron_examples/bolt/count_bolt.py",
+    } <= bundled
     assert all(n.startswith("heron_examples/") for n in bundled)
 
 

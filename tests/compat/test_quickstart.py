@@ -16,8 +16,7 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def squall(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "squall", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "squall", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def quickstart(tmp_path: Path, name: str = "wordcount") -> Path:
@@ -30,8 +29,15 @@ def quickstart(tmp_path: Path, name: str = "wordcount") -> Path:
 def test_the_new_project_runs_in_squall_local_with_every_tree_acked(tmp_path: Path) -> None:
     project = quickstart(tmp_path)
     assert {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()} == {
-        "README.md", "config.json", "pytest.ini", "topologies/wordcount.py", "src/spouts/__init__.py",
-        "src/spouts/words.py", "src/bolts/__init__.py", "src/bolts/count.py", "tests/test_wordcount.py",
+        "README.md",
+        "config.json",
+        "pytest.ini",
+        "topologies/wordcount.py",
+        "src/spouts/__init__.py",
+        "src/spouts/words.py",
+        "src/bolts/__init__.py",
+        "src/bolts/count.py",
+        "tests/test_wordcount.py",
     }
     result = squall("local", "topologies/wordcount.py", "--seconds", "2", cwd=project)
     assert result.returncode == 0, result.stderr
@@ -43,8 +49,13 @@ def test_the_new_project_runs_in_squall_local_with_every_tree_acked(tmp_path: Pa
 
 def test_the_new_projects_own_test_passes(tmp_path: Path) -> None:
     project = quickstart(tmp_path, "gusts")
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from squall import BatchingBolt, Bolt, ReliableSpout, Topology, TicklessBatchingBolt, Tuple
+from squall import BatchingBolt, Bolt, ReliableSpout, TicklessBatchingBolt, Topology, Tuple
 from squall.topology.testing import CollectBolt, ListSpout
 from tests.runtime.runtime_helpers import FakeClock, by_task, pump, start_engine
 

@@ -23,8 +23,9 @@ def test_default_is_heterogeneous_and_matches_the_shipped_file() -> None:
     boards = default_boards()
     assert {b.board_class for b in boards} == {"pi3", "pi4", "pi5"}
     assert [b.board_class for b in boards].count("pi4") == 2
-    assert [b.to_dict() for b in load_boards(REPO / "examples" / "boards" / "pis.json")] == \
-        [b.to_dict() for b in boards]
+    assert [b.to_dict() for b in load_boards(REPO / "examples" / "boards" / "pis.json")] == [
+        b.to_dict() for b in boards
+    ]
 
 
 def test_class_defaults_and_overrides() -> None:
@@ -35,7 +36,9 @@ def test_class_defaults_and_overrides() -> None:
 
 
 def test_classes_take_their_slots_from_the_findex() -> None:
-    pi3, pi4, pi5 = parse_boards([{"id": "a", "class": "pi3"}, {"id": "b", "class": "pi4"}, {"id": "c", "class": "pi5"}])
+    pi3, pi4, pi5 = parse_boards(
+        [{"id": "a", "class": "pi3"}, {"id": "b", "class": "pi4"}, {"id": "c", "class": "pi5"}]
+    )
     assert (pi3.slots, pi4.slots, pi5.slots) == (1, 2, 4)  # Findex 1 Low, 2 Med, 4 Hi
 
 
@@ -44,19 +47,33 @@ def test_slots_follow_memory() -> None:
     assert small.slots == 1
 
 
-@pytest.mark.parametrize("data, message", [
-    ([], "non-empty list"),
-    ([{"class": "pi4"}], "boards[0]: id must be"),
-    ([{"id": "Bad_Id", "class": "pi4"}], "id must be"),
-    ([{"id": "a", "class": "pi9"}], "(a): class must be one of pi3, pi4, pi5"),
-    ([{"id": "a", "class": ["pi4"]}], "(a): class must be one of pi3, pi4, pi5, got ['pi4']"),
-    ([{"id": "a", "class": "pi4", "link": {"wifi": 1}}], "(a): link must be one of"),
-    ([{"id": "a", "class": "pi4", "cpu": 0}], "(a): cpu must be a number"),
-    ([{"id": "a", "class": "pi4", "link_mbit": "fast"}], "link_mbit must be a number"),
-    ([{"id": "a", "class": "pi4", "colour": "red"}], "unknown field(s) colour"),
-    ([{"id": "a", "class": "pi4"}, {"id": "a", "class": "pi3"}], "'a' appears twice"),
-], ids=["empty", "no id", "bad id", "unknown class", "class a list", "link a dict", "zero cpu", "link not a number",
-        "unknown field", "duplicate id"])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ([], "non-empty list"),
+        ([{"class": "pi4"}], "boards[0]: id must be"),
+        ([{"id": "Bad_Id", "class": "pi4"}], "id must be"),
+        ([{"id": "a", "class": "pi9"}], "(a): class must be one of pi3, pi4, pi5"),
+        ([{"id": "a", "class": ["pi4"]}], "(a): class must be one of pi3, pi4, pi5, got ['pi4']"),
+        ([{"id": "a", "class": "pi4", "link": {"wifi": 1}}], "(a): link must be one of"),
+        ([{"id": "a", "class": "pi4", "cpu": 0}], "(a): cpu must be a number"),
+        ([{"id": "a", "class": "pi4", "link_mbit": "fast"}], "link_mbit must be a number"),
+        ([{"id": "a", "class": "pi4", "colour": "red"}], "unknown field(s) colour"),
+        ([{"id": "a", "class": "pi4"}, {"id": "a", "class": "pi3"}], "'a' appears twice"),
+    ],
+    ids=[
+        "empty",
+        "no id",
+        "bad id",
+        "unknown class",
+        "class a list",
+        "link a dict",
+        "zero cpu",
+        "link not a number",
+        "unknown field",
+        "duplicate id",
+    ],
+)
 def test_bad_board_files_name_the_fault(data: object, message: str) -> None:
     with pytest.raises(BoardFileError, match=None) as exc:
         parse_boards(data, "f.json")

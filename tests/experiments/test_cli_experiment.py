@@ -24,12 +24,16 @@ def squall(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "squall", *args], capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["experiment", "stages", "--out", "x", "--reps", "0"], "--reps must be >= 1"),
-    (["experiment", "alpha", "--out", "x", "--boards", "/nonexistent.json"], "cannot read"),
-    (["experiment", "timeline", "--out", "x", "--rate", "-1"], "--rate must be > 0"),
-    (["testbed", "up", "--prefix", "bad-prefix"], "--prefix must be 1-8 letters or digits"),
-], ids=["zero reps", "missing board file", "negative rate", "bad prefix"])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["experiment", "stages", "--out", "x", "--reps", "0"], "--reps must be >= 1"),
+        (["experiment", "alpha", "--out", "x", "--boards", "/nonexistent.json"], "cannot read"),
+        (["experiment", "timeline", "--out", "x", "--rate", "-1"], "--rate must be > 0"),
+        (["testbed", "up", "--prefix", "bad-prefix"], "--prefix must be 1-8 letters or digits"),
+    ],
+    ids=["zero reps", "missing board file", "negative rate", "bad prefix"],
+)
 def test_bad_input_exits_2(args: list[str], message: str) -> None:
     proc = squall(*args)
     assert proc.returncode == 2 and message in proc.stderr
@@ -43,19 +47,24 @@ def test_unknown_experiment_is_refused_by_the_parser() -> None:
 @pytest.mark.experiment
 @pytest.mark.integration
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("name, csv_key, pngs", [
-    ("timeline", None, ["timeline.png"]),
-    ("stages", "stages", ["stages-latency-r2.png", "stages-traffic-r2.png"]),
-    ("alpha", "alpha", ["alpha-latency.png", "alpha-traffic.png"]),
-    ("payload", "payload", ["payload-latency.png", "payload-load.png"]),
-])
-def test_quick_experiment_writes_csv_plots_and_summary(name: str, csv_key: str | None, pngs: list[str],
-                                                       tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "name, csv_key, pngs",
+    [
+        ("timeline", None, ["timeline.png"]),
+        ("stages", "stages", ["stages-latency-r2.png", "stages-traffic-r2.png"]),
+        ("alpha", "alpha", ["alpha-latency.png", "alpha-traffic.png"]),
+        ("payload", "payload", ["payload-latency.png", "payload-load.png"]),
+    ],
+)
+def test_quick_experiment_writes_csv_plots_and_summary(
+    name: str, csv_key: str | None, pngs: list[str], tmp_path: Path
+) -> None:
     from squall.experiments.testbed import teardown
 
     try:
-        proc = squall("experiment", name, "--quick", "--out", str(tmp_path), "--prefix", PREFIX,
-                      "--subnet", SUBNET, timeout=200)
+        proc = squall(
+            "experiment", name, "--quick", "--out", str(tmp_path), "--prefix", PREFIX, "--subnet", SUBNET, timeout=200
+        )
     finally:
         if _root():
             teardown(PREFIX)

@@ -44,7 +44,7 @@ def test_jitter_never_reorders_and_the_sender_close_passes_on():
     a, b, done = relay_pair(LinkDelay(5.0, jitter_ms=5.0))
     sent = b"".join(i.to_bytes(2, "big") for i in range(200))
     for i in range(0, len(sent), 2):
-        a.sendall(sent[i:i + 2])
+        a.sendall(sent[i : i + 2])
         time.sleep(0.0005)  # separate chunks, each with its own jitter
     a.shutdown(socket.SHUT_WR)
     got = b""
@@ -77,8 +77,13 @@ def test_board_files_take_the_link_class_defaults_and_refuse_bad_delays():
 def test_one_way_delays_are_fitted_to_the_pairs_round_trips():
     from squall.experiments.testbed import fit_one_way_delays
 
-    rtts = [{"from": a, "to": b, "median_ms": d[a] + d[b]} for d in [{"a": 1.0, "b": 2.0, "c": 4.0}]
-            for a in d for b in d if a != b]
+    rtts = [
+        {"from": a, "to": b, "median_ms": d[a] + d[b]}
+        for d in [{"a": 1.0, "b": 2.0, "c": 4.0}]
+        for a in d
+        for b in d
+        if a != b
+    ]
     assert fit_one_way_delays(["a", "b", "c"], rtts) == {"a": 1.0, "b": 2.0, "c": 4.0}
     # A pair that failed gives no row; a board with no pair at all keeps its board file's delay.
     rtts = [{"from": "a", "to": "b", "median_ms": 3.0}, {"from": "a", "to": "c", "error": "refused"}]

@@ -30,9 +30,15 @@ def test_timeline_bins_per_second() -> None:
 
 
 def test_traffic_split_by_node_and_worker() -> None:
-    view = {"executors": [{"id": 0, "node": "a", "port": 1, "pid": 9}, {"id": 1, "node": "a", "port": 1, "pid": 9},
-                          {"id": 2, "node": "a", "port": 2, "pid": 8}, {"id": 3, "node": "b", "port": 1, "pid": 7}],
-            "traffic": [[0, 1, 100.0], [1, 2, 50.0], [2, 3, 25.0]]}
+    view = {
+        "executors": [
+            {"id": 0, "node": "a", "port": 1, "pid": 9},
+            {"id": 1, "node": "a", "port": 1, "pid": 9},
+            {"id": 2, "node": "a", "port": 2, "pid": 8},
+            {"id": 3, "node": "b", "port": 1, "pid": 7},
+        ],
+        "traffic": [[0, 1, 100.0], [1, 2, 50.0], [2, 3, 25.0]],
+    }
     assert measure.traffic_split(view) == {"inter_node_tps": 25.0, "inter_worker_tps": 75.0, "total_tps": 175.0}
     assert measure.all_running(view)
     view["executors"][3]["node"] = None

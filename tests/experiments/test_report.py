@@ -15,19 +15,37 @@ def rows(latency: dict[str, list[float]], stages: int = 3) -> list[dict]:
     out = []
     for sched, values in latency.items():
         for rep, v in enumerate(values, 1):
-            out.append({"scheduler": sched, "stages": stages, "replication": 2, "rep": rep, "alpha": "",
-                        "latency_avg_ms": v, "latency_p99_ms": v * 3, "inter_node_tps": 1000.0 if sched == "round_robin"
-                        else 400.0, "inter_worker_tps": 1200.0, "sink_tps": 400.0, "link_kbit_s": 100.0,
-                        "link_util_max": 0.01})
+            out.append(
+                {
+                    "scheduler": sched,
+                    "stages": stages,
+                    "replication": 2,
+                    "rep": rep,
+                    "alpha": "",
+                    "latency_avg_ms": v,
+                    "latency_p99_ms": v * 3,
+                    "inter_node_tps": 1000.0 if sched == "round_robin" else 400.0,
+                    "inter_worker_tps": 1200.0,
+                    "sink_tps": 400.0,
+                    "link_kbit_s": 100.0,
+                    "link_util_max": 0.01,
+                }
+            )
     return out
 
 
 def test_report_only_writes_the_ratio_with_its_interval_and_the_plots(tmp_path: Path) -> None:
-    write_csv(tmp_path / "stages.csv", rows({"round_robin": [10.0, 12.0, 8.0], "online": [5.0, 6.0, 4.0],
-                                             "latency": [2.0, 2.0, 2.0]}))
+    write_csv(
+        tmp_path / "stages.csv",
+        rows({"round_robin": [10.0, 12.0, 8.0], "online": [5.0, 6.0, 4.0], "latency": [2.0, 2.0, 2.0]}),
+    )
     (tmp_path / "stages-setup.md").write_text("Cluster: four emulated boards\n")
-    proc = subprocess.run([sys.executable, "-m", "squall", "experiment", "stages", "--report-only", "--out",
-                           str(tmp_path)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "squall", "experiment", "stages", "--report-only", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = (tmp_path / "stages-summary.md").read_text()
     assert "Cluster: four emulated boards" in summary and "3 repetition(s)" in summary  # as many as ran
@@ -40,15 +58,23 @@ def test_report_only_writes_the_ratio_with_its_interval_and_the_plots(tmp_path: 
 
 
 def test_report_only_without_a_csv_exits_2_naming_it(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "squall", "experiment", "payload", "--report-only", "--out",
-                           str(tmp_path)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "squall", "experiment", "payload", "--report-only", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "payload.csv has no rows" in proc.stderr
 
 
 def test_an_interrupted_run_reports_the_repetitions_it_has(tmp_path: Path) -> None:
     write_csv(tmp_path / "stages.csv", rows({"round_robin": [10.0, 12.0], "online": [5.0, 6.0]}))
-    proc = subprocess.run([sys.executable, "-m", "squall", "experiment", "stages", "--report-only", "--out",
-                           str(tmp_path)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "squall", "experiment", "stages", "--report-only", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = (tmp_path / "stages-summary.md").read_text()
     assert "2 repetition(s) per point" in summary and "(cluster: not recorded)" in summary

@@ -21,8 +21,9 @@ from tests.experiments.testbed_helpers import PREFIX, SUBNET
 
 pytestmark = pytest.mark.integration
 
-BOARDS = parse_boards([{"id": "pi4-a", "class": "pi4", "link_mbit": 50, "slots": 2},
-                       {"id": "pi3-a", "class": "pi3", "link_mbit": 20}])
+BOARDS = parse_boards(
+    [{"id": "pi4-a", "class": "pi4", "link_mbit": 50, "slots": 2}, {"id": "pi3-a", "class": "pi3", "link_mbit": 20}]
+)
 
 
 def nothing_left(prefix: str) -> None:
@@ -36,7 +37,9 @@ def test_up_makes_every_object_and_down_removes_them(clean_prefix: str) -> None:
         assert left["namespaces"] == [f"{PREFIX}-pi3-a", f"{PREFIX}-pi4-a"]
         assert left["links"] == [f"{PREFIX}0h", f"{PREFIX}1h", f"{PREFIX}br"]
         assert len(left["qdiscs"]) == 4  # both ends of both links
-        assert sorted(left["cgroups"]) == sorted(f"{c}/{PREFIX}-{b}" for c in ("cpu", "memory") for b in ("pi4-a", "pi3-a"))
+        assert sorted(left["cgroups"]) == sorted(
+            f"{c}/{PREFIX}-{b}" for c in ("cpu", "memory") for b in ("pi4-a", "pi3-a")
+        )
         quota = (netns.CGROUP_ROOT / "cpu" / f"{PREFIX}-pi3-a" / "cpu.cfs_quota_us").read_text().strip()
         assert int(quota) == int(BOARDS[1].cpu * netns.CFS_PERIOD_US)
         with tb.client() as c:
@@ -58,25 +61,54 @@ def test_down_after_a_crash_finds_leftovers_by_prefix(clean_prefix: str, tmp_pat
     boards = tmp_path / "boards.json"
     boards.write_text(json.dumps([b.to_dict() for b in BOARDS]))
     port = free_port()
-    up = subprocess.run([sys.executable, "-m", "squall", "testbed", "up", "--boards", str(boards),
-                         "--prefix", clean_prefix, "--subnet", SUBNET, "--port", str(port)],
-                        capture_output=True, text=True, timeout=90)
+    up = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "squall",
+            "testbed",
+            "up",
+            "--boards",
+            str(boards),
+            "--prefix",
+            clean_prefix,
+            "--subnet",
+            SUBNET,
+            "--port",
+            str(port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert up.returncode == 0, up.stderr
     assert f"{SUBNET}.1:{port}" in up.stdout
     state = read_state(clean_prefix)
     nimbus = state["pids"]["nimbus"]
     pids = [p for name, p in state["pids"].items() if name != "nimbus"]  # supervisors and delay relays
-    again = subprocess.run([sys.executable, "-m", "squall", "testbed", "up", "--prefix", clean_prefix,
-                            "--subnet", SUBNET], capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        [sys.executable, "-m", "squall", "testbed", "up", "--prefix", clean_prefix, "--subnet", SUBNET],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert again.returncode == 1 and "already up" in again.stderr
     (state_dir(clean_prefix) / "state.json").unlink()
     os.kill(nimbus, signal.SIGKILL)  # Nimbus dies; the supervisors (and relays) are orphans now
-    down = subprocess.run([sys.executable, "-m", "squall", "testbed", "down", "--prefix", clean_prefix],
-                          capture_output=True, text=True, timeout=90)
+    down = subprocess.run(
+        [sys.executable, "-m", "squall", "testbed", "down", "--prefix", clean_prefix],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert down.returncode == 0, down.stderr
     assert "removed namespace" in down.stdout
     nothing_left(clean_prefix)
     assert pids and not any(netns._alive(p) for p in pids)
-    second = subprocess.run([sys.executable, "-m", "squall", "testbed", "down", "--prefix", clean_prefix],
-                            capture_output=True, text=True, timeout=60)
+    second = subprocess.run(
+        [sys.executable, "-m", "squall", "testbed", "down", "--prefix", clean_prefix],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert second.returncode == 0 and "nothing to remove" in second.stdout

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from squall import ledger_topology as lt
 from squall.localcluster import LocalCluster
-
 from tests.helpers import eventually, running_workers
 
 # Fast replays: a tree lost with a worker fails after this many seconds, not Storm's 30.

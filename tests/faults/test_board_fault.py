@@ -14,10 +14,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from tests.faults.fault_helpers import assert_nothing_lost, drain, running, start_chain
-from tests.helpers import eventually
 
 from squall.localcluster import LocalCluster
+from tests.faults.fault_helpers import assert_nothing_lost, drain, running, start_chain
+from tests.helpers import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
@@ -34,9 +34,11 @@ def nodes_of(placed) -> set[str]:
 
 def without(node: str, cluster: LocalCluster):
     """The topology's workers once all run and none is on ``node``."""
+
     def check():
         placed = running(cluster, "boards")
         return placed if placed and node not in nodes_of(placed) else None
+
     return check
 
 
@@ -61,20 +63,28 @@ def test_board_lost_goes_to_standby_then_returns_and_a_cut_link_heals(cluster, t
     assert lost_events and lost in lost_events[0]["reason"]
 
     cluster.start_supervisor(lost)  # the board comes back (fresh ports)
-    eventually(lambda: any(s["id"] == lost and s["alive"] for s in cluster.client().cluster()["supervisors"]),
-               what="board back")
+    eventually(
+        lambda: any(s["id"] == lost and s["alive"] for s in cluster.client().cluster()["supervisors"]),
+        what="board back",
+    )
     assert lost not in nodes_of(running(cluster, "boards"))  # idle until a rebalance
     with cluster.client() as c:
         c.rebalance("boards")
-    back = eventually(lambda: (lambda p: p if p and lost in nodes_of(p) else None)(running(cluster, "boards")),
-                      timeout_s=40, what="the returned board hosts workers after the rebalance")
+    back = eventually(
+        lambda: (lambda p: p if p and lost in nodes_of(p) else None)(running(cluster, "boards")),
+        timeout_s=40,
+        what="the returned board hosts workers after the rebalance",
+    )
 
     cut = sorted(nodes_of(back) - {lost})[0]
     cluster.freeze_board(cut)
     eventually(without(cut, cluster), timeout_s=30, what="repaired after a cut link")
     cluster.thaw_board(cut)
-    eventually(lambda: not any(k[0] == cut for k in cluster.worker_pids(cut)) or None, timeout_s=20,
-               what="stale workers of the thawed board stopped")
+    eventually(
+        lambda: not any(k[0] == cut for k in cluster.worker_pids(cut)) or None,
+        timeout_s=20,
+        what="stale workers of the thawed board stopped",
+    )
 
     books = drain(cluster, "boards", folder, timeout_s=60)
     assert_nothing_lost(books)

@@ -12,17 +12,17 @@ import textwrap
 import time
 
 import pytest
-from tests.faults.fault_helpers import heard_from_every_supervisor_for
-from tests.helpers import eventually
 
 from squall.bundle import make_bundle
 from squall.localcluster import LocalCluster
 from squall.supervisor.state import MAX_FAST_FAILURES
 from squall.topology.loader import load_topology
+from tests.faults.fault_helpers import heard_from_every_supervisor_for
+from tests.helpers import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
-GOOD = textwrap.dedent('''
+GOOD = textwrap.dedent("""
     from squall import Bolt, Spout, Topology
 
     class Nums(Spout):
@@ -38,7 +38,7 @@ GOOD = textwrap.dedent('''
     class Broken(Topology):
         nums = Nums.spec(par=2)
         sink = Sink.spec(inputs=[nums], par=2)
-''')
+""")
 
 
 def test_a_bundle_that_fails_to_import_fails_its_topology_with_the_error(tmp_path):
@@ -52,8 +52,12 @@ def test_a_bundle_that_fails_to_import_fails_its_topology_with_the_error(tmp_pat
         with cluster.client() as c:
             c.submit("broken", spec, make_bundle(bad), "round_robin", 2, {})
         started = time.monotonic()
-        row = eventually(lambda: (lambda r: r if r["status"] == "FAILED" else None)(cluster.client().list()[0]),
-                         timeout_s=40, interval_s=0.2, what="topology FAILED")
+        row = eventually(
+            lambda: (lambda r: r if r["status"] == "FAILED" else None)(cluster.client().list()[0]),
+            timeout_s=40,
+            interval_s=0.2,
+            what="topology FAILED",
+        )
         failed_s = time.monotonic() - started
         assert "not_installed_pkg_xyz" in row["error"] and "ModuleNotFoundError" in row["error"], row
         assert "exited with code 4" in row["error"] and "gave up" in row["error"], row
@@ -65,7 +69,11 @@ def test_a_bundle_that_fails_to_import_fails_its_topology_with_the_error(tmp_pat
             starts = re.findall(r"started worker broken:(\d+)", cluster.log(node))
             per_port = {p: starts.count(p) for p in set(starts)}
             assert all(n <= MAX_FAST_FAILURES for n in per_port.values()), per_port
-        listed = subprocess.run([sys.executable, "-m", "squall", "list", "--nimbus", cluster.nimbus_address],
-                                capture_output=True, text=True, timeout=30)
+        listed = subprocess.run(
+            [sys.executable, "-m", "squall", "list", "--nimbus", cluster.nimbus_address],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert "FAILED" in listed.stdout and "not_installed_pkg_xyz" in listed.stdout, listed.stdout + listed.stderr
     print(f"\nFAILED after {failed_s:.1f} s: {row['error'][:160]}")

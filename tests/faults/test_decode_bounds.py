@@ -57,17 +57,34 @@ def peak_of(frame: bytes) -> tuple[int, str]:
 ATTACKS = [
     pytest.param("Heartbeat", nested_empties(2_900_000), "objects", id="2.9 MiB of nested empty maps (the finding)"),
     pytest.param("KillTopology", nested_empties(900_000), "objects", id="a small kind with 0.9 MiB of maps"),
-    pytest.param("Reply", b"\xdd" + (600_000).to_bytes(4, "big") + b"\xa2ab" * 600_000, "max_array_len",
-                 id="one array longer than the budget"),
-    pytest.param("Reply", b"\xdd" + (450_000).to_bytes(4, "big") + b"\xa2ab" * 450_000, "expected a mapping",
-                 id="one array of 450k short strings"),
+    pytest.param(
+        "Reply",
+        b"\xdd" + (600_000).to_bytes(4, "big") + b"\xa2ab" * 600_000,
+        "max_array_len",
+        id="one array longer than the budget",
+    ),
+    pytest.param(
+        "Reply",
+        b"\xdd" + (450_000).to_bytes(4, "big") + b"\xa2ab" * 450_000,
+        "expected a mapping",
+        id="one array of 450k short strings",
+    ),
     pytest.param("Heartbeat", b"\x91" * 50_000 + b"\xc0", "not a msgpack frame", id="nesting 50,000 deep"),
-    pytest.param("SetActive", msgpack.packb({"rid": 1, "name": "x" * (2 * MiB), "active": True}), "exceeds its limit",
-                 id="a small kind over its frame limit"),
-    pytest.param("ListTopologies", b"\xdb" + (1 << 31).to_bytes(4, "big") + b"x" * 10, "not a msgpack frame",
-                 id="a string claiming 2 GiB"),
-    pytest.param("Reply", b"\xc6" + (1 << 31).to_bytes(4, "big") + b"x" * 10, "not a msgpack frame",
-                 id="a binary claiming 2 GiB"),
+    pytest.param(
+        "SetActive",
+        msgpack.packb({"rid": 1, "name": "x" * (2 * MiB), "active": True}),
+        "exceeds its limit",
+        id="a small kind over its frame limit",
+    ),
+    pytest.param(
+        "ListTopologies",
+        b"\xdb" + (1 << 31).to_bytes(4, "big") + b"x" * 10,
+        "not a msgpack frame",
+        id="a string claiming 2 GiB",
+    ),
+    pytest.param(
+        "Reply", b"\xc6" + (1 << 31).to_bytes(4, "big") + b"x" * 10, "not a msgpack frame", id="a binary claiming 2 GiB"
+    ),
 ]
 
 
@@ -96,14 +113,23 @@ def test_big_kinds_still_carry_what_they_are_for():
     bundle = b"\x00" * (MAX_BUNDLE_BYTES - 1)
     submit = wire.decode(wire.encode(M.SubmitTopology(rid=1, name="t", spec={"name": "t"}, bundle=bundle)))
     assert len(submit.bundle) == len(bundle)
-    metrics = M.WorkerMetrics(at=1.0, clock_hz=1e9, executors=[
-        M.ExecutorMetrics(executor=i, component="c", received_from={j: j for j in range(20)},
-                          latency_buckets=[1] * 17) for i in range(1000)])
+    metrics = M.WorkerMetrics(
+        at=1.0,
+        clock_hz=1e9,
+        executors=[
+            M.ExecutorMetrics(
+                executor=i, component="c", received_from={j: j for j in range(20)}, latency_buckets=[1] * 17
+            )
+            for i in range(1000)
+        ],
+    )
     report = M.WorkerReport(topology="t", port=1, pid=1, state="running", assignment_version=1, metrics=metrics)
     hb = wire.decode(wire.encode(M.Heartbeat("n1", 1, [report])))
     assert len(hb.workers[0].metrics.executors) == 1000
     with pytest.raises(wire.WireError, match="exceeds the limit"):
-        wire.decode(wire.encode(M.SubmitTopology(rid=1, name="t", spec={}, bundle=b"\x00" * (MAX_BUNDLE_BYTES + 2 * MiB))))
+        wire.decode(
+            wire.encode(M.SubmitTopology(rid=1, name="t", spec={}, bundle=b"\x00" * (MAX_BUNDLE_BYTES + 2 * MiB)))
+        )
 
 
 def test_trailing_bytes_and_short_frames_are_refused():
@@ -152,8 +178,10 @@ def test_big_frames_at_nimbus_and_a_worker_leave_both_small_and_running(running)
         to_nimbus.send(b"\x00" * (wire.MAX_FRAME_BYTES + MiB))  # over the ROUTER's MAXMSGSIZE
         del junk
         with cluster.client() as c:  # Nimbus kept answering, and counted the bad frame
+
             def counted():
                 return c.stats("wc") is not None and _bad_frames(cluster) >= 1
+
             eventually(counted, timeout_s=30, what="Nimbus counting the over-budget heartbeat")
             emitted = c.stats("wc")["emitted"]
             eventually(lambda: c.stats("wc")["emitted"] > emitted, timeout_s=30, what="the topology still emitting")
@@ -174,6 +202,3 @@ def _bad_frames(cluster) -> float:
         text = r.read().decode()
     found = re.search(r'squall_nimbus_events_total\{event="bad_frames"\} ([0-9.e+]+)', text)
     return float(found.group(1)) if found else 0.0
-
-
-

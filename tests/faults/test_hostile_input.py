@@ -29,8 +29,12 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 # Arbitrary msgpack-able values, nested a little: what a hostile peer can put in a frame.
 msgpack_ints = st.integers(-(2**63), 2**64 - 1)
 plain = st.recursive(
-    st.none() | st.booleans() | msgpack_ints | st.floats(allow_nan=True)
-    | st.text(max_size=20) | st.binary(max_size=20),
+    st.none()
+    | st.booleans()
+    | msgpack_ints
+    | st.floats(allow_nan=True)
+    | st.text(max_size=20)
+    | st.binary(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8) | msgpack_ints, inner, max_size=4),
     max_leaves=12,
 )
@@ -95,8 +99,9 @@ def test_oversized_frames_are_refused_before_parsing():
 def codec():
     topology = chain_topology(3, 1)
     engine = Engine(topology.spec, topology.classes, {"topology.acker.executors": 1}, executor_ids=[1, 2, 3])
-    codec = TupleCodec(topology.spec, topology.spec.executors_with_ackers(1), engine.wiring.local_tasks,
-                       engine.wiring.sinks)
+    codec = TupleCodec(
+        topology.spec, topology.spec.executors_with_ackers(1), engine.wiring.local_tasks, engine.wiring.sinks
+    )
     return codec, engine
 
 
@@ -173,8 +178,21 @@ def test_supervisor_state_ignores_what_is_not_for_it(frame, name, fields):
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
 def test_non_finite_numbers_are_refused(bad):
-    frame = msgpack.packb([PROTOCOL_VERSION, "RegisterSupervisor", {
-        "supervisor_id": "n", "host": "h", "ports": [1], "capacity_hz": bad, "clock_hz": 1.0,
-        "cores": 1, "memory_mb": 1, "pid": 1}])
+    frame = msgpack.packb(
+        [
+            PROTOCOL_VERSION,
+            "RegisterSupervisor",
+            {
+                "supervisor_id": "n",
+                "host": "h",
+                "ports": [1],
+                "capacity_hz": bad,
+                "clock_hz": 1.0,
+                "cores": 1,
+                "memory_mb": 1,
+                "pid": 1,
+            },
+        ]
+    )
     with pytest.raises(WireError, match="capacity_hz"):
         decode(frame)

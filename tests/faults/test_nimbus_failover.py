@@ -19,17 +19,16 @@ import sys
 import time
 
 import pytest
-from tests.faults.fault_helpers import assert_nothing_lost, drain, eventually, running, start_chain
 
 from squall import ledger_topology as lt
 from squall.localcluster import LocalCluster, free_port
+from tests.faults.fault_helpers import assert_nothing_lost, drain, eventually, running, start_chain
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
 def squall(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "squall", *args], capture_output=True, text=True, timeout=60,
-                          env=env)
+    return subprocess.run([sys.executable, "-m", "squall", *args], capture_output=True, text=True, timeout=60, env=env)
 
 
 def alive_boards(cluster: LocalCluster) -> set[str]:
@@ -63,17 +62,23 @@ def test_a_nimbus_on_an_empty_data_dir_gets_its_topologies_placed(tmp_path):
         assert {pid for pid, _ in placed.values()} <= set(cluster.worker_pids().values())
         sunk = len(lt.read_books(folder).sink_times)
         eventually(lambda: len(lt.read_books(folder).sink_times) > sunk + 50, what="tuples reaching the sinks")
-        refused = [line for node in cluster.node_ids for line in cluster.log(node).splitlines()
-                   if "refused assignment" in line]
+        refused = [
+            line for node in cluster.node_ids for line in cluster.log(node).splitlines() if "refused assignment" in line
+        ]
         assert not refused, f"a board refused the new Nimbus: {refused[:2]}"
 
 
 def test_a_supervisor_whose_first_address_is_dead_finds_the_live_nimbus(tmp_path):
     port = free_port()
     dead = f"127.0.0.1:{free_port()}"
-    with LocalCluster(supervisors=1, slots=1, port=port, data_dir=tmp_path / "cluster",
-                      supervisor_nimbus=[dead, f"127.0.0.1:{port}"],
-                      supervisor_args=["--set", "supervisor.nimbus.timeout.secs=1"]) as cluster:
+    with LocalCluster(
+        supervisors=1,
+        slots=1,
+        port=port,
+        data_dir=tmp_path / "cluster",
+        supervisor_nimbus=[dead, f"127.0.0.1:{port}"],
+        supervisor_args=["--set", "supervisor.nimbus.timeout.secs=1"],
+    ) as cluster:
         # __enter__ returned: the board registered, and only the second address answers.
         assert alive_boards(cluster) == {"node-1"}
         assert f"no word from Nimbus at {dead}" in cluster.log("node-1")
@@ -83,7 +88,9 @@ def test_a_supervisor_whose_first_address_is_dead_finds_the_live_nimbus(tmp_path
         shown = squall("nimbus-status", "--json", "--timeout", "1", env=env)
         assert shown.returncode == 0, shown.stderr
         assert json.loads(shown.stdout) == {
-            "leader": live, "term": 1, "replicas": [{"address": live, "role": "leader", "pid": cluster.nimbus_proc.pid}],
+            "leader": live,
+            "term": 1,
+            "replicas": [{"address": live, "role": "leader", "pid": cluster.nimbus_proc.pid}],
         }
         listed = squall("list", "--nimbus", f"{dead},{live}", "--timeout", "1")
         assert listed.returncode == 0 and listed.stdout.splitlines()[0] == f"leader {live} (term 1)", listed
@@ -92,8 +99,9 @@ def test_a_supervisor_whose_first_address_is_dead_finds_the_live_nimbus(tmp_path
 def test_nimbus_restarted_on_the_boards_second_address_re_adopts_running_workers(tmp_path):
     first, second = free_port(), free_port()
     addresses = [f"127.0.0.1:{first}", f"127.0.0.1:{second}"]
-    with LocalCluster(supervisors=3, slots=2, port=first, data_dir=tmp_path / "cluster",
-                      supervisor_nimbus=addresses) as cluster:
+    with LocalCluster(
+        supervisors=3, slots=2, port=first, data_dir=tmp_path / "cluster", supervisor_nimbus=addresses
+    ) as cluster:
         folder = tmp_path / "ledger"
         placed = start_chain(cluster, "moving", folder, workers=3)
         pids = cluster.worker_pids()
@@ -104,8 +112,11 @@ def test_nimbus_restarted_on_the_boards_second_address_re_adopts_running_workers
         killed_at = time.monotonic()
         cluster.restart_nimbus(port=second)  # same data dir, the address the boards hold second
         answered_s = time.monotonic() - killed_at
-        eventually(lambda: alive_boards(cluster) == set(cluster.node_ids), timeout_s=20,
-                   what="every board re-attached at the second address")
+        eventually(
+            lambda: alive_boards(cluster) == set(cluster.node_ids),
+            timeout_s=20,
+            what="every board re-attached at the second address",
+        )
         attached_s = time.monotonic() - killed_at
         assert status(cluster)["term"] > term
         assert status(cluster)["leader"] == addresses[1]
@@ -119,5 +130,7 @@ def test_nimbus_restarted_on_the_boards_second_address_re_adopts_running_workers
             assert f"trying {addresses[1]}" in cluster.log(node), f"{node} never moved to the second address"
         books = drain(cluster, "moving", folder)
         assert_nothing_lost(books)
-        print(f"\nNimbus answered at the second address {answered_s:.2f} s after the kill, every board "
-              f"re-attached {attached_s:.2f} s after the kill (poll 0.1 s; a shared machine); books {books.summary()}")
+        print(
+            f"\nNimbus answered at the second address {answered_s:.2f} s after the kill, every board "
+            f"re-attached {attached_s:.2f} s after the kill (poll 0.1 s; a shared machine); books {books.summary()}"
+        )

@@ -13,6 +13,9 @@ from __future__ import annotations
 import time
 
 import pytest
+
+from squall import ledger_topology as lt
+from squall.localcluster import LocalCluster
 from tests.faults.fault_helpers import (
     assert_nothing_lost,
     drain,
@@ -21,9 +24,6 @@ from tests.faults.fault_helpers import (
     start_chain,
 )
 from tests.helpers import eventually
-
-from squall import ledger_topology as lt
-from squall.localcluster import LocalCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 
@@ -66,8 +66,7 @@ def test_workers_run_on_without_nimbus_and_a_restarted_nimbus_adopts_them(cluste
         assert c.events("orphan") == events, "Nimbus rebalanced after its restart"
     books = drain(cluster, "orphan", folder)
     assert_nothing_lost(books)
-    print(f"\nre-adopted {adopted_s:.2f} s after the restart; {grown} tuples without Nimbus; "
-          f"books {books.summary()}")
+    print(f"\nre-adopted {adopted_s:.2f} s after the restart; {grown} tuples without Nimbus; books {books.summary()}")
     with cluster.client() as c:
         c.kill("orphan", 0)
 
@@ -84,8 +83,11 @@ def test_a_migration_interrupted_by_a_nimbus_crash_completes_after_the_restart(c
     time.sleep(1.0)
     cluster.restart_nimbus()
     with cluster.client() as c:
-        done = eventually(lambda: (lambda e: e if e["paused_s"] is not None else None)(c.events("moving")[0]),
-                          timeout_s=60, what="migration finished after the restart")
+        done = eventually(
+            lambda: (lambda e: e if e["paused_s"] is not None else None)(c.events("moving")[0]),
+            timeout_s=60,
+            what="migration finished after the restart",
+        )
     placed = eventually(lambda: running(cluster, "moving"), what="running after the migration")
     assert len(placed) == 2
     books = drain(cluster, "moving", folder)

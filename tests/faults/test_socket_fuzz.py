@@ -32,9 +32,13 @@ VALID = [
 
 frames = st.one_of(
     st.binary(max_size=200),
-    st.builds(lambda v: msgpack.packb([PROTOCOL_VERSION, v[0], v[1]], use_bin_type=True),
-              st.tuples(st.sampled_from(["Heartbeat", "SubmitTopology", "KillTopology", "Nope"]),
-                        st.dictionaries(st.text(max_size=6), st.integers(-(2**63), 2**64 - 1) | st.text(max_size=6), max_size=3))),
+    st.builds(
+        lambda v: msgpack.packb([PROTOCOL_VERSION, v[0], v[1]], use_bin_type=True),
+        st.tuples(
+            st.sampled_from(["Heartbeat", "SubmitTopology", "KillTopology", "Nope"]),
+            st.dictionaries(st.text(max_size=6), st.integers(-(2**63), 2**64 - 1) | st.text(max_size=6), max_size=3),
+        ),
+    ),
 )
 
 

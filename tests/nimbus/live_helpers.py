@@ -26,30 +26,57 @@ def latency_counters(curve: LatencyCurve, at: float, per_s: float = 100.0) -> tu
         n = int(max(0.0, end - start) * per_s)
         total += n * ms
         count += n
-        buckets[next((b for b, bound in enumerate(M.LATENCY_BUCKETS_MS) if ms <= bound), len(M.LATENCY_BUCKETS_MS))] += n
+        buckets[
+            next((b for b, bound in enumerate(M.LATENCY_BUCKETS_MS) if ms <= bound), len(M.LATENCY_BUCKETS_MS))
+        ] += n
     return total, count, buckets
 
 
-def worker_metrics(execs: list[int], at: float, traffic: Traffic, load_s: Mapping[int, float],
-                   queued: int = 0, sent: int = 0, received: int = 0,
-                   latency: LatencyCurve | None = None) -> M.WorkerMetrics:
+def worker_metrics(
+    execs: list[int],
+    at: float,
+    traffic: Traffic,
+    load_s: Mapping[int, float],
+    queued: int = 0,
+    sent: int = 0,
+    received: int = 0,
+    latency: LatencyCurve | None = None,
+) -> M.WorkerMetrics:
     """Cumulative counters at time ``at`` of a worker that has run since 0 at constant rates
     (every executor reports ``latency``; Nimbus reads it from the spouts only)."""
     ems = []
     lat_sum, lat_count, lat_buckets = latency_counters(latency, at) if latency else (0.0, 0, [])
     for ex in execs:
         received_from = {s: int(rate * at) for (s, d), rate in traffic.items() if d == ex}
-        ems.append(M.ExecutorMetrics(ex, "c", emitted=int(at * 10), cpu_s=load_s.get(ex, 0.001) * at,
-                                     received_from=received_from, latency_sum_ms=lat_sum, latency_count=lat_count,
-                                     latency_buckets=lat_buckets))
-    return M.WorkerMetrics(at=at, clock_hz=1e9, executors=ems, sent_remote=sent, received_remote=received,
-                           queued=queued)
+        ems.append(
+            M.ExecutorMetrics(
+                ex,
+                "c",
+                emitted=int(at * 10),
+                cpu_s=load_s.get(ex, 0.001) * at,
+                received_from=received_from,
+                latency_sum_ms=lat_sum,
+                latency_count=lat_count,
+                latency_buckets=lat_buckets,
+            )
+        )
+    return M.WorkerMetrics(
+        at=at, clock_hz=1e9, executors=ems, sent_remote=sent, received_remote=received, queued=queued
+    )
 
 
-def report_all(st: NimbusState, now: float, traffic: Traffic | None = None, load_s: Mapping[int, float] | None = None,
-               released: Mapping[tuple[str, int], dict[int, bytes]] | None = None, state: str = "running",
-               queued: int = 0, skip: set[str] | frozenset[str] = frozenset(), follow: bool = True,
-               latency: LatencyCurve | None = None) -> list:
+def report_all(
+    st: NimbusState,
+    now: float,
+    traffic: Traffic | None = None,
+    load_s: Mapping[int, float] | None = None,
+    released: Mapping[tuple[str, int], dict[int, bytes]] | None = None,
+    state: str = "running",
+    queued: int = 0,
+    skip: set[str] | frozenset[str] = frozenset(),
+    follow: bool = True,
+    latency: LatencyCurve | None = None,
+) -> list:
     """Every live supervisor heartbeats its declared workers at ``now``. With ``follow`` the
     workers confirm the version and paused flag Nimbus last declared; remote sums balance."""
     cmds = []
@@ -63,8 +90,18 @@ def report_all(st: NimbusState, now: float, traffic: Traffic | None = None, load
             version = wa.assignment_version if follow or old is None else old.assignment_version
             paused = wa.paused if follow or old is None else old.paused
             metrics = worker_metrics(wa.executors, now, traffic or {}, load_s or {}, queued, 100, 100, latency)
-            reports.append(M.WorkerReport(wa.topology, wa.port, 1000 + wa.port, state, version, metrics=metrics,
-                                          paused=paused, released=dict((released or {}).get((node, wa.port), {}))))
+            reports.append(
+                M.WorkerReport(
+                    wa.topology,
+                    wa.port,
+                    1000 + wa.port,
+                    state,
+                    version,
+                    metrics=metrics,
+                    paused=paused,
+                    released=dict((released or {}).get((node, wa.port), {})),
+                )
+            )
         cmds += heartbeat(st, node, now, reports)
     return cmds
 
@@ -91,16 +128,31 @@ def where(st: NimbusState, topology: str) -> dict[int, tuple[str, int]]:
 # Four heavy edges that all cross the two nodes under the placement chosen at submit
 # (executors 0 2 4 6 on n1, 1 3 5 7 on n2); swapping executors 2 and 3 makes them local.
 CROSSING = {(0, 3): 100.0, (1, 2): 100.0, (3, 4): 100.0, (2, 5): 100.0}
-FAST = {"topology.reschedule.timeout.secs": 20, "topology.metrics.window.secs": 10,
-        "topology.reschedule.interval.secs": 5}
+FAST = {
+    "topology.reschedule.timeout.secs": 20,
+    "topology.metrics.window.secs": 10,
+    "topology.reschedule.interval.secs": 5,
+}
 
 
-def online(conf: dict | None = None, ports: list[int] | None = None, capacity: tuple[float, float] = (1e9, 1e9),
-           store: Store | None = None) -> NimbusState:
+def online(
+    conf: dict | None = None,
+    ports: list[int] | None = None,
+    capacity: tuple[float, float] = (1e9, 1e9),
+    store: Store | None = None,
+) -> NimbusState:
     st = new_state(store)
     register(st, "n1", ports or [6700, 6701], 0.0, capacity_hz=capacity[0])
     register(st, "n2", ports or [6700, 6701], 0.0, capacity_hz=capacity[1])
     submit(st, "t", 0.0, workers=2, scheduler="online", conf={**FAST, **(conf or {})})
-    assert where(st, "t") == {0: ("n1", 6700), 2: ("n1", 6700), 4: ("n1", 6700), 6: ("n1", 6700),
-                              1: ("n2", 6700), 3: ("n2", 6700), 5: ("n2", 6700), 7: ("n2", 6700)}
+    assert where(st, "t") == {
+        0: ("n1", 6700),
+        2: ("n1", 6700),
+        4: ("n1", 6700),
+        6: ("n1", 6700),
+        1: ("n2", 6700),
+        3: ("n2", 6700),
+        5: ("n2", 6700),
+        7: ("n2", 6700),
+    }
     return st

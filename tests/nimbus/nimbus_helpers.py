@@ -20,14 +20,22 @@ def new_state(store: Store | None = None, **conf: Any) -> NimbusState:
     return NimbusState(store or Store(":memory:"), conf)
 
 
-def register(st: NimbusState, node: str, ports: list[int], now: float, peer: bytes | None = None,
-             capacity_hz: float = 1e9, pid: int = 100) -> list[Send]:
+def register(
+    st: NimbusState,
+    node: str,
+    ports: list[int],
+    now: float,
+    peer: bytes | None = None,
+    capacity_hz: float = 1e9,
+    pid: int = 100,
+) -> list[Send]:
     msg = M.RegisterSupervisor(node, f"host-{node}", ports, capacity_hz, 1e9, 4, 1024, pid)
     return st.handle(peer or peer_of(node), msg, now)
 
 
-def heartbeat(st: NimbusState, node: str, now: float, workers: list[M.WorkerReport] | None = None,
-              peer: bytes | None = None) -> list[Send]:
+def heartbeat(
+    st: NimbusState, node: str, now: float, workers: list[M.WorkerReport] | None = None, peer: bytes | None = None
+) -> list[Send]:
     return st.handle(peer or peer_of(node), M.Heartbeat(node, 1, workers or []), now)
 
 
@@ -53,10 +61,19 @@ def cyclic_chain_spec() -> dict[str, Any]:
     return spec
 
 
-def submit(st: NimbusState, name: str, now: float, workers: int | None = 2, spec: dict | None = None,
-           scheduler: str = "round_robin", conf: dict | None = None, rid: int = 1) -> list[Send]:
-    msg = M.SubmitTopology(rid, name, spec if spec is not None else chain_spec(), b"bundle-bytes", scheduler,
-                           workers, conf or {})
+def submit(
+    st: NimbusState,
+    name: str,
+    now: float,
+    workers: int | None = 2,
+    spec: dict | None = None,
+    scheduler: str = "round_robin",
+    conf: dict | None = None,
+    rid: int = 1,
+) -> list[Send]:
+    msg = M.SubmitTopology(
+        rid, name, spec if spec is not None else chain_spec(), b"bundle-bytes", scheduler, workers, conf or {}
+    )
     return st.handle(CLI, msg, now)
 
 
@@ -77,10 +94,7 @@ def pushes(cmds: list[Send]) -> dict[str, M.SupervisorAssignment]:
 def workers_of(push: dict[str, M.SupervisorAssignment], topology: str) -> dict[tuple[str, int], list[int]]:
     """(node, port) -> executors of ``topology`` across the pushed sets."""
     return {
-        (node, w.port): sorted(w.executors)
-        for node, sa in push.items()
-        for w in sa.workers
-        if w.topology == topology
+        (node, w.port): sorted(w.executors) for node, sa in push.items() for w in sa.workers if w.topology == topology
     }
 
 

@@ -24,9 +24,15 @@ def heartbeats(st: NimbusState, now: float, silent: set[str]) -> list[tuple[byte
         if node in silent or sup.peer is None or sup.dead:
             continue
         reports = [
-            M.WorkerReport(wa.topology, wa.port, 1000 + wa.port, "running", wa.assignment_version,
-                           metrics=worker_metrics(wa.executors, now, CROSSING, {}, 0, 100, 100,
-                                                  [(0.0, 5.0)]), paused=wa.paused)
+            M.WorkerReport(
+                wa.topology,
+                wa.port,
+                1000 + wa.port,
+                "running",
+                wa.assignment_version,
+                metrics=worker_metrics(wa.executors, now, CROSSING, {}, 0, 100, 100, [(0.0, 5.0)]),
+                paused=wa.paused,
+            )
             for wa in st.declared(node)
         ]
         out.append((peer_of(node), M.Heartbeat(node, 1, reports)))

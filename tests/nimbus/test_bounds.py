@@ -17,16 +17,19 @@ from squall.supervisor.state import SupervisorState
 from tests.nimbus.nimbus_helpers import heartbeat, new_state, register, reply, submit
 
 
-@pytest.mark.parametrize("key, value", [
-    pytest.param("topology.metrics.window.secs", 1e12, id="the finding: a window of 1e12 s"),
-    pytest.param("topology.message.timeout.secs", 1e9, id="a timeout of 30 years"),
-    pytest.param("topology.max.spout.pending", 0, id="no tuple may be pending"),
-    pytest.param("topology.max.spout.pending", None, id="unlimited pending"),
-    pytest.param("squall.transfer.batch.size", 10**9, id="a batch of a billion"),
-    pytest.param("topology.traffic.improvement", 250.0, id="more than 100 percent"),
-    pytest.param("squall.transfer.hwm", 2.5, id="a fraction where an integer is needed"),
-    pytest.param("topology.tick.tuple.freq.secs", float("inf"), id="infinity"),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        pytest.param("topology.metrics.window.secs", 1e12, id="the finding: a window of 1e12 s"),
+        pytest.param("topology.message.timeout.secs", 1e9, id="a timeout of 30 years"),
+        pytest.param("topology.max.spout.pending", 0, id="no tuple may be pending"),
+        pytest.param("topology.max.spout.pending", None, id="unlimited pending"),
+        pytest.param("squall.transfer.batch.size", 10**9, id="a batch of a billion"),
+        pytest.param("topology.traffic.improvement", 250.0, id="more than 100 percent"),
+        pytest.param("squall.transfer.hwm", 2.5, id="a fraction where an integer is needed"),
+        pytest.param("topology.tick.tuple.freq.secs", float("inf"), id="infinity"),
+    ],
+)
 def test_a_submit_with_an_out_of_range_setting_is_refused_naming_key_and_range(key, value):
     st = new_state()
     register(st, "n1", [6700, 6701], 0.0)
@@ -42,12 +45,36 @@ def test_max_spout_pending_has_a_default_and_takes_a_value_in_range():
 
 
 def test_nimbus_refuses_an_out_of_range_set_with_exit_2(tmp_path, capsys):
-    assert main(["nimbus", "--set", "nimbus.supervisor.timeout.secs=1e9", "--data-dir", str(tmp_path / "d"),
-                 "--http-port", "0"]) == 2
+    assert (
+        main(
+            [
+                "nimbus",
+                "--set",
+                "nimbus.supervisor.timeout.secs=1e9",
+                "--data-dir",
+                str(tmp_path / "d"),
+                "--http-port",
+                "0",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "nimbus.supervisor.timeout.secs" in err and "3600" in err
-    assert main(["nimbus", "--set", "nimbus.bundle.max.bytes=1073741824", "--data-dir", str(tmp_path / "d"),
-                 "--http-port", "0"]) == 2
+    assert (
+        main(
+            [
+                "nimbus",
+                "--set",
+                "nimbus.bundle.max.bytes=1073741824",
+                "--data-dir",
+                str(tmp_path / "d"),
+                "--http-port",
+                "0",
+            ]
+        )
+        == 2
+    )
 
 
 def test_silent_boards_are_forgotten_after_the_retention_unless_a_placement_names_them():

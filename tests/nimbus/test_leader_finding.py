@@ -5,7 +5,7 @@ are real ZeroMQ ROUTERs on loopback, answering from a thread."""
 from __future__ import annotations
 
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import zmq

@@ -77,7 +77,12 @@ def test_status_names_this_nimbus_as_the_leader_of_its_term():
     st = new_state()
     st.leadership.address = "10.0.0.5:6627"
     (cmd,) = st.handle(CLI, M.GetNimbusStatus(rid=3), 0.0)
-    assert cmd.msg == M.Reply(rid=3, ok=True, data={
-        "leader": "10.0.0.5:6627", "term": 1,
-        "replicas": [{"address": "10.0.0.5:6627", "role": "leader", "pid": st.leadership.pid}],
-    })
+    assert cmd.msg == M.Reply(
+        rid=3,
+        ok=True,
+        data={
+            "leader": "10.0.0.5:6627",
+            "term": 1,
+            "replicas": [{"address": "10.0.0.5:6627", "role": "leader", "pid": st.leadership.pid}],
+        },
+    )

@@ -8,7 +8,15 @@ import hashlib
 
 from squall import messages as M
 from squall.nimbus.commands import (
-    AddEvent, DeleteTopology, DropBundle, PutBundle, ReplyBundle, ReplyEvents, SaveSupervisor, SaveTopology, Send,
+    AddEvent,
+    DeleteTopology,
+    DropBundle,
+    PutBundle,
+    ReplyBundle,
+    ReplyEvents,
+    SaveSupervisor,
+    SaveTopology,
+    Send,
 )
 from squall.nimbus.store import Store
 from tests.nimbus.nimbus_helpers import CLI, chain_spec, new_state, peer_of, register
@@ -101,8 +109,10 @@ def test_a_bug_while_carrying_out_is_answered_and_changes_nothing():
     register(st, "n1", [6700, 6701], 0.0)
     st.handle(CLI, submit_msg(), 0.0)
     cmds = st.on_message(CLI, M.KillTopology(rid=2, name="t", wait_s=30.0), 1.0)
-    broken = [SaveTopology(dataclasses.replace(c.record, conf={"x": object()})) if isinstance(c, SaveTopology) else c
-              for c in cmds]
+    broken = [
+        SaveTopology(dataclasses.replace(c.record, conf={"x": object()})) if isinstance(c, SaveTopology) else c
+        for c in cmds
+    ]
     (sent,) = st.carry_out(broken, CLI, 2)
     assert not sent.msg.ok and "internal error" in sent.msg.error and st.counters["internal_errors"] == 1
     assert st.topologies["t"].phase == "running" == st.store.load_topologies()[0].phase

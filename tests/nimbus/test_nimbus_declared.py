@@ -14,8 +14,7 @@ def record() -> TopologyRecord:
     conf = {"topology.workers": 2, "topology.acker.executors": 1}
     execs = spec.executors_with_ackers(1)
     placement = {e.id: Slot(k % 2, f"n{k % 2}", 6700 + k % 2) for k, e in enumerate(execs)}
-    return TopologyRecord("t", spec, "round_robin", conf, "d", 4, 1.0, phase="running", version=3,
-                          placement=placement)
+    return TopologyRecord("t", spec, "round_robin", conf, "d", 4, 1.0, phase="running", version=3, placement=placement)
 
 
 def hosts(node: str) -> str:

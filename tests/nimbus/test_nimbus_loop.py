@@ -12,6 +12,7 @@ from squall.nimbus.store import EVENTS_KEPT, Store
 from tests.nimbus.live_helpers import CROSSING, FAST, assignments, online, run, where
 from tests.nimbus.nimbus_helpers import CLI, ask, new_state, register, reply, submit
 
+
 def events(st: NimbusState) -> list[dict]:
     return ask(st, M.GetEvents(9, "t"), 0.0).data
 
@@ -86,8 +87,7 @@ def test_the_threshold_is_configurable():
 
 def test_overload_relief_applies_whatever_the_traffic():
     # n1 is small: the four executors there use 4 x 0.4 GHz against its 1 GHz.
-    st = online({"topology.reschedule.timeout.secs": 0, "topology.traffic.improvement": 100.0},
-                capacity=(1e9, 1e10))
+    st = online({"topology.reschedule.timeout.secs": 0, "topology.traffic.improvement": 100.0}, capacity=(1e9, 1e10))
     run(st, 1, 10, load_s={ex: 0.4 for ex in range(8)})
     (e,) = events(st)
     assert e["decision"] == "applied" and e["current"]["overloaded"] == ["n1"] and e["proposed"]["overloaded"] == []
@@ -131,12 +131,16 @@ def test_declined_events_are_bounded_per_topology(tmp_path):
     assert len(kept) == EVENTS_KEPT + 1 and kept[0]["k"] == 5 and kept[-1]["decision"] == "applied"
 
 
-@pytest.mark.parametrize("clock, now, due", [
-    (LoopClock(0.0, 0.0), 9.9, False),
-    (LoopClock(0.0, 0.0), 10.0, True),
-    (LoopClock(0.0, 0.0, last_eval=10.0), 14.9, False),
-    (LoopClock(0.0, 20.0, last_eval=10.0), 25.0, False),
-], ids=["window not full", "window full", "interval not over", "measurement restarted"])
+@pytest.mark.parametrize(
+    "clock, now, due",
+    [
+        (LoopClock(0.0, 0.0), 9.9, False),
+        (LoopClock(0.0, 0.0), 10.0, True),
+        (LoopClock(0.0, 0.0, last_eval=10.0), 14.9, False),
+        (LoopClock(0.0, 20.0, last_eval=10.0), 25.0, False),
+    ],
+    ids=["window not full", "window full", "interval not over", "measurement restarted"],
+)
 def test_not_due(clock, now, due):
     lc = LoopConf.of(FAST, {})
     assert (not_due(lc, clock, now) is None) == due

@@ -7,16 +7,20 @@ import pytest
 from squall import messages as M
 from squall.nimbus.metrics import MetricsWindow
 from squall.nimbus.views import traffic_split
-from tests.nimbus.nimbus_helpers import ask, heartbeat, new_state, register, submit, workers_of, pushes
+from tests.nimbus.nimbus_helpers import ask, heartbeat, new_state, pushes, register, submit, workers_of
 
 CLOCK = 1e9
 
 
 def metrics(at: float, cpu_s: float, received: int, emitted: int = 0, src: int = 0, dst: int = 2) -> M.WorkerMetrics:
-    return M.WorkerMetrics(at=at, clock_hz=CLOCK, executors=[
-        M.ExecutorMetrics(executor=src, component="spout", emitted=emitted),
-        M.ExecutorMetrics(executor=dst, component="stage1", cpu_s=cpu_s, received_from={src: received}),
-    ])
+    return M.WorkerMetrics(
+        at=at,
+        clock_hz=CLOCK,
+        executors=[
+            M.ExecutorMetrics(executor=src, component="spout", emitted=emitted),
+            M.ExecutorMetrics(executor=dst, component="stage1", cpu_s=cpu_s, received_from={src: received}),
+        ],
+    )
 
 
 def test_rates_are_counter_differences_over_the_window():
@@ -63,10 +67,16 @@ def test_heartbeats_feed_get_assignment_load_traffic_and_pids():
     st = new_state()
     register(st, "n1", [6700, 6701], 0.0)
     push = pushes(submit(st, "chain", 0.0, workers=1))
-    ((node, port), execs), = workers_of(push, "chain").items()
+    (((node, port), execs),) = workers_of(push, "chain").items()
     for k in range(3):
-        report = M.WorkerReport("chain", port, pid=4242, state="running", assignment_version=1,
-                                metrics=metrics(10.0 * k, cpu_s=2.0 * k, received=300 * k))
+        report = M.WorkerReport(
+            "chain",
+            port,
+            pid=4242,
+            state="running",
+            assignment_version=1,
+            metrics=metrics(10.0 * k, cpu_s=2.0 * k, received=300 * k),
+        )
         heartbeat(st, "n1", 10.0 * k, [report])
     a = ask(st, M.GetAssignment(2, "chain"), 20.0).data
     by_id = {e["id"]: e for e in a["executors"]}

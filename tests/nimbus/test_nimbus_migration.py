@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from squall import messages as M
-from squall.nimbus.rebalance_policy import LoopConf
 from squall.nimbus.migration import ACQUIRE, DONE, PAUSE, RELEASE, Migration, advance, declared
+from squall.nimbus.rebalance_policy import LoopConf
 from squall.nimbus.records import Slot
 from squall.nimbus.store import Store
 from tests.nimbus.live_helpers import CROSSING, assignments, online, report_all, where, worker_metrics
@@ -47,8 +47,14 @@ def test_pause_keeps_executors_and_placement_and_pauses_every_worker():
     assert sorted(got) == sorted([A, B, C])
     assert {k: w.executors for k, w in got.items()} == {A: [0, 1], B: [2, 3], C: [4, 5]}
     assert all(w.paused and w.states == {} and w.assignment_version == 7 for w in got.values())
-    assert got[A].placement == {0: "h-n1:6700", 1: "h-n1:6700", 2: "h-n2:6700", 3: "h-n2:6700",
-                                4: "h-n2:6701", 5: "h-n2:6701"}
+    assert got[A].placement == {
+        0: "h-n1:6700",
+        1: "h-n1:6700",
+        2: "h-n2:6700",
+        3: "h-n2:6700",
+        4: "h-n2:6701",
+        5: "h-n2:6701",
+    }
 
 
 def test_release_takes_the_moved_executors_off_and_marks_them_in_transit():
@@ -74,9 +80,16 @@ def test_pause_moves_on_after_two_fresh_quiet_reports():
     assert advance(m, {k: report(k, at=2.0) for k in (A, B, C)}, live, 7, 2.0, LC) and m.phase == RELEASE
 
 
-@pytest.mark.parametrize("fault", [
-    {"version": 6}, {"paused": False}, {"queued": 3}, {"sent": 11},
-], ids=["old version", "not paused", "tuples queued", "tuples in flight"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"version": 6},
+        {"paused": False},
+        {"queued": 3},
+        {"sent": 11},
+    ],
+    ids=["old version", "not paused", "tuples queued", "tuples in flight"],
+)
 def test_pause_waits_while_a_worker_is_not_quiet_then_times_out(fault):
     m = mig(phase_at=0.0)
     live = {"n1", "n2"}
@@ -90,8 +103,7 @@ def test_pause_waits_while_a_worker_is_not_quiet_then_times_out(fault):
 def test_release_collects_snapshots_from_the_old_owner_only():
     m = mig(phase=RELEASE, phase_at=0.0)
     live = {"n1", "n2"}
-    assert not advance(m, {A: report(A, released={2: b"forged"}), B: report(B, released={2: b"two"})},
-                       live, 7, 1.0, LC)
+    assert not advance(m, {A: report(A, released={2: b"forged"}), B: report(B, released={2: b"two"})}, live, 7, 1.0, LC)
     assert m.states == {2: b"two"}
     assert advance(m, {B: report(B, released={3: b"three"})}, live, 7, 2.0, LC) and m.phase == ACQUIRE
     assert m.states == {2: b"two", 3: b"three"} and m.notes == []

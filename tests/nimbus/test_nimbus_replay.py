@@ -37,8 +37,14 @@ def test_the_decisions_do_not_depend_on_the_hash_seed():
     """Set and dict orders of strings change with PYTHONHASHSEED; the commands must not."""
     digests = set()
     for seed in ("0", "1", "12345"):
-        done = subprocess.run([sys.executable, "-m", "tests.nimbus.replay_scenario"], cwd=REPO, capture_output=True,
-                              text=True, timeout=100, env={**os.environ, "PYTHONHASHSEED": seed})
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.nimbus.replay_scenario"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=100,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
         assert done.returncode == 0, done.stderr
         digests.add(done.stdout.strip())
     assert len(digests) == 1 and digest(run_scenario()) in digests

@@ -28,9 +28,24 @@ def nimbus(tmp_path):
     port, http_port = free_port(), free_port()
     log = open(tmp_path / "nimbus.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "squall", "nimbus", "--host", "127.0.0.1", "--port", str(port),
-         "--data-dir", str(tmp_path / "data"), "--http-port", str(http_port)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ},
+        [
+            sys.executable,
+            "-m",
+            "squall",
+            "nimbus",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--http-port",
+            str(http_port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        env={**os.environ},
     )
     log.close()
     try:
@@ -119,9 +134,23 @@ def test_state_survives_a_restart(nimbus, ctx, tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
     again = subprocess.Popen(
-        [sys.executable, "-m", "squall", "nimbus", "--host", "127.0.0.1", "--port", str(port),
-         "--data-dir", str(tmp_path / "data"), "--http-port", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "squall",
+            "nimbus",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--http-port",
+            "0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
     )
     try:
         s2 = dealer(ctx, port)

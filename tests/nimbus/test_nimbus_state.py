@@ -5,12 +5,24 @@ from __future__ import annotations
 import pytest
 
 from squall import messages as M
-from squall.nimbus.store import Store
 from squall.nimbus.state import Send
+from squall.nimbus.store import Store
 from squall.rebalance import SCHEDULERS
 from squall.topology.spec import TopologySpec
 from tests.nimbus.nimbus_helpers import (
-    CLI, ask, chain_spec, cyclic_chain_spec, heartbeat, heartbeat_running, new_state, peer_of, pushes, register, reply, submit, workers_of,
+    CLI,
+    ask,
+    chain_spec,
+    cyclic_chain_spec,
+    heartbeat,
+    heartbeat_running,
+    new_state,
+    peer_of,
+    pushes,
+    register,
+    reply,
+    submit,
+    workers_of,
 )
 
 PORTS = [6700, 6701]
@@ -71,8 +83,11 @@ def test_the_same_process_reconnecting_on_a_new_connection_is_accepted():
     assert heartbeat(st, "n1", 2.0, peer=b"reconnected") == [Send(b"reconnected", M.HeartbeatAck(1, term=1))]
 
 
-@pytest.mark.parametrize("ports, capacity", [([6700, 6700], 1e9), ([0], 1e9), (PORTS, float("nan"))],
-                         ids=["duplicate ports", "port 0", "capacity nan"])
+@pytest.mark.parametrize(
+    "ports, capacity",
+    [([6700, 6700], 1e9), ([0], 1e9), (PORTS, float("nan"))],
+    ids=["duplicate ports", "port 0", "capacity nan"],
+)
 def test_a_malformed_registration_is_refused(ports, capacity):
     (cmd,) = register(new_state(), "n1", ports, 0.0, capacity_hz=capacity)
     assert not cmd.msg.ok and cmd.msg.reason
@@ -87,8 +102,11 @@ def test_a_registered_link_is_kept_and_unknown_by_default():
     assert (st.supervisors["n2"].link_mbit, st.supervisors["n2"].link_delay_ms) == (20.0, 1.5)
 
 
-@pytest.mark.parametrize("link", [{"link_mbit": 0.0}, {"link_mbit": float("inf")}, {"link_delay_ms": -1.0}],
-                         ids=["zero rate", "infinite rate", "negative delay"])
+@pytest.mark.parametrize(
+    "link",
+    [{"link_mbit": 0.0}, {"link_mbit": float("inf")}, {"link_delay_ms": -1.0}],
+    ids=["zero rate", "infinite rate", "negative delay"],
+)
 def test_a_registration_with_an_impossible_link_is_refused(link):
     msg = M.RegisterSupervisor("n1", "host-n1", PORTS, 1e9, 1e9, 4, 1024, 100, **link)
     (cmd,) = new_state().handle(peer_of("n1"), msg, 0.0)
@@ -107,8 +125,14 @@ def test_submit_places_every_executor_once_on_distinct_ports():
     st = cluster(nodes=2)
     cmds = submit(st, "chain", 1.0, workers=3)
     r = reply(cmds)
-    assert r.ok and r.data == {"name": "chain", "status": "ACTIVE", "workers": 3, "executors": 9,
-                               "scheduler": "round_robin", "warnings": []}
+    assert r.ok and r.data == {
+        "name": "chain",
+        "status": "ACTIVE",
+        "workers": 3,
+        "executors": 9,
+        "scheduler": "round_robin",
+        "warnings": [],
+    }
     push = pushes(cmds)
     assert set(push) == {"n1", "n2"} and all(sa.version == 2 for sa in push.values())
     assert_covers(push, "chain", 9)  # 6 user executors + 3 ackers (one per worker)
@@ -123,14 +147,17 @@ def test_a_topology_with_cycles_is_accepted_with_a_warning_naming_each_cycle():
     r = reply(cmds)
     assert r.ok and r.data["status"] == "ACTIVE"
     assert [w.split(" has a cycle ")[1].split(":")[0] for w in r.data["warnings"]] == [
-        "stage1 -> stage2 -> stage1", "stage2 -> stage2"]
+        "stage1 -> stage2 -> stage1",
+        "stage2 -> stage2",
+    ]
     assert all("'loops'" in w for w in r.data["warnings"])
 
 
 def test_conf_overrides_spec_config_and_workers_wins():
     st = cluster(nodes=2)
-    cmds = submit(st, "chain", 1.0, workers=2, conf={"chain.work": 7, "topology.workers": 4,
-                                                     "topology.acker.executors": 1})
+    cmds = submit(
+        st, "chain", 1.0, workers=2, conf={"chain.work": 7, "topology.workers": 4, "topology.acker.executors": 1}
+    )
     conf = next(iter(pushes(cmds).values())).workers[0].conf
     assert conf["chain.work"] == 7 and conf["topology.acker.executors"] == 1
     assert "topology.workers" not in conf  # Nimbus's business: a live rebalance changes it
@@ -268,7 +295,12 @@ def test_rebalance_changes_workers_and_parallelism_after_the_wait():
     got = ask(st, M.GetTopology(3, "chain"), 6.0).data
     assert TopologySpec.from_dict(got["spec"]).component("stage1").par == 1
     assert ask(st, M.ListTopologies(4), 6.0).data[0] == {
-        "name": "chain", "status": "ACTIVE", "workers": 3, "executors": 7, "scheduler": "round_robin"}
+        "name": "chain",
+        "status": "ACTIVE",
+        "workers": 3,
+        "executors": 7,
+        "scheduler": "round_robin",
+    }
 
 
 @pytest.mark.parametrize(
@@ -364,8 +396,18 @@ def test_queries_have_the_documented_shapes():
     assert set(t) == {"spec", "bundle", "conf"} and t["conf"]["topology.name"] == "chain"
     c = ask(st, M.GetCluster(4), 1.0).data
     assert set(c) == {"supervisors", "topologies"}
-    assert set(c["supervisors"][0]) == {"id", "host", "ports", "slots", "used", "capacity_hz", "link_mbit",
-                                        "link_delay_ms", "alive", "last_seen"}
+    assert set(c["supervisors"][0]) == {
+        "id",
+        "host",
+        "ports",
+        "slots",
+        "used",
+        "capacity_hz",
+        "link_mbit",
+        "link_delay_ms",
+        "alive",
+        "last_seen",
+    }
     assert sum(s["used"] for s in c["supervisors"]) == 2
     assert "no topology" in ask(st, M.GetAssignment(5, "nope"), 1.0).error
 

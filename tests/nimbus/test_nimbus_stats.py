@@ -27,21 +27,33 @@ def upto(bound_ms: float) -> int:
 ONE, TWO, FIVE = upto(1.0), upto(2.0), upto(5.0)
 
 
-@pytest.mark.parametrize("buckets, q, expected", [
-    (hist(b0=100), 0.5, 0.05),  # half way through [0, 0.1]
-    (hist(**{f"b{TWO}": 100}), 0.99, 1.6 + 0.99 * 0.4),  # bucket (1.6, 2]
-    (hist(**{f"b{ONE}": 50, f"b{FIVE}": 50}), 0.99, 4.0 + 1.0 * 0.98),  # second half is in (4, 5]
-    (hist(**{f"b{len(LATENCY_BUCKETS_MS)}": 10}), 0.99, LATENCY_BUCKETS_MS[-1]),  # +inf reports the last bound
-    (hist(), 0.99, None),
-], ids=["first bucket", "one bucket", "two buckets", "overflow", "empty"])
+@pytest.mark.parametrize(
+    "buckets, q, expected",
+    [
+        (hist(b0=100), 0.5, 0.05),  # half way through [0, 0.1]
+        (hist(**{f"b{TWO}": 100}), 0.99, 1.6 + 0.99 * 0.4),  # bucket (1.6, 2]
+        (hist(**{f"b{ONE}": 50, f"b{FIVE}": 50}), 0.99, 4.0 + 1.0 * 0.98),  # second half is in (4, 5]
+        (hist(**{f"b{len(LATENCY_BUCKETS_MS)}": 10}), 0.99, LATENCY_BUCKETS_MS[-1]),  # +inf reports the last bound
+        (hist(), 0.99, None),
+    ],
+    ids=["first bucket", "one bucket", "two buckets", "overflow", "empty"],
+)
 def test_percentile_interpolates_inside_its_bucket(buckets, q, expected):
     got = percentile_ms(buckets, q)
     assert got == (None if expected is None else pytest.approx(expected))
 
 
 def spout_metrics(at: float, emitted: int, latency: list[int], total_ms: float) -> M.ExecutorMetrics:
-    return M.ExecutorMetrics(0, "spout", emitted=emitted, acked=emitted - 1, failed=1, latency_sum_ms=total_ms,
-                             latency_count=sum(latency), latency_buckets=latency)
+    return M.ExecutorMetrics(
+        0,
+        "spout",
+        emitted=emitted,
+        acked=emitted - 1,
+        failed=1,
+        latency_sum_ms=total_ms,
+        latency_count=sum(latency),
+        latency_buckets=latency,
+    )
 
 
 def test_stats_have_the_documented_shape_and_window_deltas():
@@ -49,14 +61,27 @@ def test_stats_have_the_documented_shape_and_window_deltas():
     report_all(st, 1.0, traffic=CROSSING)
     report_all(st, 5.0, traffic=CROSSING)
     stats = ask(st, M.GetStats(1, "t"), 5.0).data
-    assert set(stats) == {"topology", "window_s", "inter_node_tps", "inter_worker_tps", "latency_avg_ms",
-                          "latency_p99_ms", "emitted", "acked", "failed", "nodes_used", "workers", "model"}
+    assert set(stats) == {
+        "topology",
+        "window_s",
+        "inter_node_tps",
+        "inter_worker_tps",
+        "latency_avg_ms",
+        "latency_p99_ms",
+        "emitted",
+        "acked",
+        "failed",
+        "nodes_used",
+        "workers",
+        "model",
+    }
     assert set(stats["model"]) == {"workload", "nodes", "current", "measured_latency_ms"}
     assert stats["inter_node_tps"] == pytest.approx(400.0) and stats["inter_worker_tps"] == pytest.approx(400.0)
     assert (stats["nodes_used"], stats["workers"], stats["window_s"]) == (2, 2, 10.0)
     assert stats["latency_avg_ms"] is None  # no spout recorded a latency
 
     st = online()  # a fresh window
+
     # Spout 0 on n1:6700 recorded 100 latencies before the window's first sample and 100 in (1.6, 2] ms since.
     def beat(at: float, lat: list[int], total: float, emitted: int) -> None:
         metrics = M.WorkerMetrics(at, 1e9, [spout_metrics(at, emitted, lat, total)])

@@ -11,8 +11,18 @@ from tests.nimbus.nimbus_helpers import chain_spec
 def record(name: str, digest: str) -> TopologyRecord:
     spec = TopologySpec.from_dict({**chain_spec(), "name": name})
     conf = {"topology.workers": 1, "topology.acker.executors": 1}
-    return TopologyRecord(name, spec, "round_robin", conf, digest, 4, 1.0, phase="running", version=3,
-                          placement={e.id: Slot(0, "n1", 6700) for e in spec.executors_with_ackers(1)})
+    return TopologyRecord(
+        name,
+        spec,
+        "round_robin",
+        conf,
+        digest,
+        4,
+        1.0,
+        phase="running",
+        version=3,
+        placement={e.id: Slot(0, "n1", 6700) for e in spec.executors_with_ackers(1)},
+    )
 
 
 def test_topologies_supervisors_and_bundles_round_trip(tmp_path):
@@ -44,7 +54,9 @@ def test_the_decisions_import_neither_zmq_nor_prometheus():
     import subprocess
     import sys
 
-    code = ("import sys, squall.nimbus.state, squall.nimbus.store; "
-            "print(sorted(m for m in ('zmq', 'prometheus_client') if m in sys.modules))")
+    code = (
+        "import sys, squall.nimbus.state, squall.nimbus.store; "
+        "print(sorted(m for m in ('zmq', 'prometheus_client') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

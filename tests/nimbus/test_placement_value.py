@@ -55,7 +55,12 @@ def test_the_pages_count_crossing_traffic_as_the_cost_model_does():
     rec = st.topologies["t"]
     rec.placement = {**{e.id: A for e in rec.executors()}, **placement}
     iw, inn = traffic_split(rec, rates)
-    workload = Workload("t", 2, tuple(Executor(e.id, e.component) for e in rec.executors()),
-                        tuple((s, d, r) for (s, d), r in traffic.items()), tuple(0.0 for _ in rec.executors()))
+    workload = Workload(
+        "t",
+        2,
+        tuple(Executor(e.id, e.component) for e in rec.executors()),
+        tuple((s, d, r) for (s, d), r in traffic.items()),
+        tuple(0.0 for _ in rec.executors()),
+    )
     cost = evaluate(rec.placement.assignment("t"), [workload], [Node("n1", 2, 1e9), Node("n2", 2, 1e9)])
     assert (iw, inn) == (cost.inter_worker_tps, cost.inter_node_tps) == (17.5, 7.5)

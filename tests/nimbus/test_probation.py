@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from squall import messages as M
 from squall.nimbus.probation import (
-    KEPT, MIN_SAMPLES, ROLLED_BACK, Measured, Rejections, signature, verdict,
+    KEPT,
+    MIN_SAMPLES,
+    ROLLED_BACK,
+    Measured,
+    Rejections,
+    signature,
+    verdict,
 )
 from squall.nimbus.records import Slot
 from squall.nimbus.state import NimbusState
@@ -18,6 +24,7 @@ def events(st: NimbusState) -> list[dict]:
 
 
 # -- the rules -----------------------------------------------------------------------------
+
 
 def test_average_up_more_than_ten_percent_rolls_back():
     outcome, why = verdict(Measured(2.0, 5.0, 500), Measured(2.3, 5.0, 500))
@@ -55,6 +62,7 @@ def test_the_synthetic_latency_counters_are_cumulative():
 
 
 # -- NimbusState ---------------------------------------------------------------------------
+
 
 def _apply_online_change(latency_after: float) -> tuple[NimbusState, dict]:
     """The online loop applies a change at t=20 (see test_nimbus_loop); the migration rolls

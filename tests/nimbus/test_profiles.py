@@ -15,13 +15,21 @@ def sample(at: float, process_s: float, transfer_s: float, measured: bool = True
     """A worker running executor 0 (spout, 100/s, 0.01 core) and 1 (bolt, 100/s, 0.03 core)
     that sends 100 items/s to another worker, 50 bytes each, and 100 acker items to executor 2."""
     execs = [
-        M.ExecutorMetrics(0, "spout", emitted=int(100 * at), executed=0, cpu_s=0.01 * at,
-                          sent_control={2: int(100 * at)}),
+        M.ExecutorMetrics(
+            0, "spout", emitted=int(100 * at), executed=0, cpu_s=0.01 * at, sent_control={2: int(100 * at)}
+        ),
         M.ExecutorMetrics(1, "bolt", executed=int(100 * at), cpu_s=0.03 * at, received_from={0: int(100 * at)}),
     ]
-    return M.WorkerMetrics(at=at, clock_hz=CLOCK, executors=execs, sent_remote=int(100 * at),
-                           process_cpu_s=process_s * at if measured else 0.0, transfer_cpu_s=transfer_s * at,
-                           bytes_sent=int(5000 * at), rss_bytes=30 * 1024 * 1024)
+    return M.WorkerMetrics(
+        at=at,
+        clock_hz=CLOCK,
+        executors=execs,
+        sent_remote=int(100 * at),
+        process_cpu_s=process_s * at if measured else 0.0,
+        transfer_cpu_s=transfer_s * at,
+        bytes_sent=int(5000 * at),
+        rss_bytes=30 * 1024 * 1024,
+    )
 
 
 def rates_of(*samples: M.WorkerMetrics):
@@ -63,10 +71,34 @@ def test_the_profile_has_rates_service_overhead_transfer_and_acker_edges():
 
 def test_board_rates_from_cumulative_samples_and_a_restart():
     boards = BoardWindow()
-    boards.add("n1", M.BoardMetrics(at=10.0, cpu_s=1.0, cores=0.5, cpu_period_s=0.1, throttled_s=0.0,
-                                    memory_limit_bytes=1024 ** 3, source="cgroup"), 0.0, 30.0)
-    boards.add("n1", M.BoardMetrics(at=20.0, cpu_s=3.0, cores=0.5, cpu_period_s=0.1, throttled_s=0.5,
-                                    memory_limit_bytes=1024 ** 3, source="cgroup"), 10.0, 30.0)
+    boards.add(
+        "n1",
+        M.BoardMetrics(
+            at=10.0,
+            cpu_s=1.0,
+            cores=0.5,
+            cpu_period_s=0.1,
+            throttled_s=0.0,
+            memory_limit_bytes=1024**3,
+            source="cgroup",
+        ),
+        0.0,
+        30.0,
+    )
+    boards.add(
+        "n1",
+        M.BoardMetrics(
+            at=20.0,
+            cpu_s=3.0,
+            cores=0.5,
+            cpu_period_s=0.1,
+            throttled_s=0.5,
+            memory_limit_bytes=1024**3,
+            source="cgroup",
+        ),
+        10.0,
+        30.0,
+    )
     r = boards.rates("n1")
     assert r is not None and r.used_cores == pytest.approx(0.2) and r.throttled_share == pytest.approx(0.05)
     prof = board_profile(r, CLOCK, 4, 4096, topology_cores=0.15)
@@ -90,8 +122,15 @@ def test_a_board_offers_no_more_slots_than_its_memory_holds_workers():
     rates = rates_of(sample(1.0, 0.10, 0.02), sample(11.0, 0.10, 0.02))  # workers of 30 MB
     sup = SupervisorRecord("n1", "h", [6700, 6701, 6702, 6703], 1e9, clock_hz=CLOCK, cores=4, memory_mb=4096)
     assert node_of(sup, rates=rates).slots == 4  # no board figures: the ports decide
-    sup.board = BoardRates(used_cores=0.1, cores=1.0, cpu_period_s=0.0, throttled_share=0.0,
-                           memory_used_mb=50.0, memory_limit_mb=70.0, source="cgroup")
+    sup.board = BoardRates(
+        used_cores=0.1,
+        cores=1.0,
+        cpu_period_s=0.0,
+        throttled_share=0.0,
+        memory_used_mb=50.0,
+        memory_limit_mb=70.0,
+        source="cgroup",
+    )
     assert node_of(sup, rates=rates).slots == 2  # 70 MB holds two 30 MB workers
     assert node_of(sup).slots == 4  # nothing measured about workers yet
 

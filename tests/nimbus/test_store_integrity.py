@@ -30,9 +30,14 @@ pytestmark = pytest.mark.timeout(60)
 
 def run_nimbus(data_dir: Path, timeout: float = 30) -> subprocess.CompletedProcess:
     """``squall nimbus`` on ``data_dir``; each case here must stop it at start-up."""
-    return subprocess.run([sys.executable, "-m", "squall", "nimbus", "--port", "1", "--http-port", "0",
-                           "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO, env={k: v for k, v in os.environ.items() if k != "SQUALL_KEYS"})
+    return subprocess.run(
+        [sys.executable, "-m", "squall", "nimbus", "--port", "1", "--http-port", "0", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if k != "SQUALL_KEYS"},
+    )
 
 
 def a_store_with_one_topology(data_dir: Path) -> None:

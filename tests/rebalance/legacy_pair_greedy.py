@@ -74,12 +74,13 @@ class PairGreedy:
         self.bin_group = np.zeros((n_bins, max(1, len(group_limit))), dtype=np.int64)
         self.relaxed: list[tuple[int, str]] = []
         self.bin_chain: tuple[Scorer[np.ndarray], ...] = (
-            Scorer("least loaded", "spread CPU demand; nodes compare their share of capacity",
-                   lambda ids: self.bin_load[ids] / self.scale[ids]),
-            Scorer("current place", "a rebalance should move as little as possible",
-                   lambda ids: -self._hint_hits[ids]),
-            Scorer("fewest items", "with equal (or unmeasured) load, spread by count",
-                   lambda ids: self.bin_count[ids]),
+            Scorer(
+                "least loaded",
+                "spread CPU demand; nodes compare their share of capacity",
+                lambda ids: self.bin_load[ids] / self.scale[ids],
+            ),
+            Scorer("current place", "a rebalance should move as little as possible", lambda ids: -self._hint_hits[ids]),
+            Scorer("fewest items", "with equal (or unmeasured) load, spread by count", lambda ids: self.bin_count[ids]),
         )
         self.pair_chain: tuple[Scorer[PairChoice], ...] = (
             Scorer("least traffic", "the objective: traffic crossing bins", lambda c: c.cost),
@@ -167,9 +168,7 @@ class PairGreedy:
         if star is not None and star[0] not in cands:
             cands.append(star[0])
         conn_i, conn_j = self._connection(i, j), self._connection(j, i)  # once, not per choice
-        choices = [
-            c for a, b in product(cands, cands) if (c := self._choice(i, j, a, b, conn_i, conn_j)) is not None
-        ]
+        choices = [c for a, b in product(cands, cands) if (c := self._choice(i, j, a, b, conn_i, conn_j)) is not None]
         if choices:
             pick = best(choices, self.pair_chain)
             if pick.a != wi:

@@ -15,15 +15,29 @@ from squall.rebalance.profile import BoardProfile, ExecutorProfile, WorkloadProf
 CLOCK = 1e9
 
 
-def chain(stages: int = 3, rate: float = 100.0, service_s: float = 1e-4, workers: int = 3, overhead_cores: float = 0.0,
-          transfer_s: float = 0.0, item_bytes: float = 0.0, flush_s: float = 0.0, worker_mb: float = 0.0) -> Workload:
+def chain(
+    stages: int = 3,
+    rate: float = 100.0,
+    service_s: float = 1e-4,
+    workers: int = 3,
+    overhead_cores: float = 0.0,
+    transfer_s: float = 0.0,
+    item_bytes: float = 0.0,
+    flush_s: float = 0.0,
+    worker_mb: float = 0.0,
+) -> Workload:
     """A chain of ``stages`` single executors 0 -> 1 -> ..., no acker."""
     execs = tuple(Executor(k, f"c{k}", (k + 1, k + 1)) for k in range(stages))
     traffic = tuple((k, k + 1, rate) for k in range(stages - 1))
     profile = WorkloadProfile(
-        tuple(ExecutorProfile(k, rate, service_s * CLOCK) for k in range(stages)), source_rate=rate, sources=(0,),
-        worker_overhead_hz=overhead_cores * CLOCK, transfer_cycles_per_item=transfer_s * CLOCK, item_bytes=item_bytes,
-        worker_memory_mb=worker_mb, flush_s=flush_s,
+        tuple(ExecutorProfile(k, rate, service_s * CLOCK) for k in range(stages)),
+        source_rate=rate,
+        sources=(0,),
+        worker_overhead_hz=overhead_cores * CLOCK,
+        transfer_cycles_per_item=transfer_s * CLOCK,
+        item_bytes=item_bytes,
+        worker_memory_mb=worker_mb,
+        flush_s=flush_s,
     )
     return Workload("t", workers, execs, traffic, tuple(rate * service_s * CLOCK for _ in execs), profile=profile)
 
@@ -34,8 +48,9 @@ def board(name: str, cores: float = 1.0, slots: int = 4, **kw: float) -> Node:
 
 def placed(groups: dict[int, tuple[str, list[int]]]) -> Assignment:
     """worker -> (node, executors)."""
-    return Assignment.of({("t", e): w for w, (_n, es) in groups.items() for e in es},
-                         {("t", w): n for w, (n, _es) in groups.items()})
+    return Assignment.of(
+        {("t", e): w for w, (_n, es) in groups.items() for e in es}, {("t", w): n for w, (n, _es) in groups.items()}
+    )
 
 
 def test_one_worker_needs_no_hops_so_it_is_faster_when_the_board_is_idle():
@@ -92,7 +107,9 @@ def test_every_wake_up_of_a_worker_waits_for_a_cpu_as_measured_less_what_the_quo
     # One worker: no item wakes it (a spout's tuple is timed after its own wake-up); two
     # workers: the second is woken once per root tuple.
     assert predict(one, [wl], busy_host).latency_ms["t"] == pytest.approx(predict(one, [wl], nodes).latency_ms["t"])
-    assert predict(two, [wl], busy_host).latency_ms["t"] - predict(two, [wl], nodes).latency_ms["t"] == pytest.approx(1.0)
+    assert predict(two, [wl], busy_host).latency_ms["t"] - predict(two, [wl], nodes).latency_ms["t"] == pytest.approx(
+        1.0
+    )
 
 
 def test_utilisation_is_worker_cpu_over_the_boards_cores():
@@ -133,10 +150,13 @@ def test_memory_is_a_hard_limit():
     assert len(a.workers_on("pi3")) <= 2
 
 
-@pytest.mark.parametrize("rate, cores, expect_boards", [
-    pytest.param(100.0, 4.0, 1, id="light load: the whole chain in one worker, no hop"),
-    pytest.param(400.0, 0.25, 3, id="small quotas: spread so no board passes the limit"),
-])
+@pytest.mark.parametrize(
+    "rate, cores, expect_boards",
+    [
+        pytest.param(100.0, 4.0, 1, id="light load: the whole chain in one worker, no hop"),
+        pytest.param(400.0, 0.25, 3, id="small quotas: spread so no board passes the limit"),
+    ],
+)
 def test_the_number_of_boards_falls_out_of_the_objective(rate, cores, expect_boards):
     # Up to 0.16 cores per executor; 50 us of CPU per item crossing workers (this machine
     # measures 100-200 us at low rates, where every item is a frame of its own).

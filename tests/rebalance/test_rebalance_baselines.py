@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import pytest
-from tests.rebalance.rebalance_helpers import nodes, wl
 
-from squall.rebalance import Assignment, SchedulerParams, evaluate
-from squall.rebalance import offline, partition, round_robin
+from squall.rebalance import Assignment, SchedulerParams, evaluate, offline, partition, round_robin
 from squall.rebalance.reference import chain_workload, pi_cluster
 from squall.rebalance.round_robin import storm_slot_order
+from tests.rebalance.rebalance_helpers import nodes, wl
 
 
 @pytest.mark.parametrize(
     "free, order",
     [
-        pytest.param({"s1": 2, "s2": 3, "s3": 4}, ["s3", "s2", "s1", "s3", "s2", "s1", "s3", "s2", "s3"],
-                     id="round robin interleaves nodes as Storm does"),
+        pytest.param(
+            {"s1": 2, "s2": 3, "s3": 4},
+            ["s3", "s2", "s1", "s3", "s2", "s1", "s3", "s2", "s3"],
+            id="round robin interleaves nodes as Storm does",
+        ),
         pytest.param({"b": 2, "a": 2, "c": 1}, ["a", "b", "c", "a", "b"], id="equal counts keep node id order"),
         pytest.param({"a": 0, "b": 1}, ["b"], id="a full node offers no slot"),
     ],
@@ -57,9 +59,7 @@ def test_offline_follows_inputs_before_epsilon():
     for k in range(2):
         assert a.executors_on("chain", k) != ()
     assert {a.worker_of("chain", 0), a.worker_of("chain", 1)} == {0, 1}
-    assert evaluate(a, [w], nodes(("a", 1, 1e10), ("b", 1, 1e10))).inter_worker_tps < sum(
-        r for _, _, r in w.traffic
-    )
+    assert evaluate(a, [w], nodes(("a", 1, 1e10), ("b", 1, 1e10))).inter_worker_tps < sum(r for _, _, r in w.traffic)
 
 
 def test_offline_prefers_empty_slots_from_epsilon_on():

@@ -34,8 +34,9 @@ def test_table_output_and_rescheduling_from_the_json_output(tmp_path):
     first = squall("--workload", str(WORKLOAD), "--nodes", str(NODES), "--json", "--alpha", "0.2", "--beta", "1")
     current = tmp_path / "current.json"
     current.write_text(first.stdout)
-    done = squall("--workload", str(WORKLOAD), "--nodes", str(NODES), "--current", str(current),
-                  "--alpha", "0.2", "--beta", "1")
+    done = squall(
+        "--workload", str(WORKLOAD), "--nodes", str(NODES), "--current", str(current), "--alpha", "0.2", "--beta", "1"
+    )
     assert done.returncode == 0, done.stderr
     assert "inter-node traffic:" in done.stdout and "pi-4" in done.stdout
 
@@ -44,18 +45,33 @@ def test_table_output_and_rescheduling_from_the_json_output(tmp_path):
     "content, expected",
     [
         pytest.param("{not json", "not valid JSON", id="bad JSON"),
-        pytest.param('{"topology": "t", "workers": 1, "traffic": [], "load_hz": []}', "executors: missing field",
-                     id="missing field"),
-        pytest.param('{"topology": "t", "workers": "one", "executors": [], "traffic": [], "load_hz": []}',
-                     "workers: expected an integer", id="wrong type"),
-        pytest.param('{"topology": "t", "workers": 1, "executors": [{"id": 0, "component": "a"}],'
-                     ' "traffic": [[0, 9, 1.0]], "load_hz": [1.0]}', "traffic[0][1]: unknown executor id 9",
-                     id="unknown executor"),
-        pytest.param('{"topology": "t", "workers": 1, "executors": [{"id": 0, "component": "a"}],'
-                     ' "traffic": [[0, 0, -5]], "load_hz": [1.0]}', "traffic[0][2]: must be >= 0", id="negative rate"),
-        pytest.param('{"topology": "t", "workers": 1, "executors": [{"id": 0, "component": "a"}],'
-                     ' "traffic": [], "load_hz": []}', "load_hz: has 0 values for 1 executors",
-                     id="load_hz length mismatch"),
+        pytest.param(
+            '{"topology": "t", "workers": 1, "traffic": [], "load_hz": []}',
+            "executors: missing field",
+            id="missing field",
+        ),
+        pytest.param(
+            '{"topology": "t", "workers": "one", "executors": [], "traffic": [], "load_hz": []}',
+            "workers: expected an integer",
+            id="wrong type",
+        ),
+        pytest.param(
+            '{"topology": "t", "workers": 1, "executors": [{"id": 0, "component": "a"}],'
+            ' "traffic": [[0, 9, 1.0]], "load_hz": [1.0]}',
+            "traffic[0][1]: unknown executor id 9",
+            id="unknown executor",
+        ),
+        pytest.param(
+            '{"topology": "t", "workers": 1, "executors": [{"id": 0, "component": "a"}],'
+            ' "traffic": [[0, 0, -5]], "load_hz": [1.0]}',
+            "traffic[0][2]: must be >= 0",
+            id="negative rate",
+        ),
+        pytest.param(
+            '{"topology": "t", "workers": 1, "executors": [{"id": 0, "component": "a"}], "traffic": [], "load_hz": []}',
+            "load_hz: has 0 values for 1 executors",
+            id="load_hz length mismatch",
+        ),
     ],
 )
 def test_malformed_workload_file_exits_2_naming_file_and_field(tmp_path, content, expected):

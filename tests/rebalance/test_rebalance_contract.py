@@ -7,10 +7,10 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.rebalance.rebalance_helpers import assert_valid, expected_workers, nodes, wl
 
 from squall.rebalance import SCHEDULERS, Node, SchedulerParams, Workload, evaluate, get_scheduler
 from squall.rebalance.reference import chain_workload, pi_cluster, random_workload
+from tests.rebalance.rebalance_helpers import assert_valid, expected_workers, nodes, wl
 
 NAMES = sorted(SCHEDULERS)
 
@@ -75,7 +75,9 @@ def test_input_order_does_not_change_the_result(scheduler, case):
         rng.shuffle(rows)
         rng.shuffle(execs)
         shuffled.append(
-            Workload(w.topology, w.workers, tuple(e for e, _ in execs), tuple(rows), tuple(x for _, x in execs), w.edges)
+            Workload(
+                w.topology, w.workers, tuple(e for e, _ in execs), tuple(rows), tuple(x for _, x in execs), w.edges
+            )
         )
     assert tuple(shuffled) == workloads  # canonical form hides the order...
     nodes_shuffled = list(cluster)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
-from tests.rebalance.rebalance_helpers import nodes, wl
 
 from squall.rebalance import Assignment, Cost, InfeasibleError, InvalidInputError, evaluate, should_apply
+from tests.rebalance.rebalance_helpers import nodes, wl
 
 W = wl("t", 2, ["a", "a", "b", "b"], [(0, 2, 100.0), (1, 3, 50.0), (0, 1, 7.0)], [1e8, 2e8, 3e8, 4e8])
 CLUSTER = nodes(("n1", 2, 5e8), ("n2", 2, 1e9), ("n3", 1, 1e9))
@@ -15,8 +15,9 @@ CLUSTER = nodes(("n1", 2, 5e8), ("n2", 2, 1e9), ("n3", 1, 1e9))
 
 def test_evaluate_counts_traffic_across_workers_and_nodes():
     # workers: 0 = {0, 1} on n1, 1 = {2}, 2 = {3} on n2
-    a = Assignment.of({("t", 0): 0, ("t", 1): 0, ("t", 2): 1, ("t", 3): 2},
-                      {("t", 0): "n1", ("t", 1): "n2", ("t", 2): "n2"})
+    a = Assignment.of(
+        {("t", 0): 0, ("t", 1): 0, ("t", 2): 1, ("t", 3): 2}, {("t", 0): "n1", ("t", 1): "n2", ("t", 2): "n2"}
+    )
     cost = evaluate(a, [W], CLUSTER)
     assert cost.inter_worker_tps == 150.0  # 0->2 and 1->3; 0->1 is inside worker 0
     assert cost.inter_node_tps == 150.0

@@ -11,7 +11,6 @@ import pytest
 
 from squall.rebalance import Executor, InfeasibleError, Node, SchedulerParams, Workload, online, round_robin
 from squall.rebalance.reference import random_workload
-
 from tests.rebalance import legacy_pair_greedy
 
 
@@ -33,7 +32,9 @@ def _both(monkeypatch: pytest.MonkeyPatch, run):
 
 
 def _workload(rng: np.random.Generator, name: str, executors: int, workers: int, shape: str) -> Workload:
-    wl = random_workload(executors, workers, pairs_per_executor=int(rng.integers(1, 6)), seed=int(rng.integers(1 << 30)), name=name)
+    wl = random_workload(
+        executors, workers, pairs_per_executor=int(rng.integers(1, 6)), seed=int(rng.integers(1 << 30)), name=name
+    )
     if shape == "unmeasured":  # zero load everywhere: every least-loaded choice is a tie
         return Workload(name, workers, wl.executors, wl.traffic, (0.0,) * executors)
     if shape == "integer rates":  # equal costs everywhere: the tie-break chains decide
@@ -60,8 +61,11 @@ def test_online_places_as_the_plain_greedy(monkeypatch, seed, shape):
     tight = rng.random() < 0.5
     total_load = sum(sum(w.load_hz) for w in workloads)
     nodes = tuple(
-        Node(f"n{k:03d}", int(rng.integers(1, 6)),
-             float(rng.uniform(0.2, 1.0) * total_load / n_nodes) if tight and total_load else 1e12)
+        Node(
+            f"n{k:03d}",
+            int(rng.integers(1, 6)),
+            float(rng.uniform(0.2, 1.0) * total_load / n_nodes) if tight and total_load else 1e12,
+        )
         for k in range(n_nodes)
     )
     params = SchedulerParams(
@@ -80,8 +84,13 @@ def test_online_places_as_the_plain_greedy(monkeypatch, seed, shape):
     except InfeasibleError:  # round robin places differently; online's outcome was checked
         return
     changed = [
-        Workload(w.topology, w.workers, w.executors,
-                 tuple((s, d, r * float(rng.uniform(0.5, 2.0))) for s, d, r in w.traffic), w.load_hz)
+        Workload(
+            w.topology,
+            w.workers,
+            w.executors,
+            tuple((s, d, r * float(rng.uniform(0.5, 2.0))) for s, d, r in w.traffic),
+            w.load_hz,
+        )
         for w in workloads
     ]
     fast, legacy = _both(monkeypatch, lambda: online.schedule(changed, nodes, params, current=current))

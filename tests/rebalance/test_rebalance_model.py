@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-from tests.rebalance.rebalance_helpers import nodes, wl
 
 from squall.rebalance import (
     Assignment,
@@ -22,6 +21,7 @@ from squall.rebalance import (
     workloads_from_json,
 )
 from squall.rebalance.reference import chain_workload
+from tests.rebalance.rebalance_helpers import nodes, wl
 
 
 def test_importing_rebalance_loads_no_zmq_and_no_pymetis():
@@ -53,22 +53,60 @@ def test_assignment_is_a_value_with_lookups():
 @pytest.mark.parametrize(
     "data, message",
     [
-        pytest.param({"workers": 1, "executors": [], "traffic": [], "load_hz": []}, r"topology: missing field",
-                     id="missing field"),
-        pytest.param({"topology": "t", "workers": "2", "executors": [], "traffic": [], "load_hz": []},
-                     r"workers: expected an integer", id="wrong type"),
-        pytest.param({"topology": "t", "workers": 1, "executors": [{"id": 0, "component": "a"}],
-                      "traffic": [[0, 5, 1.0]], "load_hz": [1.0]}, r"traffic\[0\]\[1\]: unknown executor id 5",
-                     id="traffic names an unknown executor"),
-        pytest.param({"topology": "t", "workers": 1, "executors": [{"id": 0, "component": "a"}],
-                      "traffic": [[0, 0, -1.0]], "load_hz": [1.0]}, r"traffic\[0\]\[2\]: must be >= 0",
-                     id="negative rate"),
-        pytest.param({"topology": "t", "workers": 1, "executors": [{"id": 0, "component": "a"}],
-                      "traffic": [], "load_hz": [1.0, 2.0]}, r"load_hz: has 2 values for 1 executors",
-                     id="load_hz length mismatch"),
-        pytest.param({"topology": "t", "workers": 1, "executors": [{"id": 0, "component": "a"},
-                      {"id": 0, "component": "b"}], "traffic": [], "load_hz": [1.0, 2.0]},
-                     r"duplicate executor ids \[0\]", id="duplicate executor ids"),
+        pytest.param(
+            {"workers": 1, "executors": [], "traffic": [], "load_hz": []},
+            r"topology: missing field",
+            id="missing field",
+        ),
+        pytest.param(
+            {"topology": "t", "workers": "2", "executors": [], "traffic": [], "load_hz": []},
+            r"workers: expected an integer",
+            id="wrong type",
+        ),
+        pytest.param(
+            {
+                "topology": "t",
+                "workers": 1,
+                "executors": [{"id": 0, "component": "a"}],
+                "traffic": [[0, 5, 1.0]],
+                "load_hz": [1.0],
+            },
+            r"traffic\[0\]\[1\]: unknown executor id 5",
+            id="traffic names an unknown executor",
+        ),
+        pytest.param(
+            {
+                "topology": "t",
+                "workers": 1,
+                "executors": [{"id": 0, "component": "a"}],
+                "traffic": [[0, 0, -1.0]],
+                "load_hz": [1.0],
+            },
+            r"traffic\[0\]\[2\]: must be >= 0",
+            id="negative rate",
+        ),
+        pytest.param(
+            {
+                "topology": "t",
+                "workers": 1,
+                "executors": [{"id": 0, "component": "a"}],
+                "traffic": [],
+                "load_hz": [1.0, 2.0],
+            },
+            r"load_hz: has 2 values for 1 executors",
+            id="load_hz length mismatch",
+        ),
+        pytest.param(
+            {
+                "topology": "t",
+                "workers": 1,
+                "executors": [{"id": 0, "component": "a"}, {"id": 0, "component": "b"}],
+                "traffic": [],
+                "load_hz": [1.0, 2.0],
+            },
+            r"duplicate executor ids \[0\]",
+            id="duplicate executor ids",
+        ),
     ],
 )
 def test_malformed_workloads_name_the_field(data, message):
@@ -110,8 +148,9 @@ def test_strict_raises_when_workers_exceed_slots(name):
 @pytest.mark.parametrize("name", ALL)
 def test_fewer_slots_than_topologies_always_raises(name):
     with pytest.raises(InfeasibleError, match="slot"):
-        get_scheduler(name).schedule([wl("a", 1, ["x"]), wl("b", 1, ["x"])], nodes(("n", 1, 1e9)),
-                                     SchedulerParams(), None)
+        get_scheduler(name).schedule(
+            [wl("a", 1, ["x"]), wl("b", 1, ["x"])], nodes(("n", 1, 1e9)), SchedulerParams(), None
+        )
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from tests.rebalance.rebalance_helpers import assert_valid, nodes, wl
 
 from squall.rebalance import Assignment, SchedulerParams, evaluate
 from squall.rebalance.online import schedule
 from squall.rebalance.prepare import delta_cap, m_cap
+from tests.rebalance.rebalance_helpers import assert_valid, nodes, wl
 
 ROOMY = nodes(("a", 4, 1e10), ("b", 4, 1e10))
 
@@ -44,8 +44,10 @@ def test_phase_2_keeps_heavy_worker_pairs_on_one_node():
 
 @pytest.mark.parametrize(
     "delta, most",
-    [pytest.param(0.0, 2, id="respects delta: 0 spreads evenly"),
-     pytest.param(1.0, 3, id="respects delta: 1 allows W - n + 1")],
+    [
+        pytest.param(0.0, 2, id="respects delta: 0 spreads evenly"),
+        pytest.param(1.0, 3, id="respects delta: 1 allows W - n + 1"),
+    ],
 )
 def test_respects_delta(delta, most):
     chain = [(k, k + 1, 100.0) for k in range(3)]
@@ -82,8 +84,7 @@ def test_rescheduling_keeps_executors_where_they_are_on_ties():
 
 
 def test_rescheduling_an_unchanged_workload_moves_nothing():
-    w = wl("t", 3, ["a", "a", "b", "b", "c", "c"], [(0, 2, 50.0), (1, 3, 40.0), (2, 4, 30.0), (3, 5, 20.0)],
-           [2e8] * 6)
+    w = wl("t", 3, ["a", "a", "b", "b", "c", "c"], [(0, 2, 50.0), (1, 3, 40.0), (2, 4, 30.0), (3, 5, 20.0)], [2e8] * 6)
     first = schedule([w], ROOMY, SchedulerParams())
     assert first.moved(schedule([w], ROOMY, SchedulerParams(), first)) == ()
 
@@ -130,8 +131,10 @@ def test_regression_a_worker_without_inter_worker_traffic_is_still_placed():
 
 @pytest.mark.parametrize(
     "capacity, co_located",
-    [pytest.param(1.0e9, True, id="capacity_hz is used as given: an exact fit co-locates"),
-     pytest.param(0.99e9, False, id="capacity_hz is not inflated: just short splits")],
+    [
+        pytest.param(1.0e9, True, id="capacity_hz is used as given: an exact fit co-locates"),
+        pytest.param(0.99e9, False, id="capacity_hz is not inflated: just short splits"),
+    ],
 )
 def test_regression_capacity_is_the_usable_share_as_given(capacity, co_located):
     # capacity_hz already holds cores x clock x usable share. The original ignored the

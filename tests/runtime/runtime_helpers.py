@@ -3,7 +3,8 @@ quiescence without sleeping, plus accessors for the component instances it runs.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from squall.supervisor.runtime.engine import Engine
 from squall.topology.dsl import Topology

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.runtime.runtime_helpers import FakeClock
 from squall.supervisor.runtime.acker import AckerExecutor
 from squall.supervisor.runtime.engine import Wiring
 from squall.supervisor.runtime.messages import ACK_ACK, ACK_FAIL, ACK_INIT, TREE_COMPLETE, TREE_FAILED
 from squall.topology import TopologySpec
 from squall.topology.spec import ACKER_COMPONENT, ComponentSpec, ExecutorSpec, StreamSpec
+from tests.runtime.runtime_helpers import FakeClock
 
 SPOUT_TASK, ACKER_TASK = 1, 2
 ROOT = 0xDEADBEEF

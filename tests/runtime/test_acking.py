@@ -8,19 +8,21 @@ tick-driven acks are exact and nothing sleeps.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
-from tests.runtime.runtime_helpers import FakeClock, by_task, instances, only, pump, start_engine, summary
 from squall import Bolt, Grouping, Topology, Tuple
 from squall.topology.testing import CollectBolt, ListSpout
+from tests.runtime.runtime_helpers import FakeClock, by_task, instances, only, pump, start_engine, summary
 
 
 def items_spout(n: int, max_replays: int = 0, fields: Sequence[str] = ("n",)) -> type[ListSpout]:
     """A ListSpout subclass emitting ``[0] .. [n-1]`` tracked by index."""
-    return type("Items", (ListSpout,), {"outputs": list(fields), "items": [[i] for i in range(n)],
-                                        "max_replays": max_replays})
+    return type(
+        "Items", (ListSpout,), {"outputs": list(fields), "items": [[i] for i in range(n)], "max_replays": max_replays}
+    )
 
 
 def topology(name: str = "T", config: dict | None = None, **components: Any) -> type[Topology]:
@@ -361,8 +363,9 @@ def test_a_tuple_anchored_to_two_inputs_holds_both_trees_open() -> None:
 
 
 def test_failing_one_descendant_fails_the_whole_tree() -> None:
-    spout = type("Sentences", (ListSpout,), {"outputs": ["n"], "items": [["1 2 4"], ["2 4 6"]],
-                                             "max_replays": 0}).spec()
+    spout = type(
+        "Sentences", (ListSpout,), {"outputs": ["n"], "items": [["1 2 4"], ["2 4 6"]], "max_replays": 0}
+    ).spec()
     split = Split.spec(inputs=[spout])
     check = FailOddWord.spec(inputs=[split], par=2)
     engine = start_engine(topology(spout=spout, split=split, check=check))

@@ -3,9 +3,9 @@ spouts stop emitting until it drains, so a slow bolt bounds memory instead of gr
 
 from __future__ import annotations
 
-from tests.runtime.runtime_helpers import only, pump, start_engine
 from squall import Bolt, Topology, Tuple
 from squall.topology.testing import CollectBolt, ListSpout
+from tests.runtime.runtime_helpers import only, pump, start_engine
 
 
 class Many(ListSpout):
@@ -33,8 +33,9 @@ class Slow(Topology):
 
 def test_spouts_pause_while_an_inbox_is_above_the_high_water_mark() -> None:
     high, bolt_batch, spout_batch = 100, 20, 16
-    engine = start_engine(Slow, {"squall.backpressure.high": high, "squall.bolt.batch": bolt_batch,
-                                 "squall.spout.batch": spout_batch})
+    engine = start_engine(
+        Slow, {"squall.backpressure.high": high, "squall.bolt.batch": bolt_batch, "squall.spout.batch": spout_batch}
+    )
     longest = 0
     for _ in range(20_000):
         if engine.run_once() == 0:

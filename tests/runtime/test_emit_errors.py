@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.runtime_helpers import by_task, only, pump, start_engine, summary
 from squall import Bolt, Spout, Stream, Topology, Tuple
 from squall.topology import EmitError
 from squall.topology.testing import CollectBolt, ListSpout
+from tests.runtime.runtime_helpers import by_task, only, pump, start_engine, summary
 
 
 class Words(Spout):
@@ -47,15 +47,21 @@ def _instance(component: str) -> Any:
 
 def test_a_spout_emit_with_the_wrong_number_of_values_names_stream_and_fields() -> None:
     spout = _instance("words")
-    with pytest.raises(EmitError, match=r"'words' emitted 2 value\(s\) on stream 'default', which declares "
-                                        r"1 field\(s\): \['word'\]"):
+    with pytest.raises(
+        EmitError,
+        match=r"'words' emitted 2 value\(s\) on stream 'default', which declares "
+        r"1 field\(s\): \['word'\]",
+    ):
         spout.emit(["a", "b"])
 
 
 def test_a_bolt_emit_with_the_wrong_number_of_values_names_stream_and_fields() -> None:
     bolt = _instance("count")
-    with pytest.raises(EmitError, match=r"'count' emitted 1 value\(s\) on stream 'default', which declares "
-                                        r"2 field\(s\): \['word', 'count'\]"):
+    with pytest.raises(
+        EmitError,
+        match=r"'count' emitted 1 value\(s\) on stream 'default', which declares "
+        r"2 field\(s\): \['word', 'count'\]",
+    ):
         bolt.emit(["a"])
     with pytest.raises(EmitError, match=r"stream 'errors', which declares 1 field\(s\): \['reason'\]"):
         bolt.emit(["a", "b"], stream="errors")
@@ -63,8 +69,11 @@ def test_a_bolt_emit_with_the_wrong_number_of_values_names_stream_and_fields() -
 
 def test_an_emit_on_an_undeclared_stream_names_the_declared_ones() -> None:
     bolt = _instance("count")
-    with pytest.raises(EmitError, match=r"'count' emitted on undeclared stream 'nope' "
-                                        r"\(declared: 'default', 'errors'\)"):
+    with pytest.raises(
+        EmitError,
+        match=r"'count' emitted on undeclared stream 'nope' "
+        r"\(declared: 'default', 'errors'\)",
+    ):
         bolt.emit(["a", 1], stream="nope")
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.runtime.runtime_helpers import by_task, start_engine
 from squall import Bolt, Spout, Topology, Tuple
+from tests.runtime.runtime_helpers import by_task, start_engine
 
 
 class Probe(Spout):

@@ -12,16 +12,17 @@ import os
 import subprocess
 import sys
 from collections import Counter, defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
-from tests.runtime.runtime_helpers import by_task, only, pump, start_engine
 from squall import Grouping, Spout, Stream, Topology
 from squall.supervisor.runtime.routing import make_chooser, stable_hash
 from squall.topology import EmitError
 from squall.topology.grouping import GroupingSpec
 from squall.topology.testing import CollectBolt, ListSpout
+from tests.runtime.runtime_helpers import by_task, only, pump, start_engine
 
 NO_ACKERS = {"topology.acker.executors": 0}
 
@@ -143,7 +144,11 @@ def _mapping_in_subprocess(hash_seed: str) -> dict[str, list]:
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
     out = subprocess.run(
         [sys.executable, "-c", _MAPPING_SCRIPT, json.dumps(_KEYS)],
-        env=env, capture_output=True, text=True, timeout=60, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return json.loads(out.stdout)
 
@@ -329,4 +334,3 @@ def test_stable_hash_is_crc32_of_the_key_not_pythons_salted_hash() -> None:
 
     assert stable_hash(["apple"]) == zlib.crc32(b"apple")
     assert stable_hash(["apple"]) == stable_hash(("apple",))
-

@@ -14,11 +14,11 @@ from typing import Any
 import msgpack
 import pytest
 
-from tests.runtime.runtime_helpers import FakeClock
 from squall import Bolt, Grouping, Spout, Topology
 from squall.supervisor.runtime import snapshot
 from squall.supervisor.runtime.engine import Engine
 from squall.topology.component import Tuple
+from tests.runtime.runtime_helpers import FakeClock
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -118,7 +118,9 @@ class Pair:
         task, payload = item
         if isinstance(payload, Tuple):  # a copy, as the wire makes one
             roots = dict(payload.roots) if payload.roots else None
-            payload = Tuple(payload.component, payload.stream, payload.task, list(payload.values), payload.fields, roots)
+            payload = Tuple(
+                payload.component, payload.stream, payload.task, list(payload.values), payload.fields, roots
+            )
         for e in self.engines:
             if task in e.wiring.local_tasks:
                 e.wiring.sinks[task]((task, payload))
@@ -148,12 +150,18 @@ class Pair:
         raise AssertionError("engines still busy")
 
     def instances(self, component: str) -> list[Any]:
-        return [i for e in self.engines for ex in e.executors if ex.component == component for i in ex.instances.values()]
+        return [
+            i for e in self.engines for ex in e.executors if ex.component == component for i in ex.instances.values()
+        ]
 
 
 def conf(acking: bool, n: int) -> dict:
-    return {"topology.acker.executors": 1 if acking else 0, "test.n": n, "squall.spout.batch": 16,
-            "topology.max.spout.pending": 300}
+    return {
+        "topology.acker.executors": 1 if acking else 0,
+        "test.n": n,
+        "squall.spout.batch": 16,
+        "topology.max.spout.pending": 300,
+    }
 
 
 def test_acking_on_every_tree_completes_exactly_once_across_moves_of_a_bolt_and_the_acker():

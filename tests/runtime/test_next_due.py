@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.runtime_helpers import FakeClock, pump, start_engine
 from squall import Bolt, Grouping, Spout, Topology
 from squall.supervisor.runtime.executor import SPOUT_WAIT_S
+from tests.runtime.runtime_helpers import FakeClock, pump, start_engine
 
 
 class Paced(Spout):

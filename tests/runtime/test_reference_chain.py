@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from tests.runtime.runtime_helpers import instances, pump, start_engine, summary
 from squall.experiments.reference import chain_topology
 from squall.supervisor.runtime.engine import Engine
 from squall.topology import Grouping, TopologySpec
+from tests.runtime.runtime_helpers import instances, pump, start_engine, summary
 
 
 def test_the_chain_alternates_shuffle_and_fields_grouping_with_replication() -> None:
@@ -91,4 +91,3 @@ def test_the_rate_limit_bounds_how_many_tuples_the_spout_emits() -> None:
     assert emitted > 0
     # Loose: twice the configured rate plus a few tuples of catch-up per task.
     assert emitted <= 2 * rate * replication * elapsed + 4 * replication
-

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.runtime_helpers import FakeClock, by_task, pump, start_engine, summary
 from squall import Bolt, Topology, Tuple
 from squall.topology.testing import ListSpout
+from tests.runtime.runtime_helpers import FakeClock, by_task, pump, start_engine, summary
 
 TICK = "topology.tick.tuple.freq.secs"
 
@@ -44,8 +44,9 @@ def _topology(ticked: type[Bolt] = TickRecorder, config: dict | None = None, tic
     spout = Quiet.spec()
     ticked_spec = ticked.spec(inputs=[spout], par=2, tasks=3, config=ticked_config)
     plain = TickRecorder.spec(inputs=[spout])
-    return type("Ticks", (Topology,), {"config": dict(config or {}), "spout": spout, "ticked": ticked_spec,
-                                       "plain": plain})
+    return type(
+        "Ticks", (Topology,), {"config": dict(config or {}), "spout": spout, "ticked": ticked_spec, "plain": plain}
+    )
 
 
 def _ticks(engine: Any, component: str) -> dict[int, int]:

@@ -49,20 +49,37 @@ def keyed_launch(path: Path, keys: security.ClusterKeys | None, *args: Any, **kw
 class TwoKeyedWorkers:
     """Chain3 over two worker processes (spout on A; middle and sink on B), keyed or not."""
 
-    def __init__(self, tmp: Path, keys: security.ClusterKeys | None, conf: dict[str, Any],
-                 a_executors: tuple[int, ...] = (SPOUT,), b_executors: tuple[int, ...] = (MIDDLE, SINK),
-                 start_a: bool = True) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        keys: security.ClusterKeys | None,
+        conf: dict[str, Any],
+        a_executors: tuple[int, ...] = (SPOUT,),
+        b_executors: tuple[int, ...] = (MIDDLE, SINK),
+        start_a: bool = True,
+    ) -> None:
         self.sup = KeyedSupervisor(keys)
         self.procs = Processes(tmp)
         bundle = make_bundle(tmp, "chain_app")
         self.a, self.b = free_port(), free_port()
-        self.placement = ({e: f"127.0.0.1:{self.a}" for e in a_executors}
-                          | {e: f"127.0.0.1:{self.b}" for e in b_executors})
+        self.placement = {e: f"127.0.0.1:{self.a}" for e in a_executors} | {
+            e: f"127.0.0.1:{self.b}" for e in b_executors
+        }
         conf = {"squall.worker.heartbeat.secs": 0.25, "topology.acker.executors": 0, "app.reliable": False, **conf}
         started = [(self.a, list(a_executors))] if start_a else []
         for port, executors in [*started, (self.b, list(b_executors))]:
-            launch = keyed_launch(tmp / f"w{port}.launch", keys, Chain3.spec, port, executors, self.placement,
-                                  self.sup.endpoint, bundle, conf, active=False)
+            launch = keyed_launch(
+                tmp / f"w{port}.launch",
+                keys,
+                Chain3.spec,
+                port,
+                executors,
+                self.placement,
+                self.sup.endpoint,
+                bundle,
+                conf,
+                active=False,
+            )
             self.procs.worker(launch)
         up = [p for p, _ in started] + [self.b]
         self.sup.wait_for(lambda: all(self.sup.last(p) for p in up), 20, "workers up")

@@ -35,13 +35,20 @@ def cluster(tmp_path_factory, keys):
 
 
 def squall(*args: str, timeout: float = 60.0, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "squall", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO, env={**ENV, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "squall", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**ENV, **(env or {})},
+    )
 
 
 def test_with_keys_wordcount_runs_end_to_end(cluster, keys):
-    done = squall("submit", WORDCOUNT, "--name", "wc", "--workers", "2", "--nimbus", cluster.nimbus_address,
-                  "--keys", keys.folder)
+    done = squall(
+        "submit", WORDCOUNT, "--name", "wc", "--workers", "2", "--nimbus", cluster.nimbus_address, "--keys", keys.folder
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
     def flowing():
@@ -51,8 +58,14 @@ def test_with_keys_wordcount_runs_end_to_end(cluster, keys):
 
     eventually(flowing, timeout_s=40, what="wc on both nodes with measured traffic")
     for how in (["--keys", keys.folder], []):  # --keys, then SQUALL_KEYS
-        listed = squall("list", "--json", "--nimbus", cluster.nimbus_address, *how,
-                        env={} if how else {security.KEYS_ENV: keys.folder})
+        listed = squall(
+            "list",
+            "--json",
+            "--nimbus",
+            cluster.nimbus_address,
+            *how,
+            env={} if how else {security.KEYS_ENV: keys.folder},
+        )
         assert listed.returncode == 0, listed.stderr
         assert [r["name"] for r in json.loads(listed.stdout)] == ["wc"]
 
@@ -63,8 +76,9 @@ def test_a_client_without_the_cluster_key_cannot_list_or_submit(cluster, tmp_pat
     started = time.monotonic()
     listed = squall("list", "--nimbus", cluster.nimbus_address, "--timeout", "2", *extra)
     assert listed.returncode == 1 and "could not authenticate" in listed.stderr, listed.stderr
-    submitted = squall("submit", WORDCOUNT, "--name", "intruder", "--nimbus", cluster.nimbus_address,
-                       "--timeout", "2", *extra)
+    submitted = squall(
+        "submit", WORDCOUNT, "--name", "intruder", "--nimbus", cluster.nimbus_address, "--timeout", "2", *extra
+    )
     assert submitted.returncode == 1 and "could not authenticate" in submitted.stdout, submitted.stdout
     assert time.monotonic() - started < 30, "no hang: each command gives up at its timeout"
     assert all(r["name"] != "intruder" for r in cluster.client().list())
@@ -75,10 +89,27 @@ def test_a_supervisor_without_the_cluster_key_never_registers(cluster, tmp_path)
     log = tmp_path / "intruder.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "squall", "supervisor", "--nimbus", cluster.nimbus_address, "--id", "intruder",
-             "--slots", "1", "--ports", f"{ports[0]}-{ports[0]}", "--data-dir", str(tmp_path / "intruder"),
-             "--metrics-port", str(metrics_port)],
-            stdout=out, stderr=subprocess.STDOUT, env=ENV,
+            [
+                sys.executable,
+                "-m",
+                "squall",
+                "supervisor",
+                "--nimbus",
+                cluster.nimbus_address,
+                "--id",
+                "intruder",
+                "--slots",
+                "1",
+                "--ports",
+                f"{ports[0]}-{ports[0]}",
+                "--data-dir",
+                str(tmp_path / "intruder"),
+                "--metrics-port",
+                str(metrics_port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=ENV,
         )
 
     def registrations_sent() -> float:
@@ -120,9 +151,29 @@ def test_rest_posts_need_the_keys_api_token(cluster, keys):
 def test_squall_cluster_keys_runs_a_keyed_cluster(tmp_path, keys):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "squall", "cluster", "--supervisors", "1", "--slots", "1", "--port", str(port),
-         "--http-port", "0", "--data-dir", str(tmp_path / "c"), "--keys", keys.folder],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "squall",
+            "cluster",
+            "--supervisors",
+            "1",
+            "--slots",
+            "1",
+            "--port",
+            str(port),
+            "--http-port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "c"),
+            "--keys",
+            keys.folder,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=ENV,
+        cwd=REPO,
     )
     try:
         lines = []

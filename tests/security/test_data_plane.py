@@ -11,7 +11,6 @@ import zmq
 
 from squall import security
 from squall.supervisor.transfer import FRAME_VERSION
-
 from tests.security.keyed_workers import MIDDLE_TASK, SINK, SPOUT_TASK, TwoKeyedWorkers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]

@@ -17,8 +17,9 @@ from squall import discovery as D
 from squall import security
 from squall.nimbus.http_inbox import KeyCheck
 
-HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-                    | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -161,8 +162,9 @@ def test_the_rest_key_check_falls_back_to_the_keys_token_and_an_explicit_key_win
 
 def squall(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k != security.KEYS_ENV}
-    return subprocess.run([sys.executable, "-m", "squall", *args], capture_output=True, text=True, timeout=60,
-                          env={**base, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "squall", *args], capture_output=True, text=True, timeout=60, env={**base, **(env or {})}
+    )
 
 
 def test_keygen_writes_keys_and_prints_the_token(tmp_path):

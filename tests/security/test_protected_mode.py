@@ -43,8 +43,9 @@ def test_nimbus_without_keys_refuses_a_non_loopback_address(host, tmp_path, caps
 
 @pytest.mark.parametrize("args", [["--host", "192.0.2.7"], ["--no-discovery", "--host", "0.0.0.0"]])
 def test_a_supervisor_without_keys_refuses_a_non_loopback_address(args, tmp_path, capsys):
-    assert main(["supervisor", "--nimbus", "127.0.0.1:1", "--slots", "1", "--data-dir", str(tmp_path / "s"),
-                 *args]) == 2
+    assert (
+        main(["supervisor", "--nimbus", "127.0.0.1:1", "--slots", "1", "--data-dir", str(tmp_path / "s"), *args]) == 2
+    )
     assert "without cluster keys" in capsys.readouterr().err
 
 
@@ -65,8 +66,9 @@ def test_an_explicit_address_wins_over_discovery(monkeypatch):
     from squall.cli.supervisor import resolve_nimbus
 
     monkeypatch.setattr(discovery, "find_nimbuses", lambda *a, **k: pytest.fail("discovery was asked"))
-    args = argparse.Namespace(nimbus="10.1.2.3:6627", no_discovery=False, cluster="squall", discovery_port=6628,
-                              discovery_timeout=1.0)
+    args = argparse.Namespace(
+        nimbus="10.1.2.3:6627", no_discovery=False, cluster="squall", discovery_port=6628, discovery_timeout=1.0
+    )
     assert resolve_nimbus(args) == ["10.1.2.3:6627"]
     monkeypatch.setenv("SQUALL_NIMBUS", "10.9.9.9:7000,10.9.9.8:7000")
     args.nimbus = None
@@ -88,9 +90,24 @@ def test_nimbus_without_keys_binds_loopback_and_guards_posts_with_a_token_file(t
     port, http_port = free_port(), free_port()
     log = tmp_path / "nimbus.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "squall", "nimbus", "--port", str(port), "--http-port",
-                                 str(http_port), "--data-dir", str(tmp_path / "d")],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ})
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "squall",
+                "nimbus",
+                "--port",
+                str(port),
+                "--http-port",
+                str(http_port),
+                "--data-dir",
+                str(tmp_path / "d"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ},
+        )
     try:
         text = wait_for_line(log, "nimbus listening on", proc)
         assert f"nimbus listening on tcp://127.0.0.1:{port}" in text
@@ -122,9 +139,26 @@ def test_nimbus_insecure_binds_every_address_and_warns(tmp_path):
     port = free_port()
     log = tmp_path / "nimbus.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "squall", "nimbus", "--port", str(port), "--http-port", "0",
-                                 "--no-discovery", "--insecure", "--data-dir", str(tmp_path / "d")],
-                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ})
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "squall",
+                "nimbus",
+                "--port",
+                str(port),
+                "--http-port",
+                "0",
+                "--no-discovery",
+                "--insecure",
+                "--data-dir",
+                str(tmp_path / "d"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ},
+        )
     try:
         text = wait_for_line(log, "nimbus listening on", proc)
         assert f"nimbus listening on tcp://0.0.0.0:{port}" in text

@@ -48,8 +48,16 @@ def test_v1_board_with_cpuacct_quota_throttling_and_memory_limit(tmp_path):
     write(cg / "memory/board/memory.limit_in_bytes", str(512 << 20))
     write(cg / "memory/board/memory.stat", f"cache 1\ntotal_inactive_file {100 << 20}\n")
     assert reader(tmp_path).read() == BoardMetrics(
-        at=42.0, cpu_s=2.5, cores=0.5, cpu_period_s=0.01, periods=300, throttled_periods=40, throttled_s=1.5,
-        memory_used_bytes=200 << 20, memory_limit_bytes=512 << 20, source="cgroup",
+        at=42.0,
+        cpu_s=2.5,
+        cores=0.5,
+        cpu_period_s=0.01,
+        periods=300,
+        throttled_periods=40,
+        throttled_s=1.5,
+        memory_used_bytes=200 << 20,
+        memory_limit_bytes=512 << 20,
+        source="cgroup",
     )
 
 
@@ -84,7 +92,11 @@ def test_v1_board_without_cpuacct_sums_its_processes_and_never_goes_back(tmp_pat
 
 
 def test_a_parent_group_quota_limits_the_board(tmp_path):
-    fake_proc(tmp_path, "2:cpu,cpuacct:/boards/b1\n", "25 24 0:22 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n")
+    fake_proc(
+        tmp_path,
+        "2:cpu,cpuacct:/boards/b1\n",
+        "25 24 0:22 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n",
+    )
     cg = tmp_path / "sys/fs/cgroup/cpu,cpuacct"
     write(cg / "boards/cpu.cfs_quota_us", "150000\n")
     write(cg / "boards/cpu.cfs_period_us", "100000\n")
@@ -99,15 +111,26 @@ def test_v2_board(tmp_path):
     fake_proc(tmp_path, "0::/boards/b2\n", V2_MOUNTS)
     cg = tmp_path / "sys/fs/cgroup/boards/b2"
     write(cg / "cpu.max", "25000 100000\n")
-    write(cg / "cpu.stat", "usage_usec 7000000\nuser_usec 5\nsystem_usec 2\nnr_periods 10\n"
-                           "nr_throttled 3\nthrottled_usec 250000\n")
+    write(
+        cg / "cpu.stat",
+        "usage_usec 7000000\nuser_usec 5\nsystem_usec 2\nnr_periods 10\nnr_throttled 3\nthrottled_usec 250000\n",
+    )
     write(cg / "memory.current", str(64 << 20))
     write(cg / "memory.max", str(256 << 20))
     write(cg / "memory.stat", f"anon 1\ninactive_file {4 << 20}\n")
     m = reader(tmp_path).read()
-    assert m == BoardMetrics(at=42.0, cpu_s=7.0, cores=0.25, cpu_period_s=0.1, periods=10, throttled_periods=3,
-                             throttled_s=0.25, memory_used_bytes=60 << 20, memory_limit_bytes=256 << 20,
-                             source="cgroup")
+    assert m == BoardMetrics(
+        at=42.0,
+        cpu_s=7.0,
+        cores=0.25,
+        cpu_period_s=0.1,
+        periods=10,
+        throttled_periods=3,
+        throttled_s=0.25,
+        memory_used_bytes=60 << 20,
+        memory_limit_bytes=256 << 20,
+        source="cgroup",
+    )
 
 
 def test_v2_group_without_limits_reports_its_usage_and_the_machine_capacity(tmp_path):

@@ -6,7 +6,7 @@ with real processes)."""
 from __future__ import annotations
 
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import zmq
@@ -45,8 +45,9 @@ def test_a_follower_s_refusal_naming_the_leader_is_followed(routers, tmp_path):
     d, t = run_daemon([follower_address], tmp_path, timeout_s=30)
     try:
         peer, reg = recv(follower, m.RegisterSupervisor)
-        follower.send_multipart([peer, encode(m.RegisterReply(ok=False, reason="not the leader", term=2,
-                                                              leader=leader_address))])
+        follower.send_multipart(
+            [peer, encode(m.RegisterReply(ok=False, reason="not the leader", term=2, leader=leader_address))]
+        )
         peer, reg = recv(leader, m.RegisterSupervisor)
         assert reg.supervisor_id == "pi-test"
         leader.send_multipart([peer, encode(m.RegisterReply(ok=True, term=2))])

@@ -22,8 +22,7 @@ from squall.supervisor.state import (
 from tests.supervisor.test_supervisor_state import registration, worker
 
 
-def assign(state: SupervisorState, term: int, version: int, *workers: m.WorkerAssignment,
-           now: float = 0.0) -> list:
+def assign(state: SupervisorState, term: int, version: int, *workers: m.WorkerAssignment, now: float = 0.0) -> list:
     return state.on_assignment(m.SupervisorAssignment("pi-1", version, list(workers), term=term), now)
 
 

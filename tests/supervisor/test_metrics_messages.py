@@ -25,8 +25,13 @@ def worker_fields(executor: dict | None = None, **extra) -> dict:
 
 
 def heartbeat_frame(metrics: dict) -> bytes:
-    return msgpack.packb([PROTOCOL_VERSION, "WorkerHeartbeat", {
-        "port": 1, "pid": 2, "topology": "t", "assignment_version": 1, "metrics": metrics}])
+    return msgpack.packb(
+        [
+            PROTOCOL_VERSION,
+            "WorkerHeartbeat",
+            {"port": 1, "pid": 2, "topology": "t", "assignment_version": 1, "metrics": metrics},
+        ]
+    )
 
 
 def board_fields(**extra) -> dict:
@@ -34,8 +39,9 @@ def board_fields(**extra) -> dict:
 
 
 def supervisor_heartbeat_frame(board: dict | None) -> bytes:
-    return msgpack.packb([PROTOCOL_VERSION, "Heartbeat", {
-        "supervisor_id": "s", "seq": 1, "workers": [], "board": board}])
+    return msgpack.packb(
+        [PROTOCOL_VERSION, "Heartbeat", {"supervisor_id": "s", "seq": 1, "workers": [], "board": board}]
+    )
 
 
 def test_frames_of_an_older_version_decode_with_zero_figures():
@@ -49,13 +55,31 @@ def test_frames_of_an_older_version_decode_with_zero_figures():
 
 def test_new_figures_round_trip():
     ex = m.ExecutorMetrics(executor=3, component="c", cpu_s=1.5, sent_control={7: 12})
-    wm = m.WorkerMetrics(at=1.0, clock_hz=1e9, executors=[ex], process_cpu_s=2.0, transfer_cpu_s=0.25,
-                         frames_sent=4, frames_received=5, bytes_sent=600, bytes_received=700)
+    wm = m.WorkerMetrics(
+        at=1.0,
+        clock_hz=1e9,
+        executors=[ex],
+        process_cpu_s=2.0,
+        transfer_cpu_s=0.25,
+        frames_sent=4,
+        frames_received=5,
+        bytes_sent=600,
+        bytes_received=700,
+    )
     hb = m.WorkerHeartbeat(port=1, pid=2, topology="t", assignment_version=1, metrics=wm)
     assert decode(encode(hb)) == hb
-    board = m.BoardMetrics(at=1.0, cpu_s=3.0, cores=0.5, cpu_period_s=0.1, periods=10,
-                           throttled_periods=2, throttled_s=0.05, memory_used_bytes=1, memory_limit_bytes=2,
-                           source="cgroup")
+    board = m.BoardMetrics(
+        at=1.0,
+        cpu_s=3.0,
+        cores=0.5,
+        cpu_period_s=0.1,
+        periods=10,
+        throttled_periods=2,
+        throttled_s=0.05,
+        memory_used_bytes=1,
+        memory_limit_bytes=2,
+        source="cgroup",
+    )
     sup = m.Heartbeat(supervisor_id="s", seq=1, workers=[], board=board)
     assert decode(encode(sup)) == sup
 

@@ -62,8 +62,10 @@ def test_survives_garbage_from_nimbus_and_on_its_worker_socket(fake_nimbus, daem
     w.close(0)
 
 
-SLEEPER = ("import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-           "open(sys.argv[1], 'w').close(); time.sleep(60)")
+SLEEPER = (
+    "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "open(sys.argv[1], 'w').close(); time.sleep(60)"
+)
 
 
 def test_a_slow_worker_stop_and_a_lost_fetch_never_stall_the_heartbeats(fake_nimbus, daemon, monkeypatch, tmp_path):
@@ -99,8 +101,9 @@ def test_a_slow_worker_stop_and_a_lost_fetch_never_stall_the_heartbeats(fake_nim
     _, again = recv(sock, m.GetTopology, timeout_s=5)
     assert again.name == "wc" and again.rid != first.rid
     topology = load_topology(wordcount)
-    reply = m.Reply(rid=again.rid, ok=True, data={"bundle": make_bundle(Path(wordcount)),
-                                                   "spec": topology.spec.to_dict()})
+    reply = m.Reply(
+        rid=again.rid, ok=True, data={"bundle": make_bundle(Path(wordcount)), "spec": topology.spec.to_dict()}
+    )
     sock.send_multipart([peer, encode(reply)])
     deadline = time.monotonic() + 10
     while not started and time.monotonic() < deadline:

@@ -20,17 +20,33 @@ PORTS = [6700, 6701]
 
 def registration() -> m.RegisterSupervisor:
     return m.RegisterSupervisor(
-        supervisor_id="pi-1", host="127.0.0.1", ports=PORTS, capacity_hz=4e9, clock_hz=1.5e9,
-        cores=4, memory_mb=4096, pid=1,
+        supervisor_id="pi-1",
+        host="127.0.0.1",
+        ports=PORTS,
+        capacity_hz=4e9,
+        clock_hz=1.5e9,
+        cores=4,
+        memory_mb=4096,
+        pid=1,
     )
 
 
-def worker(port: int, executors: list[int], topology: str = "t", active: bool = True, version: int = 1,
-           placement: dict[int, str] | None = None) -> m.WorkerAssignment:
+def worker(
+    port: int,
+    executors: list[int],
+    topology: str = "t",
+    active: bool = True,
+    version: int = 1,
+    placement: dict[int, str] | None = None,
+) -> m.WorkerAssignment:
     return m.WorkerAssignment(
-        topology=topology, port=port, executors=executors,
+        topology=topology,
+        port=port,
+        executors=executors,
         placement=placement or {e: f"127.0.0.1:{port}" for e in executors},
-        active=active, assignment_version=version, conf={},
+        active=active,
+        assignment_version=version,
+        conf={},
     )
 
 
@@ -89,10 +105,17 @@ def test_ports_not_advertised_are_ignored(state):
 
 def update(w: m.WorkerAssignment) -> UpdateWorker:
     """The live update a running worker gets for assignment ``w``: always the whole of it."""
-    return UpdateWorker(w.port, m.WorkerUpdate(
-        w.placement, w.active, w.assignment_version, executors=list(w.executors), paused=w.paused,
-        states=dict(w.states),
-    ))
+    return UpdateWorker(
+        w.port,
+        m.WorkerUpdate(
+            w.placement,
+            w.active,
+            w.assignment_version,
+            executors=list(w.executors),
+            paused=w.paused,
+            states=dict(w.states),
+        ),
+    )
 
 
 def running(state: SupervisorState, *workers: m.WorkerAssignment) -> None:
@@ -123,8 +146,9 @@ def test_a_new_spec_restarts_the_worker_and_fetches_the_code_again(state):
     w = worker(6700, [0, 1])
     w = m.WorkerAssignment(**{**w.__dict__, "conf": {"topology.spec.digest": "aaa"}})
     running(state, w)
-    rebalanced = m.WorkerAssignment(**{**w.__dict__, "assignment_version": 2, "executors": [0, 1, 2],
-                                       "conf": {"topology.spec.digest": "bbb"}})
+    rebalanced = m.WorkerAssignment(
+        **{**w.__dict__, "assignment_version": 2, "executors": [0, 1, 2], "conf": {"topology.spec.digest": "bbb"}}
+    )
     assert assign(state, 2, rebalanced) == [StopWorker(6700), FetchTopology("t")]
     assert state.on_topology_ready("t", 1.0) == [StartWorker(rebalanced)]
 
@@ -134,8 +158,9 @@ def test_migration_steps_reach_the_worker_with_pause_and_states(state):
     running(state, w)
     pause = m.WorkerAssignment(**{**w.__dict__, "assignment_version": 2, "paused": True})
     assert assign(state, 2, pause) == [update(pause)]
-    acquire = m.WorkerAssignment(**{**pause.__dict__, "assignment_version": 3, "executors": [0, 1, 5],
-                                    "states": {5: b"counts"}})
+    acquire = m.WorkerAssignment(
+        **{**pause.__dict__, "assignment_version": 3, "executors": [0, 1, 5], "states": {5: b"counts"}}
+    )
     (cmd,) = assign(state, 3, acquire)
     assert cmd.update.executors == [0, 1, 5] and cmd.update.states == {5: b"counts"} and cmd.update.paused
     assert assign(state, 3, acquire) == [], "the same version again changes nothing"

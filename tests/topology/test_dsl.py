@@ -75,9 +75,14 @@ def test_par_tasks_and_config_reach_the_spec() -> None:
 def test_groupings_are_frozen_values_with_streamparse_spelling() -> None:
     assert Grouping.fields("a", "b") == Grouping.fields(["a", "b"]) == GroupingSpec("fields", ("a", "b"))
     assert Grouping.partial_key("a") == GroupingSpec("partial_key", ("a",))
-    assert {Grouping.SHUFFLE.type, Grouping.ALL.type, Grouping.GLOBAL.type, Grouping.NONE.type,
-            Grouping.DIRECT.type, Grouping.LOCAL_OR_SHUFFLE.type} == {
-        "shuffle", "all", "global", "none", "direct", "local_or_shuffle"}
+    assert {
+        Grouping.SHUFFLE.type,
+        Grouping.ALL.type,
+        Grouping.GLOBAL.type,
+        Grouping.NONE.type,
+        Grouping.DIRECT.type,
+        Grouping.LOCAL_OR_SHUFFLE.type,
+    } == {"shuffle", "all", "global", "none", "direct", "local_or_shuffle"}
     assert str(Grouping.fields("a", "b")) == "fields(a, b)"
     assert GroupingSpec.from_dict(Grouping.fields("a").to_dict()) == Grouping.fields("a")
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -100,7 +105,12 @@ def test_bad_groupings_are_refused(make: Any, message: str) -> None:
 
 def test_the_user_api_is_reexported_from_squall() -> None:
     assert (squall.Topology, squall.Spout, squall.Bolt, squall.Grouping, squall.Stream) == (
-        Topology, Spout, Bolt, Grouping, Stream)
+        Topology,
+        Spout,
+        Bolt,
+        Grouping,
+        Stream,
+    )
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         squall.Nope  # noqa: B018
 

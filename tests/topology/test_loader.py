@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from squall.topology.loader import LoadError, load_topology, resolve_class
 
-HOME = '''
+HOME = """
 from squall import Topology
 from squall.topology.testing import CollectBolt, ListSpout
 
@@ -29,7 +29,7 @@ def make(name):
 class Imported(Topology):
     items = Items.spec()
     sink = CollectBolt.spec(inputs=[items])
-'''
+"""
 
 
 @pytest.fixture
@@ -60,7 +60,10 @@ def test_a_topology_only_imported_into_the_file_is_not_its_topology(folder: Path
 
 
 def test_an_imported_topology_does_not_make_the_files_own_one_ambiguous(folder: Path) -> None:
-    target = _write(folder, "loader_own.py", '''
+    target = _write(
+        folder,
+        "loader_own.py",
+        """
         from squall import Topology
         from squall.topology.testing import CollectBolt
         from loader_home import Imported, Items
@@ -69,7 +72,8 @@ def test_an_imported_topology_does_not_make_the_files_own_one_ambiguous(folder: 
         class Own(Topology):
             items = Items.spec()
             sink = CollectBolt.spec(inputs=[items])
-    ''')
+    """,
+    )
     assert load_topology(target).spec.name == "Own"
 
 

@@ -62,10 +62,16 @@ def test_the_dict_form_is_versioned_and_readable() -> None:
     assert data["version"] == 1 and data["name"] == "WordCount"
     count = next(c for c in data["components"] if c["name"] == "count")
     assert count == {
-        "name": "count", "kind": "bolt", "class": f"{__name__}:Count", "par": 3, "tasks": 3,
+        "name": "count",
+        "kind": "bolt",
+        "class": f"{__name__}:Count",
+        "par": 3,
+        "tasks": 3,
         "inputs": [{"component": "words", "stream": "default", "grouping": {"type": "fields", "fields": ["word"]}}],
-        "outputs": [{"name": "default", "fields": ["word", "count"], "direct": False},
-                    {"name": "hot", "fields": ["word"], "direct": True}],
+        "outputs": [
+            {"name": "default", "fields": ["word", "count"], "direct": False},
+            {"name": "hot", "fields": ["word"], "direct": True},
+        ],
         "config": {"x": "y"},
     }
 
@@ -86,14 +92,19 @@ def test_tasks_are_numbered_over_components_sorted_by_name() -> None:
 
 
 def test_executors_hold_contiguous_ranges_the_first_tasks_mod_par_one_larger() -> None:
-    spec = TopologySpec("t", (
-        ComponentSpec("b", "bolt", "m:B", par=3, tasks=8,
-                      inputs=(InputSpec("a", "default", Grouping.SHUFFLE),)),
-        ComponentSpec("a", "spout", "m:A", par=2, tasks=2, outputs=(StreamSpec("default", ("x",)),)),
-    ))
+    spec = TopologySpec(
+        "t",
+        (
+            ComponentSpec("b", "bolt", "m:B", par=3, tasks=8, inputs=(InputSpec("a", "default", Grouping.SHUFFLE),)),
+            ComponentSpec("a", "spout", "m:A", par=2, tasks=2, outputs=(StreamSpec("default", ("x",)),)),
+        ),
+    )
     assert spec.executors() == (
-        ExecutorSpec(0, "a", 1, 1), ExecutorSpec(1, "a", 2, 2),
-        ExecutorSpec(2, "b", 3, 5), ExecutorSpec(3, "b", 6, 8), ExecutorSpec(4, "b", 9, 10),
+        ExecutorSpec(0, "a", 1, 1),
+        ExecutorSpec(1, "a", 2, 2),
+        ExecutorSpec(2, "b", 3, 5),
+        ExecutorSpec(3, "b", 6, 8),
+        ExecutorSpec(4, "b", 9, 10),
     )
     assert [list(e.tasks) for e in spec.executors()][2:] == [[3, 4, 5], [6, 7, 8], [9, 10]]
 
@@ -102,8 +113,10 @@ def test_acker_tasks_come_after_every_user_task() -> None:
     users = WordCount.spec.executors()
     with_ackers = WordCount.spec.executors_with_ackers(2)
     assert with_ackers[: len(users)] == users
-    assert with_ackers[len(users):] == (ExecutorSpec(len(users), ACKER_COMPONENT, 9, 9),
-                                        ExecutorSpec(len(users) + 1, ACKER_COMPONENT, 10, 10))
+    assert with_ackers[len(users) :] == (
+        ExecutorSpec(len(users), ACKER_COMPONENT, 9, 9),
+        ExecutorSpec(len(users) + 1, ACKER_COMPONENT, 10, 10),
+    )
 
 
 # -- malformed input -------------------------------------------------------------------
@@ -141,13 +154,24 @@ def _with(path: tuple, value: Any) -> dict:
         pytest.param(_with(("components", 0, "par"), "two"), r"malformed", id="par not a number"),
         pytest.param(_with(("components", 0, "config"), [1]), r"malformed", id="component config a list"),
         pytest.param(_with(("config",), "x"), r"malformed", id="topology config a string"),
-        pytest.param(_with(("components", 0, "inputs", 0, "grouping", "type"), "random"),
-                     r"unknown grouping 'random'", id="unknown grouping"),
-        pytest.param(_with(("components", 0, "inputs", 0, "grouping", "fields"), []),
-                     r"fields grouping needs at least one field", id="keyed grouping without fields"),
-        pytest.param(_with(("components", 0, "name"), 5), r"component name 5 is invalid|malformed", id="name not a string"),
-        pytest.param(_with(("components", 0, "inputs", 0, "component"), "nope"),
-                     r"bolt 'count' subscribes to unknown component 'nope'", id="valid shape, invalid topology"),
+        pytest.param(
+            _with(("components", 0, "inputs", 0, "grouping", "type"), "random"),
+            r"unknown grouping 'random'",
+            id="unknown grouping",
+        ),
+        pytest.param(
+            _with(("components", 0, "inputs", 0, "grouping", "fields"), []),
+            r"fields grouping needs at least one field",
+            id="keyed grouping without fields",
+        ),
+        pytest.param(
+            _with(("components", 0, "name"), 5), r"component name 5 is invalid|malformed", id="name not a string"
+        ),
+        pytest.param(
+            _with(("components", 0, "inputs", 0, "component"), "nope"),
+            r"bolt 'count' subscribes to unknown component 'nope'",
+            id="valid shape, invalid topology",
+        ),
     ],
 )
 def test_from_dict_refuses_malformed_input_with_topology_error(data: Any, message: str) -> None:
@@ -197,24 +221,30 @@ _DEFAULT_FIELDS = ("a", "b", "c")
 def shapes(draw: st.DrawFn) -> list[dict]:
     """A random DAG: 1-2 spouts, then 0-5 bolts each subscribing to 1-3 earlier components,
     with random par/tasks, groupings (fields on random declared fields) and config."""
-    names = draw(st.lists(st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True), min_size=2, max_size=7,
-                          unique=True))
+    names = draw(st.lists(st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True), min_size=2, max_size=7, unique=True))
     n_spouts = draw(st.integers(1, min(2, len(names) - 1)))
     comps: list[dict] = []
     for k, name in enumerate(names):
         par = draw(st.integers(1, 4))
-        comp = {"name": name, "kind": "spout" if k < n_spouts else "bolt", "par": par,
-                "tasks": par + draw(st.integers(0, 3)), "inputs": [],
-                "config": draw(st.dictionaries(st.sampled_from(["x.a", "x.b"]),
-                                               st.integers(0, 9) | st.text(max_size=3), max_size=2))}
+        comp = {
+            "name": name,
+            "kind": "spout" if k < n_spouts else "bolt",
+            "par": par,
+            "tasks": par + draw(st.integers(0, 3)),
+            "inputs": [],
+            "config": draw(
+                st.dictionaries(st.sampled_from(["x.a", "x.b"]), st.integers(0, 9) | st.text(max_size=3), max_size=2)
+            ),
+        }
         if comp["kind"] == "bolt":
             sources = draw(st.lists(st.sampled_from(names[:k]), min_size=1, max_size=3, unique=True))
             for src in sources:
                 g = draw(st.sampled_from(_GROUPINGS))
                 fields = ()
                 if g in ("fields", "partial_key"):
-                    fields = tuple(draw(st.lists(st.sampled_from(_DEFAULT_FIELDS), min_size=1, max_size=3,
-                                                 unique=True)))
+                    fields = tuple(
+                        draw(st.lists(st.sampled_from(_DEFAULT_FIELDS), min_size=1, max_size=3, unique=True))
+                    )
                 comp["inputs"].append((src, "d" if g == "direct" else "default", GroupingSpec(g, fields)))
         comps.append(comp)
     return comps
@@ -224,11 +254,23 @@ _OUTPUTS = (StreamSpec("default", _DEFAULT_FIELDS), StreamSpec("d", ("a",), dire
 
 
 def _spec_of(shape: list[dict], topo_config: dict) -> TopologySpec:
-    return TopologySpec("random", tuple(
-        ComponentSpec(c["name"], c["kind"], f"m:{c['name']}", c["par"], c["tasks"],
-                      tuple(InputSpec(*i) for i in c["inputs"]), _OUTPUTS, tuple(sorted(c["config"].items())))
-        for c in shape
-    ), tuple(sorted(topo_config.items())))
+    return TopologySpec(
+        "random",
+        tuple(
+            ComponentSpec(
+                c["name"],
+                c["kind"],
+                f"m:{c['name']}",
+                c["par"],
+                c["tasks"],
+                tuple(InputSpec(*i) for i in c["inputs"]),
+                _OUTPUTS,
+                tuple(sorted(c["config"].items())),
+            )
+            for c in shape
+        ),
+        tuple(sorted(topo_config.items())),
+    )
 
 
 class RSpout(Spout):
@@ -251,8 +293,11 @@ def _dsl_of(shape: list[dict], topo_config: dict) -> type[Topology]:
     return type("RandomTopology", (Topology,), attrs)
 
 
-_topo_config = st.dictionaries(st.sampled_from(["topology.workers", "topology.message.timeout.secs", "t.list"]),
-                               st.integers(1, 9) | st.lists(st.integers(0, 3), max_size=2), max_size=3)
+_topo_config = st.dictionaries(
+    st.sampled_from(["topology.workers", "topology.message.timeout.secs", "t.list"]),
+    st.integers(1, 9) | st.lists(st.integers(0, 3), max_size=2),
+    max_size=3,
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -27,8 +27,11 @@ def test_get_returns_the_default_for_a_missing_field() -> None:
 
 
 def test_a_missing_field_raises_key_error_naming_stream_component_and_fields() -> None:
-    with pytest.raises(KeyError, match=r"stream 'default' of 'count' has no field 'nope' "
-                                       r"\(fields: \['word', 'count'\]\)"):
+    with pytest.raises(
+        KeyError,
+        match=r"stream 'default' of 'count' has no field 'nope' "
+        r"\(fields: \['word', 'count'\]\)",
+    ):
         _tup()["nope"]
 
 

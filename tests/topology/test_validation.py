@@ -44,8 +44,11 @@ def build(**attrs: Any) -> type[Topology]:
 
 def test_an_input_not_declared_in_the_topology_is_an_unknown_component() -> None:
     stray = Words.spec()
-    with pytest.raises(TopologyError, match=r"component 'count' subscribes to unknown component .*Words.*"
-                                            r"not declared in T"):
+    with pytest.raises(
+        TopologyError,
+        match=r"component 'count' subscribes to unknown component .*Words.*"
+        r"not declared in T",
+    ):
         build(words=Words.spec(), count=Count.spec(inputs=[stray]))
 
 
@@ -59,17 +62,24 @@ def test_an_input_from_another_topology_is_an_unknown_component() -> None:
 
 def test_an_unknown_input_stream_names_the_bolt_the_stream_and_the_declared_streams() -> None:
     words = Words.spec()
-    with pytest.raises(TopologyError, match=r"bolt 'count' subscribes to unknown stream 'nope' of 'words' "
-                                            r"\(declared: 'default'\)"):
+    with pytest.raises(
+        TopologyError,
+        match=r"bolt 'count' subscribes to unknown stream 'nope' of 'words' "
+        r"\(declared: 'default'\)",
+    ):
         build(words=words, count=Count.spec(inputs=[words["nope"]]))
 
 
-@pytest.mark.parametrize("grouping", [Grouping.fields("nope"), Grouping.partial_key("word", "nope")],
-                         ids=["fields", "partial_key"])
+@pytest.mark.parametrize(
+    "grouping", [Grouping.fields("nope"), Grouping.partial_key("word", "nope")], ids=["fields", "partial_key"]
+)
 def test_a_keyed_grouping_on_an_undeclared_field_names_the_field_and_the_stream(grouping: Any) -> None:
     words = Words.spec()
-    with pytest.raises(TopologyError, match=rf"bolt 'count': {grouping.type} grouping on \['nope'\] but stream "
-                                            r"'default' of 'words' declares fields \['word'\]"):
+    with pytest.raises(
+        TopologyError,
+        match=rf"bolt 'count': {grouping.type} grouping on \['nope'\] but stream "
+        r"'default' of 'words' declares fields \['word'\]",
+    ):
         build(words=words, count=Count.spec(inputs={words: grouping}))
 
 
@@ -120,15 +130,21 @@ def test_a_spout_with_inputs_is_refused() -> None:
 
 def test_direct_grouping_on_a_stream_not_declared_direct_is_refused() -> None:
     words = Words.spec()
-    with pytest.raises(TopologyError, match=r"bolt 'count': Grouping.DIRECT needs a direct stream, but 'default' "
-                                            r"of 'words' is not declared direct"):
+    with pytest.raises(
+        TopologyError,
+        match=r"bolt 'count': Grouping.DIRECT needs a direct stream, but 'default' "
+        r"of 'words' is not declared direct",
+    ):
         build(words=words, count=Count.spec(inputs={words: Grouping.DIRECT}))
 
 
 def test_a_direct_stream_subscribed_without_direct_grouping_is_refused() -> None:
     events = Events.spec()
-    with pytest.raises(TopologyError, match=r"bolt 'count': stream 'direct_out' of 'events' is direct, so it must "
-                                            r"be subscribed with Grouping.DIRECT"):
+    with pytest.raises(
+        TopologyError,
+        match=r"bolt 'count': stream 'direct_out' of 'events' is direct, so it must "
+        r"be subscribed with Grouping.DIRECT",
+    ):
         build(events=events, count=Count.spec(inputs={events["direct_out"]: Grouping.SHUFFLE}))
 
 
@@ -140,8 +156,11 @@ def test_inputs_of_the_wrong_type_are_refused() -> None:
 
 def test_a_grouping_that_is_not_a_grouping_is_refused() -> None:
     words = Words.spec()
-    with pytest.raises(TopologyError, match=r"component 'count': grouping for input .* must be a Grouping, "
-                                            r"got 'shuffle'"):
+    with pytest.raises(
+        TopologyError,
+        match=r"component 'count': grouping for input .* must be a Grouping, "
+        r"got 'shuffle'",
+    ):
         build(words=words, count=Count.spec(inputs={words: "shuffle"}))
 
 
@@ -189,24 +208,47 @@ def _bolt(name: str = "count", *inputs: InputSpec, **kw: Any) -> ComponentSpec:
 @pytest.mark.parametrize(
     "components, message",
     [
-        pytest.param((_spout(), _bolt("count", InputSpec("nope", "default", Grouping.SHUFFLE))),
-                     r"bolt 'count' subscribes to unknown component 'nope'", id="unknown component"),
-        pytest.param((_spout(), _bolt("count", InputSpec("words", "nope", Grouping.SHUFFLE))),
-                     r"bolt 'count' subscribes to unknown stream 'nope' of 'words'", id="unknown stream"),
-        pytest.param((_spout(), _bolt("count", InputSpec("words", "default", Grouping.fields("x")))),
-                     r"bolt 'count': fields grouping on \['x'\]", id="undeclared field"),
+        pytest.param(
+            (_spout(), _bolt("count", InputSpec("nope", "default", Grouping.SHUFFLE))),
+            r"bolt 'count' subscribes to unknown component 'nope'",
+            id="unknown component",
+        ),
+        pytest.param(
+            (_spout(), _bolt("count", InputSpec("words", "nope", Grouping.SHUFFLE))),
+            r"bolt 'count' subscribes to unknown stream 'nope' of 'words'",
+            id="unknown stream",
+        ),
+        pytest.param(
+            (_spout(), _bolt("count", InputSpec("words", "default", Grouping.fields("x")))),
+            r"bolt 'count': fields grouping on \['x'\]",
+            id="undeclared field",
+        ),
         pytest.param((_spout(), _spout()), r"duplicate component name 'words'", id="duplicate names"),
         pytest.param((_spout(), _bolt("count", par=0)), r"component 'count': par must be >= 1", id="par < 1"),
-        pytest.param((_spout(), _bolt("count", par=3, tasks=2)), r"component 'count': tasks \(2\) must be >= par \(3\)",
-                     id="tasks < par"),
-        pytest.param((_spout(), ComponentSpec("sink", "sink", "m:Sink")),
-                     r"component 'sink' is neither a spout nor a bolt \(kind 'sink'\)", id="neither spout nor bolt"),
+        pytest.param(
+            (_spout(), _bolt("count", par=3, tasks=2)),
+            r"component 'count': tasks \(2\) must be >= par \(3\)",
+            id="tasks < par",
+        ),
+        pytest.param(
+            (_spout(), ComponentSpec("sink", "sink", "m:Sink")),
+            r"component 'sink' is neither a spout nor a bolt \(kind 'sink'\)",
+            id="neither spout nor bolt",
+        ),
         pytest.param((_bolt("count"),), r"topology 't' has no spout", id="no spout"),
-        pytest.param((_spout(), ComponentSpec("more", "spout", "m:W", inputs=(InputSpec("words", "default",
-                                                                                        Grouping.SHUFFLE),))),
-                     r"spout 'more' cannot have inputs", id="spout with inputs"),
-        pytest.param((_spout(), _bolt("count", InputSpec("words", "default", Grouping.DIRECT))),
-                     r"bolt 'count': Grouping.DIRECT needs a direct stream", id="direct on a non-direct stream"),
+        pytest.param(
+            (
+                _spout(),
+                ComponentSpec("more", "spout", "m:W", inputs=(InputSpec("words", "default", Grouping.SHUFFLE),)),
+            ),
+            r"spout 'more' cannot have inputs",
+            id="spout with inputs",
+        ),
+        pytest.param(
+            (_spout(), _bolt("count", InputSpec("words", "default", Grouping.DIRECT))),
+            r"bolt 'count': Grouping.DIRECT needs a direct stream",
+            id="direct on a non-direct stream",
+        ),
     ],
 )
 def test_each_fault_in_a_spec_dict_is_refused_with_its_message(components: tuple, message: str) -> None:

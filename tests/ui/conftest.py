@@ -12,8 +12,9 @@ from tests.ui.ui_helpers import KEY, call
 @pytest.fixture(scope="session")
 def ui_cluster(tmp_path_factory):
     """Three boards of three slots; Nimbus has a key; ``wc`` (wordcount, 3 workers) runs."""
-    with LocalCluster(supervisors=3, slots=3, data_dir=tmp_path_factory.mktemp("ui-cluster"),
-                      extra_env={"SQUALL_HTTP_KEY": KEY}) as c:
+    with LocalCluster(
+        supervisors=3, slots=3, data_dir=tmp_path_factory.mktemp("ui-cluster"), extra_env={"SQUALL_HTTP_KEY": KEY}
+    ) as c:
         c.submit(WORDCOUNT, name="wc", workers=3)
         c.base = f"http://127.0.0.1:{c.http_port}"
 

@@ -12,18 +12,50 @@ from tests.ui.ui_helpers import KEY, call
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-STORM_SPOUT = {"spoutId", "encodedSpoutId", "executors", "tasks", "emitted", "transferred", "acked", "failed",
-               "completeLatency", "lastError"}
-STORM_BOLT = {"boltId", "encodedBoltId", "executors", "tasks", "emitted", "transferred", "acked", "failed",
-              "executed", "capacity", "executeLatency", "processLatency", "lastError"}
+STORM_SPOUT = {
+    "spoutId",
+    "encodedSpoutId",
+    "executors",
+    "tasks",
+    "emitted",
+    "transferred",
+    "acked",
+    "failed",
+    "completeLatency",
+    "lastError",
+}
+STORM_BOLT = {
+    "boltId",
+    "encodedBoltId",
+    "executors",
+    "tasks",
+    "emitted",
+    "transferred",
+    "acked",
+    "failed",
+    "executed",
+    "capacity",
+    "executeLatency",
+    "processLatency",
+    "lastError",
+}
 
 
 def test_cluster_supervisor_and_topology_summaries(ui_cluster):
     base = ui_cluster.base
     status, cluster = call(base, "/api/v1/cluster/summary")
     assert status == 200
-    assert {"stormVersion", "supervisors", "topologies", "slotsTotal", "slotsUsed", "slotsFree", "executorsTotal",
-            "tasksTotal", "nimbusUptime"} <= cluster.keys()
+    assert {
+        "stormVersion",
+        "supervisors",
+        "topologies",
+        "slotsTotal",
+        "slotsUsed",
+        "slotsFree",
+        "executorsTotal",
+        "tasksTotal",
+        "nimbusUptime",
+    } <= cluster.keys()
     assert (cluster["supervisors"], cluster["slotsTotal"], cluster["topologies"]) == (3, 9, 1)
     assert cluster["slotsUsed"] == 3 and cluster["slotsFree"] == 6
 
@@ -31,7 +63,17 @@ def test_cluster_supervisor_and_topology_summaries(ui_cluster):
     assert status == 200
     assert [s["id"] for s in sups["supervisors"]] == ui_cluster.node_ids
     for s in sups["supervisors"]:
-        assert {"id", "host", "uptime", "slotsTotal", "slotsUsed", "totalMem", "totalCpu", "usedCpu", "version"} <= s.keys()
+        assert {
+            "id",
+            "host",
+            "uptime",
+            "slotsTotal",
+            "slotsUsed",
+            "totalMem",
+            "totalCpu",
+            "usedCpu",
+            "version",
+        } <= s.keys()
         assert s["alive"] and s["slotsTotal"] == 3 and len(s["slots"]) == 3 and s["capacityHz"] > 0
         assert sum(slot["topology"] == "wc" for slot in s["slots"]) == s["slotsUsed"]
 
@@ -46,8 +88,11 @@ def test_topology_page_has_storm_fields_with_measured_values(ui_cluster):
     def measured():
         status, topo = call(ui_cluster.base, "/api/v1/topology/wc")
         assert status == 200
-        measured = (float(topo["spouts"][0]["completeLatency"]) > 0 and topo["spouts"][0]["acked"] > 0
-                    and all(b["executed"] > 0 for b in topo["bolts"]))
+        measured = (
+            float(topo["spouts"][0]["completeLatency"]) > 0
+            and topo["spouts"][0]["acked"] > 0
+            and all(b["executed"] > 0 for b in topo["bolts"])
+        )
         return topo if measured else None
 
     topo = eventually(measured, timeout_s=30, what="measured latency and counts")
@@ -78,7 +123,9 @@ def test_placement_traffic_history_and_events(ui_cluster):
         assert e["node"] in ui_cluster.node_ids and e["worker"] == f"{e['node']}:{e['port']}"
     assert {c["id"] for c in placement["components"]} == {"sentences", "split", "count"}
     assert {(e["from"], e["to"], e["grouping"]) for e in placement["edges"]} == {
-        ("sentences", "split", "shuffle"), ("split", "count", "fields")}
+        ("sentences", "split", "shuffle"),
+        ("split", "count", "fields"),
+    }
     assert sorted(ex for w in placement["workers"] for ex in w["executors"]) == list(range(9))
     assert placement["layers"] == [["sentences"], ["split"], ["count"]] and placement["cycles"] == []
 
@@ -92,8 +139,11 @@ def test_placement_traffic_history_and_events(ui_cluster):
     assert traffic["total"] >= traffic["interWorker"] >= traffic["interNode"] > 0
     assert len(traffic["nodeMatrix"]) == len(traffic["nodes"])
 
-    history = eventually(lambda: (h := call(base, "/api/v1/topology/wc/history")[1]) and len(h["samples"]) >= 3 and h,
-                         timeout_s=20, what="history samples")
+    history = eventually(
+        lambda: (h := call(base, "/api/v1/topology/wc/history")[1]) and len(h["samples"]) >= 3 and h,
+        timeout_s=20,
+        what="history samples",
+    )
     assert {"t", "version", "interNode", "completeLatencyMs", "emittedPerS"} <= history["samples"][-1].keys()
 
     status, events = call(base, "/api/v1/topology/wc/events")
@@ -153,8 +203,11 @@ def test_deactivate_then_activate(ui_cluster):
     base = ui_cluster.base
     status, body = call(base, "/api/v1/topology/wc/deactivate", "POST", key=KEY)
     assert status == 200
-    assert body == {"topologyOperation": "deactivate", "topologyId": "wc", "status": "success",
-                    "topology": body["topology"]} and body["topology"]["status"] == "INACTIVE"
+    assert (
+        body
+        == {"topologyOperation": "deactivate", "topologyId": "wc", "status": "success", "topology": body["topology"]}
+        and body["topology"]["status"] == "INACTIVE"
+    )
     assert call(base, "/api/v1/topology/wc")[1]["status"] == "INACTIVE"
     status, body = call(base, "/api/v1/topology/wc/activate", "POST", key=KEY)
     assert status == 200 and body["topology"]["status"] == "ACTIVE"
@@ -194,8 +247,11 @@ def test_the_grafana_dashboard_uses_only_metrics_nimbus_serves(ui_cluster):
 
     def all_served() -> bool:
         with urllib.request.urlopen(ui_cluster.base + "/metrics", timeout=10) as r:
-            served = {line.split("{")[0].split(" ")[0] for line in r.read().decode().splitlines()
-                      if line and not line.startswith("#")}
+            served = {
+                line.split("{")[0].split(" ")[0]
+                for line in r.read().decode().splitlines()
+                if line and not line.startswith("#")
+            }
         assert used <= served, f"not served: {sorted(used - served)}"
         return True
 

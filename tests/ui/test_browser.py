@@ -23,10 +23,22 @@ CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "
 
 
 def chromium(tmp_path: Path, url: str, *args: str, budget_ms: int = 8000) -> str:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900",
-           f"--virtual-time-budget={budget_ms}", *args, url]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,900",
+        f"--virtual-time-budget={budget_ms}",
+        *args,
+        url,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
@@ -36,8 +48,11 @@ def chromium(tmp_path: Path, url: str, *args: str, budget_ms: int = 8000) -> str
 def test_the_page_shows_boards_and_traffic_of_a_running_topology(ui_cluster, tmp_path):
     base = ui_cluster.base
     # Some history, then a rebalance onto two workers, so the charts carry a mark.
-    eventually(lambda: len(call(base, "/api/v1/topology/wc/history")[1]["samples"]) >= 10, timeout_s=40,
-               what="ten history samples")
+    eventually(
+        lambda: len(call(base, "/api/v1/topology/wc/history")[1]["samples"]) >= 10,
+        timeout_s=40,
+        what="ten history samples",
+    )
     status, _ = call(base, "/api/v1/topology/wc/rebalance/0", "POST", {"rebalanceOptions": {"numWorkers": 2}}, key=KEY)
     assert status == 200
 
@@ -47,9 +62,16 @@ def test_the_page_shows_boards_and_traffic_of_a_running_topology(ui_cluster, tmp
         return topo["status"] == "ACTIVE" and topo["workersTotal"] == 2 and traffic["interNode"] > 0
 
     eventually(settled, timeout_s=60, what="wordcount running again on two workers")
-    eventually(lambda: sum(s["completeLatencyMs"] is not None
-                           for s in call(base, "/api/v1/topology/wc/history")[1]["samples"][-6:]) >= 5,
-               timeout_s=30, what="latency samples after the rebalance")
+    eventually(
+        lambda: (
+            sum(
+                s["completeLatencyMs"] is not None for s in call(base, "/api/v1/topology/wc/history")[1]["samples"][-6:]
+            )
+            >= 5
+        ),
+        timeout_s=30,
+        what="latency samples after the rebalance",
+    )
 
     dom = chromium(tmp_path, base + "/", "--dump-dom")
     boards = set(re.findall(r'class="board[^"]*" data-node="([^"]+)"', dom))

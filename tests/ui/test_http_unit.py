@@ -44,8 +44,7 @@ def server(monkeypatch):
 def test_with_the_token_posts_reach_the_loop_and_errors_are_json(server):
     _srv, base = server
     status, body = call(base, "/api/v1/topology/nosuch/deactivate", "POST", key=TOKEN)
-    assert status == 404 and body == {"error": "Not Found", "errorMessage": "no topology named 'nosuch'",
-                                       "status": 404}
+    assert status == 404 and body == {"error": "Not Found", "errorMessage": "no topology named 'nosuch'", "status": 404}
     assert call(base, "/api/v1/topology/summary") == (200, {"topologies": [], "schedulerDisplayResource": False})
     assert call(base, "/api/v1/cluster/summary")[1]["supervisors"] == 0
     assert call(base, "/api/v1/topology/x/rebalance/0", "POST", raw=b"[1, 2]", key=TOKEN)[0] == 400
@@ -92,13 +91,19 @@ def test_a_cross_origin_post_is_refused_even_with_a_simple_body(server):
     port = int(base.rsplit(":", 1)[1])
     handled = srv.state.counters["msg_SetActive"]
     for key in (b"", f"X-Squall-Key: {TOKEN}\r\n".encode()):
-        answer = raw_request(port, b"POST /api/v1/topology/nosuch/deactivate HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                             b"Origin: http://evil.example\r\nContent-Type: text/plain\r\n%s"
-                             b"Content-Length: 2\r\nConnection: close\r\n\r\nhi" % (port, key))
+        answer = raw_request(
+            port,
+            b"POST /api/v1/topology/nosuch/deactivate HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+            b"Origin: http://evil.example\r\nContent-Type: text/plain\r\n%s"
+            b"Content-Length: 2\r\nConnection: close\r\n\r\nhi" % (port, key),
+        )
         assert answer.startswith(b"HTTP/1.1 403") and b"cross-origin" in answer, answer[:300]
-    same = raw_request(port, b"POST /api/v1/topology/nosuch/deactivate HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                       b"Origin: http://127.0.0.1:%d\r\nX-Squall-Key: %s\r\nContent-Length: 0\r\n"
-                       b"Connection: close\r\n\r\n" % (port, port, TOKEN.encode()))
+    same = raw_request(
+        port,
+        b"POST /api/v1/topology/nosuch/deactivate HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+        b"Origin: http://127.0.0.1:%d\r\nX-Squall-Key: %s\r\nContent-Length: 0\r\n"
+        b"Connection: close\r\n\r\n" % (port, port, TOKEN.encode()),
+    )
     assert same.startswith(b"HTTP/1.1 404"), same[:300]  # same origin with the token reaches the loop
     assert srv.state.counters["msg_SetActive"] == handled + 1
 
@@ -111,8 +116,11 @@ def test_a_body_shorter_than_its_content_length_costs_one_timeout_not_a_thread_f
     _srv, base = server
     port = int(base.rsplit(":", 1)[1])
     started = time.monotonic()
-    answer = raw_request(port, b"POST /api/v1/topology/x/deactivate HTTP/1.1\r\nHost: x\r\n"
-                         b"X-Squall-Key: %s\r\nContent-Length: 1000\r\n\r\n{" % TOKEN.encode())
+    answer = raw_request(
+        port,
+        b"POST /api/v1/topology/x/deactivate HTTP/1.1\r\nHost: x\r\n"
+        b"X-Squall-Key: %s\r\nContent-Length: 1000\r\n\r\n{" % TOKEN.encode(),
+    )
     assert answer == b""  # closed by the server after the timeout, not by this client
     assert time.monotonic() - started < 10
 
@@ -130,6 +138,7 @@ def test_connections_beyond_the_limit_get_503_and_the_loop_keeps_answering(monke
     try:
         for s in idle:
             s.sendall(b"GET /api/v1/topology/summary HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+
         def refused() -> bool:
             return raw_request(http_port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 5).startswith(b"HTTP/1.1 503")
 
@@ -206,8 +215,9 @@ def test_a_write_the_loop_took_before_the_timeout_is_reported_as_applied():
         return [Send(peer, M.Reply(rid=msg.rid, ok=True, data="applied"))]
 
     got: list = []
-    waiter = threading.Thread(target=lambda: got.append(inbox.submit(M.SetActive, timeout_s=0.2, name="t",
-                                                                     active=True)))
+    waiter = threading.Thread(
+        target=lambda: got.append(inbox.submit(M.SetActive, timeout_s=0.2, name="t", active=True))
+    )
     waiter.start()
     drainer = threading.Thread(target=lambda: inbox.drain(slow_handle))
     drainer.start()

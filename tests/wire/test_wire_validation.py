@@ -37,20 +37,39 @@ def assignment() -> M.SupervisorAssignment:
 @pytest.mark.parametrize(
     ("msg", "change", "expected"),
     [
-        (assignment, lambda f: f["workers"][0]["executors"].__setitem__(1, "x"),
-         "SupervisorAssignment.workers[0].executors[1]: expected an integer, got str"),
-        (assignment, lambda f: f["workers"][0]["placement"].update({2: True}),
-         "SupervisorAssignment.workers[0].placement[2]: expected str, got bool"),
-        (assignment, lambda f: f["workers"][0]["placement"].update({"k": "h:1"}),
-         "SupervisorAssignment.workers[0].placement key: expected an integer, got str"),
+        (
+            assignment,
+            lambda f: f["workers"][0]["executors"].__setitem__(1, "x"),
+            "SupervisorAssignment.workers[0].executors[1]: expected an integer, got str",
+        ),
+        (
+            assignment,
+            lambda f: f["workers"][0]["placement"].update({2: True}),
+            "SupervisorAssignment.workers[0].placement[2]: expected str, got bool",
+        ),
+        (
+            assignment,
+            lambda f: f["workers"][0]["placement"].update({"k": "h:1"}),
+            "SupervisorAssignment.workers[0].placement key: expected an integer, got str",
+        ),
         (heartbeat, lambda f: f["workers"][0].pop("state"), "Heartbeat.workers[0]: missing field 'state'"),
         (heartbeat, lambda f: f.update(extra=1), "Heartbeat: unknown field(s) ['extra']"),
-        (heartbeat, lambda f: f["workers"][0]["metrics"].update(at=float("inf")),
-         "Heartbeat.workers[0].metrics.at: expected a finite number, got inf"),  # inside X | None
+        (
+            heartbeat,
+            lambda f: f["workers"][0]["metrics"].update(at=float("inf")),
+            "Heartbeat.workers[0].metrics.at: expected a finite number, got inf",
+        ),  # inside X | None
         (heartbeat, lambda f: f.update(seq=float("inf")), "Heartbeat.seq: expected an integer, got float"),
     ],
-    ids=["wrong type deep inside", "bool is no str", "bad key", "missing field", "unknown field",
-         "inside an optional", "float is no int"],
+    ids=[
+        "wrong type deep inside",
+        "bool is no str",
+        "bad key",
+        "missing field",
+        "unknown field",
+        "inside an optional",
+        "float is no int",
+    ],
 )
 def test_a_fault_is_named_by_its_path(msg, change, expected):
     m = msg()

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from squall.experiments.reference import chain_topology
+from squall.localcluster import free_port
 from squall.messages import WorkerMetrics
 from squall.topology.spec import ACKER_COMPONENT
-
-from squall.localcluster import free_port
 from tests.worker.worker_helpers import FakeSupervisor, Processes, by_executor, write_launch
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -63,11 +62,13 @@ def test_executors_and_transfer_account_for_the_process_cpu_and_acker_edges_are_
         d_executors = executor_cpu(a) - executor_cpu(b)
         d_transfer = a.transfer_cpu_s - b.transfer_cpu_s
         overhead = d_process - d_executors - d_transfer
-        print(f"\nworker {port}: process {d_process:.3f} s CPU = executors {d_executors:.3f} "
-              f"({d_executors / d_process:.0%}) + transfer {d_transfer:.3f} ({d_transfer / d_process:.0%}) "
-              f"+ overhead {overhead:.3f} ({overhead / d_process:.0%}); "
-              f"frames out/in {a.frames_sent - b.frames_sent}/{a.frames_received - b.frames_received}, "
-              f"bytes out/in {a.bytes_sent - b.bytes_sent}/{a.bytes_received - b.bytes_received}")
+        print(
+            f"\nworker {port}: process {d_process:.3f} s CPU = executors {d_executors:.3f} "
+            f"({d_executors / d_process:.0%}) + transfer {d_transfer:.3f} ({d_transfer / d_process:.0%}) "
+            f"+ overhead {overhead:.3f} ({overhead / d_process:.0%}); "
+            f"frames out/in {a.frames_sent - b.frames_sent}/{a.frames_received - b.frames_received}, "
+            f"bytes out/in {a.bytes_sent - b.bytes_sent}/{a.bytes_received - b.bytes_received}"
+        )
         assert d_process >= d_executors + d_transfer - TOLERANCE_S, "more attributed than the process used"
         assert d_executors > 0 and d_transfer > 0
         assert a.frames_sent > b.frames_sent and a.frames_received > b.frames_received

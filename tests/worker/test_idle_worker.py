@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import zmq
 
 from squall import wire
 from squall.experiments.reference import chain_topology
+from squall.localcluster import free_port
 from squall.messages import WorkerLaunch, WorkerUpdate
 from squall.supervisor.worker import PARENT_CHECK_S, Worker, open_worker
-
-from squall.localcluster import free_port
 from tests.worker.worker_helpers import FakeSupervisor, by_executor, write_launch
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -50,8 +49,17 @@ def start(tmp_path, sup: FakeSupervisor, rate: float, active: bool) -> Running:
     chain = chain_topology(stages=2, replication=1, rate=rate, name="idle")
     port = free_port()
     n = len(chain.spec.executors_with_ackers(1))
-    path = write_launch(tmp_path / "w.launch", chain.spec, port, list(range(n)), {}, sup.endpoint, tmp_path,
-                        {"topology.acker.executors": 1, "squall.worker.heartbeat.secs": HEARTBEAT_S}, active=active)
+    path = write_launch(
+        tmp_path / "w.launch",
+        chain.spec,
+        port,
+        list(range(n)),
+        {},
+        sup.endpoint,
+        tmp_path,
+        {"topology.acker.executors": 1, "squall.worker.heartbeat.secs": HEARTBEAT_S},
+        active=active,
+    )
     launch = wire.decode(path.read_bytes())
     assert isinstance(launch, WorkerLaunch)
     running = Running(open_worker(launch, context=zmq.Context()))  # its own: shutdown terminates it

@@ -65,7 +65,13 @@ def test_what_is_written_reads_back_the_same_through_a_frame(item):
     if isinstance(item[1], Tuple):
         a, b = item[1], got[1]
         assert (b.component, b.stream, b.task, b.values, b.roots, b.fields) == (
-            a.component, a.stream, a.task, a.values, a.roots, a.fields)
+            a.component,
+            a.stream,
+            a.task,
+            a.values,
+            a.roots,
+            a.fields,
+        )
     else:
         assert got == item
 
@@ -87,8 +93,16 @@ def test_an_empty_roots_map_is_written_as_untracked():
         [ACKER, ACK_ACK, 1, 2.5],
         [99, ACK_FAIL, 1],  # a task given no sink
     ],
-    ids=["tuple for a spout", "ack for a bolt", "outcome for the acker", "arity", "stream",
-         "empty roots", "float in an ack", "no sink"],
+    ids=[
+        "tuple for a spout",
+        "ack for a bolt",
+        "outcome for the acker",
+        "arity",
+        "stream",
+        "empty roots",
+        "float in an ack",
+        "no sink",
+    ],
 )
 def test_an_item_that_does_not_fit_its_target_is_counted_and_its_neighbours_delivered(row):
     good = [ACKER, ACK_FAIL, 5]

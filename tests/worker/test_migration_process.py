@@ -14,8 +14,8 @@ import msgpack
 import pytest
 import zmq
 
-from squall.messages import WorkerUpdate
 from squall.localcluster import free_port
+from squall.messages import WorkerUpdate
 from squall.supervisor.transfer import FRAME_VERSION
 from tests.worker.worker_helpers import FakeSupervisor, Processes, by_executor, make_bundle, user_module, write_launch
 
@@ -50,16 +50,27 @@ class Cluster:
         assert hb is not None, f"no heartbeat from {port}\n{self.logs()}"
         return hb
 
-    def send(self, placement: dict[int, str], paused: bool, executors: dict[int, list[int]] | None = None,
-             states: dict[int, dict[int, bytes]] | None = None) -> int:
+    def send(
+        self,
+        placement: dict[int, str],
+        paused: bool,
+        executors: dict[int, list[int]] | None = None,
+        states: dict[int, dict[int, bytes]] | None = None,
+    ) -> int:
         """One step of the sequence to every worker; returns the new version."""
         self.version += 1
         for port in self.executors:
-            self.sup.send(port, WorkerUpdate(
-                placement=placement, active=True, assignment_version=self.version,
-                executors=None if executors is None else executors[port], paused=paused,
-                states=(states or {}).get(port, {}),
-            ))
+            self.sup.send(
+                port,
+                WorkerUpdate(
+                    placement=placement,
+                    active=True,
+                    assignment_version=self.version,
+                    executors=None if executors is None else executors[port],
+                    paused=paused,
+                    states=(states or {}).get(port, {}),
+                ),
+            )
         return self.version
 
     def confirmed(self, version: int, paused: bool) -> bool:
@@ -95,8 +106,9 @@ def start(env, executors: list[list[int]], conf: dict) -> Cluster:
     c = Cluster(tmp, sup, procs, dict(zip(ports, executors)))
     merged = {**CONF, "app.report": str(tmp / "tally.json"), **conf}
     for port, ids in c.executors.items():
-        c.launches[port] = write_launch(tmp / f"w{port}.launch", Counting.spec, port, ids, c.placement,
-                                        sup.endpoint, bundle, merged)
+        c.launches[port] = write_launch(
+            tmp / f"w{port}.launch", Counting.spec, port, ids, c.placement, sup.endpoint, bundle, merged
+        )
         procs.worker(c.launches[port])
     sup.wait_for(lambda: all(sup.last(p) for p in ports), 20, "first heartbeats")
     return c
@@ -111,8 +123,11 @@ def migrate(c: Cluster, executor: int, src: int, dst: int, drain: bool) -> bytes
     c.executors[src] = [e for e in c.executors[src] if e != executor]
     in_transit = {**c.placement, executor: ""}
     v = c.send(in_transit, paused=True, executors=dict(c.executors))
-    c.sup.wait_for(lambda: executor in (c.beat(src).released if c.beat(src).assignment_version == v else {}),
-                   10, "the snapshot of the released executor")
+    c.sup.wait_for(
+        lambda: executor in (c.beat(src).released if c.beat(src).assignment_version == v else {}),
+        10,
+        "the snapshot of the released executor",
+    )
     state = c.beat(src).released[executor]
     c.executors[dst] = c.executors[dst] + [executor]
     v = c.send(c.placement, paused=True, executors=dict(c.executors), states={dst: {executor: state}})
@@ -157,8 +172,11 @@ def test_released_snapshots_repeat_until_the_version_changes(env):
     a, b = list(c.executors)
     c.executors[a] = [2]
     v = c.send({**c.placement, 0: ""}, paused=True, executors=dict(c.executors))
-    c.sup.wait_for(lambda: len([h for h in c.sup.heartbeats[a] if h.assignment_version == v]) >= 3, 10,
-                   "three heartbeats at the release version")
+    c.sup.wait_for(
+        lambda: len([h for h in c.sup.heartbeats[a] if h.assignment_version == v]) >= 3,
+        10,
+        "three heartbeats at the release version",
+    )
     at_v = [h for h in c.sup.heartbeats[a] if h.assignment_version == v]
     assert all(set(h.released) == {0} and h.paused for h in at_v)
     assert len({h.released[0] for h in at_v}) == 1, "the same snapshot each time"
@@ -203,8 +221,17 @@ def test_a_new_worker_takes_over_an_executor_with_its_state_from_the_launch(env)
     tmp, sup, procs = env
     port = free_port()
     placement = {**c.placement, 0: f"127.0.0.1:{port}"}
-    launch = write_launch(tmp / "new.launch", Counting.spec, port, [0], placement, sup.endpoint,
-                          tmp / "bundle", {**CONF, "app.limit": 0}, states={0: state})
+    launch = write_launch(
+        tmp / "new.launch",
+        Counting.spec,
+        port,
+        [0],
+        placement,
+        sup.endpoint,
+        tmp / "bundle",
+        {**CONF, "app.limit": 0},
+        states={0: state},
+    )
     c.launches[port] = launch
     procs.worker(launch)
     sup.wait_for(lambda: sup.last(port) is not None, 20, "the new worker's heartbeat")

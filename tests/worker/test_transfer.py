@@ -7,8 +7,8 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from squall.supervisor.runtime.messages import ACK_ACK, ACK_FAIL, ACK_INIT, TREE_COMPLETE, TREE_FAILED
 from squall.supervisor.runtime.layout import source_of
+from squall.supervisor.runtime.messages import ACK_ACK, ACK_FAIL, ACK_INIT, TREE_COMPLETE, TREE_FAILED
 from squall.supervisor.transfer import FRAME_VERSION, Outbox, TupleCodec, encode_frame
 from squall.topology.component import Tuple
 from tests.worker.worker_helpers import user_module
@@ -222,9 +222,21 @@ def test_malformed_frames_are_counted_not_raised(data):
         [MIDDLE],
     ],
     ids=[
-        "task not here", "data arity", "data for a spout", "unknown stream", "unknown source",
-        "wrong value count", "values not a list", "bad roots", "ack for a bolt", "outcome for the acker",
-        "short init", "non-int ack", "unknown kind", "not a list", "too short",
+        "task not here",
+        "data arity",
+        "data for a spout",
+        "unknown stream",
+        "unknown source",
+        "wrong value count",
+        "values not a list",
+        "bad roots",
+        "ack for a bolt",
+        "outcome for the acker",
+        "short init",
+        "non-int ack",
+        "unknown kind",
+        "not a list",
+        "too short",
     ],
 )
 def test_bad_items_are_dropped_and_good_neighbours_delivered(item):
@@ -282,7 +294,14 @@ def test_an_item_for_a_task_not_local_is_forwarded_not_counted_bad():
     data = frame([MIDDLE, "default", SPOUT, [1, 2.0], None], [SPOUT, TREE_COMPLETE, 9], [999, "default", 4, [1], None])
     assert codec.deliver(data) == (2, 1), "two forwarded, the unknown task is bad"
     (t1, tup), control = forwarded
-    assert (t1, tup.component, tup.stream, tup.task, tup.values, tup.roots) == (MIDDLE, "spout", "default", SPOUT, [1, 2.0], None)
+    assert (t1, tup.component, tup.stream, tup.task, tup.values, tup.roots) == (
+        MIDDLE,
+        "spout",
+        "default",
+        SPOUT,
+        [1, 2.0],
+        None,
+    )
     assert control == (SPOUT, (TREE_COMPLETE, 9))
     assert codec.received == 3 and codec.forwarded == 2 and got == []
     bad_kind = frame([SPOUT, "default", SPOUT, [1, 2.0], None])  # a data tuple for a spout

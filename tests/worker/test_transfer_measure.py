@@ -12,7 +12,6 @@ from squall.supervisor.runtime.stats import CpuMeter
 from squall.supervisor.transfer import BACKLOG_RETRY_S
 from squall.supervisor.worker_metrics import OtherThreadsCpu
 from squall.topology.component import Tuple
-
 from tests.worker.test_transfer import MIDDLE, SPOUT, Clock, Wire, outbox
 
 FIELDS = {"n": 0, "ts": 1}

@@ -38,8 +38,14 @@ def view(local=(0, 1), version=1, active=True, paused=False) -> WorkerView:
 
 
 def update(version=2, placement=None, active=True, executors=None, paused=False, states=None) -> WorkerUpdate:
-    return WorkerUpdate(placement=dict(PLACEMENT if placement is None else placement), active=active,
-                        assignment_version=version, executors=executors, paused=paused, states=dict(states or {}))
+    return WorkerUpdate(
+        placement=dict(PLACEMENT if placement is None else placement),
+        active=active,
+        assignment_version=version,
+        executors=executors,
+        paused=paused,
+        states=dict(states or {}),
+    )
 
 
 def frame(msg) -> bytes:

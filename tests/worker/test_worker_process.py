@@ -17,7 +17,15 @@ import zmq
 from squall.localcluster import free_port
 from squall.supervisor.runtime.messages import ACK_FAIL
 from squall.supervisor.transfer import FRAME_VERSION
-from tests.worker.worker_helpers import FakeSupervisor, Processes, by_executor, make_bundle, pid_gone, user_module, write_launch
+from tests.worker.worker_helpers import (
+    FakeSupervisor,
+    Processes,
+    by_executor,
+    make_bundle,
+    pid_gone,
+    user_module,
+    write_launch,
+)
 
 Chain = user_module("chain_app").Chain
 
@@ -103,8 +111,9 @@ def test_placement_update_reroutes_remote_tasks_live(env):
     # Worker A starts believing B's executors live on a port nobody listens on.
     nowhere = f"127.0.0.1:{free_port()}"
     tmp, sup, procs = env
-    p = start_pair(env, {"app.rate": 1000, "topology.acker.executors": 0},
-                   placement={0: "", 3: "", 4: "", 1: nowhere, 2: nowhere})
+    p = start_pair(
+        env, {"app.rate": 1000, "topology.acker.executors": 0}, placement={0: "", 3: "", 4: "", 1: nowhere, 2: nowhere}
+    )
     sup.collect(0.5)
     assert p.metric(p.b, 1).executed == 0
     p.sup.update(p.a, p.placement, active=True, version=2)
@@ -127,15 +136,26 @@ def test_worker_exits_when_its_supervisor_dies(env):
     tmp, sup, procs = env
     bundle = make_bundle(tmp, "chain_app")
     port = free_port()
-    launch = write_launch(tmp / "orphan.launch", Chain.spec, port, [0, 1, 2, 3, 4], {}, sup.endpoint, bundle,
-                          {**BASE_CONF, "app.rate": 100})
+    launch = write_launch(
+        tmp / "orphan.launch",
+        Chain.spec,
+        port,
+        [0, 1, 2, 3, 4],
+        {},
+        sup.endpoint,
+        bundle,
+        {**BASE_CONF, "app.rate": 100},
+    )
     # An intermediate process plays the supervisor: it starts the worker, reports its pid, dies.
     parent = subprocess.Popen(
-        [sys.executable, "-c",
-         "import subprocess, sys, time\n"
-         f"w = subprocess.Popen([sys.executable, '-m', 'squall.supervisor.worker', {str(launch)!r}])\n"
-         "print(w.pid, flush=True)\n"
-         "time.sleep(60)\n"],
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            f"w = subprocess.Popen([sys.executable, '-m', 'squall.supervisor.worker', {str(launch)!r}])\n"
+            "print(w.pid, flush=True)\n"
+            "time.sleep(60)\n",
+        ],
         stdout=subprocess.PIPE,
     )
     procs.procs.append(parent)
@@ -193,6 +213,7 @@ def test_an_unserialisable_value_is_an_error_of_its_component_not_of_the_worker(
 def test_a_bad_launch_file_exits_2(tmp_path):
     bad = tmp_path / "bad.launch"
     bad.write_bytes(b"nonsense")
-    result = subprocess.run([sys.executable, "-m", "squall.supervisor.worker", str(bad)],
-                            capture_output=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "squall.supervisor.worker", str(bad)], capture_output=True, timeout=30
+    )
     assert result.returncode == 2

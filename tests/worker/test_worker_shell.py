@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import msgpack
 import pytest
@@ -77,12 +77,32 @@ class FakeIO:
 
 
 def launch(executors: list[int]) -> WorkerLaunch:
-    conf = {"topology.acker.executors": 0, "app.reliable": False, "app.limit": LIMIT, "squall.worker.heartbeat.secs": 3600}
-    assignment = WorkerAssignment(topology="chain", port=7001, executors=executors, placement=dict(PLACEMENT),
-                                  active=True, assignment_version=1, conf=conf)
-    return WorkerLaunch(topology="chain", node="n", host="127.0.0.1", port=7001, spec=Chain.spec.to_dict(),
-                        bundle_dir=str(APPS), supervisor_endpoint="tcp://127.0.0.1:1", clock_hz=1e9,
-                        assignment=assignment)
+    conf = {
+        "topology.acker.executors": 0,
+        "app.reliable": False,
+        "app.limit": LIMIT,
+        "squall.worker.heartbeat.secs": 3600,
+    }
+    assignment = WorkerAssignment(
+        topology="chain",
+        port=7001,
+        executors=executors,
+        placement=dict(PLACEMENT),
+        active=True,
+        assignment_version=1,
+        conf=conf,
+    )
+    return WorkerLaunch(
+        topology="chain",
+        node="n",
+        host="127.0.0.1",
+        port=7001,
+        spec=Chain.spec.to_dict(),
+        bundle_dir=str(APPS),
+        supervisor_endpoint="tcp://127.0.0.1:1",
+        clock_hz=1e9,
+        assignment=assignment,
+    )
 
 
 @pytest.fixture
@@ -127,8 +147,9 @@ def test_every_tuple_for_the_other_worker_leaves_in_frames_once(worker):
 def test_an_executor_moved_out_is_released_and_items_for_it_are_held_then_follow_it(worker):
     w, io = worker
     rounds(w)
-    hb = update(io, w, placement={**PLACEMENT, MIDDLE_0: ""}, active=True, assignment_version=2,
-                executors=[SPOUT], paused=True)
+    hb = update(
+        io, w, placement={**PLACEMENT, MIDDLE_0: ""}, active=True, assignment_version=2, executors=[SPOUT], paused=True
+    )
     assert (hb.assignment_version, hb.paused, list(hb.released)) == (2, True, [MIDDLE_0])
     assert w.local_ids == {SPOUT} and io.kept == {B}
 
@@ -138,8 +159,9 @@ def test_an_executor_moved_out_is_released_and_items_for_it_are_held_then_follow
     rounds(w, 2)
     assert (w.outbox.held(), w.codec.forwarded, w.bad_frames, len(io.sent)) == (1, 1, 0, sent_before)
 
-    hb = update(io, w, placement={**PLACEMENT, MIDDLE_0: B}, active=True, assignment_version=3,
-                executors=[SPOUT], paused=False)
+    hb = update(
+        io, w, placement={**PLACEMENT, MIDDLE_0: B}, active=True, assignment_version=3, executors=[SPOUT], paused=False
+    )
     assert (hb.assignment_version, hb.paused, hb.released) == (3, False, {}), "a new version forgets the snapshots"
     assert [i for i in sent_items(io, B) if i[3][0] == 99] == [[MIDDLE_0_TASK, "default", SPOUT_TASK, [99, 0.5], None]]
     assert w.outbox.held() == 0
@@ -166,7 +188,9 @@ def test_bad_control_frames_are_counted_in_the_next_heartbeat(worker):
 
 
 def test_the_worker_runtime_loads_no_zeromq_and_no_networkx():
-    code = ("import sys, squall.supervisor.worker, squall.supervisor.worker_plan; "
-            "print(sorted(m for m in ('zmq', 'networkx') if m in sys.modules))")
+    code = (
+        "import sys, squall.supervisor.worker, squall.supervisor.worker_plan; "
+        "print(sorted(m for m in ('zmq', 'networkx') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

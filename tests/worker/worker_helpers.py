@@ -11,15 +11,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import zmq
 
 from squall import wire
 from squall.messages import WorkerAssignment, WorkerHeartbeat, WorkerLaunch, WorkerUpdate
 from squall.topology.spec import TopologySpec
-
 
 # User code for the worker tests: top-level modules, as in a submitted bundle (not a package of
 # the test suite), so the class refs in their specs resolve the same in a worker's bundle.
@@ -57,12 +57,25 @@ def write_launch(
     paused: bool = False,
 ) -> Path:
     assignment = WorkerAssignment(
-        topology=spec.name, port=port, executors=executors, placement=placement,
-        active=active, assignment_version=1, conf=dict(conf or {}), paused=paused, states=dict(states or {}),
+        topology=spec.name,
+        port=port,
+        executors=executors,
+        placement=placement,
+        active=active,
+        assignment_version=1,
+        conf=dict(conf or {}),
+        paused=paused,
+        states=dict(states or {}),
     )
     launch = WorkerLaunch(
-        topology=spec.name, node="node-test", host="127.0.0.1", port=port, spec=spec.to_dict(),
-        bundle_dir=str(bundle_dir), supervisor_endpoint=supervisor_endpoint, clock_hz=1.0e9,
+        topology=spec.name,
+        node="node-test",
+        host="127.0.0.1",
+        port=port,
+        spec=spec.to_dict(),
+        bundle_dir=str(bundle_dir),
+        supervisor_endpoint=supervisor_endpoint,
+        clock_hz=1.0e9,
         assignment=assignment,
     )
     path.write_bytes(wire.encode(launch))
@@ -126,7 +139,9 @@ class Processes:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
             [sys.executable, "-m", "squall.supervisor.worker", str(launch_file)],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         log.close()
         self.procs.append(proc)

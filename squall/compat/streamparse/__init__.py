@@ -23,6 +23,22 @@ from squall.compat.streamparse.storm import (
 )
 
 __all__ = [
-    "BatchingBolt", "Bolt", "Grouping", "JavaBolt", "JavaSpout", "ReliableSpout", "ShellBolt", "ShellSpout",
-    "Spout", "Stream", "TicklessBatchingBolt", "Topology", "Tuple", "bolt", "component", "dsl", "spout", "storm",
+    "BatchingBolt",
+    "Bolt",
+    "Grouping",
+    "JavaBolt",
+    "JavaSpout",
+    "ReliableSpout",
+    "ShellBolt",
+    "ShellSpout",
+    "Spout",
+    "Stream",
+    "TicklessBatchingBolt",
+    "Topology",
+    "Tuple",
+    "bolt",
+    "component",
+    "dsl",
+    "spout",
+    "storm",
 ]

@@ -8,10 +8,11 @@ in the worker (docs/porting.md).
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _registry_lock = threading.Lock()
-_registry: dict[str, "IMetric"] = {}
+_registry: dict[str, IMetric] = {}
 
 
 class IMetric:

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from squall.compat._adapt import not_in_squall
 from squall.topology.component import Stream as _SquallStream

@@ -47,8 +47,11 @@ def squall_config(config: dict[str, Any]) -> dict[str, Any]:
             f"{constants.TOPOLOGY_RELIABILITY_MODE} {mode!r} is not available in Squall "
             "(it has ATMOST_ONCE and ATLEAST_ONCE; EFFECTIVELY_ONCE needs stateful checkpoints, which Squall lacks)"
         )
-    for key in (constants.TOPOLOGY_MAX_SPOUT_PENDING, constants.TOPOLOGY_MESSAGE_TIMEOUT_SECS,
-                constants.TOPOLOGY_TICK_TUPLE_FREQ_SECS):
+    for key in (
+        constants.TOPOLOGY_MAX_SPOUT_PENDING,
+        constants.TOPOLOGY_MESSAGE_TIMEOUT_SECS,
+        constants.TOPOLOGY_TICK_TUPLE_FREQ_SECS,
+    ):
         value = conf.get(key)
         if isinstance(value, str):
             try:
@@ -91,14 +94,22 @@ class TopologyBuilder:
                 raise ValueError(f"duplicate component name {spec.name!r}")
             self._specs[spec.name] = spec
 
-    def add_spout(self, name: str, spout_cls: type[BaseSpout], par: int, config: dict | None = None,
-                  optional_outputs: Any = None) -> ComponentBuilder:
+    def add_spout(
+        self, name: str, spout_cls: type[BaseSpout], par: int, config: dict | None = None, optional_outputs: Any = None
+    ) -> ComponentBuilder:
         spec = spout_cls.spec(name=name, par=par, config=config, optional_outputs=optional_outputs)
         self.add_spec(spec)
         return spec
 
-    def add_bolt(self, name: str, bolt_cls: type[BaseBolt], par: int, inputs: Any, config: dict | None = None,
-                 optional_outputs: Any = None) -> ComponentBuilder:
+    def add_bolt(
+        self,
+        name: str,
+        bolt_cls: type[BaseBolt],
+        par: int,
+        inputs: Any,
+        config: dict | None = None,
+        optional_outputs: Any = None,
+    ) -> ComponentBuilder:
         spec = bolt_cls.spec(name=name, par=par, inputs=inputs, config=config, optional_outputs=optional_outputs)
         self.add_spec(spec)
         return spec

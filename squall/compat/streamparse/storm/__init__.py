@@ -6,6 +6,15 @@ from squall.compat.streamparse.storm.spout import JavaSpout, ReliableSpout, Shel
 from squall.topology.component import Tuple
 
 __all__ = [
-    "BatchingBolt", "Bolt", "Component", "JavaBolt", "JavaSpout", "ReliableSpout", "ShellBolt", "ShellSpout",
-    "Spout", "TicklessBatchingBolt", "Tuple",
+    "BatchingBolt",
+    "Bolt",
+    "Component",
+    "JavaBolt",
+    "JavaSpout",
+    "ReliableSpout",
+    "ShellBolt",
+    "ShellSpout",
+    "Spout",
+    "TicklessBatchingBolt",
+    "Tuple",
 ]

@@ -28,13 +28,16 @@ class Bolt(StreamparseComponent, _SquallBolt):
         cls, name: str | None = None, inputs: Any = None, par: int | None = None, config: dict | None = None
     ) -> ComponentBuilder:
         """streamparse's ``Bolt.spec(name=None, inputs=None, par=None, config=None)``."""
-        return cls._squall_spec(name=name, inputs=normalise_inputs(inputs), par=normalise_par(cls, par),
-                                config=config if config is not None else cls.config)
+        return cls._squall_spec(
+            name=name,
+            inputs=normalise_inputs(inputs),
+            par=normalise_par(cls, par),
+            config=config if config is not None else cls.config,
+        )
 
     @classmethod
     def _squall_spec(cls, **kwargs: Any) -> ComponentBuilder:
         return _SquallBolt.spec.__func__(cls, **kwargs)  # type: ignore[attr-defined]
-
 
 
 class BatchingBolt(_SquallBatchingBolt, Bolt):

@@ -45,4 +45,3 @@ class Component(StreamparseComponent, _SquallComponent):
 
     def initialize(self, storm_conf: dict, context: Any) -> None:
         """Called once per task before any tuple; override to set up state."""
-

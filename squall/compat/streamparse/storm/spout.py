@@ -26,9 +26,14 @@ class Spout(StreamparseComponent, _SquallSpout):
         cls, name: str | None = None, par: int | None = None, config: dict | None = None
     ) -> ComponentBuilder:
         """streamparse's ``Spout.spec(name=None, par=None, config=None)``."""
-        return ComponentBuilder(cls, name=name, inputs=None, par=normalise_par(cls, par), tasks=None,
-                                config=config if config is not None else cls.config)
-
+        return ComponentBuilder(
+            cls,
+            name=name,
+            inputs=None,
+            par=normalise_par(cls, par),
+            tasks=None,
+            config=config if config is not None else cls.config,
+        )
 
 
 class ReliableSpout(_SquallReliableSpout, Spout):

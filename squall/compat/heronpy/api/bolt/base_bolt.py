@@ -26,7 +26,11 @@ class BaseBolt(BaseComponent, _SquallBolt):
 
     @classmethod
     def spec(  # type: ignore[override]  # heronpy's signature, on purpose (its users' code calls it)
-        cls, name: str | None = None, inputs: Any = None, par: int = 1, config: dict | None = None,
+        cls,
+        name: str | None = None,
+        inputs: Any = None,
+        par: int = 1,
+        config: dict | None = None,
         optional_outputs: Any = None,
     ) -> ComponentBuilder:
         return heron_builder(cls, name, inputs, par, config, optional_outputs)

@@ -22,13 +22,15 @@ class BaseComponent:
         adapt_initialize(cls, heron_context)
 
 
-def heron_builder(cls: type[Component], name: str | None, inputs: Any, par: int, config: dict | None,
-                  optional_outputs: Any) -> ComponentBuilder:
+def heron_builder(
+    cls: type[Component], name: str | None, inputs: Any, par: int, config: dict | None, optional_outputs: Any
+) -> ComponentBuilder:
     """A Squall component builder from heronpy's spec arguments."""
     from squall.compat._adapt import normalise_inputs, normalise_par
 
-    builder = ComponentBuilder(cls, name=name, inputs=normalise_inputs(inputs), par=normalise_par(cls, par),
-                               tasks=None, config=config)
+    builder = ComponentBuilder(
+        cls, name=name, inputs=normalise_inputs(inputs), par=normalise_par(cls, par), tasks=None, config=config
+    )
     if optional_outputs:
         builder.extra_outputs = tuple(optional_outputs)
     return builder
