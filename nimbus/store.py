@@ -46,32 +46,24 @@ from typing import Any, TypeVar
 import msgpack
 
 from squall import messages as M
+from squall.nimbus import store_rows as rows
 from squall.nimbus.commands import (
-    AddEvent,
     Command,
-    DeleteMigration,
-    DeleteSupervisor,
-    DeleteTopology,
     DropBundle,
     PutBundle,
     Read,
     ReplyBundle,
     ReplyEvents,
-    SaveClock,
-    SaveMigration,
-    SaveSupervisor,
-    SaveTopology,
     Send,
-    UpdateEvent,
     Write,
 )
 from squall.nimbus.records import Placement, Slot, SupervisorRecord, TopologyRecord
+from squall.nimbus.store_rows import EVENTS_KEPT as EVENTS_KEPT  # part of the store's API
 from squall.topology.spec import TopologySpec
 
 DB_NAME = "nimbus.db"
 BLOB_DIR = "blobs"
 LOCK_NAME = "nimbus.lock"
-EVENTS_KEPT = 500
 CHECKPOINT_S = 2.0
 SCHEMA_VERSION = 1  # PRAGMA user_version; a file with a higher one was written by a newer Squall
 
@@ -306,12 +298,12 @@ class Store:
     def save_topology(self, rec: TopologyRecord) -> None:
         """Upsert the topology and replace its placement, in one transaction."""
         with self._tx() as db:
-            _save_topology(db, rec)
+            rows.save_topology(db, rec)
 
     def delete_topology(self, name: str) -> None:
         """The topology, its placement, migration, events and loop clock, in one transaction."""
         with self._tx() as db:
-            _delete_topology(db, name)
+            rows.delete_topology(db, name)
 
     def load_topologies(self) -> list[TopologyRecord]:
         placements: dict[str, dict[int, Slot]] = {}
@@ -352,11 +344,11 @@ class Store:
 
     def save_migration(self, topology: str, record: dict[str, Any], states: dict[int, bytes]) -> None:
         with self._tx() as db:
-            _save_migration(db, topology, record, states)
+            rows.save_migration(db, topology, record, states)
 
     def delete_migration(self, topology: str) -> None:
         with self._tx() as db:
-            _delete_migration(db, topology)
+            rows.delete_migration(db, topology)
 
     def load_migrations(self) -> list[tuple[dict[str, Any], dict[int, bytes]]]:
         rows = self._db.execute("SELECT topology, record, states FROM migrations ORDER BY topology").fetchall()
@@ -372,7 +364,7 @@ class Store:
         free id; returns its id. Trims the topology's events of the same kind (declined or
         not) to the newest ``EVENTS_KEPT``."""
         with self._tx() as db:
-            return _add_event(db, topology, event, event_id)
+            return rows.add_event(db, topology, event, event_id)
 
     def last_event_id(self) -> int:
         """The highest event id ever given (ids of deleted events are not given again)."""
@@ -381,7 +373,7 @@ class Store:
 
     def update_event(self, event_id: int, changes: dict[str, Any]) -> None:
         with self._tx() as db:
-            _update_event(db, event_id, changes)
+            rows.update_event(db, event_id, changes)
 
     def events(self, topology: str) -> list[dict[str, Any]]:
         """The topology's events, oldest first, each with its "id"."""
@@ -392,7 +384,7 @@ class Store:
 
     def save_clock(self, topology: str, last_change: float) -> None:
         with self._tx() as db:
-            _save_clock(db, topology, last_change)
+            rows.save_clock(db, topology, last_change)
 
     def load_clocks(self) -> dict[str, float]:
         rows = self._db.execute("SELECT topology, last_change FROM loop_clocks").fetchall()
@@ -421,11 +413,11 @@ class Store:
 
     def save_supervisor(self, sup: SupervisorRecord) -> None:
         with self._tx() as db:
-            _save_supervisor(db, sup)
+            rows.save_supervisor(db, sup)
 
     def delete_supervisor(self, supervisor_id: str) -> None:
         with self._tx() as db:
-            _delete_supervisor(db, supervisor_id)
+            rows.delete_supervisor(db, supervisor_id)
 
     def load_supervisors(self) -> list[SupervisorRecord]:
         """Supervisors seen before, with ``last_seen`` cleared: none is alive until it speaks."""
@@ -464,7 +456,7 @@ class Store:
         if table:
             with self._tx() as db:
                 for c in table:
-                    _WRITERS[type(c)](db, c)
+                    rows.WRITERS[type(c)](db, c)
         for c in writes:
             if isinstance(c, DropBundle):
                 try:
@@ -544,111 +536,6 @@ class _Checkpointer(threading.Thread):
             self.join(10)
         self.checkpoint()  # leave the log folded in
         self._db.close()
-
-
-def _save_topology(db: sqlite3.Connection, rec: TopologyRecord) -> None:
-    db.execute(
-        "INSERT OR REPLACE INTO topologies (name, spec, scheduler, conf, bundle_digest, bundle_size,"
-        " submitted_at, phase, active, deadline, pending, version, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            rec.name,
-            json.dumps(rec.spec.to_dict()),
-            rec.scheduler,
-            json.dumps(rec.conf),
-            rec.bundle_digest,
-            rec.bundle_size,
-            rec.submitted_at,
-            rec.phase,
-            int(rec.active),
-            rec.deadline,
-            None if rec.pending is None else json.dumps(rec.pending),
-            rec.version,
-            rec.error,
-        ),
-    )
-    db.execute("DELETE FROM assignments WHERE topology = ?", (rec.name,))
-    db.executemany(
-        "INSERT INTO assignments VALUES (?,?,?,?,?)",
-        [(rec.name, ex, s.worker, s.node, s.port) for ex, s in sorted(rec.placement.items())],
-    )
-
-
-def _delete_topology(db: sqlite3.Connection, name: str) -> None:
-    db.execute("DELETE FROM assignments WHERE topology = ?", (name,))
-    db.execute("DELETE FROM topologies WHERE name = ?", (name,))
-    db.execute("DELETE FROM migrations WHERE topology = ?", (name,))
-    db.execute("DELETE FROM rebalance_events WHERE topology = ?", (name,))
-    db.execute("DELETE FROM loop_clocks WHERE topology = ?", (name,))
-
-
-def _save_migration(db: sqlite3.Connection, topology: str, record: dict[str, Any], states: dict[int, bytes]) -> None:
-    db.execute(
-        "INSERT OR REPLACE INTO migrations VALUES (?,?,?)",
-        (topology, json.dumps(record), msgpack.packb(states, use_bin_type=True)),
-    )
-
-
-def _delete_migration(db: sqlite3.Connection, topology: str) -> None:
-    db.execute("DELETE FROM migrations WHERE topology = ?", (topology,))
-
-
-def _add_event(db: sqlite3.Connection, topology: str, event: dict[str, Any], event_id: int | None) -> int:
-    declined = int(event.get("decision") == "declined")
-    cur = db.execute(
-        "INSERT INTO rebalance_events (id, topology, declined, event) VALUES (?,?,?,?)",
-        (event_id, topology, declined, json.dumps(event)),
-    )
-    db.execute(
-        "DELETE FROM rebalance_events WHERE topology = ? AND declined = ? AND id NOT IN ("
-        " SELECT id FROM rebalance_events WHERE topology = ? AND declined = ? ORDER BY id DESC LIMIT ?)",
-        (topology, declined, topology, declined, EVENTS_KEPT),
-    )
-    return int(cur.lastrowid or 0)
-
-
-def _update_event(db: sqlite3.Connection, event_id: int, changes: dict[str, Any]) -> None:
-    row = db.execute("SELECT event FROM rebalance_events WHERE id = ?", (event_id,)).fetchone()
-    if row is not None:
-        event = {**json.loads(row[0]), **changes}
-        db.execute("UPDATE rebalance_events SET event = ? WHERE id = ?", (json.dumps(event), event_id))
-
-
-def _save_clock(db: sqlite3.Connection, topology: str, last_change: float) -> None:
-    db.execute("INSERT OR REPLACE INTO loop_clocks VALUES (?,?)", (topology, last_change))
-
-
-def _save_supervisor(db: sqlite3.Connection, sup: SupervisorRecord) -> None:
-    db.execute(
-        "INSERT OR REPLACE INTO supervisors VALUES (?,?,?,?,?,?,?,?,?)",
-        (
-            sup.id,
-            sup.host,
-            json.dumps(sup.ports),
-            sup.capacity_hz,
-            sup.clock_hz,
-            sup.cores,
-            sup.memory_mb,
-            sup.version,
-            sup.last_seen,
-        ),
-    )
-
-
-def _delete_supervisor(db: sqlite3.Connection, supervisor_id: str) -> None:
-    db.execute("DELETE FROM supervisors WHERE id = ?", (supervisor_id,))
-
-
-_WRITERS: dict[type, Callable[[sqlite3.Connection, Any], object]] = {
-    SaveTopology: lambda db, c: _save_topology(db, c.record),
-    DeleteTopology: lambda db, c: _delete_topology(db, c.name),
-    SaveSupervisor: lambda db, c: _save_supervisor(db, c.record),
-    DeleteSupervisor: lambda db, c: _delete_supervisor(db, c.supervisor_id),
-    SaveMigration: lambda db, c: _save_migration(db, c.topology, c.record, c.states),
-    DeleteMigration: lambda db, c: _delete_migration(db, c.topology),
-    SaveClock: lambda db, c: _save_clock(db, c.topology, c.last_change),
-    AddEvent: lambda db, c: _add_event(db, c.topology, c.event, c.event_id),
-    UpdateEvent: lambda db, c: _update_event(db, c.event_id, c.changes),
-}
 
 
 _KEY_COLUMN = {
