@@ -151,6 +151,15 @@ class UpdateEvent(Write):
     changes: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class SaveLogPosition(Write):
+    """A Nimbus replica's count of replicated-log entries carried out into this store, saved
+    with each entry's writes (``nimbus.replication``): a restarted replica skips what its
+    store already holds."""
+
+    applied: int
+
+
 class Read:
     """A reply whose data only the store holds; carried out after the event's writes."""
 

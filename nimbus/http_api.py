@@ -90,6 +90,9 @@ class ApiServer(ThreadingHTTPServer):
         self.started = clock()
         self.reads = ReadCache()
         self.refused_connections = 0
+        # A Nimbus replica that does not lead sets this: it returns None while this Nimbus
+        # serves, else the leader's page ("" while no leader is known), where requests go.
+        self.leader_page: Callable[[], str | None] = lambda: None
         self._slots = threading.BoundedSemaphore(max_connections or MAX_CONNECTIONS)
         self._stop = threading.Event()
         self._threads = [
@@ -253,6 +256,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str, head: bool = False) -> None:
         try:
+            leader = self.server.leader_page()
+            if leader is not None:
+                return self._to_leader(leader, head)
             if method == "POST":
                 refusal = cross_origin(self.headers)
                 if refusal:
@@ -287,6 +293,13 @@ class Handler(BaseHTTPRequestHandler):
             self._error(500, f"internal error: {type(exc).__name__}")
 
     # -- responses --
+
+    def _to_leader(self, leader: str, head: bool) -> None:
+        """A follower replica: 307 to the same path on the leader (a POST stays a POST)."""
+        if not leader:
+            raise ApiError(503, "this Nimbus replica is not the leader and no leader is elected yet; retry shortly")
+        body = json.dumps({"leader": leader}).encode()
+        self._send(307, body, "application/json", head, {"Location": leader.rstrip("/") + self.path})
 
     def _send(
         self, status: int, body: bytes, ctype: str, head: bool = False, extra: dict[str, str] | None = None

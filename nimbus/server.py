@@ -28,16 +28,19 @@ import signal
 import threading
 import time
 from http.server import ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from squall.nimbus.commands import Send
-from squall.nimbus.events import Received, Tick
+from squall.nimbus.events import Event, Received, Tick
 from squall.nimbus.http_api import LoopInbox
 from squall.nimbus.state import NimbusState
 from squall.security import ClusterKeys, release, secure_server
 from squall.wire import MAX_FRAME_BYTES, WireError, decode, encode
+
+if TYPE_CHECKING:
+    from squall.nimbus.replication import Replica
 
 log = logging.getLogger("squall.nimbus")
 
@@ -63,8 +66,12 @@ class NimbusServer:
         clock: Any = None,
         keys: ClusterKeys | None = None,
         api_token: str | None = None,
+        replica: Replica | None = None,
     ) -> None:
         self.state = state
+        # One of several replicas (nimbus.replication): it decides only while it leads, and
+        # its decisions' sends leave once Raft committed their writes. None: a single Nimbus.
+        self.replica = replica
         self.keys = keys
         self.clock = clock if clock is not None else steady_clock()
         self.loop_lag = (0.0, 0.0)  # (latest, max) seconds a tick ran after it was due
@@ -87,6 +94,8 @@ class NimbusServer:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self.inbox.wake = self._wake
+        if replica is not None:
+            replica.wake = self._wake  # pysyncobj's thread wakes the loop when it commits
         if http_port:
             from squall.nimbus.http_api import start as start_http
 
@@ -94,6 +103,8 @@ class NimbusServer:
             self.http = start_http(
                 state, self.clock, host, http_port, self.inbox, api_token=token, loop_lag=lambda: self.loop_lag
             )
+            if replica is not None:
+                self.http.leader_page = lambda: None if replica.leading else replica.leader_http()
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -125,13 +136,14 @@ class NimbusServer:
                         os.read(self._wake_r, 4096)
                     except BlockingIOError:
                         pass
+                self._pump()
                 self._execute(self.inbox.drain(self._handle_local, self._read))
                 mono = time.monotonic()
                 if mono >= next_tick:
                     late = mono - next_tick
                     self.loop_lag = (late, max(late, self.loop_lag[1]))
                     next_tick = max(next_tick + TICK_S, mono)  # after a stall: one tick, not a burst
-                    self._execute(self.state.apply(Tick(self.clock())))
+                    self._execute(self._apply(Tick(self.clock())))
         finally:
             self.close()
 
@@ -142,6 +154,8 @@ class NimbusServer:
             # some prometheus_client versions replace the list it joins with a plain list.
             self.http.socket.close()
             self.http = None
+        if self.replica is not None:
+            self.replica.close()
         self.sock.close()
         release(self.ctx)
         self.ctx.term()
@@ -171,10 +185,36 @@ class NimbusServer:
         except WireError as exc:
             self._fault(str(exc).split(":")[0], str(exc))
             return
-        self._execute(self.state.apply(Received(peer, msg, self.clock())))
+        self._execute(self._apply(Received(peer, msg, self.clock())))
 
     def _handle_local(self, peer: bytes, msg: Any) -> list[Send]:
-        return self.state.apply(Received(peer, msg, self.clock()))
+        return self._apply(Received(peer, msg, self.clock()))
+
+    def _apply(self, event: Event) -> list[Send]:
+        """The sends of ``event`` due now: the state's (single Nimbus), the leading replica's
+        (the rest follow its commit, see ``_pump``), or a follower's refusal."""
+        if self.replica is None:
+            return self.state.apply(event)
+        try:
+            if self.replica.leading:
+                return self.replica.decide(event)
+            return self.replica.refusal(event.peer, event.msg) if isinstance(event, Received) else []
+        except Exception:  # a bug must not stop the control plane (the state guards its own)
+            self.state.counters["internal_errors"] += 1
+            log.exception("internal error in the replica handling %s", type(event).__name__)
+            return []
+
+    def _pump(self) -> None:
+        """A replica: carry out what Raft committed, and send what waited for it."""
+        if self.replica is None:
+            return
+        try:
+            self._execute(self.replica.pump(self.clock()))
+        except Exception:  # as in _apply: logged and counted, the loop goes on
+            self.state.counters["internal_errors"] += 1
+            log.exception("internal error carrying out replicated entries")
+        if self.replica.state is not None:
+            self.state = self.replica.state  # what HTTP reads and counters see: the leader's state
 
     def _read(self, read: Any) -> Any:
         """A read for an HTTP thread, run here between events (see ``http_api``)."""

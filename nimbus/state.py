@@ -93,7 +93,7 @@ RESEND_S = 5.0  # an assignment a supervisor's heartbeats do not reflect is sent
 class NimbusState(LiveRebalancing):
     """See the module docstring. ``conf`` overrides :data:`config.NIMBUS_DEFAULTS`."""
 
-    def __init__(self, store: Store, conf: dict[str, Any] | None = None) -> None:
+    def __init__(self, store: Store, conf: dict[str, Any] | None = None, leadership: Leadership | None = None) -> None:
         self.store = store
         self.conf: dict[str, Any] = {**C.NIMBUS_DEFAULTS, **(conf or {})}
         self.timeout = C.number(self.conf, C.SUPERVISOR_TIMEOUT, 5.0)
@@ -109,7 +109,9 @@ class NimbusState(LiveRebalancing):
         self._hidden: set[str] = set()  # topologies left out of pushes for a moment
         self._declared = DeclaredWorkers()  # per-node worker sets, rebuilt only on change
         self._pushed_at: dict[str, float] = {}  # supervisor -> when its assignment was last sent
-        self.leadership = Leadership(store)  # the term every assignment carries (fencing)
+        # The term every assignment carries (fencing): a standalone Nimbus's own, or a replica's
+        # Raft term (nimbus.replication).
+        self.leadership = leadership if leadership is not None else Leadership(store)
         self._handlers: dict[type, Callable[[bytes, Any, float], None]] = {
             M.RegisterSupervisor: self._register,
             M.Heartbeat: self._heartbeat,

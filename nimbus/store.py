@@ -405,6 +405,14 @@ class Store:
             )
         return rows[0]
 
+    def load_log_position(self) -> int:
+        """How many replicated-log entries a Nimbus replica carried out into this store (0 for a
+        new data directory or a standalone Nimbus); see ``SaveLogPosition``."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'log_position'").fetchone()
+        if row is None:
+            return 0
+        return self._read_rows("meta", lambda r: "log_position", [row], lambda r: int(r[0]))[0]
+
     def save_epoch(self, epoch: int) -> None:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)", (str(int(epoch)),))

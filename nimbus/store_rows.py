@@ -18,6 +18,7 @@ from squall.nimbus.commands import (
     DeleteSupervisor,
     DeleteTopology,
     SaveClock,
+    SaveLogPosition,
     SaveMigration,
     SaveSupervisor,
     SaveTopology,
@@ -120,6 +121,10 @@ def delete_supervisor(db: sqlite3.Connection, supervisor_id: str) -> None:
     db.execute("DELETE FROM supervisors WHERE id = ?", (supervisor_id,))
 
 
+def save_log_position(db: sqlite3.Connection, applied: int) -> None:
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('log_position', ?)", (str(int(applied)),))
+
+
 WRITERS: dict[type, Callable[[sqlite3.Connection, Any], object]] = {
     SaveTopology: lambda db, c: save_topology(db, c.record),
     DeleteTopology: lambda db, c: delete_topology(db, c.name),
@@ -130,4 +135,5 @@ WRITERS: dict[type, Callable[[sqlite3.Connection, Any], object]] = {
     SaveClock: lambda db, c: save_clock(db, c.topology, c.last_change),
     AddEvent: lambda db, c: add_event(db, c.topology, c.event, c.event_id),
     UpdateEvent: lambda db, c: update_event(db, c.event_id, c.changes),
+    SaveLogPosition: lambda db, c: save_log_position(db, c.applied),
 }
