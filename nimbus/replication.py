@@ -22,6 +22,8 @@ log and what a replica does with it:
 * **Losing leadership** (Raft says follower: a higher term was seen, or no majority answered
   for ``LEADER_FALLBACK_S``) drops the state and every decision still in flight: their sends
   never leave. Decisions of a deposed leader that a majority never stored never reach a board.
+* **While the new leader loads** (its marker not yet carried out), messages are held and
+  decided once it leads: a client that followed a redirect to it waits a moment, not fails.
 * **Followers** answer requests with ``NotLeader`` naming the leader (a client follows it), a
   board's registration or heartbeat with ``RegisterReply(ok=False, leader=...)`` (the board
   moves there), nothing while no leader is known (the board's silence timer moves it on),
@@ -63,6 +65,7 @@ ELECTION_MAX_S = 1.4
 HEARTBEAT_S = 0.1  # the leader's append-entries period (pysyncobj's default)
 LEADER_FALLBACK_S = 1.5  # a leader without answers from a majority for this long steps down
 RETRY_ANNOUNCE_S = 2.0
+HELD_MAX = 1000  # messages held while a new leader loads its state
 
 # Roles as nimbus-status names them, from pysyncobj's states (0 follower, 1 candidate, 2 leader).
 ROLES = {0: "follower", 1: "candidate", 2: "leader"}
@@ -168,6 +171,7 @@ class Replica:
         self._want_term = 0  # the term of the marker this replica appended, waiting for it
         self._announced = False
         self._announce_due = 0.0
+        self._held: list[Received] = []
         journal = None
         if data_dir is not None:
             journal = data_dir / JOURNAL_NAME
@@ -236,15 +240,32 @@ class Replica:
                     self._raft.append(("leader", self.address, item[2]))  # loads the state when carried out
                 else:
                     self._want_term = 0
+                    self._held.clear()
                     self._step_down(f"Raft made this replica a {ROLES.get(item[1], item[1])}")
             elif item[0] == "lost" and item[1] in self._pending:
                 self._step_down(f"an entry was not committed (pysyncobj reason {item[2]})")
         if self.state is not None and not self._raft._isLeader():
             self._step_down("Raft no longer names this replica leader")
+        if self.state is not None and self._held:
+            held, self._held = self._held, []
+            for event in held:
+                out.extend(self.decide(event))
         if not self._announced and now >= self._announce_due and self._raft._getLeader() is not None:
             self._announce_due = now + RETRY_ANNOUNCE_S
             self._raft.append(("replica", self.address, self.http_url, os.getpid()))
         return out
+
+    @property
+    def loading(self) -> bool:
+        """Raft elected this replica and its marker is on its way: it will lead in a moment."""
+        return self.state is None and self._want_term > 0
+
+    def hold(self, event: Event) -> None:
+        """A message that arrived while :attr:`loading`: decided once the state is loaded
+        (at most ``HELD_MAX``, the oldest dropped first; ticks are not held)."""
+        if isinstance(event, Received):
+            self._held.append(event)
+            del self._held[:-HELD_MAX]
 
     def decide(self, event: Event) -> list[Send]:
         """The leader's decision on ``event``: its sends now (no writes, nothing in flight) or

@@ -198,6 +198,9 @@ class NimbusServer:
         try:
             if self.replica.leading:
                 return self.replica.decide(event)
+            if self.replica.loading:
+                self.replica.hold(event)
+                return []
             return self.replica.refusal(event.peer, event.msg) if isinstance(event, Received) else []
         except Exception:  # a bug must not stop the control plane (the state guards its own)
             self.state.counters["internal_errors"] += 1
