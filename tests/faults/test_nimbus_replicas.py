@@ -4,6 +4,10 @@
   board re-attaches to it, no executor moves (same worker pids, same placement), no tuple is
   lost, ``squall list`` answers and names the new leader; the killed replica, restarted on its
   data dir, rejoins as a follower and reports its pid;
+* the leader cut off from the other replicas (iptables DROP on its Raft port; skipped without
+  root): it stops deciding within the fallback timeout, a write sent to it is never
+  acknowledged, the majority elects a leader with a higher term, nothing moves or is lost, and
+  after healing it follows; boards only ever refuse older terms;
 * a follower refuses a write, naming the leader (``NotLeader``), a board's registration with
   the leader's address, and its web page redirects to the leader's (307);
 * single-replica mode loads no Raft library (the rest of the suite runs it as before).
@@ -13,8 +17,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -22,6 +29,7 @@ import pytest
 import zmq
 
 from squall import messages as M
+from squall.client import NimbusClient
 from squall.localcluster import LocalCluster
 from squall.wire import decode, encode
 from tests.faults.fault_helpers import assert_nothing_lost, drain, eventually, running, start_chain
@@ -33,8 +41,12 @@ def squall(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     return subprocess.run([sys.executable, "-m", "squall", *args], capture_output=True, text=True, timeout=60, env=env)
 
 
-def status(cluster: LocalCluster) -> dict:
-    with cluster.client(timeout_s=2) as c:
+def status(cluster: LocalCluster, addresses: list[str] | None = None) -> dict:
+    """What the leader says (``addresses``: ask only these replicas, and their leader)."""
+    if addresses is None:
+        with cluster.client(timeout_s=2) as c:
+            return c.nimbus_status()
+    with NimbusClient(addresses, timeout_s=2) as c:
         return c.nimbus_status()
 
 
@@ -201,3 +213,144 @@ def test_peers_are_checked_before_anything_starts(tmp_path):
         "127.0.0.1:7005,127.0.0.1:7003,127.0.0.1:7007",
     )
     assert bad.returncode == 2 and "this replica's own address 127.0.0.1:7001" in bad.stderr, bad.stderr
+
+
+# -- a leader cut off from the other replicas (iptables, needs root) ----------------------------
+
+
+def iptables(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture
+def firewall():
+    """A chain of this run's own, jumped to from INPUT and OUTPUT; removed whatever happens.
+    Yields a function that drops every TCP packet from or to a port (both directions, on lo)."""
+    if os.geteuid() != 0:
+        pytest.skip("cutting a replica off needs root (iptables)")
+    chain = f"SQHA{os.getpid()}"
+    if iptables("-N", chain).returncode != 0:
+        pytest.skip(f"iptables unusable here: {iptables('-L', '-n').stderr.strip()[:200]}")
+    for hook in ("INPUT", "OUTPUT"):
+        iptables("-I", hook, "-j", chain)
+
+    def cut(port: int) -> None:
+        for match in ("--sport", "--dport"):
+            done = iptables("-A", chain, "-p", "tcp", match, str(port), "-j", "DROP")
+            assert done.returncode == 0, done.stderr
+
+    try:
+        yield cut
+    finally:
+        for hook in ("INPUT", "OUTPUT"):
+            iptables("-D", hook, "-j", chain)
+        iptables("-F", chain)
+        iptables("-X", chain)
+
+
+def lead_with(cluster: LocalCluster, index: int) -> dict:
+    """Make replica ``index`` the leader: freeze (SIGSTOP) whichever other replica leads, so the
+    remaining two elect, and thaw it (it follows the higher term). Each election is a coin flip."""
+    for _ in range(16):
+        now = eventually(lambda: (s := status(cluster))["leader"] and s, timeout_s=30, what="a leader")
+        current = cluster.replica_addresses.index(now["leader"])
+        if current == index:
+            return now
+        pid = cluster.replica_pids()[current]
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            eventually(
+                lambda now=now: status(cluster)["leader"] not in ("", now["leader"]),
+                timeout_s=30,
+                what="another leader",
+            )
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        eventually(
+            lambda current=current: status(cluster)["replicas"][current]["role"] == "follower",
+            timeout_s=30,
+            what="thawed one following",
+        )
+    raise AssertionError(f"replica {index} never won an election")
+
+
+def test_a_leader_cut_off_stops_deciding_and_follows_after_healing(replicated, tmp_path, firewall):
+    from squall.nimbus.replication import LEADER_FALLBACK_S, RAFT_PORT_OFFSET
+
+    cluster = replicated
+    folder = tmp_path / "ledger"
+    placed = start_chain(cluster, "cut", folder, workers=3)
+    pids = cluster.worker_pids()
+    # pysyncobj connects each pair from the larger address to the smaller one, so the replica
+    # with the smallest address is the server of every link it has: dropping its Raft port
+    # (both directions) cuts it off from the others completely. Make that one lead.
+    victim = min(range(3), key=lambda i: f"127.0.0.1:{cluster.replica_ports[i] + RAFT_PORT_OFFSET}")
+    old = lead_with(cluster, victim)
+    old_address = old["leader"]
+
+    writer = zmq.Context.instance().socket(zmq.DEALER)
+    writer.setsockopt(zmq.LINGER, 0)
+    writer.connect(f"tcp://{old_address}")
+
+    firewall(cluster.replica_ports[victim] + RAFT_PORT_OFFSET)
+    cut_at = time.monotonic()
+    # A write sent to it now is decided by a leader that can no longer commit: never acknowledged.
+    writer.send(encode(M.SetActive(rid=11, name="cut", active=False)))
+
+    def stepped_down() -> bool:
+        own = ask(old_address, M.GetNimbusStatus(rid=12), timeout_s=0.3)  # a reply held behind the write is dropped
+        if isinstance(own, M.NotLeader):  # it already knows of another leader
+            return True
+        assert isinstance(own, M.Reply)
+        return {r["address"]: r["role"] for r in own.data["replicas"]}[old_address] != "leader"
+
+    eventually(stepped_down, timeout_s=15, interval_s=0.05, what="the cut-off leader stepping down")
+    stepped_s = time.monotonic() - cut_at
+    answer = decode(writer.recv()) if writer.poll(500) else None
+    writer.close(0)
+    assert not (isinstance(answer, M.Reply) and answer.ok), f"a cut-off leader acknowledged a write: {answer}"
+    assert "stops deciding" in cluster.log(f"nimbus-{victim + 1}")
+    others = [a for a in cluster.replica_addresses if a != old_address]
+    new = eventually(  # asked of the majority: the cut-off one answers with its own view (no leader)
+        lambda: (s := status(cluster, others))["leader"] in others and s,
+        timeout_s=30,
+        what="the majority electing a leader",
+    )
+    assert new["term"] > old["term"]
+
+    def boards_at_new_leader() -> bool:
+        with NimbusClient(others, timeout_s=2) as c:
+            return {s["id"] for s in c.cluster()["supervisors"] if s["alive"]} == set(cluster.node_ids)
+
+    eventually(boards_at_new_leader, timeout_s=30, what="boards at the new leader")
+    with NimbusClient(others, timeout_s=2) as c:
+        assert next(t for t in c.list() if t["name"] == "cut")["status"] == "ACTIVE", "the cut-off write took effect"
+
+    iptables("-F", f"SQHA{os.getpid()}")  # heal
+    # Healed, it follows. (Its candidacies while cut off raised its term, so on return it may
+    # depose the leader once, as Raft without pre-vote does; its log lacks what the majority
+    # committed meanwhile, so it cannot win that election.)
+    healed = eventually(
+        lambda: (s := status(cluster, others))["replicas"][victim]["role"] == "follower" and s,
+        timeout_s=60,
+        what="the old leader following after healing",
+    )
+    assert healed["leader"] in others and healed["term"] >= new["term"], healed
+    # Boards never acted on two leaders: each board's terms only went up, and every assignment
+    # a board refused was of an older term than the one it followed.
+    refused = 0
+    for node in cluster.node_ids:
+        for line in cluster.log(node).splitlines():
+            if "refused assignment" in line:
+                refused += 1
+                offered, followed = (int(x) for x in re.findall(r"term (\d+)", line)[:2])
+                assert offered < followed, line
+    eventually(lambda: alive_boards(cluster) == set(cluster.node_ids), timeout_s=30, what="boards at the leader")
+    assert eventually(lambda: running(cluster, "cut"), timeout_s=30) == placed, "placement or pids changed"
+    assert cluster.worker_pids() == pids, "a worker was restarted"
+    assert_nothing_lost(drain(cluster, "cut", folder))
+    print(
+        f"\nthe cut-off leader stepped down {stepped_s:.2f} s after the cut (fallback {LEADER_FALLBACK_S} s, "
+        f"poll 0.05 s, shared machine); terms {old['term']} -> {new['term']}; {refused} stale assignment(s) refused"
+    )
