@@ -146,7 +146,10 @@ class Replica:
         http_url: str = "",
         password: str | None = None,
         wake: Callable[[], None] = lambda: None,
+        make_log: Callable[..., Any] | None = None,
     ) -> None:
+        """``make_log(self_node, others, conf, on_committed)`` builds the Raft log (pysyncobj's;
+        tests pass a fake that commits when told)."""
         from pysyncobj import SyncObjConf  # only replicas import the library (and start its thread)
 
         self.store, self.conf, self.address, self.peers = store, conf, address, list(peers)
@@ -196,7 +199,7 @@ class Replica:
             password=password,
         )
         others = [raft_address(p) for p in self.peers if p != address]
-        self._raft = _make_log(raft_address(address), others, raft_conf, self._on_committed)
+        self._raft = (make_log or _make_log)(raft_address(address), others, raft_conf, self._on_committed)
 
     # -- pysyncobj's thread: only queue and wake ----------------------------------------------
 

@@ -12,6 +12,11 @@ Protected by default: without ``--keys`` it binds 127.0.0.1, and refuses any oth
 REST API POSTs always need ``X-Squall-Key``: the keys' token, or else a random token
 written to ``DATA_DIR/http-token`` (mode 0600) at start.
 SIGUSR1 writes every thread's stack to stderr (``faulthandler``), to see where it is stuck.
+
+``--peers A,B,C`` (every replica's HOST:PORT, this one's included, an odd number >= 3) runs
+this Nimbus as one of that many Raft replicas (``squall.nimbus.replication``; Raft on PORT+1):
+it decides only while it leads; otherwise it redirects clients, boards and its web page to
+the leader. A bad list is refused (exit 2) naming what is wrong.
 """
 
 from __future__ import annotations
