@@ -89,6 +89,7 @@ class NimbusServer:
         self.sock.bind(f"tcp://{host}:{port}")
         self.address = f"tcp://{host}:{port}"
         self._stop = threading.Event()
+        self.stopped_by = ""  # the signal that stopped the loop, for the log
         self._req_peers: set[bytes] = set()
         self._logged_faults: set[str] = set()
         self.http: ThreadingHTTPServer | None = None
@@ -121,8 +122,12 @@ class NimbusServer:
             )
 
     def install_signal_handlers(self) -> None:
+        def stop_on(signum: int, _frame: Any) -> None:
+            self.stopped_by = signal.Signals(signum).name  # logged by run(), not here: no I/O in a handler
+            self.stop()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
+            signal.signal(sig, stop_on)
 
     def stop(self) -> None:
         self._stop.set()
@@ -161,6 +166,9 @@ class NimbusServer:
                 if self._changed and time.monotonic() - self._published_mono >= PUBLISH_S:
                     self._publish()
         finally:
+            # A log that ends without this line was cut short: SIGKILL (the OOM killer, a
+            # forced stop) or the file itself deleted, never a clean stop.
+            log.info("nimbus loop stopping%s", f" on {self.stopped_by}" if self.stopped_by else "")
             self.close()
 
     def close(self) -> None:
