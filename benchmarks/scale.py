@@ -31,10 +31,8 @@ import argparse
 import multiprocessing as mp
 import os
 import random
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -49,12 +47,6 @@ SOURCES_PER_EXECUTOR = 3  # received_from entries per executor in a report
 TUPLES_PER_S = 200.0  # per executor, for the counters
 PROBE_TIMEOUT_S = 10.0
 CLIENT_TIMEOUT_S = 120.0  # the driver's own requests: a slow answer is a figure, not a failure
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- the simulated boards (run in child processes) -------------------------------------------
@@ -325,36 +317,21 @@ def run_scale(
     import psutil
 
     from squall.client import NimbusClient, NimbusUnreachable
+    from squall.daemon_start import nimbus_argv, spawn_logged
+    from squall.localcluster import free_port
 
     fig = Figures(boards, executors)
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="squall-scale-") as tmp:
-        nimbus = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "squall",
-                "nimbus",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--http-port",
-                "0",
-                "--data-dir",
-                tmp,
-                "--no-discovery",
-                "--log-level",
-                "WARNING",
-                "--set",
-                f"nimbus.supervisor.timeout.secs={timeout_s}",
-                "--set",
-                f"nimbus.heartbeat.secs={heartbeat_s}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(Path(tmp) / "nimbus.log", "w"),
-        )
+        timeouts = [
+            "--set",
+            f"nimbus.supervisor.timeout.secs={timeout_s}",
+            "--set",
+            f"nimbus.heartbeat.secs={heartbeat_s}",
+        ]
+        extra = ["--no-discovery", "--log-level", "WARNING", *timeouts]
+        nimbus = spawn_logged(nimbus_argv("127.0.0.1", port, tmp, extra=extra), Path(tmp) / "nimbus.log")
         ctx = mp.get_context("spawn")
         events = ctx.Queue()
         command_queues = [ctx.Queue() for _ in range(procs)]

@@ -84,6 +84,7 @@ class LiveRebalancing:
         metrics: MetricsWindow
         counters: Counter[str]
         boot: float | None
+        timeout: float
 
         def live_nodes(self, now: float) -> set[str]: ...
         def rates(self, topology: str) -> Rates: ...
