@@ -8,6 +8,7 @@
   root): it stops deciding within the fallback timeout, a write sent to it is never
   acknowledged, the majority elects a leader with a higher term, nothing moves or is lost, and
   after healing it follows; boards only ever refuse older terms;
+* the leader killed in the middle of a live migration: the new leader finishes it, nothing lost;
 * a follower refuses a write, naming the leader (``NotLeader``), a board's registration with
   the leader's address, and its web page redirects to the leader's (307);
 * single-replica mode loads no Raft library (the rest of the suite runs it as before).
@@ -176,6 +177,31 @@ def test_a_follower_refuses_writes_and_registrations_naming_the_leader(replicate
         )
     with urllib.request.urlopen(f"http://127.0.0.1:{cluster.replica_http_ports[j]}/api/v1/cluster/summary") as r:
         assert r.status == 200 and "supervisors" in json.loads(r.read())
+
+
+def test_the_leader_killed_mid_migration_the_new_leader_finishes_it(replicated, tmp_path):
+    cluster = replicated
+    folder = tmp_path / "ledger"
+    start_chain(cluster, "moving", folder, workers=3)
+    with cluster.client() as c:
+        c.rebalance("moving", workers=2)  # live: executors of the dropped worker move
+        (event,) = c.events("moving")
+    assert event["decision"] == "applied" and event["moved"] and event["paused_s"] is None, "already finished"
+    leader = cluster.replica_addresses.index(status(cluster)["leader"])
+    cluster.kill_replica(leader)  # the migration's phase so far is committed on the others' stores
+
+    def finished() -> dict | None:
+        with cluster.client(timeout_s=2) as c:
+            (e,) = c.events("moving")
+        return e if e["paused_s"] is not None else None
+
+    done = eventually(finished, timeout_s=60, what="the new leader finishing the migration")
+    assert status(cluster)["leader"] != cluster.replica_addresses[leader]
+    placed = eventually(lambda: running(cluster, "moving"), timeout_s=30, what="running after the migration")
+    assert len(placed) == 2
+    books = drain(cluster, "moving", folder)
+    assert_nothing_lost(books)
+    print(f"\nmigration finished by the new leader, paused {done['paused_s']:.1f} s; books {books.summary()}")
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
