@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         keys=keys.folder if keys else None,
         nimbus_replicas=args.nimbus_replicas,
+        # Three Nimbus processes start (and elect) slower than one on a busy board.
+        startup_timeout_s=30.0 if args.nimbus_replicas == 1 else 90.0,
     ) as cluster:
         if cluster.replica_addresses:
             print(f"Nimbus replicas at {', '.join(cluster.replica_addresses)} (Raft on each port + 1)")
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"Web UI at http://127.0.0.1:{cluster.http_port}/ (REST API under /api/v1, metrics at /metrics)")
             if cluster.replica_addresses:
                 others = ", ".join(f"http://127.0.0.1:{p}/" for p in cluster.replica_http_ports[1:])
-                print(f"  (the other replicas' pages, {others}, redirect to the leader's)")
+                print(f"  and {others} (every replica serves one; a follower's redirects to the leader's)")
         print(f"supervisors: {', '.join(cluster.node_ids)} ({args.slots} slots each); logs in {cluster.data_dir}")
         if keys is not None:
             print(f"links encrypted with the keys in {keys.folder}: clients need --keys {keys.folder}")
