@@ -241,15 +241,14 @@ class Replica:
                 if item[1] == 2 and item[2] == 0:  # elected during the constructor: read the term now
                     item = ("role", 2, self._raft._getTerm())
                 if item[1] == 2:
-                    self._want_term = item[2]
-                    self._raft.append(("leader", self.address, item[2]))  # loads the state when carried out
+                    self._mark(item[2])  # the state is loaded when the marker is carried out
                 else:
-                    self._want_term = 0
-                    self._held.clear()
                     self._step_down(f"Raft made this replica a {ROLES.get(item[1], item[1])}")
-            elif item[0] == "lost" and item[1] in self._pending:
-                self._step_down(f"an entry was not committed (pysyncobj reason {item[2]})")
-        if self.state is not None and not self._raft._isLeader():
+            elif item[0] == "lost" and (item[1] in self._pending or (item[1] == 0 and self.loading)):
+                # Raft did not commit an entry of ours (its queue was full, or leadership moved):
+                # what memory decided after it may be wrong, so the state is loaded afresh.
+                self._reload(f"an entry was not committed (pysyncobj reason {item[2]})")
+        if self._want_term and not self._raft._isLeader():
             self._step_down("Raft no longer names this replica leader")
         if self.state is not None and self._held:
             held, self._held = self._held, []
@@ -263,7 +262,22 @@ class Replica:
     @property
     def loading(self) -> bool:
         """Raft elected this replica and its marker is on its way: it will lead in a moment."""
-        return self.state is None and self._want_term > 0
+        return self.state is None and self._want_term > 0 and bool(self._raft._isLeader())
+
+    def _mark(self, term: int) -> None:
+        """Append the marker whose carrying out loads the state (every earlier entry is in the
+        store by then); messages meanwhile are held (:meth:`hold`)."""
+        self._want_term = term
+        self._raft.append(
+            ("leader", self.address, term), callback=lambda result, error: self._on_result(0, result, error)
+        )
+
+    def _reload(self, why: str) -> None:
+        """Drop the state and what is in flight, and load it afresh from the store through a
+        new marker (while Raft still names this replica leader; else step down)."""
+        self._step_down(why)
+        if self._raft._isLeader():
+            self._mark(int(self._raft._getTerm()))
 
     def hold(self, event: Event) -> None:
         """A message that arrived while :attr:`loading`: decided once the state is loaded
@@ -287,8 +301,13 @@ class Replica:
             return self.state.carry_out(commands, peer, rid)
         self._seq += 1
         seq = self._seq
+        try:
+            entry = ("writes", self.address, self.term, seq, pickle.dumps(writes, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception as exc:  # a bug (a value pickle refuses): memory ran ahead of any store
+            log.exception("cannot replicate %d write(s)", len(writes))
+            self._reload(f"{type(exc).__name__} replicating a decision")
+            return []
         self._pending[seq] = [commands]
-        entry = ("writes", self.address, self.term, seq, pickle.dumps(writes, protocol=pickle.HIGHEST_PROTOCOL))
         self._raft.append(entry, callback=lambda result, error: self._on_result(seq, result, error))
         return []
 
@@ -387,7 +406,9 @@ class Replica:
             except StoreError as exc:
                 self.counters["store_errors"] += 1
                 log.error("replicated entry %d could not be stored on this replica: %s", self._applied, exc)
-                self._step_down("its store failed")
+                if self._raft._isLeader():  # a leader whose store fails hands leadership on
+                    self._step_down("its store failed")
+                    self._raft.transferLeadership()
                 return []
         if origin != self.address or self.state is None:
             return []
@@ -404,6 +425,8 @@ class Replica:
         log.info("this replica (%s) leads, term %d: state loaded from its store", self.address, term)
 
     def _step_down(self, why: str) -> None:
+        self._want_term = 0
+        self._held.clear()
         if self.state is None:
             return
         dropped = sum(len(v) for v in self._pending.values())

@@ -180,3 +180,17 @@ def test_a_follower_names_the_leader_or_stays_silent_when_none_is_known():
     assert isinstance(reg.msg, M.RegisterReply) and not reg.msg.ok and reg.msg.leader == PEERS[2]
     [status] = rep.refusal(b"cli", M.GetNimbusStatus(rid=10))
     assert status.msg == M.NotLeader(rid=10, leader=PEERS[2])  # the leader's view is the one to read
+
+
+def test_an_entry_raft_did_not_commit_reloads_the_state_from_the_store_through_a_new_marker():
+    store = Store(":memory:")
+    rep, log = replica(store)
+    lead(rep, log)
+    rep.decide(Received(b"board", registration(), 1.0))
+    rep._on_result(1, None, 1)  # pysyncobj: QUEUE_FULL, while still leader
+    assert rep.pump(1.1) == [] and not rep.leading and rep.loading
+    rep.hold(Received(b"cli", M.ListTopologies(rid=3), 1.15))  # what the server does meanwhile
+    log.commit()  # whatever Raft kept is stored, then the new marker loads the state
+    sends = rep.pump(1.2)  # the held request is decided; the dropped decision's reply never leaves
+    assert [(s.peer, type(s.msg), s.msg.rid) for s in sends] == [(b"cli", M.Reply, 3)]
+    assert rep.leading and set(rep.state.supervisors) == {s.id for s in store.load_supervisors()}
