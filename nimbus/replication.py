@@ -18,7 +18,8 @@ log and what a replica does with it:
   carried out, every earlier entry is in the store, and the state is loaded from the store
   exactly as a restarted Nimbus loads it (boards re-adopted from their registrations and
   heartbeats, unfinished migrations resumed). The fencing term of its assignments is that
-  Raft term: strictly above every earlier leader's.
+  Raft term plus the group's offset (raised through the log when a board followed a higher
+  term elsewhere): strictly above every earlier leader's.
 * **Losing leadership** (Raft says follower: a higher term was seen, or no majority answered
   for ``LEADER_FALLBACK_S``) drops the state and every decision still in flight: their sends
   never leave. Decisions of a deposed leader that a majority never stored never reach a board.
@@ -103,29 +104,43 @@ def raft_address(control: str) -> str:
 
 
 class ReplicaLeadership(Leadership):
-    """The fencing term of a leading replica: its Raft term, fixed while it leads. A board
-    that reports a higher term followed another leader (that one deposes this one through
-    Raft) or a standalone Nimbus of another run: counted and logged, never adopted (a replica
-    cannot raise its Raft term by itself)."""
+    """The fencing term of a leading replica: its Raft term plus the group's offset (0 unless
+    a board was ahead, see :meth:`observe`). Strictly increasing across leaders: a later
+    leader has a higher Raft term, and an offset at least as high (it is in the log before
+    that leader's marker)."""
 
-    def __init__(self, replica: Replica, term: int) -> None:  # no epoch in the store: Raft's term
+    def __init__(self, replica: Replica, term: int) -> None:  # no epoch in the store: the log's
         self.replica = replica
         self.address = replica.address
         self.pid = os.getpid()
         self.term = term
         self.raised = 0
         self.boards_ahead = 0
+        self._asked = 0  # the highest report an offset was asked for
+        self._push_due = False  # the term rose: push every board at the next report
 
     def observe(self, reported: int, registering: str | None = None) -> bool:
-        if reported > self.term:
+        """A board reports the highest term it accepted. Above this leader's term (it
+        followed a standalone Nimbus of another run, or another group's), the group's offset
+        is raised through the log so the term passes it; once that is committed, the next
+        report returns True and every board gets its assignment again with the new term."""
+        if reported > self.term and reported > self._asked:
+            self._asked = reported
             self.boards_ahead += 1
             log.warning(
-                "a board follows term %d, above this leader's Raft term %d: another leader, or a standalone "
-                "Nimbus's term; it refuses this leader's assignments until a later term passes it",
+                "a board follows term %d, above this leader's %d: raising the group's term past it",
                 reported,
                 self.term,
             )
+            self.replica.raise_term_past(reported)
+        if self._push_due:
+            self._push_due = False
+            return True
         return False
+
+    def raised_to(self, term: int) -> None:
+        """The log committed a higher offset: this leader's term is now ``term``."""
+        self.term, self.raised, self._push_due = term, self.raised + 1, True
 
     def status(self) -> dict[str, Any]:
         return self.replica.status()
@@ -155,7 +170,9 @@ class Replica:
         self.store, self.conf, self.address, self.peers = store, conf, address, list(peers)
         self.http_url = http_url
         self.state: NimbusState | None = None  # only while leading
-        self.term = 0  # the fencing term while leading
+        self.term = 0  # the fencing term while leading: its Raft term + the group's offset
+        self._raft_term = 0  # the Raft term this replica leads in (its entries are stamped with it)
+        self._offset = 0  # added to Raft terms so the fencing term passes what boards followed
         self.wake = wake
         self.counters: dict[str, int] = {
             "entries_applied": 0,
@@ -302,7 +319,13 @@ class Replica:
         self._seq += 1
         seq = self._seq
         try:
-            entry = ("writes", self.address, self.term, seq, pickle.dumps(writes, protocol=pickle.HIGHEST_PROTOCOL))
+            entry = (
+                "writes",
+                self.address,
+                self._raft_term,
+                seq,
+                pickle.dumps(writes, protocol=pickle.HIGHEST_PROTOCOL),
+            )
         except Exception as exc:  # a bug (a value pickle refuses): memory ran ahead of any store
             log.exception("cannot replicate %d write(s)", len(writes))
             self._reload(f"{type(exc).__name__} replicating a decision")
@@ -326,6 +349,12 @@ class Replica:
         if isinstance(rid, int):
             return [Send(peer, M.NotLeader(rid=rid, leader="" if leader == self.address else leader))]
         return []
+
+    def raise_term_past(self, reported: int) -> None:
+        """Append an offset that lifts this leader's fencing term above ``reported``."""
+        if self.state is not None:
+            offset = max(self._offset, reported - self._raft_term + 1)
+            self._raft.append(("offset", self.address, self._raft_term, offset))
 
     def follower_view(self) -> NimbusState:
         """A state loaded from this replica's store that never decides: what the server holds
@@ -367,7 +396,7 @@ class Replica:
                 role = "leader" if control == leader else ("follower" if connected else "down")
                 pid = info.get("pid") if role != "down" else None  # as the replica announced it
             replicas.append({"address": control, "role": role, "pid": pid})
-        term = self.term if self.state is not None else int(self._raft._getTerm())
+        term = self.term if self.state is not None else int(self._raft._getTerm()) + self._offset
         return {"leader": leader, "term": term, "replicas": replicas}
 
     def close(self) -> None:
@@ -391,6 +420,16 @@ class Replica:
             self._log_leader = (origin, term)
             if origin == self.address and term == self._want_term and self._raft._isLeader():
                 self._lead(term)
+            return []
+        if kind == "offset":
+            _, origin, term, offset = entry
+            if (origin, term) == self._log_leader and offset > self._offset:
+                self._offset = offset
+                if self.state is not None and origin == self.address:
+                    self.term = term + offset
+                    assert isinstance(self.state.leadership, ReplicaLeadership)
+                    self.state.leadership.raised_to(self.term)
+                    log.warning("the group's term offset is now %d: this leader's term is %d", offset, self.term)
             return []
         _, origin, term, seq, payload = entry
         if (origin, term) != self._log_leader:
@@ -417,12 +456,12 @@ class Replica:
             out.extend(self.state.carry_out([c for c in commands if not isinstance(c, Write)]))
         return out
 
-    def _lead(self, term: int) -> None:
-        self.term = term
+    def _lead(self, raft_term: int) -> None:
+        self._raft_term, self.term = raft_term, raft_term + self._offset
         self._pending.clear()
-        self.state = NimbusState(self.store, self.conf, leadership=ReplicaLeadership(self, term))
+        self.state = NimbusState(self.store, self.conf, leadership=ReplicaLeadership(self, self.term))
         self.counters["leads"] += 1
-        log.info("this replica (%s) leads, term %d: state loaded from its store", self.address, term)
+        log.info("this replica (%s) leads, term %d: state loaded from its store", self.address, self.term)
 
     def _step_down(self, why: str) -> None:
         self._want_term = 0

@@ -194,3 +194,29 @@ def test_an_entry_raft_did_not_commit_reloads_the_state_from_the_store_through_a
     sends = rep.pump(1.2)  # the held request is decided; the dropped decision's reply never leaves
     assert [(s.peer, type(s.msg), s.msg.rid) for s in sends] == [(b"cli", M.Reply, 3)]
     assert rep.leading and set(rep.state.supervisors) == {s.id for s in store.load_supervisors()}
+
+
+def test_a_board_ahead_of_the_raft_term_lifts_the_groups_term_past_it_through_the_log():
+    """Boards that followed a standalone Nimbus's term 5 would refuse a group at Raft term 3:
+    the leader raises the group's offset through the log, then pushes every board again."""
+    store = Store(":memory:")
+    rep, log = replica(store)
+    lead(rep, log, term=3)
+    ahead = M.RegisterSupervisor("n1", "host", [6700], 1e9, 1e9, 4, 1024, 100, term=5)
+    rep.decide(Received(b"board", ahead, 1.0))
+    assert ("offset", PEERS[0], 3, 3) in log.appended
+    log.commit()
+    rep.pump(1.1)
+    assert rep.term == 6 and rep.state.leadership.term == 6
+    assert rep.decide(Received(b"board", M.Heartbeat("n1", 1, [], term=5), 1.2)) == []  # a push: writes first
+    log.commit()
+    sends = rep.pump(1.3)
+    assert [(type(s.msg), s.msg.term) for s in sends] == [(M.HeartbeatAck, 6), (M.SupervisorAssignment, 6)]
+    # Replayed by another replica, the offset outlives this leader: a later one starts above 6.
+    follower, flog = replica(Store(":memory:"), PEERS[1])
+    for entry in [("leader", PEERS[0], 3), ("offset", PEERS[0], 3, 3), ("leader", PEERS[1], 4)]:
+        follower._on_committed(entry)
+    flog.elect(PEERS[1], 4)
+    follower._want_term = 4
+    follower.pump(2.0)
+    assert follower.leading and follower.term == 7
