@@ -87,6 +87,7 @@ class LiveRebalancing:
         timeout: float
 
         def live_nodes(self, now: float) -> set[str]: ...
+        def silence_judged_at(self, now: float) -> float: ...
         def rates(self, topology: str) -> Rates: ...
         def _push(self, now: float, force: frozenset[str] | set[str] = frozenset()) -> None: ...
         def _save(self, rec: TopologyRecord) -> None: ...
@@ -226,7 +227,7 @@ class LiveRebalancing:
         # The board's own liveness, not membership of live_nodes(): that set is built from
         # every board, and this is asked once per executor (quadratic at hundreds of boards).
         sup = self.supervisors.get(slot.node)
-        return sup is not None and sup.alive(now, self.timeout) and slot.port in sup.ports
+        return sup is not None and sup.alive(self.silence_judged_at(now), self.timeout) and slot.port in sup.ports
 
     def _rebalance_live(self, peer: bytes, rid: int, rec: TopologyRecord, pending: dict[str, Any], now: float) -> None:
         """``squall rebalance`` without a change of executors: new worker count and/or

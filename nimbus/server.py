@@ -105,6 +105,9 @@ class NimbusServer:
         self.publications = 1
         self._changed = False
         self._wrote = False  # a write was applied since the last publication
+        # When the socket was last found empty: everything sent before had been read. Ticks
+        # judge boards' silence at this time, so a backlog in the socket kills no board.
+        self._emptied_at: float | None = None
         self._published_mono = time.monotonic()
         self._publish_every = PUBLISH_S  # raised when copies get slow (PUBLISH_COST_SHARE)
         self.inbox = LoopInbox()  # REST API reads and POSTs, handled on this loop (see http_api)
@@ -157,8 +160,8 @@ class NimbusServer:
                 due = min(next_tick, self._published_mono + self._publish_every) if self._changed else next_tick
                 timeout_ms = max(0, min(POLL_MS, int((due - time.monotonic()) * 1000) + 1))
                 ready = dict(poller.poll(timeout_ms))
-                if self.sock in ready:
-                    self._drain()
+                if self.sock not in ready or self._drain():
+                    self._emptied_at = self.clock()  # everything sent so far has been read
                 if self._wake_r in ready:
                     try:
                         os.read(self._wake_r, 4096)
@@ -170,7 +173,7 @@ class NimbusServer:
                     late = mono - next_tick
                     self.loop_lag = (late, max(late, self.loop_lag[1]))
                     next_tick = max(next_tick + TICK_S, mono)  # after a stall: one tick, not a burst
-                    self._execute(self._apply(Tick(self.clock())))
+                    self._execute(self._apply(Tick(self.clock(), heard_until=self._emptied_at)))
                 if self._changed and time.monotonic() - self._published_mono >= self._publish_every:
                     self._publish()
         finally:
@@ -195,13 +198,16 @@ class NimbusServer:
             except OSError:
                 pass
 
-    def _drain(self) -> None:
-        for _ in range(1000):  # bounded, so ticks still happen under a flood
+    def _drain(self) -> bool:
+        """Handle what the socket holds, at most 1,000 messages (so ticks still happen under
+        a flood); True when it is empty."""
+        for _ in range(1000):
             try:
                 parts = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                return True
             self._on_frames(parts)
+        return False
 
     def _on_frames(self, parts: list[bytes]) -> None:
         if len(parts) == 3 and parts[1] == b"":

@@ -104,6 +104,9 @@ class NimbusState(LiveRebalancing):
         self.counters: Counter[str] = Counter()
         self.waiting_reason: dict[str, str] = {}
         self.boot: float | None = None  # first time seen: supervisors from the store get a grace
+        # Up to when the server had read every message sent to it (the last tick says): the
+        # time silence is judged at, so a backlog in Nimbus's own socket kills no board.
+        self.heard_until: float | None = None
         self._out: list[Command] = []
         self._capacity_changed = True
         self._hidden: set[str] = set()  # topologies left out of pushes for a moment
@@ -128,7 +131,7 @@ class NimbusState(LiveRebalancing):
         """Decide on one event; writes nothing itself (see the module docstring)."""
         if isinstance(event, Received):
             return self.on_message(event.peer, event.msg, event.now)
-        return self.on_tick(event.now)
+        return self.on_tick(event.now, event.heard_until)
 
     def apply(self, event: Event) -> list[Send]:
         """Decide on ``event``, carry the commands out through the store, return the sends."""
@@ -183,11 +186,13 @@ class NimbusState(LiveRebalancing):
                 self._reply(peer, msg.rid, error=f"internal error: {type(exc).__name__}: {exc}")
         return self._flush()
 
-    def on_tick(self, now: float) -> list[Command]:
+    def on_tick(self, now: float, heard_until: float | None = None) -> list[Command]:
         """Time passes: declare silent supervisors dead and repair their topologies, finish
-        due kills and rebalances, place waiting topologies, age the metrics window."""
+        due kills and rebalances, place waiting topologies, age the metrics window.
+        ``heard_until``: see :class:`~squall.nimbus.events.Tick`."""
         if self.boot is None:
             self.boot = now
+        self.heard_until = now if heard_until is None else min(now, heard_until)
         self._out = []
         try:
             self._tick(now)
@@ -217,7 +222,13 @@ class NimbusState(LiveRebalancing):
     # -- supervisors -----------------------------------------------------------------------
 
     def live_nodes(self, now: float) -> set[str]:
-        return {s.id for s in self.supervisors.values() if s.alive(now, self.timeout)}
+        judged = self.silence_judged_at(now)
+        return {s.id for s in self.supervisors.values() if s.alive(judged, self.timeout)}
+
+    def silence_judged_at(self, now: float) -> float:
+        """The time a board's silence is measured to: ``now``, or, while the last tick found
+        messages still unread, the time up to which everything sent had been read."""
+        return now if self.heard_until is None else min(now, self.heard_until)
 
     def _register(self, peer: bytes, m: M.RegisterSupervisor, now: float) -> None:
         reason = registration_fault(m, str(self.conf[C.CLUSTER]))
@@ -229,7 +240,7 @@ class NimbusState(LiveRebalancing):
             not reason
             and old is not None
             and old.peer not in (None, peer)
-            and old.alive(now, self.timeout)
+            and old.alive(self.silence_judged_at(now), self.timeout)
             and not reconnect
         ):
             reason = (
@@ -397,11 +408,14 @@ class NimbusState(LiveRebalancing):
     def _tick(self, now: float) -> None:
         assert self.boot is not None
         newly_dead = []
+        judged = self.silence_judged_at(now)
+        if judged < now:
+            self.counters["ticks_behind_backlog"] += 1
         for sup in self.supervisors.values():
             if sup.dead:
                 continue
             silent_since = sup.last_seen if sup.last_seen is not None else self.boot
-            if now - silent_since > self.timeout:
+            if judged - silent_since > self.timeout:
                 sup.dead = True
                 sup.peer, sup.reports, sup.last_pushed = None, {}, None
                 newly_dead.append(sup.id)
@@ -537,7 +551,7 @@ class NimbusState(LiveRebalancing):
     def _push(self, now: float, force: frozenset[str] | set[str] = frozenset()) -> None:
         declared = self._declared_all()
         for sup in sorted(self.supervisors.values(), key=lambda s: s.id):
-            if sup.peer is None or not sup.alive(now, self.timeout):
+            if sup.peer is None or not sup.alive(self.silence_judged_at(now), self.timeout):
                 continue
             workers = declared.get(sup.id, [])
             if sup.id not in force and workers == sup.last_pushed:
@@ -573,7 +587,7 @@ class NimbusState(LiveRebalancing):
         list is sent again, the same version, every ``RESEND_S`` until they do (applying it
         twice is harmless: it is declarative)."""
         for sup in sorted(self.supervisors.values(), key=lambda s: s.id):
-            if sup.peer is None or sup.last_pushed is None or not sup.alive(now, self.timeout):
+            if sup.peer is None or sup.last_pushed is None or not sup.alive(self.silence_judged_at(now), self.timeout):
                 continue
             declared = {(w.topology, w.port) for w in sup.last_pushed}
             if declared == set(sup.reports):
