@@ -47,7 +47,16 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from squall.client import NimbusClient, NimbusError, NimbusUnreachable
+from squall.client import NimbusClient
+from squall.daemon_start import (
+    LOG_TAIL_CHARS,
+    SQUALL,
+    nimbus_argv,
+    read_log,
+    spawn_logged,
+    submit_file,
+    wait_registered,
+)
 from squall.experiments import netns
 from squall.experiments.boards import Board
 from squall.experiments.netns import TestbedError, TestbedUnavailable
@@ -373,37 +382,17 @@ class Testbed:
         return out
 
     def _spawn(self, name: str, argv: list[str]) -> int:
-        with open(self.dir / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        proc = spawn_logged(argv, self.dir / f"{name}.log", new_session=True)
         self._procs[name] = proc
         self.state["pids"][name] = proc.pid
         self._save()
         return proc.pid
 
     def _start_daemons(self) -> None:
-        squall = [sys.executable, "-P", "-m", "squall"]  # -P: the installed package, not a checkout in the cwd
         # --insecure: the daemons listen on the testbed's own bridge, which only this machine's
         # namespaces reach, and the testbed has no cluster keys.
-        self._spawn(
-            "nimbus",
-            [
-                *squall,
-                "nimbus",
-                "--host",
-                self.bridge_address,
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.dir / "nimbus"),
-                "--http-port",
-                "0",
-                "--log-level",
-                self.log_level,
-                "--insecure",
-            ],
-        )
+        extra = ["--log-level", self.log_level, "--insecure"]
+        self._spawn("nimbus", nimbus_argv(self.bridge_address, self.port, self.dir / "nimbus", extra=extra))
         clock = self.clock_hz
         for b in self.boards:
             ns = self.namespace_of(b)
@@ -416,7 +405,7 @@ class Testbed:
                     *netns.cgroup_join_prefix(ns),
                     "nsenter",
                     f"--net=/var/run/netns/{ns}",
-                    *squall,
+                    *SQUALL,
                     "supervisor",
                     "--host",
                     self.address_of(b),
@@ -441,22 +430,13 @@ class Testbed:
             )
 
     def wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        last = ""
-        while time.monotonic() < deadline:
-            for name, pid in self.state["pids"].items():
-                if not netns._alive(pid):
-                    raise TestbedError(f"{name} exited during start-up:\n{self.log(name)[-3000:]}")
-            try:
-                with self.client(timeout_s=1.0) as c:
-                    alive = {s["id"] for s in c.cluster().get("supervisors", []) if s.get("alive")}
-                if set(self.node_ids) <= alive:
-                    return
-                last = f"registered so far: {sorted(alive)}"
-            except (NimbusUnreachable, NimbusError) as exc:
-                last = str(exc)
-            time.sleep(0.3)
-        raise TimeoutError(f"testbed not ready after {timeout_s:g} s ({last})")
+        wait_registered(self.client, self.node_ids, timeout_s, "testbed", self._check_running, poll_s=0.3)
+
+    def _check_running(self) -> None:
+        """Raise with its log when a daemon of the testbed has exited."""
+        for name, pid in self.state["pids"].items():
+            if not netns._alive(pid):
+                raise TestbedError(f"{name} exited during start-up:\n{self.log(name)[-LOG_TAIL_CHARS:]}")
 
     def detach(self) -> None:
         """Leave the testbed running after this process exits (``squall testbed up``);
@@ -540,8 +520,7 @@ class Testbed:
         return {b.id: b.link_mbit for b in self.boards}
 
     def log(self, name: str) -> str:
-        path = self.dir / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return read_log(self.dir, name)
 
     def submit(
         self,
@@ -551,21 +530,7 @@ class Testbed:
         scheduler: str = "round_robin",
         conf: dict | None = None,
     ) -> str:
-        from squall.bundle import make_bundle
-        from squall.topology.loader import load_topology
-
-        topology = load_topology(target)
-        name = name or topology.spec.name
-        with self.client(timeout_s=10.0) as c:
-            c.submit(
-                name,
-                topology.spec.to_dict(),
-                make_bundle(Path(target.partition(":")[0])),
-                scheduler,
-                workers,
-                conf or {},
-            )
-        return name
+        return submit_file(self.client(timeout_s=10.0), target, name, workers, scheduler, conf)
 
 
 def open_cluster(

@@ -90,6 +90,13 @@ class Placement(Mapping[int, Slot]):
             self._workers = {where: tuple(execs) for where, execs in grouped.items()}
         return {where: list(execs) for where, execs in self._workers.items()}
 
+    def worker_count(self) -> int:
+        """How many workers ((node, port) pairs) the placement uses."""
+        if self._workers is None:
+            self.workers()
+        assert self._workers is not None
+        return len(self._workers)
+
     def moved_to(self, new: Mapping[int, Slot]) -> tuple[int, ...]:
         """Executors of ``new`` that run on another (node, port) than here (or are new):
         what a change from this placement to ``new`` has to move."""
