@@ -97,13 +97,16 @@ class ApiServer(ThreadingHTTPServer):
         self.refused_connections = 0
         self._slots = threading.BoundedSemaphore(max_connections or MAX_CONNECTIONS)
         self._stop = threading.Event()
-        self._threads = [
+        # Not ``_threads``: socketserver's ThreadingMixIn appends every request's thread to an
+        # attribute of that name, so a list there kept every finished thread for good (about
+        # 9 MiB an hour of leaked Thread objects in the 1-hour soak).
+        self._own_threads = [
             threading.Thread(target=self.serve_forever, name="nimbus-http", daemon=True),
             threading.Thread(target=self._sample_loop, args=(sample_s,), name="nimbus-ui-sampler", daemon=True),
         ]
 
     def start(self) -> ApiServer:
-        for t in self._threads:
+        for t in self._own_threads:
             t.start()
         return self
 

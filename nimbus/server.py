@@ -177,8 +177,8 @@ class NimbusServer:
     def close(self) -> None:
         if self.http is not None:
             self.http.shutdown()
-            # Close the listening socket only: server_close() also joins request threads, and
-            # some prometheus_client versions replace the list it joins with a plain list.
+            # Close the listening socket only: request threads are daemons and end with their
+            # connection (IO_TIMEOUT_S at most); nothing here waits for them.
             self.http.socket.close()
             self.http = None
         if self._events is not None:
