@@ -18,8 +18,9 @@ the event rate and never cost more than a tenth of the loop at any scale; and al
 the answer to a write leaves, so a client that got its answer reads its own write; a query's
 or a heartbeat's answer needs no new copy) the loop publishes an
 immutable :class:`~squall.nimbus.snapshot.Snapshot` in ``published``; the HTTP
-threads read the latest one without a lock and without waiting for the loop, so a loop busy
-with a long event still has its pages and ``/metrics`` served (the snapshot's age, in
+threads read the latest one without a lock and without waiting for the loop (and a
+topology's events on a SQLite connection of their own), so a loop busy with a long event
+still has its pages and ``/metrics`` served (the snapshot's age, in
 ``squall_nimbus_snapshot_age_seconds``, then shows how long it has been busy). Writes from
 HTTP go through the :class:`LoopInbox` and wait for the loop, as a write must.
 
@@ -117,6 +118,7 @@ class NimbusServer:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self.inbox.wake = self._wake
+        self._events = state.store.events_reader()  # the HTTP side's own connection to the events
         if http_port:
             from squall.nimbus.http_api import start as start_http
 
@@ -130,6 +132,7 @@ class NimbusServer:
                 latest=lambda: self.published,
                 api_token=token,
                 loop_lag=lambda: self.loop_lag,
+                events=self._events.events if self._events is not None else None,
             )
 
     def install_signal_handlers(self) -> None:
@@ -185,10 +188,12 @@ class NimbusServer:
     def close(self) -> None:
         if self.http is not None:
             self.http.shutdown()
-            # Close the listening socket only: server_close() also joins request threads, and
-            # some prometheus_client versions replace the list it joins with a plain list.
+            # Close the listening socket only: request threads are daemons and end with their
+            # connection (IO_TIMEOUT_S at most); nothing here waits for them.
             self.http.socket.close()
             self.http = None
+        if self._events is not None:
+            self._events.close()
         self.sock.close()
         release(self.ctx)
         self.ctx.term()
