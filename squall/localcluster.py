@@ -43,11 +43,11 @@ import psutil
 from squall.client import NimbusClient
 from squall.daemon_start import (
     LOG_TAIL_CHARS,
-    SQUALL,
+    Cluster,
     nimbus_argv,
     read_log,
     spawn_logged,
-    submit_file,
+    supervisor_argv,
     wait_registered,
 )
 from squall.security import KEYS_ENV
@@ -81,7 +81,7 @@ def free_port_range(count: int, attempts: int = 200) -> list[int]:
     raise RuntimeError(f"no {count} consecutive free ports found")
 
 
-class LocalCluster:
+class LocalCluster(Cluster):
     def __init__(
         self,
         supervisors: int = 3,
@@ -168,26 +168,11 @@ class LocalCluster:
     def start_supervisor(self, node: str) -> subprocess.Popen:
         """Start (or restart) the supervisor of ``node`` on fresh worker ports."""
         ports = free_port_range(self.slots)
-        args = [
-            *SQUALL,
-            "supervisor",
-            "--nimbus",
-            ",".join(self.nimbus_addresses),
-            "--id",
-            node,
-            "--slots",
-            str(self.slots),
-            "--ports",
-            f"{ports[0]}-{ports[-1]}",
-            "--data-dir",
-            str(self.data_dir / node),
-            "--log-level",
-            self.log_level,
-            *self._keys_args,
-            *self.supervisor_args,
-        ]
+        extra = ["--log-level", self.log_level, *self._keys_args, *self.supervisor_args]
         if self.capacity_hz:
-            args += ["--capacity-hz", str(self.capacity_hz)]
+            extra += ["--capacity-hz", str(self.capacity_hz)]
+        data_dir = self.data_dir / node
+        args = supervisor_argv(",".join(self.nimbus_addresses), node, self.slots, data_dir, ports, extra)
         proc = self._spawn(node, args)
         self.supervisor_procs[node] = proc
         return proc
@@ -223,19 +208,6 @@ class LocalCluster:
 
     def log(self, name: str) -> str:
         return read_log(self.data_dir, name)
-
-    def submit(
-        self,
-        target: str,
-        name: str | None = None,
-        workers: int | None = None,
-        scheduler: str = "round_robin",
-        conf: dict | None = None,
-        args: Sequence[str] = (),
-    ) -> str:
-        """Submit ``FILE[:Topology]`` as ``squall submit`` does (``args``: the script's
-        ``sys.argv[1:]``, as after ``--``); returns the topology name."""
-        return submit_file(self.client(timeout_s=10.0), target, name, workers, scheduler, conf, args)
 
     # -- fault injection -------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Helpers every test folder may use: waiting for a condition, the repo's example
-topology, where a cluster runs a topology's workers, and a REST POST's status. (A free
+topology, a daemon process that is always stopped, where a cluster runs a topology's
+workers, and a REST POST's status. (A free
 port: ``squall.localcluster.free_port``.)
 
 Test folders are packages (``tests.<folder>.<module>``); a helper used by more than one folder
@@ -8,12 +9,16 @@ lives here, one used by one folder lives in that folder's ``*_helpers.py``.
 
 from __future__ import annotations
 
+import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from squall.daemon_start import spawn_logged
 
 if TYPE_CHECKING:
     from squall.localcluster import LocalCluster
@@ -40,6 +45,22 @@ def eventually(check: Callable[[], Any], timeout_s: float = 20.0, interval_s: fl
                 return last
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what or check.__name__}: last {last!r}")
+
+
+@contextmanager
+def daemon(argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """A process started from ``argv`` (``squall.daemon_start.nimbus_argv`` and the like) with
+    its output in ``log``; stopped (SIGTERM, then SIGKILL after 15 s) however the block ends."""
+    proc = spawn_logged(argv, log, env)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(15)
 
 
 def running_workers(cluster: LocalCluster, name: str) -> dict[tuple[str, int], tuple[int, frozenset[int]]] | None:
