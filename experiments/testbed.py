@@ -41,15 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from squall.client import NimbusClient
-from squall.daemon_start import (
-    LOG_TAIL_CHARS,
-    Cluster,
-    nimbus_argv,
-    read_log,
-    spawn_logged,
-    supervisor_argv,
-    wait_registered,
-)
+from squall.daemon_start import Cluster, nimbus_argv, spawn_logged, supervisor_argv, wait_registered
 from squall.experiments import netns
 from squall.experiments.boards import Board
 from squall.experiments.netns import TestbedError, TestbedUnavailable
@@ -105,6 +97,7 @@ class Testbed(Cluster):
         self.log_level = log_level
         self.startup_timeout_s = startup_timeout_s
         self.dir = state_dir(prefix)
+        self.log_dir = self.dir
         self.state: dict[str, Any] = {}
         self._closed = True
 
@@ -364,7 +357,7 @@ class Testbed(Cluster):
         """Raise with its log when a daemon of the testbed has exited."""
         for name, pid in self.state["pids"].items():
             if not netns._alive(pid):
-                raise TestbedError(f"{name} exited during start-up:\n{self.log(name)[-LOG_TAIL_CHARS:]}")
+                raise TestbedError(f"{name} exited during start-up:\n{self.log_tail(name)}")
 
     def detach(self) -> None:
         """Leave the testbed running after this process exits (``squall testbed up``);
@@ -429,9 +422,6 @@ class Testbed(Cluster):
 
     def link_mbit(self) -> dict[str, float]:
         return {b.id: b.link_mbit for b in self.boards}
-
-    def log(self, name: str) -> str:
-        return read_log(self.dir, name)
 
 
 def open_cluster(

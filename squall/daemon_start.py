@@ -9,7 +9,7 @@ Guarantees:
 * :data:`SQUALL` runs the installed package (``-P``: a checkout in the working directory is
   never imported instead);
 * :func:`spawn_logged` gives the process no stdin and appends its stdout and stderr to one
-  log file, which the caller can read back with :func:`read_log` when start-up fails;
+  log file, which :meth:`Cluster.log` reads back when start-up fails;
 * :func:`wait_registered` returns only once Nimbus answers and lists every given node as
   alive; a daemon that died (``check`` raises) fails it at once, and the timeout's message
   says what was seen last;
@@ -76,12 +76,6 @@ def spawn_logged(
         )
 
 
-def read_log(log_dir: Path, name: str) -> str:
-    """The log ``name.log`` in ``log_dir`` so far ("" before the daemon wrote one)."""
-    path = log_dir / f"{name}.log"
-    return path.read_text(errors="replace") if path.exists() else ""
-
-
 def wait_registered(
     client: Callable[..., NimbusClient],
     node_ids: Sequence[str],
@@ -134,7 +128,10 @@ def submit_file(
 
 class Cluster(ABC):
     """A running cluster of real daemons (:class:`squall.localcluster.LocalCluster`, the
-    testbed's ``Testbed``): what an experiment needs of it."""
+    testbed's ``Testbed``): what an experiment needs of it. Each daemon ``name`` logs to
+    ``log_dir / f"{name}.log"``."""
+
+    log_dir: Path
 
     @property
     @abstractmethod
@@ -149,6 +146,15 @@ class Cluster(ABC):
 
     @abstractmethod
     def close(self) -> Any: ...
+
+    def log(self, name: str) -> str:
+        """The log of daemon ``name`` so far ("" before it wrote one)."""
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def log_tail(self, name: str) -> str:
+        """The end of daemon ``name``'s log, where the cause of an exit stands."""
+        return self.log(name)[-LOG_TAIL_CHARS:]
 
     def submit(
         self,

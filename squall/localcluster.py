@@ -41,15 +41,7 @@ from typing import Any
 import psutil
 
 from squall.client import NimbusClient
-from squall.daemon_start import (
-    LOG_TAIL_CHARS,
-    Cluster,
-    nimbus_argv,
-    read_log,
-    spawn_logged,
-    supervisor_argv,
-    wait_registered,
-)
+from squall.daemon_start import Cluster, nimbus_argv, spawn_logged, supervisor_argv, wait_registered
 from squall.security import KEYS_ENV
 from squall.security import load as load_keys
 
@@ -105,6 +97,7 @@ class LocalCluster(Cluster):
         self.http_port = free_port() if http_port is None else http_port
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="squall-cluster-"))
+        self.log_dir = self.data_dir
         self.capacity_hz = capacity_hz
         self.log_level = log_level
         self.startup_timeout_s = startup_timeout_s
@@ -187,7 +180,7 @@ class LocalCluster(Cluster):
         """Raise with its log when one of ``procs`` has exited."""
         for name, proc in procs:
             if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{self.log(name)[-LOG_TAIL_CHARS:]}")
+                raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{self.log_tail(name)}")
 
     def close(self) -> None:
         if self._closed:
@@ -205,9 +198,6 @@ class LocalCluster(Cluster):
 
     def client(self, timeout_s: float = 5.0) -> NimbusClient:
         return NimbusClient(self.nimbus_address, timeout_s=timeout_s, keys=self.keys)
-
-    def log(self, name: str) -> str:
-        return read_log(self.data_dir, name)
 
     # -- fault injection -------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """Helpers every test folder may use: waiting for a condition, the repo's example
-topology, a daemon process that is always stopped, where a cluster runs a topology's
+topology, the CLI run as a process, a daemon process that is always stopped, where a cluster runs a topology's
 workers, and a REST POST's status. (A free
 port: ``squall.localcluster.free_port``.)
 
@@ -10,6 +10,7 @@ lives here, one used by one folder lives in that folder's ``*_helpers.py``.
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -61,6 +62,21 @@ def daemon(argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(15)
+
+
+def run_squall(
+    *args: str, timeout_s: float = 60.0, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m squall ARGS`` from the repo, as a user runs it, its output captured as text
+    (``env``: the whole environment; None: this process's)."""
+    return subprocess.run(
+        [sys.executable, "-m", "squall", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        cwd=REPO,
+        env=None if env is None else dict(env),
+    )
 
 
 def running_workers(cluster: LocalCluster, name: str) -> dict[tuple[str, int], tuple[int, frozenset[int]]] | None:

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import psutil
 import pytest
@@ -15,20 +14,13 @@ import pytest
 from squall.client import NimbusError
 from squall.daemon_start import supervisor_argv
 from squall.experiments.reference import chain_topology
-from tests.helpers import REPO, WORDCOUNT, daemon, eventually
+from tests.helpers import REPO, WORDCOUNT, daemon, eventually, run_squall
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
 def squall(*args: str, timeout: float = 30.0, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "squall", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-    )
+    return run_squall(*args, timeout_s=timeout, env={**os.environ, **(env or {})})
 
 
 def running_assignment(cluster, name: str, nodes: int):

@@ -17,7 +17,7 @@ import pytest
 from squall import security
 from squall.daemon_start import supervisor_argv
 from squall.localcluster import LocalCluster, free_port, free_port_range
-from tests.helpers import REPO, WORDCOUNT, daemon, eventually, post_status
+from tests.helpers import REPO, WORDCOUNT, daemon, eventually, post_status, run_squall
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -36,14 +36,7 @@ def cluster(tmp_path_factory, keys):
 
 
 def squall(*args: str, timeout: float = 60.0, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "squall", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-        env={**ENV, **(env or {})},
-    )
+    return run_squall(*args, timeout_s=timeout, env={**ENV, **(env or {})})
 
 
 def test_with_keys_wordcount_runs_end_to_end(cluster, keys):
