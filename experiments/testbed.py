@@ -22,9 +22,15 @@ delay(B). :meth:`Testbed.measure_rtts` times each pair's round trip through the 
 Guarantees: every object is recorded in the state file before the next is made, so a crash
 in the middle leaves a record; :func:`teardown` stops the processes and removes the recorded
 objects and any other named with the prefix, and is idempotent; ``close()`` (``__exit__``,
-and at interpreter exit) calls it. ``Testbed`` and ``LocalCluster`` share the
-:class:`squall.daemon_start.Cluster` base, and :func:`open_cluster` picks the testbed when the machine
-allows and says why not when it falls back to loopback processes.
+and at interpreter exit) calls it. A testbed belongs to the process that brought it up
+until that process ends (or ``detach()`` hands it to ``squall testbed down``): a teardown
+from any other process refuses it (:class:`TestbedInUse`) unless forced, so a second run
+with the same prefix can no longer stop the first one's Nimbus in the middle of its run and
+delete its logs (the cause of "Nimbus stopped answering", docs/experiments.md). ``up()``
+refuses a subnet an interface here already has (two bridges on one /24 make the host
+route one testbed's packets into the other). ``Testbed`` and ``LocalCluster`` share the
+:class:`squall.daemon_start.Cluster` base, and :func:`open_cluster` picks the testbed when
+the machine allows and says why not when it falls back to loopback processes.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import atexit
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -62,10 +69,35 @@ def read_state(prefix: str) -> dict[str, Any] | None:
         return None
 
 
-def teardown(prefix: str = DEFAULT_PREFIX) -> list[str]:
+class TestbedInUse(TestbedError):
+    """A teardown asked for a testbed that a running process (not the caller) owns."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+
+def owner_alive(state: dict[str, Any]) -> int | None:
+    """The pid of the live process that owns the testbed (None: detached, or its owner is gone)."""
+    owner = state.get("owner") or {}
+    pid, started = owner.get("pid"), owner.get("started")
+    if pid is None or started is None or netns.process_start(int(pid)) != started:
+        return None
+    return int(pid)
+
+
+def teardown(prefix: str = DEFAULT_PREFIX, force: bool = False) -> list[str]:
     """Stop the testbed's processes and remove everything named with ``prefix``; returns what
-    was stopped or removed (empty when nothing was there). Safe to call any number of times."""
+    was stopped or removed (empty when nothing was there). Safe to call any number of times.
+
+    A testbed whose owner (the process that brought it up and did not detach it) still runs
+    is refused with :class:`TestbedInUse`, unless the caller is that owner or ``force``."""
     state = read_state(prefix) or {}
+    owner = owner_alive(state)
+    if owner is not None and owner != os.getpid() and not force:
+        raise TestbedInUse(
+            f"testbed {prefix!r} belongs to a running process, pid {owner} ({netns.command_line(owner)[:200]}); "
+            "left alone. It is torn down when that process ends; to stop it now anyway, "
+            f"`squall testbed down --prefix {prefix} --force`"
+        )
     recorded = {int(p) for p in state.get("pids", {}).values()}
     # A recorded pid may have been reused since a crash: only stop what is still squall.
     pids = {p for p in recorded if netns.is_squall(p)} | netns.pids_in(prefix)
@@ -99,6 +131,7 @@ class Testbed(Cluster):
         self.dir = state_dir(prefix)
         self.log_dir = self.dir
         self.state: dict[str, Any] = {}
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}  # the daemons this process started
         self._closed = True
 
     # -- addresses -------------------------------------------------------------------------
@@ -176,12 +209,19 @@ class Testbed(Cluster):
                 f"run `squall testbed down --prefix {self.prefix}` first"
             )
         self.dir.mkdir(parents=True, exist_ok=True)
+        taken = netns.subnet_users(self.subnet)
+        if taken:
+            raise TestbedError(
+                f"subnet {self.subnet}.0/24 is already in use here ({', '.join(taken)}): a second bridge on it "
+                "would route one testbed's packets into the other; pick another subnet"
+            )
         self.state = {
             "prefix": self.prefix,
             "subnet": self.subnet,
             "nimbus": self.nimbus_address,
             "boards": [b.to_dict() for b in self.boards],
             "pids": {},
+            "owner": {"pid": os.getpid(), "started": netns.process_start(os.getpid())},
         }
         self._save()
         self._closed = False
@@ -317,6 +357,7 @@ class Testbed(Cluster):
 
     def _spawn(self, name: str, argv: list[str]) -> int:
         proc = spawn_logged(argv, self.dir / f"{name}.log", new_session=True)
+        self._procs[name] = proc
         self.state["pids"][name] = proc.pid
         self._save()
         return proc.pid
@@ -361,14 +402,16 @@ class Testbed(Cluster):
 
     def detach(self) -> None:
         """Leave the testbed running after this process exits (``squall testbed up``);
-        ``squall testbed down`` removes it."""
+        ``squall testbed down`` removes it (it has no owner any more)."""
         self._closed = True
+        self.state["owner"] = None
+        self._save()
 
     def close(self) -> list[str]:
         if self._closed:
             return []
         self._closed = True
-        return teardown(self.prefix)
+        return teardown(self.prefix, force=True)  # ours, whoever owns the state file now
 
     # -- the Cluster interface -------------------------------------------------------------
 
@@ -376,8 +419,23 @@ class Testbed(Cluster):
         return NimbusClient(self.nimbus_address, timeout_s=timeout_s)
 
     def nimbus_alive(self) -> bool:
+        proc = self._procs.get("nimbus")
+        if proc is not None:
+            return proc.poll() is None
         pid = self.state.get("pids", {}).get("nimbus")
         return pid is not None and netns._alive(pid)
+
+    def nimbus_exit(self) -> str:
+        """How this testbed's Nimbus ended ("" while it runs or when not started here): a
+        signal names who to suspect (SIGTERM: a teardown or a `kill`; SIGKILL: the OOM killer
+        or a forced stop), a status a crash (its log has the traceback)."""
+        proc = self._procs.get("nimbus")
+        code = None if proc is None else proc.poll()
+        if code is None:
+            return ""
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exited with status {code}"
 
     def keep_logs(self, dest: Path) -> None:
         """Copy the daemons' logs (Nimbus, each supervisor, their workers) to ``dest``."""
