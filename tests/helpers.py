@@ -1,7 +1,7 @@
 """Helpers every test folder may use: waiting for a condition, the repo's example
-topology, the CLI run as a process, a daemon process that is always stopped, where a cluster runs a topology's
-workers, and a REST POST's status. (A free
-port: ``squall.localcluster.free_port``.)
+topology, the CLI run as a process, the modules an import path loads, a daemon process that
+is always stopped, where a cluster runs a topology's workers, and a REST POST's status. (A
+free port: ``squall.localcluster.free_port``.)
 
 Test folders are packages (``tests.<folder>.<module>``); a helper used by more than one folder
 lives here, one used by one folder lives in that folder's ``*_helpers.py``.
@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,6 +77,16 @@ def run_squall(
         cwd=REPO,
         env=None if env is None else dict(env),
     )
+
+
+def modules_loaded(imports: str, packages: Iterable[str]) -> list[str]:
+    """The modules of ``packages`` (top-level names) a fresh interpreter holds after running
+    ``imports`` (Python statements): how a test proves an import path stays free of one."""
+    wanted = sorted(set(packages))
+    code = f"import sys\n{imports}\nprint(*sorted(m for m in sys.modules if m.split('.')[0] in {wanted!r}))"
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
 
 
 def running_workers(cluster: LocalCluster, name: str) -> dict[tuple[str, int], tuple[int, frozenset[int]]] | None:
