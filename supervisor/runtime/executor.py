@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from squall import config
+from squall.supervisor.runtime.batches import requeue_rest, take_batch
 from squall.supervisor.runtime.messages import (
     ACK_ACK,
     ACK_FAIL,
@@ -46,28 +47,6 @@ SPOUT_WAIT_S = 0.001
 # Builds a Tuple without running ``Tuple.__init__`` (a Python frame); the emits set every
 # slot right after, which costs about a third fewer instructions per tuple.
 new_tuple = object.__new__
-
-
-def take_batch(inbox: deque, limit: int) -> list:
-    """Up to ``limit`` items from the front of ``inbox``, removed from it, in order. A loop
-    over a list costs less per item than ``popleft`` with the checks around it."""
-    if len(inbox) <= limit:
-        items = list(inbox)
-        inbox.clear()
-        return items
-    popleft = inbox.popleft
-    return [popleft() for _ in range(limit)]
-
-
-def requeue_rest(inbox: deque, items: list, stopped_at: Any) -> None:
-    """Put the items of ``items`` after ``stopped_at`` back at the front of ``inbox``: a batch
-    interrupted (KeyboardInterrupt, not a user error: those are caught per tuple) leaves
-    what it did not reach queued, as a ``popleft`` loop did. Items are distinct objects (each
-    sink call builds its own), so the one in progress is found by identity."""
-    for i, item in enumerate(items):
-        if item is stopped_at:
-            inbox.extendleft(reversed(items[i + 1 :]))
-            return
 
 
 class Executor:
@@ -369,9 +348,9 @@ class BoltExecutor(Executor):
         instances = self.instances
         received = self.stats.received_from
         sinks = self.wiring.sinks
-        sent_control = self.stats.sent_control
         ackers = self.wiring.acker_tasks
         n_ackers = len(ackers)
+        sent = [0] * n_ackers  # ACK_ACKs per acker (by index), added to sent_control once
         acked = 0
         item = None
         try:
@@ -397,14 +376,19 @@ class BoltExecutor(Executor):
                     acked += 1
                     ack_val = tup.ack_val
                     for root, edge in roots.items():
-                        a = ackers[root % n_ackers]
-                        sent_control[a] += 1
+                        i = root % n_ackers
+                        sent[i] += 1
+                        a = ackers[i]
                         sinks[a]((a, (ACK_ACK, root, edge ^ ack_val)))
         except BaseException:
             requeue_rest(self.inbox, items, item)
             raise
         finally:
-            self.stats.acked += acked
+            stats = self.stats
+            stats.acked += acked
+            for i, count in enumerate(sent):
+                if count:
+                    stats.sent_control[ackers[i]] += count
 
     def _tick(self, task: int, tup: Tuple) -> None:
         try:
@@ -608,7 +592,7 @@ class SpoutExecutor(Executor):
         acked = 0
         failed = 0
         now = self.wiring.clock()
-        popleft = inbox.popleft
+        items = take_batch(inbox, len(inbox))  # outcomes queued by a callback: next step
         pending_pop = self.pending.pop
         pending_by_task = self.pending_by_task
         instances = self.instances
@@ -616,31 +600,37 @@ class SpoutExecutor(Executor):
         latencies = stats.latencies_s.append
         buckets = stats.latency_buckets
         latency_sum = 0.0
-        while inbox:
-            _task, (kind, root) = popleft()
-            entry = pending_pop(root, None)
-            if entry is None:
-                continue  # already timed out and failed
-            task, tup_id, emitted_at = entry
-            pending_by_task[task] -= 1
-            n += 1
-            if kind == TREE_COMPLETE:
-                acked += 1
-                latency = now - emitted_at
-                latency_sum += latency
-                latencies(latency)
-                buckets[bisect_left(LATENCY_BOUNDS_S, latency)] += 1
-                try:
-                    instances[task].ack(tup_id)
-                except Exception as exc:  # a user bug in a callback must not stop the spout
-                    self.log_error_once(task, exc, "ack")
-            elif kind == TREE_FAILED:
-                failed += 1
-                self._call(task, instances[task].fail, "fail", tup_id)
-        stats.acked += acked
-        stats.failed += failed
-        stats.latency_count += acked
-        stats.latency_sum_s += latency_sum
+        item = None
+        try:
+            for item in items:
+                kind, root = item[1]
+                entry = pending_pop(root, None)
+                if entry is None:
+                    continue  # already timed out and failed
+                task, tup_id, emitted_at = entry
+                pending_by_task[task] -= 1
+                n += 1
+                if kind == TREE_COMPLETE:
+                    acked += 1
+                    latency = now - emitted_at
+                    latency_sum += latency
+                    latencies(latency)
+                    buckets[bisect_left(LATENCY_BOUNDS_S, latency)] += 1
+                    try:
+                        instances[task].ack(tup_id)
+                    except Exception as exc:  # a user bug in a callback must not stop the spout
+                        self.log_error_once(task, exc, "ack")
+                elif kind == TREE_FAILED:
+                    failed += 1
+                    self._call(task, instances[task].fail, "fail", tup_id)
+        except BaseException:
+            requeue_rest(inbox, items, item)
+            raise
+        finally:
+            stats.acked += acked
+            stats.failed += failed
+            stats.latency_count += acked
+            stats.latency_sum_s += latency_sum
         return n
 
     def expire(self, now: float, timeout_s: float) -> int:
