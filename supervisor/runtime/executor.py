@@ -193,6 +193,11 @@ class BoltExecutor(Executor):
         inst.fail = self.fail
 
     def _make_emit(self, task: int) -> Callable[..., list[int]]:
+        # This emit and SpoutExecutor's are near copies on purpose (the checks, the target
+        # choice, the counting, the inlined Tuple). Sharing their untracked tail as one
+        # function costs a Python call per emit: measured +937 instructions per tuple of the
+        # one-process 3-stage chain, acking off (19,015 against 18,078, +5.2%, cachegrind; two
+        # emits per tuple), well beyond the noise of instruction counts, which is none.
         routes = self._routes_of(task)
         default = routes.get(DEFAULT_STREAM)
         sinks = self.wiring.sinks
