@@ -17,7 +17,7 @@ Guarantees:
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from squall.nimbus.records import SupervisorRecord, TopologyRecord
@@ -43,25 +43,9 @@ class SaveTopology(Write):
 
     @classmethod
     def of(cls, rec: TopologyRecord) -> SaveTopology:
-        # Copy the mutable parts: the record goes on changing after the decision.
-        return cls(
-            TopologyRecord(
-                rec.name,
-                rec.spec,
-                rec.scheduler,
-                copy.deepcopy(rec.conf),
-                rec.bundle_digest,
-                rec.bundle_size,
-                rec.submitted_at,
-                rec.phase,
-                rec.active,
-                rec.deadline,
-                copy.deepcopy(rec.pending),
-                rec.version,
-                rec.placement,
-                rec.error,  # a Placement is immutable: shared, not copied
-            )
-        )
+        # Copy the mutable parts: the record goes on changing after the decision. A
+        # Placement is immutable: shared, not copied.
+        return cls(replace(rec, conf=copy.deepcopy(rec.conf), pending=copy.deepcopy(rec.pending)))
 
 
 @dataclass(frozen=True)

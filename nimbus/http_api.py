@@ -1,13 +1,14 @@
 """Nimbus's HTTP port: Prometheus ``/metrics``, a Storm-UI-compatible REST API and the web page.
 
 Threads: the HTTP server answers on its own threads, and none of them touches
-``NimbusState``. A GET asks the server loop, through the :class:`LoopInbox`, for a
-:class:`~squall.nimbus.snapshot.Snapshot` taken between two events (a cheap copy, shared by
-every reader that asks meanwhile), and renders its body (JSON data, or the whole
-``/metrics`` text) from it on its own thread; concurrent GETs of one route share one render
-(:class:`ReadCache`), so a crowd of readers costs the loop one copy at a time and no
-rendering at all. POSTs are put on the same inbox as the request messages the CLI
-sends (``SetActive``, ``KillTopology``, ``RebalanceTopology``); the HTTP thread waits for the
+``NimbusState``. A GET takes the latest :class:`~squall.nimbus.snapshot.Snapshot` the server
+loop published (``latest()``: a reference read, no lock, no round trip through the loop) and
+renders its body (JSON data, or the whole ``/metrics`` text) from it on its own thread;
+concurrent GETs of one route share one render (:class:`ReadCache`), so a crowd of readers
+costs the loop nothing and a busy loop does not hold readers up. The one exception is a
+topology's rebalance events, which live in the store and are read through the loop.
+POSTs are put on the :class:`LoopInbox` as the request messages the CLI sends
+(``SetActive``, ``KillTopology``, ``RebalanceTopology``); the HTTP thread waits for the
 ``Reply`` with a timeout, and a write that timed out was withdrawn, never applied later.
 
 Guarantees: every error is a JSON body ``{"error", "errorMessage", "status"}`` with its
@@ -75,7 +76,7 @@ class ApiServer(ThreadingHTTPServer):
     def __init__(
         self,
         addr: tuple[str, int],
-        state: NimbusState,
+        latest: Callable[[], Snapshot],
         clock: Any,
         inbox: LoopInbox,
         registry: CollectorRegistry | None,
@@ -84,7 +85,7 @@ class ApiServer(ThreadingHTTPServer):
         max_connections: int | None = None,
     ) -> None:
         super().__init__(addr, Handler)
-        self.state, self.clock, self.inbox = state, clock, inbox
+        self.latest, self.clock, self.inbox = latest, clock, inbox
         self.registry, self.keys = registry or CollectorRegistry(auto_describe=False), keys
         self.history = History()
         self.started = clock()
@@ -130,23 +131,26 @@ class ApiServer(ThreadingHTTPServer):
             self._slots.release()
 
     def snapshot(self) -> Snapshot:
-        """The state as the loop copied it after the caller asked (callers asking while a
-        copy is on its way share it)."""
-        snap = self.reads.get("snapshot", lambda: self.inbox.call(Snapshot.of))
-        assert isinstance(snap, Snapshot)
-        return snap
+        """The latest snapshot the loop published (never waits for the loop)."""
+        return self.latest()
 
     def snapshot_now(self) -> tuple[Snapshot, float]:
-        snap = self.snapshot()
+        snap = self.latest()
         return snap, snap.now
 
+    def snapshot_age(self) -> float:
+        """Seconds since the loop published the latest snapshot: about a tick when the loop
+        is healthy, growing while it is stuck in one event."""
+        return max(0.0, self.clock() - self.latest().now)
+
     def _sample_loop(self, every_s: float) -> None:
+        sampled: Snapshot | None = None
         while not self._stop.wait(every_s):
             try:
-                snap = self.snapshot()
-                self.history.sample(snap, snap.now)
-            except ApiError as exc:  # a busy loop: this chart point is skipped
-                log.debug("history sample skipped: %s", exc)
+                snap = self.latest()
+                if snap is not sampled:  # a stuck loop publishes nothing new: no repeated point
+                    self.history.sample(snap, snap.now)
+                    sampled = snap
             except Exception:  # the charts may lose a point; the sampler must keep going
                 log.exception("history sample failed")
 
@@ -196,17 +200,20 @@ def start(
     host: str,
     port: int,
     inbox: LoopInbox,
+    latest: Callable[[], Snapshot],
     sample_s: float = SAMPLE_S,
     api_token: str | None = None,
     loop_lag: Callable[[], tuple[float, float]] | None = None,
 ) -> ApiServer:
     """Bind ``host:port`` and serve in the background (``shutdown()`` + ``server_close()`` stop it).
-    ``api_token`` guards POSTs when no explicit key is configured (without any, POSTs are refused)."""
+    Pages render from ``latest()``, the snapshot the loop published last; ``state`` is read
+    here, on the caller's thread, for its conf only. ``api_token`` guards POSTs when no
+    explicit key is configured (without any, POSTs are refused)."""
     from squall.nimbus.prom import registry_for
 
     keys = KeyCheck.from_conf(state.conf, fallback=api_token)
-    server = ApiServer((host, port), state, clock, inbox, None, keys, sample_s)
-    server.registry = registry_for(state, clock, loop_lag, source=server.snapshot_now)
+    server = ApiServer((host, port), latest, clock, inbox, None, keys, sample_s)
+    server.registry = registry_for(state, clock, loop_lag, source=server.snapshot_now, snapshot_age=server.snapshot_age)
     return server.start()
 
 

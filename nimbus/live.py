@@ -84,6 +84,7 @@ class LiveRebalancing:
         metrics: MetricsWindow
         counters: Counter[str]
         boot: float | None
+        timeout: float
 
         def live_nodes(self, now: float) -> set[str]: ...
         def rates(self, topology: str) -> Rates: ...
@@ -222,8 +223,10 @@ class LiveRebalancing:
         self._push(now)
 
     def _port_alive(self, slot: Slot, now: float) -> bool:
+        # The board's own liveness, not membership of live_nodes(): that set is built from
+        # every board, and this is asked once per executor (quadratic at hundreds of boards).
         sup = self.supervisors.get(slot.node)
-        return sup is not None and slot.node in self.live_nodes(now) and slot.port in sup.ports
+        return sup is not None and sup.alive(now, self.timeout) and slot.port in sup.ports
 
     def _rebalance_live(self, peer: bytes, rid: int, rec: TopologyRecord, pending: dict[str, Any], now: float) -> None:
         """``squall rebalance`` without a change of executors: new worker count and/or

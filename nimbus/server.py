@@ -12,8 +12,14 @@ the loop lag (``squall_nimbus_loop_lag_seconds``); ``stop()`` (or SIGTERM/SIGINT
 and the HTTP server. Peers may be DEALERs (one frame) or REQs (empty delimiter); a reply
 goes back with the envelope its peer used.
 
-Only this loop's thread touches the state: the HTTP threads hand it requests and reads
-through the :class:`LoopInbox` and wait, so there is no lock the loop could wait on.
+Only this loop's thread touches the state. After a batch of events that changed it (at most
+every ``PUBLISH_S``, so copies stay few whatever the event rate; and always before a ``Reply``
+leaves, so a client that got its answer reads its own write) the loop publishes an
+immutable :class:`~squall.nimbus.snapshot.Snapshot` in ``published``; the HTTP
+threads read the latest one without a lock and without waiting for the loop, so a loop busy
+with a long event still has its pages and ``/metrics`` served (the snapshot's age, in
+``squall_nimbus_snapshot_age_seconds``, then shows how long it has been busy). Writes from
+HTTP go through the :class:`LoopInbox` and wait for the loop, as a write must.
 
 Time: the state is fed :func:`steady_clock`, wall time read once at start and advanced by
 the monotonic clock, so a step of the system clock (NTP sync on a board without a real-time
@@ -32,9 +38,11 @@ from typing import Any
 
 import zmq
 
+from squall import messages as M
 from squall.nimbus.commands import Send
 from squall.nimbus.events import Received, Tick
 from squall.nimbus.http_api import LoopInbox
+from squall.nimbus.snapshot import Snapshot
 from squall.nimbus.state import NimbusState
 from squall.security import ClusterKeys, release, secure_server
 from squall.wire import MAX_FRAME_BYTES, WireError, decode, encode
@@ -43,6 +51,10 @@ log = logging.getLogger("squall.nimbus")
 
 TICK_S = 0.5
 POLL_MS = 100
+# A change shows on the HTTP side within this; it caps the loop's snapshot copies at 20/s
+# however many events arrive (a reply to a request is published at once, see _execute).
+PUBLISH_S = 0.05
+ANSWERS = (M.Reply, M.RegisterReply)  # answers to a request: published before they leave
 FRAME_SLACK = 64 * 1024  # ZeroMQ drops a peer above MAXMSGSIZE; the codec rejects above the frame limit
 
 
@@ -77,9 +89,16 @@ class NimbusServer:
         self.sock.bind(f"tcp://{host}:{port}")
         self.address = f"tcp://{host}:{port}"
         self._stop = threading.Event()
+        self.stopped_by = ""  # the signal that stopped the loop, for the log
         self._req_peers: set[bytes] = set()
         self._logged_faults: set[str] = set()
         self.http: ThreadingHTTPServer | None = None
+        # What readers see: replaced (one reference store, atomic for readers) after each batch
+        # of events that changed the state; never edited. ``_changed``: events since the last.
+        self.published = Snapshot.of(state, self.clock())
+        self.publications = 1
+        self._changed = False
+        self._published_mono = time.monotonic()
         self.inbox = LoopInbox()  # REST API reads and POSTs, handled on this loop (see http_api)
         # A byte on this pipe wakes the poll when the inbox gets work, so HTTP callers do not
         # wait for the poll timeout.
@@ -92,12 +111,23 @@ class NimbusServer:
 
             token = api_token if api_token is not None else (keys.api_token() if keys else None)
             self.http = start_http(
-                state, self.clock, host, http_port, self.inbox, api_token=token, loop_lag=lambda: self.loop_lag
+                state,
+                self.clock,
+                host,
+                http_port,
+                self.inbox,
+                latest=lambda: self.published,
+                api_token=token,
+                loop_lag=lambda: self.loop_lag,
             )
 
     def install_signal_handlers(self) -> None:
+        def stop_on(signum: int, _frame: Any) -> None:
+            self.stopped_by = signal.Signals(signum).name  # logged by run(), not here: no I/O in a handler
+            self.stop()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
+            signal.signal(sig, stop_on)
 
     def stop(self) -> None:
         self._stop.set()
@@ -116,7 +146,8 @@ class NimbusServer:
         next_tick = time.monotonic()
         try:
             while not self._stop.is_set():
-                timeout_ms = max(0, min(POLL_MS, int((next_tick - time.monotonic()) * 1000) + 1))
+                due = min(next_tick, self._published_mono + PUBLISH_S) if self._changed else next_tick
+                timeout_ms = max(0, min(POLL_MS, int((due - time.monotonic()) * 1000) + 1))
                 ready = dict(poller.poll(timeout_ms))
                 if self.sock in ready:
                     self._drain()
@@ -125,14 +156,19 @@ class NimbusServer:
                         os.read(self._wake_r, 4096)
                     except BlockingIOError:
                         pass
-                self._execute(self.inbox.drain(self._handle_local, self._read))
+                self._execute(self.inbox.drain(self._handle_local))
                 mono = time.monotonic()
                 if mono >= next_tick:
                     late = mono - next_tick
                     self.loop_lag = (late, max(late, self.loop_lag[1]))
                     next_tick = max(next_tick + TICK_S, mono)  # after a stall: one tick, not a burst
-                    self._execute(self.state.apply(Tick(self.clock())))
+                    self._execute(self._apply(Tick(self.clock())))
+                if self._changed and time.monotonic() - self._published_mono >= PUBLISH_S:
+                    self._publish()
         finally:
+            # A log that ends without this line was cut short: SIGKILL (the OOM killer, a
+            # forced stop) or the file itself deleted, never a clean stop.
+            log.info("nimbus loop stopping%s", f" on {self.stopped_by}" if self.stopped_by else "")
             self.close()
 
     def close(self) -> None:
@@ -171,14 +207,24 @@ class NimbusServer:
         except WireError as exc:
             self._fault(str(exc).split(":")[0], str(exc))
             return
-        self._execute(self.state.apply(Received(peer, msg, self.clock())))
+        self._execute(self._apply(Received(peer, msg, self.clock())))
 
     def _handle_local(self, peer: bytes, msg: Any) -> list[Send]:
-        return self.state.apply(Received(peer, msg, self.clock()))
+        """A write from an HTTP thread; published before its caller is answered."""
+        sends = self._apply(Received(peer, msg, self.clock()))
+        self._publish()
+        return sends
 
-    def _read(self, read: Any) -> Any:
-        """A read for an HTTP thread, run here between events (see ``http_api``)."""
-        return read(self.state, self.clock())
+    def _apply(self, event: Received | Tick) -> list[Send]:
+        self._changed = True
+        return self.state.apply(event)
+
+    def _publish(self) -> None:
+        """Replace the snapshot readers see by a copy of the state as it is now."""
+        self.published = Snapshot.of(self.state, self.clock())
+        self.publications += 1
+        self._changed = False
+        self._published_mono = time.monotonic()
 
     def _fault(self, kind: str, detail: str) -> None:
         self.state.counters["bad_frames"] += 1
@@ -187,6 +233,8 @@ class NimbusServer:
             log.warning("dropped a bad frame: %s (further ones of this kind are only counted)", detail[:200])
 
     def _execute(self, commands: list[Send]) -> None:
+        if self._changed and any(isinstance(cmd.msg, ANSWERS) for cmd in commands):
+            self._publish()  # a client that has its answer reads its own write over HTTP
         for cmd in commands:
             frames = [cmd.peer, b"", encode(cmd.msg)] if cmd.peer in self._req_peers else [cmd.peer, encode(cmd.msg)]
             try:

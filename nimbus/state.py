@@ -527,6 +527,7 @@ class NimbusState(LiveRebalancing):
             for node, workers in per_node.items():
                 out.setdefault(node, []).extend(workers)
         self._declared.retain(self.topologies)
+        self.migrations.retain_declared(self.topologies)
         return out
 
     def _host(self, node: str) -> str:

@@ -2,11 +2,12 @@
 
 Guarantees:
 
-* every write is one transaction: a topology and its placement are saved or deleted
+* writes come as :mod:`squall.nimbus.commands` values, and :meth:`Store.carry_out` applies
+  one event's writes in one transaction: a topology and its placement are saved or deleted
   together, so a crash never leaves a placement without its topology;
 * bundles are content-addressed (sha256 hex digest as file name), written to a temporary
   file and renamed, so a reader never sees half a bundle;
-* ``load_topologies`` returns what ``save_topology`` stored, placements included, so a
+* ``load_topologies`` returns what a ``SaveTopology`` stored, placements included, so a
   restarted Nimbus pushes the same assignment it pushed before;
 * a migration in progress (its phase, target placement and the snapshots collected so
   far) is stored at every step, so a restarted Nimbus can finish it;
@@ -295,16 +296,6 @@ class Store:
 
     # -- topologies ------------------------------------------------------------------------
 
-    def save_topology(self, rec: TopologyRecord) -> None:
-        """Upsert the topology and replace its placement, in one transaction."""
-        with self._tx() as db:
-            rows.save_topology(db, rec)
-
-    def delete_topology(self, name: str) -> None:
-        """The topology, its placement, migration, events and loop clock, in one transaction."""
-        with self._tx() as db:
-            rows.delete_topology(db, name)
-
     def load_topologies(self) -> list[TopologyRecord]:
         placements: dict[str, dict[int, Slot]] = {}
         rows = self._db.execute("SELECT topology, executor, worker, node, port FROM assignments").fetchall()
@@ -342,14 +333,6 @@ class Store:
 
     # -- live rebalancing -------------------------------------------------------------------
 
-    def save_migration(self, topology: str, record: dict[str, Any], states: dict[int, bytes]) -> None:
-        with self._tx() as db:
-            rows.save_migration(db, topology, record, states)
-
-    def delete_migration(self, topology: str) -> None:
-        with self._tx() as db:
-            rows.delete_migration(db, topology)
-
     def load_migrations(self) -> list[tuple[dict[str, Any], dict[int, bytes]]]:
         rows = self._db.execute("SELECT topology, record, states FROM migrations ORDER BY topology").fetchall()
         return self._read_rows(
@@ -371,20 +354,12 @@ class Store:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'rebalance_events'").fetchone()
         return int(row[0]) if row is not None else 0
 
-    def update_event(self, event_id: int, changes: dict[str, Any]) -> None:
-        with self._tx() as db:
-            rows.update_event(db, event_id, changes)
-
     def events(self, topology: str) -> list[dict[str, Any]]:
         """The topology's events, oldest first, each with its "id"."""
         rows = self._db.execute(
             "SELECT id, event FROM rebalance_events WHERE topology = ? ORDER BY id", (topology,)
         ).fetchall()
         return [{"id": int(i), **json.loads(e)} for i, e in rows]
-
-    def save_clock(self, topology: str, last_change: float) -> None:
-        with self._tx() as db:
-            rows.save_clock(db, topology, last_change)
 
     def load_clocks(self) -> dict[str, float]:
         rows = self._db.execute("SELECT topology, last_change FROM loop_clocks").fetchall()
@@ -410,14 +385,6 @@ class Store:
             db.execute("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)", (str(int(epoch)),))
 
     # -- supervisors -----------------------------------------------------------------------
-
-    def save_supervisor(self, sup: SupervisorRecord) -> None:
-        with self._tx() as db:
-            rows.save_supervisor(db, sup)
-
-    def delete_supervisor(self, supervisor_id: str) -> None:
-        with self._tx() as db:
-            rows.delete_supervisor(db, supervisor_id)
 
     def load_supervisors(self) -> list[SupervisorRecord]:
         """Supervisors seen before, with ``last_seen`` cleared: none is alive until it speaks."""

@@ -32,7 +32,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -41,7 +40,16 @@ from typing import Any
 
 import psutil
 
-from squall.client import NimbusClient, NimbusError, NimbusUnreachable
+from squall.client import NimbusClient
+from squall.daemon_start import (
+    LOG_TAIL_CHARS,
+    SQUALL,
+    nimbus_argv,
+    read_log,
+    spawn_logged,
+    submit_file,
+    wait_registered,
+)
 from squall.security import KEYS_ENV
 from squall.security import load as load_keys
 
@@ -136,18 +144,8 @@ class LocalCluster:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.data_dir / f"{name}.log", "ab")
-        try:
-            return subprocess.Popen(
-                [sys.executable, "-P", "-m", "squall", *args],  # -P: never import a checkout in the cwd
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-            )
-        finally:
-            log.close()
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        return spawn_logged(argv, self.data_dir / f"{name}.log", env=self.env)
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -162,28 +160,16 @@ class LocalCluster:
             raise
 
     def _start_nimbus(self) -> None:
+        extra = ["--log-level", self.log_level, *self._keys_args]
         self.nimbus_proc = self._spawn(
-            "nimbus",
-            [
-                "nimbus",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.nimbus_dir),
-                "--http-port",
-                str(self.http_port),
-                "--log-level",
-                self.log_level,
-                *self._keys_args,
-            ],
+            "nimbus", nimbus_argv("127.0.0.1", self.port, self.nimbus_dir, self.http_port, extra)
         )
 
     def start_supervisor(self, node: str) -> subprocess.Popen:
         """Start (or restart) the supervisor of ``node`` on fresh worker ports."""
         ports = free_port_range(self.slots)
         args = [
+            *SQUALL,
             "supervisor",
             "--nimbus",
             ",".join(self.nimbus_addresses),
@@ -207,22 +193,16 @@ class LocalCluster:
         return proc
 
     def wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        last_error = ""
-        while time.monotonic() < deadline:
-            for name, proc in [("nimbus", self.nimbus_proc), *self.supervisor_procs.items()]:
-                if proc is not None and proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{self.log(name)[-3000:]}")
-            try:
-                with self.client(timeout_s=1.0) as c:
-                    alive = {s["id"] for s in c.cluster().get("supervisors", []) if s.get("alive")}
-                if set(self.node_ids) <= alive:
-                    return
-                last_error = f"registered so far: {sorted(alive)}"
-            except (NimbusUnreachable, NimbusError) as exc:
-                last_error = str(exc)
-            time.sleep(0.2)
-        raise TimeoutError(f"local cluster not ready after {timeout_s:g} s ({last_error})")
+        wait_registered(self.client, self.node_ids, timeout_s, "local cluster", self._check_running)
+
+    def _check_running(self) -> None:
+        self._raise_if_exited([("nimbus", self.nimbus_proc), *self.supervisor_procs.items()])
+
+    def _raise_if_exited(self, procs: list[tuple[str, subprocess.Popen | None]]) -> None:
+        """Raise with its log when one of ``procs`` has exited."""
+        for name, proc in procs:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{self.log(name)[-LOG_TAIL_CHARS:]}")
 
     def close(self) -> None:
         if self._closed:
@@ -242,8 +222,7 @@ class LocalCluster:
         return NimbusClient(self.nimbus_address, timeout_s=timeout_s, keys=self.keys)
 
     def log(self, name: str) -> str:
-        path = self.data_dir / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return read_log(self.data_dir, name)
 
     def submit(
         self,
@@ -256,15 +235,7 @@ class LocalCluster:
     ) -> str:
         """Submit ``FILE[:Topology]`` as ``squall submit`` does (``args``: the script's
         ``sys.argv[1:]``, as after ``--``); returns the topology name."""
-        from squall.bundle import make_bundle
-        from squall.topology.loader import load_topology
-
-        topology = load_topology(target, args)
-        bundle = make_bundle(Path(target.partition(":")[0]))
-        name = name or topology.spec.name
-        with self.client(timeout_s=10.0) as c:
-            c.submit(name, topology.spec.to_dict(), bundle, scheduler, workers, conf or {})
-        return name
+        return submit_file(self.client(timeout_s=10.0), target, name, workers, scheduler, conf, args)
 
     # -- fault injection -------------------------------------------------------------------
 
@@ -338,19 +309,14 @@ class LocalCluster:
         if data_dir is not None:
             self.nimbus_dir = Path(data_dir)
         self._start_nimbus()
-        deadline = time.monotonic() + (timeout_s or self.startup_timeout_s)
-        while time.monotonic() < deadline:
-            if self.nimbus_proc is not None and self.nimbus_proc.poll() is not None:
-                raise RuntimeError(
-                    f"nimbus exited with code {self.nimbus_proc.returncode}:\n{self.log('nimbus')[-3000:]}"
-                )
-            try:
-                with self.client(timeout_s=1.0) as c:
-                    c.cluster()
-                return
-            except (NimbusUnreachable, NimbusError):
-                time.sleep(0.1)
-        raise TimeoutError("Nimbus did not answer after its restart")
+        wait_registered(
+            self.client,
+            [],
+            timeout_s or self.startup_timeout_s,
+            "Nimbus after its restart",
+            lambda: self._raise_if_exited([("nimbus", self.nimbus_proc)]),
+            0.1,
+        )
 
 
 def _children(pid: int) -> list[psutil.Process]:

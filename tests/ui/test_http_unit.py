@@ -227,30 +227,3 @@ def test_a_write_the_loop_took_before_the_timeout_is_reported_as_applied():
     waiter.join(5)
     drainer.join(5)
     assert got and got[0].ok and got[0].data == "applied" and inbox.withdrawn == 0
-
-
-def test_reads_run_on_the_loop_and_their_errors_come_back():
-    inbox = LoopInbox()
-    results: list = []
-    errors: list = []
-
-    def ask(fn):
-        try:
-            results.append(inbox.call(fn, timeout_s=5))
-        except ApiError as exc:
-            errors.append(exc.status)
-
-    asker = threading.Thread(target=ask, args=(lambda st, now: (st, now),))
-    failer = threading.Thread(target=ask, args=(lambda st, now: (_ for _ in ()).throw(ApiError(404, "no")),))
-    asker.start(), failer.start()
-    loop_thread = threading.current_thread()
-    ran_on: list = []
-
-    def read(fn):
-        ran_on.append(threading.current_thread())
-        return fn("STATE", 1.0)
-
-    while asker.is_alive() or failer.is_alive():
-        inbox.drain(lambda peer, msg: [], read)
-        asker.join(0.01), failer.join(0.01)
-    assert results == [("STATE", 1.0)] and errors == [404] and set(ran_on) == {loop_thread}
