@@ -29,8 +29,8 @@ with the same prefix can no longer stop the first one's Nimbus in the middle of 
 delete its logs (the cause of "Nimbus stopped answering", docs/experiments.md). ``up()``
 refuses a subnet an interface here already has (two bridges on one /24 make the host
 route one testbed's packets into the other). ``Testbed`` and ``LocalCluster`` share the
-:class:`Cluster` protocol, and :func:`open_cluster` picks the testbed when the machine
-allows and says why not when it falls back to loopback processes.
+:class:`squall.daemon_start.Cluster` base, and :func:`open_cluster` picks the testbed when
+the machine allows and says why not when it falls back to loopback processes.
 """
 
 from __future__ import annotations
@@ -45,43 +45,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from squall.client import NimbusClient
-from squall.daemon_start import (
-    LOG_TAIL_CHARS,
-    SQUALL,
-    nimbus_argv,
-    read_log,
-    spawn_logged,
-    submit_file,
-    wait_registered,
-)
+from squall.daemon_start import Cluster, nimbus_argv, spawn_logged, supervisor_argv, wait_registered
 from squall.experiments import netns
 from squall.experiments.boards import Board
 from squall.experiments.netns import TestbedError, TestbedUnavailable
 
 DEFAULT_PREFIX = "sqtb"
 DEFAULT_SUBNET = "10.231.0"
-
-
-class Cluster(Protocol):
-    """What an experiment needs of a cluster: LocalCluster and Testbed both provide it."""
-
-    nimbus_address: str
-
-    @property
-    def node_ids(self) -> list[str]: ...
-    def client(self, timeout_s: float = 5.0) -> NimbusClient: ...
-    def submit(
-        self,
-        target: str,
-        name: str | None = None,
-        workers: int | None = None,
-        scheduler: str = "round_robin",
-        conf: dict | None = None,
-    ) -> str: ...
-    def close(self) -> None: ...
 
 
 def state_dir(prefix: str) -> Path:
@@ -135,7 +108,7 @@ def teardown(prefix: str = DEFAULT_PREFIX, force: bool = False) -> list[str]:
     return done
 
 
-class Testbed:
+class Testbed(Cluster):
     __test__ = False  # not a pytest test class despite the name
 
     def __init__(
@@ -156,6 +129,7 @@ class Testbed:
         self.log_level = log_level
         self.startup_timeout_s = startup_timeout_s
         self.dir = state_dir(prefix)
+        self.log_dir = self.dir
         self.state: dict[str, Any] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}  # the daemons this process started
         self._closed = True
@@ -399,34 +373,22 @@ class Testbed:
             # nsenter, not `ip netns exec`: that one also remounts /sys in a mount namespace of
             # its own, which hides /sys/fs/cgroup, so the supervisor could not read its
             # board's quota, usage and throttling (it would report the whole machine).
+            extra = [
+                "--host",
+                self.address_of(b),
+                "--capacity-hz",
+                f"{b.capacity_hz(clock):.6g}",
+                "--link-mbit",
+                f"{b.link_mbit:g}",
+                "--link-delay-ms",
+                f"{self.link_delay_ms(b):.4g}",
+                "--log-level",
+                self.log_level,
+                "--insecure",
+            ]
+            enter = [*netns.cgroup_join_prefix(ns), "nsenter", f"--net=/var/run/netns/{ns}"]
             self._spawn(
-                b.id,
-                [
-                    *netns.cgroup_join_prefix(ns),
-                    "nsenter",
-                    f"--net=/var/run/netns/{ns}",
-                    *SQUALL,
-                    "supervisor",
-                    "--host",
-                    self.address_of(b),
-                    "--nimbus",
-                    self.nimbus_address,
-                    "--id",
-                    b.id,
-                    "--capacity-hz",
-                    f"{b.capacity_hz(clock):.6g}",
-                    "--slots",
-                    str(b.slots),
-                    "--link-mbit",
-                    f"{b.link_mbit:g}",
-                    "--link-delay-ms",
-                    f"{self.link_delay_ms(b):.4g}",
-                    "--data-dir",
-                    str(self.dir / b.id),
-                    "--log-level",
-                    self.log_level,
-                    "--insecure",
-                ],
+                b.id, [*enter, *supervisor_argv(self.nimbus_address, b.id, b.slots, self.dir / b.id, extra=extra)]
             )
 
     def wait_ready(self, timeout_s: float) -> None:
@@ -436,7 +398,7 @@ class Testbed:
         """Raise with its log when a daemon of the testbed has exited."""
         for name, pid in self.state["pids"].items():
             if not netns._alive(pid):
-                raise TestbedError(f"{name} exited during start-up:\n{self.log(name)[-LOG_TAIL_CHARS:]}")
+                raise TestbedError(f"{name} exited during start-up:\n{self.log_tail(name)}")
 
     def detach(self) -> None:
         """Leave the testbed running after this process exits (``squall testbed up``);
@@ -519,19 +481,6 @@ class Testbed:
     def link_mbit(self) -> dict[str, float]:
         return {b.id: b.link_mbit for b in self.boards}
 
-    def log(self, name: str) -> str:
-        return read_log(self.dir, name)
-
-    def submit(
-        self,
-        target: str,
-        name: str | None = None,
-        workers: int | None = None,
-        scheduler: str = "round_robin",
-        conf: dict | None = None,
-    ) -> str:
-        return submit_file(self.client(timeout_s=10.0), target, name, workers, scheduler, conf)
-
 
 def open_cluster(
     boards: list[Board],
@@ -540,7 +489,7 @@ def open_cluster(
     loopback: bool = False,
     say: Any = print,
     port: int = 6627,
-) -> Any:
+) -> Cluster:
     """A started Testbed of ``boards``, or — without root, or when ``loopback`` — a
     LocalCluster with one supervisor per board (uniform slots, no caps, no link limits)."""
     reason = "asked for loopback processes" if loopback else netns.unavailable_reason()

@@ -13,11 +13,14 @@ and the HTTP server. Peers may be DEALERs (one frame) or REQs (empty delimiter);
 goes back with the envelope its peer used.
 
 Only this loop's thread touches the state. After a batch of events that changed it (at most
-every ``PUBLISH_S``, so copies stay few whatever the event rate; and always before a ``Reply``
-leaves, so a client that got its answer reads its own write) the loop publishes an
+every ``PUBLISH_S``, or ten times as long as the last copy took, so copies stay few whatever
+the event rate and never cost more than a tenth of the loop at any scale; and always before
+the answer to a write leaves, so a client that got its answer reads its own write; a query's
+or a heartbeat's answer needs no new copy) the loop publishes an
 immutable :class:`~squall.nimbus.snapshot.Snapshot` in ``published``; the HTTP
-threads read the latest one without a lock and without waiting for the loop, so a loop busy
-with a long event still has its pages and ``/metrics`` served (the snapshot's age, in
+threads read the latest one without a lock and without waiting for the loop (and a
+topology's events on a SQLite connection of their own), so a loop busy with a long event
+still has its pages and ``/metrics`` served (the snapshot's age, in
 ``squall_nimbus_snapshot_age_seconds``, then shows how long it has been busy). Writes from
 HTTP go through the :class:`LoopInbox` and wait for the loop, as a write must.
 
@@ -42,6 +45,7 @@ from squall import messages as M
 from squall.nimbus.commands import Send
 from squall.nimbus.events import Event, Received, Tick
 from squall.nimbus.http_api import LoopInbox
+from squall.nimbus.queries import QUERIES
 from squall.nimbus.snapshot import Snapshot
 from squall.nimbus.state import NimbusState
 from squall.security import ClusterKeys, release, secure_server
@@ -58,6 +62,9 @@ POLL_MS = 100
 # however many events arrive (a reply to a request is published at once, see _execute).
 PUBLISH_S = 0.05
 ANSWERS = (M.Reply, M.RegisterReply)  # answers to a request: published before they leave
+PUBLISH_COST_SHARE = 0.1  # at most this share of the loop's time goes to copying snapshots
+# Messages that change nothing a reader could be waiting to see: their answers need no copy.
+READ_ONLY = (M.Heartbeat, *QUERIES)
 FRAME_SLACK = 64 * 1024  # ZeroMQ drops a peer above MAXMSGSIZE; the codec rejects above the frame limit
 
 
@@ -105,7 +112,12 @@ class NimbusServer:
         self.published = Snapshot.of(state, self.clock())
         self.publications = 1
         self._changed = False
+        self._wrote = False  # a write was applied since the last publication
+        # When the socket was last found empty: everything sent before had been read. Ticks
+        # judge boards' silence at this time, so a backlog in the socket kills no board.
+        self._emptied_at: float | None = None
         self._published_mono = time.monotonic()
+        self._publish_every = PUBLISH_S  # raised when copies get slow (PUBLISH_COST_SHARE)
         self.inbox = LoopInbox()  # REST API reads and POSTs, handled on this loop (see http_api)
         # A byte on this pipe wakes the poll when the inbox gets work, so HTTP callers do not
         # wait for the poll timeout.
@@ -115,6 +127,7 @@ class NimbusServer:
         self.inbox.wake = self._wake
         if replica is not None:
             replica.wake = self._wake  # pysyncobj's thread wakes the loop when it commits
+        self._events = state.store.events_reader()  # the HTTP side's own connection to the events
         if http_port:
             from squall.nimbus.http_api import start as start_http
 
@@ -128,6 +141,7 @@ class NimbusServer:
                 latest=lambda: self.published,
                 api_token=token,
                 loop_lag=lambda: self.loop_lag,
+                events=self._events.events if self._events is not None else None,
             )
             if replica is not None:
                 self.http.leader_page = lambda: None if replica.leading else replica.leader_http()
@@ -157,11 +171,11 @@ class NimbusServer:
         next_tick = time.monotonic()
         try:
             while not self._stop.is_set():
-                due = min(next_tick, self._published_mono + PUBLISH_S) if self._changed else next_tick
+                due = min(next_tick, self._published_mono + self._publish_every) if self._changed else next_tick
                 timeout_ms = max(0, min(POLL_MS, int((due - time.monotonic()) * 1000) + 1))
                 ready = dict(poller.poll(timeout_ms))
-                if self.sock in ready:
-                    self._drain()
+                if self.sock not in ready or self._drain():
+                    self._emptied_at = self.clock()  # everything sent so far has been read
                 if self._wake_r in ready:
                     try:
                         os.read(self._wake_r, 4096)
@@ -174,8 +188,8 @@ class NimbusServer:
                     late = mono - next_tick
                     self.loop_lag = (late, max(late, self.loop_lag[1]))
                     next_tick = max(next_tick + TICK_S, mono)  # after a stall: one tick, not a burst
-                    self._execute(self._apply(Tick(self.clock())))
-                if self._changed and time.monotonic() - self._published_mono >= PUBLISH_S:
+                    self._execute(self._apply(Tick(self.clock(), heard_until=self._emptied_at)))
+                if self._changed and time.monotonic() - self._published_mono >= self._publish_every:
                     self._publish()
         finally:
             # A log that ends without this line was cut short: SIGKILL (the OOM killer, a
@@ -186,12 +200,14 @@ class NimbusServer:
     def close(self) -> None:
         if self.http is not None:
             self.http.shutdown()
-            # Close the listening socket only: server_close() also joins request threads, and
-            # some prometheus_client versions replace the list it joins with a plain list.
+            # Close the listening socket only: request threads are daemons and end with their
+            # connection (IO_TIMEOUT_S at most); nothing here waits for them.
             self.http.socket.close()
             self.http = None
         if self.replica is not None:
             self.replica.close()
+        if self._events is not None:
+            self._events.close()
         self.sock.close()
         release(self.ctx)
         self.ctx.term()
@@ -201,13 +217,16 @@ class NimbusServer:
             except OSError:
                 pass
 
-    def _drain(self) -> None:
-        for _ in range(1000):  # bounded, so ticks still happen under a flood
+    def _drain(self) -> bool:
+        """Handle what the socket holds, at most 1,000 messages (so ticks still happen under
+        a flood); True when it is empty."""
+        for _ in range(1000):
             try:
                 parts = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                return True
             self._on_frames(parts)
+        return False
 
     def _on_frames(self, parts: list[bytes]) -> None:
         if len(parts) == 3 and parts[1] == b"":
@@ -221,6 +240,8 @@ class NimbusServer:
         except WireError as exc:
             self._fault(str(exc).split(":")[0], str(exc))
             return
+        if not isinstance(msg, READ_ONLY):
+            self._wrote = True
         self._execute(self._apply(Received(peer, msg, self.clock())))
 
     def _handle_local(self, peer: bytes, msg: Any) -> list[Send]:
@@ -266,10 +287,13 @@ class NimbusServer:
 
     def _publish(self) -> None:
         """Replace the snapshot readers see by a copy of the state as it is now."""
+        started = time.monotonic()
         self.published = Snapshot.of(self.state, self.clock())
         self.publications += 1
-        self._changed = False
+        self._changed = self._wrote = False
         self._published_mono = time.monotonic()
+        took = self._published_mono - started
+        self._publish_every = max(PUBLISH_S, took / PUBLISH_COST_SHARE)
 
     def _fault(self, kind: str, detail: str) -> None:
         self.state.counters["bad_frames"] += 1
@@ -278,7 +302,7 @@ class NimbusServer:
             log.warning("dropped a bad frame: %s (further ones of this kind are only counted)", detail[:200])
 
     def _execute(self, commands: list[Send]) -> None:
-        if self._changed and any(isinstance(cmd.msg, ANSWERS) for cmd in commands):
+        if self._wrote and any(isinstance(cmd.msg, ANSWERS) for cmd in commands):
             self._publish()  # a client that has its answer reads its own write over HTTP
         for cmd in commands:
             frames = [cmd.peer, b"", encode(cmd.msg)] if cmd.peer in self._req_peers else [cmd.peer, encode(cmd.msg)]

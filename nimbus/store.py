@@ -356,10 +356,12 @@ class Store:
 
     def events(self, topology: str) -> list[dict[str, Any]]:
         """The topology's events, oldest first, each with its "id"."""
-        rows = self._db.execute(
-            "SELECT id, event FROM rebalance_events WHERE topology = ? ORDER BY id", (topology,)
-        ).fetchall()
-        return [{"id": int(i), **json.loads(e)} for i, e in rows]
+        return _events(self._db, topology)
+
+    def events_reader(self) -> EventReader | None:
+        """A reader of the events for another thread (None for an in-memory store, which
+        only its own connection sees)."""
+        return None if self._memory else EventReader(self.path)
 
     def load_clocks(self) -> dict[str, float]:
         rows = self._db.execute("SELECT topology, last_change FROM loop_clocks").fetchall()
@@ -455,6 +457,39 @@ class Store:
             error = f"the code bundle of {read.topology!r} ({read.digest}) is missing from the store"
             return Send(read.peer, M.Reply(rid=read.rid, ok=False, error=error))
         return Send(read.peer, M.Reply(rid=read.rid, ok=True, data={**read.view, "bundle": bundle}))
+
+
+def _events(db: sqlite3.Connection, topology: str) -> list[dict[str, Any]]:
+    rows = db.execute("SELECT id, event FROM rebalance_events WHERE topology = ? ORDER BY id", (topology,)).fetchall()
+    return [{"id": int(i), **json.loads(e)} for i, e in rows]
+
+
+class EventReader:
+    """Reads rebalance events on a connection of its own, for the HTTP side: the read neither
+    waits for the server loop nor uses its connection (in WAL mode a reader and the loop's
+    writes never wait for each other). One connection, opened on first use, used under a
+    lock (event pages are rare); ``close()`` closes it."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def events(self, topology: str) -> list[dict[str, Any]]:
+        """As :meth:`Store.events`; a database error is a StoreError."""
+        with self._lock:
+            try:
+                if self._db is None:
+                    self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=5)
+                return _events(self._db, topology)
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self._path}: cannot read the events of {topology!r}: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 class _Transaction:

@@ -9,12 +9,13 @@ Guarantees:
 * :data:`SQUALL` runs the installed package (``-P``: a checkout in the working directory is
   never imported instead);
 * :func:`spawn_logged` gives the process no stdin and appends its stdout and stderr to one
-  log file, which the caller can read back with :func:`read_log` when start-up fails;
+  log file, which :meth:`Cluster.log` reads back when start-up fails;
 * :func:`wait_registered` returns only once Nimbus answers and lists every given node as
   alive; a daemon that died (``check`` raises) fails it at once, and the timeout's message
   says what was seen last;
 * :func:`submit_file` submits ``FILE[:Topology]`` exactly as ``squall submit`` does (the
-  file's folder as the code bundle).
+  file's folder as the code bundle); :class:`Cluster` is what an experiment needs of a
+  running cluster, with that ``submit``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,22 +36,26 @@ SQUALL = [sys.executable, "-P", "-m", "squall"]
 LOG_TAIL_CHARS = 3000
 
 
-def nimbus_argv(host: str, port: int, data_dir: str | Path, http_port: int = 0, extra: Sequence[str] = ()) -> list[str]:
-    """The command line of ``squall nimbus`` on ``host:port``, its store in ``data_dir``
-    (``http_port`` 0: the web UI on a free port)."""
-    return [
-        *SQUALL,
-        "nimbus",
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        "--http-port",
-        str(http_port),
-        *extra,
-    ]
+def nimbus_argv(
+    host: str | None, port: int, data_dir: str | Path, http_port: int = 0, extra: Sequence[str] = ()
+) -> list[str]:
+    """The command line of ``squall nimbus`` on ``host:port`` (``host`` None: Nimbus's own
+    choice), its store in ``data_dir`` (``http_port`` 0: the web UI on a free port)."""
+    where = [] if host is None else ["--host", host]
+    listen = ["--port", str(port), "--data-dir", str(data_dir), "--http-port", str(http_port)]
+    return [*SQUALL, "nimbus", *where, *listen, *extra]
+
+
+def supervisor_argv(
+    nimbus: str, node_id: str, slots: int, data_dir: str | Path, ports: Sequence[int] = (), extra: Sequence[str] = ()
+) -> list[str]:
+    """The command line of ``squall supervisor`` ``node_id`` reporting to ``nimbus`` (one
+    address or ``A,B``), ``slots`` workers on ``ports`` (their first to last; none: the
+    supervisor's default range), its state in ``data_dir``."""
+    argv = [*SQUALL, "supervisor", "--nimbus", nimbus, "--id", node_id, "--slots", str(slots)]
+    if ports:
+        argv += ["--ports", f"{ports[0]}-{ports[-1]}"]
+    return [*argv, "--data-dir", str(data_dir), *extra]
 
 
 def spawn_logged(
@@ -68,12 +74,6 @@ def spawn_logged(
             env=None if env is None else dict(env),
             start_new_session=new_session,
         )
-
-
-def read_log(log_dir: Path, name: str) -> str:
-    """The log ``name.log`` in ``log_dir`` so far ("" before the daemon wrote one)."""
-    path = log_dir / f"{name}.log"
-    return path.read_text(errors="replace") if path.exists() else ""
 
 
 def wait_registered(
@@ -124,3 +124,47 @@ def submit_file(
     with client:
         client.submit(name, topology.spec.to_dict(), bundle, scheduler, workers, conf or {})
     return name
+
+
+class Cluster(ABC):
+    """A running cluster of real daemons (:class:`squall.localcluster.LocalCluster`, the
+    testbed's ``Testbed``): what an experiment needs of it. Each daemon ``name`` logs to
+    ``log_dir / f"{name}.log"``."""
+
+    log_dir: Path
+
+    @property
+    @abstractmethod
+    def nimbus_address(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def node_ids(self) -> list[str]: ...
+
+    @abstractmethod
+    def client(self, timeout_s: float = 5.0) -> NimbusClient: ...
+
+    @abstractmethod
+    def close(self) -> Any: ...
+
+    def log(self, name: str) -> str:
+        """The log of daemon ``name`` so far ("" before it wrote one)."""
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def log_tail(self, name: str) -> str:
+        """The end of daemon ``name``'s log, where the cause of an exit stands."""
+        return self.log(name)[-LOG_TAIL_CHARS:]
+
+    def submit(
+        self,
+        target: str,
+        name: str | None = None,
+        workers: int | None = None,
+        scheduler: str = "round_robin",
+        conf: dict | None = None,
+        args: Sequence[str] = (),
+    ) -> str:
+        """Submit ``FILE[:Topology]`` as ``squall submit`` does (``args``: the script's
+        ``sys.argv[1:]``, as after ``--``); returns the topology name."""
+        return submit_file(self.client(timeout_s=10.0), target, name, workers, scheduler, conf, args)

@@ -48,12 +48,10 @@ import psutil
 
 from squall.client import NimbusClient, NimbusError, NimbusUnreachable
 from squall.daemon_start import (
-    LOG_TAIL_CHARS,
-    SQUALL,
+    Cluster,
     nimbus_argv,
-    read_log,
     spawn_logged,
-    submit_file,
+    supervisor_argv,
     wait_registered,
 )
 from squall.nimbus.http_inbox import KEY_ENV as HTTP_KEY_ENV
@@ -88,7 +86,7 @@ def free_port_range(count: int, attempts: int = 200) -> list[int]:
     raise RuntimeError(f"no {count} consecutive free ports found")
 
 
-class LocalCluster:
+class LocalCluster(Cluster):
     def __init__(
         self,
         supervisors: int = 3,
@@ -115,6 +113,7 @@ class LocalCluster:
         self.http_port = free_port() if http_port is None else http_port
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="squall-cluster-"))
+        self.log_dir = self.data_dir
         self.capacity_hz = capacity_hz
         self.log_level = log_level
         self.startup_timeout_s = startup_timeout_s
@@ -252,26 +251,11 @@ class LocalCluster:
     def start_supervisor(self, node: str) -> subprocess.Popen:
         """Start (or restart) the supervisor of ``node`` on fresh worker ports."""
         ports = free_port_range(self.slots)
-        args = [
-            *SQUALL,
-            "supervisor",
-            "--nimbus",
-            ",".join(self.nimbus_addresses),
-            "--id",
-            node,
-            "--slots",
-            str(self.slots),
-            "--ports",
-            f"{ports[0]}-{ports[-1]}",
-            "--data-dir",
-            str(self.data_dir / node),
-            "--log-level",
-            self.log_level,
-            *self._keys_args,
-            *self.supervisor_args,
-        ]
+        extra = ["--log-level", self.log_level, *self._keys_args, *self.supervisor_args]
         if self.capacity_hz:
-            args += ["--capacity-hz", str(self.capacity_hz)]
+            extra += ["--capacity-hz", str(self.capacity_hz)]
+        data_dir = self.data_dir / node
+        args = supervisor_argv(",".join(self.nimbus_addresses), node, self.slots, data_dir, ports, extra)
         proc = self._spawn(node, args)
         self.supervisor_procs[node] = proc
         return proc
@@ -286,7 +270,7 @@ class LocalCluster:
         """Raise with its log when one of ``procs`` has exited."""
         for name, proc in procs:
             if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{self.log(name)[-LOG_TAIL_CHARS:]}")
+                raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{self.log_tail(name)}")
 
     def close(self) -> None:
         if self._closed:
@@ -316,22 +300,6 @@ class LocalCluster:
         live = [a for a, pid in zip(self.replica_addresses, self.replica_pids()) if pid is not None]
         ordered = live + [a for a in self.replica_addresses if a not in live]
         return NimbusClient(ordered, timeout_s=timeout_s, keys=self.keys)
-
-    def log(self, name: str) -> str:
-        return read_log(self.data_dir, name)
-
-    def submit(
-        self,
-        target: str,
-        name: str | None = None,
-        workers: int | None = None,
-        scheduler: str = "round_robin",
-        conf: dict | None = None,
-        args: Sequence[str] = (),
-    ) -> str:
-        """Submit ``FILE[:Topology]`` as ``squall submit`` does (``args``: the script's
-        ``sys.argv[1:]``, as after ``--``); returns the topology name."""
-        return submit_file(self.client(timeout_s=10.0), target, name, workers, scheduler, conf, args)
 
     # -- fault injection -------------------------------------------------------------------
 

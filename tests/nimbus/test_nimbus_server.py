@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import time
 import urllib.request
-from pathlib import Path
 
 import msgpack
 import pytest
@@ -17,8 +16,6 @@ from squall.localcluster import free_port
 from squall.wire import MAX_FRAME_BYTES, PROTOCOL_VERSION, decode, encode
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

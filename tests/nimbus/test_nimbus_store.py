@@ -6,6 +6,7 @@ from squall.nimbus.commands import DeleteTopology, SaveSupervisor, SaveTopology
 from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
 from squall.nimbus.store import Store
 from squall.topology.spec import TopologySpec
+from tests.helpers import modules_loaded
 from tests.nimbus.nimbus_helpers import chain_spec
 
 
@@ -51,12 +52,4 @@ def test_topologies_supervisors_and_bundles_round_trip(tmp_path):
 
 
 def test_the_decisions_import_neither_zmq_nor_prometheus():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, squall.nimbus.state, squall.nimbus.store; "
-        "print(sorted(m for m in ('zmq', 'prometheus_client') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert modules_loaded("import squall.nimbus.state, squall.nimbus.store", ["zmq", "prometheus_client"]) == []

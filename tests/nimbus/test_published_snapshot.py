@@ -168,3 +168,30 @@ def test_an_idle_loop_publishes_only_at_its_ticks_and_a_burst_once_per_batch(run
     assert srv.state.counters["msg_Heartbeat"] - handled == 200
     # One publication for the batch (and one per tick that ran meanwhile), not one per event.
     assert srv.publications - before < 20
+
+
+def test_a_topology_s_events_are_read_without_the_loop(tmp_path, monkeypatch):
+    """Events live in the store: the HTTP side reads them on a SQLite connection of its own,
+    so they too are served while the loop is held (a real SQLite file in WAL mode)."""
+    from squall.nimbus.commands import AddEvent
+
+    monkeypatch.delenv("SQUALL_HTTP_KEY", raising=False)
+    http_port = free_port()
+    state = NimbusState(Store.open(tmp_path / "data"))
+    state.store.carry_out([AddEvent(1, "t", {"decision": "declined", "reason": "not worth it"})])
+    state.handle(b"cli", M.SubmitTopology(1, "t", chain_topology(2, 1).spec.to_dict(), b"code"), 0.0)
+    srv = NimbusServer(state, "127.0.0.1", free_port(), http_port, api_token=TOKEN)
+    loop = threading.Thread(target=srv.run, name="nimbus-loop", daemon=True)
+    loop.start()
+    held, release, _since = hold_the_loop(srv)
+    try:
+        assert held.wait(5)
+        status, body = call(f"http://127.0.0.1:{http_port}", "/api/v1/topology/t/events")
+        assert status == 200, body
+        assert [(e["id"], e["decision"], e["reason"]) for e in body["events"]] == [(1, "declined", "not worth it")]
+        assert not release.is_set()
+    finally:
+        release.set()
+        srv.stop()
+        loop.join(10)
+        state.store.close()

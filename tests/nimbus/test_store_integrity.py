@@ -48,6 +48,15 @@ def a_store_with_one_topology(data_dir: Path) -> None:
     st.store.close()
 
 
+def run_nimbus_after(data: Path, sql: str) -> subprocess.CompletedProcess:
+    """``run_nimbus`` on ``data`` once ``sql`` has changed its database behind the store's back."""
+    db = sqlite3.connect(data / DB_NAME)
+    db.execute(sql)
+    db.commit()
+    db.close()
+    return run_nimbus(data)
+
+
 def test_a_corrupt_database_is_exit_2_naming_the_file_and_the_fix(tmp_path):
     data = tmp_path / "d"
     data.mkdir()
@@ -60,11 +69,7 @@ def test_a_corrupt_database_is_exit_2_naming_the_file_and_the_fix(tmp_path):
 def test_another_schema_is_exit_2(tmp_path):
     data = tmp_path / "d"
     data.mkdir()
-    db = sqlite3.connect(data / DB_NAME)
-    db.execute("CREATE TABLE supervisors (id TEXT PRIMARY KEY, colour TEXT)")
-    db.commit()
-    db.close()
-    done = run_nimbus(data)
+    done = run_nimbus_after(data, "CREATE TABLE supervisors (id TEXT PRIMARY KEY, colour TEXT)")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "table supervisors lacks column" in done.stderr and str(data / DB_NAME) in done.stderr
 
@@ -72,21 +77,14 @@ def test_another_schema_is_exit_2(tmp_path):
 def test_a_newer_schema_is_exit_2(tmp_path):
     data = tmp_path / "d"
     Store.open(data).close()
-    db = sqlite3.connect(data / DB_NAME)
-    db.execute("PRAGMA user_version = 99")
-    db.close()
-    done = run_nimbus(data)
+    done = run_nimbus_after(data, "PRAGMA user_version = 99")
     assert done.returncode == 2 and "newer Squall" in done.stderr, done.stderr
 
 
 def test_one_bad_row_is_exit_2_naming_the_row(tmp_path):
     data = tmp_path / "d"
     a_store_with_one_topology(data)
-    db = sqlite3.connect(data / DB_NAME)
-    db.execute("UPDATE topologies SET spec = '{not json' WHERE name = 't'")
-    db.commit()
-    db.close()
-    done = run_nimbus(data)
+    done = run_nimbus_after(data, "UPDATE topologies SET spec = '{not json' WHERE name = 't'")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "row 't' of table topologies" in done.stderr and "DELETE FROM topologies WHERE name = 't'" in done.stderr
 
