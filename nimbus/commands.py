@@ -111,6 +111,14 @@ class DeleteMigration(Write):
 
 
 @dataclass(frozen=True)
+class SaveEpoch(Write):
+    """The term a standalone Nimbus now leads (fencing, ``nimbus.leadership``): carried out
+    with the event's other writes, before any send of that term."""
+
+    epoch: int
+
+
+@dataclass(frozen=True)
 class SaveClock(Write):
     """When the topology's placement last changed (the loop's timeout restarts from it)."""
 

@@ -119,6 +119,10 @@ class ReplicaLeadership(Leadership):
         self._asked = 0  # the highest report an offset was asked for
         self._push_due = False  # the term rose: push every board at the next report
 
+    def writes(self) -> list[Command]:
+        """None: a replica's term rises through the log (:meth:`observe`), not the store."""
+        return []
+
     def observe(self, reported: int, registering: str | None = None) -> bool:
         """A board reports the highest term it accepted. Above this leader's term (it
         followed a standalone Nimbus of another run, or another group's), the group's offset

@@ -276,6 +276,7 @@ class NimbusState:
         sup.peer, sup.last_seen, sup.dead, sup.last_pushed = peer, now, False, None
         self.supervisors[sup.id] = sup
         raised = self.leadership.observe(m.term, m.supervisor_id)  # fencing: a board ahead raises the term
+        self._out.extend(self.leadership.writes())
         self._out.append(SaveSupervisor.of(sup))
         log.info("supervisor %s registered from %s with ports %s", sup.id, sup.host, sup.ports)
         self._out.append(
@@ -305,6 +306,7 @@ class NimbusState:
         sup.last_seen = now
         self._out.append(Send(peer, M.HeartbeatAck(m.seq, self.leadership.term)))  # the board's proof of life
         if self.leadership.observe(m.term):
+            self._out.extend(self.leadership.writes())
             self.push(now, force=set(self.supervisors))
         sup.reports = {(r.topology, r.port): r for r in m.workers}
         if m.board is not None:

@@ -55,6 +55,7 @@ from squall.nimbus.commands import (
     Read,
     ReplyBundle,
     ReplyEvents,
+    SaveEpoch,
     Send,
     Write,
 )
@@ -391,8 +392,8 @@ class Store:
         return self._read_rows("meta", lambda r: "log_position", [row], lambda r: int(r[0]))[0]
 
     def save_epoch(self, epoch: int) -> None:
-        with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)", (str(int(epoch)),))
+        """At start, before Nimbus serves (later raises go through ``SaveEpoch``)."""
+        self.carry_out([SaveEpoch(epoch)])
 
     # -- supervisors -----------------------------------------------------------------------
 
