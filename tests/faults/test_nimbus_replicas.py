@@ -30,7 +30,7 @@ import pytest
 import zmq
 
 from squall import messages as M
-from squall.client import NimbusClient
+from squall.client import NimbusClient, NimbusUnreachable
 from squall.localcluster import LocalCluster
 from squall.wire import decode, encode
 from tests.faults.fault_helpers import assert_nothing_lost, drain, eventually, running, start_chain
@@ -43,12 +43,17 @@ def squall(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 
 def status(cluster: LocalCluster, addresses: list[str] | None = None) -> dict:
-    """What the leader says (``addresses``: ask only these replicas, and their leader)."""
-    if addresses is None:
-        with cluster.client(timeout_s=2) as c:
+    """What the leader says (``addresses``: ask only these replicas, and their leader). No
+    replica answering (an election under way) is an AssertionError: "not yet" to
+    ``eventually``, a failure anywhere else."""
+    try:
+        if addresses is None:
+            with cluster.client(timeout_s=2) as c:
+                return c.nimbus_status()
+        with NimbusClient(addresses, timeout_s=2) as c:
             return c.nimbus_status()
-    with NimbusClient(addresses, timeout_s=2) as c:
-        return c.nimbus_status()
+    except NimbusUnreachable as exc:
+        raise AssertionError(f"no replica answered: {exc}") from None
 
 
 def alive_boards(cluster: LocalCluster) -> set[str]:
@@ -191,8 +196,11 @@ def test_the_leader_killed_mid_migration_the_new_leader_finishes_it(replicated, 
     cluster.kill_replica(leader)  # the migration's phase so far is committed on the others' stores
 
     def finished() -> dict | None:
-        with cluster.client(timeout_s=2) as c:
-            (e,) = c.events("moving")
+        try:
+            with cluster.client(timeout_s=2) as c:
+                (e,) = c.events("moving")
+        except NimbusUnreachable:
+            return None  # still electing (on a loaded machine, longer than 3 x 2 s): not yet
         return e if e["paused_s"] is not None else None
 
     done = eventually(finished, timeout_s=60, what="the new leader finishing the migration")
