@@ -31,10 +31,8 @@ import argparse
 import multiprocessing as mp
 import os
 import random
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -49,12 +47,6 @@ SOURCES_PER_EXECUTOR = 3  # received_from entries per executor in a report
 TUPLES_PER_S = 200.0  # per executor, for the counters
 PROBE_TIMEOUT_S = 10.0
 CLIENT_TIMEOUT_S = 120.0  # the driver's own requests: a slow answer is a figure, not a failure
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- the simulated boards (run in child processes) -------------------------------------------
@@ -295,6 +287,10 @@ class Figures:
     detect_s: float = float("nan")
     rebalance_s: float = float("nan")
     moved: int = 0
+    # Nimbus's own CPU seconds (user + system) from each step's start to its end: unlike the
+    # wall times above, these hardly depend on how loaded the machine is.
+    place_cpu_s: float = float("nan")
+    rebalance_cpu_s: float = float("nan")
     notes: list[str] = field(default_factory=list)
 
 
@@ -325,36 +321,21 @@ def run_scale(
     import psutil
 
     from squall.client import NimbusClient, NimbusUnreachable
+    from squall.daemon_start import nimbus_argv, spawn_logged
+    from squall.localcluster import free_port
 
     fig = Figures(boards, executors)
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="squall-scale-") as tmp:
-        nimbus = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "squall",
-                "nimbus",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--http-port",
-                "0",
-                "--data-dir",
-                tmp,
-                "--no-discovery",
-                "--log-level",
-                "WARNING",
-                "--set",
-                f"nimbus.supervisor.timeout.secs={timeout_s}",
-                "--set",
-                f"nimbus.heartbeat.secs={heartbeat_s}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(Path(tmp) / "nimbus.log", "w"),
-        )
+        timeouts = [
+            "--set",
+            f"nimbus.supervisor.timeout.secs={timeout_s}",
+            "--set",
+            f"nimbus.heartbeat.secs={heartbeat_s}",
+        ]
+        extra = ["--no-discovery", "--log-level", "WARNING", *timeouts]
+        nimbus = spawn_logged(nimbus_argv("127.0.0.1", port, tmp, extra=extra), Path(tmp) / "nimbus.log")
         ctx = mp.get_context("spawn")
         events = ctx.Queue()
         command_queues = [ctx.Queue() for _ in range(procs)]
@@ -380,9 +361,12 @@ def run_scale(
                 probe.start()
                 nimbus_proc = psutil.Process(nimbus.pid)
 
+                def nimbus_cpu_s() -> float:
+                    return sum(nimbus_proc.cpu_times()[:2])
+
                 # Time to place.
                 holding: dict[str, int] = {}
-                submitted = time.time()
+                submitted, cpu_at_submit = time.time(), nimbus_cpu_s()
                 spec = _chain_spec(executors)
                 client.submit(
                     "scale",
@@ -401,6 +385,7 @@ def run_scale(
                         holding[ev[1]] = ev[3].get("scale", 0)
                         if sum(holding.values()) >= want:
                             fig.place_s = ev[2] - submitted
+                            fig.place_cpu_s = nimbus_cpu_s() - cpu_at_submit
                             return True
                     return False
 
@@ -410,10 +395,10 @@ def run_scale(
                 # Steady state: heartbeats with metrics, loop lag, CPU, memory.
                 time.sleep(min(3.0, measure_s))  # the first reports with metrics arrive
                 since = time.time()
-                cpu0 = sum(nimbus_proc.cpu_times()[:2])
+                cpu0 = nimbus_cpu_s()
                 time.sleep(measure_s)
                 until = time.time()
-                cpu1 = sum(nimbus_proc.cpu_times()[:2])
+                cpu1 = nimbus_cpu_s()
                 fig.cpu_pct = 100.0 * (cpu1 - cpu0) / (until - since)
                 fig.rss_mb = nimbus_proc.memory_info().rss / 2**20
                 fig.lag_median_ms, fig.lag_p99_ms, fig.lag_samples = probe.lag_ms(since, until)
@@ -435,7 +420,7 @@ def run_scale(
 
                 # A live rebalance with the online scheduler.
                 before = len(client.events("scale"))
-                started = time.time()
+                started, cpu_at_start = time.time(), nimbus_cpu_s()
                 client.rebalance("scale", wait_s=0, scheduler="online")
                 while time.time() < started + 180:
                     evs = client.events("scale")
@@ -445,6 +430,7 @@ def run_scale(
                     ]
                     if done:
                         fig.rebalance_s = time.time() - started
+                        fig.rebalance_cpu_s = nimbus_cpu_s() - cpu_at_start
                         fig.moved = len(done[-1].get("moved") or [])
                         if done[-1].get("decision") != "applied":
                             fig.notes.append(f"rebalance {done[-1].get('decision')}: {done[-1].get('reason')}")
@@ -493,15 +479,16 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     print(
-        "boards | place s | lag median ms | lag p99 ms | Nimbus CPU % | Nimbus RSS MB | "
-        "lost board detected s | live rebalance s (moved) | notes",
+        "boards | place s (Nimbus CPU s) | lag median ms | lag p99 ms | Nimbus CPU % | Nimbus RSS MB | "
+        "lost board detected s | live rebalance s (Nimbus CPU s, moved) | notes",
         flush=True,
     )
     for boards in args.boards:
         f = run_scale(boards, args.executors, args.procs, args.measure_s, args.timeout, args.heartbeat)
         print(
-            f"{f.boards} | {f.place_s:.2f} | {f.lag_median_ms:.1f} | {f.lag_p99_ms:.1f} | {f.cpu_pct:.0f} | "
-            f"{f.rss_mb:.0f} | {f.detect_s:.2f} | {f.rebalance_s:.2f} ({f.moved}) | {'; '.join(f.notes)}",
+            f"{f.boards} | {f.place_s:.2f} ({f.place_cpu_s:.2f}) | {f.lag_median_ms:.1f} | {f.lag_p99_ms:.1f} | "
+            f"{f.cpu_pct:.0f} | {f.rss_mb:.0f} | {f.detect_s:.2f} | "
+            f"{f.rebalance_s:.2f} ({f.rebalance_cpu_s:.2f}, {f.moved}) | {'; '.join(f.notes)}",
             flush=True,
         )
     return 0

@@ -14,8 +14,9 @@ the probe sends SIGUSR1, so Nimbus writes every thread's stack to its log
 (``faulthandler``), and keeps the log's tail in ``OUT/stall-N.txt``.
 
 Prints one line per minute and, at the end, the figures (JSON also in ``OUT/soak.json``):
-cycles, probes, stalls, list latency p50/p99/max, loop lag max, RSS first/max/last, threads
-max. Exit 1 when a stall was seen. Numbers on a shared machine are noisy; say so with them.
+cycles, probes, stalls, list latency p50/p99/max, loop lag p50/p99/max, the HTTP snapshot's
+age p50/p99/max, RSS first/max/last and by minute, threads max. Exit 1 when a stall was
+seen. Numbers on a shared machine are noisy; say so with them.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 TOPOLOGY = str(Path(__file__).with_name("soak_chain.py"))
 LAG = re.compile(r"^squall_nimbus_loop_lag_max_seconds ([0-9.e+-]+)$", re.M)
+LAG_NOW = re.compile(r"^squall_nimbus_loop_lag_seconds ([0-9.e+-]+)$", re.M)
+AGE = re.compile(r"^squall_nimbus_snapshot_age_seconds ([0-9.e+-]+)$", re.M)
 
 
 class Probe(threading.Thread):
@@ -50,6 +53,8 @@ class Probe(threading.Thread):
         self.list_s: list[float] = []
         self.metrics_s: list[float] = []
         self.lag_max = 0.0
+        self.lag: list[float] = []  # the latest tick's lateness, once per probe
+        self.snapshot_age: list[float] = []  # how old the state behind /metrics was, once per probe
         self.rss: list[int] = []
         self.threads_max = 0
         self.stalls: list[dict] = []
@@ -75,6 +80,10 @@ class Probe(threading.Thread):
                 found = LAG.search(text)
                 if found:
                     self.lag_max = max(self.lag_max, float(found.group(1)))
+                for pattern, series in ((LAG_NOW, self.lag), (AGE, self.snapshot_age)):
+                    found = pattern.search(text)
+                    if found:
+                        series.append(float(found.group(1)))
             except (OSError, urllib.error.URLError) as exc:
                 problem = problem or f"metrics: {exc}"
             for took in self.list_s[-1:] + self.metrics_s[-1:]:
@@ -200,6 +209,14 @@ def main(argv: list[str] | None = None) -> int:
             "max": max(probe.metrics_s, default=float("nan")),
         },
         "loop_lag_max_s": probe.lag_max,
+        "loop_lag_s": {"p50": percentile(probe.lag, 0.5), "p99": percentile(probe.lag, 0.99)},
+        "snapshot_age_s": {
+            "p50": percentile(probe.snapshot_age, 0.5),
+            "p99": percentile(probe.snapshot_age, 0.99),
+            "max": max(probe.snapshot_age, default=float("nan")),
+        },
+        # RSS by minute, to tell growth that levels off from a leak
+        "nimbus_rss_mib_by_minute": [round(r / 2**20, 1) for r in probe.rss[:: max(1, int(60 / probe.every_s))]],
         "nimbus_rss_mib": {
             "first": probe.rss[0] / 2**20 if probe.rss else None,
             "max": max(probe.rss) / 2**20 if probe.rss else None,

@@ -1,7 +1,8 @@
-"""How long the ``latency`` scheduler takes: 1,000 executors / 100 workers / 25 boards.
+"""How long the ``latency`` scheduler takes: up to 10,000 executors / 1,000 workers / 250 boards.
 
 Measure with ``pytest benchmarks/test_latency_speed.py --benchmark-enable``; the normal run
-does each case once as a correctness check. The workload is the speed benchmark's random
+does each case once as a correctness check, except the 10,000 executor one, which takes
+seconds and is skipped there. The workload is the speed benchmark's random
 one with a measured-looking profile (rates from the traffic into each executor, service
 from its load) on boards with a CPU quota, a memory limit and a link delay.
 """
@@ -16,7 +17,7 @@ from squall.rebalance.latency_search import schedule
 from squall.rebalance.profile import BoardProfile, ExecutorProfile, WorkloadProfile
 from squall.rebalance.reference import random_workload
 
-SIZES = [(100, 10, 3), (1_000, 100, 25)]
+SIZES = [(100, 10, 3), (1_000, 100, 25), (10_000, 1_000, 250)]
 CLOCK = 1.2e9
 
 
@@ -68,6 +69,8 @@ def boards(n: int, slots: int) -> tuple[Node, ...]:
 
 @pytest.mark.parametrize("executors, workers, nodes", SIZES, ids=[f"{e} executors" for e, _w, _n in SIZES])
 def test_latency_speed(benchmark, executors, workers, nodes):
+    if benchmark.disabled and executors > 1_000:
+        pytest.skip("several seconds; runs under --benchmark-enable")
     workload = profiled(executors, workers)
     cluster = boards(nodes, -(-workers // nodes))
     result = benchmark.pedantic(schedule, args=([workload], cluster, SchedulerParams()), rounds=1, iterations=1)

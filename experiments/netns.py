@@ -245,6 +245,37 @@ def is_squall(pid: int) -> bool:
         return False
 
 
+def process_start(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, /proc/PID/stat field 22), None when no
+    such process: with the pid it names one process, whatever pids are reused since."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().split(")")[-1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
+def subnet_users(subnet: str) -> list[str]:
+    """``interface address`` of every address here inside ``subnet``.0/24 (any namespace's
+    own addresses are not listed: only this one's, where a testbed's bridge goes)."""
+    out = sh("ip", "-4", "-o", "addr", "show", check=False).stdout
+    users = []
+    for line in out.splitlines():
+        words = line.split()
+        if "inet" in words:
+            address = words[words.index("inet") + 1]
+            if address.startswith(f"{subnet}."):
+                users.append(f"{words[1]} {address}")
+    return users
+
+
 def _alive(pid: int) -> bool:
     try:
         os.waitpid(pid, os.WNOHANG)  # reap our own children, so they do not linger as zombies

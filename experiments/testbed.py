@@ -22,9 +22,15 @@ delay(B). :meth:`Testbed.measure_rtts` times each pair's round trip through the 
 Guarantees: every object is recorded in the state file before the next is made, so a crash
 in the middle leaves a record; :func:`teardown` stops the processes and removes the recorded
 objects and any other named with the prefix, and is idempotent; ``close()`` (``__exit__``,
-and at interpreter exit) calls it. ``Testbed`` and ``LocalCluster`` share the
-:class:`Cluster` protocol, and :func:`open_cluster` picks the testbed when the machine
-allows and says why not when it falls back to loopback processes.
+and at interpreter exit) calls it. A testbed belongs to the process that brought it up
+until that process ends (or ``detach()`` hands it to ``squall testbed down``): a teardown
+from any other process refuses it (:class:`TestbedInUse`) unless forced, so a second run
+with the same prefix can no longer stop the first one's Nimbus in the middle of its run and
+delete its logs (the cause of "Nimbus stopped answering", docs/experiments.md). ``up()``
+refuses a subnet an interface here already has (two bridges on one /24 make the host
+route one testbed's packets into the other). ``Testbed`` and ``LocalCluster`` share the
+:class:`squall.daemon_start.Cluster` base, and :func:`open_cluster` picks the testbed when
+the machine allows and says why not when it falls back to loopback processes.
 """
 
 from __future__ import annotations
@@ -33,39 +39,22 @@ import atexit
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from squall.client import NimbusClient, NimbusError, NimbusUnreachable
+from squall.client import NimbusClient
+from squall.daemon_start import Cluster, nimbus_argv, spawn_logged, supervisor_argv, wait_registered
 from squall.experiments import netns
 from squall.experiments.boards import Board
 from squall.experiments.netns import TestbedError, TestbedUnavailable
 
 DEFAULT_PREFIX = "sqtb"
 DEFAULT_SUBNET = "10.231.0"
-
-
-class Cluster(Protocol):
-    """What an experiment needs of a cluster: LocalCluster and Testbed both provide it."""
-
-    nimbus_address: str
-
-    @property
-    def node_ids(self) -> list[str]: ...
-    def client(self, timeout_s: float = 5.0) -> NimbusClient: ...
-    def submit(
-        self,
-        target: str,
-        name: str | None = None,
-        workers: int | None = None,
-        scheduler: str = "round_robin",
-        conf: dict | None = None,
-    ) -> str: ...
-    def close(self) -> None: ...
 
 
 def state_dir(prefix: str) -> Path:
@@ -80,10 +69,35 @@ def read_state(prefix: str) -> dict[str, Any] | None:
         return None
 
 
-def teardown(prefix: str = DEFAULT_PREFIX) -> list[str]:
+class TestbedInUse(TestbedError):
+    """A teardown asked for a testbed that a running process (not the caller) owns."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+
+def owner_alive(state: dict[str, Any]) -> int | None:
+    """The pid of the live process that owns the testbed (None: detached, or its owner is gone)."""
+    owner = state.get("owner") or {}
+    pid, started = owner.get("pid"), owner.get("started")
+    if pid is None or started is None or netns.process_start(int(pid)) != started:
+        return None
+    return int(pid)
+
+
+def teardown(prefix: str = DEFAULT_PREFIX, force: bool = False) -> list[str]:
     """Stop the testbed's processes and remove everything named with ``prefix``; returns what
-    was stopped or removed (empty when nothing was there). Safe to call any number of times."""
+    was stopped or removed (empty when nothing was there). Safe to call any number of times.
+
+    A testbed whose owner (the process that brought it up and did not detach it) still runs
+    is refused with :class:`TestbedInUse`, unless the caller is that owner or ``force``."""
     state = read_state(prefix) or {}
+    owner = owner_alive(state)
+    if owner is not None and owner != os.getpid() and not force:
+        raise TestbedInUse(
+            f"testbed {prefix!r} belongs to a running process, pid {owner} ({netns.command_line(owner)[:200]}); "
+            "left alone. It is torn down when that process ends; to stop it now anyway, "
+            f"`squall testbed down --prefix {prefix} --force`"
+        )
     recorded = {int(p) for p in state.get("pids", {}).values()}
     # A recorded pid may have been reused since a crash: only stop what is still squall.
     pids = {p for p in recorded if netns.is_squall(p)} | netns.pids_in(prefix)
@@ -94,7 +108,7 @@ def teardown(prefix: str = DEFAULT_PREFIX) -> list[str]:
     return done
 
 
-class Testbed:
+class Testbed(Cluster):
     __test__ = False  # not a pytest test class despite the name
 
     def __init__(
@@ -115,7 +129,9 @@ class Testbed:
         self.log_level = log_level
         self.startup_timeout_s = startup_timeout_s
         self.dir = state_dir(prefix)
+        self.log_dir = self.dir
         self.state: dict[str, Any] = {}
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}  # the daemons this process started
         self._closed = True
 
     # -- addresses -------------------------------------------------------------------------
@@ -193,12 +209,19 @@ class Testbed:
                 f"run `squall testbed down --prefix {self.prefix}` first"
             )
         self.dir.mkdir(parents=True, exist_ok=True)
+        taken = netns.subnet_users(self.subnet)
+        if taken:
+            raise TestbedError(
+                f"subnet {self.subnet}.0/24 is already in use here ({', '.join(taken)}): a second bridge on it "
+                "would route one testbed's packets into the other; pick another subnet"
+            )
         self.state = {
             "prefix": self.prefix,
             "subnet": self.subnet,
             "nimbus": self.nimbus_address,
             "boards": [b.to_dict() for b in self.boards],
             "pids": {},
+            "owner": {"pid": os.getpid(), "started": netns.process_start(os.getpid())},
         }
         self._save()
         self._closed = False
@@ -333,100 +356,62 @@ class Testbed:
         return out
 
     def _spawn(self, name: str, argv: list[str]) -> int:
-        with open(self.dir / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        proc = spawn_logged(argv, self.dir / f"{name}.log", new_session=True)
+        self._procs[name] = proc
         self.state["pids"][name] = proc.pid
         self._save()
         return proc.pid
 
     def _start_daemons(self) -> None:
-        squall = [sys.executable, "-P", "-m", "squall"]  # -P: the installed package, not a checkout in the cwd
         # --insecure: the daemons listen on the testbed's own bridge, which only this machine's
         # namespaces reach, and the testbed has no cluster keys.
-        self._spawn(
-            "nimbus",
-            [
-                *squall,
-                "nimbus",
-                "--host",
-                self.bridge_address,
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.dir / "nimbus"),
-                "--http-port",
-                "0",
-                "--log-level",
-                self.log_level,
-                "--insecure",
-            ],
-        )
+        extra = ["--log-level", self.log_level, "--insecure"]
+        self._spawn("nimbus", nimbus_argv(self.bridge_address, self.port, self.dir / "nimbus", extra=extra))
         clock = self.clock_hz
         for b in self.boards:
             ns = self.namespace_of(b)
             # nsenter, not `ip netns exec`: that one also remounts /sys in a mount namespace of
             # its own, which hides /sys/fs/cgroup, so the supervisor could not read its
             # board's quota, usage and throttling (it would report the whole machine).
+            extra = [
+                "--host",
+                self.address_of(b),
+                "--capacity-hz",
+                f"{b.capacity_hz(clock):.6g}",
+                "--link-mbit",
+                f"{b.link_mbit:g}",
+                "--link-delay-ms",
+                f"{self.link_delay_ms(b):.4g}",
+                "--log-level",
+                self.log_level,
+                "--insecure",
+            ]
+            enter = [*netns.cgroup_join_prefix(ns), "nsenter", f"--net=/var/run/netns/{ns}"]
             self._spawn(
-                b.id,
-                [
-                    *netns.cgroup_join_prefix(ns),
-                    "nsenter",
-                    f"--net=/var/run/netns/{ns}",
-                    *squall,
-                    "supervisor",
-                    "--host",
-                    self.address_of(b),
-                    "--nimbus",
-                    self.nimbus_address,
-                    "--id",
-                    b.id,
-                    "--capacity-hz",
-                    f"{b.capacity_hz(clock):.6g}",
-                    "--slots",
-                    str(b.slots),
-                    "--link-mbit",
-                    f"{b.link_mbit:g}",
-                    "--link-delay-ms",
-                    f"{self.link_delay_ms(b):.4g}",
-                    "--data-dir",
-                    str(self.dir / b.id),
-                    "--log-level",
-                    self.log_level,
-                    "--insecure",
-                ],
+                b.id, [*enter, *supervisor_argv(self.nimbus_address, b.id, b.slots, self.dir / b.id, extra=extra)]
             )
 
     def wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        last = ""
-        while time.monotonic() < deadline:
-            for name, pid in self.state["pids"].items():
-                if not netns._alive(pid):
-                    raise TestbedError(f"{name} exited during start-up:\n{self.log(name)[-3000:]}")
-            try:
-                with self.client(timeout_s=1.0) as c:
-                    alive = {s["id"] for s in c.cluster().get("supervisors", []) if s.get("alive")}
-                if set(self.node_ids) <= alive:
-                    return
-                last = f"registered so far: {sorted(alive)}"
-            except (NimbusUnreachable, NimbusError) as exc:
-                last = str(exc)
-            time.sleep(0.3)
-        raise TimeoutError(f"testbed not ready after {timeout_s:g} s ({last})")
+        wait_registered(self.client, self.node_ids, timeout_s, "testbed", self._check_running, poll_s=0.3)
+
+    def _check_running(self) -> None:
+        """Raise with its log when a daemon of the testbed has exited."""
+        for name, pid in self.state["pids"].items():
+            if not netns._alive(pid):
+                raise TestbedError(f"{name} exited during start-up:\n{self.log_tail(name)}")
 
     def detach(self) -> None:
         """Leave the testbed running after this process exits (``squall testbed up``);
-        ``squall testbed down`` removes it."""
+        ``squall testbed down`` removes it (it has no owner any more)."""
         self._closed = True
+        self.state["owner"] = None
+        self._save()
 
     def close(self) -> list[str]:
         if self._closed:
             return []
         self._closed = True
-        return teardown(self.prefix)
+        return teardown(self.prefix, force=True)  # ours, whoever owns the state file now
 
     # -- the Cluster interface -------------------------------------------------------------
 
@@ -434,8 +419,23 @@ class Testbed:
         return NimbusClient(self.nimbus_address, timeout_s=timeout_s)
 
     def nimbus_alive(self) -> bool:
+        proc = self._procs.get("nimbus")
+        if proc is not None:
+            return proc.poll() is None
         pid = self.state.get("pids", {}).get("nimbus")
         return pid is not None and netns._alive(pid)
+
+    def nimbus_exit(self) -> str:
+        """How this testbed's Nimbus ended ("" while it runs or when not started here): a
+        signal names who to suspect (SIGTERM: a teardown or a `kill`; SIGKILL: the OOM killer
+        or a forced stop), a status a crash (its log has the traceback)."""
+        proc = self._procs.get("nimbus")
+        code = None if proc is None else proc.poll()
+        if code is None:
+            return ""
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exited with status {code}"
 
     def keep_logs(self, dest: Path) -> None:
         """Copy the daemons' logs (Nimbus, each supervisor, their workers) to ``dest``."""
@@ -481,34 +481,6 @@ class Testbed:
     def link_mbit(self) -> dict[str, float]:
         return {b.id: b.link_mbit for b in self.boards}
 
-    def log(self, name: str) -> str:
-        path = self.dir / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def submit(
-        self,
-        target: str,
-        name: str | None = None,
-        workers: int | None = None,
-        scheduler: str = "round_robin",
-        conf: dict | None = None,
-    ) -> str:
-        from squall.bundle import make_bundle
-        from squall.topology.loader import load_topology
-
-        topology = load_topology(target)
-        name = name or topology.spec.name
-        with self.client(timeout_s=10.0) as c:
-            c.submit(
-                name,
-                topology.spec.to_dict(),
-                make_bundle(Path(target.partition(":")[0])),
-                scheduler,
-                workers,
-                conf or {},
-            )
-        return name
-
 
 def open_cluster(
     boards: list[Board],
@@ -517,7 +489,7 @@ def open_cluster(
     loopback: bool = False,
     say: Any = print,
     port: int = 6627,
-) -> Any:
+) -> Cluster:
     """A started Testbed of ``boards``, or — without root, or when ``loopback`` — a
     LocalCluster with one supervisor per board (uniform slots, no caps, no link limits)."""
     reason = "asked for loopback processes" if loopback else netns.unavailable_reason()

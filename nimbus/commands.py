@@ -17,7 +17,7 @@ Guarantees:
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from squall.nimbus.records import SupervisorRecord, TopologyRecord
@@ -43,25 +43,9 @@ class SaveTopology(Write):
 
     @classmethod
     def of(cls, rec: TopologyRecord) -> SaveTopology:
-        # Copy the mutable parts: the record goes on changing after the decision.
-        return cls(
-            TopologyRecord(
-                rec.name,
-                rec.spec,
-                rec.scheduler,
-                copy.deepcopy(rec.conf),
-                rec.bundle_digest,
-                rec.bundle_size,
-                rec.submitted_at,
-                rec.phase,
-                rec.active,
-                rec.deadline,
-                copy.deepcopy(rec.pending),
-                rec.version,
-                rec.placement,
-                rec.error,  # a Placement is immutable: shared, not copied
-            )
-        )
+        # Copy the mutable parts: the record goes on changing after the decision. A
+        # Placement is immutable: shared, not copied.
+        return cls(replace(rec, conf=copy.deepcopy(rec.conf), pending=copy.deepcopy(rec.pending)))
 
 
 @dataclass(frozen=True)
@@ -127,6 +111,14 @@ class DeleteMigration(Write):
 
 
 @dataclass(frozen=True)
+class SaveEpoch(Write):
+    """The term a standalone Nimbus now leads (fencing, ``nimbus.leadership``): carried out
+    with the event's other writes, before any send of that term."""
+
+    epoch: int
+
+
+@dataclass(frozen=True)
 class SaveClock(Write):
     """When the topology's placement last changed (the loop's timeout restarts from it)."""
 
@@ -149,6 +141,15 @@ class UpdateEvent(Write):
 
     event_id: int
     changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SaveLogPosition(Write):
+    """A Nimbus replica's count of replicated-log entries carried out into this store, saved
+    with each entry's writes (``nimbus.replication``): a restarted replica skips what its
+    store already holds."""
+
+    applied: int
 
 
 class Read:

@@ -28,9 +28,13 @@ class Received:
 
 @dataclass(frozen=True)
 class Tick:
-    """Time passed: it is now ``now``."""
+    """Time passed: it is now ``now``. ``heard_until``: the server had read every message
+    sent to it up to this time (None: up to ``now``). Behind a backlog of unread messages it
+    is earlier, and a board's silence is judged against it, not against ``now``: a heartbeat
+    still waiting in the socket is not silence."""
 
     now: float
+    heard_until: float | None = None
 
 
 Event = Received | Tick

@@ -51,10 +51,10 @@ class _Pending:
 class LoopInbox:
     """Requests from other threads, handled on the loop that owns the state.
 
-    ``submit`` (any thread) enqueues a request message and waits for its reply; ``call``
-    enqueues a read (a function of the state and the time) and waits for its value; ``drain``
+    ``submit`` (any thread) enqueues a request message and waits for its reply; ``drain``
     (the server loop) handles everything queued and returns the commands meant for real peers.
-    The HTTP threads never touch the state, so they need no lock the loop could wait on.
+    The HTTP threads never touch the state, so they need no lock the loop could wait on (reads
+    need no inbox at all: they use the snapshot the loop publishes).
 
     A request whose caller stops waiting (504) is withdrawn if the loop has not taken it yet,
     and never applied; one the loop already took is awaited to its end and reported, so a
@@ -77,10 +77,6 @@ class LoopInbox:
         assert isinstance(reply, M.Reply)
         return reply
 
-    def call(self, read: Callable[[Any, float], Any], timeout_s: float = REPLY_TIMEOUT_S) -> Any:
-        """Run ``read(state, now)`` on the loop and return its value (its exception re-raised)."""
-        return self._await(_Pending(read), timeout_s)
-
     def _await(self, pending: _Pending, timeout_s: float) -> Any:
         self._queue.put(pending)
         self.wake()
@@ -99,12 +95,8 @@ class LoopInbox:
             raise pending.error
         return pending.result
 
-    def drain(
-        self,
-        handle: Callable[[bytes, Any], list[Send]],
-        read: Callable[[Callable[[Any, float], Any]], Any] | None = None,
-    ) -> list[Send]:
-        """Handle every queued request: messages through ``handle``, reads through ``read``."""
+    def drain(self, handle: Callable[[bytes, Any], list[Send]]) -> list[Send]:
+        """Handle every queued request through ``handle``; its error goes to its caller."""
         out: list[Send] = []
         while True:
             try:
@@ -116,12 +108,7 @@ class LoopInbox:
                     continue
                 pending.taken = True
             try:
-                if callable(pending.job) and not hasattr(pending.job, "rid"):
-                    if read is None:
-                        raise ApiError(503, "this loop serves no reads")
-                    pending.result = read(pending.job)
-                else:
-                    pending.result = self._handle_message(handle, pending.job, out)
+                pending.result = self._handle_message(handle, pending.job, out)
             except Exception as exc:  # the caller gets it; the loop keeps going
                 pending.error = exc
             finally:

@@ -27,6 +27,8 @@ import logging
 import os
 from typing import Any, Protocol
 
+from squall.nimbus.commands import Command, SaveEpoch
+
 log = logging.getLogger("squall.nimbus")
 
 
@@ -48,6 +50,7 @@ class Leadership:
         store.save_epoch(self.term)  # first: a term is never used before it is saved
         self.raised = 0  # how often a board's report raised the term
         self._registered: set[str] = set()  # boards that registered with this process
+        self._unsaved: list[Command] = []  # a raised term's write, until the state takes it
 
     def observe(self, reported: int, registering: str | None = None) -> bool:
         """A board reports the highest term it accepted (``registering``: its id, when the
@@ -59,7 +62,7 @@ class Leadership:
         if reported < self.term or (reported == self.term and not stranger):
             return False
         term = reported + 1
-        self.store.save_epoch(term)
+        self._unsaved.append(SaveEpoch(term))  # carried out with the event, before its sends
         log.warning(
             "a board follows term %d, above this Nimbus's %d (a new or rolled-back data dir, or another "
             "Nimbus led meanwhile): now term %d, every board gets its assignment again",
@@ -69,6 +72,12 @@ class Leadership:
         )
         self.term, self.raised = term, self.raised + 1
         return True
+
+    def writes(self) -> list[Command]:
+        """The store writes a raised term needs (taken once): the state adds them to the
+        event's commands, which the store carries out before any send."""
+        out, self._unsaved = self._unsaved, []
+        return out
 
     def status(self) -> dict[str, Any]:
         """``squall nimbus-status --json``: a single Nimbus leads itself."""

@@ -1,13 +1,14 @@
 """Live rebalancing inside :class:`squall.nimbus.state.NimbusState`: the online loop, the
 migration coordinator, probations and repair after a lost board.
 
-Still a mixin (it enacts decisions on the state's records and pushes), but what it keeps is
-in composed parts: :class:`~squall.nimbus.migration.Migrations` (moves in progress, the
+A part NimbusState owns (``state.live``), not a mixin: it acts on the state's records through
+the narrow :class:`LiveHost` interface (emit a command, push, save, reply, schedule), and what
+it keeps is in composed parts: :class:`~squall.nimbus.migration.Migrations` (moves in progress, the
 ports they hold), :class:`~squall.nimbus.rebalance_policy.LoopClocks` (when each placement
 changed), :class:`~squall.nimbus.event_log.EventLog` (events as commands), and the
 probations. The decisions live in :mod:`squall.nimbus.rebalance_policy` (whether and what to
 apply) and :mod:`squall.nimbus.migration` (how the move proceeds). It writes nothing: every
-change to the store is a command in ``_out``.
+change to the store is a command it emits through its host.
 
 Guarantees:
 
@@ -28,7 +29,7 @@ import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from squall.nimbus import views
 from squall.nimbus.commands import DeleteMigration, SaveMigration
@@ -73,32 +74,39 @@ DECLINED = "declined"
 ROLLBACK = "rollback"  # the trigger of the move back after a failed probation
 
 
+class LiveHost(Protocol):
+    """What the live part reads and asks of the Nimbus state that owns it."""
+
+    conf: dict[str, Any]
+    topologies: dict[str, TopologyRecord]
+    supervisors: dict[str, SupervisorRecord]
+    metrics: MetricsWindow
+    counters: Counter[str]
+    boot: float | None
+    timeout: float
+
+    def emit(self, command: Command) -> None: ...
+    def live_nodes(self, now: float) -> set[str]: ...
+    def silence_judged_at(self, now: float) -> float: ...
+    def rates(self, topology: str) -> Rates: ...
+    def push(self, now: float, force: frozenset[str] | set[str] = frozenset()) -> None: ...
+    def save(self, rec: TopologyRecord) -> None: ...
+    def reply(self, peer: bytes, rid: int, data: Any = None, error: str = "") -> None: ...
+    def find(self, name: str) -> TopologyRecord: ...
+    def host_of(self, node: str) -> str: ...
+    def schedule(self, rec: TopologyRecord, now: float, keep_current: bool) -> bool: ...
+
+
 class LiveRebalancing:
-    """Mixed into ``NimbusState``; see the module docstring."""
+    """A part of ``NimbusState`` (its ``live``); see the module docstring. It keeps the
+    migrations, loop clocks, events and probations, and acts on ``nimbus``'s records."""
 
-    if TYPE_CHECKING:  # provided by NimbusState
-        _out: list[Command]
-        conf: dict[str, Any]
-        topologies: dict[str, TopologyRecord]
-        supervisors: dict[str, SupervisorRecord]
-        metrics: MetricsWindow
-        counters: Counter[str]
-        boot: float | None
-
-        def live_nodes(self, now: float) -> set[str]: ...
-        def rates(self, topology: str) -> Rates: ...
-        def _push(self, now: float, force: frozenset[str] | set[str] = frozenset()) -> None: ...
-        def _save(self, rec: TopologyRecord) -> None: ...
-        def _reply(self, peer: bytes, rid: int, data: Any = None, error: str = "") -> None: ...
-        def _find(self, name: str) -> TopologyRecord: ...
-        def _host(self, node: str) -> str: ...
-        def _schedule(self, rec: TopologyRecord, now: float, keep_current: bool) -> bool: ...
-
-    def _init_live(self, store: Store) -> None:
+    def __init__(self, nimbus: LiveHost, store: Store) -> None:
+        self.nimbus = nimbus
         self.event_log = EventLog(store.last_event_id())
         self.migrations = Migrations()
         for record, states in store.load_migrations():
-            if record["topology"] in self.topologies:
+            if record["topology"] in nimbus.topologies:
                 self.migrations[record["topology"]] = Migration.from_record(record, states, restarted=True)
         self.loop_clocks = LoopClocks(store.load_clocks())
         # Changes under watch, and placements rejected by a probation. Held in memory: a
@@ -109,7 +117,7 @@ class LiveRebalancing:
     # -- helpers ---------------------------------------------------------------------------
 
     def loop_conf(self, rec: TopologyRecord) -> LoopConf:
-        return LoopConf.of(rec.conf, self.conf)
+        return LoopConf.of(rec.conf, self.nimbus.conf)
 
     @property
     def rebalances(self) -> Counter[tuple[str, str]]:
@@ -118,12 +126,12 @@ class LiveRebalancing:
 
     def clock(self, rec: TopologyRecord) -> LoopClock:
         """The topology's loop clock; after a restart measurement restarts at boot."""
-        return self.loop_clocks.of(rec, self.boot)
+        return self.loop_clocks.of(rec, self.nimbus.boot)
 
-    def _changed(self, rec: TopologyRecord, now: float) -> None:
+    def changed(self, rec: TopologyRecord, now: float) -> None:
         """A new placement is in force: the timeout and the measurement start afresh."""
-        self._out.append(self.loop_clocks.changed(rec.name, now))
-        self.metrics.forget(rec.name)
+        self.nimbus.emit(self.loop_clocks.changed(rec.name, now))
+        self.nimbus.metrics.forget(rec.name)
         probation = self.probations.get(rec.name)
         if probation is not None and probation.since is None:
             probation.since = now  # the new placement is in force: its window starts now
@@ -132,10 +140,10 @@ class LiveRebalancing:
         """The topology's complete latency over the metrics window, from its spouts."""
         spouts = {c.name for c in rec.spec.spouts}
         ids = {e.id for e in rec.executors() if e.component in spouts}
-        total, count, buckets = self.metrics.latency(rec.name, ids)
+        total, count, buckets = self.nimbus.metrics.latency(rec.name, ids)
         return Measured(total / count if count else None, views.percentile_ms(buckets, 0.99), count)
 
-    def _forget_live(self, name: str) -> None:
+    def forget(self, name: str) -> None:
         """A removed topology: its migration, clock and counters go (the store drops the rest)."""
         self.migrations.pop(name, None)
         self.probations.pop(name, None)
@@ -148,9 +156,9 @@ class LiveRebalancing:
         return self.migrations.reserved(except_topology)
 
     def _others(self, rec: TopologyRecord) -> Iterable[TopologyRecord]:
-        return [o for o in self.topologies.values() if o.name != rec.name]
+        return [o for o in self.nimbus.topologies.values() if o.name != rec.name]
 
-    def _record(
+    def record(
         self,
         rec: TopologyRecord,
         now: float,
@@ -176,7 +184,7 @@ class LiveRebalancing:
         }
         log.info("topology %s: %s rebalance %s: %s", rec.name, trigger, decision, reason)
         add = self.event_log.add(rec.name, event)
-        self._out.append(add)
+        self.nimbus.emit(add)
         return add.event_id
 
     # -- starting a change -----------------------------------------------------------------
@@ -186,7 +194,7 @@ class LiveRebalancing:
         measured latency are kept) and start moving its executors (or install it when
         nothing has to move)."""
         before = self.measured(rec)
-        event_id = self._record(
+        event_id = self.record(
             rec,
             now,
             trigger,
@@ -207,25 +215,28 @@ class LiveRebalancing:
         if set(moved) <= set(lost):  # nothing alive moves: no state to hand over, no pause needed
             rec.placement = target
             rec.version += 1
-            self._save(rec)
-            self._out.append(self.event_log.update(event_id, {"paused_s": 0.0, "done_at": now}))
-            self._changed(rec, now)
-            self._push(now)
+            self.nimbus.save(rec)
+            self.nimbus.emit(self.event_log.update(event_id, {"paused_s": 0.0, "done_at": now}))
+            self.changed(rec, now)
+            self.nimbus.push(now)
             return
         mig = Migration(
             rec.name, trigger, event_id, rec.placement, Placement.of(target), moved, lost, started_at=now, phase_at=now
         )
         self.migrations[rec.name] = mig
         rec.version += 1
-        self._save(rec)
-        self._out.append(SaveMigration(rec.name, mig.to_record(), dict(mig.states)))
-        self._push(now)
+        self.nimbus.save(rec)
+        self.nimbus.emit(SaveMigration(rec.name, mig.to_record(), dict(mig.states)))
+        self.nimbus.push(now)
 
     def _port_alive(self, slot: Slot, now: float) -> bool:
-        sup = self.supervisors.get(slot.node)
-        return sup is not None and slot.node in self.live_nodes(now) and slot.port in sup.ports
+        # The board's own liveness, not membership of live_nodes(): that set is built from
+        # every board, and this is asked once per executor (quadratic at hundreds of boards).
+        sup = self.nimbus.supervisors.get(slot.node)
+        judged = self.nimbus.silence_judged_at(now)
+        return sup is not None and sup.alive(judged, self.nimbus.timeout) and slot.port in sup.ports
 
-    def _rebalance_live(self, peer: bytes, rid: int, rec: TopologyRecord, pending: dict[str, Any], now: float) -> None:
+    def rebalance(self, peer: bytes, rid: int, rec: TopologyRecord, pending: dict[str, Any], now: float) -> None:
         """``squall rebalance`` without a change of executors: new worker count and/or
         scheduler, moved live. With the online scheduler the proposal starts from the
         current assignment; other schedulers place from scratch, as on submit."""
@@ -235,28 +246,28 @@ class LiveRebalancing:
         try:
             proposal = propose(
                 trial,
-                self.rates(rec.name),
-                self.supervisors,
-                self.live_nodes(now),
+                self.nimbus.rates(rec.name),
+                self.nimbus.supervisors,
+                self.nimbus.live_nodes(now),
                 self._others(rec),
                 self.reserved(rec.name),
                 keep_current=trial.scheduler in ADAPTIVE,
             )
         except (InfeasibleError, InvalidInputError) as exc:
-            self._record(rec, now, REQUESTED, DECLINED, f"{reason}; no placement: {exc}", None)
+            self.record(rec, now, REQUESTED, DECLINED, f"{reason}; no placement: {exc}", None)
             raise RequestError(f"cannot rebalance {rec.name!r}: {exc}") from None
         proposal = self._spread(trial, proposal, now)
         rec.conf, rec.scheduler, rec.spec = trial.conf, trial.scheduler, trial.spec
-        self._save(rec)
-        self._reply(peer, rid, views.topology_entry(rec))
+        self.nimbus.save(rec)
+        self.nimbus.reply(peer, rid, views.topology_entry(rec))
         self._apply(rec, proposal, REQUESTED, reason, now)
 
-    def _repair_live(self, rec: TopologyRecord, now: float) -> None:
+    def repair(self, rec: TopologyRecord, now: float) -> None:
         """Reassign a running topology that lost workers (dead node or port); executors
         that were on them come back without state, survivors that move migrate live."""
         probation = self.probations.pop(rec.name, None)
         if probation is not None:
-            self._out.append(
+            self.nimbus.emit(
                 self.event_log.update(
                     probation.event_id, {"probation": "ended: a node was lost; the failure path took over"}
                 )
@@ -265,19 +276,19 @@ class LiveRebalancing:
         if mig is not None:  # roll forward: the target is the placement to repair from
             rec.placement = mig.target
             self._finish_event(mig, now, "a node was lost mid-migration; rolled forward")
-            self._out.append(DeleteMigration(rec.name))
+            self.nimbus.emit(DeleteMigration(rec.name))
         old = rec.placement
         standby = self._standby_target(rec, now)
         if standby is not None:
             rec.placement = standby
             rec.version += 1
-        elif not self._schedule(rec, now, keep_current=True):
-            self._save(rec)
+        elif not self.nimbus.schedule(rec, now, keep_current=True):
+            self.nimbus.save(rec)
             return
         target, rec.placement = rec.placement, old
         gone = sorted({s.node for s in old.values() if not self._port_alive(s, now)})
         moved = old.moved_to(target)
-        event_id = self._record(rec, now, NODE_LOST, APPLIED, f"workers lost on {', '.join(gone)}", None, moved)
+        event_id = self.record(rec, now, NODE_LOST, APPLIED, f"workers lost on {', '.join(gone)}", None, moved)
         self._move(rec, target, NODE_LOST, event_id, now)
 
     def _spread(self, trial: TopologyRecord, proposal: Proposal, now: float) -> Proposal:
@@ -287,16 +298,16 @@ class LiveRebalancing:
         ``latency``: how many boards to use is what its objective decides."""
         if trial.scheduler == LATENCY:
             return proposal
-        live, reserved = self.live_nodes(now), self.reserved(trial.name)
-        caps = spread_caps(trial, self.supervisors, live, self._others(trial), proposal.placement, reserved)
+        live, reserved = self.nimbus.live_nodes(now), self.reserved(trial.name)
+        caps = spread_caps(trial, self.nimbus.supervisors, live, self._others(trial), proposal.placement, reserved)
         if caps is None:
             return proposal
-        rates = self.rates(trial.name)
+        rates = self.nimbus.rates(trial.name)
         try:
             placement = place(
                 trial,
                 rates,
-                self.supervisors,
+                self.nimbus.supervisors,
                 live,
                 self._others(trial),
                 trial.scheduler in ADAPTIVE,
@@ -306,22 +317,22 @@ class LiveRebalancing:
         except (InfeasibleError, InvalidInputError) as exc:
             log.info("topology %s: idle boards left unused (%s)", trial.name, exc)
             return proposal
-        return price(trial, placement, rates, self.supervisors, live, self._others(trial))
+        return price(trial, placement, rates, self.nimbus.supervisors, live, self._others(trial))
 
     def _standby_target(self, rec: TopologyRecord, now: float) -> Placement | None:
         """The repair placement with the lost workers on standby boards (the topology's
         alive boards without any of its workers), when they have room for all of them;
         None otherwise (then the scheduler places over every live board)."""
-        live = self.live_nodes(now)
+        live = self.nimbus.live_nodes(now)
         reserved = self.reserved(rec.name)
-        caps = standby_caps(rec, self.supervisors, live, self._others(rec), reserved)
+        caps = standby_caps(rec, self.nimbus.supervisors, live, self._others(rec), reserved)
         if caps is None:
             return None
         try:
             return place(
                 rec,
-                self.rates(rec.name),
-                self.supervisors,
+                self.nimbus.rates(rec.name),
+                self.nimbus.supervisors,
                 live,
                 self._others(rec),
                 True,
@@ -334,8 +345,8 @@ class LiveRebalancing:
 
     # -- time ------------------------------------------------------------------------------
 
-    def _live_tick(self, now: float) -> None:
-        self._advance_migrations(now)
+    def tick(self, now: float) -> None:
+        self.advance_migrations(now)
         self._check_probations(now)
         self._run_loop(now)
 
@@ -343,7 +354,7 @@ class LiveRebalancing:
         """Judge every change whose new placement has been measured for a full window."""
         for name in sorted(self.probations):
             probation = self.probations[name]
-            rec = self.topologies.get(name)
+            rec = self.nimbus.topologies.get(name)
             if rec is None or rec.phase != RUNNING:
                 del self.probations[name]
                 continue
@@ -354,15 +365,15 @@ class LiveRebalancing:
             del self.probations[name]
             after = self.measured(rec)
             outcome, why = verdict(probation.before, after)
-            seen = views.stats_view(rec, self.metrics, self.loop_conf(rec).window_s)
+            seen = views.stats_view(rec, self.nimbus.metrics, self.loop_conf(rec).window_s)
             figures = {k: seen[k] for k in ("inter_node_tps", "inter_worker_tps", "nodes_used", "workers")}
             update: dict[str, Any] = {"measured_after": {**after.to_dict(), **figures}, "probation": why}
             if outcome != ROLLED_BACK:
-                self._out.append(self.event_log.update(probation.event_id, update))
+                self.nimbus.emit(self.event_log.update(probation.event_id, update))
                 log.info("topology %s: change kept after probation: %s", name, why)
                 continue
             update["decision"] = ROLLED_BACK
-            self._out.append(self.event_log.update(probation.event_id, update))
+            self.nimbus.emit(self.event_log.update(probation.event_id, update))
             self.event_log.count(name, ROLLED_BACK)
             self.rejections.add(name, rec.placement, now + COOLDOWN_S)
             self._roll_back(rec, probation, why, now)
@@ -370,11 +381,11 @@ class LiveRebalancing:
     def _roll_back(self, rec: TopologyRecord, probation: Probation, why: str, now: float) -> None:
         """Move back to the placement before the change (on the same boards; ports may
         differ if another topology took them meanwhile)."""
-        live = self.live_nodes(now)
+        live = self.nimbus.live_nodes(now)
         gone = sorted({s.node for s in probation.previous.values() if s.node not in live})
         if gone:
             log.warning("topology %s: cannot roll back, board(s) %s gone; the failure path repairs it", rec.name, gone)
-            self._record(
+            self.record(
                 rec,
                 now,
                 ROLLBACK,
@@ -387,19 +398,19 @@ class LiveRebalancing:
         for o in self._others(rec):
             for slot in o.placement.values():
                 taken.setdefault(slot.node, set()).add(slot.port)
-        ports_of = {n: self.supervisors[n].ports for n in live}
+        ports_of = {n: self.nimbus.supervisors[n].ports for n in live}
         try:
             target = map_ports(rec.name, probation.previous.assignment(rec.name), rec.placement, ports_of, taken)
         except InfeasibleError as exc:
-            self._record(rec, now, ROLLBACK, DECLINED, f"{why}; no port to move back to: {exc}", None)
+            self.record(rec, now, ROLLBACK, DECLINED, f"{why}; no port to move back to: {exc}", None)
             return
         moved = rec.placement.moved_to(target)
-        event_id = self._record(rec, now, ROLLBACK, APPLIED, why, None, moved, rolls_back=probation.event_id)
+        event_id = self.record(rec, now, ROLLBACK, APPLIED, why, None, moved, rolls_back=probation.event_id)
         self._move(rec, target, ROLLBACK, event_id, now)
 
     def _run_loop(self, now: float) -> None:
-        for name in sorted(self.topologies):
-            rec = self.topologies[name]
+        for name in sorted(self.nimbus.topologies):
+            rec = self.nimbus.topologies[name]
             if (
                 rec.scheduler not in ADAPTIVE
                 or rec.phase != RUNNING
@@ -412,21 +423,21 @@ class LiveRebalancing:
             lc, clock = self.loop_conf(rec), self.clock(rec)
             if not_due(lc, clock, now) is not None:
                 continue
-            live = self.live_nodes(now)
+            live = self.nimbus.live_nodes(now)
             if any(not self._port_alive(s, now) for s in rec.placement.values()):
                 continue  # repair comes first
             clock.last_eval = now
             try:
                 proposal = propose(
-                    rec, self.rates(name), self.supervisors, live, self._others(rec), self.reserved(name)
+                    rec, self.nimbus.rates(name), self.nimbus.supervisors, live, self._others(rec), self.reserved(name)
                 )
             except (InfeasibleError, InvalidInputError) as exc:
-                self._record(rec, now, PERIODIC, DECLINED, f"no placement: {exc}", None)
+                self.record(rec, now, PERIODIC, DECLINED, f"no placement: {exc}", None)
                 continue
             measured = self.measured(rec)
             until = self.rejections.rejected(name, proposal.placement, now)
             if until is not None:
-                self._record(
+                self.record(
                     rec,
                     now,
                     PERIODIC,
@@ -442,7 +453,7 @@ class LiveRebalancing:
             if decision.apply:
                 self._apply(rec, proposal, PERIODIC, decision.reason, now)
             else:
-                self._record(
+                self.record(
                     rec,
                     now,
                     PERIODIC,
@@ -454,20 +465,20 @@ class LiveRebalancing:
                     measured_before=measured.to_dict(),
                 )
 
-    def _advance_migrations(self, now: float) -> None:
+    def advance_migrations(self, now: float) -> None:
         pushed = False
         for name in sorted(self.migrations):
             mig = self.migrations[name]
-            rec = self.topologies.get(name)
+            rec = self.nimbus.topologies.get(name)
             if rec is None or rec.phase != RUNNING:  # killed or restarting: the migration is moot
                 del self.migrations[name]
-                self._out.append(DeleteMigration(name))
+                self.nimbus.emit(DeleteMigration(name))
                 self._finish_event(mig, now, "abandoned: the topology is being killed or restarted")
                 continue
-            live = self.live_nodes(now)
+            live = self.nimbus.live_nodes(now)
             reports = {
                 (sup.id, port): r
-                for sup in self.supervisors.values()
+                for sup in self.nimbus.supervisors.values()
                 if sup.id in live
                 for (topology, port), r in sup.reports.items()
                 if topology == name
@@ -475,28 +486,28 @@ class LiveRebalancing:
             collected = len(mig.states)
             if not advance(mig, reports, live, rec.version, now, self.loop_conf(rec)):
                 if len(mig.states) != collected:
-                    self._out.append(SaveMigration(name, mig.to_record(), dict(mig.states)))
+                    self.nimbus.emit(SaveMigration(name, mig.to_record(), dict(mig.states)))
                 continue
             pushed = True
             if mig.phase == DONE:
                 self._finish_migration(rec, mig, now)
             else:
                 rec.version += 1
-                self._save(rec)
-                self._out.append(SaveMigration(name, mig.to_record(), dict(mig.states)))
+                self.nimbus.save(rec)
+                self.nimbus.emit(SaveMigration(name, mig.to_record(), dict(mig.states)))
                 log.info("topology %s: migration %s", name, mig.phase)
         if pushed:
-            self._push(now)
+            self.nimbus.push(now)
 
     def _finish_migration(self, rec: TopologyRecord, mig: Migration, now: float) -> None:
         """RESUME: the target becomes the placement, unpaused."""
         del self.migrations[rec.name]
         rec.placement = mig.target
         rec.version += 1
-        self._save(rec)
-        self._out.append(DeleteMigration(rec.name))
+        self.nimbus.save(rec)
+        self.nimbus.emit(DeleteMigration(rec.name))
         self._finish_event(mig, now)
-        self._changed(rec, now)
+        self.changed(rec, now)
         log.info(
             "topology %s: migration done, %d executor(s) moved, spouts paused %.2f s",
             rec.name,
@@ -506,7 +517,7 @@ class LiveRebalancing:
 
     def _finish_event(self, mig: Migration, now: float, note: str = "") -> None:
         notes = [*mig.notes, *([note] if note else [])]
-        self._out.append(
+        self.nimbus.emit(
             self.event_log.update(mig.event_id, {"paused_s": now - mig.started_at, "notes": notes, "done_at": now})
         )
 

@@ -149,7 +149,12 @@ class MetricsWindow:
     def rates(self, topology: str) -> Rates:
         out = Rates()
         newest_of: dict[int, float] = {}
-        control: dict[tuple[int, int], float] = {}  # rows counted at the sender (acker items)
+        # dst -> src -> rate, and src -> dst -> rate for control items (acker items, counted at
+        # the sender): kept per executor so that a newer worker of an executor replaces its
+        # rows in one step (scanning every edge per executor was quadratic at thousands).
+        # A replaced executor's rows move to the end, as deleting and re-adding them would.
+        traffic_into: dict[int, dict[int, float]] = {}
+        control_from: dict[int, dict[int, float]] = {}
         for (t, _node, _port), q in sorted(self._samples.items()):
             if t != topology or len(q) < 2:
                 continue
@@ -175,20 +180,19 @@ class MetricsWindow:
                 out.load_hz[ex] = cores * clock
                 out.emitted[ex] = _increase([float(e.emitted) for e in ems]) / span
                 out.executed[ex] = _increase([float(e.executed) for e in ems]) / span
-                for key in [k for k in out.traffic if k[1] == ex]:
-                    del out.traffic[key]  # a newer worker of this executor replaces them
-                for key in [k for k in control if k[0] == ex]:
-                    del control[key]
-                sources = sorted({s for e in ems for s in e.received_from})
-                for src in sources:
+                traffic_into.pop(ex, None)  # a newer worker of this executor replaces them
+                into = traffic_into[ex] = {}
+                for src in sorted({s for e in ems for s in e.received_from}):
                     rate = _increase([float(e.received_from.get(src, 0)) for e in ems]) / span
                     if rate > 0:
-                        out.traffic[(src, ex)] = rate
+                        into[src] = rate
                 # Control items (to and from ackers) are counted where they are sent.
+                control_from.pop(ex, None)
+                sent = control_from[ex] = {}
                 for dst in sorted({d for e in ems for d in e.sent_control}):
                     rate = _increase([float(e.sent_control.get(dst, 0)) for e in ems]) / span
                     if rate > 0:
-                        control[(ex, dst)] = rate
+                        sent[dst] = rate
             out.workers[(_node, _port)] = WorkerRates(
                 process_cores=_increase([s.metrics.process_cpu_s for s in q]) / span,
                 transfer_cores=_increase([s.metrics.transfer_cpu_s for s in q]) / span,
@@ -207,6 +211,8 @@ class MetricsWindow:
                 loop_wait=_increase([s.metrics.loop_wait_s for s in q]) / span,
                 loop_runs=_increase([float(s.metrics.loop_runs) for s in q]) / span,
             )
+        out.traffic = {(src, dst): rate for dst, into in traffic_into.items() for src, rate in into.items()}
+        control = {(src, dst): rate for src, sent in control_from.items() for dst, rate in sent.items()}
         for key, rate in control.items():
             out.traffic[key] = out.traffic.get(key, 0.0) + rate
         out.control = control

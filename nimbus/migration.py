@@ -26,7 +26,7 @@ restarts its phase's timer (``phase_at`` None) rather than timing out at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -115,7 +115,18 @@ def _slots_in(data: Mapping[str, Any]) -> Placement:
 
 
 class Migrations(dict[str, Migration]):
-    """topology -> its migration in progress (at most one each)."""
+    """topology -> its migration in progress (at most one each).
+
+    :meth:`declared_by_node` is asked on every push (every tick); its result is cached per
+    topology until the migration's phase, its snapshots, the record's version, activation or
+    worker conf or a node's host change, so a tick during a migration of thousands of
+    executors costs a key comparison, and an unchanged assignment is the same objects (the
+    push's comparison with what a board last got is then an identity check).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._declared: dict[str, tuple[tuple[Any, ...], dict[str, list[M.WorkerAssignment]]]] = {}
 
     def reserved(self, except_topology: str = "") -> dict[str, set[int]]:
         """node -> ports held by migrating topologies (old and new workers): kept out of
@@ -134,11 +145,25 @@ class Migrations(dict[str, Migration]):
         node; None when it is not migrating (or not running: a kill or restart ends it)."""
         mig = self.get(rec.name)
         if mig is None or rec.phase != RUNNING:
+            self._declared.pop(rec.name, None)
             return None
+        nodes = {s.node for s in (*mig.old.values(), *mig.target.values())}
+        hosts = tuple(sorted((n, host_of(n)) for n in nodes))
+        key = (id(mig), mig.phase, len(mig.states), rec.version, rec.workers_running_active, rec.worker_conf(), hosts)
+        cached = self._declared.get(rec.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         out: dict[str, list[M.WorkerAssignment]] = {}
         for (node, _port), wa in declared(mig, rec, host_of).items():
             out.setdefault(node, []).append(wa)
+        self._declared[rec.name] = (key, out)
         return out
+
+    def retain_declared(self, names: Iterable[str]) -> None:
+        """Forget the cached assignments of topologies not in ``names`` (gone ones)."""
+        keep = set(names)
+        for name in [n for n in self._declared if n not in keep]:
+            del self._declared[name]
 
 
 def declared(mig: Migration, rec: TopologyRecord, host_of: Callable[[str], str]) -> dict[Where, M.WorkerAssignment]:
@@ -159,7 +184,7 @@ def declared(mig: Migration, rec: TopologyRecord, host_of: Callable[[str], str])
             topology=rec.name,
             port=key[1],
             executors=mine,
-            placement=dict(where),
+            placement=where,  # one map shared by every worker (callers never mutate it)
             active=rec.workers_running_active,
             assignment_version=rec.version,
             conf=rec.worker_conf(),

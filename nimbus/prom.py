@@ -1,8 +1,9 @@
 """Prometheus metrics of Nimbus, read from its state when scraped.
 
 The state machine never imports prometheus: :class:`NimbusCollector` reads, at scrape
-time, what its ``source`` returns: on the HTTP port a snapshot of the state the loop took
-for this scrape (see ``http_api``), so it renders off the loop and takes no lock. Metric names are ``squall_``
+time, what its ``source`` returns: on the HTTP port the latest snapshot of the state the loop
+published (see ``http_api``), so it renders off the loop, takes no lock and never waits for
+the loop. Metric names are ``squall_``
 prefixed; per-executor counters are the newest cumulative values the workers reported
 (they reset when a worker restarts, which Prometheus's ``rate()`` handles).
 
@@ -33,10 +34,12 @@ class NimbusCollector(Collector):
         clock: Any,
         loop_lag: Callable[[], tuple[float, float]] | None = None,
         source: Callable[[], tuple[Any, float]] | None = None,
+        snapshot_age: Callable[[], float] | None = None,
     ) -> None:
         # () -> (what to read: the state or a snapshot of it, its time)
         self.source = source or (lambda: (state, clock()))
         self.loop_lag = loop_lag  # () -> (latest, max) seconds a tick ran late
+        self.snapshot_age = snapshot_age  # () -> seconds since the loop published what we read
 
     def collect(self) -> Iterator[Any]:
         st, now = self.source()
@@ -52,6 +55,15 @@ class NimbusCollector(Collector):
             )
             peak.add_metric([], worst)
             families += [lag, peak]
+        if self.snapshot_age is not None:
+            # The loop lag is measured by the loop, so it cannot show a loop stuck right now;
+            # this can: it grows for as long as the loop publishes nothing.
+            age = GaugeMetricFamily(
+                "squall_nimbus_snapshot_age_seconds",
+                "seconds since the server loop published the state these metrics were read from",
+            )
+            age.add_metric([], self.snapshot_age())
+            families.append(age)
         return iter(families)
 
     def _collect(self, st: Any, now: float) -> Iterator[Any]:
@@ -141,9 +153,10 @@ def registry_for(
     clock: Any,
     loop_lag: Callable[[], tuple[float, float]] | None = None,
     source: Callable[[], tuple[Any, float]] | None = None,
+    snapshot_age: Callable[[], float] | None = None,
 ) -> CollectorRegistry:
     """A registry holding only Nimbus's collector (not the process-global default); it reads
     ``source()`` (a snapshot and its time) when given, else ``state`` at ``clock()``."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NimbusCollector(state, clock, loop_lag, source))
+    registry.register(NimbusCollector(state, clock, loop_lag, source, snapshot_age))
     return registry

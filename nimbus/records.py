@@ -49,13 +49,14 @@ class Placement(Mapping[int, Slot]):
     """Executor id -> :class:`Slot` of one topology: immutable, equal by content (to a dict
     too), hashable, iterated by executor id ascending."""
 
-    __slots__ = ("_slots", "_hash", "_assignment")
+    __slots__ = ("_slots", "_hash", "_assignment", "_workers")
 
     def __init__(self, slots: Mapping[int, Slot] | Iterable[tuple[int, Slot]] = ()) -> None:
         items = slots.items() if isinstance(slots, Mapping) else slots
         self._slots: dict[int, Slot] = dict(sorted(items))
         self._hash: int | None = None
         self._assignment: tuple[str, Assignment] | None = None  # computed once: the value never changes
+        self._workers: dict[Where, tuple[int, ...]] | None = None  # likewise (asked per heartbeat)
 
     @classmethod
     def of(cls, slots: Mapping[int, Slot]) -> Placement:
@@ -80,11 +81,21 @@ class Placement(Mapping[int, Slot]):
         return f"Placement({self._slots!r})"
 
     def workers(self) -> dict[Where, list[int]]:
-        """(node, port) -> executor ids on that worker, ascending."""
-        out: dict[Where, list[int]] = {}
-        for ex, slot in self._slots.items():
-            out.setdefault((slot.node, slot.port), []).append(ex)
-        return out
+        """(node, port) -> executor ids on that worker, ascending (a new dict and new lists
+        on every call; the grouping itself is computed once per placement)."""
+        if self._workers is None:
+            grouped: dict[Where, list[int]] = {}
+            for ex, slot in self._slots.items():
+                grouped.setdefault((slot.node, slot.port), []).append(ex)
+            self._workers = {where: tuple(execs) for where, execs in grouped.items()}
+        return {where: list(execs) for where, execs in self._workers.items()}
+
+    def worker_count(self) -> int:
+        """How many workers ((node, port) pairs) the placement uses."""
+        if self._workers is None:
+            self.workers()
+        assert self._workers is not None
+        return len(self._workers)
 
     def moved_to(self, new: Mapping[int, Slot]) -> tuple[int, ...]:
         """Executors of ``new`` that run on another (node, port) than here (or are new):

@@ -12,8 +12,17 @@ the loop lag (``squall_nimbus_loop_lag_seconds``); ``stop()`` (or SIGTERM/SIGINT
 and the HTTP server. Peers may be DEALERs (one frame) or REQs (empty delimiter); a reply
 goes back with the envelope its peer used.
 
-Only this loop's thread touches the state: the HTTP threads hand it requests and reads
-through the :class:`LoopInbox` and wait, so there is no lock the loop could wait on.
+Only this loop's thread touches the state. After a batch of events that changed it (at most
+every ``PUBLISH_S``, or ten times as long as the last copy took, so copies stay few whatever
+the event rate and never cost more than a tenth of the loop at any scale; and always before
+the answer to a write leaves, so a client that got its answer reads its own write; a query's
+or a heartbeat's answer needs no new copy) the loop publishes an
+immutable :class:`~squall.nimbus.snapshot.Snapshot` in ``published``; the HTTP
+threads read the latest one without a lock and without waiting for the loop (and a
+topology's events on a SQLite connection of their own), so a loop busy with a long event
+still has its pages and ``/metrics`` served (the snapshot's age, in
+``squall_nimbus_snapshot_age_seconds``, then shows how long it has been busy). Writes from
+HTTP go through the :class:`LoopInbox` and wait for the loop, as a write must.
 
 Time: the state is fed :func:`steady_clock`, wall time read once at start and advanced by
 the monotonic clock, so a step of the system clock (NTP sync on a board without a real-time
@@ -28,21 +37,34 @@ import signal
 import threading
 import time
 from http.server import ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
+from squall import messages as M
 from squall.nimbus.commands import Send
-from squall.nimbus.events import Received, Tick
+from squall.nimbus.events import Event, Received, Tick
 from squall.nimbus.http_api import LoopInbox
+from squall.nimbus.queries import QUERIES
+from squall.nimbus.snapshot import Snapshot
 from squall.nimbus.state import NimbusState
 from squall.security import ClusterKeys, release, secure_server
 from squall.wire import MAX_FRAME_BYTES, WireError, decode, encode
+
+if TYPE_CHECKING:
+    from squall.nimbus.replication import Replica
 
 log = logging.getLogger("squall.nimbus")
 
 TICK_S = 0.5
 POLL_MS = 100
+# A change shows on the HTTP side within this; it caps the loop's snapshot copies at 20/s
+# however many events arrive (a reply to a request is published at once, see _execute).
+PUBLISH_S = 0.05
+ANSWERS = (M.Reply, M.RegisterReply)  # answers to a request: published before they leave
+PUBLISH_COST_SHARE = 0.1  # at most this share of the loop's time goes to copying snapshots
+# Messages that change nothing a reader could be waiting to see: their answers need no copy.
+READ_ONLY = (M.Heartbeat, *QUERIES)
 FRAME_SLACK = 64 * 1024  # ZeroMQ drops a peer above MAXMSGSIZE; the codec rejects above the frame limit
 
 
@@ -63,8 +85,12 @@ class NimbusServer:
         clock: Any = None,
         keys: ClusterKeys | None = None,
         api_token: str | None = None,
+        replica: Replica | None = None,
     ) -> None:
         self.state = state
+        # One of several replicas (nimbus.replication): it decides only while it leads, and
+        # its decisions' sends leave once Raft committed their writes. None: a single Nimbus.
+        self.replica = replica
         self.keys = keys
         self.clock = clock if clock is not None else steady_clock()
         self.loop_lag = (0.0, 0.0)  # (latest, max) seconds a tick ran after it was due
@@ -77,9 +103,21 @@ class NimbusServer:
         self.sock.bind(f"tcp://{host}:{port}")
         self.address = f"tcp://{host}:{port}"
         self._stop = threading.Event()
+        self.stopped_by = ""  # the signal that stopped the loop, for the log
         self._req_peers: set[bytes] = set()
         self._logged_faults: set[str] = set()
         self.http: ThreadingHTTPServer | None = None
+        # What readers see: replaced (one reference store, atomic for readers) after each batch
+        # of events that changed the state; never edited. ``_changed``: events since the last.
+        self.published = Snapshot.of(state, self.clock())
+        self.publications = 1
+        self._changed = False
+        self._wrote = False  # a write was applied since the last publication
+        # When the socket was last found empty: everything sent before had been read. Ticks
+        # judge boards' silence at this time, so a backlog in the socket kills no board.
+        self._emptied_at: float | None = None
+        self._published_mono = time.monotonic()
+        self._publish_every = PUBLISH_S  # raised when copies get slow (PUBLISH_COST_SHARE)
         self.inbox = LoopInbox()  # REST API reads and POSTs, handled on this loop (see http_api)
         # A byte on this pipe wakes the poll when the inbox gets work, so HTTP callers do not
         # wait for the poll timeout.
@@ -87,17 +125,34 @@ class NimbusServer:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self.inbox.wake = self._wake
+        if replica is not None:
+            replica.wake = self._wake  # pysyncobj's thread wakes the loop when it commits
+        self._events = state.store.events_reader()  # the HTTP side's own connection to the events
         if http_port:
             from squall.nimbus.http_api import start as start_http
 
             token = api_token if api_token is not None else (keys.api_token() if keys else None)
             self.http = start_http(
-                state, self.clock, host, http_port, self.inbox, api_token=token, loop_lag=lambda: self.loop_lag
+                state,
+                self.clock,
+                host,
+                http_port,
+                self.inbox,
+                latest=lambda: self.published,
+                api_token=token,
+                loop_lag=lambda: self.loop_lag,
+                events=self._events.events if self._events is not None else None,
             )
+            if replica is not None:
+                self.http.leader_page = lambda: None if replica.leading else replica.leader_http()
 
     def install_signal_handlers(self) -> None:
+        def stop_on(signum: int, _frame: Any) -> None:
+            self.stopped_by = signal.Signals(signum).name  # logged by run(), not here: no I/O in a handler
+            self.stop()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
+            signal.signal(sig, stop_on)
 
     def stop(self) -> None:
         self._stop.set()
@@ -116,32 +171,43 @@ class NimbusServer:
         next_tick = time.monotonic()
         try:
             while not self._stop.is_set():
-                timeout_ms = max(0, min(POLL_MS, int((next_tick - time.monotonic()) * 1000) + 1))
+                due = min(next_tick, self._published_mono + self._publish_every) if self._changed else next_tick
+                timeout_ms = max(0, min(POLL_MS, int((due - time.monotonic()) * 1000) + 1))
                 ready = dict(poller.poll(timeout_ms))
-                if self.sock in ready:
-                    self._drain()
+                if self.sock not in ready or self._drain():
+                    self._emptied_at = self.clock()  # everything sent so far has been read
                 if self._wake_r in ready:
                     try:
                         os.read(self._wake_r, 4096)
                     except BlockingIOError:
                         pass
-                self._execute(self.inbox.drain(self._handle_local, self._read))
+                self._pump()
+                self._execute(self.inbox.drain(self._handle_local))
                 mono = time.monotonic()
                 if mono >= next_tick:
                     late = mono - next_tick
                     self.loop_lag = (late, max(late, self.loop_lag[1]))
                     next_tick = max(next_tick + TICK_S, mono)  # after a stall: one tick, not a burst
-                    self._execute(self.state.apply(Tick(self.clock())))
+                    self._execute(self._apply(Tick(self.clock(), heard_until=self._emptied_at)))
+                if self._changed and time.monotonic() - self._published_mono >= self._publish_every:
+                    self._publish()
         finally:
+            # A log that ends without this line was cut short: SIGKILL (the OOM killer, a
+            # forced stop) or the file itself deleted, never a clean stop.
+            log.info("nimbus loop stopping%s", f" on {self.stopped_by}" if self.stopped_by else "")
             self.close()
 
     def close(self) -> None:
         if self.http is not None:
             self.http.shutdown()
-            # Close the listening socket only: server_close() also joins request threads, and
-            # some prometheus_client versions replace the list it joins with a plain list.
+            # Close the listening socket only: request threads are daemons and end with their
+            # connection (IO_TIMEOUT_S at most); nothing here waits for them.
             self.http.socket.close()
             self.http = None
+        if self.replica is not None:
+            self.replica.close()
+        if self._events is not None:
+            self._events.close()
         self.sock.close()
         release(self.ctx)
         self.ctx.term()
@@ -151,13 +217,16 @@ class NimbusServer:
             except OSError:
                 pass
 
-    def _drain(self) -> None:
-        for _ in range(1000):  # bounded, so ticks still happen under a flood
+    def _drain(self) -> bool:
+        """Handle what the socket holds, at most 1,000 messages (so ticks still happen under
+        a flood); True when it is empty."""
+        for _ in range(1000):
             try:
                 parts = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                return True
             self._on_frames(parts)
+        return False
 
     def _on_frames(self, parts: list[bytes]) -> None:
         if len(parts) == 3 and parts[1] == b"":
@@ -171,14 +240,60 @@ class NimbusServer:
         except WireError as exc:
             self._fault(str(exc).split(":")[0], str(exc))
             return
-        self._execute(self.state.apply(Received(peer, msg, self.clock())))
+        if not isinstance(msg, READ_ONLY):
+            self._wrote = True
+        self._execute(self._apply(Received(peer, msg, self.clock())))
 
     def _handle_local(self, peer: bytes, msg: Any) -> list[Send]:
-        return self.state.apply(Received(peer, msg, self.clock()))
+        """A write from an HTTP thread; published before its caller is answered."""
+        sends = self._apply(Received(peer, msg, self.clock()))
+        self._publish()
+        return sends
 
-    def _read(self, read: Any) -> Any:
-        """A read for an HTTP thread, run here between events (see ``http_api``)."""
-        return read(self.state, self.clock())
+    def _apply(self, event: Event) -> list[Send]:
+        """The sends of ``event`` due now: the state's (single Nimbus), the leading replica's
+        (the rest follow its commit, see ``_pump``), or a follower's refusal."""
+        self._changed = True
+        if self.replica is None:
+            return self.state.apply(event)
+        try:
+            if self.replica.leading:
+                return self.replica.decide(event)
+            if self.replica.loading:
+                self.replica.hold(event)
+                return []
+            return self.replica.refusal(event.peer, event.msg) if isinstance(event, Received) else []
+        except Exception:  # a bug must not stop the control plane (the state guards its own)
+            self.state.counters["internal_errors"] += 1
+            log.exception("internal error in the replica handling %s", type(event).__name__)
+            return []
+
+    def _pump(self) -> None:
+        """A replica: carry out what Raft committed, and send what waited for it."""
+        if self.replica is None:
+            return
+        try:
+            sends = self.replica.pump(self.clock())
+        except Exception:  # as in _apply: logged and counted, the loop goes on
+            self.state.counters["internal_errors"] += 1
+            log.exception("internal error carrying out replicated entries")
+            sends = []
+        if self.replica.state is not None and self.replica.state is not self.state:
+            self.state = self.replica.state  # what readers and counters see: the leader's state
+            self._changed = True
+        if sends:
+            self._changed = True  # committed writes: readers see them with their answers
+            self._execute(sends)
+
+    def _publish(self) -> None:
+        """Replace the snapshot readers see by a copy of the state as it is now."""
+        started = time.monotonic()
+        self.published = Snapshot.of(self.state, self.clock())
+        self.publications += 1
+        self._changed = self._wrote = False
+        self._published_mono = time.monotonic()
+        took = self._published_mono - started
+        self._publish_every = max(PUBLISH_S, took / PUBLISH_COST_SHARE)
 
     def _fault(self, kind: str, detail: str) -> None:
         self.state.counters["bad_frames"] += 1
@@ -187,6 +302,8 @@ class NimbusServer:
             log.warning("dropped a bad frame: %s (further ones of this kind are only counted)", detail[:200])
 
     def _execute(self, commands: list[Send]) -> None:
+        if self._wrote and any(isinstance(cmd.msg, ANSWERS) for cmd in commands):
+            self._publish()  # a client that has its answer reads its own write over HTTP
         for cmd in commands:
             frames = [cmd.peer, b"", encode(cmd.msg)] if cmd.peer in self._req_peers else [cmd.peer, encode(cmd.msg)]
             try:

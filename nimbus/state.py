@@ -59,6 +59,7 @@ from squall.nimbus.failures import every_worker_failed
 from squall.nimbus.leadership import Leadership
 from squall.nimbus.live import LiveRebalancing, changes_executors
 from squall.nimbus.metrics import MetricsWindow
+from squall.nimbus.migration import Migrations
 from squall.nimbus.placement import DeclaredWorkers, place
 from squall.nimbus.profiles import BoardWindow, Rates
 from squall.nimbus.queries import QUERIES, find
@@ -90,10 +91,10 @@ __all__ = ["NimbusState", "Send", "Command"]
 RESEND_S = 5.0  # an assignment a supervisor's heartbeats do not reflect is sent again this often
 
 
-class NimbusState(LiveRebalancing):
+class NimbusState:
     """See the module docstring. ``conf`` overrides :data:`config.NIMBUS_DEFAULTS`."""
 
-    def __init__(self, store: Store, conf: dict[str, Any] | None = None) -> None:
+    def __init__(self, store: Store, conf: dict[str, Any] | None = None, leadership: Leadership | None = None) -> None:
         self.store = store
         self.conf: dict[str, Any] = {**C.NIMBUS_DEFAULTS, **(conf or {})}
         self.timeout = C.number(self.conf, C.SUPERVISOR_TIMEOUT, 5.0)
@@ -104,12 +105,17 @@ class NimbusState(LiveRebalancing):
         self.counters: Counter[str] = Counter()
         self.waiting_reason: dict[str, str] = {}
         self.boot: float | None = None  # first time seen: supervisors from the store get a grace
+        # Up to when the server had read every message sent to it (the last tick says): the
+        # time silence is judged at, so a backlog in Nimbus's own socket kills no board.
+        self.heard_until: float | None = None
         self._out: list[Command] = []
         self._capacity_changed = True
         self._hidden: set[str] = set()  # topologies left out of pushes for a moment
         self._declared = DeclaredWorkers()  # per-node worker sets, rebuilt only on change
         self._pushed_at: dict[str, float] = {}  # supervisor -> when its assignment was last sent
-        self.leadership = Leadership(store)  # the term every assignment carries (fencing)
+        # The term every assignment carries (fencing): a standalone Nimbus's own, or a replica's
+        # Raft term (nimbus.replication).
+        self.leadership = leadership if leadership is not None else Leadership(store)
         self._handlers: dict[type, Callable[[bytes, Any, float], None]] = {
             M.RegisterSupervisor: self._register,
             M.Heartbeat: self._heartbeat,
@@ -118,9 +124,9 @@ class NimbusState(LiveRebalancing):
             M.SetActive: self._set_active,
             M.RebalanceTopology: self._rebalance,
             **{kind: self._query for kind in QUERIES},
-            M.GetNimbusStatus: lambda peer, m, now: self._reply(peer, m.rid, self.leadership.status()),
+            M.GetNimbusStatus: lambda peer, m, now: self.reply(peer, m.rid, self.leadership.status()),
         }
-        self._init_live(store)
+        self.live = LiveRebalancing(self, store)  # migrations, the loop, probations, repair
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -128,7 +134,7 @@ class NimbusState(LiveRebalancing):
         """Decide on one event; writes nothing itself (see the module docstring)."""
         if isinstance(event, Received):
             return self.on_message(event.peer, event.msg, event.now)
-        return self.on_tick(event.now)
+        return self.on_tick(event.now, event.heard_until)
 
     def apply(self, event: Event) -> list[Send]:
         """Decide on ``event``, carry the commands out through the store, return the sends."""
@@ -169,25 +175,27 @@ class NimbusState(LiveRebalancing):
         if handler is None:
             self.counters["unexpected_messages"] += 1
             if isinstance(getattr(msg, "rid", None), int):
-                self._reply(peer, msg.rid, error=f"Nimbus does not handle {type(msg).__name__}")
+                self.reply(peer, msg.rid, error=f"Nimbus does not handle {type(msg).__name__}")
             return self._flush()
         self.counters[f"msg_{type(msg).__name__}"] += 1
         try:
             handler(peer, msg, now)
         except RequestError as exc:
-            self._reply(peer, msg.rid, error=str(exc))
+            self.reply(peer, msg.rid, error=str(exc))
         except Exception as exc:  # a bug must not kill the control plane; it is logged and answered
             self.counters["internal_errors"] += 1
             log.exception("internal error handling %s", type(msg).__name__)
             if isinstance(getattr(msg, "rid", None), int):
-                self._reply(peer, msg.rid, error=f"internal error: {type(exc).__name__}: {exc}")
+                self.reply(peer, msg.rid, error=f"internal error: {type(exc).__name__}: {exc}")
         return self._flush()
 
-    def on_tick(self, now: float) -> list[Command]:
+    def on_tick(self, now: float, heard_until: float | None = None) -> list[Command]:
         """Time passes: declare silent supervisors dead and repair their topologies, finish
-        due kills and rebalances, place waiting topologies, age the metrics window."""
+        due kills and rebalances, place waiting topologies, age the metrics window.
+        ``heard_until``: see :class:`~squall.nimbus.events.Tick`."""
         if self.boot is None:
             self.boot = now
+        self.heard_until = now if heard_until is None else min(now, heard_until)
         self._out = []
         try:
             self._tick(now)
@@ -207,17 +215,37 @@ class NimbusState(LiveRebalancing):
             sup.last_pushed = None
         self._capacity_changed = True
 
+    def emit(self, command: Command) -> None:
+        """Add ``command`` to the current event's output (how the live part acts)."""
+        self._out.append(command)
+
+    @property
+    def migrations(self) -> Migrations:
+        """Migrations in progress, by topology (kept by the live part)."""
+        return self.live.migrations
+
+    @property
+    def rebalances(self) -> Counter[tuple[str, str]]:
+        """Rebalance evaluations by (topology, outcome), for Prometheus."""
+        return self.live.rebalances
+
     def _flush(self) -> list[Command]:
         out, self._out = self._out, []
         return out
 
-    def _reply(self, peer: bytes, rid: int, data: Any = None, error: str = "") -> None:
+    def reply(self, peer: bytes, rid: int, data: Any = None, error: str = "") -> None:
         self._out.append(Send(peer, M.Reply(rid=rid, ok=not error, error=error, data=data)))
 
     # -- supervisors -----------------------------------------------------------------------
 
     def live_nodes(self, now: float) -> set[str]:
-        return {s.id for s in self.supervisors.values() if s.alive(now, self.timeout)}
+        judged = self.silence_judged_at(now)
+        return {s.id for s in self.supervisors.values() if s.alive(judged, self.timeout)}
+
+    def silence_judged_at(self, now: float) -> float:
+        """The time a board's silence is measured to: ``now``, or, while the last tick found
+        messages still unread, the time up to which everything sent had been read."""
+        return now if self.heard_until is None else min(now, self.heard_until)
 
     def _register(self, peer: bytes, m: M.RegisterSupervisor, now: float) -> None:
         reason = registration_fault(m, str(self.conf[C.CLUSTER]))
@@ -229,7 +257,7 @@ class NimbusState(LiveRebalancing):
             not reason
             and old is not None
             and old.peer not in (None, peer)
-            and old.alive(now, self.timeout)
+            and old.alive(self.silence_judged_at(now), self.timeout)
             and not reconnect
         ):
             reason = (
@@ -248,6 +276,7 @@ class NimbusState(LiveRebalancing):
         sup.peer, sup.last_seen, sup.dead, sup.last_pushed = peer, now, False, None
         self.supervisors[sup.id] = sup
         raised = self.leadership.observe(m.term, m.supervisor_id)  # fencing: a board ahead raises the term
+        self._out.extend(self.leadership.writes())
         self._out.append(SaveSupervisor.of(sup))
         log.info("supervisor %s registered from %s with ports %s", sup.id, sup.host, sup.ports)
         self._out.append(
@@ -266,7 +295,7 @@ class NimbusState(LiveRebalancing):
         self._repair(sorted(lost), now)
         self._capacity_changed = True
         self._place_waiting(now)
-        self._push(now, force=set(self.supervisors) if raised else {sup.id})
+        self.push(now, force=set(self.supervisors) if raised else {sup.id})
 
     def _heartbeat(self, peer: bytes, m: M.Heartbeat, now: float) -> None:
         sup = self.supervisors.get(m.supervisor_id)
@@ -277,7 +306,8 @@ class NimbusState(LiveRebalancing):
         sup.last_seen = now
         self._out.append(Send(peer, M.HeartbeatAck(m.seq, self.leadership.term)))  # the board's proof of life
         if self.leadership.observe(m.term):
-            self._push(now, force=set(self.supervisors))
+            self._out.extend(self.leadership.writes())
+            self.push(now, force=set(self.supervisors))
         sup.reports = {(r.topology, r.port): r for r in m.workers}
         if m.board is not None:
             self.boards.add(sup.id, m.board, now, C.number(self.conf, C.METRICS_WINDOW, 30.0))
@@ -288,8 +318,8 @@ class NimbusState(LiveRebalancing):
                 window = C.number(rec.conf, C.METRICS_WINDOW, C.number(self.conf, C.METRICS_WINDOW, 30.0))
                 self.metrics.add(r.topology, sup.id, r.port, r.metrics, now, window)
         self._fail_topologies(sorted({r.topology for r in m.workers if r.state == "failed"}), now)
-        if self.migrations:
-            self._advance_migrations(now)
+        if self.live.migrations:
+            self.live.advance_migrations(now)
 
     # -- topology requests -----------------------------------------------------------------
 
@@ -302,16 +332,16 @@ class NimbusState(LiveRebalancing):
         self._out.append(PutBundle(digest, m.bundle))
         sub.conf[C.BUNDLE_DIGEST] = digest
         rec = TopologyRecord(m.name, sub.spec, sub.scheduler, sub.conf, digest, len(m.bundle), now)
-        self._schedule(rec, now, keep_current=False)
+        self.schedule(rec, now, keep_current=False)
         self.topologies[rec.name] = rec
-        self._save(rec)
+        self.save(rec)
         log.info("topology %s submitted: %s", rec.name, rec.status)
         for warning in sub.warnings:
             log.warning("%s", warning)
-        self._reply(peer, m.rid, {**views.topology_entry(rec), "warnings": list(sub.warnings)})
-        self._push(now)
+        self.reply(peer, m.rid, {**views.topology_entry(rec), "warnings": list(sub.warnings)})
+        self.push(now)
 
-    def _find(self, name: str) -> TopologyRecord:
+    def find(self, name: str) -> TopologyRecord:
         return find(self.topologies, name)
 
     def _query(self, peer: bytes, m: Any, now: float) -> None:
@@ -324,17 +354,17 @@ class NimbusState(LiveRebalancing):
         kept for ``squall list``. ``rebalance`` tries them again."""
         for name in names:
             rec = self.topologies.get(name)
-            if rec is None or rec.phase != RUNNING or name in self.migrations:
+            if rec is None or rec.phase != RUNNING or name in self.live.migrations:
                 continue
             error = every_worker_failed(rec, self.supervisors)
             if error is None:
                 continue
             rec.phase, rec.placement, rec.error = FAILED, NO_PLACEMENT, error
             rec.version += 1
-            self._save(rec)
+            self.save(rec)
             self._capacity_changed = True
             log.error("topology %s FAILED: %s", name, rec.error)
-            self._push(now)
+            self.push(now)
 
     def _wait_of(self, rec: TopologyRecord, wait_s: float | None) -> float:
         if wait_s is None:
@@ -344,50 +374,50 @@ class NimbusState(LiveRebalancing):
         return wait_s
 
     def _kill(self, peer: bytes, m: M.KillTopology, now: float) -> None:
-        rec = self._find(m.name)
+        rec = self.find(m.name)
         wait = self._wait_of(rec, m.wait_s)
         deadline = now + wait
         if rec.phase == KILLING and rec.deadline is not None:
             deadline = min(deadline, rec.deadline)
         rec.phase, rec.deadline, rec.pending = KILLING, deadline, None
         rec.version += 1
-        self._save(rec)
-        self._reply(peer, m.rid, views.topology_entry(rec))
+        self.save(rec)
+        self.reply(peer, m.rid, views.topology_entry(rec))
         if deadline <= now:
             self._remove(rec)
-        self._push(now)
+        self.push(now)
 
     def _set_active(self, peer: bytes, m: M.SetActive, now: float) -> None:
-        rec = self._find(m.name)
+        rec = self.find(m.name)
         if rec.phase == KILLING:
             raise RequestError(f"topology {m.name!r} is being killed")
         if rec.active != m.active:
             rec.active = m.active
             rec.version += 1
-            self._save(rec)
-        self._reply(peer, m.rid, views.topology_entry(rec))
-        self._push(now)
+            self.save(rec)
+        self.reply(peer, m.rid, views.topology_entry(rec))
+        self.push(now)
 
     def _rebalance(self, peer: bytes, m: M.RebalanceTopology, now: float) -> None:
-        rec = self._find(m.name)
+        rec = self.find(m.name)
         if rec.phase in (KILLING, REBALANCING):
             raise RequestError(f"topology {m.name!r} is {rec.status}; wait for it to finish")
-        if rec.name in self.migrations:
+        if rec.name in self.live.migrations:
             raise RequestError(f"topology {m.name!r} is migrating executors; wait for it to finish")
         pending = validate_rebalance(rec, m)
         wait = self._wait_of(rec, m.wait_s)
         if rec.phase == RUNNING and rec.placement and not changes_executors(rec, pending):
-            self._rebalance_live(peer, m.rid, rec, pending, now)  # nothing to drain: no wait
+            self.live.rebalance(peer, m.rid, rec, pending, now)  # nothing to drain: no wait
             return
         if rec.phase in (WAITING, FAILED):
             wait = 0.0  # nothing runs, nothing to drain; a failed topology is tried again
         rec.phase, rec.deadline, rec.pending = REBALANCING, now + wait, pending
         rec.version += 1
-        self._save(rec)
-        self._reply(peer, m.rid, views.topology_entry(rec))
+        self.save(rec)
+        self.reply(peer, m.rid, views.topology_entry(rec))
         if wait <= 0:
             self._finish_rebalance(rec, now)
-        self._push(now)
+        self.push(now)
 
     def rates(self, topology: str) -> Rates:
         return self.metrics.rates(topology)
@@ -397,11 +427,14 @@ class NimbusState(LiveRebalancing):
     def _tick(self, now: float) -> None:
         assert self.boot is not None
         newly_dead = []
+        judged = self.silence_judged_at(now)
+        if judged < now:
+            self.counters["ticks_behind_backlog"] += 1
         for sup in self.supervisors.values():
             if sup.dead:
                 continue
             silent_since = sup.last_seen if sup.last_seen is not None else self.boot
-            if now - silent_since > self.timeout:
+            if judged - silent_since > self.timeout:
                 sup.dead = True
                 sup.peer, sup.reports, sup.last_pushed = None, {}, None
                 newly_dead.append(sup.id)
@@ -419,7 +452,7 @@ class NimbusState(LiveRebalancing):
             elif rec.phase == REBALANCING:
                 self._finish_rebalance(rec, now)
         self._place_waiting(now)
-        self._live_tick(now)
+        self.live.tick(now)
         self.metrics.expire(
             now,
             {
@@ -427,13 +460,13 @@ class NimbusState(LiveRebalancing):
                 for n, r in self.topologies.items()
             },
         )
-        self._push(now)
+        self.push(now)
         self._resend_unconfirmed(now)
         self._prune_boards(now)
 
     # -- scheduling ------------------------------------------------------------------------
 
-    def _schedule(self, rec: TopologyRecord, now: float, keep_current: bool) -> bool:
+    def schedule(self, rec: TopologyRecord, now: float, keep_current: bool) -> bool:
         """Place ``rec`` over the live supervisors; WAITING (no placement) when it cannot."""
         live = self.live_nodes(now)
         try:
@@ -446,7 +479,7 @@ class NimbusState(LiveRebalancing):
                 live,
                 self.topologies.values(),
                 keep_current,
-                reserved=self.reserved(rec.name),
+                reserved=self.live.reserved(rec.name),
             )
         except (InfeasibleError, InvalidInputError) as exc:
             if rec.placement or rec.phase != WAITING:
@@ -466,7 +499,7 @@ class NimbusState(LiveRebalancing):
         for name in names:
             rec = self.topologies[name]
             if rec.phase == RUNNING:
-                self._repair_live(rec, now)
+                self.live.repair(rec, now)
 
     def _place_waiting(self, now: float) -> None:
         if not self._capacity_changed:
@@ -475,8 +508,8 @@ class NimbusState(LiveRebalancing):
         for name in sorted(self.topologies):
             rec = self.topologies[name]
             if rec.phase == WAITING and self.live_nodes(now):
-                if self._schedule(rec, now, keep_current=False):
-                    self._save(rec)
+                if self.schedule(rec, now, keep_current=False):
+                    self.save(rec)
 
     def _finish_rebalance(self, rec: TopologyRecord, now: float) -> None:
         if apply_rebalance(rec, rec.pending or {}):
@@ -484,26 +517,26 @@ class NimbusState(LiveRebalancing):
             # The spec changed: push a set without the topology first, so supervisors stop
             # its old workers and fetch the new spec before starting the new ones.
             self._hidden.add(rec.name)
-            self._push(now)
+            self.push(now)
             self._hidden.discard(rec.name)
         rec.pending, rec.deadline = None, None
-        self._schedule(rec, now, keep_current=False)
+        self.schedule(rec, now, keep_current=False)
         self._capacity_changed = True
-        self._save(rec)
-        self._changed(rec, now)
+        self.save(rec)
+        self.live.changed(rec, now)
         log.info("topology %s rebalanced: %s", rec.name, rec.status)
 
     def _remove(self, rec: TopologyRecord) -> None:
         self._out.append(DeleteTopology(rec.name))
         del self.topologies[rec.name]
-        self._forget_live(rec.name)
+        self.live.forget(rec.name)
         self._out.append(DropBundle(rec.bundle_digest))
         self.metrics.forget(rec.name)
         self.waiting_reason.pop(rec.name, None)
         self._capacity_changed = True
         log.info("topology %s removed", rec.name)
 
-    def _save(self, rec: TopologyRecord) -> None:
+    def save(self, rec: TopologyRecord) -> None:
         if rec.name in self.topologies:
             self._out.append(SaveTopology.of(rec))
 
@@ -521,22 +554,23 @@ class NimbusState(LiveRebalancing):
             rec = self.topologies[name]
             if name in self._hidden:
                 continue
-            per_node = self.migrations.declared_by_node(rec, self._host)
+            per_node = self.live.migrations.declared_by_node(rec, self.host_of)
             if per_node is None:
-                per_node = self._declared.of(rec, self._host)
+                per_node = self._declared.of(rec, self.host_of)
             for node, workers in per_node.items():
                 out.setdefault(node, []).extend(workers)
         self._declared.retain(self.topologies)
+        self.live.migrations.retain_declared(self.topologies)
         return out
 
-    def _host(self, node: str) -> str:
+    def host_of(self, node: str) -> str:
         sup = self.supervisors.get(node)
         return sup.host if sup is not None else node
 
-    def _push(self, now: float, force: frozenset[str] | set[str] = frozenset()) -> None:
+    def push(self, now: float, force: frozenset[str] | set[str] = frozenset()) -> None:
         declared = self._declared_all()
         for sup in sorted(self.supervisors.values(), key=lambda s: s.id):
-            if sup.peer is None or not sup.alive(now, self.timeout):
+            if sup.peer is None or not sup.alive(self.silence_judged_at(now), self.timeout):
                 continue
             workers = declared.get(sup.id, [])
             if sup.id not in force and workers == sup.last_pushed:
@@ -572,7 +606,7 @@ class NimbusState(LiveRebalancing):
         list is sent again, the same version, every ``RESEND_S`` until they do (applying it
         twice is harmless: it is declarative)."""
         for sup in sorted(self.supervisors.values(), key=lambda s: s.id):
-            if sup.peer is None or sup.last_pushed is None or not sup.alive(now, self.timeout):
+            if sup.peer is None or sup.last_pushed is None or not sup.alive(self.silence_judged_at(now), self.timeout):
                 continue
             declared = {(w.topology, w.port) for w in sup.last_pushed}
             if declared == set(sup.reports):

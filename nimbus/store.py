@@ -2,11 +2,12 @@
 
 Guarantees:
 
-* every write is one transaction: a topology and its placement are saved or deleted
+* writes come as :mod:`squall.nimbus.commands` values, and :meth:`Store.carry_out` applies
+  one event's writes in one transaction: a topology and its placement are saved or deleted
   together, so a crash never leaves a placement without its topology;
 * bundles are content-addressed (sha256 hex digest as file name), written to a temporary
   file and renamed, so a reader never sees half a bundle;
-* ``load_topologies`` returns what ``save_topology`` stored, placements included, so a
+* ``load_topologies`` returns what a ``SaveTopology`` stored, placements included, so a
   restarted Nimbus pushes the same assignment it pushed before;
 * a migration in progress (its phase, target placement and the snapshots collected so
   far) is stored at every step, so a restarted Nimbus can finish it;
@@ -54,6 +55,7 @@ from squall.nimbus.commands import (
     Read,
     ReplyBundle,
     ReplyEvents,
+    SaveEpoch,
     Send,
     Write,
 )
@@ -295,16 +297,6 @@ class Store:
 
     # -- topologies ------------------------------------------------------------------------
 
-    def save_topology(self, rec: TopologyRecord) -> None:
-        """Upsert the topology and replace its placement, in one transaction."""
-        with self._tx() as db:
-            rows.save_topology(db, rec)
-
-    def delete_topology(self, name: str) -> None:
-        """The topology, its placement, migration, events and loop clock, in one transaction."""
-        with self._tx() as db:
-            rows.delete_topology(db, name)
-
     def load_topologies(self) -> list[TopologyRecord]:
         placements: dict[str, dict[int, Slot]] = {}
         rows = self._db.execute("SELECT topology, executor, worker, node, port FROM assignments").fetchall()
@@ -342,14 +334,6 @@ class Store:
 
     # -- live rebalancing -------------------------------------------------------------------
 
-    def save_migration(self, topology: str, record: dict[str, Any], states: dict[int, bytes]) -> None:
-        with self._tx() as db:
-            rows.save_migration(db, topology, record, states)
-
-    def delete_migration(self, topology: str) -> None:
-        with self._tx() as db:
-            rows.delete_migration(db, topology)
-
     def load_migrations(self) -> list[tuple[dict[str, Any], dict[int, bytes]]]:
         rows = self._db.execute("SELECT topology, record, states FROM migrations ORDER BY topology").fetchall()
         return self._read_rows(
@@ -371,20 +355,14 @@ class Store:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'rebalance_events'").fetchone()
         return int(row[0]) if row is not None else 0
 
-    def update_event(self, event_id: int, changes: dict[str, Any]) -> None:
-        with self._tx() as db:
-            rows.update_event(db, event_id, changes)
-
     def events(self, topology: str) -> list[dict[str, Any]]:
         """The topology's events, oldest first, each with its "id"."""
-        rows = self._db.execute(
-            "SELECT id, event FROM rebalance_events WHERE topology = ? ORDER BY id", (topology,)
-        ).fetchall()
-        return [{"id": int(i), **json.loads(e)} for i, e in rows]
+        return _events(self._db, topology)
 
-    def save_clock(self, topology: str, last_change: float) -> None:
-        with self._tx() as db:
-            rows.save_clock(db, topology, last_change)
+    def events_reader(self) -> EventReader | None:
+        """A reader of the events for another thread (None for an in-memory store, which
+        only its own connection sees)."""
+        return None if self._memory else EventReader(self.path)
 
     def load_clocks(self) -> dict[str, float]:
         rows = self._db.execute("SELECT topology, last_change FROM loop_clocks").fetchall()
@@ -405,19 +383,19 @@ class Store:
             )
         return rows[0]
 
+    def load_log_position(self) -> int:
+        """How many replicated-log entries a Nimbus replica carried out into this store (0 for a
+        new data directory or a standalone Nimbus); see ``SaveLogPosition``."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'log_position'").fetchone()
+        if row is None:
+            return 0
+        return self._read_rows("meta", lambda r: "log_position", [row], lambda r: int(r[0]))[0]
+
     def save_epoch(self, epoch: int) -> None:
-        with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)", (str(int(epoch)),))
+        """At start, before Nimbus serves (later raises go through ``SaveEpoch``)."""
+        self.carry_out([SaveEpoch(epoch)])
 
     # -- supervisors -----------------------------------------------------------------------
-
-    def save_supervisor(self, sup: SupervisorRecord) -> None:
-        with self._tx() as db:
-            rows.save_supervisor(db, sup)
-
-    def delete_supervisor(self, supervisor_id: str) -> None:
-        with self._tx() as db:
-            rows.delete_supervisor(db, supervisor_id)
 
     def load_supervisors(self) -> list[SupervisorRecord]:
         """Supervisors seen before, with ``last_seen`` cleared: none is alive until it speaks."""
@@ -480,6 +458,39 @@ class Store:
             error = f"the code bundle of {read.topology!r} ({read.digest}) is missing from the store"
             return Send(read.peer, M.Reply(rid=read.rid, ok=False, error=error))
         return Send(read.peer, M.Reply(rid=read.rid, ok=True, data={**read.view, "bundle": bundle}))
+
+
+def _events(db: sqlite3.Connection, topology: str) -> list[dict[str, Any]]:
+    rows = db.execute("SELECT id, event FROM rebalance_events WHERE topology = ? ORDER BY id", (topology,)).fetchall()
+    return [{"id": int(i), **json.loads(e)} for i, e in rows]
+
+
+class EventReader:
+    """Reads rebalance events on a connection of its own, for the HTTP side: the read neither
+    waits for the server loop nor uses its connection (in WAL mode a reader and the loop's
+    writes never wait for each other). One connection, opened on first use, used under a
+    lock (event pages are rare); ``close()`` closes it."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def events(self, topology: str) -> list[dict[str, Any]]:
+        """As :meth:`Store.events`; a database error is a StoreError."""
+        with self._lock:
+            try:
+                if self._db is None:
+                    self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=5)
+                return _events(self._db, topology)
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self._path}: cannot read the events of {topology!r}: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 class _Transaction:

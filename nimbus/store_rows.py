@@ -18,6 +18,8 @@ from squall.nimbus.commands import (
     DeleteSupervisor,
     DeleteTopology,
     SaveClock,
+    SaveEpoch,
+    SaveLogPosition,
     SaveMigration,
     SaveSupervisor,
     SaveTopology,
@@ -95,6 +97,10 @@ def update_event(db: sqlite3.Connection, event_id: int, changes: dict[str, Any])
         db.execute("UPDATE rebalance_events SET event = ? WHERE id = ?", (json.dumps(event), event_id))
 
 
+def save_epoch(db: sqlite3.Connection, epoch: int) -> None:
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)", (str(int(epoch)),))
+
+
 def save_clock(db: sqlite3.Connection, topology: str, last_change: float) -> None:
     db.execute("INSERT OR REPLACE INTO loop_clocks VALUES (?,?)", (topology, last_change))
 
@@ -120,6 +126,10 @@ def delete_supervisor(db: sqlite3.Connection, supervisor_id: str) -> None:
     db.execute("DELETE FROM supervisors WHERE id = ?", (supervisor_id,))
 
 
+def save_log_position(db: sqlite3.Connection, applied: int) -> None:
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('log_position', ?)", (str(int(applied)),))
+
+
 WRITERS: dict[type, Callable[[sqlite3.Connection, Any], object]] = {
     SaveTopology: lambda db, c: save_topology(db, c.record),
     DeleteTopology: lambda db, c: delete_topology(db, c.name),
@@ -128,6 +138,8 @@ WRITERS: dict[type, Callable[[sqlite3.Connection, Any], object]] = {
     SaveMigration: lambda db, c: save_migration(db, c.topology, c.record, c.states),
     DeleteMigration: lambda db, c: delete_migration(db, c.topology),
     SaveClock: lambda db, c: save_clock(db, c.topology, c.last_change),
+    SaveEpoch: lambda db, c: save_epoch(db, c.epoch),
     AddEvent: lambda db, c: add_event(db, c.topology, c.event, c.event_id),
     UpdateEvent: lambda db, c: update_event(db, c.event_id, c.changes),
+    SaveLogPosition: lambda db, c: save_log_position(db, c.applied),
 }

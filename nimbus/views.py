@@ -25,7 +25,7 @@ def topology_entry(rec: TopologyRecord) -> dict[str, Any]:
     row = {
         "name": rec.name,
         "status": rec.status,
-        "workers": len(rec.worker_slots()),
+        "workers": rec.placement.worker_count(),
         "executors": len(rec.executors()),
         "scheduler": rec.scheduler,
     }
@@ -150,5 +150,5 @@ def stats_view(rec: TopologyRecord, metrics: MetricsWindow, window_s: float) -> 
         "acked": sum(em.acked for em in latest),
         "failed": sum(em.failed for em in latest),
         "nodes_used": len({s.node for s in rec.placement.values()}),
-        "workers": len(rec.worker_slots()),
+        "workers": rec.placement.worker_count(),
     }

@@ -577,14 +577,28 @@ def _free_slots(state: State, free: Mapping[str, int]) -> list[int]:
 
 
 def _improve(state: State, free: Mapping[str, int]) -> None:
+    """Passes of best-improving moves until a pass changes nothing (at most MAX_PASSES).
+
+    The first pass tries every executor and every worker. A later pass tries only those
+    near what the previous pass moved (:func:`_near`): elsewhere nothing a move is priced
+    from changed, so a pass over everything would price the same moves again and decline
+    them again (on the speed benchmark's workloads the second full pass found no move at
+    all and took as long as the first). The moves taken, and their order, are those of
+    full passes whenever the full pass would have taken nothing outside that region."""
     net = state.net
+    executors: Sequence[int] = range(len(net.ex_key))
+    workers: Sequence[int] = range(len(state.worker_ids))
     for _ in range(MAX_PASSES):
         changed = False
+        moved: set[int] = set()  # workers that gained, lost or changed board in this pass
+        boards: set[int] = set()  # the boards they were and are on
+        shifted: set[int] = set()  # executors moved (by an executor or a worker move)
         current = state.objective()
         least_busy = _least_busy_workers(state)
-        for g in range(len(net.ex_key)):
+        spare = _spare_worker(state, free)
+        for g in executors:
             best, best_w = current, -1
-            for w in _executor_candidates(state, g, free, least_busy):
+            for w in _executor_candidates(state, g, least_busy, spare):
                 old = state.exec_worker[g]
                 placed_here = state.worker_node[w] < 0
                 if placed_here:
@@ -599,10 +613,14 @@ def _improve(state: State, free: Mapping[str, int]) -> None:
             if best_w >= 0:
                 if state.worker_node[best_w] < 0:
                     state.move_worker(best_w, _least_busy_board(state, free))
+                moved.update((state.exec_worker[g], best_w))
+                boards.update((state.worker_node[state.exec_worker[g]], state.worker_node[best_w]))
+                shifted.add(g)
                 _vacate(state, g, best_w)
+                spare = _spare_worker(state, free)
                 current = best
                 changed = True
-        for w in range(len(state.worker_ids)):
+        for w in workers:
             if not state.w_count[w]:
                 continue
             best, best_n = current, -1
@@ -613,11 +631,37 @@ def _improve(state: State, free: Mapping[str, int]) -> None:
                 if _better(value, best):
                     best, best_n = value, n
             if best_n >= 0:
+                moved.add(w)
+                boards.update((state.worker_node[w], best_n))
+                shifted.update(state.members[w])
                 state.move_worker(w, best_n)
                 current = best
                 changed = True
         if not changed:
             return
+        executors, workers = _near(state, moved, boards, shifted)
+
+
+def _near(state: State, moved: set[int], boards: set[int], shifted: set[int]) -> tuple[list[int], list[int]]:
+    """(executors, workers), each ascending, whose moves the next pass prices again after
+    the executors ``shifted`` moved and the workers ``moved`` changed on ``boards``: every
+    worker on one of those boards (its board's load and queueing changed), every executor
+    in one of them, and every executor with an edge to a shifted one (its hops' costs
+    changed)."""
+    workers = set(moved)
+    for n in boards:
+        if n >= 0:
+            workers.update(state.on_node[n])
+    executors: set[int] = set()
+    net = state.net
+    for w in workers:
+        executors.update(state.members[w])
+    for g in shifted:
+        executors.add(g)
+        for k in net.adjacent[g]:
+            s, d = net.edges[k][0], net.edges[k][1]
+            executors.add(d if s == g else s)
+    return sorted(executors), sorted(workers)
 
 
 def _vacate(state: State, g: int, w: int) -> None:
@@ -645,8 +689,21 @@ def _least_busy_workers(state: State) -> dict[int, list[int]]:
     return {t: [w for _c, w in sorted(rows)] for t, rows in by_topology.items()}
 
 
+def _spare_worker(state: State, free: Mapping[str, int]) -> dict[int, int]:
+    """Per topology, its first empty worker, when some board has a free slot for it (else
+    empty). Trying a move undoes it, so this changes only when a move is taken: it is
+    taken again then, not for every executor (a pass over all workers and boards each)."""
+    if not any(s > 0 for s in _free_slots(state, free)):
+        return {}
+    spare: dict[int, int] = {}
+    for w, (t, _label) in enumerate(state.worker_ids):
+        if not state.w_count[w] and t not in spare:
+            spare[t] = w
+    return spare
+
+
 def _executor_candidates(
-    state: State, g: int, free: Mapping[str, int], least_busy: Mapping[int, Sequence[int]]
+    state: State, g: int, least_busy: Mapping[int, Sequence[int]], spare: Mapping[int, int]
 ) -> list[int]:
     net = state.net
     t = net.ex_topo[g]
@@ -663,10 +720,8 @@ def _executor_candidates(
         if w != mine and state.w_count[w]:
             out.append(w)
             break
-    if state.w_count[mine] > 1 and any(s > 0 for s in _free_slots(state, free)):
-        empty = [w for w in range(len(state.worker_ids)) if state.worker_ids[w][0] == t and not state.w_count[w]]
-        if empty:
-            out.append(empty[0])
+    if state.w_count[mine] > 1 and t in spare:
+        out.append(spare[t])
     seen: set[int] = set()
     return [w for w in out if not (w in seen or seen.add(w))]  # type: ignore[func-returns-value]
 

@@ -119,11 +119,16 @@ def nodes_from_list(data: Any, where: str = "") -> tuple[Node, ...]:
 
 
 def check_unique_nodes(nodes: Sequence[Node]) -> None:
+    _check_unique((n.id for n in nodes), "duplicate node id {!r}")
+
+
+def _check_unique(ids: Iterable[str], message: str) -> None:
+    """Raise InvalidInputError with ``message`` formatted with the first id seen twice."""
     seen: set[str] = set()
-    for node in nodes:
-        if node.id in seen:
-            raise InvalidInputError(f"duplicate node id {node.id!r}")
-        seen.add(node.id)
+    for key in ids:
+        if key in seen:
+            raise InvalidInputError(message.format(key))
+        seen.add(key)
 
 
 @dataclass(frozen=True)
@@ -346,11 +351,7 @@ def workloads_from_json(data: Any) -> tuple[Workload, ...]:
 
 
 def check_unique_topologies(workloads: Iterable[Workload]) -> None:
-    seen: set[str] = set()
-    for w in workloads:
-        if w.topology in seen:
-            raise InvalidInputError(f"topology {w.topology!r} appears twice")
-        seen.add(w.topology)
+    _check_unique((w.topology for w in workloads), "topology {!r} appears twice")
 
 
 def _start(executor: Executor) -> int:

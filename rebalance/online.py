@@ -29,13 +29,24 @@ from squall.rebalance.scorers import Scorer, best_id
 from squall.rebalance.two_phase import two_phase
 
 
-def adjacency_of(wl: Workload) -> list[dict[int, float]]:
+def traffic_arrays(wl: Workload) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(source position, destination position, rate) of every traffic row, in row order."""
+    index = wl.index_of
+    src = np.fromiter((index(s) for s, _, _ in wl.traffic), dtype=np.int64, count=len(wl.traffic))
+    dst = np.fromiter((index(d) for _, d, _ in wl.traffic), dtype=np.int64, count=len(wl.traffic))
+    rate = np.fromiter((r for _, _, r in wl.traffic), dtype=float, count=len(wl.traffic))
+    return src, dst, rate
+
+
+def adjacency_of(wl: Workload, rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list[dict[int, float]]:
     """Undirected traffic by executor position: adj[i][j] = T[i,j] + T[j,i]."""
+    src, dst, rate = traffic_arrays(wl) if rows is None else rows
     adj: list[dict[int, float]] = [{} for _ in wl.executors]
-    for s, d, rate in wl.traffic:
-        i, j = wl.index_of(s), wl.index_of(d)
-        adj[i][j] = adj[i].get(j, 0.0) + rate
-        adj[j][i] = adj[j].get(i, 0.0) + rate
+    # At most two rows add to an entry (i->j and j->i; rows are unique per pair), so the
+    # float sums are the same in any order.
+    for i, j, r in zip(src.tolist(), dst.tolist(), rate.tolist()):
+        adj[i][j] = adj[i].get(j, 0.0) + r
+        adj[j][i] = adj[j].get(i, 0.0) + r
     return adj
 
 
@@ -61,10 +72,11 @@ def executors_to_workers(wl: Workload, n_workers: int, params: SchedulerParams, 
     )
     cap = params.gamma * float(loads.sum()) / n_workers
     everywhere = np.ones(n_workers, dtype=bool)
+    rows = traffic_arrays(wl)
     greedy = PairGreedy(
         loads=loads,
         groups=np.zeros(n, dtype=np.int64),
-        adjacency=adjacency_of(wl),
+        adjacency=adjacency_of(wl, rows),
         item_limit=np.full(n_workers, m_cap(n, n_workers, params.alpha), dtype=np.int64),
         load_limit=np.full(n_workers, cap),
         group_limit=np.zeros(0, dtype=np.int64),
@@ -75,25 +87,29 @@ def executors_to_workers(wl: Workload, n_workers: int, params: SchedulerParams, 
         ],
         hint=hint_worker,
     )
-    pairs = sorted(
-        ((wl.index_of(s), wl.index_of(d), rate) for s, d, rate in wl.traffic), key=lambda p: (-p[2], p[0], p[1])
-    )
-    for i, j, _ in pairs:
+    src, dst, rate = rows
+    # Pairs by traffic, descending, then by positions (a pair appears once: rows are unique).
+    by_traffic = np.lexsort((dst, src, -rate))
+    for i, j in zip(src[by_traffic].tolist(), dst[by_traffic].tolist()):
         greedy.place_pair(i, j)
     for k in sorted(np.flatnonzero(greedy.where < 0), key=lambda k: (-loads[k], k)):
         greedy.place_single(int(k))
-    fill_empty_workers(greedy, wl, cap, hint_worker)
+    fill_empty_workers(greedy, wl, cap, hint_worker, rows)
     groups = [int(w) for w in greedy.where]
     return relabel(wl, groups, labels, hint)
 
 
-def fill_empty_workers(greedy: PairGreedy, wl: Workload, cap: float, hint_worker: np.ndarray) -> None:
+def fill_empty_workers(
+    greedy: PairGreedy,
+    wl: Workload,
+    cap: float,
+    hint_worker: np.ndarray,
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> None:
     """Each empty worker, in id order, takes the single executor move costing least
     inter-worker traffic (an executor's traffic with its current co-workers)."""
     n = len(wl.executors)
-    src = np.array([wl.index_of(s) for s, _, _ in wl.traffic], dtype=np.int64)
-    dst = np.array([wl.index_of(d) for _, d, _ in wl.traffic], dtype=np.int64)
-    rate = np.array([r for _, _, r in wl.traffic], dtype=float)
+    src, dst, rate = traffic_arrays(wl) if rows is None else rows
     for empty in np.flatnonzero(greedy.bin_count == 0):
         where = greedy.where
         same = where[src] == where[dst]

@@ -270,19 +270,6 @@ def search(
     return found
 
 
-def find_nimbus(
-    cluster: str = DEFAULT_CLUSTER,
-    port: int = DEFAULT_PORT,
-    timeout_s: float | None = None,
-    key: bytes | None = None,
-    targets: Iterable[str] | None = None,
-    round_s: float = 1.0,
-) -> Found | None:
-    """The first Nimbus of ``cluster`` that :func:`find_nimbuses` finds (None after ``timeout_s``)."""
-    found = find_nimbuses(cluster, port, timeout_s, key, targets, round_s)
-    return found[0] if found else None
-
-
 def find_nimbuses(
     cluster: str = DEFAULT_CLUSTER,
     port: int = DEFAULT_PORT,

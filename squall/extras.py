@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 
-EXTRA_OF = {"numpy": "nimbus", "networkx": "nimbus", "pymetis": "partition"}
+EXTRA_OF = {"numpy": "nimbus", "networkx": "nimbus", "pysyncobj": "nimbus", "pymetis": "partition"}
 
 
 def missing(*modules: str) -> str | None:

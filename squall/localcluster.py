@@ -19,6 +19,11 @@ one worker), ``kill_board`` (kill -9 of a supervisor and its workers), ``freeze_
 ``kill_nimbus`` and ``restart_nimbus`` (same data directory and ports, or another port or an
 empty data directory). ``close()`` thaws frozen boards first, so it still stops everything.
 
+Nimbus replicas: ``LocalCluster(nimbus_replicas=3)`` starts 3 (any odd number >= 3) Nimbus
+processes (``squall nimbus --peers``), each with its own data dir (``nimbus-1`` ...), control
+port, Raft port (the next one) and HTTP port; supervisors and ``client()`` get every
+replica's address. ``leader()``, ``kill_replica(i)`` and ``start_replica(i)`` drive failovers.
+
 ``supervisor_nimbus`` is the address list supervisors get (``--nimbus A,B``; default: this
 Nimbus only), so a test can give them an address Nimbus will move to, or a dead one first.
 """
@@ -28,11 +33,11 @@ from __future__ import annotations
 import atexit
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -42,6 +47,14 @@ from typing import Any
 import psutil
 
 from squall.client import NimbusClient, NimbusError, NimbusUnreachable
+from squall.daemon_start import (
+    Cluster,
+    nimbus_argv,
+    spawn_logged,
+    supervisor_argv,
+    wait_registered,
+)
+from squall.nimbus.http_inbox import KEY_ENV as HTTP_KEY_ENV
 from squall.security import KEYS_ENV
 from squall.security import load as load_keys
 
@@ -73,7 +86,7 @@ def free_port_range(count: int, attempts: int = 200) -> list[int]:
     raise RuntimeError(f"no {count} consecutive free ports found")
 
 
-class LocalCluster:
+class LocalCluster(Cluster):
     def __init__(
         self,
         supervisors: int = 3,
@@ -88,15 +101,19 @@ class LocalCluster:
         keys: str | Path | None = None,
         supervisor_nimbus: Sequence[str] | None = None,
         supervisor_args: Sequence[str] = (),
+        nimbus_replicas: int = 1,
     ) -> None:
         if supervisors < 1 or slots < 1:
             raise ValueError("a local cluster needs at least one supervisor with one slot")
+        if nimbus_replicas != 1 and (nimbus_replicas < 3 or nimbus_replicas % 2 == 0):
+            raise ValueError(f"nimbus_replicas must be 1 or an odd number >= 3 (2f+1), got {nimbus_replicas}")
         self.supervisors = supervisors
         self.slots = slots
         self.port = port or free_port()
         self.http_port = free_port() if http_port is None else http_port
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="squall-cluster-"))
+        self.log_dir = self.data_dir
         self.capacity_hz = capacity_hz
         self.log_level = log_level
         self.startup_timeout_s = startup_timeout_s
@@ -112,6 +129,22 @@ class LocalCluster:
         self.supervisor_nimbus = list(supervisor_nimbus) if supervisor_nimbus else None
         self.supervisor_args = list(supervisor_args)
         self.nimbus_dir = self.data_dir / "nimbus"
+        # Replicas (nimbus_replicas >= 3): replica i (0-based) has its own process, data dir
+        # (nimbus-1 ...), control port (Raft on the next one) and HTTP port.
+        self.nimbus_replicas = nimbus_replicas
+        self.replica_ports: list[int] = []
+        self.replica_http_ports: list[int] = []
+        self.replica_procs: list[subprocess.Popen | None] = []
+        if nimbus_replicas > 1:
+            # Each replica's control port and the next one (its Raft port) free; the first on ``port``.
+            self.replica_ports = [
+                port or free_port_range(2)[0],
+                *(free_port_range(2)[0] for _ in range(nimbus_replicas - 1)),
+            ]
+            first = free_port() if http_port is None else http_port  # 0: no HTTP on any replica
+            self.replica_http_ports = [first, *(free_port() if first else 0 for _ in range(nimbus_replicas - 1))]
+            self.replica_procs = [None] * nimbus_replicas
+            self.port, self.http_port = self.replica_ports[0], self.replica_http_ports[0]
         self._closed = False
 
     @property
@@ -120,8 +153,15 @@ class LocalCluster:
 
     @property
     def nimbus_addresses(self) -> list[str]:
-        """Every address given to supervisors (what ``SQUALL_NIMBUS`` should hold)."""
-        return self.supervisor_nimbus or [self.nimbus_address]
+        """Every address given to supervisors (what ``SQUALL_NIMBUS`` should hold): every replica's."""
+        if self.supervisor_nimbus:
+            return self.supervisor_nimbus
+        return self.replica_addresses or [self.nimbus_address]
+
+    @property
+    def replica_addresses(self) -> list[str]:
+        """The control addresses of the Nimbus replicas (empty for a single Nimbus)."""
+        return [f"127.0.0.1:{p}" for p in self.replica_ports]
 
     @property
     def node_ids(self) -> list[str]:
@@ -136,18 +176,8 @@ class LocalCluster:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.data_dir / f"{name}.log", "ab")
-        try:
-            return subprocess.Popen(
-                [sys.executable, "-P", "-m", "squall", *args],  # -P: never import a checkout in the cwd
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-            )
-        finally:
-            log.close()
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        return spawn_logged(argv, self.data_dir / f"{name}.log", env=env or self.env)
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -162,67 +192,85 @@ class LocalCluster:
             raise
 
     def _start_nimbus(self) -> None:
+        if self.nimbus_replicas > 1:
+            for i in range(self.nimbus_replicas):
+                self.start_replica(i)
+            return
+        extra = ["--log-level", self.log_level, *self._keys_args]
         self.nimbus_proc = self._spawn(
-            "nimbus",
-            [
-                "nimbus",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.nimbus_dir),
-                "--http-port",
-                str(self.http_port),
-                "--log-level",
-                self.log_level,
-                *self._keys_args,
-            ],
+            "nimbus", nimbus_argv("127.0.0.1", self.port, self.nimbus_dir, self.http_port, extra)
         )
+
+    @property
+    def http_token_file(self) -> Path:
+        """Where the REST API's POST token is: Nimbus's own, or the one every replica shares
+        (a follower's page redirects POSTs to the leader, which must take the same token)."""
+        return self.data_dir / "http-token" if self.nimbus_replicas > 1 else self.nimbus_dir / "http-token"
+
+    def start_replica(self, i: int) -> subprocess.Popen:
+        """Start (or restart, after ``kill_replica``) Nimbus replica ``i`` on its own data dir
+        and ports; it rejoins the others as a follower and catches up from the leader."""
+        token_file = self.http_token_file
+        if not token_file.exists():
+            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(16) + "\n")
+        env = {**self.env, HTTP_KEY_ENV: token_file.read_text().strip()}  # Nimbus only, not the boards
+        extra = ["--peers", ",".join(self.replica_addresses), "--log-level", self.log_level, *self._keys_args]
+        argv = nimbus_argv(
+            "127.0.0.1", self.replica_ports[i], self.data_dir / f"nimbus-{i + 1}", self.replica_http_ports[i], extra
+        )
+        proc = self._spawn(f"nimbus-{i + 1}", argv, env)
+        self.replica_procs[i] = proc
+        if i == 0:
+            self.nimbus_proc = proc
+        return proc
+
+    def replica_pids(self) -> list[int | None]:
+        """The pid of each replica's process (None: not running)."""
+        return [p.pid if p is not None and p.poll() is None else None for p in self.replica_procs]
+
+    def leader(self, timeout_s: float = 2.0) -> int | None:
+        """The index of the replica that leads, as the replicas state it (None: none known)."""
+        try:
+            with self.client(timeout_s=timeout_s) as c:
+                address = c.nimbus_status().get("leader")
+        except (NimbusUnreachable, NimbusError):
+            return None
+        return self.replica_addresses.index(address) if address in self.replica_addresses else None
+
+    def kill_replica(self, i: int) -> int:
+        """kill -9 Nimbus replica ``i``; returns its pid. Supervisors and workers keep running."""
+        proc = self.replica_procs[i]
+        assert proc is not None
+        proc.kill()
+        proc.wait()
+        self.replica_procs[i] = None
+        return proc.pid
 
     def start_supervisor(self, node: str) -> subprocess.Popen:
         """Start (or restart) the supervisor of ``node`` on fresh worker ports."""
         ports = free_port_range(self.slots)
-        args = [
-            "supervisor",
-            "--nimbus",
-            ",".join(self.nimbus_addresses),
-            "--id",
-            node,
-            "--slots",
-            str(self.slots),
-            "--ports",
-            f"{ports[0]}-{ports[-1]}",
-            "--data-dir",
-            str(self.data_dir / node),
-            "--log-level",
-            self.log_level,
-            *self._keys_args,
-            *self.supervisor_args,
-        ]
+        extra = ["--log-level", self.log_level, *self._keys_args, *self.supervisor_args]
         if self.capacity_hz:
-            args += ["--capacity-hz", str(self.capacity_hz)]
+            extra += ["--capacity-hz", str(self.capacity_hz)]
+        data_dir = self.data_dir / node
+        args = supervisor_argv(",".join(self.nimbus_addresses), node, self.slots, data_dir, ports, extra)
         proc = self._spawn(node, args)
         self.supervisor_procs[node] = proc
         return proc
 
     def wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        last_error = ""
-        while time.monotonic() < deadline:
-            for name, proc in [("nimbus", self.nimbus_proc), *self.supervisor_procs.items()]:
-                if proc is not None and proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{self.log(name)[-3000:]}")
-            try:
-                with self.client(timeout_s=1.0) as c:
-                    alive = {s["id"] for s in c.cluster().get("supervisors", []) if s.get("alive")}
-                if set(self.node_ids) <= alive:
-                    return
-                last_error = f"registered so far: {sorted(alive)}"
-            except (NimbusUnreachable, NimbusError) as exc:
-                last_error = str(exc)
-            time.sleep(0.2)
-        raise TimeoutError(f"local cluster not ready after {timeout_s:g} s ({last_error})")
+        wait_registered(self.client, self.node_ids, timeout_s, "local cluster", self._check_running)
+
+    def _check_running(self) -> None:
+        self._raise_if_exited([*self._nimbus_procs(), *self.supervisor_procs.items()])
+
+    def _raise_if_exited(self, procs: list[tuple[str, subprocess.Popen | None]]) -> None:
+        """Raise with its log when one of ``procs`` has exited."""
+        for name, proc in procs:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{self.log_tail(name)}")
 
     def close(self) -> None:
         if self._closed:
@@ -232,39 +280,26 @@ class LocalCluster:
             self.thaw_board(node)
         procs = [*self.supervisor_procs.values()]
         _terminate(procs)
-        _terminate([self.nimbus_proc] if self.nimbus_proc else [])
+        _terminate([p for _, p in self._nimbus_procs() if p is not None])
         if self._own_dir and not os.environ.get("SQUALL_KEEP_CLUSTER_DIR"):
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     # -- helpers -------------------------------------------------------------------------
 
+    def _nimbus_procs(self) -> list[tuple[str, subprocess.Popen | None]]:
+        """(log name, process) of Nimbus, or of every replica."""
+        if self.nimbus_replicas > 1:
+            return [(f"nimbus-{i + 1}", p) for i, p in enumerate(self.replica_procs)]
+        return [("nimbus", self.nimbus_proc)]
+
     def client(self, timeout_s: float = 5.0) -> NimbusClient:
-        return NimbusClient(self.nimbus_address, timeout_s=timeout_s, keys=self.keys)
-
-    def log(self, name: str) -> str:
-        path = self.data_dir / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def submit(
-        self,
-        target: str,
-        name: str | None = None,
-        workers: int | None = None,
-        scheduler: str = "round_robin",
-        conf: dict | None = None,
-        args: Sequence[str] = (),
-    ) -> str:
-        """Submit ``FILE[:Topology]`` as ``squall submit`` does (``args``: the script's
-        ``sys.argv[1:]``, as after ``--``); returns the topology name."""
-        from squall.bundle import make_bundle
-        from squall.topology.loader import load_topology
-
-        topology = load_topology(target, args)
-        bundle = make_bundle(Path(target.partition(":")[0]))
-        name = name or topology.spec.name
-        with self.client(timeout_s=10.0) as c:
-            c.submit(name, topology.spec.to_dict(), bundle, scheduler, workers, conf or {})
-        return name
+        """A client of Nimbus (with replicas: of every replica, following the leader)."""
+        if not self.replica_addresses:
+            return NimbusClient(self.nimbus_address, timeout_s=timeout_s, keys=self.keys)
+        # Running replicas first: a killed one would cost a whole timeout before the next.
+        live = [a for a, pid in zip(self.replica_addresses, self.replica_pids()) if pid is not None]
+        ordered = live + [a for a in self.replica_addresses if a not in live]
+        return NimbusClient(ordered, timeout_s=timeout_s, keys=self.keys)
 
     # -- fault injection -------------------------------------------------------------------
 
@@ -338,19 +373,14 @@ class LocalCluster:
         if data_dir is not None:
             self.nimbus_dir = Path(data_dir)
         self._start_nimbus()
-        deadline = time.monotonic() + (timeout_s or self.startup_timeout_s)
-        while time.monotonic() < deadline:
-            if self.nimbus_proc is not None and self.nimbus_proc.poll() is not None:
-                raise RuntimeError(
-                    f"nimbus exited with code {self.nimbus_proc.returncode}:\n{self.log('nimbus')[-3000:]}"
-                )
-            try:
-                with self.client(timeout_s=1.0) as c:
-                    c.cluster()
-                return
-            except (NimbusUnreachable, NimbusError):
-                time.sleep(0.1)
-        raise TimeoutError("Nimbus did not answer after its restart")
+        wait_registered(
+            self.client,
+            [],
+            timeout_s or self.startup_timeout_s,
+            "Nimbus after its restart",
+            lambda: self._raise_if_exited([("nimbus", self.nimbus_proc)]),
+            0.1,
+        )
 
 
 def _children(pid: int) -> list[psutil.Process]:

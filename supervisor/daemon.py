@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -189,17 +189,26 @@ class SupervisorDaemon:
             self._logged_bad.add(where)
             log.warning("dropped a bad frame from %s: %s (further ones are counted)", where, exc)
 
-    def _drain_nimbus(self, now: float) -> None:
+    def _waiting(self, sock: zmq.Socket, where: str, parts: int) -> Iterator[Any]:
+        """The decoded messages waiting on ``sock`` (``parts`` frames each: a ROUTER's carry
+        the sender's identity first); malformed ones are counted and dropped."""
         while True:
             try:
-                frame = self.nimbus_sock.recv(zmq.NOBLOCK)
+                frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            try:
-                msg = decode(frame)
-            except WireError as exc:
-                self._bad("nimbus", exc)
+            if len(frames) != parts:
+                self._bad(where, WireError(f"{len(frames)} frame parts"))
                 continue
+            try:
+                msg = decode(frames[-1])
+            except WireError as exc:
+                self._bad(where, exc)
+                continue
+            yield msg
+
+    def _drain_nimbus(self, now: float) -> None:
+        for msg in self._waiting(self.nimbus_sock, "nimbus", parts=1):
             if isinstance(msg, m.RegisterReply):
                 if not msg.ok and msg.leader and msg.leader != self.nimbus:
                     log.info("Nimbus at %s is not the leader; registering with %s", self.nimbus, msg.leader)
@@ -218,19 +227,7 @@ class SupervisorDaemon:
                 self._bad("nimbus", WireError(f"unexpected {type(msg).__name__}"))
 
     def _drain_workers(self, now: float) -> None:
-        while True:
-            try:
-                parts = self.worker_sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            if len(parts) != 2:
-                self._bad("worker", WireError(f"{len(parts)} frame parts"))
-                continue
-            try:
-                msg = decode(parts[1])
-            except WireError as exc:
-                self._bad("worker", exc)
-                continue
+        for msg in self._waiting(self.worker_sock, "worker", parts=2):
             if isinstance(msg, m.WorkerHeartbeat):
                 self._execute(self.state.on_worker_heartbeat(msg, now))
             else:

@@ -21,41 +21,36 @@ class SupervisorCollector(Collector):
     def collect(self) -> Iterator:
         d = self.daemon
         sid = d.facts.supervisor_id
-        up = GaugeMetricFamily("squall_supervisor_up", "1 while the supervisor runs", labels=["supervisor"])
-        up.add_metric([sid], 1)
-        yield up
-        reg = GaugeMetricFamily("squall_supervisor_registered", "1 once Nimbus accepted it", labels=["supervisor"])
-        reg.add_metric([sid], 1 if d.state.registered else 0)
-        yield reg
-        sent = CounterMetricFamily(
-            "squall_supervisor_registrations_sent",
-            "registration requests sent to Nimbus, accepted or not",
-            labels=["supervisor"],
-        )
-        sent.add_metric([sid], d.state.registrations_sent)
-        yield sent
-        bad = CounterMetricFamily("squall_supervisor_bad_frames", "frames dropped as malformed", labels=["supervisor"])
-        bad.add_metric([sid], d.bad_frames)
-        yield bad
-        term = GaugeMetricFamily(
-            "squall_supervisor_nimbus_term", "the Nimbus term this board follows", labels=["supervisor"]
-        )
-        term.add_metric([sid], d.state.term)
-        yield term
-        refused = CounterMetricFamily(
-            "squall_supervisor_refused_assignments",
-            "assignments refused for an older Nimbus term (fencing)",
-            labels=["supervisor"],
-        )
-        refused.add_metric([sid], d.state.refused_assignments)
-        yield refused
-        moved = CounterMetricFamily(
-            "squall_supervisor_nimbus_reconnects",
-            "times Nimbus fell silent and another address was tried",
-            labels=["supervisor"],
-        )
-        moved.add_metric([sid], d.state.reconnects)
-        yield moved
+        st = d.state
+        # One sample each, labelled with the supervisor: (kind, name, help, value).
+        board: list[tuple[type[GaugeMetricFamily | CounterMetricFamily], str, str, float]] = [
+            (GaugeMetricFamily, "squall_supervisor_up", "1 while the supervisor runs", 1),
+            (GaugeMetricFamily, "squall_supervisor_registered", "1 once Nimbus accepted it", int(st.registered)),
+            (
+                CounterMetricFamily,
+                "squall_supervisor_registrations_sent",
+                "registration requests sent to Nimbus, accepted or not",
+                st.registrations_sent,
+            ),
+            (CounterMetricFamily, "squall_supervisor_bad_frames", "frames dropped as malformed", d.bad_frames),
+            (GaugeMetricFamily, "squall_supervisor_nimbus_term", "the Nimbus term this board follows", st.term),
+            (
+                CounterMetricFamily,
+                "squall_supervisor_refused_assignments",
+                "assignments refused for an older Nimbus term (fencing)",
+                st.refused_assignments,
+            ),
+            (
+                CounterMetricFamily,
+                "squall_supervisor_nimbus_reconnects",
+                "times Nimbus fell silent and another address was tried",
+                st.reconnects,
+            ),
+        ]
+        for kind, name, doc, value in board:
+            family = kind(name, doc, labels=["supervisor"])
+            family.add_metric([sid], value)
+            yield family
         wup = GaugeMetricFamily(
             "squall_worker_up", "1 while the worker process runs", labels=["supervisor", "topology", "port"]
         )

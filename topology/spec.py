@@ -203,6 +203,11 @@ class TopologySpec:
 
     def executors(self) -> tuple[ExecutorSpec, ...]:
         """All executors in task order, each holding a contiguous task range."""
+        return self._executors
+
+    @cached_property
+    def _executors(self) -> tuple[ExecutorSpec, ...]:
+        # Once per spec (it is frozen): Nimbus asks on every listing and placement.
         out: list[ExecutorSpec] = []
         ranges = self.task_ranges()
         for c in self.components:

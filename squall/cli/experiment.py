@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         except NimbusUnreachable as exc:
             alive = getattr(cluster, "nimbus_alive", lambda: None)()
             state = "" if alive is None else "its process is still running" if alive else "its process is gone"
+            ended = getattr(cluster, "nimbus_exit", lambda: "")()
+            state += f" ({ended})" if ended else ""
             say(
                 f"Nimbus stopped answering{': ' + state if state else ''} ({exc}); "
                 f"the daemons' logs are in {args.out / 'logs'}"

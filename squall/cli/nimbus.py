@@ -12,25 +12,34 @@ Protected by default: without ``--keys`` it binds 127.0.0.1, and refuses any oth
 REST API POSTs always need ``X-Squall-Key``: the keys' token, or else a random token
 written to ``DATA_DIR/http-token`` (mode 0600) at start.
 SIGUSR1 writes every thread's stack to stderr (``faulthandler``), to see where it is stuck.
+
+``--peers A,B,C`` (every replica's HOST:PORT, this one's included, an odd number >= 3) runs
+this Nimbus as one of that many Raft replicas (``squall.nimbus.replication``; Raft on PORT+1):
+it decides only while it leads; otherwise it redirects clients, boards and its web page to
+the leader. A bad list is refused (exit 2) naming what is wrong.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from squall.cli import UsageError
 from squall.cli.keygen import add_keys_option, keys_from_args
 from squall.cli.local import parse_overrides
 from squall.discovery import DEFAULT_CLUSTER
 from squall.discovery import DEFAULT_PORT as DISCOVERY_PORT
+from squall.extras import missing
 from squall.security import default_bind, is_loopback, protection_refusal
 
 if TYPE_CHECKING:
     from squall.discovery import DiscoveryResponder
+    from squall.nimbus.replication import Replica
     from squall.security import ClusterKeys
 
 TOKEN_FILE = "http-token"
@@ -88,6 +97,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--no-discovery",
         action="store_true",
         help="do not answer discovery beacons (off anyway when --host is a loopback address)",
+    )
+    p.add_argument(
+        "--peers",
+        default="",
+        metavar="A,B,C",
+        help="run as one of 2f+1 replicas (Raft): every replica's HOST:PORT, this one's included; each "
+        "replica's Raft port is its PORT+1 (default: a single Nimbus)",
     )
     add_keys_option(p)
     p.add_argument("--log-level", default="INFO")
@@ -161,10 +177,33 @@ def http_token(data_dir: Path, keys: ClusterKeys | None) -> str:
     return token
 
 
-def run(args: argparse.Namespace) -> int:
-    from squall.extras import missing
+def start_replica(
+    args: argparse.Namespace, store: Any, conf: dict[str, Any], data_dir: Path, keys: ClusterKeys | None
+) -> Replica:
+    """This process as one of the ``--peers`` replicas; its Raft link is encrypted with the
+    cluster secret when keys are given (pysyncobj's password, through ``cryptography``)."""
+    from squall.nimbus.replication import PeersError, Replica, parse_peers
 
-    if (need := missing("numpy", "networkx")) is not None:  # an environment fault, not bad input: exit 1
+    own = advertised_address(args.host, args.port)
+    try:
+        peers = parse_peers(args.peers, own)
+    except PeersError as exc:
+        raise UsageError(str(exc)) from None
+    password = None
+    if keys is not None:
+        if missing("cryptography") is not None:
+            raise UsageError("--peers with --keys encrypts the Raft link, which needs: pip install cryptography")
+        # Derived, so the link's password is never the secret itself.
+        password = hmac.new(keys.secret, b"squall-raft-link", hashlib.sha256).hexdigest()
+    http = page_url(args.host, args.http_port) if args.http_port else ""
+    replica = Replica(store, conf, own, peers, data_dir, http_url=http, password=password)
+    logging.getLogger("squall.nimbus").info("replica %s of %s; Raft on port %d", own, ",".join(peers), args.port + 1)
+    return replica
+
+
+def run(args: argparse.Namespace) -> int:
+    needed = ("numpy", "networkx", *(["pysyncobj"] if args.peers else []))
+    if (need := missing(*needed)) is not None:  # an environment fault, not bad input: exit 1
         print(f"squall nimbus: {need}", file=sys.stderr)
         return 1
     for name in ("port", "http_port"):
@@ -212,10 +251,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot use data directory {str(data_dir)!r}: {exc}") from None
+    replica = None
     try:
         token = http_token(data_dir, keys)
-        state = NimbusState(store, conf)  # reads every stored row: a bad one is named here
-        state.leadership.address = advertised_address(args.host, args.port)  # what nimbus-status names
+        if args.peers:
+            replica = start_replica(args, store, conf, data_dir, keys)
+            state = replica.follower_view()  # what the page shows until this replica leads
+        else:
+            state = NimbusState(store, conf)  # reads every stored row: a bad one is named here
+            state.leadership.address = advertised_address(args.host, args.port)  # what nimbus-status names
     except OSError as exc:
         store.close()
         raise UsageError(f"cannot write {data_dir / TOKEN_FILE}: {exc}") from None
@@ -223,8 +267,10 @@ def run(args: argparse.Namespace) -> int:
         store.close()
         raise UsageError(str(exc)) from None
     try:
-        server = NimbusServer(state, args.host, args.port, args.http_port, keys=keys, api_token=token)
+        server = NimbusServer(state, args.host, args.port, args.http_port, keys=keys, api_token=token, replica=replica)
     except (zmq.ZMQError, OSError) as exc:
+        if replica is not None:
+            replica.close()
         store.close()
         logging.getLogger("squall.nimbus").error("cannot bind: %s", exc)
         return 1

@@ -5,7 +5,9 @@
 limit on its link, cgroup cpu and memory caps), starts Nimbus on the bridge address and a
 supervisor inside each board, prints the layout and returns, leaving the daemons running.
 ``down`` stops them and removes every namespace, link, qdisc and cgroup named with the
-prefix, also after a crash; it is safe to run again. Both need root: without it they say so
+prefix, also after a crash; it is safe to run again. It refuses (exit 1) a testbed that a
+running process brought up and still owns (``squall experiment``, a test), naming it,
+unless ``--force``. Both need root: without it they say so
 (experiments then fall back to loopback processes).
 """
 
@@ -32,13 +34,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ):
         v.add_argument("--prefix", default="sqtb", help="name prefix of every object (default sqtb)")
     up.add_argument("--subnet", default="10.231.0", help="the bridge's /24, as A.B.C (default 10.231.0)")
+    down = verbs.choices["down"]
+    down.add_argument(
+        "--force", action="store_true", help="also when the process that brought it up still runs (it will fail)"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from squall.experiments import netns
     from squall.experiments.boards import BoardFileError, default_boards, load_boards
-    from squall.experiments.testbed import Testbed, TestbedError, read_state, teardown
+    from squall.experiments.testbed import Testbed, TestbedError, TestbedInUse, read_state, teardown
 
     if not args.prefix.isalnum() or len(args.prefix) > 8:
         raise UsageError("--prefix must be 1-8 letters or digits")
@@ -56,7 +62,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"squall testbed: {reason}; nothing done. Experiments run on loopback processes (LocalCluster) instead.")
         return 1
     if args.action == "down":
-        done = teardown(args.prefix)
+        try:
+            done = teardown(args.prefix, force=args.force)
+        except TestbedInUse as exc:
+            print(f"squall testbed: {exc}", file=sys.stderr)
+            return 1
         print("\n".join(f"removed {d}" for d in done) if done else "nothing to remove")
         return 0
     try:

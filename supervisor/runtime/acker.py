@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+from squall.supervisor.runtime.batches import requeue_rest, take_batch
 from squall.supervisor.runtime.messages import (
     ACK_ACK,
     ACK_FAIL,
@@ -54,63 +55,69 @@ class AckerExecutor:
     def drain(self, limit: int) -> int:
         """Apply up to ``limit`` queued messages; notify spouts of trees that completed or
         failed. The lookups and the notification are inlined: this loop runs once per
-        message of every tree."""
+        message of every tree. Messages queued while it runs wait for the next call."""
         inbox = self.inbox
         if not inbox:
             return 0
         busy = BusyTimer(self.wiring.transfer_meter)  # batches flushed by a notice are transfer CPU
-        popleft = inbox.popleft
+        items = take_batch(inbox, limit)
         current = self.current
         previous = self.previous
         sinks = self.wiring.sinks
         sent_control = self.stats.sent_control
-        acked = failed = n = 0
-        while n < limit and inbox:
-            _task, msg = popleft()
-            n += 1
-            kind = msg[0]
-            root = msg[1]
-            e = current.get(root)
-            if e is None:
-                e = previous.get(root)
-            if kind == ACK_ACK:
+        acked = failed = 0
+        item = None
+        try:
+            for item in items:
+                msg = item[1]
+                kind = msg[0]
+                root = msg[1]
+                e = current.get(root)
                 if e is None:
-                    current[root] = [msg[2], _NO_SPOUT, False]
-                    continue
-                e[0] ^= msg[2]
-            elif kind == ACK_INIT:
-                if e is None:
-                    e = current[root] = [msg[2], msg[3], False]
-                else:
+                    e = previous.get(root)
+                if kind == ACK_ACK:
+                    if e is None:
+                        current[root] = [msg[2], _NO_SPOUT, False]
+                        continue
                     e[0] ^= msg[2]
-                    e[1] = msg[3]
-            elif kind == ACK_FAIL:
-                if e is None:
-                    current[root] = [0, _NO_SPOUT, True]
+                elif kind == ACK_INIT:
+                    if e is None:
+                        e = current[root] = [msg[2], msg[3], False]
+                    else:
+                        e[0] ^= msg[2]
+                        e[1] = msg[3]
+                elif kind == ACK_FAIL:
+                    if e is None:
+                        current[root] = [0, _NO_SPOUT, True]
+                        continue
+                    e[2] = True
+                else:
                     continue
-                e[2] = True
-            else:
-                continue
-            spout_task = e[1]
-            if spout_task == _NO_SPOUT:
-                continue
-            if e[2]:
-                if current.pop(root, None) is None:
-                    previous.pop(root, None)
-                failed += 1
-                sent_control[spout_task] += 1
-                sinks[spout_task]((spout_task, (TREE_FAILED, root)))
-            elif e[0] == 0:
-                if current.pop(root, None) is None:
-                    previous.pop(root, None)
-                acked += 1
-                sent_control[spout_task] += 1
-                sinks[spout_task]((spout_task, (TREE_COMPLETE, root)))
-        stats = self.stats
-        stats.acked += acked
-        stats.failed += failed
-        stats.executed += n
-        stats.busy_s += busy.busy_s()
+                spout_task = e[1]
+                if spout_task == _NO_SPOUT:
+                    continue
+                if e[2]:
+                    if current.pop(root, None) is None:
+                        previous.pop(root, None)
+                    failed += 1
+                    sent_control[spout_task] += 1
+                    sinks[spout_task]((spout_task, (TREE_FAILED, root)))
+                elif e[0] == 0:
+                    if current.pop(root, None) is None:
+                        previous.pop(root, None)
+                    acked += 1
+                    sent_control[spout_task] += 1
+                    sinks[spout_task]((spout_task, (TREE_COMPLETE, root)))
+        except BaseException:  # a sink that raised: what was not applied stays queued
+            requeue_rest(inbox, items, item)
+            raise
+        finally:
+            stats = self.stats
+            stats.acked += acked
+            stats.failed += failed
+        n = len(items)
+        self.stats.executed += n
+        self.stats.busy_s += busy.busy_s()
         return n
 
     def next_rotation(self) -> float | None:

@@ -103,6 +103,7 @@ def _shuffle(tasks: list[int], source_task: int) -> Chooser:
 
     # The same choice without the values and without a Python frame: ``Route.pick``.
     shuffle.pick = nxt  # type: ignore[attr-defined]
+    shuffle.fanout = 1  # type: ignore[attr-defined]  # targets per pick: ``Route`` counts emits only
     return shuffle
 
 
@@ -111,6 +112,7 @@ def _constant(targets: list[int]) -> Chooser:
         return targets
 
     constant.pick = itertools.repeat(targets).__next__  # type: ignore[attr-defined]
+    constant.fanout = len(targets)  # type: ignore[attr-defined]
     return constant
 
 
@@ -131,9 +133,28 @@ def _partial_key(idx: list[int], tasks: list[int]) -> Chooser:
 
 
 class Route:
-    """Where one output stream of one source task goes."""
+    """Where one output stream of one source task goes, and how many tuples went there.
 
-    __slots__ = ("component", "stream", "fields", "arity", "choosers", "direct_tasks", "direct", "fast", "pick")
+    ``emitted`` and ``transferred`` are counted by the emit that uses the route (a slot
+    increment is cheaper per emit than the executor's per-stream dict); the executor adds
+    them to its stats and zeroes them with ``take_counts`` at the end of every batch. An emit
+    through ``pick`` counts only ``emitted``: it always reaches ``fanout`` tasks.
+    """
+
+    __slots__ = (
+        "component",
+        "stream",
+        "fields",
+        "arity",
+        "choosers",
+        "direct_tasks",
+        "direct",
+        "fast",
+        "pick",
+        "fanout",
+        "emitted",
+        "transferred",
+    )
 
     def __init__(
         self,
@@ -156,6 +177,15 @@ class Route:
         # When that one chooser ignores the values (shuffle, all, global): a C-level callable
         # with no arguments, one Python call less per emit.
         self.pick: Callable[[], list[int]] | None = getattr(self.fast, "pick", None)
+        self.fanout: int = getattr(self.fast, "fanout", 0) if self.pick is not None else 0
+        self.emitted = 0  # emits since the last take_counts
+        self.transferred = 0  # targets of the emits that did not go through pick, same period
+
+    def take_counts(self) -> tuple[int, int]:
+        """(emitted, transferred) since the last call, and start again from zero."""
+        emitted, transferred = self.emitted, self.transferred + self.emitted * self.fanout
+        self.emitted = self.transferred = 0
+        return emitted, transferred
 
     def targets(self, values: Sequence[Any], direct_task: int | None) -> list[int]:
         if self.direct:

@@ -6,6 +6,7 @@ import os
 import pwd
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,11 @@ from squall.cli import main
 from squall.cli.service import systemd_quote, unit_text
 
 ME = pwd.getpwuid(os.getuid()).pw_name
+
+
+def install(daemon: str, venv: Path, *options: str, user: str = ME) -> int:
+    """``squall service install DAEMON --venv VENV --user USER OPTIONS``'s exit status."""
+    return main(["service", "install", daemon, "--venv", str(venv), "--user", user, *options])
 
 
 @pytest.fixture
@@ -55,27 +61,8 @@ def no_keys_in_env(monkeypatch):
 
 def test_print_writes_nothing_and_shows_the_unit(venv, tmp_path, capsys, keys):
     unit_dir = tmp_path / "units"
-    assert (
-        main(
-            [
-                "service",
-                "install",
-                "nimbus",
-                "--venv",
-                str(venv),
-                "--user",
-                ME,
-                "--unit-dir",
-                str(unit_dir),
-                "--args",
-                "--cluster lab --http-port 0",
-                "--keys",
-                keys.folder,
-                "--print",
-            ]
-        )
-        == 0
-    )
+    options = ["--unit-dir", str(unit_dir), "--args", "--cluster lab --http-port 0", "--keys", keys.folder, "--print"]
+    assert install("nimbus", venv, *options) == 0
     out = capsys.readouterr().out
     assert f"ExecStart={venv}/bin/squall nimbus --cluster lab --http-port 0 --keys {keys.folder}" in out
     assert "Description=Squall Nimbus" in out
@@ -85,9 +72,7 @@ def test_print_writes_nothing_and_shows_the_unit(venv, tmp_path, capsys, keys):
 def test_install_writes_the_unit_with_the_keys_from_the_environment(venv, tmp_path, capsys, keys, monkeypatch):
     monkeypatch.setenv("SQUALL_KEYS", keys.folder)
     unit_dir = tmp_path / "units"
-    assert (
-        main(["service", "install", "supervisor", "--venv", str(venv), "--user", ME, "--unit-dir", str(unit_dir)]) == 0
-    )
+    assert install("supervisor", venv, "--unit-dir", str(unit_dir)) == 0
     unit = unit_dir / "squall-supervisor.service"
     assert f"ExecStart={venv}/bin/squall supervisor --keys {keys.folder}\n" in unit.read_text()
     assert "systemctl enable --now squall-supervisor.service" in capsys.readouterr().out
@@ -99,69 +84,33 @@ def test_install_writes_the_unit_with_the_keys_from_the_environment(venv, tmp_pa
 def test_a_unit_without_keys_is_refused_unless_insecure(venv, tmp_path, capsys):
     """The finding: `squall service install nimbus` wrote a unit with no keys, and nothing warned."""
     unit_dir = tmp_path / "units"
-    assert main(["service", "install", "nimbus", "--venv", str(venv), "--user", ME, "--unit-dir", str(unit_dir)]) == 2
+    assert install("nimbus", venv, "--unit-dir", str(unit_dir)) == 2
     err = capsys.readouterr().err
     assert "without cluster keys" in err and "squall keygen" in err and "--insecure" in err
     assert not unit_dir.exists()
-    assert (
-        main(["service", "install", "nimbus", "--venv", str(venv), "--user", ME, "--args=--insecure", "--print"]) == 0
-    )
+    assert install("nimbus", venv, "--args=--insecure", "--print") == 0
     assert f"ExecStart={venv}/bin/squall nimbus --insecure" in capsys.readouterr().out
 
 
 def test_unloadable_keys_are_refused_naming_the_file(venv, tmp_path, capsys):
-    assert (
-        main(
-            [
-                "service",
-                "install",
-                "supervisor",
-                "--venv",
-                str(venv),
-                "--user",
-                ME,
-                "--keys",
-                str(tmp_path / "nokeys"),
-                "--print",
-            ]
-        )
-        == 2
-    )
+    assert install("supervisor", venv, "--keys", str(tmp_path / "nokeys"), "--print") == 2
     assert str(tmp_path / "nokeys" / "cluster.key_secret") in capsys.readouterr().err
 
 
 def test_a_venv_without_squall_is_refused(tmp_path, capsys):
-    assert (
-        main(
-            [
-                "service",
-                "install",
-                "supervisor",
-                "--venv",
-                str(tmp_path / "nope"),
-                "--user",
-                ME,
-                "--unit-dir",
-                str(tmp_path / "units"),
-            ]
-        )
-        == 2
-    )
+    assert install("supervisor", tmp_path / "nope", "--unit-dir", str(tmp_path / "units")) == 2
     err = capsys.readouterr().err
     assert "no virtual environment with Squall" in err and "python3 -m venv" in err
     assert not (tmp_path / "units").exists()
 
 
 def test_an_unknown_user_is_refused(venv, capsys):
-    assert main(["service", "install", "supervisor", "--venv", str(venv), "--user", "no-such-user-x9", "--print"]) == 2
+    assert install("supervisor", venv, "--print", user="no-such-user-x9") == 2
     assert "no user 'no-such-user-x9'" in capsys.readouterr().err
 
 
 def test_unbalanced_quotes_in_args_are_refused(venv, capsys):
-    assert (
-        main(["service", "install", "supervisor", "--venv", str(venv), "--user", ME, "--args", '--id "x', "--print"])
-        == 2
-    )
+    assert install("supervisor", venv, "--args", '--id "x', "--print") == 2
     assert "--args" in capsys.readouterr().err
 
 

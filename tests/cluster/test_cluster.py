@@ -7,27 +7,20 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import psutil
 import pytest
 
 from squall.client import NimbusError
+from squall.daemon_start import supervisor_argv
 from squall.experiments.reference import chain_topology
-from tests.helpers import REPO, WORDCOUNT, eventually
+from tests.helpers import REPO, WORDCOUNT, daemon, eventually, run_squall
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
 def squall(*args: str, timeout: float = 30.0, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "squall", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-    )
+    return run_squall(*args, timeout_s=timeout, env={**os.environ, **(env or {})})
 
 
 def running_assignment(cluster, name: str, nodes: int):
@@ -169,35 +162,10 @@ def test_a_second_supervisor_with_a_live_id_is_refused(cluster):
 
     ports = free_port_range(1)
     log = cluster.data_dir / "dup-node.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "squall",
-                "supervisor",
-                "--nimbus",
-                cluster.nimbus_address,
-                "--id",
-                "node-1",
-                "--slots",
-                "1",
-                "--ports",
-                f"{ports[0]}-{ports[0]}",
-                "--data-dir",
-                str(cluster.data_dir / "dup-node"),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    try:
+    with daemon(supervisor_argv(cluster.nimbus_address, "node-1", 1, cluster.data_dir / "dup-node", ports), log):
         # However long the start-up takes on a loaded machine: wait for the refusal itself.
         eventually(
             lambda: "refused registration" in log.read_text(), timeout_s=60, what="Nimbus refusing the second node-1"
         )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
     refusals = [line for line in log.read_text().splitlines() if "refused registration" in line]
     assert refusals and all("'node-1' is already registered" in line for line in refusals), refusals

@@ -4,11 +4,10 @@ interrupted full run still yields. No cluster."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from squall.experiments.suites import write_csv
+from tests.helpers import run_squall
 
 
 def rows(latency: dict[str, list[float]], stages: int = 3) -> list[dict]:
@@ -34,20 +33,20 @@ def rows(latency: dict[str, list[float]], stages: int = 3) -> list[dict]:
     return out
 
 
+def stages_report(out: Path) -> str:
+    """The summary ``squall experiment stages --report-only`` writes from the CSV in ``out``."""
+    proc = run_squall("experiment", "stages", "--report-only", "--out", str(out), timeout_s=120)
+    assert proc.returncode == 0, proc.stderr
+    return (out / "stages-summary.md").read_text()
+
+
 def test_report_only_writes_the_ratio_with_its_interval_and_the_plots(tmp_path: Path) -> None:
     write_csv(
         tmp_path / "stages.csv",
         rows({"round_robin": [10.0, 12.0, 8.0], "online": [5.0, 6.0, 4.0], "latency": [2.0, 2.0, 2.0]}),
     )
     (tmp_path / "stages-setup.md").write_text("Cluster: four emulated boards\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "squall", "experiment", "stages", "--report-only", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    summary = (tmp_path / "stages-summary.md").read_text()
+    summary = stages_report(tmp_path)
     assert "Cluster: four emulated boards" in summary and "3 repetition(s)" in summary  # as many as ran
     assert "| 2 | 3 | round_robin | 10.0 ± 2.0 |" in summary
     online = next(line for line in summary.splitlines() if line.startswith("| 2 | 3 | online | 0.50 ["))
@@ -58,23 +57,11 @@ def test_report_only_writes_the_ratio_with_its_interval_and_the_plots(tmp_path: 
 
 
 def test_report_only_without_a_csv_exits_2_naming_it(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "squall", "experiment", "payload", "--report-only", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_squall("experiment", "payload", "--report-only", "--out", str(tmp_path))
     assert proc.returncode == 2 and "payload.csv has no rows" in proc.stderr
 
 
 def test_an_interrupted_run_reports_the_repetitions_it_has(tmp_path: Path) -> None:
     write_csv(tmp_path / "stages.csv", rows({"round_robin": [10.0, 12.0], "online": [5.0, 6.0]}))
-    proc = subprocess.run(
-        [sys.executable, "-m", "squall", "experiment", "stages", "--report-only", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    summary = (tmp_path / "stages-summary.md").read_text()
+    summary = stages_report(tmp_path)
     assert "2 repetition(s) per point" in summary and "(cluster: not recorded)" in summary

@@ -15,7 +15,7 @@ import pytest
 
 from squall.experiments import netns
 from squall.experiments.boards import parse_boards
-from squall.experiments.testbed import Testbed, read_state, state_dir, teardown
+from squall.experiments.testbed import Testbed, TestbedError, read_state, state_dir, teardown
 from squall.localcluster import free_port
 from tests.experiments.testbed_helpers import PREFIX, SUBNET
 
@@ -112,3 +112,40 @@ def test_down_after_a_crash_finds_leftovers_by_prefix(clean_prefix: str, tmp_pat
         timeout=60,
     )
     assert second.returncode == 0 and "nothing to remove" in second.stdout
+
+
+def test_a_running_testbed_is_refused_to_any_other_process_s_teardown(clean_prefix: str) -> None:
+    """The cause of "Nimbus stopped answering" (docs/experiments.md): while every test run used
+    one prefix, each testbed test began with a teardown of it, which stopped another run's
+    Nimbus in the middle of an experiment and deleted its logs with the state folder (the
+    experiment then said "its process is gone" and had no logs to keep). Now a teardown from
+    any process but the owner is refused, and the owner's Nimbus keeps answering."""
+    with Testbed(BOARDS, prefix=clean_prefix, subnet=SUBNET, port=free_port()) as tb:
+        down = subprocess.run(
+            [sys.executable, "-m", "squall", "testbed", "down", "--prefix", clean_prefix],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert down.returncode == 1 and f"pid {os.getpid()}" in down.stderr and "--force" in down.stderr
+        fixture_of_another_run = subprocess.run(
+            [sys.executable, "-c", f"from squall.experiments.testbed import teardown; teardown({clean_prefix!r})"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert fixture_of_another_run.returncode == 1 and "TestbedInUse" in fixture_of_another_run.stderr
+        assert tb.nimbus_alive() and tb.nimbus_exit() == ""
+        assert (tb.dir / "nimbus.log").is_file()
+        with tb.client() as c:
+            assert {s["id"] for s in c.cluster()["supervisors"] if s["alive"]} == {"pi4-a", "pi3-a"}
+    nothing_left(clean_prefix)  # its owner's own close still removes everything
+
+
+def test_a_subnet_already_on_an_interface_is_refused_before_anything_is_made(clean_prefix: str) -> None:
+    """Before, the demo and every test run shared 10.232.0: two bridges on one /24, and the
+    host routed one testbed's packets into the other."""
+    tb = Testbed(BOARDS, prefix=clean_prefix, subnet="127.0.0", port=free_port())
+    with pytest.raises(TestbedError, match=r"subnet 127\.0\.0\.0/24 is already in use here \(lo 127\.0\.0\.1/8"):
+        tb.up()
+    nothing_left(clean_prefix)

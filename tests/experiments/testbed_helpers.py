@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from squall.experiments import netns
-from squall.experiments.testbed import state_dir, teardown
+from squall.experiments.testbed import TestbedInUse, state_dir, teardown
 
 RUN_MARK = "sqr"
 PID_DIGITS = 5  # base 36: up to 60,466,175, above Linux's largest pid_max (4,194,304)
@@ -87,9 +87,14 @@ def sweep_dead_runs() -> list[str]:
         for name in names
         if (pid := owner_pid(name)) is not None and not _is_pytest(pid)
     }
+    removed = []
     for prefix in sorted(dead):
-        teardown(prefix)
-    return sorted(dead)
+        try:
+            teardown(prefix)
+        except TestbedInUse:  # a process the dead run started still runs it: its exit tears it down
+            continue
+        removed.append(prefix)
+    return removed
 
 
 PREFIX = os.environ.get("SQUALL_TEST_PREFIX") or run_prefix(os.getpid())

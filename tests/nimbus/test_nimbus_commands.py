@@ -90,14 +90,14 @@ def test_event_ids_are_given_by_the_state_and_continue_after_a_restart(tmp_path)
     register(st, "n1", [6700, 6701], 0.0)
     st.handle(CLI, submit_msg(rec_name), 0.0)
     rec = st.topologies[rec_name]
-    first = st._record(rec, 1.0, "periodic", "declined", "a test event", None)
+    first = st.live.record(rec, 1.0, "periodic", "declined", "a test event", None)
     (add,) = [c for c in st._flush() if isinstance(c, AddEvent)]
     assert add.event_id == first
     st.carry_out([add])
     assert [e["id"] for e in store.events(rec_name)] == [first]
     store.close()
     again = new_state(Store.open(tmp_path / "d"))
-    second = again._record(again.topologies[rec_name], 2.0, "periodic", "declined", "another", None)
+    second = again.live.record(again.topologies[rec_name], 2.0, "periodic", "declined", "another", None)
     assert second == first + 1
     again.store.close()
 

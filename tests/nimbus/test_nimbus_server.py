@@ -2,52 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import msgpack
 import pytest
 import zmq
 
 from squall import messages as M
+from squall.daemon_start import nimbus_argv, spawn_logged
 from squall.localcluster import free_port
 from squall.wire import MAX_FRAME_BYTES, PROTOCOL_VERSION, decode, encode
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
 def nimbus(tmp_path):
     port, http_port = free_port(), free_port()
-    log = open(tmp_path / "nimbus.log", "wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "squall",
-            "nimbus",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--http-port",
-            str(http_port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-        env={**os.environ},
-    )
-    log.close()
+    proc = spawn_logged(nimbus_argv("127.0.0.1", port, tmp_path / "data", http_port), tmp_path / "nimbus.log")
     try:
         yield proc, port, http_port, tmp_path / "nimbus.log"
     finally:
@@ -133,25 +107,7 @@ def test_state_survives_a_restart(nimbus, ctx, tmp_path):
     assert r.ok and r.data["status"] == "WAITING"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
-    again = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "squall",
-            "nimbus",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--http-port",
-            "0",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=REPO,
-    )
+    again = spawn_logged(nimbus_argv("127.0.0.1", port, tmp_path / "data"), tmp_path / "nimbus-again.log")
     try:
         s2 = dealer(ctx, port)
         deadline = time.monotonic() + 15

@@ -346,6 +346,25 @@ def test_a_silent_supervisor_is_declared_dead_and_its_workers_move_to_the_living
     assert "register again" in heartbeat(st, "n3", 6.0)[0].msg.reason
 
 
+def test_a_backlog_in_nimbus_own_socket_is_not_silence_of_the_boards():
+    """A tick that finds messages still unread judges silence at the time everything sent
+    had been read (``heard_until``), so heartbeats waiting in the socket kill no board; the
+    same silence judged at ``now`` does."""
+    from squall.nimbus.events import Tick
+
+    st = cluster(nodes=2)
+    submit(st, "chain", 0.0, workers=2)
+    heartbeat_running(st, "n1", 1.0)
+    heartbeat_running(st, "n2", 1.0)
+    # The loop fell behind at 2.0: at 10.0 it has not yet read the heartbeats sent since.
+    assert st.apply(Tick(10.0, heard_until=2.0)) == []
+    assert st.live_nodes(10.0) == {"n1", "n2"} and st.counters["ticks_behind_backlog"] == 1
+    assert not any(s.dead for s in st.supervisors.values())
+    # Caught up: the same boards, still silent, are dead now.
+    st.apply(Tick(10.5))
+    assert all(s.dead for s in st.supervisors.values()) and st.live_nodes(10.5) == set()
+
+
 def test_restart_reloads_topologies_and_pushes_the_same_assignment(tmp_path):
     db = tmp_path / "nimbus.db"
     st = new_state(Store(db))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from squall.nimbus.commands import DeleteTopology, SaveSupervisor, SaveTopology
 from squall.nimbus.records import Slot, SupervisorRecord, TopologyRecord
 from squall.nimbus.store import Store
 from squall.topology.spec import TopologySpec
+from tests.helpers import modules_loaded
 from tests.nimbus.nimbus_helpers import chain_spec
 
 
@@ -30,9 +32,8 @@ def test_topologies_supervisors_and_bundles_round_trip(tmp_path):
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     digest = store.put_bundle(b"code")
     assert store.put_bundle(b"code") == digest and store.get_bundle(digest) == b"code"
-    store.save_topology(record("a", digest))
-    store.save_topology(record("b", digest))
-    store.save_supervisor(SupervisorRecord("n1", "h", [6700, 6701], 2e9, version=7, last_seen=5.0))
+    sup = SupervisorRecord("n1", "h", [6700, 6701], 2e9, version=7, last_seen=5.0)
+    store.carry_out([SaveTopology(record("a", digest)), SaveTopology(record("b", digest)), SaveSupervisor(sup)])
     store.close()
 
     again = Store.open(tmp_path / "data")
@@ -41,22 +42,14 @@ def test_topologies_supervisors_and_bundles_round_trip(tmp_path):
     assert loaded["a"].spec == record("a", digest).spec
     (sup,) = again.load_supervisors()
     assert (sup.id, sup.ports, sup.version, sup.last_seen) == ("n1", [6700, 6701], 7, None)
-    again.delete_topology("a")
+    again.carry_out([DeleteTopology("a")])
     again.drop_bundle(digest)
     assert again.get_bundle(digest) == b"code"  # b still uses it
-    again.delete_topology("b")
+    again.carry_out([DeleteTopology("b")])
     again.drop_bundle(digest)
     assert again.get_bundle(digest) is None
     assert again.load_topologies() == []
 
 
 def test_the_decisions_import_neither_zmq_nor_prometheus():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, squall.nimbus.state, squall.nimbus.store; "
-        "print(sorted(m for m in ('zmq', 'prometheus_client') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert modules_loaded("import squall.nimbus.state, squall.nimbus.store", ["zmq", "prometheus_client"]) == []

@@ -5,7 +5,8 @@ bundles fsynced, checked on read, leftovers cleaned.
 Findings reproduced: a corrupt ``nimbus.db``, a read-only data dir, another schema and one
 bad row each stopped Nimbus with a raw traceback; on a full disk a kill answered an error
 while memory moved the topology to KILLING (it came back after a restart); two Nimbuses
-opened one data dir; killed writes left ``.tmp`` files forever; a damaged bundle was served.
+opened one data dir; bundles were written without fsync; killed writes left ``.tmp`` files
+forever; a damaged bundle was served.
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ def a_store_with_one_topology(data_dir: Path) -> None:
     st.store.close()
 
 
+def run_nimbus_after(data: Path, sql: str) -> subprocess.CompletedProcess:
+    """``run_nimbus`` on ``data`` once ``sql`` has changed its database behind the store's back."""
+    db = sqlite3.connect(data / DB_NAME)
+    db.execute(sql)
+    db.commit()
+    db.close()
+    return run_nimbus(data)
+
+
 def test_a_corrupt_database_is_exit_2_naming_the_file_and_the_fix(tmp_path):
     data = tmp_path / "d"
     data.mkdir()
@@ -59,11 +69,7 @@ def test_a_corrupt_database_is_exit_2_naming_the_file_and_the_fix(tmp_path):
 def test_another_schema_is_exit_2(tmp_path):
     data = tmp_path / "d"
     data.mkdir()
-    db = sqlite3.connect(data / DB_NAME)
-    db.execute("CREATE TABLE supervisors (id TEXT PRIMARY KEY, colour TEXT)")
-    db.commit()
-    db.close()
-    done = run_nimbus(data)
+    done = run_nimbus_after(data, "CREATE TABLE supervisors (id TEXT PRIMARY KEY, colour TEXT)")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "table supervisors lacks column" in done.stderr and str(data / DB_NAME) in done.stderr
 
@@ -71,21 +77,14 @@ def test_another_schema_is_exit_2(tmp_path):
 def test_a_newer_schema_is_exit_2(tmp_path):
     data = tmp_path / "d"
     Store.open(data).close()
-    db = sqlite3.connect(data / DB_NAME)
-    db.execute("PRAGMA user_version = 99")
-    db.close()
-    done = run_nimbus(data)
+    done = run_nimbus_after(data, "PRAGMA user_version = 99")
     assert done.returncode == 2 and "newer Squall" in done.stderr, done.stderr
 
 
 def test_one_bad_row_is_exit_2_naming_the_row(tmp_path):
     data = tmp_path / "d"
     a_store_with_one_topology(data)
-    db = sqlite3.connect(data / DB_NAME)
-    db.execute("UPDATE topologies SET spec = '{not json' WHERE name = 't'")
-    db.commit()
-    db.close()
-    done = run_nimbus(data)
+    done = run_nimbus_after(data, "UPDATE topologies SET spec = '{not json' WHERE name = 't'")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "row 't' of table topologies" in done.stderr and "DELETE FROM topologies WHERE name = 't'" in done.stderr
 
@@ -184,6 +183,34 @@ def test_bundles_are_checked_on_read_and_leftovers_removed(tmp_path):
     store.close()
     Store.open(tmp_path / "d").close()
     assert [p.name for p in blobs.iterdir()] == [digest]
+
+
+def test_a_bundle_is_on_disk_before_its_name_points_at_it(tmp_path, monkeypatch):
+    """The finding: bundles were written without fsync, so a power cut (a board's usual way to
+    stop) could leave a stored name over empty or partial content. Now: the content is
+    fsynced, then renamed into place, then the folder is fsynced (the rename is durable)."""
+    store = Store.open(tmp_path / "d")
+    blobs = tmp_path / "d" / "blobs"
+    steps: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        steps.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        steps.append(("rename", Path(dst).name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    digest = store.put_bundle(b"the topology's code")
+    store.close()
+    kinds = [kind for kind, _ in steps]
+    assert kinds == ["fsync", "rename", "fsync"], steps
+    assert Path(steps[0][1]).name.endswith(".tmp") and steps[1][1] == digest
+    assert Path(steps[2][1]) == blobs.resolve()
+    assert (blobs / digest).read_bytes() == b"the topology's code"
 
 
 def test_the_loops_commits_leave_checkpoints_to_their_own_thread(tmp_path, monkeypatch):

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from squall import security
+from squall.daemon_start import supervisor_argv
 from squall.localcluster import LocalCluster, free_port, free_port_range
-from tests.helpers import REPO, WORDCOUNT, eventually, post_status
+from tests.helpers import REPO, WORDCOUNT, daemon, eventually, post_status, run_squall
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -35,14 +36,7 @@ def cluster(tmp_path_factory, keys):
 
 
 def squall(*args: str, timeout: float = 60.0, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "squall", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-        env={**ENV, **(env or {})},
-    )
+    return run_squall(*args, timeout_s=timeout, env={**ENV, **(env or {})})
 
 
 def test_with_keys_wordcount_runs_end_to_end(cluster, keys):
@@ -87,32 +81,10 @@ def test_a_client_without_the_cluster_key_cannot_list_or_submit(cluster, tmp_pat
 def test_a_supervisor_without_the_cluster_key_never_registers(cluster, tmp_path):
     ports, metrics_port = free_port_range(1), free_port()
     log = tmp_path / "intruder.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "squall",
-                "supervisor",
-                "--nimbus",
-                cluster.nimbus_address,
-                "--id",
-                "intruder",
-                "--slots",
-                "1",
-                "--ports",
-                f"{ports[0]}-{ports[0]}",
-                "--data-dir",
-                str(tmp_path / "intruder"),
-                "--metrics-port",
-                str(metrics_port),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=ENV,
-        )
+    extra = ["--metrics-port", str(metrics_port)]
+    argv = supervisor_argv(cluster.nimbus_address, "intruder", 1, tmp_path / "intruder", ports, extra)
 
-    def registrations_sent() -> float:
+    def registrations_sent(proc: subprocess.Popen) -> float:
         assert proc.poll() is None, log.read_text()
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
@@ -122,16 +94,13 @@ def test_a_supervisor_without_the_cluster_key_never_registers(cluster, tmp_path)
         found = re.search(r'squall_supervisor_registrations_sent_total\{supervisor="intruder"\} ([0-9.e+]+)', text)
         return float(found.group(1)) if found else 0.0
 
-    try:
+    with daemon(argv, log, ENV) as proc:
         # It has tried five times, a heartbeat period apart (a member registers at its first).
-        eventually(lambda: registrations_sent() >= 5, timeout_s=60, what="five registration attempts")
+        eventually(lambda: registrations_sent(proc) >= 5, timeout_s=60, what="five registration attempts")
         with cluster.client() as c:
             ids = {s["id"] for s in c.cluster()["supervisors"]}
         assert proc.poll() is None, log.read_text()
         assert "intruder" not in ids and set(cluster.node_ids) <= ids
-    finally:
-        proc.terminate()
-        proc.wait(15)
 
 
 def post(cluster, path: str, key: str | None) -> int:

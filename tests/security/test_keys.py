@@ -201,8 +201,8 @@ def responder():
 
 def test_a_keyed_nimbus_signs_its_reply_with_the_cluster_secret(responder, keys):
     r = responder(keys.secret)
-    found = D.find_nimbus("lab", r.port, timeout_s=3, key=keys.secret, targets=["127.0.0.1"], round_s=0.5)
-    assert found is not None and found.address == "127.0.0.1:7001"
+    found = D.find_nimbuses("lab", r.port, timeout_s=3, key=keys.secret, targets=["127.0.0.1"], round_s=0.5)
+    assert [f.address for f in found] == ["127.0.0.1:7001"]
     reply = D.parse(r.answer(D.make_request("lab", "n1", keys.secret)), "nimbus")
     assert keys.verify(D.canonical(reply), reply["mac"])  # the MAC is keys.sign() of the reply
 

@@ -6,10 +6,8 @@ anyone on the LAN; a rogue discovery reply was accepted over the operator's addr
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
-import sys
 import time
 import urllib.error
 from pathlib import Path
@@ -17,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from squall.cli import main
+from squall.daemon_start import nimbus_argv
 from squall.localcluster import free_port
-from tests.helpers import post_status
+from tests.helpers import daemon, post_status
 
 pytestmark = pytest.mark.timeout(60)
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -89,26 +86,7 @@ def wait_for_line(path: Path, text: str, proc: subprocess.Popen, timeout_s: floa
 def test_nimbus_without_keys_binds_loopback_and_guards_posts_with_a_token_file(tmp_path):
     port, http_port = free_port(), free_port()
     log = tmp_path / "nimbus.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "squall",
-                "nimbus",
-                "--port",
-                str(port),
-                "--http-port",
-                str(http_port),
-                "--data-dir",
-                str(tmp_path / "d"),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            env={**os.environ},
-        )
-    try:
+    with daemon(nimbus_argv(None, port, tmp_path / "d", http_port), log) as proc:
         text = wait_for_line(log, "nimbus listening on", proc)
         assert f"nimbus listening on tcp://127.0.0.1:{port}" in text
         token_file = tmp_path / "d" / "http-token"
@@ -130,39 +108,12 @@ def test_nimbus_without_keys_binds_loopback_and_guards_posts_with_a_token_file(t
         assert status == 401
         assert post("wrong") == 403
         assert post(token) == 404  # accepted, and the loop answered: no such topology
-    finally:
-        proc.terminate()
-        proc.wait(15)
 
 
 def test_nimbus_insecure_binds_every_address_and_warns(tmp_path):
     port = free_port()
     log = tmp_path / "nimbus.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "squall",
-                "nimbus",
-                "--port",
-                str(port),
-                "--http-port",
-                "0",
-                "--no-discovery",
-                "--insecure",
-                "--data-dir",
-                str(tmp_path / "d"),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            env={**os.environ},
-        )
-    try:
+    with daemon(nimbus_argv(None, port, tmp_path / "d", extra=["--no-discovery", "--insecure"]), log) as proc:
         text = wait_for_line(log, "nimbus listening on", proc)
         assert f"nimbus listening on tcp://0.0.0.0:{port}" in text
         assert "--insecure: listening on 0.0.0.0 without keys" in text
-    finally:
-        proc.terminate()
-        proc.wait(15)

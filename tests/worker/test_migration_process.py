@@ -7,6 +7,8 @@ were. Every process started here is killed by the fixture."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,6 +140,24 @@ def migrate(c: Cluster, executor: int, src: int, dst: int, drain: bool) -> bytes
     return state
 
 
+# A data-plane item (task, stream, source task, values, anchors) for counter 0, keyed "k7".
+K7_TO_COUNTER_0 = [COUNTER_TASK_0, "default", SPOUT_TASK, ["k7"], None]
+
+
+@contextmanager
+def pushed(port: int, *items: list) -> Iterator[None]:
+    """Send one data frame of ``items`` to the worker listening on ``port``; the socket stays
+    open for the block (closing it at once, with LINGER 0, could drop the frame unsent)."""
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    try:
+        push.send(msgpack.packb([FRAME_VERSION, list(items)]))
+        yield
+    finally:
+        push.close(0)
+
+
 def expected_counts(limit: int, keys: int = 50) -> dict[str, int]:
     counts: dict[str, int] = {}
     for seq in range(limit):
@@ -189,15 +209,8 @@ def test_an_item_for_a_task_that_moved_away_is_forwarded_to_its_new_owner(env):
     # A runs counter 0 and the sink; B runs only counter 1: counter 0's task is not B's.
     c = start(env, [[0, 3], [1, 2]], {"app.limit": 0})
     a, b = list(c.executors)
-    ctx = zmq.Context.instance()
-    push = ctx.socket(zmq.PUSH)
-    push.setsockopt(zmq.LINGER, 0)
-    push.connect(f"tcp://127.0.0.1:{b}")
-    try:
-        push.send(msgpack.packb([FRAME_VERSION, [[COUNTER_TASK_0, "default", SPOUT_TASK, ["k7"], None]]]))
+    with pushed(b, K7_TO_COUNTER_0):
         c.sup.wait_for(lambda: by_executor(c.beat(a))[0].executed == 1, 10, f"the forwarded tuple at A\n{c.logs()}")
-    finally:
-        push.close(0)
     c.sup.wait_for(lambda: by_executor(c.beat(a))[3].executed == 1, 10, "the counter's output at the sink")
     # B's heartbeat that reports the hand-over may come up to a heartbeat period later.
     c.sup.wait_for(lambda: c.beat(b).metrics.received_remote == 1, 10, "B's report of the hand-over")
@@ -237,14 +250,7 @@ def test_a_new_worker_takes_over_an_executor_with_its_state_from_the_launch(env)
     sup.wait_for(lambda: sup.last(port) is not None, 20, "the new worker's heartbeat")
     c.executors[port] = [0]
     c.send(c.placement, paused=False, executors=dict(c.executors))
-    ctx = zmq.Context.instance()
-    push = ctx.socket(zmq.PUSH)
-    push.setsockopt(zmq.LINGER, 0)
-    push.connect(f"tcp://127.0.0.1:{port}")
-    try:
-        push.send(msgpack.packb([FRAME_VERSION, [[COUNTER_TASK_0, "default", SPOUT_TASK, ["k7"], None]]]))
+    with pushed(port, K7_TO_COUNTER_0):
         c.sup.wait_for(lambda: by_executor(c.beat(a))[3].executed == 1, 10, f"the count at the sink\n{c.logs()}")
-    finally:
-        push.close(0)
     tally = json.loads((tmp / "tally.json").read_text())
     assert tally["last"] == {"k7": 42}, "the count went on from the restored state"

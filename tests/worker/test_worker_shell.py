@@ -4,8 +4,6 @@ heartbeats) is read back from the fake."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 
 import msgpack
@@ -15,6 +13,7 @@ from squall import wire
 from squall.messages import WorkerAssignment, WorkerHeartbeat, WorkerLaunch, WorkerUpdate
 from squall.supervisor.runtime.layout import FRAME_VERSION, decode_frame
 from squall.supervisor.worker import Worker
+from tests.helpers import modules_loaded
 from tests.worker.worker_helpers import APPS, user_module
 
 Chain = user_module("chain_app").Chain
@@ -188,9 +187,4 @@ def test_bad_control_frames_are_counted_in_the_next_heartbeat(worker):
 
 
 def test_the_worker_runtime_loads_no_zeromq_and_no_networkx():
-    code = (
-        "import sys, squall.supervisor.worker, squall.supervisor.worker_plan; "
-        "print(sorted(m for m in ('zmq', 'networkx') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert modules_loaded("import squall.supervisor.worker, squall.supervisor.worker_plan", ["zmq", "networkx"]) == []
