@@ -77,6 +77,9 @@ class NimbusClient:
         self.address = address
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
+        # A DEALER with no connection to queue on (a refused handshake drops it) blocks a send
+        # for ever: bounded by the same timeout as the answer.
+        self._sock.setsockopt(zmq.SNDTIMEO, max(1, int(self.timeout_s * 1000)))
         self._sock.setsockopt(zmq.MAXMSGSIZE, limit_of("Reply").frame_bytes)  # a reply is the most it expects
         secure_client(self._sock, self.keys)
         # Handshake events only, to tell "refused our keys" from "not there" on a timeout. The
@@ -174,8 +177,11 @@ class NimbusClient:
     def _ask(self, make_request: Any, fields: dict[str, Any]) -> m.Reply | m.NotLeader | None:
         """One request to the current address: its Reply or NotLeader, None after the timeout."""
         rid = next(self._rids)
-        self._sock.send(encode(make_request(rid=rid, **fields)))
         deadline = time.monotonic() + self.timeout_s
+        try:
+            self._sock.send(encode(make_request(rid=rid, **fields)))
+        except zmq.Again:  # nothing to queue on within the timeout: as unanswered
+            return None
         while (left := deadline - time.monotonic()) > 0:
             if not self._sock.poll(max(1, int(left * 1000))):
                 return None
