@@ -32,8 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.worker's helpers
 
 from squall.experiments.reference import chain_topology  # noqa: E402
-from squall.localcluster import free_port  # noqa: E402
 from squall.messages import WorkerUpdate  # noqa: E402
+from squall.ports import free_port  # noqa: E402
 from tests.worker.worker_helpers import FakeSupervisor, Processes, by_executor, write_launch  # noqa: E402
 
 SPOUT = 0  # the chain's executor ids: spout 0, stage1 1, stage2 2, acker 3

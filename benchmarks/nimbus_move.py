@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from squall import ledger_topology as lt
-from squall.localcluster import LocalCluster, free_port
+from squall.localcluster import LocalCluster
+from squall.ports import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recovery_times import placed, run_and_print, wait  # noqa: E402  (the same waits, reads and table)

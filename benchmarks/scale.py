@@ -322,7 +322,7 @@ def run_scale(
 
     from squall.client import NimbusClient, NimbusUnreachable
     from squall.daemon_start import nimbus_argv, spawn_logged
-    from squall.localcluster import free_port
+    from squall.ports import free_port
 
     fig = Figures(boards, executors)
     port = free_port()

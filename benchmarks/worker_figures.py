@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.worker's helpers
 
-from squall.localcluster import free_port  # noqa: E402
+from squall.ports import free_port  # noqa: E402
 from squall.supervisor.runtime.stats import percentile  # noqa: E402
 from tests.worker.worker_helpers import FakeSupervisor, Processes, by_executor, make_bundle, user_module, write_launch  # noqa: E402
 

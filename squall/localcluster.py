@@ -32,11 +32,9 @@ from __future__ import annotations
 
 import atexit
 import os
-import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -55,35 +53,9 @@ from squall.daemon_start import (
     wait_registered,
 )
 from squall.nimbus.http_inbox import KEY_ENV as HTTP_KEY_ENV
+from squall.ports import free_port, free_port_range
 from squall.security import KEYS_ENV
 from squall.security import load as load_keys
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_range(count: int, attempts: int = 200) -> list[int]:
-    """``count`` consecutive ports that are free now (checked by binding each)."""
-    rng = random.Random()
-    for _ in range(attempts):
-        base = rng.randrange(20000, 60000 - count)
-        ports = list(range(base, base + count))
-        socks = []
-        try:
-            for p in ports:
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return ports
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no {count} consecutive free ports found")
 
 
 class LocalCluster(Cluster):

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from squall.experiments.boards import BoardFileError, default_boards, load_boards
     from squall.experiments.runner import FULL, QUICK, Runner
     from squall.experiments.testbed import TestbedError, open_cluster
-    from squall.localcluster import free_port
+    from squall.ports import free_port
 
     if args.reps is not None and args.reps < 1:
         raise UsageError("--reps must be >= 1")

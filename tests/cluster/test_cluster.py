@@ -150,7 +150,7 @@ def test_a_topology_with_a_cycle_is_submitted_with_a_warning(cluster, tmp_path):
 
 
 def test_unreachable_nimbus_is_reported_quickly():
-    from squall.localcluster import free_port
+    from squall.ports import free_port
 
     result = squall("list", "--nimbus", f"127.0.0.1:{free_port()}", "--timeout", "1", timeout=15)
     assert result.returncode == 1
@@ -158,7 +158,7 @@ def test_unreachable_nimbus_is_reported_quickly():
 
 
 def test_a_second_supervisor_with_a_live_id_is_refused(cluster):
-    from squall.localcluster import free_port_range
+    from squall.ports import free_port_range
 
     ports = free_port_range(1)
     log = cluster.data_dir / "dup-node.log"
@@ -169,3 +169,14 @@ def test_a_second_supervisor_with_a_live_id_is_refused(cluster):
         )
     refusals = [line for line in log.read_text().splitlines() if "refused registration" in line]
     assert refusals and all("'node-1' is already registered" in line for line in refusals), refusals
+
+
+def test_free_ports_are_never_ephemeral_and_never_handed_out_twice():
+    """A daemon's port must not be one the kernel may give an outgoing connection before the
+    daemon binds it (that race failed a CI run with "Address already in use")."""
+    from squall.ports import ephemeral_range, free_port, free_port_range
+
+    low, high = ephemeral_range()
+    picked = [free_port() for _ in range(200)] + free_port_range(4)
+    assert not [p for p in picked if low <= p <= high]
+    assert len(set(picked)) == len(picked)

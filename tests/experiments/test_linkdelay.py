@@ -15,7 +15,7 @@ from squall.experiments import netns
 from squall.experiments.boards import BoardFileError, parse_boards
 from squall.experiments.linkdelay import DelayLine, LinkDelay, format_links, parse_links
 from squall.experiments.testbed import Testbed, read_state
-from squall.localcluster import free_port
+from squall.ports import free_port
 from tests.experiments.testbed_helpers import SUBNET
 
 

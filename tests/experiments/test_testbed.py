@@ -16,7 +16,7 @@ import pytest
 from squall.experiments import netns
 from squall.experiments.boards import parse_boards
 from squall.experiments.testbed import Testbed, TestbedError, read_state, state_dir, teardown
-from squall.localcluster import free_port
+from squall.ports import free_port
 from tests.experiments.testbed_helpers import PREFIX, SUBNET
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,8 @@ import time
 import pytest
 
 from squall import ledger_topology as lt
-from squall.localcluster import LocalCluster, free_port
+from squall.localcluster import LocalCluster
+from squall.ports import free_port
 from tests.faults.fault_helpers import assert_nothing_lost, drain, eventually, running, start_chain
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

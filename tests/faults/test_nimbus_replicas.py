@@ -221,7 +221,7 @@ def test_single_mode_imports_no_raft_library():
     """A single Nimbus (no --peers) never imports pysyncobj, so it starts no Raft thread."""
     code = (
         "import sys, threading\n"
-        "from squall.localcluster import free_port\n"
+        "from squall.ports import free_port\n"
         "from squall.nimbus.server import NimbusServer\n"
         "from squall.nimbus.state import NimbusState\n"
         "from squall.nimbus.store import Store\n"

@@ -11,11 +11,11 @@ import pytest
 import zmq
 
 from squall import messages as M
-from squall.localcluster import free_port
 from squall.nimbus.events import Event, Tick
 from squall.nimbus.server import NimbusServer
 from squall.nimbus.state import NimbusState
 from squall.nimbus.store import Store
+from squall.ports import free_port
 from squall.wire import decode, encode
 from tests.helpers import eventually
 

@@ -12,7 +12,7 @@ import zmq
 
 from squall import messages as m
 from squall.client import NimbusClient, NimbusUnreachable, nimbus_addresses
-from squall.localcluster import free_port
+from squall.ports import free_port
 from squall.wire import decode, encode
 
 pytestmark = pytest.mark.timeout(30)

@@ -12,7 +12,7 @@ import zmq
 
 from squall import messages as M
 from squall.daemon_start import nimbus_argv, spawn_logged
-from squall.localcluster import free_port
+from squall.ports import free_port
 from squall.wire import MAX_FRAME_BYTES, PROTOCOL_VERSION, decode, encode
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

@@ -18,11 +18,11 @@ import zmq
 
 from squall import messages as M
 from squall.experiments.reference import chain_topology
-from squall.localcluster import free_port
 from squall.nimbus.events import Event
 from squall.nimbus.server import NimbusServer
 from squall.nimbus.state import NimbusState
 from squall.nimbus.store import Store
+from squall.ports import free_port
 from squall.wire import decode, encode
 from tests.ui.ui_helpers import call
 

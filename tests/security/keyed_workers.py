@@ -10,7 +10,7 @@ from typing import Any
 import zmq
 
 from squall import security, wire
-from squall.localcluster import free_port
+from squall.ports import free_port
 from tests.worker.worker_helpers import FakeSupervisor, Processes, by_executor, make_bundle, user_module, write_launch
 
 Chain3 = user_module("chain_app").Chain3

@@ -16,7 +16,8 @@ import pytest
 
 from squall import security
 from squall.daemon_start import supervisor_argv
-from squall.localcluster import LocalCluster, free_port, free_port_range
+from squall.localcluster import LocalCluster
+from squall.ports import free_port, free_port_range
 from tests.helpers import REPO, WORDCOUNT, daemon, eventually, post_status, run_squall
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

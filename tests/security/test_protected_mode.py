@@ -16,7 +16,7 @@ import pytest
 
 from squall.cli import main
 from squall.daemon_start import nimbus_argv
-from squall.localcluster import free_port
+from squall.ports import free_port
 from tests.helpers import daemon, post_status
 
 pytestmark = pytest.mark.timeout(60)

@@ -8,7 +8,7 @@ import threading
 import pytest
 import zmq
 
-from squall.localcluster import free_port
+from squall.ports import free_port
 from squall.supervisor.daemon import SupervisorDaemon
 from squall.supervisor.facts import board_facts
 

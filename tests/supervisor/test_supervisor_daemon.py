@@ -10,7 +10,7 @@ import pytest
 import zmq
 
 from squall import messages as m
-from squall.localcluster import free_port
+from squall.ports import free_port
 from squall.supervisor.daemon import SupervisorDaemon
 from squall.supervisor.facts import board_facts
 from squall.wire import encode

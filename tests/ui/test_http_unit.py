@@ -11,11 +11,11 @@ import time
 import pytest
 
 from squall import messages as M
-from squall.localcluster import free_port
 from squall.nimbus.http_api import ApiError, KeyCheck, LoopInbox
 from squall.nimbus.server import NimbusServer
 from squall.nimbus.state import NimbusState, Send
 from squall.nimbus.store import Store
+from squall.ports import free_port
 from tests.ui.ui_helpers import call
 
 pytestmark = pytest.mark.timeout(60)

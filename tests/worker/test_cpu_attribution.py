@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from squall.experiments.reference import chain_topology
-from squall.localcluster import free_port
 from squall.messages import WorkerMetrics
+from squall.ports import free_port
 from squall.topology.spec import ACKER_COMPONENT
 from tests.worker.worker_helpers import FakeSupervisor, Processes, by_executor, write_launch
 

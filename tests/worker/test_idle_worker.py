@@ -14,8 +14,8 @@ import zmq
 
 from squall import wire
 from squall.experiments.reference import chain_topology
-from squall.localcluster import free_port
 from squall.messages import WorkerLaunch, WorkerUpdate
+from squall.ports import free_port
 from squall.supervisor.worker import PARENT_CHECK_S, Worker, open_worker
 from tests.worker.worker_helpers import FakeSupervisor, by_executor, write_launch
 

@@ -16,8 +16,8 @@ import msgpack
 import pytest
 import zmq
 
-from squall.localcluster import free_port
 from squall.messages import WorkerUpdate
+from squall.ports import free_port
 from squall.supervisor.transfer import FRAME_VERSION
 from tests.worker.worker_helpers import FakeSupervisor, Processes, by_executor, make_bundle, user_module, write_launch
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from squall.localcluster import free_port
+from squall.ports import free_port
 from tests.worker.worker_helpers import make_bundle, user_module, write_launch
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

@@ -14,7 +14,7 @@ import msgpack
 import pytest
 import zmq
 
-from squall.localcluster import free_port
+from squall.ports import free_port
 from squall.supervisor.runtime.messages import ACK_FAIL
 from squall.supervisor.transfer import FRAME_VERSION
 from tests.worker.worker_helpers import (
