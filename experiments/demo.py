@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from squall.experiments import verdict
+
 NAME = "demo"
 # Measured in this order: Aniello's online first (from round robin's placement, as in the
 # paper), then latency from wherever the probation left the topology.
@@ -80,13 +82,6 @@ def _running(client: Any) -> bool:
     return bool(execs) and all(e["pid"] for e in execs)
 
 
-def _event(client: Any, event_id: int) -> dict | None:
-    for event in client.events(NAME):
-        if event["id"] == event_id:
-            return event
-    return None
-
-
 def _requested_done(client: Any, scheduler: str, after_id: int) -> dict | None:
     """The requested rebalance to ``scheduler`` once its move is done (or it was declined)."""
     for event in reversed(client.events(NAME)):
@@ -99,15 +94,7 @@ def _requested_done(client: Any, scheduler: str, after_id: int) -> dict | None:
 
 def _judged(client: Any, event_id: int) -> dict | None:
     """The event once its probation judged it (kept, or rolled back and moved back)."""
-    event = _event(client, event_id)
-    if event is None or "probation" not in event:
-        return None
-    if event["decision"] != "rolled_back":
-        return event
-    for later in client.events(NAME):  # wait for the move back to finish too
-        if later.get("rolls_back") == event_id:
-            return event if later.get("done_at") or later["decision"] == "declined" else None
-    return None
+    return verdict.judged(client.events(NAME), event_id)
 
 
 def _last_id(client: Any) -> int:

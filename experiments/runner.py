@@ -6,14 +6,20 @@ How each scheduler is applied:
 * ``online``, ``partition``, ``latency``: they need measured traffic, so the topology is
   submitted with ``round_robin`` (Storm's default, as in the paper's figure 8), runs until its
   metrics window is full, then ``client.rebalance(name, scheduler=...)`` asks Nimbus for a
-  proposal from the measured rates and applies it at once (a live migration). Measuring
-  starts ``settle_s`` after Nimbus reports the migration done.
+  proposal from the measured rates and applies it at once (a live migration).
+* every applied change that moves executors is on **probation** in Nimbus: one metrics
+  window after the migration it is kept or rolled back (moved back to the placement before).
+  The trial waits for that verdict (at most ``window_s + VERDICT_SLACK_S``) and measures
+  after it — ``settle_s`` after the migration at the earliest, and ``settle_s`` after the
+  move back when it was rolled back — so it never measures a roll-back's migration as the
+  scheduler's placement. The row says which (``probation``: ``kept``, ``rolled_back``, or
+  empty when nothing was on probation) and when Nimbus judged (``verdict_at_s``).
 * with ``loop=True`` (the timeline), an adaptive scheduler is instead submitted *as itself*
   with its periodic loop on (``topology.reschedule.interval.secs``, ``...timeout.secs``,
   ``topology.traffic.improvement``): Nimbus decides by itself when to rebalance, and the
   trial records when it first applied a periodic rebalance (as the runner saw it, polling
-  every 0.3 s) and measures ``settle_s`` after that migration finished — or, when the loop
-  never applied one within its deadline, measures anyway and says so in the row.
+  every 0.3 s) and measures after that change's verdict, as above — or, when the loop never
+  applied one within its deadline, measures anyway and says so in the row.
 
 A trial starts its clock when the sinks first report latency (workers on capped boards take
 seconds to import), not when the workers are placed. Inter-node and inter-worker traffic come
@@ -40,11 +46,16 @@ from pathlib import Path
 from typing import Any
 
 from squall.client import NimbusError, NimbusUnreachable
-from squall.experiments import measure
+from squall.experiments import measure, verdict
 from squall.topology.dsl import Topology
 
 MEASURED_AFTER_REBALANCE = ("online", "partition", "latency")
 LOOP_POLL_S = 0.3
+# Nimbus judges a change one metrics window (+1 s) after its migration finished, on its next
+# tick; a roll-back then migrates back (spouts paused 2-3 s here, more on a loaded machine).
+# 30 s past the window covers both with room on this 2-core machine at load 20-40, and bounds
+# a trial whose Nimbus never judges (the row then says "no verdict").
+VERDICT_SLACK_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -168,22 +179,21 @@ class Runner:
         switched_at: float | None = None
         event: dict[str, Any] = {}
         decided_by = ""
+        probation, judged_at = "", None
         if loop is not None:
             switched_at, event = self._wait_periodic(c, name, loop, origin)
             decided_by = "periodic loop" if switched_at is not None else "periodic loop: no rebalance applied"
             declined = [ev.get("reason", "") for ev in c.events(name) if ev.get("decision") != "applied"]
             if declined:
                 decided_by += f"; {len(declined)} declined, last: {declined[-1]}"
-            self._wait_running(c, name)
-            time.sleep(t.settle_s)
+            probation, judged_at = self._after_switch(c, name, event)
         elif scheduler in MEASURED_AFTER_REBALANCE:
             time.sleep(max(t.warmup_s, t.window_s + 1.5))
             requested = len(c.events(name))
             c.rebalance(name, wait_s=0, scheduler=scheduler)
             switched_at = time.time() - origin
             event = self._wait_migrated(c, name, requested)
-            self._wait_running(c, name)
-            time.sleep(t.settle_s)
+            probation, judged_at = self._after_switch(c, name, event)
         else:
             time.sleep(t.warmup_s)
         t0, bytes0, throttled0, links0 = time.time(), self.link_bytes(), self.throttled(), self.link_counters()
@@ -204,6 +214,8 @@ class Runner:
             "switched_at_s": round(switched_at, 2) if switched_at is not None else "",
             "decided_by": decided_by or ("requested" if switched_at is not None else "at submit"),
             "paused_s": event.get("paused_s") or 0.0,
+            "probation": probation,
+            "verdict_at_s": round(judged_at - origin, 2) if judged_at is not None else "",
         }
         row.update(measure.latency_stats(measure.between(samples, t0, t1), t1 - t0))
         # Nimbus averages complete latency over its metrics window: only samples whose
@@ -231,6 +243,40 @@ class Runner:
         row["measured_from_s"], row["measured_to_s"] = round(t0 - origin, 2), round(t1 - origin, 2)
         kept = [(ts - origin, lat) for ts, lat in samples] if keep_timeline else []
         return TrialResult(row, kept, switched_at)
+
+    def _after_switch(self, c: Any, name: str, event: dict[str, Any]) -> tuple[str, float | None]:
+        """After the switch's migration finished: wait for its probation's verdict and for
+        what runs next to settle. Returns (outcome, Nimbus's time of the verdict or None)."""
+        t = self.timing
+        self._wait_running(c, name)
+        settled = time.time() + t.settle_s
+        if not verdict.expects_verdict(event):
+            time.sleep(t.settle_s)
+            return "", None
+        judged = self._wait_verdict(c, name, int(event["id"]), t.window_s + VERDICT_SLACK_S)
+        if judged is None:
+            self.say(f"  {name}: no probation verdict within {t.window_s + VERDICT_SLACK_S:g} s; measuring anyway")
+            time.sleep(max(0.0, settled - time.time()))
+            return verdict.NO_VERDICT, None
+        outcome = verdict.outcome(judged)
+        if outcome == verdict.ROLLED_BACK:
+            self.say(f"  {name}: rolled back by its probation ({judged.get('probation', '')}); measuring after")
+            self._wait_running(c, name)
+            time.sleep(t.settle_s)  # the move back paused the spouts too
+        else:
+            time.sleep(max(0.0, settled - time.time()))
+        at = judged.get("judged_at")
+        return outcome, float(at) if isinstance(at, (int, float)) else None
+
+    def _wait_verdict(self, c: Any, name: str, event_id: int, timeout_s: float) -> dict[str, Any] | None:
+        """The event once its probation is over (see ``verdict.judged``), or None."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            judged = verdict.judged(c.events(name), event_id)
+            if judged is not None:
+                return judged
+            time.sleep(LOOP_POLL_S)
+        return None
 
     @staticmethod
     def _model_inputs(c: Any, name: str) -> dict[str, Any] | None:

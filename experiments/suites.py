@@ -148,11 +148,12 @@ def run_timeline(ctx: Context, topology: str = "chain") -> list[dict[str, Any]]:
     base = ctx.runner.timing
     loop, window = timeline_loop(ctx.quick)  # full: 15 s of measurements before any decision
     # round_robin and offline warm up about as long as the adaptive ones wait for their first
-    # decision, so no scheduler is measured during the start-up transient.
+    # decision and its probation's verdict (one window after the migration), so no scheduler
+    # is measured during the start-up transient and all are measured over about the same stretch.
     ctx.runner.timing = replace(
         base,
         window_s=window,
-        warmup_s=window + loop.interval_s + base.settle_s + 2,
+        warmup_s=window + loop.interval_s + max(base.settle_s, window + 1) + 2,
         measure_s=base.measure_s * (1 if ctx.quick else 2),
     )
     bins: list[dict[str, Any]] = []
@@ -207,6 +208,7 @@ def report_timeline(
             if r["switched_at_s"] != ""
             else ""
         )
+        + (f"; probation: {r['probation']} at {r.get('verdict_at_s', '')} s" if r.get("probation") else "")
         for r in rows
         if r["scheduler"] not in ("round_robin", "offline")
     ]
@@ -442,10 +444,11 @@ def write_summary(
                 "sink (t/s)",
                 *(c[1] for c in extra_columns),
                 "n",
+                "rolled back",
             ]
         )
         + " |",
-        "|" + "---|" * (len(keys) + 7 + len(extra_columns)),
+        "|" + "---|" * (len(keys) + 8 + len(extra_columns)),
     ]
     for a in agg:
         lines.append(
@@ -461,11 +464,16 @@ def write_summary(
                     _cell(a, "sink_tps", 0),
                     *(_cell(a, c[0], c[2]) for c in extra_columns),
                     str(a["n"]),
+                    _rolled_back(rows, a, keys),
                 ]
             )
             + " |"
         )
     lines += [
+        "",
+        "rolled back: trials whose switch Nimbus's probation rolled back, of those it judged (the "
+        "runner measures after the verdict, so such a trial measured the placement moved back to); "
+        "-: nothing on probation, or a CSV from before the runner recorded it.",
         "",
         "Ratio to round_robin in the same cell (mean of the scheduler / mean of round_robin, "
         "[95% bootstrap interval over repetitions]; < 1 is better):",
@@ -479,6 +487,18 @@ def write_summary(
         lines += [""] + notes
     lines += [""] + [f"![{img}]({img})" for img in images] + [""]
     (ctx.out / f"{name}-summary.md").write_text("\n".join(lines) + "\n")
+
+
+def _rolled_back(rows: list[dict[str, Any]], a: dict[str, Any], keys: list[str]) -> str:
+    """How many of the cell's trials Nimbus's probation rolled back (measured after the move
+    back: round_robin's placement, not the scheduler's), of those judged; "-" when the CSV
+    predates the ``probation`` column or nothing in the cell was on probation."""
+    members = [r for r in rows if r.get("scheduler") == a["scheduler"] and all(r.get(k) == a[k] for k in keys)]
+    judged = [r for r in members if r.get("probation") not in (None, "")]
+    if not judged:
+        return "-"
+    back = sum(1 for r in judged if r["probation"] == "rolled_back")
+    return f"{back} of {len(judged)}"
 
 
 def _rows_of(ctx: Context, name: str) -> list[dict[str, Any]]:

@@ -367,7 +367,12 @@ class LiveRebalancing:
             outcome, why = verdict(probation.before, after)
             seen = views.stats_view(rec, self.nimbus.metrics, self.loop_conf(rec).window_s)
             figures = {k: seen[k] for k in ("inter_node_tps", "inter_worker_tps", "nodes_used", "workers")}
-            update: dict[str, Any] = {"measured_after": {**after.to_dict(), **figures}, "probation": why}
+            # judged_at: when the verdict fell, so a client can tell what it measured before it.
+            update: dict[str, Any] = {
+                "measured_after": {**after.to_dict(), **figures},
+                "probation": why,
+                "judged_at": now,
+            }
             if outcome != ROLLED_BACK:
                 self.nimbus.emit(self.event_log.update(probation.event_id, update))
                 log.info("topology %s: change kept after probation: %s", name, why)

@@ -57,7 +57,8 @@ def get_cluster(st: NimbusState, peer: bytes, m: M.GetCluster, now: float) -> Co
 
 def get_events(st: NimbusState, peer: bytes, m: M.GetEvents, now: float) -> Command:
     """A list of events, oldest first: {"id", "topology", "at", "trigger", "decision",
-    "reason", "current", "proposed", "moved", "paused_s", "notes", "done_at"?}."""
+    "reason", "current", "proposed", "moved", "paused_s", "notes", "done_at"?}; a change on
+    probation gains "probation" (why), "measured_after" and "judged_at" once judged."""
     rec = find(st.topologies, m.name)
     return ReplyEvents(peer, m.rid, rec.name)
 

@@ -81,6 +81,13 @@ def test_quick_experiment_writes_csv_plots_and_summary(
         assert len({r[csv_key] for r in rows if r["scheduler"] == "online"}) == 2  # two points swept
     if _root():  # emulated boards: every trial reports its busiest link's utilisation
         assert all(0 <= float(r["link_util_max"]) < 2 and r["link_util_board"] for r in rows)
+    # A switch that moved executors is measured after its probation's verdict, as recorded.
+    for r in rows:
+        if r["switched_at_s"] and int(r["moved_executors"]) > 0:
+            assert r["probation"] in ("kept", "rolled_back"), r
+            assert float(r["measured_from_s"]) >= float(r["verdict_at_s"]), r
+        if r["scheduler"] in ("round_robin", "offline"):
+            assert r["probation"] == "" and r["verdict_at_s"] == "", r
     if name == "timeline":  # online decided by itself, through Nimbus's periodic loop
         online = [r for r in rows if r["scheduler"] == "online"]
         assert online and all(r["decided_by"].startswith("periodic loop") for r in online)
@@ -88,6 +95,7 @@ def test_quick_experiment_writes_csv_plots_and_summary(
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = (tmp_path / f"{name}-summary.md").read_text()
     assert "Ratio to round_robin" in summary and "| online |" in summary and pngs[0] in summary
+    assert "rolled back" in summary
 
 
 def _root() -> bool:

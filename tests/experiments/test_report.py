@@ -65,3 +65,26 @@ def test_an_interrupted_run_reports_the_repetitions_it_has(tmp_path: Path) -> No
     write_csv(tmp_path / "stages.csv", rows({"round_robin": [10.0, 12.0], "online": [5.0, 6.0]}))
     summary = stages_report(tmp_path)
     assert "2 repetition(s) per point" in summary and "(cluster: not recorded)" in summary
+
+
+def test_the_summary_counts_the_trials_a_probation_rolled_back_per_cell(tmp_path: Path) -> None:
+    data = rows({"round_robin": [10.0, 12.0, 8.0], "online": [5.0, 6.0, 4.0], "partition": [3.0, 3.0, 3.0]})
+    verdicts = {"round_robin": ["", "", ""], "online": ["kept", "rolled_back", "kept"], "partition": ["kept"] * 3}
+    for r in data:
+        r["probation"] = verdicts[r["scheduler"]][r["rep"] - 1]
+    write_csv(tmp_path / "stages.csv", data)
+    lines = stages_report(tmp_path).splitlines()
+    assert "rolled back" in next(line for line in lines if line.startswith("| replication | stages |"))
+
+    def cell(scheduler: str) -> str:
+        return next(line for line in lines if line.startswith(f"| 2 | 3 | {scheduler} | ") and "±" in line)
+
+    assert cell("online").endswith("| 3 | 1 of 3 |")
+    assert cell("partition").endswith("| 3 | 0 of 3 |")
+    assert cell("round_robin").endswith("| 3 | - |")  # nothing on probation
+
+
+def test_a_csv_from_before_the_probation_column_shows_no_count(tmp_path: Path) -> None:
+    write_csv(tmp_path / "stages.csv", rows({"round_robin": [10.0, 12.0], "online": [5.0, 6.0]}))
+    lines = stages_report(tmp_path).splitlines()
+    assert next(line for line in lines if line.startswith("| 2 | 3 | online | ") and "±" in line).endswith("| 2 | - |")

@@ -83,6 +83,7 @@ def test_a_change_that_made_latency_worse_is_rolled_back_and_not_proposed_again(
     judged = next(e for e in events(st) if e["id"] == applied["id"])
     assert judged["decision"] == ROLLED_BACK
     assert judged["measured_after"]["avg_ms"] == 6.0 and "latency rose" in judged["probation"]
+    assert judged["judged_at"] > judged["done_at"]  # the verdict's time: a full window after the move
     back = next(e for e in events(st) if e.get("rolls_back") == applied["id"])
     assert back["trigger"] == "rollback" and back["decision"] == "applied"
     assert sorted(back["moved"]) == sorted(applied["moved"])
