@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from squall.compat._adapt import ForeignComponent, normalise_par
+from squall.compat._adapt import ForeignComponent
 from squall.compat.streamparse.storm.component import StreamparseComponent
 from squall.topology.component import Spout as _SquallSpout
 from squall.topology.dsl import ComponentBuilder
@@ -26,14 +26,7 @@ class Spout(StreamparseComponent, _SquallSpout):
         cls, name: str | None = None, par: int | None = None, config: dict | None = None
     ) -> ComponentBuilder:
         """streamparse's ``Spout.spec(name=None, par=None, config=None)``."""
-        return ComponentBuilder(
-            cls,
-            name=name,
-            inputs=None,
-            par=normalise_par(cls, par),
-            tasks=None,
-            config=config if config is not None else cls.config,
-        )
+        return ComponentBuilder(cls, name=name, inputs=None, tasks=None, **cls._squall_spec_defaults(par, config))
 
 
 class ReliableSpout(_SquallReliableSpout, Spout):
