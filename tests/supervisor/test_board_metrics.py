@@ -37,6 +37,25 @@ def reader(root: Path) -> BoardReader:
     return BoardReader(root, clock=lambda: 42.0, usable_cores=lambda: 4)
 
 
+def cgroup_metrics(
+    cpu_s: float, cores: float, period_s: float, periods: tuple[int, int], throttled_s: float, mb: tuple[int, int]
+) -> BoardMetrics:
+    """What ``reader`` should read from a board's cgroup: ``periods`` is (periods,
+    throttled periods), ``mb`` (memory used, memory limit) in MiB."""
+    return BoardMetrics(
+        at=42.0,
+        cpu_s=cpu_s,
+        cores=cores,
+        cpu_period_s=period_s,
+        periods=periods[0],
+        throttled_periods=periods[1],
+        throttled_s=throttled_s,
+        memory_used_bytes=mb[0] << 20,
+        memory_limit_bytes=mb[1] << 20,
+        source="cgroup",
+    )
+
+
 @pytest.mark.parametrize(
     ("cgroup", "mounts", "files", "expected"),
     [
@@ -52,18 +71,7 @@ def reader(root: Path) -> BoardReader:
                 "memory/board/memory.limit_in_bytes": str(512 << 20),
                 "memory/board/memory.stat": f"cache 1\ntotal_inactive_file {100 << 20}\n",
             },
-            BoardMetrics(
-                at=42.0,
-                cpu_s=2.5,
-                cores=0.5,
-                cpu_period_s=0.01,
-                periods=300,
-                throttled_periods=40,
-                throttled_s=1.5,
-                memory_used_bytes=200 << 20,
-                memory_limit_bytes=512 << 20,
-                source="cgroup",
-            ),
+            cgroup_metrics(cpu_s=2.5, cores=0.5, period_s=0.01, periods=(300, 40), throttled_s=1.5, mb=(200, 512)),
             id="v1 with cpuacct, quota, throttling and memory limit",
         ),
         pytest.param(
@@ -77,18 +85,7 @@ def reader(root: Path) -> BoardReader:
                 "boards/b2/memory.max": str(256 << 20),
                 "boards/b2/memory.stat": f"anon 1\ninactive_file {4 << 20}\n",
             },
-            BoardMetrics(
-                at=42.0,
-                cpu_s=7.0,
-                cores=0.25,
-                cpu_period_s=0.1,
-                periods=10,
-                throttled_periods=3,
-                throttled_s=0.25,
-                memory_used_bytes=60 << 20,
-                memory_limit_bytes=256 << 20,
-                source="cgroup",
-            ),
+            cgroup_metrics(cpu_s=7.0, cores=0.25, period_s=0.1, periods=(10, 3), throttled_s=0.25, mb=(60, 256)),
             id="v2 with quota, throttling and memory limit",
         ),
     ],

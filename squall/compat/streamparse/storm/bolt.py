@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from squall.compat._adapt import ForeignComponent, normalise_inputs
+from squall.compat._adapt import JvmComponent, MultilangComponent, normalise_inputs
 from squall.compat.streamparse.storm.component import StreamparseComponent
 from squall.topology.batching import BatchingBolt as _SquallBatchingBolt
 from squall.topology.batching import TicklessBatchingBolt as _SquallTicklessBatchingBolt
@@ -51,11 +51,9 @@ class TicklessBatchingBolt(_SquallTicklessBatchingBolt, Bolt):
         return _SquallTicklessBatchingBolt.spec.__func__(cls, **kwargs)  # type: ignore[attr-defined]
 
 
-class JavaBolt(ForeignComponent):
+class JavaBolt(JvmComponent):
     kind = "a JVM bolt"
-    why = "Squall runs Python components only; write the bolt in Python"
 
 
-class ShellBolt(ForeignComponent):
+class ShellBolt(MultilangComponent):
     kind = "a multilang shell bolt"
-    why = "Squall runs components in its own Python executors, not as subprocesses speaking Storm's multilang protocol"

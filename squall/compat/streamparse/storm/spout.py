@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from squall.compat._adapt import ForeignComponent
+from squall.compat._adapt import JvmComponent, MultilangComponent
 from squall.compat.streamparse.storm.component import StreamparseComponent
 from squall.topology.component import Spout as _SquallSpout
 from squall.topology.dsl import ComponentBuilder
@@ -33,11 +33,9 @@ class ReliableSpout(_SquallReliableSpout, Spout):
     """A spout that replays each failed tuple up to ``max_fails`` times (emit needs a tup_id)."""
 
 
-class JavaSpout(ForeignComponent):
+class JavaSpout(JvmComponent):
     kind = "a JVM spout"
-    why = "Squall runs Python components only; write the spout in Python"
 
 
-class ShellSpout(ForeignComponent):
+class ShellSpout(MultilangComponent):
     kind = "a multilang shell spout"
-    why = "Squall runs components in its own Python executors, not as subprocesses speaking Storm's multilang protocol"
