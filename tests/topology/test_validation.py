@@ -205,21 +205,33 @@ def _bolt(name: str = "count", *inputs: InputSpec, **kw: Any) -> ComponentSpec:
     return ComponentSpec(name, "bolt", "m:Count", inputs=inputs, **kw)
 
 
+def _words_into_count(
+    component: str = "words", stream: str = "default", grouping: Grouping = Grouping.SHUFFLE
+) -> tuple[ComponentSpec, ...]:
+    """Spout ``words`` and bolt ``count`` subscribed as given (by default, a valid topology)."""
+    return (_spout(), _bolt("count", InputSpec(component, stream, grouping)))
+
+
+def test_the_base_of_the_spec_faults_is_valid() -> None:
+    data = TopologySpec("t", ()).to_dict() | {"components": [c.to_dict() for c in _words_into_count()]}
+    assert [c.name for c in TopologySpec.from_dict(data).components] == ["count", "words"]
+
+
 @pytest.mark.parametrize(
     "components, message",
     [
         pytest.param(
-            (_spout(), _bolt("count", InputSpec("nope", "default", Grouping.SHUFFLE))),
+            _words_into_count(component="nope"),
             r"bolt 'count' subscribes to unknown component 'nope'",
             id="unknown component",
         ),
         pytest.param(
-            (_spout(), _bolt("count", InputSpec("words", "nope", Grouping.SHUFFLE))),
+            _words_into_count(stream="nope"),
             r"bolt 'count' subscribes to unknown stream 'nope' of 'words'",
             id="unknown stream",
         ),
         pytest.param(
-            (_spout(), _bolt("count", InputSpec("words", "default", Grouping.fields("x")))),
+            _words_into_count(grouping=Grouping.fields("x")),
             r"bolt 'count': fields grouping on \['x'\]",
             id="undeclared field",
         ),
@@ -245,7 +257,7 @@ def _bolt(name: str = "count", *inputs: InputSpec, **kw: Any) -> ComponentSpec:
             id="spout with inputs",
         ),
         pytest.param(
-            (_spout(), _bolt("count", InputSpec("words", "default", Grouping.DIRECT))),
+            _words_into_count(grouping=Grouping.DIRECT),
             r"bolt 'count': Grouping.DIRECT needs a direct stream",
             id="direct on a non-direct stream",
         ),
