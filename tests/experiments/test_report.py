@@ -88,3 +88,29 @@ def test_a_csv_from_before_the_probation_column_shows_no_count(tmp_path: Path) -
     write_csv(tmp_path / "stages.csv", rows({"round_robin": [10.0, 12.0], "online": [5.0, 6.0]}))
     lines = stages_report(tmp_path).splitlines()
     assert next(line for line in lines if line.startswith("| 2 | 3 | online | ") and "±" in line).endswith("| 2 | - |")
+
+
+def test_a_trial_that_times_out_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    from squall.experiments.runner import TrialResult
+    from squall.experiments.suites import Context, Load, Trials, read_csv
+
+    class StuckOnce:
+        timing = None
+
+        def trial(self, label: str, topology: type, scheduler: str, params: dict, **options: object) -> TrialResult:
+            if scheduler == "online":
+                raise TimeoutError("t-online-2: workers not all running after 60 s")
+            row = {"scheduler": scheduler, **params, "latency_avg_ms": 5.0, "latency_p99_ms": 9.0}
+            row.update(inter_node_tps=100.0, samples=10)
+            return TrialResult(row, [], None)
+
+    said: list[str] = []
+    ctx = Context(StuckOnce(), tmp_path, True, Load(), "setup", said.append)  # type: ignore[arg-type]
+    trials = Trials(ctx, 3, "stages.csv")
+    for scheduler in ("round_robin", "online", "latency"):
+        trials.run(scheduler, "t", object, scheduler, {"stages": 3, "rep": 1})
+    written = read_csv(tmp_path / "stages.csv")
+    assert [r["scheduler"] for r in written] == ["round_robin", "online", "latency"]
+    assert "workers not all running" in written[1]["failed"] and written[1]["latency_avg_ms"] == ""
+    assert written[2]["latency_avg_ms"] == 5.0 and written[0]["failed"] == ""
+    assert any("trial failed" in line for line in said)
