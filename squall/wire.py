@@ -117,9 +117,11 @@ class Encoder:
     one placement to hundreds of boards): the maps of a ``SHARED_MAPS`` field are packed once
     per map object, kept for the ``keep`` most recent ones, and their bytes reused. The
     frames are byte for byte those of ``encode``. A cached map must not change after it was
-    first encoded (the field's contract); a new map object is packed anew."""
+    first encoded (the field's contract); a new map object is packed anew. Memory: at most
+    ``keep`` maps and their bytes are held beyond their users; a push holds one map per
+    topology, so up to ``keep`` topologies are packed once per push, more would be repacked."""
 
-    def __init__(self, keep: int = 64) -> None:
+    def __init__(self, keep: int = 32) -> None:
         self.keep = keep
         self._packer = msgpack.Packer(use_bin_type=True)
         self._packed: OrderedDict[int, tuple[Any, bytes]] = OrderedDict()  # id -> (the map, its bytes)
