@@ -199,7 +199,7 @@ def test_profiles_round_trip_and_refuse_bad_figures():
 
 
 def test_the_search_s_cached_terms_equal_a_fresh_pricing_after_any_moves():
-    from squall.rebalance.latency_search import Network
+    from squall.rebalance.latency_network import Network
 
     wl = chain(stages=6, rate=200.0, service_s=5e-4, flush_s=0.001, transfer_s=2e-5, item_bytes=100.0)
     nodes = [board(n, cores=0.8, slots=3, link_mbit=10.0, link_delay_ms=1.0, memory_mb=500.0) for n in "abc"]
