@@ -69,6 +69,7 @@ class Network:
             self._add_topology(t, wl)
         # Per edge what a move adds or takes away: (src, dst, rate, rate x weight, bytes/s,
         # topology), computed once instead of at every move.
+        self.edge_ends: list[tuple[int, int]] = [(s, d) for s, d, _r, _k, _kind in self.edges]
         self.edge_terms: list[tuple[int, int, float, float, float, int]] = [
             (s, d, rate, rate * kappa, rate * self.topos[self.ex_topo[s]].item_bytes, self.ex_topo[s])
             for s, d, rate, kappa, _kind in self.edges

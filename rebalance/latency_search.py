@@ -35,7 +35,6 @@ from squall.rebalance.latency_moves import (
     least_busy_board,
     least_busy_workers,
     spare_worker,
-    unplace,
     vacate,
 )
 from squall.rebalance.latency_network import Network
@@ -130,15 +129,8 @@ def _improve(state: State, free: Mapping[str, int]) -> None:
         for g in executors:
             best, best_w = current, -1
             for w in executor_candidates(state, g, least_busy, spare):
-                old = state.exec_worker[g]
-                placed_here = state.worker_node[w] < 0
-                if placed_here:
-                    state.move_worker(w, least_busy_board(state, free))
-                state.move_executor(g, w)
-                value = state.objective()
-                state.move_executor(g, old)
-                if placed_here:
-                    unplace(state, w)
+                board = least_busy_board(state, free) if state.worker_node[w] < 0 else -1
+                value = state.price_executor_move(g, w, board)
                 if _better(value, best):
                     best, best_w = value, w
             if best_w >= 0:
@@ -156,9 +148,7 @@ def _improve(state: State, free: Mapping[str, int]) -> None:
                 continue
             best, best_n = current, -1
             for n in board_candidates(state, w, free):
-                old = state.move_worker(w, n)
-                value = state.objective()
-                state.move_worker(w, old)
+                value = state.price_worker_move(w, n)
                 if _better(value, best):
                     best, best_n = value, n
             if best_n >= 0:

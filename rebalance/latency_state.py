@@ -33,6 +33,16 @@ from squall.rebalance.latency import (
 if TYPE_CHECKING:
     from squall.rebalance.latency_network import Network
 
+# What a trial move may write, saved to be written back (State._save, State._restore):
+# per worker, per board, per edge, then the two totals.
+_Saved = tuple[
+    list[tuple[int, float, float, float, float, float, int, float, float, float, int]],
+    list[tuple[int, float, float, float, float, dict[int, float], set[int], float, float]],
+    list[tuple[int, float]],
+    float,
+    float,
+]
+
 # Link utilisation at which a link's queue is treated as (almost) saturated.
 SAT_LINK = 0.999
 
@@ -320,7 +330,7 @@ class State:
         old = self.worker_node[w]
         if old == n:
             return old
-        edges = sorted({k for g in self.members[w] for k in self.net.adjacent[g]})
+        edges = self._worker_edges(w)
         touched = {old, n}
         for k in edges:
             self._edge(k, -1)
@@ -333,6 +343,129 @@ class State:
             self._edge(k, +1)
         self._refresh(touched | self._links_changed(), edges)
         return old
+
+    # -- pricing a move without keeping it ----------------------------------------------
+
+    def price_executor_move(self, g: int, w: int, board: int = -1) -> tuple[float, float]:
+        """The objective with executor ``g`` in worker ``w`` (an empty ``w`` first put on
+        ``board``); the state is left exactly as it was.
+
+        Trying a move by making it and making the reverse move cost as much again, and the
+        reverse move's float sums only came back to the old values within rounding. Here
+        every value the move can write is saved first and written back after: the
+        aggregates of the workers at both ends of the executor's edges, the terms of their
+        boards, the edges' delays and the totals."""
+        old = self.exec_worker[g]
+        if old == w:
+            return self.objective()
+        edges = self.net.adjacent[g]
+        saved = self._save(self._edge_workers(edges, (old, w)), board, edges)
+        if board >= 0:
+            self.move_worker(w, board)
+        self.move_executor(g, w)
+        value = self.objective()
+        self._restore(saved)
+        self.members[w].discard(g)
+        self.members[old].add(g)
+        self.exec_worker[g] = old
+        return value
+
+    def price_worker_move(self, w: int, n: int) -> tuple[float, float]:
+        """The objective with worker ``w`` on board ``n``; the state is left exactly as
+        it was (see :meth:`price_executor_move`)."""
+        if self.worker_node[w] == n:
+            return self.objective()
+        edges = self._worker_edges(w)
+        saved = self._save(self._edge_workers(edges, (w,)), n, edges)
+        self.move_worker(w, n)
+        value = self.objective()
+        self._restore(saved)
+        return value
+
+    def _worker_edges(self, w: int) -> list[int]:
+        adjacent = self.net.adjacent
+        return sorted({k for g in self.members[w] for k in adjacent[g]})
+
+    def _edge_workers(self, edges: Sequence[int], also: tuple[int, ...]) -> set[int]:
+        """The workers at either end of ``edges``, and ``also``."""
+        ends = self.net.edge_ends
+        exec_worker = self.exec_worker
+        workers = set(also)
+        for k in edges:
+            s, d = ends[k]
+            workers.add(exec_worker[s])
+            workers.add(exec_worker[d])
+        return workers
+
+    def _save(self, workers: set[int], board: int, edges: Sequence[int]) -> _Saved:
+        """Every value a move among ``workers`` (and onto ``board``) over ``edges`` writes."""
+        worker_node = self.worker_node
+        nodes = {worker_node[x] for x in workers}
+        nodes.add(board)
+        nodes.discard(-1)
+        w_na, w_nav, w_ak, w_akv, w_src, w_count = (
+            self.w_na,
+            self.w_nav,
+            self.w_ak,
+            self.w_akv,
+            self.w_src,
+            self.w_count,
+        )
+        w_cross, w_outk, w_ink = self.w_cross, self.w_outk, self.w_ink
+        per_worker = [
+            (
+                x,
+                w_na[x],
+                w_nav[x],
+                w_ak[x],
+                w_akv[x],
+                w_src[x],
+                w_count[x],
+                w_cross[x],
+                w_outk[x],
+                w_ink[x],
+                worker_node[x],
+            )
+            for x in workers
+        ]
+        per_node = [
+            (
+                n,
+                self.out_bytes[n],
+                self.in_bytes[n],
+                self.out_kappa[n],
+                self.in_kappa[n],
+                self.stays_in[n].copy(),
+                self.on_node[n].copy(),
+                self.node_lat[n],
+                self.node_exc[n],
+            )
+            for n in nodes
+        ]
+        edge_lat = self.edge_lat
+        per_edge = [(k, edge_lat[k]) for k in edges]
+        return per_worker, per_node, per_edge, self.total_lat, self.total_exc
+
+    def _restore(self, saved: _Saved) -> None:
+        per_worker, per_node, per_edge, self.total_lat, self.total_exc = saved
+        w_na, w_nav, w_ak, w_akv, w_src, w_count = (
+            self.w_na,
+            self.w_nav,
+            self.w_ak,
+            self.w_akv,
+            self.w_src,
+            self.w_count,
+        )
+        w_cross, w_outk, w_ink, worker_node = self.w_cross, self.w_outk, self.w_ink, self.worker_node
+        for x, na, nav, ak, akv, src, count, cross, outk, ink, node in per_worker:
+            w_na[x], w_nav[x], w_ak[x], w_akv[x], w_src[x], w_count[x] = na, nav, ak, akv, src, count
+            w_cross[x], w_outk[x], w_ink[x], worker_node[x] = cross, outk, ink, node
+        for n, ob, ib, ok, ik, stays, on, lat, exc in per_node:
+            self.out_bytes[n], self.in_bytes[n], self.out_kappa[n], self.in_kappa[n] = ob, ib, ok, ik
+            self.stays_in[n], self.on_node[n], self.node_lat[n], self.node_exc[n] = stays, on, lat, exc
+        edge_lat = self.edge_lat
+        for k, value in per_edge:
+            edge_lat[k] = value
 
     def to_assignment(self) -> Assignment:
         net = self.net
