@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 from squall.rebalance.assignment import Assignment
 from squall.rebalance.latency import (
     MAX_UTILISATION,
-    BoardTerms,
     flush_wait,
     queue_wait,
     throttle_delay,
@@ -34,10 +33,13 @@ if TYPE_CHECKING:
     from squall.rebalance.latency_network import Network
 
 # What a trial move may write, saved to be written back (State._save, State._restore):
-# per worker, per board, per edge, then the two totals.
+# per moving worker, per worker at an edge's end, per board (flows, cached terms), per
+# board (its workers), per edge, then the two totals.
 _Saved = tuple[
-    list[tuple[int, float, float, float, float, float, int, float, float, float, int]],
-    list[tuple[int, float, float, float, float, dict[int, float], set[int], float, float]],
+    list[tuple[int, float, float, float, float, float, int, int]],
+    list[tuple[int, float, float, float]],
+    list[tuple[int, float, float, float, float, dict[int, float], float, float]],
+    list[tuple[int, set[int]]],
     list[tuple[int, float]],
     float,
     float,
@@ -83,8 +85,7 @@ class State:
         self.members: list[set[int]] = [set() for _ in range(nw)]
         for g, w in enumerate(exec_worker):
             self.members[w].add(g)
-        for k in range(len(net.edges)):
-            self._edge(k, +1)
+        self._edges(range(len(net.edges)), +1)
         self._link_delta.clear()
         # Cached terms, so a move re-prices only the boards and edges it touches.
         terms_of = [self._node_terms(n) for n in range(nn)]
@@ -108,30 +109,39 @@ class State:
             self.w_src[w] += sign * net.ex_rate[g]
         self.w_count[w] += sign
 
-    def _edge(self, k: int, sign: int) -> None:
-        s, d, rate, rk, item_bytes, t = self.net.edge_terms[k]
-        exec_worker = self.exec_worker
-        ws, wd = exec_worker[s], exec_worker[d]
-        if ws == wd:
-            return
-        if sign < 0:
-            rate, rk, item_bytes = -rate, -rk, -item_bytes
-        self.w_cross[ws] += rate
-        self.w_cross[wd] += rate
-        self.w_outk[ws] += rk
-        self.w_ink[wd] += rk
-        ns, nd = self.worker_node[ws], self.worker_node[wd]
-        if ns != nd and ns >= 0 and nd >= 0:
-            stays = self.stays_in[nd]
-            stays[t] = stays.get(t, 0.0) + rk
-            self.out_bytes[ns] += item_bytes
-            self.in_bytes[nd] += item_bytes
-            self.out_kappa[ns] += rk
-            self.in_kappa[nd] += rk
-            if self.net.has_links:  # net change of each board's link flows during one move
-                delta = self._link_delta
-                delta[(ns, 0)] = delta.get((ns, 0), 0.0) + rate
-                delta[(nd, 1)] = delta.get((nd, 1), 0.0) + rate
+    def _edges(self, edges: Sequence[int], sign: int) -> None:
+        """Add (``sign`` +1) or take away (-1) the crossing terms of ``edges``, in order.
+        One call per move rather than per edge, with the lists bound once: this loop is
+        most of what a trial move costs. The float operations and their order are those
+        of one edge at a time."""
+        edge_terms = self.net.edge_terms
+        exec_worker, worker_node = self.exec_worker, self.worker_node
+        w_cross, w_outk, w_ink = self.w_cross, self.w_outk, self.w_ink
+        stays_in, out_bytes, in_bytes = self.stays_in, self.out_bytes, self.in_bytes
+        out_kappa, in_kappa = self.out_kappa, self.in_kappa
+        delta = self._link_delta if self.net.has_links else None
+        for k in edges:
+            s, d, rate, rk, item_bytes, t = edge_terms[k]
+            ws, wd = exec_worker[s], exec_worker[d]
+            if ws == wd:
+                continue
+            if sign < 0:
+                rate, rk, item_bytes = -rate, -rk, -item_bytes
+            w_cross[ws] += rate
+            w_cross[wd] += rate
+            w_outk[ws] += rk
+            w_ink[wd] += rk
+            ns, nd = worker_node[ws], worker_node[wd]
+            if ns != nd and ns >= 0 and nd >= 0:
+                stays = stays_in[nd]
+                stays[t] = stays.get(t, 0.0) + rk
+                out_bytes[ns] += item_bytes
+                in_bytes[nd] += item_bytes
+                out_kappa[ns] += rk
+                in_kappa[nd] += rk
+                if delta is not None:  # net change of each board's link flows during one move
+                    delta[(ns, 0)] = delta.get((ns, 0), 0.0) + rate
+                    delta[(nd, 1)] = delta.get((nd, 1), 0.0) + rate
 
     # -- pricing -----------------------------------------------------------------------
 
@@ -156,32 +166,6 @@ class State:
         if foreign and self.on_node[n]:
             own += foreign * max(net.topos[self.worker_ids[w][0]].worker_mb for w in self.on_node[n])
         return own
-
-    def _worker_latency(self, w: int, u: float, rho_n: float, terms: BoardTerms) -> float:
-        """Worker ``w``'s time per root tuple: its visits (service and the wait for the
-        worker's one thread), its items' wait in the batch before they are sent, and the
-        wait for a CPU each time an item (or the spout's next emission) wakes it. The
-        loop's own CPU (``o``) counts in the thread's utilisation but not as per-item
-        time: most of it is spent waking for timers and heartbeats, not moving items
-        (spread over items, it overestimated every measured point)."""
-        topo = self.net.topos[self.worker_ids[w][0]]
-        wall = 1.0 / terms.clock_hz  # seconds per cycle of service
-        visits = self.w_nav[w] + self.w_akv[w]
-        if visits <= 0:
-            return 0.0
-        mean_s = (self.w_na[w] + self.w_ak[w]) * wall / visits
-        busy = u if u > rho_n else rho_n
-        wait = queue_wait(mean_s, busy)
-        value = (self.w_na[w] * wall + self.w_nav[w] * wait) / topo.source_rate
-        if topo.ack_rate > 0:
-            value += (self.w_ak[w] * wall + self.w_akv[w] * wait) / topo.ack_rate
-        if self.w_outk[w] > 0:
-            value += self.w_outk[w] * flush_wait(topo.flush_s, mean_s, busy)
-        if terms.wake_wait_s > 0:
-            # Only an item's arrival wakes the worker for a tuple already in flight: a
-            # spout's tuple is timed from its emission, after the wake-up's wait.
-            value += self.w_ink[w] * terms.wake_wait_s
-        return value
 
     def _mean_item_bits(self, n: int) -> float:
         sizes = [self.net.topos[self.worker_ids[w][0]].item_bytes for w in self.on_node[n]]
@@ -240,30 +224,58 @@ class State:
     def _board(self, n: int) -> tuple[dict[int, float], float]:
         """Board ``n``'s latency seconds per topology index (-1: its link queues) and its
         excess over the hard limits. The search's hot path: each worker's CPU is computed
-        once, and sums run over a sorted order so the result is deterministic."""
+        once, the lists are bound once, and sums run over a sorted order so the result is
+        deterministic.
+
+        Per worker, its time per root tuple: its visits (service and the wait for the
+        worker's one thread), its items' wait in the batch before they are sent, and the
+        wait for a CPU each time an item (or the spout's next emission) wakes it. The
+        loop's own CPU (``o``) counts in the thread's utilisation but not as per-item
+        time: most of it is spent waking for timers and heartbeats, not moving items
+        (spread over items, it overestimated every measured point)."""
         members = self.on_node[n]
         if not members:
             return {}, 0.0
         net = self.net
+        topos = net.topos
+        worker_ids = self.worker_ids
+        w_na, w_ak, w_nav, w_akv = self.w_na, self.w_ak, self.w_nav, self.w_akv
+        w_cross, w_outk, w_ink, w_src = self.w_cross, self.w_outk, self.w_ink, self.w_src
         terms = net.terms[n]
         clock = terms.clock_hz
         order = sorted(members)
         cores = []
         for w in order:
-            topo = net.topos[self.worker_ids[w][0]]
-            cores.append(
-                (self.w_na[w] + self.w_ak[w] + topo.overhead_hz + topo.transfer_cycles * self.w_cross[w] / 2.0) / clock
-            )
+            topo = topos[worker_ids[w][0]]
+            cores.append((w_na[w] + w_ak[w] + topo.overhead_hz + topo.transfer_cycles * w_cross[w] / 2.0) / clock)
         rho_n = (sum(cores) + terms.background_cores) / terms.cores
         lat: dict[int, float] = {}
         stays: dict[int, float] = {}
         mem = 0.0
+        wall = 1.0 / clock  # seconds per cycle of service
+        wake_wait_s = terms.wake_wait_s
         for w, u in zip(order, cores):
-            t = self.worker_ids[w][0]
-            mem += net.topos[t].worker_mb
-            lat[t] = lat.get(t, 0.0) + self._worker_latency(w, u, rho_n, terms)
-            if self.w_src[w] > 0:  # a root tuple's first stay is on its spout's board
-                stays[t] = stays.get(t, 0.0) + self.w_src[w] / net.topos[t].source_rate
+            t = worker_ids[w][0]
+            topo = topos[t]
+            mem += topo.worker_mb
+            value = 0.0
+            visits = w_nav[w] + w_akv[w]
+            if visits > 0:
+                mean_s = (w_na[w] + w_ak[w]) * wall / visits
+                busy = u if u > rho_n else rho_n
+                wait = queue_wait(mean_s, busy)
+                value = (w_na[w] * wall + w_nav[w] * wait) / topo.source_rate
+                if topo.ack_rate > 0:
+                    value += (w_ak[w] * wall + w_akv[w] * wait) / topo.ack_rate
+                if w_outk[w] > 0:
+                    value += w_outk[w] * flush_wait(topo.flush_s, mean_s, busy)
+                if wake_wait_s > 0:
+                    # Only an item's arrival wakes the worker for a tuple already in
+                    # flight: a spout's tuple is timed from its emission, after the wait.
+                    value += w_ink[w] * wake_wait_s
+            lat[t] = lat.get(t, 0.0) + value
+            if w_src[w] > 0:  # a root tuple's first stay is on its spout's board
+                stays[t] = stays.get(t, 0.0) + w_src[w] / topo.source_rate
         share = throttle_share(terms, rho_n)
         if share > 0:
             entered = self.stays_in[n]
@@ -310,8 +322,7 @@ class State:
             return old
         edges = self.net.adjacent[g]
         touched = {self.worker_node[old], self.worker_node[w]}
-        for k in edges:
-            self._edge(k, -1)
+        self._edges(edges, -1)
         self._add_exec(g, old, -1)
         self.members[old].discard(g)
         if not self.w_count[old]:
@@ -320,8 +331,7 @@ class State:
         self._add_exec(g, w, +1)
         self.members[w].add(g)
         self.on_node[self.worker_node[w]].add(w)
-        for k in edges:
-            self._edge(k, +1)
+        self._edges(edges, +1)
         self._refresh(touched | self._links_changed(), edges)
         return old
 
@@ -332,15 +342,13 @@ class State:
             return old
         edges = self._worker_edges(w)
         touched = {old, n}
-        for k in edges:
-            self._edge(k, -1)
+        self._edges(edges, -1)
         if old >= 0:
             self.on_node[old].discard(w)
         self.worker_node[w] = n
         if self.w_count[w] and n >= 0:
             self.on_node[n].add(w)
-        for k in edges:
-            self._edge(k, +1)
+        self._edges(edges, +1)
         self._refresh(touched | self._links_changed(), edges)
         return old
 
@@ -359,7 +367,7 @@ class State:
         if old == w:
             return self.objective()
         edges = self.net.adjacent[g]
-        saved = self._save(self._edge_workers(edges, (old, w)), board, edges)
+        saved = self._save((old, w), board, edges)
         if board >= 0:
             self.move_worker(w, board)
         self.move_executor(g, w)
@@ -376,7 +384,7 @@ class State:
         if self.worker_node[w] == n:
             return self.objective()
         edges = self._worker_edges(w)
-        saved = self._save(self._edge_workers(edges, (w,)), n, edges)
+        saved = self._save((w,), n, edges)
         self.move_worker(w, n)
         value = self.objective()
         self._restore(saved)
@@ -386,83 +394,82 @@ class State:
         adjacent = self.net.adjacent
         return sorted({k for g in self.members[w] for k in adjacent[g]})
 
-    def _edge_workers(self, edges: Sequence[int], also: tuple[int, ...]) -> set[int]:
-        """The workers at either end of ``edges``, and ``also``."""
+    def _edge_workers(self, edges: Sequence[int]) -> set[int]:
+        """The workers at either end of ``edges``."""
         ends = self.net.edge_ends
         exec_worker = self.exec_worker
-        workers = set(also)
+        workers = set()
         for k in edges:
             s, d = ends[k]
             workers.add(exec_worker[s])
             workers.add(exec_worker[d])
         return workers
 
-    def _save(self, workers: set[int], board: int, edges: Sequence[int]) -> _Saved:
-        """Every value a move among ``workers`` (and onto ``board``) over ``edges`` writes."""
+    def _save(self, movers: tuple[int, ...], board: int, edges: Sequence[int]) -> _Saved:
+        """Every value a move of ``movers`` (workers that gain or lose an executor or
+        change board; an empty one onto ``board``) over ``edges`` writes: all of the
+        movers' aggregates and their boards' worker sets; the crossing terms of every
+        worker at an end of ``edges``, and the flows and cached terms of their boards."""
         worker_node = self.worker_node
-        nodes = {worker_node[x] for x in workers}
+        w_cross, w_outk, w_ink = self.w_cross, self.w_outk, self.w_ink
+        ends = self._edge_workers(edges)
+        ends.update(movers)
+        nodes = {worker_node[x] for x in ends}
         nodes.add(board)
         nodes.discard(-1)
-        w_na, w_nav, w_ak, w_akv, w_src, w_count = (
-            self.w_na,
-            self.w_nav,
-            self.w_ak,
-            self.w_akv,
-            self.w_src,
-            self.w_count,
-        )
-        w_cross, w_outk, w_ink = self.w_cross, self.w_outk, self.w_ink
-        per_worker = [
+        slots = {worker_node[x] for x in movers}
+        slots.add(board)
+        slots.discard(-1)
+        per_mover = [
             (
                 x,
-                w_na[x],
-                w_nav[x],
-                w_ak[x],
-                w_akv[x],
-                w_src[x],
-                w_count[x],
-                w_cross[x],
-                w_outk[x],
-                w_ink[x],
+                self.w_na[x],
+                self.w_nav[x],
+                self.w_ak[x],
+                self.w_akv[x],
+                self.w_src[x],
+                self.w_count[x],
                 worker_node[x],
             )
-            for x in workers
+            for x in movers
         ]
+        per_end = [(x, w_cross[x], w_outk[x], w_ink[x]) for x in ends]
+        out_bytes, in_bytes, out_kappa, in_kappa = self.out_bytes, self.in_bytes, self.out_kappa, self.in_kappa
+        stays_in, node_lat, node_exc = self.stays_in, self.node_lat, self.node_exc
         per_node = [
-            (
-                n,
-                self.out_bytes[n],
-                self.in_bytes[n],
-                self.out_kappa[n],
-                self.in_kappa[n],
-                self.stays_in[n].copy(),
-                self.on_node[n].copy(),
-                self.node_lat[n],
-                self.node_exc[n],
-            )
+            (n, out_bytes[n], in_bytes[n], out_kappa[n], in_kappa[n], stays_in[n].copy(), node_lat[n], node_exc[n])
             for n in nodes
         ]
+        per_slot = [(n, self.on_node[n].copy()) for n in slots]
         edge_lat = self.edge_lat
         per_edge = [(k, edge_lat[k]) for k in edges]
-        return per_worker, per_node, per_edge, self.total_lat, self.total_exc
+        return per_mover, per_end, per_node, per_slot, per_edge, self.total_lat, self.total_exc
 
     def _restore(self, saved: _Saved) -> None:
-        per_worker, per_node, per_edge, self.total_lat, self.total_exc = saved
-        w_na, w_nav, w_ak, w_akv, w_src, w_count = (
-            self.w_na,
-            self.w_nav,
-            self.w_ak,
-            self.w_akv,
-            self.w_src,
-            self.w_count,
-        )
-        w_cross, w_outk, w_ink, worker_node = self.w_cross, self.w_outk, self.w_ink, self.worker_node
-        for x, na, nav, ak, akv, src, count, cross, outk, ink, node in per_worker:
-            w_na[x], w_nav[x], w_ak[x], w_akv[x], w_src[x], w_count[x] = na, nav, ak, akv, src, count
-            w_cross[x], w_outk[x], w_ink[x], worker_node[x] = cross, outk, ink, node
-        for n, ob, ib, ok, ik, stays, on, lat, exc in per_node:
-            self.out_bytes[n], self.in_bytes[n], self.out_kappa[n], self.in_kappa[n] = ob, ib, ok, ik
-            self.stays_in[n], self.on_node[n], self.node_lat[n], self.node_exc[n] = stays, on, lat, exc
+        per_mover, per_end, per_node, per_slot, per_edge, self.total_lat, self.total_exc = saved
+        w_na, w_nav, w_ak, w_akv, w_src = self.w_na, self.w_nav, self.w_ak, self.w_akv, self.w_src
+        w_count, worker_node = self.w_count, self.worker_node
+        for x, na, nav, ak, akv, src, count, node in per_mover:
+            w_na[x], w_nav[x], w_ak[x], w_akv[x], w_src[x], w_count[x], worker_node[x] = (
+                na,
+                nav,
+                ak,
+                akv,
+                src,
+                count,
+                node,
+            )
+        w_cross, w_outk, w_ink = self.w_cross, self.w_outk, self.w_ink
+        for x, cross, outk, ink in per_end:
+            w_cross[x], w_outk[x], w_ink[x] = cross, outk, ink
+        out_bytes, in_bytes, out_kappa, in_kappa = self.out_bytes, self.in_bytes, self.out_kappa, self.in_kappa
+        stays_in, node_lat, node_exc = self.stays_in, self.node_lat, self.node_exc
+        for n, ob, ib, ok, ik, stays, lat, exc in per_node:
+            out_bytes[n], in_bytes[n], out_kappa[n], in_kappa[n] = ob, ib, ok, ik
+            stays_in[n], node_lat[n], node_exc[n] = stays, lat, exc
+        on_node = self.on_node
+        for n, on in per_slot:
+            on_node[n] = on
         edge_lat = self.edge_lat
         for k, value in per_edge:
             edge_lat[k] = value
