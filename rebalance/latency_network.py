@@ -146,11 +146,12 @@ class Network:
         gw_of: dict[tuple[int, int], int] = {}
         worker_node: list[int] = []
         for t, wl in enumerate(self.workloads):
-            wanted = sorted(set(assignment.workers_of(wl.topology)) | set((labels or {}).get(wl.topology, ())))
+            placed = set(assignment.workers_of(wl.topology))  # once: it is a scan of every worker row
+            wanted = sorted(placed | set((labels or {}).get(wl.topology, ())))
             for label in wanted:
                 gw_of[(t, label)] = len(worker_ids)
                 worker_ids.append((t, label))
-                has = assignment.executors_on(wl.topology, label) if label in assignment.workers_of(wl.topology) else ()
+                has = assignment.executors_on(wl.topology, label) if label in placed else ()
                 worker_node.append(self.node_index[assignment.node_of_worker(wl.topology, label)] if has else -1)
         exec_worker = []
         for g, (name, ex) in enumerate(self.ex_key):

@@ -96,7 +96,8 @@ schedule = scheduler(_place, load_check=False)
 
 def _labels(seed: Assignment, topology: str, budget: int) -> list[int]:
     used = sorted(seed.workers_of(topology))
-    fresh = (x for x in range(budget + len(used)) if x not in set(used))
+    taken = set(used)  # once, not per candidate id
+    fresh = (x for x in range(budget + len(used)) if x not in taken)
     return used + [next(fresh) for _ in range(max(0, budget - len(used)))]
 
 
