@@ -1,0 +1,98 @@
+"""Instructions of one ``online`` or ``latency`` call on the speed workloads of
+``scheduler_figures.py``: deterministic, so it means the same on a loaded machine.
+
+    python benchmarks/scheduler_instructions.py [--sizes 1000] [--schedulers online latency]
+    python benchmarks/against.py REV benchmarks/scheduler_instructions.py
+
+Runs each case under ``valgrind --tool=cachegrind`` twice — building the workload and
+calling the scheduler, then building the workload only — and prints the difference of the
+``Ir`` totals, so start-up and imports cancel. Hash randomisation is fixed in the child
+(``PYTHONHASHSEED=0``) so set and dict orders, and with them the count, repeat. Each call's
+result is checked as ``scheduler_figures.py`` checks it. Valgrind runs the code ~50x
+slower: 10,000 executors take minutes. Needs valgrind; says so and exits 2 without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# Under against.py the parent dropped the editable install's finder so that the older
+# revision on PYTHONPATH is imported; the child must do the same.
+DROP_EDITABLE = (
+    "import sys; sys.meta_path[:] = [f for f in sys.meta_path "
+    "if not getattr(f, '__module__', '').startswith('__editable__')]; "
+)
+
+
+def _child(name: str, executors: int, call: bool) -> None:
+    sys.path.insert(0, str(HERE))
+    from scheduler_figures import LINES
+    from test_latency_speed import boards, profiled
+    from test_rebalance_speed import case
+
+    if call:
+        LINES[name](executors, 1)  # builds the case, schedules once, checks the result
+    elif name == "online":
+        case(executors)
+    else:
+        workers = executors // 10
+        n_boards = -(-executors // 40)
+        profiled(executors, workers)
+        boards(n_boards, -(-workers // n_boards))
+
+
+def _instructions(name: str, executors: int, call: bool) -> int:
+    editable = any(getattr(f, "__module__", "").startswith("__editable__") for f in sys.meta_path)
+    code = ("" if editable else DROP_EDITABLE) + (
+        f"import runpy, sys; sys.argv = [{str(Path(__file__))!r}, '--child', {name!r}, '{executors}', "
+        f"'{int(call)}']; runpy.run_path({str(Path(__file__))!r}, run_name='__main__')"
+    )
+    out = subprocess.run(
+        [
+            "valgrind",
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            "--cachegrind-out-file=/dev/null",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    match = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+    if match is None:
+        raise RuntimeError(f"no instruction count in valgrind's output: {out.stderr[-500:]}")
+    return int(match.group(1).replace(",", ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000])
+    parser.add_argument("--schedulers", nargs="+", choices=["online", "latency"], default=["online", "latency"])
+    parser.add_argument("--child", nargs=3, metavar=("SCHEDULER", "EXECUTORS", "CALL"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child[0], int(args.child[1]), args.child[2] == "1")
+        return 0
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: no instruction counts", file=sys.stderr)
+        return 2
+    for name in args.schedulers:
+        for n in args.sizes:
+            spent = _instructions(name, n, True) - _instructions(name, n, False)
+            print(f"{name:8} {n:>6,} executors: {spent / 1e6:,.1f} M instructions per call", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
