@@ -5,7 +5,6 @@ Run it in one process:      squall local examples/wordcount.py --seconds 5
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections import Counter
 
@@ -27,12 +26,13 @@ class Sentences(Spout):
 
     def initialize(self, conf, ctx):
         self.rng = random.Random(ctx.task)
-        self.ids = itertools.count()
+        self.next_id = 0
         self.in_flight: dict[int, str] = {}
 
     def next_tuple(self):
         sentence = self.rng.choice(SENTENCES)
-        tup_id = next(self.ids)
+        tup_id = self.next_id
+        self.next_id += 1
         self.in_flight[tup_id] = sentence
         self.emit([sentence], tup_id=tup_id)
 
@@ -40,7 +40,9 @@ class Sentences(Spout):
         self.in_flight.pop(tup_id, None)
 
     def fail(self, tup_id):
-        self.emit([self.in_flight[tup_id]], tup_id=tup_id)  # replay
+        sentence = self.in_flight.get(tup_id)
+        if sentence is not None:
+            self.emit([sentence], tup_id=tup_id)  # replay
 
 
 class SplitSentence(Bolt):

@@ -29,6 +29,7 @@ import msgpack
 from squall.topology.component import Bolt, Spout, Stream, Tuple
 from squall.topology.dsl import Topology
 from squall.topology.grouping import Grouping
+from squall.topology.pacing import Pacer
 
 KEYS = 1024
 LATENCY_SAMPLES = 20_000
@@ -79,9 +80,9 @@ class ChainSpout(Spout):
     outputs = [Stream(fields=["key", "ts"])]
 
     def initialize(self, conf: dict, ctx: Any) -> None:
-        self.rate = float(conf.get("chain.rate", 0))
-        self.interval = 1.0 / self.rate if self.rate > 0 else 0.0
-        self.next_at = time.monotonic()
+        # A short stall (the worker woken a few ms late on a busy board) costs no tuples, a
+        # long one no big burst.
+        self.pacer = Pacer(float(conf.get("chain.rate", 0)), catch_up_s=CATCH_UP_S)
         self.seq = 0
         self.pad = "x" * int(conf.get("chain.payload", 0))
         self.tracked = bool(conf.get("chain.reliable", True))
@@ -93,13 +94,8 @@ class ChainSpout(Spout):
         self.active = True
 
     def next_tuple(self) -> None:
-        if self.interval:
-            now = time.monotonic()
-            if now < self.next_at:
-                return
-            # Catch up at most CATCH_UP_S (or one interval) behind: a short stall (the worker
-            # woken a few ms late on a busy board) costs no tuples, a long one no big burst.
-            self.next_at = max(self.next_at + self.interval, now - max(self.interval, CATCH_UP_S))
+        if not self.pacer.ready():
+            return
         self.seq += 1
         values = self.make_values()
         if self.tracked:
@@ -111,7 +107,7 @@ class ChainSpout(Spout):
     def next_tuple_due(self) -> float | None:
         """Paced: the next emission instant, so the worker sleeps until then. Unpaced: None
         (it always has a tuple, and is asked every round)."""
-        return self.next_at if self.interval else None
+        return self.pacer.next_due()
 
     def make_values(self) -> list[Any]:
         """The values of tuple number ``self.seq``; subclasses emit other shapes."""

@@ -245,15 +245,7 @@ def report_stages(ctx: Context, rows: list[dict[str, Any]]) -> None:
     images = []
     for repl in sorted({r["replication"] for r in rows}):
         part = [a for a in agg if a["replication"] == repl]
-        for metric, label in (
-            ("latency_avg_ms", "average latency (ms)"),
-            ("inter_node_tps", "inter-node traffic (tuples/s)"),
-        ):
-            name = f"stages-{metric.split('_')[0].replace('inter', 'traffic')}-r{repl}.png"
-            plots.lines(
-                part, "stages", metric, ctx.out / name, f"{label} vs stages, replication {repl}", "stages", label
-            )
-            images.append(name)
+        images += plot_figure_metrics(ctx, part, "stages", f"-r{repl}", f"replication {repl}")
     write_summary(
         ctx,
         "stages",
@@ -296,16 +288,7 @@ def report_alpha(ctx: Context, rows: list[dict[str, Any]]) -> None:
     # The alpha-free schedulers are drawn as flat references across the whole range.
     spread = [{**a, "alpha": x} for a in agg if a["scheduler"] in ALPHA_FREE for x in alphas]
     drawn = [a for a in agg if a["scheduler"] not in ALPHA_FREE] + spread
-    images = []
-    for metric, label in (
-        ("latency_avg_ms", "average latency (ms)"),
-        ("inter_node_tps", "inter-node traffic (tuples/s)"),
-    ):
-        name = f"alpha-{'latency' if metric.startswith('latency') else 'traffic'}.png"
-        plots.lines(
-            drawn, "alpha", metric, ctx.out / name, f"{label} vs alpha, 6 components x 5 executors", "alpha", label
-        )
-        images.append(name)
+    images = plot_figure_metrics(ctx, drawn, "alpha", "", "6 components x 5 executors")
     write_summary(ctx, "alpha", "Latency and inter-node traffic vs alpha (figures 13-14)", agg, ["alpha"], images)
 
 
@@ -365,6 +348,25 @@ def report_payload(ctx: Context, rows: list[dict[str, Any]]) -> None:
         images,
         extra_columns=(("link_util_max", "busiest link load", 2),),
     )
+
+
+# The paper's two figures per sweep: (column, axis label, file name part).
+FIGURE_METRICS = (
+    ("latency_avg_ms", "average latency (ms)", "latency"),
+    ("inter_node_tps", "inter-node traffic (tuples/s)", "traffic"),
+)
+
+
+def plot_figure_metrics(ctx: Context, agg: list[dict[str, Any]], x: str, suffix: str, caption: str) -> list[str]:
+    """One line plot per figure metric of ``agg`` against column ``x``, one line per
+    scheduler, written as ``{x}-latency{suffix}.png`` and ``{x}-traffic{suffix}.png`` into
+    the output folder; returns the file names (for the summary)."""
+    images = []
+    for metric, label, part in FIGURE_METRICS:
+        name = f"{x}-{part}{suffix}.png"
+        plots.lines(agg, x, metric, ctx.out / name, f"{label} vs {x}, {caption}", x, label)
+        images.append(name)
+    return images
 
 
 def _pct(value: Any) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from squall import config
 from squall.messages import BoardMetrics
@@ -178,28 +178,26 @@ def board_profile(
     ``topology_cores`` on it now (their CPU is not background: the model places it);
     ``cpu_wait_ms``: what those workers' loop threads waited for a CPU each time they became
     ready to run."""
-    if board is None:
-        return BoardProfile(
-            cores=float(max(1, cores_registered)),
-            clock_hz=clock_hz,
-            memory_mb=float(memory_mb_registered),
-            link_mbit=link_mbit,
-            link_delay_ms=link_delay_ms,
-            cpu_wait_ms=min(1e4, max(0.0, cpu_wait_ms)),
-        )
-    cores = board.cores if board.cores > 0 else float(max(1, cores_registered))
-    memory = board.memory_limit_mb if board.memory_limit_mb > 0 else float(memory_mb_registered)
-    return BoardProfile(
-        cores=cores,
+    registered = BoardProfile(
+        cores=float(max(1, cores_registered)),
         clock_hz=clock_hz,
-        memory_mb=memory,
+        memory_mb=float(memory_mb_registered),
         link_mbit=link_mbit,
         link_delay_ms=link_delay_ms,
+        cpu_wait_ms=min(1e4, max(0.0, cpu_wait_ms)),
+    )
+    if board is None:
+        return registered
+    # A figure the board measured wins over the registration; zero means not measured.
+    cores = board.cores if board.cores > 0 else registered.cores
+    return replace(
+        registered,
+        cores=cores,
+        memory_mb=board.memory_limit_mb if board.memory_limit_mb > 0 else registered.memory_mb,
         cpu_period_s=board.cpu_period_s,
         measured_utilisation=min(4.0, board.used_cores / cores),
         throttled_share=board.throttled_share,
         background_cores=max(0.0, board.used_cores - topology_cores),
-        cpu_wait_ms=min(1e4, max(0.0, cpu_wait_ms)),
     )
 
 

@@ -129,10 +129,7 @@ class WorkloadProfile:
             object.__setattr__(self, name, _number(getattr(self, name), f"workload profile: {name}"))
 
     def of(self, executor_id: int) -> ExecutorProfile | None:
-        for e in self.executors:
-            if e.id == executor_id:
-                return e
-        return None
+        return next((e for e in self.executors if e.id == executor_id), None)
 
     def to_dict(self) -> dict[str, Any]:
         return {

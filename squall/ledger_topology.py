@@ -38,6 +38,7 @@ import msgpack
 from squall.topology.component import Bolt, Spout, Stream, Tuple
 from squall.topology.dsl import Topology
 from squall.topology.grouping import Grouping
+from squall.topology.pacing import Pacer
 
 KEYS = 1024
 ID_SPAN = 1_000_000_000  # ids of spout task t are t * ID_SPAN + 1, + 2, ...
@@ -71,10 +72,8 @@ class LedgerSpout(Spout):
     outputs = [Stream(fields=["key", "ts", "id"])]
 
     def initialize(self, conf: dict, ctx: Any) -> None:
-        rate = float(conf.get("ledger.rate", 100))
-        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.pacer = Pacer(float(conf.get("ledger.rate", 100)))
         self.total = int(conf.get("ledger.total", 0))
-        self.next_at = time.monotonic()
         folder = Path(conf["ledger.dir"])
         folder.mkdir(parents=True, exist_ok=True)
         self.base = ctx.task * ID_SPAN
@@ -101,11 +100,8 @@ class LedgerSpout(Spout):
             return
         if self.total and self.seq >= self.total:
             return
-        if self.interval:
-            now = time.monotonic()
-            if now < self.next_at:
-                return
-            self.next_at = max(self.next_at + self.interval, now - self.interval)  # no burst after a stall
+        if not self.pacer.ready():
+            return
         self.seq += 1
         tid = self.base + self.seq
         ts = time.time()

@@ -96,10 +96,7 @@ class ComponentSpec:
         return dict(self.config_items)
 
     def stream(self, name: str) -> StreamSpec | None:
-        for s in self.outputs:
-            if s.name == name:
-                return s
-        return None
+        return next((s for s in self.outputs if s.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
         return {

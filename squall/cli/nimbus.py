@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from squall.cli import UsageError
+from squall.cli.discovery_options import add_discovery_options, check_discovery_options
 from squall.cli.keygen import add_keys_option, keys_from_args
 from squall.cli.local import parse_overrides
-from squall.discovery import DEFAULT_CLUSTER
-from squall.discovery import DEFAULT_PORT as DISCOVERY_PORT
 from squall.extras import missing
 from squall.security import default_bind, is_loopback, protection_refusal
 
@@ -82,21 +81,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="a Nimbus config entry, e.g. nimbus.supervisor.timeout.secs=5 (VALUE parsed as JSON)",
     )
-    p.add_argument(
-        "--cluster",
-        default=DEFAULT_CLUSTER,
-        help=f"cluster name that discovery answers for (default {DEFAULT_CLUSTER})",
-    )
-    p.add_argument(
-        "--discovery-port",
-        type=int,
-        default=DISCOVERY_PORT,
-        help=f"UDP port answering supervisors' discovery beacons (default {DISCOVERY_PORT})",
-    )
-    p.add_argument(
-        "--no-discovery",
-        action="store_true",
-        help="do not answer discovery beacons (off anyway when --host is a loopback address)",
+    add_discovery_options(
+        p,
+        cluster="cluster name that discovery answers for",
+        port="UDP port answering supervisors' discovery beacons",
+        off="do not answer discovery beacons (off anyway when --host is a loopback address)",
     )
     p.add_argument(
         "--peers",
@@ -210,10 +199,7 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if not 0 <= value < 65536 or (name == "port" and value == 0):
             raise UsageError(f"--{name.replace('_', '-')} {value} is not a valid port")
-    if not 0 < args.discovery_port < 65536:
-        raise UsageError(f"--discovery-port {args.discovery_port} is not a valid port")
-    if not args.cluster or not args.cluster.isprintable() or len(args.cluster) > 100:
-        raise UsageError(f"--cluster must be a printable name of 1 to 100 characters, got {args.cluster!r}")
+    check_discovery_options(args)
     conf = parse_overrides(args.set)
     from squall.nimbus.config import ConfError, check_nimbus_conf
 

@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from squall.cli import UsageError
+from squall.cli.discovery_options import add_discovery_options, check_discovery_options
 from squall.cli.keygen import add_keys_option, keys_from_args
-from squall.discovery import DEFAULT_CLUSTER
-from squall.discovery import DEFAULT_PORT as DISCOVERY_PORT
 from squall.supervisor.state import DEFAULT_NIMBUS_TIMEOUT_S, NIMBUS_TIMEOUT_KEY
 
 DEFAULT_FIRST_PORT = 6700  # Storm's supervisor.slots.ports start
@@ -45,27 +44,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="Nimbus HOST:PORT, or every address it may answer on as A,B,C "
         "(default $SQUALL_NIMBUS, else discovered on the local network)",
     )
-    p.add_argument(
-        "--cluster",
-        default=DEFAULT_CLUSTER,
-        help=f"cluster name; only a Nimbus of this cluster is accepted (default {DEFAULT_CLUSTER})",
-    )
-    p.add_argument(
-        "--discovery-port",
-        type=int,
-        default=DISCOVERY_PORT,
-        help=f"UDP port of the discovery beacon (default {DISCOVERY_PORT})",
+    add_discovery_options(
+        p,
+        cluster="cluster name; only a Nimbus of this cluster is accepted",
+        port="UDP port of the discovery beacon",
+        off="do not look for Nimbus; use localhost:6627 when no address is given",
     )
     p.add_argument(
         "--discovery-timeout",
         type=float,
         default=None,
         help="seconds to look for Nimbus before giving up with exit 1 (default: keep looking)",
-    )
-    p.add_argument(
-        "--no-discovery",
-        action="store_true",
-        help="do not look for Nimbus; use localhost:6627 when no address is given",
     )
     p.add_argument("--id", dest="supervisor_id", help="node id (default: the host name)")
     p.add_argument("--slots", type=int, help="worker slots (default: from memory and cores)")
@@ -201,10 +190,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--slots must be >= 1")
     if args.capacity_hz is not None and args.capacity_hz <= 0:
         raise UsageError("--capacity-hz must be > 0")
-    if not args.cluster or not args.cluster.isprintable() or len(args.cluster) > 100:
-        raise UsageError(f"--cluster must be a printable name of 1 to 100 characters, got {args.cluster!r}")
-    if not 0 < args.discovery_port < 65536:
-        raise UsageError(f"--discovery-port {args.discovery_port} is not a valid port")
+    check_discovery_options(args)
     if args.link_mbit is not None and not 0 < args.link_mbit <= 1e6:
         raise UsageError(f"--link-mbit must be > 0 (Mbit/s), got {args.link_mbit:g}")
     if args.link_delay_ms is not None and not 0 <= args.link_delay_ms <= 60_000:

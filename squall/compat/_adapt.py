@@ -67,3 +67,15 @@ class ForeignComponent:
     @classmethod
     def spec(cls, *args: Any, **kwargs: Any) -> ComponentBuilder:
         raise not_in_squall(f"{cls.__name__} ({cls.kind})", cls.why)
+
+
+class JvmComponent(ForeignComponent):
+    """A spout or bolt written for the JVM."""
+
+    why = "Squall runs Python components only; write it in Python"
+
+
+class MultilangComponent(ForeignComponent):
+    """A spout or bolt run as a subprocess speaking Storm's multilang protocol."""
+
+    why = "Squall runs components in its own Python executors, not as subprocesses speaking Storm's multilang protocol"

@@ -197,7 +197,11 @@ class BoltExecutor(Executor):
         # choice, the counting, the inlined Tuple). Sharing their untracked tail as one
         # function costs a Python call per emit: measured +937 instructions per tuple of the
         # one-process 3-stage chain, acking off (19,015 against 18,078, +5.2%, cachegrind; two
-        # emits per tuple), well beyond the noise of instruction counts, which is none.
+        # emits per tuple), well beyond the noise of instruction counts (about 0.4% from run
+        # to run). Sharing only the route lookup and target choice, the smallest common
+        # part, as one function costs nearly as much: +767 instructions per tuple acking off
+        # (18,757 against 17,990, +4.3%) and +839 acking on (51,115 against 50,276, +1.7%),
+        # ``python benchmarks/engine_instructions.py``.
         routes = self._routes_of(task)
         default = routes.get(DEFAULT_STREAM)
         sinks = self.wiring.sinks

@@ -72,9 +72,17 @@ def test_submit_runs_across_three_nodes_with_live_traffic_and_load(cluster):
     assert killed.returncode == 0, killed.stderr
     eventually(lambda: all(r["name"] != "wc" for r in cluster.client().list()), what="wc gone from list")
     eventually(
-        lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids),
+        lambda: not any(running(p) for p in pids),
         what="wc workers stopped",
     )
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, or one that exits while we look, is not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_rebalance_changes_workers_and_parallelism(cluster):

@@ -70,35 +70,21 @@ def test_the_profile_has_rates_service_overhead_transfer_and_acker_edges():
 
 
 def test_board_rates_from_cumulative_samples_and_a_restart():
+    def half_core_board(at: float, cpu_s: float, throttled_s: float) -> M.BoardMetrics:
+        """A board limited to half a core and 1 GiB by its cgroup."""
+        return M.BoardMetrics(
+            at=at,
+            cpu_s=cpu_s,
+            cores=0.5,
+            cpu_period_s=0.1,
+            throttled_s=throttled_s,
+            memory_limit_bytes=1024**3,
+            source="cgroup",
+        )
+
     boards = BoardWindow()
-    boards.add(
-        "n1",
-        M.BoardMetrics(
-            at=10.0,
-            cpu_s=1.0,
-            cores=0.5,
-            cpu_period_s=0.1,
-            throttled_s=0.0,
-            memory_limit_bytes=1024**3,
-            source="cgroup",
-        ),
-        0.0,
-        30.0,
-    )
-    boards.add(
-        "n1",
-        M.BoardMetrics(
-            at=20.0,
-            cpu_s=3.0,
-            cores=0.5,
-            cpu_period_s=0.1,
-            throttled_s=0.5,
-            memory_limit_bytes=1024**3,
-            source="cgroup",
-        ),
-        10.0,
-        30.0,
-    )
+    boards.add("n1", half_core_board(at=10.0, cpu_s=1.0, throttled_s=0.0), 0.0, 30.0)
+    boards.add("n1", half_core_board(at=20.0, cpu_s=3.0, throttled_s=0.5), 10.0, 30.0)
     r = boards.rates("n1")
     assert r is not None and r.used_cores == pytest.approx(0.2) and r.throttled_share == pytest.approx(0.05)
     prof = board_profile(r, CLOCK, 4, 4096, topology_cores=0.15)

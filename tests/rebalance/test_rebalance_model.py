@@ -47,60 +47,43 @@ def test_assignment_is_a_value_with_lookups():
     assert a.moved(moved) == (("t", 1),)
 
 
+def workload_data(**fields: object) -> dict[str, object]:
+    """A valid one-executor workload as JSON data, with ``fields`` replaced (the fault under test)."""
+    return {
+        "topology": "t",
+        "workers": 1,
+        "executors": [{"id": 0, "component": "a"}],
+        "traffic": [],
+        "load_hz": [1.0],
+        **fields,
+    }
+
+
+def test_the_base_of_the_malformed_cases_is_well_formed():
+    (w,) = workloads_from_json(workload_data())
+    assert (w.topology, w.workers, len(w.executors)) == ("t", 1, 1)
+
+
 @pytest.mark.parametrize(
     "data, message",
     [
         pytest.param(
-            {"workers": 1, "executors": [], "traffic": [], "load_hz": []},
+            {k: v for k, v in workload_data().items() if k != "topology"},
             r"topology: missing field",
             id="missing field",
         ),
+        pytest.param(workload_data(workers="2"), r"workers: expected an integer", id="wrong type"),
         pytest.param(
-            {"topology": "t", "workers": "2", "executors": [], "traffic": [], "load_hz": []},
-            r"workers: expected an integer",
-            id="wrong type",
-        ),
-        pytest.param(
-            {
-                "topology": "t",
-                "workers": 1,
-                "executors": [{"id": 0, "component": "a"}],
-                "traffic": [[0, 5, 1.0]],
-                "load_hz": [1.0],
-            },
+            workload_data(traffic=[[0, 5, 1.0]]),
             r"traffic\[0\]\[1\]: unknown executor id 5",
             id="traffic names an unknown executor",
         ),
+        pytest.param(workload_data(traffic=[[0, 0, -1.0]]), r"traffic\[0\]\[2\]: must be >= 0", id="negative rate"),
         pytest.param(
-            {
-                "topology": "t",
-                "workers": 1,
-                "executors": [{"id": 0, "component": "a"}],
-                "traffic": [[0, 0, -1.0]],
-                "load_hz": [1.0],
-            },
-            r"traffic\[0\]\[2\]: must be >= 0",
-            id="negative rate",
+            workload_data(load_hz=[1.0, 2.0]), r"load_hz: has 2 values for 1 executors", id="load_hz length mismatch"
         ),
         pytest.param(
-            {
-                "topology": "t",
-                "workers": 1,
-                "executors": [{"id": 0, "component": "a"}],
-                "traffic": [],
-                "load_hz": [1.0, 2.0],
-            },
-            r"load_hz: has 2 values for 1 executors",
-            id="load_hz length mismatch",
-        ),
-        pytest.param(
-            {
-                "topology": "t",
-                "workers": 1,
-                "executors": [{"id": 0, "component": "a"}, {"id": 0, "component": "b"}],
-                "traffic": [],
-                "load_hz": [1.0, 2.0],
-            },
+            workload_data(executors=[{"id": 0, "component": "a"}, {"id": 0, "component": "b"}], load_hz=[1.0, 2.0]),
             r"duplicate executor ids \[0\]",
             id="duplicate executor ids",
         ),

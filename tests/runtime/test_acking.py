@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from squall import Bolt, Grouping, Topology, Tuple
+from squall.supervisor.runtime.engine import Engine
 from squall.topology.testing import CollectBolt, ListSpout
 from tests.runtime.runtime_helpers import FakeClock, by_task, instances, only, pump, start_engine, summary
 
@@ -28,6 +29,15 @@ def items_spout(n: int, max_replays: int = 0, fields: Sequence[str] = ("n",)) ->
 def topology(name: str = "T", config: dict | None = None, **components: Any) -> type[Topology]:
     """A Topology class built from keyword component specs (declaration order kept)."""
     return type(name, (Topology,), {"config": dict(config or {}), **components})
+
+
+def run_on_fake_clock(conf: dict | None = None, **components: Any) -> tuple[Engine, FakeClock]:
+    """Start the topology of ``components`` (engine ``conf``) on a fake clock, on which time
+    passes only when the test advances it, and pump it until idle."""
+    clock = FakeClock()
+    engine = start_engine(topology(**components), conf, clock=clock)
+    pump(engine)
+    return engine, clock
 
 
 class Relay(Bolt):
@@ -171,11 +181,9 @@ def test_each_completed_tree_calls_spout_ack_once_per_tup_id() -> None:
 
 
 def test_complete_latency_is_emit_to_tree_completion() -> None:
-    clock = FakeClock()
     spout = items_spout(4).spec()
     hold = ReleaseAll.spec(inputs=[spout], config=TICK_EVERY_SECOND)
-    engine = start_engine(topology(spout=spout, hold=hold), clock=clock)
-    pump(engine)
+    engine, clock = run_on_fake_clock(spout=spout, hold=hold)
     assert only(engine, "spout").acked == []
     clock.advance(1.0)
     pump(engine)
@@ -229,11 +237,9 @@ def test_a_bolt_raising_fails_its_tuple_keeps_processing_and_logs_once(caplog: p
 
 
 def test_with_auto_fail_off_a_raising_bolt_leaves_the_tuple_to_time_out() -> None:
-    clock = FakeClock()
     spout = items_spout(4).spec()
     boom = RaiseOddNoAutoFail.spec(inputs=[spout])
-    engine = start_engine(topology(spout=spout, boom=boom), {"topology.message.timeout.secs": 5}, clock=clock)
-    pump(engine)
+    engine, clock = run_on_fake_clock({"topology.message.timeout.secs": 5}, spout=spout, boom=boom)
     s = only(engine, "spout")
     assert sorted(s.acked) == [0, 2] and s.failed == []
     clock.advance(6)
@@ -256,11 +262,9 @@ def test_failed_items_are_replayed_until_every_item_is_acked() -> None:
 
 
 def test_a_tree_not_completed_within_the_message_timeout_is_failed() -> None:
-    clock = FakeClock()
     spout = items_spout(6).spec()
     hold = Hold.spec(inputs=[spout])
-    engine = start_engine(topology(spout=spout, hold=hold), {"topology.message.timeout.secs": 0.2}, clock=clock)
-    pump(engine)
+    engine, clock = run_on_fake_clock({"topology.message.timeout.secs": 0.2}, spout=spout, hold=hold)
     s = only(engine, "spout")
     clock.advance(0.1)
     pump(engine)
@@ -328,13 +332,11 @@ def test_zero_acker_executors_turns_tracking_off_and_acks_at_once(where: str) ->
 
 
 def test_a_fanned_out_tree_completes_only_when_every_descendant_is_acked() -> None:
-    clock = FakeClock()
     spout = type("Sentences", (ListSpout,), {"outputs": ["n"], "items": [["a b c"]], "max_replays": 0}).spec()
     split = Split.spec(inputs=[spout])
     relay = Relay.spec(inputs=[split], par=2)
     hold = ReleaseOne.spec(inputs=[relay], config=TICK_EVERY_SECOND)
-    engine = start_engine(topology(spout=spout, split=split, relay=relay, hold=hold), clock=clock)
-    pump(engine)
+    engine, clock = run_on_fake_clock(spout=spout, split=split, relay=relay, hold=hold)
     s = only(engine, "spout")
     assert len(only(engine, "hold").held) == 3
     for still_held in (2, 1):
@@ -348,12 +350,10 @@ def test_a_fanned_out_tree_completes_only_when_every_descendant_is_acked() -> No
 
 
 def test_a_tuple_anchored_to_two_inputs_holds_both_trees_open() -> None:
-    clock = FakeClock()
     spout = items_spout(2).spec()
     join = Join.spec(inputs=[spout])
     hold = ReleaseAll.spec(inputs=[join], config=TICK_EVERY_SECOND)
-    engine = start_engine(topology(spout=spout, join=join, hold=hold), clock=clock)
-    pump(engine)
+    engine, clock = run_on_fake_clock(spout=spout, join=join, hold=hold)
     s = only(engine, "spout")
     assert [t.values for t in only(engine, "hold").held] == [["0+1"]]
     assert s.acked == []

@@ -45,42 +45,51 @@ def _instance(component: str) -> Any:
     return inst
 
 
-def test_a_spout_emit_with_the_wrong_number_of_values_names_stream_and_fields() -> None:
-    spout = _instance("words")
-    with pytest.raises(
-        EmitError,
-        match=r"'words' emitted 2 value\(s\) on stream 'default', which declares "
-        r"1 field\(s\): \['word'\]",
-    ):
-        spout.emit(["a", "b"])
-
-
-def test_a_bolt_emit_with_the_wrong_number_of_values_names_stream_and_fields() -> None:
-    bolt = _instance("count")
-    with pytest.raises(
-        EmitError,
-        match=r"'count' emitted 1 value\(s\) on stream 'default', which declares "
-        r"2 field\(s\): \['word', 'count'\]",
-    ):
-        bolt.emit(["a"])
-    with pytest.raises(EmitError, match=r"stream 'errors', which declares 1 field\(s\): \['reason'\]"):
-        bolt.emit(["a", "b"], stream="errors")
-
-
-def test_an_emit_on_an_undeclared_stream_names_the_declared_ones() -> None:
-    bolt = _instance("count")
-    with pytest.raises(
-        EmitError,
-        match=r"'count' emitted on undeclared stream 'nope' "
-        r"\(declared: 'default', 'errors'\)",
-    ):
-        bolt.emit(["a", 1], stream="nope")
-
-
-def test_an_emit_on_the_default_stream_of_a_component_without_one_says_default() -> None:
-    bolt = _instance("named")
-    with pytest.raises(EmitError, match=r"undeclared stream 'default' \(declared: 'side'\)"):
-        bolt.emit([1])
+@pytest.mark.parametrize(
+    ("component", "values", "stream", "message"),
+    [
+        pytest.param(
+            "words",
+            ["a", "b"],
+            None,
+            r"'words' emitted 2 value\(s\) on stream 'default', which declares 1 field\(s\): \['word'\]",
+            id="spout, too many values",
+        ),
+        pytest.param(
+            "count",
+            ["a"],
+            None,
+            r"'count' emitted 1 value\(s\) on stream 'default', which declares 2 field\(s\): \['word', 'count'\]",
+            id="bolt, too few values",
+        ),
+        pytest.param(
+            "count",
+            ["a", "b"],
+            "errors",
+            r"stream 'errors', which declares 1 field\(s\): \['reason'\]",
+            id="bolt, too many values on a named stream",
+        ),
+        pytest.param(
+            "count",
+            ["a", 1],
+            "nope",
+            r"'count' emitted on undeclared stream 'nope' \(declared: 'default', 'errors'\)",
+            id="undeclared stream: the declared ones named",
+        ),
+        pytest.param(
+            "named",
+            [1],
+            None,
+            r"undeclared stream 'default' \(declared: 'side'\)",
+            id="no default stream: says default",
+        ),
+    ],
+)
+def test_a_bad_emit_names_the_stream_and_what_it_declares(
+    component: str, values: list[Any], stream: str | None, message: str
+) -> None:
+    with pytest.raises(EmitError, match=message):
+        _instance(component).emit(values, stream=stream)
 
 
 def test_spouts_cannot_anchor_and_bolts_cannot_pass_tup_id() -> None:

@@ -5,7 +5,6 @@ task that no engine runs (in transit) until its new owner adds it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
@@ -289,11 +288,11 @@ def test_local_or_shuffle_routes_follow_the_executors():
 
 
 def test_the_stateful_wordcount_example_keeps_its_counts_across_a_move():
+    from squall.topology.loader import load_topology
+
+    # As a worker loads it: the example imports its components from wordcount.py beside it.
     path = Path(__file__).resolve().parents[2] / "examples" / "stateful_wordcount.py"
-    spec = importlib.util.spec_from_file_location("stateful_wordcount_example", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    topo = module.StatefulWordCount
+    topo = load_topology(f"{path}:StatefulWordCount")
     # Executors: count 0-2, sentences 3, split 4-5, acker 6.
     p = Pair(topo, {"topology.acker.executors": 1, "topology.max.spout.pending": 50}, a=[0, 1, 2, 3, 4, 5, 6], b=[])
     p.rounds(40)

@@ -53,20 +53,21 @@ def _ticks(engine: Any, component: str) -> dict[int, int]:
     return {task: len(inst.ticks) for task, inst in by_task(engine, component).items()}
 
 
+def ticks_after(engine: Any, clock: FakeClock, seconds: float, component: str = "ticked") -> set[int]:
+    """Advance the fake clock by ``seconds``, run the engine until idle, and return the
+    distinct tick counts of ``component``'s tasks (one value: every task got as many)."""
+    clock.advance(seconds)
+    pump(engine)
+    return set(_ticks(engine, component).values())
+
+
 def test_ticks_call_process_tick_on_every_task_at_the_configured_period() -> None:
     clock = FakeClock()
     engine = start_engine(_topology(ticked_config={TICK: 2.0}), clock=clock)
-    pump(engine)
-    assert set(_ticks(engine, "ticked").values()) == {0}
-    clock.advance(1.9)
-    pump(engine)
-    assert set(_ticks(engine, "ticked").values()) == {0}
-    clock.advance(0.1)
-    pump(engine)
-    assert set(_ticks(engine, "ticked").values()) == {1}
-    clock.advance(2.0)
-    pump(engine)
-    assert set(_ticks(engine, "ticked").values()) == {2}
+    assert ticks_after(engine, clock, 0.0) == {0}
+    assert ticks_after(engine, clock, 1.9) == {0}
+    assert ticks_after(engine, clock, 0.1) == {1}
+    assert ticks_after(engine, clock, 2.0) == {2}
     assert len(_ticks(engine, "ticked")) == 3  # all three tasks, over two executors
     ticked = by_task(engine, "ticked").values()
     # process saw only the two data tuples, never a tick.
@@ -79,9 +80,7 @@ def test_ticks_call_process_tick_on_every_task_at_the_configured_period() -> Non
 def test_bolts_without_tick_config_get_no_ticks() -> None:
     clock = FakeClock()
     engine = start_engine(_topology(ticked_config={TICK: 1.0}), clock=clock)
-    clock.advance(5.0)
-    pump(engine)
-    assert set(_ticks(engine, "plain").values()) == {0}
+    assert ticks_after(engine, clock, 5.0, "plain") == {0}
     assert not any(inst.processed[0].is_tick for inst in by_task(engine, "plain").values())
 
 
@@ -91,21 +90,15 @@ def test_a_topology_wide_tick_frequency_applies_to_every_bolt(where: str) -> Non
     conf = {TICK: 1.0}
     topo = _topology(config=conf if where == "topology config" else None)
     engine = start_engine(topo, conf if where == "engine conf" else None, clock=clock)
-    clock.advance(1.0)
-    pump(engine)
-    assert set(_ticks(engine, "ticked").values()) == {1}
+    assert ticks_after(engine, clock, 1.0) == {1}
     assert set(_ticks(engine, "plain").values()) == {1}
 
 
 def test_a_long_stall_yields_one_tick_not_a_burst() -> None:
     clock = FakeClock()
     engine = start_engine(_topology(ticked_config={TICK: 1.0}), clock=clock)
-    clock.advance(3.5)
-    pump(engine)
-    assert set(_ticks(engine, "ticked").values()) == {1}
-    clock.advance(1.0)
-    pump(engine)
-    assert set(_ticks(engine, "ticked").values()) == {2}
+    assert ticks_after(engine, clock, 3.5) == {1}
+    assert ticks_after(engine, clock, 1.0) == {2}
 
 
 def test_a_raising_process_tick_is_counted_logged_once_and_ticks_continue(caplog: pytest.LogCaptureFixture) -> None:

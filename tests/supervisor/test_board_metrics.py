@@ -37,28 +37,67 @@ def reader(root: Path) -> BoardReader:
     return BoardReader(root, clock=lambda: 42.0, usable_cores=lambda: 4)
 
 
-def test_v1_board_with_cpuacct_quota_throttling_and_memory_limit(tmp_path):
-    fake_proc(tmp_path, "4:memory:/board\n3:cpuacct:/board\n2:cpu:/board\n0::/\n", V1_MOUNTS)
-    cg = tmp_path / "sys/fs/cgroup"
-    write(cg / "cpuacct/board/cpuacct.usage", "2500000000\n")
-    write(cg / "cpu/board/cpu.cfs_quota_us", "5000\n")
-    write(cg / "cpu/board/cpu.cfs_period_us", "10000\n")
-    write(cg / "cpu/board/cpu.stat", "nr_periods 300\nnr_throttled 40\nthrottled_time 1500000000\n")
-    write(cg / "memory/board/memory.usage_in_bytes", str(300 << 20))
-    write(cg / "memory/board/memory.limit_in_bytes", str(512 << 20))
-    write(cg / "memory/board/memory.stat", f"cache 1\ntotal_inactive_file {100 << 20}\n")
-    assert reader(tmp_path).read() == BoardMetrics(
+def cgroup_metrics(
+    cpu_s: float, cores: float, period_s: float, periods: tuple[int, int], throttled_s: float, mb: tuple[int, int]
+) -> BoardMetrics:
+    """What ``reader`` should read from a board's cgroup: ``periods`` is (periods,
+    throttled periods), ``mb`` (memory used, memory limit) in MiB."""
+    return BoardMetrics(
         at=42.0,
-        cpu_s=2.5,
-        cores=0.5,
-        cpu_period_s=0.01,
-        periods=300,
-        throttled_periods=40,
-        throttled_s=1.5,
-        memory_used_bytes=200 << 20,
-        memory_limit_bytes=512 << 20,
+        cpu_s=cpu_s,
+        cores=cores,
+        cpu_period_s=period_s,
+        periods=periods[0],
+        throttled_periods=periods[1],
+        throttled_s=throttled_s,
+        memory_used_bytes=mb[0] << 20,
+        memory_limit_bytes=mb[1] << 20,
         source="cgroup",
     )
+
+
+@pytest.mark.parametrize(
+    ("cgroup", "mounts", "files", "expected"),
+    [
+        pytest.param(
+            "4:memory:/board\n3:cpuacct:/board\n2:cpu:/board\n0::/\n",
+            V1_MOUNTS,
+            {
+                "cpuacct/board/cpuacct.usage": "2500000000\n",
+                "cpu/board/cpu.cfs_quota_us": "5000\n",
+                "cpu/board/cpu.cfs_period_us": "10000\n",
+                "cpu/board/cpu.stat": "nr_periods 300\nnr_throttled 40\nthrottled_time 1500000000\n",
+                "memory/board/memory.usage_in_bytes": str(300 << 20),
+                "memory/board/memory.limit_in_bytes": str(512 << 20),
+                "memory/board/memory.stat": f"cache 1\ntotal_inactive_file {100 << 20}\n",
+            },
+            cgroup_metrics(cpu_s=2.5, cores=0.5, period_s=0.01, periods=(300, 40), throttled_s=1.5, mb=(200, 512)),
+            id="v1 with cpuacct, quota, throttling and memory limit",
+        ),
+        pytest.param(
+            "0::/boards/b2\n",
+            V2_MOUNTS,
+            {
+                "boards/b2/cpu.max": "25000 100000\n",
+                "boards/b2/cpu.stat": "usage_usec 7000000\nuser_usec 5\nsystem_usec 2\n"
+                "nr_periods 10\nnr_throttled 3\nthrottled_usec 250000\n",
+                "boards/b2/memory.current": str(64 << 20),
+                "boards/b2/memory.max": str(256 << 20),
+                "boards/b2/memory.stat": f"anon 1\ninactive_file {4 << 20}\n",
+            },
+            cgroup_metrics(cpu_s=7.0, cores=0.25, period_s=0.1, periods=(10, 3), throttled_s=0.25, mb=(60, 256)),
+            id="v2 with quota, throttling and memory limit",
+        ),
+    ],
+)
+def test_a_board_group_with_limits_is_read_whole(
+    tmp_path: Path, cgroup: str, mounts: str, files: dict[str, str], expected: BoardMetrics
+) -> None:
+    """Memory used leaves out the inactive page cache (the kernel can drop it)."""
+    fake_proc(tmp_path, cgroup, mounts)
+    for name, text in files.items():
+        write(tmp_path / "sys/fs/cgroup" / name, text)
+    assert reader(tmp_path).read() == expected
 
 
 def test_v1_board_without_cpuacct_sums_its_processes_and_never_goes_back(tmp_path):
@@ -105,32 +144,6 @@ def test_a_parent_group_quota_limits_the_board(tmp_path):
     write(cg / "boards/b1/cpuacct.usage", "1000\n")
     m = reader(tmp_path).read()
     assert (m.cores, m.cpu_period_s, m.cpu_s, m.source) == (1.5, 0.1, 1e-6, "cgroup")
-
-
-def test_v2_board(tmp_path):
-    fake_proc(tmp_path, "0::/boards/b2\n", V2_MOUNTS)
-    cg = tmp_path / "sys/fs/cgroup/boards/b2"
-    write(cg / "cpu.max", "25000 100000\n")
-    write(
-        cg / "cpu.stat",
-        "usage_usec 7000000\nuser_usec 5\nsystem_usec 2\nnr_periods 10\nnr_throttled 3\nthrottled_usec 250000\n",
-    )
-    write(cg / "memory.current", str(64 << 20))
-    write(cg / "memory.max", str(256 << 20))
-    write(cg / "memory.stat", f"anon 1\ninactive_file {4 << 20}\n")
-    m = reader(tmp_path).read()
-    assert m == BoardMetrics(
-        at=42.0,
-        cpu_s=7.0,
-        cores=0.25,
-        cpu_period_s=0.1,
-        periods=10,
-        throttled_periods=3,
-        throttled_s=0.25,
-        memory_used_bytes=60 << 20,
-        memory_limit_bytes=256 << 20,
-        source="cgroup",
-    )
 
 
 def test_v2_group_without_limits_reports_its_usage_and_the_machine_capacity(tmp_path):

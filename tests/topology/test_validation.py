@@ -3,6 +3,7 @@ whether the topology comes from the DSL or from a spec dict (``TopologySpec.from
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -42,100 +43,107 @@ def build(**attrs: Any) -> type[Topology]:
 # -- through the DSL -------------------------------------------------------------------
 
 
-def test_an_input_not_declared_in_the_topology_is_an_unknown_component() -> None:
-    stray = Words.spec()
-    with pytest.raises(
-        TopologyError,
-        match=r"component 'count' subscribes to unknown component .*Words.*"
-        r"not declared in T",
-    ):
-        build(words=Words.spec(), count=Count.spec(inputs=[stray]))
-
-
-def test_an_input_from_another_topology_is_an_unknown_component() -> None:
-    class Other(Topology):
-        words = Words.spec()
-
-    with pytest.raises(TopologyError, match=r"component 'count' subscribes to unknown component"):
-        build(words=Words.spec(), count=Count.spec(inputs=[Other.words]))
-
-
-def test_an_unknown_input_stream_names_the_bolt_the_stream_and_the_declared_streams() -> None:
+class OtherTopology(Topology):
     words = Words.spec()
-    with pytest.raises(
-        TopologyError,
-        match=r"bolt 'count' subscribes to unknown stream 'nope' of 'words' "
-        r"\(declared: 'default'\)",
-    ):
-        build(words=words, count=Count.spec(inputs=[words["nope"]]))
 
 
 @pytest.mark.parametrize(
-    "grouping", [Grouping.fields("nope"), Grouping.partial_key("word", "nope")], ids=["fields", "partial_key"]
+    ("beside_words", "message"),
+    [
+        pytest.param(
+            lambda w: {"count": Count.spec(inputs=[Words.spec()])},
+            r"component 'count' subscribes to unknown component .*Words.*not declared in T",
+            id="input not declared in the topology",
+        ),
+        pytest.param(
+            lambda w: {"count": Count.spec(inputs=[OtherTopology.words])},
+            r"component 'count' subscribes to unknown component",
+            id="input from another topology",
+        ),
+        pytest.param(
+            lambda w: {"count": Count.spec(inputs=[w["nope"]])},
+            r"bolt 'count' subscribes to unknown stream 'nope' of 'words' \(declared: 'default'\)",
+            id="unknown input stream: the declared ones named",
+        ),
+        pytest.param(
+            lambda w: {"count": Count.spec(inputs={w: Grouping.fields("nope")})},
+            r"bolt 'count': fields grouping on \['nope'\] but stream 'default' of 'words' declares fields \['word'\]",
+            id="fields grouping on an undeclared field",
+        ),
+        pytest.param(
+            lambda w: {"count": Count.spec(inputs={w: Grouping.partial_key("word", "nope")})},
+            r"bolt 'count': partial_key grouping on \['nope'\] but stream 'default' of 'words' declares fields",
+            id="partial_key grouping on an undeclared field",
+        ),
+        pytest.param(
+            lambda w: {"a": Words.spec(name="x"), "b": Words.spec(name="x")},
+            r"duplicate component name 'x' \(attributes 'a' and 'b'\)",
+            id="two components with the same name",
+        ),
+        pytest.param(
+            lambda w: {"again": w}, r"component 'again' is the same spec as 'words'", id="one spec declared twice"
+        ),
+        pytest.param(
+            lambda w: {"count": Count.spec(inputs=[w], par=0, tasks=1)},
+            r"component 'count': par must be >= 1, got 0",
+            id="par 0",
+        ),
+        pytest.param(
+            lambda w: {"count": Count.spec(inputs=[w], par=-1, tasks=1)},
+            r"component 'count': par must be >= 1, got -1",
+            id="par -1",
+        ),
+        pytest.param(
+            lambda w: {"count": Count.spec(inputs=[w], par=2, tasks=1)},
+            r"component 'count': tasks \(1\) must be >= par \(2\)",
+            id="fewer tasks than executors",
+        ),
+        pytest.param(
+            lambda w: {"weird": Weird.spec()},
+            r"component 'weird': 'Weird' is neither a Spout nor a Bolt",
+            id="neither spout nor bolt",
+        ),
+        pytest.param(
+            lambda w: {"count": Count.spec(inputs={Words: Grouping.SHUFFLE})},
+            r"component 'count': input <class .*Words'> is not a spout or bolt spec",
+            id="input given as a class instead of a spec",
+        ),
+        pytest.param(
+            lambda w: {"more": Words.spec(inputs=[w])}, r"spout 'more' cannot have inputs", id="spout with inputs"
+        ),
+        pytest.param(
+            lambda w: {"count": Count.spec(inputs={w: Grouping.DIRECT})},
+            r"bolt 'count': Grouping.DIRECT needs a direct stream, but 'default' of 'words' is not declared direct",
+            id="direct grouping on a stream not declared direct",
+        ),
+        pytest.param(
+            lambda w: {"count": Count.spec(inputs="words")},
+            r"component 'count': inputs must be a dict or a list, got str",
+            id="inputs of the wrong type",
+        ),
+        pytest.param(
+            lambda w: {"count": Count.spec(inputs={w: "shuffle"})},
+            r"component 'count': grouping for input .* must be a Grouping, got 'shuffle'",
+            id="grouping that is not a Grouping",
+        ),
+    ],
 )
-def test_a_keyed_grouping_on_an_undeclared_field_names_the_field_and_the_stream(grouping: Any) -> None:
+def test_each_fault_beside_a_words_spout_is_refused_with_its_message(
+    beside_words: Callable[[Any], dict[str, Any]], message: str
+) -> None:
     words = Words.spec()
-    with pytest.raises(
-        TopologyError,
-        match=rf"bolt 'count': {grouping.type} grouping on \['nope'\] but stream "
-        r"'default' of 'words' declares fields \['word'\]",
-    ):
-        build(words=words, count=Count.spec(inputs={words: grouping}))
+    with pytest.raises(TopologyError, match=message):
+        build(words=words, **beside_words(words))
 
 
-def test_two_components_with_the_same_name_are_refused() -> None:
-    with pytest.raises(TopologyError, match=r"duplicate component name 'x' \(attributes 'a' and 'b'\)"):
-        build(a=Words.spec(name="x"), b=Words.spec(name="x"))
-
-
-def test_one_spec_declared_twice_is_refused() -> None:
-    words = Words.spec()
-    with pytest.raises(TopologyError, match=r"component 'again' is the same spec as 'words'"):
-        build(words=words, again=words)
-
-
-@pytest.mark.parametrize("par", [0, -1])
-def test_par_below_one_is_refused(par: int) -> None:
-    words = Words.spec()
-    with pytest.raises(TopologyError, match=rf"component 'count': par must be >= 1, got {par}"):
-        build(words=words, count=Count.spec(inputs=[words], par=par, tasks=1))
-
-
-def test_fewer_tasks_than_executors_is_refused() -> None:
-    words = Words.spec()
-    with pytest.raises(TopologyError, match=r"component 'count': tasks \(1\) must be >= par \(2\)"):
-        build(words=words, count=Count.spec(inputs=[words], par=2, tasks=1))
-
-
-def test_a_class_that_is_neither_spout_nor_bolt_is_refused() -> None:
-    with pytest.raises(TopologyError, match=r"component 'weird': 'Weird' is neither a Spout nor a Bolt"):
-        build(words=Words.spec(), weird=Weird.spec())
+def test_the_words_spout_alone_is_a_valid_topology() -> None:
+    """The base of the table above: without the fault, nothing is refused."""
+    assert [c.name for c in build(words=Words.spec()).spec.components] == ["words"]
 
 
 def test_a_topology_without_a_spout_is_refused() -> None:
     with pytest.raises(TopologyError, match=r"topology 'T' has no spout"):
         build(count=Count.spec())
-
-
-def test_an_input_given_as_a_class_instead_of_a_spec_is_refused() -> None:
-    with pytest.raises(TopologyError, match=r"component 'count': input <class .*Words'> is not a spout or bolt spec"):
-        build(words=Words.spec(), count=Count.spec(inputs={Words: Grouping.SHUFFLE}))
-
-
-def test_a_spout_with_inputs_is_refused() -> None:
-    words = Words.spec()
-    with pytest.raises(TopologyError, match=r"spout 'more' cannot have inputs"):
-        build(words=words, more=Words.spec(inputs=[words]))
-
-
-def test_direct_grouping_on_a_stream_not_declared_direct_is_refused() -> None:
-    words = Words.spec()
-    with pytest.raises(
-        TopologyError,
-        match=r"bolt 'count': Grouping.DIRECT needs a direct stream, but 'default' "
-        r"of 'words' is not declared direct",
-    ):
-        build(words=words, count=Count.spec(inputs={words: Grouping.DIRECT}))
 
 
 def test_a_direct_stream_subscribed_without_direct_grouping_is_refused() -> None:
@@ -146,22 +154,6 @@ def test_a_direct_stream_subscribed_without_direct_grouping_is_refused() -> None
         r"be subscribed with Grouping.DIRECT",
     ):
         build(events=events, count=Count.spec(inputs={events["direct_out"]: Grouping.SHUFFLE}))
-
-
-def test_inputs_of_the_wrong_type_are_refused() -> None:
-    words = Words.spec()
-    with pytest.raises(TopologyError, match=r"component 'count': inputs must be a dict or a list, got str"):
-        build(words=words, count=Count.spec(inputs="words"))
-
-
-def test_a_grouping_that_is_not_a_grouping_is_refused() -> None:
-    words = Words.spec()
-    with pytest.raises(
-        TopologyError,
-        match=r"component 'count': grouping for input .* must be a Grouping, "
-        r"got 'shuffle'",
-    ):
-        build(words=words, count=Count.spec(inputs={words: "shuffle"}))
 
 
 def test_reserved_component_names_are_refused() -> None:
@@ -205,21 +197,33 @@ def _bolt(name: str = "count", *inputs: InputSpec, **kw: Any) -> ComponentSpec:
     return ComponentSpec(name, "bolt", "m:Count", inputs=inputs, **kw)
 
 
+def _words_into_count(
+    component: str = "words", stream: str = "default", grouping: Grouping = Grouping.SHUFFLE
+) -> tuple[ComponentSpec, ...]:
+    """Spout ``words`` and bolt ``count`` subscribed as given (by default, a valid topology)."""
+    return (_spout(), _bolt("count", InputSpec(component, stream, grouping)))
+
+
+def test_the_base_of_the_spec_faults_is_valid() -> None:
+    data = TopologySpec("t", ()).to_dict() | {"components": [c.to_dict() for c in _words_into_count()]}
+    assert [c.name for c in TopologySpec.from_dict(data).components] == ["count", "words"]
+
+
 @pytest.mark.parametrize(
     "components, message",
     [
         pytest.param(
-            (_spout(), _bolt("count", InputSpec("nope", "default", Grouping.SHUFFLE))),
+            _words_into_count(component="nope"),
             r"bolt 'count' subscribes to unknown component 'nope'",
             id="unknown component",
         ),
         pytest.param(
-            (_spout(), _bolt("count", InputSpec("words", "nope", Grouping.SHUFFLE))),
+            _words_into_count(stream="nope"),
             r"bolt 'count' subscribes to unknown stream 'nope' of 'words'",
             id="unknown stream",
         ),
         pytest.param(
-            (_spout(), _bolt("count", InputSpec("words", "default", Grouping.fields("x")))),
+            _words_into_count(grouping=Grouping.fields("x")),
             r"bolt 'count': fields grouping on \['x'\]",
             id="undeclared field",
         ),
@@ -245,7 +249,7 @@ def _bolt(name: str = "count", *inputs: InputSpec, **kw: Any) -> ComponentSpec:
             id="spout with inputs",
         ),
         pytest.param(
-            (_spout(), _bolt("count", InputSpec("words", "default", Grouping.DIRECT))),
+            _words_into_count(grouping=Grouping.DIRECT),
             r"bolt 'count': Grouping.DIRECT needs a direct stream",
             id="direct on a non-direct stream",
         ),

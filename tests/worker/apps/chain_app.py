@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from squall import Bolt, Grouping, Spout, Topology
+from squall.topology.pacing import Pacer
 
 
 class Unpicklable:
@@ -26,12 +27,10 @@ class NumberSpout(Spout):
     outputs = ["n", "ts"]
 
     def initialize(self, conf: dict, ctx: Any) -> None:
-        rate = float(conf.get("app.rate", 0))
-        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.pacer = Pacer(float(conf.get("app.rate", 0)))
         self.limit = int(conf.get("app.limit", 0))
         self.reliable = bool(conf.get("app.reliable", True))
         self.bad_every = int(conf.get("app.bad_every", 0))
-        self.next_at = time.monotonic()
         self.seq = 0
         self.report = conf.get("app.report")
         self.emitted_at: dict[int, float] = {}
@@ -41,11 +40,8 @@ class NumberSpout(Spout):
     def next_tuple(self) -> None:
         if self.limit and self.seq >= self.limit:
             return
-        if self.interval:
-            now = time.monotonic()
-            if now < self.next_at:
-                return
-            self.next_at = max(self.next_at + self.interval, now - self.interval)
+        if not self.pacer.ready():
+            return
         self.seq += 1
         bad = self.bad_every and self.seq % self.bad_every == 0
         values = [self.seq, Unpicklable() if bad else time.time()]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 import msgpack
 
 from squall import Bolt, Grouping, Spout, Topology
+from squall.topology.pacing import Pacer
 
 
 class Numbers(Spout):
@@ -24,20 +24,15 @@ class Numbers(Spout):
 
     def initialize(self, conf: dict, ctx: Any) -> None:
         self.limit = int(conf.get("app.limit", 0))
-        rate = float(conf.get("app.rate", 0))
-        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.pacer = Pacer(float(conf.get("app.rate", 0)))
         self.keys = int(conf.get("app.keys", 50))
-        self.next_at = time.monotonic()
         self.seq = 0
 
     def next_tuple(self) -> None:
         if self.seq >= self.limit:
             return
-        if self.interval:
-            now = time.monotonic()
-            if now < self.next_at:
-                return
-            self.next_at = max(self.next_at + self.interval, now - self.interval)
+        if not self.pacer.ready():
+            return
         self.emit([f"k{self.seq % self.keys}"])
         self.seq += 1
 

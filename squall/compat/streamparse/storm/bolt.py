@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from squall.compat._adapt import ForeignComponent, normalise_inputs, normalise_par
+from squall.compat._adapt import JvmComponent, MultilangComponent, normalise_inputs
 from squall.compat.streamparse.storm.component import StreamparseComponent
 from squall.topology.batching import BatchingBolt as _SquallBatchingBolt
 from squall.topology.batching import TicklessBatchingBolt as _SquallTicklessBatchingBolt
@@ -28,12 +28,7 @@ class Bolt(StreamparseComponent, _SquallBolt):
         cls, name: str | None = None, inputs: Any = None, par: int | None = None, config: dict | None = None
     ) -> ComponentBuilder:
         """streamparse's ``Bolt.spec(name=None, inputs=None, par=None, config=None)``."""
-        return cls._squall_spec(
-            name=name,
-            inputs=normalise_inputs(inputs),
-            par=normalise_par(cls, par),
-            config=config if config is not None else cls.config,
-        )
+        return cls._squall_spec(name=name, inputs=normalise_inputs(inputs), **cls._squall_spec_defaults(par, config))
 
     @classmethod
     def _squall_spec(cls, **kwargs: Any) -> ComponentBuilder:
@@ -56,11 +51,9 @@ class TicklessBatchingBolt(_SquallTicklessBatchingBolt, Bolt):
         return _SquallTicklessBatchingBolt.spec.__func__(cls, **kwargs)  # type: ignore[attr-defined]
 
 
-class JavaBolt(ForeignComponent):
+class JavaBolt(JvmComponent):
     kind = "a JVM bolt"
-    why = "Squall runs Python components only; write the bolt in Python"
 
 
-class ShellBolt(ForeignComponent):
+class ShellBolt(MultilangComponent):
     kind = "a multilang shell bolt"
-    why = "Squall runs components in its own Python executors, not as subprocesses speaking Storm's multilang protocol"

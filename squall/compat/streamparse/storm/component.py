@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
-from squall.compat._adapt import adapt_initialize
+from squall.compat._adapt import adapt_initialize, normalise_par
 from squall.topology.component import Component as _SquallComponent
 from squall.topology.component import Context
 
@@ -38,6 +38,12 @@ class StreamparseComponent:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         adapt_initialize(cls, storm_context)
+
+    @classmethod
+    def _squall_spec_defaults(cls, par: Any, config: dict[str, Any] | None) -> dict[str, Any]:
+        """``par`` and ``config`` for Squall's ``spec``: as given to streamparse's ``spec``,
+        else the class attributes (``par`` checked: one integer >= 1)."""
+        return {"par": normalise_par(cls, par), "config": config if config is not None else cls.config}
 
 
 class Component(StreamparseComponent, _SquallComponent):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from squall.compat._adapt import ForeignComponent, normalise_par
+from squall.compat._adapt import JvmComponent, MultilangComponent
 from squall.compat.streamparse.storm.component import StreamparseComponent
 from squall.topology.component import Spout as _SquallSpout
 from squall.topology.dsl import ComponentBuilder
@@ -26,25 +26,16 @@ class Spout(StreamparseComponent, _SquallSpout):
         cls, name: str | None = None, par: int | None = None, config: dict | None = None
     ) -> ComponentBuilder:
         """streamparse's ``Spout.spec(name=None, par=None, config=None)``."""
-        return ComponentBuilder(
-            cls,
-            name=name,
-            inputs=None,
-            par=normalise_par(cls, par),
-            tasks=None,
-            config=config if config is not None else cls.config,
-        )
+        return ComponentBuilder(cls, name=name, inputs=None, tasks=None, **cls._squall_spec_defaults(par, config))
 
 
 class ReliableSpout(_SquallReliableSpout, Spout):
     """A spout that replays each failed tuple up to ``max_fails`` times (emit needs a tup_id)."""
 
 
-class JavaSpout(ForeignComponent):
+class JavaSpout(JvmComponent):
     kind = "a JVM spout"
-    why = "Squall runs Python components only; write the spout in Python"
 
 
-class ShellSpout(ForeignComponent):
+class ShellSpout(MultilangComponent):
     kind = "a multilang shell spout"
-    why = "Squall runs components in its own Python executors, not as subprocesses speaking Storm's multilang protocol"
