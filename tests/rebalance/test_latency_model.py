@@ -244,6 +244,7 @@ def test_pricing_a_move_returns_the_moved_objective_and_leaves_the_state_bit_for
     net = Network([wl], nodes)
     state = net.state_of(start, {wl.topology: [0, 1, 2, 3]})  # worker 3: empty, on no board
     empty = state.worker_ids.index((0, 3))
+    assert state.w_count[empty] == 0 and state.worker_node[empty] == -1  # the "new worker" move is tried
     before = _snapshot(state)
     tried = 0
     for g in range(len(net.ex_key)):
