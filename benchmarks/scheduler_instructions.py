@@ -5,11 +5,13 @@
     python benchmarks/against.py REV benchmarks/scheduler_instructions.py
 
 Runs each case under ``valgrind --tool=cachegrind`` twice — building the workload and
-calling the scheduler, then building the workload only — and prints the difference of the
-``Ir`` totals, so start-up and imports cancel. Hash randomisation is fixed in the child
-(``PYTHONHASHSEED=0``) so set and dict orders, and with them the count, repeat. Each call's
-result is checked as ``scheduler_figures.py`` checks it. Valgrind runs the code ~50x
-slower: 10,000 executors take minutes. Needs valgrind; says so and exits 2 without it.
+calling the scheduler once, then building the workload only — and prints the difference of
+the ``Ir`` totals, so start-up, imports and building cancel, with a digest of the placement
+(``scheduler_figures.py`` prints the same digest and checks the result). Hash randomisation
+is fixed in the child (``PYTHONHASHSEED=0``) so set and dict orders, and with them the
+count, repeat; identical runs still differ by up to ~25 M instructions (start-up), so
+small cases say little. Valgrind runs the code ~50x slower: 10,000 executors take minutes. Needs
+valgrind; says so and exits 2 without it.
 """
 
 from __future__ import annotations
@@ -33,22 +35,25 @@ DROP_EDITABLE = (
 
 def _child(name: str, executors: int, call: bool) -> None:
     sys.path.insert(0, str(HERE))
-    from scheduler_figures import LINES
+    from scheduler_figures import digest
     from test_latency_speed import boards, profiled
     from test_rebalance_speed import case
 
-    if call:
-        LINES[name](executors, 1)  # builds the case, schedules once, checks the result
-    elif name == "online":
-        case(executors)
+    from squall.rebalance import SchedulerParams, get_scheduler
+
+    if name == "online":
+        workload, nodes = case(executors)
     else:
         workers = executors // 10
         n_boards = -(-executors // 40)
-        profiled(executors, workers)
-        boards(n_boards, -(-workers // n_boards))
+        workload = profiled(executors, workers)
+        nodes = boards(n_boards, -(-workers // n_boards))
+    if call:
+        print(digest(get_scheduler(name).schedule([workload], nodes, SchedulerParams())))
 
 
-def _instructions(name: str, executors: int, call: bool) -> int:
+def _instructions(name: str, executors: int, call: bool) -> tuple[int, str]:
+    """(instructions, the child's output) of one child run."""
     editable = any(getattr(f, "__module__", "").startswith("__editable__") for f in sys.meta_path)
     code = ("" if editable else DROP_EDITABLE) + (
         f"import runpy, sys; sys.argv = [{str(Path(__file__))!r}, '--child', {name!r}, '{executors}', "
@@ -72,7 +77,7 @@ def _instructions(name: str, executors: int, call: bool) -> int:
     match = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
     if match is None:
         raise RuntimeError(f"no instruction count in valgrind's output: {out.stderr[-500:]}")
-    return int(match.group(1).replace(",", ""))
+    return int(match.group(1).replace(",", "")), out.stdout.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,8 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for name in args.schedulers:
         for n in args.sizes:
-            spent = _instructions(name, n, True) - _instructions(name, n, False)
-            print(f"{name:8} {n:>6,} executors: {spent / 1e6:,.1f} M instructions per call", flush=True)
+            (called, placement), (built, _) = _instructions(name, n, True), _instructions(name, n, False)
+            print(
+                f"{name:8} {n:>6,} executors: {(called - built) / 1e6:,.1f} M instructions per call; "
+                f"placement {placement}",
+                flush=True,
+            )
     return 0
 
 
