@@ -107,7 +107,7 @@ def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
 def terms_of(record: dict[str, Any]) -> dict[str, float]:
     """The prediction's drop when each term is taken out (the breakdown only: the model's
     code is patched for the call, never its inputs' meaning)."""
-    from squall.rebalance import latency_search as ls
+    from squall.rebalance import latency_state as ls
 
     total = predict_ms(record)
     out = {}

@@ -22,7 +22,8 @@ snapshots of executors it gave up, so a live migration goes through). It then me
   far) until its event is done (every moved executor released and acquired).
 
 Nothing here is timed by a test; the script prints what it measured. The machine it runs on
-also runs the simulated boards, so Nimbus's CPU share competes with them.
+also runs the simulated boards, so Nimbus's CPU share competes with them (``--boards-nice 10``
+lowers their priority: on a real cluster they are other machines).
 """
 
 from __future__ import annotations
@@ -159,9 +160,11 @@ def _obey(board: Board, msg: Any, events: Any) -> None:
     events.put(("assigned", board.id, time.time(), per_topology))
 
 
-def run_boards(ids: list[str], address: str, commands: Any, events: Any, heartbeat_s: float) -> None:
-    """A child process: run the boards ``ids`` until told to stop."""
+def run_boards(ids: list[str], address: str, commands: Any, events: Any, heartbeat_s: float, nice: int) -> None:
+    """A child process: run the boards ``ids`` until told to stop (at niceness ``nice``)."""
     import queue
+
+    os.nice(nice)
 
     import zmq
 
@@ -316,7 +319,13 @@ def _wait(events: Any, until: float, want: Any) -> bool:
 
 
 def run_scale(
-    boards: int, executors: int, procs: int, measure_s: float, timeout_s: float, heartbeat_s: float
+    boards: int,
+    executors: int,
+    procs: int,
+    measure_s: float,
+    timeout_s: float,
+    heartbeat_s: float,
+    boards_nice: int = 0,
 ) -> Figures:
     import psutil
 
@@ -347,7 +356,9 @@ def run_scale(
                 client.list()  # Nimbus is up
                 for k in range(procs):
                     share = ids[k::procs]
-                    p = ctx.Process(target=run_boards, args=(share, address, command_queues[k], events, heartbeat_s))
+                    p = ctx.Process(
+                        target=run_boards, args=(share, address, command_queues[k], events, heartbeat_s, boards_nice)
+                    )
                     p.start()
                     children.append(p)
                 registered: set[str] = set()
@@ -472,10 +483,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--measure-s", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=5.0, help="supervisor timeout (s)")
     parser.add_argument("--heartbeat", type=float, default=1.0, help="heartbeat period (s)")
+    parser.add_argument(
+        "--boards-nice",
+        type=int,
+        default=0,
+        help="niceness of the simulated boards' processes (e.g. 10: on a real cluster they are other "
+        "machines, here they take CPU from Nimbus)",
+    )
     args = parser.parse_args(argv)
     print(
         f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
-        f"{args.executors} executors, {WORKERS_PER_BOARD} workers per board",
+        f"{args.executors} executors, {WORKERS_PER_BOARD} workers per board, "
+        f"simulated boards at nice {args.boards_nice}",
         flush=True,
     )
     print(
@@ -484,7 +503,9 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     for boards in args.boards:
-        f = run_scale(boards, args.executors, args.procs, args.measure_s, args.timeout, args.heartbeat)
+        f = run_scale(
+            boards, args.executors, args.procs, args.measure_s, args.timeout, args.heartbeat, args.boards_nice
+        )
         print(
             f"{f.boards} | {f.place_s:.2f} ({f.place_cpu_s:.2f}) | {f.lag_median_ms:.1f} | {f.lag_p99_ms:.1f} | "
             f"{f.cpu_pct:.0f} | {f.rss_mb:.0f} | {f.detect_s:.2f} | "

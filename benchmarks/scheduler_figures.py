@@ -11,13 +11,17 @@ over ``--runs`` calls (the CPU figure is the steadier one on a shared machine), 
 checking the result: every executor placed, no more workers than asked (``online``: exactly
 as many, no board overloaded; ``latency``: within the model's hard limits). For ``latency``
 it also prints the objective the search minimises (the model's excess over its hard limits,
-then the predicted latency), so a faster search can be checked to be no worse. It uses only
+then the predicted latency), so a faster search can be checked to be no worse. Each line
+ends with a digest of the placement, so a change meant to keep placements can be checked
+to keep them. It uses only
 public schedulers, so ``benchmarks/against.py`` runs it against an older revision.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -45,6 +49,11 @@ def best_of(runs: int, call: Callable[[], Assignment]) -> tuple[float, float, As
     return min(walls), min(cpus), result
 
 
+def digest(result: Assignment) -> str:
+    """A short hash of the whole placement: equal digests, identical placements."""
+    return hashlib.sha256(json.dumps(result.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
 def online_line(executors: int, runs: int) -> str:
     workload, nodes = case(executors)
     online = get_scheduler("online")
@@ -52,7 +61,7 @@ def online_line(executors: int, runs: int) -> str:
     assert len(result.executors) == executors
     assert len(result.workers_of(workload.topology)) == executors // 10
     assert evaluate(result, [workload], nodes).overloaded == ()
-    return f"best {wall:7.3f} s wall, {cpu:7.3f} s CPU"
+    return f"best {wall:7.3f} s wall, {cpu:7.3f} s CPU; placement {digest(result)}"
 
 
 def latency_line(executors: int, runs: int) -> str:
@@ -68,7 +77,7 @@ def latency_line(executors: int, runs: int) -> str:
     assert prediction.feasible, prediction.violations
     return (
         f"best {wall:7.3f} s wall, {cpu:7.3f} s CPU; objective: excess {prediction.excess:.3g}, "
-        f"predicted latency {prediction.latency_ms[workload.topology]:.4f} ms"
+        f"predicted latency {prediction.latency_ms[workload.topology]:.4f} ms; placement {digest(result)}"
     )
 
 

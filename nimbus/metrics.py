@@ -10,22 +10,104 @@ worker restarted: the increase across that step is the new value itself.
 Guarantees: rates are never negative; fewer than two samples give no rate (the executor
 is absent from the result, not zero); an executor reported by two workers (it moved) is
 taken from the one with the newest sample.
+
+Memory shape: a sample is kept as plain tuples of numbers, not as the decoded dataclasses.
+CPython's cyclic garbage collector stops tracking a tuple once everything in it is untracked
+(numbers, and tuples it untracked before; never a dict or a list: the per-source counts are
+kept as flat tuples), one level of nesting per collection, so a sample is untracked after a
+few collections and a full collection no longer walks the window. Kept as dataclasses, a
+30 s window of 1,000 workers (500 boards) held ~400,000 tracked objects and each full
+collection took 200-300 ms of CPU: the longest pauses of Nimbus's loop
+(``benchmarks/nimbus_gc.py`` prints both figures). Only the newest report of each worker is
+kept whole, for :meth:`MetricsWindow.latest`.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from squall.messages import LATENCY_BUCKETS_MS, ExecutorMetrics, WorkerMetrics
 
 SourceKey = tuple[str, str, int]  # (topology, node, port)
 
+# One executor's counters in a sample: (executor, cpu_s, emitted, executed, latency_sum_ms,
+# latency_count, latency_buckets, received_from, sent_control), a plain tuple (see above);
+# received_from and sent_control are flat (executor, count, executor, count, ...) tuples.
+_EX: Final = 0
+_CPU: Final = 1
+_EMITTED: Final = 2
+_EXECUTED: Final = 3
+_LAT_SUM: Final = 4
+_LAT_COUNT: Final = 5
+_LAT_BUCKETS: Final = 6
+_RECEIVED_FROM: Final = 7
+_SENT_CONTROL: Final = 8
+Counts = tuple[int, ...]  # (executor, count, executor, count, ...)
+ExecutorRow = tuple[int, float, int, int, float, int, tuple[int, ...], Counts, Counts]
+# One worker's sample: (received, at, clock_hz, process_cpu_s, transfer_cpu_s, sent_remote,
+# received_remote, bytes_sent, frames_sent, rss_bytes, loop_cpu_s, loop_wait_s, loop_runs,
+# executor rows). ``received`` is Nimbus's clock (to age samples out); ``at`` the worker's.
+_RECEIVED: Final = 0
+_AT: Final = 1
+_CLOCK: Final = 2
+_PROCESS_CPU: Final = 3
+_TRANSFER_CPU: Final = 4
+_SENT_REMOTE: Final = 5
+_RECEIVED_REMOTE: Final = 6
+_BYTES_SENT: Final = 7
+_FRAMES_SENT: Final = 8
+_RSS: Final = 9
+_LOOP_CPU: Final = 10
+_LOOP_WAIT: Final = 11
+_LOOP_RUNS: Final = 12
+_EXECUTORS: Final = 13
+Sample = tuple[float, float, float, float, float, int, int, int, int, int, float, float, int, tuple[ExecutorRow, ...]]
 
-@dataclass(frozen=True)
-class Sample:
-    received: float  # Nimbus's clock, to age samples out
-    metrics: WorkerMetrics
+
+def _row(em: ExecutorMetrics) -> ExecutorRow:
+    return (
+        em.executor,
+        em.cpu_s,
+        em.emitted,
+        em.executed,
+        em.latency_sum_ms,
+        em.latency_count,
+        tuple(em.latency_buckets),
+        _flat(em.received_from),
+        _flat(em.sent_control),
+    )
+
+
+def _flat(counts: dict[int, int]) -> Counts:
+    return tuple(itertools.chain.from_iterable(counts.items()))
+
+
+def _unflat(counts: Counts) -> dict[int, int]:
+    return dict(zip(counts[::2], counts[1::2], strict=True))
+
+
+def _sample(received: float, m: WorkerMetrics) -> Sample:
+    """``m`` as plain tuples: what the window keeps of it."""
+    return (
+        received,
+        m.at,
+        m.clock_hz,
+        m.process_cpu_s,
+        m.transfer_cpu_s,
+        m.sent_remote,
+        m.received_remote,
+        m.bytes_sent,
+        m.frames_sent,
+        m.rss_bytes,
+        m.loop_cpu_s,
+        m.loop_wait_s,
+        m.loop_runs,
+        tuple([_row(em) for em in m.executors]),
+    )
 
 
 @dataclass
@@ -62,7 +144,7 @@ class WorkerRates:
     loop_runs: float = 0.0  # times/s the loop thread was put on a CPU
 
 
-def _at(values: list[int], k: int) -> int:
+def _at(values: Sequence[int], k: int) -> int:
     return values[k] if k < len(values) else 0
 
 
@@ -73,33 +155,53 @@ def _increase(values: list[float]) -> float:
     return total
 
 
+def _per_s(values: Sequence[float], span: float) -> float:
+    """The increase of a cumulative counter over consecutive ``values``, per second."""
+    return _increase([float(v) for v in values]) / span
+
+
+def _rates_by_peer(counts: list[dict[int, int]], span: float) -> dict[int, float]:
+    """Peer executor -> items/s over consecutive cumulative ``counts`` (the rates above 0)."""
+    out = {}
+    for peer in sorted({p for c in counts for p in c}):
+        rate = _increase([float(c.get(peer, 0)) for c in counts]) / span
+        if rate > 0:
+            out[peer] = rate
+    return out
+
+
 class MetricsWindow:
     """Samples per worker, aged out by Nimbus's clock."""
 
     def __init__(self) -> None:
         self._samples: dict[SourceKey, deque[Sample]] = {}
+        # The newest report of each worker with samples, whole: (received, metrics).
+        self._newest: dict[SourceKey, tuple[float, WorkerMetrics]] = {}
 
     def add(self, topology: str, node: str, port: int, metrics: WorkerMetrics, now: float, window_s: float) -> None:
         """Record a sample; a repeat of the newest one (same ``at``) is ignored."""
         key = (topology, node, port)
         q = self._samples.setdefault(key, deque())
-        if q and q[-1].metrics.at == metrics.at:
+        if q and q[-1][_AT] == metrics.at:
             return
-        q.append(Sample(now, metrics))
+        q.append(_sample(now, metrics))
+        self._newest[key] = (now, metrics)
         self._trim(key, now, window_s)
 
     def _trim(self, key: SourceKey, now: float, window_s: float) -> None:
         q = self._samples[key]
-        while q and now - q[0].received > window_s:
+        while q and now - q[0][_RECEIVED] > window_s:
             q.popleft()
         if not q:
             del self._samples[key]
+            del self._newest[key]
 
     def expire(self, now: float, window_s_of: dict[str, float]) -> None:
         """Age every source out (``window_s_of``: topology -> window; unknown ones dropped)."""
         for key in list(self._samples):
             if key[0] not in window_s_of:
                 del self._samples[key]
+                del self._newest[key]
             else:
                 self._trim(key, now, window_s_of[key[0]])
 
@@ -108,22 +210,23 @@ class MetricsWindow:
         (the samples themselves are immutable: only the queues are copied)."""
         out = MetricsWindow()
         out._samples = {key: deque(q) for key, q in self._samples.items()}
+        out._newest = dict(self._newest)
         return out
 
     def forget(self, topology: str) -> None:
         for key in [k for k in self._samples if k[0] == topology]:
             del self._samples[key]
+            del self._newest[key]
 
     def latest(self, topology: str) -> dict[int, tuple[ExecutorMetrics, str, int]]:
         """Executor -> (its newest counters, node, port)."""
         best: dict[int, tuple[float, ExecutorMetrics, str, int]] = {}
-        for (t, node, port), q in self._samples.items():
-            if t != topology or not q:
+        for (t, node, port), (received, newest) in self._newest.items():
+            if t != topology:
                 continue
-            newest = q[-1].metrics
             for em in newest.executors:
-                if em.executor not in best or best[em.executor][0] < q[-1].received:
-                    best[em.executor] = (q[-1].received, em, node, port)
+                if em.executor not in best or best[em.executor][0] < received:
+                    best[em.executor] = (received, em, node, port)
         return {ex: (em, node, port) for ex, (_, em, node, port) in best.items()}
 
     def latency(self, topology: str, executors: set[int]) -> tuple[float, int, list[int]]:
@@ -134,16 +237,16 @@ class MetricsWindow:
         for (t, _node, _port), q in self._samples.items():
             if t != topology or len(q) < 2:
                 continue
-            series: dict[int, list[ExecutorMetrics]] = {}
+            series: dict[int, list[ExecutorRow]] = {}
             for sample in q:
-                for em in sample.metrics.executors:
-                    if em.executor in executors:
-                        series.setdefault(em.executor, []).append(em)
-            for ems in series.values():
-                total += _increase([e.latency_sum_ms for e in ems])
-                count += int(_increase([float(e.latency_count) for e in ems]))
+                for row in sample[_EXECUTORS]:
+                    if row[_EX] in executors:
+                        series.setdefault(row[_EX], []).append(row)
+            for rows in series.values():
+                total += _increase([r[_LAT_SUM] for r in rows])
+                count += int(_increase([float(r[_LAT_COUNT]) for r in rows]))
                 for k in range(len(buckets)):
-                    buckets[k] += int(_increase([float(_at(e.latency_buckets, k)) for e in ems]))
+                    buckets[k] += int(_increase([float(_at(r[_LAT_BUCKETS], k)) for r in rows]))
         return total, count, buckets
 
     def rates(self, topology: str) -> Rates:
@@ -158,58 +261,50 @@ class MetricsWindow:
         for (t, _node, _port), q in sorted(self._samples.items()):
             if t != topology or len(q) < 2:
                 continue
-            span = q[-1].metrics.at - q[0].metrics.at
+            first, last = q[0], q[-1]
+            span = last[_AT] - first[_AT]
             if span <= 0:
                 continue
-            clock = q[-1].metrics.clock_hz
-            series: dict[int, list[ExecutorMetrics]] = {}
+            clock = last[_CLOCK]
+            series: dict[int, list[ExecutorRow]] = {}
             for sample in q:
-                for em in sample.metrics.executors:
-                    series.setdefault(em.executor, []).append(em)
-            first, last = q[0].metrics, q[-1].metrics
+                for row in sample[_EXECUTORS]:
+                    series.setdefault(row[_EX], []).append(row)
             executor_cores = 0.0
-            for ex, ems in series.items():
-                if len(ems) < 2 or newest_of.get(ex, float("-inf")) >= q[-1].received:
+            for ex, rows in series.items():
+                if len(rows) < 2 or newest_of.get(ex, float("-inf")) >= last[_RECEIVED]:
                     continue
-                newest_of[ex] = q[-1].received
-                cores = _increase([e.cpu_s for e in ems]) / span
+                newest_of[ex] = last[_RECEIVED]
+                cores = _increase([r[_CPU] for r in rows]) / span
                 executor_cores += cores
                 out.cpu_cores[ex] = cores
                 out.clock_hz[ex] = clock
                 out.executor_worker[ex] = (_node, _port)
                 out.load_hz[ex] = cores * clock
-                out.emitted[ex] = _increase([float(e.emitted) for e in ems]) / span
-                out.executed[ex] = _increase([float(e.executed) for e in ems]) / span
+                out.emitted[ex] = _increase([float(r[_EMITTED]) for r in rows]) / span
+                out.executed[ex] = _increase([float(r[_EXECUTED]) for r in rows]) / span
                 traffic_into.pop(ex, None)  # a newer worker of this executor replaces them
-                into = traffic_into[ex] = {}
-                for src in sorted({s for e in ems for s in e.received_from}):
-                    rate = _increase([float(e.received_from.get(src, 0)) for e in ems]) / span
-                    if rate > 0:
-                        into[src] = rate
+                traffic_into[ex] = _rates_by_peer([_unflat(r[_RECEIVED_FROM]) for r in rows], span)
                 # Control items (to and from ackers) are counted where they are sent.
                 control_from.pop(ex, None)
-                sent = control_from[ex] = {}
-                for dst in sorted({d for e in ems for d in e.sent_control}):
-                    rate = _increase([float(e.sent_control.get(dst, 0)) for e in ems]) / span
-                    if rate > 0:
-                        sent[dst] = rate
+                control_from[ex] = _rates_by_peer([_unflat(r[_SENT_CONTROL]) for r in rows], span)
+
             out.workers[(_node, _port)] = WorkerRates(
-                process_cores=_increase([s.metrics.process_cpu_s for s in q]) / span,
-                transfer_cores=_increase([s.metrics.transfer_cpu_s for s in q]) / span,
+                process_cores=_per_s([s[_PROCESS_CPU] for s in q], span),
+                transfer_cores=_per_s([s[_TRANSFER_CPU] for s in q], span),
                 executor_cores=executor_cores,
                 items_crossing=(
-                    _increase([float(s.metrics.sent_remote) for s in q])
-                    + _increase([float(s.metrics.received_remote) for s in q])
+                    _increase([float(s[_SENT_REMOTE]) for s in q]) + _increase([float(s[_RECEIVED_REMOTE]) for s in q])
                 )
                 / span,
-                items_sent=_increase([float(s.metrics.sent_remote) for s in q]) / span,
-                bytes_sent=_increase([float(s.metrics.bytes_sent) for s in q]) / span,
-                frames_sent=_increase([float(s.metrics.frames_sent) for s in q]) / span,
-                rss_bytes=last.rss_bytes,
-                measured=last.process_cpu_s > 0 or first.process_cpu_s > 0,
-                loop_cores=_increase([s.metrics.loop_cpu_s for s in q]) / span,
-                loop_wait=_increase([s.metrics.loop_wait_s for s in q]) / span,
-                loop_runs=_increase([float(s.metrics.loop_runs) for s in q]) / span,
+                items_sent=_per_s([s[_SENT_REMOTE] for s in q], span),
+                bytes_sent=_per_s([s[_BYTES_SENT] for s in q], span),
+                frames_sent=_per_s([s[_FRAMES_SENT] for s in q], span),
+                rss_bytes=last[_RSS],
+                measured=last[_PROCESS_CPU] > 0 or first[_PROCESS_CPU] > 0,
+                loop_cores=_per_s([s[_LOOP_CPU] for s in q], span),
+                loop_wait=_per_s([s[_LOOP_WAIT] for s in q], span),
+                loop_runs=_per_s([s[_LOOP_RUNS] for s in q], span),
             )
         out.traffic = {(src, dst): rate for dst, into in traffic_into.items() for src, rate in into.items()}
         control = {(src, dst): rate for src, sent in control_from.items() for dst, rate in sent.items()}

@@ -224,7 +224,7 @@ def advance(
             return _next(mig, ACQUIRE, now)
         return False
     if mig.phase == ACQUIRE:
-        expected = {k for k in mig.target.workers() if k[0] in live}
+        expected = {k for k in mig.target.worker_keys() if k[0] in live}
         if all(_running(reports.get(k), version) for k in expected):
             return _next(mig, DONE, now)
         if waited >= lc.acquire_s:
@@ -260,7 +260,7 @@ def _quiescent(mig: Migration, reports: Mapping[Where, M.WorkerReport], live: se
     """Every old worker paused at ``version`` with nothing queued and the remote sums equal,
     the same in two consecutive fresh looks. With a node lost its workers' counts are gone,
     so only the queues are compared."""
-    expected = sorted(k for k in mig.old.workers() if k[0] in live)
+    expected = sorted(k for k in mig.old.worker_keys() if k[0] in live)
     got = [reports.get(k) for k in expected]
     if not all(
         _reports_version(r, version) and r.paused and r.metrics is not None and r.metrics.queued == 0 for r in got

@@ -11,7 +11,7 @@ change of placement is a new value, never an edit of the old one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, KeysView, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,10 +92,15 @@ class Placement(Mapping[int, Slot]):
 
     def worker_count(self) -> int:
         """How many workers ((node, port) pairs) the placement uses."""
+        return len(self.worker_keys())
+
+    def worker_keys(self) -> KeysView[Where]:
+        """The (node, port) of every worker, without copying the grouping (a migration asks
+        on every heartbeat: copying a thousand workers' lists each time was most of its cost)."""
         if self._workers is None:
             self.workers()
         assert self._workers is not None
-        return len(self._workers)
+        return self._workers.keys()
 
     def moved_to(self, new: Mapping[int, Slot]) -> tuple[int, ...]:
         """Executors of ``new`` that run on another (node, port) than here (or are new):

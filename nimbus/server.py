@@ -49,7 +49,7 @@ from squall.nimbus.queries import QUERIES
 from squall.nimbus.snapshot import Snapshot
 from squall.nimbus.state import NimbusState
 from squall.security import ClusterKeys, release, secure_server
-from squall.wire import MAX_FRAME_BYTES, WireError, decode, encode
+from squall.wire import MAX_FRAME_BYTES, Encoder, WireError, decode
 
 if TYPE_CHECKING:
     from squall.nimbus.replication import Replica
@@ -105,6 +105,8 @@ class NimbusServer:
         self._stop = threading.Event()
         self.stopped_by = ""  # the signal that stopped the loop, for the log
         self._req_peers: set[bytes] = set()
+        # Packs each placement map once for every board's assignment frame (squall.wire.Encoder).
+        self.encoder = Encoder()
         self._logged_faults: set[str] = set()
         self.http: ThreadingHTTPServer | None = None
         # What readers see: replaced (one reference store, atomic for readers) after each batch
@@ -305,7 +307,8 @@ class NimbusServer:
         if self._wrote and any(isinstance(cmd.msg, ANSWERS) for cmd in commands):
             self._publish()  # a client that has its answer reads its own write over HTTP
         for cmd in commands:
-            frames = [cmd.peer, b"", encode(cmd.msg)] if cmd.peer in self._req_peers else [cmd.peer, encode(cmd.msg)]
+            frame = self.encoder.encode(cmd.msg)
+            frames = [cmd.peer, b"", frame] if cmd.peer in self._req_peers else [cmd.peer, frame]
             try:
                 self.sock.send_multipart(frames, zmq.NOBLOCK)
             except zmq.ZMQError as exc:  # a full or vanished peer: the supervisor will resync

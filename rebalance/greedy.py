@@ -308,12 +308,29 @@ class PairGreedy:
         star = self.least_loaded([heavier], max_level=0)
         if star is not None and star[0] not in cands:
             cands.append(star[0])
-        wanted = set(cands)
-        (ti, ci), (tj, cj) = self._connection(i, j, wanted), self._connection(j, i, wanted)
+        # Each item's traffic with placed items other than the pair's other item: in all
+        # (ti, tj) and per candidate bin (ci, cj) — no other bin is ever read.
+        conn_i, conn_j = self._conn[i], self._conn[j]
+        ci = {b: conn_i[b] for b in cands if b in conn_i}
+        cj = {b: conn_j[b] for b in cands if b in conn_j}
+        ti, tj = self._conn_total[i], self._conn_total[j]
+        adj_i = self.adj[i]
+        if wj >= 0:
+            w = adj_i.get(j)
+            if w is not None:
+                ti -= w
+                if wj in ci:
+                    ci[wj] -= w
+        if wi >= 0:
+            w = self.adj[j].get(i)
+            if w is not None:
+                tj -= w
+                if wi in cj:
+                    cj[wi] -= w
         # Every placement's (cost, moves, off_hint) first — cheap — then the limits and the
         # peak only for the best of them: a placement whose first three keys are worse
         # than a feasible one's can never be picked.
-        mutual = self.adj[i].get(j, 0.0)
+        mutual = adj_i.get(j, 0.0)
         hint_i, hint_j = self._hint[i], self._hint[j]
         side_j = [(tj - cj.get(b, 0.0), int(wj >= 0 and wj != b), int(hint_j >= 0 and hint_j != b), b) for b in cands]
         keyed = []
@@ -344,21 +361,6 @@ class PairGreedy:
         for item in (i, j):  # nothing fits together: the placed one stays
             if where[item] < 0:
                 self.place_single(item)
-
-    def _connection(self, item: int, other: int, bins: set[int]) -> tuple[float, dict[int, float]]:
-        """Traffic of ``item`` with placed items other than ``other``: the total, and per bin
-        for the ``bins`` asked about (the candidates; no other bin is ever read)."""
-        conn = self._conn[item]
-        total = self._conn_total[item]
-        per_bin = {b: conn[b] for b in bins if b in conn}
-        where_other = self._where[other]
-        if where_other >= 0:
-            w = self.adj[item].get(other)
-            if w is not None:
-                total -= w
-                if where_other in per_bin:
-                    per_bin[where_other] -= w
-        return total, per_bin
 
     def _peak_if_fits(self, i: int, j: int, a: int, b: int) -> float | None:
         """The busier of bins ``a`` and ``b`` (scaled load) once i is on a and j on b —

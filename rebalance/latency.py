@@ -36,7 +36,7 @@ Squall measures (``squall.rebalance.profile``). For executor ``e`` in worker ``w
   last ack of a tree is on its critical path.
 
 The model is a linear sum of per-worker and per-edge terms, which is what lets the search
-(:mod:`squall.rebalance.latency_search`) price a move incrementally.
+(:mod:`squall.rebalance.latency_state`) price a move incrementally.
 
 Everything here is pure and deterministic. Where a profile is missing a default is used and
 named in ``Prediction.assumptions``.
@@ -203,7 +203,7 @@ def predict(assignment: Assignment, workloads: Sequence[Workload], nodes: Sequen
     boards; their CPU is in each board's ``background_cores``. Raises
     :class:`InfeasibleError` when the assignment uses a node not in ``nodes``.
     """
-    from squall.rebalance.latency_search import Network  # the evaluator shares its arithmetic
+    from squall.rebalance.latency_network import Network  # the evaluator shares its arithmetic
 
     by_id = {n.id: n for n in nodes}
     for node in assignment.nodes_used():

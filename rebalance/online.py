@@ -53,7 +53,8 @@ def adjacency_of(wl: Workload, rows: tuple[np.ndarray, np.ndarray, np.ndarray] |
 def initial_labels(topology: str, n_workers: int, hint: Assignment) -> list[int]:
     """Label of internal worker k: the k-th current worker id, then fresh ids."""
     current = sorted(hint.workers_of(topology))[:n_workers]
-    fresh = (x for x in range(n_workers + len(current)) if x not in set(current))
+    taken = set(current)  # once, not per candidate id
+    fresh = (x for x in range(n_workers + len(current)) if x not in taken)
     return current + [next(fresh) for _ in range(n_workers - len(current))]
 
 

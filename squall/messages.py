@@ -25,10 +25,10 @@ window into rates (tuples/s, cycles/s), so a lost heartbeat loses no information
 
 from __future__ import annotations
 
-from dataclasses import field
+from dataclasses import field, replace
 from typing import Any
 
-from squall.wire import NON_NEGATIVE, message, record
+from squall.wire import NON_NEGATIVE, SHARED_MAPS, message, record
 
 # Complete-latency histogram bucket upper bounds in milliseconds (+inf implied): the R10
 # series (ten per decade, each 1.26x the last) from 0.1 ms to 40 s. Fine enough that a p99
@@ -197,12 +197,59 @@ class WorkerAssignment:
 
 @message
 class SupervisorAssignment:
-    """The full set of workers a supervisor must run (declarative: anything else stops)."""
+    """The full set of workers a supervisor must run (declarative: anything else stops).
+
+    On the wire a topology's placement map is named once per board, not once per worker:
+    :meth:`to_wire` moves it to ``placements`` (topology -> executor -> "host:port") and
+    leaves the workers that share it an empty ``placement``; :meth:`from_wire` puts it back,
+    so every decoded assignment has each worker's full map again (one map object shared by
+    the workers of a topology) and ``placements`` empty. ``squall.wire`` applies both; a
+    ``wire.Encoder`` also packs each map once for every board's frame (``SHARED_MAPS``). A
+    supervisor older than ``placements`` refuses such a frame: "unknown field(s)
+    ['placements']" in its log.
+    """
 
     supervisor_id: str
     version: int
     workers: list[WorkerAssignment]
     term: int = field(default=0, metadata=NON_NEGATIVE)  # the issuing Nimbus's term: (term, version) orders
+    placements: dict[str, dict[int, str]] = field(default_factory=dict, metadata=SHARED_MAPS)
+
+    def to_wire(self) -> SupervisorAssignment:
+        """The same assignment with each topology's placement named once (see above). A
+        topology is left as it is when one of its workers has an empty placement (the
+        wire form could not tell it from a shared one)."""
+        shared: dict[str, dict[int, str]] = {}
+        for w in self.workers:
+            if w.topology not in shared:
+                shared[w.topology] = w.placement
+        for w in self.workers:
+            own, common = w.placement, shared.get(w.topology)
+            if common is not None and (not own or not common):
+                del shared[w.topology]
+        if not shared:
+            return self
+        workers = [
+            replace(w, placement={}) if w.topology in shared and _same(w.placement, shared[w.topology]) else w
+            for w in self.workers
+        ]
+        return replace(self, workers=workers, placements={**self.placements, **shared})
+
+    def from_wire(self) -> SupervisorAssignment:
+        """Each worker with its topology's full placement map (see above)."""
+        if not self.placements:
+            return self
+        workers = [
+            replace(w, placement=self.placements[w.topology])
+            if not w.placement and w.topology in self.placements
+            else w
+            for w in self.workers
+        ]
+        return replace(self, workers=workers, placements={})
+
+
+def _same(a: dict[int, str], b: dict[int, str]) -> bool:
+    return a is b or a == b  # Nimbus hands every worker of a topology the same map: no comparison
 
 
 # -- worker <-> supervisor ------------------------------------------------------------------

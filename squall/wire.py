@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
+from collections import OrderedDict
 from typing import Any, TypeVar, dataclass_transform
 
 import msgpack
@@ -70,6 +71,9 @@ class WireError(ValueError):
 # Field metadata: every number in the field (a number, or the values of a list or mapping) must
 # be >= 0. Counters and CPU seconds are never negative; a negative one would poison the model.
 NON_NEGATIVE: types.MappingProxyType[str, bool] = types.MappingProxyType({"non_negative": True})
+# Field metadata: a mapping whose values are maps that many frames carry as the same object,
+# which never changes once sent (a change is a new map): an Encoder packs each one once.
+SHARED_MAPS: types.MappingProxyType[str, bool] = types.MappingProxyType({"shared_maps": True})
 
 
 # dataclass_transform: type checkers see the fields of a decorated class as a frozen
@@ -92,10 +96,82 @@ def record(cls: type[M]) -> type[M]:
 
 
 def encode(msg: Any) -> bytes:
+    name = _registered_name(msg)
+    return msgpack.packb([PROTOCOL_VERSION, name, plainer(type(msg))(_to_wire(msg))], use_bin_type=True)
+
+
+def _registered_name(msg: Any) -> str:
     name = type(msg).__name__
     if _REGISTRY.get(name) is not type(msg):
         raise TypeError(f"{name} is not a registered message type")
-    return msgpack.packb([PROTOCOL_VERSION, name, plainer(type(msg))(msg)], use_bin_type=True)
+    return name
+
+
+def _to_wire(msg: Any) -> Any:
+    to_wire = getattr(msg, "to_wire", None)
+    return msg if to_wire is None else to_wire()
+
+
+class Encoder:
+    """``encode`` for a sender of many frames that carry the same big maps (Nimbus pushing
+    one placement to hundreds of boards): the maps of a ``SHARED_MAPS`` field are packed once
+    per map object, kept for the ``keep`` most recent ones, and their bytes reused. The
+    frames are byte for byte those of ``encode``. A cached map must not change after it was
+    first encoded (the field's contract); a new map object is packed anew. Memory: at most
+    ``keep`` maps and their bytes are held beyond their users; a push holds one map per
+    topology, so up to ``keep`` topologies are packed once per push, more would be repacked."""
+
+    def __init__(self, keep: int = 32) -> None:
+        self.keep = keep
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._packed: OrderedDict[int, tuple[Any, bytes]] = OrderedDict()  # id -> (the map, its bytes)
+        self.packed_maps = 0  # maps packed (not reused): for tests and benchmarks
+
+    def encode(self, msg: Any) -> bytes:
+        name = _registered_name(msg)
+        shared = _shared_fields(type(msg))
+        if not shared:
+            return encode(msg)
+        pack = self._packer.pack
+        fields = plainer(type(msg))(_to_wire(msg))
+        parts = [
+            self._packer.pack_array_header(3),
+            pack(PROTOCOL_VERSION),
+            pack(name),
+            self._packer.pack_map_header(len(fields)),
+        ]
+        for key, value in fields.items():
+            parts.append(pack(key))
+            if key not in shared:
+                parts.append(pack(value))
+                continue
+            parts.append(self._packer.pack_map_header(len(value)))
+            for inner_key, inner in value.items():
+                parts.append(pack(inner_key))
+                parts.append(self._once(inner))
+        return b"".join(parts)
+
+    def _once(self, value: Any) -> bytes:
+        hit = self._packed.get(id(value))
+        if hit is not None and hit[0] is value:  # held here, so its id cannot be another's
+            self._packed.move_to_end(id(value))
+            return hit[1]
+        packed = self._packer.pack(value)
+        self.packed_maps += 1
+        self._packed[id(value)] = (value, packed)
+        while len(self._packed) > self.keep:
+            self._packed.popitem(last=False)
+        return packed
+
+
+_SHARED_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def _shared_fields(cls: type) -> frozenset[str]:
+    got = _SHARED_FIELDS.get(cls)
+    if got is None:
+        got = _SHARED_FIELDS[cls] = frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("shared_maps"))
+    return got
 
 
 def limit_of(kind: str) -> Limit:
@@ -157,9 +233,11 @@ def decode(frame: bytes, max_bytes: int = MAX_FRAME_BYTES) -> Any:
         detail = f": {str(exc)[:100]}" if type(exc) is ValueError and str(exc) else ""  # e.g. a length cap
         raise WireError(f"not a msgpack frame: {type(exc).__name__}{detail}") from None
     try:
-        return validator(cls)(fields)
+        msg = validator(cls)(fields)
     except Invalid as exc:  # the path is built only now: valid frames pay for no formatting
         raise WireError(f"{name}{exc.path()}: {exc.detail}") from None
+    from_wire = getattr(msg, "from_wire", None)
+    return msg if from_wire is None else from_wire()
 
 
 def _unpacker(data: Any, limit: Limit, budget: _Budget) -> msgpack.Unpacker:
@@ -188,10 +266,12 @@ def registered() -> dict[str, type]:
 
 __all__ = [
     "BUNDLE",
+    "Encoder",
     "KIND_LIMITS",
     "MAX_FRAME_BYTES",
     "NON_NEGATIVE",
     "PROTOCOL_VERSION",
+    "SHARED_MAPS",
     "SMALL",
     "SNAPSHOTS",
     "Limit",

@@ -22,6 +22,7 @@ the leader. A bad list is refused (exit 2) naming what is wrong.
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import hmac
 import logging
@@ -276,6 +277,11 @@ def run(args: argparse.Namespace) -> int:
         log.info("REST API POSTs need the header X-Squall-Key with the token in %s", data_dir / TOKEN_FILE)
     responder = start_discovery(args, log, keys.secret if keys else None)
     server.install_signal_handlers()
+    # What exists now (modules, classes, the state loaded from the store) lives as long as the
+    # process: frozen out of the collector's full collections, which run on the loop thread
+    # every few seconds at hundreds of boards and would walk all of it each time.
+    gc.collect()
+    gc.freeze()
     try:
         server.run()
     finally:

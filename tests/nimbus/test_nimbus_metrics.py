@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from squall import messages as M
@@ -85,3 +87,25 @@ def test_heartbeats_feed_get_assignment_load_traffic_and_pids():
     assert a["traffic"] == [[0, 2, pytest.approx(30.0)]]
     rec = st.topologies["chain"]
     assert traffic_split(rec, st.rates("chain")) == (0.0, 0.0)  # one worker: nothing crosses
+
+
+def test_older_samples_cost_the_garbage_collector_nothing():
+    """A full collection walks every tracked object: samples kept as objects made each one
+    cost hundreds of ms at 500 boards. Once collected (a level of tuples per collection),
+    forty more samples per worker add no tracked object."""
+    w = MetricsWindow()
+
+    def fill(seconds: range) -> int:
+        for at in seconds:
+            for port in (6700, 6701, 6702):
+                m = metrics(float(at), cpu_s=0.01 * at, received=10 * at, emitted=10 * at)
+                sample = M.WorkerMetrics(at=m.at, clock_hz=m.clock_hz, executors=m.executors, sent_remote=at)
+                w.add("t", "n1", port, sample, float(at), 1000.0)
+        for _ in range(4):
+            gc.collect()
+        return len(gc.get_objects())
+
+    after_ten = fill(range(10))
+    after_fifty = fill(range(10, 50))
+    assert after_fifty - after_ten < 40  # 120 more samples; as objects they were 1,000+ more
+    assert w.rates("t").traffic[(0, 2)] == pytest.approx(10.0)  # and they still count

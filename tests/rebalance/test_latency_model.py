@@ -199,7 +199,7 @@ def test_profiles_round_trip_and_refuse_bad_figures():
 
 
 def test_the_search_s_cached_terms_equal_a_fresh_pricing_after_any_moves():
-    from squall.rebalance.latency_search import Network
+    from squall.rebalance.latency_network import Network
 
     wl = chain(stages=6, rate=200.0, service_s=5e-4, flush_s=0.001, transfer_s=2e-5, item_bytes=100.0)
     nodes = [board(n, cores=0.8, slots=3, link_mbit=10.0, link_delay_ms=1.0, memory_mb=500.0) for n in "abc"]
@@ -214,3 +214,59 @@ def test_the_search_s_cached_terms_equal_a_fresh_pricing_after_any_moves():
     assert state.objective()[0] == pytest.approx(fresh.objective()[0], abs=1e-9)
     assert state.objective()[1] == pytest.approx(fresh.objective()[1], rel=1e-9)
     assert state.objective()[1] == pytest.approx(sum(state.latency_by_topology()), rel=1e-9)
+
+
+def _snapshot(state) -> tuple:
+    """Everything a state prices from, as plain values (sets sorted)."""
+    return (
+        list(state.exec_worker),
+        list(state.worker_node),
+        [list(v) for v in (state.w_na, state.w_nav, state.w_ak, state.w_akv, state.w_src, state.w_count)],
+        [list(v) for v in (state.w_cross, state.w_outk, state.w_ink)],
+        [list(v) for v in (state.out_bytes, state.in_bytes, state.out_kappa, state.in_kappa)],
+        [sorted(d.items()) for d in state.stays_in],
+        [sorted(s) for s in state.on_node],
+        [sorted(s) for s in state.members],
+        list(state.node_lat),
+        list(state.node_exc),
+        list(state.edge_lat),
+        state.total_lat,
+        state.total_exc,
+    )
+
+
+def test_pricing_a_move_returns_the_moved_objective_and_leaves_the_state_bit_for_bit():
+    from squall.rebalance.latency_network import Network
+
+    wl = chain(stages=6, rate=200.0, service_s=5e-4, flush_s=0.001, transfer_s=2e-5, item_bytes=100.0)
+    nodes = [board(n, cores=0.8, slots=3, link_mbit=10.0, link_delay_ms=1.0, memory_mb=500.0) for n in "abc"]
+    start = get_scheduler("round_robin").schedule([wl], nodes, SchedulerParams(), None)
+    net = Network([wl], nodes)
+    state = net.state_of(start, {wl.topology: [0, 1, 2, 3]})  # worker 3: empty, on no board
+    empty = state.worker_ids.index((0, 3))
+    assert state.w_count[empty] == 0 and state.worker_node[empty] == -1  # the "new worker" move is tried
+    before = _snapshot(state)
+    tried = 0
+    for g in range(len(net.ex_key)):
+        for w in range(len(state.worker_ids)):
+            if w == state.exec_worker[g]:
+                continue
+            board_of_new = 1 if w == empty else -1
+            priced = state.price_executor_move(g, w, board_of_new)
+            assert _snapshot(state) == before, (g, w)
+            moved = net.state_of(start, {wl.topology: [0, 1, 2, 3]})
+            if board_of_new >= 0:
+                moved.move_worker(w, board_of_new)
+            moved.move_executor(g, w)
+            assert priced == moved.objective(), (g, w)
+            tried += 1
+    for w in range(len(state.worker_ids)):
+        for n in range(len(nodes)):
+            if state.w_count[w] and n != state.worker_node[w]:
+                priced = state.price_worker_move(w, n)
+                assert _snapshot(state) == before, (w, n)
+                moved = net.state_of(start, {wl.topology: [0, 1, 2, 3]})
+                moved.move_worker(w, n)
+                assert priced == moved.objective(), (w, n)
+                tried += 1
+    assert tried > 20
