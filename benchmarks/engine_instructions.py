@@ -15,19 +15,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# Under against.py the parent dropped the editable install's finder so that the older
-# revision on PYTHONPATH is imported; the child must do the same.
-DROP_EDITABLE = (
-    "import sys; sys.meta_path[:] = [f for f in sys.meta_path "
-    "if not getattr(f, '__module__', '').startswith('__editable__')]; "
-)
+sys.path.insert(0, str(HERE))
+
+import cachegrind  # noqa: E402  (a sibling benchmark module)
 
 
 def _run_chain(acking: bool, tuples: int) -> None:
@@ -41,29 +35,7 @@ def _run_chain(acking: bool, tuples: int) -> None:
 
 
 def _instructions(acking: bool, tuples: int) -> int:
-    editable = any(getattr(f, "__module__", "").startswith("__editable__") for f in sys.meta_path)
-    code = ("" if editable else DROP_EDITABLE) + (
-        f"import runpy, sys; sys.argv = [{str(Path(__file__))!r}, '--child', "
-        f"'{'on' if acking else 'off'}', '{tuples}']; runpy.run_path({str(Path(__file__))!r}, run_name='__main__')"
-    )
-    out = subprocess.run(
-        [
-            "valgrind",
-            "--tool=cachegrind",
-            "--cache-sim=no",
-            "--cachegrind-out-file=/dev/null",
-            sys.executable,
-            "-c",
-            code,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    match = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
-    if match is None:
-        raise RuntimeError(f"no instruction count in valgrind's output: {out.stderr[-500:]}")
-    return int(match.group(1).replace(",", ""))
+    return cachegrind.count(__file__, ["--child", "on" if acking else "off", str(tuples)])[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         _run_chain(args.child[0] == "on", int(args.child[1]))
         return 0
-    if shutil.which("valgrind") is None:
+    if not cachegrind.available():
         print("valgrind is not installed: no instruction counts", file=sys.stderr)
         return 2
     for acking in (False, True):

@@ -17,20 +17,13 @@ valgrind; says so and exits 2 without it.
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# Under against.py the parent dropped the editable install's finder so that the older
-# revision on PYTHONPATH is imported; the child must do the same.
-DROP_EDITABLE = (
-    "import sys; sys.meta_path[:] = [f for f in sys.meta_path "
-    "if not getattr(f, '__module__', '').startswith('__editable__')]; "
-)
+sys.path.insert(0, str(HERE))
+
+import cachegrind  # noqa: E402  (a sibling benchmark module)
 
 
 def _child(name: str, executors: int, call: bool) -> None:
@@ -54,30 +47,8 @@ def _child(name: str, executors: int, call: bool) -> None:
 
 def _instructions(name: str, executors: int, call: bool) -> tuple[int, str]:
     """(instructions, the child's output) of one child run."""
-    editable = any(getattr(f, "__module__", "").startswith("__editable__") for f in sys.meta_path)
-    code = ("" if editable else DROP_EDITABLE) + (
-        f"import runpy, sys; sys.argv = [{str(Path(__file__))!r}, '--child', {name!r}, '{executors}', "
-        f"'{int(call)}']; runpy.run_path({str(Path(__file__))!r}, run_name='__main__')"
-    )
-    out = subprocess.run(
-        [
-            "valgrind",
-            "--tool=cachegrind",
-            "--cache-sim=no",
-            "--cachegrind-out-file=/dev/null",
-            sys.executable,
-            "-c",
-            code,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
-    match = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
-    if match is None:
-        raise RuntimeError(f"no instruction count in valgrind's output: {out.stderr[-500:]}")
-    return int(match.group(1).replace(",", "")), out.stdout.strip()
+    args = ["--child", name, str(executors), str(int(call))]
+    return cachegrind.count(__file__, args, env={"PYTHONHASHSEED": "0"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         _child(args.child[0], int(args.child[1]), args.child[2] == "1")
         return 0
-    if shutil.which("valgrind") is None:
+    if not cachegrind.available():
         print("valgrind is not installed: no instruction counts", file=sys.stderr)
         return 2
     for name in args.schedulers:
