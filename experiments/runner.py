@@ -56,6 +56,9 @@ LOOP_POLL_S = 0.3
 # 30 s past the window covers both with room on this 2-core machine at load 20-40, and bounds
 # a trial whose Nimbus never judges (the row then says "no verdict").
 VERDICT_SLACK_S = 30.0
+# How many further rebalances of the periodic loop a timeline trial follows (each to its
+# verdict) before it measures anyway.
+LOOP_FOLLOW_UPS = 2
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,18 @@ class Runner:
             if declined:
                 decided_by += f"; {len(declined)} declined, last: {declined[-1]}"
             probation, judged_at = self._after_switch(c, name, event)
+            follow_ups = 0
+            while event and follow_ups < LOOP_FOLLOW_UPS:
+                later = self._next_applied(c, name, event)
+                if later is None:
+                    break
+                # The loop acts again as soon as a verdict is in when a board is still over
+                # capacity: measure the placement it settles on, not its next migration.
+                event = self._wait_migrated(c, name, later)
+                probation, judged_at = self._after_switch(c, name, event)
+                follow_ups += 1
+            if follow_ups:
+                decided_by += f"; {follow_ups} more applied by the loop before the measurement"
         elif scheduler in MEASURED_AFTER_REBALANCE:
             time.sleep(max(t.warmup_s, t.window_s + 1.5))
             requested = len(c.events(name))
@@ -366,6 +381,15 @@ class Runner:
             if (samples and samples[-1][0] >= t1) or time.monotonic() >= deadline:
                 return samples
             time.sleep(0.1)
+
+    def _next_applied(self, c: Any, name: str, event: dict[str, Any]) -> int | None:
+        """The index of the first rebalance applied after ``event`` in the topology's event
+        list, or None when none was."""
+        events = c.events(name)
+        at = next((i for i, ev in enumerate(events) if ev.get("id") == event.get("id")), None)
+        if at is None:
+            return None
+        return next((i for i in range(at + 1, len(events)) if events[i].get("decision") == "applied"), None)
 
     def _wait_migrated(self, c: Any, name: str, before: int, timeout_s: float = 60.0) -> dict[str, Any]:
         """The requested rebalance's event once Nimbus finished it (declined ones at once)."""

@@ -137,3 +137,23 @@ def test_a_scheduler_placed_at_submit_has_no_probation(tmp_path: Path) -> None:
     assert nimbus.requested_at is None  # nothing was asked of Nimbus, so nothing was judged
     assert row["probation"] == "" and row["verdict_at_s"] == ""
     assert row["samples"] > 0
+
+
+def test_a_loop_that_acts_again_after_a_verdict_is_followed_to_its_next_rebalance():
+    """A timeline trial must not measure the loop's second migration (a quick run once got no
+    samples at all that way): the runner finds the rebalance applied after the one it judged."""
+
+    class Events:
+        def __init__(self, events: list[dict[str, Any]]) -> None:
+            self.list = events
+
+        def events(self, name: str) -> list[dict[str, Any]]:
+            return self.list
+
+    first = {"id": 7, "decision": "applied", "done_at": 1.0}
+    declined = {"id": 8, "decision": "declined"}
+    second = {"id": 9, "decision": "applied"}
+    runner = Runner.__new__(Runner)  # _next_applied reads only the client
+    assert runner._next_applied(Events([first, declined, second]), "t", first) == 2
+    assert runner._next_applied(Events([first, declined]), "t", first) is None
+    assert runner._next_applied(Events([declined, second]), "t", first) is None  # not on file: nothing to follow
