@@ -384,20 +384,32 @@ class Runner:
 
     def _next_applied(self, c: Any, name: str, event: dict[str, Any]) -> int | None:
         """The index of the first rebalance applied after ``event`` in the topology's event
-        list, or None when none was."""
+        list, or None when none was. A move back of a rolled-back change is not one: waiting
+        for the verdict already waited for it, and Nimbus never judges it."""
         events = c.events(name)
         at = next((i for i, ev in enumerate(events) if ev.get("id") == event.get("id")), None)
         if at is None:
             return None
-        return next((i for i in range(at + 1, len(events)) if events[i].get("decision") == "applied"), None)
+        return next(
+            (
+                i
+                for i in range(at + 1, len(events))
+                if events[i].get("decision") == "applied" and events[i].get("rolls_back") is None
+            ),
+            None,
+        )
 
     def _wait_migrated(self, c: Any, name: str, before: int, timeout_s: float = 60.0) -> dict[str, Any]:
-        """The requested rebalance's event once Nimbus finished it (declined ones at once)."""
+        """The event at index ``before`` (the rebalance asked for or followed) once Nimbus
+        finished it (declined ones at once). Not the last event: the loop may have recorded
+        more since, and they are not what this trial switched to."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            events = c.events(name)[before:]
-            if events and (events[-1].get("done_at") is not None or events[-1].get("decision") != "applied"):
-                return events[-1]
+            events = c.events(name)
+            if len(events) > before and (
+                events[before].get("done_at") is not None or events[before].get("decision") != "applied"
+            ):
+                return events[before]
             time.sleep(0.3)
         self.say(f"  {name}: rebalance not finished after {timeout_s:g} s; measuring anyway")
         return {}

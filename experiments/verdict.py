@@ -23,7 +23,10 @@ NO_VERDICT = "no verdict"  # the waiter gave up before Nimbus judged
 
 def expects_verdict(event: dict[str, Any]) -> bool:
     """Whether Nimbus put this change on probation: it applied it and it moved executors
-    (a change that moves nothing leaves nothing to judge)."""
+    (a change that moves nothing leaves nothing to judge; a move back of a rolled-back change,
+    which names it in ``rolls_back``, is not judged again)."""
+    if event.get("rolls_back") is not None:
+        return False
     return event.get("decision") in ("applied", ROLLED_BACK) and bool(event.get("moved"))
 
 

@@ -157,3 +157,17 @@ def test_a_loop_that_acts_again_after_a_verdict_is_followed_to_its_next_rebalanc
     assert runner._next_applied(Events([first, declined, second]), "t", first) == 2
     assert runner._next_applied(Events([first, declined]), "t", first) is None
     assert runner._next_applied(Events([declined, second]), "t", first) is None  # not on file: nothing to follow
+    # A rolled-back change's move back is no further decision: Nimbus never judges it, and a
+    # CI run that followed it waited for a verdict that could not come ("no verdict").
+    move_back = {"id": 10, "decision": "applied", "rolls_back": 7, "moved": [3], "done_at": 2.0}
+    assert runner._next_applied(Events([first, move_back]), "t", first) is None
+    assert runner._next_applied(Events([first, move_back, second]), "t", first) == 2
+
+
+def test_a_move_back_is_not_expected_to_get_a_verdict():
+    from squall.experiments import verdict
+
+    change = {"id": 7, "decision": "applied", "moved": [3]}
+    assert verdict.expects_verdict(change)
+    assert not verdict.expects_verdict({"id": 8, "decision": "applied", "moved": [3], "rolls_back": 7})
+    assert not verdict.expects_verdict({"id": 9, "decision": "applied", "moved": []})
