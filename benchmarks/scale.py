@@ -21,6 +21,12 @@ snapshots of executors it gave up, so a live migration goes through). It then me
 * time for a live rebalance: ``rebalance --scheduler online`` (on the metrics measured so
   far) until its event is done (every moved executor released and acquired).
 
+Where the loop lag's tail comes from, over the same steady-state window: Nimbus's own
+``/metrics`` histograms of its loop steps (by message type, ``Tick``, ``publish``) and of the
+garbage collector's pauses (by generation), read just before and just after the window (the
+scrape itself runs outside it), printed as a ``#`` line under each row: how many steps and
+collections took 25 ms or more, and their total time.
+
 Nothing here is timed by a test; the script prints what it measured. The machine it runs on
 also runs the simulated boards, so Nimbus's CPU share competes with them (``--boards-nice 10``
 lowers their priority: on a real cluster they are other machines).
@@ -271,10 +277,57 @@ class Probe(threading.Thread):
         """(median, p99, samples) of the round trips sent within [since, until], in ms."""
         from squall.supervisor.runtime.stats import percentile
 
-        rtts = [r * 1e3 for at, r in list(self.samples) if since <= at <= until]
+        rtts = self.rtts_ms(since, until)
         if not rtts:
             return float("nan"), float("nan"), 0
         return statistics.median(rtts), percentile(rtts, 99), len(rtts)
+
+    def rtts_ms(self, since: float, until: float) -> list[float]:
+        return [r * 1e3 for at, r in list(self.samples) if since <= at <= until]
+
+
+LONG_MS = 25  # a step or collection taking more than this is counted in the causes line
+UNDER_LONG = "0.025"  # the histogram bucket bound (s) up to which a step is not long
+Histograms = dict[tuple[str, str, str], float]  # (family, label value, le or "sum") -> value
+
+
+def _loop_histograms(http: str) -> Histograms:
+    """The loop's step and garbage-collection histograms on Nimbus's ``/metrics``."""
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urlopen(f"{http}/metrics", timeout=CLIENT_TIMEOUT_S) as page:
+        text = page.read().decode()
+    out: Histograms = {}
+    for family in text_string_to_metric_families(text):
+        if family.name not in ("squall_nimbus_loop_step_seconds", "squall_nimbus_gc_pause_seconds"):
+            continue
+        for sample in family.samples:
+            label = sample.labels.get("kind", sample.labels.get("generation", ""))
+            if sample.name.endswith("_bucket"):
+                out[(family.name, label, sample.labels["le"])] = sample.value
+            elif sample.name.endswith("_sum"):
+                out[(family.name, label, "sum")] = sample.value
+            elif sample.name.endswith("_count"):
+                out[(family.name, label, "+Inf")] = sample.value
+    return out
+
+
+def _causes(before: Histograms, after: Histograms) -> str:
+    """What happened on the loop between two reads: per kind of step and per generation
+    collected, how many took more than LONG_MS, of how many, and their total time."""
+    parts = []
+    for family, what in (("squall_nimbus_gc_pause_seconds", "gc gen"), ("squall_nimbus_loop_step_seconds", "")):
+        for label in sorted({k[1] for k in after if k[0] == family}):
+            n, up_to_long, total = (
+                after.get((family, label, le), 0.0) - before.get((family, label, le), 0.0)
+                for le in ("+Inf", UNDER_LONG, "sum")
+            )
+            long_n = n - up_to_long  # buckets are cumulative: the long ones are the rest
+            if n and (long_n or what):
+                parts.append(f"{what}{label}: {long_n:.0f} of {n:.0f} > {LONG_MS} ms, {total * 1e3:.0f} ms")
+    return "; ".join(parts)
 
 
 @dataclass
@@ -294,6 +347,8 @@ class Figures:
     # wall times above, these hardly depend on how loaded the machine is.
     place_cpu_s: float = float("nan")
     rebalance_cpu_s: float = float("nan")
+    lag_over_50: int = 0  # probes of the window that waited 50 ms or more
+    causes: str = ""  # the loop's long steps and collections in the window (see _causes)
     notes: list[str] = field(default_factory=list)
 
 
@@ -326,6 +381,7 @@ def run_scale(
     timeout_s: float,
     heartbeat_s: float,
     boards_nice: int = 0,
+    nimbus_set: tuple[str, ...] = (),
 ) -> Figures:
     import psutil
 
@@ -334,8 +390,9 @@ def run_scale(
     from squall.ports import free_port
 
     fig = Figures(boards, executors)
-    port = free_port()
+    port, http_port = free_port(), free_port()
     address = f"tcp://127.0.0.1:{port}"
+    http = f"http://127.0.0.1:{http_port}"
     with tempfile.TemporaryDirectory(prefix="squall-scale-") as tmp:
         timeouts = [
             "--set",
@@ -344,7 +401,11 @@ def run_scale(
             f"nimbus.heartbeat.secs={heartbeat_s}",
         ]
         extra = ["--no-discovery", "--log-level", "WARNING", *timeouts]
-        nimbus = spawn_logged(nimbus_argv("127.0.0.1", port, tmp, extra=extra), Path(tmp) / "nimbus.log")
+        for setting in nimbus_set:
+            extra += ["--set", setting]
+        nimbus = spawn_logged(
+            nimbus_argv("127.0.0.1", port, tmp, http_port=http_port, extra=extra), Path(tmp) / "nimbus.log"
+        )
         ctx = mp.get_context("spawn")
         events = ctx.Queue()
         command_queues = [ctx.Queue() for _ in range(procs)]
@@ -405,14 +466,17 @@ def run_scale(
 
                 # Steady state: heartbeats with metrics, loop lag, CPU, memory.
                 time.sleep(min(3.0, measure_s))  # the first reports with metrics arrive
+                loop_before = _loop_histograms(http)  # read outside the window: a scrape costs Nimbus CPU
                 since = time.time()
                 cpu0 = nimbus_cpu_s()
                 time.sleep(measure_s)
                 until = time.time()
                 cpu1 = nimbus_cpu_s()
+                fig.causes = _causes(loop_before, _loop_histograms(http))
                 fig.cpu_pct = 100.0 * (cpu1 - cpu0) / (until - since)
                 fig.rss_mb = nimbus_proc.memory_info().rss / 2**20
                 fig.lag_median_ms, fig.lag_p99_ms, fig.lag_samples = probe.lag_ms(since, until)
+                fig.lag_over_50 = sum(1 for r in probe.rtts_ms(since, until) if r >= 50.0)
 
                 # A lost board.
                 victim = sorted(n for n, _ in placed_workers)[0]
@@ -490,11 +554,20 @@ def main(argv: list[str] | None = None) -> int:
         help="niceness of the simulated boards' processes (e.g. 10: on a real cluster they are other "
         "machines, here they take CPU from Nimbus)",
     )
+    parser.add_argument(
+        "--nimbus-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of Nimbus's (squall nimbus --set), e.g. nimbus.gc.full.secs=0 for CPython's own "
+        "full collections",
+    )
     args = parser.parse_args(argv)
     print(
         f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
         f"{args.executors} executors, {WORKERS_PER_BOARD} workers per board, "
-        f"simulated boards at nice {args.boards_nice}",
+        f"simulated boards at nice {args.boards_nice}"
+        + (f"; Nimbus --set {' '.join(args.nimbus_set)}" if args.nimbus_set else ""),
         flush=True,
     )
     print(
@@ -504,12 +577,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     for boards in args.boards:
         f = run_scale(
-            boards, args.executors, args.procs, args.measure_s, args.timeout, args.heartbeat, args.boards_nice
+            boards,
+            args.executors,
+            args.procs,
+            args.measure_s,
+            args.timeout,
+            args.heartbeat,
+            args.boards_nice,
+            tuple(args.nimbus_set),
         )
         print(
             f"{f.boards} | {f.place_s:.2f} ({f.place_cpu_s:.2f}) | {f.lag_median_ms:.1f} | {f.lag_p99_ms:.1f} | "
             f"{f.cpu_pct:.0f} | {f.rss_mb:.0f} | {f.detect_s:.2f} | "
             f"{f.rebalance_s:.2f} ({f.rebalance_cpu_s:.2f}, {f.moved}) | {'; '.join(f.notes)}",
+            flush=True,
+        )
+        print(
+            f"#   {f.boards} boards, steady window: {f.lag_over_50} of {f.lag_samples} probes waited >= 50 ms; "
+            f"loop: {f.causes or 'not read'}",
             flush=True,
         )
     return 0

@@ -47,6 +47,7 @@ from squall import messages as M
 from squall.nimbus import http_views as V
 from squall.nimbus.history import History
 from squall.nimbus.http_inbox import KEY_CONF, ApiError, KeyCheck, LoopInbox, cross_origin
+from squall.nimbus.loop_stats import LoopStats
 from squall.nimbus.snapshot import Snapshot
 from squall.nimbus.state import NimbusState
 from squall.nimbus.store import StoreError
@@ -215,6 +216,7 @@ def start(
     api_token: str | None = None,
     loop_lag: Callable[[], tuple[float, float]] | None = None,
     events: Callable[[str], list[dict[str, Any]]] | None = None,
+    loop_stats: LoopStats | None = None,
 ) -> ApiServer:
     """Bind ``host:port`` and serve in the background (``shutdown()`` + ``server_close()`` stop it).
     Pages render from ``latest()``, the snapshot the loop published last, and events come
@@ -225,7 +227,9 @@ def start(
 
     keys = KeyCheck.from_conf(state.conf, fallback=api_token)
     server = ApiServer((host, port), latest, clock, inbox, None, keys, sample_s, events=events)
-    server.registry = registry_for(state, clock, loop_lag, source=server.snapshot_now, snapshot_age=server.snapshot_age)
+    server.registry = registry_for(
+        state, clock, loop_lag, source=server.snapshot_now, snapshot_age=server.snapshot_age, loop_stats=loop_stats
+    )
     return server.start()
 
 

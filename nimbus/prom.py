@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from squall.messages import LATENCY_BUCKETS_MS
+from squall.nimbus.loop_stats import STEP_BUCKETS_S, Histogram, LoopStats
 from squall.nimbus.state import NimbusState
 from squall.nimbus.views import traffic_split
 
@@ -35,11 +36,13 @@ class NimbusCollector(Collector):
         loop_lag: Callable[[], tuple[float, float]] | None = None,
         source: Callable[[], tuple[Any, float]] | None = None,
         snapshot_age: Callable[[], float] | None = None,
+        loop_stats: LoopStats | None = None,
     ) -> None:
         # () -> (what to read: the state or a snapshot of it, its time)
         self.source = source or (lambda: (state, clock()))
         self.loop_lag = loop_lag  # () -> (latest, max) seconds a tick ran late
         self.snapshot_age = snapshot_age  # () -> seconds since the loop published what we read
+        self.loop_stats = loop_stats  # what the loop's time went to (steps, collections)
 
     def collect(self) -> Iterator[Any]:
         st, now = self.source()
@@ -64,6 +67,8 @@ class NimbusCollector(Collector):
             )
             age.add_metric([], self.snapshot_age())
             families.append(age)
+        if self.loop_stats is not None:
+            families += loop_families(self.loop_stats)
         return iter(families)
 
     def _collect(self, st: Any, now: float) -> Iterator[Any]:
@@ -148,15 +153,45 @@ class NimbusCollector(Collector):
         )
 
 
+def loop_families(stats: LoopStats) -> list[Any]:
+    """The loop's steps by kind and the collector's pauses by generation, as histograms."""
+    steps, pauses = stats.read()
+    step = HistogramMetricFamily(
+        "squall_nimbus_loop_step_seconds",
+        "time the server loop spent on one step: a message by its type, a Tick, a snapshot publication",
+        labels=["kind"],
+    )
+    for kind, hist in sorted(steps.items()):
+        step.add_metric([kind], _buckets(hist), hist.total_s)
+    gc_pause = HistogramMetricFamily(
+        "squall_nimbus_gc_pause_seconds",
+        "pauses of the cyclic garbage collector (every thread waits), by generation collected",
+        labels=["generation"],
+    )
+    for generation, hist in sorted(pauses.items()):
+        gc_pause.add_metric([str(generation)], _buckets(hist), hist.total_s)
+    return [step, gc_pause]
+
+
+def _buckets(hist: Histogram) -> list[tuple[str, float]]:
+    """Cumulative (upper bound, count) pairs, +Inf last, as Prometheus histograms have them."""
+    out, seen = [], 0
+    for bound, count in zip([*map(str, STEP_BUCKETS_S), "+Inf"], hist.counts, strict=True):
+        seen += count
+        out.append((bound, float(seen)))
+    return out
+
+
 def registry_for(
     state: NimbusState,
     clock: Any,
     loop_lag: Callable[[], tuple[float, float]] | None = None,
     source: Callable[[], tuple[Any, float]] | None = None,
     snapshot_age: Callable[[], float] | None = None,
+    loop_stats: LoopStats | None = None,
 ) -> CollectorRegistry:
     """A registry holding only Nimbus's collector (not the process-global default); it reads
     ``source()`` (a snapshot and its time) when given, else ``state`` at ``clock()``."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NimbusCollector(state, clock, loop_lag, source, snapshot_age))
+    registry.register(NimbusCollector(state, clock, loop_lag, source, snapshot_age, loop_stats))
     return registry

@@ -45,6 +45,7 @@ from squall import messages as M
 from squall.nimbus.commands import Send
 from squall.nimbus.events import Event, Received, Tick
 from squall.nimbus.http_api import LoopInbox
+from squall.nimbus.loop_stats import LoopStats
 from squall.nimbus.queries import QUERIES
 from squall.nimbus.snapshot import Snapshot
 from squall.nimbus.state import NimbusState
@@ -94,6 +95,8 @@ class NimbusServer:
         self.keys = keys
         self.clock = clock if clock is not None else steady_clock()
         self.loop_lag = (0.0, 0.0)  # (latest, max) seconds a tick ran after it was due
+        # What the loop's time goes to (each step, each garbage collection), for /metrics.
+        self.loop_stats = LoopStats()
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 500)
@@ -143,6 +146,7 @@ class NimbusServer:
                 latest=lambda: self.published,
                 api_token=token,
                 loop_lag=lambda: self.loop_lag,
+                loop_stats=self.loop_stats,
                 events=self._events.events if self._events is not None else None,
             )
             if replica is not None:
@@ -171,6 +175,7 @@ class NimbusServer:
         poller.register(self.sock, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
         next_tick = time.monotonic()
+        self.loop_stats.install()
         try:
             while not self._stop.is_set():
                 due = min(next_tick, self._published_mono + self._publish_every) if self._changed else next_tick
@@ -190,13 +195,16 @@ class NimbusServer:
                     late = mono - next_tick
                     self.loop_lag = (late, max(late, self.loop_lag[1]))
                     next_tick = max(next_tick + TICK_S, mono)  # after a stall: one tick, not a burst
+                    started = time.perf_counter()
                     self._execute(self._apply(Tick(self.clock(), heard_until=self._emptied_at)))
+                    self.loop_stats.step("Tick", time.perf_counter() - started)
                 if self._changed and time.monotonic() - self._published_mono >= self._publish_every:
                     self._publish()
         finally:
             # A log that ends without this line was cut short: SIGKILL (the OOM killer, a
             # forced stop) or the file itself deleted, never a clean stop.
             log.info("nimbus loop stopping%s", f" on {self.stopped_by}" if self.stopped_by else "")
+            self.loop_stats.close()
             self.close()
 
     def close(self) -> None:
@@ -231,20 +239,27 @@ class NimbusServer:
         return False
 
     def _on_frames(self, parts: list[bytes]) -> None:
+        started = time.perf_counter()
+        kind = self._on_frames_of(parts)
+        self.loop_stats.step(kind, time.perf_counter() - started)
+
+    def _on_frames_of(self, parts: list[bytes]) -> str:
+        """Handle one message; the kind of step it was (its type, or the fault)."""
         if len(parts) == 3 and parts[1] == b"":
             self._req_peers.add(parts[0])
         elif len(parts) != 2:
             self._fault("envelope", f"{len(parts)} frame parts")
-            return
+            return "bad_frame"
         peer, frame = parts[0], parts[-1]
         try:
             msg = decode(frame)
         except WireError as exc:
             self._fault(str(exc).split(":")[0], str(exc))
-            return
+            return "bad_frame"
         if not isinstance(msg, READ_ONLY):
             self._wrote = True
         self._execute(self._apply(Received(peer, msg, self.clock())))
+        return type(msg).__name__
 
     def _handle_local(self, peer: bytes, msg: Any) -> list[Send]:
         """A write from an HTTP thread; published before its caller is answered."""
@@ -295,6 +310,7 @@ class NimbusServer:
         self._changed = self._wrote = False
         self._published_mono = time.monotonic()
         took = self._published_mono - started
+        self.loop_stats.step("publish", took)
         self._publish_every = max(PUBLISH_S, took / PUBLISH_COST_SHARE)
 
     def _fault(self, kind: str, detail: str) -> None:
