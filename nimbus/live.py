@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from squall.nimbus import views
 from squall.nimbus.commands import DeleteMigration, SaveMigration
 from squall.nimbus.event_log import EventLog
-from squall.nimbus.migration import DONE, Migration, Migrations, advance
+from squall.nimbus.migration import DONE, Migration, Migrations, advance, observe
 from squall.nimbus.placement import map_ports, place, spread_caps, standby_caps
 from squall.nimbus.probation import COOLDOWN_S, ROLLED_BACK, Measured, Probation, Rejections, verdict
 from squall.nimbus.rebalance_policy import (
@@ -113,6 +113,9 @@ class LiveRebalancing:
         # Nimbus restart ends the watch (the change stays), see docs/rebalancing.md.
         self.probations: dict[str, Probation] = {}
         self.rejections = Rejections()
+        # topology -> snapshots its migration had when last saved (heartbeats collect more;
+        # ticks save them, see advance_migrations)
+        self._saved_states: dict[str, int] = {name: len(mig.states) for name, mig in self.migrations.items()}
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -146,6 +149,7 @@ class LiveRebalancing:
     def forget(self, name: str) -> None:
         """A removed topology: its migration, clock and counters go (the store drops the rest)."""
         self.migrations.pop(name, None)
+        self._saved_states.pop(name, None)
         self.probations.pop(name, None)
         self.rejections.forget(name)
         self.loop_clocks.forget(name)
@@ -226,7 +230,7 @@ class LiveRebalancing:
         self.migrations[rec.name] = mig
         rec.version += 1
         self.nimbus.save(rec)
-        self.nimbus.emit(SaveMigration(rec.name, mig.to_record(), dict(mig.states)))
+        self._save_migration(mig)
         self.nimbus.push(now)
 
     def _port_alive(self, slot: Slot, now: float) -> bool:
@@ -471,6 +475,10 @@ class LiveRebalancing:
                 )
 
     def advance_migrations(self, now: float) -> None:
+        """A full look at every migration (each tick): every live board's reports. Snapshots
+        that heartbeats brought since the last save are saved here (the workers keep
+        reporting them until the next version, so a Nimbus restarted meanwhile collects
+        them again)."""
         pushed = False
         for name in sorted(self.migrations):
             mig = self.migrations[name]
@@ -488,21 +496,56 @@ class LiveRebalancing:
                 for (topology, port), r in sup.reports.items()
                 if topology == name
             }
-            collected = len(mig.states)
-            if not advance(mig, reports, live, rec.version, now, self.loop_conf(rec)):
-                if len(mig.states) != collected:
-                    self.nimbus.emit(SaveMigration(name, mig.to_record(), dict(mig.states)))
-                continue
-            pushed = True
-            if mig.phase == DONE:
-                self._finish_migration(rec, mig, now)
-            else:
-                rec.version += 1
-                self.nimbus.save(rec)
-                self.nimbus.emit(SaveMigration(name, mig.to_record(), dict(mig.states)))
-                log.info("topology %s: migration %s", name, mig.phase)
+            stepped = advance(mig, reports, live, rec.version, now, self.loop_conf(rec))
+            if not stepped and len(mig.states) != self._saved_states.get(name):
+                self._save_migration(mig)
+            pushed = self._stepped(rec, mig, stepped, now) or pushed
         if pushed:
             self.nimbus.push(now)
+
+    def observe(self, node: str, now: float) -> None:
+        """A heartbeat of ``node``: every migration that has a worker there looks at that
+        board's reports alone (:func:`~squall.nimbus.migration.observe`), not at every
+        board's; one without the progress of a full look at its phase takes a full look."""
+        sup = self.nimbus.supervisors.get(node)
+        if sup is None:
+            return
+        pushed = False
+        for name in sorted(self.migrations):
+            mig = self.migrations[name]
+            if node not in mig.nodes:
+                continue
+            rec = self.nimbus.topologies.get(name)
+            if (
+                rec is None
+                or rec.phase != RUNNING
+                or mig.progress is None
+                or not mig.progress.matches(mig, rec.version)
+            ):
+                self.advance_migrations(now)
+                return
+            reports = {(node, port): r for (topology, port), r in sup.reports.items() if topology == name}
+            stepped = observe(mig, node, reports, rec.version, now, self.loop_conf(rec))
+            pushed = self._stepped(rec, mig, stepped, now) or pushed
+        if pushed:
+            self.nimbus.push(now)
+
+    def _stepped(self, rec: TopologyRecord, mig: Migration, stepped: bool, now: float) -> bool:
+        """After a look: when ``mig`` took a step, record it (or finish it); True then (a push is due)."""
+        if not stepped:
+            return False
+        if mig.phase == DONE:
+            self._finish_migration(rec, mig, now)
+        else:
+            rec.version += 1
+            self.nimbus.save(rec)
+            self._save_migration(mig)
+            log.info("topology %s: migration %s", rec.name, mig.phase)
+        return True
+
+    def _save_migration(self, mig: Migration) -> None:
+        self._saved_states[mig.topology] = len(mig.states)
+        self.nimbus.emit(SaveMigration(mig.topology, mig.to_record(), dict(mig.states)))
 
     def _finish_migration(self, rec: TopologyRecord, mig: Migration, now: float) -> None:
         """RESUME: the target becomes the placement, unpaused."""

@@ -17,11 +17,20 @@ topology must look like in the current phase and :func:`advance` reads the super
    reports this version and ``running`` — or after ``acquire_s`` (noted).
 4. RESUME — Nimbus installs the target as the topology's placement with ``paused`` False.
 
+Looking costs what changed, not what exists: :func:`advance` reads every worker's report (a
+full look: Nimbus takes one at each tick) and leaves, in the migration's :class:`Progress`,
+what the phase still waits for — the workers not yet paused and quiet (PAUSE) or running
+(ACQUIRE), the remote sums of the quiet ones, the snapshots still missing (RELEASE).
+:func:`observe` then takes the next step from one board's reports alone (Nimbus calls it on
+each heartbeat), updating that progress instead of scanning every board: at 500 boards a
+look at every heartbeat had made the migration check quadratic in boards. Both decide
+alike: the same conditions, timeouts and notes, the same two fresh quiet looks for PAUSE.
+
 Guarantees: workers that hold no moved executor keep their port and executors in every
 phase; executors whose old node is gone (``lost``) are never waited for and are acquired
 without state; :meth:`Migration.to_record` / :meth:`Migration.from_record` round-trip
-everything but the in-memory quiescence probe, and a migration loaded after a restart
-restarts its phase's timer (``phase_at`` None) rather than timing out at once.
+everything but the in-memory quiescence probe and progress, and a migration loaded after a
+restart restarts its phase's timer (``phase_at`` None) rather than timing out at once.
 """
 
 from __future__ import annotations
@@ -57,9 +66,15 @@ class Migration:
     states: dict[int, bytes] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     probe: tuple[Any, ...] | None = None  # last quiescence sums and report times (not persisted)
+    # What the phase still waits for, as of the last look (not persisted: a full look rebuilds it).
+    progress: Progress | None = field(default=None, compare=False, repr=False)
+    nodes: frozenset[str] = field(init=False, compare=False, repr=False)  # boards of old and target
+    awaited: frozenset[int] = field(init=False, compare=False, repr=False)  # = awaited_snapshots()
 
     def __post_init__(self) -> None:
         self.old, self.target = Placement.of(self.old), Placement.of(self.target)
+        self.nodes = frozenset(s.node for s in (*self.old.values(), *self.target.values()))
+        self.awaited = frozenset(self.awaited_snapshots())
 
     # -- persistence -----------------------------------------------------------------------
 
@@ -194,6 +209,50 @@ def declared(mig: Migration, rec: TopologyRecord, host_of: Callable[[str], str])
     return out
 
 
+@dataclass
+class Progress:
+    """What ``phase`` waits for at assignment ``version``, one worker at a time (see the
+    module docstring). ``expected``: node -> the workers there whose reports the phase reads
+    (the old workers in PAUSE and RELEASE, the target's in ACQUIRE; on boards alive at the
+    full look that built it). ``waiting``: those whose latest report does not satisfy the
+    phase yet. PAUSE keeps each quiet worker's (sent, received) remote items and their sums,
+    and ``fresh`` counts the looks at which a quiet worker's report was a new one (its
+    ``at`` changed). RELEASE keeps ``missing``, the awaited snapshots not yet collected."""
+
+    phase: str
+    version: int
+    expected: dict[str, tuple[Where, ...]] = field(default_factory=dict)
+    waiting: set[Where] = field(default_factory=set)
+    remote: dict[Where, tuple[int, int, float]] = field(default_factory=dict)  # quiet: (sent, received, at)
+    sent: int = 0
+    received: int = 0
+    fresh: int = 0
+    missing: int = 0
+
+    def matches(self, mig: Migration, version: int) -> bool:
+        return self.phase == mig.phase and self.version == version
+
+    def see(self, key: Where, r: M.WorkerReport | None) -> bool:
+        """Take ``key``'s latest report; True when it is a new quiet report (PAUSE)."""
+        if self.phase == ACQUIRE:
+            if _running(r, self.version):
+                self.waiting.discard(key)
+            else:
+                self.waiting.add(key)
+            return False
+        old = self.remote.pop(key, None)
+        if old is not None:
+            self.sent, self.received = self.sent - old[0], self.received - old[1]
+        if not (_reports_version(r, self.version) and r.paused and r.metrics is not None and r.metrics.queued == 0):
+            self.waiting.add(key)
+            return False
+        m = r.metrics
+        self.waiting.discard(key)
+        self.remote[key] = (m.sent_remote, m.received_remote, m.at)
+        self.sent, self.received = self.sent + m.sent_remote, self.received + m.received_remote
+        return old is None or old[2] != m.at
+
+
 def advance(
     mig: Migration,
     reports: Mapping[Where, M.WorkerReport],
@@ -202,21 +261,65 @@ def advance(
     now: float,
     lc: LoopConf,
 ) -> bool:
-    """Collect snapshots and decide whether ``mig`` takes its next step; True when it did
-    (``mig.phase`` is then the new phase, ``DONE`` at the end)."""
+    """A full look: collect snapshots from every report and decide whether ``mig`` takes its
+    next step; True when it did (``mig.phase`` is then the new phase, ``DONE`` at the end).
+    Leaves ``mig.progress`` for :func:`observe`."""
     if mig.phase_at is None:
         mig.phase_at = now
+    if mig.phase == RELEASE:
+        _collect(mig, reports)
+    previous = mig.progress
+    progress = mig.progress = Progress(mig.phase, version)
+    keys = mig.target.worker_keys() if mig.phase == ACQUIRE else mig.old.worker_keys()
+    expected: dict[str, list[Where]] = {}
+    for key in keys:
+        if key[0] in live:
+            expected.setdefault(key[0], []).append(key)
+    progress.expected = {node: tuple(ks) for node, ks in expected.items()}
+    progress.missing = len(mig.missing_snapshots()) if mig.phase == RELEASE else 0
+    if mig.phase in (PAUSE, ACQUIRE):
+        for ks in progress.expected.values():
+            for key in ks:
+                progress.see(key, reports.get(key))
+    if mig.phase == PAUSE and previous is not None:
+        # A look is fresh when a quiet worker's report differs from the last look's.
+        same = previous.matches(mig, version) and previous.remote == progress.remote
+        progress.fresh = previous.fresh + (not same)
+    return _decide(mig, now, lc)
+
+
+def observe(
+    mig: Migration, node: str, reports: Mapping[Where, M.WorkerReport], version: int, now: float, lc: LoopConf
+) -> bool:
+    """:func:`advance` after a heartbeat of ``node``, reading only its reports (``reports``:
+    its workers', by (node, port)); needs the progress of a full look at this phase and
+    version (``mig.progress.matches``), which it updates."""
+    progress = mig.progress
+    assert progress is not None and progress.matches(mig, version), "observe() needs a full look first"
+    if mig.phase == RELEASE:
+        progress.missing -= _collect(mig, reports)
+        return _decide(mig, now, lc)
+    fresh = False
+    for key in progress.expected.get(node, ()):
+        fresh = progress.see(key, reports.get(key)) or fresh
+    progress.fresh += fresh
+    return _decide(mig, now, lc)
+
+
+def _decide(mig: Migration, now: float, lc: LoopConf) -> bool:
+    """Whether the phase is over, from ``mig.progress`` (its timeout included)."""
+    progress = mig.progress
+    assert progress is not None and mig.phase_at is not None
     waited = now - mig.phase_at
     if mig.phase == PAUSE:
-        if _quiescent(mig, reports, live, version):
+        if _quiescent(mig, progress):
             return _next(mig, RELEASE if mig.awaited_snapshots() else ACQUIRE, now)
         if waited >= lc.drain_s:
             mig.notes.append(f"drain timed out after {waited:g} s; moved on with tuples in flight")
             return _next(mig, RELEASE if mig.awaited_snapshots() else ACQUIRE, now)
         return False
     if mig.phase == RELEASE:
-        _collect(mig, reports)
-        if not mig.missing_snapshots():
+        if progress.missing <= 0:
             return _next(mig, ACQUIRE, now)
         if waited >= lc.release_s:
             missing = ", ".join(map(str, mig.missing_snapshots()))
@@ -224,18 +327,17 @@ def advance(
             return _next(mig, ACQUIRE, now)
         return False
     if mig.phase == ACQUIRE:
-        expected = {k for k in mig.target.worker_keys() if k[0] in live}
-        if all(_running(reports.get(k), version) for k in expected):
+        if not progress.waiting:
             return _next(mig, DONE, now)
         if waited >= lc.acquire_s:
-            slow = sorted(f"{n}:{p}" for n, p in expected if not _running(reports.get((n, p)), version))
+            slow = sorted(f"{n}:{p}" for n, p in progress.waiting)
             mig.notes.append(f"worker(s) {', '.join(slow)} not running after {waited:g} s; resumed anyway")
             return _next(mig, DONE, now)
     return False
 
 
 def _next(mig: Migration, phase: str, now: float) -> bool:
-    mig.phase, mig.phase_at, mig.probe = phase, now, None
+    mig.phase, mig.phase_at, mig.probe, mig.progress = phase, now, None, None
     return True
 
 
@@ -247,36 +349,37 @@ def _running(r: M.WorkerReport | None, version: int) -> bool:
     return r is not None and r.assignment_version >= version and r.state == "running"
 
 
-def _collect(mig: Migration, reports: Mapping[Where, M.WorkerReport]) -> None:
-    """Keep every awaited snapshot the executor's old owner has handed over."""
-    for ex in mig.missing_snapshots():
-        s = mig.old[ex]
-        r = reports.get((s.node, s.port))
-        if r is not None and ex in r.released:
-            mig.states[ex] = bytes(r.released[ex])
+def _collect(mig: Migration, reports: Mapping[Where, M.WorkerReport]) -> int:
+    """Keep every awaited snapshot the executor's old owner has handed over in ``reports``
+    (all of them, or one board's); how many were new. Reads the reporting workers' own
+    executors, not every missing one."""
+    awaited, old = mig.awaited, mig.old.executors_by_worker()
+    got = 0
+    for key, r in reports.items():
+        if not r.released:
+            continue
+        for ex in old.get(key, ()):
+            if ex in r.released and ex in awaited and ex not in mig.states:
+                mig.states[ex] = bytes(r.released[ex])
+                got += 1
+    return got
 
 
-def _quiescent(mig: Migration, reports: Mapping[Where, M.WorkerReport], live: set[str], version: int) -> bool:
-    """Every old worker paused at ``version`` with nothing queued and the remote sums equal,
+def _quiescent(mig: Migration, progress: Progress) -> bool:
+    """Every old worker paused at the version with nothing queued and the remote sums equal,
     the same in two consecutive fresh looks. With a node lost its workers' counts are gone,
     so only the queues are compared."""
-    expected = sorted(k for k in mig.old.worker_keys() if k[0] in live)
-    got = [reports.get(k) for k in expected]
-    if not all(
-        _reports_version(r, version) and r.paused and r.metrics is not None and r.metrics.queued == 0 for r in got
-    ):
+    if progress.waiting:
         mig.probe = None
         return False
-    ms = [r.metrics for r in got if r is not None and r.metrics is not None]
-    sums = (sum(m.sent_remote for m in ms), sum(m.received_remote for m in ms))
+    sums = (progress.sent, progress.received)
     if not mig.lost and sums[0] != sums[1]:
         mig.probe = None
         return False
-    stamps = tuple(m.at for m in ms)
-    previous, mig.probe = mig.probe, (sums, stamps)
+    previous, mig.probe = mig.probe, (sums, progress.fresh)
     if previous is None:
         return False
-    if previous[1] == stamps:  # nothing new reported since the last look
+    if previous[1] == progress.fresh:  # nothing new reported since the last look
         mig.probe = previous
         return False
     return previous[0] == sums

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, KeysView, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from squall.messages import WorkerReport
@@ -101,6 +102,13 @@ class Placement(Mapping[int, Slot]):
             self.workers()
         assert self._workers is not None
         return self._workers.keys()
+
+    def executors_by_worker(self) -> Mapping[Where, tuple[int, ...]]:
+        """(node, port) -> executor ids there, ascending: the grouping itself, read-only, not
+        copied (a migration reads one board's workers out of it on every heartbeat)."""
+        self.worker_keys()
+        assert self._workers is not None
+        return MappingProxyType(self._workers)
 
     def moved_to(self, new: Mapping[int, Slot]) -> tuple[int, ...]:
         """Executors of ``new`` that run on another (node, port) than here (or are new):

@@ -319,7 +319,7 @@ class NimbusState:
                 self.metrics.add(r.topology, sup.id, r.port, r.metrics, now, window)
         self._fail_topologies(sorted({r.topology for r in m.workers if r.state == "failed"}), now)
         if self.live.migrations:
-            self.live.advance_migrations(now)
+            self.live.observe(sup.id, now)
 
     # -- topology requests -----------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from squall import messages as M
-from squall.nimbus.migration import ACQUIRE, DONE, PAUSE, RELEASE, Migration, advance, declared
+from squall.nimbus.migration import ACQUIRE, DONE, PAUSE, RELEASE, Migration, advance, declared, observe
 from squall.nimbus.rebalance_policy import LoopConf
 from squall.nimbus.records import Slot
 from squall.nimbus.store import Store
@@ -155,6 +155,7 @@ def test_a_whole_migration_through_nimbus_with_a_restart_in_the_middle(tmp_path)
     released = {("n1", 6700): {2: b"state-2"}}  # executor 2 left n1:6700; 3 will be missing
     report_all(st, 12.5, traffic=CROSSING, released=released)
     assert st.migrations["t"].states == {2: b"state-2"}
+    st.tick(12.6)  # snapshots a heartbeat brought are saved at the next tick
     versions = st.topologies["t"].version
     st.store.close()
 
@@ -182,6 +183,34 @@ def test_a_whole_migration_through_nimbus_with_a_restart_in_the_middle(tmp_path)
     assert where(st2, "t")[2] == ("n2", 6700) and where(st2, "t")[3] == ("n1", 6700)
     e = ask(st2, M.GetEvents(1, "t"), 107.0).data[-1]
     assert e["paused_s"] == pytest.approx(97.0) and any("3" in n for n in e["notes"])
+
+
+def test_a_snapshot_not_yet_saved_at_a_restart_is_collected_again_from_the_boards(tmp_path):
+    """Heartbeats collect snapshots; ticks save them. A Nimbus that stops in between lost
+    that one in memory only: the old owner keeps reporting it until the next version, and
+    the restarted Nimbus's first look collects it again."""
+    db = tmp_path / "nimbus.db"
+    st = online({"topology.reschedule.timeout.secs": 0}, store=Store(db))
+    for t in range(1, 11):
+        report_all(st, float(t), traffic=CROSSING)
+        st.tick(float(t))
+    for t in (11.0, 12.0):
+        report_all(st, t, traffic=CROSSING)
+    assert st.migrations["t"].phase == RELEASE
+    released = {("n1", 6700): {2: b"state-2"}}
+    report_all(st, 12.5, traffic=CROSSING, released=released)
+    assert st.migrations["t"].states == {2: b"state-2"}
+    st.store.close()  # before any tick
+
+    st2 = new_state(Store(db))
+    assert st2.migrations["t"].phase == RELEASE and st2.migrations["t"].states == {}
+    register(st2, "n1", [6700, 6701], 100.0)
+    register(st2, "n2", [6700, 6701], 100.0)
+    report_all(st2, 101.0, traffic=CROSSING, released=released)
+    assert st2.migrations["t"].states == {2: b"state-2"}
+    st2.tick(101.5)
+    st2.store.close()
+    assert new_state(Store(db)).migrations["t"].states == {2: b"state-2"}
 
 
 def test_a_live_rebalance_keeps_the_conf_workers_see():
@@ -223,3 +252,77 @@ def test_kill_abandons_a_migration_and_closes_its_event():
     assert all(not w.paused for n in ("n1", "n2") for w in st.declared(n))
     st.tick(11.0)
     assert not st.migrations
+
+
+# -- one board's reports at a time (observe) ---------------------------------------------------
+
+
+def test_observe_moves_on_from_one_board_s_reports_once_a_full_look_saw_the_others():
+    """The heartbeat path reads the reporting board only: n2 was quiet at the full look, so
+    n1's two fresh quiet reports end PAUSE without n2's reports being passed again."""
+    m = mig(phase_at=0.0)
+    live = {"n1", "n2"}
+    assert not advance(m, {B: report(B), C: report(C), A: report(A, paused=False)}, live, 7, 1.0, LC)
+    assert m.progress is not None and m.progress.waiting == {A}
+    assert not observe(m, "n1", {A: report(A, at=2.0)}, 7, 2.0, LC)  # first quiet look
+    assert observe(m, "n1", {A: report(A, at=3.0)}, 7, 3.0, LC) and m.phase == RELEASE
+    assert m.progress is None  # a new phase: the next look is a full one
+
+
+def test_observe_collects_a_board_s_snapshots_and_counts_what_is_missing():
+    m = mig(phase=RELEASE, phase_at=0.0)
+    assert not advance(m, {}, {"n1", "n2"}, 7, 0.5, LC)
+    assert m.progress is not None and m.progress.missing == 2
+    assert not observe(m, "n1", {A: report(A, released={2: b"forged"})}, 7, 1.0, LC)  # not its old owner
+    assert not observe(m, "n2", {B: report(B, released={2: b"two"})}, 7, 1.5, LC)
+    assert m.progress.missing == 1 and m.states == {2: b"two"}
+    assert not observe(m, "n2", {B: report(B, released={2: b"two"})}, 7, 1.7, LC)  # the same one again
+    assert m.progress.missing == 1
+    assert observe(m, "n2", {B: report(B, released={2: b"two", 3: b"three"})}, 7, 2.0, LC) and m.phase == ACQUIRE
+
+
+def test_observe_after_a_new_version_is_refused_until_a_full_look():
+    m = mig(phase_at=0.0)
+    advance(m, {k: report(k) for k in (A, B, C)}, {"n1", "n2"}, 7, 1.0, LC)
+    assert m.progress is not None and not m.progress.matches(m, 8)
+    with pytest.raises(AssertionError):
+        observe(m, "n1", {A: report(A)}, 8, 2.0, LC)
+
+
+def _random_reports(rng, version, phase_at):
+    """Reports of A, B and C, each one quiet/running or faulty at random."""
+    out = {}
+    for k in (A, B, C, D):
+        fault = rng.choice([{}, {}, {}, {"paused": False}, {"queued": 1}, {"sent": 11}, {"version": 6}, {"state": "x"}])
+        released = {ex: b"s" for ex in (2, 3) if k == B and rng.random() < 0.3}
+        out[k] = report(k, at=phase_at, released=released, **{"version": version, **fault})
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_looking_at_one_board_decides_as_looking_at_every_board(seed):
+    """Two copies of a migration see the same heartbeats (one board at a time, random faults
+    and snapshots): one takes a full look at each, the other looks at the reporting board
+    only (a full look at the start of each phase, as Nimbus does). They step at the same
+    heartbeats, to the same phases, with the same snapshots and notes."""
+    import random
+
+    rng = random.Random(seed)
+    full, one = mig(phase_at=0.0), mig(phase_at=0.0)
+    live = {"n1", "n2"}
+    latest: dict = {}
+    t = 0.0
+    while full.phase != DONE and t < 200:
+        t += 0.25
+        node = rng.choice(["n1", "n2"])
+        fresh = _random_reports(rng, 7, t)
+        for k in (A, B, C, D):
+            if k[0] == node:
+                latest[k] = fresh[k]
+        if one.progress is None or not one.progress.matches(one, 7):
+            stepped_one = advance(one, latest, live, 7, t, LC)
+        else:
+            stepped_one = observe(one, node, {k: r for k, r in latest.items() if k[0] == node}, 7, t, LC)
+        stepped_full = advance(full, latest, live, 7, t, LC)
+        assert (stepped_one, one.phase, one.states, one.notes) == (stepped_full, full.phase, full.states, full.notes), t
+    assert full.phase == DONE
