@@ -25,7 +25,6 @@ kept whole, for :meth:`MetricsWindow.latest`.
 from __future__ import annotations
 
 import itertools
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -174,27 +173,30 @@ class MetricsWindow:
     """Samples per worker, aged out by Nimbus's clock."""
 
     def __init__(self) -> None:
-        self._samples: dict[SourceKey, deque[Sample]] = {}
+        self._samples: dict[SourceKey, tuple[Sample, ...]] = {}  # oldest first; never edited
         # The newest report of each worker with samples, whole: (received, metrics).
         self._newest: dict[SourceKey, tuple[float, WorkerMetrics]] = {}
 
     def add(self, topology: str, node: str, port: int, metrics: WorkerMetrics, now: float, window_s: float) -> None:
         """Record a sample; a repeat of the newest one (same ``at``) is ignored."""
         key = (topology, node, port)
-        q = self._samples.setdefault(key, deque())
+        q = self._samples.get(key, ())
         if q and q[-1][_AT] == metrics.at:
             return
-        q.append(_sample(now, metrics))
+        self._samples[key] = (*q, _sample(now, metrics))
         self._newest[key] = (now, metrics)
         self._trim(key, now, window_s)
 
     def _trim(self, key: SourceKey, now: float, window_s: float) -> None:
         q = self._samples[key]
-        while q and now - q[0][_RECEIVED] > window_s:
-            q.popleft()
-        if not q:
+        old = 0
+        while old < len(q) and now - q[old][_RECEIVED] > window_s:
+            old += 1
+        if old == len(q):
             del self._samples[key]
             del self._newest[key]
+        elif old:
+            self._samples[key] = q[old:]
 
     def expire(self, now: float, window_s_of: dict[str, float]) -> None:
         """Age every source out (``window_s_of``: topology -> window; unknown ones dropped)."""
@@ -207,9 +209,9 @@ class MetricsWindow:
 
     def copy(self) -> MetricsWindow:
         """A window with the same samples that later ``add``/``expire`` here leave unchanged
-        (the samples themselves are immutable: only the queues are copied)."""
+        (every worker's samples are an immutable tuple: only the dicts are copied)."""
         out = MetricsWindow()
-        out._samples = {key: deque(q) for key, q in self._samples.items()}
+        out._samples = dict(self._samples)
         out._newest = dict(self._newest)
         return out
 

@@ -305,7 +305,7 @@ class NimbusServer:
     def _publish(self) -> None:
         """Replace the snapshot readers see by a copy of the state as it is now."""
         started = time.monotonic()
-        self.published = Snapshot.of(self.state, self.clock())
+        self.published = Snapshot.of(self.state, self.clock(), self.published)
         self.publications += 1
         self._changed = self._wrote = False
         self._published_mono = time.monotonic()

@@ -47,14 +47,19 @@ class Snapshot:
     _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @classmethod
-    def of(cls, st: NimbusState, now: float) -> Snapshot:
-        """Copy what the views read from ``st``; runs on the loop, between events."""
+    def of(cls, st: NimbusState, now: float, previous: Snapshot | None = None) -> Snapshot:
+        """Copy what the views read from ``st``; runs on the loop, between events. A
+        supervisor whose fields are those of its copy in ``previous`` (the snapshot published
+        last) shares that copy: between two publications 50 ms apart only the boards that
+        heartbeat meanwhile changed, and copying all 500 each time made most of the objects
+        the loop allocated."""
+        before = previous.supervisors if previous is not None else {}
         return cls(
             now=now,
             conf=dict(st.conf),
             timeout=st.timeout,
             topologies={name: _copy_topology(rec) for name, rec in st.topologies.items()},
-            supervisors={sid: _shallow(sup) for sid, sup in st.supervisors.items()},
+            supervisors={sid: _unchanged(before.get(sid), sup) or _shallow(sup) for sid, sup in st.supervisors.items()},
             metrics=st.metrics.copy(),
             waiting_reason=dict(st.waiting_reason),
             counters=Counter(st.counters),
@@ -80,6 +85,12 @@ def _shallow(obj: T) -> T:
     out = object.__new__(type(obj))
     out.__dict__.update(obj.__dict__)
     return out
+
+
+def _unchanged(copy: SupervisorRecord | None, sup: SupervisorRecord) -> SupervisorRecord | None:
+    """``copy`` when every field of ``sup`` is (equal to) its own, else None. The fields are
+    compared, not copied; most are the very same objects, compared by identity."""
+    return copy if copy is not None and copy.__dict__ == sup.__dict__ else None
 
 
 def _copy_topology(rec: TopologyRecord) -> TopologyRecord:

@@ -7,7 +7,7 @@ from squall import messages as M
 from squall.nimbus import http_views as V
 from squall.nimbus.snapshot import Snapshot
 from tests.nimbus.live_helpers import CROSSING, online, report_all, run
-from tests.nimbus.nimbus_helpers import CLI
+from tests.nimbus.nimbus_helpers import CLI, heartbeat
 
 
 def test_later_events_leave_a_snapshot_as_it_was():
@@ -39,3 +39,15 @@ def test_a_snapshot_answers_what_the_views_read():
     assert snap.live_nodes(12.0) == st.live_nodes(12.0) == {"n1", "n2"}
     assert V.supervisor_summary(snap, 12.0) == V.supervisor_summary(st, 12.0)  # type: ignore[arg-type]
     assert V.traffic(snap, snap.topologies["t"]) == V.traffic(st, st.topologies["t"])  # type: ignore[arg-type]
+
+
+def test_a_board_unchanged_since_the_last_snapshot_shares_its_copy_and_a_changed_one_does_not():
+    st = online()
+    run(st, 1, 3, traffic=CROSSING)
+    first = Snapshot.of(st, 3.0)
+    heartbeat(st, "n1", 3.5)  # n1 heartbeats; n2 does not
+    second = Snapshot.of(st, 3.5, first)
+    assert second.supervisors["n2"] is first.supervisors["n2"]
+    assert second.supervisors["n1"] is not first.supervisors["n1"]
+    assert second.supervisors["n1"].last_seen == 3.5 and first.supervisors["n1"].last_seen == 3.0
+    assert second.supervisors["n1"] is not st.supervisors["n1"]  # still a copy, never the live record
