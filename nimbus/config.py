@@ -56,6 +56,7 @@ MIGRATION_RELEASE = "topology.migration.release.secs"
 MIGRATION_ACQUIRE = "topology.migration.acquire.secs"
 CLUSTER = "nimbus.cluster"
 RETENTION = "nimbus.supervisor.retention.secs"
+GC_FULL = "nimbus.gc.full.secs"  # see nimbus/full_collections.py; 0: CPython's own rule
 
 NIMBUS_DEFAULTS: dict[str, Any] = {
     SUPERVISOR_TIMEOUT: 5.0,  # boards: a supervisor is presumed dead after 5 s of silence
@@ -71,6 +72,7 @@ NIMBUS_DEFAULTS: dict[str, Any] = {
     MIGRATION_ACQUIRE: 30.0,  # ACQUIRE: longest wait for every new worker to run
     CLUSTER: "squall",  # supervisors registering for another cluster name are refused
     RETENTION: 3600.0,  # a board silent this long is forgotten (its row and series go)
+    GC_FULL: 60.0,  # the loop's full garbage collection, this often (0: CPython decides)
 }
 
 DAY = 86400.0
@@ -101,6 +103,7 @@ NIMBUS_BOUNDS: dict[str, tuple[float, float, bool]] = {
     HEARTBEAT: (0.05, 60.0, False),
     BUNDLE_MAX: (1, MAX_BUNDLE_BYTES, True),
     RETENTION: (10.0, 30 * DAY, False),
+    GC_FULL: (0.0, DAY, False),
     **BOUNDS,  # topology keys given to Nimbus are defaults for every topology
 }
 

@@ -42,8 +42,10 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from squall import messages as M
+from squall.nimbus import config as C
 from squall.nimbus.commands import Send
 from squall.nimbus.events import Event, Received, Tick
+from squall.nimbus.full_collections import FULL_COLLECTION_S, FullCollections
 from squall.nimbus.http_api import LoopInbox
 from squall.nimbus.loop_stats import LoopStats
 from squall.nimbus.queries import QUERIES
@@ -97,6 +99,8 @@ class NimbusServer:
         self.loop_lag = (0.0, 0.0)  # (latest, max) seconds a tick ran after it was due
         # What the loop's time goes to (each step, each garbage collection), for /metrics.
         self.loop_stats = LoopStats()
+        # Full garbage collections at the loop's pace, not CPython's (see full_collections).
+        self.full_collections = FullCollections(C.number(state.conf, C.GC_FULL, FULL_COLLECTION_S))
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 500)
@@ -176,6 +180,7 @@ class NimbusServer:
         poller.register(self._wake_r, zmq.POLLIN)
         next_tick = time.monotonic()
         self.loop_stats.install()
+        self.full_collections.install()
         try:
             while not self._stop.is_set():
                 due = min(next_tick, self._published_mono + self._publish_every) if self._changed else next_tick
@@ -198,12 +203,14 @@ class NimbusServer:
                     started = time.perf_counter()
                     self._execute(self._apply(Tick(self.clock(), heard_until=self._emptied_at)))
                     self.loop_stats.step("Tick", time.perf_counter() - started)
+                    self.full_collections.run_if_due()
                 if self._changed and time.monotonic() - self._published_mono >= self._publish_every:
                     self._publish()
         finally:
             # A log that ends without this line was cut short: SIGKILL (the OOM killer, a
             # forced stop) or the file itself deleted, never a clean stop.
             log.info("nimbus loop stopping%s", f" on {self.stopped_by}" if self.stopped_by else "")
+            self.full_collections.close()
             self.loop_stats.close()
             self.close()
 
