@@ -251,16 +251,19 @@ def run_boards(ids: list[str], address: str, commands: Any, events: Any, heartbe
 class Probe(threading.Thread):
     """Sends a small request every ``period_s`` and keeps the round trips (loop lag)."""
 
-    def __init__(self, address: str, period_s: float = 0.1) -> None:
+    def __init__(self, address: str, period_s: float = 0.1, nice: int | None = None) -> None:
         super().__init__(daemon=True)
         self.address = address
         self.period_s = period_s
+        self.nice = nice  # this thread's niceness (Linux: per thread), None: inherited
         self.samples: list[tuple[float, float]] = []  # (sent at, round trip s)
         self.stopped = threading.Event()
 
     def run(self) -> None:
         from squall.client import NimbusClient, NimbusUnreachable
 
+        if self.nice is not None:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
         while not self.stopped.is_set():
             with NimbusClient(self.address.removeprefix("tcp://"), timeout_s=PROBE_TIMEOUT_S) as client:
                 while not self.stopped.is_set():
@@ -382,6 +385,7 @@ def run_scale(
     heartbeat_s: float,
     boards_nice: int = 0,
     nimbus_set: tuple[str, ...] = (),
+    nimbus_nice: int | None = None,
 ) -> Figures:
     import psutil
 
@@ -411,10 +415,13 @@ def run_scale(
         command_queues = [ctx.Queue() for _ in range(procs)]
         ids = [f"b{k:04d}" for k in range(boards)]
         children = []
-        probe = Probe(address)
+        probe = Probe(address, nice=nimbus_nice)
         try:
             with NimbusClient(address.removeprefix("tcp://"), timeout_s=CLIENT_TIMEOUT_S) as client:
                 client.list()  # Nimbus is up
+                if nimbus_nice is not None:  # every thread of it (Linux: niceness is per thread)
+                    for thread in psutil.Process(nimbus.pid).threads():
+                        os.setpriority(os.PRIO_PROCESS, thread.id, nimbus_nice)
                 for k in range(procs):
                     share = ids[k::procs]
                     p = ctx.Process(
@@ -555,6 +562,13 @@ def main(argv: list[str] | None = None) -> int:
         "machines, here they take CPU from Nimbus)",
     )
     parser.add_argument(
+        "--nimbus-nice",
+        type=int,
+        default=None,
+        help="niceness of Nimbus's threads and of the probe thread (e.g. -10, as root: on a machine shared with "
+        "other work they then wait less for a CPU; on a real cluster Nimbus has its machine to itself)",
+    )
+    parser.add_argument(
         "--nimbus-set",
         action="append",
         default=[],
@@ -567,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
         f"{args.executors} executors, {WORKERS_PER_BOARD} workers per board, "
         f"simulated boards at nice {args.boards_nice}"
+        + (f", Nimbus and the probe at nice {args.nimbus_nice}" if args.nimbus_nice is not None else "")
         + (f"; Nimbus --set {' '.join(args.nimbus_set)}" if args.nimbus_set else ""),
         flush=True,
     )
@@ -585,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
             args.heartbeat,
             args.boards_nice,
             tuple(args.nimbus_set),
+            args.nimbus_nice,
         )
         print(
             f"{f.boards} | {f.place_s:.2f} ({f.place_cpu_s:.2f}) | {f.lag_median_ms:.1f} | {f.lag_p99_ms:.1f} | "

@@ -46,6 +46,7 @@ from squall.nimbus import config as C
 from squall.nimbus.commands import Send
 from squall.nimbus.events import Event, Received, Tick
 from squall.nimbus.full_collections import FULL_COLLECTION_S, FullCollections
+from squall.nimbus.gil import ShortSwitches
 from squall.nimbus.http_api import LoopInbox
 from squall.nimbus.loop_stats import LoopStats
 from squall.nimbus.queries import QUERIES
@@ -101,6 +102,7 @@ class NimbusServer:
         self.loop_stats = LoopStats()
         # Full garbage collections at the loop's pace, not CPython's (see full_collections).
         self.full_collections = FullCollections(C.number(state.conf, C.GC_FULL, FULL_COLLECTION_S))
+        self.short_switches = ShortSwitches()  # the loop waits less for the GIL (see nimbus.gil)
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 500)
@@ -181,6 +183,7 @@ class NimbusServer:
         next_tick = time.monotonic()
         self.loop_stats.install()
         self.full_collections.install()
+        self.short_switches.install()
         try:
             while not self._stop.is_set():
                 due = min(next_tick, self._published_mono + self._publish_every) if self._changed else next_tick
@@ -210,6 +213,7 @@ class NimbusServer:
             # A log that ends without this line was cut short: SIGKILL (the OOM killer, a
             # forced stop) or the file itself deleted, never a clean stop.
             log.info("nimbus loop stopping%s", f" on {self.stopped_by}" if self.stopped_by else "")
+            self.short_switches.close()
             self.full_collections.close()
             self.loop_stats.close()
             self.close()

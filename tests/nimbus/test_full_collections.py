@@ -1,5 +1,6 @@
-"""The loop's own full garbage collections: CPython stops starting them while installed, the
-loop runs one every ``every_s``, and closing puts CPython's thresholds back. No sockets."""
+"""The loop's own full garbage collections (CPython stops starting them while installed, the
+loop runs one every ``every_s``, closing puts its thresholds back), and its short GIL switch
+interval, process-wide like them. No sockets."""
 
 from __future__ import annotations
 
@@ -56,3 +57,19 @@ def test_zero_leaves_cpython_s_rule_in_place():
     assert gc.get_threshold() == before and not fc.run_if_due()
     fc.close()
     assert gc.get_threshold() == before
+
+
+def test_the_loop_s_switch_interval_is_set_while_installed_and_put_back_after():
+    import sys
+
+    from squall.nimbus.gil import SWITCH_S, ShortSwitches
+
+    before = sys.getswitchinterval()
+    a, b = ShortSwitches(), ShortSwitches()
+    a.install()
+    b.install()
+    assert sys.getswitchinterval() == SWITCH_S
+    a.close()
+    assert sys.getswitchinterval() == SWITCH_S  # b still runs
+    b.close()
+    assert sys.getswitchinterval() == before
