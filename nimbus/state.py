@@ -113,6 +113,7 @@ class NimbusState:
         self._hidden: set[str] = set()  # topologies left out of pushes for a moment
         self._declared = DeclaredWorkers()  # per-node worker sets, rebuilt only on change
         self._pushed_at: dict[str, float] = {}  # supervisor -> when its assignment was last sent
+        self._pushed_keys_of: dict[str, tuple[Any, frozenset[tuple[str, int]]]] = {}  # see _pushed_keys
         # The term every assignment carries (fencing): a standalone Nimbus's own, or a replica's
         # Raft term (nimbus.replication).
         self.leadership = leadership if leadership is not None else Leadership(store)
@@ -597,8 +598,18 @@ class NimbusState:
             self._out.append(DeleteSupervisor(sup.id))
             del self.supervisors[sup.id]
             self._pushed_at.pop(sup.id, None)
+            self._pushed_keys_of.pop(sup.id, None)
             self.counters["boards_pruned"] += 1
             log.info("supervisor %s forgotten after %.0f s of silence", sup.id, now - silent_since)
+
+    def _pushed_keys(self, sup: SupervisorRecord) -> frozenset[tuple[str, int]]:
+        """The (topology, port) of every worker last pushed to ``sup``: built once per push,
+        not at every tick for every board."""
+        cached = self._pushed_keys_of.get(sup.id)
+        if cached is None or cached[0] is not sup.last_pushed:
+            keys = frozenset((w.topology, w.port) for w in sup.last_pushed or [])
+            cached = self._pushed_keys_of[sup.id] = (sup.last_pushed, keys)
+        return cached[1]
 
     def _resend_unconfirmed(self, now: float) -> None:
         """Reconciliation: a send may be dropped (a full queue, a reconnecting link), so an
@@ -608,8 +619,7 @@ class NimbusState:
         for sup in sorted(self.supervisors.values(), key=lambda s: s.id):
             if sup.peer is None or sup.last_pushed is None or not sup.alive(self.silence_judged_at(now), self.timeout):
                 continue
-            declared = {(w.topology, w.port) for w in sup.last_pushed}
-            if declared == set(sup.reports):
+            if sup.reports.keys() == self._pushed_keys(sup):
                 continue
             pushed_at = self._pushed_at.get(sup.id, now)
             heard_since = (sup.last_seen or pushed_at) - pushed_at  # a heartbeat came after the send
