@@ -375,9 +375,13 @@ class LiveRebalancing:
             }
             if outcome != ROLLED_BACK:
                 self.nimbus.emit(self.event_log.update(probation.event_id, update))
+                self.loop_clocks.kept(name)
                 log.info("topology %s: change kept after probation: %s", name, why)
                 continue
+            lc = self.loop_conf(rec)
+            held = self.loop_clocks.rolled_back(name, self.clock(rec), now, lc.backoff_s, COOLDOWN_S)
             update["decision"] = ROLLED_BACK
+            update["loop_held_s"] = round(held - now, 3)
             self.nimbus.emit(self.event_log.update(probation.event_id, update))
             self.event_log.count(name, ROLLED_BACK)
             self.rejections.add(name, rec.placement, now + COOLDOWN_S)

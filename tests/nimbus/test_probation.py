@@ -64,10 +64,10 @@ def test_the_synthetic_latency_counters_are_cumulative():
 # -- NimbusState ---------------------------------------------------------------------------
 
 
-def _apply_online_change(latency_after: float) -> tuple[NimbusState, dict]:
+def _apply_online_change(latency_after: float, conf: dict | None = None) -> tuple[NimbusState, dict]:
     """The online loop applies a change at t=20 (see test_nimbus_loop); the migration rolls
     forward by timeouts and is done at t=28. Latency is 2 ms until t=28, then ``latency_after``."""
-    st = online()
+    st = online(conf)
     curve = [(0.0, 2.0), (28.0, latency_after)]
     run(st, 1, 20, traffic=CROSSING, latency=curve)
     applied = events(st)[-1]
@@ -78,7 +78,8 @@ def _apply_online_change(latency_after: float) -> tuple[NimbusState, dict]:
 
 
 def test_a_change_that_made_latency_worse_is_rolled_back_and_not_proposed_again():
-    st, applied = _apply_online_change(latency_after=6.0)
+    # No back-off: the loop looks again at once, and the rejected placement is what stops it.
+    st, applied = _apply_online_change(latency_after=6.0, conf={"topology.reschedule.backoff.secs": 0})
     moved_to = where(st, "t")
     judged = next(e for e in events(st) if e["id"] == applied["id"])
     assert judged["decision"] == ROLLED_BACK
@@ -105,3 +106,31 @@ def test_a_change_that_kept_latency_is_kept():
     assert judged["decision"] == "applied" and judged["measured_after"]["avg_ms"] == 2.1
     assert not any(e.get("rolls_back") for e in events(st))
     assert st.rebalances[("t", ROLLED_BACK)] == 0
+
+
+def test_after_a_roll_back_the_loop_backs_off_and_doubles_the_hold_when_it_repeats():
+    """A roll-back says the scheduler's view was wrong: the loop proposes nothing for the
+    back-off (a slightly different proposal a few seconds later would pause the spouts again
+    for the same mistake), then looks again; a second roll-back in a row holds twice as long."""
+    st, applied = _apply_online_change(latency_after=6.0, conf={"topology.reschedule.backoff.secs": 30})
+    judged = next(e for e in events(st) if e["id"] == applied["id"])
+    assert judged["decision"] == ROLLED_BACK and judged["loop_held_s"] == 30.0
+    back = next(e for e in events(st) if e.get("rolls_back") == applied["id"])
+    held_until = judged["judged_at"] + 30.0
+    curve = [(0.0, 2.0), (28.0, 6.0), (41.0, 2.0)]
+    run(st, 41, held_until + 15, traffic=CROSSING, latency=curve)
+    periodic = [e for e in events(st) if e["id"] > back["id"] and e["trigger"] == "periodic"]
+    assert periodic, "the loop looked again once the back-off was over"
+    assert all(e["at"] >= held_until for e in periodic), [(e["at"], held_until) for e in periodic]
+
+    from squall.nimbus.rebalance_policy import LoopClocks, LoopClock
+
+    clocks, clock = LoopClocks(), LoopClock(0.0, 0.0)
+    assert clocks.rolled_back("t", clock, 100.0, 30.0, 600.0) == 130.0
+    assert clocks.rolled_back("t", clock, 200.0, 30.0, 600.0) == 260.0  # twice as long
+    assert clocks.rolled_back("t", clock, 300.0, 30.0, 600.0) == 420.0
+    clocks.kept("t")  # a kept change ends the run of roll-backs
+    assert clocks.rolled_back("t", clock, 500.0, 30.0, 600.0) == 530.0
+    for _ in range(10):
+        until = clocks.rolled_back("t", clock, 1000.0, 30.0, 600.0)
+    assert until == 1600.0  # capped at the cool-down
