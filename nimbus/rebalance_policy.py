@@ -120,11 +120,12 @@ class LoopClocks:
             self._clocks[rec.name] = LoopClock(last, max(last, boot if boot is not None else last))
         return self._clocks[rec.name]
 
-    def changed(self, topology: str, now: float) -> SaveClock:
-        """A new placement is in force at ``now``: the timeout and the measurement restart
-        (a back-off in force stays: a move back is a new placement too)."""
+    def changed(self, topology: str, now: float, settle_s: float = 0.0) -> SaveClock:
+        """A new placement is in force at ``now``: the timeout restarts now, the measurement
+        ``settle_s`` later (a migration's catch-up is not the placement's steady state); a
+        back-off in force stays (a move back is a new placement too)."""
         held = self._clocks[topology].held_until if topology in self._clocks else None
-        self._clocks[topology] = LoopClock(now, now, held_until=held)
+        self._clocks[topology] = LoopClock(now, now + max(0.0, settle_s), held_until=held)
         self._last_change[topology] = now
         return SaveClock(topology, now)
 
