@@ -410,7 +410,7 @@ class PairGreedy:
         if w_ji is not None:
             tj -= w_ji
         mutual = 0.0 if w_ij is None else w_ij
-        cands = (wi,) if wi == wj else (wi, wj)
+        cands: tuple[int, ...] = (wi,) if wi == wj else (wi, wj)
         if star >= 0 and star != wi and star != wj:
             cands += (star,)
         away_i: list[float] = []
