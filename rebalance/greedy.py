@@ -410,6 +410,18 @@ class PairGreedy:
         if w_ji is not None:
             tj -= w_ji
         mutual = 0.0 if w_ij is None else w_ij
+        if not room:
+            # Only the swap (i to wj, j to wi) keeps every bin's count: the loop below
+            # with the other placements left out, written out (most of phase 2's pairs).
+            x = conn_i.get(wj)
+            if x is not None and w_ij is not None:
+                x -= w_ij
+            y = conn_j.get(wi)
+            if y is not None and w_ji is not None:
+                y -= w_ji
+            stay = (ti - conn_i.get(wi, 0.0)) + (tj - conn_j.get(wj, 0.0)) + mutual
+            swap = (ti - (0.0 if x is None else x)) + (tj - (0.0 if y is None else y)) + mutual
+            return not (swap < stay and self._peak_if_fits(i, j, wj, wi) is not None)
         cands: tuple[int, ...] = (wi,) if wi == wj else (wi, wj)
         if star >= 0 and star != wi and star != wj:
             cands += (star,)
