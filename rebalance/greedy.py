@@ -381,6 +381,32 @@ class PairGreedy:
         candidate, asked for nearly every pair)."""
         load = 0.0 + self._loads[item]  # least_loaded's sum of one load
         group = self._groups[item]
+        # _scan's walk for one item at the first level, its limit checks written out;
+        # a tie (or a long walk) goes back to _scan, whose tie-breaks decide.
+        bins_ok = self._level_bins[0]
+        level = self.levels[0]
+        check_load, check_group = level.load_limit, level.group_limit
+        bin_count, item_limit = self._bin_count, self._item_limit
+        bin_load, load_limit = self._bin_load, self._load_limit
+        bin_group, group_limit = self._bin_group, self._group_limit
+        first = -1
+        lowest = 0.0
+        for seen, (key, b) in enumerate(self._by_load):
+            if first >= 0 and key != lowest:
+                return first
+            if seen >= SCAN_LIMIT:
+                break
+            if (
+                bins_ok[b]
+                and bin_count[b] + 1 <= item_limit[b]
+                and (not check_load or bin_load[b] + load <= load_limit[b])
+                and (not check_group or bin_group[b][group] + 1 <= group_limit[group])
+            ):
+                if first >= 0:
+                    break  # tied at the lowest load
+                first, lowest = b, key
+        else:
+            return first
         items = (item,)
         found = self._scan(0, items, load, group)
         if found is None:
