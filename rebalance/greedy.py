@@ -16,9 +16,12 @@ Speed (the same choices, found faster): the working state is kept twice, as nump
 (read by callers and by the vectorised search over every bin) and as Python lists (scalar
 reads in the pair loop cost a tenth of numpy's); bins are kept sorted by their scaled load,
 so the least-loaded bin that fits is usually found in the first few entries instead of a
-pass over every bin; and pair placements are scored as plain tuples. Every sum is taken in
-the same order as before, so costs are bit-for-bit the ones the plain greedy computed
-(``tests/rebalance/legacy_pair_greedy.py``; an equivalence test compares the two).
+pass over every bin; pair placements are scored as plain tuples; and a pair already placed
+that the rule would leave where it is (most pairs, once the first few thousand have placed
+their items) is recognised without ranking its placements (:meth:`PairGreedy._stays`).
+Every sum is taken in the same order as before, so costs are bit-for-bit the ones the plain
+greedy computed (``tests/rebalance/legacy_pair_greedy.py``; an equivalence test compares
+the two).
 """
 
 from __future__ import annotations
