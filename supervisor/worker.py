@@ -349,8 +349,10 @@ class Worker:
         got = self._receive_control()  # always: an update may be what ends a congestion
         if not engine.inboxes_full():
             got += self._receive_data()
+        spouts = engine.spouts
+        emits = [s.emit_count for s in spouts]
         did = engine.run_once()
-        self.outbox.flush(idle=did == 0)
+        self.outbox.flush(idle=did == 0 or self._nothing_runnable(spouts, emits))
         now = self.clock()
         if now >= self._next_beat:
             self.heartbeat()
@@ -361,6 +363,19 @@ class Worker:
                 log.warning("supervisor (pid %d) is gone; worker %s exits", self.parent, self.me)
                 self.stopping = True
         return bool(did or got or self.stopping)
+
+    def _nothing_runnable(self, spouts: list[Any], emits_before: list[int]) -> bool:
+        """After a round with work: would the next round find nothing to do at once? True
+        when no local inbox holds an item, no spout emitted a whole batch this round (a spout
+        task stops its batch at the first ``next_tuple`` that emits nothing, so fewer than a
+        batch means it has no more now), and no frame waits on the PULL. Then the batches
+        are sent now: waiting would only add latency, since nothing more is coming for them
+        before the worker blocks. A busy worker (full spout batches, queued items, frames
+        waiting) keeps batching by size and age."""
+        for s, before in zip(spouts, emits_before):
+            if s.emit_count - before >= s.batch:
+                return False
+        return not self.engine.queued() and not self.io.data_waiting()
 
     def _wait(self, now: float, due: float) -> None:
         """Block until a socket may have a message or the next thing is due: ``due`` (the
