@@ -97,6 +97,20 @@ FULL = Timing(warmup_s=4.0, window_s=6.0, settle_s=6.0, measure_s=8.0, reps=3)
 
 
 @dataclass
+class _Measurement:
+    t0: float
+    t1: float
+    traffic: list[dict[str, Any]]  # Nimbus's figures, each with "at" (s since t0)
+    samples: list[tuple[float, float]]  # the sinks' (wall time, latency s)
+    bytes0: int | None
+    bytes1: int | None
+    throttled0: dict[str, float]
+    throttled1: dict[str, float]
+    links0: dict[str, tuple[int, int]]
+    links1: dict[str, tuple[int, int]]
+
+
+@dataclass
 class TrialResult:
     row: dict[str, Any]
     samples: list[tuple[float, float]]  # (seconds since the workers ran, latency s)
@@ -193,18 +207,6 @@ class Runner:
             if declined:
                 decided_by += f"; {len(declined)} declined, last: {declined[-1]}"
             probation, judged_at = self._after_switch(c, name, event)
-            follow_ups = 0
-            while event and follow_ups < LOOP_FOLLOW_UPS:
-                later = self._next_applied(c, name, event)
-                if later is None:
-                    break
-                # The loop acts again as soon as a verdict is in when a board is still over
-                # capacity: measure the placement it settles on, not its next migration.
-                event = self._wait_migrated(c, name, later)
-                probation, judged_at = self._after_switch(c, name, event)
-                follow_ups += 1
-            if follow_ups:
-                decided_by += f"; {follow_ups} more applied by the loop before the measurement"
         elif scheduler in MEASURED_AFTER_REBALANCE:
             time.sleep(max(t.warmup_s, t.window_s + 1.5))
             requested = len(c.events(name))
@@ -214,14 +216,27 @@ class Runner:
             probation, judged_at = self._after_switch(c, name, event)
         else:
             time.sleep(t.warmup_s)
-        t0, bytes0, throttled0, links0 = time.time(), self.link_bytes(), self.throttled(), self.link_counters()
-        traffic = []
-        while time.time() < t0 + t.measure_s:
-            time.sleep(min(t.sample_every_s, max(0.0, t0 + t.measure_s - time.time())))
-            traffic.append(self._sample(c, name))
-            traffic[-1]["at"] = time.time() - t0
-        t1, bytes1, throttled1, links1 = time.time(), self.link_bytes(), self.throttled(), self.link_counters()
-        samples = self._wait_flushed(name, t1)
+        follow_ups = 0
+        while True:
+            # The loop may act again — right after a verdict, or during the measurement (a
+            # board still over capacity): measure the placement it settles on, not one of
+            # its migrations. Each further change is followed to its verdict, then measured.
+            while loop is not None and event and follow_ups < LOOP_FOLLOW_UPS:
+                later = self._next_applied(c, name, event)
+                if later is None:
+                    break
+                event = self._wait_migrated(c, name, later)
+                probation, judged_at = self._after_switch(c, name, event)
+                follow_ups += 1
+            m = self._measure(c, name)
+            acted = loop is not None and bool(event) and self._next_applied(c, name, event) is not None
+            if not acted or follow_ups >= LOOP_FOLLOW_UPS:
+                break
+        if follow_ups:
+            decided_by += f"; {follow_ups} more applied by the loop, measured after the last"
+        if acted:
+            decided_by += "; the loop applied yet another change during the measurement"
+        t0, t1, traffic, samples = m.t0, m.t1, m.traffic, m.samples
         row: dict[str, Any] = {
             "topology": name,
             "scheduler": scheduler,
@@ -248,18 +263,33 @@ class Runner:
         row["nodes_used"] = traffic[-1].get("nodes_used") if traffic else ""
         row["workers_used"] = traffic[-1].get("workers_used") if traffic else ""
         row["link_kbit_s"] = (
-            (bytes1 - bytes0) * 8 / 1e3 / (t1 - t0) if bytes0 is not None and bytes1 is not None else math.nan
+            (m.bytes1 - m.bytes0) * 8 / 1e3 / (t1 - t0) if m.bytes0 is not None and m.bytes1 is not None else math.nan
         )
         # Share of the measured time each board's CPU cap held it back: the busiest board's.
-        held = {b: (throttled1[b] - throttled0.get(b, 0.0)) / (t1 - t0) for b in throttled1}
+        held = {b: (m.throttled1[b] - m.throttled0.get(b, 0.0)) / (t1 - t0) for b in m.throttled1}
         row["throttled_max"] = round(max(held.values()), 3) if held else ""
         row["throttled_board"] = max(held, key=lambda b: held[b]) if held else ""
-        util = measure.link_utilisation(links0, links1, self.link_mbit(), t1 - t0)
+        util = measure.link_utilisation(m.links0, m.links1, self.link_mbit(), t1 - t0)
         row["link_util_max"] = round(max(util.values()), 4) if util else ""
         row["link_util_board"] = max(util, key=lambda b: util[b]) if util else ""
         row["measured_from_s"], row["measured_to_s"] = round(t0 - origin, 2), round(t1 - origin, 2)
         kept = [(ts - origin, lat) for ts, lat in samples] if keep_timeline else []
         return TrialResult(row, kept, switched_at)
+
+    def _measure(self, c: Any, name: str) -> _Measurement:
+        """One measurement window of ``measure_s``: Nimbus's traffic figures every
+        ``sample_every_s``, the link and CPU-cap counters at both ends, and the sinks'
+        latency samples once flushed."""
+        t = self.timing
+        t0, bytes0, throttled0, links0 = time.time(), self.link_bytes(), self.throttled(), self.link_counters()
+        traffic: list[dict[str, Any]] = []
+        while time.time() < t0 + t.measure_s:
+            time.sleep(min(t.sample_every_s, max(0.0, t0 + t.measure_s - time.time())))
+            traffic.append(self._sample(c, name))
+            traffic[-1]["at"] = time.time() - t0
+        t1, bytes1, throttled1, links1 = time.time(), self.link_bytes(), self.throttled(), self.link_counters()
+        samples = self._wait_flushed(name, t1)
+        return _Measurement(t0, t1, traffic, samples, bytes0, bytes1, throttled0, throttled1, links0, links1)
 
     def _after_switch(self, c: Any, name: str, event: dict[str, Any]) -> tuple[str, float | None]:
         """After the switch's migration finished: wait for its probation's verdict and for

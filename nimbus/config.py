@@ -51,6 +51,7 @@ METRICS_WINDOW = "topology.metrics.window.secs"
 RESCHEDULE_INTERVAL = "topology.reschedule.interval.secs"
 RESCHEDULE_TIMEOUT = "topology.reschedule.timeout.secs"
 TRAFFIC_IMPROVEMENT = "topology.traffic.improvement"
+RESCHEDULE_BACKOFF = "topology.reschedule.backoff.secs"
 MIGRATION_DRAIN = "topology.migration.drain.secs"
 MIGRATION_RELEASE = "topology.migration.release.secs"
 MIGRATION_ACQUIRE = "topology.migration.acquire.secs"
@@ -66,6 +67,7 @@ NIMBUS_DEFAULTS: dict[str, Any] = {
     RESCHEDULE_INTERVAL: 10.0,  # how often the online loop asks for a proposal
     RESCHEDULE_TIMEOUT: 60.0,  # at least this long between two applied changes
     TRAFFIC_IMPROVEMENT: 10.0,  # percent of inter-node traffic a proposal must save
+    RESCHEDULE_BACKOFF: 120.0,  # the loop's pause after a roll-back (doubling while they repeat)
     MIGRATION_DRAIN: 5.0,  # PAUSE: longest wait for in-flight tuples to land
     MIGRATION_RELEASE: 5.0,  # RELEASE: longest wait for the moved executors' snapshots
     MIGRATION_ACQUIRE: 30.0,  # ACQUIRE: longest wait for every new worker to run
@@ -81,6 +83,7 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     RESCHEDULE_INTERVAL: (0.0, 1e7, False),  # ~4 months: "practically never" is a use
     RESCHEDULE_TIMEOUT: (0.0, 1e7, False),
     TRAFFIC_IMPROVEMENT: (0.0, 100.0, False),
+    RESCHEDULE_BACKOFF: (0.0, 1e7, False),
     MIGRATION_DRAIN: (0.0, 3600.0, False),
     MIGRATION_RELEASE: (0.0, 3600.0, False),
     MIGRATION_ACQUIRE: (0.0, 3600.0, False),

@@ -128,13 +128,15 @@ class LiveRebalancing:
         """The topology's loop clock; after a restart measurement restarts at boot."""
         return self.loop_clocks.of(rec, self.nimbus.boot)
 
-    def changed(self, rec: TopologyRecord, now: float) -> None:
-        """A new placement is in force: the timeout and the measurement start afresh."""
-        self.nimbus.emit(self.loop_clocks.changed(rec.name, now))
+    def changed(self, rec: TopologyRecord, now: float, settle_s: float = 0.0) -> None:
+        """A new placement is in force: the timeout starts afresh, and the measurement once
+        ``settle_s`` more has passed (see ``LoopClocks.changed``): the loop's next window and
+        a probation's "after" window both start then."""
+        self.nimbus.emit(self.loop_clocks.changed(rec.name, now, settle_s))
         self.nimbus.metrics.forget(rec.name)
         probation = self.probations.get(rec.name)
         if probation is not None and probation.since is None:
-            probation.since = now  # the new placement is in force: its window starts now
+            probation.since = now + settle_s  # the new placement's own window starts then
 
     def measured(self, rec: TopologyRecord) -> Measured:
         """The topology's complete latency over the metrics window, from its spouts."""
@@ -375,9 +377,13 @@ class LiveRebalancing:
             }
             if outcome != ROLLED_BACK:
                 self.nimbus.emit(self.event_log.update(probation.event_id, update))
+                self.loop_clocks.kept(name)
                 log.info("topology %s: change kept after probation: %s", name, why)
                 continue
+            lc = self.loop_conf(rec)
+            held = self.loop_clocks.rolled_back(name, self.clock(rec), now, lc.backoff_s, COOLDOWN_S)
             update["decision"] = ROLLED_BACK
+            update["loop_held_s"] = round(held - now, 3)
             self.nimbus.emit(self.event_log.update(probation.event_id, update))
             self.event_log.count(name, ROLLED_BACK)
             self.rejections.add(name, rec.placement, now + COOLDOWN_S)
@@ -512,7 +518,12 @@ class LiveRebalancing:
         self.nimbus.save(rec)
         self.nimbus.emit(DeleteMigration(rec.name))
         self._finish_event(mig, now)
-        self.changed(rec, now)
+        # The spouts were paused for the whole migration and catch up when it ends: the
+        # backlog of p paused seconds drains within p more while the topology uses at most
+        # half of what its boards give it. Measuring that catch-up as the new placement's
+        # latency rolled good changes back, and its CPU burst read as a board's overload made
+        # the loop move again (figure 8, 2 December): measurement restarts after it.
+        self.changed(rec, now, settle_s=now - mig.started_at)
         log.info(
             "topology %s: migration done, %d executor(s) moved, spouts paused %.2f s",
             rec.name,

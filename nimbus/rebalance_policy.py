@@ -8,7 +8,12 @@ Guarantees:
 
 * :func:`not_due` holds a topology back until ``interval`` seconds passed since the last
   evaluation *and* the metrics window is full since measurement (re)started, so a decision
-  never rests on a window that mixes two placements;
+  never rests on a window that mixes two placements; and, after a probation rolled a change
+  back, for ``backoff`` seconds (doubled for each further roll-back in a row, at most
+  ``probation.COOLDOWN_S``): a roll-back says the scheduler's view of this topology was wrong,
+  and a new proposal from the same view a few seconds later would pause the spouts again for
+  the same mistake (the rejected placement alone is not enough: the next proposal differs a
+  little and would be tried);
 * :func:`decide` is ``squall.rebalance.should_apply`` (timeout since the last change, the
   traffic-improvement threshold, overload relief), plus: a proposal that moves nothing is
   declined;
@@ -68,6 +73,7 @@ class LoopConf:
     drain_s: float
     release_s: float
     acquire_s: float
+    backoff_s: float = 120.0
 
     @classmethod
     def of(cls, conf: Mapping[str, Any], nimbus_conf: Mapping[str, Any]) -> LoopConf:
@@ -83,6 +89,7 @@ class LoopConf:
             drain_s=get(C.MIGRATION_DRAIN),
             release_s=get(C.MIGRATION_RELEASE),
             acquire_s=get(C.MIGRATION_ACQUIRE),
+            backoff_s=get(C.RESCHEDULE_BACKOFF),
         )
 
 
@@ -94,6 +101,7 @@ class LoopClock:
     last_change: float
     measure_since: float
     last_eval: float | None = None
+    held_until: float | None = None  # the loop's back-off after a roll-back
 
 
 class LoopClocks:
@@ -104,6 +112,7 @@ class LoopClocks:
     def __init__(self, last_change: Mapping[str, float] | None = None) -> None:
         self._last_change: dict[str, float] = dict(last_change or {})
         self._clocks: dict[str, LoopClock] = {}
+        self._rollbacks: dict[str, int] = {}  # roll-backs in a row, per topology
 
     def of(self, rec: TopologyRecord, boot: float | None) -> LoopClock:
         if rec.name not in self._clocks:
@@ -111,19 +120,40 @@ class LoopClocks:
             self._clocks[rec.name] = LoopClock(last, max(last, boot if boot is not None else last))
         return self._clocks[rec.name]
 
-    def changed(self, topology: str, now: float) -> SaveClock:
-        """A new placement is in force at ``now``: the timeout and the measurement restart."""
-        self._clocks[topology] = LoopClock(now, now)
+    def changed(self, topology: str, now: float, settle_s: float = 0.0) -> SaveClock:
+        """A new placement is in force at ``now``: the timeout restarts now, the measurement
+        ``settle_s`` later (a migration's catch-up is not the placement's steady state); a
+        back-off in force stays (a move back is a new placement too)."""
+        held = self._clocks[topology].held_until if topology in self._clocks else None
+        self._clocks[topology] = LoopClock(now, now + max(0.0, settle_s), held_until=held)
         self._last_change[topology] = now
         return SaveClock(topology, now)
+
+    def rolled_back(self, topology: str, clock: LoopClock, now: float, backoff_s: float, cap_s: float) -> float:
+        """A probation rolled a change of ``topology`` (whose clock is ``clock``) back at
+        ``now``: hold the loop for ``backoff_s`` x 2^(roll-backs in a row - 1), at most
+        ``cap_s``. Returns the hold's end. The hold is not stored: after a restart the loop
+        waits for a full window anyway."""
+        n = self._rollbacks.get(topology, 0) + 1
+        self._rollbacks[topology] = n
+        until = now + min(cap_s, backoff_s * 2 ** (n - 1))
+        clock.held_until = until
+        return until
+
+    def kept(self, topology: str) -> None:
+        """A probation kept a change: roll-backs are no longer in a row."""
+        self._rollbacks.pop(topology, None)
 
     def forget(self, topology: str) -> None:
         self._clocks.pop(topology, None)
         self._last_change.pop(topology, None)
+        self._rollbacks.pop(topology, None)
 
 
 def not_due(lc: LoopConf, clock: LoopClock, now: float) -> str | None:
     """Why the loop must not evaluate now, or ``None`` when it may."""
+    if clock.held_until is not None and now < clock.held_until:
+        return f"backing off after a roll-back: {clock.held_until - now:g} s left"
     if clock.last_eval is not None and now - clock.last_eval < lc.interval_s:
         return f"evaluated {now - clock.last_eval:g} s ago; interval {lc.interval_s:g} s"
     if now - clock.measure_since < lc.window_s:

@@ -171,3 +171,55 @@ def test_a_move_back_is_not_expected_to_get_a_verdict():
     assert verdict.expects_verdict(change)
     assert not verdict.expects_verdict({"id": 8, "decision": "applied", "moved": [3], "rolls_back": 7})
     assert not verdict.expects_verdict({"id": 9, "decision": "applied", "moved": []})
+
+
+class LoopNimbus(ScriptedNimbus):
+    """Nimbus's periodic loop, scripted: a first change applied 0.2 s after submission and
+    kept; a second one applied ``second_after`` s after that verdict (inside the runner's
+    measurement when it exceeds the settle time), kept too."""
+
+    def __init__(self, lat_dir: Path, second_after: float) -> None:
+        super().__init__(lat_dir, "kept")
+        self.second_after = second_after
+        self.submitted_at: float | None = None
+        self.second_judged_at: float | None = None
+
+    def submit(self, name: str, spec: Any, bundle: bytes, scheduler: str, workers: int, conf: dict) -> None:
+        super().submit(name, spec, bundle, scheduler, workers, conf)
+        self.submitted_at = time.time()
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        assert self.submitted_at is not None
+        now, out = time.time(), []
+        start = self.submitted_at + 0.2
+        for event_id in (1, 2):
+            if now < start:
+                break
+            event: dict[str, Any] = {"id": event_id, "trigger": "periodic", "decision": "applied", "moved": [1]}
+            out.append(event)
+            done_at = start + MIGRATION_S
+            if now < done_at:
+                break
+            event.update(done_at=done_at, paused_s=0.1)
+            judged_at = done_at + VERDICT_S
+            if now < judged_at:
+                break
+            event.update(probation="average 2 -> 2 ms", judged_at=judged_at)
+            if event_id == 2:
+                self.second_judged_at = judged_at
+            start = judged_at + self.second_after
+        return out
+
+
+@pytest.mark.timeout(60)
+def test_a_change_the_loop_applies_during_the_measurement_is_followed_and_measured_anew(tmp_path: Path) -> None:
+    from squall.experiments.runner import Loop
+
+    nimbus = LoopNimbus(tmp_path / "latency", second_after=TIMING.settle_s + 0.2)  # inside the measurement
+    runner = Runner(ScriptedCluster(nimbus), tmp_path, TIMING, workers=2, say=lambda s: None)
+    row = runner.trial("t", TOPOLOGY, "online", {"rep": 1}, loop=Loop(interval_s=0.1, deadline_s=5.0)).row
+    assert nimbus.second_judged_at is not None
+    assert "1 more applied by the loop" in row["decided_by"], row["decided_by"]
+    assert row["probation"] == "kept"
+    assert row["measured_from_s"] >= row["verdict_at_s"]  # the second change's verdict, not the first's
+    assert row["samples"] > 0

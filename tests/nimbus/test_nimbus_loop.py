@@ -40,13 +40,14 @@ def test_applies_once_the_timeout_passed_and_the_gain_beats_the_threshold():
     assert {sa.supervisor_id for sa in pushed} == {"n1", "n2"}
     assert all(w.paused for sa in pushed for w in sa.workers)  # the migration started: PAUSE
 
-    run(st, 21, 40, traffic=CROSSING)  # the synthetic workers hand over no snapshot: timeouts roll forward
+    run(st, 21, 48, traffic=CROSSING)  # the synthetic workers hand over no snapshot: timeouts roll forward
     assert where(st, "t")[2] == ("n2", 6700) and where(st, "t")[3] == ("n1", 6700)
     done, *later = [e for e in events(st) if e["id"] >= applied["id"]]
     assert done["id"] == applied["id"] and done["paused_s"] == pytest.approx(8.0) and done["notes"]
-    # Measurement restarted when the move finished (t=28): the probation judges the change
-    # after a full window (+1 s), and only then does the loop look again.
-    assert [(e["at"], e["decision"]) for e in later] == [(39.0, "declined")]
+    # Measurement restarted once the move finished (t=28) and its catch-up had as long as
+    # the pause (8 s): the probation judges the change after a full window (+1 s), and only
+    # then does the loop look again.
+    assert [(e["at"], e["decision"]) for e in later] == [(47.0, "declined")]
     assert "too few latency samples" in events(st)[events(st).index(done)]["probation"]
     r = ask(st, M.ListTopologies(3), 41.0).data[0]
     assert r["status"] == "ACTIVE" and r["scheduler"] == "online"

@@ -64,39 +64,54 @@ def test_the_synthetic_latency_counters_are_cumulative():
 # -- NimbusState ---------------------------------------------------------------------------
 
 
-def _apply_online_change(latency_after: float) -> tuple[NimbusState, dict]:
+def _apply_online_change(
+    latency_after: float, conf: dict | None = None, catch_up: float | None = None
+) -> tuple[NimbusState, dict]:
     """The online loop applies a change at t=20 (see test_nimbus_loop); the migration rolls
-    forward by timeouts and is done at t=28. Latency is 2 ms until t=28, then ``latency_after``."""
-    st = online()
-    curve = [(0.0, 2.0), (28.0, latency_after)]
+    forward by timeouts and is done at t=28, after 8 s of paused spouts, so the probation's
+    window starts at t=36 and it judges at t=47. Latency is 2 ms until t=28, then
+    ``catch_up`` (if given) until t=36, then ``latency_after``."""
+    st = online(conf)
+    curve = [(0.0, 2.0), (28.0, catch_up if catch_up is not None else latency_after), (36.0, latency_after)]
     run(st, 1, 20, traffic=CROSSING, latency=curve)
     applied = events(st)[-1]
     assert applied["decision"] == "applied" and applied["measured_before"]["count"] >= MIN_SAMPLES
     assert applied["measured_before"]["avg_ms"] == 2.0
-    run(st, 21, 40, traffic=CROSSING, latency=curve)
+    run(st, 21, 48, traffic=CROSSING, latency=curve)
     return st, applied
 
 
 def test_a_change_that_made_latency_worse_is_rolled_back_and_not_proposed_again():
-    st, applied = _apply_online_change(latency_after=6.0)
+    # No back-off: the loop looks again at once, and the rejected placement is what stops it.
+    st, applied = _apply_online_change(latency_after=6.0, conf={"topology.reschedule.backoff.secs": 0})
     moved_to = where(st, "t")
     judged = next(e for e in events(st) if e["id"] == applied["id"])
     assert judged["decision"] == ROLLED_BACK
     assert judged["measured_after"]["avg_ms"] == 6.0 and "latency rose" in judged["probation"]
-    assert judged["judged_at"] > judged["done_at"]  # the verdict's time: a full window after the move
+    # The verdict's time: the pause (8 s) and a full window (+1 s) after the move.
+    assert judged["judged_at"] == judged["done_at"] + 8 + 10 + 1
     back = next(e for e in events(st) if e.get("rolls_back") == applied["id"])
     assert back["trigger"] == "rollback" and back["decision"] == "applied"
     assert sorted(back["moved"]) == sorted(applied["moved"])
     assert st.rebalances[("t", ROLLED_BACK)] == 1
 
     # The move back completes (timeouts roll it forward) and the placement is the old one.
-    curve = [(0.0, 2.0), (28.0, 6.0), (41.0, 2.0)]
-    run(st, 41, 90, traffic=CROSSING, latency=curve)
+    curve = [(0.0, 2.0), (28.0, 6.0), (49.0, 2.0)]
+    run(st, 49, 110, traffic=CROSSING, latency=curve)
     assert where(st, "t") != moved_to
     later = [e for e in events(st) if e["id"] > back["id"] and e["trigger"] == "periodic"]
     assert later, "the loop looked again after the roll-back"
     assert all(e["decision"] == "declined" for e in later)
     assert any("rolled back before" in e["reason"] for e in later)
+
+
+def test_the_catch_up_after_the_pause_is_not_judged_as_the_new_placement():
+    """The spouts were paused 8 s; their backlog's catch-up (20 ms here) right after the move
+    is not the placement's latency: the probation measures after it and keeps the change."""
+    st, applied = _apply_online_change(latency_after=2.1, catch_up=20.0)
+    judged = next(e for e in events(st) if e["id"] == applied["id"])
+    assert judged["decision"] == "applied", judged["probation"]
+    assert judged["measured_after"]["avg_ms"] == 2.1
 
 
 def test_a_change_that_kept_latency_is_kept():
@@ -105,3 +120,31 @@ def test_a_change_that_kept_latency_is_kept():
     assert judged["decision"] == "applied" and judged["measured_after"]["avg_ms"] == 2.1
     assert not any(e.get("rolls_back") for e in events(st))
     assert st.rebalances[("t", ROLLED_BACK)] == 0
+
+
+def test_after_a_roll_back_the_loop_backs_off_and_doubles_the_hold_when_it_repeats():
+    """A roll-back says the scheduler's view was wrong: the loop proposes nothing for the
+    back-off (a slightly different proposal a few seconds later would pause the spouts again
+    for the same mistake), then looks again; a second roll-back in a row holds twice as long."""
+    st, applied = _apply_online_change(latency_after=6.0, conf={"topology.reschedule.backoff.secs": 30})
+    judged = next(e for e in events(st) if e["id"] == applied["id"])
+    assert judged["decision"] == ROLLED_BACK and judged["loop_held_s"] == 30.0
+    back = next(e for e in events(st) if e.get("rolls_back") == applied["id"])
+    held_until = judged["judged_at"] + 30.0
+    curve = [(0.0, 2.0), (28.0, 6.0), (49.0, 2.0)]
+    run(st, 49, held_until + 15, traffic=CROSSING, latency=curve)
+    periodic = [e for e in events(st) if e["id"] > back["id"] and e["trigger"] == "periodic"]
+    assert periodic, "the loop looked again once the back-off was over"
+    assert all(e["at"] >= held_until for e in periodic), [(e["at"], held_until) for e in periodic]
+
+    from squall.nimbus.rebalance_policy import LoopClocks, LoopClock
+
+    clocks, clock = LoopClocks(), LoopClock(0.0, 0.0)
+    assert clocks.rolled_back("t", clock, 100.0, 30.0, 600.0) == 130.0
+    assert clocks.rolled_back("t", clock, 200.0, 30.0, 600.0) == 260.0  # twice as long
+    assert clocks.rolled_back("t", clock, 300.0, 30.0, 600.0) == 420.0
+    clocks.kept("t")  # a kept change ends the run of roll-backs
+    assert clocks.rolled_back("t", clock, 500.0, 30.0, 600.0) == 530.0
+    for _ in range(10):
+        until = clocks.rolled_back("t", clock, 1000.0, 30.0, 600.0)
+    assert until == 1600.0  # capped at the cool-down
