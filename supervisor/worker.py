@@ -342,17 +342,21 @@ class Worker:
 
     def round(self) -> bool:
         """One round: control frames, data frames (unless the inboxes are full), one engine
-        round, due flushes, the heartbeat and parent check when due. True if it did work (or
-        is stopping): the loop then goes on without waiting."""
+        round, due flushes, the heartbeat and parent check when due. True if the next round
+        may have work at once (or the worker is stopping): the loop then goes on without
+        waiting. False when nothing is runnable: the batches were sent, and the loop blocks
+        until a frame arrives or something is due (an empty round in between would only
+        hold the CPU that ZeroMQ's I/O thread needs to send them)."""
         engine = self.engine
         self.loops += 1
-        got = self._receive_control()  # always: an update may be what ends a congestion
+        control = self._receive_control()  # always: an update may be what ends a congestion
         if not engine.inboxes_full():
-            got += self._receive_data()
+            self._receive_data()
         spouts = engine.spouts
         emits = [s.emit_count for s in spouts]
         did = engine.run_once()
-        self.outbox.flush(idle=did == 0 or self._nothing_runnable(spouts, emits))
+        idle = did == 0 or self._nothing_runnable(spouts, emits)
+        self.outbox.flush(idle=idle)
         now = self.clock()
         if now >= self._next_beat:
             self.heartbeat()
@@ -362,7 +366,7 @@ class Worker:
             if os.getppid() != self.parent:
                 log.warning("supervisor (pid %d) is gone; worker %s exits", self.parent, self.me)
                 self.stopping = True
-        return bool(did or got or self.stopping)
+        return bool(self.stopping or control or not idle)
 
     def _nothing_runnable(self, spouts: list[Any], emits_before: list[int]) -> bool:
         """After a round with work: would the next round find nothing to do at once? True
