@@ -328,8 +328,10 @@ class BoltExecutor(Executor):
         """The loop without auto-ack: each tuple is processed; ``current`` is kept only when
         acking is on (an explicit ``ack`` needs no ``current``, auto-anchoring does)."""
         instances = self.instances
-        received = self.stats.received_from
         keep_current = self.tracking
+        # received_from by runs of one source task (see ``_drain_acking``)
+        source = 0  # any value: the first item's run starts at 1 whatever its task
+        run = 0
         item = None
         try:
             for item in items:
@@ -337,7 +339,13 @@ class BoltExecutor(Executor):
                 if tup.stream == TICK_STREAM:
                     self._tick(task, tup)
                     continue
-                received[tup.task] += 1
+                if tup.task == source:
+                    run += 1
+                else:
+                    if run:
+                        self.stats.received_from[source] += run
+                    source = tup.task
+                    run = 1
                 if keep_current:
                     self.current = tup
                 try:
@@ -349,18 +357,25 @@ class BoltExecutor(Executor):
         except BaseException:
             requeue_rest(self.inbox, items, item)
             raise
+        finally:
+            if run:
+                self.stats.received_from[source] += run
 
     def _drain_acking(self, items: list) -> None:
         """The loop with auto-ack, the ack inlined: per tuple one ACK_ACK per root to its
         acker (counted in ``sent_control``), without a method call; ``acked`` is added once
         per batch."""
         instances = self.instances
-        received = self.stats.received_from
         sinks = self.wiring.sinks
         ackers = self.wiring.acker_tasks
         n_ackers = len(ackers)
         sent = [0] * n_ackers  # ACK_ACKs per acker (by index), added to sent_control once
         acked = 0
+        # received_from is counted by runs of tuples from one source task, added once per
+        # run: an inbox holds runs (a spout task emits a batch, a frame carries one
+        # worker's tuples), and a compare costs a fraction of a defaultdict update.
+        source = 0  # any value: the first item's run starts at 1 whatever its task
+        run = 0
         item = None
         try:
             for item in items:
@@ -368,7 +383,13 @@ class BoltExecutor(Executor):
                 if tup.stream == TICK_STREAM:
                     self._tick(task, tup)
                     continue
-                received[tup.task] += 1
+                if tup.task == source:
+                    run += 1
+                else:
+                    if run:
+                        self.stats.received_from[source] += run
+                    source = tup.task
+                    run = 1
                 self.current = tup
                 try:
                     instances[task].process(tup)
@@ -394,6 +415,8 @@ class BoltExecutor(Executor):
             raise
         finally:
             stats = self.stats
+            if run:
+                stats.received_from[source] += run
             stats.acked += acked
             for i, count in enumerate(sent):
                 if count:
@@ -420,7 +443,24 @@ class SpoutExecutor(Executor):
         conf = wiring.component_config(spec.component)
         self.max_pending = conf.get(config.MAX_SPOUT_PENDING)
         self.batch = int(conf.get(config.SPOUT_BATCH, config.DEFAULT_SPOUT_BATCH))
+        # ACK_INITs sent per acker (by index in ``acker_tasks``) since ``add_route_counts``
+        # last moved them into ``stats.sent_control``: a list item increment per tracked emit
+        # instead of a defaultdict update.
+        self.inits_sent = [0] * len(wiring.acker_tasks)
         super().__init__(spec, cls, wiring, salt)
+
+    def add_route_counts(self) -> None:
+        """The routes' counts (``Executor.add_route_counts``) and the ACK_INITs counted per
+        acker, into ``stats``; called at the same points, so ``sent_control`` is exact
+        between rounds too."""
+        super().add_route_counts()
+        inits = self.inits_sent
+        if any(inits):
+            sent_control = self.stats.sent_control
+            for i, count in enumerate(inits):
+                if count:
+                    sent_control[self.wiring.acker_tasks[i]] += count
+                    inits[i] = 0
 
     def _make_emit(self, task: int) -> Callable[..., list[int]]:
         routes = self._routes_of(task)
@@ -434,7 +474,8 @@ class SpoutExecutor(Executor):
         untracked_acks = self.untracked_acks
         clock = self.wiring.clock
         acker_tasks = self.wiring.acker_tasks
-        sent_control = self.stats.sent_control
+        n_ackers = len(acker_tasks)
+        inits_sent = self.inits_sent
         executor = self
 
         # tup_id second, as in streamparse and heronpy; need_task_ids is accepted for them
@@ -479,8 +520,9 @@ class SpoutExecutor(Executor):
                     pending[root] = (task, tup_id, clock())
                     pending_by_task[task] += 1
                     if targets:
-                        a = acker_tasks[root % len(acker_tasks)]
-                        sent_control[a] += 1
+                        i = root % n_ackers
+                        inits_sent[i] += 1
+                        a = acker_tasks[i]
                         sinks[a]((a, (ACK_INIT, root, xor, task)))
                     else:  # nobody subscribed: the tree is complete at once (Storm does the same)
                         executor.inbox.append((task, (TREE_COMPLETE, root)))

@@ -46,7 +46,10 @@ def test_unknown_experiment_is_refused_by_the_parser() -> None:
 
 @pytest.mark.experiment
 @pytest.mark.integration
-@pytest.mark.timeout(240)
+# A quick experiment takes 1.5-3 minutes on this 2-core machine at a load average of 2 and
+# up to 3.5 at 10-13 (measured 2 December: payload 202 s, stages 189 s): the bounds are for a
+# hang, not a speed check.
+@pytest.mark.timeout(420)
 @pytest.mark.parametrize(
     "name, csv_key, pngs",
     [
@@ -63,7 +66,7 @@ def test_quick_experiment_writes_csv_plots_and_summary(
 
     try:
         proc = squall(
-            "experiment", name, "--quick", "--out", str(tmp_path), "--prefix", PREFIX, "--subnet", SUBNET, timeout=200
+            "experiment", name, "--quick", "--out", str(tmp_path), "--prefix", PREFIX, "--subnet", SUBNET, timeout=360
         )
     finally:
         if _root():

@@ -137,7 +137,7 @@ def test_after_a_roll_back_the_loop_backs_off_and_doubles_the_hold_when_it_repea
     assert periodic, "the loop looked again once the back-off was over"
     assert all(e["at"] >= held_until for e in periodic), [(e["at"], held_until) for e in periodic]
 
-    from squall.nimbus.rebalance_policy import LoopClocks, LoopClock
+    from squall.nimbus.rebalance_policy import LoopClock, LoopClocks
 
     clocks, clock = LoopClocks(), LoopClock(0.0, 0.0)
     assert clocks.rolled_back("t", clock, 100.0, 30.0, 600.0) == 130.0

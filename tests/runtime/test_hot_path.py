@@ -1,7 +1,8 @@
 """What the hot path's shortcuts must not change: tuples built without ``Tuple.__init__``
 carry every slot, emit counters kept on the routes reach the executor's stats exactly
-(per stream, per grouping, from every place a component may emit), and a bolt's batch
-leaves what it did not reach queued when it is interrupted."""
+(per stream, per grouping, from every place a component may emit), the traffic counts
+kept by runs (``received_from``, a spout's and an acker's ``sent_control``) are exact, and
+a bolt's batch leaves what it did not reach queued when it is interrupted."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 import pytest
 
 from squall import Bolt, Grouping, Spout, Stream, Topology
-from squall.topology.component import Tuple
-from tests.runtime.runtime_helpers import only, pump, start_engine
+from squall.supervisor.runtime.engine import Engine
+from squall.topology.component import SYSTEM_COMPONENT, TICK_STREAM, Tuple
+from tests.runtime.runtime_helpers import FakeClock, only, pump, start_engine
 
 NO_ACKERS = {"topology.acker.executors": 0}
 ONE_ACKER = {"topology.acker.executors": 1}
@@ -150,3 +152,60 @@ def test_an_interrupted_batch_leaves_the_rest_queued(conf: dict) -> None:
     assert queued[:3] == [21, 22, 23], "the tuples after the interrupted one, in order"
     pump(engine)
     assert only(engine, "bolt").seen == [-1, *range(1, 51)], "each tuple processed once, in order"
+    (spout_task,) = next(ex for ex in engine.executors if ex.component == "numbers").spec.tasks
+    assert dict(bolt_ex.stats.received_from) == {spout_task: 51}, "the interrupted run counted once, the rest later"
+
+
+class TwoSources(Topology):
+    numbers = Numbers.spec(par=2)
+    sink = Sink.spec(inputs=[numbers])
+
+
+@pytest.mark.parametrize("conf", [NO_ACKERS, ONE_ACKER], ids=["acking off", "acking on"])
+def test_received_from_counts_interleaved_sources_exactly(conf: dict) -> None:
+    """``received_from`` is counted by runs of one source task: runs that switch back and
+    forth, and a tick tuple (not traffic) inside one, still give each source its count."""
+    engine = Engine(TwoSources.spec, TwoSources.classes, conf, clock=FakeClock())
+    engine.start(activate=False)
+    sink_ex = next(ex for ex in engine.executors if ex.component == "sink")
+    (sink_task,) = sink_ex.spec.tasks
+    fields = {"n": 0}
+    sources = [1, 1, 2, 1, 2, 2, 0, 2, 1]  # 0: a tick tuple here
+    for i, src in enumerate(sources):
+        if src == 0:
+            tup = Tuple(SYSTEM_COMPONENT, TICK_STREAM, -1, [1.0], {"freq": 0})
+        else:
+            tup = Tuple("numbers", "default", src, [i], fields)
+        sink_ex.inbox.append((sink_task, tup))
+    assert sink_ex.drain(100) == len(sources)
+    assert dict(sink_ex.stats.received_from) == {1: 4, 2: 4}
+    assert len(only(engine, "sink").seen) == 8, "the tick went to process_tick"
+
+
+class TwoTasks(Topology):
+    numbers = Numbers.spec(tasks=2)  # one executor, two tasks: the acker's notices switch task
+    keep = Keep.spec(inputs=[numbers], par=2)
+    sink = Sink.spec(inputs={keep: Grouping.fields("n")}, par=2)
+
+
+def test_control_counts_are_exact() -> None:
+    """A spout's ACK_INITs (counted per acker in a list) and an acker's notices (counted by
+    runs of one spout task) reach ``sent_control`` exactly: every message an acker handled
+    was counted by its sender."""
+    engine = start_engine(TwoTasks, {"topology.acker.executors": 2})
+    pump(engine)
+    spout_ex = next(ex for ex in engine.executors if ex.component == "numbers")
+    ackers = [ex for ex in engine.executors if ex.component == "__acker"]
+    bolts = [ex for ex in engine.executors if ex.component in ("keep", "sink")]
+    assert len(ackers) == 2
+    tracked = Numbers.limit * 2
+    assert sum(spout_ex.stats.sent_control.values()) == tracked
+    for acker in ackers:
+        (a,) = acker.spec.tasks
+        inits = spout_ex.stats.sent_control[a]
+        assert inits > 0, "random roots spread the trees over both ackers"
+        acks = sum(b.stats.sent_control[a] for b in bolts)
+        assert acker.stats.executed == inits + acks, "each message the acker handled was counted once"
+    for task in spout_ex.spec.tasks:
+        assert sum(acker.stats.sent_control[task] for acker in ackers) == Numbers.limit
+    assert [inst.acks for inst in spout_ex.instances.values()] == [Numbers.limit, Numbers.limit]
