@@ -15,7 +15,9 @@ holds ``squall.wire.encode(WorkerLaunch(...))``. The worker
   decided by ``squall.supervisor.worker_plan.plan`` (events in, commands out; the order and
   guarantees of an update are in its docstring); ``Worker.handle`` carries it out;
 * runs everything from one thread: receive a bounded number of frames, one engine round,
-  flush due batches, heartbeat when due; when a round did nothing it blocks on its sockets
+  flush due batches (all of them when the round leaves nothing runnable: no queued item, no
+  spout with more to emit, no frame waiting), heartbeat when due; then, when nothing is
+  runnable, it blocks on its sockets
   (``select`` on their descriptors) until the next thing is due — a spout's next emission (``Spout.next_tuple_due``,
   else 1 ms), an engine timer with work, a batch's flush, the heartbeat, the parent check —
   so a frame arriving wakes it at once and an idle worker costs (almost) no CPU;
@@ -342,15 +344,21 @@ class Worker:
 
     def round(self) -> bool:
         """One round: control frames, data frames (unless the inboxes are full), one engine
-        round, due flushes, the heartbeat and parent check when due. True if it did work (or
-        is stopping): the loop then goes on without waiting."""
+        round, due flushes, the heartbeat and parent check when due. True if the next round
+        may have work at once (or the worker is stopping): the loop then goes on without
+        waiting. False when nothing is runnable: the batches were sent, and the loop blocks
+        until a frame arrives or something is due (an empty round in between would only
+        hold the CPU that ZeroMQ's I/O thread needs to send them)."""
         engine = self.engine
         self.loops += 1
-        got = self._receive_control()  # always: an update may be what ends a congestion
+        control = self._receive_control()  # always: an update may be what ends a congestion
         if not engine.inboxes_full():
-            got += self._receive_data()
+            self._receive_data()
+        spouts = engine.spouts
+        emits = [s.emit_count for s in spouts]
         did = engine.run_once()
-        self.outbox.flush(idle=did == 0)
+        idle = did == 0 or self._nothing_runnable(spouts, emits)
+        self.outbox.flush(idle=idle)
         now = self.clock()
         if now >= self._next_beat:
             self.heartbeat()
@@ -360,7 +368,20 @@ class Worker:
             if os.getppid() != self.parent:
                 log.warning("supervisor (pid %d) is gone; worker %s exits", self.parent, self.me)
                 self.stopping = True
-        return bool(did or got or self.stopping)
+        return bool(self.stopping or control or not idle)
+
+    def _nothing_runnable(self, spouts: list[Any], emits_before: list[int]) -> bool:
+        """After a round with work: would the next round find nothing to do at once? True
+        when no local inbox holds an item, no spout emitted a whole batch this round (a spout
+        task stops its batch at the first ``next_tuple`` that emits nothing, so fewer than a
+        batch means it has no more now), and no frame waits on the PULL. Then the batches
+        are sent now: waiting would only add latency, since nothing more is coming for them
+        before the worker blocks. A busy worker (full spout batches, queued items, frames
+        waiting) keeps batching by size and age."""
+        for s, before in zip(spouts, emits_before):
+            if s.emit_count - before >= s.batch:
+                return False
+        return not self.engine.queued() and not self.io.data_waiting()
 
     def _wait(self, now: float, due: float) -> None:
         """Block until a socket may have a message or the next thing is due: ``due`` (the

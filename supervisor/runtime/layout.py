@@ -58,6 +58,7 @@ CONTROL_SHAPES: dict[int, tuple[int, ExecutorKind]] = {
     TREE_FAILED: (3, SPOUT_TASK),
 }
 _PACK_ERRORS = (TypeError, ValueError, OverflowError)
+new_tuple = object.__new__  # builds a Tuple without running its __init__ (the reader sets every slot)
 
 
 def task_kinds(spec: TopologySpec, executors: Iterable[ExecutorSpec]) -> dict[int, ExecutorKind]:
@@ -192,7 +193,18 @@ class ItemReader:
                         or (roots is not None and not _valid_roots(roots))
                     ):
                         raise ValueError
-                    sink((target, Tuple(component, stream, source, values, fields, roots)))
+                    # Tuple(component, stream, source, values, fields, roots) without the
+                    # __init__ frame (as the engine's emits build it): every slot set here.
+                    tup = new_tuple(Tuple)
+                    tup.component = component
+                    tup.stream = stream
+                    tup.task = source
+                    tup.values = values
+                    tup.fields = fields
+                    tup.roots = roots
+                    tup.ack_val = 0
+                    tup.done = False
+                    sink((target, tup))
                 else:
                     kind, sink = control_sinks[item[0]]
                     shape = CONTROL_SHAPES[item[1]]

@@ -75,12 +75,13 @@ class FakeIO:
         self.closed = True
 
 
-def launch(executors: list[int]) -> WorkerLaunch:
+def launch(executors: list[int], **overrides: object) -> WorkerLaunch:
     conf = {
         "topology.acker.executors": 0,
         "app.reliable": False,
         "app.limit": LIMIT,
         "squall.worker.heartbeat.secs": 3600,
+        **overrides,
     }
     assignment = WorkerAssignment(
         topology="chain",
@@ -141,6 +142,31 @@ def test_every_tuple_for_the_other_worker_leaves_in_frames_once(worker):
     assert {i[0] for i in items} == {MIDDLE_1_TASK, SINK_TASK}
     assert sorted(i[3][0] for i in items) == list(range(1, LIMIT + 1))
     assert all(e == B for e, _ in io.sent) and w.outbox.sent_items == LIMIT
+
+
+def test_a_round_that_leaves_nothing_runnable_sends_its_batches_at_once(worker):
+    # The spout emits its LIMIT tuples (fewer than a spout batch) in the first round, and
+    # middle 0 drains in the same round: nothing is left to do, so the batch for B leaves
+    # now, not one (empty) round later or after squall.transfer.flush.ms.
+    w, io = worker
+    assert not w.round(), "nothing is runnable: the loop may block"
+    assert w.engine.queued() == 0
+    assert len(io.sent) == 1 and len(sent_items(io, B)) == LIMIT
+
+
+def test_a_spout_emitting_whole_batches_keeps_the_batches_filling():
+    # Unpaced and unlimited, the spout emits a whole batch every round: more is coming, so
+    # the outbox sends by size (or age), not after every round.
+    io = FakeIO()
+    conf = {"app.limit": 0, "squall.transfer.batch.size": 100_000, "squall.transfer.flush.ms": 60_000}
+    w = Worker(launch([MIDDLE_0, SPOUT], **conf), io)
+    w.start()
+    try:
+        assert all(w.round() for _ in range(3)), "a spout with more to emit keeps the loop going"
+        assert w.outbox.pending() > 0 and io.sent == []
+    finally:
+        w.shutdown()
+    assert len(sent_items(io, B)) == w.outbox.sent_items > 0
 
 
 def test_an_executor_moved_out_is_released_and_items_for_it_are_held_then_follow_it(worker):

@@ -1,0 +1,176 @@
+"""Where the time goes in the two-worker runs of ``benchmarks/worker_figures.py``, seen from
+inside the worker processes (``benchmarks/worker_trace_shim.py``, loaded into each worker
+through a ``sitecustomize``; Squall itself carries no tracing).
+
+    python benchmarks/worker_trace.py latency [--count 5000] [--rate 1000]
+    python benchmarks/worker_trace.py profile [--seconds 5] [--top 25]
+
+``latency``: the latency run (1,000 tuples/s, acking on; spout and sink on worker A, middle
+and acker on B: four crossings per tree), each worker traced. Prints p50 / p99 / mean in
+microseconds of
+
+* the complete latency the spout recorded (emit to ``ack``), as ``worker_figures`` does;
+* ``crossing``: a frame from the sender's ``send`` to the receiver starting to decode it
+  (ZeroMQ's I/O threads, loopback TCP, the receiver waking and reaching its receive);
+* ``decode``: the receiver decoding a frame and queueing its items;
+* ``batch wait``: a batch's oldest item, from buffered to handed to the socket;
+* ``residence``: a worker from reading a frame to sending the next one (decode, the engine's
+  round, the batch wait) — at this rate nearly always the frame the first one caused;
+* rounds with and without work, blocking waits, heartbeats and garbage collections.
+
+The tracing adds about a microsecond per event; the complete latency printed is measured
+with it on. Frames are matched between the workers by a checksum of their bytes.
+
+``profile``: the throughput run (acking off, unpaced; spout on A, middle and sink on B), each
+worker under cProfile for the whole run; prints each worker's functions by own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import io
+import json
+import os
+import pstats
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # worker_figures, which puts the repo root on the path for tests.worker
+
+from worker_figures import ACKER, MIDDLE, SINK, SPOUT, TwoWorkers  # noqa: E402
+
+from squall.supervisor.runtime.stats import percentile  # noqa: E402
+
+SITE = """import os
+if os.environ.get("SQUALL_TRACE_DIR"):
+    import worker_trace_shim
+    worker_trace_shim.install(os.environ["SQUALL_TRACE_DIR"])
+if os.environ.get("SQUALL_PROFILE_DIR"):
+    import worker_trace_shim
+    worker_trace_shim.profile(os.environ["SQUALL_PROFILE_DIR"])
+"""
+
+
+def traced_workers(
+    tmp: Path, env_key: str, a: list[int], b: list[int], conf: dict[str, Any]
+) -> tuple[TwoWorkers, Path]:
+    """Two workers started with the shim on their path and ``env_key`` naming the folder
+    they write to at exit."""
+    site = tmp / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITE)
+    out = tmp / "out"
+    out.mkdir()
+    saved = dict(os.environ)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), str(HERE), saved.get("PYTHONPATH")]))
+    os.environ[env_key] = str(out)
+    try:
+        return TwoWorkers(tmp, a, b, conf), out
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def stop(w: TwoWorkers) -> None:
+    """A clean stop (SIGTERM), so each worker writes its trace at exit; then the usual close."""
+    try:
+        for p in w.procs.procs:
+            p.send_signal(signal.SIGTERM)
+        for p in w.procs.procs:
+            p.wait(timeout=10)
+    finally:
+        w.close()
+
+
+def run_latency(tmp: Path, count: int, rate: float) -> tuple[list[float], list[dict[str, Any]]]:
+    report = tmp / "latency.json"
+    conf = {"topology.acker.executors": 1, "app.rate": rate, "app.limit": count, "app.report": str(report)}
+    w, out = traced_workers(tmp, "SQUALL_TRACE_DIR", [SPOUT, SINK], [MIDDLE, ACKER], conf)
+    try:
+        w.sup.wait_for(report.exists, count / rate + 30, "the spout's latency report")
+    finally:
+        stop(w)
+    lat = json.loads(report.read_text())["latencies_ms"]
+    return [x * 1e3 for x in lat], [json.loads(f.read_text()) for f in sorted(out.glob("*.json"))]
+
+
+def line(name: str, us: list[float]) -> str:
+    if not us:
+        return f"{name:<36} none"
+    return (
+        f"{name:<36} p50 {percentile(us, 50):8.1f}  p99 {percentile(us, 99):8.1f}  "
+        f"mean {sum(us) / len(us):8.1f}  n {len(us)}"
+    )
+
+
+def breakdown(latency_us: list[float], traces: list[dict[str, Any]]) -> list[str]:
+    """The lines ``latency`` prints (see the module docstring)."""
+    out = [line("complete latency (spout)", latency_us)]
+    sent_at = {crc: start for t in traces for start, _end, crc in t["send"]}
+    crossing = [(r[0] - sent_at[r[2]]) / 1e3 for t in traces for r in t["recv"] if r[2] in sent_at]
+    out.append(line("crossing (send -> decode starts)", crossing))
+    out.append(line("decode (frame -> inboxes)", [(r[1] - r[0]) / 1e3 for t in traces for r in t["recv"]]))
+    out.append(line("batch wait (oldest item)", [(f[1] - f[0]) / 1e3 for t in traces for f in t["flush"]]))
+    residence = []
+    for t in traces:
+        sends = sorted(s[0] for s in t["send"])
+        for r in t["recv"]:
+            i = bisect.bisect_left(sends, r[0])
+            if i < len(sends):
+                residence.append((sends[i] - r[0]) / 1e3)
+    out.append(line("residence (frame in -> frame out)", residence))
+    for did, name in ((True, "round with work"), (False, "round without work")):
+        out.append(line(name, [(r[1] - r[0]) / 1e3 for t in traces for r in t["round"] if r[2] is did]))
+    out.append(line("blocking wait", [(x[1] - x[0]) / 1e3 for t in traces for x in t["wait"]]))
+    out.append(line("heartbeat", [(b[1] - b[0]) / 1e3 for t in traces for b in t["beat"]]))
+    for gen in (0, 1, 2):
+        gcs = [(g[1] - g[0]) / 1e3 for t in traces for g in t["gc"] if g[2] == gen]
+        out.append(line(f"garbage collection, generation {gen}", gcs))
+    return out
+
+
+def run_profile(tmp: Path, seconds: float, top: int) -> list[str]:
+    conf = {"topology.acker.executors": 0, "app.reliable": False, "app.rate": 0}
+    w, out = traced_workers(tmp, "SQUALL_PROFILE_DIR", [SPOUT], [MIDDLE, SINK], conf)
+    try:
+        w.sup.collect(seconds)
+        sink = w.metric(w.b, SINK).executed
+    finally:
+        stop(w)
+    lines = [f"sink executed {sink:,} tuples in about {seconds:.0f} s (cProfile slows both workers)"]
+    pids = {p.pid: name for p, name in zip(w.procs.procs, ("A (spout)", "B (middle, sink)"))}
+    for f in sorted(out.glob("*.prof")):
+        text = io.StringIO()
+        pstats.Stats(str(f), stream=text).sort_stats("tottime").print_stats(top)
+        lines.append(f"--- worker {pids.get(int(f.stem), f.stem)}")
+        lines.extend(text.getvalue().splitlines()[6:])  # past pstats' header
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    lat = sub.add_parser("latency")
+    lat.add_argument("--count", type=int, default=5_000)
+    lat.add_argument("--rate", type=float, default=1_000.0)
+    prof = sub.add_parser("profile")
+    prof.add_argument("--seconds", type=float, default=5.0)
+    prof.add_argument("--top", type=int, default=25)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.what == "latency":
+            latency_us, traces = run_latency(Path(tmp), args.count, args.rate)
+            print(f"{args.count} trees at {args.rate:,.0f} tuples/s, two workers, microseconds:")
+            lines = breakdown(latency_us, traces)
+        else:
+            lines = run_profile(Path(tmp), args.seconds, args.top)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Tracing and profiling for ``benchmarks/worker_trace.py``, loaded into each worker process
+(through a ``sitecustomize`` the benchmark writes); never imported by Squall itself.
+
+``profile(out_dir)`` (``SQUALL_PROFILE_DIR``) runs the whole worker under cProfile and writes
+``<pid>.prof`` at exit. ``install(out_dir)`` (``SQUALL_TRACE_DIR``) wraps, in the worker
+process only, the calls that mark where a tuple's time goes, and writes what it saw to
+``$SQUALL_TRACE_DIR/<pid>.json`` at exit. Times are
+``time.monotonic_ns()`` (CLOCK_MONOTONIC: comparable between processes of one machine).
+
+* ``send``: [start, end, frame checksum] for every frame a PUSH socket took;
+* ``recv``: [start, end of decode and delivery, frame checksum] for every frame read;
+* ``flush``: [oldest item buffered at, sent at, items] for every batch sent;
+* ``round``: [start, end, did work] for every loop round;
+* ``wait``: [start, end, timeout asked] for every block in ``select``;
+* ``beat``: [start, end] for every heartbeat built and sent;
+* ``gc``: [start, end, generation] for every garbage collection.
+
+The wrappers cost about a microsecond per event; the figures include that.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import json
+import os
+import time
+import zlib
+from typing import Any
+
+now_ns = time.monotonic_ns
+
+
+def profile(out_dir: str) -> None:
+    import cProfile
+
+    prof = cProfile.Profile()
+    prof.enable()
+
+    def dump() -> None:
+        prof.disable()
+        prof.dump_stats(os.path.join(out_dir, f"{os.getpid()}.prof"))
+
+    atexit.register(dump)
+
+
+def install(out_dir: str) -> None:
+    import sys
+
+    from squall.supervisor import transfer, worker_io
+
+    ev: dict[str, list[Any]] = {k: [] for k in ("send", "recv", "flush", "round", "wait", "beat", "gc")}
+
+    sockets = worker_io.WorkerSockets
+    orig_send, orig_receive, orig_wait = sockets.send, sockets.receive_data, sockets.wait
+
+    def send(self: Any, endpoint: str, frame: bytes) -> bool:
+        t0 = now_ns()
+        ok = orig_send(self, endpoint, frame)
+        if ok:
+            ev["send"].append([t0, now_ns(), zlib.crc32(frame)])
+        return ok
+
+    def receive_data(self: Any, deliver: Any, limit: int) -> Any:
+        def traced(frame: bytes) -> Any:
+            t0 = now_ns()
+            out = deliver(frame)
+            ev["recv"].append([t0, now_ns(), zlib.crc32(frame)])
+            return out
+
+        return orig_receive(self, traced, limit)
+
+    def wait(self: Any, seconds: float) -> None:
+        t0 = now_ns()
+        orig_wait(self, seconds)
+        ev["wait"].append([t0, now_ns(), seconds])
+
+    sockets.send, sockets.receive_data, sockets.wait = send, receive_data, wait  # type: ignore[method-assign]
+
+    outbox = transfer.Outbox
+    orig_flush = outbox._flush_buffer
+
+    def flush_buffer(self: Any, buf: Any) -> None:
+        if buf.items and buf.endpoint:
+            ev["flush"].append([int(buf.first_at * 1e9), now_ns(), len(buf.items)])
+        orig_flush(self, buf)
+
+    outbox._flush_buffer = flush_buffer  # type: ignore[method-assign]
+
+    def patch_worker() -> None:
+        # The worker runs as ``python -m squall.supervisor.worker``: its class is
+        # ``__main__.Worker``, which exists once ``main()`` opens the sockets.
+        w = sys.modules["__main__"].Worker
+        orig_round, orig_beat = w.round, w.heartbeat
+
+        def round_(self: Any) -> bool:
+            t0 = now_ns()
+            did = orig_round(self)
+            ev["round"].append([t0, now_ns(), bool(did)])
+            return did
+
+        def heartbeat(self: Any) -> None:
+            t0 = now_ns()
+            orig_beat(self)
+            ev["beat"].append([t0, now_ns()])
+
+        w.round, w.heartbeat = round_, heartbeat
+
+    orig_init = sockets.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        patch_worker()
+        orig_init(self, *args, **kwargs)
+
+    sockets.__init__ = init  # type: ignore[method-assign]
+
+    gc_start = [0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_start[0] = now_ns()
+        else:
+            ev["gc"].append([gc_start[0], now_ns(), info["generation"]])
+
+    gc.callbacks.append(on_gc)
+
+    def dump() -> None:
+        with open(os.path.join(out_dir, f"{os.getpid()}.json"), "w") as f:
+            json.dump(ev, f)
+
+    atexit.register(dump)
