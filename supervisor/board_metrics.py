@@ -189,7 +189,10 @@ class BoardReader:
         busy = sum(t) - t.idle - getattr(t, "iowait", 0.0)
         # guest time is already inside user (and guest_nice inside nice) on Linux
         busy -= getattr(t, "guest", 0.0) + getattr(t, "guest_nice", 0.0)
-        return busy, "system"
+        # The kernel counts in clock ticks (1/100 s): round the float arithmetic back to
+        # them, or an unchanged counter can read 68211.94 then 68211.93999999999 — a CPU
+        # counter that ran backwards.
+        return round(busy, 2), "system"
 
     def _processes_cpu_s(self, pids: list[str]) -> float:
         now: dict[tuple[int, float], float] = {}
