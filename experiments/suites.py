@@ -311,7 +311,10 @@ def report_alpha(ctx: Context, rows: list[dict[str, Any]]) -> None:
 def run_payload(ctx: Context) -> list[dict[str, Any]]:
     """Tuple padding from 64 B to 16 KiB (on the Wi-Fi board file by default), a 4-stage
     chain, replication 2: latency against the offered load of the busiest link."""
-    payloads = (64, 16384) if ctx.quick else PAYLOADS_FULL
+    # Quick mode (CI) checks that the sweep runs on loaded links, not saturated ones: at 16 KiB
+    # the Wi-Fi links starve the boards' heartbeats (docs/experiments.md, known problems), and
+    # a board declared dead fails a trial; 4 KiB loads the busiest link to 36-52%.
+    payloads = (64, 4096) if ctx.quick else PAYLOADS_FULL
     reps = ctx.runner.timing.reps
     scheds = schedulers()
     trials = Trials(ctx, reps * len(payloads) * len(scheds), "payload.csv")

@@ -85,9 +85,9 @@ def test_quick_experiment_writes_csv_plots_and_summary(
     if _root():  # emulated boards: every trial reports its busiest link's utilisation
         assert all(0 <= float(r["link_util_max"]) < 2 and r["link_util_board"] for r in rows)
     # A switch that moved executors is measured after its probation's verdict, as recorded.
-    # "ended": Nimbus lost a board during the probation and the failure path took over. On
-    # the quick payload's 16 KiB point the saturated Wi-Fi link can starve a board's
-    # heartbeats (a known problem, docs/experiments.md): recorded as such, not judged.
+    # "ended": Nimbus lost a board during the probation and the failure path took over (a
+    # saturated Wi-Fi link can starve a board's heartbeats, a known problem in
+    # docs/experiments.md): recorded as such, not judged.
     for r in rows:
         if r["switched_at_s"] and int(r["moved_executors"]) > 0:
             assert r["probation"] in ("kept", "rolled_back", "ended"), r
