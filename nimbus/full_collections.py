@@ -21,16 +21,15 @@ last ``close`` puts back what it found (several servers in one process, as in te
 from __future__ import annotations
 
 import gc
-import threading
 import time
 from collections.abc import Callable
+
+from squall.nimbus.process_setting import SharedSetting
 
 FULL_COLLECTION_S = 60.0
 NEVER = 1 << 30  # a generation-2 threshold no count reaches: CPython never starts a full collection
 
-_lock = threading.Lock()
-_installed = 0
-_saved: tuple[int, ...] | None = None
+_THRESHOLDS: SharedSetting[tuple[int, ...]] = SharedSetting(gc.get_threshold, lambda t: gc.set_threshold(*t))
 
 
 class FullCollections:
@@ -44,28 +43,18 @@ class FullCollections:
         self._active = False
 
     def install(self) -> None:
-        global _installed, _saved
         if self._active or self.every_s <= 0:
             return
-        with _lock:
-            if _installed == 0:
-                _saved = gc.get_threshold()
-                young, middle = _saved[0], _saved[1]
-                gc.set_threshold(young, middle, NEVER)
-            _installed += 1
+        # The two young generations keep CPython's thresholds; the oldest is never due.
+        _THRESHOLDS.acquire(lambda saved: (saved[0], saved[1], NEVER))
         self._active = True
         self._last = self.clock()
 
     def close(self) -> None:
-        global _installed, _saved
         if not self._active:
             return
         self._active = False
-        with _lock:
-            _installed -= 1
-            if _installed == 0 and _saved is not None:
-                gc.set_threshold(*_saved)
-                _saved = None
+        _THRESHOLDS.release()
 
     def run_if_due(self) -> bool:
         """Collect every generation when ``every_s`` passed since the last time (or since

@@ -15,13 +15,12 @@ what it found.
 from __future__ import annotations
 
 import sys
-import threading
+
+from squall.nimbus.process_setting import SharedSetting
 
 SWITCH_S = 0.0005
 
-_lock = threading.Lock()
-_installed = 0
-_saved: float | None = None
+_SWITCH_INTERVAL = SharedSetting(sys.getswitchinterval, sys.setswitchinterval)
 
 
 class ShortSwitches:
@@ -32,23 +31,13 @@ class ShortSwitches:
         self._active = False
 
     def install(self) -> None:
-        global _installed, _saved
         if self._active:
             return
-        with _lock:
-            if _installed == 0:
-                _saved = sys.getswitchinterval()
-                sys.setswitchinterval(self.switch_s)
-            _installed += 1
+        _SWITCH_INTERVAL.acquire(lambda _saved: self.switch_s)
         self._active = True
 
     def close(self) -> None:
-        global _installed, _saved
         if not self._active:
             return
         self._active = False
-        with _lock:
-            _installed -= 1
-            if _installed == 0 and _saved is not None:
-                sys.setswitchinterval(_saved)
-                _saved = None
+        _SWITCH_INTERVAL.release()
