@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from squall.topology.errors import EmitError
 from squall.topology.spec import DEFAULT_STREAM, StreamSpec
 
 if TYPE_CHECKING:
@@ -244,6 +245,14 @@ class Component:
     _squall_report_error = staticmethod(lambda exc: None)
 
 
+def check_anchors_each(component: str, tuples: Sequence[Any], anchors: Any, anchors_each: Sequence[Any]) -> None:
+    """The checks of ``emit_many(..., anchors_each=)`` that do not depend on the stream."""
+    if anchors is not None:
+        raise EmitError(f"{component!r} emit_many: give anchors= (the same for every tuple) or anchors_each=, not both")
+    if len(anchors_each) != len(tuples):
+        raise EmitError(f"{component!r} emit_many: {len(tuples)} tuples but {len(anchors_each)} anchors_each")
+
+
 def _level_number(level: int | str | None) -> int:
     if level is None:
         return logging.INFO
@@ -279,10 +288,12 @@ class Spout(Component):
         direct_task: int | None = None,
         need_task_ids: bool = False,
     ) -> list[list[int]]:
-        """``emit`` each of ``tuples``, the i-th with ``tup_ids[i]`` when given; returns
-        each emit's task ids."""
+        """``emit`` each of ``tuples``, the i-th with ``tup_ids[i]`` when given (each starts
+        its own tree, counted one by one against ``topology.max.spout.pending``); returns each
+        emit's task ids. In an executor this is one call for the whole list, without a Python
+        frame per tuple, and with every check ``emit`` makes."""
         if tup_ids is not None and len(tup_ids) != len(tuples):
-            raise ValueError(f"emit_many: {len(tuples)} tuples but {len(tup_ids)} tup_ids")
+            raise EmitError(f"{self.component_name!r} emit_many: {len(tuples)} tuples but {len(tup_ids)} tup_ids")
         ids = tup_ids if tup_ids is not None else [None] * len(tuples)
         return [self.emit(values, i, stream, direct_task, need_task_ids) for values, i in zip(tuples, ids)]
 
@@ -339,10 +350,35 @@ class Bolt(Component):
         anchors: Any = None,
         direct_task: int | None = None,
         need_task_ids: bool = False,
+        anchors_each: Sequence[Tuple | Sequence[Tuple]] | None = None,
     ) -> list[list[int]]:
-        """``emit`` each of ``tuples`` with the same stream and anchors; returns each emit's
-        task ids."""
-        return [self.emit(values, stream, anchors, direct_task, need_task_ids) for values in tuples]
+        """``emit`` each of ``tuples`` on the same stream; returns each emit's task ids.
+
+        ``anchors`` (as in streamparse) anchors every tuple to the same inputs, default the
+        tuple being processed (``auto_anchor``); ``anchors_each`` pairs them instead: the
+        i-th tuple is anchored to ``anchors_each[i]`` (a tuple or a list of tuples), the
+        natural shape in ``process_many``. Give one or the other. In an executor this is one
+        call for the whole list, without a Python frame per tuple, and with every check
+        ``emit`` makes."""
+        if anchors_each is None:
+            return [self.emit(values, stream, anchors, direct_task, need_task_ids) for values in tuples]
+        check_anchors_each(self.component_name, tuples, anchors, anchors_each)
+        return [
+            self.emit(values, stream, anchor, direct_task, need_task_ids)
+            for values, anchor in zip(tuples, anchors_each)
+        ]
+
+    def process_many(self, tups: list[Tuple]) -> None:
+        """Optional: handle a run of input tuples in one call (not ticks: those still go to
+        ``process_tick``). A bolt that overrides this is called with each task's tuples of an
+        inbox batch, in arrival order, and ``process`` is never called; the guarantees of
+        ``process`` hold for the whole run: every input is acked after a normal return
+        (``auto_ack``), every input not yet acked or failed is failed if it raises
+        (``auto_fail``). There is no current tuple to anchor to: while acking is on and
+        ``auto_anchor`` is set, an emit must name its anchors (``anchors=`` or
+        ``emit_many(..., anchors_each=tups)``), else it raises ``EmitError``; ``anchors=()``
+        emits unanchored on purpose. See docs/worker.md, "A batch-aware user API"."""
+        raise NotImplementedError(f"{type(self).__name__} must implement process(tup)")
 
     @staticmethod
     def is_tick(tup: Tuple) -> bool:

@@ -9,7 +9,10 @@ An executor is driven by its engine from one thread: ``step()`` (spouts) or ``dr
 * with acking on, each tuple tree is tracked by the XOR acker: a spout's ``ack(tup_id)`` is
   called once the tree completes, ``fail(tup_id)`` when any bolt fails it or it times out;
 * a bolt that raises in ``process`` fails its input (``auto_fail``), the error is logged once
-  per task and exception type, and the executor keeps running.
+  per task and exception type, and the executor keeps running;
+* a bolt that defines ``process_many`` gets each task's run of an inbox batch in one call
+  (``runs.drain_runs``) with the same guarantees for the whole run, and ``emit_many`` is
+  one call for a list (``emit_many``), with the checks of ``emit``.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from squall.supervisor.runtime.batches import requeue_rest, take_batch
+from squall.supervisor.runtime.emit_many import make_bolt_emit_many
 from squall.supervisor.runtime.messages import (
     ACK_ACK,
     ACK_FAIL,
 )
 from squall.supervisor.runtime.routing import Route
+from squall.supervisor.runtime.runs import drain_runs
 from squall.supervisor.runtime.stats import BusyTimer, ExecutorStats
 from squall.topology.component import TASK_LOGGER_PREFIX, TICK_STREAM, Bolt, Spout, Tuple
 from squall.topology.errors import EmitError
@@ -60,6 +65,9 @@ class Executor:
         self.first_error: tuple[int, str, BaseException] | None = None  # (task, where, error)
         self.emit_errors = 0  # EmitError raised by the component: a bug in the topology's code
         self._overrides_emit = cls.emit not in (Spout.emit, Bolt.emit)
+        # ``emit_many`` is bound as one call only when the class keeps both emits of the
+        # user API: an override of either must see every tuple, so the method's loop stays.
+        self._binds_emit_many = not self._overrides_emit and cls.emit_many in (Spout.emit_many, Bolt.emit_many)
         # Every route the tasks' emits count into; ``add_route_counts`` moves their counts
         # into ``stats`` at the end of each batch (and of each call that may emit).
         self._routes: list[Route] = []
@@ -67,7 +75,7 @@ class Executor:
         for task in spec.tasks:
             inst = cls()
             self._identify(inst, task)
-            self._bind_emit(inst, self._make_emit(task))
+            self._bind_emit(inst, task)
             self._bind(inst, task)
             self.instances[task] = inst
 
@@ -102,10 +110,14 @@ class Executor:
         inst.logger = logging.getLogger(f"{TASK_LOGGER_PREFIX}.{self.component}.{task}")
         inst._squall_report_error = lambda exc, task=task: self.record_error(task, exc, "raise_exception")
 
-    def _bind_emit(self, inst: Any, emit: Callable[..., list[int]]) -> None:
+    def _bind_emit(self, inst: Any, task: int) -> None:
+        routes = self._routes_of(task)  # one set per task: emit and emit_many share its choosers
+        emit = self._make_emit(task, routes)
         inst._squall_emit = emit
         if not self._overrides_emit:
             inst.emit = emit  # shadows the method: no indirection on the hot path
+        if self._binds_emit_many:
+            inst.emit_many = self._make_emit_many(task, routes, emit)
 
     def rebind_emits(self) -> None:
         """Rebuild every task's emit: its routes depend on which tasks are local
@@ -113,7 +125,7 @@ class Executor:
         self.add_route_counts()  # the old routes' counts, before they are dropped
         self._routes = []
         for task, inst in self.instances.items():
-            self._bind_emit(inst, self._make_emit(task))
+            self._bind_emit(inst, task)
 
     def _reject_emit(self, routes: dict[str, Route], stream: str | None, values: Sequence[Any]) -> NoReturn:
         """Raise the EmitError for an emit whose stream is undeclared or whose value count is
@@ -165,7 +177,12 @@ class Executor:
         self._routes.extend(routes.values())
         return routes
 
-    def _make_emit(self, task: int) -> Callable[..., list[int]]:
+    def _make_emit(self, task: int, routes: dict[str, Route]) -> Callable[..., list[int]]:
+        raise NotImplementedError
+
+    def _make_emit_many(
+        self, task: int, routes: dict[str, Route], emit: Callable[..., list[int]]
+    ) -> Callable[..., list[list[int]]]:
         raise NotImplementedError
 
 
@@ -174,6 +191,10 @@ class BoltExecutor(Executor):
 
     def __init__(self, spec: ExecutorSpec, cls: type[Bolt], wiring: Wiring, salt: int = 0) -> None:
         self.current: Tuple | None = None
+        # True while ``process_many`` runs: there is no current tuple to auto-anchor to.
+        self.in_run = False
+        # A bolt that defines ``process_many`` is handed runs; it wins over ``process``.
+        self.processes_runs = getattr(cls, "process_many", Bolt.process_many) is not Bolt.process_many
         # A bolt that holds tuples past ``process`` (BatchingBolt) acks them itself.
         self.auto_ack = bool(cls.auto_ack) and not getattr(cls, "holds_tuples", False)
         self.auto_anchor = bool(cls.auto_anchor)
@@ -184,7 +205,7 @@ class BoltExecutor(Executor):
         inst.ack = self.ack
         inst.fail = self.fail
 
-    def _make_emit(self, task: int) -> Callable[..., list[int]]:
+    def _make_emit(self, task: int, routes: dict[str, Route]) -> Callable[..., list[int]]:
         # This emit and SpoutExecutor's are near copies on purpose (the checks, the target
         # choice, the counting, the inlined Tuple). Sharing their untracked tail as one
         # function costs a Python call per emit: measured +937 instructions per tuple of the
@@ -194,7 +215,6 @@ class BoltExecutor(Executor):
         # part, as one function costs nearly as much: +767 instructions per tuple acking off
         # (18,757 against 17,990, +4.3%) and +839 acking on (51,115 against 50,276, +1.7%),
         # ``python benchmarks/engine_instructions.py``.
-        routes = self._routes_of(task)
         default = routes.get(DEFAULT_STREAM)
         sinks = self.wiring.sinks
         component = self.component
@@ -225,6 +245,8 @@ class BoltExecutor(Executor):
                     # one root (a chain): one edge per target, no lists built.
                     current = executor.current
                     if not auto_anchor or current is None or not current.roots:
+                        if current is None and auto_anchor and executor.in_run:
+                            executor.reject_unanchored()
                         anchored = ()
                     else:
                         roots_in = current.roots
@@ -279,6 +301,21 @@ class BoltExecutor(Executor):
 
         return emit
 
+    def _make_emit_many(
+        self, task: int, routes: dict[str, Route], emit: Callable[..., list[int]]
+    ) -> Callable[..., list[list[int]]]:
+        return make_bolt_emit_many(self, task, routes, emit)
+
+    def reject_unanchored(self) -> NoReturn:
+        """Raise the EmitError for an emit without anchors inside ``process_many`` while
+        acking is on and ``auto_anchor`` is set: anchoring it to nothing would drop the
+        reliability the bolt asked for without a word."""
+        raise EmitError(
+            f"bolt {self.component!r}: an emit inside process_many has no current tuple to anchor to; "
+            "pass anchors= (or emit_many(..., anchors_each=tups) to pair outputs with inputs), "
+            "anchors=() to emit unanchored on purpose, or set auto_anchor = False"
+        )
+
     def ack(self, tup: Tuple) -> None:
         if tup.done or not tup.roots:
             return
@@ -304,12 +341,15 @@ class BoltExecutor(Executor):
         busy = BusyTimer(self.wiring.transfer_meter)
         items = take_batch(inbox, limit)
         try:
-            if self.auto_ack and self.tracking:
+            if self.processes_runs:
+                drain_runs(self, items)
+            elif self.auto_ack and self.tracking:
                 self._drain_acking(items)
             else:
                 self._drain_plain(items)
         finally:
             self.current = None
+            self.in_run = False
             self.add_route_counts()
         n = len(items)
         self.stats.executed += n

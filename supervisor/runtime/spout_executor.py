@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from squall import config
 from squall.supervisor.runtime.batches import requeue_rest, take_batch
+from squall.supervisor.runtime.emit_many import make_spout_emit_many
 from squall.supervisor.runtime.executor import Executor, new_tuple
 from squall.supervisor.runtime.messages import ACK_INIT, TREE_COMPLETE, TREE_FAILED
+from squall.supervisor.runtime.routing import Route
 from squall.supervisor.runtime.stats import LATENCY_BOUNDS_S, BusyTimer
 from squall.topology.component import Spout, Tuple
 from squall.topology.errors import EmitError
@@ -66,8 +68,7 @@ class SpoutExecutor(Executor):
                     sent_control[self.wiring.acker_tasks[i]] += count
                     inits[i] = 0
 
-    def _make_emit(self, task: int) -> Callable[..., list[int]]:
-        routes = self._routes_of(task)
+    def _make_emit(self, task: int, routes: dict[str, Route]) -> Callable[..., list[int]]:
         default = routes.get(DEFAULT_STREAM)
         sinks = self.wiring.sinks
         component = self.component
@@ -148,6 +149,11 @@ class SpoutExecutor(Executor):
             return targets
 
         return emit
+
+    def _make_emit_many(
+        self, task: int, routes: dict[str, Route], emit: Callable[..., list[int]]
+    ) -> Callable[..., list[list[int]]]:
+        return make_spout_emit_many(self, task, routes)
 
     def activate(self) -> None:
         if not self.active:

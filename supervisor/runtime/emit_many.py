@@ -1,0 +1,247 @@
+"""``emit_many`` as one call for a list of tuples: what a batch-aware component emits with.
+
+The executor binds these per task in place of the user API's loop over ``emit`` (only when
+the class overrides neither ``emit`` nor ``emit_many``: an override must see every tuple).
+Guarantees, the same as ``emit`` gives each tuple:
+
+* every tuple of the list is checked (declared stream, number of values) before any is
+  sent, and a bad one raises ``EmitError`` naming the component, stream and fields: a list
+  is sent whole or, for those errors, not at all;
+* targets are chosen per tuple exactly as ``emit`` chooses them (the same choosers, so a
+  shuffle continues its cycle across emit and emit_many), direct tasks checked as there;
+* a spout's ``emit_many(tuples, tup_ids)`` starts one tree per tuple with a ``tup_id``, each
+  counted in ``topology.max.spout.pending``; a bolt's ``anchors_each[i]`` anchors
+  ``tuples[i]``; ``anchors`` anchors every tuple to the same inputs, through ``emit``.
+
+What it saves is the Python frame of ``emit`` per tuple (and the user's loop around it);
+the ``Tuple`` and the inbox item per target remain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from squall.supervisor.runtime.messages import ACK_INIT, TREE_COMPLETE
+from squall.supervisor.runtime.routing import Route
+from squall.topology.component import Tuple, check_anchors_each
+from squall.topology.errors import EmitError
+from squall.topology.spec import DEFAULT_STREAM
+
+if TYPE_CHECKING:
+    from squall.supervisor.runtime.executor import BoltExecutor
+    from squall.supervisor.runtime.spout_executor import SpoutExecutor
+
+# As in executor.py: a Tuple without the ``__init__`` frame; every slot is set right after.
+new_tuple = object.__new__
+
+
+def make_bolt_emit_many(
+    executor: BoltExecutor, task: int, routes: dict[str, Route], emit: Callable[..., list[int]]
+) -> Callable[..., list[list[int]]]:
+    """Task ``task``'s ``emit_many``; ``emit`` is its per-tuple emit (same routes), used for
+    one set of anchors for every tuple and for an anchor that is not a single-root tuple."""
+    default = routes.get(DEFAULT_STREAM)
+    sinks = executor.wiring.sinks
+    component = executor.component
+    tracking = executor.tracking
+    getrandbits = executor._getrandbits
+
+    def emit_many(tuples, stream=None, anchors=None, direct_task=None, need_task_ids=False, anchors_each=None):
+        route = default if stream is None else routes.get(stream)
+        if route is None:
+            executor._reject_emit(routes, stream, ())
+        if anchors_each is not None:
+            check_anchors_each(component, tuples, anchors, anchors_each)
+        arity = route.arity
+        for values in tuples:
+            if len(values) != arity:
+                executor._reject_emit(routes, stream, values)
+        if tracking and anchors_each is None:
+            # One set of anchors for every tuple (streamparse's emit_many), or the current
+            # tuple: emit's own path (which refuses an unanchored emit inside process_many).
+            return [emit(values, stream, anchors, direct_task) for values in tuples]
+        fields = route.fields
+        name = route.stream
+        pick = route.pick if direct_task is None else None
+        fast = route.fast if direct_task is None else None
+        out: list[list[int]] = []
+        append = out.append
+        emitted = 0
+        transferred = 0
+        try:
+            if not tracking:
+                for values in tuples:
+                    if pick is not None:
+                        targets = pick()
+                    else:
+                        targets = fast(values) if fast is not None else route.targets(values, direct_task)
+                        transferred += len(targets)
+                    # Tuple(component, name, task, values, fields), inlined as in emit.
+                    tup = new_tuple(Tuple)
+                    tup.component = component
+                    tup.stream = name
+                    tup.task = task
+                    tup.values = values
+                    tup.fields = fields
+                    tup.roots = None
+                    tup.ack_val = 0
+                    tup.done = False
+                    for t in targets:
+                        sinks[t]((t, tup))
+                    emitted += 1
+                    append(targets)
+                return out
+            for values, anchor in zip(tuples, anchors_each):
+                roots_in = anchor.roots if anchor.__class__ is Tuple else None
+                if not roots_in or len(roots_in) != 1:
+                    # Several anchors, several roots, or an untracked input: emit's general
+                    # path, which counts on the route itself.
+                    append(emit(values, stream, anchor, direct_task))
+                    continue
+                (root,) = roots_in
+                if pick is not None:
+                    targets = pick()
+                else:
+                    targets = fast(values) if fast is not None else route.targets(values, direct_task)
+                    transferred += len(targets)
+                for t in targets:
+                    edge = getrandbits(64)
+                    anchor.ack_val ^= edge
+                    tup = new_tuple(Tuple)
+                    tup.component = component
+                    tup.stream = name
+                    tup.task = task
+                    tup.values = values
+                    tup.fields = fields
+                    tup.roots = {root: edge}
+                    tup.ack_val = 0
+                    tup.done = False
+                    sinks[t]((t, tup))
+                emitted += 1
+                append(targets)
+            return out
+        finally:
+            route.emitted += emitted
+            route.transferred += transferred
+
+    return emit_many
+
+
+def make_spout_emit_many(
+    executor: SpoutExecutor, task: int, routes: dict[str, Route]
+) -> Callable[..., list[list[int]]]:
+    """Task ``task``'s ``emit_many``: the spout emit's work for each tuple, in one frame."""
+    default = routes.get(DEFAULT_STREAM)
+    sinks = executor.wiring.sinks
+    component = executor.component
+    tracking = executor.tracking
+    getrandbits = executor._getrandbits
+    pending = executor.pending
+    pending_by_task = executor.pending_by_task
+    untracked_acks = executor.untracked_acks
+    clock = executor.wiring.clock
+    acker_tasks = executor.wiring.acker_tasks
+    n_ackers = len(acker_tasks)
+    inits_sent = executor.inits_sent
+
+    def emit_many(tuples, tup_ids=None, stream=None, direct_task=None, need_task_ids=False):
+        route = default if stream is None else routes.get(stream)
+        if route is None:
+            executor._reject_emit(routes, stream, ())
+        if tup_ids is not None and len(tup_ids) != len(tuples):
+            raise EmitError(f"{component!r} emit_many: {len(tuples)} tuples but {len(tup_ids)} tup_ids")
+        arity = route.arity
+        for values in tuples:
+            if len(values) != arity:
+                executor._reject_emit(routes, stream, values)
+        fields = route.fields
+        name = route.stream
+        pick = route.pick if direct_task is None else None
+        fast = route.fast if direct_task is None else None
+        out: list[list[int]] = []
+        append = out.append
+        emitted = 0
+        transferred = 0
+        started = 0  # trees started, added to pending_by_task once
+        try:
+            if tup_ids is None or not tracking:
+                for values in tuples:
+                    if pick is not None:
+                        targets = pick()
+                    else:
+                        targets = fast(values) if fast is not None else route.targets(values, direct_task)
+                        transferred += len(targets)
+                    tup = new_tuple(Tuple)
+                    tup.component = component
+                    tup.stream = name
+                    tup.task = task
+                    tup.values = values
+                    tup.fields = fields
+                    tup.roots = None
+                    tup.ack_val = 0
+                    tup.done = False
+                    for t in targets:
+                        sinks[t]((t, tup))
+                    emitted += 1
+                    append(targets)
+                return out
+            now = clock()  # one instant for the list: its trees start together
+            for values, tup_id in zip(tuples, tup_ids):
+                if pick is not None:
+                    targets = pick()
+                else:
+                    targets = fast(values) if fast is not None else route.targets(values, direct_task)
+                    transferred += len(targets)
+                if tup_id is None:
+                    tup = new_tuple(Tuple)
+                    tup.component = component
+                    tup.stream = name
+                    tup.task = task
+                    tup.values = values
+                    tup.fields = fields
+                    tup.roots = None
+                    tup.ack_val = 0
+                    tup.done = False
+                    for t in targets:
+                        sinks[t]((t, tup))
+                    emitted += 1
+                    append(targets)
+                    continue
+                root = getrandbits(64)
+                xor = 0
+                for t in targets:
+                    edge = getrandbits(64)
+                    xor ^= edge
+                    tup = new_tuple(Tuple)
+                    tup.component = component
+                    tup.stream = name
+                    tup.task = task
+                    tup.values = values
+                    tup.fields = fields
+                    tup.roots = {root: edge}
+                    tup.ack_val = 0
+                    tup.done = False
+                    sinks[t]((t, tup))
+                pending[root] = (task, tup_id, now)
+                started += 1
+                if targets:
+                    i = root % n_ackers
+                    inits_sent[i] += 1
+                    a = acker_tasks[i]
+                    sinks[a]((a, (ACK_INIT, root, xor, task)))
+                else:  # nobody subscribed: the tree is complete at once, as in emit
+                    executor.inbox.append((task, (TREE_COMPLETE, root)))
+                emitted += 1
+                append(targets)
+            return out
+        finally:
+            route.emitted += emitted
+            route.transferred += transferred
+            executor.emit_count += emitted
+            pending_by_task[task] += started
+            if tup_ids is not None and not tracking:
+                # Acking off: Storm acks at once, after next_tuple returns (as emit does).
+                untracked_acks.extend([(task, i) for i in tup_ids[:emitted] if i is not None])
+
+    return emit_many
