@@ -187,7 +187,10 @@ class SpoutExecutor(Executor):
 
     def _next_tuples(self) -> int:
         """Call each task's next_tuple up to ``squall.spout.batch`` times, stopping a task at
-        its first call that emits nothing, raises, or leaves it at ``max_pending``."""
+        its first call that emits nothing, raises, or leaves it at ``max_pending``, or once
+        its calls emitted ``squall.spout.batch`` tuples (a call may emit a run with
+        ``emit_many``: rounds stay about as long as a per-tuple spout's, so what a round
+        leaves in flight stays small, and in the CPU's caches)."""
         n = 0
         max_pending = self.max_pending
         pending_by_task = self.pending_by_task
@@ -199,6 +202,7 @@ class SpoutExecutor(Executor):
             if max_pending is not None and pending_by_task[task] >= max_pending:
                 continue
             next_tuple = inst.next_tuple
+            stop = self.emit_count + self.batch
             for _ in batch:
                 before = self.emit_count
                 try:
@@ -206,9 +210,12 @@ class SpoutExecutor(Executor):
                 except Exception as exc:  # a user bug in next_tuple must not stop the spout
                     self.log_error_once(task, exc, "next_tuple")
                     break
-                if self.emit_count == before:
+                count = self.emit_count
+                if count == before:
                     break  # nothing to emit now; let the others run
                 n += 1
+                if count >= stop:
+                    break
                 if watched is not None and pending_by_task[task] >= watched:
                     break
             if self.untracked_acks:

@@ -476,6 +476,13 @@ def test_max_spout_pending_counts_each_tree_of_an_emit_many(run: int) -> None:
     assert sorted(only(engine, "spout").acked) == list(range(100))
 
 
+@pytest.mark.parametrize(("spout_batch", "calls"), [(25, 3), (64, 7), (3, 1)])
+def test_a_spout_round_ends_after_its_batch_of_tuples_not_of_calls(spout_batch: int, calls: int) -> None:
+    engine = start_engine(BatchChain, {**NO_ACKERS, "squall.spout.batch": spout_batch})
+    engine.spouts[0].step()
+    assert only(engine, "spout").calls == calls, "runs of 10 until the round's tuples reach the batch"
+
+
 class ShuffleTwice(Spout):
     """emit and emit_many alternately, to a shuffled bolt of 2 tasks."""
 
@@ -562,7 +569,7 @@ class Interrupted(Topology):
 
 @BOTH
 def test_an_interrupted_batch_requeues_the_runs_that_did_not_reach_user_code(conf: dict) -> None:
-    engine = start_engine(Interrupted, {**conf, "squall.spout.batch": 3, "squall.bolt.batch": 1000})
+    engine = start_engine(Interrupted, {**conf, "squall.spout.batch": 30, "squall.bolt.batch": 1000})
     with pytest.raises(Stop):
         for _ in range(100):
             engine.run_once()
