@@ -48,6 +48,7 @@ _LEVELS = {
 }
 
 TICK_STREAM = "__tick"
+TICK_SOURCE_TASK = -1  # the ``task`` of every tick tuple, and of no other tuple
 SYSTEM_COMPONENT = "__system"
 
 

@@ -20,7 +20,7 @@ the ``Tuple`` and the inbox item per target remain.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from squall.supervisor.runtime.messages import ACK_INIT, TREE_COMPLETE
 from squall.supervisor.runtime.routing import Route
@@ -34,6 +34,17 @@ if TYPE_CHECKING:
 
 # As in executor.py: a Tuple without the ``__init__`` frame; every slot is set right after.
 new_tuple = object.__new__
+
+
+def _check_arity(executor: Any, routes: dict[str, Route], route: Route, stream: str | None, tuples: Any) -> None:
+    """Raise the EmitError of the first tuple whose value count is not the stream's: one
+    pass in C over the lengths, a Python loop only to name the culprit."""
+    arity = route.arity
+    lengths = set(map(len, tuples))
+    if lengths and lengths != {arity}:
+        for values in tuples:
+            if len(values) != arity:
+                executor._reject_emit(routes, stream, values)
 
 
 def make_bolt_emit_many(
@@ -53,10 +64,7 @@ def make_bolt_emit_many(
             executor._reject_emit(routes, stream, ())
         if anchors_each is not None:
             check_anchors_each(component, tuples, anchors, anchors_each)
-        arity = route.arity
-        for values in tuples:
-            if len(values) != arity:
-                executor._reject_emit(routes, stream, values)
+        _check_arity(executor, routes, route, stream, tuples)
         if tracking and anchors_each is None:
             # One set of anchors for every tuple (streamparse's emit_many), or the current
             # tuple: emit's own path (which refuses an unanchored emit inside process_many).
@@ -67,7 +75,7 @@ def make_bolt_emit_many(
         fast = route.fast if direct_task is None else None
         out: list[list[int]] = []
         append = out.append
-        emitted = 0
+        by_emit = 0  # tuples sent through ``emit``, which counts them on the route itself
         transferred = 0
         try:
             if not tracking:
@@ -89,7 +97,6 @@ def make_bolt_emit_many(
                     tup.done = False
                     for t in targets:
                         sinks[t]((t, tup))
-                    emitted += 1
                     append(targets)
                 return out
             for values, anchor in zip(tuples, anchors_each):
@@ -97,6 +104,7 @@ def make_bolt_emit_many(
                 if not roots_in or len(roots_in) != 1:
                     # Several anchors, several roots, or an untracked input: emit's general
                     # path, which counts on the route itself.
+                    by_emit += 1
                     append(emit(values, stream, anchor, direct_task))
                     continue
                 (root,) = roots_in
@@ -118,11 +126,11 @@ def make_bolt_emit_many(
                     tup.ack_val = 0
                     tup.done = False
                     sinks[t]((t, tup))
-                emitted += 1
                 append(targets)
             return out
         finally:
-            route.emitted += emitted
+            # One entry in ``out`` per tuple sent (an interrupted list counts what it sent).
+            route.emitted += len(out) - by_emit
             route.transferred += transferred
 
     return emit_many
@@ -151,17 +159,13 @@ def make_spout_emit_many(
             executor._reject_emit(routes, stream, ())
         if tup_ids is not None and len(tup_ids) != len(tuples):
             raise EmitError(f"{component!r} emit_many: {len(tuples)} tuples but {len(tup_ids)} tup_ids")
-        arity = route.arity
-        for values in tuples:
-            if len(values) != arity:
-                executor._reject_emit(routes, stream, values)
+        _check_arity(executor, routes, route, stream, tuples)
         fields = route.fields
         name = route.stream
         pick = route.pick if direct_task is None else None
         fast = route.fast if direct_task is None else None
         out: list[list[int]] = []
         append = out.append
-        emitted = 0
         transferred = 0
         started = 0  # trees started, added to pending_by_task once
         try:
@@ -183,7 +187,6 @@ def make_spout_emit_many(
                     tup.done = False
                     for t in targets:
                         sinks[t]((t, tup))
-                    emitted += 1
                     append(targets)
                 return out
             now = clock()  # one instant for the list: its trees start together
@@ -205,7 +208,6 @@ def make_spout_emit_many(
                     tup.done = False
                     for t in targets:
                         sinks[t]((t, tup))
-                    emitted += 1
                     append(targets)
                     continue
                 root = getrandbits(64)
@@ -232,10 +234,10 @@ def make_spout_emit_many(
                     sinks[a]((a, (ACK_INIT, root, xor, task)))
                 else:  # nobody subscribed: the tree is complete at once, as in emit
                     executor.inbox.append((task, (TREE_COMPLETE, root)))
-                emitted += 1
                 append(targets)
             return out
         finally:
+            emitted = len(out)  # one entry per tuple sent (an interrupted list counts what it sent)
             route.emitted += emitted
             route.transferred += transferred
             executor.emit_count += emitted

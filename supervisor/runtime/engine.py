@@ -33,7 +33,7 @@ from squall.supervisor.runtime.executor import BoltExecutor, Executor
 from squall.supervisor.runtime.routing import Chooser, Route, make_chooser
 from squall.supervisor.runtime.spout_executor import SpoutExecutor
 from squall.supervisor.runtime.stats import ComponentSummary, CpuMeter, summarize
-from squall.topology.component import SYSTEM_COMPONENT, TICK_STREAM, Context, Tuple
+from squall.topology.component import SYSTEM_COMPONENT, TICK_SOURCE_TASK, TICK_STREAM, Context, Tuple
 from squall.topology.grouping import LOCAL_OR_SHUFFLE
 from squall.topology.order import topological_order
 from squall.topology.spec import ACKER_COMPONENT, ExecutorKind, ExecutorSpec, TopologySpec
@@ -383,7 +383,7 @@ class Engine:
         for entry in self._ticks:
             bolt, freq, due = entry
             if now >= due:
-                tick = Tuple(SYSTEM_COMPONENT, TICK_STREAM, -1, [freq], {"freq": 0})
+                tick = Tuple(SYSTEM_COMPONENT, TICK_STREAM, TICK_SOURCE_TASK, [freq], {"freq": 0})
                 for task in bolt.instances:
                     bolt.inbox.append((task, tick))
                 entry[2] = due + freq if due + freq > now else now + freq

@@ -17,19 +17,33 @@ Guarantees (those of ``process``, for a whole run):
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from squall.supervisor.runtime.messages import ACK_ACK
-from squall.topology.component import TICK_STREAM, Tuple
+from squall.topology.component import TICK_SOURCE_TASK, TICK_STREAM, Tuple
 
 if TYPE_CHECKING:
     from squall.supervisor.runtime.executor import BoltExecutor
+
+_source_of = attrgetter("task")
 
 
 def drain_runs(executor: BoltExecutor, items: list) -> None:
     """Hand ``items`` (``(task, tuple)`` inbox items) to the tasks' ``process_many`` by runs."""
     received_from = executor.stats.received_from
+    if len(executor.instances) == 1:
+        # The common case, one task: the batch is one run unless it holds a tick (ticks are
+        # the only tuples from TICK_SOURCE_TASK). Built and counted by C-level passes.
+        tups = [item[1] for item in items]
+        counts = Counter(map(_source_of, tups))
+        if TICK_SOURCE_TASK not in counts:
+            for source_task, n in counts.items():
+                received_from[source_task] += n
+            (task,) = executor.instances
+            _process_run(executor, task, tups)
+            return
     runs: dict[int, list[Tuple]] = {}
     handed: list[tuple[int, list[Tuple]]] = []  # what reached user code, for an interruption
     last_task = None
