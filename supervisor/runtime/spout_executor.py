@@ -186,24 +186,25 @@ class SpoutExecutor(Executor):
         return n
 
     def _next_tuples(self) -> int:
-        """Call each task's next_tuple up to ``squall.spout.batch`` times, stopping a task at
-        its first call that emits nothing, raises, or leaves it at ``max_pending``, or once
-        its calls emitted ``squall.spout.batch`` tuples (a call may emit a run with
-        ``emit_many``: rounds stay about as long as a per-tuple spout's, so what a round
-        leaves in flight stays small, and in the CPU's caches)."""
+        """Call each task's next_tuple until its calls emitted ``squall.spout.batch`` tuples
+        (so at most that many calls), stopping a task at its first call that emits nothing,
+        raises, or leaves it at ``max_pending``. Counting tuples, not calls, keeps a round of
+        a spout that emits runs (``emit_many``) about as long as a per-tuple spout's, so what
+        a round leaves in flight stays small, and in the CPU's caches; the emit count
+        replaces the loop counter, so a per-tuple spout pays nothing for it."""
         n = 0
         max_pending = self.max_pending
         pending_by_task = self.pending_by_task
         # Only a tracked emit adds to pending_by_task, so without acking the bound is
         # checked once per task, not after every call.
         watched = max_pending if self.tracking else None
-        batch = range(self.batch)
+        batch = self.batch
         for task, inst in self.instances.items():
             if max_pending is not None and pending_by_task[task] >= max_pending:
                 continue
             next_tuple = inst.next_tuple
-            stop = self.emit_count + self.batch
-            for _ in batch:
+            stop = self.emit_count + batch
+            while True:
                 before = self.emit_count
                 try:
                     next_tuple()
