@@ -4,7 +4,8 @@
 
 The chain: a source of integers, a stage that forwards each, a sink that counts them; no work
 per tuple, so the figure is the framework's cost per tuple. Squall runs it in one process
-(acking off and on; ``engine_figures.py``) and over two worker processes (acking off;
+(acking off and on; ``engine_figures.py``), written per tuple and batch-aware
+(``emit_many`` runs of 100, ``process_many``), and over two worker processes (acking off;
 ``worker_figures.py``: spout on one worker, middle and sink on the other). Bytewax, when it
 is installed, runs it with input batches of 1 and 1,000 items, in one process and in two
 (``cluster_main``, with a ``redistribute`` between the stages so tuples cross processes as
@@ -132,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from engine_figures import measure
 
-    for acking in (False, True):
-        wall, cpu = measure(acking, args.tuples, 3)
-        rows.append((f"Squall, one process, acking {'on' if acking else 'off'}", max(wall), max(cpu)))
-        print(f"{rows[-1][0]}: {rows[-1][1]:,.0f} tuples/s, {rows[-1][2]:,.0f} per CPU s", flush=True)
+    for chain in ("per-tuple", "batch"):  # batch: emit_many runs of 100 and process_many
+        for acking in (False, True):
+            wall, cpu = measure(acking, args.tuples, 3, chain)
+            label = "" if chain == "per-tuple" else " batch-aware"
+            rows.append((f"Squall{label}, one process, acking {'on' if acking else 'off'}", max(wall), max(cpu)))
+            print(f"{rows[-1][0]}: {rows[-1][1]:,.0f} tuples/s, {rows[-1][2]:,.0f} per CPU s", flush=True)
     if not args.skip_squall_workers:
         from worker_figures import measure_throughput
 

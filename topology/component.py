@@ -12,6 +12,9 @@ The shapes are streamparse's and heronpy's::
         def process(self, tup):
             self.emit([tup["word"], 1])
 
+A bolt may define ``process_many(self, tups)`` instead, to handle a run of tuples in one
+call, and any component may ``emit_many`` a list (see ``Bolt.process_many``).
+
 ``emit``, ``ack`` and ``fail`` of a running component are bound by the executor that runs
 it (``squall.supervisor.runtime``); outside an executor they raise. The positional order of
 ``emit`` is streamparse's and heronpy's: ``tup_id`` second for spouts, ``stream`` second for
@@ -379,7 +382,7 @@ class Bolt(Component):
         ``auto_anchor`` is set, an emit must name its anchors (``anchors=`` or
         ``emit_many(..., anchors_each=tups)``), else it raises ``EmitError``; ``anchors=()``
         emits unanchored on purpose. See docs/worker.md, "A batch-aware user API"."""
-        raise NotImplementedError(f"{type(self).__name__} must implement process(tup)")
+        raise NotImplementedError(f"{type(self).__name__} must implement process(tup) or process_many(tups)")
 
     @staticmethod
     def is_tick(tup: Tuple) -> bool:
@@ -388,7 +391,7 @@ class Bolt(Component):
 
     def process(self, tup: Tuple) -> None:
         """Handle one input tuple."""
-        raise NotImplementedError(f"{type(self).__name__} must implement process(tup)")
+        raise NotImplementedError(f"{type(self).__name__} must implement process(tup) or process_many(tups)")
 
     def process_tick(self, tup: Tuple) -> None:
         """Handle a tick tuple (``topology.tick.tuple.freq.secs``)."""
