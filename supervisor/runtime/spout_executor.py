@@ -186,7 +186,7 @@ class SpoutExecutor(Executor):
         return n
 
     def _next_tuples(self) -> int:
-        """Call each task's next_tuple until its calls emitted ``squall.spout.batch`` tuples
+        """Return the tuples emitted. Call each task's next_tuple until its calls emitted ``squall.spout.batch`` tuples
         (so at most that many calls), stopping a task at its first call that emits nothing,
         raises, or leaves it at ``max_pending``. Counting tuples, not calls, keeps a round of
         a spout that emits runs (``emit_many``) about as long as a per-tuple spout's, so what
@@ -203,7 +203,8 @@ class SpoutExecutor(Executor):
             if max_pending is not None and pending_by_task[task] >= max_pending:
                 continue
             next_tuple = inst.next_tuple
-            stop = self.emit_count + batch
+            start = self.emit_count
+            stop = start + batch
             while True:
                 before = self.emit_count
                 try:
@@ -212,13 +213,11 @@ class SpoutExecutor(Executor):
                     self.log_error_once(task, exc, "next_tuple")
                     break
                 count = self.emit_count
-                if count == before:
-                    break  # nothing to emit now; let the others run
-                n += 1
-                if count >= stop:
-                    break
+                if count == before or count >= stop:
+                    break  # nothing to emit now (let the others run), or a batch emitted
                 if watched is not None and pending_by_task[task] >= watched:
                     break
+            n += self.emit_count - start
             if self.untracked_acks:
                 self._ack_untracked()
         return n
