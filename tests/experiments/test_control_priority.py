@@ -1,0 +1,166 @@
+"""Control traffic on a saturated board link: with the mark (the default), the board's
+heartbeats pass its bulk data and Nimbus never declares it lost; without it, the same run
+starves them. Skipped without root (the testbed needs it).
+
+One board on a 1 Mbit/s link sends bulk TCP to a sink on the bridge for three times Nimbus's
+board timeout, while its supervisor heartbeats over the same link. Each run records, from
+Nimbus's own view: every "declared dead" in its log, and the longest gap between two
+heartbeats it took in (the board's ``last_seen``, polled from the host side of the link,
+which the bulk data does not cross). The link's class counters show where the packets went.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+
+from squall.experiments.boards import parse_boards
+from squall.experiments.netns import BEST_EFFORT_CLASS, PRIORITY_CLASS
+from squall.experiments.testbed import Testbed
+from squall.ports import free_port
+from tests.experiments.testbed_helpers import SUBNET, needs_testbed
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+BOARD = parse_boards([{"id": "slow", "class": "pi5", "link_mbit": 1, "delay_ms": 0, "jitter_ms": 0}])
+BOARD_TIMEOUT_S = 5.0  # Nimbus's default nimbus.supervisor.timeout.secs
+SATURATE_S = 3 * BOARD_TIMEOUT_S
+BULK_CONNECTIONS = 4
+
+# Runs in the board's namespace: BULK_CONNECTIONS connections writing as fast as the link
+# takes them, for the given seconds. Best effort: it sets no TOS, like the data plane.
+BULK_SENDER = """
+import socket, sys, time
+host, port, seconds, n = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+conns = [socket.create_connection((host, port)) for _ in range(n)]
+for c in conns:
+    c.setblocking(False)
+chunk, end = b"x" * 65536, time.monotonic() + seconds
+while time.monotonic() < end:
+    for c in conns:
+        try:
+            c.send(chunk)
+        except BlockingIOError:
+            pass
+    time.sleep(0.001)
+"""
+
+
+@dataclass
+class Run:
+    declared_dead: int  # times Nimbus declared the board dead (its log)
+    longest_gap_s: float  # longest time between two heartbeats Nimbus took in (registrations count)
+    heartbeats: int  # distinct arrivals seen while saturated, and the first one after
+    link_util: float  # the board's uplink use over the saturation, share of its rate
+    priority_bytes: int  # what the uplink's priority class sent during the run
+    best_effort_dropped: int  # packets the uplink's best-effort class dropped during the run
+
+
+@contextmanager
+def sink(address: str) -> Iterator[int]:
+    """A TCP sink on ``address`` (the bridge) that reads and discards; yields its port."""
+    server = socket.create_server((address, 0))
+    server.settimeout(0.2)
+    done = threading.Event()
+
+    def drain(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(0.5)
+            while not done.is_set():
+                try:
+                    if not conn.recv(1 << 16):
+                        return
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+
+    def accept() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=drain, args=(conn,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        done.set()
+        acceptor.join(5)
+        server.close()
+
+
+def saturate(prefix: str, control_dscp: int | None) -> Run:
+    """One testbed with this control mark (None: the daemons' default), its board's uplink
+    saturated for ``SATURATE_S``; what Nimbus saw meanwhile."""
+    with Testbed(BOARD, prefix=prefix, subnet=SUBNET, port=free_port(), control_dscp=control_dscp) as tb:
+        board = tb.boards[0]
+        uplink = ("slow", "up")
+        with sink(tb.bridge_address) as port, tb.client() as client:
+            classes0, links0 = tb.link_classes()[uplink[0]][uplink[1]], tb.link_counters()
+            sender = subprocess.Popen(
+                ["nsenter", f"--net=/var/run/netns/{tb.namespace_of(board)}", sys.executable, "-c", BULK_SENDER]
+                + [tb.bridge_address, str(port), str(SATURATE_S), str(BULK_CONNECTIONS)]
+            )
+            try:
+                t0 = time.monotonic()
+                seen: list[float] = []
+                while sender.poll() is None:
+                    [sup] = client.cluster()["supervisors"]
+                    if sup["last_seen"] is not None and (not seen or sup["last_seen"] != seen[-1]):
+                        seen.append(sup["last_seen"])
+                    time.sleep(0.2)
+                seconds = time.monotonic() - t0
+                assert sender.returncode == 0, "the bulk sender failed"
+                # The link is free again: the next heartbeat ends the last silence of the run,
+                # which Nimbus has judged by then (in time, or as a death in its log).
+                deadline, last = time.monotonic() + 3 * BOARD_TIMEOUT_S, seen[-1] if seen else None
+                while not seen or seen[-1] == last:
+                    assert time.monotonic() < deadline, "the board never heartbeat again after the bulk data"
+                    [sup] = client.cluster()["supervisors"]
+                    if sup["last_seen"] is not None and sup["last_seen"] != last:
+                        seen.append(sup["last_seen"])
+                    time.sleep(0.2)
+            finally:
+                if sender.poll() is None:
+                    sender.kill()
+                    sender.wait()
+            classes1, links1 = tb.link_classes()[uplink[0]][uplink[1]], tb.link_counters()
+        up0, up1 = links0[board.id][0], links1[board.id][0]
+        gaps = [b - a for a, b in zip(seen, seen[1:])]
+        dead = tb.log("nimbus").count("supervisor slow declared dead")
+        return Run(
+            declared_dead=dead,
+            longest_gap_s=max(gaps, default=float("inf")),
+            heartbeats=len(seen),
+            link_util=(up1 - up0) * 8 / (board.link_mbit * 1e6 * seconds),
+            priority_bytes=classes1[PRIORITY_CLASS]["bytes"] - classes0[PRIORITY_CLASS]["bytes"],
+            best_effort_dropped=classes1[BEST_EFFORT_CLASS]["dropped"] - classes0[BEST_EFFORT_CLASS]["dropped"],
+        )
+
+
+def test_marked_heartbeats_pass_a_saturated_link_and_unmarked_ones_starve(clean_prefix: str) -> None:
+    needs_testbed()
+    marked = saturate(clean_prefix, None)
+    print(f"\nmarked (CS5):   {marked}")
+    unmarked = saturate(clean_prefix, 0)
+    print(f"unmarked (0):   {unmarked}")
+    for run in (marked, unmarked):  # the bulk data really filled the link, both times
+        assert run.link_util > 0.85 and run.best_effort_dropped > 0
+    assert marked.priority_bytes > 0 and unmarked.priority_bytes == 0
+    assert marked.declared_dead == 0
+    assert marked.longest_gap_s < BOARD_TIMEOUT_S / 2  # a heartbeat a second, none held back for long
+    # The same run without the mark: the board is lost, or at least went silent for half
+    # the timeout (seen: lost once, 5 heartbeats in 15 s, where the marked run had 15).
+    assert unmarked.declared_dead >= 1 or unmarked.longest_gap_s > BOARD_TIMEOUT_S / 2
