@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from squall.experiments import measure
 from squall.experiments.boards import parse_boards
 from squall.experiments.netns import BEST_EFFORT_CLASS, PRIORITY_CLASS
 from squall.experiments.testbed import Testbed
@@ -59,7 +60,7 @@ class Run:
     declared_dead: int  # times Nimbus declared the board dead (its log)
     longest_gap_s: float  # longest time between two heartbeats Nimbus took in (registrations count)
     heartbeats: int  # distinct arrivals seen while saturated, and the first one after
-    link_util: float  # the board's uplink use over the saturation, share of its rate
+    link_util: float  # the board's uplink use while the sender ran, share of its rate (as experiments count it)
     priority_bytes: int  # what the uplink's priority class sent during the run
     best_effort_dropped: int  # packets the uplink's best-effort class dropped during the run
 
@@ -106,9 +107,8 @@ def saturate(prefix: str, control_dscp: int | None) -> Run:
     saturated for ``SATURATE_S``; what Nimbus saw meanwhile."""
     with Testbed(BOARD, prefix=prefix, subnet=SUBNET, port=free_port(), control_dscp=control_dscp) as tb:
         board = tb.boards[0]
-        uplink = ("slow", "up")
         with sink(tb.bridge_address) as port, tb.client() as client:
-            classes0, links0 = tb.link_classes()[uplink[0]][uplink[1]], tb.link_counters()
+            classes0, links0 = tb.link_classes()[board.id]["up"], tb.link_counters()
             sender = subprocess.Popen(
                 ["nsenter", f"--net=/var/run/netns/{tb.namespace_of(board)}", sys.executable, "-c", BULK_SENDER]
                 + [tb.bridge_address, str(port), str(SATURATE_S), str(BULK_CONNECTIONS)]
@@ -121,7 +121,7 @@ def saturate(prefix: str, control_dscp: int | None) -> Run:
                     if sup["last_seen"] is not None and (not seen or sup["last_seen"] != seen[-1]):
                         seen.append(sup["last_seen"])
                     time.sleep(0.2)
-                seconds = time.monotonic() - t0
+                seconds, links1 = time.monotonic() - t0, tb.link_counters()
                 assert sender.returncode == 0, "the bulk sender failed"
                 # The link is free again: the next heartbeat ends the last silence of the run,
                 # which Nimbus has judged by then (in time, or as a death in its log).
@@ -136,15 +136,14 @@ def saturate(prefix: str, control_dscp: int | None) -> Run:
                 if sender.poll() is None:
                     sender.kill()
                     sender.wait()
-            classes1, links1 = tb.link_classes()[uplink[0]][uplink[1]], tb.link_counters()
-        up0, up1 = links0[board.id][0], links1[board.id][0]
+            classes1 = tb.link_classes()[board.id]["up"]
         gaps = [b - a for a, b in zip(seen, seen[1:])]
         dead = tb.log("nimbus").count("supervisor slow declared dead")
         return Run(
             declared_dead=dead,
             longest_gap_s=max(gaps, default=float("inf")),
             heartbeats=len(seen),
-            link_util=(up1 - up0) * 8 / (board.link_mbit * 1e6 * seconds),
+            link_util=measure.link_utilisation(links0, links1, tb.link_mbit(), seconds)[board.id],
             priority_bytes=classes1[PRIORITY_CLASS]["bytes"] - classes0[PRIORITY_CLASS]["bytes"],
             best_effort_dropped=classes1[BEST_EFFORT_CLASS]["dropped"] - classes0[BEST_EFFORT_CLASS]["dropped"],
         )
