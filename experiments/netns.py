@@ -94,6 +94,11 @@ def add_link(ns: str, host_end: str, board_end: str, bridge: str, address: str) 
 # them) go to the priority class, everything else to best effort.
 ROOT_CLASS, PRIORITY_CLASS, BEST_EFFORT_CLASS = "1:1", "1:10", "1:20"
 PRIORITY_SHARE = 0.1  # the priority class's guaranteed share; it borrows up to the whole link
+# Best effort's floor: what data keeps while marked traffic would take the whole link (WMM's
+# best-effort category still wins some contention against video). The rest of the link goes
+# to whichever class has packets, the priority class first: marked traffic, a migration's
+# megabytes of snapshots included, gets 90% of a saturated link, not 10%.
+BEST_EFFORT_FLOOR = 0.1
 PRIORITY_TOS, PRIORITY_TOS_MASK = "0x80", "0x80"  # the TOS byte's top bit: precedence 4-7
 QUEUE_S = 0.05  # each class queues at most 50 ms of the link's traffic (plus a burst), like the tbf before
 
@@ -106,9 +111,10 @@ def link_burst_bytes(mbit: float) -> int:
 def link_shaping(mbit: float) -> list[list[str]]:
     """The ``tc`` commands (their arguments after ``tc``; ``{dev}`` stands for the device)
     that shape one direction of a link at ``mbit``: the HTB root and its class at
-    the link's rate; the priority class (``PRIORITY_SHARE`` of the rate guaranteed, the
-    whole rate when the other is idle, and served first from what is left: HTB prio 0); the
-    best-effort class (the rest guaranteed, also up to the whole rate); a byte FIFO of
+    the link's rate; the priority class (``PRIORITY_SHARE`` of the rate guaranteed, and
+    served first from the rest: HTB prio 0, up to the whole rate); the best-effort class
+    (``BEST_EFFORT_FLOOR`` guaranteed, what the marks leave, up to the whole rate when they
+    are idle: prio 1); a byte FIFO of
     ``QUEUE_S`` of traffic plus a burst under each (the queue the tbf had, so a saturated
     link drops as before); and the u32 filter that sends marked packets to the priority
     class. Nothing is marked by the testbed: it honours what the sockets set."""
@@ -125,7 +131,7 @@ def link_shaping(mbit: float) -> list[list[str]]:
         ["qdisc", "replace", "dev", "{dev}", "root", "handle", "1:", "htb", "default", BEST_EFFORT_CLASS.split(":")[1]],
         htb_class("1:", ROOT_CLASS, rate, rate, None),
         htb_class(ROOT_CLASS, PRIORITY_CLASS, priority, rate, 0),
-        htb_class(ROOT_CLASS, BEST_EFFORT_CLASS, rate - priority, rate, 1),
+        htb_class(ROOT_CLASS, BEST_EFFORT_CLASS, rate * BEST_EFFORT_FLOOR, rate, 1),
         ["qdisc", "add", "dev", "{dev}", "parent", PRIORITY_CLASS, "handle", "10:", "bfifo", "limit", str(queue)],
         ["qdisc", "add", "dev", "{dev}", "parent", BEST_EFFORT_CLASS, "handle", "20:", "bfifo", "limit", str(queue)],
         ["filter", "add", "dev", "{dev}", "parent", "1:", "protocol", "ip", "prio", "1", "u32"]

@@ -26,8 +26,10 @@ def test_an_htb_root_at_the_link_rate_with_a_priority_and_a_best_effort_class(mb
     assert root["rate"] == root["ceil"] == rate
     assert prio["prio"] == "0" and rest["prio"] == "1"  # what is left over goes to the marks first
     assert prio["ceil"] == rest["ceil"] == rate  # either may borrow the whole link
-    assert float(prio["rate"][:-3]) + float(rest["rate"][:-3]) == pytest.approx(mbit * 1e6)
+    # Each is guaranteed a share; the rest of the link goes to the priority class first.
     assert float(prio["rate"][:-3]) == pytest.approx(mbit * 1e6 * netns.PRIORITY_SHARE)
+    assert float(rest["rate"][:-3]) == pytest.approx(mbit * 1e6 * netns.BEST_EFFORT_FLOOR)
+    assert netns.PRIORITY_SHARE + netns.BEST_EFFORT_FLOOR < 1
     # The tbf's burst (10 ms, at least 4 frames) and queue (50 ms plus the burst) are kept.
     burst = max(int(mbit * 1e6 / 8 / 100), 4 * 1514)
     assert root["burst"] == prio["burst"] == rest["burst"] == str(burst)
