@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import zmq
 
 from squall.cli import UsageError
 from squall.cli.supervisor import parse_settings
@@ -117,6 +118,9 @@ def run_and_capture(tmp_path: Path, nimbus_dscp: int, supervisor_dscp: int) -> l
             while server.state.counters["msg_Heartbeat"] < 3:
                 assert time.monotonic() < deadline, "the supervisor's heartbeats did not reach Nimbus"
                 time.sleep(0.05)
+            # The socket the workers talk to (loopback) is never marked, whatever the setting.
+            assert sup.worker_sock.getsockopt(zmq.TOS) == 0
+            assert sup.nimbus_sock.getsockopt(zmq.TOS) == tos_byte(supervisor_dscp)
         finally:
             sup.stop()
             server.stop()
