@@ -134,14 +134,20 @@ def _summed_step_by_step(kept: list[M.WorkerMetrics]) -> dict[str, dict]:
     return out
 
 
-def _random_report(rng: random.Random, at: float, counts: dict[int, int], restart: bool) -> M.WorkerMetrics:
-    """Cumulative counters that grow, sometimes restart from zero (and may lose a source)."""
+def _random_report(rng: random.Random, at: float, counts: dict, restart: bool) -> M.WorkerMetrics:
+    """Cumulative counters that grow and sometimes restart from zero (the worker's all at
+    once, or one source's count alone); a source is sometimes missing from a report."""
     executors = []
     for ex in (1, 2, 3):
         if restart:
             counts[ex] = 0
         counts[ex] += rng.randrange(0, 50)
-        sources = {s: counts[ex] * s for s in (4, 5, 6) if rng.random() < 0.9 or not restart}
+        sources = {}
+        for s in (4, 5, 6):
+            key = (ex, s)
+            counts[key] = 0 if restart or rng.random() < 0.03 else counts.get(key, 0) + rng.randrange(0, 30)
+            if rng.random() < 0.95:
+                sources[s] = counts[key]
         executors.append(
             M.ExecutorMetrics(
                 ex, "c", emitted=counts[ex], executed=counts[ex], cpu_s=counts[ex] / 1e3, received_from=sources
@@ -158,10 +164,10 @@ def test_rates_read_from_a_run_of_samples_equal_the_step_by_step_sum(seed: int) 
     sources that come and go, gives the rates of summing every step of it."""
     rng = random.Random(seed)
     w = MetricsWindow()
-    counts = {1: 0, 2: 0, 3: 0}
+    counts: dict = {1: 0, 2: 0, 3: 0}
     reports: list[M.WorkerMetrics] = []
     for second in range(60):
-        reports.append(_random_report(rng, float(second), counts, restart=rng.random() < 0.1))
+        reports.append(_random_report(rng, float(second), counts, restart=rng.random() < 0.05))
         w.add("t", "n1", 6700, reports[-1], float(second), 10.0)
         kept = [m for m in reports if second - m.at <= 10.0]
         if len(kept) < 2:
