@@ -576,9 +576,10 @@ class LiveRebalancing:
 
     def _finish_event(self, mig: Migration, now: float, note: str = "") -> None:
         notes = [*mig.notes, *([note] if note else [])]
-        self.nimbus.emit(
-            self.event_log.update(mig.event_id, {"paused_s": now - mig.started_at, "notes": notes, "done_at": now})
-        )
+        done = {"paused_s": now - mig.started_at, "notes": notes, "done_at": now}
+        if mig.drain:  # how the drain ended (quiescent or timed out) and how long it took
+            done.update(drain=mig.drain, drain_s=mig.drain_s)
+        self.nimbus.emit(self.event_log.update(mig.event_id, done))
 
 
 def changes_executors(rec: TopologyRecord, pending: Mapping[str, Any]) -> bool:

@@ -29,6 +29,13 @@ class Rec:
         return dict(self.conf)
 
 
+def endpoint(key: tuple[str, int]) -> str:
+    return f"{key[0]}:{key[1]}"
+
+
+PEERS = tuple(endpoint(k) for k in (A, B, C))  # the old workers: those a PAUSE reads
+
+
 def host(node: str) -> str:
     return f"h-{node}"
 
@@ -38,7 +45,8 @@ def mig(**kw) -> Migration:
 
 
 def report(key, version=7, paused=True, queued=0, sent=10, received=10, at=1.0, state="running", released=None):
-    metrics = worker_metrics([], at, {}, {}, queued, sent, received)
+    """``key``'s worker, linked to every other old worker (``live_helpers.mesh_links``)."""
+    metrics = worker_metrics([], at, {}, {}, queued, sent, received, me=endpoint(key), peers=PEERS)
     return M.WorkerReport("t", key[1], 1, state, version, metrics=metrics, paused=paused, released=released or {})
 
 
