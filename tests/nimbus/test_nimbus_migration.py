@@ -188,7 +188,7 @@ def test_the_drain_ends_by_quiescence_whatever_the_cumulative_sums_say():
         return {
             A: linked(A, *a_b, at=t),
             B: linked(B, {endpoint(A): mark}, {endpoint(A): mark}, at=t),
-            C: report(C, at=t),
+            C: linked(C, {}, {}, at=t),  # no link to or from C
         }
 
     assert reports(1.0)[A].metrics.sent_remote != reports(1.0)[B].metrics.received_remote  # type: ignore[union-attr]
