@@ -10,6 +10,9 @@ frame received) rather than the absence of a note.
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from tests.cluster.test_rebalance_live import lines, write_topology
@@ -70,3 +73,34 @@ def test_every_change_drains_by_quiescence_after_a_worker_left_and_one_came(drai
         assert e["drain"] == "quiescent", e
         assert not [n for n in e["notes"] if "drain timed out" in n], e["notes"]
         assert e["drain_s"] < DRAIN_S / 2, e
+
+
+def test_a_change_after_a_worker_restarted_drains_by_quiescence(drain_cluster, tmp_path):
+    """A worker killed and restarted by its supervisor starts its counts afresh; the links
+    it sends on are new and the ones it receives on continue, so the drain still ends exactly."""
+    out = tmp_path / "out"
+    out.mkdir()
+    conf = {
+        "live.total": 10**6,
+        "live.rate": 200.0,
+        "live.out": str(out),
+        "topology.migration.drain.secs": DRAIN_S,
+    }
+    name = drain_cluster.submit(write_topology(tmp_path), name="restarts", workers=3, conf=conf)
+    before = eventually(lambda: running_workers(drain_cluster, name), what="3 workers running")
+    eventually(lambda: sum(len(lines(out / f"spout-{t}.acked")) for t in (1, 2)) > 300, what="stream under way")
+    key, (pid, _) = sorted(before.items())[-1]
+    os.kill(pid, signal.SIGKILL)
+
+    def restarted() -> bool:
+        now = running_workers(drain_cluster, name)
+        return bool(now and key in now and now[key][0] != pid)
+
+    eventually(restarted, timeout_s=30, what=f"worker {key} restarted")
+    acked = sum(len(lines(out / f"spout-{t}.acked")) for t in (1, 2))
+    eventually(lambda: sum(len(lines(out / f"spout-{t}.acked")) for t in (1, 2)) > acked + 300, what="flowing again")
+    with drain_cluster.client() as c:
+        done = change(c, name, workers=2)
+        c.kill(name, 0)
+    assert done["drain"] == "quiescent", done
+    assert done["drain_s"] < DRAIN_S / 2, done
