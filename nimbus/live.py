@@ -568,10 +568,12 @@ class LiveRebalancing:
         # the loop move again (figure 8, 2 December): measurement restarts after it.
         self.changed(rec, now, settle_s=now - mig.started_at)
         log.info(
-            "topology %s: migration done, %d executor(s) moved, spouts paused %.2f s",
+            "topology %s: migration done, %d executor(s) moved, spouts paused %.2f s (drain %s after %.2f s)",
             rec.name,
             len(mig.moved),
             now - mig.started_at,
+            mig.drain or "skipped",
+            mig.drain_s or 0.0,
         )
 
     def _finish_event(self, mig: Migration, now: float, note: str = "") -> None:
