@@ -233,9 +233,10 @@ class Progress:
     receiver) links between quiet workers whose last frame handed over is not the receiver's
     last frame received; ``unknown``: links to an endpoint no expected worker has (a worker
     on a lost board, or one nobody expected); ``uncounted``: quiet workers that report no
-    links (an older version). ``frames`` sums every quiet worker's frame numbers, so it moves
-    whenever a frame is handed over or received; ``fresh`` counts the looks at which a quiet
-    worker's report was a new one (its ``at`` changed)."""
+    links (an older version) or an endpoint another quiet worker already reports.
+    ``frames`` sums every quiet worker's frame numbers, so it moves whenever a frame is
+    handed over or received; ``fresh`` counts the looks at which a quiet worker's report was
+    a new one (its ``at`` changed)."""
 
     phase: str
     version: int
@@ -277,6 +278,8 @@ class Progress:
         return self.frames, len(self.quiet)
 
     def _remember(self, key: Where, links: M.DataLinks | None, at: float) -> None:
+        if links is not None and self.by_endpoint.get(links.endpoint, key) != key:
+            links = None  # another quiet worker names the same endpoint: neither's links can be told apart
         self.quiet[key] = (links, at)
         if links is None:
             self.uncounted.add(key)
@@ -484,7 +487,7 @@ def _why_not(progress: Progress) -> str:
         parts.append(f"worker(s) not paused and empty: {_few(f'{n}:{p}' for n, p in progress.waiting)}")
     if progress.uncounted:
         older = _few(f"{n}:{p}" for n, p in progress.uncounted)
-        parts.append(f"worker(s) of an older version report no data links: {older}")
+        parts.append(f"worker(s) with no usable data links (an older version, or an endpoint named twice): {older}")
     links = _open_links(progress)
     if links:
         parts.append(f"link(s) whose last frame has not arrived: {_few(f'{s}->{r}' for s, r in links)}")

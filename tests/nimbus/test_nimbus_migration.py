@@ -249,7 +249,29 @@ def test_a_worker_of_an_older_version_keeps_the_drain_to_its_timeout_and_is_name
     assert not advance(m, reports, {"n1", "n2"}, 7, 1.0, LC)
     assert not advance(m, {**reports, A: report(A, at=2.0)}, {"n1", "n2"}, 7, 2.0, LC)
     assert advance(m, reports, {"n1", "n2"}, 7, LC.drain_s, LC) and m.drain == TIMED_OUT
-    assert "older version report no data links: n2:6700" in m.notes[0]
+    assert "no usable data links (an older version, or an endpoint named twice): n2:6700" in m.notes[0]
+
+
+def test_two_workers_naming_one_endpoint_hold_the_drain_and_never_break_the_look():
+    m = mig(phase_at=0.0)
+    a_links = {endpoint(C): M.LinkMark(7, 2)}, {}
+    reports = {
+        A: linked(A, *a_links),
+        B: dataclasses.replace(linked(C, {}, {endpoint(A): M.LinkMark(7, 2)}), port=B[1]),  # B claims C's endpoint
+        C: linked(C, {}, {endpoint(A): M.LinkMark(7, 2)}),
+    }
+    for t in (1.0, 2.0, 3.0):
+        assert not advance(
+            m,
+            {k: dataclasses.replace(r, metrics=dataclasses.replace(r.metrics, at=t)) for k, r in reports.items()},
+            {"n1", "n2"},
+            7,
+            t,
+            LC,
+        )
+        assert not observe(m, "n2", {B: reports[B], C: reports[C]}, 7, t + 0.5, LC)
+    assert m.progress is not None and len(m.progress.uncounted) == 1
+    assert advance(m, reports, {"n1", "n2"}, 7, LC.drain_s, LC) and m.drain == TIMED_OUT
 
 
 # -- through NimbusState --------------------------------------------------------------------
