@@ -131,6 +131,11 @@ class Migration:
     def missing_snapshots(self) -> tuple[int, ...]:
         return tuple(ex for ex in self.awaited_snapshots() if ex not in self.states)
 
+    def wants_snapshot(self, ex: int) -> bool:
+        """Still waiting for executor ``ex``'s snapshot: awaited, not held yet, and the
+        migration has not moved on past RELEASE (after that a missing one moves without state)."""
+        return self.phase in (PAUSE, RELEASE) and ex in self.awaited and ex not in self.states
+
 
 def _slots_out(placement: Mapping[int, Slot]) -> dict[str, list[Any]]:
     return {str(ex): [s.worker, s.node, s.port] for ex, s in sorted(placement.items())}
@@ -434,6 +439,22 @@ def _reports_version(r: M.WorkerReport | None, version: int) -> TypeGuard[M.Work
 
 def _running(r: M.WorkerReport | None, version: int) -> bool:
     return r is not None and r.assignment_version >= version and r.state == "running"
+
+
+def snapshots_taken(migrations: Mapping[str, Migration], reports: Iterable[M.WorkerReport]) -> dict[int, list[int]]:
+    """For a board's heartbeat: per slot port, the released snapshots in ``reports`` that Nimbus
+    holds or no longer needs (no migration of that topology wants them). The board stops
+    sending those (``HeartbeatAck.taken``); one Nimbus still waits for is sent again with
+    the next heartbeat, so a lost heartbeat loses no state."""
+    taken: dict[int, list[int]] = {}
+    for r in reports:
+        if not r.released:
+            continue
+        mig = migrations.get(r.topology)
+        ids = sorted(ex for ex in r.released if mig is None or not mig.wants_snapshot(ex))
+        if ids:
+            taken[r.port] = ids
+    return taken
 
 
 def _collect(mig: Migration, reports: Mapping[Where, M.WorkerReport]) -> int:

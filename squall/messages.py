@@ -188,6 +188,11 @@ class HeartbeatAck:
 
     seq: int
     term: int = field(default=0, metadata=NON_NEGATIVE)
+    # Released snapshots of this heartbeat that Nimbus holds or no longer needs, by slot port
+    # (port -> executor ids): the board stops sending those. A snapshot can be megabytes (the
+    # executor's queue travels in it); sent with every heartbeat until the migration moved on,
+    # it crowded the board's control link on slow links.
+    taken: dict[int, list[int]] = field(default_factory=dict)
 
 
 @message

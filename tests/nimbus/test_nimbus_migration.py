@@ -461,3 +461,34 @@ def test_looking_at_one_board_decides_as_looking_at_every_board(seed):
         stepped_full = advance(full, latest, live, 7, t, LC)
         assert (stepped_one, one.phase, one.states, one.notes) == (stepped_full, full.phase, full.states, full.notes), t
     assert full.phase == DONE
+
+
+def acks(cmds: list) -> dict[bytes, M.HeartbeatAck]:
+    return {c.peer: c.msg for c in cmds if isinstance(c.msg, M.HeartbeatAck)}
+
+
+def test_the_heartbeat_ack_names_the_snapshots_nimbus_took_and_not_those_it_still_waits_for():
+    """A board sends a released snapshot (its executor's queue: up to megabytes) with every
+    heartbeat until Nimbus's ack names it; Nimbus names it once held or no longer wanted."""
+    st = online({"topology.reschedule.timeout.secs": 0})
+    for t in range(1, 11):
+        report_all(st, float(t), traffic=CROSSING)
+        st.tick(float(t))
+    for t in (11.0, 12.0):
+        report_all(st, t, traffic=CROSSING)
+    assert st.migrations["t"].phase == RELEASE and set(st.migrations["t"].awaited) == {2, 3}
+    # Executor 3's snapshot from a worker that never owned it (n2:6700 did) is not taken:
+    # Nimbus still wants executor 3's from its old owner.
+    released = {("n1", 6700): {2: b"state-2", 3: b"not-its-own"}}
+    got = acks(report_all(st, 12.5, traffic=CROSSING, released=released))
+    assert got[b"peer-n1"].taken == {6700: [2]}
+    assert got[b"peer-n2"].taken == {}
+    assert st.migrations["t"].states == {2: b"state-2"}
+    t = 12.5
+    while "t" in st.migrations and st.migrations["t"].phase == RELEASE:  # until the release timeout
+        t += 1.0
+        assert t < 30.0
+        st.tick(t)
+        report_all(st, t + 0.5, traffic=CROSSING, released=released)
+    got = acks(report_all(st, t + 0.7, traffic=CROSSING, released=released))
+    assert got[b"peer-n1"].taken == {6700: [2, 3]}, "past RELEASE nothing is wanted any more"
