@@ -29,6 +29,7 @@ from dataclasses import replace
 from squall.rebalance import online, round_robin
 from squall.rebalance.assignment import Assignment
 from squall.rebalance.errors import InfeasibleError
+from squall.rebalance.latency_bound import MARGIN, GainBound
 from squall.rebalance.latency_moves import (
     board_candidates,
     executor_candidates,
@@ -107,7 +108,7 @@ def _better(new: tuple[float, float], old: tuple[float, float]) -> bool:
     return new[0] <= old[0] + 1e-12 and new[1] < old[1] * (1.0 - IMPROVEMENT) - 1e-15
 
 
-def _improve(state: State, free: Mapping[str, int]) -> None:
+def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBound:
     """Passes of best-improving moves until a pass changes nothing (at most MAX_PASSES).
 
     The first pass tries every executor and every worker. A later pass tries only those
@@ -115,8 +116,13 @@ def _improve(state: State, free: Mapping[str, int]) -> None:
     from changed, so a pass over everything would price the same moves again and decline
     them again (on the speed benchmark's workloads the second full pass found no move at
     all and took as long as the first). The moves taken, and their order, are those of
-    full passes whenever the full pass would have taken nothing outside that region."""
+    full passes whenever the full pass would have taken nothing outside that region.
+
+    With ``skip`` an executor's trial moves that :class:`GainBound` shows cannot save
+    ``IMPROVEMENT`` are not priced (the same moves are taken: see
+    :mod:`squall.rebalance.latency_bound`); returns the bound, which counts them."""
     net = state.net
+    bound = GainBound(state)
     executors: Sequence[int] = range(len(net.ex_key))
     workers: Sequence[int] = range(len(state.worker_ids))
     for _ in range(MAX_PASSES):
@@ -129,12 +135,30 @@ def _improve(state: State, free: Mapping[str, int]) -> None:
         spare = spare_worker(state, free)
         for g in executors:
             best, best_w = current, -1
+            # Within the hard limits a move is taken only if it saves IMPROVEMENT of the
+            # latency; the bound needs the exact gain on g's board of moving g off it.
+            bounded = skip and current[0] == 0.0
+            limit = current[1] * IMPROVEMENT * (1.0 - MARGIN)
+            mine = state.worker_node[state.exec_worker[g]]
+            removal: float | None = None
+            edges = bound.edges_of(g) if bounded else None
             for w in executor_candidates(state, g, least_busy, spare):
                 board = least_busy_board(state, free) if state.worker_node[w] < 0 else -1
-                value = state.price_executor_move(g, w, board)
+                if removal is not None and edges is not None and board < 0:
+                    most = bound.gain(g, w, removal, edges)
+                    if most is not None and most <= limit:
+                        bound.skipped += 1
+                        continue
+                to = state.worker_node[w] if board < 0 else board
+                if bounded and removal is None and to != mine:
+                    value, after = state.price_executor_move_at(g, w, board, mine)
+                    removal = state.node_lat[mine] - after
+                else:
+                    value = state.price_executor_move(g, w, board)
                 if _better(value, best):
                     best, best_w = value, w
             if best_w >= 0:
+                bound.forget()
                 if state.worker_node[best_w] < 0:
                     state.move_worker(best_w, least_busy_board(state, free))
                 moved.update((state.exec_worker[g], best_w))
@@ -153,6 +177,7 @@ def _improve(state: State, free: Mapping[str, int]) -> None:
                 if _better(value, best):
                     best, best_n = value, n
             if best_n >= 0:
+                bound.forget()
                 moved.add(w)
                 boards.update((state.worker_node[w], best_n))
                 shifted.update(state.members[w])
@@ -160,8 +185,9 @@ def _improve(state: State, free: Mapping[str, int]) -> None:
                 current = best
                 changed = True
         if not changed:
-            return
+            return bound
         executors, workers = _near(state, moved, boards, shifted)
+    return bound
 
 
 def _near(state: State, moved: set[int], boards: set[int], shifted: set[int]) -> tuple[list[int], list[int]]:
