@@ -30,8 +30,15 @@ crossing items, link flows and stays for ``c``'s workers. So the gain is
   ``g`` to executors on ``b`` (the only stays on ``b`` that can end: ``g`` no longer enters
   ``b`` from outside) and ``links_b >= 0`` the board's current link terms.
 
-When any premise fails (``b == a``, an empty worker, ``B``'s CPU would fall, the placement
-above the hard limits) no bound is given and the move is priced exactly. A skipped move
+**Above the hard limits** the search takes any move that lowers the excess. Under the same
+premise board ``b``'s excess cannot fall (its utilisation does not, its workers stay), and
+board ``a``'s excess after the move is, like its latency term, the same for every ``b != a``
+(read from the same trial). So a move is skipped if it raises ``a``'s excess by more than
+the objective's rounding of it, or if neither board breaks a limit before or after (the
+excess is then unchanged: the sums add exact zeros) and the latency bound holds.
+
+When any premise fails (``b == a``, an empty worker, ``B``'s CPU would fall) no bound is
+given and the move is priced exactly. A skipped move
 could not have been taken, nor have become the best candidate, so the search takes the
 same moves in the same order and returns the same placement (a test compares it with the
 unpruned search on random workloads, and checks the bound against every exact price).
@@ -43,11 +50,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from squall.rebalance.latency import MAX_UTILISATION
 from squall.rebalance.latency_state import BoardSlack, State, worker_time
 
 # A skip needs the bound this far under the threshold (relative): rounding of the cached
 # terms is ~1e-16 of them, so this keeps every skip sound with a wide margin.
 MARGIN = 1e-6
+# The objective's excess is rounded to 9 decimals: a rise of more than two steps of that
+# rounding cannot round away.
+EXCESS_STEP = 2e-9
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What moving an executor off its board to any other board does to that board
+    (read from one exact trial: the same for every other board, see the module doc)."""
+
+    gain: float  # its latency term before less after
+    excess: float  # its excess over the hard limits before
+    excess_after: float  # ... and after
 
 
 @dataclass
@@ -104,10 +125,33 @@ class GainBound:
             rate_to[other] = rate_to.get(other, 0.0) + rate
         return out
 
-    def gain(self, g: int, w: int, removal: float, edges: ExecutorEdges) -> float | None:
-        """An upper bound on the latency (s) moving ``g`` to the placed worker ``w`` on
+    def skips(
+        self, g: int, w: int, removal: Removal, edges: ExecutorEdges, current: tuple[float, float], improvement: float
+    ) -> bool:
+        """Whether moving ``g`` to worker ``w`` provably cannot be taken by a search at
+        objective ``current`` that asks a move to save ``improvement`` of the latency
+        (see the module docstring; False when it cannot tell)."""
+        found = self.gain(g, w, removal.gain, edges)
+        if found is None:
+            return False
+        most, rho_after = found
+        limit = current[1] * improvement * (1.0 - MARGIN)
+        if current[0] == 0.0:
+            return most <= limit
+        if removal.excess_after - removal.excess > EXCESS_STEP:
+            return True  # g's own board breaks the limits by more; w's cannot make up for it
+        return (
+            removal.excess == 0.0 == removal.excess_after
+            and self.state.node_exc[self.state.worker_node[w]] == 0.0
+            and rho_after <= MAX_UTILISATION * (1.0 - MARGIN)
+            and most <= limit
+        )
+
+    def gain(self, g: int, w: int, removal: float, edges: ExecutorEdges) -> tuple[float, float] | None:
+        """(An upper bound on the latency (s) moving ``g`` to the placed worker ``w`` on
         another board saves, given ``removal``, the exact gain on ``g``'s board of moving
-        it off that board; None when the premises of the module's proof do not hold."""
+        it off that board; ``w``'s board's utilisation after the move), or None when the
+        premises of the module's proof do not hold."""
         state = self.state
         net = state.net
         b = state.worker_node[w]
@@ -141,4 +185,4 @@ class GainBound:
         after = worker_time(topo, 1.0 / terms.clock_hz, terms.wake_wait_s, u, rho, na, nav, ak, akv, outk, ink)
         share = board.share
         stays = share * terms.throttle_wait_full_s * edges.out_to_board.get(b, 0.0)
-        return removal + (1.0 + share) * (before - after) + stays + board.link + edges.delays
+        return removal + (1.0 + share) * (before - after) + stays + board.link + edges.delays, rho

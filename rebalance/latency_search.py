@@ -29,7 +29,7 @@ from dataclasses import replace
 from squall.rebalance import online, round_robin
 from squall.rebalance.assignment import Assignment
 from squall.rebalance.errors import InfeasibleError
-from squall.rebalance.latency_bound import MARGIN, GainBound
+from squall.rebalance.latency_bound import GainBound, Removal
 from squall.rebalance.latency_moves import (
     board_candidates,
     executor_candidates,
@@ -135,24 +135,21 @@ def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBo
         spare = spare_worker(state, free)
         for g in executors:
             best, best_w = current, -1
-            # Within the hard limits a move is taken only if it saves IMPROVEMENT of the
-            # latency; the bound needs the exact gain on g's board of moving g off it.
-            bounded = skip and current[0] == 0.0
-            limit = current[1] * IMPROVEMENT * (1.0 - MARGIN)
+            # The bound needs what moving g off its board does there: read from the first
+            # exact trial to another board (the same for every other board).
             mine = state.worker_node[state.exec_worker[g]]
-            removal: float | None = None
-            edges = bound.edges_of(g) if bounded else None
+            removal: Removal | None = None
+            edges = bound.edges_of(g) if skip else None
             for w in executor_candidates(state, g, least_busy, spare):
                 board = least_busy_board(state, free) if state.worker_node[w] < 0 else -1
                 if removal is not None and edges is not None and board < 0:
-                    most = bound.gain(g, w, removal, edges)
-                    if most is not None and most <= limit:
+                    if bound.skips(g, w, removal, edges, current, IMPROVEMENT):
                         bound.skipped += 1
                         continue
                 to = state.worker_node[w] if board < 0 else board
-                if bounded and removal is None and to != mine:
-                    value, after = state.price_executor_move_at(g, w, board, mine)
-                    removal = state.node_lat[mine] - after
+                if skip and removal is None and to != mine:
+                    value, (lat, exc) = state.price_executor_move_at(g, w, board, mine)
+                    removal = Removal(state.node_lat[mine] - lat, state.node_exc[mine], exc)
                 else:
                     value = state.price_executor_move(g, w, board)
                 if _better(value, best):

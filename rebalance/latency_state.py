@@ -422,19 +422,21 @@ class State:
         boards, the edges' delays and the totals."""
         return self.price_executor_move_at(g, w, board, -1)[0]
 
-    def price_executor_move_at(self, g: int, w: int, board: int, watch: int) -> tuple[tuple[float, float], float]:
-        """:meth:`price_executor_move`, and board ``watch``'s cached latency term with
-        the move made (0.0 for ``watch`` -1): how much of the gain that board gives."""
+    def price_executor_move_at(
+        self, g: int, w: int, board: int, watch: int
+    ) -> tuple[tuple[float, float], tuple[float, float]]:
+        """:meth:`price_executor_move`, and board ``watch``'s cached (latency, excess)
+        terms with the move made ((0, 0) for ``watch`` -1): what that board gives."""
         old = self.exec_worker[g]
         if old == w:
-            return self.objective(), self.node_lat[watch] if watch >= 0 else 0.0
+            return self.objective(), (self.node_lat[watch], self.node_exc[watch]) if watch >= 0 else (0.0, 0.0)
         edges = self.net.adjacent[g]
         saved = self._save((old, w), board, edges)
         if board >= 0:
             self.move_worker(w, board)
         self.move_executor(g, w)
         value = self.objective()
-        watched = self.node_lat[watch] if watch >= 0 else 0.0
+        watched = (self.node_lat[watch], self.node_exc[watch]) if watch >= 0 else (0.0, 0.0)
         self._restore(saved)
         self.members[w].discard(g)
         self.members[old].add(g)
