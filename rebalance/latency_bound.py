@@ -147,6 +147,64 @@ class GainBound:
             and most <= limit
         )
 
+    def _board(self, n: int) -> BoardSlack:
+        board = self._boards.get(n)
+        if board is None:
+            board = self._boards[n] = self.state.board_slack(n)
+        return board
+
+    def removal(self, g: int, edges: ExecutorEdges) -> float:
+        """An upper bound on what moving ``g`` off its board, to any other board, saves on
+        that board (s), without pricing the move: the board's latency term now less the
+        sum of its workers' times after — each at the board's utilisation after, ``g``'s
+        worker with ``g`` taken out of its aggregates (as :meth:`gain` puts it in). The
+        quota's stops and the link terms after are left out (both >= 0), so it is looser
+        than the exact trial by them; the search prices that trial when this is not enough."""
+        state = self.state
+        net = state.net
+        mine = state.exec_worker[g]
+        a = state.worker_node[mine]
+        board = self._board(a)
+        terms = net.terms[a]
+        wall = 1.0 / terms.clock_hz
+        u_mine, after = 0.0, 0.0  # g's worker empties: it is no longer on the board
+        if state.w_count[mine] > 1:
+            topo = net.topos[state.worker_ids[mine][0]]
+            na, nav, ak, akv = state.w_na[mine], state.w_nav[mine], state.w_ak[mine], state.w_akv[mine]
+            if net.ex_acker[g]:
+                ak -= net.ex_cycles[g]
+                akv -= net.ex_rate[g]
+            else:
+                na -= net.ex_cycles[g]
+                nav -= net.ex_rate[g]
+            inside = edges.rate_to.get(mine, 0.0)
+            cross = state.w_cross[mine] - edges.rate + 2.0 * inside
+            u_mine = (na + ak + topo.overhead_hz + topo.transfer_cycles * cross / 2.0) / terms.clock_hz
+            outk = state.w_outk[mine] - (edges.out - edges.out_to.get(mine, 0.0)) + edges.in_from.get(mine, 0.0)
+            ink = state.w_ink[mine] - (edges.into - edges.in_from.get(mine, 0.0)) + edges.out_to.get(mine, 0.0)
+        rho = board.rho + (u_mine - board.cores[mine]) / terms.cores
+        if state.w_count[mine] > 1:
+            after = worker_time(topo, wall, terms.wake_wait_s, u_mine, rho, na, nav, ak, akv, outk, ink)
+        topos, worker_ids = net.topos, state.worker_ids
+        w_na, w_nav, w_ak, w_akv = state.w_na, state.w_nav, state.w_ak, state.w_akv
+        w_outk, w_ink = state.w_outk, state.w_ink
+        for x, u in board.cores.items():
+            if x != mine:
+                after += worker_time(
+                    topos[worker_ids[x][0]],
+                    wall,
+                    terms.wake_wait_s,
+                    u,
+                    rho,
+                    w_na[x],
+                    w_nav[x],
+                    w_ak[x],
+                    w_akv[x],
+                    w_outk[x],
+                    w_ink[x],
+                )
+        return state.node_lat[a] - after
+
     def gain(self, g: int, w: int, removal: float, edges: ExecutorEdges) -> tuple[float, float] | None:
         """(An upper bound on the latency (s) moving ``g`` to the placed worker ``w`` on
         another board saves, given ``removal``, the exact gain on ``g``'s board of moving
@@ -157,9 +215,7 @@ class GainBound:
         b = state.worker_node[w]
         if b < 0 or b == state.worker_node[state.exec_worker[g]]:
             return None
-        board = self._boards.get(b)
-        if board is None:
-            board = self._boards[b] = state.board_slack(b)
+        board = self._board(b)
         before = board.time.get(w)
         if before is None:
             return None

@@ -33,6 +33,7 @@ from squall.rebalance.latency_bound import GainBound, Removal
 from squall.rebalance.latency_moves import (
     board_candidates,
     executor_candidates,
+    free_slots,
     least_busy_board,
     least_busy_workers,
     spare_worker,
@@ -140,10 +141,13 @@ def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBo
             mine = state.worker_node[state.exec_worker[g]]
             removal: Removal | None = None
             edges = bound.edges_of(g) if skip else None
+            # Within the limits a bound on that, without the trial, is often enough.
+            loose = Removal(bound.removal(g, edges), 0.0, 0.0) if edges is not None and current[0] == 0.0 else None
             for w in executor_candidates(state, g, least_busy, spare):
                 board = least_busy_board(state, free) if state.worker_node[w] < 0 else -1
-                if removal is not None and edges is not None and board < 0:
-                    if bound.skips(g, w, removal, edges, current, IMPROVEMENT):
+                known = removal or loose
+                if edges is not None and board < 0 and known is not None:
+                    if bound.skips(g, w, known, edges, current, IMPROVEMENT):
                         bound.skipped += 1
                         continue
                 to = state.worker_node[w] if board < 0 else board
@@ -165,11 +169,13 @@ def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBo
                 spare = spare_worker(state, free)
                 current = best
                 changed = True
+        slots = free_slots(state, free)  # taken again after a worker move
+        room = any(s > 0 for s in slots)
         for w in workers:
-            if not state.w_count[w]:
+            if not room or not state.w_count[w]:
                 continue
             best, best_n = current, -1
-            for n in board_candidates(state, w, free):
+            for n in board_candidates(state, w, slots):
                 value = state.price_worker_move(w, n)
                 if _better(value, best):
                     best, best_n = value, n
@@ -179,6 +185,8 @@ def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBo
                 boards.update((state.worker_node[w], best_n))
                 shifted.update(state.members[w])
                 state.move_worker(w, best_n)
+                slots = free_slots(state, free)
+                room = any(s > 0 for s in slots)
                 current = best
                 changed = True
         if not changed:

@@ -108,6 +108,7 @@ def test_the_bound_is_at_least_every_bounded_move_s_exact_gain(seed):
         assert len(removals) == 1, (g, removals)
         removal = removals.pop()
         edges = bound.edges_of(g)
+        assert bound.removal(g, edges) >= removal - 1e-12 * total, g  # the bound on it, unpriced
         # Every worker elsewhere, not only the search's candidates: the proof is for any.
         for w in sorted(set(elsewhere) | set(executor_candidates(state, g, least_busy, {}))):
             if state.worker_node[w] in (-1, mine):
