@@ -48,10 +48,11 @@ a millionth of the threshold, far above their rounding.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from squall.rebalance.latency import MAX_UTILISATION
-from squall.rebalance.latency_state import BoardSlack, State, worker_time
+from squall.rebalance.latency_state import BoardSlack, State, link_time, worker_time
 
 # A skip needs the bound this far under the threshold (relative): rounding of the cached
 # terms is ~1e-16 of them, so this keeps every skip sound with a wide margin.
@@ -79,10 +80,13 @@ class ExecutorEdges:
     rate_to: dict[int, float] = field(default_factory=dict)  # worker -> items/s to and from g
     out_to: dict[int, float] = field(default_factory=dict)  # worker -> rate x weight from g
     in_from: dict[int, float] = field(default_factory=dict)  # worker -> rate x weight into g
-    out_to_board: dict[int, float] = field(default_factory=dict)  # board -> rate x weight from g
+    # (edge, the other end's worker, g the source, rate x weight, bytes/s)
+    hops: list[tuple[int, int, bool, float, float]] = field(default_factory=list)
     rate: float = 0.0  # items/s on g's edges
     out: float = 0.0  # rate x weight of g's edges out
     into: float = 0.0  # ... and in
+    bytes_out: float = 0.0  # bytes/s of g's edges out
+    bytes_in: float = 0.0  # ... and in
     delays: float = 0.0  # g's edges' current delays
 
 
@@ -103,27 +107,63 @@ class GainBound:
     def edges_of(self, g: int) -> ExecutorEdges:
         state = self.state
         net = state.net
-        exec_worker, worker_node, edge_lat = state.exec_worker, state.worker_node, state.edge_lat
+        exec_worker, edge_lat = state.exec_worker, state.edge_lat
         out = ExecutorEdges()
-        rate_to, out_to, in_from, out_to_board = out.rate_to, out.out_to, out.in_from, out.out_to_board
+        rate_to, out_to, in_from, hops = out.rate_to, out.out_to, out.in_from, out.hops
         for k in net.adjacent[g]:
             out.delays += edge_lat[k]
-            s, d, rate, rk, _bytes, _t = net.edge_terms[k]
+            s, d, rate, rk, item_bytes, _t = net.edge_terms[k]
             if s == d:
                 continue
             out.rate += rate
             if s == g:
                 other = exec_worker[d]
                 out_to[other] = out_to.get(other, 0.0) + rk
-                n = worker_node[other]
-                out_to_board[n] = out_to_board.get(n, 0.0) + rk
                 out.out += rk
+                out.bytes_out += item_bytes
             else:
                 other = exec_worker[s]
                 in_from[other] = in_from.get(other, 0.0) + rk
                 out.into += rk
+                out.bytes_in += item_bytes
             rate_to[other] = rate_to.get(other, 0.0) + rate
+            hops.append((k, other, s == g, rk, item_bytes))
         return out
+
+    def _links_after(self, n: int, board: BoardSlack, edges: ExecutorEdges, arrives: bool) -> float:
+        """Board ``n``'s link terms once ``g`` arrives on it (``arrives``) or leaves it for
+        another board: its edges to and from boards other than ``n`` start (or stop)
+        using ``n``'s link, those to and from ``n`` stop (or start)."""
+        state = self.state
+        link_bps = state.net.terms[n].link_bps
+        if link_bps <= 0:
+            return 0.0
+        sign = 1.0 if arrives else -1.0
+        to_n, from_n, bytes_to_n, bytes_from_n = self._with_board(n, edges)
+        out_kappa = state.out_kappa[n] + sign * (edges.out - to_n - from_n)
+        out_bytes = state.out_bytes[n] + sign * (edges.bytes_out - bytes_to_n - bytes_from_n)
+        in_kappa = state.in_kappa[n] + sign * (edges.into - from_n - to_n)
+        in_bytes = state.in_bytes[n] + sign * (edges.bytes_in - bytes_from_n - bytes_to_n)
+        total = 0.0
+        for flow_bytes, kappa in ((out_bytes, out_kappa), (in_bytes, in_kappa)):
+            if kappa > 0:
+                total += link_time(kappa, max(0.0, flow_bytes), board.bits, link_bps)
+        return total
+
+    def _with_board(self, n: int, edges: ExecutorEdges) -> tuple[float, float, float, float]:
+        """(rate x weight from g, into g, bytes/s from g, into g) of g's edges with
+        executors on board ``n``."""
+        worker_node = self.state.worker_node
+        to_n = from_n = bytes_to_n = bytes_from_n = 0.0
+        for _k, other, out, rk, item_bytes in edges.hops:
+            if worker_node[other] == n:
+                if out:
+                    to_n += rk
+                    bytes_to_n += item_bytes
+                else:
+                    from_n += rk
+                    bytes_from_n += item_bytes
+        return to_n, from_n, bytes_to_n, bytes_from_n
 
     def skips(
         self, g: int, w: int, removal: Removal, edges: ExecutorEdges, current: tuple[float, float], improvement: float
@@ -131,11 +171,11 @@ class GainBound:
         """Whether moving ``g`` to worker ``w`` provably cannot be taken by a search at
         objective ``current`` that asks a move to save ``improvement`` of the latency
         (see the module docstring; False when it cannot tell)."""
-        found = self.gain(g, w, removal.gain, edges)
+        limit = current[1] * improvement * (1.0 - MARGIN)
+        found = self.gain(g, w, removal.gain, edges, limit)
         if found is None:
             return False
         most, rho_after = found
-        limit = current[1] * improvement * (1.0 - MARGIN)
         if current[0] == 0.0:
             return most <= limit
         if removal.excess_after - removal.excess > EXCESS_STEP:
@@ -158,8 +198,8 @@ class GainBound:
         that board (s), without pricing the move: the board's latency term now less the
         sum of its workers' times after — each at the board's utilisation after, ``g``'s
         worker with ``g`` taken out of its aggregates (as :meth:`gain` puts it in). The
-        quota's stops and the link terms after are left out (both >= 0), so it is looser
-        than the exact trial by them; the search prices that trial when this is not enough."""
+        quota's stops after are left out (>= 0), and the link terms after too when ``g``'s
+        worker empties; the search prices the exact trial when this is not enough."""
         state = self.state
         net = state.net
         mine = state.exec_worker[g]
@@ -203,13 +243,18 @@ class GainBound:
                     w_outk[x],
                     w_ink[x],
                 )
+        if state.w_count[mine] > 1:  # (an emptied worker could change the size of an item on the link)
+            after += self._links_after(a, board, edges, arrives=False)
         return state.node_lat[a] - after
 
-    def gain(self, g: int, w: int, removal: float, edges: ExecutorEdges) -> tuple[float, float] | None:
+    def gain(
+        self, g: int, w: int, removal: float, edges: ExecutorEdges, enough: float = -math.inf
+    ) -> tuple[float, float] | None:
         """(An upper bound on the latency (s) moving ``g`` to the placed worker ``w`` on
-        another board saves, given ``removal``, the exact gain on ``g``'s board of moving
-        it off that board; ``w``'s board's utilisation after the move), or None when the
-        premises of the module's proof do not hold."""
+        another board saves, given ``removal``, a bound on the gain on ``g``'s board of
+        moving it off that board; ``w``'s board's utilisation after the move), or None
+        when the premises of the module's proof do not hold. A looser bound is returned
+        as soon as it is at most ``enough``."""
         state = self.state
         net = state.net
         b = state.worker_node[w]
@@ -240,5 +285,20 @@ class GainBound:
         ink = state.w_ink[w] - edges.out_to.get(w, 0.0) + edges.into - edges.in_from.get(w, 0.0)
         after = worker_time(topo, 1.0 / terms.clock_hz, terms.wake_wait_s, u, rho, na, nav, ak, akv, outk, ink)
         share = board.share
-        stays = share * terms.throttle_wait_full_s * edges.out_to_board.get(b, 0.0)
-        return removal + (1.0 + share) * (before - after) + stays + board.link + edges.delays, rho
+        wait_full = terms.throttle_wait_full_s
+        on_b = (1.0 + share) * (before - after)
+        # First with what cannot be negative after the move left out (the stays that end
+        # counted as all of g's items out, the link terms and g's edges' delays after):
+        # enough for most moves, and cheap.
+        loose = removal + on_b + share * wait_full * edges.out + board.link + edges.delays
+        if loose <= enough:
+            return loose, rho
+        stays = share * wait_full * self._with_board(b, edges)[0]
+        links = board.link - self._links_after(b, board, edges, arrives=True)
+        worker_node = state.worker_node
+        delays = 0.0  # g's edges' delays after the move, exactly (none to executors in w)
+        for k, other, out, _rk, _bytes in edges.hops:
+            if other != w:
+                there = worker_node[other]
+                delays += state.hop_delay(k, b, there) if out else state.hop_delay(k, there, b)
+        return removal + on_b + stays + links + edges.delays - delays, rho

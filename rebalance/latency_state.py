@@ -62,6 +62,15 @@ class BoardSlack:
     rho: float = 0.0
     share: float = 0.0
     link: float = 0.0
+    bits: float = 0.0  # the size of an item on its link, in bits
+
+
+def link_time(kappa: float, flow_bytes: float, bits: float, link_bps: float) -> float:
+    """Transmission and queueing (M/M/1) on one way of a board's link, per root tuple (s),
+    for ``kappa`` items per root tuple of ``bits`` each and ``flow_bytes`` bytes/s in all;
+    it grows with both."""
+    util = min(SAT_LINK, flow_bytes * 8.0 / link_bps)
+    return kappa * bits / link_bps / (1.0 - util)
 
 
 def worker_time(
@@ -224,13 +233,18 @@ class State:
         return 8.0 * (max(sizes) if sizes else 0.0)
 
     def edge_delay(self, k: int) -> float:
-        s, d, rate, kappa, _kind = self.net.edges[k]
+        s, d, _rate, _kappa, _kind = self.net.edges[k]
         ws, wd = self.exec_worker[s], self.exec_worker[d]
         if ws == wd:
             return 0.0
+        return self.hop_delay(k, self.worker_node[ws], self.worker_node[wd])
+
+    def hop_delay(self, k: int, ns: int, nd: int) -> float:
+        """Edge ``k``'s delay per root tuple (s) between two workers, the source's on
+        board ``ns`` and the destination's on ``nd``."""
         net = self.net
+        s, _d, rate, kappa, _kind = net.edges[k]
         topo = net.topos[net.ex_topo[s]]
-        ns, nd = self.worker_node[ws], self.worker_node[wd]
         delay = topo.transfer_cycles / net.terms[nd].clock_hz
         if ns != nd:
             # A board's link delay is its share of a round trip to another board (what a
@@ -340,8 +354,9 @@ class State:
             bits = self._mean_item_bits(n)
             for flow_bytes, kappa in ((self.out_bytes[n], self.out_kappa[n]), (self.in_bytes[n], self.in_kappa[n])):
                 if kappa > 0:
-                    util = min(SAT_LINK, flow_bytes * 8.0 / terms.link_bps)
-                    lat[-1] = lat.get(-1, 0.0) + kappa * bits / terms.link_bps / (1.0 - util)
+                    lat[-1] = lat.get(-1, 0.0) + link_time(kappa, flow_bytes, bits, terms.link_bps)
+            if detail is not None:
+                detail.bits = bits
         if detail is not None:
             detail.rho = rho_n
             detail.share = share
