@@ -65,18 +65,28 @@ def spare_worker(state: State, free: Mapping[str, int]) -> dict[int, int]:
 
 
 def executor_candidates(
-    state: State, g: int, least_busy: Mapping[int, Sequence[int]], spare: Mapping[int, int]
+    state: State,
+    g: int,
+    least_busy: Mapping[int, Sequence[int]],
+    spare: Mapping[int, int],
+    rate_to: Mapping[int, float] | None = None,
 ) -> list[int]:
+    """Workers to try executor ``g`` in, in order. ``rate_to`` (items/s between ``g`` and
+    each worker, summed over ``g``'s edges in order, as :class:`GainBound` has it) saves
+    summing them again; the same floats either way."""
     net = state.net
     t = net.ex_topo[g]
     mine = state.exec_worker[g]
     out: list[int] = []
     weights: dict[int, float] = {}
-    for k in net.adjacent[g]:
-        s, d, rate, _kappa, _kind = net.edges[k]
-        other = state.exec_worker[d if s == g else s]
-        if other != mine:
-            weights[other] = weights.get(other, 0.0) + rate
+    if rate_to is not None:
+        weights = {w: r for w, r in rate_to.items() if w != mine}
+    else:
+        for k in net.adjacent[g]:
+            s, d, rate, _kappa, _kind = net.edges[k]
+            other = state.exec_worker[d if s == g else s]
+            if other != mine:
+                weights[other] = weights.get(other, 0.0) + rate
     out.extend(sorted(weights, key=lambda w: (-weights[w], w))[:NEIGHBOUR_WORKERS])
     for w in least_busy.get(t, ()):
         if w != mine and state.w_count[w]:

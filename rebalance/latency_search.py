@@ -143,7 +143,8 @@ def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBo
             edges = bound.edges_of(g) if skip else None
             # Within the limits a bound on that, without the trial, is often enough.
             loose = Removal(bound.removal(g, edges), 0.0, 0.0) if edges is not None and current[0] == 0.0 else None
-            for w in executor_candidates(state, g, least_busy, spare):
+            rate_to = edges.rate_to if edges is not None else None
+            for w in executor_candidates(state, g, least_busy, spare, rate_to):
                 board = least_busy_board(state, free) if state.worker_node[w] < 0 else -1
                 known = removal or loose
                 if edges is not None and board < 0 and known is not None:
