@@ -8,42 +8,55 @@ a trial whose gain provably cannot reach that is skipped, unpriced.
 
 **Why the bound is sound.** Moving executor ``g`` from worker ``A`` on board ``a`` to a
 placed worker ``B`` on another board ``b`` re-prices board ``a``, board ``b`` and ``g``'s
-edges, and nothing else: a third board ``c`` holding a neighour ``h`` of ``g`` sees the
+edges, and nothing else: a third board ``c`` holding a neighbour ``h`` of ``g`` sees the
 edge ``g``-``h`` cross from ``a`` to ``c`` before and from ``b`` to ``c`` after — the same
 crossing items, link flows and stays for ``c``'s workers. So the gain is
 ``(L_a - L_a') + (L_b - L_b') + sum over g's edges (e_k - e_k')``, and:
 
 * ``L_a - L_a'`` (board ``a``) is the same for every ``b != a``: with ``g`` gone, ``a``'s
-  workers, flows and stays do not depend on where ``g`` went. The search prices one move of
-  ``g`` off its board exactly and reads it there (``removal``).
-* ``e_k' >= 0``, so the edges give at most their current delays.
+  workers, flows and stays do not depend on where ``g`` went. :meth:`GainBound.removal`
+  bounds it without pricing a move: ``L_a`` less a lower bound on ``L_a'`` — every worker's
+  time at ``a``'s utilisation after the move (``A``'s with ``g`` taken out of its
+  aggregates, the others' unchanged) plus the link terms after (the quota's stops, >= 0,
+  left out). When that is not enough the search prices one move of ``g`` off its board
+  exactly and reads the gain there (:meth:`State.price_executor_move_at`).
+* ``e_k' >= 0``, so the edges give at most their current delays; when that is not enough
+  the delays after are computed (:meth:`State.hop_delay`).
 * Board ``b``: if ``B``'s CPU does not fall (``g``'s cycles at least pay for the crossing
   items that become internal to ``B``: ``c_g + transfer x (T_g - 2 r_B) / 2 >= 0``, with
   ``T_g`` the items/s on ``g``'s edges and ``r_B`` those to executors in ``B``), the board's
   utilisation does not fall either, and every other worker on ``b`` keeps its aggregates,
-  so its time (queue wait and batching wait both grow with utilisation) does not fall;
-  ``B``'s own time stays at least its service time, which only grows by ``g``'s. Per
+  so its time (queue wait and batching wait both grow with utilisation) does not fall. Per
   topology ``t`` the board's term is ``(1 + f) W_t + f x wait_full x S_t`` plus the link
   terms, with the quota's share ``f`` non-decreasing in utilisation and ``W_t, S_t >= 0``;
-  hence ``L_b - L_b' <= (1 + f) x slack_B + f x wait_full x E_b + links_b``, where
-  ``slack_B`` is ``B``'s time less its service, ``E_b`` the items/s per root tuple from
+  hence ``L_b - L_b' <= (1 + f) x (time_B - time_B') + f x wait_full x E_b + links_b -
+  links_b'``, where ``time_B'`` is ``B``'s time with ``g`` in it (the model's own
+  :func:`worker_time` on ``B``'s aggregates after the move), ``E_b`` the rate x weight from
   ``g`` to executors on ``b`` (the only stays on ``b`` that can end: ``g`` no longer enters
-  ``b`` from outside) and ``links_b >= 0`` the board's current link terms.
+  ``b`` from outside; at most all of ``g``'s) and ``links_b'`` the link terms after (>= 0).
+
+Each bound is first taken in its cheap form (what cannot be negative after left out) and
+refined only when that form is not enough to skip the move.
 
 **Above the hard limits** the search takes any move that lowers the excess. Under the same
 premise board ``b``'s excess cannot fall (its utilisation does not, its workers stay), and
 board ``a``'s excess after the move is, like its latency term, the same for every ``b != a``
 (read from the same trial). So a move is skipped if it raises ``a``'s excess by more than
 the objective's rounding of it, or if neither board breaks a limit before or after (the
-excess is then unchanged: the sums add exact zeros) and the latency bound holds.
+excess is then unchanged: the sums add exact zeros) and the latency bound holds. (One
+limit: a board the move does not touch is still re-priced when float rounding leaves its
+link flows changed by more than 1e-12 items/s; its excess can then move in its last bits,
+and if that crosses the objective's 9th decimal the unpruned search would take the move
+for an "improvement" made of rounding. The latency bound within the limits has no such case:
+an excess that rounds to 0 cannot fall.)
 
 When any premise fails (``b == a``, an empty worker, ``B``'s CPU would fall) no bound is
-given and the move is priced exactly. A skipped move
-could not have been taken, nor have become the best candidate, so the search takes the
-same moves in the same order and returns the same placement (a test compares it with the
-unpruned search on random workloads, and checks the bound against every exact price).
-The bound is computed in floats from the same cached terms; a skip also needs a margin of
-a millionth of the threshold, far above their rounding.
+given and the move is priced exactly. A skipped move could not have been taken, nor have
+become the best candidate, so the search takes the same moves in the same order and returns
+the same placement (a test compares it with the unpruned search on random workloads, and
+checks the bound against every exact price). The bound is computed in floats from the same
+cached terms; a skip also needs a margin of a millionth of the threshold, far above their
+rounding.
 """
 
 from __future__ import annotations
