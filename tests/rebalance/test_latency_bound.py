@@ -144,3 +144,27 @@ def test_skipping_moves_takes_the_same_moves_as_pricing_them_all(seed):
     # Moves were skipped, so the comparison tests the bound (it skips only within the
     # hard limits: one seed's boards cannot all get there).
     assert bound.skipped > 0 or plain.objective()[0] > 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_scheduler_places_the_same_with_and_without_skipping(seed, monkeypatch):
+    """Through the public scheduler: every seed improved, workers to spare (boards with free
+    slots, so the "new worker" move is tried too)."""
+    from squall.rebalance import latency_search
+
+    loads = [workload(120, 12, seed)] + ([workload(40, 6, seed + 7, name="other", ackers=1)] if seed % 2 else [])
+    nodes = cluster(6, 6, seed)
+    improve = latency_search._improve
+    skipped = []
+
+    def counted(state, free, skip=True):
+        bound = improve(state, free, skip)
+        skipped.append(bound.skipped)
+        return bound
+
+    monkeypatch.setattr(latency_search, "_improve", counted)
+    skipping = latency_search.schedule(loads, nodes, SchedulerParams())
+    monkeypatch.setattr(latency_search, "_improve", lambda state, free, skip=True: improve(state, free, False))
+    plain = latency_search.schedule(loads, nodes, SchedulerParams())
+    assert skipping.to_dict() == plain.to_dict()
+    assert sum(skipped) > 0  # the bound skipped moves on the way
