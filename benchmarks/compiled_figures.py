@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE))
 
 import against  # noqa: E402  (a sibling benchmark module)
 
-RUNTIME = ["executor", "engine", "batches", "acker", "routing"]
+RUNTIME = ["executor", "spout_executor", "engine", "batches", "acker", "routing"]
 # The declarations variant: Tuple as an extension type, and the executor typed against it.
 TUPLE_PXD = "cdef class Tuple:\n    cdef public object component, stream, task, values, fields, roots, ack_val, done\n"
 EXECUTOR_PXD = "from squall.topology.component cimport Tuple\n"
@@ -52,13 +52,28 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
+def _edit_any(paths: list[Path], old: str, new: str) -> None:
+    """Apply one edit in every file of ``paths`` that has ``old``; at least one must."""
+    hits = [p for p in paths if old in p.read_text()]
+    if not hits:
+        names = ", ".join(p.name for p in paths)
+        raise SystemExit(f"compiled_figures: none of {names} contains {old!r}; update EXECUTOR_EDITS")
+    for path in hits:
+        _edit(path, old, new)
+
+
 def prepare(rev: str, root: Path, variant: str) -> Path:
     """``rev`` exported under ``root/variant``, compiled as the variant says; returns the
     folder to put first on PYTHONPATH."""
     site = against.export(rev, root / variant)
     if variant == "interpreted":
         return site
-    modules = [f"squall/supervisor/runtime/{m}.py" for m in RUNTIME]
+    # A revision from before the spout executor had its own module lacks it.
+    modules = [
+        f"squall/supervisor/runtime/{m}.py"
+        for m in RUNTIME
+        if (site / "squall/supervisor/runtime" / f"{m}.py").exists()
+    ]
     if variant == "declarations":
         src = site.parent / "src"
         component = src / "topology" / "component.py"
@@ -68,10 +83,12 @@ def prepare(rev: str, root: Path, variant: str) -> Path:
             "",
         )
         (src / "topology" / "component.pxd").write_text(TUPLE_PXD)
-        executor = src / "supervisor" / "runtime" / "executor.py"
+        runtime = src / "supervisor" / "runtime"
+        executors = [p for p in (runtime / "executor.py", runtime / "spout_executor.py") if p.exists()]
         for old, new in EXECUTOR_EDITS:
-            _edit(executor, old, new)
-        (src / "supervisor" / "runtime" / "executor.pxd").write_text(EXECUTOR_PXD)
+            _edit_any(executors, old, new)
+        for path in executors:
+            path.with_suffix(".pxd").write_text(EXECUTOR_PXD)
         modules += ["squall/supervisor/runtime/stats.py", "squall/topology/component.py"]
     build = subprocess.run(
         [sys.executable, "-m", "Cython.Build.Cythonize", "-i", "-3", *modules],

@@ -9,7 +9,7 @@ A board file is JSON — either a list of boards or ``{"boards": [...]}`` — wh
 ``cpu``, ``memory_mb``, ``slots``; link class: ``link_mbit``, ``delay_ms``, ``jitter_ms``).
 ``cpu`` is the share of one of *this machine's* cores the board gets (cgroup cpu quota),
 ``link`` the link class (``ethernet`` or ``wifi``), ``link_mbit`` the rate of its link in
-each direction (tc tbf), ``delay_ms`` and ``jitter_ms`` its one-way delay (EMULATED in user
+each direction (tc HTB), ``delay_ms`` and ``jitter_ms`` its one-way delay (EMULATED in user
 space by :mod:`squall.experiments.linkdelay`; the kernel here has no netem), ``memory_mb``
 its memory cap (cgroup memory), ``slots`` its worker slots (default: the Findex slot table
 of ``squall.supervisor.facts``).

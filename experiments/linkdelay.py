@@ -23,7 +23,7 @@ What this emulation is, and is not:
   links and TCP do; jitter is uniform in ``[-jitter, +jitter]``, clipped at zero delay
   (netem's default distribution is uniform too);
 * TCP handshakes and ACKs are local to each side of the relay and are not delayed; only
-  data is. Throughput limits stay with the tc tbf qdiscs on the veth links, which the
+  data is. Throughput limits stay with the tc HTB qdiscs on the veth links, which the
   relay's outgoing connection still crosses;
 * the relay is a Python process outside the boards' CPU caps (it plays the network, not
   the board); it adds its own forwarding cost (tens of microseconds per chunk on an idle

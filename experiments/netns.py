@@ -1,5 +1,6 @@
-"""The kernel objects of the testbed: network namespaces, a bridge, veth pairs, tbf qdiscs
-and cgroup v1 cpu/memory groups — made with ``ip``, ``tc`` and the cgroup file system.
+"""The kernel objects of the testbed: network namespaces, a bridge, veth pairs, HTB qdiscs
+(a priority class for DSCP-marked control traffic, as Wi-Fi's WMM gives it) and cgroup v1
+cpu/memory groups — made with ``ip``, ``tc`` and the cgroup file system.
 
 Every object's name starts with the testbed's prefix, so :func:`leftovers` finds what a
 crashed run left and :func:`remove_all` removes it whether or not a state file survived.
@@ -86,18 +87,87 @@ def add_link(ns: str, host_end: str, board_end: str, bridge: str, address: str) 
     sh("ip", "-n", ns, "link", "set", board_end, "up")
 
 
-def tbf_args(mbit: float) -> list[str]:
-    """tbf parameters for ``mbit``: a burst of 10 ms of traffic (at least a few full frames,
-    so the bucket can pass one) and up to 50 ms of queue before drops."""
-    burst = max(int(mbit * 1e6 / 8 / 100), 4 * 1514)
-    return ["tbf", "rate", f"{mbit:g}mbit", "burst", str(burst), "latency", "50ms"]
+# How each link honours the control plane's mark (squall.control_mark), the way Wi-Fi's WMM
+# does: an HTB root at the link's rate with two classes, since this kernel has HTB and the
+# u32 classifier but not the prio qdisc. Packets whose TOS precedence is 4-7 (DSCP 32-63:
+# the video and voice access categories under the usual DSCP-to-WMM mapping, CS5 among
+# them) go to the priority class, everything else to best effort.
+ROOT_CLASS, PRIORITY_CLASS, BEST_EFFORT_CLASS = "1:1", "1:10", "1:20"
+PRIORITY_SHARE = 0.1  # the priority class's guaranteed share; it borrows up to the whole link
+# Best effort's floor: what data keeps while marked traffic would take the whole link (WMM's
+# best-effort category still wins some contention against video). The rest of the link goes
+# to whichever class has packets, the priority class first: marked traffic, a migration's
+# megabytes of snapshots included, gets 90% of a saturated link, not 10%.
+BEST_EFFORT_FLOOR = 0.1
+PRIORITY_TOS, PRIORITY_TOS_MASK = "0x80", "0x80"  # the TOS byte's top bit: precedence 4-7
+QUEUE_S = 0.05  # each class queues at most 50 ms of the link's traffic (plus a burst), like the tbf before
+
+
+def link_burst_bytes(mbit: float) -> int:
+    """10 ms of traffic, at least a few full frames (so the bucket can pass one)."""
+    return max(int(mbit * 1e6 / 8 / 100), 4 * 1514)
+
+
+def link_shaping(mbit: float) -> list[list[str]]:
+    """The ``tc`` commands (their arguments after ``tc``; ``{dev}`` stands for the device)
+    that shape one direction of a link at ``mbit``: the HTB root and its class at
+    the link's rate; the priority class (``PRIORITY_SHARE`` of the rate guaranteed, and
+    served first from the rest: HTB prio 0, up to the whole rate); the best-effort class
+    (``BEST_EFFORT_FLOOR`` guaranteed, what the marks leave, up to the whole rate when they
+    are idle: prio 1); a byte FIFO of
+    ``QUEUE_S`` of traffic plus a burst under each (the queue the tbf had, so a saturated
+    link drops as before); and the u32 filter that sends marked packets to the priority
+    class. Nothing is marked by the testbed: it honours what the sockets set."""
+    rate, burst = mbit * 1e6, link_burst_bytes(mbit)
+    queue = int(rate / 8 * QUEUE_S) + burst
+    priority = rate * PRIORITY_SHARE
+
+    def htb_class(parent: str, classid: str, bits: float, ceil: float, prio: int | None) -> list[str]:
+        args = ["class", "add", "dev", "{dev}", "parent", parent, "classid", classid, "htb"]
+        args += ["rate", f"{bits:.0f}bit", "ceil", f"{ceil:.0f}bit", "burst", str(burst), "cburst", str(burst)]
+        return args + (["prio", str(prio), "quantum", str(4 * 1514)] if prio is not None else [])
+
+    return [
+        ["qdisc", "replace", "dev", "{dev}", "root", "handle", "1:", "htb", "default", BEST_EFFORT_CLASS.split(":")[1]],
+        htb_class("1:", ROOT_CLASS, rate, rate, None),
+        htb_class(ROOT_CLASS, PRIORITY_CLASS, priority, rate, 0),
+        htb_class(ROOT_CLASS, BEST_EFFORT_CLASS, rate * BEST_EFFORT_FLOOR, rate, 1),
+        ["qdisc", "add", "dev", "{dev}", "parent", PRIORITY_CLASS, "handle", "10:", "bfifo", "limit", str(queue)],
+        ["qdisc", "add", "dev", "{dev}", "parent", BEST_EFFORT_CLASS, "handle", "20:", "bfifo", "limit", str(queue)],
+        ["filter", "add", "dev", "{dev}", "parent", "1:", "protocol", "ip", "prio", "1", "u32"]
+        + ["match", "ip", "tos", PRIORITY_TOS, PRIORITY_TOS_MASK, "flowid", PRIORITY_CLASS],
+    ]
 
 
 def limit_link(ns: str, host_end: str, board_end: str, mbit: float) -> None:
-    """Rate-limit both directions: egress of the board's end (its uplink) and egress of the
-    bridge's end (its downlink)."""
-    sh("tc", "qdisc", "replace", "dev", host_end, "root", *tbf_args(mbit))
-    sh("tc", "-n", ns, "qdisc", "replace", "dev", board_end, "root", *tbf_args(mbit))
+    """Shape both directions (:func:`link_shaping`): egress of the board's end (its uplink)
+    and egress of the bridge's end (its downlink).
+
+    Both ends first stop taking segmentation offload (``gso_max_segs 1``): a veth otherwise
+    hands the qdisc TCP "packets" of up to 64 KiB, which a queue of 50 ms at 1 Mbit/s
+    (12 KB) drops whole — the tbf before cut them into frames itself, HTB does not. A real
+    link carries frames, and so does this one now."""
+    sh("ip", "link", "set", "dev", host_end, "gso_max_segs", "1")
+    sh("ip", "-n", ns, "link", "set", "dev", board_end, "gso_max_segs", "1")
+    for args in link_shaping(mbit):
+        sh("tc", *[host_end if a == "{dev}" else a for a in args])
+        sh("tc", "-n", ns, *[board_end if a == "{dev}" else a for a in args])
+
+
+def class_counters(dev: str, ns: str | None = None) -> dict[str, dict[str, int]]:
+    """Per HTB class of ``dev`` (in ``ns``, or here): bytes and packets it sent and packets
+    it dropped so far, from ``tc -s class show``; empty when the device is gone."""
+    where = ["-n", ns] if ns else []
+    out = sh("tc", *where, "-s", "class", "show", "dev", dev, check=False).stdout
+    counters: dict[str, dict[str, int]] = {}
+    current = None
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) > 2 and words[0] == "class" and words[1] == "htb":
+            current = counters.setdefault(words[2], {})
+        elif current is not None and words[:1] == ["Sent"] and len(words) >= 7:
+            current.update(bytes=int(words[1]), packets=int(words[3]), dropped=int(words[6].rstrip(",")))
+    return counters
 
 
 def redirect_to_relay(ns: str, peers: list[str], relay_port: int, mark: int) -> None:
@@ -182,7 +252,7 @@ def qdiscs(prefix: str) -> list[str]:
     for out in outputs:
         for line in out.splitlines():
             words = line.split()
-            if "tbf" in words and "dev" in words:
+            if ("htb" in words or "tbf" in words) and "dev" in words and words[0] == "qdisc":
                 dev = words[words.index("dev") + 1]
                 if dev.startswith(prefix):
                     found.append(f"{words[1]} on {dev}")

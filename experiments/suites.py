@@ -110,7 +110,7 @@ class Trials:
             res = self.ctx.runner.trial(label, topology, scheduler, params, **options)
         except TimeoutError as exc:
             # A trial whose workers never all ran or whose tuples never reached a sink (seen
-            # once: a Wi-Fi board's control link starved by 16 KiB tuples filling it) is
+            # on saturated Wi-Fi links at 16 KiB: a migration's snapshots crowd the control link) is
             # recorded with its reason and no figures, and the sweep goes on: one stuck trial
             # must not lose the others. The runner has killed its topology already.
             self.ctx.say(f"      trial failed: {exc}")
@@ -312,8 +312,10 @@ def run_payload(ctx: Context) -> list[dict[str, Any]]:
     """Tuple padding from 64 B to 16 KiB (on the Wi-Fi board file by default), a 4-stage
     chain, replication 2: latency against the offered load of the busiest link."""
     # Quick mode (CI) checks that the sweep runs on loaded links, not saturated ones: at 16 KiB
-    # the Wi-Fi links starve the boards' heartbeats (docs/experiments.md, known problems), and
-    # a board declared dead fails a trial; 4 KiB loads the busiest link to 36-52%.
+    # the Wi-Fi links are saturated, and a migration's snapshots, sent over the control
+    # connection, can hold a board's heartbeats past its timeout (docs/experiments.md, known
+    # problems; marked heartbeats no longer queue behind data); 4 KiB loads the busiest link
+    # to 36-52%.
     payloads = (64, 4096) if ctx.quick else PAYLOADS_FULL
     reps = ctx.runner.timing.reps
     scheds = schedulers()

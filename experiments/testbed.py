@@ -8,10 +8,11 @@
 
 Each board is a network namespace ``<prefix>-<id>`` with one address on the bridge
 ``<prefix>br`` (``<subnet>.1`` is the bridge, boards ``.2`` upwards), a veth pair
-``<prefix><i>h``/``<prefix><i>n`` whose two ends are rate-limited by tc tbf (the board's link,
-both directions), and cgroups ``<prefix>-<id>`` in the cpu (quota) and memory (limit)
-controllers. Its supervisor runs inside the namespace and the cgroups; Nimbus runs outside,
-bound on the bridge address.
+``<prefix><i>h``/``<prefix><i>n`` whose two ends are rate-limited by an HTB qdisc (the board's
+link, both directions; control traffic marked with a DSCP of precedence 4-7, as Nimbus and the
+supervisors mark theirs, goes first, as Wi-Fi's WMM would send it), and cgroups
+``<prefix>-<id>`` in the cpu (quota) and memory (limit) controllers. Its supervisor runs
+inside the namespace and the cgroups; Nimbus runs outside, bound on the bridge address.
 
 Link delay is EMULATED in user space (the kernel here has no netem): when a board has
 ``delay_ms`` or ``jitter_ms``, each board's namespace runs a delay relay
@@ -48,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from squall.client import NimbusClient
+from squall.control_mark import NIMBUS_CONTROL_DSCP, SUPERVISOR_CONTROL_DSCP, check_dscp
 from squall.daemon_start import Cluster, nimbus_argv, spawn_logged, supervisor_argv, wait_registered
 from squall.experiments import netns
 from squall.experiments.boards import Board
@@ -119,6 +121,7 @@ class Testbed(Cluster):
         port: int = 6627,
         log_level: str = "INFO",
         startup_timeout_s: float = 90.0,
+        control_dscp: int | None = None,
     ) -> None:
         if not boards:
             raise ValueError("a testbed needs at least one board")
@@ -128,6 +131,9 @@ class Testbed(Cluster):
         self.prefix, self.subnet, self.port = prefix, subnet, port
         self.log_level = log_level
         self.startup_timeout_s = startup_timeout_s
+        # The mark Nimbus and the supervisors put on their control traffic (None: their
+        # default, CS5; 0: unmarked, which the links then queue with the data).
+        self.control_dscp = None if control_dscp is None else check_dscp(control_dscp, "control_dscp")
         self.dir = state_dir(prefix)
         self.log_dir = self.dir
         self.state: dict[str, Any] = {}
@@ -366,6 +372,8 @@ class Testbed(Cluster):
         # --insecure: the daemons listen on the testbed's own bridge, which only this machine's
         # namespaces reach, and the testbed has no cluster keys.
         extra = ["--log-level", self.log_level, "--insecure"]
+        if self.control_dscp is not None:
+            extra += ["--set", f"{NIMBUS_CONTROL_DSCP}={self.control_dscp}"]
         self._spawn("nimbus", nimbus_argv(self.bridge_address, self.port, self.dir / "nimbus", extra=extra))
         clock = self.clock_hz
         for b in self.boards:
@@ -386,6 +394,8 @@ class Testbed(Cluster):
                 self.log_level,
                 "--insecure",
             ]
+            if self.control_dscp is not None:
+                extra += ["--set", f"{SUPERVISOR_CONTROL_DSCP}={self.control_dscp}"]
             enter = [*netns.cgroup_join_prefix(ns), "nsenter", f"--net=/var/run/netns/{ns}"]
             self._spawn(
                 b.id, [*enter, *supervisor_argv(self.nimbus_address, b.id, b.slots, self.dir / b.id, extra=extra)]
@@ -476,6 +486,19 @@ class Testbed(Cluster):
                 out[b.id] = (int((base / "rx_bytes").read_text()), int((base / "tx_bytes").read_text()))
             except (OSError, ValueError):
                 continue
+        return out
+
+    def link_classes(self) -> dict[str, dict[str, dict[str, dict[str, int]]]]:
+        """Per board, per direction (``up``: its end's egress; ``down``: the bridge end's),
+        the HTB classes' counters (:func:`netns.class_counters`): how much of the link's
+        traffic went to the priority class (marked control traffic) and to best effort,
+        and what each dropped."""
+        out = {}
+        for i, b in enumerate(self.boards):
+            out[b.id] = {
+                "up": netns.class_counters(f"{self.prefix}{i}n", self.namespace_of(b)),
+                "down": netns.class_counters(f"{self.prefix}{i}h"),
+            }
         return out
 
     def link_mbit(self) -> dict[str, float]:

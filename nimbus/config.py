@@ -42,6 +42,7 @@ from squall.config import (  # noqa: F401  (re-exported: nimbus code reads them 
     WORKER_HEARTBEAT,
     WORKERS,
 )
+from squall.control_mark import DEFAULT_CONTROL_DSCP, NIMBUS_CONTROL_DSCP
 
 SUPERVISOR_TIMEOUT = "nimbus.supervisor.timeout.secs"
 HEARTBEAT = "nimbus.heartbeat.secs"
@@ -58,6 +59,7 @@ MIGRATION_ACQUIRE = "topology.migration.acquire.secs"
 CLUSTER = "nimbus.cluster"
 RETENTION = "nimbus.supervisor.retention.secs"
 GC_FULL = "nimbus.gc.full.secs"  # see nimbus/full_collections.py; 0: CPython's own rule
+CONTROL_DSCP = NIMBUS_CONTROL_DSCP  # the mark on the supervisors' socket (squall/control_mark.py)
 
 NIMBUS_DEFAULTS: dict[str, Any] = {
     SUPERVISOR_TIMEOUT: 5.0,  # boards: a supervisor is presumed dead after 5 s of silence
@@ -75,6 +77,7 @@ NIMBUS_DEFAULTS: dict[str, Any] = {
     CLUSTER: "squall",  # supervisors registering for another cluster name are refused
     RETENTION: 3600.0,  # a board silent this long is forgotten (its row and series go)
     GC_FULL: 60.0,  # the loop's full garbage collection, this often (0: CPython decides)
+    CONTROL_DSCP: DEFAULT_CONTROL_DSCP,  # CS5: WMM lets heartbeats past a saturated Wi-Fi link's data (0: unmarked)
 }
 
 DAY = 86400.0
@@ -107,6 +110,7 @@ NIMBUS_BOUNDS: dict[str, tuple[float, float, bool]] = {
     BUNDLE_MAX: (1, MAX_BUNDLE_BYTES, True),
     RETENTION: (10.0, 30 * DAY, False),
     GC_FULL: (0.0, DAY, False),
+    CONTROL_DSCP: (0, 63, True),
     **BOUNDS,  # topology keys given to Nimbus are defaults for every topology
 }
 

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from squall import messages as M
+from squall.control_mark import DEFAULT_CONTROL_DSCP, mark_control
 from squall.nimbus import config as C
 from squall.nimbus.commands import Send
 from squall.nimbus.events import Event, Received, Tick
@@ -109,6 +110,9 @@ class NimbusServer:
         self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES + FRAME_SLACK)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a reply to a vanished peer is dropped
         secure_server(self.sock, keys)  # with keys, only cluster members get through (CURVE)
+        # Before bind: accepted connections take the mark, so replies and assignments to
+        # boards pass a saturated link's data (squall.control_mark).
+        mark_control(self.sock, state.conf.get(C.CONTROL_DSCP, DEFAULT_CONTROL_DSCP))
         self.sock.bind(f"tcp://{host}:{port}")
         self.address = f"tcp://{host}:{port}"
         self._stop = threading.Event()

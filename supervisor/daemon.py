@@ -17,6 +17,8 @@ workers as ``python -m squall.supervisor.worker LAUNCH_FILE`` and watches them. 
   ``rediscover`` returns) and, when the state finds Nimbus silent for ``nimbus_timeout_s``
   (``ReconnectNimbus``), connects to the next one and registers there; a registration refused
   with a ``leader`` address is followed there at once. Workers are not touched.
+* the socket to Nimbus carries DSCP ``control_dscp`` (CS5 by default, 0: unmarked) on every
+  connection it makes; the workers' sockets, loopback and data plane, are never marked.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import zmq
 
 from squall import messages as m
 from squall.bundle import BundleError, digest, extract_bundle
+from squall.control_mark import DEFAULT_CONTROL_DSCP, SUPERVISOR_CONTROL_DSCP, check_dscp, mark_control
 from squall.security import ClusterKeys, release, secure_client, secure_server
 from squall.supervisor.board_metrics import BoardReader
 from squall.supervisor.facts import BoardFacts
@@ -79,6 +82,7 @@ class SupervisorDaemon:
         keys: ClusterKeys | None = None,
         nimbus_timeout_s: float = DEFAULT_NIMBUS_TIMEOUT_S,
         rediscover: Callable[[], list[str]] | None = None,
+        control_dscp: int = DEFAULT_CONTROL_DSCP,
     ) -> None:
         # Every address Nimbus may answer on, tried in order; ``self.nimbus`` is the current one.
         self.nimbus_addresses = [nimbus] if isinstance(nimbus, str) else list(nimbus)
@@ -86,6 +90,8 @@ class SupervisorDaemon:
             raise ValueError("a supervisor needs at least one Nimbus address")
         self.nimbus = self.nimbus_addresses[0]
         self.rediscover = rediscover  # a fresh address list when every known address fell silent
+        # The mark on the socket to Nimbus (squall.control_mark): heartbeats pass data on a busy link.
+        self.control_dscp = check_dscp(control_dscp, SUPERVISOR_CONTROL_DSCP)
         self.keys = keys  # CURVE to Nimbus and to the workers, who get the folder (squall.security)
         self.facts = facts
         self.ports = ports
@@ -137,6 +143,7 @@ class SupervisorDaemon:
         self.nimbus_sock = ctx.socket(zmq.DEALER)
         self.nimbus_sock.setsockopt(zmq.LINGER, 0)
         self.nimbus_sock.setsockopt(zmq.MAXMSGSIZE, NIMBUS_FRAME_LIMIT)  # zmq drops larger peers
+        mark_control(self.nimbus_sock, self.control_dscp)  # before connect; kept across reconnects
         secure_client(self.nimbus_sock, self.keys)
         self.nimbus_sock.connect(f"tcp://{self.nimbus}")
         self.worker_sock = ctx.socket(zmq.ROUTER)

@@ -14,6 +14,10 @@ A supervisor that hears nothing from its Nimbus for ``supervisor.nimbus.timeout.
 (``--set``, default 3) tries the next address, and after the last one searches again (when
 the addresses came from discovery); its workers keep running throughout.
 
+The connection to Nimbus carries DSCP CS5 (``--set supervisor.control.dscp=N``, 0 =
+unmarked; ``squall.control_mark``), so a board's heartbeats can pass its data on a busy link
+whose access point honours the mark (Wi-Fi WMM).
+
 Protected by default: without ``--keys`` its workers may only listen on a loopback
 address; any other ``--host`` (given or found) is refused (exit 2, saying why) unless
 ``--insecure``. Discovery without keys is spoofable (any host on the LAN can answer), so it
@@ -32,6 +36,7 @@ from typing import Any
 from squall.cli import UsageError
 from squall.cli.discovery_options import add_discovery_options, check_discovery_options
 from squall.cli.keygen import add_keys_option, keys_from_args
+from squall.control_mark import DEFAULT_CONTROL_DSCP, SUPERVISOR_CONTROL_DSCP, check_dscp
 from squall.supervisor.state import DEFAULT_NIMBUS_TIMEOUT_S, NIMBUS_TIMEOUT_KEY
 
 DEFAULT_FIRST_PORT = 6700  # Storm's supervisor.slots.ports start
@@ -84,8 +89,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help=f"a supervisor setting; today {NIMBUS_TIMEOUT_KEY}=SECS: silence from Nimbus before "
-        f"trying another address (default {DEFAULT_NIMBUS_TIMEOUT_S:g})",
+        help=f"a supervisor setting: {NIMBUS_TIMEOUT_KEY}=SECS, silence from Nimbus before trying "
+        f"another address (default {DEFAULT_NIMBUS_TIMEOUT_S:g}); {SUPERVISOR_CONTROL_DSCP}=N, the DSCP "
+        f"of the connection to Nimbus (default {DEFAULT_CONTROL_DSCP}, CS5; 0 = unmarked)",
     )
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
@@ -98,8 +104,18 @@ def parse_settings(items: list[str]) -> dict[str, float]:
         key, sep, value = item.partition("=")
         if not sep:
             raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        if key == SUPERVISOR_CONTROL_DSCP:
+            try:
+                out[key] = check_dscp(int(value), key)
+            except ValueError:
+                raise UsageError(
+                    f"--set {key}: must be a DSCP, an integer from 0 to 63 (40 = CS5, 0 = unmarked), got {value!r}"
+                ) from None
+            continue
         if key != NIMBUS_TIMEOUT_KEY:
-            raise UsageError(f"--set {key!r}: unknown supervisor setting (known: {NIMBUS_TIMEOUT_KEY})")
+            raise UsageError(
+                f"--set {key!r}: unknown supervisor setting (known: {NIMBUS_TIMEOUT_KEY}, {SUPERVISOR_CONTROL_DSCP})"
+            )
         try:
             number = float(value)
         except ValueError:
@@ -261,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
         keys=keys,
         nimbus_timeout_s=settings.get(NIMBUS_TIMEOUT_KEY, DEFAULT_NIMBUS_TIMEOUT_S),
         rediscover=rediscovery(args, keys.secret if keys else None),
+        control_dscp=int(settings.get(SUPERVISOR_CONTROL_DSCP, DEFAULT_CONTROL_DSCP)),
     )
     daemon.install_signal_handlers()
     daemon.run()

@@ -1,9 +1,10 @@
-"""``squall testbed up [--boards FILE] [--prefix P] [--subnet A.B.C] [--port N]`` and
+"""``squall testbed up [--boards FILE] [--prefix P] [--subnet A.B.C] [--port N] [--control-dscp N]`` and
 ``squall testbed down [--prefix P]``: emulated boards on this machine.
 
-``up`` makes one network namespace per board (its own address on a bridge, a tc tbf rate
-limit on its link, cgroup cpu and memory caps), starts Nimbus on the bridge address and a
-supervisor inside each board, prints the layout and returns, leaving the daemons running.
+``up`` makes one network namespace per board (its own address on a bridge, an HTB rate limit
+on its link that sends DSCP-marked control traffic first, cgroup cpu and memory caps), starts
+Nimbus on the bridge address and a supervisor inside each board, prints the layout and
+returns, leaving the daemons running.
 ``down`` stops them and removes every namespace, link, qdisc and cgroup named with the
 prefix, also after a crash; it is safe to run again. It refuses (exit 1) a testbed that a
 running process brought up and still owns (``squall experiment``, a test), naming it,
@@ -27,6 +28,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     up = verbs.add_parser("up", help="make the boards and start Nimbus and a supervisor on each")
     up.add_argument("--boards", type=Path, help="board file (JSON; default: 2x Pi 4, a Pi 3 and a Pi 5)")
     up.add_argument("--port", type=int, default=6627, help="Nimbus port on the bridge (default 6627)")
+    up.add_argument(
+        "--control-dscp",
+        type=int,
+        default=None,
+        help="DSCP of the control traffic between Nimbus and the supervisors (default: theirs, 40 = CS5; "
+        "0 = unmarked: the links then queue it with the data)",
+    )
     for v in (
         up,
         verbs.add_parser("down", help="stop everything and remove what up made"),
@@ -56,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             for kind, names in netns.leftovers(args.prefix).items():
                 print(f"{kind}: {', '.join(names) or '-'}")
             if state:
+                print_link_classes(state)
                 print_rtts(state)
         return 0
     if reason:
@@ -75,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if len(args.subnet.split(".")) != 3 or not all(p.isdigit() and int(p) < 256 for p in args.subnet.split(".")):
         raise UsageError(f"--subnet expects A.B.C, got {args.subnet!r}")
-    tb = Testbed(boards, prefix=args.prefix, subnet=args.subnet, port=args.port)
+    if args.control_dscp is not None and not 0 <= args.control_dscp <= 63:
+        raise UsageError(f"--control-dscp must be from 0 to 63 (40 = CS5, 0 = unmarked), got {args.control_dscp}")
+    tb = Testbed(boards, prefix=args.prefix, subnet=args.subnet, port=args.port, control_dscp=args.control_dscp)
     try:
         tb.up()
     except (TestbedError, TimeoutError) as exc:
@@ -87,6 +98,24 @@ def run(args: argparse.Namespace) -> int:
         print_rtts(tb.state)
     print(f"export SQUALL_NIMBUS={tb.nimbus_address}    # then: squall submit ..., squall testbed down")
     return 0
+
+
+def print_link_classes(state: dict) -> None:
+    """Each board link's two HTB classes, both directions: what went to the priority class
+    (marked control traffic) and to best effort, and what each dropped."""
+    from squall.experiments.boards import parse_boards
+    from squall.experiments.netns import BEST_EFFORT_CLASS, PRIORITY_CLASS
+    from squall.experiments.testbed import Testbed
+
+    tb = Testbed(parse_boards(state["boards"], "state"), prefix=state["prefix"], subnet=state["subnet"])
+    print("link classes (priority: DSCP-marked control traffic; best effort: the rest), bytes sent / packets dropped:")
+    for board, directions in tb.link_classes().items():
+        for direction, classes in directions.items():
+            prio, rest = classes.get(PRIORITY_CLASS, {}), classes.get(BEST_EFFORT_CLASS, {})
+            print(
+                f"  {board:<10} {direction:<4} priority {prio.get('bytes', 0):>12,} / {prio.get('dropped', 0):<6,} "
+                f"best effort {rest.get('bytes', 0):>14,} / {rest.get('dropped', 0):,}"
+            )
 
 
 def print_rtts(state: dict) -> None:

@@ -29,8 +29,9 @@ from typing import Any
 from squall import config
 from squall.supervisor.runtime import snapshot
 from squall.supervisor.runtime.acker import AckerExecutor
-from squall.supervisor.runtime.executor import BoltExecutor, Executor, SpoutExecutor
+from squall.supervisor.runtime.executor import BoltExecutor, Executor
 from squall.supervisor.runtime.routing import Chooser, Route, make_chooser
+from squall.supervisor.runtime.spout_executor import SpoutExecutor
 from squall.supervisor.runtime.stats import ComponentSummary, CpuMeter, summarize
 from squall.topology.component import SYSTEM_COMPONENT, TICK_STREAM, Context, Tuple
 from squall.topology.grouping import LOCAL_OR_SHUFFLE

@@ -1,4 +1,4 @@
-"""The testbed: up makes namespaces, links, tbf qdiscs and cgroups and starts Nimbus and a
+"""The testbed: up makes namespaces, links, HTB qdiscs and cgroups and starts Nimbus and a
 supervisor per board inside them; down (and a crash followed by down) leaves nothing named
 with the prefix. Skipped without root."""
 
@@ -37,6 +37,22 @@ def test_up_makes_every_object_and_down_removes_them(clean_prefix: str) -> None:
         assert left["namespaces"] == [f"{PREFIX}-pi3-a", f"{PREFIX}-pi4-a"]
         assert left["links"] == [f"{PREFIX}0h", f"{PREFIX}1h", f"{PREFIX}br"]
         assert len(left["qdiscs"]) == 4  # both ends of both links
+        # Each end: an HTB root with the priority (marked control traffic) and best-effort
+        # classes, the filter that sorts by the mark, and frames, not offloaded 64 KiB "packets".
+        for board, directions in tb.link_classes().items():
+            for direction, classes in directions.items():
+                assert {netns.ROOT_CLASS, netns.PRIORITY_CLASS, netns.BEST_EFFORT_CLASS} <= set(classes), (
+                    board,
+                    direction,
+                )
+        # The supervisors' registrations and heartbeats went up their links in the priority class.
+        assert all(d["up"][netns.PRIORITY_CLASS]["packets"] > 0 for d in tb.link_classes().values())
+        board_end = subprocess.run(
+            ["tc", "-n", f"{PREFIX}-pi3-a", "filter", "show", "dev", f"{PREFIX}1n"], capture_output=True, text=True
+        ).stdout
+        assert f"flowid {netns.PRIORITY_CLASS}" in board_end and "00800000/00800000" in board_end
+        link = subprocess.run(["ip", "-d", "link", "show", f"{PREFIX}1h"], capture_output=True, text=True).stdout
+        assert "gso_max_segs 1 " in link
         assert sorted(left["cgroups"]) == sorted(
             f"{c}/{PREFIX}-{b}" for c in ("cpu", "memory") for b in ("pi4-a", "pi3-a")
         )

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from squall import Bolt, Grouping, Spout, Topology
-from squall.supervisor.runtime.executor import SPOUT_WAIT_S
+from squall.supervisor.runtime.spout_executor import SPOUT_WAIT_S
 from tests.runtime.runtime_helpers import FakeClock, pump, start_engine
 
 
