@@ -112,7 +112,8 @@ def _metrics(board: Board, wa: Any, now: float) -> Any:
                 received_from={s: executed // len(sources) for s in sources},
             )
         )
-    # Remote items: equal sums and no queue, so a live migration sees quiescence at once.
+    # Remote items, no queue and no data link with a frame in flight (none reported): a live
+    # migration sees quiescence at once.
     remote = 0 if wa.paused else executed
     return M.WorkerMetrics(
         at=now,
@@ -122,6 +123,7 @@ def _metrics(board: Board, wa: Any, now: float) -> Any:
         received_remote=remote,
         rss_bytes=25 << 20,
         queued=0,
+        links=M.DataLinks(endpoint=f"{board.id}:{wa.port}"),
     )
 
 

@@ -568,17 +568,20 @@ class LiveRebalancing:
         # the loop move again (figure 8, 2 December): measurement restarts after it.
         self.changed(rec, now, settle_s=now - mig.started_at)
         log.info(
-            "topology %s: migration done, %d executor(s) moved, spouts paused %.2f s",
+            "topology %s: migration done, %d executor(s) moved, spouts paused %.2f s (drain %s after %.2f s)",
             rec.name,
             len(mig.moved),
             now - mig.started_at,
+            mig.drain or "skipped",
+            mig.drain_s or 0.0,
         )
 
     def _finish_event(self, mig: Migration, now: float, note: str = "") -> None:
         notes = [*mig.notes, *([note] if note else [])]
-        self.nimbus.emit(
-            self.event_log.update(mig.event_id, {"paused_s": now - mig.started_at, "notes": notes, "done_at": now})
-        )
+        done = {"paused_s": now - mig.started_at, "notes": notes, "done_at": now}
+        if mig.drain:  # how the drain ended (quiescent or timed out) and how long it took
+            done.update(drain=mig.drain, drain_s=mig.drain_s)
+        self.nimbus.emit(self.event_log.update(mig.event_id, done))
 
 
 def changes_executors(rec: TopologyRecord, pending: Mapping[str, Any]) -> bool:

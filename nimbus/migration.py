@@ -6,9 +6,11 @@ topology must look like in the current phase and :func:`advance` reads the super
 ``WorkerReport``s (and the clock passed in) to decide when to take the next step:
 
 1. PAUSE — same executors and placement, every worker ``paused``. Next once every worker
-   reports this version, ``paused``, ``queued == 0`` and as many remote items received as sent
-   over the topology, the same sums in two consecutive fresh reports (quiescence) — or after
-   ``drain_s``.
+   reports this version, ``paused``, ``queued == 0`` and every data link between them has
+   delivered its last frame (the receiver's last (link, frame) from the sender equals what
+   the sender handed over, see :class:`~squall.messages.DataLinks`), the same in two
+   consecutive fresh looks (quiescence) — or after ``drain_s``. ``Migration.drain`` says
+   which (``QUIESCENT`` or ``TIMED_OUT``) and ``drain_s`` how long it took.
 2. RELEASE — moved executors leave their old workers; their placement is ``""`` (in
    transit). Next once the old owners reported a ``released`` snapshot of each — or after
    ``release_s`` (the missing ones move without state; noted).
@@ -20,7 +22,7 @@ topology must look like in the current phase and :func:`advance` reads the super
 Looking costs what changed, not what exists: :func:`advance` reads every worker's report (a
 full look: Nimbus takes one at each tick) and leaves, in the migration's :class:`Progress`,
 what the phase still waits for — the workers not yet paused and quiet (PAUSE) or running
-(ACQUIRE), the remote sums of the quiet ones, the snapshots still missing (RELEASE).
+(ACQUIRE), the links of the quiet ones not yet matched, the snapshots still missing (RELEASE).
 :func:`observe` then takes the next step from one board's reports alone (Nimbus calls it on
 each heartbeat), updating that progress instead of scanning every board: at 500 boards a
 look at every heartbeat had made the migration check quadratic in boards. Both decide
@@ -48,6 +50,9 @@ RELEASE = "release"
 ACQUIRE = "acquire"
 DONE = "done"
 
+QUIESCENT = "quiescent"  # how a drain ended: every link's last frame arrived, nothing queued
+TIMED_OUT = "timed out"  # ... or ``drain_s`` passed first
+
 Where = tuple[str, int]  # (node, port)
 
 
@@ -65,6 +70,8 @@ class Migration:
     phase_at: float | None = None  # when the phase began; None: at the next look
     states: dict[int, bytes] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    drain: str = ""  # how PAUSE ended: QUIESCENT or TIMED_OUT ("" while it lasts)
+    drain_s: float | None = None  # how long PAUSE lasted
     probe: tuple[Any, ...] | None = None  # last quiescence sums and report times (not persisted)
     # What the phase still waits for, as of the last look (not persisted: a full look rebuilds it).
     progress: Progress | None = field(default=None, compare=False, repr=False)
@@ -92,6 +99,8 @@ class Migration:
             "started_at": self.started_at,
             "phase_at": self.phase_at,
             "notes": list(self.notes),
+            "drain": self.drain,
+            "drain_s": self.drain_s,
         }
 
     @classmethod
@@ -109,6 +118,8 @@ class Migration:
             phase_at=None if restarted else data["phase_at"],
             states=dict(states),
             notes=list(data["notes"]),
+            drain=str(data.get("drain", "")),  # absent from records saved before drains were told
+            drain_s=data.get("drain_s"),
         )
 
     # -- what is waited for ----------------------------------------------------------------
@@ -119,6 +130,11 @@ class Migration:
 
     def missing_snapshots(self) -> tuple[int, ...]:
         return tuple(ex for ex in self.awaited_snapshots() if ex not in self.states)
+
+    def wants_snapshot(self, ex: int) -> bool:
+        """Still waiting for executor ``ex``'s snapshot: awaited, not held yet, and the
+        migration has not moved on past RELEASE (after that a missing one moves without state)."""
+        return self.phase in (PAUSE, RELEASE) and ex in self.awaited and ex not in self.states
 
 
 def _slots_out(placement: Mapping[int, Slot]) -> dict[str, list[Any]]:
@@ -215,19 +231,32 @@ class Progress:
     module docstring). ``expected``: node -> the workers there whose reports the phase reads
     (the old workers in PAUSE and RELEASE, the target's in ACQUIRE; on boards alive at the
     full look that built it). ``waiting``: those whose latest report does not satisfy the
-    phase yet. PAUSE keeps each quiet worker's (sent, received) remote items and their sums,
-    and ``fresh`` counts the looks at which a quiet worker's report was a new one (its
-    ``at`` changed). RELEASE keeps ``missing``, the awaited snapshots not yet collected."""
+    phase yet. RELEASE keeps ``missing``, the awaited snapshots not yet collected.
+
+    PAUSE keeps each quiet worker's :class:`~squall.messages.DataLinks` (and report time)
+    and, updated from the two workers of each link alone, ``unmatched``: the (sender,
+    receiver) links between quiet workers whose last frame handed over is not the receiver's
+    last frame received; ``unknown``: links to an endpoint no expected worker has (a worker
+    on a lost board, or one nobody expected); ``uncounted``: quiet workers that report no
+    links (an older version) or an endpoint another quiet worker already reports.
+    ``frames`` sums every quiet worker's frame numbers, so it moves whenever a frame is
+    handed over or received; ``fresh`` counts the looks at which a quiet worker's report was
+    a new one (its ``at`` changed)."""
 
     phase: str
     version: int
     expected: dict[str, tuple[Where, ...]] = field(default_factory=dict)
     waiting: set[Where] = field(default_factory=set)
-    remote: dict[Where, tuple[int, int, float]] = field(default_factory=dict)  # quiet: (sent, received, at)
-    sent: int = 0
-    received: int = 0
+    quiet: dict[Where, tuple[M.DataLinks | None, float]] = field(default_factory=dict)
+    by_endpoint: dict[str, Where] = field(default_factory=dict)
+    senders_to: dict[str, set[str]] = field(default_factory=dict)  # receiver -> quiet senders linked to it
+    unmatched: set[tuple[str, str]] = field(default_factory=set)
+    unknown: set[tuple[str, str]] = field(default_factory=set)
+    uncounted: set[Where] = field(default_factory=set)
+    frames: int = 0
     fresh: int = 0
     missing: int = 0
+    partial: bool = False  # some old worker is on a lost board: links to unknown endpoints are not waited for
 
     def matches(self, mig: Migration, version: int) -> bool:
         return self.phase == mig.phase and self.version == version
@@ -240,17 +269,74 @@ class Progress:
             else:
                 self.waiting.add(key)
             return False
-        old = self.remote.pop(key, None)
-        if old is not None:
-            self.sent, self.received = self.sent - old[0], self.received - old[1]
+        old = self._forget(key)
         if not (_reports_version(r, self.version) and r.paused and r.metrics is not None and r.metrics.queued == 0):
             self.waiting.add(key)
             return False
         m = r.metrics
         self.waiting.discard(key)
-        self.remote[key] = (m.sent_remote, m.received_remote, m.at)
-        self.sent, self.received = self.sent + m.sent_remote, self.received + m.received_remote
-        return old is None or old[2] != m.at
+        self._remember(key, m.links, m.at)
+        return old is None or old[1] != m.at
+
+    def signature(self) -> tuple[int, int]:
+        """Changes whenever a quiet worker's links do (frames only grow on a link)."""
+        return self.frames, len(self.quiet)
+
+    def _remember(self, key: Where, links: M.DataLinks | None, at: float) -> None:
+        if links is not None and self.by_endpoint.get(links.endpoint, key) != key:
+            links = None  # another quiet worker names the same endpoint: neither's links can be told apart
+        self.quiet[key] = (links, at)
+        if links is None:
+            self.uncounted.add(key)
+            return
+        me = links.endpoint
+        self.by_endpoint[me] = key
+        self.frames += sum(m.frame for m in links.sent.values()) + sum(m.frame for m in links.received.values())
+        for receiver in links.sent:
+            self.senders_to.setdefault(receiver, set()).add(me)
+            self._check(me, receiver)
+        for sender in self.senders_to.get(me, ()):
+            self._check(sender, me)
+
+    def _forget(self, key: Where) -> tuple[M.DataLinks | None, float] | None:
+        old = self.quiet.pop(key, None)
+        if old is None:
+            return None
+        links = old[0]
+        self.uncounted.discard(key)
+        if links is None:
+            return old
+        me = links.endpoint
+        if self.by_endpoint.get(me) == key:
+            del self.by_endpoint[me]
+        self.frames -= sum(m.frame for m in links.sent.values()) + sum(m.frame for m in links.received.values())
+        for receiver in links.sent:
+            senders = self.senders_to.get(receiver)
+            if senders is not None:
+                senders.discard(me)
+                if not senders:
+                    del self.senders_to[receiver]
+            self.unmatched.discard((me, receiver))
+            self.unknown.discard((me, receiver))
+        for sender in self.senders_to.get(me, ()):
+            self.unmatched.discard((sender, me))
+            self.unknown.add((sender, me))  # its receiver is not quiet now (or gone)
+        return old
+
+    def _check(self, sender: str, receiver: str) -> None:
+        """Whether the link's last frame handed over is the receiver's last received."""
+        pair = (sender, receiver)
+        self.unmatched.discard(pair)
+        self.unknown.discard(pair)
+        s = self.quiet[self.by_endpoint[sender]][0]
+        r_key = self.by_endpoint.get(receiver)
+        if r_key is None:
+            self.unknown.add(pair)
+            return
+        r = self.quiet[r_key][0]
+        assert s is not None and r is not None  # by_endpoint holds only workers that report links
+        if r.received.get(sender) != s.sent[receiver]:
+            self.unmatched.add(pair)
 
 
 def advance(
@@ -281,9 +367,13 @@ def advance(
         for ks in progress.expected.values():
             for key in ks:
                 progress.see(key, reports.get(key))
+    if mig.phase == PAUSE:
+        # Links to an endpoint no expected worker has are not waited for when a board of the
+        # old placement is gone (its workers' frames are lost with it); otherwise they are.
+        progress.partial = bool(mig.lost) or any(key[0] not in live for key in keys)
     if mig.phase == PAUSE and previous is not None:
         # A look is fresh when a quiet worker's report differs from the last look's.
-        same = previous.matches(mig, version) and previous.remote == progress.remote
+        same = previous.matches(mig, version) and _reported(previous) == _reported(progress)
         progress.fresh = previous.fresh + (not same)
     return _decide(mig, now, lc)
 
@@ -313,9 +403,11 @@ def _decide(mig: Migration, now: float, lc: LoopConf) -> bool:
     waited = now - mig.phase_at
     if mig.phase == PAUSE:
         if _quiescent(mig, progress):
+            mig.drain, mig.drain_s = QUIESCENT, waited
             return _next(mig, RELEASE if mig.awaited_snapshots() else ACQUIRE, now)
         if waited >= lc.drain_s:
-            mig.notes.append(f"drain timed out after {waited:g} s; moved on with tuples in flight")
+            mig.notes.append(f"drain timed out after {waited:g} s; moved on with tuples in flight{_why_not(progress)}")
+            mig.drain, mig.drain_s = TIMED_OUT, waited
             return _next(mig, RELEASE if mig.awaited_snapshots() else ACQUIRE, now)
         return False
     if mig.phase == RELEASE:
@@ -349,6 +441,22 @@ def _running(r: M.WorkerReport | None, version: int) -> bool:
     return r is not None and r.assignment_version >= version and r.state == "running"
 
 
+def snapshots_taken(migrations: Mapping[str, Migration], reports: Iterable[M.WorkerReport]) -> dict[int, list[int]]:
+    """For a board's heartbeat: per slot port, the released snapshots in ``reports`` that Nimbus
+    holds or no longer needs (no migration of that topology wants them). The board stops
+    sending those (``HeartbeatAck.taken``); one Nimbus still waits for is sent again with
+    the next heartbeat, so a lost heartbeat loses no state."""
+    taken: dict[int, list[int]] = {}
+    for r in reports:
+        if not r.released:
+            continue
+        mig = migrations.get(r.topology)
+        ids = sorted(ex for ex in r.released if mig is None or not mig.wants_snapshot(ex))
+        if ids:
+            taken[r.port] = ids
+    return taken
+
+
 def _collect(mig: Migration, reports: Mapping[Where, M.WorkerReport]) -> int:
     """Keep every awaited snapshot the executor's old owner has handed over in ``reports``
     (all of them, or one board's); how many were new. Reads the reporting workers' own
@@ -365,17 +473,25 @@ def _collect(mig: Migration, reports: Mapping[Where, M.WorkerReport]) -> int:
     return got
 
 
+def _reported(progress: Progress) -> dict[Where, float]:
+    """The quiet workers and the time of each one's report."""
+    return {key: at for key, (_, at) in progress.quiet.items()}
+
+
+def _open_links(progress: Progress) -> set[tuple[str, str]]:
+    """The links whose last frame is not known to have arrived."""
+    return progress.unmatched if progress.partial else progress.unmatched | progress.unknown
+
+
 def _quiescent(mig: Migration, progress: Progress) -> bool:
-    """Every old worker paused at the version with nothing queued and the remote sums equal,
-    the same in two consecutive fresh looks. With a node lost its workers' counts are gone,
-    so only the queues are compared."""
-    if progress.waiting:
+    """Every old worker (on a live board) paused at the version with nothing queued, and the
+    last frame of every data link between them received, the same in two consecutive fresh
+    looks. Links from or to a worker on a lost board are not waited for: its frames are gone
+    with it. A worker that reports no links (an older version) keeps the drain to its timeout."""
+    if progress.waiting or progress.uncounted or _open_links(progress):
         mig.probe = None
         return False
-    sums = (progress.sent, progress.received)
-    if not mig.lost and sums[0] != sums[1]:
-        mig.probe = None
-        return False
+    sums = progress.signature()
     previous, mig.probe = mig.probe, (sums, progress.fresh)
     if previous is None:
         return False
@@ -383,3 +499,24 @@ def _quiescent(mig: Migration, progress: Progress) -> bool:
         mig.probe = previous
         return False
     return previous[0] == sums
+
+
+def _why_not(progress: Progress) -> str:
+    """What the drain still waited for, for the timeout's note ("" when nothing is known)."""
+    parts = []
+    if progress.waiting:
+        parts.append(f"worker(s) not paused and empty: {_few(f'{n}:{p}' for n, p in progress.waiting)}")
+    if progress.uncounted:
+        older = _few(f"{n}:{p}" for n, p in progress.uncounted)
+        parts.append(f"worker(s) with no usable data links (an older version, or an endpoint named twice): {older}")
+    links = _open_links(progress)
+    if links:
+        parts.append(f"link(s) whose last frame has not arrived: {_few(f'{s}->{r}' for s, r in links)}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _few(names: Iterable[str], most: int = 5) -> str:
+    """The first ``most`` of ``names`` in order, and how many more."""
+    ordered = sorted(names)
+    more = f" and {len(ordered) - most} more" if len(ordered) > most else ""
+    return ", ".join(ordered[:most]) + more

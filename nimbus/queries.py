@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from squall import messages as M
 from squall.nimbus import views
 from squall.nimbus.commands import Command, ReplyBundle, ReplyEvents, Send
-from squall.nimbus.placement import node_of, workload_of
+from squall.nimbus.placement import nodes_of, workload_of
 from squall.nimbus.rebalance_policy import LoopConf
 from squall.nimbus.requests import RequestError
 
@@ -73,7 +73,7 @@ def get_stats(st: NimbusState, peer: bytes, m: M.GetStats, now: float) -> Comman
     live = st.live_nodes(now)
     data["model"] = {
         "workload": workload_of(rec, rates).to_dict(),
-        "nodes": [node_of(st.supervisors[n], rates=rates).to_dict() for n in sorted(live)],
+        "nodes": [node.to_dict() for node in nodes_of(st.supervisors, sorted(live), rates)],
         "current": rec.placement.assignment(rec.name).to_dict() if rec.placement else [],
         "measured_latency_ms": data["latency_avg_ms"],
     }

@@ -30,7 +30,7 @@ from typing import Any
 from squall.nimbus import config as C
 from squall.nimbus.commands import SaveClock
 from squall.nimbus.metrics import Rates
-from squall.nimbus.placement import node_of, place, workload_of
+from squall.nimbus.placement import nodes_of, place, workload_of
 from squall.nimbus.profiles import missing
 from squall.nimbus.records import Placement, SupervisorRecord, TopologyRecord
 from squall.rebalance import (
@@ -202,7 +202,7 @@ def price(
 ) -> Proposal:
     """``placement`` against ``rec``'s current one: traffic costs and latency predictions,
     over the same measured workload (other topologies' workers count on their boards)."""
-    nodes = [node_of(supervisors[n], rates=rates) for n in sorted(live)]
+    nodes = nodes_of(supervisors, sorted(live), rates)
     workload = workload_of(rec, rates)
     foreign = [o for o in others if o.name != rec.name]
     current: Cost | None = None

@@ -59,7 +59,7 @@ from squall.nimbus.failures import every_worker_failed
 from squall.nimbus.leadership import Leadership
 from squall.nimbus.live import LiveRebalancing, changes_executors
 from squall.nimbus.metrics import MetricsWindow
-from squall.nimbus.migration import Migrations
+from squall.nimbus.migration import Migrations, snapshots_taken
 from squall.nimbus.placement import DeclaredWorkers, place
 from squall.nimbus.profiles import BoardWindow, Rates
 from squall.nimbus.queries import QUERIES, find
@@ -305,7 +305,17 @@ class NimbusState:
             self._out.append(Send(peer, M.RegisterReply(ok=False, reason="unknown supervisor; register again")))
             return
         sup.last_seen = now
-        self._out.append(Send(peer, M.HeartbeatAck(m.seq, self.leadership.term)))  # the board's proof of life
+        term = self.leadership.term  # the ack states the term it was received in
+        try:
+            self._heard_from(sup, m, now)
+        finally:
+            # The board's proof of life, sent even if taking in its reports failed; sent after
+            # them because it names the released snapshots they handed over (not sent again).
+            taken = snapshots_taken(self.live.migrations, m.workers)
+            self._out.append(Send(peer, M.HeartbeatAck(m.seq, term, taken)))
+
+    def _heard_from(self, sup: SupervisorRecord, m: M.Heartbeat, now: float) -> None:
+        """Take in a known board's heartbeat: its term, reports, board figures and metrics."""
         if self.leadership.observe(m.term):
             self._out.extend(self.leadership.writes())
             self.push(now, force=set(self.supervisors))

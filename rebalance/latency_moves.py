@@ -65,18 +65,28 @@ def spare_worker(state: State, free: Mapping[str, int]) -> dict[int, int]:
 
 
 def executor_candidates(
-    state: State, g: int, least_busy: Mapping[int, Sequence[int]], spare: Mapping[int, int]
+    state: State,
+    g: int,
+    least_busy: Mapping[int, Sequence[int]],
+    spare: Mapping[int, int],
+    rate_to: Mapping[int, float] | None = None,
 ) -> list[int]:
+    """Workers to try executor ``g`` in, in order. ``rate_to`` (items/s between ``g`` and
+    each worker, summed over ``g``'s edges in order, as :class:`GainBound` has it) saves
+    summing them again; the same floats either way."""
     net = state.net
     t = net.ex_topo[g]
     mine = state.exec_worker[g]
     out: list[int] = []
     weights: dict[int, float] = {}
-    for k in net.adjacent[g]:
-        s, d, rate, _kappa, _kind = net.edges[k]
-        other = state.exec_worker[d if s == g else s]
-        if other != mine:
-            weights[other] = weights.get(other, 0.0) + rate
+    if rate_to is not None:
+        weights = {w: r for w, r in rate_to.items() if w != mine}
+    else:
+        for k in net.adjacent[g]:
+            s, d, rate, _kappa, _kind = net.edges[k]
+            other = state.exec_worker[d if s == g else s]
+            if other != mine:
+                weights[other] = weights.get(other, 0.0) + rate
     out.extend(sorted(weights, key=lambda w: (-weights[w], w))[:NEIGHBOUR_WORKERS])
     for w in least_busy.get(t, ()):
         if w != mine and state.w_count[w]:
@@ -94,8 +104,10 @@ def least_busy_board(state: State, free: Mapping[str, int]) -> int:
     return min(options, key=lambda n: (state.rho(n), n))
 
 
-def board_candidates(state: State, w: int, free: Mapping[str, int]) -> list[int]:
-    slots = free_slots(state, free)
+def board_candidates(state: State, w: int, slots: Sequence[int]) -> list[int]:
+    """Boards worker ``w`` may move to, given each board's free slots (:func:`free_slots`,
+    taken once per pass and again after a move: a scan of every board per worker was
+    most of a pass over 1,000 workers that found no board with a free slot)."""
     mine = state.worker_node[w]
     options = [n for n in range(len(state.net.nodes)) if n != mine and slots[n] > 0]
     if len(options) > CANDIDATE_BOARDS:

@@ -29,9 +29,11 @@ from dataclasses import replace
 from squall.rebalance import online, round_robin
 from squall.rebalance.assignment import Assignment
 from squall.rebalance.errors import InfeasibleError
+from squall.rebalance.latency_bound import GainBound, Removal
 from squall.rebalance.latency_moves import (
     board_candidates,
     executor_candidates,
+    free_slots,
     least_busy_board,
     least_busy_workers,
     spare_worker,
@@ -107,7 +109,7 @@ def _better(new: tuple[float, float], old: tuple[float, float]) -> bool:
     return new[0] <= old[0] + 1e-12 and new[1] < old[1] * (1.0 - IMPROVEMENT) - 1e-15
 
 
-def _improve(state: State, free: Mapping[str, int]) -> None:
+def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBound:
     """Passes of best-improving moves until a pass changes nothing (at most MAX_PASSES).
 
     The first pass tries every executor and every worker. A later pass tries only those
@@ -115,8 +117,13 @@ def _improve(state: State, free: Mapping[str, int]) -> None:
     from changed, so a pass over everything would price the same moves again and decline
     them again (on the speed benchmark's workloads the second full pass found no move at
     all and took as long as the first). The moves taken, and their order, are those of
-    full passes whenever the full pass would have taken nothing outside that region."""
+    full passes whenever the full pass would have taken nothing outside that region.
+
+    With ``skip`` an executor's trial moves that :class:`GainBound` shows cannot save
+    ``IMPROVEMENT`` are not priced (the same moves are taken: see
+    :mod:`squall.rebalance.latency_bound`); returns the bound, which counts them."""
     net = state.net
+    bound = GainBound(state)
     executors: Sequence[int] = range(len(net.ex_key))
     workers: Sequence[int] = range(len(state.worker_ids))
     for _ in range(MAX_PASSES):
@@ -129,12 +136,31 @@ def _improve(state: State, free: Mapping[str, int]) -> None:
         spare = spare_worker(state, free)
         for g in executors:
             best, best_w = current, -1
-            for w in executor_candidates(state, g, least_busy, spare):
+            # The bound needs what moving g off its board does there: read from the first
+            # exact trial to another board (the same for every other board).
+            mine = state.worker_node[state.exec_worker[g]]
+            removal: Removal | None = None
+            edges = bound.edges_of(g) if skip else None
+            # Within the limits a bound on that, without the trial, is often enough.
+            loose = Removal(bound.removal(g, edges), 0.0, 0.0) if edges is not None and current[0] == 0.0 else None
+            rate_to = edges.rate_to if edges is not None else None
+            for w in executor_candidates(state, g, least_busy, spare, rate_to):
                 board = least_busy_board(state, free) if state.worker_node[w] < 0 else -1
-                value = state.price_executor_move(g, w, board)
+                known = removal or loose
+                if edges is not None and board < 0 and known is not None:
+                    if bound.skips(g, w, known, edges, current, IMPROVEMENT):
+                        bound.skipped += 1
+                        continue
+                to = state.worker_node[w] if board < 0 else board
+                if skip and removal is None and to != mine:
+                    value, (lat, exc) = state.price_executor_move_at(g, w, board, mine)
+                    removal = Removal(state.node_lat[mine] - lat, state.node_exc[mine], exc)
+                else:
+                    value = state.price_executor_move(g, w, board)
                 if _better(value, best):
                     best, best_w = value, w
             if best_w >= 0:
+                bound.forget()
                 if state.worker_node[best_w] < 0:
                     state.move_worker(best_w, least_busy_board(state, free))
                 moved.update((state.exec_worker[g], best_w))
@@ -144,24 +170,30 @@ def _improve(state: State, free: Mapping[str, int]) -> None:
                 spare = spare_worker(state, free)
                 current = best
                 changed = True
+        slots = free_slots(state, free)  # taken again after a worker move
+        room = any(s > 0 for s in slots)
         for w in workers:
-            if not state.w_count[w]:
+            if not room or not state.w_count[w]:
                 continue
             best, best_n = current, -1
-            for n in board_candidates(state, w, free):
+            for n in board_candidates(state, w, slots):
                 value = state.price_worker_move(w, n)
                 if _better(value, best):
                     best, best_n = value, n
             if best_n >= 0:
+                bound.forget()
                 moved.add(w)
                 boards.update((state.worker_node[w], best_n))
                 shifted.update(state.members[w])
                 state.move_worker(w, best_n)
+                slots = free_slots(state, free)
+                room = any(s > 0 for s in slots)
                 current = best
                 changed = True
         if not changed:
-            return
+            return bound
         executors, workers = _near(state, moved, boards, shifted)
+    return bound
 
 
 def _near(state: State, moved: set[int], boards: set[int], shifted: set[int]) -> tuple[list[int], list[int]]:

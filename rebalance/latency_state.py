@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from squall.rebalance.assignment import Assignment
@@ -30,7 +31,7 @@ from squall.rebalance.latency import (
 )
 
 if TYPE_CHECKING:
-    from squall.rebalance.latency_network import Network
+    from squall.rebalance.latency_network import Network, TopologyTerms
 
 # What a trial move may write, saved to be written back (State._save, State._restore):
 # per moving worker, per worker at an edge's end, per board (flows, cached terms), per
@@ -47,6 +48,66 @@ _Saved = tuple[
 
 # Link utilisation at which a link's queue is treated as (almost) saturated.
 SAT_LINK = 0.999
+
+
+@dataclass
+class BoardSlack:
+    """A board's terms as a bound on a move's gain reads them (:meth:`State.board_slack`):
+    per worker its time per root tuple before the quota's stops (:func:`worker_time`) and
+    its CPU (cores), the board's utilisation, the quota's share of stopped time and the
+    board's link terms."""
+
+    time: dict[int, float] = field(default_factory=dict)
+    cores: dict[int, float] = field(default_factory=dict)
+    rho: float = 0.0
+    share: float = 0.0
+    link: float = 0.0
+    bits: float = 0.0  # the size of an item on its link, in bits
+
+
+def link_time(kappa: float, flow_bytes: float, bits: float, link_bps: float) -> float:
+    """Transmission and queueing (M/M/1) on one way of a board's link, per root tuple (s),
+    for ``kappa`` items per root tuple of ``bits`` each and ``flow_bytes`` bytes/s in all;
+    it grows with both."""
+    util = min(SAT_LINK, flow_bytes * 8.0 / link_bps)
+    return kappa * bits / link_bps / (1.0 - util)
+
+
+def worker_time(
+    topo: TopologyTerms,
+    wall: float,
+    wake_wait_s: float,
+    u: float,
+    rho: float,
+    na: float,
+    nav: float,
+    ak: float,
+    akv: float,
+    outk: float,
+    ink: float,
+) -> float:
+    """A worker's time per root tuple (s) before its board's quota stops, from its
+    aggregates (cycles/s ``na``/``ak`` and visits/s ``nav``/``akv`` of its non-acker and
+    acker executors, items per root tuple leaving ``outk`` and entering ``ink``), its CPU
+    ``u`` and its board's utilisation ``rho``, at ``wall`` seconds per cycle: its visits
+    (service and the wait for its one thread), its items' wait in the batch before they
+    are sent, and the wait for a CPU each time an item wakes it."""
+    visits = nav + akv
+    if visits <= 0:
+        return 0.0
+    mean_s = (na + ak) * wall / visits
+    busy = u if u > rho else rho
+    wait = queue_wait(mean_s, busy)
+    value = (na * wall + nav * wait) / topo.source_rate
+    if topo.ack_rate > 0:
+        value += (ak * wall + akv * wait) / topo.ack_rate
+    if outk > 0:
+        value += outk * flush_wait(topo.flush_s, mean_s, busy)
+    if wake_wait_s > 0:
+        # Only an item's arrival wakes the worker for a tuple already in flight: a
+        # spout's tuple is timed from its emission, after the wait.
+        value += ink * wake_wait_s
+    return value
 
 
 class State:
@@ -172,13 +233,18 @@ class State:
         return 8.0 * (max(sizes) if sizes else 0.0)
 
     def edge_delay(self, k: int) -> float:
-        s, d, rate, kappa, _kind = self.net.edges[k]
+        s, d, _rate, _kappa, _kind = self.net.edges[k]
         ws, wd = self.exec_worker[s], self.exec_worker[d]
         if ws == wd:
             return 0.0
+        return self.hop_delay(k, self.worker_node[ws], self.worker_node[wd])
+
+    def hop_delay(self, k: int, ns: int, nd: int) -> float:
+        """Edge ``k``'s delay per root tuple (s) between two workers, the source's on
+        board ``ns`` and the destination's on ``nd``."""
         net = self.net
+        s, _d, rate, kappa, _kind = net.edges[k]
         topo = net.topos[net.ex_topo[s]]
-        ns, nd = self.worker_node[ws], self.worker_node[wd]
         delay = topo.transfer_cycles / net.terms[nd].clock_hz
         if ns != nd:
             # A board's link delay is its share of a round trip to another board (what a
@@ -221,7 +287,14 @@ class State:
         per_topology, exc = self._board(n)
         return sum(per_topology.values()), exc
 
-    def _board(self, n: int) -> tuple[dict[int, float], float]:
+    def board_slack(self, n: int) -> BoardSlack:
+        """What of board ``n``'s latency terms a move onto it could at most take away
+        (:mod:`squall.rebalance.latency_bound` reads it; the board is priced once more)."""
+        detail = BoardSlack()
+        self._board(n, detail)
+        return detail
+
+    def _board(self, n: int, detail: BoardSlack | None = None) -> tuple[dict[int, float], float]:
         """Board ``n``'s latency seconds per topology index (-1: its link queues) and its
         excess over the hard limits. The search's hot path: each worker's CPU is computed
         once, the lists are bound once, and sums run over a sorted order so the result is
@@ -232,7 +305,10 @@ class State:
         wait for a CPU each time an item (or the spout's next emission) wakes it. The
         loop's own CPU (``o``) counts in the thread's utilisation but not as per-item
         time: most of it is spent waking for timers and heartbeats, not moving items
-        (spread over items, it overestimated every measured point)."""
+        (spread over items, it overestimated every measured point).
+
+        With ``detail``, also fills in each worker's time and CPU, the board's
+        utilisation, the quota's share and the link terms, in the same arithmetic."""
         members = self.on_node[n]
         if not members:
             return {}, 0.0
@@ -258,22 +334,13 @@ class State:
             t = worker_ids[w][0]
             topo = topos[t]
             mem += topo.worker_mb
-            value = 0.0
-            visits = w_nav[w] + w_akv[w]
-            if visits > 0:
-                mean_s = (w_na[w] + w_ak[w]) * wall / visits
-                busy = u if u > rho_n else rho_n
-                wait = queue_wait(mean_s, busy)
-                value = (w_na[w] * wall + w_nav[w] * wait) / topo.source_rate
-                if topo.ack_rate > 0:
-                    value += (w_ak[w] * wall + w_akv[w] * wait) / topo.ack_rate
-                if w_outk[w] > 0:
-                    value += w_outk[w] * flush_wait(topo.flush_s, mean_s, busy)
-                if wake_wait_s > 0:
-                    # Only an item's arrival wakes the worker for a tuple already in
-                    # flight: a spout's tuple is timed from its emission, after the wait.
-                    value += w_ink[w] * wake_wait_s
+            value = worker_time(
+                topo, wall, wake_wait_s, u, rho_n, w_na[w], w_nav[w], w_ak[w], w_akv[w], w_outk[w], w_ink[w]
+            )
             lat[t] = lat.get(t, 0.0) + value
+            if detail is not None:
+                detail.time[w] = value
+                detail.cores[w] = u
             if w_src[w] > 0:  # a root tuple's first stay is on its spout's board
                 stays[t] = stays.get(t, 0.0) + w_src[w] / topo.source_rate
         share = throttle_share(terms, rho_n)
@@ -287,8 +354,13 @@ class State:
             bits = self._mean_item_bits(n)
             for flow_bytes, kappa in ((self.out_bytes[n], self.out_kappa[n]), (self.in_bytes[n], self.in_kappa[n])):
                 if kappa > 0:
-                    util = min(SAT_LINK, flow_bytes * 8.0 / terms.link_bps)
-                    lat[-1] = lat.get(-1, 0.0) + kappa * bits / terms.link_bps / (1.0 - util)
+                    lat[-1] = lat.get(-1, 0.0) + link_time(kappa, flow_bytes, bits, terms.link_bps)
+            if detail is not None:
+                detail.bits = bits
+        if detail is not None:
+            detail.rho = rho_n
+            detail.share = share
+            detail.link = lat.get(-1, 0.0)
         exc = max(0.0, rho_n - MAX_UTILISATION)
         if terms.memory_mb > 0:
             exc += max(0.0, mem - terms.memory_mb) / terms.memory_mb
@@ -363,20 +435,28 @@ class State:
         every value the move can write is saved first and written back after: the
         aggregates of the workers at both ends of the executor's edges, the terms of their
         boards, the edges' delays and the totals."""
+        return self.price_executor_move_at(g, w, board, -1)[0]
+
+    def price_executor_move_at(
+        self, g: int, w: int, board: int, watch: int
+    ) -> tuple[tuple[float, float], tuple[float, float]]:
+        """:meth:`price_executor_move`, and board ``watch``'s cached (latency, excess)
+        terms with the move made ((0, 0) for ``watch`` -1): what that board gives."""
         old = self.exec_worker[g]
         if old == w:
-            return self.objective()
+            return self.objective(), (self.node_lat[watch], self.node_exc[watch]) if watch >= 0 else (0.0, 0.0)
         edges = self.net.adjacent[g]
         saved = self._save((old, w), board, edges)
         if board >= 0:
             self.move_worker(w, board)
         self.move_executor(g, w)
         value = self.objective()
+        watched = (self.node_lat[watch], self.node_exc[watch]) if watch >= 0 else (0.0, 0.0)
         self._restore(saved)
         self.members[w].discard(g)
         self.members[old].add(g)
         self.exec_worker[g] = old
-        return value
+        return value, watched
 
     def price_worker_move(self, w: int, n: int) -> tuple[float, float]:
         """The objective with worker ``w`` on board ``n``; the state is left exactly as

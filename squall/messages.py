@@ -66,6 +66,26 @@ class ExecutorMetrics:
 
 
 @record
+class LinkMark:
+    """Where one data link between two workers stands: the sender's token for the link and
+    a frame number on it (frames handed over, at the sender; the last one received, at the
+    receiver). Equal at both ends exactly when the link's last frame has arrived."""
+
+    link: int = field(metadata=NON_NEGATIVE)
+    frame: int = field(metadata=NON_NEGATIVE)
+
+
+@record
+class DataLinks:
+    """A worker's data links, by the other end's data endpoint ("host:port"): what a
+    migration's drain compares (docs/nimbus.md, "quiescent")."""
+
+    endpoint: str  # this worker's own data endpoint, as its senders name it
+    sent: dict[str, LinkMark] = field(default_factory=dict)  # receiver -> the link's last frame handed over
+    received: dict[str, LinkMark] = field(default_factory=dict)  # sender -> its last frame received
+
+
+@record
 class WorkerMetrics:
     at: float  # wall-clock time (s) the counters were read
     clock_hz: float  # the node's clock, to turn cpu_s into cycles
@@ -87,6 +107,9 @@ class WorkerMetrics:
     loop_cpu_s: float = field(default=0.0, metadata=NON_NEGATIVE)
     loop_wait_s: float = field(default=0.0, metadata=NON_NEGATIVE)
     loop_runs: int = field(default=0, metadata=NON_NEGATIVE)  # times it was put on a CPU
+    # The data links' last frames, sent and received; None: a worker of an older version,
+    # whose drain Nimbus cannot read (it waits for the drain timeout, and says why).
+    links: DataLinks | None = None
 
 
 @record
@@ -165,6 +188,11 @@ class HeartbeatAck:
 
     seq: int
     term: int = field(default=0, metadata=NON_NEGATIVE)
+    # Released snapshots of this heartbeat that Nimbus holds or no longer needs, by slot port
+    # (port -> executor ids): the board stops sending those. A snapshot can be megabytes (the
+    # executor's queue travels in it); sent with every heartbeat until the migration moved on,
+    # it crowded the board's control link on slow links.
+    taken: dict[int, list[int]] = field(default_factory=dict)
 
 
 @message

@@ -126,6 +126,11 @@ class WorkerSlot:
     confirmed_version: int = 0  # the assignment version of the worker's latest heartbeat
     paused: bool = False
     released: dict[int, bytes] = field(default_factory=dict)
+    # Of ``released``: the snapshots Nimbus acknowledged (HeartbeatAck.taken) for heartbeats
+    # from ``released_seq`` on; the reports leave them out. Cleared with a new ``released``
+    # and on every registration (a new Nimbus may not hold them).
+    taken: set[int] = field(default_factory=set)
+    released_seq: int = 0
 
 
 @dataclass
@@ -173,12 +178,22 @@ class SupervisorState:
 
     def on_heartbeat_ack(self, ack: HeartbeatAck, now: float) -> list[Command]:
         self.on_nimbus_heard(now, ack.term)
+        if self.term and 0 < ack.term < self.term:
+            return []  # an older Nimbus's word on snapshots counts no more than its liveness
+        for port, ids in ack.taken.items():
+            slot = self.slots.get(port)
+            # An ack of a heartbeat sent before these snapshots were released speaks of
+            # earlier ones (an executor can move out of one port twice).
+            if slot is not None and ack.seq >= slot.released_seq:
+                slot.taken.update(ex for ex in ids if ex in slot.released)
         return []
 
     def on_register_reply(self, reply: RegisterReply, now: float) -> list[Command]:
         self.on_nimbus_heard(now, reply.term)
         if reply.ok:
             self.registered = True
+            for slot in self.slots.values():
+                slot.taken.clear()  # this Nimbus may not hold what the last one took
             self.nimbus_acks = reply.term > 0
             if reply.term == 0:
                 # A Nimbus without terms: a new registration may start a new numbering (one
@@ -305,6 +320,9 @@ class SupervisorState:
             or hb.released.keys() != slot.released.keys()
         )
         slot.metrics = hb.metrics
+        if hb.assignment_version != slot.confirmed_version or hb.released.keys() != slot.released.keys():
+            slot.taken.clear()  # released anew (at most once per executor and version)
+            slot.released_seq = self.seq + 1  # the next heartbeat is the first to carry them
         slot.confirmed_version, slot.paused, slot.released = hb.assignment_version, hb.paused, dict(hb.released)
         cmds: list[Command] = []
         if slot.alive:
@@ -358,7 +376,7 @@ class SupervisorState:
                 metrics=s.metrics,
                 error=s.error,
                 paused=s.paused,
-                released=dict(s.released),
+                released={ex: snap for ex, snap in s.released.items() if ex not in s.taken},
             )
             for port, s in sorted(self.slots.items())
         ]
@@ -376,6 +394,7 @@ class SupervisorState:
             slot.state = "starting"
             slot.metrics = None
             slot.confirmed_version, slot.paused, slot.released = 0, False, {}
+            slot.taken.clear()
             cmds.append(StartWorker(slot.assignment))
         return cmds
 

@@ -22,6 +22,14 @@ Guarantees:
   owner: into that worker's buffer, or back to the caller when the task became local. An
   item that arrives for a task this worker no longer runs goes through ``put`` too
   (``TupleCodec`` with ``forward``), so it is sent on to its owner, not dropped.
+* Links: every destination endpoint is one *link*, with a random token drawn when it is
+  first routed to (and again when it is routed to after a spell with no task routed there)
+  and a count of the frames handed over on it; each frame carries (sender, link, its number
+  on the link). ``links()`` reports (token, frames) of the routed links: the receiver's last
+  (token, number) from this sender equals it exactly when the link's last frame arrived.
+  A frame dropped before the socket took it (over the size limit) takes no number; one
+  dropped from a full backlog keeps its number, but the backlog keeps the newest frames, so
+  the link's last frame is still queued (``pending``) or sent.
 * The receiving side, ``TupleCodec``, is re-exported here: ``deliver`` never raises on input
   (see ``squall.supervisor.transfer_codec``).
 """
@@ -29,12 +37,13 @@ Guarantees:
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from squall import config
-from squall.supervisor.runtime.layout import FRAME_VERSION, Sink, encode_frame
+from squall.supervisor.runtime.layout import FRAME_VERSION, FrameHeader, Sink, encode_frame
 from squall.supervisor.runtime.stats import CpuMeter
 from squall.supervisor.transfer_codec import TupleCodec
 
@@ -54,13 +63,24 @@ BACKLOG_RETRY_S = 0.001  # how soon a worker that idles retries frames a peer re
 IN_TRANSIT = ""  # the placement of an executor between its old and its new worker
 
 
+def new_link_token() -> int:
+    """A fresh link token: random (so a restarted worker's links never repeat an old one's),
+    non-zero (0 means "no link"), below 2**63."""
+    return (int.from_bytes(os.urandom(8), "big") >> 1) or 1
+
+
 class _Buffer:
-    __slots__ = ("endpoint", "items", "first_at")
+    __slots__ = ("endpoint", "items", "first_at", "link", "frames")
 
     def __init__(self, endpoint: str | None) -> None:
         self.endpoint = endpoint
         self.items: list[tuple[int, Any]] = []  # inbox items, in order
         self.first_at = 0.0
+        self.new_link()
+
+    def new_link(self) -> None:
+        self.link = new_link_token()
+        self.frames = 0  # frames handed over (sent or queued in the backlog) on this link
 
 
 class Outbox:
@@ -88,8 +108,10 @@ class Outbox:
         on_error: Callable[[tuple[int, Any], Exception], None] | None = None,
         hold_limit: int = DEFAULT_HOLD_LIMIT,
         meter: CpuMeter | None = None,
+        sender: str = "",
     ) -> None:
         self._send = send
+        self.sender = sender  # this worker's data endpoint, written in every frame's header
         self._clock = clock
         self.batch_size = max(1, int(batch_size))
         self.flush_s = max(0.0, float(flush_ms) / 1e3)
@@ -121,6 +143,7 @@ class Outbox:
         those whose task is no longer remote (it became local) are returned, in order, for
         the caller to deliver locally; the rest stay held."""
         hold = self._hold
+        before = self.endpoints()
         for task, endpoint in task_endpoints.items():
             if endpoint == IN_TRANSIT:
                 self._task_buffer[task] = hold
@@ -128,6 +151,10 @@ class Outbox:
             buf = self._buffers.get(endpoint)
             if buf is None:
                 buf = self._buffers[endpoint] = _Buffer(endpoint)
+            elif endpoint not in before and buf.endpoint and buf.frames:
+                # Routed to again: maybe another worker (a new one on a reused port), which
+                # never saw the old link's frames. A new link starts from nothing sent.
+                buf.new_link()
             self._task_buffer[task] = buf
         for task in set(self._task_buffer) - set(task_endpoints):
             del self._task_buffer[task]
@@ -159,6 +186,12 @@ class Outbox:
     def endpoints(self) -> set[str]:
         """The endpoints some task is currently routed to."""
         return {b.endpoint for b in self._task_buffer.values() if b.endpoint}
+
+    def links(self) -> dict[str, tuple[int, int]]:
+        """Routed endpoint -> (link token, frames handed over on it), for the links that
+        carried a frame."""
+        routed = self.endpoints()
+        return {e: (b.link, b.frames) for e, b in self._buffers.items() if e in routed and e and b.frames}
 
     # -- the sink -----------------------------------------------------------------------
 
@@ -234,7 +267,8 @@ class Outbox:
         meter = self.meter
         meter.start()
         try:
-            frame, count = encode_frame(items, self.on_error)
+            header = FrameHeader(self.sender, buf.link, buf.frames + 1)
+            frame, count = encode_frame(items, self.on_error, header)
             if not count:
                 return
             if len(frame) > MAX_DATA_FRAME_BYTES:
@@ -247,6 +281,7 @@ class Outbox:
                     )
                 self.dropped_items += count
                 return
+            buf.frames += 1  # the frame is handed over: sent now, or queued behind the backlog
             queue = self._backlog.get(buf.endpoint)
             if queue is not None:  # keep order behind what is already waiting
                 self._enqueue(buf.endpoint, queue, frame, count)

@@ -5,16 +5,25 @@ outbox (the item layout itself is ``squall.supervisor.runtime.layout``'s).
 Guarantees: ``TupleCodec.deliver`` never raises on input; a frame that is not msgpack or not
 the layout, and every item that is malformed, names a task of no executor (or, without
 ``forward``, a task not run here), or does not suit its target, is counted as bad and
-dropped, and the valid items of the same frame are delivered (or forwarded), in order.
+dropped, and the valid items of the same frame are delivered (or forwarded), in order. A
+refused frame's reason (naming the field at fault, or both versions) goes to ``on_refused``.
+
+``links`` holds, per sender, the (link, seq) of the last well-formed frame received from it
+on a counted link: Nimbus compares it with what the sender reports it sent to end a
+migration's drain exactly (docs/nimbus.md, "quiescent"). It keeps at most
+``MAX_LINK_PEERS`` senders (a topology has far fewer workers), so junk frames naming made-up
+senders cannot grow it without bound.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from squall.supervisor.runtime.layout import BOLT_TASK, ItemReader, Sink, decode_frame, task_kinds
+from squall.supervisor.runtime.layout import BOLT_TASK, FrameError, ItemReader, Sink, open_frame, task_kinds
 from squall.topology.spec import ExecutorSpec, TopologySpec
+
+MAX_LINK_PEERS = 4096  # senders whose last frame is kept (a topology has far fewer workers)
 
 
 class TupleCodec:
@@ -35,9 +44,12 @@ class TupleCodec:
         local_tasks: Iterable[int],
         sinks: dict[int, Sink],
         forward: Sink | None = None,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self._sinks = sinks
         self._forward = forward
+        self._on_refused = on_refused
+        self.links: dict[str, tuple[int, int]] = {}  # sender endpoint -> (link, seq) of its last frame
         self._reader = ItemReader(spec)
         self._kinds = task_kinds(spec, executors)
         self.received = 0
@@ -68,9 +80,16 @@ class TupleCodec:
         Returns (items delivered or forwarded, items or frames dropped as bad). Never raises
         on bad input.
         """
-        items = decode_frame(frame)
-        if items is None:
+        try:
+            header, items = open_frame(frame)
+        except FrameError as exc:
+            if self._on_refused is not None:
+                self._on_refused(str(exc))
             return 0, 1
+        if header.seq:
+            links = self.links
+            if header.sender in links or len(links) < MAX_LINK_PEERS:
+                links[header.sender] = (header.link, header.seq)
         self.received += len(items)
         return self._reader.read(items, self._data, self._control)
 

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from squall import config, wire
-from squall.messages import WorkerHeartbeat, WorkerLaunch
+from squall.messages import DataLinks, LinkMark, WorkerHeartbeat, WorkerLaunch
 from squall.supervisor import worker_plan as wp
 from squall.supervisor.runtime.engine import Engine, acker_count
 from squall.supervisor.runtime.layout import source_of
@@ -193,6 +193,7 @@ class Worker:
             on_error=self._encode_error,
             hold_limit=int(self.conf.get(config.TRANSFER_HOLD_ITEMS, DEFAULT_HOLD_LIMIT)),
             meter=self.transfer_meter,
+            sender=self.me,
         )
         self.outbox.place(wp.routes_for(self.all_executors, local_ids, a.placement))
         put = self.outbox.put
@@ -209,7 +210,12 @@ class Worker:
         self.engine.congested = self.outbox.congested
         self.engine.wiring.transfer_meter = self.transfer_meter
         self.codec = TupleCodec(
-            self.spec, self.all_executors, self.engine.wiring.local_tasks, self.engine.wiring.sinks, forward=put
+            self.spec,
+            self.all_executors,
+            self.engine.wiring.local_tasks,
+            self.engine.wiring.sinks,
+            forward=put,
+            on_refused=self._frame_refused,
         )
         self.heartbeat_s = float(self.conf.get(config.WORKER_HEARTBEAT, config.DEFAULT_WORKER_HEARTBEAT_S))
         self.parent = os.getppid()
@@ -317,6 +323,10 @@ class Worker:
                 stream,
                 exc,
             )
+
+    def _frame_refused(self, why: str) -> None:
+        """Log each reason a data frame was refused once (the frame is counted by the caller)."""
+        self._bad(f"a data frame that is not a frame of this version: {why}", 0)
 
     def _bad(self, what: str, n: int = 1) -> None:
         self.bad_frames += n
@@ -434,6 +444,7 @@ class Worker:
             queued=self.queued(),
             transfer=transfer,
             loop_tid=self.io_threads.loop_tid,
+            links=self.links(),
         )
         hb = WorkerHeartbeat(
             port=self.launch.port,
@@ -446,6 +457,14 @@ class Worker:
             released=dict(self.released),
         )
         io.send_control(wire.encode(hb))
+
+    def links(self) -> DataLinks:
+        """Each data link's last frame handed over (to routed workers) and received."""
+        return DataLinks(
+            endpoint=self.me,
+            sent={e: LinkMark(link, n) for e, (link, n) in self.outbox.links().items()},
+            received={e: LinkMark(link, n) for e, (link, n) in self.codec.links.items()},
+        )
 
     def shutdown(self) -> None:
         """Deactivate spouts, let local queues drain briefly, flush, close, final heartbeat."""

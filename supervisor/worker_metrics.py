@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from squall.messages import ExecutorMetrics, WorkerMetrics
+from squall.messages import DataLinks, ExecutorMetrics, WorkerMetrics
 from squall.topology.spec import ExecutorSpec
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -149,12 +149,14 @@ def worker_metrics(
     queued: int = 0,
     transfer: TransferCounts = TransferCounts(),
     loop_tid: int | None = None,
+    links: DataLinks | None = None,
 ) -> WorkerMetrics:
     """The whole worker's counters at this instant (``at`` is wall-clock time).
 
     ``sent_remote``/``received_remote`` are items handed to / taken from other workers'
     sockets, cumulative; ``queued`` is a level (items not yet processed or sent). Nimbus
-    reads quiescence from them: queued 0 everywhere and sums of sent and received equal.
+    reads quiescence from ``links`` (each data link's last frame sent and received, see
+    ``DataLinks``) and ``queued`` 0 everywhere.
 
     ``process_cpu_s`` is the whole process's CPU (every thread: the loop, libzmq's I/O
     thread); what neither the executors' ``cpu_s`` nor ``transfer.transfer_cpu_s`` covers is the
@@ -176,4 +178,5 @@ def worker_metrics(
         loop_cpu_s=loop_cpu_s,
         loop_wait_s=loop_wait_s,
         loop_runs=loop_runs,
+        links=links,
     )

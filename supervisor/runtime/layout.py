@@ -11,7 +11,12 @@ a spout or acker task one of the control tuples of ``runtime/messages.py``. Writ
                   ACK_INIT [t, 0, root, xor, spout_task]  ACK_ACK [t, 1, root, xor]
                   ACK_FAIL [t, 2, root]  TREE_COMPLETE [t, 3, root]  TREE_FAILED [t, 4, root]
 
-    frame         msgpack([FRAME_VERSION, [item, item, ...]])
+    frame         msgpack([FRAME_VERSION, sender, link, seq, [item, item, ...]])
+                  sender: the sending worker's data endpoint "host:port"; link: the sender's
+                  token for its link to this receiver (new each time the link opens); seq:
+                  the frame's number on that link (1, 2, ...). A receiver keeps the last
+                  (link, seq) per sender, so Nimbus can tell that a link's last frame arrived
+                  (docs/nimbus.md, "quiescent"). link = seq = 0: a frame on no counted link.
 
 The second element tells the two apart (a string is a stream name, an int a control kind).
 The component and field names are not written: the reader knows them from the spec.
@@ -25,12 +30,15 @@ Guarantees:
   a wrong arity, an unknown source or stream) is counted as bad (and passed to ``on_bad``);
   the valid items are delivered in order;
 * ``encode_frame`` drops only the items msgpack cannot serialise (each passed to
-  ``on_error``); ``decode_frame`` returns None for anything that is not a frame.
+  ``on_error``); ``open_frame`` raises ``FrameError`` naming the field at fault for anything
+  that is not a frame of this version (a frame of another version says both versions);
+  ``decode_frame`` returns None for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -39,7 +47,10 @@ from squall.supervisor.runtime.messages import ACK_ACK, ACK_FAIL, ACK_INIT, TREE
 from squall.topology.component import Tuple
 from squall.topology.spec import ACKER_COMPONENT, SPOUT, ExecutorKind, ExecutorSpec, TopologySpec
 
-FRAME_VERSION = 1
+FRAME_VERSION = 2  # 2: the header names the sender, its link and the frame's number on it
+FRAME_FIELDS = ("version", "sender", "link", "seq", "items")
+MAX_SENDER_CHARS = 300  # "host:port": a host name is at most 253 characters
+MAX_LINK = 2**63 - 1  # link tokens and sequence numbers are unsigned 63-bit integers
 
 Sink = Callable[[tuple[int, Any]], None]
 
@@ -116,29 +127,73 @@ def packable(items: list[tuple[int, Any]], on_error: Callable[[tuple[int, Any], 
     return good
 
 
+@dataclass(frozen=True, slots=True)
+class FrameHeader:
+    """Who sent a frame, on which of its links, as which frame of that link (see the layout)."""
+
+    sender: str = ""
+    link: int = 0
+    seq: int = 0
+
+
+NO_LINK = FrameHeader()  # a frame counted on no link (tests, tools)
+
+
+class FrameError(ValueError):
+    """A data frame that is not a frame of this version; the message names the field at fault."""
+
+
 def encode_frame(
-    items: list[tuple[int, Any]], on_error: Callable[[tuple[int, Any], Exception], None]
+    items: list[tuple[int, Any]],
+    on_error: Callable[[tuple[int, Any], Exception], None],
+    header: FrameHeader = NO_LINK,
 ) -> tuple[bytes, int]:
-    """One frame for the inbox items ``items``; returns (frame, items in it). An item msgpack
-    cannot pack is passed to ``on_error`` and left out (``packable``)."""
+    """One frame for the inbox items ``items`` under ``header``; returns (frame, items in it).
+    An item msgpack cannot pack is passed to ``on_error`` and left out (``packable``)."""
     rows = write(items)
+    head = (FRAME_VERSION, header.sender, header.link, header.seq)
     try:
-        return msgpack.packb((FRAME_VERSION, rows), use_bin_type=True), len(rows)
+        return msgpack.packb((*head, rows), use_bin_type=True), len(rows)
     except _PACK_ERRORS:
         rows = packable(items, on_error)  # rare: a value the user emitted that cannot be sent
-        return msgpack.packb((FRAME_VERSION, rows), use_bin_type=True), len(rows)
+        return msgpack.packb((*head, rows), use_bin_type=True), len(rows)
+
+
+def open_frame(frame: bytes) -> tuple[FrameHeader, list]:
+    """The header and items (not yet validated) of a frame of this version; ``FrameError``
+    naming the field at fault otherwise."""
+    try:
+        data = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types for garbage
+        raise FrameError(f"not msgpack ({type(exc).__name__})") from None
+    if type(data) is not list or not data:
+        raise FrameError("not a list [version, sender, link, seq, items]")
+    if data[0] != FRAME_VERSION:
+        raise FrameError(
+            f"field 'version' is {data[0]!r:.20}, this worker reads {FRAME_VERSION} "
+            "(the sending worker runs another Squall version)"
+        )
+    if len(data) != len(FRAME_FIELDS):
+        raise FrameError(f"{len(data)} fields, expected {len(FRAME_FIELDS)} {list(FRAME_FIELDS)}")
+    _, sender, link, seq, items = data
+    if type(sender) is not str or len(sender) > MAX_SENDER_CHARS:
+        raise FrameError(f"field 'sender' must be a \"host:port\" string of at most {MAX_SENDER_CHARS} characters")
+    if type(link) is not int or not 0 <= link <= MAX_LINK:
+        raise FrameError("field 'link' must be an integer in [0, 2**63)")
+    if type(seq) is not int or not 0 <= seq <= MAX_LINK:
+        raise FrameError("field 'seq' must be an integer in [0, 2**63)")
+    if type(items) is not list:
+        raise FrameError("field 'items' must be a list")
+    return FrameHeader(sender, link, seq), items
 
 
 def decode_frame(frame: bytes) -> list | None:
     """The items of a frame (not yet validated), or None if ``frame`` is not a frame of this
     version."""
     try:
-        data = msgpack.unpackb(frame, raw=False, strict_map_key=False)
-    except Exception:  # msgpack raises several unrelated types for garbage
+        return open_frame(frame)[1]
+    except FrameError:
         return None
-    if type(data) is not list or len(data) != 2 or data[0] != FRAME_VERSION or type(data[1]) is not list:
-        return None
-    return data[1]
 
 
 # -- reading ---------------------------------------------------------------------------------

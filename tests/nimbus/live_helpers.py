@@ -41,9 +41,12 @@ def worker_metrics(
     sent: int = 0,
     received: int = 0,
     latency: LatencyCurve | None = None,
+    me: str = "",
+    peers: tuple[str, ...] = (),
 ) -> M.WorkerMetrics:
     """Cumulative counters at time ``at`` of a worker that has run since 0 at constant rates
-    (every executor reports ``latency``; Nimbus reads it from the spouts only)."""
+    (every executor reports ``latency``; Nimbus reads it from the spouts only). Its data
+    links (see ``mesh_links``) join it, as ``me``, to every one of ``peers``."""
     ems = []
     lat_sum, lat_count, lat_buckets = latency_counters(latency, at) if latency else (0.0, 0, [])
     for ex in execs:
@@ -61,7 +64,27 @@ def worker_metrics(
             )
         )
     return M.WorkerMetrics(
-        at=at, clock_hz=1e9, executors=ems, sent_remote=sent, received_remote=received, queued=queued
+        at=at,
+        clock_hz=1e9,
+        executors=ems,
+        sent_remote=sent,
+        received_remote=received,
+        queued=queued,
+        links=mesh_links(me, peers, sent, received),
+    )
+
+
+def mesh_links(me: str, peers: tuple[str, ...], sent: int, received: int) -> M.DataLinks:
+    """The data links of the worker at endpoint ``me`` with each of ``peers`` (itself left
+    out), on link token 7 each way: ``sent`` frames handed over to each, the last frame
+    received from each numbered ``received``. Workers built with equal ``sent`` and
+    ``received`` have every link's last frame arrived; one built with more ``sent`` has
+    frames in flight."""
+    others = [p for p in peers if p != me]
+    return M.DataLinks(
+        endpoint=me,
+        sent={p: M.LinkMark(7, sent) for p in others},
+        received={p: M.LinkMark(7, received) for p in others},
     )
 
 
@@ -78,18 +101,30 @@ def report_all(
     latency: LatencyCurve | None = None,
 ) -> list:
     """Every live supervisor heartbeats its declared workers at ``now``. With ``follow`` the
-    workers confirm the version and paused flag Nimbus last declared; remote sums balance."""
+    workers confirm the version and paused flag Nimbus last declared; every data link
+    between a topology's workers has its last frame arrived."""
     cmds = []
-    for node in sorted(st.supervisors):
+    reporting = [
+        node
+        for node in sorted(st.supervisors)
+        if node not in skip and st.supervisors[node].peer is not None and not st.supervisors[node].dead
+    ]
+    declared = {node: st.declared(node) for node in reporting}
+    peers: dict[str, tuple[str, ...]] = {}
+    for node, was in declared.items():
+        for wa in was:
+            peers[wa.topology] = (*peers.get(wa.topology, ()), f"{node}:{wa.port}")
+    for node in reporting:
         sup = st.supervisors[node]
-        if node in skip or sup.peer is None or sup.dead:
-            continue
         reports = []
-        for wa in st.declared(node):
+        for wa in declared[node]:
             old = sup.reports.get((wa.topology, wa.port))
             version = wa.assignment_version if follow or old is None else old.assignment_version
             paused = wa.paused if follow or old is None else old.paused
-            metrics = worker_metrics(wa.executors, now, traffic or {}, load_s or {}, queued, 100, 100, latency)
+            me = f"{node}:{wa.port}"
+            metrics = worker_metrics(
+                wa.executors, now, traffic or {}, load_s or {}, queued, 100, 100, latency, me, peers[wa.topology]
+            )
             reports.append(
                 M.WorkerReport(
                     wa.topology,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import random
 
 import pytest
 
@@ -109,3 +110,70 @@ def test_older_samples_cost_the_garbage_collector_nothing():
     after_fifty = fill(range(10, 50))
     assert after_fifty - after_ten < 40  # 120 more samples; as objects they were 1,000+ more
     assert w.rates("t").traffic[(0, 2)] == pytest.approx(10.0)  # and they still count
+
+
+def _step(a: float, b: float) -> float:
+    return b - a if b >= a else b  # a drop: the worker restarted from zero
+
+
+def _summed_step_by_step(kept: list[M.WorkerMetrics]) -> dict[str, dict]:
+    """The rates of one worker's ``kept`` reports, summing every step (the definition)."""
+    span = kept[-1].at - kept[0].at
+    out: dict[str, dict] = {"emitted": {}, "executed": {}, "cpu_cores": {}, "traffic": {}}
+    for ex in (1, 2, 3):
+        rows = [next(e for e in m.executors if e.executor == ex) for m in kept]
+        for name, counter in (("emitted", "emitted"), ("executed", "executed"), ("cpu_cores", "cpu_s")):
+            out[name][ex] = sum(_step(getattr(a, counter), getattr(b, counter)) for a, b in zip(rows, rows[1:])) / span
+        for src in (4, 5, 6):
+            pairs = zip(rows, rows[1:])
+            rate = sum(_step(a.received_from.get(src, 0), b.received_from.get(src, 0)) for a, b in pairs) / span
+            if rate > 0:
+                out["traffic"][(src, ex)] = rate
+    out["process_cores"] = sum(_step(a.process_cpu_s, b.process_cpu_s) for a, b in zip(kept, kept[1:])) / span
+    out["items_sent"] = sum(_step(a.sent_remote, b.sent_remote) for a, b in zip(kept, kept[1:])) / span
+    return out
+
+
+def _random_report(rng: random.Random, at: float, counts: dict, restart: bool) -> M.WorkerMetrics:
+    """Cumulative counters that grow and sometimes restart from zero (the worker's all at
+    once, or one source's count alone); a source is sometimes missing from a report."""
+    executors = []
+    for ex in (1, 2, 3):
+        if restart:
+            counts[ex] = 0
+        counts[ex] += rng.randrange(0, 50)
+        sources = {}
+        for s in (4, 5, 6):
+            key = (ex, s)
+            counts[key] = 0 if restart or rng.random() < 0.03 else counts.get(key, 0) + rng.randrange(0, 30)
+            if rng.random() < 0.95:
+                sources[s] = counts[key]
+        executors.append(
+            M.ExecutorMetrics(
+                ex, "c", emitted=counts[ex], executed=counts[ex], cpu_s=counts[ex] / 1e3, received_from=sources
+            )
+        )
+    return M.WorkerMetrics(
+        at=at, clock_hz=CLOCK, executors=executors, sent_remote=counts[1], process_cpu_s=counts[3] / 100
+    )
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rates_read_from_a_run_of_samples_equal_the_step_by_step_sum(seed: int) -> None:
+    """A run of continuing samples is read at its two ends; any window, with restarts and
+    sources that come and go, gives the rates of summing every step of it."""
+    rng = random.Random(seed)
+    w = MetricsWindow()
+    counts: dict = {1: 0, 2: 0, 3: 0}
+    reports: list[M.WorkerMetrics] = []
+    for second in range(60):
+        reports.append(_random_report(rng, float(second), counts, restart=rng.random() < 0.05))
+        w.add("t", "n1", 6700, reports[-1], float(second), 10.0)
+        kept = [m for m in reports if second - m.at <= 10.0]
+        if len(kept) < 2:
+            continue
+        want, got = _summed_step_by_step(kept), w.rates("t")
+        for name in ("emitted", "executed", "cpu_cores", "traffic"):
+            assert getattr(got, name) == pytest.approx(want[name], rel=1e-9, abs=1e-9), (second, name)
+        assert got.workers[("n1", 6700)].process_cores == pytest.approx(want["process_cores"], rel=1e-9, abs=1e-9)
+        assert got.workers[("n1", 6700)].items_sent == pytest.approx(want["items_sent"], rel=1e-9, abs=1e-9)

@@ -3,10 +3,23 @@ and a Nimbus restart in the middle — pure functions and NimbusState, no socket
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from squall import messages as M
-from squall.nimbus.migration import ACQUIRE, DONE, PAUSE, RELEASE, Migration, advance, declared, observe
+from squall.nimbus.migration import (
+    ACQUIRE,
+    DONE,
+    PAUSE,
+    QUIESCENT,
+    RELEASE,
+    TIMED_OUT,
+    Migration,
+    advance,
+    declared,
+    observe,
+)
 from squall.nimbus.rebalance_policy import LoopConf
 from squall.nimbus.records import Slot
 from squall.nimbus.store import Store
@@ -29,6 +42,13 @@ class Rec:
         return dict(self.conf)
 
 
+def endpoint(key: tuple[str, int]) -> str:
+    return f"{key[0]}:{key[1]}"
+
+
+PEERS = tuple(endpoint(k) for k in (A, B, C))  # the old workers: those a PAUSE reads
+
+
 def host(node: str) -> str:
     return f"h-{node}"
 
@@ -38,7 +58,8 @@ def mig(**kw) -> Migration:
 
 
 def report(key, version=7, paused=True, queued=0, sent=10, received=10, at=1.0, state="running", released=None):
-    metrics = worker_metrics([], at, {}, {}, queued, sent, received)
+    """``key``'s worker, linked to every other old worker (``live_helpers.mesh_links``)."""
+    metrics = worker_metrics([], at, {}, {}, queued, sent, received, me=endpoint(key), peers=PEERS)
     return M.WorkerReport("t", key[1], 1, state, version, metrics=metrics, paused=paused, released=released or {})
 
 
@@ -133,10 +154,124 @@ def test_a_lost_executor_is_not_waited_for():
 
 
 def test_the_record_round_trips():
-    m = mig(phase=RELEASE, phase_at=3.0, started_at=1.0, notes=["x"], states={2: b"s"})
+    m = mig(phase=RELEASE, phase_at=3.0, started_at=1.0, notes=["x"], states={2: b"s"}, drain=QUIESCENT, drain_s=1.5)
     back = Migration.from_record(m.to_record(), m.states, restarted=False)
     assert back == m
     assert Migration.from_record(m.to_record(), m.states, restarted=True).phase_at is None
+    older = {k: v for k, v in m.to_record().items() if k not in ("drain", "drain_s")}  # saved before drains were told
+    assert (Migration.from_record(older, {}, restarted=True).drain, older.get("drain_s")) == ("", None)
+
+
+# -- what "quiescent" reads: the data links' last frames -------------------------------------------
+
+
+def linked(key, sent: dict[str, M.LinkMark], received: dict[str, M.LinkMark], at=1.0, **kw) -> M.WorkerReport:
+    """``key``'s quiet report with exactly these links (and unbalanced cumulative sums)."""
+    r = report(key, at=at, **kw)
+    assert r.metrics is not None
+    links = M.DataLinks(endpoint(key), sent=sent, received=received)
+    return dataclasses.replace(r, metrics=dataclasses.replace(r.metrics, links=links, sent_remote=10**6))
+
+
+def two_looks(m, reports_at, live=frozenset({"n1", "n2"})) -> list[bool]:
+    return [advance(m, reports_at(t), set(live), 7, t, LC) for t in (1.0, 2.0)]
+
+
+def test_the_drain_ends_by_quiescence_whatever_the_cumulative_sums_say():
+    """The bug this replaced: once a worker left, the sums of items sent and received over
+    the workers left never matched again. Links match here, the sums are far apart."""
+    m = mig(phase_at=0.0)
+    mark = M.LinkMark(7, 40)
+    a_b = {endpoint(B): mark}, {endpoint(B): mark}  # A and B each sent 40 frames to the other, all arrived
+
+    def reports(t: float) -> dict:
+        return {
+            A: linked(A, *a_b, at=t),
+            B: linked(B, {endpoint(A): mark}, {endpoint(A): mark}, at=t),
+            C: linked(C, {}, {}, at=t),  # no link to or from C
+        }
+
+    assert reports(1.0)[A].metrics.sent_remote != reports(1.0)[B].metrics.received_remote  # type: ignore[union-attr]
+    assert two_looks(m, reports) == [False, True]
+    assert (m.phase, m.drain, m.drain_s, m.notes) == (RELEASE, QUIESCENT, 2.0, [])
+
+
+def test_a_link_whose_last_frame_is_in_flight_holds_the_drain_and_the_timeout_names_it():
+    m = mig(phase_at=0.0)
+    a_to_b, b_got = M.LinkMark(7, 12), M.LinkMark(7, 11)
+    reports = {
+        A: linked(A, {endpoint(B): a_to_b}, {}),
+        B: linked(B, {}, {endpoint(A): b_got}),
+        C: linked(C, {}, {}),
+    }
+    assert not advance(m, reports, {"n1", "n2"}, 7, 1.0, LC)
+    assert m.progress is not None and m.progress.unmatched == {(endpoint(A), endpoint(B))}
+    assert advance(m, reports, {"n1", "n2"}, 7, LC.drain_s, LC) and m.drain == TIMED_OUT
+    assert "link(s) whose last frame has not arrived: n1:6700->n2:6700" in m.notes[0]
+
+
+def test_a_restarted_receiver_s_last_frame_of_an_old_link_is_not_the_new_link_s():
+    m = mig(phase_at=0.0)
+    reports = {
+        A: linked(A, {endpoint(B): M.LinkMark(8, 3)}, {}),  # a new link since B restarted
+        B: linked(B, {}, {endpoint(A): M.LinkMark(7, 3)}),  # the old link's last frame
+        C: linked(C, {}, {}),
+    }
+    assert not advance(m, reports, {"n1", "n2"}, 7, 1.0, LC)
+    assert m.progress is not None and m.progress.unmatched == {(endpoint(A), endpoint(B))}
+    reports[B] = linked(B, {}, {endpoint(A): M.LinkMark(8, 3)}, at=2.0)  # the new link's last frame arrived
+    assert not advance(m, reports, {"n1", "n2"}, 7, 2.0, LC)  # first quiet look
+    reports[B] = linked(B, {}, {endpoint(A): M.LinkMark(8, 3)}, at=3.0)
+    assert advance(m, reports, {"n1", "n2"}, 7, 3.0, LC) and m.drain == QUIESCENT
+
+
+def test_a_link_to_an_endpoint_no_worker_has_holds_the_drain_unless_a_board_is_lost():
+    to_nowhere = {"n9:1": M.LinkMark(7, 4)}
+    m = mig(phase_at=0.0)
+    assert two_looks(m, lambda t: {A: linked(A, to_nowhere, {}, at=t), **{k: report(k, at=t) for k in (B, C)}}) == [
+        False,
+        False,
+    ]
+    assert m.progress is not None and m.progress.unknown == {(endpoint(A), "n9:1")}
+    # n2 (B and C) lost: A's frames to them went with it; not waited for.
+    lost = mig(phase_at=0.0)
+    to_b = {endpoint(B): M.LinkMark(7, 4)}
+    assert two_looks(lost, lambda t: {A: linked(A, to_b, {}, at=t)}, live={"n1"}) == [False, True]
+    assert lost.drain == QUIESCENT
+
+
+def test_a_worker_of_an_older_version_keeps_the_drain_to_its_timeout_and_is_named():
+    m = mig(phase_at=0.0)
+    r = report(B)
+    assert r.metrics is not None
+    older = dataclasses.replace(r, metrics=dataclasses.replace(r.metrics, links=None))
+    reports = {A: report(A), B: older, C: report(C)}
+    assert not advance(m, reports, {"n1", "n2"}, 7, 1.0, LC)
+    assert not advance(m, {**reports, A: report(A, at=2.0)}, {"n1", "n2"}, 7, 2.0, LC)
+    assert advance(m, reports, {"n1", "n2"}, 7, LC.drain_s, LC) and m.drain == TIMED_OUT
+    assert "no usable data links (an older version, or an endpoint named twice): n2:6700" in m.notes[0]
+
+
+def test_two_workers_naming_one_endpoint_hold_the_drain_and_never_break_the_look():
+    m = mig(phase_at=0.0)
+    a_links = {endpoint(C): M.LinkMark(7, 2)}, {}
+    reports = {
+        A: linked(A, *a_links),
+        B: dataclasses.replace(linked(C, {}, {endpoint(A): M.LinkMark(7, 2)}), port=B[1]),  # B claims C's endpoint
+        C: linked(C, {}, {endpoint(A): M.LinkMark(7, 2)}),
+    }
+    for t in (1.0, 2.0, 3.0):
+        assert not advance(
+            m,
+            {k: dataclasses.replace(r, metrics=dataclasses.replace(r.metrics, at=t)) for k, r in reports.items()},
+            {"n1", "n2"},
+            7,
+            t,
+            LC,
+        )
+        assert not observe(m, "n2", {B: reports[B], C: reports[C]}, 7, t + 0.5, LC)
+    assert m.progress is not None and len(m.progress.uncounted) == 1
+    assert advance(m, reports, {"n1", "n2"}, 7, LC.drain_s, LC) and m.drain == TIMED_OUT
 
 
 # -- through NimbusState --------------------------------------------------------------------
@@ -326,3 +461,34 @@ def test_looking_at_one_board_decides_as_looking_at_every_board(seed):
         stepped_full = advance(full, latest, live, 7, t, LC)
         assert (stepped_one, one.phase, one.states, one.notes) == (stepped_full, full.phase, full.states, full.notes), t
     assert full.phase == DONE
+
+
+def acks(cmds: list) -> dict[bytes, M.HeartbeatAck]:
+    return {c.peer: c.msg for c in cmds if isinstance(c.msg, M.HeartbeatAck)}
+
+
+def test_the_heartbeat_ack_names_the_snapshots_nimbus_took_and_not_those_it_still_waits_for():
+    """A board sends a released snapshot (its executor's queue: up to megabytes) with every
+    heartbeat until Nimbus's ack names it; Nimbus names it once held or no longer wanted."""
+    st = online({"topology.reschedule.timeout.secs": 0})
+    for t in range(1, 11):
+        report_all(st, float(t), traffic=CROSSING)
+        st.tick(float(t))
+    for t in (11.0, 12.0):
+        report_all(st, t, traffic=CROSSING)
+    assert st.migrations["t"].phase == RELEASE and set(st.migrations["t"].awaited) == {2, 3}
+    # Executor 3's snapshot from a worker that never owned it (n2:6700 did) is not taken:
+    # Nimbus still wants executor 3's from its old owner.
+    released = {("n1", 6700): {2: b"state-2", 3: b"not-its-own"}}
+    got = acks(report_all(st, 12.5, traffic=CROSSING, released=released))
+    assert got[b"peer-n1"].taken == {6700: [2]}
+    assert got[b"peer-n2"].taken == {}
+    assert st.migrations["t"].states == {2: b"state-2"}
+    t = 12.5
+    while "t" in st.migrations and st.migrations["t"].phase == RELEASE:  # until the release timeout
+        t += 1.0
+        assert t < 30.0
+        st.tick(t)
+        report_all(st, t + 0.5, traffic=CROSSING, released=released)
+    got = acks(report_all(st, t + 0.7, traffic=CROSSING, released=released))
+    assert got[b"peer-n1"].taken == {6700: [2, 3]}, "past RELEASE nothing is wanted any more"

@@ -159,3 +159,27 @@ def test_a_running_daemon_sends_the_board_figures_with_every_heartbeat(fake_nimb
     assert hb1.board is not None and hb2.board is not None
     assert hb2.board.at > hb1.board.at and hb2.board.cpu_s >= hb1.board.cpu_s > 0
     assert hb2.board.cores > 0 and 0 < hb2.board.memory_used_bytes < hb2.board.memory_limit_bytes
+
+
+def test_data_links_round_trip_and_an_older_worker_reports_none():
+    links = m.DataLinks("h:1", sent={"h:2": m.LinkMark(9, 4)}, received={"h:3": m.LinkMark(2**63 - 1, 1)})
+    wm = m.WorkerMetrics(at=1.0, clock_hz=1e9, executors=[], links=links)
+    hb = m.WorkerHeartbeat(port=1, pid=2, topology="t", assignment_version=1, metrics=wm)
+    assert decode(encode(hb)) == hb
+    assert decode(heartbeat_frame(worker_fields())).metrics.links is None
+
+
+@pytest.mark.parametrize(
+    "links, named",
+    [
+        ({"endpoint": "h:1", "sent": {"h:2": {"link": -1, "frame": 4}}}, "link: must not be negative"),
+        ({"endpoint": "h:1", "received": {"h:2": {"link": 1, "frame": -4}}}, "frame: must not be negative"),
+        ({"endpoint": "h:1", "sent": {"h:2": {"link": 1}}}, "frame"),
+        ({"endpoint": 5}, "endpoint"),
+        ({"endpoint": "h:1", "sent": {"h:2": [1, 2]}}, "sent"),
+    ],
+    ids=["negative link", "negative frame", "frame missing", "endpoint not a string", "mark not a record"],
+)
+def test_malformed_data_links_are_refused_naming_the_field(links, named):
+    with pytest.raises(WireError, match=named):
+        decode(heartbeat_frame(worker_fields(links=links)))

@@ -200,6 +200,59 @@ def test_news_from_a_worker_go_to_nimbus_at_once(state):
     )
 
 
+def released_sent(state: SupervisorState, now: float) -> dict[int, bytes]:
+    """The released snapshots of port 6700 in the heartbeat due at ``now``."""
+    (cmd,) = [c for c in state.tick(now) if isinstance(c, SendNimbus)]
+    assert isinstance(cmd.msg, m.Heartbeat)
+    return cmd.msg.workers[0].released
+
+
+def releasing(state: SupervisorState) -> int:
+    """Port 6700 released executor 1's snapshot at version 2; the seq of the forwarded heartbeat."""
+    running(state, worker(6700, [0, 1]))
+    state.tick(0.0)
+    state.on_worker_heartbeat(hb(1), 0.1)
+    assign(state, 2, worker(6700, [0], version=2))
+    (sent,) = [c.msg for c in state.on_worker_heartbeat(hb(2, paused=True, released={1: b"snap"}), 0.2)]
+    assert sent.workers[0].released == {1: b"snap"}
+    return sent.seq
+
+
+def test_a_released_snapshot_is_sent_until_nimbus_says_it_took_it(state):
+    seq = releasing(state)
+    assert released_sent(state, 1.25) == {1: b"snap"}, "no word from Nimbus yet: sent again"
+    state.on_heartbeat_ack(m.HeartbeatAck(seq, taken={6700: [1]}), 1.3)
+    assert released_sent(state, 2.3) == {}, "taken: megabytes of queue are not sent with every heartbeat"
+    assert state.slots[6700].released == {1: b"snap"}, "still kept: a new Nimbus may ask for it"
+
+
+def test_an_ack_that_does_not_name_the_snapshot_leaves_it_in_the_reports(state):
+    seq = releasing(state)
+    state.on_heartbeat_ack(m.HeartbeatAck(seq, taken={6701: [1], 6700: [7]}), 1.1)
+    assert released_sent(state, 2.0) == {1: b"snap"}
+
+
+def test_an_ack_of_a_heartbeat_from_before_the_release_takes_nothing(state):
+    seq = releasing(state)
+    state.on_heartbeat_ack(m.HeartbeatAck(seq - 1, taken={6700: [1]}), 1.1)
+    assert released_sent(state, 2.0) == {1: b"snap"}, "that ack spoke of an earlier snapshot of executor 1"
+
+
+def test_a_new_registration_sends_the_taken_snapshots_again(state):
+    seq = releasing(state)
+    state.on_heartbeat_ack(m.HeartbeatAck(seq, taken={6700: [1]}), 1.1)
+    state.on_register_reply(m.RegisterReply(ok=True), 1.5)  # e.g. a new Nimbus after a failover
+    assert released_sent(state, 2.0) == {1: b"snap"}
+
+
+def test_a_snapshot_released_at_a_new_version_is_sent_even_if_an_older_one_was_taken(state):
+    seq = releasing(state)
+    state.on_heartbeat_ack(m.HeartbeatAck(seq, taken={6700: [1]}), 1.1)
+    assign(state, 4, worker(6700, [0], version=4))
+    state.on_worker_heartbeat(hb(4, paused=True, released={1: b"snap at 4"}), 1.2)
+    assert released_sent(state, 2.3) == {1: b"snap at 4"}
+
+
 def test_deactivation_is_a_live_update(state):
     assign(state, 1, worker(6700, [0]))
     state.on_topology_ready("t", 0.0)

@@ -152,7 +152,7 @@ def pushed(port: int, *items: list) -> Iterator[None]:
     push.setsockopt(zmq.LINGER, 0)
     push.connect(f"tcp://127.0.0.1:{port}")
     try:
-        push.send(msgpack.packb([FRAME_VERSION, list(items)]))
+        push.send(msgpack.packb([FRAME_VERSION, "", 0, 0, list(items)]))
         yield
     finally:
         push.close(0)

@@ -99,7 +99,7 @@ def test_batches_flush_at_batch_size():
     sink = box.put
     for i in range(7):
         sink((ACKER, (ACK_FAIL, i)))
-    assert [len(msgpack.unpackb(f)[1]) for _, f in wire.frames] == [3, 3]
+    assert [len(msgpack.unpackb(f)[-1]) for _, f in wire.frames] == [3, 3]
     assert box.pending() == 1
 
 
@@ -113,7 +113,7 @@ def test_batches_flush_after_delay_on_the_injected_clock():
     assert box.flush() == 0, "oldest item is 1 ms old, below 2 ms"
     clock.now += 0.0015
     assert box.flush() == 1
-    assert len(msgpack.unpackb(wire.frames[0][1])[1]) == 2
+    assert len(msgpack.unpackb(wire.frames[0][1])[-1]) == 2
 
 
 def test_idle_flush_sends_at_once_one_frame_per_destination():
@@ -153,7 +153,7 @@ def test_a_refused_frame_waits_in_the_backlog_in_order_then_the_oldest_are_dropp
     wire.accept = True
     box.flush()
     assert not box.congested()
-    assert [msgpack.unpackb(f)[1][0][2] for _, f in wire.frames] == [1, 2]
+    assert [msgpack.unpackb(f)[-1][0][2] for _, f in wire.frames] == [1, 2]
 
 
 def test_re_routing_away_from_a_refusing_worker_ends_the_congestion():
@@ -182,7 +182,7 @@ def test_an_unserialisable_value_drops_only_its_item_and_names_its_source():
 
 
 def frame(*items) -> bytes:
-    return msgpack.packb([FRAME_VERSION, list(items)])
+    return msgpack.packb([FRAME_VERSION, "", 0, 0, list(items)])
 
 
 @pytest.mark.parametrize(
@@ -193,13 +193,37 @@ def frame(*items) -> bytes:
         msgpack.packb({"not": "a frame"}),
         msgpack.packb([FRAME_VERSION + 1, []]),
         msgpack.packb([FRAME_VERSION, "items"]),
+        msgpack.packb([FRAME_VERSION, "", 0, 0, "items"]),
     ],
-    ids=["empty", "not msgpack", "a map", "other version", "items not a list"],
+    ids=["empty", "not msgpack", "a map", "other version", "fields missing", "items not a list"],
 )
 def test_malformed_frames_are_counted_not_raised(data):
     codec, sinks, got = receiver()
     assert codec.deliver(data) == (0, 1)
-    assert got == []
+    assert got == [] and codec.links == {}
+
+
+@pytest.mark.parametrize(
+    "fields, named",
+    [
+        ([1, [[MIDDLE, "default", SPOUT, [1, 2.0], None]]], "field 'version' is 1, this worker reads 2"),
+        ([FRAME_VERSION, 5, 1, 1, []], "field 'sender'"),
+        ([FRAME_VERSION, "x" * 301, 1, 1, []], "field 'sender'"),
+        ([FRAME_VERSION, "a:1", -1, 1, []], "field 'link'"),
+        ([FRAME_VERSION, "a:1", True, 1, []], "field 'link'"),
+        ([FRAME_VERSION, "a:1", 1, 2**64 - 1, []], "field 'seq'"),
+        ([FRAME_VERSION, "a:1", 1, "1", []], "field 'seq'"),
+        ([FRAME_VERSION, "a:1", 1, 1, {}], "field 'items'"),
+        ([FRAME_VERSION, "a:1", 1, 1], "4 fields, expected 5"),
+    ],
+    ids=["an older worker's frame", "sender", "sender too long", "link", "link a bool", "seq", "seq", "items", "short"],
+)
+def test_a_refused_frame_says_which_field_is_at_fault(fields, named):
+    reasons: list[str] = []
+    codec = TupleCodec(SPEC, EXECUTORS, (), {}, on_refused=reasons.append)
+    assert codec.deliver(msgpack.packb(fields)) == (0, 1)
+    assert len(reasons) == 1 and named in reasons[0], reasons
+    assert codec.links == {}
 
 
 @pytest.mark.parametrize(
@@ -261,7 +285,7 @@ def test_items_for_a_task_in_transit_are_held_in_order_then_follow_it():
     assert box.place({MIDDLE: "c:2", SINK: "b:1"}) == []
     box.flush(idle=True)
     ((endpoint, data),) = wire.frames
-    assert endpoint == "c:2" and [i[3][0] for i in msgpack.unpackb(data)[1]] == [0, 1, 2]
+    assert endpoint == "c:2" and [i[3][0] for i in msgpack.unpackb(data)[-1]] == [0, 1, 2]
     assert box.held() == 0 and box.sent_items == 3
 
 
@@ -306,3 +330,79 @@ def test_an_item_for_a_task_not_local_is_forwarded_not_counted_bad():
     assert codec.received == 3 and codec.forwarded == 2 and got == []
     bad_kind = frame([SPOUT, "default", SPOUT, [1, 2.0], None])  # a data tuple for a spout
     assert codec.deliver(bad_kind) == (0, 1)
+
+
+# -- data links: what a migration's drain compares ---------------------------------------------
+
+
+def linked_outbox(wire: Wire, clock: Clock) -> Outbox:
+    box = Outbox(wire, clock, batch_size=2, sender="me:1")
+    box.place({MIDDLE: "b:1", SINK: "b:1", SPOUT: "a:1", ACKER: "a:1"})
+    return box
+
+
+def test_the_receiver_s_last_frame_equals_the_sender_s_exactly_when_the_link_s_last_frame_arrived():
+    wire, clock = Wire(), Clock()
+    box = linked_outbox(wire, clock)
+    for i in range(4):  # two frames of two to b:1
+        box.put((MIDDLE, Tuple("spout", "default", SPOUT, [i, 0.0], {"n": 0, "ts": 1})))
+    ((token, frames),) = box.links().values()
+    assert set(box.links()) == {"b:1"} and frames == 2 and token > 0
+    codec, _, _ = receiver()
+    codec.deliver(wire.frames[0][1])
+    assert codec.links == {"me:1": (token, 1)} != {"me:1": box.links()["b:1"]}  # one still in flight
+    codec.deliver(wire.frames[1][1])
+    assert codec.links == {"me:1": box.links()["b:1"]}
+
+
+def test_a_frame_the_socket_refused_is_numbered_and_the_backlog_keeps_the_link_s_last_frame():
+    wire, clock = Wire(), Clock()
+    box = Outbox(wire, clock, batch_size=1, backlog_frames=2, sender="me:1")
+    box.place({MIDDLE: "b:1"})
+    wire.accept = False
+    for i in range(3):
+        box.put((MIDDLE, Tuple("spout", "default", SPOUT, [i, 0.0], {"n": 0, "ts": 1})))
+    assert box.links()["b:1"][1] == 3 and box.pending() == 2  # the oldest dropped, counted
+    wire.accept = True
+    box.flush()
+    codec, _, _ = receiver()
+    for _, frame in wire.frames:
+        codec.deliver(frame)
+    assert len(wire.frames) == 2 and codec.links == {"me:1": box.links()["b:1"]}
+
+
+def test_a_frame_over_the_size_limit_takes_no_number():
+    from squall.supervisor import transfer
+
+    wire, clock = Wire(), Clock()
+    box = Outbox(wire, clock, batch_size=1, sender="me:1")
+    box.place({MIDDLE: "b:1"})
+    box.put((MIDDLE, Tuple("spout", "default", SPOUT, [1, 0.0], {"n": 0, "ts": 1})))
+    limit, transfer.MAX_DATA_FRAME_BYTES = transfer.MAX_DATA_FRAME_BYTES, 10
+    try:
+        box.put((MIDDLE, Tuple("spout", "default", SPOUT, [2, 0.0], {"n": 0, "ts": 1})))
+    finally:
+        transfer.MAX_DATA_FRAME_BYTES = limit
+    assert box.dropped_items == 1 and box.links()["b:1"][1] == 1  # the link's last frame is the first
+
+
+def test_an_endpoint_routed_to_again_starts_a_new_link_and_an_unrouted_one_is_not_reported():
+    wire, clock = Wire(), Clock()
+    box = linked_outbox(wire, clock)
+    box.put((SPOUT, (TREE_COMPLETE, 1)))
+    box.flush(idle=True)
+    first = box.links()["a:1"]
+    box.place({MIDDLE: "b:1", SINK: "b:1"})  # nothing routed to a:1 any more
+    assert "a:1" not in box.links()
+    box.place({MIDDLE: "b:1", SINK: "b:1", SPOUT: "a:1", ACKER: "a:1"})  # maybe another worker there now
+    assert "a:1" not in box.links()  # nothing handed over on the new link yet
+    box.put((SPOUT, (TREE_COMPLETE, 2)))
+    box.flush(idle=True)
+    token, frames = box.links()["a:1"]
+    assert frames == 1 and token != first[0]
+
+
+def test_a_frame_on_no_link_leaves_the_receiver_s_links_alone():
+    codec, _, got = receiver()
+    assert codec.deliver(frame([SPOUT, TREE_COMPLETE, 9])) == (1, 0)
+    assert got and codec.links == {}

@@ -179,7 +179,9 @@ def test_an_executor_moved_out_is_released_and_items_for_it_are_held_then_follow
     assert w.local_ids == {SPOUT} and io.kept == {B}
 
     # A tuple for middle 0 still arrives here: it is neither bad nor lost, but held.
-    io.data_in.append(msgpack.packb([FRAME_VERSION, [[MIDDLE_0_TASK, "default", SPOUT_TASK, [99, 0.5], None]]]))
+    io.data_in.append(
+        msgpack.packb([FRAME_VERSION, "", 0, 0, [[MIDDLE_0_TASK, "default", SPOUT_TASK, [99, 0.5], None]]])
+    )
     sent_before = len(io.sent)
     rounds(w, 2)
     assert (w.outbox.held(), w.codec.forwarded, w.bad_frames, len(io.sent)) == (1, 1, 0, sent_before)
@@ -196,7 +198,9 @@ def test_an_executor_moved_in_takes_the_items_for_its_tasks(worker):
     w, io = worker
     rounds(w)
     update(io, w, placement={**PLACEMENT, 1: A}, active=True, assignment_version=2, executors=[SPOUT, MIDDLE_0, 1])
-    io.data_in.append(msgpack.packb([FRAME_VERSION, [[MIDDLE_1_TASK, "default", SPOUT_TASK, [77, 0.5], None]]]))
+    io.data_in.append(
+        msgpack.packb([FRAME_VERSION, "", 0, 0, [[MIDDLE_1_TASK, "default", SPOUT_TASK, [77, 0.5], None]]])
+    )
     rounds(w)
     middle_1 = w.engine.by_id[1]
     assert middle_1.stats.executed == 1 and w.codec.forwarded == 0
