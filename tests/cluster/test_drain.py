@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -45,26 +46,32 @@ def change(c, name: str, workers: int) -> dict:
     return eventually(lambda: finished(c, name, event["id"]), timeout_s=90, what=f"change to {workers} workers done")
 
 
-def test_every_change_drains_by_quiescence_after_a_worker_left_and_one_came(drain_cluster, tmp_path):
+def streaming(tmp_path: Path) -> tuple[Path, dict]:
+    """The folder the numbered stream writes its acks to, and its conf (drain timeout DRAIN_S)."""
     out = tmp_path / "out"
     out.mkdir()
-    conf = {
-        "live.total": 10**6,
-        "live.rate": 200.0,
-        "live.out": str(out),
-        "topology.migration.drain.secs": DRAIN_S,
-    }
+    conf = {"live.total": 10**6, "live.rate": 200.0, "live.out": str(out), "topology.migration.drain.secs": DRAIN_S}
+    return out, conf
+
+
+def acked(out: Path) -> int:
+    """Trees the two spout tasks have seen acked so far."""
+    return sum(len(lines(out / f"spout-{t}.acked")) for t in (1, 2))
+
+
+def test_every_change_drains_by_quiescence_after_a_worker_left_and_one_came(drain_cluster, tmp_path):
+    out, conf = streaming(tmp_path)
     name = drain_cluster.submit(write_topology(tmp_path), name="drains", workers=3, conf=conf)
     three = eventually(lambda: running_workers(drain_cluster, name), what="3 workers running")
     assert len(three) == 3
-    eventually(lambda: sum(len(lines(out / f"spout-{t}.acked")) for t in (1, 2)) > 300, what="stream under way")
+    eventually(lambda: acked(out) > 300, what="stream under way")
 
     with drain_cluster.client() as c:
         first = change(c, name, workers=2)
         two = eventually(lambda: (lambda w: w if w and len(w) == 2 else None)(running_workers(drain_cluster, name)))
         # Traffic over the new placement before the next change, so its links carry frames.
-        acked = sum(len(lines(out / f"spout-{t}.acked")) for t in (1, 2))
-        eventually(lambda: sum(len(lines(out / f"spout-{t}.acked")) for t in (1, 2)) > acked + 300, what="flowing")
+        so_far = acked(out)
+        eventually(lambda: acked(out) > so_far + 300, what="flowing")
         second = change(c, name, workers=3)
         c.kill(name, 0)
 
@@ -78,17 +85,10 @@ def test_every_change_drains_by_quiescence_after_a_worker_left_and_one_came(drai
 def test_a_change_after_a_worker_restarted_drains_by_quiescence(drain_cluster, tmp_path):
     """A worker killed and restarted by its supervisor starts its counts afresh; the links
     it sends on are new and the ones it receives on continue, so the drain still ends exactly."""
-    out = tmp_path / "out"
-    out.mkdir()
-    conf = {
-        "live.total": 10**6,
-        "live.rate": 200.0,
-        "live.out": str(out),
-        "topology.migration.drain.secs": DRAIN_S,
-    }
+    out, conf = streaming(tmp_path)
     name = drain_cluster.submit(write_topology(tmp_path), name="restarts", workers=3, conf=conf)
     before = eventually(lambda: running_workers(drain_cluster, name), what="3 workers running")
-    eventually(lambda: sum(len(lines(out / f"spout-{t}.acked")) for t in (1, 2)) > 300, what="stream under way")
+    eventually(lambda: acked(out) > 300, what="stream under way")
     key, (pid, _) = sorted(before.items())[-1]
     os.kill(pid, signal.SIGKILL)
 
@@ -97,8 +97,8 @@ def test_a_change_after_a_worker_restarted_drains_by_quiescence(drain_cluster, t
         return bool(now and key in now and now[key][0] != pid)
 
     eventually(restarted, timeout_s=30, what=f"worker {key} restarted")
-    acked = sum(len(lines(out / f"spout-{t}.acked")) for t in (1, 2))
-    eventually(lambda: sum(len(lines(out / f"spout-{t}.acked")) for t in (1, 2)) > acked + 300, what="flowing again")
+    so_far = acked(out)
+    eventually(lambda: acked(out) > so_far + 300, what="flowing again")
     with drain_cluster.client() as c:
         done = change(c, name, workers=2)
         c.kill(name, 0)
