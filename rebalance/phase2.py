@@ -108,8 +108,11 @@ def place_workers(
         levels=levels,
         hint=hint,
     )
-    for (a, b), _ in sorted(traffic.items(), key=lambda kv: (-kv[1], kv[0])):
-        greedy.place_pair(a, b)
+    by_traffic = sorted(traffic.items(), key=lambda kv: (-kv[1], kv[0]))
+    greedy.place_pairs(
+        np.array([a for (a, _), _ in by_traffic], dtype=np.int64),
+        np.array([b for (_, b), _ in by_traffic], dtype=np.int64),
+    )
     # Workers with no inter-worker traffic are still placed (the original skipped them):
     # heaviest first, so the big ones find room before the small ones fragment it.
     for k in sorted(np.flatnonzero(greedy.where < 0), key=lambda k: (-loads[k], k)):
