@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from squall.rebalance.pair_batch import StayCheck
 from squall.rebalance.scorers import Scorer, best_id
 
 # Relative slack on load limits: sums of floats must not fail a limit they meet exactly.
@@ -43,11 +42,6 @@ COST_DECIMALS = 6
 # The sorted scan of least_loaded gives up after this many bins (or this many tied at the
 # lowest load) and asks numpy instead: beyond that a vectorised pass over all bins is cheaper.
 SCAN_LIMIT = 48
-# place_pairs: a run of fewer placed pairs than this goes to the Python rule pair by pair
-# (a numpy check has a fixed cost of some tens of microseconds); blocks checked at once
-# grow from the first size to the last while no pair in them moves anything.
-MIN_RUN = 24
-BLOCK_SIZES = (64, 4096)
 
 
 @dataclass(frozen=True)
@@ -148,10 +142,6 @@ class PairGreedy:
         # are priced without walking both items' neighbours again for every pair.
         self._conn_total: list[float] = [0.0] * len(loads)
         self._conn: list[dict[int, float]] = [{} for _ in range(len(loads))]
-        # Counts calls of put(): a block confirmed by place_pairs holds while it is unchanged.
-        self._puts = 0
-        # place_pairs' check, told of every put while it runs.
-        self._check: StayCheck | None = None
 
     def _key(self, b: int) -> float:
         return self._bin_load[b] / self._scale[b]
@@ -263,9 +253,6 @@ class PairGreedy:
             self.bin_group[old, group] -= 1
         self.where[item] = b
         self._where[item] = b
-        self._puts += 1
-        if self._check is not None:
-            self._check.moved(item, old, b)
         conn, total = self._conn, self._conn_total
         for n, w in self.adj[item].items():
             per_bin = conn[n]
@@ -290,48 +277,6 @@ class PairGreedy:
         if found is None:
             raise AssertionError(f"no bin has room for item {item}: item limits are too small")
         self.put(item, *found)
-
-    def place_pairs(self, sources: np.ndarray, destinations: np.ndarray) -> None:
-        """:meth:`place_pair` for every (sources[k], destinations[k]) in order, with the
-        same result: runs of placed pairs are first confirmed in numpy
-        (:class:`squall.rebalance.pair_batch.StayCheck`), and only a pair it cannot confirm
-        goes to :meth:`place_pair`; a block is checked again after any pair that moved
-        something (the check holds only for the state it saw)."""
-        self._check = StayCheck(self, self.adj)
-        try:
-            self._place_pairs(sources, destinations, self._check)
-        finally:
-            self._check = None
-
-    def _place_pairs(self, sources: np.ndarray, destinations: np.ndarray, check: StayCheck) -> None:
-        src, dst = sources.tolist(), destinations.tolist()
-        where = self._where
-        n = len(src)
-        pos = 0
-        block = BLOCK_SIZES[0]
-        while pos < n:
-            # Pairs with an unplaced item always place something: straight to the rule.
-            end = min(n, pos + block)
-            run = pos
-            while run < end and where[src[run]] >= 0 and where[dst[run]] >= 0:
-                run += 1
-            if run - pos < MIN_RUN:
-                for k in range(pos, max(run, pos + 1)):
-                    self.place_pair(src[k], dst[k])
-                pos = max(run, pos + 1)
-                continue
-            settled = check.stays(sources[pos:run], destinations[pos:run])
-            puts = self._puts
-            for k in np.flatnonzero(~settled).tolist():
-                self.place_pair(src[pos + k], dst[pos + k])
-                if self._puts != puts:  # something moved: the rest of the block is stale
-                    pos += k + 1
-                    block = max(BLOCK_SIZES[0], block // 2)
-                    break
-            else:
-                pos = run
-                if run == end:
-                    block = min(BLOCK_SIZES[1], block * 2)
 
     def place_pair(self, i: int, j: int) -> None:
         """Place a communicating pair (i is the source).

@@ -1,7 +1,6 @@
 """The pair greedy of rebalance/greedy.py as it was before it was made faster, kept as a
 plain reading of the rules: the reference the equivalence test compares the fast one with.
-Only this docstring and :meth:`PairGreedy.place_pairs` (the plain loop over
-``place_pair`` that the schedulers now call) differ from the original file."""
+Only this docstring differs from the original file."""
 
 from __future__ import annotations
 
@@ -139,10 +138,6 @@ class PairGreedy:
         if found is None:
             raise AssertionError(f"no bin has room for item {item}: item limits are too small")
         self.put(item, *found)
-
-    def place_pairs(self, sources: np.ndarray, destinations: np.ndarray) -> None:
-        for i, j in zip(sources.tolist(), destinations.tolist()):
-            self.place_pair(i, j)
 
     def place_pair(self, i: int, j: int) -> None:
         """Place a communicating pair (i is the source).
