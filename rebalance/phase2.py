@@ -24,7 +24,7 @@ from squall.rebalance.errors import InfeasibleError
 from squall.rebalance.greedy import Level, PairGreedy
 from squall.rebalance.params import SchedulerParams
 from squall.rebalance.prepare import Request, delta_cap
-from squall.rebalance.traffic import traffic_arrays, undirected
+from squall.rebalance.traffic import undirected, worker_traffic
 
 OVER_CAPACITY = "over capacity"
 
@@ -60,30 +60,8 @@ def place_workers(
     index = {key: k for k, key in enumerate(items)}
     topo_names = sorted(placed)
     topo_index = {t: k for k, t in enumerate(topo_names)}
-    # Each worker's load and the traffic between workers, summed row by row in input order
-    # (bincount adds in order), as the plain loop did.
-    item_of_exec: list[np.ndarray] = []
-    load_rows: list[np.ndarray] = []
-    pair_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for wl in request.workloads:
-        t = wl.topology
-        worker = placed[t]
-        item_of = np.array([index[(t, worker[ex.id])] for ex in wl.executors], dtype=np.int64)
-        item_of_exec.append(item_of)
-        load_rows.append(np.array(wl.load_hz, dtype=float))
-        src, dst, rate = traffic_arrays(wl)
-        pair_rows.append((item_of[src], item_of[dst], rate))
-    n_items = len(items)
-    loads = np.bincount(np.concatenate(item_of_exec), np.concatenate(load_rows), n_items).astype(float)
-    a_all = np.concatenate([a for a, _, _ in pair_rows])
-    b_all = np.concatenate([b for _, b, _ in pair_rows])
-    rate_all = np.concatenate([r for _, _, r in pair_rows])
-    apart = a_all != b_all
-    key = a_all[apart] * n_items + b_all[apart]
-    keys, inverse = np.unique(key, return_inverse=True)
-    pair_rate = np.bincount(inverse, rate_all[apart], len(keys)).astype(float)
-    pair_a, pair_b = keys // n_items, keys % n_items
-    adjacency = undirected(n_items, pair_a, pair_b, pair_rate)
+    loads, pair_a, pair_b, pair_rate = worker_traffic(request.workloads, placed, index)
+    adjacency = undirected(len(items), pair_a, pair_b, pair_rate)
 
     nodes = request.nodes
     node_ids = [n.id for n in nodes]
