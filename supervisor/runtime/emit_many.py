@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from squall.supervisor.runtime.messages import ACK_INIT, TREE_COMPLETE
+from squall.supervisor.runtime.messages import TREE_COMPLETE
 from squall.supervisor.runtime.routing import Route
 from squall.topology.component import Tuple, check_anchors_each
 from squall.topology.errors import EmitError
@@ -149,9 +149,8 @@ def make_spout_emit_many(
     pending_by_task = executor.pending_by_task
     untracked_acks = executor.untracked_acks
     clock = executor.wiring.clock
-    acker_tasks = executor.wiring.acker_tasks
-    n_ackers = len(acker_tasks)
-    inits_sent = executor.inits_sent
+    inits = executor.inits_out[task]  # per acker; its lists are replaced as they are sent
+    n_ackers = len(inits)
 
     def emit_many(tuples, tup_ids=None, stream=None, direct_task=None, need_task_ids=False):
         route = default if stream is None else routes.get(stream)
@@ -228,10 +227,9 @@ def make_spout_emit_many(
                 pending[root] = (task, tup_id, now)
                 started += 1
                 if targets:
-                    i = root % n_ackers
-                    inits_sent[i] += 1
-                    a = acker_tasks[i]
-                    sinks[a]((a, (ACK_INIT, root, xor, task)))
+                    pairs = inits[root % n_ackers]
+                    pairs.append(root)
+                    pairs.append(xor)
                 else:  # nobody subscribed: the tree is complete at once, as in emit
                     executor.inbox.append((task, (TREE_COMPLETE, root)))
                 append(targets)
