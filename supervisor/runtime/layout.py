@@ -303,7 +303,7 @@ def _valid_roots(roots: Any) -> bool:
     return True
 
 
-def _bulk_payload(item: list, task_kind: ExecutorKind) -> tuple:
+def _bulk_payload(item: list, task_kind: str) -> tuple:
     """The payload of a bulk control item for a task of ``task_kind``; ValueError (or a
     lookup error) if it is not one:
     ``[t, ACK_BULK, [root, xor, ...], [root, ...]]``, ``[t, ACK_INIT_BULK, spout_task,
