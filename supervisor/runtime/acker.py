@@ -9,6 +9,13 @@ Messages may arrive in any order (an ack can beat the init across workers); a tr
 only once its init has arrived and its value is zero. A failure is reported to the spout as
 soon as its task is known. Entries older than the message timeout are forgotten (the spout
 times them out itself), in rotating buckets so no entry is scanned twice.
+
+Senders bulk their messages (``messages.py``): a bolt's acks and fails of one drain come as
+one ``ACK_BULK``, a spout task's new trees of one step as one ``ACK_INIT_BULK``, and the
+outcomes of one drain go to each spout task as one ``TREES_DONE``. A bulk is applied pair by
+pair in its order, so a tree completes (or fails) exactly where its single messages would
+have completed it, also in the middle of a bulk; the entries and their snapshot are those
+of the single messages.
 """
 
 from __future__ import annotations
@@ -73,8 +80,9 @@ class AckerExecutor:
         # spout task -> roots whose tree completed / failed in this batch, sent at the end
         completed: dict[int, list[int]] = {}
         failed: dict[int, list[int]] = {}
-        # the last spout task that completed a tree and its list: trees complete in about
-        # the order their spout emitted them, so a compare per tree instead of a dict lookup
+        # the last spout task that completed a tree in an ACK_BULK and its list in
+        # ``completed`` (lists there are only appended to): trees complete in about the order
+        # their spout emitted them, so a compare per tree instead of a dict lookup
         done_task = _NO_SPOUT
         done: list[int] = []
         n = 0
@@ -135,7 +143,6 @@ class AckerExecutor:
                                         completed.setdefault(task, []).append(root)
                                     continue
                         self._settle(root, e, x, task, completed, failed)
-                    done_task = _NO_SPOUT  # ``done`` may no longer be the list in ``completed``
                 else:
                     n += 1
                     root = msg[1]
@@ -149,7 +156,6 @@ class AckerExecutor:
                         e[0] ^= msg[2]
                         if e[0] == 0 and e[1] != _NO_SPOUT:
                             self._settle(root, e, 0, e[1], completed, failed)
-                            done_task = _NO_SPOUT
                     elif kind == ACK_INIT:
                         e = current.get(root)
                         if e is None:
@@ -157,7 +163,6 @@ class AckerExecutor:
                         if e is None:
                             e = current[root] = [0, _NO_SPOUT, False]
                         self._settle(root, e, msg[2], msg[3], completed, failed)
-                        done_task = _NO_SPOUT
                     elif kind == ACK_FAIL:
                         self._fail(root, failed)
                     else:
