@@ -64,7 +64,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from squall.rebalance.latency import MAX_UTILISATION
+from squall.rebalance.latency import MAX_UTILISATION, throttle_share
 from squall.rebalance.latency_state import BoardSlack, State, link_time, worker_time
 
 # A skip needs the bound this far under the threshold (relative): rounding of the cached
@@ -185,6 +185,11 @@ class GainBound:
         objective ``current`` that asks a move to save ``improvement`` of the latency
         (see the module docstring; False when it cannot tell)."""
         limit = current[1] * improvement * (1.0 - MARGIN)
+        if self.state.worker_node[w] == self.state.worker_node[self.state.exec_worker[g]]:
+            if current[0] != 0.0:
+                return False  # above the limits: priced exactly
+            within = self.within_board(g, w, edges, limit)
+            return within is not None and within <= limit
         found = self.gain(g, w, removal.gain, edges, limit)
         if found is None:
             return False
@@ -315,3 +320,106 @@ class GainBound:
                 there = worker_node[other]
                 delays += state.hop_delay(k, b, there) if out else state.hop_delay(k, there, b)
         return removal + on_b + stays + links + edges.delays - delays, rho
+
+    def within_board(self, g: int, w: int, edges: ExecutorEdges, enough: float = -math.inf) -> float | None:
+        """An upper bound on the latency (s) moving ``g`` to the placed worker ``w`` on its
+        own board saves, or None when ``w`` is not a placed worker there. A looser bound
+        is returned as soon as it is at most ``enough``.
+
+        Why it is sound: only board ``a`` and ``g``'s edges are re-priced. Every edge of
+        ``g`` to another board still crosses between the same two boards, so no board's
+        link flows, and no board's stays entered from outside, change; on ``a`` only
+        ``g``'s worker ``A`` and ``w`` change their aggregates (an edge to a third worker
+        crosses before and after), and the spouts' stays move between two workers of one
+        topology (their sum ``S_t`` is unchanged). So with ``W``/``W'`` the sum of ``a``'s
+        workers' times before/after (after: the model's :func:`worker_time` on ``A`` and
+        ``w``'s aggregates after, every worker at the utilisation after) and ``f``/``f'``
+        the quota's share before/after, ``L_a = (1 + f) W + f x wait_full x S + links``
+        and ``L_a' = (1 + f') W' + f' x wait_full x S + links'``. If ``f' >= f`` the gain
+        on ``a`` is at most ``(1 + f) W - (1 + f') W' + links - links'``, else at most
+        ``L_a - (1 + f') W' - links'`` (``f' x wait_full x S >= 0`` left out); ``links'``
+        is ``links`` while ``A`` keeps a member (the board's workers, so its item size,
+        are the same) and taken as 0 when ``A`` empties. ``g``'s edges save the delays of
+        those to ``w`` (internal after) and pay those to ``A`` (crossing after); the
+        others keep theirs. Within the hard limits that is all a move can gain, so the
+        search reads it only there (above them it prices the move)."""
+        state = self.state
+        net = state.net
+        mine = state.exec_worker[g]
+        a = state.worker_node[mine]
+        if w == mine or state.worker_node[w] != a:
+            return None
+        board = self._board(a)
+        before_w = board.time.get(w)
+        if before_w is None:
+            return None
+        terms = net.terms[a]
+        wall = 1.0 / terms.clock_hz
+        acker, cycles, rate = net.ex_acker[g], net.ex_cycles[g], net.ex_rate[g]
+        rate_to, out_to, in_from = edges.rate_to, edges.out_to, edges.in_from
+        topos, worker_ids = net.topos, state.worker_ids
+        # w with g in it (as GainBound.gain puts it in).
+        topo_w = topos[worker_ids[w][0]]
+        na, nav, ak, akv = state.w_na[w], state.w_nav[w], state.w_ak[w], state.w_akv[w]
+        if acker:
+            ak += cycles
+            akv += rate
+        else:
+            na += cycles
+            nav += rate
+        cross = state.w_cross[w] + edges.rate - 2.0 * rate_to.get(w, 0.0)
+        u_w = (na + ak + topo_w.overhead_hz + topo_w.transfer_cycles * cross / 2.0) / terms.clock_hz
+        outk = state.w_outk[w] - in_from.get(w, 0.0) + edges.out - out_to.get(w, 0.0)
+        ink = state.w_ink[w] - out_to.get(w, 0.0) + edges.into - in_from.get(w, 0.0)
+        after_w = (na, nav, ak, akv, outk, ink)
+        # g's worker without it (as GainBound.removal takes it out); emptied: off the board.
+        keeps = state.w_count[mine] > 1
+        u_mine = 0.0
+        after_mine = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        if keeps:
+            topo_m = topos[worker_ids[mine][0]]
+            na, nav, ak, akv = state.w_na[mine], state.w_nav[mine], state.w_ak[mine], state.w_akv[mine]
+            if acker:
+                ak -= cycles
+                akv -= rate
+            else:
+                na -= cycles
+                nav -= rate
+            cross = state.w_cross[mine] - edges.rate + 2.0 * rate_to.get(mine, 0.0)
+            u_mine = (na + ak + topo_m.overhead_hz + topo_m.transfer_cycles * cross / 2.0) / terms.clock_hz
+            outk = state.w_outk[mine] - (edges.out - out_to.get(mine, 0.0)) + in_from.get(mine, 0.0)
+            ink = state.w_ink[mine] - (edges.into - in_from.get(mine, 0.0)) + out_to.get(mine, 0.0)
+            after_mine = (na, nav, ak, akv, outk, ink)
+        rho = board.rho + (u_mine - board.cores[mine] + u_w - board.cores[w]) / terms.cores
+        w_na, w_nav, w_ak, w_akv = state.w_na, state.w_nav, state.w_ak, state.w_akv
+        w_outk, w_ink = state.w_outk, state.w_ink
+        after = 0.0  # W'
+        for x, u in board.cores.items():
+            if x == w:
+                u, aggregates = u_w, after_w
+            elif x == mine:
+                if not keeps:
+                    continue
+                u, aggregates = u_mine, after_mine
+            else:
+                aggregates = (w_na[x], w_nav[x], w_ak[x], w_akv[x], w_outk[x], w_ink[x])
+            after += worker_time(topos[worker_ids[x][0]], wall, terms.wake_wait_s, u, rho, *aggregates)
+        share = throttle_share(terms, rho)
+        links_after = board.link if keeps else 0.0
+        if share >= board.share:
+            on_a = (1.0 + board.share) * sum(board.time.values()) - (1.0 + share) * after
+            on_a += board.link - links_after
+        else:
+            on_a = state.node_lat[a] - (1.0 + share) * after - links_after
+        edge_lat = state.edge_lat
+        saved = 0.0  # the delays of g's edges to w: internal after the move
+        for k, other, _out, _rk, _bytes in edges.hops:
+            if other == w:
+                saved += edge_lat[k]
+        if on_a + saved <= enough:
+            return on_a + saved
+        paid = 0.0  # ... less those of its edges to its own worker: crossing after
+        for k, other, _out, _rk, _bytes in edges.hops:
+            if other == mine:
+                paid += state.hop_delay(k, a, a)
+        return on_a + saved - paid

@@ -130,6 +130,50 @@ def test_the_bound_is_at_least_every_bounded_move_s_exact_gain(seed):
     assert tight > 0, (tight, bounded)  # ... and the bound is close enough to skip some
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_the_bound_within_a_board_is_at_least_every_such_move_s_exact_gain(seed):
+    """Moves to another worker on the executor's own board (GainBound.within_board)."""
+    net, start = case(seed, two=seed % 2 == 1)
+    state = net.state_of(start)
+    # One worker left with one executor, so that moving it empties a worker (the links after).
+    alone, other = next(
+        (x, y)
+        for x in range(len(state.worker_ids))
+        for y in sorted(state.on_node[state.worker_node[x]])
+        if state.w_count[x] and y != x and state.worker_ids[y][0] == state.worker_ids[x][0]
+    )
+    for g in sorted(state.members[alone])[1:]:
+        state.move_executor(g, other)
+    bound = GainBound(state)
+    total = state.objective()[1]
+    bounded = tight = emptied = 0
+    for g in range(len(net.ex_key)):
+        mine = state.exec_worker[g]
+        here = [
+            w
+            for w in state.on_node[state.worker_node[mine]]
+            if w != mine and state.worker_ids[w][0] == net.ex_topo[g] and state.w_count[w]
+        ]
+        edges = bound.edges_of(g)
+        for w in sorted(here):
+            most = bound.within_board(g, w, edges)
+            assert most is not None, (g, w)
+            exact = total - state.price_executor_move(g, w)[1]
+            assert exact <= most + 1e-12 * total, (g, w, exact, most)
+            loose = bound.within_board(g, w, edges, enough=math.inf)
+            assert loose is not None and loose >= most - 1e-12 * total, (g, w, loose, most)
+            bounded += 1
+            tight += most < 1e-3 * total
+            emptied += state.w_count[mine] == 1
+        # Not a placed worker on g's board: no bound.
+        for w in range(len(state.worker_ids)):
+            if w == mine or state.worker_node[w] != state.worker_node[mine] or not state.w_count[w]:
+                assert bound.within_board(g, w, edges) is None
+    assert bounded > 50, bounded
+    assert tight > 0, (tight, bounded)
+    assert emptied > 0, emptied
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_skipping_moves_takes_the_same_moves_as_pricing_them_all(seed):
     net, start = case(seed, executors=80, workers=10, boards=5, two=seed % 2 == 1)
