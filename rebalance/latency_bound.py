@@ -17,9 +17,11 @@ crossing items, link flows and stays for ``c``'s workers. So the gain is
   workers, flows and stays do not depend on where ``g`` went. :meth:`GainBound.removal`
   bounds it without pricing a move: ``L_a`` less a lower bound on ``L_a'`` — every worker's
   time at ``a``'s utilisation after the move (``A``'s with ``g`` taken out of its
-  aggregates, the others' unchanged) plus the link terms after (the quota's stops, >= 0,
-  left out). When that is not enough the search prices one move of ``g`` off its board
-  exactly and reads the gain there (:meth:`State.price_executor_move_at`).
+  aggregates, the others' unchanged), the quota's stops on them at the share after, and
+  on the stays after, at least the stays now less ``g``'s as a spout and all its items
+  in (leaving, ``g`` ends no other stay on ``a``), plus the link terms after. When that
+  is not enough the search prices one move of ``g`` off its board exactly and reads the
+  gain there (:meth:`State.price_executor_move_at`).
 * ``e_k' >= 0``, so the edges give at most their current delays; when that is not enough
   the delays after are computed (:meth:`State.hop_delay`).
 * Board ``b``: if ``B``'s CPU does not fall (``g``'s cycles at least pay for the crossing
@@ -50,7 +52,9 @@ and if that crosses the objective's 9th decimal the unpruned search would take t
 for an "improvement" made of rounding. The latency bound within the limits has no such case:
 an excess that rounds to 0 cannot fall.)
 
-When any premise fails (``b == a``, an empty worker, ``B``'s CPU would fall) no bound is
+A move to another worker on ``g``'s own board is bounded apart
+(:meth:`GainBound.within_board`: only that board and ``g``'s edges change), within the hard
+limits only. When any premise fails (an empty worker, ``B``'s CPU would fall) no bound is
 given and the move is priced exactly. A skipped move could not have been taken, nor have
 become the best candidate, so the search takes the same moves in the same order and returns
 the same placement (a test compares it with the unpruned search on random workloads, and
@@ -215,9 +219,10 @@ class GainBound:
         """An upper bound on what moving ``g`` off its board, to any other board, saves on
         that board (s), without pricing the move: the board's latency term now less the
         sum of its workers' times after — each at the board's utilisation after, ``g``'s
-        worker with ``g`` taken out of its aggregates (as :meth:`gain` puts it in). The
-        quota's stops after are left out (>= 0), and the link terms after too when ``g``'s
-        worker empties; the search prices the exact trial when this is not enough."""
+        worker with ``g`` taken out of its aggregates (as :meth:`gain` puts it in) — and of
+        the quota's stops after at the share after, on those times and on a lower bound of
+        the stays after (see there); the link terms after are left out when ``g``'s worker
+        empties. The search prices the exact trial when this is not enough."""
         state = self.state
         net = state.net
         mine = state.exec_worker[g]
@@ -261,6 +266,14 @@ class GainBound:
                     w_outk[x],
                     w_ink[x],
                 )
+        share = throttle_share(terms, rho)
+        if share > 0:
+            # The quota's stops after: (1 + f') W' + f' x wait_full x S', with S' at least
+            # the stays now less g's own as a spout and all its items in (g leaving the
+            # board ends no other stay; the stays it starts there are left out).
+            spout = net.ex_rate[g] / net.topos[net.ex_topo[g]].source_rate if net.ex_source[g] else 0.0
+            stays = max(0.0, board.stays - spout - edges.into)
+            after += share * (after + terms.throttle_wait_full_s * stays)
         if state.w_count[mine] > 1:  # (an emptied worker could change the size of an item on the link)
             after += self._links_after(a, board, edges, arrives=False)
         return state.node_lat[a] - after

@@ -63,6 +63,7 @@ class BoardSlack:
     share: float = 0.0
     link: float = 0.0
     bits: float = 0.0  # the size of an item on its link, in bits
+    stays: float = 0.0  # stays on the board per root tuple, all its topologies (when share > 0)
 
 
 def link_time(kappa: float, flow_bytes: float, bits: float, link_bps: float) -> float:
@@ -348,6 +349,8 @@ class State:
             entered = self.stays_in[n]
             for t in sorted(lat):
                 lat[t] += throttle_delay(terms, share, stays.get(t, 0.0) + entered.get(t, 0.0), lat[t])
+                if detail is not None:
+                    detail.stays += stays.get(t, 0.0) + entered.get(t, 0.0)
         if terms.link_bps > 0:
             # Transmission and queueing on the board's link, each way; the edges' weights
             # (kappa) are summed over topologies, so the term is kept apart (-1).
