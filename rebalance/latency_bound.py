@@ -147,16 +147,24 @@ class GainBound:
             hops.append((k, other, s == g, rk, item_bytes))
         return out
 
-    def _links_after(self, n: int, board: BoardSlack, edges: ExecutorEdges, arrives: bool) -> float:
+    def _links_after(
+        self,
+        n: int,
+        board: BoardSlack,
+        edges: ExecutorEdges,
+        arrives: bool,
+        with_board: tuple[float, float, float, float] | None = None,
+    ) -> float:
         """Board ``n``'s link terms once ``g`` arrives on it (``arrives``) or leaves it for
         another board: its edges to and from boards other than ``n`` start (or stop)
-        using ``n``'s link, those to and from ``n`` stop (or start)."""
+        using ``n``'s link, those to and from ``n`` stop (or start). ``with_board``:
+        :meth:`_with_board` for ``n``, when the caller has it."""
         state = self.state
         link_bps = state.net.terms[n].link_bps
         if link_bps <= 0:
             return 0.0
         sign = 1.0 if arrives else -1.0
-        to_n, from_n, bytes_to_n, bytes_from_n = self._with_board(n, edges)
+        to_n, from_n, bytes_to_n, bytes_from_n = with_board or self._with_board(n, edges)
         out_kappa = state.out_kappa[n] + sign * (edges.out - to_n - from_n)
         out_bytes = state.out_bytes[n] + sign * (edges.bytes_out - bytes_to_n - bytes_from_n)
         in_kappa = state.in_kappa[n] + sign * (edges.into - from_n - to_n)
@@ -181,6 +189,41 @@ class GainBound:
                     from_n += rk
                     bytes_from_n += item_bytes
         return to_n, from_n, bytes_to_n, bytes_from_n
+
+    def hops_after(self, g: int, w: int, edges: ExecutorEdges) -> tuple[tuple[float, float, float, float], float]:
+        """(:meth:`_with_board` for ``w``'s board ``b``, the delays of ``g``'s edges with
+        ``g`` in ``w``), in one pass over ``g``'s hops. Each delay is
+        :meth:`State.hop_delay`'s float expression written out (``rate x kappa`` is the
+        hop's ``rk``), summed in the hops' order, so the values are the same floats."""
+        state = self.state
+        net = state.net
+        terms = net.terms
+        worker_node = state.worker_node
+        b = worker_node[w]
+        transfer = net.topos[net.ex_topo[g]].transfer_cycles  # g's edges are its topology's
+        clock_b, link_b = terms[b].clock_hz, terms[b].link_delay_s
+        to_b = from_b = bytes_to_b = bytes_from_b = 0.0
+        delays = 0.0  # none to executors in w
+        for _k, other, out, rk, item_bytes in edges.hops:
+            there = worker_node[other]
+            if there == b:
+                if out:
+                    to_b += rk
+                    bytes_to_b += item_bytes
+                else:
+                    from_b += rk
+                    bytes_from_b += item_bytes
+            if other != w:
+                if out:  # g (on b) is the source
+                    delay = transfer / terms[there].clock_hz
+                    if there != b:
+                        delay += (link_b + terms[there].link_delay_s) / 2.0
+                else:
+                    delay = transfer / clock_b
+                    if there != b:
+                        delay += (terms[there].link_delay_s + link_b) / 2.0
+                delays += rk * delay
+        return (to_b, from_b, bytes_to_b, bytes_from_b), delays
 
     def skips(
         self, g: int, w: int, removal: Removal, edges: ExecutorEdges, current: tuple[float, float], improvement: float
@@ -324,14 +367,9 @@ class GainBound:
         loose = removal + on_b + share * wait_full * edges.out + board.link + edges.delays
         if loose <= enough:
             return loose, rho
-        stays = share * wait_full * self._with_board(b, edges)[0]
-        links = board.link - self._links_after(b, board, edges, arrives=True)
-        worker_node = state.worker_node
-        delays = 0.0  # g's edges' delays after the move, exactly (none to executors in w)
-        for k, other, out, _rk, _bytes in edges.hops:
-            if other != w:
-                there = worker_node[other]
-                delays += state.hop_delay(k, b, there) if out else state.hop_delay(k, there, b)
+        with_b, delays = self.hops_after(g, w, edges)  # delays: g's edges' after the move
+        stays = share * wait_full * with_b[0]
+        links = board.link - self._links_after(b, board, edges, arrives=True, with_board=with_b)
         return removal + on_b + stays + links + edges.delays - delays, rho
 
     def within_board(self, g: int, w: int, edges: ExecutorEdges, enough: float = -math.inf) -> float | None:

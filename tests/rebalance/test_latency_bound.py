@@ -54,14 +54,16 @@ def workload(executors: int, workers: int, seed: int, name: str = "random", acke
     return Workload(base.topology, workers, base.executors, base.traffic, loads, base.edges, profile)
 
 
-def cluster(boards: int, slots: int, seed: int) -> tuple[Node, ...]:
+def cluster(boards: int, slots: int, seed: int, clocks: bool = False) -> tuple[Node, ...]:
+    """Random boards; with ``clocks``, of different clock rates too."""
     rng = np.random.default_rng(seed + 1000)
     out = []
     for k in range(boards):
         quota = bool(rng.integers(0, 2))
+        clock = CLOCK * (1.0 + 0.5 * k) if clocks else CLOCK
         profile = BoardProfile(
             cores=float(rng.choice([2.0, 4.0])),
-            clock_hz=CLOCK,
+            clock_hz=clock,
             memory_mb=1024.0,
             link_mbit=float(rng.choice([10.0, 100.0])),
             link_delay_ms=float(rng.uniform(0.1, 2.0)),
@@ -71,15 +73,15 @@ def cluster(boards: int, slots: int, seed: int) -> tuple[Node, ...]:
             cpu_wait_ms=float(rng.uniform(0.0, 0.3)),
             background_cores=float(rng.uniform(0.0, 0.3)),
         )
-        out.append(Node(f"n{k:02d}", slots, profile.cores * CLOCK, profile))
+        out.append(Node(f"n{k:02d}", slots, profile.cores * clock, profile))
     return tuple(out)
 
 
-def case(seed: int, executors: int = 60, workers: int = 8, boards: int = 4, two: bool = False):
+def case(seed: int, executors: int = 60, workers: int = 8, boards: int = 4, two: bool = False, clocks: bool = False):
     loads = [workload(executors, workers, seed)]
     if two:
         loads.append(workload(executors // 2, workers // 2, seed + 50, name="other", ackers=1))
-    nodes = cluster(boards, -(-sum(w.workers for w in loads) // boards), seed)
+    nodes = cluster(boards, -(-sum(w.workers for w in loads) // boards), seed, clocks)
     net = Network(loads, nodes)
     start = get_scheduler("round_robin").schedule(loads, nodes, SchedulerParams(), None)
     return net, start
@@ -172,6 +174,32 @@ def test_the_bound_within_a_board_is_at_least_every_such_move_s_exact_gain(seed)
     assert bounded > 50, bounded
     assert tight > 0, (tight, bounded)
     assert emptied > 0, emptied
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_hops_after_a_move_are_the_same_floats_as_pricing_each_hop(seed):
+    """GainBound.hops_after writes State.hop_delay out in one pass with the board sums:
+    bit for bit the values of one hop_delay call per hop and of _with_board."""
+    net, start = case(seed, two=seed % 2 == 1, clocks=True)
+    state = net.state_of(start)
+    bound = GainBound(state)
+    compared = 0
+    for g in range(len(net.ex_key)):
+        edges = bound.edges_of(g)
+        for w in range(len(state.worker_ids)):
+            b = state.worker_node[w]
+            if b < 0 or state.worker_ids[w][0] != net.ex_topo[g]:
+                continue
+            with_b, delays = bound.hops_after(g, w, edges)
+            expected = 0.0
+            for k, other, out, _rk, _bytes in edges.hops:
+                if other != w:
+                    there = state.worker_node[other]
+                    expected += state.hop_delay(k, b, there) if out else state.hop_delay(k, there, b)
+            assert delays == expected, (g, w)
+            assert with_b == bound._with_board(b, edges), (g, w)
+            compared += expected > 0
+    assert compared > 100
 
 
 @pytest.mark.parametrize("seed", range(8))
