@@ -369,6 +369,10 @@ class GainBound:
             return loose, rho
         with_b, delays = self.hops_after(g, w, edges)  # delays: g's edges' after the move
         stays = share * wait_full * with_b[0]
+        # Then with the stays and delays after, the link terms after still left out.
+        without_links = removal + on_b + stays + board.link + edges.delays - delays
+        if without_links <= enough:
+            return without_links, rho
         links = board.link - self._links_after(b, board, edges, arrives=True, with_board=with_b)
         return removal + on_b + stays + links + edges.delays - delays, rho
 
