@@ -43,9 +43,12 @@ refined only when that form is not enough to skip the move.
 **Above the hard limits** the search takes any move that lowers the excess. Under the same
 premise board ``b``'s excess cannot fall (its utilisation does not, its workers stay), and
 board ``a``'s excess after the move is, like its latency term, the same for every ``b != a``
-(read from the same trial). So a move is skipped if it raises ``a``'s excess by more than
-the objective's rounding of it, or if neither board breaks a limit before or after (the
-excess is then unchanged: the sums add exact zeros) and the latency bound holds. (One
+(read from the same trial; or known to be 0, with no trial, when ``a`` is within the limits
+now and its utilisation after, :meth:`GainBound.removal`'s, is under the limit by the margin:
+its memory cannot grow, see :meth:`GainBound.removal_within_limits`). So a move is
+skipped if it raises ``a``'s excess by more than the objective's rounding of it, or if
+neither board breaks a limit before or after (the excess is then unchanged: the sums add
+exact zeros) and the latency bound holds. (One
 limit: a board the move does not touch is still re-priced when float rounding leaves its
 link flows changed by more than 1e-12 items/s; its excess can then move in its last bits,
 and if that crosses the objective's 9th decimal the unpruned search would take the move
@@ -117,6 +120,7 @@ class GainBound:
         self.state = state
         self._boards: dict[int, BoardSlack] = {}
         self._ends: dict[int, tuple[list[tuple[int, int, bool, float, float, float]], tuple[float, ...]]] = {}
+        self.removal_rho = 0.0  # the board's utilisation after, of the last removal()
         self.skipped = 0  # trial moves skipped, for the benchmarks' and tests' counts
 
     def forget(self) -> None:
@@ -313,6 +317,7 @@ class GainBound:
             outk = state.w_outk[mine] - (edges.out - edges.out_to.get(mine, 0.0)) + edges.in_from.get(mine, 0.0)
             ink = state.w_ink[mine] - (edges.into - edges.in_from.get(mine, 0.0)) + edges.out_to.get(mine, 0.0)
         rho = board.rho + (u_mine - board.cores[mine]) / terms.cores
+        self.removal_rho = rho
         if state.w_count[mine] > 1:
             after = worker_time(topo, wall, terms.wake_wait_s, u_mine, rho, na, nav, ak, akv, outk, ink)
         topos, worker_ids = net.topos, state.worker_ids
@@ -344,6 +349,20 @@ class GainBound:
         if state.w_count[mine] > 1:  # (an emptied worker could change the size of an item on the link)
             after += self._links_after(a, board, edges, arrives=False)
         return state.node_lat[a] - after
+
+    def removal_within_limits(self, g: int, edges: ExecutorEdges) -> Removal | None:
+        """:meth:`removal` with the board's excess before and after, for a search above
+        the hard limits: both 0 when ``g``'s board is within them now (utilisation and
+        memory) and its utilisation after, :meth:`removal`'s, is below the limit by the
+        margin (its memory cannot grow: it keeps its workers or loses one). Else None,
+        and the search reads them from an exact trial."""
+        state = self.state
+        gain = self.removal(g, edges)
+        if state.node_exc[state.worker_node[state.exec_worker[g]]] != 0.0:
+            return None
+        if self.removal_rho > MAX_UTILISATION * (1.0 - MARGIN):
+            return None
+        return Removal(gain, 0.0, 0.0)
 
     def gain(
         self, g: int, w: int, removal: float, edges: ExecutorEdges, enough: float = -math.inf

@@ -141,8 +141,14 @@ def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBo
             mine = state.worker_node[state.exec_worker[g]]
             removal: Removal | None = None
             edges = bound.edges_of(g) if skip else None
-            # Within the limits a bound on that, without the trial, is often enough.
-            loose = Removal(bound.removal(g, edges), 0.0, 0.0) if edges is not None and current[0] == 0.0 else None
+            # A bound on that without the trial is often enough: within the limits, and
+            # above them when g's board is and stays within them.
+            loose: Removal | None = None
+            if edges is not None:
+                if current[0] == 0.0:
+                    loose = Removal(bound.removal(g, edges), 0.0, 0.0)
+                else:
+                    loose = bound.removal_within_limits(g, edges)
             rate_to = edges.rate_to if edges is not None else None
             for w in executor_candidates(state, g, least_busy, spare, rate_to):
                 board = least_busy_board(state, free) if state.worker_node[w] < 0 else -1

@@ -94,7 +94,7 @@ def test_the_bound_is_at_least_every_bounded_move_s_exact_gain(seed):
     bound = GainBound(state)
     least_busy = least_busy_workers(state)
     total = state.objective()[1]
-    bounded = tight = 0
+    bounded = tight = within_limits = 0
     for g in range(len(net.ex_key)):
         mine = state.worker_node[state.exec_worker[g]]
         elsewhere = [
@@ -106,13 +106,20 @@ def test_the_bound_is_at_least_every_bounded_move_s_exact_gain(seed):
             continue
         # The gain on g's own board of moving it off is the same whichever board it goes to.
         removals = set()
+        excesses = set()
         for w in elsewhere:
-            _value, (after, _excess) = state.price_executor_move_at(g, w, -1, mine)
+            _value, (after, excess) = state.price_executor_move_at(g, w, -1, mine)
             removals.add(state.node_lat[mine] - after)
+            excesses.add(excess)
         assert len(removals) == 1, (g, removals)
         removal = removals.pop()
         edges = bound.edges_of(g)
         assert bound.removal(g, edges) >= removal - 1e-12 * total, g  # the bound on it, unpriced
+        # Above the limits the search takes the board's excess before and after as 0 from it.
+        within = bound.removal_within_limits(g, edges)
+        if within is not None:
+            assert state.node_exc[mine] == 0.0 and excesses == {0.0}, (g, excesses)
+            within_limits += 1
         # Every worker elsewhere, not only the search's candidates: the proof is for any.
         for w in sorted(set(elsewhere) | set(executor_candidates(state, g, least_busy, {}))):
             if state.worker_node[w] in (-1, mine):
@@ -130,6 +137,7 @@ def test_the_bound_is_at_least_every_bounded_move_s_exact_gain(seed):
             tight += most < 1e-3 * total  # the search would skip it
     assert bounded > 100  # the premises hold for most moves, so the check means something
     assert tight > 0, (tight, bounded)  # ... and the bound is close enough to skip some
+    assert within_limits > 0 or min(state.node_exc) > 0  # (seed 5: every board above them)
 
 
 @pytest.mark.parametrize("seed", range(6))
