@@ -119,61 +119,37 @@ class GainBound:
     def __init__(self, state: State) -> None:
         self.state = state
         self._boards: dict[int, BoardSlack] = {}
-        self._ends: dict[int, tuple[list[tuple[int, int, bool, float, float, float]], tuple[float, ...]]] = {}
         self.removal_rho = 0.0  # the board's utilisation after, of the last removal()
         self.skipped = 0  # trial moves skipped, for the benchmarks' and tests' counts
 
     def forget(self) -> None:
         self._boards.clear()
 
-    def _ends_of(self, g: int) -> tuple[list[tuple[int, int, bool, float, float, float]], tuple[float, ...]]:
-        """What of ``g``'s edges does not depend on the placement, taken once per
-        executor: per edge but self-loops (edge, the other end's executor, g the source,
-        items/s, rate x weight, bytes/s), and the sums of :class:`ExecutorEdges` (rate,
-        out, into, bytes out, bytes in) added in the edges' order, as :meth:`edges_of`
-        added them per call."""
-        net = self.state.net
-        ends: list[tuple[int, int, bool, float, float, float]] = []
-        rate_sum = out_sum = into_sum = bytes_out = bytes_in = 0.0
+    def edges_of(self, g: int) -> ExecutorEdges:
+        state = self.state
+        net = state.net
+        exec_worker, edge_lat = state.exec_worker, state.edge_lat
+        out = ExecutorEdges()
+        rate_to, out_to, in_from, hops = out.rate_to, out.out_to, out.in_from, out.hops
         for k in net.adjacent[g]:
+            out.delays += edge_lat[k]
             s, d, rate, rk, item_bytes, _t = net.edge_terms[k]
             if s == d:
                 continue
-            rate_sum += rate
+            out.rate += rate
             if s == g:
-                out_sum += rk
-                bytes_out += item_bytes
-                ends.append((k, d, True, rate, rk, item_bytes))
-            else:
-                into_sum += rk
-                bytes_in += item_bytes
-                ends.append((k, s, False, rate, rk, item_bytes))
-        return ends, (rate_sum, out_sum, into_sum, bytes_out, bytes_in)
-
-    def edges_of(self, g: int) -> ExecutorEdges:
-        """``g``'s edges for its current placement (the placement-free part cached)."""
-        state = self.state
-        exec_worker, edge_lat = state.exec_worker, state.edge_lat
-        cached = self._ends.get(g)
-        if cached is None:
-            cached = self._ends[g] = self._ends_of(g)
-        ends, (rate_sum, out_sum, into_sum, bytes_out, bytes_in) = cached
-        delays = 0.0
-        for k in state.net.adjacent[g]:
-            delays += edge_lat[k]
-        rate_to: dict[int, float] = {}
-        out_to: dict[int, float] = {}
-        in_from: dict[int, float] = {}
-        hops: list[tuple[int, int, bool, float, float]] = []
-        for k, end, out, rate, rk, item_bytes in ends:
-            other = exec_worker[end]
-            if out:
+                other = exec_worker[d]
                 out_to[other] = out_to.get(other, 0.0) + rk
+                out.out += rk
+                out.bytes_out += item_bytes
             else:
+                other = exec_worker[s]
                 in_from[other] = in_from.get(other, 0.0) + rk
+                out.into += rk
+                out.bytes_in += item_bytes
             rate_to[other] = rate_to.get(other, 0.0) + rate
-            hops.append((k, other, out, rk, item_bytes))
-        return ExecutorEdges(rate_to, out_to, in_from, hops, rate_sum, out_sum, into_sum, bytes_out, bytes_in, delays)
+            hops.append((k, other, s == g, rk, item_bytes))
+        return out
 
     def _links_after(
         self,
