@@ -4,11 +4,13 @@ supervisors that are real ZeroMQ peers.
     python benchmarks/scale.py --boards 50 100 250 500 --executors 5000
 
 For each board count it starts a Nimbus (``squall nimbus`` on loopback, its own temporary
-data folder), then ``--procs`` processes that each run a share of the boards: one DEALER per
-board that registers, heartbeats every second (staggered) with a report per worker it was
-assigned — realistic metrics: cumulative counters, CPU time and per-source receive counts for
-each of its executors — and obeys every assignment (reports its version, paused, and the
-snapshots of executors it gave up, so a live migration goes through). It then measures:
+data folder), then ``--procs`` processes that each run a share of the boards
+(``benchmarks/scale_boards.py``): one DEALER per board that registers, heartbeats every second
+(staggered) with a report per worker it was assigned — realistic metrics: cumulative
+counters, CPU time and per-source receive counts for each of its executors — obeys every
+assignment (reports its version, paused, and the snapshots of executors it gave up, so a
+live migration goes through), and registers again when Nimbus refuses or forgot it, as a
+real supervisor does. It then measures:
 
 * time to place: submit of a chain topology (``--executors`` executors over 2 workers per
   board, round robin) until every board holds the workers the assignment gives it;
@@ -25,7 +27,12 @@ Where the loop lag's tail comes from, over the same steady-state window: Nimbus'
 ``/metrics`` histograms of its loop steps (by message type, ``Tick``, ``publish``) and of the
 garbage collector's pauses (by generation), read just before and just after the window (the
 scrape itself runs outside it), printed as a ``#`` line under each row: how many steps and
-collections took 25 ms or more, and their total time.
+collections took 25 ms or more, and their total time; and Nimbus's counters of the window
+(heartbeats read, heartbeats from boards it does not know or declared dead, registrations,
+ticks that found it behind a backlog). A ``#   sim`` line per phase (placing, the steady
+window, the rest) says what the simulated boards did: heartbeats sent, the longest gap
+between two heartbeats of one board, refusals and their reasons, registrations, assignments
+handled, their processes' longest turn and CPU — a run whose boards fell silent says why.
 
 Nothing here is timed by a test; the script prints what it measured. The machine it runs on
 also runs the simulated boards, so Nimbus's CPU share competes with them (``--boards-nice 10``
@@ -37,7 +44,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import random
 import statistics
 import subprocess
 import tempfile
@@ -47,204 +53,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PORTS_PER_BOARD = 4
+from scale_boards import SimStats, run_boards
+
 WORKERS_PER_BOARD = 2
-CLOCK_HZ = 1.5e9
-SOURCES_PER_EXECUTOR = 3  # received_from entries per executor in a report
-TUPLES_PER_S = 200.0  # per executor, for the counters
 PROBE_TIMEOUT_S = 10.0
 CLIENT_TIMEOUT_S = 120.0  # the driver's own requests: a slow answer is a figure, not a failure
-
-
-# -- the simulated boards (run in child processes) -------------------------------------------
-
-
-@dataclass
-class Board:
-    """One simulated supervisor: its socket, what it was told to run, its counters."""
-
-    id: str
-    sock: Any
-    seq: int = 0
-    registered: bool = False
-    silent: bool = False
-    next_heartbeat: float = 0.0
-    last_heartbeat: float = 0.0
-    version: int = -1
-    workers: dict[tuple[str, int], Any] = field(default_factory=dict)  # (topology, port) -> WorkerAssignment
-    released: dict[tuple[str, int], dict[int, bytes]] = field(default_factory=dict)
-    started: float = field(default_factory=time.time)
-
-
-_SOURCES: dict[int, list[int]] = {}
-
-
-def _sources(ex: int, placement: dict[int, str]) -> list[int]:
-    """The executors ``ex`` reports receiving from: a few, fixed per executor (a sparse
-    traffic graph, as fields or local groupings give; shuffle between stages of hundreds of
-    executors would report hundreds each)."""
-    got = _SOURCES.get(ex)
-    if got is None:
-        ids = sorted(placement)
-        got = _SOURCES[ex] = random.Random(ex).sample(ids, min(SOURCES_PER_EXECUTOR, len(ids)))
-    return got
-
-
-def _metrics(board: Board, wa: Any, now: float) -> Any:
-    from squall import messages as M
-
-    age = now - board.started
-    executed = int(age * TUPLES_PER_S)
-    executors = []
-    for ex in wa.executors:
-        sources = _sources(ex, wa.placement)
-        executors.append(
-            M.ExecutorMetrics(
-                executor=ex,
-                component="sim",
-                emitted=executed,
-                transferred=executed,
-                executed=executed,
-                acked=0,
-                failed=0,
-                errors=0,
-                cpu_s=age * 0.01 * (1 + ex % 7),
-                received_from={s: executed // len(sources) for s in sources},
-            )
-        )
-    # Remote items, no queue and no data link with a frame in flight (none reported): a live
-    # migration sees quiescence at once.
-    remote = 0 if wa.paused else executed
-    return M.WorkerMetrics(
-        at=now,
-        clock_hz=CLOCK_HZ,
-        executors=executors,
-        sent_remote=remote,
-        received_remote=remote,
-        rss_bytes=25 << 20,
-        queued=0,
-        links=M.DataLinks(endpoint=f"{board.id}:{wa.port}"),
-    )
-
-
-def _heartbeat(board: Board, now: float) -> None:
-    from squall import messages as M
-    from squall.wire import encode
-
-    reports = [
-        M.WorkerReport(
-            topology=t,
-            port=p,
-            pid=os.getpid(),
-            state="running",
-            assignment_version=wa.assignment_version,
-            metrics=_metrics(board, wa, now),
-            paused=wa.paused,
-            released=board.released.get((t, p), {}),
-        )
-        for (t, p), wa in sorted(board.workers.items())
-    ]
-    board.seq += 1
-    board.last_heartbeat = now
-    board.sock.send(encode(M.Heartbeat(board.id, board.seq, reports, rss_bytes=40 << 20)))
-
-
-def _obey(board: Board, msg: Any, events: Any) -> None:
-    """Run what the assignment says: note executors given up (their 'snapshots')."""
-    new = {(wa.topology, wa.port): wa for wa in msg.workers}
-    released: dict[tuple[str, int], dict[int, bytes]] = {}
-    for key, wa in new.items():
-        old = board.workers.get(key)
-        if old is not None and old.assignment_version != wa.assignment_version:
-            gone = set(old.executors) - set(wa.executors)
-            if gone:
-                released[key] = {ex: b"sim-state" for ex in sorted(gone)}
-        elif old is not None:
-            released[key] = board.released.get(key, {})
-    board.workers, board.released, board.version = new, released, msg.version
-    per_topology: dict[str, int] = {}
-    for t, _ in new:
-        per_topology[t] = per_topology.get(t, 0) + 1
-    events.put(("assigned", board.id, time.time(), per_topology))
-
-
-def run_boards(ids: list[str], address: str, commands: Any, events: Any, heartbeat_s: float, nice: int) -> None:
-    """A child process: run the boards ``ids`` until told to stop (at niceness ``nice``)."""
-    import queue
-
-    os.nice(nice)
-
-    import zmq
-
-    from squall import messages as M
-    from squall.wire import WireError, decode, encode
-
-    ctx = zmq.Context()
-    boards: dict[Any, Board] = {}
-    poller = zmq.Poller()
-    start = time.time()
-    for k, b in enumerate(ids):
-        sock = ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(address)
-        board = Board(b, sock, next_heartbeat=start + heartbeat_s * k / max(1, len(ids)))
-        boards[sock] = board
-        poller.register(sock, zmq.POLLIN)
-        sock.send(
-            encode(
-                M.RegisterSupervisor(
-                    supervisor_id=b,
-                    host=f"sim-{b}",
-                    ports=[7000 + p for p in range(PORTS_PER_BOARD)],
-                    capacity_hz=4 * CLOCK_HZ,
-                    clock_hz=CLOCK_HZ,
-                    cores=4,
-                    memory_mb=4096,
-                    pid=os.getpid(),
-                )
-            )
-        )
-    by_id = {board.id: board for board in boards.values()}
-    running = True
-    while running:
-        for sock, _ in poller.poll(20):
-            board = boards[sock]
-            while True:
-                try:
-                    frame = sock.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                if board.silent:
-                    continue
-                try:
-                    msg = decode(frame)
-                except WireError:
-                    continue
-                if isinstance(msg, M.RegisterReply):
-                    board.registered = msg.ok
-                    events.put(("registered" if msg.ok else "refused", board.id, time.time(), msg.reason))
-                elif isinstance(msg, M.SupervisorAssignment):
-                    _obey(board, msg, events)
-        now = time.time()
-        for board in boards.values():
-            if board.registered and not board.silent and now >= board.next_heartbeat:
-                _heartbeat(board, now)
-                board.next_heartbeat += heartbeat_s
-                if board.next_heartbeat < now:  # fell behind: do not burst
-                    board.next_heartbeat = now + heartbeat_s
-        try:
-            while True:
-                cmd, arg = commands.get_nowait()
-                if cmd == "silence" and arg in by_id:
-                    by_id[arg].silent = True
-                    events.put(("silenced", arg, time.time(), by_id[arg].last_heartbeat))
-                elif cmd == "stop":
-                    running = False
-        except queue.Empty:
-            pass
-    for sock in boards:
-        sock.close()
-    ctx.term()
 
 
 # -- the driver ---------------------------------------------------------------------------------
@@ -306,6 +119,11 @@ def _loop_histograms(http: str) -> Histograms:
         text = page.read().decode()
     out: Histograms = {}
     for family in text_string_to_metric_families(text):
+        if family.name == "squall_nimbus_events":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    out[(family.name, sample.labels.get("event", ""), "count")] = sample.value
+            continue
         if family.name not in ("squall_nimbus_loop_step_seconds", "squall_nimbus_gc_pause_seconds"):
             continue
         for sample in family.samples:
@@ -332,7 +150,40 @@ def _causes(before: Histograms, after: Histograms) -> str:
             long_n = n - up_to_long  # buckets are cumulative: the long ones are the rest
             if n and (long_n or what):
                 parts.append(f"{what}{label}: {long_n:.0f} of {n:.0f} > {LONG_MS} ms, {total * 1e3:.0f} ms")
-    return "; ".join(parts)
+    counted = []
+    for event, what in NIMBUS_COUNTERS:
+        key = ("squall_nimbus_events", event, "count")
+        counted.append(f"{after.get(key, 0.0) - before.get(key, 0.0):.0f} {what}")
+    return "; ".join(parts) + "; Nimbus counted " + ", ".join(counted)
+
+
+# Nimbus's counters (squall_nimbus_events_total{event}) printed for the steady window.
+NIMBUS_COUNTERS = (
+    ("msg_Heartbeat", "heartbeats"),
+    ("heartbeats_unknown", "from unknown or dead boards"),
+    ("msg_RegisterSupervisor", "registrations"),
+    ("ticks_behind_backlog", "ticks behind a backlog"),
+)
+
+
+def _sim_stats(command_queues: list[Any], events: Any) -> SimStats:
+    """What the simulated boards did since the last call, all processes together."""
+    for q in command_queues:
+        q.put(("stats", None))
+    got: list[SimStats] = []
+
+    def answered(ev: Any) -> bool:
+        if ev[0] == "stats":
+            got.append(SimStats(**ev[3]))
+        return len(got) == len(command_queues)
+
+    _wait(events, time.time() + 30, answered)
+    total = SimStats()
+    for one in got:
+        total = total.merge(one)
+    if len(got) < len(command_queues):
+        total.gap_board += f" (only {len(got)} of {len(command_queues)} processes answered)"
+    return total
 
 
 @dataclass
@@ -354,6 +205,7 @@ class Figures:
     rebalance_cpu_s: float = float("nan")
     lag_over_50: int = 0  # probes of the window that waited 50 ms or more
     causes: str = ""  # the loop's long steps and collections in the window (see _causes)
+    sim: dict[str, str] = field(default_factory=dict)  # phase -> what the simulated boards did
     notes: list[str] = field(default_factory=list)
 
 
@@ -475,6 +327,7 @@ def run_scale(
 
                 # Steady state: heartbeats with metrics, loop lag, CPU, memory.
                 time.sleep(min(3.0, measure_s))  # the first reports with metrics arrive
+                fig.sim["placing"] = _sim_stats(command_queues, events).line()
                 loop_before = _loop_histograms(http)  # read outside the window: a scrape costs Nimbus CPU
                 since = time.time()
                 cpu0 = nimbus_cpu_s()
@@ -482,6 +335,7 @@ def run_scale(
                 until = time.time()
                 cpu1 = nimbus_cpu_s()
                 fig.causes = _causes(loop_before, _loop_histograms(http))
+                fig.sim["steady"] = _sim_stats(command_queues, events).line()
                 fig.cpu_pct = 100.0 * (cpu1 - cpu0) / (until - since)
                 fig.rss_mb = nimbus_proc.memory_info().rss / 2**20
                 fig.lag_median_ms, fig.lag_p99_ms, fig.lag_samples = probe.lag_ms(since, until)
@@ -489,6 +343,8 @@ def run_scale(
 
                 # A lost board.
                 victim = sorted(n for n, _ in placed_workers)[0]
+                if not {s["id"]: s for s in client.cluster()["supervisors"]}[victim]["alive"]:
+                    fig.notes.append(f"{victim} was not alive before it was silenced")
                 command_queues[ids.index(victim) % procs].put(("silence", victim))
                 silenced = time.time()
                 last_beat: list[float] = []
@@ -522,6 +378,7 @@ def run_scale(
                     time.sleep(0.1)
                 else:
                     fig.notes.append("rebalance not done within 180 s")
+                fig.sim["lost board and rebalance"] = _sim_stats(command_queues, events).line()
         except NimbusUnreachable as exc:
             fig.notes.append(f"stopped: Nimbus did not answer a request within {CLIENT_TIMEOUT_S:g} s ({exc})"[:160])
         finally:
@@ -615,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
             f"loop: {f.causes or 'not read'}",
             flush=True,
         )
+        for phase, line in f.sim.items():
+            print(f"#   sim, {phase}: {line}", flush=True)
     return 0
 
 
