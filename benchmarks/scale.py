@@ -63,15 +63,32 @@ CLIENT_TIMEOUT_S = 120.0  # the driver's own requests: a slow answer is a figure
 # -- the driver ---------------------------------------------------------------------------------
 
 
+def _schedstat(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds waiting in a run queue for one) of thread ``pid`` of process
+    ``pid`` — Nimbus's loop runs on its main thread — from the kernel's scheduler statistics
+    (Linux); (nan, nan) where they cannot be read."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+            on_cpu_ns, waiting_ns, _slices = f.read().split()
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+    return int(on_cpu_ns) / 1e9, int(waiting_ns) / 1e9
+
+
 class Probe(threading.Thread):
-    """Sends a small request every ``period_s`` and keeps the round trips (loop lag)."""
+    """Sends a small request every ``period_s`` and keeps the round trips (loop lag). With
+    ``loop_pid`` (Nimbus's pid) it also keeps, for each, how long Nimbus's loop thread was on a
+    CPU and how long it waited for one meanwhile: a round trip the loop spent waiting for a
+    CPU was the machine's load, not Nimbus's work."""
 
     def __init__(self, address: str, period_s: float = 0.1, nice: int | None = None) -> None:
         super().__init__(daemon=True)
         self.address = address
         self.period_s = period_s
         self.nice = nice  # this thread's niceness (Linux: per thread), None: inherited
+        self.loop_pid: int | None = None
         self.samples: list[tuple[float, float]] = []  # (sent at, round trip s)
+        self.loop_times: list[tuple[float, float]] = []  # per sample: the loop's (CPU s, wait for a CPU s)
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -82,14 +99,22 @@ class Probe(threading.Thread):
         while not self.stopped.is_set():
             with NimbusClient(self.address.removeprefix("tcp://"), timeout_s=PROBE_TIMEOUT_S) as client:
                 while not self.stopped.is_set():
+                    pid = self.loop_pid
+                    before = _schedstat(pid) if pid else (float("nan"), float("nan"))
                     sent = time.time()
                     try:
                         client.list()
                     except NimbusUnreachable:  # counted as a lag of at least the timeout
-                        self.samples.append((sent, time.time() - sent))
+                        self._keep(sent, pid, before)
                         break
-                    self.samples.append((sent, time.time() - sent))
+                    self._keep(sent, pid, before)
                     self.stopped.wait(self.period_s)
+
+    def _keep(self, sent: float, pid: int | None, before: tuple[float, float]) -> None:
+        rtt = time.time() - sent
+        after = _schedstat(pid) if pid else (float("nan"), float("nan"))
+        self.loop_times.append((after[0] - before[0], after[1] - before[1]))
+        self.samples.append((sent, rtt))  # last: a reader takes samples[:n] with loop_times[:n]
 
     def lag_ms(self, since: float, until: float) -> tuple[float, float, int]:
         """(median, p99, samples) of the round trips sent within [since, until], in ms."""
@@ -102,6 +127,23 @@ class Probe(threading.Thread):
 
     def rtts_ms(self, since: float, until: float) -> list[float]:
         return [r * 1e3 for at, r in list(self.samples) if since <= at <= until]
+
+    def slow_split(self, since: float, until: float, slow_ms: float = 50.0) -> str:
+        """Of the round trips sent within [since, until] that took ``slow_ms`` or more: their
+        total, and how much of it Nimbus's loop thread spent on a CPU and waiting for one."""
+        samples = list(self.samples)
+        slow = [
+            (rtt, *self.loop_times[k])
+            for k, (at, rtt) in enumerate(samples)
+            if since <= at <= until and rtt * 1e3 >= slow_ms
+        ]
+        if not slow:
+            return f"no probe took {slow_ms:g} ms or more"
+        total, on_cpu, waiting = (sum(x[i] for x in slow) * 1e3 for i in range(3))
+        return (
+            f"the {len(slow)} probes >= {slow_ms:g} ms waited {total:.0f} ms in all; meanwhile Nimbus's loop "
+            f"thread was on a CPU {on_cpu:.0f} ms and waited for one {waiting:.0f} ms ({waiting / total:.0%})"
+        )
 
 
 LONG_MS = 25  # a step or collection taking more than this is counted in the causes line
@@ -205,6 +247,7 @@ class Figures:
     rebalance_cpu_s: float = float("nan")
     lag_over_50: int = 0  # probes of the window that waited 50 ms or more
     causes: str = ""  # the loop's long steps and collections in the window (see _causes)
+    cpu_wait: str = ""  # the slow probes' wait, and the loop thread's CPU and run-queue wait (see Probe)
     sim: dict[str, str] = field(default_factory=dict)  # phase -> what the simulated boards did
     notes: list[str] = field(default_factory=list)
 
@@ -291,6 +334,7 @@ def run_scale(
                 )
                 if len(registered) < boards:
                     fig.notes.append(f"only {len(registered)} of {boards} boards registered")
+                probe.loop_pid = nimbus.pid
                 probe.start()
                 nimbus_proc = psutil.Process(nimbus.pid)
 
@@ -330,10 +374,14 @@ def run_scale(
                 fig.sim["placing"] = _sim_stats(command_queues, events).line()
                 loop_before = _loop_histograms(http)  # read outside the window: a scrape costs Nimbus CPU
                 since = time.time()
-                cpu0 = nimbus_cpu_s()
+                cpu0, loop0 = nimbus_cpu_s(), _schedstat(nimbus.pid)
                 time.sleep(measure_s)
                 until = time.time()
-                cpu1 = nimbus_cpu_s()
+                cpu1, loop1 = nimbus_cpu_s(), _schedstat(nimbus.pid)
+                fig.cpu_wait = (
+                    f"{probe.slow_split(since, until)}; over the window the loop thread was on a CPU "
+                    f"{loop1[0] - loop0[0]:.2f} s and waited for one {loop1[1] - loop0[1]:.2f} s"
+                )
                 fig.causes = _causes(loop_before, _loop_histograms(http))
                 fig.sim["steady"] = _sim_stats(command_queues, events).line()
                 fig.cpu_pct = 100.0 * (cpu1 - cpu0) / (until - since)
@@ -472,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
             f"loop: {f.causes or 'not read'}",
             flush=True,
         )
+        print(f"#   {f.boards} boards, waiting for a CPU: {f.cpu_wait or 'not read'}", flush=True)
         for phase, line in f.sim.items():
             print(f"#   sim, {phase}: {line}", flush=True)
     return 0

@@ -10,7 +10,10 @@ the answer to a heartbeat from a board declared dead) registers again ``heartbea
 On a real cluster every board has its own CPU; here one process runs a hundred or more, so
 what one board does must not hold up the others' heartbeats: due heartbeats are sent between
 any two frames the process handles, not only once all the frames that came in are handled
-(a push to every board brings one ~90 KB assignment per board at 5,000 executors).
+(a push to every board brings one ~90 KB assignment per board at 5,000 executors). Before,
+on a machine at load 5-9, one process's turn through a push took 12 s of wall time for 0.7 s
+of CPU (it waited for a CPU), its boards sent nothing for 13 s, Nimbus rightly declared them
+dead, and, never registering again, they stayed silent for the rest of the run.
 
 Each process counts what it did (:class:`SimStats`) and hands the counts to the driver when
 asked (the ``"stats"`` command), so a run whose boards fell silent says why: heartbeats sent,
@@ -30,6 +33,7 @@ PORTS_PER_BOARD = 4
 CLOCK_HZ = 1.5e9
 SOURCES_PER_EXECUTOR = 3  # received_from entries per executor in a report
 TUPLES_PER_S = 200.0  # per executor, for the counters
+TURN_S = 0.2  # a turn handles sockets for about this long, then the driver's commands are read
 
 
 @dataclass
@@ -248,6 +252,8 @@ class BoardsProcess:
         started, cpu_started, frames = time.time(), time.thread_time(), 0
         self.send_due(started)
         for sock, _ in ready:
+            if time.time() - started > TURN_S:
+                break  # the rest stay readable: handled next turn, after the driver's commands
             board = self.boards[sock]
             while True:
                 try:
