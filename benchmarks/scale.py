@@ -75,6 +75,30 @@ def _schedstat(pid: int) -> tuple[float, float]:
     return int(on_cpu_ns) / 1e9, int(waiting_ns) / 1e9
 
 
+def _threads_schedstat(pid: int) -> tuple[float, float, float, float]:
+    """(loop thread's CPU s, its wait for a CPU s, the other threads' CPU s, their wait s) of
+    process ``pid``: the loop is its main thread; the others are ZeroMQ's I/O thread and the
+    HTTP threads, which hold the interpreter lock the loop needs while they run Python."""
+    loop_cpu, loop_wait = _schedstat(pid)
+    other_cpu = other_wait = 0.0
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid]
+    except OSError:
+        return loop_cpu, loop_wait, float("nan"), float("nan")
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                on_cpu_ns, waiting_ns, _slices = f.read().split()
+        except (OSError, ValueError):  # a thread that ended meanwhile
+            continue
+        other_cpu += int(on_cpu_ns) / 1e9
+        other_wait += int(waiting_ns) / 1e9
+    return loop_cpu, loop_wait, other_cpu, other_wait
+
+
+NAN4 = (float("nan"),) * 4
+
+
 class Probe(threading.Thread):
     """Sends a small request every ``period_s`` and keeps the round trips (loop lag). With
     ``loop_pid`` (Nimbus's pid) it also keeps, for each, how long Nimbus's loop thread was on a
@@ -88,7 +112,8 @@ class Probe(threading.Thread):
         self.nice = nice  # this thread's niceness (Linux: per thread), None: inherited
         self.loop_pid: int | None = None
         self.samples: list[tuple[float, float]] = []  # (sent at, round trip s)
-        self.loop_times: list[tuple[float, float]] = []  # per sample: the loop's (CPU s, wait for a CPU s)
+        # Per sample: (loop thread's CPU s, its wait for a CPU s, other threads' CPU s, their wait s).
+        self.loop_times: list[tuple[float, ...]] = []
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -100,7 +125,7 @@ class Probe(threading.Thread):
             with NimbusClient(self.address.removeprefix("tcp://"), timeout_s=PROBE_TIMEOUT_S) as client:
                 while not self.stopped.is_set():
                     pid = self.loop_pid
-                    before = _schedstat(pid) if pid else (float("nan"), float("nan"))
+                    before = _threads_schedstat(pid) if pid else NAN4
                     sent = time.time()
                     try:
                         client.list()
@@ -110,10 +135,10 @@ class Probe(threading.Thread):
                     self._keep(sent, pid, before)
                     self.stopped.wait(self.period_s)
 
-    def _keep(self, sent: float, pid: int | None, before: tuple[float, float]) -> None:
+    def _keep(self, sent: float, pid: int | None, before: tuple[float, ...]) -> None:
         rtt = time.time() - sent
-        after = _schedstat(pid) if pid else (float("nan"), float("nan"))
-        self.loop_times.append((after[0] - before[0], after[1] - before[1]))
+        after = _threads_schedstat(pid) if pid else NAN4
+        self.loop_times.append(tuple(a - b for a, b in zip(after, before, strict=True)))
         self.samples.append((sent, rtt))  # last: a reader takes samples[:n] with loop_times[:n]
 
     def lag_ms(self, since: float, until: float) -> tuple[float, float, int]:
@@ -139,10 +164,11 @@ class Probe(threading.Thread):
         ]
         if not slow:
             return f"no probe took {slow_ms:g} ms or more"
-        total, on_cpu, waiting = (sum(x[i] for x in slow) * 1e3 for i in range(3))
+        total, on_cpu, waiting, others_cpu, others_wait = (sum(x[i] for x in slow) * 1e3 for i in range(5))
         return (
             f"the {len(slow)} probes >= {slow_ms:g} ms waited {total:.0f} ms in all; meanwhile Nimbus's loop "
-            f"thread was on a CPU {on_cpu:.0f} ms and waited for one {waiting:.0f} ms ({waiting / total:.0%})"
+            f"thread was on a CPU {on_cpu:.0f} ms and waited for one {waiting:.0f} ms ({waiting / total:.0%}), "
+            f"its other threads on a CPU {others_cpu:.0f} ms, waiting for one {others_wait:.0f} ms"
         )
 
 
