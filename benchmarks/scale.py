@@ -46,6 +46,7 @@ import multiprocessing as mp
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -53,7 +54,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scale_boards import SimStats, run_boards
+# The simulated boards' module beside this file, also when run through benchmarks/against.py
+# (runpy does not put the script's folder on the path); spawned processes inherit the path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale_boards import SimStats, run_boards  # noqa: E402
 
 WORKERS_PER_BOARD = 2
 PROBE_TIMEOUT_S = 10.0
