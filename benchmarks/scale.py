@@ -472,7 +472,19 @@ def run_scale(
                 nimbus.wait(10)
             except subprocess.TimeoutExpired:
                 nimbus.kill()
+            deaths = _declared_dead(Path(tmp) / "nimbus.log")
+            if deaths:
+                fig.notes.append(f"Nimbus declared {len(deaths)} board(s) dead: {'; '.join(deaths[:4])}")
     return fig
+
+
+def _declared_dead(log: Path) -> list[str]:
+    """Nimbus's log lines that declared a board dead (the lost board's among them), shortened."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line.split("supervisor ", 1)[-1][:60] for line in lines if "declared dead after" in line]
 
 
 def _rows(assignment: dict) -> list[dict]:
