@@ -23,13 +23,16 @@ import argparse
 import cProfile
 import os
 import pstats
+import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-from history_sample import CLI, worker_metrics
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also through benchmarks/against.py
+from history_sample import CLI, worker_metrics  # noqa: E402
 
-from squall import messages as M
+from squall import messages as M  # noqa: E402
 from squall.experiments.reference import chain_topology
 from squall.nimbus.events import Received, Tick
 from squall.nimbus.state import NimbusState
