@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -484,7 +485,17 @@ def _declared_dead(log: Path) -> list[str]:
         lines = log.read_text(errors="replace").splitlines()
     except OSError:
         return []
-    return [line.split("supervisor ", 1)[-1][:60] for line in lines if "declared dead after" in line]
+    out = []
+    for line in lines:
+        found = DEATH.search(line)
+        if found:
+            board, silent, read = found.groups()
+            out.append(f"{board} after {silent} s" + (f" (read until {read} s before)" if read else ""))
+    return out
+
+
+# Nimbus's warning (nimbus/state.py); the part in brackets is newer than some revisions.
+DEATH = re.compile(r"supervisor (\S+) declared dead after ([\d.]+) s of silence(?: \(all sent until ([\d.]+) s ago)?")
 
 
 def _rows(assignment: dict) -> list[dict]:
