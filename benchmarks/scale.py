@@ -462,21 +462,36 @@ def run_scale(
             fig.notes.append(f"stopped: Nimbus did not answer a request within {CLIENT_TIMEOUT_S:g} s ({exc})"[:160])
         finally:
             probe.stopped.set()
-            for q in command_queues:
-                q.put(("stop", None))
-            for p in children:
-                p.join(10)
-                if p.is_alive():
-                    p.terminate()
+            # Nimbus first: boards stopped while it still ran would be declared dead in its log
+            # (a child's exit can wait seconds for its unread events to be flushed).
             nimbus.terminate()
             try:
                 nimbus.wait(10)
             except subprocess.TimeoutExpired:
                 nimbus.kill()
+            for q in command_queues:
+                q.put(("stop", None))
+            while any(p.is_alive() for p in children) and not _drained(events):
+                pass  # unread events let the children's queue feeders finish, so they exit
+            for p in children:
+                p.join(10)
+                if p.is_alive():
+                    p.terminate()
             deaths = _declared_dead(Path(tmp) / "nimbus.log")
             if deaths:
                 fig.notes.append(f"Nimbus declared {len(deaths)} board(s) dead: {'; '.join(deaths[:4])}")
     return fig
+
+
+def _drained(events: Any) -> bool:
+    """Read what the boards' processes left on ``events`` for up to 0.1 s; True once empty."""
+    import queue
+
+    try:
+        events.get(timeout=0.1)
+    except queue.Empty:
+        return True
+    return False
 
 
 def _declared_dead(log: Path) -> list[str]:
