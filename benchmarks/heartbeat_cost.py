@@ -7,7 +7,7 @@ Builds a Nimbus state in process (a real SQLite file, no sockets) as
 ``--executors`` executors over two workers per board is placed, and every board heartbeats
 once a second with the metrics ``scale.py``'s simulated boards send. The heartbeats are
 encoded as the boards send them, then handled as the server's loop handles a frame
-(``NimbusServer._drain``, without the socket): decode, the state's step, the store's
+(``NimbusServer._on_frames_of``, without the socket): decode, the state's step, the store's
 ``carry_out``, the ack's encoding. After ``--warm`` seconds it measures ``--seconds`` seconds
 of heartbeats (a tick each second) and prints, per heartbeat, the thread's CPU time of each
 part, and with ``--profile`` the functions the step spends it in (cProfile, which slows

@@ -44,7 +44,6 @@ import zmq
 from squall import messages as M
 from squall.control_mark import DEFAULT_CONTROL_DSCP, mark_control
 from squall.nimbus import config as C
-from squall.nimbus.batch_order import Decoded, handling_order
 from squall.nimbus.commands import Send
 from squall.nimbus.events import Event, Received, Tick
 from squall.nimbus.full_collections import FULL_COLLECTION_S, FullCollections
@@ -64,10 +63,6 @@ log = logging.getLogger("squall.nimbus")
 
 TICK_S = 0.5
 POLL_MS = 100
-# Messages read before any is handled, requests first (see nimbus.batch_order): the longest a
-# request read just after a batch waits is that batch's heartbeats (~100 x 0.2-0.6 ms).
-BATCH = 100
-DRAIN_MAX = 1000  # messages handled before the loop looks at its clock again (ticks under a flood)
 # A change shows on the HTTP side within this; it caps the loop's snapshot copies at 20/s
 # however many events arrive (a reply to a request is published at once, see _execute).
 PUBLISH_S = 0.05
@@ -248,53 +243,38 @@ class NimbusServer:
                 pass
 
     def _drain(self) -> bool:
-        """Handle what the socket holds, at most ``DRAIN_MAX`` messages (so ticks still happen
-        under a flood), read in batches of up to ``BATCH`` and handled requests first
-        (:mod:`squall.nimbus.batch_order`); True when it is empty."""
-        handled = 0
-        while handled < DRAIN_MAX:
-            batch: list[Decoded] = []
-            emptied = False
-            while len(batch) < BATCH:
-                try:
-                    parts = self.sock.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    emptied = True
-                    break
-                handled += 1
-                started = time.perf_counter()
-                peer, msg = self._decoded(parts)
-                took = time.perf_counter() - started
-                if msg is None:
-                    self.loop_stats.step("bad_frame", took)
-                else:
-                    batch.append((peer, msg, took))
-            for peer, msg, decode_s in handling_order(batch):
-                started = time.perf_counter()
-                self._on_message(peer, msg)
-                self.loop_stats.step(type(msg).__name__, decode_s + time.perf_counter() - started)
-            if emptied:
+        """Handle what the socket holds, at most 1,000 messages (so ticks still happen under
+        a flood); True when it is empty."""
+        for _ in range(1000):
+            try:
+                parts = self.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
                 return True
+            self._on_frames(parts)
         return False
 
-    def _decoded(self, parts: list[bytes]) -> tuple[bytes, Any]:
-        """(peer, message) of one read; message None for a bad frame (counted and logged)."""
+    def _on_frames(self, parts: list[bytes]) -> None:
+        started = time.perf_counter()
+        kind = self._on_frames_of(parts)
+        self.loop_stats.step(kind, time.perf_counter() - started)
+
+    def _on_frames_of(self, parts: list[bytes]) -> str:
+        """Handle one message; the kind of step it was (its type, or the fault)."""
         if len(parts) == 3 and parts[1] == b"":
             self._req_peers.add(parts[0])
         elif len(parts) != 2:
             self._fault("envelope", f"{len(parts)} frame parts")
-            return b"", None
+            return "bad_frame"
         peer, frame = parts[0], parts[-1]
         try:
-            return peer, decode(frame)
+            msg = decode(frame)
         except WireError as exc:
             self._fault(str(exc).split(":")[0], str(exc))
-            return peer, None
-
-    def _on_message(self, peer: bytes, msg: Any) -> None:
+            return "bad_frame"
         if not isinstance(msg, READ_ONLY):
             self._wrote = True
         self._execute(self._apply(Received(peer, msg, self.clock())))
+        return type(msg).__name__
 
     def _handle_local(self, peer: bytes, msg: Any) -> list[Send]:
         """A write from an HTTP thread; published before its caller is answered."""
