@@ -61,14 +61,14 @@ def install(out_dir: str) -> None:
             ev["send"].append([t0, now_ns(), zlib.crc32(frame)])
         return ok
 
-    def receive_data(self: Any, deliver: Any, limit: int) -> Any:
+    def receive_data(self: Any, deliver: Any, limit: int, max_items: int) -> Any:
         def traced(frame: bytes) -> Any:
             t0 = now_ns()
             out = deliver(frame)
             ev["recv"].append([t0, now_ns(), zlib.crc32(frame)])
             return out
 
-        return orig_receive(self, traced, limit)
+        return orig_receive(self, traced, limit, max_items)
 
     def wait(self: Any, seconds: float) -> None:
         t0 = now_ns()

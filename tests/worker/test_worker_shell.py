@@ -50,9 +50,9 @@ class FakeIO:
     def data_waiting(self) -> bool:
         return bool(self.data_in)
 
-    def receive_data(self, deliver: Callable[[bytes], tuple[int, int]], limit: int) -> tuple[int, int]:
+    def receive_data(self, deliver: Callable[[bytes], tuple[int, int]], limit: int, max_items: int) -> tuple[int, int]:
         got = bad = 0
-        while self.data_in and limit:
+        while self.data_in and limit and got < max_items:
             frame = self.data_in.pop(0)
             self.frames_received += 1
             n, b = deliver(frame)
@@ -218,3 +218,44 @@ def test_bad_control_frames_are_counted_in_the_next_heartbeat(worker):
 
 def test_the_worker_runtime_loads_no_zeromq_and_no_networkx():
     assert modules_loaded("import squall.supervisor.worker, squall.supervisor.worker_plan", ["zmq", "networkx"]) == []
+
+
+def middle_0_frame(first: int, n: int) -> bytes:
+    items = [[MIDDLE_0_TASK, "default", SPOUT_TASK, [first + i, 0.5], None] for i in range(n)]
+    return msgpack.packb([FRAME_VERSION, "", 0, 0, items])
+
+
+def test_a_round_takes_at_most_a_bolt_batch_of_items_off_the_socket():
+    # Items beyond what a round drains would only wait as Python objects (RSS), not as
+    # frame bytes in ZeroMQ's queues.
+    io = FakeIO()
+    w = Worker(launch([MIDDLE_0], **{"squall.bolt.batch": 250}), io)
+    w.start()
+    try:
+        io.data_in.extend(middle_0_frame(100 * i, 100) for i in range(10))
+        w.round()
+        assert io.frames_received == 3, "three frames of 100 reach the batch of 250"
+        assert w.engine.by_id[MIDDLE_0].stats.executed == 250
+        while io.data_in:
+            w.round()
+        rounds(w, 3)
+        assert w.engine.by_id[MIDDLE_0].stats.executed == 1000, "every item is taken in the end"
+    finally:
+        w.shutdown()
+
+
+def test_no_frame_is_taken_while_an_inbox_holds_more_than_two_batches():
+    io = FakeIO()
+    w = Worker(launch([MIDDLE_0], **{"squall.bolt.batch": 250}), io)
+    w.start()
+    try:
+        inbox = w.engine.by_id[MIDDLE_0].inbox
+        io.data_in.append(middle_0_frame(1000, 10))
+        w.codec.deliver(middle_0_frame(0, 501))  # over the mark of 2 x 250 by one
+        assert len(inbox) == 501
+        w.round()
+        assert io.frames_received == 0 and len(inbox) == 251, "the round drained, took nothing"
+        w.round()
+        assert io.frames_received == 1, "at the mark, frames are taken again"
+    finally:
+        w.shutdown()
