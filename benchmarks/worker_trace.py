@@ -125,7 +125,7 @@ def breakdown(latency_us: list[float], traces: list[dict[str, Any]]) -> list[str
                 residence.append((sends[i] - r[0]) / 1e3)
     out.append(line("residence (frame in -> frame out)", residence))
     for did, name in ((True, "round with work"), (False, "round without work")):
-        out.append(line(name, [(r[1] - r[0]) / 1e3 for t in traces for r in t["round"] if r[2] is did]))
+        out.append(line(name, [(r[1] - r[0]) / 1e3 for t in traces for r in t["round"] if bool(r[2]) is did]))
     out.append(line("blocking wait", [(x[1] - x[0]) / 1e3 for t in traces for x in t["wait"]]))
     out.append(line("heartbeat", [(b[1] - b[0]) / 1e3 for t in traces for b in t["beat"]]))
     for gen in (0, 1, 2):
