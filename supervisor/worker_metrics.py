@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from squall.messages import DataLinks, ExecutorMetrics, WorkerMetrics
@@ -174,7 +174,11 @@ def worker_metrics(
         received_remote=received_remote,
         queued=queued,
         process_cpu_s=time.process_time(),
-        **asdict(transfer),
+        transfer_cpu_s=transfer.transfer_cpu_s,  # field by field: ``asdict`` deep-copies each value
+        frames_sent=transfer.frames_sent,
+        frames_received=transfer.frames_received,
+        bytes_sent=transfer.bytes_sent,
+        bytes_received=transfer.bytes_received,
         loop_cpu_s=loop_cpu_s,
         loop_wait_s=loop_wait_s,
         loop_runs=loop_runs,

@@ -4,6 +4,7 @@ heartbeats) is read back from the fake."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 import msgpack
@@ -12,7 +13,7 @@ import pytest
 from squall import wire
 from squall.messages import WorkerAssignment, WorkerHeartbeat, WorkerLaunch, WorkerUpdate
 from squall.supervisor.runtime.layout import FRAME_VERSION, decode_frame
-from squall.supervisor.worker import Worker
+from squall.supervisor.worker import HEARTBEAT_DEFER_MAX_S, Worker
 from tests.helpers import modules_loaded
 from tests.worker.worker_helpers import APPS, user_module
 
@@ -259,3 +260,61 @@ def test_no_frame_is_taken_while_an_inbox_holds_more_than_two_batches():
         assert io.frames_received == 1, "at the mark, frames are taken again"
     finally:
         w.shutdown()
+
+
+def test_a_due_heartbeat_waits_until_no_frame_is_waiting():
+    # With a bolt batch of one item, a round takes one frame: while the second waits, the
+    # due heartbeat gives way; it goes out in the round that leaves nothing waiting.
+    io = FakeIO()
+    w = Worker(launch([MIDDLE_0], **{"squall.bolt.batch": 1}), io)
+    w.start()
+    try:
+        w.round()
+        beats = len(io.heartbeats)
+        assert beats == 1, "the first heartbeat goes out at start"
+        w._next_beat = w.clock()  # due now
+        io.data_in.extend([middle_0_frame(0, 1), middle_0_frame(1, 1)])
+        w.round()
+        assert (io.frames_received, len(io.heartbeats), w.beats_deferred) == (1, beats, 1)
+        w.round()
+        assert (io.frames_received, len(io.heartbeats), w.beats_deferred) == (2, beats + 1, 1)
+        assert io.heartbeats[-1].metrics.received_remote == 2, "sent after both frames were taken"
+    finally:
+        w.shutdown()
+
+
+def test_a_worker_that_is_never_quiet_still_sends_its_heartbeat_late_by_a_bound():
+    now = [100.0]
+    io = FakeIO()
+    w = Worker(launch([MIDDLE_0], **{"squall.bolt.batch": 1}), io, clock=lambda: now[0])
+    w.start()
+    try:
+        w.round()
+        beats = len(io.heartbeats)
+        w._next_beat = now[0]
+        rounds_late = 0
+        while len(io.heartbeats) == beats:
+            io.data_in.extend([middle_0_frame(0, 1), middle_0_frame(1, 1)])  # always a frame waiting
+            w.round()
+            now[0] += 0.01
+            rounds_late += 1
+            assert rounds_late < 100, "the heartbeat never went out"
+        assert w.beats_deferred == 1
+        assert rounds_late == round(HEARTBEAT_DEFER_MAX_S / 0.01) + 1
+    finally:
+        w.shutdown()
+
+
+def test_the_worker_s_loop_moves_what_start_up_made_out_of_the_collector_s_way():
+    io = FakeIO()
+    w = Worker(launch([MIDDLE_0, SPOUT]), io)
+    w.stopping = True  # start, settle, shut down
+    before = gc.get_freeze_count()
+    try:
+        w.run()
+        frozen = gc.get_freeze_count()
+        engine_scanned = any(o is w.engine for o in gc.get_objects())
+    finally:
+        gc.unfreeze()  # give this test process its collector back
+    assert frozen > before and frozen > 10_000
+    assert not engine_scanned, "objects alive after start-up are in the permanent generation"
