@@ -13,6 +13,7 @@ process only, the calls that mark where a tuple's time goes, and writes what it 
 * ``round``: [start, end, did work] for every loop round;
 * ``wait``: [start, end, timeout asked] for every block in ``select``;
 * ``beat``: [start, end] for every heartbeat built and sent;
+* ``zmq``: [EVENTS queries, receives that raised ``zmq.Again``] over the whole run;
 * ``gc``: [start, end, generation, objects it found unreachable, CPU ns of the loop thread
   (``time.thread_time_ns``: what the collection cost, whatever else ran)] for every garbage
   collection.
@@ -67,14 +68,14 @@ def install(out_dir: str) -> None:
             ev["send"].extend((t0, now_ns(), zlib.crc32(frame)))
         return ok
 
-    def receive_data(self: Any, deliver: Any, limit: int, max_items: int) -> Any:
+    def receive_data(self: Any, deliver: Any, *limits: int) -> Any:
         def traced(frame: bytes) -> Any:
             t0 = now_ns()
             out = deliver(frame)
             ev["recv"].extend((t0, now_ns(), zlib.crc32(frame)))
             return out
 
-        return orig_receive(self, traced, limit, max_items)
+        return orig_receive(self, traced, *limits)
 
     def wait(self: Any, seconds: float) -> None:
         t0 = now_ns()
@@ -82,6 +83,31 @@ def install(out_dir: str) -> None:
         ev["wait"].extend((t0, now_ns(), int(seconds * 1e9)))
 
     sockets.send, sockets.receive_data, sockets.wait = send, receive_data, wait  # type: ignore[method-assign]
+
+    import zmq
+
+    asked = [0, 0]  # EVENTS queries, receives that found nothing
+    zsock = zmq.Socket
+    orig_get, orig_recv, orig_recv_multipart = zsock.getsockopt, zsock.recv, zsock.recv_multipart
+    events = zmq.EVENTS
+
+    def getsockopt(self: Any, option: int) -> Any:
+        if option == events:
+            asked[0] += 1
+        return orig_get(self, option)
+
+    def counted(orig: Any) -> Any:
+        def recv(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return orig(self, *args, **kwargs)
+            except zmq.Again:
+                asked[1] += 1
+                raise
+
+        return recv
+
+    zsock.getsockopt = getsockopt  # type: ignore[method-assign]
+    zsock.recv, zsock.recv_multipart = counted(orig_recv), counted(orig_recv_multipart)  # type: ignore[method-assign]
 
     outbox = transfer.Outbox
     orig_flush = outbox._flush_buffer
@@ -134,6 +160,7 @@ def install(out_dir: str) -> None:
 
     def dump() -> None:
         rows = {k: [list(a[i : i + widths[k]]) for i in range(0, len(a), widths[k])] for k, a in ev.items()}
+        rows["zmq"] = [asked]
         with open(os.path.join(out_dir, f"{os.getpid()}.json"), "w") as f:
             json.dump(rows, f)
 
