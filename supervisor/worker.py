@@ -16,7 +16,8 @@ holds ``squall.wire.encode(WorkerLaunch(...))``. The worker
   guarantees of an update are in its docstring); ``Worker.handle`` carries it out;
 * runs everything from one thread: receive a bounded number of frames, one engine round,
   flush due batches (all of them when the round leaves nothing runnable: no queued item, no
-  spout with more to emit, no frame waiting), heartbeat when due; then, when nothing is
+  spout with more to emit, no frame waiting), heartbeat when due and no frame waits (at most
+  ``HEARTBEAT_DEFER_MAX_S`` late); then, when nothing is
   runnable, it blocks on its sockets
   (``select`` on their descriptors) until the next thing is due — a spout's next emission (``Spout.next_tuple_due``,
   else 1 ms), an engine timer with work, a batch's flush, the heartbeat, the parent check —
