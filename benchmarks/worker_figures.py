@@ -6,7 +6,9 @@ executor each) split over two real worker processes on this machine.
 
 * throughput, acking off: the spout on worker A, middle and sink on worker B (every tuple
   crosses once); tuples/s = growth of the sink's ``executed`` between two heartbeats, after
-  a warm-up, over a measuring window;
+  a warm-up, over a measuring window; for the chain written per tuple and, in the same run,
+  the same chain batch-aware (``batch_app.BatchChain3``: the spout emits runs of
+  ``BATCH_RUN`` with ``emit_many``, the bolts define ``process_many``);
 * complete latency at 1,000 tuples/s, acking on: spout and sink on A, middle and the acker on
   B, so a tree crosses between the workers four times (spout -> middle -> sink, acks to the
   acker, completion back); the spout itself records emit-to-ack times (``app.report``);
@@ -31,6 +33,10 @@ from squall.supervisor.runtime.stats import percentile  # noqa: E402
 from tests.worker.worker_helpers import FakeSupervisor, Processes, by_executor, make_bundle, user_module, write_launch  # noqa: E402
 
 Chain3 = user_module("chain_app").Chain3
+BatchChain3 = user_module("batch_app").BatchChain3
+# chain -> (the app module, its topology): both have executors middle 0, sink 1, spout 2
+CHAINS = {"per-tuple": ("chain_app", Chain3), "batch": ("batch_app", BatchChain3)}
+BATCH_RUN = 100  # tuples per emit_many of the batch-aware chain's spout
 
 MIDDLE, SINK, SPOUT, ACKER = 0, 1, 2, 3  # Chain3's executor ids with one acker
 
@@ -54,17 +60,25 @@ class Latency:
 class TwoWorkers:
     """Two worker processes and a fake supervisor, all stopped by ``close()``."""
 
-    def __init__(self, tmp: Path, a_executors: list[int], b_executors: list[int], conf: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        a_executors: list[int],
+        b_executors: list[int],
+        conf: dict[str, Any],
+        chain: str = "per-tuple",
+    ) -> None:
         self.sup = FakeSupervisor()
         self.procs = Processes(tmp)
-        bundle = make_bundle(tmp, "chain_app")
+        app, topology = CHAINS[chain]
+        bundle = make_bundle(tmp, app)
         self.a, self.b = free_port(), free_port()
         placement = {e: f"127.0.0.1:{self.a}" for e in a_executors} | {e: f"127.0.0.1:{self.b}" for e in b_executors}
         conf = {"squall.worker.heartbeat.secs": 0.25, **conf}
         for port, executors in ((self.a, a_executors), (self.b, b_executors)):
             launch = write_launch(
                 tmp / f"w{port}.launch",
-                Chain3.spec,
+                topology.spec,
                 port,
                 executors,
                 placement,
@@ -87,11 +101,12 @@ class TwoWorkers:
         self.sup.close()
 
 
-def measure_throughput(seconds: float = 5.0, warmup: float = 1.0) -> Throughput:
+def measure_throughput(seconds: float = 5.0, warmup: float = 1.0, chain: str = "per-tuple") -> Throughput:
+    conf = {"topology.acker.executors": 0, "app.reliable": False, "app.rate": 0}
+    if chain == "batch":
+        conf |= {"app.limit": 2**62, "app.run": BATCH_RUN}
     with tempfile.TemporaryDirectory() as tmp:
-        w = TwoWorkers(
-            Path(tmp), [SPOUT], [MIDDLE, SINK], {"topology.acker.executors": 0, "app.reliable": False, "app.rate": 0}
-        )
+        w = TwoWorkers(Path(tmp), [SPOUT], [MIDDLE, SINK], conf, chain)
         try:
             w.sup.collect(warmup)
             first = w.sup.last(w.b)
@@ -123,6 +138,11 @@ def main() -> None:
     t = measure_throughput()
     print(f"throughput, acking off, 2 workers: {t.tuples_per_s:,.0f} tuples/s over {t.seconds:.1f} s")
     print(f"worker RSS: A {t.rss_mb['A']:.1f} MB, B {t.rss_mb['B']:.1f} MB")
+    tb = measure_throughput(chain="batch")
+    print(
+        f"throughput, acking off, 2 workers, batch-aware chain (runs of {BATCH_RUN}): "
+        f"{tb.tuples_per_s:,.0f} tuples/s over {tb.seconds:.1f} s"
+    )
     lat = measure_latency()
     print(
         f"complete latency at 1,000 tuples/s, 2 workers: p50 {lat.p50_ms:.2f} ms, p99 {lat.p99_ms:.2f} ms, "

@@ -581,6 +581,8 @@ class LiveRebalancing:
         done = {"paused_s": now - mig.started_at, "notes": notes, "done_at": now}
         if mig.drain:  # how the drain ended (quiescent or timed out) and how long it took
             done.update(drain=mig.drain, drain_s=mig.drain_s)
+        if mig.sent:  # snapshots the new owners fetched: executor -> {"sends", "bytes"} (once each is the norm)
+            done["snapshots_sent"] = {str(ex): {"sends": n, "bytes": b} for ex, (n, b) in sorted(mig.sent.items())}
         self.nimbus.emit(self.event_log.update(mig.event_id, done))
 
 

@@ -14,9 +14,11 @@ topology must look like in the current phase and :func:`advance` reads the super
 2. RELEASE — moved executors leave their old workers; their placement is ``""`` (in
    transit). Next once the old owners reported a ``released`` snapshot of each — or after
    ``release_s`` (the missing ones move without state; noted).
-3. ACQUIRE — the target placement; each snapshot rides in ``states`` of its new worker; new
-   workers appear, emptied ones disappear; still paused. Done once every target worker
-   reports this version and ``running`` — or after ``acquire_s`` (noted).
+3. ACQUIRE — the target placement; each snapshot is named in ``state_refs`` of its new
+   worker (digest and size), and the new owner's supervisor fetches the bytes once
+   (``GetSnapshot``, answered by :func:`answer_fetch`), so a re-pushed assignment carries no
+   snapshot; new workers appear, emptied ones disappear; still paused. Done once every target
+   worker reports this version and ``running`` — or after ``acquire_s`` (noted).
 4. RESUME — Nimbus installs the target as the topology's placement with ``paused`` False.
 
 Looking costs what changed, not what exists: :func:`advance` reads every worker's report (a
@@ -31,12 +33,13 @@ alike: the same conditions, timeouts and notes, the same two fresh quiet looks f
 Guarantees: workers that hold no moved executor keep their port and executors in every
 phase; executors whose old node is gone (``lost``) are never waited for and are acquired
 without state; :meth:`Migration.to_record` / :meth:`Migration.from_record` round-trip
-everything but the in-memory quiescence probe and progress, and a migration loaded after a
+everything but the in-memory quiescence probe, progress and send counts, and a migration loaded after a
 restart restarts its phase's timer (``phase_at`` None) rather than timing out at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -77,6 +80,12 @@ class Migration:
     progress: Progress | None = field(default=None, compare=False, repr=False)
     nodes: frozenset[str] = field(init=False, compare=False, repr=False)  # boards of old and target
     awaited: frozenset[int] = field(init=False, compare=False, repr=False)  # = awaited_snapshots()
+    # Executor -> [snapshots sent, bytes sent] in answer to fetches (GetSnapshot): one send
+    # each is the norm; more means a board fetched again (a restart, a lost reply). Not
+    # persisted: a Nimbus restarted during ACQUIRE counts from zero.
+    sent: dict[int, list[int]] = field(default_factory=dict, compare=False)
+    # Executor -> the reference to its held snapshot, computed once (see ``ref``).
+    _refs: dict[int, M.StateRef] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.old, self.target = Placement.of(self.old), Placement.of(self.target)
@@ -86,7 +95,7 @@ class Migration:
     # -- persistence -----------------------------------------------------------------------
 
     def to_record(self) -> dict[str, Any]:
-        """Everything but ``states`` and ``probe``, as JSON-able data."""
+        """Everything but ``states``, ``sent`` and ``probe``, as JSON-able data."""
         return {
             "topology": self.topology,
             "trigger": self.trigger,
@@ -130,6 +139,15 @@ class Migration:
 
     def missing_snapshots(self) -> tuple[int, ...]:
         return tuple(ex for ex in self.awaited_snapshots() if ex not in self.states)
+
+    def ref(self, ex: int) -> M.StateRef | None:
+        """The reference an assignment gives for ``ex``'s held snapshot (None: none held);
+        its digest is computed once per snapshot."""
+        ref = self._refs.get(ex)
+        if ref is None and ex in self.states:
+            data = self.states[ex]
+            ref = self._refs[ex] = M.StateRef(hashlib.sha256(data).hexdigest(), len(data))
+        return ref
 
     def wants_snapshot(self, ex: int) -> bool:
         """Still waiting for executor ``ex``'s snapshot: awaited, not held yet, and the
@@ -210,7 +228,7 @@ def declared(mig: Migration, rec: TopologyRecord, host_of: Callable[[str], str])
     out = {}
     for key, execs in sorted(source.workers().items()):
         mine = [ex for ex in execs if ex not in in_transit] if mig.phase == RELEASE else execs
-        states = {ex: mig.states[ex] for ex in mine if ex in mig.states} if mig.phase == ACQUIRE else {}
+        refs = {ex: ref for ex in mine if (ref := mig.ref(ex)) is not None} if mig.phase == ACQUIRE else {}
         out[key] = M.WorkerAssignment(
             topology=rec.name,
             port=key[1],
@@ -220,9 +238,30 @@ def declared(mig: Migration, rec: TopologyRecord, host_of: Callable[[str], str])
             assignment_version=rec.version,
             conf=rec.worker_conf(),
             paused=True,
-            states=states,
+            state_refs=refs,  # references only: the bytes are fetched once (answer_fetch)
         )
     return out
+
+
+def answer_fetch(migrations: Mapping[str, Migration], m: M.GetSnapshot) -> tuple[bytes | None, str]:
+    """A supervisor's fetch of a snapshot an ACQUIRE assignment names: (its bytes, "") when
+    the topology's migration is in ACQUIRE and holds that executor's snapshot with that
+    digest, else (None, why). Counts what it hands out in the migration's ``sent``."""
+    what = f"snapshot of executor {m.executor} of topology {m.topology!r}"
+    mig = migrations.get(m.topology)
+    if mig is None:
+        return None, f"no {what}: the topology is not migrating (its migration ended or never began)"
+    if mig.phase != ACQUIRE:
+        return None, f"no {what}: its migration is in {mig.phase}, snapshots are handed out in {ACQUIRE}"
+    ref = mig.ref(m.executor)
+    if ref is None:
+        return None, f"no {what}: this migration holds none (the executor does not move, or moves without state)"
+    if ref.digest != m.digest:
+        return None, f"no {what} with digest {m.digest[:16]!r}: the one held is {ref.digest[:16]!r}"
+    count = mig.sent.setdefault(m.executor, [0, 0])
+    count[0] += 1
+    count[1] += ref.size
+    return mig.states[m.executor], ""
 
 
 @dataclass

@@ -69,7 +69,7 @@ PUBLISH_S = 0.05
 ANSWERS = (M.Reply, M.RegisterReply)  # answers to a request: published before they leave
 PUBLISH_COST_SHARE = 0.1  # at most this share of the loop's time goes to copying snapshots
 # Messages that change nothing a reader could be waiting to see: their answers need no copy.
-READ_ONLY = (M.Heartbeat, *QUERIES)
+READ_ONLY = (M.Heartbeat, M.GetSnapshot, *QUERIES)  # a snapshot fetch changes only send counts
 FRAME_SLACK = 64 * 1024  # ZeroMQ drops a peer above MAXMSGSIZE; the codec rejects above the frame limit
 
 

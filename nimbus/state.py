@@ -59,7 +59,7 @@ from squall.nimbus.failures import every_worker_failed
 from squall.nimbus.leadership import Leadership
 from squall.nimbus.live import LiveRebalancing, changes_executors
 from squall.nimbus.metrics import MetricsWindow
-from squall.nimbus.migration import Migrations, snapshots_taken
+from squall.nimbus.migration import Migrations, answer_fetch, snapshots_taken
 from squall.nimbus.placement import DeclaredWorkers, place
 from squall.nimbus.profiles import BoardWindow, Rates
 from squall.nimbus.queries import QUERIES, find
@@ -124,6 +124,7 @@ class NimbusState:
             M.KillTopology: self._kill,
             M.SetActive: self._set_active,
             M.RebalanceTopology: self._rebalance,
+            M.GetSnapshot: self._get_snapshot,
             **{kind: self._query for kind in QUERIES},
             M.GetNimbusStatus: lambda peer, m, now: self.reply(peer, m.rid, self.leadership.status()),
         }
@@ -331,6 +332,19 @@ class NimbusState:
         self._fail_topologies(sorted({r.topology for r in m.workers if r.state == "failed"}), now)
         if self.live.migrations:
             self.live.observe(sup.id, now)
+
+    def _get_snapshot(self, peer: bytes, m: M.GetSnapshot, now: float) -> None:
+        """A board fetches a snapshot its ACQUIRE assignment names (docs/nimbus.md, "snapshots
+        go down once"): one snapshot per reply, from the migration's held states."""
+        state, error = answer_fetch(self.live.migrations, m)
+        if state is None:
+            self.counters["snapshot_fetches_refused"] += 1
+            self.reply(peer, m.rid, error=error)
+            return
+        self.counters["snapshots_sent"] += 1
+        self.counters["snapshot_bytes_sent"] += len(state)
+        data = {"topology": m.topology, "executor": m.executor, "digest": m.digest, "state": state}
+        self.reply(peer, m.rid, data)
 
     # -- topology requests -----------------------------------------------------------------
 

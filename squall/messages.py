@@ -6,7 +6,8 @@ Planes and who speaks:
   with ``Reply`` carrying the request's ``rid``.
 * Supervisor <-> Nimbus (DEALER -> ROUTER): ``RegisterSupervisor`` / ``Heartbeat`` up,
   ``RegisterReply`` / ``SupervisorAssignment`` down; ``GetTopology`` (to fetch a spec and
-  its code bundle) is answered with ``Reply``.
+  its code bundle) and ``GetSnapshot`` (to fetch a migrating executor's snapshot, which the
+  assignment names by ``StateRef``) are answered with ``Reply``.
 * Worker <-> its supervisor (DEALER -> ROUTER on loopback): ``WorkerHeartbeat`` up,
   ``WorkerUpdate`` down. A worker starts from a ``WorkerLaunch`` file written by its
   supervisor.
@@ -206,6 +207,15 @@ class Heartbeat:
 
 
 @record
+class StateRef:
+    """A migrating executor's snapshot as an assignment names it: its SHA-256 (hex) and size
+    in bytes. The supervisor fetches the bytes once (``GetSnapshot``), not with every push."""
+
+    digest: str
+    size: int = field(metadata=NON_NEGATIVE)
+
+
+@record
 class WorkerAssignment:
     """One worker a supervisor must run: its topology, slot port and executors, and where
     every executor of the topology lives (``placement``: executor id -> "host:port")."""
@@ -218,9 +228,14 @@ class WorkerAssignment:
     assignment_version: int
     conf: dict[str, Any]
     # Live migration: ``paused`` holds the spouts (no deactivate() callback) while routes
-    # switch; ``states`` are snapshots of executors that arrive here (executor id -> bytes).
+    # switch; ``states`` are snapshots of executors that arrive here (executor id -> bytes):
+    # what a worker gets from its supervisor, and what a Nimbus older than ``state_refs``
+    # sent inline. ``state_refs`` name the snapshots a supervisor must fetch (``GetSnapshot``)
+    # before it hands the assignment to its worker with their bytes in ``states``: Nimbus
+    # sends references, so a re-pushed assignment does not carry megabytes again.
     paused: bool = False
     states: dict[int, bytes] = field(default_factory=dict)
+    state_refs: dict[int, StateRef] = field(default_factory=dict)
 
 
 @message
@@ -379,6 +394,21 @@ class GetTopology:
 
     rid: int
     name: str
+
+
+@message
+class GetSnapshot:
+    """The snapshot of ``executor`` of ``topology`` that an assignment names by ``digest``
+    (``WorkerAssignment.state_refs``). Nimbus answers with ``Reply``: ``data`` is
+    ``{"topology", "executor", "digest", "state": bytes}``, or ``ok`` False with an error
+    naming the executor and why (no migration of the topology, or not in ACQUIRE, or no
+    snapshot with that digest held). One snapshot per reply, so a board's control link
+    carries heartbeat acks between two of them."""
+
+    rid: int
+    topology: str
+    digest: str
+    executor: int = field(metadata=NON_NEGATIVE)
 
 
 @message

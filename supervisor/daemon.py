@@ -8,6 +8,8 @@ workers as ``python -m squall.supervisor.worker LAUNCH_FILE`` and watches them. 
   after ``STOP_GRACE_S``, checked each iteration), and a worker for a port still held by a
   stopping process starts once that process is gone, so the port is never shared; a code
   fetch is sent without blocking and sent again every ``FETCH_RETRY_S`` until answered;
+  a migrating executor's snapshot is fetched the same way, one at a time (the state decides
+  which and when, ``squall.supervisor.arriving_states``);
 * when the daemon stops (SIGTERM, SIGINT or ``stop()``) every worker it started is stopped;
   workers also exit by themselves if the daemon dies (they watch their parent);
 * disk stays bounded: extracted code of topologies no longer wanted (and of older
@@ -43,6 +45,7 @@ from squall import messages as m
 from squall.bundle import BundleError, digest, extract_bundle
 from squall.control_mark import DEFAULT_CONTROL_DSCP, SUPERVISOR_CONTROL_DSCP, check_dscp, mark_control
 from squall.security import ClusterKeys, release, secure_client, secure_server
+from squall.supervisor.arriving_states import FetchSnapshot, Key
 from squall.supervisor.board_metrics import BoardReader
 from squall.supervisor.facts import BoardFacts
 from squall.supervisor.state import (
@@ -121,6 +124,7 @@ class SupervisorDaemon:
         self._logged_bad: set[str] = set()
         self._rids = itertools.count(1)
         self._fetches: dict[int, str] = {}  # rid -> topology, of fetches sent
+        self._snapshot_fetches: dict[int, Key] = {}  # rid -> snapshot, of snapshot fetches sent
         self._wanted: dict[str, float | None] = {}  # topology -> when its fetch was last sent (None: not yet)
         self._stopping: dict[int, tuple[subprocess.Popen, float]] = {}  # port -> (process, SIGKILL due)
         self._deferred: dict[int, m.WorkerAssignment] = {}  # port -> start waiting for the old process
@@ -227,6 +231,8 @@ class SupervisorDaemon:
                 self._execute(self.state.on_heartbeat_ack(msg, now))
             elif isinstance(msg, m.SupervisorAssignment):
                 self._execute(self.state.on_assignment(msg, now))
+            elif isinstance(msg, m.Reply) and msg.rid in self._snapshot_fetches:
+                self._execute(self.state.on_snapshot_reply(self._snapshot_fetches.pop(msg.rid), msg, now))
             elif isinstance(msg, m.Reply):
                 self.state.on_nimbus_heard(now)
                 self._on_fetch_reply(msg, now)
@@ -276,6 +282,8 @@ class SupervisorDaemon:
             elif isinstance(cmd, FetchTopology):
                 self._wanted[cmd.topology] = None
                 self._send_fetches(time.monotonic())
+            elif isinstance(cmd, FetchSnapshot):
+                self._fetch_snapshot(cmd)
             elif isinstance(cmd, StartWorker):
                 self._start_worker(cmd.assignment)
             elif isinstance(cmd, StopWorker):
@@ -325,6 +333,23 @@ class SupervisorDaemon:
         # Fetches in flight went to the old Nimbus: ask the new one at once.
         self._fetches.clear()
         self._wanted = dict.fromkeys(self._wanted)
+        for key in self._snapshot_fetches.values():
+            self.state.snapshots.unsent(key)
+        self._snapshot_fetches.clear()
+
+    def _fetch_snapshot(self, cmd: FetchSnapshot) -> None:
+        """Ask Nimbus for one snapshot; never block (the state asks again at its next tick
+        when the request could not leave)."""
+        rid = next(self._rids)
+        msg = m.GetSnapshot(rid=rid, topology=cmd.topology, executor=cmd.executor, digest=cmd.digest)
+        try:
+            self.nimbus_sock.send(encode(msg), zmq.NOBLOCK)
+        except zmq.Again:
+            self.state.snapshots.unsent(cmd.key)
+            return
+        # Every request stays awaited: after a retry, whichever answer comes first is taken
+        # and a later one is ignored by the state (a few entries: retries are 10 s apart).
+        self._snapshot_fetches[rid] = cmd.key
 
     def _send_fetches(self, now: float) -> None:
         """Send each wanted fetch not sent yet, or unanswered for ``FETCH_RETRY_S``; never block."""

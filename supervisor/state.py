@@ -19,6 +19,11 @@ Guarantees:
   version, pause state or released snapshots is forwarded to Nimbus at once, not at the
   next tick, so a migration step is not held up by the heartbeat period;
 * a worker starts only once its topology's code is on the board (fetched once per topology);
+* a migrating executor's snapshot, which the assignment names by reference, is fetched once,
+  one fetch in flight at a time, and kept while assignments name it
+  (:mod:`squall.supervisor.arriving_states`); a worker that takes over executors is updated
+  or started only once their snapshots are here (or known to be unavailable), with their
+  bytes in ``states``, so no arriving executor starts empty while its state is on the way;
 * a worker that dies unasked is restarted at once, then with exponential backoff while it
   keeps dying young; after ``MAX_FAST_FAILURES`` deaths within ``FAST_FAILURE_S`` of their
   start it is marked failed and left stopped (no crash loop), and the failure is reported;
@@ -48,6 +53,7 @@ from squall.messages import (
     HeartbeatAck,
     RegisterReply,
     RegisterSupervisor,
+    Reply,
     SupervisorAssignment,
     WorkerAssignment,
     WorkerHeartbeat,
@@ -55,6 +61,7 @@ from squall.messages import (
     WorkerReport,
     WorkerUpdate,
 )
+from squall.supervisor.arriving_states import ArrivingStates, FetchSnapshot, Key, refs_of
 
 FAST_FAILURE_S = 10.0  # a worker that dies younger than this counts as a fast failure
 MAX_FAST_FAILURES = 5
@@ -106,7 +113,7 @@ class ReconnectNimbus:
     attempt: int = 1  # reconnects since Nimbus was last heard (1: the first)
 
 
-Command = SendNimbus | FetchTopology | StartWorker | StopWorker | UpdateWorker | ReconnectNimbus
+Command = SendNimbus | FetchTopology | FetchSnapshot | StartWorker | StopWorker | UpdateWorker | ReconnectNimbus
 
 
 @dataclass
@@ -160,6 +167,8 @@ class SupervisorState:
     # False after a registration answered by a Nimbus without terms: it sends no heartbeat
     # acks, so its silence proves nothing (the board stays, as boards did before).
     nimbus_acks: bool = True
+    # Snapshots of executors migrating onto this board, fetched once each (arriving_states).
+    snapshots: ArrivingStates = field(default_factory=ArrivingStates)
 
     @property
     def supervisor_id(self) -> str:
@@ -248,12 +257,14 @@ class SupervisorState:
             if self.spec_digests.setdefault(w.topology, w.conf.get(SPEC_DIGEST)) != w.conf.get(SPEC_DIGEST):
                 self.spec_digests[w.topology] = w.conf.get(SPEC_DIGEST)
                 self.ready_topologies.discard(w.topology)
+        cmds.extend(self.snapshots.want(refs_of(desired.values()), now))
         for port, want in sorted(desired.items()):
             slot = self.slots.get(port)
             if slot is not None and slot.assignment.topology == want.topology and slot.assignment.conf == want.conf:
-                if _needs_update(slot.assignment, want) and slot.alive:
-                    cmds.append(UpdateWorker(port, _update(want)))
+                changed = _needs_update(slot.assignment, want)
                 slot.assignment = want
+                if changed and slot.alive:
+                    cmds.extend(self._update_worker(port, slot))
                 continue
             if slot is not None and slot.alive:
                 cmds.append(StopWorker(port))
@@ -261,6 +272,26 @@ class SupervisorState:
         for topology in sorted(wanted_topologies - self.ready_topologies - self.fetching):
             self.fetching.add(topology)
             cmds.append(FetchTopology(topology))
+        cmds.extend(self._due_starts(now))
+        return cmds
+
+    def on_snapshot_reply(self, key: Key, reply: Reply, now: float) -> list[Command]:
+        """Nimbus answered the fetch of snapshot ``key``: workers that waited for it are
+        updated (or started) once everything they take over is here."""
+        self.on_nimbus_heard(now)
+        settles = key in self.snapshots.wanted  # else a late answer (to a retry), or no longer named
+        state = reply.data.get("state") if reply.ok and isinstance(reply.data, dict) else None
+        if isinstance(state, bytes):
+            cmds: list[Command] = list(self.snapshots.arrived(key, state, now))
+        else:
+            why = reply.error or "a reply without the snapshot's bytes"
+            cmds = list(self.snapshots.refused(key, f"Nimbus: {why}", now))
+        if not settles:
+            return cmds
+        for port, slot in sorted(self.slots.items()):
+            behind = slot.confirmed_version < slot.assignment.assignment_version
+            if slot.alive and behind and key[0] == slot.assignment.topology and key[1] in slot.assignment.state_refs:
+                cmds.extend(self._update_worker(port, slot))
         cmds.extend(self._due_starts(now))
         return cmds
 
@@ -328,7 +359,7 @@ class SupervisorState:
         if slot.alive:
             slot.state = "running"
         if hb.assignment_version < slot.assignment.assignment_version and slot.alive:
-            cmds.append(UpdateWorker(hb.port, _update(slot.assignment)))
+            cmds.extend(self._update_worker(hb.port, slot))
         if news and self.registered:
             cmds.append(self._heartbeat(now))
         return cmds
@@ -355,6 +386,7 @@ class SupervisorState:
                 cmds.append(SendNimbus(replace(self.registration, term=self.term)))
         elif now >= self.next_heartbeat_at:
             cmds.append(self._heartbeat(now))
+        cmds.extend(self.snapshots.tick(now))
         cmds.extend(self._due_starts(now))
         return cmds
 
@@ -388,6 +420,9 @@ class SupervisorState:
                 continue
             if slot.assignment.topology not in self.ready_topologies:
                 continue
+            launch = self.snapshots.resolve(slot.assignment)
+            if launch is None:
+                continue  # a snapshot it takes over is on its way: started when it is here
             slot.restart_at = None
             slot.alive = True  # until the daemon reports the exit
             slot.started_at = now
@@ -395,8 +430,14 @@ class SupervisorState:
             slot.metrics = None
             slot.confirmed_version, slot.paused, slot.released = 0, False, {}
             slot.taken.clear()
-            cmds.append(StartWorker(slot.assignment))
+            cmds.append(StartWorker(launch))
         return cmds
+
+    def _update_worker(self, port: int, slot: WorkerSlot) -> list[Command]:
+        """The live update of ``slot``'s worker to its assignment, with the snapshots it
+        takes over; none while one is still on its way (sent when it arrives)."""
+        resolved = self.snapshots.resolve(slot.assignment)
+        return [] if resolved is None else [UpdateWorker(port, _update(resolved))]
 
 
 def _needs_update(a: WorkerAssignment, b: WorkerAssignment) -> bool:
@@ -407,11 +448,12 @@ def _needs_update(a: WorkerAssignment, b: WorkerAssignment) -> bool:
         or sorted(a.executors) != sorted(b.executors)
         or a.paused != b.paused
         or a.states != b.states
+        or a.state_refs != b.state_refs
     )
 
 
 def _update(a: WorkerAssignment) -> WorkerUpdate:
-    """The whole assignment as a live update. The executor set is always sent, so an update
+    """The whole (resolved) assignment as a live update. The executor set is always sent, so an update
     re-sent to a worker that fell behind is idempotent: the worker moves only the
     difference and ignores states of executors it already runs."""
     return WorkerUpdate(

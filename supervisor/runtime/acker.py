@@ -9,6 +9,13 @@ Messages may arrive in any order (an ack can beat the init across workers); a tr
 only once its init has arrived and its value is zero. A failure is reported to the spout as
 soon as its task is known. Entries older than the message timeout are forgotten (the spout
 times them out itself), in rotating buckets so no entry is scanned twice.
+
+Senders bulk their messages (``messages.py``): a bolt's acks and fails of one drain come as
+one ``ACK_BULK``, a spout task's new trees of one step as one ``ACK_INIT_BULK``, and the
+outcomes of one drain go to each spout task as one ``TREES_DONE``. A bulk is applied pair by
+pair in its order, so a tree completes (or fails) exactly where its single messages would
+have completed it, also in the middle of a bulk; the entries and their snapshot are those
+of the single messages.
 """
 
 from __future__ import annotations
@@ -19,11 +26,14 @@ from typing import TYPE_CHECKING
 from squall.supervisor.runtime.batches import requeue_rest, take_batch
 from squall.supervisor.runtime.messages import (
     ACK_ACK,
+    ACK_BULK,
     ACK_FAIL,
     ACK_INIT,
+    ACK_INIT_BULK,
     ACKER_COMPONENT,
     TREE_COMPLETE,
     TREE_FAILED,
+    TREES_DONE,
 )
 from squall.supervisor.runtime.stats import BusyTimer, ExecutorStats
 from squall.topology.spec import ExecutorKind, ExecutorSpec
@@ -32,6 +42,7 @@ if TYPE_CHECKING:
     from squall.supervisor.runtime.engine import Wiring
 
 _NO_SPOUT = -1
+_NONE: list[int] = []  # read-only: a task with no outcome of one kind
 
 
 class AckerExecutor:
@@ -53,9 +64,12 @@ class AckerExecutor:
         pass
 
     def drain(self, limit: int) -> int:
-        """Apply up to ``limit`` queued messages; notify spouts of trees that completed or
-        failed. The lookups and the notification are inlined: this loop runs once per
-        message of every tree. Messages queued while it runs wait for the next call."""
+        """Apply up to ``limit`` queued messages (a bulk message is one item: its acks, fails
+        or inits are applied in order, as its single messages would be); then notify each
+        spout task of the trees that completed or failed, in one message per task. The
+        lookups are inlined: this loop runs once per message of every tree. Messages queued
+        while it runs wait for the next call. Returns the messages applied (a bulk counts
+        its contents), as ``executed`` counts them."""
         inbox = self.inbox
         if not inbox:
             return 0
@@ -63,74 +77,158 @@ class AckerExecutor:
         items = take_batch(inbox, limit)
         current = self.current
         previous = self.previous
-        sinks = self.wiring.sinks
-        acked = failed = 0
-        # Notices sent, counted into sent_control by runs of one spout task (trees complete
-        # in about the order their spout emitted them, a batch per task): a compare per
-        # notice instead of a defaultdict update.
-        notified_task = _NO_SPOUT
-        notified = 0
+        # spout task -> roots whose tree completed / failed in this batch, sent at the end
+        completed: dict[int, list[int]] = {}
+        failed: dict[int, list[int]] = {}
+        # the last spout task that completed a tree in an ACK_BULK and its list in
+        # ``completed`` (lists there are only appended to): trees complete in about the order
+        # their spout emitted them, so a compare per tree instead of a dict lookup
+        done_task = _NO_SPOUT
+        done: list[int] = []
+        n = 0
         item = None
         try:
             for item in items:
                 msg = item[1]
                 kind = msg[0]
-                root = msg[1]
-                e = current.get(root)
-                if e is None:
-                    e = previous.get(root)
-                if kind == ACK_ACK:
-                    if e is None:
-                        current[root] = [msg[2], _NO_SPOUT, False]
-                        continue
-                    e[0] ^= msg[2]
-                elif kind == ACK_INIT:
-                    if e is None:
-                        e = current[root] = [msg[2], msg[3], False]
-                    else:
+                if kind == ACK_BULK:
+                    pairs = msg[1]
+                    n += len(pairs) >> 1
+                    for root, x in zip(pairs[::2], pairs[1::2]):
+                        e = current.get(root)
+                        if e is None:
+                            e = previous.get(root) if previous else None
+                            if e is None:  # an ack that beat its tree's init
+                                current[root] = [x, _NO_SPOUT, False]
+                                continue
+                        v = e[0] ^ x
+                        e[0] = v
+                        if v or e[1] == _NO_SPOUT:
+                            continue
+                        # complete (an entry whose spout is known is never marked failed:
+                        # a failure is reported and forgotten as soon as both are known)
+                        if current.pop(root, None) is None:
+                            previous.pop(root, None)
+                        task = e[1]
+                        if task != done_task:
+                            done = completed.setdefault(task, [])
+                            done_task = task
+                        done.append(root)
+                    for root in msg[2]:
+                        n += 1
+                        self._fail(root, failed)
+                elif kind == ACK_INIT_BULK:
+                    task = msg[1]
+                    pairs = msg[2]
+                    n += len(pairs) >> 1
+                    for root, x in zip(pairs[::2], pairs[1::2]):
+                        if not previous:
+                            # the common case, a new tree: one dict operation
+                            new = [x, task, False]
+                            e = current.setdefault(root, new)
+                            if e is new:
+                                if x:
+                                    continue
+                                del current[root]  # an init of value zero: complete at once
+                                completed.setdefault(task, []).append(root)
+                                continue
+                        else:
+                            e = current.get(root)
+                            if e is None:
+                                e = previous.get(root)
+                                if e is None:
+                                    if x:
+                                        current[root] = [x, task, False]
+                                    else:
+                                        completed.setdefault(task, []).append(root)
+                                    continue
+                        self._settle(root, e, x, task, completed, failed)
+                else:
+                    n += 1
+                    root = msg[1]
+                    if kind == ACK_ACK:
+                        e = current.get(root)
+                        if e is None:
+                            e = previous.get(root)
+                            if e is None:
+                                current[root] = [msg[2], _NO_SPOUT, False]
+                                continue
                         e[0] ^= msg[2]
-                        e[1] = msg[3]
-                elif kind == ACK_FAIL:
-                    if e is None:
-                        current[root] = [0, _NO_SPOUT, True]
-                        continue
-                    e[2] = True
-                else:
-                    continue
-                spout_task = e[1]
-                if spout_task == _NO_SPOUT:
-                    continue
-                if e[2]:
-                    outcome = TREE_FAILED
-                    failed += 1
-                elif e[0] == 0:
-                    outcome = TREE_COMPLETE
-                    acked += 1
-                else:
-                    continue
-                if current.pop(root, None) is None:
-                    previous.pop(root, None)
-                if spout_task == notified_task:
-                    notified += 1
-                else:
-                    if notified:
-                        self.stats.sent_control[notified_task] += notified
-                    notified_task = spout_task
-                    notified = 1
-                sinks[spout_task]((spout_task, (outcome, root)))
-        except BaseException:  # a sink that raised: what was not applied stays queued
+                        if e[0] == 0 and e[1] != _NO_SPOUT:
+                            self._settle(root, e, 0, e[1], completed, failed)
+                    elif kind == ACK_INIT:
+                        e = current.get(root)
+                        if e is None:
+                            e = previous.get(root)
+                        if e is None:
+                            e = current[root] = [0, _NO_SPOUT, False]
+                        self._settle(root, e, msg[2], msg[3], completed, failed)
+                    elif kind == ACK_FAIL:
+                        self._fail(root, failed)
+                    else:
+                        n -= 1
+        except BaseException:  # a notice that raised is sent below; what was not reached stays queued
             requeue_rest(inbox, items, item)
             raise
         finally:
-            stats = self.stats
-            if notified:
-                stats.sent_control[notified_task] += notified
-            stats.acked += acked
-            stats.failed += failed
-        n = len(items)
+            self._notify(completed, failed)
         self.stats.executed += n
         self.stats.busy_s += busy.busy_s()
         return n
+
+    def _settle(
+        self, root: int, e: list, x: int, task: int, completed: dict[int, list[int]], failed: dict[int, list[int]]
+    ) -> None:
+        """Apply an init's (or a zeroing ack's) value ``x`` and spout ``task`` to entry ``e``
+        of ``root``; forget the tree and list its outcome if it is now known."""
+        e[0] ^= x
+        e[1] = task
+        if e[2]:
+            failed.setdefault(task, []).append(root)
+        elif e[0] == 0:
+            completed.setdefault(task, []).append(root)
+        else:
+            return
+        if self.current.pop(root, None) is None:
+            self.previous.pop(root, None)
+
+    def _fail(self, root: int, failed: dict[int, list[int]]) -> None:
+        """Mark ``root``'s tree failed; report it now if its spout is known."""
+        current = self.current
+        e = current.get(root)
+        if e is None:
+            e = self.previous.get(root)
+            if e is None:  # a failure that beat the init: reported when the init arrives
+                current[root] = [0, _NO_SPOUT, True]
+                return
+        e[2] = True
+        task = e[1]
+        if task == _NO_SPOUT:
+            return
+        failed.setdefault(task, []).append(root)
+        if current.pop(root, None) is None:
+            self.previous.pop(root, None)
+
+    def _notify(self, completed: dict[int, list[int]], failed: dict[int, list[int]]) -> None:
+        """One message per spout task for this batch's outcomes: the single form for one
+        outcome, ``TREES_DONE`` for several; counted in ``sent_control`` per outcome."""
+        if not completed and not failed:
+            return
+        sinks = self.wiring.sinks
+        stats = self.stats
+        tasks = [*completed, *(t for t in failed if t not in completed)]
+        for task in tasks:
+            ok = completed.get(task, _NONE)
+            bad = failed.get(task, _NONE)
+            count = len(ok) + len(bad)
+            stats.acked += len(ok)
+            stats.failed += len(bad)
+            stats.sent_control[task] += count
+            if count == 1:
+                msg: tuple = (TREE_COMPLETE, ok[0]) if ok else (TREE_FAILED, bad[0])
+            else:
+                msg = (TREES_DONE, ok if ok is not _NONE else [], bad if bad is not _NONE else [])
+            sinks[task]((task, msg))
 
     def next_rotation(self) -> float | None:
         """When ``rotate`` next has something to forget; None while no entry is kept."""

@@ -25,10 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from squall.supervisor.runtime.batches import requeue_rest, take_batch
 from squall.supervisor.runtime.emit_many import make_bolt_emit_many
-from squall.supervisor.runtime.messages import (
-    ACK_ACK,
-    ACK_FAIL,
-)
+from squall.supervisor.runtime.messages import ACK_ACK, ACK_BULK, ACK_FAIL
 from squall.supervisor.runtime.routing import Route
 from squall.supervisor.runtime.runs import drain_runs
 from squall.supervisor.runtime.stats import BusyTimer, ExecutorStats
@@ -141,12 +138,6 @@ class Executor:
             f"{route.arity} field(s): {list(route.fields)}"
         )
 
-    def _send_to_acker(self, root: int, msg: tuple) -> None:
-        ackers = self.wiring.acker_tasks
-        task = ackers[root % len(ackers)]
-        self.stats.sent_control[task] += 1
-        self.wiring.sinks[task]((task, msg))
-
     def record_error(self, task: int, exc: BaseException, what: str) -> None:
         """Count an error of ``task`` raised in ``what``; the first one is kept for reports."""
         self.stats.errors += 1
@@ -199,6 +190,12 @@ class BoltExecutor(Executor):
         self.auto_ack = bool(cls.auto_ack) and not getattr(cls, "holds_tuples", False)
         self.auto_anchor = bool(cls.auto_anchor)
         self.auto_fail = bool(cls.auto_fail)
+        # Acks and fails for each acker (by index in ``acker_tasks``) since they were last
+        # sent: [root, xor, root, xor, ...] and [root, ...]. A drain sends them at its end as
+        # one message per acker (``send_acks``); an ack or fail outside a drain at once.
+        self.acks_out: list[list[int]] = [[] for _ in wiring.acker_tasks]
+        self.fails_out: list[list[int]] = [[] for _ in wiring.acker_tasks]
+        self.draining = False
         super().__init__(spec, cls, wiring, salt)
 
     def _bind(self, inst: Any, task: int) -> None:
@@ -321,16 +318,50 @@ class BoltExecutor(Executor):
             return
         tup.done = True
         self.stats.acked += 1
+        out = self.acks_out
+        n = len(out)
+        ack_val = tup.ack_val
         for root, edge in tup.roots.items():
-            self._send_to_acker(root, (ACK_ACK, root, edge ^ tup.ack_val))
+            pairs = out[root % n]
+            pairs.append(root)
+            pairs.append(edge ^ ack_val)
+        if not self.draining:
+            self.send_acks()
 
     def fail(self, tup: Tuple) -> None:
         if tup.done or not tup.roots:
             return
         tup.done = True
         self.stats.failed += 1
+        out = self.fails_out
+        n = len(out)
         for root in tup.roots:
-            self._send_to_acker(root, (ACK_FAIL, root))
+            out[root % n].append(root)
+        if not self.draining:
+            self.send_acks()
+
+    def send_acks(self) -> None:
+        """Send the acks and fails gathered for each acker as one message: the single form
+        for one, ``ACK_BULK`` for several. ``sent_control`` counts them one per root, as the
+        single messages were counted. Each message gets lists of its own (a remote sink
+        keeps the item as it is until its batch is sent)."""
+        acks_out = self.acks_out
+        fails_out = self.fails_out
+        ackers = self.wiring.acker_tasks
+        for i, pairs in enumerate(acks_out):
+            fails = fails_out[i]
+            if not pairs and not fails:
+                continue
+            acks_out[i] = []
+            fails_out[i] = []
+            count = (len(pairs) >> 1) + len(fails)
+            a = ackers[i]
+            self.stats.sent_control[a] += count
+            if count == 1:
+                msg: tuple = (ACK_ACK, pairs[0], pairs[1]) if pairs else (ACK_FAIL, fails[0])
+            else:
+                msg = (ACK_BULK, pairs, fails)
+            self.wiring.sinks[a]((a, msg))
 
     def drain(self, limit: int) -> int:
         """Process up to ``limit`` queued tuples; return how many. Items queued while it
@@ -340,6 +371,7 @@ class BoltExecutor(Executor):
             return 0
         busy = BusyTimer(self.wiring.transfer_meter)
         items = take_batch(inbox, limit)
+        self.draining = True  # acks and fails gathered, sent once at the end
         try:
             if self.processes_runs:
                 drain_runs(self, items)
@@ -350,7 +382,9 @@ class BoltExecutor(Executor):
         finally:
             self.current = None
             self.in_run = False
+            self.draining = False
             self.add_route_counts()
+            self.send_acks()
         n = len(items)
         self.stats.executed += n
         self.stats.busy_s += busy.busy_s()
@@ -394,14 +428,12 @@ class BoltExecutor(Executor):
                 self.stats.received_from[source] += run
 
     def _drain_acking(self, items: list) -> None:
-        """The loop with auto-ack, the ack inlined: per tuple one ACK_ACK per root to its
-        acker (counted in ``sent_control``), without a method call; ``acked`` is added once
-        per batch."""
+        """The loop with auto-ack, the ack inlined: per tuple its (root, xor) pairs join its
+        ackers' lists (``acks_out``, sent by ``send_acks`` at the end of the drain), without
+        a method call; ``acked`` is added once per batch."""
         instances = self.instances
-        sinks = self.wiring.sinks
-        ackers = self.wiring.acker_tasks
-        n_ackers = len(ackers)
-        sent = [0] * n_ackers  # ACK_ACKs per acker (by index), added to sent_control once
+        acks_out = self.acks_out
+        n_ackers = len(acks_out)
         acked = 0
         # received_from is counted by runs of tuples from one source task, added once per
         # run: an inbox holds runs (a spout task emits a batch, a frame carries one
@@ -438,10 +470,9 @@ class BoltExecutor(Executor):
                     acked += 1
                     ack_val = tup.ack_val
                     for root, edge in roots.items():
-                        i = root % n_ackers
-                        sent[i] += 1
-                        a = ackers[i]
-                        sinks[a]((a, (ACK_ACK, root, edge ^ ack_val)))
+                        pairs = acks_out[root % n_ackers]
+                        pairs.append(root)
+                        pairs.append(edge ^ ack_val)
         except BaseException:
             requeue_rest(self.inbox, items, item)
             raise
@@ -450,9 +481,6 @@ class BoltExecutor(Executor):
             if run:
                 stats.received_from[source] += run
             stats.acked += acked
-            for i, count in enumerate(sent):
-                if count:
-                    stats.sent_control[ackers[i]] += count
 
     def _tick(self, task: int, tup: Tuple) -> None:
         try:

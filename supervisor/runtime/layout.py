@@ -10,6 +10,9 @@ a spout or acker task one of the control tuples of ``runtime/messages.py``. Writ
     control item  [target_task, kind, root, ...]      (kind: int, see runtime/messages.py)
                   ACK_INIT [t, 0, root, xor, spout_task]  ACK_ACK [t, 1, root, xor]
                   ACK_FAIL [t, 2, root]  TREE_COMPLETE [t, 3, root]  TREE_FAILED [t, 4, root]
+    bulk control  ACK_BULK [t, 5, [root, xor, root, xor, ...], [failed root, ...]]
+                  ACK_INIT_BULK [t, 6, spout_task, [root, xor, root, xor, ...]]
+                  TREES_DONE [t, 7, [completed root, ...], [failed root, ...]]
 
     frame         msgpack([FRAME_VERSION, sender, link, seq, [item, item, ...]])
                   sender: the sending worker's data endpoint "host:port"; link: the sender's
@@ -43,11 +46,22 @@ from typing import Any
 
 import msgpack
 
-from squall.supervisor.runtime.messages import ACK_ACK, ACK_FAIL, ACK_INIT, TREE_COMPLETE, TREE_FAILED
+from squall.supervisor.runtime.messages import (
+    ACK_ACK,
+    ACK_BULK,
+    ACK_FAIL,
+    ACK_INIT,
+    ACK_INIT_BULK,
+    TREE_COMPLETE,
+    TREE_FAILED,
+    TREES_DONE,
+)
 from squall.topology.component import Tuple
 from squall.topology.spec import ACKER_COMPONENT, SPOUT, ExecutorKind, ExecutorSpec, TopologySpec
 
-FRAME_VERSION = 2  # 2: the header names the sender, its link and the frame's number on it
+# 2: the header names the sender, its link and the frame's number on it; 3: the bulk control
+# items (a receiver of version 2 would count them as bad and lose their acks)
+FRAME_VERSION = 3
 FRAME_FIELDS = ("version", "sender", "link", "seq", "items")
 MAX_SENDER_CHARS = 300  # "host:port": a host name is at most 253 characters
 MAX_LINK = 2**63 - 1  # link tokens and sequence numbers are unsigned 63-bit integers
@@ -68,6 +82,8 @@ CONTROL_SHAPES: dict[int, tuple[int, ExecutorKind]] = {
     TREE_COMPLETE: (3, SPOUT_TASK),
     TREE_FAILED: (3, SPOUT_TASK),
 }
+# bulk control kind -> the task kind it is for (shapes: ``_bulk_payload``)
+BULK_KINDS: dict[int, ExecutorKind] = {ACK_BULK: ACKER_TASK, ACK_INIT_BULK: ACKER_TASK, TREES_DONE: SPOUT_TASK}
 _PACK_ERRORS = (TypeError, ValueError, OverflowError)
 new_tuple = object.__new__  # builds a Tuple without running its __init__ (the reader sets every slot)
 
@@ -262,10 +278,13 @@ class ItemReader:
                     sink((target, tup))
                 else:
                     kind, sink = control_sinks[item[0]]
-                    shape = CONTROL_SHAPES[item[1]]
-                    if shape[1] != kind or len(item) != shape[0] or not _all_ints(item):
-                        raise ValueError
-                    sink((item[0], tuple(item[1:])))
+                    shape = CONTROL_SHAPES.get(item[1])
+                    if shape is None:
+                        sink((item[0], _bulk_payload(item, kind)))
+                    else:
+                        if shape[1] != kind or len(item) != shape[0] or not _all_ints(item):
+                            raise ValueError
+                        sink((item[0], tuple(item[1:])))
             except (TypeError, ValueError, KeyError, IndexError):
                 bad += 1
                 if on_bad is not None:
@@ -282,6 +301,27 @@ def _valid_roots(roots: Any) -> bool:
         if type(k) is not int or type(v) is not int:
             return False
     return True
+
+
+def _bulk_payload(item: list, task_kind: str) -> tuple:
+    """The payload of a bulk control item for a task of ``task_kind``; ValueError (or a
+    lookup error) if it is not one:
+    ``[t, ACK_BULK, [root, xor, ...], [root, ...]]``, ``[t, ACK_INIT_BULK, spout_task,
+    [root, xor, ...]]``, ``[t, TREES_DONE, [root, ...], [root, ...]]``; every value an int."""
+    kind = item[1]
+    if BULK_KINDS[kind] != task_kind or len(item) != 4:
+        raise ValueError
+    if kind == ACK_INIT_BULK:
+        _, _, spout_task, pairs = item
+        if type(spout_task) is not int or type(pairs) is not list or len(pairs) & 1 or not _all_ints(pairs):
+            raise ValueError
+        return (kind, spout_task, pairs)
+    _, _, first, second = item
+    if type(first) is not list or type(second) is not list or not _all_ints(first) or not _all_ints(second):
+        raise ValueError
+    if kind == ACK_BULK and len(first) & 1:
+        raise ValueError
+    return (kind, first, second)
 
 
 def _all_ints(item: list) -> bool:

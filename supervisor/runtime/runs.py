@@ -21,7 +21,6 @@ from collections import Counter, deque
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
-from squall.supervisor.runtime.messages import ACK_ACK
 from squall.topology.component import TICK_SOURCE_TASK, TICK_STREAM, Tuple
 
 if TYPE_CHECKING:
@@ -111,12 +110,11 @@ def _process_run(executor: BoltExecutor, task: int, run: list[Tuple]) -> None:
 
 
 def _ack_run(executor: BoltExecutor, run: list[Tuple]) -> None:
-    """Ack every input of ``run`` not acked or failed yet: one ACK_ACK per root to its acker,
-    inlined as in the per-tuple loop; the counters are added once per run."""
-    sinks = executor.wiring.sinks
-    ackers = executor.wiring.acker_tasks
-    n_ackers = len(ackers)
-    sent = [0] * n_ackers
+    """Ack every input of ``run`` not acked or failed yet: its (root, xor) pairs join its
+    ackers' lists (sent once at the end of the drain), inlined as in the per-tuple loop;
+    ``acked`` is added once per run."""
+    acks_out = executor.acks_out
+    n_ackers = len(acks_out)
     acked = 0
     for tup in run:
         if tup.done:
@@ -127,15 +125,10 @@ def _ack_run(executor: BoltExecutor, run: list[Tuple]) -> None:
             acked += 1
             ack_val = tup.ack_val
             for root, edge in roots.items():
-                i = root % n_ackers
-                sent[i] += 1
-                a = ackers[i]
-                sinks[a]((a, (ACK_ACK, root, edge ^ ack_val)))
-    stats = executor.stats
-    stats.acked += acked
-    for i, n in enumerate(sent):
-        if n:
-            stats.sent_control[ackers[i]] += n
+                pairs = acks_out[root % n_ackers]
+                pairs.append(root)
+                pairs.append(edge ^ ack_val)
+    executor.stats.acked += acked
 
 
 def _requeue_unhanded(

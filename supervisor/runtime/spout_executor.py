@@ -20,7 +20,7 @@ from squall import config
 from squall.supervisor.runtime.batches import requeue_rest, take_batch
 from squall.supervisor.runtime.emit_many import make_spout_emit_many
 from squall.supervisor.runtime.executor import Executor, new_tuple
-from squall.supervisor.runtime.messages import ACK_INIT, TREE_COMPLETE, TREE_FAILED
+from squall.supervisor.runtime.messages import ACK_INIT, ACK_INIT_BULK, TREE_COMPLETE, TREE_FAILED, TREES_DONE
 from squall.supervisor.runtime.routing import Route
 from squall.supervisor.runtime.stats import LATENCY_BOUNDS_S, BusyTimer
 from squall.topology.component import Spout, Tuple
@@ -49,24 +49,39 @@ class SpoutExecutor(Executor):
         conf = wiring.component_config(spec.component)
         self.max_pending = conf.get(config.MAX_SPOUT_PENDING)
         self.batch = int(conf.get(config.SPOUT_BATCH, config.DEFAULT_SPOUT_BATCH))
-        # ACK_INITs sent per acker (by index in ``acker_tasks``) since ``add_route_counts``
-        # last moved them into ``stats.sent_control``: a list item increment per tracked emit
-        # instead of a defaultdict update.
-        self.inits_sent = [0] * len(wiring.acker_tasks)
+        # Trees started since they were last announced, per task and acker (by index in
+        # ``acker_tasks``): [root, xor, root, xor, ...]. ``send_inits`` announces them at the
+        # end of every step (and of every other call into user code) as one message per
+        # task and acker; an emit appends two ints instead of sending a message.
+        self.inits_out: dict[int, list[list[int]]] = {t: [[] for _ in wiring.acker_tasks] for t in spec.tasks}
         super().__init__(spec, cls, wiring, salt)
 
     def add_route_counts(self) -> None:
-        """The routes' counts (``Executor.add_route_counts``) and the ACK_INITs counted per
-        acker, into ``stats``; called at the same points, so ``sent_control`` is exact
-        between rounds too."""
+        """The routes' counts (``Executor.add_route_counts``), and the trees started since
+        the last call announced to their ackers (``send_inits``); called at the end of every
+        ``step`` and every other call into user code, so nothing waits past a round."""
         super().add_route_counts()
-        inits = self.inits_sent
-        if any(inits):
-            sent_control = self.stats.sent_control
-            for i, count in enumerate(inits):
-                if count:
-                    sent_control[self.wiring.acker_tasks[i]] += count
-                    inits[i] = 0
+        self.send_inits()
+
+    def send_inits(self) -> None:
+        """One message per task and acker for the trees started since the last call: the
+        single ``ACK_INIT`` for one, ``ACK_INIT_BULK`` for several; counted in
+        ``sent_control`` per tree, as the single messages were. Each message gets a list of
+        its own (a remote sink keeps the item as it is until its batch is sent)."""
+        ackers = self.wiring.acker_tasks
+        sinks = self.wiring.sinks
+        sent_control = self.stats.sent_control
+        for task, per_acker in self.inits_out.items():
+            for i, pairs in enumerate(per_acker):
+                if not pairs:
+                    continue
+                per_acker[i] = []
+                a = ackers[i]
+                sent_control[a] += len(pairs) >> 1
+                if len(pairs) == 2:
+                    sinks[a]((a, (ACK_INIT, pairs[0], pairs[1], task)))
+                else:
+                    sinks[a]((a, (ACK_INIT_BULK, task, pairs)))
 
     def _make_emit(self, task: int, routes: dict[str, Route]) -> Callable[..., list[int]]:
         default = routes.get(DEFAULT_STREAM)
@@ -78,9 +93,8 @@ class SpoutExecutor(Executor):
         pending_by_task = self.pending_by_task
         untracked_acks = self.untracked_acks
         clock = self.wiring.clock
-        acker_tasks = self.wiring.acker_tasks
-        n_ackers = len(acker_tasks)
-        inits_sent = self.inits_sent
+        inits = self.inits_out[task]  # per acker; its lists are replaced as they are sent
+        n_ackers = len(inits)
         executor = self
 
         # tup_id second, as in streamparse and heronpy; need_task_ids is accepted for them
@@ -125,10 +139,9 @@ class SpoutExecutor(Executor):
                     pending[root] = (task, tup_id, clock())
                     pending_by_task[task] += 1
                     if targets:
-                        i = root % n_ackers
-                        inits_sent[i] += 1
-                        a = acker_tasks[i]
-                        sinks[a]((a, (ACK_INIT, root, xor, task)))
+                        pairs = inits[root % n_ackers]
+                        pairs.append(root)
+                        pairs.append(xor)
                     else:  # nobody subscribed: the tree is complete at once (Storm does the same)
                         executor.inbox.append((task, (TREE_COMPLETE, root)))
                     return targets
@@ -252,7 +265,10 @@ class SpoutExecutor(Executor):
             self._call(task, self.instances[task].ack, "ack", tup_id)
 
     def _deliver_outcomes(self) -> int:
-        """Call ``ack``/``fail`` for every tree outcome queued; counters updated once."""
+        """Call ``ack``/``fail`` for every tree outcome queued (single or ``TREES_DONE``, in
+        order); counters updated once. A bulk interrupted by an exception that is not a
+        user error (those are caught per callback) is not queued again: its trees not
+        reached stay pending and time out."""
         inbox = self.inbox
         if not inbox:
             return 0
@@ -268,17 +284,54 @@ class SpoutExecutor(Executor):
         latencies = stats.latencies_s.append
         buckets = stats.latency_buckets
         latency_sum = 0.0
+        only_task = -1
+        only_ack = None
+        if len(instances) == 1:
+            ((only_task, only),) = instances.items()
+            only_ack = only.ack
         item = None
         try:
             for item in items:
-                kind, root = item[1]
-                entry = pending_pop(root, None)
-                if entry is None:
-                    continue  # already timed out and failed
-                task, tup_id, emitted_at = entry
-                pending_by_task[task] -= 1
-                n += 1
-                if kind == TREE_COMPLETE:
+                msg = item[1]
+                kind = msg[0]
+                if kind == TREES_DONE:
+                    completed, failed_roots = msg[1], msg[2]
+                elif kind == TREE_COMPLETE:
+                    completed, failed_roots = (msg[1],), ()
+                elif kind == TREE_FAILED:
+                    completed, failed_roots = (), (msg[1],)
+                else:
+                    continue
+                if only_ack is not None:
+                    # One task (the common case): its callback bound once, its pending count
+                    # taken down once per message.
+                    done = 0
+                    try:
+                        for root in completed:
+                            entry = pending_pop(root, None)
+                            if entry is None:
+                                continue  # already timed out and failed
+                            done += 1
+                            latency = now - entry[2]
+                            latency_sum += latency
+                            latencies(latency)
+                            buckets[bisect_left(LATENCY_BOUNDS_S, latency)] += 1
+                            try:
+                                only_ack(entry[1])
+                            except Exception as exc:  # a user bug in a callback must not stop the spout
+                                self.log_error_once(entry[0], exc, "ack")
+                    finally:
+                        pending_by_task[only_task] -= done
+                        n += done
+                        acked += done
+                    completed = ()
+                for root in completed:
+                    entry = pending_pop(root, None)
+                    if entry is None:
+                        continue  # already timed out and failed
+                    task, tup_id, emitted_at = entry
+                    pending_by_task[task] -= 1
+                    n += 1
                     acked += 1
                     latency = now - emitted_at
                     latency_sum += latency
@@ -288,7 +341,13 @@ class SpoutExecutor(Executor):
                         instances[task].ack(tup_id)
                     except Exception as exc:  # a user bug in a callback must not stop the spout
                         self.log_error_once(task, exc, "ack")
-                elif kind == TREE_FAILED:
+                for root in failed_roots:
+                    entry = pending_pop(root, None)
+                    if entry is None:
+                        continue  # already timed out and failed
+                    task, tup_id, _ = entry
+                    pending_by_task[task] -= 1
+                    n += 1
                     failed += 1
                     self._call(task, instances[task].fail, "fail", tup_id)
         except BaseException:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.test_rebalance_live import lines, write_topology
+from tests.cluster.test_rebalance_live import lines, snapshots_sent_once, write_topology
 from tests.helpers import eventually, running_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -80,6 +80,8 @@ def test_every_change_drains_by_quiescence_after_a_worker_left_and_one_came(drai
         assert e["drain"] == "quiescent", e
         assert not [n for n in e["notes"] if "drain timed out" in n], e["notes"]
         assert e["drain_s"] < DRAIN_S / 2, e
+        # Each moved executor's snapshot went down once, to running and to new workers alike.
+        assert snapshots_sent_once(e), e
 
 
 def test_a_change_after_a_worker_restarted_drains_by_quiescence(drain_cluster, tmp_path):

@@ -115,6 +115,14 @@ def lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+def snapshots_sent_once(event: dict) -> bool:
+    """Nimbus's count in a finished migration's event: every moved executor's snapshot was
+    fetched by its new owner's board exactly once (not with every push of the assignment)."""
+    sent = event.get("snapshots_sent") or {}
+    moved = {str(ex) for ex in event["moved"]}
+    return bool(moved) and set(sent) == moved and all(s["sends"] == 1 and s["bytes"] > 0 for s in sent.values())
+
+
 def test_a_live_rebalance_mid_stream_loses_nothing(live_cluster, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -138,6 +146,7 @@ def test_a_live_rebalance_mid_stream_loses_nothing(live_cluster, tmp_path):
             what="migration finished",
         )
     assert done["paused_s"] < 30, done
+    assert snapshots_sent_once(done), done  # Nimbus sent each moved executor's snapshot down once
     after = eventually(lambda: running_workers(live_cluster, name), what="running after the move")
     moved = set(done["moved"])
     for key, (pid, execs) in before.items():  # untouched workers kept their process

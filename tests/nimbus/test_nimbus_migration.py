@@ -4,6 +4,7 @@ and a Nimbus restart in the middle — pure functions and NimbusState, no socket
 from __future__ import annotations
 
 import dataclasses
+from hashlib import sha256
 
 import pytest
 
@@ -88,7 +89,10 @@ def test_release_takes_the_moved_executors_off_and_marks_them_in_transit():
 def test_acquire_installs_the_target_and_routes_each_snapshot_to_its_new_owner():
     got = declared(mig(phase=ACQUIRE, states={2: b"two", 3: b"three"}), Rec(), host)
     assert {k: w.executors for k, w in got.items()} == {A: [0, 1, 2], C: [4, 5], D: [3]}  # b gone, d new
-    assert got[A].states == {2: b"two"} and got[D].states == {3: b"three"} and got[C].states == {}
+    # The snapshots are named (digest, size), not carried: a board fetches each once.
+    assert got[A].state_refs == {2: M.StateRef(sha256(b"two").hexdigest(), 3)}
+    assert got[D].state_refs == {3: M.StateRef(sha256(b"three").hexdigest(), 5)} and got[C].state_refs == {}
+    assert all(w.states == {} for w in got.values())
     assert got[A].placement[3] == "h-n1:6701" and all(w.paused for w in got.values())
 
 
@@ -309,15 +313,18 @@ def test_a_whole_migration_through_nimbus_with_a_restart_in_the_middle(tmp_path)
     assert st2.migrations["t"].phase == ACQUIRE
     acquire = {(sa.supervisor_id, w.port): w for sa in assignments(cmds) for w in sa.workers}
     owner = next(k for k, w in acquire.items() if 2 in w.executors)
-    assert acquire[owner].states == {2: b"state-2"} and owner[0] == "n2"
+    assert acquire[owner].state_refs == {2: M.StateRef(sha256(b"state-2").hexdigest(), 7)} and owner[0] == "n2"
+    fetched = ask(st2, M.GetSnapshot(9, "t", sha256(b"state-2").hexdigest(), 2), 106.5).data
+    assert fetched == {"topology": "t", "executor": 2, "digest": sha256(b"state-2").hexdigest(), "state": b"state-2"}
     assert all(w.paused for w in acquire.values())
     cmds = report_all(st2, 107.0, traffic=CROSSING)
     assert "t" not in st2.migrations
     resumed = [w for sa in assignments(cmds) for w in sa.workers]
-    assert resumed and not any(w.paused or w.states for w in resumed)
+    assert resumed and not any(w.paused or w.states or w.state_refs for w in resumed)
     assert where(st2, "t")[2] == ("n2", 6700) and where(st2, "t")[3] == ("n1", 6700)
     e = ask(st2, M.GetEvents(1, "t"), 107.0).data[-1]
     assert e["paused_s"] == pytest.approx(97.0) and any("3" in n for n in e["notes"])
+    assert e["snapshots_sent"] == {"2": {"sends": 1, "bytes": 7}}
 
 
 def test_a_snapshot_not_yet_saved_at_a_restart_is_collected_again_from_the_boards(tmp_path):

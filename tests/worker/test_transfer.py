@@ -206,7 +206,8 @@ def test_malformed_frames_are_counted_not_raised(data):
 @pytest.mark.parametrize(
     "fields, named",
     [
-        ([1, [[MIDDLE, "default", SPOUT, [1, 2.0], None]]], "field 'version' is 1, this worker reads 2"),
+        ([1, [[MIDDLE, "default", SPOUT, [1, 2.0], None]]], f"field 'version' is 1, this worker reads {FRAME_VERSION}"),
+        ([2, "a:1", 1, 1, []], f"field 'version' is 2, this worker reads {FRAME_VERSION}"),
         ([FRAME_VERSION, 5, 1, 1, []], "field 'sender'"),
         ([FRAME_VERSION, "x" * 301, 1, 1, []], "field 'sender'"),
         ([FRAME_VERSION, "a:1", -1, 1, []], "field 'link'"),
@@ -216,7 +217,18 @@ def test_malformed_frames_are_counted_not_raised(data):
         ([FRAME_VERSION, "a:1", 1, 1, {}], "field 'items'"),
         ([FRAME_VERSION, "a:1", 1, 1], "4 fields, expected 5"),
     ],
-    ids=["an older worker's frame", "sender", "sender too long", "link", "link a bool", "seq", "seq", "items", "short"],
+    ids=[
+        "an older worker's frame",
+        "a frame without bulk acks",
+        "sender",
+        "sender too long",
+        "link",
+        "link a bool",
+        "seq",
+        "seq",
+        "items",
+        "short",
+    ],
 )
 def test_a_refused_frame_says_which_field_is_at_fault(fields, named):
     reasons: list[str] = []

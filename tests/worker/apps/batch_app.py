@@ -50,3 +50,13 @@ class BatchChain(Topology):
     spout = RunSpout.spec()
     middle = ForwardMany.spec(inputs={spout: Grouping.SHUFFLE}, par=2)
     sink = SinkMany.spec(inputs={middle: Grouping.fields("n")})
+
+
+class BatchChain3(Topology):
+    """``chain_app.Chain3`` written batch-aware, one executor each (executors: middle 0,
+    sink 1, spout 2, ackers 3...): what ``benchmarks/worker_figures.py`` runs beside it."""
+
+    name = "batchchain3"
+    spout = RunSpout.spec()
+    middle = ForwardMany.spec(inputs=[spout])
+    sink = SinkMany.spec(inputs=[middle])
