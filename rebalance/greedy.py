@@ -451,6 +451,8 @@ class PairGreedy:
             stay = (ti - conn_i.get(wi, 0.0)) + (tj - conn_j.get(wj, 0.0)) + mutual
             swap = (ti - (0.0 if x is None else x)) + (tj - (0.0 if y is None else y)) + mutual
             return not (swap < stay and self._peak_if_fits(i, j, wj, wi) is not None)
+        if wi != wj:
+            return self._apart_stays(i, j, wi, wj, star, ti, tj, w_ij, w_ji, mutual, conn_i, conn_j)
         cands: tuple[int, ...] = (wi,) if wi == wj else (wi, wj)
         if star >= 0 and star != wi and star != wj:
             cands += (star,)
@@ -479,6 +481,65 @@ class PairGreedy:
                 if cost < stay and self._peak_if_fits(i, j, a, b) is not None:
                     return False
         return True
+
+    def _apart_stays(
+        self,
+        i: int,
+        j: int,
+        wi: int,
+        wj: int,
+        star: int,
+        ti: float,
+        tj: float,
+        w_ij: float | None,
+        w_ji: float | None,
+        mutual: float,
+        conn_i: dict[int, float],
+        conn_j: dict[int, float],
+    ) -> bool:
+        """:meth:`_stays` with room, for a pair placed apart (most of phase 1's pairs): its
+        loop over the placements written out, each cost the same float expression. The
+        placements are checked in another order; the answer ("no cheaper placement that
+        fits") does not depend on it."""
+        x = conn_i.get(wi)
+        ai_wi = ti - (0.0 if x is None else x)
+        x = conn_i.get(wj)
+        if x is None:
+            x = 0.0
+        elif w_ij is not None:
+            x -= w_ij
+        ai_wj = ti - x
+        y = conn_j.get(wi)
+        if y is None:
+            y = 0.0
+        elif w_ji is not None:
+            y -= w_ji
+        aj_wi = tj - y
+        y = conn_j.get(wj)
+        aj_wj = tj - (0.0 if y is None else y)
+        stay = ai_wi + aj_wj + mutual
+        fits = self._peak_if_fits
+        if ai_wi + aj_wi + 0.0 < stay and fits(i, j, wi, wi) is not None:
+            return False
+        if ai_wj + aj_wi + mutual < stay and fits(i, j, wj, wi) is not None:
+            return False
+        if ai_wj + aj_wj + 0.0 < stay and fits(i, j, wj, wj) is not None:
+            return False
+        if star < 0 or star == wi or star == wj:
+            return True
+        x = conn_i.get(star)
+        ai_s = ti - (0.0 if x is None else x)
+        y = conn_j.get(star)
+        aj_s = tj - (0.0 if y is None else y)
+        if ai_wi + aj_s + mutual < stay and fits(i, j, wi, star) is not None:
+            return False
+        if ai_wj + aj_s + mutual < stay and fits(i, j, wj, star) is not None:
+            return False
+        if ai_s + aj_wi + mutual < stay and fits(i, j, star, wi) is not None:
+            return False
+        if ai_s + aj_wj + mutual < stay and fits(i, j, star, wj) is not None:
+            return False
+        return not (ai_s + aj_s + 0.0 < stay and fits(i, j, star, star) is not None)
 
     def _peak_if_fits(self, i: int, j: int, a: int, b: int) -> float | None:
         """The busier of bins ``a`` and ``b`` (scaled load) once i is on a and j on b —

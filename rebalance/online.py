@@ -26,28 +26,14 @@ from squall.rebalance.model import Workload
 from squall.rebalance.params import SchedulerParams
 from squall.rebalance.prepare import m_cap
 from squall.rebalance.scorers import Scorer, best_id
+from squall.rebalance.traffic import traffic_arrays, undirected
 from squall.rebalance.two_phase import two_phase
-
-
-def traffic_arrays(wl: Workload) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(source position, destination position, rate) of every traffic row, in row order."""
-    index = wl.index_of
-    src = np.fromiter((index(s) for s, _, _ in wl.traffic), dtype=np.int64, count=len(wl.traffic))
-    dst = np.fromiter((index(d) for _, d, _ in wl.traffic), dtype=np.int64, count=len(wl.traffic))
-    rate = np.fromiter((r for _, _, r in wl.traffic), dtype=float, count=len(wl.traffic))
-    return src, dst, rate
 
 
 def adjacency_of(wl: Workload, rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> list[dict[int, float]]:
     """Undirected traffic by executor position: adj[i][j] = T[i,j] + T[j,i]."""
     src, dst, rate = traffic_arrays(wl) if rows is None else rows
-    adj: list[dict[int, float]] = [{} for _ in wl.executors]
-    # At most two rows add to an entry (i->j and j->i; rows are unique per pair), so the
-    # float sums are the same in any order.
-    for i, j, r in zip(src.tolist(), dst.tolist(), rate.tolist()):
-        adj[i][j] = adj[i].get(j, 0.0) + r
-        adj[j][i] = adj[j].get(i, 0.0) + r
-    return adj
+    return undirected(len(wl.executors), src, dst, rate)
 
 
 def initial_labels(topology: str, n_workers: int, hint: Assignment) -> list[int]:

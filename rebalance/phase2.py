@@ -24,6 +24,7 @@ from squall.rebalance.errors import InfeasibleError
 from squall.rebalance.greedy import Level, PairGreedy
 from squall.rebalance.params import SchedulerParams
 from squall.rebalance.prepare import Request, delta_cap
+from squall.rebalance.traffic import undirected, worker_traffic
 
 OVER_CAPACITY = "over capacity"
 
@@ -59,21 +60,8 @@ def place_workers(
     index = {key: k for k, key in enumerate(items)}
     topo_names = sorted(placed)
     topo_index = {t: k for k, t in enumerate(topo_names)}
-    loads = np.zeros(len(items))
-    traffic: dict[tuple[int, int], float] = {}
-    for wl in request.workloads:
-        t = wl.topology
-        worker = placed[t]
-        for ex, load in zip(wl.executors, wl.load_hz):
-            loads[index[(t, worker[ex.id])]] += load
-        for s, d, rate in wl.traffic:
-            a, b = index[(t, worker[s])], index[(t, worker[d])]
-            if a != b:
-                traffic[(a, b)] = traffic.get((a, b), 0.0) + rate
-    adjacency: list[dict[int, float]] = [{} for _ in items]
-    for (a, b), rate in traffic.items():
-        adjacency[a][b] = adjacency[a].get(b, 0.0) + rate
-        adjacency[b][a] = adjacency[b].get(a, 0.0) + rate
+    loads, pair_a, pair_b, pair_rate = worker_traffic(request.workloads, placed, index)
+    adjacency = undirected(len(items), pair_a, pair_b, pair_rate)
 
     nodes = request.nodes
     node_ids = [n.id for n in nodes]
@@ -108,7 +96,9 @@ def place_workers(
         levels=levels,
         hint=hint,
     )
-    for (a, b), _ in sorted(traffic.items(), key=lambda kv: (-kv[1], kv[0])):
+    # Pairs by traffic, descending, then by (a, b).
+    by_traffic = np.lexsort((pair_b, pair_a, -pair_rate))
+    for a, b in zip(pair_a[by_traffic].tolist(), pair_b[by_traffic].tolist()):
         greedy.place_pair(a, b)
     # Workers with no inter-worker traffic are still placed (the original skipped them):
     # heaviest first, so the big ones find room before the small ones fragment it.
