@@ -4,11 +4,13 @@ supervisors that are real ZeroMQ peers.
     python benchmarks/scale.py --boards 50 100 250 500 --executors 5000
 
 For each board count it starts a Nimbus (``squall nimbus`` on loopback, its own temporary
-data folder), then ``--procs`` processes that each run a share of the boards: one DEALER per
-board that registers, heartbeats every second (staggered) with a report per worker it was
-assigned — realistic metrics: cumulative counters, CPU time and per-source receive counts for
-each of its executors — and obeys every assignment (reports its version, paused, and the
-snapshots of executors it gave up, so a live migration goes through). It then measures:
+data folder), then ``--procs`` processes that each run a share of the boards
+(``benchmarks/scale_boards.py``): one DEALER per board that registers, heartbeats every second
+(staggered) with a report per worker it was assigned — realistic metrics: cumulative
+counters, CPU time and per-source receive counts for each of its executors — obeys every
+assignment (reports its version, paused, and the snapshots of executors it gave up, so a
+live migration goes through), and registers again when Nimbus refuses or forgot it, as a
+real supervisor does. It then measures:
 
 * time to place: submit of a chain topology (``--executors`` executors over 2 workers per
   board, round robin) until every board holds the workers the assignment gives it;
@@ -25,7 +27,12 @@ Where the loop lag's tail comes from, over the same steady-state window: Nimbus'
 ``/metrics`` histograms of its loop steps (by message type, ``Tick``, ``publish``) and of the
 garbage collector's pauses (by generation), read just before and just after the window (the
 scrape itself runs outside it), printed as a ``#`` line under each row: how many steps and
-collections took 25 ms or more, and their total time.
+collections took 25 ms or more, and their total time; and Nimbus's counters of the window
+(heartbeats read, heartbeats from boards it does not know or declared dead, registrations,
+ticks that found it behind a backlog). A ``#   sim`` line per phase (placing, the steady
+window, the rest) says what the simulated boards did: heartbeats sent, the longest gap
+between two heartbeats of one board, refusals and their reasons, registrations, assignments
+handled, their processes' longest turn and CPU — a run whose boards fell silent says why.
 
 Nothing here is timed by a test; the script prints what it measured. The machine it runs on
 also runs the simulated boards, so Nimbus's CPU share competes with them (``--boards-nice 10``
@@ -37,9 +44,10 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import random
+import re
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -47,218 +55,70 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PORTS_PER_BOARD = 4
+# The simulated boards' module beside this file, also when run through benchmarks/against.py
+# (runpy does not put the script's folder on the path); spawned processes inherit the path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale_boards import SimStats, run_boards  # noqa: E402
+
 WORKERS_PER_BOARD = 2
-CLOCK_HZ = 1.5e9
-SOURCES_PER_EXECUTOR = 3  # received_from entries per executor in a report
-TUPLES_PER_S = 200.0  # per executor, for the counters
 PROBE_TIMEOUT_S = 10.0
 CLIENT_TIMEOUT_S = 120.0  # the driver's own requests: a slow answer is a figure, not a failure
-
-
-# -- the simulated boards (run in child processes) -------------------------------------------
-
-
-@dataclass
-class Board:
-    """One simulated supervisor: its socket, what it was told to run, its counters."""
-
-    id: str
-    sock: Any
-    seq: int = 0
-    registered: bool = False
-    silent: bool = False
-    next_heartbeat: float = 0.0
-    last_heartbeat: float = 0.0
-    version: int = -1
-    workers: dict[tuple[str, int], Any] = field(default_factory=dict)  # (topology, port) -> WorkerAssignment
-    released: dict[tuple[str, int], dict[int, bytes]] = field(default_factory=dict)
-    started: float = field(default_factory=time.time)
-
-
-_SOURCES: dict[int, list[int]] = {}
-
-
-def _sources(ex: int, placement: dict[int, str]) -> list[int]:
-    """The executors ``ex`` reports receiving from: a few, fixed per executor (a sparse
-    traffic graph, as fields or local groupings give; shuffle between stages of hundreds of
-    executors would report hundreds each)."""
-    got = _SOURCES.get(ex)
-    if got is None:
-        ids = sorted(placement)
-        got = _SOURCES[ex] = random.Random(ex).sample(ids, min(SOURCES_PER_EXECUTOR, len(ids)))
-    return got
-
-
-def _metrics(board: Board, wa: Any, now: float) -> Any:
-    from squall import messages as M
-
-    age = now - board.started
-    executed = int(age * TUPLES_PER_S)
-    executors = []
-    for ex in wa.executors:
-        sources = _sources(ex, wa.placement)
-        executors.append(
-            M.ExecutorMetrics(
-                executor=ex,
-                component="sim",
-                emitted=executed,
-                transferred=executed,
-                executed=executed,
-                acked=0,
-                failed=0,
-                errors=0,
-                cpu_s=age * 0.01 * (1 + ex % 7),
-                received_from={s: executed // len(sources) for s in sources},
-            )
-        )
-    # Remote items, no queue and no data link with a frame in flight (none reported): a live
-    # migration sees quiescence at once.
-    remote = 0 if wa.paused else executed
-    return M.WorkerMetrics(
-        at=now,
-        clock_hz=CLOCK_HZ,
-        executors=executors,
-        sent_remote=remote,
-        received_remote=remote,
-        rss_bytes=25 << 20,
-        queued=0,
-        links=M.DataLinks(endpoint=f"{board.id}:{wa.port}"),
-    )
-
-
-def _heartbeat(board: Board, now: float) -> None:
-    from squall import messages as M
-    from squall.wire import encode
-
-    reports = [
-        M.WorkerReport(
-            topology=t,
-            port=p,
-            pid=os.getpid(),
-            state="running",
-            assignment_version=wa.assignment_version,
-            metrics=_metrics(board, wa, now),
-            paused=wa.paused,
-            released=board.released.get((t, p), {}),
-        )
-        for (t, p), wa in sorted(board.workers.items())
-    ]
-    board.seq += 1
-    board.last_heartbeat = now
-    board.sock.send(encode(M.Heartbeat(board.id, board.seq, reports, rss_bytes=40 << 20)))
-
-
-def _obey(board: Board, msg: Any, events: Any) -> None:
-    """Run what the assignment says: note executors given up (their 'snapshots')."""
-    new = {(wa.topology, wa.port): wa for wa in msg.workers}
-    released: dict[tuple[str, int], dict[int, bytes]] = {}
-    for key, wa in new.items():
-        old = board.workers.get(key)
-        if old is not None and old.assignment_version != wa.assignment_version:
-            gone = set(old.executors) - set(wa.executors)
-            if gone:
-                released[key] = {ex: b"sim-state" for ex in sorted(gone)}
-        elif old is not None:
-            released[key] = board.released.get(key, {})
-    board.workers, board.released, board.version = new, released, msg.version
-    per_topology: dict[str, int] = {}
-    for t, _ in new:
-        per_topology[t] = per_topology.get(t, 0) + 1
-    events.put(("assigned", board.id, time.time(), per_topology))
-
-
-def run_boards(ids: list[str], address: str, commands: Any, events: Any, heartbeat_s: float, nice: int) -> None:
-    """A child process: run the boards ``ids`` until told to stop (at niceness ``nice``)."""
-    import queue
-
-    os.nice(nice)
-
-    import zmq
-
-    from squall import messages as M
-    from squall.wire import WireError, decode, encode
-
-    ctx = zmq.Context()
-    boards: dict[Any, Board] = {}
-    poller = zmq.Poller()
-    start = time.time()
-    for k, b in enumerate(ids):
-        sock = ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(address)
-        board = Board(b, sock, next_heartbeat=start + heartbeat_s * k / max(1, len(ids)))
-        boards[sock] = board
-        poller.register(sock, zmq.POLLIN)
-        sock.send(
-            encode(
-                M.RegisterSupervisor(
-                    supervisor_id=b,
-                    host=f"sim-{b}",
-                    ports=[7000 + p for p in range(PORTS_PER_BOARD)],
-                    capacity_hz=4 * CLOCK_HZ,
-                    clock_hz=CLOCK_HZ,
-                    cores=4,
-                    memory_mb=4096,
-                    pid=os.getpid(),
-                )
-            )
-        )
-    by_id = {board.id: board for board in boards.values()}
-    running = True
-    while running:
-        for sock, _ in poller.poll(20):
-            board = boards[sock]
-            while True:
-                try:
-                    frame = sock.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                if board.silent:
-                    continue
-                try:
-                    msg = decode(frame)
-                except WireError:
-                    continue
-                if isinstance(msg, M.RegisterReply):
-                    board.registered = msg.ok
-                    events.put(("registered" if msg.ok else "refused", board.id, time.time(), msg.reason))
-                elif isinstance(msg, M.SupervisorAssignment):
-                    _obey(board, msg, events)
-        now = time.time()
-        for board in boards.values():
-            if board.registered and not board.silent and now >= board.next_heartbeat:
-                _heartbeat(board, now)
-                board.next_heartbeat += heartbeat_s
-                if board.next_heartbeat < now:  # fell behind: do not burst
-                    board.next_heartbeat = now + heartbeat_s
-        try:
-            while True:
-                cmd, arg = commands.get_nowait()
-                if cmd == "silence" and arg in by_id:
-                    by_id[arg].silent = True
-                    events.put(("silenced", arg, time.time(), by_id[arg].last_heartbeat))
-                elif cmd == "stop":
-                    running = False
-        except queue.Empty:
-            pass
-    for sock in boards:
-        sock.close()
-    ctx.term()
 
 
 # -- the driver ---------------------------------------------------------------------------------
 
 
+def _schedstat(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds waiting in a run queue for one) of thread ``pid`` of process
+    ``pid`` — Nimbus's loop runs on its main thread — from the kernel's scheduler statistics
+    (Linux); (nan, nan) where they cannot be read."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+            on_cpu_ns, waiting_ns, _slices = f.read().split()
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+    return int(on_cpu_ns) / 1e9, int(waiting_ns) / 1e9
+
+
+def _threads_schedstat(pid: int) -> tuple[float, float, float, float]:
+    """(loop thread's CPU s, its wait for a CPU s, the other threads' CPU s, their wait s) of
+    process ``pid``: the loop is its main thread; the others are ZeroMQ's I/O thread and the
+    HTTP threads, which hold the interpreter lock the loop needs while they run Python."""
+    loop_cpu, loop_wait = _schedstat(pid)
+    other_cpu = other_wait = 0.0
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid]
+    except OSError:
+        return loop_cpu, loop_wait, float("nan"), float("nan")
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                on_cpu_ns, waiting_ns, _slices = f.read().split()
+        except (OSError, ValueError):  # a thread that ended meanwhile
+            continue
+        other_cpu += int(on_cpu_ns) / 1e9
+        other_wait += int(waiting_ns) / 1e9
+    return loop_cpu, loop_wait, other_cpu, other_wait
+
+
+NAN4 = (float("nan"),) * 4
+
+
 class Probe(threading.Thread):
-    """Sends a small request every ``period_s`` and keeps the round trips (loop lag)."""
+    """Sends a small request every ``period_s`` and keeps the round trips (loop lag). With
+    ``loop_pid`` (Nimbus's pid) it also keeps, for each, how long Nimbus's loop thread was on a
+    CPU and how long it waited for one meanwhile: a round trip the loop spent waiting for a
+    CPU was the machine's load, not Nimbus's work."""
 
     def __init__(self, address: str, period_s: float = 0.1, nice: int | None = None) -> None:
         super().__init__(daemon=True)
         self.address = address
         self.period_s = period_s
         self.nice = nice  # this thread's niceness (Linux: per thread), None: inherited
+        self.loop_pid: int | None = None
         self.samples: list[tuple[float, float]] = []  # (sent at, round trip s)
+        # Per sample: (loop thread's CPU s, its wait for a CPU s, other threads' CPU s, their wait s).
+        self.loop_times: list[tuple[float, ...]] = []
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -269,14 +129,22 @@ class Probe(threading.Thread):
         while not self.stopped.is_set():
             with NimbusClient(self.address.removeprefix("tcp://"), timeout_s=PROBE_TIMEOUT_S) as client:
                 while not self.stopped.is_set():
+                    pid = self.loop_pid
+                    before = _threads_schedstat(pid) if pid else NAN4
                     sent = time.time()
                     try:
                         client.list()
                     except NimbusUnreachable:  # counted as a lag of at least the timeout
-                        self.samples.append((sent, time.time() - sent))
+                        self._keep(sent, pid, before)
                         break
-                    self.samples.append((sent, time.time() - sent))
+                    self._keep(sent, pid, before)
                     self.stopped.wait(self.period_s)
+
+    def _keep(self, sent: float, pid: int | None, before: tuple[float, ...]) -> None:
+        rtt = time.time() - sent
+        after = _threads_schedstat(pid) if pid else NAN4
+        self.loop_times.append(tuple(a - b for a, b in zip(after, before, strict=True)))
+        self.samples.append((sent, rtt))  # last: a reader takes samples[:n] with loop_times[:n]
 
     def lag_ms(self, since: float, until: float) -> tuple[float, float, int]:
         """(median, p99, samples) of the round trips sent within [since, until], in ms."""
@@ -289,6 +157,24 @@ class Probe(threading.Thread):
 
     def rtts_ms(self, since: float, until: float) -> list[float]:
         return [r * 1e3 for at, r in list(self.samples) if since <= at <= until]
+
+    def slow_split(self, since: float, until: float, slow_ms: float = 50.0) -> str:
+        """Of the round trips sent within [since, until] that took ``slow_ms`` or more: their
+        total, and how much of it Nimbus's loop thread spent on a CPU and waiting for one."""
+        samples = list(self.samples)
+        slow = [
+            (rtt, *self.loop_times[k])
+            for k, (at, rtt) in enumerate(samples)
+            if since <= at <= until and rtt * 1e3 >= slow_ms
+        ]
+        if not slow:
+            return f"no probe took {slow_ms:g} ms or more"
+        total, on_cpu, waiting, others_cpu, others_wait = (sum(x[i] for x in slow) * 1e3 for i in range(5))
+        return (
+            f"the {len(slow)} probes >= {slow_ms:g} ms waited {total:.0f} ms in all; meanwhile Nimbus's loop "
+            f"thread was on a CPU {on_cpu:.0f} ms and waited for one {waiting:.0f} ms ({waiting / total:.0%}), "
+            f"its other threads on a CPU {others_cpu:.0f} ms, waiting for one {others_wait:.0f} ms"
+        )
 
 
 LONG_MS = 25  # a step or collection taking more than this is counted in the causes line
@@ -306,6 +192,11 @@ def _loop_histograms(http: str) -> Histograms:
         text = page.read().decode()
     out: Histograms = {}
     for family in text_string_to_metric_families(text):
+        if family.name == "squall_nimbus_events":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    out[(family.name, sample.labels.get("event", ""), "count")] = sample.value
+            continue
         if family.name not in ("squall_nimbus_loop_step_seconds", "squall_nimbus_gc_pause_seconds"):
             continue
         for sample in family.samples:
@@ -332,7 +223,40 @@ def _causes(before: Histograms, after: Histograms) -> str:
             long_n = n - up_to_long  # buckets are cumulative: the long ones are the rest
             if n and (long_n or what):
                 parts.append(f"{what}{label}: {long_n:.0f} of {n:.0f} > {LONG_MS} ms, {total * 1e3:.0f} ms")
-    return "; ".join(parts)
+    counted = []
+    for event, what in NIMBUS_COUNTERS:
+        key = ("squall_nimbus_events", event, "count")
+        counted.append(f"{after.get(key, 0.0) - before.get(key, 0.0):.0f} {what}")
+    return "; ".join(parts) + "; Nimbus counted " + ", ".join(counted)
+
+
+# Nimbus's counters (squall_nimbus_events_total{event}) printed for the steady window.
+NIMBUS_COUNTERS = (
+    ("msg_Heartbeat", "heartbeats"),
+    ("heartbeats_unknown", "from unknown or dead boards"),
+    ("msg_RegisterSupervisor", "registrations"),
+    ("ticks_behind_backlog", "ticks behind a backlog"),
+)
+
+
+def _sim_stats(command_queues: list[Any], events: Any) -> SimStats:
+    """What the simulated boards did since the last call, all processes together."""
+    for q in command_queues:
+        q.put(("stats", None))
+    got: list[SimStats] = []
+
+    def answered(ev: Any) -> bool:
+        if ev[0] == "stats":
+            got.append(SimStats(**ev[3]))
+        return len(got) == len(command_queues)
+
+    _wait(events, time.time() + 30, answered)
+    total = SimStats()
+    for one in got:
+        total = total.merge(one)
+    if len(got) < len(command_queues):
+        total.gap_board += f" (only {len(got)} of {len(command_queues)} processes answered)"
+    return total
 
 
 @dataclass
@@ -354,6 +278,8 @@ class Figures:
     rebalance_cpu_s: float = float("nan")
     lag_over_50: int = 0  # probes of the window that waited 50 ms or more
     causes: str = ""  # the loop's long steps and collections in the window (see _causes)
+    cpu_wait: str = ""  # the slow probes' wait, and the loop thread's CPU and run-queue wait (see Probe)
+    sim: dict[str, str] = field(default_factory=dict)  # phase -> what the simulated boards did
     notes: list[str] = field(default_factory=list)
 
 
@@ -439,6 +365,7 @@ def run_scale(
                 )
                 if len(registered) < boards:
                     fig.notes.append(f"only {len(registered)} of {boards} boards registered")
+                probe.loop_pid = nimbus.pid
                 probe.start()
                 nimbus_proc = psutil.Process(nimbus.pid)
 
@@ -475,13 +402,19 @@ def run_scale(
 
                 # Steady state: heartbeats with metrics, loop lag, CPU, memory.
                 time.sleep(min(3.0, measure_s))  # the first reports with metrics arrive
+                fig.sim["placing"] = _sim_stats(command_queues, events).line()
                 loop_before = _loop_histograms(http)  # read outside the window: a scrape costs Nimbus CPU
                 since = time.time()
-                cpu0 = nimbus_cpu_s()
+                cpu0, loop0 = nimbus_cpu_s(), _schedstat(nimbus.pid)
                 time.sleep(measure_s)
                 until = time.time()
-                cpu1 = nimbus_cpu_s()
+                cpu1, loop1 = nimbus_cpu_s(), _schedstat(nimbus.pid)
+                fig.cpu_wait = (
+                    f"{probe.slow_split(since, until)}; over the window the loop thread was on a CPU "
+                    f"{loop1[0] - loop0[0]:.2f} s and waited for one {loop1[1] - loop0[1]:.2f} s"
+                )
                 fig.causes = _causes(loop_before, _loop_histograms(http))
+                fig.sim["steady"] = _sim_stats(command_queues, events).line()
                 fig.cpu_pct = 100.0 * (cpu1 - cpu0) / (until - since)
                 fig.rss_mb = nimbus_proc.memory_info().rss / 2**20
                 fig.lag_median_ms, fig.lag_p99_ms, fig.lag_samples = probe.lag_ms(since, until)
@@ -489,6 +422,8 @@ def run_scale(
 
                 # A lost board.
                 victim = sorted(n for n, _ in placed_workers)[0]
+                if not {s["id"]: s for s in client.cluster()["supervisors"]}[victim]["alive"]:
+                    fig.notes.append(f"{victim} was not alive before it was silenced")
                 command_queues[ids.index(victim) % procs].put(("silence", victim))
                 silenced = time.time()
                 last_beat: list[float] = []
@@ -522,22 +457,60 @@ def run_scale(
                     time.sleep(0.1)
                 else:
                     fig.notes.append("rebalance not done within 180 s")
+                fig.sim["lost board and rebalance"] = _sim_stats(command_queues, events).line()
         except NimbusUnreachable as exc:
             fig.notes.append(f"stopped: Nimbus did not answer a request within {CLIENT_TIMEOUT_S:g} s ({exc})"[:160])
         finally:
             probe.stopped.set()
-            for q in command_queues:
-                q.put(("stop", None))
-            for p in children:
-                p.join(10)
-                if p.is_alive():
-                    p.terminate()
+            # Nimbus first: boards stopped while it still ran would be declared dead in its log
+            # (a child's exit can wait seconds for its unread events to be flushed).
             nimbus.terminate()
             try:
                 nimbus.wait(10)
             except subprocess.TimeoutExpired:
                 nimbus.kill()
+            for q in command_queues:
+                q.put(("stop", None))
+            while any(p.is_alive() for p in children) and not _drained(events):
+                pass  # unread events let the children's queue feeders finish, so they exit
+            for p in children:
+                p.join(10)
+                if p.is_alive():
+                    p.terminate()
+            deaths = _declared_dead(Path(tmp) / "nimbus.log")
+            if deaths:
+                fig.notes.append(f"Nimbus declared {len(deaths)} board(s) dead: {'; '.join(deaths[:4])}")
     return fig
+
+
+def _drained(events: Any) -> bool:
+    """Read what the boards' processes left on ``events`` for up to 0.1 s; True once empty."""
+    import queue
+
+    try:
+        events.get(timeout=0.1)
+    except queue.Empty:
+        return True
+    return False
+
+
+def _declared_dead(log: Path) -> list[str]:
+    """Nimbus's log lines that declared a board dead (the lost board's among them), shortened."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        found = DEATH.search(line)
+        if found:
+            board, silent, read = found.groups()
+            out.append(f"{board} after {silent} s" + (f" (read until {read} s before)" if read else ""))
+    return out
+
+
+# Nimbus's warning (nimbus/state.py); the part in brackets is newer than some revisions.
+DEATH = re.compile(r"supervisor (\S+) declared dead after ([\d.]+) s of silence(?: \(all sent until ([\d.]+) s ago)?")
 
 
 def _rows(assignment: dict) -> list[dict]:
@@ -615,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
             f"loop: {f.causes or 'not read'}",
             flush=True,
         )
+        print(f"#   {f.boards} boards, waiting for a CPU: {f.cpu_wait or 'not read'}", flush=True)
+        for phase, line in f.sim.items():
+            print(f"#   sim, {phase}: {line}", flush=True)
     return 0
 
 

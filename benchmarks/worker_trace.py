@@ -16,7 +16,10 @@ microseconds of
 * ``batch wait``: a batch's oldest item, from buffered to handed to the socket;
 * ``residence``: a worker from reading a frame to sending the next one (decode, the engine's
   round, the batch wait) — at this rate nearly always the frame the first one caused;
-* rounds with and without work, blocking waits, heartbeats and garbage collections.
+* rounds with and without work, blocking waits, heartbeats and garbage collections (with
+  their CPU time);
+* counts per tree, which do not depend on the machine's load: loop rounds, ZeroMQ ``EVENTS``
+  queries and receives that found nothing (about 4 and 8 us each), collections.
 
 The tracing adds about a microsecond per event; the complete latency printed is measured
 with it on. Frames are matched between the workers by a checksum of their bytes.
@@ -125,12 +128,26 @@ def breakdown(latency_us: list[float], traces: list[dict[str, Any]]) -> list[str
                 residence.append((sends[i] - r[0]) / 1e3)
     out.append(line("residence (frame in -> frame out)", residence))
     for did, name in ((True, "round with work"), (False, "round without work")):
-        out.append(line(name, [(r[1] - r[0]) / 1e3 for t in traces for r in t["round"] if r[2] is did]))
+        out.append(line(name, [(r[1] - r[0]) / 1e3 for t in traces for r in t["round"] if bool(r[2]) is did]))
     out.append(line("blocking wait", [(x[1] - x[0]) / 1e3 for t in traces for x in t["wait"]]))
     out.append(line("heartbeat", [(b[1] - b[0]) / 1e3 for t in traces for b in t["beat"]]))
+    # Collections once tuples flow (start-up's are not on any tuple's path).
+    flowing = min((s[0] for t in traces for s in t["send"]), default=0)
+    gcs = [g for t in traces for g in t["gc"] if g[0] >= flowing]
     for gen in (0, 1, 2):
-        gcs = [(g[1] - g[0]) / 1e3 for t in traces for g in t["gc"] if g[2] == gen]
-        out.append(line(f"garbage collection, generation {gen}", gcs))
+        out.append(line(f"garbage collection, generation {gen}", [(g[1] - g[0]) / 1e3 for g in gcs if g[2] == gen]))
+        out.append(line("  its CPU (loop thread)", [g[4] / 1e3 for g in gcs if g[2] == gen]))
+    # Signals that do not depend on the machine's load: counts per tree.
+    trees = max(1, len(latency_us))
+    rounds = sum(len(t["round"]) for t in traces)
+    out.append(f"{'loop rounds per tree (both workers)':<36} {rounds / trees:.2f}")
+    queries = sum(t["zmq"][0][0] for t in traces)
+    again = sum(t["zmq"][0][1] for t in traces)
+    out.append(f"{'ZeroMQ EVENTS queries per tree':<36} {queries / trees:.2f}")
+    out.append(f"{'receives raising zmq.Again per tree':<36} {again / trees:.2f}")
+    for gen in (0, 1, 2):
+        n = sum(1 for g in gcs if g[2] == gen)
+        out.append(f"{f'collections of generation {gen} per 1,000 trees':<36} {n * 1000 / trees:.2f}")
     return out
 
 

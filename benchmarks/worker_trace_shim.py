@@ -13,9 +13,14 @@ process only, the calls that mark where a tuple's time goes, and writes what it 
 * ``round``: [start, end, did work] for every loop round;
 * ``wait``: [start, end, timeout asked] for every block in ``select``;
 * ``beat``: [start, end] for every heartbeat built and sent;
-* ``gc``: [start, end, generation] for every garbage collection.
+* ``zmq``: [EVENTS queries, receives that raised ``zmq.Again``] over the whole run;
+* ``gc``: [start, end, generation, objects it found unreachable, CPU ns of the loop thread
+  (``time.thread_time_ns``: what the collection cost, whatever else ran)] for every garbage
+  collection.
 
-The wrappers cost about a microsecond per event; the figures include that.
+The wrappers cost about a microsecond per event; the figures include that. Events are kept
+in ``array``s of integers, which the garbage collector does not track: lists of lists
+would add tens of thousands of long-lived objects and lengthen the very collections traced.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import json
 import os
 import time
 import zlib
+from array import array
 from typing import Any
 
 now_ns = time.monotonic_ns
@@ -49,7 +55,8 @@ def install(out_dir: str) -> None:
 
     from squall.supervisor import transfer, worker_io
 
-    ev: dict[str, list[Any]] = {k: [] for k in ("send", "recv", "flush", "round", "wait", "beat", "gc")}
+    widths = {"send": 3, "recv": 3, "flush": 3, "round": 3, "wait": 3, "beat": 2, "gc": 5}
+    ev: dict[str, array] = {k: array("q") for k in widths}
 
     sockets = worker_io.WorkerSockets
     orig_send, orig_receive, orig_wait = sockets.send, sockets.receive_data, sockets.wait
@@ -58,31 +65,56 @@ def install(out_dir: str) -> None:
         t0 = now_ns()
         ok = orig_send(self, endpoint, frame)
         if ok:
-            ev["send"].append([t0, now_ns(), zlib.crc32(frame)])
+            ev["send"].extend((t0, now_ns(), zlib.crc32(frame)))
         return ok
 
-    def receive_data(self: Any, deliver: Any, limit: int) -> Any:
+    def receive_data(self: Any, deliver: Any, *limits: int) -> Any:
         def traced(frame: bytes) -> Any:
             t0 = now_ns()
             out = deliver(frame)
-            ev["recv"].append([t0, now_ns(), zlib.crc32(frame)])
+            ev["recv"].extend((t0, now_ns(), zlib.crc32(frame)))
             return out
 
-        return orig_receive(self, traced, limit)
+        return orig_receive(self, traced, *limits)
 
     def wait(self: Any, seconds: float) -> None:
         t0 = now_ns()
         orig_wait(self, seconds)
-        ev["wait"].append([t0, now_ns(), seconds])
+        ev["wait"].extend((t0, now_ns(), int(seconds * 1e9)))
 
     sockets.send, sockets.receive_data, sockets.wait = send, receive_data, wait  # type: ignore[method-assign]
+
+    import zmq
+
+    asked = [0, 0]  # EVENTS queries, receives that found nothing
+    zsock = zmq.Socket
+    orig_get, orig_recv, orig_recv_multipart = zsock.getsockopt, zsock.recv, zsock.recv_multipart
+    events = zmq.EVENTS
+
+    def getsockopt(self: Any, option: int) -> Any:
+        if option == events:
+            asked[0] += 1
+        return orig_get(self, option)
+
+    def counted(orig: Any) -> Any:
+        def recv(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return orig(self, *args, **kwargs)
+            except zmq.Again:
+                asked[1] += 1
+                raise
+
+        return recv
+
+    zsock.getsockopt = getsockopt  # type: ignore[method-assign]
+    zsock.recv, zsock.recv_multipart = counted(orig_recv), counted(orig_recv_multipart)  # type: ignore[method-assign]
 
     outbox = transfer.Outbox
     orig_flush = outbox._flush_buffer
 
     def flush_buffer(self: Any, buf: Any) -> None:
         if buf.items and buf.endpoint:
-            ev["flush"].append([int(buf.first_at * 1e9), now_ns(), len(buf.items)])
+            ev["flush"].extend((int(buf.first_at * 1e9), now_ns(), len(buf.items)))
         orig_flush(self, buf)
 
     outbox._flush_buffer = flush_buffer  # type: ignore[method-assign]
@@ -96,13 +128,13 @@ def install(out_dir: str) -> None:
         def round_(self: Any) -> bool:
             t0 = now_ns()
             did = orig_round(self)
-            ev["round"].append([t0, now_ns(), bool(did)])
+            ev["round"].extend((t0, now_ns(), int(bool(did))))
             return did
 
         def heartbeat(self: Any) -> None:
             t0 = now_ns()
             orig_beat(self)
-            ev["beat"].append([t0, now_ns()])
+            ev["beat"].extend((t0, now_ns()))
 
         w.round, w.heartbeat = round_, heartbeat
 
@@ -114,18 +146,22 @@ def install(out_dir: str) -> None:
 
     sockets.__init__ = init  # type: ignore[method-assign]
 
-    gc_start = [0]
+    gc_start = [0, 0]
+    cpu_ns = time.thread_time_ns
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            gc_start[0] = now_ns()
+            gc_start[0], gc_start[1] = now_ns(), cpu_ns()
         else:
-            ev["gc"].append([gc_start[0], now_ns(), info["generation"]])
+            cpu = cpu_ns() - gc_start[1]
+            ev["gc"].extend((gc_start[0], now_ns(), info["generation"], info["collected"], cpu))
 
     gc.callbacks.append(on_gc)
 
     def dump() -> None:
+        rows = {k: [list(a[i : i + widths[k]]) for i in range(0, len(a), widths[k])] for k, a in ev.items()}
+        rows["zmq"] = [asked]
         with open(os.path.join(out_dir, f"{os.getpid()}.json"), "w") as f:
-            json.dump(ev, f)
+            json.dump(rows, f)
 
     atexit.register(dump)

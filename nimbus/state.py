@@ -463,7 +463,12 @@ class NimbusState:
                 sup.dead = True
                 sup.peer, sup.reports, sup.last_pushed = None, {}, None
                 newly_dead.append(sup.id)
-                log.warning("supervisor %s declared dead after %.1f s of silence", sup.id, now - silent_since)
+                log.warning(
+                    "supervisor %s declared dead after %.1f s of silence (all sent until %.1f s ago was read)",
+                    sup.id,
+                    now - silent_since,
+                    now - judged,
+                )
         if newly_dead:
             self._capacity_changed = True
             dead = set(newly_dead)

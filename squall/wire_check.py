@@ -13,6 +13,15 @@ field whose annotation holds no dataclass (lists of ints, maps of str, bytes).
 The checks and their messages are the codec's (see ``squall.wire``): presence and type of
 every field, no unknown fields, finite floats, no bool where a number is expected, no
 negative number in a field marked ``NON_NEGATIVE``, and for ``X | None`` the fault of the X.
+
+Speed: a dataclass's validator first tries a fast path that checks its fields of plain types
+(``int``, ``str``, ``bytes``, ``bool``, finite ``float``, lists and maps of those) in one loop,
+by exact type, without a call per value, and calls the nested validators only for the
+other fields; at the first value it is not sure of, it hands the whole mapping to the
+reference checks, which accept or name the fault as before. So it accepts exactly what they
+accept and builds an equal value (``tests/wire/test_wire_fast_path.py`` compares both on
+mutated frames). A heartbeat of 2 workers x 5 executors decoded in ~120-140 us instead of
+~160-200 us (CPU, best of 5 x 2,000, load 5-11: noisy).
 """
 
 from __future__ import annotations
@@ -24,6 +33,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
 Validator = Callable[[Any], Any]
+
+# A dataclass's fields of plain types are checked in one loop without a call per value (see
+# _dataclass); False leaves only the reference checks (tests compare the two).
+FAST_PATH = True
 
 _VALIDATORS: dict[Any, Validator] = {}
 
@@ -109,8 +122,8 @@ def _union(tp: Any) -> Validator:
     only = _lazy(not_none[0]) if len(not_none) == 1 else None
 
     def union(value: Any) -> Any:
-        if only is not None and value is not None:  # X | None: say what is wrong with the X
-            return only(value)
+        if only is not None:  # X | None: say what is wrong with the X
+            return None if value is None else only(value)
         for option in options:
             try:
                 return option(value)
@@ -199,16 +212,17 @@ def _dataclass(cls: type) -> Validator:
         for f in dataclasses.fields(cls)
     ]
 
-    def build(value: Any) -> Any:
+    def checked(value: Any) -> Any:
+        """Every check, with the fault's path: the reference the fast path defers to."""
         if not isinstance(value, dict):
             raise Invalid(f"expected a mapping of fields, got {type(value).__name__}")
         kwargs = {}
         for name, check, required, non_negative in fields:
             if name in value:
                 try:
-                    kwargs[name] = checked = check(value[name])
+                    kwargs[name] = checked_value = check(value[name])
                     if non_negative:
-                        _refuse_negative(checked)
+                        _refuse_negative(checked_value)
                 except Invalid as exc:
                     exc.at(f".{name}")
                     raise
@@ -219,7 +233,91 @@ def _dataclass(cls: type) -> Validator:
             raise Invalid(f"unknown field(s) {sorted(map(str, unknown))[:5]}")
         return cls(**kwargs)
 
+    plan: list[tuple[str, int, Any, Any, bool, bool]] = []  # filled on first use (see _fast_plan)
+
+    def build(value: Any) -> Any:
+        # The fast path accepts only what ``checked`` accepts, and builds the same value; on
+        # anything else (a fault, a form it does not know) ``checked`` decides, so faults
+        # and their messages are the reference's.
+        if not FAST_PATH or type(value) is not dict or not known.issuperset(value):
+            return checked(value)
+        if not plan:
+            plan.extend(_fast_plan(cls, hints))
+        kwargs = {}
+        for name, kind, of, check, required, non_negative in plan:
+            v = value.get(name, _ABSENT)
+            if v is _ABSENT:
+                if required:
+                    return checked(value)
+                continue
+            if kind == _SAME:
+                if type(v) is not of or (non_negative and v < 0):
+                    return checked(value)
+            elif kind == _FLOAT:
+                if type(v) is int:
+                    v = float(v)  # as _float widens it (msgpack's ints are 64-bit: always finite)
+                elif type(v) is not float or not math.isfinite(v):
+                    return checked(value)
+                if non_negative and v < 0:
+                    return checked(value)
+            elif kind == _LIST:
+                if type(v) is not list:
+                    return checked(value)
+                for x in v:
+                    if type(x) is not of or (non_negative and x < 0):
+                        return checked(value)
+            elif kind == _MAP:
+                if type(v) is not dict:
+                    return checked(value)
+                key_type, value_type = of
+                for k, x in v.items():
+                    if type(k) is not key_type or type(x) is not value_type or (non_negative and x < 0):
+                        return checked(value)
+            else:
+                try:
+                    v = check(v)
+                    if non_negative:
+                        _refuse_negative(v)
+                except Invalid:
+                    return checked(value)
+            kwargs[name] = v
+        return cls(**kwargs)
+
     return build
+
+
+# The fast path's kinds of field (see _fast_plan).
+_SAME, _FLOAT, _LIST, _MAP, _CALL = range(5)
+_ABSENT = object()
+_EXACT = (int, str, bytes, bool)  # accepted as they are when of exactly this type
+
+
+def _fast_plan(cls: type, hints: dict[str, Any]) -> list[tuple[str, int, Any, Any, bool, bool]]:
+    """Per field of ``cls``: (name, kind, type(s) of its values, validator, required,
+    non_negative). A value of exactly the annotated plain type (``int``, ``str``, ``bytes``,
+    ``bool``; a finite ``float``; a list or map of plain values) is what ``_build``'s
+    validators return unchanged (or as an equal new list or dict), so the fast path takes it
+    as it is, without a call per value; any other annotation is ``_CALL``: its validator."""
+    out = []
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        origin, args = get_origin(tp), get_args(tp)
+        kind: int = _CALL
+        of: Any = None
+        if tp in _EXACT:
+            kind, of = _SAME, tp
+        elif tp is float:
+            kind = _FLOAT
+        elif origin is list and len(args) == 1 and args[0] in _EXACT:
+            kind, of = _LIST, args[0]
+        elif origin is dict and len(args) == 2 and args[0] in _EXACT and args[1] in _EXACT:
+            kind, of = _MAP, args
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        non_negative = bool(f.metadata.get("non_negative"))
+        if non_negative and of is not None and (of if kind != _MAP else of[1]) is not int:
+            kind = _CALL  # a sign check on anything but numbers: the reference's business
+        out.append((f.name, kind, of, validator(tp), required, non_negative))
+    return out
 
 
 def _refuse_negative(value: Any) -> None:

@@ -4,6 +4,7 @@ heartbeats) is read back from the fake."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 import msgpack
@@ -12,7 +13,7 @@ import pytest
 from squall import wire
 from squall.messages import WorkerAssignment, WorkerHeartbeat, WorkerLaunch, WorkerUpdate
 from squall.supervisor.runtime.layout import FRAME_VERSION, decode_frame
-from squall.supervisor.worker import Worker
+from squall.supervisor.worker import HEARTBEAT_DEFER_MAX_S, Worker
 from tests.helpers import modules_loaded
 from tests.worker.worker_helpers import APPS, user_module
 
@@ -50,9 +51,9 @@ class FakeIO:
     def data_waiting(self) -> bool:
         return bool(self.data_in)
 
-    def receive_data(self, deliver: Callable[[bytes], tuple[int, int]], limit: int) -> tuple[int, int]:
+    def receive_data(self, deliver: Callable[[bytes], tuple[int, int]], limit: int, max_items: int) -> tuple[int, int]:
         got = bad = 0
-        while self.data_in and limit:
+        while self.data_in and limit and got < max_items:
             frame = self.data_in.pop(0)
             self.frames_received += 1
             n, b = deliver(frame)
@@ -218,3 +219,102 @@ def test_bad_control_frames_are_counted_in_the_next_heartbeat(worker):
 
 def test_the_worker_runtime_loads_no_zeromq_and_no_networkx():
     assert modules_loaded("import squall.supervisor.worker, squall.supervisor.worker_plan", ["zmq", "networkx"]) == []
+
+
+def middle_0_frame(first: int, n: int) -> bytes:
+    items = [[MIDDLE_0_TASK, "default", SPOUT_TASK, [first + i, 0.5], None] for i in range(n)]
+    return msgpack.packb([FRAME_VERSION, "", 0, 0, items])
+
+
+def test_a_round_takes_at_most_a_bolt_batch_of_items_off_the_socket():
+    # Items beyond what a round drains would only wait as Python objects (RSS), not as
+    # frame bytes in ZeroMQ's queues.
+    io = FakeIO()
+    w = Worker(launch([MIDDLE_0], **{"squall.bolt.batch": 250}), io)
+    w.start()
+    try:
+        io.data_in.extend(middle_0_frame(100 * i, 100) for i in range(10))
+        w.round()
+        assert io.frames_received == 3, "three frames of 100 reach the batch of 250"
+        assert w.engine.by_id[MIDDLE_0].stats.executed == 250
+        while io.data_in:
+            w.round()
+        rounds(w, 3)
+        assert w.engine.by_id[MIDDLE_0].stats.executed == 1000, "every item is taken in the end"
+    finally:
+        w.shutdown()
+
+
+def test_no_frame_is_taken_while_an_inbox_holds_more_than_two_batches():
+    io = FakeIO()
+    w = Worker(launch([MIDDLE_0], **{"squall.bolt.batch": 250}), io)
+    w.start()
+    try:
+        inbox = w.engine.by_id[MIDDLE_0].inbox
+        io.data_in.append(middle_0_frame(1000, 10))
+        w.codec.deliver(middle_0_frame(0, 501))  # over the mark of 2 x 250 by one
+        assert len(inbox) == 501
+        w.round()
+        assert io.frames_received == 0 and len(inbox) == 251, "the round drained, took nothing"
+        w.round()
+        assert io.frames_received == 1, "at the mark, frames are taken again"
+    finally:
+        w.shutdown()
+
+
+def test_a_due_heartbeat_waits_until_no_frame_is_waiting():
+    # With a bolt batch of one item, a round takes one frame: while the second waits, the
+    # due heartbeat gives way; it goes out in the round that leaves nothing waiting.
+    io = FakeIO()
+    w = Worker(launch([MIDDLE_0], **{"squall.bolt.batch": 1}), io)
+    w.start()
+    try:
+        w.round()
+        beats = len(io.heartbeats)
+        assert beats == 1, "the first heartbeat goes out at start"
+        w._next_beat = w.clock()  # due now
+        io.data_in.extend([middle_0_frame(0, 1), middle_0_frame(1, 1)])
+        w.round()
+        assert (io.frames_received, len(io.heartbeats), w.beats_deferred) == (1, beats, 1)
+        w.round()
+        assert (io.frames_received, len(io.heartbeats), w.beats_deferred) == (2, beats + 1, 1)
+        assert io.heartbeats[-1].metrics.received_remote == 2, "sent after both frames were taken"
+    finally:
+        w.shutdown()
+
+
+def test_a_worker_that_is_never_quiet_still_sends_its_heartbeat_late_by_a_bound():
+    now = [100.0]
+    io = FakeIO()
+    w = Worker(launch([MIDDLE_0], **{"squall.bolt.batch": 1}), io, clock=lambda: now[0])
+    w.start()
+    try:
+        w.round()
+        beats = len(io.heartbeats)
+        w._next_beat = now[0]
+        rounds_late = 0
+        while len(io.heartbeats) == beats:
+            io.data_in.extend([middle_0_frame(0, 1), middle_0_frame(1, 1)])  # always a frame waiting
+            w.round()
+            now[0] += 0.01
+            rounds_late += 1
+            assert rounds_late < 100, "the heartbeat never went out"
+        assert w.beats_deferred == 1
+        assert rounds_late == round(HEARTBEAT_DEFER_MAX_S / 0.01) + 1
+    finally:
+        w.shutdown()
+
+
+def test_the_worker_s_loop_moves_what_start_up_made_out_of_the_collector_s_way():
+    io = FakeIO()
+    w = Worker(launch([MIDDLE_0, SPOUT]), io)
+    w.stopping = True  # start, settle, shut down
+    before = gc.get_freeze_count()
+    try:
+        w.run()
+        frozen = gc.get_freeze_count()
+        engine_scanned = any(o is w.engine for o in gc.get_objects())
+    finally:
+        gc.unfreeze()  # give this test process its collector back
+    assert frozen > before and frozen > 10_000
+    assert not engine_scanned, "objects alive after start-up are in the permanent generation"
