@@ -397,7 +397,7 @@ class GainBound:
 
     def within_board(self, g: int, w: int, edges: ExecutorEdges, enough: float = -math.inf) -> float | None:
         """An upper bound on the latency (s) moving ``g`` to the placed worker ``w`` on its
-        own board saves, or None when ``w`` is not a placed worker there. A looser bound
+        own board saves, or None when ``w`` is not a placed worker of ``g``'s topology there. A looser bound
         is returned as soon as it is at most ``enough``.
 
         Why it is sound: only board ``a`` and ``g``'s edges are re-priced. Every edge of
@@ -421,11 +421,10 @@ class GainBound:
         net = state.net
         mine = state.exec_worker[g]
         a = state.worker_node[mine]
-        if w == mine or state.worker_node[w] != a:
+        if w == mine or state.worker_node[w] != a or state.worker_ids[w][0] != net.ex_topo[g]:
             return None
         board = self._board(a)
-        before_w = board.time.get(w)
-        if before_w is None:
+        if w not in board.time:
             return None
         terms = net.terms[a]
         wall = 1.0 / terms.clock_hz

@@ -175,9 +175,14 @@ def test_the_bound_within_a_board_is_at_least_every_such_move_s_exact_gain(seed)
             bounded += 1
             tight += most < 1e-3 * total
             emptied += state.w_count[mine] == 1
-        # Not a placed worker on g's board: no bound.
+        # Not a placed worker of g's topology on g's board: no bound.
         for w in range(len(state.worker_ids)):
-            if w == mine or state.worker_node[w] != state.worker_node[mine] or not state.w_count[w]:
+            if (
+                w == mine
+                or state.worker_node[w] != state.worker_node[mine]
+                or not state.w_count[w]
+                or state.worker_ids[w][0] != net.ex_topo[g]
+            ):
                 assert bound.within_board(g, w, edges) is None
     assert bounded > 50, bounded
     assert tight > 0, (tight, bounded)
