@@ -30,13 +30,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also through benchmarks/against.py
-from history_sample import CLI, worker_metrics  # noqa: E402
+from history_sample import placed_state, worker_metrics  # noqa: E402
 
 from squall import messages as M  # noqa: E402
-from squall.experiments.reference import chain_topology
 from squall.nimbus.events import Received, Tick
 from squall.nimbus.state import NimbusState
-from squall.nimbus.store import Store
 from squall.wire import Encoder, decode, encode
 
 
@@ -99,15 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        st = NimbusState(Store.open(tmp), {})
-        nodes = [f"b{k:04d}" for k in range(args.boards)]
-        for node in nodes:
-            reg = M.RegisterSupervisor(node, f"h-{node}", [6700, 6701, 6702, 6703], 1.5e9, 1.5e9, 4, 1024, 1)
-            st.apply(Received(node.encode(), reg, 0.0))
-        spec = chain_topology(10, max(1, args.executors // 10)).spec.to_dict()
-        conf = {"topology.acker.executors": max(1, args.boards // 10)}
-        st.apply(Received(CLI, M.SubmitTopology(1, "scale", spec, b"code", "round_robin", 2 * args.boards, conf), 0.0))
-        executors = sorted(e.id for e in st.topologies["scale"].executors())
+        st, nodes, executors = placed_state(tmp, args.boards, args.executors)
         encoder = Encoder()
         seconds: list[list[tuple[bytes, bytes]]] = [
             frames(st, nodes, executors, float(s), s) for s in range(1, args.warm + args.seconds + 1)

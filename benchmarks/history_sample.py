@@ -64,6 +64,21 @@ def worker_metrics(wa: M.WorkerAssignment, executors: list[int], at: float) -> M
     )
 
 
+def placed_state(folder: str, boards: int, executors: int) -> tuple[NimbusState, list[str], list[int]]:
+    """A Nimbus state (its store in ``folder``) with ``boards`` registered boards and a chain
+    topology of about ``executors`` executors placed by round robin; returns the state, the
+    boards' ids and the topology's executor ids."""
+    st = NimbusState(Store.open(folder), {})
+    nodes = [f"b{k:04d}" for k in range(boards)]
+    for node in nodes:
+        reg = M.RegisterSupervisor(node, f"h-{node}", [6700, 6701, 6702, 6703], 1.5e9, 1.5e9, 4, 1024, 1)
+        st.apply(Received(node.encode(), reg, 0.0))
+    spec = chain_topology(10, max(1, executors // 10)).spec.to_dict()
+    conf = {"topology.acker.executors": max(1, boards // 10)}
+    st.apply(Received(CLI, M.SubmitTopology(1, "scale", spec, b"code", "round_robin", 2 * boards, conf), 0.0))
+    return st, nodes, sorted(e.id for e in st.topologies["scale"].executors())
+
+
 def heartbeats(st: NimbusState, nodes: list[str], executors: list[int], at: float) -> None:
     for node in nodes:
         reports = [
@@ -115,15 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        st = NimbusState(Store.open(tmp), {})
-        nodes = [f"b{k:04d}" for k in range(args.boards)]
-        for node in nodes:
-            reg = M.RegisterSupervisor(node, f"h-{node}", [6700, 6701, 6702, 6703], 1.5e9, 1.5e9, 4, 1024, 1)
-            st.apply(Received(node.encode(), reg, 0.0))
-        spec = chain_topology(10, max(1, args.executors // 10)).spec.to_dict()
-        conf = {"topology.acker.executors": max(1, args.boards // 10)}
-        st.apply(Received(CLI, M.SubmitTopology(1, "scale", spec, b"code", "round_robin", 2 * args.boards, conf), 0.0))
-        executors = sorted(e.id for e in st.topologies["scale"].executors())
+        st, nodes, executors = placed_state(tmp, args.boards, args.executors)
         for second in range(1, args.seconds + 1):
             heartbeats(st, nodes, executors, float(second))
             st.apply(Tick(float(second)))
