@@ -17,9 +17,14 @@ topology must look like in the current phase and :func:`advance` reads the super
 3. ACQUIRE — the target placement; each snapshot is named in ``state_refs`` of its new
    worker (digest and size), and the new owner's supervisor fetches the bytes once
    (``GetSnapshot``, answered by :func:`answer_fetch`), so a re-pushed assignment carries no
-   snapshot; new workers appear, emptied ones disappear; still paused. Done once every target
-   worker reports this version and ``running`` — or after ``acquire_s`` (noted).
-4. RESUME — Nimbus installs the target as the topology's placement with ``paused`` False.
+   snapshot; new workers appear; still paused. A worker the target empties stays, with no
+   executors and the target placement, so what it still holds for moved executors (items
+   that reached it after its executors left: a drain that timed out) is forwarded to their
+   new owners instead of dying with it. Done once every target worker reports this version
+   and ``running``, and every emptied one this version and nothing queued — or after
+   ``acquire_s`` (noted).
+4. RESUME — Nimbus installs the target as the topology's placement with ``paused`` False;
+   emptied workers stop.
 
 Looking costs what changed, not what exists: :func:`advance` reads every worker's report (a
 full look: Nimbus takes one at each tick) and leaves, in the migration's :class:`Progress`,
@@ -225,8 +230,12 @@ def declared(mig: Migration, rec: TopologyRecord, host_of: Callable[[str], str])
         if mig.phase == RELEASE:
             in_transit |= set(mig.moved)
     where = {ex: "" if ex in in_transit else f"{host_of(s.node)}:{s.port}" for ex, s in sorted(source.items())}
+    workers = source.workers()
+    if mig.phase == ACQUIRE:
+        for key in emptied(mig):  # kept, with nothing to run, to forward what they hold
+            workers[key] = []
     out = {}
-    for key, execs in sorted(source.workers().items()):
+    for key, execs in sorted(workers.items()):
         mine = [ex for ex in execs if ex not in in_transit] if mig.phase == RELEASE else execs
         refs = {ex: ref for ex in mine if (ref := mig.ref(ex)) is not None} if mig.phase == ACQUIRE else {}
         out[key] = M.WorkerAssignment(
@@ -241,6 +250,13 @@ def declared(mig: Migration, rec: TopologyRecord, host_of: Callable[[str], str])
             state_refs=refs,  # references only: the bytes are fetched once (answer_fetch)
         )
     return out
+
+
+def emptied(mig: Migration) -> list[Where]:
+    """The old workers the target does not keep, in (node, port) order: in ACQUIRE they run
+    no executor and forward what they hold; they stop at RESUME."""
+    kept = set(mig.target.worker_keys())
+    return sorted(key for key in mig.old.worker_keys() if key not in kept)
 
 
 def answer_fetch(migrations: Mapping[str, Migration], m: M.GetSnapshot) -> tuple[bytes | None, str]:
@@ -296,6 +312,7 @@ class Progress:
     fresh: int = 0
     missing: int = 0
     partial: bool = False  # some old worker is on a lost board: links to unknown endpoints are not waited for
+    emptied: frozenset[Where] = frozenset()  # ACQUIRE: old workers the target empties (see ``emptied``)
 
     def matches(self, mig: Migration, version: int) -> bool:
         return self.phase == mig.phase and self.version == version
@@ -303,7 +320,12 @@ class Progress:
     def see(self, key: Where, r: M.WorkerReport | None) -> bool:
         """Take ``key``'s latest report; True when it is a new quiet report (PAUSE)."""
         if self.phase == ACQUIRE:
-            if _running(r, self.version):
+            if key in self.emptied:  # done once it took the target placement and holds nothing
+                if _reports_version(r, self.version) and r.metrics is not None and r.metrics.queued == 0:
+                    self.waiting.discard(key)
+                else:
+                    self.waiting.add(key)
+            elif _running(r, self.version):
                 self.waiting.discard(key)
             else:
                 self.waiting.add(key)
@@ -395,7 +417,11 @@ def advance(
         _collect(mig, reports)
     previous = mig.progress
     progress = mig.progress = Progress(mig.phase, version)
-    keys = mig.target.worker_keys() if mig.phase == ACQUIRE else mig.old.worker_keys()
+    keys: Iterable[Where] = mig.target.worker_keys() if mig.phase == ACQUIRE else mig.old.worker_keys()
+    if mig.phase == ACQUIRE:
+        gone = emptied(mig)
+        progress.emptied = frozenset(gone)
+        keys = [*keys, *gone]
     expected: dict[str, list[Where]] = {}
     for key in keys:
         if key[0] in live:
@@ -461,8 +487,15 @@ def _decide(mig: Migration, now: float, lc: LoopConf) -> bool:
         if not progress.waiting:
             return _next(mig, DONE, now)
         if waited >= lc.acquire_s:
-            slow = sorted(f"{n}:{p}" for n, p in progress.waiting)
-            mig.notes.append(f"worker(s) {', '.join(slow)} not running after {waited:g} s; resumed anyway")
+            slow = sorted(f"{n}:{p}" for n, p in progress.waiting if (n, p) not in progress.emptied)
+            holding = sorted(f"{n}:{p}" for n, p in progress.waiting if (n, p) in progress.emptied)
+            if slow:
+                mig.notes.append(f"worker(s) {', '.join(slow)} not running after {waited:g} s; resumed anyway")
+            if holding:
+                mig.notes.append(
+                    f"emptied worker(s) {', '.join(holding)} still held items after {waited:g} s;"
+                    " stopped anyway (what they held is lost)"
+                )
             return _next(mig, DONE, now)
     return False
 

@@ -88,7 +88,9 @@ def test_release_takes_the_moved_executors_off_and_marks_them_in_transit():
 
 def test_acquire_installs_the_target_and_routes_each_snapshot_to_its_new_owner():
     got = declared(mig(phase=ACQUIRE, states={2: b"two", 3: b"three"}), Rec(), host)
-    assert {k: w.executors for k, w in got.items()} == {A: [0, 1, 2], C: [4, 5], D: [3]}  # b gone, d new
+    # b, emptied, stays with nothing to run (it forwards what it holds; it stops at RESUME); d new
+    assert {k: w.executors for k, w in got.items()} == {A: [0, 1, 2], B: [], C: [4, 5], D: [3]}
+    assert got[B].placement == got[A].placement and got[B].state_refs == {}
     # The snapshots are named (digest, size), not carried: a board fetches each once.
     assert got[A].state_refs == {2: M.StateRef(sha256(b"two").hexdigest(), 3)}
     assert got[D].state_refs == {3: M.StateRef(sha256(b"three").hexdigest(), 5)} and got[C].state_refs == {}
@@ -143,12 +145,42 @@ def test_release_times_out_and_moves_without_the_missing_state():
 def test_acquire_finishes_when_every_new_worker_runs_or_at_its_timeout():
     m = mig(phase=ACQUIRE, phase_at=0.0)
     live = {"n1", "n2"}
-    running = {k: report(k, at=1.0) for k in (A, C, D)}
+    running = {k: report(k, at=1.0) for k in (A, B, C, D)}
     starting = {**running, D: report(D, state="starting")}
     assert not advance(m, starting, live, 7, 1.0, LC)
     assert advance(m, running, live, 7, 2.0, LC) and m.phase == DONE
     late = mig(phase=ACQUIRE, phase_at=0.0)
-    assert advance(late, starting, live, 7, LC.acquire_s, LC) and "n1:6701" in late.notes[0]
+    assert advance(late, starting, live, 7, LC.acquire_s, LC) and late.notes == [
+        f"worker(s) n1:6701 not running after {LC.acquire_s:g} s; resumed anyway"
+    ]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [{"version": 6}, {"queued": 2}],
+    ids=["still on the release placement", "still holding items for moved executors"],
+)
+def test_acquire_waits_for_an_emptied_worker_to_hand_over_what_it_holds(fault):
+    """An emptied worker (b) is not stopped while it may hold items for moved executors
+    (a drain that timed out let them reach it after its executors left): ACQUIRE ends once it
+    reports the target placement's version with nothing queued, or names it at the timeout."""
+    m = mig(phase=ACQUIRE, phase_at=0.0)
+    live = {"n1", "n2"}
+    holding = {k: report(k, at=1.0, **(fault if k == B else {})) for k in (A, B, C, D)}
+    assert not advance(m, holding, live, 7, 1.0, LC)
+    assert m.progress is not None and m.progress.waiting == {B}
+    assert observe(m, "n2", {k: report(k, at=2.0) for k in (B, C)}, 7, 2.0, LC) and m.phase == DONE
+    late = mig(phase=ACQUIRE, phase_at=0.0)
+    assert advance(late, holding, live, 7, LC.acquire_s, LC)
+    assert late.notes == [
+        f"emptied worker(s) n2:6700 still held items after {LC.acquire_s:g} s; stopped anyway (what they held is lost)"
+    ]
+
+
+def test_an_emptied_worker_on_a_lost_board_is_not_waited_for():
+    m = mig(phase=ACQUIRE, phase_at=0.0)
+    # n2 (b and c) is gone: only a and d, on n1, are read.
+    assert advance(m, {k: report(k, at=1.0) for k in (A, D)}, {"n1"}, 7, 1.0, LC) and m.phase == DONE
 
 
 def test_a_lost_executor_is_not_waited_for():
