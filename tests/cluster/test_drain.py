@@ -79,6 +79,9 @@ def test_every_change_drains_by_quiescence_after_a_worker_left_and_one_came(drai
     for e in (first, second):
         assert e["drain"] == "quiescent", e
         assert not [n for n in e["notes"] if "drain timed out" in n], e["notes"]
+        # The first change's emptied worker stayed through ACQUIRE and reported nothing
+        # queued (otherwise ACQUIRE names it at its timeout).
+        assert not [n for n in e["notes"] if "emptied" in n or "not running" in n], e["notes"]
         assert e["drain_s"] < DRAIN_S / 2, e
         # Each moved executor's snapshot went down once, to running and to new workers alike.
         assert snapshots_sent_once(e), e
