@@ -18,23 +18,14 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from squall import ledger_topology as lt
 from squall.localcluster import LocalCluster
 
-
-def wait(check: Callable[[], Any], timeout_s: float = 120.0, interval_s: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(interval_s)
-    raise TimeoutError(f"gave up after {timeout_s} s")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also through benchmarks/against.py
+from polling import wait  # noqa: E402
 
 
 def acked(ledger: Path) -> int:

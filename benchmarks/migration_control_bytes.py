@@ -35,6 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from squall.localcluster import LocalCluster
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also through benchmarks/against.py
+from polling import wait as _wait  # noqa: E402
+
 from squall.ports import free_port
 
 TOPOLOGY = textwrap.dedent('''
@@ -151,14 +155,8 @@ class Relay:
                 s.close()
 
 
-def wait(check: Callable[[], Any], timeout_s: float = 180.0, interval_s: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(interval_s)
-    raise TimeoutError(f"gave up after {timeout_s} s")
+def wait(check: Callable[[], Any]) -> Any:
+    return _wait(check, timeout_s=180.0)
 
 
 def nimbus_count(cluster: LocalCluster, event: str) -> int:
