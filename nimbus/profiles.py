@@ -11,7 +11,8 @@ rates over the metrics window into what ``squall.rebalance`` needs:
   worker's executors is its measured process CPU, so the capacity checks of every
   load-aware scheduler (``online`` included) see the CPU the board really spends;
 * :func:`workload_profile` gives per executor the rate and cycles per item, per worker the
-  overhead and the transfer cycles per crossing item, the item size, a worker's memory;
+  overhead and the transfer cycles per crossing message, the message size, a worker's memory
+  (per message of the traffic matrix, as the model applies them: :func:`crossing_messages`);
 * :func:`board_profile` gives the board's cores, clock, memory, link and throttling, and
   the background CPU (the board's use not accounted for by the topology's own workers).
 
@@ -134,12 +135,14 @@ def workload_profile(
         clock = _clock_of(rates, [where for where, _ in measured])
         overheads = [max(0.0, w.process_cores - w.executor_cores - w.transfer_cores) for _, w in measured]
         overhead_hz = sum(overheads) / len(overheads) * clock
-        crossing = sum(w.items_crossing for _, w in measured)
+        sent, received = crossing_messages(rates)
+        crossing = sum(sent.get(where, 0.0) + received.get(where, 0.0) for where, _ in measured)
         transfer = sum(w.transfer_cores for _, w in measured)
-        # Each crossing item is counted once by its sender and once by its receiver, and
-        # the CPU at both ends is in ``transfer``: cycles per item, both ends together.
+        # Each crossing message is counted once at its sender's worker and once at its
+        # receiver's, and the CPU at both ends is in ``transfer``: cycles per message, both
+        # ends together.
         transfer_per_item = 2.0 * transfer * clock / crossing if crossing > 0 else 0.0
-        sent_items = sum(w.items_sent for _, w in measured)
+        sent_items = sum(sent.get(where, 0.0) for where, _ in measured)
         sent_bytes = sum(w.bytes_sent for _, w in measured)
         item_bytes = sent_bytes / sent_items if sent_items > 0 else 0.0
         worker_mb = max(w.rss_bytes for _, w in measured) / MIB
@@ -155,6 +158,30 @@ def workload_profile(
         worker_memory_mb=worker_mb,
         flush_s=flush_s,
     )
+
+
+def crossing_messages(rates: Rates) -> tuple[dict[tuple[str, int], float], dict[tuple[str, int], float]]:
+    """Messages/s each worker sends to, and receives from, executors on other workers, read
+    from the traffic matrix (tuples and acker messages, one per message).
+
+    The model prices a crossing per message of that matrix (``transfer_cycles_per_item``
+    times the traffic between two workers; ``item_bytes`` times the traffic between two
+    boards), so the per-message figures are divided by messages in the same unit. The
+    workers' own counters count frame *items*, and one bulk acker item carries the messages
+    of many trees: dividing by items overstated the cost of every message, by as much as
+    acking was bulked. An executor no worker reports is taken to be elsewhere."""
+    sent: dict[tuple[str, int], float] = {}
+    received: dict[tuple[str, int], float] = {}
+    where = rates.executor_worker
+    for (src, dst), rate in rates.traffic.items():
+        w_src, w_dst = where.get(src), where.get(dst)
+        if w_src == w_dst:
+            continue
+        if w_src is not None:
+            sent[w_src] = sent.get(w_src, 0.0) + rate
+        if w_dst is not None:
+            received[w_dst] = received.get(w_dst, 0.0) + rate
+    return sent, received
 
 
 def _clock_of(rates: Rates, workers: list[tuple[str, int]]) -> float:

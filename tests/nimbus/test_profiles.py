@@ -69,6 +69,28 @@ def test_the_profile_has_rates_service_overhead_transfer_and_acker_edges():
     assert p.worker_memory_mb == pytest.approx(30.0)
 
 
+def test_transfer_cost_and_size_are_per_message_of_the_traffic_matrix_not_per_frame_item():
+    """Bulk acking packs many trees' acker messages into one frame item, so a worker's item
+    counters fall while the messages the model prices (the traffic matrix) do not: the
+    per-message figures divide by messages. Here the worker hands over 20 items/s (100 data
+    tuples and 100 acker messages in bulks): 200 messages/s cross."""
+
+    def bulked(at: float) -> M.WorkerMetrics:
+        m = sample(at, 0.10, 0.02)
+        execs = [
+            M.ExecutorMetrics(0, "spout", emitted=int(100 * at), cpu_s=0.01 * at, sent_control={2: int(100 * at)}),
+            M.ExecutorMetrics(1, "bolt", executed=int(100 * at), cpu_s=0.03 * at, received_from={5: int(100 * at)}),
+        ]
+        return M.WorkerMetrics(**{**m.__dict__, "executors": execs, "sent_remote": int(20 * at)})
+
+    rates = rates_of(bulked(1.0), bulked(11.0))
+    p = workload_profile(rates, [0, 1, 2, 5], sources=[0, 5], ackers=[2])
+    assert p is not None
+    # 100 acker messages/s sent, 100 tuples/s received: 200 crossing messages, one end each here.
+    assert p.transfer_cycles_per_item == pytest.approx(2 * 0.02 * CLOCK / 200)
+    assert p.item_bytes == pytest.approx(5000 / 100)  # bytes sent over the 100 messages sent
+
+
 def test_board_rates_from_cumulative_samples_and_a_restart():
     def half_core_board(at: float, cpu_s: float, throttled_s: float) -> M.BoardMetrics:
         """A board limited to half a core and 1 GiB by its cgroup."""
