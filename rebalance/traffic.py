@@ -13,19 +13,24 @@ import numpy as np
 from squall.rebalance.assignment import WorkerKey
 from squall.rebalance.model import Workload
 
+_ROW = np.dtype([("src", np.int64), ("dst", np.int64), ("rate", np.float64)])
+
 
 def traffic_arrays(wl: Workload) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(source position, destination position, rate) of every traffic row, in row order."""
     if not wl.traffic:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
-    sources, destinations, rates = zip(*wl.traffic)
+    # One pass over the rows (canonical (int, int, float) tuples) into a record array:
+    # half the time of zip(*rows), which also makes an iterator object per row and so
+    # sets off the cyclic garbage collector over the whole heap.
+    rows = np.fromiter(wl.traffic, dtype=_ROW, count=len(wl.traffic))
     ids = np.fromiter((e.id for e in wl.executors), dtype=np.int64, count=len(wl.executors))
     by_id = np.argsort(ids, kind="stable")
     sorted_ids = ids[by_id]
     # Every id in a row is an executor's (the workload checked), so each lookup finds it.
-    src = by_id[np.searchsorted(sorted_ids, np.array(sources, dtype=np.int64))]
-    dst = by_id[np.searchsorted(sorted_ids, np.array(destinations, dtype=np.int64))]
-    return src, dst, np.array(rates, dtype=float)
+    src = by_id[np.searchsorted(sorted_ids, rows["src"])]
+    dst = by_id[np.searchsorted(sorted_ids, rows["dst"])]
+    return src, dst, np.ascontiguousarray(rows["rate"])
 
 
 def undirected(n: int, src: np.ndarray, dst: np.ndarray, rate: np.ndarray) -> list[dict[int, float]]:
