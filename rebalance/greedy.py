@@ -132,10 +132,11 @@ class PairGreedy:
         self._bin_count: list[int] = [0] * n_bins
         self._bin_group: list[list[int]] = [[0] * max(1, len(group_limit)) for _ in range(n_bins)]
         self._level_bins: list[list[bool]] = [[bool(x) for x in level.bins] for level in levels]
-        # Bins that can take one more item, by (scaled load, id): the "least loaded" order,
-        # kept current by put(). A full bin fits nothing, so leaving it out keeps scans short.
-        self._by_load: list[tuple[float, int]] = sorted(
-            (self._key(b), b) for b in range(n_bins) if self._item_limit[b] > 0
+        # Bins that can take one more item, by (scaled load, items, id): the order of
+        # bin_chain's keys but "current place", kept current by put(). A full bin fits
+        # nothing, so leaving it out keeps scans short.
+        self._by_load: list[tuple[float, int, int]] = sorted(
+            (self._key(b), self._bin_count[b], b) for b in range(n_bins) if self._item_limit[b] > 0
         )
         # Per item, its traffic with placed items: in all, and per bin. Kept current by
         # put() (a move touches the moved item's neighbours only), so a pair's candidates
@@ -186,35 +187,37 @@ class PairGreedy:
         return None
 
     def _scan(self, k: int, items: Sequence[int], load: float, group: int) -> int | None:
-        """The bin by walking bins in load order; None when the walk would be long."""
+        """The bin by walking bins in (load, items, id) order; None when the walk would be
+        long. The first bin that fits is the least loaded, and among the bins tied with it
+        at that load the one with the fewest items and the lowest id: :attr:`bin_chain`
+        without its "current place" key, which only a bin some item is on now can win."""
         count = len(items)
-        tied: list[int] = []
-        lowest = 0.0
         fits = self._fits
-        for seen, (key, b) in enumerate(self._by_load):
-            if tied and key != lowest:
-                break
+        for seen, entry in enumerate(self._by_load):
             if seen >= SCAN_LIMIT:
                 return None
-            if fits(k, b, load, count, group):
-                if not tied:
-                    lowest = key
-                tied.append(b)
+            if fits(k, entry[2], load, count, group):
+                break
         else:
-            if not tied:
-                return -1  # every bin seen, none fits at this level
-        if len(tied) == 1:
-            return tied[0]
+            return -1  # every bin seen, none fits at this level
+        key, _, b = entry
         hint = self._hint
-        hits = {b: 0 for b in tied}
+        hits: dict[int, int] = {}
         for i in items:
-            if hint[i] in hits:
-                hits[hint[i]] += 1
-        most = max(hits.values())
-        tied = [b for b in tied if hits[b] == most]
+            h = hint[i]
+            if h >= 0:
+                hits[h] = hits.get(h, 0) + 1
+        if not hits:
+            return b
+        # Bins some item is on now, tied with b at the lowest load: the most such items
+        # win, then the fewest items, then the lowest id (b itself has the fewest of all).
         bin_count = self._bin_count
-        fewest = min(bin_count[b] for b in tied)
-        return min(b for b in tied if bin_count[b] == fewest)
+        tied = [
+            (-n, bin_count[h], h)
+            for h, n in hits.items()
+            if h == b or (self._key(h) == key and fits(k, h, load, count, group))
+        ]
+        return min(tied)[2] if tied else b
 
     def _vector_search(self, k: int, items: Sequence[int], load: float, group: int) -> int:
         """The bin by one numpy pass over every bin (the original search); -1 if none fits."""
@@ -233,14 +236,14 @@ class PairGreedy:
         """Add ``load`` and ``count`` to bin ``b``, keeping ``_by_load`` in order."""
         by_load = self._by_load
         if self._bin_count[b] < self._item_limit[b]:
-            del by_load[bisect_left(by_load, (self._key(b), b))]
+            del by_load[bisect_left(by_load, (self._key(b), self._bin_count[b], b))]
         value = self._bin_load[b] + load
         self._bin_load[b] = value
         self.bin_load[b] = value
         self._bin_count[b] += count
         self.bin_count[b] += count
         if self._bin_count[b] < self._item_limit[b]:
-            insort(by_load, (self._key(b), b))
+            insort(by_load, (self._key(b), self._bin_count[b], b))
 
     def put(self, item: int, b: int, level: int = 0) -> None:
         load = self._loads[item]
@@ -384,37 +387,29 @@ class PairGreedy:
         candidate, asked for nearly every pair)."""
         load = 0.0 + self._loads[item]  # least_loaded's sum of one load
         group = self._groups[item]
-        # _scan's walk for one item at the first level, its limit checks written out;
-        # a tie (or a long walk) goes back to _scan, whose tie-breaks decide.
+        # _scan's walk for one item at the first level, its limit checks written out; a
+        # long walk goes to numpy.
         bins_ok = self._level_bins[0]
         level = self.levels[0]
         check_load, check_group = level.load_limit, level.group_limit
         bin_count, item_limit = self._bin_count, self._item_limit
         bin_load, load_limit = self._bin_load, self._load_limit
         bin_group, group_limit = self._bin_group, self._group_limit
-        first = -1
-        lowest = 0.0
-        for seen, (key, b) in enumerate(self._by_load):
-            if first >= 0 and key != lowest:
-                return first
+        for seen, (key, _, b) in enumerate(self._by_load):
             if seen >= SCAN_LIMIT:
-                break
+                return self._vector_search(0, (item,), load, group)
             if (
                 bins_ok[b]
                 and bin_count[b] + 1 <= item_limit[b]
                 and (not check_load or bin_load[b] + load <= load_limit[b])
                 and (not check_group or bin_group[b][group] + 1 <= group_limit[group])
             ):
-                if first >= 0:
-                    break  # tied at the lowest load
-                first, lowest = b, key
-        else:
-            return first
-        items = (item,)
-        found = self._scan(0, items, load, group)
-        if found is None:
-            found = self._vector_search(0, items, load, group)
-        return found
+                # The one bin that can beat b: the item's own, if it fits at b's load.
+                h = self._hint[item]
+                if h >= 0 and h != b and self._key(h) == key and self._fits(0, h, load, 1, group):
+                    return h
+                return b
+        return -1
 
     def _stays(self, i: int, j: int, wi: int, wj: int, star: int, room: bool) -> bool:
         """Whether the pair rule would leave a pair already placed (i on ``wi``, j on
