@@ -98,8 +98,7 @@ def place_workers(
     )
     # Pairs by traffic, descending, then by (a, b).
     by_traffic = np.lexsort((pair_b, pair_a, -pair_rate))
-    for a, b in zip(pair_a[by_traffic].tolist(), pair_b[by_traffic].tolist()):
-        greedy.place_pair(a, b)
+    greedy.place_pairs(pair_a[by_traffic].tolist(), pair_b[by_traffic].tolist())
     # Workers with no inter-worker traffic are still placed (the original skipped them):
     # heaviest first, so the big ones find room before the small ones fragment it.
     for k in sorted(np.flatnonzero(greedy.where < 0), key=lambda k: (-loads[k], k)):
