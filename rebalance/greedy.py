@@ -256,18 +256,23 @@ class PairGreedy:
             self.bin_group[old, group] -= 1
         self.where[item] = b
         self._where[item] = b
-        conn, total = self._conn, self._conn_total
-        for n, w in self.adj[item].items():
-            per_bin = conn[n]
-            if old >= 0:
+        conn = self._conn
+        # Two loops, not one test per neighbour: most puts place an item for the first time.
+        if old < 0:
+            total = self._conn_total
+            for n, w in self.adj[item].items():
+                total[n] += w
+                per_bin = conn[n]
+                per_bin[b] = per_bin.get(b, 0.0) + w
+        else:
+            for n, w in self.adj[item].items():
+                per_bin = conn[n]
                 left = per_bin[old] - w
                 if left:
                     per_bin[old] = left
                 else:
                     del per_bin[old]
-            else:
-                total[n] += w
-            per_bin[b] = per_bin.get(b, 0.0) + w
+                per_bin[b] = per_bin.get(b, 0.0) + w
         self._change_bin(b, load, 1)
         self._bin_group[b][group] += 1
         self.bin_group[b, group] += 1
@@ -281,21 +286,23 @@ class PairGreedy:
             raise AssertionError(f"no bin has room for item {item}: item limits are too small")
         self.put(item, *found)
 
-    def place_pairs(self, firsts: Sequence[int], seconds: Sequence[int]) -> None:
-        """:meth:`place_pair` for each pair (``firsts[k]``, ``seconds[k]``), in order, for
-        pairs of neighbours in a symmetric adjacency (as :func:`squall.rebalance.traffic.
-        undirected` builds it). The same choices: a pair both of whose items are placed is
-        first checked here, with the float expressions of :meth:`_stays` written out, and
-        goes to :meth:`place_pair` only when the check cannot say it stays (every other
-        pair goes there directly). Saves a method call or two, the attribute reads and two
-        adjacency reads per pair, which is most of a placed pair's cost."""
-        adj = self.adj
+    def place_pairs(self, firsts: Sequence[int], seconds: Sequence[int], weights: Sequence[float]) -> None:
+        """:meth:`place_pair` for each pair (``firsts[k]``, ``seconds[k]``), in order.
+        ``weights[k]`` must be the pair's adjacency entry, both ways round (the adjacency
+        symmetric, as :func:`squall.rebalance.traffic.undirected` builds it, and
+        :func:`squall.rebalance.traffic.pair_weights` gives its entries per row).
+
+        The same choices: a pair both of whose items are placed is first checked here, with
+        the float expressions of :meth:`_stays` written out, and goes to :meth:`place_pair`
+        only when the check cannot say it stays (every other pair goes there directly).
+        Saves a method call or two, the attribute reads and the adjacency reads per pair,
+        which is most of a placed pair's cost."""
         where, loads = self._where, self._loads
         conn, total = self._conn, self._conn_total
         by_load = self._by_load  # the same list object for the greedy's life
         place_pair, star_of, apart_stays = self.place_pair, self._star, self._apart_stays
         fits = self._peak_if_fits
-        for i, j in zip(firsts, seconds):
+        for i, j, w in zip(firsts, seconds, weights):
             wi = where[i]
             wj = where[j]
             if wi < 0 or wj < 0:
@@ -305,7 +312,6 @@ class PairGreedy:
                 # No bin can take one more item: only the swap is priced (_stays, room False).
                 if wi == wj:
                     continue
-                w = adj[i][j]  # = adj[j][i]: the adjacency is symmetric
                 conn_i, conn_j = conn[i], conn[j]
                 ti = total[i] - w
                 tj = total[j] - w
@@ -326,7 +332,6 @@ class PairGreedy:
                     continue  # both in one bin and no other candidate: they stay
                 place_pair(i, j)
                 continue
-            w = adj[i][j]
             if not apart_stays(i, j, wi, wj, star, total[i] - w, total[j] - w, w, w, w, conn[i], conn[j]):
                 place_pair(i, j)
 

@@ -44,6 +44,22 @@ def undirected(n: int, src: np.ndarray, dst: np.ndarray, rate: np.ndarray) -> li
     return adj
 
 
+def pair_weights(n: int, src: np.ndarray, dst: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """Per row, ``undirected(n, src, dst, rate)[src][dst]`` without the dictionaries: the
+    row's rate plus the reverse row's, if there is one (rows unique per (src, dst), no row
+    from a position to itself, rates > 0). The same float: the two rates added in either
+    order, ``0.0 + r`` being r."""
+    if not len(src):
+        return rate.astype(float)
+    keys = src * n + dst
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    reverse = dst * n + src
+    at = np.minimum(np.searchsorted(sorted_keys, reverse), len(keys) - 1)
+    back = np.where(sorted_keys[at] == reverse, rate[order[at]], 0.0)
+    return rate + back
+
+
 def worker_traffic(
     workloads: Sequence[Workload], placed: Mapping[str, Mapping[int, int]], index: Mapping[WorkerKey, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

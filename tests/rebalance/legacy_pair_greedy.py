@@ -140,8 +140,9 @@ class PairGreedy:
             raise AssertionError(f"no bin has room for item {item}: item limits are too small")
         self.put(item, *found)
 
-    def place_pairs(self, firsts, seconds) -> None:
-        """place_pair for each pair, in order (what the fast greedy's loop must equal)."""
+    def place_pairs(self, firsts, seconds, weights) -> None:
+        """place_pair for each pair, in order (what the fast greedy's loop must equal);
+        the weights are the adjacency's, which place_pair reads itself."""
         for i, j in zip(firsts, seconds):
             self.place_pair(i, j)
 
