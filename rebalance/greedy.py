@@ -70,7 +70,8 @@ class PairGreedy:
     """Working state of one greedy run. Created, run and read by one scheduler call only.
 
     Read by callers: ``where`` (bin per item, -1 unplaced), ``bin_load``, ``bin_count``,
-    ``loads`` (numpy arrays) and ``relaxed``; changed only through :meth:`put`.
+    ``loads`` (numpy arrays; the first three a copy of the state when read) and
+    ``relaxed``; changed only through :meth:`put`.
     """
 
     def __init__(
@@ -96,10 +97,6 @@ class PairGreedy:
         self.levels = levels
         self.hint = hint
         n_bins = len(item_limit)
-        self.where = np.full(len(loads), -1, dtype=np.int64)
-        self.bin_load = np.zeros(n_bins) if bin_load is None else bin_load.astype(float).copy()
-        self.bin_count = np.zeros(n_bins, dtype=np.int64)
-        self.bin_group = np.zeros((n_bins, max(1, len(group_limit))), dtype=np.int64)
         self.relaxed: list[tuple[int, str]] = []
         self.bin_chain: tuple[Scorer[np.ndarray], ...] = (
             Scorer(
@@ -128,7 +125,7 @@ class PairGreedy:
         self._load_limit: list[float] = self.load_limit.tolist()
         self._group_limit: list[int] = [int(x) for x in group_limit]
         self._scale: list[float] = [float(x) for x in scale]
-        self._bin_load: list[float] = self.bin_load.tolist()
+        self._bin_load: list[float] = ([0.0] * n_bins) if bin_load is None else bin_load.astype(float).tolist()
         self._bin_count: list[int] = [0] * n_bins
         self._bin_group: list[list[int]] = [[0] * max(1, len(group_limit)) for _ in range(n_bins)]
         self._level_bins: list[list[bool]] = [[bool(x) for x in level.bins] for level in levels]
@@ -144,6 +141,30 @@ class PairGreedy:
         self._conn_total: list[float] = [0.0] * len(loads)
         self._conn: list[dict[int, float]] = [{} for _ in range(len(loads))]
 
+    # The state as numpy arrays, built from the Python lists when read (rarely: a numpy
+    # search, the empty-worker fill, the result): writing both forms on every put cost
+    # more than all the reads. Each read is a new array, a copy of the state at that time.
+
+    @property
+    def where(self) -> np.ndarray:
+        """Bin per item, -1 if unplaced."""
+        return np.array(self._where, dtype=np.int64)
+
+    @property
+    def bin_load(self) -> np.ndarray:
+        """Load per bin (unscaled)."""
+        return np.array(self._bin_load, dtype=float)
+
+    @property
+    def bin_count(self) -> np.ndarray:
+        """Items per bin."""
+        return np.array(self._bin_count, dtype=np.int64)
+
+    @property
+    def bin_group(self) -> np.ndarray:
+        """Items per bin and group (bins x groups)."""
+        return np.array(self._bin_group, dtype=np.int64)
+
     def _key(self, b: int) -> float:
         return self._bin_load[b] / self._scale[b]
 
@@ -154,7 +175,7 @@ class PairGreedy:
         if level.load_limit:
             ok &= self.bin_load + load <= self.load_limit
         if level.group_limit:
-            ok &= self.bin_group[:, group] + count <= self.group_limit[group]
+            ok &= np.array([g[group] for g in self._bin_group], dtype=np.int64) + count <= self.group_limit[group]
         return ok
 
     def _fits(self, k: int, b: int, load: float, count: int, group: int) -> bool:
@@ -239,9 +260,7 @@ class PairGreedy:
             del by_load[bisect_left(by_load, (self._key(b), self._bin_count[b], b))]
         value = self._bin_load[b] + load
         self._bin_load[b] = value
-        self.bin_load[b] = value
         self._bin_count[b] += count
-        self.bin_count[b] += count
         if self._bin_count[b] < self._item_limit[b]:
             insort(by_load, (self._key(b), self._bin_count[b], b))
 
@@ -253,8 +272,6 @@ class PairGreedy:
             # The same float operation as before: bin_load[old] -= load.
             self._change_bin(old, -load, -1)
             self._bin_group[old][group] -= 1
-            self.bin_group[old, group] -= 1
-        self.where[item] = b
         self._where[item] = b
         conn = self._conn
         # Two loops, not one test per neighbour: most puts place an item for the first time.
@@ -275,7 +292,6 @@ class PairGreedy:
                 per_bin[b] = per_bin.get(b, 0.0) + w
         self._change_bin(b, load, 1)
         self._bin_group[b][group] += 1
-        self.bin_group[b, group] += 1
         if level > 0:
             self.relaxed.append((item, self.levels[level].name))
 
