@@ -12,16 +12,16 @@ Guarantees: deterministic (every choice ends in a fixed tie-break chain, see
 :mod:`squall.rebalance.scorers`); the item limit of a bin is never exceeded; the other
 limits are exceeded only at a relaxed level, recorded in :attr:`PairGreedy.relaxed`.
 
-Speed (the same choices, found faster): the working state is kept twice, as numpy arrays
-(read by callers and by the vectorised search over every bin) and as Python lists (scalar
-reads in the pair loop cost a tenth of numpy's); bins are kept sorted by their scaled load,
-so the least-loaded bin that fits is usually found in the first few entries instead of a
-pass over every bin; pair placements are scored as plain tuples; and a pair already placed
-that the rule would leave where it is (most pairs, once the first few thousand have placed
-their items) is recognised without ranking its placements (:meth:`PairGreedy._stays`).
-Every sum is taken in the same order as before, so costs are bit-for-bit the ones the plain
-greedy computed (``tests/rebalance/legacy_pair_greedy.py``; an equivalence test compares
-the two).
+Speed (the same choices, found faster): the working state is kept as Python lists (scalar
+reads in the pair loop cost a tenth of numpy's), its numpy form built only when read (by
+callers and the vectorised search over every bin); open bins are kept sorted by (scaled
+load, items, id), so the least-loaded bin that fits, with its tie-breaks, is usually the
+first entry that fits instead of a pass over every bin; pair placements are scored as plain
+tuples; and :meth:`PairGreedy.place_pairs` runs the pair loop, recognising a pair already
+placed that the rule would leave where it is (most pairs, once the first few thousand have
+placed their items) without ranking its placements. Every sum is taken in the same order
+as before, so costs are bit-for-bit the ones the plain greedy computed
+(``tests/rebalance/legacy_pair_greedy.py``; an equivalence test compares the two).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ TOLERANCE = 1e-9
 # Traffic costs are rounded to this many decimals (tuples/s) before comparing, so two
 # placements equal in exact arithmetic tie instead of being split by rounding noise.
 COST_DECIMALS = 6
-# The sorted scan of least_loaded gives up after this many bins (or this many tied at the
-# lowest load) and asks numpy instead: beyond that a vectorised pass over all bins is cheaper.
+# The sorted scan of least_loaded gives up after this many bins that do not fit and asks
+# numpy instead: beyond that a vectorised pass over all bins is cheaper.
 SCAN_LIMIT = 48
 
 
