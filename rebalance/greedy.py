@@ -12,16 +12,16 @@ Guarantees: deterministic (every choice ends in a fixed tie-break chain, see
 :mod:`squall.rebalance.scorers`); the item limit of a bin is never exceeded; the other
 limits are exceeded only at a relaxed level, recorded in :attr:`PairGreedy.relaxed`.
 
-Speed (the same choices, found faster): the working state is kept twice, as numpy arrays
-(read by callers and by the vectorised search over every bin) and as Python lists (scalar
-reads in the pair loop cost a tenth of numpy's); bins are kept sorted by their scaled load,
-so the least-loaded bin that fits is usually found in the first few entries instead of a
-pass over every bin; pair placements are scored as plain tuples; and a pair already placed
-that the rule would leave where it is (most pairs, once the first few thousand have placed
-their items) is recognised without ranking its placements (:meth:`PairGreedy._stays`).
-Every sum is taken in the same order as before, so costs are bit-for-bit the ones the plain
-greedy computed (``tests/rebalance/legacy_pair_greedy.py``; an equivalence test compares
-the two).
+Speed (the same choices, found faster): the working state is kept as Python lists (scalar
+reads in the pair loop cost a tenth of numpy's), its numpy form built only when read (by
+callers and the vectorised search over every bin); open bins are kept sorted by (scaled
+load, items, id), so the least-loaded bin that fits, with its tie-breaks, is usually the
+first entry that fits instead of a pass over every bin; pair placements are scored as plain
+tuples; and :meth:`PairGreedy.place_pairs` runs the pair loop, recognising a pair already
+placed that the rule would leave where it is (most pairs, once the first few thousand have
+placed their items) without ranking its placements. Every sum is taken in the same order
+as before, so costs are bit-for-bit the ones the plain greedy computed
+(``tests/rebalance/legacy_pair_greedy.py``; an equivalence test compares the two).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ TOLERANCE = 1e-9
 # Traffic costs are rounded to this many decimals (tuples/s) before comparing, so two
 # placements equal in exact arithmetic tie instead of being split by rounding noise.
 COST_DECIMALS = 6
-# The sorted scan of least_loaded gives up after this many bins (or this many tied at the
-# lowest load) and asks numpy instead: beyond that a vectorised pass over all bins is cheaper.
+# The sorted scan of least_loaded gives up after this many bins that do not fit and asks
+# numpy instead: beyond that a vectorised pass over all bins is cheaper.
 SCAN_LIMIT = 48
 
 
@@ -70,7 +70,8 @@ class PairGreedy:
     """Working state of one greedy run. Created, run and read by one scheduler call only.
 
     Read by callers: ``where`` (bin per item, -1 unplaced), ``bin_load``, ``bin_count``,
-    ``loads`` (numpy arrays) and ``relaxed``; changed only through :meth:`put`.
+    ``loads`` (numpy arrays; the first three a copy of the state when read) and
+    ``relaxed``; changed only through :meth:`put`.
     """
 
     def __init__(
@@ -96,10 +97,6 @@ class PairGreedy:
         self.levels = levels
         self.hint = hint
         n_bins = len(item_limit)
-        self.where = np.full(len(loads), -1, dtype=np.int64)
-        self.bin_load = np.zeros(n_bins) if bin_load is None else bin_load.astype(float).copy()
-        self.bin_count = np.zeros(n_bins, dtype=np.int64)
-        self.bin_group = np.zeros((n_bins, max(1, len(group_limit))), dtype=np.int64)
         self.relaxed: list[tuple[int, str]] = []
         self.bin_chain: tuple[Scorer[np.ndarray], ...] = (
             Scorer(
@@ -128,20 +125,45 @@ class PairGreedy:
         self._load_limit: list[float] = self.load_limit.tolist()
         self._group_limit: list[int] = [int(x) for x in group_limit]
         self._scale: list[float] = [float(x) for x in scale]
-        self._bin_load: list[float] = self.bin_load.tolist()
+        self._bin_load: list[float] = ([0.0] * n_bins) if bin_load is None else bin_load.astype(float).tolist()
         self._bin_count: list[int] = [0] * n_bins
         self._bin_group: list[list[int]] = [[0] * max(1, len(group_limit)) for _ in range(n_bins)]
         self._level_bins: list[list[bool]] = [[bool(x) for x in level.bins] for level in levels]
-        # Bins that can take one more item, by (scaled load, id): the "least loaded" order,
-        # kept current by put(). A full bin fits nothing, so leaving it out keeps scans short.
-        self._by_load: list[tuple[float, int]] = sorted(
-            (self._key(b), b) for b in range(n_bins) if self._item_limit[b] > 0
+        # Bins that can take one more item, by (scaled load, items, id): the order of
+        # bin_chain's keys but "current place", kept current by put(). A full bin fits
+        # nothing, so leaving it out keeps scans short.
+        self._by_load: list[tuple[float, int, int]] = sorted(
+            (self._key(b), self._bin_count[b], b) for b in range(n_bins) if self._item_limit[b] > 0
         )
         # Per item, its traffic with placed items: in all, and per bin. Kept current by
         # put() (a move touches the moved item's neighbours only), so a pair's candidates
         # are priced without walking both items' neighbours again for every pair.
         self._conn_total: list[float] = [0.0] * len(loads)
         self._conn: list[dict[int, float]] = [{} for _ in range(len(loads))]
+
+    # The state as numpy arrays, built from the Python lists when read (rarely: a numpy
+    # search, the empty-worker fill, the result): writing both forms on every put cost
+    # more than all the reads. Each read is a new array, a copy of the state at that time.
+
+    @property
+    def where(self) -> np.ndarray:
+        """Bin per item, -1 if unplaced."""
+        return np.array(self._where, dtype=np.int64)
+
+    @property
+    def bin_load(self) -> np.ndarray:
+        """Load per bin (unscaled)."""
+        return np.array(self._bin_load, dtype=float)
+
+    @property
+    def bin_count(self) -> np.ndarray:
+        """Items per bin."""
+        return np.array(self._bin_count, dtype=np.int64)
+
+    @property
+    def bin_group(self) -> np.ndarray:
+        """Items per bin and group (bins x groups)."""
+        return np.array(self._bin_group, dtype=np.int64)
 
     def _key(self, b: int) -> float:
         return self._bin_load[b] / self._scale[b]
@@ -153,7 +175,7 @@ class PairGreedy:
         if level.load_limit:
             ok &= self.bin_load + load <= self.load_limit
         if level.group_limit:
-            ok &= self.bin_group[:, group] + count <= self.group_limit[group]
+            ok &= np.array([g[group] for g in self._bin_group], dtype=np.int64) + count <= self.group_limit[group]
         return ok
 
     def _fits(self, k: int, b: int, load: float, count: int, group: int) -> bool:
@@ -186,35 +208,37 @@ class PairGreedy:
         return None
 
     def _scan(self, k: int, items: Sequence[int], load: float, group: int) -> int | None:
-        """The bin by walking bins in load order; None when the walk would be long."""
+        """The bin by walking bins in (load, items, id) order; None when the walk would be
+        long. The first bin that fits is the least loaded, and among the bins tied with it
+        at that load the one with the fewest items and the lowest id: :attr:`bin_chain`
+        without its "current place" key, which only a bin some item is on now can win."""
         count = len(items)
-        tied: list[int] = []
-        lowest = 0.0
         fits = self._fits
-        for seen, (key, b) in enumerate(self._by_load):
-            if tied and key != lowest:
-                break
+        for seen, entry in enumerate(self._by_load):
             if seen >= SCAN_LIMIT:
                 return None
-            if fits(k, b, load, count, group):
-                if not tied:
-                    lowest = key
-                tied.append(b)
+            if fits(k, entry[2], load, count, group):
+                break
         else:
-            if not tied:
-                return -1  # every bin seen, none fits at this level
-        if len(tied) == 1:
-            return tied[0]
+            return -1  # every bin seen, none fits at this level
+        key, _, b = entry
         hint = self._hint
-        hits = {b: 0 for b in tied}
+        hits: dict[int, int] = {}
         for i in items:
-            if hint[i] in hits:
-                hits[hint[i]] += 1
-        most = max(hits.values())
-        tied = [b for b in tied if hits[b] == most]
+            h = hint[i]
+            if h >= 0:
+                hits[h] = hits.get(h, 0) + 1
+        if not hits:
+            return b
+        # Bins some item is on now, tied with b at the lowest load: the most such items
+        # win, then the fewest items, then the lowest id (b itself has the fewest of all).
         bin_count = self._bin_count
-        fewest = min(bin_count[b] for b in tied)
-        return min(b for b in tied if bin_count[b] == fewest)
+        tied = [
+            (-n, bin_count[h], h)
+            for h, n in hits.items()
+            if h == b or (self._key(h) == key and fits(k, h, load, count, group))
+        ]
+        return min(tied)[2] if tied else b
 
     def _vector_search(self, k: int, items: Sequence[int], load: float, group: int) -> int:
         """The bin by one numpy pass over every bin (the original search); -1 if none fits."""
@@ -233,14 +257,12 @@ class PairGreedy:
         """Add ``load`` and ``count`` to bin ``b``, keeping ``_by_load`` in order."""
         by_load = self._by_load
         if self._bin_count[b] < self._item_limit[b]:
-            del by_load[bisect_left(by_load, (self._key(b), b))]
+            del by_load[bisect_left(by_load, (self._key(b), self._bin_count[b], b))]
         value = self._bin_load[b] + load
         self._bin_load[b] = value
-        self.bin_load[b] = value
         self._bin_count[b] += count
-        self.bin_count[b] += count
         if self._bin_count[b] < self._item_limit[b]:
-            insort(by_load, (self._key(b), b))
+            insort(by_load, (self._key(b), self._bin_count[b], b))
 
     def put(self, item: int, b: int, level: int = 0) -> None:
         load = self._loads[item]
@@ -250,24 +272,26 @@ class PairGreedy:
             # The same float operation as before: bin_load[old] -= load.
             self._change_bin(old, -load, -1)
             self._bin_group[old][group] -= 1
-            self.bin_group[old, group] -= 1
-        self.where[item] = b
         self._where[item] = b
-        conn, total = self._conn, self._conn_total
-        for n, w in self.adj[item].items():
-            per_bin = conn[n]
-            if old >= 0:
+        conn = self._conn
+        # Two loops, not one test per neighbour: most puts place an item for the first time.
+        if old < 0:
+            total = self._conn_total
+            for n, w in self.adj[item].items():
+                total[n] += w
+                per_bin = conn[n]
+                per_bin[b] = per_bin.get(b, 0.0) + w
+        else:
+            for n, w in self.adj[item].items():
+                per_bin = conn[n]
                 left = per_bin[old] - w
                 if left:
                     per_bin[old] = left
                 else:
                     del per_bin[old]
-            else:
-                total[n] += w
-            per_bin[b] = per_bin.get(b, 0.0) + w
+                per_bin[b] = per_bin.get(b, 0.0) + w
         self._change_bin(b, load, 1)
         self._bin_group[b][group] += 1
-        self.bin_group[b, group] += 1
         if level > 0:
             self.relaxed.append((item, self.levels[level].name))
 
@@ -277,6 +301,55 @@ class PairGreedy:
         if found is None:
             raise AssertionError(f"no bin has room for item {item}: item limits are too small")
         self.put(item, *found)
+
+    def place_pairs(self, firsts: Sequence[int], seconds: Sequence[int], weights: Sequence[float]) -> None:
+        """:meth:`place_pair` for each pair (``firsts[k]``, ``seconds[k]``), in order.
+        ``weights[k]`` must be the pair's adjacency entry, both ways round (the adjacency
+        symmetric, as :func:`squall.rebalance.traffic.undirected` builds it, and
+        :func:`squall.rebalance.traffic.pair_weights` gives its entries per row).
+
+        The same choices: a pair both of whose items are placed is first checked here, with
+        the float expressions of :meth:`_stays` written out, and goes to :meth:`place_pair`
+        only when the check cannot say it stays (every other pair goes there directly).
+        Saves a method call or two, the attribute reads and the adjacency reads per pair,
+        which is most of a placed pair's cost."""
+        where, loads = self._where, self._loads
+        conn, total = self._conn, self._conn_total
+        by_load = self._by_load  # the same list object for the greedy's life
+        place_pair, star_of, apart_stays = self.place_pair, self._star, self._apart_stays
+        fits = self._peak_if_fits
+        for i, j, w in zip(firsts, seconds, weights):
+            wi = where[i]
+            wj = where[j]
+            if wi < 0 or wj < 0:
+                place_pair(i, j)
+                continue
+            if not by_load:
+                # No bin can take one more item: only the swap is priced (_stays, room False).
+                if wi == wj:
+                    continue
+                conn_i, conn_j = conn[i], conn[j]
+                ti = total[i] - w
+                tj = total[j] - w
+                x = conn_i.get(wj)
+                if x is not None:
+                    x -= w
+                y = conn_j.get(wi)
+                if y is not None:
+                    y -= w
+                stay = (ti - conn_i.get(wi, 0.0)) + (tj - conn_j.get(wj, 0.0)) + w
+                swap = (ti - (0.0 if x is None else x)) + (tj - (0.0 if y is None else y)) + w
+                if swap < stay and fits(i, j, wj, wi) is not None:
+                    place_pair(i, j)
+                continue
+            star = star_of(i if loads[i] >= loads[j] else j)
+            if wi == wj:
+                if star < 0 or star == wi:
+                    continue  # both in one bin and no other candidate: they stay
+                place_pair(i, j)
+                continue
+            if not apart_stays(i, j, wi, wj, star, total[i] - w, total[j] - w, w, w, w, conn[i], conn[j]):
+                place_pair(i, j)
 
     def place_pair(self, i: int, j: int) -> None:
         """Place a communicating pair (i is the source).
@@ -384,37 +457,29 @@ class PairGreedy:
         candidate, asked for nearly every pair)."""
         load = 0.0 + self._loads[item]  # least_loaded's sum of one load
         group = self._groups[item]
-        # _scan's walk for one item at the first level, its limit checks written out;
-        # a tie (or a long walk) goes back to _scan, whose tie-breaks decide.
+        # _scan's walk for one item at the first level, its limit checks written out; a
+        # long walk goes to numpy.
         bins_ok = self._level_bins[0]
         level = self.levels[0]
         check_load, check_group = level.load_limit, level.group_limit
         bin_count, item_limit = self._bin_count, self._item_limit
         bin_load, load_limit = self._bin_load, self._load_limit
         bin_group, group_limit = self._bin_group, self._group_limit
-        first = -1
-        lowest = 0.0
-        for seen, (key, b) in enumerate(self._by_load):
-            if first >= 0 and key != lowest:
-                return first
+        for seen, (key, _, b) in enumerate(self._by_load):
             if seen >= SCAN_LIMIT:
-                break
+                return self._vector_search(0, (item,), load, group)
             if (
                 bins_ok[b]
                 and bin_count[b] + 1 <= item_limit[b]
                 and (not check_load or bin_load[b] + load <= load_limit[b])
                 and (not check_group or bin_group[b][group] + 1 <= group_limit[group])
             ):
-                if first >= 0:
-                    break  # tied at the lowest load
-                first, lowest = b, key
-        else:
-            return first
-        items = (item,)
-        found = self._scan(0, items, load, group)
-        if found is None:
-            found = self._vector_search(0, items, load, group)
-        return found
+                # The one bin that can beat b: the item's own, if it fits at b's load.
+                h = self._hint[item]
+                if h >= 0 and h != b and self._key(h) == key and self._fits(0, h, load, 1, group):
+                    return h
+                return b
+        return -1
 
     def _stays(self, i: int, j: int, wi: int, wj: int, star: int, room: bool) -> bool:
         """Whether the pair rule would leave a pair already placed (i on ``wi``, j on

@@ -26,7 +26,7 @@ from squall.rebalance.model import Workload
 from squall.rebalance.params import SchedulerParams
 from squall.rebalance.prepare import m_cap
 from squall.rebalance.scorers import Scorer, best_id
-from squall.rebalance.traffic import traffic_arrays, undirected
+from squall.rebalance.traffic import pair_weights, traffic_arrays, undirected
 from squall.rebalance.two_phase import two_phase
 
 
@@ -77,8 +77,8 @@ def executors_to_workers(wl: Workload, n_workers: int, params: SchedulerParams, 
     src, dst, rate = rows
     # Pairs by traffic, descending, then by positions (a pair appears once: rows are unique).
     by_traffic = np.lexsort((dst, src, -rate))
-    for i, j in zip(src[by_traffic].tolist(), dst[by_traffic].tolist()):
-        greedy.place_pair(i, j)
+    weights = pair_weights(n, src, dst, rate)
+    greedy.place_pairs(src[by_traffic].tolist(), dst[by_traffic].tolist(), weights[by_traffic].tolist())
     for k in sorted(np.flatnonzero(greedy.where < 0), key=lambda k: (-loads[k], k)):
         greedy.place_single(int(k))
     fill_empty_workers(greedy, wl, cap, hint_worker, rows)

@@ -24,7 +24,7 @@ from squall.rebalance.errors import InfeasibleError
 from squall.rebalance.greedy import Level, PairGreedy
 from squall.rebalance.params import SchedulerParams
 from squall.rebalance.prepare import Request, delta_cap
-from squall.rebalance.traffic import undirected, worker_traffic
+from squall.rebalance.traffic import pair_weights, undirected, worker_traffic
 
 OVER_CAPACITY = "over capacity"
 
@@ -98,8 +98,8 @@ def place_workers(
     )
     # Pairs by traffic, descending, then by (a, b).
     by_traffic = np.lexsort((pair_b, pair_a, -pair_rate))
-    for a, b in zip(pair_a[by_traffic].tolist(), pair_b[by_traffic].tolist()):
-        greedy.place_pair(a, b)
+    weights = pair_weights(len(items), pair_a, pair_b, pair_rate)[by_traffic]
+    greedy.place_pairs(pair_a[by_traffic].tolist(), pair_b[by_traffic].tolist(), weights.tolist())
     # Workers with no inter-worker traffic are still placed (the original skipped them):
     # heaviest first, so the big ones find room before the small ones fragment it.
     for k in sorted(np.flatnonzero(greedy.where < 0), key=lambda k: (-loads[k], k)):

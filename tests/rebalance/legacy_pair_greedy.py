@@ -1,6 +1,7 @@
 """The pair greedy of rebalance/greedy.py as it was before it was made faster, kept as a
 plain reading of the rules: the reference the equivalence test compares the fast one with.
-Only this docstring differs from the original file."""
+Only this docstring and ``place_pairs`` (a loop over ``place_pair``: the call the schedulers
+make now) differ from the original file."""
 
 from __future__ import annotations
 
@@ -138,6 +139,12 @@ class PairGreedy:
         if found is None:
             raise AssertionError(f"no bin has room for item {item}: item limits are too small")
         self.put(item, *found)
+
+    def place_pairs(self, firsts, seconds, weights) -> None:
+        """place_pair for each pair, in order (what the fast greedy's loop must equal);
+        the weights are the adjacency's, which place_pair reads itself."""
+        for i, j in zip(firsts, seconds):
+            self.place_pair(i, j)
 
     def place_pair(self, i: int, j: int) -> None:
         """Place a communicating pair (i is the source).

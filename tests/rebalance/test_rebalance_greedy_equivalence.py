@@ -111,3 +111,21 @@ def test_no_traffic_at_all_places_as_the_plain_greedy(monkeypatch):
     nodes = tuple(Node(f"n{k}", 2, 1e12) for k in range(5))
     fast, legacy = _both(monkeypatch, lambda: online.schedule([workload], nodes, SchedulerParams()))
     assert fast == legacy
+
+
+@pytest.mark.parametrize("shape", ["unmeasured", "integer rates"])
+def test_ties_among_many_bins_place_as_the_plain_greedy(monkeypatch, shape):
+    """More bins tied at the lowest load than the sorted walk looks at before asking numpy
+    (``SCAN_LIMIT``): the walk's order (load, items, id) and the current-place check must
+    pick what the plain greedy's full tie-break chain picks, fresh and from a current
+    placement."""
+    rng = np.random.default_rng(17)
+    workload = _workload(rng, "wide", 600, 200, shape)
+    nodes = tuple(Node(f"n{k:03d}", 4, 1e12) for k in range(60))
+    params = SchedulerParams()
+    fast, legacy = _both(monkeypatch, lambda: online.schedule([workload], nodes, params))
+    assert fast == legacy
+    current = round_robin.schedule([workload], nodes, params)
+    fast, legacy = _both(monkeypatch, lambda: online.schedule([workload], nodes, params, current=current))
+    assert fast == legacy
+    assert len(fast.workers_of("wide")) == 200

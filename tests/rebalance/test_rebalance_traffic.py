@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from squall.rebalance import Executor, Workload
-from squall.rebalance.traffic import traffic_arrays, undirected, worker_traffic
+from squall.rebalance.traffic import pair_weights, traffic_arrays, undirected, worker_traffic
 
 
 def _scattered(seed: int, name: str, executors: int) -> Workload:
@@ -68,6 +68,25 @@ def test_adjacency_sums_both_directions(seed):
         plain[i][j] = plain[i].get(j, 0.0) + r
         plain[j][i] = plain[j].get(i, 0.0) + r
     assert undirected(len(wl.executors), src, dst, rate) == plain
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pair_weights_are_the_adjacency_entries(seed):
+    """Each row's weight is the float the adjacency holds for its pair, both ways round
+    (rows in both directions exist: the random pairs include reverses)."""
+    wl = _scattered(seed, "t", 50)
+    src, dst, rate = traffic_arrays(wl)
+    adj = undirected(len(wl.executors), src, dst, rate)
+    weights = pair_weights(len(wl.executors), src, dst, rate).tolist()
+    assert weights == [adj[i][j] for i, j in zip(src.tolist(), dst.tolist())]
+    assert weights == [adj[j][i] for i, j in zip(src.tolist(), dst.tolist())]
+    both_ways = {(i, j) for i, j in zip(src.tolist(), dst.tolist())}
+    assert any((j, i) in both_ways for i, j in both_ways)
+
+
+def test_pair_weights_of_no_rows():
+    empty = np.zeros(0, dtype=np.int64)
+    assert pair_weights(3, empty, empty, np.zeros(0)).tolist() == []
 
 
 @pytest.mark.parametrize("seed", range(6))
