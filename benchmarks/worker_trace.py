@@ -2,12 +2,14 @@
 inside the worker processes (``benchmarks/worker_trace_shim.py``, loaded into each worker
 through a ``sitecustomize``; Squall itself carries no tracing).
 
-    python benchmarks/worker_trace.py latency [--count 5000] [--rate 1000]
+    python benchmarks/worker_trace.py latency [--count 5000] [--rate 1000] [--placement beside]
     python benchmarks/worker_trace.py profile [--seconds 5] [--top 25]
 
-``latency``: the latency run (1,000 tuples/s, acking on; spout and sink on worker A, middle
-and acker on B: four crossings per tree), each worker traced. Prints p50 / p99 / mean in
-microseconds of
+``latency``: the latency run of ``worker_figures`` (1,000 tuples/s, acking on; spout and sink
+on worker A, middle on B; ``--placement beside``: one acker per worker, the spout's trees on
+A's, two crossings per tree; ``away``: the one acker on B, four crossings; heartbeat at the
+production default 1 s unless ``--heartbeat-secs``), each worker traced. Prints p50 / p99 /
+mean in microseconds of
 
 * the complete latency the spout recorded (emit to ``ack``), as ``worker_figures`` does;
 * ``crossing``: a frame from the sender's ``send`` to the receiver starting to decode it
@@ -18,8 +20,9 @@ microseconds of
   round, the batch wait) — at this rate nearly always the frame the first one caused;
 * rounds with and without work, blocking waits, heartbeats and garbage collections (with
   their CPU time);
-* counts per tree, which do not depend on the machine's load: loop rounds, ZeroMQ ``EVENTS``
-  queries and receives that found nothing (about 4 and 8 us each), collections.
+* counts per tree, which do not depend on the machine's load: frames crossing between the
+  workers, loop rounds, ZeroMQ ``EVENTS`` queries and receives that found nothing (about 4
+  and 8 us each), heartbeats and collections.
 
 The tracing adds about a microsecond per event; the complete latency printed is measured
 with it on. Frames are matched between the workers by a checksum of their bytes.
@@ -45,7 +48,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # worker_figures, which puts the repo root on the path for tests.worker
 
-from worker_figures import ACKER, MIDDLE, SINK, SPOUT, TwoWorkers  # noqa: E402
+from worker_figures import LATENCY_HEARTBEAT_S, MIDDLE, PLACEMENTS, SINK, SPOUT, TwoWorkers, latency_conf  # noqa: E402
 
 from squall.supervisor.runtime.stats import percentile  # noqa: E402
 
@@ -90,10 +93,13 @@ def stop(w: TwoWorkers) -> None:
         w.close()
 
 
-def run_latency(tmp: Path, count: int, rate: float) -> tuple[list[float], list[dict[str, Any]]]:
+def run_latency(
+    tmp: Path, count: int, rate: float, placement: str = "beside", heartbeat_s: float = LATENCY_HEARTBEAT_S
+) -> tuple[list[float], list[dict[str, Any]]]:
     report = tmp / "latency.json"
-    conf = {"topology.acker.executors": 1, "app.rate": rate, "app.limit": count, "app.report": str(report)}
-    w, out = traced_workers(tmp, "SQUALL_TRACE_DIR", [SPOUT, SINK], [MIDDLE, ACKER], conf)
+    conf = latency_conf(placement, count, rate, report, heartbeat_s)
+    a, b, _ackers, _crossings = PLACEMENTS[placement]
+    w, out = traced_workers(tmp, "SQUALL_TRACE_DIR", a, b, conf)
     try:
         w.sup.wait_for(report.exists, count / rate + 30, "the spout's latency report")
     finally:
@@ -139,12 +145,16 @@ def breakdown(latency_us: list[float], traces: list[dict[str, Any]]) -> list[str
         out.append(line("  its CPU (loop thread)", [g[4] / 1e3 for g in gcs if g[2] == gen]))
     # Signals that do not depend on the machine's load: counts per tree.
     trees = max(1, len(latency_us))
+    frames = sum(len(t["send"]) for t in traces)
+    out.append(f"{'frames crossing per tree':<36} {frames / trees:.2f}")
     rounds = sum(len(t["round"]) for t in traces)
     out.append(f"{'loop rounds per tree (both workers)':<36} {rounds / trees:.2f}")
     queries = sum(t["zmq"][0][0] for t in traces)
     again = sum(t["zmq"][0][1] for t in traces)
     out.append(f"{'ZeroMQ EVENTS queries per tree':<36} {queries / trees:.2f}")
     out.append(f"{'receives raising zmq.Again per tree':<36} {again / trees:.2f}")
+    beats = sum(len(t["beat"]) for t in traces)
+    out.append(f"{'heartbeats per 1,000 trees':<36} {beats * 1000 / trees:.2f}")
     for gen in (0, 1, 2):
         n = sum(1 for g in gcs if g[2] == gen)
         out.append(f"{f'collections of generation {gen} per 1,000 trees':<36} {n * 1000 / trees:.2f}")
@@ -175,14 +185,19 @@ def main() -> None:
     lat = sub.add_parser("latency")
     lat.add_argument("--count", type=int, default=5_000)
     lat.add_argument("--rate", type=float, default=1_000.0)
+    lat.add_argument("--placement", choices=list(PLACEMENTS), default="beside")
+    lat.add_argument("--heartbeat-secs", type=float, default=LATENCY_HEARTBEAT_S)
     prof = sub.add_parser("profile")
     prof.add_argument("--seconds", type=float, default=5.0)
     prof.add_argument("--top", type=int, default=25)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.what == "latency":
-            latency_us, traces = run_latency(Path(tmp), args.count, args.rate)
-            print(f"{args.count} trees at {args.rate:,.0f} tuples/s, two workers, microseconds:")
+            latency_us, traces = run_latency(Path(tmp), args.count, args.rate, args.placement, args.heartbeat_secs)
+            print(
+                f"{args.count} trees at {args.rate:,.0f} tuples/s, two workers, acker placement {args.placement}, "
+                f"heartbeat {args.heartbeat_secs:g} s, load average {os.getloadavg()[0]:.1f}; microseconds:"
+            )
             lines = breakdown(latency_us, traces)
         else:
             lines = run_profile(Path(tmp), args.seconds, args.top)
