@@ -117,6 +117,40 @@ def line(name: str, us: list[float]) -> str:
     )
 
 
+def _inside(intervals: list[tuple[int, int]], starts: list[int], at: int) -> bool:
+    """Whether ``at`` falls in one of ``intervals`` (sorted, not overlapping; ``starts``
+    their starts)."""
+    i = bisect.bisect_right(starts, at) - 1
+    return i >= 0 and at < intervals[i][1]
+
+
+def arrivals(traces: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """What the receiving worker was doing when each frame was sent to it (the sender's
+    ``send`` returned), and the frame's crossing in microseconds, by that activity: a
+    garbage collection, a heartbeat, a round with work, a round without work, a blocking
+    wait, or between those (the loop's own code). The first that applies, in that order: a
+    collection runs inside a round or a heartbeat. A frame that arrives while its receiver
+    is busy waits for it; one sent while it blocks pays only the wake-up."""
+    sent_end = {crc: end for t in traces for _start, end, crc in t["send"]}
+    out: dict[str, list[float]] = {}
+    for t in traces:
+        kinds = [
+            ("garbage collection", [(g[0], g[1]) for g in t["gc"]]),
+            ("heartbeat", [(b[0], b[1]) for b in t["beat"]]),
+            ("round with work", [(r[0], r[1]) for r in t["round"] if r[2]]),
+            ("round without work", [(r[0], r[1]) for r in t["round"] if not r[2]]),
+            ("blocking wait", [(w[0], w[1]) for w in t["wait"]]),
+        ]
+        table = [(name, sorted(iv), [a for a, _ in sorted(iv)]) for name, iv in kinds]
+        for start, _end, crc in t["recv"]:
+            at = sent_end.get(crc)
+            if at is None:
+                continue
+            name = next((n for n, iv, starts in table if _inside(iv, starts, at)), "between (the loop's own code)")
+            out.setdefault(name, []).append((start - at) / 1e3)
+    return out
+
+
 def breakdown(latency_us: list[float], traces: list[dict[str, Any]]) -> list[str]:
     """The lines ``latency`` prints (see the module docstring)."""
     out = [line("complete latency (spout)", latency_us)]
@@ -143,8 +177,11 @@ def breakdown(latency_us: list[float], traces: list[dict[str, Any]]) -> list[str
     for gen in (0, 1, 2):
         out.append(line(f"garbage collection, generation {gen}", [(g[1] - g[0]) / 1e3 for g in gcs if g[2] == gen]))
         out.append(line("  its CPU (loop thread)", [g[4] / 1e3 for g in gcs if g[2] == gen]))
-    # Signals that do not depend on the machine's load: counts per tree.
     trees = max(1, len(latency_us))
+    out.append("what the receiver was doing when a frame was sent to it: frames per 1,000 trees; their crossing")
+    for name, us in sorted(arrivals(traces).items(), key=lambda kv: -len(kv[1])):
+        out.append(f"  {name:<34} {len(us) * 1000 / trees:7.1f}  " + line("", us).strip())
+    # Signals that do not depend on the machine's load: counts per tree.
     frames = sum(len(t["send"]) for t in traces)
     out.append(f"{'frames crossing per tree':<36} {frames / trees:.2f}")
     rounds = sum(len(t["round"]) for t in traces)
