@@ -126,12 +126,12 @@ def _inside(intervals: list[tuple[int, int]], starts: list[int], at: int) -> boo
 
 def arrivals(traces: list[dict[str, Any]]) -> dict[str, list[float]]:
     """What the receiving worker was doing when each frame was sent to it (the sender's
-    ``send`` returned), and the frame's crossing in microseconds, by that activity: a
+    ``send`` was called), and the frame's crossing in microseconds, by that activity: a
     garbage collection, a heartbeat, a round with work, a round without work, a blocking
     wait, or between those (the loop's own code). The first that applies, in that order: a
     collection runs inside a round or a heartbeat. A frame that arrives while its receiver
     is busy waits for it; one sent while it blocks pays only the wake-up."""
-    sent_end = {crc: end for t in traces for _start, end, crc in t["send"]}
+    sent_at = {crc: start for t in traces for start, _end, crc in t["send"]}
     out: dict[str, list[float]] = {}
     for t in traces:
         kinds = [
@@ -143,7 +143,7 @@ def arrivals(traces: list[dict[str, Any]]) -> dict[str, list[float]]:
         ]
         table = [(name, sorted(iv), [a for a, _ in sorted(iv)]) for name, iv in kinds]
         for start, _end, crc in t["recv"]:
-            at = sent_end.get(crc)
+            at = sent_at.get(crc)
             if at is None:
                 continue
             name = next((n for n, iv, starts in table if _inside(iv, starts, at)), "between (the loop's own code)")
