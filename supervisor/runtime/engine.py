@@ -306,7 +306,7 @@ class Engine:
 
     def run_once(self) -> int:
         """One round: spouts emit a batch (unless paused or backpressured), bolts and ackers
-        drain."""
+        drain, then spouts take the outcomes the ackers sent them (without emitting)."""
         allow_emit = not self.paused and not self.backpressured()
         done = 0
         for s in self.spouts:
@@ -314,8 +314,14 @@ class Engine:
         limit = self.drain_limit
         for b in self.bolts:
             done += b.drain(limit)
-        for a in self.ackers:
-            done += a.drain(limit)
+        if self.ackers:
+            for a in self.ackers:
+                done += a.drain(limit)
+            # Trees the ackers just completed for a spout of this engine: its ack() now, not
+            # one round later (the round that finds it would be one more loop round per tree).
+            for s in self.spouts:
+                if s.inbox:
+                    done += s.step(False)
         now = self.clock()
         if now >= self._next_timers:
             self.run_timers(now)

@@ -115,7 +115,7 @@ def test_an_acker_moving_in_beside_the_spout_takes_its_new_trees():
     assert p.crossed[ACK_INIT] + p.crossed[ACK_INIT_BULK] == inits_before, "no init crossed after the move"
 
 
-def test_a_spout_moving_to_the_other_acker_keeps_its_pending_trees_and_starts_new_ones_there():
+def test_a_spout_moving_beside_the_other_acker_keeps_its_pending_trees_and_starts_new_ones_there():
     n = 5_000
     p = CountingPair(Counting, conf(n), a=[SPOUT, ACKER_A], b=[0, 1, 2, ACKER_B])
     p.rounds(5)
@@ -123,17 +123,16 @@ def test_a_spout_moving_to_the_other_acker_keeps_its_pending_trees_and_starts_ne
     assert old.pending, "trees in flight at the move"
     assert {root % 2 for root in old.pending} == {acker_index(p, ACKER_A)}
     (old_inst,) = old.instances.values()
+    # At most this many trees can ever complete at acker A: those it completed, and those
+    # started beside it and still pending (some of them counted in both).
+    at_most_a = acked_by(p, ACKER_A) + len(old.pending)
     p.move(SPOUT, src=0, dst=1, between=3)
-    new = p.engines[1].spouts[0]
-    p.rounds(3)
-    started_here = set(new.pending) - set(old.pending)
-    assert started_here, "the moved spout started trees"
-    assert {root % 2 for root in started_here} == {acker_index(p, ACKER_B)}, "on the acker now beside it"
     p.settle()
     (inst,) = p.instances("words")
     assert inst is not old_inst and inst.failed == []
     assert sorted(old_inst.acked + inst.acked) == [("t", i) for i in range(n)], "every tree once"
-    assert acked_by(p, ACKER_A) > 0 and acked_by(p, ACKER_B) > 0
+    assert acked_by(p, ACKER_A) + acked_by(p, ACKER_B) == n
+    assert acked_by(p, ACKER_A) <= at_most_a < n // 2, "trees started after the move: all on acker B"
 
 
 class RunSpout(Spout):
