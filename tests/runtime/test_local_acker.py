@@ -206,3 +206,13 @@ def test_the_choice_maps_every_draw_to_a_local_acker_within_64_bits():
     assert not choice.moves and choice.remap == [0, 1, 2], "none local: roots as drawn"
     choice.update(frozenset({11}))
     assert choice.remap == [1, 1, 1]
+
+
+def test_a_tree_its_local_acker_completes_reaches_the_spouts_ack_in_the_same_round():
+    p = Pair(Counting, conf(100), a=[0, 1, 2, SPOUT, ACKER_A, ACKER_B], b=[])
+    engine = p.engines[0]
+    engine.run_once()  # the spout emits a batch; counter, sink and the ackers drain it
+    (spout,) = p.instances("words")
+    assert spout.i == 16, "one spout batch (squall.spout.batch) emitted"
+    assert sorted(spout.acked) == [("t", i) for i in range(16)], "acked in that round, not the next"
+    assert not engine.spouts[0].pending
