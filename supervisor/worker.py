@@ -16,8 +16,8 @@ holds ``squall.wire.encode(WorkerLaunch(...))``. The worker
   guarantees of an update are in its docstring); ``Worker.handle`` carries it out;
 * runs everything from one thread: receive a bounded number of frames, one engine round,
   flush due batches (all of them when the round leaves nothing runnable: no queued item, no
-  spout with more to emit, no frame waiting), heartbeat when due and no frame waits (at most
-  ``HEARTBEAT_DEFER_MAX_S`` late); then, when nothing is
+  spout with more to emit, no frame waiting), heartbeat when due, no frame waits and no
+  tree of a local spout is in flight (at most ``HEARTBEAT_DEFER_MAX_S`` late); then, when nothing is
   runnable, it blocks on its sockets
   (``select`` on their descriptors) until the next thing is due — a spout's next emission (``Spout.next_tuple_due``,
   else 1 ms), an engine timer with work, a batch's flush, the heartbeat, the parent check —
@@ -402,15 +402,28 @@ class Worker:
         return bool(self.stopping or control or not idle)
 
     def _beat_when_quiet(self, now: float, idle: bool) -> None:
-        """Send the due heartbeat if the round left nothing runnable and no frame waits (its
-        batches are already sent), or once it is ``HEARTBEAT_DEFER_MAX_S`` overdue."""
-        if (idle and not self.io.data_waiting()) or now >= self._next_beat + HEARTBEAT_DEFER_MAX_S:
+        """Send the due heartbeat if the round left nothing runnable, no frame waits (its
+        batches are already sent) and no tree of a local spout is in flight, or once it is
+        ``HEARTBEAT_DEFER_MAX_S`` overdue. A tree in flight will send a frame back here (its
+        completion, the sink's tuple): a heartbeat then would stop the loop just as it comes;
+        once the trees are done, the heartbeat delays at most the spout's next emission,
+        which its trees' latency does not count."""
+        if (idle and not self.io.data_waiting() and not self._trees_in_flight()) or (
+            now >= self._next_beat + HEARTBEAT_DEFER_MAX_S
+        ):
             self.heartbeat()
             self._next_beat = now + self.heartbeat_s
             self._beat_waited = False
         elif not self._beat_waited:
             self._beat_waited = True
             self.beats_deferred += 1
+
+    def _trees_in_flight(self) -> bool:
+        """Whether a spout of this worker waits for the outcome of a tree."""
+        for s in self.engine.spouts:
+            if s.pending:
+                return True
+        return False
 
     def _nothing_runnable(self, spouts: list[Any], emits_before: list[int]) -> bool:
         """After a round with work: would the next round find nothing to do at once? True
