@@ -105,7 +105,8 @@ def run_latency(
     finally:
         stop(w)
     lat = json.loads(report.read_text())["latencies_ms"]
-    return [x * 1e3 for x in lat], [json.loads(f.read_text()) for f in sorted(out.glob("*.json"))]
+    files = sorted(out.glob("*.json"), key=lambda f: int(f.stem))  # pid order: worker A started first
+    return [x * 1e3 for x in lat], [json.loads(f.read_text()) for f in files]
 
 
 def line(name: str, us: list[float]) -> str:
@@ -181,6 +182,16 @@ def breakdown(latency_us: list[float], traces: list[dict[str, Any]]) -> list[str
     out.append("what the receiver was doing when a frame was sent to it: frames per 1,000 trees; their crossing")
     for name, us in sorted(arrivals(traces).items(), key=lambda kv: -len(kv[1])):
         out.append(f"  {name:<34} {len(us) * 1000 / trees:7.1f}  " + line("", us).strip())
+    # Per worker (traces in pid order: worker A, with the spout, is started first).
+    sent_at = {crc: start for t in traces for start, _end, crc in t["send"]}
+    for k, t in enumerate(traces):
+        beats = sorted((b[0], b[1]) for b in t["beat"])
+        starts = [b[0] for b in beats]
+        hits = sum(1 for r in t["recv"] if r[2] in sent_at and _inside(beats, starts, sent_at[r[2]]))
+        out.append(
+            f"  worker {'AB'[k] if k < 2 else k}: {len(t['recv'])} frames received, {len(beats)} heartbeats, "
+            f"{hits} frames sent to it during one"
+        )
     # Signals that do not depend on the machine's load: counts per tree.
     frames = sum(len(t["send"]) for t in traces)
     out.append(f"{'frames crossing per tree':<36} {frames / trees:.2f}")
