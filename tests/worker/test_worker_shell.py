@@ -15,7 +15,7 @@ from squall import wire
 from squall.messages import WorkerAssignment, WorkerHeartbeat, WorkerLaunch, WorkerUpdate
 from squall.supervisor.runtime.layout import FRAME_VERSION, decode_frame
 from squall.supervisor.runtime.messages import TREES_DONE
-from squall.supervisor.worker import HEARTBEAT_DEFER_MAX_S, Worker
+from squall.supervisor.worker import HEARTBEAT_DEFER_MAX_S, HEARTBEAT_TREES_WAIT_S, Worker
 from tests.helpers import modules_loaded
 from tests.worker.worker_helpers import APPS, user_module
 
@@ -344,5 +344,30 @@ def test_a_due_heartbeat_waits_while_a_tree_of_a_local_spout_is_in_flight():
         w.round()
         assert not spout.pending
         assert (len(io.heartbeats), w.beats_deferred) == (beats + 1, 1), "sent once they completed"
+    finally:
+        w.shutdown()
+
+
+def test_trees_always_in_flight_delay_a_quiet_heartbeat_by_the_short_bound_only():
+    now = [100.0]
+    base = launch([SPOUT], **{"topology.acker.executors": 1, "app.reliable": True, "app.limit": 3})
+    assignment = dataclasses.replace(base.assignment, placement={**PLACEMENT, 4: B})
+    io = FakeIO()
+    w = Worker(dataclasses.replace(base, assignment=assignment), io, clock=lambda: now[0])
+    w.start()
+    try:
+        w.round()
+        w.round()
+        assert len(w.engine.spouts[0].pending) == 3, "three trees in flight, never completed here"
+        beats = len(io.heartbeats)
+        w._next_beat = now[0]
+        w.round()
+        now[0] += HEARTBEAT_TREES_WAIT_S / 2
+        w.round()
+        assert len(io.heartbeats) == beats, "within the short bound: waits for the trees"
+        now[0] += HEARTBEAT_TREES_WAIT_S
+        w.round()
+        assert len(io.heartbeats) == beats + 1, "past it: sent at this quiet round, before the long bound"
+        assert HEARTBEAT_TREES_WAIT_S < HEARTBEAT_DEFER_MAX_S
     finally:
         w.shutdown()
