@@ -2,12 +2,14 @@
 inside the worker processes (``benchmarks/worker_trace_shim.py``, loaded into each worker
 through a ``sitecustomize``; Squall itself carries no tracing).
 
-    python benchmarks/worker_trace.py latency [--count 5000] [--rate 1000]
+    python benchmarks/worker_trace.py latency [--count 5000] [--rate 1000] [--placement beside]
     python benchmarks/worker_trace.py profile [--seconds 5] [--top 25]
 
-``latency``: the latency run (1,000 tuples/s, acking on; spout and sink on worker A, middle
-and acker on B: four crossings per tree), each worker traced. Prints p50 / p99 / mean in
-microseconds of
+``latency``: the latency run of ``worker_figures`` (1,000 tuples/s, acking on; spout and sink
+on worker A, middle on B; ``--placement beside``: one acker per worker, the spout's trees on
+A's, two crossings per tree; ``away``: the one acker on B, four crossings; heartbeat at the
+production default 1 s unless ``--heartbeat-secs``), each worker traced. Prints p50 / p99 /
+mean in microseconds of
 
 * the complete latency the spout recorded (emit to ``ack``), as ``worker_figures`` does;
 * ``crossing``: a frame from the sender's ``send`` to the receiver starting to decode it
@@ -18,8 +20,9 @@ microseconds of
   round, the batch wait) — at this rate nearly always the frame the first one caused;
 * rounds with and without work, blocking waits, heartbeats and garbage collections (with
   their CPU time);
-* counts per tree, which do not depend on the machine's load: loop rounds, ZeroMQ ``EVENTS``
-  queries and receives that found nothing (about 4 and 8 us each), collections.
+* counts per tree, which do not depend on the machine's load: frames crossing between the
+  workers, loop rounds, ZeroMQ ``EVENTS`` queries and receives that found nothing (about 4
+  and 8 us each), heartbeats and collections.
 
 The tracing adds about a microsecond per event; the complete latency printed is measured
 with it on. Frames are matched between the workers by a checksum of their bytes.
@@ -45,7 +48,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # worker_figures, which puts the repo root on the path for tests.worker
 
-from worker_figures import ACKER, MIDDLE, SINK, SPOUT, TwoWorkers  # noqa: E402
+from worker_figures import LATENCY_HEARTBEAT_S, MIDDLE, PLACEMENTS, SINK, SPOUT, TwoWorkers, latency_conf  # noqa: E402
 
 from squall.supervisor.runtime.stats import percentile  # noqa: E402
 
@@ -90,16 +93,20 @@ def stop(w: TwoWorkers) -> None:
         w.close()
 
 
-def run_latency(tmp: Path, count: int, rate: float) -> tuple[list[float], list[dict[str, Any]]]:
+def run_latency(
+    tmp: Path, count: int, rate: float, placement: str = "beside", heartbeat_s: float = LATENCY_HEARTBEAT_S
+) -> tuple[list[float], list[dict[str, Any]]]:
     report = tmp / "latency.json"
-    conf = {"topology.acker.executors": 1, "app.rate": rate, "app.limit": count, "app.report": str(report)}
-    w, out = traced_workers(tmp, "SQUALL_TRACE_DIR", [SPOUT, SINK], [MIDDLE, ACKER], conf)
+    conf = latency_conf(placement, count, rate, report, heartbeat_s)
+    a, b, _ackers, _crossings = PLACEMENTS[placement]
+    w, out = traced_workers(tmp, "SQUALL_TRACE_DIR", a, b, conf)
     try:
         w.sup.wait_for(report.exists, count / rate + 30, "the spout's latency report")
     finally:
         stop(w)
     lat = json.loads(report.read_text())["latencies_ms"]
-    return [x * 1e3 for x in lat], [json.loads(f.read_text()) for f in sorted(out.glob("*.json"))]
+    files = sorted(out.glob("*.json"), key=lambda f: int(f.stem))  # pid order: worker A started first
+    return [x * 1e3 for x in lat], [json.loads(f.read_text()) for f in files]
 
 
 def line(name: str, us: list[float]) -> str:
@@ -109,6 +116,40 @@ def line(name: str, us: list[float]) -> str:
         f"{name:<36} p50 {percentile(us, 50):8.1f}  p99 {percentile(us, 99):8.1f}  "
         f"mean {sum(us) / len(us):8.1f}  n {len(us)}"
     )
+
+
+def _inside(intervals: list[tuple[int, int]], starts: list[int], at: int) -> bool:
+    """Whether ``at`` falls in one of ``intervals`` (sorted, not overlapping; ``starts``
+    their starts)."""
+    i = bisect.bisect_right(starts, at) - 1
+    return i >= 0 and at < intervals[i][1]
+
+
+def arrivals(traces: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """What the receiving worker was doing when each frame was sent to it (the sender's
+    ``send`` was called), and the frame's crossing in microseconds, by that activity: a
+    garbage collection, a heartbeat, a round with work, a round without work, a blocking
+    wait, or between those (the loop's own code). The first that applies, in that order: a
+    collection runs inside a round or a heartbeat. A frame that arrives while its receiver
+    is busy waits for it; one sent while it blocks pays only the wake-up."""
+    sent_at = {crc: start for t in traces for start, _end, crc in t["send"]}
+    out: dict[str, list[float]] = {}
+    for t in traces:
+        kinds = [
+            ("garbage collection", [(g[0], g[1]) for g in t["gc"]]),
+            ("heartbeat", [(b[0], b[1]) for b in t["beat"]]),
+            ("round with work", [(r[0], r[1]) for r in t["round"] if r[2]]),
+            ("round without work", [(r[0], r[1]) for r in t["round"] if not r[2]]),
+            ("blocking wait", [(w[0], w[1]) for w in t["wait"]]),
+        ]
+        table = [(name, sorted(iv), [a for a, _ in sorted(iv)]) for name, iv in kinds]
+        for start, _end, crc in t["recv"]:
+            at = sent_at.get(crc)
+            if at is None:
+                continue
+            name = next((n for n, iv, starts in table if _inside(iv, starts, at)), "between (the loop's own code)")
+            out.setdefault(name, []).append((start - at) / 1e3)
+    return out
 
 
 def breakdown(latency_us: list[float], traces: list[dict[str, Any]]) -> list[str]:
@@ -137,14 +178,31 @@ def breakdown(latency_us: list[float], traces: list[dict[str, Any]]) -> list[str
     for gen in (0, 1, 2):
         out.append(line(f"garbage collection, generation {gen}", [(g[1] - g[0]) / 1e3 for g in gcs if g[2] == gen]))
         out.append(line("  its CPU (loop thread)", [g[4] / 1e3 for g in gcs if g[2] == gen]))
-    # Signals that do not depend on the machine's load: counts per tree.
     trees = max(1, len(latency_us))
+    out.append("what the receiver was doing when a frame was sent to it: frames per 1,000 trees; their crossing")
+    for name, us in sorted(arrivals(traces).items(), key=lambda kv: -len(kv[1])):
+        out.append(f"  {name:<34} {len(us) * 1000 / trees:7.1f}  " + line("", us).strip())
+    # Per worker (traces in pid order: worker A, with the spout, is started first).
+    sent_at = {crc: start for t in traces for start, _end, crc in t["send"]}
+    for k, t in enumerate(traces):
+        beats = sorted((b[0], b[1]) for b in t["beat"])
+        starts = [b[0] for b in beats]
+        hits = sum(1 for r in t["recv"] if r[2] in sent_at and _inside(beats, starts, sent_at[r[2]]))
+        out.append(
+            f"  worker {'AB'[k] if k < 2 else k}: {len(t['recv'])} frames received, {len(beats)} heartbeats, "
+            f"{hits} frames sent to it during one"
+        )
+    # Signals that do not depend on the machine's load: counts per tree.
+    frames = sum(len(t["send"]) for t in traces)
+    out.append(f"{'frames crossing per tree':<36} {frames / trees:.2f}")
     rounds = sum(len(t["round"]) for t in traces)
     out.append(f"{'loop rounds per tree (both workers)':<36} {rounds / trees:.2f}")
     queries = sum(t["zmq"][0][0] for t in traces)
     again = sum(t["zmq"][0][1] for t in traces)
     out.append(f"{'ZeroMQ EVENTS queries per tree':<36} {queries / trees:.2f}")
     out.append(f"{'receives raising zmq.Again per tree':<36} {again / trees:.2f}")
+    beats = sum(len(t["beat"]) for t in traces)
+    out.append(f"{'heartbeats per 1,000 trees':<36} {beats * 1000 / trees:.2f}")
     for gen in (0, 1, 2):
         n = sum(1 for g in gcs if g[2] == gen)
         out.append(f"{f'collections of generation {gen} per 1,000 trees':<36} {n * 1000 / trees:.2f}")
@@ -175,14 +233,19 @@ def main() -> None:
     lat = sub.add_parser("latency")
     lat.add_argument("--count", type=int, default=5_000)
     lat.add_argument("--rate", type=float, default=1_000.0)
+    lat.add_argument("--placement", choices=list(PLACEMENTS), default="beside")
+    lat.add_argument("--heartbeat-secs", type=float, default=LATENCY_HEARTBEAT_S)
     prof = sub.add_parser("profile")
     prof.add_argument("--seconds", type=float, default=5.0)
     prof.add_argument("--top", type=int, default=25)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.what == "latency":
-            latency_us, traces = run_latency(Path(tmp), args.count, args.rate)
-            print(f"{args.count} trees at {args.rate:,.0f} tuples/s, two workers, microseconds:")
+            latency_us, traces = run_latency(Path(tmp), args.count, args.rate, args.placement, args.heartbeat_secs)
+            print(
+                f"{args.count} trees at {args.rate:,.0f} tuples/s, two workers, acker placement {args.placement}, "
+                f"heartbeat {args.heartbeat_secs:g} s, load average {os.getloadavg()[0]:.1f}; microseconds:"
+            )
             lines = breakdown(latency_us, traces)
         else:
             lines = run_profile(Path(tmp), args.seconds, args.top)

@@ -16,8 +16,9 @@ holds ``squall.wire.encode(WorkerLaunch(...))``. The worker
   guarantees of an update are in its docstring); ``Worker.handle`` carries it out;
 * runs everything from one thread: receive a bounded number of frames, one engine round,
   flush due batches (all of them when the round leaves nothing runnable: no queued item, no
-  spout with more to emit, no frame waiting), heartbeat when due and no frame waits (at most
-  ``HEARTBEAT_DEFER_MAX_S`` late); then, when nothing is
+  spout with more to emit, no frame waiting), heartbeat when due, no frame waits and no
+  tree of a local spout is in flight (the last for ``HEARTBEAT_TREES_WAIT_S`` at most; all
+  of it at most ``HEARTBEAT_DEFER_MAX_S`` late); then, when nothing is
   runnable, it blocks on its sockets
   (``select`` on their descriptors) until the next thing is due — a spout's next emission (``Spout.next_tuple_due``,
   else 1 ms), an engine timer with work, a batch's flush, the heartbeat, the parent check —
@@ -82,6 +83,10 @@ PARENT_CHECK_S = 0.2  # also the longest an idle worker blocks
 # nothing runnable with no frame waiting, so it does not hold up a tuple the worker has in
 # hand; a worker that is never idle sends it this late at most.
 HEARTBEAT_DEFER_MAX_S = 0.1
+# It also waits for a moment when no tree of a local spout is in flight, this long at most:
+# a spout whose trees are always in flight (a high rate, long trees) then beats at the first
+# quiet round after it, as it did before, rather than at the bound whatever is waiting.
+HEARTBEAT_TREES_WAIT_S = 0.02
 STOP_DRAIN_S = 0.3
 EXIT_CODE_ERROR = 4  # the topology's code does not load: retrying will not help
 ERROR_SUFFIX = ".error"  # next to the launch file: why the worker could not start
@@ -402,15 +407,31 @@ class Worker:
         return bool(self.stopping or control or not idle)
 
     def _beat_when_quiet(self, now: float, idle: bool) -> None:
-        """Send the due heartbeat if the round left nothing runnable and no frame waits (its
-        batches are already sent), or once it is ``HEARTBEAT_DEFER_MAX_S`` overdue."""
-        if (idle and not self.io.data_waiting()) or now >= self._next_beat + HEARTBEAT_DEFER_MAX_S:
+        """Send the due heartbeat if the round left nothing runnable, no frame waits (its
+        batches are already sent) and no tree of a local spout is in flight (that last
+        condition dropped once it is ``HEARTBEAT_TREES_WAIT_S`` overdue), or once it is
+        ``HEARTBEAT_DEFER_MAX_S`` overdue. A tree in flight while the worker is idle waits
+        for another worker, whose frame comes back here: a heartbeat then would stop the loop
+        just as it comes; once the trees are done, the heartbeat delays at most the spout's
+        next emission, which its trees' latency does not count."""
+        overdue = now - self._next_beat
+        quiet = idle and not self.io.data_waiting()
+        if (
+            quiet and (overdue >= HEARTBEAT_TREES_WAIT_S or not self._trees_in_flight())
+        ) or overdue >= HEARTBEAT_DEFER_MAX_S:
             self.heartbeat()
             self._next_beat = now + self.heartbeat_s
             self._beat_waited = False
         elif not self._beat_waited:
             self._beat_waited = True
             self.beats_deferred += 1
+
+    def _trees_in_flight(self) -> bool:
+        """Whether a spout of this worker waits for the outcome of a tree."""
+        for s in self.engine.spouts:
+            if s.pending:
+                return True
+        return False
 
     def _nothing_runnable(self, spouts: list[Any], emits_before: list[int]) -> bool:
         """After a round with work: would the next round find nothing to do at once? True

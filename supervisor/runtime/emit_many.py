@@ -182,6 +182,8 @@ def make_spout_emit_many(
     clock = executor.wiring.clock
     inits = executor.inits_out[task]  # per acker; its lists are replaced as they are sent
     n_ackers = len(inits)
+    choice = executor.wiring.acker_choice  # as in the spout's emit: roots for a local acker
+    remap = choice.remap
 
     def emit_many(tuples, tup_ids=None, stream=None, direct_task=None, need_task_ids=False):
         route = default if stream is None else routes.get(stream)
@@ -220,6 +222,7 @@ def make_spout_emit_many(
                     append(targets)
                 return out
             now = clock()  # one instant for the list: its trees start together
+            moves = choice.moves
             if pick is not None and route.fanout == 1:
                 # One target per tuple (shuffle, global): root and edge ids drawn in one call.
                 ids = random_ids(getrandbits, 2 * len(tuples))
@@ -239,6 +242,10 @@ def make_spout_emit_many(
                         sinks[t]((t, tup))
                         append(targets)
                         continue
+                    if moves:  # 63 of the 64 bits, moved to a local acker's index
+                        root >>= 1
+                        i = root % n_ackers
+                        root += remap[i] - i
                     tup.roots = {root: edge}
                     sinks[t]((t, tup))
                     pending[root] = (task, tup_id, now)
@@ -268,7 +275,12 @@ def make_spout_emit_many(
                         sinks[t]((t, tup))
                     append(targets)
                     continue
-                root = getrandbits(64)
+                if moves:
+                    root = getrandbits(63)
+                    i = root % n_ackers
+                    root += remap[i] - i
+                else:
+                    root = getrandbits(64)
                 xor = 0
                 for t in targets:
                     edge = getrandbits(64)

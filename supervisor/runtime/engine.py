@@ -30,7 +30,7 @@ from squall import config
 from squall.supervisor.runtime import snapshot
 from squall.supervisor.runtime.acker import AckerExecutor
 from squall.supervisor.runtime.executor import BoltExecutor, Executor
-from squall.supervisor.runtime.routing import Chooser, Route, make_chooser
+from squall.supervisor.runtime.routing import AckerChoice, Chooser, Route, make_chooser
 from squall.supervisor.runtime.spout_executor import SpoutExecutor
 from squall.supervisor.runtime.stats import ComponentSummary, CpuMeter, summarize
 from squall.topology.component import SYSTEM_COMPONENT, TICK_SOURCE_TASK, TICK_STREAM, Context, Tuple
@@ -62,6 +62,8 @@ class Wiring:
         self.acker_tasks = acker_tasks
         self.tracking = bool(acker_tasks)
         self.local_tasks = local_tasks
+        # where spouts start their trees: an acker of this engine when it runs one
+        self.acker_choice = AckerChoice(acker_tasks, local_tasks)
         self.clock = clock
         self.seed = seed
         self.sinks: dict[int, Sink] = {}
@@ -290,6 +292,7 @@ class Engine:
 
     def _relocalize(self) -> None:
         self.wiring.local_tasks = frozenset(t for ex in self.by_id.values() for t in ex.spec.tasks)
+        self.wiring.acker_choice.update(self.wiring.local_tasks)
         if self._locality_matters:
             for ex in self.by_id.values():
                 if ex.kind != ExecutorKind.ACKER:
@@ -303,7 +306,7 @@ class Engine:
 
     def run_once(self) -> int:
         """One round: spouts emit a batch (unless paused or backpressured), bolts and ackers
-        drain."""
+        drain, then spouts take the outcomes the ackers sent them (without emitting)."""
         allow_emit = not self.paused and not self.backpressured()
         done = 0
         for s in self.spouts:
@@ -311,8 +314,14 @@ class Engine:
         limit = self.drain_limit
         for b in self.bolts:
             done += b.drain(limit)
-        for a in self.ackers:
-            done += a.drain(limit)
+        if self.ackers:
+            for a in self.ackers:
+                done += a.drain(limit)
+            # Trees the ackers just completed for a spout of this engine: its ack() now, not
+            # one round later (the round that finds it would be one more loop round per tree).
+            for s in self.spouts:
+                if s.inbox:
+                    done += s.step(False)
         now = self.clock()
         if now >= self._next_timers:
             self.run_timers(now)

@@ -206,3 +206,46 @@ class Route:
         for c in choosers:
             out.extend(c(values))
         return out
+
+
+class AckerChoice:
+    """Which acker a spout's new tree goes to: one in the spout's own worker when it has one.
+
+    Every sender finds a tree's acker the same way, by its root id: the acker at index
+    ``root % len(acker_tasks)`` of ``acker_tasks`` (Storm's rule), so bolts, ackers and every
+    worker agree on it without being told. The choice is the spout's: it draws its root ids
+    so that they map to an acker local to its engine. ``remap[i]`` is the acker index a
+    draw that fell on index ``i`` moves to: ``i`` itself when acker ``i`` is local or no
+    acker is, else one of the local ackers (spread over them by ``i``). ``moves`` says
+    whether any index moves; without a local acker, or with every acker local, it is False
+    and roots are drawn as before.
+
+    A spout draws a root from 63 random bits ``r`` as ``r - r % n + remap[r % n]`` (``n``
+    ackers; the emits inline it): below 2**63 + n, so it fits the wire's uint64, and it maps
+    to a local acker whenever there is one. A tree's acker never changes after its
+    root is drawn: ``update`` (executors moved in or out) changes only where *new* roots
+    go, so trees in flight across a move of the spout or of an acker still meet their acker
+    (it takes its entries along in its snapshot).
+    """
+
+    __slots__ = ("acker_tasks", "remap", "moves", "local")
+
+    def __init__(self, acker_tasks: Sequence[int], local_tasks: frozenset[int] = frozenset()) -> None:
+        self.acker_tasks = list(acker_tasks)
+        # updated in place: the spouts' emit closures hold this list
+        self.remap: list[int] = list(range(len(self.acker_tasks)))
+        self.moves = False
+        self.local: list[int] = []  # indices of the local ackers
+        self.update(local_tasks)
+
+    def update(self, local_tasks: frozenset[int]) -> None:
+        """Recompute the choice for the engine's tasks now (after executors moved)."""
+        n = len(self.acker_tasks)
+        local = [i for i, task in enumerate(self.acker_tasks) if task in local_tasks]
+        self.local = local
+        if not local or len(local) == n:
+            self.remap[:] = range(n)
+            self.moves = False
+            return
+        self.remap[:] = [i if i in local else local[i % len(local)] for i in range(n)]
+        self.moves = True

@@ -95,6 +95,8 @@ class SpoutExecutor(Executor):
         clock = self.wiring.clock
         inits = self.inits_out[task]  # per acker; its lists are replaced as they are sent
         n_ackers = len(inits)
+        choice = self.wiring.acker_choice  # read per tree: executors move in and out
+        remap = choice.remap  # updated in place
         executor = self
 
         # tup_id second, as in streamparse and heronpy; need_task_ids is accepted for them
@@ -118,7 +120,12 @@ class SpoutExecutor(Executor):
             name = route.stream
             if tup_id is not None:
                 if tracking:
-                    root = getrandbits(64)
+                    if choice.moves:  # a root that maps to an acker in this worker
+                        root = getrandbits(63)
+                        i = root % n_ackers
+                        root += remap[i] - i
+                    else:
+                        root = getrandbits(64)
                     xor = 0
                     fields = route.fields
                     for t in targets:

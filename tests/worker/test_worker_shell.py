@@ -4,6 +4,7 @@ heartbeats) is read back from the fake."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import Callable
 
@@ -13,7 +14,8 @@ import pytest
 from squall import wire
 from squall.messages import WorkerAssignment, WorkerHeartbeat, WorkerLaunch, WorkerUpdate
 from squall.supervisor.runtime.layout import FRAME_VERSION, decode_frame
-from squall.supervisor.worker import HEARTBEAT_DEFER_MAX_S, Worker
+from squall.supervisor.runtime.messages import TREES_DONE
+from squall.supervisor.worker import HEARTBEAT_DEFER_MAX_S, HEARTBEAT_TREES_WAIT_S, Worker
 from tests.helpers import modules_loaded
 from tests.worker.worker_helpers import APPS, user_module
 
@@ -318,3 +320,54 @@ def test_the_worker_s_loop_moves_what_start_up_made_out_of_the_collector_s_way()
         gc.unfreeze()  # give this test process its collector back
     assert frozen > before and frozen > 10_000
     assert not engine_scanned, "objects alive after start-up are in the permanent generation"
+
+
+def test_a_due_heartbeat_waits_while_a_tree_of_a_local_spout_is_in_flight():
+    # The spout here, its acker (executor 4) on the other worker: three trees stay pending
+    # until their completion comes back. A heartbeat then would stop the loop just as it
+    # arrives; it goes out in the round that delivers the completion.
+    base = launch([SPOUT], **{"topology.acker.executors": 1, "app.reliable": True, "app.limit": 3})
+    assignment = dataclasses.replace(base.assignment, placement={**PLACEMENT, 4: B})
+    io = FakeIO()
+    w = Worker(dataclasses.replace(base, assignment=assignment), io)
+    w.start()
+    try:
+        w.round()
+        w.round()
+        spout = w.engine.spouts[0]
+        assert len(spout.pending) == 3, "three trees in flight"
+        beats = len(io.heartbeats)
+        w._next_beat = w.clock()  # due now
+        w.round()
+        assert (len(io.heartbeats), w.beats_deferred) == (beats, 1), "waits while the trees are out"
+        spout.inbox.append((SPOUT_TASK, (TREES_DONE, list(spout.pending), [])))  # as a frame delivers it
+        w.round()
+        assert not spout.pending
+        assert (len(io.heartbeats), w.beats_deferred) == (beats + 1, 1), "sent once they completed"
+    finally:
+        w.shutdown()
+
+
+def test_trees_always_in_flight_delay_a_quiet_heartbeat_by_the_short_bound_only():
+    now = [100.0]
+    base = launch([SPOUT], **{"topology.acker.executors": 1, "app.reliable": True, "app.limit": 3})
+    assignment = dataclasses.replace(base.assignment, placement={**PLACEMENT, 4: B})
+    io = FakeIO()
+    w = Worker(dataclasses.replace(base, assignment=assignment), io, clock=lambda: now[0])
+    w.start()
+    try:
+        w.round()
+        w.round()
+        assert len(w.engine.spouts[0].pending) == 3, "three trees in flight, never completed here"
+        beats = len(io.heartbeats)
+        w._next_beat = now[0]
+        w.round()
+        now[0] += HEARTBEAT_TREES_WAIT_S / 2
+        w.round()
+        assert len(io.heartbeats) == beats, "within the short bound: waits for the trees"
+        now[0] += HEARTBEAT_TREES_WAIT_S
+        w.round()
+        assert len(io.heartbeats) == beats + 1, "past it: sent at this quiet round, before the long bound"
+        assert HEARTBEAT_TREES_WAIT_S < HEARTBEAT_DEFER_MAX_S
+    finally:
+        w.shutdown()
