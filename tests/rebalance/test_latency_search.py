@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from squall.rebalance import Node, SchedulerParams, get_scheduler, latency_search
+from squall.rebalance.latency import flush_wait, queue_wait
 from squall.rebalance.latency_network import Network
 from squall.rebalance.latency_search import excess_floor
+from squall.rebalance.latency_state import worker_time
 from tests.rebalance.test_latency_bound import cluster, workload
 
 
@@ -57,3 +60,42 @@ def test_a_seed_left_unpriced_changes_nothing(seed, monkeypatch):
     every = latency_search.schedule(loads, nodes, SchedulerParams())
     assert skipping.to_dict() == every.to_dict()
     assert seeds_priced < len(priced)  # round_robin's seed was left out
+
+
+def _worker_time_composed(topo, wall, wake_wait_s, u, rho, na, nav, ak, akv, outk, ink) -> float:
+    """worker_time as it read before queue_wait and flush_wait were written into it."""
+    visits = nav + akv
+    if visits <= 0:
+        return 0.0
+    mean_s = (na + ak) * wall / visits
+    busy = u if u > rho else rho
+    wait = queue_wait(mean_s, busy)
+    value = (na * wall + nav * wait) / topo.source_rate
+    if topo.ack_rate > 0:
+        value += (ak * wall + akv * wait) / topo.ack_rate
+    if outk > 0:
+        value += outk * flush_wait(topo.flush_s, mean_s, busy)
+    if wake_wait_s > 0:
+        value += ink * wake_wait_s
+    return value
+
+
+def test_the_worker_time_is_the_model_s_queue_and_batch_waits_bit_for_bit():
+    """Utilisations below 0, at and past saturation, flush delays on and off, ackers or
+    none: the written-out worker_time gives the same floats as the model's functions."""
+    rng = np.random.default_rng(7)
+    net = Network([workload(30, 4, 1)], cluster(2, 2, 1))
+    base = net.topos[0]
+    compared = 0
+    for flush_s, ack_rate in ((0.0005, base.ack_rate), (0.0, base.ack_rate), (0.002, 0.0)):
+        topo = replace(base, flush_s=flush_s, ack_rate=ack_rate)
+        for _ in range(400):
+            u, rho = (float(x) for x in rng.uniform(-0.2, 1.3, 2))
+            na, nav, ak, akv = (float(x) for x in rng.uniform(0.0, 1e8, 4))
+            outk, ink = float(rng.uniform(-0.5, 3.0)), float(rng.uniform(0.0, 3.0))
+            args = (topo, 1.0 / 1.2e9, float(rng.choice([0.0, 1e-4])), u, rho, na, nav, ak, akv, outk, ink)
+            assert worker_time(*args) == _worker_time_composed(*args), args
+            compared += 1
+        args = (topo, 1.0 / 1.2e9, 0.0, 0.999, 0.5, 1e8, 50.0, 0.0, 0.0, 1.0, 0.0)  # at saturation
+        assert worker_time(*args) == _worker_time_composed(*args)
+    assert compared == 1200
