@@ -293,8 +293,9 @@ class GainBound:
             inside = edges.rate_to.get(mine, 0.0)
             cross = state.w_cross[mine] - edges.rate + 2.0 * inside
             u_mine = (na + ak + topo.overhead_hz + topo.transfer_cycles * cross / 2.0) / terms.clock_hz
-            outk = state.w_outk[mine] - (edges.out - edges.out_to.get(mine, 0.0)) + edges.in_from.get(mine, 0.0)
-            ink = state.w_ink[mine] - (edges.into - edges.in_from.get(mine, 0.0)) + edges.out_to.get(mine, 0.0)
+            out_mine, in_mine = edges.out_to.get(mine, 0.0), edges.in_from.get(mine, 0.0)
+            outk = state.w_outk[mine] - (edges.out - out_mine) + in_mine
+            ink = state.w_ink[mine] - (edges.into - in_mine) + out_mine
         rho = board.rho + (u_mine - board.cores[mine]) / terms.cores
         self.removal_rho = rho
         if state.w_count[mine] > 1:
@@ -356,7 +357,9 @@ class GainBound:
         b = state.worker_node[w]
         if b < 0 or b == state.worker_node[state.exec_worker[g]]:
             return None
-        board = self._board(b)
+        board = self._boards.get(b)
+        if board is None:
+            board = self._board(b)
         before = board.time.get(w)
         if before is None:
             return None
@@ -377,8 +380,9 @@ class GainBound:
         if u < u_before:
             return None  # w's CPU falls: so could the board's, and its other workers' waits
         rho = board.rho + (u - u_before) / terms.cores
-        outk = state.w_outk[w] - edges.in_from.get(w, 0.0) + edges.out - edges.out_to.get(w, 0.0)
-        ink = state.w_ink[w] - edges.out_to.get(w, 0.0) + edges.into - edges.in_from.get(w, 0.0)
+        out_w, in_w = edges.out_to.get(w, 0.0), edges.in_from.get(w, 0.0)
+        outk = state.w_outk[w] - in_w + edges.out - out_w
+        ink = state.w_ink[w] - out_w + edges.into - in_w
         after = worker_time(topo, 1.0 / terms.clock_hz, terms.wake_wait_s, u, rho, na, nav, ak, akv, outk, ink)
         share = board.share
         wait_full = terms.throttle_wait_full_s
