@@ -164,7 +164,7 @@ class State:
         terms_of = [self._node_terms(n) for n in range(nn)]
         self.node_lat = [lat for lat, _ in terms_of]
         self.node_exc = [exc for _, exc in terms_of]
-        self.edge_lat = [self.edge_delay(k) for k in range(len(net.edges))]
+        self.edge_lat = self._edge_delays()
         self.total_lat = math.fsum(self.node_lat) + math.fsum(self.edge_lat)
         self.total_exc = math.fsum(self.node_exc)
 
@@ -250,6 +250,28 @@ class State:
         if ws == wd:
             return 0.0
         return self.hop_delay(k, self.worker_node[ws], self.worker_node[wd])
+
+    def _edge_delays(self) -> list[float]:
+        """Every edge's :meth:`edge_delay`, in one pass: :meth:`hop_delay`'s float
+        expression written out (``rate x kappa`` is the edge's precomputed term), the
+        lists bound once (a state prices tens of thousands of edges)."""
+        net = self.net
+        exec_worker, worker_node = self.exec_worker, self.worker_node
+        transfer = [topo.transfer_cycles for topo in net.topos]
+        clock = [terms.clock_hz for terms in net.terms]
+        link = [terms.link_delay_s for terms in net.terms]
+        out = []
+        for s, d, _rate, rk, _bytes, t in net.edge_terms:
+            ws, wd = exec_worker[s], exec_worker[d]
+            if ws == wd:
+                out.append(0.0)
+                continue
+            ns, nd = worker_node[ws], worker_node[wd]
+            delay = transfer[t] / clock[nd]
+            if ns != nd:
+                delay += (link[ns] + link[nd]) / 2.0
+            out.append(rk * delay)
+        return out
 
     def hop_delay(self, k: int, ns: int, nd: int) -> float:
         """Edge ``k``'s delay per root tuple (s) between two workers, the source's on

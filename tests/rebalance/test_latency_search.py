@@ -99,3 +99,21 @@ def test_the_worker_time_is_the_model_s_queue_and_batch_waits_bit_for_bit():
         args = (topo, 1.0 / 1.2e9, 0.0, 0.999, 0.5, 1e8, 50.0, 0.0, 0.0, 1.0, 0.0)  # at saturation
         assert worker_time(*args) == _worker_time_composed(*args)
     assert compared == 1200
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_fresh_state_s_edge_delays_are_each_edge_s_delay_bit_for_bit(seed):
+    """State's one pass over the edges gives every edge the float of State.edge_delay:
+    inside a worker, between workers of a board and between boards of different clocks
+    and link delays, one topology or two."""
+    loads = [workload(60, 8, seed)] + ([workload(30, 4, seed + 50, name="other", ackers=1)] if seed % 2 else [])
+    nodes = cluster(4, 3, seed, clocks=True)
+    net = Network(loads, nodes)
+    kinds = set()
+    for name in ("round_robin", "online"):
+        state = net.state_of(get_scheduler(name).schedule(loads, nodes, SchedulerParams(), None))
+        assert state.edge_lat == [state.edge_delay(k) for k in range(len(net.edges))], name
+        for s, d in net.edge_ends:
+            ws, wd = state.exec_worker[s], state.exec_worker[d]
+            kinds.add("inside" if ws == wd else "board" if state.worker_node[ws] == state.worker_node[wd] else "link")
+    assert kinds == {"inside", "board", "link"}
