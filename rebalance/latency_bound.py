@@ -100,10 +100,12 @@ class ExecutorEdges:
     rate_to: dict[int, float] = field(default_factory=dict)  # worker -> items/s to and from g
     out_to: dict[int, float] = field(default_factory=dict)  # worker -> rate x weight from g
     in_from: dict[int, float] = field(default_factory=dict)  # worker -> rate x weight into g
-    # (edge, the other end's worker, g the source, rate x weight, bytes/s, the other end's
-    # board, the hop's transfer delay there when g is the source (else 0), that board's
-    # link delay): what every candidate's bound reads per hop, read once per executor
-    hops: list[tuple[int, int, bool, float, float, int, float, float]] = field(default_factory=list)
+    # (edge, the other end's worker, g the source, rate x weight, bytes/s)
+    hops: list[tuple[int, int, bool, float, float]] = field(default_factory=list)
+    # The hops with the other end's board, the hop's transfer delay there when g is the
+    # source (else 0) and that board's link delay: what every refined gain reads per hop.
+    # Built by GainBound.hops_after on its first call for g (most executors need none).
+    far: list[tuple[int, int, bool, float, float, int, float, float]] | None = None
     rate: float = 0.0  # items/s on g's edges
     out: float = 0.0  # rate x weight of g's edges out
     into: float = 0.0  # ... and in
@@ -130,8 +132,7 @@ class GainBound:
     def edges_of(self, g: int) -> ExecutorEdges:
         state = self.state
         net = state.net
-        exec_worker, worker_node, edge_lat, terms = state.exec_worker, state.worker_node, state.edge_lat, net.terms
-        transfer = net.topos[net.ex_topo[g]].transfer_cycles  # g's edges are its topology's
+        exec_worker, edge_lat = state.exec_worker, state.edge_lat
         out = ExecutorEdges()
         rate_to, out_to, in_from, hops = out.rate_to, out.out_to, out.in_from, out.hops
         for k in net.adjacent[g]:
@@ -145,20 +146,29 @@ class GainBound:
                 out_to[other] = out_to.get(other, 0.0) + rk
                 out.out += rk
                 out.bytes_out += item_bytes
-                there = worker_node[other]
-                there_terms = terms[there]
-                hops.append(
-                    (k, other, True, rk, item_bytes, there, transfer / there_terms.clock_hz, there_terms.link_delay_s)
-                )
             else:
                 other = exec_worker[s]
                 in_from[other] = in_from.get(other, 0.0) + rk
                 out.into += rk
                 out.bytes_in += item_bytes
-                there = worker_node[other]
-                hops.append((k, other, False, rk, item_bytes, there, 0.0, terms[there].link_delay_s))
             rate_to[other] = rate_to.get(other, 0.0) + rate
+            hops.append((k, other, s == g, rk, item_bytes))
         return out
+
+    def _far(self, g: int, edges: ExecutorEdges) -> list[tuple[int, int, bool, float, float, int, float, float]]:
+        """``edges.hops`` with what :meth:`hops_after` reads of the other end per hop (see
+        :class:`ExecutorEdges`), read once per executor rather than once per candidate."""
+        net = self.state.net
+        worker_node, terms = self.state.worker_node, net.terms
+        transfer = net.topos[net.ex_topo[g]].transfer_cycles  # g's edges are its topology's
+        far = []
+        for k, other, out, rk, item_bytes in edges.hops:
+            there = worker_node[other]
+            there_terms = terms[there]
+            delay = transfer / there_terms.clock_hz if out else 0.0
+            far.append((k, other, out, rk, item_bytes, there, delay, there_terms.link_delay_s))
+        edges.far = far
+        return far
 
     def _links_after(
         self,
@@ -192,8 +202,9 @@ class GainBound:
         """(rate x weight from g, into g, bytes/s from g, into g) of g's edges with
         executors on board ``n``."""
         to_n = from_n = bytes_to_n = bytes_from_n = 0.0
-        for _k, _other, out, rk, item_bytes, there, _delay, _link in edges.hops:
-            if there == n:
+        worker_node = self.state.worker_node
+        for _k, other, out, rk, item_bytes in edges.hops:
+            if worker_node[other] == n:
                 if out:
                     to_n += rk
                     bytes_to_n += item_bytes
@@ -216,7 +227,8 @@ class GainBound:
         into_b = net.topos[net.ex_topo[g]].transfer_cycles / terms_b.clock_hz
         to_b = from_b = bytes_to_b = bytes_from_b = 0.0
         delays = 0.0  # none to executors in w
-        for _k, other, out, rk, item_bytes, there, out_delay, link_there in edges.hops:
+        far = edges.far if edges.far is not None else self._far(g, edges)
+        for _k, other, out, rk, item_bytes, there, out_delay, link_there in far:
             if there == b:
                 if out:
                     to_b += rk
@@ -225,7 +237,7 @@ class GainBound:
                     from_b += rk
                     bytes_from_b += item_bytes
             if other != w:
-                # g the source: the transfer at the other end's clock (edges_of has it).
+                # g the source: the transfer at the other end's clock (_far has it).
                 delay = out_delay if out else into_b
                 if there != b:
                     delay += (link_b + link_there) / 2.0  # (a sum of two floats: either order)
@@ -493,13 +505,13 @@ class GainBound:
             on_a = state.node_lat[a] - (1.0 + share) * after - links_after
         edge_lat = state.edge_lat
         saved = 0.0  # the delays of g's edges to w: internal after the move
-        for k, other, *_rest in edges.hops:
+        for k, other, _out, _rk, _bytes in edges.hops:
             if other == w:
                 saved += edge_lat[k]
         if on_a + saved <= enough:
             return on_a + saved
         paid = 0.0  # ... less those of its edges to its own worker: crossing after
-        for k, other, *_rest in edges.hops:
+        for k, other, _out, _rk, _bytes in edges.hops:
             if other == mine:
                 paid += state.hop_delay(k, a, a)
         return on_a + saved - paid

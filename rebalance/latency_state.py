@@ -158,8 +158,7 @@ class State:
         self.members: list[set[int]] = [set() for _ in range(nw)]
         for g, w in enumerate(exec_worker):
             self.members[w].add(g)
-        self._edges(range(len(net.edges)), +1)
-        self._link_delta.clear()
+        self._edges(range(len(net.edges)), +1, track=False)
         # Cached terms, so a move re-prices only the boards and edges it touches.
         terms_of = [self._node_terms(n) for n in range(nn)]
         self.node_lat = [lat for lat, _ in terms_of]
@@ -182,17 +181,18 @@ class State:
             self.w_src[w] += sign * net.ex_rate[g]
         self.w_count[w] += sign
 
-    def _edges(self, edges: Sequence[int], sign: int) -> None:
+    def _edges(self, edges: Sequence[int], sign: int, track: bool = True) -> None:
         """Add (``sign`` +1) or take away (-1) the crossing terms of ``edges``, in order.
         One call per move rather than per edge, with the lists bound once: this loop is
         most of what a trial move costs. The float operations and their order are those
-        of one edge at a time."""
+        of one edge at a time. ``track``: note each board's net change of link flows for
+        :meth:`_links_changed` (a move's; not when the state is built)."""
         edge_terms = self.net.edge_terms
         exec_worker, worker_node = self.exec_worker, self.worker_node
         w_cross, w_outk, w_ink = self.w_cross, self.w_outk, self.w_ink
         stays_in, out_bytes, in_bytes = self.stays_in, self.out_bytes, self.in_bytes
         out_kappa, in_kappa = self.out_kappa, self.in_kappa
-        delta = self._link_delta if self.net.has_links else None
+        delta = self._link_delta if self.net.has_links and track else None
         for k in edges:
             s, d, rate, rk, item_bytes, t = edge_terms[k]
             ws, wd = exec_worker[s], exec_worker[d]
