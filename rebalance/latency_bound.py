@@ -69,6 +69,7 @@ rounding.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from squall.rebalance.latency import MAX_UTILISATION, throttle_share
@@ -115,7 +116,7 @@ class ExecutorEdges:
 
 
 class GainBound:
-    """Bounds on trial moves against one state; :meth:`forget` after the state changes.
+    """Bounds on trial moves against one state; :meth:`forget` the boards a move changed.
 
     Per board its terms are priced once (:meth:`State.board_slack`) and kept until a move
     is taken: a trial move leaves the state exactly as it was."""
@@ -126,8 +127,15 @@ class GainBound:
         self.removal_rho = 0.0  # the board's utilisation after, of the last removal()
         self.skipped = 0  # trial moves skipped, for the benchmarks' and tests' counts
 
-    def forget(self) -> None:
-        self._boards.clear()
+    def forget(self, boards: Iterable[int] | None = None) -> None:
+        """Drop the terms kept for ``boards`` (all when None): those a move re-priced
+        (:attr:`State.refreshed`). Another board's terms are unchanged by the move up to
+        float rounding (:meth:`State._refresh`), far under the ``MARGIN`` a skip needs."""
+        if boards is None:
+            self._boards.clear()
+            return
+        for n in boards:
+            self._boards.pop(n, None)
 
     def edges_of(self, g: int) -> ExecutorEdges:
         state = self.state

@@ -226,13 +226,14 @@ def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBo
                 if _better(value, best):
                     best, best_w = value, w
             if best_w >= 0:
-                bound.forget()
+                state.refreshed.clear()
                 if state.worker_node[best_w] < 0:
                     state.move_worker(best_w, least_busy_board(state, free))
                 moved.update((state.exec_worker[g], best_w))
                 boards.update((state.worker_node[state.exec_worker[g]], state.worker_node[best_w]))
                 shifted.add(g)
                 vacate(state, g, best_w)
+                bound.forget(state.refreshed)  # the boards the move re-priced
                 spare = spare_worker(state, free)
                 current = best
                 changed = True
@@ -247,11 +248,12 @@ def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBo
                 if _better(value, best):
                     best, best_n = value, n
             if best_n >= 0:
-                bound.forget()
+                state.refreshed.clear()
                 moved.add(w)
                 boards.update((state.worker_node[w], best_n))
                 shifted.update(state.members[w])
                 state.move_worker(w, best_n)
+                bound.forget(state.refreshed)
                 slots = free_slots(state, free)
                 room = any(s > 0 for s in slots)
                 current = best

@@ -155,6 +155,9 @@ class State:
             if n >= 0 and self.w_count[w]:
                 self.on_node[n].add(w)
         self._link_delta: dict[tuple[int, int], float] = {}  # (board, 0 out / 1 in) -> items/s
+        # Boards re-priced by the moves since the caller last cleared it: the only boards
+        # whose terms a move changes beyond float rounding (see _refresh).
+        self.refreshed: set[int] = set()
         self.members: list[set[int]] = [set() for _ in range(nw)]
         for g, w in enumerate(exec_worker):
             self.members[w].add(g)
@@ -403,6 +406,11 @@ class State:
         return lat, exc
 
     def _refresh(self, nodes: set[int], edges: Sequence[int]) -> None:
+        """Re-price ``nodes`` (a move's two boards and those whose link flows it changed)
+        and ``edges``. A board elsewhere keeps its terms: an edge from a moved executor to
+        it crosses to it before and after, the same items and flows (taken away and added
+        back, so equal up to float rounding)."""
+        self.refreshed.update(nodes)
         for n in nodes:
             if n < 0:
                 continue

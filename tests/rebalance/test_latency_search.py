@@ -9,10 +9,12 @@ import pytest
 
 from squall.rebalance import Node, SchedulerParams, get_scheduler, latency_search
 from squall.rebalance.latency import flush_wait, queue_wait
+from squall.rebalance.latency_bound import GainBound
+from squall.rebalance.latency_moves import vacate
 from squall.rebalance.latency_network import Network
 from squall.rebalance.latency_search import excess_floor
 from squall.rebalance.latency_state import worker_time
-from tests.rebalance.test_latency_bound import cluster, workload
+from tests.rebalance.test_latency_bound import case, cluster, workload
 
 
 def tight_memory(nodes: tuple[Node, ...], memory_mb: float) -> tuple[Node, ...]:
@@ -117,3 +119,40 @@ def test_a_fresh_state_s_edge_delays_are_each_edge_s_delay_bit_for_bit(seed):
             ws, wd = state.exec_worker[s], state.exec_worker[d]
             kinds.add("inside" if ws == wd else "board" if state.worker_node[ws] == state.worker_node[wd] else "link")
     assert kinds == {"inside", "board", "link"}
+
+
+def _slack_values(slack) -> list[float]:
+    return [*slack.time.values(), *slack.cores.values(), slack.rho, slack.share, slack.link, slack.bits, slack.stays]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_bound_keeps_the_terms_of_the_boards_a_move_did_not_re_price(seed):
+    """After each move the search forgets the boards the state re-priced (State.refreshed);
+    every board it keeps has the terms a fresh pricing gives, to float rounding, and it
+    keeps some (so the check means something). Executor moves, to workers of other boards
+    and of the same one, and worker moves, with links and quotas on."""
+    net, start = case(seed, executors=80, workers=10, boards=5, two=seed % 2 == 1)
+    state = net.state_of(start)
+    bound = GainBound(state)
+    rng = np.random.default_rng(seed)
+    kept = 0
+    for step in range(40):
+        for n in range(len(net.nodes)):
+            bound._board(n)  # every board's terms cached, as a pass over all executors would
+        state.refreshed.clear()
+        placed = [w for w in range(len(state.worker_ids)) if state.w_count[w]]
+        if step % 5 == 4:
+            w = placed[int(rng.integers(len(placed)))]
+            n = int(rng.integers(len(net.nodes)))
+            state.move_worker(w, n)
+        else:
+            g = int(rng.integers(len(net.ex_key)))
+            same = [w for w in placed if state.worker_ids[w][0] == net.ex_topo[g]]
+            vacate(state, g, same[int(rng.integers(len(same)))])
+        bound.forget(state.refreshed)
+        for n, slack in bound._boards.items():
+            fresh = state.board_slack(n)
+            assert sorted(slack.time) == sorted(fresh.time), (step, n)
+            assert _slack_values(slack) == pytest.approx(_slack_values(fresh), rel=1e-12, abs=1e-15), (step, n)
+            kept += 1
+    assert kept > 40
