@@ -69,6 +69,7 @@ rounding.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from squall.rebalance.latency import MAX_UTILISATION, throttle_share
@@ -102,6 +103,10 @@ class ExecutorEdges:
     in_from: dict[int, float] = field(default_factory=dict)  # worker -> rate x weight into g
     # (edge, the other end's worker, g the source, rate x weight, bytes/s)
     hops: list[tuple[int, int, bool, float, float]] = field(default_factory=list)
+    # The hops with the other end's board, the hop's transfer delay there when g is the
+    # source (else 0) and that board's link delay: what every refined gain reads per hop.
+    # Built by GainBound.hops_after on its first call for g (most executors need none).
+    far: list[tuple[int, int, bool, float, float, int, float, float]] | None = None
     rate: float = 0.0  # items/s on g's edges
     out: float = 0.0  # rate x weight of g's edges out
     into: float = 0.0  # ... and in
@@ -111,7 +116,7 @@ class ExecutorEdges:
 
 
 class GainBound:
-    """Bounds on trial moves against one state; :meth:`forget` after the state changes.
+    """Bounds on trial moves against one state; :meth:`forget` the boards a move changed.
 
     Per board its terms are priced once (:meth:`State.board_slack`) and kept until a move
     is taken: a trial move leaves the state exactly as it was."""
@@ -122,8 +127,15 @@ class GainBound:
         self.removal_rho = 0.0  # the board's utilisation after, of the last removal()
         self.skipped = 0  # trial moves skipped, for the benchmarks' and tests' counts
 
-    def forget(self) -> None:
-        self._boards.clear()
+    def forget(self, boards: Iterable[int] | None = None) -> None:
+        """Drop the terms kept for ``boards`` (all when None): those a move re-priced
+        (:attr:`State.refreshed`). Another board's terms are unchanged by the move up to
+        float rounding (:meth:`State._refresh`), far under the ``MARGIN`` a skip needs."""
+        if boards is None:
+            self._boards.clear()
+            return
+        for n in boards:
+            self._boards.pop(n, None)
 
     def edges_of(self, g: int) -> ExecutorEdges:
         state = self.state
@@ -150,6 +162,21 @@ class GainBound:
             rate_to[other] = rate_to.get(other, 0.0) + rate
             hops.append((k, other, s == g, rk, item_bytes))
         return out
+
+    def _far(self, g: int, edges: ExecutorEdges) -> list[tuple[int, int, bool, float, float, int, float, float]]:
+        """``edges.hops`` with what :meth:`hops_after` reads of the other end per hop (see
+        :class:`ExecutorEdges`), read once per executor rather than once per candidate."""
+        net = self.state.net
+        worker_node, terms = self.state.worker_node, net.terms
+        transfer = net.topos[net.ex_topo[g]].transfer_cycles  # g's edges are its topology's
+        far = []
+        for k, other, out, rk, item_bytes in edges.hops:
+            there = worker_node[other]
+            there_terms = terms[there]
+            delay = transfer / there_terms.clock_hz if out else 0.0
+            far.append((k, other, out, rk, item_bytes, there, delay, there_terms.link_delay_s))
+        edges.far = far
+        return far
 
     def _links_after(
         self,
@@ -182,8 +209,8 @@ class GainBound:
     def _with_board(self, n: int, edges: ExecutorEdges) -> tuple[float, float, float, float]:
         """(rate x weight from g, into g, bytes/s from g, into g) of g's edges with
         executors on board ``n``."""
-        worker_node = self.state.worker_node
         to_n = from_n = bytes_to_n = bytes_from_n = 0.0
+        worker_node = self.state.worker_node
         for _k, other, out, rk, item_bytes in edges.hops:
             if worker_node[other] == n:
                 if out:
@@ -201,15 +228,15 @@ class GainBound:
         hop's ``rk``), summed in the hops' order, so the values are the same floats."""
         state = self.state
         net = state.net
-        terms = net.terms
-        worker_node = state.worker_node
-        b = worker_node[w]
-        transfer = net.topos[net.ex_topo[g]].transfer_cycles  # g's edges are its topology's
-        clock_b, link_b = terms[b].clock_hz, terms[b].link_delay_s
+        b = state.worker_node[w]
+        terms_b = net.terms[b]
+        link_b = terms_b.link_delay_s
+        # An edge into g (on b): its delay at the destination's clock, b's.
+        into_b = net.topos[net.ex_topo[g]].transfer_cycles / terms_b.clock_hz
         to_b = from_b = bytes_to_b = bytes_from_b = 0.0
         delays = 0.0  # none to executors in w
-        for _k, other, out, rk, item_bytes in edges.hops:
-            there = worker_node[other]
+        far = edges.far if edges.far is not None else self._far(g, edges)
+        for _k, other, out, rk, item_bytes, there, out_delay, link_there in far:
             if there == b:
                 if out:
                     to_b += rk
@@ -218,14 +245,10 @@ class GainBound:
                     from_b += rk
                     bytes_from_b += item_bytes
             if other != w:
-                if out:  # g (on b) is the source
-                    delay = transfer / terms[there].clock_hz
-                    if there != b:
-                        delay += (link_b + terms[there].link_delay_s) / 2.0
-                else:
-                    delay = transfer / clock_b
-                    if there != b:
-                        delay += (terms[there].link_delay_s + link_b) / 2.0
+                # g the source: the transfer at the other end's clock (_far has it).
+                delay = out_delay if out else into_b
+                if there != b:
+                    delay += (link_b + link_there) / 2.0  # (a sum of two floats: either order)
                 delays += rk * delay
         return (to_b, from_b, bytes_to_b, bytes_from_b), delays
 
@@ -290,8 +313,9 @@ class GainBound:
             inside = edges.rate_to.get(mine, 0.0)
             cross = state.w_cross[mine] - edges.rate + 2.0 * inside
             u_mine = (na + ak + topo.overhead_hz + topo.transfer_cycles * cross / 2.0) / terms.clock_hz
-            outk = state.w_outk[mine] - (edges.out - edges.out_to.get(mine, 0.0)) + edges.in_from.get(mine, 0.0)
-            ink = state.w_ink[mine] - (edges.into - edges.in_from.get(mine, 0.0)) + edges.out_to.get(mine, 0.0)
+            out_mine, in_mine = edges.out_to.get(mine, 0.0), edges.in_from.get(mine, 0.0)
+            outk = state.w_outk[mine] - (edges.out - out_mine) + in_mine
+            ink = state.w_ink[mine] - (edges.into - in_mine) + out_mine
         rho = board.rho + (u_mine - board.cores[mine]) / terms.cores
         self.removal_rho = rho
         if state.w_count[mine] > 1:
@@ -353,7 +377,9 @@ class GainBound:
         b = state.worker_node[w]
         if b < 0 or b == state.worker_node[state.exec_worker[g]]:
             return None
-        board = self._board(b)
+        board = self._boards.get(b)
+        if board is None:
+            board = self._board(b)
         before = board.time.get(w)
         if before is None:
             return None
@@ -374,8 +400,9 @@ class GainBound:
         if u < u_before:
             return None  # w's CPU falls: so could the board's, and its other workers' waits
         rho = board.rho + (u - u_before) / terms.cores
-        outk = state.w_outk[w] - edges.in_from.get(w, 0.0) + edges.out - edges.out_to.get(w, 0.0)
-        ink = state.w_ink[w] - edges.out_to.get(w, 0.0) + edges.into - edges.in_from.get(w, 0.0)
+        out_w, in_w = edges.out_to.get(w, 0.0), edges.in_from.get(w, 0.0)
+        outk = state.w_outk[w] - in_w + edges.out - out_w
+        ink = state.w_ink[w] - out_w + edges.into - in_w
         after = worker_time(topo, 1.0 / terms.clock_hz, terms.wake_wait_s, u, rho, na, nav, ak, akv, outk, ink)
         share = board.share
         wait_full = terms.throttle_wait_full_s

@@ -97,10 +97,12 @@ class Network:
             self.assumptions.add(f"topology {name}: no source rate measured; latency is per unit rate")
             source_rate = 1.0
         first = len(self.ex_key)
+        gid_of: dict[int, int] = {}  # executor id -> gid, for the edges below (no key tuples)
         for e in wl.executors:
             lam, cycles = rate_of.get(e.id, (0.0, 0.0))
             g = len(self.ex_key)
             self.gid[(name, e.id)] = g
+            gid_of[e.id] = g
             self.ex_key.append((name, e.id))
             self.ex_topo.append(t)
             self.ex_rate.append(lam)
@@ -111,18 +113,22 @@ class Network:
         ack_rate = sum(self.ex_rate[g] for g in range(first, len(self.ex_key)) if self.ex_acker[g])
         into = math.fsum(r for s, d, r in wl.traffic if d in ackers and s not in ackers)
         out = math.fsum(r for s, d, r in wl.traffic if s in ackers and d not in ackers)
+        edges, adjacent = self.edges, self.adjacent
+        to_acker = 1.0 / into if into > 0 else 0.0
+        from_acker = 1.0 / out if out > 0 else 0.0
+        data = 1.0 / source_rate
         for s, d, r in wl.traffic:
-            gs, gd = self.gid[(name, s)], self.gid[(name, d)]
+            gs, gd = gid_of[s], gid_of[d]
             if d in ackers and s not in ackers:
-                kind, kappa = TO_ACKER, (1.0 / into if into > 0 else 0.0)
+                kind, kappa = TO_ACKER, to_acker
             elif s in ackers and d not in ackers:
-                kind, kappa = FROM_ACKER, (1.0 / out if out > 0 else 0.0)
+                kind, kappa = FROM_ACKER, from_acker
             else:
-                kind, kappa = DATA, 1.0 / source_rate
-            k = len(self.edges)
-            self.edges.append((gs, gd, r, kappa, kind))
-            self.adjacent[gs].append(k)
-            self.adjacent[gd].append(k)
+                kind, kappa = DATA, data
+            k = len(edges)
+            edges.append((gs, gd, r, kappa, kind))
+            adjacent[gs].append(k)
+            adjacent[gd].append(k)
         self.topos.append(
             TopologyTerms(
                 name=name,

@@ -29,6 +29,7 @@ from dataclasses import replace
 from squall.rebalance import online, round_robin
 from squall.rebalance.assignment import Assignment
 from squall.rebalance.errors import InfeasibleError
+from squall.rebalance.latency import MAX_UTILISATION
 from squall.rebalance.latency_bound import GainBound, Removal
 from squall.rebalance.latency_moves import (
     board_candidates,
@@ -50,6 +51,10 @@ MAX_PASSES = 12
 # model's noise, and chasing them costs passes (and could cycle on rounding).
 IMPROVEMENT = 1e-3
 SEARCH_EVERY_SEED_UP_TO = 400  # executors: above this only the best seed is improved
+# Above SEARCH_EVERY_SEED_UP_TO a seed whose excess_floor is above the least excess of the
+# seeds priced before it by this much is not priced (the objective rounds the excess to 9
+# decimals; the floor's own rounding is ~1e-12 of it).
+EXCESS_MARGIN = 1e-6
 
 
 def _place(req: Request, params: SchedulerParams, current: Assignment | None) -> Assignment:
@@ -73,14 +78,17 @@ def _place(req: Request, params: SchedulerParams, current: Assignment | None) ->
     if not seeds:
         raise InfeasibleError("no seed placement: not enough free slots")
     free = dict(req.free)
+    only_best = len(net.ex_key) > SEARCH_EVERY_SEED_UP_TO
     scored: list[tuple[tuple[float, float], int, State]] = []
-    for seed in seeds:
+    for k, seed in enumerate(seeds):
+        if only_best and scored and excess_floor(net, seed) > min(s[0][0] for s in scored) + EXCESS_MARGIN:
+            continue  # it breaks the hard limits by more than a seed already priced: never the best
         labels = {t: _labels(seed, t, budget[t]) for t in names}
         state = net.state_of(seed, labels)
-        scored.append((state.objective(), len(scored), state))
+        scored.append((state.objective(), k, state))
     scored.sort(key=lambda x: (x[0], x[1]))
     to_improve = [s for _, _, s in scored]
-    if len(net.ex_key) > SEARCH_EVERY_SEED_UP_TO:
+    if only_best:
         to_improve = to_improve[:1]
     best: tuple[tuple[float, float], int, State] | None = None
     for k, state in enumerate(to_improve):
@@ -94,6 +102,58 @@ def _place(req: Request, params: SchedulerParams, current: Assignment | None) ->
 
 # No up-front load check: above capacity it returns the least violating placement (module doc).
 schedule = scheduler(_place, load_check=False)
+
+
+def excess_floor(net: Network, assignment: Assignment) -> float:
+    """The excess over the hard limits of ``assignment`` (every executor of ``net``'s
+    workloads in it), as :meth:`State.excess` prices it, without building a state: per
+    worker its CPU (its executors' cycles, the loop's overhead and the items crossing its
+    boundary, as the model counts them), per board its utilisation and its workers'
+    memory. Only the aggregates the excess reads, so a fraction of a state's cost (no
+    edge delays, queues or links).
+
+    The sums run in another order than the state's, so the value may differ from
+    :meth:`State.excess` in its last bits (relative ~1e-12, far below
+    ``EXCESS_MARGIN``); the search compares it with that margin."""
+    gw: dict[tuple[str, int], int] = {}
+    w_topo: list[int] = []
+    w_node: list[int] = []
+    w_cycles: list[float] = []
+    w_cross: list[float] = []
+    ex_worker: list[int] = []
+    ex_cycles, topos = net.ex_cycles, net.topos
+    for g, (name, ex) in enumerate(net.ex_key):
+        key = (name, assignment.worker_of(name, ex))
+        w = gw.get(key)
+        if w is None:
+            w = gw[key] = len(w_topo)
+            w_topo.append(net.ex_topo[g])
+            w_node.append(net.node_index[assignment.node_of_worker(*key)])
+            w_cycles.append(0.0)
+            w_cross.append(0.0)
+        w_cycles[w] += ex_cycles[g]
+        ex_worker.append(w)
+    for s, d, rate, _kappa, _kind in net.edges:
+        ws, wd = ex_worker[s], ex_worker[d]
+        if ws != wd:
+            w_cross[ws] += rate
+            w_cross[wd] += rate
+    cores = [0.0] * len(net.nodes)
+    mem = [0.0] * len(net.nodes)
+    used = [False] * len(net.nodes)
+    for w, n in enumerate(w_node):
+        topo = topos[w_topo[w]]
+        cores[n] += (w_cycles[w] + topo.overhead_hz + topo.transfer_cycles * w_cross[w] / 2.0) / net.terms[n].clock_hz
+        mem[n] += topo.worker_mb
+        used[n] = True
+    total = 0.0
+    for n, terms in enumerate(net.terms):
+        if not used[n]:
+            continue
+        total += max(0.0, (cores[n] + terms.background_cores) / terms.cores - MAX_UTILISATION)
+        if terms.memory_mb > 0:
+            total += max(0.0, mem[n] - terms.memory_mb) / terms.memory_mb
+    return total
 
 
 def _labels(seed: Assignment, topology: str, budget: int) -> list[int]:
@@ -166,13 +226,14 @@ def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBo
                 if _better(value, best):
                     best, best_w = value, w
             if best_w >= 0:
-                bound.forget()
+                state.refreshed.clear()
                 if state.worker_node[best_w] < 0:
                     state.move_worker(best_w, least_busy_board(state, free))
                 moved.update((state.exec_worker[g], best_w))
                 boards.update((state.worker_node[state.exec_worker[g]], state.worker_node[best_w]))
                 shifted.add(g)
                 vacate(state, g, best_w)
+                bound.forget(state.refreshed)  # the boards the move re-priced
                 spare = spare_worker(state, free)
                 current = best
                 changed = True
@@ -187,11 +248,12 @@ def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBo
                 if _better(value, best):
                     best, best_n = value, n
             if best_n >= 0:
-                bound.forget()
+                state.refreshed.clear()
                 moved.add(w)
                 boards.update((state.worker_node[w], best_n))
                 shifted.update(state.members[w])
                 state.move_worker(w, best_n)
+                bound.forget(state.refreshed)
                 slots = free_slots(state, free)
                 room = any(s > 0 for s in slots)
                 current = best

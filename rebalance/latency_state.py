@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 from squall.rebalance.assignment import Assignment
 from squall.rebalance.latency import (
     MAX_UTILISATION,
-    flush_wait,
-    queue_wait,
+    SATURATED,
+    SERVICE_SCV,
     throttle_delay,
     throttle_share,
 )
@@ -45,6 +45,8 @@ _Saved = tuple[
     float,
     float,
 ]
+
+_SCV_FACTOR = 1.0 + SERVICE_SCV  # queue_wait's factor, the same float
 
 # Link utilisation at which a link's queue is treated as (almost) saturated.
 SAT_LINK = 0.999
@@ -97,13 +99,22 @@ def worker_time(
     if visits <= 0:
         return 0.0
     mean_s = (na + ak) * wall / visits
+    # queue_wait and flush_wait written out (the search's hottest call): the same float
+    # operations, on the utilisation clamped once.
     busy = u if u > rho else rho
-    wait = queue_wait(mean_s, busy)
+    if busy < 0.0:
+        busy = 0.0
+    elif busy > SATURATED:
+        busy = SATURATED
+    wait = busy * mean_s * _SCV_FACTOR / (2.0 * (1.0 - busy))
     value = (na * wall + nav * wait) / topo.source_rate
     if topo.ack_rate > 0:
         value += (ak * wall + akv * wait) / topo.ack_rate
     if outk > 0:
-        value += outk * flush_wait(topo.flush_s, mean_s, busy)
+        flush_s = topo.flush_s
+        if flush_s > 0:
+            batched = busy / (1.0 - busy) * mean_s
+            value += outk * (flush_s if batched > flush_s else batched)
     if wake_wait_s > 0:
         # Only an item's arrival wakes the worker for a tuple already in flight: a
         # spout's tuple is timed from its emission, after the wait.
@@ -144,16 +155,18 @@ class State:
             if n >= 0 and self.w_count[w]:
                 self.on_node[n].add(w)
         self._link_delta: dict[tuple[int, int], float] = {}  # (board, 0 out / 1 in) -> items/s
+        # Boards re-priced by the moves since the caller last cleared it: the only boards
+        # whose terms a move changes beyond float rounding (see _refresh).
+        self.refreshed: set[int] = set()
         self.members: list[set[int]] = [set() for _ in range(nw)]
         for g, w in enumerate(exec_worker):
             self.members[w].add(g)
-        self._edges(range(len(net.edges)), +1)
-        self._link_delta.clear()
+        self._edges(range(len(net.edges)), +1, track=False)
         # Cached terms, so a move re-prices only the boards and edges it touches.
         terms_of = [self._node_terms(n) for n in range(nn)]
         self.node_lat = [lat for lat, _ in terms_of]
         self.node_exc = [exc for _, exc in terms_of]
-        self.edge_lat = [self.edge_delay(k) for k in range(len(net.edges))]
+        self.edge_lat = self._edge_delays()
         self.total_lat = math.fsum(self.node_lat) + math.fsum(self.edge_lat)
         self.total_exc = math.fsum(self.node_exc)
 
@@ -171,17 +184,18 @@ class State:
             self.w_src[w] += sign * net.ex_rate[g]
         self.w_count[w] += sign
 
-    def _edges(self, edges: Sequence[int], sign: int) -> None:
+    def _edges(self, edges: Sequence[int], sign: int, track: bool = True) -> None:
         """Add (``sign`` +1) or take away (-1) the crossing terms of ``edges``, in order.
         One call per move rather than per edge, with the lists bound once: this loop is
         most of what a trial move costs. The float operations and their order are those
-        of one edge at a time."""
+        of one edge at a time. ``track``: note each board's net change of link flows for
+        :meth:`_links_changed` (a move's; not when the state is built)."""
         edge_terms = self.net.edge_terms
         exec_worker, worker_node = self.exec_worker, self.worker_node
         w_cross, w_outk, w_ink = self.w_cross, self.w_outk, self.w_ink
         stays_in, out_bytes, in_bytes = self.stays_in, self.out_bytes, self.in_bytes
         out_kappa, in_kappa = self.out_kappa, self.in_kappa
-        delta = self._link_delta if self.net.has_links else None
+        delta = self._link_delta if self.net.has_links and track else None
         for k in edges:
             s, d, rate, rk, item_bytes, t = edge_terms[k]
             ws, wd = exec_worker[s], exec_worker[d]
@@ -239,6 +253,28 @@ class State:
         if ws == wd:
             return 0.0
         return self.hop_delay(k, self.worker_node[ws], self.worker_node[wd])
+
+    def _edge_delays(self) -> list[float]:
+        """Every edge's :meth:`edge_delay`, in one pass: :meth:`hop_delay`'s float
+        expression written out (``rate x kappa`` is the edge's precomputed term), the
+        lists bound once (a state prices tens of thousands of edges)."""
+        net = self.net
+        exec_worker, worker_node = self.exec_worker, self.worker_node
+        transfer = [topo.transfer_cycles for topo in net.topos]
+        clock = [terms.clock_hz for terms in net.terms]
+        link = [terms.link_delay_s for terms in net.terms]
+        out = []
+        for s, d, _rate, rk, _bytes, t in net.edge_terms:
+            ws, wd = exec_worker[s], exec_worker[d]
+            if ws == wd:
+                out.append(0.0)
+                continue
+            ns, nd = worker_node[ws], worker_node[wd]
+            delay = transfer[t] / clock[nd]
+            if ns != nd:
+                delay += (link[ns] + link[nd]) / 2.0
+            out.append(rk * delay)
+        return out
 
     def hop_delay(self, k: int, ns: int, nd: int) -> float:
         """Edge ``k``'s delay per root tuple (s) between two workers, the source's on
@@ -370,6 +406,11 @@ class State:
         return lat, exc
 
     def _refresh(self, nodes: set[int], edges: Sequence[int]) -> None:
+        """Re-price ``nodes`` (a move's two boards and those whose link flows it changed)
+        and ``edges``. A board elsewhere keeps its terms: an edge from a moved executor to
+        it crosses to it before and after, the same items and flows (taken away and added
+        back, so equal up to float rounding)."""
+        self.refreshed.update(nodes)
         for n in nodes:
             if n < 0:
                 continue

@@ -205,7 +205,7 @@ def test_the_hops_after_a_move_are_the_same_floats_as_pricing_each_hop(seed):
                 continue
             with_b, delays = bound.hops_after(g, w, edges)
             expected = 0.0
-            for k, other, out, _rk, _bytes in edges.hops:
+            for k, other, out, *_rest in edges.hops:
                 if other != w:
                     there = state.worker_node[other]
                     expected += state.hop_delay(k, b, there) if out else state.hop_delay(k, there, b)
