@@ -37,6 +37,7 @@ import struct
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import zmq
 
@@ -66,19 +67,21 @@ def zmtp_dealer(host: str, port: int) -> socket.socket:
     return s
 
 
-def boards(port: int, n: int, period_s: float, stop_at: float, pad: int, nice: int) -> None:
+def boards(port: int, n: int, period_s: float, ready: Any, stop: Any, pad: int, nice: int) -> None:
     if nice:
         os.nice(nice)
     socks = [zmtp_dealer("127.0.0.1", port) for _ in range(n)]
+    ready.put(n)
     due = [time.monotonic() + random.random() * period_s for _ in socks]
+    header = zmtp_frame(b"x" * (STAMP.size + pad))[: -(STAMP.size + pad)]
     body, seq = b"x" * pad, 0
-    while time.monotonic() < stop_at:
+    while not stop.is_set():
         now = time.monotonic()
         for i, s in enumerate(socks):
             if now >= due[i]:
                 seq += 1
                 try:
-                    s.send(zmtp_frame(STAMP.pack(seq, time.monotonic()) + body))
+                    s.send(header + STAMP.pack(seq, time.monotonic()) + body)
                 except BlockingIOError:  # the router reads nothing: its buffer is full
                     pass
                 due[i] += period_s
@@ -92,8 +95,8 @@ def boards(port: int, n: int, period_s: float, stop_at: float, pad: int, nice: i
         s.close()
 
 
-def burn(stop_at: float) -> None:
-    while time.monotonic() < stop_at:
+def burn(stop: Any) -> None:
+    while not stop.is_set():
         pass
 
 
@@ -144,18 +147,24 @@ def main() -> None:
     probe.setsockopt(zmq.SNDHWM, 100)
     probe.connect(f"tcp://127.0.0.1:{port}")
 
-    warm_s = 3.0
-    start = time.monotonic()
-    stop_at = start + warm_s + a.secs
     spawn = mp.get_context("spawn")
+    ready, stop = spawn.Queue(), spawn.Event()
+    share = a.boards // a.procs
     kids = [
-        spawn.Process(target=boards, args=(port, a.boards // a.procs, a.heartbeat, stop_at + 0.5, a.pad, a.boards_nice))
+        spawn.Process(target=boards, args=(port, share, a.heartbeat, ready, stop, a.pad, a.boards_nice))
         for _ in range(a.procs)
     ]
-    kids += [spawn.Process(target=burn, args=(stop_at + 0.5,)) for _ in range(a.burners)]
     for kid in kids:
         kid.start()
+    for _ in kids:  # every board connected (ZeroMQ's I/O thread answers their handshakes)
+        ready.get(timeout=120)
+    burners = [spawn.Process(target=burn, args=(stop,)) for _ in range(a.burners)]
+    for kid in burners:
+        kid.start()
 
+    warm_s = 3.0  # boards' first heartbeats, the burners' start: not counted
+    start = time.monotonic()
+    stop_at = start + warm_s + a.secs
     poller = zmq.Poller()
     poller.register(router, zmq.POLLIN)
     push = b"p" * (a.push_kb * 1024)
@@ -206,7 +215,8 @@ def main() -> None:
                     router.send_multipart([peer, push], zmq.NOBLOCK)
                 except zmq.ZMQError:
                     pass
-    for kid in kids:
+    stop.set()
+    for kid in kids + burners:
         kid.join()
     probe.close()
     router.close()

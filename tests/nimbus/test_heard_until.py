@@ -16,6 +16,7 @@ import ctypes
 import os
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -27,11 +28,11 @@ from squall.nimbus.server import probe_endpoint
 from squall.ports import free_port
 from squall.wire import decode, encode
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
-TIMEOUT_S = 1.0  # nimbus.supervisor.timeout.secs
+TIMEOUT_S = 2.0  # nimbus.supervisor.timeout.secs: a loaded machine may hold this test's boards 1 s
 BEAT_S = 0.1
-FREEZE_S = 2.5  # well past the timeout, with two ticks to spare
+FREEZE_S = 3.5  # well past the timeout, with two ticks to spare
 BOARDS = ("b1", "b2", "b3")
 
 PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_DETACH = 0x4206, 0x4207, 17
@@ -148,19 +149,28 @@ def test_a_stalled_zeromq_io_thread_kills_no_heartbeating_board(nimbus):
         during = set(range(sent_before[board.id] + 1, sent_before[board.id] + int(FREEZE_S / BEAT_S)))
         assert during <= board.acked, f"{board.id}: heartbeats sent during the stall never acknowledged"
 
-    # A board that really stops is still found, within the timeout plus 1 s.
+    # A board that really stops is still found, within the timeout plus 1 s: when Nimbus
+    # logged it, against when it sent its last heartbeat (both wall clock, so a late read of
+    # the log by this test does not count).
     lost, alive = boards[0], boards[1:]
     lost.beat()
-    last_beat = time.monotonic()
-    found_after = None
-    while time.monotonic() - last_beat < TIMEOUT_S + 3:
+    last_beat = time.time()
+    declared = None
+    while declared is None and time.time() - last_beat < TIMEOUT_S + 5:
         beat_for(alive, BEAT_S)
-        if f"supervisor {lost.id} declared dead" in log_path.read_text():
-            found_after = time.monotonic() - last_beat
-            break
-    assert found_after is not None, "the board that stopped was never declared dead"
-    assert found_after <= TIMEOUT_S + 1.0, f"declared dead {found_after:.2f} s after its last heartbeat"
-    assert all(f"supervisor {b.id} declared dead" not in log_path.read_text() for b in alive)
+        declared = death_logged(log_path.read_text(), lost.id)
+    assert declared is not None, "the board that stopped was never declared dead"
+    found_s = declared - last_beat
+    assert found_s <= TIMEOUT_S + 1.0, f"declared dead {found_s:.2f} s after its last heartbeat"
+    assert all(death_logged(log_path.read_text(), b.id) is None for b in alive)
+
+
+def death_logged(log_text: str, board_id: str) -> float | None:
+    """When (wall clock) Nimbus's log says ``board_id`` was declared dead; None if it does not."""
+    for line in log_text.splitlines():
+        if f"supervisor {board_id} declared dead" in line:
+            return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    return None
 
 
 @pytest.mark.parametrize(
