@@ -24,6 +24,18 @@ still has its pages and ``/metrics`` served (the snapshot's age, in
 ``squall_nimbus_snapshot_age_seconds``, then shows how long it has been busy). Writes from
 HTTP go through the :class:`LoopInbox` and wait for the loop, as a write must.
 
+Silence: a board's silence is judged up to the time Nimbus had read what reached it
+(``Tick.heard_until``), proven by a probe, not inferred from an empty socket. Every
+``PROBE_S`` the loop sends itself a stamp through its own ROUTER, over TCP from a DEALER in
+the same ZeroMQ context; once a probe stamped at ``t`` has been read and the socket then
+found empty, what had reached Nimbus's host before ``t`` has been read too (ZeroMQ's I/O
+thread serves connections in the order they became readable), and ticks judge silence at
+``t``. An empty socket alone proves nothing: it only says the I/O thread has handed over
+nothing more, and while that thread is stalled (descheduled on a loaded machine, or busy)
+heartbeats wait in the kernel, unseen. With the probe, such a stall delays every board's
+verdict instead of killing them all; ``heard_until`` lags the clock by the probe's period
+and one trip through the loopback (about 0.1 s on an idle loop) when nothing stalls.
+
 Time: the state is fed :func:`steady_clock`, wall time read once at start and advanced by
 the monotonic clock, so a step of the system clock (NTP sync on a board without a real-time
 clock) neither stops ticks nor declares every board dead.
@@ -34,6 +46,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import struct
 import threading
 import time
 from http.server import ThreadingHTTPServer
@@ -53,7 +66,7 @@ from squall.nimbus.loop_stats import LoopStats
 from squall.nimbus.queries import QUERIES
 from squall.nimbus.snapshot import Snapshot
 from squall.nimbus.state import NimbusState
-from squall.security import ClusterKeys, release, secure_server
+from squall.security import ClusterKeys, release, secure_client, secure_server
 from squall.wire import MAX_FRAME_BYTES, Encoder, WireError, decode
 
 if TYPE_CHECKING:
@@ -70,6 +83,11 @@ ANSWERS = (M.Reply, M.RegisterReply)  # answers to a request: published before t
 PUBLISH_COST_SHARE = 0.1  # at most this share of the loop's time goes to copying snapshots
 # Messages that change nothing a reader could be waiting to see: their answers need no copy.
 READ_ONLY = (M.Heartbeat, M.GetSnapshot, *QUERIES)  # a snapshot fetch changes only send counts
+# The loop sends itself a probe this often (see "Silence" above): heard_until lags by about this.
+PROBE_S = 0.1
+PROBE_HWM = 100  # probes queued while the I/O thread stalls; beyond, newer ones are dropped
+PROBE_STAMP = struct.Struct("!d")
+STALL_WARN_S = 5.0  # heard_until this far behind is logged (once until it catches up)
 FRAME_SLACK = 64 * 1024  # ZeroMQ drops a peer above MAXMSGSIZE; the codec rejects above the frame limit
 
 
@@ -78,6 +96,15 @@ def steady_clock() -> Any:
     by ``time.monotonic`` since. Durations measured on it are true elapsed time."""
     wall0, mono0 = time.time(), time.monotonic()
     return lambda: wall0 + (time.monotonic() - mono0)
+
+
+def probe_endpoint(bound: str) -> str:
+    """Where the probe connects to reach ``bound`` (a ROUTER's ``LAST_ENDPOINT``): a wildcard
+    address is reached on loopback."""
+    for wildcard, loopback in (("tcp://0.0.0.0:", "tcp://127.0.0.1:"), ("tcp://[::]:", "tcp://[::1]:")):
+        if bound.startswith(wildcard):
+            return loopback + bound.removeprefix(wildcard)
+    return bound
 
 
 class NimbusServer:
@@ -115,6 +142,19 @@ class NimbusServer:
         mark_control(self.sock, state.conf.get(C.CONTROL_DSCP, DEFAULT_CONTROL_DSCP))
         self.sock.bind(f"tcp://{host}:{port}")
         self.address = f"tcp://{host}:{port}"
+        # The probe (see "Silence" above): a DEALER of this context, through the same I/O
+        # thread, the kernel and the ROUTER as every board's messages. Its routing id is
+        # random, so no peer can pass for it.
+        self._probe_id = b"probe-" + os.urandom(16)
+        self._probe = self.ctx.socket(zmq.DEALER)
+        self._probe.setsockopt(zmq.LINGER, 0)
+        self._probe.setsockopt(zmq.SNDHWM, PROBE_HWM)
+        self._probe.setsockopt(zmq.ROUTING_ID, self._probe_id)
+        self._probe.setsockopt(zmq.IPV6, self.sock.getsockopt(zmq.IPV6))
+        secure_client(self._probe, keys)
+        mark_control(self._probe, state.conf.get(C.CONTROL_DSCP, DEFAULT_CONTROL_DSCP))  # as its peer, the board
+        self._probe.connect(probe_endpoint(self.sock.getsockopt_string(zmq.LAST_ENDPOINT)))
+        self._probe_due = time.monotonic()
         self._stop = threading.Event()
         self.stopped_by = ""  # the signal that stopped the loop, for the log
         self._req_peers: set[bytes] = set()
@@ -128,9 +168,13 @@ class NimbusServer:
         self.publications = 1
         self._changed = False
         self._wrote = False  # a write was applied since the last publication
-        # When the socket was last found empty: everything sent before had been read. Ticks
-        # judge boards' silence at this time, so a backlog in the socket kills no board.
-        self._emptied_at: float | None = None
+        # The stamp of the newest probe read (None: none yet), and up to when everything that
+        # reached Nimbus had been read: that stamp, once the socket was found empty after it.
+        # Ticks judge boards' silence at the latter, so neither a backlog in the socket nor
+        # a stalled I/O thread kills a board.
+        self._probe_read: float | None = None
+        self._heard_until: float | None = None
+        self._stall_logged = False
         self._published_mono = time.monotonic()
         self._publish_every = PUBLISH_S  # raised when copies get slow (PUBLISH_COST_SHARE)
         self.inbox = LoopInbox()  # REST API reads and POSTs, handled on this loop (see http_api)
@@ -190,11 +234,15 @@ class NimbusServer:
         self.short_switches.install()
         try:
             while not self._stop.is_set():
-                due = min(next_tick, self._published_mono + self._publish_every) if self._changed else next_tick
+                if time.monotonic() >= self._probe_due:
+                    self._send_probe()
+                due = min(next_tick, self._probe_due)
+                if self._changed:
+                    due = min(due, self._published_mono + self._publish_every)
                 timeout_ms = max(0, min(POLL_MS, int((due - time.monotonic()) * 1000) + 1))
                 ready = dict(poller.poll(timeout_ms))
-                if self.sock not in ready or self._drain():
-                    self._emptied_at = self.clock()  # everything sent so far has been read
+                if (self.sock not in ready or self._drain()) and self._probe_read is not None:
+                    self._heard_until = self._probe_read  # all that reached us before it was read
                 if self._wake_r in ready:
                     try:
                         os.read(self._wake_r, 4096)
@@ -208,7 +256,9 @@ class NimbusServer:
                     self.loop_lag = (late, max(late, self.loop_lag[1]))
                     next_tick = max(next_tick + TICK_S, mono)  # after a stall: one tick, not a burst
                     started = time.perf_counter()
-                    self._execute(self._apply(Tick(self.clock(), heard_until=self._emptied_at)))
+                    now = self.clock()
+                    self._log_stall(now)
+                    self._execute(self._apply(Tick(now, heard_until=self._heard_until)))
                     self.loop_stats.step("Tick", time.perf_counter() - started)
                     self.full_collections.run_if_due()
                 if self._changed and time.monotonic() - self._published_mono >= self._publish_every:
@@ -233,6 +283,7 @@ class NimbusServer:
             self.replica.close()
         if self._events is not None:
             self._events.close()
+        self._probe.close()
         self.sock.close()
         release(self.ctx)
         self.ctx.term()
@@ -242,6 +293,26 @@ class NimbusServer:
             except OSError:
                 pass
 
+    def _log_stall(self, now: float) -> None:
+        """Say once when what Nimbus has read falls ``STALL_WARN_S`` behind, and again after
+        it caught up: boards' silence is not judged past it meanwhile."""
+        behind = now - self._heard_until if self._heard_until is not None else 0.0
+        if behind > STALL_WARN_S and not self._stall_logged:
+            log.warning(
+                "nimbus has read what reached it only up to %.1f s ago (its own probe is late: its ZeroMQ I/O "
+                "thread stalled or a backlog waits); no board is declared dead for silence past that",
+                behind,
+            )
+        self._stall_logged = behind > STALL_WARN_S
+
+    def _send_probe(self) -> None:
+        """Send the loop's probe, stamped with the state's clock (see "Silence" above)."""
+        self._probe_due = time.monotonic() + PROBE_S
+        try:
+            self._probe.send(PROBE_STAMP.pack(self.clock()), zmq.NOBLOCK)
+        except zmq.Again:  # PROBE_HWM probes wait already: the I/O thread is stalled
+            pass
+
     def _drain(self) -> bool:
         """Handle what the socket holds, at most 1,000 messages (so ticks still happen under
         a flood); True when it is empty."""
@@ -250,6 +321,10 @@ class NimbusServer:
                 parts = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return True
+            if parts[0] == self._probe_id and len(parts) == 2 and len(parts[1]) == PROBE_STAMP.size:
+                (stamp,) = PROBE_STAMP.unpack(parts[1])
+                self._probe_read = stamp if self._probe_read is None else max(stamp, self._probe_read)
+                continue
             self._on_frames(parts)
         return False
 

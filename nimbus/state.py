@@ -88,6 +88,9 @@ log = logging.getLogger("squall.nimbus")
 
 __all__ = ["NimbusState", "Send", "Command"]
 
+# A tick whose heard_until lags its time by more than this counts as behind: the server's
+# probe (nimbus.server) makes it lag about 0.1 s even when nothing waits.
+BEHIND_S = 0.5
 RESEND_S = 5.0  # an assignment a supervisor's heartbeats do not reflect is sent again this often
 
 
@@ -453,7 +456,7 @@ class NimbusState:
         assert self.boot is not None
         newly_dead = []
         judged = self.silence_judged_at(now)
-        if judged < now:
+        if now - judged > BEHIND_S:
             self.counters["ticks_behind_backlog"] += 1
         for sup in self.supervisors.values():
             if sup.dead:
