@@ -3,8 +3,9 @@ written as plain values — in a frame between workers, and in an executor's sna
 read back, and which kind each task is (the kind decides which payloads suit it).
 
 An inbox item is ``(target_task, payload)``: for a bolt task the payload is a ``Tuple``, for
-a spout or acker task one of the control tuples of ``runtime/messages.py``. Consecutive data
-tuples that share target task, stream and source task are written as one *run* item::
+a spout or acker task one of the control tuples of ``runtime/messages.py``. The data tuples
+of a frame that share target task, stream and source task are written as one *run* item
+(in a snapshot's queue, each stretch of consecutive ones)::
 
     data run      [target_task, stream, source_task, rows, roots]
                   stream: str; rows: [values, values, ...] (at least one; each a list of the
@@ -35,7 +36,8 @@ Guarantees:
 
 * ``write`` and ``ItemReader.read`` are inverses for every item a topology's executors emit:
   reading what was written gives back equal payloads (a tuple's ``values`` as a list), in
-  the order written;
+  the order written for each (target, source, stream) and for the control items (exactly
+  the order written with ``regroup=False``);
 * ``ItemReader.read`` never raises on input: an item that is malformed, names a task it was
   given no sink for, or does not suit its target (a data run for a spout, an ack for a bolt,
   a row of the wrong arity, an unknown source or stream) is counted as one bad item (and
@@ -50,7 +52,7 @@ Guarantees:
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,13 +117,25 @@ def task_kinds(spec: TopologySpec, executors: Iterable[ExecutorSpec]) -> dict[in
 # -- writing ---------------------------------------------------------------------------------
 
 
-def write(items: Iterable[tuple[int, Any]]) -> list:
-    """Inbox items in the item layout, in order (the only place the layout is written): each
-    stretch of consecutive data tuples with one target, stream and source as one run."""
+def write(items: Sequence[tuple[int, Any]], regroup: bool = True) -> list:
+    """Inbox items in the item layout (the only place the layout is written): the data
+    tuples as runs, each at the place of its first tuple, the control items in their order.
+
+    With ``regroup`` (a frame), a run holds every tuple of the batch with its target, stream
+    and source, so two tasks fed in turn (a shuffle) make two long runs, not runs of one:
+    the order is kept per (target, source, stream), as between Storm's tasks, not across
+    sources. Without it (a snapshot's queue), a run is a stretch of consecutive tuples and
+    reading gives back the exact order."""
+    if len(items) == 1:  # a frame of a quiet link: no run bookkeeping
+        ((t, p),) = items
+        if type(p) is Tuple:
+            return [[t, p.stream, p.task, [p.values], [p.roots] if p.roots else None]]
+        return [(t, *p)]
     rows: list = []
     append = rows.append
     runs: list[list[Any]] = []
-    # the open run's key; a control item closes it (None is no task's number)
+    by_key: dict[tuple[int, int, str], list[Any]] = {}  # (target, source, stream) -> its run
+    # the last tuple's key: the common case, the same again, costs three compares
     run_target = run_stream = run_source = None
     values: list = []
     roots: list = []
@@ -133,16 +147,30 @@ def write(items: Iterable[tuple[int, Any]]) -> list:
                 roots.append(p.roots)
                 continue
             run_target, run_stream, run_source = t, p.stream, p.task
-            values = [p.values]
-            roots = [p.roots]
-            run: list[Any] = [t, run_stream, run_source, values, roots]
-            append(run)
-            runs.append(run)
+            if regroup:
+                key = (t, run_source, run_stream)
+                run = by_key.get(key)
+            else:
+                run = None
+            if run is None:
+                values = [p.values]
+                roots = [p.roots]
+                run = [t, run_stream, run_source, values, roots]
+                append(run)
+                runs.append(run)
+                if regroup:
+                    by_key[key] = run
+            else:
+                values = run[3]
+                roots = run[4]
+                values.append(p.values)
+                roots.append(p.roots)
         else:
-            run_target = None
+            if not regroup:
+                run_target = None  # a control item ends the stretch
             append((t, *p))
     for run in runs:
-        run_roots: list = run[4]
+        run_roots = run[4]
         if not any(run_roots):
             run[4] = None  # untracked (acking off): one nil for the run
         elif not all(run_roots):
@@ -160,16 +188,16 @@ def source_of(item: tuple[int, Any]) -> tuple[int | None, str]:
 
 
 def packable(items: list[tuple[int, Any]], on_error: Callable[[tuple[int, Any], Exception], None]) -> list:
-    """``items`` written in the layout, less those msgpack cannot serialise: each of those is
-    passed (as the inbox item) to ``on_error`` and left out, so one bad value never costs its
-    neighbours."""
-    rows = write(items)
+    """``items`` written in the layout in their exact order (``write`` without regrouping: a
+    snapshot's queue), less those msgpack cannot serialise: each of those is passed (as the
+    inbox item) to ``on_error`` and left out, so one bad value never costs its neighbours."""
+    rows = write(items, regroup=False)
     try:
         msgpack.packb(rows, use_bin_type=True)
         return rows
     except _PACK_ERRORS:
         pass  # find the culprits one by one; the common case above stays one C call
-    return write(_packable_items(items, on_error))
+    return write(_packable_items(items, on_error), regroup=False)
 
 
 def _packable_items(
@@ -305,12 +333,13 @@ class ItemReader:
                     target, stream, source, rows, roots = item
                     sink = data_sinks[target]
                     component, fields, arity = streams[stream][source]
-                    if (
-                        rows.__class__ is not list
-                        or not rows
-                        or set(map(type, rows)) != _LIST_ONLY
-                        or set(map(len, rows)) != {arity}
-                    ):
+                    if rows.__class__ is not list:
+                        raise ValueError
+                    if len(rows) == 1:  # a run of one (a quiet link): no sets to build
+                        first = rows[0]
+                        if first.__class__ is not list or len(first) != arity:
+                            raise ValueError
+                    elif not rows or set(map(type, rows)) != _LIST_ONLY or set(map(len, rows)) != {arity}:
                         raise ValueError
                     if roots is None:
                         # Tuple(component, stream, source, values, fields) without the

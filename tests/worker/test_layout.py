@@ -81,35 +81,59 @@ def test_an_empty_roots_map_is_written_as_untracked():
     assert row[4] is None
 
 
-def test_consecutive_tuples_sharing_target_stream_and_source_are_written_as_one_run():
-    def tup(source, n, roots=None, stream="default"):
-        return Tuple("spout", stream, source, [n, 0.5], FIELDS, roots)
+def _mixed_items() -> list:
+    def tup(source, n, roots=None):
+        return Tuple("spout", "default", source, [n, 0.5], FIELDS, roots)
 
-    items = [
+    return [
         (MIDDLE, tup(SPOUT, 1)),
         (MIDDLE, tup(SPOUT, 2)),
-        (2, tup(SPOUT, 3)),  # another target: a new run
+        (2, tup(SPOUT, 3)),  # another target: another run
         (2, tup(SPOUT, 4, {7: 8})),  # tracked beside untracked: the roots list says which
-        (ACKER, (ACK_FAIL, 9)),  # a control item closes the run
-        (2, tup(SPOUT, 5)),
+        (ACKER, (ACK_FAIL, 9)),
+        (MIDDLE, tup(SPOUT, 5)),  # back to the first target
         (SINK, Tuple("middle", "default", 1, [6, "x"], FIELDS)),
-        (SINK, Tuple("middle", "default", 2, [7, "y"], FIELDS)),  # another source: a new run
+        (SINK, Tuple("middle", "default", 2, [7, "y"], FIELDS)),  # another source: another run
     ]
+
+
+def _seen(items: list) -> list:
+    return [(t, p.task, p.values, p.roots) if isinstance(p, Tuple) else (t, p) for t, p in items]
+
+
+def test_a_frame_writes_every_tuple_of_one_target_source_and_stream_as_one_run():
+    items = _mixed_items()
     assert write(items) == [
-        [MIDDLE, "default", SPOUT, [[1, 0.5], [2, 0.5]], None],
+        [MIDDLE, "default", SPOUT, [[1, 0.5], [2, 0.5], [5, 0.5]], None],
         [2, "default", SPOUT, [[3, 0.5], [4, 0.5]], [None, {7: 8}]],
         (ACKER, ACK_FAIL, 9),
-        [2, "default", SPOUT, [[5, 0.5]], None],
         [SINK, "default", 1, [[6, "x"]], None],
         [SINK, "default", 2, [[7, "y"]], None],
     ]
     frame, count = encode_frame(items, on_error=pytest.fail)
     assert count == len(items)  # inbox items, not runs
     got, bad = read_back(decode_frame(frame))
-    assert bad == 0
-    assert [(t, p.task, p.values, p.roots) if isinstance(p, Tuple) else (t, p) for t, p in got] == [
-        (t, p.task, p.values, p.roots) if isinstance(p, Tuple) else (t, p) for t, p in items
+    assert bad == 0 and len(got) == len(items)
+    # the order kept is each (target, source, stream)'s, and the control items'
+    for key in {(t, p.task) if isinstance(p, Tuple) else (t, None) for t, p in items}:
+        assert [x for x in _seen(got) if x[:2] == key or (key[1] is None and x[0] == key[0])] == [
+            x for x in _seen(items) if x[:2] == key or (key[1] is None and x[0] == key[0])
+        ]
+
+
+def test_a_snapshot_s_queue_is_written_as_runs_of_consecutive_tuples_in_its_exact_order():
+    items = _mixed_items()
+    rows = write(items, regroup=False)
+    assert rows == [
+        [MIDDLE, "default", SPOUT, [[1, 0.5], [2, 0.5]], None],
+        [2, "default", SPOUT, [[3, 0.5], [4, 0.5]], [None, {7: 8}]],
+        (ACKER, ACK_FAIL, 9),
+        [MIDDLE, "default", SPOUT, [[5, 0.5]], None],
+        [SINK, "default", 1, [[6, "x"]], None],
+        [SINK, "default", 2, [[7, "y"]], None],
     ]
+    got, bad = read_back(msgpack.unpackb(msgpack.packb(rows), strict_map_key=False))
+    assert bad == 0 and _seen(got) == _seen(items)
 
 
 GOOD_RUN = [MIDDLE, "default", SPOUT, [[1, 2.0], [2, 2.0]], None]
