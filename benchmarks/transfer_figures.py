@@ -1,7 +1,7 @@
 """The data plane's cost per item, without sockets: a worker's sending side (the outbox's sink,
 batching, encoding a frame) and its receiving side (decoding a frame, validating each item,
-building the tuple, handing it to the inbox), for data tuples (acking off and on) and acker
-items.
+building the tuple, handing it to the inbox), for data tuples (acking off and on, to one task
+and to two tasks in turn) and acker items.
 
     python benchmarks/transfer_figures.py [--items 200000] [--runs 7]
     python benchmarks/against.py REV benchmarks/transfer_figures.py   # the same at REV
