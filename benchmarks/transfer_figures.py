@@ -1,7 +1,7 @@
 """The data plane's cost per item, without sockets: a worker's sending side (the outbox's sink,
 batching, encoding a frame) and its receiving side (decoding a frame, validating each item,
-building the tuple, handing it to the inbox), for data tuples (acking off and on) and acker
-items.
+building the tuple, handing it to the inbox), for data tuples (acking off and on, to one task
+and to two tasks in turn) and acker items.
 
     python benchmarks/transfer_figures.py [--items 200000] [--runs 7]
     python benchmarks/against.py REV benchmarks/transfer_figures.py   # the same at REV
@@ -45,7 +45,11 @@ MIDDLE, SPOUT, ACKER = 1, 4, 5
 FIELDS = {"n": 0, "ts": 1}
 
 
-KINDS = ("data, acking off", "data, acking on", "acker items")
+# "data, acking off" sends every tuple to one task (one run per frame: a chain's link, the
+# best case of frame version 4's runs); "data, two targets" alternates between two tasks of
+# the receiving worker (runs of one tuple: its worst case).
+KINDS = ("data, acking off", "data, acking on", "data, two targets", "acker items")
+MIDDLE_2 = 2
 
 
 def remote_sink(box: Outbox, task: int) -> Callable[[tuple[int, Any]], None]:
@@ -54,12 +58,14 @@ def remote_sink(box: Outbox, task: int) -> Callable[[tuple[int, Any]], None]:
     put = getattr(box, "put", None)
     if put is not None:
         return put
-    return box.data_sink(task) if task == MIDDLE else box.control_sink(task)
+    return box.data_sink(task) if task in (MIDDLE, MIDDLE_2) else box.control_sink(task)
 
 
 def items(kind: str, n: int) -> list[tuple[int, Any]]:
     if kind == "data, acking off":
         return [(MIDDLE, Tuple("spout", "default", SPOUT, [i, 1.5], FIELDS)) for i in range(n)]
+    if kind == "data, two targets":
+        return [(MIDDLE + (i & 1), Tuple("spout", "default", SPOUT, [i, 1.5], FIELDS)) for i in range(n)]
     if kind == "data, acking on":
         return [(MIDDLE, Tuple("spout", "default", SPOUT, [i, 1.5], FIELDS, {2**63 + i: i + 1})) for i in range(n)]
     return [(ACKER, (ACK_ACK, 2**63 + i, i + 1)) for i in range(n)]
@@ -70,14 +76,16 @@ def one_round(kind: str, batch: list[tuple[int, Any]]) -> tuple[float, float]:
     frames: list[bytes] = []
     box = Outbox(lambda _endpoint, frame: frames.append(frame) or True, time.monotonic, batch_size=256)
     box.place({MIDDLE: "b:1", 2: "b:1", 3: "b:1", SPOUT: "a:1", ACKER: "a:1"})
-    sink = remote_sink(box, batch[0][0])
+    sink = remote_sink(box, batch[0][0])  # the same for both middle tasks (a bolt's)
     started = time.process_time()
     for item in batch:
         sink(item)
     box.flush(idle=True)
     send_s = time.process_time() - started
     got: list[tuple[int, Any]] = []
-    codec = TupleCodec(SPEC, EXECUTORS, (MIDDLE, ACKER), {MIDDLE: got.append, ACKER: got.append})
+    codec = TupleCodec(
+        SPEC, EXECUTORS, (MIDDLE, MIDDLE_2, ACKER), {MIDDLE: got.append, MIDDLE_2: got.append, ACKER: got.append}
+    )
     started = time.process_time()
     for frame in frames:
         codec.deliver(frame)

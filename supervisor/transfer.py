@@ -88,7 +88,9 @@ class Outbox:
 
     ``put((task, payload))`` is the one sink for every task of another worker (the engine's
     ``remote_sink`` for any task; the codec's ``forward``): it takes the inbox item as is, so
-    the item layout is written once per batch, by ``layout.encode_frame``. It looks its
+    the item layout is written once per batch, by ``layout.encode_frame`` (consecutive tuples
+    for one task from one source and stream as one run item, whichever emit sent them). It
+    looks its
     task's buffer up on every item, so it stays valid across placement changes.
     ``send(endpoint, frame)`` (the sockets) returns False when it cannot take the frame now.
     ``place(task_endpoints)`` re-routes tasks live.
@@ -120,7 +122,7 @@ class Outbox:
         self._buffers: dict[str | None, _Buffer] = {}  # None: tasks placed nowhere (dropped at flush)
         self._task_buffer: dict[int, _Buffer] = {}
         self._backlog: dict[str, deque[tuple[bytes, int]]] = {}
-        self.sent_items = 0  # data tuples and control items that left in frames
+        self.sent_items = 0  # inbox items (data tuples, control items) that left in frames
         self.sent_frames = 0
         self.sent_bytes = 0
         self.meter = meter if meter is not None else CpuMeter()

@@ -6,7 +6,9 @@ Guarantees: ``TupleCodec.deliver`` never raises on input; a frame that is not ms
 the layout, and every item that is malformed, names a task of no executor (or, without
 ``forward``, a task not run here), or does not suit its target, is counted as bad and
 dropped, and the valid items of the same frame are delivered (or forwarded), in order. A
-refused frame's reason (naming the field at fault, or both versions) goes to ``on_refused``.
+refused frame's reason (naming the field at fault, or both versions) goes to ``on_refused``;
+a refused item's is counted by the field at fault in ``bad_fields`` and logged once per
+field (a hostile peer cannot flood the log).
 
 ``links`` holds, per sender, the (link, seq) of the last well-formed frame received from it
 on a counted link: Nimbus compares it with what the sender reports it sent to end a
@@ -17,11 +19,15 @@ senders cannot grow it without bound.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from squall.supervisor.runtime.layout import BOLT_TASK, FrameError, ItemReader, Sink, open_frame, task_kinds
 from squall.topology.spec import ExecutorSpec, TopologySpec
+
+log = logging.getLogger("squall.transfer")
 
 MAX_LINK_PEERS = 4096  # senders whose last frame is kept (a topology has far fewer workers)
 
@@ -33,8 +39,10 @@ class TupleCodec:
     entries for tasks not in ``local_tasks`` are ignored). ``forward``, if given, is the
     outbox's sink: a valid item for a task of the topology that is not local (its executor
     moved away) goes there, to be sent on to the owner; without it such items are counted as
-    bad. ``received`` counts the items of every well-formed frame (the receiving side of the
-    senders' ``sent_items``); ``forwarded`` the items handed to ``forward``.
+    bad. ``received`` counts the inbox items of every well-formed frame, a run's tuples one
+    by one (the receiving side of the senders' ``sent_items``), plus one per bad item;
+    ``forwarded`` the inbox items handed to ``forward``; ``bad_fields`` the bad items by the
+    field of the layout at fault (``ItemReader.why_bad``).
     """
 
     def __init__(
@@ -54,6 +62,7 @@ class TupleCodec:
         self._kinds = task_kinds(spec, executors)
         self.received = 0
         self.forwarded = 0
+        self.bad_fields: Counter[str] = Counter()
         self.set_local(local_tasks)
 
     def set_local(self, local_tasks: Iterable[int]) -> None:
@@ -90,8 +99,15 @@ class TupleCodec:
             links = self.links
             if header.sender in links or len(links) < MAX_LINK_PEERS:
                 links[header.sender] = (header.link, header.seq)
-        self.received += len(items)
-        return self._reader.read(items, self._data, self._control)
+        delivered, bad = self._reader.read(items, self._data, self._control, self._on_bad)
+        self.received += delivered + bad
+        return delivered, bad
+
+    def _on_bad(self, item: Any) -> None:
+        field, why = self._reader.why_bad(item, self._data, self._control)
+        self.bad_fields[field] += 1
+        if self.bad_fields[field] == 1:
+            log.warning("dropped a data item: %s (further ones at field %r are counted, not logged)", why, field)
 
     def deliver_local(self, items: Iterable[tuple[int, Any]]) -> int:
         """Hand inbox items this worker held itself (so trusted) to their tasks: local ones to

@@ -3,10 +3,14 @@ written as plain values — in a frame between workers, and in an executor's sna
 read back, and which kind each task is (the kind decides which payloads suit it).
 
 An inbox item is ``(target_task, payload)``: for a bolt task the payload is a ``Tuple``, for
-a spout or acker task one of the control tuples of ``runtime/messages.py``. Written::
+a spout or acker task one of the control tuples of ``runtime/messages.py``. The data tuples
+of a frame that share target task, stream and source task are written as one *run* item
+(in a snapshot's queue, each stretch of consecutive ones)::
 
-    data item     [target_task, stream, source_task, values, roots]
-                  stream: str; values: list; roots: {root: edge} (uint64s) or nil (untracked)
+    data run      [target_task, stream, source_task, rows, roots]
+                  stream: str; rows: [values, values, ...] (at least one; each a list of the
+                  stream's arity); roots: nil when every tuple of the run is untracked, else
+                  a list parallel to rows, each {root: edge} (uint64s) or nil
     control item  [target_task, kind, root, ...]      (kind: int, see runtime/messages.py)
                   ACK_INIT [t, 0, root, xor, spout_task]  ACK_ACK [t, 1, root, xor]
                   ACK_FAIL [t, 2, root]  TREE_COMPLETE [t, 3, root]  TREE_FAILED [t, 4, root]
@@ -22,17 +26,24 @@ a spout or acker task one of the control tuples of ``runtime/messages.py``. Writ
                   (docs/nimbus.md, "quiescent"). link = seq = 0: a frame on no counted link.
 
 The second element tells the two apart (a string is a stream name, an int a control kind).
-The component and field names are not written: the reader knows them from the spec.
+The component and field names are not written: the reader knows them from the spec. A run
+puts the target, stream and source on the wire once for all its tuples, and the reader looks
+them up and checks them once (frame version 4; version 3 wrote one five-element item per
+tuple, ``[target, stream, source, values, roots]``, and a version-3 worker refuses a
+version-4 frame whole, and the other way round, naming both versions).
 
 Guarantees:
 
 * ``write`` and ``ItemReader.read`` are inverses for every item a topology's executors emit:
-  reading what was written gives back equal payloads (a tuple's ``values`` as a list);
+  reading what was written gives back equal payloads (a tuple's ``values`` as a list), in
+  the order written for each (target, source, stream) and for the control items (exactly
+  the order written with ``regroup=False``);
 * ``ItemReader.read`` never raises on input: an item that is malformed, names a task it was
-  given no sink for, or does not suit its target (a data tuple for a spout, an ack for a bolt,
-  a wrong arity, an unknown source or stream) is counted as bad (and passed to ``on_bad``);
-  the valid items are delivered in order;
-* ``encode_frame`` drops only the items msgpack cannot serialise (each passed to
+  given no sink for, or does not suit its target (a data run for a spout, an ack for a bolt,
+  a row of the wrong arity, an unknown source or stream) is counted as one bad item (and
+  passed to ``on_bad``) and none of a bad run's tuples is delivered; the valid items are
+  delivered in order; ``why_bad`` names the field at fault of an item ``read`` refused;
+* ``encode_frame`` drops only the inbox items msgpack cannot serialise (each passed to
   ``on_error``); ``open_frame`` raises ``FrameError`` naming the field at fault for anything
   that is not a frame of this version (a frame of another version says both versions);
   ``decode_frame`` returns None for it.
@@ -40,7 +51,8 @@ Guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import reprlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +72,9 @@ from squall.topology.component import Tuple
 from squall.topology.spec import ACKER_COMPONENT, SPOUT, ExecutorKind, ExecutorSpec, TopologySpec
 
 # 2: the header names the sender, its link and the frame's number on it; 3: the bulk control
-# items (a receiver of version 2 would count them as bad and lose their acks)
-FRAME_VERSION = 3
+# items (a receiver of version 2 would count them as bad and lose their acks); 4: data tuples
+# as runs (a receiver of version 3 would read a run as one tuple of the wrong arity)
+FRAME_VERSION = 4
 FRAME_FIELDS = ("version", "sender", "link", "seq", "items")
 MAX_SENDER_CHARS = 300  # "host:port": a host name is at most 253 characters
 MAX_LINK = 2**63 - 1  # link tokens and sequence numbers are unsigned 63-bit integers
@@ -104,13 +117,65 @@ def task_kinds(spec: TopologySpec, executors: Iterable[ExecutorSpec]) -> dict[in
 # -- writing ---------------------------------------------------------------------------------
 
 
-def write(items: Iterable[tuple[int, Any]]) -> list[tuple]:
-    """Inbox items in the item layout, in order (the only place the layout is written)."""
-    return [
+def write(items: Sequence[tuple[int, Any]], regroup: bool = True) -> list:
+    """Inbox items in the item layout (the only place the layout is written): the data
+    tuples as runs, each at the place of its first tuple, the control items in their order.
+
+    With ``regroup`` (a frame), a run holds every tuple of the batch with its target, stream
+    and source, so two tasks fed in turn (a shuffle) make two long runs, not runs of one:
+    the order is kept per (target, source, stream), as between Storm's tasks, not across
+    sources. Without it (a snapshot's queue), a run is a stretch of consecutive tuples and
+    reading gives back the exact order."""
+    if len(items) == 1:  # a frame of a quiet link: no run bookkeeping
+        ((t, p),) = items
+        if type(p) is Tuple:
+            return [[t, p.stream, p.task, [p.values], [p.roots] if p.roots else None]]
+        return [(t, *p)]
+    rows: list = []
+    append = rows.append
+    runs: list[list[Any]] = []
+    by_key: dict[tuple[int, int, str], list[Any]] = {}  # (target, source, stream) -> its run
+    # the last tuple's key: the common case, the same again, costs three compares
+    run_target = run_stream = run_source = None
+    values: list = []
+    roots: list = []
+    for t, p in items:
         # type(p), not p.__class__: measured cheaper here (instructions per item, cachegrind)
-        (t, p.stream, p.task, p.values, p.roots or None) if type(p) is Tuple else (t, *p)
-        for t, p in items
-    ]
+        if type(p) is Tuple:
+            if t == run_target and p.task == run_source and p.stream == run_stream:
+                values.append(p.values)
+                roots.append(p.roots)
+                continue
+            run_target, run_stream, run_source = t, p.stream, p.task
+            if regroup:
+                key = (t, run_source, run_stream)
+                run = by_key.get(key)
+            else:
+                run = None
+            if run is None:
+                values = [p.values]
+                roots = [p.roots]
+                run = [t, run_stream, run_source, values, roots]
+                append(run)
+                runs.append(run)
+                if regroup:
+                    by_key[key] = run
+            else:
+                values = run[3]
+                roots = run[4]
+                values.append(p.values)
+                roots.append(p.roots)
+        else:
+            if not regroup:
+                run_target = None  # a control item ends the stretch
+            append((t, *p))
+    for run in runs:
+        run_roots = run[4]
+        if not any(run_roots):
+            run[4] = None  # untracked (acking off): one nil for the run
+        elif not all(run_roots):
+            run[4] = [r or None for r in run_roots]  # an empty map is written as nil
+    return rows
 
 
 def source_of(item: tuple[int, Any]) -> tuple[int | None, str]:
@@ -122,24 +187,31 @@ def source_of(item: tuple[int, Any]) -> tuple[int | None, str]:
     return None, "control"
 
 
-def packable(items: list[tuple[int, Any]], on_error: Callable[[tuple[int, Any], Exception], None]) -> list[tuple]:
-    """``items`` written in the layout, less those msgpack cannot serialise: each of those is
-    passed (as the inbox item) to ``on_error`` and left out, so one bad value never costs its
-    neighbours."""
-    rows = write(items)
+def packable(items: list[tuple[int, Any]], on_error: Callable[[tuple[int, Any], Exception], None]) -> list:
+    """``items`` written in the layout in their exact order (``write`` without regrouping: a
+    snapshot's queue), less those msgpack cannot serialise: each of those is passed (as the
+    inbox item) to ``on_error`` and left out, so one bad value never costs its neighbours."""
+    rows = write(items, regroup=False)
     try:
         msgpack.packb(rows, use_bin_type=True)
         return rows
     except _PACK_ERRORS:
         pass  # find the culprits one by one; the common case above stays one C call
-    good: list[tuple] = []
-    for item, row in zip(items, rows):
+    return write(_packable_items(items, on_error), regroup=False)
+
+
+def _packable_items(
+    items: list[tuple[int, Any]], on_error: Callable[[tuple[int, Any], Exception], None]
+) -> list[tuple[int, Any]]:
+    """The inbox items of ``items`` msgpack can serialise; each other one goes to ``on_error``."""
+    good: list[tuple[int, Any]] = []
+    for item in items:
         try:
-            msgpack.packb(row, use_bin_type=True)
+            msgpack.packb(write((item,)), use_bin_type=True)
         except _PACK_ERRORS as exc:
             on_error(item, exc)
             continue
-        good.append(row)
+        good.append(item)
     return good
 
 
@@ -164,15 +236,15 @@ def encode_frame(
     on_error: Callable[[tuple[int, Any], Exception], None],
     header: FrameHeader = NO_LINK,
 ) -> tuple[bytes, int]:
-    """One frame for the inbox items ``items`` under ``header``; returns (frame, items in it).
-    An item msgpack cannot pack is passed to ``on_error`` and left out (``packable``)."""
+    """One frame for the inbox items ``items`` under ``header``; returns (frame, inbox items
+    in it). An item msgpack cannot pack is passed to ``on_error`` and left out (``packable``)."""
     rows = write(items)
     head = (FRAME_VERSION, header.sender, header.link, header.seq)
     try:
-        return msgpack.packb((*head, rows), use_bin_type=True), len(rows)
+        return msgpack.packb((*head, rows), use_bin_type=True), len(items)
     except _PACK_ERRORS:
-        rows = packable(items, on_error)  # rare: a value the user emitted that cannot be sent
-        return msgpack.packb((*head, rows), use_bin_type=True), len(rows)
+        good = _packable_items(items, on_error)  # rare: a value the user emitted that cannot be sent
+        return msgpack.packb((*head, write(good)), use_bin_type=True), len(good)
 
 
 def open_frame(frame: bytes) -> tuple[FrameHeader, list]:
@@ -244,38 +316,61 @@ class ItemReader:
         control_sinks: Mapping[int, tuple[str, Sink]],
         on_bad: Callable[[Any], None] | None = None,
     ) -> tuple[int, int]:
-        """Hand each valid item to its task's sink as an inbox item; returns (delivered, bad).
-        Never raises on bad input (a sink's own exceptions of the kinds below count the item
-        as bad too)."""
+        """Hand each valid item to its task's sink as inbox items (a run as one per tuple, in
+        order); returns (inbox items delivered, items bad). Never raises on bad input (a
+        sink's own exceptions of the kinds below count the item as bad too; the tuples of a
+        run it had taken before stay delivered, uncounted)."""
         streams = self.streams
         delivered = bad = 0
         # The checks lean on the lookups raising for anything of the wrong shape or type (an
         # unhashable target, a short item, an unknown task or stream): a frame of valid items,
-        # the only common case, then pays for no explicit test it does not need.
+        # the only common case, then pays for no explicit test it does not need. A run's rows
+        # are checked by C-level passes (``map``) before any of its tuples is built, so a bad
+        # run delivers nothing.
         for item in items:
             try:
                 if item[1].__class__ is str:
-                    target, stream, source, values, roots = item
+                    target, stream, source, rows, roots = item
                     sink = data_sinks[target]
                     component, fields, arity = streams[stream][source]
-                    if (
-                        values.__class__ is not list
-                        or len(values) != arity
-                        or (roots is not None and not _valid_roots(roots))
-                    ):
+                    if rows.__class__ is not list:
                         raise ValueError
-                    # Tuple(component, stream, source, values, fields, roots) without the
-                    # __init__ frame (as the engine's emits build it): every slot set here.
-                    tup = new_tuple(Tuple)
-                    tup.component = component
-                    tup.stream = stream
-                    tup.task = source
-                    tup.values = values
-                    tup.fields = fields
-                    tup.roots = roots
-                    tup.ack_val = 0
-                    tup.done = False
-                    sink((target, tup))
+                    if len(rows) == 1:  # a run of one (a quiet link): no sets to build
+                        first = rows[0]
+                        if first.__class__ is not list or len(first) != arity:
+                            raise ValueError
+                    elif not rows or set(map(type, rows)) != _LIST_ONLY or set(map(len, rows)) != {arity}:
+                        raise ValueError
+                    if roots is None:
+                        # Tuple(component, stream, source, values, fields) without the
+                        # __init__ frame (as the engine's emits build it): every slot set.
+                        for values in rows:
+                            tup = new_tuple(Tuple)
+                            tup.component = component
+                            tup.stream = stream
+                            tup.task = source
+                            tup.values = values
+                            tup.fields = fields
+                            tup.roots = None
+                            tup.ack_val = 0
+                            tup.done = False
+                            sink((target, tup))
+                        delivered += len(rows)
+                        continue
+                    if roots.__class__ is not list or len(roots) != len(rows) or not _valid_roots_list(roots):
+                        raise ValueError
+                    for values, tup_roots in zip(rows, roots):
+                        tup = new_tuple(Tuple)
+                        tup.component = component
+                        tup.stream = stream
+                        tup.task = source
+                        tup.values = values
+                        tup.fields = fields
+                        tup.roots = tup_roots
+                        tup.ack_val = 0
+                        tup.done = False
+                        sink((target, tup))
+                    delivered += len(rows)
                 else:
                     kind, sink = control_sinks[item[0]]
                     shape = CONTROL_SHAPES.get(item[1])
@@ -285,13 +380,82 @@ class ItemReader:
                         if shape[1] != kind or len(item) != shape[0] or not _all_ints(item):
                             raise ValueError
                         sink((item[0], tuple(item[1:])))
+                    delivered += 1
             except (TypeError, ValueError, KeyError, IndexError):
                 bad += 1
                 if on_bad is not None:
                     on_bad(item)
-                continue
-            delivered += 1
         return delivered, bad
+
+    def why_bad(
+        self, item: Any, data_sinks: Mapping[int, Sink], control_sinks: Mapping[int, tuple[str, Sink]]
+    ) -> tuple[str, str]:
+        """(field, reason) for an item ``read`` refused with these sinks: the field of the
+        layout at fault ("item", "target", "stream", "source", "rows", "roots", "kind", or a
+        control item's values) and a sentence naming it. Explicit checks, for the rare bad
+        item only (``read`` keeps its fast path)."""
+        if type(item) is not list or len(item) < 2:
+            return "item", f"an item must be a list [target, stream or kind, ...], got {_brief(item)}"
+        target = item[0]
+        if type(item[1]) is str:
+            if len(item) != 5:
+                return "item", f"a data run has 5 fields [target, stream, source, rows, roots], got {len(item)}"
+            _, stream, source, rows, roots = item
+            if type(target) is not int or target not in data_sinks:
+                spout_or_acker = type(target) is int and target in control_sinks
+                where = "a spout or acker task" if spout_or_acker else "no bolt task run or forwarded here"
+                return "target", f"data run for task {_brief(target)}: {where}"
+            by_source = self.streams.get(stream)
+            if by_source is None:
+                return "stream", f"data run for task {target}: no component declares stream {stream!r:.60}"
+            if type(source) is not int or source not in by_source:
+                return "source", f"data run for task {target}: task {_brief(source)} does not emit on stream {stream!r}"
+            component, _, arity = by_source[source]
+            if type(rows) is not list or not rows:
+                return "rows", f"data run for task {target}: field 'rows' must be a non-empty list of value lists"
+            for i, values in enumerate(rows):
+                if type(values) is not list or len(values) != arity:
+                    return "rows", (
+                        f"data run for task {target}: field 'rows' item {i} is {_brief(values)}, "
+                        f"stream {stream!r} of {component!r} has {arity} field(s)"
+                    )
+            if roots is not None:
+                if type(roots) is not list or len(roots) != len(rows):
+                    return "roots", (
+                        f"data run for task {target}: field 'roots' must be nil or a list of {len(rows)} (one per row)"
+                    )
+                for i, r in enumerate(roots):
+                    if r is not None and not _valid_roots(r):
+                        return "roots", (
+                            f"data run for task {target}: field 'roots' item {i} must be nil or a non-empty "
+                            "map of unsigned 64-bit root -> edge"
+                        )
+            return "target", f"data run for task {target}: its task's sink refused it"
+        kind = item[1]
+        if type(kind) is not int or (kind not in CONTROL_SHAPES and kind not in BULK_KINDS):
+            return "kind", f"control item for task {_brief(target)}: unknown kind {_brief(kind)}"
+        entry = control_sinks.get(target) if type(target) is int else None
+        wanted = CONTROL_SHAPES[kind][1] if kind in CONTROL_SHAPES else BULK_KINDS[kind]
+        if entry is None or entry[0] != wanted:
+            return "target", f"control item of kind {kind} for task {_brief(target)}: not a {wanted} task here"
+        return "values", f"control item of kind {kind} for task {target}: wrong length or a value of the wrong type"
+
+
+_LIST_ONLY = {list}
+
+
+def _brief(value: Any) -> str:
+    """A short description of a value from the wire, for a log line (never its whole text,
+    and never a walk over all of a large value: ``reprlib`` stops after a few elements)."""
+    text = reprlib.repr(value)
+    return text if len(text) <= 40 else f"{type(value).__name__} {text[:37]}..."
+
+
+def _valid_roots_list(roots: list) -> bool:
+    for r in roots:
+        if r is not None and not _valid_roots(r):
+            return False
+    return True
 
 
 def _valid_roots(roots: Any) -> bool:

@@ -130,7 +130,7 @@ def test_the_tuple_codec_never_raises_on_garbage(codec, frame):
     except Exception:  # msgpack raises several unrelated types for garbage
         data = None
     if _is_frame(data):
-        assert delivered + bad == len(data[4])  # every item of a frame is delivered or counted bad
+        _every_item_delivered_or_counted_bad(c, data[4], delivered, bad)
     else:
         assert (delivered, bad) == (0, 1)  # not a frame: dropped whole, counted once
     assert after - before == delivered
@@ -145,8 +145,63 @@ def test_the_tuple_codec_counts_every_bad_item(codec, items):
     before = sum(len(ex.inbox) for ex in engine.executors)
     delivered, bad = c.deliver(_frame(items))
     after = sum(len(ex.inbox) for ex in engine.executors)
-    assert delivered + bad == len(items)
+    _every_item_delivered_or_counted_bad(c, items, delivered, bad)
     assert after - before == delivered
+    for ex in engine.executors:
+        ex.inbox.clear()
+
+
+def _every_item_delivered_or_counted_bad(c: TupleCodec, items: list, delivered: int, bad: int) -> None:
+    """A good item delivers at least one inbox item (a run one per row, never an empty run),
+    a bad one none, and every bad one is named by a field of the layout (``bad_fields`` is
+    cleared after each frame)."""
+    assert 0 <= bad <= len(items)
+    assert (
+        len(items) - bad
+        <= delivered
+        <= len(items)
+        - bad
+        + sum(len(i[3]) - 1 for i in items if type(i) is list and len(i) == 5 and type(i[3]) is list and i[3])
+    )
+    assert set(c.bad_fields) <= ITEM_FIELDS
+    assert sum(c.bad_fields.values()) == bad, "every bad item is named by its field"
+    c.bad_fields.clear()
+
+
+ITEM_FIELDS = {"item", "target", "stream", "source", "rows", "roots", "kind", "values"}
+
+
+def _near_run_items():
+    """Data run items near the valid ones of the codec's topology (bolt tasks 2 and 3, every
+    task emitting "default" with two fields): each field valid or hostile, rows valid, with
+    one hostile row, or hostile as a whole, roots nil, parallel maps, or anything."""
+    row = st.lists(msgpack_ints | st.text(max_size=4), min_size=2, max_size=2)
+    rows = st.lists(row, min_size=1, max_size=5)
+    rows_one_bad = st.tuples(rows, st.lists(plain, max_size=3) | plain).map(lambda r: [*r[0], r[1]])
+    roots = st.none() | st.dictionaries(msgpack_ints, msgpack_ints, min_size=1, max_size=2) | plain
+    return st.tuples(
+        st.sampled_from([2, 3]) | st.sampled_from([1, 4, 999]) | plain,
+        st.just("default") | st.text(max_size=6),
+        st.sampled_from([1, 2, 3]) | plain,
+        rows | rows_one_bad | plain,
+        st.none() | st.lists(roots, max_size=5) | plain,
+    ).map(list)
+
+
+GOOD_RUN = [2, "default", 1, [["good", 1], ["good", 2]], None]
+
+
+@FUZZ
+@given(st.lists(_near_run_items() | st.lists(plain, max_size=6), max_size=6))
+def test_the_tuple_codec_refuses_malformed_run_items_and_delivers_the_rest(codec, items):
+    c, engine = codec
+    before = sum(len(ex.inbox) for ex in engine.executors)
+    delivered, bad = c.deliver(_frame([*items, GOOD_RUN]))
+    after = sum(len(ex.inbox) for ex in engine.executors)
+    _every_item_delivered_or_counted_bad(c, [*items, GOOD_RUN], delivered, bad)
+    assert after - before == delivered
+    (stage1,) = [ex for ex in engine.executors if 2 in ex.spec.tasks]
+    assert [tup.values for _, tup in list(stage1.inbox)[-2:]] == GOOD_RUN[3], "a good run after hostile items"
     for ex in engine.executors:
         ex.inbox.clear()
 

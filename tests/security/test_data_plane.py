@@ -16,7 +16,7 @@ from tests.security.keyed_workers import MIDDLE_TASK, SINK, SPOUT_TASK, TwoKeyed
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 FRAME = msgpack.packb(
-    [FRAME_VERSION, "", 0, 0, [[MIDDLE_TASK, "default", SPOUT_TASK, [n, 0.0], None] for n in range(50)]]
+    [FRAME_VERSION, "", 0, 0, [[MIDDLE_TASK, "default", SPOUT_TASK, [[n, 0.0] for n in range(50)], None]]]
 )
 
 

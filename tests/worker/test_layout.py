@@ -81,33 +81,123 @@ def test_an_empty_roots_map_is_written_as_untracked():
     assert row[4] is None
 
 
+def _mixed_items() -> list:
+    def tup(source, n, roots=None):
+        return Tuple("spout", "default", source, [n, 0.5], FIELDS, roots)
+
+    return [
+        (MIDDLE, tup(SPOUT, 1)),
+        (MIDDLE, tup(SPOUT, 2)),
+        (2, tup(SPOUT, 3)),  # another target: another run
+        (2, tup(SPOUT, 4, {7: 8})),  # tracked beside untracked: the roots list says which
+        (ACKER, (ACK_FAIL, 9)),
+        (MIDDLE, tup(SPOUT, 5)),  # back to the first target
+        (SINK, Tuple("middle", "default", 1, [6, "x"], FIELDS)),
+        (SINK, Tuple("middle", "default", 2, [7, "y"], FIELDS)),  # another source: another run
+    ]
+
+
+def _seen(items: list) -> list:
+    return [(t, p.task, p.values, p.roots) if isinstance(p, Tuple) else (t, p) for t, p in items]
+
+
+def test_a_frame_writes_every_tuple_of_one_target_source_and_stream_as_one_run():
+    items = _mixed_items()
+    assert write(items) == [
+        [MIDDLE, "default", SPOUT, [[1, 0.5], [2, 0.5], [5, 0.5]], None],
+        [2, "default", SPOUT, [[3, 0.5], [4, 0.5]], [None, {7: 8}]],
+        (ACKER, ACK_FAIL, 9),
+        [SINK, "default", 1, [[6, "x"]], None],
+        [SINK, "default", 2, [[7, "y"]], None],
+    ]
+    frame, count = encode_frame(items, on_error=pytest.fail)
+    assert count == len(items)  # inbox items, not runs
+    got, bad = read_back(decode_frame(frame))
+    assert bad == 0 and len(got) == len(items)
+    # the order kept is each (target, source, stream)'s, and the control items'
+    for key in {(t, p.task) if isinstance(p, Tuple) else (t, None) for t, p in items}:
+        assert [x for x in _seen(got) if x[:2] == key or (key[1] is None and x[0] == key[0])] == [
+            x for x in _seen(items) if x[:2] == key or (key[1] is None and x[0] == key[0])
+        ]
+
+
+def test_a_snapshot_s_queue_is_written_as_runs_of_consecutive_tuples_in_its_exact_order():
+    items = _mixed_items()
+    rows = write(items, regroup=False)
+    assert rows == [
+        [MIDDLE, "default", SPOUT, [[1, 0.5], [2, 0.5]], None],
+        [2, "default", SPOUT, [[3, 0.5], [4, 0.5]], [None, {7: 8}]],
+        (ACKER, ACK_FAIL, 9),
+        [MIDDLE, "default", SPOUT, [[5, 0.5]], None],
+        [SINK, "default", 1, [[6, "x"]], None],
+        [SINK, "default", 2, [[7, "y"]], None],
+    ]
+    got, bad = read_back(msgpack.unpackb(msgpack.packb(rows), strict_map_key=False))
+    assert bad == 0 and _seen(got) == _seen(items)
+
+
+GOOD_RUN = [MIDDLE, "default", SPOUT, [[1, 2.0], [2, 2.0]], None]
+
+
 @pytest.mark.parametrize(
-    "row",
+    ("row", "field"),
     [
-        [SPOUT, "default", SPOUT, [1, 2.0], None],  # a tuple for a spout
-        [MIDDLE, ACK_ACK, 1, 2],  # an ack for a bolt
-        [ACKER, TREE_COMPLETE, 1],  # an outcome for the acker
-        [MIDDLE, "default", SPOUT, [1], None],  # wrong arity
-        [MIDDLE, "nostream", SPOUT, [1, 2.0], None],
-        [MIDDLE, "default", SPOUT, [1, 2.0], {}],  # empty roots: not what a writer writes
-        [ACKER, ACK_ACK, 1, 2.5],
-        [99, ACK_FAIL, 1],  # a task given no sink
+        ([SPOUT, "default", SPOUT, [[1, 2.0]], None], "target"),  # a tuple for a spout
+        ([99, "default", SPOUT, [[1, 2.0]], None], "target"),  # a task given no sink
+        ([MIDDLE, ACK_ACK, 1, 2], "target"),  # an ack for a bolt
+        ([ACKER, TREE_COMPLETE, 1], "target"),  # an outcome for the acker
+        ([MIDDLE, "nostream", SPOUT, [[1, 2.0]], None], "stream"),
+        ([MIDDLE, "default", 99, [[1, 2.0]], None], "source"),  # no task 99
+        ([MIDDLE, "default", SPOUT, [[1, 2.0], [1]], None], "rows"),  # wrong arity in the second row
+        ([MIDDLE, "default", SPOUT, [[1, 2.0], {"a": 1, "b": 2}], None], "rows"),  # a map of the right length
+        ([MIDDLE, "default", SPOUT, ["ab"], None], "rows"),  # a string of the right length
+        ([MIDDLE, "default", SPOUT, [], None], "rows"),  # an empty run
+        ([MIDDLE, "default", SPOUT, [1, 2.0], None], "rows"),  # version 3's single data item
+        ([MIDDLE, "default", SPOUT, [[1, 2.0]], [{}]], "roots"),  # empty roots: not what a writer writes
+        ([MIDDLE, "default", SPOUT, [[1, 2.0]], [{1: 2}, {3: 4}]], "roots"),  # not parallel to rows
+        ([MIDDLE, "default", SPOUT, [[1, 2.0]], [{1: "x"}]], "roots"),
+        ([MIDDLE, "default", SPOUT, [[1, 2.0]], {1: 2}], "roots"),  # version 3's roots map
+        ([MIDDLE, "default", SPOUT, [[1, 2.0]]], "item"),  # four fields
+        ([ACKER, ACK_ACK, 1, 2.5], "values"),
+        ([ACKER, 99, 1], "kind"),
+        ("junk", "item"),
     ],
     ids=[
         "tuple for a spout",
+        "no sink",
         "ack for a bolt",
         "outcome for the acker",
-        "arity",
         "stream",
+        "source",
+        "arity",
+        "map row",
+        "string row",
+        "empty run",
+        "version 3 item",
         "empty roots",
+        "roots not parallel",
+        "float edge",
+        "roots map",
+        "four fields",
         "float in an ack",
-        "no sink",
+        "unknown kind",
+        "not a list",
     ],
 )
-def test_an_item_that_does_not_fit_its_target_is_counted_and_its_neighbours_delivered(row):
+def test_an_item_that_does_not_fit_its_target_is_counted_named_and_its_neighbours_delivered(row, field):
     good = [ACKER, ACK_FAIL, 5]
-    got, bad = read_back([good, row, good])
-    assert (got, bad) == ([(ACKER, (ACK_FAIL, 5))] * 2, 1)
+    refused: list = []
+    got: list = []
+    data = {t: got.append for t in (1, 2, SINK)}
+    control = {SPOUT: (SPOUT_TASK, got.append), ACKER: (ACKER_TASK, got.append)}
+    reader = ItemReader(SPEC)
+    delivered, bad = reader.read([good, GOOD_RUN, row, good], data, control, on_bad=refused.append)
+    assert bad == 1 and refused == [row], "one bad item, and nothing of a bad run delivered"
+    assert delivered == len(got) == 4
+    assert [t for t, _ in got] == [ACKER, MIDDLE, MIDDLE, ACKER]
+    named, why = reader.why_bad(row, data, control)
+    assert named == field
+    assert field in why or field in ("target", "stream", "source", "kind", "item", "values")
 
 
 def test_a_snapshot_drops_and_counts_a_queued_item_that_does_not_fit_on_restore():
@@ -117,8 +207,8 @@ def test_a_snapshot_drops_and_counts_a_queued_item_that_does_not_fit_on_restore(
     middle.inbox.append((MIDDLE, Tuple("spout", "default", SPOUT, [1, 2.0], FIELDS)))
     data = engine.remove_executor(0)
     doc = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    assert doc["inbox"] == [[MIDDLE, "default", SPOUT, [1, 2.0], None]], "the frame's item layout"
-    doc["inbox"].insert(0, [MIDDLE, "default", SPOUT, [1], None])  # wrong arity
+    assert doc["inbox"] == [[MIDDLE, "default", SPOUT, [[1, 2.0]], None]], "the frame's item layout"
+    doc["inbox"].insert(0, [MIDDLE, "default", SPOUT, [[1]], None])  # wrong arity
     engine.add_executor(0, msgpack.packb(doc, use_bin_type=True))
     restored = engine.by_id[0]
     assert [(t, tup.values) for t, tup in restored.inbox] == [(MIDDLE, [1, 2.0])]

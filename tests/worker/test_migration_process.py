@@ -140,8 +140,8 @@ def migrate(c: Cluster, executor: int, src: int, dst: int, drain: bool) -> bytes
     return state
 
 
-# A data-plane item (task, stream, source task, values, anchors) for counter 0, keyed "k7".
-K7_TO_COUNTER_0 = [COUNTER_TASK_0, "default", SPOUT_TASK, ["k7"], None]
+# A data-plane run item (task, stream, source task, rows, roots) of one tuple for counter 0, keyed "k7".
+K7_TO_COUNTER_0 = [COUNTER_TASK_0, "default", SPOUT_TASK, [["k7"]], None]
 
 
 @contextmanager

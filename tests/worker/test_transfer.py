@@ -208,6 +208,10 @@ def test_malformed_frames_are_counted_not_raised(data):
     [
         ([1, [[MIDDLE, "default", SPOUT, [1, 2.0], None]]], f"field 'version' is 1, this worker reads {FRAME_VERSION}"),
         ([2, "a:1", 1, 1, []], f"field 'version' is 2, this worker reads {FRAME_VERSION}"),
+        (
+            [3, "a:1", 1, 1, [[MIDDLE, "default", SPOUT, [1, 2.0], None]]],
+            f"field 'version' is 3, this worker reads {FRAME_VERSION}",
+        ),
         ([FRAME_VERSION, 5, 1, 1, []], "field 'sender'"),
         ([FRAME_VERSION, "x" * 301, 1, 1, []], "field 'sender'"),
         ([FRAME_VERSION, "a:1", -1, 1, []], "field 'link'"),
@@ -220,6 +224,7 @@ def test_malformed_frames_are_counted_not_raised(data):
     ids=[
         "an older worker's frame",
         "a frame without bulk acks",
+        "a frame of one item per tuple",
         "sender",
         "sender too long",
         "link",
@@ -241,14 +246,14 @@ def test_a_refused_frame_says_which_field_is_at_fault(fields, named):
 @pytest.mark.parametrize(
     "item",
     [
-        [99, "default", SPOUT, [1, 2], None],
-        [MIDDLE, "default", SPOUT, [1, 2], None, "extra"],
-        [SPOUT, "default", SPOUT, [1, 2], None],
-        [MIDDLE, "nostream", SPOUT, [1, 2], None],
-        [MIDDLE, "default", 77, [1, 2], None],
-        [MIDDLE, "default", SPOUT, [1], None],
+        [99, "default", SPOUT, [[1, 2]], None],
+        [MIDDLE, "default", SPOUT, [[1, 2]], None, "extra"],
+        [SPOUT, "default", SPOUT, [[1, 2]], None],
+        [MIDDLE, "nostream", SPOUT, [[1, 2]], None],
+        [MIDDLE, "default", 77, [[1, 2]], None],
+        [MIDDLE, "default", SPOUT, [[1]], None],
         [MIDDLE, "default", SPOUT, "12", None],
-        [MIDDLE, "default", SPOUT, [1, 2], {1: "x"}],
+        [MIDDLE, "default", SPOUT, [[1, 2]], [{1: "x"}]],
         [MIDDLE, ACK_ACK, 1, 2],
         [ACKER, TREE_COMPLETE, 1],
         [ACKER, ACK_INIT, 1, 2],
@@ -280,6 +285,23 @@ def test_bad_items_are_dropped_and_good_neighbours_delivered(item):
     good = [ACKER, ACK_FAIL, 5]
     assert codec.deliver(frame(good, item, good)) == (2, 1)
     assert got == [(ACKER, (ACK_FAIL, 5))] * 2
+    assert sum(codec.bad_fields.values()) == 1
+
+
+def test_a_bad_run_is_counted_by_the_field_at_fault_and_logged_once_per_field(caplog):
+    codec, sinks, got = receiver(local_tasks=(MIDDLE, SPOUT, ACKER))
+    good_run = [MIDDLE, "default", SPOUT, [[1, 2.0], [2, 2.0]], None]
+    short_row = [MIDDLE, "default", SPOUT, [[1, 2.0], [3]], None]  # its second row has one value
+    bad_roots = [MIDDLE, "default", SPOUT, [[1, 2.0]], [{1: 2}, {3: 4}]]  # two roots for one row
+    with caplog.at_level("WARNING", logger="squall.transfer"):
+        assert codec.deliver(frame(good_run, short_row, short_row, bad_roots)) == (2, 3)
+    assert [tup.values for _, tup in got] == [[1, 2.0], [2, 2.0]], "nothing of a bad run is delivered"
+    assert codec.bad_fields == {"rows": 2, "roots": 1}
+    assert codec.received == 2 + 3
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == 2, logged
+    assert "field 'rows' item 1" in logged[0] and "stream 'default' of 'spout' has 2 field(s)" in logged[0]
+    assert "field 'roots' must be nil or a list of 1" in logged[1]
 
 
 # -- live migration: hold and forward ------------------------------------------------------
@@ -297,7 +319,8 @@ def test_items_for_a_task_in_transit_are_held_in_order_then_follow_it():
     assert box.place({MIDDLE: "c:2", SINK: "b:1"}) == []
     box.flush(idle=True)
     ((endpoint, data),) = wire.frames
-    assert endpoint == "c:2" and [i[3][0] for i in msgpack.unpackb(data)[-1]] == [0, 1, 2]
+    ((run),) = msgpack.unpackb(data)[-1]  # one run: same target, stream and source
+    assert endpoint == "c:2" and [values[0] for values in run[3]] == [0, 1, 2]
     assert box.held() == 0 and box.sent_items == 3
 
 
@@ -327,7 +350,9 @@ def test_an_item_for_a_task_not_local_is_forwarded_not_counted_bad():
     forwarded: list = []
     got: list = []
     codec = TupleCodec(SPEC, EXECUTORS, (SINK,), {SINK: got.append}, forward=forwarded.append)
-    data = frame([MIDDLE, "default", SPOUT, [1, 2.0], None], [SPOUT, TREE_COMPLETE, 9], [999, "default", 4, [1], None])
+    data = frame(
+        [MIDDLE, "default", SPOUT, [[1, 2.0]], None], [SPOUT, TREE_COMPLETE, 9], [999, "default", 4, [[1]], None]
+    )
     assert codec.deliver(data) == (2, 1), "two forwarded, the unknown task is bad"
     (t1, tup), control = forwarded
     assert (t1, tup.component, tup.stream, tup.task, tup.values, tup.roots) == (
@@ -340,7 +365,7 @@ def test_an_item_for_a_task_not_local_is_forwarded_not_counted_bad():
     )
     assert control == (SPOUT, (TREE_COMPLETE, 9))
     assert codec.received == 3 and codec.forwarded == 2 and got == []
-    bad_kind = frame([SPOUT, "default", SPOUT, [1, 2.0], None])  # a data tuple for a spout
+    bad_kind = frame([SPOUT, "default", SPOUT, [[1, 2.0]], None])  # a data run for a spout
     assert codec.deliver(bad_kind) == (0, 1)
 
 

@@ -184,7 +184,7 @@ def test_garbage_on_both_sockets_is_counted_and_the_worker_keeps_running(env):
     try:
         push.send(b"\x00\xffgarbage")
         push.send(msgpack.packb([FRAME_VERSION, "", 0, 0, [[3, ACK_FAIL, 1]]]))  # task 3 is the spout, on A
-        push.send(msgpack.packb([FRAME_VERSION, "", 0, 0, [[999, "default", 4, [1, 2.0], None]]]))
+        push.send(msgpack.packb([FRAME_VERSION, "", 0, 0, [[999, "default", 4, [[1, 2.0]], None]]]))
         p.sup.send_raw(p.b, b"not a wire message")
         p.sup.send_raw(p.b, msgpack.packb([1, "WorkerUpdate", {"placement": "x"}]))
         p.sup.wait_for(lambda: p.beat(p.b).bad_frames >= 5, 10, "bad frames counted")

@@ -124,7 +124,14 @@ def rounds(w: Worker, n: int = 5) -> None:
 
 
 def sent_items(io: FakeIO, endpoint: str) -> list[list]:
-    return [item for e, frame in io.sent if e == endpoint for item in decode_frame(frame) or []]
+    """The items sent to ``endpoint``, a data run as one [task, stream, source, values, roots]
+    per tuple."""
+    items = [item for e, frame in io.sent if e == endpoint for item in decode_frame(frame) or []]
+    return [
+        [t, stream, source, values, roots[i] if roots else None]
+        for t, stream, source, rows, roots in (i for i in items if isinstance(i[1], str))
+        for i, values in enumerate(rows)
+    ] + [i for i in items if not isinstance(i[1], str)]
 
 
 def update(io: FakeIO, w: Worker, **kw) -> WorkerHeartbeat:
@@ -183,7 +190,7 @@ def test_an_executor_moved_out_is_released_and_items_for_it_are_held_then_follow
 
     # A tuple for middle 0 still arrives here: it is neither bad nor lost, but held.
     io.data_in.append(
-        msgpack.packb([FRAME_VERSION, "", 0, 0, [[MIDDLE_0_TASK, "default", SPOUT_TASK, [99, 0.5], None]]])
+        msgpack.packb([FRAME_VERSION, "", 0, 0, [[MIDDLE_0_TASK, "default", SPOUT_TASK, [[99, 0.5]], None]]])
     )
     sent_before = len(io.sent)
     rounds(w, 2)
@@ -202,7 +209,7 @@ def test_an_executor_moved_in_takes_the_items_for_its_tasks(worker):
     rounds(w)
     update(io, w, placement={**PLACEMENT, 1: A}, active=True, assignment_version=2, executors=[SPOUT, MIDDLE_0, 1])
     io.data_in.append(
-        msgpack.packb([FRAME_VERSION, "", 0, 0, [[MIDDLE_1_TASK, "default", SPOUT_TASK, [77, 0.5], None]]])
+        msgpack.packb([FRAME_VERSION, "", 0, 0, [[MIDDLE_1_TASK, "default", SPOUT_TASK, [[77, 0.5]], None]]])
     )
     rounds(w)
     middle_1 = w.engine.by_id[1]
@@ -224,8 +231,8 @@ def test_the_worker_runtime_loads_no_zeromq_and_no_networkx():
 
 
 def middle_0_frame(first: int, n: int) -> bytes:
-    items = [[MIDDLE_0_TASK, "default", SPOUT_TASK, [first + i, 0.5], None] for i in range(n)]
-    return msgpack.packb([FRAME_VERSION, "", 0, 0, items])
+    run = [MIDDLE_0_TASK, "default", SPOUT_TASK, [[first + i, 0.5] for i in range(n)], None]
+    return msgpack.packb([FRAME_VERSION, "", 0, 0, [run]])
 
 
 def test_a_round_takes_at_most_a_bolt_batch_of_items_off_the_socket():
