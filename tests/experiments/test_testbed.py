@@ -17,7 +17,7 @@ from squall.experiments import netns
 from squall.experiments.boards import parse_boards
 from squall.experiments.testbed import Testbed, TestbedError, read_state, state_dir, teardown
 from squall.ports import free_port
-from tests.experiments.testbed_helpers import PREFIX, SUBNET
+from tests.experiments.testbed_helpers import PREFIX, SUBNET, needs_link_delay
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +32,7 @@ def nothing_left(prefix: str) -> None:
 
 
 def test_up_makes_every_object_and_down_removes_them(clean_prefix: str) -> None:
+    needs_link_delay(BOARDS)
     with Testbed(BOARDS, prefix=clean_prefix, subnet=SUBNET, port=free_port()) as tb:
         left = netns.leftovers(clean_prefix)
         assert left["namespaces"] == [f"{PREFIX}-pi3-a", f"{PREFIX}-pi4-a"]
@@ -74,6 +75,7 @@ def test_up_makes_every_object_and_down_removes_them(clean_prefix: str) -> None:
 def test_down_after_a_crash_finds_leftovers_by_prefix(clean_prefix: str, tmp_path: Path) -> None:
     """A process that brought a testbed up is killed; the state file may be gone too: down
     still removes everything named with the prefix, and stops the orphaned daemons."""
+    needs_link_delay(BOARDS)
     boards = tmp_path / "boards.json"
     boards.write_text(json.dumps([b.to_dict() for b in BOARDS]))
     port = free_port()
@@ -136,6 +138,7 @@ def test_a_running_testbed_is_refused_to_any_other_process_s_teardown(clean_pref
     Nimbus in the middle of an experiment and deleted its logs with the state folder (the
     experiment then said "its process is gone" and had no logs to keep). Now a teardown from
     any process but the owner is refused, and the owner's Nimbus keeps answering."""
+    needs_link_delay(BOARDS)
     with Testbed(BOARDS, prefix=clean_prefix, subnet=SUBNET, port=free_port()) as tb:
         down = subprocess.run(
             [sys.executable, "-m", "squall", "testbed", "down", "--prefix", clean_prefix],

@@ -38,6 +38,15 @@ def needs_testbed() -> None:
         pytest.skip(f"emulated boards unavailable: {reason}")
 
 
+def needs_link_delay(boards) -> None:
+    """Skip the calling test when ``boards`` have a link delay and it cannot be emulated here
+    (iptables missing; CI installs it)."""
+    if any(b.delay_ms > 0 or b.jitter_ms > 0 for b in boards):
+        reason = netns.delay_unavailable_reason()
+        if reason:
+            pytest.skip(f"these boards have a link delay: {reason}")
+
+
 def run_prefix(pid: int) -> str:
     """The testbed prefix of the test run whose pytest process is ``pid``."""
     digits = ""
