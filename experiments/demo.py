@@ -103,13 +103,14 @@ def _last_id(client: Any) -> int:
 
 
 def read_ledgers(folder: Path) -> dict[str, int]:
-    totals = {"emitted": 0, "acked": 0, "in_flight": 0, "replayed": 0, "spouts": 0}
+    totals = {"emitted": 0, "acked": 0, "in_flight": 0, "replayed": 0, "spouts": 0, "active": 0}
     for path in folder.glob("spout-*.json"):
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue  # being replaced right now; the next read gets it
         totals["spouts"] += 1
+        totals["active"] += bool(record.get("active", True))
         for key in ("emitted", "acked", "in_flight", "replayed"):
             totals[key] += int(record[key])
     return totals
@@ -190,7 +191,9 @@ def run_demo(
                 "draining in-flight tuples",
                 30,
                 progress,
-                lambda: (lambda t: t["spouts"] and t["in_flight"] == 0)(read_ledgers(ledger)),
+                # Every spout has seen its deactivation (in_flight is 0 between trees while a
+                # spout still emits, so that alone is no end) and has no tree in flight.
+                lambda: (lambda t: t["spouts"] and t["active"] == 0 and t["in_flight"] == 0)(read_ledgers(ledger)),
             )
             totals = read_ledgers(ledger)
             client.kill(NAME, 0)

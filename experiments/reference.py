@@ -147,6 +147,9 @@ class ChainSpout(Spout):
             "acked": self.seq - len(self.in_flight),
             "in_flight": len(self.in_flight),
             "replayed": self.replayed,
+            # A reader waiting for the final count needs to know deactivation has reached
+            # this spout: in_flight is 0 between trees while it still emits.
+            "active": self.active,
         }
         tmp = f"{self.ledger}.tmp"
         with open(tmp, "w") as f:

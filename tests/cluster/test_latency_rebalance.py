@@ -105,7 +105,9 @@ def test_a_latency_rebalance_is_predicted_judged_and_loses_nothing(chain):
         # The spouts' own ledgers: every tuple emitted was acked (replays after a failure
         # or timeout would show in "replayed").
         totals = eventually(
-            lambda: (lambda t: t if t["spouts"] and t["in_flight"] == 0 else None)(read_ledgers(chain.ledger)),
+            lambda: (lambda t: t if t["spouts"] and t["active"] == 0 and t["in_flight"] == 0 else None)(
+                read_ledgers(chain.ledger)
+            ),
             40,
             0.5,
             what="every tree finished",
