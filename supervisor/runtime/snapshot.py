@@ -1,10 +1,10 @@
 """Executor snapshots: what an executor carries when it moves from one engine to another.
 
-A snapshot is one msgpack map (``SNAPSHOT_VERSION`` 1)::
+A snapshot is one msgpack map (``SNAPSHOT_VERSION`` 2)::
 
-    {"v": 1, "id": executor id, "component": name, "kind": "spout" | "bolt" | "acker",
+    {"v": 2, "id": executor id, "component": name, "kind": "spout" | "bolt" | "acker",
      "tasks":   {task: user bytes or nil},          # Component.snapshot() per task
-     "inbox":   [[task, ...item], ...],             # queued, not yet processed, in order
+     "inbox":   [item, ...],                        # queued, not yet processed, in order
      "pending": [[root, task, tup_id, age_s], ...], # spouts: trees not yet complete
      "acker":   [[root, xor, spout_task, failed, old], ...]}   # ackers: their entries
 
@@ -23,7 +23,12 @@ Guarantees:
 * a value msgpack cannot serialise (in a queued tuple or a tuple id) drops only its own item
   or tree, counted in the executor's ``errors``, as does a queued item that does not fit the
   executor on restore; a snapshot that does not decode is refused with ``SnapshotError``
-  before anything of it is applied.
+  before anything of it is applied;
+* a version-1 snapshot (taken by a worker of frame version 3, which wrote one data item per
+  tuple, ``[target, stream, source, values, roots]``) is read with each data item turned into
+  a run of one tuple, so a worker upgraded while a move is in flight loses nothing queued;
+  version 2 is the frame's version-4 layout (data runs). Read as runs unconverted, an old item
+  whose values are lists would have been taken for several tuples.
 """
 
 from __future__ import annotations
@@ -42,7 +47,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("squall.snapshot")
 
-SNAPSHOT_VERSION = 1
+# 1: the queue in frame version 3's item layout (one data item per tuple); 2: in frame
+# version 4's (data tuples as runs). ``decode`` reads both and gives version 2.
+SNAPSHOT_VERSION = 2
+_READABLE_VERSIONS = (1, SNAPSHOT_VERSION)
 _PACK_ERRORS = (TypeError, ValueError, OverflowError)
 
 
@@ -118,12 +126,30 @@ def decode(data: bytes) -> dict[str, Any]:
         doc = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types for garbage
         raise SnapshotError(f"not a snapshot: {exc}") from None
-    if type(doc) is not dict or doc.get("v") != SNAPSHOT_VERSION:
-        raise SnapshotError("not a snapshot (or an unknown version)")
+    if type(doc) is not dict:
+        raise SnapshotError("not a snapshot: not a map")
+    if doc.get("v") not in _READABLE_VERSIONS:
+        raise SnapshotError(
+            f"snapshot field 'v' is {doc.get('v')!r:.20}, this worker reads versions "
+            f"{', '.join(map(str, _READABLE_VERSIONS))}"
+        )
     for key, kind in (("id", int), ("kind", str), ("tasks", dict), ("inbox", list)):
         if not isinstance(doc.get(key), kind):
             raise SnapshotError(f"snapshot field {key!r} missing or not {kind.__name__}")
+    if doc["v"] == 1:
+        doc["inbox"] = [_as_run(item) for item in doc["inbox"]]
+        doc["v"] = SNAPSHOT_VERSION
     return doc
+
+
+def _as_run(item: Any) -> Any:
+    """A version-1 queue item in the version-2 layout: a data item (its second field a stream
+    name) becomes a run of one tuple; control items and anything malformed stay as they are
+    (the reader refuses and counts what does not fit)."""
+    if type(item) is list and len(item) == 5 and type(item[1]) is str:
+        target, stream, source, values, roots = item
+        return [target, stream, source, [values], None if roots is None else [roots]]
+    return item
 
 
 def _user_snapshot(ex: Executor, task: int, inst: Any) -> bytes | None:
