@@ -90,6 +90,8 @@ class Latency:
     acker_crossing_per_tree: float  # acker messages (per root, bulks unpacked) between the workers, per tree
     cpu_a: float = 0.0  # worker A's CPU (every thread) over the run, as a share of one core
     cpu_b: float = 0.0
+    spins_per_tree: tuple[float, float] = (0.0, 0.0)  # waits that began by polling, on A and on B
+    spin_hits_per_tree: tuple[float, float] = (0.0, 0.0)  # of those, the ones a frame ended
 
 
 class TwoWorkers:
@@ -211,6 +213,9 @@ def measure_latency(
                 lambda: all(w.sup.last(p).metrics.at > done_at for p in (w.a, w.b)), 3 * heartbeat_s + 10, "heartbeats"
             )
             crossed = sum(w.sup.last(p).metrics.sent_remote for p in (w.a, w.b))
+            # 0 from a revision without the spin (its heartbeats have no such fields).
+            spins = [getattr(w.sup.last(p).metrics, "spins", 0) for p in (w.a, w.b)]
+            hits = [getattr(w.sup.last(p).metrics, "spin_hits", 0) for p in (w.a, w.b)]
             # ``sent_control`` counts one per root whether or not messages were bulked, so
             # this count does not depend on the load (``sent_remote`` counts bulks as one).
             control = 0
@@ -230,6 +235,8 @@ def measure_latency(
         control / len(lat),
         share[w.a],
         share[w.b],
+        (spins[0] / len(lat), spins[1] / len(lat)),
+        (hits[0] / len(lat), hits[1] / len(lat)),
     )
 
 
@@ -258,7 +265,11 @@ def main() -> None:
             for spin in spins:
                 lat = measure_latency(args.count, placement=placement, heartbeat_s=args.heartbeat_secs, spin_us=spin)
                 crossings = PLACEMENTS[placement][3]
-                cpu = f"CPU A {lat.cpu_a:.1%}, B {lat.cpu_b:.1%} of a core"
+                cpu = (
+                    f"CPU A {lat.cpu_a:.1%}, B {lat.cpu_b:.1%} of a core; per tree, spins A "
+                    f"{lat.spins_per_tree[0]:.2f} ({lat.spin_hits_per_tree[0]:.2f} ended by a frame), "
+                    f"B {lat.spins_per_tree[1]:.2f} ({lat.spin_hits_per_tree[1]:.2f})"
+                )
                 spun = "" if spin is None else f", spin {spin:g} us ({cpu})"
                 print(
                     f"complete latency at 1,000 tuples/s, 2 workers, acker {WHERE[placement]} ({crossings} crossings), "

@@ -53,10 +53,12 @@ class ZmqOptions:
     sched: str = "other"  # or "fifo"
     priority: int = 10
     transport: str = "tcp"  # or "ipc"
+    spin_yield: bool = False  # yield the CPU (sched_yield) between the spin's polls
 
     def label(self) -> str:
         sched = f"FIFO {self.priority}" if self.sched == "fifo" else "default sched"
-        return f"{self.transport}, {self.io_threads} I/O thread(s), {sched}, spin {self.spin_us:g} us"
+        spin = f"spin {self.spin_us:g} us" + (" yielding" if self.spin_yield and self.spin_us else "")
+        return f"{self.transport}, {self.io_threads} I/O thread(s), {sched}, {spin}"
 
     def context(self) -> zmq.Context:
         ctx = zmq.Context(io_threads=self.io_threads)
@@ -69,12 +71,14 @@ class ZmqOptions:
         return f"ipc://{folder}/{port}.ipc" if self.transport == "ipc" else f"tcp://127.0.0.1:{port}"
 
 
-def _zmq_wait(sock: zmq.Socket, fd: int, spin_s: float = 0.0) -> None:
+def _zmq_wait(sock: zmq.Socket, fd: int, spin_s: float = 0.0, spin_yield: bool = False) -> None:
     if spin_s:
         end = time.perf_counter() + spin_s
         while time.perf_counter() < end:
             if int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 return
+            if spin_yield:
+                os.sched_yield()
     while not (int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN):
         select.select([fd], [], [], 0.2)
 
@@ -135,7 +139,7 @@ def zmq_round_trips(count: int, gap_s: float, opts: ZmqOptions = ZmqOptions()) -
 
         def round_trip() -> None:
             push.send(msg)
-            _zmq_wait(pull, fd, spin_s)
+            _zmq_wait(pull, fd, spin_s, opts.spin_yield)
             pull.recv()
 
         try:
@@ -187,16 +191,18 @@ def main() -> None:
     ap.add_argument("--sched", choices=["other", "fifo"], nargs="*", default=["other"])
     ap.add_argument("--priority", type=int, default=10, help="SCHED_FIFO priority of the I/O threads")
     ap.add_argument("--transport", choices=["tcp", "ipc"], nargs="*", default=["tcp"])
+    ap.add_argument("--spin-yield", action="store_true", help="also each spin with sched_yield between polls")
     ap.add_argument("--rounds", type=int, default=1)
     args = ap.parse_args()
     gap = args.gap_ms / 1e3
     print(f"# load average {os.getloadavg()[0]:.1f}", flush=True)
     setups = [
-        ZmqOptions(spin, threads, sched, args.priority, transport)
+        ZmqOptions(spin, threads, sched, args.priority, transport, yielding)
         for transport in args.transport
         for sched in args.sched
         for threads in args.io_threads
         for spin in args.spin_us
+        for yielding in ([False, True] if args.spin_yield and spin else [False])
     ]
     for _ in range(args.rounds):
         for opts in setups:

@@ -548,6 +548,7 @@ class Worker:
             transfer=transfer,
             loop_tid=self.io_threads.loop_tid,
             links=self.links(),
+            spins=(self.spins, self.spin_hits),
         )
         hb = WorkerHeartbeat(
             port=self.launch.port,
