@@ -250,7 +250,8 @@ class Worker:
         self.spins = 0  # waits that began by polling without blocking (a frame was expected)
         self.spin_hits = 0  # of those, the ones a data frame ended before their time was up
         self._last_data_at = -1e18  # when a round last took data frames (the loop's clock)
-        self._data_gap = 1e18  # the time between the last two rounds that took data frames
+        self._gap = 1e18  # the time between the last two rounds that took data frames
+        self._data_gap = 1e18  # the longer of the last two such times
         self.parent = os.getppid()
         self._next_beat = self._next_parent_check = 0.0  # set by ``start``
         self._beat_waited = False  # the due heartbeat already gave way once
@@ -477,15 +478,23 @@ class Worker:
     def _spin_end(self, now: float) -> float | None:
         """Until when to poll instead of blocking: ``spin_s`` from now while a tree of a
         local spout is in flight (its outcome comes back as a frame); ``spin_s`` after the
-        last data frame while frames have been arriving less than ``spin_s`` apart; else
-        None. So a worker whose traffic stopped, or comes slower than the spin lasts (a
-        middle bolt at 1,000 tuples/s), blocks at once, as before, and an idle worker never
-        spins."""
+        last data frame while the last three rounds that took frames were each less than
+        ``spin_s`` apart; else None. So a worker whose traffic stopped, or comes slower than
+        the spin lasts (a middle bolt at 1,000 tuples/s), blocks at once, as before, and an
+        idle worker never spins."""
         if self._trees_in_flight():
             return now + self.spin_s
         if self._data_gap <= self.spin_s and now - self._last_data_at < self.spin_s:
             return self._last_data_at + self.spin_s
         return None
+
+    def _note_data(self, now: float) -> None:
+        """A round took data frames at ``now``: what ``_spin_end`` reads. Two gaps, not one,
+        so that two frames bunched by a delay upstream (a paced stream whose sender was held
+        up) do not make a worker spin for a next frame that is a whole period away."""
+        gap = now - self._last_data_at
+        self._data_gap = max(gap, self._gap)
+        self._gap, self._last_data_at = gap, now
 
     def _spin(self, end: float) -> bool:
         """Poll the PULL without blocking until ``end``; True as soon as a frame waits
@@ -512,9 +521,8 @@ class Worker:
             got, bad = self.io.receive_data(self.codec.deliver, RECV_FRAMES_PER_ROUND, self.engine.drain_limit)
         finally:
             meter.stop()
-        if self.spin_s:  # what ``_spin_end`` reads: are frames coming closer together than a spin?
-            now = self.clock()
-            self._data_gap, self._last_data_at = now - self._last_data_at, now
+        if self.spin_s:
+            self._note_data(self.clock())
         if bad:
             self._bad("malformed tuple frames or items (or items for tasks not run here)", bad)
         return got

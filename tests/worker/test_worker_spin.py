@@ -132,18 +132,32 @@ def test_the_spin_never_runs_past_what_is_due():
 
 def test_frames_closer_together_than_the_spin_make_the_worker_spin_after_them_only():
     clock = Clock()
-    io = ArrivingIO(clock, after=10**9, step=10e-6)
-    w = spinning_worker(io, clock, 500)
+    w = spinning_worker(ArrivingIO(clock, after=10**9), clock, 500)
     # Frames 0.3 ms apart, then none: spins within 0.5 ms of the last, not after.
-    for _ in range(2):
-        w._last_data_at, w._data_gap = clock.now, 300e-6
+    for _ in range(3):
+        w._note_data(clock.now)
         clock.now += 300e-6
     assert w._spin_end(clock.now) == pytest.approx(w._last_data_at + 500e-6)
     clock.now = w._last_data_at + 600e-6
     assert w._spin_end(clock.now) is None
+
+
+def test_frames_further_apart_than_the_spin_or_two_bunched_ones_make_no_spin():
+    clock = Clock()
+    w = spinning_worker(ArrivingIO(clock, after=10**9), clock, 500)
     # Frames 2 ms apart (a middle bolt at 500 tuples/s): no spin at all.
-    w._last_data_at, w._data_gap = clock.now, 2e-3
+    for _ in range(3):
+        clock.now += 2e-3
+        w._note_data(clock.now)
+        assert w._spin_end(clock.now) is None
+    # Two frames 0.1 ms apart after a 2 ms gap (held up upstream): still none.
+    clock.now += 100e-6
+    w._note_data(clock.now)
     assert w._spin_end(clock.now) is None
+    # A third close behind: frames are coming fast now.
+    clock.now += 100e-6
+    w._note_data(clock.now)
+    assert w._spin_end(clock.now) == pytest.approx(clock.now + 500e-6)
 
 
 def test_spin_zero_never_polls():
