@@ -499,10 +499,10 @@ class Worker:
     def _spin(self, end: float) -> bool:
         """Poll the PULL without blocking until ``end``; True as soon as a frame waits
         (counted in ``spin_hits``). A supervisor's update waits for the end of the spin at
-        most, ``squall.worker.spin.us``. No yield between polls: a spinning loop thread
-        needs no core the process's ZeroMQ I/O thread wants (it holds no lock that thread
-        takes), and on a busy core the scheduler preempts the spinner for the woken I/O
-        thread as it would any CPU-bound thread."""
+        most, ``squall.worker.spin.us``. No yield between polls: the spinning thread holds
+        nothing the process's ZeroMQ I/O thread waits for, the scheduler preempts it for a
+        woken thread as it would any CPU-bound one, and a ``sched_yield`` per poll measured
+        no better on the transport floor (docs/worker.md, "The wait strategy")."""
         self.spins += 1
         waiting, clock = self.io.data_waiting, self.clock
         while True:
