@@ -19,7 +19,7 @@ from squall.messages import WorkerLaunch, WorkerUpdate
 from squall.nimbus.config import ConfError, resolve_topology_conf
 from squall.ports import free_port
 from squall.supervisor.worker import Worker, open_worker, spin_seconds
-from tests.worker.test_worker_shell import SPOUT, SPOUT_TASK, FakeIO, launch
+from tests.worker.test_worker_shell import MIDDLE_0, SPOUT, SPOUT_TASK, FakeIO, launch
 from tests.worker.worker_helpers import FakeSupervisor, make_bundle, user_module, write_launch
 
 Chain3 = user_module("chain_app").Chain3
@@ -34,7 +34,7 @@ def test_a_bad_spin_value_is_refused_naming_the_key(bad):
     with pytest.raises(ValueError, match=r"squall\.worker\.spin\.us"):
         spin_seconds({config.WORKER_SPIN_US: bad})
     with pytest.raises(ValueError, match=r"squall\.worker\.spin\.us"):
-        Worker(launch([MIDDLE], **{config.WORKER_SPIN_US: bad}), FakeIO())
+        Worker(launch([MIDDLE_0], **{config.WORKER_SPIN_US: bad}), FakeIO())
     with pytest.raises(ConfError, match=r"squall\.worker\.spin\.us"):
         resolve_topology_conf({config.WORKER_SPIN_US: bad}, {}, 1)
 
@@ -78,7 +78,7 @@ class ArrivingIO(FakeIO):
 def spinning_worker(io: FakeIO, clock: Clock, spin_us: float, **conf: object) -> Worker:
     """A worker on ``io`` whose spouts emit nothing (deactivated): what it waits for is only
     what a test gives ``_wait``, and a tree in flight only what a test puts in ``pending``."""
-    w = Worker(launch([MIDDLE, SPOUT], **{config.WORKER_SPIN_US: spin_us}, **conf), io, clock)
+    w = Worker(launch([MIDDLE_0, SPOUT], **{config.WORKER_SPIN_US: spin_us}, **conf), io, clock)
     w.start()
     w.engine.deactivate()
     return w
