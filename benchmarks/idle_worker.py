@@ -4,6 +4,7 @@ each, one acker), a fake supervisor collecting their heartbeats.
 
     python benchmarks/idle_worker.py                 # both figures
     python benchmarks/idle_worker.py --seconds 30    # a longer idle window
+    python benchmarks/idle_worker.py --spin-us 0 200 --rounds 3   # squall.worker.spin.us compared
 
 * idle: the worker runs the chain at 100 tuples/s, is deactivated (a ``WorkerUpdate``, as
   its supervisor sends on ``squall deactivate``), its last trees complete, then its process
@@ -73,13 +74,15 @@ def voluntary_switches(pid: int) -> int:
 class OneWorker:
     """One worker process running the whole chain at ``rate``; ``close()`` stops everything."""
 
-    def __init__(self, tmp: Path, rate: float) -> None:
+    def __init__(self, tmp: Path, rate: float, spin_us: float | None = None) -> None:
         self.sup = FakeSupervisor()
         self.procs = Processes(tmp)
         chain = chain_topology(stages=3, replication=1, rate=rate, name="idle-bench")
         self.port = free_port()
         executors = [e.id for e in chain.spec.executors_with_ackers(1)]
-        conf = {"topology.acker.executors": 1, "squall.worker.heartbeat.secs": 0.5}
+        conf: dict[str, float] = {"topology.acker.executors": 1, "squall.worker.heartbeat.secs": 0.5}
+        if spin_us is not None:  # a revision without the key ignores it
+            conf["squall.worker.spin.us"] = spin_us
         launch = write_launch(tmp / "w.launch", chain.spec, self.port, executors, {}, self.sup.endpoint, tmp, conf)
         self.pid = self.procs.worker(launch).pid
         self.sup.wait_for(lambda: self.sup.last(self.port) is not None, 30, "the worker's first heartbeat")
@@ -92,9 +95,9 @@ class OneWorker:
         self.sup.close()
 
 
-def measure_idle(seconds: float = 10.0) -> Idle:
+def measure_idle(seconds: float = 10.0, spin_us: float | None = None) -> Idle:
     with tempfile.TemporaryDirectory() as tmp:
-        w = OneWorker(Path(tmp), rate=100)
+        w = OneWorker(Path(tmp), rate=100, spin_us=spin_us)
         try:
             w.sup.wait_for(lambda: w.spout().acked >= 100, 30, "trees completing")
             w.sup.send(w.port, WorkerUpdate(placement={}, active=False, assignment_version=2))
@@ -109,9 +112,9 @@ def measure_idle(seconds: float = 10.0) -> Idle:
     return Idle((cpu1 - cpu0) / (t1 - t0), (sw1 - sw0) / (t1 - t0), t1 - t0)
 
 
-def measure_pacing(rate: float, seconds: float = 5.0, warmup: float = 1.0) -> Pacing:
+def measure_pacing(rate: float, seconds: float = 5.0, warmup: float = 1.0, spin_us: float | None = None) -> Pacing:
     with tempfile.TemporaryDirectory() as tmp:
-        w = OneWorker(Path(tmp), rate=rate)
+        w = OneWorker(Path(tmp), rate=rate, spin_us=spin_us)
         try:
             w.sup.collect(warmup)
             first, cpu0 = w.sup.last(w.port), process_cpu_s(w.pid)
@@ -130,18 +133,30 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="idle measuring window (default 10)")
     parser.add_argument("--rates", type=float, nargs="*", default=[100.0, 1000.0], help="spout rates to pace")
-    args = parser.parse_args(argv)
-    idle = measure_idle(args.seconds)
-    print(
-        f"deactivated worker: {idle.core_share:.2%} of a core, {idle.wakeups_per_s:.1f} wake-ups/s "
-        f"over {idle.seconds:.1f} s"
+    parser.add_argument(
+        "--spin-us", type=float, nargs="*", default=None, help="squall.worker.spin.us values to compare"
     )
-    for rate in args.rates:
-        p = measure_pacing(rate)
-        print(
-            f"spout paced at {rate:,.0f}/s: {p.measured:,.1f}/s ({p.measured / rate - 1:+.1%}), "
-            f"worker {p.core_share:.1%} of a core, over {p.seconds:.1f} s"
-        )
+    parser.add_argument("--rounds", type=int, default=1, help="times each --spin-us value is run, alternately")
+    args = parser.parse_args(argv)
+    print(f"# load average {os.getloadavg()[0]:.1f}", flush=True)
+    spins: list[float | None] = list(args.spin_us) if args.spin_us else [None]
+    for _ in range(args.rounds):
+        for spin in spins:
+            spun = "" if spin is None else f", spin {spin:g} us"
+            idle = measure_idle(args.seconds, spin)
+            print(
+                f"deactivated worker{spun}: {idle.core_share:.2%} of a core, {idle.wakeups_per_s:.1f} wake-ups/s "
+                f"over {idle.seconds:.1f} s",
+                flush=True,
+            )
+            for rate in args.rates:
+                p = measure_pacing(rate, spin_us=spin)
+                print(
+                    f"spout paced at {rate:,.0f}/s{spun}: {p.measured:,.1f}/s ({p.measured / rate - 1:+.1%}), "
+                    f"worker {p.core_share:.1%} of a core, over {p.seconds:.1f} s",
+                    flush=True,
+                )
+    print(f"# load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,13 @@ executor each) split over two real worker processes on this machine.
 * RSS of each worker, from its heartbeat, after the throughput run.
 
     python benchmarks/worker_figures.py --latency-only [--placement beside] [--count 5000]
+    python benchmarks/worker_figures.py --latency-only --placement beside --spin-us 0 50 100 200 500 --rounds 3
+
+``--spin-us`` sets ``squall.worker.spin.us`` in the latency runs (one run per value, the
+values alternated ``--rounds`` times, so a change of the machine's load spreads over all of
+them); each line then also gives each worker's CPU over the run (every thread, from
+``/proc/<pid>/task/*/schedstat``) as a share of one core. Without it the workers run at the
+key's default.
 
 Nothing here is estimated: every figure comes from counters the workers report.
 """
@@ -81,6 +88,10 @@ class Latency:
     failed: int
     items_crossing_per_tree: float  # data and acker items sent between the workers, per tree
     acker_crossing_per_tree: float  # acker messages (per root, bulks unpacked) between the workers, per tree
+    cpu_a: float = 0.0  # worker A's CPU (every thread) over the run, as a share of one core
+    cpu_b: float = 0.0
+    spins_per_tree: tuple[float, float] = (0.0, 0.0)  # waits that began by polling, on A and on B
+    spin_hits_per_tree: tuple[float, float] = (0.0, 0.0)  # of those, the ones a frame ended
 
 
 class TwoWorkers:
@@ -99,6 +110,7 @@ class TwoWorkers:
         app, topology = CHAINS[chain]
         bundle = make_bundle(tmp, app)
         self.a, self.b = free_port(), free_port()
+        self.pids: dict[int, int] = {}
         placement = {e: f"127.0.0.1:{self.a}" for e in a_executors} | {e: f"127.0.0.1:{self.b}" for e in b_executors}
         conf = {"squall.worker.heartbeat.secs": HEARTBEAT_S, **conf}
         for port, executors in ((self.a, a_executors), (self.b, b_executors)):
@@ -113,7 +125,7 @@ class TwoWorkers:
                 conf,
                 active=False,
             )
-            self.procs.worker(launch)
+            self.pids[port] = self.procs.worker(launch).pid
         # As a supervisor would: activate once every worker is up, so start-up is not measured.
         self.sup.wait_for(lambda: self.sup.last(self.a) and self.sup.last(self.b), 20, "both workers up")
         for port in (self.a, self.b):
@@ -146,29 +158,54 @@ def measure_throughput(seconds: float = 5.0, warmup: float = 1.0, chain: str = "
             w.close()
 
 
-def latency_conf(placement: str, count: int, rate: float, report: Path, heartbeat_s: float) -> dict[str, Any]:
-    """The latency run's topology conf for ``placement`` (``PLACEMENTS``)."""
+def latency_conf(
+    placement: str, count: int, rate: float, report: Path, heartbeat_s: float, spin_us: float | None = None
+) -> dict[str, Any]:
+    """The latency run's topology conf for ``placement`` (``PLACEMENTS``); ``spin_us``, when
+    given, as ``squall.worker.spin.us`` (a revision without the key ignores it)."""
     ackers = PLACEMENTS[placement][2]
-    return {
+    conf: dict[str, Any] = {
         "topology.acker.executors": ackers,
         "app.rate": rate,
         "app.limit": count,
         "app.report": str(report),
         "squall.worker.heartbeat.secs": heartbeat_s,
     }
+    if spin_us is not None:
+        conf["squall.worker.spin.us"] = spin_us
+    return conf
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds of every thread of process ``pid`` (nanoseconds in ``schedstat``)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):  # a thread that ended meanwhile
+            pass
+    return total / 1e9
 
 
 def measure_latency(
-    count: int = 5_000, rate: float = 1_000.0, placement: str = "beside", heartbeat_s: float = LATENCY_HEARTBEAT_S
+    count: int = 5_000,
+    rate: float = 1_000.0,
+    placement: str = "beside",
+    heartbeat_s: float = LATENCY_HEARTBEAT_S,
+    spin_us: float | None = None,
 ) -> Latency:
-    """Complete latency with the ackers placed as ``PLACEMENTS[placement]`` says."""
+    """Complete latency with the ackers placed as ``PLACEMENTS[placement]`` says; each
+    worker's CPU share from its activation to the spout's report (start-up left out)."""
     a, b, _ackers, _crossings = PLACEMENTS[placement]
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "latency.json"
-        conf = latency_conf(placement, count, rate, report, heartbeat_s)
+        conf = latency_conf(placement, count, rate, report, heartbeat_s, spin_us)
         w = TwoWorkers(Path(tmp), a, b, conf)
         try:
+            cpu0, t0 = {p: process_cpu_s(pid) for p, pid in w.pids.items()}, time.monotonic()
             w.sup.wait_for(report.exists, count / rate + 30, "the spout's latency report")
+            cpu1, t1 = {p: process_cpu_s(pid) for p, pid in w.pids.items()}, time.monotonic()
+            share = {p: (cpu1[p] - cpu0[p]) / (t1 - t0) for p in w.pids}
             data = json.loads(report.read_text())
             # Every tree is complete: the workers' next heartbeats count all that crossed.
             done_at = time.time()
@@ -176,6 +213,9 @@ def measure_latency(
                 lambda: all(w.sup.last(p).metrics.at > done_at for p in (w.a, w.b)), 3 * heartbeat_s + 10, "heartbeats"
             )
             crossed = sum(w.sup.last(p).metrics.sent_remote for p in (w.a, w.b))
+            # 0 from a revision without the spin (its heartbeats have no such fields).
+            spins = [getattr(w.sup.last(p).metrics, "spins", 0) for p in (w.a, w.b)]
+            hits = [getattr(w.sup.last(p).metrics, "spin_hits", 0) for p in (w.a, w.b)]
             # ``sent_control`` counts one per root whether or not messages were bulked, so
             # this count does not depend on the load (``sent_remote`` counts bulks as one).
             control = 0
@@ -193,6 +233,10 @@ def measure_latency(
         data["failed"],
         crossed / len(lat),
         control / len(lat),
+        share[w.a],
+        share[w.b],
+        (spins[0] / len(lat), spins[1] / len(lat)),
+        (hits[0] / len(lat), hits[1] / len(lat)),
     )
 
 
@@ -202,6 +246,8 @@ def main() -> None:
     ap.add_argument("--placement", choices=[*PLACEMENTS, "both"], default="both")
     ap.add_argument("--count", type=int, default=5_000, help="trees per latency run")
     ap.add_argument("--heartbeat-secs", type=float, default=LATENCY_HEARTBEAT_S, help="the latency runs' heartbeat")
+    ap.add_argument("--spin-us", type=float, nargs="*", default=None, help="squall.worker.spin.us values to compare")
+    ap.add_argument("--rounds", type=int, default=1, help="times each --spin-us value is run, alternately")
     args = ap.parse_args()
     print(f"# load average {os.getloadavg()[0]:.1f}", flush=True)
     if not args.latency_only:
@@ -213,17 +259,27 @@ def main() -> None:
             f"throughput, acking off, 2 workers, batch-aware chain (runs of {BATCH_RUN}): "
             f"{tb.tuples_per_s:,.0f} tuples/s over {tb.seconds:.1f} s"
         )
-    for placement in PLACEMENTS if args.placement == "both" else [args.placement]:
-        lat = measure_latency(args.count, placement=placement, heartbeat_s=args.heartbeat_secs)
-        crossings = PLACEMENTS[placement][3]
-        print(
-            f"complete latency at 1,000 tuples/s, 2 workers, acker {WHERE[placement]} ({crossings} crossings), "
-            f"heartbeat {args.heartbeat_secs:g} s: p50 {lat.p50_ms:.2f} ms, p99 {lat.p99_ms:.2f} ms, "
-            f"mean {lat.mean_ms:.2f} ms ({lat.count} trees, {lat.failed} failed; "
-            f"per tree: {lat.items_crossing_per_tree:.2f} items crossed, a bulk counted once; "
-            f"{lat.acker_crossing_per_tree:.2f} acker messages crossed, counted per root)",
-            flush=True,
-        )
+    spins: list[float | None] = list(args.spin_us) if args.spin_us else [None]
+    for _ in range(args.rounds):
+        for placement in PLACEMENTS if args.placement == "both" else [args.placement]:
+            for spin in spins:
+                lat = measure_latency(args.count, placement=placement, heartbeat_s=args.heartbeat_secs, spin_us=spin)
+                crossings = PLACEMENTS[placement][3]
+                cpu = (
+                    f"CPU A {lat.cpu_a:.1%}, B {lat.cpu_b:.1%} of a core; per tree, spins A "
+                    f"{lat.spins_per_tree[0]:.2f} ({lat.spin_hits_per_tree[0]:.2f} ended by a frame), "
+                    f"B {lat.spins_per_tree[1]:.2f} ({lat.spin_hits_per_tree[1]:.2f})"
+                )
+                spun = "" if spin is None else f", spin {spin:g} us ({cpu})"
+                print(
+                    f"complete latency at 1,000 tuples/s, 2 workers, acker {WHERE[placement]} ({crossings} crossings), "
+                    f"heartbeat {args.heartbeat_secs:g} s{spun}: p50 {lat.p50_ms:.2f} ms, p99 {lat.p99_ms:.2f} ms, "
+                    f"mean {lat.mean_ms:.2f} ms ({lat.count} trees, {lat.failed} failed; "
+                    f"per tree: {lat.items_crossing_per_tree:.2f} items crossed, a bulk counted once; "
+                    f"{lat.acker_crossing_per_tree:.2f} acker messages crossed, counted per root; "
+                    f"load {os.getloadavg()[0]:.1f})",
+                    flush=True,
+                )
     print(f"# load average {os.getloadavg()[0]:.1f}")
 
 

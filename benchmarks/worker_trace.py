@@ -2,13 +2,14 @@
 inside the worker processes (``benchmarks/worker_trace_shim.py``, loaded into each worker
 through a ``sitecustomize``; Squall itself carries no tracing).
 
-    python benchmarks/worker_trace.py latency [--count 5000] [--rate 1000] [--placement beside]
+    python benchmarks/worker_trace.py latency [--count 5000] [--rate 1000] [--placement beside] [--spin-us 300]
     python benchmarks/worker_trace.py profile [--seconds 5] [--top 25]
 
 ``latency``: the latency run of ``worker_figures`` (1,000 tuples/s, acking on; spout and sink
 on worker A, middle on B; ``--placement beside``: one acker per worker, the spout's trees on
 A's, two crossings per tree; ``away``: the one acker on B, four crossings; heartbeat at the
-production default 1 s unless ``--heartbeat-secs``), each worker traced. Prints p50 / p99 /
+production default 1 s unless ``--heartbeat-secs``; ``squall.worker.spin.us`` at its default
+unless ``--spin-us``), each worker traced. Prints p50 / p99 /
 mean in microseconds of
 
 * the complete latency the spout recorded (emit to ``ack``), as ``worker_figures`` does;
@@ -18,8 +19,11 @@ mean in microseconds of
 * ``batch wait``: a batch's oldest item, from buffered to handed to the socket;
 * ``residence``: a worker from reading a frame to sending the next one (decode, the engine's
   round, the batch wait) — at this rate nearly always the frame the first one caused;
-* rounds with and without work, blocking waits, heartbeats and garbage collections (with
-  their CPU time);
+* rounds with and without work, spins (polls before blocking) and blocking waits,
+  heartbeats and garbage collections (with their CPU time);
+* what the receiver was doing when each frame was sent to it, with the frames' crossings
+  by that activity: a frame sent while its receiver spins pays no wake-up of the receiving
+  loop, one sent while it blocks does;
 * counts per tree, which do not depend on the machine's load: frames crossing between the
   workers, loop rounds, ZeroMQ ``EVENTS`` queries and receives that found nothing (about 4
   and 8 us each), heartbeats and collections.
@@ -94,10 +98,15 @@ def stop(w: TwoWorkers) -> None:
 
 
 def run_latency(
-    tmp: Path, count: int, rate: float, placement: str = "beside", heartbeat_s: float = LATENCY_HEARTBEAT_S
+    tmp: Path,
+    count: int,
+    rate: float,
+    placement: str = "beside",
+    heartbeat_s: float = LATENCY_HEARTBEAT_S,
+    spin_us: float | None = None,
 ) -> tuple[list[float], list[dict[str, Any]]]:
     report = tmp / "latency.json"
-    conf = latency_conf(placement, count, rate, report, heartbeat_s)
+    conf = latency_conf(placement, count, rate, report, heartbeat_s, spin_us)
     a, b, _ackers, _crossings = PLACEMENTS[placement]
     w, out = traced_workers(tmp, "SQUALL_TRACE_DIR", a, b, conf)
     try:
@@ -125,21 +134,24 @@ def _inside(intervals: list[tuple[int, int]], starts: list[int], at: int) -> boo
     return i >= 0 and at < intervals[i][1]
 
 
-def arrivals(traces: list[dict[str, Any]]) -> dict[str, list[float]]:
+def arrivals(traces: list[dict[str, Any]], only: int | None = None) -> dict[str, list[float]]:
     """What the receiving worker was doing when each frame was sent to it (the sender's
     ``send`` was called), and the frame's crossing in microseconds, by that activity: a
-    garbage collection, a heartbeat, a round with work, a round without work, a blocking
-    wait, or between those (the loop's own code). The first that applies, in that order: a
+    garbage collection, a heartbeat, a round with work, a round without work, a spin (a
+    poll before blocking), a blocking wait, or between those (the loop's own code). The
+    first that applies, in that order: a
     collection runs inside a round or a heartbeat. A frame that arrives while its receiver
-    is busy waits for it; one sent while it blocks pays only the wake-up."""
+    is busy waits for it; one sent while it blocks pays only the wake-up. ``only``: the
+    frames received by ``traces[only]`` alone."""
     sent_at = {crc: start for t in traces for start, _end, crc in t["send"]}
     out: dict[str, list[float]] = {}
-    for t in traces:
+    for t in traces if only is None else [traces[only]]:
         kinds = [
             ("garbage collection", [(g[0], g[1]) for g in t["gc"]]),
             ("heartbeat", [(b[0], b[1]) for b in t["beat"]]),
             ("round with work", [(r[0], r[1]) for r in t["round"] if r[2]]),
             ("round without work", [(r[0], r[1]) for r in t["round"] if not r[2]]),
+            ("spinning (polling)", [(x[0], x[1]) for x in t.get("spin", [])]),
             ("blocking wait", [(w[0], w[1]) for w in t["wait"]]),
         ]
         table = [(name, sorted(iv), [a for a, _ in sorted(iv)]) for name, iv in kinds]
@@ -170,6 +182,9 @@ def breakdown(latency_us: list[float], traces: list[dict[str, Any]]) -> list[str
     out.append(line("residence (frame in -> frame out)", residence))
     for did, name in ((True, "round with work"), (False, "round without work")):
         out.append(line(name, [(r[1] - r[0]) / 1e3 for t in traces for r in t["round"] if bool(r[2]) is did]))
+    spins = [x for t in traces for x in t.get("spin", [])]
+    out.append(line("spin ended by a frame", [(x[1] - x[0]) / 1e3 for x in spins if x[2]]))
+    out.append(line("spin that found nothing", [(x[1] - x[0]) / 1e3 for x in spins if not x[2]]))
     out.append(line("blocking wait", [(x[1] - x[0]) / 1e3 for t in traces for x in t["wait"]]))
     out.append(line("heartbeat", [(b[1] - b[0]) / 1e3 for t in traces for b in t["beat"]]))
     # Collections once tuples flow (start-up's are not on any tuple's path).
@@ -182,6 +197,10 @@ def breakdown(latency_us: list[float], traces: list[dict[str, Any]]) -> list[str
     out.append("what the receiver was doing when a frame was sent to it: frames per 1,000 trees; their crossing")
     for name, us in sorted(arrivals(traces).items(), key=lambda kv: -len(kv[1])):
         out.append(f"  {name:<34} {len(us) * 1000 / trees:7.1f}  " + line("", us).strip())
+    for k in range(len(traces)):
+        out.append(f"  of them, to worker {'AB'[k] if k < 2 else k}:")
+        for name, us in sorted(arrivals(traces, k).items(), key=lambda kv: -len(kv[1])):
+            out.append(f"    {name:<32} {len(us) * 1000 / trees:7.1f}  " + line("", us).strip())
     # Per worker (traces in pid order: worker A, with the spout, is started first).
     sent_at = {crc: start for t in traces for start, _end, crc in t["send"]}
     for k, t in enumerate(traces):
@@ -235,16 +254,20 @@ def main() -> None:
     lat.add_argument("--rate", type=float, default=1_000.0)
     lat.add_argument("--placement", choices=list(PLACEMENTS), default="beside")
     lat.add_argument("--heartbeat-secs", type=float, default=LATENCY_HEARTBEAT_S)
+    lat.add_argument("--spin-us", type=float, default=None, help="squall.worker.spin.us (default: the key's)")
     prof = sub.add_parser("profile")
     prof.add_argument("--seconds", type=float, default=5.0)
     prof.add_argument("--top", type=int, default=25)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.what == "latency":
-            latency_us, traces = run_latency(Path(tmp), args.count, args.rate, args.placement, args.heartbeat_secs)
+            latency_us, traces = run_latency(
+                Path(tmp), args.count, args.rate, args.placement, args.heartbeat_secs, args.spin_us
+            )
+            spin = "" if args.spin_us is None else f", spin {args.spin_us:g} us"
             print(
                 f"{args.count} trees at {args.rate:,.0f} tuples/s, two workers, acker placement {args.placement}, "
-                f"heartbeat {args.heartbeat_secs:g} s, load average {os.getloadavg()[0]:.1f}; microseconds:"
+                f"heartbeat {args.heartbeat_secs:g} s{spin}, load average {os.getloadavg()[0]:.1f}; microseconds:"
             )
             lines = breakdown(latency_us, traces)
         else:

@@ -12,6 +12,8 @@ process only, the calls that mark where a tuple's time goes, and writes what it 
 * ``flush``: [oldest item buffered at, sent at, items] for every batch sent;
 * ``round``: [start, end, did work] for every loop round;
 * ``wait``: [start, end, timeout asked] for every block in ``select``;
+* ``spin``: [start, end, 1 if a frame ended it] for every poll before blocking
+  (``squall.worker.spin.us``; none from a revision without it);
 * ``beat``: [start, end] for every heartbeat built and sent;
 * ``zmq``: [EVENTS queries, receives that raised ``zmq.Again``] over the whole run;
 * ``gc``: [start, end, generation, objects it found unreachable, CPU ns of the loop thread
@@ -55,7 +57,7 @@ def install(out_dir: str) -> None:
 
     from squall.supervisor import transfer, worker_io
 
-    widths = {"send": 3, "recv": 3, "flush": 3, "round": 3, "wait": 3, "beat": 2, "gc": 5}
+    widths = {"send": 3, "recv": 3, "flush": 3, "round": 3, "wait": 3, "spin": 3, "beat": 2, "gc": 5}
     ev: dict[str, array] = {k: array("q") for k in widths}
 
     sockets = worker_io.WorkerSockets
@@ -137,6 +139,16 @@ def install(out_dir: str) -> None:
             ev["beat"].extend((t0, now_ns()))
 
         w.round, w.heartbeat = round_, heartbeat
+        orig_spin = getattr(w, "_spin", None)
+        if orig_spin is not None:
+
+            def spin(self: Any, end: float) -> bool:
+                t0 = now_ns()
+                hit = orig_spin(self, end)
+                ev["spin"].extend((t0, now_ns(), int(hit)))
+                return hit
+
+            w._spin = spin
 
     orig_init = sockets.__init__
 

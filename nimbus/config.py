@@ -27,6 +27,7 @@ from squall.config import (  # noqa: F401  (re-exported: nimbus code reads them 
     DEFAULT_MAX_SPOUT_PENDING,
     DEFAULT_MESSAGE_TIMEOUT_S,
     MAX_SPOUT_PENDING,
+    MAX_WORKER_SPIN_US,
     MESSAGE_TIMEOUT,
     NAME,
     SCHEDULER,
@@ -40,6 +41,7 @@ from squall.config import (  # noqa: F401  (re-exported: nimbus code reads them 
     TRANSFER_HOLD_ITEMS,
     TRANSFER_HWM,
     WORKER_HEARTBEAT,
+    WORKER_SPIN_US,
     WORKERS,
 )
 from squall.control_mark import DEFAULT_CONTROL_DSCP, NIMBUS_CONTROL_DSCP
@@ -95,6 +97,7 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     MAX_SPOUT_PENDING: (1, 1_000_000, True),
     TICK_FREQ: (0.001, DAY, False),
     WORKER_HEARTBEAT: (0.05, 60.0, False),
+    WORKER_SPIN_US: (0.0, MAX_WORKER_SPIN_US, False),
     TRANSFER_HWM: (1, 1_000_000, True),
     TRANSFER_BATCH_SIZE: (1, 65536, True),
     TRANSFER_FLUSH_MS: (0.0, 10_000.0, False),

@@ -34,6 +34,11 @@ BACKPRESSURE_HIGH = "squall.backpressure.high"
 DEFAULT_BACKPRESSURE_HIGH = 10_000  # queued items at which the spouts of a worker pause
 WORKER_HEARTBEAT = "squall.worker.heartbeat.secs"
 DEFAULT_WORKER_HEARTBEAT_S = 1.0
+# How long a worker that expects a frame (a local tree in flight, or frames arriving closer
+# together than this) polls its sockets without blocking before it sleeps in ``select``.
+WORKER_SPIN_US = "squall.worker.spin.us"
+DEFAULT_WORKER_SPIN_US = 0.0
+MAX_WORKER_SPIN_US = 10_000.0  # 10 ms: past a paced round trip's tail, a core's share is all it buys
 
 # -- the worker's transfer (the data plane); defaults live with the transfer, but for the one
 # Nimbus reads too (the latency model prices the batching wait) -----------------------------

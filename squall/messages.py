@@ -108,6 +108,10 @@ class WorkerMetrics:
     loop_cpu_s: float = field(default=0.0, metadata=NON_NEGATIVE)
     loop_wait_s: float = field(default=0.0, metadata=NON_NEGATIVE)
     loop_runs: int = field(default=0, metadata=NON_NEGATIVE)  # times it was put on a CPU
+    # Waits that began by polling (``squall.worker.spin.us``: a frame was expected), and those
+    # of them a data frame ended before the spin was up.
+    spins: int = field(default=0, metadata=NON_NEGATIVE)
+    spin_hits: int = field(default=0, metadata=NON_NEGATIVE)
     # The data links' last frames, sent and received; None: a worker of an older version,
     # whose drain Nimbus cannot read (it waits for the drain timeout, and says why).
     links: DataLinks | None = None

@@ -22,7 +22,10 @@ holds ``squall.wire.encode(WorkerLaunch(...))``. The worker
   runnable, it blocks on its sockets
   (``select`` on their descriptors) until the next thing is due — a spout's next emission (``Spout.next_tuple_due``,
   else 1 ms), an engine timer with work, a batch's flush, the heartbeat, the parent check —
-  so a frame arriving wakes it at once and an idle worker costs (almost) no CPU;
+  so a frame arriving wakes it at once and an idle worker costs (almost) no CPU; while it
+  expects a frame (a tree of a local spout in flight, or frames arriving closer together
+  than ``squall.worker.spin.us``) it first polls the PULL without blocking for up to that
+  long (0, the default, never), counted in ``spins`` and ``spin_hits``;
 * measures its CPU: the process's (every thread), and the data plane's (encode and send,
   receive and decode) apart from the executors', plus frames and bytes each way — all in
   the heartbeat's ``WorkerMetrics``;
@@ -243,6 +246,12 @@ class Worker:
             on_refused=self._frame_refused,
         )
         self.heartbeat_s = float(self.conf.get(config.WORKER_HEARTBEAT, config.DEFAULT_WORKER_HEARTBEAT_S))
+        self.spin_s = spin_seconds(self.conf)
+        self.spins = 0  # waits that began by polling without blocking (a frame was expected)
+        self.spin_hits = 0  # of those, the ones a data frame ended before their time was up
+        self._last_data_at = -1e18  # when a round last took data frames (the loop's clock)
+        self._gap = 1e18  # the time between the last two rounds that took data frames
+        self._data_gap = 1e18  # the longer of the last two such times
         self.parent = os.getppid()
         self._next_beat = self._next_parent_check = 0.0  # set by ``start``
         self._beat_waited = False  # the due heartbeat already gave way once
@@ -447,14 +456,61 @@ class Worker:
         return not self.engine.queued() and not self.io.data_waiting()
 
     def _wait(self, now: float, due: float) -> None:
-        """Block until a socket may have a message or the next thing is due: ``due`` (the
+        """Wait until a socket may have a message or the next thing is due: ``due`` (the
         loop's own heartbeat and parent check), the engine's next round with work, the
-        outbox's next flush."""
+        outbox's next flush. While a frame is expected (``_spin_end``), first poll for it
+        without blocking, up to ``squall.worker.spin.us``; then block."""
         for when in (self.engine.next_due(now), self.outbox.next_due(now)):
             if when is not None and when < due:
                 due = when
-        if due > now:
-            self.io.wait(due - now)
+        if due <= now:
+            return
+        if self.spin_s:
+            end = self._spin_end(now)
+            if end is not None:
+                if self._spin(min(end, due)):
+                    return
+                now = self.clock()
+                if due <= now:
+                    return
+        self.io.wait(due - now)
+
+    def _spin_end(self, now: float) -> float | None:
+        """Until when to poll instead of blocking: ``spin_s`` from now while a tree of a
+        local spout is in flight (its outcome comes back as a frame); ``spin_s`` after the
+        last data frame while the last three rounds that took frames were each less than
+        ``spin_s`` apart; else None. So a worker whose traffic stopped, or comes slower than
+        the spin lasts (a middle bolt at 1,000 tuples/s), blocks at once, as before, and an
+        idle worker never spins."""
+        if self._trees_in_flight():
+            return now + self.spin_s
+        if self._data_gap <= self.spin_s and now - self._last_data_at < self.spin_s:
+            return self._last_data_at + self.spin_s
+        return None
+
+    def _note_data(self, now: float) -> None:
+        """A round took data frames at ``now``: what ``_spin_end`` reads. Two gaps, not one,
+        so that two frames bunched by a delay upstream (a paced stream whose sender was held
+        up) do not make a worker spin for a next frame that is a whole period away."""
+        gap = now - self._last_data_at
+        self._data_gap = max(gap, self._gap)
+        self._gap, self._last_data_at = gap, now
+
+    def _spin(self, end: float) -> bool:
+        """Poll the PULL without blocking until ``end``; True as soon as a frame waits
+        (counted in ``spin_hits``). A supervisor's update waits for the end of the spin at
+        most, ``squall.worker.spin.us``. No yield between polls: the spinning thread holds
+        nothing the process's ZeroMQ I/O thread waits for, the scheduler preempts it for a
+        woken thread as it would any CPU-bound one, and a ``sched_yield`` per poll measured
+        no better on the transport floor (docs/worker.md, "The wait strategy")."""
+        self.spins += 1
+        waiting, clock = self.io.data_waiting, self.clock
+        while True:
+            if waiting():
+                self.spin_hits += 1
+                return True
+            if clock() >= end:
+                return False
 
     def _receive_data(self) -> int:
         if not self.io.data_waiting():
@@ -465,6 +521,8 @@ class Worker:
             got, bad = self.io.receive_data(self.codec.deliver, RECV_FRAMES_PER_ROUND, self.engine.drain_limit)
         finally:
             meter.stop()
+        if self.spin_s:
+            self._note_data(self.clock())
         if bad:
             self._bad("malformed tuple frames or items (or items for tasks not run here)", bad)
         return got
@@ -498,6 +556,7 @@ class Worker:
             transfer=transfer,
             loop_tid=self.io_threads.loop_tid,
             links=self.links(),
+            spins=(self.spins, self.spin_hits),
         )
         hb = WorkerHeartbeat(
             port=self.launch.port,
@@ -529,6 +588,19 @@ class Worker:
         self.outbox.flush(idle=True)
         self.heartbeat()
         self.io.close()
+
+
+def spin_seconds(conf: dict[str, Any]) -> float:
+    """``squall.worker.spin.us`` of a topology's conf, in seconds (its default when absent);
+    ValueError naming the key for anything but a number from 0 to ``MAX_WORKER_SPIN_US``
+    (Nimbus refuses the same at submit; a worker started otherwise refuses it at start)."""
+    value = conf.get(config.WORKER_SPIN_US, config.DEFAULT_WORKER_SPIN_US)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= config.MAX_WORKER_SPIN_US:
+        raise ValueError(
+            f"{config.WORKER_SPIN_US} must be a number of microseconds from 0 to "
+            f"{config.MAX_WORKER_SPIN_US:g}, got {value!r:.60}"
+        )
+    return float(value) / 1e6
 
 
 def settle_garbage_collector() -> None:

@@ -158,6 +158,7 @@ def worker_metrics(
     transfer: TransferCounts = TransferCounts(),
     loop_tid: int | None = None,
     links: DataLinks | None = None,
+    spins: tuple[int, int] = (0, 0),
 ) -> WorkerMetrics:
     """The whole worker's counters at this instant (``at`` is wall-clock time).
 
@@ -171,7 +172,8 @@ def worker_metrics(
     worker's overhead (the loop itself, heartbeats, the I/O thread, the interpreter).
     ``loop_cpu_s``/``loop_wait_s``/``loop_runs``: the loop thread ``loop_tid``'s CPU, its
     wait for a CPU while ready to run (what delays every item the worker is woken for) and
-    how many times it got one."""
+    how many times it got one. ``spins``: the loop's waits that began by polling, and those
+    a data frame ended (``Worker.spins``, ``Worker.spin_hits``)."""
     loop_cpu_s, loop_wait_s, loop_runs = thread_schedstat(loop_tid) if loop_tid is not None else (0.0, 0.0, 0)
     return WorkerMetrics(
         at=time.time(),
@@ -191,4 +193,6 @@ def worker_metrics(
         loop_wait_s=loop_wait_s,
         loop_runs=loop_runs,
         links=links,
+        spins=spins[0],
+        spin_hits=spins[1],
     )
