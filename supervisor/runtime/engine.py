@@ -2,7 +2,9 @@
 process, driven by one thread.
 
 Tuples between local executors go through in-memory deques; a tuple for a task that is not
-local goes to ``remote_sink(task)`` (the worker's transfer layer). One ``run_once()`` lets
+local goes to ``remote_sink(task)`` (the worker's transfer layer), and the rows of an
+untracked ``emit_many`` for such a task, when the engine is given ``remote_run_sink``, to
+``remote_run_sink(task)`` as one ``layout.Rows`` (no ``Tuple`` per row). One ``run_once()`` lets
 each spout emit a bounded batch, then drains the bolts in topological order, then the ackers;
 timers (tick tuples, message timeouts, acker rotation) run between rounds. When any local
 inbox holds more than ``squall.backpressure.high`` items, spouts stop emitting until it
