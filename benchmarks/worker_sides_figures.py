@@ -9,6 +9,7 @@ what two workers with a core each can reach (less the sockets and ZeroMQ's I/O t
 
     python benchmarks/worker_sides_figures.py [--tuples 300000] [--runs 3]
     python benchmarks/against.py REV benchmarks/worker_sides_figures.py   # the same at REV
+    python benchmarks/worker_sides_figures.py --instructions   # both workers, cachegrind
 
 It uses only what both the old and the new engine offer (the engine's ``remote_run_sink``
 where it exists), so ``against.py`` measures either revision. Every round checks that the
@@ -32,15 +33,18 @@ from squall.supervisor.transfer import Outbox, TupleCodec
 sys.path.append(str(Path(__file__).resolve().parents[1]))
 from tests.worker.worker_helpers import user_module  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cachegrind  # noqa: E402  (a sibling benchmark module)
+
 CHAINS = {
     "per-tuple": (user_module("chain_app").Chain3, {"app.reliable": False, "app.rate": 0}),
     "batch": (user_module("batch_app").BatchChain3, {"app.limit": 2**62, "app.run": 100}),
 }
 
 
-def one_round(chain: str, tuples: int) -> tuple[float, float]:
-    """Tuples per CPU second of the sending worker and of the receiving one, ``tuples`` or a
-    few more (the spout's last run)."""
+def one_round(chain: str, tuples: int) -> tuple[float, float, int]:
+    """Tuples per CPU second of the sending worker and of the receiving one, and the tuples
+    sent: ``tuples`` or a few more (the spout's last run)."""
     topology, app_conf = CHAINS[chain]
     spec = topology.spec
     conf = {"topology.acker.executors": 0, **app_conf}
@@ -75,15 +79,44 @@ def one_round(chain: str, tuples: int) -> tuple[float, float]:
     sink = next(s for s in receiver.summary() if s.component == "sink")
     if sink.executed != box.sent_items:
         raise AssertionError(f"{chain}: {box.sent_items} tuples sent, the sink executed {sink.executed}")
-    return box.sent_items / send_cpu, box.sent_items / receive_cpu
+    return box.sent_items / send_cpu, box.sent_items / receive_cpu, box.sent_items
+
+
+def instructions(chain: str, small: int, large: int) -> float:
+    """Instructions per tuple through both workers of ``chain`` (valgrind cachegrind): the
+    difference of two runs of ``large`` and ``small`` tuples over the difference of the
+    tuples they sent, so start-up cancels."""
+    counts = []
+    for tuples in (large, small):
+        total, out = cachegrind.count(__file__, ["--child", chain, str(tuples)])
+        counts.append((total, int(out.split()[-1])))
+    (big, n_big), (little, n_little) = counts
+    return (big - little) / (n_big - n_little)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tuples", type=int, default=300_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--instructions", action="store_true", help="instructions per tuple under cachegrind, not CPU seconds"
+    )
+    parser.add_argument("--child", nargs=2, metavar=("CHAIN", "TUPLES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    rates: dict[str, list[tuple[float, float]]] = {chain: [] for chain in CHAINS}
+    if args.child:
+        chain, tuples = args.child
+        one_round(chain, 2_000)  # warm-up, as in the timed runs
+        print(one_round(chain, int(tuples))[2])
+        return 0
+    if args.instructions:
+        if not cachegrind.available():
+            print("valgrind is not installed", file=sys.stderr)
+            return 2
+        for chain in CHAINS:
+            per_tuple = instructions(chain, 10_000, 60_000)
+            print(f"{chain:<9} chain: {per_tuple:,.0f} instructions per tuple through both workers")
+        return 0
+    rates: dict[str, list[tuple[float, float, int]]] = {chain: [] for chain in CHAINS}
     for chain in CHAINS:
         one_round(chain, min(args.tuples, 20_000))  # warm-up
     for _ in range(args.runs):
