@@ -48,8 +48,12 @@ FIELDS = {"n": 0, "ts": 1}
 # "data, acking off" sends every tuple to one task (one run per frame: a chain's link, the
 # best case of frame version 4's runs); "data, two targets" alternates between two tasks of
 # the receiving worker (runs of one tuple: its worst case).
-KINDS = ("data, acking off", "data, acking on", "data, two targets", "acker items")
+# "data, emit_many" is the sending side of a remote ``emit_many`` of RUN untracked tuples to
+# one task: one ``Rows`` per call through ``Outbox.put_run`` where the revision has it, else
+# (before it) one ``Tuple`` built and put per tuple, as its ``emit_many`` did.
+KINDS = ("data, acking off", "data, acking on", "data, two targets", "data, emit_many", "acker items")
 MIDDLE_2 = 2
+RUN = 100
 
 
 def remote_sink(box: Outbox, task: int) -> Callable[[tuple[int, Any]], None]:
@@ -62,7 +66,7 @@ def remote_sink(box: Outbox, task: int) -> Callable[[tuple[int, Any]], None]:
 
 
 def items(kind: str, n: int) -> list[tuple[int, Any]]:
-    if kind == "data, acking off":
+    if kind in ("data, acking off", "data, emit_many"):
         return [(MIDDLE, Tuple("spout", "default", SPOUT, [i, 1.5], FIELDS)) for i in range(n)]
     if kind == "data, two targets":
         return [(MIDDLE + (i & 1), Tuple("spout", "default", SPOUT, [i, 1.5], FIELDS)) for i in range(n)]
@@ -77,9 +81,14 @@ def one_round(kind: str, batch: list[tuple[int, Any]]) -> tuple[float, float]:
     box = Outbox(lambda _endpoint, frame: frames.append(frame) or True, time.monotonic, batch_size=256)
     box.place({MIDDLE: "b:1", 2: "b:1", 3: "b:1", SPOUT: "a:1", ACKER: "a:1"})
     sink = remote_sink(box, batch[0][0])  # the same for both middle tasks (a bolt's)
+    if kind == "data, emit_many":  # the lists the spout would emit, not yet tuples
+        lists = [[tup.values for _, tup in batch[i : i + RUN]] for i in range(0, len(batch), RUN)]
     started = time.process_time()
-    for item in batch:
-        sink(item)
+    if kind == "data, emit_many":
+        send_lists(box, sink, lists)
+    else:
+        for item in batch:
+            sink(item)
     box.flush(idle=True)
     send_s = time.process_time() - started
     got: list[tuple[int, Any]] = []
@@ -92,6 +101,31 @@ def one_round(kind: str, batch: list[tuple[int, Any]]) -> tuple[float, float]:
     receive_s = time.process_time() - started
     check(kind, batch, got)
     return send_s, receive_s
+
+
+def send_lists(box: Outbox, sink: Callable[[tuple[int, Any]], None], lists: list[list[list[Any]]]) -> None:
+    """What a remote ``emit_many`` of each list hands the outbox: one ``Rows`` per list, or,
+    in revisions without ``put_run``, a ``Tuple`` per values list (built as the emit did)."""
+    put_run = getattr(box, "put_run", None)
+    if put_run is not None:
+        from squall.supervisor.runtime.layout import Rows
+
+        for rows in lists:
+            put_run(MIDDLE, Rows("spout", "default", SPOUT, rows, FIELDS))
+        return
+    new_tuple = object.__new__
+    for rows in lists:
+        for values in rows:
+            tup = new_tuple(Tuple)
+            tup.component = "spout"
+            tup.stream = "default"
+            tup.task = SPOUT
+            tup.values = values
+            tup.fields = FIELDS
+            tup.roots = None
+            tup.ack_val = 0
+            tup.done = False
+            sink((MIDDLE, tup))
 
 
 def check(kind: str, sent: list[tuple[int, Any]], got: list[tuple[int, Any]]) -> None:

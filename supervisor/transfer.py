@@ -8,7 +8,8 @@ and, when the batch is due, encodes the batch and sends the frame.
 
 Guarantees:
 
-* ``Outbox`` sends a destination's buffer as one frame when it holds ``batch_size`` items, or
+* ``Outbox`` sends a destination's buffer as one frame when it holds ``batch_size`` items
+  (inbox items; the rows ``put_run`` takes from a remote ``emit_many`` count one each), or
   at ``flush(idle=False)`` once its oldest item is ``flush_s`` old, or at ``flush(idle=True)``
   at once (nothing else is coming this round, so waiting would only add latency).
 * A value msgpack cannot serialise drops only its own item; ``on_error`` gets that inbox item
@@ -43,7 +44,7 @@ from collections.abc import Callable
 from typing import Any
 
 from squall import config
-from squall.supervisor.runtime.layout import FRAME_VERSION, FrameHeader, Sink, encode_frame
+from squall.supervisor.runtime.layout import FRAME_VERSION, FrameHeader, Rows, Sink, encode_frame
 from squall.supervisor.runtime.stats import CpuMeter
 from squall.supervisor.transfer_codec import TupleCodec
 
@@ -70,11 +71,15 @@ def new_link_token() -> int:
 
 
 class _Buffer:
-    __slots__ = ("endpoint", "items", "first_at", "link", "frames")
+    __slots__ = ("endpoint", "items", "extra", "limit", "first_at", "link", "frames")
 
-    def __init__(self, endpoint: str | None) -> None:
+    def __init__(self, endpoint: str | None, batch_size: int) -> None:
         self.endpoint = endpoint
         self.items: list[tuple[int, Any]] = []  # inbox items, in order
+        self.extra = 0  # tuples of the ``Rows`` items in ``items`` beyond one per item
+        # the item count at which the buffer holds batch_size tuples, batch_size - extra:
+        # ``put`` compares with one slot on every tuple, not with a sum
+        self.limit = batch_size
         self.first_at = 0.0
         self.new_link()
 
@@ -128,7 +133,7 @@ class Outbox:
         self.meter = meter if meter is not None else CpuMeter()
         self.dropped_items = 0  # items in frames dropped from a full backlog
         # Items for tasks in transit (placed at IN_TRANSIT), in arrival order.
-        self._hold = _Buffer(IN_TRANSIT)
+        self._hold = _Buffer(IN_TRANSIT, self.batch_size)
         self.hold_limit = max(0, int(hold_limit))
         self.held_dropped = 0  # items refused because the hold was full
         self.put: Sink = self._make_put()
@@ -152,7 +157,7 @@ class Outbox:
                 continue
             buf = self._buffers.get(endpoint)
             if buf is None:
-                buf = self._buffers[endpoint] = _Buffer(endpoint)
+                buf = self._buffers[endpoint] = _Buffer(endpoint, self.batch_size)
             elif endpoint not in before and buf.endpoint and buf.frames:
                 # Routed to again: maybe another worker (a new one on a reused port), which
                 # never saw the old link's frames. A new link starts from nothing sent.
@@ -202,7 +207,6 @@ class Outbox:
         hot path of every tuple that leaves the worker)."""
         task_buffer = self._task_buffer
         clock = self._clock
-        batch = self.batch_size
         flush_buffer = self._flush_buffer
 
         def put(item: tuple[int, Any]) -> None:
@@ -211,10 +215,40 @@ class Outbox:
             if not items:
                 buf.first_at = clock()
             items.append(item)
-            if len(items) >= batch:
+            if len(items) >= buf.limit:
                 flush_buffer(buf)
 
         return put
+
+    def put_run(self, task: int, run: Rows) -> None:
+        """The sink of a remote ``emit_many``: the untracked tuples of ``run`` for ``task``,
+        as ``put`` would take them one by one (the same order, batches and frames), without
+        a ``Tuple`` per row. The rows join the task's buffer as ``Rows`` items, cut so that
+        a frame holds at most ``batch_size`` tuples; the list is copied (the caller may reuse
+        it), its values lists are not (as a ``Tuple`` keeps its ``values``). For a task
+        in transit or placed nowhere, the tuples go through ``put`` one by one (held or
+        dropped and counted per tuple)."""
+        buf = self._task_buffer[task]
+        rows = run.rows
+        if buf is self._hold or buf.endpoint is None:
+            put = self.put
+            for tup in run.tuples():
+                put((task, tup))
+            return
+        batch = self.batch_size
+        start, end = 0, len(rows)
+        while start < end:
+            items = buf.items
+            room = batch - len(items) - buf.extra  # at least 1: a full buffer was sent at once
+            part = rows[start : start + room]
+            if not items:
+                buf.first_at = self._clock()
+            items.append((task, Rows(run.component, run.stream, run.task, part, run.fields)))
+            buf.extra += len(part) - 1
+            buf.limit = batch - buf.extra
+            start += len(part)
+            if len(part) == room:
+                self._flush_buffer(buf)
 
     # -- flushing ----------------------------------------------------------------------
 
@@ -245,7 +279,7 @@ class Outbox:
         """Items buffered, held or in the backlog, not yet handed to a socket."""
         return (
             len(self._hold.items)
-            + sum(len(b.items) for b in self._buffers.values())
+            + sum(len(b.items) + b.extra for b in self._buffers.values())
             + sum(n for q in self._backlog.values() for _, n in q)
         )
 
@@ -263,6 +297,8 @@ class Outbox:
                 self.held_dropped += over
             return
         items, buf.items = buf.items, []
+        buf.extra = 0
+        buf.limit = self.batch_size
         if buf.endpoint is None:
             self.dropped_items += len(items)
             return

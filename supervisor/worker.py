@@ -231,6 +231,7 @@ class Worker:
             self.conf,
             executor_ids=local_ids,
             remote_sink=lambda _task: put,
+            remote_run_sink=lambda _task: self.outbox.put_run,
             clock=clock,
             states=a.states,
         )

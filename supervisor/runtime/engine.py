@@ -2,7 +2,9 @@
 process, driven by one thread.
 
 Tuples between local executors go through in-memory deques; a tuple for a task that is not
-local goes to ``remote_sink(task)`` (the worker's transfer layer). One ``run_once()`` lets
+local goes to ``remote_sink(task)`` (the worker's transfer layer), and the rows of an
+untracked ``emit_many`` for such a task, when the engine is given ``remote_run_sink``, to
+``remote_run_sink(task)`` as one ``layout.Rows`` (no ``Tuple`` per row). One ``run_once()`` lets
 each spout emit a bounded batch, then drains the bolts in topological order, then the ackers;
 timers (tick tuples, message timeouts, acker rotation) run between rounds. When any local
 inbox holds more than ``squall.backpressure.high`` items, spouts stop emitting until it
@@ -30,6 +32,7 @@ from squall import config
 from squall.supervisor.runtime import snapshot
 from squall.supervisor.runtime.acker import AckerExecutor
 from squall.supervisor.runtime.executor import BoltExecutor, Executor
+from squall.supervisor.runtime.layout import Rows
 from squall.supervisor.runtime.routing import AckerChoice, Chooser, Route, make_chooser
 from squall.supervisor.runtime.spout_executor import SpoutExecutor
 from squall.supervisor.runtime.stats import ComponentSummary, CpuMeter, summarize
@@ -40,6 +43,7 @@ from squall.topology.spec import ACKER_COMPONENT, ExecutorKind, ExecutorSpec, To
 
 log = logging.getLogger("squall.engine")
 Sink = Callable[[tuple[int, Any]], None]
+RunSink = Callable[[int, Rows], None]
 TIMER_PERIOD_S = 0.05
 
 
@@ -67,6 +71,10 @@ class Wiring:
         self.clock = clock
         self.seed = seed
         self.sinks: dict[int, Sink] = {}
+        # task -> the transfer layer's sink for a whole run of untracked tuples (``Rows``),
+        # for the tasks of other workers only: a remote ``emit_many`` hands it its list
+        # instead of a ``Tuple`` per row. Empty without a transfer layer that takes runs.
+        self.run_sinks: dict[int, RunSink] = {}
         # CPU spent moving data to other workers (a worker's transfer layer shares its meter):
         # executors leave what it measures during their calls out of their own busy time.
         self.transfer_meter = CpuMeter()
@@ -140,6 +148,7 @@ class Engine:
         conf: Mapping[str, Any] | None = None,
         executor_ids: Iterable[int] | None = None,
         remote_sink: Callable[[int], Sink] | None = None,
+        remote_run_sink: Callable[[int], RunSink] | None = None,
         clock: Callable[[], float] = time.monotonic,
         seed: int = 0,
         states: Mapping[int, bytes] | None = None,
@@ -149,6 +158,7 @@ class Engine:
         self.conf = {**spec.config, **(conf or {})}
         self.clock = clock
         self.remote_sink = remote_sink
+        self.remote_run_sink = remote_run_sink  # optional: a run of emit_many in one call
         ackers = acker_count(spec, self.conf)
         self.all_executors = spec.executors_with_ackers(ackers)
         self._executor_specs = {e.id: e for e in self.all_executors}
@@ -171,7 +181,7 @@ class Engine:
         # Inboxes exist before executors, because building an executor's emit needs sinks.
         for e in self.all_executors:
             for t in e.tasks:
-                self.wiring.sinks[t] = self._remote(t)
+                self._route_remote(t)
         self.by_id: dict[int, Any] = {}
         for e in local:
             self._build(e, salt=0)
@@ -181,6 +191,12 @@ class Engine:
 
     def _remote(self, task: int) -> Sink:
         return self.remote_sink(task) if self.remote_sink is not None else _unreachable(task)
+
+    def _route_remote(self, task: int) -> None:
+        """Point ``task``'s sinks at the transfer layer (it is not, or no longer, local)."""
+        self.wiring.sinks[task] = self._remote(task)
+        if self.remote_sink is not None and self.remote_run_sink is not None:
+            self.wiring.run_sinks[task] = self.remote_run_sink(task)
 
     def _build(self, e: ExecutorSpec, salt: int) -> Any:
         """Create executor ``e`` with its own inbox and point its tasks' sinks at it."""
@@ -193,6 +209,7 @@ class Engine:
             ex = BoltExecutor(e, self.classes[e.component], self.wiring, salt)
         for t in e.tasks:
             self.wiring.sinks[t] = ex.inbox.append
+            self.wiring.run_sinks.pop(t, None)
         self.by_id[e.id] = ex
         return ex
 
@@ -257,7 +274,7 @@ class Engine:
             except Exception:  # the caller reports it; the engine stays as it was
                 del self.by_id[executor_id]
                 for t in e.tasks:
-                    self.wiring.sinks[t] = self._remote(t)
+                    self._route_remote(t)
                 raise
         self._relocalize()
         self._arrange()
@@ -279,7 +296,7 @@ class Engine:
             raise ValueError(f"executor {executor_id} does not run in this engine")
         data = snapshot.take(ex, self.clock())
         for t in ex.spec.tasks:
-            self.wiring.sinks[t] = self._remote(t)
+            self._route_remote(t)
         self._relocalize()
         self._arrange()
         return data

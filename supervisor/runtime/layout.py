@@ -54,6 +54,7 @@ from __future__ import annotations
 import reprlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import msgpack
@@ -117,6 +118,27 @@ def task_kinds(spec: TopologySpec, executors: Iterable[ExecutorSpec]) -> dict[in
 # -- writing ---------------------------------------------------------------------------------
 
 
+class Rows:
+    """Untracked data tuples of one stream from one source task, already as the layout's
+    rows: what a remote ``emit_many`` hands the outbox as one inbox item ``(target, Rows)``
+    in place of one ``Tuple`` per row, so the sending side builds no ``Tuple`` only for the
+    writer to take it apart. ``write`` writes it as (part of) a data run; ``tuples`` gives
+    the ``Tuple``s it stands for, for a path that delivers locally or tuple by tuple."""
+
+    __slots__ = ("component", "stream", "task", "rows", "fields")
+
+    def __init__(self, component: str, stream: str, task: int, rows: list, fields: dict[str, int]) -> None:
+        self.component = component
+        self.stream = stream
+        self.task = task  # the source task, as a Tuple's
+        self.rows = rows  # [values, values, ...]: at least one, each of the stream's arity
+        self.fields = fields
+
+    def tuples(self) -> list[Tuple]:
+        """One untracked ``Tuple`` per row, in order."""
+        return [Tuple(self.component, self.stream, self.task, values, self.fields) for values in self.rows]
+
+
 def write(items: Sequence[tuple[int, Any]], regroup: bool = True) -> list:
     """Inbox items in the item layout (the only place the layout is written): the data
     tuples as runs, each at the place of its first tuple, the control items in their order.
@@ -125,12 +147,21 @@ def write(items: Sequence[tuple[int, Any]], regroup: bool = True) -> list:
     and source, so two tasks fed in turn (a shuffle) make two long runs, not runs of one:
     the order is kept per (target, source, stream), as between Storm's tasks, not across
     sources. Without it (a snapshot's queue), a run is a stretch of consecutive tuples and
-    reading gives back the exact order."""
+    reading gives back the exact order. A ``Rows`` item joins the run of its key as its
+    tuples would, one by one."""
+    return write_counted(items, regroup)[0]
+
+
+def write_counted(items: Sequence[tuple[int, Any]], regroup: bool = True) -> tuple[list, int]:
+    """``write``, and the number of inbox items written, a ``Rows`` item counted as its
+    tuples (a frame's count: the receiver's ``received`` counts them one by one)."""
     if len(items) == 1:  # a frame of a quiet link: no run bookkeeping
         ((t, p),) = items
         if type(p) is Tuple:
-            return [[t, p.stream, p.task, [p.values], [p.roots] if p.roots else None]]
-        return [(t, *p)]
+            return [[t, p.stream, p.task, [p.values], [p.roots] if p.roots else None]], 1
+        if type(p) is Rows:
+            return [[t, p.stream, p.task, list(p.rows), None]], len(p.rows)
+        return [(t, *p)], 1
     rows: list = []
     append = rows.append
     runs: list[list[Any]] = []
@@ -139,6 +170,7 @@ def write(items: Sequence[tuple[int, Any]], regroup: bool = True) -> list:
     run_target = run_stream = run_source = None
     values: list = []
     roots: list = []
+    extra = 0  # tuples of Rows items beyond one per item
     for t, p in items:
         # type(p), not p.__class__: measured cheaper here (instructions per item, cachegrind)
         if type(p) is Tuple:
@@ -165,6 +197,29 @@ def write(items: Sequence[tuple[int, Any]], regroup: bool = True) -> list:
                 roots = run[4]
                 values.append(p.values)
                 roots.append(p.roots)
+        elif type(p) is Rows:
+            n = len(p.rows)
+            extra += n - 1
+            if not (t == run_target and p.task == run_source and p.stream == run_stream):
+                run_target, run_stream, run_source = t, p.stream, p.task
+                if regroup:
+                    key = (t, run_source, run_stream)
+                    run = by_key.get(key)
+                else:
+                    run = None
+                if run is None:
+                    values = []
+                    roots = []
+                    run = [t, run_stream, run_source, values, roots]
+                    append(run)
+                    runs.append(run)
+                    if regroup:
+                        by_key[key] = run
+                else:
+                    values = run[3]
+                    roots = run[4]
+            values.extend(p.rows)
+            roots.extend(repeat(None, n))
         else:
             if not regroup:
                 run_target = None  # a control item ends the stretch
@@ -175,14 +230,14 @@ def write(items: Sequence[tuple[int, Any]], regroup: bool = True) -> list:
             run[4] = None  # untracked (acking off): one nil for the run
         elif not all(run_roots):
             run[4] = [r or None for r in run_roots]  # an empty map is written as nil
-    return rows
+    return rows, len(items) + extra
 
 
 def source_of(item: tuple[int, Any]) -> tuple[int | None, str]:
     """(source task, stream) of an inbox item, for error reports: a control item has no
     source task and is reported on stream "control"."""
     payload = item[1]
-    if type(payload) is Tuple:
+    if type(payload) is Tuple or type(payload) is Rows:
         return payload.task, payload.stream
     return None, "control"
 
@@ -209,6 +264,11 @@ def _packable_items(
         try:
             msgpack.packb(write((item,)), use_bin_type=True)
         except _PACK_ERRORS as exc:
+            p = item[1]
+            if type(p) is Rows and len(p.rows) > 1:  # only the rows at fault are dropped
+                ones = [(item[0], Rows(p.component, p.stream, p.task, [v], p.fields)) for v in p.rows]
+                good.extend(_packable_items(ones, on_error))
+                continue
             on_error(item, exc)
             continue
         good.append(item)
@@ -237,14 +297,17 @@ def encode_frame(
     header: FrameHeader = NO_LINK,
 ) -> tuple[bytes, int]:
     """One frame for the inbox items ``items`` under ``header``; returns (frame, inbox items
-    in it). An item msgpack cannot pack is passed to ``on_error`` and left out (``packable``)."""
-    rows = write(items)
+    in it, a ``Rows`` item counted as its tuples). An item msgpack cannot pack is passed to
+    ``on_error`` and left out (``packable``; of a ``Rows`` item, only the rows at fault, each
+    as a ``Rows`` item of one)."""
+    rows, count = write_counted(items)
     head = (FRAME_VERSION, header.sender, header.link, header.seq)
     try:
-        return msgpack.packb((*head, rows), use_bin_type=True), len(items)
+        return msgpack.packb((*head, rows), use_bin_type=True), count
     except _PACK_ERRORS:
         good = _packable_items(items, on_error)  # rare: a value the user emitted that cannot be sent
-        return msgpack.packb((*head, write(good)), use_bin_type=True), len(good)
+        rows, count = write_counted(good)
+        return msgpack.packb((*head, rows), use_bin_type=True), count
 
 
 def open_frame(frame: bytes) -> tuple[FrameHeader, list]:

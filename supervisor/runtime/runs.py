@@ -36,10 +36,14 @@ def drain_runs(executor: BoltExecutor, items: list) -> None:
         # The common case, one task: the batch is one run unless it holds a tick (ticks are
         # the only tuples from TICK_SOURCE_TASK). Built and counted by C-level passes.
         tups = [item[1] for item in items]
-        counts = Counter(map(_source_of, tups))
-        if TICK_SOURCE_TASK not in counts:
-            for source_task, n in counts.items():
-                received_from[source_task] += n
+        sources = set(map(_source_of, tups))
+        if TICK_SOURCE_TASK not in sources:
+            if len(sources) == 1:  # one source task (a frame's run, a local chain)
+                (source_task,) = sources
+                received_from[source_task] += len(tups)
+            else:
+                for source_task, n in Counter(map(_source_of, tups)).items():
+                    received_from[source_task] += n
             (task,) = executor.instances
             _process_run(executor, task, tups)
             return

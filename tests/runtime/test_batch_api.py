@@ -593,3 +593,76 @@ def test_an_interrupted_batch_requeues_the_runs_that_did_not_reach_user_code(con
         assert sorted(spout.acked) == sorted(set(range(100)) - set(stopped)) and spout.failed == []
     else:
         assert sorted(spout.acked) == list(range(100))
+
+
+# -- emit_many to another worker's tasks -------------------------------------------------
+
+
+def _remote_engine(topology: type[Topology], conf: dict, local_components: set[str]) -> tuple[Any, list, list]:
+    """An engine running only the executors of ``local_components``; what it sends to the
+    others is captured: (engine, items through the per-tuple sink, (task, Rows) through the
+    run sink)."""
+    local = {e.id for e in topology.spec.executors_with_ackers(1) if e.component in local_components}
+    items: list = []
+    runs: list = []
+    engine = start_engine(
+        topology,
+        conf,
+        executor_ids=local,
+        remote_sink=lambda _task: items.append,
+        remote_run_sink=lambda _task: lambda task, run: runs.append((task, run)),
+    )
+    pump(engine)
+    return engine, items, runs
+
+
+def test_emit_many_to_another_worker_sends_each_list_as_one_run_without_tuples() -> None:
+    engine, items, runs = _remote_engine(Shuffled, NO_ACKERS, {"spout"})
+    (spout_task,) = by_task(engine, "spout")
+    assert len(runs) == 10 * 2, "each emit_many of 3 splits between the 2 tasks the cycle is at"
+    for _task, run in runs:
+        assert (run.component, run.stream, run.task, run.fields) == ("spout", "default", spout_task, {"n": 0})
+    single = {item[1].values[0] for item in items}
+    assert single == set(range(0, 40, 4)), "emit still sends a Tuple per target"
+    by_target: dict[int, list[int]] = {}
+    for task, run in runs:
+        by_target.setdefault(task, []).extend(values[0] for values in run.rows)
+    for t, tup in items:
+        by_target.setdefault(t, []).append(tup.values[0])
+    assert sorted(n for ns in by_target.values() for n in ns) == list(range(40))
+    # the shuffle's one cycle goes on through emit_many's runs: one task even, the other odd
+    assert sorted({n % 2 for n in by_target[min(by_target)]} | {2 + n % 2 for n in by_target[max(by_target)]}) in (
+        [0, 3],
+        [1, 2],
+    )
+    s = summary(engine, "spout")
+    assert s.emitted == 40 and s.transferred == 40 and s.errors == 0
+
+
+def test_emit_many_splits_a_list_between_a_local_task_and_another_worker_s() -> None:
+    # one sink task local, the other remote: the local one gets tuples, the remote one runs
+    local_sink = next(e for e in Shuffled.spec.executors_with_ackers(1) if e.component == "sink")
+    local = {e.id for e in Shuffled.spec.executors_with_ackers(1) if e.component == "spout"} | {local_sink.id}
+    items: list = []
+    runs: list = []
+    engine = start_engine(
+        Shuffled,
+        NO_ACKERS,
+        executor_ids=local,
+        remote_sink=lambda _task: items.append,
+        remote_run_sink=lambda _task: lambda task, run: runs.append((task, run)),
+    )
+    pump(engine)
+    (local_inst,) = instances(engine, "sink")
+    remote = [values[0] for task, run in runs for values in run.rows] + [tup.values[0] for _t, tup in items]
+    assert {task for task, _ in runs} == {t for t, _ in items} and local_sink.first_task not in {t for t, _ in runs}
+    assert sorted(local_inst.seen + remote) == list(range(40)) and len(local_inst.seen) == 20
+    assert summary(engine, "spout").transferred == 40
+
+
+def test_a_tracked_emit_many_to_another_worker_still_sends_tuples_with_their_roots() -> None:
+    engine, items, runs = _remote_engine(BatchChain, ONE_ACKER, {"spout"})
+    assert runs == [], "a tracked list needs a root per tuple: tuple by tuple"
+    data = [tup for _t, tup in items if isinstance(tup, Tuple)]
+    assert len(data) == summary(engine, "spout").emitted > 0
+    assert all(tup.roots for tup in data)

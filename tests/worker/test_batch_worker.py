@@ -58,3 +58,40 @@ def test_every_tree_of_a_batch_chain_over_two_workers_completes(env):
     assert remote_middle.received_from.keys() == {3}, "the middle on B ran runs decoded from A's frames"
     assert set(sink.received_from) == {0, 1} and sum(sink.received_from.values()) == TREES
     assert acker.acked == TREES
+
+
+def test_acking_off_the_spout_s_runs_reach_both_middles_whole_and_counted_once(env):
+    # Acking off, the spout's emit_many hands the remote middle's share to the outbox as one
+    # run per call (no Tuple built on A for it) and the local middle's as tuples.
+    tmp, sup, procs = env
+    bundle = make_bundle(tmp, "batch_app")
+    a, b = free_port(), free_port()
+    a_executors, b_executors = [0, 3], [1, 2]  # no acker
+    placement = {e: f"127.0.0.1:{a}" for e in a_executors} | {e: f"127.0.0.1:{b}" for e in b_executors}
+    conf = {"topology.acker.executors": 0, "squall.worker.heartbeat.secs": 0.2, "app.limit": TREES, "app.run": 25}
+    launches = {}
+    for port, executors in ((a, a_executors), (b, b_executors)):
+        launches[port] = write_launch(
+            tmp / f"w{port}.launch", BatchChain.spec, port, executors, placement, sup.endpoint, bundle, conf
+        )
+        procs.worker(launches[port])
+
+    def metric(port: int, executor: int):
+        hb = sup.last(port)
+        return by_executor(hb)[executor] if hb is not None else None
+
+    def done() -> bool:
+        sink = metric(b, 2)
+        return sink is not None and sink.executed >= TREES
+
+    sup.wait_for(done, 30, f"{TREES} tuples at the sink:\n{procs.log(launches[a])}\n{procs.log(launches[b])}")
+    sup.wait_for(lambda: metric(a, 3).emitted == TREES, 10, "the spout's count in a heartbeat")
+    spout, local_middle, remote_middle, sink = metric(a, 3), metric(a, 0), metric(b, 1), metric(b, 2)
+    assert spout.emitted == spout.transferred == TREES and spout.errors == 0
+    assert local_middle.executed + remote_middle.executed == TREES
+    assert local_middle.executed == remote_middle.executed == TREES // 2, "the shuffle's cycle split each run"
+    assert remote_middle.received_from == {3: TREES // 2}
+    assert sink.executed == TREES and set(sink.received_from) == {0, 1} and sink.errors == 0
+    received = sup.last(b).metrics.received_remote
+    assert received == TREES // 2 + local_middle.executed, "each tuple received once"
+    sup.wait_for(lambda: sup.last(a).metrics.sent_remote == received, 10, "A's count of what it sent")

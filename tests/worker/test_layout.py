@@ -14,6 +14,7 @@ from squall.supervisor.runtime.layout import (
     BOLT_TASK,
     SPOUT_TASK,
     ItemReader,
+    Rows,
     decode_frame,
     encode_frame,
     task_kinds,
@@ -218,3 +219,25 @@ def test_a_snapshot_drops_and_counts_a_queued_item_that_does_not_fit_on_restore(
 def test_a_snapshot_that_does_not_decode_is_refused_before_anything_is_applied():
     with pytest.raises(snapshot.SnapshotError):
         snapshot.decode(b"\x00not a snapshot")
+
+
+def test_a_rows_item_is_written_into_the_run_of_its_key_and_counted_as_its_tuples():
+    def tup(n):
+        return (MIDDLE, Tuple("spout", "default", SPOUT, [n, 0.5], FIELDS))
+
+    def rows(*ns):
+        return (MIDDLE, Rows("spout", "default", SPOUT, [[n, 0.5] for n in ns], FIELDS))
+
+    items = [tup(1), rows(2, 3), (ACKER, (ACK_FAIL, 9)), tup(4), rows(5)]
+    assert write(items) == [[MIDDLE, "default", SPOUT, [[n, 0.5] for n in range(1, 6)], None], (ACKER, ACK_FAIL, 9)]
+    assert write(items, regroup=False) == [
+        [MIDDLE, "default", SPOUT, [[1, 0.5], [2, 0.5], [3, 0.5]], None],
+        (ACKER, ACK_FAIL, 9),
+        [MIDDLE, "default", SPOUT, [[4, 0.5], [5, 0.5]], None],
+    ]
+    assert write([rows(7, 8)]) == [[MIDDLE, "default", SPOUT, [[7, 0.5], [8, 0.5]], None]]
+    frame, count = encode_frame(items, on_error=pytest.fail)
+    assert count == 6  # five tuples and the acker item
+    got, bad = read_back(decode_frame(frame))
+    assert bad == 0 and [p.values[0] for _, p in got if isinstance(p, Tuple)] == [1, 2, 3, 4, 5]
+    assert [p.values for p in rows(1, 2)[1].tuples()] == [[1, 0.5], [2, 0.5]]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from squall.supervisor.runtime.layout import source_of
+from squall.supervisor.runtime.layout import Rows, source_of
 from squall.supervisor.runtime.messages import ACK_ACK, ACK_FAIL, ACK_INIT, TREE_COMPLETE, TREE_FAILED
 from squall.supervisor.transfer import FRAME_VERSION, Outbox, TupleCodec, encode_frame
 from squall.topology.component import Tuple
@@ -443,3 +443,72 @@ def test_a_frame_on_no_link_leaves_the_receiver_s_links_alone():
     codec, _, got = receiver()
     assert codec.deliver(frame([SPOUT, TREE_COMPLETE, 9])) == (1, 0)
     assert got and codec.links == {}
+
+
+# -- runs from a remote emit_many ------------------------------------------------------------
+
+
+def _rows(first: int, n: int, source: int = SPOUT) -> Rows:
+    return Rows("spout", "default", source, [[i, 0.5] for i in range(first, first + n)], {"n": 0, "ts": 1})
+
+
+def test_a_run_from_emit_many_is_cut_into_frames_of_batch_size_tuples_and_counted_per_tuple():
+    wire, clock = Wire(), Clock()
+    box = outbox(wire, clock, batch_size=4)
+    box.put((MIDDLE, Tuple("spout", "default", SPOUT, [0, 0.5], {})))  # one single tuple first
+    run = _rows(1, 9)
+    box.put_run(MIDDLE, run)
+    run.rows.clear()  # the caller may reuse its list: the outbox copied it
+    assert box.pending() == 2  # tuples 8 and 9 wait; 0-7 left in two frames of four
+    box.put((MIDDLE, Tuple("spout", "default", SPOUT, [10, 0.5], {})))
+    box.put((MIDDLE, Tuple("spout", "default", SPOUT, [11, 0.5], {})))  # the buffer holds 4 tuples: sent
+    assert box.pending() == 0 and box.sent_items == 12 and len(wire.frames) == 3
+    codec, _sinks, got = receiver()
+    for _, data in wire.frames:
+        assert len(msgpack.unpackb(data)[-1][0][3]) == 4  # one run of four rows per frame
+        codec.deliver(data)
+    assert [tup.values[0] for _, tup in got] == list(range(12))
+    assert codec.received == 12 and all(t == MIDDLE and tup.task == SPOUT and tup.roots is None for t, tup in got)
+
+
+def test_a_run_joins_the_run_of_its_key_in_order_and_leaves_others_alone():
+    wire, clock = Wire(), Clock()
+    box = outbox(wire, clock, batch_size=100)
+    box.put((MIDDLE, Tuple("spout", "default", SPOUT, [0, 0.5], {})))
+    box.put((ACKER, (ACK_FAIL, 7)))
+    box.put_run(MIDDLE, _rows(1, 3))
+    box.put((MIDDLE, Tuple("spout", "default", SPOUT, [4, 0.5], {})))
+    box.put_run(SINK, _rows(5, 2, source=MIDDLE))
+    box.flush(idle=True)
+    frames = [msgpack.unpackb(f)[-1] for _, f in wire.frames]
+    b = next(items for items in frames if items[0][0] == MIDDLE)
+    assert b == [
+        [MIDDLE, "default", SPOUT, [[0, 0.5], [1, 0.5], [2, 0.5], [3, 0.5], [4, 0.5]], None],
+        [SINK, "default", MIDDLE, [[5, 0.5], [6, 0.5]], None],
+    ]
+    assert [items for items in frames if items is not b] == [[[ACKER, ACK_FAIL, 7]]]
+    assert box.sent_items == 8  # seven tuples and the acker item
+
+
+def test_a_run_for_a_task_in_transit_is_held_tuple_by_tuple_and_one_placed_nowhere_dropped_per_tuple():
+    wire, clock = Wire(), Clock()
+    box = outbox(wire, clock, hold_limit=10)
+    box.place({MIDDLE: "", SINK: None})
+    box.put_run(MIDDLE, _rows(0, 3))
+    box.put_run(SINK, _rows(0, 4, source=MIDDLE))
+    box.flush(idle=True)
+    assert box.held() == 3 and box.dropped_items == 4 and wire.frames == []
+    back = box.place({SINK: None})  # MIDDLE became local: its held tuples come back as tuples
+    assert [(t, type(tup), tup.values[0]) for t, tup in back] == [(MIDDLE, Tuple, i) for i in range(3)]
+
+
+def test_an_unserialisable_value_in_a_run_drops_only_its_row():
+    errors = []
+    wire, clock = Wire(), Clock()
+    box = outbox(wire, clock, on_error=lambda item, exc: errors.append((source_of(item), len(item[1].rows))))
+    box.put_run(MIDDLE, Rows("spout", "default", SPOUT, [[1, 0.0], [Unpicklable(), 0.0], [3, 0.0]], {}))
+    box.flush(idle=True)
+    codec, _sinks, got = receiver()
+    assert codec.deliver(wire.frames[0][1]) == (2, 0)
+    assert [tup.values[0] for _, tup in got] == [1, 3]
+    assert errors == [((SPOUT, "default"), 1)] and box.sent_items == 2
