@@ -138,30 +138,37 @@ class GainBound:
             self._boards.pop(n, None)
 
     def edges_of(self, g: int) -> ExecutorEdges:
+        """``g``'s edges as :class:`ExecutorEdges` for the current placement: one pass over
+        its adjacency, every sum in the adjacency's order (the search's per-executor set-up;
+        the sums are kept in locals and the record made once at the end)."""
         state = self.state
         net = state.net
-        exec_worker, edge_lat = state.exec_worker, state.edge_lat
-        out = ExecutorEdges()
-        rate_to, out_to, in_from, hops = out.rate_to, out.out_to, out.in_from, out.hops
+        exec_worker, edge_lat, edge_terms = state.exec_worker, state.edge_lat, net.edge_terms
+        rate_to: dict[int, float] = {}
+        out_to: dict[int, float] = {}
+        in_from: dict[int, float] = {}
+        hops: list[tuple[int, int, bool, float, float]] = []
+        delays = rate_sum = out_sum = into = bytes_out = bytes_in = 0.0
         for k in net.adjacent[g]:
-            out.delays += edge_lat[k]
-            s, d, rate, rk, item_bytes, _t = net.edge_terms[k]
+            delays += edge_lat[k]
+            s, d, rate, rk, item_bytes, _t = edge_terms[k]
             if s == d:
                 continue
-            out.rate += rate
+            rate_sum += rate
             if s == g:
                 other = exec_worker[d]
                 out_to[other] = out_to.get(other, 0.0) + rk
-                out.out += rk
-                out.bytes_out += item_bytes
+                out_sum += rk
+                bytes_out += item_bytes
+                hops.append((k, other, True, rk, item_bytes))
             else:
                 other = exec_worker[s]
                 in_from[other] = in_from.get(other, 0.0) + rk
-                out.into += rk
-                out.bytes_in += item_bytes
+                into += rk
+                bytes_in += item_bytes
+                hops.append((k, other, False, rk, item_bytes))
             rate_to[other] = rate_to.get(other, 0.0) + rate
-            hops.append((k, other, s == g, rk, item_bytes))
-        return out
+        return ExecutorEdges(rate_to, out_to, in_from, hops, None, rate_sum, out_sum, into, bytes_out, bytes_in, delays)
 
     def _far(self, g: int, edges: ExecutorEdges) -> list[tuple[int, int, bool, float, float, int, float, float]]:
         """``edges.hops`` with what :meth:`hops_after` reads of the other end per hop (see
