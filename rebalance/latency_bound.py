@@ -45,9 +45,13 @@ premise board ``b``'s excess cannot fall (its utilisation does not, its workers 
 board ``a``'s excess after the move is, like its latency term, the same for every ``b != a``
 (read from the same trial; or known to be 0, with no trial, when ``a`` is within the limits
 now and its utilisation after, :meth:`GainBound.removal`'s, is under the limit by the margin:
-its memory cannot grow, see :meth:`GainBound.removal_within_limits`). So a move is
-skipped if it raises ``a``'s excess by more than the objective's rounding of it, or if
-neither board breaks a limit before or after (the excess is then unchanged: the sums add
+its memory cannot grow, see :meth:`GainBound.removal_within_limits`). Board ``b``'s excess
+rises by at least ``max(0, rho_b' - limit) - max(0, rho_b - limit)`` (its memory is the
+same: ``B`` is placed before and after), with ``rho_b'`` :meth:`GainBound.gain`'s
+utilisation after. So a move is skipped if it raises the two boards' excess together by
+more than the objective's rounding of it (``b`` already above the limit and the move adds
+more there than it takes off ``a``: a move the search could never take, since the excess
+comes first), or if neither board breaks a limit before or after (the excess is then unchanged: the sums add
 exact zeros) and the latency bound holds. (One
 limit: a board the move does not touch is still re-priced when float rounding leaves its
 link flows changed by more than 1e-12 items/s; its excess can then move in its last bits,
@@ -126,6 +130,7 @@ class GainBound:
         self._boards: dict[int, BoardSlack] = {}
         self.removal_rho = 0.0  # the board's utilisation after, of the last removal()
         self.skipped = 0  # trial moves skipped, for the benchmarks' and tests' counts
+        self.excess_skips = 0  # skips() answers True because a board's excess rises (tests)
 
     def forget(self, boards: Iterable[int] | None = None) -> None:
         """Drop the terms kept for ``boards`` (all when None): those a move re-priced
@@ -277,8 +282,17 @@ class GainBound:
         most, rho_after = found
         if current[0] == 0.0:
             return most <= limit
-        if removal.excess_after - removal.excess > EXCESS_STEP:
+        rise = removal.excess_after - removal.excess  # g's own board's excess, after less before
+        if rise > EXCESS_STEP:
+            self.excess_skips += 1
             return True  # g's own board breaks the limits by more; w's cannot make up for it
+        # w's board: its utilisation does not fall (gain's premise) and its memory does not
+        # change (w is placed), so its excess rises by at least its utilisation's excess.
+        rho_before = self._boards[self.state.worker_node[w]].rho
+        rise += max(0.0, rho_after - MAX_UTILISATION) - max(0.0, rho_before - MAX_UTILISATION)
+        if rise > EXCESS_STEP:
+            self.excess_skips += 1
+            return True  # w's board goes further above the limits than g's comes down
         return (
             removal.excess == 0.0 == removal.excess_after
             and self.state.node_exc[self.state.worker_node[w]] == 0.0
