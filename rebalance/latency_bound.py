@@ -60,8 +60,11 @@ for an "improvement" made of rounding. The latency bound within the limits has n
 an excess that rounds to 0 cannot fall.)
 
 A move to another worker on ``g``'s own board is bounded apart
-(:meth:`GainBound.within_board`: only that board and ``g``'s edges change), within the hard
-limits only. When any premise fails (an empty worker, ``B``'s CPU would fall) no bound is
+(:meth:`GainBound.within_board`: only that board and ``g``'s edges change): within the hard
+limits, and above them when that board is within them now — its excess is 0 now and at
+least 0 after, and no other board's changes, so the move cannot lower the objective's
+excess (the same rounding limit as above) and the latency bound decides. When any premise
+fails (an empty worker, ``B``'s CPU would fall) no bound is
 given and the move is priced exactly. A skipped move could not have been taken, nor have
 become the best candidate, so the search takes the same moves in the same order and returns
 the same placement (a test compares it with the unpruned search on random workloads, and
@@ -271,9 +274,12 @@ class GainBound:
         objective ``current`` that asks a move to save ``improvement`` of the latency
         (see the module docstring; False when it cannot tell)."""
         limit = current[1] * improvement * (1.0 - MARGIN)
-        if self.state.worker_node[w] == self.state.worker_node[self.state.exec_worker[g]]:
-            if current[0] != 0.0:
-                return False  # above the limits: priced exactly
+        a = self.state.worker_node[self.state.exec_worker[g]]
+        if self.state.worker_node[w] == a:
+            if current[0] != 0.0 and self.state.node_exc[a] != 0.0:
+                return False  # the move could lower the board's excess: priced exactly
+            # Above the limits elsewhere, a board within them now cannot lower the excess
+            # (0 now, at least 0 after; no other board is re-priced): the latency decides.
             within = self.within_board(g, w, edges, limit)
             return within is not None and within <= limit
         found = self.gain(g, w, removal.gain, edges, limit)

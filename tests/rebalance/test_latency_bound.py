@@ -17,7 +17,7 @@ from squall.rebalance import Node, SchedulerParams, Workload, get_scheduler
 from squall.rebalance.latency_bound import GainBound, Removal
 from squall.rebalance.latency_moves import executor_candidates, least_busy_workers
 from squall.rebalance.latency_network import Network
-from squall.rebalance.latency_search import IMPROVEMENT, _improve
+from squall.rebalance.latency_search import IMPROVEMENT, _better, _improve
 from squall.rebalance.profile import BoardProfile, ExecutorProfile, WorkloadProfile
 from squall.rebalance.reference import random_workload
 
@@ -141,36 +141,42 @@ def test_the_bound_is_at_least_every_bounded_move_s_exact_gain(seed):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_above_the_limits_a_move_skipped_for_its_excess_raises_the_excess(seed):
-    """Above the hard limits a move is skipped when the excess of its two boards together
-    provably rises (g's board's read from one exact trial, as the search reads it; the
-    other's from its utilisation after): the exact excess with the move must be above the
-    current one, so the search could never take it."""
-    net, start = case(seed, executors=80, workers=10, boards=3, two=seed % 2 == 1)
+def test_above_the_limits_every_skipped_move_is_one_the_search_could_not_take(seed):
+    """Above the hard limits a move to another board is skipped when the excess of its two
+    boards together provably rises (g's board's read from one exact trial, as the search
+    reads it; the other's from its utilisation after), and a move within g's board when
+    that board stays within the limits and the latency bound holds: the exact objective
+    with any skipped move must not be better than the current one."""
+    net, start = case(seed, executors=100, workers=12, boards=5, two=seed % 2 == 1)
     state = net.state_of(start)
     current = state.objective()
     assert current[0] > 0  # round robin on these boards breaks the limits: the case under test
     bound = GainBound(state)
-    checked = 0
+    by_excess = same_board = 0
     for g in range(len(net.ex_key)):
         mine = state.worker_node[state.exec_worker[g]]
-        elsewhere = [
+        others = [
             w
             for w in range(len(state.worker_ids))
-            if state.w_count[w] and state.worker_ids[w][0] == net.ex_topo[g] and state.worker_node[w] not in (-1, mine)
+            if state.w_count[w] and state.worker_ids[w][0] == net.ex_topo[g] and w != state.exec_worker[g]
         ]
+        elsewhere = [w for w in others if state.worker_node[w] != mine]
         if not elsewhere:
             continue
         _value, (after, excess_after) = state.price_executor_move_at(g, elsewhere[0], -1, mine)
         removal = Removal(state.node_lat[mine] - after, state.node_exc[mine], excess_after)
         edges = bound.edges_of(g)
-        for w in elsewhere:
+        for w in others:
             before = bound.excess_skips
-            if bound.skips(g, w, removal, edges, current, IMPROVEMENT) and bound.excess_skips > before:
-                exact = state.price_executor_move(g, w)
+            if not bound.skips(g, w, removal, edges, current, IMPROVEMENT):
+                continue
+            exact = state.price_executor_move(g, w)
+            assert not _better(exact, current), (g, w, exact, current)
+            if bound.excess_skips > before:
                 assert exact[0] > current[0] + 1e-12, (g, w, exact, current)
-                checked += 1
-    assert checked > 20, checked
+                by_excess += 1
+            same_board += state.worker_node[w] == mine
+    assert by_excess > 20 and same_board > 0, (by_excess, same_board)
 
 
 @pytest.mark.parametrize("seed", range(6))
