@@ -94,21 +94,19 @@ class Network:
             self.assumptions.add(f"topology {name}: no source rate measured; latency is per unit rate")
             source_rate = 1.0
         first = len(self.ex_key)
-        ids = [e.id for e in wl.executors]
-        # executor id -> gid, for the edges below (no key tuples)
-        gid_of: dict[int, int] = {x: first + k for k, x in enumerate(ids)}
-        keys = [(name, x) for x in ids]
-        self.gid.update(zip(keys, range(first, first + len(ids))))
-        self.ex_key.extend(keys)
-        self.ex_topo.extend([t] * len(ids))
-        no_rate = (0.0, 0.0)
-        for x in ids:
-            lam, cycles = rate_of.get(x, no_rate)
+        gid_of: dict[int, int] = {}  # executor id -> gid, for the edges below (no key tuples)
+        for e in wl.executors:
+            lam, cycles = rate_of.get(e.id, (0.0, 0.0))
+            g = len(self.ex_key)
+            self.gid[(name, e.id)] = g
+            gid_of[e.id] = g
+            self.ex_key.append((name, e.id))
+            self.ex_topo.append(t)
             self.ex_rate.append(lam)
             self.ex_cycles.append(lam * cycles)
-        self.ex_acker.extend([x in ackers for x in ids])
-        self.ex_source.extend([x in sources for x in ids])
-        self.adjacent.extend([] for _ in ids)
+            self.ex_acker.append(e.id in ackers)
+            self.ex_source.append(e.id in sources)
+            self.adjacent.append([])
         ack_rate = sum(self.ex_rate[g] for g in range(first, len(self.ex_key)) if self.ex_acker[g])
         edges, adjacent, edge_ends, edge_terms = self.edges, self.adjacent, self.edge_ends, self.edge_terms
         item_bytes = p.item_bytes if p else 0.0

@@ -149,21 +149,8 @@ class State:
         self.out_kappa = [0.0] * nn  # sum of rate x weight of edges leaving the board
         self.in_kappa = [0.0] * nn
         self.stays_in: list[dict[int, float]] = [{} for _ in range(nn)]  # per topology: entries per root tuple
-        # _add_exec(g, w, +1) for every executor, written out with the lists bound once
-        # (the same float additions, in the same order).
-        w_na, w_nav, w_ak, w_akv = self.w_na, self.w_nav, self.w_ak, self.w_akv
-        w_src, w_count = self.w_src, self.w_count
-        ex_cycles, ex_rate, ex_acker, ex_source = net.ex_cycles, net.ex_rate, net.ex_acker, net.ex_source
         for g, w in enumerate(exec_worker):
-            if ex_acker[g]:
-                w_ak[w] += ex_cycles[g]
-                w_akv[w] += ex_rate[g]
-            else:
-                w_na[w] += ex_cycles[g]
-                w_nav[w] += ex_rate[g]
-            if ex_source[g]:
-                w_src[w] += ex_rate[g]
-            w_count[w] += 1
+            self._add_exec(g, w, +1)
         for w, n in enumerate(worker_node):
             if n >= 0 and self.w_count[w]:
                 self.on_node[n].add(w)
