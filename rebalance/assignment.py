@@ -110,8 +110,11 @@ class Assignment:
     # --- combining --------------------------------------------------------------------------
 
     def restrict(self, topologies: Iterable[str]) -> Assignment:
-        """Only the rows of the given topologies."""
+        """Only the rows of the given topologies (this assignment itself when it holds no
+        other: it is immutable, and a copy of 10,000 rows costs a sort)."""
         keep = set(topologies)
+        if all(r[0] in keep for r in self.workers):
+            return self  # (every executor's worker has a row: __post_init__ checks it)
         return Assignment(
             tuple(r for r in self.executors if r[0] in keep), tuple(r for r in self.workers if r[0] in keep)
         )
@@ -125,7 +128,12 @@ class Assignment:
         )
 
     def merge(self, other: Assignment) -> Assignment:
-        """Union of two assignments over disjoint topologies."""
+        """Union of two assignments over disjoint topologies (the non-empty one itself when
+        the other is empty: both are immutable)."""
+        if not other.executors and not other.workers:
+            return self
+        if not self.executors and not self.workers:
+            return other
         overlap = set(self.topologies()) & set(other.topologies())
         if overlap:
             raise InvalidInputError(f"cannot merge: both assignments hold topologies {sorted(overlap)}")

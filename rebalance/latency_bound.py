@@ -45,9 +45,13 @@ premise board ``b``'s excess cannot fall (its utilisation does not, its workers 
 board ``a``'s excess after the move is, like its latency term, the same for every ``b != a``
 (read from the same trial; or known to be 0, with no trial, when ``a`` is within the limits
 now and its utilisation after, :meth:`GainBound.removal`'s, is under the limit by the margin:
-its memory cannot grow, see :meth:`GainBound.removal_within_limits`). So a move is
-skipped if it raises ``a``'s excess by more than the objective's rounding of it, or if
-neither board breaks a limit before or after (the excess is then unchanged: the sums add
+its memory cannot grow, see :meth:`GainBound.removal_within_limits`). Board ``b``'s excess
+rises by at least ``max(0, rho_b' - limit) - max(0, rho_b - limit)`` (its memory is the
+same: ``B`` is placed before and after), with ``rho_b'`` :meth:`GainBound.gain`'s
+utilisation after. So a move is skipped if it raises the two boards' excess together by
+more than the objective's rounding of it (``b`` already above the limit and the move adds
+more there than it takes off ``a``: a move the search could never take, since the excess
+comes first), or if neither board breaks a limit before or after (the excess is then unchanged: the sums add
 exact zeros) and the latency bound holds. (One
 limit: a board the move does not touch is still re-priced when float rounding leaves its
 link flows changed by more than 1e-12 items/s; its excess can then move in its last bits,
@@ -56,8 +60,11 @@ for an "improvement" made of rounding. The latency bound within the limits has n
 an excess that rounds to 0 cannot fall.)
 
 A move to another worker on ``g``'s own board is bounded apart
-(:meth:`GainBound.within_board`: only that board and ``g``'s edges change), within the hard
-limits only. When any premise fails (an empty worker, ``B``'s CPU would fall) no bound is
+(:meth:`GainBound.within_board`: only that board and ``g``'s edges change): within the hard
+limits, and above them when that board is within them now — its excess is 0 now and at
+least 0 after, and no other board's changes, so the move cannot lower the objective's
+excess (the same rounding limit as above) and the latency bound decides. When any premise
+fails (an empty worker, ``B``'s CPU would fall) no bound is
 given and the move is priced exactly. A skipped move could not have been taken, nor have
 become the best candidate, so the search takes the same moves in the same order and returns
 the same placement (a test compares it with the unpruned search on random workloads, and
@@ -126,6 +133,7 @@ class GainBound:
         self._boards: dict[int, BoardSlack] = {}
         self.removal_rho = 0.0  # the board's utilisation after, of the last removal()
         self.skipped = 0  # trial moves skipped, for the benchmarks' and tests' counts
+        self.excess_skips = 0  # skips() answers True because a board's excess rises (tests)
 
     def forget(self, boards: Iterable[int] | None = None) -> None:
         """Drop the terms kept for ``boards`` (all when None): those a move re-priced
@@ -138,30 +146,37 @@ class GainBound:
             self._boards.pop(n, None)
 
     def edges_of(self, g: int) -> ExecutorEdges:
+        """``g``'s edges as :class:`ExecutorEdges` for the current placement: one pass over
+        its adjacency, every sum in the adjacency's order (the search's per-executor set-up;
+        the sums are kept in locals and the record made once at the end)."""
         state = self.state
         net = state.net
-        exec_worker, edge_lat = state.exec_worker, state.edge_lat
-        out = ExecutorEdges()
-        rate_to, out_to, in_from, hops = out.rate_to, out.out_to, out.in_from, out.hops
+        exec_worker, edge_lat, edge_terms = state.exec_worker, state.edge_lat, net.edge_terms
+        rate_to: dict[int, float] = {}
+        out_to: dict[int, float] = {}
+        in_from: dict[int, float] = {}
+        hops: list[tuple[int, int, bool, float, float]] = []
+        delays = rate_sum = out_sum = into = bytes_out = bytes_in = 0.0
         for k in net.adjacent[g]:
-            out.delays += edge_lat[k]
-            s, d, rate, rk, item_bytes, _t = net.edge_terms[k]
+            delays += edge_lat[k]
+            s, d, rate, rk, item_bytes, _t = edge_terms[k]
             if s == d:
                 continue
-            out.rate += rate
+            rate_sum += rate
             if s == g:
                 other = exec_worker[d]
                 out_to[other] = out_to.get(other, 0.0) + rk
-                out.out += rk
-                out.bytes_out += item_bytes
+                out_sum += rk
+                bytes_out += item_bytes
+                hops.append((k, other, True, rk, item_bytes))
             else:
                 other = exec_worker[s]
                 in_from[other] = in_from.get(other, 0.0) + rk
-                out.into += rk
-                out.bytes_in += item_bytes
+                into += rk
+                bytes_in += item_bytes
+                hops.append((k, other, False, rk, item_bytes))
             rate_to[other] = rate_to.get(other, 0.0) + rate
-            hops.append((k, other, s == g, rk, item_bytes))
-        return out
+        return ExecutorEdges(rate_to, out_to, in_from, hops, None, rate_sum, out_sum, into, bytes_out, bytes_in, delays)
 
     def _far(self, g: int, edges: ExecutorEdges) -> list[tuple[int, int, bool, float, float, int, float, float]]:
         """``edges.hops`` with what :meth:`hops_after` reads of the other end per hop (see
@@ -259,9 +274,12 @@ class GainBound:
         objective ``current`` that asks a move to save ``improvement`` of the latency
         (see the module docstring; False when it cannot tell)."""
         limit = current[1] * improvement * (1.0 - MARGIN)
-        if self.state.worker_node[w] == self.state.worker_node[self.state.exec_worker[g]]:
-            if current[0] != 0.0:
-                return False  # above the limits: priced exactly
+        a = self.state.worker_node[self.state.exec_worker[g]]
+        if self.state.worker_node[w] == a:
+            if current[0] != 0.0 and self.state.node_exc[a] != 0.0:
+                return False  # the move could lower the board's excess: priced exactly
+            # Above the limits elsewhere, a board within them now cannot lower the excess
+            # (0 now, at least 0 after; no other board is re-priced): the latency decides.
             within = self.within_board(g, w, edges, limit)
             return within is not None and within <= limit
         found = self.gain(g, w, removal.gain, edges, limit)
@@ -270,8 +288,17 @@ class GainBound:
         most, rho_after = found
         if current[0] == 0.0:
             return most <= limit
-        if removal.excess_after - removal.excess > EXCESS_STEP:
+        rise = removal.excess_after - removal.excess  # g's own board's excess, after less before
+        if rise > EXCESS_STEP:
+            self.excess_skips += 1
             return True  # g's own board breaks the limits by more; w's cannot make up for it
+        # w's board: its utilisation does not fall (gain's premise) and its memory does not
+        # change (w is placed), so its excess rises by at least its utilisation's excess.
+        rho_before = self._boards[self.state.worker_node[w]].rho
+        rise += max(0.0, rho_after - MAX_UTILISATION) - max(0.0, rho_before - MAX_UTILISATION)
+        if rise > EXCESS_STEP:
+            self.excess_skips += 1
+            return True  # w's board goes further above the limits than g's comes down
         return (
             removal.excess == 0.0 == removal.excess_after
             and self.state.node_exc[self.state.worker_node[w]] == 0.0

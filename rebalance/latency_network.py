@@ -65,15 +65,12 @@ class Network:
         # edges: (src gid, dst gid, rate, weight kappa, kind)
         self.edges: list[tuple[int, int, float, float, int]] = []
         self.adjacent: list[list[int]] = []  # gid -> edge indices
+        self.edge_ends: list[tuple[int, int]] = []  # per edge (src, dst)
+        # Per edge what a move adds or takes away: (src, dst, rate, rate x weight, bytes/s,
+        # topology), computed once (as each edge is read) instead of at every move.
+        self.edge_terms: list[tuple[int, int, float, float, float, int]] = []
         for t, wl in enumerate(self.workloads):
             self._add_topology(t, wl)
-        # Per edge what a move adds or takes away: (src, dst, rate, rate x weight, bytes/s,
-        # topology), computed once instead of at every move.
-        self.edge_ends: list[tuple[int, int]] = [(s, d) for s, d, _r, _k, _kind in self.edges]
-        self.edge_terms: list[tuple[int, int, float, float, float, int]] = [
-            (s, d, rate, rate * kappa, rate * self.topos[self.ex_topo[s]].item_bytes, self.ex_topo[s])
-            for s, d, rate, kappa, _kind in self.edges
-        ]
 
     def _add_topology(self, t: int, wl: Workload) -> None:
         p = wl.profile
@@ -111,24 +108,37 @@ class Network:
             self.ex_source.append(e.id in sources)
             self.adjacent.append([])
         ack_rate = sum(self.ex_rate[g] for g in range(first, len(self.ex_key)) if self.ex_acker[g])
-        into = math.fsum(r for s, d, r in wl.traffic if d in ackers and s not in ackers)
-        out = math.fsum(r for s, d, r in wl.traffic if s in ackers and d not in ackers)
-        edges, adjacent = self.edges, self.adjacent
-        to_acker = 1.0 / into if into > 0 else 0.0
-        from_acker = 1.0 / out if out > 0 else 0.0
+        edges, adjacent, edge_ends, edge_terms = self.edges, self.adjacent, self.edge_ends, self.edge_terms
+        item_bytes = p.item_bytes if p else 0.0
         data = 1.0 / source_rate
-        for s, d, r in wl.traffic:
-            gs, gd = gid_of[s], gid_of[d]
-            if d in ackers and s not in ackers:
-                kind, kappa = TO_ACKER, to_acker
-            elif s in ackers and d not in ackers:
-                kind, kappa = FROM_ACKER, from_acker
-            else:
-                kind, kappa = DATA, data
-            k = len(edges)
-            edges.append((gs, gd, r, kappa, kind))
-            adjacent[gs].append(k)
-            adjacent[gd].append(k)
+        if not ackers:  # every edge carries data (the sums below would be over nothing)
+            for s, d, r in wl.traffic:
+                gs, gd = gid_of[s], gid_of[d]
+                k = len(edges)
+                edges.append((gs, gd, r, data, DATA))
+                edge_ends.append((gs, gd))
+                edge_terms.append((gs, gd, r, r * data, r * item_bytes, t))
+                adjacent[gs].append(k)
+                adjacent[gd].append(k)
+        else:
+            into = math.fsum(r for s, d, r in wl.traffic if d in ackers and s not in ackers)
+            out = math.fsum(r for s, d, r in wl.traffic if s in ackers and d not in ackers)
+            to_acker = 1.0 / into if into > 0 else 0.0
+            from_acker = 1.0 / out if out > 0 else 0.0
+            for s, d, r in wl.traffic:
+                gs, gd = gid_of[s], gid_of[d]
+                if d in ackers and s not in ackers:
+                    kind, kappa = TO_ACKER, to_acker
+                elif s in ackers and d not in ackers:
+                    kind, kappa = FROM_ACKER, from_acker
+                else:
+                    kind, kappa = DATA, data
+                k = len(edges)
+                edges.append((gs, gd, r, kappa, kind))
+                edge_ends.append((gs, gd))
+                edge_terms.append((gs, gd, r, r * kappa, r * item_bytes, t))
+                adjacent[gs].append(k)
+                adjacent[gd].append(k)
         self.topos.append(
             TopologyTerms(
                 name=name,

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from squall.rebalance import Node, SchedulerParams, Workload, get_scheduler
-from squall.rebalance.latency_bound import GainBound
+from squall.rebalance.latency_bound import GainBound, Removal
 from squall.rebalance.latency_moves import executor_candidates, least_busy_workers
 from squall.rebalance.latency_network import Network
-from squall.rebalance.latency_search import _improve
+from squall.rebalance.latency_search import IMPROVEMENT, _better, _improve
 from squall.rebalance.profile import BoardProfile, ExecutorProfile, WorkloadProfile
 from squall.rebalance.reference import random_workload
 
@@ -141,6 +141,45 @@ def test_the_bound_is_at_least_every_bounded_move_s_exact_gain(seed):
 
 
 @pytest.mark.parametrize("seed", range(6))
+def test_above_the_limits_every_skipped_move_is_one_the_search_could_not_take(seed):
+    """Above the hard limits a move to another board is skipped when the excess of its two
+    boards together provably rises (g's board's read from one exact trial, as the search
+    reads it; the other's from its utilisation after), and a move within g's board when
+    that board stays within the limits and the latency bound holds: the exact objective
+    with any skipped move must not be better than the current one."""
+    net, start = case(seed, executors=100, workers=12, boards=5, two=seed % 2 == 1)
+    state = net.state_of(start)
+    current = state.objective()
+    assert current[0] > 0  # round robin on these boards breaks the limits: the case under test
+    bound = GainBound(state)
+    by_excess = same_board = 0
+    for g in range(len(net.ex_key)):
+        mine = state.worker_node[state.exec_worker[g]]
+        others = [
+            w
+            for w in range(len(state.worker_ids))
+            if state.w_count[w] and state.worker_ids[w][0] == net.ex_topo[g] and w != state.exec_worker[g]
+        ]
+        elsewhere = [w for w in others if state.worker_node[w] != mine]
+        if not elsewhere:
+            continue
+        _value, (after, excess_after) = state.price_executor_move_at(g, elsewhere[0], -1, mine)
+        removal = Removal(state.node_lat[mine] - after, state.node_exc[mine], excess_after)
+        edges = bound.edges_of(g)
+        for w in others:
+            before = bound.excess_skips
+            if not bound.skips(g, w, removal, edges, current, IMPROVEMENT):
+                continue
+            exact = state.price_executor_move(g, w)
+            assert not _better(exact, current), (g, w, exact, current)
+            if bound.excess_skips > before:
+                assert exact[0] > current[0] + 1e-12, (g, w, exact, current)
+                by_excess += 1
+            same_board += state.worker_node[w] == mine
+    assert by_excess > 20 and same_board > 0, (by_excess, same_board)
+
+
+@pytest.mark.parametrize("seed", range(6))
 def test_the_bound_within_a_board_is_at_least_every_such_move_s_exact_gain(seed):
     """Moves to another worker on the executor's own board (GainBound.within_board)."""
     net, start = case(seed, two=seed % 2 == 1)
@@ -229,6 +268,23 @@ def test_skipping_moves_takes_the_same_moves_as_pricing_them_all(seed):
     # Moves were skipped, so the comparison tests the bound (it skips only within the
     # hard limits: one seed's boards cannot all get there).
     assert bound.skipped > 0 or plain.objective()[0] > 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_above_the_limits_skipping_takes_the_same_moves_as_pricing_them_all(seed):
+    """From a placement above the hard limits (round robin on three boards), where moves
+    are skipped because a board's excess would rise."""
+    net, start = case(seed, executors=80, workers=10, boards=3, two=seed % 2 == 1)
+    free = {n.id: n.slots for n in net.nodes}
+    plain = net.state_of(start)
+    skipping = net.state_of(start)
+    assert plain.objective()[0] > 0
+    _improve(plain, free, skip=False)
+    bound = _improve(skipping, free, skip=True)
+    assert skipping.exec_worker == plain.exec_worker
+    assert skipping.worker_node == plain.worker_node
+    assert skipping.objective() == plain.objective()
+    assert bound.excess_skips > 0
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -47,6 +47,19 @@ def test_assignment_is_a_value_with_lookups():
     assert a.moved(moved) == (("t", 1),)
 
 
+def test_restricting_or_merging_to_the_same_rows_returns_the_assignment_itself():
+    """An assignment is immutable, so restricting it to all its topologies or merging it
+    with an empty one returns it as it is (no copy of every row); anything else copies."""
+    a = Assignment.of({("t", 0): 1, ("t", 1): 0}, {("t", 1): "a", ("t", 0): "b"})
+    u = Assignment.of({("u", 0): 0}, {("u", 0): "a"})
+    both = a.merge(u)
+    assert a.restrict(["t"]) is a and a.restrict(["t", "v"]) is a
+    assert a.merge(Assignment.empty()) is a and Assignment.empty().merge(a) is a
+    assert both.restrict(["t"]) == a and both.restrict(["t"]) is not both
+    assert both.restrict(["u"]) == u and both.restrict([]) == Assignment.empty()
+    assert both.rows() == (("t", 0, 1, "a"), ("t", 1, 0, "b"), ("u", 0, 0, "a"))
+
+
 def workload_data(**fields: object) -> dict[str, object]:
     """A valid one-executor workload as JSON data, with ``fields`` replaced (the fault under test)."""
     return {
