@@ -434,6 +434,10 @@ class BoltExecutor(Executor):
         instances = self.instances
         acks_out = self.acks_out
         n_ackers = len(acks_out)
+        # One acker (the common case): its list taken once, no ``root % n`` per root (a
+        # division of a multi-digit int). The list is replaced only by ``send_acks``, which
+        # does not run while ``draining`` is set.
+        only = acks_out[0] if n_ackers == 1 else None
         acked = 0
         # received_from is counted by runs of tuples from one source task, added once per
         # run: an inbox holds runs (a spout task emits a batch, a frame carries one
@@ -469,6 +473,11 @@ class BoltExecutor(Executor):
                     tup.done = True
                     acked += 1
                     ack_val = tup.ack_val
+                    if only is not None:
+                        for root, edge in roots.items():
+                            only.append(root)
+                            only.append(edge ^ ack_val)
+                        continue
                     for root, edge in roots.items():
                         pairs = acks_out[root % n_ackers]
                         pairs.append(root)

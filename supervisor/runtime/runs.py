@@ -116,6 +116,22 @@ def _ack_run(executor: BoltExecutor, run: list[Tuple]) -> None:
     acks_out = executor.acks_out
     n_ackers = len(acks_out)
     acked = 0
+    if n_ackers == 1:
+        # One acker (the common case): its list taken once, no ``root % n`` per root.
+        only = acks_out[0]
+        for tup in run:
+            if tup.done:
+                continue
+            roots = tup.roots
+            if roots:
+                tup.done = True
+                acked += 1
+                ack_val = tup.ack_val
+                for root, edge in roots.items():
+                    only.append(root)
+                    only.append(edge ^ ack_val)
+        executor.stats.acked += acked
+        return
     for tup in run:
         if tup.done:
             continue
