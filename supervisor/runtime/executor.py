@@ -474,9 +474,9 @@ class BoltExecutor(Executor):
                     acked += 1
                     ack_val = tup.ack_val
                     if only is not None:
-                        for root, edge in roots.items():
+                        for root in roots:  # keys and a lookup: fewer instructions than items()
                             only.append(root)
-                            only.append(edge ^ ack_val)
+                            only.append(roots[root] ^ ack_val)
                         continue
                     for root, edge in roots.items():
                         pairs = acks_out[root % n_ackers]

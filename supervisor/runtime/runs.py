@@ -127,9 +127,9 @@ def _ack_run(executor: BoltExecutor, run: list[Tuple]) -> None:
                 tup.done = True
                 acked += 1
                 ack_val = tup.ack_val
-                for root, edge in roots.items():
+                for root in roots:  # keys and a lookup: fewer instructions than items()
                     only.append(root)
-                    only.append(edge ^ ack_val)
+                    only.append(roots[root] ^ ack_val)
         executor.stats.acked += acked
         return
     for tup in run:
