@@ -84,9 +84,28 @@ def make_bolt_emit_many(
         append = out.append
         by_emit = 0  # tuples sent through ``emit``, which counts them on the route itself
         transferred = 0
+        # One target task whatever the values (a shuffle or global to one task, the common
+        # case in one process): its sink taken once for the list, no choice per tuple.
+        only = route.only if pick is not None else None
+        if only is not None:
+            only_task = only[0]
+            only_sink = sinks[only_task]
         try:
             if not tracking:
                 for values in tuples:
+                    if only is not None:
+                        tup = new_tuple(Tuple)
+                        tup.component = component
+                        tup.stream = name
+                        tup.task = task
+                        tup.values = values
+                        tup.fields = fields
+                        tup.roots = None
+                        tup.ack_val = 0
+                        tup.done = False
+                        only_sink((only_task, tup))
+                        append(only)
+                        continue
                     if pick is not None:
                         targets = pick()
                     else:
@@ -115,7 +134,6 @@ def make_bolt_emit_many(
                         append(emit(values, stream, anchor, direct_task))
                         continue
                     (root,) = roots_in
-                    targets = pick()
                     anchor.ack_val ^= edge
                     tup = new_tuple(Tuple)
                     tup.component = component
@@ -126,6 +144,11 @@ def make_bolt_emit_many(
                     tup.roots = {root: edge}
                     tup.ack_val = 0
                     tup.done = False
+                    if only is not None:
+                        only_sink((only_task, tup))
+                        append(only)
+                        continue
+                    targets = pick()
                     t = targets[0]
                     sinks[t]((t, tup))
                     append(targets)
@@ -201,9 +224,26 @@ def make_spout_emit_many(
         transferred = 0
         started = 0  # trees started, added to pending_by_task once
         bulk_ids = None  # the one acker's init pairs, when every tuple of the list starts a tree
+        only = route.only if pick is not None else None  # as in the bolt's emit_many
+        if only is not None:
+            only_task = only[0]
+            only_sink = sinks[only_task]
         try:
             if tup_ids is None or not tracking:
                 for values in tuples:
+                    if only is not None:
+                        tup = new_tuple(Tuple)
+                        tup.component = component
+                        tup.stream = name
+                        tup.task = task
+                        tup.values = values
+                        tup.fields = fields
+                        tup.roots = None
+                        tup.ack_val = 0
+                        tup.done = False
+                        only_sink((only_task, tup))
+                        append(only)
+                        continue
                     if pick is not None:
                         targets = pick()
                     else:
@@ -233,8 +273,6 @@ def make_spout_emit_many(
                     # for the trees sent); no index, no append per tree.
                     bulk_ids = ids
                     for values, tup_id, root, edge in zip(tuples, tup_ids, ids[::2], ids[1::2]):
-                        targets = pick()
-                        t = targets[0]
                         tup = new_tuple(Tuple)
                         tup.component = component
                         tup.stream = name
@@ -244,6 +282,13 @@ def make_spout_emit_many(
                         tup.roots = {root: edge}
                         tup.ack_val = 0
                         tup.done = False
+                        if only is not None:
+                            only_sink((only_task, tup))
+                            pending[root] = (task, tup_id, now)
+                            append(only)
+                            continue
+                        targets = pick()
+                        t = targets[0]
                         sinks[t]((t, tup))
                         pending[root] = (task, tup_id, now)
                         append(targets)

@@ -257,3 +257,65 @@ def test_an_emit_many_cut_short_announces_only_the_trees_it_sent() -> None:
     assert msg[0] == ACK_INIT_BULK and len(msg[2]) == 6, "three trees sent, three announced"
     assert set(msg[2][::2]) == set(spout_ex.pending), "exactly the pending trees"
     assert spout_ex.pending_by_task[next(iter(spout_ex.instances))] == 3
+
+
+# -- emit_many to one task ---------------------------------------------------------------------
+
+
+def test_a_route_knows_when_every_pick_is_one_and_the_same_task() -> None:
+    from squall.supervisor.runtime.routing import Route, make_chooser
+    from squall.topology.grouping import GroupingSpec
+
+    def route(kind: str, tasks: list[int], fields: tuple[str, ...] = ()) -> Route:
+        chooser = make_chooser(GroupingSpec(kind, fields), {"x": 0}, tasks, 1)
+        assert chooser is not None
+        return Route("c", "default", ("x",), [chooser], frozenset(), False)
+
+    assert route("shuffle", [5]).only == [5]
+    assert route("global", [7, 5]).only == [5]
+    assert route("all", [5]).only == [5]
+    assert route("shuffle", [5, 6]).only is None
+    assert route("all", [5, 6]).only is None
+    assert route("fields", [5], ("x",)).only is None, "a chooser that reads the values has no pick"
+    one = route("shuffle", [5])
+    assert one.pick is not None and one.pick() is one.only, "the list pick returns, as emit returns it"
+
+
+class OneTaskSink(Bolt):
+    def initialize(self, conf: dict, ctx: Any) -> None:
+        self.seen: list[tuple[int, int]] = []
+
+    def process_many(self, tups: list[Tuple]) -> None:
+        self.seen.extend((t.task, t["n"]) for t in tups)
+
+
+class Echo(Bolt):
+    """Forwards each run with emit_many (paired anchors), recording what it returned."""
+
+    outputs = ["n"]
+
+    def initialize(self, conf: dict, ctx: Any) -> None:
+        self.returned: list[list[int]] = []
+
+    def process_many(self, tups: list[Tuple]) -> None:
+        self.returned += self.emit_many([t.values for t in tups], anchors_each=tups)
+
+
+class ToOneTask(Topology):
+    spout = RunSpout.spec()
+    echo = Echo.spec(inputs=[spout])
+    sink = OneTaskSink.spec(inputs=[echo])
+
+
+@pytest.mark.parametrize("acking", [0, 1], ids=["acking off", "acking on"])
+def test_emit_many_to_one_task_delivers_each_tuple_once_and_returns_its_task(acking: int) -> None:
+    engine = start_engine(ToOneTask, {"topology.acker.executors": acking, "squall.spout.batch": 100})
+    pump(engine)
+    (sink_task,) = engine.wiring.task_ranges["sink"]
+    (echo_task,) = engine.wiring.task_ranges["echo"]
+    echo = only(engine, "echo")
+    assert echo.returned == [[sink_task]] * 30
+    assert sorted(only(engine, "sink").seen) == [(echo_task, n) for n in range(30)]
+    assert sorted(only(engine, "spout").acked) == list(range(30))
+    echo_ex = next(ex for ex in engine.executors if ex.component == "echo")
+    assert echo_ex.stats.transferred == 30 and dict(echo_ex.stats.emitted) == {"default": 30}
