@@ -165,6 +165,10 @@ class SpoutExecutor(Executor):
             tup.roots = None
             tup.ack_val = 0
             tup.done = False
+            if targets is route.only:  # one target task, always (see Route.only): no loop
+                t = targets[0]
+                sinks[t]((t, tup))
+                return targets
             for t in targets:
                 sinks[t]((t, tup))
             return targets
