@@ -319,3 +319,20 @@ def test_emit_many_to_one_task_delivers_each_tuple_once_and_returns_its_task(ack
     assert sorted(only(engine, "spout").acked) == list(range(30))
     echo_ex = next(ex for ex in engine.executors if ex.component == "echo")
     assert echo_ex.stats.transferred == 30 and dict(echo_ex.stats.emitted) == {"default": 30}
+
+
+class TwoSpoutTasks(Topology):
+    spout = RunSpout.spec(par=2)
+    sink = OneTaskSink.spec(inputs=[spout])
+
+
+@pytest.mark.parametrize("acking", [0, 1], ids=["acking off", "acking on"])
+def test_a_one_task_batch_bolt_counts_what_each_source_sent(acking: int) -> None:
+    """The one-task run is counted by one add when it comes from one source task, and per
+    source when several feed one batch."""
+    engine = start_engine(TwoSpoutTasks, {"topology.acker.executors": acking, "squall.spout.batch": 100})
+    pump(engine)
+    spout_tasks = sorted(engine.wiring.task_ranges["spout"])
+    sink_ex = next(ex for ex in engine.executors if ex.component == "sink")
+    assert dict(sink_ex.stats.received_from) == {t: 30 for t in spout_tasks}
+    assert sorted(only(engine, "sink").seen) == sorted((t, n) for t in spout_tasks for n in range(30))
