@@ -15,7 +15,9 @@ one ``ACK_BULK``, a spout task's new trees of one step as one ``ACK_INIT_BULK``,
 outcomes of one drain go to each spout task as one ``TREES_DONE``. A bulk is applied pair by
 pair in its order, so a tree completes (or fails) exactly where its single messages would
 have completed it, also in the middle of a bulk; the entries and their snapshot are those
-of the single messages.
+of the single messages. An init bulk followed by ack bulks for exactly its roots (a chain's
+round in one process) is folded: their values XORed root by root, the entries touched once,
+with the same result (``_fold``).
 """
 
 from __future__ import annotations
