@@ -142,6 +142,12 @@ def make_bolt_emit_many(
         append = out.append
         by_emit = 0  # tuples sent through ``emit``, which counts them on the route itself
         transferred = 0
+        # One target task whatever the values (a shuffle or global to one task, the common
+        # case in one process): its sink taken once for the list, no choice per tuple.
+        only = route.only if pick is not None else None
+        if only is not None:
+            only_task = only[0]
+            only_sink = sinks[only_task]
         try:
             if not tracking:
                 if pick is not None and route.fanout == 1:
@@ -176,7 +182,6 @@ def make_bolt_emit_many(
                         append(emit(values, stream, anchor, direct_task))
                         continue
                     (root,) = roots_in
-                    targets = pick()
                     anchor.ack_val ^= edge
                     tup = new_tuple(Tuple)
                     tup.component = component
@@ -187,6 +192,11 @@ def make_bolt_emit_many(
                     tup.roots = {root: edge}
                     tup.ack_val = 0
                     tup.done = False
+                    if only is not None:
+                        only_sink((only_task, tup))
+                        append(only)
+                        continue
+                    targets = pick()
                     t = targets[0]
                     sinks[t]((t, tup))
                     append(targets)
@@ -262,6 +272,11 @@ def make_spout_emit_many(
         append = out.append
         transferred = 0
         started = 0  # trees started, added to pending_by_task once
+        bulk_ids = None  # the one acker's init pairs, when every tuple of the list starts a tree
+        only = route.only if pick is not None else None  # as in the bolt's emit_many
+        if only is not None:
+            only_task = only[0]
+            only_sink = sinks[only_task]
         try:
             if tup_ids is None or not tracking:
                 if pick is not None and route.fanout == 1:
@@ -291,6 +306,32 @@ def make_spout_emit_many(
             if pick is not None and route.fanout == 1:
                 # One target per tuple (shuffle, global): root and edge ids drawn in one call.
                 ids = random_ids(getrandbits, 2 * len(tuples))
+                if n_ackers == 1 and not moves and None not in tup_ids:
+                    # Every tuple starts a tree whose init is (root, edge), its ids as drawn:
+                    # the one acker's pairs are ``ids`` itself, added in one call (below,
+                    # for the trees sent); no index, no append per tree.
+                    bulk_ids = ids
+                    for values, tup_id, root, edge in zip(tuples, tup_ids, ids[::2], ids[1::2]):
+                        tup = new_tuple(Tuple)
+                        tup.component = component
+                        tup.stream = name
+                        tup.task = task
+                        tup.values = values
+                        tup.fields = fields
+                        tup.roots = {root: edge}
+                        tup.ack_val = 0
+                        tup.done = False
+                        if only is not None:
+                            only_sink((only_task, tup))
+                            pending[root] = (task, tup_id, now)
+                            append(only)
+                            continue
+                        targets = pick()
+                        t = targets[0]
+                        sinks[t]((t, tup))
+                        pending[root] = (task, tup_id, now)
+                        append(targets)
+                    return out
                 for values, tup_id, root, edge in zip(tuples, tup_ids, ids[::2], ids[1::2]):
                     targets = pick()
                     t = targets[0]
@@ -315,7 +356,7 @@ def make_spout_emit_many(
                     sinks[t]((t, tup))
                     pending[root] = (task, tup_id, now)
                     started += 1
-                    pairs = inits[root % n_ackers]
+                    pairs = inits[root % n_ackers] if n_ackers > 1 else inits[0]
                     pairs.append(root)
                     pairs.append(edge)
                     append(targets)
@@ -363,7 +404,7 @@ def make_spout_emit_many(
                 pending[root] = (task, tup_id, now)
                 started += 1
                 if targets:
-                    pairs = inits[root % n_ackers]
+                    pairs = inits[root % n_ackers] if n_ackers > 1 else inits[0]
                     pairs.append(root)
                     pairs.append(xor)
                 else:  # nobody subscribed: the tree is complete at once, as in emit
@@ -372,6 +413,9 @@ def make_spout_emit_many(
             return out
         finally:
             emitted = len(out)  # one entry per tuple sent (an interrupted list counts what it sent)
+            if bulk_ids is not None:
+                started = emitted
+                inits[0].extend(bulk_ids[: 2 * emitted])
             route.emitted += emitted
             route.transferred += transferred
             executor.emit_count += emitted

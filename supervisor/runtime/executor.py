@@ -292,6 +292,10 @@ class BoltExecutor(Executor):
             tup.roots = None
             tup.ack_val = 0
             tup.done = False
+            if targets is route.only:  # one target task, always (see Route.only): no loop
+                t = targets[0]
+                sinks[t]((t, tup))
+                return targets
             for t in targets:
                 sinks[t]((t, tup))
             return targets
@@ -434,6 +438,10 @@ class BoltExecutor(Executor):
         instances = self.instances
         acks_out = self.acks_out
         n_ackers = len(acks_out)
+        # One acker (the common case): its list taken once, no ``root % n`` per root (a
+        # division of a multi-digit int). The list is replaced only by ``send_acks``, which
+        # does not run while ``draining`` is set.
+        only = acks_out[0] if n_ackers == 1 else None
         acked = 0
         # received_from is counted by runs of tuples from one source task, added once per
         # run: an inbox holds runs (a spout task emits a batch, a frame carries one
@@ -469,6 +477,11 @@ class BoltExecutor(Executor):
                     tup.done = True
                     acked += 1
                     ack_val = tup.ack_val
+                    if only is not None:
+                        for root in roots:  # keys and a lookup: fewer instructions than items()
+                            only.append(root)
+                            only.append(roots[root] ^ ack_val)
+                        continue
                     for root, edge in roots.items():
                         pairs = acks_out[root % n_ackers]
                         pairs.append(root)

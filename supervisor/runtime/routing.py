@@ -104,6 +104,7 @@ def _shuffle(tasks: list[int], source_task: int) -> Chooser:
     # The same choice without the values and without a Python frame: ``Route.pick``.
     shuffle.pick = nxt  # type: ignore[attr-defined]
     shuffle.fanout = 1  # type: ignore[attr-defined]  # targets per pick: ``Route`` counts emits only
+    shuffle.only = order[0] if len(order) == 1 else None  # type: ignore[attr-defined]  # see ``Route.only``
     return shuffle
 
 
@@ -113,6 +114,7 @@ def _constant(targets: list[int]) -> Chooser:
 
     constant.pick = itertools.repeat(targets).__next__  # type: ignore[attr-defined]
     constant.fanout = len(targets)  # type: ignore[attr-defined]
+    constant.only = targets if len(targets) == 1 else None  # type: ignore[attr-defined]
     return constant
 
 
@@ -152,6 +154,7 @@ class Route:
         "fast",
         "pick",
         "fanout",
+        "only",
         "emitted",
         "transferred",
     )
@@ -178,6 +181,10 @@ class Route:
         # with no arguments, one Python call less per emit.
         self.pick: Callable[[], list[int]] | None = getattr(self.fast, "pick", None)
         self.fanout: int = getattr(self.fast, "fanout", 0) if self.pick is not None else 0
+        # When ``pick`` always returns one and the same one-task list (a shuffle or global
+        # to a single task): that list. ``emit_many`` then takes the task's sink once per
+        # list instead of choosing per tuple (a pick of this route changes no state).
+        self.only: list[int] | None = getattr(self.fast, "only", None) if self.pick is not None else None
         self.emitted = 0  # emits since the last take_counts
         self.transferred = 0  # targets of the emits that did not go through pick, same period
 

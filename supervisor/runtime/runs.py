@@ -18,7 +18,7 @@ Guarantees (those of ``process``, for a whole run):
 from __future__ import annotations
 
 from collections import Counter, deque
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
 from squall.topology.component import TICK_SOURCE_TASK, TICK_STREAM, Tuple
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from squall.supervisor.runtime.executor import BoltExecutor
 
 _source_of = attrgetter("task")
+_tuple_of = itemgetter(1)  # of an inbox item (target task, tuple)
 
 
 def drain_runs(executor: BoltExecutor, items: list) -> None:
@@ -35,10 +36,12 @@ def drain_runs(executor: BoltExecutor, items: list) -> None:
     if len(executor.instances) == 1:
         # The common case, one task: the batch is one run unless it holds a tick (ticks are
         # the only tuples from TICK_SOURCE_TASK). Built and counted by C-level passes.
-        tups = [item[1] for item in items]
+        # One source task (a chain): a set of sources and one count, about 330 instructions
+        # per tuple fewer than a listcomp and a Counter; several: a Counter, as before.
+        tups = list(map(_tuple_of, items))
         sources = set(map(_source_of, tups))
         if TICK_SOURCE_TASK not in sources:
-            if len(sources) == 1:  # one source task (a frame's run, a local chain)
+            if len(sources) == 1:
                 (source_task,) = sources
                 received_from[source_task] += len(tups)
             else:
@@ -120,6 +123,22 @@ def _ack_run(executor: BoltExecutor, run: list[Tuple]) -> None:
     acks_out = executor.acks_out
     n_ackers = len(acks_out)
     acked = 0
+    if n_ackers == 1:
+        # One acker (the common case): its list taken once, no ``root % n`` per root.
+        only = acks_out[0]
+        for tup in run:
+            if tup.done:
+                continue
+            roots = tup.roots
+            if roots:
+                tup.done = True
+                acked += 1
+                ack_val = tup.ack_val
+                for root in roots:  # keys and a lookup: fewer instructions than items()
+                    only.append(root)
+                    only.append(roots[root] ^ ack_val)
+        executor.stats.acked += acked
+        return
     for tup in run:
         if tup.done:
             continue

@@ -146,7 +146,8 @@ class SpoutExecutor(Executor):
                     pending[root] = (task, tup_id, clock())
                     pending_by_task[task] += 1
                     if targets:
-                        pairs = inits[root % n_ackers]
+                        # one acker (the common case): no ``root % n``, a multi-digit division
+                        pairs = inits[root % n_ackers] if n_ackers > 1 else inits[0]
                         pairs.append(root)
                         pairs.append(xor)
                     else:  # nobody subscribed: the tree is complete at once (Storm does the same)
@@ -164,6 +165,10 @@ class SpoutExecutor(Executor):
             tup.roots = None
             tup.ack_val = 0
             tup.done = False
+            if targets is route.only:  # one target task, always (see Route.only): no loop
+                t = targets[0]
+                sinks[t]((t, tup))
+                return targets
             for t in targets:
                 sinks[t]((t, tup))
             return targets
@@ -313,16 +318,24 @@ class SpoutExecutor(Executor):
                     # One task (the common case): its callback bound once, its pending count
                     # taken down once per message.
                     done = 0
+                    # Trees one emit_many started share their emission instant (one float
+                    # object): their latency and its bucket are computed once per instant.
+                    emitted_at = None
+                    latency = 0.0
+                    bucket = 0
                     try:
                         for root in completed:
                             entry = pending_pop(root, None)
                             if entry is None:
                                 continue  # already timed out and failed
                             done += 1
-                            latency = now - entry[2]
+                            if entry[2] is not emitted_at:
+                                emitted_at = entry[2]
+                                latency = now - emitted_at
+                                bucket = bisect_left(LATENCY_BOUNDS_S, latency)
                             latency_sum += latency
                             latencies(latency)
-                            buckets[bisect_left(LATENCY_BOUNDS_S, latency)] += 1
+                            buckets[bucket] += 1
                             try:
                                 only_ack(entry[1])
                             except Exception as exc:  # a user bug in a callback must not stop the spout
