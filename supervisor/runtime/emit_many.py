@@ -71,27 +71,35 @@ def _emit_rows(
     stream: str,
     task: int,
     fields: dict[str, int],
+    only: list[int] | None,
 ) -> None:
     """The untracked emit of ``tuples`` through a route whose ``pick`` gives one target per
     tuple: each target's rows, in order, as one ``Rows`` to its run sink when it is another
     worker's task, else one ``Tuple`` per row to its inbox. ``out`` gets every tuple's
-    targets first (so an interrupted list counts the tuples whose targets were chosen)."""
-    out += [pick() for _ in tuples]
-    if not out:
-        return
-    first = out[0]
+    targets first (so an interrupted list counts the tuples whose targets were chosen).
+    ``only``: the route's one target task whatever the values (``Route.only``), or None."""
     groups: Any
-    if out.count(first) == len(out):  # one target for the whole list (a chain): C-level
-        groups = ((first[0], tuples),)
+    if only is not None:  # one target task whatever the values: no pick per tuple
+        if not len(tuples):
+            return
+        out += [only] * len(tuples)
+        groups = ((only[0], tuples),)
     else:
-        by_target: dict[int, list] = {}
-        for values, targets in zip(tuples, out):
-            rows = by_target.get(targets[0])
-            if rows is None:
-                by_target[targets[0]] = [values]
-            else:
-                rows.append(values)
-        groups = by_target.items()
+        out += [pick() for _ in tuples]
+        if not out:
+            return
+        first = out[0]
+        if out.count(first) == len(out):  # one target for the whole list (a chain): C-level
+            groups = ((first[0], tuples),)
+        else:
+            by_target: dict[int, list] = {}
+            for values, targets in zip(tuples, out):
+                rows = by_target.get(targets[0])
+                if rows is None:
+                    by_target[targets[0]] = [values]
+                else:
+                    rows.append(values)
+            groups = by_target.items()
     for t, rows in groups:
         run_sink = run_sinks.get(t)
         if run_sink is not None:
@@ -151,7 +159,7 @@ def make_bolt_emit_many(
         try:
             if not tracking:
                 if pick is not None and route.fanout == 1:
-                    _emit_rows(out, pick, tuples, sinks, run_sinks, component, name, task, fields)
+                    _emit_rows(out, pick, tuples, sinks, run_sinks, component, name, task, fields, only)
                     return out
                 for values in tuples:
                     if pick is not None:
@@ -280,7 +288,7 @@ def make_spout_emit_many(
         try:
             if tup_ids is None or not tracking:
                 if pick is not None and route.fanout == 1:
-                    _emit_rows(out, pick, tuples, sinks, run_sinks, component, name, task, fields)
+                    _emit_rows(out, pick, tuples, sinks, run_sinks, component, name, task, fields, only)
                     return out
                 for values in tuples:
                     if pick is not None:

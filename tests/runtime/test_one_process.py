@@ -336,3 +336,49 @@ def test_a_one_task_batch_bolt_counts_what_each_source_sent(acking: int) -> None
     sink_ex = next(ex for ex in engine.executors if ex.component == "sink")
     assert dict(sink_ex.stats.received_from) == {t: 30 for t in spout_tasks}
     assert sorted(only(engine, "sink").seen) == sorted((t, n) for t in spout_tasks for n in range(30))
+
+
+class EchoAndNothing(Echo):
+    """Echo that also emits an empty list each time (it must send nothing, not an empty run)."""
+
+    def process_many(self, tups: list[Tuple]) -> None:
+        self.returned += self.emit_many([])
+        super().process_many(tups)
+
+
+class ToOneTaskWithEmpty(Topology):
+    spout = RunSpout.spec()
+    echo = EchoAndNothing.spec(inputs=[spout])
+    sink = OneTaskSink.spec(inputs=[echo])
+
+
+def test_an_empty_emit_many_to_one_task_sends_nothing() -> None:
+    engine = start_engine(ToOneTaskWithEmpty, {"topology.acker.executors": 0, "squall.spout.batch": 100})
+    pump(engine)
+    _echoed_once(engine)
+
+
+def test_an_empty_emit_many_to_another_worker_s_one_task_sends_no_empty_run() -> None:
+    runs: list = []
+    local = {e.id for e in ToOneTaskWithEmpty.spec.executors_with_ackers(0) if e.component != "sink"}
+    engine = start_engine(
+        ToOneTaskWithEmpty,
+        {"topology.acker.executors": 0, "squall.spout.batch": 100},
+        executor_ids=local,
+        remote_sink=lambda _task: runs.append,
+        remote_run_sink=lambda _task: lambda task, run: runs.append((task, run)),
+    )
+    pump(engine)
+    (sink_task,) = engine.wiring.task_ranges["sink"]
+    assert only(engine, "echo").returned == [[sink_task]] * 30
+    assert runs and all(len(run.rows) > 0 for _task, run in runs), "no empty run reaches the outbox"
+    assert sorted(n for _task, run in runs for (n,) in run.rows) == list(range(30))
+
+
+def _echoed_once(engine: Any) -> None:
+    (sink_task,) = engine.wiring.task_ranges["sink"]
+    (echo_task,) = engine.wiring.task_ranges["echo"]
+    assert only(engine, "echo").returned == [[sink_task]] * 30
+    assert sorted(only(engine, "sink").seen) == [(echo_task, n) for n in range(30)]
+    echo_ex = next(ex for ex in engine.executors if ex.component == "echo")
+    assert echo_ex.stats.transferred == 30 and echo_ex.stats.errors == 0
