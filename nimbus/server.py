@@ -44,8 +44,8 @@ waiting (heartbeats into a queue of their own, at most ``BEATS_AT_MOST``), handl
 message as it is read, and handles the queued heartbeats in slices of ``BEATS_SLICE_S``,
 reading the socket again between slices: a request waits for at most one slice, however
 long the backlog. A peer's messages keep their order (while one of its frames is queued, its
-next ones queue behind it), and silence is judged only once the queue is empty too (every
-heartbeat read before the probe handled).
+next ones queue behind it), and silence is judged up to a probe's stamp only once every
+frame queued when the socket was then found empty has been handled.
 
 Time: the state is fed :func:`steady_clock`, wall time read once at start and advanced by
 the monotonic clock, so a step of the system clock (NTP sync on a board without a real-time
@@ -197,6 +197,11 @@ class NimbusServer:
         # many frames of each peer wait among them (its next frames queue behind them).
         self._beats: deque[list[bytes]] = deque()
         self._queued_from: dict[bytes, int] = {}
+        # Frames queued and handled so far, and, from the last time the socket was found
+        # empty, (the newest probe's stamp then, frames queued by then): once those are
+        # handled, everything that reached Nimbus before that stamp has been.
+        self._queued_n = self._handled_n = 0
+        self._empty_at: tuple[float, int] | None = None
         self._heard_until: float | None = None
         self._stall_logged = False
         self._published_mono = time.monotonic()
@@ -266,9 +271,10 @@ class NimbusServer:
                 timeout_ms = max(0, min(POLL_MS, int((due - time.monotonic()) * 1000) + 1))
                 ready = dict(poller.poll(0 if self._beats else timeout_ms))
                 turn_started, turn_cpu = time.perf_counter(), time.thread_time()
-                drained = self._drain() if self.sock in ready or self._beats else True
-                if drained and self._probe_read is not None:
-                    self._heard_until = self._probe_read  # all that reached us before it was read
+                if self.sock not in ready:
+                    self._found_empty()
+                if self.sock in ready or self._beats:
+                    self._drain()
                 if self._wake_r in ready:
                     try:
                         os.read(self._wake_r, 4096)
@@ -363,9 +369,11 @@ class NimbusServer:
                 else:
                     del self._queued_from[parts[0]]
                 self._on_frames(parts)
+                self._handled_n += 1
                 handled += 1
                 if time.perf_counter() >= end:
                     break
+            self._settle()
 
     def _read(self, at_most: int) -> tuple[bool, int]:
         """Read until the socket is empty (then True), ``at_most`` messages were handled, or
@@ -376,6 +384,7 @@ class NimbusServer:
             try:
                 parts = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
+                self._found_empty()
                 return True, handled
             peer = parts[0]
             if peer == self._probe_id and len(parts) == 2 and len(parts[1]) == PROBE_STAMP.size:
@@ -385,10 +394,24 @@ class NimbusServer:
             if peer in self._queued_from or parts[-1][: len(HEARTBEAT_HEAD)] == HEARTBEAT_HEAD:
                 self._beats.append(parts)
                 self._queued_from[peer] = self._queued_from.get(peer, 0) + 1
+                self._queued_n += 1
                 continue
             self._on_frames(parts)
             handled += 1
         return False, handled
+
+    def _found_empty(self) -> None:
+        """The socket was found empty: what reached Nimbus before the newest probe read has
+        been read, and is handled once the frames queued by now are (see "Silence" above)."""
+        if self._probe_read is not None:
+            self._empty_at = (self._probe_read, self._queued_n)
+        self._settle()
+
+    def _settle(self) -> None:
+        """Advance ``heard_until`` to the stamp of the last empty socket once every frame
+        queued before it was handled."""
+        if self._empty_at is not None and self._handled_n >= self._empty_at[1]:
+            self._heard_until = self._empty_at[0]
 
     def _on_frames(self, parts: list[bytes]) -> None:
         started, cpu = time.perf_counter(), time.thread_time()

@@ -138,3 +138,31 @@ def test_a_probe_read_behind_queued_heartbeats_is_kept(server):
     order, _ = handled_order(server, [beat("b001"), [server._probe_id, stamp], beat("b002")])
     assert [kind for _peer, kind in order] == ["Heartbeat", "Heartbeat"]
     assert server._probe_read == 123.0
+
+
+def heard_when_handled(srv: NimbusServer) -> list[tuple[str, float | None]]:
+    """Record, as each frame is handled, its peer and how far silence could be judged then."""
+    seen: list[tuple[str, float | None]] = []
+    real = srv._on_frames
+    srv._on_frames = lambda parts: (seen.append((parts[0].decode(), srv._heard_until)), real(parts))[1]  # type: ignore[method-assign]
+    return seen
+
+
+def test_silence_is_judged_past_a_probe_only_once_what_was_read_before_it_is_handled(server, monkeypatch):
+    monkeypatch.setattr(S, "BEATS_SLICE_S", 0.0)  # one heartbeat per slice: every step is seen
+    seen = heard_when_handled(server)
+    probe = [server._probe_id, S.PROBE_STAMP.pack(123.0)]
+    server.sock = ScriptedSocket([beat("b001"), probe, beat("b002"), EMPTY])  # type: ignore[assignment]
+    server._drain()
+    assert seen == [("b001", None), ("b002", None)]  # both read before the socket was empty
+    assert server._heard_until == 123.0
+
+
+def test_heartbeats_read_after_the_empty_socket_do_not_hold_silence_back(server, monkeypatch):
+    """Under a steady stream the queue is rarely empty; the empty socket's mark still settles."""
+    monkeypatch.setattr(S, "BEATS_SLICE_S", 0.0)
+    seen = heard_when_handled(server)
+    probe = [server._probe_id, S.PROBE_STAMP.pack(7.0)]
+    server.sock = ScriptedSocket([beat("b001"), probe, EMPTY, beat("b002"), beat("b003"), EMPTY])  # type: ignore[assignment]
+    server._drain()
+    assert seen == [("b001", None), ("b002", 7.0), ("b003", 7.0)]
