@@ -274,7 +274,7 @@ class NimbusServer:
                 if self.sock not in ready:
                     self._found_empty()
                 if self.sock in ready or self._beats:
-                    self._drain()
+                    self._drain(due)
                 if self._wake_r in ready:
                     try:
                         os.read(self._wake_r, 4096)
@@ -348,10 +348,12 @@ class NimbusServer:
         except zmq.Again:  # PROBE_HWM probes wait already: the I/O thread is stalled
             pass
 
-    def _drain(self) -> bool:
-        """Handle what the socket holds, at most ``DRAIN_AT_MOST`` messages (so ticks still
-        happen under a flood), heartbeats in slices between reads (see "Requests before
-        heartbeats" above); True when the socket was found empty and no heartbeat waits."""
+    def _drain(self, due: float | None = None) -> bool:
+        """Handle what the socket holds, at most ``DRAIN_AT_MOST`` messages and, with queued
+        heartbeats, until the monotonic time ``due`` (the loop's next tick, probe or
+        publication), so those happen on time under a steady stream; heartbeats in slices
+        between reads (see "Requests before heartbeats" above). True when the socket was
+        found empty and no heartbeat waits."""
         handled = 0
         while True:
             empty, n = self._read(DRAIN_AT_MOST - handled)
@@ -374,6 +376,8 @@ class NimbusServer:
                 if time.perf_counter() >= end:
                     break
             self._settle()
+            if due is not None and time.monotonic() >= due:  # after one slice at least: progress
+                return False
 
     def _read(self, at_most: int) -> tuple[bool, int]:
         """Read until the socket is empty (then True), ``at_most`` messages were handled, or

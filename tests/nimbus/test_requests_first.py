@@ -166,3 +166,12 @@ def test_heartbeats_read_after_the_empty_socket_do_not_hold_silence_back(server,
     server.sock = ScriptedSocket([beat("b001"), probe, EMPTY, beat("b002"), beat("b003"), EMPTY])  # type: ignore[assignment]
     server._drain()
     assert seen == [("b001", None), ("b002", 7.0), ("b003", 7.0)]
+
+
+def test_a_drain_with_queued_heartbeats_ends_when_the_loop_has_something_due(server, monkeypatch):
+    monkeypatch.setattr(S, "BEATS_SLICE_S", 0.0)
+    server.sock = ScriptedSocket([beat(f"b{k:03d}") for k in range(20)])  # type: ignore[assignment]
+    assert server._drain(due=0.0) is False  # due long ago: one slice, then back to the loop
+    assert server._handled_n == 1 and len(server._beats) == 19
+    assert server._drain() is True  # nothing due: every queued heartbeat handled
+    assert server._handled_n == 20
