@@ -27,7 +27,11 @@ Where the loop lag's tail comes from, over the same steady-state window: Nimbus'
 ``/metrics`` histograms of its loop steps (by message type, ``Tick``, ``publish``) and of the
 garbage collector's pauses (by generation), read just before and just after the window (the
 scrape itself runs outside it), printed as a ``#`` line under each row: how many steps and
-collections took 25 ms or more, and their total time; and Nimbus's counters of the window
+collections took 25 ms or more, and their total time, with the loop thread's CPU time
+where Nimbus measures it (a step of 25 ms of CPU is Nimbus's own work, not the machine's
+load); a ``loop turns`` line: the loop's turns between two polls (what a request waits
+for), how many took over 25 ms of wall and of CPU, and the slow ones by what took longest
+in them; and Nimbus's counters of the window
 (heartbeats read, heartbeats from boards it does not know or declared dead, registrations,
 ticks that found it behind a backlog). A ``#   sim`` line per phase (placing, the steady
 window, the rest) says what the simulated boards did: heartbeats sent, the longest gap
