@@ -197,11 +197,11 @@ class NimbusServer:
         # many frames of each peer wait among them (its next frames queue behind them).
         self._beats: deque[list[bytes]] = deque()
         self._queued_from: dict[bytes, int] = {}
-        # Frames queued and handled so far, and, from the last time the socket was found
-        # empty, (the newest probe's stamp then, frames queued by then): once those are
-        # handled, everything that reached Nimbus before that stamp has been.
+        # Frames queued and handled so far, and, each time the socket was found empty with a
+        # newer probe read, (that probe's stamp, frames queued by then), oldest first: once
+        # those frames are handled, everything that reached Nimbus before the stamp has been.
         self._queued_n = self._handled_n = 0
-        self._empty_at: tuple[float, int] | None = None
+        self._marks: deque[tuple[float, int]] = deque()
         self._heard_until: float | None = None
         self._stall_logged = False
         self._published_mono = time.monotonic()
@@ -406,16 +406,18 @@ class NimbusServer:
 
     def _found_empty(self) -> None:
         """The socket was found empty: what reached Nimbus before the newest probe read has
-        been read, and is handled once the frames queued by now are (see "Silence" above)."""
-        if self._probe_read is not None:
-            self._empty_at = (self._probe_read, self._queued_n)
+        been read, and is handled once the frames queued by now are (see "Silence" above).
+        A stamp already marked keeps its earlier mark, which needs fewer frames handled."""
+        stamp = self._probe_read
+        if stamp is not None and (not self._marks or stamp > self._marks[-1][0]):
+            if self._heard_until is None or stamp > self._heard_until:
+                self._marks.append((stamp, self._queued_n))
         self._settle()
 
     def _settle(self) -> None:
-        """Advance ``heard_until`` to the stamp of the last empty socket once every frame
-        queued before it was handled."""
-        if self._empty_at is not None and self._handled_n >= self._empty_at[1]:
-            self._heard_until = self._empty_at[0]
+        """Advance ``heard_until`` to the newest marked stamp whose frames have all been handled."""
+        while self._marks and self._handled_n >= self._marks[0][1]:
+            self._heard_until = self._marks.popleft()[0]
 
     def _on_frames(self, parts: list[bytes]) -> None:
         started, cpu = time.perf_counter(), time.thread_time()

@@ -175,3 +175,16 @@ def test_a_drain_with_queued_heartbeats_ends_when_the_loop_has_something_due(ser
     assert server._handled_n == 1 and len(server._beats) == 19
     assert server._drain() is True  # nothing due: every queued heartbeat handled
     assert server._handled_n == 20
+
+
+def test_a_later_empty_socket_does_not_push_back_an_earlier_probe_s_mark(server, monkeypatch):
+    """Under a steady stream the socket is found empty again before the queue is handled: the
+    earlier probe's stamp still settles once what was read before it is handled."""
+    monkeypatch.setattr(S, "BEATS_SLICE_S", 0.0)
+    seen = heard_when_handled(server)
+    p7, p8 = ([server._probe_id, S.PROBE_STAMP.pack(t)] for t in (7.0, 8.0))
+    script = [beat("b001"), beat("b002"), p7, EMPTY, beat("b003"), p8, EMPTY]
+    server.sock = ScriptedSocket(script)  # type: ignore[assignment]
+    server._drain()
+    assert seen == [("b001", None), ("b002", None), ("b003", 7.0)]
+    assert server._heard_until == 8.0 and not server._marks
