@@ -43,9 +43,13 @@ CPU each: that backlog was the loop lag's tail at 500 boards. The loop now reads
 waiting (heartbeats into a queue of their own, at most ``BEATS_AT_MOST``), handles every other
 message as it is read, and handles the queued heartbeats in slices of ``BEATS_SLICE_S``,
 reading the socket again between slices: a request waits for at most one slice, however
-long the backlog. A peer's messages keep their order (while one of its frames is queued, its
-next ones queue behind it), and silence is judged up to a probe's stamp only once every
-frame queued when the socket was then found empty has been handled.
+long the backlog. Not at the heartbeats' expense: while heartbeats wait, the time spent on
+messages handled ahead of them must be matched by as long on the heartbeats before another
+goes ahead (until then the others queue in turn), so a flood of requests cannot starve the
+heartbeats and delay the verdict on a silent board. A peer's messages keep their order
+(while one of its frames is queued, its next ones queue behind it), and silence is judged
+up to a probe's stamp only once every frame queued when the socket was then found empty has
+been handled.
 
 Time: the state is fed :func:`steady_clock`, wall time read once at start and advanced by
 the monotonic clock, so a step of the system clock (NTP sync on a board without a real-time
@@ -202,6 +206,9 @@ class NimbusServer:
         # those frames are handled, everything that reached Nimbus before the stamp has been.
         self._queued_n = self._handled_n = 0
         self._marks: deque[tuple[float, int]] = deque()
+        # Seconds spent on messages handled ahead of queued heartbeats, not yet matched by as
+        # long on the heartbeats: while positive, other messages queue too (see _read).
+        self._owed_s = 0.0
         self._heard_until: float | None = None
         self._stall_logged = False
         self._published_mono = time.monotonic()
@@ -362,7 +369,8 @@ class NimbusServer:
                 return empty
             if handled >= DRAIN_AT_MOST:
                 return False
-            end = time.perf_counter() + BEATS_SLICE_S
+            started = time.perf_counter()
+            end = started + BEATS_SLICE_S
             while self._beats and handled < DRAIN_AT_MOST:
                 parts = self._beats.popleft()
                 left = self._queued_from[parts[0]] - 1
@@ -375,6 +383,7 @@ class NimbusServer:
                 handled += 1
                 if time.perf_counter() >= end:
                     break
+            self._owed_s = max(0.0, self._owed_s - (time.perf_counter() - started)) if self._beats else 0.0
             self._settle()
             if due is not None and time.monotonic() >= due:  # after one slice at least: progress
                 return False
@@ -395,12 +404,19 @@ class NimbusServer:
                 (stamp,) = PROBE_STAMP.unpack(parts[1])
                 self._probe_read = stamp if self._probe_read is None else max(stamp, self._probe_read)
                 continue
-            if peer in self._queued_from or parts[-1][: len(HEARTBEAT_HEAD)] == HEARTBEAT_HEAD:
+            if (
+                peer in self._queued_from
+                or parts[-1][: len(HEARTBEAT_HEAD)] == HEARTBEAT_HEAD
+                or (self._beats and self._owed_s > 0.0)  # others had their share: wait in turn
+            ):
                 self._beats.append(parts)
                 self._queued_from[peer] = self._queued_from.get(peer, 0) + 1
                 self._queued_n += 1
                 continue
+            started = time.perf_counter()
             self._on_frames(parts)
+            if self._beats:
+                self._owed_s += time.perf_counter() - started
             handled += 1
         return False, handled
 

@@ -188,3 +188,15 @@ def test_a_later_empty_socket_does_not_push_back_an_earlier_probe_s_mark(server,
     server._drain()
     assert seen == [("b001", None), ("b002", None), ("b003", 7.0)]
     assert server._heard_until == 8.0 and not server._marks
+
+
+def test_requests_ahead_of_queued_heartbeats_get_at_most_an_equal_share(server, monkeypatch):
+    """A flood of requests cannot starve the heartbeats: once the requests handled ahead of
+    them took longer than the heartbeats since, the next request waits in turn."""
+    monkeypatch.setattr(S, "BEATS_SLICE_S", 0.0)  # a slice is one heartbeat, far shorter than a request
+    requests = [request(f"client{k}".encode(), k) for k in range(3)]
+    order, _ = handled_order(server, [*(beat(f"b{k:03d}") for k in range(5)), *requests])
+    kinds = [kind for _peer, kind in order]
+    assert kinds[0] == "ListTopologies", kinds  # the first request goes ahead of the backlog
+    assert kinds[1:6] == ["Heartbeat"] * 5, kinds  # the next ones wait in turn, after the heartbeats
+    assert kinds[6:] == ["ListTopologies"] * 2
