@@ -7,7 +7,10 @@ for ``--samples`` seconds would (``--executors`` executors each, three sources p
 every report through the wire codec as a heartbeat would come), then prints the objects the
 cyclic garbage collector tracks and the CPU time of a full collection (best and median of
 ``--rounds``), for the window as Nimbus keeps it and for the same reports kept as the decoded
-dataclasses (what the window kept before). A full collection runs on Nimbus's loop thread:
+dataclasses (what the window kept before). With ``--history``, it instead builds a Nimbus
+state at ``--boards`` boards and 5,000 executors fed 44 s of heartbeats, samples the charts'
+history every 2 s as the HTTP side does, and prints the same figures with that history kept
+and without it. A full collection runs on Nimbus's loop thread:
 its time is a pause every message waits out. CPU time of this thread, so less sensitive to a
 loaded machine than wall time, but not insensitive (caches are shared).
 """
@@ -18,7 +21,10 @@ import argparse
 import gc
 import os
 import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from squall import messages as M
@@ -69,13 +75,47 @@ def measure(label: str, keep: Any, rounds: int) -> None:
     del keep
 
 
+def with_history(boards: int, rounds: int) -> None:
+    """The charts' history as Nimbus's HTTP side keeps it, at ``boards`` boards (see the
+    module docstring), against the same state without it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # history_sample, beside this file
+    from history_sample import heartbeats, placed_state
+
+    from squall.nimbus.events import Tick
+    from squall.nimbus.history import History
+    from squall.nimbus.snapshot import Snapshot
+
+    with tempfile.TemporaryDirectory() as tmp:
+        st, nodes, executors = placed_state(tmp, boards, 5000)
+        gc.freeze()  # what was built before the heartbeats, as squall nimbus freezes its start
+        history = History()
+        for second in range(1, 45):
+            heartbeats(st, nodes, executors, float(second))
+            st.apply(Tick(float(second)))
+            if second % 2 == 0:
+                snap = Snapshot.of(st, float(second))
+                history.sample(snap, snap.now)
+        del snap
+        measure("the state and the charts' history (20 samples)", history, rounds)
+        del history
+        measure("the state alone", None, rounds)
+        gc.unfreeze()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=30, help="seconds of heartbeats in the window")
     parser.add_argument("--executors", type=int, default=5, help="executors per worker")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--history", action="store_true", help="the charts' history instead (see above)")
+    parser.add_argument("--boards", type=int, default=500, help="with --history")
     args = parser.parse_args(argv)
+    if args.history:
+        print(f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; {args.boards} boards", flush=True)
+        print("what is kept | objects tracked (whole process) | full collection CPU ms best | median", flush=True)
+        with_history(args.boards, args.rounds)
+        return 0
     print(
         f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; {args.workers} workers x "
         f"{args.samples} samples x {args.executors} executors",

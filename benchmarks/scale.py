@@ -27,7 +27,11 @@ Where the loop lag's tail comes from, over the same steady-state window: Nimbus'
 ``/metrics`` histograms of its loop steps (by message type, ``Tick``, ``publish``) and of the
 garbage collector's pauses (by generation), read just before and just after the window (the
 scrape itself runs outside it), printed as a ``#`` line under each row: how many steps and
-collections took 25 ms or more, and their total time; and Nimbus's counters of the window
+collections took 25 ms or more, and their total time, with the loop thread's CPU time
+where Nimbus measures it (a step of 25 ms of CPU is Nimbus's own work, not the machine's
+load); a ``loop turns`` line: the loop's turns between two polls (what a request waits
+for), how many took over 25 ms of wall and of CPU, and the slow ones by what took longest
+in them; and Nimbus's counters of the window
 (heartbeats read, heartbeats from boards it does not know or declared dead, registrations,
 ticks that found it behind a backlog). A ``#   sim`` line per phase (placing, the steady
 window, the rest) says what the simulated boards did: heartbeats sent, the longest gap
@@ -197,7 +201,12 @@ def _loop_histograms(http: str) -> Histograms:
                 if sample.name.endswith("_total"):
                     out[(family.name, sample.labels.get("event", ""), "count")] = sample.value
             continue
-        if family.name not in ("squall_nimbus_loop_step_seconds", "squall_nimbus_gc_pause_seconds"):
+        if family.name in SLOW_TURN_FAMILIES:
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    out[(family.name, sample.labels.get("longest", ""), "count")] = sample.value
+            continue
+        if family.name not in HISTOGRAM_FAMILIES:
             continue
         for sample in family.samples:
             label = sample.labels.get("kind", sample.labels.get("generation", ""))
@@ -210,24 +219,71 @@ def _loop_histograms(http: str) -> Histograms:
     return out
 
 
+HISTOGRAM_FAMILIES = (
+    "squall_nimbus_loop_step_seconds",
+    "squall_nimbus_loop_step_cpu_seconds",
+    "squall_nimbus_loop_turn_seconds",
+    "squall_nimbus_loop_turn_cpu_seconds",
+    "squall_nimbus_gc_pause_seconds",
+    "squall_nimbus_gc_pause_cpu_seconds",
+)
+SLOW_TURN_FAMILIES = (
+    "squall_nimbus_loop_slow_turns",
+    "squall_nimbus_loop_slow_turn_seconds",
+    "squall_nimbus_loop_slow_turn_cpu_seconds",
+)
+
+
+def _window(before: Histograms, after: Histograms, family: str, label: str) -> tuple[float, float, float]:
+    """(count, count over LONG_MS, sum s) of one histogram between two reads."""
+    n, up_to_long, total = (
+        after.get((family, label, le), 0.0) - before.get((family, label, le), 0.0) for le in ("+Inf", UNDER_LONG, "sum")
+    )
+    return n, n - up_to_long, total  # buckets are cumulative: the long ones are the rest
+
+
 def _causes(before: Histograms, after: Histograms) -> str:
     """What happened on the loop between two reads: per kind of step and per generation
-    collected, how many took more than LONG_MS, of how many, and their total time."""
+    collected, how many took more than LONG_MS (wall), of how many, their total time, and,
+    where Nimbus measures it, their thread's CPU time and how many took more than LONG_MS of
+    CPU (load-independent: the loop's own work, not its waits)."""
     parts = []
     for family, what in (("squall_nimbus_gc_pause_seconds", "gc gen"), ("squall_nimbus_loop_step_seconds", "")):
+        cpu_family = family.replace("_seconds", "_cpu_seconds")
         for label in sorted({k[1] for k in after if k[0] == family}):
-            n, up_to_long, total = (
-                after.get((family, label, le), 0.0) - before.get((family, label, le), 0.0)
-                for le in ("+Inf", UNDER_LONG, "sum")
-            )
-            long_n = n - up_to_long  # buckets are cumulative: the long ones are the rest
-            if n and (long_n or what):
-                parts.append(f"{what}{label}: {long_n:.0f} of {n:.0f} > {LONG_MS} ms, {total * 1e3:.0f} ms")
+            n, long_n, total = _window(before, after, family, label)
+            if n and (long_n or what or label in ("Tick", "publish", "full_gc")):
+                cpu_n, cpu_long, cpu_total = _window(before, after, cpu_family, label)
+                cpu = f" ({cpu_total * 1e3:.0f} ms CPU, {cpu_long:.0f} > {LONG_MS} ms of CPU)" if cpu_n else ""
+                parts.append(f"{what}{label}: {long_n:.0f} of {n:.0f} > {LONG_MS} ms, {total * 1e3:.0f} ms{cpu}")
     counted = []
     for event, what in NIMBUS_COUNTERS:
         key = ("squall_nimbus_events", event, "count")
         counted.append(f"{after.get(key, 0.0) - before.get(key, 0.0):.0f} {what}")
     return "; ".join(parts) + "; Nimbus counted " + ", ".join(counted)
+
+
+def _turns(before: Histograms, after: Histograms) -> str:
+    """The loop's turns between two reads (everything between two polls: what a request that
+    arrives meanwhile waits for): how many took more than LONG_MS of wall and of CPU time, and
+    the slow ones by what took longest in them (wall s, CPU s)."""
+    n, long_n, total = _window(before, after, "squall_nimbus_loop_turn_seconds", "")
+    if not n:
+        return "not measured by this Nimbus"
+    _cpu_n, cpu_long, cpu_total = _window(before, after, "squall_nimbus_loop_turn_cpu_seconds", "")
+    slow = []
+    for label in sorted({k[1] for k in after if k[0] == "squall_nimbus_loop_slow_turns"}):
+        count, wall, cpu = (
+            after.get((family, label, "count"), 0.0) - before.get((family, label, "count"), 0.0)
+            for family in SLOW_TURN_FAMILIES
+        )
+        if count:
+            slow.append((wall, f"{label} {count:.0f} ({wall * 1e3:.0f} ms, {cpu * 1e3:.0f} ms CPU)"))
+    longest = ", ".join(text for _wall, text in sorted(slow, reverse=True)) or "none"
+    return (
+        f"{n:.0f} turns, {total:.1f} s ({cpu_total:.1f} s CPU); {long_n:.0f} took > {LONG_MS} ms, "
+        f"{cpu_long:.0f} took > {LONG_MS} ms of CPU; the slow ones by their longest part: {longest}"
+    )
 
 
 # Nimbus's counters (squall_nimbus_events_total{event}) printed for the steady window.
@@ -278,6 +334,7 @@ class Figures:
     rebalance_cpu_s: float = float("nan")
     lag_over_50: int = 0  # probes of the window that waited 50 ms or more
     causes: str = ""  # the loop's long steps and collections in the window (see _causes)
+    turns: str = ""  # the loop's turns in the window, the slow ones by their longest part (see _turns)
     cpu_wait: str = ""  # the slow probes' wait, and the loop thread's CPU and run-queue wait (see Probe)
     sim: dict[str, str] = field(default_factory=dict)  # phase -> what the simulated boards did
     notes: list[str] = field(default_factory=list)
@@ -413,7 +470,9 @@ def run_scale(
                     f"{probe.slow_split(since, until)}; over the window the loop thread was on a CPU "
                     f"{loop1[0] - loop0[0]:.2f} s and waited for one {loop1[1] - loop0[1]:.2f} s"
                 )
-                fig.causes = _causes(loop_before, _loop_histograms(http))
+                loop_after = _loop_histograms(http)
+                fig.causes = _causes(loop_before, loop_after)
+                fig.turns = _turns(loop_before, loop_after)
                 fig.sim["steady"] = _sim_stats(command_queues, events).line()
                 fig.cpu_pct = 100.0 * (cpu1 - cpu0) / (until - since)
                 fig.rss_mb = nimbus_proc.memory_info().rss / 2**20
@@ -588,6 +647,7 @@ def main(argv: list[str] | None = None) -> int:
             f"loop: {f.causes or 'not read'}",
             flush=True,
         )
+        print(f"#   {f.boards} boards, loop turns: {f.turns or 'not read'}", flush=True)
         print(f"#   {f.boards} boards, waiting for a CPU: {f.cpu_wait or 'not read'}", flush=True)
         for phase, line in f.sim.items():
             print(f"#   sim, {phase}: {line}", flush=True)

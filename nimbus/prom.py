@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from squall.messages import LATENCY_BUCKETS_MS
-from squall.nimbus.loop_stats import STEP_BUCKETS_S, Histogram, LoopStats
+from squall.nimbus.loop_stats import SLOW_TURN_S, STEP_BUCKETS_S, Histogram, LoopStats
 from squall.nimbus.state import NimbusState
 from squall.nimbus.views import traffic_split
 
@@ -154,23 +154,61 @@ class NimbusCollector(Collector):
 
 
 def loop_families(stats: LoopStats) -> list[Any]:
-    """The loop's steps by kind and the collector's pauses by generation, as histograms."""
-    steps, pauses = stats.read()
+    """The loop's steps by kind, its turns, and the collector's pauses by generation, as
+    histograms (wall and CPU time); the slow turns by what took longest in them, as counters."""
+    read = stats.read()
     step = HistogramMetricFamily(
         "squall_nimbus_loop_step_seconds",
         "time the server loop spent on one step: a message by its type, a Tick, a snapshot publication",
         labels=["kind"],
     )
-    for kind, hist in sorted(steps.items()):
+    for kind, hist in sorted(read.steps.items()):
         step.add_metric([kind], _buckets(hist), hist.total_s)
+    step_cpu = HistogramMetricFamily(
+        "squall_nimbus_loop_step_cpu_seconds",
+        "CPU time of the server loop's thread during one step (wall time above it: the loop waited)",
+        labels=["kind"],
+    )
+    for kind, hist in sorted(read.step_cpu.items()):
+        step_cpu.add_metric([kind], _buckets(hist), hist.total_s)
+    turn = HistogramMetricFamily(
+        "squall_nimbus_loop_turn_seconds", "time the server loop spent between two polls of its socket"
+    )
+    turn.add_metric([], _buckets(read.turns), read.turns.total_s)
+    turn_cpu = HistogramMetricFamily(
+        "squall_nimbus_loop_turn_cpu_seconds", "CPU time of the server loop's thread between two polls"
+    )
+    turn_cpu.add_metric([], _buckets(read.turn_cpu), read.turn_cpu.total_s)
+    slow = CounterMetricFamily(
+        "squall_nimbus_loop_slow_turns",
+        f"turns of the server loop over {SLOW_TURN_S * 1e3:g} ms, by what took longest in them",
+        labels=["longest"],
+    )
+    slow_wall = CounterMetricFamily(
+        "squall_nimbus_loop_slow_turn_seconds", "wall time of those turns, by what took longest", labels=["longest"]
+    )
+    slow_cpu = CounterMetricFamily(
+        "squall_nimbus_loop_slow_turn_cpu_seconds", "CPU time of those turns, by what took longest", labels=["longest"]
+    )
+    for kind, turns in sorted(read.slow_turns.items()):
+        slow.add_metric([kind], turns.count)
+        slow_wall.add_metric([kind], turns.wall_s)
+        slow_cpu.add_metric([kind], turns.cpu_s)
     gc_pause = HistogramMetricFamily(
         "squall_nimbus_gc_pause_seconds",
         "pauses of the cyclic garbage collector (every thread waits), by generation collected",
         labels=["generation"],
     )
-    for generation, hist in sorted(pauses.items()):
+    for generation, hist in sorted(read.gc_pauses.items()):
         gc_pause.add_metric([str(generation)], _buckets(hist), hist.total_s)
-    return [step, gc_pause]
+    gc_cpu = HistogramMetricFamily(
+        "squall_nimbus_gc_pause_cpu_seconds",
+        "CPU time of the thread that ran each garbage collection, by generation collected",
+        labels=["generation"],
+    )
+    for generation, hist in sorted(read.gc_cpu.items()):
+        gc_cpu.add_metric([str(generation)], _buckets(hist), hist.total_s)
+    return [step, step_cpu, turn, turn_cpu, slow, slow_wall, slow_cpu, gc_pause, gc_cpu]
 
 
 def _buckets(hist: Histogram) -> list[tuple[str, float]]:

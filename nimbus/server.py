@@ -36,6 +36,21 @@ heartbeats wait in the kernel, unseen. With the probe, such a stall delays every
 verdict instead of killing them all; ``heard_until`` lags the clock by the probe's period
 and one trip through the loopback (about 0.1 s on an idle loop) when nothing stalls.
 
+Requests before heartbeats: the ROUTER hands over one message per waiting peer in turn, so
+a request that reaches a Nimbus behind on its heartbeats (hundreds of boards, a loop that
+waited for a CPU) used to wait for one heartbeat of every board with one queued, ~0.4 ms of
+CPU each: that backlog was the loop lag's tail at 500 boards. The loop now reads everything
+waiting (heartbeats into a queue of their own, at most ``BEATS_AT_MOST``), handles every other
+message as it is read, and handles the queued heartbeats in slices of ``BEATS_SLICE_S``,
+reading the socket again between slices: a request waits for at most one slice, however
+long the backlog. Not at the heartbeats' expense: while heartbeats wait, the time spent on
+messages handled ahead of them must be matched by as long on the heartbeats before another
+goes ahead (until then the others queue in turn), so a flood of requests cannot starve the
+heartbeats and delay the verdict on a silent board. A peer's messages keep their order
+(while one of its frames is queued, its next ones queue behind it), and silence is judged
+up to a probe's stamp only once every frame queued when the socket was then found empty has
+been handled.
+
 Time: the state is fed :func:`steady_clock`, wall time read once at start and advanced by
 the monotonic clock, so a step of the system clock (NTP sync on a board without a real-time
 clock) neither stops ticks nor declares every board dead.
@@ -49,9 +64,11 @@ import signal
 import struct
 import threading
 import time
+from collections import deque
 from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+import msgpack
 import zmq
 
 from squall import messages as M
@@ -67,7 +84,7 @@ from squall.nimbus.queries import QUERIES
 from squall.nimbus.snapshot import Snapshot
 from squall.nimbus.state import NimbusState
 from squall.security import ClusterKeys, release, secure_client, secure_server
-from squall.wire import MAX_FRAME_BYTES, Encoder, WireError, decode
+from squall.wire import MAX_FRAME_BYTES, PROTOCOL_VERSION, Encoder, WireError, decode
 
 if TYPE_CHECKING:
     from squall.nimbus.replication import Replica
@@ -89,6 +106,13 @@ PROBE_HWM = 100  # probes queued while the I/O thread stalls; beyond, newer ones
 PROBE_STAMP = struct.Struct("!d")
 STALL_WARN_S = 5.0  # heard_until this far behind is logged (once until it catches up)
 FRAME_SLACK = 64 * 1024  # ZeroMQ drops a peer above MAXMSGSIZE; the codec rejects above the frame limit
+# Heartbeats wait in a queue of their own (see "Requests before heartbeats" above). A heartbeat
+# frame starts with these bytes (squall.wire.encode: [version, "Heartbeat", fields]); a frame
+# that does not is handled as read, whatever it turns out to be.
+HEARTBEAT_HEAD = b"\x93" + msgpack.packb(PROTOCOL_VERSION) + msgpack.packb("Heartbeat")
+BEATS_SLICE_S = 0.002  # queued heartbeats handled between two reads of the socket
+BEATS_AT_MOST = 2000  # heartbeats read ahead at most; beyond, they wait in the socket as before
+DRAIN_AT_MOST = 1000  # messages handled per drain, so ticks still happen under a flood
 
 
 def steady_clock() -> Any:
@@ -173,6 +197,18 @@ class NimbusServer:
         # Ticks judge boards' silence at the latter, so neither a backlog in the socket nor
         # a stalled I/O thread kills a board.
         self._probe_read: float | None = None
+        # Heartbeats read, not yet handled (see "Requests before heartbeats" above), and how
+        # many frames of each peer wait among them (its next frames queue behind them).
+        self._beats: deque[list[bytes]] = deque()
+        self._queued_from: dict[bytes, int] = {}
+        # Frames queued and handled so far, and, each time the socket was found empty with a
+        # newer probe read, (that probe's stamp, frames queued by then), oldest first: once
+        # those frames are handled, everything that reached Nimbus before the stamp has been.
+        self._queued_n = self._handled_n = 0
+        self._marks: deque[tuple[float, int]] = deque()
+        # Seconds spent on messages handled ahead of queued heartbeats, not yet matched by as
+        # long on the heartbeats: while positive, other messages queue too (see _read).
+        self._owed_s = 0.0
         self._heard_until: float | None = None
         self._stall_logged = False
         self._published_mono = time.monotonic()
@@ -240,9 +276,12 @@ class NimbusServer:
                 if self._changed:
                     due = min(due, self._published_mono + self._publish_every)
                 timeout_ms = max(0, min(POLL_MS, int((due - time.monotonic()) * 1000) + 1))
-                ready = dict(poller.poll(timeout_ms))
-                if (self.sock not in ready or self._drain()) and self._probe_read is not None:
-                    self._heard_until = self._probe_read  # all that reached us before it was read
+                ready = dict(poller.poll(0 if self._beats else timeout_ms))
+                turn_started, turn_cpu = time.perf_counter(), time.thread_time()
+                if self.sock not in ready:
+                    self._found_empty()
+                if self.sock in ready or self._beats:
+                    self._drain(due)
                 if self._wake_r in ready:
                     try:
                         os.read(self._wake_r, 4096)
@@ -255,14 +294,17 @@ class NimbusServer:
                     late = mono - next_tick
                     self.loop_lag = (late, max(late, self.loop_lag[1]))
                     next_tick = max(next_tick + TICK_S, mono)  # after a stall: one tick, not a burst
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.thread_time()
                     now = self.clock()
                     self._log_stall(now)
                     self._execute(self._apply(Tick(now, heard_until=self._heard_until)))
-                    self.loop_stats.step("Tick", time.perf_counter() - started)
-                    self.full_collections.run_if_due()
+                    self.loop_stats.step("Tick", time.perf_counter() - started, time.thread_time() - cpu)
+                    started, cpu = time.perf_counter(), time.thread_time()
+                    if self.full_collections.run_if_due():
+                        self.loop_stats.step("full_gc", time.perf_counter() - started, time.thread_time() - cpu)
                 if self._changed and time.monotonic() - self._published_mono >= self._publish_every:
                     self._publish()
+                self.loop_stats.turn(time.perf_counter() - turn_started, time.thread_time() - turn_cpu)
         finally:
             # A log that ends without this line was cut short: SIGKILL (the OOM killer, a
             # forced stop) or the file itself deleted, never a clean stop.
@@ -313,25 +355,90 @@ class NimbusServer:
         except zmq.Again:  # PROBE_HWM probes wait already: the I/O thread is stalled
             pass
 
-    def _drain(self) -> bool:
-        """Handle what the socket holds, at most 1,000 messages (so ticks still happen under
-        a flood); True when it is empty."""
-        for _ in range(1000):
+    def _drain(self, due: float | None = None) -> bool:
+        """Handle what the socket holds, at most ``DRAIN_AT_MOST`` messages and, with queued
+        heartbeats, until the monotonic time ``due`` (the loop's next tick, probe or
+        publication), so those happen on time under a steady stream; heartbeats in slices
+        between reads (see "Requests before heartbeats" above). True when the socket was
+        found empty and no heartbeat waits."""
+        handled = 0
+        while True:
+            empty, n = self._read(DRAIN_AT_MOST - handled)
+            handled += n
+            if not self._beats:
+                return empty
+            if handled >= DRAIN_AT_MOST:
+                return False
+            started = time.perf_counter()
+            end = started + BEATS_SLICE_S
+            while self._beats and handled < DRAIN_AT_MOST:
+                parts = self._beats.popleft()
+                left = self._queued_from[parts[0]] - 1
+                if left:
+                    self._queued_from[parts[0]] = left
+                else:
+                    del self._queued_from[parts[0]]
+                self._on_frames(parts)
+                self._handled_n += 1
+                handled += 1
+                if time.perf_counter() >= end:
+                    break
+            self._owed_s = max(0.0, self._owed_s - (time.perf_counter() - started)) if self._beats else 0.0
+            self._settle()
+            if due is not None and time.monotonic() >= due:  # after one slice at least: progress
+                return False
+
+    def _read(self, at_most: int) -> tuple[bool, int]:
+        """Read until the socket is empty (then True), ``at_most`` messages were handled, or
+        ``BEATS_AT_MOST`` heartbeats wait: queue heartbeats, and what a peer sends behind a
+        queued frame of its own; handle the rest now. Returns (found empty, handled)."""
+        handled = 0
+        while handled < at_most and len(self._beats) < BEATS_AT_MOST:
             try:
                 parts = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return True
-            if parts[0] == self._probe_id and len(parts) == 2 and len(parts[1]) == PROBE_STAMP.size:
+                self._found_empty()
+                return True, handled
+            peer = parts[0]
+            if peer == self._probe_id and len(parts) == 2 and len(parts[1]) == PROBE_STAMP.size:
                 (stamp,) = PROBE_STAMP.unpack(parts[1])
                 self._probe_read = stamp if self._probe_read is None else max(stamp, self._probe_read)
                 continue
+            if (
+                peer in self._queued_from
+                or parts[-1][: len(HEARTBEAT_HEAD)] == HEARTBEAT_HEAD
+                or (self._beats and self._owed_s > 0.0)  # others had their share: wait in turn
+            ):
+                self._beats.append(parts)
+                self._queued_from[peer] = self._queued_from.get(peer, 0) + 1
+                self._queued_n += 1
+                continue
+            started = time.perf_counter()
             self._on_frames(parts)
-        return False
+            if self._beats:
+                self._owed_s += time.perf_counter() - started
+            handled += 1
+        return False, handled
+
+    def _found_empty(self) -> None:
+        """The socket was found empty: what reached Nimbus before the newest probe read has
+        been read, and is handled once the frames queued by now are (see "Silence" above).
+        A stamp already marked keeps its earlier mark, which needs fewer frames handled."""
+        stamp = self._probe_read
+        if stamp is not None and (not self._marks or stamp > self._marks[-1][0]):
+            if self._heard_until is None or stamp > self._heard_until:
+                self._marks.append((stamp, self._queued_n))
+        self._settle()
+
+    def _settle(self) -> None:
+        """Advance ``heard_until`` to the newest marked stamp whose frames have all been handled."""
+        while self._marks and self._handled_n >= self._marks[0][1]:
+            self._heard_until = self._marks.popleft()[0]
 
     def _on_frames(self, parts: list[bytes]) -> None:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         kind = self._on_frames_of(parts)
-        self.loop_stats.step(kind, time.perf_counter() - started)
+        self.loop_stats.step(kind, time.perf_counter() - started, time.thread_time() - cpu)
 
     def _on_frames_of(self, parts: list[bytes]) -> str:
         """Handle one message; the kind of step it was (its type, or the fault)."""
@@ -394,13 +501,13 @@ class NimbusServer:
 
     def _publish(self) -> None:
         """Replace the snapshot readers see by a copy of the state as it is now."""
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         self.published = Snapshot.of(self.state, self.clock(), self.published)
         self.publications += 1
         self._changed = self._wrote = False
         self._published_mono = time.monotonic()
         took = self._published_mono - started
-        self.loop_stats.step("publish", took)
+        self.loop_stats.step("publish", took, time.thread_time() - cpu)
         self._publish_every = max(PUBLISH_S, took / PUBLISH_COST_SHARE)
 
     def _fault(self, kind: str, detail: str) -> None:
