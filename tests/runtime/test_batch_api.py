@@ -598,11 +598,13 @@ def test_an_interrupted_batch_requeues_the_runs_that_did_not_reach_user_code(con
 # -- emit_many to another worker's tasks -------------------------------------------------
 
 
-def _remote_engine(topology: type[Topology], conf: dict, local_components: set[str]) -> tuple[Any, list, list]:
-    """An engine running only the executors of ``local_components``; what it sends to the
-    others is captured: (engine, items through the per-tuple sink, (task, Rows) through the
-    run sink)."""
-    local = {e.id for e in topology.spec.executors_with_ackers(1) if e.component in local_components}
+def _remote_engine(
+    topology: type[Topology], conf: dict, local_components: set[str], local_ids: frozenset[int] = frozenset()
+) -> tuple[Any, list, list]:
+    """An engine running only the executors of ``local_components`` (and ``local_ids``); what
+    it sends to the others is captured: (engine, items through the per-tuple sink, (task,
+    Rows) through the run sink)."""
+    local = {e.id for e in topology.spec.executors_with_ackers(1) if e.component in local_components} | set(local_ids)
     items: list = []
     runs: list = []
     engine = start_engine(
@@ -642,17 +644,7 @@ def test_emit_many_to_another_worker_sends_each_list_as_one_run_without_tuples()
 def test_emit_many_splits_a_list_between_a_local_task_and_another_worker_s() -> None:
     # one sink task local, the other remote: the local one gets tuples, the remote one runs
     local_sink = next(e for e in Shuffled.spec.executors_with_ackers(1) if e.component == "sink")
-    local = {e.id for e in Shuffled.spec.executors_with_ackers(1) if e.component == "spout"} | {local_sink.id}
-    items: list = []
-    runs: list = []
-    engine = start_engine(
-        Shuffled,
-        NO_ACKERS,
-        executor_ids=local,
-        remote_sink=lambda _task: items.append,
-        remote_run_sink=lambda _task: lambda task, run: runs.append((task, run)),
-    )
-    pump(engine)
+    engine, items, runs = _remote_engine(Shuffled, NO_ACKERS, {"spout"}, frozenset({local_sink.id}))
     (local_inst,) = instances(engine, "sink")
     remote = [values[0] for task, run in runs for values in run.rows] + [tup.values[0] for _t, tup in items]
     assert {task for task, _ in runs} == {t for t, _ in items} and local_sink.first_task not in {t for t, _ in runs}

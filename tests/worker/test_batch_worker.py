@@ -19,20 +19,15 @@ A_EXECUTORS, B_EXECUTORS = [0, 3, 4], [1, 2]
 TREES = 3_000
 
 
-def test_every_tree_of_a_batch_chain_over_two_workers_completes(env):
+def _start_two_workers(env, a_executors: list[int], b_executors: list[int], conf: dict):
+    """Workers A and B of BatchChain with these executors, started from one bundle; returns
+    (port A, port B, their launch files, metric(port, executor) from the last heartbeat)."""
     tmp, sup, procs = env
     bundle = make_bundle(tmp, "batch_app")
     a, b = free_port(), free_port()
-    placement = {e: f"127.0.0.1:{a}" for e in A_EXECUTORS} | {e: f"127.0.0.1:{b}" for e in B_EXECUTORS}
-    conf = {
-        "topology.acker.executors": 1,
-        "squall.worker.heartbeat.secs": 0.2,
-        "topology.max.spout.pending": 500,
-        "app.limit": TREES,
-        "app.run": 25,
-    }
+    placement = {e: f"127.0.0.1:{a}" for e in a_executors} | {e: f"127.0.0.1:{b}" for e in b_executors}
     launches = {}
-    for port, executors in ((a, A_EXECUTORS), (b, B_EXECUTORS)):
+    for port, executors in ((a, a_executors), (b, b_executors)):
         launches[port] = write_launch(
             tmp / f"w{port}.launch", BatchChain.spec, port, executors, placement, sup.endpoint, bundle, conf
         )
@@ -41,6 +36,20 @@ def test_every_tree_of_a_batch_chain_over_two_workers_completes(env):
     def metric(port: int, executor: int):
         hb = sup.last(port)
         return by_executor(hb)[executor] if hb is not None else None
+
+    return a, b, launches, metric
+
+
+def test_every_tree_of_a_batch_chain_over_two_workers_completes(env):
+    _tmp, sup, procs = env
+    conf = {
+        "topology.acker.executors": 1,
+        "squall.worker.heartbeat.secs": 0.2,
+        "topology.max.spout.pending": 500,
+        "app.limit": TREES,
+        "app.run": 25,
+    }
+    a, b, launches, metric = _start_two_workers(env, A_EXECUTORS, B_EXECUTORS, conf)
 
     def done() -> bool:
         spout = metric(a, 3)
@@ -63,22 +72,10 @@ def test_every_tree_of_a_batch_chain_over_two_workers_completes(env):
 def test_acking_off_the_spout_s_runs_reach_both_middles_whole_and_counted_once(env):
     # Acking off, the spout's emit_many hands the remote middle's share to the outbox as one
     # run per call (no Tuple built on A for it) and the local middle's as tuples.
-    tmp, sup, procs = env
-    bundle = make_bundle(tmp, "batch_app")
-    a, b = free_port(), free_port()
+    _tmp, sup, procs = env
     a_executors, b_executors = [0, 3], [1, 2]  # no acker
-    placement = {e: f"127.0.0.1:{a}" for e in a_executors} | {e: f"127.0.0.1:{b}" for e in b_executors}
     conf = {"topology.acker.executors": 0, "squall.worker.heartbeat.secs": 0.2, "app.limit": TREES, "app.run": 25}
-    launches = {}
-    for port, executors in ((a, a_executors), (b, b_executors)):
-        launches[port] = write_launch(
-            tmp / f"w{port}.launch", BatchChain.spec, port, executors, placement, sup.endpoint, bundle, conf
-        )
-        procs.worker(launches[port])
-
-    def metric(port: int, executor: int):
-        hb = sup.last(port)
-        return by_executor(hb)[executor] if hb is not None else None
+    a, b, launches, metric = _start_two_workers(env, a_executors, b_executors, conf)
 
     def done() -> bool:
         sink = metric(b, 2)
