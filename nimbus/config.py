@@ -55,6 +55,9 @@ RESCHEDULE_INTERVAL = "topology.reschedule.interval.secs"
 RESCHEDULE_TIMEOUT = "topology.reschedule.timeout.secs"
 TRAFFIC_IMPROVEMENT = "topology.traffic.improvement"
 RESCHEDULE_BACKOFF = "topology.reschedule.backoff.secs"
+# Probation (nimbus/probation.py): how much worse, in percent, before a change is rolled back.
+PROBATION_AVG_WORSE = "topology.probation.avg.worse"
+PROBATION_P99_WORSE = "topology.probation.p99.worse"
 MIGRATION_DRAIN = "topology.migration.drain.secs"
 MIGRATION_RELEASE = "topology.migration.release.secs"
 MIGRATION_ACQUIRE = "topology.migration.acquire.secs"
@@ -73,6 +76,8 @@ NIMBUS_DEFAULTS: dict[str, Any] = {
     RESCHEDULE_TIMEOUT: 60.0,  # at least this long between two applied changes
     TRAFFIC_IMPROVEMENT: 10.0,  # percent of inter-node traffic a proposal must save
     RESCHEDULE_BACKOFF: 120.0,  # the loop's pause after a roll-back (doubling while they repeat)
+    PROBATION_AVG_WORSE: 10.0,  # percent: a change that raised the average latency more is rolled back
+    PROBATION_P99_WORSE: 25.0,  # percent, the same for the p99 (judged from 1,000 latencies up)
     MIGRATION_DRAIN: 5.0,  # PAUSE: longest wait for in-flight tuples to land
     MIGRATION_RELEASE: 5.0,  # RELEASE: longest wait for the moved executors' snapshots
     MIGRATION_ACQUIRE: 30.0,  # ACQUIRE: longest wait for every new worker to run
@@ -91,6 +96,8 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     RESCHEDULE_TIMEOUT: (0.0, 1e7, False),
     TRAFFIC_IMPROVEMENT: (0.0, 100.0, False),
     RESCHEDULE_BACKOFF: (0.0, 1e7, False),
+    PROBATION_AVG_WORSE: (0.0, 1e6, False),  # 1e6 percent: "practically never judged"
+    PROBATION_P99_WORSE: (0.0, 1e6, False),
     MIGRATION_DRAIN: (0.0, 3600.0, False),
     MIGRATION_RELEASE: (0.0, 3600.0, False),
     MIGRATION_ACQUIRE: (0.0, 3600.0, False),

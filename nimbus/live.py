@@ -36,7 +36,7 @@ from squall.nimbus.commands import DeleteMigration, SaveMigration
 from squall.nimbus.event_log import EventLog
 from squall.nimbus.migration import DONE, Migration, Migrations, advance, observe
 from squall.nimbus.placement import map_ports, place, spread_caps, standby_caps
-from squall.nimbus.probation import COOLDOWN_S, ROLLED_BACK, Measured, Probation, Rejections, verdict
+from squall.nimbus.probation import COOLDOWN_S, ROLLED_BACK, Margins, Measured, Probation, Rejections, verdict
 from squall.nimbus.rebalance_policy import (
     ADAPTIVE,
     LATENCY,
@@ -366,12 +366,14 @@ class LiveRebalancing:
                 continue
             if probation.since is None or name in self.migrations:
                 continue
-            if now - probation.since < self.loop_conf(rec).window_s + 1.0:
+            lc = self.loop_conf(rec)
+            if now - probation.since < lc.window_s + 1.0:
                 continue
             del self.probations[name]
             after = self.measured(rec)
-            outcome, why = verdict(probation.before, after)
-            seen = views.stats_view(rec, self.nimbus.metrics, self.loop_conf(rec).window_s)
+            margins = Margins(lc.avg_worse_pct / 100.0, lc.p99_worse_pct / 100.0)
+            outcome, why = verdict(probation.before, after, margins)
+            seen = views.stats_view(rec, self.nimbus.metrics, lc.window_s)
             figures = {k: seen[k] for k in ("inter_node_tps", "inter_worker_tps", "nodes_used", "workers")}
             # judged_at: when the verdict fell, so a client can tell what it measured before it.
             update: dict[str, Any] = {
@@ -384,7 +386,6 @@ class LiveRebalancing:
                 self.loop_clocks.kept(name)
                 log.info("topology %s: change kept after probation: %s", name, why)
                 continue
-            lc = self.loop_conf(rec)
             held = self.loop_clocks.rolled_back(name, self.clock(rec), now, lc.backoff_s, COOLDOWN_S)
             update["decision"] = ROLLED_BACK
             update["loop_held_s"] = round(held - now, 3)

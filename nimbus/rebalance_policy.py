@@ -74,6 +74,8 @@ class LoopConf:
     release_s: float
     acquire_s: float
     backoff_s: float = 120.0
+    avg_worse_pct: float = 10.0  # probation's margins (nimbus/probation.py)
+    p99_worse_pct: float = 25.0
 
     @classmethod
     def of(cls, conf: Mapping[str, Any], nimbus_conf: Mapping[str, Any]) -> LoopConf:
@@ -90,6 +92,8 @@ class LoopConf:
             release_s=get(C.MIGRATION_RELEASE),
             acquire_s=get(C.MIGRATION_ACQUIRE),
             backoff_s=get(C.RESCHEDULE_BACKOFF),
+            avg_worse_pct=get(C.PROBATION_AVG_WORSE),
+            p99_worse_pct=get(C.PROBATION_P99_WORSE),
         )
 
 

@@ -26,6 +26,8 @@ from tests.nimbus.nimbus_helpers import heartbeat, new_state, register, reply, s
         pytest.param("topology.max.spout.pending", None, id="unlimited pending"),
         pytest.param("squall.transfer.batch.size", 10**9, id="a batch of a billion"),
         pytest.param("topology.traffic.improvement", 250.0, id="more than 100 percent"),
+        pytest.param("topology.probation.p99.worse", -5.0, id="a p99 margin below zero"),
+        pytest.param("topology.probation.avg.worse", "ten", id="a margin that is not a number"),
         pytest.param("squall.transfer.hwm", 2.5, id="a fraction where an integer is needed"),
         pytest.param("topology.tick.tuple.freq.secs", float("inf"), id="infinity"),
     ],

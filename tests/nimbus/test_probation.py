@@ -7,7 +7,9 @@ from squall import messages as M
 from squall.nimbus.probation import (
     KEPT,
     MIN_SAMPLES,
+    MIN_TAIL_SAMPLES,
     ROLLED_BACK,
+    Margins,
     Measured,
     Rejections,
     signature,
@@ -32,12 +34,33 @@ def test_average_up_more_than_ten_percent_rolls_back():
 
 
 def test_p99_up_more_than_a_quarter_rolls_back_even_when_the_average_fell():
-    outcome, why = verdict(Measured(2.0, 5.0, 500), Measured(1.5, 6.5, 500))
+    outcome, why = verdict(Measured(2.0, 5.0, 5000), Measured(1.5, 6.5, 5000))
     assert outcome == ROLLED_BACK and "p99" in why and "average" not in why
 
 
 def test_within_the_margins_the_change_is_kept():
-    assert verdict(Measured(2.0, 5.0, 500), Measured(2.19, 6.2, 500))[0] == KEPT
+    assert verdict(Measured(2.0, 5.0, 5000), Measured(2.19, 6.2, 5000))[0] == KEPT
+
+
+def test_a_p99_from_fewer_than_a_thousand_latencies_is_not_judged_and_the_reason_says_so():
+    # From 500 latencies the p99 is the window's five slowest: a tenfold rise of those alone
+    # does not roll back a change whose average fell; the same rise over 1,000 does.
+    few = MIN_TAIL_SAMPLES - 1
+    outcome, why = verdict(Measured(2.0, 5.0, few), Measured(1.5, 50.0, few))
+    assert outcome == KEPT and "p99 not judged" in why and str(MIN_TAIL_SAMPLES) in why
+    outcome, why = verdict(Measured(2.0, 5.0, MIN_TAIL_SAMPLES), Measured(1.5, 50.0, MIN_TAIL_SAMPLES))
+    assert outcome == ROLLED_BACK and "p99" in why
+    # The average is judged from MIN_SAMPLES up, whatever the tail.
+    assert verdict(Measured(2.0, 5.0, few), Measured(3.0, 5.0, few))[0] == ROLLED_BACK
+
+
+def test_the_margins_are_the_topology_s_to_set():
+    before, after = Measured(2.0, 5.0, 5000), Measured(2.6, 9.0, 5000)  # +30% average, +80% p99
+    assert verdict(before, after)[0] == ROLLED_BACK
+    outcome, why = verdict(before, after, Margins(avg_worse=0.5, p99_worse=1.0))
+    assert outcome == KEPT, why
+    outcome, why = verdict(before, after, Margins(avg_worse=0.5, p99_worse=0.5))
+    assert outcome == ROLLED_BACK and "p99" in why and "+50%" in why and "average" not in why
 
 
 def test_too_few_samples_keep_the_change_and_say_so():
@@ -103,6 +126,18 @@ def test_a_change_that_made_latency_worse_is_rolled_back_and_not_proposed_again(
     assert later, "the loop looked again after the roll-back"
     assert all(e["decision"] == "declined" for e in later)
     assert any("rolled back before" in e["reason"] for e in later)
+
+
+def test_a_topology_that_allows_a_larger_rise_keeps_the_change():
+    """The same tripled latency as above, with margins of 500% set in the topology's conf:
+    kept, and the event says what was measured."""
+    conf = {"topology.probation.avg.worse": 500.0, "topology.probation.p99.worse": 500.0}
+    st, applied = _apply_online_change(latency_after=6.0, conf=conf)
+    judged = next(e for e in events(st) if e["id"] == applied["id"])
+    assert judged["decision"] == "applied" and judged["measured_after"]["avg_ms"] == 6.0
+    assert judged["probation"].startswith("average 2 -> 6 ms"), judged["probation"]
+    assert not any(e.get("rolls_back") == applied["id"] for e in events(st))
+    assert st.rebalances[("t", ROLLED_BACK)] == 0
 
 
 def test_the_catch_up_after_the_pause_is_not_judged_as_the_new_placement():
