@@ -181,6 +181,71 @@ class Probe(threading.Thread):
         )
 
 
+# What Prometheus 3 asks for (its default scrape protocols, in its order of preference).
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+    "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,"
+    "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+)
+
+
+class Scraper(threading.Thread):
+    """Scrapes Nimbus's ``/metrics`` every ``period_s`` (the first at once) as Prometheus
+    would, and keeps for each scrape: (started, ended, body bytes, Nimbus's loop thread's CPU
+    s, the other threads' CPU s) over the scrape. The page is rendered on an HTTP thread (one
+    per request, gone when it is read: so the other threads' CPU is the process's, counted in
+    10 ms ticks, less the loop thread's), so their CPU during a scrape is mostly the render
+    (ZeroMQ's I/O thread and the history sampler run meanwhile too), holding the interpreter
+    lock the loop needs."""
+
+    def __init__(self, http: str, period_s: float, loop_pid: int) -> None:
+        super().__init__(daemon=True)
+        self.http, self.period_s, self.loop_pid = http, period_s, loop_pid
+        self.scrapes: list[tuple[float, float, int, float, float]] = []
+        self.failures: list[str] = []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        from urllib.request import Request, urlopen
+
+        import psutil
+
+        nimbus = psutil.Process(self.loop_pid)
+        while not self.stopped.is_set():
+            before = _schedstat(self.loop_pid), sum(nimbus.cpu_times()[:2])
+            started = time.time()
+            try:
+                with urlopen(
+                    Request(f"{self.http}/metrics", headers={"Accept": PROMETHEUS_ACCEPT}), timeout=CLIENT_TIMEOUT_S
+                ) as page:
+                    size = len(page.read())
+            except OSError as exc:
+                self.failures.append(str(exc)[:80])
+                size = -1
+            ended = time.time()
+            after = _schedstat(self.loop_pid), sum(nimbus.cpu_times()[:2])
+            loop_cpu = after[0][0] - before[0][0]
+            self.scrapes.append((started, ended, size, loop_cpu, after[1] - before[1] - loop_cpu))
+            self.stopped.wait(max(0.0, self.period_s - (ended - started)))
+
+    def summary(self, probe: Probe, since: float, until: float) -> str:
+        """The scrapes, and the probes sent while one was under way."""
+        done = [x for x in self.scrapes if x[2] >= 0]
+        if not done:
+            return f"no scrape answered ({'; '.join(self.failures[:2]) or 'none made'})"
+        walls = [(end - start) * 1e3 for start, end, *_ in done]
+        others = [x[4] * 1e3 for x in done]
+        during = [r * 1e3 for at, r in list(probe.samples) if any(start <= at <= end for start, end, *_ in done)]
+        return (
+            f"{len(done)} scrapes of {done[-1][2] / 1e6:.2f} MB, each {statistics.median(walls):.0f} ms "
+            f"(max {max(walls):.0f}) of wall, Nimbus's other threads on a CPU {statistics.median(others):.0f} ms "
+            f"(max {max(others):.0f}) and its loop thread {statistics.median(x[3] * 1e3 for x in done):.0f} ms "
+            f"meanwhile; {len(during)} probes sent during a scrape"
+            + (f", the longest {max(during):.1f} ms" if during else "")
+            + (f"; {len(self.failures)} failed" if self.failures else "")
+        )
+
+
 LONG_MS = 25  # a step or collection taking more than this is counted in the causes line
 UNDER_LONG = "0.025"  # the histogram bucket bound (s) up to which a step is not long
 Histograms = dict[tuple[str, str, str], float]  # (family, label value, le or "sum") -> value
@@ -337,6 +402,8 @@ class Figures:
     turns: str = ""  # the loop's turns in the window, the slow ones by their longest part (see _turns)
     cpu_wait: str = ""  # the slow probes' wait, and the loop thread's CPU and run-queue wait (see Probe)
     sim: dict[str, str] = field(default_factory=dict)  # phase -> what the simulated boards did
+    # With --scrape-every: a second steady window with /metrics scraped (see Scraper).
+    scraping: str = ""
     notes: list[str] = field(default_factory=list)
 
 
@@ -345,6 +412,24 @@ def _chain_spec(executors: int) -> dict[str, Any]:
 
     stages = 10
     return chain_topology(stages, max(1, executors // stages)).spec.to_dict()
+
+
+def _scraping_window(http: str, every_s: float, measure_s: float, loop_pid: int, probe: Probe) -> str:
+    """A steady window like the first, with ``/metrics`` scraped every ``every_s`` s: the
+    probes' lag in it, and what the scrapes cost."""
+    scraper = Scraper(http, every_s, loop_pid)
+    since = time.time()
+    scraper.start()
+    time.sleep(measure_s)
+    until = time.time()
+    scraper.stopped.set()
+    scraper.join(CLIENT_TIMEOUT_S)
+    median, p99, samples = probe.lag_ms(since, until)
+    over = sum(1 for r in probe.rtts_ms(since, until) if r >= 50.0)
+    return (
+        f"lag median {median:.1f} ms, p99 {p99:.1f} ms, {over} of {samples} probes >= 50 ms; "
+        f"{scraper.summary(probe, since, until)}"
+    )
 
 
 def _wait(events: Any, until: float, want: Any) -> bool:
@@ -371,6 +456,7 @@ def run_scale(
     boards_nice: int = 0,
     nimbus_set: tuple[str, ...] = (),
     nimbus_nice: int | None = None,
+    scrape_every_s: float | None = None,
 ) -> Figures:
     import psutil
 
@@ -478,6 +564,8 @@ def run_scale(
                 fig.rss_mb = nimbus_proc.memory_info().rss / 2**20
                 fig.lag_median_ms, fig.lag_p99_ms, fig.lag_samples = probe.lag_ms(since, until)
                 fig.lag_over_50 = sum(1 for r in probe.rtts_ms(since, until) if r >= 50.0)
+                if scrape_every_s is not None:
+                    fig.scraping = _scraping_window(http, scrape_every_s, measure_s, nimbus.pid, probe)
 
                 # A lost board.
                 victim = sorted(n for n, _ in placed_workers)[0]
@@ -610,6 +698,14 @@ def main(argv: list[str] | None = None) -> int:
         help="a setting of Nimbus's (squall nimbus --set), e.g. nimbus.gc.full.secs=0 for CPython's own "
         "full collections",
     )
+    parser.add_argument(
+        "--scrape-every",
+        type=float,
+        default=None,
+        metavar="S",
+        help="after the steady window, a second one as long with Nimbus's /metrics scraped every S s as "
+        "Prometheus would (the first at once): the lag with scrapes beside the lag without, and each scrape's cost",
+    )
     args = parser.parse_args(argv)
     print(
         f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
@@ -635,6 +731,7 @@ def main(argv: list[str] | None = None) -> int:
             args.boards_nice,
             tuple(args.nimbus_set),
             args.nimbus_nice,
+            args.scrape_every,
         )
         print(
             f"{f.boards} | {f.place_s:.2f} ({f.place_cpu_s:.2f}) | {f.lag_median_ms:.1f} | {f.lag_p99_ms:.1f} | "
@@ -649,6 +746,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"#   {f.boards} boards, loop turns: {f.turns or 'not read'}", flush=True)
         print(f"#   {f.boards} boards, waiting for a CPU: {f.cpu_wait or 'not read'}", flush=True)
+        if f.scraping:
+            print(f"#   {f.boards} boards, scraping /metrics every {args.scrape_every:g} s: {f.scraping}", flush=True)
         for phase, line in f.sim.items():
             print(f"#   sim, {phase}: {line}", flush=True)
     return 0
