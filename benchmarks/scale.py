@@ -592,7 +592,8 @@ def run_scale(
                 cpu1, loop1 = nimbus_cpu_s(), _schedstat(nimbus.pid)
                 fig.cpu_wait = (
                     f"{probe.slow_split(since, until)}; over the window the loop thread was on a CPU "
-                    f"{loop1[0] - loop0[0]:.2f} s and waited for one {loop1[1] - loop0[1]:.2f} s"
+                    f"{loop1[0] - loop0[0]:.2f} s and waited for one {loop1[1] - loop0[1]:.2f} s, "
+                    f"its other threads on a CPU {(cpu1 - cpu0) - (loop1[0] - loop0[0]):.2f} s"
                 )
                 loop_after = _loop_histograms(http)
                 fig.causes = _causes(loop_before, loop_after)

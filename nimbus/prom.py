@@ -236,25 +236,32 @@ def render(collector: NimbusCollector, encoder: Callable[[Collector], bytes]) ->
         return encoder(collector)
     rows, others = collector.collect_split()
     out: list[str] = []
-    # One label set per executor, shared by its counter series; the load's rows are the
-    # executors with a rate, in the same order, so most find their label set here.
+    # One label set per executor, shared by its six series; each distinct value escaped once.
+    escaped: dict[str, str] = {}
+
+    def esc(value: str) -> str:
+        got = escaped.get(value)
+        if got is None:
+            got = escaped[value] = _escape_value(value)
+        return got
+
     label_sets: dict[tuple[str, str, str], str] = {}
-    for topology, component, ex, _counts in rows.counted:
-        label_sets[(topology, component, ex)] = _labels(topology, component, ex)
+
+    def labels_of(key: tuple[str, str, str]) -> str:
+        got = label_sets.get(key)
+        if got is None:
+            topology, component, ex = key
+            got = label_sets[key] = f'{{component="{esc(component)}",executor="{esc(ex)}",topology="{esc(topology)}"}}'
+        return got
+
+    counted = [(labels_of(row[:3]), row[3]) for row in rows.counted]
     for k, (name, doc) in enumerate(EXECUTOR_COUNTERS):
         _header(out, name, doc, "counter", open_metrics)
         sample = f"{name}_total"
-        out.extend(
-            [
-                f"{sample}{label_sets[(topology, component, ex)]} {_go_float(counts[k])}\n"
-                for topology, component, ex, counts in rows.counted
-            ]
-        )
+        out.extend([f"{sample}{labels} {_go_float(counts[k])}\n" for labels, counts in counted])
     name, doc = EXECUTOR_LOAD
     _header(out, name, doc, "gauge", open_metrics)
-    for topology, component, ex, rate in rows.loads:
-        labels = label_sets.get((topology, component, ex)) or _labels(topology, component, ex)
-        out.append(f"{name}{labels} {_go_float(rate)}\n")
+    out.extend([f"{name}{labels_of(row[:3])} {_go_float(row[3])}\n" for row in rows.loads])
     return "".join(out).encode() + encoder(_Families(others))
 
 
@@ -266,12 +273,6 @@ def _header(out: list[str], name: str, doc: str, kind: str, open_metrics: bool) 
         shown = f"{name}_total" if kind == "counter" else name
         out.append(f"# HELP {shown} {doc.replace(chr(92), chr(92) * 2).replace(chr(10), chr(92) + 'n')}\n")
         out.append(f"# TYPE {shown} {kind}\n")
-
-
-def _labels(topology: str, component: str, ex: str) -> str:
-    """An executor's label set, label names sorted as both formats write them."""
-    component, ex, topology = _escape_value(component), _escape_value(ex), _escape_value(topology)
-    return f'{{component="{component}",executor="{ex}",topology="{topology}"}}'
 
 
 def _escape_value(value: str) -> str:
