@@ -408,6 +408,8 @@ class Figures:
     sim: dict[str, str] = field(default_factory=dict)  # phase -> what the simulated boards did
     # With --scrape-every: a second steady window with /metrics scraped (see Scraper).
     scraping: str = ""
+    scrape_lag_p99_ms: float = float("nan")  # the probes' p99 in that window
+    scrape_cpu_ms: float = float("nan")  # Nimbus's CPU besides its loop thread during a scrape, median
     rebalance_read: str = ""  # the lost board's repair, and the window the rebalance was planned on
     notes: list[str] = field(default_factory=list)
 
@@ -452,9 +454,9 @@ def _planned_on(event: dict[str, Any]) -> str:
     )
 
 
-def _scraping_window(http: str, every_s: float, measure_s: float, loop_pid: int, probe: Probe) -> str:
+def _scraping_window(fig: Figures, http: str, every_s: float, measure_s: float, loop_pid: int, probe: Probe) -> None:
     """A steady window like the first, with ``/metrics`` scraped every ``every_s`` s: the
-    probes' lag in it, and what the scrapes cost."""
+    probes' lag in it, and what the scrapes cost (into ``fig``)."""
     scraper = Scraper(http, every_s, loop_pid)
     since = time.time()
     scraper.start()
@@ -464,7 +466,11 @@ def _scraping_window(http: str, every_s: float, measure_s: float, loop_pid: int,
     scraper.join(CLIENT_TIMEOUT_S)
     median, p99, samples = probe.lag_ms(since, until)
     over = sum(1 for r in probe.rtts_ms(since, until) if r >= 50.0)
-    return (
+    fig.scrape_lag_p99_ms = p99
+    done = [x[4] * 1e3 for x in scraper.scrapes if x[2] >= 0]
+    if done:
+        fig.scrape_cpu_ms = statistics.median(done)
+    fig.scraping = (
         f"lag median {median:.1f} ms, p99 {p99:.1f} ms, {over} of {samples} probes >= 50 ms; "
         f"{scraper.summary(probe, since, until)}"
     )
@@ -604,7 +610,7 @@ def run_scale(
                 fig.lag_median_ms, fig.lag_p99_ms, fig.lag_samples = probe.lag_ms(since, until)
                 fig.lag_over_50 = sum(1 for r in probe.rtts_ms(since, until) if r >= 50.0)
                 if scrape_every_s is not None:
-                    fig.scraping = _scraping_window(http, scrape_every_s, measure_s, nimbus.pid, probe)
+                    _scraping_window(fig, http, scrape_every_s, measure_s, nimbus.pid, probe)
 
                 # A lost board.
                 victim = sorted(n for n, _ in placed_workers)[0]
