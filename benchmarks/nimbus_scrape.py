@@ -81,18 +81,24 @@ def main(argv: list[str] | None = None) -> int:
             heartbeats(st, nodes, executors, float(second))
             st.apply(Tick(float(second)))
         size = 0
+        # One collector for every round, as the HTTP side keeps one (render keeps the
+        # executors' label sets on it between scrapes); each round reads its own snapshot.
+        published: list[Snapshot] = []
+        collector = prom.NimbusCollector(
+            st, lambda: published[-1].now, source=lambda: (published[-1], published[-1].now)
+        )
         for k in range(args.rounds):
             now = float(args.seconds + 1 + k)
             heartbeats(st, nodes, executors, now)
             st.apply(Tick(now))
             snap = Snapshot.of(st, now)
-            collector = prom.NimbusCollector(st, lambda t=now: t, source=lambda s=snap: (s, s.now))
+            published.append(snap)
             took["rates"].append(cpu_ms(lambda s=snap: [s.rates(name) for name in s.topologies])[0])
-            ms, body = cpu_ms(lambda c=collector: encoder(c))
+            ms, body = cpu_ms(lambda: encoder(collector))
             took["library"].append(ms)
             size = len(body)
             if render is not None:
-                ms, rendered = cpu_ms(lambda c=collector: render(c, encoder))
+                ms, rendered = cpu_ms(lambda: render(collector, encoder))
                 took["render"].append(ms)
                 if rendered != body:
                     raise SystemExit("prom.render's body differs from the library's")
