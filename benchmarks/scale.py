@@ -26,6 +26,10 @@ real supervisor does. It then measures:
   before the window holds two heartbeats of every worker is planned on no measured traffic
   (a different step: at 500 boards ~1,240 executors moved instead of ~4,900). A ``#   ...
   live rebalance`` line says what the repair moved and the traffic the proposal was priced on.
+* with ``--scrape-every S``: after the steady window, a second one as long with Nimbus's
+  ``/metrics`` scraped every S s as Prometheus 3 would (the first scrape at once): the probes'
+  lag in it, each scrape's wall time and Nimbus's CPU during it (the loop thread, and the
+  rest: mostly the render), and the probes sent while a scrape was under way.
 
 Where the loop lag's tail comes from, over the same steady-state window: Nimbus's own
 ``/metrics`` histograms of its loop steps (by message type, ``Tick``, ``publish``) and of the
