@@ -243,13 +243,26 @@ class Scraper(threading.Thread):
             return f"no scrape answered ({'; '.join(self.failures[:2]) or 'none made'})"
         walls = [(end - start) * 1e3 for start, end, *_ in done]
         others = [x[4] * 1e3 for x in done]
-        during = [r * 1e3 for at, r in list(probe.samples) if any(start <= at <= end for start, end, *_ in done)]
+        samples = list(probe.samples)
+        # (round trip, the loop thread's CPU and wait for a CPU meanwhile), of each probe sent
+        # during a scrape: a long one the loop spent waiting for a CPU was the machine.
+        during = [
+            (rtt * 1e3, *probe.loop_times[k][:2])
+            for k, (at, rtt) in enumerate(samples)
+            if any(start <= at <= end for start, end, *_ in done)
+        ]
+        longest = max(during) if during else None
         return (
             f"{len(done)} scrapes of {done[-1][2] / 1e6:.2f} MB, each {statistics.median(walls):.0f} ms "
             f"(max {max(walls):.0f}) of wall, Nimbus's other threads on a CPU {statistics.median(others):.0f} ms "
             f"(max {max(others):.0f}) and its loop thread {statistics.median(x[3] * 1e3 for x in done):.0f} ms "
             f"meanwhile; {len(during)} probes sent during a scrape"
-            + (f", the longest {max(during):.1f} ms" if during else "")
+            + (
+                f", the longest {longest[0]:.1f} ms (the loop thread on a CPU {longest[1] * 1e3:.0f} ms and "
+                f"waiting for one {longest[2] * 1e3:.0f} ms meanwhile)"
+                if longest
+                else ""
+            )
             + (f"; {len(self.failures)} failed" if self.failures else "")
         )
 
