@@ -20,8 +20,16 @@ real supervisor does. It then measures:
 * time to detect a lost board: one board falls silent; from its last heartbeat until Nimbus
   reports it not alive (the supervisor timeout is ``--timeout`` s; the target is within
   timeout + 1 s);
-* time for a live rebalance: ``rebalance --scheduler online`` (on the metrics measured so
-  far) until its event is done (every moved executor released and acquired).
+* time for a live rebalance: ``rebalance --scheduler online`` until its event is done (every
+  moved executor released and acquired). It is asked 3 heartbeats after the lost board's
+  repair is done: the repair's new placement restarts the metrics window, and a request
+  before the window holds two heartbeats of every worker is planned on no measured traffic
+  (a different step: at 500 boards ~1,240 executors moved instead of ~4,900). A ``#   ...
+  live rebalance`` line says what the repair moved and the traffic the proposal was priced on.
+* with ``--scrape-every S``: after the steady window, a second one as long with Nimbus's
+  ``/metrics`` scraped every S s as Prometheus 3 would (the first scrape at once): the probes'
+  lag in it, each scrape's wall time and Nimbus's CPU during it (the loop thread, and the
+  rest: mostly the render), and the probes sent while a scrape was under way.
 
 Where the loop lag's tail comes from, over the same steady-state window: Nimbus's own
 ``/metrics`` histograms of its loop steps (by message type, ``Tick``, ``publish``) and of the
@@ -181,6 +189,84 @@ class Probe(threading.Thread):
         )
 
 
+# What Prometheus 3 asks for (its default scrape protocols, in its order of preference).
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+    "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,"
+    "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+)
+
+
+class Scraper(threading.Thread):
+    """Scrapes Nimbus's ``/metrics`` every ``period_s`` (the first at once) as Prometheus
+    would, and keeps for each scrape: (started, ended, body bytes, Nimbus's loop thread's CPU
+    s, the other threads' CPU s) over the scrape. The page is rendered on an HTTP thread (one
+    per request, gone when it is read: so the other threads' CPU is the process's, counted in
+    10 ms ticks, less the loop thread's), so their CPU during a scrape is mostly the render
+    (ZeroMQ's I/O thread and the history sampler run meanwhile too), holding the interpreter
+    lock the loop needs."""
+
+    def __init__(self, http: str, period_s: float, loop_pid: int) -> None:
+        super().__init__(daemon=True)
+        self.http, self.period_s, self.loop_pid = http, period_s, loop_pid
+        self.scrapes: list[tuple[float, float, int, float, float]] = []
+        self.failures: list[str] = []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        from urllib.request import Request, urlopen
+
+        import psutil
+
+        nimbus = psutil.Process(self.loop_pid)
+        while not self.stopped.is_set():
+            before = _schedstat(self.loop_pid), sum(nimbus.cpu_times()[:2])
+            started = time.time()
+            try:
+                with urlopen(
+                    Request(f"{self.http}/metrics", headers={"Accept": PROMETHEUS_ACCEPT}), timeout=CLIENT_TIMEOUT_S
+                ) as page:
+                    size = len(page.read())
+            except OSError as exc:
+                self.failures.append(str(exc)[:80])
+                size = -1
+            ended = time.time()
+            after = _schedstat(self.loop_pid), sum(nimbus.cpu_times()[:2])
+            loop_cpu = after[0][0] - before[0][0]
+            self.scrapes.append((started, ended, size, loop_cpu, after[1] - before[1] - loop_cpu))
+            self.stopped.wait(max(0.0, self.period_s - (ended - started)))
+
+    def summary(self, probe: Probe, since: float, until: float) -> str:
+        """The scrapes, and the probes sent while one was under way."""
+        done = [x for x in self.scrapes if x[2] >= 0]
+        if not done:
+            return f"no scrape answered ({'; '.join(self.failures[:2]) or 'none made'})"
+        walls = [(end - start) * 1e3 for start, end, *_ in done]
+        others = [x[4] * 1e3 for x in done]
+        samples = list(probe.samples)
+        # (round trip, the loop thread's CPU and wait for a CPU meanwhile), of each probe sent
+        # during a scrape: a long one the loop spent waiting for a CPU was the machine.
+        during = [
+            (rtt * 1e3, *probe.loop_times[k][:2])
+            for k, (at, rtt) in enumerate(samples)
+            if any(start <= at <= end for start, end, *_ in done)
+        ]
+        longest = max(during) if during else None
+        return (
+            f"{len(done)} scrapes of {done[-1][2] / 1e6:.2f} MB, each {statistics.median(walls):.0f} ms "
+            f"(max {max(walls):.0f}) of wall, Nimbus's other threads on a CPU {statistics.median(others):.0f} ms "
+            f"(max {max(others):.0f}) and its loop thread {statistics.median(x[3] * 1e3 for x in done):.0f} ms "
+            f"meanwhile; {len(during)} probes sent during a scrape"
+            + (
+                f", the longest {longest[0]:.1f} ms (the loop thread on a CPU {longest[1] * 1e3:.0f} ms and "
+                f"waiting for one {longest[2] * 1e3:.0f} ms meanwhile)"
+                if longest
+                else ""
+            )
+            + (f"; {len(self.failures)} failed" if self.failures else "")
+        )
+
+
 LONG_MS = 25  # a step or collection taking more than this is counted in the causes line
 UNDER_LONG = "0.025"  # the histogram bucket bound (s) up to which a step is not long
 Histograms = dict[tuple[str, str, str], float]  # (family, label value, le or "sum") -> value
@@ -337,6 +423,11 @@ class Figures:
     turns: str = ""  # the loop's turns in the window, the slow ones by their longest part (see _turns)
     cpu_wait: str = ""  # the slow probes' wait, and the loop thread's CPU and run-queue wait (see Probe)
     sim: dict[str, str] = field(default_factory=dict)  # phase -> what the simulated boards did
+    # With --scrape-every: a second steady window with /metrics scraped (see Scraper).
+    scraping: str = ""
+    scrape_lag_p99_ms: float = float("nan")  # the probes' p99 in that window
+    scrape_cpu_ms: float = float("nan")  # Nimbus's CPU besides its loop thread during a scrape, median
+    rebalance_read: str = ""  # the lost board's repair, and the window the rebalance was planned on
     notes: list[str] = field(default_factory=list)
 
 
@@ -345,6 +436,61 @@ def _chain_spec(executors: int) -> dict[str, Any]:
 
     stages = 10
     return chain_topology(stages, max(1, executors // stages)).spec.to_dict()
+
+
+def _after_repair(client: Any, detected_at: float, settle_s: float, limit_s: float = 60.0) -> str:
+    """Wait for the lost board's repair to be done, then ``settle_s`` more, and say what it
+    did. The repair installs a new placement, and a new placement restarts the topology's
+    metrics window (``LiveRebalancing.changed``): an online rebalance asked before two
+    heartbeats of every worker have come since plans on no measured traffic at all. Seen in
+    this script's runs at 500 boards: 1,240 executors moved on an empty window (the repair
+    had landed just before the request), ~4,900 on a measured one, depending on whether the
+    repair came before or after the request. Waiting for it makes the step the same in every
+    run: a rebalance planned on ``settle_s`` of measurement after the repair."""
+    while time.time() < detected_at + limit_s:
+        repairs = [e for e in client.events("scale") if e.get("trigger") == "node-lost"]
+        if repairs and repairs[-1].get("done_at") is not None:
+            e = repairs[-1]
+            time.sleep(settle_s)
+            took = e["done_at"] - e["at"]
+            return (
+                f"repair moved {len(e.get('moved') or [])} executors in {took:.2f} s; "
+                f"the rebalance asked {settle_s:g} s after it was done"
+            )
+        time.sleep(0.1)
+    time.sleep(settle_s)
+    return f"no completed repair within {limit_s:g} s of the detection"
+
+
+def _planned_on(event: dict[str, Any]) -> str:
+    """The traffic the rebalance's proposal was priced on (0 tuples/s: an empty window)."""
+    current, proposed = event.get("current") or {}, event.get("proposed") or {}
+    return (
+        f"planned on a measured inter-node traffic of {current.get('inter_node_tps', float('nan')):,.0f} "
+        f"tuples/s, proposed {proposed.get('inter_node_tps', float('nan')):,.0f}"
+    )
+
+
+def _scraping_window(fig: Figures, http: str, every_s: float, measure_s: float, loop_pid: int, probe: Probe) -> None:
+    """A steady window like the first, with ``/metrics`` scraped every ``every_s`` s: the
+    probes' lag in it, and what the scrapes cost (into ``fig``)."""
+    scraper = Scraper(http, every_s, loop_pid)
+    since = time.time()
+    scraper.start()
+    time.sleep(measure_s)
+    until = time.time()
+    scraper.stopped.set()
+    scraper.join(CLIENT_TIMEOUT_S)
+    median, p99, samples = probe.lag_ms(since, until)
+    over = sum(1 for r in probe.rtts_ms(since, until) if r >= 50.0)
+    fig.scrape_lag_p99_ms = p99
+    done = [x[4] * 1e3 for x in scraper.scrapes if x[2] >= 0]
+    if done:
+        fig.scrape_cpu_ms = statistics.median(done)
+    fig.scraping = (
+        f"lag median {median:.1f} ms, p99 {p99:.1f} ms, {over} of {samples} probes >= 50 ms; "
+        f"{scraper.summary(probe, since, until)}"
+    )
 
 
 def _wait(events: Any, until: float, want: Any) -> bool:
@@ -371,6 +517,7 @@ def run_scale(
     boards_nice: int = 0,
     nimbus_set: tuple[str, ...] = (),
     nimbus_nice: int | None = None,
+    scrape_every_s: float | None = None,
 ) -> Figures:
     import psutil
 
@@ -468,7 +615,8 @@ def run_scale(
                 cpu1, loop1 = nimbus_cpu_s(), _schedstat(nimbus.pid)
                 fig.cpu_wait = (
                     f"{probe.slow_split(since, until)}; over the window the loop thread was on a CPU "
-                    f"{loop1[0] - loop0[0]:.2f} s and waited for one {loop1[1] - loop0[1]:.2f} s"
+                    f"{loop1[0] - loop0[0]:.2f} s and waited for one {loop1[1] - loop0[1]:.2f} s, "
+                    f"its other threads on a CPU {(cpu1 - cpu0) - (loop1[0] - loop0[0]):.2f} s"
                 )
                 loop_after = _loop_histograms(http)
                 fig.causes = _causes(loop_before, loop_after)
@@ -478,6 +626,8 @@ def run_scale(
                 fig.rss_mb = nimbus_proc.memory_info().rss / 2**20
                 fig.lag_median_ms, fig.lag_p99_ms, fig.lag_samples = probe.lag_ms(since, until)
                 fig.lag_over_50 = sum(1 for r in probe.rtts_ms(since, until) if r >= 50.0)
+                if scrape_every_s is not None:
+                    _scraping_window(fig, http, scrape_every_s, measure_s, nimbus.pid, probe)
 
                 # A lost board.
                 victim = sorted(n for n, _ in placed_workers)[0]
@@ -494,7 +644,7 @@ def run_scale(
                         fig.detect_s = time.time() - (last_beat[0] if last_beat else silenced)
                         break
                     time.sleep(0.05)
-                time.sleep(2.0)  # the repair lands
+                fig.rebalance_read = _after_repair(client, detected_at=time.time(), settle_s=3 * heartbeat_s)
 
                 # A live rebalance with the online scheduler.
                 before = len(client.events("scale"))
@@ -510,6 +660,7 @@ def run_scale(
                         fig.rebalance_s = time.time() - started
                         fig.rebalance_cpu_s = nimbus_cpu_s() - cpu_at_start
                         fig.moved = len(done[-1].get("moved") or [])
+                        fig.rebalance_read += "; " + _planned_on(done[-1])
                         if done[-1].get("decision") != "applied":
                             fig.notes.append(f"rebalance {done[-1].get('decision')}: {done[-1].get('reason')}")
                         break
@@ -610,6 +761,14 @@ def main(argv: list[str] | None = None) -> int:
         help="a setting of Nimbus's (squall nimbus --set), e.g. nimbus.gc.full.secs=0 for CPython's own "
         "full collections",
     )
+    parser.add_argument(
+        "--scrape-every",
+        type=float,
+        default=None,
+        metavar="S",
+        help="after the steady window, a second one as long with Nimbus's /metrics scraped every S s as "
+        "Prometheus would (the first at once): the lag with scrapes beside the lag without, and each scrape's cost",
+    )
     args = parser.parse_args(argv)
     print(
         f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
@@ -635,6 +794,7 @@ def main(argv: list[str] | None = None) -> int:
             args.boards_nice,
             tuple(args.nimbus_set),
             args.nimbus_nice,
+            args.scrape_every,
         )
         print(
             f"{f.boards} | {f.place_s:.2f} ({f.place_cpu_s:.2f}) | {f.lag_median_ms:.1f} | {f.lag_p99_ms:.1f} | "
@@ -649,6 +809,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"#   {f.boards} boards, loop turns: {f.turns or 'not read'}", flush=True)
         print(f"#   {f.boards} boards, waiting for a CPU: {f.cpu_wait or 'not read'}", flush=True)
+        if f.rebalance_read:
+            print(f"#   {f.boards} boards, live rebalance: {f.rebalance_read}", flush=True)
+        if f.scraping:
+            print(f"#   {f.boards} boards, scraping /metrics every {args.scrape_every:g} s: {f.scraping}", flush=True)
         for phase, line in f.sim.items():
             print(f"#   sim, {phase}: {line}", flush=True)
     return 0

@@ -105,9 +105,14 @@ def scheduler_rows(runs: int) -> list[Row]:
 def nimbus_rows() -> list[Row]:
     from scale import run_scale
 
-    fig = run_scale(500, 5_000, procs=3, measure_s=10.0, timeout_s=5.0, heartbeat_s=1.0)
+    fig = run_scale(500, 5_000, procs=3, measure_s=10.0, timeout_s=5.0, heartbeat_s=1.0, scrape_every_s=2.0)
     return [
         Row("Nimbus, 500 boards / 5,000 executors, loop lag p99", fig.lag_p99_ms, "ms", 50, False),
+        # A second window as long, /metrics scraped as Prometheus would, every 2 s (the usual
+        # period is 15 s: this is five scrapes where a 10 s window would hold one).
+        Row(
+            "Nimbus, same, loop lag p99 with /metrics scraped every 2 s", fig.scrape_lag_p99_ms, "ms", 50, False, False
+        ),
         Row("Nimbus, same, CPU (share of one core)", fig.cpu_pct, "%", 50, False),
         Row("Nimbus, same, lost board detected after its last heartbeat", fig.detect_s, "s", 6.0, False),
     ]

@@ -102,7 +102,10 @@ def traffic_split(rec: TopologyRecord, rates: Rates) -> tuple[float, float]:
     for the schedulers but are not tuples."""
     if not rec.placement:
         return 0.0, 0.0
-    rows = [(s, d, rate - rates.control.get((s, d), 0.0)) for (s, d), rate in sorted(rates.traffic.items())]
+    # In any order: ``crossing`` sums with ``math.fsum``, which is exact (sorting 15,000 edges
+    # at 5,000 executors cost a /metrics scrape ~25 ms under the interpreter lock).
+    control = rates.control
+    rows = [(s, d, rate - control.get((s, d), 0.0)) for (s, d), rate in rates.traffic.items()]
     return crossing(rec.placement.assignment(rec.name), rec.name, [r for r in rows if r[2] > 0])
 
 
