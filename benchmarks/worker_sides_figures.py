@@ -12,8 +12,9 @@ what two workers with a core each can reach (less the sockets and ZeroMQ's I/O t
     python benchmarks/worker_sides_figures.py --instructions   # both workers, cachegrind
 
 It uses only what both the old and the new engine offer (the engine's ``remote_run_sink``
-where it exists), so ``against.py`` measures either revision. Every round checks that the
-outbox sent every tuple the spout emitted and that the sink executed every one.
+and ``wiring.inbox_run_sinks`` where they exist), so ``against.py`` measures either
+revision. Every round checks that the outbox sent every tuple the spout emitted and that
+the sink executed every one.
 """
 
 from __future__ import annotations
@@ -69,7 +70,10 @@ def one_round(chain: str, tuples: int) -> tuple[float, float, int]:
 
     receiver = Engine(spec, topology.classes, conf, executor_ids=[e.id for e in executors if e.id not in spout_ids])
     receiver.start()
-    codec = TupleCodec(spec, executors, receiver.wiring.local_tasks, receiver.wiring.sinks)
+    codec_kwargs = {}
+    if hasattr(receiver.wiring, "inbox_run_sinks"):  # a received run queued whole, as a worker does
+        codec_kwargs["run_sinks"] = receiver.wiring.inbox_run_sinks
+    codec = TupleCodec(spec, executors, receiver.wiring.local_tasks, receiver.wiring.sinks, **codec_kwargs)
     started = time.process_time()
     for frame in frames:
         codec.deliver(frame)

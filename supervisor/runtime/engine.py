@@ -34,6 +34,7 @@ from squall.supervisor.runtime.acker import AckerExecutor
 from squall.supervisor.runtime.executor import BoltExecutor, Executor
 from squall.supervisor.runtime.layout import Rows
 from squall.supervisor.runtime.routing import AckerChoice, Chooser, Route, make_chooser
+from squall.supervisor.runtime.runs import RunInbox
 from squall.supervisor.runtime.spout_executor import SpoutExecutor
 from squall.supervisor.runtime.stats import ComponentSummary, CpuMeter, summarize
 from squall.topology.component import SYSTEM_COMPONENT, TICK_SOURCE_TASK, TICK_STREAM, Context, Tuple
@@ -75,6 +76,9 @@ class Wiring:
         # for the tasks of other workers only: a remote ``emit_many`` hands it its list
         # instead of a ``Tuple`` per row. Empty without a transfer layer that takes runs.
         self.run_sinks: dict[int, RunSink] = {}
+        # task -> a local batch-aware bolt's ``RunInbox.put_run``: where the transfer codec
+        # queues a received run whole (one inbox item, the Tuples built at the drain).
+        self.inbox_run_sinks: dict[int, RunSink] = {}
         # CPU spent moving data to other workers (a worker's transfer layer shares its meter):
         # executors leave what it measures during their calls out of their own busy time.
         self.transfer_meter = CpuMeter()
@@ -195,6 +199,7 @@ class Engine:
     def _route_remote(self, task: int) -> None:
         """Point ``task``'s sinks at the transfer layer (it is not, or no longer, local)."""
         self.wiring.sinks[task] = self._remote(task)
+        self.wiring.inbox_run_sinks.pop(task, None)
         if self.remote_sink is not None and self.remote_run_sink is not None:
             self.wiring.run_sinks[task] = self.remote_run_sink(task)
 
@@ -210,6 +215,8 @@ class Engine:
         for t in e.tasks:
             self.wiring.sinks[t] = ex.inbox.append
             self.wiring.run_sinks.pop(t, None)
+            if isinstance(ex.inbox, RunInbox):
+                self.wiring.inbox_run_sinks[t] = ex.inbox.put_run
         self.by_id[e.id] = ex
         return ex
 
