@@ -145,6 +145,7 @@ def test_a_snapshot_carries_a_queued_run_and_the_restored_bolt_gets_its_tuples()
     ex = bolt(engine, "many")
     state = engine.remove_executor(ex.spec.id)
     assert many not in engine.wiring.inbox_run_sinks, "a task that left takes no run here"
+    assert many not in engine.wiring.run_sinks, "nor from a local emit_many"
     other, _codec, *_ = receiving_engine()
     moved = bolt(other, "many")
     other.remove_executor(moved.spec.id)
@@ -158,3 +159,54 @@ def test_a_snapshot_carries_a_queued_run_and_the_restored_bolt_gets_its_tuples()
 def deque_items(inbox: Any) -> int:
     """Items in a deque, whatever its ``len`` counts."""
     return sum(1 for _ in inbox)
+
+
+class Keeper(Bolt):
+    """Keeps every 10th tuple object, and every 3rd run's list whole; records the values
+    each tuple had when it was handed over."""
+
+    def initialize(self, conf: dict, ctx: Any) -> None:
+        self.kept: list[tuple[Tuple, list]] = []
+        self.lists: list[tuple[list[Tuple], list]] = []
+        self.calls = 0
+        self.ids: set[int] = set()
+
+    def process_many(self, tups: list[Tuple]) -> None:
+        self.calls += 1
+        self.ids.update(id(t) for t in tups)
+        for t in tups:
+            if t["n"] % 10 == 0:
+                self.kept.append((t, list(t.values)))
+        if self.calls % 3 == 0:
+            self.lists.append((tups, [list(t.values) for t in tups]))
+
+
+class Keeping(Topology):
+    spout = Numbers.spec()
+    many = Keeper.spec(inputs=[spout])
+    single = PerTuple.spec(inputs=[spout])
+
+
+def test_tuples_a_bolt_keeps_are_never_reused_and_the_others_are() -> None:
+    spec = Keeping.spec
+    executors = spec.executors_with_ackers(0)
+    bolts = [e.id for e in executors if e.component != "spout"]
+    engine = start_engine(Keeping, NO_ACKERS, executor_ids=bolts, remote_sink=lambda _t: None)
+    codec = TupleCodec(
+        spec, executors, engine.wiring.local_tasks, engine.wiring.sinks, run_sinks=engine.wiring.inbox_run_sinks
+    )
+    (spout,) = spec.task_ranges()["spout"]
+    (many,) = by_task(engine, "many")
+    for start in range(0, 3000, 100):
+        codec.deliver(run_frame(many, spout, list(range(start, start + 100))))
+        pump(engine)
+    inst = by_task(engine, "many")[many]
+    assert inst.calls == 30
+    assert len(inst.kept) == 300 and all(t.values == values for t, values in inst.kept), "a kept tuple is untouched"
+    assert len(inst.lists) == 10
+    for tups, values in inst.lists:
+        assert [t.values for t in tups] == values, "a kept list's tuples are untouched"
+    reused = bolt(engine, "many").inbox.reused
+    # runs 1, 2, 4, 5, ..., 29 (20 of 30) leave their 90 unkept tuples to the next run; runs
+    # 3, 6, ..., 30 (whose list the bolt keeps) none
+    assert reused == 90 * 20, "every tuple nobody kept was used again by the next run"
