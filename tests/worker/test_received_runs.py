@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
+
 from squall import Bolt, Spout, Topology, Tuple
-from squall.supervisor.runtime.layout import Rows, encode_frame
+from squall.supervisor.runtime.layout import FRAME_VERSION, Rows, encode_frame
 from squall.supervisor.runtime.runs import RunInbox, take_runs
 from squall.supervisor.transfer_codec import TupleCodec
 from tests.runtime.runtime_helpers import by_task, pump, start_engine
@@ -210,3 +212,22 @@ def test_tuples_a_bolt_keeps_are_never_reused_and_the_others_are() -> None:
     # runs 1, 2, 4, 5, ..., 29 (20 of 30) leave their 90 unkept tuples to the next run; runs
     # 3, 6, ..., 30 (whose list the bolt keeps) none
     assert reused == 90 * 20, "every tuple nobody kept was used again by the next run"
+
+
+def test_a_malformed_run_for_a_batch_aware_bolt_is_refused_whole_naming_the_field() -> None:
+    engine, codec, spout, many, _single = receiving_engine()
+    good = [[1, 1], [2, 4]]
+    items = [
+        [many, "default", spout, [[1, 1], [2]], None],  # a row of the wrong arity
+        [many, "default", spout, [[1, 1], "x"], None],  # a row that is not a list
+        [many, "default", spout, good, [None]],  # roots of the wrong length
+        [many, "default", spout, good, None],
+    ]
+    frame = msgpack.packb([FRAME_VERSION, "", 0, 0, items])
+    assert codec.deliver(frame) == (2, 3)
+    assert dict(codec.bad_fields) == {"rows": 2, "roots": 1}
+    ex = bolt(engine, "many")
+    assert (deque_items(ex.inbox), len(ex.inbox)) == (1, 2), "only the good run is queued"
+    pump(engine)
+    (inst,) = by_task(engine, "many").values()
+    assert [row[3] for run in inst.runs for row in run] == [1, 2]
