@@ -10,10 +10,12 @@ what two workers with a core each can reach (less the sockets and ZeroMQ's I/O t
     python benchmarks/worker_sides_figures.py [--tuples 300000] [--runs 3]
     python benchmarks/against.py REV benchmarks/worker_sides_figures.py   # the same at REV
     python benchmarks/worker_sides_figures.py --instructions   # both workers, cachegrind
+    python benchmarks/worker_sides_figures.py --instructions --sides   # and each one's share
 
 It uses only what both the old and the new engine offer (the engine's ``remote_run_sink``
-where it exists), so ``against.py`` measures either revision. Every round checks that the
-outbox sent every tuple the spout emitted and that the sink executed every one.
+and ``wiring.inbox_run_sinks`` where they exist), so ``against.py`` measures either
+revision. Every round checks that the outbox sent every tuple the spout emitted and that
+the sink executed every one.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ CHAINS = {
 }
 
 
-def one_round(chain: str, tuples: int) -> tuple[float, float, int]:
+def one_round(chain: str, tuples: int, receive: bool = True) -> tuple[float, float, int]:
     """Tuples per CPU second of the sending worker and of the receiving one, and the tuples
-    sent: ``tuples`` or a few more (the spout's last run)."""
+    sent: ``tuples`` or a few more (the spout's last run). Without ``receive``, only the
+    sending worker's work is done (its receiving figure is 0)."""
     topology, app_conf = CHAINS[chain]
     spec = topology.spec
     conf = {"topology.acker.executors": 0, **app_conf}
@@ -67,9 +70,14 @@ def one_round(chain: str, tuples: int) -> tuple[float, float, int]:
     if spout.emitted != box.sent_items:
         raise AssertionError(f"{chain}: the spout emitted {spout.emitted}, the outbox sent {box.sent_items}")
 
+    if not receive:
+        return box.sent_items / send_cpu, 0.0, box.sent_items
     receiver = Engine(spec, topology.classes, conf, executor_ids=[e.id for e in executors if e.id not in spout_ids])
     receiver.start()
-    codec = TupleCodec(spec, executors, receiver.wiring.local_tasks, receiver.wiring.sinks)
+    codec_kwargs = {}
+    if hasattr(receiver.wiring, "inbox_run_sinks"):  # a received run queued whole, as a worker does
+        codec_kwargs["run_sinks"] = receiver.wiring.inbox_run_sinks
+    codec = TupleCodec(spec, executors, receiver.wiring.local_tasks, receiver.wiring.sinks, **codec_kwargs)
     started = time.process_time()
     for frame in frames:
         codec.deliver(frame)
@@ -82,13 +90,14 @@ def one_round(chain: str, tuples: int) -> tuple[float, float, int]:
     return box.sent_items / send_cpu, box.sent_items / receive_cpu, box.sent_items
 
 
-def instructions(chain: str, small: int, large: int) -> float:
-    """Instructions per tuple through both workers of ``chain`` (valgrind cachegrind): the
-    difference of two runs of ``large`` and ``small`` tuples over the difference of the
-    tuples they sent, so start-up cancels."""
+def instructions(chain: str, small: int, large: int, side: str = "both") -> float:
+    """Instructions per tuple through both workers of ``chain`` (valgrind cachegrind), or
+    through the sending one alone (``side="sending"``): the difference of two runs of
+    ``large`` and ``small`` tuples over the difference of the tuples they sent, so start-up
+    cancels."""
     counts = []
     for tuples in (large, small):
-        total, out = cachegrind.count(__file__, ["--child", chain, str(tuples)])
+        total, out = cachegrind.count(__file__, ["--child", chain, str(tuples), side])
         counts.append((total, int(out.split()[-1])))
     (big, n_big), (little, n_little) = counts
     return (big - little) / (n_big - n_little)
@@ -101,12 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--instructions", action="store_true", help="instructions per tuple under cachegrind, not CPU seconds"
     )
-    parser.add_argument("--child", nargs=2, metavar=("CHAIN", "TUPLES"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--sides", action="store_true", help="with --instructions: the sending worker's share and the receiving one's"
+    )
+    parser.add_argument("--child", nargs=3, metavar=("CHAIN", "TUPLES", "SIDE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        chain, tuples = args.child
+        chain, tuples, side = args.child
         one_round(chain, 2_000)  # warm-up, as in the timed runs
-        print(one_round(chain, int(tuples))[2])
+        print(one_round(chain, int(tuples), receive=side == "both")[2])
         return 0
     if args.instructions:
         if not cachegrind.available():
@@ -115,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         for chain in CHAINS:
             per_tuple = instructions(chain, 10_000, 60_000)
             print(f"{chain:<9} chain: {per_tuple:,.0f} instructions per tuple through both workers")
+            if args.sides:
+                sending = instructions(chain, 10_000, 60_000, "sending")
+                print(f"{chain:<9} chain: sending worker {sending:,.0f}, receiving worker {per_tuple - sending:,.0f}")
         return 0
     rates: dict[str, list[tuple[float, float, int]]] = {chain: [] for chain in CHAINS}
     for chain in CHAINS:

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from squall.supervisor.runtime.layout import BOLT_TASK, FrameError, ItemReader, Sink, open_frame, task_kinds
+from squall.supervisor.runtime.layout import BOLT_TASK, FrameError, ItemReader, RunSink, Sink, open_frame, task_kinds
 from squall.topology.spec import ExecutorSpec, TopologySpec
 
 log = logging.getLogger("squall.transfer")
@@ -36,7 +36,10 @@ class TupleCodec:
     """Turns received frames into inbox items for the local tasks of one worker.
 
     ``sinks`` maps each local task to its inbox's append (the engine's ``wiring.sinks``;
-    entries for tasks not in ``local_tasks`` are ignored). ``forward``, if given, is the
+    entries for tasks not in ``local_tasks`` are ignored); ``run_sinks`` (the engine's
+    ``wiring.inbox_run_sinks``), if given, the local tasks that take an untracked run whole
+    (a batch-aware bolt's): a run of two or more rows for one of them is queued as one
+    ``Rows`` item, not one inbox item per tuple (the same tuples, order and counts). ``forward``, if given, is the
     outbox's sink: a valid item for a task of the topology that is not local (its executor
     moved away) goes there, to be sent on to the owner; without it such items are counted as
     bad. ``received`` counts the inbox items of every well-formed frame, a run's tuples one
@@ -53,8 +56,10 @@ class TupleCodec:
         sinks: dict[int, Sink],
         forward: Sink | None = None,
         on_refused: Callable[[str], None] | None = None,
+        run_sinks: Mapping[int, RunSink] | None = None,
     ) -> None:
         self._sinks = sinks
+        self._run_sinks = run_sinks if run_sinks is not None else {}
         self._forward = forward
         self._on_refused = on_refused
         self.links: dict[str, tuple[int, int]] = {}  # sender endpoint -> (link, seq) of its last frame
@@ -70,6 +75,7 @@ class TupleCodec:
         local = set(local_tasks)
         data: dict[int, Sink] = {}
         control: dict[int, tuple[str, Sink]] = {}
+        runs: dict[int, RunSink] = {}
         for t, kind in self._kinds.items():
             if t in local:
                 sink = self._sinks[t]
@@ -79,9 +85,12 @@ class TupleCodec:
                 continue
             if kind == BOLT_TASK:
                 data[t] = sink
+                run_sink = self._run_sinks.get(t) if t in local else None
+                if run_sink is not None:
+                    runs[t] = run_sink
             else:
                 control[t] = (kind, sink)
-        self._data, self._control = data, control
+        self._data, self._control, self._runs = data, control, runs
 
     def deliver(self, frame: bytes) -> tuple[int, int]:
         """Decode ``frame`` and hand each valid item to its task's sink (local, or forward).
@@ -99,7 +108,7 @@ class TupleCodec:
             links = self.links
             if header.sender in links or len(links) < MAX_LINK_PEERS:
                 links[header.sender] = (header.link, header.seq)
-        delivered, bad = self._reader.read(items, self._data, self._control, self._on_bad)
+        delivered, bad = self._reader.read(items, self._data, self._control, self._on_bad, self._runs)
         self.received += delivered + bad
         return delivered, bad
 

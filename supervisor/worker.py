@@ -245,6 +245,7 @@ class Worker:
             self.engine.wiring.sinks,
             forward=put,
             on_refused=self._frame_refused,
+            run_sinks=self.engine.wiring.inbox_run_sinks,
         )
         self.heartbeat_s = float(self.conf.get(config.WORKER_HEARTBEAT, config.DEFAULT_WORKER_HEARTBEAT_S))
         self.spin_s = spin_seconds(self.conf)

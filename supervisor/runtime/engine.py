@@ -4,7 +4,9 @@ process, driven by one thread.
 Tuples between local executors go through in-memory deques; a tuple for a task that is not
 local goes to ``remote_sink(task)`` (the worker's transfer layer), and the rows of an
 untracked ``emit_many`` for such a task, when the engine is given ``remote_run_sink``, to
-``remote_run_sink(task)`` as one ``layout.Rows`` (no ``Tuple`` per row). One ``run_once()`` lets
+``remote_run_sink(task)`` as one ``layout.Rows`` (no ``Tuple`` per row); so does such a list
+for a local batch-aware bolt, to its inbox (``runs.RunInbox``: the Tuples are built when
+it drains, and reused once nothing refers to them). One ``run_once()`` lets
 each spout emit a bounded batch, then drains the bolts in topological order, then the ackers;
 timers (tick tuples, message timeouts, acker rotation) run between rounds. When any local
 inbox holds more than ``squall.backpressure.high`` items, spouts stop emitting until it
@@ -34,6 +36,7 @@ from squall.supervisor.runtime.acker import AckerExecutor
 from squall.supervisor.runtime.executor import BoltExecutor, Executor
 from squall.supervisor.runtime.layout import Rows
 from squall.supervisor.runtime.routing import AckerChoice, Chooser, Route, make_chooser
+from squall.supervisor.runtime.runs import RunInbox
 from squall.supervisor.runtime.spout_executor import SpoutExecutor
 from squall.supervisor.runtime.stats import ComponentSummary, CpuMeter, summarize
 from squall.topology.component import SYSTEM_COMPONENT, TICK_SOURCE_TASK, TICK_STREAM, Context, Tuple
@@ -71,10 +74,14 @@ class Wiring:
         self.clock = clock
         self.seed = seed
         self.sinks: dict[int, Sink] = {}
-        # task -> the transfer layer's sink for a whole run of untracked tuples (``Rows``),
-        # for the tasks of other workers only: a remote ``emit_many`` hands it its list
-        # instead of a ``Tuple`` per row. Empty without a transfer layer that takes runs.
+        # task -> the sink for a whole run of untracked tuples (``Rows``): the transfer
+        # layer's for the tasks of other workers (when it takes runs), a local batch-aware
+        # bolt's ``RunInbox.put_run`` for its tasks: an ``emit_many`` hands it its list
+        # instead of a ``Tuple`` and an inbox item per row.
         self.run_sinks: dict[int, RunSink] = {}
+        # task -> a local batch-aware bolt's ``RunInbox.put_run``: where the transfer codec
+        # queues a received run whole (one inbox item, the Tuples built at the drain).
+        self.inbox_run_sinks: dict[int, RunSink] = {}
         # CPU spent moving data to other workers (a worker's transfer layer shares its meter):
         # executors leave what it measures during their calls out of their own busy time.
         self.transfer_meter = CpuMeter()
@@ -195,8 +202,11 @@ class Engine:
     def _route_remote(self, task: int) -> None:
         """Point ``task``'s sinks at the transfer layer (it is not, or no longer, local)."""
         self.wiring.sinks[task] = self._remote(task)
+        self.wiring.inbox_run_sinks.pop(task, None)
         if self.remote_sink is not None and self.remote_run_sink is not None:
             self.wiring.run_sinks[task] = self.remote_run_sink(task)
+        else:
+            self.wiring.run_sinks.pop(task, None)  # a local bolt's inbox, if it was: no more
 
     def _build(self, e: ExecutorSpec, salt: int) -> Any:
         """Create executor ``e`` with its own inbox and point its tasks' sinks at it."""
@@ -210,6 +220,9 @@ class Engine:
         for t in e.tasks:
             self.wiring.sinks[t] = ex.inbox.append
             self.wiring.run_sinks.pop(t, None)
+            if isinstance(ex.inbox, RunInbox):
+                self.wiring.inbox_run_sinks[t] = ex.inbox.put_run
+                self.wiring.run_sinks[t] = ex.inbox.put_run
         self.by_id[e.id] = ex
         return ex
 

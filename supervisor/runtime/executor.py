@@ -27,7 +27,7 @@ from squall.supervisor.runtime.batches import requeue_rest, take_batch
 from squall.supervisor.runtime.emit_many import make_bolt_emit_many
 from squall.supervisor.runtime.messages import ACK_ACK, ACK_BULK, ACK_FAIL
 from squall.supervisor.runtime.routing import Route
-from squall.supervisor.runtime.runs import drain_runs
+from squall.supervisor.runtime.runs import RunInbox, drain_runs, take_runs
 from squall.supervisor.runtime.stats import BusyTimer, ExecutorStats
 from squall.topology.component import TASK_LOGGER_PREFIX, TICK_STREAM, Bolt, Spout, Tuple
 from squall.topology.errors import EmitError
@@ -197,6 +197,9 @@ class BoltExecutor(Executor):
         self.fails_out: list[list[int]] = [[] for _ in wiring.acker_tasks]
         self.draining = False
         super().__init__(spec, cls, wiring, salt)
+        if self.processes_runs:
+            # It takes a frame's run whole (``RunInbox.put_run``, the transfer codec's run sink).
+            self.inbox = RunInbox()
 
     def _bind(self, inst: Any, task: int) -> None:
         inst.ack = self.ack
@@ -374,11 +377,16 @@ class BoltExecutor(Executor):
         if not inbox:
             return 0
         busy = BusyTimer(self.wiring.transfer_meter)
-        items = take_batch(inbox, limit)
+        if self.processes_runs:
+            # n: tuples, a run from another worker as its rows (the inbox is a RunInbox)
+            items, n = take_runs(inbox, limit)  # type: ignore[arg-type]
+        else:
+            items = take_batch(inbox, limit)
+            n = len(items)
         self.draining = True  # acks and fails gathered, sent once at the end
         try:
             if self.processes_runs:
-                drain_runs(self, items)
+                drain_runs(self, items, n > len(items))
             elif self.auto_ack and self.tracking:
                 self._drain_acking(items)
             else:
@@ -389,7 +397,6 @@ class BoltExecutor(Executor):
             self.draining = False
             self.add_route_counts()
             self.send_acks()
-        n = len(items)
         self.stats.executed += n
         self.stats.busy_s += busy.busy_s()
         return n

@@ -81,6 +81,8 @@ MAX_SENDER_CHARS = 300  # "host:port": a host name is at most 253 characters
 MAX_LINK = 2**63 - 1  # link tokens and sequence numbers are unsigned 63-bit integers
 
 Sink = Callable[[tuple[int, Any]], None]
+RunSink = Callable[[int, "Rows"], None]  # (target task, rows): a run of untracked tuples whole
+_NO_RUN_SINKS: dict[int, RunSink] = {}
 
 # The kinds of task, by what their inbox takes: a bolt takes tuples; a spout, the outcomes of
 # its trees; an acker, the ack messages. A task's kind is its executor's.
@@ -378,9 +380,12 @@ class ItemReader:
         data_sinks: Mapping[int, Sink],
         control_sinks: Mapping[int, tuple[str, Sink]],
         on_bad: Callable[[Any], None] | None = None,
+        run_sinks: Mapping[int, RunSink] = _NO_RUN_SINKS,
     ) -> tuple[int, int]:
         """Hand each valid item to its task's sink as inbox items (a run as one per tuple, in
-        order); returns (inbox items delivered, items bad). Never raises on bad input (a
+        order; an untracked run of two or more rows for a task in ``run_sinks`` to that sink
+        whole, as one ``Rows``, checked as a run for the data sink is); returns (inbox items
+        delivered, a run counted as its tuples, and items bad). Never raises on bad input (a
         sink's own exceptions of the kinds below count the item as bad too; the tuples of a
         run it had taken before stay delivered, uncounted)."""
         streams = self.streams
@@ -405,6 +410,12 @@ class ItemReader:
                     elif not rows or set(map(type, rows)) != _LIST_ONLY or set(map(len, rows)) != {arity}:
                         raise ValueError
                     if roots is None:
+                        if len(rows) > 1:
+                            run_sink = run_sinks.get(target)
+                            if run_sink is not None:
+                                run_sink(target, Rows(component, stream, source, rows, fields))
+                                delivered += len(rows)
+                                continue
                         # Tuple(component, stream, source, values, fields) without the
                         # __init__ frame (as the engine's emits build it): every slot set.
                         for values in rows:
