@@ -44,10 +44,24 @@ def requested(st: NimbusState, now: float) -> dict:
     return [e for e in ask(st, M.GetEvents(3, "t"), now).data if e["trigger"] == "requested"][-1]
 
 
-def test_a_rebalance_asked_as_the_repair_lands_is_planned_on_no_measured_traffic():
+def test_a_reschedule_asked_as_the_repair_lands_is_refused_with_the_reason_and_recorded():
+    """Planned on the empty window it would move executors for no measured reason."""
     st, t = repaired()
     assert st.rates("t").load_hz == {} and st.rates("t").traffic == {}  # the window restarted
-    event = requested(st, t)
+    before = dict(st.topologies["t"].placement)
+    reply = ask(st, M.RebalanceTopology(2, "t", 0, scheduler="online"), t)
+    assert reply.error and "nothing measured" in reply.error and "'t'" in reply.error, reply.error
+    declined = [e for e in ask(st, M.GetEvents(3, "t"), t).data if e["trigger"] == "requested"][-1]
+    assert declined["decision"] == "declined" and "nothing measured" in declined["reason"]
+    assert st.topologies["t"].placement == before and "t" not in st.migrations
+
+
+def test_a_new_worker_count_asked_as_the_repair_lands_is_applied_and_says_it_was_unmeasured():
+    st, t = repaired()
+    reply = ask(st, M.RebalanceTopology(2, "t", 0, workers=2, scheduler="online"), t)
+    assert not reply.error, reply.error
+    event = [e for e in ask(st, M.GetEvents(3, "t"), t).data if e["trigger"] == "requested"][-1]
+    assert event["decision"] == "applied" and "placed without traffic or load" in event["reason"]
     assert event["current"]["inter_node_tps"] == 0.0
 
 
