@@ -81,6 +81,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from squall.rebalance.latency import MAX_UTILISATION, throttle_share
+from squall.rebalance.latency_network import Hop
 from squall.rebalance.latency_state import BoardSlack, State, link_time, worker_time
 
 # A skip needs the bound this far under the threshold (relative): rounding of the cached
@@ -110,8 +111,10 @@ class ExecutorEdges:
     rate_to: dict[int, float] = field(default_factory=dict)  # worker -> items/s to and from g
     out_to: dict[int, float] = field(default_factory=dict)  # worker -> rate x weight from g
     in_from: dict[int, float] = field(default_factory=dict)  # worker -> rate x weight into g
-    # (edge, the other end's worker, g the source, rate x weight, bytes/s)
-    hops: list[tuple[int, int, bool, float, float]] = field(default_factory=list)
+    # g's hops as Network.executor_hops has them (the other end's gid, not its worker) and
+    # the placement's executor -> worker list: :attr:`hops` is made from them when read.
+    source: list[Hop] = field(default_factory=list)
+    exec_worker: list[int] = field(default_factory=list)
     # The hops with the other end's board, the hop's transfer delay there when g is the
     # source (else 0) and that board's link delay: what every refined gain reads per hop.
     # Built by GainBound.hops_after on its first call for g (most executors need none).
@@ -125,6 +128,18 @@ class ExecutorEdges:
     # GainBound._with_board for g's own board (removal's link terms read it), made in the
     # same pass.
     own: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    made: list[tuple[int, int, bool, float, float]] | None = None
+
+    @property
+    def hops(self) -> list[tuple[int, int, bool, float, float]]:
+        """(edge, the other end's worker, g the source, rate x weight, bytes/s) per hop, in
+        the adjacency's order; made on the first read (most visits never read it: a bound
+        in its loose form needs only the sums), against the placement of the visit (a
+        trial move leaves it as it was)."""
+        if self.made is None:
+            ew = self.exec_worker
+            self.made = [(k, ew[o], out, rk, item_bytes) for k, o, out, rk, item_bytes, _rate in self.source]
+        return self.made
 
 
 class GainBound:
@@ -169,10 +184,9 @@ class GainBound:
         rate_to: dict[int, float] = {}
         out_to: dict[int, float] = {}
         in_from: dict[int, float] = {}
-        hops: list[tuple[int, int, bool, float, float]] = []
         delays = to_a = from_a = bytes_to_a = bytes_from_a = 0.0
         for k, o, out, rk, item_bytes, rate in hops_of[g]:
-            delays += edge_lat[k]
+            delays += edge_lat[k]  # (the hops are made when read: ExecutorEdges.hops)
             other = exec_worker[o]
             if out:
                 out_to[other] = out_to.get(other, 0.0) + rk
@@ -185,11 +199,22 @@ class GainBound:
                     from_a += rk
                     bytes_from_a += item_bytes
             rate_to[other] = rate_to.get(other, 0.0) + rate
-            hops.append((k, other, out, rk, item_bytes))
         rate_sum, out_sum, into, bytes_out, bytes_in = sums_of[g]
         own = (to_a, from_a, bytes_to_a, bytes_from_a)
         return ExecutorEdges(
-            rate_to, out_to, in_from, hops, None, rate_sum, out_sum, into, bytes_out, bytes_in, delays, own
+            rate_to,
+            out_to,
+            in_from,
+            hops_of[g],
+            exec_worker,
+            None,
+            rate_sum,
+            out_sum,
+            into,
+            bytes_out,
+            bytes_in,
+            delays,
+            own,
         )
 
     def _far(self, g: int, edges: ExecutorEdges) -> list[tuple[int, int, bool, float, float, int, float, float]]:
