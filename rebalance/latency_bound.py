@@ -81,7 +81,6 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from squall.rebalance.latency import MAX_UTILISATION, throttle_share
-from squall.rebalance.latency_network import Hop
 from squall.rebalance.latency_state import BoardSlack, State, link_time, worker_time
 
 # A skip needs the bound this far under the threshold (relative): rounding of the cached
@@ -111,10 +110,8 @@ class ExecutorEdges:
     rate_to: dict[int, float] = field(default_factory=dict)  # worker -> items/s to and from g
     out_to: dict[int, float] = field(default_factory=dict)  # worker -> rate x weight from g
     in_from: dict[int, float] = field(default_factory=dict)  # worker -> rate x weight into g
-    # g's hops as Network.executor_hops has them (the other end's gid, not its worker) and
-    # the placement's executor -> worker list: :attr:`hops` is made from them when read.
-    source: list[Hop] = field(default_factory=list)
-    exec_worker: list[int] = field(default_factory=list)
+    g: int = -1  # the executor, and the state whose placement :attr:`hops` is made from
+    state: State | None = None
     # The hops with the other end's board, the hop's transfer delay there when g is the
     # source (else 0) and that board's link delay: what every refined gain reads per hop.
     # Built by GainBound.hops_after on its first call for g (most executors need none).
@@ -137,8 +134,14 @@ class ExecutorEdges:
         in its loose form needs only the sums), against the placement of the visit (a
         trial move leaves it as it was)."""
         if self.made is None:
-            ew = self.exec_worker
-            self.made = [(k, ew[o], out, rk, item_bytes) for k, o, out, rk, item_bytes, _rate in self.source]
+            assert self.state is not None
+            g, net, ew = self.g, self.state.net, self.state.exec_worker
+            made = []
+            for k in net.adjacent[g]:
+                s, d, _rate, rk, item_bytes, _t = net.edge_terms[k]
+                if s != d:
+                    made.append((k, ew[d], True, rk, item_bytes) if s == g else (k, ew[s], False, rk, item_bytes))
+            self.made = made
         return self.made
 
 
@@ -172,49 +175,49 @@ class GainBound:
 
     def edges_of(self, g: int) -> ExecutorEdges:
         """``g``'s edges as :class:`ExecutorEdges` for the current placement: one pass over
-        its hops (:meth:`Network.executor_hops`: its adjacency without self-loops, with the
-        placement-free sums made once), every sum in the adjacency's order (the search's
-        per-executor set-up; the sums are kept in locals and the record made once at the
-        end). The delays leave the self-loops out: theirs are 0.0 (inside a worker), and
-        adding 0.0 to a sum of non-negative delays leaves it the same float."""
+        its adjacency, every sum in the adjacency's order (the search's per-executor
+        set-up; the sums are kept in locals and the record made once at the end; the
+        per-hop tuples are made only if read, :attr:`ExecutorEdges.hops`)."""
         state = self.state
-        hops_of, sums_of = state.net.executor_hops()
-        exec_worker, worker_node, edge_lat = state.exec_worker, state.worker_node, state.edge_lat
+        net = state.net
+        exec_worker, worker_node, edge_lat, edge_terms = (
+            state.exec_worker,
+            state.worker_node,
+            state.edge_lat,
+            net.edge_terms,
+        )
         a = worker_node[exec_worker[g]]
         rate_to: dict[int, float] = {}
         out_to: dict[int, float] = {}
         in_from: dict[int, float] = {}
-        delays = to_a = from_a = bytes_to_a = bytes_from_a = 0.0
-        for k, o, out, rk, item_bytes, rate in hops_of[g]:
-            delays += edge_lat[k]  # (the hops are made when read: ExecutorEdges.hops)
-            other = exec_worker[o]
-            if out:
+        delays = rate_sum = out_sum = into = bytes_out = bytes_in = 0.0
+        to_a = from_a = bytes_to_a = bytes_from_a = 0.0  # with executors on g's board
+        for k in net.adjacent[g]:
+            delays += edge_lat[k]
+            s, d, rate, rk, item_bytes, _t = edge_terms[k]
+            if s == d:
+                continue
+            rate_sum += rate
+            if s == g:
+                other = exec_worker[d]
                 out_to[other] = out_to.get(other, 0.0) + rk
+                out_sum += rk
+                bytes_out += item_bytes
                 if worker_node[other] == a:
                     to_a += rk
                     bytes_to_a += item_bytes
             else:
+                other = exec_worker[s]
                 in_from[other] = in_from.get(other, 0.0) + rk
+                into += rk
+                bytes_in += item_bytes
                 if worker_node[other] == a:
                     from_a += rk
                     bytes_from_a += item_bytes
             rate_to[other] = rate_to.get(other, 0.0) + rate
-        rate_sum, out_sum, into, bytes_out, bytes_in = sums_of[g]
         own = (to_a, from_a, bytes_to_a, bytes_from_a)
         return ExecutorEdges(
-            rate_to,
-            out_to,
-            in_from,
-            hops_of[g],
-            exec_worker,
-            None,
-            rate_sum,
-            out_sum,
-            into,
-            bytes_out,
-            bytes_in,
-            delays,
-            own,
+            rate_to, out_to, in_from, g, state, None, rate_sum, out_sum, into, bytes_out, bytes_in, delays, own
         )
 
     def _far(self, g: int, edges: ExecutorEdges) -> list[tuple[int, int, bool, float, float, int, float, float]]:
@@ -447,10 +450,9 @@ class GainBound:
         terms = net.terms[n]
         drops = self._drop
         if drops is None:
-            hop_sums = net.executor_hops()[1]
             drops = self._drop = [
-                cycles + net.topos[t].transfer_cycles * sums[0] / 2.0
-                for cycles, t, sums in zip(net.ex_cycles, net.ex_topo, hop_sums)
+                cycles + net.topos[t].transfer_cycles * rate / 2.0
+                for cycles, t, rate in zip(net.ex_cycles, net.ex_topo, net.edge_rates())
             ]
         clock = terms.clock_hz
         wall = 1.0 / clock

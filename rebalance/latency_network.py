@@ -28,12 +28,6 @@ from squall.rebalance.model import Node, Workload
 # An edge's kind: data between executors, items into an acker, items out of one.
 DATA, TO_ACKER, FROM_ACKER = 0, 1, 2
 
-# An executor's edge as the search's bound reads it (Network.executor_hops): (edge, the
-# other end's gid, the executor is the source, rate x weight, bytes/s, rate); and the sums
-# over them (rate, rate x weight out, in, bytes/s out, in).
-Hop = tuple[int, int, bool, float, float, float]
-HopSums = tuple[float, float, float, float, float]
-
 
 @dataclass(frozen=True)
 class TopologyTerms:
@@ -77,38 +71,22 @@ class Network:
         self.edge_terms: list[tuple[int, int, float, float, float, int]] = []
         for t, wl in enumerate(self.workloads):
             self._add_topology(t, wl)
-        self._hops: tuple[list[list[Hop]], list[HopSums]] | None = None
+        self._edge_rates: list[float] | None = None
 
-    def executor_hops(self) -> tuple[list[list[Hop]], list[HopSums]]:
-        """Per executor (gid) its edges as the ``latency`` search's bound reads them,
-        self-loops left out (they never cross a worker's boundary): ``(edge, the other
-        end's gid, the executor is the source, rate x weight, bytes/s, rate)`` in its
-        adjacency's order, and their sums ``(rate, rate x weight out, in, bytes/s out,
-        in)``, each accumulated in that order — the same floats as a pass over
-        :attr:`adjacent`. None of it depends on a placement, so it is built once, on first
-        use (a prediction never needs it)."""
-        if self._hops is None:
-            n = len(self.ex_key)
-            hops: list[list[Hop]] = [[] for _ in range(n)]
-            rate = [0.0] * n
-            out = [0.0] * n
-            into = [0.0] * n
-            bytes_out = [0.0] * n
-            bytes_in = [0.0] * n
+    def edge_rates(self) -> list[float]:
+        """Per executor (gid) the items/s on its edges, self-loops left out (they never
+        cross a worker's boundary), summed in its adjacency's order: the same float as a
+        pass over :attr:`adjacent`. It does not depend on a placement, so it is summed once,
+        on first use (a prediction never needs it)."""
+        if self._edge_rates is None:
+            rates = [0.0] * len(self.ex_key)
             # Edges in index order: the order each executor's adjacency lists them in.
-            for k, (s, d, r, rk, item_bytes, _t) in enumerate(self.edge_terms):
-                if s == d:
-                    continue
-                hops[s].append((k, d, True, rk, item_bytes, r))
-                hops[d].append((k, s, False, rk, item_bytes, r))
-                rate[s] += r
-                rate[d] += r
-                out[s] += rk
-                into[d] += rk
-                bytes_out[s] += item_bytes
-                bytes_in[d] += item_bytes
-            self._hops = (hops, list(zip(rate, out, into, bytes_out, bytes_in)))
-        return self._hops
+            for s, d, r, _rk, _bytes, _t in self.edge_terms:
+                if s != d:
+                    rates[s] += r
+                    rates[d] += r
+            self._edge_rates = rates
+        return self._edge_rates
 
     def _add_topology(self, t: int, wl: Workload) -> None:
         p = wl.profile

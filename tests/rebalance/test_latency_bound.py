@@ -197,9 +197,10 @@ def test_the_quick_removal_is_at_least_the_full_one_before_and_after_moves(seed)
 
 @pytest.mark.parametrize("seed", range(4))
 def test_an_executor_s_edges_are_the_same_floats_as_a_pass_over_its_adjacency(seed):
-    """GainBound.edges_of reads Network.executor_hops (the adjacency without self-loops,
-    its placement-free sums made once): every field must be the float a pass over the
-    adjacency makes, and ``own`` the sums _with_board makes for the executor's board."""
+    """GainBound.edges_of sums what removal's link terms read for the executor's own board
+    in its one pass and makes the per-hop tuples only when read: every field must be the
+    float a plain pass over the adjacency makes, ``own`` the sums _with_board makes for
+    the executor's board, and Network.edge_rates the items/s on its edges."""
     net, start = case(seed, two=seed % 2 == 1, clocks=True)
     state = net.state_of(start)
     bound = GainBound(state)
@@ -238,6 +239,7 @@ def test_an_executor_s_edges_are_the_same_floats_as_a_pass_over_its_adjacency(se
             delays,
         ), g
         assert edges.own == bound._with_board(state.worker_node[state.exec_worker[g]], edges), g
+        assert net.edge_rates()[g] == rate, g
 
 
 @pytest.mark.parametrize("seed", range(6))
