@@ -80,7 +80,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from squall.rebalance.latency import MAX_UTILISATION, throttle_share
+from squall.rebalance.latency import MAX_UTILISATION, SATURATED, throttle_share
 from squall.rebalance.latency_state import BoardSlack, State, link_time, worker_time
 
 # A skip needs the bound this far under the threshold (relative): rounding of the cached
@@ -158,6 +158,7 @@ class GainBound:
         self._quick: dict[int, dict[int, tuple[float, float]]] = {}
         self._drop: list[float] | None = None  # per executor: see _quick_board
         self._edges: dict[int, ExecutorEdges] = {}  # see edges()
+        self._batch: dict[int, dict[int, float]] = {}  # per board: see _batches
         self.removal_rho = 0.0  # the board's utilisation after, of the last removal()
         self.skipped = 0  # trial moves skipped, for the benchmarks' and tests' counts
         self.excess_skips = 0  # skips() answers True because a board's excess rises (tests)
@@ -169,10 +170,12 @@ class GainBound:
         if boards is None:
             self._boards.clear()
             self._quick.clear()
+            self._batch.clear()
             return
         for n in boards:
             self._boards.pop(n, None)
             self._quick.pop(n, None)
+            self._batch.pop(n, None)
 
     def edges(self, g: int) -> ExecutorEdges:
         """:meth:`edges_of`, kept until :meth:`shifted` names ``g`` or one of its neighbours.
@@ -349,6 +352,8 @@ class GainBound:
             # (0 now, at least 0 after; no other board is re-priced): the latency decides.
             within = self.within_board(g, w, edges, limit)
             return within is not None and within <= limit
+        if current[0] == 0.0 and self.cheap_gain(g, w, removal.gain, edges, limit):
+            return True
         found = self.gain(g, w, removal.gain, edges, limit)
         if found is None:
             return False
@@ -531,6 +536,78 @@ class GainBound:
         if self.removal_rho > MAX_UTILISATION * (1.0 - MARGIN):
             return None
         return Removal(gain, 0.0, 0.0)
+
+    def cheap_gain(self, g: int, w: int, removal: float, edges: ExecutorEdges, enough: float) -> bool:
+        """Whether a bound no lower than :meth:`gain`'s first (loose) form, and made without
+        pricing ``w`` after the move, is at most ``enough`` (False when it cannot tell: the
+        search then asks :meth:`gain`).
+
+        Why it is sound: under :meth:`gain`'s premises (``w`` placed on another board, its
+        CPU not falling), with no acker executor in ``w`` nor ``g`` an acker, ``w``'s
+        service and queue wait per root tuple, ``(na (1 + h(busy)) x wall) / source_rate``
+        (its visits' mean service times their number is ``na x wall``; ``h`` increasing),
+        do not fall: ``na`` grows by ``g``'s cycles and ``busy`` by the premise. Its
+        batching wait is at least 0 after and its wake-up waits fall by at most those of
+        the items from ``w`` to ``g`` (``out_w``: internal after; ``g``'s other items in
+        become ``w``'s). So ``w``'s time falls by at most its batching wait now plus
+        ``out_w x wake_wait``, and :meth:`gain`'s ``(1 + f) (before - after)`` by at most
+        ``(1 + f)`` times that; the loose form's other terms are taken as they are."""
+        state = self.state
+        net = state.net
+        b = state.worker_node[w]
+        if b < 0 or b == state.worker_node[state.exec_worker[g]] or net.ex_acker[g]:
+            return False
+        if state.w_akv[w] != 0.0 or state.w_ak[w] != 0.0:
+            return False
+        batches = self._batch.get(b)
+        if batches is None:
+            batches = self._batches(b)
+        batch = batches.get(w)
+        if batch is None:
+            return False
+        board = self._boards[b]  # made by _batches
+        terms = net.terms[b]
+        share = board.share
+        # The loose form of gain() with w's time after bounded as above.
+        most = (
+            removal
+            + (1.0 + share) * (batch + edges.out_to.get(w, 0.0) * terms.wake_wait_s)
+            + share * terms.throttle_wait_full_s * edges.out
+            + board.link
+            + edges.delays
+        )
+        if most > enough:
+            return False
+        # gain()'s premise: w's CPU does not fall (then neither do the board's utilisation
+        # and its other workers' waits), as gain() computes it.
+        topo = net.topos[state.worker_ids[w][0]]
+        cross = state.w_cross[w] + edges.rate - 2.0 * edges.rate_to.get(w, 0.0)
+        na = state.w_na[w] + net.ex_cycles[g]
+        u = (na + state.w_ak[w] + topo.overhead_hz + topo.transfer_cycles * cross / 2.0) / terms.clock_hz
+        return u >= board.cores[w]
+
+    def _batches(self, n: int) -> dict[int, float]:
+        """Per placed worker of board ``n`` its batching wait per root tuple now, as
+        :func:`worker_time` prices it (kept with the board's terms: :meth:`forget`)."""
+        state = self.state
+        net = state.net
+        board = self._board(n)
+        terms = net.terms[n]
+        wall = 1.0 / terms.clock_hz
+        out: dict[int, float] = {}
+        for x, u in board.cores.items():
+            visits = state.w_nav[x] + state.w_akv[x]
+            flush_s = net.topos[state.worker_ids[x][0]].flush_s
+            outk = state.w_outk[x]
+            if visits <= 0 or outk <= 0 or flush_s <= 0:
+                out[x] = 0.0
+                continue
+            busy = u if u > board.rho else board.rho
+            busy = min(max(busy, 0.0), SATURATED)
+            batched = busy / (1.0 - busy) * ((state.w_na[x] + state.w_ak[x]) * wall / visits)
+            out[x] = outk * (flush_s if batched > flush_s else batched)
+        self._batch[n] = out
+        return out
 
     def gain(
         self, g: int, w: int, removal: float, edges: ExecutorEdges, enough: float = -math.inf

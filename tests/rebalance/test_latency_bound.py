@@ -141,6 +141,42 @@ def test_the_bound_is_at_least_every_bounded_move_s_exact_gain(seed):
 
 
 @pytest.mark.parametrize("seed", range(6))
+def test_the_cheap_gain_is_never_below_the_loose_bound_nor_the_exact_gain(seed):
+    """GainBound.cheap_gain answers whether a bound made without pricing the target worker
+    after the move is at most ``enough``: it must never say so for an ``enough`` below
+    GainBound.gain's loose form or below the move's exact gain (every move to a placed
+    worker on another board, random workloads with ackers, quotas, links and wake-up
+    waits), and must say so for a large one often (its premises hold)."""
+    net, start = case(seed, two=seed % 2 == 1)
+    state = net.state_of(start)
+    bound = GainBound(state)
+    total = state.objective()[1]
+    checked = answered = 0
+    for g in range(len(net.ex_key)):
+        mine = state.worker_node[state.exec_worker[g]]
+        elsewhere = [
+            w
+            for w in range(len(state.worker_ids))
+            if state.w_count[w] and state.worker_ids[w][0] == net.ex_topo[g] and state.worker_node[w] not in (-1, mine)
+        ]
+        if not elsewhere:
+            continue
+        _value, (after, _excess) = state.price_executor_move_at(g, elsewhere[0], -1, mine)
+        removal = state.node_lat[mine] - after
+        edges = bound.edges_of(g)
+        for w in elsewhere:
+            found = bound.gain(g, w, removal, edges, enough=math.inf)
+            exact = total - state.price_executor_move(g, w)[1]
+            below = exact - 1e-12 * total
+            if found is not None:
+                below = max(below, found[0] - 1e-12 * total)
+            assert not bound.cheap_gain(g, w, removal, edges, below), (g, w, exact, found)
+            checked += 1
+            answered += bound.cheap_gain(g, w, removal, edges, math.inf)
+    assert checked > 100 and answered > checked // 4, (checked, answered)
+
+
+@pytest.mark.parametrize("seed", range(6))
 def test_the_quick_removal_is_at_least_the_full_one_before_and_after_moves(seed):
     """GainBound.removal(quick=True) prices only the executor's own worker and reads the
     board's other workers from terms kept per board: it must be at least the full bound
