@@ -527,6 +527,8 @@ class GainBound:
         become ``w``'s). So ``w``'s time falls by at most its batching wait now plus
         ``out_w x wake_wait``, and :meth:`gain`'s ``(1 + f) (before - after)`` by at most
         ``(1 + f)`` times that; the loose form's other terms are taken as they are."""
+        if removal + edges.delays > enough:
+            return False  # every other term is at least 0: it cannot tell (1,000 executors, mostly)
         state = self.state
         net = state.net
         b = state.worker_node[w]
