@@ -78,8 +78,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from squall.rebalance.latency import MAX_UTILISATION, throttle_share
+from squall.rebalance.latency import MAX_UTILISATION, SATURATED, throttle_share
 from squall.rebalance.latency_state import BoardSlack, State, link_time, worker_time
 
 # A skip needs the bound this far under the threshold (relative): rounding of the cached
@@ -90,17 +91,18 @@ MARGIN = 1e-6
 EXCESS_STEP = 2e-9
 
 
-@dataclass(frozen=True)
-class Removal:
+class Removal(NamedTuple):
     """What moving an executor off its board to any other board does to that board
-    (read from one exact trial: the same for every other board, see the module doc)."""
+    (read from one exact trial: the same for every other board, see the module doc). A
+    tuple: one is made per executor the search visits, and a frozen dataclass costs
+    several times as much to make."""
 
     gain: float  # its latency term before less after
     excess: float  # its excess over the hard limits before
     excess_after: float  # ... and after
 
 
-@dataclass
+@dataclass(slots=True)
 class ExecutorEdges:
     """Executor ``g``'s edges as the bound reads them, for its current placement
     (self-loops left out: they never cross a worker's boundary)."""
@@ -108,8 +110,8 @@ class ExecutorEdges:
     rate_to: dict[int, float] = field(default_factory=dict)  # worker -> items/s to and from g
     out_to: dict[int, float] = field(default_factory=dict)  # worker -> rate x weight from g
     in_from: dict[int, float] = field(default_factory=dict)  # worker -> rate x weight into g
-    # (edge, the other end's worker, g the source, rate x weight, bytes/s)
-    hops: list[tuple[int, int, bool, float, float]] = field(default_factory=list)
+    g: int = -1  # the executor, and the state whose placement :attr:`hops` is made from
+    state: State | None = None
     # The hops with the other end's board, the hop's transfer delay there when g is the
     # source (else 0) and that board's link delay: what every refined gain reads per hop.
     # Built by GainBound.hops_after on its first call for g (most executors need none).
@@ -120,6 +122,27 @@ class ExecutorEdges:
     bytes_out: float = 0.0  # bytes/s of g's edges out
     bytes_in: float = 0.0  # ... and in
     delays: float = 0.0  # g's edges' current delays
+    # GainBound._with_board for g's own board (removal's link terms read it), made in the
+    # same pass.
+    own: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    made: list[tuple[int, int, bool, float, float]] | None = None
+
+    @property
+    def hops(self) -> list[tuple[int, int, bool, float, float]]:
+        """(edge, the other end's worker, g the source, rate x weight, bytes/s) per hop, in
+        the adjacency's order; made on the first read (most visits never read it: a bound
+        in its loose form needs only the sums), against the placement of the visit (a
+        trial move leaves it as it was)."""
+        if self.made is None:
+            assert self.state is not None
+            g, net, ew = self.g, self.state.net, self.state.exec_worker
+            made = []
+            for k in net.adjacent[g]:
+                s, d, _rate, rk, item_bytes, _t = net.edge_terms[k]
+                if s != d:
+                    made.append((k, ew[d], True, rk, item_bytes) if s == g else (k, ew[s], False, rk, item_bytes))
+            self.made = made
+        return self.made
 
 
 class GainBound:
@@ -131,6 +154,10 @@ class GainBound:
     def __init__(self, state: State) -> None:
         self.state = state
         self._boards: dict[int, BoardSlack] = {}
+        # Per board what removal(quick=True) reads (see there), kept and dropped with _boards.
+        self._quick: dict[int, dict[int, tuple[float, float]]] = {}
+        self._drop: list[float] | None = None  # per executor: see _quick_board
+        self._batch: dict[int, dict[int, float]] = {}  # per board: see _batches
         self.removal_rho = 0.0  # the board's utilisation after, of the last removal()
         self.skipped = 0  # trial moves skipped, for the benchmarks' and tests' counts
         self.excess_skips = 0  # skips() answers True because a board's excess rises (tests)
@@ -141,22 +168,33 @@ class GainBound:
         float rounding (:meth:`State._refresh`), far under the ``MARGIN`` a skip needs."""
         if boards is None:
             self._boards.clear()
+            self._quick.clear()
+            self._batch.clear()
             return
         for n in boards:
             self._boards.pop(n, None)
+            self._quick.pop(n, None)
+            self._batch.pop(n, None)
 
     def edges_of(self, g: int) -> ExecutorEdges:
         """``g``'s edges as :class:`ExecutorEdges` for the current placement: one pass over
-        its adjacency, every sum in the adjacency's order (the search's per-executor set-up;
-        the sums are kept in locals and the record made once at the end)."""
+        its adjacency, every sum in the adjacency's order (the search's per-executor
+        set-up; the sums are kept in locals and the record made once at the end; the
+        per-hop tuples are made only if read, :attr:`ExecutorEdges.hops`)."""
         state = self.state
         net = state.net
-        exec_worker, edge_lat, edge_terms = state.exec_worker, state.edge_lat, net.edge_terms
+        exec_worker, worker_node, edge_lat, edge_terms = (
+            state.exec_worker,
+            state.worker_node,
+            state.edge_lat,
+            net.edge_terms,
+        )
+        a = worker_node[exec_worker[g]]
         rate_to: dict[int, float] = {}
         out_to: dict[int, float] = {}
         in_from: dict[int, float] = {}
-        hops: list[tuple[int, int, bool, float, float]] = []
         delays = rate_sum = out_sum = into = bytes_out = bytes_in = 0.0
+        to_a = from_a = bytes_to_a = bytes_from_a = 0.0  # with executors on g's board
         for k in net.adjacent[g]:
             delays += edge_lat[k]
             s, d, rate, rk, item_bytes, _t = edge_terms[k]
@@ -168,15 +206,22 @@ class GainBound:
                 out_to[other] = out_to.get(other, 0.0) + rk
                 out_sum += rk
                 bytes_out += item_bytes
-                hops.append((k, other, True, rk, item_bytes))
+                if worker_node[other] == a:
+                    to_a += rk
+                    bytes_to_a += item_bytes
             else:
                 other = exec_worker[s]
                 in_from[other] = in_from.get(other, 0.0) + rk
                 into += rk
                 bytes_in += item_bytes
-                hops.append((k, other, False, rk, item_bytes))
+                if worker_node[other] == a:
+                    from_a += rk
+                    bytes_from_a += item_bytes
             rate_to[other] = rate_to.get(other, 0.0) + rate
-        return ExecutorEdges(rate_to, out_to, in_from, hops, None, rate_sum, out_sum, into, bytes_out, bytes_in, delays)
+        own = (to_a, from_a, bytes_to_a, bytes_from_a)
+        return ExecutorEdges(
+            rate_to, out_to, in_from, g, state, None, rate_sum, out_sum, into, bytes_out, bytes_in, delays, own
+        )
 
     def _far(self, g: int, edges: ExecutorEdges) -> list[tuple[int, int, bool, float, float, int, float, float]]:
         """``edges.hops`` with what :meth:`hops_after` reads of the other end per hop (see
@@ -282,6 +327,8 @@ class GainBound:
             # (0 now, at least 0 after; no other board is re-priced): the latency decides.
             within = self.within_board(g, w, edges, limit)
             return within is not None and within <= limit
+        if current[0] == 0.0 and self.cheap_gain(g, w, removal.gain, edges, limit):
+            return True
         found = self.gain(g, w, removal.gain, edges, limit)
         if found is None:
             return False
@@ -312,14 +359,23 @@ class GainBound:
             board = self._boards[n] = self.state.board_slack(n)
         return board
 
-    def removal(self, g: int, edges: ExecutorEdges) -> float:
+    def removal(self, g: int, edges: ExecutorEdges, quick: bool = False) -> float:
         """An upper bound on what moving ``g`` off its board, to any other board, saves on
         that board (s), without pricing the move: the board's latency term now less the
         sum of its workers' times after — each at the board's utilisation after, ``g``'s
         worker with ``g`` taken out of its aggregates (as :meth:`gain` puts it in) — and of
         the quota's stops after at the share after, on those times and on a lower bound of
         the stays after (see there); the link terms after are left out when ``g``'s worker
-        empties. The search prices the exact trial when this is not enough."""
+        empties. The search prices the exact trial when this is not enough.
+
+        With ``quick`` a looser bound that prices one worker instead of every worker of
+        the board: ``g``'s worker after as above, the others at a utilisation ``rho_y``
+        no higher than the board's after the move (:meth:`_quick_board`, made once per
+        board and worker ``y`` and kept until a move re-prices the board), the quota's
+        share at ``rho_y``; the stays and link terms as above. A worker's time does not
+        fall with its board's utilisation (its queue and batching waits grow with it),
+        nor does the share, and the stays' term is at least 0, so what is subtracted is
+        no more than without ``quick``: the bound is at least that one."""
         state = self.state
         net = state.net
         mine = state.exec_worker[g]
@@ -347,25 +403,32 @@ class GainBound:
         self.removal_rho = rho
         if state.w_count[mine] > 1:
             after = worker_time(topo, wall, terms.wake_wait_s, u_mine, rho, na, nav, ak, akv, outk, ink)
-        topos, worker_ids = net.topos, state.worker_ids
-        w_na, w_nav, w_ak, w_akv = state.w_na, state.w_nav, state.w_ak, state.w_akv
-        w_outk, w_ink = state.w_outk, state.w_ink
-        for x, u in board.cores.items():
-            if x != mine:
-                after += worker_time(
-                    topos[worker_ids[x][0]],
-                    wall,
-                    terms.wake_wait_s,
-                    u,
-                    rho,
-                    w_na[x],
-                    w_nav[x],
-                    w_ak[x],
-                    w_akv[x],
-                    w_outk[x],
-                    w_ink[x],
-                )
-        share = throttle_share(terms, rho)
+        if quick:
+            table = self._quick.get(a)
+            if table is None:
+                table = self._quick_board(a)
+            share, others = table[mine]
+            after += others
+        else:
+            topos, worker_ids = net.topos, state.worker_ids
+            w_na, w_nav, w_ak, w_akv = state.w_na, state.w_nav, state.w_ak, state.w_akv
+            w_outk, w_ink = state.w_outk, state.w_ink
+            for x, u in board.cores.items():
+                if x != mine:
+                    after += worker_time(
+                        topos[worker_ids[x][0]],
+                        wall,
+                        terms.wake_wait_s,
+                        u,
+                        rho,
+                        w_na[x],
+                        w_nav[x],
+                        w_ak[x],
+                        w_akv[x],
+                        w_outk[x],
+                        w_ink[x],
+                    )
+            share = throttle_share(terms, rho)
         if share > 0:
             # The quota's stops after: (1 + f') W' + f' x wait_full x S', with S' at least
             # the stays now less g's own as a spout and all its items in (g leaving the
@@ -374,8 +437,66 @@ class GainBound:
             stays = max(0.0, board.stays - spout - edges.into)
             after += share * (after + terms.throttle_wait_full_s * stays)
         if state.w_count[mine] > 1:  # (an emptied worker could change the size of an item on the link)
-            after += self._links_after(a, board, edges, arrives=False)
+            after += self._links_after(a, board, edges, arrives=False, with_board=edges.own)
         return state.node_lat[a] - after
+
+    def _quick_board(self, n: int) -> dict[int, tuple[float, float]]:
+        """Per worker ``y`` of board ``n``: (the quota's share at ``rho_y``, the sum over
+        the board's other workers ``x`` of ``T_x(rho_y)``), with ``rho_y`` at most the
+        board's utilisation after any one executor of ``y`` leaves it (see
+        :meth:`removal`'s ``quick``). ``y``'s CPU falls by at most its own (it empties)
+        and, when it keeps a member, by at most ``max over its executors h of (c_h +
+        transfer x R_h / 2) / clock`` (``c_h`` its cycles/s, ``R_h`` the items/s on its
+        edges: ``y``'s crossing items fall by at most ``R_h``); no other worker's CPU
+        changes."""
+        state = self.state
+        net = state.net
+        board = self._board(n)
+        terms = net.terms[n]
+        drops = self._drop
+        if drops is None:
+            drops = self._drop = [
+                cycles + net.topos[t].transfer_cycles * rate / 2.0
+                for cycles, t, rate in zip(net.ex_cycles, net.ex_topo, net.edge_rates())
+            ]
+        clock = terms.clock_hz
+        wall = 1.0 / clock
+        topos, worker_ids, members, w_count = net.topos, state.worker_ids, state.members, state.w_count
+        w_na, w_nav, w_ak, w_akv, w_outk, w_ink = (
+            state.w_na,
+            state.w_nav,
+            state.w_ak,
+            state.w_akv,
+            state.w_outk,
+            state.w_ink,
+        )
+        table: dict[int, tuple[float, float]] = {}
+        for y, u_y in board.cores.items():
+            drop = u_y
+            if w_count[y] > 1:
+                worst = max(drops[h] for h in members[y]) / clock
+                if worst < drop:
+                    drop = worst
+            rho = board.rho - drop / terms.cores
+            others = 0.0
+            for x, u in board.cores.items():
+                if x != y:
+                    others += worker_time(
+                        topos[worker_ids[x][0]],
+                        wall,
+                        terms.wake_wait_s,
+                        u,
+                        rho,
+                        w_na[x],
+                        w_nav[x],
+                        w_ak[x],
+                        w_akv[x],
+                        w_outk[x],
+                        w_ink[x],
+                    )
+            table[y] = (throttle_share(terms, rho), others)
+        self._quick[n] = table
+        return table
 
     def removal_within_limits(self, g: int, edges: ExecutorEdges) -> Removal | None:
         """:meth:`removal` with the board's excess before and after, for a search above
@@ -390,6 +511,80 @@ class GainBound:
         if self.removal_rho > MAX_UTILISATION * (1.0 - MARGIN):
             return None
         return Removal(gain, 0.0, 0.0)
+
+    def cheap_gain(self, g: int, w: int, removal: float, edges: ExecutorEdges, enough: float) -> bool:
+        """Whether a bound no lower than :meth:`gain`'s first (loose) form, and made without
+        pricing ``w`` after the move, is at most ``enough`` (False when it cannot tell: the
+        search then asks :meth:`gain`).
+
+        Why it is sound: under :meth:`gain`'s premises (``w`` placed on another board, its
+        CPU not falling), with no acker executor in ``w`` nor ``g`` an acker, ``w``'s
+        service and queue wait per root tuple, ``(na (1 + h(busy)) x wall) / source_rate``
+        (its visits' mean service times their number is ``na x wall``; ``h`` increasing),
+        do not fall: ``na`` grows by ``g``'s cycles and ``busy`` by the premise. Its
+        batching wait is at least 0 after and its wake-up waits fall by at most those of
+        the items from ``w`` to ``g`` (``out_w``: internal after; ``g``'s other items in
+        become ``w``'s). So ``w``'s time falls by at most its batching wait now plus
+        ``out_w x wake_wait``, and :meth:`gain`'s ``(1 + f) (before - after)`` by at most
+        ``(1 + f)`` times that; the loose form's other terms are taken as they are."""
+        if removal + edges.delays > enough:
+            return False  # every other term is at least 0: it cannot tell (1,000 executors, mostly)
+        state = self.state
+        net = state.net
+        b = state.worker_node[w]
+        if b < 0 or b == state.worker_node[state.exec_worker[g]] or net.ex_acker[g]:
+            return False
+        if state.w_akv[w] != 0.0 or state.w_ak[w] != 0.0:
+            return False
+        batches = self._batch.get(b)
+        if batches is None:
+            batches = self._batches(b)
+        batch = batches.get(w)
+        if batch is None:
+            return False
+        board = self._boards[b]  # made by _batches
+        terms = net.terms[b]
+        share = board.share
+        # The loose form of gain() with w's time after bounded as above.
+        most = (
+            removal
+            + (1.0 + share) * (batch + edges.out_to.get(w, 0.0) * terms.wake_wait_s)
+            + share * terms.throttle_wait_full_s * edges.out
+            + board.link
+            + edges.delays
+        )
+        if most > enough:
+            return False
+        # gain()'s premise: w's CPU does not fall (then neither do the board's utilisation
+        # and its other workers' waits), as gain() computes it.
+        topo = net.topos[state.worker_ids[w][0]]
+        cross = state.w_cross[w] + edges.rate - 2.0 * edges.rate_to.get(w, 0.0)
+        na = state.w_na[w] + net.ex_cycles[g]
+        u = (na + state.w_ak[w] + topo.overhead_hz + topo.transfer_cycles * cross / 2.0) / terms.clock_hz
+        return u >= board.cores[w]
+
+    def _batches(self, n: int) -> dict[int, float]:
+        """Per placed worker of board ``n`` its batching wait per root tuple now, as
+        :func:`worker_time` prices it (kept with the board's terms: :meth:`forget`)."""
+        state = self.state
+        net = state.net
+        board = self._board(n)
+        terms = net.terms[n]
+        wall = 1.0 / terms.clock_hz
+        out: dict[int, float] = {}
+        for x, u in board.cores.items():
+            visits = state.w_nav[x] + state.w_akv[x]
+            flush_s = net.topos[state.worker_ids[x][0]].flush_s
+            outk = state.w_outk[x]
+            if visits <= 0 or outk <= 0 or flush_s <= 0:
+                out[x] = 0.0
+                continue
+            busy = u if u > board.rho else board.rho
+            busy = min(max(busy, 0.0), SATURATED)
+            batched = busy / (1.0 - busy) * ((state.w_na[x] + state.w_ak[x]) * wall / visits)
+            out[x] = outk * (flush_s if batched > flush_s else batched)
+        self._batch[n] = out
+        return out
 
     def gain(
         self, g: int, w: int, removal: float, edges: ExecutorEdges, enough: float = -math.inf

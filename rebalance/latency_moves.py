@@ -77,25 +77,24 @@ def executor_candidates(
     net = state.net
     t = net.ex_topo[g]
     mine = state.exec_worker[g]
-    out: list[int] = []
-    weights: dict[int, float] = {}
-    if rate_to is not None:
-        weights = {w: r for w, r in rate_to.items() if w != mine}
-    else:
+    if rate_to is None:
+        rate_to = {}
         for k in net.adjacent[g]:
             s, d, rate, _kappa, _kind = net.edges[k]
             other = state.exec_worker[d if s == g else s]
-            if other != mine:
-                weights[other] = weights.get(other, 0.0) + rate
-    out.extend(sorted(weights, key=lambda w: (-weights[w], w))[:NEIGHBOUR_WORKERS])
+            rate_to[other] = rate_to.get(other, 0.0) + rate
+    # Busiest first, ties by index: (-rate, worker) pairs sort in that order, and no two
+    # are equal (one per worker).
+    out = [w for _r, w in sorted([(-r, w) for w, r in rate_to.items() if w != mine])[:NEIGHBOUR_WORKERS]]
+    w_count = state.w_count
     for w in least_busy.get(t, ()):
-        if w != mine and state.w_count[w]:
-            out.append(w)
+        if w != mine and w_count[w]:
+            if w not in out:
+                out.append(w)
             break
-    if state.w_count[mine] > 1 and t in spare:
-        out.append(spare[t])
-    seen: set[int] = set()
-    return [w for w in out if not (w in seen or seen.add(w))]  # type: ignore[func-returns-value]
+    if w_count[mine] > 1 and t in spare:
+        out.append(spare[t])  # an empty worker: neither a neighbour's nor the least busy
+    return out
 
 
 def least_busy_board(state: State, free: Mapping[str, int]) -> int:

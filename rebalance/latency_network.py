@@ -71,6 +71,22 @@ class Network:
         self.edge_terms: list[tuple[int, int, float, float, float, int]] = []
         for t, wl in enumerate(self.workloads):
             self._add_topology(t, wl)
+        self._edge_rates: list[float] | None = None
+
+    def edge_rates(self) -> list[float]:
+        """Per executor (gid) the items/s on its edges, self-loops left out (they never
+        cross a worker's boundary), summed in its adjacency's order: the same float as a
+        pass over :attr:`adjacent`. It does not depend on a placement, so it is summed once,
+        on first use (a prediction never needs it)."""
+        if self._edge_rates is None:
+            rates = [0.0] * len(self.ex_key)
+            # Edges in index order: the order each executor's adjacency lists them in.
+            for s, d, r, _rk, _bytes, _t in self.edge_terms:
+                if s != d:
+                    rates[s] += r
+                    rates[d] += r
+            self._edge_rates = rates
+        return self._edge_rates
 
     def _add_topology(self, t: int, wl: Workload) -> None:
         p = wl.profile

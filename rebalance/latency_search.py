@@ -204,9 +204,11 @@ def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBo
             # A bound on that without the trial is often enough: within the limits, and
             # above them when g's board is and stays within them.
             loose: Removal | None = None
+            quick = False  # loose is GainBound.removal's quick form: refined before a move is priced
             if edges is not None:
                 if current[0] == 0.0:
-                    loose = Removal(bound.removal(g, edges), 0.0, 0.0)
+                    loose = Removal(bound.removal(g, edges, quick=True), 0.0, 0.0)
+                    quick = True
                 else:
                     loose = bound.removal_within_limits(g, edges)
             rate_to = edges.rate_to if edges is not None else None
@@ -217,6 +219,13 @@ def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBo
                     if bound.skips(g, w, known, edges, current, IMPROVEMENT):
                         bound.skipped += 1
                         continue
+                    if quick and state.worker_node[w] != mine:
+                        # The quick form is looser: skip exactly the moves the full one skips.
+                        quick = False
+                        loose = Removal(bound.removal(g, edges), 0.0, 0.0)
+                        if bound.skips(g, w, loose, edges, current, IMPROVEMENT):
+                            bound.skipped += 1
+                            continue
                 to = state.worker_node[w] if board < 0 else board
                 if skip and removal is None and to != mine:
                     value, (lat, exc) = state.price_executor_move_at(g, w, board, mine)
