@@ -183,7 +183,29 @@ def make_bolt_emit_many(
                 return out
             if pick is not None and route.fanout == 1:
                 # One target per tuple (shuffle, global): the edge ids drawn in one call.
-                for values, anchor, edge in zip(tuples, anchors_each, random_ids(getrandbits, len(tuples))):
+                edges = random_ids(getrandbits, len(tuples))
+                if only is not None:  # one target task (a chain): no choice per tuple
+                    for values, anchor, edge in zip(tuples, anchors_each, edges):
+                        roots_in = anchor.roots if anchor.__class__ is Tuple else None
+                        if not roots_in or len(roots_in) != 1:
+                            by_emit += 1  # emit's general path, as below
+                            append(emit(values, stream, anchor, direct_task))
+                            continue
+                        (root,) = roots_in
+                        anchor.ack_val ^= edge
+                        tup = new_tuple(Tuple)
+                        tup.component = component
+                        tup.stream = name
+                        tup.task = task
+                        tup.values = values
+                        tup.fields = fields
+                        tup.roots = {root: edge}
+                        tup.ack_val = 0
+                        tup.done = False
+                        only_sink((only_task, tup))
+                        append(only)
+                    return out
+                for values, anchor, edge in zip(tuples, anchors_each, edges):
                     roots_in = anchor.roots if anchor.__class__ is Tuple else None
                     if not roots_in or len(roots_in) != 1:
                         by_emit += 1  # emit's general path, as below
@@ -200,10 +222,6 @@ def make_bolt_emit_many(
                     tup.roots = {root: edge}
                     tup.ack_val = 0
                     tup.done = False
-                    if only is not None:
-                        only_sink((only_task, tup))
-                        append(only)
-                        continue
                     targets = pick()
                     t = targets[0]
                     sinks[t]((t, tup))
@@ -319,6 +337,21 @@ def make_spout_emit_many(
                     # the one acker's pairs are ``ids`` itself, added in one call (below,
                     # for the trees sent); no index, no append per tree.
                     bulk_ids = ids
+                    if only is not None:
+                        for values, tup_id, root, edge in zip(tuples, tup_ids, ids[::2], ids[1::2]):
+                            tup = new_tuple(Tuple)
+                            tup.component = component
+                            tup.stream = name
+                            tup.task = task
+                            tup.values = values
+                            tup.fields = fields
+                            tup.roots = {root: edge}
+                            tup.ack_val = 0
+                            tup.done = False
+                            only_sink((only_task, tup))
+                            pending[root] = (task, tup_id, now)
+                            append(only)
+                        return out
                     for values, tup_id, root, edge in zip(tuples, tup_ids, ids[::2], ids[1::2]):
                         tup = new_tuple(Tuple)
                         tup.component = component
@@ -329,11 +362,6 @@ def make_spout_emit_many(
                         tup.roots = {root: edge}
                         tup.ack_val = 0
                         tup.done = False
-                        if only is not None:
-                            only_sink((only_task, tup))
-                            pending[root] = (task, tup_id, now)
-                            append(only)
-                            continue
                         targets = pick()
                         t = targets[0]
                         sinks[t]((t, tup))

@@ -319,10 +319,12 @@ class SpoutExecutor(Executor):
                     # taken down once per message.
                     done = 0
                     # Trees one emit_many started share their emission instant (one float
-                    # object): their latency and its bucket are computed once per instant.
+                    # object): their latency and its bucket are computed once per instant,
+                    # and the bucket and the latency sum updated once per instant too.
                     emitted_at = None
                     latency = 0.0
                     bucket = 0
+                    same = 0  # trees of the current instant after its first, not yet counted
                     try:
                         for root in completed:
                             entry = pending_pop(root, None)
@@ -330,17 +332,26 @@ class SpoutExecutor(Executor):
                                 continue  # already timed out and failed
                             done += 1
                             if entry[2] is not emitted_at:
+                                if same:
+                                    buckets[bucket] += same
+                                    latency_sum += latency * same
+                                    same = 0
                                 emitted_at = entry[2]
                                 latency = now - emitted_at
                                 bucket = bisect_left(LATENCY_BOUNDS_S, latency)
-                            latency_sum += latency
+                                buckets[bucket] += 1
+                                latency_sum += latency
+                            else:
+                                same += 1
                             latencies(latency)
-                            buckets[bucket] += 1
                             try:
                                 only_ack(entry[1])
                             except Exception as exc:  # a user bug in a callback must not stop the spout
                                 self.log_error_once(entry[0], exc, "ack")
                     finally:
+                        if same:
+                            buckets[bucket] += same
+                            latency_sum += latency * same
                         pending_by_task[only_task] -= done
                         n += done
                         acked += done
