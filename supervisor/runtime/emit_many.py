@@ -192,7 +192,9 @@ def make_bolt_emit_many(
                             append(emit(values, stream, anchor, direct_task))
                             continue
                         (root,) = roots_in
-                        anchor.ack_val ^= edge
+                        # A 64-bit XOR allocates an int: skipped while the value is 0
+                        ack_val = anchor.ack_val
+                        anchor.ack_val = ack_val ^ edge if ack_val else edge
                         tup = new_tuple(Tuple)
                         tup.component = component
                         tup.stream = name
@@ -212,7 +214,8 @@ def make_bolt_emit_many(
                         append(emit(values, stream, anchor, direct_task))
                         continue
                     (root,) = roots_in
-                    anchor.ack_val ^= edge
+                    ack_val = anchor.ack_val
+                    anchor.ack_val = ack_val ^ edge if ack_val else edge
                     tup = new_tuple(Tuple)
                     tup.component = component
                     tup.stream = name
@@ -243,7 +246,8 @@ def make_bolt_emit_many(
                     transferred += len(targets)
                 for t in targets:
                     edge = getrandbits(64)
-                    anchor.ack_val ^= edge
+                    ack_val = anchor.ack_val
+                    anchor.ack_val = ack_val ^ edge if ack_val else edge
                     tup = new_tuple(Tuple)
                     tup.component = component
                     tup.stream = name
@@ -426,7 +430,7 @@ def make_spout_emit_many(
                 xor = 0
                 for t in targets:
                     edge = getrandbits(64)
-                    xor ^= edge
+                    xor = xor ^ edge if xor else edge  # a 64-bit XOR allocates: not with 0
                     tup = new_tuple(Tuple)
                     tup.component = component
                     tup.stream = name

@@ -252,7 +252,9 @@ class BoltExecutor(Executor):
                             fields = route.fields
                             for t in targets:
                                 edge = getrandbits(64)
-                                current.ack_val ^= edge
+                                # A 64-bit XOR allocates an int: skipped while the value is 0
+                                ack_val = current.ack_val
+                                current.ack_val = ack_val ^ edge if ack_val else edge
                                 # Tuple(component, name, task, values, fields, {root: edge})
                                 # without the __init__ frame (see SpoutExecutor's emit).
                                 tup = new_tuple(Tuple)
@@ -480,7 +482,8 @@ class BoltExecutor(Executor):
                     if only is not None:
                         for root in roots:  # keys and a lookup: fewer instructions than items()
                             only.append(root)
-                            only.append(roots[root] ^ ack_val)
+                            # a sink's tuples anchor nothing: no XOR (a 64-bit one allocates)
+                            only.append(roots[root] ^ ack_val if ack_val else roots[root])
                         continue
                     for root, edge in roots.items():
                         pairs = acks_out[root % n_ackers]

@@ -130,7 +130,7 @@ class SpoutExecutor(Executor):
                     fields = route.fields
                     for t in targets:
                         edge = getrandbits(64)
-                        xor ^= edge
+                        xor = xor ^ edge if xor else edge  # a 64-bit XOR allocates: not with 0
                         # Tuple(component, name, task, values, fields, {root: edge}) without
                         # the __init__ frame: every slot of Tuple is set here.
                         tup = new_tuple(Tuple)
