@@ -250,6 +250,22 @@ class BoltExecutor(Executor):
                         if len(roots_in) == 1:
                             (root,) = roots_in
                             fields = route.fields
+                            if targets is route.only:  # one target task, always: no loop
+                                t = targets[0]
+                                edge = getrandbits(64)
+                                ack_val = current.ack_val
+                                current.ack_val = ack_val ^ edge if ack_val else edge
+                                tup = new_tuple(Tuple)  # as below
+                                tup.component = component
+                                tup.stream = name
+                                tup.task = task
+                                tup.values = values
+                                tup.fields = fields
+                                tup.roots = {root: edge}
+                                tup.ack_val = 0
+                                tup.done = False
+                                sinks[t]((t, tup))
+                                return targets
                             for t in targets:
                                 edge = getrandbits(64)
                                 # A 64-bit XOR allocates an int: skipped while the value is 0

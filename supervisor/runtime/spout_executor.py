@@ -126,8 +126,27 @@ class SpoutExecutor(Executor):
                         root += remap[i] - i
                     else:
                         root = getrandbits(64)
-                    xor = 0
                     fields = route.fields
+                    if targets is route.only:  # one target task, always (see Route.only): no loop
+                        t = targets[0]
+                        edge = getrandbits(64)  # the tree's one edge: its init value
+                        tup = new_tuple(Tuple)  # as below
+                        tup.component = component
+                        tup.stream = name
+                        tup.task = task
+                        tup.values = values
+                        tup.fields = fields
+                        tup.roots = {root: edge}
+                        tup.ack_val = 0
+                        tup.done = False
+                        sinks[t]((t, tup))
+                        pending[root] = (task, tup_id, clock())
+                        pending_by_task[task] += 1
+                        pairs = inits[root % n_ackers] if n_ackers > 1 else inits[0]
+                        pairs.append(root)
+                        pairs.append(edge)
+                        return targets
+                    xor = 0
                     for t in targets:
                         edge = getrandbits(64)
                         xor = xor ^ edge if xor else edge  # a 64-bit XOR allocates: not with 0
