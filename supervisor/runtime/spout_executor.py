@@ -129,7 +129,11 @@ class SpoutExecutor(Executor):
                     fields = route.fields
                     if targets is route.only:  # one target task, always (see Route.only): no loop
                         t = targets[0]
-                        edge = getrandbits(64)  # the tree's one edge: its init value
+                        # The tree's one edge, its init value: the root id itself, random
+                        # and drawn for this tree alone like any edge (one draw, not two:
+                        # about 600 instructions), unless it was moved to a local acker's
+                        # index (then its low bits are not random).
+                        edge = getrandbits(64) if choice.moves else root
                         tup = new_tuple(Tuple)  # as below
                         tup.component = component
                         tup.stream = name

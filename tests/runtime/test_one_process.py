@@ -382,3 +382,32 @@ def _echoed_once(engine: Any) -> None:
     assert sorted(only(engine, "sink").seen) == [(echo_task, n) for n in range(30)]
     echo_ex = next(ex for ex in engine.executors if ex.component == "echo")
     assert echo_ex.stats.transferred == 30 and echo_ex.stats.errors == 0
+
+
+# -- trees of one edge (a spout's tuple to one target task) -----------------------------------
+
+
+@pytest.mark.parametrize("emits", ["emit", "emit_many"])
+def test_a_tree_of_one_edge_announces_that_edge_and_each_tree_draws_its_own(emits: str) -> None:
+    """A spout tuple sent to one target task is a tree of one edge: its init value is that
+    edge's id, and every tree's edge is drawn for it alone (a constant or a repeated edge
+    would pass the chain tests, since the XOR still cancels, but not this one)."""
+    spout = items_spout(50).spec() if emits == "emit" else RunSpout.spec()
+    engine = start_engine(
+        topology(spout=spout, hold=Hold.spec(inputs=[spout])),
+        {"topology.acker.executors": 1, "squall.spout.batch": 100},
+    )
+    engine.spouts[0].step()
+    (hold_ex,) = [ex for ex in engine.executors if ex.component == "hold"]
+    edges: dict[int, int] = {}
+    for _task, tup in hold_ex.inbox:
+        ((root, edge),) = tup.roots.items()
+        edges[root] = edge
+    (acker,) = engine.ackers
+    inits: dict[int, int] = {}
+    for _task, msg in acker.inbox:
+        assert msg[0] == ACK_INIT_BULK
+        inits.update(zip(msg[2][::2], msg[2][1::2]))
+    assert len(edges) == (50 if emits == "emit" else 30)
+    assert inits == edges, "each tree announced with its one edge's id"
+    assert len(set(edges.values())) == len(edges) and 0 not in edges.values(), "an edge id per tree"
