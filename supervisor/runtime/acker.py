@@ -249,7 +249,6 @@ class AckerExecutor:
                 completed.setdefault(task, []).extend(roots)
                 return end
             acc = list(map(xor, acc, last))
-        task = init[1]
         if 0 not in acc:  # none complete: one new entry per tree, as its init left it
             current.update(zip(roots, map(list, zip(acc, repeat(task), repeat(False)))))
         elif not any(acc):  # every tree complete (the common case)
