@@ -222,18 +222,33 @@ class AckerExecutor:
         size = len(pairs)
         end = start + 1
         limit = len(items)
+        # The last ack bulk's values, not yet XORed into ``acc``: when it is the last one the
+        # fold takes, a compare tells whether every tree is complete (``acc ^ last`` all
+        # zero exactly when ``acc == last``) without a XOR per tree, each of which allocates
+        # a 64-bit int (about 250 instructions).
+        last: list[int] | None = None
         while end < limit:
             msg = items[end][1]
-            if msg[0] != ACK_BULK or msg[2] or len(msg[1]) != size or (end > start + 1 and 0 in acc):
+            if msg[0] != ACK_BULK or msg[2] or len(msg[1]) != size:
                 break
+            if last is not None:
+                acc = list(map(xor, acc, last))
+                last = None
+                if 0 in acc:  # a tree complete here: a later ack for it is a stray
+                    break
             acks = msg[1]
             if acks[::2] != roots:
                 break
-            acc = list(map(xor, acc, acks[1::2]))
+            last = acks[1::2]
             end += 1
         if end == start + 1:
             return 0
         task = init[1]
+        if last is not None:
+            if acc == last:  # every tree complete (the common case)
+                completed.setdefault(task, []).extend(roots)
+                return end
+            acc = list(map(xor, acc, last))
         if 0 not in acc:  # none complete: one new entry per tree, as its init left it
             current.update(zip(roots, map(list, zip(acc, repeat(task), repeat(False)))))
         elif not any(acc):  # every tree complete (the common case)

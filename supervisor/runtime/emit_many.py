@@ -186,14 +186,39 @@ def make_bolt_emit_many(
                 return out
             if pick is not None and route.fanout == 1:
                 # One target per tuple (shuffle, global): the edge ids drawn in one call.
-                for values, anchor, edge in zip(tuples, anchors_each, random_ids(getrandbits, len(tuples))):
+                edges = random_ids(getrandbits, len(tuples))
+                if only is not None:  # one target task (a chain): no choice per tuple
+                    for values, anchor, edge in zip(tuples, anchors_each, edges):
+                        roots_in = anchor.roots if anchor.__class__ is Tuple else None
+                        if not roots_in or len(roots_in) != 1:
+                            by_emit += 1  # emit's general path, as below
+                            append(emit(values, stream, anchor, direct_task))
+                            continue
+                        (root,) = roots_in
+                        # A 64-bit XOR allocates an int: skipped while the value is 0
+                        ack_val = anchor.ack_val
+                        anchor.ack_val = ack_val ^ edge if ack_val else edge
+                        tup = new_tuple(Tuple)
+                        tup.component = component
+                        tup.stream = name
+                        tup.task = task
+                        tup.values = values
+                        tup.fields = fields
+                        tup.roots = {root: edge}
+                        tup.ack_val = 0
+                        tup.done = False
+                        only_sink((only_task, tup))
+                        append(only)
+                    return out
+                for values, anchor, edge in zip(tuples, anchors_each, edges):
                     roots_in = anchor.roots if anchor.__class__ is Tuple else None
                     if not roots_in or len(roots_in) != 1:
                         by_emit += 1  # emit's general path, as below
                         append(emit(values, stream, anchor, direct_task))
                         continue
                     (root,) = roots_in
-                    anchor.ack_val ^= edge
+                    ack_val = anchor.ack_val
+                    anchor.ack_val = ack_val ^ edge if ack_val else edge
                     tup = new_tuple(Tuple)
                     tup.component = component
                     tup.stream = name
@@ -203,10 +228,6 @@ def make_bolt_emit_many(
                     tup.roots = {root: edge}
                     tup.ack_val = 0
                     tup.done = False
-                    if only is not None:
-                        only_sink((only_task, tup))
-                        append(only)
-                        continue
                     targets = pick()
                     t = targets[0]
                     sinks[t]((t, tup))
@@ -228,7 +249,8 @@ def make_bolt_emit_many(
                     transferred += len(targets)
                 for t in targets:
                     edge = getrandbits(64)
-                    anchor.ack_val ^= edge
+                    ack_val = anchor.ack_val
+                    anchor.ack_val = ack_val ^ edge if ack_val else edge
                     tup = new_tuple(Tuple)
                     tup.component = component
                     tup.stream = name
@@ -283,7 +305,7 @@ def make_spout_emit_many(
         append = out.append
         transferred = 0
         started = 0  # trees started, added to pending_by_task once
-        bulk_ids = None  # the one acker's init pairs, when every tuple of the list starts a tree
+        bulk_ids: array | None = None  # the one acker's init pairs, when every tuple of the list starts a tree
         only = route.only if pick is not None else None  # as in the bolt's emit_many
         if only is not None:
             only_task = only[0]
@@ -315,34 +337,49 @@ def make_spout_emit_many(
             now = clock()  # one instant for the list: its trees start together
             moves = choice.moves
             if pick is not None and route.fanout == 1:
-                # One target per tuple (shuffle, global): root and edge ids drawn in one call.
-                ids = random_ids(getrandbits, 2 * len(tuples))
+                # One target per tuple (shuffle, global): the ids drawn in one call.
                 if n_ackers == 1 and not moves and None not in tup_ids:
-                    # Every tuple starts a tree whose init is (root, edge), its ids as drawn:
-                    # the one acker's pairs are ``ids`` itself, added in one call (below,
-                    # for the trees sent); no index, no append per tree.
-                    bulk_ids = ids
-                    for values, tup_id, root, edge in zip(tuples, tup_ids, ids[::2], ids[1::2]):
+                    # Every tuple starts a tree of one edge, whose id is the root id itself
+                    # (random and drawn for this tree alone, as an edge id must be): one id
+                    # per tree. The one acker's pairs (root, root) are built from the ids
+                    # in C and added in one call (below, for the trees sent); no index, no
+                    # append per tree.
+                    ids = random_ids(getrandbits, len(tuples))
+                    bulk_ids = array("Q", bytes(16 * len(ids)))
+                    bulk_ids[::2] = ids
+                    bulk_ids[1::2] = ids
+                    if only is not None:
+                        for values, tup_id, root in zip(tuples, tup_ids, ids):
+                            tup = new_tuple(Tuple)
+                            tup.component = component
+                            tup.stream = name
+                            tup.task = task
+                            tup.values = values
+                            tup.fields = fields
+                            tup.roots = {root: root}
+                            tup.ack_val = 0
+                            tup.done = False
+                            only_sink((only_task, tup))
+                            pending[root] = (task, tup_id, now)
+                            append(only)
+                        return out
+                    for values, tup_id, root in zip(tuples, tup_ids, ids):
                         tup = new_tuple(Tuple)
                         tup.component = component
                         tup.stream = name
                         tup.task = task
                         tup.values = values
                         tup.fields = fields
-                        tup.roots = {root: edge}
+                        tup.roots = {root: root}
                         tup.ack_val = 0
                         tup.done = False
-                        if only is not None:
-                            only_sink((only_task, tup))
-                            pending[root] = (task, tup_id, now)
-                            append(only)
-                            continue
                         targets = pick()
                         t = targets[0]
                         sinks[t]((t, tup))
                         pending[root] = (task, tup_id, now)
                         append(targets)
                     return out
+                ids = random_ids(getrandbits, 2 * len(tuples))
                 for values, tup_id, root, edge in zip(tuples, tup_ids, ids[::2], ids[1::2]):
                     targets = pick()
                     t = targets[0]
@@ -401,7 +438,7 @@ def make_spout_emit_many(
                 xor = 0
                 for t in targets:
                     edge = getrandbits(64)
-                    xor ^= edge
+                    xor = xor ^ edge if xor else edge  # a 64-bit XOR allocates: not with 0
                     tup = new_tuple(Tuple)
                     tup.component = component
                     tup.stream = name

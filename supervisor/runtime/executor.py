@@ -253,9 +253,27 @@ class BoltExecutor(Executor):
                         if len(roots_in) == 1:
                             (root,) = roots_in
                             fields = route.fields
+                            if targets is route.only:  # one target task, always: no loop
+                                t = targets[0]
+                                edge = getrandbits(64)
+                                ack_val = current.ack_val
+                                current.ack_val = ack_val ^ edge if ack_val else edge
+                                tup = new_tuple(Tuple)  # as below
+                                tup.component = component
+                                tup.stream = name
+                                tup.task = task
+                                tup.values = values
+                                tup.fields = fields
+                                tup.roots = {root: edge}
+                                tup.ack_val = 0
+                                tup.done = False
+                                sinks[t]((t, tup))
+                                return targets
                             for t in targets:
                                 edge = getrandbits(64)
-                                current.ack_val ^= edge
+                                # A 64-bit XOR allocates an int: skipped while the value is 0
+                                ack_val = current.ack_val
+                                current.ack_val = ack_val ^ edge if ack_val else edge
                                 # Tuple(component, name, task, values, fields, {root: edge})
                                 # without the __init__ frame (see SpoutExecutor's emit).
                                 tup = new_tuple(Tuple)
@@ -487,7 +505,8 @@ class BoltExecutor(Executor):
                     if only is not None:
                         for root in roots:  # keys and a lookup: fewer instructions than items()
                             only.append(root)
-                            only.append(roots[root] ^ ack_val)
+                            # a sink's tuples anchor nothing: no XOR (a 64-bit one allocates)
+                            only.append(roots[root] ^ ack_val if ack_val else roots[root])
                         continue
                     for root, edge in roots.items():
                         pairs = acks_out[root % n_ackers]

@@ -292,7 +292,8 @@ def _ack_run(executor: BoltExecutor, run: list[Tuple]) -> None:
                 ack_val = tup.ack_val
                 for root in roots:  # keys and a lookup: fewer instructions than items()
                     only.append(root)
-                    only.append(roots[root] ^ ack_val)
+                    # a sink's tuples anchor nothing: no XOR (a 64-bit one allocates)
+                    only.append(roots[root] ^ ack_val if ack_val else roots[root])
         executor.stats.acked += acked
         return
     for tup in run:

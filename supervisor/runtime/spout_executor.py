@@ -126,11 +126,34 @@ class SpoutExecutor(Executor):
                         root += remap[i] - i
                     else:
                         root = getrandbits(64)
-                    xor = 0
                     fields = route.fields
+                    if targets is route.only:  # one target task, always (see Route.only): no loop
+                        t = targets[0]
+                        # The tree's one edge, its init value: the root id itself, random
+                        # and drawn for this tree alone like any edge (one draw, not two:
+                        # about 600 instructions), unless it was moved to a local acker's
+                        # index (then its low bits are not random).
+                        edge = getrandbits(64) if choice.moves else root
+                        tup = new_tuple(Tuple)  # as below
+                        tup.component = component
+                        tup.stream = name
+                        tup.task = task
+                        tup.values = values
+                        tup.fields = fields
+                        tup.roots = {root: edge}
+                        tup.ack_val = 0
+                        tup.done = False
+                        sinks[t]((t, tup))
+                        pending[root] = (task, tup_id, clock())
+                        pending_by_task[task] += 1
+                        pairs = inits[root % n_ackers] if n_ackers > 1 else inits[0]
+                        pairs.append(root)
+                        pairs.append(edge)
+                        return targets
+                    xor = 0
                     for t in targets:
                         edge = getrandbits(64)
-                        xor ^= edge
+                        xor = xor ^ edge if xor else edge  # a 64-bit XOR allocates: not with 0
                         # Tuple(component, name, task, values, fields, {root: edge}) without
                         # the __init__ frame: every slot of Tuple is set here.
                         tup = new_tuple(Tuple)
@@ -319,10 +342,12 @@ class SpoutExecutor(Executor):
                     # taken down once per message.
                     done = 0
                     # Trees one emit_many started share their emission instant (one float
-                    # object): their latency and its bucket are computed once per instant.
+                    # object): their latency and its bucket are computed once per instant,
+                    # and the bucket and the latency sum updated once per instant too.
                     emitted_at = None
                     latency = 0.0
                     bucket = 0
+                    same = 0  # trees of the current instant after its first, not yet counted
                     try:
                         for root in completed:
                             entry = pending_pop(root, None)
@@ -330,17 +355,26 @@ class SpoutExecutor(Executor):
                                 continue  # already timed out and failed
                             done += 1
                             if entry[2] is not emitted_at:
+                                if same:
+                                    buckets[bucket] += same
+                                    latency_sum += latency * same
+                                    same = 0
                                 emitted_at = entry[2]
                                 latency = now - emitted_at
                                 bucket = bisect_left(LATENCY_BOUNDS_S, latency)
-                            latency_sum += latency
+                                buckets[bucket] += 1
+                                latency_sum += latency
+                            else:
+                                same += 1
                             latencies(latency)
-                            buckets[bucket] += 1
                             try:
                                 only_ack(entry[1])
                             except Exception as exc:  # a user bug in a callback must not stop the spout
                                 self.log_error_once(entry[0], exc, "ack")
                     finally:
+                        if same:
+                            buckets[bucket] += same
+                            latency_sum += latency * same
                         pending_by_task[only_task] -= done
                         n += done
                         acked += done

@@ -107,10 +107,26 @@ def _instances(engine: Any, component: str) -> list[Any]:
     return [inst for ex in engine.executors if ex.component == component for inst in ex.instances.values()]
 
 
+class Chained(Topology):
+    """One task per component: every data route has one target task (``Route.only``), the
+    emits' paths without a loop over targets."""
+
+    numbers = Numbers.spec()
+    keep = Keep.spec(inputs={numbers: Grouping.SHUFFLE})
+    sink = Sink.spec(inputs={keep: Grouping.SHUFFLE})
+
+
+@pytest.mark.parametrize("topology", [Fanned, Chained], ids=["fanned", "one target task"])
 @pytest.mark.parametrize("conf", [NO_ACKERS, ONE_ACKER], ids=["acking off", "acking on"])
-def test_tuples_built_on_the_hot_path_carry_every_slot(conf: dict) -> None:
-    engine = start_engine(Fanned, conf)
+def test_tuples_built_on_the_hot_path_carry_every_slot(conf: dict, topology: type[Topology]) -> None:
+    engine = start_engine(topology, conf)
     pump(engine)
+    if topology is Chained:
+        for component in ("numbers", "keep"):
+            ex = next(ex for ex in engine.executors if ex.component == component)
+            assert any(route.only is not None for route in ex._routes), "a one-target-task route"
+        if conf is ONE_ACKER:
+            assert only(engine, "numbers").acks == 50, "every tree completes through those paths"
     tuples = [t for inst in _instances(engine, "keep") + _instances(engine, "sink") for t in inst.seen]
     assert tuples
     for tup in tuples:

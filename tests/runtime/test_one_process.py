@@ -230,6 +230,38 @@ def test_trees_of_several_emission_instants_get_each_their_own_latency() -> None
         assert stats.latency_buckets[bucket] >= 10
 
 
+def test_trees_of_one_instant_completing_together_are_each_counted_and_sampled() -> None:
+    """Completions in emission order (runs of trees of one instant, one of them failed
+    before its tree completed): every completed tree has its sample, its share of the sum
+    and its bucket, in order, as trees of distinct instants have."""
+    clock = FakeClock()
+    RunSpout.clock, RunSpout.step_s = clock, 0.25
+    try:
+        engine = start_engine(Held, {"topology.acker.executors": 1, "squall.spout.batch": 100}, clock=clock)
+        pump(engine)
+    finally:
+        RunSpout.clock, RunSpout.step_s = None, 0.0
+    hold = only(engine, "hold")
+    clock.advance(1.0)
+    hold.fail(hold.held[4])  # tree 4 fails first: its later completion is not an ack
+    pump(engine)
+    stats = engine.spouts[0].stats
+    before_samples = len(stats.latencies_s)
+    before_sum = stats.latency_sum_s
+    before_buckets = list(stats.latency_buckets)
+    for t in hold.held:
+        hold.ack(t)
+    pump(engine)
+    expected = [1.75] * 9 + [1.5] * 10 + [1.25] * 10
+    assert only(engine, "spout").acked == [t.values[0] for t in hold.held if t.values[0] != 4]
+    assert list(stats.latencies_s)[before_samples:] == pytest.approx(expected)
+    assert stats.latency_sum_s - before_sum == pytest.approx(sum(expected))
+    added = [after - b for after, b in zip(stats.latency_buckets, before_buckets)]
+    for latency, count in ((1.75, 9), (1.5, 10), (1.25, 10)):
+        added[sum(1 for bound in LATENCY_BOUNDS_S if bound < latency)] -= count
+    assert added == [0] * len(added), "each tree in its bucket once"
+
+
 class BreakingSink:
     """Wraps a task's sink: raises on its ``at``-th call (a transfer layer that fails)."""
 
@@ -382,3 +414,32 @@ def _echoed_once(engine: Any) -> None:
     assert sorted(only(engine, "sink").seen) == [(echo_task, n) for n in range(30)]
     echo_ex = next(ex for ex in engine.executors if ex.component == "echo")
     assert echo_ex.stats.transferred == 30 and echo_ex.stats.errors == 0
+
+
+# -- trees of one edge (a spout's tuple to one target task) -----------------------------------
+
+
+@pytest.mark.parametrize("emits", ["emit", "emit_many"])
+def test_a_tree_of_one_edge_announces_that_edge_and_each_tree_draws_its_own(emits: str) -> None:
+    """A spout tuple sent to one target task is a tree of one edge: its init value is that
+    edge's id, and every tree's edge is drawn for it alone (a constant or a repeated edge
+    would pass the chain tests, since the XOR still cancels, but not this one)."""
+    spout = items_spout(50).spec() if emits == "emit" else RunSpout.spec()
+    engine = start_engine(
+        topology(spout=spout, hold=Hold.spec(inputs=[spout])),
+        {"topology.acker.executors": 1, "squall.spout.batch": 100},
+    )
+    engine.spouts[0].step()
+    (hold_ex,) = [ex for ex in engine.executors if ex.component == "hold"]
+    edges: dict[int, int] = {}
+    for _task, tup in hold_ex.inbox:
+        ((root, edge),) = tup.roots.items()
+        edges[root] = edge
+    (acker,) = engine.ackers
+    inits: dict[int, int] = {}
+    for _task, msg in acker.inbox:
+        assert msg[0] == ACK_INIT_BULK
+        inits.update(zip(msg[2][::2], msg[2][1::2]))
+    assert len(edges) == (50 if emits == "emit" else 30)
+    assert inits == edges, "each tree announced with its one edge's id"
+    assert len(set(edges.values())) == len(edges) and 0 not in edges.values(), "an edge id per tree"
