@@ -79,7 +79,8 @@ class AckerExecutor:
         inbox = self.inbox
         if not inbox:
             return 0
-        busy = BusyTimer(self.wiring.transfer_meter)  # batches flushed by a notice are transfer CPU
+        # batches flushed by a notice are transfer CPU
+        busy = BusyTimer(self.wiring.transfer_meter, self.wiring.round_clock)
         items = take_batch(inbox, limit)
         current = self.current
         previous = self.previous

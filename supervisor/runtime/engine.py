@@ -38,7 +38,7 @@ from squall.supervisor.runtime.layout import Rows
 from squall.supervisor.runtime.routing import AckerChoice, Chooser, Route, make_chooser
 from squall.supervisor.runtime.runs import RunInbox
 from squall.supervisor.runtime.spout_executor import SpoutExecutor
-from squall.supervisor.runtime.stats import ComponentSummary, CpuMeter, summarize
+from squall.supervisor.runtime.stats import ComponentSummary, CpuMeter, RoundClock, summarize
 from squall.topology.component import SYSTEM_COMPONENT, TICK_SOURCE_TASK, TICK_STREAM, Context, Tuple
 from squall.topology.grouping import LOCAL_OR_SHUFFLE
 from squall.topology.order import topological_order
@@ -85,6 +85,8 @@ class Wiring:
         # CPU spent moving data to other workers (a worker's transfer layer shares its meter):
         # executors leave what it measures during their calls out of their own busy time.
         self.transfer_meter = CpuMeter()
+        # The thread CPU clock of the executors' batches, read once per boundary in a round.
+        self.round_clock = RoundClock()
         self.task_ranges = spec.task_ranges()
         self.task_to_component = {t: name for name, r in self.task_ranges.items() for t in r}
         self._stream_fields: dict[tuple[str, str], dict[str, int]] = {}
@@ -339,19 +341,25 @@ class Engine:
         drain, then spouts take the outcomes the ackers sent them (without emitting)."""
         allow_emit = not self.paused and not self.backpressured()
         done = 0
-        for s in self.spouts:
-            done += s.step(allow_emit)
-        limit = self.drain_limit
-        for b in self.bolts:
-            done += b.drain(limit)
-        if self.ackers:
-            for a in self.ackers:
-                done += a.drain(limit)
-            # Trees the ackers just completed for a spout of this engine: its ack() now, not
-            # one round later (the round that finds it would be one more loop round per tree).
+        # The executors' batches share their thread CPU readings (a system call each).
+        round_clock = self.wiring.round_clock
+        round_clock.open_round()
+        try:
             for s in self.spouts:
-                if s.inbox:
-                    done += s.step(False)
+                done += s.step(allow_emit)
+            limit = self.drain_limit
+            for b in self.bolts:
+                done += b.drain(limit)
+            if self.ackers:
+                for a in self.ackers:
+                    done += a.drain(limit)
+                # Trees the ackers just completed for a spout of this engine: its ack() now, not
+                # one round later (the round that finds it would be one more loop round per tree).
+                for s in self.spouts:
+                    if s.inbox:
+                        done += s.step(False)
+        finally:
+            round_clock.close_round()
         now = self.clock()
         if now >= self._next_timers:
             self.run_timers(now)

@@ -394,7 +394,7 @@ class BoltExecutor(Executor):
         inbox = self.inbox
         if not inbox:
             return 0
-        busy = BusyTimer(self.wiring.transfer_meter)
+        busy = BusyTimer(self.wiring.transfer_meter, self.wiring.round_clock)
         if self.processes_runs:
             # n: tuples, a run from another worker as its rows (the inbox is a RunInbox)
             items, n = take_runs(inbox, limit)  # type: ignore[arg-type]

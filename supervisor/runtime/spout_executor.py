@@ -225,7 +225,7 @@ class SpoutExecutor(Executor):
 
     def step(self, allow_emit: bool = True) -> int:
         """Deliver tree outcomes to the spout, then call next_tuple up to a batch per task."""
-        busy = BusyTimer(self.wiring.transfer_meter)
+        busy = BusyTimer(self.wiring.transfer_meter, self.wiring.round_clock)
         n = self._deliver_outcomes()
         if self.active and allow_emit:
             n += self._next_tuples()

@@ -74,21 +74,63 @@ class CpuMeter:
             self.cpu_s += time.thread_time() - self._started
 
 
+class RoundClock:
+    """The thread CPU clock of one engine's executor batches, read once at each boundary
+    between the batches of a round instead of twice per batch: inside a round (between
+    ``open_round`` and ``close_round``) a batch starts at the reading the batch before it
+    ended on. ``time.thread_time`` is a system call (about 1.7 us on a virtual machine,
+    against 0.05 us for the monotonic clock), and a round of a three-stage chain with
+    acking times five batches: six readings instead of ten.
+
+    Guarantee: the busy times of a round's batches add up to the thread CPU time from the
+    first one's start to the last one's end (less transfer CPU), nothing counted twice; what
+    runs between two batches of a round (the round's own loop, an executor with nothing to
+    do) is counted in the next batch. Outside a round every batch reads the clock twice."""
+
+    __slots__ = ("_open", "_last")
+
+    def __init__(self) -> None:
+        self._open = False
+        self._last = -1.0  # the open round's last reading; negative: none yet
+
+    def open_round(self) -> None:
+        self._open = True
+        self._last = -1.0
+
+    def close_round(self) -> None:
+        self._open = False
+        self._last = -1.0
+
+    def start(self) -> float:
+        last = self._last
+        return last if last >= 0.0 else time.thread_time()
+
+    def stop(self) -> float:
+        now = time.thread_time()
+        if self._open:
+            self._last = now
+        return now
+
+
 class BusyTimer:
     """The thread CPU time of one executor batch (a bolt's ``drain``, a spout's ``step``),
     less what ``transfer`` counted meanwhile: batches flushed from inside an emit are
     transfer CPU, measured apart, and must not be counted twice. Start it before the batch,
-    read ``busy_s()`` once after."""
+    read ``busy_s()`` once after. With ``clock``, the readings are shared with the batches
+    before and after it in a round (``RoundClock``)."""
 
-    __slots__ = ("_transfer", "_transfer_before", "_started")
+    __slots__ = ("_transfer", "_transfer_before", "_started", "_clock")
 
-    def __init__(self, transfer: CpuMeter) -> None:
+    def __init__(self, transfer: CpuMeter, clock: RoundClock | None = None) -> None:
         self._transfer = transfer
         self._transfer_before = transfer.cpu_s
-        self._started = time.thread_time()
+        self._clock = clock
+        self._started = time.thread_time() if clock is None else clock.start()
 
     def busy_s(self) -> float:
-        return time.thread_time() - self._started - (self._transfer.cpu_s - self._transfer_before)
+        clock = self._clock
+        now = time.thread_time() if clock is None else clock.stop()
+        return now - self._started - (self._transfer.cpu_s - self._transfer_before)
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
