@@ -39,7 +39,14 @@ from squall.supervisor.runtime.routing import AckerChoice, Chooser, Route, make_
 from squall.supervisor.runtime.runs import RunInbox
 from squall.supervisor.runtime.spout_executor import SpoutExecutor
 from squall.supervisor.runtime.stats import ComponentSummary, CpuMeter, RoundClock, summarize
-from squall.topology.component import SYSTEM_COMPONENT, TICK_SOURCE_TASK, TICK_STREAM, Context, Tuple
+from squall.topology.component import (
+    SYSTEM_COMPONENT,
+    TICK_SOURCE_TASK,
+    TICK_STREAM,
+    Context,
+    Tuple,
+    declare_field_names,
+)
 from squall.topology.grouping import LOCAL_OR_SHUFFLE
 from squall.topology.order import topological_order
 from squall.topology.spec import ACKER_COMPONENT, ExecutorKind, ExecutorSpec, TopologySpec
@@ -63,6 +70,8 @@ class Wiring:
         conf: Mapping[str, Any] | None = None,
     ) -> None:
         self.spec = spec
+        # ``tup.word`` for every field the topology declares (Tuples built without __init__)
+        declare_field_names(f for c in spec.components for s in c.outputs for f in s.fields)
         # The topology config with the engine's overrides (``squall local --set``, the
         # worker's conf); without it, overrides would reach the engine but not the components.
         self.conf = {**spec.config, **(conf or {})}
