@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 # emitted nothing (Storm's default spout wait strategy sleeps 1 ms).
 SPOUT_WAIT_S = 0.001
 
+_INF = float("inf")
+
 
 class SpoutExecutor(Executor):
     kind = ExecutorKind.SPOUT
@@ -319,6 +321,14 @@ class SpoutExecutor(Executor):
         latencies = stats.latencies_s.append
         buckets = stats.latency_buckets
         latency_sum = 0.0
+        # The bucket of the latency before and its bounds: the next latency in (lo, hi] is in
+        # the same bucket (what ``bisect_left`` gives), found by two float compares instead
+        # of a bisection (about 500 instructions by rich compares of floats).
+        bounds = LATENCY_BOUNDS_S
+        n_bounds = len(bounds)
+        bucket = n_bounds
+        lo = bounds[-1]
+        hi = _INF
         only_task = -1
         only_ack = None
         if len(instances) == 1:
@@ -346,7 +356,6 @@ class SpoutExecutor(Executor):
                     # and the bucket and the latency sum updated once per instant too.
                     emitted_at = None
                     latency = 0.0
-                    bucket = 0
                     same = 0  # trees of the current instant after its first, not yet counted
                     try:
                         for root in completed:
@@ -361,7 +370,10 @@ class SpoutExecutor(Executor):
                                     same = 0
                                 emitted_at = entry[2]
                                 latency = now - emitted_at
-                                bucket = bisect_left(LATENCY_BOUNDS_S, latency)
+                                if not lo < latency <= hi:
+                                    bucket = bisect_left(bounds, latency)
+                                    lo = bounds[bucket - 1] if bucket else -_INF
+                                    hi = bounds[bucket] if bucket < n_bounds else _INF
                                 buckets[bucket] += 1
                                 latency_sum += latency
                             else:

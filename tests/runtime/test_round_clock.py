@@ -1,16 +1,21 @@
 """The executors' batches of one engine round share their thread CPU readings
 (``stats.RoundClock``): one reading per boundary between batches instead of two per batch,
-with the same total and nothing counted twice."""
+with the same total and nothing counted twice. The spout's delivery finds a tree's latency
+bucket from the one before it, exactly as ``bisect_left`` would."""
 
 from __future__ import annotations
 
+import random
+from bisect import bisect_left
 from typing import Any
 
 import pytest
 
 from squall import Bolt, Tuple
 from squall.supervisor.runtime import stats
-from tests.runtime.runtime_helpers import start_engine
+from squall.supervisor.runtime.messages import TREES_DONE
+from squall.supervisor.runtime.stats import LATENCY_BOUNDS_S
+from tests.runtime.runtime_helpers import FakeClock, start_engine
 from tests.runtime.test_acking import Relay, items_spout, topology
 
 
@@ -90,3 +95,47 @@ def test_a_batch_outside_a_round_reads_the_clock_twice(thread_clock: CountingThr
     middle.drain(100)
     assert thread_clock.reads == 4, "no reading carried over from the spout's batch"
     assert spout.stats.busy_s == 1.0 and middle.stats.busy_s == 1.0
+
+
+# -- the spout's latency buckets ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_each_tree_is_counted_in_the_bucket_bisect_gives(seed: int) -> None:
+    """Trees of distinct instants completing in one message, their latencies on both sides
+    of bucket bounds, on them, repeated and out of order: the bucket found from the one
+    before (``_deliver_outcomes``) is ``bisect_left``'s for each."""
+    rng = random.Random(seed)
+    clock = FakeClock()
+    engine = start_engine(topology(spout=items_spout(0).spec()), {"topology.acker.executors": 1}, clock=clock)
+    (spout,) = engine.spouts
+    (task,) = spout.instances
+    now = clock()
+    bounds = LATENCY_BOUNDS_S
+    latencies = []
+    for _ in range(60):
+        i = rng.randrange(len(bounds))
+        pick = rng.random()
+        if pick < 0.3:
+            latencies.append(bounds[i])
+        elif pick < 0.5 and latencies:
+            latencies.append(latencies[-1])
+        elif pick < 0.6:
+            latencies.append(bounds[-1] * (1 + rng.random()))
+        else:
+            latencies.append(bounds[i] * rng.uniform(0.5, 1.5))
+    expected = [0] * (len(bounds) + 1)
+    roots = []
+    for k, latency in enumerate(latencies):
+        emitted_at = now - latency
+        root = 1000 + k
+        spout.pending[root] = (task, k, emitted_at)
+        spout.pending_by_task[task] += 1
+        roots.append(root)
+        expected[bisect_left(bounds, now - emitted_at)] += 1
+    before = list(spout.stats.latency_buckets)
+    spout.inbox.append((task, (TREES_DONE, roots, [])))
+    spout.step(False)
+    added = [after - b for after, b in zip(spout.stats.latency_buckets, before)]
+    assert added == expected
+    assert not spout.pending
