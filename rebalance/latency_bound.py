@@ -158,7 +158,6 @@ class GainBound:
         self._quick: dict[int, dict[int, tuple[float, float]]] = {}
         self._drop: list[float] | None = None  # per executor: see _quick_board
         self._batch: dict[int, dict[int, float]] = {}  # per board: see _batches
-        self._edges: dict[int, ExecutorEdges] = {}  # see edges()
         self.removal_rho = 0.0  # the board's utilisation after, of the last removal()
         self.skipped = 0  # trial moves skipped, for the benchmarks' and tests' counts
         self.excess_skips = 0  # skips() answers True because a board's excess rises (tests)
@@ -176,30 +175,6 @@ class GainBound:
             self._boards.pop(n, None)
             self._quick.pop(n, None)
             self._batch.pop(n, None)
-
-    def edges(self, g: int) -> ExecutorEdges:
-        """:meth:`edges_of`, kept until :meth:`shifted` names ``g`` or one of its neighbours.
-        What it holds depends only on the workers and boards of ``g`` and of the other ends
-        of its edges (an edge's delay too: its two ends' boards and constants): a move
-        changes those only for the executors it shifts (an executor move: the executor; a
-        worker move: the worker's members), so the record stays exact for every other
-        executor — a later pass visits most of its executors again without moving any
-        neighbour of theirs."""
-        edges = self._edges.get(g)
-        if edges is None:
-            edges = self._edges[g] = self.edges_of(g)
-        return edges
-
-    def shifted(self, executors: Iterable[int]) -> None:
-        """Drop the :meth:`edges` kept for ``executors``, which moved to another worker or
-        board, and for their neighbours."""
-        net = self.state.net
-        kept, adjacent, ends = self._edges, net.adjacent, net.edge_ends
-        for g in executors:
-            kept.pop(g, None)
-            for k in adjacent[g]:
-                s, d = ends[k]
-                kept.pop(d if s == g else s, None)
 
     def edges_of(self, g: int) -> ExecutorEdges:
         """``g``'s edges as :class:`ExecutorEdges` for the current placement: one pass over

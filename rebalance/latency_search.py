@@ -200,7 +200,7 @@ def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBo
             # exact trial to another board (the same for every other board).
             mine = state.worker_node[state.exec_worker[g]]
             removal: Removal | None = None
-            edges = bound.edges(g) if skip else None
+            edges = bound.edges_of(g) if skip else None
             # A bound on that without the trial is often enough: within the limits, and
             # above them when g's board is and stays within them.
             loose: Removal | None = None
@@ -243,7 +243,6 @@ def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBo
                 shifted.add(g)
                 vacate(state, g, best_w)
                 bound.forget(state.refreshed)  # the boards the move re-priced
-                bound.shifted((g,))  # the edges of g and its neighbours
                 spare = spare_worker(state, free)
                 current = best
                 changed = True
@@ -264,7 +263,6 @@ def _improve(state: State, free: Mapping[str, int], skip: bool = True) -> GainBo
                 shifted.update(state.members[w])
                 state.move_worker(w, best_n)
                 bound.forget(state.refreshed)
-                bound.shifted(state.members[w])
                 slots = free_slots(state, free)
                 room = any(s > 0 for s in slots)
                 current = best

@@ -299,61 +299,6 @@ def test_an_executor_s_edges_are_the_same_floats_as_a_pass_over_its_adjacency(se
         assert net.edge_rates()[g] == rate, g
 
 
-def _fields(edges):
-    return (
-        edges.rate_to,
-        edges.out_to,
-        edges.in_from,
-        edges.hops,
-        edges.rate,
-        edges.out,
-        edges.into,
-        edges.bytes_out,
-        edges.bytes_in,
-        edges.delays,
-        edges.own,
-    )
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_an_executor_s_kept_edges_are_those_of_the_placement_after_moves(seed):
-    """GainBound.edges keeps an executor's edges until GainBound.shifted names it or a
-    neighbour: after executor moves and worker moves (to another board), each told as the
-    search tells them, every kept record must equal a fresh one, field for field."""
-    net, start = case(seed, two=seed % 2 == 1, clocks=True)
-    state = net.state_of(start)
-    bound = GainBound(state)
-    rng = np.random.default_rng(seed)
-    kept = 0  # records read again after a move without being made again
-    before: dict[int, object] = {}
-    for step in range(30):
-        for g in range(len(net.ex_key)):
-            edges = bound.edges(g)
-            assert _fields(edges) == _fields(bound.edges_of(g)), (step, g)
-            kept += before.get(g) is edges
-            before[g] = edges
-        placed = [w for w in range(len(state.worker_ids)) if state.w_count[w]]
-        if step % 3 == 2:  # a worker to another board
-            w = placed[int(rng.integers(len(placed)))]
-            to = int(rng.integers(len(net.nodes)))
-            if to == state.worker_node[w]:
-                continue
-            state.refreshed.clear()
-            state.move_worker(w, to)
-            bound.forget(state.refreshed)
-            bound.shifted(state.members[w])
-        else:  # an executor to another worker of its topology
-            g = int(rng.integers(len(net.ex_key)))
-            others = [w for w in placed if w != state.exec_worker[g] and state.worker_ids[w][0] == net.ex_topo[g]]
-            if not others:
-                continue
-            state.refreshed.clear()
-            state.move_executor(g, others[int(rng.integers(len(others)))])
-            bound.forget(state.refreshed)
-            bound.shifted((g,))
-    assert kept > 10 * len(net.ex_key), kept  # most survive a move: the keeping is exercised
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_above_the_limits_every_skipped_move_is_one_the_search_could_not_take(seed):
     """Above the hard limits a move to another board is skipped when the excess of its two
