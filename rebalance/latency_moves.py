@@ -83,9 +83,13 @@ def executor_candidates(
             s, d, rate, _kappa, _kind = net.edges[k]
             other = state.exec_worker[d if s == g else s]
             rate_to[other] = rate_to.get(other, 0.0) + rate
-    # Busiest first, ties by index: (-rate, worker) pairs sort in that order, and no two
-    # are equal (one per worker).
-    out = [w for _r, w in sorted([(-r, w) for w, r in rate_to.items() if w != mine])[:NEIGHBOUR_WORKERS]]
+    # Busiest first, ties by index: sorted by index, then by rate descending (a stable sort,
+    # reverse included, keeps the index order among equal rates) -- the order of sorting
+    # (-rate, worker) pairs, without making a pair and a negated float per worker.
+    out = [w for w in rate_to if w != mine]
+    out.sort()
+    out.sort(key=rate_to.__getitem__, reverse=True)
+    del out[NEIGHBOUR_WORKERS:]
     w_count = state.w_count
     for w in least_busy.get(t, ()):
         if w != mine and w_count[w]:

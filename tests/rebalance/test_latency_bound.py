@@ -15,7 +15,7 @@ import pytest
 
 from squall.rebalance import Node, SchedulerParams, Workload, get_scheduler
 from squall.rebalance.latency_bound import GainBound, Removal
-from squall.rebalance.latency_moves import executor_candidates, least_busy_workers
+from squall.rebalance.latency_moves import NEIGHBOUR_WORKERS, executor_candidates, least_busy_workers
 from squall.rebalance.latency_network import Network
 from squall.rebalance.latency_search import IMPROVEMENT, _better, _improve
 from squall.rebalance.profile import BoardProfile, ExecutorProfile, WorkloadProfile
@@ -85,6 +85,27 @@ def case(seed: int, executors: int = 60, workers: int = 8, boards: int = 4, two:
     net = Network(loads, nodes)
     start = get_scheduler("round_robin").schedule(loads, nodes, SchedulerParams(), None)
     return net, start
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_neighbour_candidates_are_the_busiest_workers_ties_by_index(seed):
+    # Few distinct rates over 8 workers, inserted in a random order: most lists have ties,
+    # which must go to the lower index whatever order the rates were summed in.
+    net, start = case(seed)
+    state = net.state_of(start)
+    rng = np.random.default_rng(seed)
+    n_workers = len(state.worker_ids)
+    tied = 0
+    for g in range(len(net.ex_key)):
+        mine = state.exec_worker[g]
+        order = rng.permutation(n_workers)[: int(rng.integers(0, n_workers + 1))]
+        rate_to = {int(w): float(rng.integers(0, 3)) for w in order}
+        rate_to.setdefault(mine, 5.0)
+        others = sorted((-r, w) for w, r in rate_to.items() if w != mine)
+        want = [w for _r, w in others[:NEIGHBOUR_WORKERS]]
+        assert executor_candidates(state, g, {}, {}, rate_to) == want, (g, rate_to)
+        tied += len({r for r, _w in others}) < len(others)
+    assert tied > len(net.ex_key) // 2
 
 
 @pytest.mark.parametrize("seed", range(6))
