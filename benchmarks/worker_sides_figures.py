@@ -12,9 +12,9 @@ what two workers with a core each can reach (less the sockets and ZeroMQ's I/O t
     python benchmarks/worker_sides_figures.py --instructions   # both workers, cachegrind
     python benchmarks/worker_sides_figures.py --instructions --sides   # and each one's share
 
-It uses only what both the old and the new engine offer (the engine's ``remote_run_sink``
-and ``wiring.inbox_run_sinks`` where they exist), so ``against.py`` measures either
-revision. Every round checks that the outbox sent every tuple the spout emitted and that
+It uses only what both the old and the new engine offer (the engine's ``remote_run_sink``,
+``remote_row_sink`` and ``wiring.inbox_run_sinks`` where they exist), so ``against.py``
+measures either revision. Every round checks that the outbox sent every tuple the spout emitted and that
 the sink executed every one.
 """
 
@@ -59,6 +59,8 @@ def one_round(chain: str, tuples: int, receive: bool = True) -> tuple[float, flo
     kwargs = {"remote_sink": lambda _task: box.put}
     if "remote_run_sink" in inspect.signature(Engine).parameters:
         kwargs["remote_run_sink"] = lambda _task: box.put_run
+    if "remote_row_sink" in inspect.signature(Engine).parameters:
+        kwargs["remote_row_sink"] = lambda _task: box.put_row
     sender = Engine(spec, topology.classes, conf, executor_ids=spout_ids, **kwargs)
     sender.start()
     started = time.process_time()

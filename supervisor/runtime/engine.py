@@ -34,7 +34,7 @@ from squall import config
 from squall.supervisor.runtime import snapshot
 from squall.supervisor.runtime.acker import AckerExecutor
 from squall.supervisor.runtime.executor import BoltExecutor, Executor
-from squall.supervisor.runtime.layout import Rows
+from squall.supervisor.runtime.layout import Rows, RowSink
 from squall.supervisor.runtime.routing import AckerChoice, Chooser, Route, make_chooser
 from squall.supervisor.runtime.runs import RunInbox
 from squall.supervisor.runtime.spout_executor import SpoutExecutor
@@ -82,6 +82,10 @@ class Wiring:
         # task -> a local batch-aware bolt's ``RunInbox.put_run``: where the transfer codec
         # queues a received run whole (one inbox item, the Tuples built at the drain).
         self.inbox_run_sinks: dict[int, RunSink] = {}
+        # task -> the transfer layer's sink for one untracked tuple as a row (``RowSink``),
+        # for the tasks of other workers when it takes rows: a spout's per-tuple emit hands
+        # it the values instead of a ``Tuple``.
+        self.row_sinks: dict[int, RowSink] = {}
         # CPU spent moving data to other workers (a worker's transfer layer shares its meter):
         # executors leave what it measures during their calls out of their own busy time.
         self.transfer_meter = CpuMeter()
@@ -156,6 +160,7 @@ class Engine:
         executor_ids: Iterable[int] | None = None,
         remote_sink: Callable[[int], Sink] | None = None,
         remote_run_sink: Callable[[int], RunSink] | None = None,
+        remote_row_sink: Callable[[int], RowSink] | None = None,
         clock: Callable[[], float] = time.monotonic,
         seed: int = 0,
         states: Mapping[int, bytes] | None = None,
@@ -166,6 +171,7 @@ class Engine:
         self.clock = clock
         self.remote_sink = remote_sink
         self.remote_run_sink = remote_run_sink  # optional: a run of emit_many in one call
+        self.remote_row_sink = remote_row_sink  # optional: a spout's untracked tuple as a row
         ackers = acker_count(spec, self.conf)
         self.all_executors = spec.executors_with_ackers(ackers)
         self._executor_specs = {e.id: e for e in self.all_executors}
@@ -207,6 +213,8 @@ class Engine:
             self.wiring.run_sinks[task] = self.remote_run_sink(task)
         else:
             self.wiring.run_sinks.pop(task, None)  # a local bolt's inbox, if it was: no more
+        if self.remote_sink is not None and self.remote_row_sink is not None:
+            self.wiring.row_sinks[task] = self.remote_row_sink(task)
 
     def _build(self, e: ExecutorSpec, salt: int) -> Any:
         """Create executor ``e`` with its own inbox and point its tasks' sinks at it."""
@@ -220,6 +228,7 @@ class Engine:
         for t in e.tasks:
             self.wiring.sinks[t] = ex.inbox.append
             self.wiring.run_sinks.pop(t, None)
+            self.wiring.row_sinks.pop(t, None)
             if isinstance(ex.inbox, RunInbox):
                 self.wiring.inbox_run_sinks[t] = ex.inbox.put_run
                 self.wiring.run_sinks[t] = ex.inbox.put_run

@@ -14,6 +14,7 @@ import pytest
 from squall import Bolt, Spout, Topology, Tuple
 from squall.supervisor.runtime.layout import Rows, encode_frame
 from squall.supervisor.runtime.runs import RunInbox
+from squall.supervisor.transfer import Outbox
 from squall.supervisor.transfer_codec import TupleCodec
 from squall.topology.component import TICK_SOURCE_TASK, TICK_STREAM
 from tests.runtime.runtime_helpers import by_task, pump, start_engine
@@ -230,3 +231,39 @@ def test_a_drain_takes_exactly_its_limit_cutting_the_run_that_crosses_it() -> No
     inst = by_task(engine, "single")[task]
     assert inst.seen == expected(spout, range(500))
     assert ex.stats.executed == 500
+
+
+def test_a_spout_s_untracked_emit_to_another_worker_s_task_leaves_as_a_row_and_arrives_the_same() -> None:
+    spec = Chain.spec
+    executors = spec.executors_with_ackers(0)
+    (spout_id,) = [e.id for e in executors if e.component == "spout"]
+    frames: list[bytes] = []
+    box = Outbox(lambda _endpoint, frame: frames.append(frame) or True, lambda: 0.0, batch_size=8)
+    engine, codec, spout, task = receiving_engine()
+    box.place({task: "b:1"})
+    items: list[Any] = []
+
+    def counted_put(item: Any) -> None:
+        items.append(item)
+        box.put(item)
+
+    sender = start_engine(
+        Chain,
+        NO_ACKERS,
+        executor_ids=[spout_id],
+        remote_sink=lambda _t: counted_put,
+        remote_row_sink=lambda _t: box.put_row,
+    )
+    inst = by_task(sender, "spout")[spout]
+    for n in range(20):
+        assert inst.emit([n, n * n], tup_id=n if n % 2 else None) == [task]
+    box.flush(idle=True)
+    assert items == [], "no Tuple and no inbox item on the sending side"
+    assert box.sent_items == 20 and len(frames) == 3, "frames of 8 tuples: 8, 8 and 4"
+    for frame in frames:
+        codec.deliver(frame)
+    pump(engine)
+    assert by_task(engine, "single")[task].seen == expected(spout, range(20))
+    ex = sender.by_id[spout_id]
+    ex.add_route_counts()
+    assert (ex.stats.emitted["default"], ex.emit_count) == (20, 20)
