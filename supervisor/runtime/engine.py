@@ -86,6 +86,8 @@ class Wiring:
         # for the tasks of other workers when it takes rows: a spout's per-tuple emit hands
         # it the values instead of a ``Tuple``.
         self.row_sinks: dict[int, RowSink] = {}
+        # True in an engine that has other workers (a ``remote_sink``): runs arrive from them
+        self.remote = False
         # CPU spent moving data to other workers (a worker's transfer layer shares its meter):
         # executors leave what it measures during their calls out of their own busy time.
         self.transfer_meter = CpuMeter()
@@ -180,6 +182,7 @@ class Engine:
         local_tasks = frozenset(t for e in local for t in e.tasks)
         acker_tasks = [e.first_task for e in self.all_executors if e.component == ACKER_COMPONENT]
         self.wiring = Wiring(spec, acker_tasks, local_tasks, clock, seed, self.conf)
+        self.wiring.remote = remote_sink is not None
         self.message_timeout_s = float(self.conf.get(config.MESSAGE_TIMEOUT, config.DEFAULT_MESSAGE_TIMEOUT_S))
         self.backpressure_high = int(self.conf.get(config.BACKPRESSURE_HIGH, config.DEFAULT_BACKPRESSURE_HIGH))
         self.drain_limit = int(self.conf.get(config.BOLT_BATCH, config.DEFAULT_BOLT_BATCH))

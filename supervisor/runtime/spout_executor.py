@@ -185,7 +185,7 @@ class SpoutExecutor(Executor):
                 untracked_acks.append((task, tup_id))
             if targets is route.only:  # one target task, always (see Route.only): no loop
                 t = targets[0]
-                put_row = row_sinks.get(t)
+                put_row = row_sinks.get(t) if row_sinks else None
                 if put_row is not None:
                     # a task of another worker: the values join the run the frame carries
                     # them in (``Outbox.put_row``), no Tuple built only to be taken apart
