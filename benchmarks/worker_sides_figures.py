@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from squall.supervisor.runtime.engine import Engine
 from squall.supervisor.transfer import Outbox, TupleCodec
@@ -42,6 +43,13 @@ CHAINS = {
     "per-tuple": (user_module("chain_app").Chain3, {"app.reliable": False, "app.rate": 0}),
     "batch": (user_module("batch_app").BatchChain3, {"app.limit": 2**62, "app.run": 100}),
 }
+
+
+def _nothing_leaves(task: int) -> Any:
+    def sink(item: Any) -> None:
+        raise AssertionError(f"the receiving worker sent {item!r} to task {task} of another worker")
+
+    return sink
 
 
 def one_round(chain: str, tuples: int, receive: bool = True) -> tuple[float, float, int]:
@@ -74,7 +82,14 @@ def one_round(chain: str, tuples: int, receive: bool = True) -> tuple[float, flo
 
     if not receive:
         return box.sent_items / send_cpu, 0.0, box.sent_items
-    receiver = Engine(spec, topology.classes, conf, executor_ids=[e.id for e in executors if e.id not in spout_ids])
+    # A worker's engine, as B's is: it has a remote sink (nothing here is sent through it)
+    receiver = Engine(
+        spec,
+        topology.classes,
+        conf,
+        executor_ids=[e.id for e in executors if e.id not in spout_ids],
+        remote_sink=lambda task: _nothing_leaves(task),
+    )
     receiver.start()
     codec_kwargs = {}
     if hasattr(receiver.wiring, "inbox_run_sinks"):  # a received run queued whole, as a worker does
