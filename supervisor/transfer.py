@@ -4,12 +4,15 @@ sockets' ``send``.
 
 The path of an item reads one way: an executor's emit calls the outbox's one sink (``put``)
 with the inbox item, as it would a local inbox; the outbox buffers it for its task's worker
-and, when the batch is due, encodes the batch and sends the frame.
+and, when the batch is due, encodes the batch and sends the frame. Untracked tuples may
+come without a ``Tuple``: a remote ``emit_many``'s rows whole (``put_run``), a spout's one
+tuple as a row of the run it joins (``put_row``); each is written as its tuples would be.
 
 Guarantees:
 
 * ``Outbox`` sends a destination's buffer as one frame when it holds ``batch_size`` items
-  (inbox items; the rows ``put_run`` takes from a remote ``emit_many`` count one each), or
+  (inbox items; the rows ``put_run`` takes from a remote ``emit_many``, and those
+  ``put_row`` takes from a spout's ``emit``, count one each), or
   at ``flush(idle=False)`` once its oldest item is ``flush_s`` old, or at ``flush(idle=True)``
   at once (nothing else is coming this round, so waiting would only add latency).
 * A value msgpack cannot serialise drops only its own item; ``on_error`` gets that inbox item

@@ -6,7 +6,10 @@ local goes to ``remote_sink(task)`` (the worker's transfer layer), and the rows 
 untracked ``emit_many`` for such a task, when the engine is given ``remote_run_sink``, to
 ``remote_run_sink(task)`` as one ``layout.Rows`` (no ``Tuple`` per row); so does such a list
 for a local batch-aware bolt, to its inbox (``runs.RunInbox``: the Tuples are built when
-it drains, and reused once nothing refers to them). One ``run_once()`` lets
+it drains, and reused once nothing refers to them), and, acking off in an engine with a
+``remote_sink``, for a local per-tuple bolt. A spout's untracked tuple for a task of
+another worker goes, when the engine is given ``remote_row_sink``, to it as a row of the
+run it joins (no ``Tuple``). One ``run_once()`` lets
 each spout emit a bounded batch, then drains the bolts in topological order, then the ackers;
 timers (tick tuples, message timeouts, acker rotation) run between rounds. When any local
 inbox holds more than ``squall.backpressure.high`` items, spouts stop emitting until it
