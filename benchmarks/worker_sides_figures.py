@@ -12,9 +12,9 @@ what two workers with a core each can reach (less the sockets and ZeroMQ's I/O t
     python benchmarks/worker_sides_figures.py --instructions   # both workers, cachegrind
     python benchmarks/worker_sides_figures.py --instructions --sides   # and each one's share
 
-It uses only what both the old and the new engine offer (the engine's ``remote_run_sink``
-and ``wiring.inbox_run_sinks`` where they exist), so ``against.py`` measures either
-revision. Every round checks that the outbox sent every tuple the spout emitted and that
+It uses only what both the old and the new engine offer (the engine's ``remote_run_sink``,
+``remote_row_sink`` and ``wiring.inbox_run_sinks`` where they exist), so ``against.py``
+measures either revision. Every round checks that the outbox sent every tuple the spout emitted and that
 the sink executed every one.
 """
 
@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from squall.supervisor.runtime.engine import Engine
 from squall.supervisor.transfer import Outbox, TupleCodec
@@ -44,6 +45,13 @@ CHAINS = {
 }
 
 
+def _nothing_leaves(task: int) -> Any:
+    def sink(item: Any) -> None:
+        raise AssertionError(f"the receiving worker sent {item!r} to task {task} of another worker")
+
+    return sink
+
+
 def one_round(chain: str, tuples: int, receive: bool = True) -> tuple[float, float, int]:
     """Tuples per CPU second of the sending worker and of the receiving one, and the tuples
     sent: ``tuples`` or a few more (the spout's last run). Without ``receive``, only the
@@ -59,6 +67,8 @@ def one_round(chain: str, tuples: int, receive: bool = True) -> tuple[float, flo
     kwargs = {"remote_sink": lambda _task: box.put}
     if "remote_run_sink" in inspect.signature(Engine).parameters:
         kwargs["remote_run_sink"] = lambda _task: box.put_run
+    if "remote_row_sink" in inspect.signature(Engine).parameters:
+        kwargs["remote_row_sink"] = lambda _task: box.put_row
     sender = Engine(spec, topology.classes, conf, executor_ids=spout_ids, **kwargs)
     sender.start()
     started = time.process_time()
@@ -72,7 +82,14 @@ def one_round(chain: str, tuples: int, receive: bool = True) -> tuple[float, flo
 
     if not receive:
         return box.sent_items / send_cpu, 0.0, box.sent_items
-    receiver = Engine(spec, topology.classes, conf, executor_ids=[e.id for e in executors if e.id not in spout_ids])
+    # A worker's engine, as B's is: it has a remote sink (nothing here is sent through it)
+    receiver = Engine(
+        spec,
+        topology.classes,
+        conf,
+        executor_ids=[e.id for e in executors if e.id not in spout_ids],
+        remote_sink=lambda task: _nothing_leaves(task),
+    )
     receiver.start()
     codec_kwargs = {}
     if hasattr(receiver.wiring, "inbox_run_sinks"):  # a received run queued whole, as a worker does

@@ -4,12 +4,15 @@ sockets' ``send``.
 
 The path of an item reads one way: an executor's emit calls the outbox's one sink (``put``)
 with the inbox item, as it would a local inbox; the outbox buffers it for its task's worker
-and, when the batch is due, encodes the batch and sends the frame.
+and, when the batch is due, encodes the batch and sends the frame. Untracked tuples may
+come without a ``Tuple``: a remote ``emit_many``'s rows whole (``put_run``), a spout's one
+tuple as a row of the run it joins (``put_row``); each is written as its tuples would be.
 
 Guarantees:
 
 * ``Outbox`` sends a destination's buffer as one frame when it holds ``batch_size`` items
-  (inbox items; the rows ``put_run`` takes from a remote ``emit_many`` count one each), or
+  (inbox items; the rows ``put_run`` takes from a remote ``emit_many``, and those
+  ``put_row`` takes from a spout's ``emit``, count one each), or
   at ``flush(idle=False)`` once its oldest item is ``flush_s`` old, or at ``flush(idle=True)``
   at once (nothing else is coming this round, so waiting would only add latency).
 * A value msgpack cannot serialise drops only its own item; ``on_error`` gets that inbox item
@@ -44,9 +47,10 @@ from collections.abc import Callable
 from typing import Any
 
 from squall import config
-from squall.supervisor.runtime.layout import FRAME_VERSION, FrameHeader, Rows, Sink, encode_frame
+from squall.supervisor.runtime.layout import FRAME_VERSION, FrameHeader, Rows, RowSink, Sink, encode_frame
 from squall.supervisor.runtime.stats import CpuMeter
 from squall.supervisor.transfer_codec import TupleCodec
+from squall.topology.component import Tuple
 
 __all__ = ["FRAME_VERSION", "IN_TRANSIT", "MAX_DATA_FRAME_BYTES", "Outbox", "TupleCodec", "encode_frame"]
 
@@ -71,7 +75,7 @@ def new_link_token() -> int:
 
 
 class _Buffer:
-    __slots__ = ("endpoint", "items", "extra", "limit", "first_at", "link", "frames")
+    __slots__ = ("endpoint", "items", "extra", "limit", "first_at", "link", "frames", "open", "open_task", "open_head")
 
     def __init__(self, endpoint: str | None, batch_size: int) -> None:
         self.endpoint = endpoint
@@ -81,6 +85,11 @@ class _Buffer:
         # ``put`` compares with one slot on every tuple, not with a sum
         self.limit = batch_size
         self.first_at = 0.0
+        # The run ``put_row`` last started here, ``(task, Rows)``, with its task and head:
+        # the next row of the same task and head joins it while it is still the last item.
+        self.open: tuple[int, Rows] | None = None
+        self.open_task = 0
+        self.open_head: Rows | None = None
         self.new_link()
 
     def new_link(self) -> None:
@@ -137,6 +146,7 @@ class Outbox:
         self.hold_limit = max(0, int(hold_limit))
         self.held_dropped = 0  # items refused because the hold was full
         self.put: Sink = self._make_put()
+        self.put_row: RowSink = self._make_put_row()
 
     # -- placement ---------------------------------------------------------------------
 
@@ -220,6 +230,46 @@ class Outbox:
 
         return put
 
+    def _make_put_row(self) -> RowSink:
+        """The sink of a spout's per-tuple emit to a task of another worker, untracked:
+        ``put_row(task, values, head)`` is ``put((task, Tuple(head.component, head.stream,
+        head.task, values, head.fields)))`` (the same order, batches and frames) without the
+        ``Tuple``: consecutive rows of one task and head (the emitting task's stream, a
+        ``Rows`` with no rows, one object per stream and task) join one ``Rows`` item, the
+        run the frame carries them in. For a task in transit or placed nowhere the row goes
+        through ``put`` as its ``Tuple`` (held or dropped and counted per tuple)."""
+        task_buffer = self._task_buffer
+        clock = self._clock
+        flush_buffer = self._flush_buffer
+        hold = self._hold
+        put = self.put
+
+        def put_row(task: int, values: Any, head: Rows) -> None:
+            buf = task_buffer[task]
+            items = buf.items
+            if items:
+                if items[-1] is buf.open and buf.open_head is head and buf.open_task == task:
+                    items[-1][1].rows.append(values)
+                    buf.extra += 1
+                    buf.limit -= 1  # the item count at which the buffer holds batch_size tuples
+                    if len(items) >= buf.limit:
+                        flush_buffer(buf)
+                    return
+            elif buf is not hold and buf.endpoint is not None:
+                buf.first_at = clock()
+            if buf is hold or buf.endpoint is None:
+                put((task, Tuple(head.component, head.stream, head.task, values, head.fields)))
+                return
+            item = (task, Rows(head.component, head.stream, head.task, [values], head.fields))
+            items.append(item)
+            buf.open = item
+            buf.open_task = task
+            buf.open_head = head
+            if len(items) >= buf.limit:
+                flush_buffer(buf)
+
+        return put_row
+
     def put_run(self, task: int, run: Rows) -> None:
         """The sink of a remote ``emit_many``: the untracked tuples of ``run`` for ``task``,
         as ``put`` would take them one by one (the same order, batches and frames), without
@@ -298,6 +348,7 @@ class Outbox:
             return
         items, buf.items = buf.items, []
         buf.extra = 0
+        buf.open = buf.open_head = None
         buf.limit = self.batch_size
         if buf.endpoint is None:
             self.dropped_items += len(items)

@@ -232,6 +232,7 @@ class Worker:
             executor_ids=local_ids,
             remote_sink=lambda _task: put,
             remote_run_sink=lambda _task: self.outbox.put_run,
+            remote_row_sink=lambda _task: self.outbox.put_row,
             clock=clock,
             states=a.states,
         )

@@ -6,7 +6,10 @@ local goes to ``remote_sink(task)`` (the worker's transfer layer), and the rows 
 untracked ``emit_many`` for such a task, when the engine is given ``remote_run_sink``, to
 ``remote_run_sink(task)`` as one ``layout.Rows`` (no ``Tuple`` per row); so does such a list
 for a local batch-aware bolt, to its inbox (``runs.RunInbox``: the Tuples are built when
-it drains, and reused once nothing refers to them). One ``run_once()`` lets
+it drains, and reused once nothing refers to them), and, acking off in an engine with a
+``remote_sink``, for a local per-tuple bolt. A spout's untracked tuple for a task of
+another worker goes, when the engine is given ``remote_row_sink``, to it as a row of the
+run it joins (no ``Tuple``). One ``run_once()`` lets
 each spout emit a bounded batch, then drains the bolts in topological order, then the ackers;
 timers (tick tuples, message timeouts, acker rotation) run between rounds. When any local
 inbox holds more than ``squall.backpressure.high`` items, spouts stop emitting until it
@@ -34,7 +37,7 @@ from squall import config
 from squall.supervisor.runtime import snapshot
 from squall.supervisor.runtime.acker import AckerExecutor
 from squall.supervisor.runtime.executor import BoltExecutor, Executor
-from squall.supervisor.runtime.layout import Rows
+from squall.supervisor.runtime.layout import Rows, RowSink
 from squall.supervisor.runtime.routing import AckerChoice, Chooser, Route, make_chooser
 from squall.supervisor.runtime.runs import RunInbox
 from squall.supervisor.runtime.spout_executor import SpoutExecutor
@@ -91,6 +94,12 @@ class Wiring:
         # task -> a local batch-aware bolt's ``RunInbox.put_run``: where the transfer codec
         # queues a received run whole (one inbox item, the Tuples built at the drain).
         self.inbox_run_sinks: dict[int, RunSink] = {}
+        # task -> the transfer layer's sink for one untracked tuple as a row (``RowSink``),
+        # for the tasks of other workers when it takes rows: a spout's per-tuple emit hands
+        # it the values instead of a ``Tuple``.
+        self.row_sinks: dict[int, RowSink] = {}
+        # True in an engine that has other workers (a ``remote_sink``): runs arrive from them
+        self.remote = False
         # CPU spent moving data to other workers (a worker's transfer layer shares its meter):
         # executors leave what it measures during their calls out of their own busy time.
         self.transfer_meter = CpuMeter()
@@ -167,6 +176,7 @@ class Engine:
         executor_ids: Iterable[int] | None = None,
         remote_sink: Callable[[int], Sink] | None = None,
         remote_run_sink: Callable[[int], RunSink] | None = None,
+        remote_row_sink: Callable[[int], RowSink] | None = None,
         clock: Callable[[], float] = time.monotonic,
         seed: int = 0,
         states: Mapping[int, bytes] | None = None,
@@ -177,6 +187,7 @@ class Engine:
         self.clock = clock
         self.remote_sink = remote_sink
         self.remote_run_sink = remote_run_sink  # optional: a run of emit_many in one call
+        self.remote_row_sink = remote_row_sink  # optional: a spout's untracked tuple as a row
         ackers = acker_count(spec, self.conf)
         self.all_executors = spec.executors_with_ackers(ackers)
         self._executor_specs = {e.id: e for e in self.all_executors}
@@ -185,6 +196,7 @@ class Engine:
         local_tasks = frozenset(t for e in local for t in e.tasks)
         acker_tasks = [e.first_task for e in self.all_executors if e.component == ACKER_COMPONENT]
         self.wiring = Wiring(spec, acker_tasks, local_tasks, clock, seed, self.conf)
+        self.wiring.remote = remote_sink is not None
         self.message_timeout_s = float(self.conf.get(config.MESSAGE_TIMEOUT, config.DEFAULT_MESSAGE_TIMEOUT_S))
         self.backpressure_high = int(self.conf.get(config.BACKPRESSURE_HIGH, config.DEFAULT_BACKPRESSURE_HIGH))
         self.drain_limit = int(self.conf.get(config.BOLT_BATCH, config.DEFAULT_BOLT_BATCH))
@@ -218,6 +230,8 @@ class Engine:
             self.wiring.run_sinks[task] = self.remote_run_sink(task)
         else:
             self.wiring.run_sinks.pop(task, None)  # a local bolt's inbox, if it was: no more
+        if self.remote_sink is not None and self.remote_row_sink is not None:
+            self.wiring.row_sinks[task] = self.remote_row_sink(task)
 
     def _build(self, e: ExecutorSpec, salt: int) -> Any:
         """Create executor ``e`` with its own inbox and point its tasks' sinks at it."""
@@ -231,6 +245,7 @@ class Engine:
         for t in e.tasks:
             self.wiring.sinks[t] = ex.inbox.append
             self.wiring.run_sinks.pop(t, None)
+            self.wiring.row_sinks.pop(t, None)
             if isinstance(ex.inbox, RunInbox):
                 self.wiring.inbox_run_sinks[t] = ex.inbox.put_run
                 self.wiring.run_sinks[t] = ex.inbox.put_run

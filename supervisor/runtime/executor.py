@@ -21,13 +21,15 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
+from sys import getrefcount
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from squall.supervisor.runtime.batches import requeue_rest, take_batch
 from squall.supervisor.runtime.emit_many import make_bolt_emit_many
+from squall.supervisor.runtime.layout import Rows
 from squall.supervisor.runtime.messages import ACK_ACK, ACK_BULK, ACK_FAIL
 from squall.supervisor.runtime.routing import Route
-from squall.supervisor.runtime.runs import RunInbox, drain_runs, take_runs
+from squall.supervisor.runtime.runs import LOCAL_REFCOUNT, RunInbox, drain_runs, requeue_runs, take_runs
 from squall.supervisor.runtime.stats import BusyTimer, ExecutorStats
 from squall.topology.component import TASK_LOGGER_PREFIX, TICK_STREAM, Bolt, Spout, Tuple
 from squall.topology.errors import EmitError
@@ -196,9 +198,17 @@ class BoltExecutor(Executor):
         self.acks_out: list[list[int]] = [[] for _ in wiring.acker_tasks]
         self.fails_out: list[list[int]] = [[] for _ in wiring.acker_tasks]
         self.draining = False
+        # Tuples ``_drain_rows`` made for the rows of queued runs, in all: one per drain, and
+        # one more after each row whose Tuple the bolt kept (the others are reused).
+        self.run_tuples_made = 0
         super().__init__(spec, cls, wiring, salt)
-        if self.processes_runs:
-            # It takes a frame's run whole (``RunInbox.put_run``, the transfer codec's run sink).
+        if self.processes_runs or (not self.tracking and wiring.remote):
+            # It takes a frame's run whole (``RunInbox.put_run``, the transfer codec's run sink):
+            # a batch-aware bolt, and with acking off, in an engine with other workers to hear
+            # from, a per-tuple one too (``_drain_rows``). Acking on, a per-tuple bolt's runs
+            # are tracked and come one item per tuple; in one process its inbox stays a plain
+            # deque, whose ``len`` costs no Python call (about 275 instructions per tuple of
+            # the one-process chain, whose rounds are short: ``engine_instructions.py``).
             self.inbox = RunInbox()
 
     def _bind(self, inst: Any, task: int) -> None:
@@ -395,9 +405,9 @@ class BoltExecutor(Executor):
         if not inbox:
             return 0
         busy = BusyTimer(self.wiring.transfer_meter, self.wiring.round_clock)
-        if self.processes_runs:
-            # n: tuples, a run from another worker as its rows (the inbox is a RunInbox)
-            items, n = take_runs(inbox, limit)  # type: ignore[arg-type]
+        if type(inbox) is RunInbox:
+            # n: tuples, a run from another worker as its rows
+            items, n = take_runs(inbox, limit, not self.processes_runs)
         else:
             items = take_batch(inbox, limit)
             n = len(items)
@@ -407,6 +417,8 @@ class BoltExecutor(Executor):
                 drain_runs(self, items, n > len(items))
             elif self.auto_ack and self.tracking:
                 self._drain_acking(items)
+            elif n > len(items):  # a run queued whole: acking off, a RunInbox
+                self._drain_rows(items)
             else:
                 self._drain_plain(items)
         finally:
@@ -455,6 +467,99 @@ class BoltExecutor(Executor):
         finally:
             if run:
                 self.stats.received_from[source] += run
+
+    def _drain_rows(self, items: list) -> None:
+        """``_drain_plain`` for a batch that holds ``(task, Rows)`` items (acking off: only a
+        ``RunInbox`` takes them, and a per-tuple bolt has one only then). A run's rows reach
+        ``process`` one by one, in order, each as an untracked ``Tuple`` with every slot set
+        as the emits set them; the ``Tuple`` is reused for the next row when nothing but
+        this loop refers to it after ``process`` returns (told by its reference count, as
+        ``runs.drain_runs`` tells it: a tuple the bolt kept, in any container, attribute or
+        a logged error's traceback, is never touched again), so a run costs one ``Tuple``,
+        not one per row, and no inbox item per row. Interrupted (not a user error), the rows
+        not handed over go back to the front of the inbox, then the items after, in order."""
+        instances = self.instances
+        received_from = self.stats.received_from
+        auto_fail = self.auto_fail
+        source = 0  # received_from by runs of one source task, as in ``_drain_plain``
+        run = 0
+        item = None
+        spare = None  # a Tuple of an earlier row nothing refers to any more
+        rows: list = []
+        component = stream = ""
+        fields: dict[str, int] = {}
+        done = 0  # rows of the current Rows item handed to ``process``
+        try:
+            for item in items:
+                task, tup = item
+                if type(tup) is Rows:
+                    if run:
+                        received_from[source] += run
+                        run = 0
+                    rows = tup.rows
+                    done = 0
+                    source = tup.task
+                    component, stream, fields = tup.component, tup.stream, tup.fields
+                    process = instances[task].process
+                    if spare is None:
+                        spare = new_tuple(Tuple)
+                        self.run_tuples_made += 1
+                    tup = spare
+                    spare = None
+                    for values in rows:
+                        # every slot, each time: ``process`` may have set any of them
+                        tup.component = component
+                        tup.stream = stream
+                        tup.task = source
+                        tup.values = values
+                        tup.fields = fields
+                        tup.roots = None
+                        tup.ack_val = 0
+                        tup.done = False
+                        done += 1
+                        try:
+                            process(tup)
+                        except Exception as exc:  # a user bug fails its tuple, never the executor
+                            self.log_error_once(task, exc, "process")
+                            if auto_fail:
+                                self.fail(tup)  # untracked: counted nowhere, as in the plain loop
+                        if getrefcount(tup) != LOCAL_REFCOUNT:  # kept by the bolt: a new one for the next row
+                            tup = new_tuple(Tuple)
+                            self.run_tuples_made += 1
+                    spare = tup
+                    received_from[source] += done
+                    done = 0
+                    rows = []  # handed over whole: nothing of it to put back
+                    continue
+                if tup.stream == TICK_STREAM:
+                    self._tick(task, tup)
+                    continue
+                if tup.task == source:
+                    run += 1
+                else:
+                    if run:
+                        received_from[source] += run
+                    source = tup.task
+                    run = 1
+                try:
+                    instances[task].process(tup)
+                except Exception as exc:  # a user bug fails its tuple, never the executor
+                    self.log_error_once(task, exc, "process")
+                    if auto_fail:
+                        self.fail(tup)
+        except BaseException:
+            if done:
+                received_from[source] += done
+            # the items after the one in progress (found by identity: items are distinct)
+            rest = items[next(i for i, it in enumerate(items) if it is item) + 1 :] if item is not None else items[:]
+            if item is not None and type(item[1]) is Rows and done < len(rows):
+                # stopped inside a run: its rows not handed to ``process`` go back first
+                rest.insert(0, (item[0], Rows(component, stream, source, rows[done:], fields)))
+            requeue_runs(self.inbox, rest)  # type: ignore[arg-type]  # Rows: a RunInbox
+            raise
+        finally:
+            if run:
+                received_from[source] += run
 
     def _drain_acking(self, items: list) -> None:
         """The loop with auto-ack, the ack inlined: per tuple its (root, xor) pairs join its

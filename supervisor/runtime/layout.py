@@ -82,6 +82,9 @@ MAX_LINK = 2**63 - 1  # link tokens and sequence numbers are unsigned 63-bit int
 
 Sink = Callable[[tuple[int, Any]], None]
 RunSink = Callable[[int, "Rows"], None]  # (target task, rows): a run of untracked tuples whole
+# (target task, values, head): one untracked tuple as a row of the run of ``head``, a ``Rows``
+# with no rows that names its source component, stream, task and fields (``Outbox.put_row``)
+RowSink = Callable[[int, Any, "Rows"], None]
 _NO_RUN_SINKS: dict[int, RunSink] = {}
 
 # The kinds of task, by what their inbox takes: a bolt takes tuples; a spout, the outcomes of

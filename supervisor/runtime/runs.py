@@ -75,6 +75,7 @@ def _local_refcount() -> int:
 
 _SOLE = _sole_refcount()
 _LOCAL = _local_refcount()
+LOCAL_REFCOUNT = _LOCAL  # for the per-tuple drain of runs (``BoltExecutor._drain_rows``)
 _is_sole = _SOLE.__eq__
 
 
@@ -105,11 +106,14 @@ class RunInbox(deque):
             self.append((task, run_tuples(run)[0]))
 
 
-def take_runs(inbox: RunInbox, limit: int) -> tuple[list, int]:
+def take_runs(inbox: RunInbox, limit: int, split: bool = False) -> tuple[list, int]:
     """Items from the front of ``inbox``, removed from it, in order, up to ``limit`` tuples
     (a ``Rows`` item counted as its rows; the last item taken may pass the limit, so a run
     longer than the limit is still taken), and the tuples they hold: more than the items
-    exactly when a ``Rows`` item was taken."""
+    exactly when a ``Rows`` item was taken. With ``split`` (a per-tuple bolt's drain) the
+    run that crosses the limit is cut there instead, its rest left at the front (as its
+    ``Tuple`` when one row is left), so exactly ``limit`` tuples are taken when as many
+    are queued."""
     if not inbox.extra:  # no run queued: one item per tuple
         items = take_batch(inbox, limit)
         return items, len(items)
@@ -120,12 +124,42 @@ def take_runs(inbox: RunInbox, limit: int) -> tuple[list, int]:
         item = popleft()
         items.append(item)
         if type(item[1]) is Rows:
-            k = len(item[1].rows)
+            run = item[1]
+            k = len(run.rows)
             inbox.extra -= k - 1
+            if split and n + k > limit:
+                m = limit - n
+                task = item[0]
+                taken = Rows(run.component, run.stream, run.task, run.rows[:m], run.fields)
+                # a row taken alone as its Tuple: ``n > len(items)`` tells a drain that a Rows
+                # item is among them
+                items[-1] = (task, taken if m > 1 else run_tuples(taken)[0])
+                requeue_runs(inbox, [(task, Rows(run.component, run.stream, run.task, run.rows[m:], run.fields))])
+                k = m
             n += k
         else:
             n += 1
     return items, n
+
+
+def requeue_runs(inbox: RunInbox, rest: list) -> None:
+    """Put ``rest`` (items taken by ``take_runs``) back at the front of ``inbox``, in order,
+    counting the rows of its ``Rows`` items again in ``extra`` (a run of one row goes back
+    as its ``Tuple``: a ``Rows`` item holds two or more)."""
+    back = []
+    extra = 0
+    for item in rest:
+        if type(item[1]) is Rows:
+            n = len(item[1].rows)
+            if n == 1:
+                item = (item[0], run_tuples(item[1])[0])
+            elif n:
+                extra += n - 1
+            else:
+                continue
+        back.append(item)
+    inbox.extendleft(reversed(back))
+    inbox.extra += extra
 
 
 def run_tuples(run: Rows, inbox: RunInbox | None = None) -> list[Tuple]:

@@ -20,6 +20,7 @@ from squall import config
 from squall.supervisor.runtime.batches import requeue_rest, take_batch
 from squall.supervisor.runtime.emit_many import make_spout_emit_many
 from squall.supervisor.runtime.executor import Executor, new_tuple
+from squall.supervisor.runtime.layout import Rows
 from squall.supervisor.runtime.messages import ACK_INIT, ACK_INIT_BULK, TREE_COMPLETE, TREE_FAILED, TREES_DONE
 from squall.supervisor.runtime.routing import Route
 from squall.supervisor.runtime.stats import LATENCY_BOUNDS_S, BusyTimer
@@ -99,6 +100,10 @@ class SpoutExecutor(Executor):
         n_ackers = len(inits)
         choice = self.wiring.acker_choice  # read per tree: executors move in and out
         remap = choice.remap  # updated in place
+        # task -> the transfer layer's row sink, for the tasks of other workers (the engine
+        # keeps it as executors move); each stream's head names this task's runs there
+        row_sinks = self.wiring.row_sinks
+        heads = {r.stream: Rows(component, r.stream, task, [], r.fields) for r in routes.values()}
         executor = self
 
         # tup_id second, as in streamparse and heronpy; need_task_ids is accepted for them
@@ -180,6 +185,25 @@ class SpoutExecutor(Executor):
                     return targets
                 # Acking off: Storm acks at once, after next_tuple returns.
                 untracked_acks.append((task, tup_id))
+            if targets is route.only:  # one target task, always (see Route.only): no loop
+                t = targets[0]
+                put_row = row_sinks.get(t) if row_sinks else None
+                if put_row is not None:
+                    # a task of another worker: the values join the run the frame carries
+                    # them in (``Outbox.put_row``), no Tuple built only to be taken apart
+                    put_row(t, values, heads[name])
+                    return targets
+                tup = new_tuple(Tuple)  # as below
+                tup.component = component
+                tup.stream = name
+                tup.task = task
+                tup.values = values
+                tup.fields = route.fields
+                tup.roots = None
+                tup.ack_val = 0
+                tup.done = False
+                sinks[t]((t, tup))
+                return targets
             # Tuple(component, name, task, values, route.fields), inlined as above.
             tup = new_tuple(Tuple)
             tup.component = component
@@ -190,10 +214,6 @@ class SpoutExecutor(Executor):
             tup.roots = None
             tup.ack_val = 0
             tup.done = False
-            if targets is route.only:  # one target task, always (see Route.only): no loop
-                t = targets[0]
-                sinks[t]((t, tup))
-                return targets
             for t in targets:
                 sinks[t]((t, tup))
             return targets

@@ -512,3 +512,66 @@ def test_an_unserialisable_value_in_a_run_drops_only_its_row():
     assert codec.deliver(wire.frames[0][1]) == (2, 0)
     assert [tup.values[0] for _, tup in got] == [1, 3]
     assert errors == [((SPOUT, "default"), 1)] and box.sent_items == 2
+
+
+def _head(source: int = SPOUT, stream: str = "default") -> Rows:
+    return Rows("spout", stream, source, [], {"n": 0, "ts": 1})
+
+
+def test_rows_put_one_by_one_join_one_run_cut_into_frames_of_batch_size_tuples():
+    wire, clock = Wire(), Clock()
+    box = outbox(wire, clock, batch_size=4)
+    head = _head()
+    box.put((MIDDLE, Tuple("spout", "default", SPOUT, [0, 0.5], {})))  # a Tuple first
+    for i in range(1, 10):
+        box.put_row(MIDDLE, [i, 0.5], head)
+    assert box.pending() == 2 and len(wire.frames) == 2, "0-7 left in two frames of four; 8 and 9 wait"
+    box.put_row(MIDDLE, [10, 0.5], head)
+    box.put_row(MIDDLE, [11, 0.5], head)
+    assert box.pending() == 0 and box.sent_items == 12 and len(wire.frames) == 3
+    codec, _sinks, got = receiver()
+    for _, data in wire.frames:
+        (run,) = msgpack.unpackb(data)[-1]
+        assert len(run[3]) == 4, "one run of four rows per frame"
+        codec.deliver(data)
+    assert [tup.values[0] for _, tup in got] == list(range(12))
+    assert codec.received == 12 and all(t == MIDDLE and tup.task == SPOUT and tup.roots is None for t, tup in got)
+
+
+def test_a_row_starts_a_new_run_after_another_item_and_for_another_task_or_head():
+    wire, clock = Wire(), Clock()
+    box = outbox(wire, clock, batch_size=100)
+    spout_head, middle_head = _head(), _head(source=MIDDLE)
+    box.put_row(MIDDLE, [0, 0.5], spout_head)
+    box.put_row(MIDDLE, [1, 0.5], spout_head)
+    box.put((ACKER, (ACK_FAIL, 7)))
+    box.put_row(MIDDLE, [2, 0.5], spout_head)  # its run again, after the acker's item
+    box.put_row(SINK, [3, 0.5], middle_head)
+    box.put_row(MIDDLE, [4, 0.5], spout_head)
+    box.flush(idle=True)
+    frames = [msgpack.unpackb(f)[-1] for _, f in wire.frames]
+    b = next(items for items in frames if items[0][0] == MIDDLE)
+    assert b == [
+        [MIDDLE, "default", SPOUT, [[0, 0.5], [1, 0.5], [2, 0.5], [4, 0.5]], None],
+        [SINK, "default", MIDDLE, [[3, 0.5]], None],
+    ]
+    assert [items for items in frames if items is not b] == [[[ACKER, ACK_FAIL, 7]]]
+    assert box.sent_items == 6
+    box.put_row(MIDDLE, [5, 0.5], spout_head)  # after a flush: a run of its own
+    box.flush(idle=True)
+    assert msgpack.unpackb(wire.frames[-1][1])[-1] == [[MIDDLE, "default", SPOUT, [[5, 0.5]], None]]
+
+
+def test_a_row_for_a_task_in_transit_is_held_as_its_tuple_and_one_placed_nowhere_dropped():
+    wire, clock = Wire(), Clock()
+    box = outbox(wire, clock, hold_limit=10)
+    box.place({MIDDLE: "", SINK: None})
+    for i in range(3):
+        box.put_row(MIDDLE, [i, 0.5], _head())
+        box.put_row(SINK, [i, 0.5], _head(source=MIDDLE))
+    box.flush(idle=True)
+    assert box.held() == 3 and box.dropped_items == 3 and wire.frames == []
+    back = box.place({SINK: None})  # MIDDLE became local: its held tuples come back as tuples
+    assert [(t, type(tup), tup.values[0], tup.task, tup.fields) for t, tup in back] == [
+        (MIDDLE, Tuple, i, SPOUT, {"n": 0, "ts": 1}) for i in range(3)
+    ]
