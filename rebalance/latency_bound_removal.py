@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 
-from squall.rebalance.latency import MAX_UTILISATION, throttle_share
+from squall.rebalance.latency import MAX_UTILISATION, BoardTerms, throttle_share
 from squall.rebalance.latency_bound_terms import MARGIN, BoundTerms, ExecutorEdges, Removal
-from squall.rebalance.latency_state import worker_time
+from squall.rebalance.latency_state import BoardSlack, worker_time
 
 
 class RemovalBounds(BoundTerms):
@@ -66,24 +66,7 @@ class RemovalBounds(BoundTerms):
             share, others = table[mine]
             after += others
         else:
-            topos, worker_ids = net.topos, state.worker_ids
-            w_na, w_nav, w_ak, w_akv = state.w_na, state.w_nav, state.w_ak, state.w_akv
-            w_outk, w_ink = state.w_outk, state.w_ink
-            for x, u in board.cores.items():
-                if x != mine:
-                    after += worker_time(
-                        topos[worker_ids[x][0]],
-                        wall,
-                        terms.wake_wait_s,
-                        u,
-                        rho,
-                        w_na[x],
-                        w_nav[x],
-                        w_ak[x],
-                        w_akv[x],
-                        w_outk[x],
-                        w_ink[x],
-                    )
+            after = self._others_time(board, terms, rho, mine, after)
             share = throttle_share(terms, rho)
         if share > 0:
             # The quota's stops after: (1 + f') W' + f' x wait_full x S', with S' at least
@@ -116,16 +99,7 @@ class RemovalBounds(BoundTerms):
                 for cycles, t, rate in zip(net.ex_cycles, net.ex_topo, net.edge_rates())
             ]
         clock = terms.clock_hz
-        wall = 1.0 / clock
-        topos, worker_ids, members, w_count = net.topos, state.worker_ids, state.members, state.w_count
-        w_na, w_nav, w_ak, w_akv, w_outk, w_ink = (
-            state.w_na,
-            state.w_nav,
-            state.w_ak,
-            state.w_akv,
-            state.w_outk,
-            state.w_ink,
-        )
+        members, w_count = state.members, state.w_count
         table: dict[int, tuple[float, float]] = {}
         for y, u_y in board.cores.items():
             drop = u_y
@@ -134,25 +108,25 @@ class RemovalBounds(BoundTerms):
                 if worst < drop:
                     drop = worst
             rho = board.rho - drop / terms.cores
-            others = 0.0
-            for x, u in board.cores.items():
-                if x != y:
-                    others += worker_time(
-                        topos[worker_ids[x][0]],
-                        wall,
-                        terms.wake_wait_s,
-                        u,
-                        rho,
-                        w_na[x],
-                        w_nav[x],
-                        w_ak[x],
-                        w_akv[x],
-                        w_outk[x],
-                        w_ink[x],
-                    )
-            table[y] = (throttle_share(terms, rho), others)
+            table[y] = (throttle_share(terms, rho), self._others_time(board, terms, rho, y, 0.0))
         self._quick[n] = table
         return table
+
+    def _others_time(self, board: BoardSlack, terms: BoardTerms, rho: float, skip: int, start: float) -> float:
+        """``start`` plus the time of every placed worker of the board but ``skip``, each
+        with its aggregates now and at utilisation ``rho`` (:func:`worker_time`), added in
+        the board's worker order (so the same floats as a loop written in place)."""
+        state = self.state
+        topos, worker_ids = state.net.topos, state.worker_ids
+        w_na, w_nav, w_ak, w_akv = state.w_na, state.w_nav, state.w_ak, state.w_akv
+        w_outk, w_ink = state.w_outk, state.w_ink
+        wall, wake = 1.0 / terms.clock_hz, terms.wake_wait_s
+        total = start
+        for x, u in board.cores.items():
+            if x != skip:
+                t = topos[worker_ids[x][0]]
+                total += worker_time(t, wall, wake, u, rho, w_na[x], w_nav[x], w_ak[x], w_akv[x], w_outk[x], w_ink[x])
+        return total
 
     def removal_within_limits(self, g: int, edges: ExecutorEdges) -> Removal | None:
         """:meth:`removal` with the board's excess before and after, for a search above
