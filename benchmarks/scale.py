@@ -25,7 +25,8 @@ real supervisor does. It then measures:
   repair is done: the repair's new placement restarts the metrics window, and a request
   before the window holds two heartbeats of every worker is planned on no measured traffic
   (a different step: at 500 boards ~1,240 executors moved instead of ~4,900). A ``#   ...
-  live rebalance`` line says what the repair moved and the traffic the proposal was priced on.
+  live rebalance`` line says what the repair moved, the traffic the proposal was priced on,
+  and the longest loop lag while the rebalance ran (the scheduler's call runs on the loop).
 * with ``--scrape-every S``: after the steady window, a second one as long with Nimbus's
   ``/metrics`` scraped every S s as Prometheus 3 would (the first scrape at once): the probes'
   lag in it, each scrape's wall time and Nimbus's CPU during it (the loop thread, and the
@@ -133,6 +134,10 @@ class Figures:
     scrape_lag_p99_ms: float = float("nan")  # the probes' p99 in that window
     scrape_cpu_ms: float = float("nan")  # Nimbus's CPU besides its loop thread during a scrape, median
     rebalance_read: str = ""  # the lost board's repair, and the window the rebalance was planned on
+    # The probes sent while the live rebalance ran (asked to done): the longest round trip,
+    # i.e. how long the loop was held by the scheduler's call and the migration's steps.
+    rebalance_lag_max_ms: float = float("nan")
+    rebalance_lag_over_50: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -353,6 +358,7 @@ def run_scale(
 
                 # A live rebalance with the online scheduler.
                 before = len(client.events("scale"))
+                rebalance_loop_before = loop_histograms(http)
                 started, cpu_at_start = time.time(), nimbus_cpu_s()
                 client.rebalance("scale", wait_s=0, scheduler="online")
                 while time.time() < started + 180:
@@ -366,6 +372,15 @@ def run_scale(
                         fig.rebalance_cpu_s = nimbus_cpu_s() - cpu_at_start
                         fig.moved = len(done[-1].get("moved") or [])
                         fig.rebalance_read += "; " + _planned_on(done[-1])
+                        during = probe.rtts_ms(started, time.time())
+                        if during:
+                            fig.rebalance_lag_max_ms = max(during)
+                            fig.rebalance_lag_over_50 = sum(1 for r in during if r >= 50.0)
+                            fig.rebalance_read += (
+                                f"; while it ran the loop lag was at most {fig.rebalance_lag_max_ms:.0f} ms "
+                                f"({fig.rebalance_lag_over_50} of {len(during)} probes >= 50 ms); its loop "
+                                + turns(rebalance_loop_before, loop_histograms(http))
+                            )
                         if done[-1].get("decision") != "applied":
                             fig.notes.append(f"rebalance {done[-1].get('decision')}: {done[-1].get('reason')}")
                         break

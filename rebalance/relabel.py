@@ -35,14 +35,20 @@ def keep_worker_ids(current: Assignment, proposal: Assignment) -> Assignment:
 def _renaming(topology: str, current: Assignment, proposal: Assignment) -> dict[WorkerKey, int]:
     """{(topology, proposed worker id): new id} for the topology's workers."""
     mine = proposal.workers_of(topology)
-    theirs = current.workers_of(topology)
-    kept = [
-        (w, old, n)
-        for w in mine
-        for old in theirs
-        if proposal.node_of_worker(topology, w) == current.node_of_worker(topology, old)
-        and (n := len(set(proposal.executors_on(topology, w)) & set(current.executors_on(topology, old))))
-    ]
+    # Only a current worker on the proposed worker's node can keep its executors: pair each
+    # proposed worker with those alone (in the current ids' order, as a scan of every pair
+    # would list them), not with every current worker (a million pairs at 1,000 workers).
+    theirs_on: dict[str, list[int]] = {}
+    for old in current.workers_of(topology):
+        theirs_on.setdefault(current.node_of_worker(topology, old), []).append(old)
+    kept = []
+    for w in mine:
+        olds = theirs_on.get(proposal.node_of_worker(topology, w))
+        if olds:
+            executors = set(proposal.executors_on(topology, w))
+            for old in olds:
+                if n := len(executors.intersection(current.executors_on(topology, old))):
+                    kept.append((w, old, n))
     match = _best_match(kept, len(mine))
     # A worker matched to none keeps its proposed id unless a matched worker took it; then
     # it takes the smallest id nobody holds (in the order of the proposed ids).
