@@ -136,11 +136,20 @@ def relabel(wl: Workload, groups: list[int], labels: list[int], hint: Assignment
     members: dict[int, set[int]] = {}
     for e, g in zip(wl.executors, groups):
         members.setdefault(g, set()).add(e.id)
-    old = {w: set(hint.executors_on(wl.topology, w)) for w in hint.workers_of(wl.topology)}
-    overlaps = sorted(
-        ((len(members[g] & ex), g, w) for g in members for w, ex in old.items() if members[g] & ex),
-        key=lambda x: (-x[0], x[1], x[2]),
-    )
+    old = hint.workers_of(wl.topology)
+    # Each executor's current worker, so a group counts its overlaps from its own members
+    # (not by intersecting every group with every current worker: a million pairs at
+    # 1,000 workers). Sorted below, so the order they are found in does not matter.
+    was_on = {x: w for w in old for x in hint.executors_on(wl.topology, w)}
+    overlaps: list[tuple[int, int, int]] = []
+    for g, ids in members.items():
+        shared: dict[int, int] = {}
+        for x in ids:
+            w = was_on.get(x)
+            if w is not None:
+                shared[w] = shared.get(w, 0) + 1
+        overlaps.extend((n, g, w) for w, n in shared.items())
+    overlaps.sort(key=lambda x: (-x[0], x[1], x[2]))
     name: dict[int, int] = {}
     taken: set[int] = set()
     for _, g, w in overlaps:
