@@ -202,15 +202,25 @@ class WorkerRates:
     loop_runs: float = 0.0  # times/s the loop thread was put on a CPU
 
 
-def _at(values: Sequence[int], k: int) -> int:
-    return values[k] if k < len(values) else 0
-
-
 def _increase(values: list[float]) -> float:
     total = 0.0
     for a, b in zip(values, values[1:]):
         total += b - a if b >= a else b  # a drop: the worker restarted from zero
     return total
+
+
+def _add_increases(into: list[int], counts: list[Sequence[int]]) -> None:
+    """Add to ``into[k]`` the increase of each cumulative count ``counts[.][k]`` over the
+    consecutive samples, as :func:`_increase` takes it (a drop: the worker restarted from
+    zero), a missing entry read as 0: one pass over the sample pairs rather than one per
+    bucket (a topology's hundreds of spouts times its buckets, at every rebalance)."""
+    width = len(into)
+    for before, after in zip(counts, counts[1:]):
+        n_before, n_after = len(before), len(after)
+        for k in range(width):
+            b = after[k] if k < n_after else 0
+            a = before[k] if k < n_before else 0
+            into[k] += b - a if b >= a else b
 
 
 def _per_s(values: Sequence[float], span: float) -> float:
@@ -357,8 +367,7 @@ class MetricsWindow:
             for rows in series.values():
                 total += _increase([r[_LAT_SUM] for r in rows])
                 count += int(_increase([float(r[_LAT_COUNT]) for r in rows]))
-                for k in range(len(buckets)):
-                    buckets[k] += int(_increase([float(_at(r[_LAT_BUCKETS], k)) for r in rows]))
+                _add_increases(buckets, [r[_LAT_BUCKETS] for r in rows])
         return total, count, buckets
 
     def rates(self, topology: str) -> Rates:

@@ -165,20 +165,24 @@ def place(
     scheduler: str | None = None,
     reserved: Mapping[str, set[int]] | None = None,
     slot_cap: Mapping[str, int] | None = None,
+    workload: Workload | None = None,
 ) -> Placement:
     """A new placement for ``rec`` over the ``live`` supervisors.
 
     ``others`` (every other placed topology) keep their workers; with ``keep_current`` the
     scheduler gets ``rec``'s live workers as its starting point (repair after a node
     failure), otherwise it places from scratch (submit, rebalance). ``slot_cap`` shows the
-    scheduler fewer slots on some nodes (:func:`standby_caps`). Raises
-    ``InfeasibleError`` (no slot) or ``InvalidInputError`` (bad parameters).
+    scheduler fewer slots on some nodes (:func:`standby_caps`). ``workload``: what
+    :func:`workload_of` gives for ``rec`` and ``rates``, when the caller has it (it costs
+    ~0.2 s at 5,000 executors). Raises ``InfeasibleError`` (no slot) or ``InvalidInputError``
+    (bad parameters).
     """
     others = [o for o in others if o.name != rec.name]
     nodes = nodes_of(supervisors, sorted(live), rates, slot_cap)
     current = current_of(others + ([rec] if keep_current else []), live)
     schedule = get_scheduler(scheduler or rec.scheduler).schedule
-    result = schedule([workload_of(rec, rates)], nodes, scheduler_params(rec.conf), current)
+    workload = workload if workload is not None else workload_of(rec, rates)
+    result = schedule([workload], nodes, scheduler_params(rec.conf), current)
     mine = result.restrict([rec.name])
     taken: dict[str, set[int]] = {n: set(ports) for n, ports in (reserved or {}).items()}
     for o in others:

@@ -192,8 +192,11 @@ def propose(
 
     Raises ``InfeasibleError`` / ``InvalidInputError`` like :func:`placement.place`.
     """
-    placement = place(rec, rates, supervisors, live, others, keep_current, scheduler=scheduler, reserved=reserved)
-    return price(rec, placement, rates, supervisors, live, others)
+    workload = workload_of(rec, rates)  # the same measured workload places and prices
+    placement = place(
+        rec, rates, supervisors, live, others, keep_current, scheduler=scheduler, reserved=reserved, workload=workload
+    )
+    return price(rec, placement, rates, supervisors, live, others, workload=workload)
 
 
 def price(
@@ -203,11 +206,13 @@ def price(
     supervisors: Mapping[str, SupervisorRecord],
     live: set[str],
     others: Iterable[TopologyRecord] = (),
+    workload: Workload | None = None,
 ) -> Proposal:
     """``placement`` against ``rec``'s current one: traffic costs and latency predictions,
-    over the same measured workload (other topologies' workers count on their boards)."""
+    over the same measured workload (other topologies' workers count on their boards;
+    ``workload``: :func:`workload_of` for ``rec`` and ``rates``, when the caller has it)."""
     nodes = nodes_of(supervisors, sorted(live), rates)
-    workload = workload_of(rec, rates)
+    workload = workload if workload is not None else workload_of(rec, rates)
     foreign = [o for o in others if o.name != rec.name]
     current: Cost | None = None
     predicted_current: Prediction | None = None
