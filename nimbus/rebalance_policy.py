@@ -39,12 +39,11 @@ from squall.rebalance import (
     Decision,
     InfeasibleError,
     InvalidInputError,
-    Node,
     Workload,
     evaluate,
     should_apply,
 )
-from squall.rebalance.latency import Prediction, predict
+from squall.rebalance.latency import Prediction, Predictor
 
 ONLINE = "online"
 LATENCY = "latency"
@@ -216,11 +215,12 @@ def price(
     foreign = [o for o in others if o.name != rec.name]
     current: Cost | None = None
     predicted_current: Prediction | None = None
+    predictor = Predictor([workload], nodes)  # one model for both placements
     if rec.placement and all(s.node in live for s in rec.placement.values()):
         current = evaluate(rec.placement.assignment(rec.name), [workload], nodes)
-        predicted_current = _predict(rec, rec.placement, workload, nodes, foreign, live)
+        predicted_current = _predict(rec, rec.placement, predictor, foreign, live)
     proposed = evaluate(placement.assignment(rec.name), [workload], nodes)
-    predicted = _predict(rec, placement, workload, nodes, foreign, live)
+    predicted = _predict(rec, placement, predictor, foreign, live)
     # What the model did without, in words: older workers or boards without cgroups.
     assumptions = tuple(missing(rates, {n: supervisors[n].board for n in sorted(live)}))
     assumptions += predicted.assumptions if predicted is not None else ()
@@ -232,8 +232,7 @@ def price(
 def _predict(
     rec: TopologyRecord,
     placement: Placement,
-    workload: Workload,
-    nodes: list[Node],
+    predictor: Predictor,
     others: list[TopologyRecord],
     live: set[str],
 ) -> Prediction | None:
@@ -247,7 +246,7 @@ def _predict(
                 rows_w.append((o.name, label, node))
                 rows_e.extend((o.name, ex, label) for ex in execs)
     try:
-        return predict(Assignment(tuple(rows_e), tuple(rows_w)), [workload], nodes)
+        return predictor(Assignment(tuple(rows_e), tuple(rows_w)))
     except (InfeasibleError, InvalidInputError):
         return None
 
