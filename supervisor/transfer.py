@@ -84,7 +84,6 @@ class _Buffer:
         "link",
         "frames",
         "open_rows",
-        "open_task",
         "open_head",
     )
 
@@ -97,12 +96,12 @@ class _Buffer:
         self._batch_size = batch_size
         self.limit = batch_size
         self.first_at = 0.0
-        # The rows of the run ``put_row`` last started here, with its task and head: the
-        # next row of the same task and head joins it. ``open_head`` is not None only while
-        # that run is the buffer's last item: every other append clears it (one store),
-        # so ``put_row`` tells "still open" by two compares, not by looking at the items.
+        # The rows of the run ``put_row`` last started here, with its head (which names its
+        # target task too): the next row of the same head joins it. ``open_head`` is not
+        # None only while that run is the buffer's last item: every other append clears it
+        # (one store), so ``put_row`` tells "still open" by one compare, not by looking at
+        # the items.
         self.open_rows: list | None = None
-        self.open_task = 0
         self.open_head: Rows | None = None
         self.new_link()
 
@@ -255,9 +254,11 @@ class Outbox:
         """The sink of a spout's per-tuple emit to a task of another worker, untracked:
         ``put_row(task, values, head)`` is ``put((task, Tuple(head.component, head.stream,
         head.task, values, head.fields)))`` (the same order, batches and frames) without the
-        ``Tuple``: consecutive rows of one task and head (the emitting task's stream, a
-        ``Rows`` with no rows, one object per stream and task) join one ``Rows`` item, the
-        run the frame carries them in. For a task in transit or placed nowhere the row goes
+        ``Tuple``: consecutive rows of one head join one ``Rows`` item, the run the frame
+        carries them in. A head is a ``Rows`` with no rows naming the emitting task and its
+        stream, and the caller passes one head object per (emitting task, stream, target
+        task): the open run is told by the head alone (a spout's route with one target task
+        has one head per stream). For a task in transit or placed nowhere the row goes
         through ``put`` as its ``Tuple`` (held or dropped and counted per tuple)."""
         task_buffer = self._task_buffer
         clock = self._clock
@@ -267,7 +268,7 @@ class Outbox:
 
         def put_row(task: int, values: Any, head: Rows) -> None:
             buf = task_buffer[task]
-            if buf.open_head is head and buf.open_task == task:  # its run is still the last item
+            if buf.open_head is head:  # its run (of this task: one head per target) is the last item
                 buf.open_rows.append(values)  # type: ignore[union-attr]  # set with open_head
                 limit = buf.limit - 1  # one tuple more in the same item
                 buf.limit = limit
@@ -283,7 +284,6 @@ class Outbox:
             rows = [values]
             items.append((task, Rows(head.component, head.stream, head.task, rows, head.fields)))
             buf.open_rows = rows
-            buf.open_task = task
             buf.open_head = head
             if len(items) >= buf.limit:
                 flush_buffer(buf)
