@@ -244,7 +244,8 @@ class Outbox:
             if not items:
                 buf.first_at = clock()
             items.append(item)
-            buf.open_head = None  # an open run of ``put_row`` is no longer the last item
+            if buf.open_head is not None:  # an open run of ``put_row`` is no longer the last item
+                buf.open_head = None
             if len(items) >= buf.limit:
                 flush_buffer(buf)
 
