@@ -75,22 +75,40 @@ def new_link_token() -> int:
 
 
 class _Buffer:
-    __slots__ = ("endpoint", "items", "extra", "limit", "first_at", "link", "frames", "open", "open_task", "open_head")
+    __slots__ = (
+        "endpoint",
+        "items",
+        "_batch_size",
+        "limit",
+        "first_at",
+        "link",
+        "frames",
+        "open_rows",
+        "open_head",
+    )
 
     def __init__(self, endpoint: str | None, batch_size: int) -> None:
         self.endpoint = endpoint
         self.items: list[tuple[int, Any]] = []  # inbox items, in order
-        self.extra = 0  # tuples of the ``Rows`` items in ``items`` beyond one per item
-        # the item count at which the buffer holds batch_size tuples, batch_size - extra:
-        # ``put`` compares with one slot on every tuple, not with a sum
+        # The item count at which the buffer holds batch_size tuples: batch_size less the
+        # tuples of its ``Rows`` items beyond one per item (``extra``). ``put`` compares
+        # with one slot on every tuple, not with a sum.
+        self._batch_size = batch_size
         self.limit = batch_size
         self.first_at = 0.0
-        # The run ``put_row`` last started here, ``(task, Rows)``, with its task and head:
-        # the next row of the same task and head joins it while it is still the last item.
-        self.open: tuple[int, Rows] | None = None
-        self.open_task = 0
+        # The rows of the run ``put_row`` last started here, with its head (which names its
+        # target task too): the next row of the same head joins it. ``open_head`` is not
+        # None only while that run is the buffer's last item: every other append clears it
+        # (one store), so ``put_row`` tells "still open" by one compare, not by looking at
+        # the items.
+        self.open_rows: list | None = None
         self.open_head: Rows | None = None
         self.new_link()
+
+    @property
+    def extra(self) -> int:
+        """Tuples of the ``Rows`` items in ``items`` beyond one per item."""
+        return self._batch_size - self.limit
 
     def new_link(self) -> None:
         self.link = new_link_token()
@@ -188,6 +206,7 @@ class Outbox:
                     if not buf.items:
                         buf.first_at = self._clock()
                     buf.items.append(item)
+                    buf.open_head = None  # as in ``put``
             hold.items = still
         # Frames refused by a worker that no longer runs any task would keep the spouts
         # paused forever (``congested``): drop and count them.
@@ -225,6 +244,8 @@ class Outbox:
             if not items:
                 buf.first_at = clock()
             items.append(item)
+            if buf.open_head is not None:  # an open run of ``put_row`` is no longer the last item
+                buf.open_head = None
             if len(items) >= buf.limit:
                 flush_buffer(buf)
 
@@ -234,9 +255,11 @@ class Outbox:
         """The sink of a spout's per-tuple emit to a task of another worker, untracked:
         ``put_row(task, values, head)`` is ``put((task, Tuple(head.component, head.stream,
         head.task, values, head.fields)))`` (the same order, batches and frames) without the
-        ``Tuple``: consecutive rows of one task and head (the emitting task's stream, a
-        ``Rows`` with no rows, one object per stream and task) join one ``Rows`` item, the
-        run the frame carries them in. For a task in transit or placed nowhere the row goes
+        ``Tuple``: consecutive rows of one head join one ``Rows`` item, the run the frame
+        carries them in. A head is a ``Rows`` with no rows naming the emitting task and its
+        stream, and the caller passes one head object per (emitting task, stream, target
+        task): the open run is told by the head alone (a spout's route with one target task
+        has one head per stream). For a task in transit or placed nowhere the row goes
         through ``put`` as its ``Tuple`` (held or dropped and counted per tuple)."""
         task_buffer = self._task_buffer
         clock = self._clock
@@ -246,24 +269,22 @@ class Outbox:
 
         def put_row(task: int, values: Any, head: Rows) -> None:
             buf = task_buffer[task]
-            items = buf.items
-            if items:
-                if items[-1] is buf.open and buf.open_head is head and buf.open_task == task:
-                    items[-1][1].rows.append(values)
-                    buf.extra += 1
-                    buf.limit -= 1  # the item count at which the buffer holds batch_size tuples
-                    if len(items) >= buf.limit:
-                        flush_buffer(buf)
-                    return
-            elif buf is not hold and buf.endpoint is not None:
-                buf.first_at = clock()
+            if buf.open_head is head:  # its run (of this task: one head per target) is the last item
+                buf.open_rows.append(values)  # type: ignore[union-attr]  # set with open_head
+                limit = buf.limit - 1  # one tuple more in the same item
+                buf.limit = limit
+                if len(buf.items) >= limit:
+                    flush_buffer(buf)
+                return
             if buf is hold or buf.endpoint is None:
                 put((task, Tuple(head.component, head.stream, head.task, values, head.fields)))
                 return
-            item = (task, Rows(head.component, head.stream, head.task, [values], head.fields))
-            items.append(item)
-            buf.open = item
-            buf.open_task = task
+            items = buf.items
+            if not items:
+                buf.first_at = clock()
+            rows = [values]
+            items.append((task, Rows(head.component, head.stream, head.task, rows, head.fields)))
+            buf.open_rows = rows
             buf.open_head = head
             if len(items) >= buf.limit:
                 flush_buffer(buf)
@@ -285,17 +306,16 @@ class Outbox:
             for tup in run.tuples():
                 put((task, tup))
             return
-        batch = self.batch_size
         start, end = 0, len(rows)
         while start < end:
             items = buf.items
-            room = batch - len(items) - buf.extra  # at least 1: a full buffer was sent at once
+            room = buf.limit - len(items)  # at least 1: a full buffer was sent at once
             part = rows[start : start + room]
             if not items:
                 buf.first_at = self._clock()
             items.append((task, Rows(run.component, run.stream, run.task, part, run.fields)))
-            buf.extra += len(part) - 1
-            buf.limit = batch - buf.extra
+            buf.open_head = None  # as in ``put``
+            buf.limit -= len(part) - 1
             start += len(part)
             if len(part) == room:
                 self._flush_buffer(buf)
@@ -347,8 +367,7 @@ class Outbox:
                 self.held_dropped += over
             return
         items, buf.items = buf.items, []
-        buf.extra = 0
-        buf.open = buf.open_head = None
+        buf.open_rows = buf.open_head = None
         buf.limit = self.batch_size
         if buf.endpoint is None:
             self.dropped_items += len(items)

@@ -83,7 +83,8 @@ MAX_LINK = 2**63 - 1  # link tokens and sequence numbers are unsigned 63-bit int
 Sink = Callable[[tuple[int, Any]], None]
 RunSink = Callable[[int, "Rows"], None]  # (target task, rows): a run of untracked tuples whole
 # (target task, values, head): one untracked tuple as a row of the run of ``head``, a ``Rows``
-# with no rows that names its source component, stream, task and fields (``Outbox.put_row``)
+# with no rows that names its source component, stream, task and fields, one object per
+# (source task, stream, target task) (``Outbox.put_row`` tells its open run by the head)
 RowSink = Callable[[int, Any, "Rows"], None]
 _NO_RUN_SINKS: dict[int, RunSink] = {}
 

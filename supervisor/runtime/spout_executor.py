@@ -101,7 +101,8 @@ class SpoutExecutor(Executor):
         choice = self.wiring.acker_choice  # read per tree: executors move in and out
         remap = choice.remap  # updated in place
         # task -> the transfer layer's row sink, for the tasks of other workers (the engine
-        # keeps it as executors move); each stream's head names this task's runs there
+        # keeps it as executors move); each stream's head names this task's runs there, and
+        # only a route with one target task (``Route.only``) uses it: one head per target
         row_sinks = self.wiring.row_sinks
         heads = {r.stream: Rows(component, r.stream, task, [], r.fields) for r in routes.values()}
         executor = self

@@ -562,6 +562,30 @@ def test_a_row_starts_a_new_run_after_another_item_and_for_another_task_or_head(
     assert msgpack.unpackb(wire.frames[-1][1])[-1] == [[MIDDLE, "default", SPOUT, [[5, 0.5]], None]]
 
 
+def test_rows_keep_their_order_with_tuples_runs_and_released_items_of_the_same_key_between_them():
+    # The frame writer regroups by (target, source, stream): a row joining the run it
+    # started before another item of the same key would overtake that item.
+    wire, clock = Wire(), Clock()
+    box = outbox(wire, clock, batch_size=100)
+    head = _head()
+    box.put_row(MIDDLE, [0, 0.5], head)
+    box.put((MIDDLE, Tuple("spout", "default", SPOUT, [1, 0.5], {})))
+    box.put_row(MIDDLE, [2, 0.5], head)
+    box.put_run(MIDDLE, _rows(3, 2))
+    box.put_row(MIDDLE, [5, 0.5], head)
+    box.place({MIDDLE: ""})  # in transit: the next rows are held, as tuples
+    box.put_row(MIDDLE, [6, 0.5], head)
+    box.put_row(MIDDLE, [7, 0.5], head)
+    assert box.place({MIDDLE: "b:1"}) == [] and box.held() == 0  # released behind row 5
+    box.put_row(MIDDLE, [8, 0.5], head)
+    assert box.pending() == 9
+    box.flush(idle=True)
+    codec, _sinks, got = receiver()
+    for _, data in wire.frames:
+        codec.deliver(data)
+    assert [tup.values[0] for _, tup in got] == list(range(9))
+
+
 def test_a_row_for_a_task_in_transit_is_held_as_its_tuple_and_one_placed_nowhere_dropped():
     wire, clock = Wire(), Clock()
     box = outbox(wire, clock, hold_limit=10)
