@@ -192,7 +192,7 @@ class AckerExecutor:
         finally:
             self._notify(completed, failed)
         self.stats.executed += n
-        self.stats.busy_s += busy.busy_s()
+        busy.charge(self.stats)
         return n
 
     def _fold(self, items: list, start: int, completed: dict[int, list[int]]) -> int:

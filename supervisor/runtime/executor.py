@@ -428,7 +428,7 @@ class BoltExecutor(Executor):
             self.add_route_counts()
             self.send_acks()
         self.stats.executed += n
-        self.stats.busy_s += busy.busy_s()
+        busy.charge(self.stats)
         return n
 
     def _drain_plain(self, items: list) -> None:

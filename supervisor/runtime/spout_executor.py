@@ -252,7 +252,7 @@ class SpoutExecutor(Executor):
         if self.active and allow_emit:
             n += self._next_tuples()
         self.add_route_counts()
-        self.stats.busy_s += busy.busy_s()
+        busy.charge(self.stats)
         return n
 
     def _next_tuples(self) -> int:
