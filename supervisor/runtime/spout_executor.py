@@ -103,6 +103,7 @@ class SpoutExecutor(Executor):
         # task -> the transfer layer's row sink, for the tasks of other workers (the engine
         # keeps it as executors move); each stream's head names this task's runs there
         row_sinks = self.wiring.row_sinks
+        remote = self.wiring.remote  # only an engine with other workers has row sinks
         heads = {r.stream: Rows(component, r.stream, task, [], r.fields) for r in routes.values()}
         executor = self
 
@@ -187,12 +188,15 @@ class SpoutExecutor(Executor):
                 untracked_acks.append((task, tup_id))
             if targets is route.only:  # one target task, always (see Route.only): no loop
                 t = targets[0]
-                put_row = row_sinks.get(t) if row_sinks else None
-                if put_row is not None:
-                    # a task of another worker: the values join the run the frame carries
-                    # them in (``Outbox.put_row``), no Tuple built only to be taken apart
-                    put_row(t, values, heads[name])
-                    return targets
+                # ``remote``, a bool fixed when the engine is built: in one process the check
+                # is one jump (a dict's truth test is a C call, ``PyObject_IsTrue``)
+                if remote:
+                    put_row = row_sinks.get(t)
+                    if put_row is not None:
+                        # a task of another worker: the values join the run the frame carries
+                        # them in (``Outbox.put_row``), no Tuple built only to be taken apart
+                        put_row(t, values, heads[name])
+                        return targets
                 tup = new_tuple(Tuple)  # as below
                 tup.component = component
                 tup.stream = name
