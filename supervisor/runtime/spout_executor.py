@@ -109,7 +109,7 @@ class SpoutExecutor(Executor):
 
         # tup_id second, as in streamparse and heronpy; need_task_ids is accepted for them
         # (the task ids are always returned).
-        def emit(values, tup_id=None, stream=None, direct_task=None, need_task_ids=False, anchors=None):
+        def emit(_inst, values, tup_id=None, stream=None, direct_task=None, need_task_ids=False, anchors=None):
             route = default if stream is None else routes.get(stream)
             if route is None or len(values) != route.arity:
                 executor._reject_emit(routes, stream, values)
