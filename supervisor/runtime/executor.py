@@ -31,7 +31,7 @@ from squall.supervisor.runtime.layout import Rows
 from squall.supervisor.runtime.messages import ACK_ACK, ACK_BULK, ACK_FAIL
 from squall.supervisor.runtime.routing import Route
 from squall.supervisor.runtime.runs import LOCAL_REFCOUNT, RunInbox, drain_runs, requeue_runs, take_runs
-from squall.supervisor.runtime.stats import BusyTimer, ExecutorStats
+from squall.supervisor.runtime.stats import ExecutorStats
 from squall.topology.component import TASK_LOGGER_PREFIX, TICK_STREAM, Bolt, Spout, Tuple
 from squall.topology.errors import EmitError
 from squall.topology.spec import DEFAULT_STREAM, ExecutorKind, ExecutorSpec
@@ -426,7 +426,9 @@ class BoltExecutor(Executor):
         inbox = self.inbox
         if not inbox:
             return 0
-        busy = BusyTimer(self.wiring.transfer_meter, self.wiring.round_clock)
+        clock, meter = self.wiring.round_clock, self.wiring.transfer_meter
+        transfer_before = meter.cpu_s
+        started = clock.start()
         if type(inbox) is RunInbox:
             # n: tuples, a run from another worker as its rows
             items, n = take_runs(inbox, limit, not self.processes_runs)
@@ -450,7 +452,7 @@ class BoltExecutor(Executor):
             self.add_route_counts()
             self.send_acks()
         self.stats.executed += n
-        busy.charge(self.stats)
+        clock.charge(self.stats, started, meter.cpu_s - transfer_before)
         return n
 
     def _drain_plain(self, items: list) -> None:

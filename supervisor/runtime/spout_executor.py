@@ -23,7 +23,7 @@ from squall.supervisor.runtime.executor import Executor, new_tuple
 from squall.supervisor.runtime.layout import Rows
 from squall.supervisor.runtime.messages import ACK_INIT, ACK_INIT_BULK, TREE_COMPLETE, TREE_FAILED, TREES_DONE
 from squall.supervisor.runtime.routing import Route
-from squall.supervisor.runtime.stats import LATENCY_BOUNDS_S, BusyTimer
+from squall.supervisor.runtime.stats import LATENCY_BOUNDS_S
 from squall.topology.component import Spout, Tuple
 from squall.topology.errors import EmitError
 from squall.topology.spec import DEFAULT_STREAM, ExecutorKind, ExecutorSpec
@@ -251,12 +251,14 @@ class SpoutExecutor(Executor):
 
     def step(self, allow_emit: bool = True) -> int:
         """Deliver tree outcomes to the spout, then call next_tuple up to a batch per task."""
-        busy = BusyTimer(self.wiring.transfer_meter, self.wiring.round_clock)
+        clock, meter = self.wiring.round_clock, self.wiring.transfer_meter
+        transfer_before = meter.cpu_s
+        started = clock.start()
         n = self._deliver_outcomes()
         if self.active and allow_emit:
             n += self._next_tuples()
         self.add_route_counts()
-        busy.charge(self.stats)
+        clock.charge(self.stats, started, meter.cpu_s - transfer_before)
         return n
 
     def _next_tuples(self) -> int:

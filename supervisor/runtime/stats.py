@@ -75,18 +75,23 @@ class CpuMeter:
 
 
 class RoundClock:
-    """The thread CPU clock of one engine's executor batches, read twice per round (at the
-    first batch's start and at ``close_round``) instead of once or twice per batch: inside a
-    round (between ``open_round`` and ``close_round``) each batch reads only the monotonic
-    clock at its end, and ``close_round`` shares the round's thread CPU among its batches in
-    proportion to their monotonic spans, each less the transfer CPU counted meanwhile.
+    """The thread CPU clock of one engine's executor batches (a bolt's ``drain``, a spout's
+    ``step``, an acker's ``drain``), read twice per round (at the first batch's start and at
+    ``close_round``) instead of once or twice per batch: inside a round (between
+    ``open_round`` and ``close_round``) a batch reads only the monotonic clock at its end,
+    and ``close_round`` shares the round's thread CPU among the round's batches in
+    proportion to their monotonic spans, each less the transfer CPU counted during it.
     ``time.thread_time`` is a system call (1.35 us and more on a virtual machine, against
     about 0.05 us for ``time.perf_counter``, a vDSO read), and a round of a three-stage chain
     with acking times five batches: two readings instead of six.
 
+    A batch calls ``start()`` before and ``charge(stats, started, transfer_s)`` once after
+    (``transfer_s``: what the transfer meter counted meanwhile, batches flushed from inside
+    an emit, measured apart and not to be counted twice).
+
     Guarantees: the busy times of a round's batches add up to the thread CPU time from the
-    first batch's start to ``close_round`` less the transfer CPU counted inside them, nothing
-    counted twice; each is at least 0 and is added to its executor's ``busy_s`` by
+    first batch's start to ``close_round`` less the transfer CPU counted inside them,
+    nothing counted twice; each is at least 0 and is added to its executor's ``busy_s`` by
     ``close_round`` (so the counters are exact between rounds, not during one). A batch's
     span runs from the end of the batch before it in the round (the first: its own start),
     so what runs between two batches (the round's loop, an executor with nothing to do) is
@@ -96,19 +101,19 @@ class RoundClock:
     raised is not counted, as before. Outside a round every batch reads the thread clock
     twice and is counted at once."""
 
-    __slots__ = ("_open", "_cpu_start", "_wall_last", "_batches")
+    __slots__ = ("_open", "_cpu_start", "_wall_start", "_wall_last", "_batches")
 
     def __init__(self) -> None:
         self._open = False
         self._cpu_start = -1.0  # the open round's first thread CPU reading; negative: none yet
+        self._wall_start = 0.0  # the open round's first monotonic reading
         self._wall_last = 0.0  # the open round's last monotonic reading
-        # the open round's batches: [stats, monotonic span, transfer CPU] each
-        self._batches: list[list] = []
+        # the open round's batches, flat: stats, monotonic span, transfer CPU, stats, ...
+        self._batches: list = []
 
     def open_round(self) -> None:
         self._open = True
         self._cpu_start = -1.0
-        self._batches = []
 
     def close_round(self) -> None:
         """Share the round's thread CPU among its batches (see the class)."""
@@ -116,68 +121,61 @@ class RoundClock:
         batches = self._batches
         if not batches:
             return
-        self._batches = []
         cpu = time.thread_time() - self._cpu_start
-        transfer = 0.0
-        wall = 0.0
-        for batch in batches:
-            wall += batch[1]
-            transfer += batch[2]
-        own = cpu - transfer  # what the batches' own work cost, all of them
+        # the spans run end to end from the first start: their sum is the round's span
+        wall = self._wall_last - self._wall_start
+        transfers = batches[2::3]
+        if wall > 0.0 and not any(transfers):  # one process: shares by span alone
+            per_s = cpu / wall
+            for stats, span in zip(batches[0::3], batches[1::3]):
+                stats.busy_s += span * per_s
+        else:
+            self._share(batches, cpu, wall, transfers)
+        batches.clear()
+
+    @staticmethod
+    def _share(batches: list, cpu: float, wall: float, transfers: list) -> None:
+        """Each batch's share of ``cpu`` by its span less its own transfer CPU, floored at 0
+        (a preempted transfer) and scaled so that they add up to ``cpu`` less all transfer."""
+        own = cpu - sum(transfers)
         if own <= 0.0:
             return
-        if transfer == 0.0 and wall > 0.0:  # one process: no transfer, shares by span alone
-            per_s = cpu / wall
-            for batch in batches:
-                batch[0].busy_s += batch[1] * per_s
-            return
-        # each batch's share of the round's CPU by its span, less its own transfer CPU;
-        # floored at 0 (a preempted transfer) and scaled so they add up to ``own``
-        shares = [cpu * batch[1] / wall - batch[2] if wall > 0.0 else own / len(batches) for batch in batches]
-        floored = [s if s > 0.0 else 0.0 for s in shares]
-        total = sum(floored)
+        every = batches[0::3]
+        if wall > 0.0:
+            shares = [cpu * span / wall - t for span, t in zip(batches[1::3], transfers)]
+            shares = [s if s > 0.0 else 0.0 for s in shares]
+        else:
+            shares = [1.0] * len(every)
+        total = sum(shares)
         if total <= 0.0:
-            floored = [1.0] * len(batches)
-            total = float(len(batches))
+            shares = [1.0] * len(every)
+            total = float(len(every))
         scale = own / total
-        for batch, share in zip(batches, floored):
-            batch[0].busy_s += share * scale
+        for stats, share in zip(every, shares):
+            stats.busy_s += share * scale
 
     def start(self) -> float:
-        """A batch's start: the monotonic reading it starts at inside a round (the thread
-        clock is read for the round's first), the thread clock's outside one."""
+        """A batch's start: inside a round the monotonic reading it starts at (the thread
+        clock is read for the round's first batch), outside one the thread clock's."""
         if not self._open:
             return time.thread_time()
         if self._cpu_start < 0.0:
             self._cpu_start = time.thread_time()
-            self._wall_last = time.perf_counter()
+            self._wall_start = self._wall_last = time.perf_counter()
         return self._wall_last
 
-
-class BusyTimer:
-    """The thread CPU time of one executor batch (a bolt's ``drain``, a spout's ``step``),
-    less what ``transfer`` counted meanwhile: batches flushed from inside an emit are
-    transfer CPU, measured apart, and must not be counted twice. Start it before the batch,
-    call ``charge(stats)`` once after: it adds the batch's busy time to ``stats.busy_s``, at
-    once outside a round, at the round's close inside one (``RoundClock``)."""
-
-    __slots__ = ("_transfer", "_transfer_before", "_started", "_clock")
-
-    def __init__(self, transfer: CpuMeter, clock: RoundClock | None = None) -> None:
-        self._transfer = transfer
-        self._transfer_before = transfer.cpu_s
-        self._clock = clock
-        self._started = time.thread_time() if clock is None else clock.start()
-
-    def charge(self, stats: ExecutorStats) -> None:
-        transfer = self._transfer.cpu_s - self._transfer_before
-        clock = self._clock
-        if clock is not None and clock._open:
+    def charge(self, stats: ExecutorStats, started: float, transfer_s: float) -> None:
+        """Count the batch that began at ``started`` (``start()``) in ``stats.busy_s``: at the
+        round's close inside a round, at once outside one."""
+        if self._open:
             now = time.perf_counter()
-            clock._batches.append([stats, now - self._started, transfer])
-            clock._wall_last = now
+            batches = self._batches
+            batches.append(stats)
+            batches.append(now - started)
+            batches.append(transfer_s)
+            self._wall_last = now
             return
-        stats.busy_s += time.thread_time() - self._started - transfer
+        stats.busy_s += time.thread_time() - started - transfer_s
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
