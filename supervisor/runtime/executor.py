@@ -52,14 +52,21 @@ def task_class(cls: type) -> type:
     sets its ``emit`` to the task's emit function (``Executor._bind_emit``), so that a
     component's ``self.emit(...)`` is a call of a class method, which the interpreter
     specialises (an instance attribute shadowing the method is looked up in the instance's
-    dict on every call). Made only for a class that does not override ``emit``."""
+    dict on every call). Made only for a class that does not override ``emit``. A class
+    that refuses a plain subclass (an ``__init_subclass__`` that requires arguments, a
+    metaclass that wants more) is returned as it is: its instances get their ``emit`` as an
+    instance attribute, as before."""
     namespace = {
         "__slots__": (),
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
         "__doc__": cls.__doc__,
+        "_squall_task_class": True,
     }
-    return type(cls)(cls.__name__, (cls,), namespace)
+    try:
+        return type(cls)(cls.__name__, (cls,), namespace)
+    except TypeError:
+        return cls
 
 
 class Executor:
@@ -133,10 +140,13 @@ class Executor:
         bound = MethodType(emit, inst)
         inst._squall_emit = bound
         if not self._overrides_emit:
-            # The method of the task's own class (``task_class``), not an attribute of the
-            # instance: the interpreter specialises ``self.emit(...)`` on a method of the
-            # class, never on an instance attribute (about 145 instructions per call).
-            type(inst).emit = emit
+            if "_squall_task_class" in type(inst).__dict__:
+                # The method of the task's own class (``task_class``), not an attribute of
+                # the instance: the interpreter specialises ``self.emit(...)`` on a method of
+                # the class, never on an instance attribute (about 145 instructions per call).
+                type(inst).emit = emit
+            else:  # a class that refused a subclass: shadows the method, as before
+                inst.emit = bound
         if self._binds_emit_many:
             inst.emit_many = self._make_emit_many(task, routes, bound)
 

@@ -131,3 +131,21 @@ def test_the_components_emit_call_is_specialised() -> None:
     assert len(loads) == 1
     (load,) = loads
     assert "METHOD" in load and load not in ("LOAD_METHOD", "LOAD_ATTR") and "ADAPTIVE" not in load, load
+
+
+class NeedsAnArgument(TrackedTaskSpout):
+    """A class whose subclasses must pass an argument: no plain subclass can be made."""
+
+    def __init_subclass__(cls, *, flavour: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+
+
+def test_a_class_that_refuses_a_subclass_gets_emit_as_an_instance_attribute() -> None:
+    engine = _chain(NeedsAnArgument, Forward, acking=True)
+    seen = [item for sink in instances(engine, "sink") for item in sink.seen]
+    assert len(seen) == 4 * TaskSpout.count
+    assert sum(ex.stats.acked for ex in engine.spouts) == 4 * TaskSpout.count
+    for inst in instances(engine, "spout"):
+        assert type(inst) is NeedsAnArgument
+        assert "emit" in vars(inst), "bound per instance, as before"
+    assert {type(i).__mro__[1] for i in instances(engine, "middle")} == {Forward}, "the others get their class"
