@@ -197,10 +197,12 @@ class Component:
 
     # ``_squall_emit`` (a name no user class is likely to take: a component of ours once had
     # its own ``_emit``) is bound per task by the executor. When a class does not override ``emit``,
-    # the executor binds the same function as ``emit`` too: an instance attribute shadows the
-    # method, so the hot path is a direct call with no indirection. A class that overrides
-    # ``emit`` (ReliableSpout, BatchingBolt, a user's own) keeps its method, and its
-    # ``super().emit(...)`` reaches ``_squall_emit``.
+    # each task's instance is of a subclass made for that task (same name, qualified name and
+    # module) whose ``emit`` method is the task's emit function: a call with no indirection,
+    # which the interpreter specialises as a method call (an instance attribute shadowing
+    # the method it would not). A class that overrides ``emit`` (ReliableSpout, BatchingBolt,
+    # a user's own) keeps its class and its method, and its ``super().emit(...)`` reaches
+    # ``_squall_emit``.
     _squall_emit = staticmethod(_unbound)
 
     # Set per task by the executor before ``initialize``; these defaults serve components

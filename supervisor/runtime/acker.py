@@ -39,7 +39,7 @@ from squall.supervisor.runtime.messages import (
     TREE_FAILED,
     TREES_DONE,
 )
-from squall.supervisor.runtime.stats import BusyTimer, ExecutorStats
+from squall.supervisor.runtime.stats import ExecutorStats
 from squall.topology.spec import ExecutorKind, ExecutorSpec
 
 if TYPE_CHECKING:
@@ -80,7 +80,9 @@ class AckerExecutor:
         if not inbox:
             return 0
         # batches flushed by a notice are transfer CPU
-        busy = BusyTimer(self.wiring.transfer_meter, self.wiring.round_clock)
+        clock, meter = self.wiring.round_clock, self.wiring.transfer_meter
+        transfer_before = meter.cpu_s
+        started = clock.start()
         items = take_batch(inbox, limit)
         current = self.current
         previous = self.previous
@@ -192,7 +194,7 @@ class AckerExecutor:
         finally:
             self._notify(completed, failed)
         self.stats.executed += n
-        self.stats.busy_s += busy.busy_s()
+        clock.charge(self.stats, started, meter.cpu_s - transfer_before)
         return n
 
     def _fold(self, items: list, start: int, completed: dict[int, list[int]]) -> int:

@@ -365,7 +365,7 @@ class Engine:
         drain, then spouts take the outcomes the ackers sent them (without emitting)."""
         allow_emit = not self.paused and not self.backpressured()
         done = 0
-        # The executors' batches share their thread CPU readings (a system call each).
+        # The round's thread CPU (two readings, each a system call) is shared among its batches.
         round_clock = self.wiring.round_clock
         round_clock.open_round()
         try:

@@ -23,7 +23,7 @@ from squall.supervisor.runtime.executor import Executor, new_tuple
 from squall.supervisor.runtime.layout import Rows
 from squall.supervisor.runtime.messages import ACK_INIT, ACK_INIT_BULK, TREE_COMPLETE, TREE_FAILED, TREES_DONE
 from squall.supervisor.runtime.routing import Route
-from squall.supervisor.runtime.stats import LATENCY_BOUNDS_S, BusyTimer
+from squall.supervisor.runtime.stats import LATENCY_BOUNDS_S
 from squall.topology.component import Spout, Tuple
 from squall.topology.errors import EmitError
 from squall.topology.spec import DEFAULT_STREAM, ExecutorKind, ExecutorSpec
@@ -104,12 +104,13 @@ class SpoutExecutor(Executor):
         # keeps it as executors move); each stream's head names this task's runs there, and
         # only a route with one target task (``Route.only``) uses it: one head per target
         row_sinks = self.wiring.row_sinks
+        remote = self.wiring.remote  # only an engine with other workers has row sinks
         heads = {r.stream: Rows(component, r.stream, task, [], r.fields) for r in routes.values()}
         executor = self
 
         # tup_id second, as in streamparse and heronpy; need_task_ids is accepted for them
         # (the task ids are always returned).
-        def emit(values, tup_id=None, stream=None, direct_task=None, need_task_ids=False, anchors=None):
+        def emit(_inst, values, tup_id=None, stream=None, direct_task=None, need_task_ids=False, anchors=None):
             route = default if stream is None else routes.get(stream)
             if route is None or len(values) != route.arity:
                 executor._reject_emit(routes, stream, values)
@@ -188,12 +189,15 @@ class SpoutExecutor(Executor):
                 untracked_acks.append((task, tup_id))
             if targets is route.only:  # one target task, always (see Route.only): no loop
                 t = targets[0]
-                put_row = row_sinks.get(t) if row_sinks else None
-                if put_row is not None:
-                    # a task of another worker: the values join the run the frame carries
-                    # them in (``Outbox.put_row``), no Tuple built only to be taken apart
-                    put_row(t, values, heads[name])
-                    return targets
+                # ``remote``, a bool fixed when the engine is built: in one process the check
+                # is one jump (a dict's truth test is a C call, ``PyObject_IsTrue``)
+                if remote:
+                    put_row = row_sinks.get(t)
+                    if put_row is not None:
+                        # a task of another worker: the values join the run the frame carries
+                        # them in (``Outbox.put_row``), no Tuple built only to be taken apart
+                        put_row(t, values, heads[name])
+                        return targets
                 tup = new_tuple(Tuple)  # as below
                 tup.component = component
                 tup.stream = name
@@ -248,12 +252,14 @@ class SpoutExecutor(Executor):
 
     def step(self, allow_emit: bool = True) -> int:
         """Deliver tree outcomes to the spout, then call next_tuple up to a batch per task."""
-        busy = BusyTimer(self.wiring.transfer_meter, self.wiring.round_clock)
+        clock, meter = self.wiring.round_clock, self.wiring.transfer_meter
+        transfer_before = meter.cpu_s
+        started = clock.start()
         n = self._deliver_outcomes()
         if self.active and allow_emit:
             n += self._next_tuples()
         self.add_route_counts()
-        self.stats.busy_s += busy.busy_s()
+        clock.charge(self.stats, started, meter.cpu_s - transfer_before)
         return n
 
     def _next_tuples(self) -> int:
