@@ -22,25 +22,13 @@ placed that the rule would leave where it is (most pairs, once the first few tho
 placed their items) without ranking its placements. Every sum is taken in the same order
 as before, so costs are bit-for-bit the ones the plain greedy computed
 (``tests/rebalance/legacy_pair_greedy.py``; an equivalence test compares the two).
-
-Compiled: when the package was installed with a C compiler, ``setup.py`` compiled this file,
-unchanged, with Cython into ``squall.rebalance._greedy_compiled``. Importing this module then
-puts that build's :class:`Level`, :class:`PairChoice` and :class:`PairGreedy` in place of the
-ones below, but only if the build recorded this file's SHA-256 (an edited ``greedy.py`` is
-never shadowed by a stale build) and ``SQUALL_PURE_PYTHON=1`` is not set. Same source, same
-choices. :data:`COMPILED` and :data:`IMPLEMENTATION` say which one is in use.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import logging
-import os
 from bisect import bisect_left, insort
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import ModuleType
 
 import numpy as np
 
@@ -657,37 +645,3 @@ class PairGreedy:
             if other > peak:
                 peak = other
         return peak
-
-
-# --- the compiled build -------------------------------------------------------------------
-
-COMPILED_MODULE = "squall.rebalance._greedy_compiled"
-_log = logging.getLogger(__name__)
-
-
-def compiled_module(source: bytes) -> tuple[ModuleType | None, str]:
-    """(the compiled build, why) if it may replace the module whose text is ``source``:
-    ``SQUALL_PURE_PYTHON`` is not ``1``, the build imports and it was compiled from exactly
-    ``source``; else (None, why not)."""
-    if os.environ.get("SQUALL_PURE_PYTHON") == "1":
-        return None, "python (SQUALL_PURE_PYTHON=1)"
-    try:
-        module = importlib.import_module(COMPILED_MODULE)
-    except ImportError:
-        return None, "python (no compiled build installed)"
-    if getattr(module, "SOURCE_SHA256", None) != hashlib.sha256(source).hexdigest():
-        return None, f"python (the compiled build {module.__file__} is of another greedy.py)"
-    return module, f"compiled ({module.__file__})"
-
-
-# Whether Level, PairChoice and PairGreedy here are the compiled ones, and which module they
-# come from (for tests and diagnostics). The compiled build itself has no ".py" file.
-COMPILED: bool = not __file__.endswith(".py")
-IMPLEMENTATION: str = f"compiled ({__file__})" if COMPILED else "python"
-if __name__ == "squall.rebalance.greedy" and not COMPILED:
-    with open(__file__, "rb") as _source:
-        _compiled, IMPLEMENTATION = compiled_module(_source.read())
-    if _compiled is not None:
-        globals().update({name: getattr(_compiled, name) for name in ("Level", "PairChoice", "PairGreedy")})
-        COMPILED = True
-    _log.debug("pair greedy: %s", IMPLEMENTATION)
