@@ -54,6 +54,22 @@ def export(rev: str, into: Path) -> Path:
     return site
 
 
+def script_output(site: Path, script: str, args: list[str], shown_module: str) -> str:
+    """``script``'s standard output, run with ``args`` against the tree in ``site`` (as
+    :func:`export` lays it out); its first line names the file ``shown_module`` was imported
+    from, so a compiled module can be told from the interpreted one."""
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    code = (
+        BOOT
+        + f"import {shown_module} as m; print('# {shown_module.rsplit('.', 1)[-1]}:', m.__file__); "
+        + f"sys.argv = {[script, *args]!r}; import runpy; runpy.run_path({script!r}, run_name='__main__')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=site.parent, capture_output=True, text=True, check=True
+    )
+    return out.stdout
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)

@@ -103,16 +103,7 @@ def prepare(rev: str, root: Path, variant: str) -> Path:
 
 def run(site: Path, script: str, args: list[str]) -> str:
     """``script``'s standard output, run against the tree in ``site``."""
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    code = (
-        against.BOOT
-        + "import squall.supervisor.runtime.executor as e; print('# executor:', e.__file__); "
-        + f"sys.argv = {[script, *args]!r}; import runpy; runpy.run_path({script!r}, run_name='__main__')"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=site.parent, capture_output=True, text=True, check=True
-    )
-    return out.stdout
+    return against.script_output(site, script, args, "squall.supervisor.runtime.executor")
 
 
 def main(argv: list[str] | None = None) -> int:

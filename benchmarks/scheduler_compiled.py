@@ -59,16 +59,7 @@ def prepare(rev: str, root: Path, variant: str, modules: list[str]) -> Path:
 
 def run(site: Path, script: str, args: list[str]) -> str:
     """``script``'s standard output, run against the tree in ``site``."""
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    code = (
-        against.BOOT
-        + "import squall.rebalance.greedy as g; print('# greedy:', g.__file__); "
-        + f"sys.argv = {[script, *args]!r}; import runpy; runpy.run_path({script!r}, run_name='__main__')"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=site.parent, capture_output=True, text=True, check=True
-    )
-    return out.stdout
+    return against.script_output(site, script, args, "squall.rebalance.greedy")
 
 
 def main(argv: list[str] | None = None) -> int:
