@@ -26,14 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from worker_figures import MIDDLE, SINK, SPOUT, TwoWorkers, by_executor  # noqa: E402
+from worker_figures import MIDDLE, SINK, SPOUT, TwoWorkers, by_executor, throughput_conf  # noqa: E402
 
 
 def measure(chain: str, seconds: float, warmup: float = 1.0) -> tuple[float, float, float]:
     """(tuples/s, tuples per CPU second of worker A, of worker B) of one run of ``chain``."""
-    conf = {"topology.acker.executors": 0, "app.reliable": False, "app.rate": 0}
-    if chain == "batch":
-        conf |= {"app.limit": 2**62, "app.run": 100}
+    conf = throughput_conf(chain)
     with tempfile.TemporaryDirectory() as tmp:
         w = TwoWorkers(Path(tmp), [SPOUT], [MIDDLE, SINK], conf, chain)
         try:

@@ -139,10 +139,17 @@ class TwoWorkers:
         self.sup.close()
 
 
-def measure_throughput(seconds: float = 5.0, warmup: float = 1.0, chain: str = "per-tuple") -> Throughput:
-    conf = {"topology.acker.executors": 0, "app.reliable": False, "app.rate": 0}
+def throughput_conf(chain: str) -> dict[str, object]:
+    """The throughput runs' topology conf: acking off, the spout unthrottled; for the
+    batch-aware ``chain`` the spout emits runs of BATCH_RUN without a limit."""
+    conf: dict[str, object] = {"topology.acker.executors": 0, "app.reliable": False, "app.rate": 0}
     if chain == "batch":
         conf |= {"app.limit": 2**62, "app.run": BATCH_RUN}
+    return conf
+
+
+def measure_throughput(seconds: float = 5.0, warmup: float = 1.0, chain: str = "per-tuple") -> Throughput:
+    conf = throughput_conf(chain)
     with tempfile.TemporaryDirectory() as tmp:
         w = TwoWorkers(Path(tmp), [SPOUT], [MIDDLE, SINK], conf, chain)
         try:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from worker_figures import BATCH_RUN, MIDDLE, SINK, SPOUT, TwoWorkers, by_executor  # noqa: E402
+from worker_figures import MIDDLE, SINK, SPOUT, TwoWorkers, by_executor, throughput_conf  # noqa: E402
 
 
 def thread_cpu_ns(pid: int) -> dict[tuple[str, str], int]:
@@ -43,9 +43,7 @@ def thread_cpu_ns(pid: int) -> dict[tuple[str, str], int]:
 
 def measure(chain: str, seconds: float, warmup: float = 1.0) -> tuple[float, dict[str, dict[str, float]]]:
     """(tuples/s, worker -> thread name -> CPU ns per tuple) of one run of ``chain``."""
-    conf = {"topology.acker.executors": 0, "app.reliable": False, "app.rate": 0}
-    if chain == "batch":
-        conf |= {"app.limit": 2**62, "app.run": BATCH_RUN}
+    conf = throughput_conf(chain)
     with tempfile.TemporaryDirectory() as tmp:
         w = TwoWorkers(Path(tmp), [SPOUT], [MIDDLE, SINK], conf, chain)
         try:

@@ -52,7 +52,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # worker_figures, which puts the repo root on the path for tests.worker
 
-from worker_figures import LATENCY_HEARTBEAT_S, MIDDLE, PLACEMENTS, SINK, SPOUT, TwoWorkers, latency_conf  # noqa: E402
+from worker_figures import (  # noqa: E402
+    LATENCY_HEARTBEAT_S,
+    MIDDLE,
+    PLACEMENTS,
+    SINK,
+    SPOUT,
+    TwoWorkers,
+    latency_conf,
+    throughput_conf,
+)
 
 from squall.supervisor.runtime.stats import percentile  # noqa: E402
 
@@ -229,7 +238,7 @@ def breakdown(latency_us: list[float], traces: list[dict[str, Any]]) -> list[str
 
 
 def run_profile(tmp: Path, seconds: float, top: int) -> list[str]:
-    conf = {"topology.acker.executors": 0, "app.reliable": False, "app.rate": 0}
+    conf = throughput_conf("per-tuple")
     w, out = traced_workers(tmp, "SQUALL_PROFILE_DIR", [SPOUT], [MIDDLE, SINK], conf)
     try:
         w.sup.collect(seconds)
